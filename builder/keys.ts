@@ -1,0 +1,96 @@
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  FerryError,
+  FORMAT_VERSION,
+  generateEd25519,
+  ioError,
+  keyIdOf,
+  NAME_PATTERN,
+  parsePublicKey,
+  writeFileAtomic,
+  type TrustRoot,
+} from '../manifest-schema/index.js';
+
+export interface KeygenResult {
+  keyid: string;
+  privateKey: string;
+  publicKey: string;
+}
+
+/** Writes NAME.key (0600) and NAME.pub; refuses to overwrite a key. */
+export async function keygen(outDir: string, name = 'ferry'): Promise<KeygenResult> {
+  if (!new RegExp(NAME_PATTERN).test(name)) {
+    throw new FerryError('E_USAGE', `key name "${name}" is not a valid name`, {
+      hint: 'use lower-case letters, digits, . _ -',
+    });
+  }
+  await mkdir(outDir, { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, outDir, 'create');
+  });
+  const privateKey = join(outDir, `${name}.key`);
+  const publicKey = join(outDir, `${name}.pub`);
+  for (const file of [privateKey, publicKey]) {
+    const exists = await access(file).then(
+      () => true,
+      () => false,
+    );
+    if (exists) {
+      throw new FerryError('E_EXISTS', `${file} already exists`, {
+        file,
+        hint: 'a key is never overwritten: choose another --name or folder',
+      });
+    }
+  }
+  const pair = generateEd25519();
+  try {
+    await writeFile(privateKey, pair.privatePem, { mode: 0o600, flag: 'wx' });
+    await writeFile(publicKey, pair.publicPem, { mode: 0o644, flag: 'wx' });
+  } catch (error) {
+    throw ioError(error, outDir, 'write keys into');
+  }
+  return { keyid: pair.keyid, privateKey, publicKey };
+}
+
+/** A trust root of the given public keys, needing `threshold` of them to sign. */
+export async function trustInit(
+  publicKeys: readonly string[],
+  threshold: number,
+  out: string,
+): Promise<TrustRoot> {
+  if (publicKeys.length === 0) {
+    throw new FerryError('E_USAGE', 'a trust root needs at least one key', {
+      hint: 'pass --key KEY.pub (repeat it for several keys)',
+    });
+  }
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > publicKeys.length) {
+    throw new FerryError(
+      'E_USAGE',
+      `threshold ${threshold} must be a whole number from 1 to ${publicKeys.length}`,
+      {
+        hint: 'the threshold is how many of the keys must sign a bundle',
+      },
+    );
+  }
+  const keys: TrustRoot['keys'] = [];
+  for (const file of publicKeys) {
+    let pem: string;
+    try {
+      pem = await readFile(file, 'utf8');
+    } catch (error) {
+      throw ioError(error, file, 'read');
+    }
+    const key = parsePublicKey(pem, file);
+    const keyid = keyIdOf(key);
+    if (keys.some((k) => k.keyid === keyid)) {
+      throw new FerryError('E_USAGE', `${file} is the same key as an earlier --key`, {
+        file,
+        hint: 'pass each key once',
+      });
+    }
+    keys.push({ keyid, name: basename(file).replace(/\.pub$/, ''), publicKey: pem });
+  }
+  const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
+  await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
+  return root;
+}

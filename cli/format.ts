@@ -1,0 +1,109 @@
+import type { BuildResult } from '../builder/build.js';
+import type { InspectResult } from '../installer/inspect.js';
+import type { VerifyResult } from '../installer/verify.js';
+
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function table(rows: string[][], indent = '  '): string {
+  const widths: number[] = [];
+  for (const row of rows)
+    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows
+    .map(
+      (row) =>
+        indent +
+        row
+          .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+          .join('  '),
+    )
+    .join('\n');
+}
+
+export function formatBuild(result: BuildResult): string {
+  const from =
+    result.supportedFrom.length > 0
+      ? `updates from ${result.supportedFrom.join(', ')}`
+      : 'installs from nothing';
+  return [
+    `built ${result.product} ${result.release} (${result.kind}, ${result.format}): ${from}`,
+    `  bundle  ${result.bundle}`,
+    `  size    ${bytes(result.size)}`,
+    `  sha256  ${result.sha256}`,
+    `  record  ${result.record}`,
+    `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes} change(s); signed by ${result.keyids.length} key(s)`,
+  ].join('\n');
+}
+
+export function formatInspect(result: InspectResult): string {
+  const signature =
+    result.signature.valid === null
+      ? `not checked (signed by ${result.signature.keyids.length} key(s); pass --trust FILE to check)`
+      : result.signature.valid
+        ? `valid: ${result.signature.keyids.length} trusted key(s), threshold ${result.signature.threshold}`
+        : `INVALID: ${(result.signature.problems ?? []).join('; ') || 'below threshold'}`;
+  const lines = [
+    `${result.product} ${result.release} (${result.kind} bundle, ${result.format}, ${bytes(result.size)})`,
+    `  created    ${result.createdAt}`,
+    `  platform   ${result.platform.name} ${result.platform.range}`,
+    `  updates    ${result.supportedFrom.length > 0 ? `from ${result.supportedFrom.join(', ')}` : 'from nothing (install bundle)'}`,
+    `  signature  ${signature}`,
+  ];
+  if (result.notes)
+    lines.push(
+      '',
+      ...result.notes
+        .trimEnd()
+        .split('\n')
+        .map((line) => `  ${line}`),
+    );
+  lines.push('', 'Components (dependency order):');
+  lines.push(
+    table([
+      ['name', 'version', 'payload', 'size', 'requires'],
+      ...result.components.map((c) => [
+        c.name,
+        c.version,
+        c.payload,
+        c.payload === 'unchanged' ? '-' : bytes(c.payloadBytes),
+        Object.entries(c.requires)
+          .map(([dep, range]) => `${dep} ${range}`)
+          .join(', ') || '-',
+      ]),
+    ]),
+  );
+  if (result.removed.length > 0) lines.push(`  removed: ${result.removed.join(', ')}`);
+  lines.push('', `Changes (${result.changes.length}):`);
+  let component = '';
+  for (const change of result.changes) {
+    if (change.component !== component) {
+      component = change.component;
+      lines.push(`  ${component}`);
+    }
+    lines.push(
+      `    ${change.version.padEnd(8)} ${change.kind.padEnd(6)} ${change.id}: ${change.summary}`,
+    );
+  }
+  if (result.changes.length === 0) lines.push('  none');
+  lines.push(
+    '',
+    `payload carried: ${bytes(result.payloadBytes)}; read ${bytes(result.bytesRead)} of the bundle`,
+  );
+  return lines.join('\n');
+}
+
+export function formatVerify(result: VerifyResult): string {
+  return [
+    `verified ${result.file}: ${result.product} ${result.release} (${result.kind})`,
+    `  signature valid: ${result.signature.keyids.length} trusted key(s), threshold ${result.signature.threshold}`,
+    `  ${result.entries} entries, ${bytes(result.bytes)} checked against their signed sha256`,
+  ].join('\n');
+}

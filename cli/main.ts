@@ -1,0 +1,248 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { BundleFormat } from '../builder/build.js';
+import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { formatBuild, formatInspect, formatVerify } from './format.js';
+
+// Commands load their library on demand: `ferry inspect` need not load the builder.
+const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
+
+/**
+ * The one CLI. Each command parses its flags and calls one library function;
+ * this file is the only place that turns errors into exit codes.
+ */
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+interface Command {
+  usage: string;
+  summary: string;
+  options: Options;
+  run(args: Parsed): Promise<CommandResult>;
+}
+
+interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+interface CommandResult {
+  json: unknown;
+  human: string;
+  exitCode?: number;
+}
+
+const json = { json: { type: 'boolean' } } as const satisfies Options;
+
+const COMMANDS: Record<string, Command> = {
+  keygen: {
+    usage: 'ferry keygen --out DIR [--name NAME]',
+    summary: 'make an Ed25519 key pair NAME.key / NAME.pub and print its key id',
+    options: { out: { type: 'string' }, name: { type: 'string' }, ...json },
+    async run({ values }) {
+      const { keygen } = await import('../builder/keys.js');
+      const result = await keygen(required(values, 'out'), optional(values, 'name'));
+      return {
+        json: result,
+        human: `${result.keyid}\n  private key ${result.privateKey} (keep it off appliances)\n  public key  ${result.publicKey}`,
+      };
+    },
+  },
+  'trust init': {
+    usage: 'ferry trust init --key PUB... [--threshold K] --out FILE',
+    summary: 'write a trust root of public keys, K of which must sign a bundle',
+    options: {
+      key: { type: 'string', multiple: true },
+      threshold: { type: 'string' },
+      out: { type: 'string' },
+      ...json,
+    },
+    async run({ values }) {
+      const keys = list(values, 'key');
+      const threshold = integer(optional(values, 'threshold') ?? '1', 'threshold');
+      const out = required(values, 'out');
+      const { trustInit } = await import('../builder/keys.js');
+      const root = await trustInit(keys, threshold, out);
+      const ids = root.keys.map((key) => key.keyid);
+      return {
+        json: { trust: out, threshold: root.threshold, keyids: ids },
+        human: `wrote ${out}: ${root.threshold} of ${ids.length} key(s) must sign\n${ids.map((id) => `  ${id}`).join('\n')}`,
+      };
+    },
+  },
+  build: {
+    usage:
+      'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install]',
+    summary: 'build and sign a bundle from a release spec, and write its release record',
+    options: {
+      out: { type: 'string' },
+      key: { type: 'string', multiple: true },
+      format: { type: 'string' },
+      kind: { type: 'string' },
+      ...json,
+    },
+    async run({ values, positionals }) {
+      const format = choice<BundleFormat>(
+        optional(values, 'format') ?? 'tar',
+        BUNDLE_FORMATS,
+        'format',
+      );
+      const kind = optional(values, 'kind');
+      const { buildBundle } = await import('../builder/build.js');
+      const result = await buildBundle({
+        spec: positional(positionals, 'SPEC'),
+        out: required(values, 'out'),
+        keys: list(values, 'key'),
+        format,
+        ...(kind !== undefined
+          ? { kind: choice(kind, ['update', 'install'] as const, 'kind') }
+          : {}),
+        ...(process.env.SOURCE_DATE_EPOCH !== undefined
+          ? { sourceDateEpoch: process.env.SOURCE_DATE_EPOCH }
+          : {}),
+      });
+      return { json: result, human: formatBuild(result) };
+    },
+  },
+  inspect: {
+    usage: 'ferry inspect BUNDLE [--trust FILE]',
+    summary:
+      "show a bundle's metadata (reads nothing else): release, target, changes, components, signature",
+    options: { trust: { type: 'string' }, ...json },
+    async run({ values, positionals }) {
+      const { inspectBundle } = await import('../installer/inspect.js');
+      const result = await inspectBundle(
+        positional(positionals, 'BUNDLE'),
+        optional(values, 'trust'),
+      );
+      return {
+        json: result,
+        human: formatInspect(result),
+        exitCode: result.signature.valid === false ? 3 : 0,
+      };
+    },
+  },
+  verify: {
+    usage: 'ferry verify BUNDLE --trust FILE',
+    summary: 'check the signature and every byte of a bundle against its signed metadata',
+    options: { trust: { type: 'string' }, ...json },
+    async run({ values, positionals }) {
+      const { verifyBundle } = await import('../installer/verify.js');
+      const result = await verifyBundle(
+        positional(positionals, 'BUNDLE'),
+        required(values, 'trust'),
+      );
+      return { json: { ...result, valid: true }, human: formatVerify(result) };
+    },
+  },
+};
+
+function usageError(message: string, hint?: string): FerryError {
+  return new FerryError('E_USAGE', message, { hint: hint ?? 'see `ferry --help`' });
+}
+
+function required(values: Parsed['values'], name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw usageError(`--${name} is required`);
+  return value;
+}
+
+function optional(values: Parsed['values'], name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function list(values: Parsed['values'], name: string): string[] {
+  const value = values[name];
+  return Array.isArray(value) ? value : [];
+}
+
+function positional(positionals: string[], name: string): string {
+  const [value, ...rest] = positionals;
+  if (value === undefined) throw usageError(`${name} is required`);
+  if (rest.length > 0) throw usageError(`unexpected argument ${rest[0]}`);
+  return value;
+}
+
+function integer(value: string, name: string): number {
+  if (!/^\d+$/.test(value)) throw usageError(`--${name} must be a whole number, not "${value}"`);
+  return Number(value);
+}
+
+function choice<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw usageError(`--${name} must be one of ${allowed.join(', ')}, not "${value}"`);
+  return value as T;
+}
+
+function helpText(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
+  const lines = Object.values(COMMANDS).map(
+    (command) => `  ${command.usage.padEnd(width)}  ${command.summary}`,
+  );
+  const exits =
+    '0 ok · 1 failed, nothing changed · 2 usage or input · 3 trust · 4 plan blocked · 5 busy';
+  return `ferry: signed, cumulative updates across an air gap\n\nUsage:\n${lines.join('\n')}\n\nEvery command takes --json for a machine-readable result on stdout.\nExit codes: ${exits}\n`;
+}
+
+function findCommand(argv: string[]): { name: string; command: Command; rest: string[] } | null {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(' ');
+    const command = COMMANDS[name];
+    if (command) return { name, command, rest: argv.slice(words) };
+  }
+  return null;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(helpText());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version') {
+    process.stdout.write('ferry 0.1.0\n');
+    return 0;
+  }
+  const wantsJson = argv.includes('--json');
+  try {
+    const found = findCommand(argv);
+    if (!found) throw usageError(`unknown command "${argv[0]}"`);
+    if (found.rest.includes('--help')) {
+      process.stdout.write(`${found.command.usage}\n  ${found.command.summary}\n`);
+      return 0;
+    }
+    let parsed: Parsed;
+    try {
+      parsed = parseArgs({
+        args: found.rest,
+        options: found.command.options,
+        allowPositionals: true,
+        strict: true,
+      }) as Parsed;
+    } catch (error) {
+      throw usageError((error as Error).message, `usage: ${found.command.usage}`);
+    }
+    const result = await found.command.run(parsed);
+    process.stdout.write(
+      wantsJson ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.human}\n`,
+    );
+    return result.exitCode ?? 0;
+  } catch (error) {
+    return report(error, wantsJson);
+  }
+}
+
+function report(error: unknown, wantsJson: boolean): number {
+  const ferryError = isFerryError(error)
+    ? error
+    : new FerryError(
+        'E_INTERNAL',
+        `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        {
+          hint: 'this is a bug in Ferry: please report it with the command you ran',
+        },
+      );
+  if (wantsJson)
+    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
+  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
+  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
+  return ERROR_CODES[ferryError.code].exit;
+}

@@ -1,0 +1,109 @@
+import {
+  dependencyOrder,
+  readTrustRoot,
+  type BundleMetadata,
+  type Change,
+  type SignatureStatus,
+} from '../manifest-schema/index.js';
+import { openBundleMetadata } from './verify.js';
+
+export interface InspectComponent {
+  name: string;
+  version: string;
+  owner?: string;
+  requires: Record<string, string>;
+  platform?: string;
+  /** included | default | url | unchanged */
+  payload: string;
+  payloadBytes: number;
+  payloadFiles: number;
+}
+
+export interface InspectResult {
+  file: string;
+  format: string;
+  size: number;
+  product: string;
+  kind: BundleMetadata['kind'];
+  release: string;
+  createdAt: string;
+  notes: string;
+  platform: BundleMetadata['platform'];
+  target: Record<string, string>;
+  supportedFrom: string[];
+  changes: Change[];
+  components: InspectComponent[];
+  removed: string[];
+  /** Bytes of payload the bundle carries. */
+  payloadBytes: number;
+  signature: { valid: boolean | null; keyids: string[]; threshold?: number; problems?: string[] };
+  /** Bytes of the bundle file read to produce this (metadata only). */
+  bytesRead: number;
+}
+
+/** Metadata only: never reads payload. With a trust file, says whether the signature meets it. */
+export async function inspectBundle(file: string, trustFile?: string): Promise<InspectResult> {
+  const trust = trustFile === undefined ? undefined : await readTrustRoot(trustFile);
+  const { reader, envelope, metadata, signature } = await openBundleMetadata(file, trust);
+  try {
+    const components = dependencyOrder(metadata).map((name): InspectComponent => {
+      const component = metadata.components[name] as BundleMetadata['components'][string];
+      const payload = component.payload;
+      const files =
+        payload.type === 'included' || payload.type === 'default'
+          ? payload.files.filter((f) => f.type === 'file').length
+          : payload.type === 'url'
+            ? 1
+            : 0;
+      return {
+        name,
+        version: component.version,
+        ...(component.owner !== undefined ? { owner: component.owner } : {}),
+        requires: component.requires,
+        ...(component.platform !== undefined ? { platform: component.platform } : {}),
+        payload: payload.type,
+        payloadBytes: payload.type === 'unchanged' ? 0 : payload.size,
+        payloadFiles: files,
+      };
+    });
+    return {
+      file,
+      format: reader.format,
+      size: reader.size,
+      product: metadata.product,
+      kind: metadata.kind,
+      release: metadata.release.version,
+      createdAt: metadata.release.createdAt,
+      notes: metadata.release.notes,
+      platform: metadata.platform,
+      target: metadata.target,
+      supportedFrom: metadata.supportedFrom.map((release) => release.version),
+      changes: metadata.changes,
+      components,
+      removed: Object.keys(metadata.removed).sort(),
+      payloadBytes: components
+        .filter((c) => c.payload === 'included')
+        .reduce((sum, c) => sum + c.payloadBytes, 0),
+      signature: signatureSummary(
+        signature,
+        envelope.signatures.map((s) => s.keyid),
+      ),
+      bytesRead: reader.bytesRead(),
+    };
+  } finally {
+    await reader.close();
+  }
+}
+
+function signatureSummary(
+  status: SignatureStatus | undefined,
+  signers: string[],
+): InspectResult['signature'] {
+  if (!status) return { valid: null, keyids: [...signers].sort() };
+  return {
+    valid: status.valid,
+    keyids: status.keyids,
+    threshold: status.threshold,
+    problems: status.problems,
+  };
+}

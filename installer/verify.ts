@@ -1,0 +1,257 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  assertTrusted,
+  checkSignatures,
+  decodeEnvelope,
+  decodeMetadata,
+  expectedEntries,
+  FerryError,
+  readTrustRoot,
+  type BundleMetadata,
+  type Envelope,
+  type ExpectedEntry,
+  type SignatureStatus,
+  type TrustRoot,
+} from '../manifest-schema/index.js';
+import { openBundle, unsafeEntryError, type BundleReader, type RawEntry } from './reader.js';
+import { unsafePathReason } from '../manifest-schema/index.js';
+
+export interface OpenedBundle {
+  reader: BundleReader;
+  envelope: Envelope;
+  metadata: BundleMetadata;
+  /** Present when a trust root was given. */
+  signature?: SignatureStatus;
+}
+
+/**
+ * Opens a bundle and decodes its metadata, reading nothing else. With a
+ * trust root, the signature status is attached; callers that act on the
+ * bundle use `openTrusted`, which refuses an untrusted one.
+ */
+export async function openBundleMetadata(file: string, trust?: TrustRoot): Promise<OpenedBundle> {
+  const reader = await openBundle(file);
+  try {
+    const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
+    const metadata = decodeMetadata(payload, file);
+    const signature = trust ? checkSignatures(envelope, payload, trust) : undefined;
+    return { reader, envelope, metadata, ...(signature ? { signature } : {}) };
+  } catch (error) {
+    await reader.close();
+    throw error;
+  }
+}
+
+/** Like openBundleMetadata, but the signature must meet the trust root before anything else is looked at. */
+export async function openTrusted(
+  file: string,
+  trust: TrustRoot,
+): Promise<OpenedBundle & { signature: SignatureStatus }> {
+  const reader = await openBundle(file);
+  try {
+    const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
+    const signature = checkSignatures(envelope, payload, trust);
+    assertTrusted(signature, file);
+    const metadata = decodeMetadata(payload, file);
+    return { reader, envelope, metadata, signature };
+  } catch (error) {
+    await reader.close();
+    throw error;
+  }
+}
+
+/**
+ * Checks archive entries against the signed metadata as they stream past:
+ * every entry listed, once, of the listed type, size and link target, and
+ * nothing else. Pure bookkeeping; hashing is done by `hashEntry`.
+ */
+export class EntryAudit {
+  private readonly expected = new Map<string, ExpectedEntry>();
+  private readonly seen = new Set<string>();
+  private readonly file: string;
+
+  constructor(entries: readonly ExpectedEntry[], file: string) {
+    this.file = file;
+    for (const entry of entries) this.expected.set(entry.name, entry);
+  }
+
+  admit(raw: RawEntry): ExpectedEntry {
+    const { file } = this;
+    const reason = unsafePathReason(raw.name);
+    if (reason !== null) throw unsafeEntryError(file, raw.name, reason);
+    if (raw.type === 'other')
+      throw unsafeEntryError(
+        file,
+        raw.name,
+        'is a device, FIFO or hard link; bundles hold files, folders and symlinks only',
+      );
+    if (this.seen.has(raw.name)) {
+      throw new FerryError('E_DUPLICATE_ENTRY', `${file}: ${raw.name} appears twice`, {
+        file,
+        entry: raw.name,
+        hint: 'a second copy could replace a checked file; this bundle was crafted or damaged: do not use it',
+      });
+    }
+    this.seen.add(raw.name);
+    const expected = this.expected.get(raw.name);
+    if (!expected) {
+      throw new FerryError(
+        'E_UNLISTED_ENTRY',
+        `${file}: ${raw.name} is not listed in the signed metadata`,
+        {
+          file,
+          entry: raw.name,
+          hint: 'something was added to the bundle after it was signed: do not use it',
+        },
+      );
+    }
+    if (expected.type !== raw.type)
+      throw unsafeEntryError(
+        file,
+        raw.name,
+        `is a ${raw.type}, but the metadata lists a ${expected.type}`,
+      );
+    if (raw.type === 'symlink' && raw.target !== expected.target) {
+      throw unsafeEntryError(
+        file,
+        raw.name,
+        `links to ${JSON.stringify(raw.target)}, but the metadata says ${JSON.stringify(expected.target)}`,
+      );
+    }
+    if (raw.type === 'file' && raw.size !== expected.size) {
+      throw new FerryError(
+        'E_SIZE_MISMATCH',
+        `${file}: ${raw.name} is ${raw.size} bytes, but the metadata says ${expected.size}`,
+        {
+          file,
+          entry: raw.name,
+          ...(expected.component ? { component: expected.component } : {}),
+          hint: 'the bundle was altered or damaged after signing: get it again from its publisher',
+        },
+      );
+    }
+    return expected;
+  }
+
+  /** Names listed in the metadata that the archive did not hold, in archive order. */
+  missing(): string[] {
+    return [...this.expected.keys()].filter((name) => !this.seen.has(name));
+  }
+}
+
+/** Hashes a stream, failing on the first byte past the declared size and on any difference at the end. */
+export async function hashEntry(
+  data: Readable,
+  expected: ExpectedEntry,
+  file: string,
+): Promise<void> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of data) {
+    size += (chunk as Buffer).length;
+    if (size > expected.size) break;
+    hash.update(chunk as Buffer);
+  }
+  const where = {
+    file,
+    entry: expected.name,
+    ...(expected.component ? { component: expected.component } : {}),
+  };
+  if (size !== expected.size) {
+    data.destroy();
+    throw new FerryError(
+      'E_SIZE_MISMATCH',
+      `${file}: ${expected.name} holds ${size > expected.size ? 'more than' : 'only'} ${size} bytes; the metadata says ${expected.size}`,
+      {
+        ...where,
+        hint: 'the bundle was altered, truncated or damaged: get it again from its publisher',
+      },
+    );
+  }
+  const actual = hash.digest('hex');
+  if (expected.sha256 !== undefined && actual !== expected.sha256) {
+    throw new FerryError(
+      'E_HASH_MISMATCH',
+      `${file}: ${expected.name} does not match its signed sha256`,
+      {
+        ...where,
+        hint: 'the bundle was altered or damaged after signing: get it again from its publisher',
+      },
+    );
+  }
+}
+
+export interface VerifyResult {
+  file: string;
+  format: string;
+  product: string;
+  release: string;
+  kind: string;
+  signature: SignatureStatus;
+  entries: number;
+  bytes: number;
+}
+
+/** Signature and threshold, then every entry and every byte against the signed metadata. */
+export async function verifyBundle(file: string, trustFile: string): Promise<VerifyResult> {
+  const trust = await readTrustRoot(trustFile);
+  const opened = await openTrusted(file, trust);
+  const { reader, metadata } = opened;
+  try {
+    const audit = new EntryAudit(expectedEntries(metadata, reader.metadataBytes.length), file);
+    let entries = 0;
+    let bytes = 0;
+    await reader.visit(async (raw, data) => {
+      const expected = audit.admit(raw);
+      entries++;
+      if (expected.name === 'bundle.json') {
+        const stored = await collectAll(data);
+        if (!stored.equals(reader.metadataBytes)) {
+          throw new FerryError('E_BUNDLE_CORRUPT', `${file}: bundle.json changed between reads`, {
+            file,
+            entry: 'bundle.json',
+            hint: 'the file is being written to, or the medium is failing',
+          });
+        }
+        return;
+      }
+      if (raw.type !== 'file') {
+        data.resume();
+        return;
+      }
+      await hashEntry(data, expected, file);
+      bytes += expected.size;
+    });
+    const missing = audit.missing();
+    if (missing.length > 0) {
+      throw new FerryError(
+        'E_MISSING_ENTRY',
+        `${file}: ${missing.length} listed entr${missing.length === 1 ? 'y is' : 'ies are'} missing, the first ${missing[0]}`,
+        {
+          file,
+          entry: missing[0] as string,
+          hint: 'the bundle is incomplete: copy it again from its source',
+        },
+      );
+    }
+    return {
+      file,
+      format: reader.format,
+      product: metadata.product,
+      release: metadata.release.version,
+      kind: metadata.kind,
+      signature: opened.signature,
+      entries,
+      bytes,
+    };
+  } finally {
+    await reader.close();
+  }
+}
+
+async function collectAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

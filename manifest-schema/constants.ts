@@ -1,0 +1,8 @@
+/** The bundle format this Ferry writes and the only one it reads. */
+export const FORMAT_VERSION = 1;
+
+export const PASSES = ['pre-validate', 'update', 'test', 'rollback', 'remove'] as const;
+export type Pass = (typeof PASSES)[number];
+
+/** A component, product or platform name: safe as a path segment and a key. */
+export const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';

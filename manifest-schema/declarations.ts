@@ -1,0 +1,251 @@
+/**
+ * The JSON Schemas of every document Ferry reads or writes, declared once
+ * with TypeBox: each schema and its TypeScript type come from the same
+ * declaration, so they cannot drift. `npm run schemas` writes them to
+ * `schemas/*.json`, which is what runs (TypeBox itself costs a third of a
+ * second to load), and a test holds the files equal to these declarations.
+ */
+import Type, { type Static, type TSchema } from 'typebox';
+import { FORMAT_VERSION, NAME_PATTERN } from './constants.js';
+const SHA256_PATTERN = '^[0-9a-f]{64}$';
+
+const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name: a-z 0-9 . _ -' });
+/** Strict semver; checked again in code (semver.valid(v) === v). */
+const Version = Type.String({
+  minLength: 5,
+  maxLength: 256,
+  description: 'a semver version, quoted in YAML',
+});
+const Range = Type.String({ minLength: 1, maxLength: 1024, description: 'a semver range' });
+const Sha256 = Type.String({ pattern: SHA256_PATTERN });
+const Size = Type.Integer({ minimum: 0 });
+const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
+
+function stringEnum<const T extends readonly string[]>(values: T) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values] });
+}
+
+/** An object keyed by names; a key that is not a valid name is an error, never ignored. */
+function nameRecord<T extends TSchema>(value: T) {
+  return Type.Record(Type.String(), value, { propertyNames: { pattern: NAME_PATTERN } });
+}
+
+function strict<T extends Parameters<typeof Type.Object>[0]>(properties: T) {
+  return Type.Object(properties, { additionalProperties: false });
+}
+
+const ChangeKind = stringEnum(['update', 'fix'] as const);
+const SpecChange = strict({
+  id: Type.String({ minLength: 1, maxLength: 128 }),
+  kind: ChangeKind,
+  summary: Type.String({ minLength: 1, maxLength: 2000 }),
+});
+
+const PassLists = strict({
+  'pre-validate': Type.Optional(Type.Array(RelativePath)),
+  update: Type.Optional(Type.Array(RelativePath)),
+  test: Type.Optional(Type.Array(RelativePath)),
+  rollback: Type.Optional(Type.Array(RelativePath)),
+  remove: Type.Optional(Type.Array(RelativePath)),
+});
+
+const SpecPayload = Type.Union([
+  RelativePath,
+  strict({
+    location: Type.Literal('default'),
+    path: Type.Optional(RelativePath),
+  }),
+  strict({
+    url: Type.String({ minLength: 1, maxLength: 4096 }),
+    sha256: Sha256,
+    size: Size,
+    saveAs: Type.String({ minLength: 1, maxLength: 255 }),
+  }),
+]);
+
+// ---------------------------------------------------------------- release spec
+
+export const ReleaseSpecSchema = strict({
+  product: Name,
+  release: Version,
+  notes: Type.Optional(Type.String({ maxLength: 20000 })),
+  platform: strict({ name: Name, range: Range }),
+  history: Type.Optional(RelativePath),
+  supportedFrom: Type.Optional(Range),
+  components: nameRecord(
+    strict({
+      version: Version,
+      owner: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+      requires: Type.Optional(nameRecord(Range)),
+      platform: Type.Optional(Range),
+      timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+      payload: SpecPayload,
+      artifacts: Type.Optional(PassLists),
+      changes: Type.Optional(Type.Array(SpecChange)),
+    }),
+  ),
+  removed: Type.Optional(
+    nameRecord(
+      strict({
+        artifacts: Type.Optional(strict({ remove: Type.Optional(Type.Array(RelativePath)) })),
+      }),
+    ),
+  ),
+  verification: Type.Optional(Type.Array(RelativePath)),
+});
+export type ReleaseSpec = Static<typeof ReleaseSpecSchema>;
+export type SpecComponent = ReleaseSpec['components'][string];
+
+// ---------------------------------------------------------------- bundle metadata
+
+const ArtifactRef = strict({
+  /** Archive entry name, e.g. `artifacts/db/update/migrate.sh`. */
+  path: RelativePath,
+  size: Size,
+  sha256: Sha256,
+});
+export type ArtifactRef = Static<typeof ArtifactRef>;
+
+const PayloadEntry = strict({
+  /** Path inside the component, `/`-separated. */
+  path: RelativePath,
+  type: stringEnum(['file', 'dir', 'symlink'] as const),
+  mode: Type.Integer({ minimum: 0, maximum: 0o777 }),
+  size: Type.Optional(Size),
+  sha256: Type.Optional(Sha256),
+  target: Type.Optional(RelativePath),
+});
+export type PayloadEntry = Static<typeof PayloadEntry>;
+
+const PayloadRef = Type.Union([
+  strict({ type: Type.Literal('included'), size: Size, files: Type.Array(PayloadEntry) }),
+  strict({ type: Type.Literal('default'), size: Size, files: Type.Array(PayloadEntry) }),
+  strict({
+    type: Type.Literal('url'),
+    url: Type.String({ minLength: 1, maxLength: 4096 }),
+    sha256: Sha256,
+    size: Size,
+    saveAs: Type.String({ minLength: 1, maxLength: 255 }),
+  }),
+  /** Equal in every supported release and the target: nothing to carry. */
+  strict({ type: Type.Literal('unchanged') }),
+]);
+export type PayloadRef = Static<typeof PayloadRef>;
+
+const Change = strict({
+  id: Type.String({ minLength: 1, maxLength: 128 }),
+  kind: ChangeKind,
+  summary: Type.String({ minLength: 1, maxLength: 2000 }),
+  component: Name,
+  version: Version,
+});
+export type Change = Static<typeof Change>;
+
+const ReleaseInfo = strict({
+  version: Version,
+  createdAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' }),
+  notes: Type.String({ maxLength: 20000 }),
+});
+
+const Platform = strict({ name: Name, range: Range });
+
+export const BundleMetadataSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  kind: stringEnum(['update', 'install'] as const),
+  product: Name,
+  release: ReleaseInfo,
+  platform: Platform,
+  target: nameRecord(Version),
+  supportedFrom: Type.Array(strict({ version: Version, components: nameRecord(Version) })),
+  changes: Type.Array(Change),
+  components: nameRecord(
+    strict({
+      version: Version,
+      owner: Type.Optional(Type.String({ maxLength: 128 })),
+      requires: nameRecord(Range),
+      platform: Type.Optional(Range),
+      timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+      artifacts: strict({
+        'pre-validate': Type.Array(ArtifactRef),
+        update: Type.Array(ArtifactRef),
+        test: Type.Array(ArtifactRef),
+        rollback: Type.Array(ArtifactRef),
+        remove: Type.Array(ArtifactRef),
+      }),
+      payload: PayloadRef,
+    }),
+  ),
+  removed: nameRecord(strict({ artifacts: strict({ remove: Type.Array(ArtifactRef) }) })),
+  verification: Type.Array(ArtifactRef),
+});
+export type BundleMetadata = Static<typeof BundleMetadataSchema>;
+export type BundleComponent = BundleMetadata['components'][string];
+export type BundleKind = BundleMetadata['kind'];
+
+// ---------------------------------------------------------------- DSSE envelope
+
+export const EnvelopeSchema = strict({
+  payloadType: Type.String({ minLength: 1, maxLength: 256 }),
+  payload: Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' }),
+  signatures: Type.Array(
+    strict({ keyid: Type.String({ maxLength: 256 }), sig: Type.String({ maxLength: 1024 }) }),
+    {
+      maxItems: 64,
+    },
+  ),
+});
+export type Envelope = Static<typeof EnvelopeSchema>;
+
+// ---------------------------------------------------------------- release record (history)
+
+export const ReleaseRecordSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  product: Name,
+  release: ReleaseInfo,
+  platform: Platform,
+  components: nameRecord(
+    strict({
+      version: Version,
+      requires: nameRecord(Range),
+      /** The payload's files, when this or an earlier build hashed them. */
+      files: Type.Optional(Type.Array(PayloadEntry)),
+    }),
+  ),
+  changes: Type.Array(Change),
+});
+export type ReleaseRecord = Static<typeof ReleaseRecordSchema>;
+
+// ---------------------------------------------------------------- trust root
+
+export const TrustRootSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  threshold: Type.Integer({ minimum: 1 }),
+  keys: Type.Array(
+    strict({
+      keyid: Sha256,
+      name: Type.Optional(Type.String({ maxLength: 128 })),
+      publicKey: Type.String({ minLength: 1, maxLength: 4096 }),
+    }),
+    { minItems: 1 },
+  ),
+});
+export type TrustRoot = Static<typeof TrustRootSchema>;
+
+// ---------------------------------------------------------------- control table
+
+export const ControlTableSchema = strict({
+  force: Type.Optional(Type.Array(Name)),
+  skip: Type.Optional(Type.Array(Name)),
+  delete: Type.Optional(Type.Array(Name)),
+});
+export type ControlTable = Static<typeof ControlTableSchema>;
+
+/** Every published schema, by the file name it is written to. */
+export const SCHEMAS = {
+  'release-spec': ReleaseSpecSchema,
+  'bundle-metadata': BundleMetadataSchema,
+  envelope: EnvelopeSchema,
+  'release-record': ReleaseRecordSchema,
+  'trust-root': TrustRootSchema,
+  'control-table': ControlTableSchema,
+} as const;

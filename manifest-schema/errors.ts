@@ -1,0 +1,150 @@
+/**
+ * The one list of Ferry's error codes. Each code is stable (tests and scripts
+ * match on it, never on wording) and maps to exactly one exit code, so the CLI
+ * entry is the only place that turns an error into a process exit.
+ *
+ * Exit codes: 1 failed (rolled back, or nothing changed); 2 usage or input;
+ * 3 trust (signature, hashes, tampering); 4 plan blocked; 5 busy or outside a
+ * maintenance window.
+ */
+export const ERROR_CODES = {
+  // usage and input (2)
+  E_USAGE: { exit: 2, summary: 'the command line is wrong' },
+  E_NOT_FOUND: {
+    exit: 2,
+    summary: 'a file or folder named on the command line or in a spec does not exist',
+  },
+  E_YAML: { exit: 2, summary: 'a YAML file does not parse' },
+  E_JSON: { exit: 2, summary: 'a JSON file does not parse' },
+  E_SPEC_INVALID: { exit: 2, summary: 'the release spec breaks its schema or a rule' },
+  E_SPEC_PATH: {
+    exit: 2,
+    summary: 'a payload or artifact path in the spec is missing or unusable',
+  },
+  E_HISTORY_INVALID: { exit: 2, summary: 'a release record in the history is invalid' },
+  E_RELEASE_NOT_NEWER: {
+    exit: 2,
+    summary: 'the release is not newer than every release in its history',
+  },
+  E_RELEASE_EXISTS: {
+    exit: 2,
+    summary: 'the history already holds a different release of that version',
+  },
+  E_UNKNOWN_COMPONENT: { exit: 2, summary: 'a name refers to a component that does not exist' },
+  E_CYCLE: { exit: 2, summary: 'components depend on each other in a cycle' },
+  E_UNSATISFIABLE: { exit: 2, summary: 'a requires range is not met by any version on offer' },
+  E_KEY_INVALID: { exit: 2, summary: 'a key file is not a usable Ed25519 key' },
+  E_TRUST_INVALID: { exit: 2, summary: 'a trust root file is invalid' },
+  E_CONTROL_INVALID: { exit: 2, summary: 'a control table is invalid' },
+  E_FORMAT_VERSION: { exit: 2, summary: 'the bundle format version is not one this Ferry knows' },
+  E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
+  E_EXISTS: { exit: 2, summary: 'an output would overwrite an existing file' },
+  // trust and integrity (3)
+  E_SIGNATURE: { exit: 3, summary: 'the metadata signature is invalid or untrusted' },
+  E_THRESHOLD: { exit: 3, summary: 'too few trusted keys signed the metadata' },
+  E_METADATA_INVALID: {
+    exit: 3,
+    summary: 'bundle.json is missing, malformed or breaks the schema',
+  },
+  E_METADATA_TOO_LARGE: {
+    exit: 3,
+    summary: 'bundle.json is larger or deeper than any real bundle needs',
+  },
+  E_HASH_MISMATCH: { exit: 3, summary: 'bytes do not match the sha256 in the signed metadata' },
+  E_SIZE_MISMATCH: { exit: 3, summary: 'an entry is not the size the signed metadata declares' },
+  E_UNSAFE_ENTRY: {
+    exit: 3,
+    summary: 'an archive entry could write outside its place or is of a refused type',
+  },
+  E_DUPLICATE_ENTRY: { exit: 3, summary: 'an archive holds the same entry name twice' },
+  E_UNLISTED_ENTRY: { exit: 3, summary: 'an archive entry is not listed in the signed metadata' },
+  E_MISSING_ENTRY: {
+    exit: 3,
+    summary: 'an entry listed in the signed metadata is not in the archive',
+  },
+  E_BUNDLE_CORRUPT: {
+    exit: 3,
+    summary: 'the archive is truncated or its structure is inconsistent',
+  },
+  // plan (4): these are reasons inside a plan; a blocked plan exits 4
+  E_PLAN_BLOCKED: { exit: 4, summary: 'the plan has errors; nothing was changed' },
+  E_PRODUCT: { exit: 4, summary: 'the bundle is for another product' },
+  E_PLATFORM: { exit: 4, summary: 'the appliance platform is outside a required range' },
+  E_UNSUPPORTED_FROM: { exit: 4, summary: 'the bundle cannot update from the installed release' },
+  E_DRIFT: { exit: 4, summary: 'installed components differ from the record of their release' },
+  E_DOWNGRADE: { exit: 4, summary: 'a version would go down' },
+  E_DEPENDENCY: { exit: 4, summary: 'a requires range would not hold' },
+  // busy (5)
+  E_LOCKED: { exit: 5, summary: 'another installer holds the lock' },
+  E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },
+  // failed (1)
+  E_IO: { exit: 1, summary: 'reading or writing a file failed' },
+  E_INTERNAL: { exit: 1, summary: 'a bug in Ferry' },
+} as const satisfies Record<string, { exit: 1 | 2 | 3 | 4 | 5; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorDetails {
+  /** The file the problem is in (spec, bundle, key, state file). */
+  file?: string;
+  /** The archive entry name. */
+  entry?: string;
+  component?: string;
+  /** A JSON path or spec field such as `/components/db/version`. */
+  field?: string;
+  /** 1-based line in `file`, when known. */
+  line?: number;
+  /** What the person can do about it. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'FerryError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get hint(): string | undefined {
+    return this.details.hint;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const { cause: _cause, ...rest } = this.details;
+    return { code: this.code, message: this.message, ...rest };
+  }
+}
+
+export function isFerryError(error: unknown): error is FerryError {
+  return error instanceof FerryError;
+}
+
+/** Wraps an fs error into E_NOT_FOUND or E_IO, naming the file. */
+export function ioError(error: unknown, file: string, doing: string): FerryError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') {
+    return new FerryError('E_NOT_FOUND', `${file} does not exist`, {
+      file,
+      hint: 'check the path',
+      cause: error,
+    });
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return new FerryError('E_IO', `could not ${doing} ${file}: ${reason}`, {
+    file,
+    hint:
+      code === 'ENOSPC'
+        ? 'free some disk space and try again'
+        : 'check the permissions and the disk',
+    cause: error,
+  });
+}

@@ -1,0 +1,35 @@
+/**
+ * The schemas as they run: plain JSON generated from `declarations.ts`, typed
+ * as the declarations so validators still produce the declared types.
+ */
+import type * as Declared from './declarations.js';
+import bundleMetadata from './schemas/bundle-metadata.json' with { type: 'json' };
+import controlTable from './schemas/control-table.json' with { type: 'json' };
+import envelope from './schemas/envelope.json' with { type: 'json' };
+import releaseRecord from './schemas/release-record.json' with { type: 'json' };
+import releaseSpec from './schemas/release-spec.json' with { type: 'json' };
+import trustRoot from './schemas/trust-root.json' with { type: 'json' };
+
+export const ReleaseSpecSchema = releaseSpec as unknown as typeof Declared.ReleaseSpecSchema;
+export const BundleMetadataSchema =
+  bundleMetadata as unknown as typeof Declared.BundleMetadataSchema;
+export const EnvelopeSchema = envelope as unknown as typeof Declared.EnvelopeSchema;
+export const ReleaseRecordSchema = releaseRecord as unknown as typeof Declared.ReleaseRecordSchema;
+export const TrustRootSchema = trustRoot as unknown as typeof Declared.TrustRootSchema;
+export const ControlTableSchema = controlTable as unknown as typeof Declared.ControlTableSchema;
+
+export type {
+  ArtifactRef,
+  BundleComponent,
+  BundleKind,
+  BundleMetadata,
+  Change,
+  ControlTable,
+  Envelope,
+  PayloadEntry,
+  PayloadRef,
+  ReleaseRecord,
+  ReleaseSpec,
+  SpecComponent,
+  TrustRoot,
+} from './declarations.js';

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ferry's tests drive for real. Idempotent, and
+# quiet when everything is already there.
+set -euo pipefail
+needed=()
+command -v tar >/dev/null || needed+=(tar)
+command -v openssl >/dev/null || needed+=(openssl)
+if [ ${#needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${needed[@]}"
+fi

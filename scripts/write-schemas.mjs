@@ -1,0 +1,15 @@
+// Writes manifest-schema/schemas/*.json from the TypeBox declarations (built into dist/).
+// Run `npm run schemas` after changing manifest-schema/declarations.ts; a test fails until you do.
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { SCHEMAS } = await import(join(root, 'dist/manifest-schema/declarations.js'));
+for (const [name, schema] of Object.entries(SCHEMAS)) {
+  writeFileSync(
+    join(root, 'manifest-schema/schemas', `${name}.json`),
+    `${JSON.stringify(schema, null, 2)}\n`,
+  );
+}
+console.log(`wrote ${Object.keys(SCHEMAS).length} schemas`);

@@ -1,0 +1,34 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers.js';
+
+async function imports(dir: string): Promise<Array<{ file: string; target: string }>> {
+  const found: Array<{ file: string; target: string }> = [];
+  for (const entry of await readdir(join(ROOT, dir), { recursive: true })) {
+    if (!/\.tsx?$/.test(entry)) continue;
+    const text = await readFile(join(ROOT, dir, entry), 'utf8');
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g))
+      found.push({ file: `${dir}/${entry}`, target: match[1] as string });
+  }
+  return found;
+}
+
+describe('package boundaries', () => {
+  it.each([
+    ['manifest-schema', /\.\.\/(builder|installer|cli)\//],
+    ['builder', /\.\.\/(installer|cli)\//],
+    ['installer', /\.\.\/(builder|cli)\//],
+  ])('%s imports neither side', async (dir, forbidden) => {
+    const crossing = (await imports(dir)).filter(({ target }) => forbidden.test(target));
+    expect(crossing).toEqual([]);
+  });
+
+  it('only manifest-schema/declarations.ts loads TypeBox at run time', async () => {
+    const runtime = (await imports('manifest-schema')).filter(
+      ({ target, file }) => target === 'typebox' && !file.endsWith('declarations.ts'),
+    );
+    const texts = await Promise.all(runtime.map(({ file }) => readFile(join(ROOT, file), 'utf8')));
+    for (const text of texts) expect(text).not.toMatch(/^import (?!type)[^;]*'typebox'/m);
+  });
+});

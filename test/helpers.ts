@@ -1,0 +1,126 @@
+import { spawn } from 'node:child_process';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const FERRY = join(ROOT, 'bin', 'ferry');
+export const FIXTURE = join(ROOT, 'fixtures', 'acme-appliance');
+export const RELEASES = ['1.0.0', '1.1.0', '1.2.0', '1.3.0'] as const;
+export const EPOCH = '1700000000';
+
+/** A temp folder removed after the file's tests. */
+export async function tempDir(prefix = 'ferry-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/ferry as an operator would: a child process, no TTY. */
+export function ferry(
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [FERRY, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Parses --json output, failing the test with the command's stderr when it is not JSON. */
+export function json<T = Record<string, unknown>>(result: RunResult): T {
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
+  }
+}
+
+/** A private copy of the fixture product (its history folder is written by builds). */
+export async function copyFixture(dir: string): Promise<string> {
+  const target = join(dir, 'acme-appliance');
+  await cp(FIXTURE, target, { recursive: true, verbatimSymlinks: true });
+  return target;
+}
+
+export interface Workspace {
+  dir: string;
+  product: string;
+  key: string;
+  pub: string;
+  trust: string;
+}
+
+/** Keys, a trust root and a fixture copy, made through the CLI. */
+export async function workspace(dir: string): Promise<Workspace> {
+  const product = await copyFixture(dir);
+  const keygen = await ferry(['keygen', '--out', join(dir, 'keys'), '--name', 'release']);
+  if (keygen.code !== 0) throw new Error(keygen.stderr);
+  const trust = join(dir, 'trust.json');
+  const init = await ferry([
+    'trust',
+    'init',
+    '--key',
+    join(dir, 'keys', 'release.pub'),
+    '--out',
+    trust,
+  ]);
+  if (init.code !== 0) throw new Error(init.stderr);
+  return {
+    dir,
+    product,
+    key: join(dir, 'keys', 'release.key'),
+    pub: join(dir, 'keys', 'release.pub'),
+    trust,
+  };
+}
+
+/** Builds every fixture release in order; returns bundle paths by release. */
+export async function buildAll(
+  ws: Workspace,
+  out: string,
+  format: 'tar' | 'tar.gz' | 'zip' = 'tar',
+): Promise<Record<string, string>> {
+  const bundles: Record<string, string> = {};
+  for (const release of RELEASES) {
+    const result = await ferry(
+      [
+        'build',
+        join(ws.product, `release-${release}.yaml`),
+        '--out',
+        out,
+        '--key',
+        ws.key,
+        '--format',
+        format,
+        '--json',
+      ],
+      {
+        env: { SOURCE_DATE_EPOCH: EPOCH },
+      },
+    );
+    if (result.code !== 0) throw new Error(`build ${release} failed: ${result.stderr}`);
+    bundles[release] = json<{ bundle: string }>(result).bundle;
+  }
+  return bundles;
+}

@@ -6,13 +6,14 @@ import { Worker } from 'node:worker_threads';
  * is read once and hashed once, on as many cores as the machine has (two on
  * ours), and optionally copied to a position in an output file in the same
  * read. The worker is inline (eval) so it runs the same from the sources,
- * from dist/ and from a single-file bundle.
+ * from dist/ and from a single-file bundle; getBuiltinModule works whether
+ * the eval is taken as CommonJS or (with --input-type=module) as ESM.
  */
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const zlib = require('node:zlib');
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const fs = process.getBuiltinModule('node:fs');
+const crypto = process.getBuiltinModule('node:crypto');
+const zlib = process.getBuiltinModule('node:zlib');
 const buffer = Buffer.allocUnsafe(1 << 20);
 parentPort.on('message', (task) => {
   let input;

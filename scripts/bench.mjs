@@ -1,0 +1,185 @@
+// `npm run bench`: Ferry's speed and memory beside the floor of the same work
+// done by standard tools, in one run, on the same files. Medians of several
+// runs (FERRY_BENCH_RUNS, default 3); the machine is small and noisy, so
+// compare the ratios, not the seconds. Writes bench-report/report.md.
+//
+//   FERRY_BENCH_GIB=1      payload size for the build section
+//   FERRY_BENCH_DIR=...    where the payload and bundles go (default: the OS temp folder)
+import { spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const runs = Number(process.env.FERRY_BENCH_RUNS ?? 3);
+const gib = Number(process.env.FERRY_BENCH_GIB ?? 1);
+const work = process.env.FERRY_BENCH_DIR ?? join(tmpdir(), 'ferry-bench');
+const MiB = 1024 * 1024;
+const report = [];
+
+function log(line = '') {
+  console.log(line);
+  report.push(line);
+}
+
+/** Runs a command `runs` times; returns the median wall time in seconds and the last result. */
+function timed(label, command, args, options = {}) {
+  const times = [];
+  let last;
+  for (let i = 0; i < runs; i++) {
+    options.before?.();
+    const start = process.hrtime.bigint();
+    last = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * MiB, ...options });
+    times.push(Number(process.hrtime.bigint() - start) / 1e9);
+    if (last.status !== 0) throw new Error(`${label} failed (${last.status}): ${last.stderr}`);
+  }
+  times.sort((a, b) => a - b);
+  return { label, seconds: times[Math.floor(times.length / 2)], result: last };
+}
+
+/** ferry in-process, reporting its peak RSS (the worker threads included). */
+function ferry(label, args, options = {}) {
+  const run = timed(
+    label,
+    process.execPath,
+    [join(root, 'scripts', 'bench-run.mjs'), ...args],
+    options,
+  );
+  const rss = Number(/maxrss (\d+)/.exec(run.result.stderr)?.[1] ?? 0) / 1024;
+  return { ...run, rssMiB: rss };
+}
+
+function shell(label, script, options) {
+  return timed(label, 'bash', ['-c', script], options);
+}
+
+function table(rows) {
+  log('| measurement | median (s) | × floor | peak RSS |');
+  log('|---|---:|---:|---:|');
+  const floor = rows[0].seconds;
+  for (const row of rows) {
+    log(
+      `| ${row.label} | ${row.seconds.toFixed(2)} | ${(row.seconds / floor).toFixed(2)} | ${row.rssMiB ? `${row.rssMiB.toFixed(0)} MiB` : ''} |`,
+    );
+  }
+}
+
+function makePayload(folder, bytes, files) {
+  const each = Math.floor(bytes / files);
+  mkdirSync(folder, { recursive: true });
+  const buffer = Buffer.alloc(4 * MiB);
+  for (let i = 0; i < files; i++) {
+    const file = join(folder, `part-${String(i).padStart(2, '0')}.bin`);
+    if (existsSync(file) && statSync(file).size === each) continue;
+    const fd = openSync(file, 'w');
+    for (let written = 0; written < each; written += buffer.length) {
+      randomFillSync(buffer);
+      writeSync(fd, buffer, 0, Math.min(buffer.length, each - written));
+    }
+    closeSync(fd);
+  }
+}
+
+function spec(folder, name) {
+  const file = join(folder, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `product: bench\nrelease: "1.0.0"\nplatform: { name: os, range: "*" }\ncomponents:\n  big: { version: "1.0.0", payload: ./payload }\n`,
+  );
+  return file;
+}
+
+mkdirSync(work, { recursive: true });
+const keys = join(work, 'keys');
+if (!existsSync(join(keys, 'bench.key')))
+  spawnSync(process.execPath, [
+    join(root, 'bin/ferry'),
+    'keygen',
+    '--out',
+    keys,
+    '--name',
+    'bench',
+  ]);
+const key = join(keys, 'bench.key');
+
+log(`# Ferry benchmark`);
+log();
+log(
+  `${new Date().toISOString()} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · medians of ${runs} runs`,
+);
+
+// ---------------------------------------------------------------- build
+const build = join(work, 'build');
+const payload = join(build, 'payload');
+makePayload(payload, gib * 1024 * MiB, 8);
+const buildSpec = spec(build, 'release');
+const files = Array.from({ length: 8 }, (_, i) =>
+  join(payload, `part-${String(i).padStart(2, '0')}.bin`),
+);
+const out = join(build, 'out');
+const clean = () => rmSync(out, { recursive: true, force: true });
+
+log();
+log(`## Build: ${gib} GiB payload in 8 files`);
+log();
+const floor = shell(
+  'floor: `openssl dgst -sha256` over the payload',
+  `openssl dgst -sha256 ${files.join(' ')} > /dev/null`,
+);
+const tarHash = shell(
+  'reference: `tar -cf - payload \\| sha256sum`',
+  `tar -cf - -C ${build} payload | sha256sum > /dev/null`,
+);
+const tarWrite = shell(
+  'reference: GNU tar writing the archive, then `openssl dgst`',
+  `tar -cf ${join(build, 'gnu.tar')} -C ${build} payload && openssl dgst -sha256 ${join(build, 'gnu.tar')} > /dev/null; rm -f ${join(build, 'gnu.tar')}`,
+);
+const buildTar = ferry(
+  '`ferry build --format tar`',
+  ['build', buildSpec, '--out', out, '--key', key, '--json'],
+  { before: clean },
+);
+const buildZip = ferry(
+  '`ferry build --format zip`',
+  ['build', buildSpec, '--out', out, '--key', key, '--format', 'zip', '--json'],
+  { before: clean },
+);
+table([floor, tarHash, tarWrite, buildTar, buildZip]);
+log();
+log(
+  `Target: build within 1.3× the floor and under 200 MiB. tar: ${(buildTar.seconds / floor.seconds).toFixed(2)}× the floor, ${(buildTar.seconds / tarWrite.seconds).toFixed(2)}× GNU tar's write-and-hash; peak ${buildTar.rssMiB.toFixed(0)} MiB.`,
+);
+
+// ---------------------------------------------------------------- inspect
+const bundle = JSON.parse(
+  ferry('build for inspect', ['build', buildSpec, '--out', out, '--key', key, '--json'], {
+    before: clean,
+  }).result.stdout,
+).bundle;
+const size = statSync(bundle).size;
+log();
+log(`## Inspect: metadata of a ${(size / 1024 ** 3).toFixed(2)} GiB bundle`);
+log();
+const cat = shell('floor: `cat bundle > /dev/null`', `cat ${bundle} > /dev/null`);
+const inspect = ferry('`ferry inspect --json`', ['inspect', bundle, '--json']);
+const bytesRead = JSON.parse(inspect.result.stdout).bytesRead;
+table([cat, inspect]);
+log();
+log(
+  `ferry inspect read ${bytesRead} bytes (${(bytesRead / 1024).toFixed(1)} KiB) of ${size}; target: under 1 MiB whatever the size.`,
+);
+
+mkdirSync(join(root, 'bench-report'), { recursive: true });
+writeFileSync(join(root, 'bench-report', 'report.md'), `${report.join('\n')}\n`);
+console.log(`\nwrote bench-report/report.md`);

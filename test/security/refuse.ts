@@ -1,0 +1,41 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { verifyBundle } from '../../installer/verify.js';
+import type { FerryError } from '../../manifest-schema/index.js';
+import { tempDir } from '../helpers.js';
+import { baseBundle, tarBytes, zipBytes, type Base, type CraftEntry } from './hostile.js';
+
+let base: Promise<Base> | undefined;
+
+/** One real signed bundle per test file, taken apart for crafting. */
+export function sharedBase(): Promise<Base> {
+  base ??= tempDir().then(baseBundle);
+  return base;
+}
+
+/** Writes the bytes as a bundle and expects verify to refuse them with `code`, naming `entry` when given. */
+export async function expectRefused(
+  bytes: Buffer,
+  extension: 'tar' | 'zip',
+  code: string,
+  entry?: string,
+): Promise<FerryError> {
+  const { dir, trust } = await sharedBase();
+  const file = join(dir, `crafted-${Math.random().toString(36).slice(2)}.${extension}`);
+  await writeFile(file, bytes);
+  const error = await verifyBundle(file, trust).then(
+    () => {
+      throw new Error(`verify accepted a crafted bundle (expected ${code})`);
+    },
+    (caught: unknown) => caught as FerryError,
+  );
+  expect(error.code, error.message).toBe(code);
+  if (entry !== undefined) expect(error.details.entry).toBe(entry);
+  return error;
+}
+
+export const formats = [
+  ['tar', tarBytes],
+  ['zip', zipBytes],
+] as const satisfies ReadonlyArray<readonly ['tar' | 'zip', (entries: CraftEntry[]) => Buffer]>;

@@ -1,5 +1,6 @@
 import type { BuildResult } from '../builder/build.js';
 import type { InspectResult } from '../installer/inspect.js';
+import type { Plan } from '../installer/plan.js';
 import type { VerifyResult } from '../installer/verify.js';
 
 export function bytes(n: number): string {
@@ -106,4 +107,76 @@ export function formatVerify(result: VerifyResult): string {
     `  signature valid: ${result.signature.keyids.length} trusted key(s), threshold ${result.signature.threshold}`,
     `  ${result.entries} entries, ${bytes(result.bytes)} checked against their signed sha256`,
   ].join('\n');
+}
+
+export function formatPlan(plan: Plan): string {
+  const lines = [
+    `${plan.product} ${plan.from ?? '(empty)'} → ${plan.to} (${plan.kind} bundle): ${plan.verdict === 'ok' ? (plan.partial ? 'READY, PARTIAL' : 'READY') : 'BLOCKED'}`,
+  ];
+  for (const reason of plan.reasons) lines.push(`  ✗ ${reason.code}: ${reason.message}`);
+  lines.push('');
+  lines.push(
+    table([
+      ['component', 'action', 'from', 'to', 'why'],
+      ...plan.components.map((c) => [
+        c.name,
+        c.action === 'error' ? 'ERROR' : c.action,
+        c.from ?? '-',
+        c.to ?? '-',
+        c.reasons
+          .map((r) => (r.code.startsWith('E_') ? `${r.code}: ${r.message}` : r.message))
+          .join('; '),
+      ]),
+    ]),
+  );
+  lines.push('', `Order: ${plan.order.length > 0 ? plan.order.join(', ') : 'nothing to do'}`);
+  lines.push(`Stages ${bytes(plan.stageBytes)} of payload.`);
+  if (plan.changes.length > 0) {
+    lines.push('', `Changes you get (${plan.changes.length}):`);
+    for (const change of plan.changes)
+      lines.push(
+        `  ${change.component} ${change.version} ${change.kind} ${change.id}: ${change.summary}`,
+      );
+  }
+  if (plan.partial)
+    lines.push(
+      '',
+      'With --partial the components in error are left as they are; the appliance will not be at a verified release.',
+    );
+  if (plan.verdict === 'blocked')
+    lines.push(
+      '',
+      'Nothing will be changed. Fix the errors above, or use --force/--skip/--delete on purpose.',
+    );
+  return lines.join('\n');
+}
+
+export function formatStatus(status: StatusResult): string {
+  const lines = [
+    `${status.product} on ${status.platform.name} ${status.platform.version}`,
+    `  release   ${status.release ?? '(none installed)'}${status.release && !status.verified ? ' (NOT a verified release: a partial install or drift)' : ''}`,
+    `  highest   ${status.highestRelease ?? '-'} (older bundles are refused)`,
+  ];
+  const names = Object.keys(status.components);
+  if (names.length > 0) {
+    lines.push(
+      '',
+      table([
+        ['component', 'version'],
+        ...names.map((name) => [name, status.components[name] ?? '']),
+      ]),
+    );
+  }
+  if (status.exported) lines.push('', `exported to ${status.exported}`);
+  return lines.join('\n');
+}
+
+export interface StatusResult {
+  product: string;
+  platform: { name: string; version: string };
+  release: string | null;
+  verified: boolean;
+  highestRelease: string | null;
+  components: Record<string, string>;
+  exported?: string;
 }

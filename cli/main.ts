@@ -1,7 +1,14 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { BundleFormat } from '../builder/build.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
-import { formatBuild, formatInspect, formatVerify } from './format.js';
+import {
+  formatBuild,
+  formatInspect,
+  formatPlan,
+  formatStatus,
+  formatVerify,
+  type StatusResult,
+} from './format.js';
 
 // Commands load their library on demand: `ferry inspect` need not load the builder.
 const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
@@ -31,6 +38,26 @@ interface CommandResult {
 }
 
 const json = { json: { type: 'boolean' } } as const satisfies Options;
+const controlOptions = {
+  force: { type: 'string', multiple: true },
+  skip: { type: 'string', multiple: true },
+  delete: { type: 'string', multiple: true },
+  control: { type: 'string' },
+  'allow-downgrade': { type: 'boolean' },
+  partial: { type: 'boolean' },
+} as const satisfies Options;
+
+function controlInput(values: Parsed['values']) {
+  const file = optional(values, 'control');
+  return {
+    force: list(values, 'force'),
+    skip: list(values, 'skip'),
+    delete: list(values, 'delete'),
+    ...(file !== undefined ? { controlFile: file } : {}),
+    allowDowngrade: values['allow-downgrade'] === true,
+    partial: values.partial === true,
+  };
+}
 
 const COMMANDS: Record<string, Command> = {
   keygen: {
@@ -131,6 +158,91 @@ const COMMANDS: Record<string, Command> = {
         required(values, 'trust'),
       );
       return { json: { ...result, valid: true }, human: formatVerify(result) };
+    },
+  },
+  init: {
+    usage: 'ferry init --root R --product P --platform NAME@VERSION --trust FILE',
+    summary: 'provision an empty appliance under R',
+    options: {
+      root: { type: 'string' },
+      product: { type: 'string' },
+      platform: { type: 'string' },
+      trust: { type: 'string' },
+      'default-location': { type: 'string' },
+      ...json,
+    },
+    async run({ values }) {
+      const { initAppliance } = await import('../installer/appliance.js');
+      const location = optional(values, 'default-location');
+      const appliance = await initAppliance({
+        root: required(values, 'root'),
+        product: required(values, 'product'),
+        platform: required(values, 'platform'),
+        trust: required(values, 'trust'),
+        ...(location !== undefined ? { defaultPayloadLocation: location } : {}),
+      });
+      const { config, paths } = appliance;
+      return {
+        json: {
+          root: paths.root,
+          product: config.product,
+          platform: config.platform,
+          trustKeyids: appliance.trust.keys.map((k) => k.keyid),
+        },
+        human: `provisioned ${config.product} on ${config.platform.name} ${config.platform.version} at ${paths.root}\n  settings ${paths.config}\n  trust    ${paths.trust} (${appliance.trust.keys.length} key(s), threshold ${appliance.trust.threshold})`,
+      };
+    },
+  },
+  status: {
+    usage: 'ferry status --root R [--export FILE]',
+    summary:
+      'the installed release and components; --export writes the facts to plan against elsewhere',
+    options: { root: { type: 'string' }, export: { type: 'string' }, ...json },
+    async run({ values }) {
+      const { openAppliance, exportFacts } = await import('../installer/appliance.js');
+      const { writeFileAtomic } = await import('../manifest-schema/atomic.js');
+      const appliance = await openAppliance(required(values, 'root'));
+      const { config, state } = appliance;
+      const file = optional(values, 'export');
+      if (file !== undefined)
+        await writeFileAtomic(
+          file,
+          `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
+        );
+      const result: StatusResult = {
+        product: config.product,
+        platform: config.platform,
+        release: state.release,
+        verified: state.verified,
+        highestRelease: state.highestRelease,
+        components: Object.fromEntries(
+          Object.entries(state.components).map(([name, c]) => [name, c.version]),
+        ),
+        ...(file !== undefined ? { exported: file } : {}),
+      };
+      return { json: result, human: formatStatus(result) };
+    },
+  },
+  plan: {
+    usage:
+      'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial]',
+    summary:
+      'what installing the bundle would do to each component and why, from its metadata alone',
+    options: { root: { type: 'string' }, state: { type: 'string' }, ...controlOptions, ...json },
+    async run({ values, positionals }) {
+      const { planFor } = await import('../installer/planning.js');
+      const root = optional(values, 'root');
+      const stateFile = optional(values, 'state');
+      const { plan, opened } = await planFor(
+        {
+          bundle: positional(positionals, 'BUNDLE'),
+          ...(root !== undefined ? { root } : {}),
+          ...(stateFile !== undefined ? { stateFile } : {}),
+        },
+        controlInput(values),
+      );
+      await opened.reader.close();
+      return { json: plan, human: formatPlan(plan), exitCode: plan.verdict === 'ok' ? 0 : 4 };
     },
   },
 };

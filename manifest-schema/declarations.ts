@@ -240,6 +240,69 @@ export const ControlTableSchema = strict({
 });
 export type ControlTable = Static<typeof ControlTableSchema>;
 
+// ---------------------------------------------------------------- the appliance
+
+const Clock = Type.String({
+  pattern: '^([01]\\d|2[0-3]):[0-5]\\d$',
+  description: 'time of day as HH:MM',
+});
+
+export const ApplianceConfigSchema = strict({
+  product: Name,
+  platform: strict({ name: Name, version: Version }),
+  /** Where `default` payloads are found: <location>/<component>/<version>/… */
+  defaultPayloadLocation: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  /** When installs may run; none means any time. */
+  maintenanceWindows: Type.Optional(
+    Type.Array(
+      strict({
+        days: Type.Optional(
+          Type.Array(stringEnum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const)),
+        ),
+        start: Clock,
+        end: Clock,
+      }),
+    ),
+  ),
+  /** Installed versions kept per component, the active one included (for rollback). */
+  retention: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  artifactTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+});
+export type ApplianceConfig = Static<typeof ApplianceConfigSchema>;
+
+const InstalledComponent = strict({
+  version: Version,
+  requires: nameRecord(Range),
+  /** What was installed, as hashed at install time: `ferry status --verify` checks against it. */
+  files: Type.Array(PayloadEntry),
+});
+
+export const ApplianceStateSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  product: Name,
+  release: Type.Union([Version, Type.Null()]),
+  /** False after a --partial install: the components are not a verified release. */
+  verified: Type.Boolean(),
+  highestRelease: Type.Union([Version, Type.Null()]),
+  components: nameRecord(InstalledComponent),
+  /** The release committed before this one, for `ferry rollback`. */
+  previous: Type.Optional(Type.Union([Version, Type.Null()])),
+});
+export type ApplianceState = Static<typeof ApplianceStateSchema>;
+
+export const ApplianceFactsSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  product: Name,
+  platform: strict({ name: Name, version: Version }),
+  release: Type.Union([Version, Type.Null()]),
+  verified: Type.Boolean(),
+  highestRelease: Type.Union([Version, Type.Null()]),
+  components: nameRecord(strict({ version: Version, requires: nameRecord(Range) })),
+  trust: TrustRootSchema,
+  exportedAt: Type.String({ minLength: 1, maxLength: 64 }),
+});
+export type ApplianceFactsExport = Static<typeof ApplianceFactsSchema>;
+
 /** Every published schema, by the file name it is written to. */
 export const SCHEMAS = {
   'release-spec': ReleaseSpecSchema,
@@ -248,4 +311,7 @@ export const SCHEMAS = {
   'release-record': ReleaseRecordSchema,
   'trust-root': TrustRootSchema,
   'control-table': ControlTableSchema,
+  'appliance-config': ApplianceConfigSchema,
+  'appliance-state': ApplianceStateSchema,
+  'appliance-facts': ApplianceFactsSchema,
 } as const;

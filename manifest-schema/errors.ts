@@ -31,7 +31,10 @@ export const ERROR_CODES = {
     summary: 'the history already holds a different release of that version',
   },
   E_UNKNOWN_COMPONENT: { exit: 2, summary: 'a name refers to a component that does not exist' },
-  E_CYCLE: { exit: 2, summary: 'components depend on each other in a cycle' },
+  E_CYCLE: {
+    exit: 2,
+    summary: 'components depend on each other in a cycle (in a plan: blocks it)',
+  },
   E_UNSATISFIABLE: { exit: 2, summary: 'a requires range is not met by any version on offer' },
   E_KEY_INVALID: { exit: 2, summary: 'a key file is not a usable Ed25519 key' },
   E_TRUST_INVALID: { exit: 2, summary: 'a trust root file is invalid' },
@@ -39,6 +42,11 @@ export const ERROR_CODES = {
   E_FORMAT_VERSION: { exit: 2, summary: 'the bundle format version is not one this Ferry knows' },
   E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
   E_EXISTS: { exit: 2, summary: 'an output would overwrite an existing file' },
+  E_NOT_INITIALIZED: { exit: 2, summary: 'the root holds no Ferry appliance (run ferry init)' },
+  E_STATE_INVALID: {
+    exit: 2,
+    summary: 'an appliance file (state, config, facts) is corrupt or of an unknown version',
+  },
   // trust and integrity (3)
   E_SIGNATURE: { exit: 3, summary: 'the metadata signature is invalid or untrusted' },
   E_THRESHOLD: { exit: 3, summary: 'too few trusted keys signed the metadata' },
@@ -74,6 +82,10 @@ export const ERROR_CODES = {
   E_DRIFT: { exit: 4, summary: 'installed components differ from the record of their release' },
   E_DOWNGRADE: { exit: 4, summary: 'a version would go down' },
   E_DEPENDENCY: { exit: 4, summary: 'a requires range would not hold' },
+  E_NO_PAYLOAD: {
+    exit: 4,
+    summary: 'a component must change but the bundle does not carry its payload',
+  },
   // busy (5)
   E_LOCKED: { exit: 5, summary: 'another installer holds the lock' },
   E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },

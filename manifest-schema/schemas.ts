@@ -3,6 +3,9 @@
  * as the declarations so validators still produce the declared types.
  */
 import type * as Declared from './declarations.js';
+import applianceConfig from './schemas/appliance-config.json' with { type: 'json' };
+import applianceFacts from './schemas/appliance-facts.json' with { type: 'json' };
+import applianceState from './schemas/appliance-state.json' with { type: 'json' };
 import bundleMetadata from './schemas/bundle-metadata.json' with { type: 'json' };
 import controlTable from './schemas/control-table.json' with { type: 'json' };
 import envelope from './schemas/envelope.json' with { type: 'json' };
@@ -17,8 +20,17 @@ export const EnvelopeSchema = envelope as unknown as typeof Declared.EnvelopeSch
 export const ReleaseRecordSchema = releaseRecord as unknown as typeof Declared.ReleaseRecordSchema;
 export const TrustRootSchema = trustRoot as unknown as typeof Declared.TrustRootSchema;
 export const ControlTableSchema = controlTable as unknown as typeof Declared.ControlTableSchema;
+export const ApplianceConfigSchema =
+  applianceConfig as unknown as typeof Declared.ApplianceConfigSchema;
+export const ApplianceStateSchema =
+  applianceState as unknown as typeof Declared.ApplianceStateSchema;
+export const ApplianceFactsSchema =
+  applianceFacts as unknown as typeof Declared.ApplianceFactsSchema;
 
 export type {
+  ApplianceConfig,
+  ApplianceFactsExport,
+  ApplianceState,
   ArtifactRef,
   BundleComponent,
   BundleKind,

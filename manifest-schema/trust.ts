@@ -3,7 +3,7 @@ import { FerryError } from './errors.js';
 import { keyIdOf, parsePublicKey } from './keys.js';
 import { TrustRootSchema, type TrustRoot } from './schemas.js';
 
-/** Reads a trust root and checks what the schema cannot: key ids match keys, the threshold is reachable. */
+/** Reads a trust root and checks what the schema cannot. */
 export async function readTrustRoot(file: string): Promise<TrustRoot> {
   const { value, lineOf } = await readDocument(
     file,
@@ -11,6 +11,15 @@ export async function readTrustRoot(file: string): Promise<TrustRoot> {
     'E_TRUST_INVALID',
     'trust root',
   );
+  return checkTrustRoot(value, file, lineOf);
+}
+
+/** Key ids match their keys, no key twice, and the threshold is reachable. */
+export function checkTrustRoot(
+  value: TrustRoot,
+  file: string,
+  lineOf: (pointer: string) => number | undefined = () => undefined,
+): TrustRoot {
   const seen = new Set<string>();
   for (const [index, key] of value.keys.entries()) {
     const field = `/keys/${index}`;

@@ -1,0 +1,244 @@
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import {
+  ApplianceConfigSchema,
+  ApplianceFactsSchema,
+  ApplianceStateSchema,
+  checkTrustRoot,
+  FerryError,
+  FORMAT_VERSION,
+  ioError,
+  isStrictVersion,
+  NAME_PATTERN,
+  parseValidated,
+  readDocument,
+  readTrustRoot,
+  writeFileAtomic,
+  type ApplianceConfig,
+  type ApplianceFactsExport,
+  type ApplianceState,
+  type TrustRoot,
+} from '../manifest-schema/index.js';
+import type { ApplianceFacts } from './plan.js';
+
+/** Where everything lives under an appliance's root (`--root`, `/` on a real one). */
+export function appliancePaths(root: string) {
+  const base = resolve(root);
+  return {
+    root: base,
+    etc: join(base, 'etc/ferry'),
+    trust: join(base, 'etc/ferry/trust.json'),
+    config: join(base, 'etc/ferry/appliance.yaml'),
+    lib: join(base, 'var/lib/ferry'),
+    state: join(base, 'var/lib/ferry/state.json'),
+    journal: join(base, 'var/lib/ferry/journal'),
+    history: join(base, 'var/lib/ferry/history.jsonl'),
+    logs: join(base, 'var/lib/ferry/logs'),
+    lock: join(base, 'var/lib/ferry/lock'),
+    staging: join(base, 'var/lib/ferry/staging'),
+    opt: join(base, 'opt/ferry'),
+  };
+}
+
+export type AppliancePaths = ReturnType<typeof appliancePaths>;
+
+export const DEFAULT_RETENTION = 2;
+export const DEFAULT_ARTIFACT_TIMEOUT_SECONDS = 600;
+
+export interface InitOptions {
+  root: string;
+  product: string;
+  /** NAME@VERSION, e.g. acme-os@7.2.1 */
+  platform: string;
+  trust: string;
+  defaultPayloadLocation?: string;
+}
+
+export interface Appliance {
+  paths: AppliancePaths;
+  config: ApplianceConfig;
+  trust: TrustRoot;
+  state: ApplianceState;
+}
+
+export function parsePlatform(value: string): { name: string; version: string } {
+  const at = value.lastIndexOf('@');
+  const name = value.slice(0, at);
+  const version = value.slice(at + 1);
+  if (at <= 0 || !new RegExp(NAME_PATTERN).test(name) || !isStrictVersion(version)) {
+    throw new FerryError('E_USAGE', `--platform "${value}" is not NAME@VERSION`, {
+      hint: 'for example --platform acme-os@7.2.1',
+    });
+  }
+  return { name, version };
+}
+
+/** Provisions an empty appliance: trust root, appliance.yaml, an empty state. Refuses an existing one. */
+export async function initAppliance(options: InitOptions): Promise<Appliance> {
+  const paths = appliancePaths(options.root);
+  if (!new RegExp(NAME_PATTERN).test(options.product)) {
+    throw new FerryError('E_USAGE', `--product "${options.product}" is not a valid name`, {
+      hint: 'use lower-case letters, digits, . _ -',
+    });
+  }
+  const platform = parsePlatform(options.platform);
+  const trust = await readTrustRoot(options.trust);
+  const exists = await access(paths.state).then(
+    () => true,
+    () => false,
+  );
+  if (exists) {
+    throw new FerryError(
+      'E_EXISTS',
+      `${paths.state} already exists: ${paths.root} is an appliance already`,
+      {
+        file: paths.state,
+        hint: 'ferry init provisions an empty appliance once; use ferry status to see this one',
+      },
+    );
+  }
+  try {
+    for (const dir of [paths.etc, paths.lib, paths.logs, paths.opt])
+      await mkdir(dir, { recursive: true });
+  } catch (error) {
+    throw ioError(error, paths.root, 'create folders under');
+  }
+  const config: ApplianceConfig = {
+    product: options.product,
+    platform,
+    defaultPayloadLocation:
+      options.defaultPayloadLocation ?? join(paths.root, 'srv/ferry/payloads'),
+    maintenanceWindows: [],
+    retention: DEFAULT_RETENTION,
+    artifactTimeoutSeconds: DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
+  };
+  const state: ApplianceState = {
+    formatVersion: FORMAT_VERSION,
+    product: options.product,
+    release: null,
+    verified: true,
+    highestRelease: null,
+    components: {},
+    previous: null,
+  };
+  await writeFileAtomic(paths.trust, `${JSON.stringify(trust, null, 2)}\n`);
+  await writeFileAtomic(
+    paths.config,
+    `# Ferry appliance settings. maintenanceWindows: [{ days: [sat, sun], start: "02:00", end: "05:00" }]; none means any time.\n${stringify(config)}`,
+  );
+  await writeState(paths, state);
+  await writeFile(paths.history, '', { flag: 'a' });
+  return { paths, config, trust, state };
+}
+
+export async function writeState(paths: AppliancePaths, state: ApplianceState): Promise<void> {
+  await writeFileAtomic(paths.state, `${JSON.stringify(state, null, 2)}\n`);
+}
+
+/** Reads and validates everything an appliance is; a corrupt file is an error, never replaced. */
+export async function openAppliance(root: string): Promise<Appliance> {
+  const paths = appliancePaths(root);
+  const initialized = await access(paths.state).then(
+    () => true,
+    () => false,
+  );
+  if (!initialized) {
+    throw new FerryError(
+      'E_NOT_INITIALIZED',
+      `${paths.root} is not a Ferry appliance (no ${paths.state})`,
+      {
+        file: paths.state,
+        hint: 'check --root, or provision it with ferry init',
+      },
+    );
+  }
+  const state = await readState(paths);
+  const { value: config } = await readDocument(
+    paths.config,
+    ApplianceConfigSchema,
+    'E_STATE_INVALID',
+    'appliance settings',
+  );
+  const trust = await readTrustRoot(paths.trust);
+  if (state.product !== config.product) {
+    throw new FerryError(
+      'E_STATE_INVALID',
+      `${paths.state} is for ${state.product}, but ${paths.config} says ${config.product}`,
+      {
+        file: paths.state,
+        hint: 'the appliance files disagree: restore them from a backup',
+      },
+    );
+  }
+  return { paths, config, trust, state };
+}
+
+export async function readState(paths: AppliancePaths): Promise<ApplianceState> {
+  let text: string;
+  try {
+    text = await readFile(paths.state, 'utf8');
+  } catch (error) {
+    throw ioError(error, paths.state, 'read');
+  }
+  const formatVersion = /"formatVersion"\s*:\s*(\d+)/.exec(text)?.[1];
+  if (formatVersion !== undefined && Number(formatVersion) !== FORMAT_VERSION) {
+    throw new FerryError(
+      'E_STATE_INVALID',
+      `${paths.state} has format ${formatVersion}; this Ferry knows ${FORMAT_VERSION}`,
+      {
+        file: paths.state,
+        hint: 'a newer Ferry wrote this appliance: use that version, never an older one',
+      },
+    );
+  }
+  return parseValidated(
+    paths.state,
+    text,
+    ApplianceStateSchema,
+    'E_STATE_INVALID',
+    'appliance state',
+  ).value;
+}
+
+/** The planner's view of an appliance. */
+export function factsOf(appliance: Pick<Appliance, 'config' | 'state'>): ApplianceFacts {
+  const { config, state } = appliance;
+  return {
+    product: config.product,
+    platform: config.platform,
+    release: state.release,
+    verified: state.verified,
+    highestRelease: state.highestRelease,
+    components: Object.fromEntries(
+      Object.entries(state.components).map(([name, c]) => [
+        name,
+        { version: c.version, requires: c.requires },
+      ]),
+    ),
+  };
+}
+
+export function exportFacts(appliance: Appliance, now: Date): ApplianceFactsExport {
+  const facts = factsOf(appliance);
+  return {
+    formatVersion: FORMAT_VERSION,
+    ...facts,
+    trust: appliance.trust,
+    exportedAt: now.toISOString(),
+  };
+}
+
+/** Reads an exported facts file (from another machine): the planner's input and the site's trust root. */
+export async function readFactsExport(
+  file: string,
+): Promise<{ facts: ApplianceFacts; trust: TrustRoot }> {
+  const { value } = await readDocument(
+    file,
+    ApplianceFactsSchema,
+    'E_STATE_INVALID',
+    'exported appliance state',
+  );
+  const { formatVersion: _version, trust, exportedAt: _at, ...facts } = value;
+  return { facts, trust: checkTrustRoot(trust, `${file}#/trust`) };
+}

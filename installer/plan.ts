@@ -1,0 +1,503 @@
+import {
+  compareVersions,
+  describeCycle,
+  satisfies,
+  sequence,
+  type BundleMetadata,
+  type Change,
+  type ErrorCode,
+} from '../manifest-schema/index.js';
+
+/**
+ * The planner: (appliance facts, bundle metadata, controls) → plan. Pure: no
+ * disk, clock or environment; everything it needs is handed in as data, so
+ * every rule is tested by tables.
+ */
+
+export interface InstalledComponent {
+  version: string;
+  /** The requires ranges of the installed version, as recorded when it was installed. */
+  requires: Record<string, string>;
+}
+
+/** What an appliance is, as `ferry status --export` writes it. */
+export interface ApplianceFacts {
+  product: string;
+  platform: { name: string; version: string };
+  /** The release the appliance was last committed at; null when empty. */
+  release: string | null;
+  /** False after a --partial install: the components are not a verified release. */
+  verified: boolean;
+  components: Record<string, InstalledComponent>;
+  /** The highest release ever committed (rollback protection); null when none. */
+  highestRelease: string | null;
+}
+
+export interface Controls {
+  force: string[];
+  skip: string[];
+  delete: string[];
+  allowDowngrade: boolean;
+  partial: boolean;
+}
+
+export const NO_CONTROLS: Controls = {
+  force: [],
+  skip: [],
+  delete: [],
+  allowDowngrade: false,
+  partial: false,
+};
+
+export type Action = 'install' | 'upgrade' | 'keep' | 'downgrade' | 'remove' | 'skip' | 'error';
+
+/** Why: an error code (E_…) for a problem, or an upper-case word for a decision. */
+export type ReasonCode =
+  | ErrorCode
+  | 'NEW'
+  | 'NEWER'
+  | 'SAME'
+  | 'FORCED'
+  | 'SKIPPED'
+  | 'DELETED'
+  | 'DROPPED'
+  | 'NOT_INSTALLED';
+
+export interface Reason {
+  code: ReasonCode;
+  message: string;
+}
+
+export interface ComponentPlan {
+  name: string;
+  action: Action;
+  from: string | null;
+  to: string | null;
+  reasons: Reason[];
+}
+
+export interface Plan {
+  verdict: 'ok' | 'blocked';
+  product: string;
+  kind: BundleMetadata['kind'];
+  from: string | null;
+  to: string;
+  /** Problems with the bundle as a whole: product, platform, supported releases, rollback protection. */
+  reasons: Reason[];
+  components: ComponentPlan[];
+  /** Components that act, in the order they are applied. */
+  order: string[];
+  /** The changes the operator gets: those between the installed versions and the target. */
+  changes: Change[];
+  /** Payload bytes that will be staged (acting components' carried payload only). */
+  stageBytes: number;
+  /** True when --partial leaves errored components out: the appliance will not be at a verified release. */
+  partial: boolean;
+  /** True when, once applied, the appliance will be exactly at the bundle's target state. */
+  reachesTarget: boolean;
+  /** Controls as given, for the record. */
+  controls: Controls;
+}
+
+const ACTING: ReadonlySet<Action> = new Set(['install', 'upgrade', 'downgrade', 'remove']);
+
+export function isActing(action: Action): boolean {
+  return ACTING.has(action);
+}
+
+interface Working {
+  name: string;
+  action: Action;
+  from: string | null;
+  to: string | null;
+  reasons: Reason[];
+  forced: boolean;
+}
+
+export function plan(
+  facts: ApplianceFacts,
+  meta: BundleMetadata,
+  controls: Controls = NO_CONTROLS,
+): Plan {
+  const target = meta.release.version;
+  const reasons = bundleReasons(facts, meta, controls);
+  const force = new Set(controls.force);
+  const skip = new Set(controls.skip);
+  const remove = new Set(controls.delete);
+  const recorded = recordedRelease(facts, meta);
+
+  const names = [
+    ...new Set([...Object.keys(meta.components), ...Object.keys(facts.components)]),
+  ].sort();
+  const work = new Map<string, Working>();
+  for (const name of names) {
+    work.set(
+      name,
+      decide(name, facts, meta, recorded, {
+        forced: force.has(name),
+        skipped: skip.has(name),
+        deleted: remove.has(name),
+      }),
+    );
+  }
+
+  // Dependencies: against the state the appliance will have after the plan. A
+  // component that errors stays as installed, which can break others: repeat
+  // until nothing changes.
+  for (let changed = true; changed;) {
+    changed = false;
+    const after = stateAfter(work, facts, meta);
+    for (const item of work.values()) {
+      if (item.action === 'error' || item.forced || item.action === 'remove') continue;
+      const own = after.get(item.name);
+      if (!own) continue;
+      const problems: Reason[] = [];
+      for (const [dep, range] of Object.entries(own.requires)) {
+        const depItem = work.get(dep);
+        const depVersion = after.get(dep)?.version;
+        if (depItem?.action === 'error' && isActing(item.action)) {
+          problems.push({
+            code: 'E_DEPENDENCY',
+            message: `${item.name} needs ${dep}, which cannot be updated: ${chain(depItem)}`,
+          });
+        } else if (depVersion === undefined) {
+          const why =
+            depItem?.action === 'remove'
+              ? 'it will be removed'
+              : depItem?.action === 'skip'
+                ? 'it is skipped and not installed'
+                : 'it is not installed';
+          problems.push({
+            code: 'E_DEPENDENCY',
+            message: `${item.name} ${own.version} needs ${dep} ${range}, but ${why}`,
+          });
+        } else if (!satisfies(depVersion, range)) {
+          const why =
+            depItem?.action === 'skip'
+              ? ' (skipped)'
+              : depItem?.action === 'error'
+                ? ' (left as installed)'
+                : '';
+          problems.push({
+            code: 'E_DEPENDENCY',
+            message: `${item.name} ${own.version} needs ${dep} ${range}, but ${dep} will be ${depVersion}${why}`,
+          });
+        }
+      }
+      if (problems.length > 0) {
+        // A skipped or kept component whose need breaks blocks too: the appliance would end up broken.
+        item.reasons.push(...problems);
+        item.action = 'error';
+        changed = true;
+      }
+    }
+  }
+
+  // Order: dependencies first among what acts; a cycle is an error naming its members.
+  const updating = [...work.values()].filter(
+    (item) => item.action === 'install' || item.action === 'upgrade' || item.action === 'downgrade',
+  );
+  const needs = new Map(
+    updating.map((item) => [item.name, Object.keys(meta.components[item.name]?.requires ?? {})]),
+  );
+  const sequenced = sequence(needs.keys(), needs);
+  for (const cycle of sequenced.cycles) {
+    for (const member of cycle) {
+      const item = work.get(member) as Working;
+      item.action = 'error';
+      item.reasons.push({
+        code: 'E_CYCLE',
+        message: `${member} is in a dependency cycle: ${describeCycle(cycle)}`,
+      });
+    }
+  }
+  for (const name of sequenced.blocked) {
+    const item = work.get(name) as Working;
+    if (item.action !== 'error') {
+      item.action = 'error';
+      item.reasons.push({
+        code: 'E_CYCLE',
+        message: `${name} needs a component in a dependency cycle`,
+      });
+    }
+  }
+  const removals = [...work.values()]
+    .filter((item) => item.action === 'remove')
+    .map((item) => item.name);
+  // Removed last, dependents before what they needed, so nothing loses a dependency mid-update.
+  const removeNeeds = new Map(
+    removals.map((name) => [name, Object.keys(facts.components[name]?.requires ?? {})]),
+  );
+  const removeOrder = sequence(removals, removeNeeds);
+  const order = [...sequenced.order, ...[...removeOrder.order, ...removeOrder.blocked].reverse()];
+
+  const components: ComponentPlan[] = names.map((name) => {
+    const { action, from, to, reasons: why } = work.get(name) as Working;
+    return { name, action, from, to, reasons: why };
+  });
+  const errors = components.some((c) => c.action === 'error');
+  const verdict = reasons.length > 0 || (errors && !controls.partial) ? 'blocked' : 'ok';
+  const acting = new Set(order);
+  return {
+    verdict,
+    product: meta.product,
+    kind: meta.kind,
+    from: facts.release,
+    to: target,
+    reasons,
+    components,
+    order,
+    changes: changesFor(facts, meta, work),
+    stageBytes: [...acting].reduce(
+      (sum, name) => sum + stagedBytes(meta, name, work.get(name)?.action),
+      0,
+    ),
+    partial: errors && controls.partial,
+    reachesTarget:
+      !errors && components.every((c) => finalVersion(c) === (meta.target[c.name] ?? null)),
+    controls,
+  };
+}
+
+function bundleReasons(facts: ApplianceFacts, meta: BundleMetadata, controls: Controls): Reason[] {
+  const reasons: Reason[] = [];
+  const target = meta.release.version;
+  if (facts.product !== meta.product) {
+    reasons.push({
+      code: 'E_PRODUCT',
+      message: `the bundle is for ${meta.product}; this appliance is ${facts.product}`,
+    });
+  }
+  if (facts.platform.name !== meta.platform.name) {
+    reasons.push({
+      code: 'E_PLATFORM',
+      message: `the bundle is for platform ${meta.platform.name}; this appliance runs ${facts.platform.name} ${facts.platform.version}`,
+    });
+  } else if (!satisfies(facts.platform.version, meta.platform.range)) {
+    reasons.push({
+      code: 'E_PLATFORM',
+      message: `the bundle needs ${meta.platform.name} ${meta.platform.range}; this appliance runs ${facts.platform.version}`,
+    });
+  }
+  const reapply = facts.release === target;
+  if (!reapply) {
+    if (meta.kind === 'install') {
+      if (facts.release !== null || Object.keys(facts.components).length > 0) {
+        reasons.push({
+          code: 'E_UNSUPPORTED_FROM',
+          message: `this is an install bundle for an empty appliance; this one is at ${facts.release ?? 'an unknown release'}: use an update bundle`,
+        });
+      }
+    } else if (facts.release === null) {
+      reasons.push({
+        code: 'E_UNSUPPORTED_FROM',
+        message: `this update bundle needs one of ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is empty: use an install bundle`,
+      });
+    } else if (!meta.supportedFrom.some((r) => r.version === facts.release)) {
+      reasons.push({
+        code: 'E_UNSUPPORTED_FROM',
+        message: `this bundle updates from ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is at ${facts.release}`,
+      });
+    }
+  }
+  if (
+    facts.highestRelease !== null &&
+    compareVersions(target, facts.highestRelease) < 0 &&
+    !controls.allowDowngrade
+  ) {
+    reasons.push({
+      code: 'E_DOWNGRADE',
+      message: `release ${target} is older than ${facts.highestRelease}, the highest this appliance has committed (rollback protection); pass --allow-downgrade to go back on purpose`,
+    });
+  }
+  return reasons;
+}
+
+/** The components the appliance's release is recorded with, when the bundle knows that release. */
+function recordedRelease(
+  facts: ApplianceFacts,
+  meta: BundleMetadata,
+): Record<string, string> | null {
+  if (facts.release === null) return {};
+  if (facts.release === meta.release.version) return meta.target;
+  return meta.supportedFrom.find((r) => r.version === facts.release)?.components ?? null;
+}
+
+function decide(
+  name: string,
+  facts: ApplianceFacts,
+  meta: BundleMetadata,
+  recorded: Record<string, string> | null,
+  flags: { forced: boolean; skipped: boolean; deleted: boolean },
+): Working {
+  const installed = facts.components[name]?.version ?? null;
+  const component = meta.components[name];
+  const to = component?.version ?? null;
+  const item: Working = {
+    name,
+    action: 'keep',
+    from: installed,
+    to,
+    reasons: [],
+    forced: flags.forced,
+  };
+  const fail = (code: ReasonCode, message: string): Working => {
+    item.action = 'error';
+    item.reasons.push({ code, message });
+    return item;
+  };
+
+  if (flags.skipped) {
+    item.action = 'skip';
+    item.to = installed;
+    item.reasons.push({
+      code: 'SKIPPED',
+      message: installed
+        ? `skipped by the operator: stays at ${installed}`
+        : 'skipped by the operator: stays not installed',
+    });
+    return item;
+  }
+  if (flags.deleted || !component) {
+    item.to = null;
+    if (installed === null) {
+      item.action = 'keep';
+      item.reasons.push({
+        code: 'NOT_INSTALLED',
+        message: `${name} is not installed: nothing to delete`,
+      });
+      return item;
+    }
+    item.action = 'remove';
+    item.reasons.push(
+      flags.deleted
+        ? { code: 'DELETED', message: `deleted by the operator: ${installed} is removed` }
+        : {
+            code: 'DROPPED',
+            message: `release ${meta.release.version} no longer has ${name}: ${installed} is removed`,
+          },
+    );
+    return item;
+  }
+  const targetVersion = component.version;
+
+  // Drift: the appliance's components must be what its release recorded.
+  const expected = recorded === null ? undefined : (recorded[name] ?? null);
+  if (recorded !== null && expected !== installed && !flags.forced) {
+    return fail(
+      'E_DRIFT',
+      `${name} is ${installed ?? 'not installed'}, but release ${facts.release ?? '(none)'} has ${expected ?? 'no ' + name}: it was changed outside Ferry; --force ${name} to replace it, or --skip ${name}`,
+    );
+  }
+  if (
+    !flags.forced &&
+    component.platform !== undefined &&
+    !satisfies(facts.platform.version, component.platform)
+  ) {
+    return fail(
+      'E_PLATFORM',
+      `${name} ${targetVersion} needs ${meta.platform.name} ${component.platform}; this appliance runs ${facts.platform.version}`,
+    );
+  }
+  if (installed === null) {
+    item.action = 'install';
+    item.reasons.push({
+      code: 'NEW',
+      message: `${name} ${targetVersion} is new on this appliance`,
+    });
+  } else {
+    const order = compareVersions(targetVersion, installed);
+    if (order === 0) {
+      item.action = 'keep';
+      item.reasons.push({ code: 'SAME', message: `already at ${installed}` });
+    } else if (order > 0) {
+      item.action = 'upgrade';
+      item.reasons.push({ code: 'NEWER', message: `${installed} → ${targetVersion}` });
+    } else if (flags.forced) {
+      item.action = 'downgrade';
+      item.reasons.push({
+        code: 'FORCED',
+        message: `forced by the operator: ${installed} → ${targetVersion} (a downgrade)`,
+      });
+    } else {
+      return fail(
+        'E_DOWNGRADE',
+        `${name} would go down from ${installed} to ${targetVersion}; --force ${name} to do it on purpose`,
+      );
+    }
+  }
+  if (flags.forced && item.action !== 'downgrade')
+    item.reasons.push({
+      code: 'FORCED',
+      message: `forced by the operator: version, dependency and platform checks ignored for ${name}`,
+    });
+  if (isActing(item.action) && component.payload.type === 'unchanged') {
+    return fail(
+      'E_NO_PAYLOAD',
+      `${name} must change to ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from)`,
+    );
+  }
+  return item;
+}
+
+/** Versions and requires after the plan: errored components stay as installed. */
+function stateAfter(
+  work: Map<string, Working>,
+  facts: ApplianceFacts,
+  meta: BundleMetadata,
+): Map<string, InstalledComponent> {
+  const after = new Map<string, InstalledComponent>();
+  for (const item of work.values()) {
+    const installed = facts.components[item.name];
+    const component = meta.components[item.name];
+    switch (item.action) {
+      case 'install':
+      case 'upgrade':
+      case 'downgrade':
+      case 'keep':
+        if (component && item.to !== null)
+          after.set(item.name, { version: component.version, requires: component.requires });
+        else if (installed) after.set(item.name, installed);
+        break;
+      case 'skip':
+      case 'error':
+        if (installed) after.set(item.name, installed);
+        break;
+      case 'remove':
+        break;
+    }
+  }
+  return after;
+}
+
+/** The version a component has once the plan is applied; null when absent. */
+function finalVersion(component: ComponentPlan): string | null {
+  if (component.action === 'skip' || component.action === 'error') return component.from;
+  return component.to;
+}
+
+/** "api needs db >=4.0.0 <5.0.0, but db will be 3.0.0 (skipped)": the first reason of a failed component. */
+function chain(item: Working): string {
+  return item.reasons.find((reason) => reason.code.startsWith('E_'))?.message ?? 'it is blocked';
+}
+
+function changesFor(
+  facts: ApplianceFacts,
+  meta: BundleMetadata,
+  work: Map<string, Working>,
+): Change[] {
+  return meta.changes.filter((change) => {
+    const item = work.get(change.component);
+    if (!item || (item.action !== 'install' && item.action !== 'upgrade' && item.action !== 'keep'))
+      return false;
+    const installed = facts.components[change.component]?.version;
+    return installed === undefined || compareVersions(change.version, installed) > 0;
+  });
+}
+
+function stagedBytes(meta: BundleMetadata, name: string, action: Action | undefined): number {
+  if (action !== 'install' && action !== 'upgrade' && action !== 'downgrade') return 0;
+  const payload = meta.components[name]?.payload;
+  if (!payload || payload.type === 'unchanged') return 0;
+  return payload.size;
+}

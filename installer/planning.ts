@@ -1,0 +1,136 @@
+import {
+  ControlTableSchema,
+  FerryError,
+  readDocument,
+  type BundleMetadata,
+  type TrustRoot,
+} from '../manifest-schema/index.js';
+import { factsOf, openAppliance, readFactsExport, type Appliance } from './appliance.js';
+import { plan, type ApplianceFacts, type Controls, type Plan } from './plan.js';
+import { openTrusted, type OpenedBundle } from './verify.js';
+
+export interface ControlInput {
+  force?: string[];
+  skip?: string[];
+  delete?: string[];
+  /** A YAML control table { force: [..], skip: [..], delete: [..] }, merged with the flags. */
+  controlFile?: string;
+  allowDowngrade?: boolean;
+  partial?: boolean;
+}
+
+export async function loadControls(input: ControlInput): Promise<Controls> {
+  const controls: Controls = {
+    force: [...(input.force ?? [])],
+    skip: [...(input.skip ?? [])],
+    delete: [...(input.delete ?? [])],
+    allowDowngrade: input.allowDowngrade ?? false,
+    partial: input.partial ?? false,
+  };
+  if (input.controlFile !== undefined) {
+    const { value } = await readDocument(
+      input.controlFile,
+      ControlTableSchema,
+      'E_CONTROL_INVALID',
+      'control table',
+    );
+    controls.force.push(...(value.force ?? []));
+    controls.skip.push(...(value.skip ?? []));
+    controls.delete.push(...(value.delete ?? []));
+  }
+  for (const key of ['force', 'skip', 'delete'] as const)
+    controls[key] = [...new Set(controls[key])].sort();
+  return controls;
+}
+
+/** Every control names a component the bundle or the appliance has, and each at most one control. */
+export function checkControls(
+  controls: Controls,
+  facts: ApplianceFacts,
+  meta: BundleMetadata,
+  file?: string,
+): void {
+  const known = new Set([
+    ...Object.keys(meta.components),
+    ...Object.keys(facts.components),
+    ...Object.keys(meta.removed),
+  ]);
+  const seen = new Map<string, string>();
+  for (const key of ['force', 'skip', 'delete'] as const) {
+    for (const name of controls[key]) {
+      if (!known.has(name)) {
+        throw new FerryError(
+          'E_CONTROL_INVALID',
+          `--${key} ${name}: neither the bundle nor the appliance has a component ${name}`,
+          {
+            ...(file ? { file } : {}),
+            component: name,
+            hint: `components here: ${[...known].sort().join(', ')}`,
+          },
+        );
+      }
+      const other = seen.get(name);
+      if (other !== undefined) {
+        throw new FerryError('E_CONTROL_INVALID', `${name} is both --${other} and --${key}`, {
+          ...(file ? { file } : {}),
+          component: name,
+          hint: 'give each component one control at most',
+        });
+      }
+      seen.set(name, key);
+    }
+  }
+}
+
+export interface PlanSource {
+  bundle: string;
+  /** The appliance to plan for: its root, or a facts file exported with `ferry status --export`. */
+  root?: string;
+  stateFile?: string;
+}
+
+export interface Planned {
+  plan: Plan;
+  opened: OpenedBundle;
+  facts: ApplianceFacts;
+  trust: TrustRoot;
+  appliance?: Appliance;
+}
+
+/**
+ * Reads the appliance's facts and the bundle's metadata (nothing else of the
+ * bundle), checks the signature against the appliance's trust root, and plans.
+ * The caller closes `opened.reader`.
+ */
+export async function planFor(source: PlanSource, input: ControlInput): Promise<Planned> {
+  if ((source.root === undefined) === (source.stateFile === undefined)) {
+    throw new FerryError('E_USAGE', 'give exactly one of --root R and --state FILE', {
+      hint: '--root plans for the appliance at R; --state plans against facts exported with ferry status --export',
+    });
+  }
+  let facts: ApplianceFacts;
+  let trust: TrustRoot;
+  let appliance: Appliance | undefined;
+  if (source.root !== undefined) {
+    appliance = await openAppliance(source.root);
+    facts = factsOf(appliance);
+    trust = appliance.trust;
+  } else {
+    ({ facts, trust } = await readFactsExport(source.stateFile as string));
+  }
+  const controls = await loadControls(input);
+  const opened = await openTrusted(source.bundle, trust);
+  try {
+    checkControls(controls, facts, opened.metadata, input.controlFile);
+    return {
+      plan: plan(facts, opened.metadata, controls),
+      opened,
+      facts,
+      trust,
+      ...(appliance ? { appliance } : {}),
+    };
+  } catch (error) {
+    await opened.reader.close();
+    throw error;
+  }
+}

@@ -1,6 +1,8 @@
 import type { BuildResult } from '../builder/build.js';
 import type { InspectResult } from '../installer/inspect.js';
+import type { InstallEvent, InstallResult } from '../installer/install.js';
 import type { Plan } from '../installer/plan.js';
+import type { HistoryEntry } from '../installer/status.js';
 import type { VerifyResult } from '../installer/verify.js';
 
 export function bytes(n: number): string {
@@ -167,6 +169,26 @@ export function formatStatus(status: StatusResult): string {
       ]),
     );
   }
+  if (status.transactions.length > 0) {
+    lines.push('', 'Last transactions:');
+    for (const t of status.transactions) {
+      const failure = t.failure
+        ? ` (${t.failure.component ?? 'bundle'} ${t.failure.pass}: ${t.failure.status})`
+        : '';
+      lines.push(
+        `  ${t.at}  ${t.operation} ${t.from ?? '(empty)'} → ${t.to ?? '?'}: ${t.outcome}${failure}`,
+      );
+    }
+  }
+  if (status.problems) {
+    lines.push(
+      '',
+      status.problems.length === 0
+        ? 'Every installed file matches its recorded hash.'
+        : `${status.problems.length} installed file(s) differ:`,
+    );
+    for (const p of status.problems) lines.push(`  ${p.component}: ${p.path} ${p.problem}`);
+  }
   if (status.exported) lines.push('', `exported to ${status.exported}`);
   return lines.join('\n');
 }
@@ -179,4 +201,59 @@ export interface StatusResult {
   highestRelease: string | null;
   components: Record<string, string>;
   exported?: string;
+  problems?: Array<{ component: string; path: string; problem: string }>;
+  transactions: HistoryEntry[];
+}
+
+/** One plain line per engine event for a person (no TTY tricks): what the log of a CI job shows. */
+export function formatEvent(event: InstallEvent): string | null {
+  switch (event.type) {
+    case 'plan':
+      return null;
+    case 'warning':
+      return `warning: ${event.message}`;
+    case 'pass':
+      return event.status === 'start' ? `== ${event.pass}` : null;
+    case 'step':
+      if (event.status === 'start') return `   ${event.component}: ${event.detail ?? event.pass}…`;
+      if (event.status === 'failed') return `   ${event.component}: FAILED ${event.detail ?? ''}`;
+      return null;
+    case 'output':
+      return null;
+    case 'progress':
+      return null;
+    case 'result':
+      return null;
+  }
+}
+
+export function formatInstall(result: InstallResult): string {
+  const { plan } = result;
+  const lines: string[] = [];
+  if (result.outcome === 'committed') {
+    lines.push(
+      `COMMITTED: ${plan.product} is at ${plan.to}${plan.reachesTarget ? '' : ' (not a verified release: components were skipped, deleted or left out)'}`,
+    );
+  } else if (result.outcome === 'rolled-back') {
+    lines.push(
+      `ROLLED BACK: ${plan.product} is still at ${plan.from ?? '(empty)'}; everything was undone`,
+    );
+  } else if (plan.verdict === 'blocked') {
+    lines.push(formatPlan(plan), '', 'UNCHANGED: the plan is blocked; nothing was changed');
+  } else if (result.failure) {
+    lines.push(
+      `UNCHANGED: ${plan.product} is still at ${plan.from ?? '(empty)'}; nothing was changed`,
+    );
+  } else {
+    lines.push(`UNCHANGED: ${plan.product} is already at ${plan.to}; nothing to do`);
+  }
+  if (result.failure) {
+    const f = result.failure;
+    lines.push(
+      `  failed: ${f.component ?? 'the bundle'}, ${f.pass} pass${f.artifact ? `, ${f.artifact}` : ''}: ${f.status}`,
+    );
+    if (f.tail) lines.push(...f.tail.split('\n').map((line) => `  | ${line}`));
+  }
+  if (result.log) lines.push(`  log: ${result.log}`);
+  return lines.join('\n');
 }

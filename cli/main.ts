@@ -3,7 +3,9 @@ import type { BundleFormat } from '../builder/build.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import {
   formatBuild,
+  formatEvent,
   formatInspect,
+  formatInstall,
   formatPlan,
   formatStatus,
   formatVerify,
@@ -35,6 +37,8 @@ interface CommandResult {
   json: unknown;
   human: string;
   exitCode?: number;
+  /** The command streamed JSON lines already: print the result as one more line. */
+  jsonLines?: boolean;
 }
 
 const json = { json: { type: 'boolean' } } as const satisfies Options;
@@ -194,10 +198,15 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   status: {
-    usage: 'ferry status --root R [--export FILE]',
+    usage: 'ferry status --root R [--verify] [--export FILE]',
     summary:
-      'the installed release and components; --export writes the facts to plan against elsewhere',
-    options: { root: { type: 'string' }, export: { type: 'string' }, ...json },
+      'the installed release, components and last transactions; --verify checks every installed file; --export writes the facts to plan against elsewhere',
+    options: {
+      root: { type: 'string' },
+      export: { type: 'string' },
+      verify: { type: 'boolean' },
+      ...json,
+    },
     async run({ values }) {
       const { openAppliance, exportFacts } = await import('../installer/appliance.js');
       const { writeFileAtomic } = await import('../manifest-schema/atomic.js');
@@ -209,6 +218,8 @@ const COMMANDS: Record<string, Command> = {
           file,
           `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
         );
+      const { recentHistory, verifyAppliance } = await import('../installer/status.js');
+      const problems = values.verify === true ? await verifyAppliance(appliance) : undefined;
       const result: StatusResult = {
         product: config.product,
         platform: config.platform,
@@ -219,8 +230,14 @@ const COMMANDS: Record<string, Command> = {
           Object.entries(state.components).map(([name, c]) => [name, c.version]),
         ),
         ...(file !== undefined ? { exported: file } : {}),
+        ...(problems !== undefined ? { problems } : {}),
+        transactions: await recentHistory(appliance.paths, 5),
       };
-      return { json: result, human: formatStatus(result) };
+      return {
+        json: result,
+        human: formatStatus(result),
+        exitCode: problems && problems.length > 0 ? 1 : 0,
+      };
     },
   },
   plan: {
@@ -245,7 +262,95 @@ const COMMANDS: Record<string, Command> = {
       return { json: plan, human: formatPlan(plan), exitCode: plan.verdict === 'ok' ? 0 : 4 };
     },
   },
+  install: {
+    usage:
+      'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
+    summary:
+      'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
+    options: {
+      root: { type: 'string' },
+      yes: { type: 'boolean' },
+      now: { type: 'boolean' },
+      reason: { type: 'string' },
+      ...controlOptions,
+      ...json,
+    },
+    async run({ values, positionals }) {
+      const bundle = positional(positionals, 'BUNDLE');
+      const root = required(values, 'root');
+      const wantsJson = values.json === true;
+      await confirm(values, `install ${bundle} on ${root}`);
+      const { install } = await import('../installer/install.js');
+      const reason = optional(values, 'reason');
+      const result = await install({
+        bundle,
+        root,
+        controls: controlInput(values),
+        now: values.now === true,
+        ...(reason !== undefined ? { reason } : {}),
+        onEvent: (event) => {
+          if (wantsJson) {
+            if (event.type !== 'result') process.stdout.write(`${JSON.stringify(event)}\n`);
+          } else {
+            const line = formatEvent(event);
+            if (line !== null) process.stderr.write(`${line}\n`);
+          }
+        },
+      });
+      const exitCode =
+        result.plan.verdict === 'blocked'
+          ? 4
+          : result.outcome === 'committed' || (result.outcome === 'unchanged' && !result.failure)
+            ? 0
+            : 1;
+      const { plan, ...rest } = result;
+      return {
+        json: { type: 'result', ...plan, ...rest },
+        human: formatInstall(result),
+        exitCode,
+        jsonLines: true,
+      };
+    },
+  },
+  recover: {
+    usage: 'ferry recover --root R',
+    summary:
+      'resolve a transaction that a crash or power cut interrupted (install and rollback do this first themselves)',
+    options: { root: { type: 'string' }, ...json },
+    async run({ values }) {
+      const { recover } = await import('../installer/status.js');
+      const result = await recover(required(values, 'root'), (message) =>
+        process.stderr.write(`warning: ${message}\n`),
+      );
+      return {
+        json: result,
+        human: result.recovered
+          ? `recovered: the appliance is at ${result.release ?? '(empty)'}`
+          : `nothing to recover: the appliance is at ${result.release ?? '(empty)'}`,
+      };
+    },
+  },
 };
+
+/** install and rollback change the appliance: on a TTY they ask; without one they need --yes. */
+async function confirm(values: Parsed['values'], what: string): Promise<void> {
+  if (values.yes === true) return;
+  if (!process.stdin.isTTY) {
+    throw new FerryError(
+      'E_USAGE',
+      `refusing to ${what} without confirmation: no terminal to ask on`,
+      { hint: 'pass --yes to confirm (for scripts and CI)' },
+    );
+  }
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`${what}? [y/N] `);
+  rl.close();
+  if (!/^y(es)?$/i.test(answer.trim()))
+    throw new FerryError('E_USAGE', 'not confirmed; nothing was changed', {
+      hint: 'answer y to go ahead, or pass --yes',
+    });
+}
 
 function usageError(message: string, hint?: string): FerryError {
   return new FerryError('E_USAGE', message, { hint: hint ?? 'see `ferry --help`' });
@@ -334,7 +439,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const result = await found.command.run(parsed);
     process.stdout.write(
-      wantsJson ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.human}\n`,
+      wantsJson
+        ? `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`
+        : `${result.human}\n`,
     );
     return result.exitCode ?? 0;
   } catch (error) {

@@ -121,6 +121,7 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     highestRelease: null,
     components: {},
     previous: null,
+    transaction: null,
   };
   await writeFileAtomic(paths.trust, `${JSON.stringify(trust, null, 2)}\n`);
   await writeFileAtomic(

@@ -22,7 +22,8 @@ export interface RawEntry {
   target?: string;
 }
 
-export type EntryVisitor = (entry: RawEntry, data: Readable) => Promise<void>;
+/** Returns 'stop' to end the visit early (the rest of the archive is not read). */
+export type EntryVisitor = (entry: RawEntry, data: Readable) => Promise<void | 'stop'>;
 
 /**
  * A bundle archive opened for reading. Opening reads only bundle.json (the
@@ -187,6 +188,10 @@ async function openTar(
         const running = new Set<Promise<void>>();
         let held: Array<() => void> = [];
         let failed = false;
+        let stopAt: number | null = null;
+        let counter = 0;
+        const streams = new Map<PassThrough, number>();
+        const jobs = new Map<Promise<void>, number>();
         const release = (): void => {
           if (running.size > 2) return;
           const waiting = held;
@@ -208,18 +213,36 @@ async function openTar(
           reject(tarError(error, file));
         };
         parser.on('entry', (entry: ReadEntry) => {
-          if (failed) {
+          if (failed || stopAt !== null) {
             entry.resume();
             return;
           }
           const data = new PassThrough({ highWaterMark: 1 << 20 });
           entry.pipe(data);
+          const index = counter++;
+          streams.set(data, index);
+          data.on('close', () => streams.delete(data));
           const job: Promise<void> = visitor(rawTarEntry(entry), data)
-            .catch(fail)
+            .then((verdict) => {
+              if (verdict !== 'stop' || failed || stopAt !== null) return;
+              stopAt = index;
+              source.destroy();
+              // Entries after this one will get no more data; those before it finish as they are.
+              for (const [stream, at] of streams) if (at > index) stream.destroy();
+              const before = [...jobs].filter(([, at]) => at < index).map(([other]) => other);
+              void Promise.all(before).then(() => {
+                if (!failed) resolve();
+              });
+            })
+            .catch((error: unknown) => {
+              if (stopAt === null || index <= stopAt) fail(error);
+            })
             .finally(() => {
               running.delete(job);
+              jobs.delete(job);
               release();
             });
+          jobs.set(job, index);
           running.add(job);
         });
         parser.on('error', fail);
@@ -227,7 +250,7 @@ async function openTar(
         gate.on('error', fail);
         parser.on('end', () => {
           void Promise.all(running).then(() => {
-            if (!failed) resolve();
+            if (!failed && stopAt === null) resolve();
           });
         });
         source.pipe(gate).pipe(parser);
@@ -407,7 +430,8 @@ async function openZip(
             ? { ...info.raw, target: (await collect(stream)).toString('utf8') }
             : info.raw;
         try {
-          await visitor(raw, info.raw.type === 'symlink' ? emptyStream() : stream);
+          const verdict = await visitor(raw, info.raw.type === 'symlink' ? emptyStream() : stream);
+          if (verdict === 'stop') return;
         } catch (error) {
           stream.destroy();
           throw error instanceof FerryError ? error : zipCorrupt(file, error);

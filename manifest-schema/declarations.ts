@@ -275,6 +275,13 @@ const InstalledComponent = strict({
   requires: nameRecord(Range),
   /** What was installed, as hashed at install time: `ferry status --verify` checks against it. */
   files: Type.Array(PayloadEntry),
+  /** Undo and uninstall artifacts kept under var/lib/ferry/artifacts/<component>/<version>/<pass>/, in run order. */
+  artifacts: strict({
+    rollback: Type.Array(Type.String({ maxLength: 255 })),
+    remove: Type.Array(Type.String({ maxLength: 255 })),
+  }),
+  /** The timeout its artifacts run with. */
+  timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
 });
 
 export const ApplianceStateSchema = strict({
@@ -285,8 +292,17 @@ export const ApplianceStateSchema = strict({
   verified: Type.Boolean(),
   highestRelease: Type.Union([Version, Type.Null()]),
   components: nameRecord(InstalledComponent),
-  /** The release committed before this one, for `ferry rollback`. */
-  previous: Type.Optional(Type.Union([Version, Type.Null()])),
+  /** The committed state before the last transaction, for `ferry rollback`. */
+  previous: Type.Union([
+    Type.Null(),
+    strict({
+      release: Type.Union([Version, Type.Null()]),
+      verified: Type.Boolean(),
+      components: nameRecord(InstalledComponent),
+    }),
+  ]),
+  /** The id of the transaction that wrote this state: recovery's proof of a commit. */
+  transaction: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
 });
 export type ApplianceState = Static<typeof ApplianceStateSchema>;
 

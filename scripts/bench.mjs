@@ -180,6 +180,117 @@ log(
   `ferry inspect read ${bytesRead} bytes (${(bytesRead / 1024).toFixed(1)} KiB) of ${size}; target: under 1 MiB whatever the size.`,
 );
 
+// ---------------------------------------------------------------- plan
+log();
+log('## Plan: metadata only, whatever the bundle size');
+log();
+const planDir = join(work, 'plan');
+const smallDir = join(planDir, 'small');
+const hugeDir = join(planDir, 'huge');
+makePayload(join(smallDir, 'payload'), MiB, 1);
+// 4.25 GiB of sparse files (fast to make, real to hash and write), then one
+// small file whose zip entry starts past 4 GiB: zip64 offsets get exercised.
+mkdirSync(join(hugeDir, 'payload'), { recursive: true });
+for (let i = 0; i < 5; i++) {
+  const file = join(hugeDir, 'payload', `part-${i}.bin`);
+  if (!existsSync(file)) spawnSync('truncate', ['-s', String(870 * MiB), file]);
+}
+makePayload(join(hugeDir, 'payload', 'tail'), MiB, 1);
+const planRows = [];
+const appliance = join(planDir, 'appliance');
+rmSync(appliance, { recursive: true, force: true });
+spawnSync(process.execPath, [
+  join(root, 'bin/ferry'),
+  'trust',
+  'init',
+  '--key',
+  join(keys, 'bench.pub'),
+  '--out',
+  join(planDir, 'trust.json'),
+]);
+spawnSync(process.execPath, [
+  join(root, 'bin/ferry'),
+  'init',
+  '--root',
+  appliance,
+  '--product',
+  'bench',
+  '--platform',
+  'os@1.0.0',
+  '--trust',
+  join(planDir, 'trust.json'),
+]);
+const planBytes = {};
+for (const [name, folder] of [
+  ['1 MiB', smallDir],
+  ['4 GiB', hugeDir],
+]) {
+  for (const format of ['tar', 'zip']) {
+    const built = spawnSync(
+      process.execPath,
+      [
+        join(root, 'bin/ferry'),
+        'build',
+        spec(folder, 'release'),
+        '--out',
+        join(folder, 'out'),
+        '--key',
+        key,
+        '--format',
+        format,
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (built.status !== 0) throw new Error(built.stderr);
+    const { bundle: file, size: bytes } = JSON.parse(built.stdout);
+    const row = ferry(`\`ferry plan\` ${format}, ${(bytes / 1024 ** 3).toFixed(2)} GiB bundle`, [
+      'plan',
+      file,
+      '--root',
+      appliance,
+      '--json',
+    ]);
+    planRows.push(row);
+    const read = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { planFor } = await import(${JSON.stringify(join(root, 'dist/installer/planning.js'))}); const p = await planFor({ bundle: ${JSON.stringify(file)}, root: ${JSON.stringify(appliance)} }, {}); await p.opened.reader.close(); console.log(p.opened.reader.bytesRead());`,
+      ],
+      { encoding: 'utf8' },
+    );
+    planBytes[`${format} ${name}`] = Number(read.stdout.trim());
+  }
+}
+log('| measurement | median (s) | × 1 MiB bundle (same format) | peak RSS |');
+log('|---|---:|---:|---:|');
+for (const [index, row] of planRows.entries()) {
+  const baseline = planRows[index % 2].seconds;
+  log(
+    `| ${row.label} | ${row.seconds.toFixed(2)} | ${(row.seconds / baseline).toFixed(2)} | ${row.rssMiB.toFixed(0)} MiB |`,
+  );
+}
+log();
+log(
+  `Bytes of the bundle read to plan: ${Object.entries(planBytes)
+    .map(([k, v]) => `${k}: ${(v / 1024).toFixed(1)} KiB`)
+    .join('; ')}. Targets: under 1 MiB, and the 4 GiB plan within 1.2× the 1 MiB one.`,
+);
+for (const folder of [smallDir, hugeDir])
+  rmSync(join(folder, 'out'), { recursive: true, force: true });
+
+// The planner alone: 1,000 components with random (acyclic) dependencies.
+const synthetic = spawnSync(
+  process.execPath,
+  [join(root, 'scripts', 'bench-planner.mjs'), String(runs)],
+  { encoding: 'utf8' },
+);
+if (synthetic.status !== 0) throw new Error(synthetic.stderr);
+log();
+log(synthetic.stdout.trim());
+
 mkdirSync(join(root, 'bench-report'), { recursive: true });
 writeFileSync(join(root, 'bench-report', 'report.md'), `${report.join('\n')}\n`);
 console.log(`\nwrote bench-report/report.md`);

@@ -1,0 +1,329 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  expectedEntries,
+  FerryError,
+  ioError,
+  type BundleMetadata,
+  type ExpectedEntry,
+  type PayloadEntry,
+} from '../manifest-schema/index.js';
+import type { BundleReader } from './reader.js';
+import { EntryAudit } from './verify.js';
+
+/**
+ * Staging: bundle entries are written under the transaction's staging folder
+ * only after their name, type and size have been checked against the signed
+ * metadata, and each file's sha256 is checked while it is written. A file
+ * that fails is never used; the staging folder is removed with the
+ * transaction.
+ */
+
+export interface StageContext {
+  reader: BundleReader;
+  metadata: BundleMetadata;
+  /** The transaction's staging folder. */
+  dir: string;
+  onBytes?: (component: string, bytes: number) => void;
+}
+
+export function artifactsDir(stagingDir: string): string {
+  return join(stagingDir, 'bundle');
+}
+
+export function payloadDir(stagingDir: string, component: string): string {
+  return join(stagingDir, 'payload', component);
+}
+
+/** Extracts and checks every artifact and verification script (small; at the front of the archive). */
+export async function stageArtifacts(context: StageContext): Promise<void> {
+  const { reader, metadata, dir } = context;
+  const expected = expectedEntries(metadata, reader.metadataBytes.length);
+  const wanted = expected.filter(
+    (entry) => entry.name.startsWith('artifacts/') || entry.name.startsWith('verify/'),
+  );
+  const wantedNames = new Set(wanted.map((entry) => entry.name));
+  const audit = new EntryAudit(expected, reader.file);
+  const seen = new Set<string>();
+  await reader.visit(
+    async (raw, data) => {
+      if (raw.name.startsWith('payload/')) {
+        data.destroy();
+        return 'stop';
+      }
+      const entry = audit.admit(raw);
+      if (!wantedNames.has(entry.name)) {
+        data.resume();
+        return;
+      }
+      seen.add(entry.name);
+      await writeVerified(data, join(artifactsDir(dir), entry.name), entry, reader.file, 0o755);
+    },
+    (name) => wantedNames.has(name),
+  );
+  const missing = wanted.find((entry) => !seen.has(entry.name));
+  if (missing) throw missingEntry(reader.file, missing.name);
+}
+
+/**
+ * Extracts the payload of the given components: with zip only their entries
+ * are read; with tar the archive is read once, other entries are checked
+ * and skipped without being hashed.
+ */
+export async function stagePayload(
+  context: StageContext,
+  components: ReadonlySet<string>,
+): Promise<void> {
+  const { reader, metadata, dir } = context;
+  const expected = expectedEntries(metadata, reader.metadataBytes.length);
+  const wanted = expected.filter(
+    (entry) =>
+      entry.component !== undefined &&
+      components.has(entry.component) &&
+      entry.name.startsWith('payload/'),
+  );
+  const wantedNames = new Set(wanted.map((entry) => entry.name));
+  if (wanted.length === 0) return;
+  const audit = new EntryAudit(expected, reader.file);
+  const seen = new Set<string>();
+  const last = wanted.at(-1)?.name;
+  await reader.visit(
+    async (raw, data) => {
+      const entry = audit.admit(raw);
+      if (!wantedNames.has(entry.name)) {
+        data.resume();
+        return;
+      }
+      seen.add(entry.name);
+      const component = entry.component as string;
+      const target = join(
+        payloadDir(dir, component),
+        entry.name.slice(`payload/${component}/`.length),
+      );
+      if (entry.type === 'dir') {
+        data.resume();
+        await mkdir(target, { recursive: true });
+      } else if (entry.type === 'symlink') {
+        data.resume();
+        await mkdir(dirname(target), { recursive: true });
+        await symlink(entry.target as string, target);
+      } else {
+        await writeVerified(data, target, entry, reader.file, entry.mode ?? 0o644, (n) =>
+          context.onBytes?.(component, n),
+        );
+      }
+      // Payload is last in the archive and in dependency order: past the last wanted entry, stop reading.
+      return entry.name === last ? 'stop' : undefined;
+    },
+    (name) => wantedNames.has(name),
+  );
+  const missing = wanted.find((entry) => !seen.has(entry.name));
+  if (missing) throw missingEntry(reader.file, missing.name);
+  // A component's folder exists even when its payload is empty.
+  for (const component of components) await mkdir(payloadDir(dir, component), { recursive: true });
+}
+
+/** Copies a payload kept outside the bundle (default location or url) into staging, checking every file. */
+export async function stageExternal(
+  metadata: BundleMetadata,
+  component: string,
+  dir: string,
+  defaultLocation: string | undefined,
+  onBytes?: (n: number) => void,
+): Promise<void> {
+  const payload = metadata.components[component]?.payload;
+  const target = payloadDir(dir, component);
+  await mkdir(target, { recursive: true });
+  if (payload?.type === 'default') {
+    const version = metadata.components[component]?.version as string;
+    if (defaultLocation === undefined) {
+      throw new FerryError(
+        'E_NOT_FOUND',
+        `${component}'s payload is kept at the default location, and this appliance has none configured`,
+        {
+          component,
+          hint: 'set defaultPayloadLocation in /etc/ferry/appliance.yaml',
+        },
+      );
+    }
+    const source = join(defaultLocation, component, version);
+    for (const file of payload.files) await copyExternal(file, source, target, component, onBytes);
+  } else if (payload?.type === 'url') {
+    const expected: ExpectedEntry = {
+      name: payload.url,
+      type: 'file',
+      size: payload.size,
+      sha256: payload.sha256,
+      component,
+    };
+    const data = await openUrl(payload.url, component);
+    await writeVerified(data, join(target, payload.saveAs), expected, payload.url, 0o644, onBytes);
+  }
+}
+
+async function copyExternal(
+  file: PayloadEntry,
+  source: string,
+  target: string,
+  component: string,
+  onBytes?: (n: number) => void,
+): Promise<void> {
+  const to = join(target, file.path);
+  if (file.type === 'dir') {
+    await mkdir(to, { recursive: true });
+    return;
+  }
+  if (file.type === 'symlink') {
+    await mkdir(dirname(to), { recursive: true });
+    await symlink(file.target as string, to);
+    return;
+  }
+  const from = join(source, file.path);
+  const present = await lstat(from).then(
+    (stats) => stats.isFile(),
+    () => false,
+  );
+  if (!present) {
+    throw new FerryError(
+      'E_NOT_FOUND',
+      `${component}: ${from} is missing from the default payload location`,
+      {
+        file: from,
+        component,
+        hint: 'attach the medium that holds the payloads, or copy them to the default location',
+      },
+    );
+  }
+  const expected: ExpectedEntry = {
+    name: file.path,
+    type: 'file',
+    size: file.size ?? 0,
+    ...(file.sha256 ? { sha256: file.sha256 } : {}),
+    component,
+  };
+  await writeVerified(createReadStream(from), to, expected, from, file.mode, onBytes);
+}
+
+async function openUrl(url: string, component: string): Promise<Readable> {
+  if (/^https?:\/\//.test(url)) {
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (cause) {
+      throw new FerryError(
+        'E_IO',
+        `${component}: could not fetch ${url}: ${(cause as Error).message}`,
+        { component, hint: 'check the network path to the mirror', cause },
+      );
+    }
+    if (!response.ok || !response.body) {
+      throw new FerryError('E_IO', `${component}: ${url} answered ${response.status}`, {
+        component,
+        hint: 'check the URL on the mirror',
+      });
+    }
+    const { Readable } = await import('node:stream');
+    return Readable.fromWeb(response.body as never);
+  }
+  const path = url.startsWith('file://') ? new URL(url).pathname : url;
+  return createReadStream(path);
+}
+
+/**
+ * Streams `data` into a new file (never through an existing one or a link),
+ * hashing as it goes; a wrong size or hash removes nothing but the new file
+ * and fails with the entry named.
+ */
+export async function writeVerified(
+  data: Readable,
+  path: string,
+  expected: ExpectedEntry,
+  file: string,
+  mode: number,
+  onBytes?: (n: number) => void,
+): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const hash = createHash('sha256');
+  let size = 0;
+  const where = {
+    file,
+    entry: expected.name,
+    ...(expected.component ? { component: expected.component } : {}),
+  };
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size > expected.size) {
+        done(
+          new FerryError(
+            'E_SIZE_MISMATCH',
+            `${file}: ${expected.name} is larger than the ${expected.size} bytes the metadata declares`,
+            {
+              ...where,
+              hint: 'the bundle or payload was altered: get it again from its publisher',
+            },
+          ),
+        );
+        return;
+      }
+      hash.update(chunk);
+      onBytes?.(chunk.length);
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(
+      data,
+      counter,
+      createWriteStream(path, {
+        flags: 'wx',
+        mode: mode & 0o777,
+      }) /* O_EXCL: never through an existing file or link */,
+    );
+  } catch (error) {
+    if (error instanceof FerryError) throw error;
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new FerryError('E_DUPLICATE_ENTRY', `${file}: ${expected.name} was written twice`, {
+        ...where,
+        hint: 'the bundle was crafted: do not use it',
+      });
+    }
+    throw ioError(error, path, 'write');
+  }
+  if (size !== expected.size) {
+    throw new FerryError(
+      'E_SIZE_MISMATCH',
+      `${file}: ${expected.name} holds ${size} bytes; the metadata says ${expected.size}`,
+      {
+        ...where,
+        hint: 'the bundle or payload is truncated or was altered: get it again from its publisher',
+      },
+    );
+  }
+  if (expected.sha256 !== undefined && hash.digest('hex') !== expected.sha256) {
+    throw new FerryError(
+      'E_HASH_MISMATCH',
+      `${file}: ${expected.name} does not match its signed sha256`,
+      {
+        ...where,
+        hint: 'the bundle or payload was altered or damaged: get it again from its publisher',
+      },
+    );
+  }
+}
+
+function missingEntry(file: string, name: string): FerryError {
+  return new FerryError(
+    'E_MISSING_ENTRY',
+    `${file}: ${name} is listed in the metadata but not in the archive`,
+    {
+      file,
+      entry: name,
+      hint: 'the bundle is incomplete: copy it again from its source',
+    },
+  );
+}

@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises';
+import { withHashPool } from '../manifest-schema/index.js';
+import { openAppliance, type Appliance, type AppliancePaths } from './appliance.js';
+import { recoverPending, takeLock, verifyInstalled, type FileProblem } from './install.js';
+
+/** Every installed file against the hash recorded when it was installed, like `dpkg --verify`. */
+export async function verifyAppliance(appliance: Appliance): Promise<FileProblem[]> {
+  return withHashPool((pool) => verifyInstalled(appliance.paths, appliance.state, null, pool));
+}
+
+/** One line of history.jsonl. */
+export interface HistoryEntry {
+  id: string;
+  at: string;
+  operation: 'install' | 'rollback' | 'recover';
+  from: string | null;
+  to: string | null;
+  outcome: string;
+  failure?: { component: string | null; pass: string; artifact: string | null; status: string };
+  controls?: Record<string, unknown>;
+  reason?: string;
+}
+
+/** The last `count` transactions from history.jsonl, newest last. */
+export async function recentHistory(paths: AppliancePaths, count: number): Promise<HistoryEntry[]> {
+  const text = await readFile(paths.history, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .slice(-count)
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as HistoryEntry];
+      } catch {
+        return [];
+      }
+    });
+}
+
+export async function recover(
+  root: string,
+  warn: (message: string) => void,
+): Promise<{ recovered: boolean; release: string | null }> {
+  const appliance = await openAppliance(root);
+  const lock = await takeLock(appliance.paths, 'recover', (event) => {
+    if (event.type === 'warning') warn(event.message);
+  });
+  try {
+    const recovered = await recoverPending(appliance, (event) => {
+      if (event.type === 'warning') warn(event.message);
+    });
+    const after = await openAppliance(root);
+    return { recovered, release: after.state.release };
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,373 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, ferry, json, RELEASES, tempDir, workspace, type Workspace } from '../helpers.js';
+import {
+  cloneAppliance,
+  initAppliance,
+  install,
+  installOk,
+  markers,
+  snapshot,
+  status,
+} from './appliance.js';
+
+let dir: string;
+let ws: Workspace;
+let tar: Record<string, string>;
+let zip: Record<string, string>;
+/** An appliance at each release, installed through the CLI once and cloned by tests. */
+const at: Record<string, string> = {};
+
+beforeAll(async () => {
+  dir = await tempDir();
+  ws = await workspace(dir);
+  tar = await buildAll(ws, join(dir, 'tar'), 'tar');
+  zip = await buildAll(ws, join(dir, 'zip'), 'zip');
+  const base = join(dir, 'base');
+  await initAppliance(ws, base);
+  await installOk(tar['1.0.0'] as string, base);
+  at['1.0.0'] = join(dir, 'at-1.0.0');
+  await cloneAppliance(base, at['1.0.0']);
+  for (const release of ['1.1.0', '1.2.0'] as const) {
+    await installOk(tar[release] as string, base);
+    at[release] = join(dir, `at-${release}`);
+    await cloneAppliance(base, at[release]);
+  }
+});
+
+let counter = 0;
+async function fresh(release: keyof typeof at): Promise<string> {
+  const root = join(dir, `case-${counter++}`);
+  await cloneAppliance(at[release] as string, root);
+  return root;
+}
+
+describe('a fresh install', () => {
+  it('runs the passes in order, each in dependency order, and commits the release', async () => {
+    const root = join(dir, 'fresh');
+    await initAppliance(ws, root);
+    const result = await install(zip['1.0.0'] as string, root);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('COMMITTED: acme-appliance is at 1.0.0');
+    const lines = await markers(root);
+    const passOf = (line: string) => line.split(' ')[0];
+    const order = ['pre-validate', 'update', 'test', 'verify'];
+    const passes = lines.map(passOf);
+    expect(
+      [...passes].sort((a, b) => order.indexOf(a as string) - order.indexOf(b as string)),
+    ).toEqual(passes);
+    for (const pass of ['pre-validate', 'update', 'test']) {
+      const components = lines
+        .filter((line) => passOf(line) === pass)
+        .map((line) => line.split(' ')[1]);
+      expect(components.indexOf('db')).toBeLessThan(components.indexOf('api'));
+      expect(components.indexOf('api')).toBeLessThan(components.indexOf('web'));
+    }
+    expect(await status(root)).toMatchObject({
+      release: '1.0.0',
+      verified: true,
+      components: {
+        db: '3.0.0',
+        api: '2.0.0',
+        web: '1.0.0',
+        maps: '5.0.0',
+        'legacy-agent': '0.9.0',
+      },
+    });
+    const verify = await ferry(['status', '--root', root, '--verify']);
+    expect(verify.code).toBe(0);
+    expect(await readFile(join(root, 'opt/ferry/maps/current/data/tiles.bin'))).toEqual(
+      await readFile(join(ws.product, 'components/maps/5.0.0/data/tiles.bin')),
+    );
+  });
+});
+
+describe('the upgrade matrix', () => {
+  const pairs = RELEASES.flatMap((from, i) =>
+    RELEASES.slice(i + 1).map((to) => [from, to] as const),
+  ).filter(([from]) => from !== '1.3.0');
+  it.each(pairs)('from %s to %s', async (from, to) => {
+    const root = await fresh(from);
+    const before = (await markers(root)).length;
+    const bundle = (Number(to.split('.')[1]) % 2 === 0 ? zip : tar)[to] as string;
+    await installOk(bundle, root);
+    const after = await status(root);
+    expect(after.release).toBe(to);
+    expect(after.verified).toBe(true);
+    const inspect = json<{ target: Record<string, string> }>(
+      await ferry(['inspect', bundle, '--json']),
+    );
+    expect(after.components).toEqual(inspect.target);
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+    // Only components that change run their passes.
+    const ran = (await markers(root))
+      .slice(before)
+      .filter((line) => line.startsWith('update '))
+      .map((line) => line.split(' ')[1]);
+    const unchanged = Object.entries(inspect.target)
+      .filter(
+        ([name, version]) =>
+          (JSON.parse(JSON.stringify(after.components)) as Record<string, string>)[name] ===
+          version,
+      )
+      .map(([n]) => n);
+    expect(ran.every((name) => unchanged.includes(name as string))).toBe(true);
+    expect(ran).not.toContain('maps');
+  });
+});
+
+describe('failures leave the appliance exactly as it was', () => {
+  async function failing(
+    trigger: string,
+    release: keyof typeof at = '1.0.0',
+    bundle = tar['1.3.0'] as string,
+  ) {
+    const root = await fresh(release);
+    const earlier = (await markers(root)).length;
+    await mkdir(join(root, 'fail'), { recursive: true });
+    await writeFile(join(root, 'fail', trigger), '');
+    const before = await snapshot(root);
+    const result = await install(bundle, root, '--json');
+    const lines = result.stdout.trim().split('\n');
+    const last = JSON.parse(lines.at(-1) as string) as {
+      outcome: string;
+      failure: { component: string; pass: string; artifact: string; status: string; tail: string };
+    };
+    expect(await snapshot(root)).toEqual(before);
+    return { root, result, last, ran: (await markers(root)).slice(earlier) };
+  }
+
+  it('a failing pre-validate artifact: nothing changed, exit 1', async () => {
+    const { result, last, ran } = await failing('api.pre-validate');
+    expect(result.code).toBe(1);
+    expect(last.outcome).toBe('unchanged');
+    expect(last.failure).toMatchObject({
+      component: 'api',
+      pass: 'pre-validate',
+      artifact: 'preflight.sh',
+      status: 'exited with status 1',
+    });
+    expect(last.failure.tail).toContain('api: pre-validate failed on request');
+    expect(ran.some((line) => line.startsWith('update '))).toBe(false);
+  });
+
+  it('a failing update artifact: rolled back in reverse, exit 1', async () => {
+    const { result, last, root, ran } = await failing('web.update');
+    expect(result.code).toBe(1);
+    expect(last.outcome).toBe('rolled-back');
+    expect(last.failure).toMatchObject({
+      component: 'web',
+      pass: 'update',
+      artifact: 'publish.sh',
+    });
+    const rollbacks = ran
+      .filter((line) => line.startsWith('rollback '))
+      .map((line) => line.split(' ')[1]);
+    expect(rollbacks).toEqual(['web', 'api', 'db']);
+    expect((await status(root)).release).toBe('1.0.0');
+  });
+
+  it('a failing test artifact: rolled back, exit 1', async () => {
+    const { result, last } = await failing('db.test');
+    expect(result.code).toBe(1);
+    expect(last.outcome).toBe('rolled-back');
+    expect(last.failure).toMatchObject({ component: 'db', pass: 'test', artifact: 'smoke.sh' });
+  });
+
+  it('a failing bundle verification artifact: rolled back', async () => {
+    const { last } = await failing('verify');
+    expect(last.outcome).toBe('rolled-back');
+    expect(last.failure).toMatchObject({
+      component: null,
+      pass: 'test',
+      artifact: 'target-state.sh',
+    });
+  });
+
+  it('a timed-out artifact: its process group is killed and everything rolled back', async () => {
+    const root = await fresh('1.1.0');
+    const config = join(root, 'etc/ferry/appliance.yaml');
+    await writeFile(
+      config,
+      (await readFile(config, 'utf8')).replace(
+        /artifactTimeoutSeconds: \d+/,
+        'artifactTimeoutSeconds: 2',
+      ),
+    );
+    await mkdir(join(root, 'hang'), { recursive: true });
+    await writeFile(join(root, 'hang', 'db.update'), '');
+    const before = await snapshot(root);
+    const started = Date.now();
+    const result = await install(tar['1.3.0'] as string, root, '--json');
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(result.code).toBe(1);
+    const last = JSON.parse(result.stdout.trim().split('\n').at(-1) as string) as {
+      outcome: string;
+      failure: { status: string };
+    };
+    expect(last.outcome).toBe('rolled-back');
+    expect(last.failure.status).toContain('timed out after 2 s');
+    expect(await snapshot(root)).toEqual(before);
+    const leftovers = await new Promise<string>((resolve) => {
+      const ps = spawn('pgrep', ['-f', 'sleep 3600']);
+      let out = '';
+      ps.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      ps.on('close', () => resolve(out.trim()));
+    });
+    expect(leftovers).toBe('');
+  });
+
+  it('a tampered payload byte: exit 3, nothing changed', async () => {
+    const root = await fresh('1.0.0');
+    const bytes = await readFile(tar['1.2.0'] as string);
+    const at = bytes.indexOf(Buffer.from('CREATE INDEX events_at'));
+    bytes[at] = 'c'.charCodeAt(0);
+    const tampered = join(dir, 'tampered.tar');
+    await writeFile(tampered, bytes);
+    const before = await snapshot(root);
+    const result = await install(tampered, root, '--json');
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('E_HASH_MISMATCH');
+    expect(result.stderr).toContain('payload/db/share/schema.sql');
+    expect(await snapshot(root)).toEqual(before);
+  });
+});
+
+describe('controls', () => {
+  it('--skip leaves a component and records an unverified release with the reason', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(
+      tar['1.2.0'] as string,
+      root,
+      '--skip',
+      'web',
+      '--reason',
+      'CHG-42: web change deferred',
+    );
+    const after = await status(root);
+    expect(after).toMatchObject({
+      release: '1.2.0',
+      verified: false,
+      components: { web: '1.0.0', db: '4.0.0' },
+    });
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    expect(JSON.parse(history.at(-1) as string)).toMatchObject({
+      outcome: 'committed',
+      controls: { skip: ['web'] },
+      reason: 'CHG-42: web change deferred',
+    });
+  });
+
+  it('--delete removes a component nobody needs, running its remove artifact', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(tar['1.1.0'] as string, root, '--delete', 'legacy-agent');
+    const after = await status(root);
+    expect(after.components['legacy-agent']).toBeUndefined();
+    expect(await markers(root)).toContain('remove legacy-agent 0.9.0 none');
+    expect(after.verified).toBe(false);
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+  });
+
+  it('--force replaces a drifted component', async () => {
+    const root = await fresh('1.1.0');
+    const file = join(root, 'var/lib/ferry/state.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as {
+      components: Record<string, { version: string }>;
+    };
+    (state.components.web as { version: string }).version = '1.0.9';
+    await writeFile(file, JSON.stringify(state));
+    const blocked = await install(tar['1.3.0'] as string, root);
+    expect(blocked.code).toBe(4);
+    await installOk(
+      tar['1.3.0'] as string,
+      root,
+      '--force',
+      'web',
+      '--reason',
+      'web was patched by hand',
+    );
+    expect(await status(root)).toMatchObject({
+      release: '1.3.0',
+      verified: true,
+      components: { web: '1.0.1' },
+    });
+  });
+});
+
+describe('one installer at a time', () => {
+  it('a live lock makes a second install exit 5; a stale one is taken over', async () => {
+    const root = await fresh('1.0.0');
+    const holder = spawn('sleep', ['30']);
+    await writeFile(
+      join(root, 'var/lib/ferry/lock'),
+      JSON.stringify({ pid: holder.pid, command: 'install', since: 'now' }),
+    );
+    const busy = await install(tar['1.1.0'] as string, root);
+    holder.kill();
+    expect(busy.code).toBe(5);
+    expect(busy.stderr).toContain('E_LOCKED');
+    await writeFile(
+      join(root, 'var/lib/ferry/lock'),
+      JSON.stringify({ pid: 999_999_99, command: 'install', since: 'yesterday' }),
+    );
+    const taken = await install(tar['1.1.0'] as string, root);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.stderr).toContain('stale lock');
+  });
+});
+
+describe('the command line', () => {
+  it('re-applying the installed release changes nothing', async () => {
+    const root = await fresh('1.2.0');
+    const before = await snapshot(root);
+    const result = await install(tar['1.2.0'] as string, root, '--json');
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n').at(-1) as string)).toMatchObject({
+      outcome: 'unchanged',
+      verdict: 'ok',
+    });
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('refuses to change anything without a terminal or --yes', async () => {
+    const root = await fresh('1.0.0');
+    const result = await ferry(['install', tar['1.1.0'] as string, '--root', root]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--yes');
+  });
+
+  it('--json streams the engine events as JSON lines', async () => {
+    const root = await fresh('1.1.0');
+    const result = await install(zip['1.2.0'] as string, root, '--json');
+    expect(result.code).toBe(0);
+    const events = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; pass?: string });
+    expect(events[0]?.type).toBe('plan');
+    expect(
+      events
+        .filter((e) => e.type === 'pass' && (e as { status?: string }).status === 'start')
+        .map((e) => e.pass),
+    ).toEqual(['pre-validate', 'stage', 'update', 'test', 'commit']);
+    expect(events.some((e) => e.type === 'progress')).toBe(true);
+    expect(events.at(-1)).toMatchObject({
+      type: 'result',
+      outcome: 'committed',
+      from: '1.1.0',
+      to: '1.2.0',
+    });
+  });
+
+  it('a blocked install exits 4 and changes nothing', async () => {
+    const root = await fresh('1.2.0');
+    const before = await snapshot(root);
+    const result = await install(tar['1.1.0'] as string, root);
+    expect(result.code).toBe(4);
+    expect(await snapshot(root)).toEqual(before);
+  });
+});

@@ -321,6 +321,7 @@ class Transaction {
       await this.record({ op: 'commit' });
       const state = this.newState();
       await writeState(this.paths, state);
+      await this.record({ op: 'committed' });
       await this.recordHistory('committed');
       await cleanUp(this.paths, state, this.appliance.config.retention ?? DEFAULT_RETENTION);
       await this.discard();
@@ -344,8 +345,7 @@ class Transaction {
   }
 
   private async discard(): Promise<void> {
-    await rm(this.staging, { recursive: true, force: true });
-    await rmdir(this.paths.staging).catch(() => undefined); // only when no other transaction's is left
+    await removeStaging(this.paths, this.id);
     await this.journal?.close();
   }
 
@@ -752,7 +752,7 @@ export async function undoAll(
             message: `${step.component}: rollback artifact ${path} ${describeFailure(result, DEFAULT_ARTIFACT_TIMEOUT_SECONDS)}; its files were restored regardless`,
           });
       }
-    } else if (step.op !== 'commit') {
+    } else if (step.op !== 'commit' && step.op !== 'committed') {
       await undoStep(step);
     }
   }
@@ -789,7 +789,7 @@ export async function recoverPending(
     });
     await undoAll(steps, header, emit);
   }
-  await rm(join(appliance.paths.staging, header.id), { recursive: true, force: true });
+  await removeStaging(appliance.paths, header.id);
   const history = await readFile(appliance.paths.history, 'utf8').catch(() => '');
   if (!history.includes(`"id":"${header.id}"`) || !committed) {
     await appendLine(appliance.paths.history, {
@@ -855,6 +855,12 @@ function safeCompare(a: string, b: string): number {
   } catch {
     return a < b ? -1 : 1;
   }
+}
+
+/** A transaction's staging folder, and the staging folder itself once no other is left in it. */
+async function removeStaging(paths: AppliancePaths, id: string): Promise<void> {
+  await rm(join(paths.staging, id), { recursive: true, force: true });
+  await rmdir(paths.staging).catch(() => undefined);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -29,7 +29,9 @@ export type JournalStep =
   /** An update or remove artifact is about to run; undone by the component's rollback artifacts. */
   | { op: 'run'; component: string; pass: string; artifact: string }
   /** state.json is about to be replaced: from here on, recovery rolls forward if the state says so. */
-  | { op: 'commit' };
+  | { op: 'commit' }
+  /** state.json was replaced: what is left is cleaning up. */
+  | { op: 'committed' };
 
 export interface TransactionHeader {
   id: string;

@@ -312,6 +312,37 @@ const COMMANDS: Record<string, Command> = {
       };
     },
   },
+  rollback: {
+    usage: 'ferry rollback --root R [--reason TEXT] [--yes]',
+    summary:
+      'back to the previous committed release, from the versions kept beside the active ones',
+    options: {
+      root: { type: 'string' },
+      yes: { type: 'boolean' },
+      reason: { type: 'string' },
+      ...json,
+    },
+    async run({ values }) {
+      const root = required(values, 'root');
+      await confirm(values, `roll ${root} back to its previous release`);
+      const { rollback } = await import('../installer/rollback.js');
+      const reason = optional(values, 'reason');
+      const result = await rollback(root, {
+        ...(reason !== undefined ? { reason } : {}),
+        onEvent: (event) => {
+          const line = values.json === true ? null : formatEvent(event);
+          if (line !== null) process.stderr.write(`${line}\n`);
+        },
+      });
+      const human =
+        result.outcome === 'committed'
+          ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
+          : result.outcome === 'unchanged'
+            ? `UNCHANGED: the previous release has the same components`
+            : `FAILED: still at ${result.from ?? '(empty)'}: ${result.failure?.component ?? ''} ${result.failure?.status ?? ''}`;
+      return { json: result, human, exitCode: result.outcome === 'rolled-back' ? 1 : 0 };
+    },
+  },
   recover: {
     usage: 'ferry recover --root R',
     summary:

@@ -38,6 +38,8 @@ export interface BundleReader {
   readonly metadataBytes: Buffer;
   /** Bytes read from the bundle file so far. */
   bytesRead(): number;
+  /** The zip central directory as entries (symlink targets unread); null for tar, which has no index. */
+  listing(): RawEntry[] | null;
   /** Streams entries in archive order; with zip, only those `select` accepts. Each data stream must be consumed. */
   visit(visitor: EntryVisitor, select?: (name: string) => boolean): Promise<void>;
   close(): Promise<void>;
@@ -178,6 +180,7 @@ async function openTar(
     size,
     metadataBytes,
     bytesRead: () => bytesRead,
+    listing: () => null,
     visit: (visitor) =>
       new Promise<void>((resolve, reject) => {
         const source = createReadStream(file, { highWaterMark: 256 * 1024 });
@@ -270,7 +273,7 @@ class CountingReader extends yauzl.RandomAccessReader {
   }
   override _readStreamForRange(start: number, end: number): Readable {
     const stream = createReadStream('', {
-      fd: this.handle.fd,
+      fd: this.handle, // a FileHandle: with a raw fd, destroy() closes it despite autoClose: false
       start,
       end: end - 1,
       autoClose: false,
@@ -413,6 +416,7 @@ async function openZip(
     size,
     metadataBytes,
     bytesRead: () => reader.count,
+    listing: () => entries.map((info) => info.raw),
     visit: async (visitor, select) => {
       for (const info of entries) {
         if (select && !select(info.raw.name)) continue;

@@ -43,6 +43,8 @@ export function payloadDir(stagingDir: string, component: string): string {
 export async function stageArtifacts(context: StageContext): Promise<void> {
   const { reader, metadata, dir } = context;
   const expected = expectedEntries(metadata, reader.metadataBytes.length);
+  // With zip, the whole central directory is checked before anything is read.
+  EntryAudit.checkListing(reader, expected);
   const wanted = expected.filter(
     (entry) => entry.name.startsWith('artifacts/') || entry.name.startsWith('verify/'),
   );

@@ -112,7 +112,7 @@ export class EntryAudit {
         raw.name,
         `is a ${raw.type}, but the metadata lists a ${expected.type}`,
       );
-    if (raw.type === 'symlink' && raw.target !== expected.target) {
+    if (raw.type === 'symlink' && raw.target !== undefined && raw.target !== expected.target) {
       throw unsafeEntryError(
         file,
         raw.name,
@@ -132,6 +132,30 @@ export class EntryAudit {
       );
     }
     return expected;
+  }
+
+  /**
+   * Checks a zip's whole central directory before anything is read, so an
+   * entry nobody selects is still refused when it should not be there.
+   * Link targets are checked when their entries are read.
+   */
+  static checkListing(reader: BundleReader, entries: readonly ExpectedEntry[]): void {
+    const listing = reader.listing();
+    if (listing === null) return;
+    const audit = new EntryAudit(entries, reader.file);
+    for (const raw of listing) audit.admit({ ...raw, target: undefined });
+    const missing = audit.missing()[0];
+    if (missing !== undefined) {
+      throw new FerryError(
+        'E_MISSING_ENTRY',
+        `${reader.file}: ${missing} is listed in the signed metadata but not in the zip`,
+        {
+          file: reader.file,
+          entry: missing,
+          hint: 'the bundle is incomplete: copy it again from its source',
+        },
+      );
+    }
   }
 
   /** Names listed in the metadata that the archive did not hold, in archive order. */
@@ -199,7 +223,9 @@ export async function verifyBundle(file: string, trustFile: string): Promise<Ver
   const opened = await openTrusted(file, trust);
   const { reader, metadata } = opened;
   try {
-    const audit = new EntryAudit(expectedEntries(metadata, reader.metadataBytes.length), file);
+    const expected = expectedEntries(metadata, reader.metadataBytes.length);
+    EntryAudit.checkListing(reader, expected);
+    const audit = new EntryAudit(expected, file);
     let entries = 0;
     let bytes = 0;
     await reader.visit(async (raw, data) => {

@@ -371,3 +371,46 @@ describe('the command line', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 });
+
+describe('ferry rollback', () => {
+  it('goes back to the previous committed release with its rollback artifacts, and forward again', async () => {
+    const root = await fresh('1.0.0');
+    const atOld = await snapshot(root);
+    await installOk(tar['1.2.0'] as string, root);
+    const before = (await markers(root)).length;
+    const back = await ferry([
+      'rollback',
+      '--root',
+      root,
+      '--yes',
+      '--reason',
+      'INC-7: api errors after update',
+    ]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain('ROLLED BACK to 1.0.0');
+    expect(await status(root)).toMatchObject({
+      release: '1.0.0',
+      components: { db: '3.0.0', api: '2.0.0', web: '1.0.0' },
+    });
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+    const ran = (await markers(root))
+      .slice(before)
+      .map((line) => line.split(' ').slice(0, 2).join(' '));
+    expect(ran).toEqual(['rollback web', 'rollback api', 'rollback db']);
+    // The active versions are what they were; the newer ones are kept for going forward again.
+    const now = await snapshot(root);
+    for (const name of ['db', 'api', 'web'])
+      expect(now[`opt/ferry/${name}/current`]).toBe(atOld[`opt/ferry/${name}/current`]);
+    const forward = await ferry(['rollback', '--root', root, '--yes']);
+    expect(forward.code).toBe(0);
+    expect((await status(root)).release).toBe('1.2.0');
+  });
+
+  it('refuses when there is nothing to go back to', async () => {
+    const root = join(dir, 'no-previous');
+    await initAppliance(ws, root);
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('no previous release');
+  });
+});

@@ -89,6 +89,8 @@ export interface InstallResult {
   transaction: string | null;
   failure?: Failure;
   log?: string;
+  /** Bytes of the bundle file read, metadata included. */
+  bytesRead?: number;
   plan: Plan;
 }
 
@@ -148,7 +150,8 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       if (plan.order.length === 0)
         return finish(emit, { ...base, outcome: 'unchanged', transaction: null });
       const transaction = new Transaction(appliance, opened.metadata, plan, options, emit);
-      return finish(emit, await transaction.run(opened.reader));
+      const result = await transaction.run(opened.reader);
+      return finish(emit, { ...result, bytesRead: opened.reader.bytesRead() });
     } finally {
       await opened.reader.close();
     }

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import yauzl from 'yauzl';
 import {
@@ -271,21 +271,36 @@ class CountingReader extends yauzl.RandomAccessReader {
     super();
     this.handle = handle;
   }
+  /** Reads through the FileHandle (no stream per entry holding the descriptor), counting bytes. */
   override _readStreamForRange(start: number, end: number): Readable {
-    const stream = createReadStream('', {
-      fd: this.handle, // a FileHandle: with a raw fd, destroy() closes it despite autoClose: false
-      start,
-      end: end - 1,
-      autoClose: false,
+    const handle = this.handle;
+    let position = start;
+    const onBytes = (n: number): void => {
+      this.count += n;
+    };
+    return new Readable({
       highWaterMark: 1 << 20,
-    });
-    const counter = new Transform({
-      transform: (chunk: Buffer, _encoding, done) => {
-        this.count += chunk.length;
-        done(null, chunk);
+      read(size) {
+        const length = Math.min(size, end - position);
+        if (length <= 0) {
+          this.push(null);
+          return;
+        }
+        const buffer = Buffer.allocUnsafe(length);
+        handle.read(buffer, 0, length, position).then(
+          ({ bytesRead }) => {
+            if (bytesRead === 0) {
+              this.destroy(new Error('unexpected end of file'));
+              return;
+            }
+            position += bytesRead;
+            onBytes(bytesRead);
+            this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
+          },
+          (error: Error) => this.destroy(error),
+        );
       },
     });
-    return pipeline(stream, counter, () => undefined);
   }
   override read(
     buffer: Buffer,

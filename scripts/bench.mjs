@@ -244,13 +244,10 @@ for (const [name, folder] of [
     );
     if (built.status !== 0) throw new Error(built.stderr);
     const { bundle: file, size: bytes } = JSON.parse(built.stdout);
-    const row = ferry(`\`ferry plan\` ${format}, ${(bytes / 1024 ** 3).toFixed(2)} GiB bundle`, [
-      'plan',
-      file,
-      '--root',
-      appliance,
-      '--json',
-    ]);
+    const row = ferry(
+      `\`ferry plan\` ${format}, ${name} bundle (${(bytes / 1024 ** 2).toFixed(1)} MiB)`,
+      ['plan', file, '--root', appliance, '--json'],
+    );
     planRows.push(row);
     const read = spawnSync(
       process.execPath,
@@ -280,6 +277,154 @@ log(
 );
 for (const folder of [smallDir, hugeDir])
   rmSync(join(folder, 'out'), { recursive: true, force: true });
+
+// ---------------------------------------------------------------- install
+log();
+log(`## Install: ${gib} GiB payload`);
+log();
+const installDir = join(work, 'install');
+rmSync(installDir, { recursive: true, force: true });
+mkdirSync(installDir, { recursive: true });
+const installBundle = JSON.parse(
+  spawnSync(
+    process.execPath,
+    [
+      join(root, 'bin/ferry'),
+      'build',
+      buildSpec,
+      '--out',
+      join(installDir, 'bundle'),
+      '--key',
+      key,
+      '--json',
+    ],
+    { encoding: 'utf8' },
+  ).stdout,
+).bundle;
+spawnSync(process.execPath, [
+  join(root, 'bin/ferry'),
+  'trust',
+  'init',
+  '--key',
+  join(keys, 'bench.pub'),
+  '--out',
+  join(installDir, 'trust.json'),
+]);
+const target = join(installDir, 'appliance');
+const freshAppliance = () => {
+  rmSync(target, { recursive: true, force: true });
+  spawnSync(process.execPath, [
+    join(root, 'bin/ferry'),
+    'init',
+    '--root',
+    target,
+    '--product',
+    'bench',
+    '--platform',
+    'os@1.0.0',
+    '--trust',
+    join(installDir, 'trust.json'),
+  ]);
+};
+const extracted = join(installDir, 'gnu');
+const installFloor = shell(
+  'floor: GNU tar extracts the bundle, then `openssl dgst` over the files',
+  `rm -rf ${extracted} && mkdir -p ${extracted} && tar -xf ${installBundle} -C ${extracted} && openssl dgst -sha256 ${extracted}/payload/big/* > /dev/null`,
+);
+rmSync(extracted, { recursive: true, force: true });
+const installRun = ferry(
+  '`ferry install` (verify, stage, place, test, commit)',
+  ['install', installBundle, '--root', target, '--yes', '--json'],
+  { before: freshAppliance },
+);
+table([installFloor, installRun]);
+log();
+log(
+  `Target: within 1.5× the floor and under 200 MiB: ${(installRun.seconds / installFloor.seconds).toFixed(2)}×, peak ${installRun.rssMiB.toFixed(0)} MiB.`,
+);
+rmSync(target, { recursive: true, force: true });
+
+// A zip update where one of four equal components changed, from a release
+// in which all four differ from the oldest supported one: the bundle carries
+// all four, and the install reads only the one it needs.
+const four = join(installDir, 'four');
+mkdirSync(four, { recursive: true });
+const part = 64 * MiB;
+const releaseSpec = (release, versions) => {
+  for (const [name, version] of Object.entries(versions))
+    makePayload(join(four, name, version), part, 1);
+  const file = join(four, `release-${release}.yaml`);
+  writeFileSync(
+    file,
+    `product: four\nrelease: "${release}"\nplatform: { name: os, range: "*" }\nhistory: ./history\ncomponents:\n${Object.entries(
+      versions,
+    )
+      .map(
+        ([name, version]) => `  ${name}: { version: "${version}", payload: ./${name}/${version} }`,
+      )
+      .join('\n')}\n`,
+  );
+  return file;
+};
+const fourRoot = join(four, 'appliance');
+spawnSync(process.execPath, [
+  join(root, 'bin/ferry'),
+  'init',
+  '--root',
+  fourRoot,
+  '--product',
+  'four',
+  '--platform',
+  'os@1.0.0',
+  '--trust',
+  join(installDir, 'trust.json'),
+]);
+let fourBundle;
+for (const [release, versions] of [
+  ['1.0.0', { a: '1.0.0', b: '1.0.0', c: '1.0.0', d: '1.0.0' }],
+  ['1.1.0', { a: '1.1.0', b: '1.1.0', c: '1.1.0', d: '1.1.0' }],
+  ['1.2.0', { a: '1.2.0', b: '1.1.0', c: '1.1.0', d: '1.1.0' }],
+]) {
+  const built = JSON.parse(
+    spawnSync(
+      process.execPath,
+      [
+        join(root, 'bin/ferry'),
+        'build',
+        releaseSpec(release, versions),
+        '--out',
+        join(four, 'out'),
+        '--key',
+        key,
+        '--format',
+        'zip',
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    ).stdout,
+  );
+  fourBundle = built;
+  if (release !== '1.2.0')
+    spawnSync(process.execPath, [
+      join(root, 'bin/ferry'),
+      'install',
+      built.bundle,
+      '--root',
+      fourRoot,
+      '--yes',
+    ]);
+}
+const fourInstall = spawnSync(
+  process.execPath,
+  [join(root, 'bin/ferry'), 'install', fourBundle.bundle, '--root', fourRoot, '--yes', '--json'],
+  { encoding: 'utf8' },
+);
+const fourResult = JSON.parse(fourInstall.stdout.trim().split('\n').at(-1));
+log();
+log(
+  `Zip update 1.1.0 → 1.2.0, one of four 64 MiB components changed; the bundle carries all four (${(fourBundle.size / MiB).toFixed(0)} MiB) because it also updates from 1.0.0. ferry install: ${fourResult.outcome}, read ${(fourResult.bytesRead / MiB).toFixed(2)} MiB of the bundle (the changed component is ${(part / MiB).toFixed(0)} MiB): ${fourResult.bytesRead <= part + MiB ? 'within' : 'OVER'} its bytes plus metadata.`,
+);
+rmSync(four, { recursive: true, force: true });
 
 // The planner alone: 1,000 components with random (acyclic) dependencies.
 const synthetic = spawnSync(

@@ -1,8 +1,9 @@
-// The quick-start demo: builds every fixture release of the sample appliance
-// and reads the bundles back, printing each ferry command and what it says.
+// The quick-start demo: builds every fixture release of the sample appliance,
+// reads the bundles back, and installs them into a throwaway appliance folder,
+// a failure and its rollback included, printing each ferry command and its output.
 // Everything happens in a throwaway folder; nothing outside it is touched.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +31,7 @@ function ferry(args, { expect = 0 } = {}) {
     env,
     encoding: 'utf8',
   });
-  const output = `${result.stdout}${result.stderr}`.trimEnd();
+  const output = `${result.stderr}${result.stdout}`.trimEnd(); // progress (stderr) before the result
   if (output) console.log(output.replaceAll(`${work}/`, '').replace(/^/gm, '  '));
   if (result.status !== expect) {
     console.error(`\ndemo: expected exit ${expect}, got ${result.status}`);
@@ -98,7 +99,6 @@ ferry([
 ]);
 
 heading('A bundle that lies about what it holds is refused (exit 3)');
-const { readFileSync, writeFileSync } = await import('node:fs');
 const bundle = join(work, 'bundles', 'acme-appliance-1.0.0-install.tar');
 const bytes = readFileSync(bundle);
 const at = bytes.indexOf(Buffer.from('payload/maps/data/tiles.bin')) + 4096;
@@ -108,4 +108,57 @@ ferry(['verify', join(work, 'bundles', 'tampered.tar'), '--trust', join(work, 't
   expect: 3,
 });
 
-console.log(`Done. The bundles, keys and records are in ${work}`);
+heading('On the appliance: provision it with the trust root, then plan from metadata alone');
+const appliance = join(work, 'appliance');
+ferry([
+  'init',
+  '--root',
+  appliance,
+  '--product',
+  'acme-appliance',
+  '--platform',
+  'acme-os@7.2.1',
+  '--trust',
+  join(work, 'trust.json'),
+]);
+ferry(['plan', join(work, 'bundles', 'acme-appliance-1.0.0-install.tar'), '--root', appliance]);
+
+heading('Install the first release: pre-validate, stage, update, test, commit');
+ferry([
+  'install',
+  join(work, 'bundles', 'acme-appliance-1.0.0-install.tar'),
+  '--root',
+  appliance,
+  '--yes',
+]);
+
+heading('Months later: 1.3.0 arrives on a USB stick; the site skipped 1.1.0 and 1.2.0');
+ferry(['plan', join(work, 'bundles', 'acme-appliance-1.3.0-update.tar'), '--root', appliance]);
+
+heading("The web team's smoke test fails on this site: everything is rolled back (exit 1)");
+mkdirSync(join(appliance, 'fail'), { recursive: true });
+writeFileSync(join(appliance, 'fail', 'web.test'), ''); // the fixture scripts fail on request
+ferry(
+  [
+    'install',
+    join(work, 'bundles', 'acme-appliance-1.3.0-update.tar'),
+    '--root',
+    appliance,
+    '--yes',
+  ],
+  { expect: 1 },
+);
+rmSync(join(appliance, 'fail'), { recursive: true, force: true });
+ferry(['status', '--root', appliance, '--verify']);
+
+heading('Fixed, and installed again: 1.0.0 → 1.3.0 in one step');
+ferry([
+  'install',
+  join(work, 'bundles', 'acme-appliance-1.3.0-update.tar'),
+  '--root',
+  appliance,
+  '--yes',
+]);
+ferry(['status', '--root', appliance, '--verify']);
+
+console.log(`Done. The bundles, keys, records and the appliance are in ${work}`);

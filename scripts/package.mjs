@@ -1,0 +1,33 @@
+// `npm run package`: the installer as one self-contained file for appliances,
+// dist/package/ferry.mjs, which runs with Node.js alone (no node_modules).
+// Copy it onto the appliance (USB stick, DVD) and run `node ferry.mjs …`.
+import { build } from 'esbuild';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outfile = join(root, 'dist', 'package', 'ferry.mjs');
+mkdirSync(dirname(outfile), { recursive: true });
+await build({
+  stdin: {
+    contents:
+      "import { main } from './cli/main.ts';\nprocess.exitCode = await main(process.argv.slice(2));\n",
+    resolveDir: root,
+    sourcefile: 'ferry-entry.ts',
+    loader: 'ts',
+  },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  outfile,
+  // CommonJS dependencies (ajv, yauzl) call require() for Node's own modules.
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __ferryCreateRequire } from 'node:module';\nconst require = __ferryCreateRequire(import.meta.url);",
+  },
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+chmodSync(outfile, 0o755);
+console.log(`wrote ${outfile} (${(statSync(outfile).size / 1024).toFixed(0)} KiB)`);

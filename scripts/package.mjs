@@ -26,6 +26,22 @@ await build({
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __ferryCreateRequire } from 'node:module';\nconst require = __ferryCreateRequire(import.meta.url);",
   },
+  // ink loads react-devtools-core only when DEV=true; an appliance never does.
+  plugins: [
+    {
+      name: 'stub-react-devtools',
+      setup(builder) {
+        builder.onResolve({ filter: /^react-devtools-core$/ }, () => ({
+          path: 'react-devtools-core',
+          namespace: 'stub',
+        }));
+        builder.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+          contents: 'export default { initialize() {}, connectToDevTools() {} };',
+          loader: 'js',
+        }));
+      },
+    },
+  ],
   legalComments: 'none',
   logLevel: 'warning',
 });

@@ -5,6 +5,8 @@ set -euo pipefail
 needed=()
 command -v tar >/dev/null || needed+=(tar)
 command -v openssl >/dev/null || needed+=(openssl)
+command -v tmux >/dev/null || needed+=(tmux)   # the console's terminal tests
+command -v pgrep >/dev/null || needed+=(procps)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2

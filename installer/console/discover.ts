@@ -1,0 +1,109 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isFerryError } from '../../manifest-schema/index.js';
+import { factsOf, type Appliance } from '../appliance.js';
+import { plan } from '../plan.js';
+import { openBundleMetadata } from '../verify.js';
+import type { ApplianceView, Candidate } from './model.js';
+
+export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
+
+const BUNDLE_NAME = /\.(tar|tar\.gz|zip)$/;
+
+/** Bundle files in a folder and the folders just below it (a stick's root, or a mount point's volumes). */
+async function bundleFiles(dir: string, depth: number): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const found: string[] = [];
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isFile() && BUNDLE_NAME.test(entry.name)) found.push(path);
+    else if (entry.isDirectory() && depth > 0) found.push(...(await bundleFiles(path, depth - 1)));
+  }
+  return found;
+}
+
+/**
+ * Finds bundles on the given folders and the usual mount points, reading
+ * only their metadata, and plans each against the appliance. A bundle that
+ * cannot be read or trusted is listed with the reason.
+ */
+export async function discover(
+  appliance: Appliance,
+  folders: readonly string[],
+  mountPoints: readonly string[] = USUAL_MOUNT_POINTS,
+): Promise<Candidate[]> {
+  const files = new Set<string>();
+  for (const folder of folders) for (const file of await bundleFiles(folder, 1)) files.add(file);
+  for (const mount of mountPoints) {
+    const exists = await stat(mount).then(
+      () => true,
+      () => false,
+    );
+    if (exists) for (const file of await bundleFiles(mount, 2)) files.add(file);
+  }
+  const facts = factsOf(appliance);
+  const candidates: Candidate[] = [];
+  for (const file of [...files].sort()) {
+    try {
+      const { reader, metadata, signature } = await openBundleMetadata(file, appliance.trust);
+      await reader.close();
+      const base = {
+        file,
+        product: metadata.product,
+        release: metadata.release.version,
+        kind: metadata.kind,
+        notes: metadata.release.notes,
+      };
+      if (!signature?.valid) {
+        candidates.push({
+          ...base,
+          plan: null,
+          problem: {
+            code: 'E_SIGNATURE',
+            message: `not signed by keys this appliance trusts (${signature?.problems.join('; ') ?? ''})`,
+          },
+        });
+        continue;
+      }
+      const planned = plan(facts, metadata, {
+        force: [],
+        skip: [],
+        delete: [],
+        allowDowngrade: false,
+        partial: false,
+      });
+      const problem = planned.reasons[0] ?? null;
+      candidates.push({
+        ...base,
+        plan: planned,
+        problem: problem ? { code: problem.code, message: problem.message } : null,
+      });
+    } catch (error) {
+      candidates.push({
+        file,
+        product: '?',
+        release: '?',
+        kind: '?',
+        notes: '',
+        plan: null,
+        problem: isFerryError(error)
+          ? { code: error.code, message: error.message }
+          : { code: 'E_IO', message: String(error) },
+      });
+    }
+  }
+  return candidates;
+}
+
+export function applianceView(appliance: Appliance): ApplianceView {
+  const { config, state } = appliance;
+  return {
+    product: config.product,
+    platform: `${config.platform.name} ${config.platform.version}`,
+    release: state.release,
+    verified: state.verified,
+    components: Object.fromEntries(
+      Object.entries(state.components).map(([name, c]) => [name, c.version]),
+    ),
+  };
+}

@@ -1,0 +1,180 @@
+import type { Change } from '../../manifest-schema/index.js';
+import type { InstallEvent, InstallResult, PassName } from '../install.js';
+import type { Plan } from '../plan.js';
+
+/**
+ * The console's state, and the one function that changes it: engine events
+ * (and the controller's few of its own) in, state out. The view only renders
+ * this; it never runs anything.
+ */
+
+export interface Candidate {
+  file: string;
+  product: string;
+  release: string;
+  kind: string;
+  notes: string;
+  /** The plan against this appliance; null when the bundle could not be read or trusted. */
+  plan: Plan | null;
+  /** Why the bundle cannot be used, when it cannot. */
+  problem: { code: string; message: string } | null;
+}
+
+export interface ApplianceView {
+  product: string;
+  platform: string;
+  release: string | null;
+  verified: boolean;
+  components: Record<string, string>;
+}
+
+export type Screen = 'choose' | 'installing' | 'done';
+export type PassState = 'pending' | 'running' | 'done' | 'failed';
+
+export const PASS_ORDER: PassName[] = ['pre-validate', 'stage', 'update', 'test', 'commit'];
+
+export interface ConsoleState {
+  appliance: ApplianceView;
+  candidates: Candidate[];
+  /** Index of the bundle Enter applies: the newest that applies. */
+  chosen: number | null;
+  screen: Screen;
+  passes: Record<string, PassState>;
+  /** Per component: the pass it is in and how that went. */
+  components: Record<string, { pass: PassName; state: PassState }>;
+  progress: { bytes: number; total: number; startedAt: number; at: number } | null;
+  log: string[];
+  result: InstallResult | null;
+  error: { code: string; message: string; hint?: string } | null;
+  notice: string | null;
+}
+
+export type ConsoleEvent =
+  | InstallEvent
+  | { type: 'start'; at: number }
+  | { type: 'failed'; error: { code: string; message: string; hint?: string } }
+  | { type: 'notice'; text: string };
+
+const LOG_LINES = 200;
+
+export function initialState(appliance: ApplianceView, candidates: Candidate[]): ConsoleState {
+  return {
+    appliance,
+    candidates,
+    chosen: chooseNewest(candidates),
+    screen: 'choose',
+    passes: Object.fromEntries(PASS_ORDER.map((pass) => [pass, 'pending'])),
+    components: {},
+    progress: null,
+    log: [],
+    result: null,
+    error: null,
+    notice: null,
+  };
+}
+
+/** The newest bundle whose plan can proceed; else the newest readable one, so its plan can explain itself. */
+export function chooseNewest(candidates: readonly Candidate[]): number | null {
+  const order = (c: Candidate) => c.release;
+  const byRelease = [...candidates.entries()].sort(([, a], [, b]) => compare(order(b), order(a)));
+  const ready = byRelease.find(([, c]) => c.plan?.verdict === 'ok' && c.plan.order.length > 0);
+  if (ready) return ready[0];
+  const readable = byRelease.find(([, c]) => c.plan !== null);
+  return readable ? readable[0] : null;
+}
+
+function compare(a: string, b: string): number {
+  const pa = a.split(/[.+-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  const pb = b.split(/[.+-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === y) continue;
+    if (x === undefined) return -1;
+    if (y === undefined) return 1;
+    return typeof x === 'number' && typeof y === 'number' ? x - y : String(x) < String(y) ? -1 : 1;
+  }
+  return 0;
+}
+
+export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
+  switch (event.type) {
+    case 'notice':
+      return { ...state, notice: event.text };
+    case 'start':
+      return {
+        ...state,
+        screen: 'installing',
+        notice: null,
+        progress: { bytes: 0, total: 0, startedAt: event.at, at: event.at },
+      };
+    case 'failed':
+      return { ...state, screen: 'done', error: event.error };
+    case 'plan':
+      return state;
+    case 'warning':
+      return { ...state, log: appendLog(state.log, `warning: ${event.message}`) };
+    case 'pass': {
+      const passes = {
+        ...state.passes,
+        [event.pass]: event.status === 'start' ? 'running' : 'done',
+      } as Record<string, PassState>;
+      return { ...state, passes };
+    }
+    case 'step': {
+      const components = {
+        ...state.components,
+        [event.component]: {
+          pass: event.pass,
+          state: event.status === 'start' ? 'running' : event.status === 'done' ? 'done' : 'failed',
+        } as const,
+      };
+      const passes =
+        event.status === 'failed'
+          ? { ...state.passes, [event.pass]: 'failed' as PassState }
+          : state.passes;
+      const line =
+        event.status === 'failed'
+          ? `${event.component}: FAILED ${event.detail ?? ''}`
+          : event.status === 'start'
+            ? `${event.component}: ${event.pass} ${event.detail ?? ''}`.trimEnd()
+            : null;
+      return { ...state, components, passes, log: line ? appendLog(state.log, line) : state.log };
+    }
+    case 'output':
+      return { ...state, log: appendLog(state.log, `  ${event.component}: ${event.line}`) };
+    case 'progress':
+      return {
+        ...state,
+        progress: {
+          ...(state.progress ?? { startedAt: Date.now() }),
+          bytes: event.bytes,
+          total: event.total,
+          at: Date.now(),
+        },
+      };
+    case 'result':
+      return { ...state, screen: 'done', result: event.result };
+  }
+}
+
+function appendLog(log: readonly string[], line: string): string[] {
+  const next = [...log, line];
+  return next.length > LOG_LINES ? next.slice(next.length - LOG_LINES) : next;
+}
+
+/** Changes the chosen bundle brings since the installed release, grouped by component. */
+export function changesByComponent(changes: readonly Change[]): Array<[string, Change[]]> {
+  const groups = new Map<string, Change[]>();
+  for (const change of changes)
+    groups.set(change.component, [...(groups.get(change.component) ?? []), change]);
+  return [...groups.entries()];
+}
+
+/** Seconds left at the current staging rate, or null before there is a rate. */
+export function secondsLeft(progress: ConsoleState['progress']): number | null {
+  if (!progress || progress.total === 0 || progress.bytes === 0) return null;
+  const elapsed = (progress.at - progress.startedAt) / 1000;
+  if (elapsed <= 0) return null;
+  return Math.max(0, Math.round(((progress.total - progress.bytes) * elapsed) / progress.bytes));
+}

@@ -1,0 +1,241 @@
+import { render } from 'ink-testing-library';
+import { describe, expect, it } from 'vitest';
+import {
+  initialState,
+  reduce,
+  type Candidate,
+  type ConsoleEvent,
+  type ConsoleState,
+} from '../../installer/console/model.js';
+import { ConsoleView } from '../../installer/console/view.js';
+import type { InstallResult } from '../../installer/install.js';
+import { plan, type ApplianceFacts } from '../../installer/plan.js';
+import type { BundleMetadata } from '../../manifest-schema/index.js';
+
+const empty = { 'pre-validate': [], update: [], test: [], rollback: [], remove: [] };
+const meta: BundleMetadata = {
+  formatVersion: 1,
+  kind: 'update',
+  product: 'acme-appliance',
+  release: {
+    version: '1.3.0',
+    createdAt: '2026-01-01T00:00:00Z',
+    notes: 'Retires the legacy agent.',
+  },
+  platform: { name: 'acme-os', range: '>=7.2.0 <8.0.0' },
+  target: { db: '4.0.0', web: '1.0.1' },
+  supportedFrom: [{ version: '1.0.0', components: { db: '3.0.0', web: '1.0.0', agent: '0.9.0' } }],
+  changes: [
+    {
+      id: 'DB-20',
+      kind: 'update',
+      summary: 'partitioned event tables',
+      component: 'db',
+      version: '4.0.0',
+    },
+    { id: 'WEB-7', kind: 'fix', summary: 'readable links', component: 'web', version: '1.0.1' },
+  ],
+  components: {
+    db: {
+      version: '4.0.0',
+      requires: {},
+      artifacts: empty,
+      payload: { type: 'included', size: 2048, files: [] },
+    },
+    web: {
+      version: '1.0.1',
+      requires: { db: '^4.0.0' },
+      artifacts: empty,
+      payload: { type: 'included', size: 1024, files: [] },
+    },
+  },
+  removed: { agent: { artifacts: { remove: [] } } },
+  verification: [],
+};
+const facts: ApplianceFacts = {
+  product: 'acme-appliance',
+  platform: { name: 'acme-os', version: '7.2.1' },
+  release: '1.0.0',
+  verified: true,
+  highestRelease: '1.0.0',
+  components: {
+    db: { version: '3.0.0', requires: {} },
+    web: { version: '1.0.0', requires: { db: '^3.0.0' } },
+    agent: { version: '0.9.0', requires: {} },
+  },
+};
+const appliance = {
+  product: 'acme-appliance',
+  platform: 'acme-os 7.2.1',
+  release: '1.0.0',
+  verified: true,
+  components: { db: '3.0.0', web: '1.0.0', agent: '0.9.0' },
+};
+const controls = { force: [], skip: [], delete: [], allowDowngrade: false, partial: false };
+
+function candidate(overrides: Partial<Candidate> = {}): Candidate {
+  return {
+    file: '/media/usb/acme-appliance-1.3.0-update.tar',
+    product: 'acme-appliance',
+    release: '1.3.0',
+    kind: 'update',
+    notes: 'Retires the legacy agent.',
+    plan: plan(facts, meta, controls),
+    problem: null,
+    ...overrides,
+  };
+}
+
+function frame(state: ConsoleState): string {
+  const { lastFrame, unmount } = render(<ConsoleView state={state} />);
+  const text = lastFrame() ?? '';
+  unmount();
+  return text;
+}
+
+function after(state: ConsoleState, events: ConsoleEvent[]): ConsoleState {
+  return events.reduce(reduce, state);
+}
+
+describe('console screens', () => {
+  it('found bundles: the newest applicable one is chosen, the others listed with why', () => {
+    const older = candidate({
+      file: '/media/usb/acme-appliance-1.1.0-update.tar',
+      release: '1.1.0',
+    });
+    const untrusted = candidate({
+      file: '/media/usb/rogue.tar',
+      release: '9.9.9',
+      plan: null,
+      problem: { code: 'E_SIGNATURE', message: 'not signed by keys this appliance trusts' },
+    });
+    const text = frame(initialState(appliance, [older, candidate(), untrusted]));
+    expect(text).toContain('Installed: 1.0.0');
+    expect(text).toContain('Update ready: acme-appliance 1.3.0 (update)');
+    expect(text).toContain('acme-appliance-1.1.0-update.tar: 1.1.0, not the newest');
+    expect(text).toContain('rogue.tar: E_SIGNATURE: not signed by keys this appliance trusts');
+    expect(text).toContain('[Enter] apply');
+  });
+
+  it('plan: release notes, the changes since the installed release by component, and every action with its reason', () => {
+    const text = frame(initialState(appliance, [candidate()]));
+    expect(text).toContain('Retires the legacy agent.');
+    expect(text).toMatch(
+      /Changes since 1\.0\.0:\s+db\s+4\.0\.0 update DB-20: partitioned event tables\s+web\s+1\.0\.1 fix\s+WEB-7/,
+    );
+    expect(text).toMatch(/db\s+upgrade\s+3\.0\.0 → 4\.0\.0/);
+    expect(text).toMatch(/agent\s+remove\s+0\.9\.0 → -\s+release 1\.3\.0 no longer has agent/);
+    expect(text).toContain('Stages 3.0 KiB of payload.');
+  });
+
+  it('blocked: the blocked component and the reason in words; Enter only explains', () => {
+    const blocked = candidate({ plan: plan(facts, meta, { ...controls, skip: ['db'] }) });
+    let state = initialState(appliance, [blocked]);
+    expect(frame(state)).toMatch(
+      /web\s+BLOCKED\s+1\.0\.0 → 1\.0\.1\s+web 1\.0\.1 needs db \^4\.0\.0, but db will be 3\.0\.0 \(skipped\)/,
+    );
+    expect(frame(state)).toContain('Bundle found, but it cannot be applied');
+    expect(frame(state)).not.toContain('[Enter] apply');
+    state = reduce(state, {
+      type: 'notice',
+      text: 'Enter does nothing: this bundle cannot be applied here.',
+    });
+    expect(frame(state)).toContain('Enter does nothing');
+  });
+
+  it('progress: passes, a staging bar with bytes and time left, components, and the log', () => {
+    const state = after(initialState(appliance, [candidate()]), [
+      { type: 'start', at: 1000 },
+      { type: 'pass', pass: 'pre-validate', status: 'start' },
+      {
+        type: 'step',
+        pass: 'pre-validate',
+        component: 'db',
+        status: 'start',
+        detail: 'check-space.sh',
+      },
+      {
+        type: 'output',
+        pass: 'pre-validate',
+        component: 'db',
+        artifact: 'check-space.sh',
+        stream: 'stdout',
+        line: 'db: 12 GiB free',
+      },
+      { type: 'step', pass: 'pre-validate', component: 'db', status: 'done' },
+      { type: 'pass', pass: 'pre-validate', status: 'done' },
+      { type: 'pass', pass: 'stage', status: 'start' },
+      { type: 'step', pass: 'stage', component: 'db', status: 'start' },
+      { type: 'progress', component: 'db', bytes: 1536, total: 3072 },
+    ]);
+    const text = frame(state);
+    expect(text).toContain('Installing acme-appliance 1.3.0 (from 1.0.0)');
+    expect(text).toMatch(/✔ pre-validate/);
+    expect(text).toMatch(/▶ stage\s+█+░+ 1\.5 KiB of 3\.0 KiB/);
+    expect(text).toContain('db: 12 GiB free');
+  });
+
+  const result = (overrides: Partial<InstallResult>): InstallResult => ({
+    verdict: 'ok',
+    outcome: 'committed',
+    from: '1.0.0',
+    to: '1.3.0',
+    transaction: 't1',
+    log: '/var/lib/ferry/logs/t1.jsonl',
+    plan: plan(facts, meta, controls),
+    ...overrides,
+  });
+
+  it('committed: the new release and where the log is', () => {
+    const state = after(initialState(appliance, [candidate()]), [
+      { type: 'start', at: 0 },
+      { type: 'result', result: result({}) },
+    ]);
+    const text = frame(state);
+    expect(text).toContain('✔ COMMITTED: acme-appliance is now at 1.3.0');
+    expect(text).toContain('Log: /var/lib/ferry/logs/t1.jsonl');
+  });
+
+  it('rolled back: which component and pass failed, the output tail, and that everything was undone', () => {
+    const failure = {
+      component: 'web',
+      pass: 'test' as const,
+      artifact: 'check-pages.sh',
+      status: 'exited with status 1',
+      tail: '! web: test failed on request',
+    };
+    const state = after(initialState(appliance, [candidate()]), [
+      { type: 'start', at: 0 },
+      { type: 'result', result: result({ outcome: 'rolled-back', failure }) },
+    ]);
+    const text = frame(state);
+    expect(text).toContain(
+      '✘ ROLLED BACK: everything was undone; acme-appliance is still at 1.0.0',
+    );
+    expect(text).toContain('web failed in the test pass (check-pages.sh): exited with status 1');
+    expect(text).toContain('web: test failed on request');
+  });
+
+  it('verification failure: the code, what it means and what to do; nothing changed', () => {
+    const state = after(initialState(appliance, [candidate()]), [
+      { type: 'start', at: 0 },
+      {
+        type: 'failed',
+        error: {
+          code: 'E_HASH_MISMATCH',
+          message: 'payload/db/bin/dbd does not match its signed sha256',
+          hint: 'get the bundle again from its publisher',
+        },
+      },
+    ]);
+    const text = frame(state);
+    expect(text).toContain('✘ NOT APPLIED: E_HASH_MISMATCH');
+    expect(text).toContain('payload/db/bin/dbd does not match its signed sha256');
+    expect(text).toContain('What to do: get the bundle again from its publisher');
+    expect(text).toContain('The appliance was not changed');
+  });
+
+  it('no bundles: says what to attach', () => {
+    expect(frame(initialState(appliance, []))).toContain('No bundle found on the attached media');
+  });
+});

@@ -1,7 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { BundleFormat } from '../builder/build.js';
+import type { InstallEvent } from '../installer/install.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import {
+  bytes,
   formatBuild,
   formatEvent,
   formatInspect,
@@ -282,6 +284,7 @@ const COMMANDS: Record<string, Command> = {
       await confirm(values, `install ${bundle} on ${root}`);
       const { install } = await import('../installer/install.js');
       const reason = optional(values, 'reason');
+      const progress = progressPrinter();
       const result = await install({
         bundle,
         root,
@@ -292,8 +295,7 @@ const COMMANDS: Record<string, Command> = {
           if (wantsJson) {
             if (event.type !== 'result') process.stdout.write(`${JSON.stringify(event)}\n`);
           } else {
-            const line = formatEvent(event);
-            if (line !== null) process.stderr.write(`${line}\n`);
+            progress.show(event);
           }
         },
       });
@@ -381,6 +383,33 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * Plain lines for a person; on a terminal, staging progress also redraws one
+ * line in place (a log file or CI gets no carriage returns).
+ */
+function progressPrinter() {
+  const live = process.stderr.isTTY === true && process.env.NO_COLOR === undefined;
+  let drawn = false;
+  return {
+    show(event: InstallEvent): void {
+      if (event.type === 'progress') {
+        if (!live) return;
+        const percent = event.total > 0 ? Math.floor((100 * event.bytes) / event.total) : 100;
+        process.stderr.write(
+          `\r   staging ${bytes(event.bytes)} of ${bytes(event.total)} (${percent}%)\x1b[K`,
+        );
+        drawn = true;
+        return;
+      }
+      const line = formatEvent(event);
+      if (line === null) return;
+      if (drawn) process.stderr.write('\n');
+      drawn = false;
+      process.stderr.write(`${line}\n`);
+    },
+  };
+}
 
 /** install and rollback change the appliance: on a TTY they ask; without one they need --yes. */
 async function confirm(values: Parsed['values'], what: string): Promise<void> {
@@ -488,11 +517,11 @@ export async function main(argv: string[]): Promise<number> {
       throw usageError((error as Error).message, `usage: ${found.command.usage}`);
     }
     const result = await found.command.run(parsed);
-    process.stdout.write(
-      wantsJson
-        ? `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`
-        : `${result.human}\n`,
-    );
+    if (wantsJson)
+      process.stdout.write(
+        `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`,
+      );
+    else if (result.human !== '') process.stdout.write(`${result.human}\n`);
     return result.exitCode ?? 0;
   } catch (error) {
     return report(error, wantsJson);

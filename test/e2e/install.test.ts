@@ -414,3 +414,77 @@ describe('ferry rollback', () => {
     expect(result.stderr).toContain('no previous release');
   });
 });
+
+describe('the appliance over time', () => {
+  it('status --verify lists a changed and a missing file by component and exits 1', async () => {
+    const root = await fresh('1.1.0');
+    await writeFile(join(root, 'opt/ferry/db/current/share/schema.sql'), 'DROP TABLE events;\n');
+    const { rm } = await import('node:fs/promises');
+    await rm(join(root, 'opt/ferry/web/current/index.html'));
+    const result = await ferry(['status', '--root', root, '--verify', '--json']);
+    expect(result.code).toBe(1);
+    const problems = json<{
+      problems: Array<{ component: string; path: string; problem: string }>;
+    }>(result).problems;
+    expect(problems).toEqual([
+      {
+        component: 'db',
+        path: 'share/schema.sql',
+        problem: expect.stringContaining('is ') as string,
+      },
+      { component: 'web', path: 'index.html', problem: 'missing' },
+    ]);
+    const human = await ferry(['status', '--root', root, '--verify']);
+    expect(human.stdout).toContain('2 installed file(s) differ');
+    expect(human.stdout).toContain('db: share/schema.sql');
+  });
+
+  it('outside the maintenance windows install exits 5, and --now overrides it (recorded)', async () => {
+    const root = await fresh('1.0.0');
+    const config = join(root, 'etc/ferry/appliance.yaml');
+    const now = new Date();
+    const start = `${String((now.getHours() + 2) % 24).padStart(2, '0')}:00`;
+    const end = `${String((now.getHours() + 3) % 24).padStart(2, '0')}:00`;
+    await writeFile(
+      config,
+      (await readFile(config, 'utf8')).replace(
+        'maintenanceWindows: []',
+        `maintenanceWindows:\n  - { start: "${start}", end: "${end}" }`,
+      ),
+    );
+    const before = await snapshot(root);
+    const refused = await install(tar['1.1.0'] as string, root);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain('E_MAINTENANCE_WINDOW');
+    expect(await snapshot(root)).toEqual(before);
+    await installOk(tar['1.1.0'] as string, root, '--now', '--reason', 'security fix');
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    expect(JSON.parse(history.at(-1) as string)).toMatchObject({
+      controls: { now: true },
+      reason: 'security fix',
+    });
+  });
+
+  it('keeps versions up to the retention count, always those of the previous release, and prunes the rest', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(tar['1.1.0'] as string, root);
+    await installOk(tar['1.2.0'] as string, root);
+    const { readdir } = await import('node:fs/promises');
+    const versions = async (name: string) => (await readdir(join(root, 'opt/ferry', name))).sort();
+    // retention 2 (the default): web went 1.0.0 → 1.0.1 in 1.1.0; db 3.0.0 → 4.0.0 in 1.2.0.
+    expect(await versions('db')).toEqual(['3.0.0', '4.0.0', 'current']);
+    expect(await versions('web')).toEqual(['1.0.0', '1.0.1', 'current']);
+    const config = join(root, 'etc/ferry/appliance.yaml');
+    await writeFile(
+      config,
+      (await readFile(config, 'utf8')).replace(/retention: \d+/, 'retention: 1'),
+    );
+    await installOk(tar['1.3.0'] as string, root);
+    // retention 1: the active version, plus the previous release's so that rollback works.
+    expect(await versions('web')).toEqual(['1.0.1', 'current']);
+    expect(await versions('db')).toEqual(['4.0.0', 'current']);
+    expect(await versions('legacy-agent')).toEqual(['0.9.0']);
+  });
+});

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import {
   cp,
   mkdir,
@@ -203,6 +204,7 @@ class Transaction {
   private readonly paths: AppliancePaths;
   private readonly staging: string;
   private readonly logFile: string;
+  private readonly log: WriteStream;
   private readonly steps: JournalStep[] = [];
   private journal: Journal | undefined;
   private readonly appliance: Appliance;
@@ -225,12 +227,18 @@ class Transaction {
     this.paths = appliance.paths;
     this.staging = join(appliance.paths.staging, this.id);
     this.logFile = join(appliance.paths.logs, `${this.id}.jsonl`);
+    // The transaction log is for people reading it later: appended in order, not fsynced
+    // per line (the journal is what recovery trusts).
+    this.log = createWriteStream(this.logFile, { flags: 'a' });
+    this.log.on('error', () => undefined);
     this.emit = (event) => {
       emit(event);
-      void appendLine(this.logFile, { at: new Date().toISOString(), ...event }).catch(
-        () => undefined,
-      );
+      this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
     };
+  }
+
+  private closeLog(): Promise<void> {
+    return new Promise((resolve) => this.log.end(resolve));
   }
 
   private get updating(): string[] {
@@ -332,6 +340,7 @@ class Transaction {
       return { ...base, outcome: 'committed' };
     } finally {
       await rm(this.staging, { recursive: true, force: true });
+      await this.closeLog();
     }
   }
 
@@ -459,9 +468,17 @@ class Transaction {
     );
     const total = this.plan.stageBytes;
     let done = 0;
+    // At most one progress event per percent or quarter second: a screen needs no more.
+    let reported = 0;
+    let reportedAt = 0;
     const onBytes = (component: string, bytes: number): void => {
       done += bytes;
-      this.emit({ type: 'progress', component, bytes: done, total });
+      const now = Date.now();
+      if (done === total || done - reported >= total / 100 || now - reportedAt >= 250) {
+        reported = done;
+        reportedAt = now;
+        this.emit({ type: 'progress', component, bytes: done, total });
+      }
     };
     for (const name of this.updating)
       this.emit({ type: 'step', pass: 'stage', component: name, status: 'start' });

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { PassThrough, Readable, Transform } from 'node:stream';
-import { Parser, type ReadEntry } from 'tar';
+import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import yauzl from 'yauzl';
 import {
   BUNDLE_METADATA_ENTRY,
@@ -23,6 +23,11 @@ export interface RawEntry {
 }
 
 /** Returns 'stop' to end the visit early (the rest of the archive is not read). */
+export interface IndexedEntry extends RawEntry {
+  /** Where the entry's data starts in the bundle file. */
+  offset: number;
+}
+
 export type EntryVisitor = (entry: RawEntry, data: Readable) => Promise<void | 'stop'>;
 
 /**
@@ -40,6 +45,14 @@ export interface BundleReader {
   bytesRead(): number;
   /** The zip central directory as entries (symlink targets unread); null for tar, which has no index. */
   listing(): RawEntry[] | null;
+  /**
+   * For a plain tar file: every entry with where its data starts, found by
+   * reading the headers alone, so entries can be copied and hashed in
+   * parallel at known offsets. Null for tar.gz and zip.
+   */
+  index(): Promise<IndexedEntry[] | null>;
+  /** Counts bytes read from the bundle on the reader's behalf (by hash workers). */
+  countRead(bytes: number): void;
   /** Streams entries in archive order; with zip, only those `select` accepts. Each data stream must be consumed. */
   visit(visitor: EntryVisitor, select?: (name: string) => boolean): Promise<void>;
   close(): Promise<void>;
@@ -181,6 +194,13 @@ async function openTar(
     metadataBytes,
     bytesRead: () => bytesRead,
     listing: () => null,
+    index: async () => {
+      if (format !== 'tar') return null;
+      return indexTar(file, size, (n) => (bytesRead += n));
+    },
+    countRead: (n) => {
+      bytesRead += n;
+    },
     visit: (visitor) =>
       new Promise<void>((resolve, reject) => {
         const source = createReadStream(file, { highWaterMark: 256 * 1024 });
@@ -260,6 +280,71 @@ async function openTar(
       }),
     close: () => Promise.resolve(),
   };
+}
+
+const MAX_EXTENDED_HEADER = 1024 * 1024;
+
+/** Reads a plain tar's headers (and PAX headers) only, skipping every entry's data. */
+async function indexTar(
+  file: string,
+  size: number,
+  count: (n: number) => void,
+): Promise<IndexedEntry[]> {
+  const corrupt = (why: string): FerryError =>
+    new FerryError('E_BUNDLE_CORRUPT', `${file}: ${why}`, {
+      file,
+      hint: 'the bundle is truncated or damaged: copy it again from its source and check its sha256',
+    });
+  const handle = await open(file, 'r');
+  const entries: IndexedEntry[] = [];
+  const block = Buffer.alloc(512);
+  let position = 0;
+  let extended: Record<string, unknown> = {};
+  try {
+    const readAt = async (buffer: Buffer, at: number): Promise<void> => {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
+      count(bytesRead);
+      if (bytesRead < buffer.length) throw corrupt(`truncated at byte ${at + bytesRead}`);
+    };
+    for (;;) {
+      if (position + 512 > size) throw corrupt('ends without the end-of-archive blocks');
+      await readAt(block, position);
+      if (block.every((byte) => byte === 0)) break;
+      const header = new Header(block);
+      if (!header.cksumValid) throw corrupt(`the header at byte ${position} fails its checksum`);
+      const length = header.size ?? 0;
+      const offset = position + 512;
+      const next = offset + Math.ceil(length / 512) * 512;
+      if (offset + length > size)
+        throw corrupt(`${header.path ?? 'an entry'} runs past the end of the file`);
+      if (header.type === 'ExtendedHeader' || header.type === 'GlobalExtendedHeader') {
+        if (length > MAX_EXTENDED_HEADER) throw corrupt(`an extended header of ${length} bytes`);
+        const body = Buffer.alloc(length);
+        await readAt(body, offset);
+        if (header.type === 'ExtendedHeader')
+          extended = { ...Pax.parse(body.toString('utf8'), {}) };
+        position = next;
+        continue;
+      }
+      const path = typeof extended.path === 'string' ? extended.path : (header.path ?? '');
+      const linkpath = typeof extended.linkpath === 'string' ? extended.linkpath : header.linkpath;
+      const type =
+        header.type === 'File' || header.type === 'OldFile'
+          ? 'file'
+          : header.type === 'Directory'
+            ? 'dir'
+            : header.type === 'SymbolicLink'
+              ? 'symlink'
+              : 'other';
+      const name = type === 'dir' && path.endsWith('/') ? path.slice(0, -1) : path;
+      entries.push({ name, type, size: length, offset, ...(linkpath ? { target: linkpath } : {}) });
+      extended = {};
+      position = next;
+    }
+  } finally {
+    await handle.close();
+  }
+  return entries;
 }
 
 // ------------------------------------------------------------------ zip
@@ -432,6 +517,10 @@ async function openZip(
     metadataBytes,
     bytesRead: () => reader.count,
     listing: () => entries.map((info) => info.raw),
+    index: () => Promise.resolve(null),
+    countRead: (n) => {
+      reader.count += n;
+    },
     visit: async (visitor, select) => {
       for (const info of entries) {
         if (select && !select(info.raw.name)) continue;

@@ -18,12 +18,12 @@ const buffer = Buffer.allocUnsafe(1 << 20);
 parentPort.on('message', (task) => {
   let input;
   try {
-    input = fs.openSync(task.source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    input = fs.openSync(task.source, fs.constants.O_RDONLY | (task.offset === undefined ? fs.constants.O_NOFOLLOW : 0));
     const hash = crypto.createHash('sha256');
     let crc = 0;
     let total = 0;
     for (;;) {
-      const n = fs.readSync(input, buffer, 0, buffer.length, null);
+      const n = fs.readSync(input, buffer, 0, Math.min(buffer.length, task.size + (task.offset === undefined ? 1 : 0) - total), task.offset === undefined ? null : task.offset + total);
       if (n === 0) break;
       if (total + n > task.size) { total += n; break; }
       const chunk = buffer.subarray(0, n);
@@ -46,6 +46,8 @@ parentPort.on('message', (task) => {
 
 export interface HashTask {
   source: string;
+  /** Read from this byte of the source (an entry inside an archive) instead of its start. */
+  offset?: number;
   /** The size the caller expects; reading stops once more than this has been read. */
   size: number;
   /** Copy the bytes into this open file descriptor at `position` while hashing. */

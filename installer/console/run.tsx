@@ -20,7 +20,6 @@ export class ConsoleController {
   state: ConsoleState;
   private readonly listeners = new Set<(state: ConsoleState) => void>();
   private readonly root: string;
-  private running = false;
   onQuit: () => void = () => undefined;
 
   constructor(state: ConsoleState, root: string) {
@@ -39,7 +38,7 @@ export class ConsoleController {
   }
 
   key(input: string, enter: boolean): void {
-    if (input === 'q' && !this.running) {
+    if (input === 'q' && this.state.screen !== 'installing') {
       this.onQuit();
       return;
     }
@@ -78,7 +77,6 @@ export class ConsoleController {
   }
 
   private async apply(bundle: string): Promise<void> {
-    this.running = true;
     this.dispatch({ type: 'start', at: Date.now() });
     try {
       await install({ bundle, root: this.root, onEvent: (event) => this.dispatch(event) });
@@ -90,8 +88,6 @@ export class ConsoleController {
         ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
         : { code: 'E_INTERNAL', message: String(error) };
       this.dispatch({ type: 'failed', error: failure });
-    } finally {
-      this.running = false;
     }
   }
 }

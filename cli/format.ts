@@ -209,6 +209,7 @@ export interface StatusResult {
 export function formatEvent(event: InstallEvent): string | null {
   switch (event.type) {
     case 'plan':
+    case 'begin':
       return null;
     case 'warning':
       return `warning: ${event.message}`;

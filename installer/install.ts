@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import {
   cp,
+  lstat,
   mkdir,
   readdir,
   readFile,
@@ -25,6 +26,7 @@ import {
 import {
   DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
   DEFAULT_RETENTION,
+  factsOf,
   openAppliance,
   writeState,
   type Appliance,
@@ -54,6 +56,14 @@ export type PassName =
 /** What the engine reports as it works: `--json` prints these, the console renders them. */
 export type InstallEvent =
   | { type: 'plan'; plan: Plan }
+  /** A transaction starts: what was asked, with every control used and the operator's reason. */
+  | {
+      type: 'begin';
+      transaction: string;
+      bundle: string;
+      controls: Record<string, unknown>;
+      reason: string | null;
+    }
   | { type: 'warning'; message: string }
   | { type: 'pass'; pass: PassName; status: 'start' | 'done' }
   | {
@@ -132,8 +142,9 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(options.bundle, appliance.trust);
     try {
-      checkControls(controls, factsFrom(appliance), opened.metadata, options.controls?.controlFile);
-      const plan = makePlan(factsFrom(appliance), opened.metadata, controls);
+      const facts = factsOf(appliance);
+      checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
+      const plan = makePlan(facts, opened.metadata, controls);
       emit({ type: 'plan', plan });
       const base = { verdict: plan.verdict, from: plan.from, to: plan.to, plan };
       if (plan.verdict === 'blocked')
@@ -164,23 +175,6 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
 function finish(emit: (event: InstallEvent) => void, result: InstallResult): InstallResult {
   emit({ type: 'result', result });
   return result;
-}
-
-function factsFrom(appliance: Appliance) {
-  const { config, state } = appliance;
-  return {
-    product: config.product,
-    platform: config.platform,
-    release: state.release,
-    verified: state.verified,
-    highestRelease: state.highestRelease,
-    components: Object.fromEntries(
-      Object.entries(state.components).map(([name, c]) => [
-        name,
-        { version: c.version, requires: c.requires },
-      ]),
-    ),
-  };
 }
 
 export async function takeLock(
@@ -259,7 +253,15 @@ class Transaction {
       log: this.logFile,
     };
     await mkdir(this.paths.logs, { recursive: true });
-    this.emit({ type: 'plan', plan });
+    this.emit({
+      type: 'begin',
+      transaction: this.id,
+      bundle: this.options.bundle,
+      controls: usedControls(plan.controls, this.options.now === true),
+      reason: this.options.reason ?? null,
+    });
+    // The plan was already reported; the log keeps its own copy.
+    this.log.write(`${JSON.stringify({ at: new Date().toISOString(), type: 'plan', plan })}\n`);
     const header: TransactionHeader = {
       id: this.id,
       operation: 'install',
@@ -907,7 +909,6 @@ export async function verifyInstalled(
 ): Promise<FileProblem[]> {
   const problems: FileProblem[] = [];
   const jobs: Array<Promise<void>> = [];
-  const { lstat } = await import('node:fs/promises');
   for (const [name, component] of Object.entries(state.components)) {
     if (only && !only.has(name)) continue;
     const dir = join(paths.opt, name, component.version);

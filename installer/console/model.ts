@@ -111,6 +111,7 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
     case 'failed':
       return { ...state, screen: 'done', error: event.error };
     case 'plan':
+    case 'begin':
       return state;
     case 'warning':
       return { ...state, log: appendLog(state.log, `warning: ${event.message}`) };

@@ -260,6 +260,16 @@ describe('controls', () => {
       controls: { skip: ['web'] },
       reason: 'CHG-42: web change deferred',
     });
+    const entry = JSON.parse(history.at(-1) as string) as { log: string };
+    const log = (await readFile(entry.log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string });
+    expect(log[0]).toMatchObject({
+      type: 'begin',
+      controls: { skip: ['web'] },
+      reason: 'CHG-42: web change deferred',
+    });
   });
 
   it('--delete removes a component nobody needs, running its remove artifact', async () => {

@@ -2,7 +2,7 @@ import type { BuildResult } from '../builder/build.js';
 import type { InspectResult } from '../installer/inspect.js';
 import type { InstallEvent, InstallResult } from '../installer/install.js';
 import type { Plan } from '../installer/plan.js';
-import type { HistoryEntry } from '../installer/status.js';
+import type { StatusResult } from '../installer/status.js';
 import type { VerifyResult } from '../installer/verify.js';
 
 export function bytes(n: number): string {
@@ -191,18 +191,6 @@ export function formatStatus(status: StatusResult): string {
   }
   if (status.exported) lines.push('', `exported to ${status.exported}`);
   return lines.join('\n');
-}
-
-export interface StatusResult {
-  product: string;
-  platform: { name: string; version: string };
-  release: string | null;
-  verified: boolean;
-  highestRelease: string | null;
-  components: Record<string, string>;
-  exported?: string;
-  problems?: Array<{ component: string; path: string; problem: string }>;
-  transactions: HistoryEntry[];
 }
 
 /** One plain line per engine event for a person (no TTY tricks): what the log of a CI job shows. */

@@ -11,7 +11,6 @@ import {
   formatPlan,
   formatStatus,
   formatVerify,
-  type StatusResult,
 } from './format.js';
 
 // Commands load their library on demand: `ferry inspect` need not load the builder.
@@ -210,31 +209,13 @@ const COMMANDS: Record<string, Command> = {
       ...json,
     },
     async run({ values }) {
-      const { openAppliance, exportFacts } = await import('../installer/appliance.js');
-      const { writeFileAtomic } = await import('../manifest-schema/atomic.js');
-      const appliance = await openAppliance(required(values, 'root'));
-      const { config, state } = appliance;
+      const { applianceStatus } = await import('../installer/status.js');
       const file = optional(values, 'export');
-      if (file !== undefined)
-        await writeFileAtomic(
-          file,
-          `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
-        );
-      const { recentHistory, verifyAppliance } = await import('../installer/status.js');
-      const problems = values.verify === true ? await verifyAppliance(appliance) : undefined;
-      const result: StatusResult = {
-        product: config.product,
-        platform: config.platform,
-        release: state.release,
-        verified: state.verified,
-        highestRelease: state.highestRelease,
-        components: Object.fromEntries(
-          Object.entries(state.components).map(([name, c]) => [name, c.version]),
-        ),
-        ...(file !== undefined ? { exported: file } : {}),
-        ...(problems !== undefined ? { problems } : {}),
-        transactions: await recentHistory(appliance.paths, 5),
-      };
+      const result = await applianceStatus(required(values, 'root'), {
+        verify: values.verify === true,
+        ...(file !== undefined ? { exportTo: file } : {}),
+      });
+      const problems = result.problems;
       return {
         json: result,
         human: formatStatus(result),

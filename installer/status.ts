@@ -1,7 +1,53 @@
 import { readFile } from 'node:fs/promises';
-import { withHashPool } from '../manifest-schema/index.js';
-import { openAppliance, type Appliance, type AppliancePaths } from './appliance.js';
+import { withHashPool, writeFileAtomic } from '../manifest-schema/index.js';
+import {
+  exportFacts,
+  factsOf,
+  openAppliance,
+  type Appliance,
+  type AppliancePaths,
+} from './appliance.js';
 import { recoverPending, takeLock, verifyInstalled, type FileProblem } from './install.js';
+
+export interface StatusResult {
+  product: string;
+  platform: { name: string; version: string };
+  release: string | null;
+  verified: boolean;
+  highestRelease: string | null;
+  components: Record<string, string>;
+  exported?: string;
+  problems?: FileProblem[];
+  transactions: HistoryEntry[];
+}
+
+/** What `ferry status` reports; with `verify`, every installed file checked; with `exportTo`, the facts written there. */
+export async function applianceStatus(
+  root: string,
+  options: { verify?: boolean; exportTo?: string } = {},
+): Promise<StatusResult> {
+  const appliance = await openAppliance(root);
+  if (options.exportTo !== undefined) {
+    await writeFileAtomic(
+      options.exportTo,
+      `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
+    );
+  }
+  const facts = factsOf(appliance);
+  return {
+    product: facts.product,
+    platform: facts.platform,
+    release: facts.release,
+    verified: facts.verified,
+    highestRelease: facts.highestRelease,
+    components: Object.fromEntries(
+      Object.entries(facts.components).map(([name, c]) => [name, c.version]),
+    ),
+    ...(options.exportTo !== undefined ? { exported: options.exportTo } : {}),
+    ...(options.verify ? { problems: await verifyAppliance(appliance) } : {}),
+    transactions: await recentHistory(appliance.paths, 5),
+  };
+}
 
 /** Every installed file against the hash recorded when it was installed, like `dpkg --verify`. */
 export async function verifyAppliance(appliance: Appliance): Promise<FileProblem[]> {

@@ -84,6 +84,31 @@ describe('a fresh install', () => {
   });
 });
 
+describe('a compressed bundle', () => {
+  it('a tar.gz install bundle streams through staging and commits', async () => {
+    const out = join(dir, 'gz');
+    const built = await ferry([
+      'build',
+      join(ws.product, 'release-1.3.0.yaml'),
+      '--out',
+      out,
+      '--key',
+      ws.key,
+      '--format',
+      'tar.gz',
+      '--kind',
+      'install',
+      '--json',
+    ]);
+    expect(built.code, built.stderr).toBe(0);
+    const root = join(dir, 'fresh-gz');
+    await initAppliance(ws, root);
+    await installOk(json<{ bundle: string }>(built).bundle, root);
+    expect(await status(root)).toMatchObject({ release: '1.3.0', verified: true });
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+  });
+});
+
 describe('the upgrade matrix', () => {
   const pairs = RELEASES.flatMap((from, i) =>
     RELEASES.slice(i + 1).map((to) => [from, to] as const),

@@ -53,7 +53,9 @@ export type ConsoleEvent =
   | InstallEvent
   | { type: 'start'; at: number }
   | { type: 'failed'; error: { code: string; message: string; hint?: string } }
-  | { type: 'notice'; text: string };
+  | { type: 'notice'; text: string }
+  /** The operator moves to another readable bundle (+1 down, -1 up). */
+  | { type: 'choose'; step: 1 | -1 };
 
 const LOG_LINES = 200;
 
@@ -101,6 +103,16 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
   switch (event.type) {
     case 'notice':
       return { ...state, notice: event.text };
+    case 'choose': {
+      if (state.screen !== 'choose') return state;
+      const readable = [...state.candidates.keys()].filter(
+        (index) => state.candidates[index]?.plan !== null,
+      );
+      if (readable.length < 2) return state;
+      const at = Math.max(0, readable.indexOf(state.chosen ?? -1));
+      const chosen = readable[(at + event.step + readable.length) % readable.length] as number;
+      return { ...state, chosen, notice: null };
+    }
     case 'start':
       return {
         ...state,

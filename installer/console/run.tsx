@@ -37,7 +37,11 @@ export class ConsoleController {
     for (const listener of this.listeners) listener(this.state);
   }
 
-  key(input: string, enter: boolean): void {
+  key(input: string, enter: boolean, arrow: 'up' | 'down' | null = null): void {
+    if (arrow !== null) {
+      this.dispatch({ type: 'choose', step: arrow === 'down' ? 1 : -1 });
+      return;
+    }
     if (input === 'q' && this.state.screen !== 'installing') {
       this.onQuit();
       return;
@@ -113,7 +117,9 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     useEffect(() => {
       controller.onQuit = () => exit();
     }, [exit]);
-    useInput((input, key) => controller.key(input, key.return));
+    useInput((input, key) =>
+      controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null),
+    );
     return <ConsoleView state={state} />;
   }
 

@@ -160,7 +160,13 @@ function ChooseScreen({ state }: { state: ConsoleState }) {
         </Box>
       ) : null}
       <Box marginTop={1}>
-        <Text inverse>{ready ? ' [Enter] apply   [q] quit ' : ' [q] quit '}</Text>
+        <Text inverse>
+          {ready ? ' [Enter] apply ' : ''}
+          {state.candidates.filter((c) => c.plan !== null).length > 1
+            ? ' [↑/↓] another bundle '
+            : ''}{' '}
+          [q] quit{' '}
+        </Text>
       </Box>
     </Box>
   );

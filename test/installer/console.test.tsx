@@ -235,6 +235,26 @@ describe('console screens', () => {
     expect(text).toContain('The appliance was not changed');
   });
 
+  it('the arrow keys move to another readable bundle, skipping unreadable ones', () => {
+    const older = candidate({
+      file: '/media/usb/acme-appliance-1.1.0-update.tar',
+      release: '1.1.0',
+    });
+    const untrusted = candidate({
+      file: '/media/usb/rogue.tar',
+      release: '9.9.9',
+      plan: null,
+      problem: { code: 'E_SIGNATURE', message: 'untrusted' },
+    });
+    let state = initialState(appliance, [older, candidate(), untrusted]);
+    expect(frame(state)).toContain('[↑/↓] another bundle');
+    expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
+    state = reduce(state, { type: 'choose', step: 1 });
+    expect(frame(state)).toContain('Update ready: acme-appliance 1.1.0');
+    state = reduce(state, { type: 'choose', step: 1 });
+    expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
+  });
+
   it('no bundles: says what to attach', () => {
     expect(frame(initialState(appliance, []))).toContain('No bundle found on the attached media');
   });

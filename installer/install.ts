@@ -10,7 +10,6 @@ import {
   rename,
   rm,
   rmdir,
-  stat,
   statfs,
 } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,6 +34,7 @@ import {
 import {
   appendLine,
   Journal,
+  pathExists,
   pointLink,
   undoStep,
   type JournalStep,
@@ -199,6 +199,8 @@ class Transaction {
   private readonly staging: string;
   private readonly logFile: string;
   private readonly log: WriteStream;
+  /** The pass under way, to name it when something other than an artifact fails. */
+  private currentPass: PassName = 'pre-validate';
   private readonly steps: JournalStep[] = [];
   private journal: Journal | undefined;
   private readonly appliance: Appliance;
@@ -226,6 +228,7 @@ class Transaction {
     this.log = createWriteStream(this.logFile, { flags: 'a' });
     this.log.on('error', () => undefined);
     this.emit = (event) => {
+      if (event.type === 'pass' && event.status === 'start') this.currentPass = event.pass;
       emit(event);
       this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
     };
@@ -293,7 +296,7 @@ class Transaction {
         }
         await this.recordHistory('unchanged', {
           component: null,
-          pass: 'stage',
+          pass: this.currentPass,
           artifact: null,
           status: (error as Error).message,
           tail: '',
@@ -317,7 +320,7 @@ class Transaction {
             ? error.failure
             : {
                 component: null,
-                pass: 'update' as PassName,
+                pass: this.currentPass,
                 artifact: null,
                 status: error instanceof Error ? error.message : String(error),
                 tail: '',
@@ -353,7 +356,7 @@ class Transaction {
 
   /** Creates a folder the appliance did not have, journaled so that a rollback removes it again. */
   private async ensureDir(path: string): Promise<void> {
-    if (await exists(path)) return;
+    if (await pathExists(path)) return;
     await this.record({ op: 'mkdir', path });
     await mkdir(path);
   }
@@ -531,7 +534,7 @@ class Transaction {
     await (this.journal as Journal).setUndo(name, { rollback, env: this.envFor('rollback', name) });
     const target = this.versionDir(name, to);
     await this.ensureDir(join(this.paths.opt, name));
-    if (await exists(target)) {
+    if (await pathExists(target)) {
       // A version retained from earlier: set it aside so a failure can put it back.
       const aside = join(this.paths.opt, name, `.${to}.replaced-${this.id}`);
       await this.record({ op: 'move', from: target, to: aside });
@@ -582,11 +585,11 @@ class Transaction {
   /** Rollback and remove artifacts stay with the installed version, for `ferry rollback` and later removal. */
   private async keepArtifacts(name: string, version: string): Promise<void> {
     const into = join(this.paths.lib, 'artifacts', name, version);
-    if (await exists(into)) return; // kept by an earlier install of this version
+    if (await pathExists(into)) return; // kept by an earlier install of this version
     const prepared = join(this.staging, 'keep', name, version);
     for (const pass of ['rollback', 'remove'] as const) {
       const from = join(artifactsDir(this.staging), 'artifacts', name, pass);
-      if (await exists(from)) await cp(from, join(prepared, pass), { recursive: true });
+      if (await pathExists(from)) await cp(from, join(prepared, pass), { recursive: true });
     }
     await mkdir(prepared, { recursive: true });
     await this.ensureDir(join(this.paths.lib, 'artifacts'));
@@ -883,13 +886,6 @@ function safeCompare(a: string, b: string): number {
 async function removeStaging(paths: AppliancePaths, id: string): Promise<void> {
   await rm(join(paths.staging, id), { recursive: true, force: true });
   await rmdir(paths.staging).catch(() => undefined);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 // ------------------------------------------------------------------ verification of installed files

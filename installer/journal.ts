@@ -1,4 +1,5 @@
 import {
+  lstat,
   mkdir,
   open,
   readFile,
@@ -6,7 +7,6 @@ import {
   rename,
   rm,
   rmdir,
-  stat,
   symlink,
   unlink,
 } from 'node:fs/promises';
@@ -118,11 +118,7 @@ export class Journal {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         // A crash before the header was written: the journal holds nothing to undo.
-        const exists = await stat(dir).then(
-          () => true,
-          () => false,
-        );
-        return exists ? { header: emptyHeader(), steps: [] } : null;
+        return (await pathExists(dir)) ? { header: emptyHeader(), steps: [] } : null;
       }
       throw ioError(error, join(dir, HEADER), 'read');
     }
@@ -164,24 +160,20 @@ function emptyHeader(): TransactionHeader {
   };
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether anything is at `path`, a dangling symlink included. */
+export async function pathExists(path: string): Promise<boolean> {
   try {
-    await stat(path);
+    await lstat(path);
     return true;
   } catch {
-    try {
-      await readlink(path);
-      return true;
-    } catch {
-      return false;
-    }
+    return false;
   }
 }
 
 /** Undoes one filesystem step; safe to repeat. Artifact steps are handled by the caller. */
 export async function undoStep(step: JournalStep): Promise<void> {
   if (step.op === 'move') {
-    if ((await exists(step.to)) && !(await exists(step.from))) {
+    if ((await pathExists(step.to)) && !(await pathExists(step.from))) {
       await mkdir(dirname(step.from), { recursive: true });
       await rename(step.to, step.from);
     }

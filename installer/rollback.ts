@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   FerryError,
@@ -22,7 +21,7 @@ import {
   type Failure,
   type InstallEvent,
 } from './install.js';
-import { appendLine, Journal, pointLink, type JournalStep } from './journal.js';
+import { appendLine, Journal, pathExists, pointLink, type JournalStep } from './journal.js';
 import { describeFailure, runArtifact } from './run.js';
 
 export interface RollbackResult {
@@ -65,10 +64,7 @@ export async function rollback(
     for (const name of changing) {
       const version = previous.components[name]?.version;
       if (version === undefined) continue;
-      const kept = await stat(join(paths.opt, name, version)).then(
-        () => true,
-        () => false,
-      );
+      const kept = await pathExists(join(paths.opt, name, version));
       if (!kept) {
         throw new FerryError(
           'E_NOT_FOUND',

@@ -74,7 +74,6 @@ export class HashPool {
   private readonly idle: Worker[] = [];
   private readonly queue: Array<{ id: number; task: HashTask }> = [];
   private readonly pending = new Map<number, Pending>();
-  private readonly busy = new Map<Worker, number>();
   private nextId = 0;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
@@ -85,7 +84,6 @@ export class HashPool {
         (message: { id: number; error?: { message: string; code?: string } } & HashResult) => {
           const waiting = this.pending.get(message.id);
           this.pending.delete(message.id);
-          this.busy.delete(worker);
           this.idle.push(worker);
           this.dispatch();
           if (!waiting) return;
@@ -121,7 +119,6 @@ export class HashPool {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const worker = this.idle.pop() as Worker;
       const job = this.queue.shift() as { id: number; task: HashTask };
-      this.busy.set(worker, job.id);
       worker.postMessage({ id: job.id, ...job.task });
     }
   }

@@ -16,7 +16,3 @@ export function satisfies(version: string, range: string): boolean {
 export function compareVersions(a: string, b: string): number {
   return semver.compare(a, b);
 }
-
-export function sortVersions(versions: readonly string[]): string[] {
-  return [...versions].sort(compareVersions);
-}

@@ -60,6 +60,17 @@ function ferry(label, args, options = {}) {
   return { ...run, rssMiB: rss };
 }
 
+/** Runs ferry for the bench's own setup; a failing step stops the bench instead of skewing it. */
+function cli(...args) {
+  const result = spawnSync(process.execPath, [join(root, 'bin/ferry'), ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 * MiB,
+  });
+  if (result.status !== 0)
+    throw new Error(`ferry ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
+  return result.stdout;
+}
+
 function shell(label, script, options) {
   return timed(label, 'bash', ['-c', script], options);
 }
@@ -102,15 +113,7 @@ function spec(folder, name) {
 
 mkdirSync(work, { recursive: true });
 const keys = join(work, 'keys');
-if (!existsSync(join(keys, 'bench.key')))
-  spawnSync(process.execPath, [
-    join(root, 'bin/ferry'),
-    'keygen',
-    '--out',
-    keys,
-    '--name',
-    'bench',
-  ]);
+if (!existsSync(join(keys, 'bench.key'))) cli('keygen', '--out', keys, '--name', 'bench');
 const key = join(keys, 'bench.key');
 
 log(`# Ferry benchmark`);
@@ -199,17 +202,8 @@ makePayload(join(hugeDir, 'payload', 'tail'), MiB, 1);
 const planRows = [];
 const appliance = join(planDir, 'appliance');
 rmSync(appliance, { recursive: true, force: true });
-spawnSync(process.execPath, [
-  join(root, 'bin/ferry'),
-  'trust',
-  'init',
-  '--key',
-  join(keys, 'bench.pub'),
-  '--out',
-  join(planDir, 'trust.json'),
-]);
-spawnSync(process.execPath, [
-  join(root, 'bin/ferry'),
+cli('trust', 'init', '--key', join(keys, 'bench.pub'), '--out', join(planDir, 'trust.json'));
+cli(
   'init',
   '--root',
   appliance,
@@ -219,31 +213,25 @@ spawnSync(process.execPath, [
   'os@1.0.0',
   '--trust',
   join(planDir, 'trust.json'),
-]);
+);
 const planBytes = {};
 for (const [name, folder] of [
   ['1 MiB', smallDir],
   ['4 GiB', hugeDir],
 ]) {
   for (const format of ['tar', 'zip']) {
-    const built = spawnSync(
-      process.execPath,
-      [
-        join(root, 'bin/ferry'),
-        'build',
-        spec(folder, 'release'),
-        '--out',
-        join(folder, 'out'),
-        '--key',
-        key,
-        '--format',
-        format,
-        '--json',
-      ],
-      { encoding: 'utf8' },
+    const built = cli(
+      'build',
+      spec(folder, 'release'),
+      '--out',
+      join(folder, 'out'),
+      '--key',
+      key,
+      '--format',
+      format,
+      '--json',
     );
-    if (built.status !== 0) throw new Error(built.stderr);
-    const { bundle: file, size: bytes } = JSON.parse(built.stdout);
+    const { bundle: file, size: bytes } = JSON.parse(built);
     const row = ferry(
       `\`ferry plan\` ${format}, ${name} bundle (${(bytes / 1024 ** 2).toFixed(1)} MiB)`,
       ['plan', file, '--root', appliance, '--json'],
@@ -258,6 +246,7 @@ for (const [name, folder] of [
       ],
       { encoding: 'utf8' },
     );
+    if (read.status !== 0) throw new Error(`counting the bytes plan reads failed: ${read.stderr}`);
     planBytes[`${format} ${name}`] = Number(read.stdout.trim());
   }
 }
@@ -286,35 +275,13 @@ const installDir = join(work, 'install');
 rmSync(installDir, { recursive: true, force: true });
 mkdirSync(installDir, { recursive: true });
 const installBundle = JSON.parse(
-  spawnSync(
-    process.execPath,
-    [
-      join(root, 'bin/ferry'),
-      'build',
-      buildSpec,
-      '--out',
-      join(installDir, 'bundle'),
-      '--key',
-      key,
-      '--json',
-    ],
-    { encoding: 'utf8' },
-  ).stdout,
+  cli('build', buildSpec, '--out', join(installDir, 'bundle'), '--key', key, '--json'),
 ).bundle;
-spawnSync(process.execPath, [
-  join(root, 'bin/ferry'),
-  'trust',
-  'init',
-  '--key',
-  join(keys, 'bench.pub'),
-  '--out',
-  join(installDir, 'trust.json'),
-]);
+cli('trust', 'init', '--key', join(keys, 'bench.pub'), '--out', join(installDir, 'trust.json'));
 const target = join(installDir, 'appliance');
 const freshAppliance = () => {
   rmSync(target, { recursive: true, force: true });
-  spawnSync(process.execPath, [
-    join(root, 'bin/ferry'),
+  cli(
     'init',
     '--root',
     target,
@@ -324,7 +291,7 @@ const freshAppliance = () => {
     'os@1.0.0',
     '--trust',
     join(installDir, 'trust.json'),
-  ]);
+  );
 };
 const extracted = join(installDir, 'gnu');
 const installFloor = shell(
@@ -367,8 +334,7 @@ const releaseSpec = (release, versions) => {
   return file;
 };
 const fourRoot = join(four, 'appliance');
-spawnSync(process.execPath, [
-  join(root, 'bin/ferry'),
+cli(
   'init',
   '--root',
   fourRoot,
@@ -378,7 +344,7 @@ spawnSync(process.execPath, [
   'os@1.0.0',
   '--trust',
   join(installDir, 'trust.json'),
-]);
+);
 let fourBundle;
 for (const [release, versions] of [
   ['1.0.0', { a: '1.0.0', b: '1.0.0', c: '1.0.0', d: '1.0.0' }],
@@ -386,40 +352,23 @@ for (const [release, versions] of [
   ['1.2.0', { a: '1.2.0', b: '1.1.0', c: '1.1.0', d: '1.1.0' }],
 ]) {
   const built = JSON.parse(
-    spawnSync(
-      process.execPath,
-      [
-        join(root, 'bin/ferry'),
-        'build',
-        releaseSpec(release, versions),
-        '--out',
-        join(four, 'out'),
-        '--key',
-        key,
-        '--format',
-        'zip',
-        '--json',
-      ],
-      { encoding: 'utf8' },
-    ).stdout,
+    cli(
+      'build',
+      releaseSpec(release, versions),
+      '--out',
+      join(four, 'out'),
+      '--key',
+      key,
+      '--format',
+      'zip',
+      '--json',
+    ),
   );
   fourBundle = built;
-  if (release !== '1.2.0')
-    spawnSync(process.execPath, [
-      join(root, 'bin/ferry'),
-      'install',
-      built.bundle,
-      '--root',
-      fourRoot,
-      '--yes',
-    ]);
+  if (release !== '1.2.0') cli('install', built.bundle, '--root', fourRoot, '--yes');
 }
-const fourInstall = spawnSync(
-  process.execPath,
-  [join(root, 'bin/ferry'), 'install', fourBundle.bundle, '--root', fourRoot, '--yes', '--json'],
-  { encoding: 'utf8' },
-);
-const fourResult = JSON.parse(fourInstall.stdout.trim().split('\n').at(-1));
+const fourInstall = cli('install', fourBundle.bundle, '--root', fourRoot, '--yes', '--json');
+const fourResult = JSON.parse(fourInstall.trim().split('\n').at(-1));
 log();
 log(
   `Zip update 1.1.0 → 1.2.0, one of four 64 MiB components changed; the bundle carries all four (${(fourBundle.size / MiB).toFixed(0)} MiB) because it also updates from 1.0.0. ferry install: ${fourResult.outcome}, read ${(fourResult.bytesRead / MiB).toFixed(2)} MiB of the bundle (the changed component is ${(part / MiB).toFixed(0)} MiB): ${fourResult.bytesRead <= part + MiB ? 'within' : 'OVER'} its bytes plus metadata.`,

@@ -4,9 +4,20 @@ import { join, relative } from 'node:path';
 import { expect } from 'vitest';
 import { ferry, json, type RunResult, type Workspace } from '../helpers.js';
 
-/** Everything Ferry owns under a root, byte for byte: what "nothing changed" means. */
-export async function snapshot(root: string): Promise<Record<string, string>> {
-  const ignored = ['var/lib/ferry/history.jsonl', 'var/lib/ferry/logs', 'var/log', 'fail', 'hang'];
+/** What an install may add even when it changes nothing: its history line, its log, the fixture's markers and triggers. */
+export const RECORDS = [
+  'var/lib/ferry/history.jsonl',
+  'var/lib/ferry/logs',
+  'var/log',
+  'fail',
+  'hang',
+];
+
+/** Everything under a root, byte for byte, but the `ignored` paths: what "nothing changed" means. */
+export async function snapshot(
+  root: string,
+  ignored: readonly string[] = RECORDS,
+): Promise<Record<string, string>> {
   const result: Record<string, string> = {};
   for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
     const path = join(entry.parentPath, entry.name);
@@ -23,17 +34,28 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
   return result;
 }
 
-export async function initAppliance(ws: Workspace, root: string): Promise<void> {
+export interface InitOptions {
+  product?: string;
+  platform?: string;
+  trust?: string;
+}
+
+/** `ferry init` of an acme-appliance on acme-os 7.2.1 trusting the workspace key, unless told otherwise. */
+export async function initAppliance(
+  ws: Workspace,
+  root: string,
+  options: InitOptions = {},
+): Promise<void> {
   const result = await ferry([
     'init',
     '--root',
     root,
     '--product',
-    'acme-appliance',
+    options.product ?? 'acme-appliance',
     '--platform',
-    'acme-os@7.2.1',
+    options.platform ?? 'acme-os@7.2.1',
     '--trust',
-    ws.trust,
+    options.trust ?? ws.trust,
   ]);
   expect(result.code, result.stderr).toBe(0);
 }

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planFor } from '../../installer/planning.js';
+import { initAppliance, snapshot as snapshotOf, type InitOptions } from './appliance.js';
 import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
 
 interface PlanJson {
@@ -33,23 +33,9 @@ beforeAll(async () => {
   zip = await buildAll(ws, join(dir, 'zip'), 'zip');
 });
 
-async function init(
-  name: string,
-  options: { product?: string; platform?: string; trust?: string } = {},
-): Promise<string> {
+async function init(name: string, options: InitOptions = {}): Promise<string> {
   const root = join(dir, name);
-  const result = await ferry([
-    'init',
-    '--root',
-    root,
-    '--product',
-    options.product ?? 'acme-appliance',
-    '--platform',
-    options.platform ?? 'acme-os@7.2.1',
-    '--trust',
-    options.trust ?? ws.trust,
-  ]);
-  expect(result.code, result.stderr).toBe(0);
+  await initAppliance(ws, root, options);
   return root;
 }
 
@@ -79,17 +65,8 @@ async function atRelease(root: string, release: string, highest = release): Prom
   await writeFile(join(root, 'var/lib/ferry/state.json'), JSON.stringify(state));
 }
 
-async function snapshot(root: string): Promise<Record<string, string>> {
-  const files: Record<string, string> = {};
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    files[path] = createHash('sha256')
-      .update(await readFile(path))
-      .digest('hex');
-  }
-  return files;
-}
+/** A plan writes nothing at all: not even a history line or a log. */
+const snapshot = (root: string) => snapshotOf(root, []);
 
 async function planJson(args: string[]): Promise<{ code: number; plan: PlanJson; stderr: string }> {
   const result = await ferry(['plan', ...args, '--json']);

@@ -14,7 +14,7 @@ import {
   type PayloadEntry,
 } from '../manifest-schema/index.js';
 import type { BundleReader, IndexedEntry } from './reader.js';
-import { EntryAudit } from './verify.js';
+import { checkDigest, checkInOrder, EntryAudit } from './verify.js';
 
 /**
  * Staging: bundle entries are written under the transaction's staging folder
@@ -171,62 +171,34 @@ async function stageFromIndex(
     }
   }
   const files = wanted.filter((entry) => entry.type === 'file');
-  await withHashPool(async (pool) => {
-    let next = 0;
-    // A few files in flight: enough to keep every core busy, few enough descriptors.
-    const lane = async (): Promise<void> => {
-      while (next < files.length) {
-        const entry = files[next++] as ExpectedEntry;
-        const target = payloadTarget(dir, entry);
-        await mkdir(dirname(target), { recursive: true });
-        const handle = await open(target, 'wx', (entry.mode ?? 0o644) & 0o777);
-        try {
-          const result = await pool.run({
+  await withHashPool((pool) =>
+    checkInOrder(files, async (entry) => {
+      const target = payloadTarget(dir, entry);
+      const handle = await mkdir(dirname(target), { recursive: true })
+        .then(() => open(target, 'wx', (entry.mode ?? 0o644) & 0o777))
+        .catch((error: unknown) => {
+          throw ioError(error, target, 'create');
+        });
+      try {
+        const result = await pool
+          .run({
             source: reader.file,
             offset: (found.get(entry.name) as IndexedEntry).offset,
             size: entry.size,
             fd: handle.fd,
             position: 0,
+          })
+          .catch((error: unknown) => {
+            throw ioError(error, reader.file, 'stage from');
           });
-          reader.countRead(result.bytes);
-          const where = {
-            file: reader.file,
-            entry: entry.name,
-            ...(entry.component ? { component: entry.component } : {}),
-          };
-          if (result.bytes !== entry.size) {
-            throw new FerryError(
-              'E_SIZE_MISMATCH',
-              `${reader.file}: ${entry.name} holds ${result.bytes} bytes; the metadata says ${entry.size}`,
-              {
-                ...where,
-                hint: 'the bundle is truncated or was altered: get it again from its publisher',
-              },
-            );
-          }
-          if (result.sha256 !== entry.sha256) {
-            throw new FerryError(
-              'E_HASH_MISMATCH',
-              `${reader.file}: ${entry.name} does not match its signed sha256`,
-              {
-                ...where,
-                hint: 'the bundle was altered or damaged after signing: get it again from its publisher',
-              },
-            );
-          }
-        } finally {
-          await handle.close();
-        }
-        context.onBytes?.(entry.component as string, entry.size);
+        reader.countRead(result.bytes);
+        checkDigest(reader.file, entry, result.bytes, result.sha256);
+      } finally {
+        await handle.close();
       }
-    };
-    const results = await Promise.allSettled(Array.from({ length: 6 }, lane));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed)
-      throw failed.reason instanceof FerryError
-        ? failed.reason
-        : ioError(failed.reason, reader.file, 'stage from');
-  });
+      context.onBytes?.(entry.component as string, entry.size);
+    }),
+  );
 }
 
 /** Copies a payload kept outside the bundle (default location or url) into staging, checking every file. */
@@ -396,26 +368,7 @@ export async function writeVerified(
     }
     throw ioError(error, path, 'write');
   }
-  if (size !== expected.size) {
-    throw new FerryError(
-      'E_SIZE_MISMATCH',
-      `${file}: ${expected.name} holds ${size} bytes; the metadata says ${expected.size}`,
-      {
-        ...where,
-        hint: 'the bundle or payload is truncated or was altered: get it again from its publisher',
-      },
-    );
-  }
-  if (expected.sha256 !== undefined && hash.digest('hex') !== expected.sha256) {
-    throw new FerryError(
-      'E_HASH_MISMATCH',
-      `${file}: ${expected.name} does not match its signed sha256`,
-      {
-        ...where,
-        hint: 'the bundle or payload was altered or damaged: get it again from its publisher',
-      },
-    );
-  }
+  checkDigest(file, expected, size, hash.digest('hex'));
 }
 
 function missingEntry(file: string, name: string): FerryError {

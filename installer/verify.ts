@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   assertTrusted,
@@ -7,14 +8,22 @@ import {
   decodeMetadata,
   expectedEntries,
   FerryError,
+  ioError,
   readTrustRoot,
+  withHashPool,
   type BundleMetadata,
   type Envelope,
   type ExpectedEntry,
   type SignatureStatus,
   type TrustRoot,
 } from '../manifest-schema/index.js';
-import { openBundle, unsafeEntryError, type BundleReader, type RawEntry } from './reader.js';
+import {
+  openBundle,
+  unsafeEntryError,
+  type BundleReader,
+  type IndexedEntry,
+  type RawEntry,
+} from './reader.js';
 import { unsafePathReason } from '../manifest-schema/index.js';
 
 export interface OpenedBundle {
@@ -177,33 +186,72 @@ export async function hashEntry(
     if (size > expected.size) break;
     hash.update(chunk as Buffer);
   }
+  if (size !== expected.size) data.destroy();
+  checkDigest(file, expected, size, hash.digest('hex'));
+}
+
+/**
+ * The one verdict on an entry's bytes: the size the signed metadata declares,
+ * then its sha256. `bytes` past the declared size count as "more than".
+ */
+export function checkDigest(
+  file: string,
+  expected: ExpectedEntry,
+  bytes: number,
+  sha256: string,
+): void {
   const where = {
     file,
     entry: expected.name,
     ...(expected.component ? { component: expected.component } : {}),
   };
-  if (size !== expected.size) {
-    data.destroy();
+  if (bytes !== expected.size) {
     throw new FerryError(
       'E_SIZE_MISMATCH',
-      `${file}: ${expected.name} holds ${size > expected.size ? 'more than' : 'only'} ${size} bytes; the metadata says ${expected.size}`,
+      `${file}: ${expected.name} holds ${bytes > expected.size ? 'more than' : 'only'} ${bytes} bytes; the metadata says ${expected.size}`,
       {
         ...where,
-        hint: 'the bundle was altered, truncated or damaged: get it again from its publisher',
+        hint: 'it was altered, truncated or damaged: get it again from its publisher',
       },
     );
   }
-  const actual = hash.digest('hex');
-  if (expected.sha256 !== undefined && actual !== expected.sha256) {
+  if (expected.sha256 !== undefined && sha256 !== expected.sha256) {
     throw new FerryError(
       'E_HASH_MISMATCH',
       `${file}: ${expected.name} does not match its signed sha256`,
       {
         ...where,
-        hint: 'the bundle was altered or damaged after signing: get it again from its publisher',
+        hint: 'it was altered or damaged after signing: get it again from its publisher',
       },
     );
   }
+}
+
+/**
+ * Checks items on a few lanes at once (the hash pool does the work on every
+ * core). After a failure no new item starts; the items before it all finish,
+ * so the error thrown is that of the first bad item in the given order,
+ * exactly as a sequential check would have reported.
+ */
+export async function checkInOrder<T>(
+  items: readonly T[],
+  check: (item: T) => Promise<void>,
+  lanes = 6,
+): Promise<void> {
+  const failures: Array<{ at: number; error: unknown }> = [];
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length && failures.length === 0) {
+      const at = next++;
+      try {
+        await check(items[at] as T);
+      } catch (error) {
+        failures.push({ at, error });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
+  if (failures.length > 0) throw failures.sort((a, b) => a.at - b.at)[0]?.error;
 }
 
 export interface VerifyResult {
@@ -226,29 +274,10 @@ export async function verifyBundle(file: string, trustFile: string): Promise<Ver
     const expected = expectedEntries(metadata, reader.metadataBytes.length);
     EntryAudit.checkListing(reader, expected);
     const audit = new EntryAudit(expected, file);
-    let entries = 0;
-    let bytes = 0;
-    await reader.visit(async (raw, data) => {
-      const expected = audit.admit(raw);
-      entries++;
-      if (expected.name === 'bundle.json') {
-        const stored = await collectAll(data);
-        if (!stored.equals(reader.metadataBytes)) {
-          throw new FerryError('E_BUNDLE_CORRUPT', `${file}: bundle.json changed between reads`, {
-            file,
-            entry: 'bundle.json',
-            hint: 'the file is being written to, or the medium is failing',
-          });
-        }
-        return;
-      }
-      if (raw.type !== 'file') {
-        data.resume();
-        return;
-      }
-      await hashEntry(data, expected, file);
-      bytes += expected.size;
-    });
+    const index = await reader.index();
+    const counted = index
+      ? await verifyIndexed(reader, index, audit)
+      : await verifyStreaming(reader, audit);
     const missing = audit.missing();
     if (missing.length > 0) {
       throw new FerryError(
@@ -268,11 +297,88 @@ export async function verifyBundle(file: string, trustFile: string): Promise<Ver
       release: metadata.release.version,
       kind: metadata.kind,
       signature: opened.signature,
-      entries,
-      bytes,
+      ...counted,
     };
   } finally {
     await reader.close();
+  }
+}
+
+interface Counted {
+  entries: number;
+  bytes: number;
+}
+
+/** tar.gz and zip: entries in archive order, hashed as they stream past. */
+async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise<Counted> {
+  const counted = { entries: 0, bytes: 0 };
+  await reader.visit(async (raw, data) => {
+    const expected = audit.admit(raw);
+    counted.entries++;
+    if (expected.name === 'bundle.json') {
+      sameMetadata(reader, await collectAll(data));
+      return;
+    }
+    if (raw.type !== 'file') {
+      data.resume();
+      return;
+    }
+    await hashEntry(data, expected, reader.file);
+    counted.bytes += expected.size;
+  });
+  return counted;
+}
+
+/**
+ * Plain tar: every header is checked before any data is read, then the files
+ * are hashed at their offsets on every core. The verdict is the same as the
+ * streaming one, down to which bad entry is named first.
+ */
+async function verifyIndexed(
+  reader: BundleReader,
+  index: readonly IndexedEntry[],
+  audit: EntryAudit,
+): Promise<Counted> {
+  const files: Array<{ entry: ExpectedEntry; offset: number }> = [];
+  for (const raw of index) {
+    const entry = audit.admit(raw);
+    if (entry.name === 'bundle.json') {
+      sameMetadata(reader, await readAt(reader.file, raw.offset, raw.size));
+      reader.countRead(raw.size);
+    } else if (entry.type === 'file') files.push({ entry, offset: raw.offset });
+  }
+  await withHashPool((pool) =>
+    checkInOrder(files, async ({ entry, offset }) => {
+      const result = await pool
+        .run({ source: reader.file, offset, size: entry.size })
+        .catch((error: unknown) => {
+          throw ioError(error, reader.file, 'read');
+        });
+      reader.countRead(result.bytes);
+      checkDigest(reader.file, entry, result.bytes, result.sha256);
+    }),
+  );
+  return { entries: index.length, bytes: files.reduce((sum, { entry }) => sum + entry.size, 0) };
+}
+
+function sameMetadata(reader: BundleReader, stored: Buffer): void {
+  if (!stored.equals(reader.metadataBytes)) {
+    throw new FerryError('E_BUNDLE_CORRUPT', `${reader.file}: bundle.json changed between reads`, {
+      file: reader.file,
+      entry: 'bundle.json',
+      hint: 'the file is being written to, or the medium is failing',
+    });
+  }
+}
+
+async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
   }
 }
 

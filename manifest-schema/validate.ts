@@ -1,5 +1,17 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Static, TSchema } from 'typebox';
+import {
+  ApplianceConfigSchema,
+  ApplianceFactsSchema,
+  ApplianceStateSchema,
+  BundleMetadataSchema,
+  ControlTableSchema,
+  EnvelopeSchema,
+  ReleaseRecordSchema,
+  ReleaseSpecSchema,
+  TrustRootSchema,
+} from './schemas.js';
+import * as generated from './validators.generated.js';
 
 export interface ValidationProblem {
   /** JSON pointer to the offending value, e.g. `/components/db/version`. */
@@ -10,8 +22,20 @@ export interface ValidationProblem {
 export type ValidationResult<T> =
   { ok: true; value: T } | { ok: false; errors: ValidationProblem[] };
 
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
-const compiled = new Map<TSchema, ValidateFunction>();
+const validators = generated as unknown as Record<string, ValidateFunction>;
+
+/** Each schema's validator, compiled ahead of time (codegen.ts) instead of at every start. */
+const COMPILED = new Map<TSchema, ValidateFunction | undefined>([
+  [ReleaseSpecSchema, validators.releaseSpec],
+  [BundleMetadataSchema, validators.bundleMetadata],
+  [EnvelopeSchema, validators.envelope],
+  [ReleaseRecordSchema, validators.releaseRecord],
+  [TrustRootSchema, validators.trustRoot],
+  [ControlTableSchema, validators.controlTable],
+  [ApplianceConfigSchema, validators.applianceConfig],
+  [ApplianceStateSchema, validators.applianceState],
+  [ApplianceFactsSchema, validators.applianceFacts],
+]);
 
 /**
  * Validates against a schema and returns every problem with its JSON path;
@@ -21,11 +45,9 @@ export function validate<S extends TSchema>(
   schema: S,
   value: unknown,
 ): ValidationResult<Static<S>> {
-  let check = compiled.get(schema);
-  if (!check) {
-    check = ajv.compile(schema);
-    compiled.set(schema, check);
-  }
+  const check = COMPILED.get(schema);
+  if (!check)
+    throw new Error('validate: a schema without a generated validator (run `npm run schemas`)');
   if (check(value)) return { ok: true, value: value as Static<S> };
   return { ok: false, errors: explain(check.errors ?? []) };
 }

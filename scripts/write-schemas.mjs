@@ -1,4 +1,5 @@
-// Writes manifest-schema/schemas/*.json from the TypeBox declarations (built into dist/).
+// Writes manifest-schema/schemas/*.json and the ahead-of-time validators
+// (manifest-schema/validators.generated.ts) from the TypeBox declarations (built into dist/).
 // Run `npm run schemas` after changing manifest-schema/declarations.ts; a test fails until you do.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,4 +13,6 @@ for (const [name, schema] of Object.entries(SCHEMAS)) {
     `${JSON.stringify(schema, null, 2)}\n`,
   );
 }
-console.log(`wrote ${Object.keys(SCHEMAS).length} schemas`);
+const { validatorsSource } = await import(join(root, 'dist/manifest-schema/codegen.js'));
+writeFileSync(join(root, 'manifest-schema/validators.generated.ts'), validatorsSource());
+console.log(`wrote ${Object.keys(SCHEMAS).length} schemas and their validators`);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { validatorsSource } from '../../manifest-schema/codegen.js';
 import { SCHEMAS } from '../../manifest-schema/declarations.js';
 import { ReleaseSpecSchema, validate } from '../../manifest-schema/index.js';
 import { ROOT } from '../helpers.js';
@@ -14,6 +15,14 @@ describe('schemas', () => {
       expect(written).toEqual(JSON.parse(JSON.stringify(SCHEMAS[name as keyof typeof SCHEMAS])));
     },
   );
+
+  it('validators.generated.ts is compiled from the declarations (run `npm run schemas`)', async () => {
+    const written = await readFile(
+      join(ROOT, 'manifest-schema', 'validators.generated.ts'),
+      'utf8',
+    );
+    expect(written === validatorsSource(), 'the generated validators are out of date').toBe(true);
+  });
 
   it('reports every problem with its JSON path', () => {
     const result = validate(ReleaseSpecSchema, {

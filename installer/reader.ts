@@ -312,7 +312,13 @@ async function indexTar(
       if (block.every((byte) => byte === 0)) break;
       const header = new Header(block);
       if (!header.cksumValid) throw corrupt(`the header at byte ${position} fails its checksum`);
-      const length = header.size ?? 0;
+      // A PAX size overrides the header's, as in every tar reader (it is how sizes past 8 GiB are written).
+      const length =
+        header.type !== 'ExtendedHeader' &&
+        header.type !== 'GlobalExtendedHeader' &&
+        typeof extended.size === 'number'
+          ? extended.size
+          : (header.size ?? 0);
       const offset = position + 512;
       const next = offset + Math.ceil(length / 512) * 512;
       if (offset + length > size)

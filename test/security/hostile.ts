@@ -7,7 +7,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { Header, Parser, type ReadEntry } from 'tar';
+import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { buildBundle } from '../../builder/build.js';
 import { keygen, trustInit } from '../../builder/keys.js';
 import {
@@ -28,6 +28,8 @@ export interface CraftEntry {
   linkpath?: string;
   /** Size written in the header, when it should disagree with the data. */
   headerSize?: number;
+  /** A PAX extended header before the entry carrying this size, as large-file tar writers emit. */
+  paxSize?: number;
 }
 
 export interface Base {
@@ -125,6 +127,8 @@ export function tarBytes(entries: readonly CraftEntry[]): Buffer {
       gname: '',
       ...(entry.linkpath ? { linkpath: entry.linkpath } : {}),
     });
+    if (entry.paxSize !== undefined)
+      blocks.push(new Pax({ path: entry.name, size: entry.paxSize }).encode());
     header.encode();
     blocks.push(header.block as Buffer);
     if (size > 0) {

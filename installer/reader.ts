@@ -46,9 +46,9 @@ export interface BundleReader {
   /** The zip central directory as entries (symlink targets unread); null for tar, which has no index. */
   listing(): RawEntry[] | null;
   /**
-   * For a plain tar file: every entry with where its data starts, found by
-   * reading the headers alone, so entries can be copied and hashed in
-   * parallel at known offsets. Null for tar.gz and zip.
+   * For a plain tar or a zip: every entry with where its data starts, found
+   * by reading (and checking) the headers alone, so entries can be copied and
+   * hashed in parallel at known offsets. Null for tar.gz, which must stream.
    */
   index(): Promise<IndexedEntry[] | null>;
   /** Counts bytes read from the bundle on the reader's behalf (by hash workers). */
@@ -419,6 +419,7 @@ interface ZipEntryInfo {
 }
 
 const S_IFMT = 0o170000;
+const MAX_LINK_TARGET = 4096;
 
 function zipRaw(entry: yauzl.Entry, file: string): RawEntry {
   const nameBytes = entry.fileName as unknown as Buffer;
@@ -481,6 +482,9 @@ async function openZip(
       if (entry.compressionMethod !== 0)
         throw unsafe(file, raw.name, 'is compressed; Ferry bundles store entries');
       if ((entry.generalPurposeBitFlag & 0x1) !== 0) throw unsafe(file, raw.name, 'is encrypted');
+      // A link's target is read into memory; no real one is longer than PATH_MAX.
+      if (raw.type === 'symlink' && raw.size > MAX_LINK_TARGET)
+        throw unsafe(file, raw.name, `is a link with a ${raw.size}-byte target`);
       entries.push({ entry, raw });
     }
   } catch (error) {
@@ -523,7 +527,28 @@ async function openZip(
     metadataBytes,
     bytesRead: () => reader.count,
     listing: () => entries.map((info) => info.raw),
-    index: () => Promise.resolve(null),
+    index: async () => {
+      // Ferry's zips are stored, so each entry's bytes sit at a known offset:
+      // every local header is checked first, then the data can be hashed in parallel.
+      const indexed: IndexedEntry[] = [];
+      try {
+        for (const info of entries) {
+          if (info.raw.type === 'dir') {
+            indexed.push({ ...info.raw, offset: 0 });
+            continue;
+          }
+          const offset = await checkedDataStart(zip, info, nextOffset, file);
+          const target =
+            info.raw.type === 'symlink'
+              ? (await collect(await openAt(zip, info.entry, offset))).toString('utf8')
+              : undefined;
+          indexed.push({ ...info.raw, offset, ...(target !== undefined ? { target } : {}) });
+        }
+      } catch (error) {
+        throw error instanceof FerryError ? error : zipCorrupt(file, error);
+      }
+      return indexed;
+    },
     countRead: (n) => {
       reader.count += n;
     },
@@ -564,16 +589,17 @@ function zipCentralStart(zip: yauzl.ZipFile): number {
 }
 
 /**
- * Opens an entry's data after checking what yauzl leaves to us: the local
- * header names the same file with the same sizes as the central directory,
- * and its data ends before the next entry begins (no overlapping entries).
+ * Where an entry's data starts, after checking what yauzl leaves to us: the
+ * local header names the same file with the same sizes as the central
+ * directory, and its data ends before the next entry begins (no overlapping
+ * entries).
  */
-async function openChecked(
+async function checkedDataStart(
   zip: yauzl.ZipFile,
   info: ZipEntryInfo,
   nextOffset: Map<yauzl.Entry, number>,
   file: string,
-): Promise<Readable> {
+): Promise<number> {
   const { entry, raw } = info;
   const local = await zip.readLocalFileHeaderPromise(entry);
   const centralName = entry.fileName as unknown as Buffer;
@@ -603,10 +629,14 @@ async function openChecked(
       hint: 'overlapping entries are a zip-bomb trick; this bundle was crafted',
     });
   }
+  return local.fileDataStart;
+}
+
+function openAt(zip: yauzl.ZipFile, entry: yauzl.Entry, dataStart: number): Promise<Readable> {
   // yauzl 3.4's openReadStreamLowLevelPromise calls the wrong method, so the callback form it is.
   return new Promise((resolve, reject) => {
     zip.openReadStreamLowLevel(
-      local.fileDataStart,
+      dataStart,
       entry.compressedSize,
       0,
       entry.compressedSize,
@@ -618,6 +648,15 @@ async function openChecked(
       },
     );
   });
+}
+
+async function openChecked(
+  zip: yauzl.ZipFile,
+  info: ZipEntryInfo,
+  nextOffset: Map<yauzl.Entry, number>,
+  file: string,
+): Promise<Readable> {
+  return openAt(zip, info.entry, await checkedDataStart(zip, info, nextOffset, file));
 }
 
 function nextEntry(zip: yauzl.ZipFile): Promise<yauzl.Entry | null> {

@@ -35,4 +35,18 @@ describe('a symlink that leaves its component', () => {
       expect(error.details.component).toBe('app');
     },
   );
+
+  it('is refused in a zip before a huge link target is read into memory', async () => {
+    const { entries } = await sharedBase();
+    const crafted = entries.map((e) =>
+      e.name === 'payload/app/config' ? { ...e, linkpath: 'x'.repeat(1_000_000) } : e,
+    );
+    const error = await expectRefused(
+      formats[1][1](crafted),
+      'zip',
+      'E_UNSAFE_ENTRY',
+      'payload/app/config',
+    );
+    expect(error.message).toContain('1000000-byte target');
+  });
 });

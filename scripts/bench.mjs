@@ -183,6 +183,24 @@ log(
   `ferry inspect read ${bytesRead} bytes (${(bytesRead / 1024).toFixed(1)} KiB) of ${size}; target: under 1 MiB whatever the size.`,
 );
 
+// ---------------------------------------------------------------- verify
+log();
+log(`## Verify: every byte of the same bundle against its signed hashes`);
+log();
+const verifyTrust = join(build, 'trust.json');
+cli('trust', 'init', '--key', join(keys, 'bench.pub'), '--out', verifyTrust);
+const bundleHash = shell(
+  'floor: `openssl dgst -sha256` of the bundle',
+  `openssl dgst -sha256 ${bundle} > /dev/null`,
+);
+const verify = ferry('`ferry verify` (headers, signature, every entry hashed)', [
+  'verify',
+  bundle,
+  '--trust',
+  verifyTrust,
+]);
+table([bundleHash, verify]);
+
 // ---------------------------------------------------------------- plan
 log();
 log('## Plan: metadata only, whatever the bundle size');

@@ -144,9 +144,19 @@ const tarHash = shell(
   'reference: `tar -cf - payload \\| sha256sum`',
   `tar -cf - -C ${build} payload | sha256sum > /dev/null`,
 );
+const gnu = join(build, 'gnu.tar');
+const half = (odd) => files.filter((_, i) => i % 2 === (odd ? 1 : 0)).join(' ');
 const tarWrite = shell(
   'reference: GNU tar writing the archive, then `openssl dgst`',
-  `tar -cf ${join(build, 'gnu.tar')} -C ${build} payload && openssl dgst -sha256 ${join(build, 'gnu.tar')} > /dev/null; rm -f ${join(build, 'gnu.tar')}`,
+  `tar -cf ${gnu} -C ${build} payload && openssl dgst -sha256 ${gnu} > /dev/null; rm -f ${gnu}`,
+);
+// What the bundle format itself demands, done by standard tools as parallel as
+// they go: bundle.json (first in the file) holds every payload hash, so the
+// payload is hashed (both cores) while the archive is written, and only then
+// can the one sequential sha256 of the whole bundle (build --json's) run.
+const formatFloor = shell(
+  'reference: the work the format requires: payload hashed on both cores while GNU tar writes the archive, then `openssl dgst` of the archive',
+  `(openssl dgst -sha256 ${half(false)} > /dev/null & openssl dgst -sha256 ${half(true)} > /dev/null & tar -cf ${gnu} -C ${build} payload & wait) && openssl dgst -sha256 ${gnu} > /dev/null; rm -f ${gnu}`,
 );
 const buildTar = ferry(
   '`ferry build --format tar`',
@@ -158,10 +168,10 @@ const buildZip = ferry(
   ['build', buildSpec, '--out', out, '--key', key, '--format', 'zip', '--json'],
   { before: clean },
 );
-table([floor, tarHash, tarWrite, buildTar, buildZip]);
+table([floor, tarHash, tarWrite, formatFloor, buildTar, buildZip]);
 log();
 log(
-  `Target: build within 1.3× the floor and under 200 MiB. tar: ${(buildTar.seconds / floor.seconds).toFixed(2)}× the floor, ${(buildTar.seconds / tarWrite.seconds).toFixed(2)}× GNU tar's write-and-hash; peak ${buildTar.rssMiB.toFixed(0)} MiB.`,
+  `Target: build within 1.3× the floor and under 200 MiB. tar: ${(buildTar.seconds / floor.seconds).toFixed(2)}× the floor, ${(buildTar.seconds / tarWrite.seconds).toFixed(2)}× GNU tar's write-and-hash, ${(buildTar.seconds / formatFloor.seconds).toFixed(2)}× the work the format requires (which is itself ${(formatFloor.seconds / floor.seconds).toFixed(2)}× the floor); peak ${buildTar.rssMiB.toFixed(0)} MiB.`,
 );
 
 // ---------------------------------------------------------------- inspect

@@ -693,7 +693,8 @@ function emptyStream(): Readable {
   return stream;
 }
 
-async function collect(stream: Readable): Promise<Buffer> {
+/** Reads a small stream (bundle.json, a link target) whole. */
+export async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);

@@ -18,6 +18,7 @@ import {
   type TrustRoot,
 } from '../manifest-schema/index.js';
 import {
+  collect,
   openBundle,
   unsafeEntryError,
   type BundleReader,
@@ -316,7 +317,7 @@ async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise
     const expected = audit.admit(raw);
     counted.entries++;
     if (expected.name === 'bundle.json') {
-      sameMetadata(reader, await collectAll(data));
+      sameMetadata(reader, await collect(data));
       return;
     }
     if (raw.type !== 'file') {
@@ -380,10 +381,4 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
   } finally {
     await handle.close();
   }
-}
-
-async function collectAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

@@ -12,10 +12,12 @@ import {
   FerryError,
   FORMAT_VERSION,
   ioError,
+  isCarried,
   keyIdOf,
   parsePrivateKey,
   PASSES,
   payloadEntry,
+  payloadFiles,
   signEnvelope,
   syncDir,
   verifyEntry,
@@ -344,9 +346,10 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     kind: design.kind,
     format,
     supportedFrom: design.supportedFrom.map((release) => release.version),
-    included: dependencyOrder(metadata).filter(
-      (name) => metadata.components[name]?.payload.type === 'included',
-    ),
+    included: dependencyOrder(metadata).filter((name) => {
+      const payload = metadata.components[name]?.payload;
+      return payload !== undefined && isCarried(payload);
+    }),
     changes: metadata.changes.length,
     keyids: keys.map((key) => keyIdOf(key)).sort(),
   };
@@ -429,11 +432,7 @@ function releaseRecord(
 ): ReleaseRecord {
   const components: ReleaseRecord['components'] = {};
   for (const [name, component] of Object.entries(metadata.components)) {
-    const payload = component.payload;
-    const files =
-      payload.type === 'included' || payload.type === 'default'
-        ? payload.files
-        : design.knownFiles[name];
+    const files = payloadFiles(component.payload) ?? design.knownFiles[name];
     components[name] = {
       version: component.version,
       requires: component.requires,

@@ -1,5 +1,7 @@
 import {
   dependencyOrder,
+  payloadBytes,
+  payloadFiles,
   readTrustRoot,
   type BundleMetadata,
   type Change,
@@ -49,12 +51,7 @@ export async function inspectBundle(file: string, trustFile?: string): Promise<I
     const components = dependencyOrder(metadata).map((name): InspectComponent => {
       const component = metadata.components[name] as BundleMetadata['components'][string];
       const payload = component.payload;
-      const files =
-        payload.type === 'included' || payload.type === 'default'
-          ? payload.files.filter((f) => f.type === 'file').length
-          : payload.type === 'url'
-            ? 1
-            : 0;
+      const files = (payloadFiles(payload) ?? []).filter((f) => f.type === 'file').length;
       return {
         name,
         version: component.version,
@@ -62,7 +59,7 @@ export async function inspectBundle(file: string, trustFile?: string): Promise<I
         requires: component.requires,
         ...(component.platform !== undefined ? { platform: component.platform } : {}),
         payload: payload.type,
-        payloadBytes: payload.type === 'unchanged' ? 0 : payload.size,
+        payloadBytes: payloadBytes(payload),
         payloadFiles: files,
       };
     });

@@ -16,6 +16,9 @@ import { join } from 'node:path';
 import {
   compareVersions,
   FerryError,
+  isCarried,
+  isUpdating,
+  payloadFiles,
   satisfies,
   withHashPool,
   type ApplianceState,
@@ -239,10 +242,7 @@ class Transaction {
   }
 
   private get updating(): string[] {
-    return this.plan.order.filter((name) => {
-      const action = this.plan.components.find((c) => c.name === name)?.action;
-      return action === 'install' || action === 'upgrade' || action === 'downgrade';
-    });
+    return this.plan.order.filter((name) => isUpdating(this.component(name).action));
   }
 
   async run(reader: Parameters<typeof stageArtifacts>[0]['reader']): Promise<InstallResult> {
@@ -469,7 +469,10 @@ class Transaction {
 
   private async stage(reader: Parameters<typeof stageArtifacts>[0]['reader']): Promise<void> {
     const included = new Set(
-      this.updating.filter((name) => this.meta.components[name]?.payload.type === 'included'),
+      this.updating.filter((name) => {
+        const payload = this.meta.components[name]?.payload;
+        return payload !== undefined && isCarried(payload);
+      }),
     );
     const total = this.plan.stageBytes;
     let done = 0;
@@ -634,28 +637,12 @@ class Transaction {
     const old = this.appliance.state;
     const components: ApplianceState['components'] = {};
     for (const entry of this.plan.components) {
-      const acted =
-        entry.action === 'install' || entry.action === 'upgrade' || entry.action === 'downgrade';
-      if (acted) {
+      if (isUpdating(entry.action)) {
         const component = this.meta.components[entry.name] as BundleMetadata['components'][string];
-        const payload = component.payload;
         components[entry.name] = {
           version: component.version,
           requires: component.requires,
-          files:
-            payload.type === 'included' || payload.type === 'default'
-              ? payload.files
-              : payload.type === 'url'
-                ? [
-                    {
-                      path: payload.saveAs,
-                      type: 'file',
-                      mode: 0o644,
-                      size: payload.size,
-                      sha256: payload.sha256,
-                    },
-                  ]
-                : (old.components[entry.name]?.files ?? []),
+          files: payloadFiles(component.payload) ?? old.components[entry.name]?.files ?? [],
           artifacts: {
             rollback: component.artifacts.rollback.map((ref) =>
               ref.path.slice(ref.path.lastIndexOf('/') + 1),

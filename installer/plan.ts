@@ -1,12 +1,18 @@
 import {
   compareVersions,
   describeCycle,
+  isActing,
+  isUpdating,
+  payloadBytes,
   satisfies,
   sequence,
+  type Action,
   type BundleMetadata,
   type Change,
   type ErrorCode,
 } from '../manifest-schema/index.js';
+
+export { isActing, type Action };
 
 /**
  * The planner: (appliance facts, bundle metadata, controls) → plan. Pure: no
@@ -48,8 +54,6 @@ export const NO_CONTROLS: Controls = {
   allowDowngrade: false,
   partial: false,
 };
-
-export type Action = 'install' | 'upgrade' | 'keep' | 'downgrade' | 'remove' | 'skip' | 'error';
 
 /** Why: an error code (E_…) for a problem, or an upper-case word for a decision. */
 export type ReasonCode =
@@ -97,12 +101,6 @@ export interface Plan {
   reachesTarget: boolean;
   /** Controls as given, for the record. */
   controls: Controls;
-}
-
-const ACTING: ReadonlySet<Action> = new Set(['install', 'upgrade', 'downgrade', 'remove']);
-
-export function isActing(action: Action): boolean {
-  return ACTING.has(action);
 }
 
 interface Working {
@@ -194,9 +192,7 @@ export function plan(
   }
 
   // Order: dependencies first among what acts; a cycle is an error naming its members.
-  const updating = [...work.values()].filter(
-    (item) => item.action === 'install' || item.action === 'upgrade' || item.action === 'downgrade',
-  );
+  const updating = [...work.values()].filter((item) => isUpdating(item.action));
   const needs = new Map(
     updating.map((item) => [item.name, Object.keys(meta.components[item.name]?.requires ?? {})]),
   );
@@ -496,8 +492,8 @@ function changesFor(
 }
 
 function stagedBytes(meta: BundleMetadata, name: string, action: Action | undefined): number {
-  if (action !== 'install' && action !== 'upgrade' && action !== 'downgrade') return 0;
   const payload = meta.components[name]?.payload;
-  if (!payload || payload.type === 'unchanged') return 0;
-  return payload.size;
+  return action !== undefined && payload !== undefined && isUpdating(action)
+    ? payloadBytes(payload)
+    : 0;
 }

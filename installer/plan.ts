@@ -354,7 +354,7 @@ function decide(
     });
     return item;
   }
-  if (flags.deleted || !component) {
+  if (flags.deleted) {
     item.to = null;
     if (installed === null) {
       item.action = 'keep';
@@ -365,26 +365,46 @@ function decide(
       return item;
     }
     item.action = 'remove';
+    item.reasons.push({
+      code: 'DELETED',
+      message: `deleted by the operator: ${installed} is removed`,
+    });
+    return item;
+  }
+
+  // Drift: the appliance's components must be what its release recorded,
+  // whatever the bundle would do with them (install, keep or remove): a bundle
+  // is built and tested to update from the recorded state, not from this one.
+  const expected = recorded === null ? installed : (recorded[name] ?? null);
+  const drifted = expected !== installed;
+  if (drifted && !flags.forced) {
+    const resolve = component
+      ? `--force ${name} to make it ${component.version}, or --skip ${name} to leave it as it is`
+      : `--delete ${name} to remove it, or --skip ${name} to leave it as it is`;
+    return fail(
+      'E_DRIFT',
+      `${name} is ${installed ?? 'not installed'}, but release ${facts.release ?? '(none)'} has ${expected ?? 'no ' + name}: it was changed outside Ferry; ${resolve}`,
+    );
+  }
+  if (!component) {
+    // Names come from the bundle and the appliance: what the bundle lacks is installed.
+    item.to = null;
+    item.action = 'remove';
     item.reasons.push(
-      flags.deleted
-        ? { code: 'DELETED', message: `deleted by the operator: ${installed} is removed` }
+      drifted
+        ? {
+            code: 'FORCED',
+            message: `forced by the operator: ${name} ${installed ?? ''}, which release ${facts.release ?? '(none)'} does not have, is removed (release ${meta.release.version} has no ${name})`,
+          }
         : {
             code: 'DROPPED',
-            message: `release ${meta.release.version} no longer has ${name}: ${installed} is removed`,
+            message: `release ${meta.release.version} no longer has ${name}: ${installed ?? ''} is removed`,
           },
     );
     return item;
   }
   const targetVersion = component.version;
 
-  // Drift: the appliance's components must be what its release recorded.
-  const expected = recorded === null ? undefined : (recorded[name] ?? null);
-  if (recorded !== null && expected !== installed && !flags.forced) {
-    return fail(
-      'E_DRIFT',
-      `${name} is ${installed ?? 'not installed'}, but release ${facts.release ?? '(none)'} has ${expected ?? 'no ' + name}: it was changed outside Ferry; --force ${name} to replace it, or --skip ${name}`,
-    );
-  }
   if (
     !flags.forced &&
     component.platform !== undefined &&

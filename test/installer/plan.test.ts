@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { plan, type ApplianceFacts, type Controls } from '../../installer/plan.js';
+import { plan, type ApplianceFacts, type Controls, type Plan } from '../../installer/plan.js';
 import type { BundleMetadata } from '../../manifest-schema/index.js';
 
 // ------------------------------------------------------------ table builders
@@ -95,14 +95,22 @@ function controls(partial: Partial<Controls> = {}): Controls {
   return { force: [], skip: [], delete: [], allowDowngrade: false, partial: false, ...partial };
 }
 
-interface Expectation {
+/**
+ * The whole plan, as the table states it. Each component reads
+ * `action from → to: CODE CODE` ('-' for none), so its action, both versions
+ * and every reason code (decisions and errors, in order) are compared; the
+ * messages are wording, left to the tests below. Left out: what merely echoes
+ * the input (product, kind, from, to, controls) and the changes and staged
+ * bytes, which have tests of their own.
+ */
+interface Expected {
   verdict: 'ok' | 'blocked';
-  actions?: Record<string, string>;
-  /** Reason codes per component (only the E_ codes are compared). */
-  errors?: Record<string, string[]>;
-  bundleErrors?: string[];
-  order?: string[];
-  reachesTarget?: boolean;
+  /** Codes of the problems with the bundle as a whole; none unless given. */
+  reasons?: string[];
+  components: Record<string, string>;
+  order: string[];
+  reachesTarget: boolean;
+  /** False unless given. */
   partial?: boolean;
 }
 
@@ -111,7 +119,23 @@ interface Case {
   facts: ApplianceFacts;
   meta: BundleMetadata;
   controls?: Partial<Controls>;
-  expect: Expectation;
+  expect: Expected;
+}
+
+function projection(result: Plan): Required<Expected> {
+  return {
+    verdict: result.verdict,
+    reasons: result.reasons.map((reason) => reason.code),
+    components: Object.fromEntries(
+      result.components.map((c) => [
+        c.name,
+        `${c.action} ${c.from ?? '-'} → ${c.to ?? '-'}: ${c.reasons.map((r) => r.code).join(' ')}`,
+      ]),
+    ),
+    order: result.order,
+    reachesTarget: result.reachesTarget,
+    partial: result.partial,
+  };
 }
 
 // ------------------------------------------------------------ fixtures of the tables
@@ -140,6 +164,32 @@ const chain = (
     { from: { '1.0.0': r1 }, ...extra },
   );
 
+/** r1facts planned against chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'): only web moves. */
+const r1to11 = {
+  db: 'keep 3.0.0 → 3.0.0: SAME',
+  api: 'keep 2.0.0 → 2.0.0: SAME',
+  web: 'upgrade 1.0.0 → 1.0.1: NEWER',
+};
+/** r1facts with a component that release 1.0.0 does not record. */
+const r1withRogue = () =>
+  appliance('1.0.0', {
+    db: '3.0.0',
+    api: ['2.0.0', { db: '^3.0.0' }],
+    web: ['1.0.0', { api: '^2.0.0' }],
+    rogue: '0.1.0',
+  });
+const diamond = () =>
+  bundle(
+    '1.0.0',
+    {
+      top: { version: '1.0.0', requires: { left: '^1.0.0', right: '^1.0.0' } },
+      left: { version: '1.0.0', requires: { base: '^1.0.0' } },
+      right: { version: '1.0.0', requires: { base: '^1.0.0' } },
+      base: '1.0.0',
+    },
+    { kind: 'install' },
+  );
+
 const cases: Case[] = [
   // --- install bundles on an empty appliance
   {
@@ -156,29 +206,60 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'ok',
-      actions: { db: 'install', api: 'install', web: 'install' },
+      components: {
+        api: 'install - → 2.0.0: NEW',
+        db: 'install - → 3.0.0: NEW',
+        web: 'install - → 1.0.0: NEW',
+      },
       order: ['db', 'api', 'web'],
       reachesTarget: true,
     },
   },
   {
+    // The release is not in the bundle's record, so nothing is checked for drift.
     name: 'install bundle on an installed appliance is refused',
     facts: r1facts(),
     meta: bundle('1.1.0', { db: '3.0.0' }, { kind: 'install' }),
-    expect: { verdict: 'blocked', bundleErrors: ['E_UNSUPPORTED_FROM'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_UNSUPPORTED_FROM'],
+      components: {
+        api: 'remove 2.0.0 → -: DROPPED',
+        db: 'keep 3.0.0 → 3.0.0: SAME',
+        web: 'remove 1.0.0 → -: DROPPED',
+      },
+      order: ['web', 'api'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'update bundle on an empty appliance is refused',
     facts: appliance(null, {}),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: { verdict: 'blocked', bundleErrors: ['E_UNSUPPORTED_FROM'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_UNSUPPORTED_FROM'],
+      components: {
+        api: 'install - → 2.0.0: NEW',
+        db: 'install - → 3.0.0: NEW',
+        web: 'install - → 1.0.1: NEW',
+      },
+      order: ['db', 'api', 'web'],
+      reachesTarget: true,
+    },
   },
   // --- product, platform, supported releases
   {
     name: 'wrong product',
     facts: r1facts(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1', { product: 'other' }),
-    expect: { verdict: 'blocked', bundleErrors: ['E_PRODUCT'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_PRODUCT'],
+      components: r1to11,
+      order: ['web'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'platform too old for the bundle',
@@ -188,13 +269,25 @@ const cases: Case[] = [
       { platform: { name: 'os', version: '6.9.0' } },
     ),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: { verdict: 'blocked', bundleErrors: ['E_PLATFORM'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_PLATFORM'],
+      components: r1to11,
+      order: ['web'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'another platform name',
     facts: appliance('1.0.0', { db: '3.0.0' }, { platform: { name: 'bsd', version: '7.2.1' } }),
     meta: bundle('1.1.0', { db: '3.0.1' }, { from: { '1.0.0': { db: '3.0.0' } } }),
-    expect: { verdict: 'blocked', bundleErrors: ['E_PLATFORM'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_PLATFORM'],
+      components: { db: 'upgrade 3.0.0 → 3.0.1: NEWER' },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'a component needing a newer platform is an error',
@@ -210,8 +303,13 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'blocked',
-      actions: { db: 'error', api: 'keep', web: 'keep' },
-      errors: { db: ['E_PLATFORM'] },
+      components: {
+        api: 'keep 2.0.0 → 2.0.0: SAME',
+        db: 'error 3.0.0 → 3.1.0: E_PLATFORM',
+        web: 'keep 1.0.0 → 1.0.0: SAME',
+      },
+      order: [],
+      reachesTarget: false,
     },
   },
   {
@@ -227,24 +325,38 @@ const cases: Case[] = [
       { from: { '1.0.0': r1 } },
     ),
     controls: { force: ['db'] },
-    expect: { verdict: 'ok', actions: { db: 'upgrade' }, order: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: {
+        api: 'keep 2.0.0 → 2.0.0: SAME',
+        db: 'upgrade 3.0.0 → 3.1.0: NEWER FORCED',
+        web: 'keep 1.0.0 → 1.0.0: SAME',
+      },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'a release the bundle does not update from',
     facts: appliance('0.9.0', { db: '2.0.0' }),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: { verdict: 'blocked', bundleErrors: ['E_UNSUPPORTED_FROM'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_UNSUPPORTED_FROM'],
+      components: {
+        api: 'install - → 2.0.0: NEW',
+        db: 'upgrade 2.0.0 → 3.0.0: NEWER',
+        web: 'install - → 1.0.1: NEW',
+      },
+      order: ['db', 'api', 'web'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'update from a supported release',
     facts: r1facts(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: {
-      verdict: 'ok',
-      actions: { db: 'keep', api: 'keep', web: 'upgrade' },
-      order: ['web'],
-      reachesTarget: true,
-    },
+    expect: { verdict: 'ok', components: r1to11, order: ['web'], reachesTarget: true },
   },
   {
     name: 're-applying the installed release keeps everything',
@@ -256,7 +368,11 @@ const cases: Case[] = [
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     expect: {
       verdict: 'ok',
-      actions: { db: 'keep', api: 'keep', web: 'keep' },
+      components: {
+        api: 'keep 2.0.0 → 2.0.0: SAME',
+        db: 'keep 3.0.0 → 3.0.0: SAME',
+        web: 'keep 1.0.1 → 1.0.1: SAME',
+      },
       order: [],
       reachesTarget: true,
     },
@@ -270,7 +386,13 @@ const cases: Case[] = [
       { highestRelease: '1.2.0' },
     ),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: { verdict: 'blocked', bundleErrors: ['E_DOWNGRADE'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_DOWNGRADE'],
+      components: r1to11,
+      order: ['web'],
+      reachesTarget: true,
+    },
   },
   {
     name: '--allow-downgrade lets an older release through',
@@ -281,11 +403,11 @@ const cases: Case[] = [
     ),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     controls: { allowDowngrade: true },
-    expect: { verdict: 'ok', actions: { web: 'upgrade' } },
+    expect: { verdict: 'ok', components: r1to11, order: ['web'], reachesTarget: true },
   },
-  // --- drift
+  // --- drift: the appliance differs from what its release recorded
   {
-    name: 'a component changed outside Ferry is drift',
+    name: 'a component at another version than recorded is drift',
     facts: appliance('1.0.0', {
       db: '3.0.5',
       api: ['2.0.0', { db: '^3.0.0' }],
@@ -294,29 +416,116 @@ const cases: Case[] = [
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     expect: {
       verdict: 'blocked',
-      actions: { db: 'error', web: 'upgrade' },
-      errors: { db: ['E_DRIFT'] },
+      components: { ...r1to11, db: 'error 3.0.5 → 3.0.0: E_DRIFT' },
+      order: ['web'],
+      reachesTarget: false,
     },
   },
   {
-    name: 'a component missing from the appliance is drift',
+    name: 'a recorded component missing from the appliance is drift, and what needs it fails',
     facts: appliance('1.0.0', {
       api: ['2.0.0', { db: '^3.0.0' }],
       web: ['1.0.0', { api: '^2.0.0' }],
     }),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: { verdict: 'blocked', errors: { db: ['E_DRIFT'] } },
+    expect: {
+      verdict: 'blocked',
+      components: {
+        api: 'error 2.0.0 → 2.0.0: SAME E_DEPENDENCY',
+        db: 'error - → 3.0.0: E_DRIFT',
+        web: 'error 1.0.0 → 1.0.1: NEWER E_DEPENDENCY',
+      },
+      order: [],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: 'a recorded component already gone is nothing to do when the bundle drops it',
+    facts: appliance('1.0.0', { db: '3.0.0' }),
+    meta: bundle(
+      '1.1.0',
+      { db: '3.1.0' },
+      { from: { '1.0.0': { db: '3.0.0', agent: '0.9.0' } }, removed: ['agent'] },
+    ),
+    expect: {
+      verdict: 'ok',
+      components: { db: 'upgrade 3.0.0 → 3.1.0: NEWER' },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'an extra component on the appliance is drift',
-    facts: appliance('1.0.0', {
-      db: '3.0.0',
-      api: ['2.0.0', { db: '^3.0.0' }],
-      web: ['1.0.0', { api: '^2.0.0' }],
-      rogue: '0.1.0',
-    }),
+    facts: r1withRogue(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
-    expect: { verdict: 'ok', actions: { rogue: 'remove' } },
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, rogue: 'error 0.1.0 → -: E_DRIFT' },
+      order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: 'an extra component is drift even when the bundle removes it',
+    facts: r1withRogue(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1', { removed: ['rogue'] }),
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, rogue: 'error 0.1.0 → -: E_DRIFT' },
+      order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: "an extra component is drift even when it is at the bundle's target version",
+    facts: appliance('1.0.0', { db: '3.0.0', cache: ['1.0.0', { db: '^3.0.0' }] }),
+    meta: bundle(
+      '1.1.0',
+      { db: '3.0.0', cache: { version: '1.0.0', requires: { db: '^3.0.0' } } },
+      { from: { '1.0.0': { db: '3.0.0' } } },
+    ),
+    expect: {
+      verdict: 'blocked',
+      components: { cache: 'error 1.0.0 → 1.0.0: E_DRIFT', db: 'keep 3.0.0 → 3.0.0: SAME' },
+      order: [],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: 'delete removes an extra component, last',
+    facts: r1withRogue(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { delete: ['rogue'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, rogue: 'remove 0.1.0 → -: DELETED' },
+      order: ['web', 'rogue'],
+      reachesTarget: true,
+    },
+  },
+  {
+    name: 'force removes an extra component the target does not have',
+    facts: r1withRogue(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { force: ['rogue'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, rogue: 'remove 0.1.0 → -: FORCED' },
+      order: ['web', 'rogue'],
+      reachesTarget: true,
+    },
+  },
+  {
+    name: 'skip keeps an extra component and leaves the appliance off target',
+    facts: r1withRogue(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { skip: ['rogue'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, rogue: 'skip 0.1.0 → 0.1.0: SKIPPED' },
+      order: ['web'],
+      reachesTarget: false,
+    },
   },
   {
     name: 'force replaces a drifted component',
@@ -327,7 +536,27 @@ const cases: Case[] = [
     }),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     controls: { force: ['db'] },
-    expect: { verdict: 'ok', actions: { db: 'downgrade', web: 'upgrade' }, order: ['db', 'web'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, db: 'downgrade 3.0.5 → 3.0.0: FORCED' },
+      order: ['db', 'web'],
+      reachesTarget: true,
+    },
+  },
+  {
+    name: 'force installs a recorded component missing from the appliance',
+    facts: appliance('1.0.0', {
+      api: ['2.0.0', { db: '^3.0.0' }],
+      web: ['1.0.0', { api: '^2.0.0' }],
+    }),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { force: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, db: 'install - → 3.0.0: NEW FORCED' },
+      order: ['db', 'web'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'skip leaves a drifted component alone',
@@ -338,16 +567,17 @@ const cases: Case[] = [
     }),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     controls: { skip: ['db'] },
-    expect: { verdict: 'ok', actions: { db: 'skip', web: 'upgrade' }, reachesTarget: false },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, db: 'skip 3.0.5 → 3.0.5: SKIPPED' },
+      order: ['web'],
+      reachesTarget: false,
+    },
   },
   // --- own version
   {
     name: 'a component going down is a downgrade error',
-    facts: appliance('1.0.0', {
-      db: '3.0.0',
-      api: ['2.0.0', { db: '^3.0.0' }],
-      web: ['1.0.0', { api: '^2.0.0' }],
-    }),
+    facts: r1facts(),
     meta: bundle(
       '1.1.0',
       {
@@ -357,15 +587,20 @@ const cases: Case[] = [
       },
       { from: { '1.0.0': r1 } },
     ),
-    expect: { verdict: 'blocked', actions: { db: 'error' }, errors: { db: ['E_DOWNGRADE'] } },
+    expect: {
+      verdict: 'blocked',
+      components: {
+        api: 'keep 2.0.0 → 2.0.0: SAME',
+        db: 'error 3.0.0 → 2.9.0: E_DOWNGRADE',
+        web: 'keep 1.0.0 → 1.0.0: SAME',
+      },
+      order: [],
+      reachesTarget: false,
+    },
   },
   {
     name: 'force through a downgrade',
-    facts: appliance('1.0.0', {
-      db: '3.0.0',
-      api: ['2.0.0', { db: '^3.0.0' }],
-      web: ['1.0.0', { api: '^2.0.0' }],
-    }),
+    facts: r1facts(),
     meta: bundle(
       '1.1.0',
       {
@@ -376,7 +611,16 @@ const cases: Case[] = [
       { from: { '1.0.0': r1 } },
     ),
     controls: { force: ['db'] },
-    expect: { verdict: 'ok', actions: { db: 'downgrade', api: 'keep' }, order: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: {
+        api: 'keep 2.0.0 → 2.0.0: SAME',
+        db: 'downgrade 3.0.0 → 2.9.0: FORCED',
+        web: 'keep 1.0.0 → 1.0.0: SAME',
+      },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
   // --- dependencies
   {
@@ -385,8 +629,13 @@ const cases: Case[] = [
     meta: chain('2.0.0', '4.0.0', '3.0.0', '2.0.0'),
     expect: {
       verdict: 'ok',
-      actions: { db: 'upgrade', api: 'upgrade', web: 'upgrade' },
+      components: {
+        api: 'upgrade 2.0.0 → 3.0.0: NEWER',
+        db: 'upgrade 3.0.0 → 4.0.0: NEWER',
+        web: 'upgrade 1.0.0 → 2.0.0: NEWER',
+      },
       order: ['db', 'api', 'web'],
+      reachesTarget: true,
     },
   },
   {
@@ -396,8 +645,13 @@ const cases: Case[] = [
     controls: { skip: ['db'] },
     expect: {
       verdict: 'blocked',
-      actions: { db: 'skip', api: 'error', web: 'error' },
-      errors: { api: ['E_DEPENDENCY'], web: ['E_DEPENDENCY'] },
+      components: {
+        api: 'error 2.0.0 → 3.0.0: NEWER E_DEPENDENCY',
+        db: 'skip 3.0.0 → 3.0.0: SKIPPED',
+        web: 'error 1.0.0 → 2.0.0: NEWER E_DEPENDENCY',
+      },
+      order: [],
+      reachesTarget: false,
     },
   },
   {
@@ -415,8 +669,13 @@ const cases: Case[] = [
     controls: { skip: ['api'] },
     expect: {
       verdict: 'blocked',
-      actions: { api: 'skip', web: 'error' },
-      errors: { web: ['E_DEPENDENCY'] },
+      components: {
+        api: 'skip 2.0.0 → 2.0.0: SKIPPED',
+        db: 'keep 3.0.0 → 3.0.0: SAME',
+        web: 'error 1.0.0 → 1.1.0: NEWER E_DEPENDENCY',
+      },
+      order: [],
+      reachesTarget: false,
     },
   },
   {
@@ -424,7 +683,12 @@ const cases: Case[] = [
     facts: r1facts(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     controls: { skip: ['web'] },
-    expect: { verdict: 'ok', actions: { web: 'skip' }, order: [], reachesTarget: false },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, web: 'skip 1.0.0 → 1.0.0: SKIPPED' },
+      order: [],
+      reachesTarget: false,
+    },
   },
   {
     name: 'a kept component whose installed need breaks blocks the plan',
@@ -436,42 +700,45 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'blocked',
-      actions: { db: 'upgrade', api: 'error' },
-      errors: { api: ['E_DEPENDENCY'] },
+      components: {
+        api: 'error 2.0.0 → 2.0.0: SAME E_DEPENDENCY',
+        db: 'upgrade 3.0.0 → 4.0.0: NEWER',
+      },
+      order: ['db'],
+      reachesTarget: false,
     },
   },
   {
     name: 'diamond: top needs left and right, both need base',
     facts: appliance(null, {}),
-    meta: bundle(
-      '1.0.0',
-      {
-        top: { version: '1.0.0', requires: { left: '^1.0.0', right: '^1.0.0' } },
-        left: { version: '1.0.0', requires: { base: '^1.0.0' } },
-        right: { version: '1.0.0', requires: { base: '^1.0.0' } },
-        base: '1.0.0',
+    meta: diamond(),
+    expect: {
+      verdict: 'ok',
+      components: {
+        base: 'install - → 1.0.0: NEW',
+        left: 'install - → 1.0.0: NEW',
+        right: 'install - → 1.0.0: NEW',
+        top: 'install - → 1.0.0: NEW',
       },
-      { kind: 'install' },
-    ),
-    expect: { verdict: 'ok', order: ['base', 'left', 'right', 'top'] },
+      order: ['base', 'left', 'right', 'top'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'diamond with the base skipped: both sides and the top fail',
     facts: appliance(null, {}),
-    meta: bundle(
-      '1.0.0',
-      {
-        top: { version: '1.0.0', requires: { left: '^1.0.0', right: '^1.0.0' } },
-        left: { version: '1.0.0', requires: { base: '^1.0.0' } },
-        right: { version: '1.0.0', requires: { base: '^1.0.0' } },
-        base: '1.0.0',
-      },
-      { kind: 'install' },
-    ),
+    meta: diamond(),
     controls: { skip: ['base'] },
     expect: {
       verdict: 'blocked',
-      actions: { base: 'skip', left: 'error', right: 'error', top: 'error' },
+      components: {
+        base: 'skip - → -: SKIPPED',
+        left: 'error - → 1.0.0: NEW E_DEPENDENCY',
+        right: 'error - → 1.0.0: NEW E_DEPENDENCY',
+        top: 'error - → 1.0.0: NEW E_DEPENDENCY E_DEPENDENCY',
+      },
+      order: [],
+      reachesTarget: false,
     },
   },
   {
@@ -488,8 +755,13 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'blocked',
-      actions: { db: 'error', api: 'error', web: 'keep' },
-      errors: { db: ['E_PLATFORM'], api: ['E_DEPENDENCY'] },
+      components: {
+        api: 'error 2.0.0 → 2.1.0: NEWER E_DEPENDENCY',
+        db: 'error 3.0.0 → 3.1.0: E_PLATFORM',
+        web: 'keep 1.0.0 → 1.0.0: SAME',
+      },
+      order: [],
+      reachesTarget: false,
     },
   },
   {
@@ -507,10 +779,10 @@ const cases: Case[] = [
     controls: { partial: true },
     expect: {
       verdict: 'ok',
-      actions: { db: 'error', web: 'upgrade' },
+      components: { ...r1to11, db: 'error 3.0.0 → 3.1.0: E_PLATFORM' },
       order: ['web'],
-      partial: true,
       reachesTarget: false,
+      partial: true,
     },
   },
   {
@@ -518,14 +790,29 @@ const cases: Case[] = [
     facts: r1facts(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1', { product: 'other' }),
     controls: { partial: true },
-    expect: { verdict: 'blocked', bundleErrors: ['E_PRODUCT'] },
+    expect: {
+      verdict: 'blocked',
+      reasons: ['E_PRODUCT'],
+      components: r1to11,
+      order: ['web'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'force ignores a broken requirement of the forced component',
     facts: r1facts(),
     meta: chain('2.0.0', '4.0.0', '3.0.0', '2.0.0'),
     controls: { skip: ['db'], force: ['api'] },
-    expect: { verdict: 'ok', actions: { db: 'skip', api: 'upgrade', web: 'upgrade' } },
+    expect: {
+      verdict: 'ok',
+      components: {
+        api: 'upgrade 2.0.0 → 3.0.0: NEWER FORCED',
+        db: 'skip 3.0.0 → 3.0.0: SKIPPED',
+        web: 'upgrade 1.0.0 → 2.0.0: NEWER',
+      },
+      order: ['api', 'web'],
+      reachesTarget: false,
+    },
   },
   // --- removal and delete
   {
@@ -538,7 +825,7 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'ok',
-      actions: { db: 'upgrade', agent: 'remove' },
+      components: { agent: 'remove 0.9.0 → -: DROPPED', db: 'upgrade 3.0.0 → 3.1.0: NEWER' },
       order: ['db', 'agent'],
       reachesTarget: true,
     },
@@ -548,7 +835,12 @@ const cases: Case[] = [
     facts: r1facts(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
     controls: { delete: ['web'] },
-    expect: { verdict: 'ok', actions: { web: 'remove' }, order: ['web'], reachesTarget: false },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, web: 'remove 1.0.0 → -: DELETED' },
+      order: ['web'],
+      reachesTarget: false,
+    },
   },
   {
     name: 'delete of a component others need blocks them',
@@ -557,12 +849,17 @@ const cases: Case[] = [
     controls: { delete: ['db'] },
     expect: {
       verdict: 'blocked',
-      actions: { db: 'remove', api: 'error' },
-      errors: { api: ['E_DEPENDENCY'] },
+      components: {
+        api: 'error 2.0.0 → 2.0.0: SAME E_DEPENDENCY',
+        db: 'remove 3.0.0 → -: DELETED',
+        web: 'error 1.0.0 → 1.0.1: NEWER E_DEPENDENCY',
+      },
+      order: ['db'],
+      reachesTarget: false,
     },
   },
   {
-    name: 'delete of what a dropped component needed, removed dependents first',
+    name: 'dropping a component and what it needed removes dependents first',
     facts: appliance('1.0.0', { base: '1.0.0', agent: ['1.0.0', { base: '^1.0.0' }], db: '1.0.0' }),
     meta: bundle(
       '1.1.0',
@@ -571,8 +868,13 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'ok',
-      actions: { base: 'remove', agent: 'remove' },
+      components: {
+        agent: 'remove 1.0.0 → -: DROPPED',
+        base: 'remove 1.0.0 → -: DROPPED',
+        db: 'upgrade 1.0.0 → 1.1.0: NEWER',
+      },
       order: ['db', 'agent', 'base'],
+      reachesTarget: true,
     },
   },
   {
@@ -582,7 +884,7 @@ const cases: Case[] = [
     controls: { delete: ['extra'] },
     expect: {
       verdict: 'ok',
-      actions: { extra: 'keep', db: 'install' },
+      components: { db: 'install - → 1.0.0: NEW', extra: 'keep - → -: NOT_INSTALLED' },
       order: ['db'],
       reachesTarget: false,
     },
@@ -602,8 +904,13 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'blocked',
-      actions: { a: 'error', b: 'error', c: 'install' },
-      errors: { a: ['E_CYCLE'], b: ['E_CYCLE'] },
+      components: {
+        a: 'error - → 1.0.0: NEW E_CYCLE',
+        b: 'error - → 1.0.0: NEW E_CYCLE',
+        c: 'install - → 1.0.0: NEW',
+      },
+      order: ['c'],
+      reachesTarget: false,
     },
   },
   {
@@ -620,8 +927,13 @@ const cases: Case[] = [
     ),
     expect: {
       verdict: 'blocked',
-      actions: { a: 'error', b: 'error', c: 'error' },
-      errors: { c: ['E_CYCLE'] },
+      components: {
+        a: 'error - → 1.0.0: NEW E_CYCLE',
+        b: 'error - → 1.0.0: NEW E_CYCLE',
+        c: 'error - → 1.0.0: NEW E_CYCLE',
+      },
+      order: [],
+      reachesTarget: false,
     },
   },
   // --- payload availability
@@ -633,7 +945,15 @@ const cases: Case[] = [
       { db: '3.0.0', maps: { version: '5.0.0', carried: false } },
       { from: { '1.0.0': { db: '3.0.0', maps: '4.0.0' } } },
     ),
-    expect: { verdict: 'blocked', errors: { maps: ['E_NO_PAYLOAD'] } },
+    expect: {
+      verdict: 'blocked',
+      components: {
+        db: 'keep 3.0.0 → 3.0.0: SAME',
+        maps: 'error 4.0.0 → 5.0.0: NEWER E_NO_PAYLOAD',
+      },
+      order: [],
+      reachesTarget: false,
+    },
   },
   {
     name: 'an unchanged, uncarried component is simply kept',
@@ -643,7 +963,12 @@ const cases: Case[] = [
       { db: '3.1.0', maps: { version: '5.0.0', carried: false } },
       { from: { '1.0.0': { db: '3.0.0', maps: '5.0.0' } } },
     ),
-    expect: { verdict: 'ok', actions: { db: 'upgrade', maps: 'keep' }, order: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: { db: 'upgrade 3.0.0 → 3.1.0: NEWER', maps: 'keep 5.0.0 → 5.0.0: SAME' },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'updating from the older of two supported releases',
@@ -653,7 +978,12 @@ const cases: Case[] = [
       { db: '4.0.0', web: '1.0.1' },
       { from: { '1.0.0': { db: '3.0.0', web: '1.0.0' }, '1.1.0': { db: '3.0.0', web: '1.0.1' } } },
     ),
-    expect: { verdict: 'ok', actions: { db: 'upgrade', web: 'upgrade' } },
+    expect: {
+      verdict: 'ok',
+      components: { db: 'upgrade 3.0.0 → 4.0.0: NEWER', web: 'upgrade 1.0.0 → 1.0.1: NEWER' },
+      order: ['db', 'web'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'updating from the newer of two supported releases',
@@ -663,7 +993,12 @@ const cases: Case[] = [
       { db: '4.0.0', web: '1.0.1' },
       { from: { '1.0.0': { db: '3.0.0', web: '1.0.0' }, '1.1.0': { db: '3.0.0', web: '1.0.1' } } },
     ),
-    expect: { verdict: 'ok', actions: { db: 'upgrade', web: 'keep' }, order: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: { db: 'upgrade 3.0.0 → 4.0.0: NEWER', web: 'keep 1.0.1 → 1.0.1: SAME' },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'a new component appears in an update',
@@ -673,7 +1008,12 @@ const cases: Case[] = [
       { db: '3.0.0', cache: { version: '1.0.0', requires: { db: '^3.0.0' } } },
       { from: { '1.0.0': { db: '3.0.0' } } },
     ),
-    expect: { verdict: 'ok', actions: { db: 'keep', cache: 'install' }, order: ['cache'] },
+    expect: {
+      verdict: 'ok',
+      components: { cache: 'install - → 1.0.0: NEW', db: 'keep 3.0.0 → 3.0.0: SAME' },
+      order: ['cache'],
+      reachesTarget: true,
+    },
   },
   {
     name: 'a prerelease satisfies a range that covers it',
@@ -683,39 +1023,22 @@ const cases: Case[] = [
       { db: '3.1.0-rc.1', api: { version: '2.0.0', requires: { db: '^3.0.0' } } },
       { from: { '1.0.0': { db: '3.0.0', api: '2.0.0' } } },
     ),
-    expect: { verdict: 'ok', actions: { db: 'upgrade', api: 'keep' } },
+    expect: {
+      verdict: 'ok',
+      components: { api: 'keep 2.0.0 → 2.0.0: SAME', db: 'upgrade 3.0.0 → 3.1.0-rc.1: NEWER' },
+      order: ['db'],
+      reachesTarget: true,
+    },
   },
 ];
 
 describe('plan', () => {
-  it(`covers at least forty cases (${cases.length})`, () => {
-    expect(cases.length).toBeGreaterThanOrEqual(40);
-  });
-
   it.each(cases)('$name', ({ facts, meta, controls: given, expect: wanted }) => {
-    const result = plan(facts, meta, controls(given));
-    expect(result.verdict).toBe(wanted.verdict);
-    const actions = Object.fromEntries(result.components.map((c) => [c.name, c.action]));
-    if (wanted.actions) expect(actions).toMatchObject(wanted.actions);
-    if (wanted.errors) {
-      for (const [name, codes] of Object.entries(wanted.errors)) {
-        const got = result.components
-          .find((c) => c.name === name)
-          ?.reasons.map((r) => r.code)
-          .filter((code) => code.startsWith('E_'));
-        expect(
-          got,
-          `${name}: ${JSON.stringify(result.components.find((c) => c.name === name))}`,
-        ).toEqual(codes);
-      }
-    }
-    expect(result.reasons.map((r) => r.code)).toEqual(wanted.bundleErrors ?? []);
-    if (wanted.order) expect(result.order).toEqual(wanted.order);
-    if (wanted.reachesTarget !== undefined) expect(result.reachesTarget).toBe(wanted.reachesTarget);
-    if (wanted.partial !== undefined) expect(result.partial).toBe(wanted.partial);
-    for (const component of result.components) {
-      for (const reason of component.reasons) expect(reason.message.length).toBeGreaterThan(10);
-    }
+    expect(projection(plan(facts, meta, controls(given)))).toStrictEqual({
+      reasons: [],
+      partial: false,
+      ...wanted,
+    });
   });
 
   it('names the chain in a propagated dependency error', () => {

@@ -1,4 +1,4 @@
-import type { Change } from '../../manifest-schema/index.js';
+import { compareVersions, type Change } from '../../manifest-schema/index.js';
 import type { InstallEvent, InstallResult, PassName } from '../install.js';
 import type { Plan } from '../plan.js';
 
@@ -75,28 +75,17 @@ export function initialState(appliance: ApplianceView, candidates: Candidate[]):
   };
 }
 
-/** The newest bundle whose plan can proceed; else the newest readable one, so its plan can explain itself. */
+/**
+ * The newest bundle whose plan can proceed and does something; else the
+ * newest readable one, so its plan can explain itself. Of equal releases, the
+ * first found. Bundles that could not be read or trusted are never chosen.
+ */
 export function chooseNewest(candidates: readonly Candidate[]): number | null {
-  const order = (c: Candidate) => c.release;
-  const byRelease = [...candidates.entries()].sort(([, a], [, b]) => compare(order(b), order(a)));
+  const byRelease = [...candidates.entries()]
+    .filter(([, c]) => c.plan !== null)
+    .sort(([, a], [, b]) => compareVersions(b.release, a.release));
   const ready = byRelease.find(([, c]) => c.plan?.verdict === 'ok' && c.plan.order.length > 0);
-  if (ready) return ready[0];
-  const readable = byRelease.find(([, c]) => c.plan !== null);
-  return readable ? readable[0] : null;
-}
-
-function compare(a: string, b: string): number {
-  const pa = a.split(/[.+-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
-  const pb = b.split(/[.+-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i];
-    const y = pb[i];
-    if (x === y) continue;
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    return typeof x === 'number' && typeof y === 'number' ? x - y : String(x) < String(y) ? -1 : 1;
-  }
-  return 0;
+  return (ready ?? byRelease[0])?.[0] ?? null;
 }
 
 export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {

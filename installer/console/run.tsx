@@ -1,3 +1,4 @@
+import { render, useInput } from 'ink';
 import { useEffect, useState } from 'react';
 import { FerryError, isFerryError } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
@@ -96,6 +97,16 @@ export class ConsoleController {
   }
 }
 
+/** The screen: renders what the controller holds and hands it the keys. */
+export function ConsoleApp({ controller }: { controller: ConsoleController }) {
+  const [state, setState] = useState(controller.state);
+  useEffect(() => controller.subscribe(setState), [controller]);
+  useInput((input, key) =>
+    controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null),
+  );
+  return <ConsoleView state={state} />;
+}
+
 export async function runConsole(options: ConsoleOptions): Promise<number> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
     throw new FerryError('E_USAGE', 'ferry console needs a terminal', {
@@ -108,22 +119,8 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     initialState(applianceView(appliance), candidates),
     options.root,
   );
-  const { render, useInput, useApp } = await import('ink');
-
-  function App() {
-    const [state, setState] = useState(controller.state);
-    const { exit } = useApp();
-    useEffect(() => controller.subscribe(setState), []);
-    useEffect(() => {
-      controller.onQuit = () => exit();
-    }, [exit]);
-    useInput((input, key) =>
-      controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null),
-    );
-    return <ConsoleView state={state} />;
-  }
-
-  const instance = render(<App />);
+  const instance = render(<ConsoleApp controller={controller} />);
+  controller.onQuit = () => instance.unmount();
   await instance.waitUntilExit();
   const { result, error } = controller.state;
   if (error) return 1;

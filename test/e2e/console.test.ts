@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,8 @@ import { cloneAppliance, initAppliance, installOk, status } from './appliance.js
 
 // The console in a real terminal: tmux runs `ferry console`, the test reads
 // the screen with capture-pane and presses keys with send-keys, as an
-// operator would. tmux comes from scripts/setup-system.sh.
+// operator would. tmux comes from scripts/setup-system.sh. The key handling
+// in all its cases is tested in test/installer/console/run.test.tsx.
 
 let dir: string;
 let ws: Workspace;
@@ -97,26 +98,6 @@ describe('ferry console in a terminal', () => {
     await expect
       .poll(() => readFile(join(dir, 'fails.exit'), 'utf8').catch(() => ''), { timeout: 10_000 })
       .toBe('1\n');
-    expect((await status(root)).release).toBe('1.0.0');
-  });
-
-  it('a locked appliance: the result screen says so and nothing changes', async () => {
-    const root = join(dir, 'one-click-locked');
-    await cloneAppliance(base, root);
-    const holder = spawn('sleep', ['60']);
-    await writeFile(
-      join(root, 'var/lib/ferry/lock'),
-      JSON.stringify({ pid: holder.pid, command: 'install', since: 'now' }),
-    );
-    try {
-      runConsole('locked', root);
-      await screenContains('locked', '[Enter] apply');
-      tmux('send-keys', '-t', 'locked', 'Enter');
-      const screen = await screenContains('locked', 'NOT APPLIED: E_LOCKED');
-      expect(screen).toContain('The appliance was not changed; it is at 1.0.0.');
-    } finally {
-      holder.kill();
-    }
     expect((await status(root)).release).toBe('1.0.0');
   });
 

@@ -1,27 +1,43 @@
 import type { ApplianceConfig } from '../manifest-schema/index.js';
 
 type Window = NonNullable<ApplianceConfig['maintenanceWindows']>[number];
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+type Day = NonNullable<Window['days']>[number];
+const DAYS: readonly Day[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
 function minutes(clock: string): number {
   const [hours, mins] = clock.split(':').map(Number);
   return (hours ?? 0) * 60 + (mins ?? 0);
 }
 
+/** The weekday and minute of the day that a wall clock in `timeZone` shows at `now`. */
+function wallClock(now: Date, timeZone: string | undefined): { day: Day; minute: number } {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    weekday: 'short',
+    hour: 'numeric',
+    minute: 'numeric',
+    hourCycle: 'h23',
+  }).formatToParts(now);
+  const part = (type: Intl.DateTimeFormatPartTypes) =>
+    parts.find((p) => p.type === type)?.value ?? '';
+  const day = part('weekday').toLowerCase() as Day;
+  return { day, minute: Number(part('hour')) * 60 + Number(part('minute')) };
+}
+
 /**
- * Whether `now` (the appliance's local time) falls in a maintenance window.
- * No windows means any time. A window whose end is before its start runs
- * past midnight, and belongs to the day it starts on.
+ * Whether `now` falls in a maintenance window, read on the appliance's wall
+ * clock: in `timeZone`, or the process's local zone (TZ, else the system's)
+ * when none is given. No windows means any time. A window whose end is before
+ * its start runs past midnight, and belongs to the day it starts on.
  */
-export function insideWindow(windows: readonly Window[], now: Date): boolean {
+export function insideWindow(windows: readonly Window[], now: Date, timeZone?: string): boolean {
   if (windows.length === 0) return true;
-  const minute = now.getHours() * 60 + now.getMinutes();
-  const today = DAYS[now.getDay()] as Window['days'] extends Array<infer D> | undefined ? D : never;
-  const yesterday = DAYS[(now.getDay() + 6) % 7] as typeof today;
+  const { day: today, minute } = wallClock(now, timeZone);
+  const yesterday = DAYS[(DAYS.indexOf(today) + 6) % 7] as Day;
   return windows.some((window) => {
     const start = minutes(window.start);
     const end = minutes(window.end);
-    const on = (day: typeof today) => window.days === undefined || window.days.includes(day);
+    const on = (day: Day) => window.days === undefined || window.days.includes(day);
     if (start <= end) return on(today) && minute >= start && minute < end;
     return (on(today) && minute >= start) || (on(yesterday) && minute < end);
   });

@@ -2,12 +2,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
-import { snapshot } from '../e2e/appliance.js';
+import { cloneAppliance, snapshot } from '../e2e/appliance.js';
 import { find, tarBytes, zipBytes, type CraftEntry } from './hostile.js';
 import { sharedBase } from './refuse.js';
 
 // The same attacks as the verify tests, now against `ferry install`: each is
-// refused with its code and the appliance is byte-identical afterwards.
+// refused with its code and the appliance is byte-identical afterwards. Each
+// test has its own appliance, so none depends on what another did before it.
 
 type Craft = (entries: CraftEntry[]) => CraftEntry[];
 const evil = (name: string, data = 'pwned\n'): CraftEntry => ({
@@ -103,15 +104,16 @@ const attacks: Array<[string, 'tar' | 'zip', Craft | ((entries: CraftEntry[]) =>
     ],
   ];
 
-let root: string;
+/** An empty appliance, never written to: each test installs into its own copy. */
+let template: string;
 
 beforeAll(async () => {
   const { dir, trust } = await sharedBase();
-  root = join(dir, 'appliance');
+  template = join(dir, 'appliance');
   const init = await ferry([
     'init',
     '--root',
-    root,
+    template,
     '--product',
     'tiny',
     '--platform',
@@ -122,9 +124,17 @@ beforeAll(async () => {
   expect(init.code, init.stderr).toBe(0);
 });
 
+async function ownAppliance(name: string): Promise<string> {
+  const { dir } = await sharedBase();
+  const root = join(dir, `appliance-${name.replace(/\W+/g, '-')}`);
+  await cloneAppliance(template, root);
+  return root;
+}
+
 describe('ferry install refuses a hostile bundle and changes nothing', () => {
-  it.each(attacks)('%s (%s)', async (_name, format, craft, code) => {
+  it.each(attacks)('%s (%s)', async (name, format, craft, code) => {
     const { dir, entries } = await sharedBase();
+    const root = await ownAppliance(`${name}-${format}`);
     const crafted = craft(entries);
     const bytes = Buffer.isBuffer(crafted)
       ? crafted
@@ -148,6 +158,7 @@ describe('ferry install refuses a hostile bundle and changes nothing', () => {
 
   it('the untouched bundle installs (the control)', async () => {
     const { dir, entries } = await sharedBase();
+    const root = await ownAppliance('control');
     const file = join(dir, 'install-control.tar');
     await writeFile(file, tarBytes(entries));
     const result = await ferry(['install', file, '--root', root, '--yes']);

@@ -8,10 +8,29 @@ import { baseBundle, tarBytes, zipBytes, type Base, type CraftEntry } from './ho
 
 let base: Promise<Base> | undefined;
 
-/** One real signed bundle per test file, taken apart for crafting. */
+/**
+ * One real signed bundle per test file, taken apart for crafting. Tests share
+ * it, so its entries and metadata are frozen: a test that changed them in
+ * place would change what the next test starts from. (Buffers cannot be
+ * frozen: copy one before changing its bytes.)
+ */
 export function sharedBase(): Promise<Base> {
-  base ??= tempDir().then(baseBundle);
+  base ??= tempDir()
+    .then(baseBundle)
+    .then((made) => ({
+      ...made,
+      entries: deepFreeze(made.entries),
+      metadata: deepFreeze(made.metadata),
+    }));
   return base;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** Writes the bytes as a bundle and expects verify to refuse them with `code`, naming `entry` when given. */

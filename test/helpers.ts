@@ -95,14 +95,15 @@ export async function workspace(dir: string): Promise<Workspace> {
   };
 }
 
-/** Builds every fixture release in order; returns bundle paths by release. */
+/** Builds the fixture releases in order (all, or the first few); returns bundle paths by release. */
 export async function buildAll(
   ws: Workspace,
   out: string,
   format: 'tar' | 'tar.gz' | 'zip' = 'tar',
+  releases: readonly string[] = RELEASES,
 ): Promise<Record<string, string>> {
   const bundles: Record<string, string> = {};
-  for (const release of RELEASES) {
+  for (const release of releases) {
     const result = await ferry(
       [
         'build',

@@ -27,7 +27,7 @@ let empty: string;
 beforeAll(async () => {
   dir = await tempDir();
   const ws = await workspace(dir);
-  bundles = await buildAll(ws, join(dir, 'bundles'), 'tar');
+  bundles = await buildAll(ws, join(dir, 'bundles'), 'tar', ['1.0.0', '1.1.0', '1.2.0']);
   empty = join(dir, 'empty');
   await initAppliance(ws, empty);
   atFirst = join(dir, 'at-1.0.0');
@@ -74,19 +74,20 @@ async function installs(root: string): Promise<number> {
 
 describe('the console controller', () => {
   it('arrows choose another bundle, Enter applies that one, keys wait while it installs, q quits', async () => {
-    const media = await stick('three', ['1.1.0', '1.2.0', '1.3.0']);
+    // Found in this order: 1.0.0 (the install bundle: nothing to do here), 1.1.0, 1.2.0.
+    const media = await stick('three', ['1.0.0', '1.1.0', '1.2.0']);
     const { root, controller, quits, screen, shows, done } = await openConsole(
       atFirst,
       'arrows',
       media,
     );
-    await shows('Update ready: acme-appliance 1.3.0');
-    screen.stdin.write(UP);
     await shows('Update ready: acme-appliance 1.2.0');
+    screen.stdin.write(UP);
+    await shows('Update ready: acme-appliance 1.1.0');
     screen.stdin.write(DOWN);
-    await shows('Update ready: acme-appliance 1.3.0');
-    screen.stdin.write(UP);
     await shows('Update ready: acme-appliance 1.2.0');
+    screen.stdin.write(UP);
+    await shows('Update ready: acme-appliance 1.1.0');
     const chosen = controller.state.chosen;
 
     screen.stdin.write(ENTER);
@@ -98,9 +99,9 @@ describe('the console controller', () => {
 
     await done();
     expect(controller.state.error).toBeNull();
-    expect(controller.state.result).toMatchObject({ outcome: 'committed', to: '1.2.0' });
-    await shows('COMMITTED: acme-appliance is now at 1.2.0');
-    expect((await openAppliance(root)).state.release).toBe('1.2.0');
+    expect(controller.state.result).toMatchObject({ outcome: 'committed', to: '1.1.0' });
+    await shows('COMMITTED: acme-appliance is now at 1.1.0');
+    expect((await openAppliance(root)).state.release).toBe('1.1.0');
     expect(await installs(root)).toBe(2);
 
     // The result stays until the operator quits; Enter does not start another install.
@@ -113,7 +114,7 @@ describe('the console controller', () => {
   });
 
   it('Enter on a blocked plan only explains; nothing is written; q quits', async () => {
-    const media = await stick('updates-only', ['1.1.0', '1.3.0']);
+    const media = await stick('updates-only', ['1.1.0', '1.2.0']);
     const { root, controller, quits, screen, shows } = await openConsole(empty, 'blocked', media);
     await shows('Bundle found, but it cannot be applied');
     const before = await snapshot(root, []);
@@ -150,7 +151,7 @@ describe('the console controller', () => {
   });
 
   it('a locked appliance: the result says E_LOCKED and the appliance is unchanged', async () => {
-    const media = await stick('locked', ['1.3.0']);
+    const media = await stick('locked', ['1.1.0']);
     const { root, controller, quits, screen, shows, done } = await openConsole(
       atFirst,
       'locked',

@@ -182,9 +182,13 @@ async function stageFromIndex(
       try {
         const result = await pool
           .run({
-            source: reader.file,
-            offset: (found.get(entry.name) as IndexedEntry).offset,
-            size: entry.size,
+            segments: [
+              {
+                path: reader.file,
+                offset: (found.get(entry.name) as IndexedEntry).offset,
+                length: entry.size,
+              },
+            ],
             fd: handle.fd,
             position: 0,
           })

@@ -351,7 +351,7 @@ async function verifyIndexed(
   await withHashPool((pool) =>
     checkInOrder(files, async ({ entry, offset }) => {
       const result = await pool
-        .run({ source: reader.file, offset, size: entry.size })
+        .run({ segments: [{ path: reader.file, offset, length: entry.size }] })
         .catch((error: unknown) => {
           throw ioError(error, reader.file, 'read');
         });

@@ -3,7 +3,7 @@ import type { InspectResult } from '../installer/inspect.js';
 import type { InstallEvent, InstallResult } from '../installer/install.js';
 import type { Plan } from '../installer/plan.js';
 import type { StatusResult } from '../installer/status.js';
-import type { VerifyResult } from '../installer/verify.js';
+import type { VerifyResult } from '../bundle/verify.js';
 
 export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

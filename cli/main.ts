@@ -157,11 +157,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'check the signature and every byte of a bundle against its signed metadata',
     options: { trust: { type: 'string' }, ...json },
     async run({ values, positionals }) {
-      const { verifyBundle } = await import('../installer/verify.js');
-      const result = await verifyBundle(
-        positional(positionals, 'BUNDLE'),
-        required(values, 'trust'),
-      );
+      const { verifyBundle } = await import('../bundle/verify.js');
+      const { readTrustRoot } = await import('../manifest-schema/trust.js');
+      const bundle = positional(positionals, 'BUNDLE');
+      const result = await verifyBundle(bundle, await readTrustRoot(required(values, 'trust')));
       return { json: { ...result, valid: true }, human: formatVerify(result) };
     },
   },

@@ -7,7 +7,7 @@ import {
   type Change,
   type SignatureStatus,
 } from '../manifest-schema/index.js';
-import { openBundleMetadata } from './verify.js';
+import { openBundleMetadata } from '../bundle/open.js';
 
 export interface InspectComponent {
   name: string;

@@ -48,7 +48,7 @@ import { plan as makePlan, type Controls, type Plan } from './plan.js';
 import { checkControls, loadControls, type ControlInput } from './planning.js';
 import { describeFailure, runArtifact } from './run.js';
 import { artifactsDir, payloadDir, stageArtifacts, stageExternal, stagePayload } from './stage.js';
-import { openTrusted } from './verify.js';
+import { openTrusted } from '../bundle/open.js';
 import { insideWindow } from './windows.js';
 
 // ------------------------------------------------------------------ events

@@ -7,7 +7,7 @@ import {
 } from '../manifest-schema/index.js';
 import { factsOf, openAppliance, readFactsExport, type Appliance } from './appliance.js';
 import { plan, type ApplianceFacts, type Controls, type Plan } from './plan.js';
-import { openTrusted, type OpenedBundle } from './verify.js';
+import { openTrusted, type OpenedBundle } from '../bundle/open.js';
 
 export interface ControlInput {
   force?: string[];

@@ -13,8 +13,8 @@ import {
   type ExpectedEntry,
   type PayloadEntry,
 } from '../manifest-schema/index.js';
-import type { BundleReader, IndexedEntry } from './reader.js';
-import { checkDigest, checkInOrder, EntryAudit } from './verify.js';
+import { checkDigest, checkInOrder, EntryAudit, hashEntryAt } from '../bundle/audit.js';
+import type { BundleReader, IndexedEntry } from '../bundle/reader.js';
 
 /**
  * Staging: bundle entries are written under the transaction's staging folder
@@ -180,19 +180,8 @@ async function stageFromIndex(
           throw ioError(error, target, 'create');
         });
       try {
-        const result = await pool
-          .run({
-            source: reader.file,
-            offset: (found.get(entry.name) as IndexedEntry).offset,
-            size: entry.size,
-            fd: handle.fd,
-            position: 0,
-          })
-          .catch((error: unknown) => {
-            throw ioError(error, reader.file, 'stage from');
-          });
-        reader.countRead(result.bytes);
-        checkDigest(reader.file, entry, result.bytes, result.sha256);
+        const { offset } = found.get(entry.name) as IndexedEntry;
+        await hashEntryAt(pool, reader.source, entry, offset, { fd: handle.fd, position: 0 });
       } finally {
         await handle.close();
       }

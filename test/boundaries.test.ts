@@ -16,12 +16,18 @@ async function imports(dir: string): Promise<Array<{ file: string; target: strin
 
 describe('package boundaries', () => {
   it.each([
-    ['manifest-schema', /\.\.\/(builder|installer|cli)\//],
+    ['manifest-schema', /\.\.\/(bundle|builder|installer|cli)\//],
     ['builder', /\.\.\/(installer|cli)\//],
     ['installer', /\.\.\/(builder|cli)\//],
   ])('%s imports neither side', async (dir, forbidden) => {
     const crossing = (await imports(dir)).filter(({ target }) => forbidden.test(target));
     expect(crossing).toEqual([]);
+  });
+
+  it('bundle imports nothing of ours but manifest-schema', async () => {
+    const ours = (await imports('bundle')).filter(({ target }) => target.startsWith('..'));
+    expect(ours.filter(({ target }) => !target.startsWith('../manifest-schema/'))).toEqual([]);
+    expect(ours.length).toBeGreaterThan(0);
   });
 
   it('only manifest-schema/declarations.ts loads TypeBox at run time', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isFerryError } from '../../manifest-schema/index.js';
 import { factsOf, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
-import { openBundleMetadata } from '../verify.js';
+import { openBundleMetadata } from '../../bundle/open.js';
 import type { ApplianceView, Candidate } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { verifyBundle } from '../../installer/verify.js';
-import type { FerryError } from '../../manifest-schema/index.js';
+import { verifyBundle } from '../../bundle/verify.js';
+import { readTrustRoot, type FerryError } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 import { baseBundle, tarBytes, zipBytes, type Base, type CraftEntry } from './hostile.js';
 
@@ -43,7 +43,7 @@ export async function expectRefused(
   const { dir, trust } = await sharedBase();
   const file = join(dir, `crafted-${Math.random().toString(36).slice(2)}.${extension}`);
   await writeFile(file, bytes);
-  const error = await verifyBundle(file, trust).then(
+  const error = await verifyBundle(file, await readTrustRoot(trust)).then(
     () => {
       throw new Error(`verify accepted a crafted bundle (expected ${code})`);
     },

@@ -1,7 +1,8 @@
 import { describe, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { verifyBundle } from '../../installer/verify.js';
+import { verifyBundle } from '../../bundle/verify.js';
+import { readTrustRoot } from '../../manifest-schema/index.js';
 import { formats, sharedBase } from './refuse.js';
 
 // The control: the crafting helpers themselves produce bundles that verify,
@@ -11,6 +12,6 @@ describe('a re-packed but unchanged bundle', () => {
     const { dir, trust, entries } = await sharedBase();
     const file = join(dir, `control.${extension}`);
     await writeFile(file, pack(entries));
-    await verifyBundle(file, trust);
+    await verifyBundle(file, await readTrustRoot(trust));
   });
 });

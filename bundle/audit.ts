@@ -1,75 +1,14 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
-  assertTrusted,
-  checkSignatures,
-  decodeEnvelope,
-  decodeMetadata,
-  expectedEntries,
   FerryError,
   ioError,
-  readTrustRoot,
-  withHashPool,
-  type BundleMetadata,
-  type Envelope,
+  unsafePathReason,
   type ExpectedEntry,
-  type SignatureStatus,
-  type TrustRoot,
+  type HashPool,
 } from '../manifest-schema/index.js';
-import {
-  collect,
-  openBundle,
-  unsafeEntryError,
-  type BundleReader,
-  type IndexedEntry,
-  type RawEntry,
-} from './reader.js';
-import { unsafePathReason } from '../manifest-schema/index.js';
-
-export interface OpenedBundle {
-  reader: BundleReader;
-  envelope: Envelope;
-  metadata: BundleMetadata;
-  /** Present when a trust root was given. */
-  signature?: SignatureStatus;
-}
-
-/**
- * Opens a bundle and decodes its metadata, reading nothing else. With a
- * trust root, the signature status is attached; callers that act on the
- * bundle use `openTrusted`, which refuses an untrusted one.
- */
-export async function openBundleMetadata(file: string, trust?: TrustRoot): Promise<OpenedBundle> {
-  const reader = await openBundle(file);
-  try {
-    const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
-    const metadata = decodeMetadata(payload, file);
-    const signature = trust ? checkSignatures(envelope, payload, trust) : undefined;
-    return { reader, envelope, metadata, ...(signature ? { signature } : {}) };
-  } catch (error) {
-    await reader.close();
-    throw error;
-  }
-}
-
-/** Like openBundleMetadata, but the signature must meet the trust root before anything else is looked at. */
-export async function openTrusted(
-  file: string,
-  trust: TrustRoot,
-): Promise<OpenedBundle & { signature: SignatureStatus }> {
-  const reader = await openBundle(file);
-  try {
-    const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
-    const signature = checkSignatures(envelope, payload, trust);
-    assertTrusted(signature, file);
-    const metadata = decodeMetadata(payload, file);
-    return { reader, envelope, metadata, signature };
-  } catch (error) {
-    await reader.close();
-    throw error;
-  }
-}
+import { unsafeEntryError, type BundleReader, type RawEntry } from './reader.js';
+import type { BundleSource } from './source.js';
 
 /**
  * Checks archive entries against the signed metadata as they stream past:
@@ -192,6 +131,27 @@ export async function hashEntry(
 }
 
 /**
+ * Hashes an entry's bytes where an index found them, on a pool worker that
+ * reads them from the source's segments (and copies them to `copy`, for
+ * staging, in the same read), then gives the verdict of `checkDigest`.
+ */
+export async function hashEntryAt(
+  pool: HashPool,
+  source: BundleSource,
+  entry: ExpectedEntry,
+  offset: number,
+  copy?: { fd: number; position: number },
+): Promise<void> {
+  const result = await pool
+    .run({ segments: source.segments(offset, entry.size), ...copy })
+    .catch((error: unknown) => {
+      throw ioError(error, source.name, copy ? 'stage from' : 'read');
+    });
+  source.countRead(result.bytes);
+  checkDigest(source.name, entry, result.bytes, result.sha256);
+}
+
+/**
  * The one verdict on an entry's bytes: the size the signed metadata declares,
  * then its sha256. `bytes` past the declared size count as "more than".
  */
@@ -253,132 +213,4 @@ export async function checkInOrder<T>(
   };
   await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
   if (failures.length > 0) throw failures.sort((a, b) => a.at - b.at)[0]?.error;
-}
-
-export interface VerifyResult {
-  file: string;
-  format: string;
-  product: string;
-  release: string;
-  kind: string;
-  signature: SignatureStatus;
-  entries: number;
-  bytes: number;
-}
-
-/** Signature and threshold, then every entry and every byte against the signed metadata. */
-export async function verifyBundle(file: string, trustFile: string): Promise<VerifyResult> {
-  const trust = await readTrustRoot(trustFile);
-  const opened = await openTrusted(file, trust);
-  const { reader, metadata } = opened;
-  try {
-    const expected = expectedEntries(metadata, reader.metadataBytes.length);
-    EntryAudit.checkListing(reader, expected);
-    const audit = new EntryAudit(expected, file);
-    const index = await reader.index();
-    const counted = index
-      ? await verifyIndexed(reader, index, audit)
-      : await verifyStreaming(reader, audit);
-    const missing = audit.missing();
-    if (missing.length > 0) {
-      throw new FerryError(
-        'E_MISSING_ENTRY',
-        `${file}: ${missing.length} listed entr${missing.length === 1 ? 'y is' : 'ies are'} missing, the first ${missing[0]}`,
-        {
-          file,
-          entry: missing[0] as string,
-          hint: 'the bundle is incomplete: copy it again from its source',
-        },
-      );
-    }
-    return {
-      file,
-      format: reader.format,
-      product: metadata.product,
-      release: metadata.release.version,
-      kind: metadata.kind,
-      signature: opened.signature,
-      ...counted,
-    };
-  } finally {
-    await reader.close();
-  }
-}
-
-interface Counted {
-  entries: number;
-  bytes: number;
-}
-
-/** tar.gz and zip: entries in archive order, hashed as they stream past. */
-async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise<Counted> {
-  const counted = { entries: 0, bytes: 0 };
-  await reader.visit(async (raw, data) => {
-    const expected = audit.admit(raw);
-    counted.entries++;
-    if (expected.name === 'bundle.json') {
-      sameMetadata(reader, await collect(data));
-      return;
-    }
-    if (raw.type !== 'file') {
-      data.resume();
-      return;
-    }
-    await hashEntry(data, expected, reader.file);
-    counted.bytes += expected.size;
-  });
-  return counted;
-}
-
-/**
- * Plain tar: every header is checked before any data is read, then the files
- * are hashed at their offsets on every core. The verdict is the same as the
- * streaming one, down to which bad entry is named first.
- */
-async function verifyIndexed(
-  reader: BundleReader,
-  index: readonly IndexedEntry[],
-  audit: EntryAudit,
-): Promise<Counted> {
-  const files: Array<{ entry: ExpectedEntry; offset: number }> = [];
-  for (const raw of index) {
-    const entry = audit.admit(raw);
-    if (entry.name === 'bundle.json') {
-      sameMetadata(reader, await readAt(reader.file, raw.offset, raw.size));
-      reader.countRead(raw.size);
-    } else if (entry.type === 'file') files.push({ entry, offset: raw.offset });
-  }
-  await withHashPool((pool) =>
-    checkInOrder(files, async ({ entry, offset }) => {
-      const result = await pool
-        .run({ source: reader.file, offset, size: entry.size })
-        .catch((error: unknown) => {
-          throw ioError(error, reader.file, 'read');
-        });
-      reader.countRead(result.bytes);
-      checkDigest(reader.file, entry, result.bytes, result.sha256);
-    }),
-  );
-  return { entries: index.length, bytes: files.reduce((sum, { entry }) => sum + entry.size, 0) };
-}
-
-function sameMetadata(reader: BundleReader, stored: Buffer): void {
-  if (!stored.equals(reader.metadataBytes)) {
-    throw new FerryError('E_BUNDLE_CORRUPT', `${reader.file}: bundle.json changed between reads`, {
-      file: reader.file,
-      entry: 'bundle.json',
-      hint: 'the file is being written to, or the medium is failing',
-    });
-  }
-}
-
-async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, offset);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }

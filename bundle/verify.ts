@@ -1,0 +1,120 @@
+import {
+  expectedEntries,
+  FerryError,
+  withHashPool,
+  type ExpectedEntry,
+  type SignatureStatus,
+  type TrustRoot,
+} from '../manifest-schema/index.js';
+import { checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
+import { openTrusted } from './open.js';
+import { collect, type BundleReader, type IndexedEntry } from './reader.js';
+
+export interface VerifyResult {
+  file: string;
+  format: string;
+  product: string;
+  release: string;
+  kind: string;
+  signature: SignatureStatus;
+  entries: number;
+  bytes: number;
+}
+
+/** Signature and threshold, then every entry and every byte against the signed metadata. */
+export async function verifyBundle(file: string, trust: TrustRoot): Promise<VerifyResult> {
+  const opened = await openTrusted(file, trust);
+  const { reader, metadata } = opened;
+  try {
+    const expected = expectedEntries(metadata, reader.metadataBytes.length);
+    EntryAudit.checkListing(reader, expected);
+    const audit = new EntryAudit(expected, file);
+    const index = await reader.index();
+    const counted = index
+      ? await verifyIndexed(reader, index, audit)
+      : await verifyStreaming(reader, audit);
+    const missing = audit.missing();
+    if (missing.length > 0) {
+      throw new FerryError(
+        'E_MISSING_ENTRY',
+        `${file}: ${missing.length} listed entr${missing.length === 1 ? 'y is' : 'ies are'} missing, the first ${missing[0]}`,
+        {
+          file,
+          entry: missing[0] as string,
+          hint: 'the bundle is incomplete: copy it again from its source',
+        },
+      );
+    }
+    return {
+      file,
+      format: reader.format,
+      product: metadata.product,
+      release: metadata.release.version,
+      kind: metadata.kind,
+      signature: opened.signature,
+      ...counted,
+    };
+  } finally {
+    await reader.close();
+  }
+}
+
+interface Counted {
+  entries: number;
+  bytes: number;
+}
+
+/** tar.gz and zip: entries in archive order, hashed as they stream past. */
+async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise<Counted> {
+  const counted = { entries: 0, bytes: 0 };
+  await reader.visit(async (raw, data) => {
+    const expected = audit.admit(raw);
+    counted.entries++;
+    if (expected.name === 'bundle.json') {
+      sameMetadata(reader, await collect(data));
+      return;
+    }
+    if (raw.type !== 'file') {
+      data.resume();
+      return;
+    }
+    await hashEntry(data, expected, reader.file);
+    counted.bytes += expected.size;
+  });
+  return counted;
+}
+
+/**
+ * Plain tar: every header is checked before any data is read, then the files
+ * are hashed at their offsets on every core. The verdict is the same as the
+ * streaming one, down to which bad entry is named first.
+ */
+async function verifyIndexed(
+  reader: BundleReader,
+  index: readonly IndexedEntry[],
+  audit: EntryAudit,
+): Promise<Counted> {
+  const files: Array<{ entry: ExpectedEntry; offset: number }> = [];
+  for (const raw of index) {
+    const entry = audit.admit(raw);
+    if (entry.name === 'bundle.json') {
+      const stored = Buffer.alloc(raw.size);
+      await reader.source.read(stored, raw.offset);
+      sameMetadata(reader, stored);
+    } else if (entry.type === 'file') files.push({ entry, offset: raw.offset });
+  }
+  await withHashPool((pool) =>
+    checkInOrder(files, ({ entry, offset }) => hashEntryAt(pool, reader.source, entry, offset)),
+  );
+  return { entries: index.length, bytes: files.reduce((sum, { entry }) => sum + entry.size, 0) };
+}
+
+function sameMetadata(reader: BundleReader, stored: Buffer): void {
+  if (!stored.equals(reader.metadataBytes)) {
+    throw new FerryError('E_BUNDLE_CORRUPT', `${reader.file}: bundle.json changed between reads`, {
+      file: reader.file,
+      entry: 'bundle.json',
+      hint: 'the file is being written to, or the medium is failing',
+    });
+  }
+}

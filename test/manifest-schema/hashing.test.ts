@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import { open, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withHashPool } from '../../manifest-schema/index.js';
+import { tempDir } from '../helpers.js';
+
+let dir: string;
+const first = Buffer.from('0123456789'.repeat(30_000));
+const second = Buffer.from('abcdefghij'.repeat(20_000));
+
+beforeAll(async () => {
+  dir = await tempDir();
+  await writeFile(join(dir, 'part1'), first);
+  await writeFile(join(dir, 'part2'), second);
+  await symlink(join(dir, 'part1'), join(dir, 'link'));
+});
+
+const sha256 = (...chunks: Buffer[]): string => {
+  const hash = createHash('sha256');
+  for (const chunk of chunks) hash.update(chunk);
+  return hash.digest('hex');
+};
+
+describe('hash workers', () => {
+  it('hash a range that spans two files as one stream, and copy it in the same read', async () => {
+    const out = join(dir, 'joined');
+    const handle = await open(out, 'w');
+    try {
+      const result = await withHashPool((pool) =>
+        pool.run({
+          segments: [
+            { path: join(dir, 'part1'), offset: 250_000, length: 50_000 },
+            { path: join(dir, 'part2'), offset: 0, length: 150_000 },
+          ],
+          fd: handle.fd,
+          position: 0,
+        }),
+      );
+      const expected = Buffer.concat([first.subarray(250_000), second.subarray(0, 150_000)]);
+      expect(result).toMatchObject({ bytes: 200_000, sha256: sha256(expected) });
+      expect(await readFile(out)).toEqual(expected);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('stop at a part that is shorter than its segment', async () => {
+    const result = await withHashPool((pool) =>
+      pool.run({
+        segments: [
+          { path: join(dir, 'part2'), offset: 190_000, length: 20_000 },
+          { path: join(dir, 'part1'), offset: 0, length: 10 },
+        ],
+      }),
+    );
+    expect(result.bytes).toBe(10_000);
+  });
+
+  it('read a plain file whole, see that it grew, and never follow a link', async () => {
+    await withHashPool(async (pool) => {
+      const whole = await pool.run({ source: join(dir, 'part1'), size: first.length });
+      expect(whole).toMatchObject({ bytes: first.length, sha256: sha256(first) });
+      const grew = await pool.run({ source: join(dir, 'part1'), size: 1000 });
+      expect(grew.bytes).toBeGreaterThan(1000);
+      const link = await pool
+        .run({ source: join(dir, 'link'), size: first.length })
+        .catch((error: NodeJS.ErrnoException) => error.code);
+      expect(link).toBe('ELOOP');
+    });
+  });
+});

@@ -42,11 +42,11 @@ import {
   undoStep,
   type JournalStep,
   type TransactionHeader,
-} from './journal.js';
-import { acquireLock, type Lock } from './lock.js';
+} from './engine/journal.js';
+import { acquireLock, type Lock } from './engine/lock.js';
 import { plan as makePlan, type Controls, type Plan } from './plan.js';
 import { checkControls, loadControls, type ControlInput } from './planning.js';
-import { describeFailure, runArtifact } from './run.js';
+import { describeFailure, runArtifact } from './engine/run.js';
 import { artifactsDir, payloadDir, stageArtifacts, stageExternal, stagePayload } from './stage.js';
 import { openTrusted } from './verify.js';
 import { insideWindow } from './windows.js';

@@ -21,8 +21,8 @@ import {
   type Failure,
   type InstallEvent,
 } from './install.js';
-import { appendLine, Journal, pathExists, pointLink, type JournalStep } from './journal.js';
-import { describeFailure, runArtifact } from './run.js';
+import { appendLine, Journal, pathExists, pointLink, type JournalStep } from './engine/journal.js';
+import { describeFailure, runArtifact } from './engine/run.js';
 
 export interface RollbackResult {
   outcome: 'committed' | 'rolled-back' | 'unchanged';

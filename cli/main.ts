@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { BundleFormat } from '../builder/build.js';
-import type { InstallEvent } from '../installer/install.js';
+import type { InstallEvent } from '../installer/engine/events.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import {
   bytes,

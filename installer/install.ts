@@ -51,62 +51,7 @@ import { artifactsDir, payloadDir, stageArtifacts, stageExternal, stagePayload }
 import { openTrusted } from './verify.js';
 import { insideWindow } from './windows.js';
 
-// ------------------------------------------------------------------ events
-
-export type PassName =
-  'pre-validate' | 'stage' | 'update' | 'test' | 'commit' | 'rollback' | 'recover';
-
-/** What the engine reports as it works: `--json` prints these, the console renders them. */
-export type InstallEvent =
-  | { type: 'plan'; plan: Plan }
-  /** A transaction starts: what was asked, with every control used and the operator's reason. */
-  | {
-      type: 'begin';
-      transaction: string;
-      bundle: string;
-      controls: Record<string, unknown>;
-      reason: string | null;
-    }
-  | { type: 'warning'; message: string }
-  | { type: 'pass'; pass: PassName; status: 'start' | 'done' }
-  | {
-      type: 'step';
-      pass: PassName;
-      component: string;
-      status: 'start' | 'done' | 'failed';
-      detail?: string;
-    }
-  | {
-      type: 'output';
-      pass: PassName;
-      component: string;
-      artifact: string;
-      stream: 'stdout' | 'stderr';
-      line: string;
-    }
-  | { type: 'progress'; component: string; bytes: number; total: number }
-  | { type: 'result'; result: InstallResult };
-
-export interface Failure {
-  component: string | null;
-  pass: PassName;
-  artifact: string | null;
-  status: string;
-  tail: string;
-}
-
-export interface InstallResult {
-  verdict: Plan['verdict'];
-  outcome: 'committed' | 'rolled-back' | 'unchanged';
-  from: string | null;
-  to: string;
-  transaction: string | null;
-  failure?: Failure;
-  log?: string;
-  /** Bytes of the bundle file read, metadata included. */
-  bytesRead?: number;
-  plan: Plan;
-}
+import type { Failure, InstallEvent, InstallResult, PassName } from './engine/events.js';
 
 export interface InstallOptions {
   bundle: string;
@@ -259,6 +204,7 @@ class Transaction {
     this.emit({
       type: 'begin',
       transaction: this.id,
+      operation: 'install',
       bundle: this.options.bundle,
       controls: usedControls(plan.controls, this.options.now === true),
       reason: this.options.reason ?? null,

@@ -12,25 +12,10 @@ import {
   openAppliance,
   writeState,
 } from './appliance.js';
-import {
-  cleanUp,
-  recoverPending,
-  takeLock,
-  undoAll,
-  verifyInstalled,
-  type Failure,
-  type InstallEvent,
-} from './install.js';
+import { cleanUp, recoverPending, takeLock, undoAll, verifyInstalled } from './install.js';
+import type { Failure, InstallEvent, RollbackResult } from './engine/events.js';
 import { appendLine, Journal, pathExists, pointLink, type JournalStep } from './engine/journal.js';
 import { describeFailure, runArtifact } from './engine/run.js';
-
-export interface RollbackResult {
-  outcome: 'committed' | 'rolled-back' | 'unchanged';
-  from: string | null;
-  to: string | null;
-  transaction: string | null;
-  failure?: Failure;
-}
 
 /**
  * Back to the previous committed release, from the versions kept beside the

@@ -8,7 +8,7 @@ import {
   type ConsoleState,
 } from '../../installer/console/model.js';
 import { ConsoleView } from '../../installer/console/view.js';
-import type { InstallResult } from '../../installer/install.js';
+import type { InstallResult } from '../../installer/engine/events.js';
 import { plan, type ApplianceFacts } from '../../installer/plan.js';
 import type { BundleMetadata } from '../../manifest-schema/index.js';
 

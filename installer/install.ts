@@ -1,27 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import {
-  cp,
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  readlink,
-  rename,
-  rm,
-  rmdir,
-  statfs,
-} from 'node:fs/promises';
+import { cp, mkdir, readFile, readlink, rename, rm, rmdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  compareVersions,
   FerryError,
   isCarried,
   isUpdating,
-  payloadFiles,
   satisfies,
-  withHashPool,
-  type ApplianceState,
   type BundleMetadata,
   type Pass,
 } from '../manifest-schema/index.js';
@@ -50,6 +35,9 @@ import { describeFailure, runArtifact } from './engine/run.js';
 import { artifactsDir, payloadDir, stageArtifacts, stageExternal, stagePayload } from './stage.js';
 import { openTrusted } from './verify.js';
 import { insideWindow } from './windows.js';
+import { verifyInstalled } from './engine/installed-files.js';
+import { nextState } from './engine/next-state.js';
+import { cleanUp } from './engine/retention.js';
 
 import type { Failure, InstallEvent, InstallResult, PassName } from './engine/events.js';
 
@@ -281,7 +269,7 @@ class Transaction {
       // ---- commit
       this.emit({ type: 'pass', pass: 'commit', status: 'start' });
       await this.record({ op: 'commit' });
-      const state = this.newState();
+      const state = nextState(this.appliance.state, this.plan, this.meta, this.id);
       await writeState(this.paths, state);
       await this.record({ op: 'committed' });
       await this.recordHistory('committed');
@@ -552,7 +540,7 @@ class Transaction {
     const fail = (component: string | null, status: string): never => {
       throw new StepFailed({ component, pass: 'test', artifact: null, status, tail: '' });
     };
-    const state = this.newState();
+    const state = nextState(this.appliance.state, this.plan, this.meta, this.id);
     for (const [name, component] of Object.entries(state.components)) {
       const active = await readlink(join(this.paths.opt, name, 'current')).catch(() => null);
       if (active !== component.version)
@@ -572,55 +560,9 @@ class Transaction {
           );
       }
     }
-    const problems = await withHashPool((pool) =>
-      verifyInstalled(this.paths, state, new Set(this.updating), pool),
-    );
+    const problems = await verifyInstalled(this.paths, state, new Set(this.updating));
     const first = problems[0];
     if (first) fail(first.component, `${first.path}: ${first.problem}`);
-  }
-
-  private newState(): ApplianceState {
-    const old = this.appliance.state;
-    const components: ApplianceState['components'] = {};
-    for (const entry of this.plan.components) {
-      if (isUpdating(entry.action)) {
-        const component = this.meta.components[entry.name] as BundleMetadata['components'][string];
-        components[entry.name] = {
-          version: component.version,
-          requires: component.requires,
-          files: payloadFiles(component.payload) ?? old.components[entry.name]?.files ?? [],
-          artifacts: {
-            rollback: component.artifacts.rollback.map((ref) =>
-              ref.path.slice(ref.path.lastIndexOf('/') + 1),
-            ),
-            remove: component.artifacts.remove.map((ref) =>
-              ref.path.slice(ref.path.lastIndexOf('/') + 1),
-            ),
-          },
-          ...(component.timeoutSeconds !== undefined
-            ? { timeoutSeconds: component.timeoutSeconds }
-            : {}),
-        };
-      } else if (entry.action !== 'remove' && old.components[entry.name]) {
-        components[entry.name] = old.components[entry.name] as ApplianceState['components'][string];
-      }
-    }
-    const verified = this.plan.reachesTarget;
-    const release = this.plan.to;
-    const highest =
-      old.highestRelease === null || compareVersions(release, old.highestRelease) > 0
-        ? release
-        : old.highestRelease;
-    return {
-      formatVersion: old.formatVersion,
-      product: old.product,
-      release,
-      verified,
-      highestRelease: highest,
-      components,
-      previous: { release: old.release, verified: old.verified, components: old.components },
-      transaction: this.id,
-    };
   }
 
   private async recordHistory(outcome: InstallResult['outcome'], failure?: Failure): Promise<void> {
@@ -766,124 +708,8 @@ export async function recoverPending(
   return true;
 }
 
-/**
- * After a commit: staging and set-aside versions go, and each component keeps
- * its active version plus the newest others up to the retention count (the
- * previous release's first, so `ferry rollback` can go back to it).
- */
-export async function cleanUp(
-  paths: AppliancePaths,
-  state: ApplianceState,
-  retention: number,
-): Promise<void> {
-  await rm(paths.staging, { recursive: true, force: true });
-  const names = await readdir(paths.opt).catch(() => [] as string[]);
-  for (const name of names) {
-    const keep = new Set<string>();
-    const active = state.components[name]?.version;
-    if (active) keep.add(active);
-    const previous = state.previous?.components[name]?.version;
-    if (previous && keep.size < Math.max(retention, 2)) keep.add(previous);
-    const dir = join(paths.opt, name);
-    const versions = (await readdir(dir)).filter(
-      (entry) => entry !== 'current' && !entry.startsWith('.'),
-    );
-    const rest = versions.filter((v) => !keep.has(v)).sort((a, b) => safeCompare(b, a));
-    for (const version of rest) {
-      if (keep.size < retention && active) keep.add(version);
-      else await rm(join(dir, version), { recursive: true, force: true });
-    }
-    for (const entry of await readdir(dir))
-      if (entry.includes('.replaced-'))
-        await rm(join(dir, entry), { recursive: true, force: true });
-    for (const entry of await readdir(dir))
-      if (entry.startsWith('current.new-')) await rm(join(dir, entry), { force: true });
-    if (keep.size === 0) await rm(dir, { recursive: true, force: true });
-    const artifactDir = join(paths.lib, 'artifacts', name);
-    for (const version of await readdir(artifactDir).catch(() => [] as string[])) {
-      if (!keep.has(version))
-        await rm(join(artifactDir, version), { recursive: true, force: true });
-    }
-  }
-}
-
-function safeCompare(a: string, b: string): number {
-  try {
-    return compareVersions(a, b);
-  } catch {
-    return a < b ? -1 : 1;
-  }
-}
-
 /** A transaction's staging folder, and the staging folder itself once no other is left in it. */
 async function removeStaging(paths: AppliancePaths, id: string): Promise<void> {
   await rm(join(paths.staging, id), { recursive: true, force: true });
   await rmdir(paths.staging).catch(() => undefined);
-}
-
-// ------------------------------------------------------------------ verification of installed files
-
-export interface FileProblem {
-  component: string;
-  path: string;
-  problem: string;
-}
-
-/** Checks installed files against the hashes recorded at install time (`only`: just these components). */
-export async function verifyInstalled(
-  paths: AppliancePaths,
-  state: ApplianceState,
-  only: ReadonlySet<string> | null,
-  pool: Parameters<Parameters<typeof withHashPool>[0]>[0],
-): Promise<FileProblem[]> {
-  const problems: FileProblem[] = [];
-  const jobs: Array<Promise<void>> = [];
-  for (const [name, component] of Object.entries(state.components)) {
-    if (only && !only.has(name)) continue;
-    const dir = join(paths.opt, name, component.version);
-    for (const file of component.files) {
-      const path = join(dir, file.path);
-      jobs.push(
-        (async () => {
-          const stats = await lstat(path).catch(() => null);
-          if (!stats)
-            return void problems.push({ component: name, path: file.path, problem: 'missing' });
-          if (file.type === 'dir') {
-            if (!stats.isDirectory())
-              problems.push({ component: name, path: file.path, problem: 'is no longer a folder' });
-          } else if (file.type === 'symlink') {
-            const target = await readlink(path).catch(() => null);
-            if (target !== file.target)
-              problems.push({
-                component: name,
-                path: file.path,
-                problem: `links to ${target ?? 'nothing'}, not ${file.target}`,
-              });
-          } else if (!stats.isFile()) {
-            problems.push({
-              component: name,
-              path: file.path,
-              problem: 'is no longer a regular file',
-            });
-          } else if (stats.size !== file.size) {
-            problems.push({
-              component: name,
-              path: file.path,
-              problem: `is ${stats.size} bytes, not ${file.size}`,
-            });
-          } else {
-            const { sha256 } = await pool.run({ source: path, size: stats.size });
-            if (sha256 !== file.sha256)
-              problems.push({
-                component: name,
-                path: file.path,
-                problem: 'content differs from what was installed',
-              });
-          }
-        })(),
-      );
-    }
-  }
-  await Promise.all(jobs);
-  return problems.sort((a, b) => (a.component + a.path < b.component + b.path ? -1 : 1));
 }

@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import {
-  FerryError,
-  sequence,
-  withHashPool,
-  type ApplianceState,
-} from '../manifest-schema/index.js';
+import { FerryError, sequence } from '../manifest-schema/index.js';
 import {
   DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
   DEFAULT_RETENTION,
   openAppliance,
   writeState,
 } from './appliance.js';
-import { cleanUp, recoverPending, takeLock, undoAll, verifyInstalled } from './install.js';
+import { recoverPending, takeLock, undoAll } from './install.js';
+import { verifyInstalled } from './engine/installed-files.js';
+import { restoredState } from './engine/next-state.js';
+import { cleanUp } from './engine/retention.js';
 import type { Failure, InstallEvent, RollbackResult } from './engine/events.js';
 import { appendLine, Journal, pathExists, pointLink, type JournalStep } from './engine/journal.js';
 import { describeFailure, runArtifact } from './engine/run.js';
@@ -174,21 +172,8 @@ export async function rollback(
         await pointLink(link, back);
         emit({ type: 'step', pass: 'rollback', component: name, status: 'done' });
       }
-      const restored: ApplianceState = {
-        ...state,
-        release: previous.release,
-        verified: previous.verified,
-        components: previous.components,
-        previous: {
-          release: state.release,
-          verified: state.verified,
-          components: state.components,
-        },
-        transaction: id,
-      };
-      const problems = await withHashPool((pool) =>
-        verifyInstalled(paths, restored, new Set(changing), pool),
-      );
+      const restored = restoredState(state, previous, id);
+      const problems = await verifyInstalled(paths, restored, new Set(changing));
       const first = problems[0];
       if (first) {
         throw Object.assign(new Error('restored files differ'), {

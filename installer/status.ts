@@ -1,13 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { withHashPool, writeFileAtomic } from '../manifest-schema/index.js';
-import {
-  exportFacts,
-  factsOf,
-  openAppliance,
-  type Appliance,
-  type AppliancePaths,
-} from './appliance.js';
-import { recoverPending, takeLock, verifyInstalled, type FileProblem } from './install.js';
+import { writeFileAtomic } from '../manifest-schema/index.js';
+import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
+import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
+import { recoverPending, takeLock } from './install.js';
 
 export interface StatusResult {
   product: string;
@@ -44,14 +39,11 @@ export async function applianceStatus(
       Object.entries(facts.components).map(([name, c]) => [name, c.version]),
     ),
     ...(options.exportTo !== undefined ? { exported: options.exportTo } : {}),
-    ...(options.verify ? { problems: await verifyAppliance(appliance) } : {}),
+    ...(options.verify
+      ? { problems: await verifyInstalled(appliance.paths, appliance.state) }
+      : {}),
     transactions: await recentHistory(appliance.paths, 5),
   };
-}
-
-/** Every installed file against the hash recorded when it was installed, like `dpkg --verify`. */
-export async function verifyAppliance(appliance: Appliance): Promise<FileProblem[]> {
-  return withHashPool((pool) => verifyInstalled(appliance.paths, appliance.state, null, pool));
 }
 
 /** One line of history.jsonl. */

@@ -263,7 +263,7 @@ const COMMANDS: Record<string, Command> = {
       const root = required(values, 'root');
       const wantsJson = values.json === true;
       await confirm(values, `install ${bundle} on ${root}`);
-      const { install } = await import('../installer/install.js');
+      const { install } = await import('../installer/engine/install.js');
       const reason = optional(values, 'reason');
       const progress = progressPrinter();
       const result = await install({
@@ -351,7 +351,7 @@ const COMMANDS: Record<string, Command> = {
       'resolve a transaction that a crash or power cut interrupted (install and rollback do this first themselves)',
     options: { root: { type: 'string' }, ...json },
     async run({ values }) {
-      const { recover } = await import('../installer/status.js');
+      const { recover } = await import('../installer/engine/recover.js');
       const result = await recover(required(values, 'root'), (message) =>
         process.stderr.write(`warning: ${message}\n`),
       );

@@ -1,13 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { FerryError, sequence } from '../manifest-schema/index.js';
-import {
-  DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
-  DEFAULT_RETENTION,
-  openAppliance,
-  writeState,
-} from './appliance.js';
-import { recoverPending, takeLock, undoAll } from './install.js';
+import { DEFAULT_ARTIFACT_TIMEOUT_SECONDS, DEFAULT_RETENTION, writeState } from './appliance.js';
+import { exclusive } from './engine/recover.js';
+import { undoAll } from './engine/transaction.js';
 import { verifyInstalled } from './engine/installed-files.js';
 import { restoredState } from './engine/next-state.js';
 import { cleanUp } from './engine/retention.js';
@@ -26,10 +22,7 @@ export async function rollback(
   options: { reason?: string; onEvent?: (event: InstallEvent) => void } = {},
 ): Promise<RollbackResult> {
   const emit = options.onEvent ?? (() => undefined);
-  let appliance = await openAppliance(root);
-  const lock = await takeLock(appliance.paths, 'rollback', emit);
-  try {
-    if (await recoverPending(appliance, emit)) appliance = await openAppliance(root);
+  return exclusive(root, 'rollback', emit, async (appliance) => {
     const { paths, state } = appliance;
     const previous = state.previous;
     if (!previous) {
@@ -213,7 +206,5 @@ export async function rollback(
         failure,
       };
     }
-  } finally {
-    await lock.release();
-  }
+  });
 }

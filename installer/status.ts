@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
-import { recoverPending, takeLock } from './install.js';
 
 export interface StatusResult {
   product: string;
@@ -73,23 +72,4 @@ export async function recentHistory(paths: AppliancePaths, count: number): Promi
         return [];
       }
     });
-}
-
-export async function recover(
-  root: string,
-  warn: (message: string) => void,
-): Promise<{ recovered: boolean; release: string | null }> {
-  const appliance = await openAppliance(root);
-  const lock = await takeLock(appliance.paths, 'recover', (event) => {
-    if (event.type === 'warning') warn(event.message);
-  });
-  try {
-    const recovered = await recoverPending(appliance, (event) => {
-      if (event.type === 'warning') warn(event.message);
-    });
-    const after = await openAppliance(root);
-    return { recovered, release: after.state.release };
-  } finally {
-    await lock.release();
-  }
 }

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import { FerryError, isFerryError } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf } from '../engine/events.js';
-import { install } from '../install.js';
+import { install } from '../engine/install.js';
 import { applianceView, discover } from './discover.js';
 import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
 import { ConsoleView } from './view.js';

@@ -308,7 +308,7 @@ const COMMANDS: Record<string, Command> = {
     async run({ values }) {
       const root = required(values, 'root');
       await confirm(values, `roll ${root} back to its previous release`);
-      const { rollback } = await import('../installer/rollback.js');
+      const { rollback } = await import('../installer/engine/rollback.js');
       const reason = optional(values, 'reason');
       const result = await rollback(root, {
         ...(reason !== undefined ? { reason } : {}),

@@ -107,7 +107,7 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
 }
 
 /** Only the controls an auditor needs to see: what was overridden. */
-export function usedControls(controls: Controls, now: boolean): Record<string, unknown> {
+function usedControls(controls: Controls, now: boolean): Record<string, unknown> {
   const used: Record<string, unknown> = {};
   for (const key of ['force', 'skip', 'delete'] as const)
     if (controls[key].length > 0) used[key] = controls[key];

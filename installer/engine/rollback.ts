@@ -43,33 +43,8 @@ export async function rollback(
     const done = { ...base, transaction: t.id, log: t.logFile };
     try {
       await t.pass('rollback', async () => {
-        for (const name of dependentsFirst(state, changing)) {
-          const current = state.components[name];
-          const back = previous.components[name]?.version ?? null;
-          t.emit({
-            type: 'step',
-            pass: 'rollback',
-            component: name,
-            status: 'start',
-            detail: `${current?.version ?? 'none'} → ${back ?? 'removed'}`,
-          });
-          if (current) {
-            const kept = join(paths.lib, 'artifacts', name, current.version, 'rollback');
-            const scope = {
-              component: name,
-              from: back,
-              to: current.version,
-              installDir: join(paths.opt, name, current.version),
-            };
-            for (const file of current.artifacts.rollback)
-              await t.run(join(kept, file), 'rollback', scope, t.timeout(current.timeoutSeconds));
-          }
-          const link = join(paths.opt, name, 'current');
-          const from = current?.version ?? null;
-          await t.record({ op: 'switch', component: name, link, from, to: back });
-          await pointLink(link, back);
-          t.emit({ type: 'step', pass: 'rollback', component: name, status: 'done' });
-        }
+        for (const name of dependentsFirst(state, changing))
+          await switchBack(t, name, state.components[name], previous.components[name]);
         const restored = restoredState(state, previous, t.id);
         const [first] = await verifyInstalled(paths, restored, new Set(changing));
         if (first) {
@@ -90,6 +65,41 @@ export async function rollback(
       await t.close();
     }
   });
+}
+
+type Installed = ApplianceState['components'][string];
+
+/** One component back: its rollback artifacts (kept from its install) run, then `current` points at the version before. */
+async function switchBack(
+  t: Transaction,
+  name: string,
+  current: Installed | undefined,
+  before: Installed | undefined,
+): Promise<void> {
+  const { paths } = t;
+  const back = before?.version ?? null;
+  t.emit({
+    type: 'step',
+    pass: 'rollback',
+    component: name,
+    status: 'start',
+    detail: `${current?.version ?? 'none'} → ${back ?? 'removed'}`,
+  });
+  if (current) {
+    const kept = join(paths.lib, 'artifacts', name, current.version, 'rollback');
+    const scope = {
+      component: name,
+      from: back,
+      to: current.version,
+      installDir: join(paths.opt, name, current.version),
+    };
+    for (const file of current.artifacts.rollback)
+      await t.run(join(kept, file), 'rollback', scope, t.timeout(current.timeoutSeconds));
+  }
+  const link = join(paths.opt, name, 'current');
+  await t.record({ op: 'switch', component: name, link, from: current?.version ?? null, to: back });
+  await pointLink(link, back);
+  t.emit({ type: 'step', pass: 'rollback', component: name, status: 'done' });
 }
 
 /**

@@ -41,11 +41,7 @@ export interface ArtifactScope {
 }
 
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
-export function artifactEnv(
-  root: string,
-  pass: Pass,
-  scope: ArtifactScope,
-): Record<string, string> {
+function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<string, string> {
   return {
     FERRY_ROOT: root,
     FERRY_COMPONENT: scope.component ?? '',
@@ -64,7 +60,7 @@ const CHANGING: ReadonlySet<string> = new Set<Pass>(['update', 'remove', 'rollba
  * Runs one artifact as a step of `pass`, reporting its start, its output and
  * how it ended; returns what failed, or null.
  */
-export async function runStep(
+async function runStep(
   run: { path: string; pass: PassName; component: string | null; env: Record<string, string> },
   timeoutSeconds: number,
   emit: (event: InstallEvent) => void,

@@ -1,6 +1,6 @@
 import type { BuildResult } from '../builder/build.js';
 import type { InspectResult } from '../installer/inspect.js';
-import type { InstallEvent, InstallResult } from '../installer/install.js';
+import type { InstallEvent, InstallResult } from '../installer/engine/events.js';
 import type { Plan } from '../installer/plan.js';
 import type { StatusResult } from '../installer/status.js';
 import type { VerifyResult } from '../bundle/verify.js';

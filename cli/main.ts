@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { BundleFormat } from '../builder/build.js';
-import type { InstallEvent } from '../installer/install.js';
+import type { InstallEvent } from '../installer/engine/events.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import {
   bytes,
@@ -262,7 +262,7 @@ const COMMANDS: Record<string, Command> = {
       const root = required(values, 'root');
       const wantsJson = values.json === true;
       await confirm(values, `install ${bundle} on ${root}`);
-      const { install } = await import('../installer/install.js');
+      const { install } = await import('../installer/engine/install.js');
       const reason = optional(values, 'reason');
       const progress = progressPrinter();
       const result = await install({
@@ -307,7 +307,7 @@ const COMMANDS: Record<string, Command> = {
     async run({ values }) {
       const root = required(values, 'root');
       await confirm(values, `roll ${root} back to its previous release`);
-      const { rollback } = await import('../installer/rollback.js');
+      const { rollback } = await import('../installer/engine/rollback.js');
       const reason = optional(values, 'reason');
       const result = await rollback(root, {
         ...(reason !== undefined ? { reason } : {}),
@@ -350,7 +350,7 @@ const COMMANDS: Record<string, Command> = {
       'resolve a transaction that a crash or power cut interrupted (install and rollback do this first themselves)',
     options: { root: { type: 'string' }, ...json },
     async run({ values }) {
-      const { recover } = await import('../installer/status.js');
+      const { recover } = await import('../installer/engine/recover.js');
       const result = await recover(required(values, 'root'), (message) =>
         process.stderr.write(`warning: ${message}\n`),
       );

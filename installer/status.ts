@@ -1,13 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { withHashPool, writeFileAtomic } from '../manifest-schema/index.js';
-import {
-  exportFacts,
-  factsOf,
-  openAppliance,
-  type Appliance,
-  type AppliancePaths,
-} from './appliance.js';
-import { recoverPending, takeLock, verifyInstalled, type FileProblem } from './install.js';
+import { writeFileAtomic } from '../manifest-schema/index.js';
+import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
+import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
 
 export interface StatusResult {
   product: string;
@@ -44,14 +38,11 @@ export async function applianceStatus(
       Object.entries(facts.components).map(([name, c]) => [name, c.version]),
     ),
     ...(options.exportTo !== undefined ? { exported: options.exportTo } : {}),
-    ...(options.verify ? { problems: await verifyAppliance(appliance) } : {}),
+    ...(options.verify
+      ? { problems: await verifyInstalled(appliance.paths, appliance.state) }
+      : {}),
     transactions: await recentHistory(appliance.paths, 5),
   };
-}
-
-/** Every installed file against the hash recorded when it was installed, like `dpkg --verify`. */
-export async function verifyAppliance(appliance: Appliance): Promise<FileProblem[]> {
-  return withHashPool((pool) => verifyInstalled(appliance.paths, appliance.state, null, pool));
 }
 
 /** One line of history.jsonl. */
@@ -81,23 +72,4 @@ export async function recentHistory(paths: AppliancePaths, count: number): Promi
         return [];
       }
     });
-}
-
-export async function recover(
-  root: string,
-  warn: (message: string) => void,
-): Promise<{ recovered: boolean; release: string | null }> {
-  const appliance = await openAppliance(root);
-  const lock = await takeLock(appliance.paths, 'recover', (event) => {
-    if (event.type === 'warning') warn(event.message);
-  });
-  try {
-    const recovered = await recoverPending(appliance, (event) => {
-      if (event.type === 'warning') warn(event.message);
-    });
-    const after = await openAppliance(root);
-    return { recovered, release: after.state.release };
-  } finally {
-    await lock.release();
-  }
 }

@@ -1,5 +1,5 @@
 import { compareVersions, type Change } from '../../manifest-schema/index.js';
-import type { InstallEvent, InstallResult, PassName } from '../install.js';
+import type { InstallEvent, InstallResult, PassName } from '../engine/events.js';
 import type { Plan } from '../plan.js';
 
 /**

@@ -2,7 +2,8 @@ import { render, useInput } from 'ink';
 import { useEffect, useState } from 'react';
 import { FerryError, isFerryError } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
-import { install } from '../install.js';
+import { exitCodeOf } from '../engine/events.js';
+import { install } from '../engine/install.js';
 import { applianceView, discover } from './discover.js';
 import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
 import { ConsoleView } from './view.js';
@@ -124,8 +125,5 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   await instance.waitUntilExit();
   const { result, error } = controller.state;
   if (error) return 1;
-  if (!result) return 0;
-  return result.outcome === 'committed' || (result.outcome === 'unchanged' && !result.failure)
-    ? 0
-    : 1;
+  return result ? exitCodeOf(result) : 0;
 }

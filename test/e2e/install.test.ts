@@ -437,6 +437,53 @@ describe('ferry rollback', () => {
     expect((await status(root)).release).toBe('1.2.0');
   });
 
+  it('a failing rollback artifact: everything switched forward again, the failure told and logged, exit 1', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(tar['1.2.0'] as string, root);
+    await mkdir(join(root, 'fail'), { recursive: true });
+    await writeFile(join(root, 'fail', 'api.rollback'), '');
+    const before = await snapshot(root);
+    const result = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    const out = json<{
+      outcome: string;
+      transaction: string;
+      log: string;
+      failure: { tail: string };
+    }>(result);
+    expect(out).toMatchObject({
+      outcome: 'rolled-back',
+      from: '1.2.0',
+      to: '1.0.0',
+      failure: {
+        component: 'api',
+        pass: 'rollback',
+        artifact: 'restore.sh',
+        status: 'exited with status 1',
+      },
+    });
+    expect(out.failure.tail).toContain('api: rollback failed on request');
+    expect(await snapshot(root)).toEqual(before);
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    expect(JSON.parse(history.at(-1) as string)).toMatchObject({
+      id: out.transaction,
+      operation: 'rollback',
+      outcome: 'rolled-back',
+      failure: { component: 'api', pass: 'rollback' },
+      log: out.log,
+    });
+    const log = (await readFile(out.log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string });
+    expect(log[0]).toMatchObject({ type: 'begin', operation: 'rollback', bundle: null });
+    expect(log).toContainEqual(
+      expect.objectContaining({ type: 'step', component: 'api', status: 'failed' }),
+    );
+  });
+
   it('refuses when there is nothing to go back to', async () => {
     const root = join(dir, 'no-previous');
     await initAppliance(ws, root);

@@ -9,7 +9,7 @@ import {
   type ConsoleState,
 } from '../../installer/console/model.js';
 import { ConsoleView } from '../../installer/console/view.js';
-import type { InstallResult } from '../../installer/install.js';
+import type { InstallResult } from '../../installer/engine/events.js';
 import { NO_CONTROLS, plan, type ApplianceFacts, type Plan } from '../../installer/plan.js';
 import type { BundleMetadata } from '../../manifest-schema/index.js';
 

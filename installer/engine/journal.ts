@@ -11,7 +11,7 @@ import {
   unlink,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { FerryError, ioError, syncDir, writeFileAtomic } from '../manifest-schema/index.js';
+import { FerryError, ioError, syncDir, writeFileAtomic } from '../../manifest-schema/index.js';
 
 /**
  * The open transaction's journal: every change to the appliance is written

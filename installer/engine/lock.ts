@@ -1,5 +1,5 @@
 import { open, readFile, rm } from 'node:fs/promises';
-import { FerryError, ioError } from '../manifest-schema/index.js';
+import { FerryError, ioError } from '../../manifest-schema/index.js';
 
 export interface Lock {
   release(): Promise<void>;

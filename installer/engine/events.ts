@@ -1,0 +1,85 @@
+import type { Plan } from '../plan.js';
+
+/**
+ * What the engine reports and returns. `--json` prints the events, the
+ * console renders them, and both turn a result into an exit with `exitCodeOf`.
+ */
+
+export type PassName =
+  'pre-validate' | 'stage' | 'update' | 'test' | 'commit' | 'rollback' | 'recover';
+
+export type InstallEvent =
+  | { type: 'plan'; plan: Plan }
+  /** A transaction starts: what was asked, with every control used and the operator's reason. */
+  | {
+      type: 'begin';
+      transaction: string;
+      operation: 'install' | 'rollback';
+      bundle: string | null;
+      controls: Record<string, unknown>;
+      reason: string | null;
+    }
+  | { type: 'warning'; message: string }
+  | { type: 'pass'; pass: PassName; status: 'start' | 'done' }
+  | {
+      type: 'step';
+      pass: PassName;
+      component: string;
+      status: 'start' | 'done' | 'failed';
+      detail?: string;
+    }
+  | {
+      type: 'output';
+      pass: PassName;
+      component: string;
+      artifact: string;
+      stream: 'stdout' | 'stderr';
+      line: string;
+    }
+  | { type: 'progress'; component: string; bytes: number; total: number }
+  | { type: 'result'; result: InstallResult };
+
+/** Where a transaction stopped: the component (null for the bundle), pass and artifact, and what it said last. */
+export interface Failure {
+  component: string | null;
+  pass: PassName;
+  artifact: string | null;
+  status: string;
+  tail: string;
+}
+
+export type Outcome = 'committed' | 'rolled-back' | 'unchanged';
+
+export interface InstallResult {
+  verdict: Plan['verdict'];
+  outcome: Outcome;
+  from: string | null;
+  to: string;
+  transaction: string | null;
+  failure?: Failure;
+  log?: string;
+  /** Bytes of the bundle file read, metadata included. */
+  bytesRead?: number;
+  plan: Plan;
+}
+
+export interface RollbackResult {
+  outcome: Outcome;
+  from: string | null;
+  to: string | null;
+  transaction: string | null;
+  failure?: Failure;
+  log?: string;
+}
+
+/**
+ * The exit of an install or a rollback that ran to a result (errors map
+ * through their codes instead): 4 for a blocked plan, 0 when the appliance
+ * is where it was asked to be, 1 when a failure left it where it was.
+ */
+export function exitCodeOf(result: InstallResult | RollbackResult): number {
+  if ('verdict' in result && result.verdict === 'blocked') return 4;
+  return result.outcome === 'committed' || (result.outcome === 'unchanged' && !result.failure)
+    ? 0
+    : 1;
+}

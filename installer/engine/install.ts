@@ -1,0 +1,118 @@
+import { FerryError } from '../../manifest-schema/index.js';
+import { factsOf } from '../appliance.js';
+import { plan as makePlan, type Controls } from '../plan.js';
+import { checkControls, loadControls, type ControlInput } from '../planning.js';
+import { openTrusted } from '../../bundle/open.js';
+import { insideWindow } from '../windows.js';
+import type { InstallEvent, InstallResult } from './events.js';
+import { nextState } from './next-state.js';
+import { preValidate, stage, test, update, type Installation } from './passes.js';
+import { exclusive } from './recover.js';
+import { Transaction } from './transaction.js';
+
+export interface InstallOptions {
+  bundle: string;
+  root: string;
+  controls?: ControlInput;
+  /** The operator's words on why, recorded with any control used. */
+  reason?: string;
+  /** Ignore the maintenance windows. */
+  now?: boolean;
+  onEvent?: (event: InstallEvent) => void;
+}
+
+/**
+ * Plan, pre-validate, stage, update, test, commit. Any failure before the
+ * update pass leaves the appliance untouched; any failure after it rolls
+ * every change back, in reverse, from the journal.
+ */
+export async function install(options: InstallOptions): Promise<InstallResult> {
+  const emit = options.onEvent ?? (() => undefined);
+  const finish = (result: InstallResult): InstallResult => {
+    emit({ type: 'result', result });
+    return result;
+  };
+  return exclusive(options.root, 'install', emit, async (appliance) => {
+    const controls = await loadControls(options.controls ?? {});
+    const opened = await openTrusted(options.bundle, appliance.trust);
+    try {
+      const facts = factsOf(appliance);
+      checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
+      const plan = makePlan(facts, opened.metadata, controls);
+      emit({ type: 'plan', plan });
+      const base = { verdict: plan.verdict, from: plan.from, to: plan.to, plan };
+      if (plan.verdict === 'blocked')
+        return finish({ ...base, outcome: 'unchanged', transaction: null });
+      if (!options.now && !insideWindow(appliance.config.maintenanceWindows ?? [], new Date())) {
+        throw new FerryError(
+          'E_MAINTENANCE_WINDOW',
+          `it is outside this appliance's maintenance windows`,
+          {
+            file: appliance.paths.config,
+            hint: 'wait for a window, or pass --now to install anyway (it is recorded)',
+          },
+        );
+      }
+      if (plan.order.length === 0)
+        return finish({ ...base, outcome: 'unchanged', transaction: null });
+      const transaction = await Transaction.begin({
+        appliance,
+        operation: 'install',
+        from: plan.from,
+        to: plan.to,
+        bundle: options.bundle,
+        controls: usedControls(plan.controls, options.now === true),
+        reason: options.reason,
+        emit,
+        logged: [{ type: 'plan', plan }],
+      });
+      const run = { transaction, metadata: opened.metadata, plan, reader: opened.reader };
+      const outcome = await transact(run);
+      return finish({
+        ...base,
+        ...outcome,
+        transaction: transaction.id,
+        log: transaction.logFile,
+        bytesRead: opened.reader.bytesRead(),
+      });
+    } finally {
+      await opened.reader.close();
+    }
+  });
+}
+
+async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {
+  const t = run.transaction;
+  try {
+    try {
+      await t.pass('pre-validate', () => preValidate(run));
+      await t.pass('stage', () => stage(run));
+    } catch (error) {
+      return { outcome: 'unchanged', failure: await t.abandon(error) };
+    }
+    // From here every change is journaled, and undone on failure.
+    try {
+      await t.pass('update', () => update(run));
+      await t.pass('test', () => test(run));
+    } catch (error) {
+      return { outcome: 'rolled-back', failure: await t.rollBack(error) };
+    }
+    await t.pass('commit', () =>
+      t.commit(nextState(t.appliance.state, run.plan, run.metadata, t.id)),
+    );
+    return { outcome: 'committed' };
+  } finally {
+    await t.close();
+  }
+}
+
+/** Only the controls an auditor needs to see: what was overridden. */
+function usedControls(controls: Controls, now: boolean): Record<string, unknown> {
+  const used: Record<string, unknown> = {};
+  for (const key of ['force', 'skip', 'delete'] as const)
+    if (controls[key].length > 0) used[key] = controls[key];
+  if (controls.allowDowngrade) used.allowDowngrade = true;
+  if (controls.partial) used.partial = true;
+  if (now) used.now = true;
+  return used;
+}

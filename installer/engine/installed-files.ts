@@ -1,0 +1,80 @@
+import { lstat, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { withHashPool, type ApplianceState, type HashPool } from '../../manifest-schema/index.js';
+import type { AppliancePaths } from '../appliance.js';
+
+export interface FileProblem {
+  component: string;
+  path: string;
+  problem: string;
+}
+
+/**
+ * Checks installed files against the hashes recorded at install time, like
+ * `dpkg --verify` (`only`: just these components); sorted by component and path.
+ */
+export function verifyInstalled(
+  paths: AppliancePaths,
+  state: ApplianceState,
+  only: ReadonlySet<string> | null = null,
+): Promise<FileProblem[]> {
+  return withHashPool((pool) => check(paths, state, only, pool));
+}
+
+async function check(
+  paths: AppliancePaths,
+  state: ApplianceState,
+  only: ReadonlySet<string> | null,
+  pool: HashPool,
+): Promise<FileProblem[]> {
+  const problems: FileProblem[] = [];
+  const jobs: Array<Promise<void>> = [];
+  for (const [name, component] of Object.entries(state.components)) {
+    if (only && !only.has(name)) continue;
+    const dir = join(paths.opt, name, component.version);
+    for (const file of component.files) {
+      const path = join(dir, file.path);
+      jobs.push(
+        (async () => {
+          const stats = await lstat(path).catch(() => null);
+          if (!stats)
+            return void problems.push({ component: name, path: file.path, problem: 'missing' });
+          if (file.type === 'dir') {
+            if (!stats.isDirectory())
+              problems.push({ component: name, path: file.path, problem: 'is no longer a folder' });
+          } else if (file.type === 'symlink') {
+            const target = await readlink(path).catch(() => null);
+            if (target !== file.target)
+              problems.push({
+                component: name,
+                path: file.path,
+                problem: `links to ${target ?? 'nothing'}, not ${file.target}`,
+              });
+          } else if (!stats.isFile()) {
+            problems.push({
+              component: name,
+              path: file.path,
+              problem: 'is no longer a regular file',
+            });
+          } else if (stats.size !== file.size) {
+            problems.push({
+              component: name,
+              path: file.path,
+              problem: `is ${stats.size} bytes, not ${file.size}`,
+            });
+          } else {
+            const { sha256 } = await pool.run({ source: path, size: stats.size });
+            if (sha256 !== file.sha256)
+              problems.push({
+                component: name,
+                path: file.path,
+                problem: 'content differs from what was installed',
+              });
+          }
+        })(),
+      );
+    }
+  }
+  await Promise.all(jobs);
+  return problems.sort((a, b) => (a.component + a.path < b.component + b.path ? -1 : 1));
+}

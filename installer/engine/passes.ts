@@ -1,0 +1,267 @@
+import { cp, mkdir, readlink, rename, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  isCarried,
+  isUpdating,
+  satisfies,
+  type BundleMetadata,
+  type Pass,
+} from '../../manifest-schema/index.js';
+import type { ComponentPlan, Plan } from '../plan.js';
+import {
+  artifactsDir,
+  payloadDir,
+  stageArtifacts,
+  stageExternal,
+  stagePayload,
+  type StageContext,
+} from '../stage.js';
+import { verifyInstalled } from './installed-files.js';
+import { pathExists, pointLink } from './journal.js';
+import { nextState } from './next-state.js';
+import { StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
+
+/**
+ * The passes of an install, each over one transaction: what the bundle and
+ * its plan ask for, done as journaled steps.
+ */
+export interface Installation {
+  transaction: Transaction;
+  metadata: BundleMetadata;
+  plan: Plan;
+  reader: StageContext['reader'];
+}
+
+/** Artifacts first (checked as they are staged), then each updating component's checks, then space. */
+export async function preValidate(run: Installation): Promise<void> {
+  const { transaction: t, plan } = run;
+  await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.staging });
+  for (const name of updating(plan)) await runPass(run, 'pre-validate', name);
+  const needed = plan.stageBytes + 16 * 1024 * 1024;
+  const fs = await statfs(t.paths.root);
+  const free = fs.bavail * fs.bsize;
+  if (free < needed) {
+    throw new StepFailed({
+      component: null,
+      pass: 'pre-validate',
+      artifact: null,
+      status: `needs ${needed} bytes free on ${t.paths.root}, has ${free}`,
+      tail: '',
+    });
+  }
+}
+
+/** Only the payload of updating components, every byte checked against its signed sha256. */
+export async function stage(run: Installation): Promise<void> {
+  const { transaction: t, plan, metadata } = run;
+  const names = updating(plan);
+  const carried = new Set(names.filter((name) => isCarried(payloadOf(metadata, name))));
+  const total = plan.stageBytes;
+  let done = 0;
+  // At most one progress event per percent or quarter second: a screen needs no more.
+  let reported = 0;
+  let reportedAt = 0;
+  const onBytes = (component: string, bytes: number): void => {
+    done += bytes;
+    const now = Date.now();
+    if (done === total || done - reported >= total / 100 || now - reportedAt >= 250) {
+      reported = done;
+      reportedAt = now;
+      t.emit({ type: 'progress', component, bytes: done, total });
+    }
+  };
+  for (const name of names)
+    t.emit({ type: 'step', pass: 'stage', component: name, status: 'start' });
+  await stagePayload({ reader: run.reader, metadata, dir: t.staging, onBytes }, carried);
+  for (const name of names) {
+    if (!carried.has(name)) {
+      const location = t.appliance.config.defaultPayloadLocation;
+      await stageExternal(metadata, name, t.staging, location, (n) => onBytes(name, n));
+    }
+    t.emit({ type: 'step', pass: 'stage', component: name, status: 'done' });
+  }
+}
+
+/** In dependency order: each component's update artifacts, then its new version switched in (or it is removed). */
+export async function update(run: Installation): Promise<void> {
+  for (const name of run.plan.order) {
+    const entry = componentPlan(run.plan, name);
+    if (isUpdating(entry.action)) await activate(run, entry);
+    else await remove(run, entry);
+  }
+}
+
+/** Each updating component's tests, the bundle's verification, then the target state as signed. */
+export async function test(run: Installation): Promise<void> {
+  for (const name of updating(run.plan)) await runPass(run, 'test', name);
+  for (const ref of run.metadata.verification)
+    await runArtifact(run, join(artifactsDir(run.transaction.staging), ref.path), 'test', null);
+  await checkTargetState(run);
+}
+
+function updating(plan: Plan): string[] {
+  return plan.order.filter((name) => isUpdating(componentPlan(plan, name).action));
+}
+
+function componentPlan(plan: Plan, name: string): ComponentPlan {
+  return plan.components.find((c) => c.name === name) as ComponentPlan;
+}
+
+function payloadOf(metadata: BundleMetadata, name: string) {
+  return (metadata.components[name] as BundleMetadata['components'][string]).payload;
+}
+
+function versionDir(t: Transaction, name: string, version: string): string {
+  return join(t.paths.opt, name, version);
+}
+
+/** What an artifact of this install is told: the bundle's release, or a component's versions and folders. */
+function scopeOf(run: Installation, name: string | null): ArtifactScope {
+  if (name === null) return { component: null, from: null, to: run.plan.to };
+  const { from, to } = componentPlan(run.plan, name);
+  return {
+    component: name,
+    from,
+    to,
+    payloadDir: payloadDir(run.transaction.staging, name),
+    ...(to ? { installDir: versionDir(run.transaction, name, to) } : {}),
+  };
+}
+
+function runArtifact(
+  run: Installation,
+  path: string,
+  pass: Pass,
+  name: string | null,
+  scope = scopeOf(run, name),
+): Promise<void> {
+  const t = run.transaction;
+  const own = name === null ? undefined : run.metadata.components[name]?.timeoutSeconds;
+  return t.run(path, pass, scope, t.timeout(own));
+}
+
+async function runPass(run: Installation, pass: Pass, name: string): Promise<void> {
+  const dir = artifactsDir(run.transaction.staging);
+  for (const ref of run.metadata.components[name]?.artifacts[pass] ?? [])
+    await runArtifact(run, join(dir, ref.path), pass, name);
+}
+
+/**
+ * The new version goes beside the old one and `current` switches to it. A
+ * version retained from earlier is set aside first, so that a failure can
+ * put it back.
+ */
+async function activate(run: Installation, entry: ComponentPlan): Promise<void> {
+  const t = run.transaction;
+  const { name, from } = entry;
+  const to = entry.to as string;
+  const link = join(t.paths.opt, name, 'current');
+  t.emit({
+    type: 'step',
+    pass: 'update',
+    component: name,
+    status: 'start',
+    detail: `${from ?? 'new'} → ${to}`,
+  });
+  const rollback = (run.metadata.components[name]?.artifacts.rollback ?? []).map((ref) =>
+    join(artifactsDir(t.staging), ref.path),
+  );
+  await t.setUndo(name, { rollback, env: t.env('rollback', scopeOf(run, name)) });
+  const target = versionDir(t, name, to);
+  await t.ensureDir(join(t.paths.opt, name));
+  if (await pathExists(target)) {
+    const aside = join(t.paths.opt, name, `.${to}.replaced-${t.id}`);
+    await t.record({ op: 'move', from: target, to: aside });
+    await rename(target, aside);
+  }
+  await runPass(run, 'update', name);
+  await t.record({ op: 'move', from: payloadDir(t.staging, name), to: target });
+  await rename(payloadDir(t.staging, name), target);
+  await keepArtifacts(t, name, to);
+  await t.record({ op: 'switch', component: name, link, from, to });
+  await pointLink(link, to);
+  t.emit({ type: 'step', pass: 'update', component: name, status: 'done' });
+}
+
+/**
+ * Remove artifacts come from this bundle when it names them, else from what
+ * the installed version kept; then `current` goes.
+ */
+async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
+  const t = run.transaction;
+  const { name } = entry;
+  const version = entry.from as string;
+  t.emit({
+    type: 'step',
+    pass: 'update',
+    component: name,
+    status: 'start',
+    detail: `remove ${version}`,
+  });
+  const fromBundle =
+    run.metadata.removed[name]?.artifacts.remove ??
+    run.metadata.components[name]?.artifacts.remove ??
+    [];
+  if (fromBundle.length > 0) {
+    const dir = artifactsDir(t.staging);
+    for (const ref of fromBundle) await runArtifact(run, join(dir, ref.path), 'remove', name);
+  } else {
+    const installed = t.appliance.state.components[name];
+    const scope = { ...scopeOf(run, name), installDir: versionDir(t, name, version) };
+    for (const file of installed?.artifacts.remove ?? []) {
+      const path = join(t.paths.lib, 'artifacts', name, version, 'remove', file);
+      await runArtifact(run, path, 'remove', name, scope);
+    }
+  }
+  const link = join(t.paths.opt, name, 'current');
+  await t.record({ op: 'switch', component: name, link, from: version, to: null });
+  await pointLink(link, null);
+  t.emit({ type: 'step', pass: 'update', component: name, status: 'done' });
+}
+
+/** Rollback and remove artifacts stay with the installed version, for `ferry rollback` and later removal. */
+async function keepArtifacts(t: Transaction, name: string, version: string): Promise<void> {
+  const into = join(t.paths.lib, 'artifacts', name, version);
+  if (await pathExists(into)) return; // kept by an earlier install of this version
+  const prepared = join(t.staging, 'keep', name, version);
+  for (const pass of ['rollback', 'remove'] as const) {
+    const from = join(artifactsDir(t.staging), 'artifacts', name, pass);
+    if (await pathExists(from)) await cp(from, join(prepared, pass), { recursive: true });
+  }
+  await mkdir(prepared, { recursive: true });
+  await t.ensureDir(join(t.paths.lib, 'artifacts'));
+  await t.ensureDir(join(t.paths.lib, 'artifacts', name));
+  await t.record({ op: 'move', from: prepared, to: into });
+  await rename(prepared, into);
+}
+
+/** Versions as the BOM says, every requires holding, every file of what changed as signed. */
+async function checkTargetState(run: Installation): Promise<void> {
+  const t = run.transaction;
+  const fail = (component: string | null, status: string): never => {
+    throw new StepFailed({ component, pass: 'test', artifact: null, status, tail: '' });
+  };
+  const state = nextState(t.appliance.state, run.plan, run.metadata, t.id);
+  for (const [name, component] of Object.entries(state.components)) {
+    const active = await readlink(join(t.paths.opt, name, 'current')).catch(() => null);
+    if (active !== component.version)
+      fail(name, `current points at ${active ?? 'nothing'}, not ${component.version}`);
+    for (const [dep, range] of Object.entries(component.requires)) {
+      const version = state.components[dep]?.version;
+      if (version === undefined || !satisfies(version, range))
+        fail(name, `${name} needs ${dep} ${range}, and ${dep} is ${version ?? 'not installed'}`);
+    }
+  }
+  if (run.plan.reachesTarget) {
+    for (const [name, version] of Object.entries(run.metadata.target)) {
+      if (state.components[name]?.version !== version)
+        fail(
+          name,
+          `${name} is ${state.components[name]?.version ?? 'missing'}, the release says ${version}`,
+        );
+    }
+  }
+  const problems = await verifyInstalled(t.paths, state, new Set(updating(run.plan)));
+  const first = problems[0];
+  if (first) fail(first.component, `${first.path}: ${first.problem}`);
+}

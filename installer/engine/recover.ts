@@ -1,0 +1,95 @@
+import { readFile, rm } from 'node:fs/promises';
+import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.js';
+import type { InstallEvent } from './events.js';
+import { appendLine, Journal } from './journal.js';
+import { acquireLock } from './lock.js';
+import { cleanUp } from './retention.js';
+import { removeStaging, undoAll } from './transaction.js';
+
+/**
+ * Runs `work` holding the appliance's lock, after resolving any transaction
+ * a crash left open (the appliance is read again when one was).
+ */
+export async function exclusive<T>(
+  root: string,
+  command: string,
+  emit: (event: InstallEvent) => void,
+  work: (appliance: Appliance, recovered: boolean) => Promise<T>,
+): Promise<T> {
+  const appliance = await openAppliance(root);
+  const lock = await acquireLock(appliance.paths.lock, command);
+  try {
+    if (lock.takenOver)
+      emit({
+        type: 'warning',
+        message: `took over a stale lock left by pid ${lock.takenOver.pid} (since ${lock.takenOver.since}): that ferry died`,
+      });
+    const recovered = await recoverPending(appliance, emit);
+    return await work(recovered ? await openAppliance(root) : appliance, recovered);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** `ferry recover`: resolves an interrupted transaction, if there is one. */
+export function recover(
+  root: string,
+  warn: (message: string) => void,
+): Promise<{ recovered: boolean; release: string | null }> {
+  const emit = (event: InstallEvent): void => {
+    if (event.type === 'warning') warn(event.message);
+  };
+  return exclusive(root, 'recover', emit, (appliance, recovered) =>
+    Promise.resolve({ recovered, release: appliance.state.release }),
+  );
+}
+
+/**
+ * Resolves a transaction a crash left open: rolled forward when state.json
+ * carries its id (the commit happened), rolled back otherwise. Returns
+ * whether there was anything to resolve.
+ */
+export async function recoverPending(
+  appliance: Appliance,
+  emit: (event: InstallEvent) => void,
+): Promise<boolean> {
+  const open = await Journal.read(appliance.paths.journal);
+  if (!open) return false;
+  const { header, steps } = open;
+  emit({ type: 'pass', pass: 'recover', status: 'start' });
+  const committed = appliance.state.transaction === header.id && header.id !== 'unknown';
+  if (committed) {
+    emit({
+      type: 'warning',
+      message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to}) was committed before an interruption: finishing it`,
+    });
+    await cleanUp(
+      appliance.paths,
+      appliance.state,
+      appliance.config.retention ?? DEFAULT_RETENTION,
+    );
+  } else {
+    emit({
+      type: 'warning',
+      message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? '?'}) was interrupted: rolling it back`,
+    });
+    await undoAll(steps, header, emit);
+  }
+  await removeStaging(appliance.paths, header.id);
+  const history = await readFile(appliance.paths.history, 'utf8').catch(() => '');
+  if (!history.includes(`"id":"${header.id}"`) || !committed) {
+    await appendLine(appliance.paths.history, {
+      id: header.id,
+      at: new Date().toISOString(),
+      operation: 'recover',
+      bundle: header.bundle,
+      from: header.from,
+      to: header.to,
+      outcome: committed ? 'committed' : 'rolled-back',
+      interruptedAt: steps.length,
+    });
+  }
+  await rm(appliance.paths.journal, { recursive: true, force: true });
+  emit({ type: 'pass', pass: 'recover', status: 'done' });
+  return true;
+}

@@ -1,0 +1,143 @@
+import { join } from 'node:path';
+import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
+import type { InstallEvent, RollbackResult } from './events.js';
+import { verifyInstalled } from './installed-files.js';
+import { pathExists, pointLink } from './journal.js';
+import { restoredState } from './next-state.js';
+import { exclusive } from './recover.js';
+import { StepFailed, Transaction } from './transaction.js';
+
+/**
+ * Back to the previous committed release, from the versions kept beside the
+ * active ones: each component's rollback artifacts (kept from its install)
+ * run, then `current` switches back, dependents first. Journaled like an
+ * install; a failure switches everything forward again.
+ */
+export async function rollback(
+  root: string,
+  options: { reason?: string; onEvent?: (event: InstallEvent) => void } = {},
+): Promise<RollbackResult> {
+  const emit = options.onEvent ?? (() => undefined);
+  return exclusive(root, 'rollback', emit, async (appliance) => {
+    const { paths, state } = appliance;
+    const previous = state.previous;
+    if (!previous) {
+      throw new FerryError('E_USAGE', `${paths.root} has no previous release to go back to`, {
+        file: paths.state,
+        hint: 'a rollback needs an earlier committed install on this appliance',
+      });
+    }
+    const changing = await changes(paths.opt, state, previous);
+    const base = { from: state.release, to: previous.release };
+    if (changing.length === 0) return { ...base, outcome: 'unchanged', transaction: null };
+
+    const t = await Transaction.begin({
+      appliance,
+      operation: 'rollback',
+      ...base,
+      bundle: null,
+      controls: {},
+      reason: options.reason,
+      emit,
+    });
+    const done = { ...base, transaction: t.id, log: t.logFile };
+    try {
+      await t.pass('rollback', async () => {
+        for (const name of dependentsFirst(state, changing))
+          await switchBack(t, name, state.components[name], previous.components[name]);
+        const restored = restoredState(state, previous, t.id);
+        const [first] = await verifyInstalled(paths, restored, new Set(changing));
+        if (first) {
+          throw new StepFailed({
+            component: first.component,
+            pass: 'test',
+            artifact: null,
+            status: `${first.path} ${first.problem}`,
+            tail: '',
+          });
+        }
+        await t.commit(restored);
+      });
+      return { ...done, outcome: 'committed' };
+    } catch (error) {
+      return { ...done, outcome: 'rolled-back', failure: await t.rollBack(error) };
+    } finally {
+      await t.close();
+    }
+  });
+}
+
+type Installed = ApplianceState['components'][string];
+
+/** One component back: its rollback artifacts (kept from its install) run, then `current` points at the version before. */
+async function switchBack(
+  t: Transaction,
+  name: string,
+  current: Installed | undefined,
+  before: Installed | undefined,
+): Promise<void> {
+  const { paths } = t;
+  const back = before?.version ?? null;
+  t.emit({
+    type: 'step',
+    pass: 'rollback',
+    component: name,
+    status: 'start',
+    detail: `${current?.version ?? 'none'} → ${back ?? 'removed'}`,
+  });
+  if (current) {
+    const kept = join(paths.lib, 'artifacts', name, current.version, 'rollback');
+    const scope = {
+      component: name,
+      from: back,
+      to: current.version,
+      installDir: join(paths.opt, name, current.version),
+    };
+    for (const file of current.artifacts.rollback)
+      await t.run(join(kept, file), 'rollback', scope, t.timeout(current.timeoutSeconds));
+  }
+  const link = join(paths.opt, name, 'current');
+  await t.record({ op: 'switch', component: name, link, from: current?.version ?? null, to: back });
+  await pointLink(link, back);
+  t.emit({ type: 'step', pass: 'rollback', component: name, status: 'done' });
+}
+
+/**
+ * The components whose version differs between the releases; refused when
+ * a version to go back to is no longer kept.
+ */
+async function changes(
+  opt: string,
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+): Promise<string[]> {
+  const names = [
+    ...new Set([...Object.keys(state.components), ...Object.keys(previous.components)]),
+  ];
+  const changing = names.filter(
+    (name) => state.components[name]?.version !== previous.components[name]?.version,
+  );
+  for (const name of changing) {
+    const version = previous.components[name]?.version;
+    if (version !== undefined && !(await pathExists(join(opt, name, version)))) {
+      throw new FerryError(
+        'E_NOT_FOUND',
+        `${name} ${version} is no longer kept on this appliance, so release ${previous.release ?? '(empty)'} cannot be restored`,
+        {
+          component: name,
+          hint: 'install a bundle of that release instead (with --allow-downgrade)',
+        },
+      );
+    }
+  }
+  return changing;
+}
+
+/** The reverse of the active release's dependency order. */
+function dependentsFirst(state: ApplianceState, changing: string[]): string[] {
+  const needs = new Map(
+    changing.map((name) => [name, Object.keys(state.components[name]?.requires ?? {})]),
+  );
+  const sequenced = sequence(changing, needs);
+  return [...sequenced.order, ...sequenced.blocked].reverse();
+}

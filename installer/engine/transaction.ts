@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { ApplianceState, Pass } from '../../manifest-schema/index.js';
+import {
+  DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
+  DEFAULT_RETENTION,
+  writeState,
+  type Appliance,
+  type AppliancePaths,
+} from '../appliance.js';
+import type { Failure, InstallEvent, Outcome, PassName } from './events.js';
+import {
+  appendLine,
+  Journal,
+  pathExists,
+  undoStep,
+  type JournalStep,
+  type TransactionHeader,
+} from './journal.js';
+import { cleanUp } from './retention.js';
+import { describeFailure, runArtifact } from './run.js';
+
+/** A step of a transaction failed: the transaction ends with this failure. */
+export class StepFailed extends Error {
+  readonly failure: Failure;
+  constructor(failure: Failure) {
+    super(`${failure.component ?? 'bundle'} ${failure.pass} failed`);
+    this.failure = failure;
+  }
+}
+
+/** Who an artifact runs for; what it is told in its environment. */
+export interface ArtifactScope {
+  component: string | null;
+  from: string | null;
+  to: string | null;
+  payloadDir?: string;
+  installDir?: string;
+}
+
+/** The documented environment of an artifact, and nothing else (the runner adds PATH). */
+function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<string, string> {
+  return {
+    FERRY_ROOT: root,
+    FERRY_COMPONENT: scope.component ?? '',
+    FERRY_PASS: pass,
+    FERRY_FROM_VERSION: scope.from ?? '',
+    FERRY_TO_VERSION: scope.to ?? '',
+    FERRY_PAYLOAD_DIR: scope.payloadDir ?? '',
+    FERRY_INSTALL_DIR: scope.installDir ?? '',
+  };
+}
+
+/** Artifacts whose effects a rollback must undo: a run of one is journaled before it starts. */
+const CHANGING: ReadonlySet<string> = new Set<Pass>(['update', 'remove', 'rollback']);
+
+/**
+ * Runs one artifact as a step of `pass`, reporting its start, its output and
+ * how it ended; returns what failed, or null.
+ */
+async function runStep(
+  run: { path: string; pass: PassName; component: string | null; env: Record<string, string> },
+  timeoutSeconds: number,
+  emit: (event: InstallEvent) => void,
+): Promise<Failure | null> {
+  const { pass } = run;
+  const component = run.component ?? 'bundle';
+  const artifact = basename(run.path);
+  emit({ type: 'step', pass, component, status: 'start', detail: artifact });
+  const result = await runArtifact({
+    path: run.path,
+    env: run.env,
+    cwd: run.env.FERRY_ROOT ?? '/',
+    timeoutSeconds,
+    onOutput: (stream, line) => emit({ type: 'output', pass, component, artifact, stream, line }),
+  });
+  if (result.exitCode === 0 && !result.timedOut) {
+    emit({ type: 'step', pass, component, status: 'done', detail: artifact });
+    return null;
+  }
+  const status = describeFailure(result, timeoutSeconds);
+  emit({ type: 'step', pass, component, status: 'failed', detail: `${artifact} ${status}` });
+  return { component: run.component, pass, artifact, status, tail: result.tail };
+}
+
+export interface TransactionStart {
+  appliance: Appliance;
+  operation: TransactionHeader['operation'];
+  from: string | null;
+  to: string | null;
+  bundle: string | null;
+  /** The controls used, for the begin event and the history line. */
+  controls: Record<string, unknown>;
+  /** The operator's words on why. */
+  reason: string | undefined;
+  emit: (event: InstallEvent) => void;
+  /** Events the caller already reported that the log keeps too (the plan). */
+  logged?: InstallEvent[];
+}
+
+/**
+ * What every change to the appliance goes through: an id, a journal that
+ * records each step (fsynced) before it is made, the steps made so far for
+ * undoing them, a log of every event in `logs/<id>.jsonl`, and one history
+ * line at the end. Install and rollback are orchestrations over it.
+ */
+export class Transaction {
+  readonly id: string;
+  readonly logFile: string;
+  /** This transaction's staging folder. */
+  readonly staging: string;
+  readonly appliance: Appliance;
+  readonly paths: AppliancePaths;
+  /** The pass under way, to name it when something other than an artifact fails. */
+  private currentPass: PassName = 'pre-validate';
+  private readonly steps: JournalStep[] = [];
+  private readonly start: TransactionStart;
+  private readonly log: WriteStream;
+  private journal!: Journal;
+
+  private constructor(start: TransactionStart, id: string) {
+    this.start = start;
+    this.id = id;
+    this.appliance = start.appliance;
+    this.paths = start.appliance.paths;
+    this.staging = join(this.paths.staging, id);
+    this.logFile = join(this.paths.logs, `${id}.jsonl`);
+    // The transaction log is for people reading it later: appended in order, not fsynced
+    // per line (the journal is what recovery trusts).
+    this.log = createWriteStream(this.logFile, { flags: 'a' });
+    this.log.on('error', () => undefined);
+  }
+
+  static async begin(start: TransactionStart): Promise<Transaction> {
+    await mkdir(start.appliance.paths.logs, { recursive: true });
+    const transaction = new Transaction(start, transactionId());
+    const { id } = transaction;
+    transaction.emit({
+      type: 'begin',
+      transaction: id,
+      operation: start.operation,
+      bundle: start.bundle,
+      controls: start.controls,
+      reason: start.reason ?? null,
+    });
+    for (const event of start.logged ?? []) transaction.write(event);
+    try {
+      transaction.journal = await Journal.begin(transaction.paths.journal, {
+        id,
+        operation: start.operation,
+        from: start.from,
+        to: start.to,
+        bundle: start.bundle,
+        startedAt: new Date().toISOString(),
+        pid: process.pid,
+        undo: {},
+      });
+    } catch (error) {
+      await transaction.close();
+      throw error;
+    }
+    return transaction;
+  }
+
+  /** Reports an event to the caller and keeps it in the log. */
+  readonly emit = (event: InstallEvent): void => {
+    if (event.type === 'pass' && event.status === 'start') this.currentPass = event.pass;
+    this.start.emit(event);
+    this.write(event);
+  };
+
+  private write(event: InstallEvent): void {
+    this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+  }
+
+  /** Runs `work` as one pass, reported as started and, when it did not throw, done. */
+  async pass(pass: PassName, work: () => Promise<void>): Promise<void> {
+    this.emit({ type: 'pass', pass, status: 'start' });
+    await work();
+    this.emit({ type: 'pass', pass, status: 'done' });
+  }
+
+  /** Journals a step; only then may the caller make the change. */
+  async record(step: JournalStep): Promise<void> {
+    await this.journal.record(step);
+    this.steps.push(step);
+  }
+
+  /** Creates a folder the appliance did not have, journaled so that an undo removes it again. */
+  async ensureDir(path: string): Promise<void> {
+    if (await pathExists(path)) return;
+    await this.record({ op: 'mkdir', path });
+    await mkdir(path);
+  }
+
+  /** What recovery needs to undo a component's artifacts, written before its first change. */
+  async setUndo(component: string, undo: TransactionHeader['undo'][string]): Promise<void> {
+    await this.journal.setUndo(component, undo);
+  }
+
+  /** An artifact's own timeout, else the appliance's, else the default. */
+  timeout(own: number | undefined): number {
+    return own ?? this.appliance.config.artifactTimeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS;
+  }
+
+  env(pass: Pass, scope: ArtifactScope): Record<string, string> {
+    return artifactEnv(this.paths.root, pass, scope);
+  }
+
+  /**
+   * Runs an artifact in the pass under way, journaled first when it changes
+   * the appliance; throws StepFailed when it fails.
+   */
+  async run(path: string, pass: Pass, scope: ArtifactScope, timeoutSeconds: number): Promise<void> {
+    const component = scope.component ?? 'bundle';
+    if (CHANGING.has(pass)) await this.record({ op: 'run', component, pass, artifact: path });
+    const failure = await runStep(
+      { path, pass: this.currentPass, component: scope.component, env: this.env(pass, scope) },
+      timeoutSeconds,
+      this.emit,
+    );
+    if (failure) throw new StepFailed(failure);
+  }
+
+  /** Replaces state.json between the journal's commit marks, records, then prunes old versions. */
+  async commit(state: ApplianceState): Promise<void> {
+    await this.record({ op: 'commit' });
+    await writeState(this.paths, state);
+    await this.record({ op: 'committed' });
+    await this.history('committed', undefined, state.verified);
+    await cleanUp(this.paths, state, this.appliance.config.retention ?? DEFAULT_RETENTION);
+    await this.discard();
+  }
+
+  /**
+   * Ends a transaction that failed before changing anything. A step's failure
+   * is returned; any other error (a hash mismatch, a missing payload) is
+   * recorded and thrown on, so that its code reaches the caller.
+   */
+  async abandon(error: unknown): Promise<Failure> {
+    const failure = this.failureOf(error);
+    await this.discard();
+    await this.history('unchanged', failure);
+    if (!(error instanceof StepFailed)) throw error;
+    return failure;
+  }
+
+  /** Ends a failed transaction by undoing every step it made, in reverse. */
+  async rollBack(error: unknown): Promise<Failure> {
+    const failure = this.failureOf(error);
+    // A rollback that fails is undone within its own pass.
+    const own = this.currentPass !== 'rollback';
+    if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'start' });
+    await undoAll(this.steps, this.journal.header, this.emit);
+    if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'done' });
+    await this.discard();
+    await this.history('rolled-back', failure);
+    return failure;
+  }
+
+  /** Removes the staging folder and closes the log; the journal is closed by commit or undo. */
+  async close(): Promise<void> {
+    await rm(this.staging, { recursive: true, force: true });
+    await new Promise((resolve) => this.log.end(resolve));
+  }
+
+  private failureOf(error: unknown): Failure {
+    if (error instanceof StepFailed) return error.failure;
+    return {
+      component: null,
+      pass: this.currentPass,
+      artifact: null,
+      status: error instanceof Error ? error.message : String(error),
+      tail: '',
+    };
+  }
+
+  private async discard(): Promise<void> {
+    await removeStaging(this.paths, this.id);
+    await this.journal.close();
+  }
+
+  private async history(outcome: Outcome, failure?: Failure, verified?: boolean): Promise<void> {
+    const { start } = this;
+    await appendLine(this.paths.history, {
+      id: this.id,
+      at: new Date().toISOString(),
+      operation: start.operation,
+      ...(start.bundle !== null ? { bundle: start.bundle } : {}),
+      from: start.from,
+      to: start.to,
+      outcome,
+      verified,
+      controls: start.controls,
+      ...(start.reason !== undefined ? { reason: start.reason } : {}),
+      ...(failure ? { failure } : {}),
+      log: this.logFile,
+    });
+  }
+}
+
+function transactionId(): string {
+  return `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+}
+
+/** A transaction's staging folder, and the staging folder itself once no other is left in it. */
+export async function removeStaging(paths: AppliancePaths, id: string): Promise<void> {
+  await rm(join(paths.staging, id), { recursive: true, force: true });
+  await rmdir(paths.staging).catch(() => undefined);
+}
+
+/**
+ * Undoes journaled steps in reverse. A component's rollback artifacts run
+ * where its update artifacts started (after its switch and before its move
+ * are undone); filesystem undos are idempotent, so this is safe to repeat.
+ */
+export async function undoAll(
+  steps: readonly JournalStep[],
+  header: TransactionHeader,
+  emit: (event: InstallEvent) => void,
+): Promise<void> {
+  const rolledBack = new Set<string>();
+  for (const step of [...steps].reverse()) {
+    if (step.op === 'run') {
+      if (step.pass !== 'update' || rolledBack.has(step.component)) continue;
+      rolledBack.add(step.component);
+      const undo = header.undo[step.component];
+      for (const path of undo?.rollback ?? []) {
+        const failure = await runStep(
+          { path, pass: 'rollback', component: step.component, env: undo?.env ?? {} },
+          DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
+          emit,
+        );
+        if (failure)
+          emit({
+            type: 'warning',
+            message: `${step.component}: rollback artifact ${path} ${failure.status}; its files were restored regardless`,
+          });
+      }
+    } else if (step.op !== 'commit' && step.op !== 'committed') {
+      await undoStep(step);
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { BundleFormat } from '../builder/build.js';
+import type { BundleFormat } from '../builder/write.js';
 import type { InstallEvent } from '../installer/install.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import {
@@ -70,7 +70,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'make an Ed25519 key pair NAME.key / NAME.pub and print its key id',
     options: { out: { type: 'string' }, name: { type: 'string' }, ...json },
     async run({ values }) {
-      const { keygen } = await import('../builder/keys.js');
+      const { keygen } = await import('../builder/signing.js');
       const result = await keygen(required(values, 'out'), optional(values, 'name'));
       return {
         json: result,
@@ -91,7 +91,7 @@ const COMMANDS: Record<string, Command> = {
       const keys = list(values, 'key');
       const threshold = integer(optional(values, 'threshold') ?? '1', 'threshold');
       const out = required(values, 'out');
-      const { trustInit } = await import('../builder/keys.js');
+      const { trustInit } = await import('../builder/signing.js');
       const root = await trustInit(keys, threshold, out);
       const ids = root.keys.map((key) => key.keyid);
       return {

@@ -30,6 +30,22 @@ describe('package boundaries', () => {
     expect(ours.length).toBeGreaterThan(0);
   });
 
+  it('the command line loads the builder and the installer only when a command runs', async () => {
+    // `ferry inspect` must not pay for loading the builder: static imports are types only.
+    const files = (await readdir(join(ROOT, 'cli'), { recursive: true })).filter((f) =>
+      f.endsWith('.ts'),
+    );
+    const eager: string[] = [];
+    for (const file of files) {
+      const text = await readFile(join(ROOT, 'cli', file), 'utf8');
+      for (const match of text.matchAll(
+        /^import (?!type )[^;]*'((?:\.\.\/)+(?:builder|installer|bundle)\/[^']*)'/gm,
+      ))
+        eager.push(`cli/${file}: ${match[1]}`);
+    }
+    expect(eager).toEqual([]);
+  });
+
   it('only manifest-schema/declarations.ts loads TypeBox at run time', async () => {
     const runtime = (await imports('manifest-schema')).filter(
       ({ target, file }) => target === 'typebox' && !file.endsWith('declarations.ts'),

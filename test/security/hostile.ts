@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { buildBundle } from '../../builder/build.js';
-import { keygen, trustInit } from '../../builder/keys.js';
+import { keygen, trustInit } from '../../builder/signing.js';
 import {
   canonicalJson,
   decodeEnvelope,

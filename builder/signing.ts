@@ -1,16 +1,24 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import {
+  canonicalJson,
+  envelopeBytes,
   FerryError,
   FORMAT_VERSION,
   generateEd25519,
   ioError,
   keyIdOf,
   NAME_PATTERN,
+  parsePrivateKey,
   parsePublicKey,
+  signEnvelope,
   writeFileAtomic,
+  type BundleMetadata,
   type TrustRoot,
 } from '../manifest-schema/index.js';
+
+// Keys: made by `keygen`, trusted by `trust init`, read once and signing bundle.json in `build`.
 
 export interface KeygenResult {
   keyid: string;
@@ -72,25 +80,60 @@ export async function trustInit(
       },
     );
   }
-  const keys: TrustRoot['keys'] = [];
-  for (const file of publicKeys) {
+  const keys = (await readKeyFiles(publicKeys, parsePublicKey)).map(({ file, pem, keyid }) => ({
+    keyid,
+    name: basename(file).replace(/\.pub$/, ''),
+    publicKey: pem,
+  }));
+  const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
+  await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
+  return root;
+}
+
+/** The private keys a bundle is signed with, each given once. */
+export async function readSigningKeys(files: readonly string[]): Promise<KeyObject[]> {
+  if (files.length === 0) {
+    throw new FerryError('E_USAGE', 'a bundle needs at least one signing key', {
+      hint: 'pass --key KEY (repeat it for several keys)',
+    });
+  }
+  return (await readKeyFiles(files, parsePrivateKey)).map(({ key }) => key);
+}
+
+/** bundle.json's bytes: the metadata's canonical JSON in an envelope signed by every key. */
+export function signedMetadata(metadata: BundleMetadata, keys: readonly KeyObject[]): Buffer {
+  return envelopeBytes(signEnvelope(Buffer.from(canonicalJson(metadata)), keys));
+}
+
+interface KeyFile {
+  file: string;
+  pem: string;
+  key: KeyObject;
+  keyid: string;
+}
+
+/** Reads and parses PEM key files; the same key twice is a mistake, not a second signature. */
+async function readKeyFiles(
+  files: readonly string[],
+  parse: (pem: string, file: string) => KeyObject,
+): Promise<KeyFile[]> {
+  const read: KeyFile[] = [];
+  for (const file of files) {
     let pem: string;
     try {
       pem = await readFile(file, 'utf8');
     } catch (error) {
       throw ioError(error, file, 'read');
     }
-    const key = parsePublicKey(pem, file);
+    const key = parse(pem, file);
     const keyid = keyIdOf(key);
-    if (keys.some((k) => k.keyid === keyid)) {
+    if (read.some((earlier) => earlier.keyid === keyid)) {
       throw new FerryError('E_USAGE', `${file} is the same key as an earlier --key`, {
         file,
         hint: 'pass each key once',
       });
     }
-    keys.push({ keyid, name: basename(file).replace(/\.pub$/, ''), publicKey: pem });
+    read.push({ file, pem, key, keyid });
   }
-  const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
-  await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
-  return root;
+  return read;
 }

@@ -1,0 +1,186 @@
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  artifactEntry,
+  FerryError,
+  ioError,
+  PASSES,
+  payloadEntry,
+  unsafeLinkReason,
+  unsafePathReason,
+  verifyEntry,
+  type Pass,
+} from '../manifest-schema/index.js';
+import type { BundleDesign } from './compose.js';
+import { specPath, type LoadedSpec } from './spec.js';
+
+// What a build reads of the build machine before writing a byte: every path
+// of the spec resolved and checked, each file's size, each payload folder
+// listed. The metadata is made from this alone; the bytes are read once,
+// later, while they are hashed and copied into place.
+
+/** A file of the build machine whose bytes the bundle carries or whose sha256 it signs. */
+export interface Source {
+  path: string;
+  size: number;
+}
+
+/** A file the spec lists (an artifact, a verification script) and the entry it becomes. */
+export interface Input extends Source {
+  entry: string;
+}
+
+export interface Collected {
+  artifacts: Record<string, Record<Pass, Input[]>>;
+  /** The remove artifacts of each component the target drops. */
+  removed: Record<string, Input[]>;
+  verification: Input[];
+  /** The listed payload folder of each component whose payload this build carries or hashes. */
+  payloads: Record<string, ScannedEntry[]>;
+}
+
+export async function collectInputs(loaded: LoadedSpec, design: BundleDesign): Promise<Collected> {
+  const { spec } = loaded;
+  const inputs = async (
+    paths: readonly string[],
+    field: string,
+    entryOf: (file: string) => string,
+    component?: string,
+  ): Promise<Input[]> => {
+    const found: Input[] = [];
+    for (const [index, path] of paths.entries()) {
+      const absolute = await specPath(loaded, path, `${field}/${index}`, 'file', component);
+      found.push({
+        entry: entryOf(basename(absolute)),
+        path: absolute,
+        size: await readSize(absolute),
+      });
+    }
+    return found;
+  };
+
+  const collected: Collected = { artifacts: {}, removed: {}, verification: [], payloads: {} };
+  for (const [name, component] of Object.entries(spec.components)) {
+    const at = `/components/${name}`;
+    const artifacts = {} as Record<Pass, Input[]>;
+    for (const pass of PASSES) {
+      artifacts[pass] = await inputs(
+        component.artifacts?.[pass] ?? [],
+        `${at}/artifacts/${pass}`,
+        (file) => artifactEntry(name, pass, file),
+        name,
+      );
+    }
+    collected.artifacts[name] = artifacts;
+    // Every folder the spec names must exist, even when this build neither carries nor hashes it.
+    const reference = component.payload;
+    let folder: string | undefined;
+    if (typeof reference === 'string')
+      folder = await specPath(loaded, reference, `${at}/payload`, 'dir', name);
+    else if ('location' in reference && reference.path !== undefined)
+      folder = await specPath(loaded, reference.path, `${at}/payload/path`, 'dir', name);
+    const decision = design.payload[name];
+    if (folder !== undefined && (decision === 'included' || decision === 'default'))
+      collected.payloads[name] = await scanPayload(folder, name);
+  }
+  for (const name of design.removed) {
+    collected.removed[name] = await inputs(
+      spec.removed?.[name]?.artifacts?.remove ?? [],
+      `/removed/${name}/artifacts/remove`,
+      (file) => artifactEntry(name, 'remove', file),
+      name,
+    );
+  }
+  collected.verification = await inputs(spec.verification ?? [], '/verification', verifyEntry);
+  return collected;
+}
+
+/** Where the bytes of every entry the metadata needs a sha256 for come from, by entry name. */
+export function sourcesOf(collected: Collected): Map<string, Source> {
+  const sources = new Map<string, Source>();
+  const add = ({ entry, path, size }: Input): void => {
+    sources.set(entry, { path, size });
+  };
+  for (const passes of Object.values(collected.artifacts))
+    for (const inputs of Object.values(passes)) inputs.forEach(add);
+  for (const inputs of Object.values(collected.removed)) inputs.forEach(add);
+  collected.verification.forEach(add);
+  for (const [name, entries] of Object.entries(collected.payloads))
+    for (const entry of entries)
+      if (entry.type === 'file')
+        sources.set(payloadEntry(name, entry.path), { path: entry.source, size: entry.size });
+  return sources;
+}
+
+export async function readSize(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch (error) {
+    throw ioError(error, file, 'read');
+  }
+}
+
+export interface ScannedEntry {
+  /** Path inside the payload folder, `/`-separated. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** 0o755 for anything executable by its owner, 0o644 otherwise; dirs 0o755. */
+  mode: number;
+  size: number;
+  source: string;
+  target?: string;
+}
+
+/**
+ * Lists a payload folder, sorted by path so bundles are reproducible.
+ * Folders are listed only when empty (a file implies its folders). Device
+ * files, sockets and links that leave the component are refused here, so a
+ * bundle can never carry them.
+ */
+export async function scanPayload(root: string, component: string): Promise<ScannedEntry[]> {
+  const entries: ScannedEntry[] = [];
+  const refuse = (path: string, why: string): FerryError =>
+    new FerryError('E_SPEC_PATH', `${component}: payload entry ${join(root, path)} ${why}`, {
+      file: join(root, path),
+      component,
+      hint: 'a payload holds regular files, folders and symlinks that stay inside the component',
+    });
+  const walk = async (relative: string): Promise<boolean> => {
+    const dir = relative === '' ? root : join(root, relative);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).sort();
+    } catch (error) {
+      throw ioError(error, dir, 'read the payload folder');
+    }
+    for (const name of names) {
+      const path = relative === '' ? name : `${relative}/${name}`;
+      const unsafe = unsafePathReason(path);
+      if (unsafe !== null) throw refuse(path, unsafe);
+      const source = join(root, path);
+      const stats = await lstat(source);
+      if (stats.isDirectory()) {
+        const hasEntries = await walk(path);
+        if (!hasEntries) entries.push({ path, type: 'dir', mode: 0o755, size: 0, source });
+      } else if (stats.isFile()) {
+        entries.push({
+          path,
+          type: 'file',
+          mode: stats.mode & 0o100 ? 0o755 : 0o644,
+          size: stats.size,
+          source,
+        });
+      } else if (stats.isSymbolicLink()) {
+        const target = await readlink(source);
+        const outside = unsafeLinkReason(path, target);
+        if (outside !== null) throw refuse(path, `is a symlink that ${outside}`);
+        entries.push({ path, type: 'symlink', mode: 0o777, size: 0, source, target });
+      } else {
+        throw refuse(path, 'is a device, socket or pipe');
+      }
+    }
+    return names.length > 0;
+  };
+  await walk('');
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

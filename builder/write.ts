@@ -1,0 +1,216 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import { dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import {
+  expectedEntries,
+  FerryError,
+  ioError,
+  syncDir,
+  withHashPool,
+  type BundleKind,
+  type BundleMetadata,
+  type HashResult,
+} from '../manifest-schema/index.js';
+import {
+  finishTar,
+  finishZip,
+  layoutArchive,
+  writeAt,
+  zipCrc,
+  zipInlineData,
+  type ArchiveEntry,
+} from './archive.js';
+import { readSize, type Source } from './collect.js';
+import { withHashes } from './metadata.js';
+import { signedMetadata } from './signing.js';
+
+export type BundleFormat = 'tar' | 'tar.gz' | 'zip';
+
+export function bundleFileName(
+  product: string,
+  release: string,
+  kind: BundleKind,
+  format: BundleFormat,
+): string {
+  return `${product}-${release}-${kind}.${format}`;
+}
+
+export interface WriteOptions {
+  /** The metadata with placeholder hashes, as `bundleMetadata` makes it. */
+  metadata: BundleMetadata;
+  /** Every file whose sha256 the metadata awaits, by entry name: copied when the archive has the entry, else only hashed. */
+  sources: ReadonlyMap<string, Source>;
+  keys: readonly KeyObject[];
+  format: BundleFormat;
+  /** The bundle's final path; nothing is there until the whole bundle is. */
+  path: string;
+  /** Seconds since the epoch, for every entry. */
+  mtime: number;
+  forceZip64?: boolean;
+}
+
+export interface Written {
+  /** The metadata as signed, every hash filled in. */
+  metadata: BundleMetadata;
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Lays the archive out from the sizes alone, then reads each source once,
+ * hashing and copying it into place on both cores; bundle.json, signed once
+ * every hash is known, is written last into the room kept for it at the
+ * front. Then gzip when asked, and the sha256 of the finished bundle.
+ */
+export async function writeBundle(options: WriteOptions): Promise<Written> {
+  const { format, keys, path: bundlePath, sources, mtime } = options;
+  // Signatures and hashes are fixed-length, so bundle.json's size is known before any hash is.
+  const metadataSize = signedMetadata(options.metadata, keys).length;
+  const archiveEntries: ArchiveEntry[] = expectedEntries(options.metadata, metadataSize).map(
+    (entry) => ({
+      name: entry.name,
+      type: entry.type,
+      size: entry.size,
+      mode: entry.type === 'dir' ? 0o755 : entry.type === 'symlink' ? 0o777 : (entry.mode ?? 0o644),
+      ...(entry.target !== undefined ? { target: entry.target } : {}),
+    }),
+  );
+  // bundle.json is the one entry not read from disk
+  const bundleJsonEntry = archiveEntries[0] as ArchiveEntry;
+  bundleJsonEntry.mode = 0o644;
+
+  const out = dirname(bundlePath);
+  await mkdir(out, { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, out, 'create the output folder');
+  });
+  const archiveFormat = format === 'zip' ? 'zip' : 'tar';
+  const layout = layoutArchive(archiveFormat, archiveEntries, mtime, options.forceZip64);
+  const plainPath = format === 'tar.gz' ? `${bundlePath}.tar.partial` : `${bundlePath}.partial`;
+
+  return withHashPool(async (pool) => {
+    const handle = await open(plainPath, 'w', 0o644).catch((error: unknown) => {
+      throw ioError(error, plainPath, 'create');
+    });
+    try {
+      const hashes = new Map<string, HashResult>();
+      const jobs: Array<Promise<void>> = [];
+      const placed = new Set<string>();
+      for (const { entry, dataOffset } of layout.placed) {
+        const source = sources.get(entry.name);
+        if (entry.type !== 'file' || !source) continue;
+        placed.add(entry.name);
+        jobs.push(
+          pool
+            .run({
+              source: source.path,
+              size: source.size,
+              fd: handle.fd,
+              position: dataOffset,
+              crc: archiveFormat === 'zip',
+            })
+            .then((result) => {
+              checkUnchanged(source, result);
+              hashes.set(entry.name, result);
+            }),
+        );
+      }
+      // A source the archive has no entry for (a default-location payload) is hashed, not carried.
+      for (const [name, source] of sources) {
+        if (placed.has(name)) continue;
+        jobs.push(
+          pool.run({ source: source.path, size: source.size }).then((result) => {
+            checkUnchanged(source, result);
+            hashes.set(name, result);
+          }),
+        );
+      }
+      await settleAll(jobs);
+      const metadata = withHashes(options.metadata, hashes);
+
+      const envelope = signedMetadata(metadata, keys);
+      if (envelope.length !== metadataSize) {
+        throw new FerryError(
+          'E_INTERNAL',
+          `bundle.json came out ${envelope.length} bytes, not the ${metadataSize} laid out`,
+          {
+            hint: 'this is a bug in Ferry: please report it with the spec',
+          },
+        );
+      }
+      const first = layout.placed[0];
+      if (!first) throw new FerryError('E_INTERNAL', 'a bundle without bundle.json');
+      await writeAt(handle, envelope, first.dataOffset);
+      let total: number;
+      if (archiveFormat === 'zip') {
+        const crcs = new Map<string, number>([[bundleJsonEntry.name, zipCrc(envelope)]]);
+        for (const [name, result] of hashes) crcs.set(name, result.crc32);
+        for (const { entry, dataOffset } of layout.placed) {
+          const inline = zipInlineData(entry);
+          if (inline === null) continue;
+          await writeAt(handle, inline, dataOffset);
+          crcs.set(entry.name, zipCrc(inline));
+        }
+        total = await finishZip(handle, layout, crcs, mtime, options.forceZip64);
+      } else {
+        total = await finishTar(handle, layout, mtime);
+      }
+      await handle.truncate(total);
+      // No fsync: a bundle cut short by a crash fails its sha256 and verify, and the
+      // flush of a multi-GiB file would double the build's time on a slow disk.
+      await handle.close();
+      if (format === 'tar.gz') await gzipFile(plainPath, `${bundlePath}.partial`);
+      await rename(`${bundlePath}.partial`, bundlePath);
+      await syncDir(out);
+      const size = format === 'tar.gz' ? await readSize(bundlePath) : total;
+      const digest = await pool.run({ source: bundlePath, size });
+      return { metadata, sha256: digest.sha256, size };
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await rm(`${bundlePath}.partial`, { force: true });
+      throw error;
+    } finally {
+      if (format === 'tar.gz') await rm(plainPath, { force: true });
+    }
+  });
+}
+
+function checkUnchanged(source: Source, result: HashResult): void {
+  if (result.bytes !== source.size) {
+    throw new FerryError(
+      'E_SPEC_PATH',
+      `${source.path} changed size while the bundle was built (${source.size} → ${result.bytes} bytes)`,
+      {
+        file: source.path,
+        hint: 'build from a folder nothing else writes to',
+      },
+    );
+  }
+}
+
+/** Waits for every job (so no worker still writes into a file being removed), then throws the first error. */
+async function settleAll(jobs: ReadonlyArray<Promise<void>>): Promise<void> {
+  const results = await Promise.allSettled(jobs);
+  const failed = results.find(
+    (result): result is PromiseRejectedResult => result.status === 'rejected',
+  );
+  if (failed) {
+    const error = failed.reason as NodeJS.ErrnoException;
+    if (error instanceof FerryError) throw error;
+    throw ioError(error, error.path ?? 'a payload file', 'read');
+  }
+}
+
+async function gzipFile(from: string, to: string): Promise<void> {
+  try {
+    await pipeline(
+      createReadStream(from),
+      createGzip({ level: 6 }),
+      createWriteStream(to, { flush: true }),
+    );
+  } catch (error) {
+    throw ioError(error, to, 'write');
+  }
+}

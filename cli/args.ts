@@ -1,0 +1,99 @@
+import type { ParseArgsConfig } from 'node:util';
+import { FerryError } from '../manifest-schema/errors.js';
+
+/**
+ * What a command is, and the helpers that read its flags. A command parses
+ * its flags here and calls one library function, loaded on demand so that
+ * `ferry inspect` never loads the builder.
+ */
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+export interface Parsed {
+  values: Values;
+  positionals: string[];
+}
+
+export interface CommandResult {
+  json: unknown;
+  human: string;
+  exitCode?: number;
+  /** The command streamed JSON lines already: print the result as one more line. */
+  jsonLines?: boolean;
+}
+
+/** One command; the words that call it (`build`, `trust init`) are its key in main.ts. */
+export interface Command {
+  usage: string;
+  summary: string;
+  options: Options;
+  run(args: Parsed): Promise<CommandResult>;
+}
+
+export const jsonOption = { json: { type: 'boolean' } } as const satisfies Options;
+
+/** The controls `plan` and `install` share. */
+export const controlOptions = {
+  force: { type: 'string', multiple: true },
+  skip: { type: 'string', multiple: true },
+  delete: { type: 'string', multiple: true },
+  control: { type: 'string' },
+  'allow-downgrade': { type: 'boolean' },
+  partial: { type: 'boolean' },
+} as const satisfies Options;
+
+export function controlInput(values: Values) {
+  const file = optional(values, 'control');
+  return {
+    force: list(values, 'force'),
+    skip: list(values, 'skip'),
+    delete: list(values, 'delete'),
+    ...(file !== undefined ? { controlFile: file } : {}),
+    allowDowngrade: flag(values, 'allow-downgrade'),
+    partial: flag(values, 'partial'),
+  };
+}
+
+export function usageError(message: string, hint?: string): FerryError {
+  return new FerryError('E_USAGE', message, { hint: hint ?? 'see `ferry --help`' });
+}
+
+export function required(values: Values, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw usageError(`--${name} is required`);
+  return value;
+}
+
+export function optional(values: Values, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+export function list(values: Values, name: string): string[] {
+  const value = values[name];
+  return Array.isArray(value) ? value : [];
+}
+
+export function flag(values: Values, name: string): boolean {
+  return values[name] === true;
+}
+
+/** The one positional argument a command takes. */
+export function positional(positionals: readonly string[], name: string): string {
+  const [value, ...rest] = positionals;
+  if (value === undefined) throw usageError(`${name} is required`);
+  if (rest.length > 0) throw usageError(`unexpected argument ${rest[0]}`);
+  return value;
+}
+
+export function integer(value: string, name: string): number {
+  if (!/^\d+$/.test(value)) throw usageError(`--${name} must be a whole number, not "${value}"`);
+  return Number(value);
+}
+
+export function choice<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw usageError(`--${name} must be one of ${allowed.join(', ')}, not "${value}"`);
+  return value as T;
+}

@@ -1,0 +1,21 @@
+import { list, required, type Command } from '../args.js';
+
+export const command: Command = {
+  usage: 'ferry console --root R [--media DIR…]',
+  summary:
+    'the one-click console: finds bundles on attached media, shows what they bring and do, Enter applies',
+  options: { root: { type: 'string' }, media: { type: 'string', multiple: true } },
+  async run({ values }) {
+    // ink reads these when it loads: a real terminal gets the live screen even
+    // under CI=true (which makes ink print only the last frame), and NO_COLOR
+    // is honoured (chalk only knows FORCE_COLOR).
+    if (process.stdout.isTTY) delete process.env.CI;
+    if (process.env.NO_COLOR !== undefined) process.env.FORCE_COLOR = '0';
+    const { runConsole } = await import('../../installer/console/run.js');
+    const exitCode = await runConsole({
+      root: required(values, 'root'),
+      media: list(values, 'media'),
+    });
+    return { json: null, human: '', exitCode };
+  },
+};

@@ -1,0 +1,79 @@
+import type { InspectResult } from '../../installer/inspect.js';
+import { jsonOption, optional, positional, type Command } from '../args.js';
+import { bytes, table } from '../format.js';
+
+export const command: Command = {
+  usage: 'ferry inspect BUNDLE [--trust FILE]',
+  summary:
+    "show a bundle's metadata (reads nothing else): release, target, changes, components, signature",
+  options: { trust: { type: 'string' }, ...jsonOption },
+  async run({ values, positionals }) {
+    const { inspectBundle } = await import('../../installer/inspect.js');
+    const result = await inspectBundle(
+      positional(positionals, 'BUNDLE'),
+      optional(values, 'trust'),
+    );
+    return {
+      json: result,
+      human: formatInspect(result),
+      exitCode: result.signature.valid === false ? 3 : 0,
+    };
+  },
+};
+
+function formatInspect(result: InspectResult): string {
+  const signature =
+    result.signature.valid === null
+      ? `not checked (signed by ${result.signature.keyids.length} key(s); pass --trust FILE to check)`
+      : result.signature.valid
+        ? `valid: ${result.signature.keyids.length} trusted key(s), threshold ${result.signature.threshold}`
+        : `INVALID: ${(result.signature.problems ?? []).join('; ') || 'below threshold'}`;
+  const lines = [
+    `${result.product} ${result.release} (${result.kind} bundle, ${result.format}, ${bytes(result.size)})`,
+    `  created    ${result.createdAt}`,
+    `  platform   ${result.platform.name} ${result.platform.range}`,
+    `  updates    ${result.supportedFrom.length > 0 ? `from ${result.supportedFrom.join(', ')}` : 'from nothing (install bundle)'}`,
+    `  signature  ${signature}`,
+  ];
+  if (result.notes)
+    lines.push(
+      '',
+      ...result.notes
+        .trimEnd()
+        .split('\n')
+        .map((line) => `  ${line}`),
+    );
+  lines.push('', 'Components (dependency order):');
+  lines.push(
+    table([
+      ['name', 'version', 'payload', 'size', 'requires'],
+      ...result.components.map((c) => [
+        c.name,
+        c.version,
+        c.payload,
+        c.payload === 'unchanged' ? '-' : bytes(c.payloadBytes),
+        Object.entries(c.requires)
+          .map(([dep, range]) => `${dep} ${range}`)
+          .join(', ') || '-',
+      ]),
+    ]),
+  );
+  if (result.removed.length > 0) lines.push(`  removed: ${result.removed.join(', ')}`);
+  lines.push('', `Changes (${result.changes.length}):`);
+  let component = '';
+  for (const change of result.changes) {
+    if (change.component !== component) {
+      component = change.component;
+      lines.push(`  ${component}`);
+    }
+    lines.push(
+      `    ${change.version.padEnd(8)} ${change.kind.padEnd(6)} ${change.id}: ${change.summary}`,
+    );
+  }
+  if (result.changes.length === 0) lines.push('  none');
+  lines.push(
+    '',
+    `payload carried: ${bytes(result.payloadBytes)}; read ${bytes(result.bytesRead)} of the bundle`,
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,90 @@
+import type { InstallResult } from '../../installer/engine/events.js';
+import {
+  controlInput,
+  controlOptions,
+  flag,
+  jsonOption,
+  optional,
+  positional,
+  required,
+  type Command,
+} from '../args.js';
+import { confirm } from '../confirm.js';
+import { formatPlan } from '../format.js';
+import { progressPrinter } from '../progress.js';
+
+export const command: Command = {
+  usage:
+    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
+  summary: 'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
+  options: {
+    root: { type: 'string' },
+    yes: { type: 'boolean' },
+    now: { type: 'boolean' },
+    reason: { type: 'string' },
+    ...controlOptions,
+    ...jsonOption,
+  },
+  async run({ values, positionals }) {
+    const bundle = positional(positionals, 'BUNDLE');
+    const root = required(values, 'root');
+    const wantsJson = flag(values, 'json');
+    await confirm(flag(values, 'yes'), `install ${bundle} on ${root}`);
+    const { install } = await import('../../installer/engine/install.js');
+    const { exitCodeOf } = await import('../../installer/engine/events.js');
+    const reason = optional(values, 'reason');
+    const progress = progressPrinter();
+    const result = await install({
+      bundle,
+      root,
+      controls: controlInput(values),
+      now: flag(values, 'now'),
+      ...(reason !== undefined ? { reason } : {}),
+      onEvent: (event) => {
+        if (wantsJson) {
+          if (event.type !== 'result') process.stdout.write(`${JSON.stringify(event)}\n`);
+        } else {
+          progress.show(event);
+        }
+      },
+    });
+    const { plan, ...rest } = result;
+    return {
+      json: { type: 'result', ...plan, ...rest },
+      human: formatInstall(result),
+      exitCode: exitCodeOf(result),
+      jsonLines: true,
+    };
+  },
+};
+
+function formatInstall(result: InstallResult): string {
+  const { plan } = result;
+  const lines: string[] = [];
+  if (result.outcome === 'committed') {
+    lines.push(
+      `COMMITTED: ${plan.product} is at ${plan.to}${plan.reachesTarget ? '' : ' (not a verified release: components were skipped, deleted or left out)'}`,
+    );
+  } else if (result.outcome === 'rolled-back') {
+    lines.push(
+      `ROLLED BACK: ${plan.product} is still at ${plan.from ?? '(empty)'}; everything was undone`,
+    );
+  } else if (plan.verdict === 'blocked') {
+    lines.push(formatPlan(plan), '', 'UNCHANGED: the plan is blocked; nothing was changed');
+  } else if (result.failure) {
+    lines.push(
+      `UNCHANGED: ${plan.product} is still at ${plan.from ?? '(empty)'}; nothing was changed`,
+    );
+  } else {
+    lines.push(`UNCHANGED: ${plan.product} is already at ${plan.to}; nothing to do`);
+  }
+  if (result.failure) {
+    const f = result.failure;
+    lines.push(
+      `  failed: ${f.component ?? 'the bundle'}, ${f.pass} pass${f.artifact ? `, ${f.artifact}` : ''}: ${f.status}`,
+    );
+    if (f.tail) lines.push(...f.tail.split('\n').map((line) => `  | ${line}`));
+  }
+  if (result.log) lines.push(`  log: ${result.log}`);
+  return lines.join('\n');
+}

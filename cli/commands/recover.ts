@@ -1,0 +1,20 @@
+import { jsonOption, required, type Command } from '../args.js';
+
+export const command: Command = {
+  usage: 'ferry recover --root R',
+  summary:
+    'resolve a transaction that a crash or power cut interrupted (install and rollback do this first themselves)',
+  options: { root: { type: 'string' }, ...jsonOption },
+  async run({ values }) {
+    const { recover } = await import('../../installer/engine/recover.js');
+    const result = await recover(required(values, 'root'), (message) =>
+      process.stderr.write(`warning: ${message}\n`),
+    );
+    return {
+      json: result,
+      human: result.recovered
+        ? `recovered: the appliance is at ${result.release ?? '(empty)'}`
+        : `nothing to recover: the appliance is at ${result.release ?? '(empty)'}`,
+    };
+  },
+};

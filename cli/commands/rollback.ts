@@ -1,0 +1,35 @@
+import { flag, jsonOption, optional, required, type Command } from '../args.js';
+import { confirm } from '../confirm.js';
+import { progressPrinter } from '../progress.js';
+
+export const command: Command = {
+  usage: 'ferry rollback --root R [--reason TEXT] [--yes]',
+  summary: 'back to the previous committed release, from the versions kept beside the active ones',
+  options: {
+    root: { type: 'string' },
+    yes: { type: 'boolean' },
+    reason: { type: 'string' },
+    ...jsonOption,
+  },
+  async run({ values }) {
+    const root = required(values, 'root');
+    await confirm(flag(values, 'yes'), `roll ${root} back to its previous release`);
+    const { rollback } = await import('../../installer/engine/rollback.js');
+    const { exitCodeOf } = await import('../../installer/engine/events.js');
+    const reason = optional(values, 'reason');
+    const progress = progressPrinter();
+    const result = await rollback(root, {
+      ...(reason !== undefined ? { reason } : {}),
+      onEvent: (event) => {
+        if (!flag(values, 'json')) progress.show(event);
+      },
+    });
+    const human =
+      result.outcome === 'committed'
+        ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
+        : result.outcome === 'unchanged'
+          ? `UNCHANGED: the previous release has the same components`
+          : `FAILED: still at ${result.from ?? '(empty)'}: ${result.failure?.component ?? ''} ${result.failure?.status ?? ''}`;
+    return { json: result, human, exitCode: exitCodeOf(result) };
+  },
+};

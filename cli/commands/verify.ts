@@ -1,0 +1,26 @@
+import type { VerifyResult } from '../../bundle/verify.js';
+import { jsonOption, positional, required, type Command } from '../args.js';
+import { bytes } from '../format.js';
+
+export const command: Command = {
+  usage: 'ferry verify BUNDLE --trust FILE',
+  summary: 'check the signature and every byte of a bundle against its signed metadata',
+  options: { trust: { type: 'string' }, ...jsonOption },
+  async run({ values, positionals }) {
+    const { verifyBundle } = await import('../../bundle/verify.js');
+    const { readTrustRoot } = await import('../../manifest-schema/index.js');
+    const result = await verifyBundle(
+      positional(positionals, 'BUNDLE'),
+      await readTrustRoot(required(values, 'trust')),
+    );
+    return { json: { ...result, valid: true }, human: formatVerify(result) };
+  },
+};
+
+function formatVerify(result: VerifyResult): string {
+  return [
+    `verified ${result.file}: ${result.product} ${result.release} (${result.kind})`,
+    `  signature valid: ${result.signature.keyids.length} trusted key(s), threshold ${result.signature.threshold}`,
+    `  ${result.entries} entries, ${bytes(result.bytes)} checked against their signed sha256`,
+  ].join('\n');
+}

@@ -1,0 +1,21 @@
+import { FerryError } from '../manifest-schema/errors.js';
+
+/** install and rollback change the appliance: on a TTY they ask; without one they need --yes. */
+export async function confirm(yes: boolean, what: string): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) {
+    throw new FerryError(
+      'E_USAGE',
+      `refusing to ${what} without confirmation: no terminal to ask on`,
+      { hint: 'pass --yes to confirm (for scripts and CI)' },
+    );
+  }
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`${what}? [y/N] `);
+  rl.close();
+  if (!/^y(es)?$/i.test(answer.trim()))
+    throw new FerryError('E_USAGE', 'not confirmed; nothing was changed', {
+      hint: 'answer y to go ahead, or pass --yes',
+    });
+}

@@ -46,6 +46,21 @@ describe('package boundaries', () => {
     expect(eager).toEqual([]);
   });
 
+  it.each(['installer/plan.ts', 'installer/engine/next-state.ts', 'builder/compose.ts'])(
+    'the pure %s imports no I/O',
+    async (file) => {
+      const text = await readFile(join(ROOT, file), 'utf8');
+      const runtime = [...text.matchAll(/^import (?!type )[^;]*?'([^'\n]+)';/gm)].map((m) => m[1]);
+      // manifest-schema's index re-exports file helpers too, but the pure modules may take only
+      // values from it; what they must never load is node's own I/O or the engine around them.
+      expect(
+        runtime.filter(
+          (target) => !/^(\.\.\/)+manifest-schema\/|^\.\/(plan|payload)\.js$/.test(target ?? ''),
+        ),
+      ).toEqual([]);
+    },
+  );
+
   it('only manifest-schema/declarations.ts loads TypeBox at run time', async () => {
     const runtime = (await imports('manifest-schema')).filter(
       ({ target, file }) => target === 'typebox' && !file.endsWith('declarations.ts'),

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
@@ -7,6 +8,7 @@ import {
   ioError,
   keyIdOf,
   NAME_PATTERN,
+  parsePrivateKey,
   parsePublicKey,
   writeFileAtomic,
   type TrustRoot,
@@ -74,23 +76,44 @@ export async function trustInit(
   }
   const keys: TrustRoot['keys'] = [];
   for (const file of publicKeys) {
-    let pem: string;
-    try {
-      pem = await readFile(file, 'utf8');
-    } catch (error) {
-      throw ioError(error, file, 'read');
-    }
-    const key = parsePublicKey(pem, file);
-    const keyid = keyIdOf(key);
+    const { keyid, name, pem } = await readPublicKey(file);
     if (keys.some((k) => k.keyid === keyid)) {
       throw new FerryError('E_USAGE', `${file} is the same key as an earlier --key`, {
         file,
         hint: 'pass each key once',
       });
     }
-    keys.push({ keyid, name: basename(file).replace(/\.pub$/, ''), publicKey: pem });
+    keys.push({ keyid, name, publicKey: pem });
   }
   const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
   await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
   return root;
+}
+
+export interface PublicKeyFile {
+  key: KeyObject;
+  keyid: string;
+  /** The file's name without `.pub`: what messages and `ferry trust show` call the key. */
+  name: string;
+  pem: string;
+}
+
+/** Reads a public key that `ferry keygen` wrote. */
+export async function readPublicKey(file: string): Promise<PublicKeyFile> {
+  const pem = await readKeyFile(file);
+  const key = parsePublicKey(pem, file);
+  return { key, keyid: keyIdOf(key), name: basename(file).replace(/\.pub$/, ''), pem };
+}
+
+/** Reads a private key that `ferry keygen` wrote. */
+export async function readPrivateKey(file: string): Promise<KeyObject> {
+  return parsePrivateKey(await readKeyFile(file), file);
+}
+
+async function readKeyFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw ioError(error, file, 'read');
+  }
 }

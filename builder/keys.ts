@@ -32,18 +32,8 @@ export async function keygen(outDir: string, name = 'ferry'): Promise<KeygenResu
   });
   const privateKey = join(outDir, `${name}.key`);
   const publicKey = join(outDir, `${name}.pub`);
-  for (const file of [privateKey, publicKey]) {
-    const exists = await access(file).then(
-      () => true,
-      () => false,
-    );
-    if (exists) {
-      throw new FerryError('E_EXISTS', `${file} already exists`, {
-        file,
-        hint: 'a key is never overwritten: choose another --name or folder',
-      });
-    }
-  }
+  for (const file of [privateKey, publicKey])
+    await refuseExisting(file, 'a key is never overwritten: choose another --name or folder');
   const pair = generateEd25519();
   try {
     await writeFile(privateKey, pair.privatePem, { mode: 0o600, flag: 'wx' });
@@ -88,6 +78,15 @@ export async function trustInit(
   const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
   await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
   return root;
+}
+
+/** Throws E_EXISTS when `file` exists: keys and trust roots are never overwritten. */
+export async function refuseExisting(file: string, hint: string): Promise<void> {
+  const exists = await access(file).then(
+    () => true,
+    () => false,
+  );
+  if (exists) throw new FerryError('E_EXISTS', `${file} already exists`, { file, hint });
 }
 
 export interface PublicKeyFile {

@@ -5,7 +5,7 @@
  * it counts once a threshold of root N's root keys and of its own signed it.
  */
 import type { KeyObject } from 'node:crypto';
-import { access, open, readdir } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   addSignature,
@@ -34,7 +34,7 @@ import {
   type TrustedKey,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { readPrivateKey, readPublicKey } from './keys.js';
+import { readPrivateKey, readPublicKey, refuseExisting } from './keys.js';
 
 export interface NamedKey {
   key: KeyObject;
@@ -329,18 +329,8 @@ async function readRootBytes(file: string): Promise<Buffer> {
 
 async function writeRoot(file: string, root: TrustedRoot, replace: boolean): Promise<void> {
   if (!root.signed) throw new Error('writeRoot: a root without an envelope');
-  if (!replace) {
-    const exists = await access(file).then(
-      () => true,
-      () => false,
-    );
-    if (exists) {
-      throw new FerryError('E_EXISTS', `${file} already exists`, {
-        file,
-        hint: 'a trust root is never overwritten: choose another --out',
-      });
-    }
-  }
+  if (!replace)
+    await refuseExisting(file, 'a trust root is never overwritten: choose another --out');
   await writeFileAtomic(file, `${JSON.stringify(root.signed.envelope, null, 2)}\n`);
 }
 

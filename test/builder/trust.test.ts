@@ -20,39 +20,20 @@ import {
   assertTrusted,
   checkSignatures,
   envelopeBytes,
-  FerryError,
   MAX_ROOT_BYTES,
   parseTrustedRoot,
   readTrustedRoot,
   signEnvelope,
   walkRootChain,
-  type ErrorCode,
   type TrustedRoot,
 } from '../../manifest-schema/index.js';
-import { tempDir } from '../helpers.js';
-import { newKey, type TestKey } from '../manifest-schema/roots.js';
+import { codeOf, tempDir } from '../helpers.js';
+import { newKeys, type TestKey } from '../manifest-schema/roots.js';
 
 const NOW = new Date('2030-06-01T00:00:00Z');
 const EXPIRES = new Date('2031-01-01T00:00:00Z');
-const [A, B, C, D, T1, T2] = Array.from({ length: 6 }, newKey) as [
-  TestKey,
-  TestKey,
-  TestKey,
-  TestKey,
-  TestKey,
-  TestKey,
-];
+const { A, B, C, D, T1, T2 } = newKeys('A', 'B', 'C', 'D', 'T1', 'T2');
 const named = (key: TestKey, name: string): NamedKey => ({ key: key.publicKey, name });
-
-async function codeOf(action: () => unknown): Promise<ErrorCode | undefined> {
-  try {
-    await action();
-  } catch (error) {
-    if (error instanceof FerryError) return error.code;
-    throw error;
-  }
-  return undefined;
-}
 
 const bytesOf = (root: TrustedRoot) => envelopeBytes(root.signed?.envelope ?? unreachable());
 function unreachable(): never {
@@ -233,33 +214,25 @@ describe('the key holders’ files', () => {
     const made = await Promise.all(['root', 'ci'].map((name) => keygen(dir, name)));
     const [root, ci] = made as [(typeof made)[0], (typeof made)[0]];
     const v1File = join(dir, 'root-1.json');
-    const summary = await trustRootInit({
-      rootKeys: [root.publicKey],
-      rootThreshold: 1,
-      targetsKeys: [ci.publicKey],
-      targetsThreshold: 1,
-      expires: EXPIRES,
-      signWith: [root.privateKey],
-      out: v1File,
-    });
+    const init = (signWith: string, out: string) =>
+      trustRootInit({
+        rootKeys: [root.publicKey],
+        rootThreshold: 1,
+        targetsKeys: [ci.publicKey],
+        targetsThreshold: 1,
+        expires: EXPIRES,
+        signWith: [signWith],
+        out,
+      });
+    const summary = await init(root.privateKey, v1File);
     expect(summary).toMatchObject({
       version: 1,
       format: 'tuf',
       roles: { targets: { threshold: 1, keys: [{ keyid: ci.keyid, name: 'ci' }] } },
     });
-    expect(
-      await codeOf(() =>
-        trustRootInit({
-          rootKeys: [root.publicKey],
-          rootThreshold: 1,
-          targetsKeys: [ci.publicKey],
-          targetsThreshold: 1,
-          expires: EXPIRES,
-          signWith: [ci.privateKey],
-          out: join(dir, 'other.json'),
-        }),
-      ),
-    ).toBe('E_ROOT_KEY_UNKNOWN');
+    expect(await codeOf(() => init(ci.privateKey, join(dir, 'other.json')))).toBe(
+      'E_ROOT_KEY_UNKNOWN',
+    );
     const text = await readFile(v1File, 'utf8');
     await writeFile(join(dir, 'root-2.json'), text + ' '.repeat(MAX_ROOT_BYTES));
     expect((await verifyChain(dir, v1File, NOW)).refusal?.code).toBe('E_ROOT_TOO_LARGE');

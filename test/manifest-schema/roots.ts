@@ -22,6 +22,11 @@ export function newKey(): TestKey {
   return { privateKey, publicKey, keyid: keyIdOf(publicKey) };
 }
 
+/** Fresh keys by the names a test gives them. */
+export function newKeys<const Name extends string>(...names: Name[]): Record<Name, TestKey> {
+  return Object.fromEntries(names.map((name) => [name, newKey()])) as Record<Name, TestKey>;
+}
+
 export interface RootParts {
   version: number;
   root: readonly TestKey[];

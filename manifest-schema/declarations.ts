@@ -275,7 +275,18 @@ export const RootDocumentSchema = strict({
   'x-ferry': Type.Optional(
     strict({
       /** What the key holders call each key, for messages and `ferry trust show`. */
-      names: Type.Optional(keyidRecord(Type.String({ minLength: 1, maxLength: 128 }))),
+      names: Type.Optional(
+        keyidRecord(
+          // No control characters or lone surrogates: TUF's canonical JSON writes them raw
+          // where Ferry's escapes them, and both must sign the same bytes.
+          Type.String({
+            minLength: 1,
+            maxLength: 128,
+            pattern: '^[^\\u0000-\\u001f\\ud800-\\udfff]*$',
+            description: 'name without control characters',
+          }),
+        ),
+      ),
     }),
   ),
 });

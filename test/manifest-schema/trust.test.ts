@@ -190,6 +190,16 @@ describe('reading a trust root', () => {
         ),
     ],
     [
+      'a name with a control character, which TUF would sign other bytes for',
+      () =>
+        rootBytes(
+          edit((d) => {
+            d['x-ferry'] = { names: { [A.keyid]: 'alice\n' } };
+          }),
+          [A],
+        ),
+    ],
+    [
       'a version of 0',
       () =>
         rootBytes(

@@ -38,18 +38,8 @@ export async function keygen(outDir: string, name = 'ferry'): Promise<KeygenResu
   });
   const privateKey = join(outDir, `${name}.key`);
   const publicKey = join(outDir, `${name}.pub`);
-  for (const file of [privateKey, publicKey]) {
-    const exists = await access(file).then(
-      () => true,
-      () => false,
-    );
-    if (exists) {
-      throw new FerryError('E_EXISTS', `${file} already exists`, {
-        file,
-        hint: 'a key is never overwritten: choose another --name or folder',
-      });
-    }
-  }
+  for (const file of [privateKey, publicKey])
+    await refuseExisting(file, 'a key is never overwritten: choose another --name or folder');
   const pair = generateEd25519();
   try {
     await writeFile(privateKey, pair.privatePem, { mode: 0o600, flag: 'wx' });
@@ -80,11 +70,12 @@ export async function trustInit(
       },
     );
   }
-  const keys = (await readKeyFiles(publicKeys, parsePublicKey)).map(({ file, pem, keyid }) => ({
-    keyid,
-    name: basename(file).replace(/\.pub$/, ''),
-    publicKey: pem,
-  }));
+  const keys: TrustRoot['keys'] = [];
+  for (const file of publicKeys) {
+    const { keyid, name, pem } = await readPublicKey(file);
+    if (keys.some((k) => k.keyid === keyid)) throw sameKeyTwice(file);
+    keys.push({ keyid, name, publicKey: pem });
+  }
   const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
   await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
   return root;
@@ -97,7 +88,13 @@ export async function readSigningKeys(files: readonly string[]): Promise<KeyObje
       hint: 'pass --key KEY (repeat it for several keys)',
     });
   }
-  return (await readKeyFiles(files, parsePrivateKey)).map(({ key }) => key);
+  const keys: KeyObject[] = [];
+  for (const file of files) {
+    const key = await readPrivateKey(file);
+    if (keys.some((earlier) => keyIdOf(earlier) === keyIdOf(key))) throw sameKeyTwice(file);
+    keys.push(key);
+  }
+  return keys;
 }
 
 /** bundle.json's bytes: the metadata's canonical JSON in an envelope signed by every key. */
@@ -105,35 +102,47 @@ export function signedMetadata(metadata: BundleMetadata, keys: readonly KeyObjec
   return envelopeBytes(signEnvelope(Buffer.from(canonicalJson(metadata)), keys));
 }
 
-interface KeyFile {
-  file: string;
-  pem: string;
-  key: KeyObject;
-  keyid: string;
+/** The same key twice is a mistake, not a second signature. */
+function sameKeyTwice(file: string): FerryError {
+  return new FerryError('E_USAGE', `${file} is the same key as an earlier --key`, {
+    file,
+    hint: 'pass each key once',
+  });
 }
 
-/** Reads and parses PEM key files; the same key twice is a mistake, not a second signature. */
-async function readKeyFiles(
-  files: readonly string[],
-  parse: (pem: string, file: string) => KeyObject,
-): Promise<KeyFile[]> {
-  const read: KeyFile[] = [];
-  for (const file of files) {
-    let pem: string;
-    try {
-      pem = await readFile(file, 'utf8');
-    } catch (error) {
-      throw ioError(error, file, 'read');
-    }
-    const key = parse(pem, file);
-    const keyid = keyIdOf(key);
-    if (read.some((earlier) => earlier.keyid === keyid)) {
-      throw new FerryError('E_USAGE', `${file} is the same key as an earlier --key`, {
-        file,
-        hint: 'pass each key once',
-      });
-    }
-    read.push({ file, pem, key, keyid });
+/** Throws E_EXISTS when `file` exists: keys and trust roots are never overwritten. */
+export async function refuseExisting(file: string, hint: string): Promise<void> {
+  const exists = await access(file).then(
+    () => true,
+    () => false,
+  );
+  if (exists) throw new FerryError('E_EXISTS', `${file} already exists`, { file, hint });
+}
+
+export interface PublicKeyFile {
+  key: KeyObject;
+  keyid: string;
+  /** The file's name without `.pub`: what messages and `ferry trust show` call the key. */
+  name: string;
+  pem: string;
+}
+
+/** Reads a public key that `ferry keygen` wrote. */
+export async function readPublicKey(file: string): Promise<PublicKeyFile> {
+  const pem = await readKeyFile(file);
+  const key = parsePublicKey(pem, file);
+  return { key, keyid: keyIdOf(key), name: basename(file).replace(/\.pub$/, ''), pem };
+}
+
+/** Reads a private key that `ferry keygen` wrote. */
+export async function readPrivateKey(file: string): Promise<KeyObject> {
+  return parsePrivateKey(await readKeyFile(file), file);
+}
+
+async function readKeyFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw ioError(error, file, 'read');
   }
-  return read;
 }

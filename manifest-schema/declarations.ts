@@ -231,6 +231,67 @@ export const TrustRootSchema = strict({
 });
 export type TrustRoot = Static<typeof TrustRootSchema>;
 
+/** An object keyed by key ids (hex sha256 of the key's SPKI DER). */
+function keyidRecord<T extends TSchema>(value: T) {
+  return Type.Record(Type.String(), value, { propertyNames: { pattern: SHA256_PATTERN } });
+}
+
+const RootRole = strict({
+  keyids: Type.Array(Sha256, { minItems: 1, maxItems: 64, uniqueItems: true }),
+  threshold: Type.Integer({ minimum: 1, maximum: 64 }),
+});
+
+/**
+ * A TUF `root` document (the TUF specification's root metadata, the `signed`
+ * part), carried in a DSSE envelope of type `application/vnd.tuf+json`. Its
+ * `root` role signs the next root, its `targets` role signs bundles; Ferry
+ * has no use for `snapshot` and `timestamp` but TUF requires them.
+ */
+export const RootDocumentSchema = strict({
+  _type: Type.Literal('root'),
+  spec_version: Type.String({
+    pattern: '^1\\.[0-9]+(\\.[0-9]+)?$',
+    description: 'TUF specification version 1.x',
+  }),
+  version: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  expires: Type.String({
+    pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z$',
+    description: 'UTC time as YYYY-MM-DDTHH:MM:SSZ',
+  }),
+  consistent_snapshot: Type.Boolean(),
+  keys: keyidRecord(
+    strict({
+      keytype: Type.Literal('ed25519'),
+      scheme: Type.Literal('ed25519'),
+      keyval: strict({ public: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
+    }),
+  ),
+  roles: strict({
+    root: RootRole,
+    targets: RootRole,
+    snapshot: RootRole,
+    timestamp: RootRole,
+  }),
+  'x-ferry': Type.Optional(
+    strict({
+      /** What the key holders call each key, for messages and `ferry trust show`. */
+      names: Type.Optional(
+        keyidRecord(
+          // No control characters or lone surrogates: TUF's canonical JSON writes them raw
+          // where Ferry's escapes them, and both must sign the same bytes.
+          Type.String({
+            minLength: 1,
+            maxLength: 128,
+            pattern: '^[^\\u0000-\\u001f\\ud800-\\udfff]*$',
+            description: 'name without control characters',
+          }),
+        ),
+      ),
+    }),
+  ),
+});
+export type RootDocument = Static<typeof RootDocumentSchema>;
+
 // ---------------------------------------------------------------- control table
 
 export const ControlTableSchema = strict({
@@ -326,6 +387,7 @@ export const SCHEMAS = {
   envelope: EnvelopeSchema,
   'release-record': ReleaseRecordSchema,
   'trust-root': TrustRootSchema,
+  'root-document': RootDocumentSchema,
   'control-table': ControlTableSchema,
   'appliance-config': ApplianceConfigSchema,
   'appliance-state': ApplianceStateSchema,

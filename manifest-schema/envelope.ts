@@ -1,8 +1,8 @@
-import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalJson, jsonDepth } from './canonical.js';
-import { FerryError } from './errors.js';
+import { FerryError, type ErrorCode } from './errors.js';
 import { keyIdOf } from './keys.js';
-import { EnvelopeSchema, type Envelope, type TrustRoot } from './schemas.js';
+import { EnvelopeSchema, type Envelope } from './schemas.js';
 import { validate } from './validate.js';
 
 export const PAYLOAD_TYPE = 'application/vnd.ferry.bundle+json';
@@ -24,73 +24,58 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 }
 
 /** Signs `payload` with every key; signatures sorted by key id so the bytes are reproducible. */
-export function signEnvelope(payload: Buffer, keys: readonly KeyObject[]): Envelope {
-  const message = pae(PAYLOAD_TYPE, payload);
-  const signatures = keys
-    .map((key) => ({ keyid: keyIdOf(key), sig: sign(null, message, key).toString('base64') }))
-    .sort((a, b) => (a.keyid < b.keyid ? -1 : 1));
-  return { payloadType: PAYLOAD_TYPE, payload: payload.toString('base64'), signatures };
+export function signEnvelope(
+  payload: Buffer,
+  keys: readonly KeyObject[],
+  payloadType = PAYLOAD_TYPE,
+): Envelope {
+  let envelope: Envelope = { payloadType, payload: payload.toString('base64'), signatures: [] };
+  for (const key of keys) envelope = addSignature(envelope, payload, key);
+  return envelope;
+}
+
+/**
+ * The envelope with `key`'s signature added, or replacing that key's earlier
+ * one: Ed25519 signatures are deterministic, so signing twice changes nothing.
+ */
+export function addSignature(envelope: Envelope, payload: Buffer, key: KeyObject): Envelope {
+  const keyid = keyIdOf(key);
+  const sig = sign(null, pae(envelope.payloadType, payload), key).toString('base64');
+  const signatures = [...envelope.signatures.filter((s) => s.keyid !== keyid), { keyid, sig }];
+  return { ...envelope, signatures: signatures.sort((a, b) => (a.keyid < b.keyid ? -1 : 1)) };
 }
 
 export function envelopeBytes(envelope: Envelope): Buffer {
   return Buffer.from(canonicalJson(envelope), 'utf8');
 }
 
-export interface SignatureStatus {
-  /** True when at least `threshold` distinct trusted keys made valid signatures. */
-  valid: boolean;
-  /** Key ids of the trusted keys whose signatures verified. */
-  keyids: string[];
-  threshold: number;
-  /** Why signatures did not count, one line each. */
+export interface VerifiedKeys {
+  /** The distinct keys among those offered whose signatures verified. */
+  keyids: Set<string>;
+  /** Signatures that claim one of the offered keys and do not verify, one line each. */
   problems: string[];
 }
 
-export function checkSignatures(
+/**
+ * Which of `keys` signed the envelope. A signature by a key not offered is
+ * ignored; a key that signed twice counts once; a bad signature never counts.
+ */
+export function verifiedKeys(
   envelope: Envelope,
   payload: Buffer,
-  trust: TrustRoot,
-): SignatureStatus {
+  keys: ReadonlyMap<string, KeyObject>,
+): VerifiedKeys {
   const message = pae(envelope.payloadType, payload);
-  const trusted = new Map(trust.keys.map((key) => [key.keyid, key.publicKey]));
-  const good = new Set<string>();
+  const keyids = new Set<string>();
   const problems: string[] = [];
   for (const signature of envelope.signatures) {
-    const pem = trusted.get(signature.keyid);
-    if (pem === undefined) {
-      problems.push(`signature by key ${signature.keyid.slice(0, 16)}… is not from a trusted key`);
-      continue;
-    }
-    const key = createPublicKey(pem);
-    if (!verify(null, message, key, Buffer.from(signature.sig, 'base64'))) {
-      problems.push(`signature by trusted key ${signature.keyid.slice(0, 16)}… does not verify`);
-      continue;
-    }
-    good.add(signature.keyid);
+    const key = keys.get(signature.keyid);
+    if (key === undefined || keyids.has(signature.keyid)) continue;
+    if (verify(null, message, key, Buffer.from(signature.sig, 'base64')))
+      keyids.add(signature.keyid);
+    else problems.push(`signature by key ${signature.keyid.slice(0, 16)}… does not verify`);
   }
-  if (envelope.signatures.length === 0) problems.push('the bundle carries no signature');
-  return {
-    valid: good.size >= trust.threshold,
-    keyids: [...good].sort(),
-    threshold: trust.threshold,
-    problems,
-  };
-}
-
-/** Throws E_SIGNATURE or E_THRESHOLD unless the status is valid. */
-export function assertTrusted(status: SignatureStatus, file: string): void {
-  if (status.valid) return;
-  const code = status.keyids.length > 0 ? 'E_THRESHOLD' : 'E_SIGNATURE';
-  const detail = status.problems.length > 0 ? `: ${status.problems.join('; ')}` : '';
-  throw new FerryError(
-    code,
-    `${file}: ${status.keyids.length} of the ${status.threshold} required trusted signatures verified${detail}`,
-    {
-      file,
-      entry: 'bundle.json',
-      hint: 'the bundle was not signed by keys this trust root accepts, or it was changed after signing: get it again from its publisher',
-    },
-  );
+  return { keyids, problems };
 }
 
 export interface DecodedEnvelope {
@@ -99,69 +84,87 @@ export interface DecodedEnvelope {
   payload: Buffer;
 }
 
-/** Parses bundle.json's bytes into the envelope and its payload bytes, refusing anything odd. */
-export function decodeEnvelope(bytes: Buffer, file: string): DecodedEnvelope {
-  const where = { file, entry: 'bundle.json' };
-  if (bytes.length > MAX_METADATA_BYTES) {
-    throw new FerryError('E_METADATA_TOO_LARGE', `${file}: bundle.json is ${bytes.length} bytes`, {
+/** What an envelope carries and which codes its refusals get. */
+export interface EnvelopeKind {
+  payloadType: string;
+  /** How messages name the document, e.g. `bundle.json`. */
+  entry: string;
+  maxBytes: number;
+  tooLarge: ErrorCode;
+  invalid: ErrorCode;
+  /** What the document should have been, for hints: "a bundle Ferry built". */
+  what: string;
+}
+
+export const BUNDLE_ENVELOPE: EnvelopeKind = {
+  payloadType: PAYLOAD_TYPE,
+  entry: 'bundle.json',
+  maxBytes: MAX_METADATA_BYTES,
+  tooLarge: 'E_METADATA_TOO_LARGE',
+  invalid: 'E_METADATA_INVALID',
+  what: 'a bundle Ferry built',
+};
+
+/** Parses an envelope's bytes into the envelope and its payload bytes, refusing anything odd. */
+export function decodeEnvelope(
+  bytes: Buffer,
+  file: string,
+  kind: EnvelopeKind = BUNDLE_ENVELOPE,
+): DecodedEnvelope {
+  const where = { file, entry: kind.entry };
+  if (bytes.length > kind.maxBytes) {
+    throw new FerryError(kind.tooLarge, `${file}: ${kind.entry} is ${bytes.length} bytes`, {
       ...where,
-      hint: `metadata is limited to ${MAX_METADATA_BYTES} bytes; this is not a bundle Ferry built`,
+      hint: `it is limited to ${kind.maxBytes} bytes; this is not ${kind.what}`,
     });
   }
-  const text = bytes.toString('utf8');
-  const envelope = parseJsonLimited(text, file, 'bundle.json');
+  const envelope = parseJsonLimited(bytes.toString('utf8'), file, kind.entry, kind);
   const checked = validate(EnvelopeSchema, envelope);
   if (!checked.ok) {
     throw new FerryError(
-      'E_METADATA_INVALID',
-      `${file}: bundle.json is not a signature envelope (${checked.errors.map((e) => `${e.path || '/'} ${e.message}`).join('; ')})`,
-      { ...where, hint: 'this is not a bundle Ferry built, or it was damaged' },
+      kind.invalid,
+      `${file}: ${kind.entry} is not a signature envelope (${checked.errors.map((e) => `${e.path || '/'} ${e.message}`).join('; ')})`,
+      { ...where, hint: `this is not ${kind.what}, or it was damaged` },
     );
   }
-  if (checked.value.payloadType !== PAYLOAD_TYPE) {
+  if (checked.value.payloadType !== kind.payloadType) {
     throw new FerryError(
-      'E_METADATA_INVALID',
-      `${file}: bundle.json carries "${checked.value.payloadType}"`,
-      {
-        ...where,
-        hint: `a Ferry bundle carries ${PAYLOAD_TYPE}`,
-      },
+      kind.invalid,
+      `${file}: ${kind.entry} carries "${checked.value.payloadType}"`,
+      { ...where, hint: `${kind.what} carries ${kind.payloadType}` },
     );
   }
   const payload = Buffer.from(checked.value.payload, 'base64');
   if (payload.toString('base64') !== checked.value.payload) {
-    throw new FerryError(
-      'E_METADATA_INVALID',
-      `${file}: the envelope's payload is not canonical base64`,
-      {
-        ...where,
-        hint: 'the bundle was damaged or altered',
-      },
-    );
+    throw new FerryError(kind.invalid, `${file}: the envelope's payload is not canonical base64`, {
+      ...where,
+      hint: 'it was damaged or altered',
+    });
   }
   return { envelope: checked.value, payload };
 }
 
-export function parseJsonLimited(text: string, file: string, entry: string): unknown {
+export function parseJsonLimited(
+  text: string,
+  file: string,
+  entry: string,
+  kind: Pick<EnvelopeKind, 'tooLarge' | 'invalid' | 'what'> = BUNDLE_ENVELOPE,
+): unknown {
   const depth = jsonDepth(text);
   if (depth > MAX_METADATA_DEPTH) {
-    throw new FerryError(
-      'E_METADATA_TOO_LARGE',
-      `${file}: ${entry} is nested ${depth} levels deep`,
-      {
-        file,
-        entry,
-        hint: `metadata nests at most ${MAX_METADATA_DEPTH} levels; this is not a bundle Ferry built`,
-      },
-    );
+    throw new FerryError(kind.tooLarge, `${file}: ${entry} is nested ${depth} levels deep`, {
+      file,
+      entry,
+      hint: `it nests at most ${MAX_METADATA_DEPTH} levels; this is not ${kind.what}`,
+    });
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {
-    throw new FerryError('E_METADATA_INVALID', `${file}: ${entry} is not JSON`, {
+    throw new FerryError(kind.invalid, `${file}: ${entry} is not JSON`, {
       file,
       entry,
-      hint: 'the bundle was damaged or altered',
+      hint: 'it was damaged or altered',
       cause,
     });
   }

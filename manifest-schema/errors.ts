@@ -38,6 +38,11 @@ export const ERROR_CODES = {
   E_UNSATISFIABLE: { exit: 2, summary: 'a requires range is not met by any version on offer' },
   E_KEY_INVALID: { exit: 2, summary: 'a key file is not a usable Ed25519 key' },
   E_TRUST_INVALID: { exit: 2, summary: 'a trust root file is invalid' },
+  E_ROOT_KEY_UNKNOWN: {
+    exit: 2,
+    summary:
+      'a key that is not a root key of this trust root or the one before was asked to sign it',
+  },
   E_CONTROL_INVALID: { exit: 2, summary: 'a control table is invalid' },
   E_FORMAT_VERSION: { exit: 2, summary: 'the bundle format version is not one this Ferry knows' },
   E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
@@ -58,6 +63,32 @@ export const ERROR_CODES = {
     exit: 3,
     summary: 'bundle.json is larger or deeper than any real bundle needs',
   },
+  E_KEY_REVOKED: {
+    exit: 3,
+    summary: 'the metadata is signed by a targets key that a later trust root revoked',
+  },
+  E_ROOT_INVALID: {
+    exit: 3,
+    summary: 'a trust root in a chain is malformed, breaks the schema or contradicts itself',
+  },
+  E_ROOT_TOO_LARGE: { exit: 3, summary: 'a trust root in a chain is larger than 64 KiB' },
+  E_ROOT_CHAIN_TOO_LONG: {
+    exit: 3,
+    summary: 'a chain of trust roots has more than 1024 steps past the trusted one',
+  },
+  E_ROOT_VERSION: {
+    exit: 3,
+    summary: 'a trust root in a chain is not the version after the one before it',
+  },
+  E_ROOT_THRESHOLD_OLD: {
+    exit: 3,
+    summary: 'too few root keys of the trusted root signed the next one',
+  },
+  E_ROOT_THRESHOLD_NEW: {
+    exit: 3,
+    summary: "too few of a new trust root's own root keys signed it",
+  },
+  E_ROOT_EXPIRED: { exit: 3, summary: 'the newest trust root of the chain has expired' },
   E_HASH_MISMATCH: { exit: 3, summary: 'bytes do not match the sha256 in the signed metadata' },
   E_SIZE_MISMATCH: { exit: 3, summary: 'an entry is not the size the signed metadata declares' },
   E_UNSAFE_ENTRY: {

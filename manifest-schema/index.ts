@@ -1,6 +1,7 @@
 /** The contract between builder and installer. Imports nothing from either. */
 export * from './atomic.js';
 export * from './canonical.js';
+export * from './chain.js';
 export * from './documents.js';
 export * from './envelope.js';
 export * from './errors.js';

@@ -78,3 +78,21 @@ export function parsePublicKey(pem: string, file: string): KeyObject {
   }
   return key;
 }
+
+/** The raw 32-byte Ed25519 public key in hex: how a TUF root writes `keyval.public`. */
+export function publicKeyHex(key: KeyObject): string {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  const { x } = publicKey.export({ format: 'jwk' });
+  return Buffer.from(x ?? '', 'base64url').toString('hex');
+}
+
+/** The Ed25519 public key of a TUF root's `keyval.public`; undefined when it is not one. */
+export function publicKeyFromHex(hex: string): KeyObject | undefined {
+  if (!/^[0-9a-f]{64}$/.test(hex)) return undefined;
+  try {
+    const x = Buffer.from(hex, 'hex').toString('base64url');
+    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+  } catch {
+    return undefined;
+  }
+}

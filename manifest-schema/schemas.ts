@@ -10,6 +10,7 @@ import bundleMetadata from './schemas/bundle-metadata.json' with { type: 'json' 
 import controlTable from './schemas/control-table.json' with { type: 'json' };
 import envelope from './schemas/envelope.json' with { type: 'json' };
 import releaseRecord from './schemas/release-record.json' with { type: 'json' };
+import rootDocument from './schemas/root-document.json' with { type: 'json' };
 import releaseSpec from './schemas/release-spec.json' with { type: 'json' };
 import trustRoot from './schemas/trust-root.json' with { type: 'json' };
 
@@ -19,6 +20,7 @@ export const BundleMetadataSchema =
 export const EnvelopeSchema = envelope as unknown as typeof Declared.EnvelopeSchema;
 export const ReleaseRecordSchema = releaseRecord as unknown as typeof Declared.ReleaseRecordSchema;
 export const TrustRootSchema = trustRoot as unknown as typeof Declared.TrustRootSchema;
+export const RootDocumentSchema = rootDocument as unknown as typeof Declared.RootDocumentSchema;
 export const ControlTableSchema = controlTable as unknown as typeof Declared.ControlTableSchema;
 export const ApplianceConfigSchema =
   applianceConfig as unknown as typeof Declared.ApplianceConfigSchema;
@@ -42,6 +44,7 @@ export type {
   PayloadRef,
   ReleaseRecord,
   ReleaseSpec,
+  RootDocument,
   SpecComponent,
   TrustRoot,
 } from './declarations.js';

@@ -9,6 +9,7 @@ import {
   EnvelopeSchema,
   ReleaseRecordSchema,
   ReleaseSpecSchema,
+  RootDocumentSchema,
   TrustRootSchema,
 } from './schemas.js';
 import * as generated from './validators.generated.js';
@@ -31,6 +32,7 @@ const COMPILED = new Map<TSchema, ValidateFunction | undefined>([
   [EnvelopeSchema, validators.envelope],
   [ReleaseRecordSchema, validators.releaseRecord],
   [TrustRootSchema, validators.trustRoot],
+  [RootDocumentSchema, validators.rootDocument],
   [ControlTableSchema, validators.controlTable],
   [ApplianceConfigSchema, validators.applianceConfig],
   [ApplianceStateSchema, validators.applianceState],

@@ -3,6 +3,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
+import { FerryError, type ErrorCode } from '../manifest-schema/errors.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const FERRY = join(ROOT, 'bin', 'ferry');
@@ -15,6 +16,17 @@ export async function tempDir(prefix = 'ferry-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   afterAll(() => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The code of the FerryError an action throws (or rejects with); undefined when it succeeds. */
+export async function codeOf(action: () => unknown): Promise<ErrorCode | undefined> {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof FerryError) return error.code;
+    throw error;
+  }
+  return undefined;
 }
 
 export interface RunResult {

@@ -150,8 +150,9 @@ export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const wantsJson = argv.includes('--json');
   try {
     checkEnvironment(env);
-    if (argv[0] === '--version' && wantsJson) {
-      process.stdout.write(`${await versionJson()}\n`);
+    // Who it is, without unpacking anything: this works even with no usable temporary folder.
+    if (argv[0] === '--version') {
+      process.stdout.write(wantsJson ? `${await versionJson()}\n` : `ferry ${FERRY_VERSION}\n`);
       return 0;
     }
     const { main } = await loadFerry(env);

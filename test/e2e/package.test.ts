@@ -94,7 +94,11 @@ describe('ferry-installer, the single executable', () => {
     });
     expect(await readFile(`${EXECUTABLE}.sha256`, 'utf8')).toBe(`${hash}  ferry-installer\n`);
     // The CLI keeps its own version string: the two must not drift apart.
-    expect((await installer(['--version'])).stdout).toBe(`ferry ${version}\n`);
+    const cli = spawnSync(process.execPath, [join(PACKAGE, 'ferry.mjs'), '--version'], {
+      encoding: 'utf8',
+    });
+    expect((await installer(['--version'])).stdout).toBe(cli.stdout);
+    expect(cli.stdout).toBe(`ferry ${version}\n`);
   });
 
   it.each([
@@ -181,29 +185,19 @@ describe.skipIf(reason !== null)(
       await cloneAppliance(base, join(newRoot, 'appliance'));
       const media = join(dir, 'bundles');
       const bundle = (release: string) => basename(bundles[release] as string);
-      const steps: Array<{ args: (root: string, media: string) => string[]; fail?: string }> = [
+      type Args = (root: string, media: string) => string[];
+      const install: Args = (root, m) => [
+        'install',
+        join(m, bundle('1.3.0')),
+        '--root',
+        root,
+        '--yes',
+        '--json',
+      ];
+      const steps: Array<{ args: Args; fail?: string }> = [
         { args: (root, m) => ['plan', join(m, bundle('1.3.0')), '--root', root, '--json'] },
-        {
-          args: (root, m) => [
-            'install',
-            join(m, bundle('1.3.0')),
-            '--root',
-            root,
-            '--yes',
-            '--json',
-          ],
-          fail: 'web.test',
-        },
-        {
-          args: (root, m) => [
-            'install',
-            join(m, bundle('1.3.0')),
-            '--root',
-            root,
-            '--yes',
-            '--json',
-          ],
-        },
+        { args: install, fail: 'web.test' },
+        { args: install },
         { args: (root) => ['status', '--root', root, '--verify', '--json'] },
         { args: (root, m) => ['plan', join(m, bundle('1.1.0')), '--root', root, '--json'] },
       ];

@@ -61,7 +61,7 @@ export async function minimalRoot(root: string, executable: string, name: string
 
 /**
  * The command line that runs `args` inside root, in private mount and process
- * namespaces: the proc it mounts goes with the command.
+ * namespaces: the proc it mounts, and every process, go with the command.
  */
 export function inRoot(root: string, args: readonly string[]): [string, ...string[]] {
   return [
@@ -69,6 +69,7 @@ export function inRoot(root: string, args: readonly string[]): [string, ...strin
     '--mount',
     '--pid',
     '--fork',
+    '--kill-child',
     '--mount-proc',
     `--root=${root}`,
     ...args,

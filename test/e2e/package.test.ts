@@ -179,6 +179,7 @@ describe.skipIf(reason !== null)(
       }
     });
 
+    // Ten runs of each installer, and a terminal: slow on a loaded machine.
     it('plans, installs, rolls back and reports exactly as bin/ferry does', async () => {
       const outside = join(dir, 'outside');
       await cloneAppliance(base, outside);
@@ -233,7 +234,7 @@ describe.skipIf(reason !== null)(
         ).toBe(normalise(await readFile(join(outside, record), 'utf8'), outside));
       // The bundle was unpacked into /tmp and removed as soon as it was loaded.
       expect(await readdir(join(newRoot, 'tmp'))).toEqual([]);
-    });
+    }, 300_000);
 
     it('runs the console in a terminal: Enter applies, the result says committed', async () => {
       await cloneAppliance(base, join(newRoot, 'console-appliance'));
@@ -284,7 +285,7 @@ describe.skipIf(reason !== null)(
         '--json',
       ]);
       expect(JSON.parse(status.stdout)).toMatchObject({ release: '1.3.0' });
-    });
+    }, 300_000);
 
     it('with no temporary folder at all, says so; FERRY_TMP names one', async () => {
       await rm(join(newRoot, 'tmp'), { recursive: true });

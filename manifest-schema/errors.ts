@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
   E_EXISTS: { exit: 2, summary: 'an output would overwrite an existing file' },
   E_NOT_INITIALIZED: { exit: 2, summary: 'the root holds no Ferry appliance (run ferry init)' },
+  E_UNSAFE_ENVIRONMENT: {
+    exit: 2,
+    summary: 'the environment loads code into the installer (NODE_OPTIONS, LD_PRELOAD, …)',
+  },
   E_STATE_INVALID: {
     exit: 2,
     summary: 'an appliance file (state, config, facts) is corrupt or of an unknown version',

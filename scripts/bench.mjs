@@ -301,6 +301,41 @@ log(
 for (const folder of [smallDir, hugeDir])
   rmSync(join(folder, 'out'), { recursive: true, force: true });
 
+// ---------------------------------------------------------------- single executable
+log();
+log('## The single executable: `dist/package/ferry-installer` beside `bin/ferry`');
+log();
+const packaged = spawnSync(process.execPath, [join(root, 'scripts', 'package.mjs')], {
+  encoding: 'utf8',
+});
+if (packaged.status !== 0) throw new Error(`scripts/package.mjs failed: ${packaged.stderr}`);
+const executable = join(root, 'dist', 'package', 'ferry-installer');
+// The same few variables for both: the executable refuses NODE_OPTIONS and the like.
+const plainEnv = { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir() } };
+log('| command | `bin/ferry` median (s) | `ferry-installer` median (s) | ratio |');
+log('|---|---:|---:|---:|');
+const seaRatios = [];
+for (const [name, args] of [
+  ['`--version`', ['--version']],
+  ['`--help`', ['--help']],
+  [
+    `\`plan --json\` of the ${(size / 1024 ** 3).toFixed(2)} GiB bundle`,
+    ['plan', bundle, '--root', appliance, '--json'],
+  ],
+]) {
+  const options = { ...plainEnv, runs: planRuns };
+  const mine = timed(name, process.execPath, [join(root, 'bin', 'ferry'), ...args], options);
+  const theirs = timed(name, executable, args, options);
+  seaRatios.push(theirs.seconds / mine.seconds);
+  log(
+    `| ${name} | ${mine.seconds.toFixed(3)} | ${theirs.seconds.toFixed(3)} | ${(theirs.seconds / mine.seconds).toFixed(2)} |`,
+  );
+}
+log();
+log(
+  `Target: within 1.2× bin/ferry (medians of ${planRuns} runs): --version ${seaRatios[0].toFixed(2)}× (answered before Ferry loads), --help ${seaRatios[1].toFixed(2)}× (a full start: Node compiles the whole ${(statSync(join(root, 'dist', 'package', 'ferry.mjs')).size / MiB).toFixed(1)} MiB bundle, where bin/ferry loads only the modules of the command it runs), plan ${seaRatios[2].toFixed(2)}×. The executable is ${(statSync(executable).size / MiB).toFixed(0)} MiB.`,
+);
+
 // ---------------------------------------------------------------- install
 log();
 log(`## Install: ${gib} GiB payload`);

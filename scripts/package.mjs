@@ -1,49 +1,216 @@
-// `npm run package`: the installer as one self-contained file for appliances,
-// dist/package/ferry.mjs, which runs with Node.js alone (no node_modules).
-// Copy it onto the appliance (USB stick, DVD) and run `node ferry.mjs …`.
+// `npm run package`: the installer for appliances, in two forms that hold the
+// same bundle of Ferry, the console and every dependency.
+//
+//   dist/package/ferry.mjs           needs Node.js 20.19 or newer: `node ferry.mjs …`
+//   dist/package/ferry-installer     a Node single executable application: needs
+//                                    only glibc and libstdc++ (see the README)
+//
+// The executable is this machine's Node binary with the bundle injected, so it
+// runs on this architecture. FERRY_NODE_BINARY=/path/to/node builds it from
+// another Node binary of the same version (the official linux-arm64 one, say)
+// into dist/package/ferry-installer-linux-<arch>. Nothing here uses the network.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = join(root, 'dist', 'package', 'ferry.mjs');
-mkdirSync(dirname(outfile), { recursive: true });
-await build({
-  stdin: {
-    contents:
-      "import { main } from './cli/main.ts';\nprocess.exitCode = await main(process.argv.slice(2));\n",
-    resolveDir: root,
-    sourcefile: 'ferry-entry.ts',
-    loader: 'ts',
-  },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
+const out = join(root, 'dist', 'package');
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// Both sides of this name: scripts/sea-boot.ts reads the asset it names.
+const ASSET = 'ferry.mjs';
+const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64' };
+mkdirSync(out, { recursive: true });
+
+/** Through a temp file and a rename: a concurrent run or a reader never sees half a file. */
+function writeAtomic(file, contents, mode = 0o644) {
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, contents, { mode });
+  renameSync(temp, file);
+}
+
+/** esbuild of one entry (TypeScript source text) into memory. */
+async function bundle(entry, { define, ...options }) {
+  const result = await build({
+    stdin: { contents: entry, resolveDir: root, sourcefile: 'ferry-entry.ts', loader: 'ts' },
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    write: false,
+    // React's production build: what an appliance should run, and a third
+    // less code to compile at every start.
+    define: { 'process.env.NODE_ENV': '"production"', ...define },
+    // ink imports its React devtools (and through them a WebSocket client that
+    // looks for optional modules on disk) only when DEV=true. An appliance
+    // never debugs ink, and a bundle that requires nothing outside Node cannot
+    // be handed a module from a writable folder on the way.
+    plugins: [
+      {
+        name: 'stub-ink-devtools',
+        setup(builder) {
+          builder.onResolve({ filter: /^\.\/devtools\.js$/ }, (args) =>
+            args.importer.includes(`${join('node_modules', 'ink')}`)
+              ? { path: 'ink-devtools', namespace: 'stub' }
+              : undefined,
+          );
+          builder.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+            contents: 'export {};',
+            loader: 'js',
+          }));
+        },
+      },
+    ],
+    legalComments: 'none',
+    logLevel: 'warning',
+    ...options,
+  });
+  return result.outputFiles[0].contents;
+}
+
+const esm = {
   format: 'esm',
-  outfile,
   // CommonJS dependencies (ajv, yauzl) call require() for Node's own modules.
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __ferryCreateRequire } from 'node:module';\nconst require = __ferryCreateRequire(import.meta.url);",
   },
-  // ink loads react-devtools-core only when DEV=true; an appliance never does.
-  plugins: [
-    {
-      name: 'stub-react-devtools',
-      setup(builder) {
-        builder.onResolve({ filter: /^react-devtools-core$/ }, () => ({
-          path: 'react-devtools-core',
-          namespace: 'stub',
-        }));
-        builder.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
-          contents: 'export default { initialize() {}, connectToDevTools() {} };',
-          loader: 'js',
-        }));
-      },
-    },
-  ],
-  legalComments: 'none',
-  logLevel: 'warning',
-});
-chmodSync(outfile, 0o755);
-console.log(`wrote ${outfile} (${(statSync(outfile).size / 1024).toFixed(0)} KiB)`);
+};
+
+const script = join(out, 'ferry.mjs');
+writeAtomic(
+  script,
+  await bundle(
+    "import { main } from './cli/main.ts';\nprocess.exitCode = await main(process.argv.slice(2));\n",
+    esm,
+  ),
+  0o755,
+);
+console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`);
+
+// ------------------------------------------------------ the executable
+// The same bundle, exporting main instead of running it, so that the boot
+// script can remove its temporary copy before Ferry starts.
+const asset = await bundle("export { main } from './cli/main.ts';\n", esm);
+const boot = await bundle(
+  "import { boot } from './scripts/sea-boot.ts';\nboot(process.argv.slice(2), process.env).then((code) => { process.exitCode = code; });\n",
+  { format: 'cjs', define: { FERRY_VERSION: JSON.stringify(version) } },
+);
+
+const given = process.env.FERRY_NODE_BINARY;
+const node = realpathSync(given ?? process.execPath);
+const arch = elfArch(node);
+const executable = join(out, given ? `ferry-installer-linux-${arch}` : 'ferry-installer');
+if (given) requireVersion(node, process.version);
+
+// Relative paths, resolved in a folder of this run's own: the blob records
+// the entry's name, which must not vary from build to build, and two runs at
+// once (two test files) must not share a blob.
+const config = {
+  main: 'boot.cjs',
+  output: 'blob',
+  disableExperimentalSEAWarning: true,
+  // A code cache breaks import() in a Node 20 SEA, and a snapshot cannot hold ESM.
+  useCodeCache: false,
+  useSnapshot: false,
+  assets: { [ASSET]: ASSET },
+};
+const postject = createRequire(import.meta.url).resolve('postject/dist/cli.js');
+const nodeStats = statSync(node);
+const key = createHash('sha256')
+  .update(
+    JSON.stringify({
+      config,
+      node: [node, nodeStats.size, nodeStats.mtimeMs, process.version],
+      postject: readFileSync(join(dirname(postject), '..', 'package.json'), 'utf8'),
+    }),
+  )
+  .update(boot)
+  .update(asset)
+  .digest('hex');
+const keyFile = `${executable}.inputs`;
+if (existsSync(executable) && existsSync(keyFile) && readFileSync(keyFile, 'utf8') === key) {
+  console.log(`${executable} is up to date`);
+} else {
+  const started = Date.now();
+  const work = mkdtempSync(join(tmpdir(), 'ferry-package-'));
+  writeFileSync(join(work, config.main), boot);
+  writeFileSync(join(work, config.assets[ASSET]), asset);
+  writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
+  // The blob holds the boot script and the asset, and nothing of this
+  // machine's architecture; its format follows the Node version, which is why
+  // FERRY_NODE_BINARY must be the version running this script.
+  run(process.execPath, ['--experimental-sea-config', 'sea-config.json'], work);
+  const temp = `${executable}.${process.pid}.tmp`;
+  copyFileSync(node, temp);
+  chmodSync(temp, 0o755);
+  run(
+    process.execPath,
+    [postject, temp, 'NODE_SEA_BLOB', join(work, config.output), '--sentinel-fuse', FUSE],
+    work,
+  );
+  renameSync(temp, executable);
+  rmSync(work, { recursive: true });
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(executable), hash);
+  writeAtomic(`${executable}.sha256`, `${hash.digest('hex')}  ${basename(executable)}\n`);
+  writeAtomic(keyFile, key);
+  console.log(
+    `wrote ${executable} (linux-${arch}, Node ${process.version}, ${(statSync(executable).size / 1024 ** 2).toFixed(0)} MiB, ${((Date.now() - started) / 1000).toFixed(0)} s) and its .sha256`,
+  );
+}
+
+/** The architecture an ELF executable is for, from its header. */
+function elfArch(file) {
+  const header = Buffer.alloc(20);
+  const fd = openSync(file, 'r');
+  readSync(fd, header, 0, 20, 0);
+  closeSync(fd);
+  const machine = ELF_MACHINES[header.readUInt16LE(18)];
+  if (header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2 || header[5] !== 1 || !machine)
+    fail(`${file} is not a 64-bit little-endian Linux executable of a known architecture`);
+  return machine;
+}
+
+/** A Node binary of another architecture cannot be asked its version: find it in the binary. */
+function requireVersion(file, wanted) {
+  const marker = `/release/${wanted}/node-${wanted}`;
+  const text = readFileSync(file).toString('latin1');
+  if (!text.includes(marker))
+    fail(
+      `${file} is not Node ${wanted} (the version running this script): the single executable's blob follows Node's version. Use the official node-${wanted}-linux-<arch> binary, or run this script with that version.`,
+    );
+}
+
+function run(command, args, cwd) {
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8' });
+  if (result.status !== 0)
+    fail(
+      `${basename(command)} ${args.join(' ')} failed (${result.status}):\n${result.stdout}${result.stderr}`,
+    );
+}
+
+function fail(message) {
+  console.error(`package: ${message}`);
+  process.exit(1);
+}

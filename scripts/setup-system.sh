@@ -7,6 +7,7 @@ command -v tar >/dev/null || needed+=(tar)
 command -v openssl >/dev/null || needed+=(openssl)
 command -v tmux >/dev/null || needed+=(tmux)   # the console's terminal tests
 command -v pgrep >/dev/null || needed+=(procps)
+command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone in an empty root
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2

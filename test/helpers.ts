@@ -40,14 +40,26 @@ export function ferry(
   args: readonly string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
+  return run(process.execPath, [FERRY, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      ...options.env,
+    },
+  });
+}
+
+/** Runs a program with exactly the environment given, no TTY; collects its output. */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env: Record<string, string> },
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [FERRY, ...args], {
-      cwd: options.cwd ?? ROOT,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? '/tmp',
-        ...options.env,
-      },
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

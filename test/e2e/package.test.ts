@@ -1,8 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ROOT, tempDir, workspace, type Workspace } from '../helpers.js';
+import { createHash } from 'node:crypto';
+import { isBuiltin } from 'node:module';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, ferry, ROOT, run, tempDir, workspace, type Workspace } from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk, RECORDS, snapshot } from './appliance.js';
+import { inRoot, minimalRoot, runIn, skipReason } from './minimal-root.js';
+
+const PACKAGE = join(ROOT, 'dist', 'package');
+const EXECUTABLE = join(PACKAGE, 'ferry-installer');
 
 let dir: string;
 let ws: Workspace;
@@ -12,18 +19,20 @@ beforeAll(async () => {
   dir = await tempDir();
   ws = await workspace(dir);
   bundles = await buildAll(ws, join(dir, 'bundles'), 'zip');
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'package.mjs')], { cwd: ROOT });
-});
+  // The executable is rebuilt only when its inputs changed (scripts/package.mjs).
+  const env = { ...process.env };
+  delete env.FERRY_NODE_BINARY;
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'package.mjs')], { cwd: ROOT, env });
+}, 600_000);
 
 describe('the packaged installer', () => {
   it('installs a fixture bundle from a folder with nothing but itself', async () => {
     const stick = join(dir, 'usb-stick');
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(stick);
-    await copyFile(join(ROOT, 'dist', 'package', 'ferry.mjs'), join(stick, 'ferry.mjs'));
+    await copyFile(join(PACKAGE, 'ferry.mjs'), join(stick, 'ferry.mjs'));
     await copyFile(bundles['1.0.0'] as string, join(stick, 'release.zip'));
     expect(await readdir(stick)).toEqual(['ferry.mjs', 'release.zip']);
-    const run = (...args: string[]) =>
+    const runStick = (...args: string[]) =>
       spawnSync(process.execPath, [join(stick, 'ferry.mjs'), ...args], {
         cwd: stick,
         encoding: 'utf8',
@@ -31,7 +40,7 @@ describe('the packaged installer', () => {
       });
     const root = join(dir, 'appliance');
     expect(
-      run(
+      runStick(
         'init',
         '--root',
         root,
@@ -43,10 +52,256 @@ describe('the packaged installer', () => {
         ws.trust,
       ).status,
     ).toBe(0);
-    const install = run('install', 'release.zip', '--root', root, '--yes');
+    const install = runStick('install', 'release.zip', '--root', root, '--yes');
     expect(install.status, install.stderr).toBe(0);
     expect(install.stdout).toContain('COMMITTED: acme-appliance is at 1.0.0');
-    const status = run('status', '--root', root, '--verify', '--json');
+    const status = runStick('status', '--root', root, '--verify', '--json');
     expect(JSON.parse(status.stdout)).toMatchObject({ release: '1.0.0', problems: [] });
   });
+
+  it('requires nothing but Node’s own modules, so no folder on disk can hand it one', async () => {
+    const text = await readFile(join(PACKAGE, 'ferry.mjs'), 'utf8');
+    const required = [
+      ...[...text.matchAll(/__require\("([^"]+)"\)/g)].map((match) => match[1] as string),
+      ...[...text.matchAll(/^import .* from "([^"]+)";$/gm)].map((match) => match[1] as string),
+    ];
+    expect(required.length).toBeGreaterThan(0);
+    expect(required.filter((name) => !isBuiltin(name))).toEqual([]);
+  });
 });
+
+describe('ferry-installer, the single executable', () => {
+  const installer = (args: readonly string[], env: Record<string, string> = {}) =>
+    run(EXECUTABLE, args, { env });
+
+  it('tells its version, the sha256 of its own file and its Node', async () => {
+    const result = await installer(['--version', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toBe('');
+    const bytes = await readFile(EXECUTABLE);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    // Nothing of the machine that built it: the same inputs give the same file.
+    expect(bytes.includes(ROOT)).toBe(false);
+    const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(JSON.parse(result.stdout)).toEqual({
+      version,
+      executable: EXECUTABLE,
+      sha256: hash,
+      node: process.version,
+      platform: `linux-${process.arch}`,
+    });
+    expect(await readFile(`${EXECUTABLE}.sha256`, 'utf8')).toBe(`${hash}  ferry-installer\n`);
+    // The CLI keeps its own version string: the two must not drift apart.
+    const cli = spawnSync(process.execPath, [join(PACKAGE, 'ferry.mjs'), '--version'], {
+      encoding: 'utf8',
+    });
+    expect((await installer(['--version'])).stdout).toBe(cli.stdout);
+    expect(cli.stdout).toBe(`ferry ${version}\n`);
+  });
+
+  it.each([
+    ['NODE_OPTIONS', '--max-old-space-size=256'],
+    ['OPENSSL_CONF', '/dev/null'],
+    ['LD_PRELOAD', 'libc.so.6'],
+    ['LD_AUDIT', 'libc.so.6'],
+  ])('refuses to run with %s set, before loading Ferry', async (name, value) => {
+    const result = await installer(['status', '--root', dir, '--json'], { [name]: value });
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      error: { code: 'E_UNSAFE_ENVIRONMENT' },
+    });
+    expect(result.stderr).toContain(name);
+  });
+
+  it('falls back from an unusable TMPDIR, and says which folders it could not use', async () => {
+    expect((await installer(['--help'], { TMPDIR: join(dir, 'no-such-folder') })).code).toBe(0);
+    const missing = await installer(['--help', '--json'], { FERRY_TMP: join(dir, 'nowhere') });
+    expect(missing.code).toBe(1);
+    expect(JSON.parse(missing.stdout)).toMatchObject({ error: { code: 'E_IO' } });
+    // A folder anyone may write to without the sticky bit: another user could swap the bundle.
+    const open = join(dir, 'open-to-all');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const unsafe = await installer(['--help'], { FERRY_TMP: open });
+    expect(unsafe.code).toBe(1);
+    expect(unsafe.stderr).toContain(open);
+    expect(await readdir(open)).toEqual([]);
+  });
+});
+
+/**
+ * Paths, transaction ids and times differ between the two appliances; nothing
+ * else may. Progress events go: components stage in parallel, so theirs
+ * interleave differently from run to run.
+ */
+function normalise(text: string, root: string): string {
+  return text
+    .split('\n')
+    .filter((line) => !line.startsWith('{"type":"progress"'))
+    .join('\n')
+    .replaceAll(root, '<root>')
+    .replaceAll(join(dir, 'bundles'), '<media>')
+    .replaceAll('/media/', '<media>/')
+    .replace(/\d{8}T\d{6}-[0-9a-f]{6}/g, '<id>')
+    .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, '<time>');
+}
+
+const reason = skipReason();
+describe.skipIf(reason !== null)(
+  `ferry-installer alone in an empty root${reason ? ` (skipped: ${reason})` : ''}`,
+  () => {
+    // Inside: the executable, its libraries, the artifacts' five programs, an
+    // empty /tmp, the bundles in /media and appliances; an empty environment.
+    let newRoot: string;
+    let base: string;
+    const socket = `ferry-sea-test-${process.pid}`;
+    const tmux = (...args: string[]) =>
+      execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+
+    beforeAll(async () => {
+      newRoot = join(dir, 'new-root');
+      await minimalRoot(newRoot, EXECUTABLE, 'ferry-installer');
+      await mkdir(join(newRoot, 'media'));
+      for (const bundle of Object.values(bundles))
+        await copyFile(bundle, join(newRoot, 'media', basename(bundle)));
+      base = join(dir, 'at-1.0.0');
+      await initAppliance(ws, base);
+      await installOk(bundles['1.0.0'] as string, base);
+    }, 120_000);
+
+    afterAll(() => {
+      try {
+        tmux('kill-server');
+      } catch {
+        // no server was started
+      }
+    });
+
+    // Ten runs of each installer, and a terminal: slow on a loaded machine.
+    it('plans, installs, rolls back and reports exactly as bin/ferry does', async () => {
+      const outside = join(dir, 'outside');
+      await cloneAppliance(base, outside);
+      await cloneAppliance(base, join(newRoot, 'appliance'));
+      const media = join(dir, 'bundles');
+      const bundle = (release: string) => basename(bundles[release] as string);
+      type Args = (root: string, media: string) => string[];
+      const install: Args = (root, m) => [
+        'install',
+        join(m, bundle('1.3.0')),
+        '--root',
+        root,
+        '--yes',
+        '--json',
+      ];
+      const steps: Array<{ args: Args; fail?: string }> = [
+        { args: (root, m) => ['plan', join(m, bundle('1.3.0')), '--root', root, '--json'] },
+        { args: install, fail: 'web.test' },
+        { args: install },
+        { args: (root) => ['status', '--root', root, '--verify', '--json'] },
+        { args: (root, m) => ['plan', join(m, bundle('1.1.0')), '--root', root, '--json'] },
+      ];
+      const codes: number[] = [];
+      for (const step of steps) {
+        for (const root of [outside, join(newRoot, 'appliance')]) {
+          await rm(join(root, 'fail'), { recursive: true, force: true });
+          if (step.fail) {
+            await mkdir(join(root, 'fail'));
+            await writeFile(join(root, 'fail', step.fail), '');
+          }
+        }
+        const [mine, theirs] = await Promise.all([
+          ferry(step.args(outside, media)),
+          runIn(newRoot, ['/ferry-installer', ...step.args('/appliance', '/media')]),
+        ]);
+        expect(theirs.code, theirs.stderr).toBe(mine.code);
+        expect(normalise(theirs.stderr, '/appliance')).toBe(normalise(mine.stderr, outside));
+        expect(normalise(theirs.stdout, '/appliance')).toBe(normalise(mine.stdout, outside));
+        codes.push(theirs.code);
+      }
+      // The steps cover a plan, a rollback, a commit, a status and a blocked plan.
+      expect(codes).toEqual([0, 1, 0, 0, 4]);
+      // The same files, and the same records of what happened.
+      const records = ['var/lib/ferry/state.json', 'var/log/acme-markers.log'];
+      const unrecorded = [...RECORDS, ...records];
+      expect(await snapshot(join(newRoot, 'appliance'), unrecorded)).toEqual(
+        await snapshot(outside, unrecorded),
+      );
+      for (const record of records)
+        expect(
+          normalise(await readFile(join(newRoot, 'appliance', record), 'utf8'), '/appliance'),
+        ).toBe(normalise(await readFile(join(outside, record), 'utf8'), outside));
+      // The bundle was unpacked into /tmp and removed as soon as it was loaded.
+      expect(await readdir(join(newRoot, 'tmp'))).toEqual([]);
+    }, 300_000);
+
+    it('runs the console in a terminal: Enter applies, the result says committed', async () => {
+      await cloneAppliance(base, join(newRoot, 'console-appliance'));
+      const exitFile = join(dir, 'console.exit');
+      const command = inRoot(newRoot, [
+        '/ferry-installer',
+        'console',
+        '--root',
+        '/console-appliance',
+        '--media',
+        '/media',
+      ]);
+      tmux(
+        'new-session',
+        '-d',
+        '-s',
+        'sea',
+        '-x',
+        '150',
+        '-y',
+        '50',
+        `env -i ${command.join(' ')}; echo $? > ${exitFile}; sleep 60`,
+      );
+      const screen = async (text: string): Promise<string> => {
+        let shown = '';
+        await expect
+          .poll(() => (shown = tmux('capture-pane', '-t', 'sea', '-p')).includes(text), {
+            timeout: 30_000,
+            interval: 200,
+          })
+          .toBe(true);
+        return shown;
+      };
+      expect(await screen('[Enter] apply')).toContain('Update ready: acme-appliance 1.3.0');
+      // Ferry is running, and its unpacked bundle is already gone.
+      expect(await readdir(join(newRoot, 'tmp'))).toEqual([]);
+      tmux('send-keys', '-t', 'sea', 'Enter');
+      await screen('COMMITTED: acme-appliance is now at 1.3.0');
+      tmux('send-keys', '-t', 'sea', 'q');
+      await expect
+        .poll(() => readFile(exitFile, 'utf8').catch(() => ''), { timeout: 10_000 })
+        .toBe('0\n');
+      const status = await runIn(newRoot, [
+        '/ferry-installer',
+        'status',
+        '--root',
+        '/console-appliance',
+        '--json',
+      ]);
+      expect(JSON.parse(status.stdout)).toMatchObject({ release: '1.3.0' });
+    }, 300_000);
+
+    it('with no temporary folder at all, says so; FERRY_TMP names one', async () => {
+      await rm(join(newRoot, 'tmp'), { recursive: true });
+      try {
+        const none = await runIn(newRoot, ['/ferry-installer', '--help', '--json']);
+        expect(none.code).toBe(1);
+        expect(JSON.parse(none.stdout)).toMatchObject({ error: { code: 'E_IO' } });
+        expect(none.stderr).toContain('FERRY_TMP');
+        await mkdir(join(newRoot, 'stick'), { mode: 0o700 });
+        const named = await runIn(newRoot, ['/ferry-installer', '--help'], { FERRY_TMP: '/stick' });
+        expect(named.code, named.stderr).toBe(0);
+        expect(await readdir(join(newRoot, 'stick'))).toEqual([]);
+      } finally {
+        await mkdir(join(newRoot, 'tmp'));
+        await chmod(join(newRoot, 'tmp'), 0o1777);
+      }
+    });
+  },
+);

@@ -1,0 +1,163 @@
+// The entry of dist/package/ferry-installer, the Node single executable
+// (`npm run package` bundles it to CommonJS: a SEA's entry cannot be ESM).
+// It checks what must be checked before any of Ferry loads, then writes the
+// embedded ESM bundle to a private folder, imports it, removes the folder and
+// runs Ferry's CLI. Only Node's own modules exist here: `require` in a SEA
+// loads nothing else.
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { getRawAsset } from 'node:sea';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
+import { ERROR_CODES, FerryError } from '../manifest-schema/errors.js';
+
+declare const FERRY_VERSION: string;
+
+/** The SEA asset holding the bundle (scripts/package.mjs names it too). */
+const ASSET = 'ferry.mjs';
+
+/**
+ * Variables that load code into this process. Node and the loader act on
+ * them before this script runs, so refusing cannot undo what they did; it
+ * stops the installer from checking signatures and changing the appliance as
+ * if its code were only its own. Checked against Node 20: NODE_REPL_EXTERNAL_MODULE
+ * is ignored by a SEA, and NODE_PATH finds nothing because the bundle
+ * requires only Node's built-in modules (test/e2e/package.test.ts holds that).
+ */
+const REFUSED_ENVIRONMENT: Record<string, string> = {
+  NODE_OPTIONS: 'Node reads options from it, and --require, --import or --inspect run foreign code',
+  OPENSSL_CONF: 'OpenSSL loads the provider and engine libraries its configuration names',
+  LD_PRELOAD: 'the dynamic loader loads the libraries it names into every program',
+  LD_AUDIT: 'the dynamic loader loads the auditing libraries it names into every program',
+};
+
+function fail(code: keyof typeof ERROR_CODES, message: string, hint: string): never {
+  throw new FerryError(code, message, { hint });
+}
+
+function checkEnvironment(env: NodeJS.ProcessEnv): void {
+  const set = Object.keys(REFUSED_ENVIRONMENT).filter((name) => (env[name] ?? '') !== '');
+  if (set.length === 0) return;
+  fail(
+    'E_UNSAFE_ENVIRONMENT',
+    `${set.map((name) => `${name} is set: ${REFUSED_ENVIRONMENT[name]}`).join('; ')}`,
+    `ferry-installer checks signatures and runs no code but its own: run it again without them (env -u ${set.join(' -u ')} ./ferry-installer …)`,
+  );
+}
+
+/** Folders to unpack into, in order: FERRY_TMP alone when set (an explicit choice is honoured or refused). */
+function tempCandidates(env: NodeJS.ProcessEnv): string[] {
+  if (env.FERRY_TMP) return [resolve(env.FERRY_TMP)];
+  const folders = [env.TMPDIR ? resolve(env.TMPDIR) : '/tmp', '/tmp', '/var/tmp', '/dev/shm'];
+  return [...new Set(folders)];
+}
+
+/**
+ * A new 0700 folder in the first usable candidate. A parent that another user
+ * owns, or that others may write to without the sticky bit, is skipped: they
+ * could swap our folder for theirs between writing the bundle and importing it.
+ */
+function privateFolder(env: NodeJS.ProcessEnv): string {
+  const tried: string[] = [];
+  for (const folder of tempCandidates(env)) {
+    try {
+      const stats = lstatSync(folder);
+      if (!stats.isDirectory()) throw new Error('not a folder');
+      if ((stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0)
+        throw new Error('others may write to it and it has no sticky bit');
+      if (stats.uid !== 0 && stats.uid !== process.getuid?.())
+        throw new Error(`it belongs to another user (uid ${stats.uid})`);
+      return mkdtempSync(join(folder, 'ferry-installer-'));
+    } catch (error) {
+      tried.push(`${folder}: ${(error as Error).message}`);
+    }
+  }
+  return fail(
+    'E_IO',
+    `no folder to unpack the installer into${env.FERRY_TMP ? ' (FERRY_TMP)' : ''}: ${tried.join('; ')}`,
+    'set FERRY_TMP to a folder on the appliance that root can write to (about 3 MiB, removed once loaded)',
+  );
+}
+
+async function versionJson(): Promise<string> {
+  const executable = resolve(process.execPath);
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(executable), hash);
+  return JSON.stringify(
+    {
+      version: FERRY_VERSION,
+      executable,
+      sha256: hash.digest('hex'),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
+    null,
+    2,
+  );
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Imports the bundle from a private folder and removes the folder as soon as
+ * it is loaded, before Ferry runs: a killed installer leaves nothing behind,
+ * and no signal handler of ours competes with Ferry's own.
+ */
+async function loadFerry(
+  env: NodeJS.ProcessEnv,
+): Promise<{ main: (argv: string[]) => Promise<number> }> {
+  const folder = privateFolder(env);
+  const remove = (): void => rmSync(folder, { recursive: true, force: true });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    remove();
+    for (const name of SIGNALS) process.removeListener(name, onSignal);
+    process.kill(process.pid, signal);
+  };
+  for (const name of SIGNALS) process.on(name, onSignal);
+  process.on('exit', remove);
+  try {
+    const file = join(folder, ASSET);
+    writeFileSync(file, new Uint8Array(getRawAsset(ASSET) as ArrayBuffer), {
+      mode: 0o600,
+      flag: 'wx',
+    });
+    return (await import(pathToFileURL(file).href)) as {
+      main: (argv: string[]) => Promise<number>;
+    };
+  } finally {
+    remove();
+    for (const name of SIGNALS) process.removeListener(name, onSignal);
+    process.removeListener('exit', remove);
+  }
+}
+
+function report(error: unknown, wantsJson: boolean): number {
+  const ferryError =
+    error instanceof FerryError
+      ? error
+      : new FerryError('E_INTERNAL', `ferry-installer could not start: ${String(error)}`, {
+          hint: 'this is a bug in Ferry: please report it with the command you ran',
+        });
+  if (wantsJson)
+    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
+  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
+  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
+  return ERROR_CODES[ferryError.code].exit;
+}
+
+export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const wantsJson = argv.includes('--json');
+  try {
+    checkEnvironment(env);
+    // Who it is, without unpacking anything: this works even with no usable temporary folder.
+    if (argv[0] === '--version') {
+      process.stdout.write(wantsJson ? `${await versionJson()}\n` : `ferry ${FERRY_VERSION}\n`);
+      return 0;
+    }
+    const { main } = await loadFerry(env);
+    return await main(argv);
+  } catch (error) {
+    return report(error, wantsJson);
+  }
+}

@@ -1,0 +1,517 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FerryError, type ErrorCode, type ErrorDetails } from '../../manifest-schema/errors.js';
+import type { RegistryCredentials } from './credentials.js';
+import { isLoopbackHost, type RegistryReference } from './reference.js';
+
+/** What a request needs the registry to allow; one token is kept per action. */
+export type Action = 'ping' | 'pull' | 'push' | 'delete';
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  /** The wait before the second try; it doubles up to `maxDelayMs`. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, firstDelayMs: 500, maxDelayMs: 8_000 };
+
+/** Told before each wait between tries, so a command can say what is happening. */
+export interface RetryEvent {
+  /** What was being done, e.g. `push blob sha256:…`. */
+  operation: string;
+  /** The try that failed (1-based) and how many there may be. */
+  attempt: number;
+  attempts: number;
+  delayMs: number;
+  /** Why it failed: an HTTP status and registry error code, or a socket error code. Never a secret. */
+  reason: string;
+}
+
+export interface TransportOptions {
+  credentials?: RegistryCredentials;
+  retry?: Partial<RetryPolicy>;
+  onRetry?: (event: RetryEvent) => void;
+  userAgent?: string;
+}
+
+export interface RequestOptions {
+  action: Action;
+  headers?: Record<string, string>;
+  /** Makes the body afresh for each send (after a challenge or a redirect the stream is spent). */
+  body?: () => RequestBody;
+}
+
+export type RequestBody = Uint8Array | AsyncIterable<Uint8Array>;
+
+/**
+ * A failure worth another try: the connection broke, or the registry said
+ * 5xx, 429 or 408. `final` is what the caller throws when the tries run out.
+ */
+export class Transient extends Error {
+  readonly final: FerryError;
+  constructor(reason: string, final: FerryError) {
+    super(reason);
+    this.name = 'Transient';
+    this.final = final;
+  }
+}
+
+/** A registry's `{"errors":[{code,message}]}` body, as far as it could be read. */
+export interface RegistryErrorBody {
+  code: string;
+  message: string;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const ERROR_BODY_LIMIT = 64 * 1024;
+const TOKEN_LIMIT = 1024 * 1024;
+
+/**
+ * HTTP to one registry repository: authentication (Basic, or the Bearer token
+ * flow of Harbor, GHCR, ECR and Distribution), redirects (Authorization never
+ * follows to another origin: blob stores hand out signed URLs), retries with
+ * backoff, and registry errors mapped to Ferry's codes.
+ */
+export class Transport {
+  readonly target: RegistryReference;
+  readonly retry: RetryPolicy;
+  readonly #auth: Authenticator;
+  readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+  readonly #userAgent: string;
+
+  constructor(target: RegistryReference, options: TransportOptions = {}) {
+    this.target = target;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#auth = new Authenticator(target, options.credentials);
+    this.#onRetry = options.onRetry;
+    this.#userAgent = options.userAgent ?? 'ferry';
+  }
+
+  /** `/v2/<name>/<rest>` on the registry. */
+  url(rest: string): URL {
+    return new URL(`/v2/${this.target.repository}/${rest}`, this.target.origin);
+  }
+
+  /**
+   * Sends one request, answering an authentication challenge once and
+   * following redirects. Returns the response whatever its status, except
+   * that a broken connection and a 5xx, 429 or 408 throw `Transient`.
+   */
+  async request(method: string, url: URL, options: RequestOptions): Promise<Response> {
+    let current = url;
+    let currentMethod = method;
+    let challenged = false;
+    for (let hops = 0; ;) {
+      const sameOrigin = current.origin === this.target.origin;
+      const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
+      const authorization = sameOrigin ? this.#auth.header(options.action) : undefined;
+      if (authorization) headers.authorization = authorization;
+      const body = currentMethod === 'GET' || currentMethod === 'HEAD' ? undefined : options.body;
+      let response: Response;
+      try {
+        response = await fetch(current, {
+          method: currentMethod,
+          headers,
+          redirect: 'manual',
+          ...(body ? { body: body(), duplex: 'half' } : {}),
+        });
+      } catch (error) {
+        throw this.broken(error, `${method} ${current.pathname}`);
+      }
+      if (REDIRECTS.has(response.status) && response.headers.has('location')) {
+        await discard(response);
+        if (++hops > 5) {
+          throw this.error('E_REGISTRY', `redirected more than 5 times from ${url.pathname}`, {
+            hint: 'check the registry and any proxy in front of it',
+          });
+        }
+        current = new URL(response.headers.get('location') as string, current);
+        if (response.status === 303) currentMethod = 'GET';
+        continue;
+      }
+      if (response.status === 401 && sameOrigin && !challenged) {
+        challenged = true;
+        const challenge = response.headers.get('www-authenticate');
+        await discard(response);
+        if (await this.#auth.answer(challenge, options.action, this)) continue;
+        throw this.refused(challenge);
+      }
+      if (TRANSIENT_STATUS.has(response.status)) {
+        const errors = await readErrors(response);
+        const reason = describeStatus(response.status, errors);
+        throw new Transient(
+          reason,
+          this.error('E_REGISTRY', `${method} ${url.pathname} kept failing: ${reason}`, {
+            hint: 'the registry or a proxy in front of it is failing; try again later',
+          }),
+        );
+      }
+      return response;
+    }
+  }
+
+  /** Runs `attempt` until it succeeds, fails for good, or the tries run out; waits with backoff between. */
+  async retrying<T>(operation: string, attempt: (count: number) => Promise<T>): Promise<T> {
+    for (let count = 1; ; count++) {
+      try {
+        return await attempt(count);
+      } catch (error) {
+        if (!(error instanceof Transient)) throw error;
+        if (count >= this.retry.attempts) throw error.final;
+        const delayMs = Math.min(
+          this.retry.maxDelayMs,
+          this.retry.firstDelayMs * 2 ** (count - 1) * (1 + Math.random() / 4),
+        );
+        this.#onRetry?.({
+          operation,
+          attempt: count,
+          attempts: this.retry.attempts,
+          delayMs: Math.round(delayMs),
+          reason: error.message,
+        });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  /**
+   * The FerryError for an unexpected response: the status and the registry's
+   * own error codes and messages, mapped to Ferry's codes.
+   */
+  async fail(
+    response: Response,
+    doing: string,
+    details: ErrorDetails = {},
+    notFound: ErrorCode = 'E_REGISTRY',
+  ): Promise<FerryError> {
+    const errors = await readErrors(response);
+    const codes = new Set(errors.map((e) => e.code));
+    const said = describeStatus(response.status, errors);
+    const message = `registry ${this.target.registry} refused to ${doing}: ${said}`;
+    if (response.status === 401) return this.refused(response.headers.get('www-authenticate'));
+    if (response.status === 403 || codes.has('DENIED')) {
+      return this.error('E_REGISTRY_AUTH', message, {
+        ...details,
+        hint: `the account ${this.#auth.who()} may not do this in ${this.target.repository}; ask for push (or delete) rights`,
+      });
+    }
+    if (codes.has('DIGEST_INVALID') || codes.has('SIZE_INVALID')) {
+      return this.error('E_DIGEST_MISMATCH', message, {
+        ...details,
+        hint: 'the bytes sent are not the ones named: did the file change while it was sent?',
+      });
+    }
+    if (codes.has('BLOB_UNKNOWN')) {
+      return this.error('E_BLOB_UNKNOWN', message, {
+        ...details,
+        hint: 'the repository lacks a blob its manifests need: publish the version again',
+      });
+    }
+    if (codes.has('MANIFEST_UNKNOWN') || codes.has('NAME_UNKNOWN')) {
+      return this.error('E_MANIFEST_UNKNOWN', message, {
+        ...details,
+        hint: 'check the tag or digest, and the repository name',
+      });
+    }
+    if (codes.has('MANIFEST_BLOB_UNKNOWN')) {
+      return this.error('E_REGISTRY', message, {
+        ...details,
+        hint: 'push every blob the manifest refers to before the manifest',
+      });
+    }
+    if (response.status === 405 || codes.has('UNSUPPORTED')) {
+      return this.error('E_REGISTRY', message, {
+        ...details,
+        hint: 'the registry does not allow this operation (Distribution deletes only with storage.delete.enabled)',
+      });
+    }
+    if (response.status === 404 && errors.length === 0) {
+      return this.error(notFound, message, {
+        ...details,
+        hint:
+          notFound === 'E_REGISTRY'
+            ? 'is this an OCI registry? check the host, port and repository name'
+            : 'check the tag or digest, and the repository name',
+      });
+    }
+    return this.error('E_REGISTRY', message, {
+      ...details,
+      hint: 'the registry refused the request; its own words follow the status',
+    });
+  }
+
+  /** A FerryError naming this registry and repository. */
+  error(code: ErrorCode, message: string, details: ErrorDetails): FerryError {
+    return new FerryError(code, message, {
+      registry: this.target.registry,
+      repository: this.target.repository,
+      ...details,
+    });
+  }
+
+  /** A broken connection (refused, reset, cut mid-body, DNS, TLS) as a retryable failure. */
+  broken(error: unknown, doing: string): Transient {
+    const reason = networkReason(error);
+    return new Transient(
+      reason,
+      this.error(
+        'E_REGISTRY_UNREACHABLE',
+        `cannot reach registry ${this.target.registry} (${reason}) to ${doing}`,
+        {
+          hint: `check that ${this.target.origin} is up and reachable from here (proxy, firewall, DNS, certificate)`,
+          cause: error,
+        },
+      ),
+    );
+  }
+
+  private refused(challenge: string | null): FerryError {
+    const who = this.#auth.who();
+    return this.error(
+      'E_REGISTRY_AUTH',
+      who === 'anonymous'
+        ? `registry ${this.target.registry} needs credentials for ${this.target.repository}`
+        : `registry ${this.target.registry} refused the credentials of ${who}`,
+      {
+        hint:
+          who === 'anonymous'
+            ? `set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, or run docker login ${this.target.registry}`
+            : `check the user name and password (or token), and that it may access ${this.target.repository}`,
+        ...(challenge ? {} : { field: 'www-authenticate' }),
+      },
+    );
+  }
+}
+
+/**
+ * Answers `WWW-Authenticate` challenges. Basic: the credentials, only once a
+ * registry asks. Bearer: a token from the challenge's realm for the scope the
+ * registry named (or this repository and action), kept until it expires.
+ */
+class Authenticator {
+  readonly #target: RegistryReference;
+  readonly #credentials: RegistryCredentials | undefined;
+  #basic = false;
+  readonly #tokens = new Map<Action, { value: string; until: number }>();
+
+  constructor(target: RegistryReference, credentials: RegistryCredentials | undefined) {
+    this.#target = target;
+    this.#credentials = credentials;
+  }
+
+  who(): string {
+    return this.#credentials
+      ? `user ${this.#credentials.username} (from ${this.#credentials.source})`
+      : 'anonymous';
+  }
+
+  header(action: Action): string | undefined {
+    if (this.#basic && this.#credentials) return this.#credentials.basic();
+    // A push token also grants pull, so a publish does not fetch a second one.
+    const token =
+      this.valid(action) ??
+      (action === 'pull' || action === 'ping' ? this.valid('push') : undefined);
+    return token ? `Bearer ${token}` : undefined;
+  }
+
+  /** True when there is something new to send; false when the request should stay refused. */
+  async answer(header: string | null, action: Action, transport: Transport): Promise<boolean> {
+    const challenge = header ? parseChallenge(header) : undefined;
+    if (!challenge) return false;
+    if (challenge.scheme === 'basic') {
+      if (this.#basic || !this.#credentials) return false;
+      this.#basic = true;
+      return true;
+    }
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) return false;
+    this.#tokens.delete(action);
+    const scope = challenge.params.scope ?? defaultScope(this.#target.repository, action);
+    const token = await this.fetchToken(
+      challenge.params.realm,
+      challenge.params.service,
+      scope,
+      transport,
+    );
+    this.#tokens.set(action, token);
+    return true;
+  }
+
+  private valid(action: Action): string | undefined {
+    const token = this.#tokens.get(action);
+    return token && token.until > Date.now() ? token.value : undefined;
+  }
+
+  private async fetchToken(
+    realm: string,
+    service: string | undefined,
+    scope: string | undefined,
+    transport: Transport,
+  ): Promise<{ value: string; until: number }> {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the registry's token realm ${JSON.stringify(realm)} is not a URL`,
+        {
+          hint: 'the registry is misconfigured (auth.token.realm)',
+        },
+      );
+    }
+    const plainAllowed = isLoopbackHost(url.hostname) || this.#target.insecure;
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && plainAllowed)) {
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the registry sends credentials to ${url.origin}, which is not HTTPS`,
+        {
+          hint: 'refused so that a password never crosses the network in clear; use --insecure only on a network you trust',
+        },
+      );
+    }
+    if (service) url.searchParams.set('service', service);
+    for (const one of scope?.split(' ') ?? []) if (one) url.searchParams.append('scope', one);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#credentials) headers.authorization = this.#credentials.basic();
+    const response = await transport.retrying(`get a token from ${url.origin}`, async () => {
+      let answer: Response;
+      try {
+        answer = await fetch(url, { headers, redirect: 'follow' });
+      } catch (error) {
+        throw transport.broken(error, `get a token from ${url.origin}`);
+      }
+      if (TRANSIENT_STATUS.has(answer.status)) {
+        await discard(answer);
+        throw new Transient(
+          `token service said ${answer.status}`,
+          transport.error(
+            'E_REGISTRY_AUTH',
+            `the token service ${url.origin} kept failing (${answer.status})`,
+            {
+              hint: 'try again later',
+            },
+          ),
+        );
+      }
+      return answer;
+    });
+    if (response.status === 401 || response.status === 403) {
+      await discard(response);
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the token service ${url.origin} refused ${this.who()} for ${scope ?? 'the registry'}`,
+        {
+          hint: this.#credentials
+            ? 'check the user name and password (or token) and the rights they carry'
+            : `set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, or run docker login ${this.#target.registry}`,
+        },
+      );
+    }
+    const text = response.ok ? await readCapped(response, TOKEN_LIMIT) : undefined;
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown } = {};
+    try {
+      body = text ? (JSON.parse(text.toString('utf8')) as typeof body) : {};
+    } catch {
+      // reported below: no token
+    }
+    const value = typeof body.token === 'string' ? body.token : body.access_token;
+    if (typeof value !== 'string' || !value) {
+      if (!response.bodyUsed) await discard(response);
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the token service ${url.origin} answered ${response.status} without a token`,
+        { hint: 'the registry or its token service is misconfigured' },
+      );
+    }
+    // Docker's token spec: 60 s when unsaid. Renew a little early, never trust a huge value.
+    const seconds =
+      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    return { value, until: Date.now() + Math.min(seconds, 3600) * 1000 * 0.9 };
+  }
+}
+
+function defaultScope(repository: string, action: Action): string | undefined {
+  if (action === 'ping') return undefined;
+  return `repository:${repository}:${action === 'push' ? 'pull,push' : action}`;
+}
+
+/** `Bearer realm="…",service="…",scope="repository:a/b:pull,push"`: quoted values may hold commas. */
+export function parseChallenge(
+  header: string,
+): { scheme: string; params: Record<string, string> } | undefined {
+  const match = /^\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)\s*(.*)$/.exec(header);
+  if (!match) return undefined;
+  const [, scheme = '', rest = ''] = match;
+  const params: Record<string, string> = {};
+  const param = /\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)/y;
+  for (let found = param.exec(rest); found; found = param.exec(rest)) {
+    const [, key = '', quoted, token] = found;
+    params[key.toLowerCase()] =
+      quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (token ?? '');
+    if (param.lastIndex >= rest.length) break;
+  }
+  return { scheme: scheme.toLowerCase(), params };
+}
+
+/** The body of a response, refusing to hold more than `limit` bytes. */
+export async function readCapped(response: Response, limit: number): Promise<Buffer | undefined> {
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (declared > limit) {
+    await discard(response);
+    return undefined;
+  }
+  const parts: Buffer[] = [];
+  let total = 0;
+  if (!response.body) return Buffer.alloc(0);
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    total += chunk.length;
+    if (total > limit) {
+      await response.body.cancel().catch(() => undefined);
+      return undefined;
+    }
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Frees the connection of a response whose body is not wanted. */
+export async function discard(response: Response): Promise<void> {
+  if (!response.bodyUsed) await response.body?.cancel().catch(() => undefined);
+}
+
+async function readErrors(response: Response): Promise<RegistryErrorBody[]> {
+  if (response.bodyUsed) return [];
+  try {
+    const body = await readCapped(response, ERROR_BODY_LIMIT);
+    const parsed = body && body.length ? (JSON.parse(body.toString('utf8')) as unknown) : undefined;
+    const errors = (parsed as { errors?: unknown } | undefined)?.errors;
+    if (!Array.isArray(errors)) return [];
+    return errors
+      .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
+      .map((e) => ({
+        code: typeof e.code === 'string' ? e.code : 'UNKNOWN',
+        message: typeof e.message === 'string' ? e.message.slice(0, 500) : '',
+      }));
+  } catch {
+    return [];
+  }
+}
+
+function describeStatus(status: number, errors: readonly RegistryErrorBody[]): string {
+  const said = errors.map((e) => (e.message ? `${e.code} (${e.message})` : e.code)).join('; ');
+  return said ? `${status} ${said}` : `${status}`;
+}
+
+/** The socket-level reason under fetch's "fetch failed", e.g. ECONNREFUSED or "other side closed". */
+function networkReason(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && !code.startsWith('UND_ERR')) return code;
+    if (!(current.cause instanceof Error)) return current.message;
+    current = current.cause;
+  }
+  return String(current);
+}

@@ -30,8 +30,12 @@ export class RegistryCredentials {
     return { username: this.username, source: this.source };
   }
 
+  toString(): string {
+    return `user ${this.username} (from ${this.source})`;
+  }
+
   [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `RegistryCredentials(${this.username} from ${this.source})`;
+    return `RegistryCredentials(${this.toString()})`;
   }
 }
 

@@ -302,9 +302,7 @@ class Authenticator {
   }
 
   who(): string {
-    return this.#credentials
-      ? `user ${this.#credentials.username} (from ${this.#credentials.source})`
-      : 'anonymous';
+    return this.#credentials ? this.#credentials.toString() : 'anonymous';
   }
 
   header(action: Action): string | undefined {

@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,15 +11,9 @@ import {
   type RetryEvent,
 } from '../../../repository/oci/index.js';
 import { tempDir } from '../../helpers.js';
-import { freePort, registryMissing, startRegistry, type Registry } from './registry.js';
+import { freePort, randomFile, registryMissing, startRegistry, type Registry } from './registry.js';
 
 const FAST = { attempts: 3, firstDelayMs: 10, maxDelayMs: 50 };
-
-export async function randomFile(path: string, size: number): Promise<string> {
-  const bytes = randomBytes(size);
-  await writeFile(path, bytes);
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {

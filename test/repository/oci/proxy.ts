@@ -32,25 +32,30 @@ export interface FaultProxy {
   down: number;
   /** Faults that fired. */
   fired: Fault[];
+  /** Every request, in order, with the Range header it carried. */
+  requests: Array<{ method: string; path: string; range: string | undefined }>;
   stop(): Promise<void>;
 }
 
 export async function startFaultProxy(target: string, faults: Fault[]): Promise<FaultProxy> {
   const [targetHost, targetPort] = target.split(':');
   const seen = new Map<Fault, number>();
-  const proxy: Omit<FaultProxy, 'host' | 'reference' | 'stop'> = { up: {}, down: 0, fired: [] };
+  const proxy: Omit<FaultProxy, 'host' | 'reference' | 'stop'> = {
+    up: {},
+    down: 0,
+    fired: [],
+    requests: [],
+  };
   const pick = (req: IncomingMessage): Fault | undefined => {
     const path = (req.url ?? '').split('?')[0] ?? '';
-    for (const fault of faults) {
-      if (fault.method !== req.method || (fault.path && !fault.path.test(path))) continue;
-      const count = (seen.get(fault) ?? 0) + 1;
-      seen.set(fault, count);
-      if (count === (fault.nth ?? 1)) {
-        proxy.fired.push(fault);
-        return fault;
-      }
-    }
-    return undefined;
+    proxy.requests.push({ method: req.method ?? '', path, range: req.headers.range });
+    const matching = faults.filter(
+      (fault) => fault.method === req.method && (!fault.path || fault.path.test(path)),
+    );
+    for (const fault of matching) seen.set(fault, (seen.get(fault) ?? 0) + 1);
+    const fault = matching.find((one) => seen.get(one) === (one.nth ?? 1));
+    if (fault) proxy.fired.push(fault);
+    return fault;
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = pick(req);
@@ -122,6 +127,7 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     fired: proxy.fired,
+    requests: proxy.requests,
     get up() {
       return proxy.up;
     },

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -146,6 +146,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** A file of random bytes; returns its digest. */
+export async function randomFile(path: string, size: number): Promise<string> {
+  const bytes = randomBytes(size);
+  await writeFile(path, bytes);
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 export async function freePort(): Promise<number> {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
 import { syncDir } from '../../manifest-schema/atomic.js';
@@ -15,20 +15,18 @@ import {
   type ReferenceOptions,
   type RegistryReference,
 } from './reference.js';
-import {
-  discard,
-  readCapped,
-  Transient,
-  Transport,
-  type RequestBody,
-  type TransportOptions,
-} from './transport.js';
+import type { HttpResponse, RequestBody } from './http.js';
+import { readCapped, Transient, Transport, type TransportOptions } from './transport.js';
 
 /** Called as bytes move: `done` of `total`. Often (every network read): throttle before drawing. */
 export type Progress = (done: number, total: number) => void;
 
 export interface RegistryClientOptions extends TransportOptions {
-  /** Bytes per PATCH of a chunked upload (default 64 MiB; raised to the registry's OCI-Chunk-Min-Length). */
+  /**
+   * Bytes per PATCH of a chunked upload (default 256 MiB; raised to the
+   * registry's OCI-Chunk-Min-Length). Lower it for a proxy that caps request
+   * sizes. Smaller chunks cost time: Distribution fsyncs the upload after each.
+   */
   chunkSize?: number;
 }
 
@@ -72,8 +70,9 @@ export const MANIFEST_MEDIA_TYPES = [
 
 /** Distribution refuses manifests over 4 MiB; so does Ferry, both ways. */
 export const MANIFEST_LIMIT = 4 * 1024 * 1024;
-const DEFAULT_CHUNK = 64 * 1024 * 1024;
+const DEFAULT_CHUNK = 256 * 1024 * 1024;
 const READ_SIZE = 1024 * 1024;
+const WRITEBACK = 64 * 1024 * 1024;
 
 /**
  * A client for one repository of an OCI registry (distribution spec 1.1):
@@ -116,7 +115,7 @@ export class RegistryClient {
       t.request('GET', url, { action: 'ping' }),
     );
     if (!response.ok) throw await t.fail(response, 'answer GET /v2/');
-    await discard(response);
+    await response.discard();
   }
 
   /** The blob's size when the repository holds it, undefined when it does not. */
@@ -129,9 +128,9 @@ export class RegistryClient {
     if (!response.ok && response.status !== 404) {
       throw await t.fail(response, `tell whether it holds blob ${digest}`, { reference: digest });
     }
-    await discard(response);
+    await response.discard();
     if (response.status === 404) return undefined;
-    const size = Number(response.headers.get('content-length'));
+    const size = Number(response.header('content-length'));
     return Number.isSafeInteger(size) ? size : undefined;
   }
 
@@ -195,7 +194,7 @@ export class RegistryClient {
       dirname(toPath),
       `.${basename(toPath)}.${randomBytes(6).toString('hex')}.part`,
     );
-    const sink = new FileSink(temp);
+    const sink = await FileSink.create(temp);
     try {
       const hash = createHash('sha256');
       await t.retrying(`pull blob ${digest}`, async () => {
@@ -218,12 +217,12 @@ export class RegistryClient {
           );
         }
         try {
-          for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {
+          for await (const chunk of response.body) {
             const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);
             skip = Math.max(0, skip - chunk.length);
             if (!fresh) continue;
             if (sink.written + fresh.length > size) {
-              await response.body?.cancel().catch(() => undefined);
+              await response.discard();
               throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
             }
             hash.update(fresh);
@@ -337,7 +336,7 @@ export class RegistryClient {
         return {
           bytes: body,
           contentType: mediaTypeOf(response),
-          headerDigest: response.headers.get('docker-content-digest'),
+          headerDigest: response.header('docker-content-digest'),
         };
       },
     );
@@ -378,10 +377,10 @@ export class RegistryClient {
     if (!response.ok && response.status !== 404) {
       throw await t.fail(response, `tell whether it holds manifest ${reference}`, { reference });
     }
-    await discard(response);
+    await response.discard();
     if (response.status === 404) return undefined;
-    const digest = response.headers.get('docker-content-digest');
-    const size = Number(response.headers.get('content-length'));
+    const digest = response.header('docker-content-digest');
+    const size = Number(response.header('content-length'));
     if (!digest || !isDigest(digest) || !Number.isSafeInteger(size)) {
       const manifest = await this.getManifest(reference);
       return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
@@ -430,8 +429,8 @@ export class RegistryClient {
     if (response.status !== 201 && !response.ok) {
       throw await t.fail(response, `store manifest ${reference}`, { reference });
     }
-    await discard(response);
-    const reported = response.headers.get('docker-content-digest');
+    await response.discard();
+    const reported = response.header('docker-content-digest');
     if (reported?.startsWith('sha256:') && reported !== digest) {
       throw this.mismatch(digest, `the registry stored manifest ${reference} as ${reported}`);
     }
@@ -485,7 +484,7 @@ export class RegistryClient {
             hint: 'is this an OCI registry?',
           });
         }
-        return { tags: list, link: response.headers.get('link') };
+        return { tags: list, link: response.header('link') };
       });
       tags.push(...page.tags);
       const target = page.link ? /<([^>]+)>\s*;\s*rel="?next"?/i.exec(page.link)?.[1] : undefined;
@@ -508,7 +507,7 @@ export class RegistryClient {
         { reference: digest },
         'E_MANIFEST_UNKNOWN',
       );
-    await discard(response);
+    await response.discard();
   }
 
   private async describe(
@@ -525,7 +524,6 @@ export class RegistryClient {
       return {
         digest,
         size: source.length,
-        label: 'bytes',
         body: (start, end, progress) => bytesBody(source, start, end, progress),
       };
     }
@@ -544,14 +542,10 @@ export class RegistryClient {
       );
     }
     const digest = options.digest ?? (await digestFile(source, info.size));
-    let failure: FerryError | undefined;
     return {
       digest,
       size: info.size,
-      label: source,
-      body: (start, end, progress) =>
-        fileBody(source, start, end, progress, (error) => (failure = error)),
-      failure: () => failure,
+      body: (start, end, progress) => fileBody(source, start, end, progress),
     };
   }
 
@@ -566,8 +560,8 @@ export class RegistryClient {
       throw await t.fail(response, `start an upload of blob ${blob.digest}`, {
         reference: blob.digest,
       });
-    await discard(response);
-    const location = response.headers.get('location');
+    await response.discard();
+    const location = response.header('location');
     if (!location) {
       throw t.error(
         'E_REGISTRY',
@@ -578,7 +572,7 @@ export class RegistryClient {
         },
       );
     }
-    const minimum = Number(response.headers.get('oci-chunk-min-length') ?? 0);
+    const minimum = Number(response.header('oci-chunk-min-length') ?? 0);
     return {
       location: new URL(location, url),
       offset: 0,
@@ -594,22 +588,18 @@ export class RegistryClient {
     const t = this.#transport;
     const start = session.offset;
     const end = Math.min(blob.size, start + session.chunk);
-    let response: Response;
-    try {
-      response = await t.request('PATCH', session.location, {
-        action: 'push',
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-range': `${start}-${end - 1}`,
-          'content-length': String(end - start),
-        },
-        body: () => blob.body(start, end, (done) => progress?.(done, blob.size)),
-      });
-    } catch (error) {
-      throw blob.failure?.() ?? error;
-    }
+    // A source that cannot be read (or shrank) fails with its own FerryError, not as a network error.
+    const response = await t.request('PATCH', session.location, {
+      action: 'push',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-range': `${start}-${end - 1}`,
+        'content-length': String(end - start),
+      },
+      body: () => blob.body(start, end, (done) => progress?.(done, blob.size)),
+    });
     if (response.status === 202) {
-      await discard(response);
+      await response.discard();
       const next = this.sessionFrom(response, session);
       // Distribution reports its real size; trust it over our own count.
       if (next && next.offset <= end) return next;
@@ -630,17 +620,17 @@ export class RegistryClient {
     blob: BlobSource,
   ): Promise<UploadSession | undefined> {
     const response = await this.#transport.request('GET', session.location, { action: 'push' });
-    await discard(response);
+    await response.discard();
     if (response.status !== 204 && response.status !== 200) return undefined;
     const next = this.sessionFrom(response, session);
     return next && next.offset <= blob.size ? next : undefined;
   }
 
-  private sessionFrom(response: Response, session: UploadSession): UploadSession | undefined {
-    const range = /^(?:bytes=)?0-(\d+)$/.exec(response.headers.get('range') ?? '');
+  private sessionFrom(response: HttpResponse, session: UploadSession): UploadSession | undefined {
+    const range = /^(?:bytes=)?0-(\d+)$/.exec(response.header('range') ?? '');
     if (!range) return undefined;
     const last = Number(range[1]);
-    const location = response.headers.get('location');
+    const location = response.header('location');
     return {
       location: location ? new URL(location, session.location) : session.location,
       // "0-0" is what Distribution says for nothing received: an upload that
@@ -664,8 +654,8 @@ export class RegistryClient {
     if (response.status !== 201 && !response.ok) {
       throw await t.fail(response, `store blob ${blob.digest}`, { reference: blob.digest });
     }
-    await discard(response);
-    const reported = response.headers.get('docker-content-digest');
+    await response.discard();
+    const reported = response.header('docker-content-digest');
     if (reported?.startsWith('sha256:') && reported !== blob.digest) {
       throw this.mismatch(blob.digest, `the registry stored it as ${reported}`);
     }
@@ -674,7 +664,9 @@ export class RegistryClient {
   /** Spec: clients should cancel what they abandon. Failures to do so do not matter. */
   private async cancelUpload(session: UploadSession): Promise<void> {
     try {
-      await discard(await this.#transport.request('DELETE', session.location, { action: 'push' }));
+      await (
+        await this.#transport.request('DELETE', session.location, { action: 'push' })
+      ).discard();
     } catch {
       // the registry times abandoned uploads out
     }
@@ -713,11 +705,8 @@ interface UploadSession {
 interface BlobSource {
   digest: string;
   size: number;
-  label: string;
   /** The bytes [start, end) for one request. */
   body(start: number, end: number, progress: (done: number) => void): RequestBody;
-  /** Why the last body stopped short (the file could not be read, or shrank). */
-  failure?(): FerryError | undefined;
 }
 
 /** The session is gone or out of step: start a new upload. */
@@ -751,31 +740,23 @@ async function* fileBody(
   start: number,
   end: number,
   progress: (done: number) => void,
-  fail: (error: FerryError) => void,
 ): AsyncGenerator<Uint8Array> {
   let position = start;
+  const stream = createReadStream(path, { start, end: end - 1, highWaterMark: READ_SIZE });
   try {
-    for await (const chunk of createReadStream(path, {
-      start,
-      end: end - 1,
-      highWaterMark: READ_SIZE,
-    })) {
+    for await (const chunk of stream) {
       position += (chunk as Buffer).length;
       progress(position);
       yield chunk as Buffer;
     }
   } catch (error) {
-    const failure = ioError(error, path, 'read');
-    fail(failure);
-    throw failure;
+    throw ioError(error, path, 'read');
   }
   if (position < end) {
-    const failure = new FerryError('E_IO', `${path} shrank while it was uploaded`, {
+    throw new FerryError('E_IO', `${path} shrank while it was uploaded`, {
       file: path,
       hint: 'do not change a bundle while it is being published',
     });
-    fail(failure);
-    throw failure;
   }
 }
 
@@ -791,22 +772,31 @@ function bytesBody(
 
 /**
  * Writes a download in order, letting the disk work while the next bytes are
- * hashed; close() flushes, fsyncs and closes before the file is renamed.
+ * hashed. Every 64 MiB it starts an fdatasync in the background: the kernel
+ * would otherwise hold the whole download in dirty pages and write it all at
+ * the final fsync, after the network is done; this way the two overlap.
  */
 class FileSink {
   written = 0;
+  readonly #handle: FileHandle;
   readonly #stream: WriteStream;
   readonly #file: string;
   #failure: unknown;
+  #synced = 0;
+  #syncing: Promise<void> | undefined;
 
-  constructor(file: string) {
-    this.#file = file;
-    this.#stream = createWriteStream(file, {
-      flags: 'wx',
-      mode: 0o644,
-      highWaterMark: 4 * READ_SIZE,
-      flush: true,
+  static async create(file: string): Promise<FileSink> {
+    const handle = await open(file, 'wx', 0o644).catch((error: unknown) => {
+      throw ioError(error, file, 'create');
     });
+    return new FileSink(handle, file);
+  }
+
+  private constructor(handle: FileHandle, file: string) {
+    this.#handle = handle;
+    this.#file = file;
+    // The stream closes the handle when it ends, after flushing and fsyncing it.
+    this.#stream = createWriteStream('', { fd: handle, highWaterMark: 4 * READ_SIZE, flush: true });
     this.#stream.on('error', (error) => (this.#failure ??= error));
   }
 
@@ -824,10 +814,19 @@ class FileSink {
         this.#stream.on('close', done);
       });
     }
+    if (this.written - this.#synced >= WRITEBACK && !this.#syncing) {
+      this.#synced = this.written;
+      this.#syncing = this.#handle
+        .datasync()
+        .catch((error: unknown) => void (this.#failure ??= error))
+        .finally(() => (this.#syncing = undefined));
+    }
     this.check();
   }
 
+  /** Flushes, fsyncs and closes the file. */
   async close(): Promise<void> {
+    await this.#syncing;
     this.#stream.end();
     await finished(this.#stream).catch((error: unknown) => (this.#failure ??= error));
     this.check();
@@ -835,6 +834,7 @@ class FileSink {
 
   /** Closes the file after a failure; it is about to be removed. */
   async abandon(): Promise<void> {
+    await this.#syncing;
     this.#stream.destroy();
     await finished(this.#stream).catch(() => undefined);
   }
@@ -844,13 +844,13 @@ class FileSink {
   }
 }
 
-function rangeStart(response: Response): number | undefined {
-  const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(response.headers.get('content-range') ?? '');
+function rangeStart(response: HttpResponse): number | undefined {
+  const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(response.header('content-range') ?? '');
   return match ? Number(match[1]) : undefined;
 }
 
-function mediaTypeOf(response: Response): string {
-  return (response.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
+function mediaTypeOf(response: HttpResponse): string {
+  return (response.header('content-type') ?? '').split(';')[0]?.trim() ?? '';
 }
 
 /** The manifest's own `mediaType`: undefined when it has none, null when the bytes are not a JSON object. */
@@ -866,7 +866,7 @@ function declaredMediaType(bytes: Buffer): string | undefined | null {
 }
 
 /** 404 BLOB_UPLOAD_UNKNOWN or BLOB_UPLOAD_INVALID: the registry no longer knows this upload. */
-async function isUploadGone(response: Response): Promise<boolean> {
+async function isUploadGone(response: HttpResponse): Promise<boolean> {
   const body = await readCapped(response, 64 * 1024).catch(() => undefined);
   const text = body?.toString('utf8') ?? '';
   return text === '' || /BLOB_UPLOAD_(UNKNOWN|INVALID)/.test(text);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError, type ErrorCode, type ErrorDetails } from '../../manifest-schema/errors.js';
 import type { RegistryCredentials } from './credentials.js';
+import { keepAliveAgents, send, type Agents, type HttpResponse, type RequestBody } from './http.js';
 import { isLoopbackHost, type RegistryReference } from './reference.js';
 
 /** What a request needs the registry to allow; one token is kept per action. */
@@ -42,8 +43,6 @@ export interface RequestOptions {
   body?: () => RequestBody;
 }
 
-export type RequestBody = Uint8Array | AsyncIterable<Uint8Array>;
-
 /**
  * A failure worth another try: the connection broke, or the registry said
  * 5xx, 429 or 408. `final` is what the caller throws when the tries run out.
@@ -80,6 +79,7 @@ export class Transport {
   readonly #auth: Authenticator;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   readonly #userAgent: string;
+  readonly #agents: Agents = keepAliveAgents();
 
   constructor(target: RegistryReference, options: TransportOptions = {}) {
     this.target = target;
@@ -99,7 +99,7 @@ export class Transport {
    * following redirects. Returns the response whatever its status, except
    * that a broken connection and a 5xx, 429 or 408 throw `Transient`.
    */
-  async request(method: string, url: URL, options: RequestOptions): Promise<Response> {
+  async request(method: string, url: URL, options: RequestOptions): Promise<HttpResponse> {
     let current = url;
     let currentMethod = method;
     let challenged = false;
@@ -108,35 +108,37 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
       const authorization = sameOrigin ? this.#auth.header(options.action) : undefined;
       if (authorization) headers.authorization = authorization;
-      const body = currentMethod === 'GET' || currentMethod === 'HEAD' ? undefined : options.body;
-      let response: Response;
+      const hasBody =
+        options.body !== undefined && currentMethod !== 'GET' && currentMethod !== 'HEAD';
+      let response: HttpResponse;
       try {
-        response = await fetch(current, {
-          method: currentMethod,
-          headers,
-          redirect: 'manual',
-          ...(body ? { body: body(), duplex: 'half' } : {}),
-        });
+        response = await send(
+          current,
+          { method: currentMethod, headers, ...(hasBody ? { body: options.body?.() } : {}) },
+          this.#agents,
+        );
       } catch (error) {
+        if (error instanceof FerryError) throw error;
         throw this.broken(error, `${method} ${current.pathname}`);
       }
-      if (REDIRECTS.has(response.status) && response.headers.has('location')) {
-        await discard(response);
+      const location = response.header('location');
+      if (REDIRECTS.has(response.status) && location) {
+        await response.discard();
         if (++hops > 5) {
           throw this.error('E_REGISTRY', `redirected more than 5 times from ${url.pathname}`, {
             hint: 'check the registry and any proxy in front of it',
           });
         }
-        current = new URL(response.headers.get('location') as string, current);
+        current = new URL(location, current);
         if (response.status === 303) currentMethod = 'GET';
         continue;
       }
       if (response.status === 401 && sameOrigin && !challenged) {
         challenged = true;
-        const challenge = response.headers.get('www-authenticate');
-        await discard(response);
+        const challenge = response.header('www-authenticate');
+        await response.discard();
         if (await this.#auth.answer(challenge, options.action, this)) continue;
-        throw this.refused(challenge);
+        throw this.refused();
       }
       if (TRANSIENT_STATUS.has(response.status)) {
         const errors = await readErrors(response);
@@ -149,6 +151,29 @@ export class Transport {
         );
       }
       return response;
+    }
+  }
+
+  /** GET of an absolute URL outside the registry (a token realm): no registry credentials, redirects followed. */
+  async fetchOutside(url: URL, headers: Record<string, string>): Promise<HttpResponse> {
+    let current = url;
+    for (let hops = 0; ; hops++) {
+      // Credentials meant for the realm do not follow a redirect to another origin.
+      const sent = current.origin === url.origin ? headers : { accept: headers.accept ?? '*/*' };
+      let response: HttpResponse;
+      try {
+        response = await send(
+          current,
+          { method: 'GET', headers: { 'user-agent': this.#userAgent, ...sent } },
+          this.#agents,
+        );
+      } catch (error) {
+        throw this.broken(error, `GET ${current.origin}${current.pathname}`);
+      }
+      const location = response.header('location');
+      if (!REDIRECTS.has(response.status) || !location || hops === 5) return response;
+      await response.discard();
+      current = new URL(location, current);
     }
   }
 
@@ -181,7 +206,7 @@ export class Transport {
    * own error codes and messages, mapped to Ferry's codes.
    */
   async fail(
-    response: Response,
+    response: HttpResponse,
     doing: string,
     details: ErrorDetails = {},
     notFound: ErrorCode = 'E_REGISTRY',
@@ -190,7 +215,7 @@ export class Transport {
     const codes = new Set(errors.map((e) => e.code));
     const said = describeStatus(response.status, errors);
     const message = `registry ${this.target.registry} refused to ${doing}: ${said}`;
-    if (response.status === 401) return this.refused(response.headers.get('www-authenticate'));
+    if (response.status === 401) return this.refused();
     if (response.status === 403 || codes.has('DENIED')) {
       return this.error('E_REGISTRY_AUTH', message, {
         ...details,
@@ -267,7 +292,7 @@ export class Transport {
     );
   }
 
-  private refused(challenge: string | null): FerryError {
+  private refused(): FerryError {
     const who = this.#auth.who();
     return this.error(
       'E_REGISTRY_AUTH',
@@ -279,7 +304,6 @@ export class Transport {
           who === 'anonymous'
             ? `set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, or run docker login ${this.target.registry}`
             : `check the user name and password (or token), and that it may access ${this.target.repository}`,
-        ...(challenge ? {} : { field: 'www-authenticate' }),
       },
     );
   }
@@ -315,7 +339,7 @@ class Authenticator {
   }
 
   /** True when there is something new to send; false when the request should stay refused. */
-  async answer(header: string | null, action: Action, transport: Transport): Promise<boolean> {
+  async answer(header: string | undefined, action: Action, transport: Transport): Promise<boolean> {
     const challenge = header ? parseChallenge(header) : undefined;
     if (!challenge) return false;
     if (challenge.scheme === 'basic') {
@@ -374,14 +398,9 @@ class Authenticator {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.#credentials) headers.authorization = this.#credentials.basic();
     const response = await transport.retrying(`get a token from ${url.origin}`, async () => {
-      let answer: Response;
-      try {
-        answer = await fetch(url, { headers, redirect: 'follow' });
-      } catch (error) {
-        throw transport.broken(error, `get a token from ${url.origin}`);
-      }
+      const answer = await transport.fetchOutside(url, headers);
       if (TRANSIENT_STATUS.has(answer.status)) {
-        await discard(answer);
+        await answer.discard();
         throw new Transient(
           `token service said ${answer.status}`,
           transport.error(
@@ -396,7 +415,7 @@ class Authenticator {
       return answer;
     });
     if (response.status === 401 || response.status === 403) {
-      await discard(response);
+      await response.discard();
       throw transport.error(
         'E_REGISTRY_AUTH',
         `the token service ${url.origin} refused ${this.who()} for ${scope ?? 'the registry'}`,
@@ -407,7 +426,12 @@ class Authenticator {
         },
       );
     }
-    const text = response.ok ? await readCapped(response, TOKEN_LIMIT) : undefined;
+    let text: Buffer | undefined;
+    try {
+      text = response.ok ? await readCapped(response, TOKEN_LIMIT) : undefined;
+    } catch (error) {
+      throw transport.broken(error, `read a token from ${url.origin}`);
+    }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown } = {};
     try {
       body = text ? (JSON.parse(text.toString('utf8')) as typeof body) : {};
@@ -416,7 +440,7 @@ class Authenticator {
     }
     const value = typeof body.token === 'string' ? body.token : body.access_token;
     if (typeof value !== 'string' || !value) {
-      if (!response.bodyUsed) await discard(response);
+      await response.discard();
       throw transport.error(
         'E_REGISTRY_AUTH',
         `the token service ${url.origin} answered ${response.status} without a token`,
@@ -453,37 +477,32 @@ export function parseChallenge(
   return { scheme: scheme.toLowerCase(), params };
 }
 
-/** The body of a response, refusing to hold more than `limit` bytes. */
-export async function readCapped(response: Response, limit: number): Promise<Buffer | undefined> {
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (declared > limit) {
-    await discard(response);
+/** The body of a response, or undefined when it is larger than `limit` bytes (then left unread). */
+export async function readCapped(
+  response: HttpResponse,
+  limit: number,
+): Promise<Buffer | undefined> {
+  if (Number(response.header('content-length') ?? 0) > limit) {
+    await response.discard();
     return undefined;
   }
   const parts: Buffer[] = [];
   let total = 0;
-  if (!response.body) return Buffer.alloc(0);
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+  for await (const chunk of response.body) {
     total += chunk.length;
     if (total > limit) {
-      await response.body.cancel().catch(() => undefined);
+      await response.discard();
       return undefined;
     }
-    parts.push(Buffer.from(chunk));
+    parts.push(chunk);
   }
   return Buffer.concat(parts);
 }
 
-/** Frees the connection of a response whose body is not wanted. */
-export async function discard(response: Response): Promise<void> {
-  if (!response.bodyUsed) await response.body?.cancel().catch(() => undefined);
-}
-
-async function readErrors(response: Response): Promise<RegistryErrorBody[]> {
-  if (response.bodyUsed) return [];
+async function readErrors(response: HttpResponse): Promise<RegistryErrorBody[]> {
   try {
     const body = await readCapped(response, ERROR_BODY_LIMIT);
-    const parsed = body && body.length ? (JSON.parse(body.toString('utf8')) as unknown) : undefined;
+    const parsed = body?.length ? (JSON.parse(body.toString('utf8')) as unknown) : undefined;
     const errors = (parsed as { errors?: unknown } | undefined)?.errors;
     if (!Array.isArray(errors)) return [];
     return errors

@@ -16,7 +16,7 @@ import {
   type RegistryReference,
 } from './reference.js';
 import type { HttpResponse, RequestBody } from './http.js';
-import { readCapped, Transient, Transport, type TransportOptions } from './transport.js';
+import { Transient, Transport, type TransportOptions } from './transport.js';
 
 /** Called as bytes move: `done` of `total`. Often (every network read): throttle before drawing. */
 export type Progress = (done: number, total: number) => void;
@@ -146,7 +146,11 @@ export class RegistryClient {
     const blob = await this.describe(source, options);
     const t = this.#transport;
     const done = { digest: blob.digest, size: blob.size };
-    if ((await this.blobExists(blob.digest)) !== undefined) {
+    const held = await this.blobExists(blob.digest);
+    if (held !== undefined) {
+      // Same digest, other size: the registry's copy is damaged; never build on it.
+      if (held !== blob.size)
+        throw this.mismatch(blob.digest, `is held as ${held} bytes, not ${blob.size}`);
       options.onProgress?.(blob.size, blob.size);
       return { ...done, uploaded: false };
     }
@@ -281,11 +285,7 @@ export class RegistryClient {
           { reference: digest },
           'E_BLOB_UNKNOWN',
         );
-      try {
-        return await readCapped(response, size);
-      } catch (error) {
-        throw t.broken(error, `read blob ${digest}`);
-      }
+      return t.read(response, size, `read blob ${digest}`);
     });
     if (!bytes || bytes.length !== size)
       throw this.mismatch(digest, `is not the ${size} bytes its descriptor says`);
@@ -317,12 +317,7 @@ export class RegistryClient {
             'E_MANIFEST_UNKNOWN',
           );
         }
-        let body: Buffer | undefined;
-        try {
-          body = await readCapped(response, MANIFEST_LIMIT);
-        } catch (error) {
-          throw t.broken(error, `get manifest ${reference}`);
-        }
+        const body = await t.read(response, MANIFEST_LIMIT, `get manifest ${reference}`);
         if (!body) {
           throw t.error(
             'E_MANIFEST_INVALID',
@@ -342,10 +337,10 @@ export class RegistryClient {
     );
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (isDigest(reference) && digest !== reference) {
-      throw this.mismatch(reference, `manifest arrived with sha256 ${digest}`);
+      throw this.mismatch(reference, `arrived as a manifest with sha256 ${digest}`);
     }
     if (headerDigest?.startsWith('sha256:') && headerDigest !== digest) {
-      throw this.mismatch(headerDigest, `manifest ${reference} arrived with sha256 ${digest}`);
+      throw this.mismatch(headerDigest, `(manifest ${reference}) arrived with sha256 ${digest}`);
     }
     const declared = declaredMediaType(bytes);
     if (declared === null || (declared !== undefined && declared !== contentType)) {
@@ -418,7 +413,7 @@ export class RegistryClient {
     }
     const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     if (isDigest(reference) && reference !== digest)
-      throw this.mismatch(reference, `manifest bytes have sha256 ${digest}`);
+      throw this.notAsSaid(reference, `the manifest bytes have sha256 ${digest}`);
     const response = await t.retrying(`put manifest ${reference}`, () =>
       t.request('PUT', t.url(`manifests/${reference}`), {
         action: 'push',
@@ -432,7 +427,10 @@ export class RegistryClient {
     await response.discard();
     const reported = response.header('docker-content-digest');
     if (reported?.startsWith('sha256:') && reported !== digest) {
-      throw this.mismatch(digest, `the registry stored manifest ${reference} as ${reported}`);
+      throw this.mismatch(
+        digest,
+        `(manifest ${reference}) was stored by the registry as ${reported}`,
+      );
     }
     return { mediaType, digest, size: body.length };
   }
@@ -466,12 +464,7 @@ export class RegistryClient {
           throw error;
         }
         if (!response.ok) throw await t.fail(response, 'list tags');
-        let body: Buffer | undefined;
-        try {
-          body = await readCapped(response, 16 * 1024 * 1024);
-        } catch (error) {
-          throw t.broken(error, 'list tags');
-        }
+        const body = await t.read(response, 16 * 1024 * 1024, 'list tags');
         let parsed: { tags?: unknown } | undefined;
         try {
           parsed = body ? (JSON.parse(body.toString('utf8')) as { tags?: unknown }) : undefined;
@@ -518,9 +511,9 @@ export class RegistryClient {
     if (typeof source !== 'string') {
       const digest = `sha256:${createHash('sha256').update(source).digest('hex')}`;
       if (options.digest && options.digest !== digest)
-        throw this.mismatch(options.digest, `the bytes given have sha256 ${digest}`);
+        throw this.notAsSaid(options.digest, `the bytes given have sha256 ${digest}`);
       if (options.size !== undefined && options.size !== source.length)
-        throw this.mismatch(digest, `the bytes given are ${source.length}, not ${options.size}`);
+        throw this.notAsSaid(digest, `the bytes given are ${source.length}, not ${options.size}`);
       return {
         digest,
         size: source.length,
@@ -536,7 +529,7 @@ export class RegistryClient {
         hint: 'name the bundle file',
       });
     if (options.size !== undefined && options.size !== info.size) {
-      throw this.mismatch(
+      throw this.notAsSaid(
         options.digest ?? source,
         `${source} is ${info.size} bytes, not ${options.size}`,
       );
@@ -608,7 +601,9 @@ export class RegistryClient {
         this.lostError(blob),
       );
     }
-    if (response.status === 416 || (response.status === 404 && (await isUploadGone(response)))) {
+    // 404 on an upload's location: the registry no longer knows it (BLOB_UPLOAD_UNKNOWN or _INVALID).
+    if (response.status === 416 || response.status === 404) {
+      await response.discard();
       throw new SessionLost(`upload session lost (${response.status})`, this.lostError(blob));
     }
     throw await t.fail(response, `take a chunk of blob ${blob.digest}`, { reference: blob.digest });
@@ -648,7 +643,8 @@ export class RegistryClient {
       action: 'push',
       headers: { 'content-length': '0' },
     });
-    if (response.status === 404 && (await isUploadGone(response))) {
+    if (response.status === 404) {
+      await response.discard();
       throw new SessionLost('upload session lost before it closed', this.lostError(blob));
     }
     if (response.status !== 201 && !response.ok) {
@@ -657,7 +653,7 @@ export class RegistryClient {
     await response.discard();
     const reported = response.header('docker-content-digest');
     if (reported?.startsWith('sha256:') && reported !== blob.digest) {
-      throw this.mismatch(blob.digest, `the registry stored it as ${reported}`);
+      throw this.mismatch(blob.digest, `was stored by the registry as ${reported}`);
     }
   }
 
@@ -683,15 +679,24 @@ export class RegistryClient {
     );
   }
 
+  /** Bytes from the registry that are not what their digest or size says. */
   private mismatch(digest: string, what: string): FerryError {
     return this.#transport.error(
       'E_DIGEST_MISMATCH',
-      `blob or manifest ${digest} of ${this.reference.registry}/${this.reference.repository}: ${what}`,
+      `${digest} in ${this.reference.registry}/${this.reference.repository} ${what}`,
       {
         reference: digest,
         hint: 'the registry holds or sent other bytes than their digest names: the repository is damaged or was tampered with',
       },
     );
+  }
+
+  /** Bytes handed to pushBlob or putManifest that are not what the caller says they are. */
+  private notAsSaid(digest: string, what: string): FerryError {
+    return this.#transport.error('E_DIGEST_MISMATCH', `${digest}: ${what}`, {
+      reference: digest,
+      hint: 'the file changed since its digest was taken, or the digest or size given is wrong',
+    });
   }
 }
 
@@ -863,11 +868,4 @@ function declaredMediaType(bytes: Buffer): string | undefined | null {
   } catch {
     return null;
   }
-}
-
-/** 404 BLOB_UPLOAD_UNKNOWN or BLOB_UPLOAD_INVALID: the registry no longer knows this upload. */
-async function isUploadGone(response: HttpResponse): Promise<boolean> {
-  const body = await readCapped(response, 64 * 1024).catch(() => undefined);
-  const text = body?.toString('utf8') ?? '';
-  return text === '' || /BLOB_UPLOAD_(UNKNOWN|INVALID)/.test(text);
 }

@@ -100,49 +100,22 @@ export class Transport {
    * that a broken connection and a 5xx, 429 or 408 throw `Transient`.
    */
   async request(method: string, url: URL, options: RequestOptions): Promise<HttpResponse> {
-    let current = url;
-    let currentMethod = method;
-    let challenged = false;
-    for (let hops = 0; ;) {
-      const sameOrigin = current.origin === this.target.origin;
-      const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
-      const authorization = sameOrigin ? this.#auth.header(options.action) : undefined;
-      if (authorization) headers.authorization = authorization;
-      const hasBody =
-        options.body !== undefined && currentMethod !== 'GET' && currentMethod !== 'HEAD';
-      let response: HttpResponse;
-      try {
-        response = await send(
-          current,
-          { method: currentMethod, headers, ...(hasBody ? { body: options.body?.() } : {}) },
-          this.#agents,
-        );
-      } catch (error) {
-        if (error instanceof FerryError) throw error;
-        throw this.broken(error, `${method} ${current.pathname}`);
-      }
-      const location = response.header('location');
-      if (REDIRECTS.has(response.status) && location) {
-        await response.discard();
-        if (++hops > 5) {
-          throw this.error('E_REGISTRY', `redirected more than 5 times from ${url.pathname}`, {
-            hint: 'check the registry and any proxy in front of it',
-          });
-        }
-        current = new URL(location, current);
-        if (response.status === 303) currentMethod = 'GET';
-        continue;
-      }
-      if (response.status === 401 && sameOrigin && !challenged) {
-        challenged = true;
+    for (let challenged = false; ; challenged = true) {
+      const { response, at } = await this.follow(method, url, options.body, (current) => {
+        const headers: Record<string, string> = { ...options.headers };
+        const authorization =
+          current.origin === this.target.origin ? this.#auth.header(options.action) : undefined;
+        if (authorization) headers.authorization = authorization;
+        return headers;
+      });
+      if (response.status === 401 && at.origin === this.target.origin && !challenged) {
         const challenge = response.header('www-authenticate');
         await response.discard();
         if (await this.#auth.answer(challenge, options.action, this)) continue;
         throw this.refused();
       }
       if (TRANSIENT_STATUS.has(response.status)) {
-        const errors = await readErrors(response);
-        const reason = describeStatus(response.status, errors);
+        const reason = describeStatus(response.status, await readErrors(response));
         throw new Transient(
           reason,
           this.error('E_REGISTRY', `${method} ${url.pathname} kept failing: ${reason}`, {
@@ -154,26 +127,68 @@ export class Transport {
     }
   }
 
-  /** GET of an absolute URL outside the registry (a token realm): no registry credentials, redirects followed. */
+  /** GET of a URL outside the registry (a token realm); `headers` go to its origin only. */
   async fetchOutside(url: URL, headers: Record<string, string>): Promise<HttpResponse> {
-    let current = url;
+    const { response } = await this.follow('GET', url, undefined, (current) =>
+      current.origin === url.origin ? headers : {},
+    );
+    return response;
+  }
+
+  /**
+   * One request and the redirects it leads to. `headers` is asked again for
+   * each hop, so credentials go only where they belong (blob stores hand out
+   * signed URLs on other hosts, which must not see the registry's Authorization).
+   */
+  private async follow(
+    method: string,
+    url: URL,
+    body: (() => RequestBody) | undefined,
+    headers: (at: URL) => Record<string, string>,
+  ): Promise<{ response: HttpResponse; at: URL }> {
+    let at = url;
+    let currentMethod = method;
     for (let hops = 0; ; hops++) {
-      // Credentials meant for the realm do not follow a redirect to another origin.
-      const sent = current.origin === url.origin ? headers : { accept: headers.accept ?? '*/*' };
+      const sendBody =
+        body && currentMethod !== 'GET' && currentMethod !== 'HEAD' ? body() : undefined;
       let response: HttpResponse;
       try {
         response = await send(
-          current,
-          { method: 'GET', headers: { 'user-agent': this.#userAgent, ...sent } },
+          at,
+          {
+            method: currentMethod,
+            headers: { 'user-agent': this.#userAgent, ...headers(at) },
+            ...(sendBody === undefined ? {} : { body: sendBody }),
+          },
           this.#agents,
         );
       } catch (error) {
-        throw this.broken(error, `GET ${current.origin}${current.pathname}`);
+        // A body that cannot be read fails with its own FerryError, not as a network error.
+        if (error instanceof FerryError) throw error;
+        throw this.broken(
+          error,
+          `${method} ${at.origin === this.target.origin ? '' : at.origin}${at.pathname}`,
+        );
       }
       const location = response.header('location');
-      if (!REDIRECTS.has(response.status) || !location || hops === 5) return response;
+      if (!REDIRECTS.has(response.status) || !location) return { response, at };
       await response.discard();
-      current = new URL(location, current);
+      if (hops === 5) {
+        throw this.error('E_REGISTRY', `redirected more than 5 times from ${url.pathname}`, {
+          hint: 'check the registry and any proxy in front of it',
+        });
+      }
+      at = new URL(location, at);
+      if (response.status === 303) currentMethod = 'GET';
+    }
+  }
+
+  /** A response body of at most `limit` bytes (undefined when larger); a broken connection is Transient. */
+  async read(response: HttpResponse, limit: number, doing: string): Promise<Buffer | undefined> {
+    try {
+      return await readCapped(response, limit);
+    } catch (error) {
+      throw this.broken(error, doing);
     }
   }
 
@@ -426,12 +441,9 @@ class Authenticator {
         },
       );
     }
-    let text: Buffer | undefined;
-    try {
-      text = response.ok ? await readCapped(response, TOKEN_LIMIT) : undefined;
-    } catch (error) {
-      throw transport.broken(error, `read a token from ${url.origin}`);
-    }
+    const text = response.ok
+      ? await transport.read(response, TOKEN_LIMIT, `read a token from ${url.origin}`)
+      : undefined;
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown } = {};
     try {
       body = text ? (JSON.parse(text.toString('utf8')) as typeof body) : {};

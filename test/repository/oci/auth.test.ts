@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
 import { documentBlob, RegistryClient } from '../../../repository/oci/index.js';
 import { tempDir } from '../../helpers.js';
+import { startFaultProxy } from './proxy.js';
 import {
   provisionedPassword,
   randomFile,
@@ -85,6 +86,36 @@ describe.skipIf(registryMissing)('HTTP Basic (htpasswd) against a real registry'
     });
     const doc = documentBlob({ from: 'docker config' });
     expect((await client.pushBlob(doc.bytes)).digest).toBe(doc.digest);
+  });
+
+  it('does not send the Authorization header where a redirect leads to another origin', async () => {
+    // The registry answers a blob GET with a redirect to a blob store elsewhere
+    // (here: another registry holding the same blob, behind a recording proxy).
+    const store = await startRegistry();
+    const storeProxy = await startFaultProxy(store.host, []);
+    const front = await startFaultProxy(registry.host, [
+      { method: 'GET', path: /\/blobs\/sha256:/, redirectTo: `http://${storeProxy.host}` },
+    ]);
+    try {
+      const file = join(dir, 'redirected.bin');
+      const digest = await randomFile(file, 50_000);
+      await (
+        await RegistryClient.open(store.reference('acme/appliance'), { env: {} })
+      ).pushBlob(file);
+      const env = { FERRY_REGISTRY_USER: 'docker', FERRY_REGISTRY_PASSWORD: password };
+      const client = await RegistryClient.open(front.reference('acme/appliance'), {
+        env,
+        retry: FAST,
+      });
+      await client.ping();
+      await client.pullBlob(digest, 50_000, join(dir, 'redirected.out'));
+      expect(front.requests.some((r) => r.authorization)).toBe(true);
+      expect(storeProxy.requests.map((r) => [r.method, r.authorization])).toEqual([['GET', false]]);
+    } finally {
+      await front.stop();
+      await storeProxy.stop();
+      await store.stop();
+    }
   });
 
   it('refuses a wrong password without ever showing it', async () => {

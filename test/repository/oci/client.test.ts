@@ -183,6 +183,8 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
     expect(await codeOf(client.pullBlob(digest, size, out))).toBe('E_DIGEST_MISMATCH');
     await truncate(registry.blobPath(digest), size - 10);
     expect(await codeOf(client.pullBlob(digest, size, out))).toBe('E_DIGEST_MISMATCH');
+    // Publishing it again does not build on the damaged copy.
+    expect(await codeOf(client.pushBlob(file, { digest, size }))).toBe('E_DIGEST_MISMATCH');
     expect(await codeOf(client.pullBlob(digest, size - 100, out))).toBe('E_DIGEST_MISMATCH');
     expect(
       (await readdir(dir)).filter(

@@ -21,6 +21,8 @@ export interface Fault {
   cutResponseAfter?: number;
   /** Answer this status without forwarding. */
   status?: number;
+  /** Answer 307 to the same path on this origin (a blob store's signed URL, say). */
+  redirectTo?: string;
 }
 
 export interface FaultProxy {
@@ -33,7 +35,7 @@ export interface FaultProxy {
   /** Faults that fired. */
   fired: Fault[];
   /** Every request, in order, with the Range header it carried. */
-  requests: Array<{ method: string; path: string; range: string | undefined }>;
+  requests: Array<{ method: string; path: string; range?: string; authorization: boolean }>;
   stop(): Promise<void>;
 }
 
@@ -48,7 +50,12 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
   };
   const pick = (req: IncomingMessage): Fault | undefined => {
     const path = (req.url ?? '').split('?')[0] ?? '';
-    proxy.requests.push({ method: req.method ?? '', path, range: req.headers.range });
+    proxy.requests.push({
+      method: req.method ?? '',
+      path,
+      range: req.headers.range,
+      authorization: req.headers.authorization !== undefined,
+    });
     const matching = faults.filter(
       (fault) => fault.method === req.method && (!fault.path || fault.path.test(path)),
     );
@@ -59,6 +66,15 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = pick(req);
+    if (fault?.redirectTo) {
+      req.resume();
+      res.writeHead(307, {
+        location: `${fault.redirectTo}${req.url ?? ''}`,
+        'content-length': '0',
+      });
+      res.end();
+      return;
+    }
     if (fault?.status) {
       req.resume();
       req.on('end', () => {

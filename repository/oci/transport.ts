@@ -291,20 +291,25 @@ export class Transport {
     });
   }
 
-  /** A broken connection (refused, reset, cut mid-body, DNS, TLS) as a retryable failure. */
-  broken(error: unknown, doing: string): Transient {
+  /**
+   * A failed connection: a Transient to retry when it may heal (refused, reset,
+   * cut mid-body, timed out), the final error at once when it will not (no
+   * such host, a certificate that does not verify).
+   */
+  broken(error: unknown, doing: string): Transient | FerryError {
     const reason = networkReason(error);
-    return new Transient(
-      reason,
-      this.error(
-        'E_REGISTRY_UNREACHABLE',
-        `cannot reach registry ${this.target.registry} (${reason}) to ${doing}`,
-        {
-          hint: `check that ${this.target.origin} is up and reachable from here (proxy, firewall, DNS, certificate)`,
-          cause: error,
-        },
-      ),
+    const tls = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/i.test(reason);
+    const final = this.error(
+      'E_REGISTRY_UNREACHABLE',
+      `cannot reach registry ${this.target.registry} (${reason}) to ${doing}`,
+      {
+        hint: tls
+          ? `its certificate does not verify; for a private CA, point NODE_EXTRA_CA_CERTS at the CA's certificate`
+          : `check that ${this.target.origin} is up and reachable from here (proxy, firewall, DNS)`,
+        cause: error,
+      },
     );
+    return tls || reason === 'ENOTFOUND' ? final : new Transient(reason, final);
   }
 
   private refused(): FerryError {

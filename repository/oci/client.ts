@@ -593,11 +593,11 @@ export class RegistryClient {
     });
     if (response.status === 202) {
       await response.discard();
-      const next = this.sessionFrom(response, session);
-      // Distribution reports its real size; trust it over our own count.
+      // The registry's Range is its real size: trust it over our own count.
+      const next = this.sessionFrom(response, session, end);
       if (next && next.offset <= end) return next;
       throw new SessionLost(
-        `the registry reports an upload range past ${end}`,
+        `the registry holds more than the ${end} bytes sent`,
         this.lostError(blob),
       );
     }
@@ -621,16 +621,26 @@ export class RegistryClient {
     return next && next.offset <= blob.size ? next : undefined;
   }
 
-  private sessionFrom(response: HttpResponse, session: UploadSession): UploadSession | undefined {
+  /**
+   * The session as the registry's Range and Location describe it. After a
+   * chunk was taken (`sent` bytes in all), a missing Range means `sent`, and
+   * "0-0" means one byte; from a status query "0-0" is also what Distribution
+   * says for nothing at all, so it counts as nothing: an upload that really
+   * holds one byte answers the next PATCH with 416 and starts over.
+   */
+  private sessionFrom(
+    response: HttpResponse,
+    session: UploadSession,
+    sent?: number,
+  ): UploadSession | undefined {
     const range = /^(?:bytes=)?0-(\d+)$/.exec(response.header('range') ?? '');
-    if (!range) return undefined;
-    const last = Number(range[1]);
+    if (!range && sent === undefined) return undefined;
+    const last = range ? Number(range[1]) : undefined;
     const location = response.header('location');
     return {
       location: location ? new URL(location, session.location) : session.location,
-      // "0-0" is what Distribution says for nothing received: an upload that
-      // really holds one byte then answers the next PATCH with 416, and starts over.
-      offset: last === 0 ? 0 : last + 1,
+      offset:
+        last === undefined ? (sent as number) : last === 0 && sent === undefined ? 0 : last + 1,
       chunk: session.chunk,
     };
   }

@@ -62,6 +62,18 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
     expect((await readdir(dir)).filter((name) => name.endsWith('.part'))).toEqual([]);
   });
 
+  it('pushes and pulls blobs of 0, 1 and 2 bytes', async () => {
+    for (const size of [0, 1, 2]) {
+      const file = join(dir, `tiny-${size}.bin`);
+      const digest = await randomFile(file, size);
+      expect(await client.pushBlob(file)).toEqual({ digest, size, uploaded: true });
+      await client.pullBlob(digest, size, join(dir, `tiny-${size}.out`));
+      expect((await readFile(join(dir, `tiny-${size}.out`))).equals(await readFile(file))).toBe(
+        true,
+      );
+    }
+  });
+
   it('skips a blob the registry already holds', async () => {
     const file = join(dir, 'again.bin');
     const digest = await randomFile(file, 4096);

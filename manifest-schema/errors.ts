@@ -49,13 +49,17 @@ export const ERROR_CODES = {
   },
   E_REPO_REFERENCE: {
     exit: 2,
-    summary: 'a repository reference (oci://host[:port]/name), tag or digest is malformed or refused',
+    summary:
+      'a repository reference (oci://host[:port]/name), tag or digest is malformed or refused',
   },
   E_REGISTRY_AUTH: {
     exit: 2,
     summary: 'the registry or its token service refused the credentials, or needs some',
   },
-  E_MANIFEST_UNKNOWN: { exit: 2, summary: 'the registry holds no manifest under that tag or digest' },
+  E_MANIFEST_UNKNOWN: {
+    exit: 2,
+    summary: 'the registry holds no manifest under that tag or digest',
+  },
   // trust and integrity (3)
   E_SIGNATURE: { exit: 3, summary: 'the metadata signature is invalid or untrusted' },
   E_THRESHOLD: { exit: 3, summary: 'too few trusted keys signed the metadata' },

@@ -4,6 +4,7 @@ import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
 import { syncDir } from '../../manifest-schema/atomic.js';
+import { MAX_METADATA_BYTES } from '../../manifest-schema/envelope.js';
 import { FerryError, ioError } from '../../manifest-schema/errors.js';
 import { withHashPool } from '../../manifest-schema/hashing.js';
 import { loadRegistryCredentials } from './credentials.js';
@@ -260,10 +261,10 @@ export class RegistryClient {
 
   /**
    * A small blob (bundle.json, a channel document) in memory, checked
-   * against its digest and size. Refuses anything over `maxBytes` (1 MiB by
-   * default): large blobs go through pullBlob to a file.
+   * against its digest and size. Refuses anything over `maxBytes` (by default
+   * the largest bundle.json Ferry reads): large blobs go through pullBlob to a file.
    */
-  async readBlob(digest: string, size: number, maxBytes = 1024 * 1024): Promise<Buffer> {
+  async readBlob(digest: string, size: number, maxBytes = MAX_METADATA_BYTES): Promise<Buffer> {
     assertDigest(digest);
     if (size > maxBytes) {
       throw this.#transport.error(

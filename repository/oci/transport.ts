@@ -226,60 +226,67 @@ export class Transport {
     details: ErrorDetails = {},
     notFound: ErrorCode = 'E_REGISTRY',
   ): Promise<FerryError> {
+    if (response.status === 401) {
+      await response.discard();
+      return this.refused();
+    }
     const errors = await readErrors(response);
-    const codes = new Set(errors.map((e) => e.code));
-    const said = describeStatus(response.status, errors);
-    const message = `registry ${this.target.registry} refused to ${doing}: ${said}`;
-    if (response.status === 401) return this.refused();
-    if (response.status === 403 || codes.has('DENIED')) {
-      return this.error('E_REGISTRY_AUTH', message, {
-        ...details,
-        hint: `the account ${this.#auth.who()} may not do this in ${this.target.repository}; ask for push (or delete) rights`,
-      });
-    }
-    if (codes.has('DIGEST_INVALID') || codes.has('SIZE_INVALID')) {
-      return this.error('E_DIGEST_MISMATCH', message, {
-        ...details,
-        hint: 'the bytes sent are not the ones named: did the file change while it was sent?',
-      });
-    }
-    if (codes.has('BLOB_UNKNOWN')) {
-      return this.error('E_BLOB_UNKNOWN', message, {
-        ...details,
-        hint: 'the repository lacks a blob its manifests need: publish the version again',
-      });
-    }
-    if (codes.has('MANIFEST_UNKNOWN') || codes.has('NAME_UNKNOWN')) {
-      return this.error('E_MANIFEST_UNKNOWN', message, {
-        ...details,
-        hint: 'check the tag or digest, and the repository name',
-      });
-    }
-    if (codes.has('MANIFEST_BLOB_UNKNOWN')) {
-      return this.error('E_REGISTRY', message, {
-        ...details,
-        hint: 'push every blob the manifest refers to before the manifest',
-      });
-    }
-    if (response.status === 405 || codes.has('UNSUPPORTED')) {
-      return this.error('E_REGISTRY', message, {
-        ...details,
-        hint: 'the registry does not allow this operation (Distribution deletes only with storage.delete.enabled)',
-      });
-    }
-    if (response.status === 404 && errors.length === 0) {
-      return this.error(notFound, message, {
-        ...details,
-        hint:
-          notFound === 'E_REGISTRY'
-            ? 'is this an OCI registry? check the host, port and repository name'
-            : 'check the tag or digest, and the repository name',
-      });
-    }
-    return this.error('E_REGISTRY', message, {
-      ...details,
-      hint: 'the registry refused the request; its own words follow the status',
-    });
+    const said = (...codes: string[]): boolean => errors.some((e) => codes.includes(e.code));
+    const status = response.status;
+    // The first rule that applies gives the code and the hint.
+    const rules: Array<[boolean, ErrorCode, string]> = [
+      [
+        status === 403 || said('DENIED'),
+        'E_REGISTRY_AUTH',
+        `the account ${this.#auth.who()} may not do this in ${this.target.repository}; ask for push (or delete) rights`,
+      ],
+      [
+        said('DIGEST_INVALID', 'SIZE_INVALID'),
+        'E_DIGEST_MISMATCH',
+        'the bytes sent are not the ones named: did the file change while it was sent?',
+      ],
+      [
+        said('BLOB_UNKNOWN'),
+        'E_BLOB_UNKNOWN',
+        'the repository lacks a blob its manifests need: publish the version again',
+      ],
+      [
+        said('MANIFEST_UNKNOWN', 'NAME_UNKNOWN'),
+        'E_MANIFEST_UNKNOWN',
+        'check the tag or digest, and the repository name',
+      ],
+      // A bare 404 means what the caller asked for is not there (or no registry is).
+      [
+        status === 404 && !errors.length && notFound !== 'E_REGISTRY',
+        notFound,
+        'check the tag or digest, and the repository name',
+      ],
+      [
+        said('MANIFEST_BLOB_UNKNOWN'),
+        'E_REGISTRY',
+        'push every blob the manifest refers to before the manifest',
+      ],
+      [
+        status === 405 || said('UNSUPPORTED'),
+        'E_REGISTRY',
+        'the registry does not allow this operation (Distribution deletes only with storage.delete.enabled)',
+      ],
+      [
+        status === 404,
+        'E_REGISTRY',
+        'is this an OCI registry? check the host, port and repository name',
+      ],
+    ];
+    const [, code, hint] = rules.find(([applies]) => applies) ?? [
+      true,
+      'E_REGISTRY',
+      'the registry refused the request; its own words follow the status',
+    ];
+    return this.error(
+      code,
+      `registry ${this.target.registry} refused to ${doing}: ${describeStatus(status, errors)}`,
+      { ...details, hint },
+    );
   }
 
   /** A FerryError naming this registry and repository. */

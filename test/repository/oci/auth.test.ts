@@ -25,6 +25,13 @@ async function failure(promise: Promise<unknown>): Promise<FerryError> {
   return error;
 }
 
+/** A client of `registry`'s acme/appliance, with these credentials in its environment. */
+function clientOf(registry: { reference(name: string): string }, user?: string, password?: string) {
+  const env =
+    user === undefined ? {} : { FERRY_REGISTRY_USER: user, FERRY_REGISTRY_PASSWORD: password };
+  return RegistryClient.open(registry.reference('acme/appliance'), { env, retry: FAST });
+}
+
 /** Nothing a person or a log could see may hold the secret. */
 function expectNoSecret(error: FerryError, secret: string): void {
   const shown = [
@@ -50,10 +57,7 @@ describe.skipIf(registryMissing)('HTTP Basic (htpasswd) against a real registry'
   afterAll(() => registry?.stop());
 
   it('refuses anonymous access with E_REGISTRY_AUTH and says where credentials come from', async () => {
-    const client = await RegistryClient.open(registry.reference('acme/appliance'), {
-      env: {},
-      retry: FAST,
-    });
+    const client = await clientOf(registry);
     const error = await failure(client.ping());
     expect(error.code).toBe('E_REGISTRY_AUTH');
     expect(error.details.registry).toBe(registry.host);
@@ -61,11 +65,7 @@ describe.skipIf(registryMissing)('HTTP Basic (htpasswd) against a real registry'
   });
 
   it('pushes and pulls with FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD', async () => {
-    const env = { FERRY_REGISTRY_USER: 'docker', FERRY_REGISTRY_PASSWORD: password };
-    const client = await RegistryClient.open(registry.reference('acme/appliance'), {
-      env,
-      retry: FAST,
-    });
+    const client = await clientOf(registry, 'docker', password);
     const file = join(dir, 'basic.bin');
     const digest = await randomFile(file, 100_000);
     expect((await client.pushBlob(file)).digest).toBe(digest);
@@ -102,11 +102,7 @@ describe.skipIf(registryMissing)('HTTP Basic (htpasswd) against a real registry'
       await (
         await RegistryClient.open(store.reference('acme/appliance'), { env: {} })
       ).pushBlob(file);
-      const env = { FERRY_REGISTRY_USER: 'docker', FERRY_REGISTRY_PASSWORD: password };
-      const client = await RegistryClient.open(front.reference('acme/appliance'), {
-        env,
-        retry: FAST,
-      });
+      const client = await clientOf(front, 'docker', password);
       await client.ping();
       await client.pullBlob(digest, 50_000, join(dir, 'redirected.out'));
       expect(front.requests.some((r) => r.authorization)).toBe(true);
@@ -120,11 +116,7 @@ describe.skipIf(registryMissing)('HTTP Basic (htpasswd) against a real registry'
 
   it('refuses a wrong password without ever showing it', async () => {
     const secret = 'not-the-password-5f2a9c';
-    const env = { FERRY_REGISTRY_USER: 'docker', FERRY_REGISTRY_PASSWORD: secret };
-    const client = await RegistryClient.open(registry.reference('acme/appliance'), {
-      env,
-      retry: FAST,
-    });
+    const client = await clientOf(registry, 'docker', secret);
     const error = await failure(client.listTags());
     expect(error.code).toBe('E_REGISTRY_AUTH');
     expect(error.message).toContain('docker');
@@ -153,11 +145,7 @@ describe.skipIf(registryMissing)(
     });
 
     it('gets a token for the scope the registry names, then pushes, tags and pulls', async () => {
-      const env = { FERRY_REGISTRY_USER: user, FERRY_REGISTRY_PASSWORD: password };
-      const client = await RegistryClient.open(registry.reference('acme/appliance'), {
-        env,
-        retry: FAST,
-      });
+      const client = await clientOf(registry, user, password);
       const file = join(dir, 'token.bin');
       const digest = await randomFile(file, 200_000);
       expect((await client.pushBlob(file)).uploaded).toBe(true);
@@ -176,11 +164,7 @@ describe.skipIf(registryMissing)(
 
     it('refuses wrong credentials at the token service, without showing them', async () => {
       const secret = 'wrong-7d1e';
-      const env = { FERRY_REGISTRY_USER: user, FERRY_REGISTRY_PASSWORD: secret };
-      const client = await RegistryClient.open(registry.reference('acme/appliance'), {
-        env,
-        retry: FAST,
-      });
+      const client = await clientOf(registry, user, secret);
       const error = await failure(client.blobExists(`sha256:${'a'.repeat(64)}`));
       expect(error.code).toBe('E_REGISTRY_AUTH');
       expect(error.message).toContain(user);
@@ -188,10 +172,7 @@ describe.skipIf(registryMissing)(
     });
 
     it('refuses anonymous access', async () => {
-      const client = await RegistryClient.open(registry.reference('acme/appliance'), {
-        env: {},
-        retry: FAST,
-      });
+      const client = await clientOf(registry);
       expect((await failure(client.listTags())).code).toBe('E_REGISTRY_AUTH');
     });
   },

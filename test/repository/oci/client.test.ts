@@ -8,12 +8,22 @@ import {
   documentManifest,
   EMPTY_BLOB,
   RegistryClient,
+  type DocumentBlob,
   type RetryEvent,
 } from '../../../repository/oci/index.js';
 import { tempDir } from '../../helpers.js';
 import { freePort, randomFile, registryMissing, startRegistry, type Registry } from './registry.js';
 
 const FAST = { attempts: 3, firstDelayMs: 10, maxDelayMs: 50 };
+
+/** A small document as the audit log will store it. */
+function eventManifest(doc: DocumentBlob) {
+  return documentManifest({
+    artifactType: 'application/vnd.ferry.event.v1',
+    mediaType: 'application/vnd.ferry.event.v1+json',
+    document: doc,
+  });
+}
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -149,11 +159,7 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
     const tags = Array.from({ length: 12 }, (_, i) => `t${String(i).padStart(3, '0')}`);
     const doc = documentBlob({ page: true });
     await client.pushBlob(doc.bytes);
-    const built = documentManifest({
-      artifactType: 'application/vnd.ferry.event.v1',
-      mediaType: 'application/vnd.ferry.event.v1+json',
-      document: doc,
-    });
+    const built = eventManifest(doc);
     const paged = await RegistryClient.open(registry.reference('acme/paged'), {
       env: {},
       retry: FAST,
@@ -172,11 +178,7 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
   it('deletes a manifest by digest', async () => {
     const doc = documentBlob({ delete: 'me' });
     await client.pushBlob(doc.bytes);
-    const built = documentManifest({
-      artifactType: 'application/vnd.ferry.event.v1',
-      mediaType: 'application/vnd.ferry.event.v1+json',
-      document: doc,
-    });
+    const built = eventManifest(doc);
     await client.putManifest('doomed', built.bytes, built.mediaType);
     await client.deleteManifest(built.digest);
     expect(await codeOf(client.getManifest(built.digest))).toBe('E_MANIFEST_UNKNOWN');
@@ -208,11 +210,7 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
   it('refuses a manifest whose bytes at rest no longer match their digest', async () => {
     const doc = documentBlob({ tampered: false });
     await client.pushBlob(doc.bytes);
-    const built = documentManifest({
-      artifactType: 'application/vnd.ferry.event.v1',
-      mediaType: 'application/vnd.ferry.event.v1+json',
-      document: doc,
-    });
+    const built = eventManifest(doc);
     await client.putManifest('tampered', built.bytes, built.mediaType);
     await writeFile(
       registry.blobPath(built.digest),

@@ -56,6 +56,19 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'an appliance file (state, config, facts) is corrupt or of an unknown version',
   },
+  E_REPO_REFERENCE: {
+    exit: 2,
+    summary:
+      'a repository reference (oci://host[:port]/name), tag or digest is malformed or refused',
+  },
+  E_REGISTRY_AUTH: {
+    exit: 2,
+    summary: 'the registry or its token service refused the credentials, or needs some',
+  },
+  E_MANIFEST_UNKNOWN: {
+    exit: 2,
+    summary: 'the registry holds no manifest under that tag or digest',
+  },
   // trust and integrity (3)
   E_SIGNATURE: { exit: 3, summary: 'the metadata signature is invalid or untrusted' },
   E_THRESHOLD: { exit: 3, summary: 'too few trusted keys signed the metadata' },
@@ -109,6 +122,14 @@ export const ERROR_CODES = {
     exit: 3,
     summary: 'the archive is truncated or its structure is inconsistent',
   },
+  E_DIGEST_MISMATCH: {
+    exit: 3,
+    summary: 'bytes sent to or read from a registry do not match their digest or size',
+  },
+  E_MANIFEST_INVALID: {
+    exit: 3,
+    summary: 'a manifest read from a registry is not a valid OCI manifest of the expected kind',
+  },
   // plan (4): these are reasons inside a plan; a blocked plan exits 4
   E_PLAN_BLOCKED: { exit: 4, summary: 'the plan has errors; nothing was changed' },
   E_PRODUCT: { exit: 4, summary: 'the bundle is for another product' },
@@ -126,6 +147,15 @@ export const ERROR_CODES = {
   E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },
   // failed (1)
   E_IO: { exit: 1, summary: 'reading or writing a file failed' },
+  E_REGISTRY_UNREACHABLE: {
+    exit: 1,
+    summary: 'the registry could not be reached, or the connection kept failing',
+  },
+  E_REGISTRY: {
+    exit: 1,
+    summary: 'the registry refused a request or answered in a way the OCI API does not allow',
+  },
+  E_BLOB_UNKNOWN: { exit: 1, summary: 'the registry does not hold a blob a manifest refers to' },
   E_INTERNAL: { exit: 1, summary: 'a bug in Ferry' },
 } as const satisfies Record<string, { exit: 1 | 2 | 3 | 4 | 5; summary: string }>;
 
@@ -141,6 +171,12 @@ export interface ErrorDetails {
   field?: string;
   /** 1-based line in `file`, when known. */
   line?: number;
+  /** A registry as `host[:port]`. */
+  registry?: string;
+  /** A repository name inside `registry`, such as `acme/appliance`. */
+  repository?: string;
+  /** A tag or a `sha256:` digest inside `repository`. */
+  reference?: string;
   /** What the person can do about it. */
   hint?: string;
   cause?: unknown;

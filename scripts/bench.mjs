@@ -5,7 +5,7 @@
 //
 //   FERRY_BENCH_GIB=1      payload size for the build section
 //   FERRY_BENCH_DIR=...    where the payload and bundles go (default: the OS temp folder)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import {
   closeSync,
@@ -17,6 +17,8 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,12 +52,12 @@ function timed(label, command, args, options = {}) {
 
 /** ferry in-process, reporting its peak RSS (the worker threads included). */
 function ferry(label, args, options = {}) {
-  const run = timed(
-    label,
-    process.execPath,
-    [join(root, 'scripts', 'bench-run.mjs'), ...args],
-    options,
-  );
+  return measured(label, 'bench-run.mjs', args, options);
+}
+
+/** A script of ours that prints `maxrss N` (KiB) on stderr, with its peak RSS. */
+function measured(label, script, args, options = {}) {
+  const run = timed(label, process.execPath, [join(root, 'scripts', script), ...args], options);
   const rss = Number(/maxrss (\d+)/.exec(run.result.stderr)?.[1] ?? 0) / 1024;
   return { ...run, rssMiB: rss };
 }
@@ -443,6 +445,111 @@ log(
   `Zip update 1.1.0 → 1.2.0, one of four 64 MiB components changed; the bundle carries all four (${(fourBundle.size / MiB).toFixed(0)} MiB) because it also updates from 1.0.0. ferry install: ${fourResult.outcome}, read ${(fourResult.bytesRead / MiB).toFixed(2)} MiB of the bundle (the changed component is ${(part / MiB).toFixed(0)} MiB): ${fourResult.bytesRead <= part + MiB ? 'within' : 'OVER'} its bytes plus metadata.`,
 );
 rmSync(four, { recursive: true, force: true });
+
+// ---------------------------------------------------------------- publish and pull
+log();
+log(`## Publish and pull: a ${gib} GiB blob to and from a registry on loopback`);
+log();
+const registryBinary = spawnSync('sh', ['-c', 'command -v docker-registry'], {
+  encoding: 'utf8',
+}).stdout.trim();
+if (!registryBinary) {
+  log('Skipped: docker-registry is not installed (scripts/setup-system.sh installs it).');
+} else {
+  const oci = join(work, 'oci');
+  const storage = join(oci, 'storage');
+  makePayload(oci, gib * 1024 * MiB, 1);
+  const blob = join(oci, 'part-00.bin');
+  const blobSize = statSync(blob).size;
+  const digest = `sha256:${spawnSync('openssl', ['dgst', '-sha256', '-r', blob], { encoding: 'utf8' }).stdout.split(' ')[0]}`;
+  const port = await new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  // Debian's docker-registry (Distribution 2.8), its storage on the bench's disk.
+  const config = join(oci, 'registry.yml');
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
+  const registry = spawn(registryBinary, ['serve', config], { stdio: 'ignore' });
+  const origin = `http://127.0.0.1:${port}`;
+  for (let tries = 0; ; tries++) {
+    const up = await new Promise((resolve) =>
+      get(`${origin}/v2/`, (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      }).on('error', () => resolve(false)),
+    );
+    if (up) break;
+    if (tries > 300) throw new Error('docker-registry did not start');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const repository = `oci://127.0.0.1:${port}/bench/blob`;
+  const uploads = `${origin}/v2/bench/blob/blobs/uploads/`;
+  const pulled = join(oci, 'pulled.bin');
+  const url = `${origin}/v2/bench/blob/blobs/${digest}`;
+  const empty = () => rmSync(storage, { recursive: true, force: true });
+  const noOutput = () => rmSync(pulled, { force: true });
+  // Each round runs every case once, floor and Ferry side by side, so that
+  // the machine's slow and fast moments fall on both; ratios are per round.
+  const cases = {
+    curlPush: (o) =>
+      shell(
+        'floor: curl, POST then a monolithic PUT streaming the file (`curl -T`)',
+        `loc=$(curl -sf -D - -o /dev/null -X POST ${uploads} | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}') && curl -sf -o /dev/null -T ${blob} "$loc&digest=${digest}"`,
+        { ...o, before: empty },
+      ),
+    push: (o) =>
+      measured(
+        'Ferry `pushBlob` (POST, 256 MiB PATCHes, PUT)',
+        'bench-oci.mjs',
+        ['push', repository, blob, digest],
+        { ...o, before: empty },
+      ),
+    curlPull: (o) =>
+      shell('floor: curl GET of the blob to a file', `curl -sf -o ${pulled} ${url}`, {
+        ...o,
+        before: noOutput,
+      }),
+    curlPullSync: (o) =>
+      shell(
+        'reference: curl GET, then `sync` of the file (a download that survives a power cut)',
+        `curl -sf -o ${pulled} ${url} && sync ${pulled}`,
+        { ...o, before: noOutput },
+      ),
+    pull: (o) =>
+      measured(
+        'Ferry `pullBlob` (sha256 and size checked as it streams, fsync, rename)',
+        'bench-oci.mjs',
+        ['pull', repository, digest, String(blobSize), pulled],
+        { ...o, before: noOutput },
+      ),
+  };
+  const rounds = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const [name, run] of Object.entries(cases)) rounds[name].push(run({ runs: 1 }));
+  }
+  const median = (values) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)];
+  const row = (name) => ({
+    label: rounds[name][0].label,
+    seconds: median(rounds[name].map((r) => r.seconds)),
+    rssMiB: Math.max(...rounds[name].map((r) => r.rssMiB ?? 0)),
+  });
+  const ratio = (name, floor) =>
+    median(rounds[name].map((r, i) => r.seconds / rounds[floor][i].seconds)).toFixed(2);
+  table([row('curlPush'), row('push')]);
+  log();
+  table([row('curlPull'), row('curlPullSync'), row('pull')]);
+  log();
+  log(
+    `Target: within 1.3× of curl and under 200 MiB. Medians of the per-round ratios: push ${ratio('push', 'curlPush')}×, peak ${row('push').rssMiB.toFixed(0)} MiB; pull ${ratio('pull', 'curlPull')}× curl (${ratio('pull', 'curlPullSync')}× curl and sync), peak ${row('pull').rssMiB.toFixed(0)} MiB.`,
+  );
+  registry.kill();
+  rmSync(oci, { recursive: true, force: true });
+}
 
 // The planner alone: 1,000 components with random (acyclic) dependencies.
 const synthetic = spawnSync(

@@ -8,6 +8,10 @@ command -v openssl >/dev/null || needed+=(openssl)
 command -v tmux >/dev/null || needed+=(tmux)   # the console's terminal tests
 command -v pgrep >/dev/null || needed+=(procps)
 command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone in an empty root
+# The OCI registry tests start their own docker-registry (Distribution 2.8) on
+# loopback; the packaged service, if systemd starts it, is not used.
+command -v docker-registry >/dev/null || needed+=(docker-registry)
+command -v skopeo >/dev/null || needed+=(skopeo)   # an independent OCI client, for interop tests
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2

@@ -1,0 +1,882 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
+import { basename, dirname, join } from 'node:path';
+import { syncDir } from '../../manifest-schema/atomic.js';
+import { MAX_METADATA_BYTES } from '../../manifest-schema/envelope.js';
+import { FerryError, ioError } from '../../manifest-schema/errors.js';
+import { withHashPool } from '../../manifest-schema/hashing.js';
+import { loadRegistryCredentials } from './credentials.js';
+import {
+  assertDigest,
+  assertTagOrDigest,
+  isDigest,
+  parseRegistryReference,
+  type ReferenceOptions,
+  type RegistryReference,
+} from './reference.js';
+import type { HttpResponse, RequestBody } from './http.js';
+import { Transient, Transport, type TransportOptions } from './transport.js';
+
+/** Called as bytes move: `done` of `total`. Often (every network read): throttle before drawing. */
+export type Progress = (done: number, total: number) => void;
+
+export interface RegistryClientOptions extends TransportOptions {
+  /**
+   * Bytes per PATCH of a chunked upload (default 256 MiB; raised to the
+   * registry's OCI-Chunk-Min-Length). Lower it for a proxy that caps request
+   * sizes. Smaller chunks cost time: Distribution fsyncs the upload after each.
+   */
+  chunkSize?: number;
+}
+
+export interface PushBlobOptions {
+  /** The blob's digest when the caller knows it; otherwise one streaming pass computes it first. */
+  digest?: string;
+  /** The size the caller expects; a file of another size is refused before anything is sent. */
+  size?: number;
+  onProgress?: Progress;
+}
+
+export interface PushedBlob {
+  digest: string;
+  size: number;
+  /** False when the registry already held the blob and nothing was sent. */
+  uploaded: boolean;
+}
+
+/** A manifest exactly as the registry holds it. */
+export interface FetchedManifest {
+  /** The exact bytes: their sha256 is `digest` (checked). */
+  bytes: Buffer;
+  /** From Content-Type, parameters dropped; equal to the manifest's own `mediaType` field when it has one. */
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+export interface ManifestDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+export const MANIFEST_MEDIA_TYPES = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+] as const;
+
+/** Distribution refuses manifests over 4 MiB; so does Ferry, both ways. */
+export const MANIFEST_LIMIT = 4 * 1024 * 1024;
+const DEFAULT_CHUNK = 256 * 1024 * 1024;
+const READ_SIZE = 1024 * 1024;
+const WRITEBACK = 64 * 1024 * 1024;
+
+/**
+ * A client for one repository of an OCI registry (distribution spec 1.1):
+ * blobs in and out as streams from and to files (memory stays flat whatever
+ * their size), manifests as exact bytes, tags. Every failure is a FerryError
+ * with a stable code that names the registry, repository and tag or digest;
+ * broken connections and 5xx answers are retried with backoff, and uploads
+ * and downloads resume where the registry says they stopped.
+ */
+export class RegistryClient {
+  readonly reference: RegistryReference;
+  readonly #transport: Transport;
+  readonly #chunkSize: number;
+
+  constructor(reference: RegistryReference, options: RegistryClientOptions = {}) {
+    this.reference = reference;
+    this.#transport = new Transport(reference, options);
+    this.#chunkSize = Math.max(1, options.chunkSize ?? DEFAULT_CHUNK);
+  }
+
+  /**
+   * Parses `oci://host[:port]/name` and finds the credentials for its host in
+   * the environment or the Docker config (see loadRegistryCredentials).
+   */
+  static async open(
+    text: string,
+    options: ReferenceOptions & RegistryClientOptions & { env?: NodeJS.ProcessEnv } = {},
+  ): Promise<RegistryClient> {
+    const reference = parseRegistryReference(text, options);
+    const credentials =
+      options.credentials ?? (await loadRegistryCredentials(reference.registry, options.env));
+    return new RegistryClient(reference, { ...options, credentials });
+  }
+
+  /** `GET /v2/`: the registry answers, speaks the API, and accepts the credentials (if it wants any). */
+  async ping(): Promise<void> {
+    const t = this.#transport;
+    const url = new URL('/v2/', this.reference.origin);
+    const response = await t.retrying('reach the registry', () =>
+      t.request('GET', url, { action: 'ping' }),
+    );
+    if (!response.ok) throw await t.fail(response, 'answer GET /v2/');
+    await response.discard();
+  }
+
+  /** The blob's size when the repository holds it, undefined when it does not. */
+  async blobExists(digest: string): Promise<number | undefined> {
+    assertDigest(digest);
+    const t = this.#transport;
+    const response = await t.retrying(`check blob ${digest}`, () =>
+      t.request('HEAD', t.url(`blobs/${digest}`), { action: 'pull' }),
+    );
+    if (!response.ok && response.status !== 404) {
+      throw await t.fail(response, `tell whether it holds blob ${digest}`, { reference: digest });
+    }
+    await response.discard();
+    if (response.status === 404) return undefined;
+    const size = Number(response.header('content-length'));
+    return Number.isSafeInteger(size) ? size : undefined;
+  }
+
+  /**
+   * Uploads a file (a path) or small in-memory bytes as a blob, unless the
+   * repository already holds it. Chunked (POST, PATCH with Content-Range,
+   * PUT ?digest=); after a broken connection or a 5xx it asks the registry
+   * how far the upload got (GET on the upload's location) and goes on from
+   * there, or starts a new upload when the registry has dropped that one.
+   * The registry checks the digest of what it received.
+   */
+  async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
+    const blob = await this.describe(source, options);
+    const t = this.#transport;
+    const done = { digest: blob.digest, size: blob.size };
+    const held = await this.blobExists(blob.digest);
+    if (held !== undefined) {
+      // Same digest, other size: the registry's copy is damaged; never build on it.
+      if (held !== blob.size)
+        throw this.mismatch(blob.digest, `is held as ${held} bytes, not ${blob.size}`);
+      options.onProgress?.(blob.size, blob.size);
+      return { ...done, uploaded: false };
+    }
+    let session: UploadSession | undefined;
+    try {
+      await t.retrying(`push blob ${blob.digest}`, async (attempt) => {
+        if (attempt > 1) {
+          // The last try may have finished before its answer was lost.
+          if ((await this.blobExists(blob.digest)) !== undefined) return;
+          session = session && (await this.uploadStatus(session, blob));
+        }
+        session ??= await this.startUpload(blob);
+        while (session.offset < blob.size) {
+          try {
+            session = await this.patch(session, blob, options.onProgress);
+          } catch (error) {
+            if (error instanceof SessionLost) session = undefined;
+            throw error;
+          }
+        }
+        await this.finishUpload(session, blob);
+      });
+    } catch (error) {
+      if (session) await this.cancelUpload(session);
+      throw error;
+    }
+    return { ...done, uploaded: true };
+  }
+
+  /**
+   * Downloads a blob into `toPath`: streamed into a temp file beside it while
+   * its sha256 and size are checked, then fsynced and renamed over `toPath`,
+   * so `toPath` is either absent (or as it was) or complete and verified.
+   * A broken download goes on with a Range request from the last byte kept.
+   */
+  async pullBlob(
+    digest: string,
+    size: number,
+    toPath: string,
+    options: { onProgress?: Progress } = {},
+  ): Promise<void> {
+    assertDigest(digest);
+    const t = this.#transport;
+    const temp = join(
+      dirname(toPath),
+      `.${basename(toPath)}.${randomBytes(6).toString('hex')}.part`,
+    );
+    const sink = await FileSink.create(temp);
+    try {
+      const hash = createHash('sha256');
+      await t.retrying(`pull blob ${digest}`, async () => {
+        const kept = sink.written;
+        const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+        if (kept > 0) headers.range = `bytes=${kept}-`;
+        const response = await t.request('GET', t.url(`blobs/${digest}`), {
+          action: 'pull',
+          headers,
+        });
+        // A registry that ignores Range sends it all again: skip what is already kept.
+        let skip = 0;
+        if (response.status === 200) skip = kept;
+        else if (response.status !== 206 || rangeStart(response) !== kept) {
+          throw await t.fail(
+            response,
+            `give blob ${digest}`,
+            { reference: digest },
+            'E_BLOB_UNKNOWN',
+          );
+        }
+        try {
+          for await (const chunk of response.body) {
+            const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);
+            skip = Math.max(0, skip - chunk.length);
+            if (!fresh) continue;
+            if (sink.written + fresh.length > size) {
+              await response.discard();
+              throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
+            }
+            hash.update(fresh);
+            await sink.write(fresh);
+            options.onProgress?.(sink.written, size);
+          }
+        } catch (error) {
+          if (error instanceof FerryError) throw error;
+          throw t.broken(error, `pull blob ${digest}`);
+        }
+        if (sink.written < size) {
+          throw this.mismatch(
+            digest,
+            `is ${sink.written} bytes, not the ${size} its descriptor says`,
+          );
+        }
+      });
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== digest) throw this.mismatch(digest, `arrived with sha256 ${got}`);
+      await sink.close();
+      await rename(temp, toPath).catch((error: unknown) => {
+        throw ioError(error, toPath, 'write');
+      });
+      await syncDir(dirname(toPath));
+    } catch (error) {
+      await sink.abandon();
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * A small blob (bundle.json, a channel document) in memory, checked
+   * against its digest and size. Refuses anything over `maxBytes` (by default
+   * the largest bundle.json Ferry reads): large blobs go through pullBlob to a file.
+   */
+  async readBlob(digest: string, size: number, maxBytes = MAX_METADATA_BYTES): Promise<Buffer> {
+    assertDigest(digest);
+    if (size > maxBytes) {
+      throw this.#transport.error(
+        'E_REGISTRY',
+        `blob ${digest} is ${size} bytes, over the ${maxBytes} read into memory`,
+        {
+          reference: digest,
+          hint: 'pull it to a file instead',
+        },
+      );
+    }
+    const t = this.#transport;
+    const bytes = await t.retrying(`read blob ${digest}`, async () => {
+      const response = await t.request('GET', t.url(`blobs/${digest}`), { action: 'pull' });
+      if (!response.ok)
+        throw await t.fail(
+          response,
+          `give blob ${digest}`,
+          { reference: digest },
+          'E_BLOB_UNKNOWN',
+        );
+      return t.read(response, size, `read blob ${digest}`);
+    });
+    if (!bytes || bytes.length !== size)
+      throw this.mismatch(digest, `is not the ${size} bytes its descriptor says`);
+    const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (got !== digest) throw this.mismatch(digest, `arrived with sha256 ${got}`);
+    return bytes;
+  }
+
+  /**
+   * The manifest under a tag or digest, as exact bytes. Its digest is computed
+   * from the bytes received; fetched by digest, they must match it, and a
+   * Docker-Content-Digest the registry sends must match too.
+   */
+  async getManifest(reference: string): Promise<FetchedManifest> {
+    assertTagOrDigest(reference);
+    const t = this.#transport;
+    const { bytes, contentType, headerDigest } = await t.retrying(
+      `get manifest ${reference}`,
+      async () => {
+        const response = await t.request('GET', t.url(`manifests/${reference}`), {
+          action: 'pull',
+          headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+        });
+        if (!response.ok) {
+          throw await t.fail(
+            response,
+            `give manifest ${reference}`,
+            { reference },
+            'E_MANIFEST_UNKNOWN',
+          );
+        }
+        const body = await t.read(response, MANIFEST_LIMIT, `get manifest ${reference}`);
+        if (!body) {
+          throw t.error(
+            'E_MANIFEST_INVALID',
+            `manifest ${reference} is larger than ${MANIFEST_LIMIT} bytes`,
+            {
+              reference,
+              hint: 'no Ferry manifest is this large: the repository holds something else under this name',
+            },
+          );
+        }
+        return {
+          bytes: body,
+          contentType: mediaTypeOf(response),
+          headerDigest: response.header('docker-content-digest'),
+        };
+      },
+    );
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (isDigest(reference) && digest !== reference) {
+      throw this.mismatch(reference, `arrived as a manifest with sha256 ${digest}`);
+    }
+    if (headerDigest?.startsWith('sha256:') && headerDigest !== digest) {
+      throw this.mismatch(headerDigest, `(manifest ${reference}) arrived with sha256 ${digest}`);
+    }
+    const declared = declaredMediaType(bytes);
+    if (declared === null || (declared !== undefined && declared !== contentType)) {
+      throw t.error(
+        'E_MANIFEST_INVALID',
+        declared === null
+          ? `manifest ${reference} is not a JSON object`
+          : `manifest ${reference} says it is ${declared} but was served as ${contentType}`,
+        { reference, hint: 'the repository holds something Ferry did not write under this name' },
+      );
+    }
+    return { bytes, mediaType: contentType, digest, size: bytes.length };
+  }
+
+  /**
+   * What a tag or digest points at, from a HEAD request (digest as the
+   * registry reports it), or undefined when there is nothing. Cheap; use
+   * getManifest when the bytes matter.
+   */
+  async manifestDescriptor(reference: string): Promise<ManifestDescriptor | undefined> {
+    assertTagOrDigest(reference);
+    const t = this.#transport;
+    const response = await t.retrying(`check manifest ${reference}`, () =>
+      t.request('HEAD', t.url(`manifests/${reference}`), {
+        action: 'pull',
+        headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      }),
+    );
+    if (!response.ok && response.status !== 404) {
+      throw await t.fail(response, `tell whether it holds manifest ${reference}`, { reference });
+    }
+    await response.discard();
+    if (response.status === 404) return undefined;
+    const digest = response.header('docker-content-digest');
+    const size = Number(response.header('content-length'));
+    if (!digest || !isDigest(digest) || !Number.isSafeInteger(size)) {
+      const manifest = await this.getManifest(reference);
+      return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
+    }
+    return { mediaType: mediaTypeOf(response), digest, size };
+  }
+
+  /**
+   * Stores `bytes` as a manifest under a tag (or its digest). Every blob it
+   * refers to must be pushed first. Registries overwrite tags without asking:
+   * a caller that must not overwrite checks first, and says so in its design.
+   */
+  async putManifest(
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+  ): Promise<ManifestDescriptor> {
+    assertTagOrDigest(reference);
+    const t = this.#transport;
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const declared = declaredMediaType(body);
+    if (
+      body.length > MANIFEST_LIMIT ||
+      declared === null ||
+      (declared !== undefined && declared !== mediaType)
+    ) {
+      throw t.error(
+        'E_MANIFEST_INVALID',
+        `the manifest for ${reference} is not a JSON object of type ${mediaType} under ${MANIFEST_LIMIT} bytes`,
+        {
+          reference,
+          hint: 'a bug in the caller: the manifest must be JSON and its mediaType must be the type it is sent as',
+        },
+      );
+    }
+    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+    if (isDigest(reference) && reference !== digest)
+      throw this.notAsSaid(reference, `the manifest bytes have sha256 ${digest}`);
+    const response = await t.retrying(`put manifest ${reference}`, () =>
+      t.request('PUT', t.url(`manifests/${reference}`), {
+        action: 'push',
+        headers: { 'content-type': mediaType },
+        body: () => body,
+      }),
+    );
+    if (response.status !== 201 && !response.ok) {
+      throw await t.fail(response, `store manifest ${reference}`, { reference });
+    }
+    await response.discard();
+    const reported = response.header('docker-content-digest');
+    if (reported?.startsWith('sha256:') && reported !== digest) {
+      throw this.mismatch(
+        digest,
+        `(manifest ${reference}) was stored by the registry as ${reported}`,
+      );
+    }
+    return { mediaType, digest, size: body.length };
+  }
+
+  /**
+   * Every tag of the repository, following the registry's Link pagination
+   * (`pageSize` tags a page); an empty list for a repository never pushed to.
+   */
+  async listTags(options: { pageSize?: number } = {}): Promise<string[]> {
+    const t = this.#transport;
+    const tags: string[] = [];
+    let next: URL | undefined = t.url(`tags/list?n=${options.pageSize ?? 1000}`);
+    const seen = new Set<string>();
+    while (next) {
+      const url: URL = next;
+      if (seen.has(url.href)) {
+        throw t.error(
+          'E_REGISTRY',
+          `the tag list pages loop back to ${url.pathname}${url.search}`,
+          {
+            hint: 'the registry paginates wrongly',
+          },
+        );
+      }
+      seen.add(url.href);
+      const page = await t.retrying('list tags', async () => {
+        const response = await t.request('GET', url, { action: 'pull' });
+        if (response.status === 404) {
+          const error = await t.fail(response, 'list tags', {}, 'E_REGISTRY');
+          if (error.code === 'E_MANIFEST_UNKNOWN') return { tags: [], link: null };
+          throw error;
+        }
+        if (!response.ok) throw await t.fail(response, 'list tags');
+        const body = await t.read(response, 16 * 1024 * 1024, 'list tags');
+        let parsed: { tags?: unknown } | undefined;
+        try {
+          parsed = body ? (JSON.parse(body.toString('utf8')) as { tags?: unknown }) : undefined;
+        } catch {
+          parsed = undefined;
+        }
+        const list = parsed?.tags ?? [];
+        if (!Array.isArray(list) || !list.every((tag) => typeof tag === 'string')) {
+          throw t.error('E_REGISTRY', 'the tag list is not {"tags": [strings]}', {
+            hint: 'is this an OCI registry?',
+          });
+        }
+        return { tags: list, link: response.header('link') };
+      });
+      tags.push(...page.tags);
+      const target = page.link ? /<([^>]+)>\s*;\s*rel="?next"?/i.exec(page.link)?.[1] : undefined;
+      next = target ? new URL(target, url) : undefined;
+    }
+    return tags;
+  }
+
+  /** Deletes a manifest by digest (registries delete tags only with their manifest). */
+  async deleteManifest(digest: string): Promise<void> {
+    assertDigest(digest);
+    const t = this.#transport;
+    const response = await t.retrying(`delete manifest ${digest}`, () =>
+      t.request('DELETE', t.url(`manifests/${digest}`), { action: 'delete' }),
+    );
+    if (!response.ok)
+      throw await t.fail(
+        response,
+        `delete manifest ${digest}`,
+        { reference: digest },
+        'E_MANIFEST_UNKNOWN',
+      );
+    await response.discard();
+  }
+
+  private async describe(
+    source: string | Uint8Array,
+    options: PushBlobOptions,
+  ): Promise<BlobSource> {
+    if (options.digest !== undefined) assertDigest(options.digest);
+    if (typeof source !== 'string') {
+      const digest = `sha256:${createHash('sha256').update(source).digest('hex')}`;
+      if (options.digest && options.digest !== digest)
+        throw this.notAsSaid(options.digest, `the bytes given have sha256 ${digest}`);
+      if (options.size !== undefined && options.size !== source.length)
+        throw this.notAsSaid(digest, `the bytes given are ${source.length}, not ${options.size}`);
+      return {
+        digest,
+        size: source.length,
+        body: (start, end, progress) => bytesBody(source, start, end, progress),
+      };
+    }
+    const info = await stat(source).catch((error: unknown) => {
+      throw ioError(error, source, 'read');
+    });
+    if (!info.isFile())
+      throw new FerryError('E_IO', `${source} is not a regular file`, {
+        file: source,
+        hint: 'name the bundle file',
+      });
+    if (options.size !== undefined && options.size !== info.size) {
+      throw this.notAsSaid(
+        options.digest ?? source,
+        `${source} is ${info.size} bytes, not ${options.size}`,
+      );
+    }
+    const digest = options.digest ?? (await digestFile(source, info.size));
+    return {
+      digest,
+      size: info.size,
+      body: (start, end, progress) => fileBody(source, start, end, progress),
+    };
+  }
+
+  private async startUpload(blob: BlobSource): Promise<UploadSession> {
+    const t = this.#transport;
+    const url = t.url('blobs/uploads/');
+    const response = await t.request('POST', url, {
+      action: 'push',
+      headers: { 'content-length': '0' },
+    });
+    if (response.status !== 202)
+      throw await t.fail(response, `start an upload of blob ${blob.digest}`, {
+        reference: blob.digest,
+      });
+    await response.discard();
+    const location = response.header('location');
+    if (!location) {
+      throw t.error(
+        'E_REGISTRY',
+        `the registry started an upload of ${blob.digest} without a Location`,
+        {
+          reference: blob.digest,
+          hint: 'the registry does not follow the OCI distribution spec',
+        },
+      );
+    }
+    const minimum = Number(response.header('oci-chunk-min-length') ?? 0);
+    return {
+      location: new URL(location, url),
+      offset: 0,
+      chunk: Math.max(this.#chunkSize, Number.isSafeInteger(minimum) ? minimum : 0),
+    };
+  }
+
+  private async patch(
+    session: UploadSession,
+    blob: BlobSource,
+    progress?: Progress,
+  ): Promise<UploadSession> {
+    const t = this.#transport;
+    const start = session.offset;
+    const end = Math.min(blob.size, start + session.chunk);
+    // A source that cannot be read (or shrank) fails with its own FerryError, not as a network error.
+    const response = await t.request('PATCH', session.location, {
+      action: 'push',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-range': `${start}-${end - 1}`,
+        'content-length': String(end - start),
+      },
+      body: () => blob.body(start, end, (done) => progress?.(done, blob.size)),
+    });
+    if (response.status === 202) {
+      await response.discard();
+      // The registry's Range is its real size: trust it over our own count.
+      const next = this.sessionFrom(response, session, end);
+      if (next && next.offset <= end) return next;
+      throw new SessionLost(
+        `the registry holds more than the ${end} bytes sent`,
+        this.lostError(blob),
+      );
+    }
+    // 404 on an upload's location: the registry no longer knows it (BLOB_UPLOAD_UNKNOWN or _INVALID).
+    if (response.status === 416 || response.status === 404) {
+      await response.discard();
+      throw new SessionLost(`upload session lost (${response.status})`, this.lostError(blob));
+    }
+    throw await t.fail(response, `take a chunk of blob ${blob.digest}`, { reference: blob.digest });
+  }
+
+  /** Where an interrupted upload stands, or undefined when the registry dropped it. */
+  private async uploadStatus(
+    session: UploadSession,
+    blob: BlobSource,
+  ): Promise<UploadSession | undefined> {
+    const response = await this.#transport.request('GET', session.location, { action: 'push' });
+    await response.discard();
+    if (response.status !== 204 && response.status !== 200) return undefined;
+    const next = this.sessionFrom(response, session);
+    return next && next.offset <= blob.size ? next : undefined;
+  }
+
+  /**
+   * The session as the registry's Range and Location describe it. After a
+   * chunk was taken (`sent` bytes in all), a missing Range means `sent`, and
+   * "0-0" means one byte; from a status query "0-0" is also what Distribution
+   * says for nothing at all, so it counts as nothing: an upload that really
+   * holds one byte answers the next PATCH with 416 and starts over.
+   */
+  private sessionFrom(
+    response: HttpResponse,
+    session: UploadSession,
+    sent?: number,
+  ): UploadSession | undefined {
+    const range = /^(?:bytes=)?0-(\d+)$/.exec(response.header('range') ?? '');
+    if (!range && sent === undefined) return undefined;
+    const last = range ? Number(range[1]) : undefined;
+    const location = response.header('location');
+    return {
+      location: location ? new URL(location, session.location) : session.location,
+      offset:
+        last === undefined ? (sent as number) : last === 0 && sent === undefined ? 0 : last + 1,
+      chunk: session.chunk,
+    };
+  }
+
+  private async finishUpload(session: UploadSession, blob: BlobSource): Promise<void> {
+    const t = this.#transport;
+    const url = new URL(session.location);
+    url.searchParams.set('digest', blob.digest);
+    const response = await t.request('PUT', url, {
+      action: 'push',
+      headers: { 'content-length': '0' },
+    });
+    if (response.status === 404) {
+      await response.discard();
+      throw new SessionLost('upload session lost before it closed', this.lostError(blob));
+    }
+    if (response.status !== 201 && !response.ok) {
+      throw await t.fail(response, `store blob ${blob.digest}`, { reference: blob.digest });
+    }
+    await response.discard();
+    const reported = response.header('docker-content-digest');
+    if (reported?.startsWith('sha256:') && reported !== blob.digest) {
+      throw this.mismatch(blob.digest, `was stored by the registry as ${reported}`);
+    }
+  }
+
+  /** Spec: clients should cancel what they abandon. Failures to do so do not matter. */
+  private async cancelUpload(session: UploadSession): Promise<void> {
+    try {
+      await (
+        await this.#transport.request('DELETE', session.location, { action: 'push' })
+      ).discard();
+    } catch {
+      // the registry times abandoned uploads out
+    }
+  }
+
+  private lostError(blob: BlobSource): FerryError {
+    return this.#transport.error(
+      'E_REGISTRY',
+      `the registry kept dropping the upload of blob ${blob.digest}`,
+      {
+        reference: blob.digest,
+        hint: 'the registry or a proxy in front of it cuts uploads; check its logs and request size limits',
+      },
+    );
+  }
+
+  /** Bytes from the registry that are not what their digest or size says. */
+  private mismatch(digest: string, what: string): FerryError {
+    return this.#transport.error(
+      'E_DIGEST_MISMATCH',
+      `${digest} in ${this.reference.registry}/${this.reference.repository} ${what}`,
+      {
+        reference: digest,
+        hint: 'the registry holds or sent other bytes than their digest names: the repository is damaged or was tampered with',
+      },
+    );
+  }
+
+  /** Bytes handed to pushBlob or putManifest that are not what the caller says they are. */
+  private notAsSaid(digest: string, what: string): FerryError {
+    return this.#transport.error('E_DIGEST_MISMATCH', `${digest}: ${what}`, {
+      reference: digest,
+      hint: 'the file changed since its digest was taken, or the digest or size given is wrong',
+    });
+  }
+}
+
+interface UploadSession {
+  location: URL;
+  /** Bytes the registry holds. */
+  offset: number;
+  chunk: number;
+}
+
+interface BlobSource {
+  digest: string;
+  size: number;
+  /** The bytes [start, end) for one request. */
+  body(start: number, end: number, progress: (done: number) => void): RequestBody;
+}
+
+/** The session is gone or out of step: start a new upload. */
+class SessionLost extends Transient {}
+
+/** One streaming pass over a file, on the hashing worker like every other file hash in Ferry. */
+export async function digestFile(path: string, size?: number): Promise<string> {
+  const expected =
+    size ??
+    (
+      await stat(path).catch((error: unknown) => {
+        throw ioError(error, path, 'read');
+      })
+    ).size;
+  const result = await withHashPool((pool) =>
+    pool.run({ source: path, offset: 0, size: expected }),
+  ).catch((error: unknown) => {
+    throw ioError(error, path, 'read');
+  });
+  if (result.bytes !== expected) {
+    throw new FerryError('E_IO', `${path} changed size while it was hashed`, {
+      file: path,
+      hint: 'wait until it is complete',
+    });
+  }
+  return `sha256:${result.sha256}`;
+}
+
+async function* fileBody(
+  path: string,
+  start: number,
+  end: number,
+  progress: (done: number) => void,
+): AsyncGenerator<Uint8Array> {
+  let position = start;
+  const stream = createReadStream(path, { start, end: end - 1, highWaterMark: READ_SIZE });
+  try {
+    for await (const chunk of stream) {
+      position += (chunk as Buffer).length;
+      progress(position);
+      yield chunk as Buffer;
+    }
+  } catch (error) {
+    throw ioError(error, path, 'read');
+  }
+  if (position < end) {
+    throw new FerryError('E_IO', `${path} shrank while it was uploaded`, {
+      file: path,
+      hint: 'do not change a bundle while it is being published',
+    });
+  }
+}
+
+function bytesBody(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  progress: (done: number) => void,
+): Uint8Array {
+  progress(end);
+  return bytes.subarray(start, end);
+}
+
+/**
+ * Writes a download in order, letting the disk work while the next bytes are
+ * hashed. Every 64 MiB it starts an fdatasync in the background: the kernel
+ * would otherwise hold the whole download in dirty pages and write it all at
+ * the final fsync, after the network is done; this way the two overlap.
+ */
+class FileSink {
+  written = 0;
+  readonly #handle: FileHandle;
+  readonly #stream: WriteStream;
+  readonly #file: string;
+  #failure: unknown;
+  #synced = 0;
+  #syncing: Promise<void> | undefined;
+
+  static async create(file: string): Promise<FileSink> {
+    const handle = await open(file, 'wx', 0o644).catch((error: unknown) => {
+      throw ioError(error, file, 'create');
+    });
+    return new FileSink(handle, file);
+  }
+
+  private constructor(handle: FileHandle, file: string) {
+    this.#handle = handle;
+    this.#file = file;
+    // The stream closes the handle when it ends, after flushing and fsyncing it.
+    this.#stream = createWriteStream('', { fd: handle, highWaterMark: 4 * READ_SIZE, flush: true });
+    this.#stream.on('error', (error) => (this.#failure ??= error));
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.check();
+    this.written += chunk.length;
+    if (!this.#stream.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.#stream.off('drain', done);
+          this.#stream.off('close', done);
+          resolve();
+        };
+        this.#stream.on('drain', done);
+        this.#stream.on('close', done);
+      });
+    }
+    if (this.written - this.#synced >= WRITEBACK && !this.#syncing) {
+      this.#synced = this.written;
+      this.#syncing = this.#handle
+        .datasync()
+        .catch((error: unknown) => void (this.#failure ??= error))
+        .finally(() => (this.#syncing = undefined));
+    }
+    this.check();
+  }
+
+  /** Flushes, fsyncs and closes the file. */
+  async close(): Promise<void> {
+    await this.#syncing;
+    this.#stream.end();
+    await finished(this.#stream).catch((error: unknown) => (this.#failure ??= error));
+    this.check();
+  }
+
+  /** Closes the file after a failure; it is about to be removed. */
+  async abandon(): Promise<void> {
+    await this.#syncing;
+    this.#stream.destroy();
+    await finished(this.#stream).catch(() => undefined);
+  }
+
+  private check(): void {
+    if (this.#failure !== undefined) throw ioError(this.#failure, this.#file, 'write');
+  }
+}
+
+function rangeStart(response: HttpResponse): number | undefined {
+  const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(response.header('content-range') ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+function mediaTypeOf(response: HttpResponse): string {
+  return (response.header('content-type') ?? '').split(';')[0]?.trim() ?? '';
+}
+
+/** The manifest's own `mediaType`: undefined when it has none, null when the bytes are not a JSON object. */
+function declaredMediaType(bytes: Buffer): string | undefined | null {
+  try {
+    const parsed: unknown = JSON.parse(bytes.toString('utf8'));
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return null;
+    const mediaType = (parsed as { mediaType?: unknown }).mediaType;
+    return typeof mediaType === 'string' ? mediaType : undefined;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,558 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FerryError, type ErrorCode, type ErrorDetails } from '../../manifest-schema/errors.js';
+import type { RegistryCredentials } from './credentials.js';
+import { keepAliveAgents, send, type Agents, type HttpResponse, type RequestBody } from './http.js';
+import { isLoopbackHost, type RegistryReference } from './reference.js';
+
+/** What a request needs the registry to allow; one token is kept per action. */
+export type Action = 'ping' | 'pull' | 'push' | 'delete';
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  /** The wait before the second try; it doubles up to `maxDelayMs`. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, firstDelayMs: 500, maxDelayMs: 8_000 };
+
+/** Told before each wait between tries, so a command can say what is happening. */
+export interface RetryEvent {
+  /** What was being done, e.g. `push blob sha256:…`. */
+  operation: string;
+  /** The try that failed (1-based) and how many there may be. */
+  attempt: number;
+  attempts: number;
+  delayMs: number;
+  /** Why it failed: an HTTP status and registry error code, or a socket error code. Never a secret. */
+  reason: string;
+}
+
+export interface TransportOptions {
+  credentials?: RegistryCredentials;
+  retry?: Partial<RetryPolicy>;
+  onRetry?: (event: RetryEvent) => void;
+  userAgent?: string;
+}
+
+export interface RequestOptions {
+  action: Action;
+  headers?: Record<string, string>;
+  /** Makes the body afresh for each send (after a challenge or a redirect the stream is spent). */
+  body?: () => RequestBody;
+}
+
+/**
+ * A failure worth another try: the connection broke, or the registry said
+ * 5xx, 429 or 408. `final` is what the caller throws when the tries run out.
+ */
+export class Transient extends Error {
+  readonly final: FerryError;
+  constructor(reason: string, final: FerryError) {
+    super(reason);
+    this.name = 'Transient';
+    this.final = final;
+  }
+}
+
+/** A registry's `{"errors":[{code,message}]}` body, as far as it could be read. */
+export interface RegistryErrorBody {
+  code: string;
+  message: string;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const ERROR_BODY_LIMIT = 64 * 1024;
+const TOKEN_LIMIT = 1024 * 1024;
+
+/**
+ * HTTP to one registry repository: authentication (Basic, or the Bearer token
+ * flow of Harbor, GHCR, ECR and Distribution), redirects (Authorization never
+ * follows to another origin: blob stores hand out signed URLs), retries with
+ * backoff, and registry errors mapped to Ferry's codes.
+ */
+export class Transport {
+  readonly target: RegistryReference;
+  readonly retry: RetryPolicy;
+  readonly #auth: Authenticator;
+  readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+  readonly #userAgent: string;
+  readonly #agents: Agents = keepAliveAgents();
+
+  constructor(target: RegistryReference, options: TransportOptions = {}) {
+    this.target = target;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#auth = new Authenticator(target, options.credentials);
+    this.#onRetry = options.onRetry;
+    this.#userAgent = options.userAgent ?? 'ferry';
+  }
+
+  /** `/v2/<name>/<rest>` on the registry. */
+  url(rest: string): URL {
+    return new URL(`/v2/${this.target.repository}/${rest}`, this.target.origin);
+  }
+
+  /**
+   * Sends one request, answering an authentication challenge once and
+   * following redirects. Returns the response whatever its status, except
+   * that a broken connection and a 5xx, 429 or 408 throw `Transient`.
+   */
+  async request(method: string, url: URL, options: RequestOptions): Promise<HttpResponse> {
+    for (let challenged = false; ; challenged = true) {
+      const { response, at } = await this.follow(method, url, options.body, (current) => {
+        const headers: Record<string, string> = { ...options.headers };
+        const authorization =
+          current.origin === this.target.origin ? this.#auth.header(options.action) : undefined;
+        if (authorization) headers.authorization = authorization;
+        return headers;
+      });
+      if (response.status === 401 && at.origin === this.target.origin && !challenged) {
+        const challenge = response.header('www-authenticate');
+        await response.discard();
+        if (await this.#auth.answer(challenge, options.action, this)) continue;
+        throw this.refused();
+      }
+      if (TRANSIENT_STATUS.has(response.status)) {
+        const reason = describeStatus(response.status, await readErrors(response));
+        throw new Transient(
+          reason,
+          this.error('E_REGISTRY', `${method} ${url.pathname} kept failing: ${reason}`, {
+            hint: 'the registry or a proxy in front of it is failing; try again later',
+          }),
+        );
+      }
+      return response;
+    }
+  }
+
+  /** GET of a URL outside the registry (a token realm); `headers` go to its origin only. */
+  async fetchOutside(url: URL, headers: Record<string, string>): Promise<HttpResponse> {
+    const { response } = await this.follow('GET', url, undefined, (current) =>
+      current.origin === url.origin ? headers : {},
+    );
+    return response;
+  }
+
+  /**
+   * One request and the redirects it leads to. `headers` is asked again for
+   * each hop, so credentials go only where they belong (blob stores hand out
+   * signed URLs on other hosts, which must not see the registry's Authorization).
+   */
+  private async follow(
+    method: string,
+    url: URL,
+    body: (() => RequestBody) | undefined,
+    headers: (at: URL) => Record<string, string>,
+  ): Promise<{ response: HttpResponse; at: URL }> {
+    let at = url;
+    let currentMethod = method;
+    for (let hops = 0; ; hops++) {
+      const sendBody =
+        body && currentMethod !== 'GET' && currentMethod !== 'HEAD' ? body() : undefined;
+      let response: HttpResponse;
+      try {
+        response = await send(
+          at,
+          {
+            method: currentMethod,
+            headers: { 'user-agent': this.#userAgent, ...headers(at) },
+            ...(sendBody === undefined ? {} : { body: sendBody }),
+          },
+          this.#agents,
+        );
+      } catch (error) {
+        // A body that cannot be read fails with its own FerryError, not as a network error.
+        if (error instanceof FerryError) throw error;
+        throw this.broken(
+          error,
+          `${method} ${at.origin === this.target.origin ? '' : at.origin}${at.pathname}`,
+        );
+      }
+      const location = response.header('location');
+      if (!REDIRECTS.has(response.status) || !location) return { response, at };
+      await response.discard();
+      if (hops === 5) {
+        throw this.error('E_REGISTRY', `redirected more than 5 times from ${url.pathname}`, {
+          hint: 'check the registry and any proxy in front of it',
+        });
+      }
+      at = new URL(location, at);
+      if (response.status === 303) currentMethod = 'GET';
+    }
+  }
+
+  /** A response body of at most `limit` bytes (undefined when larger); a broken connection is Transient. */
+  async read(response: HttpResponse, limit: number, doing: string): Promise<Buffer | undefined> {
+    try {
+      return await readCapped(response, limit);
+    } catch (error) {
+      throw this.broken(error, doing);
+    }
+  }
+
+  /** Runs `attempt` until it succeeds, fails for good, or the tries run out; waits with backoff between. */
+  async retrying<T>(operation: string, attempt: (count: number) => Promise<T>): Promise<T> {
+    for (let count = 1; ; count++) {
+      try {
+        return await attempt(count);
+      } catch (error) {
+        if (!(error instanceof Transient)) throw error;
+        if (count >= this.retry.attempts) throw error.final;
+        const delayMs = Math.min(
+          this.retry.maxDelayMs,
+          this.retry.firstDelayMs * 2 ** (count - 1) * (1 + Math.random() / 4),
+        );
+        this.#onRetry?.({
+          operation,
+          attempt: count,
+          attempts: this.retry.attempts,
+          delayMs: Math.round(delayMs),
+          reason: error.message,
+        });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  /**
+   * The FerryError for an unexpected response: the status and the registry's
+   * own error codes and messages, mapped to Ferry's codes.
+   */
+  async fail(
+    response: HttpResponse,
+    doing: string,
+    details: ErrorDetails = {},
+    notFound: ErrorCode = 'E_REGISTRY',
+  ): Promise<FerryError> {
+    if (response.status === 401) {
+      await response.discard();
+      return this.refused();
+    }
+    const errors = await readErrors(response);
+    const said = (...codes: string[]): boolean => errors.some((e) => codes.includes(e.code));
+    const status = response.status;
+    // The first rule that applies gives the code and the hint.
+    const rules: Array<[boolean, ErrorCode, string]> = [
+      [
+        status === 403 || said('DENIED'),
+        'E_REGISTRY_AUTH',
+        `the account ${this.#auth.who()} may not do this in ${this.target.repository}; ask for push (or delete) rights`,
+      ],
+      [
+        said('DIGEST_INVALID', 'SIZE_INVALID'),
+        'E_DIGEST_MISMATCH',
+        'the bytes sent are not the ones named: did the file change while it was sent?',
+      ],
+      [
+        said('BLOB_UNKNOWN'),
+        'E_BLOB_UNKNOWN',
+        'the repository lacks a blob its manifests need: publish the version again',
+      ],
+      [
+        said('MANIFEST_UNKNOWN', 'NAME_UNKNOWN'),
+        'E_MANIFEST_UNKNOWN',
+        'check the tag or digest, and the repository name',
+      ],
+      // A bare 404 means what the caller asked for is not there (or no registry is).
+      [
+        status === 404 && !errors.length && notFound !== 'E_REGISTRY',
+        notFound,
+        'check the tag or digest, and the repository name',
+      ],
+      [
+        said('MANIFEST_BLOB_UNKNOWN'),
+        'E_REGISTRY',
+        'push every blob the manifest refers to before the manifest',
+      ],
+      [
+        status === 405 || said('UNSUPPORTED'),
+        'E_REGISTRY',
+        'the registry does not allow this operation (Distribution deletes only with storage.delete.enabled)',
+      ],
+      [
+        status === 404,
+        'E_REGISTRY',
+        'is this an OCI registry? check the host, port and repository name',
+      ],
+    ];
+    const [, code, hint] = rules.find(([applies]) => applies) ?? [
+      true,
+      'E_REGISTRY',
+      'the registry refused the request; its own words follow the status',
+    ];
+    return this.error(
+      code,
+      `registry ${this.target.registry} refused to ${doing}: ${describeStatus(status, errors)}`,
+      { ...details, hint },
+    );
+  }
+
+  /** A FerryError naming this registry and repository. */
+  error(code: ErrorCode, message: string, details: ErrorDetails): FerryError {
+    return new FerryError(code, message, {
+      registry: this.target.registry,
+      repository: this.target.repository,
+      ...details,
+    });
+  }
+
+  /**
+   * A failed connection: a Transient to retry when it may heal (refused, reset,
+   * cut mid-body, timed out), the final error at once when it will not (no
+   * such host, a certificate that does not verify).
+   */
+  broken(error: unknown, doing: string): Transient | FerryError {
+    const reason = networkReason(error);
+    const tls = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/i.test(reason);
+    const final = this.error(
+      'E_REGISTRY_UNREACHABLE',
+      `cannot reach registry ${this.target.registry} (${reason}) to ${doing}`,
+      {
+        hint: tls
+          ? `its certificate does not verify; for a private CA, point NODE_EXTRA_CA_CERTS at the CA's certificate`
+          : `check that ${this.target.origin} is up and reachable from here (proxy, firewall, DNS)`,
+        cause: error,
+      },
+    );
+    return tls || reason === 'ENOTFOUND' ? final : new Transient(reason, final);
+  }
+
+  private refused(): FerryError {
+    const who = this.#auth.who();
+    return this.error(
+      'E_REGISTRY_AUTH',
+      who === 'anonymous'
+        ? `registry ${this.target.registry} needs credentials for ${this.target.repository}`
+        : `registry ${this.target.registry} refused the credentials of ${who}`,
+      {
+        hint:
+          who === 'anonymous'
+            ? `set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, or run docker login ${this.target.registry}`
+            : `check the user name and password (or token), and that it may access ${this.target.repository}`,
+      },
+    );
+  }
+}
+
+/**
+ * Answers `WWW-Authenticate` challenges. Basic: the credentials, only once a
+ * registry asks. Bearer: a token from the challenge's realm for the scope the
+ * registry named (or this repository and action), kept until it expires.
+ */
+class Authenticator {
+  readonly #target: RegistryReference;
+  readonly #credentials: RegistryCredentials | undefined;
+  #basic = false;
+  readonly #tokens = new Map<Action, { value: string; until: number }>();
+
+  constructor(target: RegistryReference, credentials: RegistryCredentials | undefined) {
+    this.#target = target;
+    this.#credentials = credentials;
+  }
+
+  who(): string {
+    return this.#credentials ? this.#credentials.toString() : 'anonymous';
+  }
+
+  header(action: Action): string | undefined {
+    if (this.#basic && this.#credentials) return this.#credentials.basic();
+    // A push token also grants pull, so a publish does not fetch a second one.
+    const token =
+      this.valid(action) ??
+      (action === 'pull' || action === 'ping' ? this.valid('push') : undefined);
+    return token ? `Bearer ${token}` : undefined;
+  }
+
+  /** True when there is something new to send; false when the request should stay refused. */
+  async answer(header: string | undefined, action: Action, transport: Transport): Promise<boolean> {
+    const challenge = header ? parseChallenge(header) : undefined;
+    if (!challenge) return false;
+    if (challenge.scheme === 'basic') {
+      if (this.#basic || !this.#credentials) return false;
+      this.#basic = true;
+      return true;
+    }
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) return false;
+    this.#tokens.delete(action);
+    const scope = challenge.params.scope ?? defaultScope(this.#target.repository, action);
+    const token = await this.fetchToken(
+      challenge.params.realm,
+      challenge.params.service,
+      scope,
+      transport,
+    );
+    this.#tokens.set(action, token);
+    return true;
+  }
+
+  private valid(action: Action): string | undefined {
+    const token = this.#tokens.get(action);
+    return token && token.until > Date.now() ? token.value : undefined;
+  }
+
+  private async fetchToken(
+    realm: string,
+    service: string | undefined,
+    scope: string | undefined,
+    transport: Transport,
+  ): Promise<{ value: string; until: number }> {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the registry's token realm ${JSON.stringify(realm)} is not a URL`,
+        {
+          hint: 'the registry is misconfigured (auth.token.realm)',
+        },
+      );
+    }
+    const plainAllowed = isLoopbackHost(url.hostname) || this.#target.insecure;
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && plainAllowed)) {
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the registry sends credentials to ${url.origin}, which is not HTTPS`,
+        {
+          hint: 'refused so that a password never crosses the network in clear; use --insecure only on a network you trust',
+        },
+      );
+    }
+    if (service) url.searchParams.set('service', service);
+    for (const one of scope?.split(' ') ?? []) if (one) url.searchParams.append('scope', one);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#credentials) headers.authorization = this.#credentials.basic();
+    const response = await transport.retrying(`get a token from ${url.origin}`, async () => {
+      const answer = await transport.fetchOutside(url, headers);
+      if (TRANSIENT_STATUS.has(answer.status)) {
+        await answer.discard();
+        throw new Transient(
+          `token service said ${answer.status}`,
+          transport.error(
+            'E_REGISTRY_AUTH',
+            `the token service ${url.origin} kept failing (${answer.status})`,
+            {
+              hint: 'try again later',
+            },
+          ),
+        );
+      }
+      return answer;
+    });
+    if (response.status === 401 || response.status === 403) {
+      await response.discard();
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the token service ${url.origin} refused ${this.who()} for ${scope ?? 'the registry'}`,
+        {
+          hint: this.#credentials
+            ? 'check the user name and password (or token) and the rights they carry'
+            : `set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, or run docker login ${this.#target.registry}`,
+        },
+      );
+    }
+    const text = response.ok
+      ? await transport.read(response, TOKEN_LIMIT, `read a token from ${url.origin}`)
+      : undefined;
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown } = {};
+    try {
+      body = text ? (JSON.parse(text.toString('utf8')) as typeof body) : {};
+    } catch {
+      // reported below: no token
+    }
+    const value = typeof body.token === 'string' ? body.token : body.access_token;
+    if (typeof value !== 'string' || !value) {
+      await response.discard();
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the token service ${url.origin} answered ${response.status} without a token`,
+        { hint: 'the registry or its token service is misconfigured' },
+      );
+    }
+    // Docker's token spec: 60 s when unsaid. Renew a little early, never trust a huge value.
+    const seconds =
+      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    return { value, until: Date.now() + Math.min(seconds, 3600) * 1000 * 0.9 };
+  }
+}
+
+function defaultScope(repository: string, action: Action): string | undefined {
+  if (action === 'ping') return undefined;
+  return `repository:${repository}:${action === 'push' ? 'pull,push' : action}`;
+}
+
+/** `Bearer realm="…",service="…",scope="repository:a/b:pull,push"`: quoted values may hold commas. */
+export function parseChallenge(
+  header: string,
+): { scheme: string; params: Record<string, string> } | undefined {
+  const match = /^\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)\s*(.*)$/.exec(header);
+  if (!match) return undefined;
+  const [, scheme = '', rest = ''] = match;
+  const params: Record<string, string> = {};
+  const param = /\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)/y;
+  for (let found = param.exec(rest); found; found = param.exec(rest)) {
+    const [, key = '', quoted, token] = found;
+    params[key.toLowerCase()] =
+      quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (token ?? '');
+    if (param.lastIndex >= rest.length) break;
+  }
+  return { scheme: scheme.toLowerCase(), params };
+}
+
+/** The body of a response, or undefined when it is larger than `limit` bytes (then left unread). */
+export async function readCapped(
+  response: HttpResponse,
+  limit: number,
+): Promise<Buffer | undefined> {
+  if (Number(response.header('content-length') ?? 0) > limit) {
+    await response.discard();
+    return undefined;
+  }
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response.body) {
+    total += chunk.length;
+    if (total > limit) {
+      await response.discard();
+      return undefined;
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+async function readErrors(response: HttpResponse): Promise<RegistryErrorBody[]> {
+  try {
+    const body = await readCapped(response, ERROR_BODY_LIMIT);
+    const parsed = body?.length ? (JSON.parse(body.toString('utf8')) as unknown) : undefined;
+    const errors = (parsed as { errors?: unknown } | undefined)?.errors;
+    if (!Array.isArray(errors)) return [];
+    return errors
+      .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
+      .map((e) => ({
+        code: typeof e.code === 'string' ? e.code : 'UNKNOWN',
+        message: typeof e.message === 'string' ? e.message.slice(0, 500) : '',
+      }));
+  } catch {
+    return [];
+  }
+}
+
+function describeStatus(status: number, errors: readonly RegistryErrorBody[]): string {
+  const said = errors.map((e) => (e.message ? `${e.code} (${e.message})` : e.code)).join('; ');
+  return said ? `${status} ${said}` : `${status}`;
+}
+
+/** The socket-level reason under fetch's "fetch failed", e.g. ECONNREFUSED or "other side closed". */
+function networkReason(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && !code.startsWith('UND_ERR')) return code;
+    if (!(current.cause instanceof Error)) return current.message;
+    current = current.cause;
+  }
+  return String(current);
+}

@@ -1,0 +1,160 @@
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * An HTTP proxy in front of a real registry that breaks things on purpose:
+ * it cuts a connection after some bytes of a request or response body (a
+ * dropped link mid-transfer; the registry sees its client vanish and keeps
+ * what arrived), or answers one request 503 without forwarding it (a failing
+ * load balancer). Each fault fires once, on the `nth` matching request; then
+ * traffic flows. It counts the body bytes it forwards each way.
+ */
+export interface Fault {
+  method: string;
+  /** Matched against the path (query excluded). */
+  path?: RegExp;
+  /** 1-based: fire on this matching request (default the first). */
+  nth?: number;
+  /** Forward this many request body bytes, then cut both connections. */
+  cutRequestAfter?: number;
+  /** Forward this many response body bytes, then cut the client's connection. */
+  cutResponseAfter?: number;
+  /** Answer this status without forwarding. */
+  status?: number;
+  /** Answer 307 to the same path on this origin (a blob store's signed URL, say). */
+  redirectTo?: string;
+}
+
+export interface FaultProxy {
+  host: string;
+  reference(name: string): string;
+  /** Request body bytes forwarded to the registry, by method. */
+  up: Record<string, number>;
+  /** Response body bytes forwarded to the client. */
+  down: number;
+  /** Faults that fired. */
+  fired: Fault[];
+  /** Every request, in order, with the Range header it carried. */
+  requests: Array<{ method: string; path: string; range?: string; authorization: boolean }>;
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(target: string, faults: Fault[]): Promise<FaultProxy> {
+  const [targetHost, targetPort] = target.split(':');
+  const seen = new Map<Fault, number>();
+  const proxy: Omit<FaultProxy, 'host' | 'reference' | 'stop'> = {
+    up: {},
+    down: 0,
+    fired: [],
+    requests: [],
+  };
+  const pick = (req: IncomingMessage): Fault | undefined => {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    proxy.requests.push({
+      method: req.method ?? '',
+      path,
+      range: req.headers.range,
+      authorization: req.headers.authorization !== undefined,
+    });
+    const matching = faults.filter(
+      (fault) => fault.method === req.method && (!fault.path || fault.path.test(path)),
+    );
+    for (const fault of matching) seen.set(fault, (seen.get(fault) ?? 0) + 1);
+    const fault = matching.find((one) => seen.get(one) === (one.nth ?? 1));
+    if (fault) proxy.fired.push(fault);
+    return fault;
+  };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const fault = pick(req);
+    if (fault?.redirectTo) {
+      req.resume();
+      res.writeHead(307, {
+        location: `${fault.redirectTo}${req.url ?? ''}`,
+        'content-length': '0',
+      });
+      res.end();
+      return;
+    }
+    if (fault?.status) {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(fault.status as number, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}');
+      });
+      return;
+    }
+    const upstream = request(
+      {
+        host: targetHost,
+        port: Number(targetPort),
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          const limit = fault?.cutResponseAfter;
+          if (limit !== undefined && sent + chunk.length >= limit) {
+            res.write(chunk.subarray(0, limit - sent));
+            proxy.down += limit - sent;
+            answer.destroy();
+            res.socket?.destroy();
+            return;
+          }
+          sent += chunk.length;
+          proxy.down += chunk.length;
+          if (!res.write(chunk)) {
+            answer.pause();
+            res.once('drain', () => answer.resume());
+          }
+        });
+        answer.on('end', () => res.end());
+      },
+    );
+    upstream.on('error', () => res.socket?.destroy());
+    let forwarded = 0;
+    req.on('data', (chunk: Buffer) => {
+      const limit = fault?.cutRequestAfter;
+      const method = req.method ?? '';
+      if (limit !== undefined && forwarded + chunk.length >= limit) {
+        upstream.write(chunk.subarray(0, limit - forwarded));
+        proxy.up[method] = (proxy.up[method] ?? 0) + limit - forwarded;
+        forwarded = limit;
+        // Let the registry take in what it got, then vanish on both sides.
+        setTimeout(() => {
+          upstream.destroy();
+          req.socket.destroy();
+        }, 50);
+        req.pause();
+        return;
+      }
+      forwarded += chunk.length;
+      proxy.up[method] = (proxy.up[method] ?? 0) + chunk.length;
+      if (!upstream.write(chunk)) {
+        req.pause();
+        upstream.once('drain', () => req.resume());
+      }
+    });
+    req.on('end', () => upstream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    fired: proxy.fired,
+    requests: proxy.requests,
+    get up() {
+      return proxy.up;
+    },
+    get down() {
+      return proxy.down;
+    },
+    host,
+    reference: (name) => `oci://${host}/${name}`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -1,0 +1,284 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Debian's docker-registry (CNCF Distribution 2.8) on 127.0.0.1, on a free
+ * port, storing into a temp folder: a real registry for each test file that
+ * needs one. scripts/setup-system.sh installs it; without it, the registry
+ * tests are skipped and say why.
+ */
+export const REGISTRY_BINARY = findBinary('docker-registry');
+export const SKOPEO = findBinary('skopeo');
+export const registryMissing = REGISTRY_BINARY
+  ? undefined
+  : 'docker-registry is not installed: run scripts/setup-system.sh (Debian package docker-registry)';
+if (registryMissing) console.warn(`skipping the registry tests: ${registryMissing}`);
+
+export interface Registry {
+  /** `127.0.0.1:<port>` */
+  host: string;
+  /** The storage root, to damage blobs at rest in tests. */
+  storage: string;
+  /** `oci://127.0.0.1:<port>/<name>` */
+  reference(name: string): string;
+  /** Where Distribution keeps a blob's bytes. */
+  blobPath(digest: string): string;
+  /** What the registry logged (stderr). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export type RegistryAuth =
+  | { kind: 'none' }
+  /** htpasswd Basic auth: Distribution provisions user `docker` and logs its password. */
+  | { kind: 'htpasswd' }
+  /** The Bearer token flow against `server`, as Harbor, GHCR and ECR use it. */
+  | { kind: 'token'; server: TokenServer };
+
+export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Promise<Registry> {
+  if (!REGISTRY_BINARY) throw new Error(registryMissing);
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-registry-'));
+  const storage = join(dir, 'storage');
+  for (let tries = 1; ; tries++) {
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    await writeFile(join(dir, 'config.yml'), config(host, storage, dir, auth));
+    const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    const registry: Registry = {
+      host,
+      storage,
+      reference: (name) => `oci://${host}/${name}`,
+      blobPath: (digest) => {
+        const hex = digest.replace(/^sha256:/, '');
+        return join(storage, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+      },
+      log: () => log,
+      stop: async () => {
+        await stopChild(child);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+    if (await ready(host, child)) return registry;
+    await stopChild(child);
+    // Another process took the port between our check and the registry's bind.
+    if (tries === 3) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`docker-registry did not start on ${host}:\n${log}`);
+    }
+  }
+}
+
+/** The password Distribution made up for user `docker` when it found no htpasswd file. */
+export function provisionedPassword(registry: Registry): string {
+  const found = /password=([A-Za-z0-9_-]+)/.exec(registry.log());
+  if (!found?.[1])
+    throw new Error(`no provisioned password in the registry log:\n${registry.log()}`);
+  return found[1];
+}
+
+function config(host: string, storage: string, dir: string, auth: RegistryAuth): string {
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${storage}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: ${host}`,
+    // A fixed secret keeps upload states valid however the test restarts things.
+    `  secret: ${randomBytes(16).toString('hex')}`,
+  ];
+  if (auth.kind === 'htpasswd') {
+    lines.push(
+      'auth:',
+      '  htpasswd:',
+      '    realm: ferry-test',
+      `    path: ${join(dir, 'htpasswd')}`,
+    );
+  } else if (auth.kind === 'token') {
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${auth.server.realm}`,
+      `    service: ${auth.server.service}`,
+      `    issuer: ${auth.server.issuer}`,
+      `    rootcertbundle: ${auth.server.certificate}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function ready(host: string, child: ChildProcess): Promise<boolean> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    try {
+      const response = await fetch(`http://${host}/v2/`);
+      await response.body?.cancel();
+      // 401 is an answer too: the registry wants credentials.
+      if (response.status === 200 || response.status === 401) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A file of random bytes; returns its digest. */
+export async function randomFile(path: string, size: number): Promise<string> {
+  const bytes = randomBytes(size);
+  await writeFile(path, bytes);
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function findBinary(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+/**
+ * A Docker token service (the Bearer flow's realm): checks HTTP Basic
+ * credentials and answers with a JWT signed by an EC key whose self-signed
+ * certificate the registry trusts (auth.token.rootcertbundle), granting the
+ * scope asked for. Records what was asked, for the tests.
+ */
+export interface TokenServer {
+  realm: string;
+  service: string;
+  issuer: string;
+  certificate: string;
+  /** Every token request: the scopes asked and whether its credentials were accepted. */
+  requests: Array<{ scopes: string[]; user: string | undefined; granted: boolean }>;
+  stop(): Promise<void>;
+}
+
+export async function startTokenServer(user: string, password: string): Promise<TokenServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-token-'));
+  const keyFile = join(dir, 'token.key');
+  const certificate = join(dir, 'token.crt');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certificate,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=ferry-test-token',
+    ],
+    { stdio: 'ignore' },
+  );
+  const key = createPrivateKey(readFileSync(keyFile));
+  const chain = readFileSync(certificate, 'utf8').replace(/-----[A-Z ]+-----|\s/g, '');
+  const service = 'ferry-test-registry';
+  const issuer = 'ferry-test-issuer';
+  const requests: TokenServer['requests'] = [];
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const [given, secret] = basic ? Buffer.from(basic, 'base64').toString().split(/:(.*)/s) : [];
+    const scopes = url.searchParams.getAll('scope');
+    const granted = given === user && secret === password;
+    requests.push({ scopes, user: given, granted });
+    if (!granted) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end('{"details":"bad credentials"}');
+      return;
+    }
+    const token = jwt(key, chain, {
+      iss: issuer,
+      sub: given,
+      aud: service,
+      access: scopes.map(parseScope).filter((s) => s !== undefined),
+    });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token, expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    service,
+    issuer,
+    certificate,
+    requests,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function parseScope(scope: string): { type: string; name: string; actions: string[] } | undefined {
+  const match = /^([a-z]+):(.+):([a-z*,]+)$/.exec(scope);
+  return match
+    ? {
+        type: match[1] as string,
+        name: match[2] as string,
+        actions: (match[3] as string).split(','),
+      }
+    : undefined;
+}
+
+function jwt(key: KeyObject, certificate: string, claims: Record<string, unknown>): string {
+  const now = Math.floor(Date.now() / 1000);
+  const encode = (value: unknown): string =>
+    Buffer.from(JSON.stringify(value)).toString('base64url');
+  const head = encode({ typ: 'JWT', alg: 'ES256', x5c: [certificate] });
+  const body = encode({
+    ...claims,
+    exp: now + 300,
+    nbf: now - 10,
+    iat: now,
+    jti: randomBytes(8).toString('hex'),
+  });
+  const signature = sign('sha256', Buffer.from(`${head}.${body}`), {
+    key,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${head}.${body}.${signature.toString('base64url')}`;
+}

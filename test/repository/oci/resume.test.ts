@@ -1,0 +1,127 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient, type RetryEvent } from '../../../repository/oci/index.js';
+import { tempDir } from '../../helpers.js';
+import { startFaultProxy, type Fault, type FaultProxy } from './proxy.js';
+import { randomFile, registryMissing, startRegistry, type Registry } from './registry.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 5 * MiB + 777;
+const FAST = { attempts: 4, firstDelayMs: 20, maxDelayMs: 100 };
+
+describe.skipIf(registryMissing)('interrupted transfers', () => {
+  let registry: Registry;
+  let dir: string;
+  let proxy: FaultProxy | undefined;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    dir = await tempDir('ferry-oci-resume-');
+  });
+  afterEach(() => proxy?.stop());
+  afterAll(() => registry?.stop());
+
+  async function through(faults: Fault[], name: string) {
+    proxy = await startFaultProxy(registry.host, faults);
+    const events: RetryEvent[] = [];
+    const client = await RegistryClient.open(proxy.reference(name), {
+      env: {},
+      chunkSize: 2 * MiB,
+      retry: FAST,
+      onRetry: (event) => events.push(event),
+    });
+    // The same repository straight to the registry, to check what landed.
+    const direct = await RegistryClient.open(registry.reference(name), { env: {}, retry: FAST });
+    return { proxy, client, direct, events };
+  }
+
+  it('goes on from where the registry stopped when a chunk is refused with a 503', async () => {
+    const file = join(dir, 'refused.bin');
+    const digest = await randomFile(file, SIZE);
+    const { proxy, client, direct, events } = await through(
+      [{ method: 'PATCH', nth: 2, status: 503 }],
+      'acme/refused',
+    );
+    expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
+    expect(proxy.fired).toHaveLength(1);
+    expect(events[0]?.reason).toMatch(/^503/);
+    // Every byte went to the registry exactly once: the upload resumed, it did not start over.
+    expect(proxy.up.PATCH).toBe(SIZE);
+    await direct.pullBlob(digest, SIZE, join(dir, 'refused.out'));
+    expect((await readFile(join(dir, 'refused.out'))).equals(await readFile(file))).toBe(true);
+  });
+
+  it('gives the same digest when the connection is cut in the middle of a chunk', async () => {
+    const file = join(dir, 'cut.bin');
+    const digest = await randomFile(file, SIZE);
+    const { proxy, client, direct, events } = await through(
+      [{ method: 'PATCH', nth: 2, cutRequestAfter: MiB }],
+      'acme/cut',
+    );
+    expect(await client.pushBlob(file, { digest, size: SIZE })).toEqual({
+      digest,
+      size: SIZE,
+      uploaded: true,
+    });
+    expect(proxy.fired).toHaveLength(1);
+    expect(events.length).toBeGreaterThan(0);
+    // It asked the registry where the upload stood before anything else (Distribution
+    // keeps the partial chunk, then refuses that upload's state: a new upload begins).
+    const uploads = proxy.requests.filter((r) => r.path.includes('/blobs/uploads/'));
+    expect(uploads.slice(0, 4).map((r) => r.method)).toEqual(['POST', 'PATCH', 'PATCH', 'GET']);
+    expect(uploads.at(-1)?.method).toBe('PUT');
+    expect(await direct.blobExists(digest)).toBe(SIZE);
+    await direct.pullBlob(digest, SIZE, join(dir, 'cut.out'));
+    expect((await readFile(join(dir, 'cut.out'))).equals(await readFile(file))).toBe(true);
+  });
+
+  it('resumes a download cut in the middle with a Range request', async () => {
+    const file = join(dir, 'down.bin');
+    const digest = await randomFile(file, SIZE);
+    const uploader = await RegistryClient.open(registry.reference('acme/down'), {
+      env: {},
+      retry: FAST,
+    });
+    await uploader.pushBlob(file);
+    const { proxy, client, events } = await through(
+      [{ method: 'GET', path: /\/blobs\/sha256:/, cutResponseAfter: 2 * MiB }],
+      'acme/down',
+    );
+    const out = join(dir, 'down.out');
+    const seen: number[] = [];
+    await client.pullBlob(digest, SIZE, out, { onProgress: (done) => seen.push(done) });
+    expect((await readFile(out)).equals(await readFile(file))).toBe(true);
+    expect(events).toHaveLength(1);
+    // The second request asked only for the rest.
+    const gets = proxy.requests.filter((r) => r.method === 'GET');
+    expect(gets.map((r) => r.range === undefined)).toEqual([true, false]);
+    const from = Number(/^bytes=(\d+)-$/.exec(gets[1]?.range ?? '')?.[1]);
+    expect(from).toBeGreaterThan(0);
+    expect(proxy.down).toBeLessThan(SIZE + MiB);
+    expect(seen.at(-1)).toBe(SIZE);
+  });
+
+  it('gives up after the bounded tries, names the registry, and leaves no partial file', async () => {
+    const file = join(dir, 'never.bin');
+    const digest = await randomFile(file, 3 * MiB);
+    const faults = Array.from({ length: FAST.attempts }, (_, i) => ({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      nth: i + 1,
+      status: 502,
+    }));
+    const uploader = await RegistryClient.open(registry.reference('acme/never'), {
+      env: {},
+      retry: FAST,
+    });
+    await uploader.pushBlob(file);
+    const { client, events } = await through(faults, 'acme/never');
+    const error = await client
+      .pullBlob(digest, 3 * MiB, join(dir, 'never.out'))
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_REGISTRY', details: { repository: 'acme/never' } });
+    expect(events).toHaveLength(FAST.attempts - 1);
+    await expect(readFile(join(dir, 'never.out'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});

@@ -737,11 +737,11 @@ export async function digestFile(path: string, size?: number): Promise<string> {
         throw ioError(error, path, 'read');
       })
     ).size;
-  const result = await withHashPool((pool) =>
-    pool.run({ source: path, offset: 0, size: expected }),
-  ).catch((error: unknown) => {
-    throw ioError(error, path, 'read');
-  });
+  const result = await withHashPool((pool) => pool.run({ source: path, size: expected })).catch(
+    (error: unknown) => {
+      throw ioError(error, path, 'read');
+    },
+  );
   if (result.bytes !== expected) {
     throw new FerryError('E_IO', `${path} changed size while it was hashed`, {
       file: path,

@@ -1,4 +1,3 @@
-import type { ParseArgsConfig } from 'node:util';
 import { FerryError } from '../manifest-schema/errors.js';
 
 /**
@@ -6,9 +5,19 @@ import { FerryError } from '../manifest-schema/errors.js';
  * its flags here and calls one library function, loaded on demand so that
  * `ferry inspect` never loads the builder.
  */
-export type Options = NonNullable<ParseArgsConfig['options']>;
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  /** What it does, for --help: every option has one (test/e2e/help.test.ts holds that). */
+  help?: string;
+  /** The name of its value in help and usage (FILE, DIR); the option's own name in capitals when left out. */
+  arg?: string;
+}
 
-export type Values = Record<string, string | boolean | string[] | undefined>;
+export type Options = Record<string, OptionSpec>;
+
+export type Values = Record<string, string | boolean | Array<string | boolean> | undefined>;
 
 export interface Parsed {
   values: Values;
@@ -31,16 +40,35 @@ export interface Command {
   run(args: Parsed): Promise<CommandResult>;
 }
 
-export const jsonOption = { json: { type: 'boolean' } } as const satisfies Options;
+export const jsonOption = {
+  json: { type: 'boolean', help: 'print the result as JSON on stdout' },
+} as const satisfies Options;
 
 /** The controls `plan` and `install` share. */
 export const controlOptions = {
-  force: { type: 'string', multiple: true },
-  skip: { type: 'string', multiple: true },
-  delete: { type: 'string', multiple: true },
-  control: { type: 'string' },
-  'allow-downgrade': { type: 'boolean' },
-  partial: { type: 'boolean' },
+  force: {
+    type: 'string',
+    multiple: true,
+    arg: 'C',
+    help: "ignore component C's version, dependency, platform and drift checks",
+  },
+  skip: { type: 'string', multiple: true, arg: 'C', help: 'leave component C as it is' },
+  delete: {
+    type: 'string',
+    multiple: true,
+    arg: 'C',
+    help: 'remove component C, running its remove artifacts',
+  },
+  control: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'the controls as YAML: { force: [..], skip: [..], delete: [..] }',
+  },
+  'allow-downgrade': { type: 'boolean', help: 'let components go to an older version' },
+  partial: {
+    type: 'boolean',
+    help: 'install what can be, leaving the components in error as they are',
+  },
 } as const satisfies Options;
 
 export function controlInput(values: Values) {
@@ -56,7 +84,7 @@ export function controlInput(values: Values) {
 }
 
 export function usageError(message: string, hint?: string): FerryError {
-  return new FerryError('E_USAGE', message, { hint: hint ?? 'see `ferry --help`' });
+  return new FerryError('E_USAGE', message, { hint: hint ?? 'see `ferry COMMAND --help`' });
 }
 
 export function required(values: Values, name: string): string {
@@ -72,7 +100,7 @@ export function optional(values: Values, name: string): string | undefined {
 
 export function list(values: Values, name: string): string[] {
   const value = values[name];
-  return Array.isArray(value) ? value : [];
+  return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
 }
 
 export function flag(values: Values, name: string): boolean {

@@ -1,6 +1,10 @@
 import { parseArgs } from 'node:util';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
-import { usageError, type Command, type Parsed } from './args.js';
+import { usageError, type Command, type Options, type Parsed } from './args.js';
+import { commandHelp, commandList, EXITS, helpOption, wrap } from './help.js';
+
+/** Ferry's version (package.json's, which test/e2e/help.test.ts holds it to). */
+export const VERSION = '0.1.0';
 
 type Loader = () => Promise<{ command: Command }>;
 
@@ -31,53 +35,77 @@ export async function loadCommands(): Promise<Array<[name: string, command: Comm
 }
 
 async function helpText(): Promise<string> {
-  const commands = (await loadCommands()).map(([, command]) => command);
-  const width = Math.max(...commands.map((c) => c.usage.length));
-  const lines = commands.map((command) => `  ${command.usage.padEnd(width)}  ${command.summary}`);
-  const exits =
-    '0 ok · 1 failed, nothing changed · 2 usage or input · 3 trust · 4 plan blocked · 5 busy';
-  return `ferry: signed, cumulative updates across an air gap\n\nUsage:\n${lines.join('\n')}\n\nEvery command takes --json for a machine-readable result on stdout.\nExit codes: ${exits}\n`;
+  return [
+    'ferry: signed, cumulative updates across an air gap',
+    '',
+    'Usage: ferry COMMAND [options]     ferry COMMAND --help for its options',
+    '',
+    'Commands:',
+    commandList(await loadCommands()),
+    '',
+    wrap('Every command takes --json for a machine-readable result on stdout.', ''),
+    wrap(`Exit codes: ${EXITS}`, '', '  '),
+    '',
+  ].join('\n');
 }
 
 /** The command named by the first two words or the first one, and the arguments after its name. */
-async function findCommand(argv: string[]): Promise<{ command: Command; rest: string[] } | null> {
+async function findCommand(
+  argv: string[],
+): Promise<{ name: string; command: Command; rest: string[] } | null> {
   for (const words of [2, 1]) {
     const name = argv.slice(0, words).join(' ');
     const found = COMMANDS.find(([candidate]) => candidate === name);
-    if (found) return { command: (await found[1]()).command, rest: argv.slice(words) };
+    if (found) return { name, command: (await found[1]()).command, rest: argv.slice(words) };
   }
   return null;
 }
 
+/** The commands under a first word that is not a command itself (`trust`), for `ferry trust` alone. */
+async function findGroup(word: string | undefined): Promise<Array<[string, Command]>> {
+  const members = COMMANDS.filter(([name]) => name.startsWith(`${word} `));
+  return Promise.all(members.map(async ([name, load]) => [name, (await load()).command]));
+}
+
+const asksHelp = (args: readonly string[]): boolean =>
+  args.some((arg) => arg === '--help' || arg === '-h');
+
 export async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(await helpText());
     return argv.length === 0 ? 2 : 0;
   }
+  if (argv[0] === 'help') return main([...argv.slice(1), ...(argv.length > 1 ? ['--help'] : [])]);
+  const wantsJson = argv.includes('--json');
   if (argv[0] === '--version') {
-    process.stdout.write('ferry 0.1.0\n');
+    process.stdout.write(
+      wantsJson
+        ? `${JSON.stringify({ schemaVersion: 1, name: 'ferry', version: VERSION }, null, 2)}\n`
+        : `ferry ${VERSION}\n`,
+    );
     return 0;
   }
-  const wantsJson = argv.includes('--json');
   try {
     const found = await findCommand(argv);
-    if (!found) throw usageError(`unknown command "${argv[0]}"`);
-    if (found.rest.includes('--help')) {
-      process.stdout.write(`${found.command.usage}\n  ${found.command.summary}\n`);
+    if (!found) {
+      const group = await findGroup(argv[0]);
+      if (group.length === 0) throw usageError(`unknown command "${argv[0]}"`);
+      const [word, next] = argv;
+      if (next !== undefined && !next.startsWith('-'))
+        throw usageError(
+          `unknown command "${word} ${next}"`,
+          `ferry ${word} takes: ${group.map(([name]) => name.split(' ')[1]).join(', ')}`,
+        );
+      process.stdout.write(`Usage: ferry ${word} COMMAND [options]\n\n${commandList(group)}\n`);
+      return asksHelp(argv) ? 0 : 2;
+    }
+    const { name, command, rest } = found;
+    const parsed = parse(name, command, rest);
+    if (parsed === 'help') {
+      process.stdout.write(`${commandHelp(name, command)}\n`);
       return 0;
     }
-    let parsed: Parsed;
-    try {
-      parsed = parseArgs({
-        args: found.rest,
-        options: found.command.options,
-        allowPositionals: true,
-        strict: true,
-      }) as Parsed;
-    } catch (error) {
-      throw usageError((error as Error).message, `usage: ${found.command.usage}`);
-    }
-    const result = await found.command.run(parsed);
+    const result = await command.run(parsed);
     if (wantsJson)
       process.stdout.write(
         `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`,
@@ -87,6 +115,34 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return report(error, wantsJson);
   }
+}
+
+/** The command's flags, or 'help' when -h/--help is among them (even beside a flag that is wrong). */
+function parse(name: string, command: Command, args: string[]): Parsed | 'help' {
+  const options: Options = { ...command.options, ...helpOption };
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    if (asksHelp(args)) return 'help';
+    throw usageError(parserMessage(error, args), `see \`ferry ${name} --help\``);
+  }
+  return parsed.values.help === true ? 'help' : parsed;
+}
+
+/** node:util's parser error in Ferry's words: it names the option, never suggests `--`. */
+function parserMessage(error: unknown, args: readonly string[]): string {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^' <]+)/.exec(message)?.[1] ?? '';
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (message.includes('does not take an argument')) return `${option} takes no value`;
+    const next = args[args.indexOf(option) + 1];
+    return next === undefined
+      ? `${option} needs a value`
+      : `${option} needs a value, not the option ${next} (write ${option}=${next} if that is the value)`;
+  }
+  return message.split('\n')[0] ?? message;
 }
 
 function report(error: unknown, wantsJson: boolean): number {

@@ -10,10 +10,18 @@ export const command: Command = {
     'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
-    out: { type: 'string' },
-    key: { type: 'string', multiple: true },
-    format: { type: 'string' },
-    kind: { type: 'string' },
+    out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
+    key: {
+      type: 'string',
+      multiple: true,
+      help: 'a private key to sign with: a file, env:VAR or - (stdin)',
+    },
+    format: { type: 'string', arg: 'tar|tar.gz|zip', help: 'the archive format (default tar)' },
+    kind: {
+      type: 'string',
+      arg: 'update|install',
+      help: 'install when the history is empty, else update, unless given',
+    },
     ...jsonOption,
   },
   async run({ values, positionals }) {

@@ -4,7 +4,15 @@ export const command: Command = {
   usage: 'ferry console --root R [--media DIR…]',
   summary:
     'the one-click console: finds bundles on attached media, shows what they bring and do, Enter applies',
-  options: { root: { type: 'string' }, media: { type: 'string', multiple: true } },
+  options: {
+    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    media: {
+      type: 'string',
+      multiple: true,
+      arg: 'DIR',
+      help: 'a folder to look for bundles in, besides /media, /run/media and /mnt',
+    },
+  },
   async run({ values }) {
     // ink reads these when it loads: a real terminal gets the live screen even
     // under CI=true (which makes ink print only the last frame), and NO_COLOR

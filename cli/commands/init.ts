@@ -5,11 +5,19 @@ export const command: Command = {
     'ferry init --root R --product P --platform NAME@VERSION --trust FILE [--default-location DIR]',
   summary: 'provision an empty appliance under R',
   options: {
-    root: { type: 'string' },
-    product: { type: 'string' },
-    platform: { type: 'string' },
-    trust: { type: 'string' },
-    'default-location': { type: 'string' },
+    root: { type: 'string', arg: 'R', help: 'the appliance root to provision' },
+    product: { type: 'string', arg: 'P', help: 'the product this appliance runs' },
+    platform: {
+      type: 'string',
+      arg: 'NAME@VERSION',
+      help: 'the operating system the appliance runs on',
+    },
+    trust: { type: 'string', arg: 'FILE', help: 'the trust root bundles are checked against' },
+    'default-location': {
+      type: 'string',
+      arg: 'DIR',
+      help: 'where payload that bundles do not carry is found',
+    },
     ...jsonOption,
   },
   async run({ values }) {

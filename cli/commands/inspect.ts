@@ -6,7 +6,10 @@ export const command: Command = {
   usage: 'ferry inspect BUNDLE [--trust FILE]',
   summary:
     "show a bundle's metadata (reads nothing else): release, target, changes, components, signature",
-  options: { trust: { type: 'string' }, ...jsonOption },
+  options: {
+    trust: { type: 'string', arg: 'FILE', help: 'check the signature against this trust root' },
+    ...jsonOption,
+  },
   async run({ values, positionals }) {
     const { inspectBundle } = await import('../../installer/inspect.js');
     const result = await inspectBundle(

@@ -18,10 +18,14 @@ export const command: Command = {
     'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
   summary: 'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
   options: {
-    root: { type: 'string' },
-    yes: { type: 'boolean' },
-    now: { type: 'boolean' },
-    reason: { type: 'string' },
+    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    yes: { type: 'boolean', help: 'go ahead without asking (for scripts and CI)' },
+    now: { type: 'boolean', help: 'install outside the maintenance window' },
+    reason: {
+      type: 'string',
+      arg: 'TEXT',
+      help: 'why, recorded in the history with the controls used',
+    },
     ...controlOptions,
     ...jsonOption,
   },

@@ -13,8 +13,12 @@ export const command: Command = {
     'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial]',
   summary: 'what installing the bundle would do to each component and why, from its metadata alone',
   options: {
-    root: { type: 'string' },
-    state: { type: 'string' },
+    root: { type: 'string', arg: 'R', help: 'plan against the appliance at R' },
+    state: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'plan against facts written by `ferry status --export`',
+    },
     ...controlOptions,
     ...jsonOption,
   },

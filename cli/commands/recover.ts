@@ -4,7 +4,7 @@ export const command: Command = {
   usage: 'ferry recover --root R',
   summary:
     'resolve a transaction that a crash or power cut interrupted (install and rollback do this first themselves)',
-  options: { root: { type: 'string' }, ...jsonOption },
+  options: { root: { type: 'string', arg: 'R', help: 'the appliance root' }, ...jsonOption },
   async run({ values }) {
     const { recover } = await import('../../installer/engine/recover.js');
     const result = await recover(required(values, 'root'), (message) =>

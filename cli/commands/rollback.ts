@@ -6,9 +6,9 @@ export const command: Command = {
   usage: 'ferry rollback --root R [--reason TEXT] [--yes]',
   summary: 'back to the previous committed release, from the versions kept beside the active ones',
   options: {
-    root: { type: 'string' },
-    yes: { type: 'boolean' },
-    reason: { type: 'string' },
+    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    yes: { type: 'boolean', help: 'go ahead without asking (for scripts and CI)' },
+    reason: { type: 'string', arg: 'TEXT', help: 'why, recorded in the history' },
     ...jsonOption,
   },
   async run({ values }) {

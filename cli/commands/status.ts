@@ -7,9 +7,13 @@ export const command: Command = {
   summary:
     'the installed release, components and last transactions; --verify checks every installed file; --export writes the facts to plan against elsewhere',
   options: {
-    root: { type: 'string' },
-    export: { type: 'string' },
-    verify: { type: 'boolean' },
+    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    export: {
+      type: 'string',
+      arg: 'FILE',
+      help: "write the appliance's facts, for `ferry plan --state` elsewhere",
+    },
+    verify: { type: 'boolean', help: 'check every installed file against its recorded hash' },
     ...jsonOption,
   },
   async run({ values }) {

@@ -4,9 +4,13 @@ export const command: Command = {
   usage: 'ferry trust init --key PUB... [--threshold K] --out FILE',
   summary: 'write a trust root of public keys, K of which must sign a bundle',
   options: {
-    key: { type: 'string', multiple: true },
-    threshold: { type: 'string' },
-    out: { type: 'string' },
+    key: { type: 'string', multiple: true, arg: 'PUB', help: 'a public key file to trust' },
+    threshold: {
+      type: 'string',
+      arg: 'K',
+      help: 'how many of the keys must sign a bundle (default 1)',
+    },
+    out: { type: 'string', arg: 'FILE', help: 'the trust root file to write' },
     ...jsonOption,
   },
   async run({ values }) {

@@ -5,7 +5,10 @@ import { bytes } from '../format.js';
 export const command: Command = {
   usage: 'ferry verify BUNDLE --trust FILE',
   summary: 'check the signature and every byte of a bundle against its signed metadata',
-  options: { trust: { type: 'string' }, ...jsonOption },
+  options: {
+    trust: { type: 'string', arg: 'FILE', help: 'the trust root to check the signature against' },
+    ...jsonOption,
+  },
   async run({ values, positionals }) {
     const { verifyBundle } = await import('../../bundle/verify.js');
     const { readTrustRoot } = await import('../../manifest-schema/index.js');

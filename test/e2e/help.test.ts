@@ -1,24 +1,83 @@
 import { describe, expect, it } from 'vitest';
-import { loadCommands } from '../../cli/main.js';
-import { ferry } from '../helpers.js';
+import { loadCommands, VERSION } from '../../cli/main.js';
+import { optionLabel } from '../../cli/help.js';
+import { ferry, json, ROOT } from '../helpers.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 const commands = await loadCommands();
+const groups = [...new Set(commands.map(([name]) => name.split(' ')))]
+  .filter((words) => words.length > 1)
+  .map(([word]) => word as string);
+
+function fits(text: string): void {
+  for (const line of text.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(80);
+}
 
 describe('help', () => {
   it.each(commands)(
-    'ferry %s --help prints its usage, naming every option',
+    'ferry %s -h and --help list every option, described, within 80 columns',
     async (name, command) => {
-      const result = await ferry([...name.split(' '), '--help']);
-      expect(result.code).toBe(0);
-      expect(result.stdout.split('\n')[0]).toBe(command.usage);
-      for (const option of Object.keys(command.options).filter((o) => o !== 'json'))
-        expect(command.usage).toContain(`--${option}`);
+      for (const flag of ['--help', '-h']) {
+        const result = await ferry([...name.split(' '), flag]);
+        expect(result.code).toBe(0);
+        expect(result.stderr).toBe('');
+        expect(result.stdout).toMatch(new RegExp(`^Usage: ferry ${name} `));
+        fits(result.stdout);
+        for (const [option, spec] of Object.entries(command.options)) {
+          expect(spec.help, `--${option} has no help`).toBeTruthy();
+          expect(result.stdout).toContain(optionLabel(option, spec));
+        }
+      }
     },
   );
 
-  it('ferry --help lists every command', async () => {
+  it('help wins over a wrong flag beside it', async () => {
+    const result = await ferry(['build', '--bogus', '-h']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^Usage: ferry build /);
+  });
+
+  it('ferry --help lists every command within 80 columns', async () => {
     const result = await ferry(['--help']);
     expect(result.code).toBe(0);
-    for (const [, command] of commands) expect(result.stdout).toContain(command.usage);
+    fits(result.stdout);
+    for (const [name] of commands) expect(result.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+  });
+
+  it.each(groups)('ferry %s alone lists its subcommands', async (group) => {
+    const alone = await ferry([group]);
+    expect(alone.code).toBe(2);
+    fits(alone.stdout);
+    for (const [name] of commands.filter(([n]) => n.startsWith(`${group} `)))
+      expect(alone.stdout).toContain(`  ${name} `);
+    expect((await ferry([group, '--help'])).code).toBe(0);
+    const wrong = await ferry([group, 'no-such-thing']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('E_USAGE');
+  });
+
+  it('a wrong flag is named in Ferry words, without the parser leaking', async () => {
+    const unknown = await ferry(['build', 'spec.yaml', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown option --bogus');
+    expect(unknown.stderr).not.toMatch(/positional|'--'/);
+    const missing = await ferry(['build', 'spec.yaml', '--out']);
+    expect(missing.stderr).toContain('--out needs a value');
+    const flagged = await ferry(['install', 'b.tar', '--yes=1']);
+    expect(flagged.stderr).toContain('--yes takes no value');
+  });
+
+  it('--version, and --version --json, name the package version', async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(VERSION).toBe(pkg.version);
+    expect((await ferry(['--version'])).stdout).toBe(`ferry ${VERSION}\n`);
+    expect(json(await ferry(['--version', '--json']))).toEqual({
+      schemaVersion: 1,
+      name: 'ferry',
+      version: VERSION,
+    });
   });
 });

@@ -4,7 +4,6 @@ import {
   dependencyOrder,
   FerryError,
   isCarried,
-  keyIdOf,
   writeFileAtomic,
   type BundleKind,
 } from '../manifest-schema/index.js';
@@ -13,14 +12,13 @@ import { composeBundle } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata } from './metadata.js';
 import { releaseRecord } from './record.js';
-import { readSigningKeys } from './signing.js';
+import { readSigners, type SigningOptions } from './signing.js';
 import { loadSpec } from './spec.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
 
-export interface BuildOptions {
+export interface BuildOptions extends SigningOptions {
   spec: string;
   out: string;
-  keys: readonly string[];
   format?: BundleFormat;
   kind?: BundleKind;
   /** Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH); now when absent. */
@@ -54,7 +52,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const format = options.format ?? 'tar';
   const loaded = await loadSpec(options.spec);
   const { spec } = loaded;
-  const keys = await readSigningKeys(options.keys);
+  const signers = await readSigners(options);
   const createdAt = creationTime(options.sourceDateEpoch);
   const historyDir = spec.history === undefined ? undefined : resolve(loaded.dir, spec.history);
   const records = historyDir === undefined ? [] : await readHistory(historyDir, spec.product);
@@ -71,7 +69,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const { metadata, sha256, size } = await writeBundle({
     metadata: bundleMetadata(spec, design, collected, createdAt),
     sources: sourcesOf(collected),
-    keys,
+    signers,
     format,
     path: bundlePath,
     mtime: Math.floor(Date.parse(createdAt) / 1000),
@@ -104,7 +102,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       return payload !== undefined && isCarried(payload);
     }),
     changes: metadata.changes.length,
-    keyids: keys.map((key) => keyIdOf(key)).sort(),
+    keyids: signers.map((signer) => signer.keyid).sort(),
   };
 }
 

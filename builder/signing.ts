@@ -1,6 +1,7 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { sign, verify, type KeyObject } from 'node:crypto';
 import {
   canonicalJson,
   envelopeBytes,
@@ -12,13 +13,16 @@ import {
   NAME_PATTERN,
   parsePrivateKey,
   parsePublicKey,
-  signEnvelope,
+  pae,
+  PAYLOAD_TYPE,
+  withSignatures,
   writeFileAtomic,
   type BundleMetadata,
+  type Envelope,
   type TrustRoot,
 } from '../manifest-schema/index.js';
 
-// Keys: made by `keygen`, trusted by `trust init`, read once and signing bundle.json in `build`.
+// Keys: made by `keygen`, trusted by `trust init`, read once (or run, as a signer) to sign bundle.json in `build`.
 
 export interface KeygenResult {
   keyid: string;
@@ -81,31 +85,242 @@ export async function trustInit(
   return root;
 }
 
-/** The private keys a bundle is signed with, each given once. */
-export async function readSigningKeys(files: readonly string[]): Promise<KeyObject[]> {
-  if (files.length === 0) {
-    throw new FerryError('E_USAGE', 'a bundle needs at least one signing key', {
-      hint: 'pass --key KEY (repeat it for several keys)',
-    });
-  }
-  const keys: KeyObject[] = [];
-  for (const file of files) {
-    const key = await readPrivateKey(file);
-    if (keys.some((earlier) => keyIdOf(earlier) === keyIdOf(key))) throw sameKeyTwice(file);
-    keys.push(key);
-  }
-  return keys;
+/** What signs bundle.json: a private key Ferry holds, or an external program that holds one. */
+export interface Signer {
+  keyid: string;
+  /** The Ed25519 signature of exactly these bytes. */
+  sign(message: Buffer): Promise<Buffer>;
 }
 
-/** bundle.json's bytes: the metadata's canonical JSON in an envelope signed by every key. */
-export function signedMetadata(metadata: BundleMetadata, keys: readonly KeyObject[]): Buffer {
-  return envelopeBytes(signEnvelope(Buffer.from(canonicalJson(metadata)), keys));
+export interface SigningOptions {
+  /** Private keys by where to find them: a file, `env:VAR` or `-` (stdin). */
+  keys: readonly string[];
+  /** A shell command that reads the bytes to sign on stdin and prints the signature. */
+  signer?: string;
+  /** The signer's public key (a file or `env:VAR`); asked of the signer when absent. */
+  signerKey?: string;
+}
+
+/** Everything a bundle is signed with, each key once. */
+export async function readSigners(options: SigningOptions): Promise<Signer[]> {
+  if (options.keys.length === 0 && options.signer === undefined) {
+    throw new FerryError('E_USAGE', 'a bundle needs at least one signing key', {
+      hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys) or --signer COMMAND',
+    });
+  }
+  if (options.keys.filter((source) => source === '-').length > 1)
+    throw new FerryError('E_USAGE', '--key - is given twice: stdin holds one key', {
+      hint: 'pass the other keys as files or env:VAR',
+    });
+  if (options.signerKey !== undefined && options.signer === undefined)
+    throw new FerryError('E_USAGE', '--signer-key is the public key of a --signer', {
+      hint: 'pass --signer COMMAND with it, or sign with --key',
+    });
+  const signers: Signer[] = [];
+  const add = (signer: Signer, source: string) => {
+    if (signers.some((earlier) => earlier.keyid === signer.keyid)) throw sameKeyTwice(source);
+    signers.push(signer);
+  };
+  for (const source of options.keys) {
+    const key = await readPrivateKeySource(source);
+    const message = (bytes: Buffer) => Promise.resolve(sign(null, bytes, key));
+    add({ keyid: keyIdOf(key), sign: message }, source);
+  }
+  if (options.signer !== undefined)
+    add(await externalSigner(options.signer, options.signerKey), '--signer');
+  return signers;
+}
+
+/**
+ * A private key from a file, an environment variable (`env:VAR`) or stdin
+ * (`-`), so that CI can hand over a secret without writing it to disk. Its
+ * contents never appear in a message.
+ */
+export async function readPrivateKeySource(source: string): Promise<KeyObject> {
+  if (source === '-') {
+    const pem = await readStdin();
+    if (pem.trim() === '')
+      throw new FerryError('E_KEY_SOURCE', '--key - found nothing on stdin', {
+        hint: 'pipe the PEM private key in, e.g. from the CI secret store',
+      });
+    return parsePrivateKey(pem, 'the key on stdin');
+  }
+  if (source.startsWith('env:')) {
+    const name = source.slice('env:'.length);
+    const pem = process.env[name];
+    if (pem === undefined || pem.trim() === '')
+      throw new FerryError('E_KEY_SOURCE', `environment variable ${name} is not set or empty`, {
+        hint: `put the PEM private key in ${name} (a CI secret), or pass --key FILE`,
+      });
+    return parsePrivateKey(pem, `environment variable ${name}`);
+  }
+  if (source.includes('PRIVATE KEY') || source.includes('\n'))
+    throw new FerryError('E_KEY_SOURCE', '--key was given a key itself, not where to find it', {
+      hint: 'put the key in an environment variable and pass --key env:VAR, or pipe it to --key -',
+    });
+  return readPrivateKey(source);
+}
+
+/** Keys are small: more than this on stdin or from a signer is not a key or a signature. */
+const MAX_KEY_BYTES = 64 * 1024;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_KEY_BYTES)
+      throw new FerryError('E_KEY_SOURCE', `stdin holds more than ${MAX_KEY_BYTES} bytes`, {
+        hint: 'pipe one PEM private key to --key -',
+      });
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A signer that is a program (a KMS or HSM client): it reads the bytes to
+ * sign on stdin and prints the Ed25519 signature, raw, hex or base64. Its
+ * public key names the key id in the bundle; with no --signer-key the program
+ * is asked for it, run with FERRY_SIGNER=public-key. Every signature it
+ * prints is checked against that public key before it goes into a bundle.
+ */
+async function externalSigner(command: string, publicKeySource?: string): Promise<Signer> {
+  const publicKey =
+    publicKeySource !== undefined
+      ? await readPublicKeySource(publicKeySource)
+      : parseSignerPublicKey(await runSigner(command, 'public-key', Buffer.alloc(0)));
+  const keyid = keyIdOf(publicKey);
+  return {
+    keyid,
+    async sign(message) {
+      const signature = decodeSignature(await runSigner(command, 'sign', message));
+      if (!verify(null, message, publicKey, signature))
+        throw new FerryError(
+          'E_SIGNER',
+          `the signature from --signer does not verify with key ${keyid.slice(0, 16)}…`,
+          { hint: 'check that --signer-key is the public half of the key the signer uses' },
+        );
+      return signature;
+    },
+  };
+}
+
+async function readPublicKeySource(source: string): Promise<KeyObject> {
+  if (!source.startsWith('env:')) return (await readPublicKey(source)).key;
+  const name = source.slice('env:'.length);
+  const pem = process.env[name];
+  if (pem === undefined || pem.trim() === '')
+    throw new FerryError('E_KEY_SOURCE', `environment variable ${name} is not set or empty`, {
+      hint: `put the signer's PEM public key in ${name}, or pass --signer-key FILE`,
+    });
+  return parsePublicKey(pem, `environment variable ${name}`);
+}
+
+function parseSignerPublicKey(output: Buffer): KeyObject {
+  try {
+    return parsePublicKey(output.toString('utf8'), 'the output of --signer');
+  } catch (cause) {
+    throw new FerryError(
+      'E_SIGNER',
+      'the signer printed no public key when run with FERRY_SIGNER=public-key',
+      { hint: "pass the signer's public key with --signer-key FILE", cause },
+    );
+  }
+}
+
+const SIGNATURE_BYTES = 64;
+
+function decodeSignature(output: Buffer): Buffer {
+  if (output.length === SIGNATURE_BYTES) return output;
+  const text = output.toString('latin1').trim();
+  const decoded = /^[0-9a-f]+$/i.test(text)
+    ? Buffer.from(text, 'hex')
+    : /^[A-Za-z0-9+/=\s]+$/.test(text)
+      ? Buffer.from(text, 'base64')
+      : Buffer.alloc(0);
+  if (decoded.length === SIGNATURE_BYTES) return decoded;
+  throw new FerryError(
+    'E_SIGNER',
+    `the signer printed ${output.length} bytes, not an Ed25519 signature (64 bytes raw, hex or base64)`,
+    { hint: 'make the command print only the signature on stdout' },
+  );
+}
+
+/** How long a signer may take: an HSM may wait for a touch or a PIN. */
+const SIGNER_TIMEOUT_MS = 5 * 60 * 1000;
+
+/** Runs the signer through the shell; its stderr passes through, for prompts and its own errors. */
+function runSigner(command: string, purpose: string, input: Buffer): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('/bin/sh', ['-c', command], {
+      env: { ...process.env, FERRY_SIGNER: purpose },
+      stdio: ['pipe', 'pipe', 'inherit'],
+      timeout: SIGNER_TIMEOUT_MS,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_KEY_BYTES) chunks.push(chunk);
+    });
+    // A signer that exits without reading its input is judged by its exit and output.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+    child.on('error', (cause) =>
+      reject(
+        new FerryError('E_SIGNER', `could not start --signer: ${cause.message}`, {
+          hint: 'check the command',
+          cause,
+        }),
+      ),
+    );
+    child.on('close', (code, signal) => {
+      if (code === 0 && size <= MAX_KEY_BYTES) return resolvePromise(Buffer.concat(chunks));
+      const how =
+        signal !== null
+          ? `was stopped by ${signal}${signal === 'SIGTERM' ? ` (after ${SIGNER_TIMEOUT_MS / 1000} s?)` : ''}`
+          : code === 0
+            ? `printed more than ${MAX_KEY_BYTES} bytes`
+            : `exited with ${code}`;
+      reject(
+        new FerryError('E_SIGNER', `--signer ${how} while asked for ${purpose}`, {
+          hint: 'its own message is above; run the command by hand to check it',
+        }),
+      );
+    });
+  });
+}
+
+/** bundle.json's bytes: the metadata's canonical JSON in an envelope signed by every signer, one at a time. */
+export async function signMetadata(
+  metadata: BundleMetadata,
+  signers: readonly Signer[],
+): Promise<Buffer> {
+  const payload = Buffer.from(canonicalJson(metadata));
+  const message = pae(PAYLOAD_TYPE, payload);
+  const signatures = [];
+  for (const signer of signers)
+    signatures.push({ keyid: signer.keyid, sig: (await signer.sign(message)).toString('base64') });
+  return envelopeBytes(withSignatures(unsigned(payload), signatures));
+}
+
+/** bundle.json's size before anything is signed: Ed25519 signatures are all one length. */
+export function signedMetadataSize(metadata: BundleMetadata, signers: readonly Signer[]): number {
+  const payload = Buffer.from(canonicalJson(metadata));
+  const sig = Buffer.alloc(SIGNATURE_BYTES).toString('base64');
+  const signatures = signers.map(({ keyid }) => ({ keyid, sig }));
+  return envelopeBytes(withSignatures(unsigned(payload), signatures)).length;
+}
+
+function unsigned(payload: Buffer): Envelope {
+  return { payloadType: PAYLOAD_TYPE, payload: payload.toString('base64'), signatures: [] };
 }
 
 /** The same key twice is a mistake, not a second signature. */
-function sameKeyTwice(file: string): FerryError {
-  return new FerryError('E_USAGE', `${file} is the same key as an earlier --key`, {
-    file,
+function sameKeyTwice(source: string): FerryError {
+  return new FerryError('E_USAGE', `${source} is the same key as an earlier one`, {
+    file: source,
     hint: 'pass each key once',
   });
 }

@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import type { KeyObject } from 'node:crypto';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -25,7 +24,7 @@ import {
 } from './archive.js';
 import { readSize, type Source } from './collect.js';
 import { withHashes } from './metadata.js';
-import { signedMetadata } from './signing.js';
+import { signedMetadataSize, signMetadata, type Signer } from './signing.js';
 
 export type BundleFormat = 'tar' | 'tar.gz' | 'zip';
 
@@ -43,7 +42,7 @@ export interface WriteOptions {
   metadata: BundleMetadata;
   /** Every file whose sha256 the metadata awaits, by entry name: copied when the archive has the entry, else only hashed. */
   sources: ReadonlyMap<string, Source>;
-  keys: readonly KeyObject[];
+  signers: readonly Signer[];
   format: BundleFormat;
   /** The bundle's final path; nothing is there until the whole bundle is. */
   path: string;
@@ -66,9 +65,9 @@ export interface Written {
  * front. Then gzip when asked, and the sha256 of the finished bundle.
  */
 export async function writeBundle(options: WriteOptions): Promise<Written> {
-  const { format, keys, path: bundlePath, sources, mtime } = options;
+  const { format, signers, path: bundlePath, sources, mtime } = options;
   // Signatures and hashes are fixed-length, so bundle.json's size is known before any hash is.
-  const metadataSize = signedMetadata(options.metadata, keys).length;
+  const metadataSize = signedMetadataSize(options.metadata, signers);
   const archiveEntries: ArchiveEntry[] = expectedEntries(options.metadata, metadataSize).map(
     (entry) => ({
       name: entry.name,
@@ -130,7 +129,7 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
       await settleAll(jobs);
       const metadata = withHashes(options.metadata, hashes);
 
-      const envelope = signedMetadata(metadata, keys);
+      const envelope = await signMetadata(metadata, signers);
       if (envelope.length !== metadataSize) {
         throw new FerryError(
           'E_INTERNAL',

@@ -125,22 +125,22 @@ function parse(name: string, command: Command, args: string[]): Parsed | 'help' 
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
     if (asksHelp(args)) return 'help';
-    throw usageError(parserMessage(error, args), `see \`ferry ${name} --help\``);
+    throw usageError(parserMessage(error), `see \`ferry ${name} --help\``);
   }
   return parsed.values.help === true ? 'help' : parsed;
 }
 
 /** node:util's parser error in Ferry's words: it names the option, never suggests `--`. */
-function parserMessage(error: unknown, args: readonly string[]): string {
+function parserMessage(error: unknown): string {
   const { code, message } = error as { code?: string; message: string };
   const option = /'(-[^' <]+)/.exec(message)?.[1] ?? '';
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`;
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
     if (message.includes('does not take an argument')) return `${option} takes no value`;
-    const next = args[args.indexOf(option) + 1];
-    return next === undefined
-      ? `${option} needs a value`
-      : `${option} needs a value, not the option ${next} (write ${option}=${next} if that is the value)`;
+    // The value is never repeated: it may be a secret pasted in the wrong place.
+    return message.includes('ambiguous')
+      ? `${option} needs a value; one that starts with - is written ${option}=VALUE`
+      : `${option} needs a value`;
   }
   return message.split('\n')[0] ?? message;
 }

@@ -41,8 +41,15 @@ export function signEnvelope(
 export function addSignature(envelope: Envelope, payload: Buffer, key: KeyObject): Envelope {
   const keyid = keyIdOf(key);
   const sig = sign(null, pae(envelope.payloadType, payload), key).toString('base64');
-  const signatures = [...envelope.signatures.filter((s) => s.keyid !== keyid), { keyid, sig }];
-  return { ...envelope, signatures: signatures.sort((a, b) => (a.keyid < b.keyid ? -1 : 1)) };
+  return withSignatures(envelope, [
+    ...envelope.signatures.filter((s) => s.keyid !== keyid),
+    { keyid, sig },
+  ]);
+}
+
+/** The envelope with these signatures, sorted by key id so the bytes are reproducible. */
+export function withSignatures(envelope: Envelope, signatures: Envelope['signatures']): Envelope {
+  return { ...envelope, signatures: [...signatures].sort((a, b) => (a.keyid < b.keyid ? -1 : 1)) };
 }
 
 export function envelopeBytes(envelope: Envelope): Buffer {

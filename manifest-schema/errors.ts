@@ -37,6 +37,16 @@ export const ERROR_CODES = {
   },
   E_UNSATISFIABLE: { exit: 2, summary: 'a requires range is not met by any version on offer' },
   E_KEY_INVALID: { exit: 2, summary: 'a key file is not a usable Ed25519 key' },
+  E_KEY_SOURCE: {
+    exit: 2,
+    summary:
+      'a --key source gives no key: an unset or empty environment variable, empty stdin, or the key itself in place of where to find it',
+  },
+  E_SIGNER: {
+    exit: 2,
+    summary:
+      'the external signer failed, gave no public key, or printed a signature that does not verify with its public key',
+  },
   E_TRUST_INVALID: { exit: 2, summary: 'a trust root file is invalid' },
   E_ROOT_KEY_UNKNOWN: {
     exit: 2,

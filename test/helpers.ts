@@ -35,12 +35,13 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs bin/ferry as an operator would: a child process, no TTY. */
+/** Runs bin/ferry as an operator would: a child process, no TTY; `input` is its stdin. */
 export function ferry(
   args: readonly string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: { cwd?: string; env?: Record<string, string>; input?: string } = {},
 ): Promise<RunResult> {
   return run(process.execPath, [FERRY, ...args], {
+    ...(options.input !== undefined ? { input: options.input } : {}),
     cwd: options.cwd ?? ROOT,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -54,14 +55,16 @@ export function ferry(
 export function run(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; env: Record<string, string> },
+  options: { cwd?: string; env: Record<string, string>; input?: string },
 ): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    child.stdin.on('error', () => undefined); // a child that exits before reading its input
+    child.stdin.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

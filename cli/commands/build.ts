@@ -7,7 +7,7 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install]',
+    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
@@ -15,6 +15,16 @@ export const command: Command = {
       type: 'string',
       multiple: true,
       help: 'a private key to sign with: a file, env:VAR or - (stdin)',
+    },
+    signer: {
+      type: 'string',
+      arg: 'COMMAND',
+      help: 'a program that signs: reads the bytes on stdin, prints the signature',
+    },
+    'signer-key': {
+      type: 'string',
+      arg: 'PUB',
+      help: "the signer's public key (a file or env:VAR); else asked of the signer",
     },
     format: { type: 'string', arg: 'tar|tar.gz|zip', help: 'the archive format (default tar)' },
     kind: {
@@ -27,11 +37,15 @@ export const command: Command = {
   async run({ values, positionals }) {
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
     const kind = optional(values, 'kind');
+    const signer = optional(values, 'signer');
+    const signerKey = optional(values, 'signer-key');
     const { buildBundle } = await import('../../builder/build.js');
     const result = await buildBundle({
       spec: positional(positionals, 'SPEC'),
       out: required(values, 'out'),
       keys: list(values, 'key'),
+      ...(signer !== undefined ? { signer } : {}),
+      ...(signerKey !== undefined ? { signerKey } : {}),
       format,
       ...(kind !== undefined ? { kind: choice(kind, ['update', 'install'] as const, 'kind') } : {}),
       ...(process.env.SOURCE_DATE_EPOCH !== undefined

@@ -1,0 +1,158 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  EPOCH,
+  ferry,
+  json,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
+
+let ws: Workspace;
+let pem: string;
+let keyid: string;
+let spec: string;
+let n = 0;
+
+beforeAll(async () => {
+  ws = await workspace(await tempDir());
+  pem = await readFile(ws.key, 'utf8');
+  spec = join(ws.product, 'release-1.0.0.yaml');
+  keyid = json<{ keyids: string[] }>(
+    await ferry(['trust', 'init', '--key', ws.pub, '--out', join(ws.dir, 'again.json'), '--json']),
+  ).keyids[0] as string;
+});
+
+/** A build into a fresh folder, then `ferry verify` of what it wrote. */
+async function build(
+  args: string[],
+  options: { env?: Record<string, string>; input?: string } = {},
+): Promise<{ result: RunResult; out: string; verified?: RunResult }> {
+  const out = join(ws.dir, `out-${n++}`);
+  const result = await ferry(['build', spec, '--out', out, ...args, '--json'], {
+    ...options,
+    env: { SOURCE_DATE_EPOCH: EPOCH, ...options.env },
+  });
+  if (result.code !== 0) return { result, out };
+  const bundle = json<{ bundle: string }>(result).bundle;
+  return { result, out, verified: await ferry(['verify', bundle, '--trust', ws.trust]) };
+}
+
+function neverShowsTheKey(result: RunResult): void {
+  const body = pem.split('\n')[1] as string;
+  expect(result.stdout + result.stderr).not.toContain(body);
+}
+
+/** A signer script that signs with openssl (which wants a file, not a pipe) and, asked, prints its public key. */
+async function signer(name: string, body: string): Promise<string> {
+  const file = join(ws.dir, name);
+  await writeFile(file, `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+const opensslSign = (key: string) =>
+  `f=$(mktemp); cat > "$f"; openssl pkeyutl -sign -rawin -inkey '${key}' -in "$f"; rm -f "$f"`;
+
+describe('signing keys from a secret store', () => {
+  it('--key env:VAR signs with the PEM in the variable', async () => {
+    const { result, verified } = await build(['--key', 'env:RELEASE_KEY'], {
+      env: { RELEASE_KEY: pem },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(json<{ keyids: string[] }>(result).keyids).toEqual([keyid]);
+    expect(verified?.code, verified?.stderr).toBe(0);
+    neverShowsTheKey(result);
+  });
+
+  it('--key - reads the key from stdin', async () => {
+    const { result, verified } = await build(['--key', '-'], { input: pem });
+    expect(result.code, result.stderr).toBe(0);
+    expect(verified?.code, verified?.stderr).toBe(0);
+  });
+
+  it('an unset variable, empty stdin, or the key itself in place of a source: E_KEY_SOURCE, nothing written', async () => {
+    for (const [args, input] of [
+      [['--key', 'env:NO_SUCH_VARIABLE'], undefined],
+      [['--key', '-'], ''],
+      [[`--key=${pem}`], undefined],
+    ] as const) {
+      const { result, out } = await build([...args], input === undefined ? {} : { input });
+      expect(result.code).toBe(2);
+      expect(json<{ error: { code: string } }>(result).error.code).toBe('E_KEY_SOURCE');
+      neverShowsTheKey(result);
+      await expect(readdir(out)).rejects.toThrow();
+    }
+    const pasted = await build(['--key', pem]);
+    expect(pasted.result.code).toBe(2);
+    neverShowsTheKey(pasted.result);
+  });
+
+  it('a variable that holds no private key is E_KEY_INVALID, naming the variable and not its contents', async () => {
+    const { result } = await build(['--key', 'env:RELEASE_KEY'], {
+      env: { RELEASE_KEY: await readFile(ws.pub, 'utf8') },
+    });
+    expect(result.code).toBe(2);
+    const { error } = json<{ error: { code: string; message: string } }>(result);
+    expect(error.code).toBe('E_KEY_INVALID');
+    expect(error.message).toContain('RELEASE_KEY');
+    expect(result.stdout).not.toContain('PUBLIC KEY');
+  });
+});
+
+describe('--signer: an external program signs', () => {
+  it('with --signer-key, the bundle names its key and verifies', async () => {
+    const command = await signer('kms-sign', opensslSign(ws.key));
+    const { result, verified } = await build(['--signer', command, '--signer-key', ws.pub]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(json<{ keyids: string[] }>(result).keyids).toEqual([keyid]);
+    expect(verified?.code, verified?.stderr).toBe(0);
+  });
+
+  it('without --signer-key, the signer is asked for its public key', async () => {
+    const command = await signer(
+      'hsm',
+      `if [ "$FERRY_SIGNER" = public-key ]; then cat '${ws.pub}'; exit 0; fi\n${opensslSign(ws.key)}`,
+    );
+    const { result, verified } = await build(['--signer', command]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(json<{ keyids: string[] }>(result).keyids).toEqual([keyid]);
+    expect(verified?.code, verified?.stderr).toBe(0);
+  });
+
+  it('the signature is checked: another key, a failing program or junk is E_SIGNER, nothing written', async () => {
+    await ferry(['keygen', '--out', join(ws.dir, 'other'), '--name', 'other']);
+    const other = join(ws.dir, 'other', 'other.key');
+    const cases = [
+      ['--signer', await signer('wrong-key', opensslSign(other)), '--signer-key', ws.pub],
+      [
+        '--signer',
+        await signer('fails', 'echo "kms: access denied" >&2; exit 7'),
+        '--signer-key',
+        ws.pub,
+      ],
+      [
+        '--signer',
+        await signer('junk', 'cat >/dev/null; echo not-a-signature'),
+        '--signer-key',
+        ws.pub,
+      ],
+      ['--signer', await signer('no-pub', opensslSign(ws.key))],
+    ];
+    for (const args of cases) {
+      const { result, out } = await build(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(json<{ error: { code: string } }>(result).error.code).toBe('E_SIGNER');
+      expect(await readdir(out).catch(() => [])).toEqual([]);
+    }
+  });
+
+  it('the same key as --key and as --signer is refused, not counted twice', async () => {
+    const command = await signer('kms-again', opensslSign(ws.key));
+    const { result } = await build(['--key', ws.key, '--signer', command, '--signer-key', ws.pub]);
+    expect(result.code).toBe(2);
+    expect(json<{ error: { code: string } }>(result).error.code).toBe('E_USAGE');
+  });
+});

@@ -3,12 +3,13 @@ import { join, resolve } from 'node:path';
 import {
   dependencyOrder,
   FerryError,
-  isCarried,
   writeFileAtomic,
   type BundleKind,
+  type BundleMetadata,
+  type ReleaseSpec,
 } from '../manifest-schema/index.js';
-import { collectInputs, sourcesOf } from './collect.js';
-import { composeBundle } from './compose.js';
+import { collectInputs, sourcesOf, type Collected } from './collect.js';
+import { composeBundle, type BundleDesign } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata } from './metadata.js';
 import { releaseRecord } from './record.js';
@@ -16,63 +17,120 @@ import { readSigners, type SigningOptions } from './signing.js';
 import { loadSpec } from './spec.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
 
-export interface BuildOptions extends SigningOptions {
+/** What a build checks: everything but the keys. */
+export interface CheckOptions {
   spec: string;
-  out: string;
-  format?: BundleFormat;
   kind?: BundleKind;
+  /** This is the product's first release: its history folder may be missing or empty. */
+  firstRelease?: boolean;
   /** Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH); now when absent. */
   sourceDateEpoch?: string;
+}
+
+export interface BuildOptions extends CheckOptions, SigningOptions {
+  out: string;
+  format?: BundleFormat;
   /** Write zip64 records even for a small bundle (tests exercise them without 4 GiB). */
   forceZip64?: boolean;
 }
 
-export interface BuildResult {
+/** What a bundle of the spec would be: `ferry lint`'s result, and the start of `build`'s. */
+export interface CheckResult {
+  spec: string;
+  product: string;
+  release: string;
+  kind: BundleKind;
+  supportedFrom: string[];
+  /** Components whose payload the bundle carries, in dependency order. */
+  included: string[];
+  removed: string[];
+  changes: number;
+}
+
+export interface BuildResult extends CheckResult {
   bundle: string;
   record: string;
   sha256: string;
   size: number;
-  product: string;
-  release: string;
-  kind: BundleKind;
   format: BundleFormat;
-  supportedFrom: string[];
-  /** Components whose payload the bundle carries. */
-  included: string[];
-  changes: number;
   keyids: string[];
 }
 
+interface Checked {
+  result: CheckResult;
+  metadata: BundleMetadata;
+  design: BundleDesign;
+  collected: Collected;
+  spec: ReleaseSpec;
+  historyDir: string | undefined;
+}
+
 /**
- * Spec in, signed bundle and release record out: read the spec, the keys and
- * the history; compose the bundle (pure); collect the inputs from disk; make
- * the metadata (pure); write and sign the bundle; add its record to the history.
+ * Every check of a build, with no key and nothing written: the spec, the
+ * history (missing or empty only for a first release), the cumulative rule,
+ * immutability, dependencies, and every file the spec names.
  */
-export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
-  const format = options.format ?? 'tar';
+async function checkBuild(options: CheckOptions): Promise<Checked> {
   const loaded = await loadSpec(options.spec);
   const { spec } = loaded;
-  const signers = await readSigners(options);
   const createdAt = creationTime(options.sourceDateEpoch);
   const historyDir = spec.history === undefined ? undefined : resolve(loaded.dir, spec.history);
   const records = historyDir === undefined ? [] : await readHistory(historyDir, spec.product);
-  const design = composeBundle(spec, records, {
+  const design = composeBundle(spec, records ?? [], {
     specFile: options.spec,
     ...(options.kind ? { kind: options.kind } : {}),
+    ...(historyDir !== undefined
+      ? { historyDir: { path: historyDir, exists: records !== undefined } }
+      : {}),
+    ...(options.firstRelease ? { firstRelease: true } : {}),
   });
   const collected = await collectInputs(loaded, design);
+  const metadata = bundleMetadata(spec, design, collected, createdAt);
+  const result: CheckResult = {
+    spec: resolve(options.spec),
+    product: spec.product,
+    release: spec.release,
+    kind: design.kind,
+    supportedFrom: design.supportedFrom.map((release) => release.version),
+    included: dependencyOrder(metadata).filter((name) => design.payload[name] === 'included'),
+    removed: design.removed,
+    changes: metadata.changes.length,
+  };
+  return { result, metadata, design, collected, spec, historyDir };
+}
+
+/** `ferry lint` and `build --dry-run`: what `build` would make, or the error it would stop on. */
+export async function lintSpec(options: CheckOptions): Promise<CheckResult> {
+  return (await checkBuild(options)).result;
+}
+
+/**
+ * Spec in, signed bundle and release record out: check everything a build
+ * checks; read the keys; write and sign the bundle; add its record to the history.
+ */
+export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
+  const format = options.format ?? 'tar';
+  const {
+    result,
+    metadata: unsigned,
+    design,
+    collected,
+    spec,
+    historyDir,
+  } = await checkBuild(options);
+  const signers = await readSigners(options);
 
   const bundlePath = resolve(
     options.out,
     bundleFileName(spec.product, spec.release, design.kind, format),
   );
   const { metadata, sha256, size } = await writeBundle({
-    metadata: bundleMetadata(spec, design, collected, createdAt),
+    metadata: unsigned,
     sources: sourcesOf(collected),
     signers,
     format,
     path: bundlePath,
-    mtime: Math.floor(Date.parse(createdAt) / 1000),
+    mtime: Math.floor(Date.parse(unsigned.release.createdAt) / 1000),
     ...(options.forceZip64 !== undefined ? { forceZip64: options.forceZip64 } : {}),
   });
 
@@ -88,20 +146,12 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   }
 
   return {
+    ...result,
     bundle: bundlePath,
     record: recordPath,
     sha256,
     size,
-    product: spec.product,
-    release: spec.release,
-    kind: design.kind,
     format,
-    supportedFrom: design.supportedFrom.map((release) => release.version),
-    included: dependencyOrder(metadata).filter((name) => {
-      const payload = metadata.components[name]?.payload;
-      return payload !== undefined && isCarried(payload);
-    }),
-    changes: metadata.changes.length,
     keyids: signers.map((signer) => signer.keyid).sort(),
   };
 }

@@ -31,6 +31,10 @@ export interface BundleDesign {
 export interface ComposeOptions {
   kind?: BundleKind;
   specFile: string;
+  /** The spec's history folder, when it names one: a missing or empty one needs `firstRelease`. */
+  historyDir?: { path: string; exists: boolean };
+  /** This is the product's first release: an empty history is expected. */
+  firstRelease?: boolean;
 }
 
 /**
@@ -60,6 +64,7 @@ export function composeBundle(
   const history = rebuildOf
     ? records.filter((record) => compareVersions(record.release.version, spec.release) < 0)
     : [...records];
+  checkFirstRelease(records, history, options);
   const newest = history.at(-1);
   if (newest && compareVersions(spec.release, newest.release.version) <= 0) {
     throw new FerryError(
@@ -132,6 +137,19 @@ export function composeBundle(
     }
   }
 
+  for (const name of Object.keys(spec.removed ?? {})) {
+    if (history.some((record) => name in record.components)) continue;
+    throw new FerryError(
+      'E_UNKNOWN_COMPONENT',
+      `${file}: removed: ${name} is in no earlier release, so there is nothing to remove`,
+      {
+        file,
+        field: `/removed/${name}`,
+        component: name,
+        hint: 'check the name against the earlier releases, or drop the entry',
+      },
+    );
+  }
   const dropped = new Set(Object.keys(spec.removed ?? {}));
   for (const release of supportedFrom)
     for (const name of Object.keys(release.components))
@@ -147,6 +165,35 @@ export function composeBundle(
     removed: [...dropped].sort(),
     knownFiles,
   };
+}
+
+/**
+ * A history that is missing from a checkout must not turn an update into a
+ * silent first release: an empty history is an error unless the build says
+ * this is the first release, and saying so with earlier records is one too.
+ */
+function checkFirstRelease(
+  records: readonly ReleaseRecord[],
+  history: readonly ReleaseRecord[],
+  options: ComposeOptions,
+): void {
+  const file = options.specFile;
+  if (options.firstRelease && history.length > 0)
+    throw new FerryError(
+      'E_USAGE',
+      `--first-release, but the history holds earlier releases (${history.map((r) => r.release.version).join(', ')})`,
+      { file, hint: 'leave out --first-release: this release follows them' },
+    );
+  if (options.historyDir !== undefined && records.length === 0 && !options.firstRelease)
+    throw new FerryError(
+      'E_HISTORY_MISSING',
+      `${file}: the history folder ${options.historyDir.path} ${options.historyDir.exists ? 'holds no release records' : 'does not exist'}`,
+      {
+        file,
+        field: '/history',
+        hint: 'restore the records earlier builds wrote (CI keeps them beside the spec), or pass --first-release if this is the first release',
+      },
+    );
 }
 
 function sameRelease(record: ReleaseRecord, spec: ReleaseSpec): boolean {

@@ -15,16 +15,19 @@ export function recordFileName(product: string, version: string): string {
 }
 
 /**
- * Reads every release record in a history folder, oldest first. A missing
- * folder is an empty history (a first release); anything unreadable or
- * for another product is an error, never skipped.
+ * Reads every release record in a history folder, oldest first; undefined
+ * when there is no such folder (which only a first release may have).
+ * Anything unreadable or for another product is an error, never skipped.
  */
-export async function readHistory(dir: string, product: string): Promise<ReleaseRecord[]> {
+export async function readHistory(
+  dir: string,
+  product: string,
+): Promise<ReleaseRecord[] | undefined> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((name) => name.endsWith('.json')).sort();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioError(error, dir, 'read the history folder');
   }
   const records: ReleaseRecord[] = [];

@@ -18,6 +18,7 @@ type Loader = () => Promise<{ command: Command }>;
 const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['keygen', () => import('./commands/keygen.js')],
   ['trust init', () => import('./commands/trust-init.js')],
+  ['lint', () => import('./commands/lint.js')],
   ['build', () => import('./commands/build.js')],
   ['inspect', () => import('./commands/inspect.js')],
   ['verify', () => import('./commands/verify.js')],

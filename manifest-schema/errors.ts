@@ -22,6 +22,11 @@ export const ERROR_CODES = {
     summary: 'a payload or artifact path in the spec is missing or unusable',
   },
   E_HISTORY_INVALID: { exit: 2, summary: 'a release record in the history is invalid' },
+  E_HISTORY_MISSING: {
+    exit: 2,
+    summary:
+      'the spec names a history folder that is missing or empty, and --first-release does not say this is the first release',
+  },
   E_RELEASE_NOT_NEWER: {
     exit: 2,
     summary: 'the release is not newer than every release in its history',

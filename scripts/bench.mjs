@@ -432,6 +432,7 @@ for (const [release, versions] of [
       key,
       '--format',
       'zip',
+      ...(release === '1.0.0' ? ['--first-release'] : []),
       '--json',
     ),
   );

@@ -94,6 +94,7 @@ for (const release of ['1.0.0', '1.1.0', '1.2.0', '1.3.0'])
     join(work, 'bundles'),
     '--key',
     join(work, 'keys', 'release.key'),
+    ...(release === '1.0.0' ? ['--first-release'] : []),
   );
 const usb = join(work, 'usb');
 mkdirSync(usb);

@@ -141,6 +141,7 @@ export async function buildAll(
         ws.key,
         '--format',
         format,
+        ...(release === RELEASES[0] ? ['--first-release'] : []),
         '--json',
       ],
       {

@@ -1,13 +1,14 @@
 import type { BuildResult } from '../../builder/build.js';
 import type { BundleFormat } from '../../builder/write.js';
-import { choice, jsonOption, list, optional, positional, required, type Command } from '../args.js';
+import { choice, flag, jsonOption, list, optional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
+import { checkInput, checkOptions, formatLint } from './lint.js';
 
 const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install]',
+    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--dry-run]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
@@ -27,30 +28,30 @@ export const command: Command = {
       help: "the signer's public key (a file or env:VAR); else asked of the signer",
     },
     format: { type: 'string', arg: 'tar|tar.gz|zip', help: 'the archive format (default tar)' },
-    kind: {
-      type: 'string',
-      arg: 'update|install',
-      help: 'install when the history is empty, else update, unless given',
+    ...checkOptions,
+    'dry-run': {
+      type: 'boolean',
+      help: 'check everything, as `ferry lint` does: no key needed, nothing written',
     },
     ...jsonOption,
   },
-  async run({ values, positionals }) {
+  async run(args) {
+    const { values } = args;
+    const { buildBundle, lintSpec } = await import('../../builder/build.js');
+    if (flag(values, 'dry-run')) {
+      const result = await lintSpec(checkInput(args));
+      return { json: result, human: formatLint(result) };
+    }
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
-    const kind = optional(values, 'kind');
     const signer = optional(values, 'signer');
     const signerKey = optional(values, 'signer-key');
-    const { buildBundle } = await import('../../builder/build.js');
     const result = await buildBundle({
-      spec: positional(positionals, 'SPEC'),
+      ...checkInput(args),
       out: required(values, 'out'),
       keys: list(values, 'key'),
       ...(signer !== undefined ? { signer } : {}),
       ...(signerKey !== undefined ? { signerKey } : {}),
       format,
-      ...(kind !== undefined ? { kind: choice(kind, ['update', 'install'] as const, 'kind') } : {}),
-      ...(process.env.SOURCE_DATE_EPOCH !== undefined
-        ? { sourceDateEpoch: process.env.SOURCE_DATE_EPOCH }
-        : {}),
     });
     return { json: result, human: formatBuild(result) };
   },

@@ -175,6 +175,7 @@ describe('reproducible builds', () => {
           [
             'build',
             join(product, 'release-1.0.0.yaml'),
+            '--first-release',
             '--out',
             join(dir, `repro-${format}-${copy}`, 'out'),
             '--key',
@@ -256,6 +257,7 @@ describe('tampering', () => {
     const built = await ferry([
       'build',
       join(product, 'release-1.0.0.yaml'),
+      '--first-release',
       '--out',
       join(dir, 'rogue-out'),
       '--key',
@@ -306,6 +308,7 @@ describe('tampering', () => {
     const built = await ferry([
       'build',
       join(product, 'release-1.0.0.yaml'),
+      '--first-release',
       '--out',
       join(dir, 'two-out'),
       '--key',
@@ -335,7 +338,8 @@ describe('build refusals (exit 2, naming the problem)', () => {
     return file;
   }
 
-  async function refuse(file: string, code: string): Promise<string> {
+  /** The build's refusal; `--first-release` unless told otherwise, as the variants are of 1.0.0. */
+  async function refuse(file: string, code: string, first = true): Promise<string> {
     const result = await ferry([
       'build',
       file,
@@ -343,6 +347,7 @@ describe('build refusals (exit 2, naming the problem)', () => {
       join(dir, 'refused'),
       '--key',
       ws.key,
+      ...(first ? ['--first-release'] : []),
       '--json',
     ]);
     expect(result.code, result.stderr).toBe(2);
@@ -365,6 +370,7 @@ describe('build refusals (exit 2, naming the problem)', () => {
             join(dir, 'refused'),
             '--key',
             ws.key,
+            ...(release === '1.0.0' ? ['--first-release'] : []),
           ])
         ).code,
       ).toBe(0);
@@ -377,7 +383,7 @@ describe('build refusals (exit 2, naming the problem)', () => {
     expect(stderr).toContain('1.0.0');
     spec.release = '0.9.0';
     await writeFile(file, stringify(spec));
-    expect(await refuse(file, 'E_RELEASE_NOT_NEWER')).toContain('1.1.0');
+    expect(await refuse(file, 'E_RELEASE_NOT_NEWER', false)).toContain('1.1.0');
   });
 
   it('a dependency on an unknown component', async () => {

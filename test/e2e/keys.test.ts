@@ -32,7 +32,7 @@ async function build(
   options: { env?: Record<string, string>; input?: string } = {},
 ): Promise<{ result: RunResult; out: string; verified?: RunResult }> {
   const out = join(ws.dir, `out-${n++}`);
-  const result = await ferry(['build', spec, '--out', out, ...args, '--json'], {
+  const result = await ferry(['build', spec, '--first-release', '--out', out, ...args, '--json'], {
     ...options,
     env: { SOURCE_DATE_EPOCH: EPOCH, ...options.env },
   });

@@ -44,6 +44,15 @@ export const jsonOption = {
   json: { type: 'boolean', help: 'print the result as JSON on stdout' },
 } as const satisfies Options;
 
+/** The appliance's root, as dpkg --root and rpm --root: FERRY_ROOT, else the running system. */
+export const rootOption = {
+  root: { type: 'string', arg: 'R', help: 'the appliance root (default: $FERRY_ROOT, else /)' },
+} as const satisfies Options;
+
+export function root(values: Values): string {
+  return optional(values, 'root') ?? (process.env.FERRY_ROOT || '/');
+}
+
 /** The controls `plan` and `install` share. */
 export const controlOptions = {
   force: {

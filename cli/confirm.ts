@@ -2,7 +2,12 @@ import { FerryError } from '../manifest-schema/errors.js';
 
 /** install and rollback change the appliance: on a TTY they ask; without one they need --yes. */
 export async function confirm(yes: boolean, what: string): Promise<void> {
-  if (yes) return;
+  if (mustAsk(yes, what)) await ask(what);
+}
+
+/** Whether to ask; refuses at once when there is no terminal to ask on. */
+export function mustAsk(yes: boolean, what: string): boolean {
+  if (yes) return false;
   if (!process.stdin.isTTY) {
     throw new FerryError(
       'E_USAGE',
@@ -10,6 +15,10 @@ export async function confirm(yes: boolean, what: string): Promise<void> {
       { hint: 'pass --yes to confirm (for scripts and CI)' },
     );
   }
+  return true;
+}
+
+export async function ask(what: string): Promise<void> {
   const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   const answer = await rl.question(`${what}? [y/N] `);

@@ -1,11 +1,11 @@
-import { list, required, type Command } from '../args.js';
+import { list, type Command, root, rootOption } from '../args.js';
 
 export const command: Command = {
-  usage: 'ferry console --root R [--media DIR…]',
+  usage: 'ferry console [--root R] [--media DIR…]',
   summary:
     'the one-click console: finds bundles on attached media, shows what they bring and do, Enter applies',
   options: {
-    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    ...rootOption,
     media: {
       type: 'string',
       multiple: true,
@@ -21,7 +21,7 @@ export const command: Command = {
     if (process.env.NO_COLOR !== undefined) process.env.FORCE_COLOR = '0';
     const { runConsole } = await import('../../installer/console/run.js');
     const exitCode = await runConsole({
-      root: required(values, 'root'),
+      root: root(values),
       media: list(values, 'media'),
     });
     return { json: null, human: '', exitCode };

@@ -1,11 +1,11 @@
-import { jsonOption, optional, required, type Command } from '../args.js';
+import { jsonOption, optional, required, type Command, root, rootOption } from '../args.js';
 
 export const command: Command = {
   usage:
-    'ferry init --root R --product P --platform NAME@VERSION --trust FILE [--default-location DIR]',
+    'ferry init [--root R] --product P --platform NAME@VERSION --trust FILE [--default-location DIR]',
   summary: 'provision an empty appliance under R',
   options: {
-    root: { type: 'string', arg: 'R', help: 'the appliance root to provision' },
+    ...rootOption,
     product: { type: 'string', arg: 'P', help: 'the product this appliance runs' },
     platform: {
       type: 'string',
@@ -24,7 +24,7 @@ export const command: Command = {
     const { initAppliance } = await import('../../installer/appliance.js');
     const location = optional(values, 'default-location');
     const appliance = await initAppliance({
-      root: required(values, 'root'),
+      root: root(values),
       product: required(values, 'product'),
       platform: required(values, 'platform'),
       trust: required(values, 'trust'),

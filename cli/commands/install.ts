@@ -1,4 +1,5 @@
 import type { InstallResult } from '../../installer/engine/events.js';
+import type { Plan } from '../../installer/plan.js';
 import {
   controlInput,
   controlOptions,
@@ -6,19 +7,20 @@ import {
   jsonOption,
   optional,
   positional,
-  required,
+  root as rootOf,
+  rootOption,
   type Command,
 } from '../args.js';
-import { confirm } from '../confirm.js';
+import { ask, mustAsk } from '../confirm.js';
 import { formatPlan } from '../format.js';
 import { progressPrinter } from '../progress.js';
 
 export const command: Command = {
   usage:
-    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
+    'ferry install BUNDLE [--root R] [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
   summary: 'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
   options: {
-    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    ...rootOption,
     yes: { type: 'boolean', help: 'go ahead without asking (for scripts and CI)' },
     now: { type: 'boolean', help: 'install outside the maintenance window' },
     reason: {
@@ -31,9 +33,16 @@ export const command: Command = {
   },
   async run({ values, positionals }) {
     const bundle = positional(positionals, 'BUNDLE');
-    const root = required(values, 'root');
+    const root = rootOf(values);
     const wantsJson = flag(values, 'json');
-    await confirm(flag(values, 'yes'), `install ${bundle} on ${root}`);
+    const what = `install ${bundle} on ${root}`;
+    // On a terminal the operator sees the plan (as `ferry plan` shows it) before saying yes.
+    const confirm = mustAsk(flag(values, 'yes'), what)
+      ? async (plan: Plan) => {
+          process.stderr.write(`${formatPlan(plan)}\n\n`);
+          await ask(what);
+        }
+      : undefined;
     const { install } = await import('../../installer/engine/install.js');
     const { exitCodeOf } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
@@ -44,6 +53,7 @@ export const command: Command = {
       controls: controlInput(values),
       now: flag(values, 'now'),
       ...(reason !== undefined ? { reason } : {}),
+      ...(confirm ? { confirm } : {}),
       onEvent: (event) => {
         if (wantsJson) {
           if (event.type !== 'result') process.stdout.write(`${JSON.stringify(event)}\n`);

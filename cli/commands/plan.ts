@@ -4,16 +4,18 @@ import {
   jsonOption,
   optional,
   positional,
+  root as rootOf,
+  rootOption,
   type Command,
 } from '../args.js';
 import { formatPlan } from '../format.js';
 
 export const command: Command = {
   usage:
-    'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial]',
+    'ferry plan BUNDLE [--root R | --state FILE] [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial]',
   summary: 'what installing the bundle would do to each component and why, from its metadata alone',
   options: {
-    root: { type: 'string', arg: 'R', help: 'plan against the appliance at R' },
+    ...rootOption,
     state: {
       type: 'string',
       arg: 'FILE',
@@ -24,8 +26,9 @@ export const command: Command = {
   },
   async run({ values, positionals }) {
     const { planFor } = await import('../../installer/planning.js');
-    const root = optional(values, 'root');
     const stateFile = optional(values, 'state');
+    // --state plans elsewhere: the root's default applies only without it.
+    const root = stateFile === undefined ? rootOf(values) : optional(values, 'root');
     const { plan, opened } = await planFor(
       {
         bundle: positional(positionals, 'BUNDLE'),

@@ -1,13 +1,13 @@
-import { jsonOption, required, type Command } from '../args.js';
+import { jsonOption, type Command, root, rootOption } from '../args.js';
 
 export const command: Command = {
-  usage: 'ferry recover --root R',
+  usage: 'ferry recover [--root R]',
   summary:
     'resolve a transaction that a crash or power cut interrupted (install and rollback do this first themselves)',
-  options: { root: { type: 'string', arg: 'R', help: 'the appliance root' }, ...jsonOption },
+  options: { ...rootOption, ...jsonOption },
   async run({ values }) {
     const { recover } = await import('../../installer/engine/recover.js');
-    const result = await recover(required(values, 'root'), (message) =>
+    const result = await recover(root(values), (message) =>
       process.stderr.write(`warning: ${message}\n`),
     );
     return {

@@ -1,18 +1,18 @@
-import { flag, jsonOption, optional, required, type Command } from '../args.js';
+import { flag, jsonOption, optional, type Command, root as rootOf, rootOption } from '../args.js';
 import { confirm } from '../confirm.js';
 import { progressPrinter } from '../progress.js';
 
 export const command: Command = {
-  usage: 'ferry rollback --root R [--reason TEXT] [--yes]',
+  usage: 'ferry rollback [--root R] [--reason TEXT] [--yes]',
   summary: 'back to the previous committed release, from the versions kept beside the active ones',
   options: {
-    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    ...rootOption,
     yes: { type: 'boolean', help: 'go ahead without asking (for scripts and CI)' },
     reason: { type: 'string', arg: 'TEXT', help: 'why, recorded in the history' },
     ...jsonOption,
   },
   async run({ values }) {
-    const root = required(values, 'root');
+    const root = rootOf(values);
     await confirm(flag(values, 'yes'), `roll ${root} back to its previous release`);
     const { rollback } = await import('../../installer/engine/rollback.js');
     const { exitCodeOf } = await import('../../installer/engine/events.js');

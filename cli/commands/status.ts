@@ -1,13 +1,13 @@
 import type { StatusResult } from '../../installer/status.js';
-import { flag, jsonOption, optional, required, type Command } from '../args.js';
+import { flag, jsonOption, optional, type Command, root, rootOption } from '../args.js';
 import { table } from '../format.js';
 
 export const command: Command = {
-  usage: 'ferry status --root R [--verify] [--export FILE]',
+  usage: 'ferry status [--root R] [--verify] [--export FILE]',
   summary:
     'the installed release, components and last transactions; --verify checks every installed file; --export writes the facts to plan against elsewhere',
   options: {
-    root: { type: 'string', arg: 'R', help: 'the appliance root' },
+    ...rootOption,
     export: {
       type: 'string',
       arg: 'FILE',
@@ -19,7 +19,7 @@ export const command: Command = {
   async run({ values }) {
     const { applianceStatus } = await import('../../installer/status.js');
     const file = optional(values, 'export');
-    const result = await applianceStatus(required(values, 'root'), {
+    const result = await applianceStatus(root(values), {
       verify: flag(values, 'verify'),
       ...(file !== undefined ? { exportTo: file } : {}),
     });

@@ -1,6 +1,6 @@
 import { FerryError } from '../../manifest-schema/index.js';
 import { factsOf } from '../appliance.js';
-import { plan as makePlan, type Controls } from '../plan.js';
+import { plan as makePlan, type Controls, type Plan } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
 import { insideWindow } from '../windows.js';
@@ -18,6 +18,8 @@ export interface InstallOptions {
   reason?: string;
   /** Ignore the maintenance windows. */
   now?: boolean;
+  /** Asked, under the lock, once the plan is known to change something; throws to stop with nothing changed. */
+  confirm?: (plan: Plan) => Promise<void>;
   onEvent?: (event: InstallEvent) => void;
 }
 
@@ -55,6 +57,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       }
       if (plan.order.length === 0)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
+      await options.confirm?.(plan);
       const transaction = await Transaction.begin({
         appliance,
         operation: 'install',

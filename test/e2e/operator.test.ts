@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk, snapshot } from './appliance.js';
+import { Terminal } from './terminal.js';
+
+// The command line as an operator at a console meets it: a real terminal
+// (tmux, 80×24) and the real CLI, on an appliance at 1.0.0.
+
+let ws: Workspace;
+let bundles: Record<string, string>;
+let base: string;
+const terminal = new Terminal();
+
+beforeAll(async () => {
+  ws = await workspace(await tempDir());
+  bundles = await buildAll(ws, join(ws.dir, 'bundles'), 'tar', ['1.0.0', '1.1.0']);
+  base = join(ws.dir, 'at-1.0.0');
+  await initAppliance(ws, base);
+  await installOk(bundles['1.0.0'] as string, base);
+});
+
+async function appliance(name: string): Promise<string> {
+  const root = join(ws.dir, name);
+  await cloneAppliance(base, root);
+  return root;
+}
+
+describe('--root', () => {
+  it('defaults to FERRY_ROOT, and else to /', async () => {
+    const root = await appliance('env-root');
+    const byEnv = await ferry(['status', '--json'], { env: { FERRY_ROOT: root } });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    expect(json(byEnv)).toMatchObject({ release: '1.0.0' });
+    // This machine's / is no appliance: the error names it.
+    const bySystem = await ferry(['status', '--json']);
+    expect(bySystem.code).toBe(2);
+    const { error } = json<{ error: { code: string; message: string } }>(bySystem);
+    expect(error.code).toBe('E_NOT_INITIALIZED');
+    expect(error.message).toMatch(/(^| )\/( |$|etc)/);
+  });
+});
+
+describe('install on a terminal', () => {
+  it('shows the plan before asking, and no leaves the appliance as it was', async () => {
+    const root = await appliance('declined');
+    const before = await snapshot(root);
+    terminal.ferry('declined', ['install', bundles['1.1.0'] as string, '--root', root]);
+    const screen = await terminal.waitFor('declined', '? [y/N]');
+    expect(screen).toContain('acme-appliance 1.0.0 → 1.1.0 (update bundle): READY');
+    expect(screen).toMatch(/component +action +from +to/);
+    terminal.keys('declined', 'n', 'Enter');
+    expect(await terminal.waitFor('declined', /exit=\d/)).toContain('exit=2');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('yes installs', async () => {
+    const root = await appliance('accepted');
+    terminal.ferry('accepted', ['install', bundles['1.1.0'] as string, '--root', root]);
+    await terminal.waitFor('accepted', '? [y/N]');
+    terminal.keys('accepted', 'y', 'Enter');
+    const screen = await terminal.waitFor('accepted', /exit=\d/, 60_000);
+    expect(screen).toContain('COMMITTED');
+    expect(screen).toContain('exit=0');
+  });
+});

@@ -1,0 +1,76 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll } from 'vitest';
+import { FERRY } from '../helpers.js';
+
+let terminals = 0;
+
+/**
+ * A real terminal of a given size: tmux on a private socket (killed after the
+ * file's tests) runs a command; the test reads the screen and types keys.
+ * When the command ends its exit code is printed as `exit=N`.
+ */
+export class Terminal {
+  private readonly socket = `ferry-term-${process.pid}-${terminals++}`;
+
+  constructor() {
+    afterAll(() => this.close());
+  }
+
+  private tmux(...args: string[]): string {
+    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+  }
+
+  /** Runs `ferry ARGS` in a new session of width × height, with these environment variables. */
+  ferry(
+    session: string,
+    args: readonly string[],
+    options: { width?: number; height?: number; env?: Record<string, string> } = {},
+  ): void {
+    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const command = ['env', ...env, process.execPath, FERRY, ...args].map(quote).join(' ');
+    this.tmux(
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      String(options.width ?? 80),
+      '-y',
+      String(options.height ?? 24),
+      `${command}; echo "exit=$?"; sleep 600`,
+    );
+  }
+
+  /** What the session shows, with what scrolled off the top. */
+  screen(session: string): string {
+    return this.tmux('capture-pane', '-t', session, '-p', '-S', '-500');
+  }
+
+  async waitFor(session: string, text: string | RegExp, timeoutMs = 30_000): Promise<string> {
+    const until = Date.now() + timeoutMs;
+    let screen = '';
+    while (Date.now() < until) {
+      screen = this.screen(session);
+      if (typeof text === 'string' ? screen.includes(text) : text.test(screen)) return screen;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`the screen never showed ${String(text)}:\n${screen}`);
+  }
+
+  keys(session: string, ...keys: string[]): void {
+    this.tmux('send-keys', '-t', session, ...keys);
+  }
+
+  close(): void {
+    try {
+      this.tmux('kill-server');
+    } catch {
+      // no server left
+    }
+  }
+}
+
+/** A word for sh -c: bare when it is safe, else single-quoted. */
+function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}

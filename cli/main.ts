@@ -29,6 +29,8 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['rollback', () => import('./commands/rollback.js')],
   ['console', () => import('./commands/console.js')],
   ['recover', () => import('./commands/recover.js')],
+  ['log', () => import('./commands/log.js')],
+  ['completion', () => import('./commands/completion.js')],
 ];
 
 export async function loadCommands(): Promise<Array<[name: string, command: Command]>> {
@@ -72,6 +74,11 @@ const asksHelp = (args: readonly string[]): boolean =>
   args.some((arg) => arg === '--help' || arg === '-h');
 
 export async function main(argv: string[]): Promise<number> {
+  // `ferry log | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(await helpText());
     return argv.length === 0 ? 2 : 0;

@@ -20,7 +20,7 @@ export function progressPrinter(): { show(event: InstallEvent): void } {
         drawn = true;
         return;
       }
-      const line = formatEvent(event);
+      const line = describeEvent(event);
       if (line === null) return;
       if (drawn) process.stderr.write('\n');
       drawn = false;
@@ -29,12 +29,21 @@ export function progressPrinter(): { show(event: InstallEvent): void } {
   };
 }
 
-/** One plain line per event worth a line. */
-function formatEvent(event: InstallEvent): string | null {
+/**
+ * One plain line per event worth a line, as the person watching sees it; with
+ * `everything`, as `ferry log` tells it afterwards: also the start, the plan
+ * and every line the artifacts printed.
+ */
+export function describeEvent(event: InstallEvent, everything = false): string | null {
   switch (event.type) {
     case 'plan':
+      return everything
+        ? `plan: ${event.plan.product} ${event.plan.from ?? '(empty)'} → ${event.plan.to}: ${event.plan.verdict === 'ok' ? 'ready' : 'BLOCKED'}; order ${event.plan.order.join(', ') || 'nothing to do'}`
+        : null;
     case 'begin':
-      return null;
+      return everything
+        ? `${event.operation} ${event.bundle ?? ''}${Object.keys(event.controls).length > 0 ? ` with ${JSON.stringify(event.controls)}` : ''}${event.reason ? ` because "${event.reason}"` : ''}`
+        : null;
     case 'warning':
       return `warning: ${event.message}`;
     case 'pass':
@@ -44,9 +53,10 @@ function formatEvent(event: InstallEvent): string | null {
       if (event.status === 'failed') return `   ${event.component}: FAILED ${event.detail ?? ''}`;
       return null;
     case 'output':
-      return null;
+      return everything
+        ? `   | ${event.component} ${event.artifact}${event.stream === 'stderr' ? ' (stderr)' : ''}: ${event.line}`
+        : null;
     case 'progress':
-      return null;
     case 'result':
       return null;
   }

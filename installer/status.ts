@@ -56,6 +56,8 @@ export interface HistoryEntry {
   failure?: { component: string | null; pass: string; artifact: string | null; status: string };
   controls?: Record<string, unknown>;
   reason?: string;
+  /** The transaction's log file. */
+  log?: string;
 }
 
 /** The last `count` transactions from history.jsonl, newest last. */

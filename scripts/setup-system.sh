@@ -12,6 +12,8 @@ command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone 
 # loopback; the packaged service, if systemd starts it, is not used.
 command -v docker-registry >/dev/null || needed+=(docker-registry)
 command -v skopeo >/dev/null || needed+=(skopeo)   # an independent OCI client, for interop tests
+command -v zsh >/dev/null || needed+=(zsh)   # ferry completion zsh, run by its tests
+command -v fish >/dev/null || needed+=(fish)   # ferry completion fish
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2

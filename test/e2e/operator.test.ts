@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
@@ -62,5 +63,40 @@ describe('install on a terminal', () => {
     const screen = await terminal.waitFor('accepted', /exit=\d/, 60_000);
     expect(screen).toContain('COMMITTED');
     expect(screen).toContain('exit=0');
+  });
+});
+
+describe('ferry log', () => {
+  it("tells the newest transaction's log in words, and any other by its id", async () => {
+    const root = await appliance('logged');
+    await installOk(bundles['1.1.0'] as string, root);
+    const newest = await ferry(['log', '--root', root]);
+    expect(newest.code, newest.stderr).toBe(0);
+    expect(newest.stdout).toMatch(/^Transaction \S+ \(/);
+    expect(newest.stdout).toContain('plan: acme-appliance 1.0.0 → 1.1.0: ready');
+    expect(newest.stdout).toContain('== update');
+    expect(newest.stdout).toMatch(/\| [a-z-]+ [a-z-]+\.sh: \S/);
+    expect(newest.stdout).toContain('Outcome: install 1.0.0 → 1.1.0: committed');
+    const first = JSON.parse(
+      (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8')).split('\n')[0] as string,
+    ) as { id: string };
+    const byId = await ferry(['log', first.id, '--root', root, '--json']);
+    expect(json(byId)).toMatchObject({
+      schemaVersion: 1,
+      transaction: first.id,
+      outcome: 'committed',
+      from: null,
+      to: '1.0.0',
+    });
+  });
+
+  it('an unknown id is not found; a path is not an id', async () => {
+    const unknown = await ferry(['log', '20990101T000000-000000', '--root', base, '--json']);
+    expect([unknown.code, json<{ error: { code: string } }>(unknown).error.code]).toEqual([
+      2,
+      'E_NOT_FOUND',
+    ]);
+    const path = await ferry(['log', '../../state', '--root', base, '--json']);
+    expect(json<{ error: { code: string } }>(path).error.code).toBe('E_USAGE');
   });
 });

@@ -1,0 +1,36 @@
+import { once } from 'node:events';
+import { jsonOption, root, rootOption, usageError, type Command } from '../args.js';
+import { describeEvent } from '../progress.js';
+
+export const command: Command = {
+  usage: 'ferry log [TRANSACTION] [--root R]',
+  summary:
+    "a transaction's log in words (the newest when none is named); the JSONL stays for machines",
+  options: { ...rootOption, ...jsonOption },
+  async run({ values, positionals }) {
+    if (positionals.length > 1) throw usageError(`unexpected argument ${positionals[1]}`);
+    const { findTransaction, logEvents } = await import('../../installer/log.js');
+    const found = await findTransaction(root(values), positionals[0]);
+    const { entry } = found;
+    const outcome = entry
+      ? `${entry.operation} ${entry.from ?? '(empty)'} → ${entry.to ?? '?'}: ${entry.outcome}${entry.failure ? ` (${entry.failure.component ?? 'the bundle'}, ${entry.failure.pass} pass: ${entry.failure.status})` : ''}`
+      : 'no outcome recorded: it is running, or was cut short (ferry recover resolves it)';
+    const json = {
+      schemaVersion: 1,
+      transaction: found.id,
+      log: found.file,
+      outcome: entry?.outcome ?? null,
+      from: entry?.from ?? null,
+      to: entry?.to ?? null,
+    };
+    if (values.json === true) return { json, human: '' };
+    // Streamed as read: a log holds every line every artifact printed.
+    process.stdout.write(`Transaction ${found.id} (${found.file})\n`);
+    for await (const event of logEvents(found.file)) {
+      const line = describeEvent(event, true);
+      if (line !== null && !process.stdout.write(`${event.at.slice(11, 19)} ${line}\n`))
+        await once(process.stdout, 'drain');
+    }
+    return { json, human: `Outcome: ${outcome}` };
+  },
+};

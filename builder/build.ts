@@ -6,6 +6,7 @@ import {
   writeFileAtomic,
   type BundleKind,
   type BundleMetadata,
+  type Change,
   type ReleaseSpec,
 } from '../manifest-schema/index.js';
 import { collectInputs, sourcesOf, type Collected } from './collect.js';
@@ -44,7 +45,8 @@ export interface CheckResult {
   /** Components whose payload the bundle carries, in dependency order. */
   included: string[];
   removed: string[];
-  changes: number;
+  /** The changes the bundle brings, cumulative over the releases it updates from. */
+  changes: Change[];
 }
 
 export interface BuildResult extends CheckResult {
@@ -94,7 +96,7 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
     supportedFrom: design.supportedFrom.map((release) => release.version),
     included: dependencyOrder(metadata).filter((name) => design.payload[name] === 'included'),
     removed: design.removed,
-    changes: metadata.changes.length,
+    changes: metadata.changes,
   };
   return { result, metadata, design, collected, spec, historyDir };
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { OUTPUT_SCHEMA_VERSION } from '../manifest-schema/constants.js';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import { usageError, type Command, type Options, type Parsed } from './args.js';
 import { commandHelp, commandList, EXITS, helpOption, wrap } from './help.js';
@@ -88,7 +89,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--version') {
     process.stdout.write(
       wantsJson
-        ? `${JSON.stringify({ schemaVersion: 1, name: 'ferry', version: VERSION }, null, 2)}\n`
+        ? `${JSON.stringify(versioned({ name: 'ferry', version: VERSION }), null, 2)}\n`
         : `ferry ${VERSION}\n`,
     );
     return 0;
@@ -116,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     const result = await command.run(parsed);
     if (wantsJson)
       process.stdout.write(
-        `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`,
+        `${JSON.stringify(versioned(result.json), null, result.jsonLines ? undefined : 2)}\n`,
       );
     else if (result.human !== '') process.stdout.write(`${result.human}\n`);
     return result.exitCode ?? 0;
@@ -153,6 +154,12 @@ function parserMessage(error: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
+/** Every --json result says which version of its shape it is (manifest-schema/output.ts). */
+function versioned(json: unknown): unknown {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return json;
+  return { schemaVersion: OUTPUT_SCHEMA_VERSION, ...json };
+}
+
 function report(error: unknown, wantsJson: boolean): number {
   const ferryError = isFerryError(error)
     ? error
@@ -164,7 +171,7 @@ function report(error: unknown, wantsJson: boolean): number {
         },
       );
   if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(versioned({ error: ferryError.toJSON() }), null, 2)}\n`);
   process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
   if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
   return ERROR_CODES[ferryError.code].exit;

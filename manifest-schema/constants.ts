@@ -1,3 +1,6 @@
+/** The version of the shapes of `--json` output (manifest-schema/output.ts): raised when a field is renamed or removed. */
+export const OUTPUT_SCHEMA_VERSION = 1;
+
 /** The bundle format this Ferry writes and the only one it reads. */
 export const FORMAT_VERSION = 1;
 

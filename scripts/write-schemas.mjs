@@ -13,6 +13,16 @@ for (const [name, schema] of Object.entries(SCHEMAS)) {
     `${JSON.stringify(schema, null, 2)}\n`,
   );
 }
+// What each command prints with --json: published for the programs that read it, not compiled in.
+const { OUTPUT_SCHEMAS } = await import(join(root, 'dist/manifest-schema/output.js'));
+for (const [name, schema] of Object.entries(OUTPUT_SCHEMAS)) {
+  writeFileSync(
+    join(root, 'manifest-schema/schemas', `output-${name}.json`),
+    `${JSON.stringify(schema, null, 2)}\n`,
+  );
+}
 const { validatorsSource } = await import(join(root, 'dist/manifest-schema/codegen.js'));
 writeFileSync(join(root, 'manifest-schema/validators.generated.ts'), validatorsSource());
-console.log(`wrote ${Object.keys(SCHEMAS).length} schemas and their validators`);
+console.log(
+  `wrote ${Object.keys(SCHEMAS).length} schemas and their validators, and ${Object.keys(OUTPUT_SCHEMAS).length} output schemas`,
+);

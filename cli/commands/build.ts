@@ -68,6 +68,6 @@ function formatBuild(result: BuildResult): string {
     `  size    ${bytes(result.size)}`,
     `  sha256  ${result.sha256}`,
     `  record  ${result.record}`,
-    `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes} change(s); signed by ${result.keyids.length} key(s)`,
+    `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes.length} change(s); signed by ${result.keyids.length} key(s)`,
   ].join('\n');
 }

@@ -36,7 +36,7 @@ export const command: Command = {
         root: paths.root,
         product: config.product,
         platform: config.platform,
-        trustKeyids: appliance.trust.keys.map((k) => k.keyid),
+        keyids: appliance.trust.keys.map((k) => k.keyid),
       },
       human: `provisioned ${config.product} on ${config.platform.name} ${config.platform.version} at ${paths.root}\n  settings ${paths.config}\n  trust    ${paths.trust} (${appliance.trust.keys.length} key(s), threshold ${appliance.trust.threshold})`,
     };

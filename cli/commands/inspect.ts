@@ -16,8 +16,9 @@ export const command: Command = {
       positional(positionals, 'BUNDLE'),
       optional(values, 'trust'),
     );
+    const { file, ...rest } = result;
     return {
-      json: result,
+      json: { bundle: file, ...rest },
       human: formatInspect(result),
       exitCode: result.signature.valid === false ? 3 : 0,
     };

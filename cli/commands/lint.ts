@@ -54,6 +54,6 @@ export function formatLint(result: CheckResult): string {
       : 'installs from nothing';
   return [
     `ok: ${result.product} ${result.release} would build as an ${result.kind} bundle: ${from}`,
-    `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes} change(s)${result.removed.length > 0 ? `; removes ${result.removed.join(', ')}` : ''}`,
+    `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes.length} change(s)${result.removed.length > 0 ? `; removes ${result.removed.join(', ')}` : ''}`,
   ].join('\n');
 }

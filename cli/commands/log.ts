@@ -16,7 +16,6 @@ export const command: Command = {
       ? `${entry.operation} ${entry.from ?? '(empty)'} → ${entry.to ?? '?'}: ${entry.outcome}${entry.failure ? ` (${entry.failure.component ?? 'the bundle'}, ${entry.failure.pass} pass: ${entry.failure.status})` : ''}`
       : 'no outcome recorded: it is running, or was cut short (ferry recover resolves it)';
     const json = {
-      schemaVersion: 1,
       transaction: found.id,
       log: found.file,
       outcome: entry?.outcome ?? null,

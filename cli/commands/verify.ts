@@ -16,7 +16,8 @@ export const command: Command = {
       positional(positionals, 'BUNDLE'),
       await readTrustRoot(required(values, 'trust')),
     );
-    return { json: { ...result, valid: true }, human: formatVerify(result) };
+    const { file, ...rest } = result;
+    return { json: { bundle: file, ...rest, valid: true }, human: formatVerify(result) };
   },
 };
 

@@ -1,0 +1,189 @@
+/**
+ * The JSON Schemas of what each command prints with --json: one shape per
+ * idea, the same names everywhere (`bundle` is a bundle's path, `keyids` the
+ * keys that signed, `changes` always a list), and a `schemaVersion` on every
+ * result. `npm run schemas` writes them to `schemas/output-<command>.json`;
+ * test/e2e/json.test.ts checks each against the real output. The top level
+ * of each is closed, so a field added to a command is added here too.
+ */
+import Type, { type TProperties } from 'typebox';
+import { OUTPUT_SCHEMA_VERSION } from './constants.js';
+
+const Release = Type.String();
+const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+const Keyids = Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }));
+const Change = Type.Object({
+  component: Type.String(),
+  version: Release,
+  kind: Type.String(),
+  id: Type.String(),
+  summary: Type.String(),
+});
+const Changes = Type.Array(Change);
+const Kind = Type.Union([Type.Literal('install'), Type.Literal('update')]);
+const Outcome = Type.Union([
+  Type.Literal('committed'),
+  Type.Literal('rolled-back'),
+  Type.Literal('unchanged'),
+]);
+const Failure = Type.Object({
+  component: Nullable(Type.String()),
+  pass: Type.String(),
+  artifact: Nullable(Type.String()),
+  status: Type.String(),
+  tail: Type.String(),
+});
+const Plan = {
+  verdict: Type.Union([Type.Literal('ok'), Type.Literal('blocked')]),
+  product: Type.String(),
+  kind: Kind,
+  from: Nullable(Release),
+  to: Release,
+  reasons: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+  components: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      action: Type.String(),
+      from: Nullable(Release),
+      to: Nullable(Release),
+      reasons: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+    }),
+  ),
+  order: Type.Array(Type.String()),
+  changes: Changes,
+  stageBytes: Type.Integer({ minimum: 0 }),
+  partial: Type.Boolean(),
+  reachesTarget: Type.Boolean(),
+  controls: Type.Object({}),
+};
+
+/** A result: `schemaVersion` first, then the command's fields, nothing else. */
+function result<T extends TProperties>(properties: T, optional: ReadonlyArray<keyof T> = []) {
+  const props: TProperties = { schemaVersion: Type.Literal(OUTPUT_SCHEMA_VERSION) };
+  for (const [key, schema] of Object.entries(properties))
+    props[key] = optional.includes(key) ? Type.Optional(schema) : schema;
+  return Type.Object(props, { additionalProperties: false });
+}
+
+const Check = {
+  spec: Type.String(),
+  product: Type.String(),
+  release: Release,
+  kind: Kind,
+  supportedFrom: Type.Array(Release),
+  included: Type.Array(Type.String()),
+  removed: Type.Array(Type.String()),
+  changes: Changes,
+};
+
+export const OUTPUT_SCHEMAS = {
+  error: Type.Object(
+    {
+      schemaVersion: Type.Literal(OUTPUT_SCHEMA_VERSION),
+      error: Type.Object(
+        { code: Type.String({ pattern: '^E_[A-Z0-9_]+$' }), message: Type.String() },
+        { additionalProperties: true },
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  version: result({ name: Type.Literal('ferry'), version: Release }),
+  keygen: result({ keyid: Type.String(), privateKey: Type.String(), publicKey: Type.String() }),
+  'trust-init': result({ trust: Type.String(), threshold: Type.Integer(), keyids: Keyids }),
+  lint: result(Check),
+  build: result({
+    ...Check,
+    bundle: Type.String(),
+    record: Type.String(),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    size: Type.Integer({ minimum: 0 }),
+    format: Type.String(),
+    keyids: Keyids,
+  }),
+  inspect: result(
+    {
+      bundle: Type.String(),
+      format: Type.String(),
+      size: Type.Integer(),
+      product: Type.String(),
+      kind: Kind,
+      release: Release,
+      createdAt: Type.String(),
+      notes: Type.String(),
+      platform: Type.Object({ name: Type.String(), range: Type.String() }),
+      target: Type.Record(Type.String(), Release),
+      supportedFrom: Type.Array(Release),
+      changes: Changes,
+      components: Type.Array(Type.Object({ name: Type.String(), version: Release })),
+      removed: Type.Array(Type.String()),
+      payloadBytes: Type.Integer(),
+      signature: Type.Object({ valid: Type.Union([Type.Boolean(), Type.Null()]), keyids: Keyids }),
+      bytesRead: Type.Integer(),
+    },
+    [],
+  ),
+  verify: result({
+    bundle: Type.String(),
+    format: Type.String(),
+    product: Type.String(),
+    release: Release,
+    kind: Kind,
+    signature: Type.Object({ keyids: Keyids, threshold: Type.Integer() }),
+    entries: Type.Integer(),
+    bytes: Type.Integer(),
+    valid: Type.Literal(true),
+  }),
+  init: result({
+    root: Type.String(),
+    product: Type.String(),
+    platform: Type.Object({ name: Type.String(), version: Release }),
+    keyids: Keyids,
+  }),
+  status: result(
+    {
+      product: Type.String(),
+      platform: Type.Object({ name: Type.String(), version: Release }),
+      release: Nullable(Release),
+      verified: Type.Boolean(),
+      highestRelease: Nullable(Release),
+      components: Type.Record(Type.String(), Release),
+      exported: Type.String(),
+      problems: Type.Array(Type.Object({ component: Type.String(), path: Type.String() })),
+      transactions: Type.Array(Type.Object({ id: Type.String(), outcome: Type.String() })),
+    },
+    ['exported', 'problems'],
+  ),
+  plan: result(Plan),
+  install: result(
+    {
+      type: Type.Literal('result'),
+      ...Plan,
+      outcome: Outcome,
+      transaction: Nullable(Type.String()),
+      failure: Failure,
+      log: Type.String(),
+      bytesRead: Type.Integer(),
+    },
+    ['failure', 'log', 'bytesRead'],
+  ),
+  rollback: result(
+    {
+      outcome: Outcome,
+      from: Nullable(Release),
+      to: Nullable(Release),
+      transaction: Nullable(Type.String()),
+      failure: Failure,
+      log: Type.String(),
+    },
+    ['failure', 'log'],
+  ),
+  recover: result({ recovered: Type.Boolean(), release: Nullable(Release) }),
+  log: result({
+    transaction: Type.String(),
+    log: Type.String(),
+    outcome: Nullable(Type.String()),
+    from: Nullable(Release),
+    to: Nullable(Release),
+  }),
+} as const;

@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { OUTPUT_SCHEMAS } from '../../manifest-schema/output.js';
+import {
+  buildAll,
+  EPOCH,
+  ferry,
+  json,
+  ROOT,
+  tempDir,
+  workspace,
+  type Workspace,
+} from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk } from './appliance.js';
+
+// Every command's --json output, from the real CLI, against the schema
+// published for it in manifest-schema/schemas/output-<command>.json.
+
+type Name = keyof typeof OUTPUT_SCHEMAS;
+const ajv = new Ajv({ allErrors: true, strict: false });
+let ws: Workspace;
+let bundles: Record<string, string>;
+let base: string;
+
+beforeAll(async () => {
+  ws = await workspace(await tempDir());
+  bundles = await buildAll(ws, join(ws.dir, 'bundles'), 'tar', ['1.0.0', '1.1.0']);
+  base = join(ws.dir, 'at-1.0.0');
+  await initAppliance(ws, base);
+  await installOk(bundles['1.0.0'] as string, base);
+});
+
+async function published(name: Name): Promise<object> {
+  const file = join(ROOT, 'manifest-schema', 'schemas', `output-${name}.json`);
+  return JSON.parse(await readFile(file, 'utf8')) as object;
+}
+
+async function conforms(name: Name, output: unknown): Promise<void> {
+  const validate = ajv.compile(await published(name));
+  expect(validate(output), `${name}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+}
+
+async function clone(name: string): Promise<string> {
+  const root = join(ws.dir, name);
+  await cloneAppliance(base, root);
+  return root;
+}
+
+describe('--json output', () => {
+  it.each(Object.keys(OUTPUT_SCHEMAS) as Name[])(
+    'schemas/output-%s.json is generated from manifest-schema/output.ts (run `npm run schemas`)',
+    async (name) => {
+      expect(await published(name)).toEqual(JSON.parse(JSON.stringify(OUTPUT_SCHEMAS[name])));
+    },
+  );
+
+  it('every command: schemaVersion first, the published shape, the same names', async () => {
+    const root = await clone('json');
+    const spec = join(ws.product, 'release-1.1.0.yaml');
+    const outputs: Array<[Name, string[]]> = [
+      ['version', ['--version', '--json']],
+      ['keygen', ['keygen', '--out', join(ws.dir, 'k2'), '--json']],
+      ['trust-init', ['trust', 'init', '--key', ws.pub, '--out', join(ws.dir, 't.json'), '--json']],
+      ['lint', ['lint', spec, '--json']],
+      ['build', ['build', spec, '--out', join(ws.dir, 'b'), '--key', ws.key, '--json']],
+      ['inspect', ['inspect', bundles['1.1.0'] as string, '--json']],
+      ['verify', ['verify', bundles['1.1.0'] as string, '--trust', ws.trust, '--json']],
+      [
+        'init',
+        [
+          'init',
+          '--root',
+          join(ws.dir, 'fresh'),
+          '--product',
+          'acme-appliance',
+          '--platform',
+          'acme-os@7.2.1',
+          '--trust',
+          ws.trust,
+          '--json',
+        ],
+      ],
+      ['plan', ['plan', bundles['1.1.0'] as string, '--root', root, '--json']],
+      ['status', ['status', '--root', root, '--verify', '--json']],
+      ['recover', ['recover', '--root', root, '--json']],
+      ['log', ['log', '--root', root, '--json']],
+      ['error', ['inspect', join(ws.dir, 'no-such.tar'), '--json']],
+    ];
+    for (const [name, args] of outputs) {
+      const result = await ferry(args, { env: { SOURCE_DATE_EPOCH: EPOCH } });
+      const output = json(result);
+      expect(Object.keys(output)[0], name).toBe('schemaVersion');
+      await conforms(name, output);
+    }
+    const installed = await ferry([
+      'install',
+      bundles['1.1.0'] as string,
+      '--root',
+      root,
+      '--yes',
+      '--json',
+    ]);
+    expect(installed.code, installed.stderr).toBe(0);
+    await conforms('install', JSON.parse(installed.stdout.trim().split('\n').at(-1) as string));
+    const rolled = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    await conforms('rollback', json(rolled));
+  });
+
+  it('a field the schema does not know fails the check', async () => {
+    const validate = ajv.compile(await published('recover'));
+    expect(validate({ schemaVersion: 1, recovered: false, release: null })).toBe(true);
+    expect(validate({ schemaVersion: 1, recovered: false, release: null, file: 'x' })).toBe(false);
+  });
+});

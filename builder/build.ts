@@ -33,6 +33,8 @@ export interface BuildOptions extends CheckOptions, SigningOptions {
   format?: BundleFormat;
   /** Write zip64 records even for a small bundle (tests exercise them without 4 GiB). */
   forceZip64?: boolean;
+  /** Bytes of payload and artifacts read so far, of the total. */
+  onProgress?: (bytes: number, total: number) => void;
 }
 
 /** What a bundle of the spec would be: `ferry lint`'s result, and the start of `build`'s. */
@@ -134,6 +136,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     path: bundlePath,
     mtime: Math.floor(Date.parse(unsigned.release.createdAt) / 1000),
     ...(options.forceZip64 !== undefined ? { forceZip64: options.forceZip64 } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 
   const recordDir = historyDir ?? resolve(options.out);

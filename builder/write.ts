@@ -49,6 +49,8 @@ export interface WriteOptions {
   /** Seconds since the epoch, for every entry. */
   mtime: number;
   forceZip64?: boolean;
+  /** Bytes of the sources read so far, of the total; called as each file is done. */
+  onProgress?: (bytes: number, total: number) => void;
 }
 
 export interface Written {
@@ -89,6 +91,9 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
   const layout = layoutArchive(archiveFormat, archiveEntries, mtime, options.forceZip64);
   const plainPath = format === 'tar.gz' ? `${bundlePath}.tar.partial` : `${bundlePath}.partial`;
 
+  const total = [...sources.values()].reduce((sum, source) => sum + source.size, 0);
+  let read = 0;
+  const progress = (bytes: number) => options.onProgress?.((read += bytes), total);
   return withHashPool(async (pool) => {
     const handle = await open(plainPath, 'w', 0o644).catch((error: unknown) => {
       throw ioError(error, plainPath, 'create');
@@ -113,6 +118,7 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
             .then((result) => {
               checkUnchanged(source, result);
               hashes.set(entry.name, result);
+              progress(result.bytes);
             }),
         );
       }
@@ -123,6 +129,7 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
           pool.run({ source: source.path, size: source.size }).then((result) => {
             checkUnchanged(source, result);
             hashes.set(name, result);
+            progress(result.bytes);
           }),
         );
       }

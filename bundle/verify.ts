@@ -21,18 +21,31 @@ export interface VerifyResult {
   bytes: number;
 }
 
+/** Bytes of payload checked so far, of the total; called as each entry is done. */
+export type OnProgress = (bytes: number, total: number) => void;
+
 /** Signature and threshold, then every entry and every byte against the signed metadata. */
-export async function verifyBundle(file: string, trust: TrustRoot): Promise<VerifyResult> {
+export async function verifyBundle(
+  file: string,
+  trust: TrustRoot,
+  onProgress: OnProgress = () => undefined,
+): Promise<VerifyResult> {
   const opened = await openTrusted(file, trust);
   const { reader, metadata } = opened;
   try {
     const expected = expectedEntries(metadata, reader.metadataBytes.length);
     EntryAudit.checkListing(reader, expected);
     const audit = new EntryAudit(expected, file);
+    const total = expected.reduce(
+      (sum, e) => sum + (e.type === 'file' && e.name !== 'bundle.json' ? e.size : 0),
+      0,
+    );
+    let done = 0;
+    const checked = (bytes: number) => onProgress((done += bytes), total);
     const index = await reader.index();
     const counted = index
-      ? await verifyIndexed(reader, index, audit)
-      : await verifyStreaming(reader, audit);
+      ? await verifyIndexed(reader, index, audit, checked)
+      : await verifyStreaming(reader, audit, checked);
     const missing = audit.missing();
     if (missing.length > 0) {
       throw new FerryError(
@@ -65,7 +78,11 @@ interface Counted {
 }
 
 /** tar.gz and zip: entries in archive order, hashed as they stream past. */
-async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise<Counted> {
+async function verifyStreaming(
+  reader: BundleReader,
+  audit: EntryAudit,
+  checked: (bytes: number) => void,
+): Promise<Counted> {
   const counted = { entries: 0, bytes: 0 };
   await reader.visit(async (raw, data) => {
     const expected = audit.admit(raw);
@@ -80,6 +97,7 @@ async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise
     }
     await hashEntry(data, expected, reader.file);
     counted.bytes += expected.size;
+    checked(expected.size);
   });
   return counted;
 }
@@ -93,6 +111,7 @@ async function verifyIndexed(
   reader: BundleReader,
   index: readonly IndexedEntry[],
   audit: EntryAudit,
+  checked: (bytes: number) => void,
 ): Promise<Counted> {
   const files: Array<{ entry: ExpectedEntry; offset: number }> = [];
   for (const raw of index) {
@@ -104,7 +123,10 @@ async function verifyIndexed(
     } else if (entry.type === 'file') files.push({ entry, offset: raw.offset });
   }
   await withHashPool((pool) =>
-    checkInOrder(files, ({ entry, offset }) => hashEntryAt(pool, reader.source, entry, offset)),
+    checkInOrder(files, async ({ entry, offset }) => {
+      await hashEntryAt(pool, reader.source, entry, offset);
+      checked(entry.size);
+    }),
   );
   return { entries: index.length, bytes: files.reduce((sum, { entry }) => sum + entry.size, 0) };
 }

@@ -1,29 +1,111 @@
 import type { InstallEvent } from '../installer/engine/events.js';
 import { bytes } from './format.js';
 
+/** How often a plain (non-terminal) progress line is printed at most apart, when the 10 % steps are slower. */
+const PLAIN_EVERY_MS = 5000;
+/** How often the live line is redrawn at most. */
+const LIVE_EVERY_MS = 100;
+
+export interface Meter {
+  update(bytes: number): void;
+  /** Ends the line: the last count shown is the total. */
+  done(): void;
+}
+
 /**
- * What a person sees of the engine's events on stderr: plain lines (what the
- * log of a CI job shows); on a terminal, staging progress also redraws one
- * line in place (a log file or CI gets no carriage returns).
+ * Bytes done of a known total, on stderr. On a terminal one line is redrawn
+ * in place with the time left; elsewhere (a CI log, a file) a plain line is
+ * printed every 10 % or every few seconds, with no carriage returns. Ferry
+ * draws no colour, so NO_COLOR changes nothing here: progress stays.
+ */
+export function meter(
+  label: string,
+  total: number,
+  live = process.stderr.isTTY === true,
+  clock: () => number = Date.now,
+): Meter {
+  const started = clock();
+  let shown = -Infinity;
+  let shownTenth = -1;
+  let last = 0;
+  let finished = false;
+  const line = (done: number): string => {
+    const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
+    const elapsed = clock() - started;
+    const left =
+      done > 0 && done < total && elapsed >= 1000
+        ? `, ${duration(((total - done) * elapsed) / done)} left`
+        : '';
+    return `${label} ${bytes(done)} of ${bytes(total)} (${percent}%)${left}`;
+  };
+  const draw = (done: number, force: boolean) => {
+    const now = clock();
+    if (live) {
+      if (!force && now - shown < LIVE_EVERY_MS) return;
+      process.stderr.write(`\r${line(done)}\x1b[K`);
+    } else {
+      const tenth = total > 0 ? Math.floor((10 * done) / total) : 10;
+      if (!force && tenth === shownTenth && now - shown < PLAIN_EVERY_MS) return;
+      shownTenth = tenth;
+      process.stderr.write(`${line(done)}\n`);
+    }
+    shown = now;
+  };
+  return {
+    update(done) {
+      last = done;
+      draw(done, false);
+    },
+    done() {
+      if (finished) return;
+      finished = true;
+      if (live || last < total) draw(total, true);
+      if (live) process.stderr.write('\n');
+    },
+  };
+}
+
+/** A progress callback that draws a meter, made when the total is first known. */
+export function meterOf(label: string): {
+  onProgress: (done: number, total: number) => void;
+  done(): void;
+} {
+  let drawn: Meter | undefined;
+  return {
+    onProgress(done, total) {
+      drawn ??= meter(label, total);
+      drawn.update(done);
+    },
+    done: () => drawn?.done(),
+  };
+}
+
+function duration(ms: number): string {
+  const seconds = Math.ceil(ms / 1000);
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+/**
+ * What a person sees of the engine's events on stderr: plain lines, and the
+ * staging bytes through a meter (redrawn on a terminal, plain lines elsewhere).
  */
 export function progressPrinter(): { show(event: InstallEvent): void } {
-  const live = process.stderr.isTTY === true && process.env.NO_COLOR === undefined;
-  let drawn = false;
+  let staging: Meter | undefined;
+  let total = 0;
+  const staged = new Map<string, number>();
   return {
     show(event) {
+      if (event.type === 'plan') total = event.plan.stageBytes;
       if (event.type === 'progress') {
-        if (!live) return;
-        const percent = event.total > 0 ? Math.floor((100 * event.bytes) / event.total) : 100;
-        process.stderr.write(
-          `\r   staging ${bytes(event.bytes)} of ${bytes(event.total)} (${percent}%)\x1b[K`,
-        );
-        drawn = true;
+        staging ??= meter('   staging', total);
+        staged.set(event.component, event.bytes);
+        staging.update([...staged.values()].reduce((sum, bytes) => sum + bytes, 0));
         return;
       }
       const line = describeEvent(event);
       if (line === null) return;
-      if (drawn) process.stderr.write('\n');
-      drawn = false;
+      staging?.done();
+      staging = undefined;
       process.stderr.write(`${line}\n`);
     },
   };

@@ -2,6 +2,7 @@ import type { BuildResult } from '../../builder/build.js';
 import type { BundleFormat } from '../../builder/write.js';
 import { choice, flag, jsonOption, list, optional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
+import { meterOf } from '../progress.js';
 import { checkInput, checkOptions, formatLint } from './lint.js';
 
 const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
@@ -45,14 +46,17 @@ export const command: Command = {
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
     const signer = optional(values, 'signer');
     const signerKey = optional(values, 'signer-key');
+    const progress = meterOf('build: read');
     const result = await buildBundle({
       ...checkInput(args),
+      onProgress: progress.onProgress,
       out: required(values, 'out'),
       keys: list(values, 'key'),
       ...(signer !== undefined ? { signer } : {}),
       ...(signerKey !== undefined ? { signerKey } : {}),
       format,
     });
+    progress.done();
     return { json: result, human: formatBuild(result) };
   },
 };

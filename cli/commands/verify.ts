@@ -1,6 +1,7 @@
 import type { VerifyResult } from '../../bundle/verify.js';
 import { jsonOption, positional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
+import { meterOf } from '../progress.js';
 
 export const command: Command = {
   usage: 'ferry verify BUNDLE --trust FILE',
@@ -12,10 +13,13 @@ export const command: Command = {
   async run({ values, positionals }) {
     const { verifyBundle } = await import('../../bundle/verify.js');
     const { readTrustRoot } = await import('../../manifest-schema/index.js');
+    const progress = meterOf('verify: checked');
     const result = await verifyBundle(
       positional(positionals, 'BUNDLE'),
       await readTrustRoot(required(values, 'trust')),
+      progress.onProgress,
     );
+    progress.done();
     const { file, ...rest } = result;
     return { json: { bundle: file, ...rest, valid: true }, human: formatVerify(result) };
   },

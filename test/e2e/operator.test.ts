@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
+import { buildAll, EPOCH, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, snapshot } from './appliance.js';
 import { Terminal } from './terminal.js';
 
@@ -98,5 +98,41 @@ describe('ferry log', () => {
     ]);
     const path = await ferry(['log', '../../state', '--root', base, '--json']);
     expect(json<{ error: { code: string } }>(path).error.code).toBe('E_USAGE');
+  });
+});
+
+describe('progress', () => {
+  it('on a terminal verify redraws its progress, and NO_COLOR keeps it', async () => {
+    terminal.ferry('verify', ['verify', bundles['1.1.0'] as string, '--trust', ws.trust], {
+      env: { NO_COLOR: '1' },
+    });
+    const screen = await terminal.waitFor('verify', /exit=\d/);
+    expect(screen).toMatch(/verify: checked .* \(100%\)/);
+    expect(screen).toContain('exit=0');
+    // Redrawn in place: one progress line left on the screen, not one per step.
+    expect(screen.match(/verify: checked/g)).toHaveLength(1);
+  });
+
+  it('without a terminal build and install print plain progress lines to stderr', async () => {
+    // A rebuild of a recorded release: the same bytes, and the history as it was.
+    const built = await ferry(
+      [
+        'build',
+        join(ws.product, 'release-1.1.0.yaml'),
+        '--out',
+        join(ws.dir, 'progress-out'),
+        '--key',
+        ws.key,
+      ],
+      { env: { NO_COLOR: '1', SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stderr).toMatch(/^build: read .* \(100%\)$/m);
+    expect(built.stderr).not.toContain('\r');
+    const root = await appliance('progress-install');
+    const installed = await ferry(['install', bundles['1.1.0'] as string, '--root', root, '--yes']);
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stderr).toMatch(/^ {3}staging .* \(100%\)$/m);
+    expect(installed.stderr).not.toContain('\r');
   });
 });

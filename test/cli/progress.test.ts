@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { meter } from '../../cli/progress.js';
+
+// The meter's rules, on a clock the test moves: what a CI log and a terminal get.
+
+let written: string[] = [];
+afterEach(() => vi.restoreAllMocks());
+
+function capture(): void {
+  written = [];
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    written.push(String(chunk));
+    return true;
+  });
+}
+
+describe('meter', () => {
+  it('without a terminal: a plain line per 10 %, or every 5 s while it is slower', () => {
+    capture();
+    let now = 0;
+    const m = meter('verify', 1000, false, () => now);
+    for (let done = 10; done <= 1000; done += 10) {
+      now += 10;
+      m.update(done);
+    }
+    // 0 % (the first), then each tenth from 10 % to 100 %
+    expect(written).toHaveLength(11);
+    expect(written.every((line) => line.endsWith('\n') && !line.includes('\r'))).toBe(true);
+    expect(written.at(-1)).toBe('verify 1000 B of 1000 B (100%)\n');
+    m.done();
+    expect(written).toHaveLength(11);
+
+    capture();
+    now = 0;
+    const slow = meter('stage', 1000, false, () => now);
+    slow.update(1);
+    now += 4000;
+    slow.update(2);
+    now += 1500;
+    slow.update(3);
+    expect(written).toHaveLength(2);
+    expect(written[1]).toMatch(/^stage 3 B of 1000 B \(0%\), \d+ min \d+ s left\n$/);
+    slow.done();
+    expect(written.at(-1)).toBe('stage 1000 B of 1000 B (100%)\n');
+  });
+
+  it('on a terminal: one line redrawn in place, with the time left, ended by done', () => {
+    capture();
+    let now = 0;
+    const m = meter('build', 2000, true, () => now);
+    m.update(0);
+    now += 50;
+    m.update(100); // too soon to redraw
+    now += 2000;
+    m.update(1000);
+    m.done();
+    expect(written[0]).toMatch(/^\r/);
+    expect(written).toHaveLength(4);
+    expect(written[1]).toBe('\rbuild 1000 B of 2.0 KiB (50%), 3 s left\x1b[K');
+    expect(written[2]).toBe('\rbuild 2.0 KiB of 2.0 KiB (100%)\x1b[K');
+    expect(written[3]).toBe('\n');
+  });
+});

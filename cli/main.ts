@@ -154,7 +154,7 @@ function parserMessage(error: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
-/** Every --json result says which version of its shape it is (manifest-schema/output.ts). */
+/** Every --json result says which version of its shape it is (manifest-schema/output-declarations.ts). */
 function versioned(json: unknown): unknown {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return json;
   return { schemaVersion: OUTPUT_SCHEMA_VERSION, ...json };

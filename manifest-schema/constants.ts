@@ -1,4 +1,4 @@
-/** The version of the shapes of `--json` output (manifest-schema/output.ts): raised when a field is renamed or removed. */
+/** The version of the shapes of `--json` output (manifest-schema/output-declarations.ts): raised when a field is renamed or removed. */
 export const OUTPUT_SCHEMA_VERSION = 1;
 
 /** The bundle format this Ferry writes and the only one it reads. */

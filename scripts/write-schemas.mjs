@@ -14,7 +14,7 @@ for (const [name, schema] of Object.entries(SCHEMAS)) {
   );
 }
 // What each command prints with --json: published for the programs that read it, not compiled in.
-const { OUTPUT_SCHEMAS } = await import(join(root, 'dist/manifest-schema/output.js'));
+const { OUTPUT_SCHEMAS } = await import(join(root, 'dist/manifest-schema/output-declarations.js'));
 for (const [name, schema] of Object.entries(OUTPUT_SCHEMAS)) {
   writeFileSync(
     join(root, 'manifest-schema/schemas', `output-${name}.json`),

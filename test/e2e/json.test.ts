@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { OUTPUT_SCHEMAS } from '../../manifest-schema/output.js';
+import { OUTPUT_SCHEMAS } from '../../manifest-schema/output-declarations.js';
 import {
   buildAll,
   EPOCH,
@@ -50,7 +50,7 @@ async function clone(name: string): Promise<string> {
 
 describe('--json output', () => {
   it.each(Object.keys(OUTPUT_SCHEMAS) as Name[])(
-    'schemas/output-%s.json is generated from manifest-schema/output.ts (run `npm run schemas`)',
+    'schemas/output-%s.json is generated from manifest-schema/output-declarations.ts (run `npm run schemas`)',
     async (name) => {
       expect(await published(name)).toEqual(JSON.parse(JSON.stringify(OUTPUT_SCHEMAS[name])));
     },

@@ -14,14 +14,15 @@ export const helpOption = {
 
 /**
  * Words wrapped to the width, later lines indented by `hang`. A word is never
- * broken, and `[--kind update|install]` stays one word because brackets and
- * parentheses keep their spaces.
+ * broken; in a usage line (`groups`), `[--kind update|install]` stays one word
+ * because brackets and parentheses keep their spaces.
  */
-export function wrap(text: string, indent: string, hang = indent, width = WIDTH): string {
+export function wrap(text: string, indent: string, hang = indent, groups = false): string {
+  const width = WIDTH;
   const lines: string[] = [];
   let line = indent;
   let fresh = true;
-  for (const word of words(text)) {
+  for (const word of groups ? groupedWords(text) : text.split(/\s+/).filter(Boolean)) {
     if (!fresh && line.length + 1 + word.length > width) {
       lines.push(line);
       line = hang;
@@ -34,7 +35,7 @@ export function wrap(text: string, indent: string, hang = indent, width = WIDTH)
   return lines.join('\n');
 }
 
-function words(text: string): string[] {
+function groupedWords(text: string): string[] {
   const result: string[] = [];
   let depth = 0;
   let word = '';
@@ -68,7 +69,7 @@ export function commandHelp(name: string, command: Command): string {
     return wrap(text, label.padEnd(column), hang);
   });
   return [
-    wrap(command.usage.replace(/^ferry /, ''), `Usage: ferry `, '         '),
+    wrap(command.usage.replace(/^ferry /, ''), `Usage: ferry `, '         ', true),
     '',
     wrap(capitalise(command.summary), ''),
     '',

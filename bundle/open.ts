@@ -67,37 +67,41 @@ export interface OpenedBundle {
 }
 
 /**
- * Opens a bundle and decodes its metadata, reading nothing else. With a
- * trust root, the signature status is attached; callers that act on the
- * bundle use `openTrusted`, which refuses an untrusted one.
+ * Opens a bundle and decodes its metadata, reading nothing else. The
+ * signature comes first, before the metadata is parsed at all: with a trust
+ * root it must meet it, and without one (inspect) an envelope that carries no
+ * signature is still refused, so every command gives the same first verdict.
  */
 export async function openBundleMetadata(file: string, trust?: TrustRoot): Promise<OpenedBundle> {
   const reader = await openBundle(file);
   try {
     const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
+    const signature = trust ? checkSignatures(envelope, payload, trust) : unchecked(envelope);
+    assertTrusted(signature, file);
     const metadata = decodeMetadata(payload, file);
-    const signature = trust ? checkSignatures(envelope, payload, trust) : undefined;
-    return { reader, envelope, metadata, ...(signature ? { signature } : {}) };
+    return { reader, envelope, metadata, ...(trust ? { signature } : {}) };
   } catch (error) {
     await reader.close();
     throw error;
   }
 }
 
-/** Like openBundleMetadata, but the signature must meet the trust root before anything else is looked at. */
+/** Without a trust root only one thing is known: whether anyone signed at all. */
+function unchecked(envelope: Envelope): SignatureStatus {
+  const signed = envelope.signatures.length > 0;
+  return {
+    valid: signed,
+    keyids: [],
+    threshold: 1,
+    revoked: [],
+    problems: signed ? [] : ['the bundle carries no signature'],
+  };
+}
+
+/** Like openBundleMetadata, with the signature status that met the trust root. */
 export async function openTrusted(
   file: string,
   trust: TrustRoot,
 ): Promise<OpenedBundle & { signature: SignatureStatus }> {
-  const reader = await openBundle(file);
-  try {
-    const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
-    const signature = checkSignatures(envelope, payload, trust);
-    assertTrusted(signature, file);
-    const metadata = decodeMetadata(payload, file);
-    return { reader, envelope, metadata, signature };
-  } catch (error) {
-    await reader.close();
-    throw error;
-  }
+  return (await openBundleMetadata(file, trust)) as OpenedBundle & { signature: SignatureStatus };
 }

@@ -1,4 +1,5 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { FerryError, ioError, type Segment } from '../manifest-schema/index.js';
 
@@ -155,25 +156,46 @@ class FileSource implements BundleSource {
   }
 }
 
-/** Opens a bundle file for reading by range; a folder is refused. */
+/**
+ * Opens a bundle file for reading by range. Anything but a regular file is
+ * refused before it is read: a FIFO would block the open and every read, a
+ * device would stream forever. The open itself never waits (O_NONBLOCK), so
+ * a path swapped for a FIFO after the first look is still refused.
+ */
 export async function openFileSource(path: string): Promise<BundleSource> {
+  refuseIrregular(
+    path,
+    await stat(path).catch((error: unknown) => {
+      throw ioError(error, path, 'open');
+    }),
+  );
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw ioError(error, path, 'open');
   }
   try {
     const stats = await handle.stat();
-    if (stats.isDirectory()) {
-      throw new FerryError('E_BUNDLE_FORMAT', `${path} is a folder, not a bundle file`, {
-        file: path,
-        hint: 'pass the .tar, .tar.gz or .zip bundle file',
-      });
-    }
+    refuseIrregular(path, stats);
     return new FileSource(path, stats.size, handle);
   } catch (error) {
     await handle.close();
     throw error instanceof FerryError ? error : ioError(error, path, 'open');
   }
+}
+
+function refuseIrregular(path: string, stats: Stats): void {
+  if (stats.isFile()) return;
+  const what = stats.isDirectory()
+    ? 'a folder'
+    : stats.isFIFO()
+      ? 'a FIFO'
+      : stats.isSocket()
+        ? 'a socket'
+        : 'a device';
+  throw new FerryError('E_BUNDLE_FORMAT', `${path} is ${what}, not a bundle file`, {
+    file: path,
+    hint: 'pass the .tar, .tar.gz or .zip bundle file',
+  });
 }

@@ -80,6 +80,11 @@ export const ERROR_CODES = {
     exit: 3,
     summary: 'bundle.json is larger or deeper than any real bundle needs',
   },
+  E_METADATA_NOT_CANONICAL: {
+    exit: 3,
+    summary:
+      'bundle.json is not the canonical JSON Ferry writes (duplicate keys, key order, white space)',
+  },
   E_KEY_REVOKED: {
     exit: 3,
     summary: 'the metadata is signed by a targets key that a later trust root revoked',

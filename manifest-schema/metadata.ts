@@ -1,4 +1,4 @@
-import { parseJsonLimited } from './envelope.js';
+import { parseJsonLimited, requireCanonical } from './envelope.js';
 import { FerryError } from './errors.js';
 import { sequence } from './graph.js';
 import {
@@ -32,7 +32,9 @@ export interface ExpectedEntry {
 
 /** Parses and checks the signed payload: format version, schema, then every rule the schema cannot say. */
 export function decodeMetadata(payload: Buffer, file: string): BundleMetadata {
-  const raw = parseJsonLimited(payload.toString('utf8'), file, 'bundle.json');
+  const text = payload.toString('utf8');
+  const raw = parseJsonLimited(text, file, 'bundle.json');
+  requireCanonical(raw, text, file, BUNDLE_METADATA_ENTRY);
   const version = (raw as { formatVersion?: unknown } | null)?.formatVersion;
   if (version !== FORMAT_VERSION) {
     throw new FerryError(

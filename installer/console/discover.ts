@@ -45,7 +45,8 @@ export async function discover(
   const candidates: Candidate[] = [];
   for (const file of [...files].sort()) {
     try {
-      const { reader, metadata, signature } = await openBundleMetadata(file, appliance.trust);
+      // An untrusted bundle is refused here, before its metadata is parsed.
+      const { reader, metadata } = await openBundleMetadata(file, appliance.trust);
       await reader.close();
       const base = {
         file,
@@ -54,17 +55,6 @@ export async function discover(
         kind: metadata.kind,
         notes: metadata.release.notes,
       };
-      if (!signature?.valid) {
-        candidates.push({
-          ...base,
-          plan: null,
-          problem: {
-            code: 'E_SIGNATURE',
-            message: `not signed by keys this appliance trusts (${signature?.problems.join('; ') ?? ''})`,
-          },
-        });
-        continue;
-      }
       const planned = plan(facts, metadata, {
         force: [],
         skip: [],

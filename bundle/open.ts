@@ -3,13 +3,15 @@ import {
   checkSignatures,
   decodeEnvelope,
   decodeMetadata,
+  expectedEntries,
   FerryError,
   type BundleMetadata,
   type Envelope,
   type SignatureStatus,
   type TrustRoot,
 } from '../manifest-schema/index.js';
-import type { BundleReader, ReaderFormat } from './reader.js';
+import { bundleLayout } from './layout.js';
+import type { BundleReader, ReaderFormat, Skeleton } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
 import { openTar } from './tar.js';
 import { openZip } from './zip.js';
@@ -37,13 +39,28 @@ export async function readBundle(source: BundleSource): Promise<BundleReader> {
     });
   }
   const archive = format === 'zip' ? await openZip(source) : await openTar(source, format);
+  let skeleton: Skeleton | null = null;
+  const bound = (): Skeleton => {
+    if (skeleton === null)
+      throw new FerryError('E_INTERNAL', 'the bundle was read before its metadata was bound');
+    return skeleton;
+  };
   return {
-    ...archive,
     source,
     file: source.name,
     format,
     size: source.size,
+    metadataBytes: archive.metadataBytes,
     bytesRead: () => source.bytesRead(),
+    expect: (metadata) => {
+      const size = archive.metadataBytes.length;
+      skeleton = {
+        layout: bundleLayout(format === 'zip' ? 'zip' : 'tar', metadata, size, archive.forceZip64),
+        expected: expectedEntries(metadata, size),
+      };
+    },
+    index: () => archive.index(bound()),
+    visit: (visitor, select) => archive.visit(bound(), visitor, select),
     close: async () => {
       await archive.close();
       await source.close();
@@ -79,6 +96,7 @@ export async function openBundleMetadata(file: string, trust?: TrustRoot): Promi
     const signature = trust ? checkSignatures(envelope, payload, trust) : unchecked(envelope);
     assertTrusted(signature, file);
     const metadata = decodeMetadata(payload, file);
+    reader.expect(metadata);
     return { reader, envelope, metadata, ...(trust ? { signature } : {}) };
   } catch (error) {
     await reader.close();

@@ -44,8 +44,6 @@ export function payloadDir(stagingDir: string, component: string): string {
 export async function stageArtifacts(context: StageContext): Promise<void> {
   const { reader, metadata, dir } = context;
   const expected = expectedEntries(metadata, reader.metadataBytes.length);
-  // With zip, the whole central directory is checked before anything is read.
-  EntryAudit.checkListing(reader, expected);
   const wanted = expected.filter(
     (entry) => entry.name.startsWith('artifacts/') || entry.name.startsWith('verify/'),
   );
@@ -54,10 +52,6 @@ export async function stageArtifacts(context: StageContext): Promise<void> {
   const seen = new Set<string>();
   await reader.visit(
     async (raw, data) => {
-      if (raw.name.startsWith('payload/')) {
-        data.destroy();
-        return 'stop';
-      }
       const entry = audit.admit(raw);
       if (!wantedNames.has(entry.name)) {
         data.resume();
@@ -98,7 +92,6 @@ export async function stagePayload(
   }
   const audit = new EntryAudit(expected, reader.file);
   const seen = new Set<string>();
-  const last = wanted.at(-1)?.name;
   await reader.visit(
     async (raw, data) => {
       const entry = audit.admit(raw);
@@ -124,8 +117,6 @@ export async function stagePayload(
           context.onBytes?.(component, n),
         );
       }
-      // Payload is last in the archive and in dependency order: past the last wanted entry, stop reading.
-      return entry.name === last ? 'stop' : undefined;
     },
     (name) => wantedNames.has(name),
   );

@@ -284,15 +284,16 @@ function gunzipped(source: BundleSource, highWaterMark: number): Gunzipped {
     input.on('error', reject);
     output.on('error', reject);
     output.on('end', resolve);
+  }).catch((error: unknown) => {
+    throw gzipError(error, source.name);
   });
+  // Awaited only once the whole stream is read; a failure before then is reported by the read.
   done.catch(() => undefined);
   input.on('error', (error) => output.destroy(error));
   input.pipe(output);
   return {
     output,
-    done: done.catch((error: unknown) => {
-      throw gzipError(error, source.name);
-    }),
+    done,
     close: () => {
       input.destroy();
       output.destroy();

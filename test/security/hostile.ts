@@ -6,6 +6,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { buildBundle } from '../../builder/build.js';
 import {
@@ -210,6 +211,36 @@ export function zipBytes(entries: readonly CraftEntry[], tweaks: ZipTweaks = {})
   }
   const directory = Buffer.concat(central);
   return Buffer.concat([...parts, directory, zipTrailer(layout, directory.length)]);
+}
+
+/** The tar of the entries, gzipped as the builder does. */
+export function tarGzBytes(entries: readonly CraftEntry[], after = Buffer.alloc(0)): Buffer {
+  return gzipSync(Buffer.concat([tarBytes(entries), after]), { level: 6 });
+}
+
+/** Where the zip record (local `PK\x03\x04` or central `PK\x01\x02`) of `name` starts. */
+export function zipRecordAt(bytes: Buffer, name: string, kind: 'local' | 'central'): number {
+  const signature = kind === 'local' ? 0x04034b50 : 0x02014b50;
+  const nameAt = kind === 'local' ? 30 : 46;
+  for (
+    let at = bytes.indexOf(Buffer.from(name));
+    at >= 0;
+    at = bytes.indexOf(Buffer.from(name), at + 1)
+  ) {
+    const start = at - nameAt;
+    if (start >= 0 && bytes.readUInt32LE(start) === signature) return start;
+  }
+  throw new Error(`no ${kind} record of ${name}`);
+}
+
+/** Rewrites one field of a tar entry's header in place (its checksum too), where the builder would never. */
+export function editTarHeader(tar: Buffer, name: string, offset: number, field: Buffer): Buffer {
+  const at = tar.indexOf(Buffer.from(name));
+  field.copy(tar, at + offset);
+  let sum = 8 * 32;
+  for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += tar[at + i] as number;
+  tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
+  return tar;
 }
 
 export function find(entries: readonly CraftEntry[], name: string): CraftEntry {

@@ -37,7 +37,7 @@ function deepFreeze<T>(value: T): T {
 /** Writes the bytes as a bundle and expects verify to refuse them with `code`, naming `entry` when given. */
 export async function expectRefused(
   bytes: Buffer,
-  extension: 'tar' | 'zip',
+  extension: 'tar' | 'tar.gz' | 'zip',
   code: string,
   entry?: string,
 ): Promise<FerryError> {

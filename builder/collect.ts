@@ -6,6 +6,7 @@ import {
   ioError,
   PASSES,
   payloadEntry,
+  escapingLink,
   unsafeLinkReason,
   unsafePathReason,
   verifyEntry,
@@ -182,5 +183,9 @@ export async function scanPayload(root: string, component: string): Promise<Scan
     return names.length > 0;
   };
   await walk('');
+  const escape = escapingLink(
+    new Map(entries.flatMap((e) => (e.target !== undefined ? [[e.path, e.target] as const] : []))),
+  );
+  if (escape !== null) throw refuse(escape.path, `is a symlink that ${escape.reason}`);
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

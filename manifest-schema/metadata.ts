@@ -4,6 +4,7 @@ import { sequence } from './graph.js';
 import {
   artifactEntry,
   BUNDLE_METADATA_ENTRY,
+  escapingLink,
   payloadEntry,
   unsafeLinkReason,
   unsafePathReason,
@@ -255,6 +256,16 @@ function payloadProblem(
       if (type !== undefined && type !== 'dir')
         return unsafe(index, `${entry.path} lies inside ${type} ${dir}`);
     }
+  }
+  const links = new Map(
+    files.flatMap((entry) =>
+      entry.type === 'symlink' ? [[entry.path, entry.target as string] as const] : [],
+    ),
+  );
+  const escape = escapingLink(links);
+  if (escape !== null) {
+    const index = files.findIndex((entry) => entry.path === escape.path);
+    return unsafe(index, `symlink ${escape.path} ${escape.reason}`);
   }
   if (total !== size) {
     return {

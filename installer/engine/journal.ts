@@ -2,6 +2,7 @@ import {
   lstat,
   mkdir,
   open,
+  readdir,
   readFile,
   readlink,
   rename,
@@ -199,6 +200,25 @@ export async function pointLink(link: string, target: string | null): Promise<vo
     await rename(temp, link);
   }
   await syncDir(dirname(link));
+}
+
+/**
+ * fsyncs every file and folder under `path` (a symlink is kept by its
+ * folder's fsync): what a commit record may then depend on is on disk, as
+ * dpkg and RAUC do before they switch.
+ */
+export async function syncTree(path: string): Promise<void> {
+  const stats = await lstat(path);
+  if (stats.isSymbolicLink()) return;
+  if (stats.isDirectory()) {
+    for (const entry of await readdir(path)) await syncTree(join(path, entry));
+  }
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 export async function appendLine(file: string, value: unknown): Promise<void> {

@@ -9,7 +9,6 @@ import {
 } from '../../manifest-schema/index.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
-  artifactsDir,
   payloadDir,
   stageArtifacts,
   stageExternal,
@@ -35,7 +34,7 @@ export interface Installation {
 /** Artifacts first (checked as they are staged), then each updating component's checks, then space. */
 export async function preValidate(run: Installation): Promise<void> {
   const { transaction: t, plan } = run;
-  await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.staging });
+  await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.paths.journal });
   for (const name of updating(plan)) await runPass(run, 'pre-validate', name);
   const needed = plan.stageBytes + 16 * 1024 * 1024;
   const fs = await statfs(t.paths.root);
@@ -95,7 +94,7 @@ export async function update(run: Installation): Promise<void> {
 export async function test(run: Installation): Promise<void> {
   for (const name of updating(run.plan)) await runPass(run, 'test', name);
   for (const ref of run.metadata.verification)
-    await runArtifact(run, join(artifactsDir(run.transaction.staging), ref.path), 'test', null);
+    await runArtifact(run, join(run.transaction.artifacts, ref.path), 'test', null);
   await checkTargetState(run);
 }
 
@@ -141,7 +140,7 @@ function runArtifact(
 }
 
 async function runPass(run: Installation, pass: Pass, name: string): Promise<void> {
-  const dir = artifactsDir(run.transaction.staging);
+  const dir = run.transaction.artifacts;
   for (const ref of run.metadata.components[name]?.artifacts[pass] ?? [])
     await runArtifact(run, join(dir, ref.path), pass, name);
 }
@@ -164,7 +163,7 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
     detail: `${from ?? 'new'} → ${to}`,
   });
   const rollback = (run.metadata.components[name]?.artifacts.rollback ?? []).map((ref) =>
-    join(artifactsDir(t.staging), ref.path),
+    join(t.artifacts, ref.path),
   );
   await t.setUndo(name, { rollback, env: t.env('rollback', scopeOf(run, name)) });
   const target = versionDir(t, name, to);
@@ -203,7 +202,7 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
     run.metadata.components[name]?.artifacts.remove ??
     [];
   if (fromBundle.length > 0) {
-    const dir = artifactsDir(t.staging);
+    const dir = t.artifacts;
     for (const ref of fromBundle) await runArtifact(run, join(dir, ref.path), 'remove', name);
   } else {
     const installed = t.appliance.state.components[name];
@@ -223,9 +222,9 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
 async function keepArtifacts(t: Transaction, name: string, version: string): Promise<void> {
   const into = join(t.paths.lib, 'artifacts', name, version);
   if (await pathExists(into)) return; // kept by an earlier install of this version
-  const prepared = join(t.staging, 'keep', name, version);
+  const prepared = join(t.paths.journal, 'keep', name, version);
   for (const pass of ['rollback', 'remove'] as const) {
-    const from = join(artifactsDir(t.staging), 'artifacts', name, pass);
+    const from = join(t.artifacts, 'artifacts', name, pass);
     if (await pathExists(from)) await cp(from, join(prepared, pass), { recursive: true });
   }
   await mkdir(prepared, { recursive: true });

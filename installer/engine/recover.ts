@@ -17,7 +17,7 @@ export async function exclusive<T>(
   work: (appliance: Appliance, recovered: boolean) => Promise<T>,
 ): Promise<T> {
   const appliance = await openAppliance(root);
-  const lock = await acquireLock(appliance.paths.lock, command);
+  const lock = await acquireLock(appliance.paths.lock, appliance.paths.root, command);
   try {
     if (lock.takenOver)
       emit({

@@ -42,8 +42,8 @@ export interface TransactionHeader {
   bundle: string | null;
   startedAt: string;
   pid: number;
-  /** Components whose rollback artifacts recovery may run, with where they are and their environment. */
-  undo: Record<string, { rollback: string[]; env: Record<string, string> }>;
+  /** Components whose rollback artifacts recovery may run: where they are, their environment and timeout. */
+  undo: Record<string, { rollback: string[]; env: Record<string, string>; timeoutSeconds: number }>;
 }
 
 export interface OpenJournal {

@@ -165,7 +165,11 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
   const rollback = (run.metadata.components[name]?.artifacts.rollback ?? []).map((ref) =>
     join(t.artifacts, ref.path),
   );
-  await t.setUndo(name, { rollback, env: t.env('rollback', scopeOf(run, name)) });
+  await t.setUndo(name, {
+    rollback,
+    env: t.env('rollback', scopeOf(run, name)),
+    timeoutSeconds: t.timeout(run.metadata.components[name]?.timeoutSeconds),
+  });
   const target = versionDir(t, name, to);
   await t.ensureDir(join(t.paths.opt, name));
   if (await pathExists(target)) {

@@ -413,7 +413,7 @@ export async function undoAll(
       for (const path of undo?.rollback ?? []) {
         const failure = await runStep(
           { path, pass: 'rollback', component: step.component, env: undo?.env ?? {} },
-          DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
+          undo?.timeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
           emit,
         );
         if (failure)

@@ -17,7 +17,7 @@ import {
   type StageContext,
 } from '../stage.js';
 import { verifyInstalled } from './installed-files.js';
-import { pathExists, pointLink } from './journal.js';
+import { pathExists, pointLink, syncTree } from './journal.js';
 import { nextState } from './next-state.js';
 import { StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
 
@@ -36,6 +36,8 @@ export interface Installation {
 export async function preValidate(run: Installation): Promise<void> {
   const { transaction: t, plan } = run;
   await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.paths.journal });
+  // Recovery after a power cut runs the rollback artifacts from here: they must be on disk.
+  await syncTree(t.artifacts);
   for (const name of updating(plan)) await runPass(run, 'pre-validate', name);
   await checkSpace(t.paths.staging, plan.stageBytes + MARGIN);
   await checkSpace(t.paths.journal, MARGIN);

@@ -161,7 +161,7 @@ export class Transaction {
     });
     for (const event of start.logged ?? []) transaction.write(event);
     try {
-      transaction.journal = await Journal.begin(transaction.paths.journal, {
+      transaction.journal = await Journal.begin(transaction.paths.journal, transaction.paths.root, {
         id,
         operation: start.operation,
         from: start.from,

@@ -36,7 +36,9 @@ export function appliancePaths(root: string) {
     history: join(base, 'var/lib/ferry/history.jsonl'),
     logs: join(base, 'var/lib/ferry/logs'),
     lock: join(base, 'var/lib/ferry/lock'),
-    staging: join(base, 'var/lib/ferry/staging'),
+    // On the filesystem of the installed versions, so a version moves in by a rename
+    // however /opt and /var are mounted.
+    staging: join(base, 'opt/ferry/.staging'),
     opt: join(base, 'opt/ferry'),
   };
 }

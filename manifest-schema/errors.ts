@@ -152,6 +152,14 @@ export const ERROR_CODES = {
   E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },
   // failed (1)
   E_IO: { exit: 1, summary: 'reading or writing a file failed' },
+  E_NO_SPACE: {
+    exit: 1,
+    summary: 'a filesystem has too little free space for what is to be written',
+  },
+  E_JOURNAL_CORRUPT: {
+    exit: 1,
+    summary: 'a record in the middle of the journal is damaged: recovery changes nothing',
+  },
   E_REGISTRY_UNREACHABLE: {
     exit: 1,
     summary: 'the registry could not be reached, or the connection kept failing',
@@ -216,7 +224,7 @@ export function isFerryError(error: unknown): error is FerryError {
   return error instanceof FerryError;
 }
 
-/** Wraps an fs error into E_NOT_FOUND or E_IO, naming the file. */
+/** Wraps an fs error into E_NOT_FOUND, E_NO_SPACE or E_IO, naming the file. */
 export function ioError(error: unknown, file: string, doing: string): FerryError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') {
@@ -227,11 +235,18 @@ export function ioError(error: unknown, file: string, doing: string): FerryError
     });
   }
   const reason = error instanceof Error ? error.message : String(error);
+  if (code === 'ENOSPC') {
+    return new FerryError('E_NO_SPACE', `could not ${doing} ${file}: ${reason}`, {
+      file,
+      hint: 'free some disk space and try again',
+      cause: error,
+    });
+  }
   return new FerryError('E_IO', `could not ${doing} ${file}: ${reason}`, {
     file,
     hint:
-      code === 'ENOSPC'
-        ? 'free some disk space and try again'
+      code === 'EROFS' || code === 'EIO'
+        ? 'the filesystem failed or went read-only: check it (fsck, remount), then run ferry recover'
         : 'check the permissions and the disk',
     cause: error,
   });

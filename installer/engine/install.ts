@@ -90,16 +90,16 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
     } catch (error) {
       return { outcome: 'unchanged', failure: await t.abandon(error) };
     }
-    // From here every change is journaled, and undone on failure.
+    // From here every change is journaled, and undone on failure, a failure to commit included.
     try {
       await t.pass('update', () => update(run));
       await t.pass('test', () => test(run));
+      await t.pass('commit', () =>
+        t.commit(nextState(t.appliance.state, run.plan, run.metadata, t.id)),
+      );
     } catch (error) {
       return { outcome: 'rolled-back', failure: await t.rollBack(error) };
     }
-    await t.pass('commit', () =>
-      t.commit(nextState(t.appliance.state, run.plan, run.metadata, t.id)),
-    );
     return { outcome: 'committed' };
   } finally {
     await t.close();

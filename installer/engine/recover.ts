@@ -17,7 +17,7 @@ export async function exclusive<T>(
   work: (appliance: Appliance, recovered: boolean) => Promise<T>,
 ): Promise<T> {
   const appliance = await openAppliance(root);
-  const lock = await acquireLock(appliance.paths.lock, command);
+  const lock = await acquireLock(appliance.paths.lock, appliance.paths.root, command);
   try {
     if (lock.takenOver)
       emit({
@@ -53,11 +53,15 @@ export async function recoverPending(
   appliance: Appliance,
   emit: (event: InstallEvent) => void,
 ): Promise<boolean> {
-  const open = await Journal.read(appliance.paths.journal);
-  if (!open) return false;
+  const open = await Journal.read(appliance.paths.journal, appliance.paths.root);
+  if (!open) {
+    // A folder left by a crash before its header: nothing was changed, nothing to record.
+    await rm(appliance.paths.journal, { recursive: true, force: true });
+    return false;
+  }
   const { header, steps } = open;
   emit({ type: 'pass', pass: 'recover', status: 'start' });
-  const committed = appliance.state.transaction === header.id && header.id !== 'unknown';
+  const committed = appliance.state.transaction === header.id;
   if (committed) {
     emit({
       type: 'warning',

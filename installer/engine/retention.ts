@@ -44,6 +44,7 @@ export async function cleanUp(
 ): Promise<void> {
   await rm(paths.staging, { recursive: true, force: true });
   for (const name of await readdir(paths.opt).catch(() => [] as string[])) {
+    if (name.startsWith('.')) continue; // staging, not a component
     const dir = join(paths.opt, name);
     const entries = await readdir(dir);
     const versions = entries.filter(

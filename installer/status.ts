@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
+import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
 
 export interface StatusResult {
@@ -24,7 +25,7 @@ export async function applianceStatus(
   if (options.exportTo !== undefined) {
     await writeFileAtomic(
       options.exportTo,
-      `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
+      `${JSON.stringify(exportFacts(appliance, await checkedFacts(appliance), new Date()), null, 2)}\n`,
     );
   }
   const facts = factsOf(appliance);

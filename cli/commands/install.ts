@@ -15,7 +15,7 @@ import { progressPrinter } from '../progress.js';
 
 export const command: Command = {
   usage:
-    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
+    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--no-drift-check] [--now] [--reason TEXT] [--yes]',
   summary: 'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
   options: {
     root: { type: 'string' },

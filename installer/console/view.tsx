@@ -51,6 +51,7 @@ const ACTION_COLOR: Record<string, string> = {
   install: 'green',
   upgrade: 'green',
   downgrade: 'yellow',
+  reinstall: 'yellow',
   remove: 'yellow',
   keep: 'gray',
   skip: 'gray',

@@ -1,7 +1,6 @@
 import { FerryError } from '../../manifest-schema/index.js';
-import { factsOf } from '../appliance.js';
-import { plan as makePlan, type Controls } from '../plan.js';
-import { checkControls, loadControls, type ControlInput } from '../planning.js';
+import { plan as makePlan, type Plan } from '../plan.js';
+import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
 import { insideWindow } from '../windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
@@ -36,7 +35,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(options.bundle, appliance.trust);
     try {
-      const facts = factsOf(appliance);
+      const facts = await checkedFacts(appliance, options.controls?.driftCheck);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);
       emit({ type: 'plan', plan });
@@ -61,7 +60,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         from: plan.from,
         to: plan.to,
         bundle: options.bundle,
-        controls: usedControls(plan.controls, options.now === true),
+        controls: usedControls(plan, options.now === true),
         reason: options.reason,
         emit,
         logged: [{ type: 'plan', plan }],
@@ -107,12 +106,14 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
 }
 
 /** Only the controls an auditor needs to see: what was overridden. */
-function usedControls(controls: Controls, now: boolean): Record<string, unknown> {
+function usedControls(plan: Plan, now: boolean): Record<string, unknown> {
+  const { controls } = plan;
   const used: Record<string, unknown> = {};
   for (const key of ['force', 'skip', 'delete'] as const)
     if (controls[key].length > 0) used[key] = controls[key];
   if (controls.allowDowngrade) used.allowDowngrade = true;
   if (controls.partial) used.partial = true;
   if (now) used.now = true;
+  if (!plan.filesChecked) used.noDriftCheck = true;
   return used;
 }

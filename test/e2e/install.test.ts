@@ -329,6 +329,91 @@ describe('controls', () => {
   });
 });
 
+describe('files changed by hand', () => {
+  interface PlanJson {
+    verdict: string;
+    filesChecked: boolean;
+    components: Array<{
+      name: string;
+      action: string;
+      reasons: Array<{ code: string; message: string }>;
+    }>;
+  }
+  const web = (plan: PlanJson) => plan.components.find((c) => c.name === 'web');
+
+  it('are drift in the plan; --no-drift-check plans from the record alone', async () => {
+    const root = await fresh('1.1.0');
+    await writeFile(join(root, 'opt/ferry/web/current/index.html'), '<p>patched</p>\n');
+    const blocked = await ferry(['plan', tar['1.2.0'] as string, '--root', root, '--json']);
+    expect(blocked.code).toBe(4);
+    const plan = json<PlanJson>(blocked);
+    expect(plan.filesChecked).toBe(true);
+    expect(web(plan)?.action).toBe('error');
+    expect(web(plan)?.reasons[0]?.code).toBe('E_DRIFT');
+    expect(web(plan)?.reasons[0]?.message).toContain('index.html');
+    const human = await ferry(['plan', tar['1.2.0'] as string, '--root', root]);
+    expect(human.stdout).toContain('--force web');
+    const trusting = await ferry([
+      'plan',
+      tar['1.2.0'] as string,
+      '--root',
+      root,
+      '--no-drift-check',
+      '--json',
+    ]);
+    expect(trusting.code).toBe(0);
+    expect(json<PlanJson>(trusting)).toMatchObject({ verdict: 'ok', filesChecked: false });
+  });
+
+  it('a kept component changed by hand fails the target check: never committed as verified', async () => {
+    const root = await fresh('1.1.0');
+    await writeFile(join(root, 'opt/ferry/web/current/index.html'), '<p>patched</p>\n');
+    const before = await snapshot(root);
+    const result = await install(tar['1.2.0'] as string, root, '--no-drift-check');
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.stdout).toContain('ROLLED BACK');
+    expect(result.stdout).toContain('index.html');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('--force reinstalls it from the bundle with its passes', async () => {
+    const root = await fresh('1.1.0');
+    const file = join(root, 'opt/ferry/web/current/index.html');
+    const original = await readFile(file, 'utf8');
+    await writeFile(file, '<p>patched</p>\n');
+    const result = await install(tar['1.1.0'] as string, root, '--force', 'web', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const last = JSON.parse(result.stdout.trim().split('\n').at(-1) as string) as PlanJson & {
+      outcome: string;
+    };
+    expect(last.outcome).toBe('committed');
+    expect(web(last)?.action).toBe('reinstall');
+    expect(await readFile(file, 'utf8')).toBe(original);
+    expect(await markers(root)).toEqual(
+      expect.arrayContaining(['update web 1.0.1 1.0.1', 'test web 1.0.1 1.0.1']),
+    );
+    expect(await status(root)).toMatchObject({ release: '1.1.0', verified: true });
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+  });
+
+  it('--force of a component the bundle does not carry is E_NO_PAYLOAD', async () => {
+    const root = await fresh('1.2.0');
+    await writeFile(join(root, 'opt/ferry/maps/current/VERSION'), 'patched\n');
+    const result = await ferry([
+      'plan',
+      tar['1.3.0'] as string,
+      '--root',
+      root,
+      '--force',
+      'maps',
+      '--json',
+    ]);
+    expect(result.code).toBe(4);
+    const maps = json<PlanJson>(result).components.find((c) => c.name === 'maps');
+    expect(maps?.reasons.map((r) => r.code)).toContain('E_NO_PAYLOAD');
+  });
+});
+
 describe('one installer at a time', () => {
   it('a live lock makes a second install exit 5; a stale one is taken over', async () => {
     const root = await fresh('1.0.0');

@@ -18,6 +18,12 @@ export interface InstallOptions {
   /** Ignore the maintenance windows. */
   now?: boolean;
   onEvent?: (event: InstallEvent) => void;
+  /**
+   * Aborted (its reason the signal's name) when the operator interrupts: the
+   * install stops at its next safe point and rolls back, or finishes when it
+   * is already committing.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -31,6 +37,10 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     emit({ type: 'result', result });
     return result;
   };
+  let transaction: Transaction | undefined;
+  options.signal?.addEventListener('abort', () => interrupted(options, transaction, emit), {
+    once: true,
+  });
   return exclusive(options.root, 'install', emit, async (appliance) => {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(options.bundle, appliance.trust);
@@ -54,7 +64,16 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       }
       if (plan.order.length === 0)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
-      const transaction = await Transaction.begin({
+      if (options.signal?.aborted) {
+        const status = `interrupted by ${String(options.signal.reason)} before anything changed`;
+        return finish({
+          ...base,
+          outcome: 'unchanged',
+          transaction: null,
+          failure: { component: null, pass: 'pre-validate', artifact: null, status, tail: '' },
+        });
+      }
+      transaction = await Transaction.begin({
         appliance,
         operation: 'install',
         from: plan.from,
@@ -64,6 +83,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         reason: options.reason,
         emit,
         logged: [{ type: 'plan', plan }],
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       const run = { transaction, metadata: opened.metadata, plan, reader: opened.reader };
       const outcome = await transact(run);
@@ -78,6 +98,23 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       await opened.reader.close();
     }
   });
+}
+
+/** Says, on the terminal and in the log, what an interrupt will do from the pass under way. */
+function interrupted(
+  options: InstallOptions,
+  transaction: Transaction | undefined,
+  emit: (event: InstallEvent) => void,
+): void {
+  const signal = String(options.signal?.reason);
+  const pass = transaction?.passUnderWay;
+  const message =
+    pass === 'commit'
+      ? `${signal}: the install is committing; it finishes, then stops`
+      : pass === 'update' || pass === 'test' || pass === 'rollback'
+        ? `${signal}: stopping at the next safe point, then rolling back everything this install changed`
+        : `${signal}: stopping at the next safe point; nothing has been changed`;
+  (transaction?.emit ?? emit)({ type: 'interrupt', signal, message });
 }
 
 async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {

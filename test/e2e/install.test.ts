@@ -1,8 +1,18 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ferry, json, RELEASES, tempDir, workspace, type Workspace } from '../helpers.js';
+import {
+  buildAll,
+  FERRY,
+  ferry,
+  json,
+  RELEASES,
+  ROOT,
+  tempDir,
+  workspace,
+  type Workspace,
+} from '../helpers.js';
 import {
   cloneAppliance,
   initAppliance,
@@ -411,6 +421,106 @@ describe('files changed by hand', () => {
     expect(result.code).toBe(4);
     const maps = json<PlanJson>(result).components.find((c) => c.name === 'maps');
     expect(maps?.reasons.map((r) => r.code)).toContain('E_NO_PAYLOAD');
+  });
+});
+
+/** `bin/ferry install --json` as a child whose events are read as they come, for signals and closed pipes. */
+function installChild(bundle: string, root: string) {
+  const child = spawn(
+    process.execPath,
+    [FERRY, 'install', bundle, '--root', root, '--yes', '--json'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  const events = () =>
+    stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  /** Resolves once an event matches; fails the test after a minute. */
+  const until = async (match: (event: Record<string, unknown>) => boolean): Promise<void> => {
+    for (let waited = 0; !events().some(match); waited += 50) {
+      if (waited > 60_000) throw new Error(`no such event:\n${stdout}\n${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  return { child, exit, events, until, stderr: () => stderr };
+}
+
+describe('interrupts', () => {
+  it.each([
+    ['SIGINT', 'update', 'rolled-back'],
+    ['SIGTERM', 'pre-validate', 'unchanged'],
+    ['SIGHUP', 'update', 'rolled-back'],
+  ] as const)(
+    '%s during %s: told, logged, stopped at the next safe point, appliance as it was',
+    async (signal, pass, outcome) => {
+      const root = await fresh('1.0.0');
+      const before = await snapshot(root);
+      const trigger = join(root, 'hang', `web.${pass}`);
+      await mkdir(join(root, 'hang'), { recursive: true });
+      await writeFile(trigger, '');
+      const run = installChild(tar['1.1.0'] as string, root);
+      await run.until(
+        (e) =>
+          e.type === 'step' && e.pass === pass && e.component === 'web' && e.status === 'start',
+      );
+      run.child.kill(signal);
+      await run.until((e) => e.type === 'interrupt');
+      expect(run.stderr()).toContain(`${signal}: stopping at the next safe point`);
+      await rm(trigger);
+      expect(await run.exit).toBe(1);
+      const result = run.events().at(-1) as {
+        outcome: string;
+        failure: { status: string };
+        log: string;
+      };
+      expect(result.outcome).toBe(outcome);
+      expect(result.failure.status).toBe(`interrupted by ${signal}`);
+      const log = await readFile(result.log, 'utf8');
+      expect(log).toContain(`"type":"interrupt","signal":"${signal}"`);
+      await rm(join(root, 'hang'), { recursive: true });
+      expect(await snapshot(root)).toEqual(before);
+    },
+  );
+
+  it('a closed stdout (| head -3) never stops an install', async () => {
+    const root = await fresh('1.1.0');
+    const run = installChild(tar['1.2.0'] as string, root);
+    await run.until(() => true);
+    run.child.stdout.destroy();
+    expect(await run.exit).toBe(0);
+    expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
+  });
+
+  it('status names a transaction a kill left open and what recovery will do with it', async () => {
+    const root = await fresh('1.0.0');
+    const trigger = join(root, 'hang', 'web.update');
+    await mkdir(join(root, 'hang'), { recursive: true });
+    await writeFile(trigger, '');
+    const run = installChild(tar['1.1.0'] as string, root);
+    await run.until((e) => e.type === 'step' && e.pass === 'update' && e.component === 'web');
+    run.child.kill('SIGKILL');
+    await run.exit;
+    await rm(join(root, 'hang'), { recursive: true });
+    const shown = await ferry(['status', '--root', root]);
+    expect(shown.stdout).toMatch(
+      /INTERRUPTED: install 1\.0\.0 → 1\.1\.0 .*rolls it back to 1\.0\.0/,
+    );
+    const open = json<{ open: { recovery: string; running: boolean } }>(
+      await ferry(['status', '--root', root, '--json']),
+    ).open;
+    expect(open).toMatchObject({ recovery: 'roll-back', running: false });
+    expect((await ferry(['recover', '--root', root])).code).toBe(0);
+    expect(json(await ferry(['status', '--root', root, '--json']))).not.toHaveProperty('open');
   });
 });
 

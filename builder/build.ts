@@ -12,7 +12,7 @@ import { collectInputs, sourcesOf } from './collect.js';
 import { composeBundle } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata } from './metadata.js';
-import { releaseRecord } from './record.js';
+import { checkVersionsImmutable, releaseRecord } from './record.js';
 import { readSigningKeys } from './signing.js';
 import { loadSpec } from './spec.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
@@ -55,7 +55,6 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const loaded = await loadSpec(options.spec);
   const { spec } = loaded;
   const keys = await readSigningKeys(options.keys);
-  const createdAt = creationTime(options.sourceDateEpoch);
   const historyDir = spec.history === undefined ? undefined : resolve(loaded.dir, spec.history);
   const records = historyDir === undefined ? [] : await readHistory(historyDir, spec.product);
   const design = composeBundle(spec, records, {
@@ -63,6 +62,11 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     ...(options.kind ? { kind: options.kind } : {}),
   });
   const collected = await collectInputs(loaded, design);
+  // A rebuild reproduces the recorded bundle: its recorded time, unless SOURCE_DATE_EPOCH says otherwise.
+  const createdAt =
+    design.rebuildOf && !options.sourceDateEpoch
+      ? design.rebuildOf.release.createdAt
+      : creationTime(options.sourceDateEpoch);
 
   const bundlePath = resolve(
     options.out,
@@ -76,6 +80,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     path: bundlePath,
     mtime: Math.floor(Date.parse(createdAt) / 1000),
     ...(options.forceZip64 !== undefined ? { forceZip64: options.forceZip64 } : {}),
+    check: (signed) => checkVersionsImmutable(signed, records, options.spec),
   });
 
   const recordDir = historyDir ?? resolve(options.out);

@@ -42,6 +42,8 @@ export interface WriteOptions {
   /** Seconds since the epoch, for every entry. */
   mtime: number;
   forceZip64?: boolean;
+  /** Called with every hash known, before anything is signed or put in place: a throw leaves no bundle. */
+  check?: (metadata: BundleMetadata) => void;
 }
 
 export interface Written {
@@ -110,6 +112,7 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
       }
       await settleAll(jobs);
       const metadata = withHashes(options.metadata, hashes);
+      options.check?.(metadata);
 
       const envelope = signedMetadata(metadata, keys);
       if (envelope.length !== metadataSize) {

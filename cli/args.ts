@@ -41,6 +41,7 @@ export const controlOptions = {
   control: { type: 'string' },
   'allow-downgrade': { type: 'boolean' },
   partial: { type: 'boolean' },
+  'no-drift-check': { type: 'boolean' },
 } as const satisfies Options;
 
 export function controlInput(values: Values) {
@@ -52,6 +53,7 @@ export function controlInput(values: Values) {
     ...(file !== undefined ? { controlFile: file } : {}),
     allowDowngrade: flag(values, 'allow-downgrade'),
     partial: flag(values, 'partial'),
+    driftCheck: !flag(values, 'no-drift-check'),
   };
 }
 

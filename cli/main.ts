@@ -59,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const wantsJson = argv.includes('--json');
+  // A reader that went away (`ferry install … | head -3`) must never stop a command half way.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', ignoreClosed);
   try {
     const found = await findCommand(argv);
     if (!found) throw usageError(`unknown command "${argv[0]}"`);
@@ -87,6 +89,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return report(error, wantsJson);
   }
+}
+
+function ignoreClosed(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
 }
 
 function report(error: unknown, wantsJson: boolean): number {

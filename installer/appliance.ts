@@ -222,8 +222,11 @@ export function factsOf(appliance: Pick<Appliance, 'config' | 'state'>): Applian
   };
 }
 
-export function exportFacts(appliance: Appliance, now: Date): ApplianceFactsExport {
-  const facts = factsOf(appliance);
+export function exportFacts(
+  appliance: Appliance,
+  facts: ApplianceFacts,
+  now: Date,
+): ApplianceFactsExport {
   return {
     formatVersion: FORMAT_VERSION,
     ...facts,

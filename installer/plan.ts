@@ -24,6 +24,12 @@ export interface InstalledComponent {
   version: string;
   /** The requires ranges of the installed version, as recorded when it was installed. */
   requires: Record<string, string>;
+  /**
+   * Installed files that differ from the hashes recorded at install, sorted by
+   * path; absent when the files were not checked (`--no-drift-check`, or a
+   * plan from exported facts): the plan then trusts the record.
+   */
+  changedFiles?: Array<{ path: string; problem: string }>;
 }
 
 /** What an appliance is, as `ferry status --export` writes it. */
@@ -99,6 +105,8 @@ export interface Plan {
   partial: boolean;
   /** True when, once applied, the appliance will be exactly at the bundle's target state. */
   reachesTarget: boolean;
+  /** True when every installed component's files were re-hashed for this plan; false when it trusts the record. */
+  filesChecked: boolean;
   /** Controls as given, for the record. */
   controls: Controls;
 }
@@ -249,8 +257,12 @@ export function plan(
       0,
     ),
     partial: errors && controls.partial,
+    // A skipped component is left unchecked: the release cannot be called verified.
     reachesTarget:
-      !errors && components.every((c) => finalVersion(c) === (meta.target[c.name] ?? null)),
+      !errors &&
+      controls.skip.length === 0 &&
+      components.every((c) => finalVersion(c) === (meta.target[c.name] ?? null)),
+    filesChecked: Object.values(facts.components).every((c) => c.changedFiles !== undefined),
     controls,
   };
 }
@@ -386,6 +398,16 @@ function decide(
       `${name} is ${installed ?? 'not installed'}, but release ${facts.release ?? '(none)'} has ${expected ?? 'no ' + name}: it was changed outside Ferry; ${resolve}`,
     );
   }
+  const changedFiles = facts.components[name]?.changedFiles ?? [];
+  if (changedFiles.length > 0 && !flags.forced) {
+    const resolve = component
+      ? `--force ${name} to reinstall it from this bundle (${component.version}), or --skip ${name} to leave it as it is`
+      : `--delete ${name} to remove it, or --skip ${name} to leave it as it is`;
+    return fail(
+      'E_DRIFT',
+      `${name} ${installed ?? ''} was changed outside Ferry: ${describeFiles(changedFiles)}; ${resolve}`,
+    );
+  }
   if (!component) {
     // Names come from the bundle and the appliance: what the bundle lacks is installed.
     item.to = null;
@@ -423,7 +445,14 @@ function decide(
     });
   } else {
     const order = compareVersions(targetVersion, installed);
-    if (order === 0) {
+    if (order === 0 && flags.forced && changedFiles.length > 0) {
+      item.action = 'reinstall';
+      item.reasons.push({
+        code: 'FORCED',
+        message: `forced by the operator: ${installed} is reinstalled from the bundle over files changed by hand (${describeFiles(changedFiles)})`,
+      });
+      return noPayload(item, component, targetVersion, fail);
+    } else if (order === 0) {
       item.action = 'keep';
       item.reasons.push({ code: 'SAME', message: `already at ${installed}` });
     } else if (order > 0) {
@@ -447,13 +476,30 @@ function decide(
       code: 'FORCED',
       message: `forced by the operator: version, dependency and platform checks ignored for ${name}`,
     });
+  return noPayload(item, component, targetVersion, fail);
+}
+
+/** An acting component needs its payload in the bundle (or its reference). */
+function noPayload(
+  item: Working,
+  component: BundleMetadata['components'][string],
+  targetVersion: string,
+  fail: (code: ReasonCode, message: string) => Working,
+): Working {
   if (isActing(item.action) && component.payload.type === 'unchanged') {
     return fail(
       'E_NO_PAYLOAD',
-      `${name} must change to ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from)`,
+      `${item.name} must ${item.action === 'reinstall' ? 'be reinstalled at' : 'change to'} ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from)`,
     );
   }
   return item;
+}
+
+/** "share/schema.sql (content differs) and 2 more": the first changed file names the drift. */
+function describeFiles(files: ReadonlyArray<{ path: string; problem: string }>): string {
+  const [first] = files;
+  if (!first) return '';
+  return `${first.path}: ${first.problem}${files.length > 1 ? ` (and ${files.length - 1} more)` : ''}`;
 }
 
 /** Versions and requires after the plan: errored components stay as installed. */
@@ -470,6 +516,7 @@ function stateAfter(
       case 'install':
       case 'upgrade':
       case 'downgrade':
+      case 'reinstall':
       case 'keep':
         if (component && item.to !== null)
           after.set(item.name, { version: component.version, requires: component.requires });

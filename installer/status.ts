@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
+import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
+import { Journal } from './engine/journal.js';
 
 export interface StatusResult {
   product: string;
@@ -12,7 +14,24 @@ export interface StatusResult {
   components: Record<string, string>;
   exported?: string;
   problems?: FileProblem[];
+  /** A transaction whose journal is still open: under way, or interrupted and awaiting recovery. */
+  open?: OpenTransaction;
   transactions: HistoryEntry[];
+}
+
+export interface OpenTransaction {
+  id: string;
+  operation: 'install' | 'rollback';
+  from: string | null;
+  to: string | null;
+  startedAt: string;
+  pid: number;
+  /** Its process still runs: the transaction is under way, not interrupted. */
+  running: boolean;
+  /** Journaled steps made so far. */
+  steps: number;
+  /** What the next install, rollback or `ferry recover` does with it. */
+  recovery: 'roll-forward' | 'roll-back';
 }
 
 /** What `ferry status` reports; with `verify`, every installed file checked; with `exportTo`, the facts written there. */
@@ -24,10 +43,11 @@ export async function applianceStatus(
   if (options.exportTo !== undefined) {
     await writeFileAtomic(
       options.exportTo,
-      `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
+      `${JSON.stringify(exportFacts(appliance, await checkedFacts(appliance), new Date()), null, 2)}\n`,
     );
   }
   const facts = factsOf(appliance);
+  const open = await openTransaction(appliance.paths, appliance.state.transaction);
   return {
     product: facts.product,
     platform: facts.platform,
@@ -41,8 +61,39 @@ export async function applianceStatus(
     ...(options.verify
       ? { problems: await verifyInstalled(appliance.paths, appliance.state) }
       : {}),
+    ...(open ? { open } : {}),
     transactions: await recentHistory(appliance.paths, 5),
   };
+}
+
+/** The journal's transaction, read as recovery would judge it (rolled forward only once state.json carries its id). */
+async function openTransaction(
+  paths: AppliancePaths,
+  committedId: string | null,
+): Promise<OpenTransaction | undefined> {
+  const journal = await Journal.read(paths.journal);
+  if (!journal) return undefined;
+  const { header, steps } = journal;
+  return {
+    id: header.id,
+    operation: header.operation,
+    from: header.from,
+    to: header.to,
+    startedAt: header.startedAt,
+    pid: header.pid,
+    running: header.pid > 0 && header.pid !== process.pid && isAlive(header.pid),
+    steps: steps.length,
+    recovery: committedId === header.id && header.id !== 'unknown' ? 'roll-forward' : 'roll-back',
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** One line of history.jsonl. */

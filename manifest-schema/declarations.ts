@@ -374,7 +374,18 @@ export const ApplianceFactsSchema = strict({
   release: Type.Union([Version, Type.Null()]),
   verified: Type.Boolean(),
   highestRelease: Type.Union([Version, Type.Null()]),
-  components: nameRecord(strict({ version: Version, requires: nameRecord(Range) })),
+  components: nameRecord(
+    strict({
+      version: Version,
+      requires: nameRecord(Range),
+      /** Files that differed from their recorded hashes when exported; absent when not checked. */
+      changedFiles: Type.Optional(
+        Type.Array(
+          strict({ path: RelativePath, problem: Type.String({ minLength: 1, maxLength: 4096 }) }),
+        ),
+      ),
+    }),
+  ),
   trust: TrustRootSchema,
   exportedAt: Type.String({ minLength: 1, maxLength: 64 }),
 });

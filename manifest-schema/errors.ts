@@ -30,6 +30,10 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'the history already holds a different release of that version',
   },
+  E_VERSION_REUSED: {
+    exit: 2,
+    summary: 'a component version the history records is built again with other files',
+  },
   E_UNKNOWN_COMPONENT: { exit: 2, summary: 'a name refers to a component that does not exist' },
   E_CYCLE: {
     exit: 2,

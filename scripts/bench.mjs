@@ -380,6 +380,26 @@ log();
 log(
   `Target: within 1.5× the floor and under 200 MiB: ${(installRun.seconds / installFloor.seconds).toFixed(2)}×, peak ${installRun.rssMiB.toFixed(0)} MiB.`,
 );
+// What a correct plan costs: re-hashing the installed GiB (drift by file) beside the record alone.
+const driftPlans = [
+  ferry('`ferry plan` of the same bundle, installed files re-hashed', [
+    'plan',
+    installBundle,
+    '--root',
+    target,
+    '--json',
+  ]),
+  ferry('`ferry plan --no-drift-check` (the record alone)', [
+    'plan',
+    installBundle,
+    '--root',
+    target,
+    '--no-drift-check',
+    '--json',
+  ]),
+];
+log();
+table(driftPlans);
 rmSync(target, { recursive: true, force: true });
 
 // A zip update where one of four equal components changed, from a release

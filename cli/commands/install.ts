@@ -15,7 +15,7 @@ import { progressPrinter } from '../progress.js';
 
 export const command: Command = {
   usage:
-    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
+    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--no-drift-check] [--now] [--reason TEXT] [--yes]',
   summary: 'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
   options: {
     root: { type: 'string' },
@@ -31,22 +31,34 @@ export const command: Command = {
     const wantsJson = flag(values, 'json');
     await confirm(flag(values, 'yes'), `install ${bundle} on ${root}`);
     const { install } = await import('../../installer/engine/install.js');
-    const { exitCodeOf } = await import('../../installer/engine/events.js');
+    const { exitCodeOf, STOP_SIGNALS } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = progressPrinter();
+    // A signal only asks the engine to stop at its next safe point; the engine says what it will do.
+    const stopping = new AbortController();
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping.signal.aborted)
+        process.stderr.write(`ferry: ${signal}: already stopping; wait for the result\n`);
+      else stopping.abort(signal);
+    };
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     const result = await install({
       bundle,
       root,
       controls: controlInput(values),
       now: flag(values, 'now'),
       ...(reason !== undefined ? { reason } : {}),
+      signal: stopping.signal,
       onEvent: (event) => {
         if (wantsJson) {
           if (event.type !== 'result') process.stdout.write(`${JSON.stringify(event)}\n`);
+          if (event.type === 'interrupt') process.stderr.write(`ferry: ${event.message}\n`);
         } else {
           progress.show(event);
         }
       },
+    }).finally(() => {
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     });
     const { plan, ...rest } = result;
     return {

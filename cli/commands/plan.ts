@@ -10,7 +10,7 @@ import { formatPlan } from '../format.js';
 
 export const command: Command = {
   usage:
-    'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial]',
+    'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--no-drift-check]',
   summary: 'what installing the bundle would do to each component and why, from its metadata alone',
   options: {
     root: { type: 'string' },

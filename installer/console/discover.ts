@@ -1,8 +1,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '../../manifest-schema/index.js';
-import { factsOf, type Appliance } from '../appliance.js';
+import type { Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
+import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
 import type { ApplianceView, Candidate } from './model.js';
 
@@ -41,7 +42,8 @@ export async function discover(
     );
     if (exists) for (const file of await bundleFiles(mount, 2)) files.add(file);
   }
-  const facts = factsOf(appliance);
+  // The same facts an install plans from: the screen must not promise what Enter then refuses.
+  const facts = await checkedFacts(appliance);
   const candidates: Candidate[] = [];
   for (const file of [...files].sort()) {
     try {

@@ -116,6 +116,12 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return state;
     case 'warning':
       return { ...state, log: appendLog(state.log, `warning: ${event.message}`) };
+    case 'interrupt':
+      return {
+        ...state,
+        notice: `Interrupted: ${event.message}.`,
+        log: appendLog(state.log, `interrupted: ${event.message}`),
+      };
     case 'pass': {
       const passes = {
         ...state.passes,

@@ -2,7 +2,7 @@ import { render, useInput } from 'ink';
 import { useEffect, useState } from 'react';
 import { FerryError, isFerryError } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
-import { exitCodeOf } from '../engine/events.js';
+import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
 import { applianceView, discover } from './discover.js';
 import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
@@ -22,6 +22,8 @@ export class ConsoleController {
   state: ConsoleState;
   private readonly listeners = new Set<(state: ConsoleState) => void>();
   private readonly root: string;
+  /** Aborted when the operator interrupts an install under way. */
+  private stopping: AbortController | null = null;
   onQuit: () => void = () => undefined;
 
   constructor(state: ConsoleState, root: string) {
@@ -82,10 +84,28 @@ export class ConsoleController {
     void this.apply(candidate.file);
   }
 
+  /**
+   * Ctrl-C, SIGTERM or SIGHUP: during an install, asks it to stop at its next
+   * safe point and roll back (the screen stays until the result); otherwise quits.
+   */
+  interrupt(signal: NodeJS.Signals): void {
+    if (this.state.screen !== 'installing') {
+      this.onQuit();
+      return;
+    }
+    if (this.stopping?.signal.aborted === false) this.stopping.abort(signal);
+  }
+
   private async apply(bundle: string): Promise<void> {
     this.dispatch({ type: 'start', at: Date.now() });
+    this.stopping = new AbortController();
     try {
-      await install({ bundle, root: this.root, onEvent: (event) => this.dispatch(event) });
+      await install({
+        bundle,
+        root: this.root,
+        onEvent: (event) => this.dispatch(event),
+        signal: this.stopping.signal,
+      });
       const after = await openAppliance(this.root);
       this.state = { ...this.state, appliance: applianceView(after) };
       this.dispatch({ type: 'notice', text: '' });
@@ -102,9 +122,10 @@ export class ConsoleController {
 export function ConsoleApp({ controller }: { controller: ConsoleController }) {
   const [state, setState] = useState(controller.state);
   useEffect(() => controller.subscribe(setState), [controller]);
-  useInput((input, key) =>
-    controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null),
-  );
+  useInput((input, key) => {
+    if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
+    else controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null);
+  });
   return <ConsoleView state={state} />;
 }
 
@@ -120,9 +141,16 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     initialState(applianceView(appliance), candidates),
     options.root,
   );
-  const instance = render(<ConsoleApp controller={controller} />);
+  // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
+  const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();
-  await instance.waitUntilExit();
+  const onSignal = (signal: NodeJS.Signals): void => controller.interrupt(signal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  try {
+    await instance.waitUntilExit();
+  } finally {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  }
   const { result, error } = controller.state;
   if (error) return 1;
   return result ? exitCodeOf(result) : 0;

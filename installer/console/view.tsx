@@ -51,6 +51,7 @@ const ACTION_COLOR: Record<string, string> = {
   install: 'green',
   upgrade: 'green',
   downgrade: 'yellow',
+  reinstall: 'yellow',
   remove: 'yellow',
   keep: 'gray',
   skip: 'gray',
@@ -204,6 +205,7 @@ function ProgressScreen({ state }: { state: ConsoleState }) {
           <Text color="yellow"> ↺ rollback</Text>
         ) : null}
       </Box>
+      {state.notice ? <Text color="yellow">{state.notice}</Text> : null}
       <Box flexDirection="column" marginTop={1}>
         {Object.entries(state.components).map(([name, c]) => (
           <Text key={name} color={c.state === 'failed' ? 'red' : undefined}>
@@ -291,6 +293,7 @@ function ResultScreen({ state }: { state: ConsoleState }) {
             ))}
         </Box>
       ) : null}
+      {state.notice ? <Text color="yellow"> {state.notice}</Text> : null}
       {result.log ? <Text> Log: {result.log}</Text> : null}
       <Box marginTop={1}>
         <Text inverse> [q] quit </Text>

@@ -1,7 +1,6 @@
 import { FerryError } from '../../manifest-schema/index.js';
-import { factsOf } from '../appliance.js';
-import { plan as makePlan, type Controls } from '../plan.js';
-import { checkControls, loadControls, type ControlInput } from '../planning.js';
+import { plan as makePlan, type Plan } from '../plan.js';
+import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
 import { insideWindow } from '../windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
@@ -19,6 +18,12 @@ export interface InstallOptions {
   /** Ignore the maintenance windows. */
   now?: boolean;
   onEvent?: (event: InstallEvent) => void;
+  /**
+   * Aborted (its reason the signal's name) when the operator interrupts: the
+   * install stops at its next safe point and rolls back, or finishes when it
+   * is already committing.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -32,11 +37,15 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     emit({ type: 'result', result });
     return result;
   };
+  let transaction: Transaction | undefined;
+  options.signal?.addEventListener('abort', () => interrupted(options, transaction, emit), {
+    once: true,
+  });
   return exclusive(options.root, 'install', emit, async (appliance) => {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(options.bundle, appliance.trust);
     try {
-      const facts = factsOf(appliance);
+      const facts = await checkedFacts(appliance, options.controls?.driftCheck);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);
       emit({ type: 'plan', plan });
@@ -55,16 +64,26 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       }
       if (plan.order.length === 0)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
-      const transaction = await Transaction.begin({
+      if (options.signal?.aborted) {
+        const status = `interrupted by ${String(options.signal.reason)} before anything changed`;
+        return finish({
+          ...base,
+          outcome: 'unchanged',
+          transaction: null,
+          failure: { component: null, pass: 'pre-validate', artifact: null, status, tail: '' },
+        });
+      }
+      transaction = await Transaction.begin({
         appliance,
         operation: 'install',
         from: plan.from,
         to: plan.to,
         bundle: options.bundle,
-        controls: usedControls(plan.controls, options.now === true),
+        controls: usedControls(plan, options.now === true),
         reason: options.reason,
         emit,
         logged: [{ type: 'plan', plan }],
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       const run = { transaction, metadata: opened.metadata, plan, reader: opened.reader };
       const outcome = await transact(run);
@@ -79,6 +98,23 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       await opened.reader.close();
     }
   });
+}
+
+/** Says, on the terminal and in the log, what an interrupt will do from the pass under way. */
+function interrupted(
+  options: InstallOptions,
+  transaction: Transaction | undefined,
+  emit: (event: InstallEvent) => void,
+): void {
+  const signal = String(options.signal?.reason);
+  const pass = transaction?.passUnderWay;
+  const message =
+    pass === 'commit'
+      ? `${signal}: the install is committing; it finishes, then stops`
+      : pass === 'update' || pass === 'test' || pass === 'rollback'
+        ? `${signal}: stopping at the next safe point, then rolling back everything this install changed`
+        : `${signal}: stopping at the next safe point; nothing has been changed`;
+  (transaction?.emit ?? emit)({ type: 'interrupt', signal, message });
 }
 
 async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {
@@ -107,12 +143,14 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
 }
 
 /** Only the controls an auditor needs to see: what was overridden. */
-function usedControls(controls: Controls, now: boolean): Record<string, unknown> {
+function usedControls(plan: Plan, now: boolean): Record<string, unknown> {
+  const { controls } = plan;
   const used: Record<string, unknown> = {};
   for (const key of ['force', 'skip', 'delete'] as const)
     if (controls[key].length > 0) used[key] = controls[key];
   if (controls.allowDowngrade) used.allowDowngrade = true;
   if (controls.partial) used.partial = true;
   if (now) used.now = true;
+  if (!plan.filesChecked) used.noDriftCheck = true;
   return used;
 }

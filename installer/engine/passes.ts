@@ -263,7 +263,7 @@ async function keepArtifacts(t: Transaction, name: string, version: string): Pro
   await rename(prepared, into);
 }
 
-/** Versions as the BOM says, every requires holding, every file of what changed as signed. */
+/** Versions as the BOM says, every requires holding, every file as signed. */
 async function checkTargetState(run: Installation): Promise<void> {
   const t = run.transaction;
   const fail = (component: string | null, status: string): never => {
@@ -289,7 +289,10 @@ async function checkTargetState(run: Installation): Promise<void> {
         );
     }
   }
-  const problems = await verifyInstalled(t.paths, state, new Set(updating(run.plan)));
+  // Every component but the skipped ones, kept or not: a verified release is one whose files all match.
+  const skipped = new Set(run.plan.controls.skip);
+  const checked = Object.keys(state.components).filter((name) => !skipped.has(name));
+  const problems = await verifyInstalled(t.paths, state, new Set(checked));
   const first = problems[0];
   if (first) fail(first.component, `${first.path}: ${first.problem}`);
 }

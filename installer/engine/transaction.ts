@@ -106,6 +106,8 @@ export interface TransactionStart {
   emit: (event: InstallEvent) => void;
   /** Events the caller already reported that the log keeps too (the plan). */
   logged?: InstallEvent[];
+  /** Aborted by a signal: the transaction stops at its next safe point (never once committing). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -189,15 +191,40 @@ export class Transaction {
     this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
   }
 
+  /** The pass under way. */
+  get passUnderWay(): PassName {
+    return this.currentPass;
+  }
+
+  /**
+   * A safe point: nothing is half-done here, so an interrupt asked for stops
+   * the transaction (its failure is then abandoned or rolled back like any
+   * other). Committing and rolling back are never stopped: they finish.
+   */
+  stopPoint(): void {
+    const { signal } = this.start;
+    if (!signal?.aborted || this.currentPass === 'commit' || this.currentPass === 'rollback')
+      return;
+    throw new StepFailed({
+      component: null,
+      pass: this.currentPass,
+      artifact: null,
+      status: `interrupted by ${String(signal.reason)}`,
+      tail: '',
+    });
+  }
+
   /** Runs `work` as one pass, reported as started and, when it did not throw, done. */
   async pass(pass: PassName, work: () => Promise<void>): Promise<void> {
     this.emit({ type: 'pass', pass, status: 'start' });
+    this.stopPoint();
     await work();
     this.emit({ type: 'pass', pass, status: 'done' });
   }
 
   /** Journals a step; only then may the caller make the change. */
   async record(step: JournalStep): Promise<void> {
+    if (step.op !== 'commit' && step.op !== 'committed') this.stopPoint();
     await this.journal.record(step);
     this.steps.push(step);
   }
@@ -229,6 +256,7 @@ export class Transaction {
    */
   async run(path: string, pass: Pass, scope: ArtifactScope, timeoutSeconds: number): Promise<void> {
     const component = scope.component ?? 'bundle';
+    this.stopPoint();
     if (CHANGING.has(pass)) await this.record({ op: 'run', component, pass, artifact: path });
     const failure = await runStep(
       { path, pass: this.currentPass, component: scope.component, env: this.env(pass, scope) },

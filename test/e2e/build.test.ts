@@ -200,6 +200,56 @@ describe('reproducible builds', () => {
   );
 });
 
+describe('released versions', () => {
+  async function build(product: string, release: string, out: string, epoch?: string) {
+    return ferry(
+      ['build', join(product, `release-${release}.yaml`), '--out', out, '--key', ws.key, '--json'],
+      epoch ? { env: { SOURCE_DATE_EPOCH: epoch } } : {},
+    );
+  }
+
+  it('a rebuild of a recorded release reproduces it without SOURCE_DATE_EPOCH', async () => {
+    const product = await copyFixture(join(dir, 'rebuild-time'));
+    const first = await build(product, '1.0.0', join(dir, 'rebuild-time', 'a'), EPOCH);
+    expect(first.code, first.stderr).toBe(0);
+    const again = await build(product, '1.0.0', join(dir, 'rebuild-time', 'b'));
+    expect(again.code, again.stderr).toBe(0);
+    expect(json<{ sha256: string }>(again).sha256).toBe(json<{ sha256: string }>(first).sha256);
+  });
+
+  it('rebuilding a recorded release with other bytes is refused, and its bundle is left as it was', async () => {
+    const product = await copyFixture(join(dir, 'rebuild-bytes'));
+    const out = join(dir, 'rebuild-bytes', 'out');
+    const first = json<{ bundle: string; sha256: string }>(
+      await build(product, '1.0.0', out, EPOCH),
+    );
+    await writeFile(join(product, 'components/web/1.0.0/index.html'), '<p>other</p>\n');
+    const again = await build(product, '1.0.0', out, EPOCH);
+    expect(again.code).toBe(2);
+    const error = json<{ error: { code: string; component: string; message: string } }>(
+      again,
+    ).error;
+    expect(error).toMatchObject({ code: 'E_VERSION_REUSED', component: 'web' });
+    expect(error.message).toContain('web 1.0.0');
+    expect(error.message).toContain('index.html');
+    const digest = execFileSync('sha256sum', [first.bundle], { encoding: 'utf8' }).split(' ')[0];
+    expect(digest).toBe(first.sha256);
+  });
+
+  it('a later release carrying a recorded version with other bytes is refused', async () => {
+    const product = await copyFixture(join(dir, 'reuse'));
+    const out = join(dir, 'reuse', 'out');
+    for (const release of ['1.0.0', '1.1.0'])
+      expect((await build(product, release, out, EPOCH)).code).toBe(0);
+    await writeFile(join(product, 'components/web/1.0.1/index.html'), '<p>other</p>\n');
+    const result = await build(product, '1.2.0', out, EPOCH);
+    expect(result.code).toBe(2);
+    const error = json<{ error: { code: string; message: string } }>(result).error;
+    expect(error.code).toBe('E_VERSION_REUSED');
+    expect(error.message).toMatch(/web 1\.0\.1 was released in 1\.1\.0 .*index\.html/);
+  });
+});
+
 describe('tampering', () => {
   async function tampered(
     source: string,

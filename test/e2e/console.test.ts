@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
@@ -109,6 +109,33 @@ describe('ferry console in a terminal', () => {
       .poll(() => readFile(join(dir, 'fails.exit'), 'utf8').catch(() => ''), { timeout: 10_000 })
       .toBe('1\n');
     expect((await status(root)).release).toBe('1.0.0');
+  });
+
+  it('Ctrl-C while installing: the screen says it stops and rolls back, then shows the result', async () => {
+    const root = join(dir, 'one-click-interrupted');
+    await cloneAppliance(base, root);
+    const before = await snapshot(root);
+    await mkdir(join(root, 'hang'));
+    await writeFile(join(root, 'hang', 'web.update'), '');
+    runConsole('interrupted', root);
+    await screenContains('interrupted', '[Enter] apply');
+    tmux('send-keys', '-t', 'interrupted', 'Enter');
+    await screenContains('interrupted', 'web: update publish.sh');
+    tmux('send-keys', '-t', 'interrupted', 'C-c');
+    await screenContains(
+      'interrupted',
+      'SIGINT: stopping at the next safe point, then rolling back',
+    );
+    await rm(join(root, 'hang'), { recursive: true });
+    const screen = await screenContains('interrupted', 'ROLLED BACK');
+    expect(screen).toContain('interrupted by SIGINT');
+    tmux('send-keys', '-t', 'interrupted', 'q');
+    await expect
+      .poll(() => readFile(join(dir, 'interrupted.exit'), 'utf8').catch(() => ''), {
+        timeout: 10_000,
+      })
+      .toBe('1\n');
+    expect(await snapshot(root)).toEqual(before);
   });
 
   it('refuses without a terminal and points at ferry install', async () => {

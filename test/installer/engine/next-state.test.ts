@@ -97,6 +97,7 @@ function plan(
     stageBytes: 0,
     partial: !reachesTarget,
     reachesTarget,
+    filesChecked: true,
     controls: NO_CONTROLS,
   };
 }

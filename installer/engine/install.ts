@@ -3,7 +3,7 @@ import { factsOf } from '../appliance.js';
 import { plan as makePlan, type Controls } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
-import { insideWindow } from '../windows.js';
+import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
 import { preValidate, stage, test, update, type Installation } from './passes.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { insideWindow } from '../../installer/windows.js';
+import { insideWindow } from '../../manifest-schema/windows.js';
 
 type Windows = Parameters<typeof insideWindow>[0];
 

@@ -73,6 +73,7 @@ export interface AuditEvent {
     to?: string;
     reason?: string;
     approval?: string;
+    by?: string;
     removed?: string[];
     policy?: string;
     owner?: unknown;

@@ -388,7 +388,7 @@ export interface PublishResult {
   version: string;
   /** The version's manifest digest (what `skopeo inspect --raw` hashes to). */
   digest: string;
-  /** sha256 of the bundle file. */
+  /** Hex sha256 of the bundle file (as `build --json` gives it). */
   sha256: string;
   size: number;
   file: string;
@@ -470,7 +470,7 @@ export async function publish(
     repo: ctx.store.name,
     version,
     digest,
-    sha256,
+    sha256: sha256.replace(/^sha256:/, ''),
     size,
     file: existing
       ? (existing.bundle.annotations?.['org.opencontainers.image.title'] ??
@@ -813,7 +813,14 @@ async function writeApproval(
   }));
   await append(
     'approve',
-    { version: doc.version, digest: doc.digest, from: doc.from, to: doc.to, approval: blob.digest },
+    {
+      version: doc.version,
+      digest: doc.digest,
+      from: doc.from,
+      to: doc.to,
+      by: doc.by,
+      approval: blob.digest,
+    },
     doc.evidence,
   );
   await putDoc(ctx.store, 'approval', doc, writer.keys, TAGS.approval(blob.digest.slice(7, 31)), {

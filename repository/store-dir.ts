@@ -313,12 +313,13 @@ export class DirectoryStore implements Store {
   }
 
   private refPath(tag: string): string {
-    for (const [folder, prefix] of FOLDERS)
-      if (tag.startsWith(prefix))
-        return join(this.#dir, 'ferry', folder, `${tag.slice(prefix.length)}.json`);
     if (tag === 'ferry.config' || tag === 'ferry.policy')
       return join(this.#dir, 'ferry', `${tag.slice('ferry.'.length)}.json`);
-    return join(this.#dir, 'ferry', 'versions', `${tag}.json`);
+    const [folder, prefix] = FOLDERS.find(([, prefix]) => tag.startsWith(prefix)) ?? [
+      'versions',
+      '',
+    ];
+    return join(this.#dir, 'ferry', folder, `${tag.slice(prefix.length)}.json`);
   }
 }
 

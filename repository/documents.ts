@@ -235,7 +235,8 @@ export function policyProblems(value: unknown): string[] {
         problems.push(`${at}/evidence: must be true or false`);
       if (rules.timeZone !== undefined) {
         try {
-          new Intl.DateTimeFormat('en-US', { timeZone: String(rules.timeZone) });
+          if (typeof rules.timeZone !== 'string') throw new TypeError();
+          new Intl.DateTimeFormat('en-US', { timeZone: rules.timeZone });
         } catch {
           problems.push(`${at}/timeZone: ${JSON.stringify(rules.timeZone)} is not a time zone`);
         }
@@ -251,7 +252,7 @@ export function policyProblems(value: unknown): string[] {
           const w = `${at}/${list}/${index}`;
           if (!object(window)) return void problems.push(`${w}: must be { days?, start, end }`);
           for (const clock of ['start', 'end'])
-            if (typeof window[clock] !== 'string' || !CLOCK.test(window[clock] as string))
+            if (typeof window[clock] !== 'string' || !CLOCK.test(window[clock]))
               problems.push(`${w}/${clock}: must be HH:MM`);
           if (
             window.days !== undefined &&

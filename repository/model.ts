@@ -27,7 +27,6 @@ import {
   EMPTY_BLOB,
   EMPTY_DESCRIPTOR,
   parseImageManifest,
-  type BundleFormat,
   type Descriptor,
   type DocumentBlob,
   type ImageManifest,
@@ -410,7 +409,7 @@ export async function publish(
   const opened = await openTrusted(options.bundle, trust);
   const { metadata } = opened;
   const metadataBytes = opened.reader.metadataBytes;
-  const format = opened.reader.format as BundleFormat;
+  const format = opened.reader.format;
   await opened.reader.close();
   const product = ctx.config?.product ?? metadata.product;
   if (metadata.product !== product)

@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPrivateKey } from '../../builder/signing.js';
-import { FerryError } from '../../manifest-schema/errors.js';
+import type { FerryError } from '../../manifest-schema/errors.js';
 import {
   approve,
   channels,

@@ -1,11 +1,14 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildAll,
+  copyFixture,
+  EPOCH,
+  FERRY,
   ferry,
   json,
   tempDir,
@@ -397,5 +400,53 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     ]);
     expect(pulled.code, pulled.stderr).toBe(0);
     expect(json(pulled)).toMatchObject({ version: '1.0.0', digest, channel: 'dev' });
+  });
+
+  it('a publish killed mid-upload and run again gives the same digest', async () => {
+    // A bundle large enough that the upload is still going when it is killed.
+    const product = await copyFixture(join(dir, 'big'));
+    await writeFile(
+      join(product, 'components/db/3.0.0/big.bin'),
+      Buffer.alloc(96 * 1024 * 1024, 7),
+    );
+    const built = await ferry(
+      [
+        'build',
+        join(product, 'release-1.0.0.yaml'),
+        '--out',
+        join(dir, 'big-out'),
+        '--key',
+        ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const bundle = json<{ bundle: string }>(built).bundle;
+    const args = ['publish', bundle, '--trust', ws.trust, '--key', ws.key, '--json'];
+    const repo = (registry as Registry).reference('acme/killed');
+    const child = spawn(process.execPath, [FERRY, ...args, '--repo', repo], {
+      env: { PATH: process.env.PATH, FERRY_ACTOR: 'ci' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const uploads = join(
+      (registry as Registry).storage,
+      'docker/registry/v2/repositories/acme/killed/_uploads',
+    );
+    for (let started = false; !started;) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const name of await readdir(uploads, { recursive: true }).catch(() => [] as string[]))
+        if (name.endsWith('data') && (await stat(join(uploads, name))).size > 0) started = true;
+    }
+    child.kill('SIGKILL');
+    await exited;
+    expect(await repoFerry(['channels', '--repo', repo])).toMatchObject({ code: 2 }); // nothing was recorded
+
+    const rerun = await repoFerry([...args, '--repo', repo]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const local = await repoFerry([...args, '--repo', join(dir, 'big-repo')]);
+    expect(json<{ digest: string }>(rerun).digest).toBe(json<{ digest: string }>(local).digest);
+    expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
   });
 });

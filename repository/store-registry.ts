@@ -1,7 +1,14 @@
 import { FerryError } from '../manifest-schema/errors.js';
 import type { BuiltManifest } from './oci/artifact.js';
 import { RegistryClient } from './oci/client.js';
-import { conflict, type Lock, type Progress, type RefManifest, type Store } from './store.js';
+import {
+  conflict,
+  EVENT_TAG,
+  type Lock,
+  type Progress,
+  type RefManifest,
+  type Store,
+} from './store.js';
 
 /**
  * A repository in an OCI registry (`oci://host[:port]/namespace/product`).
@@ -73,8 +80,9 @@ export class RegistryStore implements Store {
     }
     await this.client.putManifest(tag, manifest.bytes, manifest.mediaType);
     // A writer that read "absent" at the same moment puts its own within this pause;
-    // whoever put first reads the other's back and steps aside.
-    await new Promise((resolve) => setTimeout(resolve, this.#settleMs));
+    // whoever put first reads the other's back and steps aside. Only audit events
+    // need it: every other write comes after its event was claimed.
+    if (EVENT_TAG.test(tag)) await new Promise((resolve) => setTimeout(resolve, this.#settleMs));
     const now = await this.client.manifestDescriptor(tag);
     if (now?.digest !== manifest.digest)
       throw conflict(this, tag, `was taken by ${now?.digest ?? 'nobody'}`);

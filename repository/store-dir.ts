@@ -38,6 +38,7 @@ const REF_NAME = 'org.opencontainers.image.ref.name';
 export class DirectoryStore implements Store {
   readonly name: string;
   readonly #dir: string;
+  #fresh = false;
 
   private constructor(dir: string) {
     this.#dir = dir;
@@ -55,17 +56,25 @@ export class DirectoryStore implements Store {
           hint: 'check the path; the first `ferry publish BUNDLE --repo DIR --trust FILE` creates one',
         });
       }
-      for (const sub of ['blobs/sha256', 'ferry'])
-        await mkdir(join(dir, sub), { recursive: true }).catch((error: unknown) => {
-          throw ioError(error, join(dir, sub), 'create');
-        });
-      await writeFileAtomic(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-      await store.writeIndex();
+      // Made at the first write: a publish refused before it writes leaves no folder behind.
+      store.#fresh = true;
     }
     return store;
   }
 
+  async #ensure(): Promise<void> {
+    if (!this.#fresh) return;
+    for (const sub of ['blobs/sha256', 'ferry'])
+      await mkdir(join(this.#dir, sub), { recursive: true }).catch((error: unknown) => {
+        throw ioError(error, join(this.#dir, sub), 'create');
+      });
+    await writeFileAtomic(join(this.#dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await this.writeIndex();
+    this.#fresh = false;
+  }
+
   async lock(actor: string): Promise<Lock> {
+    await this.#ensure();
     const path = join(this.#dir, 'ferry', 'lock');
     const staleMs = seconds('FERRY_LOCK_STALE_SECONDS', 30) * 1000;
     const deadline = Date.now() + seconds('FERRY_LOCK_WAIT_SECONDS', 10) * 1000;
@@ -149,6 +158,7 @@ export class DirectoryStore implements Store {
     size: number,
     onProgress?: Progress,
   ): Promise<void> {
+    await this.#ensure();
     const target = this.blob(digest);
     if (await this.hasBlob(digest)) return;
     await copyChecked(
@@ -190,6 +200,7 @@ export class DirectoryStore implements Store {
   }
 
   async createRef(tag: string, manifest: BuiltManifest): Promise<void> {
+    await this.#ensure();
     await this.storeManifest(manifest);
     const path = this.refPath(tag);
     await mkdir(dirname(path), { recursive: true });

@@ -115,6 +115,12 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(await events(repo)).toBe(before);
       const nowhere = await place('never-made');
       expect(await codeOf(() => channels({ repo: nowhere }))).toBe('E_REPO_NOT_FOUND');
+      // Refused on the first publish, which would have made the repository: nothing is made.
+      expect(
+        await codeOf(() => publish({ repo: nowhere, bundle: stranger, trust: ws.trust, writer })),
+      ).toBe('E_SIGNATURE');
+      expect(await codeOf(() => channels({ repo: nowhere }))).toBe('E_REPO_NOT_FOUND');
+      if (kind === 'directory') expect(await readdir(nowhere).catch(() => 'absent')).toBe('absent');
     },
   );
 

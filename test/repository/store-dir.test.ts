@@ -70,7 +70,7 @@ describe('the directory store', () => {
     const dir = join(await tempDir(), 'repo');
     const store = await DirectoryStore.open(dir, true);
     const lock = join(dir, 'ferry', 'lock');
-    await mkdir(lock);
+    await mkdir(lock, { recursive: true });
     await writeFile(join(lock, 'owner.json'), JSON.stringify({ actor: 'crashed', pid: 1 }));
     const old = new Date(Date.now() - 60_000);
     await utimes(lock, old, old);

@@ -210,16 +210,14 @@ async function eventSeqs(store: Store): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+function readEvent(ctx: Context, seq: number): Promise<Read<AuditEvent> | undefined> {
+  return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.trust, `event ${seq}`);
+}
+
 async function readHead(ctx: Context): Promise<Head | undefined> {
   const seq = (await eventSeqs(ctx.store)).at(-1);
   if (seq === undefined) return undefined;
-  const event = await readDoc<AuditEvent>(
-    ctx.store,
-    'event',
-    TAGS.event(seq),
-    ctx.trust,
-    `event ${seq}`,
-  );
+  const event = await readEvent(ctx, seq);
   if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
   return { seq, digest: event.digest };
 }
@@ -227,13 +225,7 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
   for (const seq of await eventSeqs(ctx.store)) {
-    const event = await readDoc<AuditEvent>(
-      ctx.store,
-      'event',
-      TAGS.event(seq),
-      ctx.trust,
-      `event ${seq}`,
-    );
+    const event = await readEvent(ctx, seq);
     if (event) events.push(event.value);
   }
   return events;
@@ -651,7 +643,9 @@ export interface HistoryResult {
  * every channel's document points at an event of the chain. The first
  * event that fails is named (E_AUDIT_BROKEN).
  */
-export async function history(options: RepoOptions & { verify?: boolean }): Promise<HistoryResult> {
+export async function history(
+  options: RepoOptions & { verify?: boolean; channel?: string },
+): Promise<HistoryResult> {
   const ctx = await open(options);
   const events: Array<AuditEvent & { digest: string }> = [];
   const seqs = await eventSeqs(ctx.store);
@@ -664,13 +658,7 @@ export async function history(options: RepoOptions & { verify?: boolean }): Prom
       });
     let read: Read<AuditEvent> | undefined;
     try {
-      read = await readDoc<AuditEvent>(
-        ctx.store,
-        'event',
-        TAGS.event(seq),
-        ctx.trust,
-        `event ${seq}`,
-      );
+      read = await readEvent(ctx, seq);
     } catch (error) {
       if (!options.verify || !(error instanceof FerryError)) throw error;
       throw broken(`was edited: ${error.message}`);
@@ -723,7 +711,14 @@ export async function history(options: RepoOptions & { verify?: boolean }): Prom
         );
     }
   }
-  return { repo: ctx.store.name, events: events.reverse(), verified: options.verify === true };
+  // The filter comes after the walk: --verify always checks the whole chain.
+  const shown =
+    options.channel === undefined
+      ? events
+      : events.filter((e) =>
+          [e.subject.channel, e.subject.to, e.subject.from].includes(options.channel),
+        );
+  return { repo: ctx.store.name, events: shown.reverse(), verified: options.verify === true };
 }
 
 // ------------------------------------------------------------------ approve

@@ -1,15 +1,20 @@
 import type { HistoryResult } from '../../repository/model.js';
-import { flag, type Command } from '../args.js';
+import { flag, optional, type Command } from '../args.js';
 import { repoOf, repoOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry history --repo REPO [--verify]',
+  usage: 'ferry history --repo REPO [--channel C] [--verify]',
   summary:
     "a bundle repository's audit timeline, newest first; --verify checks the hash chain and names an edited event",
-  options: { ...repoOptions, verify: { type: 'boolean' } },
+  options: { ...repoOptions, verify: { type: 'boolean' }, channel: { type: 'string' } },
   async run({ values }) {
     const { history } = await import('../../repository/model.js');
-    const result = await history({ ...repoOf(values), verify: flag(values, 'verify') });
+    const channel = optional(values, 'channel');
+    const result = await history({
+      ...repoOf(values),
+      verify: flag(values, 'verify'),
+      ...(channel !== undefined ? { channel } : {}),
+    });
     return { json: result, human: formatHistory(result) };
   },
 };

@@ -290,6 +290,8 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     const [last] = (await history({ repo })).events;
     expect(last?.op).toBe('rollback');
     expect(last?.subject.reason).toBe('db migration loses rows');
+    const dev = (await history({ repo, channel: 'dev' })).events.map((e) => e.op);
+    expect(dev).toEqual(['rollback', 'publish', 'publish']);
     expect((await channels({ repo })).channels[0]?.sequence).toBe(3);
   });
 

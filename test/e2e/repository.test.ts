@@ -48,13 +48,19 @@ afterAll(async () => registry?.stop());
 
 /** bin/ferry as CI runs it: an actor and a run link from the environment, the release key. */
 function repoFerry(args: string[], actor = 'ci'): Promise<RunResult> {
-  return ferry(args, {
+  const writes = ['publish', 'approve', 'promote', 'policy', 'gc'].includes(args[0] ?? '');
+  return ferry(writes ? [...args, '--key', ws.key] : args, {
     env: {
       FERRY_ACTOR: actor,
       CI_JOB_URL: 'https://ci.example/jobs/7',
       FERRY_REGISTRY_SETTLE_MS: '300',
     },
   });
+}
+
+/** `ferry publish` with the workspace's trust root (it makes the repository the first time). */
+function publishTo(repo: string, bundle: string, ...extra: string[]): Promise<RunResult> {
+  return repoFerry(['publish', bundle, '--repo', repo, '--trust', ws.trust, ...extra]);
 }
 
 async function skopeo(args: string[]): Promise<Buffer> {
@@ -73,19 +79,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
 
   beforeAll(async () => {
     repo = join(dir, 'repo');
-    const result = await repoFerry([
-      'publish',
-      bundles['1.0.0'] as string,
-      '--repo',
-      repo,
-      '--trust',
-      ws.trust,
-      '--key',
-      ws.key,
-      '--channel',
-      'dev',
-      '--json',
-    ]);
+    const result = await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev', '--json');
     expect(result.code, result.stderr).toBe(0);
     published = json(result);
   });
@@ -93,26 +87,10 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
   it('publishes once; the same bytes are a no-op; other bytes under the version exit 1 naming both', async () => {
     expect(published).toMatchObject({ version: '1.0.0', changed: true, channel: 'dev' });
     expect(published.sha256).toBe(sha256(await readFile(bundles['1.0.0'] as string)));
-    const again = await repoFerry([
-      'publish',
-      bundles['1.0.0'] as string,
-      '--repo',
-      repo,
-      '--key',
-      ws.key,
-      '--json',
-    ]);
+    const again = await publishTo(repo, bundles['1.0.0'] as string, '--json');
     expect(again.code).toBe(0);
     expect(json(again)).toMatchObject({ changed: false, digest: published.digest });
-    const other = await repoFerry([
-      'publish',
-      bundles.zip as string,
-      '--repo',
-      repo,
-      '--key',
-      ws.key,
-      '--json',
-    ]);
+    const other = await publishTo(repo, bundles.zip as string, '--json');
     expect(other.code).toBe(1);
     const error = json<{ error: { code: string; message: string } }>(other).error;
     expect(error.code).toBe('E_VERSION_EXISTS');
@@ -121,16 +99,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
   });
 
   it('refuses a promotion with every unmet condition (exit 4), then promotes on approval', async () => {
-    await repoFerry([
-      'publish',
-      bundles['1.1.0'] as string,
-      '--repo',
-      repo,
-      '--key',
-      ws.key,
-      '--channel',
-      'dev',
-    ]);
+    await publishTo(repo, bundles['1.1.0'] as string, '--channel', 'dev');
     const blocked = await repoFerry([
       'promote',
       '1.0.0',
@@ -140,8 +109,6 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
       'dev',
       '--to',
       'stable',
-      '--key',
-      ws.key,
       '--json',
     ]);
     expect(blocked.code).toBe(4);
@@ -150,16 +117,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
         .excuses.map((e) => e.code)
         .sort(),
     ).toEqual(['E_APPROVALS', 'E_NOT_IN_CHANNEL', 'E_PROMOTE_EDGE']);
-    const human = await repoFerry([
-      'promote',
-      '1.1.0',
-      '--repo',
-      repo,
-      '--to',
-      'beta',
-      '--key',
-      ws.key,
-    ]);
+    const human = await repoFerry(['promote', '1.1.0', '--repo', repo, '--to', 'beta']);
     expect(human.code).toBe(4);
     expect(human.stdout).toContain('E_APPROVALS');
     const approved = await repoFerry(
@@ -172,8 +130,6 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
         'beta',
         '--by',
         'alice',
-        '--key',
-        ws.key,
         '--evidence',
         bundles['1.0.0'] as string,
       ],
@@ -187,8 +143,6 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
       repo,
       '--to',
       'beta',
-      '--key',
-      ws.key,
       '--json',
     ]);
     expect(promoted.code, promoted.stderr).toBe(0);
@@ -219,7 +173,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
         'edges: [[dev, beta], [beta, stable]]',
       ].join('\n'),
     );
-    const set = await repoFerry(['policy', '--repo', repo, '--set', policy, '--key', ws.key]);
+    const set = await repoFerry(['policy', '--repo', repo, '--set', policy]);
     expect(set.code, set.stderr).toBe(0);
     const closed = await repoFerry([
       'promote',
@@ -228,8 +182,6 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
       repo,
       '--to',
       'stable',
-      '--key',
-      ws.key,
       '--json',
     ]);
     expect(closed.code).toBe(5);
@@ -268,39 +220,11 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
 
   it('two promotions at once: one moves the channel, the chain stays whole', async () => {
     const repo2 = join(dir, 'repo2');
-    await repoFerry([
-      'publish',
-      bundles['1.0.0'] as string,
-      '--repo',
-      repo2,
-      '--trust',
-      ws.trust,
-      '--key',
-      ws.key,
-      '--channel',
-      'dev',
-    ]);
-    await repoFerry([
-      'approve',
-      '1.0.0',
-      '--repo',
-      repo2,
-      '--to',
-      'beta',
-      '--by',
-      'alice',
-      '--key',
-      ws.key,
-    ]);
+    await publishTo(repo2, bundles['1.0.0'] as string, '--channel', 'dev');
+    await repoFerry(['approve', '1.0.0', '--repo', repo2, '--to', 'beta', '--by', 'alice']);
     const both = await Promise.all([
-      repoFerry(
-        ['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--key', ws.key, '--json'],
-        'one',
-      ),
-      repoFerry(
-        ['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--key', ws.key, '--json'],
-        'two',
-      ),
+      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'one'),
+      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'two'),
     ]);
     // The loser either saw the head move (exit 5, E_REPO_CONFLICT) or, started later, found it done.
     for (const run of both) expect([0, 5], run.stderr).toContain(run.code);
@@ -337,19 +261,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
   it('skopeo inspect --raw hashes to the --json digest; copying the directory repository keeps it', async () => {
     const host = (registry as Registry).host;
     const repo = (registry as Registry).reference('acme/appliance');
-    const result = await repoFerry([
-      'publish',
-      bundles['1.0.0'] as string,
-      '--repo',
-      repo,
-      '--trust',
-      ws.trust,
-      '--key',
-      ws.key,
-      '--channel',
-      'dev',
-      '--json',
-    ]);
+    const result = await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev', '--json');
     expect(result.code, result.stderr).toBe(0);
     const { digest } = json<{ digest: string }>(result);
     const raw = await skopeo([
@@ -361,17 +273,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     expect(`sha256:${sha256(raw)}`).toBe(digest);
 
     const local = join(dir, 'copied-from');
-    const dirPublish = await repoFerry([
-      'publish',
-      bundles['1.0.0'] as string,
-      '--repo',
-      local,
-      '--trust',
-      ws.trust,
-      '--key',
-      ws.key,
-      '--json',
-    ]);
+    const dirPublish = await publishTo(local, bundles['1.0.0'] as string, '--json');
     expect(json<{ digest: string }>(dirPublish).digest).toBe(digest);
     await skopeo([
       'copy',
@@ -423,9 +325,9 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     );
     expect(built.code, built.stderr).toBe(0);
     const bundle = json<{ bundle: string }>(built).bundle;
-    const args = ['publish', bundle, '--trust', ws.trust, '--key', ws.key, '--json'];
+    const args = ['publish', bundle, '--trust', ws.trust, '--json'];
     const repo = (registry as Registry).reference('acme/killed');
-    const child = spawn(process.execPath, [FERRY, ...args, '--repo', repo], {
+    const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--repo', repo], {
       env: { PATH: process.env.PATH, FERRY_ACTOR: 'ci' },
       stdio: 'ignore',
     });

@@ -762,18 +762,17 @@ async function storeEvidence(ctx: Context, files: readonly string[]): Promise<Ev
   return evidence;
 }
 
-async function approvalFor(
-  ctx: Context,
-  policy: Policy,
-  options: {
-    version: string;
-    to: string;
-    from?: string;
-    by: string;
-    evidence: readonly string[];
-    writer: Writer;
-  },
-) {
+export interface ApproveOptions {
+  version: string;
+  to: string;
+  /** The source channel, when more than one edge leads into `to`. */
+  from?: string;
+  by: string;
+  evidence: readonly string[];
+  writer: Writer;
+}
+
+async function approvalFor(ctx: Context, policy: Policy, options: ApproveOptions) {
   knownChannel(policy, options.to, ctx.store.name);
   const from = sourceOf(policy, options.to, options.from, ctx.store.name);
   knownChannel(policy, from, ctx.store.name);
@@ -823,16 +822,7 @@ async function writeApproval(
   return blob.digest;
 }
 
-export async function approve(
-  options: RepoOptions & {
-    version: string;
-    to: string;
-    from?: string;
-    by: string;
-    evidence: readonly string[];
-    writer: Writer;
-  },
-): Promise<ApproveResult> {
+export async function approve(options: RepoOptions & ApproveOptions): Promise<ApproveResult> {
   const ctx = await open(options);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);

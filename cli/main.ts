@@ -24,6 +24,14 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['rollback', () => import('./commands/rollback.js')],
   ['console', () => import('./commands/console.js')],
   ['recover', () => import('./commands/recover.js')],
+  ['publish', () => import('./commands/publish.js')],
+  ['approve', () => import('./commands/approve.js')],
+  ['promote', () => import('./commands/promote.js')],
+  ['pull', () => import('./commands/pull.js')],
+  ['channels', () => import('./commands/channels.js')],
+  ['history', () => import('./commands/history.js')],
+  ['policy', () => import('./commands/policy.js')],
+  ['gc', () => import('./commands/gc.js')],
 ];
 
 export async function loadCommands(): Promise<Array<[name: string, command: Command]>> {

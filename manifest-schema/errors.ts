@@ -73,6 +73,14 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'the registry holds no manifest under that tag or digest',
   },
+  E_REPO_NOT_FOUND: {
+    exit: 2,
+    summary: 'no bundle repository there (the first publish creates one, given --trust)',
+  },
+  E_REPO_PRODUCT: { exit: 2, summary: 'the bundle is for another product than the repository' },
+  E_UNKNOWN_VERSION: { exit: 2, summary: 'the repository holds no such version' },
+  E_UNKNOWN_CHANNEL: { exit: 2, summary: 'the repository policy declares no such channel' },
+  E_POLICY_INVALID: { exit: 2, summary: 'a repository policy file is invalid' },
   // trust and integrity (3)
   E_SIGNATURE: { exit: 3, summary: 'the metadata signature is invalid or untrusted' },
   E_THRESHOLD: { exit: 3, summary: 'too few trusted keys signed the metadata' },
@@ -139,6 +147,15 @@ export const ERROR_CODES = {
     exit: 3,
     summary: 'a manifest read from a registry is not a valid OCI manifest of the expected kind',
   },
+  E_REPO_INVALID: {
+    exit: 3,
+    summary:
+      'a repository document (channel, approval, event, policy) is malformed, unsigned or does not match its record',
+  },
+  E_AUDIT_BROKEN: {
+    exit: 3,
+    summary: 'the audit chain is broken: an event was edited, removed or inserted',
+  },
   // plan (4): these are reasons inside a plan; a blocked plan exits 4
   E_PLAN_BLOCKED: { exit: 4, summary: 'the plan has errors; nothing was changed' },
   E_PRODUCT: { exit: 4, summary: 'the bundle is for another product' },
@@ -151,9 +168,35 @@ export const ERROR_CODES = {
     exit: 4,
     summary: 'a component must change but the bundle does not carry its payload',
   },
+  E_PROMOTION_BLOCKED: {
+    exit: 4,
+    summary: "a promotion does not meet the target channel's policy; nothing was changed",
+  },
+  E_PROMOTE_EDGE: {
+    exit: 4,
+    summary: 'the policy has no edge from the source to the target channel',
+  },
+  E_NOT_IN_CHANNEL: { exit: 4, summary: 'the version is not in the source channel' },
+  E_APPROVALS: {
+    exit: 4,
+    summary: 'too few approvals by someone other than the publisher',
+  },
+  E_EVIDENCE: { exit: 4, summary: 'the policy wants evidence that no approval carries' },
+  E_SOAK: { exit: 4, summary: 'the version has not been in the source channel long enough' },
+  E_NOT_PREVIOUS: {
+    exit: 4,
+    summary: 'a rollback names a version that was never in that channel, or is in it now',
+  },
   // busy (5)
   E_LOCKED: { exit: 5, summary: 'another installer holds the lock' },
   E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },
+  E_REPO_LOCKED: { exit: 5, summary: 'another writer holds the repository lock' },
+  E_REPO_CONFLICT: {
+    exit: 5,
+    summary:
+      'another writer changed the repository while this one was writing; nothing was overwritten',
+  },
+  E_PROMOTION_WINDOW: { exit: 5, summary: "outside the target channel's promotion windows" },
   // failed (1)
   E_IO: { exit: 1, summary: 'reading or writing a file failed' },
   E_NO_SPACE: {
@@ -173,6 +216,10 @@ export const ERROR_CODES = {
     summary: 'the registry refused a request or answered in a way the OCI API does not allow',
   },
   E_BLOB_UNKNOWN: { exit: 1, summary: 'the registry does not hold a blob a manifest refers to' },
+  E_VERSION_EXISTS: {
+    exit: 1,
+    summary: 'other bytes are already published under that version; versions are immutable',
+  },
   E_INTERNAL: { exit: 1, summary: 'a bug in Ferry' },
 } as const satisfies Record<string, { exit: 1 | 2 | 3 | 4 | 5; summary: string }>;
 

@@ -468,7 +468,7 @@ rmSync(four, { recursive: true, force: true });
 
 // ---------------------------------------------------------------- publish and pull
 log();
-log(`## Publish and pull: a ${gib} GiB blob to and from a registry on loopback`);
+log(`## Publish and pull: a ${gib} GiB bundle to and from a registry on loopback`);
 log();
 const registryBinary = spawnSync('sh', ['-c', 'command -v docker-registry'], {
   encoding: 'utf8',
@@ -478,8 +478,9 @@ if (!registryBinary) {
 } else {
   const oci = join(work, 'oci');
   const storage = join(oci, 'storage');
-  makePayload(oci, gib * 1024 * MiB, 1);
-  const blob = join(oci, 'part-00.bin');
+  mkdirSync(oci, { recursive: true });
+  // The install section's bundle: the same bytes as a bare blob (the client) and as a version (the commands).
+  const blob = installBundle;
   const blobSize = statSync(blob).size;
   const digest = `sha256:${spawnSync('openssl', ['dgst', '-sha256', '-r', blob], { encoding: 'utf8' }).stdout.split(' ')[0]}`;
   const port = await new Promise((resolve) => {
@@ -508,6 +509,8 @@ if (!registryBinary) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const repository = `oci://127.0.0.1:${port}/bench/blob`;
+  const bundles = `oci://127.0.0.1:${port}/bench/bundle`;
+  const pulledDir = join(oci, 'pulled');
   const uploads = `${origin}/v2/bench/blob/blobs/uploads/`;
   const pulled = join(oci, 'pulled.bin');
   const url = `${origin}/v2/bench/blob/blobs/${digest}`;
@@ -547,6 +550,31 @@ if (!registryBinary) {
         ['pull', repository, digest, String(blobSize), pulled],
         { ...o, before: noOutput },
       ),
+    // Last in the round: it empties the registry, which the blob cases above read from.
+    publish: (o) =>
+      ferry(
+        'Ferry `ferry publish` (hash, signature check, upload, manifests, audit events)',
+        [
+          'publish',
+          blob,
+          '--repo',
+          bundles,
+          '--trust',
+          join(installDir, 'trust.json'),
+          '--key',
+          key,
+          '--channel',
+          'dev',
+          '--json',
+        ],
+        { ...o, before: empty },
+      ),
+    ferryPull: (o) =>
+      ferry(
+        'Ferry `ferry pull --channel dev` (records and signature checked, atomic)',
+        ['pull', '--repo', bundles, '--channel', 'dev', '--out', pulledDir, '--json'],
+        { ...o, before: () => rmSync(pulledDir, { recursive: true, force: true }) },
+      ),
   };
   const rounds = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
   for (let i = 0; i < runs; i++) {
@@ -560,12 +588,12 @@ if (!registryBinary) {
   });
   const ratio = (name, floor) =>
     median(rounds[name].map((r, i) => r.seconds / rounds[floor][i].seconds)).toFixed(2);
-  table([row('curlPush'), row('push')]);
+  table([row('curlPush'), row('push'), row('publish')]);
   log();
-  table([row('curlPull'), row('curlPullSync'), row('pull')]);
+  table([row('curlPull'), row('curlPullSync'), row('pull'), row('ferryPull')]);
   log();
   log(
-    `Target: within 1.3× of curl and under 200 MiB. Medians of the per-round ratios: push ${ratio('push', 'curlPush')}×, peak ${row('push').rssMiB.toFixed(0)} MiB; pull ${ratio('pull', 'curlPull')}× curl (${ratio('pull', 'curlPullSync')}× curl and sync), peak ${row('pull').rssMiB.toFixed(0)} MiB.`,
+    `Target: within 1.3× of curl and under 200 MiB. Medians of the per-round ratios: push ${ratio('push', 'curlPush')}×, peak ${row('push').rssMiB.toFixed(0)} MiB; publish ${ratio('publish', 'curlPush')}×, peak ${row('publish').rssMiB.toFixed(0)} MiB; pull ${ratio('pull', 'curlPull')}× curl (${ratio('pull', 'curlPullSync')}× curl and sync), peak ${row('pull').rssMiB.toFixed(0)} MiB; ferry pull ${ratio('ferryPull', 'curlPull')}×, peak ${row('ferryPull').rssMiB.toFixed(0)} MiB.`,
   );
   registry.kill();
   rmSync(oci, { recursive: true, force: true });

@@ -2,7 +2,7 @@ import { FerryError } from '../../manifest-schema/index.js';
 import { plan as makePlan, type Plan } from '../plan.js';
 import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
-import { insideWindow } from '../windows.js';
+import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
 import { preValidate, stage, test, update, type Installation } from './passes.js';

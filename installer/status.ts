@@ -71,7 +71,7 @@ async function openTransaction(
   paths: AppliancePaths,
   committedId: string | null,
 ): Promise<OpenTransaction | undefined> {
-  const journal = await Journal.read(paths.journal);
+  const journal = await Journal.read(paths.journal, paths.root);
   if (!journal) return undefined;
   const { header, steps } = journal;
   return {

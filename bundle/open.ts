@@ -9,16 +9,25 @@ import {
   type SignatureStatus,
   type TrustRoot,
 } from '../manifest-schema/index.js';
+import { isMediaFolder, mediaOf, PartsSource, type MediaOptions } from './media.js';
 import type { BundleReader, ReaderFormat } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
 import { openTar } from './tar.js';
 import { openZip } from './zip.js';
 
-/** Opens a bundle file and reads its bundle.json (and, for a zip, its central directory). */
-export async function openBundle(file: string): Promise<BundleReader> {
-  const source = await openFileSource(file);
+/**
+ * Opens a bundle file, or the volumes `ferry media` wrote, and reads its
+ * bundle.json (and, for a zip, its central directory). On media, the parts
+ * index is checked against `media.trust` before any part is read.
+ */
+export async function openBundle(file: string, media: MediaOptions = {}): Promise<BundleReader> {
+  const source = (await isMediaFolder(file))
+    ? await PartsSource.open(file, media)
+    : await openFileSource(file);
   try {
-    return await readBundle(source);
+    const reader = await readBundle(source);
+    mediaOf(source)?.checkMetadata(reader.metadataBytes, reader.format);
+    return reader;
   } catch (error) {
     await source.close().catch(() => undefined);
     throw error;
@@ -71,8 +80,12 @@ export interface OpenedBundle {
  * trust root, the signature status is attached; callers that act on the
  * bundle use `openTrusted`, which refuses an untrusted one.
  */
-export async function openBundleMetadata(file: string, trust?: TrustRoot): Promise<OpenedBundle> {
-  const reader = await openBundle(file);
+export async function openBundleMetadata(
+  file: string,
+  trust?: TrustRoot,
+  media: MediaOptions = {},
+): Promise<OpenedBundle> {
+  const reader = await openBundle(file, { ...media, ...(trust ? { trust } : {}) });
   try {
     const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
     const metadata = decodeMetadata(payload, file);
@@ -88,8 +101,9 @@ export async function openBundleMetadata(file: string, trust?: TrustRoot): Promi
 export async function openTrusted(
   file: string,
   trust: TrustRoot,
+  media: MediaOptions = {},
 ): Promise<OpenedBundle & { signature: SignatureStatus }> {
-  const reader = await openBundle(file);
+  const reader = await openBundle(file, { ...media, trust });
   try {
     const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
     const signature = checkSignatures(envelope, payload, trust);

@@ -22,6 +22,11 @@ export interface BundleSource {
    * through `countRead`.
    */
   segments(offset: number, length: number): Segment[];
+  /**
+   * Set when the bytes must be read once and in order (volumes asked for one
+   * at a time): readers stream instead of indexing.
+   */
+  readonly sequential?: boolean;
   /** Bytes read from the bundle so far, by this process and its hash workers. */
   bytesRead(): number;
   countRead(bytes: number): void;
@@ -44,7 +49,7 @@ export function corruptBundle(
 }
 
 /** The one check of a range: whole numbers, inside the bundle. A bad range is a corrupt bundle, never a short read. */
-function outside(source: BundleSource, offset: number, length: number): FerryError | null {
+export function outside(source: BundleSource, offset: number, length: number): FerryError | null {
   if (
     Number.isSafeInteger(offset) &&
     Number.isSafeInteger(length) &&

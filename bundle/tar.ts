@@ -115,7 +115,7 @@ export async function openTar(
   return {
     metadataBytes,
     listing: () => null,
-    index: async () => (format === 'tar' ? indexTar(source) : null),
+    index: async () => (format === 'tar' && !source.sequential ? indexTar(source) : null),
     visit: (visitor) =>
       new Promise<void>((resolve, reject) => {
         const input = source.stream(0, source.size, VISIT_HIGH_WATER);

@@ -23,6 +23,8 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['install', () => import('./commands/install.js')],
   ['rollback', () => import('./commands/rollback.js')],
   ['console', () => import('./commands/console.js')],
+  ['media', () => import('./commands/media.js')],
+  ['media verify', () => import('./commands/media-verify.js')],
   ['recover', () => import('./commands/recover.js')],
 ];
 

@@ -10,6 +10,7 @@ import {
   FerryError,
   ioError,
   isFerryError,
+  partName,
   PARTS_ENVELOPE,
   PARTS_INDEX,
   volumeLabel,
@@ -112,9 +113,10 @@ function describe(index: PartsIndex): string {
 }
 
 /**
- * The parts index the volumes under `path` share: the given volume's, or
- * that of the volume holding part 1. Volumes of several bundles under one
- * folder are refused rather than guessed between.
+ * The parts index that defines the bundle: the given volume's, or that of
+ * the volume holding part 1 (bundle.json), or the one all volumes share.
+ * Two candidates are refused rather than guessed between; any other volume
+ * is checked against the one chosen when its part is needed.
  */
 async function referenceIndex(path: string): Promise<FoundIndex> {
   const folders = (await isVolume(path)) ? [path] : await volumeFolders(path);
@@ -128,8 +130,15 @@ async function referenceIndex(path: string): Promise<FoundIndex> {
       },
     );
   }
+  const holdsFirst = async (folder: string): Promise<boolean> =>
+    stat(join(folder, partName(1))).then(
+      () => true,
+      () => false,
+    );
+  const firsts: string[] = [];
+  for (const folder of folders) if (await holdsFirst(folder)) firsts.push(folder);
   const indexes: FoundIndex[] = [];
-  for (const folder of folders) {
+  for (const folder of firsts.length > 0 ? firsts : folders) {
     const bytes = await readIndexBytes(folder);
     const decoded = decodePartsIndex(bytes, join(folder, PARTS_INDEX));
     if (!indexes.some((other) => other.bytes.equals(bytes)))

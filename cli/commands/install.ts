@@ -12,6 +12,7 @@ import {
 import { confirm } from '../confirm.js';
 import { formatPlan } from '../format.js';
 import { progressPrinter } from '../progress.js';
+import { askOnTerminal } from '../volume-prompt.js';
 
 export const command: Command = {
   usage:
@@ -34,7 +35,9 @@ export const command: Command = {
     const { exitCodeOf } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = progressPrinter();
+    const ask = askOnTerminal();
     const result = await install({
+      ...(ask ? { ask } : {}),
       bundle,
       root,
       controls: controlInput(values),

@@ -2,6 +2,7 @@ import { FerryError } from '../../manifest-schema/index.js';
 import { factsOf } from '../appliance.js';
 import { plan as makePlan, type Controls } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
+import { blamePart, mediaOf, type AskForVolume } from '../../bundle/media.js';
 import { openTrusted } from '../../bundle/open.js';
 import { insideWindow } from '../windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
@@ -19,6 +20,8 @@ export interface InstallOptions {
   /** Ignore the maintenance windows. */
   now?: boolean;
   onEvent?: (event: InstallEvent) => void;
+  /** On removable media: asks the operator for the next volume. Without it every volume must be attached. */
+  ask?: AskForVolume;
 }
 
 /**
@@ -34,7 +37,11 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   };
   return exclusive(options.root, 'install', emit, async (appliance) => {
     const controls = await loadControls(options.controls ?? {});
-    const opened = await openTrusted(options.bundle, appliance.trust);
+    const opened = await openTrusted(
+      options.bundle,
+      appliance.trust,
+      options.ask ? { ask: options.ask } : {},
+    );
     try {
       const facts = factsOf(appliance);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
@@ -55,6 +62,8 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       }
       if (plan.order.length === 0)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
+      // With nobody to ask for a volume, every volume must be there before anything changes.
+      await mediaOf(opened.reader.source)?.assertComplete();
       const transaction = await Transaction.begin({
         appliance,
         operation: 'install',
@@ -86,7 +95,11 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
   try {
     try {
       await t.pass('pre-validate', () => preValidate(run));
-      await t.pass('stage', () => stage(run));
+      await t.pass('stage', () =>
+        stage(run).catch(async (error: unknown) => {
+          throw await blamePart(run.reader.source, error);
+        }),
+      );
     } catch (error) {
       return { outcome: 'unchanged', failure: await t.abandon(error) };
     }

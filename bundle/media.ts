@@ -109,7 +109,7 @@ interface FoundIndex extends DecodedPartsIndex {
 }
 
 function describe(index: PartsIndex): string {
-  return `${index.bundle.id} (build ${index.bundle.metadataSha256.slice(0, 12)})`;
+  return `${index.bundle.id} (build ${index.bundle.metadataSha256.slice(0, 12)}, volumes ${volumeLabel(index, 1)}…)`;
 }
 
 /**

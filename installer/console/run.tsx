@@ -1,5 +1,6 @@
 import { render, useInput } from 'ink';
 import { useEffect, useState } from 'react';
+import type { AskForVolume } from '../../bundle/media.js';
 import { FerryError, isFerryError } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf } from '../engine/events.js';
@@ -22,6 +23,8 @@ export class ConsoleController {
   state: ConsoleState;
   private readonly listeners = new Set<(state: ConsoleState) => void>();
   private readonly root: string;
+  /** The install's wait for a volume: Enter goes on, q gives up. */
+  private waiting: { resolve: () => void; reject: () => void } | null = null;
   onQuit: () => void = () => undefined;
 
   constructor(state: ConsoleState, root: string) {
@@ -42,6 +45,14 @@ export class ConsoleController {
   key(input: string, enter: boolean, arrow: 'up' | 'down' | null = null): void {
     if (arrow !== null) {
       this.dispatch({ type: 'choose', step: arrow === 'down' ? 1 : -1 });
+      return;
+    }
+    if (this.waiting && (enter || input === 'q')) {
+      const { resolve, reject } = this.waiting;
+      this.waiting = null;
+      this.dispatch({ type: 'volume', wanted: null });
+      if (enter) resolve();
+      else reject();
       return;
     }
     if (input === 'q' && this.state.screen !== 'installing') {
@@ -85,7 +96,12 @@ export class ConsoleController {
   private async apply(bundle: string): Promise<void> {
     this.dispatch({ type: 'start', at: Date.now() });
     try {
-      await install({ bundle, root: this.root, onEvent: (event) => this.dispatch(event) });
+      await install({
+        bundle,
+        root: this.root,
+        onEvent: (event) => this.dispatch(event),
+        ask: this.askForVolume,
+      });
       const after = await openAppliance(this.root);
       this.state = { ...this.state, appliance: applianceView(after) };
       this.dispatch({ type: 'notice', text: '' });
@@ -96,6 +112,15 @@ export class ConsoleController {
       this.dispatch({ type: 'failed', error: failure });
     }
   }
+
+  /** Shows which volume to insert and waits for Enter (or q, which stops with nothing changed). */
+  private readonly askForVolume: AskForVolume = (request) =>
+    new Promise<void>((resolve, reject) => {
+      this.waiting = { resolve, reject: () => reject(request.problem) };
+      const { volume, volumes, label, bundle, problem } = request;
+      const wrong = problem.code === 'E_WRONG_VOLUME' ? problem.message : null;
+      this.dispatch({ type: 'volume', wanted: { volume, volumes, label, bundle, wrong } });
+    });
 }
 
 /** The screen: renders what the controller holds and hands it the keys. */

@@ -6,8 +6,9 @@ import { validate } from './validate.js';
 
 /**
  * Removable media: a bundle cut into byte parts, one per volume, each volume
- * carrying the same signed parts index. Names are upper-case 8.3 so that
- * FAT32 and a plain ISO 9660 image show them the same on every system.
+ * carrying the same signed parts index. Names are upper case, so that FAT32
+ * (long names) and ISO 9660 level 2 (with Joliet and Rock Ridge) show them
+ * as written on every system.
  */
 export const MEDIA_DIR = 'FERRY';
 export const PARTS_INDEX = `${MEDIA_DIR}/PARTS.JSON`;

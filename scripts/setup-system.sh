@@ -16,6 +16,9 @@ command -v skopeo >/dev/null || needed+=(skopeo)   # an independent OCI client, 
 command -v xorriso >/dev/null || needed+=(xorriso)
 command -v mcopy >/dev/null || needed+=(mtools)
 command -v mkfs.fat >/dev/null || needed+=(dosfstools)
+# ...mounted read-only through FUSE: this kernel may have no vfat or iso9660 module.
+command -v fusefat >/dev/null || needed+=(fusefat)
+command -v fuseiso >/dev/null || needed+=(fuseiso)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   assertTrusted,
   checkSignatures,
@@ -21,7 +21,7 @@ import {
   type TrustedRoot,
   type TrustRoot,
 } from '../manifest-schema/index.js';
-import { outside, type BundleSource } from './source.js';
+import { corruptBundle, outside, rangeStream, type BundleSource } from './source.js';
 
 /**
  * Reading a bundle from removable media: the parts on the volumes become one
@@ -406,30 +406,12 @@ export class PartsSource implements BundleSource {
   }
 
   stream(offset: number, length: number, highWaterMark = 1 << 20): Readable {
-    const bad = outside(this, offset, length);
-    const end = offset + length;
-    let position = offset;
-    const readSome = (buffer: Buffer, want: number): Promise<number> =>
-      this.readSome(buffer, 0, want, position);
-    return new Readable({
-      highWaterMark,
-      construct: (callback) => callback(bad),
-      read(size) {
-        const want = Math.min(size, end - position);
-        if (want <= 0) {
-          this.push(null);
-          return;
-        }
-        const buffer = Buffer.allocUnsafe(want);
-        readSome(buffer, want).then(
-          (n) => {
-            position += n;
-            this.push(n === want ? buffer : buffer.subarray(0, n));
-          },
-          (error: unknown) => this.destroy(error as Error),
-        );
-      },
-    });
+    return rangeStream(
+      this,
+      { offset, length, highWaterMark },
+      (buffer, want, position) => this.readSome(buffer, 0, want, position),
+      (position) => corruptBundle(this.name, `ends at byte ${position}`),
+    );
   }
 
   segments(offset: number, length: number): Segment[] {

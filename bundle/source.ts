@@ -64,6 +64,44 @@ export function outside(source: BundleSource, offset: number, length: number): F
   );
 }
 
+/**
+ * The `length` bytes from `offset` as a stream of reads, each of which may
+ * come up short; a read that gets nothing fails the stream with `ended`.
+ */
+export function rangeStream(
+  source: BundleSource,
+  range: { offset: number; length: number; highWaterMark: number },
+  readAt: (buffer: Buffer, want: number, position: number) => Promise<number>,
+  ended: (position: number) => FerryError,
+): Readable {
+  const bad = outside(source, range.offset, range.length);
+  const end = range.offset + range.length;
+  let position = range.offset;
+  return new Readable({
+    highWaterMark: range.highWaterMark,
+    construct: (callback) => callback(bad),
+    read(size) {
+      const want = Math.min(size, end - position);
+      if (want <= 0) {
+        this.push(null);
+        return;
+      }
+      const buffer = Buffer.allocUnsafe(want);
+      readAt(buffer, want, position).then(
+        (n) => {
+          if (n === 0) {
+            this.destroy(ended(position));
+            return;
+          }
+          position += n;
+          this.push(n === want ? buffer : buffer.subarray(0, n));
+        },
+        (error: unknown) => this.destroy(error as Error),
+      );
+    },
+  });
+}
+
 /** A bundle kept as one file. */
 class FileSource implements BundleSource {
   readonly name: string;
@@ -89,36 +127,13 @@ class FileSource implements BundleSource {
   }
 
   stream(offset: number, length: number, highWaterMark = 1 << 20): Readable {
-    const bad = outside(this, offset, length);
-    const end = offset + length;
-    let position = offset;
     // Through the one handle, so no stream holds a descriptor of its own.
-    const readAt = (buffer: Buffer, want: number): Promise<number> =>
-      this.readAt(buffer, 0, want, position);
-    const shrunk = (): FerryError => this.shrunk(position);
-    return new Readable({
-      highWaterMark,
-      construct: (callback) => callback(bad),
-      read(size) {
-        const want = Math.min(size, end - position);
-        if (want <= 0) {
-          this.push(null);
-          return;
-        }
-        const buffer = Buffer.allocUnsafe(want);
-        readAt(buffer, want).then(
-          (n) => {
-            if (n === 0) {
-              this.destroy(shrunk());
-              return;
-            }
-            position += n;
-            this.push(n === want ? buffer : buffer.subarray(0, n));
-          },
-          (error: unknown) => this.destroy(error as Error),
-        );
-      },
-    });
+    return rangeStream(
+      this,
+      { offset, length, highWaterMark },
+      (buffer, want, position) => this.readAt(buffer, 0, want, position),
+      (position) => this.shrunk(position),
+    );
   }
 
   segments(offset: number, length: number): Segment[] {

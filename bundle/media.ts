@@ -220,14 +220,14 @@ export class PartsSource implements BundleSource {
     const folders = await volumeFolders(this.name);
     const problems: FerryError[] = [];
     for (const part of this.parts) {
-      const problem = await this.locate(part, folders);
-      if (problem) problems.push(problem);
+      const found = await this.locate(part, folders);
+      if (typeof found !== 'string') problems.push(found);
     }
     return problems;
   }
 
-  /** Looks for a part on the volumes; null when found (its path is set). */
-  private async locate(part: Part, folders: readonly string[]): Promise<FerryError | null> {
+  /** Looks for a part on the volumes: its path (also set on the part), or why it is not there. */
+  private async locate(part: Part, folders: readonly string[]): Promise<string | FerryError> {
     let problem: FerryError | null = null;
     for (const folder of folders) {
       const file = join(folder, part.name);
@@ -240,7 +240,7 @@ export class PartsSource implements BundleSource {
       }
       if (stats.size !== part.size) throw this.mismatch(part, file, `is ${stats.size} bytes`);
       part.path = file;
-      return null;
+      return file;
     }
     part.path = null;
     return problem ?? this.missing(part);
@@ -304,9 +304,9 @@ export class PartsSource implements BundleSource {
 
   /** Finds a part, asking the operator for its volume until it is there or they give up. */
   private async find(part: Part): Promise<string> {
-    if (part.path !== null) return part.path;
-    let problem = await this.locate(part, await volumeFolders(this.name));
-    while (problem) {
+    let found = part.path ?? (await this.locate(part, await volumeFolders(this.name)));
+    while (typeof found !== 'string') {
+      const problem = found;
       if (!this.ask) throw problem;
       // The old volume may be ejected only once nothing on it is open.
       await this.release();
@@ -317,9 +317,9 @@ export class PartsSource implements BundleSource {
         bundle: this.index.bundle.id,
         problem,
       });
-      problem = await this.locate(part, await volumeFolders(this.name));
+      found = await this.locate(part, await volumeFolders(this.name));
     }
-    return part.path as unknown as string;
+    return found;
   }
 
   private async handleFor(part: Part): Promise<FileHandle> {

@@ -9,7 +9,7 @@ import { applianceView, discover } from '../../installer/console/discover.js';
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleController } from '../../installer/console/run.js';
 import { install } from '../../installer/engine/install.js';
-import { FERRY, ferry, tempDir } from '../helpers.js';
+import { FERRY, ferry, json, tempDir } from '../helpers.js';
 import { initAppliance, sha256, snapshot, status } from '../e2e/appliance.js';
 import { makeMedia, mediaBase, type MediaBase } from './helpers.js';
 
@@ -112,6 +112,48 @@ describe('asking for volumes', () => {
     });
     await expect(gaveUp).rejects.toMatchObject({ code: 'E_PART_MISSING', details: { volume: 2 } });
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('installs a tar.gz bundle through one drive, streaming it once in order', async () => {
+    const product = join(dir, 'gz-product');
+    await cp(base.ws.product, product, { recursive: true, verbatimSymlinks: true });
+    const built = await ferry([
+      'build',
+      join(product, 'release-1.0.0.yaml'),
+      '--out',
+      join(dir, 'gz'),
+      '--key',
+      base.ws.key,
+      '--format',
+      'tar.gz',
+      '--json',
+    ]);
+    expect(built.code, built.stderr).toBe(0);
+    const made = await ferry([
+      'media',
+      json<{ bundle: string }>(built).bundle,
+      '--out',
+      join(dir, 'gz-media'),
+      '--key',
+      base.ws.key,
+      '--volume-size',
+      '1100K',
+      '--no-installer',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const { disc, insert } = await drive(join(dir, 'gz-media', 'vol1'));
+    const root = await appliance();
+    const asked: number[] = [];
+    const result = await install({
+      bundle: disc,
+      root,
+      ask: async ({ volume }) => {
+        asked.push(volume);
+        await insert(join(dir, 'gz-media', `vol${volume}`));
+      },
+    });
+    expect(result.outcome).toBe('committed');
+    expect(asked).toEqual([2, 3]);
   });
 
   it('the console shows which volume to insert and goes on at Enter', async () => {

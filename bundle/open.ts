@@ -11,16 +11,25 @@ import {
   type TrustRoot,
 } from '../manifest-schema/index.js';
 import { bundleLayout } from './layout.js';
+import { isMediaFolder, mediaOf, PartsSource, type MediaOptions } from './media.js';
 import type { BundleReader, ReaderFormat, Skeleton } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
 import { openTar } from './tar.js';
 import { openZip } from './zip.js';
 
-/** Opens a bundle file and reads its bundle.json (and, for a zip, its central directory). */
-export async function openBundle(file: string): Promise<BundleReader> {
-  const source = await openFileSource(file);
+/**
+ * Opens a bundle file, or the volumes `ferry media` wrote, and reads its
+ * bundle.json (and, for a zip, its central directory). On media, the parts
+ * index is checked against `media.trust` before any part is read.
+ */
+export async function openBundle(file: string, media: MediaOptions = {}): Promise<BundleReader> {
+  const source = (await isMediaFolder(file))
+    ? await PartsSource.open(file, media)
+    : await openFileSource(file);
   try {
-    return await readBundle(source);
+    const reader = await readBundle(source);
+    mediaOf(source)?.checkMetadata(reader.metadataBytes, reader.format);
+    return reader;
   } catch (error) {
     await source.close().catch(() => undefined);
     throw error;
@@ -89,8 +98,12 @@ export interface OpenedBundle {
  * root it must meet it, and without one (inspect) an envelope that carries no
  * signature is still refused, so every command gives the same first verdict.
  */
-export async function openBundleMetadata(file: string, trust?: TrustRoot): Promise<OpenedBundle> {
-  const reader = await openBundle(file);
+export async function openBundleMetadata(
+  file: string,
+  trust?: TrustRoot,
+  media: MediaOptions = {},
+): Promise<OpenedBundle> {
+  const reader = await openBundle(file, { ...media, ...(trust ? { trust } : {}) });
   try {
     const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
     const signature = trust ? checkSignatures(envelope, payload, trust) : unchecked(envelope);
@@ -120,6 +133,9 @@ function unchecked(envelope: Envelope): SignatureStatus {
 export async function openTrusted(
   file: string,
   trust: TrustRoot,
+  media: MediaOptions = {},
 ): Promise<OpenedBundle & { signature: SignatureStatus }> {
-  return (await openBundleMetadata(file, trust)) as OpenedBundle & { signature: SignatureStatus };
+  return (await openBundleMetadata(file, trust, media)) as OpenedBundle & {
+    signature: SignatureStatus;
+  };
 }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { Header, Pax } from 'tar';
 import { FerryError, ioError } from '../manifest-schema/index.js';
 import { EntryAudit } from './audit.js';
@@ -42,11 +42,13 @@ export async function openTar(
     (indexed ??= checkTar(source, skeleton));
   return {
     metadataBytes,
-    index: (skeleton) => (format === 'tar' ? index(skeleton) : Promise.resolve(null)),
+    // Volumes asked for one at a time are read once, in order: no index, no random reads.
+    index: (skeleton) =>
+      format === 'tar' && !source.sequential ? index(skeleton) : Promise.resolve(null),
     visit: async (skeleton, visitor, select) =>
-      format === 'tar'
+      format === 'tar' && !source.sequential
         ? visitIndexed(source, await index(skeleton), visitor, select)
-        : streamTarGz(source, skeleton, visitor, select),
+        : streamTar(source, format, skeleton, visitor, select),
     close: () => Promise.resolve(),
   };
 }
@@ -214,20 +216,23 @@ function checkEnd(file: string, extra: number): void {
 }
 
 /**
- * A tar.gz streamed once, start to end: each header is compared as it
- * arrives, each entry's data is handed to the visitor (or skipped), and
- * after the end blocks neither the tar nor the gzip stream may hold another
- * byte, so no bomb after the end is ever inflated beyond one chunk.
+ * A tar.gz (or a plain tar on volumes read in order) streamed once, start to
+ * end: each header is compared as it arrives, each entry's data is handed to
+ * the visitor (or skipped), and after the end blocks neither the tar nor the
+ * gzip stream may hold another byte, so no bomb after the end is ever
+ * inflated beyond one chunk.
  */
-async function streamTarGz(
+async function streamTar(
   source: BundleSource,
+  format: 'tar' | 'tar.gz',
   skeleton: Skeleton,
   visitor: EntryVisitor,
   select?: (name: string) => boolean,
 ): Promise<void> {
   const { name: file } = source;
   const { layout } = skeleton;
-  const stream = gunzipped(source, VISIT_HIGH_WATER);
+  const stream =
+    format === 'tar.gz' ? gunzipped(source, VISIT_HIGH_WATER) : plain(source, VISIT_HIGH_WATER);
   const bytes = new StreamBytes(stream.output, file);
   try {
     let position = 0;
@@ -260,24 +265,36 @@ async function streamTarGz(
     }
     checkEnd(file, await bytes.remaining());
     await stream.done;
-    if (stream.output.bytesWritten !== source.size)
+    const consumed = stream.consumed?.() ?? source.size;
+    if (consumed !== source.size)
       throw corruptBundle(
         file,
-        `holds ${source.size - stream.output.bytesWritten} bytes after its gzip stream; Ferry writes nothing there`,
+        `holds ${source.size - consumed} bytes after its gzip stream; Ferry writes nothing there`,
       );
   } finally {
     stream.close();
   }
 }
 
-interface Gunzipped {
-  output: Gunzip;
-  /** Settles when the whole source has been inflated (or fails). */
+interface Inflow {
+  output: Readable;
+  /** Settles when the whole source has been read (or fails). */
   done: Promise<void>;
   close(): void;
+  /** Compressed bytes the gzip stream used, for a tar.gz. */
+  consumed?: () => number;
 }
 
-function gunzipped(source: BundleSource, highWaterMark: number): Gunzipped {
+function plain(source: BundleSource, highWaterMark: number): Inflow {
+  const output = source.stream(0, source.size, highWaterMark);
+  const done = finished(output).catch((error: unknown) => {
+    throw error instanceof FerryError ? error : ioError(error, source.name, 'reading');
+  });
+  done.catch(() => undefined);
+  return { output, done, close: () => output.destroy() };
+}
+
+function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
   const input = source.stream(0, source.size, highWaterMark);
   const output = createGunzip();
   const done = new Promise<void>((resolve, reject) => {
@@ -298,6 +315,7 @@ function gunzipped(source: BundleSource, highWaterMark: number): Gunzipped {
       input.destroy();
       output.destroy();
     },
+    consumed: () => output.bytesWritten,
   };
 }
 

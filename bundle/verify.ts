@@ -7,6 +7,7 @@ import {
   type TrustRoot,
 } from '../manifest-schema/index.js';
 import { checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
+import { mediaOf } from './media.js';
 import { openTrusted } from './open.js';
 import { collect, type BundleReader, type IndexedEntry } from './reader.js';
 
@@ -26,6 +27,8 @@ export async function verifyBundle(file: string, trust: TrustRoot): Promise<Veri
   const opened = await openTrusted(file, trust);
   const { reader, metadata } = opened;
   try {
+    // On media every part is checked first, so a damaged one is named by part and volume.
+    await mediaOf(reader.source)?.checkParts(true);
     const expected = expectedEntries(metadata, reader.metadataBytes.length);
     const audit = new EntryAudit(expected, file);
     const index = await reader.index();

@@ -196,6 +196,35 @@ export const EnvelopeSchema = strict({
 });
 export type Envelope = Static<typeof EnvelopeSchema>;
 
+// ---------------------------------------------------------------- parts index (removable media)
+
+/** A bundle cut into parts across volumes (FERRY/PARTS.JSON, in an envelope signed like bundle.json). */
+export const PartsIndexSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  bundle: strict({
+    /** product@release: what the operator is told the volumes carry. */
+    id: Type.String({ minLength: 3, maxLength: 512 }),
+    format: stringEnum(['tar', 'tar.gz'] as const),
+    /** Ties the parts to one build: two builds of a release differ here. */
+    metadataSha256: Sha256,
+    size: Type.Integer({ minimum: 1 }),
+  }),
+  /** Volume N is labelled `${label}${N}`. */
+  label: Type.String({ pattern: '^[A-Z0-9_]{1,27}$' }),
+  volumes: Type.Integer({ minimum: 1, maximum: 999 }),
+  parts: Type.Array(
+    strict({
+      name: Type.String({ pattern: '^FERRY/BUNDLE\\.[0-9]{3}$' }),
+      volume: Type.Integer({ minimum: 1, maximum: 999 }),
+      offset: Size,
+      size: Type.Integer({ minimum: 1 }),
+      sha256: Sha256,
+    }),
+    { minItems: 1, maxItems: 999 },
+  ),
+});
+export type PartsIndex = Static<typeof PartsIndexSchema>;
+
 // ---------------------------------------------------------------- release record (history)
 
 export const ReleaseRecordSchema = strict({
@@ -403,4 +432,5 @@ export const SCHEMAS = {
   'appliance-config': ApplianceConfigSchema,
   'appliance-state': ApplianceStateSchema,
   'appliance-facts': ApplianceFactsSchema,
+  'parts-index': PartsIndexSchema,
 } as const;

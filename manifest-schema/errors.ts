@@ -156,6 +156,15 @@ export const ERROR_CODES = {
     exit: 3,
     summary: 'the audit chain is broken: an event was edited, removed or inserted',
   },
+  E_MEDIA_INDEX_INVALID: {
+    exit: 3,
+    summary:
+      "a volume's parts index (FERRY/PARTS.JSON) is missing, malformed, or contradicts its bundle",
+  },
+  E_PART_MISMATCH: {
+    exit: 3,
+    summary: 'a bundle part on a volume is not the size or sha256 its signed parts index gives',
+  },
   // plan (4): these are reasons inside a plan; a blocked plan exits 4
   E_PLAN_BLOCKED: { exit: 4, summary: 'the plan has errors; nothing was changed' },
   E_PRODUCT: { exit: 4, summary: 'the bundle is for another product' },
@@ -220,6 +229,15 @@ export const ERROR_CODES = {
     exit: 1,
     summary: 'other bytes are already published under that version; versions are immutable',
   },
+  E_PART_MISSING: {
+    exit: 1,
+    summary: 'a bundle part is on a volume that is not attached (or not under the folder given)',
+  },
+  E_WRONG_VOLUME: {
+    exit: 1,
+    summary: 'a volume belongs to another bundle, or to another build of the same release',
+  },
+  E_TOOL_MISSING: { exit: 1, summary: 'a program Ferry drives (xorriso) is not installed' },
   E_INTERNAL: { exit: 1, summary: 'a bug in Ferry' },
 } as const satisfies Record<string, { exit: 1 | 2 | 3 | 4 | 5; summary: string }>;
 
@@ -228,8 +246,10 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface ErrorDetails {
   /** The file the problem is in (spec, bundle, key, state file). */
   file?: string;
-  /** The archive entry name. */
+  /** The archive entry name (on removable media: the part's name on its volume). */
   entry?: string;
+  /** On removable media: the volume number (1-based). */
+  volume?: number;
   component?: string;
   /** A JSON path or spec field such as `/components/db/version`. */
   field?: string;

@@ -7,6 +7,7 @@ import {
   BundleMetadataSchema,
   ControlTableSchema,
   EnvelopeSchema,
+  PartsIndexSchema,
   ReleaseRecordSchema,
   ReleaseSpecSchema,
   RootDocumentSchema,
@@ -37,6 +38,7 @@ const COMPILED = new Map<TSchema, ValidateFunction | undefined>([
   [ApplianceConfigSchema, validators.applianceConfig],
   [ApplianceStateSchema, validators.applianceState],
   [ApplianceFactsSchema, validators.applianceFacts],
+  [PartsIndexSchema, validators.partsIndex],
 ]);
 
 /**

@@ -599,6 +599,16 @@ if (!registryBinary) {
   rmSync(oci, { recursive: true, force: true });
 }
 
+// Install from the parts `ferry media` cuts, against the single file.
+const mediaBench = spawnSync(
+  process.execPath,
+  [join(root, 'scripts', 'bench-media.mjs'), String(runs), String(gib), work],
+  { encoding: 'utf8' },
+);
+if (mediaBench.status !== 0) throw new Error(mediaBench.stderr);
+log();
+log(mediaBench.stdout.trim());
+
 // The planner alone: 1,000 components with random (acyclic) dependencies.
 const synthetic = spawnSync(
   process.execPath,

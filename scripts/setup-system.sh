@@ -12,6 +12,13 @@ command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone 
 # loopback; the packaged service, if systemd starts it, is not used.
 command -v docker-registry >/dev/null || needed+=(docker-registry)
 command -v skopeo >/dev/null || needed+=(skopeo)   # an independent OCI client, for interop tests
+# ferry media: ISO images (xorriso), and the tests' real FAT32 images (mkfs.fat, mcopy).
+command -v xorriso >/dev/null || needed+=(xorriso)
+command -v mcopy >/dev/null || needed+=(mtools)
+command -v mkfs.fat >/dev/null || needed+=(dosfstools)
+# ...mounted read-only through FUSE: this kernel may have no vfat or iso9660 module.
+command -v fusefat >/dev/null || needed+=(fusefat)
+command -v fuseiso >/dev/null || needed+=(fuseiso)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing ${needed[*]}; install them with apt-get (needs root)" >&2

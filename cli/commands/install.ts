@@ -12,6 +12,7 @@ import {
 import { confirm } from '../confirm.js';
 import { formatPlan } from '../format.js';
 import { progressPrinter } from '../progress.js';
+import { askOnTerminal } from '../volume-prompt.js';
 
 export const command: Command = {
   usage:
@@ -42,7 +43,9 @@ export const command: Command = {
       else stopping.abort(signal);
     };
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+    const ask = askOnTerminal();
     const result = await install({
+      ...(ask ? { ask } : {}),
       bundle,
       root,
       controls: controlInput(values),

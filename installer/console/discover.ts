@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isFerryError } from '../../manifest-schema/index.js';
+import { isFerryError, partName, PARTS_INDEX } from '../../manifest-schema/index.js';
 import type { Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
@@ -11,8 +11,22 @@ export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
 
 const BUNDLE_NAME = /\.(tar|tar\.gz|zip)$/;
 
-/** Bundle files in a folder and the folders just below it (a stick's root, or a mount point's volumes). */
+/** Volume 1 of removable media: its parts index and part 1, which holds bundle.json. */
+async function isFirstVolume(dir: string): Promise<boolean> {
+  const present = (path: string) =>
+    stat(join(dir, path)).then(
+      (stats) => stats.isFile(),
+      () => false,
+    );
+  return (await present(PARTS_INDEX)) && (await present(partName(1)));
+}
+
+/**
+ * Bundle files in a folder and the folders just below it (a stick's root, or
+ * a mount point's volumes), and bundles on removable media by their volume 1.
+ */
 async function bundleFiles(dir: string, depth: number): Promise<string[]> {
+  if (await isFirstVolume(dir)) return [dir];
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const found: string[] = [];
   for (const entry of entries) {

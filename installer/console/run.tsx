@@ -1,5 +1,6 @@
 import { render, useInput } from 'ink';
 import { useEffect, useState } from 'react';
+import type { AskForVolume } from '../../bundle/media.js';
 import { FerryError, isFerryError } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
@@ -24,6 +25,8 @@ export class ConsoleController {
   private readonly root: string;
   /** Aborted when the operator interrupts an install under way. */
   private stopping: AbortController | null = null;
+  /** The install's wait for a volume: Enter goes on, q gives up. */
+  private waiting: { resolve: () => void; reject: () => void } | null = null;
   onQuit: () => void = () => undefined;
 
   constructor(state: ConsoleState, root: string) {
@@ -44,6 +47,14 @@ export class ConsoleController {
   key(input: string, enter: boolean, arrow: 'up' | 'down' | null = null): void {
     if (arrow !== null) {
       this.dispatch({ type: 'choose', step: arrow === 'down' ? 1 : -1 });
+      return;
+    }
+    if (this.waiting && (enter || input === 'q')) {
+      const { resolve, reject } = this.waiting;
+      this.waiting = null;
+      this.dispatch({ type: 'volume', wanted: null });
+      if (enter) resolve();
+      else reject();
       return;
     }
     if (input === 'q' && this.state.screen !== 'installing') {
@@ -105,6 +116,7 @@ export class ConsoleController {
         root: this.root,
         onEvent: (event) => this.dispatch(event),
         signal: this.stopping.signal,
+        ask: this.askForVolume,
       });
       const after = await openAppliance(this.root);
       this.state = { ...this.state, appliance: applianceView(after) };
@@ -116,6 +128,15 @@ export class ConsoleController {
       this.dispatch({ type: 'failed', error: failure });
     }
   }
+
+  /** Shows which volume to insert and waits for Enter (or q, which stops with nothing changed). */
+  private readonly askForVolume: AskForVolume = (request) =>
+    new Promise<void>((resolve, reject) => {
+      this.waiting = { resolve, reject: () => reject(request.problem) };
+      const { volume, volumes, label, bundle, problem } = request;
+      const wrong = problem.code === 'E_WRONG_VOLUME' ? problem.message : null;
+      this.dispatch({ type: 'volume', wanted: { volume, volumes, label, bundle, wrong } });
+    });
 }
 
 /** The screen: renders what the controller holds and hands it the keys. */

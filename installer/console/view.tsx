@@ -7,6 +7,7 @@ import {
   type Candidate,
   type ConsoleState,
   type PassState,
+  type VolumeWanted,
 } from './model.js';
 
 /** The console's screens: a projection of ConsoleState, nothing more. */
@@ -215,7 +216,26 @@ function ProgressScreen({ state }: { state: ConsoleState }) {
           </Text>
         ))}
       </Box>
+      {state.volume ? <VolumePrompt wanted={state.volume} /> : null}
       <LogPane lines={state.log} />
+    </Box>
+  );
+}
+
+function VolumePrompt({ wanted }: { wanted: VolumeWanted }) {
+  return (
+    <Box
+      flexDirection="column"
+      marginTop={1}
+      borderStyle="double"
+      borderColor="yellow"
+      paddingX={1}
+    >
+      {wanted.wrong ? <Text color="red">{wanted.wrong}</Text> : null}
+      <Text bold>
+        Insert volume {wanted.volume} of {wanted.volumes} ({wanted.label}) of {wanted.bundle}
+      </Text>
+      <Text>[Enter] it is in · [q] stop here (nothing has been changed yet)</Text>
     </Box>
   );
 }

@@ -1,6 +1,7 @@
 import { FerryError } from '../../manifest-schema/index.js';
 import { plan as makePlan, type Plan } from '../plan.js';
 import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
+import { blamePart, mediaOf, type AskForVolume } from '../../bundle/media.js';
 import { openTrusted } from '../../bundle/open.js';
 import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
@@ -24,6 +25,8 @@ export interface InstallOptions {
    * is already committing.
    */
   signal?: AbortSignal;
+  /** On removable media: asks the operator for the next volume. Without it every volume must be attached. */
+  ask?: AskForVolume;
 }
 
 /**
@@ -43,7 +46,11 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   });
   return exclusive(options.root, 'install', emit, async (appliance) => {
     const controls = await loadControls(options.controls ?? {});
-    const opened = await openTrusted(options.bundle, appliance.trust);
+    const opened = await openTrusted(
+      options.bundle,
+      appliance.trust,
+      options.ask ? { ask: options.ask } : {},
+    );
     try {
       const facts = await checkedFacts(appliance, options.controls?.driftCheck);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
@@ -73,6 +80,8 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
           failure: { component: null, pass: 'pre-validate', artifact: null, status, tail: '' },
         });
       }
+      // With nobody to ask for a volume, every volume must be there before anything changes.
+      await mediaOf(opened.reader.source)?.assertComplete();
       transaction = await Transaction.begin({
         appliance,
         operation: 'install',
@@ -122,7 +131,11 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
   try {
     try {
       await t.pass('pre-validate', () => preValidate(run));
-      await t.pass('stage', () => stage(run));
+      await t.pass('stage', () =>
+        stage(run).catch(async (error: unknown) => {
+          throw await blamePart(run.reader.source, error);
+        }),
+      );
     } catch (error) {
       return { outcome: 'unchanged', failure: await t.abandon(error) };
     }

@@ -69,7 +69,7 @@ export async function readBundle(source: BundleSource): Promise<BundleReader> {
       };
     },
     index: () => archive.index(bound()),
-    visit: (visitor, select) => archive.visit(bound(), visitor, select),
+    visit: (visitor, select, upTo) => archive.visit(bound(), visitor, select, upTo),
     close: async () => {
       await archive.close();
       await source.close();

@@ -63,8 +63,11 @@ export interface BundleReader {
   /**
    * Streams entries in archive order, only those `select` accepts (a tar.gz
    * is still read and checked to its last byte, whatever is selected).
+   * `upTo` stops a stream after that entry: only for a caller that reads the
+   * whole archive again before acting on it (install stages its artifacts
+   * from the front, then reads to the end while staging payload).
    */
-  visit(visitor: EntryVisitor, select?: (name: string) => boolean): Promise<void>;
+  visit(visitor: EntryVisitor, select?: (name: string) => boolean, upTo?: string): Promise<void>;
   /** Closes the source too. */
   close(): Promise<void>;
 }
@@ -79,6 +82,7 @@ export interface ArchiveReader {
     skeleton: Skeleton,
     visitor: EntryVisitor,
     select?: (name: string) => boolean,
+    upTo?: string,
   ): Promise<void>;
   close(): Promise<void>;
 }

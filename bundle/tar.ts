@@ -45,10 +45,10 @@ export async function openTar(
     // Volumes asked for one at a time are read once, in order: no index, no random reads.
     index: (skeleton) =>
       format === 'tar' && !source.sequential ? index(skeleton) : Promise.resolve(null),
-    visit: async (skeleton, visitor, select) =>
+    visit: async (skeleton, visitor, select, upTo) =>
       format === 'tar' && !source.sequential
         ? visitIndexed(source, await index(skeleton), visitor, select)
-        : streamTar(source, format, skeleton, visitor, select),
+        : streamTar(source, format, skeleton, visitor, select, upTo),
     close: () => Promise.resolve(),
   };
 }
@@ -228,6 +228,7 @@ async function streamTar(
   skeleton: Skeleton,
   visitor: EntryVisitor,
   select?: (name: string) => boolean,
+  upTo?: string,
 ): Promise<void> {
   const { name: file } = source;
   const { layout } = skeleton;
@@ -253,6 +254,7 @@ async function streamTar(
         await finished(data);
       }
       position = placed.dataOffset + size;
+      if (placed.entry.name === upTo) return;
     }
     if (!isZero(await bytes.take(layout.dataEnd - position)))
       throw paddingError(file, layout.placed.at(-1));

@@ -61,6 +61,8 @@ export async function stageArtifacts(context: StageContext): Promise<void> {
       await writeVerified(data, join(artifactsDir(dir), entry.name), entry, reader.file, 0o755);
     },
     (name) => wantedNames.has(name),
+    // stagePayload reads on to the end blocks before anything is switched.
+    wanted.at(-1)?.name,
   );
   const missing = wanted.find((entry) => !seen.has(entry.name));
   if (missing) throw missingEntry(reader.file, missing.name);
@@ -84,8 +86,8 @@ export async function stagePayload(
       entry.name.startsWith('payload/'),
   );
   const wantedNames = new Set(wanted.map((entry) => entry.name));
-  if (wanted.length === 0) return;
   const index = await reader.index();
+  if (index && wanted.length === 0) return;
   if (index) {
     await stageFromIndex(context, index, expected, wanted, components);
     return;

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 import { usageError, type Command, type Parsed } from './args.js';
 
 type Loader = () => Promise<{ command: Command }>;
@@ -55,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version') {
-    process.stdout.write('ferry 0.1.0\n');
+    process.stdout.write(`ferry ${FERRY_VERSION}\n`);
     return 0;
   }
   const wantsJson = argv.includes('--json');

@@ -37,6 +37,7 @@ export type {
   BundleComponent,
   BundleKind,
   BundleMetadata,
+  CarriedInstaller,
   Change,
   ControlTable,
   Envelope,

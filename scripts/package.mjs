@@ -36,8 +36,12 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist', 'package');
-const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// FERRY_PACKAGE_VERSION and FERRY_PACKAGE_OUT make a build that calls itself
+// another version, elsewhere: the hand-over test needs an older installer.
+const out = process.env.FERRY_PACKAGE_OUT ?? join(root, 'dist', 'package');
+const version =
+  process.env.FERRY_PACKAGE_VERSION ??
+  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 // Both sides of this name: scripts/sea-boot.ts reads the asset it names.
 const ASSET = 'ferry.mjs';
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -61,7 +65,12 @@ async function bundle(entry, { define, ...options }) {
     write: false,
     // React's production build: what an appliance should run, and a third
     // less code to compile at every start.
-    define: { 'process.env.NODE_ENV': '"production"', ...define },
+    define: {
+      'process.env.NODE_ENV': '"production"',
+      // manifest-schema/ferry-version.ts: no package.json travels with the bundle.
+      FERRY_PACKAGE_VERSION: JSON.stringify(version),
+      ...define,
+    },
     // ink imports its React devtools (and through them a WebSocket client that
     // looks for optional modules on disk) only when DEV=true. An appliance
     // never debugs ink, and a bundle that requires nothing outside Node cannot
@@ -114,7 +123,7 @@ console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`
 const asset = await bundle("export { main } from './cli/main.ts';\n", esm);
 const boot = await bundle(
   "import { boot } from './scripts/sea-boot.ts';\nboot(process.argv.slice(2), process.env).then((code) => { process.exitCode = code; });\n",
-  { format: 'cjs', define: { FERRY_VERSION: JSON.stringify(version) } },
+  { format: 'cjs' },
 );
 
 const given = process.env.FERRY_NODE_BINARY;

@@ -11,8 +11,7 @@ import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { ERROR_CODES, FerryError } from '../manifest-schema/errors.js';
-
-declare const FERRY_VERSION: string;
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 
 /** The SEA asset holding the bundle (scripts/package.mjs names it too). */
 const ASSET = 'ferry.mjs';

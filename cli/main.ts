@@ -78,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
     } catch (error) {
       throw usageError((error as Error).message, `usage: ${found.command.usage}`);
     }
+    const handedOver = await found.command.handOver?.(parsed, argv);
+    if (handedOver !== undefined && handedOver !== null) return handedOver;
     const result = await found.command.run(parsed);
     if (wantsJson)
       process.stdout.write(

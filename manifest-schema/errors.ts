@@ -45,6 +45,11 @@ export const ERROR_CODES = {
   },
   E_CONTROL_INVALID: { exit: 2, summary: 'a control table is invalid' },
   E_FORMAT_VERSION: { exit: 2, summary: 'the bundle format version is not one this Ferry knows' },
+  E_INSTALLER_TOO_OLD: {
+    exit: 2,
+    summary:
+      'the bundle needs a newer Ferry (minInstaller) and carries no installer this one can hand over to',
+  },
   E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
   E_EXISTS: { exit: 2, summary: 'an output would overwrite an existing file' },
   E_NOT_INITIALIZED: { exit: 2, summary: 'the root holds no Ferry appliance (run ferry init)' },

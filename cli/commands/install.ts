@@ -2,6 +2,7 @@ import type { InstallResult } from '../../installer/engine/events.js';
 import {
   controlInput,
   controlOptions,
+  handOverBundle,
   flag,
   jsonOption,
   optional,
@@ -25,6 +26,7 @@ export const command: Command = {
     ...controlOptions,
     ...jsonOption,
   },
+  handOver: handOverBundle,
   async run({ values, positionals }) {
     const bundle = positional(positionals, 'BUNDLE');
     const root = required(values, 'root');

@@ -3,6 +3,7 @@ import { factsOf } from '../appliance.js';
 import { plan as makePlan, type Controls } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
+import { requireInstaller } from '../handover.js';
 import { insideWindow } from '../windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
@@ -36,6 +37,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(options.bundle, appliance.trust);
     try {
+      requireInstaller(opened.metadata, options.bundle);
       const facts = factsOf(appliance);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);

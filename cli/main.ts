@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 import { usageError, type Command, type Parsed } from './args.js';
+import { report } from './report.js';
 
 type Loader = () => Promise<{ command: Command }>;
 
@@ -90,21 +90,4 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return report(error, wantsJson);
   }
-}
-
-function report(error: unknown, wantsJson: boolean): number {
-  const ferryError = isFerryError(error)
-    ? error
-    : new FerryError(
-        'E_INTERNAL',
-        `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-        {
-          hint: 'this is a bug in Ferry: please report it with the command you ran',
-        },
-      );
-  if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
-  return ERROR_CODES[ferryError.code].exit;
 }

@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { ERROR_CODES, FerryError } from '../manifest-schema/errors.js';
+import { report } from '../cli/report.js';
+import { FerryError, type ERROR_CODES } from '../manifest-schema/errors.js';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 
 /** The SEA asset holding the bundle (scripts/package.mjs names it too). */
@@ -129,20 +130,6 @@ async function loadFerry(
     for (const name of SIGNALS) process.removeListener(name, onSignal);
     process.removeListener('exit', remove);
   }
-}
-
-function report(error: unknown, wantsJson: boolean): number {
-  const ferryError =
-    error instanceof FerryError
-      ? error
-      : new FerryError('E_INTERNAL', `ferry-installer could not start: ${String(error)}`, {
-          hint: 'this is a bug in Ferry: please report it with the command you ran',
-        });
-  if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
-  return ERROR_CODES[ferryError.code].exit;
 }
 
 export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

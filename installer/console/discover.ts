@@ -1,9 +1,10 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isFerryError } from '../../manifest-schema/index.js';
+import { isFerryError, type FerryError } from '../../manifest-schema/index.js';
 import { factsOf, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { openBundleMetadata } from '../../bundle/open.js';
+import { requireInstaller } from '../handover.js';
 import type { ApplianceView, Candidate } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
@@ -63,6 +64,13 @@ export async function discover(
             message: `not signed by keys this appliance trusts (${signature?.problems.join('; ') ?? ''})`,
           },
         });
+        continue;
+      }
+      try {
+        requireInstaller(metadata, file);
+      } catch (error) {
+        const { code, message } = error as FerryError;
+        candidates.push({ ...base, plan: null, problem: { code, message } });
         continue;
       }
       const planned = plan(facts, metadata, {

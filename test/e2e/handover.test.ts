@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { openBundleMetadata } from '../../bundle/open.js';
+import { openAppliance } from '../../installer/appliance.js';
+import { discover } from '../../installer/console/discover.js';
 import {
   EPOCH,
   ferry,
@@ -66,7 +68,7 @@ async function build(
       'build',
       specFile,
       '--out',
-      join(dir, `out-${format}`),
+      join(dir, 'out', basename(specFile, '.yaml'), format),
       '--key',
       ws.key,
       '--format',
@@ -214,6 +216,9 @@ describe('a bundle that carries its installer', () => {
       expect(error.message).toContain('needs Ferry 9.0.0 or newer');
       expect(error.hint).toContain('carries no installer');
     }
+    // The console lists it as not applicable, for that reason.
+    const [candidate] = await discover(await openAppliance(root), [dirname(bundle)], []);
+    expect(candidate?.problem?.code).toBe('E_INSTALLER_TOO_OLD');
     expect(await snapshot(root)).toEqual(before);
   });
 });

@@ -187,9 +187,17 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/**
+ * Marks a FerryError whichever copy of this module made it: the packaged
+ * installer loads its console from a bundle of its own, whose errors must
+ * still be reported with their code.
+ */
+const BRAND = Symbol.for('ferry.FerryError');
+
 export class FerryError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
+  readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -213,7 +221,13 @@ export class FerryError extends Error {
 }
 
 export function isFerryError(error: unknown): error is FerryError {
-  return error instanceof FerryError;
+  return (
+    error instanceof FerryError ||
+    (typeof error === 'object' &&
+      error !== null &&
+      BRAND in error &&
+      String((error as { code?: unknown }).code) in ERROR_CODES)
+  );
 }
 
 /** Wraps an fs error into E_NOT_FOUND or E_IO, naming the file. */

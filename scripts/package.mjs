@@ -43,7 +43,7 @@ const version =
   process.env.FERRY_PACKAGE_VERSION ??
   JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 // Both sides of this name: scripts/sea-boot.ts reads the asset it names.
-const ASSET = 'ferry.mjs';
+const ASSET = 'console.mjs';
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64' };
 mkdirSync(out, { recursive: true });
@@ -56,7 +56,7 @@ function writeAtomic(file, contents, mode = 0o644) {
 }
 
 /** esbuild of one entry (TypeScript source text) into memory. */
-async function bundle(entry, { define, ...options }) {
+async function bundle(entry, { define, plugins = [], ...options }) {
   const result = await build({
     stdin: { contents: entry, resolveDir: root, sourcefile: 'ferry-entry.ts', loader: 'ts' },
     bundle: true,
@@ -90,6 +90,7 @@ async function bundle(entry, { define, ...options }) {
           }));
         },
       },
+      ...plugins,
     ],
     legalComments: 'none',
     logLevel: 'warning',
@@ -118,13 +119,31 @@ writeAtomic(
 console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`);
 
 // ------------------------------------------------------ the executable
-// The same bundle, exporting main instead of running it, so that the boot
-// script can remove its temporary copy before Ferry starts.
-const asset = await bundle("export { main } from './cli/main.ts';\n", esm);
+// Ferry and its CLI as CommonJS, the executable's entry: V8 compiles a
+// CommonJS script lazily, where an ES module of the same size is compiled
+// whole at every start (twice the time of bin/ferry for --help). The
+// console's screen cannot be CommonJS (ink's layout engine awaits at its top
+// level), so it is an ES module asset of its own, loaded only by `console`:
+// the console command's import of it resolves to the boot script's loader.
 const boot = await bundle(
   "import { boot } from './scripts/sea-boot.ts';\nboot(process.argv.slice(2), process.env).then((code) => { process.exitCode = code; });\n",
-  { format: 'cjs' },
+  {
+    format: 'cjs',
+    plugins: [
+      {
+        name: 'console-apart',
+        setup(builder) {
+          builder.onResolve({ filter: /\/console\/run\.js$/ }, (args) =>
+            args.importer === join(root, 'cli', 'commands', 'console.ts')
+              ? { path: join(root, 'scripts', 'sea-boot.ts') }
+              : undefined,
+          );
+        },
+      },
+    ],
+  },
 );
+const asset = await bundle("export { runConsole } from './installer/console/run.tsx';\n", esm);
 
 const given = process.env.FERRY_NODE_BINARY;
 const node = realpathSync(given ?? process.execPath);

@@ -1,8 +1,10 @@
 // The entry of dist/package/ferry-installer, the Node single executable
-// (`npm run package` bundles it to CommonJS: a SEA's entry cannot be ESM).
-// It checks what must be checked before any of Ferry loads, then writes the
-// embedded ESM bundle to a private folder, imports it, removes the folder and
-// runs Ferry's CLI. Only Node's own modules exist here: `require` in a SEA
+// (`npm run package` bundles it with Ferry's CLI to CommonJS, which V8
+// compiles lazily: a full start costs what bin/ferry's does). It checks what
+// must be checked before Ferry runs, then runs the CLI. The console's screen
+// (ink, whose layout engine needs top-level await, so ESM) is the one part
+// kept apart: `ferry console` writes it to a private folder, imports it and
+// removes the folder. Only Node's own modules exist here: `require` in a SEA
 // loads nothing else.
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,12 +12,14 @@ import { join, resolve } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
+import { main } from '../cli/main.js';
 import { report } from '../cli/report.js';
+import type { runConsole as RunConsole } from '../installer/console/run.js';
 import { FerryError, type ERROR_CODES } from '../manifest-schema/errors.js';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 
-/** The SEA asset holding the bundle (scripts/package.mjs names it too). */
-const ASSET = 'ferry.mjs';
+/** The SEA asset holding the console's ESM bundle (scripts/package.mjs names it too). */
+const ASSET = 'console.mjs';
 
 /**
  * Variables that load code into this process. Node and the loader act on
@@ -100,14 +104,16 @@ async function versionJson(): Promise<string> {
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
- * Imports the bundle from a private folder and removes the folder as soon as
- * it is loaded, before Ferry runs: a killed installer leaves nothing behind,
- * and no signal handler of ours competes with Ferry's own.
+ * `ferry console` in the executable: scripts/package.mjs points the console
+ * command's import of installer/console/run.js here. Imports the console's
+ * bundle from a private folder and removes the folder as soon as it is
+ * loaded, before the console starts: a killed installer leaves nothing
+ * behind, and no signal handler of ours competes with the console's own.
  */
-async function loadFerry(
-  env: NodeJS.ProcessEnv,
-): Promise<{ main: (argv: string[]) => Promise<number> }> {
-  const folder = privateFolder(env);
+export async function runConsole(
+  ...args: Parameters<typeof RunConsole>
+): ReturnType<typeof RunConsole> {
+  const folder = privateFolder(process.env);
   const remove = (): void => rmSync(folder, { recursive: true, force: true });
   const onSignal = (signal: NodeJS.Signals): void => {
     remove();
@@ -116,32 +122,31 @@ async function loadFerry(
   };
   for (const name of SIGNALS) process.on(name, onSignal);
   process.on('exit', remove);
+  let loaded: { runConsole: typeof RunConsole };
   try {
     const file = join(folder, ASSET);
     writeFileSync(file, new Uint8Array(getRawAsset(ASSET) as ArrayBuffer), {
       mode: 0o600,
       flag: 'wx',
     });
-    return (await import(pathToFileURL(file).href)) as {
-      main: (argv: string[]) => Promise<number>;
-    };
+    loaded = (await import(pathToFileURL(file).href)) as typeof loaded;
   } finally {
     remove();
     for (const name of SIGNALS) process.removeListener(name, onSignal);
     process.removeListener('exit', remove);
   }
+  return loaded.runConsole(...args);
 }
 
 export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const wantsJson = argv.includes('--json');
   try {
     checkEnvironment(env);
-    // Who it is, without unpacking anything: this works even with no usable temporary folder.
+    // Who it is, and the sha256 of its own file, before any of Ferry runs.
     if (argv[0] === '--version') {
       process.stdout.write(wantsJson ? `${await versionJson()}\n` : `ferry ${FERRY_VERSION}\n`);
       return 0;
     }
-    const { main } = await loadFerry(env);
     return await main(argv);
   } catch (error) {
     return report(error, wantsJson);

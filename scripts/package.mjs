@@ -158,8 +158,10 @@ const config = {
   main: 'boot.cjs',
   output: 'blob',
   disableExperimentalSEAWarning: true,
-  // A code cache breaks import() in a Node 20 SEA, and a snapshot cannot hold ESM.
-  useCodeCache: false,
+  // V8's code cache of the entry: a start parses nothing. (import() from
+  // the entry itself would then fail in Node 20; scripts/sea-boot.ts imports
+  // the console's module from a script of its own.)
+  useCodeCache: true,
   useSnapshot: false,
   assets: { [ASSET]: ASSET },
 };

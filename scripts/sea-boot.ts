@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
+import { constants, Script } from 'node:vm';
 import { main } from '../cli/main.js';
 import { report } from '../cli/report.js';
 import type { runConsole as RunConsole } from '../installer/console/run.js';
@@ -104,6 +105,26 @@ async function versionJson(): Promise<string> {
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
+ * import(), from a script of its own: the executable's entry is compiled from
+ * its code cache, and Node 20 gives such a script no loader for import().
+ */
+function importModule(url: string): Promise<unknown> {
+  // Node calls that loader experimental, and says so on the operator's screen.
+  const original: typeof process.emitWarning = Reflect.get(process, 'emitWarning');
+  const emitWarning = original.bind(process);
+  process.emitWarning = (warning: string | Error, ...rest: never[]): void => {
+    if (!String(warning).includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) emitWarning(warning, ...rest);
+  };
+  try {
+    return new Script(`import(${JSON.stringify(url)})`, {
+      importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    }).runInThisContext() as Promise<unknown>;
+  } finally {
+    process.emitWarning = original;
+  }
+}
+
+/**
  * `ferry console` in the executable: scripts/package.mjs points the console
  * command's import of installer/console/run.js here. Imports the console's
  * bundle from a private folder and removes the folder as soon as it is
@@ -129,7 +150,7 @@ export async function runConsole(
       mode: 0o600,
       flag: 'wx',
     });
-    loaded = (await import(pathToFileURL(file).href)) as typeof loaded;
+    loaded = (await importModule(pathToFileURL(file).href)) as typeof loaded;
   } finally {
     remove();
     for (const name of SIGNALS) process.removeListener(name, onSignal);

@@ -160,8 +160,9 @@ const config = {
   disableExperimentalSEAWarning: true,
   // V8's code cache of the entry: a start parses nothing. (import() from
   // the entry itself would then fail in Node 20; scripts/sea-boot.ts imports
-  // the console's module from a script of its own.)
-  useCodeCache: true,
+  // the console's module from a script of its own.) The cache is made by the
+  // Node running this script, for its own architecture: none for another.
+  useCodeCache: !given,
   useSnapshot: false,
   assets: { [ASSET]: ASSET },
 };

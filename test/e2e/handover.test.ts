@@ -119,6 +119,9 @@ describe('a bundle that carries its installer', () => {
       version: '9.0.0',
       platform: PLATFORM,
     });
+    const inspect = await ferry(['inspect', bundle]);
+    expect(inspect.stdout).toContain('needs      Ferry 9.0.0 or newer');
+    expect(inspect.stdout).toContain(`carries    ferry-installer 9.0.0 (${PLATFORM}`);
     expect((await ferry(['verify', bundle, '--trust', ws.trust])).code).toBe(0);
     await tamper(bundle);
     const verify = await ferry(['verify', bundle, '--trust', ws.trust, '--json']);

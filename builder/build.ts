@@ -25,6 +25,8 @@ export interface BuildOptions {
   kind?: BundleKind;
   /** Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH); now when absent. */
   sourceDateEpoch?: string;
+  /** The installer executable to carry, overriding the spec's `installer`. */
+  installer?: string;
   /** Write zip64 records even for a small bundle (tests exercise them without 4 GiB). */
   forceZip64?: boolean;
 }
@@ -41,6 +43,9 @@ export interface BuildResult {
   supportedFrom: string[];
   /** Components whose payload the bundle carries. */
   included: string[];
+  minInstaller?: string;
+  /** The installer the bundle carries: its version and platform. */
+  installer?: { version: string; platform: string };
   changes: number;
   keyids: string[];
 }
@@ -61,7 +66,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     specFile: options.spec,
     ...(options.kind ? { kind: options.kind } : {}),
   });
-  const collected = await collectInputs(loaded, design);
+  const collected = await collectInputs(loaded, design, options.installer);
   // A rebuild reproduces the recorded bundle: its recorded time, unless SOURCE_DATE_EPOCH says otherwise.
   const createdAt =
     design.rebuildOf && !options.sourceDateEpoch
@@ -109,6 +114,12 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       return payload !== undefined && isCarried(payload);
     }),
     changes: metadata.changes.length,
+    ...(metadata.minInstaller !== undefined ? { minInstaller: metadata.minInstaller } : {}),
+    ...(metadata.installer
+      ? {
+          installer: { version: metadata.installer.version, platform: metadata.installer.platform },
+        }
+      : {}),
     keyids: keys.map((key) => keyIdOf(key)).sort(),
   };
 }

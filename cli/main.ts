@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 import { usageError, type Command, type Parsed } from './args.js';
+import { report } from './report.js';
 
 type Loader = () => Promise<{ command: Command }>;
 
@@ -65,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version') {
-    process.stdout.write('ferry 0.1.0\n');
+    process.stdout.write(`ferry ${FERRY_VERSION}\n`);
     return 0;
   }
   const wantsJson = argv.includes('--json');
@@ -89,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
     } catch (error) {
       throw usageError((error as Error).message, `usage: ${found.command.usage}`);
     }
+    const handedOver = await found.command.handOver?.(parsed, argv);
+    if (handedOver !== undefined && handedOver !== null) return handedOver;
     const result = await found.command.run(parsed);
     if (wantsJson)
       process.stdout.write(
@@ -103,21 +106,4 @@ export async function main(argv: string[]): Promise<number> {
 
 function ignoreClosed(error: NodeJS.ErrnoException): void {
   if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
-}
-
-function report(error: unknown, wantsJson: boolean): number {
-  const ferryError = isFerryError(error)
-    ? error
-    : new FerryError(
-        'E_INTERNAL',
-        `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-        {
-          hint: 'this is a bug in Ferry: please report it with the command you ran',
-        },
-      );
-  if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
-  return ERROR_CODES[ferryError.code].exit;
 }

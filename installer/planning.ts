@@ -9,6 +9,7 @@ import { factsOf, openAppliance, readFactsExport, type Appliance } from './appli
 import { verifyInstalled } from './engine/installed-files.js';
 import { plan, type ApplianceFacts, type Controls, type Plan } from './plan.js';
 import { openTrusted, type OpenedBundle } from '../bundle/open.js';
+import { requireInstaller } from './handover.js';
 
 export interface ControlInput {
   force?: string[];
@@ -143,6 +144,7 @@ export async function planFor(source: PlanSource, input: ControlInput): Promise<
   const controls = await loadControls(input);
   const opened = await openTrusted(source.bundle, trust);
   try {
+    requireInstaller(opened.metadata, source.bundle);
     checkControls(controls, facts, opened.metadata, input.controlFile);
     return {
       plan: plan(facts, opened.metadata, controls),

@@ -92,6 +92,10 @@ export const ReleaseSpecSchema = strict({
     ),
   ),
   verification: Type.Optional(Type.Array(RelativePath)),
+  /** The installer executable (`npm run package`) the bundle carries; `ferry build --installer` overrides it. */
+  installer: Type.Optional(RelativePath),
+  /** The oldest Ferry that may install this bundle; an older one hands over to the carried installer. */
+  minInstaller: Type.Optional(Version),
 });
 export type ReleaseSpec = Static<typeof ReleaseSpecSchema>;
 export type SpecComponent = ReleaseSpec['components'][string];
@@ -177,10 +181,24 @@ export const BundleMetadataSchema = strict({
   ),
   removed: nameRecord(strict({ artifacts: strict({ remove: Type.Array(ArtifactRef) }) })),
   verification: Type.Array(ArtifactRef),
+  /** Older installers refuse the bundle, or hand over to `installer` when it is carried. */
+  minInstaller: Type.Optional(Version),
+  /** The installer executable the bundle carries, as an entry `installer/<file>`. */
+  installer: Type.Optional(
+    strict({
+      path: RelativePath,
+      size: Size,
+      sha256: Sha256,
+      version: Version,
+      /** What it runs on, as Node names it: `linux-x64`, `linux-arm64`. */
+      platform: Type.String({ pattern: '^[a-z0-9]+-[a-z0-9]+$', maxLength: 64 }),
+    }),
+  ),
 });
 export type BundleMetadata = Static<typeof BundleMetadataSchema>;
 export type BundleComponent = BundleMetadata['components'][string];
 export type BundleKind = BundleMetadata['kind'];
+export type CarriedInstaller = NonNullable<BundleMetadata['installer']>;
 
 // ---------------------------------------------------------------- DSSE envelope
 

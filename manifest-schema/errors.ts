@@ -49,6 +49,11 @@ export const ERROR_CODES = {
   },
   E_CONTROL_INVALID: { exit: 2, summary: 'a control table is invalid' },
   E_FORMAT_VERSION: { exit: 2, summary: 'the bundle format version is not one this Ferry knows' },
+  E_INSTALLER_TOO_OLD: {
+    exit: 2,
+    summary:
+      'the bundle needs a newer Ferry (minInstaller) and carries no installer this one can hand over to',
+  },
   E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
   E_EXISTS: { exit: 2, summary: 'an output would overwrite an existing file' },
   E_NOT_INITIALIZED: { exit: 2, summary: 'the root holds no Ferry appliance (run ferry init)' },
@@ -266,9 +271,17 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/**
+ * Marks a FerryError whichever copy of this module made it: the packaged
+ * installer loads its console from a bundle of its own, whose errors must
+ * still be reported with their code.
+ */
+const BRAND = Symbol.for('ferry.FerryError');
+
 export class FerryError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
+  readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -292,7 +305,13 @@ export class FerryError extends Error {
 }
 
 export function isFerryError(error: unknown): error is FerryError {
-  return error instanceof FerryError;
+  return (
+    error instanceof FerryError ||
+    (typeof error === 'object' &&
+      error !== null &&
+      BRAND in error &&
+      String((error as { code?: unknown }).code) in ERROR_CODES)
+  );
 }
 
 /** Wraps an fs error into E_NOT_FOUND, E_NO_SPACE or E_IO, naming the file. */

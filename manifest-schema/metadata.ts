@@ -5,6 +5,7 @@ import {
   artifactEntry,
   BUNDLE_METADATA_ENTRY,
   escapingLink,
+  installerEntry,
   payloadEntry,
   unsafeLinkReason,
   unsafePathReason,
@@ -18,7 +19,7 @@ import {
   type PayloadEntry,
 } from './schemas.js';
 import { validate } from './validate.js';
-import { isStrictVersion, isValidRange } from './versions.js';
+import { compareVersions, isStrictVersion, isValidRange } from './versions.js';
 
 /** One entry a bundle must hold, in archive order. */
 export interface ExpectedEntry {
@@ -177,6 +178,37 @@ export function metadataProblem(meta: BundleMetadata): MetadataProblem | null {
     if (!isStrictVersion(change.version))
       return invalid(`/changes/${index}/version`, `change ${change.id}'s version is not semver`);
   }
+  return installerProblem(meta);
+}
+
+function installerProblem({ minInstaller, installer }: BundleMetadata): MetadataProblem | null {
+  if (minInstaller !== undefined && !isStrictVersion(minInstaller))
+    return {
+      code: 'E_METADATA_INVALID',
+      field: '/minInstaller',
+      message: `minInstaller ${minInstaller} is not semver`,
+    };
+  if (installer === undefined) return null;
+  const entry = installerEntry(installer.path.slice(installer.path.lastIndexOf('/') + 1));
+  if (unsafePathReason(installer.path) !== null || installer.path !== entry)
+    return {
+      code: 'E_UNSAFE_ENTRY',
+      field: '/installer/path',
+      message: `the carried installer ${installer.path} is not where it belongs (expected ${entry})`,
+    };
+  if (!isStrictVersion(installer.version))
+    return {
+      code: 'E_METADATA_INVALID',
+      field: '/installer/version',
+      message: `the carried installer's version ${installer.version} is not semver`,
+    };
+  // A hand-over to it would only be refused again.
+  if (minInstaller !== undefined && compareVersions(installer.version, minInstaller) < 0)
+    return {
+      code: 'E_METADATA_INVALID',
+      field: '/installer/version',
+      message: `the carried installer is ${installer.version}, older than the bundle's minInstaller ${minInstaller}`,
+    };
   return null;
 }
 
@@ -289,7 +321,8 @@ export function dependencyOrder(meta: Pick<BundleMetadata, 'components'>): strin
 
 /**
  * Every entry a bundle holds, in the one archive order that both formats
- * use: bundle.json, artifacts, verification, then payload in dependency order.
+ * use: bundle.json, artifacts, verification, payload in dependency order, then
+ * the carried installer.
  * The builder writes exactly this list; readers check an archive against it.
  */
 export function expectedEntries(meta: BundleMetadata, metadataSize: number): ExpectedEntry[] {
@@ -330,5 +363,6 @@ export function expectedEntries(meta: BundleMetadata, metadataSize: number): Exp
       });
     }
   }
+  if (meta.installer) entries.push(artifact(meta.installer));
   return entries;
 }

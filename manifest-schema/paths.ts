@@ -99,6 +99,11 @@ export function verifyEntry(file: string): string {
   return `verify/${file}`;
 }
 
+/** The installer executable a bundle carries (after the payload: planning and staging never read it). */
+export function installerEntry(file: string): string {
+  return `installer/${file}`;
+}
+
 export function payloadEntry(component: string, path: string): string {
   return `payload/${component}/${path}`;
 }

@@ -39,6 +39,7 @@ export type {
   BundleComponent,
   BundleKind,
   BundleMetadata,
+  CarriedInstaller,
   Change,
   ControlTable,
   Envelope,

@@ -7,18 +7,20 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install]',
+    'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install] [--installer FILE]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string' },
     key: { type: 'string', multiple: true },
     format: { type: 'string' },
     kind: { type: 'string' },
+    installer: { type: 'string' },
     ...jsonOption,
   },
   async run({ values, positionals }) {
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
     const kind = optional(values, 'kind');
+    const installer = optional(values, 'installer');
     const { buildBundle } = await import('../../builder/build.js');
     const result = await buildBundle({
       spec: positional(positionals, 'SPEC'),
@@ -26,6 +28,7 @@ export const command: Command = {
       keys: list(values, 'key'),
       format,
       ...(kind !== undefined ? { kind: choice(kind, ['update', 'install'] as const, 'kind') } : {}),
+      ...(installer !== undefined ? { installer } : {}),
       ...(process.env.SOURCE_DATE_EPOCH !== undefined
         ? { sourceDateEpoch: process.env.SOURCE_DATE_EPOCH }
         : {}),
@@ -46,5 +49,9 @@ function formatBuild(result: BuildResult): string {
     `  sha256  ${result.sha256}`,
     `  record  ${result.record}`,
     `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes} change(s); signed by ${result.keyids.length} key(s)`,
+    ...(result.installer
+      ? [`  carries ferry-installer ${result.installer.version} (${result.installer.platform})`]
+      : []),
+    ...(result.minInstaller ? [`  needs Ferry ${result.minInstaller} or newer to install`] : []),
   ].join('\n');
 }

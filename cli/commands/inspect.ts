@@ -30,6 +30,11 @@ function formatInspect(result: InspectResult): string {
     `  updates    ${result.supportedFrom.length > 0 ? `from ${result.supportedFrom.join(', ')}` : 'from nothing (install bundle)'}`,
     `  signature  ${signature}`,
   ];
+  if (result.minInstaller) lines.push(`  needs      Ferry ${result.minInstaller} or newer`);
+  if (result.installer)
+    lines.push(
+      `  carries    ferry-installer ${result.installer.version} (${result.installer.platform}, ${bytes(result.installer.size)})`,
+    );
   if (result.notes)
     lines.push(
       '',

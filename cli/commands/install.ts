@@ -2,6 +2,7 @@ import type { InstallResult } from '../../installer/engine/events.js';
 import {
   controlInput,
   controlOptions,
+  handOverBundle,
   flag,
   jsonOption,
   optional,
@@ -26,6 +27,7 @@ export const command: Command = {
     ...controlOptions,
     ...jsonOption,
   },
+  handOver: handOverBundle,
   async run({ values, positionals }) {
     const bundle = positional(positionals, 'BUNDLE');
     const root = required(values, 'root');

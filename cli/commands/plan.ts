@@ -1,6 +1,7 @@
 import {
   controlInput,
   controlOptions,
+  handOverBundle,
   jsonOption,
   optional,
   positional,
@@ -18,6 +19,7 @@ export const command: Command = {
     ...controlOptions,
     ...jsonOption,
   },
+  handOver: handOverBundle,
   async run({ values, positionals }) {
     const { planFor } = await import('../../installer/planning.js');
     const root = optional(values, 'root');

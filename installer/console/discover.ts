@@ -1,10 +1,16 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isFerryError, partName, PARTS_INDEX } from '../../manifest-schema/index.js';
+import {
+  isFerryError,
+  partName,
+  PARTS_INDEX,
+  type FerryError,
+} from '../../manifest-schema/index.js';
 import type { Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
+import { requireInstaller } from '../handover.js';
 import type { ApplianceView, Candidate } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
@@ -71,6 +77,13 @@ export async function discover(
         kind: metadata.kind,
         notes: metadata.release.notes,
       };
+      try {
+        requireInstaller(metadata, file);
+      } catch (error) {
+        const { code, message } = error as FerryError;
+        candidates.push({ ...base, plan: null, problem: { code, message } });
+        continue;
+      }
       const planned = plan(facts, metadata, {
         force: [],
         skip: [],

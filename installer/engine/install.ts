@@ -3,6 +3,7 @@ import { plan as makePlan, type Plan } from '../plan.js';
 import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
 import { blamePart, mediaOf, type AskForVolume } from '../../bundle/media.js';
 import { openTrusted } from '../../bundle/open.js';
+import { requireInstaller } from '../handover.js';
 import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
@@ -52,6 +53,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       options.ask ? { ask: options.ask } : {},
     );
     try {
+      requireInstaller(opened.metadata, options.bundle);
       const facts = await checkedFacts(appliance, options.controls?.driftCheck);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);

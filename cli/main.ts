@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { printable } from '../manifest-schema/printable.js';
 import { usageError, type Command, type Parsed } from './args.js';
 
 type Loader = () => Promise<{ command: Command }>;
@@ -80,9 +81,9 @@ export async function main(argv: string[]): Promise<number> {
     const result = await found.command.run(parsed);
     if (wantsJson)
       process.stdout.write(
-        `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`,
+        `${printable(JSON.stringify(result.json, null, result.jsonLines ? undefined : 2))}\n`,
       );
-    else if (result.human !== '') process.stdout.write(`${result.human}\n`);
+    else if (result.human !== '') process.stdout.write(`${printable(result.human)}\n`);
     return result.exitCode ?? 0;
   } catch (error) {
     return report(error, wantsJson);
@@ -100,8 +101,9 @@ function report(error: unknown, wantsJson: boolean): number {
         },
       );
   if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
+    process.stdout.write(`${printable(JSON.stringify({ error: ferryError.toJSON() }, null, 2))}\n`);
+  // Messages name entries and files taken from a bundle: nothing in them may drive the terminal.
+  process.stderr.write(`ferry: ${ferryError.code}: ${printable(ferryError.message)}\n`);
+  if (ferryError.hint) process.stderr.write(`  hint: ${printable(ferryError.hint)}\n`);
   return ERROR_CODES[ferryError.code].exit;
 }

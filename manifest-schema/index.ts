@@ -10,6 +10,7 @@ export * from './hashing.js';
 export * from './keys.js';
 export * from './metadata.js';
 export * from './paths.js';
+export * from './printable.js';
 export * from './payload.js';
 export * from './constants.js';
 export * from './schemas.js';

@@ -1,6 +1,6 @@
 import { render, useInput } from 'ink';
-import { useEffect, useState } from 'react';
-import { FerryError, isFerryError } from '../../manifest-schema/index.js';
+import { useEffect, useMemo, useState } from 'react';
+import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf } from '../engine/events.js';
 import { install } from '../engine/install.js';
@@ -105,7 +105,9 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
   useInput((input, key) =>
     controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null),
   );
-  return <ConsoleView state={state} />;
+  // Names, notes and messages come from bundles: nothing in them may drive the terminal.
+  const shown = useMemo(() => printableDeep(state), [state]);
+  return <ConsoleView state={shown} />;
 }
 
 export async function runConsole(options: ConsoleOptions): Promise<number> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { ApplianceState, Pass } from '../../manifest-schema/index.js';
+import { printable, type ApplianceState, type Pass } from '../../manifest-schema/index.js';
 import {
   DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
   DEFAULT_RETENTION,
@@ -172,7 +172,7 @@ export class Transaction {
   };
 
   private write(event: InstallEvent): void {
-    this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+    this.log.write(`${printable(JSON.stringify({ at: new Date().toISOString(), ...event }))}\n`);
   }
 
   /** Runs `work` as one pass, reported as started and, when it did not throw, done. */

@@ -260,9 +260,14 @@ export class Transaction {
     return failure;
   }
 
-  /** Removes the staging folder and closes the log; the journal is closed by commit or undo. */
+  /**
+   * Removes the staging folder (and var/lib/ferry/staging once empty, so a
+   * refusal leaves no folder behind) and closes the log; the journal is
+   * closed by commit or undo. Every stage write has settled by now: the
+   * readers hand out one entry at a time and the hash lanes all finish.
+   */
   async close(): Promise<void> {
-    await rm(this.staging, { recursive: true, force: true });
+    await removeStaging(this.paths, this.id);
     await new Promise((resolve) => this.log.end(resolve));
   }
 

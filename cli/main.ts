@@ -95,9 +95,9 @@ export async function main(argv: string[]): Promise<number> {
     const result = await found.command.run(parsed);
     if (wantsJson)
       process.stdout.write(
-        `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`,
+        `${printable(JSON.stringify(result.json, null, result.jsonLines ? undefined : 2))}\n`,
       );
-    else if (result.human !== '') process.stdout.write(`${result.human}\n`);
+    else if (result.human !== '') process.stdout.write(`${printable(result.human)}\n`);
     return result.exitCode ?? 0;
   } catch (error) {
     return report(error, wantsJson);

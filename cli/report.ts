@@ -1,4 +1,5 @@
 import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { printable } from '../manifest-schema/printable.js';
 
 /**
  * Prints an error the one way Ferry does (`{"error": …}` on stdout with
@@ -17,8 +18,9 @@ export function report(error: unknown, wantsJson: boolean): number {
         },
       );
   if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
+    process.stdout.write(`${printable(JSON.stringify({ error: ferryError.toJSON() }, null, 2))}\n`);
+  // Messages name entries and files taken from a bundle: nothing in them may drive the terminal.
+  process.stderr.write(`ferry: ${ferryError.code}: ${printable(ferryError.message)}\n`);
+  if (ferryError.hint) process.stderr.write(`  hint: ${printable(ferryError.hint)}\n`);
   return ERROR_CODES[ferryError.code].exit;
 }

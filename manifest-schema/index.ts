@@ -11,6 +11,7 @@ export * from './keys.js';
 export * from './media.js';
 export * from './metadata.js';
 export * from './paths.js';
+export * from './printable.js';
 export * from './payload.js';
 export * from './constants.js';
 export * from './schemas.js';

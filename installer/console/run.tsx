@@ -1,7 +1,7 @@
 import { render, useInput } from 'ink';
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { AskForVolume } from '../../bundle/media.js';
-import { FerryError, isFerryError } from '../../manifest-schema/index.js';
+import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
@@ -147,7 +147,9 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
     if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
     else controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null);
   });
-  return <ConsoleView state={state} />;
+  // Names, notes and messages come from bundles: nothing in them may drive the terminal.
+  const shown = useMemo(() => printableDeep(state), [state]);
+  return <ConsoleView state={shown} />;
 }
 
 export async function runConsole(options: ConsoleOptions): Promise<number> {

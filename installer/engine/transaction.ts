@@ -4,6 +4,7 @@ import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   FerryError,
+  printable,
   syncDir,
   type ApplianceState,
   type Pass,
@@ -188,7 +189,7 @@ export class Transaction {
   };
 
   private write(event: InstallEvent): void {
-    this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+    this.log.write(`${printable(JSON.stringify({ at: new Date().toISOString(), ...event }))}\n`);
   }
 
   /** The pass under way. */
@@ -340,9 +341,14 @@ export class Transaction {
     return failure;
   }
 
-  /** Removes the staging folder and closes the log; what fails here never hides the outcome. */
+  /**
+   * Removes the staging folder (and the folder of all staging once empty, so
+   * a refusal leaves no folder behind) and closes the log; what fails here
+   * never hides the outcome. Every stage write has settled by now: the
+   * readers hand out one entry at a time and the hash lanes all finish.
+   */
   async close(): Promise<void> {
-    await rm(this.staging, { recursive: true, force: true }).catch(() => undefined);
+    await removeStaging(this.paths, this.id).catch(() => undefined);
     await new Promise((resolve) => this.log.end(resolve));
   }
 

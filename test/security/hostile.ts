@@ -6,7 +6,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { buildBundle } from '../../builder/build.js';
 import {
@@ -216,6 +216,32 @@ export function zipBytes(entries: readonly CraftEntry[], tweaks: ZipTweaks = {})
 /** The tar of the entries, gzipped as the builder does. */
 export function tarGzBytes(entries: readonly CraftEntry[], after = Buffer.alloc(0)): Buffer {
   return gzipSync(Buffer.concat([tarBytes(entries), after]), { level: 6 });
+}
+
+/**
+ * A gzip of the parts in order, where a number is that many zero bytes,
+ * deflated a chunk at a time: a bomb is made without holding it inflated.
+ */
+export async function gzipParts(parts: ReadonlyArray<Buffer | number>): Promise<Buffer> {
+  const gzip = createGzip({ level: 6 });
+  const out: Buffer[] = [];
+  gzip.on('data', (chunk: Buffer) => out.push(chunk));
+  const done = new Promise((resolve) => gzip.on('end', resolve));
+  const zeros = Buffer.alloc(1024 * 1024);
+  const write = (chunk: Buffer): Promise<void> =>
+    new Promise((resolve) => {
+      if (gzip.write(chunk)) resolve();
+      else gzip.once('drain', resolve);
+    });
+  for (const part of parts) {
+    if (Buffer.isBuffer(part)) await write(part);
+    else
+      for (let left = part; left > 0; left -= zeros.length)
+        await write(zeros.subarray(0, Math.min(left, zeros.length)));
+  }
+  gzip.end();
+  await done;
+  return Buffer.concat(out);
 }
 
 /** Where the zip record (local `PK\x03\x04` or central `PK\x01\x02`) of `name` starts. */

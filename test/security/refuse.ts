@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -143,7 +144,11 @@ export async function expectRefusedEverywhere(
     expect(result.stderr, said).toContain(`ferry: ${code}:`);
     expect(result.code, said).toBe(exit);
     expect(result.peakMiB, said).toBeLessThan(PEAK_MIB);
-    if (root) expect(await snapshot(root), said).toEqual(before);
+    if (root) {
+      expect(await snapshot(root), said).toEqual(before);
+      // Folders too: a refusal leaves no staging folder behind, even an empty one.
+      expect(existsSync(join(root, 'var/lib/ferry/staging')), said).toBe(false);
+    }
     console.log(said.split('\n')[0]);
     results.push(result);
   }

@@ -13,6 +13,8 @@ export interface StatusResult {
   exported?: string;
   problems?: FileProblem[];
   transactions: HistoryEntry[];
+  /** Lines of history.jsonl that do not parse (a power cut mid-append), skipped. */
+  tornHistoryLines?: number[];
 }
 
 /** What `ferry status` reports; with `verify`, every installed file checked; with `exportTo`, the facts written there. */
@@ -41,7 +43,7 @@ export async function applianceStatus(
     ...(options.verify
       ? { problems: await verifyInstalled(appliance.paths, appliance.state) }
       : {}),
-    transactions: await recentHistory(appliance.paths, 5),
+    ...(await recentHistory(appliance.paths, 5)),
   };
 }
 
@@ -58,18 +60,24 @@ export interface HistoryEntry {
   reason?: string;
 }
 
-/** The last `count` transactions from history.jsonl, newest last. */
-export async function recentHistory(paths: AppliancePaths, count: number): Promise<HistoryEntry[]> {
+/** The last `count` transactions from history.jsonl, newest last, and the numbers of lines that do not parse. */
+export async function recentHistory(
+  paths: AppliancePaths,
+  count: number,
+): Promise<{ transactions: HistoryEntry[]; tornHistoryLines?: number[] }> {
   const text = await readFile(paths.history, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .slice(-count)
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as HistoryEntry];
-      } catch {
-        return [];
-      }
-    });
+  const transactions: HistoryEntry[] = [];
+  const torn: number[] = [];
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    try {
+      transactions.push(JSON.parse(line) as HistoryEntry);
+    } catch {
+      torn.push(index + 1);
+    }
+  }
+  return {
+    transactions: transactions.slice(-count),
+    ...(torn.length > 0 ? { tornHistoryLines: torn } : {}),
+  };
 }

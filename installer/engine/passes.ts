@@ -37,7 +37,7 @@ export async function preValidate(run: Installation): Promise<void> {
   const { transaction: t, plan } = run;
   await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.paths.journal });
   // Recovery after a power cut runs the rollback artifacts from here: they must be on disk.
-  await syncTree(t.artifacts);
+  if (await pathExists(t.artifacts)) await syncTree(t.artifacts);
   for (const name of updating(plan)) await runPass(run, 'pre-validate', name);
   await checkSpace(t.paths.staging, plan.stageBytes + MARGIN);
   await checkSpace(t.paths.journal, MARGIN);

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { FERRY, run, type Workspace } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { FERRY, run } from '../helpers.js';
 import { initAppliance, install, installOk, markers, status } from '../e2e/appliance.js';
 import { faultProduct } from './product.js';
 
@@ -20,19 +20,12 @@ const NOISE = [
   `  head -c 67108864 /dev/zero | tr '\\0' x`,
   'fi',
 ].join('\n');
-
-let dir: string;
-let ws: Workspace;
-let bundles: Record<string, string>;
-
-beforeAll(async () => {
-  ({ dir, ws, bundles } = await faultProduct({ 'scripts/web/publish.sh': `${LEAVE}\n${NOISE}` }));
-});
+const product = faultProduct({ 'scripts/web/publish.sh': `${LEAVE}\n${NOISE}` });
 
 async function appliance(name: string, trigger: string): Promise<string> {
-  const root = join(dir, name);
-  await initAppliance(ws, root);
-  await installOk(bundles['1.0.0'] as string, root);
+  const root = join(product.dir, name);
+  await initAppliance(product.ws, root);
+  await installOk(product.bundles['1.0.0'] as string, root);
   await mkdir(dirname(join(root, trigger)), { recursive: true });
   await writeFile(join(root, trigger), '');
   return root;
@@ -57,7 +50,7 @@ async function lastLog(root: string): Promise<string> {
 describe('artifacts that misbehave', () => {
   it('children left holding the pipes or daemonized: the run ends at the exit, they are killed and named in the log', async () => {
     const root = await appliance('leave', 'leave');
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
     expect((await status(root)).release).toBe('1.3.0');
     expect(await running('sleep', '300')).toEqual([]);
     expect(await running('sleep', '301')).toEqual([]);
@@ -78,7 +71,7 @@ describe('artifacts that misbehave', () => {
     );
     await mkdir(join(root, 'hang'));
     await writeFile(join(root, 'hang/db.rollback'), '');
-    const failed = await install(bundles['1.3.0'] as string, root);
+    const failed = await install(product.bundles['1.3.0'] as string, root);
     expect(failed.code, failed.stderr).toBe(1);
     expect(failed.stdout + failed.stderr).toMatch(
       /rollback artifact .*restore\.sh timed out after 2 s/,
@@ -87,7 +80,7 @@ describe('artifacts that misbehave', () => {
     expect((await markers(root)).filter((line) => line.startsWith('rollback db'))).toHaveLength(1);
     await rm(join(root, 'hang'), { recursive: true });
     await rm(join(root, 'fail'), { recursive: true });
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
   });
 
   it('64 MiB of lines and 64 MiB without a newline: the log keeps about 1 MiB of it', async () => {
@@ -100,7 +93,7 @@ describe('artifacts that misbehave', () => {
         process.execPath,
         FERRY,
         'install',
-        bundles['1.3.0'] as string,
+        product.bundles['1.3.0'] as string,
         '--root',
         root,
         '--yes',

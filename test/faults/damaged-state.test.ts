@@ -1,28 +1,25 @@
 import { appendFile, cp, mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ferry, json, type Workspace } from '../helpers.js';
-import { initAppliance, installOk, status } from '../e2e/appliance.js';
+import { ferry, json } from '../helpers.js';
+import { init, initAppliance, installOk, status } from '../e2e/appliance.js';
 import { faultProduct } from './product.js';
 
 // What a cut or a careless hand leaves in the appliance's own files: a torn
 // history line, link and artifact leftovers, a missing `current`, a lost
 // state.json.
 
-let dir: string;
-let ws: Workspace;
-let bundles: Record<string, string>;
+const product = faultProduct();
 let base: string;
 
 beforeAll(async () => {
-  ({ dir, ws, bundles } = await faultProduct());
-  base = join(dir, 'at-1.0.0');
-  await initAppliance(ws, base);
-  await installOk(bundles['1.0.0'] as string, base);
+  base = join(product.dir, 'at-1.0.0');
+  await initAppliance(product.ws, base);
+  await installOk(product.bundles['1.0.0'] as string, base);
 });
 
 async function copy(name: string): Promise<string> {
-  const root = join(dir, name);
+  const root = join(product.dir, name);
   await cp(base, root, { recursive: true, verbatimSymlinks: true });
   return root;
 }
@@ -35,7 +32,7 @@ describe('damaged appliance files', () => {
       history,
       '{"id":"20261204T000000-abcdef","at":"2026-12-04T00:00:00.000Z","oper',
     );
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
     const lines = (await readFile(history, 'utf8')).trimEnd().split('\n');
     expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ operation: 'install', to: '1.3.0' });
     const result = json<{ transactions: Array<{ to: string }>; tornHistoryLines: number[] }>(
@@ -50,9 +47,12 @@ describe('damaged appliance files', () => {
 
   it('leftovers of cuts (a link switch, a removed component pruned halfway) are cleaned by the next ferry', async () => {
     const root = await copy('leftovers');
-    const killed = await ferry(['install', bundles['1.3.0'] as string, '--root', root, '--yes'], {
-      env: { FERRY_TEST_CRASH_AT: '8' },
-    });
+    const killed = await ferry(
+      ['install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
+      {
+        env: { FERRY_TEST_CRASH_AT: '8' },
+      },
+    );
     expect(killed.code).toBe(-1);
     // The cut came between creating a link and renaming it over `current`.
     await symlink('4.0.0', join(root, 'opt/ferry/db/current.new-4242'));
@@ -62,7 +62,7 @@ describe('damaged appliance files', () => {
     // A component pruned halfway: its kept artifacts outlived its folder.
     const artifacts = join(root, 'var/lib/ferry/artifacts');
     await mkdir(join(artifacts, 'ghost/0.1.0/remove'), { recursive: true });
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
     expect(await readdir(artifacts)).not.toContain('ghost');
   });
 
@@ -86,19 +86,9 @@ describe('damaged appliance files', () => {
     expect(lost.code).toBe(2);
     expect(lost.stderr).toContain('E_STATE_INVALID');
     expect(lost.stderr).toContain('restore state.json from a backup');
-    const init = await ferry([
-      'init',
-      '--root',
-      root,
-      '--product',
-      'acme-appliance',
-      '--platform',
-      'acme-os@7.2.1',
-      '--trust',
-      ws.trust,
-    ]);
-    expect(init.code).toBe(2);
-    expect(init.stderr).toContain('E_EXISTS');
+    const refused = await init(product.ws, root);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('E_EXISTS');
     expect(await readFile(join(root, 'etc/ferry/trust.json'), 'utf8')).toBe(trust);
     expect((await status(base)).release).toBe('1.0.0');
   });

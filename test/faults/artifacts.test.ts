@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,13 +16,24 @@ const LEAVE = [
   '  sleep 1',
   'fi',
 ].join('\n');
+const PLAIN = [
+  'if [ -e "$FERRY_ROOT/leave-plain" ]; then',
+  '  sleep 302 &',
+  '  sleep 1',
+  'fi',
+].join('\n');
+/** Where the cgroup v2 filesystem is mounted, if it is. */
+const cgroups = readFileSync('/proc/self/mountinfo', 'utf8')
+  .split('\n')
+  .map((line) => line.split(' '))
+  .find((fields) => fields[fields.indexOf('-') + 1] === 'cgroup2')?.[4];
 const NOISE = [
   'if [ -e "$FERRY_ROOT/noise" ]; then',
   `  yes 'a line of noise' | head -c 67108864`,
   `  head -c 67108864 /dev/zero | tr '\\0' x`,
   'fi',
 ].join('\n');
-const product = faultProduct({ 'scripts/web/publish.sh': `${LEAVE}\n${NOISE}` });
+const product = faultProduct({ 'scripts/web/publish.sh': `${LEAVE}\n${PLAIN}\n${NOISE}` });
 
 async function appliance(name: string, trigger: string): Promise<string> {
   const root = join(product.dir, name);
@@ -60,6 +72,37 @@ describe('artifacts that misbehave', () => {
       /ended what it left running: \d+ \(.+\), \d+ \(/,
     );
   });
+
+  it.skipIf(!cgroups || process.getuid?.() !== 0)(
+    'where no cgroup can be made (needs root and cgroup v2 to take it away), its group is killed at its exit all the same',
+    async () => {
+      const root = await appliance('no-cgroup', 'leave-plain');
+      // A private mount namespace in which the cgroup filesystem is read-only.
+      const script = `mount -o remount,bind,ro ${cgroups} && exec "$0" "$@"`;
+      const result = await run(
+        'unshare',
+        [
+          '-m',
+          'sh',
+          '-c',
+          script,
+          process.execPath,
+          FERRY,
+          'install',
+          product.bundles['1.3.0'] as string,
+          '--root',
+          root,
+          '--yes',
+        ],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect(await running('sleep', '302')).toEqual([]);
+      expect(await readFile(await lastLog(root), 'utf8')).toMatch(
+        /ended what it left running: \d+ \(sleep\)/,
+      );
+    },
+  );
 
   it('a rollback artifact that hangs is ended at the timeout the appliance sets, not ten minutes later', async () => {
     const root = await appliance('rollback-hang', 'fail/verify');

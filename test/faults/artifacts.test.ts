@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FERRY, run } from '../helpers.js';
+import { FERRY, run, type RunResult } from '../helpers.js';
 import { initAppliance, install, installOk, markers, status } from '../e2e/appliance.js';
 import { faultProduct } from './product.js';
 
@@ -54,6 +54,25 @@ async function running(...args: string[]): Promise<number[]> {
   return found;
 }
 
+/** `ferry install` of 1.3.0, started through another program (`unshare`, `time`). */
+function installThrough(through: string[], root: string): Promise<RunResult> {
+  const [command, ...args] = through as [string, ...string[]];
+  return run(
+    command,
+    [
+      ...args,
+      process.execPath,
+      FERRY,
+      'install',
+      product.bundles['1.3.0'] as string,
+      '--root',
+      root,
+      '--yes',
+    ],
+    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+  );
+}
+
 async function lastLog(root: string): Promise<string> {
   const logs = join(root, 'var/lib/ferry/logs');
   const names = (await readdir(logs)).sort();
@@ -79,23 +98,7 @@ describe('artifacts that misbehave', () => {
       const root = await appliance('no-cgroup', 'leave-plain');
       // A private mount namespace in which the cgroup filesystem is read-only.
       const script = `mount -o remount,bind,ro ${cgroups} && exec "$0" "$@"`;
-      const result = await run(
-        'unshare',
-        [
-          '-m',
-          'sh',
-          '-c',
-          script,
-          process.execPath,
-          FERRY,
-          'install',
-          product.bundles['1.3.0'] as string,
-          '--root',
-          root,
-          '--yes',
-        ],
-        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
-      );
+      const result = await installThrough(['unshare', '-m', 'sh', '-c', script], root);
       expect(result.code, result.stderr).toBe(0);
       expect(await running('sleep', '302')).toEqual([]);
       expect(await readFile(await lastLog(root), 'utf8')).toMatch(
@@ -130,21 +133,7 @@ describe('artifacts that misbehave', () => {
 
   it('64 MiB of lines and 64 MiB without a newline: the log keeps about 1 MiB of it', async () => {
     const root = await appliance('noise', 'noise');
-    const timed = await run(
-      '/usr/bin/time',
-      [
-        '-f',
-        'maxrss %M',
-        process.execPath,
-        FERRY,
-        'install',
-        product.bundles['1.3.0'] as string,
-        '--root',
-        root,
-        '--yes',
-      ],
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
-    );
+    const timed = await installThrough(['/usr/bin/time', '-f', 'maxrss %M'], root);
     expect(timed.code, timed.stderr.slice(-2000)).toBe(0);
     expect((await stat(await lastLog(root))).size).toBeLessThan(3 * 1024 * 1024);
     const rss = Number(/maxrss (\d+)/.exec(timed.stderr)?.[1]);

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
+import { printable } from '../manifest-schema/printable.js';
 import { usageError, type Command, type Parsed } from './args.js';
 import { report } from './report.js';
 

@@ -17,6 +17,8 @@ export interface StatusResult {
   /** A transaction whose journal is still open: under way, or interrupted and awaiting recovery. */
   open?: OpenTransaction;
   transactions: HistoryEntry[];
+  /** Lines of history.jsonl that do not parse (a power cut mid-append), skipped. */
+  tornHistoryLines?: number[];
 }
 
 export interface OpenTransaction {
@@ -62,7 +64,7 @@ export async function applianceStatus(
       ? { problems: await verifyInstalled(appliance.paths, appliance.state) }
       : {}),
     ...(open ? { open } : {}),
-    transactions: await recentHistory(appliance.paths, 5),
+    ...(await recentHistory(appliance.paths, 5)),
   };
 }
 
@@ -109,18 +111,24 @@ export interface HistoryEntry {
   reason?: string;
 }
 
-/** The last `count` transactions from history.jsonl, newest last. */
-export async function recentHistory(paths: AppliancePaths, count: number): Promise<HistoryEntry[]> {
+/** The last `count` transactions from history.jsonl, newest last, and the numbers of lines that do not parse. */
+export async function recentHistory(
+  paths: AppliancePaths,
+  count: number,
+): Promise<{ transactions: HistoryEntry[]; tornHistoryLines?: number[] }> {
   const text = await readFile(paths.history, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .slice(-count)
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as HistoryEntry];
-      } catch {
-        return [];
-      }
-    });
+  const transactions: HistoryEntry[] = [];
+  const torn: number[] = [];
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    try {
+      transactions.push(JSON.parse(line) as HistoryEntry);
+    } catch {
+      torn.push(index + 1);
+    }
+  }
+  return {
+    transactions: transactions.slice(-count),
+    ...(torn.length > 0 ? { tornHistoryLines: torn } : {}),
+  };
 }

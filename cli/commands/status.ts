@@ -65,6 +65,10 @@ function formatStatus(status: StatusResult): string {
       );
     }
   }
+  for (const line of status.tornHistoryLines ?? [])
+    lines.push(
+      `  (history.jsonl line ${line} was cut short, by a power cut while it was written: skipped)`,
+    );
   if (status.problems) {
     lines.push(
       '',

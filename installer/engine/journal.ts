@@ -279,10 +279,18 @@ export async function syncTree(path: string): Promise<void> {
   }
 }
 
+/**
+ * Appends one JSON line and fsyncs it. A last line cut short by a power cut
+ * is closed first, so that it cannot swallow this one (readers skip it).
+ */
 export async function appendLine(file: string, value: unknown): Promise<void> {
-  const handle = await open(file, 'a');
+  const handle = await open(file, 'a+');
   try {
-    await handle.write(`${JSON.stringify(value)}\n`);
+    const { size } = await handle.stat();
+    const last = Buffer.alloc(1);
+    if (size > 0) await handle.read(last, 0, 1, size - 1);
+    const torn = size > 0 && last[0] !== 0x0a;
+    await handle.write(`${torn ? '\n' : ''}${JSON.stringify(value)}\n`);
     await handle.sync();
   } finally {
     await handle.close();

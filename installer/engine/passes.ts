@@ -37,14 +37,13 @@ export async function preValidate(run: Installation): Promise<void> {
   const { transaction: t, plan } = run;
   await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.paths.journal });
   // Recovery after a power cut runs the rollback artifacts from here: they must be on disk.
-  await syncTree(t.artifacts);
+  if (await pathExists(t.artifacts)) await syncTree(t.artifacts);
   for (const name of updating(plan)) await runPass(run, 'pre-validate', name);
-  await checkSpace(t.paths.staging, plan.stageBytes + MARGIN);
-  await checkSpace(t.paths.journal, MARGIN);
+  await checkSpace(t.paths.staging, plan.stageBytes + 16 * MIB);
+  await checkSpace(t.paths.journal, 4 * MIB);
 }
 
-/** Room for the journal, the log, kept artifacts and state beyond the payload. */
-const MARGIN = 16 * 1024 * 1024;
+/** Beyond the payload: room for the journal, the log, kept artifacts and state (the artifacts are staged already). */
 const MIB = 1024 * 1024;
 
 /** E_NO_SPACE, naming the filesystem, when the one that will hold `path` has less than `needed` bytes free. */

@@ -3,7 +3,7 @@ import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.j
 import type { InstallEvent } from './events.js';
 import { appendLine, Journal } from './journal.js';
 import { acquireLock } from './lock.js';
-import { cleanUp } from './retention.js';
+import { cleanUp, removeLinkLeftovers } from './retention.js';
 import { removeStaging, undoAll } from './transaction.js';
 
 /**
@@ -78,6 +78,7 @@ export async function recoverPending(
       message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? '?'}) was interrupted: rolling it back`,
     });
     await undoAll(steps, header, emit);
+    await removeLinkLeftovers(appliance.paths);
   }
   await removeStaging(appliance.paths, header.id);
   const history = await readFile(appliance.paths.history, 'utf8').catch(() => '');

@@ -139,7 +139,7 @@ export function runArtifact(run: ArtifactRun): Promise<ArtifactResult> {
   const cgroup = makeCgroup();
   // The shell joins the cgroup before it becomes the artifact: nothing it starts is outside.
   const [command, args] = cgroup
-    ? ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" 2>/dev/null; exec "$1"', cgroup, run.path]]
+    ? ['/bin/sh', ['-c', 'echo $$ 2>/dev/null >"$0/cgroup.procs"; exec "$1"', cgroup, run.path]]
     : [run.path, []];
   return new Promise((resolve) => {
     const child = spawn(command, args, {

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { ferry, json, type Workspace } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ferry, json } from '../helpers.js';
 import {
   initAppliance,
   install,
@@ -22,22 +22,16 @@ const reason = skipReason();
 const FILL = `if [ -e "$FERRY_ROOT/fill" ]; then dd if=/dev/zero of="$FERRY_ROOT/var/lib/ferry/filler" bs=64k 2>/dev/null || true; fi`;
 
 describe.skipIf(reason !== null)(`a failure while committing (${reason ?? 'tmpfs, ext4'})`, () => {
-  let dir: string;
-  let ws: Workspace;
-  let bundles: Record<string, string>;
-
-  beforeAll(async () => {
-    ({ dir, ws, bundles } = await faultProduct({ 'verify/target-state.sh': FILL }));
-  });
+  const product = faultProduct({ 'verify/target-state.sh': FILL });
 
   it('a full disk when state.json is written: every change and artifact rolled back', async () => {
-    const root = join(dir, 'full');
+    const root = join(product.dir, 'full');
     await tmpfs(join(root, 'var/lib/ferry'), 16);
-    await initAppliance(ws, root);
-    await installOk(bundles['1.0.0'] as string, root);
+    await initAppliance(product.ws, root);
+    await installOk(product.bundles['1.0.0'] as string, root);
     const before = await snapshot(root);
     execFileSync('touch', [join(root, 'fill')]);
-    const failed = await install(bundles['1.3.0'] as string, root);
+    const failed = await install(product.bundles['1.3.0'] as string, root);
     expect(failed.code, failed.stderr).toBe(1);
     expect(failed.stdout + failed.stderr).toMatch(/state\.json.*(ENOSPC|no space)/is);
     expect((await status(root)).release).toBe('1.0.0');
@@ -50,18 +44,18 @@ describe.skipIf(reason !== null)(`a failure while committing (${reason ?? 'tmpfs
     await rm(join(root, 'var/lib/ferry/filler'));
     const recovered = await ferry(['recover', '--root', root, '--json']);
     expect(json<{ recovered: boolean }>(recovered).recovered).toBe(false);
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
     expect((await status(root)).release).toBe('1.3.0');
   });
 
   it('a history that cannot be appended after state.json is written: committed, exit 0, finished by the next ferry', async () => {
-    const root = join(dir, 'history');
-    await ext4(join(dir, 'lib.img'), join(root, 'var/lib/ferry'), 32);
-    await initAppliance(ws, root);
-    await installOk(bundles['1.0.0'] as string, root);
+    const root = join(product.dir, 'history');
+    await ext4(join(product.dir, 'lib.img'), join(root, 'var/lib/ferry'), 32);
+    await initAppliance(product.ws, root);
+    await installOk(product.bundles['1.0.0'] as string, root);
     const history = join(root, 'var/lib/ferry/history.jsonl');
     execFileSync('chattr', ['+i', history]);
-    const done = await install(bundles['1.3.0'] as string, root);
+    const done = await install(product.bundles['1.3.0'] as string, root);
     execFileSync('chattr', ['-i', history]);
     expect(done.code, done.stderr).toBe(0);
     expect(done.stderr).toMatch(/is committed, but finishing up failed/);

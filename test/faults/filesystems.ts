@@ -84,19 +84,3 @@ export async function tmpfs(at: string, mib: number): Promise<void> {
   sh('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', at]);
   mounted.push(at);
 }
-
-/** Fills the filesystem holding `dir` until a write fails with ENOSPC; returns the filler file. */
-export function fill(dir: string): string {
-  const file = join(dir, 'filler');
-  try {
-    sh('dd', ['if=/dev/zero', `of=${file}`, 'bs=64k']);
-  } catch {
-    // ENOSPC: the point
-  }
-  try {
-    sh('dd', ['if=/dev/zero', `of=${file}`, 'bs=4k', 'oflag=append', 'conv=notrunc']);
-  } catch {
-    // full to the last block
-  }
-  return file;
-}

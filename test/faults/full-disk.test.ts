@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { type Workspace } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
 import { initAppliance, install, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
 import { skipReason, tmpfs } from './filesystems.js';
 import { faultProduct } from './product.js';
@@ -15,25 +14,19 @@ const reason = skipReason();
 describe.skipIf(reason !== null)(
   `a filesystem too full for the payload (${reason ?? 'tmpfs'})`,
   () => {
-    let dir: string;
-    let ws: Workspace;
-    let bundles: Record<string, string>;
-
-    beforeAll(async () => {
-      ({ dir, ws, bundles } = await faultProduct());
-    });
+    const product = faultProduct();
 
     it('E_NO_SPACE before staging, naming the mount point; nothing changed; the next install runs', async () => {
-      const root = join(dir, 'root');
+      const root = join(product.dir, 'root');
       const opt = join(root, 'opt');
       await tmpfs(opt, 24);
-      await initAppliance(ws, root);
-      await installOk(bundles['1.0.0'] as string, root);
+      await initAppliance(product.ws, root);
+      await installOk(product.bundles['1.0.0'] as string, root);
       execFileSync('dd', ['if=/dev/zero', `of=${join(opt, 'filler')}`, 'bs=1M', 'count=9'], {
         stdio: 'ignore',
       });
       const before = await snapshot(root);
-      const refused = await install(bundles['1.3.0'] as string, root);
+      const refused = await install(product.bundles['1.3.0'] as string, root);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain('E_NO_SPACE');
       expect(refused.stderr).toMatch(
@@ -41,7 +34,7 @@ describe.skipIf(reason !== null)(
       );
       expect(await snapshot(root, RECORDS)).toEqual(before);
       await rm(join(opt, 'filler'));
-      await installOk(bundles['1.3.0'] as string, root);
+      await installOk(product.bundles['1.3.0'] as string, root);
       expect((await status(root)).release).toBe('1.3.0');
     });
   },

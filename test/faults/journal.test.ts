@@ -1,7 +1,7 @@
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ferry, json, type Workspace } from '../helpers.js';
+import { ferry, json } from '../helpers.js';
 import { initAppliance, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
 import { faultProduct } from './product.js';
 
@@ -9,27 +9,27 @@ import { faultProduct } from './product.js';
 // eighth write), then moved, damaged or cut: recovery acts on the root it is
 // given, and never undoes from a guess.
 
-let dir: string;
-let ws: Workspace;
-let bundles: Record<string, string>;
+const product = faultProduct();
 let base: string;
 let before: Record<string, string>;
 
 beforeAll(async () => {
-  ({ dir, ws, bundles } = await faultProduct());
-  base = join(dir, 'at-1.0.0');
-  await initAppliance(ws, base);
-  await installOk(bundles['1.0.0'] as string, base);
+  base = join(product.dir, 'at-1.0.0');
+  await initAppliance(product.ws, base);
+  await installOk(product.bundles['1.0.0'] as string, base);
   before = await snapshot(base);
 });
 
 /** An appliance at 1.0.0 whose install of 1.3.0 was killed in its update pass. */
 async function interrupted(name: string): Promise<string> {
-  const root = join(dir, name);
+  const root = join(product.dir, name);
   await cp(base, root, { recursive: true, verbatimSymlinks: true });
-  const run = await ferry(['install', bundles['1.3.0'] as string, '--root', root, '--yes'], {
-    env: { FERRY_TEST_CRASH_AT: '8' },
-  });
+  const run = await ferry(
+    ['install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
+    {
+      env: { FERRY_TEST_CRASH_AT: '8' },
+    },
+  );
   expect(run.code).toBe(-1);
   return root;
 }
@@ -51,8 +51,8 @@ describe('the journal', () => {
     const journal = await readFile(steps(original), 'utf8');
     expect(journal.split('\n').length).toBeGreaterThan(3);
     expect(journal).not.toContain(original);
-    const copy = join(dir, 'rescue', 'mnt');
-    await mkdir(join(dir, 'rescue'));
+    const copy = join(product.dir, 'rescue', 'mnt');
+    await mkdir(join(product.dir, 'rescue'));
     await cp(original, copy, { recursive: true, verbatimSymlinks: true });
     const untouched = await snapshot(original);
     await recoverTo(copy, '1.0.0');
@@ -60,7 +60,7 @@ describe('the journal', () => {
     expect(await snapshot(original)).toEqual(untouched);
     await recoverTo(original, '1.0.0');
     expect(await snapshot(original, RECORDS)).toEqual(before);
-    await installOk(bundles['1.3.0'] as string, copy);
+    await installOk(product.bundles['1.3.0'] as string, copy);
   });
 
   it('a damaged record before others: E_JOURNAL_CORRUPT naming it, nothing changed; repaired, it recovers', async () => {
@@ -76,7 +76,13 @@ describe('the journal', () => {
     expect(refused.stderr).toContain('E_JOURNAL_CORRUPT');
     expect(refused.stderr).toContain(`${steps(root)}: record 2`);
     expect(await snapshot(root, ['var/lib/ferry/lock'])).toEqual(held);
-    const install = await ferry(['install', bundles['1.3.0'] as string, '--root', root, '--yes']);
+    const install = await ferry([
+      'install',
+      product.bundles['1.3.0'] as string,
+      '--root',
+      root,
+      '--yes',
+    ]);
     expect(install.stderr).toContain('E_JOURNAL_CORRUPT');
     expect(await snapshot(root, ['var/lib/ferry/lock'])).toEqual(held);
     await writeFile(steps(root), good);
@@ -89,12 +95,12 @@ describe('the journal', () => {
     await writeFile(steps(root), `${await readFile(steps(root), 'utf8')}3f2a9c {"op":"mo`);
     await recoverTo(root, '1.0.0');
     expect(await snapshot(root, RECORDS)).toEqual(before);
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
     expect((await status(root)).release).toBe('1.3.0');
   });
 
   it('an empty journal folder (a crash before its header) is removed without a record', async () => {
-    const root = join(dir, 'empty');
+    const root = join(product.dir, 'empty');
     await cp(base, root, { recursive: true, verbatimSymlinks: true });
     await mkdir(join(root, 'var/lib/ferry/journal'));
     const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');

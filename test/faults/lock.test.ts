@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { FERRY, ferry, json, type Workspace } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { FERRY, ferry, json } from '../helpers.js';
 import { initAppliance, install, installOk, markers, status } from '../e2e/appliance.js';
 import { faultProduct } from './product.js';
 
@@ -11,19 +11,12 @@ import { faultProduct } from './product.js';
 // holds nothing.
 
 const SLOW = 'if [ -e "$FERRY_ROOT/slow" ]; then sleep 6; fi';
-
-let dir: string;
-let ws: Workspace;
-let bundles: Record<string, string>;
-
-beforeAll(async () => {
-  ({ dir, ws, bundles } = await faultProduct({ 'scripts/db/migrate.sh': SLOW }));
-});
+const product = faultProduct({ 'scripts/db/migrate.sh': SLOW });
 
 async function appliance(name: string): Promise<string> {
-  const root = join(dir, name);
-  await initAppliance(ws, root);
-  await installOk(bundles['1.0.0'] as string, root);
+  const root = join(product.dir, name);
+  await initAppliance(product.ws, root);
+  await installOk(product.bundles['1.0.0'] as string, root);
   await writeFile(join(root, 'slow'), '');
   return root;
 }
@@ -36,7 +29,7 @@ describe('the lock', () => {
       JSON.stringify({ pid: 999_999_99, command: 'install', since: 'yesterday' }),
     );
     const runs = await Promise.all(
-      Array.from({ length: 5 }, () => install(bundles['1.3.0'] as string, root)),
+      Array.from({ length: 5 }, () => install(product.bundles['1.3.0'] as string, root)),
     );
     const codes = runs.map((run) => run.code).sort();
     expect(codes, runs.map((run) => run.stderr).join('\n')).toEqual([0, 5, 5, 5, 5]);
@@ -50,7 +43,7 @@ describe('the lock', () => {
     const root = await appliance('killed');
     const holder = spawn(
       process.execPath,
-      [FERRY, 'install', bundles['1.3.0'] as string, '--root', root, '--yes'],
+      [FERRY, 'install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
       {
         stdio: 'ignore',
       },
@@ -76,6 +69,6 @@ describe('the lock', () => {
       release: '1.0.0',
     });
     expect(recovered.stderr).toContain('stale lock');
-    await installOk(bundles['1.3.0'] as string, root);
+    await installOk(product.bundles['1.3.0'] as string, root);
   });
 });

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ferry } from '../helpers.js';
 import { initAppliance, installOk, status } from '../e2e/appliance.js';
 import { ext4, skipReason } from './filesystems.js';
+import { faultProduct } from './product.js';
 
 // A power cut right after an install reports success: the ext4 error trigger
 // (errors=remount-ro) stops the filesystem from writing anything more, so
@@ -13,27 +14,14 @@ const reason = skipReason();
 describe.skipIf(reason !== null)(
   `a power cut after a commit (${reason ?? 'ext4 loop image'})`,
   () => {
-    let dir: string;
-    let ws: Workspace;
-    let bundles: Record<string, string>;
-
-    beforeAll(async () => {
-      dir = await tempDir();
-      ws = await workspace(dir);
-      bundles = await buildAll(ws, join(dir, 'bundles'), 'tar', [
-        '1.0.0',
-        '1.1.0',
-        '1.2.0',
-        '1.3.0',
-      ]);
-    });
+    const product = faultProduct();
 
     it('finds every committed byte on disk: status --verify holds, and the next install runs', async () => {
-      const fs = await ext4(join(dir, 'root.img'), join(dir, 'mnt'), 64);
+      const fs = await ext4(join(product.dir, 'root.img'), join(product.dir, 'mnt'), 64);
       const root = join(fs.mount, 'appliance');
-      await initAppliance(ws, root);
+      await initAppliance(product.ws, root);
       for (const release of ['1.0.0', '1.3.0']) {
-        await installOk(bundles[release] as string, root);
+        await installOk(product.bundles[release] as string, root);
         await fs.fail();
         fs.remount();
         expect((await status(root)).release).toBe(release);

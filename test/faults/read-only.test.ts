@@ -1,7 +1,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { ferry, json, type Workspace } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ferry, json } from '../helpers.js';
 import {
   initAppliance,
   install,
@@ -27,19 +27,13 @@ const BREAK =
 describe.skipIf(reason !== null)(
   `a filesystem gone read-only (${reason ?? 'ext4 loop image'})`,
   () => {
-    let dir: string;
-    let ws: Workspace;
-    let bundles: Record<string, string>;
-
-    beforeAll(async () => {
-      ({ dir, ws, bundles } = await faultProduct({ 'scripts/web/publish.sh': BREAK }));
-    });
+    const product = faultProduct({ 'scripts/web/publish.sh': BREAK });
 
     it('reports the I/O error, and recover after the repair rolls everything back', async () => {
-      const fs = await ext4(join(dir, 'root.img'), join(dir, 'mnt'), 64);
+      const fs = await ext4(join(product.dir, 'root.img'), join(product.dir, 'mnt'), 64);
       const root = join(fs.mount, 'appliance');
-      await initAppliance(ws, root);
-      await installOk(bundles['1.0.0'] as string, root);
+      await initAppliance(product.ws, root);
+      await installOk(product.bundles['1.0.0'] as string, root);
       const before = await snapshot(root);
       // The trigger lives outside the broken filesystem's reach: it is read before the write.
       await writeFile(
@@ -47,7 +41,7 @@ describe.skipIf(reason !== null)(
         `/sys/fs/ext4/${basename(fs.device)}/trigger_fs_error`,
       );
       await writeFile(join(root, 'break'), '1\n');
-      const failed = await install(bundles['1.3.0'] as string, root);
+      const failed = await install(product.bundles['1.3.0'] as string, root);
       expect(failed.code, failed.stderr).toBe(1);
       expect(failed.stderr).toContain('E_IO');
       expect(failed.stderr).not.toContain('E_INTERNAL');
@@ -73,7 +67,7 @@ describe.skipIf(reason !== null)(
         'rollback web',
       ]);
       await rm(join(root, 'break'));
-      await installOk(bundles['1.3.0'] as string, root);
+      await installOk(product.bundles['1.3.0'] as string, root);
       expect((await status(root)).release).toBe('1.3.0');
     });
   },

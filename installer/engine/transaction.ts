@@ -38,6 +38,8 @@ export interface ArtifactScope {
   to: string | null;
   payloadDir?: string;
   installDir?: string;
+  /** Components the controls left out of this install (skipped, or in error under --partial). */
+  leftOut?: readonly string[];
 }
 
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
@@ -50,6 +52,7 @@ function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<str
     FERRY_TO_VERSION: scope.to ?? '',
     FERRY_PAYLOAD_DIR: scope.payloadDir ?? '',
     FERRY_INSTALL_DIR: scope.installDir ?? '',
+    FERRY_SKIPPED: (scope.leftOut ?? []).join(' '),
   };
 }
 

@@ -14,7 +14,7 @@ const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name:
 const Version = Type.String({
   minLength: 5,
   maxLength: 256,
-  description: 'a semver version, quoted in YAML',
+  description: 'a semver version such as "1.2.0" (quoted in YAML)',
 });
 const Range = Type.String({ minLength: 1, maxLength: 1024, description: 'a semver range' });
 const Sha256 = Type.String({ pattern: SHA256_PATTERN });

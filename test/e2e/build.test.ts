@@ -489,6 +489,59 @@ describe('build refusals (exit 2, naming the problem)', () => {
     await refuse(file, 'E_YAML');
   });
 
+  it('a duplicate key names its line and column', async () => {
+    const product = await copyFixture(join(dir, 'refuse-duplicate'));
+    const file = join(product, 'release-1.0.0.yaml');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace("release: '1.0.0'", "release: '1.0.0'\nrelease: '1.0.1'"));
+    const line = text.split('\n').findIndex((l) => l.startsWith('release:')) + 2;
+    expect(await refuse(file, 'E_YAML')).toContain(
+      `release-1.0.0.yaml:${line}:1: Map keys must be unique`,
+    );
+  });
+
+  it('every schema problem, in --json too: versions as written, semver, did you mean', async () => {
+    const product = await copyFixture(join(dir, 'refuse-many'));
+    const file = join(product, 'release-1.0.0.yaml');
+    const text = (await readFile(file, 'utf8'))
+      .replace("release: '1.0.0'", 'release: 1.0')
+      .replace("version: '3.0.0'", 'version: 1.10')
+      .replace("version: '2.0.0'", "version: 'v1.0'")
+      .replace('owner: frontend-team', 'ownr: frontend-team');
+    await writeFile(file, text);
+    const result = await ferry([
+      'build',
+      file,
+      '--out',
+      join(dir, 'refused'),
+      '--key',
+      ws.key,
+      '--json',
+    ]);
+    expect(result.code).toBe(2);
+    const problems = json<{ error: { problems: Array<{ path: string; message: string }> } }>(result)
+      .error.problems;
+    const about = (path: string) => problems.find((p) => p.path === path)?.message;
+    expect(about('/release')).toContain('"1.0.0"');
+    expect(about('/components/db/version')).toContain('"1.10.0"');
+    expect(about('/components/db/version')).toContain('1.10 is the number 1.1');
+    expect(about('/components/api/version')).toContain('semver');
+    expect(about('/components/web/ownr')).toContain('did you mean owner?');
+  });
+
+  it('a spec path that is a folder is a usage error', async () => {
+    const result = await ferry([
+      'build',
+      ws.product,
+      '--out',
+      join(dir, 'refused'),
+      '--key',
+      ws.key,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('is a folder');
+  });
+
   it('a missing spec file', async () => {
     const result = await ferry([
       'build',

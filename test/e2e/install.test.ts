@@ -709,6 +709,11 @@ describe('ferry rollback', () => {
     expect(log).toContainEqual(
       expect.objectContaining({ type: 'step', component: 'api', status: 'failed' }),
     );
+    const human = await ferry(['rollback', '--root', root, '--yes']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain('failed: api, rollback pass, restore.sh: exited with status 1');
+    expect(human.stdout).toContain('api: rollback failed on request');
+    expect(human.stdout).toMatch(/log: .*\/var\/lib\/ferry\/logs\/.*\.jsonl/);
   });
 
   it('a rollback of a first install says it goes back to an empty appliance', async () => {

@@ -7,7 +7,8 @@ export interface Lock {
   takenOver?: { pid: number; since: string };
 }
 
-function alive(pid: number): boolean {
+/** The process still runs (EPERM: it runs as another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -385,7 +385,14 @@ describe('build refusals (exit 2, naming the problem)', () => {
     return file;
   }
 
-  async function refuse(file: string, code: string): Promise<string> {
+  interface Refused {
+    code: string;
+    file: string;
+    problems?: Array<{ path: string; message: string }>;
+  }
+
+  /** Builds `file --json`, expecting exit 2 with `code`: the error as JSON, and stderr. */
+  async function refusal(file: string, code: string): Promise<{ error: Refused; stderr: string }> {
     const result = await ferry([
       'build',
       file,
@@ -396,11 +403,15 @@ describe('build refusals (exit 2, naming the problem)', () => {
       '--json',
     ]);
     expect(result.code, result.stderr).toBe(2);
-    const error = json<{ error: { code: string; file: string } }>(result).error;
+    const error = json<{ error: Refused }>(result).error;
     expect(error.code).toBe(code);
     expect(error.file).toBe(file);
     expect(result.stderr).toContain('hint:');
-    return result.stderr;
+    return { error, stderr: result.stderr };
+  }
+
+  async function refuse(file: string, code: string): Promise<string> {
+    return (await refusal(file, code)).stderr;
   }
 
   it('a release not newer than its history', async () => {
@@ -509,18 +520,7 @@ describe('build refusals (exit 2, naming the problem)', () => {
       .replace("version: '2.0.0'", "version: 'v1.0'")
       .replace('owner: frontend-team', 'ownr: frontend-team');
     await writeFile(file, text);
-    const result = await ferry([
-      'build',
-      file,
-      '--out',
-      join(dir, 'refused'),
-      '--key',
-      ws.key,
-      '--json',
-    ]);
-    expect(result.code).toBe(2);
-    const problems = json<{ error: { problems: Array<{ path: string; message: string }> } }>(result)
-      .error.problems;
+    const { problems = [] } = (await refusal(file, 'E_SPEC_INVALID')).error;
     const about = (path: string) => problems.find((p) => p.path === path)?.message;
     expect(about('/release')).toContain('"1.0.0"');
     expect(about('/components/db/version')).toContain('"1.10.0"');

@@ -205,8 +205,9 @@ export class Transaction {
 
   /** Runs `work` as one pass, reported as started and, when it did not throw, done. */
   async pass(pass: PassName, work: () => Promise<void>): Promise<void> {
-    this.emit({ type: 'pass', pass, status: 'start' });
+    // Before the pass starts: an interrupt asked for during the test pass must not find it committing.
     this.stopPoint();
+    this.emit({ type: 'pass', pass, status: 'start' });
     await work();
     this.emit({ type: 'pass', pass, status: 'done' });
   }

@@ -225,6 +225,7 @@ export function factsOf(appliance: Pick<Appliance, 'config' | 'state'>): Applian
     release: state.release,
     verified: state.verified,
     highestRelease: state.highestRelease,
+    ...(state.partial ? { partial: state.partial } : {}),
     components: Object.fromEntries(
       Object.entries(state.components).map(([name, c]) => [
         name,

@@ -41,8 +41,14 @@ export interface ApplianceFacts {
   /** False after a --partial install: the components are not a verified release. */
   verified: boolean;
   components: Record<string, InstalledComponent>;
-  /** The highest release ever committed (rollback protection); null when none. */
+  /** The highest verified release ever committed (rollback protection); null when none. */
   highestRelease: string | null;
+  /**
+   * After a partial install (`release` is the one it aimed at): the release it
+   * started from, which a bundle may also update from, and the components it
+   * left out, at their versions: not drift.
+   */
+  partial?: { base: string | null; leftOut: Record<string, string | null> };
 }
 
 export interface Controls {
@@ -301,10 +307,10 @@ function bundleReasons(facts: ApplianceFacts, meta: BundleMetadata, controls: Co
         code: 'E_UNSUPPORTED_FROM',
         message: `this update bundle needs one of ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is empty: use an install bundle`,
       });
-    } else if (!meta.supportedFrom.some((r) => r.version === facts.release)) {
+    } else if (!updatesFrom(facts, meta)) {
       reasons.push({
         code: 'E_UNSUPPORTED_FROM',
-        message: `this bundle updates from ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is at ${facts.release}`,
+        message: `this bundle updates from ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is at ${facts.release}${facts.partial?.base ? ` (partly, from ${facts.partial.base})` : ''}`,
       });
     }
   }
@@ -313,9 +319,13 @@ function bundleReasons(facts: ApplianceFacts, meta: BundleMetadata, controls: Co
     compareVersions(target, facts.highestRelease) < 0 &&
     !controls.allowDowngrade
   ) {
+    // Say what works: --allow-downgrade only helps a bundle that updates from here.
+    const way = reasons.some((r) => r.code === 'E_UNSUPPORTED_FROM')
+      ? `this bundle does not update from ${facts.release ?? 'an empty appliance'}, so --allow-downgrade would not help: \`ferry rollback\` returns to the previous committed release`
+      : `\`ferry rollback\` returns to the previous committed release; pass --allow-downgrade to install this older one on purpose`;
     reasons.push({
       code: 'E_DOWNGRADE',
-      message: `release ${target} is older than ${facts.highestRelease}, the highest this appliance has committed (rollback protection); pass --allow-downgrade to go back on purpose`,
+      message: `release ${target} is older than ${facts.highestRelease}, the highest this appliance has committed (rollback protection): ${way}`,
     });
   }
   return reasons;
@@ -329,6 +339,12 @@ function recordedRelease(
   if (facts.release === null) return {};
   if (facts.release === meta.release.version) return meta.target;
   return meta.supportedFrom.find((r) => r.version === facts.release)?.components ?? null;
+}
+
+/** The bundle updates from the appliance's release, or from the one a partial install started from. */
+function updatesFrom(facts: ApplianceFacts, meta: BundleMetadata): boolean {
+  const base = facts.partial?.base;
+  return meta.supportedFrom.some((r) => r.version === facts.release || r.version === base);
 }
 
 function decide(
@@ -387,7 +403,11 @@ function decide(
   // Drift: the appliance's components must be what its release recorded,
   // whatever the bundle would do with them (install, keep or remove): a bundle
   // is built and tested to update from the recorded state, not from this one.
-  const expected = recorded === null ? installed : (recorded[name] ?? null);
+  const leftOut = facts.partial?.leftOut;
+  const expected =
+    recorded === null || (leftOut !== undefined && name in leftOut && leftOut[name] === installed)
+      ? installed
+      : (recorded[name] ?? null);
   const drifted = expected !== installed;
   if (drifted && !flags.forced) {
     const resolve = component

@@ -4,6 +4,7 @@ import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appl
 import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
 import { Journal } from './engine/journal.js';
+import { lockHeld } from './engine/lock.js';
 
 export interface StatusResult {
   product: string;
@@ -83,19 +84,11 @@ async function openTransaction(
     to: header.to,
     startedAt: header.startedAt,
     pid: header.pid,
-    running: header.pid > 0 && header.pid !== process.pid && isAlive(header.pid),
+    // The kernel holds the lock for a live installer only: a reused pid cannot pass for one.
+    running: await lockHeld(paths.root),
     steps: steps.length,
     recovery: committedId === header.id && header.id !== 'unknown' ? 'roll-forward' : 'roll-back',
   };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** One line of history.jsonl. */

@@ -14,7 +14,7 @@ const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name:
 const Version = Type.String({
   minLength: 5,
   maxLength: 256,
-  description: 'a semver version, quoted in YAML',
+  description: 'a semver version such as "1.2.0" (quoted in YAML)',
 });
 const Range = Type.String({ minLength: 1, maxLength: 1024, description: 'a semver range' });
 const Sha256 = Type.String({ pattern: SHA256_PATTERN });
@@ -392,6 +392,12 @@ const InstalledComponent = strict({
   timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
 });
 
+/** What a partial install left: the release it started from, and the components not at the target, at their versions. */
+const Partial = strict({
+  base: Type.Union([Version, Type.Null()]),
+  leftOut: nameRecord(Type.Union([Version, Type.Null()])),
+});
+
 export const ApplianceStateSchema = strict({
   formatVersion: Type.Literal(FORMAT_VERSION),
   product: Name,
@@ -400,6 +406,8 @@ export const ApplianceStateSchema = strict({
   verified: Type.Boolean(),
   highestRelease: Type.Union([Version, Type.Null()]),
   components: nameRecord(InstalledComponent),
+  /** Present after a partial install: `release` is the one it aimed at, not reached. */
+  partial: Type.Optional(Partial),
   /** The committed state before the last transaction, for `ferry rollback`. */
   previous: Type.Union([
     Type.Null(),
@@ -407,6 +415,7 @@ export const ApplianceStateSchema = strict({
       release: Type.Union([Version, Type.Null()]),
       verified: Type.Boolean(),
       components: nameRecord(InstalledComponent),
+      partial: Type.Optional(Partial),
     }),
   ]),
   /** The id of the transaction that wrote this state: recovery's proof of a commit. */
@@ -433,6 +442,7 @@ export const ApplianceFactsSchema = strict({
       ),
     }),
   ),
+  partial: Type.Optional(Partial),
   trust: TrustRootSchema,
   exportedAt: Type.String({ minLength: 1, maxLength: 64 }),
 });

@@ -260,6 +260,10 @@ export interface ErrorDetails {
   field?: string;
   /** 1-based line in `file`, when known. */
   line?: number;
+  /** 1-based column in `line`, when known. */
+  column?: number;
+  /** Every problem found in `file`, when there are several (the message lists them too). */
+  problems?: Array<{ path: string; message: string; line?: number }>;
   /** A registry as `host[:port]`. */
   registry?: string;
   /** A repository name inside `registry`, such as `acme/appliance`. */
@@ -317,6 +321,13 @@ export function isFerryError(error: unknown): error is FerryError {
 /** Wraps an fs error into E_NOT_FOUND, E_NO_SPACE or E_IO, naming the file. */
 export function ioError(error: unknown, file: string, doing: string): FerryError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EISDIR') {
+    return new FerryError('E_USAGE', `${file} is a folder, not a file`, {
+      file,
+      hint: 'name the file itself',
+      cause: error,
+    });
+  }
   if (code === 'ENOENT') {
     return new FerryError('E_NOT_FOUND', `${file} does not exist`, {
       file,

@@ -11,7 +11,7 @@ import {
   type Command,
 } from '../args.js';
 import { confirm } from '../confirm.js';
-import { formatPlan } from '../format.js';
+import { formatFailure, formatPlan } from '../format.js';
 import { progressPrinter } from '../progress.js';
 import { askOnTerminal } from '../volume-prompt.js';
 
@@ -95,13 +95,6 @@ function formatInstall(result: InstallResult): string {
   } else {
     lines.push(`UNCHANGED: ${plan.product} is already at ${plan.to}; nothing to do`);
   }
-  if (result.failure) {
-    const f = result.failure;
-    lines.push(
-      `  failed: ${f.component ?? 'the bundle'}, ${f.pass} pass${f.artifact ? `, ${f.artifact}` : ''}: ${f.status}`,
-    );
-    if (f.tail) lines.push(...f.tail.split('\n').map((line) => `  | ${line}`));
-  }
-  if (result.log) lines.push(`  log: ${result.log}`);
+  lines.push(...formatFailure(result.failure, result.log));
   return lines.join('\n');
 }

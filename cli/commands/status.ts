@@ -36,7 +36,7 @@ function formatStatus(status: StatusResult): string {
   ];
   const open = status.open;
   if (open) {
-    const what = `${open.operation} ${open.from ?? '(empty)'} → ${open.to ?? '?'} (transaction ${open.id}, pid ${open.pid}, since ${open.startedAt}, ${open.steps} step(s) made)`;
+    const what = `${open.operation} ${open.from ?? '(empty)'} → ${open.to ?? '(empty)'} (transaction ${open.id}, pid ${open.pid}, since ${open.startedAt}, ${open.steps} step(s) made)`;
     lines.push(
       '',
       open.running
@@ -61,7 +61,7 @@ function formatStatus(status: StatusResult): string {
         ? ` (${t.failure.component ?? 'bundle'} ${t.failure.pass}: ${t.failure.status})`
         : '';
       lines.push(
-        `  ${t.at}  ${t.operation} ${t.from ?? '(empty)'} → ${t.to ?? '?'}: ${t.outcome}${failure}`,
+        `  ${t.at}  ${t.operation} ${t.from ?? '(empty)'} → ${t.to ?? '(empty)'}: ${t.outcome}${failure}`,
       );
     }
   }

@@ -33,6 +33,20 @@ async function readHolder(file: string): Promise<Holder | null> {
   }
 }
 
+function lockName(dev: number, ino: number): string {
+  return `\0ferry/${dev}:${ino}`;
+}
+
+/** Whether some process holds the appliance's lock now (for `status`: an open transaction under way or interrupted). */
+export async function lockHeld(root: string): Promise<boolean> {
+  const { dev, ino } = await stat(root);
+  const server = createServer();
+  return new Promise<boolean>((resolve) => {
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
+    server.listen({ path: lockName(dev, ino) }, () => server.close(() => resolve(false)));
+  });
+}
+
 /**
  * One installer at a time: an abstract unix socket named after the
  * appliance root's device and inode. Binding it is atomic, and the kernel
@@ -48,7 +62,7 @@ export async function acquireLock(file: string, root: string, command: string): 
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ path: `\0ferry/${dev}:${ino}` }, resolve);
+      server.listen({ path: lockName(dev, ino) }, resolve);
     });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE')

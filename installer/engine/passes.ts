@@ -140,12 +140,16 @@ function versionDir(t: Transaction, name: string, version: string): string {
 
 /** What an artifact of this install is told: the bundle's release, or a component's versions and folders. */
 function scopeOf(run: Installation, name: string | null): ArtifactScope {
-  if (name === null) return { component: null, from: null, to: run.plan.to };
+  const leftOut = run.plan.components
+    .filter((c) => c.action === 'skip' || c.action === 'error')
+    .map((c) => c.name);
+  if (name === null) return { component: null, from: null, to: run.plan.to, leftOut };
   const { from, to } = componentPlan(run.plan, name);
   return {
     component: name,
     from,
     to,
+    leftOut,
     payloadDir: payloadDir(run.transaction.staging, name),
     ...(to ? { installDir: versionDir(run.transaction, name, to) } : {}),
   };

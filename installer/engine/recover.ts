@@ -75,7 +75,7 @@ export async function recoverPending(
   } else {
     emit({
       type: 'warning',
-      message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? '?'}) was interrupted: rolling it back`,
+      message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? 'empty'}) was interrupted: rolling it back`,
     });
     await undoAll(steps, header, emit);
     await removeLinkLeftovers(appliance.paths);

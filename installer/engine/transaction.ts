@@ -47,6 +47,8 @@ export interface ArtifactScope {
   to: string | null;
   payloadDir?: string;
   installDir?: string;
+  /** Components the controls left out of this install (skipped, or in error under --partial). */
+  leftOut?: readonly string[];
 }
 
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
@@ -59,6 +61,7 @@ function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<str
     FERRY_TO_VERSION: scope.to ?? '',
     FERRY_PAYLOAD_DIR: scope.payloadDir ?? '',
     FERRY_INSTALL_DIR: scope.installDir ?? '',
+    FERRY_SKIPPED: (scope.leftOut ?? []).join(' '),
   };
 }
 
@@ -217,8 +220,9 @@ export class Transaction {
 
   /** Runs `work` as one pass, reported as started and, when it did not throw, done. */
   async pass(pass: PassName, work: () => Promise<void>): Promise<void> {
-    this.emit({ type: 'pass', pass, status: 'start' });
+    // Before the pass starts: an interrupt asked for during the test pass must not find it committing.
     this.stopPoint();
+    this.emit({ type: 'pass', pass, status: 'start' });
     await work();
     this.emit({ type: 'pass', pass, status: 'done' });
   }

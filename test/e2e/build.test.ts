@@ -385,7 +385,14 @@ describe('build refusals (exit 2, naming the problem)', () => {
     return file;
   }
 
-  async function refuse(file: string, code: string): Promise<string> {
+  interface Refused {
+    code: string;
+    file: string;
+    problems?: Array<{ path: string; message: string }>;
+  }
+
+  /** Builds `file --json`, expecting exit 2 with `code`: the error as JSON, and stderr. */
+  async function refusal(file: string, code: string): Promise<{ error: Refused; stderr: string }> {
     const result = await ferry([
       'build',
       file,
@@ -396,11 +403,15 @@ describe('build refusals (exit 2, naming the problem)', () => {
       '--json',
     ]);
     expect(result.code, result.stderr).toBe(2);
-    const error = json<{ error: { code: string; file: string } }>(result).error;
+    const error = json<{ error: Refused }>(result).error;
     expect(error.code).toBe(code);
     expect(error.file).toBe(file);
     expect(result.stderr).toContain('hint:');
-    return result.stderr;
+    return { error, stderr: result.stderr };
+  }
+
+  async function refuse(file: string, code: string): Promise<string> {
+    return (await refusal(file, code)).stderr;
   }
 
   it('a release not newer than its history', async () => {
@@ -487,6 +498,48 @@ describe('build refusals (exit 2, naming the problem)', () => {
     const file = join(product, 'release-1.0.0.yaml');
     await writeFile(file, 'product: [unclosed\n');
     await refuse(file, 'E_YAML');
+  });
+
+  it('a duplicate key names its line and column', async () => {
+    const product = await copyFixture(join(dir, 'refuse-duplicate'));
+    const file = join(product, 'release-1.0.0.yaml');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace("release: '1.0.0'", "release: '1.0.0'\nrelease: '1.0.1'"));
+    const line = text.split('\n').findIndex((l) => l.startsWith('release:')) + 2;
+    expect(await refuse(file, 'E_YAML')).toContain(
+      `release-1.0.0.yaml:${line}:1: Map keys must be unique`,
+    );
+  });
+
+  it('every schema problem, in --json too: versions as written, semver, did you mean', async () => {
+    const product = await copyFixture(join(dir, 'refuse-many'));
+    const file = join(product, 'release-1.0.0.yaml');
+    const text = (await readFile(file, 'utf8'))
+      .replace("release: '1.0.0'", 'release: 1.0')
+      .replace("version: '3.0.0'", 'version: 1.10')
+      .replace("version: '2.0.0'", "version: 'v1.0'")
+      .replace('owner: frontend-team', 'ownr: frontend-team');
+    await writeFile(file, text);
+    const { problems = [] } = (await refusal(file, 'E_SPEC_INVALID')).error;
+    const about = (path: string) => problems.find((p) => p.path === path)?.message;
+    expect(about('/release')).toContain('"1.0.0"');
+    expect(about('/components/db/version')).toContain('"1.10.0"');
+    expect(about('/components/db/version')).toContain('1.10 is the number 1.1');
+    expect(about('/components/api/version')).toContain('semver');
+    expect(about('/components/web/ownr')).toContain('did you mean owner?');
+  });
+
+  it('a spec path that is a folder is a usage error', async () => {
+    const result = await ferry([
+      'build',
+      ws.product,
+      '--out',
+      join(dir, 'refused'),
+      '--key',
+      ws.key,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('is a folder');
   });
 
   it('a missing spec file', async () => {

@@ -283,6 +283,7 @@ describe('controls', () => {
       verified: false,
       components: { web: '1.0.0', db: '4.0.0' },
     });
+    expect(await markers(root)).toContain('skipped web');
     const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
       .trim()
       .split('\n');
@@ -301,6 +302,37 @@ describe('controls', () => {
       controls: { skip: ['web'] },
       reason: 'CHG-42: web change deferred',
     });
+  });
+
+  it('after --skip, the same bundle completes the release: the skipped component is not drift', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(tar['1.2.0'] as string, root, '--skip', 'web');
+    const partial = json<{ highestRelease: string }>(
+      await ferry(['status', '--root', root, '--json']),
+    );
+    expect(partial).toMatchObject({ release: '1.2.0', verified: false, highestRelease: '1.0.0' });
+    const plan = await ferry(['plan', tar['1.2.0'] as string, '--root', root, '--json']);
+    expect(plan.code, plan.stdout).toBe(0);
+    const web = json<{ components: Array<{ name: string; action: string }> }>(plan).components.find(
+      (c) => c.name === 'web',
+    );
+    expect(web?.action).toBe('upgrade');
+    await installOk(tar['1.2.0'] as string, root);
+    expect(await status(root)).toMatchObject({
+      release: '1.2.0',
+      verified: true,
+      components: { web: '1.0.1' },
+    });
+  });
+
+  it('E_DOWNGRADE says what works: ferry rollback, not a flag that fails next', async () => {
+    const root = await fresh('1.2.0');
+    const result = await ferry(['plan', tar['1.1.0'] as string, '--root', root, '--json']);
+    expect(result.code).toBe(4);
+    const reasons = json<{ reasons: Array<{ code: string; message: string }> }>(result).reasons;
+    const downgrade = reasons.find((r) => r.code === 'E_DOWNGRADE');
+    expect(downgrade?.message).toContain('ferry rollback');
+    expect(downgrade?.message).toContain('would not help');
   });
 
   it('--delete removes a component nobody needs, running its remove artifact', async () => {
@@ -670,6 +702,20 @@ describe('ferry rollback', () => {
     expect(log).toContainEqual(
       expect.objectContaining({ type: 'step', component: 'api', status: 'failed' }),
     );
+    const human = await ferry(['rollback', '--root', root, '--yes']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain('failed: api, rollback pass, restore.sh: exited with status 1');
+    expect(human.stdout).toContain('api: rollback failed on request');
+    expect(human.stdout).toMatch(/log: .*\/var\/lib\/ferry\/logs\/.*\.jsonl/);
+  });
+
+  it('a rollback of a first install says it goes back to an empty appliance', async () => {
+    const root = join(dir, 'first-rollback');
+    await initAppliance(ws, root);
+    await installOk(tar['1.0.0'] as string, root);
+    expect((await ferry(['rollback', '--root', root, '--yes'])).code).toBe(0);
+    const shown = await ferry(['status', '--root', root]);
+    expect(shown.stdout).toContain('rollback 1.0.0 → (empty): committed');
   });
 
   it('refuses when there is nothing to go back to', async () => {

@@ -656,6 +656,50 @@ const cases: Case[] = [
       reachesTarget: false,
     },
   },
+  // --- after a partial install: release 1.1.0 aimed at, web left at 1.0.0, started from 1.0.0
+  {
+    name: 'the same bundle again completes a partial install: what it left out is not drift',
+    facts: appliance(
+      '1.1.0',
+      { db: '3.0.0', api: ['2.0.0', { db: '^3.0.0' }], web: ['1.0.0', { api: '^2.0.0' }] },
+      {
+        verified: false,
+        highestRelease: '1.0.0',
+        partial: { base: '1.0.0', leftOut: { web: '1.0.0' } },
+      },
+    ),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: { verdict: 'ok', components: r1to11, order: ['web'], reachesTarget: true },
+  },
+  {
+    name: 'a bundle from the release a partial install started from applies too',
+    facts: appliance(
+      '1.2.0',
+      { db: '3.0.0', api: ['2.0.0', { db: '^3.0.0' }], web: ['1.0.0', { api: '^2.0.0' }] },
+      {
+        verified: false,
+        highestRelease: '1.0.0',
+        partial: { base: '1.0.0', leftOut: { db: '3.0.0' } },
+      },
+    ),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: { verdict: 'ok', components: r1to11, order: ['web'], reachesTarget: true },
+  },
+  {
+    name: 'without the record of a partial install, a component off its release is drift',
+    facts: appliance(
+      '1.1.0',
+      { db: '3.0.0', api: ['2.0.0', { db: '^3.0.0' }], web: ['1.0.0', { api: '^2.0.0' }] },
+      { verified: false, highestRelease: '1.0.0' },
+    ),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, web: 'error 1.0.0 → 1.0.1: E_DRIFT' },
+      order: [],
+      reachesTarget: false,
+    },
+  },
   // --- own version
   {
     name: 'a component going down is a downgrade error',

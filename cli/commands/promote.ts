@@ -1,10 +1,9 @@
 import type { PromoteResult } from '../../repository/model.js';
 import { flag, list, optional, positional, required, type Command } from '../args.js';
-import { repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
-  usage:
-    'ferry promote VERSION --repo REPO --to C2 --key KEY [--from C1] [--approved-by NAME [--evidence FILE...]] [--rollback --reason TEXT]',
+  usage: `ferry promote VERSION --repo REPO --to C2 ${WRITER_FLAGS} [--from C1] [--approved-by NAME [--evidence FILE...]] [--rollback --reason TEXT] ${REPO_FLAGS}`,
   summary:
     "move a channel to a version when the target's policy holds; every unmet condition is listed (exit 4; 5 outside a window)",
   options: {

@@ -1,10 +1,10 @@
 import type { PublishResult } from '../../repository/model.js';
 import { optional, positional, type Command } from '../args.js';
 import { bytes } from '../format.js';
-import { repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry publish BUNDLE --repo REPO --key KEY [--channel C] [--trust FILE]',
+  usage: `ferry publish BUNDLE --repo REPO ${WRITER_FLAGS} [--channel C] ${REPO_FLAGS}`,
   summary:
     'publish a bundle under its release version (a directory or oci://host/name); the same bytes again change nothing',
   options: { ...repoOptions, ...writerOptions, channel: { type: 'string' } },

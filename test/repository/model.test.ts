@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPrivateKey } from '../../builder/signing.js';
@@ -377,6 +377,23 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const [last] = (await history({ repo, verify: true })).events;
       expect(last?.subject.removed).toEqual(['1.0.0', '1.1.0']);
       expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'takes over a lock left by a writer that died, and logs whose it was',
+    async () => {
+      const repo = await repository();
+      const lock = join(repo, 'ferry', 'lock');
+      await mkdir(lock);
+      await writeFile(join(lock, 'owner.json'), JSON.stringify({ actor: 'crashed-ci', pid: 1 }));
+      const old = new Date(Date.now() - 120_000);
+      await utimes(lock, old, old);
+      await publish({ repo, bundle: bundles['1.2.0'] as string, writer });
+      const [published, broke] = (await history({ repo, verify: true })).events;
+      expect(published?.op).toBe('publish');
+      expect(broke?.op).toBe('lock-break');
+      expect(broke?.subject.owner).toMatchObject({ actor: 'crashed-ci' });
     },
   );
 });

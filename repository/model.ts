@@ -747,17 +747,18 @@ function sourceOf(policy: Policy, to: string, from: string | undefined, repo: st
   );
 }
 
-async function storeEvidence(ctx: Context, files: readonly string[]): Promise<Evidence[]> {
-  const evidence: Evidence[] = [];
+/** Evidence files by digest; their bytes are stored only when the approval is written. */
+async function describeEvidence(
+  files: readonly string[],
+): Promise<Array<Evidence & { file: string }>> {
+  const evidence: Array<Evidence & { file: string }> = [];
   for (const file of files) {
     const size = (
       await stat(file).catch((error: unknown) => {
         throw ioError(error, file, 'read');
       })
     ).size;
-    const digest = await digestFile(file, size);
-    await ctx.store.putBlob(file, digest, size);
-    evidence.push({ name: basename(file), digest, size });
+    evidence.push({ name: basename(file), digest: await digestFile(file, size), size, file });
   }
   return evidence;
 }
@@ -777,7 +778,7 @@ async function approvalFor(ctx: Context, policy: Policy, options: ApproveOptions
   const from = sourceOf(policy, options.to, options.from, ctx.store.name);
   knownChannel(policy, from, ctx.store.name);
   const version = await needVersion(ctx, options.version);
-  const evidence = await storeEvidence(ctx, options.evidence);
+  const files = await describeEvidence(options.evidence);
   const doc: ApprovalDoc = {
     version: options.version,
     digest: version.digest,
@@ -786,17 +787,18 @@ async function approvalFor(ctx: Context, policy: Policy, options: ApproveOptions
     by: options.by,
     time: (options.writer.now ?? (() => new Date()))().toISOString(),
     ci: options.writer.ci,
-    evidence,
+    evidence: files.map(({ name, digest, size }) => ({ name, digest, size })),
   };
-  return { doc, from, version };
+  return { doc, from, version, files };
 }
 
 async function writeApproval(
   ctx: Context,
   append: Parameters<Parameters<typeof commit>[3]>[0],
-  doc: ApprovalDoc,
+  { doc, files }: { doc: ApprovalDoc; files: ReadonlyArray<Evidence & { file: string }> },
   writer: Writer,
 ) {
+  for (const item of files) await ctx.store.putBlob(item.file, item.digest, item.size);
   const blob = sealDocument('approval', doc, writer.keys);
   const attachments = doc.evidence.map((item) => ({
     mediaType: 'application/octet-stream',
@@ -826,10 +828,11 @@ export async function approve(options: RepoOptions & ApproveOptions): Promise<Ap
   const ctx = await open(options);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
-  const { doc, from } = await approvalFor(ctx, policy, options);
+  const decided = await approvalFor(ctx, policy, options);
+  const { doc, from } = decided;
   let approval = '';
   await commit(ctx, head, options.writer, async (append) => {
-    approval = await writeApproval(ctx, append, doc, options.writer);
+    approval = await writeApproval(ctx, append, decided, options.writer);
   });
   return {
     repo: ctx.store.name,
@@ -965,7 +968,7 @@ export async function promote(
   };
   if (judged.verdict !== 'ok') return result;
   const last = await commit(ctx, head, options.writer, async (append) => {
-    if (extra) await writeApproval(ctx, append, extra.doc, options.writer);
+    if (extra) await writeApproval(ctx, append, extra, options.writer);
     const event = await append(rollback ? 'rollback' : 'promote', {
       version: options.version,
       digest: version.digest,

@@ -249,6 +249,9 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(late.opens).toBe('2026-06-04T09:00:00.000Z');
       const before = await events(repo);
       expect(before).toBe(4); // create, two publishes, the policy: refusals write nothing
+      const reportBlob = join(repo, 'blobs/sha256', sha(await readFile(report)));
+      if (kind === 'directory')
+        expect(await readFile(reportBlob).catch(() => 'absent')).toBe('absent');
       const ok = await promote({
         repo,
         version: '1.1.0',
@@ -261,6 +264,8 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const log = (await history({ repo, verify: true })).events;
       expect(log.map((e) => e.op).slice(0, 2)).toEqual(['promote', 'approve']);
       expect(log[1]?.evidence[0]?.name).toBe('report.xml');
+      if (kind === 'directory')
+        expect((await readFile(reportBlob)).toString()).toContain('testsuite');
     },
   );
 

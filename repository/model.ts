@@ -877,6 +877,8 @@ export interface PromoteResult {
   from: string | null;
   to: string;
   verdict: 'promoted' | 'rolled-back' | 'unchanged' | 'blocked' | 'closed';
+  /** Why nothing moved: E_PROMOTION_BLOCKED (exit 4) or E_PROMOTION_WINDOW (exit 5). */
+  code?: 'E_PROMOTION_BLOCKED' | 'E_PROMOTION_WINDOW';
   excuses: Excuse[];
   opens?: string;
   /** The audit event that records the move. */
@@ -964,6 +966,8 @@ export async function promote(
     to: options.to,
     verdict: judged.verdict === 'ok' ? (rollback ? 'rolled-back' : 'promoted') : judged.verdict,
     excuses: judged.excuses,
+    ...(judged.verdict === 'blocked' ? { code: 'E_PROMOTION_BLOCKED' as const } : {}),
+    ...(judged.verdict === 'closed' ? { code: 'E_PROMOTION_WINDOW' as const } : {}),
     ...(judged.opens ? { opens: judged.opens } : {}),
   };
   if (judged.verdict !== 'ok') return result;

@@ -32,7 +32,8 @@ export const command: Command = {
       ...(reason !== undefined ? { reason } : {}),
       writer: await writerOf(values),
     });
-    const exitCode = result.verdict === 'blocked' ? 4 : result.verdict === 'closed' ? 5 : 0;
+    const { ERROR_CODES } = await import('../../manifest-schema/errors.js');
+    const exitCode = result.code ? ERROR_CODES[result.code].exit : 0;
     return { json: result, human: formatPromote(result), exitCode };
   },
 };
@@ -48,7 +49,7 @@ function formatPromote(result: PromoteResult): string {
       return `${result.to} already holds ${result.version}: nothing to do`;
     default:
       return [
-        `${result.verdict === 'closed' ? 'NOT NOW' : 'BLOCKED'}: ${move}; nothing was changed`,
+        `${result.code}: ${move} ${result.verdict === 'closed' ? 'must wait for its window' : 'is refused'}; nothing was changed`,
         ...result.excuses.map((e) => `  ✗ ${e.code}: ${e.message}`),
       ].join('\n');
   }

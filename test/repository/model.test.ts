@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
+import { generateEd25519 } from '../../manifest-schema/keys.js';
 import {
   approve,
   channels,
@@ -382,6 +383,58 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const [last] = (await history({ repo, verify: true })).events;
       expect(last?.subject.removed).toEqual(['1.0.0', '1.1.0']);
       expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
+
+  it.skipIf(skip)(
+    'takes a separate repository key for approvals, and refuses a key it does not know',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const repoKey = generateEd25519();
+      await publish({
+        repo,
+        bundle: bundles['1.1.0'] as string,
+        trust: ws.trust,
+        repoKeys: [repoKey.publicPem],
+        channel: 'dev',
+        writer,
+      });
+      const approver: Writer = {
+        actor: 'alice',
+        ci: null,
+        keys: [createPrivateKey(repoKey.privatePem)],
+      };
+      await approve({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer: approver,
+      });
+      const outsider: Writer = {
+        actor: 'mallory',
+        ci: null,
+        keys: [createPrivateKey(generateEd25519().privatePem)],
+      };
+      const before = await events(repo);
+      expect(
+        await codeOf(() =>
+          approve({
+            repo,
+            version: '1.1.0',
+            to: 'beta',
+            by: 'mallory',
+            evidence: [],
+            writer: outsider,
+          }),
+        ),
+      ).toBe('E_KEY_INVALID');
+      expect(await events(repo)).toBe(before);
+      expect((await promote({ repo, version: '1.1.0', to: 'beta', writer })).verdict).toBe(
+        'promoted',
+      );
+      expect((await history({ repo, verify: true })).events).toHaveLength(4);
     },
   );
 

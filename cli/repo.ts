@@ -9,6 +9,10 @@ export const repoOptions = {
   json: { type: 'boolean' },
 } as const satisfies Options;
 
+/** How usage lines spell the options above, so that help names every one. */
+export const REPO_FLAGS = '[--trust FILE] [--insecure]';
+export const WRITER_FLAGS = '--key KEY [--actor NAME]';
+
 export const writerOptions = {
   key: { type: 'string', multiple: true },
   actor: { type: 'string' },

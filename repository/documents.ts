@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { keyIdOf, parsePublicKey } from '../manifest-schema/keys.js';
 import { canonicalJson } from '../manifest-schema/canonical.js';
 import {
   decodeEnvelope,
@@ -44,6 +45,21 @@ export interface RepoConfig {
   formatVersion: 1;
   product: string;
   trust: TrustRoot;
+  /** Public keys (PEM) that may sign the repository's documents besides the trust root's targets keys. */
+  keys?: string[];
+}
+
+/** The keys whose signature makes a repository document genuine: the targets keys, and the repository's own. */
+export function documentKeys(
+  trust: TrustRoot,
+  extra: readonly string[] = [],
+): Map<string, KeyObject> {
+  const keys = new Map(roleKeys(fromFirstFormat(trust), 'targets'));
+  for (const [index, pem] of extra.entries()) {
+    const key = parsePublicKey(pem, `the repository config's key ${index}`);
+    keys.set(keyIdOf(key), key);
+  }
+  return keys;
 }
 
 export interface Evidence {
@@ -155,12 +171,12 @@ export function sealDocument(
 
 /**
  * A document's value from its exact bytes; a signed one must carry a valid
- * signature by a key of `trust`. `where` names it in messages (e.g. "event 7").
+ * signature by one of `keys`. `where` names it in messages (e.g. "event 7").
  */
 export function openDocument<T>(
   kind: DocKind,
   bytes: Buffer,
-  trust: TrustRoot | undefined,
+  keys: ReadonlyMap<string, KeyObject> | undefined,
   where: string,
 ): T {
   if (kind === 'config') {
@@ -179,10 +195,10 @@ export function openDocument<T>(
     what: `a ${kind} document Ferry wrote`,
   };
   const { envelope, payload } = decodeEnvelope(bytes, where, envelopeKind);
-  if (trust) {
-    const signed = verifiedKeys(envelope, payload, roleKeys(fromFirstFormat(trust), 'targets'));
+  if (keys) {
+    const signed = verifiedKeys(envelope, payload, keys);
     if (signed.keyids.size === 0)
-      throw invalid(where, `carries no valid signature by a key of the repository's trust root`);
+      throw invalid(where, `carries no valid signature by a release or repository key it trusts`);
   }
   try {
     return JSON.parse(payload.toString('utf8')) as T;

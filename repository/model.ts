@@ -4,9 +4,11 @@ import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import type { TrustRoot } from '../manifest-schema/schemas.js';
+import { keyIdOf } from '../manifest-schema/keys.js';
 import { readTrustRoot } from '../manifest-schema/trust.js';
 import {
   DEFAULT_POLICY,
+  documentKeys,
   DOC_TYPES,
   invalid,
   openDocument,
@@ -76,6 +78,8 @@ interface Context {
   store: Store;
   config: RepoConfig | undefined;
   trust: TrustRoot | undefined;
+  /** Who may sign the repository's documents (undefined before the repository exists). */
+  keys: Map<string, KeyObject> | undefined;
 }
 
 interface Head {
@@ -135,7 +139,7 @@ async function open(options: RepoOptions, create = false): Promise<Context> {
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
     });
-  return { store, config, trust };
+  return { store, config, trust, keys: trust && documentKeys(trust, config?.keys) };
 }
 
 function needTrust(ctx: Context): TrustRoot {
@@ -149,7 +153,7 @@ async function readDoc<T>(
   store: Store,
   kind: DocKind,
   tag: string,
-  trust: TrustRoot | undefined,
+  keys: ReadonlyMap<string, KeyObject> | undefined,
   where: string,
 ): Promise<Read<T> | undefined> {
   const ref = await store.readRef(tag);
@@ -163,7 +167,7 @@ async function readDoc<T>(
     );
   const bytes = await store.readBlob(layer.digest, layer.size);
   return {
-    value: openDocument<T>(kind, bytes, trust, `${store.name}: ${where}`),
+    value: openDocument<T>(kind, bytes, keys, `${store.name}: ${where}`),
     manifest: ref.digest,
     digest: layer.digest,
     layers: manifest.layers,
@@ -211,7 +215,7 @@ async function eventSeqs(store: Store): Promise<number[]> {
 }
 
 function readEvent(ctx: Context, seq: number): Promise<Read<AuditEvent> | undefined> {
-  return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.trust, `event ${seq}`);
+  return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.keys, `event ${seq}`);
 }
 
 async function readHead(ctx: Context): Promise<Head | undefined> {
@@ -232,7 +236,7 @@ async function readEvents(ctx: Context): Promise<AuditEvent[]> {
 }
 
 async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
-  return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, ctx.trust, 'the policy');
+  return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, ctx.keys, 'the policy');
 }
 
 async function policyOf(ctx: Context): Promise<Policy> {
@@ -244,7 +248,7 @@ async function readChannel(ctx: Context, name: string): Promise<Read<ChannelDoc>
     ctx.store,
     'channel',
     TAGS.channel(name),
-    ctx.trust,
+    ctx.keys,
     `channel ${name}`,
   );
   if (found && found.value.channel !== name)
@@ -308,6 +312,15 @@ async function commit(
     append: (op: EventOp, subject: AuditEvent['subject'], evidence?: Evidence[]) => Promise<Head>,
   ) => Promise<void>,
 ): Promise<Head | undefined> {
+  // What the writer signs must verify for every later reader: refuse a key the repository does not know.
+  if (ctx.keys && !writer.keys.some((key) => ctx.keys?.has(keyIdOf(key))))
+    throw new FerryError(
+      'E_KEY_INVALID',
+      `no --key given may sign documents of ${ctx.store.name}`,
+      {
+        hint: "sign with a release key of the repository's trust root, or with a key given as --repo-key when it was made",
+      },
+    );
   await writer.beforeWrite?.();
   const lock = await ctx.store.lock(writer.actor);
   try {
@@ -391,6 +404,8 @@ export interface PublishResult {
 export async function publish(
   options: RepoOptions & {
     bundle: string;
+    /** Public keys (PEM) besides the release keys that may sign documents: set once, when the repository is made. */
+    repoKeys?: readonly string[];
     channel?: string;
     writer: Writer;
     onProgress?: Progress;
@@ -398,6 +413,16 @@ export async function publish(
 ): Promise<PublishResult> {
   const ctx = await open(options, options.trust !== undefined);
   const trust = needTrust(ctx);
+  const repoKeys = [...(options.repoKeys ?? [])];
+  if (repoKeys.length > 0 && ctx.config)
+    throw new FerryError(
+      'E_USAGE',
+      `${ctx.store.name} exists: its repository keys were fixed when it was made`,
+      {
+        hint: 'drop --repo-key, or make a new repository',
+      },
+    );
+  if (!ctx.config) ctx.keys = documentKeys(trust, repoKeys);
   const opened = await openTrusted(options.bundle, trust);
   const { metadata } = opened;
   const metadataBytes = opened.reader.metadataBytes;
@@ -479,7 +504,12 @@ export async function publish(
   }
   await commit(ctx, head, options.writer, async (append) => {
     if (!ctx.config) {
-      const config: RepoConfig = { formatVersion: 1, product, trust };
+      const config: RepoConfig = {
+        formatVersion: 1,
+        product,
+        trust,
+        ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
+      };
       const blob = await putDoc(ctx.store, 'config', config, [], TAGS.config);
       await append('create', { product, config: blob.digest });
     }
@@ -747,17 +777,18 @@ function sourceOf(policy: Policy, to: string, from: string | undefined, repo: st
   );
 }
 
-async function storeEvidence(ctx: Context, files: readonly string[]): Promise<Evidence[]> {
-  const evidence: Evidence[] = [];
+/** Evidence files by digest; their bytes are stored only when the approval is written. */
+async function describeEvidence(
+  files: readonly string[],
+): Promise<Array<Evidence & { file: string }>> {
+  const evidence: Array<Evidence & { file: string }> = [];
   for (const file of files) {
     const size = (
       await stat(file).catch((error: unknown) => {
         throw ioError(error, file, 'read');
       })
     ).size;
-    const digest = await digestFile(file, size);
-    await ctx.store.putBlob(file, digest, size);
-    evidence.push({ name: basename(file), digest, size });
+    evidence.push({ name: basename(file), digest: await digestFile(file, size), size, file });
   }
   return evidence;
 }
@@ -777,7 +808,7 @@ async function approvalFor(ctx: Context, policy: Policy, options: ApproveOptions
   const from = sourceOf(policy, options.to, options.from, ctx.store.name);
   knownChannel(policy, from, ctx.store.name);
   const version = await needVersion(ctx, options.version);
-  const evidence = await storeEvidence(ctx, options.evidence);
+  const files = await describeEvidence(options.evidence);
   const doc: ApprovalDoc = {
     version: options.version,
     digest: version.digest,
@@ -786,17 +817,18 @@ async function approvalFor(ctx: Context, policy: Policy, options: ApproveOptions
     by: options.by,
     time: (options.writer.now ?? (() => new Date()))().toISOString(),
     ci: options.writer.ci,
-    evidence,
+    evidence: files.map(({ name, digest, size }) => ({ name, digest, size })),
   };
-  return { doc, from, version };
+  return { doc, from, version, files };
 }
 
 async function writeApproval(
   ctx: Context,
   append: Parameters<Parameters<typeof commit>[3]>[0],
-  doc: ApprovalDoc,
+  { doc, files }: { doc: ApprovalDoc; files: ReadonlyArray<Evidence & { file: string }> },
   writer: Writer,
 ) {
+  for (const item of files) await ctx.store.putBlob(item.file, item.digest, item.size);
   const blob = sealDocument('approval', doc, writer.keys);
   const attachments = doc.evidence.map((item) => ({
     mediaType: 'application/octet-stream',
@@ -826,10 +858,11 @@ export async function approve(options: RepoOptions & ApproveOptions): Promise<Ap
   const ctx = await open(options);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
-  const { doc, from } = await approvalFor(ctx, policy, options);
+  const decided = await approvalFor(ctx, policy, options);
+  const { doc, from } = decided;
   let approval = '';
   await commit(ctx, head, options.writer, async (append) => {
-    approval = await writeApproval(ctx, append, doc, options.writer);
+    approval = await writeApproval(ctx, append, decided, options.writer);
   });
   return {
     repo: ctx.store.name,
@@ -852,13 +885,7 @@ async function approvals(
   const found: ApprovalDoc[] = [];
   for (const tag of await ctx.store.listRefs()) {
     if (!tag.startsWith('ferry.approval.')) continue;
-    const doc = await readDoc<ApprovalDoc>(
-      ctx.store,
-      'approval',
-      tag,
-      ctx.trust,
-      `approval ${tag}`,
-    );
+    const doc = await readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`);
     if (doc && doc.value.digest === digest && doc.value.from === from && doc.value.to === to)
       found.push(doc.value);
   }
@@ -874,6 +901,8 @@ export interface PromoteResult {
   from: string | null;
   to: string;
   verdict: 'promoted' | 'rolled-back' | 'unchanged' | 'blocked' | 'closed';
+  /** Why nothing moved: E_PROMOTION_BLOCKED (exit 4) or E_PROMOTION_WINDOW (exit 5). */
+  code?: 'E_PROMOTION_BLOCKED' | 'E_PROMOTION_WINDOW';
   excuses: Excuse[];
   opens?: string;
   /** The audit event that records the move. */
@@ -961,11 +990,13 @@ export async function promote(
     to: options.to,
     verdict: judged.verdict === 'ok' ? (rollback ? 'rolled-back' : 'promoted') : judged.verdict,
     excuses: judged.excuses,
+    ...(judged.verdict === 'blocked' ? { code: 'E_PROMOTION_BLOCKED' as const } : {}),
+    ...(judged.verdict === 'closed' ? { code: 'E_PROMOTION_WINDOW' as const } : {}),
     ...(judged.opens ? { opens: judged.opens } : {}),
   };
   if (judged.verdict !== 'ok') return result;
   const last = await commit(ctx, head, options.writer, async (append) => {
-    if (extra) await writeApproval(ctx, append, extra.doc, options.writer);
+    if (extra) await writeApproval(ctx, append, extra, options.writer);
     const event = await append(rollback ? 'rollback' : 'promote', {
       version: options.version,
       digest: version.digest,

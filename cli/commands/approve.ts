@@ -1,9 +1,8 @@
 import { list, optional, positional, required, type Command } from '../args.js';
-import { repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
-  usage:
-    'ferry approve VERSION --repo REPO --to C --by NAME --key KEY [--from C] [--evidence FILE...]',
+  usage: `ferry approve VERSION --repo REPO --to C --by NAME ${WRITER_FLAGS} [--from C] [--evidence FILE...] ${REPO_FLAGS}`,
   summary: "record a signed approval of a version's digest for a promotion, with evidence files",
   options: {
     ...repoOptions,

@@ -1,9 +1,9 @@
 import { type Command } from '../args.js';
 import { table } from '../format.js';
-import { repoOf, repoOptions } from '../repo.js';
+import { REPO_FLAGS, repoOf, repoOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry channels --repo REPO',
+  usage: `ferry channels --repo REPO ${REPO_FLAGS}`,
   summary:
     'the channels of a bundle repository, the version each holds, and where each promotes to',
   options: repoOptions,

@@ -1,8 +1,8 @@
 import { flag, integer, optional, type Command } from '../args.js';
-import { repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry gc --repo REPO --key KEY [--keep K] [--yes]',
+  usage: `ferry gc --repo REPO [--keep K] [--yes ${WRITER_FLAGS}] ${REPO_FLAGS}`,
   summary:
     'remove versions no channel holds and none of the last K of each channel (a dry run unless --yes)',
   options: { ...repoOptions, ...writerOptions, keep: { type: 'string' }, yes: { type: 'boolean' } },

@@ -1,9 +1,9 @@
 import type { HistoryResult } from '../../repository/model.js';
 import { flag, optional, type Command } from '../args.js';
-import { repoOf, repoOptions } from '../repo.js';
+import { REPO_FLAGS, repoOf, repoOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry history --repo REPO [--channel C] [--verify]',
+  usage: `ferry history --repo REPO [--channel C] [--verify] ${REPO_FLAGS}`,
   summary:
     "a bundle repository's audit timeline, newest first; --verify checks the hash chain and names an edited event",
   options: { ...repoOptions, verify: { type: 'boolean' }, channel: { type: 'string' } },

@@ -1,8 +1,8 @@
 import { optional, type Command } from '../args.js';
-import { repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry policy --repo REPO [--set FILE --key KEY]',
+  usage: `ferry policy --repo REPO [--set FILE ${WRITER_FLAGS}] ${REPO_FLAGS}`,
   summary: "show a bundle repository's channel policy, or replace it (signed, and logged)",
   options: { ...repoOptions, ...writerOptions, set: { type: 'string' } },
   async run({ values }) {

@@ -1,10 +1,9 @@
 import type { PromoteResult } from '../../repository/model.js';
 import { flag, list, optional, positional, required, type Command } from '../args.js';
-import { repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
-  usage:
-    'ferry promote VERSION --repo REPO --to C2 --key KEY [--from C1] [--approved-by NAME [--evidence FILE...]] [--rollback --reason TEXT]',
+  usage: `ferry promote VERSION --repo REPO --to C2 ${WRITER_FLAGS} [--from C1] [--approved-by NAME [--evidence FILE...]] [--rollback --reason TEXT] ${REPO_FLAGS}`,
   summary:
     "move a channel to a version when the target's policy holds; every unmet condition is listed (exit 4; 5 outside a window)",
   options: {
@@ -33,7 +32,8 @@ export const command: Command = {
       ...(reason !== undefined ? { reason } : {}),
       writer: await writerOf(values),
     });
-    const exitCode = result.verdict === 'blocked' ? 4 : result.verdict === 'closed' ? 5 : 0;
+    const { ERROR_CODES } = await import('../../manifest-schema/errors.js');
+    const exitCode = result.code ? ERROR_CODES[result.code].exit : 0;
     return { json: result, human: formatPromote(result), exitCode };
   },
 };
@@ -49,7 +49,7 @@ function formatPromote(result: PromoteResult): string {
       return `${result.to} already holds ${result.version}: nothing to do`;
     default:
       return [
-        `${result.verdict === 'closed' ? 'NOT NOW' : 'BLOCKED'}: ${move}; nothing was changed`,
+        `${result.code}: ${move} ${result.verdict === 'closed' ? 'must wait for its window' : 'is refused'}; nothing was changed`,
         ...result.excuses.map((e) => `  ✗ ${e.code}: ${e.message}`),
       ].join('\n');
   }

@@ -1,9 +1,9 @@
 import { optional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
-import { repoOf, repoOptions } from '../repo.js';
+import { REPO_FLAGS, repoOf, repoOptions } from '../repo.js';
 
 export const command: Command = {
-  usage: 'ferry pull --repo REPO (--channel C | --version V) --out DIR [--trust FILE]',
+  usage: `ferry pull --repo REPO (--channel C | --version V) --out DIR ${REPO_FLAGS}`,
   summary:
     'download a bundle, checked against its channel or version record and the trust root, written atomically',
   options: {

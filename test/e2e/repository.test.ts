@@ -119,6 +119,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     ).toEqual(['E_APPROVALS', 'E_NOT_IN_CHANNEL', 'E_PROMOTE_EDGE']);
     const human = await repoFerry(['promote', '1.1.0', '--repo', repo, '--to', 'beta']);
     expect(human.code).toBe(4);
+    expect(human.stdout).toContain('E_PROMOTION_BLOCKED');
     expect(human.stdout).toContain('E_APPROVALS');
     const approved = await repoFerry(
       [
@@ -187,6 +188,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     expect(closed.code).toBe(5);
     const opens = json<{ opens: string; excuses: Array<{ code: string }> }>(closed);
     expect(opens.excuses.map((e) => e.code)).toEqual(['E_PROMOTION_WINDOW']);
+    expect(opens).toMatchObject({ verdict: 'closed', code: 'E_PROMOTION_WINDOW' });
     const midnight = new Date();
     midnight.setUTCHours(24, 0, 0, 0);
     expect(opens.opens).toBe(midnight.toISOString());

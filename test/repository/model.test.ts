@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash, createPrivateKey } from 'node:crypto';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
+import { generateEd25519 } from '../../manifest-schema/keys.js';
 import {
   approve,
   channels,
@@ -249,6 +250,9 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(late.opens).toBe('2026-06-04T09:00:00.000Z');
       const before = await events(repo);
       expect(before).toBe(4); // create, two publishes, the policy: refusals write nothing
+      const reportBlob = join(repo, 'blobs/sha256', sha(await readFile(report)));
+      if (kind === 'directory')
+        expect(await readFile(reportBlob).catch(() => 'absent')).toBe('absent');
       const ok = await promote({
         repo,
         version: '1.1.0',
@@ -261,6 +265,8 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const log = (await history({ repo, verify: true })).events;
       expect(log.map((e) => e.op).slice(0, 2)).toEqual(['promote', 'approve']);
       expect(log[1]?.evidence[0]?.name).toBe('report.xml');
+      if (kind === 'directory')
+        expect((await readFile(reportBlob)).toString()).toContain('testsuite');
     },
   );
 
@@ -377,6 +383,75 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const [last] = (await history({ repo, verify: true })).events;
       expect(last?.subject.removed).toEqual(['1.0.0', '1.1.0']);
       expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
+
+  it.skipIf(skip)(
+    'takes a separate repository key for approvals, and refuses a key it does not know',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const repoKey = generateEd25519();
+      await publish({
+        repo,
+        bundle: bundles['1.1.0'] as string,
+        trust: ws.trust,
+        repoKeys: [repoKey.publicPem],
+        channel: 'dev',
+        writer,
+      });
+      const approver: Writer = {
+        actor: 'alice',
+        ci: null,
+        keys: [createPrivateKey(repoKey.privatePem)],
+      };
+      await approve({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer: approver,
+      });
+      const outsider: Writer = {
+        actor: 'mallory',
+        ci: null,
+        keys: [createPrivateKey(generateEd25519().privatePem)],
+      };
+      const before = await events(repo);
+      expect(
+        await codeOf(() =>
+          approve({
+            repo,
+            version: '1.1.0',
+            to: 'beta',
+            by: 'mallory',
+            evidence: [],
+            writer: outsider,
+          }),
+        ),
+      ).toBe('E_KEY_INVALID');
+      expect(await events(repo)).toBe(before);
+      expect((await promote({ repo, version: '1.1.0', to: 'beta', writer })).verdict).toBe(
+        'promoted',
+      );
+      expect((await history({ repo, verify: true })).events).toHaveLength(4);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'takes over a lock left by a writer that died, and logs whose it was',
+    async () => {
+      const repo = await repository();
+      const lock = join(repo, 'ferry', 'lock');
+      await mkdir(lock);
+      await writeFile(join(lock, 'owner.json'), JSON.stringify({ actor: 'crashed-ci', pid: 1 }));
+      const old = new Date(Date.now() - 120_000);
+      await utimes(lock, old, old);
+      await publish({ repo, bundle: bundles['1.2.0'] as string, writer });
+      const [published, broke] = (await history({ repo, verify: true })).events;
+      expect(published?.op).toBe('publish');
+      expect(broke?.op).toBe('lock-break');
+      expect(broke?.subject.owner).toMatchObject({ actor: 'crashed-ci' });
     },
   );
 });

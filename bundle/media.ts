@@ -447,13 +447,16 @@ export class PartsSource implements BundleSource {
   checkMetadata(metadataBytes: Buffer, format: string): void {
     const sha256 = createHash('sha256').update(metadataBytes).digest('hex');
     if (sha256 === this.index.bundle.metadataSha256 && format === this.index.bundle.format) return;
+    // The index is the trusted side: part 1 was damaged or replaced.
+    const first = this.parts[0] as Part;
     throw new FerryError(
-      'E_MEDIA_INDEX_INVALID',
-      `${this.indexFile}: the parts index is for ${describe(this.index)}, and part 1 holds a ${format} bundle with another bundle.json (sha256 ${sha256.slice(0, 12)})`,
+      'E_PART_MISMATCH',
+      `${first.path ?? first.name}: part 1 on volume 1 (${volumeLabel(this.index, 1)}) holds a ${format} bundle whose bundle.json has sha256 ${sha256.slice(0, 16)}…; the signed parts index names ${this.index.bundle.format} with ${this.index.bundle.metadataSha256.slice(0, 16)}…`,
       {
-        file: this.indexFile,
-        entry: PARTS_INDEX,
-        hint: 'the volumes were mixed or altered: make them again with `ferry media`',
+        file: first.path ?? this.name,
+        entry: first.name,
+        volume: 1,
+        hint: 'volume 1 is damaged, or its part was replaced: make the volumes again with `ferry media`',
       },
     );
   }

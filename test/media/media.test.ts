@@ -268,6 +268,19 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     expect(check.stderr).toMatch(/E_PART_MISMATCH: .*BUNDLE\.002: part 2 on volume 2/);
   });
 
+  it('bundle.json changed in part 1: plan and install exit 3, naming part 1', async () => {
+    const volumes = await copy(media);
+    const part = join(volumes, 'vol1', 'FERRY/BUNDLE.001');
+    const bytes = await readFile(part);
+    // Inside bundle.json's envelope (after its 512-byte tar header): the signature no longer matters, the index does.
+    bytes[600] = (bytes[600] as number) ^ 1;
+    await writeFile(part, bytes);
+    const plan = await ferry(['plan', volumes, '--root', empty]);
+    expect(plan.code).toBe(3);
+    expect(plan.stderr).toMatch(/E_PART_MISMATCH: .*part 1 on volume 1/);
+    await refused(volumes, 'E_PART_MISMATCH', 3, /part 1 on volume 1/);
+  });
+
   it('volume 2 of another build of the same release: exit 1, naming the volume', async () => {
     // Another build of 1.0.0: same spec, another creation time, so another bundle.json.
     const other = join(dir, 'other-build');

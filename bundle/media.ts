@@ -3,8 +3,6 @@ import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
-  assertTrusted,
-  checkSignatures,
   decodePartsIndex,
   ERROR_CODES,
   FerryError,
@@ -118,7 +116,10 @@ function describe(index: PartsIndex): string {
  * Two candidates are refused rather than guessed between; any other volume
  * is checked against the one chosen when its part is needed.
  */
-async function referenceIndex(path: string): Promise<FoundIndex> {
+async function referenceIndex(
+  path: string,
+  trust: TrustRoot | TrustedRoot | undefined,
+): Promise<FoundIndex> {
   const folders = (await isVolume(path)) ? [path] : await volumeFolders(path);
   if (folders.length === 0) {
     throw new FerryError(
@@ -140,9 +141,9 @@ async function referenceIndex(path: string): Promise<FoundIndex> {
   const indexes: FoundIndex[] = [];
   for (const folder of firsts.length > 0 ? firsts : folders) {
     const bytes = await readIndexBytes(folder);
-    const decoded = decodePartsIndex(bytes, join(folder, PARTS_INDEX));
-    if (!indexes.some((other) => other.bytes.equals(bytes)))
-      indexes.push({ ...decoded, folder, bytes });
+    if (indexes.some((other) => other.bytes.equals(bytes))) continue;
+    const decoded = decodePartsIndex(bytes, join(folder, PARTS_INDEX), trust);
+    indexes.push({ ...decoded, folder, bytes });
   }
   if (indexes.length > 1) {
     throw new FerryError(
@@ -204,11 +205,7 @@ export class PartsSource implements BundleSource {
 
   /** Reads and checks the parts index, then finds every part it can without asking. */
   static async open(path: string, options: MediaOptions = {}): Promise<PartsSource> {
-    const found = await referenceIndex(path);
-    if (options.trust) {
-      const status = checkSignatures(found.envelope, found.payload, options.trust);
-      assertTrusted(status, join(found.folder, PARTS_INDEX), PARTS_INDEX);
-    }
+    const found = await referenceIndex(path, options.trust);
     const source = new PartsSource(path, found, options.ask);
     const missing = await source.locateAll();
     source.ordered = options.ask !== undefined && missing.length > 0;

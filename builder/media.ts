@@ -104,7 +104,8 @@ export interface MediaResult {
 export async function defaultInstaller(): Promise<string | null> {
   const { isSea } = await import('node:sea');
   if (isSea()) return process.execPath;
-  const file = fileURLToPath(new URL('../../dist/package/ferry-installer', import.meta.url));
+  // From dist/builder/ (bin/ferry) or dist/package/ (the bundled ferry.mjs) alike.
+  const file = fileURLToPath(new URL('../package/ferry-installer', import.meta.url));
   return access(file).then(
     () => file,
     () => null,

@@ -94,7 +94,7 @@ async function volumeFolders(path: string): Promise<string[]> {
   return found;
 }
 
-/** Whether a path is a media folder (a volume, or a folder of volumes) rather than a bundle file. */
+/** A folder is read as removable media (a volume, a folder of volumes, a mount point); anything else as a bundle file. */
 export async function isMediaFolder(path: string): Promise<boolean> {
   const stats = await stat(path).catch(() => null);
   return stats?.isDirectory() === true;

@@ -97,9 +97,15 @@ export interface MediaResult {
   index: PartsIndex;
 }
 
-/** The installer built by `npm run package`, beside this Ferry, when there is one. */
+/**
+ * The installer for volume 1: this very executable when Ferry runs as
+ * ferry-installer, else the one `npm run package` built beside this Ferry.
+ */
 export async function defaultInstaller(): Promise<string | null> {
-  const file = fileURLToPath(new URL('../../dist/package/ferry-installer', import.meta.url));
+  const { isSea } = await import('node:sea');
+  if (isSea()) return process.execPath;
+  // From dist/builder/ (bin/ferry) or dist/package/ (the bundled ferry.mjs) alike.
+  const file = fileURLToPath(new URL('../package/ferry-installer', import.meta.url));
   return access(file).then(
     () => file,
     () => null,

@@ -3,8 +3,6 @@ import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
-  assertTrusted,
-  checkSignatures,
   decodePartsIndex,
   ERROR_CODES,
   FerryError,
@@ -96,7 +94,7 @@ async function volumeFolders(path: string): Promise<string[]> {
   return found;
 }
 
-/** Whether a path is a media folder (a volume, or a folder of volumes) rather than a bundle file. */
+/** A folder is read as removable media (a volume, a folder of volumes, a mount point); anything else as a bundle file. */
 export async function isMediaFolder(path: string): Promise<boolean> {
   const stats = await stat(path).catch(() => null);
   return stats?.isDirectory() === true;
@@ -118,7 +116,10 @@ function describe(index: PartsIndex): string {
  * Two candidates are refused rather than guessed between; any other volume
  * is checked against the one chosen when its part is needed.
  */
-async function referenceIndex(path: string): Promise<FoundIndex> {
+async function referenceIndex(
+  path: string,
+  trust: TrustRoot | TrustedRoot | undefined,
+): Promise<FoundIndex> {
   const folders = (await isVolume(path)) ? [path] : await volumeFolders(path);
   if (folders.length === 0) {
     throw new FerryError(
@@ -140,9 +141,9 @@ async function referenceIndex(path: string): Promise<FoundIndex> {
   const indexes: FoundIndex[] = [];
   for (const folder of firsts.length > 0 ? firsts : folders) {
     const bytes = await readIndexBytes(folder);
-    const decoded = decodePartsIndex(bytes, join(folder, PARTS_INDEX));
-    if (!indexes.some((other) => other.bytes.equals(bytes)))
-      indexes.push({ ...decoded, folder, bytes });
+    if (indexes.some((other) => other.bytes.equals(bytes))) continue;
+    const decoded = decodePartsIndex(bytes, join(folder, PARTS_INDEX), trust);
+    indexes.push({ ...decoded, folder, bytes });
   }
   if (indexes.length > 1) {
     throw new FerryError(
@@ -204,11 +205,7 @@ export class PartsSource implements BundleSource {
 
   /** Reads and checks the parts index, then finds every part it can without asking. */
   static async open(path: string, options: MediaOptions = {}): Promise<PartsSource> {
-    const found = await referenceIndex(path);
-    if (options.trust) {
-      const status = checkSignatures(found.envelope, found.payload, options.trust);
-      assertTrusted(status, join(found.folder, PARTS_INDEX), PARTS_INDEX);
-    }
+    const found = await referenceIndex(path, options.trust);
     const source = new PartsSource(path, found, options.ask);
     const missing = await source.locateAll();
     source.ordered = options.ask !== undefined && missing.length > 0;
@@ -447,13 +444,16 @@ export class PartsSource implements BundleSource {
   checkMetadata(metadataBytes: Buffer, format: string): void {
     const sha256 = createHash('sha256').update(metadataBytes).digest('hex');
     if (sha256 === this.index.bundle.metadataSha256 && format === this.index.bundle.format) return;
+    // The index is the trusted side: part 1 was damaged or replaced.
+    const first = this.parts[0] as Part;
     throw new FerryError(
-      'E_MEDIA_INDEX_INVALID',
-      `${this.indexFile}: the parts index is for ${describe(this.index)}, and part 1 holds a ${format} bundle with another bundle.json (sha256 ${sha256.slice(0, 12)})`,
+      'E_PART_MISMATCH',
+      `${first.path ?? first.name}: part 1 on volume 1 (${volumeLabel(this.index, 1)}) holds a ${format} bundle whose bundle.json has sha256 ${sha256.slice(0, 16)}…; the signed parts index names ${this.index.bundle.format} with ${this.index.bundle.metadataSha256.slice(0, 16)}…`,
       {
-        file: this.indexFile,
-        entry: PARTS_INDEX,
-        hint: 'the volumes were mixed or altered: make them again with `ferry media`',
+        file: first.path ?? this.name,
+        entry: first.name,
+        volume: 1,
+        hint: 'volume 1 is damaged, or its part was replaced: make the volumes again with `ferry media`',
       },
     );
   }

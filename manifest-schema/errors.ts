@@ -164,7 +164,7 @@ export const ERROR_CODES = {
   E_MEDIA_INDEX_INVALID: {
     exit: 3,
     summary:
-      "a volume's parts index (FERRY/PARTS.JSON) is missing, malformed, or contradicts its bundle",
+      "a volume's parts index (FERRY/PARTS.JSON) is oversized, malformed, or its parts do not add up",
   },
   E_PART_MISMATCH: {
     exit: 3,

@@ -1,7 +1,8 @@
 import { canonicalJson } from './canonical.js';
 import { decodeEnvelope, type EnvelopeKind } from './envelope.js';
 import { FerryError } from './errors.js';
-import { PartsIndexSchema, type Envelope, type PartsIndex } from './schemas.js';
+import { PartsIndexSchema, type Envelope, type PartsIndex, type TrustRoot } from './schemas.js';
+import { assertTrusted, checkSignatures, type TrustedRoot } from './trust.js';
 import { validate } from './validate.js';
 
 /**
@@ -44,10 +45,16 @@ export interface DecodedPartsIndex {
 /**
  * Parses FERRY/PARTS.JSON and checks that its parts tile the bundle: part N
  * on volume N, each starting where the one before ended, together exactly
- * the bundle's size. The signature is the caller's to check.
+ * the bundle's size. With a trust root, the signature is checked first,
+ * before the signed payload is even parsed.
  */
-export function decodePartsIndex(bytes: Buffer, file: string): DecodedPartsIndex {
+export function decodePartsIndex(
+  bytes: Buffer,
+  file: string,
+  trust?: TrustRoot | TrustedRoot,
+): DecodedPartsIndex {
   const { envelope, payload } = decodeEnvelope(bytes, file, PARTS_ENVELOPE);
+  if (trust) assertTrusted(checkSignatures(envelope, payload, trust), file, PARTS_INDEX);
   const invalid = (why: string): FerryError =>
     new FerryError('E_MEDIA_INDEX_INVALID', `${file}: ${why}`, {
       file,

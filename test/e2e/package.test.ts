@@ -74,6 +74,46 @@ describe('ferry-installer, the single executable', () => {
   const installer = (args: readonly string[], env: Record<string, string> = {}) =>
     run(EXECUTABLE, args, { env });
 
+  it('puts itself on volume 1 of `ferry media`, and installs from the volumes', async () => {
+    const tar = (await buildAll(ws, join(dir, 'tar'), 'tar', ['1.0.0']))['1.0.0'] as string;
+    const out = join(dir, 'volumes');
+    const made = await installer([
+      'media',
+      tar,
+      '--out',
+      out,
+      '--key',
+      ws.key,
+      '--volume-size',
+      '1100K',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const carried = join(out, 'vol1', 'ferry-installer');
+    expect(spawnSync('cmp', ['-s', carried, EXECUTABLE]).status).toBe(0);
+    const sums = spawnSync('sha256sum', ['-c', 'FERRY/SHA256SUM.TXT'], {
+      cwd: join(out, 'vol1'),
+      encoding: 'utf8',
+    });
+    expect(sums.stdout).toContain('ferry-installer: OK');
+    const root = join(dir, 'from-volumes');
+    const carry = (...args: string[]) => run(carried, args, { env: {} });
+    const init = await carry(
+      'init',
+      '--root',
+      root,
+      '--product',
+      'acme-appliance',
+      '--platform',
+      'acme-os@7.2.1',
+      '--trust',
+      ws.trust,
+    );
+    expect(init.code, init.stderr).toBe(0);
+    const install = await carry('install', join(out, 'vol1'), '--root', root, '--yes');
+    expect(install.code, install.stderr).toBe(0);
+    expect(install.stdout).toContain('COMMITTED: acme-appliance is at 1.0.0');
+  });
+
   it('tells its version, the sha256 of its own file and its Node', async () => {
     const result = await installer(['--version', '--json']);
     expect(result.code, result.stderr).toBe(0);

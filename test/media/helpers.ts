@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { PARTS_INDEX, type PartsIndex } from '../../manifest-schema/index.js';
-import { buildAll, ferry, json, workspace, type Workspace } from '../helpers.js';
+import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
+import { initAppliance } from '../e2e/appliance.js';
 
 /** 1.0.0 (an install bundle of 3.1 MiB) cut at 1100 KiB: three volumes. */
 export const VOLUME_SIZE = '1100K';
@@ -18,7 +19,25 @@ export async function mediaBase(dir: string): Promise<MediaBase> {
   return { ws, bundle: bundles['1.0.0'] as string };
 }
 
-/** `ferry media` through the CLI; returns its --json result. */
+export interface MediaFixture extends MediaBase {
+  dir: string;
+  /** The three volumes of 1.0.0, never changed: tests copy them. */
+  media: string;
+  /** An empty appliance trusting the bundle's key, never changed: tests copy it. */
+  empty: string;
+}
+
+export async function mediaFixture(): Promise<MediaFixture> {
+  const dir = await tempDir();
+  const base = await mediaBase(dir);
+  const media = join(dir, 'media');
+  await makeMedia(base, media);
+  const empty = join(dir, 'empty');
+  await initAppliance(base.ws, empty);
+  return { ...base, dir, media, empty };
+}
+
+/** `ferry media` through the CLI (of `base.bundle`, signed with its workspace key); returns its --json result. */
 export async function makeMedia(
   base: MediaBase,
   out: string,

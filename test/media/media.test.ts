@@ -13,24 +13,18 @@ import {
   signEnvelope,
   verifiedKeys,
 } from '../../manifest-schema/index.js';
-import { EPOCH, ferry, json, tempDir } from '../helpers.js';
-import { initAppliance, install, sha256, snapshot, status } from '../e2e/appliance.js';
-import { makeMedia, mediaBase, readIndex, type MediaBase } from './helpers.js';
+import { EPOCH, ferry, json } from '../helpers.js';
+import { install, sha256, snapshot, status } from '../e2e/appliance.js';
+import { makeMedia, mediaFixture, readIndex, type MediaFixture } from './helpers.js';
 
 let dir: string;
-let base: MediaBase;
-/** The three volumes of 1.0.0, never changed: tests copy them. */
+let base: MediaFixture;
 let media: string;
-/** An empty appliance, cloned by each test. */
 let empty: string;
 
 beforeAll(async () => {
-  dir = await tempDir();
-  base = await mediaBase(dir);
-  media = join(dir, 'media');
-  await makeMedia(base, media);
-  empty = join(dir, 'empty');
-  await initAppliance(base.ws, empty);
+  base = await mediaFixture();
+  ({ dir, media, empty } = base);
 });
 
 let counter = 0;
@@ -268,6 +262,19 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     expect(check.stderr).toMatch(/E_PART_MISMATCH: .*BUNDLE\.002: part 2 on volume 2/);
   });
 
+  it('bundle.json changed in part 1: plan and install exit 3, naming part 1', async () => {
+    const volumes = await copy(media);
+    const part = join(volumes, 'vol1', 'FERRY/BUNDLE.001');
+    const bytes = await readFile(part);
+    // Inside bundle.json's envelope (after its 512-byte tar header): the signature no longer matters, the index does.
+    bytes[600] = (bytes[600] as number) ^ 1;
+    await writeFile(part, bytes);
+    const plan = await ferry(['plan', volumes, '--root', empty]);
+    expect(plan.code).toBe(3);
+    expect(plan.stderr).toMatch(/E_PART_MISMATCH: .*part 1 on volume 1/);
+    await refused(volumes, 'E_PART_MISMATCH', 3, /part 1 on volume 1/);
+  });
+
   it('volume 2 of another build of the same release: exit 1, naming the volume', async () => {
     // Another build of 1.0.0: same spec, another creation time, so another bundle.json.
     const other = join(dir, 'other-build');
@@ -285,18 +292,7 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     );
     expect(built.code, built.stderr).toBe(0);
     const otherBundle = json<{ bundle: string }>(built).bundle;
-    const made = await ferry([
-      'media',
-      otherBundle,
-      '--out',
-      join(other, 'media'),
-      '--key',
-      base.ws.key,
-      '--volume-size',
-      '1100K',
-      '--no-installer',
-    ]);
-    expect(made.code, made.stderr).toBe(0);
+    await makeMedia({ ...base, bundle: otherBundle }, join(other, 'media'));
     const volumes = await copy(media);
     await rm(join(volumes, 'vol2'), { recursive: true });
     await rename(join(other, 'media', 'vol2'), join(volumes, 'vol2'));

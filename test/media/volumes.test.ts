@@ -9,30 +9,26 @@ import { applianceView, discover } from '../../installer/console/discover.js';
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleController } from '../../installer/console/run.js';
 import { install } from '../../installer/engine/install.js';
-import { FERRY, ferry, json, tempDir } from '../helpers.js';
-import { initAppliance, sha256, snapshot, status } from '../e2e/appliance.js';
-import { makeMedia, mediaBase, type MediaBase } from './helpers.js';
+import { FERRY, ferry, json } from '../helpers.js';
+import { sha256, snapshot, status } from '../e2e/appliance.js';
+import { makeMedia, mediaFixture, type MediaFixture } from './helpers.js';
 
 // One drive, discs swapped in turn: the "drive" is a folder whose one
 // volume folder ("disc") is replaced by another volume's, exactly what a
 // mount point shows when the disc in it is changed.
 
 let dir: string;
-let base: MediaBase;
+let base: MediaFixture;
 let media: string;
 let foreign: string;
 let empty: string;
 
 beforeAll(async () => {
-  dir = await tempDir();
-  base = await mediaBase(dir);
-  media = join(dir, 'media');
-  await makeMedia(base, media);
-  // Volumes of the same release cut smaller: another parts index, so they do not belong.
+  base = await mediaFixture();
+  ({ dir, media, empty } = base);
+  // The same bundle under another label: another parts index, so these volumes do not belong.
   foreign = join(dir, 'foreign');
   await makeMedia(base, foreign, '--label', 'OTHER_');
-  empty = join(dir, 'empty');
-  await initAppliance(base.ws, empty);
 });
 
 let counter = 0;
@@ -48,6 +44,24 @@ async function drive(
   };
   await insert(first);
   return { disc, insert };
+}
+
+/** Installs from volume 1 in one drive, inserting each volume of `volumes` when asked. */
+async function swapping(
+  volumes: string,
+  root: string,
+): Promise<{ outcome: string; asked: number[] }> {
+  const { disc, insert } = await drive(join(volumes, 'vol1'));
+  const asked: number[] = [];
+  const result = await install({
+    bundle: disc,
+    root,
+    ask: async ({ volume }) => {
+      asked.push(volume);
+      await insert(join(volumes, `vol${volume}`));
+    },
+  });
+  return { outcome: result.outcome, asked };
 }
 
 async function appliance(): Promise<string> {
@@ -85,19 +99,8 @@ describe('asking for volumes', () => {
   });
 
   it('installs through one drive, the operator swapping discs when asked', async () => {
-    const { disc, insert } = await drive(join(media, 'vol1'));
     const root = await appliance();
-    const asked: number[] = [];
-    const result = await install({
-      bundle: disc,
-      root,
-      ask: async ({ volume }) => {
-        asked.push(volume);
-        await insert(join(media, `vol${volume}`));
-      },
-    });
-    expect(result.outcome).toBe('committed');
-    expect(asked).toEqual([2, 3]);
+    expect(await swapping(media, root)).toEqual({ outcome: 'committed', asked: [2, 3] });
     expect(await status(root)).toMatchObject({ release: '1.0.0', verified: true });
   });
 
@@ -129,31 +132,12 @@ describe('asking for volumes', () => {
       '--json',
     ]);
     expect(built.code, built.stderr).toBe(0);
-    const made = await ferry([
-      'media',
-      json<{ bundle: string }>(built).bundle,
-      '--out',
-      join(dir, 'gz-media'),
-      '--key',
-      base.ws.key,
-      '--volume-size',
-      '1100K',
-      '--no-installer',
-    ]);
-    expect(made.code, made.stderr).toBe(0);
-    const { disc, insert } = await drive(join(dir, 'gz-media', 'vol1'));
-    const root = await appliance();
-    const asked: number[] = [];
-    const result = await install({
-      bundle: disc,
-      root,
-      ask: async ({ volume }) => {
-        asked.push(volume);
-        await insert(join(dir, 'gz-media', `vol${volume}`));
-      },
+    const volumes = join(dir, 'gz-media');
+    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, volumes);
+    expect(await swapping(volumes, await appliance())).toEqual({
+      outcome: 'committed',
+      asked: [2, 3],
     });
-    expect(result.outcome).toBe('committed');
-    expect(asked).toEqual([2, 3]);
   });
 
   it('the console shows which volume to insert and goes on at Enter', async () => {

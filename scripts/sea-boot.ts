@@ -1,6 +1,7 @@
 // The entry of dist/package/ferry-installer, the Node single executable
-// (`npm run package` bundles it with Ferry's CLI to CommonJS, which V8
-// compiles lazily: a full start costs what bin/ferry's does). It checks what
+// (`npm run package` bundles it with Ferry's CLI to CommonJS, with V8's code
+// cache of it beside: a start parses nothing, and without the cache V8 still
+// compiles CommonJS lazily, where an ES module is compiled whole). It checks what
 // must be checked before Ferry runs, then runs the CLI. The console's screen
 // (ink, whose layout engine needs top-level await, so ESM) is the one part
 // kept apart: `ferry console` writes it to a private folder, imports it and

@@ -7,13 +7,14 @@ import {
   type BundleKind,
   type BundleMetadata,
   type Change,
+  type ReleaseRecord,
   type ReleaseSpec,
 } from '../manifest-schema/index.js';
 import { collectInputs, sourcesOf, type Collected } from './collect.js';
 import { composeBundle, type BundleDesign } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata } from './metadata.js';
-import { releaseRecord } from './record.js';
+import { checkVersionsImmutable, releaseRecord } from './record.js';
 import { readSigners, type SigningOptions } from './signing.js';
 import { loadSpec } from './spec.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
@@ -26,6 +27,8 @@ export interface CheckOptions {
   firstRelease?: boolean;
   /** Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH); now when absent. */
   sourceDateEpoch?: string;
+  /** The installer executable to carry, overriding the spec's `installer`. */
+  installer?: string;
 }
 
 export interface BuildOptions extends CheckOptions, SigningOptions {
@@ -49,6 +52,9 @@ export interface CheckResult {
   removed: string[];
   /** The changes the bundle brings, cumulative over the releases it updates from. */
   changes: Change[];
+  minInstaller?: string;
+  /** The installer the bundle carries: its version and platform. */
+  installer?: { version: string; platform: string };
 }
 
 export interface BuildResult extends CheckResult {
@@ -67,6 +73,8 @@ interface Checked {
   collected: Collected;
   spec: ReleaseSpec;
   historyDir: string | undefined;
+  /** The product's history: every earlier release's record. */
+  records: ReleaseRecord[];
 }
 
 /**
@@ -77,7 +85,6 @@ interface Checked {
 async function checkBuild(options: CheckOptions): Promise<Checked> {
   const loaded = await loadSpec(options.spec);
   const { spec } = loaded;
-  const createdAt = creationTime(options.sourceDateEpoch);
   const historyDir = spec.history === undefined ? undefined : resolve(loaded.dir, spec.history);
   const records = historyDir === undefined ? [] : await readHistory(historyDir, spec.product);
   const design = composeBundle(spec, records ?? [], {
@@ -88,7 +95,12 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
       : {}),
     ...(options.firstRelease ? { firstRelease: true } : {}),
   });
-  const collected = await collectInputs(loaded, design);
+  const collected = await collectInputs(loaded, design, options.installer);
+  // A rebuild reproduces the recorded bundle: its recorded time, unless SOURCE_DATE_EPOCH says otherwise.
+  const createdAt =
+    design.rebuildOf && !options.sourceDateEpoch
+      ? design.rebuildOf.release.createdAt
+      : creationTime(options.sourceDateEpoch);
   const metadata = bundleMetadata(spec, design, collected, createdAt);
   const result: CheckResult = {
     spec: resolve(options.spec),
@@ -99,8 +111,14 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
     included: dependencyOrder(metadata).filter((name) => design.payload[name] === 'included'),
     removed: design.removed,
     changes: metadata.changes,
+    ...(metadata.minInstaller !== undefined ? { minInstaller: metadata.minInstaller } : {}),
+    ...(metadata.installer
+      ? {
+          installer: { version: metadata.installer.version, platform: metadata.installer.platform },
+        }
+      : {}),
   };
-  return { result, metadata, design, collected, spec, historyDir };
+  return { result, metadata, design, collected, spec, historyDir, records: records ?? [] };
 }
 
 /** `ferry lint` and `build --dry-run`: what `build` would make, or the error it would stop on. */
@@ -121,6 +139,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     collected,
     spec,
     historyDir,
+    records,
   } = await checkBuild(options);
   const signers = await readSigners(options);
 
@@ -137,6 +156,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     mtime: Math.floor(Date.parse(unsigned.release.createdAt) / 1000),
     ...(options.forceZip64 !== undefined ? { forceZip64: options.forceZip64 } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    check: (signed) => checkVersionsImmutable(signed, records, options.spec),
   });
 
   const recordDir = historyDir ?? resolve(options.out);

@@ -132,6 +132,26 @@ export async function readSigners(options: SigningOptions): Promise<Signer[]> {
 }
 
 /**
+ * The private keys that sign media parts indexes and repository documents
+ * (files, `env:VAR` or `-`), each given once; those are signed in-process, so
+ * no --signer.
+ */
+export async function readSigningKeys(sources: readonly string[]): Promise<KeyObject[]> {
+  if (sources.length === 0) {
+    throw new FerryError('E_USAGE', 'signing needs at least one key', {
+      hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys)',
+    });
+  }
+  const keys: KeyObject[] = [];
+  for (const source of sources) {
+    const key = await readPrivateKeySource(source);
+    if (keys.some((earlier) => keyIdOf(earlier) === keyIdOf(key))) throw sameKeyTwice(source);
+    keys.push(key);
+  }
+  return keys;
+}
+
+/**
  * A private key from a file, an environment variable (`env:VAR`) or stdin
  * (`-`), so that CI can hand over a secret without writing it to disk. Its
  * contents never appear in a message.

@@ -7,6 +7,7 @@ import {
   type TrustRoot,
 } from '../manifest-schema/index.js';
 import { checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
+import { mediaOf } from './media.js';
 import { openTrusted } from './open.js';
 import { collect, type BundleReader, type IndexedEntry } from './reader.js';
 
@@ -33,8 +34,9 @@ export async function verifyBundle(
   const opened = await openTrusted(file, trust);
   const { reader, metadata } = opened;
   try {
+    // On media every part is checked first, so a damaged one is named by part and volume.
+    await mediaOf(reader.source)?.checkParts(true);
     const expected = expectedEntries(metadata, reader.metadataBytes.length);
-    EntryAudit.checkListing(reader, expected);
     const audit = new EntryAudit(expected, file);
     const total = expected.reduce(
       (sum, e) => sum + (e.type === 'file' && e.name !== 'bundle.json' ? e.size : 0),
@@ -77,7 +79,7 @@ interface Counted {
   bytes: number;
 }
 
-/** tar.gz and zip: entries in archive order, hashed as they stream past. */
+/** tar.gz: entries in archive order, hashed as they stream past. */
 async function verifyStreaming(
   reader: BundleReader,
   audit: EntryAudit,
@@ -103,7 +105,7 @@ async function verifyStreaming(
 }
 
 /**
- * Plain tar: every header is checked before any data is read, then the files
+ * Plain tar and zip: every byte but the payload is checked before any payload is read, then the files
  * are hashed at their offsets on every core. The verdict is the same as the
  * streaming one, down to which bad entry is named first.
  */

@@ -38,6 +38,31 @@ export interface Command {
   summary: string;
   options: Options;
   run(args: Parsed): Promise<CommandResult>;
+  /**
+   * Runs first: when the bundle needs a newer Ferry that it carries, the
+   * whole command (`argv`, unchanged) is handed to that one; its exit status,
+   * or null to run here.
+   */
+  handOver?(args: Parsed, argv: readonly string[]): Promise<number | null>;
+}
+
+/** The hand-over of `plan` and `install`, which name a bundle and an appliance. */
+export async function handOverBundle(
+  { values, positionals }: Parsed,
+  argv: readonly string[],
+): Promise<number | null> {
+  const [bundle] = positionals;
+  if (bundle === undefined) return null;
+  const stateFile = optional(values, 'state');
+  // --state plans elsewhere: the root's default applies only without it.
+  const appliance = stateFile === undefined ? root(values) : optional(values, 'root');
+  const { handOver } = await import('../installer/handover.js');
+  return handOver({
+    bundle,
+    argv,
+    ...(appliance !== undefined ? { root: appliance } : {}),
+    ...(stateFile !== undefined ? { stateFile } : {}),
+  });
 }
 
 export const jsonOption = {
@@ -78,6 +103,10 @@ export const controlOptions = {
     type: 'boolean',
     help: 'install what can be, leaving the components in error as they are',
   },
+  'no-drift-check': {
+    type: 'boolean',
+    help: 'do not compare installed files with what was installed (no E_DRIFT)',
+  },
 } as const satisfies Options;
 
 export function controlInput(values: Values) {
@@ -89,6 +118,7 @@ export function controlInput(values: Values) {
     ...(file !== undefined ? { controlFile: file } : {}),
     allowDowngrade: flag(values, 'allow-downgrade'),
     partial: flag(values, 'partial'),
+    driftCheck: !flag(values, 'no-drift-check'),
   };
 }
 

@@ -1,11 +1,9 @@
 import { parseArgs } from 'node:util';
-import { OUTPUT_SCHEMA_VERSION } from '../manifest-schema/constants.js';
-import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
+import { printable } from '../manifest-schema/printable.js';
 import { usageError, type Command, type Options, type Parsed } from './args.js';
 import { commandHelp, commandList, EXITS, helpOption, wrap } from './help.js';
-
-/** Ferry's version (package.json's, which test/e2e/help.test.ts holds it to). */
-export const VERSION = '0.1.0';
+import { report, versioned } from './report.js';
 
 type Loader = () => Promise<{ command: Command }>;
 
@@ -29,9 +27,19 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['install', () => import('./commands/install.js')],
   ['rollback', () => import('./commands/rollback.js')],
   ['console', () => import('./commands/console.js')],
+  ['media', () => import('./commands/media.js')],
+  ['media verify', () => import('./commands/media-verify.js')],
   ['recover', () => import('./commands/recover.js')],
   ['log', () => import('./commands/log.js')],
   ['completion', () => import('./commands/completion.js')],
+  ['publish', () => import('./commands/publish.js')],
+  ['approve', () => import('./commands/approve.js')],
+  ['promote', () => import('./commands/promote.js')],
+  ['pull', () => import('./commands/pull.js')],
+  ['channels', () => import('./commands/channels.js')],
+  ['history', () => import('./commands/history.js')],
+  ['policy', () => import('./commands/policy.js')],
+  ['gc', () => import('./commands/gc.js')],
 ];
 
 export async function loadCommands(): Promise<Array<[name: string, command: Command]>> {
@@ -89,11 +97,13 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--version') {
     process.stdout.write(
       wantsJson
-        ? `${JSON.stringify(versioned({ name: 'ferry', version: VERSION }), null, 2)}\n`
-        : `ferry ${VERSION}\n`,
+        ? `${JSON.stringify(versioned({ name: 'ferry', version: FERRY_VERSION }), null, 2)}\n`
+        : `ferry ${FERRY_VERSION}\n`,
     );
     return 0;
   }
+  // A reader that went away (`ferry install … | head -3`) must never stop a command half way.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', ignoreClosed);
   try {
     const found = await findCommand(argv);
     if (!found) {
@@ -114,12 +124,14 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${commandHelp(name, command)}\n`);
       return 0;
     }
+    const handedOver = await command.handOver?.(parsed, argv);
+    if (handedOver !== undefined && handedOver !== null) return handedOver;
     const result = await command.run(parsed);
     if (wantsJson)
       process.stdout.write(
-        `${JSON.stringify(versioned(result.json), null, result.jsonLines ? undefined : 2)}\n`,
+        `${printable(JSON.stringify(versioned(result.json), null, result.jsonLines ? undefined : 2))}\n`,
       );
-    else if (result.human !== '') process.stdout.write(`${result.human}\n`);
+    else if (result.human !== '') process.stdout.write(`${printable(result.human)}\n`);
     return result.exitCode ?? 0;
   } catch (error) {
     return report(error, wantsJson);
@@ -154,25 +166,6 @@ function parserMessage(error: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
-/** Every --json result says which version of its shape it is (manifest-schema/output-declarations.ts). */
-function versioned(json: unknown): unknown {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) return json;
-  return { schemaVersion: OUTPUT_SCHEMA_VERSION, ...json };
-}
-
-function report(error: unknown, wantsJson: boolean): number {
-  const ferryError = isFerryError(error)
-    ? error
-    : new FerryError(
-        'E_INTERNAL',
-        `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-        {
-          hint: 'this is a bug in Ferry: please report it with the command you ran',
-        },
-      );
-  if (wantsJson)
-    process.stdout.write(`${JSON.stringify(versioned({ error: ferryError.toJSON() }), null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
-  return ERROR_CODES[ferryError.code].exit;
+function ignoreClosed(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
 }

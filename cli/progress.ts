@@ -128,6 +128,8 @@ export function describeEvent(event: InstallEvent, everything = false): string |
         : null;
     case 'warning':
       return `warning: ${event.message}`;
+    case 'interrupt':
+      return `ferry: ${event.message}`;
     case 'pass':
       return event.status === 'start' ? `== ${event.pass}` : null;
     case 'step':

@@ -19,7 +19,7 @@ export interface TransactionLog {
 /** A transaction's log: the one named, else the newest that has one. */
 export async function findTransaction(root: string, id?: string): Promise<TransactionLog> {
   const { paths } = await openAppliance(root);
-  const history = await recentHistory(paths, Number.MAX_SAFE_INTEGER);
+  const { transactions: history } = await recentHistory(paths, Number.MAX_SAFE_INTEGER);
   const known = history.filter((entry) => entry.log !== undefined).map((entry) => entry.id);
   const hint =
     known.length > 0

@@ -447,7 +447,7 @@ export function checkSignatures(
 }
 
 /** Throws E_KEY_REVOKED, E_THRESHOLD or E_SIGNATURE unless the status is valid. */
-export function assertTrusted(status: SignatureStatus, file: string): void {
+export function assertTrusted(status: SignatureStatus, file: string, entry = 'bundle.json'): void {
   if (status.valid) return;
   const code =
     status.revoked.length > 0
@@ -461,7 +461,7 @@ export function assertTrusted(status: SignatureStatus, file: string): void {
     `${file}: ${status.keyids.length} of the ${status.threshold} required trusted signatures verified${detail}`,
     {
       file,
-      entry: 'bundle.json',
+      entry,
       hint:
         code === 'E_KEY_REVOKED'
           ? 'the bundle was signed with a key the key holders revoked: it may have leaked. Use a bundle signed by a current targets key'

@@ -9,7 +9,7 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--dry-run]',
+    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--installer FILE] [--dry-run]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
@@ -73,5 +73,9 @@ function formatBuild(result: BuildResult): string {
     `  sha256  ${result.sha256}`,
     `  record  ${result.record}`,
     `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes.length} change(s); signed by ${result.keyids.length} key(s)`,
+    ...(result.installer
+      ? [`  carries ferry-installer ${result.installer.version} (${result.installer.platform})`]
+      : []),
+    ...(result.minInstaller ? [`  needs Ferry ${result.minInstaller} or newer to install`] : []),
   ].join('\n');
 }

@@ -25,10 +25,12 @@ export const checkOptions = {
 
 export function checkInput({ values, positionals }: Parsed): CheckOptions {
   const kind = optional(values, 'kind');
+  const installer = optional(values, 'installer');
   return {
     spec: positional(positionals, 'SPEC'),
     ...(kind !== undefined ? { kind: choice(kind, ['update', 'install'] as const, 'kind') } : {}),
     ...(flag(values, 'first-release') ? { firstRelease: true } : {}),
+    ...(installer !== undefined ? { installer } : {}),
     ...(process.env.SOURCE_DATE_EPOCH !== undefined
       ? { sourceDateEpoch: process.env.SOURCE_DATE_EPOCH }
       : {}),
@@ -36,7 +38,7 @@ export function checkInput({ values, positionals }: Parsed): CheckOptions {
 }
 
 export const command: Command = {
-  usage: 'ferry lint SPEC [--kind update|install] [--first-release]',
+  usage: 'ferry lint SPEC [--kind update|install] [--first-release] [--installer FILE]',
   summary:
     'every check a build makes (spec, history, dependencies, immutability, files), with no key and nothing written',
   options: { ...checkOptions, ...jsonOption },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadCommands, VERSION } from '../../cli/main.js';
+import { loadCommands } from '../../cli/main.js';
+import { FERRY_VERSION as VERSION } from '../../manifest-schema/ferry-version.js';
 import { optionLabel } from '../../cli/help.js';
 import { ferry, json, ROOT } from '../helpers.js';
 import { readFile } from 'node:fs/promises';

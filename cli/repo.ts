@@ -1,12 +1,20 @@
 import type { Writer } from '../repository/model.js';
-import { flag, list, optional, required, type Options, type Values } from './args.js';
+import { flag, jsonOption, list, optional, required, type Options, type Values } from './args.js';
 
 /** What every repository command shares: where it is, how to reach it, and who writes. */
 export const repoOptions = {
-  repo: { type: 'string' },
-  insecure: { type: 'boolean' },
-  trust: { type: 'string' },
-  json: { type: 'boolean' },
+  repo: {
+    type: 'string',
+    arg: 'REPO',
+    help: 'the bundle repository: a folder, or oci://host[:port]/ns/product',
+  },
+  insecure: { type: 'boolean', help: 'reach an OCI registry over plain http' },
+  trust: {
+    type: 'string',
+    arg: 'FILE',
+    help: "the trust root the repository's signatures are checked against",
+  },
+  ...jsonOption,
 } as const satisfies Options;
 
 /** How usage lines spell the options above, so that help names every one. */
@@ -14,8 +22,16 @@ export const REPO_FLAGS = '[--trust FILE] [--insecure]';
 export const WRITER_FLAGS = '--key KEY [--actor NAME]';
 
 export const writerOptions = {
-  key: { type: 'string', multiple: true },
-  actor: { type: 'string' },
+  key: {
+    type: 'string',
+    multiple: true,
+    help: 'a private key to sign the write with: a file, env:VAR or - (stdin)',
+  },
+  actor: {
+    type: 'string',
+    arg: 'NAME',
+    help: 'who writes (default: $FERRY_ACTOR, else the CI user, else $USER)',
+  },
 } as const satisfies Options;
 
 export function repoOf(values: Values) {

@@ -7,10 +7,15 @@ export const command: Command = {
   options: {
     ...repoOptions,
     ...writerOptions,
-    to: { type: 'string' },
-    from: { type: 'string' },
-    by: { type: 'string' },
-    evidence: { type: 'string', multiple: true },
+    to: { type: 'string', arg: 'C', help: 'the channel the approval is for' },
+    from: { type: 'string', arg: 'C', help: 'the channel the version comes from' },
+    by: { type: 'string', arg: 'NAME', help: 'who approves' },
+    evidence: {
+      type: 'string',
+      multiple: true,
+      arg: 'FILE',
+      help: 'a file backing the approval, stored by its digest',
+    },
   },
   async run({ values, positionals }) {
     const { approve } = await import('../../repository/model.js');

@@ -5,7 +5,16 @@ export const command: Command = {
   usage: `ferry gc --repo REPO [--keep K] [--yes ${WRITER_FLAGS}] ${REPO_FLAGS}`,
   summary:
     'remove versions no channel holds and none of the last K of each channel (a dry run unless --yes)',
-  options: { ...repoOptions, ...writerOptions, keep: { type: 'string' }, yes: { type: 'boolean' } },
+  options: {
+    ...repoOptions,
+    ...writerOptions,
+    keep: {
+      type: 'string',
+      arg: 'K',
+      help: 'keep the last K versions of each channel and of publishing',
+    },
+    yes: { type: 'boolean', help: 'remove them (without it, only say what would go)' },
+  },
   async run({ values }) {
     const { gc } = await import('../../repository/model.js');
     const keep = optional(values, 'keep');

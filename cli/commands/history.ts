@@ -6,7 +6,14 @@ export const command: Command = {
   usage: `ferry history --repo REPO [--channel C] [--verify] ${REPO_FLAGS}`,
   summary:
     "a bundle repository's audit timeline, newest first; --verify checks the hash chain and names an edited event",
-  options: { ...repoOptions, verify: { type: 'boolean' }, channel: { type: 'string' } },
+  options: {
+    ...repoOptions,
+    verify: {
+      type: 'boolean',
+      help: 'check the hash chain and every signature; name the first edited event',
+    },
+    channel: { type: 'string', arg: 'C', help: "only channel C's events" },
+  },
   async run({ values }) {
     const { history } = await import('../../repository/model.js');
     const channel = optional(values, 'channel');

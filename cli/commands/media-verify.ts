@@ -5,7 +5,14 @@ export const command: Command = {
   usage: 'ferry media verify DIR --trust FILE',
   summary:
     'check every part on every attached volume against the signed parts index (writes nothing)',
-  options: { trust: { type: 'string' }, ...jsonOption },
+  options: {
+    trust: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'the trust root the parts index and bundle.json are checked against',
+    },
+    ...jsonOption,
+  },
   async run({ values, positionals }) {
     const { verifyMedia } = await import('../../bundle/media.js');
     const { readTrustRoot } = await import('../../manifest-schema/index.js');

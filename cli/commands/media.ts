@@ -6,15 +6,27 @@ export const command: Command = {
   usage:
     'ferry media BUNDLE --out DIR --key KEY... [--volume-size fat32|dvd5|dvd9|SIZE] [--label PREFIX] [--installer FILE | --no-installer] [--iso]',
   summary:
-    'cut a bundle into volumes for USB sticks or DVDs: parts, a signed parts index, checksums, a README',
+    'cut a bundle into volumes for USB sticks or DVDs: parts, a signed parts index, checksums, a README; `ferry media verify` checks them',
   options: {
-    out: { type: 'string' },
-    key: { type: 'string', multiple: true },
-    'volume-size': { type: 'string' },
-    label: { type: 'string' },
-    installer: { type: 'string' },
-    'no-installer': { type: 'boolean' },
-    iso: { type: 'boolean' },
+    out: { type: 'string', arg: 'DIR', help: 'the folder the volume folders are written to' },
+    key: {
+      type: 'string',
+      multiple: true,
+      help: 'a key that signed the bundle, to sign the parts index: a file, env:VAR or -',
+    },
+    'volume-size': {
+      type: 'string',
+      arg: 'SIZE',
+      help: 'fat32 (default), dvd5, dvd9, or a size: 700M, 2G',
+    },
+    label: { type: 'string', arg: 'PREFIX', help: "the volumes' label prefix" },
+    installer: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'the ferry-installer for volume 1 (default: the one packaged with Ferry)',
+    },
+    'no-installer': { type: 'boolean', help: 'put no installer on the volumes' },
+    iso: { type: 'boolean', help: 'also write each volume as an ISO image' },
     ...jsonOption,
   },
   async run({ values, positionals }) {

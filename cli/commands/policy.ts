@@ -4,7 +4,11 @@ import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions 
 export const command: Command = {
   usage: `ferry policy --repo REPO [--set FILE ${WRITER_FLAGS}] ${REPO_FLAGS}`,
   summary: "show a bundle repository's channel policy, or replace it (signed, and logged)",
-  options: { ...repoOptions, ...writerOptions, set: { type: 'string' } },
+  options: {
+    ...repoOptions,
+    ...writerOptions,
+    set: { type: 'string', arg: 'FILE', help: 'replace the channel policy with this YAML or JSON' },
+  },
   async run({ values }) {
     const model = await import('../../repository/model.js');
     const file = optional(values, 'set');

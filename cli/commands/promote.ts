@@ -9,12 +9,24 @@ export const command: Command = {
   options: {
     ...repoOptions,
     ...writerOptions,
-    to: { type: 'string' },
-    from: { type: 'string' },
-    'approved-by': { type: 'string' },
-    evidence: { type: 'string', multiple: true },
-    rollback: { type: 'boolean' },
-    reason: { type: 'string' },
+    to: { type: 'string', arg: 'C2', help: 'the channel to move to the version' },
+    from: { type: 'string', arg: 'C1', help: 'the channel the version comes from' },
+    'approved-by': {
+      type: 'string',
+      arg: 'NAME',
+      help: 'approve and promote in one step, as NAME',
+    },
+    evidence: {
+      type: 'string',
+      multiple: true,
+      arg: 'FILE',
+      help: 'a file backing the approval, stored by its digest',
+    },
+    rollback: {
+      type: 'boolean',
+      help: 'move the channel back to a version it held before',
+    },
+    reason: { type: 'string', arg: 'TEXT', help: 'why, for --rollback; kept in the history' },
   },
   async run({ values, positionals }) {
     const { promote } = await import('../../repository/model.js');

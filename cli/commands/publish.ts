@@ -10,8 +10,17 @@ export const command: Command = {
   options: {
     ...repoOptions,
     ...writerOptions,
-    channel: { type: 'string' },
-    'repo-key': { type: 'string', multiple: true },
+    channel: {
+      type: 'string',
+      arg: 'C',
+      help: 'also publish into channel C, one no promotion leads into (dev)',
+    },
+    'repo-key': {
+      type: 'string',
+      multiple: true,
+      arg: 'PUB',
+      help: 'first publish: a key besides the release keys that may sign approvals',
+    },
   },
   async run({ values, positionals }) {
     const { publish } = await import('../../repository/model.js');

@@ -8,9 +8,9 @@ export const command: Command = {
     'download a bundle, checked against its channel or version record and the trust root, written atomically',
   options: {
     ...repoOptions,
-    channel: { type: 'string' },
-    version: { type: 'string' },
-    out: { type: 'string' },
+    channel: { type: 'string', arg: 'C', help: 'the version channel C holds' },
+    version: { type: 'string', arg: 'V', help: 'this release version' },
+    out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
   },
   async run({ values }) {
     const { pull } = await import('../../repository/model.js');

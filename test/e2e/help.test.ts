@@ -7,9 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const commands = await loadCommands();
+// `media` is a command and has a subcommand (`media verify`): only words that are no command are groups.
 const groups = [...new Set(commands.map(([name]) => name.split(' ')))]
   .filter((words) => words.length > 1)
-  .map(([word]) => word as string);
+  .map(([word]) => word as string)
+  .filter((word) => !commands.some(([name]) => name === word));
 
 function fits(text: string): void {
   for (const line of text.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(80);
@@ -56,6 +58,15 @@ describe('help', () => {
     const wrong = await ferry([group, 'no-such-thing']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('E_USAGE');
+  });
+
+  it("a command's help names its subcommands", async () => {
+    for (const [word] of commands.filter(([name]) => !name.includes(' '))) {
+      const subcommands = commands.filter(([name]) => name.startsWith(`${word} `));
+      if (subcommands.length === 0) continue;
+      const help = (await ferry([word, '--help'])).stdout;
+      for (const [name] of subcommands) expect(help).toContain(`ferry ${name}`);
+    }
   });
 
   it('a wrong flag is named in Ferry words, without the parser leaking', async () => {

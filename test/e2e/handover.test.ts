@@ -73,6 +73,8 @@ async function build(
       ws.key,
       '--format',
       format,
+      // every spec here is a variant of the first release, in a history of its own
+      '--first-release',
       '--json',
       ...extra,
     ],

@@ -317,6 +317,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
       [
         'build',
         join(product, 'release-1.0.0.yaml'),
+        '--first-release',
         '--out',
         join(dir, 'big-out'),
         '--key',

@@ -139,6 +139,7 @@ describe('ferry media', () => {
     const zip = await ferry([
       'build',
       join(product, 'release-1.0.0.yaml'),
+      '--first-release',
       '--out',
       join(dir, 'zip'),
       '--key',
@@ -282,6 +283,7 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
       [
         'build',
         join(base.ws.product, 'release-1.0.0.yaml'),
+        '--first-release',
         '--out',
         join(other, 'bundle'),
         '--key',

@@ -123,6 +123,7 @@ describe('asking for volumes', () => {
     const built = await ferry([
       'build',
       join(product, 'release-1.0.0.yaml'),
+      '--first-release',
       '--out',
       join(dir, 'gz'),
       '--key',

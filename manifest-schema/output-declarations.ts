@@ -13,6 +13,9 @@ const Release = Type.String();
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) =>
   Type.Union([schema, Type.Null()]);
 const Keyids = Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }));
+/** An OCI digest: `sha256:` and 64 hex digits. */
+const Digest = Type.String({ pattern: '^sha256:[0-9a-f]{64}$' });
+const Evidence = Type.Object({ name: Type.String(), digest: Type.String(), size: Type.Integer() });
 const Change = Type.Object({
   component: Type.String(),
   version: Release,
@@ -185,5 +188,119 @@ export const OUTPUT_SCHEMAS = {
     outcome: Nullable(Type.String()),
     from: Nullable(Release),
     to: Nullable(Release),
+  }),
+  publish: result({
+    repo: Type.String(),
+    version: Release,
+    digest: Digest,
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    size: Type.Integer({ minimum: 0 }),
+    bundle: Type.String(),
+    channel: Nullable(Type.String()),
+    changed: Type.Boolean(),
+  }),
+  pull: result({
+    bundle: Type.String(),
+    version: Release,
+    digest: Digest,
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    size: Type.Integer({ minimum: 0 }),
+    channel: Nullable(Type.String()),
+  }),
+  approve: result({
+    repo: Type.String(),
+    version: Release,
+    digest: Digest,
+    from: Type.String(),
+    to: Type.String(),
+    by: Type.String(),
+    approval: Type.String(),
+    evidence: Type.Array(Evidence),
+  }),
+  promote: result(
+    {
+      repo: Type.String(),
+      version: Release,
+      digest: Digest,
+      from: Nullable(Type.String()),
+      to: Type.String(),
+      verdict: Type.Union(
+        ['promoted', 'rolled-back', 'unchanged', 'blocked', 'closed'].map((v) => Type.Literal(v)),
+      ),
+      code: Type.String({ pattern: '^E_[A-Z0-9_]+$' }),
+      excuses: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+      opens: Type.String(),
+      event: Type.Integer(),
+    },
+    ['code', 'opens', 'event'],
+  ),
+  channels: result({
+    repo: Type.String(),
+    channels: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        version: Nullable(Release),
+        digest: Nullable(Digest),
+        sequence: Type.Integer(),
+        since: Nullable(Type.String()),
+        to: Type.Array(Type.String()),
+      }),
+    ),
+  }),
+  history: result({
+    repo: Type.String(),
+    events: Type.Array(
+      Type.Object({
+        seq: Type.Integer(),
+        prev: Nullable(Type.String()),
+        time: Type.String(),
+        actor: Type.String(),
+        ci: Nullable(Type.String()),
+        op: Type.String(),
+        subject: Type.Object({}),
+        evidence: Type.Array(Evidence),
+        digest: Type.String(),
+      }),
+    ),
+    verified: Type.Boolean(),
+  }),
+  policy: result({
+    repo: Type.String(),
+    policy: Type.Object({}),
+    digest: Nullable(Type.String()),
+  }),
+  gc: result({
+    repo: Type.String(),
+    keep: Type.Array(Release),
+    remove: Type.Array(Release),
+    removed: Type.Boolean(),
+  }),
+  media: result({
+    bundle: Type.String(),
+    id: Type.String(),
+    size: Type.Integer({ minimum: 0 }),
+    volumes: Type.Array(
+      Type.Object({
+        volume: Type.Integer({ minimum: 1 }),
+        label: Type.String(),
+        folder: Type.String(),
+        part: Type.String(),
+        size: Type.Integer({ minimum: 0 }),
+        sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+        iso: Type.Optional(Type.String()),
+      }),
+    ),
+    installer: Nullable(Type.String()),
+    index: Type.Object({}),
+  }),
+  'media-verify': result({
+    bundle: Type.String(),
+    volumes: Type.Integer({ minimum: 1 }),
+    checked: Type.Array(
+      Type.Object({ part: Type.String(), volume: Type.Integer(), path: Type.String() }),
+    ),
+    missing: Type.Array(Type.Integer()),
+    metadata: Type.Boolean(),
+    valid: Type.Literal(true),
   }),
 } as const;

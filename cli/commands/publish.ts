@@ -41,7 +41,8 @@ export const command: Command = {
       repoKeys,
       writer: await writerOf(values),
     });
-    return { json: result, human: formatPublish(result) };
+    const { file, ...rest } = result;
+    return { json: { ...rest, bundle: file }, human: formatPublish(result) };
   },
 };
 

@@ -109,6 +109,35 @@ describe('--json output', () => {
     await conforms('rollback', json(rolled));
   });
 
+  it('repository and media commands: schemaVersion first, the published shape', async () => {
+    const repo = join(ws.dir, 'repo');
+    const media = join(ws.dir, 'media');
+    const bundle = bundles['1.1.0'] as string;
+    const key = ['--key', ws.key];
+    const outputs: Array<[Name, string[]]> = [
+      [
+        'publish',
+        ['publish', bundle, '--repo', repo, '--trust', ws.trust, '--channel', 'dev', ...key],
+      ],
+      ['approve', ['approve', '1.1.0', '--repo', repo, '--to', 'beta', '--by', 'alice', ...key]],
+      ['promote', ['promote', '1.1.0', '--repo', repo, '--to', 'beta', ...key]],
+      ['channels', ['channels', '--repo', repo]],
+      ['history', ['history', '--repo', repo, '--verify']],
+      ['policy', ['policy', '--repo', repo]],
+      ['pull', ['pull', '--repo', repo, '--channel', 'beta', '--out', join(ws.dir, 'pulled')]],
+      ['gc', ['gc', '--repo', repo]],
+      ['media', ['media', bundle, '--out', media, '--no-installer', ...key]],
+      ['media-verify', ['media', 'verify', media, '--trust', ws.trust]],
+    ];
+    for (const [name, args] of outputs) {
+      const result = await ferry([...args, '--json'], { env: { FERRY_ACTOR: 'ci' } });
+      expect(result.code, `${name}: ${result.stderr}`).toBe(0);
+      const output = json(result);
+      expect(Object.keys(output)[0], name).toBe('schemaVersion');
+      await conforms(name, output);
+    }
+  });
+
   it('a field the schema does not know fails the check', async () => {
     const validate = ajv.compile(await published('recover'));
     expect(validate({ schemaVersion: 1, recovered: false, release: null })).toBe(true);

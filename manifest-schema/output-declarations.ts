@@ -58,6 +58,7 @@ const Plan = {
   stageBytes: Type.Integer({ minimum: 0 }),
   partial: Type.Boolean(),
   reachesTarget: Type.Boolean(),
+  filesChecked: Type.Boolean(),
   controls: Type.Object({}),
 };
 
@@ -78,7 +79,11 @@ const Check = {
   included: Type.Array(Type.String()),
   removed: Type.Array(Type.String()),
   changes: Changes,
+  minInstaller: Release,
+  installer: Type.Object({ version: Release, platform: Type.String() }),
 };
+/** What a bundle may say of the Ferry that installs it. */
+const CHECK_OPTIONAL = ['minInstaller', 'installer'] as const;
 
 export const OUTPUT_SCHEMAS = {
   error: Type.Object(
@@ -94,16 +99,19 @@ export const OUTPUT_SCHEMAS = {
   version: result({ name: Type.Literal('ferry'), version: Release }),
   keygen: result({ keyid: Type.String(), privateKey: Type.String(), publicKey: Type.String() }),
   'trust-init': result({ trust: Type.String(), threshold: Type.Integer(), keyids: Keyids }),
-  lint: result(Check),
-  build: result({
-    ...Check,
-    bundle: Type.String(),
-    record: Type.String(),
-    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-    size: Type.Integer({ minimum: 0 }),
-    format: Type.String(),
-    keyids: Keyids,
-  }),
+  lint: result(Check, CHECK_OPTIONAL),
+  build: result(
+    {
+      ...Check,
+      bundle: Type.String(),
+      record: Type.String(),
+      sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+      size: Type.Integer({ minimum: 0 }),
+      format: Type.String(),
+      keyids: Keyids,
+    },
+    CHECK_OPTIONAL,
+  ),
   inspect: result(
     {
       bundle: Type.String(),
@@ -123,8 +131,14 @@ export const OUTPUT_SCHEMAS = {
       payloadBytes: Type.Integer(),
       signature: Type.Object({ valid: Type.Union([Type.Boolean(), Type.Null()]), keyids: Keyids }),
       bytesRead: Type.Integer(),
+      minInstaller: Release,
+      installer: Type.Object({
+        version: Release,
+        platform: Type.String(),
+        size: Type.Integer({ minimum: 0 }),
+      }),
     },
-    [],
+    ['minInstaller', 'installer'],
   ),
   verify: result({
     bundle: Type.String(),
@@ -153,9 +167,21 @@ export const OUTPUT_SCHEMAS = {
       components: Type.Record(Type.String(), Release),
       exported: Type.String(),
       problems: Type.Array(Type.Object({ component: Type.String(), path: Type.String() })),
+      open: Type.Object({
+        id: Type.String(),
+        operation: Type.Union([Type.Literal('install'), Type.Literal('rollback')]),
+        from: Nullable(Release),
+        to: Nullable(Release),
+        startedAt: Type.String(),
+        pid: Type.Integer(),
+        running: Type.Boolean(),
+        steps: Type.Integer({ minimum: 0 }),
+        recovery: Type.Union([Type.Literal('roll-forward'), Type.Literal('roll-back')]),
+      }),
       transactions: Type.Array(Type.Object({ id: Type.String(), outcome: Type.String() })),
+      tornHistoryLines: Type.Array(Type.Integer()),
     },
-    ['exported', 'problems'],
+    ['exported', 'problems', 'open', 'tornHistoryLines'],
   ),
   plan: result(Plan),
   install: result(

@@ -206,7 +206,16 @@ describe('reproducible builds', () => {
 describe('released versions', () => {
   async function build(product: string, release: string, out: string, epoch?: string) {
     return ferry(
-      ['build', join(product, `release-${release}.yaml`), '--out', out, '--key', ws.key, '--json'],
+      [
+        'build',
+        join(product, `release-${release}.yaml`),
+        '--out',
+        out,
+        '--key',
+        ws.key,
+        ...(release === '1.0.0' ? ['--first-release'] : []),
+        '--json',
+      ],
       epoch ? { env: { SOURCE_DATE_EPOCH: epoch } } : {},
     );
   }

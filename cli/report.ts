@@ -19,7 +19,9 @@ export function report(error: unknown, wantsJson: boolean): number {
         },
       );
   if (wantsJson)
-    process.stdout.write(`${printable(JSON.stringify(versioned({ error: ferryError.toJSON() }), null, 2))}\n`);
+    process.stdout.write(
+      `${printable(JSON.stringify(versioned({ error: ferryError.toJSON() }), null, 2))}\n`,
+    );
   // Messages name entries and files taken from a bundle: nothing in them may drive the terminal.
   process.stderr.write(`ferry: ${ferryError.code}: ${printable(ferryError.message)}\n`);
   if (ferryError.hint) process.stderr.write(`  hint: ${printable(ferryError.hint)}\n`);

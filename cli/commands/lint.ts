@@ -21,6 +21,11 @@ export const checkOptions = {
     type: 'boolean',
     help: "this is the product's first release: its history folder may be missing or empty",
   },
+  installer: {
+    type: 'string',
+    arg: 'FILE',
+    help: "the ferry-installer executable to carry, overriding the spec's `installer`",
+  },
 } as const satisfies Options;
 
 export function checkInput({ values, positionals }: Parsed): CheckOptions {

@@ -83,11 +83,10 @@ const asksHelp = (args: readonly string[]): boolean =>
   args.some((arg) => arg === '--help' || arg === '-h');
 
 export async function main(argv: string[]): Promise<number> {
-  // `ferry log | head` closes the pipe early: that is the reader's choice, not an error.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(0);
-    throw error;
-  });
+  // A reader that went away (`ferry log | head`, `ferry install … | head -3`) is the
+  // reader's choice: it must never stop a command half way.
+  for (const stream of [process.stdout, process.stderr])
+    stream.off('error', ignoreClosed).on('error', ignoreClosed);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(await helpText());
     return argv.length === 0 ? 2 : 0;
@@ -102,8 +101,6 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  // A reader that went away (`ferry install … | head -3`) must never stop a command half way.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', ignoreClosed);
   try {
     const found = await findCommand(argv);
     if (!found) {

@@ -64,6 +64,7 @@ describe.skipIf(reason !== null)(`a failure while committing (${reason ?? 'tmpfs
 
     const recovered = await ferry(['recover', '--root', root, '--json']);
     expect(json<{ recovered: boolean; release: string }>(recovered)).toEqual({
+      schemaVersion: 1,
       recovered: true,
       release: '1.3.0',
     });

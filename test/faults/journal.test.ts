@@ -40,6 +40,7 @@ async function recoverTo(root: string, release: string): Promise<void> {
   const recovered = await ferry(['recover', '--root', root, '--json']);
   expect(recovered.code, recovered.stderr).toBe(0);
   expect(json<{ recovered: boolean; release: string }>(recovered)).toEqual({
+    schemaVersion: 1,
     recovered: true,
     release,
   });

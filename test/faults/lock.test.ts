@@ -65,6 +65,7 @@ describe('the lock', () => {
     const recovered = await ferry(['recover', '--root', root, '--json']);
     expect(recovered.code, recovered.stderr).toBe(0);
     expect(json<{ recovered: boolean; release: string }>(recovered)).toEqual({
+      schemaVersion: 1,
       recovered: true,
       release: '1.0.0',
     });

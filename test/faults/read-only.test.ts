@@ -51,6 +51,7 @@ describe.skipIf(reason !== null)(
       const recovered = await ferry(['recover', '--root', root, '--json']);
       expect(recovered.code, recovered.stderr).toBe(0);
       expect(json<{ recovered: boolean; release: string }>(recovered)).toEqual({
+        schemaVersion: 1,
         recovered: true,
         release: '1.0.0',
       });

@@ -128,7 +128,7 @@ describe('ferry install refuses a hostile bundle and changes nothing', () => {
       }).error.code,
     ).toBe(code);
     expect(await snapshot(root)).toEqual(before);
-    expect(existsSync(join(root, 'var/lib/ferry/staging'))).toBe(false);
+    expect(existsSync(join(root, 'opt/ferry/.staging'))).toBe(false);
   });
 
   it('the untouched bundle installs (the control)', async () => {

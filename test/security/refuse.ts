@@ -147,7 +147,7 @@ export async function expectRefusedEverywhere(
     if (root) {
       expect(await snapshot(root), said).toEqual(before);
       // Folders too: a refusal leaves no staging folder behind, even an empty one.
-      expect(existsSync(join(root, 'var/lib/ferry/staging')), said).toBe(false);
+      expect(existsSync(join(root, 'opt/ferry/.staging')), said).toBe(false);
     }
     console.log(said.split('\n')[0]);
     results.push(result);

@@ -5,21 +5,25 @@ import {
   ApplianceConfigSchema,
   ApplianceFactsSchema,
   ApplianceStateSchema,
-  checkTrustRoot,
   FerryError,
   FORMAT_VERSION,
   ioError,
   isStrictVersion,
   NAME_PATTERN,
   parseValidated,
+  MAX_ROOT_BYTES,
+  parseTrustedRoot,
+  publicKeyFromHex,
   readDocument,
-  readTrustRoot,
+  readTrustedRoot,
   writeFileAtomic,
   type ApplianceConfig,
   type ApplianceFactsExport,
   type ApplianceState,
+  type TrustedRoot,
   type TrustRoot,
 } from '../manifest-schema/index.js';
+import type { TrustContext } from '../bundle/open.js';
 import type { ApplianceFacts } from './plan.js';
 
 /** Where everything lives under an appliance's root (`--root`, `/` on a real one). */
@@ -58,7 +62,8 @@ export interface InitOptions {
 export interface Appliance {
   paths: AppliancePaths;
   config: ApplianceConfig;
-  trust: TrustRoot;
+  /** The trust root file, with the keys its chain revoked (kept in the state). */
+  trust: TrustedRoot;
   state: ApplianceState;
 }
 
@@ -83,7 +88,8 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     });
   }
   const platform = parsePlatform(options.platform);
-  const trust = await readTrustRoot(options.trust);
+  const trustBytes = await readLimited(options.trust);
+  const trust = parseTrustedRoot(trustBytes, options.trust);
   const exists = await access(paths.state).then(
     () => true,
     () => false,
@@ -123,7 +129,8 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     previous: null,
     transaction: null,
   };
-  await writeFileAtomic(paths.trust, `${JSON.stringify(trust, null, 2)}\n`);
+  // Copied byte for byte: a TUF root's signatures are over its payload, kept as it came.
+  await writeFileAtomic(paths.trust, trustBytes);
   await writeFileAtomic(
     paths.config,
     `# Ferry appliance settings. maintenanceWindows: [{ days: [sat, sun], start: "02:00", end: "05:00" }]; none means any time.\n${stringify(config)}`,
@@ -161,7 +168,7 @@ export async function openAppliance(root: string): Promise<Appliance> {
     'E_STATE_INVALID',
     'appliance settings',
   );
-  const trust = await readTrustRoot(paths.trust);
+  const trust = withRevoked(await readTrustedRoot(paths.trust), state);
   if (state.product !== config.product) {
     throw new FerryError(
       'E_STATE_INVALID',
@@ -220,26 +227,100 @@ export function factsOf(appliance: Pick<Appliance, 'config' | 'state'>): Applian
   };
 }
 
+/**
+ * What bundles are checked against here: the trust root, and the time as the
+ * later of the clock and the floor (the newest bundle installed), so a clock
+ * set back cannot revive an expired bundle or trust root.
+ */
+export function trustContext(
+  trust: TrustedRoot,
+  timeFloor: string | undefined,
+  clock = new Date(),
+): TrustContext {
+  const floor = timeFloor === undefined ? 0 : Date.parse(timeFloor);
+  return { root: trust, now: new Date(Math.max(clock.getTime(), floor)) };
+}
+
+/** The trust root with the revocations the appliance remembers from chains it walked. */
+function withRevoked(root: TrustedRoot, facts: Pick<ApplianceState, 'revokedKeys'>): TrustedRoot {
+  const revoked = { ...facts.revokedKeys, ...root.revoked };
+  for (const keyid of root.roles.targets.keyids) delete revoked[keyid];
+  return {
+    ...root,
+    revoked: Object.fromEntries(
+      Object.entries(revoked).map(([keyid, key]) => [keyid, { keyid, ...key }]),
+    ),
+  };
+}
+
+/** What the state remembers of a trust root's revocations. */
+export function revokedKeysOf(root: TrustedRoot): ApplianceState['revokedKeys'] {
+  const entries = Object.values(root.revoked);
+  if (entries.length === 0) return undefined;
+  return Object.fromEntries(
+    entries.map(({ keyid, public: hex, name, revokedIn }) => [
+      keyid,
+      { public: hex, ...(name ? { name } : {}), revokedIn },
+    ]),
+  );
+}
+
 export function exportFacts(appliance: Appliance, now: Date): ApplianceFactsExport {
   const facts = factsOf(appliance);
+  const { state, trust } = appliance;
   return {
     formatVersion: FORMAT_VERSION,
     ...facts,
-    trust: appliance.trust,
+    trust: trust.signed ? trust.signed.envelope : firstFormatOf(trust),
+    ...(state.revokedKeys ? { revokedKeys: state.revokedKeys } : {}),
+    ...(state.timeFloor ? { timeFloor: state.timeFloor } : {}),
     exportedAt: now.toISOString(),
   };
+}
+
+/** A trust root of the first format as its file had it. */
+function firstFormatOf(root: TrustedRoot): TrustRoot {
+  return {
+    formatVersion: 1,
+    threshold: root.roles.targets.threshold,
+    keys: root.roles.targets.keyids.map((keyid) => {
+      const key = root.keys[keyid];
+      const pem = publicKeyFromHex(key?.public ?? '')?.export({ type: 'spki', format: 'pem' });
+      return { keyid, ...(key?.name ? { name: key.name } : {}), publicKey: String(pem) };
+    }),
+  };
+}
+
+async function readLimited(file: string): Promise<Buffer> {
+  const bytes = await readFile(file).catch((error: unknown) => {
+    throw ioError(error, file, 'read');
+  });
+  if (bytes.length > MAX_ROOT_BYTES) return bytes.subarray(0, MAX_ROOT_BYTES + 1);
+  return bytes;
 }
 
 /** Reads an exported facts file (from another machine): the planner's input and the site's trust root. */
 export async function readFactsExport(
   file: string,
-): Promise<{ facts: ApplianceFacts; trust: TrustRoot }> {
+): Promise<{ facts: ApplianceFacts; trust: TrustedRoot; timeFloor?: string }> {
   const { value } = await readDocument(
     file,
     ApplianceFactsSchema,
     'E_STATE_INVALID',
     'exported appliance state',
   );
-  const { formatVersion: _version, trust, exportedAt: _at, ...facts } = value;
-  return { facts, trust: checkTrustRoot(trust, `${file}#/trust`) };
+  const {
+    formatVersion: _version,
+    trust,
+    exportedAt: _at,
+    revokedKeys,
+    timeFloor,
+    ...facts
+  } = value;
+  const root = parseTrustedRoot(Buffer.from(JSON.stringify(trust)), `${file}#/trust`);
+  return {
+    facts,
+    trust: withRevoked(root, { ...(revokedKeys ? { revokedKeys } : {}) }),
+    ...(timeFloor ? { timeFloor } : {}),
+  };
 }

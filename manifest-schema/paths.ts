@@ -49,6 +49,11 @@ export function verifyEntry(file: string): string {
   return `verify/${file}`;
 }
 
+/** The entry of trust root version N in a bundle that carries its chain. */
+export function trustRootEntry(version: number): string {
+  return `trust/root-${version}.json`;
+}
+
 export function payloadEntry(component: string, path: string): string {
   return `payload/${component}/${path}`;
 }

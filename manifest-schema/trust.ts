@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { canonicalJson, jsonDepth } from './canonical.js';
-import { parseValidated, readDocument } from './documents.js';
+import { parseValidated } from './documents.js';
 import {
   decodeEnvelope,
   MAX_METADATA_DEPTH,
@@ -342,19 +342,8 @@ export function shortfall(
   );
 }
 
-/** Reads a trust root of the first format (`formatVersion`, `threshold`, `keys`). */
-export async function readTrustRoot(file: string): Promise<TrustRoot> {
-  const { value, lineOf } = await readDocument(
-    file,
-    TrustRootSchema,
-    'E_TRUST_INVALID',
-    'trust root',
-  );
-  return checkTrustRoot(value, file, lineOf);
-}
-
 /** Key ids match their keys, no key twice, and the threshold is reachable. */
-export function checkTrustRoot(
+function checkTrustRoot(
   value: TrustRoot,
   file: string,
   lineOf: (pointer: string) => number | undefined = () => undefined,

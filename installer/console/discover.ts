@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '../../manifest-schema/index.js';
-import { factsOf, type Appliance } from '../appliance.js';
+import { factsOf, trustContext, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { openBundleMetadata } from '../../bundle/open.js';
 import type { ApplianceView, Candidate } from './model.js';
@@ -45,7 +45,10 @@ export async function discover(
   const candidates: Candidate[] = [];
   for (const file of [...files].sort()) {
     try {
-      const { reader, metadata, signature } = await openBundleMetadata(file, appliance.trust);
+      const { reader, metadata, signature } = await openBundleMetadata(
+        file,
+        trustContext(appliance.trust, appliance.state.timeFloor),
+      );
       await reader.close();
       const base = {
         file,

@@ -1,5 +1,5 @@
 import { FerryError } from '../../manifest-schema/index.js';
-import { factsOf } from '../appliance.js';
+import { factsOf, trustContext } from '../appliance.js';
 import { plan as makePlan, type Controls } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
@@ -34,7 +34,10 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   };
   return exclusive(options.root, 'install', emit, async (appliance) => {
     const controls = await loadControls(options.controls ?? {});
-    const opened = await openTrusted(options.bundle, appliance.trust);
+    const opened = await openTrusted(
+      options.bundle,
+      trustContext(appliance.trust, appliance.state.timeFloor),
+    );
     try {
       const facts = factsOf(appliance);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);

@@ -2,8 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyBundle } from '../../bundle/verify.js';
-import { readTrustRoot } from '../../manifest-schema/index.js';
-import { expectRefused, formats, sharedBase } from './refuse.js';
+import { expectRefused, formats, sharedBase, trustOf } from './refuse.js';
 
 // Past 8 GiB a ustar header cannot hold a file's size, so tar writers put it in
 // a PAX extended header, which takes precedence. Ferry must read the size from
@@ -19,7 +18,7 @@ describe('sizes in PAX extended headers', () => {
     );
     const file = join(dir, 'pax-size.tar');
     await writeFile(file, pack(repacked));
-    const result = await verifyBundle(file, await readTrustRoot(trust));
+    const result = await verifyBundle(file, await trustOf(trust));
     expect(result.bytes).toBeGreaterThan(70_000);
   });
 

@@ -17,10 +17,13 @@ import {
   keyIdOf,
   keyLabel,
   MAX_ROOT_BYTES,
+  MAX_ROOT_STEPS,
   parseRootFile,
+  parseTrustedRoot,
   publicKeyHex,
   readTrustedRoot,
   ROOT_PAYLOAD_TYPE,
+  rootFileText,
   rootSigners,
   signEnvelope,
   TUF_SPEC_VERSION,
@@ -328,10 +331,9 @@ async function readRootBytes(file: string): Promise<Buffer> {
 }
 
 async function writeRoot(file: string, root: TrustedRoot, replace: boolean): Promise<void> {
-  if (!root.signed) throw new Error('writeRoot: a root without an envelope');
   if (!replace)
     await refuseExisting(file, 'a trust root is never overwritten: choose another --out');
-  await writeFileAtomic(file, `${JSON.stringify(root.signed.envelope, null, 2)}\n`);
+  await writeFileAtomic(file, rootFileText(root));
 }
 
 async function namedKeys(files: readonly string[] = []): Promise<NamedKey[]> {
@@ -424,6 +426,13 @@ export async function trustShow(file: string, previousFile?: string): Promise<Ro
  */
 export async function verifyChain(dir: string, trustedFile: string, now: Date): Promise<ChainWalk> {
   const trusted = await readTrustedRoot(trustedFile);
+  return walkRootChain(trusted, await readChainDir(dir), now);
+}
+
+/** The `root-N.json` files of a folder, in the order of N, each read up to the size limit. */
+export async function readChainDir(
+  dir: string,
+): Promise<Array<RootCandidate & { version: number }>> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -431,13 +440,53 @@ export async function verifyChain(dir: string, trustedFile: string, now: Date): 
     throw ioError(error, dir, 'list');
   }
   const numbered = names
-    .map((name) => ({ name, n: /^root-([0-9]{1,15})\.json$/.exec(name)?.[1] }))
-    .filter((entry): entry is { name: string; n: string } => entry.n !== undefined)
-    .sort((a, b) => Number(a.n) - Number(b.n));
-  const candidates: RootCandidate[] = [];
-  for (const { name } of numbered) {
-    const file = join(dir, name);
-    candidates.push({ file, bytes: await readRootBytes(file) });
+    .map((name) => ({ name, version: Number(/^root-([1-9][0-9]{0,14})\.json$/.exec(name)?.[1]) }))
+    .filter((entry) => !Number.isNaN(entry.version))
+    .sort((a, b) => a.version - b.version);
+  if (numbered.length > MAX_ROOT_STEPS) {
+    throw new FerryError(
+      'E_ROOT_CHAIN_TOO_LONG',
+      `${dir} holds ${numbered.length} trust roots, more than the ${MAX_ROOT_STEPS} a bundle carries`,
+      {
+        file: dir,
+        hint: 'carry the newest roots only: appliances older than them update through an earlier bundle first',
+      },
+    );
   }
-  return walkRootChain(trusted, candidates, now);
+  const candidates: Array<RootCandidate & { version: number }> = [];
+  for (const { name, version } of numbered) {
+    const file = join(dir, name);
+    candidates.push({ file, version, bytes: await readRootBytes(file) });
+  }
+  return candidates;
+}
+
+/**
+ * The chain a bundle will carry, checked as an appliance at its first
+ * version would walk it, at `now`: consecutive versions, every threshold met,
+ * the newest root not expired. Returns the newest root.
+ */
+export function checkChainToCarry(
+  dir: string,
+  chain: ReadonlyArray<RootCandidate & { version: number }>,
+  now: Date,
+): TrustedRoot {
+  const [first, ...rest] = chain;
+  if (!first) {
+    throw new FerryError('E_USAGE', `${dir} holds no root-N.json`, {
+      file: dir,
+      hint: 'the folder of a chain holds root-1.json, root-2.json, … as `ferry trust` wrote them',
+    });
+  }
+  const walk = walkRootChain(parseTrustedRoot(first.bytes, first.file), rest, now);
+  if (walk.refusal) throw walk.refusal;
+  // Appliances skip the roots they passed by the entry's name: it must be the version inside.
+  const named = chain.find((candidate, index) => walk.versions[index] !== candidate.version);
+  if (named) {
+    throw new FerryError('E_ROOT_VERSION', `${named.file} is not the version its name says`, {
+      file: named.file,
+      hint: 'name each root root-N.json after its version, as `ferry trust` writes them',
+    });
+  }
+  return walk.root;
 }

@@ -311,6 +311,12 @@ function isEnvelopeText(text: string): boolean {
   }
 }
 
+/** A TUF root as its file holds it: the envelope, indented. */
+export function rootFileText(root: TrustedRoot): string {
+  if (!root.signed) throw new Error('rootFileText: a trust root of the first format');
+  return `${JSON.stringify(root.signed.envelope, null, 2)}\n`;
+}
+
 /** Reads the appliance's trust root, in either form. */
 export async function readTrustedRoot(file: string): Promise<TrustedRoot> {
   let bytes: Buffer;

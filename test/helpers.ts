@@ -149,3 +149,27 @@ export async function buildAll(
   }
   return bundles;
 }
+
+export interface KeyFiles {
+  key: string;
+  pub: string;
+  keyid: string;
+}
+
+/** Key pairs made with `ferry keygen`, by name, in `dir`/keys. */
+export async function keyPairs<const Name extends string>(
+  dir: string,
+  ...names: Name[]
+): Promise<Record<Name, KeyFiles>> {
+  const pairs = {} as Record<Name, KeyFiles>;
+  for (const name of names) {
+    const result = await ferry(['keygen', '--out', join(dir, 'keys'), '--name', name, '--json']);
+    if (result.code !== 0) throw new Error(result.stderr);
+    pairs[name] = {
+      key: join(dir, 'keys', `${name}.key`),
+      pub: join(dir, 'keys', `${name}.pub`),
+      keyid: json<{ keyid: string }>(result).keyid,
+    };
+  }
+  return pairs;
+}

@@ -1,5 +1,5 @@
-import { FerryError } from '../../manifest-schema/index.js';
-import { factsOf, trustContext } from '../appliance.js';
+import { FerryError, rootFileText } from '../../manifest-schema/index.js';
+import { factsOf, revokedKeysOf, trustContext } from '../appliance.js';
 import { plan as makePlan, type Controls } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
@@ -69,7 +69,13 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         emit,
         logged: [{ type: 'plan', plan }],
       });
-      const run = { transaction, metadata: opened.metadata, plan, reader: opened.reader };
+      const run = {
+        transaction,
+        metadata: opened.metadata,
+        plan,
+        reader: opened.reader,
+        root: opened.root,
+      };
       const outcome = await transact(run);
       return finish({
         ...base,
@@ -100,9 +106,14 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
     } catch (error) {
       return { outcome: 'rolled-back', failure: await t.rollBack(error) };
     }
-    await t.pass('commit', () =>
-      t.commit(nextState(t.appliance.state, run.plan, run.metadata, t.id)),
-    );
+    await t.pass('commit', async () => {
+      // The rotation commits with the install: a failure or a crash before here keeps the old root.
+      if (run.root.version !== t.appliance.trust.version)
+        await t.replaceFile(t.paths.trust, rootFileText(run.root));
+      await t.commit(
+        nextState(t.appliance.state, run.plan, run.metadata, t.id, revokedKeysOf(run.root)),
+      );
+    });
     return { outcome: 'committed' };
   } finally {
     await t.close();

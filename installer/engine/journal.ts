@@ -15,7 +15,7 @@ import { FerryError, ioError, syncDir, writeFileAtomic } from '../../manifest-sc
 
 /**
  * The open transaction's journal: every change to the appliance is written
- * here, and fsynced, before it is made. Each step is one of three kinds whose
+ * here, and fsynced, before it is made. Each filesystem step is of a kind whose
  * undo is idempotent, so recovery can replay undos after a crash at any
  * point, even a crash in the middle of a previous recovery.
  */
@@ -26,6 +26,11 @@ export type JournalStep =
   | { op: 'mkdir'; path: string }
   /** `current` of a component re-pointed; undone by pointing it at `from` again (or removing it). */
   | { op: 'switch'; component: string; link: string; from: string | null; to: string | null }
+  /**
+   * A file is about to be replaced whole (the trust root), its old bytes kept
+   * at `backup` beside it; undone by renaming the backup back over it.
+   */
+  | { op: 'replace'; path: string; backup: string }
   /** An update or remove artifact is about to run; undone by the component's rollback artifacts. */
   | { op: 'run'; component: string; pass: string; artifact: string }
   /** state.json is about to be replaced: from here on, recovery rolls forward if the state says so. */
@@ -181,6 +186,11 @@ export async function undoStep(step: JournalStep): Promise<void> {
     await pointLink(step.link, step.from);
   } else if (step.op === 'mkdir') {
     await rmdir(step.path).catch(() => undefined);
+  } else if (step.op === 'replace') {
+    if (await pathExists(step.backup)) {
+      await rename(step.backup, step.path);
+      await syncDir(dirname(step.path));
+    }
   }
 }
 

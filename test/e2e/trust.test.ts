@@ -1,7 +1,16 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ferry, json, tempDir, workspace, type RunResult, type Workspace } from '../helpers.js';
+import {
+  ferry,
+  json,
+  keyPairs,
+  tempDir,
+  workspace,
+  type KeyFiles,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
 
 interface Summary {
   version: number;
@@ -21,7 +30,7 @@ interface Verdict {
 
 let dir: string;
 let ws: Workspace;
-const keys: Record<string, { key: string; pub: string; keyid: string }> = {};
+let keys: Record<'alice' | 'bob' | 'carol' | 'ci-1' | 'ci-2', KeyFiles>;
 
 async function ok(args: string[]): Promise<RunResult> {
   const result = await ferry(args);
@@ -33,19 +42,10 @@ async function ok(args: string[]): Promise<RunResult> {
 beforeAll(async () => {
   dir = await tempDir('ferry-trust-');
   ws = await workspace(dir);
-  for (const name of ['alice', 'bob', 'carol', 'ci-1', 'ci-2']) {
-    const made = json<{ keyid: string }>(
-      await ok(['keygen', '--out', join(dir, 'keys'), '--name', name, '--json']),
-    );
-    keys[name] = {
-      key: join(dir, 'keys', `${name}.key`),
-      pub: join(dir, 'keys', `${name}.pub`),
-      keyid: made.keyid,
-    };
-  }
+  keys = await keyPairs(dir, 'alice', 'bob', 'carol', 'ci-1', 'ci-2');
 });
 
-const k = (name: string) => keys[name] ?? expect.unreachable(name);
+const k = (name: keyof typeof keys) => keys[name];
 
 describe('the key holders make and rotate trust roots through bin/ferry', () => {
   let chain: string;

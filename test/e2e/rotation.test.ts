@@ -1,0 +1,187 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  EPOCH,
+  ferry,
+  json,
+  keyPairs,
+  tempDir,
+  workspace,
+  type KeyFiles,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
+import { cloneAppliance, install, installOk, snapshot, status } from './appliance.js';
+
+// Keys rotate through the bundles themselves: an appliance provisioned with
+// trust root version 1 meets bundles that carry versions 1..3.
+//   v1: root keys alice and bob (2 of 2), targets key ci-1
+//   v2: ci-1 revoked (it leaked), ci-2 added
+//   v3: ci-3 added, ci-2 kept
+
+let dir: string;
+let ws: Workspace;
+let keys: Record<'alice' | 'bob' | 'ci-1' | 'ci-2' | 'ci-3', KeyFiles>;
+let chain: string;
+let v1: string;
+/** An appliance at version 1 of the trust root, nothing installed. */
+let fresh: string;
+const bundles: Record<string, string> = {};
+
+async function ok(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  const result = await ferry(args, { env });
+  expect(result.code, result.stderr).toBe(0);
+  return result;
+}
+
+async function build(
+  release: string,
+  key: KeyFiles,
+  out: string,
+  ...extra: string[]
+): Promise<string> {
+  const result = await ok(
+    [
+      'build',
+      join(ws.product, `release-${release}.yaml`),
+      '--out',
+      join(dir, out),
+      '--key',
+      key.key,
+      '--json',
+      ...extra,
+    ],
+    { SOURCE_DATE_EPOCH: EPOCH },
+  );
+  return json<{ bundle: string }>(result).bundle;
+}
+
+async function trustVersion(root: string): Promise<number> {
+  const shown = await ok(['trust', 'show', join(root, 'etc/ferry/trust.json'), '--json']);
+  return json<{ version: number }>(shown).version;
+}
+
+beforeAll(async () => {
+  dir = await tempDir('ferry-rotation-');
+  ws = await workspace(dir);
+  keys = await keyPairs(dir, 'alice', 'bob', 'ci-1', 'ci-2', 'ci-3');
+  chain = join(dir, 'chain');
+  await mkdir(chain);
+  v1 = join(chain, 'root-1.json');
+  const both = ['--sign-with', keys.alice.key, '--sign-with', keys.bob.key];
+  await ok([
+    'trust', 'init',
+    '--root-key', keys.alice.pub, '--root-key', keys.bob.pub, '--root-threshold', '2',
+    '--targets-key', keys['ci-1'].pub,
+    '--expires', '2099-01-01', ...both, '--out', v1,
+  ]); // prettier-ignore
+  await ok([
+    'trust', 'sign-next', '--previous', v1,
+    '--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub,
+    '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-2.json'),
+  ]); // prettier-ignore
+  await ok([
+    'trust', 'sign-next', '--previous', join(chain, 'root-2.json'),
+    '--add-targets-key', keys['ci-3'].pub,
+    '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-3.json'),
+  ]); // prettier-ignore
+
+  bundles.rotating = await build('1.0.0', keys['ci-3'], 'rotating', '--trust-chain', chain);
+  // What a thief of ci-1 makes after the key holders revoked it: a bundle with no chain.
+  bundles.stolen = await build('1.0.0', keys['ci-1'], 'stolen');
+
+  fresh = join(dir, 'fresh');
+  await ok([
+    'init', '--root', fresh, '--product', 'acme-appliance',
+    '--platform', 'acme-os@7.2.1', '--trust', v1,
+  ]); // prettier-ignore
+});
+
+describe('trust roots rotate through the bundles', () => {
+  it('an appliance at root v1 installs a bundle signed by a key introduced in v3, and then trusts v3', async () => {
+    const root = join(dir, 'rotated');
+    await cloneAppliance(fresh, root);
+    const planned = await ferry(['plan', bundles.rotating as string, '--root', root, '--json']);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(await trustVersion(root)).toBe(1);
+
+    await installOk(bundles.rotating as string, root);
+    expect((await status(root)).release).toBe('1.0.0');
+    expect(await trustVersion(root)).toBe(3);
+    expect(await readFile(join(root, 'etc/ferry/trust.json'), 'utf8')).toBe(
+      await readFile(join(chain, 'root-3.json'), 'utf8'),
+    );
+  });
+
+  it('a bundle signed by the key v2 revoked is refused with E_KEY_REVOKED, exit 3, nothing changed', async () => {
+    const root = join(dir, 'revoked');
+    await cloneAppliance(fresh, root);
+    await installOk(bundles.rotating as string, root);
+    const before = await snapshot(root);
+    const result = await install(bundles.stolen as string, root, '--json');
+    expect(result.code).toBe(3);
+    expect(json<{ error: { code: string } }>(result).error.code).toBe('E_KEY_REVOKED');
+    expect(await snapshot(root)).toEqual(before);
+    const verify = await ferry([
+      'verify', bundles.stolen as string, '--trust', join(root, 'etc/ferry/trust.json'),
+    ]); // prettier-ignore
+    expect(verify.code).toBe(3);
+  });
+
+  it('an install that fails after the walk leaves the trust root as it was', async () => {
+    const root = join(dir, 'failing');
+    await cloneAppliance(fresh, root);
+    await mkdir(join(root, 'fail'), { recursive: true });
+    await writeFile(join(root, 'fail', 'api.test'), '');
+    const before = await snapshot(root);
+    const result = await install(bundles.rotating as string, root, '--json');
+    expect(result.code).toBe(1);
+    expect(await snapshot(root)).toEqual(before);
+    expect(await trustVersion(root)).toBe(1);
+  });
+
+  it('a chain with a step one root key did not sign is refused before anything else', async () => {
+    const broken = join(dir, 'broken-chain');
+    await mkdir(broken);
+    await writeFile(join(broken, 'root-1.json'), await readFile(v1));
+    await ok([
+      'trust', 'sign-next', '--previous', v1, '--add-targets-key', keys['ci-3'].pub,
+      '--expires', '2099-01-01', '--sign-with', keys.alice.key,
+      '--out', join(broken, 'root-2.json'),
+    ]); // prettier-ignore
+    const refused = await ferry([
+      'build', join(ws.product, 'release-1.0.0.yaml'), '--out', join(dir, 'broken'),
+      '--key', keys['ci-3'].key, '--trust-chain', broken, '--json',
+    ]); // prettier-ignore
+    expect(refused.code).toBe(3);
+    expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_ROOT_THRESHOLD_OLD');
+  });
+
+  it(
+    'a power cut at any journal step of the rotating install ends at v1 or at v3, never between',
+    { timeout: 600_000 },
+    async () => {
+      const before = await snapshot(fresh);
+      const ends = new Set<string>();
+      for (let killPoint = 1; killPoint < 200; killPoint++) {
+        const root = join(dir, `cut-${killPoint}`);
+        await cloneAppliance(fresh, root);
+        const run = await ferry(['install', bundles.rotating as string, '--root', root, '--yes'], {
+          env: { FERRY_TEST_CRASH_AT: String(killPoint) },
+        });
+        if (run.code !== -1) {
+          expect(run.code, run.stderr).toBe(0);
+          break;
+        }
+        expect((await ferry(['recover', '--root', root])).code).toBe(0);
+        const release = (await status(root)).release;
+        const version = await trustVersion(root);
+        ends.add(`${release} v${version}`);
+        if (release === null) expect(await snapshot(root)).toEqual(before);
+        else expect([release, version], `kill point ${killPoint}`).toEqual(['1.0.0', 3]);
+      }
+      expect([...ends].sort()).toEqual(['1.0.0 v3', 'null v1']);
+    },
+  );
+});

@@ -158,6 +158,38 @@ describe('trust roots rotate through the bundles', () => {
     expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_ROOT_THRESHOLD_OLD');
   });
 
+  it('a bundle is refused after its expiry, judged by the later of the clock and the newest bundle installed', async () => {
+    const expired = await build(
+      '1.0.0',
+      keys['ci-3'],
+      'expired',
+      '--trust-chain',
+      chain,
+      '--expires',
+      '2024-01-01',
+    );
+    const root = join(dir, 'expiry');
+    await cloneAppliance(fresh, root);
+    const before = await snapshot(root);
+    const refused = await install(expired, root, '--json');
+    expect(refused.code).toBe(3);
+    expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_BUNDLE_EXPIRED');
+    expect(await snapshot(root)).toEqual(before);
+
+    // A bundle made in 2090 sets the floor: the clock (today) no longer counts.
+    const future = await ok(
+      ['build', join(ws.product, 'release-1.1.0.yaml'), '--out', join(dir, 'future'),
+       '--key', keys['ci-3'].key, '--trust-chain', chain, '--json'],
+      { SOURCE_DATE_EPOCH: String(Date.parse('2090-01-01T00:00:00Z') / 1000) },
+    ); // prettier-ignore
+    await installOk(bundles.rotating as string, root);
+    await installOk(json<{ bundle: string }>(future).bundle, root);
+    const until2080 = await build('1.2.0', keys['ci-3'], 'until-2080', '--expires', '2080-01-01');
+    const afterFloor = await install(until2080, root, '--json');
+    expect(afterFloor.code).toBe(3);
+    expect(json<{ error: { code: string } }>(afterFloor).error.code).toBe('E_BUNDLE_EXPIRED');
+  });
+
   it(
     'a power cut at any journal step of the rotating install ends at v1 or at v3, never between',
     { timeout: 600_000 },

@@ -14,6 +14,7 @@ import {
   envelopeBytes,
   FerryError,
   ioError,
+  isStrictVersion,
   keyIdOf,
   keyLabel,
   MAX_ROOT_BYTES,
@@ -86,6 +87,8 @@ export interface RootChanges {
   targetsThreshold?: number;
   /** Every version carries its own expiry: the appliance checks only the newest root's. */
   expires: Date;
+  /** Appliances that walk to this root lower their highest release committed to this one. */
+  resetHighestRelease?: string;
 }
 
 /** Version N+1 from version N (in either form), unsigned. */
@@ -109,6 +112,9 @@ export function nextRoot(previous: TrustedRoot, changes: RootChanges): RootDocum
     root: role('root', changes.addRoot, changes.revokeRoot, changes.rootThreshold),
     targets: role('targets', changes.addTargets, changes.revokeTargets, changes.targetsThreshold),
     consistentSnapshot: previous.signed?.document.consistent_snapshot ?? false,
+    ...(changes.resetHighestRelease !== undefined
+      ? { resetHighestRelease: changes.resetHighestRelease }
+      : {}),
   });
 }
 
@@ -154,6 +160,7 @@ function rootDocument(parts: {
   root: RoleKeys;
   targets: RoleKeys;
   consistentSnapshot: boolean;
+  resetHighestRelease?: string;
 }): RootDocument {
   for (const [name, role] of [
     ['root', parts.root],
@@ -180,6 +187,13 @@ function rootDocument(parts: {
         { hint: `lower the ${name} threshold or add ${name} keys` },
       );
     }
+  }
+  if (parts.resetHighestRelease !== undefined && !isStrictVersion(parts.resetHighestRelease)) {
+    throw new FerryError(
+      'E_USAGE',
+      `the highest release to reset to, "${parts.resetHighestRelease}", is not a version`,
+      { hint: 'give a release version, for example 1.2.0' },
+    );
   }
   if (Number.isNaN(parts.expires.getTime())) {
     throw new FerryError('E_USAGE', 'the expiry is not a date', {
@@ -208,8 +222,19 @@ function rootDocument(parts: {
       snapshot: { ...parts.targets },
       timestamp: { ...parts.targets },
     },
-    ...(Object.keys(names).length > 0 ? { 'x-ferry': { names } } : {}),
+    ...xFerry(names, parts.resetHighestRelease),
   };
+}
+
+function xFerry(
+  names: Record<string, string>,
+  resetHighestRelease: string | undefined,
+): Pick<RootDocument, 'x-ferry'> {
+  const fields = {
+    ...(Object.keys(names).length > 0 ? { names } : {}),
+    ...(resetHighestRelease !== undefined ? { resetHighestRelease } : {}),
+  };
+  return Object.keys(fields).length > 0 ? { 'x-ferry': fields } : {};
 }
 
 /** A document in an envelope with no signatures yet, checked as any reader checks it. */
@@ -274,6 +299,8 @@ export interface RootSummary {
   expires: string | null;
   format: 'tuf' | 'first';
   roles: Record<keyof TrustedRoot['roles'], { threshold: number; keys: KeySummary[] }>;
+  /** The highest release appliances reset to when they walk to this root. */
+  resetHighestRelease?: string;
   /** Its own root keys' signatures and, given the previous root, that root's: both thresholds must be met. */
   signatures: ThresholdSummary[];
 }
@@ -287,6 +314,7 @@ export function summariseRoot(root: TrustedRoot, previous?: TrustedRoot): RootSu
     threshold: root.roles[name].threshold,
     keys: root.roles[name].keyids.map((keyid) => key(root, keyid)),
   });
+  const reset = root.signed?.document['x-ferry']?.resetHighestRelease;
   const counted = (signer: TrustedRoot): ThresholdSummary => {
     const signed = rootSigners(root, signer);
     const { keyids, threshold } = signer.roles.root;
@@ -303,6 +331,7 @@ export function summariseRoot(root: TrustedRoot, previous?: TrustedRoot): RootSu
     expires: root.expires,
     format: root.signed ? 'tuf' : 'first',
     roles: { root: role('root'), targets: role('targets') },
+    ...(reset !== undefined ? { resetHighestRelease: reset } : {}),
     signatures: root.signed ? [root, ...(previous ? [previous] : [])].map(counted) : [],
   };
 }

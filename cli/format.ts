@@ -81,6 +81,8 @@ export function formatRoot(summary: RootSummary): string {
     lines.push(`  ${name}: ${role.threshold} of ${role.keys.length} must sign`);
     for (const k of role.keys) lines.push(`    ${key(k)}`);
   }
+  if (summary.resetHighestRelease !== undefined)
+    lines.push(`  resets the highest release committed to ${summary.resetHighestRelease}`);
   for (const s of summary.signatures) {
     lines.push(
       `  signatures by root keys of version ${s.version}: ${s.signed.length} of ${s.threshold} needed${s.met ? ' ✓' : ''}`,

@@ -253,6 +253,39 @@ function withRevoked(root: TrustedRoot, facts: Pick<ApplianceState, 'revokedKeys
   };
 }
 
+/**
+ * The state as the bundle's trust root has it: a root the key holders
+ * signed to reset the highest release committed lowers it before planning.
+ */
+export function resetByRoot(state: ApplianceState, root: TrustedRoot): ApplianceState {
+  const reset = root.resetHighestRelease;
+  return reset ? { ...state, highestRelease: reset.release } : state;
+}
+
+/** What the history says of a rotation an install commits; undefined when there is none. */
+export function trustChange(
+  before: Appliance,
+  root: TrustedRoot,
+): Record<string, unknown> | undefined {
+  if (root.version === before.trust.version) return undefined;
+  const reset = root.resetHighestRelease;
+  const revoked = Object.keys(root.revoked).filter((keyid) => !before.trust.revoked[keyid]);
+  return {
+    from: before.trust.version,
+    to: root.version,
+    ...(revoked.length > 0 ? { revoked } : {}),
+    ...(reset
+      ? {
+          highestRelease: {
+            from: before.state.highestRelease,
+            to: reset.release,
+            resetBy: reset.version,
+          },
+        }
+      : {}),
+  };
+}
+
 /** What the state remembers of a trust root's revocations. */
 export function revokedKeysOf(root: TrustedRoot): ApplianceState['revokedKeys'] {
   const entries = Object.values(root.revoked);

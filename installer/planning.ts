@@ -131,6 +131,8 @@ export async function planFor(source: PlanSource, input: ControlInput): Promise<
   const opened = await openTrusted(source.bundle, trustContext(trust, timeFloor));
   try {
     checkControls(controls, facts, opened.metadata, input.controlFile);
+    const reset = opened.root.resetHighestRelease;
+    if (reset) facts = { ...facts, highestRelease: reset.release };
     return {
       plan: plan(facts, opened.metadata, controls),
       opened,

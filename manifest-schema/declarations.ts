@@ -301,6 +301,12 @@ export const RootDocumentSchema = strict({
           }),
         ),
       ),
+      /**
+       * The root key holders lower the highest release appliances committed
+       * to this one (a recall): the only way past rollback protection that
+       * needs no operator's --allow-downgrade on every install.
+       */
+      resetHighestRelease: Type.Optional(Version),
     }),
   ),
 });

@@ -64,6 +64,11 @@ export interface TrustedRoot {
   revoked: Record<string, RevokedKey>;
   /** The TUF document, its envelope and the signed bytes; null for the first format. */
   signed: SignedRoot | null;
+  /**
+   * Set by a chain walk when a root it accepted past the trusted one (the
+   * newest such) resets the highest release committed.
+   */
+  resetHighestRelease?: { release: string; version: number };
 }
 
 export interface SignedRoot {

@@ -1,5 +1,5 @@
 import { FerryError, rootFileText } from '../../manifest-schema/index.js';
-import { factsOf, revokedKeysOf, trustContext } from '../appliance.js';
+import { factsOf, resetByRoot, revokedKeysOf, trustChange, trustContext } from '../appliance.js';
 import { plan as makePlan, type Controls } from '../plan.js';
 import { checkControls, loadControls, type ControlInput } from '../planning.js';
 import { openTrusted } from '../../bundle/open.js';
@@ -32,13 +32,14 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     emit({ type: 'result', result });
     return result;
   };
-  return exclusive(options.root, 'install', emit, async (appliance) => {
+  return exclusive(options.root, 'install', emit, async (current) => {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(
       options.bundle,
-      trustContext(appliance.trust, appliance.state.timeFloor),
+      trustContext(current.trust, current.state.timeFloor),
     );
     try {
+      const appliance = { ...current, state: resetByRoot(current.state, opened.root) };
       const facts = factsOf(appliance);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);
@@ -66,6 +67,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         bundle: options.bundle,
         controls: usedControls(plan.controls, options.now === true),
         reason: options.reason,
+        trust: trustChange(current, opened.root),
         emit,
         logged: [{ type: 'plan', plan }],
       });

@@ -95,6 +95,8 @@ export interface TransactionStart {
   controls: Record<string, unknown>;
   /** The operator's words on why. */
   reason: string | undefined;
+  /** The trust root rotation the transaction commits, for the history. */
+  trust?: Record<string, unknown> | undefined;
   emit: (event: InstallEvent) => void;
   /** Events the caller already reported that the log keeps too (the plan). */
   logged?: InstallEvent[];
@@ -309,6 +311,7 @@ export class Transaction {
       verified,
       controls: start.controls,
       ...(start.reason !== undefined ? { reason: start.reason } : {}),
+      ...(start.trust !== undefined && outcome === 'committed' ? { trust: start.trust } : {}),
       ...(failure ? { failure } : {}),
       log: this.logFile,
     });

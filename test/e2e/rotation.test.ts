@@ -88,6 +88,14 @@ beforeAll(async () => {
   ]); // prettier-ignore
 
   bundles.rotating = await build('1.0.0', keys['ci-3'], 'rotating', '--trust-chain', chain);
+  // Made in 2090: once installed, the appliance believes no clock before that.
+  bundles.future = json<{ bundle: string }>(
+    await ok(
+      ['build', join(ws.product, 'release-1.1.0.yaml'), '--out', join(dir, 'future'),
+       '--key', keys['ci-3'].key, '--trust-chain', chain, '--json'],
+      { SOURCE_DATE_EPOCH: String(Date.parse('2090-01-01T00:00:00Z') / 1000) },
+    ),
+  ).bundle; // prettier-ignore
   // What a thief of ci-1 makes after the key holders revoked it: a bundle with no chain.
   bundles.stolen = await build('1.0.0', keys['ci-1'], 'stolen');
 
@@ -176,18 +184,73 @@ describe('trust roots rotate through the bundles', () => {
     expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_BUNDLE_EXPIRED');
     expect(await snapshot(root)).toEqual(before);
 
-    // A bundle made in 2090 sets the floor: the clock (today) no longer counts.
-    const future = await ok(
-      ['build', join(ws.product, 'release-1.1.0.yaml'), '--out', join(dir, 'future'),
-       '--key', keys['ci-3'].key, '--trust-chain', chain, '--json'],
-      { SOURCE_DATE_EPOCH: String(Date.parse('2090-01-01T00:00:00Z') / 1000) },
-    ); // prettier-ignore
+    // The bundle made in 2090 sets the floor: the clock (today) no longer counts.
     await installOk(bundles.rotating as string, root);
-    await installOk(json<{ bundle: string }>(future).bundle, root);
+    await installOk(bundles.future as string, root);
     const until2080 = await build('1.2.0', keys['ci-3'], 'until-2080', '--expires', '2080-01-01');
     const afterFloor = await install(until2080, root, '--json');
     expect(afterFloor.code).toBe(3);
     expect(json<{ error: { code: string } }>(afterFloor).error.code).toBe('E_BUNDLE_EXPIRED');
+  });
+
+  it('only a root signed by the root threshold resets the highest release, and the history says so', async () => {
+    const root = join(dir, 'recall');
+    await cloneAppliance(fresh, root);
+    await installOk(bundles.rotating as string, root);
+    await installOk(bundles.future as string, root);
+    await ok(['rollback', '--root', root, '--yes']);
+    // 1.1.0 is recalled; 1.0.5 is made on the older line, its history without 1.1.0.
+    const recall = async (history: string, trustChain: string): Promise<string> => {
+      const spec = (await readFile(join(ws.product, 'release-1.1.0.yaml'), 'utf8'))
+        .replace("release: '1.1.0'", "release: '1.0.5'")
+        .replace('history: ./history', `history: ./${history}`);
+      await mkdir(join(ws.product, history));
+      const record = 'acme-appliance-1.0.0.json';
+      await writeFile(
+        join(ws.product, history, record),
+        await readFile(join(ws.product, 'history', record)),
+      );
+      await writeFile(join(ws.product, `recall-${history}.yaml`), spec);
+      const built = await ok(
+        ['build', join(ws.product, `recall-${history}.yaml`), '--out', join(dir, history),
+         '--key', keys['ci-3'].key, '--trust-chain', trustChain, '--json'],
+        { SOURCE_DATE_EPOCH: String(Date.parse('2091-01-01T00:00:00Z') / 1000) },
+      ); // prettier-ignore
+      return json<{ bundle: string }>(built).bundle;
+    };
+    const blocked = await install(await recall('history-a', chain), root, '--json');
+    expect(blocked.code).toBe(4);
+    expect(blocked.stdout).toContain('E_DOWNGRADE');
+
+    const recallChain = join(dir, 'recall-chain');
+    await mkdir(recallChain);
+    for (const n of [1, 2, 3])
+      await writeFile(
+        join(recallChain, `root-${n}.json`),
+        await readFile(join(chain, `root-${n}.json`)),
+      );
+    await ok([
+      'trust', 'sign-next', '--previous', join(chain, 'root-3.json'),
+      '--reset-highest-release', '1.0.0', '--expires', '2099-01-01',
+      '--sign-with', keys.alice.key, '--sign-with', keys.bob.key,
+      '--out', join(recallChain, 'root-4.json'),
+    ]); // prettier-ignore
+    await installOk(await recall('history-b', recallChain), root);
+    expect((await status(root)).release).toBe('1.0.5');
+    expect(await trustVersion(root)).toBe(4);
+    const state = JSON.parse(await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8')) as {
+      highestRelease: string;
+    };
+    expect(state.highestRelease).toBe('1.0.5');
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { trust?: unknown });
+    expect(history.at(-1)?.trust).toEqual({
+      from: 3,
+      to: 4,
+      highestRelease: { from: '1.1.0', to: '1.0.0', resetBy: 4 },
+    });
   });
 
   it(

@@ -45,8 +45,9 @@ export async function expectRefused(
   extension: 'tar' | 'zip',
   code: string,
   entry?: string,
+  base: Promise<Base> = sharedBase(),
 ): Promise<FerryError> {
-  const { dir, trust } = await sharedBase();
+  const { dir, trust } = await base;
   const file = join(dir, `crafted-${Math.random().toString(36).slice(2)}.${extension}`);
   await writeFile(file, bytes);
   const error = await verifyBundle(file, await trustOf(trust)).then(

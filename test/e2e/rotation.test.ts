@@ -114,6 +114,9 @@ describe('trust roots rotate through the bundles', () => {
     expect(planned.code, planned.stderr).toBe(0);
     expect(await trustVersion(root)).toBe(1);
 
+    const inspected = await ok(['inspect', bundles.rotating as string, '--trust', v1, '--json']);
+    expect(json<{ signature: { valid: boolean } }>(inspected).signature.valid).toBe(true);
+
     await installOk(bundles.rotating as string, root);
     expect((await status(root)).release).toBe('1.0.0');
     expect(await trustVersion(root)).toBe(3);
@@ -131,6 +134,12 @@ describe('trust roots rotate through the bundles', () => {
     expect(result.code).toBe(3);
     expect(json<{ error: { code: string } }>(result).error.code).toBe('E_KEY_REVOKED');
     expect(await snapshot(root)).toEqual(before);
+    // On a laptop, from the appliance's exported facts: the same refusal.
+    const facts = join(dir, 'revoked-facts.json');
+    await ok(['status', '--root', root, '--export', facts]);
+    const planned = await ferry(['plan', bundles.stolen as string, '--state', facts, '--json']);
+    expect(planned.code).toBe(3);
+    expect(json<{ error: { code: string } }>(planned).error.code).toBe('E_KEY_REVOKED');
     const verify = await ferry([
       'verify', bundles.stolen as string, '--trust', join(root, 'etc/ferry/trust.json'),
     ]); // prettier-ignore

@@ -8,6 +8,7 @@ import {
   type RootCandidate,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
+import { unlistedEntryError } from './audit.js';
 import { collect, type BundleReader } from './reader.js';
 
 const ENTRY = /^trust\/root-([1-9][0-9]{0,14})\.json$/;
@@ -107,17 +108,7 @@ export function checkCarriedChain(
     }
   }
   const extra = carried[listed.length];
-  if (extra) {
-    throw new FerryError(
-      'E_UNLISTED_ENTRY',
-      `${file}: ${extra.name} is not listed in the signed metadata`,
-      {
-        file,
-        entry: extra.name,
-        hint: 'something was added to the bundle after it was signed: do not use it',
-      },
-    );
-  }
+  if (extra) throw unlistedEntryError(file, extra.name);
 }
 
 function tooLong(file: string, entry: string): FerryError {

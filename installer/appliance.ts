@@ -11,7 +11,6 @@ import {
   isStrictVersion,
   NAME_PATTERN,
   parseValidated,
-  MAX_ROOT_BYTES,
   parseTrustedRoot,
   publicKeyFromHex,
   readDocument,
@@ -88,7 +87,10 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     });
   }
   const platform = parsePlatform(options.platform);
-  const trustBytes = await readLimited(options.trust);
+  // parseTrustedRoot refuses a file past the size of any trust root before it parses it.
+  const trustBytes = await readFile(options.trust).catch((error: unknown) => {
+    throw ioError(error, options.trust, 'read');
+  });
   const trust = parseTrustedRoot(trustBytes, options.trust);
   const exists = await access(paths.state).then(
     () => true,
@@ -322,14 +324,6 @@ function firstFormatOf(root: TrustedRoot): TrustRoot {
       return { keyid, ...(key?.name ? { name: key.name } : {}), publicKey: String(pem) };
     }),
   };
-}
-
-async function readLimited(file: string): Promise<Buffer> {
-  const bytes = await readFile(file).catch((error: unknown) => {
-    throw ioError(error, file, 'read');
-  });
-  if (bytes.length > MAX_ROOT_BYTES) return bytes.subarray(0, MAX_ROOT_BYTES + 1);
-  return bytes;
 }
 
 /** Reads an exported facts file (from another machine): the planner's input and the site's trust root. */

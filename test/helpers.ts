@@ -71,6 +71,17 @@ export function run(
   });
 }
 
+/** Runs bin/ferry and fails the test with its stderr unless it exits 0. */
+export async function ferryOk(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<RunResult> {
+  const result = await ferry(args, { env });
+  if (result.code !== 0)
+    throw new Error(`ferry ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
+  return result;
+}
+
 /** Parses --json output, failing the test with the command's stderr when it is not JSON. */
 export function json<T = Record<string, unknown>>(result: RunResult): T {
   try {

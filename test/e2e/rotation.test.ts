@@ -4,12 +4,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   EPOCH,
   ferry,
+  ferryOk,
   json,
   keyPairs,
   tempDir,
   workspace,
   type KeyFiles,
-  type RunResult,
   type Workspace,
 } from '../helpers.js';
 import { cloneAppliance, install, installOk, snapshot, status } from './appliance.js';
@@ -29,19 +29,13 @@ let v1: string;
 let fresh: string;
 const bundles: Record<string, string> = {};
 
-async function ok(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const result = await ferry(args, { env });
-  expect(result.code, result.stderr).toBe(0);
-  return result;
-}
-
 async function build(
   release: string,
   key: KeyFiles,
   out: string,
   ...extra: string[]
 ): Promise<string> {
-  const result = await ok(
+  const result = await ferryOk(
     [
       'build',
       join(ws.product, `release-${release}.yaml`),
@@ -58,7 +52,7 @@ async function build(
 }
 
 async function trustVersion(root: string): Promise<number> {
-  const shown = await ok(['trust', 'show', join(root, 'etc/ferry/trust.json'), '--json']);
+  const shown = await ferryOk(['trust', 'show', join(root, 'etc/ferry/trust.json'), '--json']);
   return json<{ version: number }>(shown).version;
 }
 
@@ -70,18 +64,18 @@ beforeAll(async () => {
   await mkdir(chain);
   v1 = join(chain, 'root-1.json');
   const both = ['--sign-with', keys.alice.key, '--sign-with', keys.bob.key];
-  await ok([
+  await ferryOk([
     'trust', 'init',
     '--root-key', keys.alice.pub, '--root-key', keys.bob.pub, '--root-threshold', '2',
     '--targets-key', keys['ci-1'].pub,
     '--expires', '2099-01-01', ...both, '--out', v1,
   ]); // prettier-ignore
-  await ok([
+  await ferryOk([
     'trust', 'sign-next', '--previous', v1,
     '--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub,
     '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-2.json'),
   ]); // prettier-ignore
-  await ok([
+  await ferryOk([
     'trust', 'sign-next', '--previous', join(chain, 'root-2.json'),
     '--add-targets-key', keys['ci-3'].pub,
     '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-3.json'),
@@ -90,7 +84,7 @@ beforeAll(async () => {
   bundles.rotating = await build('1.0.0', keys['ci-3'], 'rotating', '--trust-chain', chain);
   // Made in 2090: once installed, the appliance believes no clock before that.
   bundles.future = json<{ bundle: string }>(
-    await ok(
+    await ferryOk(
       ['build', join(ws.product, 'release-1.1.0.yaml'), '--out', join(dir, 'future'),
        '--key', keys['ci-3'].key, '--trust-chain', chain, '--json'],
       { SOURCE_DATE_EPOCH: String(Date.parse('2090-01-01T00:00:00Z') / 1000) },
@@ -100,7 +94,7 @@ beforeAll(async () => {
   bundles.stolen = await build('1.0.0', keys['ci-1'], 'stolen');
 
   fresh = join(dir, 'fresh');
-  await ok([
+  await ferryOk([
     'init', '--root', fresh, '--product', 'acme-appliance',
     '--platform', 'acme-os@7.2.1', '--trust', v1,
   ]); // prettier-ignore
@@ -114,7 +108,13 @@ describe('trust roots rotate through the bundles', () => {
     expect(planned.code, planned.stderr).toBe(0);
     expect(await trustVersion(root)).toBe(1);
 
-    const inspected = await ok(['inspect', bundles.rotating as string, '--trust', v1, '--json']);
+    const inspected = await ferryOk([
+      'inspect',
+      bundles.rotating as string,
+      '--trust',
+      v1,
+      '--json',
+    ]);
     expect(json<{ signature: { valid: boolean } }>(inspected).signature.valid).toBe(true);
 
     await installOk(bundles.rotating as string, root);
@@ -129,6 +129,10 @@ describe('trust roots rotate through the bundles', () => {
     const root = join(dir, 'revoked');
     await cloneAppliance(fresh, root);
     await installOk(bundles.rotating as string, root);
+    const shown = json<{ trust: { version: number; revoked: string[] } }>(
+      await ferryOk(['status', '--root', root, '--json']),
+    );
+    expect(shown.trust).toMatchObject({ version: 3, revoked: [keys['ci-1'].keyid] });
     const before = await snapshot(root);
     const result = await install(bundles.stolen as string, root, '--json');
     expect(result.code).toBe(3);
@@ -136,7 +140,7 @@ describe('trust roots rotate through the bundles', () => {
     expect(await snapshot(root)).toEqual(before);
     // On a laptop, from the appliance's exported facts: the same refusal.
     const facts = join(dir, 'revoked-facts.json');
-    await ok(['status', '--root', root, '--export', facts]);
+    await ferryOk(['status', '--root', root, '--export', facts]);
     const planned = await ferry(['plan', bundles.stolen as string, '--state', facts, '--json']);
     expect(planned.code).toBe(3);
     expect(json<{ error: { code: string } }>(planned).error.code).toBe('E_KEY_REVOKED');
@@ -162,7 +166,7 @@ describe('trust roots rotate through the bundles', () => {
     const broken = join(dir, 'broken-chain');
     await mkdir(broken);
     await writeFile(join(broken, 'root-1.json'), await readFile(v1));
-    await ok([
+    await ferryOk([
       'trust', 'sign-next', '--previous', v1, '--add-targets-key', keys['ci-3'].pub,
       '--expires', '2099-01-01', '--sign-with', keys.alice.key,
       '--out', join(broken, 'root-2.json'),
@@ -207,7 +211,7 @@ describe('trust roots rotate through the bundles', () => {
     await cloneAppliance(fresh, root);
     await installOk(bundles.rotating as string, root);
     await installOk(bundles.future as string, root);
-    await ok(['rollback', '--root', root, '--yes']);
+    await ferryOk(['rollback', '--root', root, '--yes']);
     // 1.1.0 is recalled; 1.0.5 is made on the older line, its history without 1.1.0.
     const recall = async (history: string, trustChain: string): Promise<string> => {
       const spec = (await readFile(join(ws.product, 'release-1.1.0.yaml'), 'utf8'))
@@ -220,7 +224,7 @@ describe('trust roots rotate through the bundles', () => {
         await readFile(join(ws.product, 'history', record)),
       );
       await writeFile(join(ws.product, `recall-${history}.yaml`), spec);
-      const built = await ok(
+      const built = await ferryOk(
         ['build', join(ws.product, `recall-${history}.yaml`), '--out', join(dir, history),
          '--key', keys['ci-3'].key, '--trust-chain', trustChain, '--json'],
         { SOURCE_DATE_EPOCH: String(Date.parse('2091-01-01T00:00:00Z') / 1000) },
@@ -238,7 +242,7 @@ describe('trust roots rotate through the bundles', () => {
         join(recallChain, `root-${n}.json`),
         await readFile(join(chain, `root-${n}.json`)),
       );
-    await ok([
+    await ferryOk([
       'trust', 'sign-next', '--previous', join(chain, 'root-3.json'),
       '--reset-highest-release', '1.0.0', '--expires', '2099-01-01',
       '--sign-with', keys.alice.key, '--sign-with', keys.bob.key,

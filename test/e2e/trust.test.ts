@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ferry,
+  ferryOk,
   json,
   keyPairs,
   tempDir,
   workspace,
   type KeyFiles,
-  type RunResult,
   type Workspace,
 } from '../helpers.js';
 
@@ -32,12 +32,6 @@ let dir: string;
 let ws: Workspace;
 let keys: Record<'alice' | 'bob' | 'carol' | 'ci-1' | 'ci-2', KeyFiles>;
 
-async function ok(args: string[]): Promise<RunResult> {
-  const result = await ferry(args);
-  expect(result.code, result.stderr).toBe(0);
-  return result;
-}
-
 /** Key holders alice, bob and carol hold root keys; ci-1 and ci-2 are CI's targets keys. */
 beforeAll(async () => {
   dir = await tempDir('ferry-trust-');
@@ -55,7 +49,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     await mkdir(chain);
     const v1 = join(chain, 'root-1.json');
     const init = json<Summary>(
-      await ok([
+      await ferryOk([
         'trust',
         'init',
         '--root-key',
@@ -82,11 +76,13 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     expect(init.roles.targets.keys.map((key) => key.keyid)).toEqual([k('ci-1').keyid]);
     expect(init.signatures[0]?.met).toBe(false);
 
-    const signed = json<Summary>(await ok(['trust', 'sign', v1, '--key', k('bob').key, '--json']));
+    const signed = json<Summary>(
+      await ferryOk(['trust', 'sign', v1, '--key', k('bob').key, '--json']),
+    );
     expect(signed.signatures[0]?.met).toBe(true);
     expect(signed.signatures[0]?.missing.map((key) => key.name)).toEqual(['carol']);
 
-    const shown = await ok(['trust', 'show', v1]);
+    const shown = await ferryOk(['trust', 'show', v1]);
     expect(shown.stdout).toContain('version 1');
     expect(shown.stdout).toContain('carol');
   });
@@ -94,7 +90,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
   it('sign-next revokes a targets key and verify-chain walks to the new version', async () => {
     const v2 = join(chain, 'root-2.json');
     const next = json<Summary>(
-      await ok([
+      await ferryOk([
         'trust',
         'sign-next',
         '--previous',
@@ -130,9 +126,16 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
       error: { code: 'E_ROOT_THRESHOLD_OLD' },
     });
 
-    await ok(['trust', 'sign', v2, '--key', k('carol').key]);
+    await ferryOk(['trust', 'sign', v2, '--key', k('carol').key]);
     const walked = json<Verdict>(
-      await ok(['trust', 'verify-chain', chain, '--trusted', join(chain, 'root-1.json'), '--json']),
+      await ferryOk([
+        'trust',
+        'verify-chain',
+        chain,
+        '--trusted',
+        join(chain, 'root-1.json'),
+        '--json',
+      ]),
     );
     expect(walked).toMatchObject({ verdict: 'accepted', version: 2, versions: [1, 2] });
     expect(walked.revoked).toEqual([k('ci-1').keyid]);
@@ -140,7 +143,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
 
   it('a root key rotated out signs version N+1 with version N as --previous', async () => {
     const v3 = join(chain, 'root-3.json');
-    await ok([
+    await ferryOk([
       'trust',
       'sign-next',
       '--previous',
@@ -157,7 +160,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     const refused = await ferry(['trust', 'sign', v3, '--key', k('carol').key, '--json']);
     expect(refused.code).toBe(2);
     expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_ROOT_KEY_UNKNOWN');
-    await ok([
+    await ferryOk([
       'trust',
       'sign',
       v3,
@@ -166,7 +169,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
       '--previous',
       join(chain, 'root-2.json'),
     ]);
-    await ok([
+    await ferryOk([
       'trust',
       'sign',
       v3,
@@ -176,7 +179,14 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
       join(chain, 'root-2.json'),
     ]);
     const walked = json<Verdict>(
-      await ok(['trust', 'verify-chain', chain, '--trusted', join(chain, 'root-1.json'), '--json']),
+      await ferryOk([
+        'trust',
+        'verify-chain',
+        chain,
+        '--trusted',
+        join(chain, 'root-1.json'),
+        '--json',
+      ]),
     );
     expect(walked).toMatchObject({ verdict: 'accepted', version: 3, versions: [1, 2, 3] });
   });
@@ -185,7 +195,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     const expired = join(dir, 'expired');
     await mkdir(expired);
     const v1 = join(expired, 'root-1.json');
-    await ok([
+    await ferryOk([
       'trust',
       'init',
       '--root-key',
@@ -209,7 +219,7 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     await mkdir(legacy);
     await copyFile(ws.trust, join(legacy, 'trust.json'));
     const v2 = join(legacy, 'root-2.json');
-    await ok([
+    await ferryOk([
       'trust',
       'sign-next',
       '--previous',
@@ -228,10 +238,10 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
       v2,
     ]);
     const walked = json<Verdict>(
-      await ok(['trust', 'verify-chain', legacy, '--trusted', ws.trust, '--json']),
+      await ferryOk(['trust', 'verify-chain', legacy, '--trusted', ws.trust, '--json']),
     );
     expect(walked).toMatchObject({ verdict: 'accepted', versions: [1, 2] });
-    const shown = json<Summary>(await ok(['trust', 'show', ws.trust, '--json']));
+    const shown = json<Summary>(await ferryOk(['trust', 'show', ws.trust, '--json']));
     expect(shown).toMatchObject({ version: 1, format: 'first', expires: null });
   });
 

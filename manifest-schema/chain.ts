@@ -173,8 +173,10 @@ export function withRevocations(path: readonly TrustedRoot[]): TrustedRoot {
     }
   }
   for (const keyid of last.roles.targets.keyids) revoked.delete(keyid);
+  // A reset counts once, on the walk that passes it: never again from the root it ended at.
+  const { resetHighestRelease: _passed, ...root } = last;
   return {
-    ...last,
+    ...root,
     revoked: Object.fromEntries(revoked),
     ...(reset && release !== undefined
       ? { resetHighestRelease: { release, version: reset.version } }

@@ -17,7 +17,7 @@ import { collectInputs, sourcesOf } from './collect.js';
 import { composeBundle } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata, PLACEHOLDER } from './metadata.js';
-import { releaseRecord } from './record.js';
+import { checkVersionsImmutable, releaseRecord } from './record.js';
 import { readSigningKeys } from './signing.js';
 import { loadSpec } from './spec.js';
 import { checkChainToCarry, readChainDir } from './trust.js';
@@ -35,6 +35,8 @@ export interface BuildOptions {
   trustChain?: string;
   /** When appliances stop accepting the bundle. */
   expires?: Date;
+  /** The installer executable to carry, overriding the spec's `installer`. */
+  installer?: string;
   /** Write zip64 records even for a small bundle (tests exercise them without 4 GiB). */
   forceZip64?: boolean;
 }
@@ -51,6 +53,9 @@ export interface BuildResult {
   supportedFrom: string[];
   /** Components whose payload the bundle carries. */
   included: string[];
+  minInstaller?: string;
+  /** The installer the bundle carries: its version and platform. */
+  installer?: { version: string; platform: string };
   changes: number;
   keyids: string[];
 }
@@ -65,14 +70,18 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const loaded = await loadSpec(options.spec);
   const { spec } = loaded;
   const keys = await readSigningKeys(options.keys);
-  const createdAt = creationTime(options.sourceDateEpoch);
   const historyDir = spec.history === undefined ? undefined : resolve(loaded.dir, spec.history);
   const records = historyDir === undefined ? [] : await readHistory(historyDir, spec.product);
   const design = composeBundle(spec, records, {
     specFile: options.spec,
     ...(options.kind ? { kind: options.kind } : {}),
   });
-  const collected = await collectInputs(loaded, design);
+  const collected = await collectInputs(loaded, design, options.installer);
+  // A rebuild reproduces the recorded bundle: its recorded time, unless SOURCE_DATE_EPOCH says otherwise.
+  const createdAt =
+    design.rebuildOf && !options.sourceDateEpoch
+      ? design.rebuildOf.release.createdAt
+      : creationTime(options.sourceDateEpoch);
   const chain =
     options.trustChain === undefined
       ? []
@@ -97,6 +106,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     path: bundlePath,
     mtime: Math.floor(Date.parse(createdAt) / 1000),
     ...(options.forceZip64 !== undefined ? { forceZip64: options.forceZip64 } : {}),
+    check: (signed) => checkVersionsImmutable(signed, records, options.spec),
   });
 
   const recordDir = historyDir ?? resolve(options.out);
@@ -125,6 +135,12 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       return payload !== undefined && isCarried(payload);
     }),
     changes: metadata.changes.length,
+    ...(metadata.minInstaller !== undefined ? { minInstaller: metadata.minInstaller } : {}),
+    ...(metadata.installer
+      ? {
+          installer: { version: metadata.installer.version, platform: metadata.installer.platform },
+        }
+      : {}),
     keyids: keys.map((key) => keyIdOf(key)).sort(),
   };
 }

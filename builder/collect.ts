@@ -1,18 +1,24 @@
+import { execFile } from 'node:child_process';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import {
   artifactEntry,
+  compareVersions,
   FerryError,
+  installerEntry,
   ioError,
+  isStrictVersion,
   PASSES,
   payloadEntry,
+  escapingLink,
   unsafeLinkReason,
   unsafePathReason,
   verifyEntry,
   type Pass,
 } from '../manifest-schema/index.js';
 import type { BundleDesign } from './compose.js';
-import { specPath, type LoadedSpec } from './spec.js';
+import { specError, specPath, type LoadedSpec } from './spec.js';
 
 // What a build reads of the build machine before writing a byte: every path
 // of the spec resolved and checked, each file's size, each payload folder
@@ -37,9 +43,16 @@ export interface Collected {
   verification: Input[];
   /** The listed payload folder of each component whose payload this build carries or hashes. */
   payloads: Record<string, ScannedEntry[]>;
+  /** The installer executable the bundle carries, as it describes itself. */
+  installer?: Input & { version: string; platform: string };
 }
 
-export async function collectInputs(loaded: LoadedSpec, design: BundleDesign): Promise<Collected> {
+/** `installer`: the executable to carry, from `ferry build --installer` (it overrides the spec's). */
+export async function collectInputs(
+  loaded: LoadedSpec,
+  design: BundleDesign,
+  installer?: string,
+): Promise<Collected> {
   const { spec } = loaded;
   const inputs = async (
     paths: readonly string[],
@@ -92,7 +105,85 @@ export async function collectInputs(loaded: LoadedSpec, design: BundleDesign): P
     );
   }
   collected.verification = await inputs(spec.verification ?? [], '/verification', verifyEntry);
+  const carried =
+    installer !== undefined
+      ? await readableFile(resolve(installer))
+      : spec.installer !== undefined
+        ? await specPath(loaded, spec.installer, '/installer', 'file')
+        : undefined;
+  if (carried !== undefined) collected.installer = await describeInstaller(loaded, carried);
   return collected;
+}
+
+async function readableFile(path: string): Promise<string> {
+  const stats = await stat(path).catch((error: unknown) => {
+    throw ioError(error, path, 'read the installer');
+  });
+  if (!stats.isFile())
+    throw new FerryError('E_SPEC_PATH', `--installer ${path} is not a file`, {
+      file: path,
+      hint: 'pass dist/package/ferry-installer, as `npm run package` writes it',
+    });
+  return path;
+}
+
+/**
+ * The carried installer's version and platform, asked of the executable
+ * itself (it answers `--version --json` without unpacking anything), so the
+ * signed metadata cannot name a version the bytes are not. An executable of
+ * another architecture must be run under emulation (qemu-user) to be asked.
+ */
+async function describeInstaller(
+  loaded: LoadedSpec,
+  path: string,
+): Promise<NonNullable<Collected['installer']>> {
+  let said: { version?: unknown; platform?: unknown };
+  try {
+    const { stdout } = await promisify(execFile)(path, ['--version', '--json'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      timeout: 60_000,
+    });
+    said = JSON.parse(stdout) as typeof said;
+  } catch (error) {
+    throw new FerryError(
+      'E_SPEC_PATH',
+      `${path} did not say its version (--version --json): ${(error as Error).message}`,
+      {
+        file: path,
+        hint: 'carry the ferry-installer that `npm run package` writes, built for a machine that can run it here',
+      },
+    );
+  }
+  const { version, platform } = said;
+  if (
+    typeof version !== 'string' ||
+    !isStrictVersion(version) ||
+    typeof platform !== 'string' ||
+    !/^[a-z0-9]+-[a-z0-9]+$/.test(platform)
+  ) {
+    throw new FerryError(
+      'E_SPEC_PATH',
+      `${path} is not a Ferry installer: --version --json gave no semver version and platform`,
+      { file: path, hint: 'carry the ferry-installer that `npm run package` writes' },
+    );
+  }
+  const needed = loaded.spec.minInstaller;
+  if (needed !== undefined && compareVersions(version, needed) < 0) {
+    throw specError(
+      loaded,
+      'E_SPEC_INVALID',
+      '/minInstaller',
+      `the carried installer ${path} is Ferry ${version}, older than minInstaller ${needed}`,
+      'carry an installer at least as new as minInstaller: an older one would hand over to itself',
+    );
+  }
+  return {
+    entry: installerEntry(basename(path)),
+    path,
+    size: await readSize(path),
+    version,
+    platform,
+  };
 }
 
 /** Where the bytes of every entry the metadata needs a sha256 for come from, by entry name. */
@@ -105,6 +196,7 @@ export function sourcesOf(collected: Collected): Map<string, Source> {
     for (const inputs of Object.values(passes)) inputs.forEach(add);
   for (const inputs of Object.values(collected.removed)) inputs.forEach(add);
   collected.verification.forEach(add);
+  if (collected.installer) add(collected.installer);
   for (const [name, entries] of Object.entries(collected.payloads))
     for (const entry of entries)
       if (entry.type === 'file')
@@ -182,5 +274,9 @@ export async function scanPayload(root: string, component: string): Promise<Scan
     return names.length > 0;
   };
   await walk('');
+  const escape = escapingLink(
+    new Map(entries.flatMap((e) => (e.target !== undefined ? [[e.path, e.target] as const] : []))),
+  );
+  if (escape !== null) throw refuse(escape.path, `is a symlink that ${escape.reason}`);
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

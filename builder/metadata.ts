@@ -58,6 +58,16 @@ export function bundleMetadata(
     components,
     removed,
     verification: refs(collected.verification),
+    ...(spec.minInstaller !== undefined ? { minInstaller: spec.minInstaller } : {}),
+    ...(collected.installer
+      ? {
+          installer: {
+            ...refs([collected.installer])[0]!,
+            version: collected.installer.version,
+            platform: collected.installer.platform,
+          },
+        }
+      : {}),
   };
 }
 
@@ -86,6 +96,7 @@ export function withHashes(
   for (const removed of Object.values(filled.removed)) fillRefs(removed.artifacts.remove);
   fillRefs(filled.verification);
   if (filled.trustChain) fillRefs(filled.trustChain);
+  if (filled.installer) fillRefs([filled.installer]);
   return filled;
 }
 

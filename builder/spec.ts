@@ -34,7 +34,7 @@ export async function loadSpec(file: string): Promise<LoadedSpec> {
   return loaded;
 }
 
-function specError(
+export function specError(
   loaded: LoadedSpec,
   code: 'E_SPEC_INVALID' | 'E_UNKNOWN_COMPONENT' | 'E_CYCLE' | 'E_UNSATISFIABLE' | 'E_SPEC_PATH',
   field: string,
@@ -80,6 +80,15 @@ function checkSpecRules(loaded: LoadedSpec): void {
       '/supportedFrom',
       `supportedFrom "${spec.supportedFrom}" is not a semver range`,
       'use a range of release versions such as ">=1.1.0"',
+    );
+  }
+  if (spec.minInstaller !== undefined && !isStrictVersion(spec.minInstaller)) {
+    throw specError(
+      loaded,
+      'E_SPEC_INVALID',
+      '/minInstaller',
+      `minInstaller "${spec.minInstaller}" is not a semver version`,
+      quote,
     );
   }
   const names = Object.keys(spec.components);

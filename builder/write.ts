@@ -5,7 +5,6 @@ import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
-  expectedEntries,
   FerryError,
   ioError,
   syncDir,
@@ -14,15 +13,8 @@ import {
   type BundleMetadata,
   type HashResult,
 } from '../manifest-schema/index.js';
-import {
-  finishTar,
-  finishZip,
-  layoutArchive,
-  writeAt,
-  zipCrc,
-  zipInlineData,
-  type ArchiveEntry,
-} from './archive.js';
+import { archiveEntries, layoutArchive, zipCrc, zipInlineData } from '../bundle/layout.js';
+import { finishTar, finishZip, writeAt } from './archive.js';
 import { readSize, type Source } from './collect.js';
 import { withHashes } from './metadata.js';
 import { signedMetadata } from './signing.js';
@@ -50,6 +42,8 @@ export interface WriteOptions {
   /** Seconds since the epoch, for every entry. */
   mtime: number;
   forceZip64?: boolean;
+  /** Called with every hash known, before anything is signed or put in place: a throw leaves no bundle. */
+  check?: (metadata: BundleMetadata) => void;
 }
 
 export interface Written {
@@ -69,25 +63,14 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
   const { format, keys, path: bundlePath, sources, mtime } = options;
   // Signatures and hashes are fixed-length, so bundle.json's size is known before any hash is.
   const metadataSize = signedMetadata(options.metadata, keys).length;
-  const archiveEntries: ArchiveEntry[] = expectedEntries(options.metadata, metadataSize).map(
-    (entry) => ({
-      name: entry.name,
-      type: entry.type,
-      size: entry.size,
-      mode: entry.type === 'dir' ? 0o755 : entry.type === 'symlink' ? 0o777 : (entry.mode ?? 0o644),
-      ...(entry.target !== undefined ? { target: entry.target } : {}),
-    }),
-  );
-  // bundle.json is the one entry not read from disk
-  const bundleJsonEntry = archiveEntries[0] as ArchiveEntry;
-  bundleJsonEntry.mode = 0o644;
+  const entries = archiveEntries(options.metadata, metadataSize);
 
   const out = dirname(bundlePath);
   await mkdir(out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, out, 'create the output folder');
   });
   const archiveFormat = format === 'zip' ? 'zip' : 'tar';
-  const layout = layoutArchive(archiveFormat, archiveEntries, mtime, options.forceZip64);
+  const layout = layoutArchive(archiveFormat, entries, mtime, options.forceZip64);
   const plainPath = format === 'tar.gz' ? `${bundlePath}.tar.partial` : `${bundlePath}.partial`;
 
   return withHashPool(async (pool) => {
@@ -129,6 +112,7 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
       }
       await settleAll(jobs);
       const metadata = withHashes(options.metadata, hashes);
+      options.check?.(metadata);
 
       const envelope = signedMetadata(metadata, keys);
       if (envelope.length !== metadataSize) {
@@ -145,7 +129,7 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
       await writeAt(handle, envelope, first.dataOffset);
       let total: number;
       if (archiveFormat === 'zip') {
-        const crcs = new Map<string, number>([[bundleJsonEntry.name, zipCrc(envelope)]]);
+        const crcs = new Map<string, number>([[first.entry.name, zipCrc(envelope)]]);
         for (const [name, result] of hashes) crcs.set(name, result.crc32);
         for (const { entry, dataOffset } of layout.placed) {
           const inline = zipInlineData(entry);
@@ -153,9 +137,9 @@ export async function writeBundle(options: WriteOptions): Promise<Written> {
           await writeAt(handle, inline, dataOffset);
           crcs.set(entry.name, zipCrc(inline));
         }
-        total = await finishZip(handle, layout, crcs, mtime, options.forceZip64);
+        total = await finishZip(handle, layout, crcs);
       } else {
-        total = await finishTar(handle, layout, mtime);
+        total = await finishTar(handle, layout);
       }
       await handle.truncate(total);
       // No fsync: a bundle cut short by a crash fails its sha256 and verify, and the

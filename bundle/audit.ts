@@ -7,8 +7,8 @@ import {
   type ExpectedEntry,
   type HashPool,
 } from '../manifest-schema/index.js';
-import { unsafeEntryError, type BundleReader, type RawEntry } from './reader.js';
-import type { BundleSource } from './source.js';
+import { unsafeEntryError, type RawEntry } from './reader.js';
+import { corruptBundle, type BundleSource } from './source.js';
 
 /**
  * Checks archive entries against the signed metadata as they stream past:
@@ -74,27 +74,44 @@ export class EntryAudit {
   }
 
   /**
-   * Checks a zip's whole central directory before anything is read, so an
-   * entry nobody selects is still refused when it should not be there.
-   * Link targets are checked when their entries are read.
+   * The most specific refusal for an archive entry found where `expected[at]`
+   * belongs (its bytes differ from the header Ferry writes there): unsafe,
+   * duplicate, unlisted, of another type or size, or the listed entry is
+   * missing; an entry that is all of what it should be but its bytes gets
+   * E_BUNDLE_CORRUPT.
    */
-  static checkListing(reader: BundleReader, entries: readonly ExpectedEntry[]): void {
-    const listing = reader.listing();
-    if (listing === null) return;
-    const audit = new EntryAudit(entries, reader.file);
-    for (const raw of listing) audit.admit({ ...raw, target: undefined });
-    const missing = audit.missing()[0];
-    if (missing !== undefined) {
-      throw new FerryError(
+  static explain(
+    file: string,
+    expected: readonly ExpectedEntry[],
+    at: number,
+    raw: RawEntry | null,
+  ): FerryError {
+    const audit = new EntryAudit(expected, file);
+    for (const entry of expected.slice(0, at)) audit.seen.add(entry.name);
+    const wanted = expected[at];
+    if (raw !== null) {
+      try {
+        audit.admit(raw);
+      } catch (error) {
+        return error as FerryError;
+      }
+    }
+    if (wanted === undefined)
+      return corruptBundle(file, 'holds more than the entries its metadata lists');
+    if (raw === null || raw.name !== wanted.name) {
+      return new FerryError(
         'E_MISSING_ENTRY',
-        `${reader.file}: ${missing} is listed in the signed metadata but not in the zip`,
+        `${file}: ${wanted.name} is listed in the signed metadata but not where the archive should hold it`,
         {
-          file: reader.file,
-          entry: missing,
+          file,
+          entry: wanted.name,
           hint: 'the bundle is incomplete: copy it again from its source',
         },
       );
     }
+    return corruptBundle(file, `the header of ${wanted.name} is not the one Ferry writes for it`, {
+      entry: wanted.name,
+    });
   }
 
   /** Names listed in the metadata that the archive did not hold, in archive order. */

@@ -3,23 +3,34 @@ import {
   checkSignatures,
   decodeEnvelope,
   decodeMetadata,
+  expectedEntries,
   FerryError,
   type BundleMetadata,
   type Envelope,
   type SignatureStatus,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import type { BundleReader, ReaderFormat } from './reader.js';
+import { bundleLayout } from './layout.js';
+import { isMediaFolder, mediaOf, PartsSource, type MediaOptions } from './media.js';
+import type { BundleReader, ReaderFormat, Skeleton } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
 import { openTar } from './tar.js';
 import { checkCarriedChain, walkCarriedChain } from './trust-chain.js';
 import { openZip } from './zip.js';
 
-/** Opens a bundle file and reads its bundle.json (and, for a zip, its central directory). */
-export async function openBundle(file: string): Promise<BundleReader> {
-  const source = await openFileSource(file);
+/**
+ * Opens a bundle file, or the volumes `ferry media` wrote, and reads its
+ * bundle.json (and, for a zip, its central directory). On media, the parts
+ * index is checked against `media.trust` before any part is read.
+ */
+export async function openBundle(file: string, media: MediaOptions = {}): Promise<BundleReader> {
+  const source = (await isMediaFolder(file))
+    ? await PartsSource.open(file, media)
+    : await openFileSource(file);
   try {
-    return await readBundle(source);
+    const reader = await readBundle(source);
+    mediaOf(source)?.checkMetadata(reader.metadataBytes, reader.format);
+    return reader;
   } catch (error) {
     await source.close().catch(() => undefined);
     throw error;
@@ -38,13 +49,28 @@ export async function readBundle(source: BundleSource): Promise<BundleReader> {
     });
   }
   const archive = format === 'zip' ? await openZip(source) : await openTar(source, format);
+  let skeleton: Skeleton | null = null;
+  const bound = (): Skeleton => {
+    if (skeleton === null)
+      throw new FerryError('E_INTERNAL', 'the bundle was read before its metadata was bound');
+    return skeleton;
+  };
   return {
-    ...archive,
     source,
     file: source.name,
     format,
     size: source.size,
+    metadataBytes: archive.metadataBytes,
     bytesRead: () => source.bytesRead(),
+    expect: (metadata) => {
+      const size = archive.metadataBytes.length;
+      skeleton = {
+        layout: bundleLayout(format === 'zip' ? 'zip' : 'tar', metadata, size, archive.forceZip64),
+        expected: expectedEntries(metadata, size),
+      };
+    },
+    index: () => archive.index(bound()),
+    visit: (visitor, select, upTo) => archive.visit(bound(), visitor, select, upTo),
     close: async () => {
       await archive.close();
       await source.close();
@@ -77,52 +103,72 @@ export interface TrustContext {
 
 /**
  * Opens a bundle and decodes its metadata, reading nothing else but the
- * trust roots it carries. With a trust root, the chain is walked and the
- * signature status attached; callers that act on the bundle use
- * `openTrusted`, which refuses an untrusted one.
+ * trust roots it carries. The signature comes first, before the metadata is
+ * acted on: with a trust context, the carried chain is walked from the
+ * appliance's root and the signature must meet the root it ends at; without
+ * one (inspect) an envelope that carries no signature is still refused, so
+ * every command gives the same first verdict. On media, the parts index is
+ * checked against that same walked root: after a rotation the appliance's
+ * own root does not know the key that signed it.
  */
 export async function openBundleMetadata(
   file: string,
   trust?: TrustContext,
+  media: MediaOptions = {},
 ): Promise<OpenedBundle> {
-  const reader = await openBundle(file);
+  const { trust: _mediaTrust, ...mediaRest } = media;
+  const reader = await openBundle(file, trust ? mediaRest : media);
   try {
     const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
-    if (!trust) return { reader, envelope, metadata: decodeMetadata(payload, file) };
-    const { root, carried } = await walkCarriedChain(reader, payload, trust.root, trust.now);
-    const signature = checkSignatures(envelope, payload, root);
+    const walked = trust ? await walkCarriedChain(reader, payload, trust.root, trust.now) : null;
+    if (walked) mediaOf(reader.source)?.checkSigned(walked.root);
+    const signature = walked
+      ? checkSignatures(envelope, payload, walked.root)
+      : unchecked(envelope);
+    assertTrusted(signature, file);
     const metadata = decodeMetadata(payload, file);
-    if (signature.valid) checkCarriedChain(metadata, carried, file);
-    return { reader, envelope, metadata, signature, root };
+    reader.expect(metadata);
+    if (!walked) return { reader, envelope, metadata };
+    checkCarriedChain(metadata, walked.carried, file);
+    return { reader, envelope, metadata, signature, root: walked.root };
   } catch (error) {
     await reader.close();
     throw error;
   }
 }
 
+/** Without a trust root only one thing is known: whether anyone signed at all. */
+function unchecked(envelope: Envelope): SignatureStatus {
+  const signed = envelope.signatures.length > 0;
+  return {
+    valid: signed,
+    keyids: [],
+    threshold: 1,
+    revoked: [],
+    problems: signed ? [] : ['the bundle carries no signature'],
+  };
+}
+
 /**
- * Like openBundleMetadata, but the chain is walked and the signature must
- * meet the final root before anything else is looked at; then the bundle
- * must not have expired.
+ * Like openBundleMetadata, with the signature status that met the walked
+ * root; then the bundle must not have expired.
  */
 export async function openTrusted(
   file: string,
   trust: TrustContext,
+  media: MediaOptions = {},
 ): Promise<OpenedBundle & { signature: SignatureStatus; root: TrustedRoot }> {
-  const reader = await openBundle(file);
+  const opened = (await openBundleMetadata(file, trust, media)) as OpenedBundle & {
+    signature: SignatureStatus;
+    root: TrustedRoot;
+  };
   try {
-    const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
-    const { root, carried } = await walkCarriedChain(reader, payload, trust.root, trust.now);
-    const signature = checkSignatures(envelope, payload, root);
-    assertTrusted(signature, file);
-    const metadata = decodeMetadata(payload, file);
-    checkCarriedChain(metadata, carried, file);
-    checkExpiry(metadata, trust.now, file);
-    return { reader, envelope, metadata, signature, root };
+    checkExpiry(opened.metadata, trust.now, file);
   } catch (error) {
-    await reader.close();
+    await opened.reader.close();
     throw error;
   }
+  return opened;
 }
 
 function checkExpiry(metadata: BundleMetadata, now: Date, file: string): void {

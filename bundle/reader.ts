@@ -1,5 +1,13 @@
 import { PassThrough, type Readable } from 'node:stream';
-import { BUNDLE_METADATA_ENTRY, FerryError, MAX_METADATA_BYTES } from '../manifest-schema/index.js';
+import { finished } from 'node:stream/promises';
+import {
+  BUNDLE_METADATA_ENTRY,
+  FerryError,
+  MAX_METADATA_BYTES,
+  type BundleMetadata,
+  type ExpectedEntry,
+} from '../manifest-schema/index.js';
+import type { ArchiveEntry, ArchiveLayout } from './layout.js';
 import type { BundleSource } from './source.js';
 
 export type ReaderFormat = 'tar' | 'tar.gz' | 'zip';
@@ -18,13 +26,21 @@ export interface IndexedEntry extends RawEntry {
   offset: number;
 }
 
-/** Returns 'stop' to end the visit early (the rest of the archive is not read). */
-export type EntryVisitor = (entry: RawEntry, data: Readable) => Promise<void | 'stop'>;
+/** Called for each entry in archive order; the data stream must be consumed (or resumed) before it resolves. */
+export type EntryVisitor = (entry: RawEntry, data: Readable) => Promise<void>;
+
+/** What an archive must be, byte for byte: the layout the signed metadata gives, and its entries. */
+export interface Skeleton {
+  layout: ArchiveLayout;
+  expected: readonly ExpectedEntry[];
+}
 
 /**
- * A bundle archive opened for reading. Opening reads only bundle.json (the
- * first tar entry, or the zip central directory and that one entry); payload
- * is read only by `visit`, and with zip only the entries selected.
+ * A bundle archive opened for reading. Opening reads only bundle.json; once
+ * the signed metadata is bound (`expect`), the archive must be exactly the
+ * one Ferry writes for it: `index` and `visit` check every header, padding
+ * and end byte and the file's size against the layout, and refuse the first
+ * difference. Payload is read only by `visit` or at the offsets `index` gives.
  */
 export interface BundleReader {
   readonly source: BundleSource;
@@ -36,25 +52,68 @@ export interface BundleReader {
   readonly metadataBytes: Buffer;
   /** Bytes read from the bundle so far. */
   bytesRead(): number;
-  /** The zip central directory as entries (symlink targets unread); null for tar, which has no index. */
-  listing(): RawEntry[] | null;
+  /** Binds the signed metadata, which says what every other byte must be. Reads nothing. */
+  expect(metadata: BundleMetadata): void;
   /**
-   * For a plain tar or a zip: every entry with where its data starts, found
-   * by reading (and checking) the headers alone, so entries can be copied and
-   * hashed in parallel at known offsets. Null for tar.gz, which must stream.
+   * For a plain tar or a zip: every entry with where its data starts, after
+   * checking the whole archive but the payload bytes (by range, so entries
+   * can be copied and hashed in parallel). Null for tar.gz, which must stream.
    */
   index(): Promise<IndexedEntry[] | null>;
-  /** Streams entries in archive order; with zip, only those `select` accepts. Each data stream must be consumed. */
-  visit(visitor: EntryVisitor, select?: (name: string) => boolean): Promise<void>;
+  /**
+   * Streams entries in archive order, only those `select` accepts (a tar.gz
+   * is still read and checked to its last byte, whatever is selected).
+   * `upTo` stops a stream after that entry: only for a caller that reads the
+   * whole archive again before acting on it (install stages its artifacts
+   * from the front, then reads to the end while staging payload).
+   */
+  visit(visitor: EntryVisitor, select?: (name: string) => boolean, upTo?: string): Promise<void>;
   /** Closes the source too. */
   close(): Promise<void>;
 }
 
 /** What the tar and zip readers give; `openBundle` adds the source around it. */
-export type ArchiveReader = Pick<
-  BundleReader,
-  'metadataBytes' | 'listing' | 'index' | 'visit' | 'close'
->;
+export interface ArchiveReader {
+  metadataBytes: Buffer;
+  /** A zip written with zip64 records throughout (`--force-zip64`); the layout depends on it. */
+  forceZip64?: boolean;
+  index(skeleton: Skeleton): Promise<IndexedEntry[] | null>;
+  visit(
+    skeleton: Skeleton,
+    visitor: EntryVisitor,
+    select?: (name: string) => boolean,
+    upTo?: string,
+  ): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The entry an archive reader hands out for a layout entry it has checked. */
+export function rawOf(entry: ArchiveEntry): RawEntry {
+  return {
+    name: entry.name,
+    type: entry.type,
+    size: entry.type === 'file' ? entry.size : 0,
+    ...(entry.target !== undefined ? { target: entry.target } : {}),
+  };
+}
+
+/**
+ * Visits indexed entries (plain tar, zip) by range: entries not selected are
+ * never read, since the index already checked every byte around them.
+ */
+export async function visitIndexed(
+  source: BundleSource,
+  index: readonly IndexedEntry[],
+  visitor: EntryVisitor,
+  select?: (name: string) => boolean,
+): Promise<void> {
+  for (const entry of index) {
+    if (select && !select(entry.name)) continue;
+    const data = entry.type === 'file' ? source.stream(entry.offset, entry.size) : emptyStream();
+    await visitor(entry, data);
+    await finished(data);
+  }
+}
 
 /** Refuses a first entry that is not a bundle.json of a plausible size (`null`: the archive is empty). */
 export function checkMetadataEntry(file: string, first: RawEntry | null): void {

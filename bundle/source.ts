@@ -1,4 +1,5 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { FerryError, ioError, type Segment } from '../manifest-schema/index.js';
 
@@ -22,6 +23,11 @@ export interface BundleSource {
    * through `countRead`.
    */
   segments(offset: number, length: number): Segment[];
+  /**
+   * Set when the bytes must be read once and in order (volumes asked for one
+   * at a time): readers stream instead of indexing.
+   */
+  readonly sequential?: boolean;
   /** Bytes read from the bundle so far, by this process and its hash workers. */
   bytesRead(): number;
   countRead(bytes: number): void;
@@ -44,7 +50,7 @@ export function corruptBundle(
 }
 
 /** The one check of a range: whole numbers, inside the bundle. A bad range is a corrupt bundle, never a short read. */
-function outside(source: BundleSource, offset: number, length: number): FerryError | null {
+export function outside(source: BundleSource, offset: number, length: number): FerryError | null {
   if (
     Number.isSafeInteger(offset) &&
     Number.isSafeInteger(length) &&
@@ -57,6 +63,44 @@ function outside(source: BundleSource, offset: number, length: number): FerryErr
     source.name,
     `bytes ${offset} to ${offset + length} were asked for, and it holds ${source.size}`,
   );
+}
+
+/**
+ * The `length` bytes from `offset` as a stream of reads, each of which may
+ * come up short; a read that gets nothing fails the stream with `ended`.
+ */
+export function rangeStream(
+  source: BundleSource,
+  range: { offset: number; length: number; highWaterMark: number },
+  readAt: (buffer: Buffer, want: number, position: number) => Promise<number>,
+  ended: (position: number) => FerryError,
+): Readable {
+  const bad = outside(source, range.offset, range.length);
+  const end = range.offset + range.length;
+  let position = range.offset;
+  return new Readable({
+    highWaterMark: range.highWaterMark,
+    construct: (callback) => callback(bad),
+    read(size) {
+      const want = Math.min(size, end - position);
+      if (want <= 0) {
+        this.push(null);
+        return;
+      }
+      const buffer = Buffer.allocUnsafe(want);
+      readAt(buffer, want, position).then(
+        (n) => {
+          if (n === 0) {
+            this.destroy(ended(position));
+            return;
+          }
+          position += n;
+          this.push(n === want ? buffer : buffer.subarray(0, n));
+        },
+        (error: unknown) => this.destroy(error as Error),
+      );
+    },
+  });
 }
 
 /** A bundle kept as one file. */
@@ -84,36 +128,13 @@ class FileSource implements BundleSource {
   }
 
   stream(offset: number, length: number, highWaterMark = 1 << 20): Readable {
-    const bad = outside(this, offset, length);
-    const end = offset + length;
-    let position = offset;
     // Through the one handle, so no stream holds a descriptor of its own.
-    const readAt = (buffer: Buffer, want: number): Promise<number> =>
-      this.readAt(buffer, 0, want, position);
-    const shrunk = (): FerryError => this.shrunk(position);
-    return new Readable({
-      highWaterMark,
-      construct: (callback) => callback(bad),
-      read(size) {
-        const want = Math.min(size, end - position);
-        if (want <= 0) {
-          this.push(null);
-          return;
-        }
-        const buffer = Buffer.allocUnsafe(want);
-        readAt(buffer, want).then(
-          (n) => {
-            if (n === 0) {
-              this.destroy(shrunk());
-              return;
-            }
-            position += n;
-            this.push(n === want ? buffer : buffer.subarray(0, n));
-          },
-          (error: unknown) => this.destroy(error as Error),
-        );
-      },
-    });
+    return rangeStream(
+      this,
+      { offset, length, highWaterMark },
+      (buffer, want, position) => this.readAt(buffer, 0, want, position),
+      (position) => this.shrunk(position),
+    );
   }
 
   segments(offset: number, length: number): Segment[] {
@@ -155,25 +176,46 @@ class FileSource implements BundleSource {
   }
 }
 
-/** Opens a bundle file for reading by range; a folder is refused. */
+/**
+ * Opens a bundle file for reading by range. Anything but a regular file is
+ * refused before it is read: a FIFO would block the open and every read, a
+ * device would stream forever. The open itself never waits (O_NONBLOCK), so
+ * a path swapped for a FIFO after the first look is still refused.
+ */
 export async function openFileSource(path: string): Promise<BundleSource> {
+  refuseIrregular(
+    path,
+    await stat(path).catch((error: unknown) => {
+      throw ioError(error, path, 'open');
+    }),
+  );
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw ioError(error, path, 'open');
   }
   try {
     const stats = await handle.stat();
-    if (stats.isDirectory()) {
-      throw new FerryError('E_BUNDLE_FORMAT', `${path} is a folder, not a bundle file`, {
-        file: path,
-        hint: 'pass the .tar, .tar.gz or .zip bundle file',
-      });
-    }
+    refuseIrregular(path, stats);
     return new FileSource(path, stats.size, handle);
   } catch (error) {
     await handle.close();
     throw error instanceof FerryError ? error : ioError(error, path, 'open');
   }
+}
+
+function refuseIrregular(path: string, stats: Stats): void {
+  if (stats.isFile()) return;
+  const what = stats.isDirectory()
+    ? 'a folder'
+    : stats.isFIFO()
+      ? 'a FIFO'
+      : stats.isSocket()
+        ? 'a socket'
+        : 'a device';
+  throw new FerryError('E_BUNDLE_FORMAT', `${path} is ${what}, not a bundle file`, {
+    file: path,
+    hint: 'pass the .tar, .tar.gz or .zip bundle file',
+  });
 }

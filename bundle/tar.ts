@@ -1,11 +1,19 @@
-import { PassThrough, Transform } from 'node:stream';
-import { Header, Parser, Pax, type ReadEntry } from 'tar';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { Header, Pax } from 'tar';
 import { FerryError, ioError } from '../manifest-schema/index.js';
+import { EntryAudit } from './audit.js';
+import { roundUp512, TAR_END_BLOCKS, tarDataSize, tarHeader, type PlacedEntry } from './layout.js';
 import {
   checkMetadataEntry,
+  rawOf,
+  visitIndexed,
   type ArchiveReader,
+  type EntryVisitor,
   type IndexedEntry,
   type RawEntry,
+  type Skeleton,
 } from './reader.js';
 import { corruptBundle, type BundleSource } from './source.js';
 
@@ -15,16 +23,81 @@ const VISIT_HIGH_WATER = 256 * 1024;
 const MAX_EXTENDED_HEADER = 1024 * 1024;
 
 /**
- * The one reading of a tar header (node-tar's parsed entry, or a header read
- * by `indexTar` with its PAX fields applied) as an entry: every reader must
- * see the same type, name and link target in the same bytes.
+ * A tar or tar.gz bundle. Its layout is known from the signed metadata, so
+ * it is not parsed as tar at all: each header is compared, as it is reached,
+ * with the bytes Ferry writes there, then the entry's data is handed out,
+ * then its padding and, after the last entry, the end blocks must be zero
+ * and the file (or the gzip stream) must end. Global or unknown headers,
+ * sparse entries, data after the end, a zip in disguise: all differ from
+ * the layout somewhere. Only when a header differs is it parsed, to name the
+ * most specific refusal.
  */
-function tarEntry(header: {
-  type: string | undefined;
-  path: string;
-  size: number;
-  linkpath: string | undefined;
-}): RawEntry {
+export async function openTar(
+  source: BundleSource,
+  format: 'tar' | 'tar.gz',
+): Promise<ArchiveReader> {
+  const metadataBytes = await readMetadata(source, format);
+  let indexed: Promise<IndexedEntry[]> | null = null;
+  const index = (skeleton: Skeleton): Promise<IndexedEntry[]> =>
+    (indexed ??= checkTar(source, skeleton));
+  return {
+    metadataBytes,
+    // Volumes asked for one at a time are read once, in order: no index, no random reads.
+    index: (skeleton) =>
+      format === 'tar' && !source.sequential ? index(skeleton) : Promise.resolve(null),
+    visit: async (skeleton, visitor, select, upTo) =>
+      format === 'tar' && !source.sequential
+        ? visitIndexed(source, await index(skeleton), visitor, select)
+        : streamTar(source, format, skeleton, visitor, select, upTo),
+    close: () => Promise.resolve(),
+  };
+}
+
+/** bundle.json, the first entry: its header is parsed, since nothing is known yet; the layout check compares it later. */
+async function readMetadata(source: BundleSource, format: 'tar' | 'tar.gz'): Promise<Buffer> {
+  if (format === 'tar') {
+    const block = Buffer.alloc(512);
+    await source.read(block, 0);
+    const size = metadataSize(source.name, block);
+    const bytes = Buffer.alloc(size);
+    await source.read(bytes, 512);
+    return bytes;
+  }
+  const stream = gunzipped(source, METADATA_HIGH_WATER);
+  const bytes = new StreamBytes(stream.output, source.name);
+  try {
+    const size = metadataSize(source.name, await bytes.take(512));
+    return await bytes.take(size);
+  } finally {
+    stream.close();
+  }
+}
+
+function metadataSize(file: string, block: Buffer): number {
+  const header = parseHeader(file, block, 0);
+  checkMetadataEntry(file, block.every((byte) => byte === 0) ? null : entryOf(header, {}));
+  return header.size as number;
+}
+
+/** A header block as node-tar reads it, refused unless its checksum holds and its size is a plain number. */
+function parseHeader(file: string, block: Buffer, position: number): Header {
+  let header: Header;
+  try {
+    header = new Header(block);
+  } catch (cause) {
+    // node-tar throws on a base-256 size out of range
+    throw corruptBundle(file, `the header at byte ${position} does not parse`, { cause });
+  }
+  if (block.every((byte) => byte === 0)) return header;
+  if (!header.cksumValid)
+    throw corruptBundle(file, `the header at byte ${position} fails its checksum`);
+  const size = header.size;
+  if (size === undefined || !Number.isSafeInteger(size) || size < 0)
+    throw corruptBundle(file, `the header at byte ${position} has no valid size`);
+  return header;
+}
+
+function entryOf(header: Header, pax: Record<string, unknown>): RawEntry {
   const type =
     header.type === 'File' || header.type === 'OldFile'
       ? 'file'
@@ -33,208 +106,303 @@ function tarEntry(header: {
         : header.type === 'SymbolicLink'
           ? 'symlink'
           : 'other';
-  const name = type === 'dir' && header.path.endsWith('/') ? header.path.slice(0, -1) : header.path;
+  const path = typeof pax.path === 'string' ? pax.path : (header.path ?? '');
+  const linkpath = typeof pax.linkpath === 'string' ? pax.linkpath : header.linkpath;
   return {
-    name,
+    name: type === 'dir' && path.endsWith('/') ? path.slice(0, -1) : path,
     type,
-    size: header.size,
-    ...(header.linkpath ? { target: header.linkpath } : {}),
+    // A PAX size overrides the header's, as in every tar reader.
+    size: typeof pax.size === 'number' ? pax.size : (header.size ?? 0),
+    ...(linkpath ? { target: linkpath } : {}),
   };
 }
 
-function entryOf(entry: ReadEntry): RawEntry {
-  return tarEntry({
-    type: entry.type,
-    path: entry.path,
-    size: entry.size ?? 0,
-    linkpath: entry.linkpath,
-  });
+/**
+ * The refusal for the entry whose header starts where `skeleton.expected[at]`
+ * should (`at` past the last entry: where the end blocks should be). `next`
+ * reads the archive onward from that header.
+ */
+async function explainTar(
+  file: string,
+  skeleton: Skeleton,
+  at: number,
+  position: number,
+  next: (length: number) => Promise<Buffer>,
+): Promise<FerryError> {
+  let header = parseHeader(file, await next(512), position);
+  if (header.nullBlock || header.cksum === undefined)
+    return EntryAudit.explain(file, skeleton.expected, at, null);
+  let pax: Record<string, unknown> = {};
+  if (header.type === 'GlobalExtendedHeader')
+    return corruptBundle(file, `a global PAX header at byte ${position}; Ferry writes none`);
+  if (header.type === 'ExtendedHeader') {
+    const length = header.size as number;
+    if (length > MAX_EXTENDED_HEADER)
+      return corruptBundle(file, `an extended header of ${length} bytes at byte ${position}`);
+    const body = await next(roundUp512(length));
+    pax = { ...Pax.parse(body.subarray(0, length).toString('utf8'), {}) };
+    header = parseHeader(file, await next(512), position + 512 + body.length);
+  }
+  return EntryAudit.explain(file, skeleton.expected, at, entryOf(header, pax));
 }
 
-function tarError(error: unknown, file: string): FerryError {
+function isZero(bytes: Buffer): boolean {
+  for (const byte of bytes) if (byte !== 0) return false;
+  return true;
+}
+
+function paddingError(file: string, placed: PlacedEntry | undefined): FerryError {
+  return corruptBundle(
+    file,
+    `the bytes after ${placed ? `${placed.entry.name}'s data` : 'the first header'} are not the zero padding Ferry writes`,
+    placed ? { entry: placed.entry.name } : {},
+  );
+}
+
+/**
+ * A plain tar checked by range, one read per entry (its predecessor's
+ * padding and its header), then the end blocks and the file's size. Bounded
+ * by the metadata's entry count, whatever the file holds.
+ */
+async function checkTar(source: BundleSource, skeleton: Skeleton): Promise<IndexedEntry[]> {
+  const { name: file } = source;
+  const { layout } = skeleton;
+  const read = async (position: number, length: number): Promise<Buffer> => {
+    const bytes = Buffer.alloc(length);
+    await source.read(bytes, position);
+    return bytes;
+  };
+  const reader = (from: number) => {
+    let position = from;
+    return async (length: number): Promise<Buffer> => {
+      const bytes = await read(position, length);
+      position += length;
+      return bytes;
+    };
+  };
+  const indexed: IndexedEntry[] = [];
+  let position = 0;
+  for (const [at, placed] of layout.placed.entries()) {
+    const lead = await read(position, placed.dataOffset - position);
+    const padding = placed.headerOffset - position;
+    if (!isZero(lead.subarray(0, padding))) throw paddingError(file, layout.placed[at - 1]);
+    if (!lead.subarray(padding).equals(tarHeader(placed.entry, layout.mtime)))
+      throw await explainTar(file, skeleton, at, placed.headerOffset, reader(placed.headerOffset));
+    indexed.push({ ...rawOf(placed.entry), offset: placed.dataOffset });
+    position = placed.dataOffset + tarDataSize(placed.entry);
+  }
+  const padding = await read(position, layout.dataEnd - position);
+  if (!isZero(padding)) throw paddingError(file, layout.placed.at(-1));
+  if (source.size < layout.dataEnd + TAR_END_BLOCKS)
+    throw corruptBundle(file, 'ends without the end-of-archive blocks');
+  if (!isZero(await read(layout.dataEnd, TAR_END_BLOCKS)))
+    throw await explainTar(
+      file,
+      skeleton,
+      layout.placed.length,
+      layout.dataEnd,
+      reader(layout.dataEnd),
+    );
+  checkEnd(file, source.size - layout.dataEnd - TAR_END_BLOCKS);
+  return indexed;
+}
+
+function checkEnd(file: string, extra: number): void {
+  if (extra !== 0)
+    throw corruptBundle(
+      file,
+      `holds ${extra} bytes after its end-of-archive blocks; Ferry writes nothing there`,
+    );
+}
+
+/**
+ * A tar.gz (or a plain tar on volumes read in order) streamed once, start to
+ * end: each header is compared as it arrives, each entry's data is handed to
+ * the visitor (or skipped), and after the end blocks neither the tar nor the
+ * gzip stream may hold another byte, so no bomb after the end is ever
+ * inflated beyond one chunk.
+ */
+async function streamTar(
+  source: BundleSource,
+  format: 'tar' | 'tar.gz',
+  skeleton: Skeleton,
+  visitor: EntryVisitor,
+  select?: (name: string) => boolean,
+  upTo?: string,
+): Promise<void> {
+  const { name: file } = source;
+  const { layout } = skeleton;
+  const stream =
+    format === 'tar.gz' ? gunzipped(source, VISIT_HIGH_WATER) : plain(source, VISIT_HIGH_WATER);
+  const bytes = new StreamBytes(stream.output, file);
+  try {
+    let position = 0;
+    for (const [at, placed] of layout.placed.entries()) {
+      const lead = await bytes.take(placed.dataOffset - position);
+      const padding = placed.headerOffset - position;
+      if (!isZero(lead.subarray(0, padding))) throw paddingError(file, layout.placed[at - 1]);
+      const header = lead.subarray(padding);
+      if (!header.equals(tarHeader(placed.entry, layout.mtime))) {
+        bytes.unshift(header);
+        throw await explainTar(file, skeleton, at, placed.headerOffset, (n) => bytes.take(n));
+      }
+      const size = tarDataSize(placed.entry);
+      if (select && !select(placed.entry.name)) await bytes.skip(size);
+      else {
+        const data = Readable.from(bytes.data(size), { objectMode: false });
+        await visitor(rawOf(placed.entry), data);
+        await finished(data);
+      }
+      position = placed.dataOffset + size;
+      if (placed.entry.name === upTo) return;
+    }
+    if (!isZero(await bytes.take(layout.dataEnd - position)))
+      throw paddingError(file, layout.placed.at(-1));
+    const end = await bytes.take(TAR_END_BLOCKS);
+    if (!isZero(end)) {
+      bytes.unshift(end);
+      throw await explainTar(file, skeleton, layout.placed.length, layout.dataEnd, (n) =>
+        bytes.take(n),
+      );
+    }
+    checkEnd(file, await bytes.remaining());
+    await stream.done;
+    const consumed = stream.consumed?.() ?? source.size;
+    if (consumed !== source.size)
+      throw corruptBundle(
+        file,
+        `holds ${source.size - consumed} bytes after its gzip stream; Ferry writes nothing there`,
+      );
+  } finally {
+    stream.close();
+  }
+}
+
+interface Inflow {
+  output: Readable;
+  /** Settles when the whole source has been read (or fails). */
+  done: Promise<void>;
+  close(): void;
+  /** Compressed bytes the gzip stream used, for a tar.gz. */
+  consumed?: () => number;
+}
+
+function plain(source: BundleSource, highWaterMark: number): Inflow {
+  const output = source.stream(0, source.size, highWaterMark);
+  const done = finished(output).catch((error: unknown) => {
+    throw error instanceof FerryError ? error : ioError(error, source.name, 'reading');
+  });
+  done.catch(() => undefined);
+  return { output, done, close: () => output.destroy() };
+}
+
+function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
+  const input = source.stream(0, source.size, highWaterMark);
+  const output = createGunzip();
+  const done = new Promise<void>((resolve, reject) => {
+    input.on('error', reject);
+    output.on('error', reject);
+    output.on('end', resolve);
+  }).catch((error: unknown) => {
+    throw gzipError(error, source.name);
+  });
+  // Awaited only once the whole stream is read; a failure before then is reported by the read.
+  done.catch(() => undefined);
+  input.on('error', (error) => output.destroy(error));
+  input.pipe(output);
+  return {
+    output,
+    done,
+    close: () => {
+      input.destroy();
+      output.destroy();
+    },
+    consumed: () => output.bytesWritten,
+  };
+}
+
+function gzipError(error: unknown, file: string): FerryError {
   if (error instanceof FerryError) return error;
   const code = (error as { code?: string }).code;
-  if (
-    code === 'TAR_BAD_ARCHIVE' ||
-    code === 'TAR_ENTRY_INVALID' ||
-    code === 'TAR_ABORT' ||
-    code === 'Z_DATA_ERROR' ||
-    code === 'Z_BUF_ERROR'
-  ) {
+  if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR')
     return corruptBundle(file, (error as Error).message, { cause: error });
-  }
   return ioError(error, file, 'read');
 }
 
-/** A tar or tar.gz read as a stream; a plain tar can also be indexed by its headers. */
-export async function openTar(
-  source: BundleSource,
-  format: 'tar' | 'tar.gz',
-): Promise<ArchiveReader> {
-  const file = source.name;
-  const metadataBytes = await new Promise<Buffer>((resolve, reject) => {
-    const input = source.stream(0, source.size, METADATA_HIGH_WATER);
-    const parser = new Parser({ strict: true });
-    let settled = false;
-    const finish = (error: FerryError | null, value?: Buffer): void => {
-      if (settled) return;
-      settled = true;
-      input.unpipe(parser);
-      input.destroy();
-      if (error) reject(error);
-      else resolve(value as Buffer);
-    };
-    parser.on('entry', (entry: ReadEntry) => {
-      if (settled) {
-        entry.resume();
-        return;
-      }
-      try {
-        checkMetadataEntry(file, entryOf(entry));
-      } catch (error) {
-        entry.resume();
-        finish(error as FerryError);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      entry.on('data', (chunk: Buffer) => chunks.push(chunk));
-      entry.on('end', () => finish(null, Buffer.concat(chunks)));
-    });
-    parser.on('error', (error: unknown) => finish(tarError(error, file)));
-    parser.on('end', () => {
-      try {
-        checkMetadataEntry(file, null);
-      } catch (error) {
-        finish(error as FerryError);
-      }
-    });
-    input.on('error', (error) => finish(tarError(error, file)));
-    input.pipe(parser);
-  });
+/**
+ * Exact reads from a stream: `take` n bytes, hand out n bytes as chunks,
+ * skip n. The stream ending early is a truncated bundle.
+ */
+class StreamBytes {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private readonly file: string;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
 
-  return {
-    metadataBytes,
-    listing: () => null,
-    index: async () => (format === 'tar' ? indexTar(source) : null),
-    visit: (visitor) =>
-      new Promise<void>((resolve, reject) => {
-        const input = source.stream(0, source.size, VISIT_HIGH_WATER);
-        const parser = new Parser({ strict: true });
-        // Visitors run while later entries stream in, but the source is held
-        // once more than two are unfinished: memory stays bounded by a chunk
-        // and the streams' buffers, whatever the archive holds.
-        const running = new Set<Promise<void>>();
-        let held: Array<() => void> = [];
-        let failed = false;
-        let stopAt: number | null = null;
-        let counter = 0;
-        const streams = new Map<PassThrough, number>();
-        const jobs = new Map<Promise<void>, number>();
-        const release = (): void => {
-          if (running.size > 2) return;
-          const waiting = held;
-          held = [];
-          for (const go of waiting) go();
-        };
-        const gate = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            if (running.size > 2) held.push(() => done(null, chunk));
-            else done(null, chunk);
-          },
-        });
-        const fail = (error: unknown): void => {
-          if (failed) return;
-          failed = true;
-          input.destroy();
-          gate.destroy();
-          reject(tarError(error, file));
-        };
-        parser.on('entry', (entry: ReadEntry) => {
-          if (failed || stopAt !== null) {
-            entry.resume();
-            return;
-          }
-          const data = new PassThrough({ highWaterMark: 1 << 20 });
-          entry.pipe(data);
-          const index = counter++;
-          streams.set(data, index);
-          data.on('close', () => streams.delete(data));
-          const job: Promise<void> = visitor(entryOf(entry), data)
-            .then((verdict) => {
-              if (verdict !== 'stop' || failed || stopAt !== null) return;
-              stopAt = index;
-              input.destroy();
-              // Entries after this one will get no more data; those before it finish as they are.
-              for (const [stream, at] of streams) if (at > index) stream.destroy();
-              const before = [...jobs].filter(([, at]) => at < index).map(([other]) => other);
-              void Promise.all(before).then(() => {
-                if (!failed) resolve();
-              });
-            })
-            .catch((error: unknown) => {
-              if (stopAt === null || index <= stopAt) fail(error);
-            })
-            .finally(() => {
-              running.delete(job);
-              jobs.delete(job);
-              release();
-            });
-          jobs.set(job, index);
-          running.add(job);
-        });
-        parser.on('error', fail);
-        input.on('error', fail);
-        gate.on('error', fail);
-        parser.on('end', () => {
-          void Promise.all(running).then(() => {
-            if (!failed && stopAt === null) resolve();
-          });
-        });
-        input.pipe(gate).pipe(parser);
-      }),
-    close: () => Promise.resolve(),
-  };
-}
-
-/** Reads a plain tar's headers (and PAX headers) only, skipping every entry's data. */
-async function indexTar(source: BundleSource): Promise<IndexedEntry[]> {
-  const { name: file, size } = source;
-  const corrupt = (why: string): FerryError => corruptBundle(file, why);
-  const entries: IndexedEntry[] = [];
-  const block = Buffer.alloc(512);
-  let position = 0;
-  let extended: Record<string, unknown> = {};
-  for (;;) {
-    if (position + 512 > size) throw corrupt('ends without the end-of-archive blocks');
-    await source.read(block, position);
-    if (block.every((byte) => byte === 0)) break;
-    const header = new Header(block);
-    if (!header.cksumValid) throw corrupt(`the header at byte ${position} fails its checksum`);
-    const isExtended = header.type === 'ExtendedHeader' || header.type === 'GlobalExtendedHeader';
-    // A PAX size overrides the header's, as in every tar reader (it is how sizes past 8 GiB are written).
-    const length =
-      !isExtended && typeof extended.size === 'number' ? extended.size : (header.size ?? 0);
-    const offset = position + 512;
-    const next = offset + Math.ceil(length / 512) * 512;
-    if (offset + length > size)
-      throw corrupt(`${header.path ?? 'an entry'} runs past the end of the file`);
-    if (isExtended) {
-      if (length > MAX_EXTENDED_HEADER) throw corrupt(`an extended header of ${length} bytes`);
-      const body = Buffer.alloc(length);
-      await source.read(body, offset);
-      if (header.type === 'ExtendedHeader') extended = { ...Pax.parse(body.toString('utf8'), {}) };
-      position = next;
-      continue;
-    }
-    const entry = tarEntry({
-      type: header.type,
-      path: typeof extended.path === 'string' ? extended.path : (header.path ?? ''),
-      size: length,
-      linkpath: typeof extended.linkpath === 'string' ? extended.linkpath : header.linkpath,
-    });
-    entries.push({ ...entry, offset });
-    extended = {};
-    position = next;
+  constructor(stream: Readable, file: string) {
+    this.iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.file = file;
   }
-  return entries;
+
+  private async fill(): Promise<boolean> {
+    let next: IteratorResult<Buffer>;
+    try {
+      next = await this.iterator.next();
+    } catch (error) {
+      throw gzipError(error, this.file);
+    }
+    if (next.done) return false;
+    this.chunks.push(next.value);
+    this.buffered += next.value.length;
+    return true;
+  }
+
+  unshift(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.chunks.unshift(bytes);
+    this.buffered += bytes.length;
+  }
+
+  /** Up to `limit` bytes of what is buffered (filling first when nothing is). */
+  private async piece(limit: number): Promise<Buffer> {
+    if (this.buffered === 0 && !(await this.fill()))
+      throw corruptBundle(this.file, 'ends in the middle of an entry (truncated)');
+    const first = this.chunks[0] as Buffer;
+    const piece = first.length <= limit ? first : first.subarray(0, limit);
+    if (piece === first) this.chunks.shift();
+    else this.chunks[0] = first.subarray(limit);
+    this.buffered -= piece.length;
+    return piece;
+  }
+
+  async take(length: number): Promise<Buffer> {
+    const pieces: Buffer[] = [];
+    let got = 0;
+    while (got < length) {
+      const piece = await this.piece(length - got);
+      pieces.push(piece);
+      got += piece.length;
+    }
+    return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, length);
+  }
+
+  async *data(length: number): AsyncGenerator<Buffer> {
+    let left = length;
+    while (left > 0) {
+      const piece = await this.piece(left);
+      left -= piece.length;
+      yield piece;
+    }
+  }
+
+  async skip(length: number): Promise<void> {
+    let left = length;
+    while (left > 0) left -= (await this.piece(left)).length;
+  }
+
+  /** How many bytes follow (0 when the stream ends here); stops counting after the first chunk. */
+  async remaining(): Promise<number> {
+    if (this.buffered === 0) await this.fill();
+    return this.buffered;
+  }
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  decodeMetadata,
   FerryError,
   MAX_ROOT_BYTES,
   MAX_ROOT_STEPS,
@@ -31,21 +32,25 @@ export async function walkCarriedChain(
   trusted: TrustedRoot,
   now: Date,
 ): Promise<{ root: TrustedRoot; carried: CarriedRoot[] }> {
-  // The payload is not verified yet, so it is not parsed: its bytes only say whether to look.
-  // They are the very bytes the signature is checked over next, so a lie is refused there.
+  // The payload is not verified yet: its bytes only say whether to look, and
+  // they are the very bytes the signature is checked over next.
   if (!payload.includes('"trustChain":')) return { root: trusted, carried: [] };
+  const listed = provisional(payload, reader.file);
+  const last = listed?.trustChain?.at(-1);
+  // Nothing a reader could walk: the signature (or the metadata check after it) refuses the bundle.
+  if (!listed || !last) return { root: trusted, carried: [] };
+  // The archive's layout is bound from the unverified metadata only to read the
+  // roots through the byte-exact readers; the signed bytes are bound again after
+  // the signature, and `checkCarriedChain` ties the roots to their signed hashes.
+  reader.expect(listed);
   const carried: CarriedRoot[] = [];
   const candidates: Array<RootCandidate | undefined> = [];
   await reader.visit(
     async (raw, data) => {
-      if (raw.name === 'bundle.json') {
-        data.resume();
-        return;
-      }
       const version = ENTRY.exec(raw.name)?.[1];
       if (version === undefined || raw.type !== 'file') {
-        data.destroy();
-        return 'stop';
+        data.resume();
+        throw unlistedEntryError(reader.file, raw.name);
       }
       const slot = carried.length;
       if (slot === MAX_ROOT_STEPS) throw tooLong(reader.file, raw.name);
@@ -68,6 +73,7 @@ export async function walkCarriedChain(
         candidates[slot] = { file: reader.file, entry: raw.name, bytes };
     },
     (name) => name.startsWith('trust/'),
+    last.path,
   );
   const walk = walkRootChain(
     trusted,
@@ -76,6 +82,15 @@ export async function walkCarriedChain(
   );
   if (walk.refusal) throw walk.refusal;
   return { root: walk.root, carried };
+}
+
+/** The metadata as it claims to be, before its signature is checked; null when it is not even that. */
+function provisional(payload: Buffer, file: string): BundleMetadata | null {
+  try {
+    return decodeMetadata(payload, file);
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type SignatureStatus,
 } from '../manifest-schema/index.js';
 import { checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
+import { mediaOf } from './media.js';
 import { openTrusted, type TrustContext } from './open.js';
 import { collect, type BundleReader, type IndexedEntry } from './reader.js';
 
@@ -25,8 +26,9 @@ export async function verifyBundle(file: string, trust: TrustContext): Promise<V
   const opened = await openTrusted(file, trust);
   const { reader, metadata } = opened;
   try {
+    // On media every part is checked first, so a damaged one is named by part and volume.
+    await mediaOf(reader.source)?.checkParts(true);
     const expected = expectedEntries(metadata, reader.metadataBytes.length);
-    EntryAudit.checkListing(reader, expected);
     const audit = new EntryAudit(expected, file);
     const index = await reader.index();
     const counted = index
@@ -63,7 +65,7 @@ interface Counted {
   bytes: number;
 }
 
-/** tar.gz and zip: entries in archive order, hashed as they stream past. */
+/** tar.gz: entries in archive order, hashed as they stream past. */
 async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise<Counted> {
   const counted = { entries: 0, bytes: 0 };
   await reader.visit(async (raw, data) => {
@@ -84,7 +86,7 @@ async function verifyStreaming(reader: BundleReader, audit: EntryAudit): Promise
 }
 
 /**
- * Plain tar: every header is checked before any data is read, then the files
+ * Plain tar and zip: every byte but the payload is checked before any payload is read, then the files
  * are hashed at their offsets on every core. The verdict is the same as the
  * streaming one, down to which bad entry is named first.
  */

@@ -1,16 +1,122 @@
 import { type Readable } from 'node:stream';
 import yauzl from 'yauzl';
-import { FerryError, unsafePathReason } from '../manifest-schema/index.js';
+import { FerryError } from '../manifest-schema/index.js';
+import { EntryAudit } from './audit.js';
+import {
+  ZIP_LOCAL_CRC_AT,
+  zipCentralRecord,
+  zipCrc,
+  zipInlineData,
+  zipLocalHeader,
+  zipTrailer,
+} from './layout.js';
 import {
   checkMetadataEntry,
-  collect,
-  emptyStream,
-  unsafeEntryError,
+  rawOf,
+  visitIndexed,
   type ArchiveReader,
   type IndexedEntry,
   type RawEntry,
+  type Skeleton,
+  unsafeEntryError,
 } from './reader.js';
-import type { BundleSource } from './source.js';
+import { corruptBundle, type BundleSource } from './source.js';
+
+const S_IFMT = 0o170000;
+const ZIP64_EXTRA = 20;
+const MAX_LINK_TARGET = 4096;
+
+/**
+ * A zip bundle. Opening reads bundle.json from the first local header alone;
+ * once the metadata is bound, every local header (CRC-32 aside, which only
+ * the data gives), every link target, the central directory, the end
+ * records and the file's size must be exactly what Ferry writes, so local
+ * and central views cannot disagree, no record can hide or point elsewhere,
+ * and nothing follows the end. Entries are then read at known offsets.
+ */
+export async function openZip(source: BundleSource): Promise<ArchiveReader> {
+  const file = source.name;
+  const read = async (position: number, length: number): Promise<Buffer> => {
+    const bytes = Buffer.alloc(length);
+    await source.read(bytes, position);
+    return bytes;
+  };
+  const fixed = await read(0, 30);
+  const nameLength = fixed.readUInt16LE(26);
+  const extraLength = fixed.readUInt16LE(28);
+  const variable = await read(30, nameLength + extraLength);
+  const name = variable.subarray(0, nameLength).toString('utf8');
+  const size =
+    extraLength === ZIP64_EXTRA && fixed.readUInt32LE(22) === 0xffffffff
+      ? Number(variable.readBigUInt64LE(nameLength + 4))
+      : fixed.readUInt32LE(22);
+  checkMetadataEntry(file, { name, type: name.endsWith('/') ? 'dir' : 'file', size });
+  const metadataBytes = await read(30 + nameLength + extraLength, size);
+
+  let indexed: Promise<IndexedEntry[]> | null = null;
+  const index = (skeleton: Skeleton): Promise<IndexedEntry[]> =>
+    (indexed ??= checkZip(source, skeleton, metadataBytes, read));
+  return {
+    metadataBytes,
+    forceZip64: extraLength === ZIP64_EXTRA,
+    index,
+    visit: async (skeleton, visitor, select) =>
+      visitIndexed(source, await index(skeleton), visitor, select),
+    close: () => Promise.resolve(),
+  };
+}
+
+async function checkZip(
+  source: BundleSource,
+  skeleton: Skeleton,
+  metadataBytes: Buffer,
+  read: (position: number, length: number) => Promise<Buffer>,
+): Promise<IndexedEntry[]> {
+  const { name: file } = source;
+  const { layout } = skeleton;
+  const differs = async (where: string, entry?: string): Promise<FerryError> =>
+    (await explainZip(source, skeleton)) ??
+    corruptBundle(file, `${where} is not the one Ferry writes`, entry ? { entry } : {});
+  const crcs: number[] = [];
+  const indexed: IndexedEntry[] = [];
+  for (const [at, placed] of layout.placed.entries()) {
+    const { entry } = placed;
+    const inline = at === 0 ? metadataBytes : zipInlineData(entry);
+    const headerLength = placed.dataOffset - placed.headerOffset;
+    const bytes = await read(
+      placed.headerOffset,
+      headerLength + (inline && at > 0 ? inline.length : 0),
+    );
+    const crc = inline ? zipCrc(inline) : bytes.readUInt32LE(ZIP_LOCAL_CRC_AT);
+    const local = bytes.subarray(0, headerLength);
+    if (!local.equals(zipLocalHeader(layout, placed, crc)))
+      throw await differs(`the local header of ${entry.name}`, entry.name);
+    if (at > 0 && inline && !bytes.subarray(headerLength).equals(inline))
+      throw await differs(`the link target of ${entry.name}`, entry.name);
+    crcs.push(crc);
+    indexed.push({ ...rawOf(entry), offset: placed.dataOffset });
+  }
+  let position = layout.dataEnd;
+  for (const [at, placed] of layout.placed.entries()) {
+    const record = zipCentralRecord(layout, placed, crcs[at] as number);
+    if (!(await read(position, record.length)).equals(record))
+      throw await differs(
+        `the central directory record of ${placed.entry.name}`,
+        placed.entry.name,
+      );
+    position += record.length;
+  }
+  const trailer = zipTrailer(layout, position - layout.dataEnd);
+  if (!(await read(position, trailer.length)).equals(trailer))
+    throw await differs('the end of central directory record');
+  position += trailer.length;
+  if (source.size !== position)
+    throw corruptBundle(
+      file,
+      `holds ${source.size - position} bytes after its end of central directory record; Ferry writes nothing there`,
+    );
+  return indexed;
+}
 
 /** yauzl reads the zip through the bundle's source, by range. */
 class SourceReader extends yauzl.RandomAccessReader {
@@ -39,23 +145,72 @@ class SourceReader extends yauzl.RandomAccessReader {
   }
 }
 
-interface ZipEntryInfo {
-  entry: yauzl.Entry;
-  raw: RawEntry;
+/**
+ * The most specific refusal for a zip that is not the one Ferry writes,
+ * from its central directory as an unzip tool reads it: an unsafe, unlisted
+ * or duplicate entry, a device, a wrong size, a missing entry. Reads at most
+ * one record more than the metadata lists, however many the zip claims.
+ * Null when the directory says nothing more specific.
+ */
+async function explainZip(source: BundleSource, skeleton: Skeleton): Promise<FerryError | null> {
+  const file = source.name;
+  const { expected } = skeleton;
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await yauzl.fromRandomAccessReaderPromise(new SourceReader(source), source.size, {
+      lazyEntries: true,
+      autoClose: false,
+      decodeStrings: false,
+      validateEntrySizes: false,
+      strictFileNames: false,
+    });
+  } catch (error) {
+    return error instanceof FerryError ? error : zipCorrupt(file, error);
+  }
+  try {
+    const audit = new EntryAudit(expected, file);
+    for (let count = 0; count <= expected.length; count++) {
+      const entry = await nextEntry(zip);
+      if (entry === null) break;
+      audit.admit(await withTarget(zip, source, entry));
+    }
+    const missing = audit.missing()[0];
+    return missing === undefined
+      ? null
+      : EntryAudit.explain(
+          file,
+          expected,
+          expected.findIndex((e) => e.name === missing),
+          null,
+        );
+  } catch (error) {
+    return error instanceof FerryError ? error : zipCorrupt(file, error);
+  } finally {
+    zip.close();
+  }
 }
 
-const S_IFMT = 0o170000;
-const MAX_LINK_TARGET = 4096;
+/** A link's target is read into memory to be checked; no real one is longer than PATH_MAX. */
+async function withTarget(
+  zip: yauzl.ZipFile,
+  source: BundleSource,
+  entry: yauzl.Entry,
+): Promise<RawEntry> {
+  const raw = zipRaw(entry);
+  if (raw.type !== 'symlink') return raw;
+  if (raw.size > MAX_LINK_TARGET)
+    throw unsafeEntryError(source.name, raw.name, `is a link with a ${raw.size}-byte target`);
+  const local = await zip.readLocalFileHeaderPromise(entry);
+  const target = Buffer.alloc(raw.size);
+  await source.read(target, local.fileDataStart);
+  return { ...raw, target: target.toString('utf8') };
+}
 
-function zipRaw(entry: yauzl.Entry, file: string): RawEntry {
+function zipRaw(entry: yauzl.Entry): RawEntry {
   const nameBytes = entry.fileName as unknown as Buffer;
   const utf8 = (entry.generalPurposeBitFlag & 0x800) !== 0;
   let name = utf8 ? nameBytes.toString('utf8') : nameBytes.toString('latin1');
-  if (!utf8 && /[^\x20-\x7e]/.test(name)) {
-    throw unsafeEntryError(file, name, 'has a non-ASCII name without the UTF-8 flag');
-  }
-  const mode = (entry.externalFileAttributes >>> 16) & 0xffff;
-  const kind = mode & S_IFMT;
+  const kind = (entry.externalFileAttributes >>> 16) & 0xffff & S_IFMT;
   let type: RawEntry['type'] = 'file';
   if (name.endsWith('/')) {
     type = 'dir';
@@ -63,211 +218,6 @@ function zipRaw(entry: yauzl.Entry, file: string): RawEntry {
   } else if (kind === 0o120000) type = 'symlink';
   else if (kind !== 0 && kind !== 0o100000) type = 'other';
   return { name, type, size: entry.uncompressedSize };
-}
-
-/**
- * A zip read through its central directory; entries are opened one by one
- * and their local headers checked against it.
- */
-export async function openZip(source: BundleSource): Promise<ArchiveReader> {
-  const file = source.name;
-  let zip: yauzl.ZipFile;
-  try {
-    zip = await yauzl.fromRandomAccessReaderPromise(new SourceReader(source), source.size, {
-      lazyEntries: true,
-      autoClose: false,
-      decodeStrings: false,
-      validateEntrySizes: true,
-    });
-  } catch (error) {
-    throw error instanceof FerryError ? error : zipCorrupt(file, error);
-  }
-  const entries: ZipEntryInfo[] = [];
-  const names = new Set<string>();
-  try {
-    for (;;) {
-      const entry = await nextEntry(zip);
-      if (entry === null) break;
-      const raw = zipRaw(entry, file);
-      const reason = unsafePathReason(raw.name);
-      if (reason !== null) throw unsafeEntryError(file, raw.name, reason);
-      if (names.has(raw.name)) {
-        throw new FerryError(
-          'E_DUPLICATE_ENTRY',
-          `${file}: ${raw.name} appears twice in the zip's central directory`,
-          {
-            file,
-            entry: raw.name,
-            hint: 'the bundle was crafted or damaged; get it again from its publisher',
-          },
-        );
-      }
-      names.add(raw.name);
-      if (entry.compressionMethod !== 0)
-        throw unsafeEntryError(file, raw.name, 'is compressed; Ferry bundles store entries');
-      if ((entry.generalPurposeBitFlag & 0x1) !== 0)
-        throw unsafeEntryError(file, raw.name, 'is encrypted');
-      // A link's target is read into memory; no real one is longer than PATH_MAX.
-      if (raw.type === 'symlink' && raw.size > MAX_LINK_TARGET)
-        throw unsafeEntryError(file, raw.name, `is a link with a ${raw.size}-byte target`);
-      entries.push({ entry, raw });
-    }
-  } catch (error) {
-    zip.close();
-    throw error instanceof FerryError ? error : zipCorrupt(file, error);
-  }
-  const byOffset = [...entries].sort(
-    (a, b) => a.entry.relativeOffsetOfLocalHeader - b.entry.relativeOffsetOfLocalHeader,
-  );
-  const nextOffset = new Map<yauzl.Entry, number>();
-  for (const [index, info] of byOffset.entries()) {
-    nextOffset.set(
-      info.entry,
-      byOffset[index + 1]?.entry.relativeOffsetOfLocalHeader ?? zipCentralStart(zip),
-    );
-  }
-
-  const first = entries[0];
-  let metadataBytes: Buffer;
-  try {
-    checkMetadataEntry(file, first?.raw ?? null);
-    const stream = await openChecked(zip, first as ZipEntryInfo, nextOffset, file);
-    metadataBytes = await collect(stream);
-  } catch (error) {
-    zip.close();
-    throw error instanceof FerryError ? error : zipCorrupt(file, error);
-  }
-
-  return {
-    metadataBytes,
-    listing: () => entries.map((info) => info.raw),
-    index: async () => {
-      // Ferry's zips are stored, so each entry's bytes sit at a known offset:
-      // every local header is checked first, then the data can be hashed in parallel.
-      const indexed: IndexedEntry[] = [];
-      try {
-        for (const info of entries) {
-          if (info.raw.type === 'dir') {
-            indexed.push({ ...info.raw, offset: 0 });
-            continue;
-          }
-          const offset = await checkedDataStart(zip, info, nextOffset, file);
-          const target =
-            info.raw.type === 'symlink'
-              ? (await collect(await openAt(zip, info.entry, offset))).toString('utf8')
-              : undefined;
-          indexed.push({ ...info.raw, offset, ...(target !== undefined ? { target } : {}) });
-        }
-      } catch (error) {
-        throw error instanceof FerryError ? error : zipCorrupt(file, error);
-      }
-      return indexed;
-    },
-    visit: async (visitor, select) => {
-      for (const info of entries) {
-        if (select && !select(info.raw.name)) continue;
-        let stream: Readable;
-        try {
-          stream =
-            info.raw.type === 'dir'
-              ? emptyStream()
-              : await openChecked(zip, info, nextOffset, file);
-        } catch (error) {
-          throw error instanceof FerryError ? error : zipCorrupt(file, error);
-        }
-        const raw =
-          info.raw.type === 'symlink'
-            ? { ...info.raw, target: (await collect(stream)).toString('utf8') }
-            : info.raw;
-        try {
-          const verdict = await visitor(raw, info.raw.type === 'symlink' ? emptyStream() : stream);
-          if (verdict === 'stop') return;
-        } catch (error) {
-          stream.destroy();
-          throw error instanceof FerryError ? error : zipCorrupt(file, error);
-        }
-      }
-    },
-    close: () => {
-      zip.close();
-      return Promise.resolve();
-    },
-  };
-}
-
-function zipCentralStart(zip: yauzl.ZipFile): number {
-  return (zip as unknown as { centralDirectoryOffset: number }).centralDirectoryOffset;
-}
-
-/**
- * Where an entry's data starts, after checking what yauzl leaves to us: the
- * local header names the same file with the same sizes as the central
- * directory, and its data ends before the next entry begins (no overlapping
- * entries).
- */
-async function checkedDataStart(
-  zip: yauzl.ZipFile,
-  info: ZipEntryInfo,
-  nextOffset: Map<yauzl.Entry, number>,
-  file: string,
-): Promise<number> {
-  const { entry, raw } = info;
-  const local = await zip.readLocalFileHeaderPromise(entry);
-  const centralName = entry.fileName as unknown as Buffer;
-  const disagree = (what: string): FerryError =>
-    new FerryError(
-      'E_BUNDLE_CORRUPT',
-      `${file}: ${raw.name}'s local header disagrees with the central directory (${what})`,
-      {
-        file,
-        entry: raw.name,
-        hint: 'the zip was crafted or damaged; get the bundle again from its publisher',
-      },
-    );
-  if (!Buffer.from(local.fileName).equals(centralName)) throw disagree('name');
-  if (local.compressionMethod !== entry.compressionMethod) throw disagree('compression');
-  if ((local.generalPurposeBitFlag & 0x8) !== 0) throw disagree('data descriptor');
-  if (local.compressedSize !== 0xffffffff && local.compressedSize !== entry.compressedSize)
-    throw disagree('size');
-  if (local.uncompressedSize !== 0xffffffff && local.uncompressedSize !== entry.uncompressedSize)
-    throw disagree('size');
-  if (local.crc32 !== entry.crc32) throw disagree('CRC-32');
-  const end = local.fileDataStart + entry.compressedSize;
-  if (end > (nextOffset.get(entry) ?? Infinity)) {
-    throw new FerryError('E_BUNDLE_CORRUPT', `${file}: ${raw.name} overlaps the next entry`, {
-      file,
-      entry: raw.name,
-      hint: 'overlapping entries are a zip-bomb trick; this bundle was crafted',
-    });
-  }
-  return local.fileDataStart;
-}
-
-function openAt(zip: yauzl.ZipFile, entry: yauzl.Entry, dataStart: number): Promise<Readable> {
-  // yauzl 3.4's openReadStreamLowLevelPromise calls the wrong method, so the callback form it is.
-  return new Promise((resolve, reject) => {
-    zip.openReadStreamLowLevel(
-      dataStart,
-      entry.compressedSize,
-      0,
-      entry.compressedSize,
-      false,
-      entry.uncompressedSize,
-      (error, stream) => {
-        if (error) reject(error);
-        else resolve(stream);
-      },
-    );
-  });
-}
-
-async function openChecked(
-  zip: yauzl.ZipFile,
-  info: ZipEntryInfo,
-  nextOffset: Map<yauzl.Entry, number>,
-  file: string,
-): Promise<Readable> {
-  return openAt(zip, info.entry, await checkedDataStart(zip, info, nextOffset, file));
 }
 
 function nextEntry(zip: yauzl.ZipFile): Promise<yauzl.Entry | null> {
@@ -297,9 +247,5 @@ function nextEntry(zip: yauzl.ZipFile): Promise<yauzl.Entry | null> {
 }
 
 function zipCorrupt(file: string, error: unknown): FerryError {
-  return new FerryError('E_BUNDLE_CORRUPT', `${file}: ${(error as Error).message}`, {
-    file,
-    hint: 'the zip is truncated or damaged: copy it again from its source and check its sha256',
-    cause: error,
-  });
+  return corruptBundle(file, (error as Error).message, { cause: error });
 }

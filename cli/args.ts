@@ -29,6 +29,30 @@ export interface Command {
   summary: string;
   options: Options;
   run(args: Parsed): Promise<CommandResult>;
+  /**
+   * Runs first: when the bundle needs a newer Ferry that it carries, the
+   * whole command (`argv`, unchanged) is handed to that one; its exit status,
+   * or null to run here.
+   */
+  handOver?(args: Parsed, argv: readonly string[]): Promise<number | null>;
+}
+
+/** The hand-over of `plan` and `install`, which name a bundle and an appliance. */
+export async function handOverBundle(
+  { values, positionals }: Parsed,
+  argv: readonly string[],
+): Promise<number | null> {
+  const [bundle] = positionals;
+  if (bundle === undefined) return null;
+  const root = optional(values, 'root');
+  const stateFile = optional(values, 'state');
+  const { handOver } = await import('../installer/handover.js');
+  return handOver({
+    bundle,
+    argv,
+    ...(root !== undefined ? { root } : {}),
+    ...(stateFile !== undefined ? { stateFile } : {}),
+  });
 }
 
 export const jsonOption = { json: { type: 'boolean' } } as const satisfies Options;
@@ -41,6 +65,7 @@ export const controlOptions = {
   control: { type: 'string' },
   'allow-downgrade': { type: 'boolean' },
   partial: { type: 'boolean' },
+  'no-drift-check': { type: 'boolean' },
 } as const satisfies Options;
 
 export function controlInput(values: Values) {
@@ -52,6 +77,7 @@ export function controlInput(values: Values) {
     ...(file !== undefined ? { controlFile: file } : {}),
     allowDowngrade: flag(values, 'allow-downgrade'),
     partial: flag(values, 'partial'),
+    driftCheck: !flag(values, 'no-drift-check'),
   };
 }
 

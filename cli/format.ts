@@ -1,3 +1,4 @@
+import type { Failure } from '../installer/engine/events.js';
 import type { Plan } from '../installer/plan.js';
 import type { KeySummary, RootSummary } from '../builder/trust.js';
 
@@ -27,6 +28,20 @@ export function table(rows: string[][], indent = '  '): string {
           .join('  '),
     )
     .join('\n');
+}
+
+/** What failed (component, pass, artifact, status, the tail of its output) and where the log is: install and rollback alike. */
+export function formatFailure(failure: Failure | undefined, log: string | undefined): string[] {
+  const lines: string[] = [];
+  if (failure) {
+    const f = failure;
+    lines.push(
+      `  failed: ${f.component ?? 'the bundle'}, ${f.pass} pass${f.artifact ? `, ${f.artifact}` : ''}: ${f.status}`,
+    );
+    if (f.tail) lines.push(...f.tail.split('\n').map((line) => `  | ${line}`));
+  }
+  if (log) lines.push(`  log: ${log}`);
+  return lines;
 }
 
 export function formatPlan(plan: Plan): string {

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
-import { ERROR_CODES, FerryError, isFerryError } from '../manifest-schema/errors.js';
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
+import { printable } from '../manifest-schema/printable.js';
 import { usageError, type Command, type Parsed } from './args.js';
+import { report } from './report.js';
 
 type Loader = () => Promise<{ command: Command }>;
 
@@ -27,7 +29,17 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['install', () => import('./commands/install.js')],
   ['rollback', () => import('./commands/rollback.js')],
   ['console', () => import('./commands/console.js')],
+  ['media', () => import('./commands/media.js')],
+  ['media verify', () => import('./commands/media-verify.js')],
   ['recover', () => import('./commands/recover.js')],
+  ['publish', () => import('./commands/publish.js')],
+  ['approve', () => import('./commands/approve.js')],
+  ['promote', () => import('./commands/promote.js')],
+  ['pull', () => import('./commands/pull.js')],
+  ['channels', () => import('./commands/channels.js')],
+  ['history', () => import('./commands/history.js')],
+  ['policy', () => import('./commands/policy.js')],
+  ['gc', () => import('./commands/gc.js')],
 ];
 
 export async function loadCommands(): Promise<Array<[name: string, command: Command]>> {
@@ -59,10 +71,12 @@ export async function main(argv: string[]): Promise<number> {
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version') {
-    process.stdout.write('ferry 0.1.0\n');
+    process.stdout.write(`ferry ${FERRY_VERSION}\n`);
     return 0;
   }
   const wantsJson = argv.includes('--json');
+  // A reader that went away (`ferry install … | head -3`) must never stop a command half way.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', ignoreClosed);
   try {
     const found = await findCommand(argv);
     if (!found) throw usageError(`unknown command "${argv[0]}"`);
@@ -81,31 +95,20 @@ export async function main(argv: string[]): Promise<number> {
     } catch (error) {
       throw usageError((error as Error).message, `usage: ${found.command.usage}`);
     }
+    const handedOver = await found.command.handOver?.(parsed, argv);
+    if (handedOver !== undefined && handedOver !== null) return handedOver;
     const result = await found.command.run(parsed);
     if (wantsJson)
       process.stdout.write(
-        `${JSON.stringify(result.json, null, result.jsonLines ? undefined : 2)}\n`,
+        `${printable(JSON.stringify(result.json, null, result.jsonLines ? undefined : 2))}\n`,
       );
-    else if (result.human !== '') process.stdout.write(`${result.human}\n`);
+    else if (result.human !== '') process.stdout.write(`${printable(result.human)}\n`);
     return result.exitCode ?? 0;
   } catch (error) {
     return report(error, wantsJson);
   }
 }
 
-function report(error: unknown, wantsJson: boolean): number {
-  const ferryError = isFerryError(error)
-    ? error
-    : new FerryError(
-        'E_INTERNAL',
-        `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-        {
-          hint: 'this is a bug in Ferry: please report it with the command you ran',
-        },
-      );
-  if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
-  return ERROR_CODES[ferryError.code].exit;
+function ignoreClosed(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
 }

@@ -37,6 +37,8 @@ function formatEvent(event: InstallEvent): string | null {
       return null;
     case 'warning':
       return `warning: ${event.message}`;
+    case 'interrupt':
+      return `ferry: ${event.message}`;
     case 'pass':
       return event.status === 'start' ? `== ${event.pass}` : null;
     case 'step':

@@ -12,15 +12,14 @@ import {
   NAME_PATTERN,
   parseValidated,
   parseTrustedRoot,
-  publicKeyFromHex,
   readDocument,
   readTrustedRoot,
+  rootFileValue,
   writeFileAtomic,
   type ApplianceConfig,
   type ApplianceFactsExport,
   type ApplianceState,
   type TrustedRoot,
-  type TrustRoot,
 } from '../manifest-schema/index.js';
 import type { TrustContext } from '../bundle/open.js';
 import type { ApplianceFacts } from './plan.js';
@@ -39,7 +38,9 @@ export function appliancePaths(root: string) {
     history: join(base, 'var/lib/ferry/history.jsonl'),
     logs: join(base, 'var/lib/ferry/logs'),
     lock: join(base, 'var/lib/ferry/lock'),
-    staging: join(base, 'var/lib/ferry/staging'),
+    // On the filesystem of the installed versions, so a version moves in by a rename
+    // however /opt and /var are mounted.
+    staging: join(base, 'opt/ferry/.staging'),
     opt: join(base, 'opt/ferry'),
   };
 }
@@ -92,19 +93,18 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     throw ioError(error, options.trust, 'read');
   });
   const trust = parseTrustedRoot(trustBytes, options.trust);
-  const exists = await access(paths.state).then(
-    () => true,
-    () => false,
-  );
-  if (exists) {
-    throw new FerryError(
-      'E_EXISTS',
-      `${paths.state} already exists: ${paths.root} is an appliance already`,
-      {
-        file: paths.state,
-        hint: 'ferry init provisions an empty appliance once; use ferry status to see this one',
-      },
-    );
+  // Any of its files means an appliance is there, whatever it lost: init never replaces one.
+  for (const file of [paths.state, paths.config, paths.trust]) {
+    if (await exists(file)) {
+      throw new FerryError(
+        'E_EXISTS',
+        `${file} already exists: ${paths.root} is an appliance already`,
+        {
+          file,
+          hint: 'ferry init provisions an empty appliance once; use ferry status to see this one',
+        },
+      );
+    }
   }
   try {
     for (const dir of [paths.etc, paths.lib, paths.logs, paths.opt])
@@ -142,6 +142,13 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
   return { paths, config, trust, state };
 }
 
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
 export async function writeState(paths: AppliancePaths, state: ApplianceState): Promise<void> {
   await writeFileAtomic(paths.state, `${JSON.stringify(state, null, 2)}\n`);
 }
@@ -149,11 +156,17 @@ export async function writeState(paths: AppliancePaths, state: ApplianceState): 
 /** Reads and validates everything an appliance is; a corrupt file is an error, never replaced. */
 export async function openAppliance(root: string): Promise<Appliance> {
   const paths = appliancePaths(root);
-  const initialized = await access(paths.state).then(
-    () => true,
-    () => false,
-  );
-  if (!initialized) {
+  if (!(await exists(paths.state))) {
+    if (await exists(paths.config)) {
+      throw new FerryError(
+        'E_STATE_INVALID',
+        `${paths.state} is missing, though ${paths.config} is there: this appliance lost its state`,
+        {
+          file: paths.state,
+          hint: 'restore state.json from a backup (ferry init refuses an existing appliance)',
+        },
+      );
+    }
     throw new FerryError(
       'E_NOT_INITIALIZED',
       `${paths.root} is not a Ferry appliance (no ${paths.state})`,
@@ -220,6 +233,7 @@ export function factsOf(appliance: Pick<Appliance, 'config' | 'state'>): Applian
     release: state.release,
     verified: state.verified,
     highestRelease: state.highestRelease,
+    ...(state.partial ? { partial: state.partial } : {}),
     components: Object.fromEntries(
       Object.entries(state.components).map(([name, c]) => [
         name,
@@ -300,29 +314,19 @@ export function revokedKeysOf(root: TrustedRoot): ApplianceState['revokedKeys'] 
   );
 }
 
-export function exportFacts(appliance: Appliance, now: Date): ApplianceFactsExport {
-  const facts = factsOf(appliance);
+export function exportFacts(
+  appliance: Appliance,
+  facts: ApplianceFacts,
+  now: Date,
+): ApplianceFactsExport {
   const { state, trust } = appliance;
   return {
     formatVersion: FORMAT_VERSION,
     ...facts,
-    trust: trust.signed ? trust.signed.envelope : firstFormatOf(trust),
+    trust: rootFileValue(trust),
     ...(state.revokedKeys ? { revokedKeys: state.revokedKeys } : {}),
     ...(state.timeFloor ? { timeFloor: state.timeFloor } : {}),
     exportedAt: now.toISOString(),
-  };
-}
-
-/** A trust root of the first format as its file had it. */
-function firstFormatOf(root: TrustedRoot): TrustRoot {
-  return {
-    formatVersion: 1,
-    threshold: root.roles.targets.threshold,
-    keys: root.roles.targets.keyids.map((keyid) => {
-      const key = root.keys[keyid];
-      const pem = publicKeyFromHex(key?.public ?? '')?.export({ type: 'spki', format: 'pem' });
-      return { keyid, ...(key?.name ? { name: key.name } : {}), publicKey: String(pem) };
-    }),
   };
 }
 

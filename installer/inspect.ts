@@ -38,6 +38,9 @@ export interface InspectResult {
   removed: string[];
   /** Bytes of payload the bundle carries. */
   payloadBytes: number;
+  /** The oldest Ferry that installs it, and the installer it carries. */
+  minInstaller?: string;
+  installer?: { version: string; platform: string; size: number };
   signature: { valid: boolean | null; keyids: string[]; threshold?: number; problems?: string[] };
   /** Bytes of the bundle file read to produce this (metadata only). */
   bytesRead: number;
@@ -84,6 +87,16 @@ export async function inspectBundle(file: string, trustFile?: string): Promise<I
       payloadBytes: components
         .filter((c) => c.payload === 'included')
         .reduce((sum, c) => sum + c.payloadBytes, 0),
+      ...(metadata.minInstaller !== undefined ? { minInstaller: metadata.minInstaller } : {}),
+      ...(metadata.installer
+        ? {
+            installer: {
+              version: metadata.installer.version,
+              platform: metadata.installer.platform,
+              size: metadata.installer.size,
+            },
+          }
+        : {}),
       signature: signatureSummary(
         signature,
         envelope.signatures.map((s) => s.keyid),

@@ -24,6 +24,12 @@ export interface InstalledComponent {
   version: string;
   /** The requires ranges of the installed version, as recorded when it was installed. */
   requires: Record<string, string>;
+  /**
+   * Installed files that differ from the hashes recorded at install, sorted by
+   * path; absent when the files were not checked (`--no-drift-check`, or a
+   * plan from exported facts): the plan then trusts the record.
+   */
+  changedFiles?: Array<{ path: string; problem: string }>;
 }
 
 /** What an appliance is, as `ferry status --export` writes it. */
@@ -35,8 +41,14 @@ export interface ApplianceFacts {
   /** False after a --partial install: the components are not a verified release. */
   verified: boolean;
   components: Record<string, InstalledComponent>;
-  /** The highest release ever committed (rollback protection); null when none. */
+  /** The highest verified release ever committed (rollback protection); null when none. */
   highestRelease: string | null;
+  /**
+   * After a partial install (`release` is the one it aimed at): the release it
+   * started from, which a bundle may also update from, and the components it
+   * left out, at their versions: not drift.
+   */
+  partial?: { base: string | null; leftOut: Record<string, string | null> };
 }
 
 export interface Controls {
@@ -99,6 +111,8 @@ export interface Plan {
   partial: boolean;
   /** True when, once applied, the appliance will be exactly at the bundle's target state. */
   reachesTarget: boolean;
+  /** True when every installed component's files were re-hashed for this plan; false when it trusts the record. */
+  filesChecked: boolean;
   /** Controls as given, for the record. */
   controls: Controls;
 }
@@ -249,8 +263,12 @@ export function plan(
       0,
     ),
     partial: errors && controls.partial,
+    // A skipped component is left unchecked: the release cannot be called verified.
     reachesTarget:
-      !errors && components.every((c) => finalVersion(c) === (meta.target[c.name] ?? null)),
+      !errors &&
+      controls.skip.length === 0 &&
+      components.every((c) => finalVersion(c) === (meta.target[c.name] ?? null)),
+    filesChecked: Object.values(facts.components).every((c) => c.changedFiles !== undefined),
     controls,
   };
 }
@@ -289,10 +307,10 @@ function bundleReasons(facts: ApplianceFacts, meta: BundleMetadata, controls: Co
         code: 'E_UNSUPPORTED_FROM',
         message: `this update bundle needs one of ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is empty: use an install bundle`,
       });
-    } else if (!meta.supportedFrom.some((r) => r.version === facts.release)) {
+    } else if (!updatesFrom(facts, meta)) {
       reasons.push({
         code: 'E_UNSUPPORTED_FROM',
-        message: `this bundle updates from ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is at ${facts.release}`,
+        message: `this bundle updates from ${meta.supportedFrom.map((r) => r.version).join(', ')}; this appliance is at ${facts.release}${facts.partial?.base ? ` (partly, from ${facts.partial.base})` : ''}`,
       });
     }
   }
@@ -301,9 +319,13 @@ function bundleReasons(facts: ApplianceFacts, meta: BundleMetadata, controls: Co
     compareVersions(target, facts.highestRelease) < 0 &&
     !controls.allowDowngrade
   ) {
+    // Say what works: --allow-downgrade only helps a bundle that updates from here.
+    const way = reasons.some((r) => r.code === 'E_UNSUPPORTED_FROM')
+      ? `this bundle does not update from ${facts.release ?? 'an empty appliance'}, so --allow-downgrade would not help: \`ferry rollback\` returns to the previous committed release`
+      : `\`ferry rollback\` returns to the previous committed release; pass --allow-downgrade to install this older one on purpose`;
     reasons.push({
       code: 'E_DOWNGRADE',
-      message: `release ${target} is older than ${facts.highestRelease}, the highest this appliance has committed (rollback protection); pass --allow-downgrade to go back on purpose`,
+      message: `release ${target} is older than ${facts.highestRelease}, the highest this appliance has committed (rollback protection): ${way}`,
     });
   }
   return reasons;
@@ -317,6 +339,12 @@ function recordedRelease(
   if (facts.release === null) return {};
   if (facts.release === meta.release.version) return meta.target;
   return meta.supportedFrom.find((r) => r.version === facts.release)?.components ?? null;
+}
+
+/** The bundle updates from the appliance's release, or from the one a partial install started from. */
+function updatesFrom(facts: ApplianceFacts, meta: BundleMetadata): boolean {
+  const base = facts.partial?.base;
+  return meta.supportedFrom.some((r) => r.version === facts.release || r.version === base);
 }
 
 function decide(
@@ -375,7 +403,11 @@ function decide(
   // Drift: the appliance's components must be what its release recorded,
   // whatever the bundle would do with them (install, keep or remove): a bundle
   // is built and tested to update from the recorded state, not from this one.
-  const expected = recorded === null ? installed : (recorded[name] ?? null);
+  const leftOut = facts.partial?.leftOut;
+  const expected =
+    recorded === null || (leftOut !== undefined && name in leftOut && leftOut[name] === installed)
+      ? installed
+      : (recorded[name] ?? null);
   const drifted = expected !== installed;
   if (drifted && !flags.forced) {
     const resolve = component
@@ -384,6 +416,16 @@ function decide(
     return fail(
       'E_DRIFT',
       `${name} is ${installed ?? 'not installed'}, but release ${facts.release ?? '(none)'} has ${expected ?? 'no ' + name}: it was changed outside Ferry; ${resolve}`,
+    );
+  }
+  const changedFiles = facts.components[name]?.changedFiles ?? [];
+  if (changedFiles.length > 0 && !flags.forced) {
+    const resolve = component
+      ? `--force ${name} to reinstall it from this bundle (${component.version}), or --skip ${name} to leave it as it is`
+      : `--delete ${name} to remove it, or --skip ${name} to leave it as it is`;
+    return fail(
+      'E_DRIFT',
+      `${name} ${installed ?? ''} was changed outside Ferry: ${describeFiles(changedFiles)}; ${resolve}`,
     );
   }
   if (!component) {
@@ -423,7 +465,14 @@ function decide(
     });
   } else {
     const order = compareVersions(targetVersion, installed);
-    if (order === 0) {
+    if (order === 0 && flags.forced && changedFiles.length > 0) {
+      item.action = 'reinstall';
+      item.reasons.push({
+        code: 'FORCED',
+        message: `forced by the operator: ${installed} is reinstalled from the bundle over files changed by hand (${describeFiles(changedFiles)})`,
+      });
+      return noPayload(item, component, targetVersion, fail);
+    } else if (order === 0) {
       item.action = 'keep';
       item.reasons.push({ code: 'SAME', message: `already at ${installed}` });
     } else if (order > 0) {
@@ -447,13 +496,30 @@ function decide(
       code: 'FORCED',
       message: `forced by the operator: version, dependency and platform checks ignored for ${name}`,
     });
+  return noPayload(item, component, targetVersion, fail);
+}
+
+/** An acting component needs its payload in the bundle (or its reference). */
+function noPayload(
+  item: Working,
+  component: BundleMetadata['components'][string],
+  targetVersion: string,
+  fail: (code: ReasonCode, message: string) => Working,
+): Working {
   if (isActing(item.action) && component.payload.type === 'unchanged') {
     return fail(
       'E_NO_PAYLOAD',
-      `${name} must change to ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from)`,
+      `${item.name} must ${item.action === 'reinstall' ? 'be reinstalled at' : 'change to'} ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from)`,
     );
   }
   return item;
+}
+
+/** "share/schema.sql (content differs) and 2 more": the first changed file names the drift. */
+function describeFiles(files: ReadonlyArray<{ path: string; problem: string }>): string {
+  const [first] = files;
+  if (!first) return '';
+  return `${first.path}: ${first.problem}${files.length > 1 ? ` (and ${files.length - 1} more)` : ''}`;
 }
 
 /** Versions and requires after the plan: errored components stay as installed. */
@@ -470,6 +536,7 @@ function stateAfter(
       case 'install':
       case 'upgrade':
       case 'downgrade':
+      case 'reinstall':
       case 'keep':
         if (component && item.to !== null)
           after.set(item.name, { version: component.version, requires: component.requires });

@@ -12,8 +12,10 @@ import {
   trustContext,
   type Appliance,
 } from './appliance.js';
+import { verifyInstalled } from './engine/installed-files.js';
 import { plan, type ApplianceFacts, type Controls, type Plan } from './plan.js';
 import { openTrusted, type OpenedBundle } from '../bundle/open.js';
+import { requireInstaller } from './handover.js';
 
 export interface ControlInput {
   force?: string[];
@@ -23,6 +25,8 @@ export interface ControlInput {
   controlFile?: string;
   allowDowngrade?: boolean;
   partial?: boolean;
+  /** False: plan from the record alone, without re-hashing the installed files (`--no-drift-check`). */
+  driftCheck?: boolean;
 }
 
 export async function loadControls(input: ControlInput): Promise<Controls> {
@@ -88,6 +92,25 @@ export function checkControls(
   }
 }
 
+/**
+ * The planner's view of an appliance, with each component's installed files
+ * re-hashed against the hashes recorded at install (unless `driftCheck` is
+ * false): a file changed by hand is drift as much as a version is.
+ */
+export async function checkedFacts(
+  appliance: Appliance,
+  driftCheck = true,
+): Promise<ApplianceFacts> {
+  const facts = factsOf(appliance);
+  if (!driftCheck) return facts;
+  const problems = await verifyInstalled(appliance.paths, appliance.state);
+  for (const [name, component] of Object.entries(facts.components))
+    component.changedFiles = problems
+      .filter((p) => p.component === name)
+      .map(({ path, problem }) => ({ path, problem }));
+  return facts;
+}
+
 export interface PlanSource {
   bundle: string;
   /** The appliance to plan for: its root, or a facts file exported with `ferry status --export`. */
@@ -121,7 +144,7 @@ export async function planFor(source: PlanSource, input: ControlInput): Promise<
   let appliance: Appliance | undefined;
   if (source.root !== undefined) {
     appliance = await openAppliance(source.root);
-    facts = factsOf(appliance);
+    facts = await checkedFacts(appliance, input.driftCheck);
     trust = appliance.trust;
     timeFloor = appliance.state.timeFloor;
   } else {
@@ -130,6 +153,7 @@ export async function planFor(source: PlanSource, input: ControlInput): Promise<
   const controls = await loadControls(input);
   const opened = await openTrusted(source.bundle, trustContext(trust, timeFloor));
   try {
+    requireInstaller(opened.metadata, source.bundle);
     checkControls(controls, facts, opened.metadata, input.controlFile);
     const reset = opened.root.resetHighestRelease;
     if (reset) facts = { ...facts, highestRelease: reset.release };

@@ -44,8 +44,6 @@ export function payloadDir(stagingDir: string, component: string): string {
 export async function stageArtifacts(context: StageContext): Promise<void> {
   const { reader, metadata, dir } = context;
   const expected = expectedEntries(metadata, reader.metadataBytes.length);
-  // With zip, the whole central directory is checked before anything is read.
-  EntryAudit.checkListing(reader, expected);
   const wanted = expected.filter(
     (entry) => entry.name.startsWith('artifacts/') || entry.name.startsWith('verify/'),
   );
@@ -54,10 +52,6 @@ export async function stageArtifacts(context: StageContext): Promise<void> {
   const seen = new Set<string>();
   await reader.visit(
     async (raw, data) => {
-      if (raw.name.startsWith('payload/')) {
-        data.destroy();
-        return 'stop';
-      }
       const entry = audit.admit(raw);
       if (!wantedNames.has(entry.name)) {
         data.resume();
@@ -67,6 +61,8 @@ export async function stageArtifacts(context: StageContext): Promise<void> {
       await writeVerified(data, join(artifactsDir(dir), entry.name), entry, reader.file, 0o755);
     },
     (name) => wantedNames.has(name),
+    // stagePayload reads on to the end blocks before anything is switched.
+    wanted.at(-1)?.name,
   );
   const missing = wanted.find((entry) => !seen.has(entry.name));
   if (missing) throw missingEntry(reader.file, missing.name);
@@ -90,15 +86,14 @@ export async function stagePayload(
       entry.name.startsWith('payload/'),
   );
   const wantedNames = new Set(wanted.map((entry) => entry.name));
-  if (wanted.length === 0) return;
   const index = await reader.index();
+  if (index && wanted.length === 0) return;
   if (index) {
     await stageFromIndex(context, index, expected, wanted, components);
     return;
   }
   const audit = new EntryAudit(expected, reader.file);
   const seen = new Set<string>();
-  const last = wanted.at(-1)?.name;
   await reader.visit(
     async (raw, data) => {
       const entry = audit.admit(raw);
@@ -124,8 +119,6 @@ export async function stagePayload(
           context.onBytes?.(component, n),
         );
       }
-      // Payload is last in the archive and in dependency order: past the last wanted entry, stop reading.
-      return entry.name === last ? 'stop' : undefined;
     },
     (name) => wantedNames.has(name),
   );

@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
+import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
+import { Journal } from './engine/journal.js';
+import { lockHeld } from './engine/lock.js';
 
 export interface StatusResult {
   product: string;
@@ -14,7 +17,26 @@ export interface StatusResult {
   components: Record<string, string>;
   exported?: string;
   problems?: FileProblem[];
+  /** A transaction whose journal is still open: under way, or interrupted and awaiting recovery. */
+  open?: OpenTransaction;
   transactions: HistoryEntry[];
+  /** Lines of history.jsonl that do not parse (a power cut mid-append), skipped. */
+  tornHistoryLines?: number[];
+}
+
+export interface OpenTransaction {
+  id: string;
+  operation: 'install' | 'rollback';
+  from: string | null;
+  to: string | null;
+  startedAt: string;
+  pid: number;
+  /** Its process still runs: the transaction is under way, not interrupted. */
+  running: boolean;
+  /** Journaled steps made so far. */
+  steps: number;
+  /** What the next install, rollback or `ferry recover` does with it. */
+  recovery: 'roll-forward' | 'roll-back';
 }
 
 /** What `ferry status` reports; with `verify`, every installed file checked; with `exportTo`, the facts written there. */
@@ -26,10 +48,11 @@ export async function applianceStatus(
   if (options.exportTo !== undefined) {
     await writeFileAtomic(
       options.exportTo,
-      `${JSON.stringify(exportFacts(appliance, new Date()), null, 2)}\n`,
+      `${JSON.stringify(exportFacts(appliance, await checkedFacts(appliance), new Date()), null, 2)}\n`,
     );
   }
   const facts = factsOf(appliance);
+  const open = await openTransaction(appliance.paths, appliance.state.transaction);
   return {
     product: facts.product,
     platform: facts.platform,
@@ -48,7 +71,30 @@ export async function applianceStatus(
     ...(options.verify
       ? { problems: await verifyInstalled(appliance.paths, appliance.state) }
       : {}),
-    transactions: await recentHistory(appliance.paths, 5),
+    ...(open ? { open } : {}),
+    ...(await recentHistory(appliance.paths, 5)),
+  };
+}
+
+/** The journal's transaction, read as recovery would judge it (rolled forward only once state.json carries its id). */
+async function openTransaction(
+  paths: AppliancePaths,
+  committedId: string | null,
+): Promise<OpenTransaction | undefined> {
+  const journal = await Journal.read(paths.journal, paths.root);
+  if (!journal) return undefined;
+  const { header, steps } = journal;
+  return {
+    id: header.id,
+    operation: header.operation,
+    from: header.from,
+    to: header.to,
+    startedAt: header.startedAt,
+    pid: header.pid,
+    // The kernel holds the lock for a live installer only: a reused pid cannot pass for one.
+    running: await lockHeld(paths.root),
+    steps: steps.length,
+    recovery: committedId === header.id && header.id !== 'unknown' ? 'roll-forward' : 'roll-back',
   };
 }
 
@@ -65,18 +111,24 @@ export interface HistoryEntry {
   reason?: string;
 }
 
-/** The last `count` transactions from history.jsonl, newest last. */
-export async function recentHistory(paths: AppliancePaths, count: number): Promise<HistoryEntry[]> {
+/** The last `count` transactions from history.jsonl, newest last, and the numbers of lines that do not parse. */
+export async function recentHistory(
+  paths: AppliancePaths,
+  count: number,
+): Promise<{ transactions: HistoryEntry[]; tornHistoryLines?: number[] }> {
   const text = await readFile(paths.history, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .slice(-count)
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as HistoryEntry];
-      } catch {
-        return [];
-      }
-    });
+  const transactions: HistoryEntry[] = [];
+  const torn: number[] = [];
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    try {
+      transactions.push(JSON.parse(line) as HistoryEntry);
+    } catch {
+      torn.push(index + 1);
+    }
+  }
+  return {
+    transactions: transactions.slice(-count),
+    ...(torn.length > 0 ? { tornHistoryLines: torn } : {}),
+  };
 }

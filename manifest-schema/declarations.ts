@@ -14,7 +14,7 @@ const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name:
 const Version = Type.String({
   minLength: 5,
   maxLength: 256,
-  description: 'a semver version, quoted in YAML',
+  description: 'a semver version such as "1.2.0" (quoted in YAML)',
 });
 const Range = Type.String({ minLength: 1, maxLength: 1024, description: 'a semver range' });
 const Sha256 = Type.String({ pattern: SHA256_PATTERN });
@@ -92,6 +92,10 @@ export const ReleaseSpecSchema = strict({
     ),
   ),
   verification: Type.Optional(Type.Array(RelativePath)),
+  /** The installer executable (`npm run package`) the bundle carries; `ferry build --installer` overrides it. */
+  installer: Type.Optional(RelativePath),
+  /** The oldest Ferry that may install this bundle; an older one hands over to the carried installer. */
+  minInstaller: Type.Optional(Version),
 });
 export type ReleaseSpec = Static<typeof ReleaseSpecSchema>;
 export type SpecComponent = ReleaseSpec['components'][string];
@@ -191,10 +195,24 @@ export const BundleMetadataSchema = strict({
       pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z$',
     }),
   ),
+  /** Older installers refuse the bundle, or hand over to `installer` when it is carried. */
+  minInstaller: Type.Optional(Version),
+  /** The installer executable the bundle carries, as an entry `installer/<file>`. */
+  installer: Type.Optional(
+    strict({
+      path: RelativePath,
+      size: Size,
+      sha256: Sha256,
+      version: Version,
+      /** What it runs on, as Node names it: `linux-x64`, `linux-arm64`. */
+      platform: Type.String({ pattern: '^[a-z0-9]+-[a-z0-9]+$', maxLength: 64 }),
+    }),
+  ),
 });
 export type BundleMetadata = Static<typeof BundleMetadataSchema>;
 export type BundleComponent = BundleMetadata['components'][string];
 export type BundleKind = BundleMetadata['kind'];
+export type CarriedInstaller = NonNullable<BundleMetadata['installer']>;
 
 // ---------------------------------------------------------------- DSSE envelope
 
@@ -209,6 +227,35 @@ export const EnvelopeSchema = strict({
   ),
 });
 export type Envelope = Static<typeof EnvelopeSchema>;
+
+// ---------------------------------------------------------------- parts index (removable media)
+
+/** A bundle cut into parts across volumes (FERRY/PARTS.JSON, in an envelope signed like bundle.json). */
+export const PartsIndexSchema = strict({
+  formatVersion: Type.Literal(FORMAT_VERSION),
+  bundle: strict({
+    /** product@release: what the operator is told the volumes carry. */
+    id: Type.String({ minLength: 3, maxLength: 512 }),
+    format: stringEnum(['tar', 'tar.gz'] as const),
+    /** Ties the parts to one build: two builds of a release differ here. */
+    metadataSha256: Sha256,
+    size: Type.Integer({ minimum: 1 }),
+  }),
+  /** Volume N is labelled `${label}${N}`. */
+  label: Type.String({ pattern: '^[A-Z0-9_]{1,27}$' }),
+  volumes: Type.Integer({ minimum: 1, maximum: 999 }),
+  parts: Type.Array(
+    strict({
+      name: Type.String({ pattern: '^FERRY/BUNDLE\\.[0-9]{3}$' }),
+      volume: Type.Integer({ minimum: 1, maximum: 999 }),
+      offset: Size,
+      size: Type.Integer({ minimum: 1 }),
+      sha256: Sha256,
+    }),
+    { minItems: 1, maxItems: 999 },
+  ),
+});
+export type PartsIndex = Static<typeof PartsIndexSchema>;
 
 // ---------------------------------------------------------------- release record (history)
 
@@ -386,6 +433,12 @@ const TrustFacts = {
   ),
 };
 
+/** What a partial install left: the release it started from, and the components not at the target, at their versions. */
+const Partial = strict({
+  base: Type.Union([Version, Type.Null()]),
+  leftOut: nameRecord(Type.Union([Version, Type.Null()])),
+});
+
 export const ApplianceStateSchema = strict({
   formatVersion: Type.Literal(FORMAT_VERSION),
   product: Name,
@@ -394,6 +447,8 @@ export const ApplianceStateSchema = strict({
   verified: Type.Boolean(),
   highestRelease: Type.Union([Version, Type.Null()]),
   components: nameRecord(InstalledComponent),
+  /** Present after a partial install: `release` is the one it aimed at, not reached. */
+  partial: Type.Optional(Partial),
   /** The committed state before the last transaction, for `ferry rollback`. */
   previous: Type.Union([
     Type.Null(),
@@ -401,6 +456,7 @@ export const ApplianceStateSchema = strict({
       release: Type.Union([Version, Type.Null()]),
       verified: Type.Boolean(),
       components: nameRecord(InstalledComponent),
+      partial: Type.Optional(Partial),
     }),
   ]),
   /** The id of the transaction that wrote this state: recovery's proof of a commit. */
@@ -416,7 +472,19 @@ export const ApplianceFactsSchema = strict({
   release: Type.Union([Version, Type.Null()]),
   verified: Type.Boolean(),
   highestRelease: Type.Union([Version, Type.Null()]),
-  components: nameRecord(strict({ version: Version, requires: nameRecord(Range) })),
+  components: nameRecord(
+    strict({
+      version: Version,
+      requires: nameRecord(Range),
+      /** Files that differed from their recorded hashes when exported; absent when not checked. */
+      changedFiles: Type.Optional(
+        Type.Array(
+          strict({ path: RelativePath, problem: Type.String({ minLength: 1, maxLength: 4096 }) }),
+        ),
+      ),
+    }),
+  ),
+  partial: Type.Optional(Partial),
   /** The trust root file as it is: the first format, or a TUF root's envelope. */
   trust: Type.Union([TrustRootSchema, EnvelopeSchema]),
   ...TrustFacts,
@@ -436,4 +504,5 @@ export const SCHEMAS = {
   'appliance-config': ApplianceConfigSchema,
   'appliance-state': ApplianceStateSchema,
   'appliance-facts': ApplianceFactsSchema,
+  'parts-index': PartsIndexSchema,
 } as const;

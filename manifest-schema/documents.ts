@@ -31,16 +31,13 @@ export function parseValidated<S extends TSchema>(
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const syntax = document.errors[0];
   if (syntax) {
-    const line = syntax.linePos?.[0].line;
-    throw new FerryError(
-      'E_YAML',
-      `${file}${line ? `:${line}` : ''}: ${syntax.message.split('\n')[0]}`,
-      {
-        file,
-        ...(line ? { line } : {}),
-        hint: `fix the ${what}'s syntax`,
-      },
-    );
+    const { line, col: column } = lineCounter.linePos(syntax.pos[0]);
+    throw new FerryError('E_YAML', `${file}:${line}:${column}: ${syntax.message.split('\n')[0]}`, {
+      file,
+      line,
+      column,
+      hint: `fix the ${what}'s syntax`,
+    });
   }
   const lineOf = (pointer: string): number | undefined => {
     const segments = pointerSegments(pointer);
@@ -52,16 +49,39 @@ export function parseValidated<S extends TSchema>(
     }
     return undefined;
   };
+  /** The value as written in the file, where YAML read it as something else (1.10 as the number 1.1). */
+  const written = (pointer: string): string | undefined => {
+    const node = document.getIn(pointerSegments(pointer), true) as
+      { range?: [number, number, number] } | undefined;
+    return node?.range ? text.slice(node.range[0], node.range[1]).trim() : undefined;
+  };
   const raw = document.toJS({ maxAliasCount: 100 }) as unknown;
   const result = validate(schema, raw);
   if (!result.ok) {
     const located: LocatedProblem[] = result.errors.map((problem) => {
       const line = lineOf(problem.path);
-      return line === undefined ? problem : { ...problem, line };
+      const asWritten = unquoted(problem, written(problem.path));
+      return { ...asWritten, ...(line === undefined ? {} : { line }) };
     });
     throw problemsError(code, file, located, `fix the ${what} and try again`);
   }
   return { value: result.value, lineOf };
+}
+
+/**
+ * A number where a string belongs: suggest the text as written, quoted (and
+ * made a full semver version where the field is one), not the number YAML read.
+ */
+function unquoted(problem: ValidationProblem, text: string | undefined): ValidationProblem {
+  if (text === undefined || !problem.message.startsWith('must be a string (quote it'))
+    return problem;
+  const version = /(^\/release|\/version)$/.test(problem.path) && /^\d+(\.\d+){0,2}$/.test(text);
+  const suggestion = version ? [...text.split('.'), '0', '0'].slice(0, 3).join('.') : text;
+  const read = Number(text);
+  return {
+    ...problem,
+    message: `must be a string: quote it, as "${suggestion}"${String(read) !== text ? ` (unquoted, ${text} is the number ${read})` : ''}`,
+  };
 }
 
 /** One error for a list of problems: the first names the field, the message lists them all. */
@@ -80,6 +100,7 @@ export function problemsError(
     file,
     ...(first ? { field: first.path } : {}),
     ...(first?.line ? { line: first.line } : {}),
+    problems,
     hint,
   });
 }

@@ -7,8 +7,15 @@ import { validate } from './validate.js';
 
 export const PAYLOAD_TYPE = 'application/vnd.ferry.bundle+json';
 
-/** bundle.json larger than this is refused before it is read: real metadata is far smaller. */
-export const MAX_METADATA_BYTES = 64 * 1024 * 1024;
+/**
+ * bundle.json larger than this is refused from its archive header, before it
+ * is read. The largest fixture's is 9 KiB; each carried file adds about 250
+ * bytes, so this holds some 16,000 files, and decoding it stays far under the
+ * installer's memory budget.
+ */
+export const MAX_METADATA_BYTES = 4 * 1024 * 1024;
+/** More signatures than this are refused before any is checked: a threshold of keys never needs more. */
+export const MAX_SIGNATURES = 16;
 /** JSON nested deeper than this is refused before it is parsed. */
 export const MAX_METADATA_DEPTH = 32;
 
@@ -94,6 +101,8 @@ export interface EnvelopeKind {
   invalid: ErrorCode;
   /** What the document should have been, for hints: "a bundle Ferry built". */
   what: string;
+  /** The bytes must be the canonical JSON of what they hold (bundles; trust roots are pretty-printed). */
+  canonical?: boolean;
 }
 
 export const BUNDLE_ENVELOPE: EnvelopeKind = {
@@ -103,6 +112,7 @@ export const BUNDLE_ENVELOPE: EnvelopeKind = {
   tooLarge: 'E_METADATA_TOO_LARGE',
   invalid: 'E_METADATA_INVALID',
   what: 'a bundle Ferry built',
+  canonical: true,
 };
 
 /** Parses an envelope's bytes into the envelope and its payload bytes, refusing anything odd. */
@@ -118,7 +128,18 @@ export function decodeEnvelope(
       hint: `it is limited to ${kind.maxBytes} bytes; this is not ${kind.what}`,
     });
   }
-  const envelope = parseJsonLimited(bytes.toString('utf8'), file, kind.entry, kind);
+  const text = bytes.toString('utf8');
+  const envelope = parseJsonLimited(text, file, kind.entry, kind);
+  if (kind.canonical) requireCanonical(envelope, text, file, kind.entry);
+  const { signatures } = (envelope ?? {}) as { signatures?: unknown };
+  const signatureCount = Array.isArray(signatures) ? signatures.length : 0;
+  if (signatureCount > MAX_SIGNATURES) {
+    throw new FerryError(
+      kind.tooLarge,
+      `${file}: ${kind.entry} carries ${signatureCount} signatures`,
+      { ...where, hint: `it carries at most ${MAX_SIGNATURES}; this is not ${kind.what}` },
+    );
+  }
   const checked = validate(EnvelopeSchema, envelope);
   if (!checked.ok) {
     throw new FerryError(
@@ -142,6 +163,42 @@ export function decodeEnvelope(
     });
   }
   return { envelope: checked.value, payload };
+}
+
+/**
+ * The builder writes exactly one text for a value: its canonical JSON. Any
+ * other text of the same signed bytes is refused, above all duplicate keys,
+ * which two JSON parsers resolve differently (JSON.parse keeps the last, so
+ * its re-serialisation drops the first and the texts differ).
+ */
+export function requireCanonical(value: unknown, text: string, file: string, entry: string): void {
+  let canonical: string | null;
+  try {
+    canonical = canonicalJson(value);
+  } catch {
+    canonical = null; // a fraction or an unsafe integer: never canonical
+  }
+  if (canonical === text) return;
+  const at = canonical === null ? -1 : firstDifference(canonical, text);
+  throw new FerryError(
+    'E_METADATA_NOT_CANONICAL',
+    `${file}: ${entry} is not canonical JSON${
+      at < 0
+        ? ' (it holds a number that is not a safe integer)'
+        : ` (it differs from its canonical form at character ${at}: a duplicate key, key order, white space or escaping)`
+    }`,
+    {
+      file,
+      entry,
+      hint: 'Ferry writes one exact text for its metadata; this one was edited or crafted: do not use it',
+    },
+  );
+}
+
+function firstDifference(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
 }
 
 export function parseJsonLimited(

@@ -30,6 +30,10 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'the history already holds a different release of that version',
   },
+  E_VERSION_REUSED: {
+    exit: 2,
+    summary: 'a component version the history records is built again with other files',
+  },
   E_UNKNOWN_COMPONENT: { exit: 2, summary: 'a name refers to a component that does not exist' },
   E_CYCLE: {
     exit: 2,
@@ -45,6 +49,11 @@ export const ERROR_CODES = {
   },
   E_CONTROL_INVALID: { exit: 2, summary: 'a control table is invalid' },
   E_FORMAT_VERSION: { exit: 2, summary: 'the bundle format version is not one this Ferry knows' },
+  E_INSTALLER_TOO_OLD: {
+    exit: 2,
+    summary:
+      'the bundle needs a newer Ferry (minInstaller) and carries no installer this one can hand over to',
+  },
   E_BUNDLE_FORMAT: { exit: 2, summary: 'the file is not a Ferry bundle (tar, tar.gz or zip)' },
   E_EXISTS: { exit: 2, summary: 'an output would overwrite an existing file' },
   E_NOT_INITIALIZED: { exit: 2, summary: 'the root holds no Ferry appliance (run ferry init)' },
@@ -69,6 +78,14 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'the registry holds no manifest under that tag or digest',
   },
+  E_REPO_NOT_FOUND: {
+    exit: 2,
+    summary: 'no bundle repository there (the first publish creates one, given --trust)',
+  },
+  E_REPO_PRODUCT: { exit: 2, summary: 'the bundle is for another product than the repository' },
+  E_UNKNOWN_VERSION: { exit: 2, summary: 'the repository holds no such version' },
+  E_UNKNOWN_CHANNEL: { exit: 2, summary: 'the repository policy declares no such channel' },
+  E_POLICY_INVALID: { exit: 2, summary: 'a repository policy file is invalid' },
   // trust and integrity (3)
   E_SIGNATURE: { exit: 3, summary: 'the metadata signature is invalid or untrusted' },
   E_THRESHOLD: { exit: 3, summary: 'too few trusted keys signed the metadata' },
@@ -79,6 +96,11 @@ export const ERROR_CODES = {
   E_METADATA_TOO_LARGE: {
     exit: 3,
     summary: 'bundle.json is larger or deeper than any real bundle needs',
+  },
+  E_METADATA_NOT_CANONICAL: {
+    exit: 3,
+    summary:
+      'bundle.json is not the canonical JSON Ferry writes (duplicate keys, key order, white space)',
   },
   E_KEY_REVOKED: {
     exit: 3,
@@ -134,6 +156,24 @@ export const ERROR_CODES = {
     exit: 3,
     summary: 'a manifest read from a registry is not a valid OCI manifest of the expected kind',
   },
+  E_REPO_INVALID: {
+    exit: 3,
+    summary:
+      'a repository document (channel, approval, event, policy) is malformed, unsigned or does not match its record',
+  },
+  E_AUDIT_BROKEN: {
+    exit: 3,
+    summary: 'the audit chain is broken: an event was edited, removed or inserted',
+  },
+  E_MEDIA_INDEX_INVALID: {
+    exit: 3,
+    summary:
+      "a volume's parts index (FERRY/PARTS.JSON) is oversized, malformed, or its parts do not add up",
+  },
+  E_PART_MISMATCH: {
+    exit: 3,
+    summary: 'a bundle part on a volume is not the size or sha256 its signed parts index gives',
+  },
   // plan (4): these are reasons inside a plan; a blocked plan exits 4
   E_PLAN_BLOCKED: { exit: 4, summary: 'the plan has errors; nothing was changed' },
   E_PRODUCT: { exit: 4, summary: 'the bundle is for another product' },
@@ -146,11 +186,45 @@ export const ERROR_CODES = {
     exit: 4,
     summary: 'a component must change but the bundle does not carry its payload',
   },
+  E_PROMOTION_BLOCKED: {
+    exit: 4,
+    summary: "a promotion does not meet the target channel's policy; nothing was changed",
+  },
+  E_PROMOTE_EDGE: {
+    exit: 4,
+    summary: 'the policy has no edge from the source to the target channel',
+  },
+  E_NOT_IN_CHANNEL: { exit: 4, summary: 'the version is not in the source channel' },
+  E_APPROVALS: {
+    exit: 4,
+    summary: 'too few approvals by someone other than the publisher',
+  },
+  E_EVIDENCE: { exit: 4, summary: 'the policy wants evidence that no approval carries' },
+  E_SOAK: { exit: 4, summary: 'the version has not been in the source channel long enough' },
+  E_NOT_PREVIOUS: {
+    exit: 4,
+    summary: 'a rollback names a version that was never in that channel, or is in it now',
+  },
   // busy (5)
   E_LOCKED: { exit: 5, summary: 'another installer holds the lock' },
   E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },
+  E_REPO_LOCKED: { exit: 5, summary: 'another writer holds the repository lock' },
+  E_REPO_CONFLICT: {
+    exit: 5,
+    summary:
+      'another writer changed the repository while this one was writing; nothing was overwritten',
+  },
+  E_PROMOTION_WINDOW: { exit: 5, summary: "outside the target channel's promotion windows" },
   // failed (1)
   E_IO: { exit: 1, summary: 'reading or writing a file failed' },
+  E_NO_SPACE: {
+    exit: 1,
+    summary: 'a filesystem has too little free space for what is to be written',
+  },
+  E_JOURNAL_CORRUPT: {
+    exit: 1,
+    summary: 'a record in the middle of the journal is damaged: recovery changes nothing',
+  },
   E_REGISTRY_UNREACHABLE: {
     exit: 1,
     summary: 'the registry could not be reached, or the connection kept failing',
@@ -160,6 +234,19 @@ export const ERROR_CODES = {
     summary: 'the registry refused a request or answered in a way the OCI API does not allow',
   },
   E_BLOB_UNKNOWN: { exit: 1, summary: 'the registry does not hold a blob a manifest refers to' },
+  E_VERSION_EXISTS: {
+    exit: 1,
+    summary: 'other bytes are already published under that version; versions are immutable',
+  },
+  E_PART_MISSING: {
+    exit: 1,
+    summary: 'a bundle part is on a volume that is not attached (or not under the folder given)',
+  },
+  E_WRONG_VOLUME: {
+    exit: 1,
+    summary: 'a volume belongs to another bundle, or to another build of the same release',
+  },
+  E_TOOL_MISSING: { exit: 1, summary: 'a program Ferry drives (xorriso) is not installed' },
   E_INTERNAL: { exit: 1, summary: 'a bug in Ferry' },
 } as const satisfies Record<string, { exit: 1 | 2 | 3 | 4 | 5; summary: string }>;
 
@@ -168,13 +255,19 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface ErrorDetails {
   /** The file the problem is in (spec, bundle, key, state file). */
   file?: string;
-  /** The archive entry name. */
+  /** The archive entry name (on removable media: the part's name on its volume). */
   entry?: string;
+  /** On removable media: the volume number (1-based). */
+  volume?: number;
   component?: string;
   /** A JSON path or spec field such as `/components/db/version`. */
   field?: string;
   /** 1-based line in `file`, when known. */
   line?: number;
+  /** 1-based column in `line`, when known. */
+  column?: number;
+  /** Every problem found in `file`, when there are several (the message lists them too). */
+  problems?: Array<{ path: string; message: string; line?: number }>;
   /** A registry as `host[:port]`. */
   registry?: string;
   /** A repository name inside `registry`, such as `acme/appliance`. */
@@ -186,9 +279,17 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/**
+ * Marks a FerryError whichever copy of this module made it: the packaged
+ * installer loads its console from a bundle of its own, whose errors must
+ * still be reported with their code.
+ */
+const BRAND = Symbol.for('ferry.FerryError');
+
 export class FerryError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
+  readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -212,12 +313,25 @@ export class FerryError extends Error {
 }
 
 export function isFerryError(error: unknown): error is FerryError {
-  return error instanceof FerryError;
+  return (
+    error instanceof FerryError ||
+    (typeof error === 'object' &&
+      error !== null &&
+      BRAND in error &&
+      String((error as { code?: unknown }).code) in ERROR_CODES)
+  );
 }
 
-/** Wraps an fs error into E_NOT_FOUND or E_IO, naming the file. */
+/** Wraps an fs error into E_NOT_FOUND, E_NO_SPACE or E_IO, naming the file. */
 export function ioError(error: unknown, file: string, doing: string): FerryError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EISDIR') {
+    return new FerryError('E_USAGE', `${file} is a folder, not a file`, {
+      file,
+      hint: 'name the file itself',
+      cause: error,
+    });
+  }
   if (code === 'ENOENT') {
     return new FerryError('E_NOT_FOUND', `${file} does not exist`, {
       file,
@@ -226,11 +340,18 @@ export function ioError(error: unknown, file: string, doing: string): FerryError
     });
   }
   const reason = error instanceof Error ? error.message : String(error);
+  if (code === 'ENOSPC') {
+    return new FerryError('E_NO_SPACE', `could not ${doing} ${file}: ${reason}`, {
+      file,
+      hint: 'free some disk space and try again',
+      cause: error,
+    });
+  }
   return new FerryError('E_IO', `could not ${doing} ${file}: ${reason}`, {
     file,
     hint:
-      code === 'ENOSPC'
-        ? 'free some disk space and try again'
+      code === 'EROFS' || code === 'EIO'
+        ? 'the filesystem failed or went read-only: check it (fsck, remount), then run ferry recover'
         : 'check the permissions and the disk',
     cause: error,
   });

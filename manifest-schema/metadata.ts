@@ -1,9 +1,11 @@
-import { parseJsonLimited } from './envelope.js';
+import { parseJsonLimited, requireCanonical } from './envelope.js';
 import { FerryError } from './errors.js';
 import { sequence } from './graph.js';
 import {
   artifactEntry,
   BUNDLE_METADATA_ENTRY,
+  escapingLink,
+  installerEntry,
   payloadEntry,
   unsafeLinkReason,
   unsafePathReason,
@@ -17,7 +19,7 @@ import {
   type PayloadEntry,
 } from './schemas.js';
 import { validate } from './validate.js';
-import { isStrictVersion, isValidRange } from './versions.js';
+import { compareVersions, isStrictVersion, isValidRange } from './versions.js';
 
 /** One entry a bundle must hold, in archive order. */
 export interface ExpectedEntry {
@@ -32,7 +34,9 @@ export interface ExpectedEntry {
 
 /** Parses and checks the signed payload: format version, schema, then every rule the schema cannot say. */
 export function decodeMetadata(payload: Buffer, file: string): BundleMetadata {
-  const raw = parseJsonLimited(payload.toString('utf8'), file, 'bundle.json');
+  const text = payload.toString('utf8');
+  const raw = parseJsonLimited(text, file, 'bundle.json');
+  requireCanonical(raw, text, file, BUNDLE_METADATA_ENTRY);
   const version = (raw as { formatVersion?: unknown } | null)?.formatVersion;
   if (version !== FORMAT_VERSION) {
     throw new FerryError(
@@ -174,6 +178,37 @@ export function metadataProblem(meta: BundleMetadata): MetadataProblem | null {
     if (!isStrictVersion(change.version))
       return invalid(`/changes/${index}/version`, `change ${change.id}'s version is not semver`);
   }
+  return installerProblem(meta);
+}
+
+function installerProblem({ minInstaller, installer }: BundleMetadata): MetadataProblem | null {
+  if (minInstaller !== undefined && !isStrictVersion(minInstaller))
+    return {
+      code: 'E_METADATA_INVALID',
+      field: '/minInstaller',
+      message: `minInstaller ${minInstaller} is not semver`,
+    };
+  if (installer === undefined) return null;
+  const entry = installerEntry(installer.path.slice(installer.path.lastIndexOf('/') + 1));
+  if (unsafePathReason(installer.path) !== null || installer.path !== entry)
+    return {
+      code: 'E_UNSAFE_ENTRY',
+      field: '/installer/path',
+      message: `the carried installer ${installer.path} is not where it belongs (expected ${entry})`,
+    };
+  if (!isStrictVersion(installer.version))
+    return {
+      code: 'E_METADATA_INVALID',
+      field: '/installer/version',
+      message: `the carried installer's version ${installer.version} is not semver`,
+    };
+  // A hand-over to it would only be refused again.
+  if (minInstaller !== undefined && compareVersions(installer.version, minInstaller) < 0)
+    return {
+      code: 'E_METADATA_INVALID',
+      field: '/installer/version',
+      message: `the carried installer is ${installer.version}, older than the bundle's minInstaller ${minInstaller}`,
+    };
   return null;
 }
 
@@ -254,6 +289,16 @@ function payloadProblem(
         return unsafe(index, `${entry.path} lies inside ${type} ${dir}`);
     }
   }
+  const links = new Map(
+    files.flatMap((entry) =>
+      entry.type === 'symlink' ? [[entry.path, entry.target as string] as const] : [],
+    ),
+  );
+  const escape = escapingLink(links);
+  if (escape !== null) {
+    const index = files.findIndex((entry) => entry.path === escape.path);
+    return unsafe(index, `symlink ${escape.path} ${escape.reason}`);
+  }
   if (total !== size) {
     return {
       code: 'E_METADATA_INVALID',
@@ -276,8 +321,8 @@ export function dependencyOrder(meta: Pick<BundleMetadata, 'components'>): strin
 
 /**
  * Every entry a bundle holds, in the one archive order that both formats
- * use: bundle.json, the trust chain, artifacts, verification, then payload in
- * dependency order.
+ * use: bundle.json, the trust chain, artifacts, verification, payload in
+ * dependency order, then the carried installer.
  * The builder writes exactly this list; readers check an archive against it.
  */
 export function expectedEntries(meta: BundleMetadata, metadataSize: number): ExpectedEntry[] {
@@ -326,5 +371,6 @@ export function expectedEntries(meta: BundleMetadata, metadataSize: number): Exp
       });
     }
   }
+  if (meta.installer) entries.push(artifact(meta.installer));
   return entries;
 }

@@ -38,6 +38,56 @@ export function unsafeLinkReason(linkPath: string, target: string): string | nul
   return null;
 }
 
+/** The most links followed while resolving one target, as Linux's ELOOP limit. */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Each link's target resolved the way the kernel will on the appliance:
+ * segment by segment, following every link of the component met on the way
+ * (links to links, and links used as folders inside a target). A target
+ * that is lexically inside can still leave through a link that sits deeper
+ * than where it points (`d/e/l -> ../../x`, then `b -> d/e/l/../..`), so each
+ * link alone is not enough. Returns the first link that leaves its component
+ * or loops, with the reason; null when every link stays inside.
+ */
+export function escapingLink(
+  links: ReadonlyMap<string, string>,
+): { path: string; reason: string } | null {
+  for (const [path, target] of links) {
+    const reason = resolvedLinkReason(links, path, target);
+    if (reason !== null) return { path, reason };
+  }
+  return null;
+}
+
+function resolvedLinkReason(
+  links: ReadonlyMap<string, string>,
+  path: string,
+  target: string,
+): string | null {
+  const parts = path.split('/').slice(0, -1);
+  let pending = target.split('/');
+  let hops = 0;
+  while (pending.length > 0) {
+    const segment = pending.shift() as string;
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      if (parts.length === 0)
+        return `leaves its component through the links it follows (${target})`;
+      parts.pop();
+      continue;
+    }
+    parts.push(segment);
+    const next = links.get(parts.join('/'));
+    if (next === undefined) continue;
+    if (++hops > MAX_LINK_HOPS) return `is part of a loop of links (${target})`;
+    if (next.startsWith('/')) return `leads to an absolute path (${next})`;
+    parts.pop();
+    pending = [...next.split('/'), ...pending];
+  }
+  return null;
+}
+
 /** Archive entry names, shared by the builder and every reader. */
 export const BUNDLE_METADATA_ENTRY = 'bundle.json';
 
@@ -52,6 +102,11 @@ export function verifyEntry(file: string): string {
 /** The entry of trust root version N in a bundle that carries its chain. */
 export function trustRootEntry(version: number): string {
   return `trust/root-${version}.json`;
+}
+
+/** The installer executable a bundle carries (after the payload: planning and staging never read it). */
+export function installerEntry(file: string): string {
+  return `installer/${file}`;
 }
 
 export function payloadEntry(component: string, path: string): string {

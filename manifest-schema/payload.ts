@@ -6,11 +6,14 @@ import type { PayloadEntry, PayloadRef } from './schemas.js';
  */
 
 /** What the plan decides for a component. */
-export type Action = 'install' | 'upgrade' | 'keep' | 'downgrade' | 'remove' | 'skip' | 'error';
+export type Action =
+  'install' | 'upgrade' | 'keep' | 'downgrade' | 'reinstall' | 'remove' | 'skip' | 'error';
 
 /** Installs a version of the component (its payload is staged and activated). */
 export function isUpdating(action: Action): boolean {
-  return action === 'install' || action === 'upgrade' || action === 'downgrade';
+  return (
+    action === 'install' || action === 'upgrade' || action === 'downgrade' || action === 'reinstall'
+  );
 }
 
 /** Changes the appliance: an update or a removal. */

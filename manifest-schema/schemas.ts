@@ -9,6 +9,7 @@ import applianceState from './schemas/appliance-state.json' with { type: 'json' 
 import bundleMetadata from './schemas/bundle-metadata.json' with { type: 'json' };
 import controlTable from './schemas/control-table.json' with { type: 'json' };
 import envelope from './schemas/envelope.json' with { type: 'json' };
+import partsIndex from './schemas/parts-index.json' with { type: 'json' };
 import releaseRecord from './schemas/release-record.json' with { type: 'json' };
 import rootDocument from './schemas/root-document.json' with { type: 'json' };
 import releaseSpec from './schemas/release-spec.json' with { type: 'json' };
@@ -28,6 +29,7 @@ export const ApplianceStateSchema =
   applianceState as unknown as typeof Declared.ApplianceStateSchema;
 export const ApplianceFactsSchema =
   applianceFacts as unknown as typeof Declared.ApplianceFactsSchema;
+export const PartsIndexSchema = partsIndex as unknown as typeof Declared.PartsIndexSchema;
 
 export type {
   ApplianceConfig,
@@ -37,9 +39,11 @@ export type {
   BundleComponent,
   BundleKind,
   BundleMetadata,
+  CarriedInstaller,
   Change,
   ControlTable,
   Envelope,
+  PartsIndex,
   PayloadEntry,
   PayloadRef,
   ReleaseRecord,

@@ -316,6 +316,20 @@ function isEnvelopeText(text: string): boolean {
   }
 }
 
+/** A trust root as its file holds it: a TUF root's envelope, or the first format's document. */
+export function rootFileValue(root: TrustedRoot): Envelope | TrustRoot {
+  if (root.signed) return root.signed.envelope;
+  return {
+    formatVersion: 1,
+    threshold: root.roles.targets.threshold,
+    keys: root.roles.targets.keyids.map((keyid) => {
+      const key = root.keys[keyid];
+      const pem = publicKeyFromHex(key?.public ?? '')?.export({ type: 'spki', format: 'pem' });
+      return { keyid, ...(key?.name ? { name: key.name } : {}), publicKey: String(pem) };
+    }),
+  };
+}
+
 /** A TUF root as its file holds it: the envelope, indented. */
 export function rootFileText(root: TrustedRoot): string {
   if (!root.signed) throw new Error('rootFileText: a trust root of the first format');
@@ -447,7 +461,7 @@ export function checkSignatures(
 }
 
 /** Throws E_KEY_REVOKED, E_THRESHOLD or E_SIGNATURE unless the status is valid. */
-export function assertTrusted(status: SignatureStatus, file: string): void {
+export function assertTrusted(status: SignatureStatus, file: string, entry = 'bundle.json'): void {
   if (status.valid) return;
   const code =
     status.revoked.length > 0
@@ -461,7 +475,7 @@ export function assertTrusted(status: SignatureStatus, file: string): void {
     `${file}: ${status.keyids.length} of the ${status.threshold} required trusted signatures verified${detail}`,
     {
       file,
-      entry: 'bundle.json',
+      entry,
       hint:
         code === 'E_KEY_REVOKED'
           ? 'the bundle was signed with a key the key holders revoked: it may have leaked. Use a bundle signed by a current targets key'

@@ -7,6 +7,7 @@ import {
   BundleMetadataSchema,
   ControlTableSchema,
   EnvelopeSchema,
+  PartsIndexSchema,
   ReleaseRecordSchema,
   ReleaseSpecSchema,
   RootDocumentSchema,
@@ -37,6 +38,7 @@ const COMPILED = new Map<TSchema, ValidateFunction | undefined>([
   [ApplianceConfigSchema, validators.applianceConfig],
   [ApplianceStateSchema, validators.applianceState],
   [ApplianceFactsSchema, validators.applianceFacts],
+  [PartsIndexSchema, validators.partsIndex],
 ]);
 
 /**
@@ -79,11 +81,19 @@ function describe(error: ErrorObject): ValidationProblem {
   const path = error.instancePath;
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
-    case 'additionalProperties':
+    case 'additionalProperties': {
+      const field = String(params.additionalProperty);
+      const known = Object.keys(
+        (error.parentSchema as { properties?: object } | undefined)?.properties ?? {},
+      );
+      const near = closest(field, known);
       return {
-        path: `${path}/${String(params.additionalProperty)}`,
-        message: 'is not a known field',
+        path: `${path}/${field}`,
+        message: near
+          ? `is not a known field (did you mean ${near}?)`
+          : `is not a known field${known.length > 0 ? ` (known: ${known.join(', ')})` : ''}`,
       };
+    }
     case 'required':
       return { path: `${path}/${String(params.missingProperty)}`, message: 'is required' };
     case 'enum':
@@ -102,6 +112,14 @@ function describe(error: ErrorObject): ValidationProblem {
         return { path, message: `must be a string (quote it: "${String(error.data)}")` };
       }
       return { path, message: `must be ${String(params.type)}` };
+    case 'minLength':
+    case 'maxLength': {
+      const description = (error.parentSchema as { description?: string } | undefined)?.description;
+      return {
+        path,
+        message: description ? `must be ${description}` : (error.message ?? 'is invalid'),
+      };
+    }
     case 'pattern': {
       const description = (error.parentSchema as { description?: string } | undefined)?.description;
       return {
@@ -120,6 +138,32 @@ function describe(error: ErrorObject): ValidationProblem {
 }
 
 const NAME_HINT = 'lower-case letters, digits, . _ -';
+
+/** The known name a typo most likely meant: within two edits, or differing only in case. */
+function closest(word: string, known: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(word.toLowerCase(), name.toLowerCase());
+    if (distance <= Math.min(2, Math.floor(name.length / 2)) && (!best || distance < best.distance))
+      best = { name, distance };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
 
 /** Splits a JSON pointer into its unescaped segments. */
 export function pointerSegments(pointer: string): string[] {

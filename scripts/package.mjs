@@ -36,10 +36,14 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist', 'package');
-const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// FERRY_PACKAGE_VERSION and FERRY_PACKAGE_OUT make a build that calls itself
+// another version, elsewhere: the hand-over test needs an older installer.
+const out = process.env.FERRY_PACKAGE_OUT ?? join(root, 'dist', 'package');
+const version =
+  process.env.FERRY_PACKAGE_VERSION ??
+  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 // Both sides of this name: scripts/sea-boot.ts reads the asset it names.
-const ASSET = 'ferry.mjs';
+const ASSET = 'console.mjs';
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64' };
 mkdirSync(out, { recursive: true });
@@ -52,7 +56,7 @@ function writeAtomic(file, contents, mode = 0o644) {
 }
 
 /** esbuild of one entry (TypeScript source text) into memory. */
-async function bundle(entry, { define, ...options }) {
+async function bundle(entry, { define, plugins = [], ...options }) {
   const result = await build({
     stdin: { contents: entry, resolveDir: root, sourcefile: 'ferry-entry.ts', loader: 'ts' },
     bundle: true,
@@ -61,7 +65,12 @@ async function bundle(entry, { define, ...options }) {
     write: false,
     // React's production build: what an appliance should run, and a third
     // less code to compile at every start.
-    define: { 'process.env.NODE_ENV': '"production"', ...define },
+    define: {
+      'process.env.NODE_ENV': '"production"',
+      // manifest-schema/ferry-version.ts: no package.json travels with the bundle.
+      FERRY_PACKAGE_VERSION: JSON.stringify(version),
+      ...define,
+    },
     // ink imports its React devtools (and through them a WebSocket client that
     // looks for optional modules on disk) only when DEV=true. An appliance
     // never debugs ink, and a bundle that requires nothing outside Node cannot
@@ -81,6 +90,7 @@ async function bundle(entry, { define, ...options }) {
           }));
         },
       },
+      ...plugins,
     ],
     legalComments: 'none',
     logLevel: 'warning',
@@ -109,13 +119,31 @@ writeAtomic(
 console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`);
 
 // ------------------------------------------------------ the executable
-// The same bundle, exporting main instead of running it, so that the boot
-// script can remove its temporary copy before Ferry starts.
-const asset = await bundle("export { main } from './cli/main.ts';\n", esm);
+// Ferry and its CLI as CommonJS, the executable's entry: V8 compiles a
+// CommonJS script lazily, where an ES module of the same size is compiled
+// whole at every start (twice the time of bin/ferry for --help). The
+// console's screen cannot be CommonJS (ink's layout engine awaits at its top
+// level), so it is an ES module asset of its own, loaded only by `console`:
+// the console command's import of it resolves to the boot script's loader.
 const boot = await bundle(
   "import { boot } from './scripts/sea-boot.ts';\nboot(process.argv.slice(2), process.env).then((code) => { process.exitCode = code; });\n",
-  { format: 'cjs', define: { FERRY_VERSION: JSON.stringify(version) } },
+  {
+    format: 'cjs',
+    plugins: [
+      {
+        name: 'console-apart',
+        setup(builder) {
+          builder.onResolve({ filter: /\/console\/run\.js$/ }, (args) =>
+            args.importer === join(root, 'cli', 'commands', 'console.ts')
+              ? { path: join(root, 'scripts', 'sea-boot.ts') }
+              : undefined,
+          );
+        },
+      },
+    ],
+  },
 );
+const asset = await bundle("export { runConsole } from './installer/console/run.tsx';\n", esm);
 
 const given = process.env.FERRY_NODE_BINARY;
 const node = realpathSync(given ?? process.execPath);
@@ -130,8 +158,11 @@ const config = {
   main: 'boot.cjs',
   output: 'blob',
   disableExperimentalSEAWarning: true,
-  // A code cache breaks import() in a Node 20 SEA, and a snapshot cannot hold ESM.
-  useCodeCache: false,
+  // V8's code cache of the entry: a start parses nothing. (import() from
+  // the entry itself would then fail in Node 20; scripts/sea-boot.ts imports
+  // the console's module from a script of its own.) The cache is made by the
+  // Node running this script, for its own architecture: none for another.
+  useCodeCache: !given,
   useSnapshot: false,
   assets: { [ASSET]: ASSET },
 };

@@ -1,8 +1,11 @@
 // The entry of dist/package/ferry-installer, the Node single executable
-// (`npm run package` bundles it to CommonJS: a SEA's entry cannot be ESM).
-// It checks what must be checked before any of Ferry loads, then writes the
-// embedded ESM bundle to a private folder, imports it, removes the folder and
-// runs Ferry's CLI. Only Node's own modules exist here: `require` in a SEA
+// (`npm run package` bundles it with Ferry's CLI to CommonJS, with V8's code
+// cache of it beside: a start parses nothing, and without the cache V8 still
+// compiles CommonJS lazily, where an ES module is compiled whole). It checks what
+// must be checked before Ferry runs, then runs the CLI. The console's screen
+// (ink, whose layout engine needs top-level await, so ESM) is the one part
+// kept apart: `ferry console` writes it to a private folder, imports it and
+// removes the folder. Only Node's own modules exist here: `require` in a SEA
 // loads nothing else.
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,12 +13,15 @@ import { join, resolve } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { ERROR_CODES, FerryError } from '../manifest-schema/errors.js';
+import { constants, Script } from 'node:vm';
+import { main } from '../cli/main.js';
+import { report } from '../cli/report.js';
+import type { runConsole as RunConsole } from '../installer/console/run.js';
+import { FerryError, type ERROR_CODES } from '../manifest-schema/errors.js';
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 
-declare const FERRY_VERSION: string;
-
-/** The SEA asset holding the bundle (scripts/package.mjs names it too). */
-const ASSET = 'ferry.mjs';
+/** The SEA asset holding the console's ESM bundle (scripts/package.mjs names it too). */
+const ASSET = 'console.mjs';
 
 /**
  * Variables that load code into this process. Node and the loader act on
@@ -100,14 +106,36 @@ async function versionJson(): Promise<string> {
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
- * Imports the bundle from a private folder and removes the folder as soon as
- * it is loaded, before Ferry runs: a killed installer leaves nothing behind,
- * and no signal handler of ours competes with Ferry's own.
+ * import(), from a script of its own: the executable's entry is compiled from
+ * its code cache, and Node 20 gives such a script no loader for import().
  */
-async function loadFerry(
-  env: NodeJS.ProcessEnv,
-): Promise<{ main: (argv: string[]) => Promise<number> }> {
-  const folder = privateFolder(env);
+function importModule(url: string): Promise<unknown> {
+  // Node calls that loader experimental, and says so on the operator's screen.
+  const original: typeof process.emitWarning = Reflect.get(process, 'emitWarning');
+  const emitWarning = original.bind(process);
+  process.emitWarning = (warning: string | Error, ...rest: never[]): void => {
+    if (!String(warning).includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) emitWarning(warning, ...rest);
+  };
+  try {
+    return new Script(`import(${JSON.stringify(url)})`, {
+      importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    }).runInThisContext() as Promise<unknown>;
+  } finally {
+    process.emitWarning = original;
+  }
+}
+
+/**
+ * `ferry console` in the executable: scripts/package.mjs points the console
+ * command's import of installer/console/run.js here. Imports the console's
+ * bundle from a private folder and removes the folder as soon as it is
+ * loaded, before the console starts: a killed installer leaves nothing
+ * behind, and no signal handler of ours competes with the console's own.
+ */
+export async function runConsole(
+  ...args: Parameters<typeof RunConsole>
+): ReturnType<typeof RunConsole> {
+  const folder = privateFolder(process.env);
   const remove = (): void => rmSync(folder, { recursive: true, force: true });
   const onSignal = (signal: NodeJS.Signals): void => {
     remove();
@@ -116,46 +144,31 @@ async function loadFerry(
   };
   for (const name of SIGNALS) process.on(name, onSignal);
   process.on('exit', remove);
+  let loaded: { runConsole: typeof RunConsole };
   try {
     const file = join(folder, ASSET);
     writeFileSync(file, new Uint8Array(getRawAsset(ASSET) as ArrayBuffer), {
       mode: 0o600,
       flag: 'wx',
     });
-    return (await import(pathToFileURL(file).href)) as {
-      main: (argv: string[]) => Promise<number>;
-    };
+    loaded = (await importModule(pathToFileURL(file).href)) as typeof loaded;
   } finally {
     remove();
     for (const name of SIGNALS) process.removeListener(name, onSignal);
     process.removeListener('exit', remove);
   }
-}
-
-function report(error: unknown, wantsJson: boolean): number {
-  const ferryError =
-    error instanceof FerryError
-      ? error
-      : new FerryError('E_INTERNAL', `ferry-installer could not start: ${String(error)}`, {
-          hint: 'this is a bug in Ferry: please report it with the command you ran',
-        });
-  if (wantsJson)
-    process.stdout.write(`${JSON.stringify({ error: ferryError.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`ferry: ${ferryError.code}: ${ferryError.message}\n`);
-  if (ferryError.hint) process.stderr.write(`  hint: ${ferryError.hint}\n`);
-  return ERROR_CODES[ferryError.code].exit;
+  return loaded.runConsole(...args);
 }
 
 export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const wantsJson = argv.includes('--json');
   try {
     checkEnvironment(env);
-    // Who it is, without unpacking anything: this works even with no usable temporary folder.
+    // Who it is, and the sha256 of its own file, before any of Ferry runs.
     if (argv[0] === '--version') {
       process.stdout.write(wantsJson ? `${await versionJson()}\n` : `ferry ${FERRY_VERSION}\n`);
       return 0;
     }
-    const { main } = await loadFerry(env);
     return await main(argv);
   } catch (error) {
     return report(error, wantsJson);

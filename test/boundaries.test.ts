@@ -18,7 +18,9 @@ describe('package boundaries', () => {
   it.each([
     ['manifest-schema', /\.\.\/(bundle|builder|installer|cli)\//],
     ['builder', /\.\.\/(installer|cli)\//],
-    ['installer', /\.\.\/(builder|cli)\//],
+    ['installer', /\.\.\/(builder|cli|repository)\//],
+    // The repository reads bundles (bundle/) but neither builds nor installs them.
+    ['repository', /\.\.\/(builder|installer|cli)\//],
   ])('%s imports neither side', async (dir, forbidden) => {
     const crossing = (await imports(dir)).filter(({ target }) => forbidden.test(target));
     expect(crossing).toEqual([]);
@@ -39,27 +41,29 @@ describe('package boundaries', () => {
     for (const file of files) {
       const text = await readFile(join(ROOT, 'cli', file), 'utf8');
       for (const match of text.matchAll(
-        /^import (?!type )[^;]*'((?:\.\.\/)+(?:builder|installer|bundle)\/[^']*)'/gm,
+        /^import (?!type )[^;]*'((?:\.\.\/)+(?:builder|installer|bundle|repository)\/[^']*)'/gm,
       ))
         eager.push(`cli/${file}: ${match[1]}`);
     }
     expect(eager).toEqual([]);
   });
 
-  it.each(['installer/plan.ts', 'installer/engine/next-state.ts', 'builder/compose.ts'])(
-    'the pure %s imports no I/O',
-    async (file) => {
-      const text = await readFile(join(ROOT, file), 'utf8');
-      const runtime = [...text.matchAll(/^import (?!type )[^;]*?'([^'\n]+)';/gm)].map((m) => m[1]);
-      // manifest-schema's index re-exports file helpers too, but the pure modules may take only
-      // values from it; what they must never load is node's own I/O or the engine around them.
-      expect(
-        runtime.filter(
-          (target) => !/^(\.\.\/)+manifest-schema\/|^\.\/(plan|payload)\.js$/.test(target ?? ''),
-        ),
-      ).toEqual([]);
-    },
-  );
+  it.each([
+    'installer/plan.ts',
+    'installer/engine/next-state.ts',
+    'builder/compose.ts',
+    'repository/policy.ts',
+  ])('the pure %s imports no I/O', async (file) => {
+    const text = await readFile(join(ROOT, file), 'utf8');
+    const runtime = [...text.matchAll(/^import (?!type )[^;]*?'([^'\n]+)';/gm)].map((m) => m[1]);
+    // manifest-schema's index re-exports file helpers too, but the pure modules may take only
+    // values from it; what they must never load is node's own I/O or the engine around them.
+    expect(
+      runtime.filter(
+        (target) => !/^(\.\.\/)+manifest-schema\/|^\.\/(plan|payload)\.js$/.test(target ?? ''),
+      ),
+    ).toEqual([]);
+  });
 
   it('only manifest-schema/declarations.ts loads TypeBox at run time', async () => {
     const runtime = (await imports('manifest-schema')).filter(

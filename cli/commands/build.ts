@@ -16,7 +16,7 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install] [--trust-chain DIR] [--expires DATE]',
+    'ferry build SPEC --out DIR --key KEY... [--format tar|tar.gz|zip] [--kind update|install] [--trust-chain DIR] [--expires DATE] [--installer FILE]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string' },
@@ -25,6 +25,7 @@ export const command: Command = {
     kind: { type: 'string' },
     'trust-chain': { type: 'string' },
     expires: { type: 'string' },
+    installer: { type: 'string' },
     ...jsonOption,
   },
   async run({ values, positionals }) {
@@ -32,6 +33,7 @@ export const command: Command = {
     const kind = optional(values, 'kind');
     const trustChain = optional(values, 'trust-chain');
     const expires = optional(values, 'expires');
+    const installer = optional(values, 'installer');
     const { buildBundle } = await import('../../builder/build.js');
     const result = await buildBundle({
       spec: positional(positionals, 'SPEC'),
@@ -41,6 +43,7 @@ export const command: Command = {
       ...(kind !== undefined ? { kind: choice(kind, ['update', 'install'] as const, 'kind') } : {}),
       ...(trustChain !== undefined ? { trustChain } : {}),
       ...(expires !== undefined ? { expires: date(expires, 'expires') } : {}),
+      ...(installer !== undefined ? { installer } : {}),
       ...(process.env.SOURCE_DATE_EPOCH !== undefined
         ? { sourceDateEpoch: process.env.SOURCE_DATE_EPOCH }
         : {}),
@@ -61,5 +64,9 @@ function formatBuild(result: BuildResult): string {
     `  sha256  ${result.sha256}`,
     `  record  ${result.record}`,
     `  carries payload of ${result.included.length > 0 ? result.included.join(', ') : 'no component'}; ${result.changes} change(s); signed by ${result.keyids.length} key(s)`,
+    ...(result.installer
+      ? [`  carries ferry-installer ${result.installer.version} (${result.installer.platform})`]
+      : []),
+    ...(result.minInstaller ? [`  needs Ferry ${result.minInstaller} or newer to install`] : []),
   ].join('\n');
 }

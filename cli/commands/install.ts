@@ -2,6 +2,7 @@ import type { InstallResult } from '../../installer/engine/events.js';
 import {
   controlInput,
   controlOptions,
+  handOverBundle,
   flag,
   jsonOption,
   optional,
@@ -10,12 +11,13 @@ import {
   type Command,
 } from '../args.js';
 import { confirm } from '../confirm.js';
-import { formatPlan } from '../format.js';
+import { formatFailure, formatPlan } from '../format.js';
 import { progressPrinter } from '../progress.js';
+import { askOnTerminal } from '../volume-prompt.js';
 
 export const command: Command = {
   usage:
-    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--now] [--reason TEXT] [--yes]',
+    'ferry install BUNDLE --root R [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--no-drift-check] [--now] [--reason TEXT] [--yes]',
   summary: 'plan, pre-validate, stage, update, test and commit; any failure rolls everything back',
   options: {
     root: { type: 'string' },
@@ -25,28 +27,43 @@ export const command: Command = {
     ...controlOptions,
     ...jsonOption,
   },
+  handOver: handOverBundle,
   async run({ values, positionals }) {
     const bundle = positional(positionals, 'BUNDLE');
     const root = required(values, 'root');
     const wantsJson = flag(values, 'json');
     await confirm(flag(values, 'yes'), `install ${bundle} on ${root}`);
     const { install } = await import('../../installer/engine/install.js');
-    const { exitCodeOf } = await import('../../installer/engine/events.js');
+    const { exitCodeOf, STOP_SIGNALS } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = progressPrinter();
+    // A signal only asks the engine to stop at its next safe point; the engine says what it will do.
+    const stopping = new AbortController();
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping.signal.aborted)
+        process.stderr.write(`ferry: ${signal}: already stopping; wait for the result\n`);
+      else stopping.abort(signal);
+    };
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+    const ask = askOnTerminal();
     const result = await install({
+      ...(ask ? { ask } : {}),
       bundle,
       root,
       controls: controlInput(values),
       now: flag(values, 'now'),
       ...(reason !== undefined ? { reason } : {}),
+      signal: stopping.signal,
       onEvent: (event) => {
         if (wantsJson) {
           if (event.type !== 'result') process.stdout.write(`${JSON.stringify(event)}\n`);
+          if (event.type === 'interrupt') process.stderr.write(`ferry: ${event.message}\n`);
         } else {
           progress.show(event);
         }
       },
+    }).finally(() => {
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     });
     const { plan, ...rest } = result;
     return {
@@ -78,13 +95,6 @@ function formatInstall(result: InstallResult): string {
   } else {
     lines.push(`UNCHANGED: ${plan.product} is already at ${plan.to}; nothing to do`);
   }
-  if (result.failure) {
-    const f = result.failure;
-    lines.push(
-      `  failed: ${f.component ?? 'the bundle'}, ${f.pass} pass${f.artifact ? `, ${f.artifact}` : ''}: ${f.status}`,
-    );
-    if (f.tail) lines.push(...f.tail.split('\n').map((line) => `  | ${line}`));
-  }
-  if (result.log) lines.push(`  log: ${result.log}`);
+  lines.push(...formatFailure(result.failure, result.log));
   return lines.join('\n');
 }

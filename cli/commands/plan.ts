@@ -1,6 +1,7 @@
 import {
   controlInput,
   controlOptions,
+  handOverBundle,
   jsonOption,
   optional,
   positional,
@@ -10,7 +11,7 @@ import { formatPlan } from '../format.js';
 
 export const command: Command = {
   usage:
-    'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial]',
+    'ferry plan BUNDLE (--root R | --state FILE) [--force C] [--skip C] [--delete C] [--control FILE] [--allow-downgrade] [--partial] [--no-drift-check]',
   summary: 'what installing the bundle would do to each component and why, from its metadata alone',
   options: {
     root: { type: 'string' },
@@ -18,6 +19,7 @@ export const command: Command = {
     ...controlOptions,
     ...jsonOption,
   },
+  handOver: handOverBundle,
   async run({ values, positionals }) {
     const { planFor } = await import('../../installer/planning.js');
     const root = optional(values, 'root');

@@ -1,5 +1,6 @@
 import { flag, jsonOption, optional, required, type Command } from '../args.js';
 import { confirm } from '../confirm.js';
+import { formatFailure } from '../format.js';
 import { progressPrinter } from '../progress.js';
 
 export const command: Command = {
@@ -24,12 +25,14 @@ export const command: Command = {
         if (!flag(values, 'json')) progress.show(event);
       },
     });
-    const human =
+    const human = [
       result.outcome === 'committed'
         ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
         : result.outcome === 'unchanged'
           ? `UNCHANGED: the previous release has the same components`
-          : `FAILED: still at ${result.from ?? '(empty)'}: ${result.failure?.component ?? ''} ${result.failure?.status ?? ''}`;
+          : `FAILED: still at ${result.from ?? '(empty)'}; everything was switched forward again`,
+      ...formatFailure(result.failure, result.log),
+    ].join('\n');
     return { json: result, human, exitCode: exitCodeOf(result) };
   },
 };

@@ -35,6 +35,16 @@ function formatStatus(status: StatusResult): string {
     `  highest   ${status.highestRelease ?? '-'} (older bundles are refused)`,
     `  trust     root version ${status.trust.version}, expires ${status.trust.expires ?? 'never'}${status.trust.revoked.length > 0 ? `; ${status.trust.revoked.length} targets key(s) revoked` : ''}`,
   ];
+  const open = status.open;
+  if (open) {
+    const what = `${open.operation} ${open.from ?? '(empty)'} → ${open.to ?? '(empty)'} (transaction ${open.id}, pid ${open.pid}, since ${open.startedAt}, ${open.steps} step(s) made)`;
+    lines.push(
+      '',
+      open.running
+        ? `UNDER WAY: ${what}`
+        : `INTERRUPTED: ${what}. The next install or rollback, or \`ferry recover\`, ${open.recovery === 'roll-forward' ? 'finishes it: it was committed' : `rolls it back to ${open.from ?? '(empty)'}`}.`,
+    );
+  }
   const names = Object.keys(status.components);
   if (names.length > 0) {
     lines.push(
@@ -52,10 +62,14 @@ function formatStatus(status: StatusResult): string {
         ? ` (${t.failure.component ?? 'bundle'} ${t.failure.pass}: ${t.failure.status})`
         : '';
       lines.push(
-        `  ${t.at}  ${t.operation} ${t.from ?? '(empty)'} → ${t.to ?? '?'}: ${t.outcome}${failure}`,
+        `  ${t.at}  ${t.operation} ${t.from ?? '(empty)'} → ${t.to ?? '(empty)'}: ${t.outcome}${failure}`,
       );
     }
   }
+  for (const line of status.tornHistoryLines ?? [])
+    lines.push(
+      `  (history.jsonl line ${line} was cut short, by a power cut while it was written: skipped)`,
+    );
   if (status.problems) {
     lines.push(
       '',

@@ -1,17 +1,38 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isFerryError } from '../../manifest-schema/index.js';
-import { factsOf, trustContext, type Appliance } from '../appliance.js';
+import {
+  isFerryError,
+  partName,
+  PARTS_INDEX,
+  type FerryError,
+} from '../../manifest-schema/index.js';
+import { trustContext, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
+import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
+import { requireInstaller } from '../handover.js';
 import type { ApplianceView, Candidate } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
 
 const BUNDLE_NAME = /\.(tar|tar\.gz|zip)$/;
 
-/** Bundle files in a folder and the folders just below it (a stick's root, or a mount point's volumes). */
+/** Volume 1 of removable media: its parts index and part 1, which holds bundle.json. */
+async function isFirstVolume(dir: string): Promise<boolean> {
+  const present = (path: string) =>
+    stat(join(dir, path)).then(
+      (stats) => stats.isFile(),
+      () => false,
+    );
+  return (await present(PARTS_INDEX)) && (await present(partName(1)));
+}
+
+/**
+ * Bundle files in a folder and the folders just below it (a stick's root, or
+ * a mount point's volumes), and bundles on removable media by their volume 1.
+ */
 async function bundleFiles(dir: string, depth: number): Promise<string[]> {
+  if (await isFirstVolume(dir)) return [dir];
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const found: string[] = [];
   for (const entry of entries) {
@@ -41,11 +62,13 @@ export async function discover(
     );
     if (exists) for (const file of await bundleFiles(mount, 2)) files.add(file);
   }
-  const facts = factsOf(appliance);
+  // The same facts an install plans from: the screen must not promise what Enter then refuses.
+  const facts = await checkedFacts(appliance);
   const candidates: Candidate[] = [];
   for (const file of [...files].sort()) {
     try {
-      const { reader, metadata, signature } = await openBundleMetadata(
+      // An untrusted bundle is refused here, before its metadata is parsed.
+      const { reader, metadata } = await openBundleMetadata(
         file,
         trustContext(appliance.trust, appliance.state.timeFloor),
       );
@@ -57,15 +80,11 @@ export async function discover(
         kind: metadata.kind,
         notes: metadata.release.notes,
       };
-      if (!signature?.valid) {
-        candidates.push({
-          ...base,
-          plan: null,
-          problem: {
-            code: 'E_SIGNATURE',
-            message: `not signed by keys this appliance trusts (${signature?.problems.join('; ') ?? ''})`,
-          },
-        });
+      try {
+        requireInstaller(metadata, file);
+      } catch (error) {
+        const { code, message } = error as FerryError;
+        candidates.push({ ...base, plan: null, problem: { code, message } });
         continue;
       }
       const planned = plan(facts, metadata, {

@@ -47,6 +47,17 @@ export interface ConsoleState {
   result: InstallResult | null;
   error: { code: string; message: string; hint?: string } | null;
   notice: string | null;
+  /** The volume the operator is asked to insert (removable media), while the install waits. */
+  volume: VolumeWanted | null;
+}
+
+export interface VolumeWanted {
+  volume: number;
+  volumes: number;
+  label: string;
+  bundle: string;
+  /** Set when the volume found belongs to another bundle or build. */
+  wrong: string | null;
 }
 
 export type ConsoleEvent =
@@ -54,6 +65,8 @@ export type ConsoleEvent =
   | { type: 'start'; at: number }
   | { type: 'failed'; error: { code: string; message: string; hint?: string } }
   | { type: 'notice'; text: string }
+  /** The install waits for a volume (null: it was inserted, or the operator gave up). */
+  | { type: 'volume'; wanted: VolumeWanted | null }
   /** The operator moves to another readable bundle (+1 down, -1 up). */
   | { type: 'choose'; step: 1 | -1 };
 
@@ -72,6 +85,7 @@ export function initialState(appliance: ApplianceView, candidates: Candidate[]):
     result: null,
     error: null,
     notice: null,
+    volume: null,
   };
 }
 
@@ -92,6 +106,8 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
   switch (event.type) {
     case 'notice':
       return { ...state, notice: event.text };
+    case 'volume':
+      return { ...state, volume: event.wanted };
     case 'choose': {
       if (state.screen !== 'choose') return state;
       const readable = [...state.candidates.keys()].filter(
@@ -116,6 +132,12 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return state;
     case 'warning':
       return { ...state, log: appendLog(state.log, `warning: ${event.message}`) };
+    case 'interrupt':
+      return {
+        ...state,
+        notice: `Interrupted: ${event.message}.`,
+        log: appendLog(state.log, `interrupted: ${event.message}`),
+      };
     case 'pass': {
       const passes = {
         ...state.passes,

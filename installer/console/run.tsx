@@ -1,8 +1,9 @@
 import { render, useInput } from 'ink';
-import { useEffect, useState } from 'react';
-import { FerryError, isFerryError } from '../../manifest-schema/index.js';
+import { useEffect, useMemo, useState } from 'react';
+import type { AskForVolume } from '../../bundle/media.js';
+import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
-import { exitCodeOf } from '../engine/events.js';
+import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
 import { applianceView, discover } from './discover.js';
 import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
@@ -22,6 +23,10 @@ export class ConsoleController {
   state: ConsoleState;
   private readonly listeners = new Set<(state: ConsoleState) => void>();
   private readonly root: string;
+  /** Aborted when the operator interrupts an install under way. */
+  private stopping: AbortController | null = null;
+  /** The install's wait for a volume: Enter goes on, q gives up. */
+  private waiting: { resolve: () => void; reject: () => void } | null = null;
   onQuit: () => void = () => undefined;
 
   constructor(state: ConsoleState, root: string) {
@@ -42,6 +47,14 @@ export class ConsoleController {
   key(input: string, enter: boolean, arrow: 'up' | 'down' | null = null): void {
     if (arrow !== null) {
       this.dispatch({ type: 'choose', step: arrow === 'down' ? 1 : -1 });
+      return;
+    }
+    if (this.waiting && (enter || input === 'q')) {
+      const { resolve, reject } = this.waiting;
+      this.waiting = null;
+      this.dispatch({ type: 'volume', wanted: null });
+      if (enter) resolve();
+      else reject();
       return;
     }
     if (input === 'q' && this.state.screen !== 'installing') {
@@ -82,10 +95,29 @@ export class ConsoleController {
     void this.apply(candidate.file);
   }
 
+  /**
+   * Ctrl-C, SIGTERM or SIGHUP: during an install, asks it to stop at its next
+   * safe point and roll back (the screen stays until the result); otherwise quits.
+   */
+  interrupt(signal: NodeJS.Signals): void {
+    if (this.state.screen !== 'installing') {
+      this.onQuit();
+      return;
+    }
+    if (this.stopping?.signal.aborted === false) this.stopping.abort(signal);
+  }
+
   private async apply(bundle: string): Promise<void> {
     this.dispatch({ type: 'start', at: Date.now() });
+    this.stopping = new AbortController();
     try {
-      await install({ bundle, root: this.root, onEvent: (event) => this.dispatch(event) });
+      await install({
+        bundle,
+        root: this.root,
+        onEvent: (event) => this.dispatch(event),
+        signal: this.stopping.signal,
+        ask: this.askForVolume,
+      });
       const after = await openAppliance(this.root);
       this.state = { ...this.state, appliance: applianceView(after) };
       this.dispatch({ type: 'notice', text: '' });
@@ -96,16 +128,28 @@ export class ConsoleController {
       this.dispatch({ type: 'failed', error: failure });
     }
   }
+
+  /** Shows which volume to insert and waits for Enter (or q, which stops with nothing changed). */
+  private readonly askForVolume: AskForVolume = (request) =>
+    new Promise<void>((resolve, reject) => {
+      this.waiting = { resolve, reject: () => reject(request.problem) };
+      const { volume, volumes, label, bundle, problem } = request;
+      const wrong = problem.code === 'E_WRONG_VOLUME' ? problem.message : null;
+      this.dispatch({ type: 'volume', wanted: { volume, volumes, label, bundle, wrong } });
+    });
 }
 
 /** The screen: renders what the controller holds and hands it the keys. */
 export function ConsoleApp({ controller }: { controller: ConsoleController }) {
   const [state, setState] = useState(controller.state);
   useEffect(() => controller.subscribe(setState), [controller]);
-  useInput((input, key) =>
-    controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null),
-  );
-  return <ConsoleView state={state} />;
+  useInput((input, key) => {
+    if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
+    else controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null);
+  });
+  // Names, notes and messages come from bundles: nothing in them may drive the terminal.
+  const shown = useMemo(() => printableDeep(state), [state]);
+  return <ConsoleView state={shown} />;
 }
 
 export async function runConsole(options: ConsoleOptions): Promise<number> {
@@ -120,9 +164,16 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     initialState(applianceView(appliance), candidates),
     options.root,
   );
-  const instance = render(<ConsoleApp controller={controller} />);
+  // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
+  const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();
-  await instance.waitUntilExit();
+  const onSignal = (signal: NodeJS.Signals): void => controller.interrupt(signal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  try {
+    await instance.waitUntilExit();
+  } finally {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  }
   const { result, error } = controller.state;
   if (error) return 1;
   return result ? exitCodeOf(result) : 0;

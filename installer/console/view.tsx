@@ -7,6 +7,7 @@ import {
   type Candidate,
   type ConsoleState,
   type PassState,
+  type VolumeWanted,
 } from './model.js';
 
 /** The console's screens: a projection of ConsoleState, nothing more. */
@@ -51,6 +52,7 @@ const ACTION_COLOR: Record<string, string> = {
   install: 'green',
   upgrade: 'green',
   downgrade: 'yellow',
+  reinstall: 'yellow',
   remove: 'yellow',
   keep: 'gray',
   skip: 'gray',
@@ -204,6 +206,7 @@ function ProgressScreen({ state }: { state: ConsoleState }) {
           <Text color="yellow"> ↺ rollback</Text>
         ) : null}
       </Box>
+      {state.notice ? <Text color="yellow">{state.notice}</Text> : null}
       <Box flexDirection="column" marginTop={1}>
         {Object.entries(state.components).map(([name, c]) => (
           <Text key={name} color={c.state === 'failed' ? 'red' : undefined}>
@@ -213,7 +216,26 @@ function ProgressScreen({ state }: { state: ConsoleState }) {
           </Text>
         ))}
       </Box>
+      {state.volume ? <VolumePrompt wanted={state.volume} /> : null}
       <LogPane lines={state.log} />
+    </Box>
+  );
+}
+
+function VolumePrompt({ wanted }: { wanted: VolumeWanted }) {
+  return (
+    <Box
+      flexDirection="column"
+      marginTop={1}
+      borderStyle="double"
+      borderColor="yellow"
+      paddingX={1}
+    >
+      {wanted.wrong ? <Text color="red">{wanted.wrong}</Text> : null}
+      <Text bold>
+        Insert volume {wanted.volume} of {wanted.volumes} ({wanted.label}) of {wanted.bundle}
+      </Text>
+      <Text>[Enter] it is in · [q] stop here (nothing has been changed yet)</Text>
     </Box>
   );
 }
@@ -291,6 +313,7 @@ function ResultScreen({ state }: { state: ConsoleState }) {
             ))}
         </Box>
       ) : null}
+      {state.notice ? <Text color="yellow"> {state.notice}</Text> : null}
       {result.log ? <Text> Log: {result.log}</Text> : null}
       <Box marginTop={1}>
         <Text inverse> [q] quit </Text>

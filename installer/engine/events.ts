@@ -5,6 +5,9 @@ import type { Plan } from '../plan.js';
  * console renders them, and both turn a result into an exit with `exitCodeOf`.
  */
 
+/** The signals that ask an install to stop at its next safe point (never killing it half way). */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 export type PassName =
   'pre-validate' | 'stage' | 'update' | 'test' | 'commit' | 'rollback' | 'recover';
 
@@ -20,6 +23,8 @@ export type InstallEvent =
       reason: string | null;
     }
   | { type: 'warning'; message: string }
+  /** A signal asked the install to stop: what it will do about it. */
+  | { type: 'interrupt'; signal: string; message: string }
   | { type: 'pass'; pass: PassName; status: 'start' | 'done' }
   | {
       type: 'step';

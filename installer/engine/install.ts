@@ -1,9 +1,11 @@
 import { FerryError, rootFileText } from '../../manifest-schema/index.js';
-import { factsOf, resetByRoot, revokedKeysOf, trustChange, trustContext } from '../appliance.js';
-import { plan as makePlan, type Controls } from '../plan.js';
-import { checkControls, loadControls, type ControlInput } from '../planning.js';
+import { resetByRoot, revokedKeysOf, trustChange, trustContext } from '../appliance.js';
+import { plan as makePlan, type Plan } from '../plan.js';
+import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
+import { blamePart, mediaOf, type AskForVolume } from '../../bundle/media.js';
 import { openTrusted } from '../../bundle/open.js';
-import { insideWindow } from '../windows.js';
+import { requireInstaller } from '../handover.js';
+import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
 import { preValidate, stage, test, update, type Installation } from './passes.js';
@@ -19,6 +21,14 @@ export interface InstallOptions {
   /** Ignore the maintenance windows. */
   now?: boolean;
   onEvent?: (event: InstallEvent) => void;
+  /**
+   * Aborted (its reason the signal's name) when the operator interrupts: the
+   * install stops at its next safe point and rolls back, or finishes when it
+   * is already committing.
+   */
+  signal?: AbortSignal;
+  /** On removable media: asks the operator for the next volume. Without it every volume must be attached. */
+  ask?: AskForVolume;
 }
 
 /**
@@ -32,15 +42,21 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     emit({ type: 'result', result });
     return result;
   };
+  let transaction: Transaction | undefined;
+  options.signal?.addEventListener('abort', () => interrupted(options, transaction, emit), {
+    once: true,
+  });
   return exclusive(options.root, 'install', emit, async (current) => {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(
       options.bundle,
       trustContext(current.trust, current.state.timeFloor),
+      options.ask ? { ask: options.ask } : {},
     );
     try {
+      requireInstaller(opened.metadata, options.bundle);
       const appliance = { ...current, state: resetByRoot(current.state, opened.root) };
-      const facts = factsOf(appliance);
+      const facts = await checkedFacts(appliance, options.controls?.driftCheck);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);
       emit({ type: 'plan', plan });
@@ -59,17 +75,29 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       }
       if (plan.order.length === 0)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
-      const transaction = await Transaction.begin({
+      if (options.signal?.aborted) {
+        const status = `interrupted by ${String(options.signal.reason)} before anything changed`;
+        return finish({
+          ...base,
+          outcome: 'unchanged',
+          transaction: null,
+          failure: { component: null, pass: 'pre-validate', artifact: null, status, tail: '' },
+        });
+      }
+      // With nobody to ask for a volume, every volume must be there before anything changes.
+      await mediaOf(opened.reader.source)?.assertComplete();
+      transaction = await Transaction.begin({
         appliance,
         operation: 'install',
         from: plan.from,
         to: plan.to,
         bundle: options.bundle,
-        controls: usedControls(plan.controls, options.now === true),
+        controls: usedControls(plan, options.now === true),
         reason: options.reason,
         trust: trustChange(current, opened.root),
         emit,
         logged: [{ type: 'plan', plan }],
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       const run = {
         transaction,
@@ -92,30 +120,51 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   });
 }
 
+/** Says, on the terminal and in the log, what an interrupt will do from the pass under way. */
+function interrupted(
+  options: InstallOptions,
+  transaction: Transaction | undefined,
+  emit: (event: InstallEvent) => void,
+): void {
+  const signal = String(options.signal?.reason);
+  const pass = transaction?.passUnderWay;
+  const message =
+    pass === 'commit'
+      ? `${signal}: the install is committing; it finishes, then stops`
+      : pass === 'update' || pass === 'test' || pass === 'rollback'
+        ? `${signal}: stopping at the next safe point, then rolling back everything this install changed`
+        : `${signal}: stopping at the next safe point; nothing has been changed`;
+  (transaction?.emit ?? emit)({ type: 'interrupt', signal, message });
+}
+
 async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {
   const t = run.transaction;
   try {
     try {
       await t.pass('pre-validate', () => preValidate(run));
-      await t.pass('stage', () => stage(run));
+      await t.pass('stage', () =>
+        stage(run).catch(async (error: unknown) => {
+          throw await blamePart(run.reader.source, error);
+        }),
+      );
     } catch (error) {
       return { outcome: 'unchanged', failure: await t.abandon(error) };
     }
-    // From here every change is journaled, and undone on failure.
+    // From here every change is journaled, and undone on failure, a failure to commit included.
     try {
       await t.pass('update', () => update(run));
       await t.pass('test', () => test(run));
+      await t.pass('commit', async () => {
+        // The rotation commits with the install: a failure or a crash before here keeps the old root.
+        if (run.root.version !== t.appliance.trust.version)
+          await t.replaceFile(t.paths.trust, rootFileText(run.root));
+        await t.commit(
+          nextState(t.appliance.state, run.plan, run.metadata, t.id, revokedKeysOf(run.root)),
+        );
+      });
     } catch (error) {
       return { outcome: 'rolled-back', failure: await t.rollBack(error) };
     }
-    await t.pass('commit', async () => {
-      // The rotation commits with the install: a failure or a crash before here keeps the old root.
-      if (run.root.version !== t.appliance.trust.version)
-        await t.replaceFile(t.paths.trust, rootFileText(run.root));
-      await t.commit(
-        nextState(t.appliance.state, run.plan, run.metadata, t.id, revokedKeysOf(run.root)),
-      );
-    });
     return { outcome: 'committed' };
   } finally {
     await t.close();
@@ -123,12 +172,14 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
 }
 
 /** Only the controls an auditor needs to see: what was overridden. */
-function usedControls(controls: Controls, now: boolean): Record<string, unknown> {
+function usedControls(plan: Plan, now: boolean): Record<string, unknown> {
+  const { controls } = plan;
   const used: Record<string, unknown> = {};
   for (const key of ['force', 'skip', 'delete'] as const)
     if (controls[key].length > 0) used[key] = controls[key];
   if (controls.allowDowngrade) used.allowDowngrade = true;
   if (controls.partial) used.partial = true;
   if (now) used.now = true;
+  if (!plan.filesChecked) used.noDriftCheck = true;
   return used;
 }

@@ -31,6 +31,17 @@ async function check(
   const jobs: Array<Promise<void>> = [];
   for (const [name, component] of Object.entries(state.components)) {
     if (only && !only.has(name)) continue;
+    jobs.push(
+      (async () => {
+        const active = await readlink(join(paths.opt, name, 'current')).catch(() => null);
+        if (active !== component.version)
+          problems.push({
+            component: name,
+            path: '../current',
+            problem: active === null ? 'missing' : `links to ${active}, not ${component.version}`,
+          });
+      })(),
+    );
     const dir = join(paths.opt, name, component.version);
     for (const file of component.files) {
       const path = join(dir, file.path);

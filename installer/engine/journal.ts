@@ -2,6 +2,7 @@ import {
   lstat,
   mkdir,
   open,
+  readdir,
   readFile,
   readlink,
   rename,
@@ -10,7 +11,8 @@ import {
   symlink,
   unlink,
 } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join, relative } from 'node:path';
 import { FerryError, ioError, syncDir, writeFileAtomic } from '../../manifest-schema/index.js';
 
 /**
@@ -46,8 +48,8 @@ export interface TransactionHeader {
   bundle: string | null;
   startedAt: string;
   pid: number;
-  /** Components whose rollback artifacts recovery may run, with where they are and their environment. */
-  undo: Record<string, { rollback: string[]; env: Record<string, string> }>;
+  /** Components whose rollback artifacts recovery may run: where they are, their environment and timeout. */
+  undo: Record<string, { rollback: string[]; env: Record<string, string>; timeoutSeconds: number }>;
 }
 
 export interface OpenJournal {
@@ -58,26 +60,96 @@ export interface OpenJournal {
 const HEADER = 'transaction.json';
 const STEPS = 'steps.jsonl';
 
+/** The environment values that are paths under the root. */
+const PATH_VARIABLES = ['FERRY_ROOT', 'FERRY_PAYLOAD_DIR', 'FERRY_INSTALL_DIR'];
+
+/**
+ * The journal's records name paths relative to the appliance root, so that
+ * recovery from a rescue system (the root mounted elsewhere) or of a copy
+ * acts on the root it is given.
+ */
+function stepPaths(step: JournalStep, map: (path: string) => string): JournalStep {
+  switch (step.op) {
+    case 'move':
+      return { ...step, from: map(step.from), to: map(step.to) };
+    case 'mkdir':
+      return { ...step, path: map(step.path) };
+    case 'replace':
+      return { ...step, path: map(step.path), backup: map(step.backup) };
+    case 'switch':
+      return { ...step, link: map(step.link) };
+    case 'run':
+      return { ...step, artifact: map(step.artifact) };
+    default:
+      return step;
+  }
+}
+
+function headerPaths(header: TransactionHeader, map: (path: string) => string): TransactionHeader {
+  const undo: TransactionHeader['undo'] = {};
+  for (const [component, entry] of Object.entries(header.undo)) {
+    const env = { ...entry.env };
+    for (const key of PATH_VARIABLES) if (env[key]) env[key] = map(env[key]);
+    undo[component] = { ...entry, rollback: entry.rollback.map(map), env };
+  }
+  return { ...header, undo };
+}
+
+/** One record: a checksum of its JSON, then the JSON. */
+function seal(value: unknown): string {
+  const text = JSON.stringify(value);
+  return `${createHash('sha256').update(text).digest('hex').slice(0, 16)} ${text}\n`;
+}
+
+/** The value of a sealed record, or null when it is damaged or cut short. */
+function unseal(line: string): unknown {
+  const text = line.slice(17);
+  if (
+    line[16] !== ' ' ||
+    createHash('sha256').update(text).digest('hex').slice(0, 16) !== line.slice(0, 16)
+  )
+    return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+function damaged(file: string, line: number): FerryError {
+  return new FerryError(
+    'E_JOURNAL_CORRUPT',
+    `${file}: record ${line} is damaged, and records after it exist: undoing from a guess could leave the appliance mixed, so nothing was changed`,
+    {
+      file,
+      line,
+      hint: 'restore the journal (or the appliance) from a backup, or have support repair that record; then run ferry recover',
+    },
+  );
+}
+
 export class Journal {
   readonly dir: string;
   readonly header: TransactionHeader;
+  private readonly relative: (path: string) => string;
   private count = 0;
 
-  private constructor(dir: string, header: TransactionHeader) {
+  private constructor(dir: string, root: string, header: TransactionHeader) {
     this.dir = dir;
     this.header = header;
+    this.relative = (path) => relative(root, path) || '.';
   }
 
-  static async begin(dir: string, header: TransactionHeader): Promise<Journal> {
+  static async begin(dir: string, root: string, header: TransactionHeader): Promise<Journal> {
+    const journal = new Journal(dir, root, header);
     try {
       await mkdir(dir, { recursive: true });
       await writeFileAtomic(join(dir, STEPS), '');
-      await writeFileAtomic(join(dir, HEADER), `${JSON.stringify(header, null, 2)}\n`);
+      await journal.writeHeader();
       await syncDir(dirname(dir));
     } catch (error) {
       throw ioError(error, dir, 'write the journal in');
     }
-    const journal = new Journal(dir, header);
     journal.crashPoint();
     return journal;
   }
@@ -86,7 +158,7 @@ export class Journal {
   async record(step: JournalStep): Promise<void> {
     const handle = await open(join(this.dir, STEPS), 'a');
     try {
-      await handle.write(`${JSON.stringify(step)}\n`);
+      await handle.write(seal(stepPaths(step, this.relative)));
       await handle.sync();
     } finally {
       await handle.close();
@@ -97,7 +169,11 @@ export class Journal {
   /** Updates what recovery needs to undo a component (written before its first change). */
   async setUndo(component: string, undo: TransactionHeader['undo'][string]): Promise<void> {
     this.header.undo[component] = undo;
-    await writeFileAtomic(join(this.dir, HEADER), `${JSON.stringify(this.header, null, 2)}\n`);
+    await this.writeHeader();
+  }
+
+  private async writeHeader(): Promise<void> {
+    await writeFileAtomic(join(this.dir, HEADER), seal(headerPaths(this.header, this.relative)));
   }
 
   async close(): Promise<void> {
@@ -116,53 +192,38 @@ export class Journal {
     if (at !== undefined && Number(at) === this.count) process.kill(process.pid, 'SIGKILL');
   }
 
-  static async read(dir: string): Promise<OpenJournal | null> {
+  /**
+   * The open transaction under `root`, or null. A journal folder without its
+   * header holds nothing to undo (the header is written before any change).
+   * A last step cut short was never started (each is fsynced before its
+   * change); a damaged step before others is E_JOURNAL_CORRUPT.
+   */
+  static async read(dir: string, root: string): Promise<OpenJournal | null> {
+    const file = join(dir, HEADER);
     let headerText: string;
     try {
-      headerText = await readFile(join(dir, HEADER), 'utf8');
+      headerText = await readFile(file, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        // A crash before the header was written: the journal holds nothing to undo.
-        return (await pathExists(dir)) ? { header: emptyHeader(), steps: [] } : null;
-      }
-      throw ioError(error, join(dir, HEADER), 'read');
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw ioError(error, file, 'read');
     }
-    let header: TransactionHeader;
-    try {
-      header = JSON.parse(headerText) as TransactionHeader;
-    } catch (cause) {
-      throw new FerryError('E_STATE_INVALID', `${join(dir, HEADER)} is not JSON`, {
-        file: join(dir, HEADER),
-        hint: 'the journal is damaged: restore the appliance from a backup',
-        cause,
-      });
-    }
-    const text = await readFile(join(dir, STEPS), 'utf8').catch(() => '');
+    const absolute = (path: string): string => join(root, path);
+    const header = unseal(headerText.trimEnd()) as TransactionHeader | null;
+    if (!header) throw damaged(file, 1);
+    const stepsFile = join(dir, STEPS);
+    const lines = (await readFile(stepsFile, 'utf8').catch(() => '')).split('\n');
+    while (lines.at(-1) === '') lines.pop();
     const steps: JournalStep[] = [];
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      try {
-        steps.push(JSON.parse(line) as JournalStep);
-      } catch {
-        // A line cut by the crash: its step was never started (it is fsynced before the step).
-        break;
+    for (const [index, line] of lines.entries()) {
+      const step = unseal(line) as JournalStep | null;
+      if (!step) {
+        if (index === lines.length - 1) break;
+        throw damaged(stepsFile, index + 1);
       }
+      steps.push(stepPaths(step, absolute));
     }
-    return { header, steps };
+    return { header: headerPaths(header, absolute), steps };
   }
-}
-
-function emptyHeader(): TransactionHeader {
-  return {
-    id: 'unknown',
-    operation: 'install',
-    from: null,
-    to: null,
-    bundle: null,
-    startedAt: new Date(0).toISOString(),
-    pid: 0,
-    undo: {},
-  };
 }
 
 /** Whether anything is at `path`, a dangling symlink included. */
@@ -211,10 +272,37 @@ export async function pointLink(link: string, target: string | null): Promise<vo
   await syncDir(dirname(link));
 }
 
-export async function appendLine(file: string, value: unknown): Promise<void> {
-  const handle = await open(file, 'a');
+/**
+ * fsyncs every file and folder under `path` (a symlink is kept by its
+ * folder's fsync): what a commit record may then depend on is on disk, as
+ * dpkg and RAUC do before they switch.
+ */
+export async function syncTree(path: string): Promise<void> {
+  const stats = await lstat(path);
+  if (stats.isSymbolicLink()) return;
+  if (stats.isDirectory()) {
+    for (const entry of await readdir(path)) await syncTree(join(path, entry));
+  }
+  const handle = await open(path, 'r');
   try {
-    await handle.write(`${JSON.stringify(value)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Appends one JSON line and fsyncs it. A last line cut short by a power cut
+ * is closed first, so that it cannot swallow this one (readers skip it).
+ */
+export async function appendLine(file: string, value: unknown): Promise<void> {
+  const handle = await open(file, 'a+');
+  try {
+    const { size } = await handle.stat();
+    const last = Buffer.alloc(1);
+    if (size > 0) await handle.read(last, 0, 1, size - 1);
+    const torn = size > 0 && last[0] !== 0x0a;
+    await handle.write(`${torn ? '\n' : ''}${JSON.stringify(value)}\n`);
     await handle.sync();
   } finally {
     await handle.close();

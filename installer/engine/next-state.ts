@@ -43,17 +43,19 @@ export function nextState(
     }
   }
   const release = plan.to;
+  // Only a verified release raises rollback protection: an older bundle may still complete a partial one.
+  const raises =
+    plan.reachesTarget &&
+    (old.highestRelease === null || compareVersions(release, old.highestRelease) > 0);
   return {
     formatVersion: old.formatVersion,
     product: old.product,
     release,
     verified: plan.reachesTarget,
-    highestRelease:
-      old.highestRelease === null || compareVersions(release, old.highestRelease) > 0
-        ? release
-        : old.highestRelease,
+    highestRelease: raises ? release : old.highestRelease,
     components,
-    previous: { release: old.release, verified: old.verified, components: old.components },
+    ...(plan.reachesTarget ? {} : { partial: partialRecord(old, components, metadata) }),
+    previous: previousOf(old),
     transaction: id,
     timeFloor: laterTime(old.timeFloor, metadata.release.createdAt),
     ...(revokedKeys ? { revokedKeys } : {}),
@@ -64,18 +66,47 @@ function laterTime(floor: string | undefined, time: string): string {
   return floor !== undefined && Date.parse(floor) > Date.parse(time) ? floor : time;
 }
 
+/**
+ * What a partial install leaves for the next plan: the release it started
+ * from (kept from an earlier partial one), and every component not at the
+ * target, at the version it has (null: absent). Neither is drift later.
+ */
+function partialRecord(
+  old: ApplianceState,
+  components: ApplianceState['components'],
+  metadata: BundleMetadata,
+): NonNullable<ApplianceState['partial']> {
+  const leftOut: Record<string, string | null> = {};
+  for (const name of new Set([...Object.keys(components), ...Object.keys(metadata.target)])) {
+    const version = components[name]?.version ?? null;
+    if (version !== (metadata.target[name] ?? null)) leftOut[name] = version;
+  }
+  return { base: old.partial ? old.partial.base : old.release, leftOut };
+}
+
+function previousOf(state: ApplianceState): NonNullable<ApplianceState['previous']> {
+  return {
+    release: state.release,
+    verified: state.verified,
+    components: state.components,
+    ...(state.partial ? { partial: state.partial } : {}),
+  };
+}
+
 /** The state `ferry rollback` commits (pure): the previous release again, and the current one as previous. */
 export function restoredState(
   state: ApplianceState,
   previous: NonNullable<ApplianceState['previous']>,
   id: string,
 ): ApplianceState {
+  const { partial: _partial, ...rest } = state;
   return {
-    ...state,
+    ...rest,
     release: previous.release,
     verified: previous.verified,
     components: previous.components,
-    previous: { release: state.release, verified: state.verified, components: state.components },
+    ...(previous.partial ? { partial: previous.partial } : {}),
+    previous: previousOf(state),
     transaction: id,
   };
 }

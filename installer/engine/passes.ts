@@ -1,6 +1,7 @@
-import { cp, mkdir, readlink, rename, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readlink, rename, stat, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
+  FerryError,
   isCarried,
   isUpdating,
   satisfies,
@@ -10,7 +11,6 @@ import {
 } from '../../manifest-schema/index.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
-  artifactsDir,
   payloadDir,
   stageArtifacts,
   stageExternal,
@@ -18,7 +18,7 @@ import {
   type StageContext,
 } from '../stage.js';
 import { verifyInstalled } from './installed-files.js';
-import { pathExists, pointLink } from './journal.js';
+import { pathExists, pointLink, syncTree } from './journal.js';
 import { nextState } from './next-state.js';
 import { StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
 
@@ -38,20 +38,43 @@ export interface Installation {
 /** Artifacts first (checked as they are staged), then each updating component's checks, then space. */
 export async function preValidate(run: Installation): Promise<void> {
   const { transaction: t, plan } = run;
-  await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.staging });
+  await stageArtifacts({ reader: run.reader, metadata: run.metadata, dir: t.paths.journal });
+  // Recovery after a power cut runs the rollback artifacts from here: they must be on disk.
+  if (await pathExists(t.artifacts)) await syncTree(t.artifacts);
   for (const name of updating(plan)) await runPass(run, 'pre-validate', name);
-  const needed = plan.stageBytes + 16 * 1024 * 1024;
-  const fs = await statfs(t.paths.root);
+  await checkSpace(t.paths.staging, plan.stageBytes + 16 * MIB);
+  await checkSpace(t.paths.journal, 4 * MIB);
+}
+
+/** Beyond the payload: room for the journal, the log, kept artifacts and state (the artifacts are staged already). */
+const MIB = 1024 * 1024;
+
+/** E_NO_SPACE, naming the filesystem, when the one that will hold `path` has less than `needed` bytes free. */
+async function checkSpace(path: string, needed: number): Promise<void> {
+  const at = await existingParent(path);
+  const fs = await statfs(at);
   const free = fs.bavail * fs.bsize;
-  if (free < needed) {
-    throw new StepFailed({
-      component: null,
-      pass: 'pre-validate',
-      artifact: null,
-      status: `needs ${needed} bytes free on ${t.paths.root}, has ${free}`,
-      tail: '',
-    });
-  }
+  if (free >= needed) return;
+  const mount = await mountPoint(at);
+  throw new FerryError(
+    'E_NO_SPACE',
+    `${path} needs ${Math.ceil(needed / MIB)} MiB free on the filesystem mounted at ${mount}, which has ${Math.floor(free / MIB)} MiB`,
+    { file: path, hint: `free space on ${mount} (old logs, other files) and try again` },
+  );
+}
+
+async function existingParent(path: string): Promise<string> {
+  let at = path;
+  while (!(await pathExists(at)) && dirname(at) !== at) at = dirname(at);
+  return at;
+}
+
+/** The folder a filesystem is mounted at: the highest one on the same device. */
+async function mountPoint(path: string): Promise<string> {
+  const { dev } = await stat(path);
+  let at = path;
+  while (dirname(at) !== at && (await stat(dirname(at))).dev === dev) at = dirname(at);
+  return at;
 }
 
 /** Only the payload of updating components, every byte checked against its signed sha256. */
@@ -98,7 +121,7 @@ export async function update(run: Installation): Promise<void> {
 export async function test(run: Installation): Promise<void> {
   for (const name of updating(run.plan)) await runPass(run, 'test', name);
   for (const ref of run.metadata.verification)
-    await runArtifact(run, join(artifactsDir(run.transaction.staging), ref.path), 'test', null);
+    await runArtifact(run, join(run.transaction.artifacts, ref.path), 'test', null);
   await checkTargetState(run);
 }
 
@@ -120,12 +143,16 @@ function versionDir(t: Transaction, name: string, version: string): string {
 
 /** What an artifact of this install is told: the bundle's release, or a component's versions and folders. */
 function scopeOf(run: Installation, name: string | null): ArtifactScope {
-  if (name === null) return { component: null, from: null, to: run.plan.to };
+  const leftOut = run.plan.components
+    .filter((c) => c.action === 'skip' || c.action === 'error')
+    .map((c) => c.name);
+  if (name === null) return { component: null, from: null, to: run.plan.to, leftOut };
   const { from, to } = componentPlan(run.plan, name);
   return {
     component: name,
     from,
     to,
+    leftOut,
     payloadDir: payloadDir(run.transaction.staging, name),
     ...(to ? { installDir: versionDir(run.transaction, name, to) } : {}),
   };
@@ -144,7 +171,7 @@ function runArtifact(
 }
 
 async function runPass(run: Installation, pass: Pass, name: string): Promise<void> {
-  const dir = artifactsDir(run.transaction.staging);
+  const dir = run.transaction.artifacts;
   for (const ref of run.metadata.components[name]?.artifacts[pass] ?? [])
     await runArtifact(run, join(dir, ref.path), pass, name);
 }
@@ -167,9 +194,13 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
     detail: `${from ?? 'new'} → ${to}`,
   });
   const rollback = (run.metadata.components[name]?.artifacts.rollback ?? []).map((ref) =>
-    join(artifactsDir(t.staging), ref.path),
+    join(t.artifacts, ref.path),
   );
-  await t.setUndo(name, { rollback, env: t.env('rollback', scopeOf(run, name)) });
+  await t.setUndo(name, {
+    rollback,
+    env: t.env('rollback', scopeOf(run, name)),
+    timeoutSeconds: t.timeout(run.metadata.components[name]?.timeoutSeconds),
+  });
   const target = versionDir(t, name, to);
   await t.ensureDir(join(t.paths.opt, name));
   if (await pathExists(target)) {
@@ -206,7 +237,7 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
     run.metadata.components[name]?.artifacts.remove ??
     [];
   if (fromBundle.length > 0) {
-    const dir = artifactsDir(t.staging);
+    const dir = t.artifacts;
     for (const ref of fromBundle) await runArtifact(run, join(dir, ref.path), 'remove', name);
   } else {
     const installed = t.appliance.state.components[name];
@@ -226,9 +257,9 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
 async function keepArtifacts(t: Transaction, name: string, version: string): Promise<void> {
   const into = join(t.paths.lib, 'artifacts', name, version);
   if (await pathExists(into)) return; // kept by an earlier install of this version
-  const prepared = join(t.staging, 'keep', name, version);
+  const prepared = join(t.paths.journal, 'keep', name, version);
   for (const pass of ['rollback', 'remove'] as const) {
-    const from = join(artifactsDir(t.staging), 'artifacts', name, pass);
+    const from = join(t.artifacts, 'artifacts', name, pass);
     if (await pathExists(from)) await cp(from, join(prepared, pass), { recursive: true });
   }
   await mkdir(prepared, { recursive: true });
@@ -238,7 +269,7 @@ async function keepArtifacts(t: Transaction, name: string, version: string): Pro
   await rename(prepared, into);
 }
 
-/** Versions as the BOM says, every requires holding, every file of what changed as signed. */
+/** Versions as the BOM says, every requires holding, every file as signed. */
 async function checkTargetState(run: Installation): Promise<void> {
   const t = run.transaction;
   const fail = (component: string | null, status: string): never => {
@@ -264,7 +295,10 @@ async function checkTargetState(run: Installation): Promise<void> {
         );
     }
   }
-  const problems = await verifyInstalled(t.paths, state, new Set(updating(run.plan)));
+  // Every component but the skipped ones, kept or not: a verified release is one whose files all match.
+  const skipped = new Set(run.plan.controls.skip);
+  const checked = Object.keys(state.components).filter((name) => !skipped.has(name));
+  const problems = await verifyInstalled(t.paths, state, new Set(checked));
   const first = problems[0];
   if (first) fail(first.component, `${first.path}: ${first.problem}`);
 }

@@ -3,7 +3,7 @@ import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.j
 import type { InstallEvent } from './events.js';
 import { appendLine, Journal } from './journal.js';
 import { acquireLock } from './lock.js';
-import { cleanUp } from './retention.js';
+import { cleanUp, removeLinkLeftovers } from './retention.js';
 import { removeBackups, removeStaging, undoAll } from './transaction.js';
 
 /**
@@ -17,7 +17,7 @@ export async function exclusive<T>(
   work: (appliance: Appliance, recovered: boolean) => Promise<T>,
 ): Promise<T> {
   const appliance = await openAppliance(root);
-  const lock = await acquireLock(appliance.paths.lock, command);
+  const lock = await acquireLock(appliance.paths.lock, appliance.paths.root, command);
   try {
     if (lock.takenOver)
       emit({
@@ -53,11 +53,15 @@ export async function recoverPending(
   appliance: Appliance,
   emit: (event: InstallEvent) => void,
 ): Promise<boolean> {
-  const open = await Journal.read(appliance.paths.journal);
-  if (!open) return false;
+  const open = await Journal.read(appliance.paths.journal, appliance.paths.root);
+  if (!open) {
+    // A folder left by a crash before its header: nothing was changed, nothing to record.
+    await rm(appliance.paths.journal, { recursive: true, force: true });
+    return false;
+  }
   const { header, steps } = open;
   emit({ type: 'pass', pass: 'recover', status: 'start' });
-  const committed = appliance.state.transaction === header.id && header.id !== 'unknown';
+  const committed = appliance.state.transaction === header.id;
   if (committed) {
     emit({
       type: 'warning',
@@ -72,9 +76,10 @@ export async function recoverPending(
   } else {
     emit({
       type: 'warning',
-      message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? '?'}) was interrupted: rolling it back`,
+      message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? 'empty'}) was interrupted: rolling it back`,
     });
     await undoAll(steps, header, emit);
+    await removeLinkLeftovers(appliance.paths);
   }
   await removeStaging(appliance.paths, header.id);
   const history = await readFile(appliance.paths.history, 'utf8').catch(() => '');

@@ -43,9 +43,16 @@ export async function cleanUp(
   retention: number,
 ): Promise<void> {
   await rm(paths.staging, { recursive: true, force: true });
-  for (const name of await readdir(paths.opt).catch(() => [] as string[])) {
+  const artifacts = join(paths.lib, 'artifacts');
+  // Kept artifacts too: a cut while pruning a removed component leaves them without its folder.
+  const names = new Set([
+    ...(await readdir(paths.opt).catch(() => [] as string[])),
+    ...(await readdir(artifacts).catch(() => [] as string[])),
+  ]);
+  for (const name of names) {
+    if (name.startsWith('.')) continue; // staging, not a component
     const dir = join(paths.opt, name);
-    const entries = await readdir(dir);
+    const entries = await readdir(dir).catch(() => [] as string[]);
     const versions = entries.filter(
       (entry) => entry !== 'current' && !entry.startsWith('.') && !isLeftover(entry),
     );
@@ -60,11 +67,20 @@ export async function cleanUp(
         await rm(join(dir, entry), { recursive: true, force: true });
     }
     if (keep.size === 0) await rm(dir, { recursive: true, force: true });
-    const artifactDir = join(paths.lib, 'artifacts', name);
+    const artifactDir = join(artifacts, name);
     for (const version of await readdir(artifactDir).catch(() => [] as string[])) {
       if (!keep.has(version))
         await rm(join(artifactDir, version), { recursive: true, force: true });
     }
+    if (keep.size === 0) await rm(artifactDir, { recursive: true, force: true });
+  }
+}
+
+/** Links a switch cut short left (`current.new-PID`): after a rollback as after a commit. */
+export async function removeLinkLeftovers(paths: AppliancePaths): Promise<void> {
+  for (const name of await readdir(paths.opt).catch(() => [] as string[])) {
+    for (const entry of await readdir(join(paths.opt, name)).catch(() => [] as string[]))
+      if (entry.startsWith('current.new-')) await rm(join(paths.opt, name, entry), { force: true });
   }
 }
 

@@ -1,9 +1,17 @@
 import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-/** Output kept per artifact in the transaction log; the tail is what a person sees on failure. */
+/** Output kept and logged per artifact; the tail is what a person sees on failure. */
 export const OUTPUT_CAP = 1024 * 1024;
+/** A line longer than this is cut: an artifact that never prints a newline cannot grow Ferry. */
+const LINE_CAP = 64 * 1024;
+/** What the log adds around each line it keeps (time, pass, component, artifact), counted against the cap. */
+const LINE_COST = 160;
 const TAIL_LINES = 20;
 const KILL_GRACE_MS = 2000;
+/** How long the pipes may stay open after the artifact ended, held by something it left behind. */
+const PIPE_GRACE_MS = 500;
 
 export interface ArtifactRun {
   /** The artifact file, already extracted and checked against its sha256. */
@@ -23,78 +31,223 @@ export interface ArtifactResult {
   truncated: boolean;
   tail: string;
   seconds: number;
+  /** What the artifact left running and Ferry ended ("pid (name)"). */
+  killed: string[];
+}
+
+let runs = 0;
+
+/** The cgroup v2 folder of this process, or null where there is none to use. */
+function ownCgroup(): string | null {
+  try {
+    const mount = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' '))
+      .find((fields) => fields[fields.indexOf('-') + 1] === 'cgroup2')?.[4];
+    const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+    return mount && own !== undefined ? join(mount, own) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A cgroup of its own for one artifact run, when one can be made. */
+function makeCgroup(): string | null {
+  const parent = ownCgroup();
+  if (!parent) return null;
+  const dir = join(parent, `ferry-${process.pid}-${++runs}`);
+  try {
+    mkdirSync(dir);
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+function describeProcess(pid: number): string {
+  try {
+    return `${pid} (${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()})`;
+  } catch {
+    return String(pid);
+  }
 }
 
 /**
- * Runs one artifact as a child process in its own process group, with the
- * documented environment and nothing else but PATH. On timeout the whole
- * group gets SIGTERM, then SIGKILL: scripts that start daemons or pipelines
- * cannot outlive their pass.
+ * The processes an artifact started: the members of its cgroup, and (where
+ * there is no cgroup, or something escaped it) those in its process group or
+ * session, or descending from it while it still runs.
+ */
+function startedBy(pid: number, cgroup: string | null): number[] {
+  const found = new Set<number>();
+  if (cgroup) {
+    for (const line of readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n'))
+      if (line) found.add(Number(line));
+  }
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid pgrp session …; comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [, ppid, pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pid || Number(session) === pid) found.add(Number(entry));
+      parents.set(Number(entry), Number(ppid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const candidate of parents.keys()) {
+    for (let up = parents.get(candidate); up !== undefined && up > 1; up = parents.get(up))
+      if (up === pid) found.add(candidate);
+  }
+  found.delete(pid);
+  found.delete(process.pid);
+  return [...found];
+}
+
+function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Removes an artifact's cgroup once what was killed in it has gone. */
+async function removeCgroup(cgroup: string): Promise<void> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    try {
+      rmdirSync(cgroup);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+/**
+ * Runs one artifact as a child process in its own process group (and cgroup
+ * where one can be made), with the documented environment and nothing else
+ * but PATH. Its run ends when it exits or times out, whatever it left
+ * behind holds: everything it started is killed and named in the result,
+ * and pipes something kept open are closed.
  */
 export function runArtifact(run: ArtifactRun): Promise<ArtifactResult> {
   const started = Date.now();
+  const cgroup = makeCgroup();
+  // The shell joins the cgroup before it becomes the artifact: nothing it starts is outside.
+  const [command, args] = cgroup
+    ? ['/bin/sh', ['-c', 'echo $$ 2>/dev/null >"$0/cgroup.procs"; exec "$1"', cgroup, run.path]]
+    : [run.path, []];
   return new Promise((resolve) => {
-    const child = spawn(run.path, [], {
+    const child = spawn(command, args, {
       cwd: run.cwd,
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...run.env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
+    let logged = 0;
     let truncated = false;
     let timedOut = false;
+    let ended = false;
+    const killed: string[] = [];
     const partial = { stdout: '', stderr: '' };
-    const take = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
-      const text = partial[stream] + chunk.toString('utf8');
-      const lines = text.split('\n');
-      partial[stream] = lines.pop() ?? '';
-      for (const line of lines) emit(stream, line);
-    };
     const emit = (stream: 'stdout' | 'stderr', line: string): void => {
-      run.onOutput?.(stream, line);
-      if (output.length + line.length + 1 > OUTPUT_CAP) {
+      if (truncated) return;
+      logged += line.length + LINE_COST;
+      if (logged > OUTPUT_CAP) {
         truncated = true;
+        run.onOutput?.('stderr', `(output beyond ${OUTPUT_CAP / 1024 / 1024} MiB not kept)`);
         return;
       }
+      run.onOutput?.(stream, line);
       output += `${stream === 'stderr' ? '! ' : ''}${line}\n`;
     };
-    child.stdout.on('data', (chunk: Buffer) => take('stdout', chunk));
-    child.stderr.on('data', (chunk: Buffer) => take('stderr', chunk));
-    const killGroup = (signal: NodeJS.Signals): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        // the group is already gone
+    const take = (stream: 'stdout' | 'stderr', text: string): void => {
+      const lines = (partial[stream] + text).split('\n');
+      let rest = lines.pop() ?? '';
+      for (const line of lines) emit(stream, line.slice(0, LINE_CAP));
+      while (rest.length > LINE_CAP) {
+        emit(stream, rest.slice(0, LINE_CAP));
+        rest = rest.slice(LINE_CAP);
       }
+      partial[stream] = rest;
+    };
+    for (const stream of ['stdout', 'stderr'] as const) {
+      child[stream].setEncoding('utf8');
+      child[stream].on('data', (text: string) => take(stream, text));
+    }
+    const endAll = (signal: NodeJS.Signals): void => {
+      if (child.pid === undefined) return;
+      const pids = startedBy(child.pid, cgroup);
+      if (signal === 'SIGKILL')
+        for (const pid of pids)
+          if (!killed.includes(describeProcess(pid))) killed.push(describeProcess(pid));
+      if (cgroup && signal === 'SIGKILL') {
+        try {
+          writeFileSync(join(cgroup, 'cgroup.kill'), '1');
+        } catch {
+          // a kernel before 5.14: the signals below do it
+        }
+      }
+      signalAll(pids, signal);
     };
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup('SIGTERM');
-      setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS).unref();
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // the group is already gone
+      }
+      endAll('SIGTERM');
+      setTimeout(() => {
+        try {
+          if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        endAll('SIGKILL');
+      }, KILL_GRACE_MS).unref();
     }, run.timeoutSeconds * 1000);
-    const finish = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    const finish = (): void => {
+      if (ended || !exit) return;
+      ended = true;
       clearTimeout(timer);
-      // Whatever the artifact left running in its group goes with it.
-      killGroup('SIGKILL');
-      for (const stream of ['stdout', 'stderr'] as const)
+      for (const stream of ['stdout', 'stderr'] as const) {
         if (partial[stream]) emit(stream, partial[stream]);
+        child[stream].destroy();
+      }
+      if (killed.length > 0)
+        run.onOutput?.('stderr', `(ended what it left running: ${killed.join(', ')})`);
       const tail = output.trimEnd().split('\n').slice(-TAIL_LINES).join('\n');
-      resolve({
-        exitCode,
-        signal,
+      const result: ArtifactResult = {
+        exitCode: exit.code,
+        signal: exit.signal,
         timedOut,
         output,
         truncated,
         tail,
         seconds: (Date.now() - started) / 1000,
-      });
+        killed,
+      };
+      if (cgroup) void removeCgroup(cgroup).then(() => resolve(result));
+      else resolve(result);
     };
     child.on('error', (error) => {
       output += `! could not start ${run.path}: ${error.message}\n`;
-      finish(127, null);
+      exit = { code: 127, signal: null };
+      finish();
     });
-    // A background process the artifact started would hold the pipes open: end the group on exit.
-    child.on('exit', () => killGroup('SIGKILL'));
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      // Whatever it started goes with it; then its pipes get a moment to drain.
+      endAll('SIGKILL');
+      setTimeout(finish, PIPE_GRACE_MS);
+    });
     child.on('close', finish);
   });
 }

@@ -2,10 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic, type ApplianceState, type Pass } from '../../manifest-schema/index.js';
+import {
+  FerryError,
+  printable,
+  syncDir,
+  writeFileAtomic,
+  type ApplianceState,
+  type Pass,
+} from '../../manifest-schema/index.js';
 import {
   DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
   DEFAULT_RETENTION,
+  readState,
   writeState,
   type Appliance,
   type AppliancePaths,
@@ -15,10 +23,12 @@ import {
   appendLine,
   Journal,
   pathExists,
+  syncTree,
   undoStep,
   type JournalStep,
   type TransactionHeader,
 } from './journal.js';
+import { artifactsDir } from '../stage.js';
 import { cleanUp } from './retention.js';
 import { describeFailure, runArtifact } from './run.js';
 
@@ -38,6 +48,8 @@ export interface ArtifactScope {
   to: string | null;
   payloadDir?: string;
   installDir?: string;
+  /** Components the controls left out of this install (skipped, or in error under --partial). */
+  leftOut?: readonly string[];
 }
 
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
@@ -50,6 +62,7 @@ function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<str
     FERRY_TO_VERSION: scope.to ?? '',
     FERRY_PAYLOAD_DIR: scope.payloadDir ?? '',
     FERRY_INSTALL_DIR: scope.installDir ?? '',
+    FERRY_SKIPPED: (scope.leftOut ?? []).join(' '),
   };
 }
 
@@ -100,6 +113,8 @@ export interface TransactionStart {
   emit: (event: InstallEvent) => void;
   /** Events the caller already reported that the log keeps too (the plan). */
   logged?: InstallEvent[];
+  /** Aborted by a signal: the transaction stops at its next safe point (never once committing). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -111,8 +126,13 @@ export interface TransactionStart {
 export class Transaction {
   readonly id: string;
   readonly logFile: string;
-  /** This transaction's staging folder. */
+  /** This transaction's staging folder (the payload). */
   readonly staging: string;
+  /**
+   * The bundle's artifacts, staged in the journal folder: recovery finds the
+   * rollback artifacts there until the transaction is resolved.
+   */
+  readonly artifacts: string;
   readonly appliance: Appliance;
   readonly paths: AppliancePaths;
   /** The pass under way, to name it when something other than an artifact fails. */
@@ -128,6 +148,7 @@ export class Transaction {
     this.appliance = start.appliance;
     this.paths = start.appliance.paths;
     this.staging = join(this.paths.staging, id);
+    this.artifacts = artifactsDir(this.paths.journal);
     this.logFile = join(this.paths.logs, `${id}.jsonl`);
     // The transaction log is for people reading it later: appended in order, not fsynced
     // per line (the journal is what recovery trusts).
@@ -149,7 +170,7 @@ export class Transaction {
     });
     for (const event of start.logged ?? []) transaction.write(event);
     try {
-      transaction.journal = await Journal.begin(transaction.paths.journal, {
+      transaction.journal = await Journal.begin(transaction.paths.journal, transaction.paths.root, {
         id,
         operation: start.operation,
         from: start.from,
@@ -174,11 +195,36 @@ export class Transaction {
   };
 
   private write(event: InstallEvent): void {
-    this.log.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+    this.log.write(`${printable(JSON.stringify({ at: new Date().toISOString(), ...event }))}\n`);
+  }
+
+  /** The pass under way. */
+  get passUnderWay(): PassName {
+    return this.currentPass;
+  }
+
+  /**
+   * A safe point: nothing is half-done here, so an interrupt asked for stops
+   * the transaction (its failure is then abandoned or rolled back like any
+   * other). Committing and rolling back are never stopped: they finish.
+   */
+  stopPoint(): void {
+    const { signal } = this.start;
+    if (!signal?.aborted || this.currentPass === 'commit' || this.currentPass === 'rollback')
+      return;
+    throw new StepFailed({
+      component: null,
+      pass: this.currentPass,
+      artifact: null,
+      status: `interrupted by ${String(signal.reason)}`,
+      tail: '',
+    });
   }
 
   /** Runs `work` as one pass, reported as started and, when it did not throw, done. */
   async pass(pass: PassName, work: () => Promise<void>): Promise<void> {
+    // Before the pass starts: an interrupt asked for during the test pass must not find it committing.
+    this.stopPoint();
     this.emit({ type: 'pass', pass, status: 'start' });
     await work();
     this.emit({ type: 'pass', pass, status: 'done' });
@@ -186,6 +232,7 @@ export class Transaction {
 
   /** Journals a step; only then may the caller make the change. */
   async record(step: JournalStep): Promise<void> {
+    if (step.op !== 'commit' && step.op !== 'committed') this.stopPoint();
     await this.journal.record(step);
     this.steps.push(step);
   }
@@ -230,6 +277,7 @@ export class Transaction {
    */
   async run(path: string, pass: Pass, scope: ArtifactScope, timeoutSeconds: number): Promise<void> {
     const component = scope.component ?? 'bundle';
+    this.stopPoint();
     if (CHANGING.has(pass)) await this.record({ op: 'run', component, pass, artifact: path });
     const failure = await runStep(
       { path, pass: this.currentPass, component: scope.component, env: this.env(pass, scope) },
@@ -239,15 +287,47 @@ export class Transaction {
     if (failure) throw new StepFailed(failure);
   }
 
-  /** Replaces state.json between the journal's commit marks, records, then prunes old versions. */
+  /**
+   * Replaces state.json between the journal's commit marks, records, then
+   * prunes old versions. Every byte the new state depends on is on disk
+   * before the commit mark. It throws only while the old state still holds
+   * (the caller rolls back); once state.json is replaced what fails is
+   * reported as a warning, and the journal left for the next ferry to finish.
+   */
   async commit(state: ApplianceState): Promise<void> {
+    await this.syncChanges();
     await this.record({ op: 'commit' });
-    await writeState(this.paths, state);
-    await this.record({ op: 'committed' });
-    await removeBackups(this.steps);
-    await this.history('committed', undefined, state.verified);
-    await cleanUp(this.paths, state, this.appliance.config.retention ?? DEFAULT_RETENTION);
-    await this.discard();
+    try {
+      await writeState(this.paths, state);
+    } catch (error) {
+      // The rename done but its folder's fsync failed: readers see the new state already.
+      const now = await readState(this.paths).catch(() => null);
+      if (now?.transaction !== this.id) throw error;
+    }
+    try {
+      await this.record({ op: 'committed' });
+      await removeBackups(this.steps);
+      await this.history('committed', undefined, state.verified);
+      await cleanUp(this.paths, state, this.appliance.config.retention ?? DEFAULT_RETENTION);
+      await this.discard();
+    } catch (error) {
+      this.emit({
+        type: 'warning',
+        message: `release ${state.release ?? '(empty)'} is committed, but finishing up failed (${messageOf(error)}): the next ferry command (or ferry recover) finishes it`,
+      });
+    }
+  }
+
+  /** fsyncs what each journaled step put in place, and the folders that name it. */
+  private async syncChanges(): Promise<void> {
+    for (const step of this.steps) {
+      if (step.op === 'move') {
+        await syncTree(step.to);
+        await syncDir(dirname(step.to));
+      } else if (step.op === 'mkdir') {
+        await syncDir(dirname(step.path));
+      }
+    }
   }
 
   /**
@@ -257,28 +337,39 @@ export class Transaction {
    */
   async abandon(error: unknown): Promise<Failure> {
     const failure = this.failureOf(error);
-    await this.discard();
-    await this.history('unchanged', failure);
+    await this.settle('unchanged', failure);
     if (!(error instanceof StepFailed)) throw error;
     return failure;
   }
 
-  /** Ends a failed transaction by undoing every step it made, in reverse. */
+  /**
+   * Ends a failed transaction by undoing every step it made, in reverse. When
+   * an undo fails too (the filesystem went read-only) the journal stays for
+   * `ferry recover`, and the error reports the first cause.
+   */
   async rollBack(error: unknown): Promise<Failure> {
     const failure = this.failureOf(error);
     // A rollback that fails is undone within its own pass.
     const own = this.currentPass !== 'rollback';
     if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'start' });
-    await undoAll(this.steps, this.journal.header, this.emit);
+    try {
+      await undoAll(this.steps, this.journal.header, this.emit);
+    } catch (undoError) {
+      throw unresolved(error, undoError, this.paths.journal);
+    }
     if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'done' });
-    await this.discard();
-    await this.history('rolled-back', failure);
+    await this.settle('rolled-back', failure);
     return failure;
   }
 
-  /** Removes the staging folder and closes the log; the journal is closed by commit or undo. */
+  /**
+   * Removes the staging folder (and the folder of all staging once empty, so
+   * a refusal leaves no folder behind) and closes the log; what fails here
+   * never hides the outcome. Every stage write has settled by now: the
+   * readers hand out one entry at a time and the hash lanes all finish.
+   */
   async close(): Promise<void> {
-    await rm(this.staging, { recursive: true, force: true });
+    await removeStaging(this.paths, this.id).catch(() => undefined);
     await new Promise((resolve) => this.log.end(resolve));
   }
 
@@ -296,6 +387,19 @@ export class Transaction {
   private async discard(): Promise<void> {
     await removeStaging(this.paths, this.id);
     await this.journal.close();
+  }
+
+  /** The end of a transaction that did not commit: the appliance is as it was, whatever fails here. */
+  private async settle(outcome: Outcome, failure: Failure): Promise<void> {
+    try {
+      await this.discard();
+      await this.history(outcome, failure);
+    } catch (error) {
+      this.emit({
+        type: 'warning',
+        message: `the appliance is ${outcome}, but recording it failed (${messageOf(error)})`,
+      });
+    }
   }
 
   private async history(outcome: Outcome, failure?: Failure, verified?: boolean): Promise<void> {
@@ -328,6 +432,24 @@ export async function removeBackups(steps: readonly JournalStep[]): Promise<void
   for (const step of steps) if (step.op === 'replace') await rm(step.backup, { force: true });
 }
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A failure whose undo failed too: the first cause, with what is left to do. */
+function unresolved(cause: unknown, undoError: unknown, journal: string): FerryError {
+  const first = cause instanceof StepFailed ? cause.failure.status : messageOf(cause);
+  return new FerryError(
+    cause instanceof FerryError ? cause.code : 'E_IO',
+    `${first}; undoing the changes then failed too (${messageOf(undoError)})`,
+    {
+      file: journal,
+      hint: 'the journal keeps what is left to undo: make the filesystem writable again (fsck, remount), then run ferry recover',
+      cause,
+    },
+  );
+}
+
 function transactionId(): string {
   return `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
 }
@@ -357,7 +479,7 @@ export async function undoAll(
       for (const path of undo?.rollback ?? []) {
         const failure = await runStep(
           { path, pass: 'rollback', component: step.component, env: undo?.env ?? {} },
-          DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
+          undo?.timeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
           emit,
         );
         if (failure)

@@ -142,6 +142,8 @@ export function documentManifest(input: {
   mediaType: string;
   document: DocumentBlob;
   created?: string;
+  /** Blobs the document names (an approval's evidence): layers after it, so registry GC keeps them. */
+  attachments?: Descriptor[];
 }): BuiltManifest {
   for (const [field, type] of [
     ['artifactType', input.artifactType],
@@ -162,6 +164,7 @@ export function documentManifest(input: {
     config: EMPTY_DESCRIPTOR,
     layers: [
       { mediaType: input.mediaType, digest: input.document.digest, size: input.document.size },
+      ...(input.attachments ?? []),
     ],
     ...(input.created === undefined
       ? {}

@@ -51,7 +51,13 @@ export async function initAppliance(
   root: string,
   options: InitOptions = {},
 ): Promise<void> {
-  const result = await ferry([
+  const result = await init(ws, root, options);
+  expect(result.code, result.stderr).toBe(0);
+}
+
+/** The same `ferry init`, for a test that expects it to be refused. */
+export function init(ws: Workspace, root: string, options: InitOptions = {}): Promise<RunResult> {
+  return ferry([
     'init',
     '--root',
     root,
@@ -62,7 +68,6 @@ export async function initAppliance(
     '--trust',
     options.trust ?? ws.trust,
   ]);
-  expect(result.code, result.stderr).toBe(0);
 }
 
 export async function install(

@@ -200,6 +200,56 @@ describe('reproducible builds', () => {
   );
 });
 
+describe('released versions', () => {
+  async function build(product: string, release: string, out: string, epoch?: string) {
+    return ferry(
+      ['build', join(product, `release-${release}.yaml`), '--out', out, '--key', ws.key, '--json'],
+      epoch ? { env: { SOURCE_DATE_EPOCH: epoch } } : {},
+    );
+  }
+
+  it('a rebuild of a recorded release reproduces it without SOURCE_DATE_EPOCH', async () => {
+    const product = await copyFixture(join(dir, 'rebuild-time'));
+    const first = await build(product, '1.0.0', join(dir, 'rebuild-time', 'a'), EPOCH);
+    expect(first.code, first.stderr).toBe(0);
+    const again = await build(product, '1.0.0', join(dir, 'rebuild-time', 'b'));
+    expect(again.code, again.stderr).toBe(0);
+    expect(json<{ sha256: string }>(again).sha256).toBe(json<{ sha256: string }>(first).sha256);
+  });
+
+  it('rebuilding a recorded release with other bytes is refused, and its bundle is left as it was', async () => {
+    const product = await copyFixture(join(dir, 'rebuild-bytes'));
+    const out = join(dir, 'rebuild-bytes', 'out');
+    const first = json<{ bundle: string; sha256: string }>(
+      await build(product, '1.0.0', out, EPOCH),
+    );
+    await writeFile(join(product, 'components/web/1.0.0/index.html'), '<p>other</p>\n');
+    const again = await build(product, '1.0.0', out, EPOCH);
+    expect(again.code).toBe(2);
+    const error = json<{ error: { code: string; component: string; message: string } }>(
+      again,
+    ).error;
+    expect(error).toMatchObject({ code: 'E_VERSION_REUSED', component: 'web' });
+    expect(error.message).toContain('web 1.0.0');
+    expect(error.message).toContain('index.html');
+    const digest = execFileSync('sha256sum', [first.bundle], { encoding: 'utf8' }).split(' ')[0];
+    expect(digest).toBe(first.sha256);
+  });
+
+  it('a later release carrying a recorded version with other bytes is refused', async () => {
+    const product = await copyFixture(join(dir, 'reuse'));
+    const out = join(dir, 'reuse', 'out');
+    for (const release of ['1.0.0', '1.1.0'])
+      expect((await build(product, release, out, EPOCH)).code).toBe(0);
+    await writeFile(join(product, 'components/web/1.0.1/index.html'), '<p>other</p>\n');
+    const result = await build(product, '1.2.0', out, EPOCH);
+    expect(result.code).toBe(2);
+    const error = json<{ error: { code: string; message: string } }>(result).error;
+    expect(error.code).toBe('E_VERSION_REUSED');
+    expect(error.message).toMatch(/web 1\.0\.1 was released in 1\.1\.0 .*index\.html/);
+  });
+});
+
 describe('tampering', () => {
   async function tampered(
     source: string,
@@ -335,7 +385,14 @@ describe('build refusals (exit 2, naming the problem)', () => {
     return file;
   }
 
-  async function refuse(file: string, code: string): Promise<string> {
+  interface Refused {
+    code: string;
+    file: string;
+    problems?: Array<{ path: string; message: string }>;
+  }
+
+  /** Builds `file --json`, expecting exit 2 with `code`: the error as JSON, and stderr. */
+  async function refusal(file: string, code: string): Promise<{ error: Refused; stderr: string }> {
     const result = await ferry([
       'build',
       file,
@@ -346,11 +403,15 @@ describe('build refusals (exit 2, naming the problem)', () => {
       '--json',
     ]);
     expect(result.code, result.stderr).toBe(2);
-    const error = json<{ error: { code: string; file: string } }>(result).error;
+    const error = json<{ error: Refused }>(result).error;
     expect(error.code).toBe(code);
     expect(error.file).toBe(file);
     expect(result.stderr).toContain('hint:');
-    return result.stderr;
+    return { error, stderr: result.stderr };
+  }
+
+  async function refuse(file: string, code: string): Promise<string> {
+    return (await refusal(file, code)).stderr;
   }
 
   it('a release not newer than its history', async () => {
@@ -437,6 +498,48 @@ describe('build refusals (exit 2, naming the problem)', () => {
     const file = join(product, 'release-1.0.0.yaml');
     await writeFile(file, 'product: [unclosed\n');
     await refuse(file, 'E_YAML');
+  });
+
+  it('a duplicate key names its line and column', async () => {
+    const product = await copyFixture(join(dir, 'refuse-duplicate'));
+    const file = join(product, 'release-1.0.0.yaml');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace("release: '1.0.0'", "release: '1.0.0'\nrelease: '1.0.1'"));
+    const line = text.split('\n').findIndex((l) => l.startsWith('release:')) + 2;
+    expect(await refuse(file, 'E_YAML')).toContain(
+      `release-1.0.0.yaml:${line}:1: Map keys must be unique`,
+    );
+  });
+
+  it('every schema problem, in --json too: versions as written, semver, did you mean', async () => {
+    const product = await copyFixture(join(dir, 'refuse-many'));
+    const file = join(product, 'release-1.0.0.yaml');
+    const text = (await readFile(file, 'utf8'))
+      .replace("release: '1.0.0'", 'release: 1.0')
+      .replace("version: '3.0.0'", 'version: 1.10')
+      .replace("version: '2.0.0'", "version: 'v1.0'")
+      .replace('owner: frontend-team', 'ownr: frontend-team');
+    await writeFile(file, text);
+    const { problems = [] } = (await refusal(file, 'E_SPEC_INVALID')).error;
+    const about = (path: string) => problems.find((p) => p.path === path)?.message;
+    expect(about('/release')).toContain('"1.0.0"');
+    expect(about('/components/db/version')).toContain('"1.10.0"');
+    expect(about('/components/db/version')).toContain('1.10 is the number 1.1');
+    expect(about('/components/api/version')).toContain('semver');
+    expect(about('/components/web/ownr')).toContain('did you mean owner?');
+  });
+
+  it('a spec path that is a folder is a usage error', async () => {
+    const result = await ferry([
+      'build',
+      ws.product,
+      '--out',
+      join(dir, 'refused'),
+      '--key',
+      ws.key,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('is a folder');
   });
 
   it('a missing spec file', async () => {

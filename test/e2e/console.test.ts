@@ -1,5 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
@@ -8,6 +8,7 @@ import { openAppliance } from '../../installer/appliance.js';
 import { applianceView, discover } from '../../installer/console/discover.js';
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
+import { acquireLock } from '../../installer/engine/lock.js';
 import { buildAll, FERRY, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, snapshot, status } from './appliance.js';
 
@@ -109,6 +110,33 @@ describe('ferry console in a terminal', () => {
       .poll(() => readFile(join(dir, 'fails.exit'), 'utf8').catch(() => ''), { timeout: 10_000 })
       .toBe('1\n');
     expect((await status(root)).release).toBe('1.0.0');
+  });
+
+  it('Ctrl-C while installing: the screen says it stops and rolls back, then shows the result', async () => {
+    const root = join(dir, 'one-click-interrupted');
+    await cloneAppliance(base, root);
+    const before = await snapshot(root);
+    await mkdir(join(root, 'hang'));
+    await writeFile(join(root, 'hang', 'web.update'), '');
+    runConsole('interrupted', root);
+    await screenContains('interrupted', '[Enter] apply');
+    tmux('send-keys', '-t', 'interrupted', 'Enter');
+    await screenContains('interrupted', 'web: update publish.sh');
+    tmux('send-keys', '-t', 'interrupted', 'C-c');
+    await screenContains(
+      'interrupted',
+      'SIGINT: stopping at the next safe point, then rolling back',
+    );
+    await rm(join(root, 'hang'), { recursive: true });
+    const screen = await screenContains('interrupted', 'ROLLED BACK');
+    expect(screen).toContain('interrupted by SIGINT');
+    tmux('send-keys', '-t', 'interrupted', 'q');
+    await expect
+      .poll(() => readFile(join(dir, 'interrupted.exit'), 'utf8').catch(() => ''), {
+        timeout: 10_000,
+      })
+      .toBe('1\n');
+    expect(await snapshot(root)).toEqual(before);
   });
 
   it('refuses without a terminal and points at ferry install', async () => {
@@ -245,12 +273,9 @@ describe('the console controller, keys typed into its screen', () => {
   it('a locked appliance: the result says E_LOCKED and the appliance is unchanged', async () => {
     const media = await stick('locked', ['1.1.0']);
     const { root, controller, quits, screen, shows, done } = await openConsole('locked', media);
-    const holder = spawn('sleep', ['60']);
+    // Another installer holds the lock: the kernel refuses a second bind, in this process too.
+    const held = await acquireLock(join(root, 'var/lib/ferry/lock'), root, 'install');
     try {
-      await writeFile(
-        join(root, 'var/lib/ferry/lock'),
-        JSON.stringify({ pid: holder.pid, command: 'install', since: 'now' }),
-      );
       const before = await snapshot(root);
       screen.stdin.write(ENTER);
       await done();
@@ -259,7 +284,7 @@ describe('the console controller, keys typed into its screen', () => {
       await shows('The appliance was not changed; it is at 1.0.0.');
       expect(await snapshot(root)).toEqual(before);
     } finally {
-      holder.kill();
+      await held.release();
     }
     screen.stdin.write('q');
     expect(quits.count).toBe(1);

@@ -1,8 +1,18 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ferry, json, RELEASES, tempDir, workspace, type Workspace } from '../helpers.js';
+import {
+  buildAll,
+  FERRY,
+  ferry,
+  json,
+  RELEASES,
+  ROOT,
+  tempDir,
+  workspace,
+  type Workspace,
+} from '../helpers.js';
 import {
   cloneAppliance,
   initAppliance,
@@ -273,6 +283,7 @@ describe('controls', () => {
       verified: false,
       components: { web: '1.0.0', db: '4.0.0' },
     });
+    expect(await markers(root)).toContain('skipped web');
     const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
       .trim()
       .split('\n');
@@ -291,6 +302,37 @@ describe('controls', () => {
       controls: { skip: ['web'] },
       reason: 'CHG-42: web change deferred',
     });
+  });
+
+  it('after --skip, the same bundle completes the release: the skipped component is not drift', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(tar['1.2.0'] as string, root, '--skip', 'web');
+    const partial = json<{ highestRelease: string }>(
+      await ferry(['status', '--root', root, '--json']),
+    );
+    expect(partial).toMatchObject({ release: '1.2.0', verified: false, highestRelease: '1.0.0' });
+    const plan = await ferry(['plan', tar['1.2.0'] as string, '--root', root, '--json']);
+    expect(plan.code, plan.stdout).toBe(0);
+    const web = json<{ components: Array<{ name: string; action: string }> }>(plan).components.find(
+      (c) => c.name === 'web',
+    );
+    expect(web?.action).toBe('upgrade');
+    await installOk(tar['1.2.0'] as string, root);
+    expect(await status(root)).toMatchObject({
+      release: '1.2.0',
+      verified: true,
+      components: { web: '1.0.1' },
+    });
+  });
+
+  it('E_DOWNGRADE says what works: ferry rollback, not a flag that fails next', async () => {
+    const root = await fresh('1.2.0');
+    const result = await ferry(['plan', tar['1.1.0'] as string, '--root', root, '--json']);
+    expect(result.code).toBe(4);
+    const reasons = json<{ reasons: Array<{ code: string; message: string }> }>(result).reasons;
+    const downgrade = reasons.find((r) => r.code === 'E_DOWNGRADE');
+    expect(downgrade?.message).toContain('ferry rollback');
+    expect(downgrade?.message).toContain('would not help');
   });
 
   it('--delete removes a component nobody needs, running its remove artifact', async () => {
@@ -329,23 +371,201 @@ describe('controls', () => {
   });
 });
 
-describe('one installer at a time', () => {
-  it('a live lock makes a second install exit 5; a stale one is taken over', async () => {
-    const root = await fresh('1.0.0');
-    const holder = spawn('sleep', ['30']);
-    await writeFile(
-      join(root, 'var/lib/ferry/lock'),
-      JSON.stringify({ pid: holder.pid, command: 'install', since: 'now' }),
+describe('files changed by hand', () => {
+  interface PlanJson {
+    verdict: string;
+    filesChecked: boolean;
+    components: Array<{
+      name: string;
+      action: string;
+      reasons: Array<{ code: string; message: string }>;
+    }>;
+  }
+  const web = (plan: PlanJson) => plan.components.find((c) => c.name === 'web');
+
+  it('are drift in the plan; --no-drift-check plans from the record alone', async () => {
+    const root = await fresh('1.1.0');
+    await writeFile(join(root, 'opt/ferry/web/current/index.html'), '<p>patched</p>\n');
+    const blocked = await ferry(['plan', tar['1.2.0'] as string, '--root', root, '--json']);
+    expect(blocked.code).toBe(4);
+    const plan = json<PlanJson>(blocked);
+    expect(plan.filesChecked).toBe(true);
+    expect(web(plan)?.action).toBe('error');
+    expect(web(plan)?.reasons[0]?.code).toBe('E_DRIFT');
+    expect(web(plan)?.reasons[0]?.message).toContain('index.html');
+    const human = await ferry(['plan', tar['1.2.0'] as string, '--root', root]);
+    expect(human.stdout).toContain('--force web');
+    const trusting = await ferry([
+      'plan',
+      tar['1.2.0'] as string,
+      '--root',
+      root,
+      '--no-drift-check',
+      '--json',
+    ]);
+    expect(trusting.code).toBe(0);
+    expect(json<PlanJson>(trusting)).toMatchObject({ verdict: 'ok', filesChecked: false });
+  });
+
+  it('a kept component changed by hand fails the target check: never committed as verified', async () => {
+    const root = await fresh('1.1.0');
+    await writeFile(join(root, 'opt/ferry/web/current/index.html'), '<p>patched</p>\n');
+    const before = await snapshot(root);
+    const result = await install(tar['1.2.0'] as string, root, '--no-drift-check');
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.stdout).toContain('ROLLED BACK');
+    expect(result.stdout).toContain('index.html');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('--force reinstalls it from the bundle with its passes', async () => {
+    const root = await fresh('1.1.0');
+    const file = join(root, 'opt/ferry/web/current/index.html');
+    const original = await readFile(file, 'utf8');
+    await writeFile(file, '<p>patched</p>\n');
+    const result = await install(tar['1.1.0'] as string, root, '--force', 'web', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const last = JSON.parse(result.stdout.trim().split('\n').at(-1) as string) as PlanJson & {
+      outcome: string;
+    };
+    expect(last.outcome).toBe('committed');
+    expect(web(last)?.action).toBe('reinstall');
+    expect(await readFile(file, 'utf8')).toBe(original);
+    expect(await markers(root)).toEqual(
+      expect.arrayContaining(['update web 1.0.1 1.0.1', 'test web 1.0.1 1.0.1']),
     );
-    const busy = await install(tar['1.1.0'] as string, root);
-    holder.kill();
-    expect(busy.code).toBe(5);
-    expect(busy.stderr).toContain('E_LOCKED');
+    expect(await status(root)).toMatchObject({ release: '1.1.0', verified: true });
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+  });
+
+  it('--force of a component the bundle does not carry is E_NO_PAYLOAD', async () => {
+    const root = await fresh('1.2.0');
+    await writeFile(join(root, 'opt/ferry/maps/current/VERSION'), 'patched\n');
+    const result = await ferry([
+      'plan',
+      tar['1.3.0'] as string,
+      '--root',
+      root,
+      '--force',
+      'maps',
+      '--json',
+    ]);
+    expect(result.code).toBe(4);
+    const maps = json<PlanJson>(result).components.find((c) => c.name === 'maps');
+    expect(maps?.reasons.map((r) => r.code)).toContain('E_NO_PAYLOAD');
+  });
+});
+
+/** `bin/ferry install --json` as a child whose events are read as they come, for signals and closed pipes. */
+function installChild(bundle: string, root: string) {
+  const child = spawn(
+    process.execPath,
+    [FERRY, 'install', bundle, '--root', root, '--yes', '--json'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  const events = () =>
+    stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  /** Resolves once an event matches; fails the test after a minute. */
+  const until = async (match: (event: Record<string, unknown>) => boolean): Promise<void> => {
+    for (let waited = 0; !events().some(match); waited += 50) {
+      if (waited > 60_000) throw new Error(`no such event:\n${stdout}\n${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  return { child, exit, events, until, stderr: () => stderr };
+}
+
+describe('interrupts', () => {
+  it.each([
+    ['SIGINT', 'update', 'rolled-back'],
+    ['SIGTERM', 'pre-validate', 'unchanged'],
+    ['SIGHUP', 'update', 'rolled-back'],
+  ] as const)(
+    '%s during %s: told, logged, stopped at the next safe point, appliance as it was',
+    async (signal, pass, outcome) => {
+      const root = await fresh('1.0.0');
+      const before = await snapshot(root);
+      const trigger = join(root, 'hang', `web.${pass}`);
+      await mkdir(join(root, 'hang'), { recursive: true });
+      await writeFile(trigger, '');
+      const run = installChild(tar['1.1.0'] as string, root);
+      await run.until(
+        (e) =>
+          e.type === 'step' && e.pass === pass && e.component === 'web' && e.status === 'start',
+      );
+      run.child.kill(signal);
+      await run.until((e) => e.type === 'interrupt');
+      expect(run.stderr()).toContain(`${signal}: stopping at the next safe point`);
+      await rm(trigger);
+      expect(await run.exit).toBe(1);
+      const result = run.events().at(-1) as {
+        outcome: string;
+        failure: { status: string };
+        log: string;
+      };
+      expect(result.outcome).toBe(outcome);
+      expect(result.failure.status).toBe(`interrupted by ${signal}`);
+      const log = await readFile(result.log, 'utf8');
+      expect(log).toContain(`"type":"interrupt","signal":"${signal}"`);
+      await rm(join(root, 'hang'), { recursive: true });
+      expect(await snapshot(root)).toEqual(before);
+    },
+  );
+
+  it('a closed stdout (| head -3) never stops an install', async () => {
+    const root = await fresh('1.1.0');
+    const run = installChild(tar['1.2.0'] as string, root);
+    await run.until(() => true);
+    run.child.stdout.destroy();
+    expect(await run.exit).toBe(0);
+    expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
+  });
+
+  it('status names a transaction a kill left open and what recovery will do with it', async () => {
+    const root = await fresh('1.0.0');
+    const trigger = join(root, 'hang', 'web.update');
+    await mkdir(join(root, 'hang'), { recursive: true });
+    await writeFile(trigger, '');
+    const run = installChild(tar['1.1.0'] as string, root);
+    await run.until((e) => e.type === 'step' && e.pass === 'update' && e.component === 'web');
+    run.child.kill('SIGKILL');
+    await run.exit;
+    await rm(join(root, 'hang'), { recursive: true });
+    const shown = await ferry(['status', '--root', root]);
+    expect(shown.stdout).toMatch(
+      /INTERRUPTED: install 1\.0\.0 → 1\.1\.0 .*rolls it back to 1\.0\.0/,
+    );
+    const open = json<{ open: { recovery: string; running: boolean } }>(
+      await ferry(['status', '--root', root, '--json']),
+    ).open;
+    expect(open).toMatchObject({ recovery: 'roll-back', running: false });
+    expect((await ferry(['recover', '--root', root])).code).toBe(0);
+    expect(json(await ferry(['status', '--root', root, '--json']))).not.toHaveProperty('open');
+  });
+});
+
+describe('one installer at a time', () => {
+  it('a lock file naming a live process that is no ferry (a reused pid) does not lock the appliance', async () => {
+    const root = await fresh('1.0.0');
+    const unrelated = spawn('sleep', ['30']);
     await writeFile(
       join(root, 'var/lib/ferry/lock'),
-      JSON.stringify({ pid: 999_999_99, command: 'install', since: 'yesterday' }),
+      JSON.stringify({ pid: unrelated.pid, command: 'install', since: 'yesterday' }),
     );
     const taken = await install(tar['1.1.0'] as string, root);
+    unrelated.kill();
     expect(taken.code, taken.stderr).toBe(0);
     expect(taken.stderr).toContain('stale lock');
   });
@@ -482,6 +702,20 @@ describe('ferry rollback', () => {
     expect(log).toContainEqual(
       expect.objectContaining({ type: 'step', component: 'api', status: 'failed' }),
     );
+    const human = await ferry(['rollback', '--root', root, '--yes']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain('failed: api, rollback pass, restore.sh: exited with status 1');
+    expect(human.stdout).toContain('api: rollback failed on request');
+    expect(human.stdout).toMatch(/log: .*\/var\/lib\/ferry\/logs\/.*\.jsonl/);
+  });
+
+  it('a rollback of a first install says it goes back to an empty appliance', async () => {
+    const root = join(dir, 'first-rollback');
+    await initAppliance(ws, root);
+    await installOk(tar['1.0.0'] as string, root);
+    expect((await ferry(['rollback', '--root', root, '--yes'])).code).toBe(0);
+    const shown = await ferry(['status', '--root', root]);
+    expect(shown.stdout).toContain('rollback 1.0.0 → (empty): committed');
   });
 
   it('refuses when there is nothing to go back to', async () => {

@@ -74,6 +74,46 @@ describe('ferry-installer, the single executable', () => {
   const installer = (args: readonly string[], env: Record<string, string> = {}) =>
     run(EXECUTABLE, args, { env });
 
+  it('puts itself on volume 1 of `ferry media`, and installs from the volumes', async () => {
+    const tar = (await buildAll(ws, join(dir, 'tar'), 'tar', ['1.0.0']))['1.0.0'] as string;
+    const out = join(dir, 'volumes');
+    const made = await installer([
+      'media',
+      tar,
+      '--out',
+      out,
+      '--key',
+      ws.key,
+      '--volume-size',
+      '1100K',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const carried = join(out, 'vol1', 'ferry-installer');
+    expect(spawnSync('cmp', ['-s', carried, EXECUTABLE]).status).toBe(0);
+    const sums = spawnSync('sha256sum', ['-c', 'FERRY/SHA256SUM.TXT'], {
+      cwd: join(out, 'vol1'),
+      encoding: 'utf8',
+    });
+    expect(sums.stdout).toContain('ferry-installer: OK');
+    const root = join(dir, 'from-volumes');
+    const carry = (...args: string[]) => run(carried, args, { env: {} });
+    const init = await carry(
+      'init',
+      '--root',
+      root,
+      '--product',
+      'acme-appliance',
+      '--platform',
+      'acme-os@7.2.1',
+      '--trust',
+      ws.trust,
+    );
+    expect(init.code, init.stderr).toBe(0);
+    const install = await carry('install', join(out, 'vol1'), '--root', root, '--yes');
+    expect(install.code, install.stderr).toBe(0);
+    expect(install.stdout).toContain('COMMITTED: acme-appliance is at 1.0.0');
+  });
+
   it('tells its version, the sha256 of its own file and its Node', async () => {
     const result = await installer(['--version', '--json']);
     expect(result.code, result.stderr).toBe(0);
@@ -115,16 +155,19 @@ describe('ferry-installer, the single executable', () => {
     expect(result.stderr).toContain(name);
   });
 
-  it('falls back from an unusable TMPDIR, and says which folders it could not use', async () => {
-    expect((await installer(['--help'], { TMPDIR: join(dir, 'no-such-folder') })).code).toBe(0);
-    const missing = await installer(['--help', '--json'], { FERRY_TMP: join(dir, 'nowhere') });
+  it('unpacks the console from an unusable TMPDIR elsewhere, and says which folders it could not use', async () => {
+    // Without a terminal the console refuses (E_USAGE), but only once it is unpacked and loaded.
+    const console = ['console', '--root', dir];
+    const fallback = await installer(console, { TMPDIR: join(dir, 'no-such-folder') });
+    expect(fallback.stderr).toContain('E_USAGE: ferry console needs a terminal');
+    const missing = await installer(console, { FERRY_TMP: join(dir, 'nowhere') });
     expect(missing.code).toBe(1);
-    expect(JSON.parse(missing.stdout)).toMatchObject({ error: { code: 'E_IO' } });
+    expect(missing.stderr).toContain('E_IO');
     // A folder anyone may write to without the sticky bit: another user could swap the bundle.
     const open = join(dir, 'open-to-all');
     await mkdir(open);
     await chmod(open, 0o777);
-    const unsafe = await installer(['--help'], { FERRY_TMP: open });
+    const unsafe = await installer(console, { FERRY_TMP: open });
     expect(unsafe.code).toBe(1);
     expect(unsafe.stderr).toContain(open);
     expect(await readdir(open)).toEqual([]);
@@ -232,7 +275,7 @@ describe.skipIf(reason !== null)(
         expect(
           normalise(await readFile(join(newRoot, 'appliance', record), 'utf8'), '/appliance'),
         ).toBe(normalise(await readFile(join(outside, record), 'utf8'), outside));
-      // The bundle was unpacked into /tmp and removed as soon as it was loaded.
+      // Nothing was unpacked, or it was removed as soon as it was loaded.
       expect(await readdir(join(newRoot, 'tmp'))).toEqual([]);
     }, 300_000);
 
@@ -287,16 +330,20 @@ describe.skipIf(reason !== null)(
       expect(JSON.parse(status.stdout)).toMatchObject({ release: '1.3.0' });
     }, 300_000);
 
-    it('with no temporary folder at all, says so; FERRY_TMP names one', async () => {
+    it('with no temporary folder at all, runs; the console says so; FERRY_TMP names one', async () => {
       await rm(join(newRoot, 'tmp'), { recursive: true });
       try {
-        const none = await runIn(newRoot, ['/ferry-installer', '--help', '--json']);
+        const help = await runIn(newRoot, ['/ferry-installer', '--help']);
+        expect(help.code, help.stderr).toBe(0);
+        const console = ['/ferry-installer', 'console', '--root', '/appliance'];
+        const none = await runIn(newRoot, console);
         expect(none.code).toBe(1);
-        expect(JSON.parse(none.stdout)).toMatchObject({ error: { code: 'E_IO' } });
+        expect(none.stderr).toContain('E_IO');
         expect(none.stderr).toContain('FERRY_TMP');
         await mkdir(join(newRoot, 'stick'), { mode: 0o700 });
-        const named = await runIn(newRoot, ['/ferry-installer', '--help'], { FERRY_TMP: '/stick' });
-        expect(named.code, named.stderr).toBe(0);
+        // Unpacked, loaded, removed; then it refuses to run without a terminal.
+        const named = await runIn(newRoot, console, { FERRY_TMP: '/stick' });
+        expect(named.stderr).toContain('E_USAGE: ferry console needs a terminal');
         expect(await readdir(join(newRoot, 'stick'))).toEqual([]);
       } finally {
         await mkdir(join(newRoot, 'tmp'));

@@ -280,6 +280,7 @@ function listed(spec: string, at: number): Candidate {
     stageBytes: 0,
     partial: false,
     reachesTarget: true,
+    filesChecked: true,
     controls: NO_CONTROLS,
   });
   const problem = { code: 'E_SIGNATURE', message: 'not signed by keys this appliance trusts' };

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { plan, type ApplianceFacts, type Controls, type Plan } from '../../installer/plan.js';
+import {
+  plan,
+  type ApplianceFacts,
+  type Controls,
+  type InstalledComponent,
+  type Plan,
+} from '../../installer/plan.js';
 import type { BundleMetadata } from '../../manifest-schema/index.js';
 
 // ------------------------------------------------------------ table builders
@@ -178,6 +184,15 @@ const r1withRogue = () =>
     web: ['1.0.0', { api: '^2.0.0' }],
     rogue: '0.1.0',
   });
+/** r1facts with db's installed files re-hashed: one changed by hand. */
+const r1handChanged = () => {
+  const facts = r1facts();
+  for (const component of Object.values(facts.components)) component.changedFiles = [];
+  (facts.components.db as InstalledComponent).changedFiles = [
+    { path: 'share/schema.sql', problem: 'content differs from what was installed' },
+  ];
+  return facts;
+};
 const diamond = () =>
   bundle(
     '1.0.0',
@@ -571,6 +586,117 @@ const cases: Case[] = [
       verdict: 'ok',
       components: { ...r1to11, db: 'skip 3.0.5 → 3.0.5: SKIPPED' },
       order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  // --- drift by file: installed files that differ from their recorded hashes
+  {
+    name: 'a component with a file changed by hand is drift, even when the bundle keeps it',
+    facts: r1handChanged(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, db: 'error 3.0.0 → 3.0.0: E_DRIFT' },
+      order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: 'a component with a file changed by hand is drift when the bundle upgrades it',
+    facts: r1handChanged(),
+    meta: chain('1.1.0', '3.1.0', '2.0.0', '1.0.1'),
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, db: 'error 3.0.0 → 3.1.0: E_DRIFT' },
+      order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: 'force reinstalls a component changed by hand from the bundle',
+    facts: r1handChanged(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { force: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, db: 'reinstall 3.0.0 → 3.0.0: FORCED' },
+      order: ['db', 'web'],
+      reachesTarget: true,
+    },
+  },
+  {
+    name: 'force cannot reinstall a component the bundle does not carry',
+    facts: r1handChanged(),
+    meta: bundle(
+      '1.1.0',
+      {
+        db: { version: '3.0.0', carried: false },
+        api: { version: '2.0.0', requires: { db: '^3.0.0' } },
+        web: { version: '1.0.1', requires: { api: '^2.0.0' } },
+      },
+      { from: { '1.0.0': r1 } },
+    ),
+    controls: { force: ['db'] },
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, db: 'error 3.0.0 → 3.0.0: FORCED E_NO_PAYLOAD' },
+      order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  {
+    name: 'skip leaves a component changed by hand, and the release unverified',
+    facts: r1handChanged(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { skip: ['db'] },
+    expect: {
+      verdict: 'ok',
+      components: { ...r1to11, db: 'skip 3.0.0 → 3.0.0: SKIPPED' },
+      order: ['web'],
+      reachesTarget: false,
+    },
+  },
+  // --- after a partial install: release 1.1.0 aimed at, web left at 1.0.0, started from 1.0.0
+  {
+    name: 'the same bundle again completes a partial install: what it left out is not drift',
+    facts: appliance(
+      '1.1.0',
+      { db: '3.0.0', api: ['2.0.0', { db: '^3.0.0' }], web: ['1.0.0', { api: '^2.0.0' }] },
+      {
+        verified: false,
+        highestRelease: '1.0.0',
+        partial: { base: '1.0.0', leftOut: { web: '1.0.0' } },
+      },
+    ),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: { verdict: 'ok', components: r1to11, order: ['web'], reachesTarget: true },
+  },
+  {
+    name: 'a bundle from the release a partial install started from applies too',
+    facts: appliance(
+      '1.2.0',
+      { db: '3.0.0', api: ['2.0.0', { db: '^3.0.0' }], web: ['1.0.0', { api: '^2.0.0' }] },
+      {
+        verified: false,
+        highestRelease: '1.0.0',
+        partial: { base: '1.0.0', leftOut: { db: '3.0.0' } },
+      },
+    ),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: { verdict: 'ok', components: r1to11, order: ['web'], reachesTarget: true },
+  },
+  {
+    name: 'without the record of a partial install, a component off its release is drift',
+    facts: appliance(
+      '1.1.0',
+      { db: '3.0.0', api: ['2.0.0', { db: '^3.0.0' }], web: ['1.0.0', { api: '^2.0.0' }] },
+      { verified: false, highestRelease: '1.0.0' },
+    ),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    expect: {
+      verdict: 'blocked',
+      components: { ...r1to11, web: 'error 1.0.0 → 1.0.1: E_DRIFT' },
+      order: [],
       reachesTarget: false,
     },
   },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unsafeLinkReason, unsafePathReason } from '../../manifest-schema/index.js';
+import { escapingLink, unsafeLinkReason, unsafePathReason } from '../../manifest-schema/index.js';
 
 describe('unsafePathReason', () => {
   it.each([
@@ -33,5 +33,54 @@ describe('unsafeLinkReason', () => {
     ['link', 'a\\b', 'has a target with a NUL byte or backslash'],
   ])('%s → %s: %s', (link, target, reason) => {
     expect(unsafeLinkReason(link, target)).toBe(reason);
+  });
+});
+
+describe('escapingLink', () => {
+  it.each([
+    [
+      'links that stay inside, through each other',
+      [
+        ['a', 'b'],
+        ['b', 'c/d'],
+        ['c/d', '../e'],
+      ],
+      null,
+    ],
+    [
+      'a link used as a folder that climbs out',
+      [
+        ['d/e/l', '../../x'],
+        ['b', 'd/e/l/../..'],
+      ],
+      'b',
+    ],
+    [
+      'a link to a link that leaves (the first one met is named)',
+      [
+        ['a', 'b'],
+        ['b', 'sub/../../out'],
+      ],
+      'a',
+    ],
+    [
+      'a loop',
+      [
+        ['a', 'b'],
+        ['b', 'a'],
+      ],
+      'a',
+    ],
+    [
+      'a link to a link to an absolute path',
+      [
+        ['a', 'b'],
+        ['b', '/etc'],
+      ],
+      'a',
+    ],
+  ] as const)('%s', (_, links, path) => {
+    const found = escapingLink(new Map(links.map(([from, to]) => [from, to])));
+    expect(found?.path ?? null).toBe(path);
   });
 });

@@ -6,9 +6,19 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { buildBundle } from '../../builder/build.js';
+import {
+  layoutArchive,
+  tarHeader,
+  zipCentralRecord,
+  zipCrc,
+  zipInlineData,
+  zipLocalHeader,
+  zipTrailer,
+  type ArchiveEntry,
+} from '../../bundle/layout.js';
 import { keygen, trustInit } from '../../builder/signing.js';
 import {
   canonicalJson,
@@ -30,6 +40,8 @@ export interface CraftEntry {
   headerSize?: number;
   /** A PAX extended header before the entry carrying this size, as large-file tar writers emit. */
   paxSize?: number;
+  /** The mode in the header: the base bundle's, or the builder's default for the type. */
+  mode?: number;
 }
 
 export interface Base {
@@ -108,6 +120,7 @@ async function readTarEntries(bytes: Buffer): Promise<CraftEntry[]> {
         name: entry.path.replace(/\/$/, ''),
         type: entry.type as EntryType,
         data: Buffer.concat(chunks),
+        mode: entry.mode ?? 0o644,
         ...(entry.linkpath ? { linkpath: entry.linkpath } : {}),
       }),
     );
@@ -124,26 +137,50 @@ export function resigned(metadata: BundleMetadata, key: KeyObject): Buffer {
   return envelopeBytes(signEnvelope(Buffer.from(canonicalJson(metadata)), [key]));
 }
 
+/** The mtime of every entry of the base bundle (its SOURCE_DATE_EPOCH). */
+const MTIME = 1_700_000_000;
+
+function archiveEntry(entry: CraftEntry, size: number): ArchiveEntry {
+  const type =
+    entry.type === 'Directory' ? 'dir' : entry.type === 'SymbolicLink' ? 'symlink' : 'file';
+  return {
+    name: entry.name,
+    type,
+    size,
+    mode: entry.mode ?? (type === 'dir' ? 0o755 : type === 'symlink' ? 0o777 : 0o644),
+    ...(entry.linkpath !== undefined ? { target: entry.linkpath } : {}),
+  };
+}
+
+/**
+ * A tar of the entries, each header exactly as the builder writes it (so the
+ * untouched entries of the base make a bundle that verifies), but where a
+ * test asks for a size, a PAX header or a type the builder never writes.
+ */
 export function tarBytes(entries: readonly CraftEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const size = entry.type === 'File' ? entry.data.length : 0;
-    const header = new Header({
-      path: entry.type === 'Directory' ? `${entry.name}/` : entry.name,
-      mode: entry.type === 'Directory' ? 0o755 : 0o644,
-      uid: 0,
-      gid: 0,
-      size: entry.headerSize ?? size,
-      mtime: new Date(1_700_000_000_000),
-      type: entry.type,
-      uname: '',
-      gname: '',
-      ...(entry.linkpath ? { linkpath: entry.linkpath } : {}),
-    });
     if (entry.paxSize !== undefined)
       blocks.push(new Pax({ path: entry.name, size: entry.paxSize }).encode());
-    header.encode();
-    blocks.push(header.block as Buffer);
+    if (entry.type === 'File' || entry.type === 'Directory' || entry.type === 'SymbolicLink') {
+      blocks.push(tarHeader(archiveEntry(entry, entry.headerSize ?? size), MTIME));
+    } else {
+      const header = new Header({
+        path: entry.name,
+        mode: entry.mode ?? 0o644,
+        uid: 0,
+        gid: 0,
+        size: entry.headerSize ?? size,
+        mtime: new Date(MTIME * 1000),
+        type: entry.type,
+        uname: '',
+        gname: '',
+        ...(entry.linkpath ? { linkpath: entry.linkpath } : {}),
+      });
+      header.encode();
+      blocks.push(header.block as Buffer);
+    }
     if (size > 0) {
       blocks.push(entry.data, Buffer.alloc((512 - (size % 512)) % 512));
     }
@@ -157,59 +194,92 @@ export interface ZipTweaks {
   centralName?: (name: string) => string;
 }
 
-/** A stored zip of the entries, symlinks as unix mode 0120777 with the target as data. */
+/**
+ * A stored zip of the entries written by the builder's own layout functions
+ * (symlinks as unix mode 0120777 with the target as data), so untouched
+ * entries make a bundle that verifies; other types get a device mode.
+ */
 export function zipBytes(entries: readonly CraftEntry[], tweaks: ZipTweaks = {}): Buffer {
-  const locals: Buffer[] = [];
+  const layout = layoutArchive(
+    'zip',
+    entries.map((entry) => archiveEntry(entry, entry.data.length)),
+    MTIME,
+  );
+  const parts: Buffer[] = [];
   const central: Buffer[] = [];
-  let offset = 0;
-  for (const entry of entries) {
-    const name = Buffer.from(entry.type === 'Directory' ? `${entry.name}/` : entry.name);
-    const data = entry.type === 'SymbolicLink' ? Buffer.from(entry.linkpath ?? '') : entry.data;
-    const crc = crc32(data);
-    const local = Buffer.alloc(30 + name.length);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x800, 6);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    name.copy(local, 30);
-    const centralName = Buffer.from(
-      tweaks.centralName ? tweaks.centralName(name.toString()) : name.toString(),
+  for (const [at, placed] of layout.placed.entries()) {
+    const entry = entries[at] as CraftEntry;
+    const data = zipInlineData(placed.entry) ?? entry.data;
+    const crc = zipCrc(data);
+    parts.push(zipLocalHeader(layout, placed, crc), data);
+    const renamed = tweaks.centralName?.(placed.entry.name) ?? placed.entry.name;
+    const record = zipCentralRecord(
+      layout,
+      { ...placed, entry: { ...placed.entry, name: renamed } },
+      crc,
     );
-    const record = Buffer.alloc(46 + centralName.length);
-    record.writeUInt32LE(0x02014b50, 0);
-    record.writeUInt16LE((3 << 8) | 20, 4);
-    record.writeUInt16LE(20, 6);
-    record.writeUInt16LE(0x800, 8);
-    record.writeUInt32LE(crc, 16);
-    record.writeUInt32LE(data.length, 20);
-    record.writeUInt32LE(data.length, 24);
-    record.writeUInt16LE(centralName.length, 28);
-    const kind =
-      entry.type === 'SymbolicLink'
-        ? 0o120777
-        : entry.type === 'Directory'
-          ? 0o40755
-          : entry.type === 'File'
-            ? 0o100644
-            : 0o20644;
-    record.writeUInt32LE((kind << 16) >>> 0, 38);
-    record.writeUInt32LE(offset, 42);
-    centralName.copy(record, 46);
-    locals.push(local, data);
+    if (entry.type !== 'File' && entry.type !== 'Directory' && entry.type !== 'SymbolicLink')
+      record.writeUInt32LE((0o20644 << 16) >>> 0, 38);
     central.push(record);
-    offset += local.length + data.length;
   }
   const directory = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
+  return Buffer.concat([...parts, directory, zipTrailer(layout, directory.length)]);
+}
+
+/** The tar of the entries, gzipped as the builder does. */
+export function tarGzBytes(entries: readonly CraftEntry[], after = Buffer.alloc(0)): Buffer {
+  return gzipSync(Buffer.concat([tarBytes(entries), after]), { level: 6 });
+}
+
+/**
+ * A gzip of the parts in order, where a number is that many zero bytes,
+ * deflated a chunk at a time: a bomb is made without holding it inflated.
+ */
+export async function gzipParts(parts: ReadonlyArray<Buffer | number>): Promise<Buffer> {
+  const gzip = createGzip({ level: 6 });
+  const out: Buffer[] = [];
+  gzip.on('data', (chunk: Buffer) => out.push(chunk));
+  const done = new Promise((resolve) => gzip.on('end', resolve));
+  const zeros = Buffer.alloc(1024 * 1024);
+  const write = (chunk: Buffer): Promise<void> =>
+    new Promise((resolve) => {
+      if (gzip.write(chunk)) resolve();
+      else gzip.once('drain', resolve);
+    });
+  for (const part of parts) {
+    if (Buffer.isBuffer(part)) await write(part);
+    else
+      for (let left = part; left > 0; left -= zeros.length)
+        await write(zeros.subarray(0, Math.min(left, zeros.length)));
+  }
+  gzip.end();
+  await done;
+  return Buffer.concat(out);
+}
+
+/** Where the zip record (local `PK\x03\x04` or central `PK\x01\x02`) of `name` starts. */
+export function zipRecordAt(bytes: Buffer, name: string, kind: 'local' | 'central'): number {
+  const signature = kind === 'local' ? 0x04034b50 : 0x02014b50;
+  const nameAt = kind === 'local' ? 30 : 46;
+  for (
+    let at = bytes.indexOf(Buffer.from(name));
+    at >= 0;
+    at = bytes.indexOf(Buffer.from(name), at + 1)
+  ) {
+    const start = at - nameAt;
+    if (start >= 0 && bytes.readUInt32LE(start) === signature) return start;
+  }
+  throw new Error(`no ${kind} record of ${name}`);
+}
+
+/** Rewrites one field of a tar entry's header in place (its checksum too), where the builder would never. */
+export function editTarHeader(tar: Buffer, name: string, offset: number, field: Buffer): Buffer {
+  const at = tar.indexOf(Buffer.from(name));
+  field.copy(tar, at + offset);
+  let sum = 8 * 32;
+  for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += tar[at + i] as number;
+  tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
+  return tar;
 }
 
 export function find(entries: readonly CraftEntry[], name: string): CraftEntry {

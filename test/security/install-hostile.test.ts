@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
-import { cloneAppliance, snapshot } from '../e2e/appliance.js';
+import { snapshot } from '../e2e/appliance.js';
 import { find, tarBytes, zipBytes, type CraftEntry } from './hostile.js';
-import { sharedBase } from './refuse.js';
+import { freshAppliance, sharedBase } from './refuse.js';
 
 // The same attacks as the verify tests, now against `ferry install`: each is
 // refused with its code and the appliance is byte-identical afterwards. Each
@@ -104,37 +105,10 @@ const attacks: Array<[string, 'tar' | 'zip', Craft | ((entries: CraftEntry[]) =>
     ],
   ];
 
-/** An empty appliance, never written to: each test installs into its own copy. */
-let template: string;
-
-beforeAll(async () => {
-  const { dir, trust } = await sharedBase();
-  template = join(dir, 'appliance');
-  const init = await ferry([
-    'init',
-    '--root',
-    template,
-    '--product',
-    'tiny',
-    '--platform',
-    'os@1.0.0',
-    '--trust',
-    trust,
-  ]);
-  expect(init.code, init.stderr).toBe(0);
-});
-
-async function ownAppliance(name: string): Promise<string> {
-  const { dir } = await sharedBase();
-  const root = join(dir, `appliance-${name.replace(/\W+/g, '-')}`);
-  await cloneAppliance(template, root);
-  return root;
-}
-
 describe('ferry install refuses a hostile bundle and changes nothing', () => {
   it.each(attacks)('%s (%s)', async (name, format, craft, code) => {
     const { dir, entries } = await sharedBase();
-    const root = await ownAppliance(`${name}-${format}`);
+    const root = await freshAppliance();
     const crafted = craft(entries);
     const bytes = Buffer.isBuffer(crafted)
       ? crafted
@@ -154,11 +128,12 @@ describe('ferry install refuses a hostile bundle and changes nothing', () => {
       }).error.code,
     ).toBe(code);
     expect(await snapshot(root)).toEqual(before);
+    expect(existsSync(join(root, 'var/lib/ferry/staging'))).toBe(false);
   });
 
   it('the untouched bundle installs (the control)', async () => {
     const { dir, entries } = await sharedBase();
-    const root = await ownAppliance('control');
+    const root = await freshAppliance();
     const file = join(dir, 'install-control.tar');
     await writeFile(file, tarBytes(entries));
     const result = await ferry(['install', file, '--root', root, '--yes']);

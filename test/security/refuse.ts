@@ -1,10 +1,12 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { verifyBundle } from '../../bundle/verify.js';
 import type { TrustContext } from '../../bundle/open.js';
 import { readTrustedRoot, type FerryError } from '../../manifest-schema/index.js';
-import { tempDir } from '../helpers.js';
+import { cloneAppliance, snapshot } from '../e2e/appliance.js';
+import { ferry, FERRY, run, tempDir, type RunResult } from '../helpers.js';
 import { baseBundle, tarBytes, zipBytes, type Base, type CraftEntry } from './hostile.js';
 
 let base: Promise<Base> | undefined;
@@ -42,7 +44,7 @@ export async function trustOf(file: string): Promise<TrustContext> {
 /** Writes the bytes as a bundle and expects verify to refuse them with `code`, naming `entry` when given. */
 export async function expectRefused(
   bytes: Buffer,
-  extension: 'tar' | 'zip',
+  extension: 'tar' | 'tar.gz' | 'zip',
   code: string,
   entry?: string,
   base: Promise<Base> = sharedBase(),
@@ -65,3 +67,97 @@ export const formats = [
   ['tar', tarBytes],
   ['zip', zipBytes],
 ] as const satisfies ReadonlyArray<readonly ['tar' | 'zip', (entries: CraftEntry[]) => Buffer]>;
+
+/** Where a crafted bundle is written; the name is unique so tests never share a file. */
+export async function craftedFile(bytes: Buffer, extension: string): Promise<string> {
+  const { dir } = await sharedBase();
+  const file = join(dir, `crafted-${Math.random().toString(36).slice(2)}.${extension}`);
+  await writeFile(file, bytes);
+  return file;
+}
+
+let template: Promise<string> | undefined;
+
+/** An appliance of the base product that nothing installed into, copied for each use. */
+export async function freshAppliance(): Promise<string> {
+  const { dir, trust } = await sharedBase();
+  template ??= (async () => {
+    const root = join(dir, 'appliance-template');
+    const init = await ferry([
+      'init',
+      '--root',
+      root,
+      ...['--product', 'tiny', '--platform', 'os@1.0.0', '--trust', trust],
+    ]);
+    expect(init.code, init.stderr).toBe(0);
+    return root;
+  })();
+  const root = join(dir, `appliance-${Math.random().toString(36).slice(2)}`);
+  await cloneAppliance(await template, root);
+  return root;
+}
+
+export interface Measured extends RunResult {
+  seconds: number;
+  /** The child's peak resident set, from /usr/bin/time. */
+  peakMiB: number;
+}
+
+/** bin/ferry as an operator runs it, with its wall time and peak memory. */
+export async function ferryMeasured(args: readonly string[]): Promise<Measured> {
+  const started = process.hrtime.bigint();
+  const result = await run(
+    '/usr/bin/time',
+    ['-f', 'ferry-peak-kib %M', process.execPath, FERRY, ...args],
+    {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+    },
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const peak = /ferry-peak-kib (\d+)\s*$/.exec(result.stderr);
+  return { ...result, seconds, peakMiB: peak ? Number(peak[1]) / 1024 : NaN };
+}
+
+export type Command = 'verify' | 'inspect' | 'plan' | 'install';
+
+/** The memory any refusal may cost: the installer's budget. */
+export const PEAK_MIB = 200;
+
+/**
+ * Runs each command on the bundle file as an operator would and expects the
+ * refusal: exit code, error code named on stderr, peak memory under the
+ * budget, and (plan, install) an appliance byte-identical to before, folders
+ * included. Times are reported, not asserted: the machine is shared.
+ */
+export async function expectRefusedEverywhere(
+  file: string,
+  code: string,
+  exit: number,
+  commands: readonly Command[] = ['verify', 'plan', 'install'],
+): Promise<Measured[]> {
+  const { trust } = await sharedBase();
+  const results: Measured[] = [];
+  for (const command of commands) {
+    const root = command === 'plan' || command === 'install' ? await freshAppliance() : null;
+    const before = root ? await snapshot(root) : null;
+    const args =
+      command === 'verify' || command === 'inspect'
+        ? [command, file, '--trust', trust]
+        : command === 'plan'
+          ? ['plan', file, '--root', root as string]
+          : ['install', file, '--root', root as string, '--yes'];
+    const result = await ferryMeasured(args);
+    const said = `${command}: exit ${result.code} in ${result.seconds.toFixed(1)} s, peak ${result.peakMiB.toFixed(0)} MiB\n${result.stderr}`;
+    expect(result.stderr, said).toContain(`ferry: ${code}:`);
+    expect(result.code, said).toBe(exit);
+    expect(result.peakMiB, said).toBeLessThan(PEAK_MIB);
+    if (root) {
+      expect(await snapshot(root), said).toEqual(before);
+      // Folders too: a refusal leaves no staging folder behind, even an empty one.
+      expect(existsSync(join(root, 'var/lib/ferry/staging')), said).toBe(false);
+    }
+    console.log(said.split('\n')[0]);
+    results.push(result);
+  }
+  return results;
+}

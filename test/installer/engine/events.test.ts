@@ -33,6 +33,7 @@ function installed(
     stageBytes: 0,
     partial: false,
     reachesTarget: true,
+    filesChecked: true,
     controls: NO_CONTROLS,
   };
   return {

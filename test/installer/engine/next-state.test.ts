@@ -97,6 +97,7 @@ function plan(
     stageBytes: 0,
     partial: !reachesTarget,
     reachesTarget,
+    filesChecked: true,
     controls: NO_CONTROLS,
   };
 }
@@ -107,6 +108,7 @@ function summary(next: ApplianceState) {
     release: next.release,
     verified: next.verified,
     highestRelease: next.highestRelease,
+    ...(next.partial ? { partial: next.partial } : {}),
     components: Object.fromEntries(
       Object.entries(next.components).map(([name, c]) => [
         name,
@@ -156,14 +158,15 @@ const cases: Array<[string, ApplianceState, Plan, BundleMetadata, ReturnType<typ
     },
   ],
   [
-    'a skipped component stays as installed, and the release is not verified',
+    'a skipped component stays as installed: not verified, recorded as left out, the highest release kept',
     state('1.0.0', { db: '1.0.0', web: '1.0.0' }),
     plan('1.0.0', '1.2.0', { db: 'upgrade', web: 'skip' }, false),
     metadata('1.2.0', { db: component('2.0.0'), web: component('2.0.0') }),
     {
       release: '1.2.0',
       verified: false,
-      highestRelease: '1.2.0',
+      highestRelease: '1.0.0',
+      partial: { base: '1.0.0', leftOut: { web: '1.0.0' } },
       components: { db: '2.0.0 (new-2.0.0)', web: '1.0.0 (old-1.0.0)' },
     },
   ],
@@ -175,7 +178,8 @@ const cases: Array<[string, ApplianceState, Plan, BundleMetadata, ReturnType<typ
     {
       release: '1.2.0',
       verified: false,
-      highestRelease: '1.2.0',
+      highestRelease: '1.0.0',
+      partial: { base: '1.0.0', leftOut: { api: '1.0.0' } },
       components: { db: '2.0.0 (new-2.0.0)', api: '1.0.0 (old-1.0.0)' },
     },
   ],
@@ -187,7 +191,8 @@ const cases: Array<[string, ApplianceState, Plan, BundleMetadata, ReturnType<typ
     {
       release: '1.2.0',
       verified: false,
-      highestRelease: '1.2.0',
+      highestRelease: '1.0.0',
+      partial: { base: '1.0.0', leftOut: { maps: null } },
       components: { db: '2.0.0 (new-2.0.0)' },
     },
   ],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { insideWindow } from '../../installer/windows.js';
+import { insideWindow, nextOpening, windowOpen } from '../../manifest-schema/windows.js';
 
 type Windows = Parameters<typeof insideWindow>[0];
 
@@ -110,5 +110,40 @@ const cases: Array<[string, Windows, string, string, boolean]> = [
 describe('insideWindow', () => {
   it.each(cases)('%s', (_what, windows, instant, timeZone, inside) => {
     expect(insideWindow(windows, new Date(instant), timeZone)).toBe(inside);
+  });
+});
+
+describe('a channel’s promotion windows: allow and deny, deny wins', () => {
+  const weekdays = {
+    timeZone: 'UTC',
+    allow: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'] as Day[], start: '09:00', end: '17:00' }],
+    deny: [{ days: ['fri'] as Day[], start: '12:00', end: '17:00' }],
+  };
+  type Day = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
+
+  it.each([
+    // 2026-06-01 is a Monday.
+    ['2026-06-01T10:00:00Z', true, '2026-06-01T10:00:00.000Z'],
+    ['2026-06-01T08:59:30Z', false, '2026-06-01T09:00:00.000Z'],
+    ['2026-06-05T12:30:00Z', false, '2026-06-08T09:00:00.000Z'], // Friday afternoon is denied
+    ['2026-06-06T10:00:00Z', false, '2026-06-08T09:00:00.000Z'], // Saturday
+  ])('at %s open=%s, next opening %s', (now, open, next) => {
+    expect(windowOpen(weekdays, new Date(now))).toBe(open);
+    expect(nextOpening(weekdays, new Date(now))?.toISOString()).toBe(next);
+  });
+
+  it('no windows: always open; windows that never open: no opening', () => {
+    expect(windowOpen({}, new Date())).toBe(true);
+    expect(nextOpening({ allow: [{ days: [], start: '09:00', end: '10:00' }] }, new Date())).toBe(
+      undefined,
+    );
+  });
+
+  it('reads the wall clock of the channel’s zone', () => {
+    const tokyo = { timeZone: 'Asia/Tokyo', allow: [{ start: '09:00', end: '10:00' }] };
+    expect(windowOpen(tokyo, new Date('2026-06-01T00:30:00Z'))).toBe(true);
+    expect(nextOpening(tokyo, new Date('2026-06-01T01:00:00Z'))?.toISOString()).toBe(
+      '2026-06-02T00:00:00.000Z',
+    );
   });
 });

@@ -1,0 +1,60 @@
+import type { MediaResult } from '../../builder/media.js';
+import { flag, jsonOption, list, optional, positional, required, type Command } from '../args.js';
+import { bytes } from '../format.js';
+
+export const command: Command = {
+  usage:
+    'ferry media BUNDLE --out DIR --key KEY... [--volume-size fat32|dvd5|dvd9|SIZE] [--label PREFIX] [--installer FILE | --no-installer] [--iso]',
+  summary:
+    'cut a bundle into volumes for USB sticks or DVDs: parts, a signed parts index, checksums, a README',
+  options: {
+    out: { type: 'string' },
+    key: { type: 'string', multiple: true },
+    'volume-size': { type: 'string' },
+    label: { type: 'string' },
+    installer: { type: 'string' },
+    'no-installer': { type: 'boolean' },
+    iso: { type: 'boolean' },
+    ...jsonOption,
+  },
+  async run({ values, positionals }) {
+    const { defaultInstaller, parseVolumeSize, writeMedia } =
+      await import('../../builder/media.js');
+    const { readSigningKeys } = await import('../../builder/signing.js');
+    const label = optional(values, 'label');
+    const given = optional(values, 'installer');
+    const installer = flag(values, 'no-installer') ? null : (given ?? (await defaultInstaller()));
+    const result = await writeMedia({
+      bundle: positional(positionals, 'BUNDLE'),
+      out: required(values, 'out'),
+      volumeSize: parseVolumeSize(optional(values, 'volume-size') ?? 'fat32'),
+      keys: await readSigningKeys(list(values, 'key')),
+      installer,
+      iso: flag(values, 'iso'),
+      ...(label !== undefined ? { label } : {}),
+    });
+    return {
+      json: result,
+      human: formatMedia(result, flag(values, 'no-installer')),
+    };
+  },
+};
+
+function formatMedia(result: MediaResult, refused: boolean): string {
+  const count = result.volumes.length;
+  const lines = [
+    `${result.id}: ${bytes(result.size)} on ${count} volume${count === 1 ? '' : 's'}`,
+    ...result.volumes.map(
+      (v) =>
+        `  ${v.label.padEnd(24)} ${v.folder}  part ${v.volume}, ${bytes(v.size)}${v.iso ? `  iso ${v.iso}` : ''}`,
+    ),
+    result.installer
+      ? `  installer: ${result.installer}`
+      : refused
+        ? '  installer: left out (--no-installer)'
+        : '  installer: none on volume 1 (dist/package/ferry-installer does not exist: run `npm run package` first, or pass --installer FILE)',
+    `Copy each volume folder's contents onto its own stick or disc (or all folders onto one large stick);`,
+    `check one with \`sha256sum -c FERRY/SHA256SUM.TXT\` or all with \`ferry media verify DIR --trust FILE\`.`,
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,48 @@
+import type { PublishResult } from '../../repository/model.js';
+import { list, optional, positional, type Command } from '../args.js';
+import { bytes } from '../format.js';
+import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
+
+export const command: Command = {
+  usage: `ferry publish BUNDLE --repo REPO ${WRITER_FLAGS} [--channel C] [--repo-key PUB...] ${REPO_FLAGS}`,
+  summary:
+    'publish a bundle under its release version (a directory or oci://host/name); the same bytes again change nothing',
+  options: {
+    ...repoOptions,
+    ...writerOptions,
+    channel: { type: 'string' },
+    'repo-key': { type: 'string', multiple: true },
+  },
+  async run({ values, positionals }) {
+    const { publish } = await import('../../repository/model.js');
+    const channel = optional(values, 'channel');
+    const { readFile } = await import('node:fs/promises');
+    const { ioError } = await import('../../manifest-schema/errors.js');
+    const repoKeys = await Promise.all(
+      list(values, 'repo-key').map((file) =>
+        readFile(file, 'utf8').catch((error: unknown) => {
+          throw ioError(error, file, 'read');
+        }),
+      ),
+    );
+    const result = await publish({
+      ...repoOf(values),
+      bundle: positional(positionals, 'BUNDLE'),
+      ...(channel !== undefined ? { channel } : {}),
+      repoKeys,
+      writer: await writerOf(values),
+    });
+    return { json: result, human: formatPublish(result) };
+  },
+};
+
+function formatPublish(result: PublishResult): string {
+  const what = result.changed
+    ? `published ${result.version} to ${result.repo}${result.channel ? ` (channel ${result.channel})` : ''}`
+    : `${result.version} is already published in ${result.repo} with these bytes: nothing to do`;
+  return [
+    what,
+    `  digest  ${result.digest}`,
+    `  bundle  ${result.file}, ${bytes(result.size)}, sha256 ${result.sha256}`,
+  ].join('\n');
+}

@@ -1,0 +1,234 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  compareVersions,
+  expectedEntries,
+  FerryError,
+  ioError,
+  syncDir,
+  withHashPool,
+  type BundleMetadata,
+  type ExpectedEntry,
+} from '../manifest-schema/index.js';
+import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
+import { EntryAudit, hashEntryAt } from '../bundle/audit.js';
+import { openTrusted, type TrustContext } from '../bundle/open.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { openAppliance, readFactsExport, trustContext } from './appliance.js';
+import { writeVerified } from './stage.js';
+
+/**
+ * Set in the environment of the installer handed over to (to the version that
+ * handed over): an installer started with it never hands over again, so two
+ * installers can never pass a bundle back and forth.
+ */
+export const HANDED_OVER = 'FERRY_HANDED_OVER';
+
+/** Where handed-over installers are kept, one file per version. */
+export const INSTALLER_DIR = 'var/lib/ferry/bin';
+
+/** This process's platform as a carried installer's metadata names it. */
+const PLATFORM = `${process.platform}-${process.arch}`;
+
+/**
+ * Refuses a bundle whose `minInstaller` is newer than this Ferry: its
+ * metadata may mean something this Ferry would get wrong. Called after the
+ * signature check, by the planner and the install engine, so no way in
+ * (console included) acts on such a bundle.
+ */
+export function requireInstaller(
+  metadata: BundleMetadata,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  const needed = metadata.minInstaller;
+  if (needed !== undefined && compareVersions(FERRY_VERSION, needed) < 0)
+    throw tooOld(metadata, needed, file, env);
+}
+
+function tooOld(
+  metadata: BundleMetadata,
+  needed: string,
+  file: string,
+  env: NodeJS.ProcessEnv,
+): FerryError {
+  const from = env[HANDED_OVER];
+  const carried = metadata.installer;
+  return new FerryError(
+    'E_INSTALLER_TOO_OLD',
+    `${file} needs Ferry ${needed} or newer; this is Ferry ${FERRY_VERSION}${from ? ` (handed over to by Ferry ${from})` : ''}`,
+    {
+      file,
+      field: '/minInstaller',
+      hint: from
+        ? `the carried installer is older than its signed version says, or ${HANDED_OVER} was set by hand: unset it, or ask the bundle's publisher`
+        : !carried
+          ? `the bundle carries no installer: run Ferry ${needed} or newer (the ferry-installer of its release)`
+          : carried.platform !== PLATFORM
+            ? `the installer it carries is for ${carried.platform}, and this is ${PLATFORM}: run Ferry ${needed} or newer built for ${PLATFORM}`
+            : `run the command on the appliance (--root) so that Ferry can hand over to the installer the bundle carries (Ferry ${carried.version})`,
+    },
+  );
+}
+
+export interface HandOverOptions {
+  bundle: string;
+  /** The appliance; without one there is nowhere to put the carried installer. */
+  root?: string;
+  /** Facts exported by `ferry status --export`, for a plan away from the appliance. */
+  stateFile?: string;
+  /** The arguments this Ferry was started with, given unchanged to the carried one. */
+  argv: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * When the bundle needs a newer Ferry than this one and carries one for this
+ * platform: verifies the signature, copies the carried installer to
+ * `<root>/var/lib/ferry/bin/` checking its size and sha256 against the signed
+ * metadata as it is written (temp file, fsync, mode 0755, rename), and runs it
+ * with the same arguments, returning its exit status. Null when this Ferry
+ * is new enough (the command then runs here). Nothing of the bundle runs
+ * before its hash matched; a mismatch leaves no file behind.
+ */
+export async function handOver(options: HandOverOptions): Promise<number | null> {
+  const env = options.env ?? process.env;
+  let trust: TrustContext;
+  if (options.root !== undefined) {
+    const appliance = await openAppliance(options.root);
+    trust = trustContext(appliance.trust, appliance.state.timeFloor);
+  } else if (options.stateFile !== undefined) {
+    const exported = await readFactsExport(options.stateFile);
+    trust = trustContext(exported.trust, exported.timeFloor);
+  } else return null; // the command reports the missing flag
+  const opened = await openTrusted(options.bundle, trust);
+  let executable: string;
+  try {
+    const { metadata, reader } = opened;
+    const needed = metadata.minInstaller;
+    const carried = metadata.installer;
+    if (needed === undefined || compareVersions(FERRY_VERSION, needed) >= 0) return null;
+    if (
+      env[HANDED_OVER] !== undefined ||
+      !carried ||
+      carried.platform !== PLATFORM ||
+      options.root === undefined
+    )
+      throw tooOld(metadata, needed, options.bundle, env);
+    const expected = expectedEntries(metadata, reader.metadataBytes.length).find(
+      (entry) => entry.name === carried.path,
+    ) as ExpectedEntry;
+    executable = join(resolve(options.root), INSTALLER_DIR, `ferry-installer-${carried.version}`);
+    await copyVerified(reader, expected, executable);
+    process.stderr.write(
+      `ferry: ${options.bundle} needs Ferry ${needed} or newer, and this is ${FERRY_VERSION}: handing over to the installer it carries (Ferry ${carried.version}, ${executable})\n`,
+    );
+  } finally {
+    await opened.reader.close();
+  }
+  return runHandedOver(executable, options.argv, env);
+}
+
+/** The entry into `target`, replacing whatever was there only once every byte matched. */
+async function copyVerified(
+  reader: BundleReader,
+  expected: ExpectedEntry,
+  target: string,
+): Promise<void> {
+  const dir = join(target, '..');
+  // What this made, to remove on failure: a refused installer leaves the appliance as it was.
+  const created = await mkdir(dir, { recursive: true, mode: 0o755 }).catch((error: unknown) => {
+    throw ioError(error, dir, 'create');
+  });
+  const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const index = await reader.index();
+    if (index) {
+      const found = index.find((entry) => entry.name === expected.name);
+      if (!found) throw missingInstaller(reader.file, expected.name);
+      new EntryAudit([expected], reader.file).admit(found);
+      const handle = await open(temp, 'wx', 0o700).catch((error: unknown) => {
+        throw ioError(error, temp, 'create');
+      });
+      try {
+        await withHashPool((pool) =>
+          hashEntryAt(pool, reader.source, expected, found.offset, { fd: handle.fd, position: 0 }),
+        );
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } else {
+      // A tar.gz streams: its installer is the last entry, after the whole payload.
+      let seen = false;
+      await reader.visit(
+        async (raw, data) => {
+          if (raw.name !== expected.name) {
+            data.resume();
+            return;
+          }
+          new EntryAudit([expected], reader.file).admit(raw);
+          await writeVerified(data, temp, expected, reader.file, 0o700);
+          seen = true;
+        },
+        (name) => name === expected.name,
+      );
+      if (!seen) throw missingInstaller(reader.file, expected.name);
+      const handle = await open(temp, 'r');
+      await handle.sync().finally(() => handle.close());
+    }
+    await chmod(temp, 0o755);
+    await rename(temp, target);
+    await syncDir(dir);
+  } catch (error) {
+    await rm(created ?? temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function missingInstaller(file: string, entry: string): FerryError {
+  return new FerryError(
+    'E_MISSING_ENTRY',
+    `${file}: the carried installer ${entry} is listed in the signed metadata but not in the archive`,
+    { file, entry, hint: 'the bundle is incomplete: copy it again from its source' },
+  );
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Node cannot exec, so the carried installer runs as a child with this
+ * terminal and these streams, and its exit status becomes ours. Signals for
+ * us go to it (a terminal's Ctrl-C reaches both): it decides, as it would
+ * had it been started directly.
+ */
+function runHandedOver(
+  executable: string,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(executable, argv, {
+      stdio: 'inherit',
+      env: { ...env, [HANDED_OVER]: FERRY_VERSION },
+    });
+    const forward = (signal: NodeJS.Signals): void => {
+      child.kill(signal);
+    };
+    for (const signal of SIGNALS) process.on(signal, forward);
+    const done = (): void => {
+      for (const signal of SIGNALS) process.removeListener(signal, forward);
+    };
+    child.on('error', (error) => {
+      done();
+      reject(ioError(error, executable, 'run'));
+    });
+    child.on('exit', (code, signal) => {
+      done();
+      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
+    });
+  });
+}

@@ -1,0 +1,1134 @@
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { openTrusted } from '../bundle/open.js';
+import { FerryError, ioError } from '../manifest-schema/errors.js';
+import { keyIdOf } from '../manifest-schema/keys.js';
+import {
+  parseTrustedRoot,
+  readTrustedRoot,
+  rootFileValue,
+  type TrustedRoot,
+} from '../manifest-schema/trust.js';
+import {
+  DEFAULT_POLICY,
+  documentKeys,
+  DOC_TYPES,
+  invalid,
+  openDocument,
+  policyProblems,
+  sealDocument,
+  type ApprovalDoc,
+  type AuditEvent,
+  type ChannelDoc,
+  type DocKind,
+  type Evidence,
+  type EventOp,
+  type Policy,
+  type RepoConfig,
+} from './documents.js';
+import {
+  bundleManifest,
+  documentManifest,
+  EMPTY_BLOB,
+  EMPTY_DESCRIPTOR,
+  parseImageManifest,
+  type Descriptor,
+  type DocumentBlob,
+  type ImageManifest,
+} from './oci/artifact.js';
+import { digestFile } from './oci/client.js';
+import { judgePromotion, type Excuse } from './policy.js';
+import { DirectoryStore } from './store-dir.js';
+import { RegistryStore } from './store-registry.js';
+import {
+  CHANNEL_TAG,
+  conflict,
+  EVENT_TAG,
+  isVersionTag,
+  TAGS,
+  type Progress,
+  type Store,
+} from './store.js';
+
+/**
+ * The bundle repository, built once over a Store (a directory or a
+ * registry): immutable versions, channels that move along the policy's
+ * edges, signed approvals, and the hash-chained audit log every write
+ * appends to. Each write reads the audit head first and names it: the new
+ * event can only be created at the next sequence number, so of two writers
+ * that read the same head one wins and the other stops (E_REPO_CONFLICT).
+ */
+
+/** Who writes, and with what: every write is signed and logged under this. */
+export interface Writer {
+  actor: string;
+  ci: string | null;
+  keys: readonly KeyObject[];
+  now?: () => Date;
+  /** Called after everything is read and decided, before the first write: tests hold two writers here. */
+  beforeWrite?: () => Promise<void>;
+}
+
+export interface RepoOptions {
+  repo: string;
+  /** Plain HTTP to a registry that is not on loopback. */
+  insecure?: boolean;
+  /** A trust root file, over the one the repository recorded when it was made. */
+  trust?: string;
+}
+
+interface Context {
+  store: Store;
+  config: RepoConfig | undefined;
+  trust: TrustedRoot | undefined;
+  /** Who may sign the repository's documents (undefined before the repository exists). */
+  keys: Map<string, KeyObject> | undefined;
+}
+
+interface Head {
+  seq: number;
+  digest: string;
+}
+
+interface Read<T> {
+  value: T;
+  /** The manifest the tag points at: what a replace names. */
+  manifest: string;
+  /** The document's own digest: what chains name. */
+  digest: string;
+  layers: Descriptor[];
+}
+
+/** The actor and CI run from the environment CI sets (GitHub Actions, GitLab CI), or the user. */
+export function writerFromEnv(
+  env: NodeJS.ProcessEnv,
+  actor?: string,
+): { actor: string; ci: string | null } {
+  const github =
+    env.GITHUB_RUN_ID && env.GITHUB_REPOSITORY
+      ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`
+      : undefined;
+  return {
+    actor:
+      actor ??
+      env.FERRY_ACTOR ??
+      env.GITHUB_ACTOR ??
+      env.GITLAB_USER_LOGIN ??
+      env.USER ??
+      'unknown',
+    ci: github ?? env.CI_JOB_URL ?? env.CI_PIPELINE_URL ?? null,
+  };
+}
+
+async function open(options: RepoOptions, create = false): Promise<Context> {
+  const store = options.repo.startsWith('oci://')
+    ? await RegistryStore.open(options.repo, options.insecure === true)
+    : await DirectoryStore.open(resolve(options.repo), create);
+  const found = await readDoc<RepoConfig>(
+    store,
+    'config',
+    TAGS.config,
+    undefined,
+    'the repository config',
+  );
+  const config = found?.value;
+  if (config && config.formatVersion !== 1)
+    throw invalid(
+      `${store.name}: the repository config`,
+      `is format ${String(config.formatVersion)}, which this Ferry does not know`,
+    );
+  const trust = options.trust
+    ? await readTrustedRoot(options.trust)
+    : config &&
+      parseTrustedRoot(
+        Buffer.from(JSON.stringify(config.trust)),
+        `${store.name}: the repository config's trust root`,
+      );
+  if (!create && !config)
+    throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
+      hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
+    });
+  return { store, config, trust, keys: trust && documentKeys(trust, config?.keys) };
+}
+
+function needTrust(ctx: Context): TrustedRoot {
+  if (ctx.trust) return ctx.trust;
+  throw new FerryError('E_USAGE', `${ctx.store.name} is new: say which keys it trusts`, {
+    hint: 'pass --trust trust.json (the trust root your appliances hold); the repository records it',
+  });
+}
+
+async function readDoc<T>(
+  store: Store,
+  kind: DocKind,
+  tag: string,
+  keys: ReadonlyMap<string, KeyObject> | undefined,
+  where: string,
+): Promise<Read<T> | undefined> {
+  const ref = await store.readRef(tag);
+  if (!ref) return undefined;
+  const manifest = manifestOf(ref.bytes, `${store.name}: ${where}`);
+  const layer = manifest.layers[0];
+  if (manifest.artifactType !== DOC_TYPES[kind].artifactType || !layer)
+    throw invalid(
+      `${store.name}: ${where} (${tag})`,
+      `is a ${manifest.artifactType ?? 'plain image'}, not a ${kind}`,
+    );
+  const bytes = await store.readBlob(layer.digest, layer.size);
+  return {
+    value: openDocument<T>(kind, bytes, keys, `${store.name}: ${where}`),
+    manifest: ref.digest,
+    digest: layer.digest,
+    layers: manifest.layers,
+  };
+}
+
+function manifestOf(bytes: Buffer, where: string): ImageManifest {
+  const parsed = parseImageManifest(bytes);
+  if (!parsed.ok)
+    throw invalid(
+      where,
+      `is not an OCI manifest (${parsed.errors.map((e) => `${e.path} ${e.message}`).join('; ')})`,
+    );
+  return parsed.value;
+}
+
+async function putDoc(
+  store: Store,
+  kind: DocKind,
+  value: unknown,
+  keys: readonly KeyObject[],
+  tag: string,
+  options: { replace?: { expected: string | undefined }; attachments?: Descriptor[] } = {},
+): Promise<DocumentBlob> {
+  const blob = sealDocument(kind, value, keys);
+  await store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+  await store.putBlob(blob.bytes, blob.digest, blob.size);
+  const manifest = documentManifest({
+    artifactType: DOC_TYPES[kind].artifactType,
+    mediaType: DOC_TYPES[kind].mediaType,
+    document: blob,
+    ...(options.attachments ? { attachments: options.attachments } : {}),
+  });
+  if (options.replace) await store.replaceRef(tag, manifest, options.replace.expected);
+  else await store.createRef(tag, manifest);
+  return blob;
+}
+
+async function eventSeqs(store: Store): Promise<number[]> {
+  return (await store.listRefs())
+    .map((tag) => EVENT_TAG.exec(tag)?.[1])
+    .filter((seq): seq is string => seq !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+function readEvent(ctx: Context, seq: number): Promise<Read<AuditEvent> | undefined> {
+  return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.keys, `event ${seq}`);
+}
+
+async function readHead(ctx: Context): Promise<Head | undefined> {
+  const seq = (await eventSeqs(ctx.store)).at(-1);
+  if (seq === undefined) return undefined;
+  const event = await readEvent(ctx, seq);
+  if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
+  return { seq, digest: event.digest };
+}
+
+async function readEvents(ctx: Context): Promise<AuditEvent[]> {
+  const events: AuditEvent[] = [];
+  for (const seq of await eventSeqs(ctx.store)) {
+    const event = await readEvent(ctx, seq);
+    if (event) events.push(event.value);
+  }
+  return events;
+}
+
+async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
+  return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, ctx.keys, 'the policy');
+}
+
+async function policyOf(ctx: Context): Promise<Policy> {
+  return (await readPolicy(ctx))?.value ?? DEFAULT_POLICY;
+}
+
+async function readChannel(ctx: Context, name: string): Promise<Read<ChannelDoc> | undefined> {
+  const found = await readDoc<ChannelDoc>(
+    ctx.store,
+    'channel',
+    TAGS.channel(name),
+    ctx.keys,
+    `channel ${name}`,
+  );
+  if (found && found.value.channel !== name)
+    throw invalid(
+      `${ctx.store.name}: channel ${name}`,
+      `holds the document of channel ${found.value.channel}`,
+    );
+  return found;
+}
+
+function knownChannel(policy: Policy, name: string, repo: string): void {
+  if (!(name in policy.channels))
+    throw new FerryError('E_UNKNOWN_CHANNEL', `${repo} has no channel ${name}`, {
+      reference: name,
+      hint: `its policy declares ${Object.keys(policy.channels).join(', ')}`,
+    });
+}
+
+/** A version's manifest and its bundle layer, or undefined when it is not published. */
+async function readVersion(
+  ctx: Context,
+  version: string,
+): Promise<
+  { digest: string; manifest: ImageManifest; bundle: Descriptor; metadata: Descriptor } | undefined
+> {
+  const ref = await ctx.store.readRef(TAGS.version(version));
+  if (!ref) return undefined;
+  const manifest = manifestOf(ref.bytes, `${ctx.store.name}: version ${version}`);
+  const [metadata, bundle] = manifest.layers;
+  if (
+    !metadata ||
+    !bundle ||
+    manifest.annotations?.['org.opencontainers.image.version'] !== version
+  )
+    throw invalid(
+      `${ctx.store.name}: version ${version}`,
+      'is not a Ferry bundle manifest of that version',
+    );
+  return { digest: ref.digest, manifest, bundle, metadata };
+}
+
+async function needVersion(ctx: Context, version: string) {
+  const found = await readVersion(ctx, version);
+  if (found) return found;
+  throw new FerryError('E_UNKNOWN_VERSION', `${ctx.store.name} holds no version ${version}`, {
+    reference: version,
+    hint: 'see `ferry channels --repo …` and `ferry history --repo …` for what it holds',
+  });
+}
+
+/**
+ * The write phase: takes the lock (a directory's; the registry has none),
+ * checks that the audit head is still the one everything was decided on,
+ * and hands over an `append` that extends the chain one event at a time.
+ */
+async function commit(
+  ctx: Context,
+  read: Head | undefined,
+  writer: Writer,
+  steps: (
+    append: (op: EventOp, subject: AuditEvent['subject'], evidence?: Evidence[]) => Promise<Head>,
+  ) => Promise<void>,
+): Promise<Head | undefined> {
+  // What the writer signs must verify for every later reader: refuse a key the repository does not know.
+  if (ctx.keys && !writer.keys.some((key) => ctx.keys?.has(keyIdOf(key))))
+    throw new FerryError(
+      'E_KEY_INVALID',
+      `no --key given may sign documents of ${ctx.store.name}`,
+      {
+        hint: "sign with a release key of the repository's trust root, or with a key given as --repo-key when it was made",
+      },
+    );
+  await writer.beforeWrite?.();
+  const lock = await ctx.store.lock(writer.actor);
+  try {
+    let head = await readHead(ctx);
+    if (head?.digest !== read?.digest)
+      throw conflict(
+        ctx.store,
+        'the audit log',
+        `moved from event ${read?.seq ?? 0} to event ${head?.seq ?? 0} while this command decided`,
+      );
+    const now = writer.now ?? (() => new Date());
+    const append = async (
+      op: EventOp,
+      subject: AuditEvent['subject'],
+      evidence: Evidence[] = [],
+    ) => {
+      const seq = (head?.seq ?? 0) + 1;
+      const event: AuditEvent = {
+        seq,
+        prev: head?.digest ?? null,
+        time: now().toISOString(),
+        actor: writer.actor,
+        ci: writer.ci,
+        op,
+        subject,
+        evidence,
+      };
+      const blob = await putDoc(ctx.store, 'event', event, writer.keys, TAGS.event(seq));
+      head = { seq, digest: blob.digest };
+      return head;
+    };
+    if (lock.broke) await append('lock-break', { owner: lock.broke.owner });
+    await steps(append);
+    return head;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function moveChannel(
+  ctx: Context,
+  writer: Writer,
+  name: string,
+  current: Read<ChannelDoc> | undefined,
+  version: string,
+  digest: string,
+  event: Head,
+): Promise<ChannelDoc> {
+  const doc: ChannelDoc = {
+    channel: name,
+    sequence: (current?.value.sequence ?? 0) + 1,
+    version,
+    digest,
+    prev: current?.digest ?? null,
+    auditHead: event.digest,
+    auditSeq: event.seq,
+    time: (writer.now ?? (() => new Date()))().toISOString(),
+  };
+  await putDoc(ctx.store, 'channel', doc, writer.keys, TAGS.channel(name), {
+    replace: { expected: current?.manifest },
+  });
+  return doc;
+}
+
+// ------------------------------------------------------------------ publish
+
+export interface PublishResult {
+  repo: string;
+  version: string;
+  /** The version's manifest digest (what `skopeo inspect --raw` hashes to). */
+  digest: string;
+  /** Hex sha256 of the bundle file (as `build --json` gives it). */
+  sha256: string;
+  size: number;
+  file: string;
+  channel: string | null;
+  /** False when the same bytes were already published under this version (and the channel, if any, held it). */
+  changed: boolean;
+}
+
+export async function publish(
+  options: RepoOptions & {
+    bundle: string;
+    /** Public keys (PEM) besides the release keys that may sign documents: set once, when the repository is made. */
+    repoKeys?: readonly string[];
+    channel?: string;
+    writer: Writer;
+    onProgress?: Progress;
+  },
+): Promise<PublishResult> {
+  const ctx = await open(options, options.trust !== undefined);
+  const trust = needTrust(ctx);
+  const repoKeys = [...(options.repoKeys ?? [])];
+  if (repoKeys.length > 0 && ctx.config)
+    throw new FerryError(
+      'E_USAGE',
+      `${ctx.store.name} exists: its repository keys were fixed when it was made`,
+      {
+        hint: 'drop --repo-key, or make a new repository',
+      },
+    );
+  if (!ctx.config) ctx.keys = documentKeys(trust, repoKeys);
+  const opened = await openTrusted(options.bundle, { root: trust, now: new Date() });
+  const { metadata } = opened;
+  const metadataBytes = opened.reader.metadataBytes;
+  const format = opened.reader.format;
+  await opened.reader.close();
+  const product = ctx.config?.product ?? metadata.product;
+  if (metadata.product !== product)
+    throw new FerryError(
+      'E_REPO_PRODUCT',
+      `${options.bundle} is a bundle of ${metadata.product}; ${ctx.store.name} holds ${product}`,
+      {
+        file: options.bundle,
+        hint: 'publish each product to its own repository',
+      },
+    );
+  const version = metadata.release.version;
+  const policy = await policyOf(ctx);
+  if (options.channel !== undefined) {
+    knownChannel(policy, options.channel, ctx.store.name);
+    const into = policy.edges.find(([, to]) => to === options.channel);
+    if (into)
+      throw new FerryError(
+        'E_PROMOTE_EDGE',
+        `${options.channel} is reached by promotion from ${into[0]}, not by publishing`,
+        {
+          reference: options.channel,
+          hint: `publish into a channel no edge leads into (${entryChannels(policy).join(', ')}), then \`ferry promote\``,
+        },
+      );
+  }
+  const size = (
+    await stat(options.bundle).catch((error: unknown) => {
+      throw ioError(error, options.bundle, 'read');
+    })
+  ).size;
+  const sha256 = await digestFile(options.bundle, size);
+  const metadataBlob = { digest: documentBlobDigest(metadataBytes), size: metadataBytes.length };
+  const manifest = bundleManifest({
+    version,
+    created: metadata.release.createdAt,
+    metadata: metadataBlob,
+    bundle: { digest: sha256, size, fileName: basename(options.bundle), format },
+  });
+  // Registries overwrite tags without asking: the refusal is Ferry's, before anything is written.
+  const existing = await readVersion(ctx, version);
+  if (existing && existing.bundle.digest !== sha256)
+    throw new FerryError(
+      'E_VERSION_EXISTS',
+      `${ctx.store.name} already holds ${version} as ${existing.bundle.digest}; ${options.bundle} is ${sha256}`,
+      {
+        file: options.bundle,
+        reference: version,
+        hint: 'a published version never changes: give the release a new version and publish that',
+      },
+    );
+  const digest = existing?.digest ?? manifest.digest;
+  const head = await readHead(ctx);
+  const channel =
+    options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
+  const result: PublishResult = {
+    repo: ctx.store.name,
+    version,
+    digest,
+    sha256: sha256.replace(/^sha256:/, ''),
+    size,
+    file: existing
+      ? (existing.bundle.annotations?.['org.opencontainers.image.title'] ??
+        basename(options.bundle))
+      : basename(options.bundle),
+    channel: options.channel ?? null,
+    changed: false,
+  };
+  if (existing && (options.channel === undefined || channel?.value.digest === digest))
+    return result;
+  if (!existing) {
+    await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+    await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
+    await ctx.store.putBlob(options.bundle, sha256, size, options.onProgress);
+  }
+  await commit(ctx, head, options.writer, async (append) => {
+    if (!ctx.config) {
+      const config: RepoConfig = {
+        formatVersion: 1,
+        product,
+        trust: rootFileValue(trust),
+        ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
+      };
+      const blob = await putDoc(ctx.store, 'config', config, [], TAGS.config);
+      await append('create', { product, config: blob.digest });
+    }
+    const event = await append('publish', {
+      version,
+      digest,
+      ...(options.channel !== undefined ? { channel: options.channel } : {}),
+    });
+    if (!existing) await ctx.store.createRef(TAGS.version(version), manifest);
+    if (options.channel !== undefined)
+      await moveChannel(ctx, options.writer, options.channel, channel, version, digest, event);
+  });
+  return { ...result, changed: true };
+}
+
+/** bundle.json's exact bytes, never a re-serialisation. */
+function documentBlobDigest(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+function entryChannels(policy: Policy): string[] {
+  return Object.keys(policy.channels).filter((name) => !policy.edges.some(([, to]) => to === name));
+}
+
+// ------------------------------------------------------------------ pull
+
+export interface PullResult {
+  bundle: string;
+  version: string;
+  digest: string;
+  sha256: string;
+  size: number;
+  channel: string | null;
+}
+
+export async function pull(
+  options: RepoOptions & { channel?: string; version?: string; out: string; onProgress?: Progress },
+): Promise<PullResult> {
+  const ctx = await open(options);
+  const trust = needTrust(ctx);
+  let version = options.version;
+  let expected: string | undefined;
+  if (options.channel !== undefined) {
+    knownChannel(await policyOf(ctx), options.channel, ctx.store.name);
+    const channel = await readChannel(ctx, options.channel);
+    if (!channel)
+      throw new FerryError(
+        'E_UNKNOWN_VERSION',
+        `channel ${options.channel} of ${ctx.store.name} holds no version yet`,
+        {
+          reference: options.channel,
+          hint: 'publish or promote a version into it first',
+        },
+      );
+    if (version !== undefined && version !== channel.value.version)
+      throw new FerryError(
+        'E_UNKNOWN_VERSION',
+        `channel ${options.channel} holds ${channel.value.version}, not ${version}`,
+        {
+          reference: options.channel,
+          hint: 'pass --channel or --version, not both',
+        },
+      );
+    version = channel.value.version;
+    expected = channel.value.digest;
+  }
+  if (version === undefined)
+    throw new FerryError('E_USAGE', 'pull needs --channel C or --version V', {});
+  const found = await needVersion(ctx, version);
+  if (expected !== undefined && found.digest !== expected)
+    throw invalid(
+      `${ctx.store.name}: version ${version}`,
+      `is ${found.digest}, but channel ${options.channel} signed ${expected}`,
+    );
+  const name = found.bundle.annotations?.['org.opencontainers.image.title'] ?? '';
+  if (!/^[^/\\]+$/.test(name) || name === '.' || name === '..')
+    throw invalid(
+      `${ctx.store.name}: version ${version}`,
+      `names its bundle file ${JSON.stringify(name)}`,
+    );
+  await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, options.out, 'create');
+  });
+  const target = join(options.out, name);
+  const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
+  try {
+    await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
+    // Checked where it lies, before it takes the bundle's name.
+    const opened = await openTrusted(temp, { root: trust, now: new Date() });
+    await opened.reader.close();
+    if (opened.metadata.release.version !== version)
+      throw invalid(
+        `${ctx.store.name}: version ${version}`,
+        `holds a bundle of release ${opened.metadata.release.version}`,
+      );
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  return {
+    bundle: target,
+    version,
+    digest: found.digest,
+    sha256: found.bundle.digest.replace(/^sha256:/, ''),
+    size: found.bundle.size,
+    channel: options.channel ?? null,
+  };
+}
+
+// ------------------------------------------------------------------ channels
+
+export interface ChannelRow {
+  name: string;
+  version: string | null;
+  digest: string | null;
+  sequence: number;
+  since: string | null;
+  /** Channels a promotion from this one may go to. */
+  to: string[];
+}
+
+export async function channels(
+  options: RepoOptions,
+): Promise<{ repo: string; channels: ChannelRow[] }> {
+  const ctx = await open(options);
+  const policy = await policyOf(ctx);
+  const names = new Set(Object.keys(policy.channels));
+  for (const tag of await ctx.store.listRefs()) {
+    const name = CHANNEL_TAG.exec(tag)?.[1];
+    if (name) names.add(name);
+  }
+  const rows: ChannelRow[] = [];
+  for (const name of names) {
+    const doc = (await readChannel(ctx, name))?.value;
+    rows.push({
+      name,
+      version: doc?.version ?? null,
+      digest: doc?.digest ?? null,
+      sequence: doc?.sequence ?? 0,
+      since: doc?.time ?? null,
+      to: policy.edges.filter(([from]) => from === name).map(([, to]) => to),
+    });
+  }
+  return { repo: ctx.store.name, channels: rows };
+}
+
+// ------------------------------------------------------------------ history
+
+export interface HistoryResult {
+  repo: string;
+  /** Newest first. */
+  events: Array<AuditEvent & { digest: string }>;
+  verified: boolean;
+}
+
+/**
+ * The audit log, newest first. With `verify`, the whole chain is checked
+ * from the first event: every event is there, its bytes have the digest its
+ * tag names and the next event's `prev` names, its signature holds, and
+ * every channel's document points at an event of the chain. The first
+ * event that fails is named (E_AUDIT_BROKEN).
+ */
+export async function history(
+  options: RepoOptions & { verify?: boolean; channel?: string },
+): Promise<HistoryResult> {
+  const ctx = await open(options);
+  const events: Array<AuditEvent & { digest: string }> = [];
+  const seqs = await eventSeqs(ctx.store);
+  let prev: string | null = null;
+  for (const [index, seq] of seqs.entries()) {
+    const broken = (what: string): FerryError =>
+      new FerryError('E_AUDIT_BROKEN', `${ctx.store.name}: event ${seq} ${what}`, {
+        reference: TAGS.event(seq),
+        hint: 'the audit log was edited behind Ferry’s back: restore the repository from a backup and find out who changed it',
+      });
+    let read: Read<AuditEvent> | undefined;
+    try {
+      read = await readEvent(ctx, seq);
+    } catch (error) {
+      if (!options.verify || !(error instanceof FerryError)) throw error;
+      throw broken(`was edited: ${error.message}`);
+    }
+    if (!read) continue;
+    const event = read.value;
+    if (options.verify) {
+      if (seq !== index + 1)
+        throw broken(`follows event ${seqs[index - 1] ?? 0}: events are missing before it`);
+      if (event.seq !== seq) throw broken(`says it is event ${event.seq}`);
+      if (event.prev !== prev)
+        throw broken(
+          index === 0
+            ? `names a previous event, but it is the first`
+            : `names ${event.prev} as the event before it, but event ${seqs[index - 1]} is ${prev}: event ${seqs[index - 1]} was edited`,
+        );
+    }
+    prev = read.digest;
+    events.push({ ...event, digest: read.digest });
+  }
+  if (options.verify) {
+    const byDigest = new Map(events.map((event) => [event.digest, event]));
+    for (const tag of await ctx.store.listRefs()) {
+      const name = CHANNEL_TAG.exec(tag)?.[1];
+      if (!name) continue;
+      const doc = await readChannel(ctx, name).catch((error: unknown) => {
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: channel ${name} was edited: ${(error as Error).message}`,
+          {
+            reference: tag,
+            hint: 'the channel was moved behind Ferry’s back',
+          },
+        );
+      });
+      const event = doc && byDigest.get(doc.value.auditHead);
+      if (
+        doc &&
+        (!event ||
+          event.seq !== doc.value.auditSeq ||
+          (event.subject.channel ?? event.subject.to) !== name)
+      )
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: channel ${name} (${doc.value.version}) names event ${doc.value.auditSeq}, which does not record that move`,
+          {
+            reference: tag,
+            hint: 'the channel was moved behind Ferry’s back, or by a writer that lost a race',
+          },
+        );
+    }
+  }
+  // The filter comes after the walk: --verify always checks the whole chain.
+  const shown =
+    options.channel === undefined
+      ? events
+      : events.filter((e) =>
+          [e.subject.channel, e.subject.to, e.subject.from].includes(options.channel),
+        );
+  return { repo: ctx.store.name, events: shown.reverse(), verified: options.verify === true };
+}
+
+// ------------------------------------------------------------------ approve
+
+export interface ApproveResult {
+  repo: string;
+  version: string;
+  digest: string;
+  from: string;
+  to: string;
+  by: string;
+  approval: string;
+  evidence: Evidence[];
+}
+
+function sourceOf(policy: Policy, to: string, from: string | undefined, repo: string): string {
+  if (from !== undefined) return from;
+  const sources = policy.edges.filter(([, b]) => b === to).map(([a]) => a);
+  if (sources.length === 1) return sources[0] as string;
+  throw new FerryError(
+    'E_USAGE',
+    `${repo}: ${to} can be reached from ${sources.length ? sources.join(' or ') : 'no channel'}`,
+    {
+      hint: 'say which with --from',
+    },
+  );
+}
+
+/** Evidence files by digest; their bytes are stored only when the approval is written. */
+async function describeEvidence(
+  files: readonly string[],
+): Promise<Array<Evidence & { file: string }>> {
+  const evidence: Array<Evidence & { file: string }> = [];
+  for (const file of files) {
+    const size = (
+      await stat(file).catch((error: unknown) => {
+        throw ioError(error, file, 'read');
+      })
+    ).size;
+    evidence.push({ name: basename(file), digest: await digestFile(file, size), size, file });
+  }
+  return evidence;
+}
+
+export interface ApproveOptions {
+  version: string;
+  to: string;
+  /** The source channel, when more than one edge leads into `to`. */
+  from?: string;
+  by: string;
+  evidence: readonly string[];
+  writer: Writer;
+}
+
+async function approvalFor(ctx: Context, policy: Policy, options: ApproveOptions) {
+  knownChannel(policy, options.to, ctx.store.name);
+  const from = sourceOf(policy, options.to, options.from, ctx.store.name);
+  knownChannel(policy, from, ctx.store.name);
+  const version = await needVersion(ctx, options.version);
+  const files = await describeEvidence(options.evidence);
+  const doc: ApprovalDoc = {
+    version: options.version,
+    digest: version.digest,
+    from,
+    to: options.to,
+    by: options.by,
+    time: (options.writer.now ?? (() => new Date()))().toISOString(),
+    ci: options.writer.ci,
+    evidence: files.map(({ name, digest, size }) => ({ name, digest, size })),
+  };
+  return { doc, from, version, files };
+}
+
+async function writeApproval(
+  ctx: Context,
+  append: Parameters<Parameters<typeof commit>[3]>[0],
+  { doc, files }: { doc: ApprovalDoc; files: ReadonlyArray<Evidence & { file: string }> },
+  writer: Writer,
+) {
+  for (const item of files) await ctx.store.putBlob(item.file, item.digest, item.size);
+  const blob = sealDocument('approval', doc, writer.keys);
+  const attachments = doc.evidence.map((item) => ({
+    mediaType: 'application/octet-stream',
+    digest: item.digest,
+    size: item.size,
+    annotations: { 'org.opencontainers.image.title': item.name },
+  }));
+  await append(
+    'approve',
+    {
+      version: doc.version,
+      digest: doc.digest,
+      from: doc.from,
+      to: doc.to,
+      by: doc.by,
+      approval: blob.digest,
+    },
+    doc.evidence,
+  );
+  await putDoc(ctx.store, 'approval', doc, writer.keys, TAGS.approval(blob.digest.slice(7, 31)), {
+    attachments,
+  });
+  return blob.digest;
+}
+
+export async function approve(options: RepoOptions & ApproveOptions): Promise<ApproveResult> {
+  const ctx = await open(options);
+  const policy = await policyOf(ctx);
+  const head = await readHead(ctx);
+  const decided = await approvalFor(ctx, policy, options);
+  const { doc, from } = decided;
+  let approval = '';
+  await commit(ctx, head, options.writer, async (append) => {
+    approval = await writeApproval(ctx, append, decided, options.writer);
+  });
+  return {
+    repo: ctx.store.name,
+    version: doc.version,
+    digest: doc.digest,
+    from,
+    to: doc.to,
+    by: doc.by,
+    approval,
+    evidence: doc.evidence,
+  };
+}
+
+async function approvals(
+  ctx: Context,
+  digest: string,
+  from: string,
+  to: string,
+): Promise<ApprovalDoc[]> {
+  const found: ApprovalDoc[] = [];
+  for (const tag of await ctx.store.listRefs()) {
+    if (!tag.startsWith('ferry.approval.')) continue;
+    const doc = await readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`);
+    if (doc && doc.value.digest === digest && doc.value.from === from && doc.value.to === to)
+      found.push(doc.value);
+  }
+  return found;
+}
+
+// ------------------------------------------------------------------ promote
+
+export interface PromoteResult {
+  repo: string;
+  version: string;
+  digest: string;
+  from: string | null;
+  to: string;
+  verdict: 'promoted' | 'rolled-back' | 'unchanged' | 'blocked' | 'closed';
+  /** Why nothing moved: E_PROMOTION_BLOCKED (exit 4) or E_PROMOTION_WINDOW (exit 5). */
+  code?: 'E_PROMOTION_BLOCKED' | 'E_PROMOTION_WINDOW';
+  excuses: Excuse[];
+  opens?: string;
+  /** The audit event that records the move. */
+  event?: number;
+}
+
+export async function promote(
+  options: RepoOptions & {
+    version: string;
+    to: string;
+    from?: string;
+    approvedBy?: string;
+    evidence?: readonly string[];
+    rollback?: boolean;
+    reason?: string;
+    writer: Writer;
+  },
+): Promise<PromoteResult> {
+  const ctx = await open(options);
+  const policy = await policyOf(ctx);
+  knownChannel(policy, options.to, ctx.store.name);
+  const rollback = options.rollback === true;
+  if (rollback && !options.reason)
+    throw new FerryError(
+      'E_USAGE',
+      'a rollback needs --reason TEXT: the audit log records why',
+      {},
+    );
+  if (rollback && options.approvedBy)
+    throw new FerryError(
+      'E_USAGE',
+      'a rollback takes no --approved-by: it is recorded with its --reason',
+      {},
+    );
+  const from = rollback ? undefined : sourceOf(policy, options.to, options.from, ctx.store.name);
+  if (from !== undefined) knownChannel(policy, from, ctx.store.name);
+  const head = await readHead(ctx);
+  const version = await needVersion(ctx, options.version);
+  const events = await readEvents(ctx);
+  const source = from === undefined ? undefined : await readChannel(ctx, from);
+  const target = await readChannel(ctx, options.to);
+  const found = from === undefined ? [] : await approvals(ctx, version.digest, from, options.to);
+  const extra =
+    options.approvedBy !== undefined && from !== undefined
+      ? await approvalFor(ctx, policy, {
+          version: options.version,
+          to: options.to,
+          from,
+          by: options.approvedBy,
+          evidence: options.evidence ?? [],
+          writer: options.writer,
+        })
+      : undefined;
+  const publisher = events.find(
+    (e) => e.op === 'publish' && e.subject.digest === version.digest,
+  )?.actor;
+  const heldBefore = new Set(
+    events
+      .filter(
+        (e) =>
+          ['publish', 'promote', 'rollback'].includes(e.op) &&
+          (e.subject.channel ?? e.subject.to) === options.to,
+      )
+      .map((e) => e.subject.version as string),
+  );
+  const judged = judgePromotion({
+    policy,
+    version: options.version,
+    digest: version.digest,
+    from,
+    to: options.to,
+    source: source?.value,
+    target: target?.value,
+    approvals: extra ? [...found, extra.doc] : found,
+    publisher,
+    heldBefore,
+    rollback,
+    now: (options.writer.now ?? (() => new Date()))(),
+  });
+  const result: PromoteResult = {
+    repo: ctx.store.name,
+    version: options.version,
+    digest: version.digest,
+    from: from ?? null,
+    to: options.to,
+    verdict: judged.verdict === 'ok' ? (rollback ? 'rolled-back' : 'promoted') : judged.verdict,
+    excuses: judged.excuses,
+    ...(judged.verdict === 'blocked' ? { code: 'E_PROMOTION_BLOCKED' as const } : {}),
+    ...(judged.verdict === 'closed' ? { code: 'E_PROMOTION_WINDOW' as const } : {}),
+    ...(judged.opens ? { opens: judged.opens } : {}),
+  };
+  if (judged.verdict !== 'ok') return result;
+  const last = await commit(ctx, head, options.writer, async (append) => {
+    if (extra) await writeApproval(ctx, append, extra, options.writer);
+    const event = await append(rollback ? 'rollback' : 'promote', {
+      version: options.version,
+      digest: version.digest,
+      ...(from !== undefined ? { from } : {}),
+      to: options.to,
+      ...(options.reason ? { reason: options.reason } : {}),
+    });
+    await moveChannel(
+      ctx,
+      options.writer,
+      options.to,
+      target,
+      options.version,
+      version.digest,
+      event,
+    );
+  });
+  return { ...result, ...(last ? { event: last.seq } : {}) };
+}
+
+// ------------------------------------------------------------------ gc
+
+export interface GcResult {
+  repo: string;
+  keep: string[];
+  remove: string[];
+  /** False for a dry run. */
+  removed: boolean;
+}
+
+/**
+ * Retention: keeps every version a channel holds, the last `keep` versions
+ * each channel held, and the last `keep` versions published; the rest are
+ * removed (with --yes), and a `gc` event records which. Events, approvals
+ * and channel documents are never removed: the log stays whole.
+ */
+export async function gc(
+  options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
+): Promise<GcResult> {
+  const ctx = await open(options);
+  const policy = await policyOf(ctx);
+  const head = await readHead(ctx);
+  const events = (await readEvents(ctx)).reverse();
+  const keep = new Set<string>();
+  const versions = (await ctx.store.listRefs()).filter(isVersionTag);
+  const tagOf = new Map<string, string>();
+  for (const event of events)
+    if (event.subject.version)
+      tagOf.set(TAGS.version(event.subject.version), event.subject.version);
+  const names = new Set([...Object.keys(policy.channels)]);
+  for (const tag of await ctx.store.listRefs()) {
+    const name = CHANNEL_TAG.exec(tag)?.[1];
+    if (name) names.add(name);
+  }
+  for (const name of names) {
+    const current = (await readChannel(ctx, name))?.value.version;
+    if (current) keep.add(current);
+    const limit = options.keep ?? policy.channels[name]?.keep ?? 3;
+    const held = [
+      ...new Set(
+        events
+          .filter(
+            (e) =>
+              ['publish', 'promote', 'rollback'].includes(e.op) &&
+              (e.subject.channel ?? e.subject.to) === name,
+          )
+          .map((e) => e.subject.version as string),
+      ),
+    ];
+    for (const version of held.slice(0, limit)) keep.add(version);
+  }
+  const published = [
+    ...new Set(events.filter((e) => e.op === 'publish').map((e) => e.subject.version as string)),
+  ];
+  for (const version of published.slice(0, options.keep ?? 3)) keep.add(version);
+  const remove = versions
+    .map((tag) => tagOf.get(tag) ?? tag)
+    .filter((version) => !keep.has(version))
+    .sort();
+  const result: GcResult = { repo: ctx.store.name, keep: [...keep].sort(), remove, removed: false };
+  if (!options.yes || remove.length === 0) return result;
+  await commit(ctx, head, options.writer, async (append) => {
+    await append('gc', { removed: remove });
+    for (const version of remove) await ctx.store.deleteRef(TAGS.version(version));
+  });
+  return { ...result, removed: true };
+}
+
+// ------------------------------------------------------------------ policy
+
+export async function showPolicy(
+  options: RepoOptions,
+): Promise<{ repo: string; policy: Policy; digest: string | null }> {
+  const ctx = await open(options);
+  const found = await readPolicy(ctx);
+  return {
+    repo: ctx.store.name,
+    policy: found?.value ?? DEFAULT_POLICY,
+    digest: found?.digest ?? null,
+  };
+}
+
+export async function setPolicy(
+  options: RepoOptions & { policy: unknown; file: string; writer: Writer },
+): Promise<{ repo: string; policy: Policy; digest: string }> {
+  const problems = policyProblems(options.policy);
+  if (problems.length > 0)
+    throw new FerryError('E_POLICY_INVALID', `${options.file}: ${problems.join('; ')}`, {
+      file: options.file,
+      hint: 'see "Publishing from CI" in the README for the policy file',
+    });
+  const policy = options.policy as Policy;
+  const ctx = await open(options);
+  const head = await readHead(ctx);
+  const current = await readPolicy(ctx);
+  let digest = '';
+  await commit(ctx, head, options.writer, async (append) => {
+    digest = sealDocument('policy', policy, options.writer.keys).digest;
+    await append('policy', { policy: digest });
+    await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
+      replace: { expected: current?.manifest },
+    });
+  });
+  return { repo: ctx.store.name, policy, digest };
+}

@@ -1,0 +1,82 @@
+import { FerryError } from '../manifest-schema/errors.js';
+import type { BuiltManifest } from './oci/artifact.js';
+
+/**
+ * What the repository model needs from where it is kept, and nothing more:
+ * blobs by digest, and named references (tags) to manifests that can be
+ * created only once or replaced only over the digest the writer read. The
+ * directory (store-dir.ts) and the registry (store-registry.ts) both give it;
+ * everything else (versions, channels, approvals, the audit chain) is built
+ * once over it in model.ts.
+ */
+export interface Store {
+  /** The repository as the operator named it, for messages. */
+  readonly name: string;
+  /** One writer at a time where the medium can hold a lock (a directory); the registry cannot. */
+  lock(actor: string): Promise<Lock>;
+  hasBlob(digest: string): Promise<boolean>;
+  /** Stores a file (streamed) or small bytes under their digest, unless already held. */
+  putBlob(
+    source: string | Buffer,
+    digest: string,
+    size: number,
+    onProgress?: Progress,
+  ): Promise<void>;
+  /** A small blob in memory, checked against its digest. */
+  readBlob(digest: string, size: number): Promise<Buffer>;
+  /** A blob into `toPath`, checked against digest and size as it streams, renamed into place only when whole. */
+  pullBlob(digest: string, size: number, toPath: string, onProgress?: Progress): Promise<void>;
+  /** The manifest a tag points at, as exact bytes, or undefined. */
+  readRef(tag: string): Promise<RefManifest | undefined>;
+  /**
+   * Points a new tag at a manifest (its blobs stored first). The tag must not
+   * exist: a tag already at the same digest is fine (a rerun); at another, E_REPO_CONFLICT.
+   */
+  createRef(tag: string, manifest: BuiltManifest): Promise<void>;
+  /** Moves a tag from `expected` (undefined: absent) to a manifest; E_REPO_CONFLICT when it moved meanwhile. */
+  replaceRef(tag: string, manifest: BuiltManifest, expected: string | undefined): Promise<void>;
+  listRefs(): Promise<string[]>;
+  /** Drops a tag and its manifest; blobs no manifest refers to any more go too (where the store can tell). */
+  deleteRef(tag: string): Promise<void>;
+}
+
+export interface RefManifest {
+  digest: string;
+  bytes: Buffer;
+}
+
+export interface Lock {
+  release(): Promise<void>;
+  /** Set when this writer took over a lock whose holder stopped beating: the audit log records it. */
+  broke?: { owner: unknown };
+}
+
+export type Progress = (done: number, total: number) => void;
+
+/** Tags of everything but versions: a version's tag is the version (with `+` as `_`, which tags cannot hold). */
+export const TAGS = {
+  config: 'ferry.config',
+  policy: 'ferry.policy',
+  channel: (name: string) => `ferry.channel.${name}`,
+  approval: (id: string) => `ferry.approval.${id}`,
+  event: (seq: number) => `ferry.audit.${String(seq).padStart(8, '0')}`,
+  version: (version: string) => version.replace(/\+/g, '_'),
+} as const;
+
+export const EVENT_TAG = /^ferry\.audit\.(\d{8})$/;
+export const CHANNEL_TAG = /^ferry\.channel\.(.+)$/;
+
+export function isVersionTag(tag: string): boolean {
+  return !tag.startsWith('ferry.');
+}
+
+export function conflict(store: Store, tag: string, what: string): FerryError {
+  return new FerryError(
+    'E_REPO_CONFLICT',
+    `${store.name}: ${tag} ${what}: another writer changed the repository at the same time`,
+    {
+      reference: tag,
+      hint: 'nothing of yours was kept; look at `ferry history` and run the command again if it still applies',
+    },
+  );
+}

@@ -1,0 +1,270 @@
+import { execFileSync } from 'node:child_process';
+import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { openBundleMetadata } from '../../bundle/open.js';
+import { openAppliance } from '../../installer/appliance.js';
+import { discover } from '../../installer/console/discover.js';
+import {
+  EPOCH,
+  ferry,
+  json,
+  ROOT,
+  run,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
+import { initAppliance, sha256, snapshot } from './appliance.js';
+
+const PLATFORM = `${process.platform}-${process.arch}`;
+const CURRENT: string = (
+  JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+
+let dir: string;
+let ws: Workspace;
+/** A stand-in for ferry-installer 9.0.0: says its version, and records that it ran and how. */
+let fake: string;
+
+beforeAll(async () => {
+  dir = await tempDir();
+  ws = await workspace(dir);
+  fake = join(dir, 'ferry-installer');
+  await writeFile(
+    fake,
+    [
+      '#!/bin/sh',
+      `if [ "$1" = --version ]; then echo '{"version": "9.0.0", "platform": "${PLATFORM}"}'; exit 0; fi`,
+      `echo "$*" > "${dir}/ran"`,
+      'echo "carried installer: $* (handed over by $FERRY_HANDED_OVER)"',
+      'exit 7',
+      '',
+    ].join('\n'),
+  );
+  await chmod(fake, 0o755);
+});
+
+/** The fixture's first release with `minInstaller` (and the spec's `installer`) set. */
+async function spec(name: string, fields: Record<string, string>): Promise<string> {
+  const file = join(ws.product, `${name}.yaml`);
+  const doc = parse(await readFile(join(ws.product, 'release-1.0.0.yaml'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  await writeFile(file, stringify({ ...doc, history: `./history-${name}`, ...fields }));
+  return file;
+}
+
+async function build(
+  specFile: string,
+  format: string,
+  ...extra: string[]
+): Promise<{ result: RunResult; bundle: string }> {
+  const result = await ferry(
+    [
+      'build',
+      specFile,
+      '--out',
+      join(dir, 'out', basename(specFile, '.yaml'), format),
+      '--key',
+      ws.key,
+      '--format',
+      format,
+      '--json',
+      ...extra,
+    ],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  );
+  return { result, bundle: result.code === 0 ? json<{ bundle: string }>(result).bundle : '' };
+}
+
+async function appliance(name: string): Promise<string> {
+  const root = join(dir, name);
+  await initAppliance(ws, root);
+  return root;
+}
+
+/** Flips one byte of the carried stand-in's text inside the bundle file; its size stays. */
+async function tamper(bundle: string): Promise<void> {
+  const bytes = await readFile(bundle);
+  const at = bytes.lastIndexOf('carried installer:');
+  expect(at).toBeGreaterThan(0);
+  bytes[at] = 'C'.charCodeAt(0);
+  await writeFile(bundle, bytes);
+}
+
+describe('a bundle that carries its installer', () => {
+  it('signs its sha256, size, version and platform, and verify checks its bytes', async () => {
+    const { result, bundle } = await build(
+      await spec('signed', { minInstaller: '9.0.0' }),
+      'zip',
+      '--installer',
+      fake,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(json(result)).toMatchObject({
+      minInstaller: '9.0.0',
+      installer: { version: '9.0.0', platform: PLATFORM },
+    });
+    const opened = await openBundleMetadata(bundle);
+    await opened.reader.close();
+    expect(opened.metadata.minInstaller).toBe('9.0.0');
+    expect(opened.metadata.installer).toEqual({
+      path: 'installer/ferry-installer',
+      size: (await stat(fake)).size,
+      sha256: sha256(await readFile(fake)),
+      version: '9.0.0',
+      platform: PLATFORM,
+    });
+    const inspect = await ferry(['inspect', bundle]);
+    expect(inspect.stdout).toContain('needs      Ferry 9.0.0 or newer');
+    expect(inspect.stdout).toContain(`carries    ferry-installer 9.0.0 (${PLATFORM}`);
+    expect((await ferry(['verify', bundle, '--trust', ws.trust])).code).toBe(0);
+    await tamper(bundle);
+    const verify = await ferry(['verify', bundle, '--trust', ws.trust, '--json']);
+    expect(verify.code).toBe(3);
+    expect(json<{ error: { code: string; entry: string } }>(verify).error).toMatchObject({
+      code: 'E_HASH_MISMATCH',
+      entry: 'installer/ferry-installer',
+    });
+  });
+
+  it('refuses to carry an installer older than minInstaller, or a file that is none', async () => {
+    const older = await build(
+      await spec('older', { minInstaller: '9.1.0' }),
+      'tar',
+      '--installer',
+      fake,
+    );
+    expect(older.result.code).toBe(2);
+    expect(older.result.stderr).toContain('E_SPEC_INVALID');
+    expect(older.result.stderr).toContain('older than minInstaller 9.1.0');
+    const none = await build(
+      await spec('none', {}),
+      'tar',
+      '--installer',
+      join(ws.product, 'release-1.0.0.yaml'),
+    );
+    expect(none.result.code).toBe(2);
+    expect(none.result.stderr).toContain('E_SPEC_PATH');
+  });
+
+  it.each(['tar', 'zip', 'tar.gz'])(
+    'hands a %s over: the carried installer runs once, with the same arguments',
+    async (format) => {
+      const { result, bundle } = await build(
+        await spec(`handover-${format.replace('.', '-')}`, {
+          minInstaller: '9.0.0',
+          installer: '../ferry-installer',
+        }),
+        format,
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const root = await appliance(`handover-${format}`);
+      const args = ['install', bundle, '--root', root, '--yes', '--reason', 'two words'];
+      const handed = await ferry(args);
+      expect(handed.stderr).toContain('handing over to the installer it carries (Ferry 9.0.0');
+      // The stand-in's exit status and output are the command's.
+      expect(handed.code).toBe(7);
+      expect(handed.stdout).toBe(
+        `carried installer: ${args.join(' ')} (handed over by ${CURRENT})\n`,
+      );
+      const copy = join(root, 'var/lib/ferry/bin/ferry-installer-9.0.0');
+      expect(sha256(await readFile(copy))).toBe(sha256(await readFile(fake)));
+      expect((await stat(copy)).mode & 0o777).toBe(0o755);
+      // Started by a hand-over, a Ferry still too old refuses rather than hands over again.
+      const again = await ferry([...args, '--json'], { env: { FERRY_HANDED_OVER: '0.0.1' } });
+      expect(again.code).toBe(2);
+      expect(json<{ error: { code: string } }>(again).error.code).toBe('E_INSTALLER_TOO_OLD');
+    },
+  );
+
+  it('refuses a tampered carried installer before it runs, and changes nothing', async () => {
+    const { bundle } = await build(
+      await spec('tampered', { minInstaller: '9.0.0', installer: '../ferry-installer' }),
+      'tar',
+    );
+    await tamper(bundle);
+    await rm(join(dir, 'ran'), { force: true });
+    const root = await appliance('tampered');
+    const before = await snapshot(root);
+    for (const args of [
+      ['install', bundle, '--root', root, '--yes'],
+      ['plan', bundle, '--root', root],
+    ]) {
+      const result = await ferry([...args, '--json']);
+      expect(result.code, result.stderr).toBe(3);
+      expect(json<{ error: { code: string } }>(result).error.code).toBe('E_HASH_MISMATCH');
+    }
+    expect(await snapshot(root)).toEqual(before);
+    await expect(stat(join(dir, 'ran'))).rejects.toThrow();
+  });
+
+  it('a bundle that needs a newer Ferry and carries none: E_INSTALLER_TOO_OLD names the version', async () => {
+    const { result, bundle } = await build(await spec('bare', { minInstaller: '9.0.0' }), 'tar');
+    expect(result.code, result.stderr).toBe(0);
+    const root = await appliance('bare');
+    const before = await snapshot(root);
+    for (const args of [
+      ['install', bundle, '--root', root, '--yes'],
+      ['plan', bundle, '--root', root],
+    ]) {
+      const refused = await ferry([...args, '--json']);
+      expect(refused.code).toBe(2);
+      const { error } = json<{ error: { code: string; message: string; hint: string } }>(refused);
+      expect(error.code).toBe('E_INSTALLER_TOO_OLD');
+      expect(error.message).toContain('needs Ferry 9.0.0 or newer');
+      expect(error.hint).toContain('carries no installer');
+    }
+    // The console lists it as not applicable, for that reason.
+    const [candidate] = await discover(await openAppliance(root), [dirname(bundle)], []);
+    expect(candidate?.problem?.code).toBe('E_INSTALLER_TOO_OLD');
+    expect(await snapshot(root)).toEqual(before);
+  });
+});
+
+describe('hand-over from an older build of ferry-installer to the current one', () => {
+  const older = () => join(dir, 'older', 'ferry-installer');
+  const current = join(ROOT, 'dist', 'package', 'ferry-installer');
+
+  beforeAll(() => {
+    // Both are rebuilt only when their inputs changed (scripts/package.mjs); the older
+    // one is this code calling itself 0.0.1, which is all a hand-over looks at.
+    const env = { ...process.env };
+    delete env.FERRY_NODE_BINARY;
+    const script = join(ROOT, 'scripts', 'package.mjs');
+    execFileSync(process.execPath, [script], { cwd: ROOT, env });
+    execFileSync(process.execPath, [script], {
+      cwd: ROOT,
+      env: { ...env, FERRY_PACKAGE_VERSION: '0.0.1', FERRY_PACKAGE_OUT: join(dir, 'older') },
+    });
+  }, 600_000);
+
+  it('the older one verifies, copies and runs the carried one, which installs', async () => {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    const version = await run(older(), ['--version', '--json'], { env });
+    expect(json(version)).toMatchObject({ version: '0.0.1' });
+    const { result, bundle } = await build(
+      await spec('packaged', { minInstaller: CURRENT }),
+      'zip',
+      '--installer',
+      current,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const root = await appliance('packaged');
+    const installed = await run(older(), ['install', bundle, '--root', root, '--yes', '--json'], {
+      env,
+    });
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stderr).toContain(`this is 0.0.1: handing over`);
+    const last = installed.stdout.trim().split('\n').at(-1) as string;
+    expect(JSON.parse(last)).toMatchObject({ type: 'result', outcome: 'committed', to: '1.0.0' });
+    const copy = join(root, `var/lib/ferry/bin/ferry-installer-${CURRENT}`);
+    expect(sha256(await readFile(copy))).toBe(sha256(await readFile(current)));
+    const status = await run(older(), ['status', '--root', root, '--json'], { env });
+    expect(json(status)).toMatchObject({ release: '1.0.0' });
+  });
+});

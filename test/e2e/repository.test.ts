@@ -1,0 +1,356 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildAll,
+  copyFixture,
+  EPOCH,
+  FERRY,
+  ferry,
+  json,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
+import {
+  registryMissing,
+  SKOPEO,
+  startRegistry,
+  type Registry,
+} from '../repository/oci/registry.js';
+
+/**
+ * The bundle repository as CI and an operator use it: bin/ferry against a
+ * directory and a real registry, read back by skopeo (an independent client).
+ */
+const skopeoMissing =
+  registryMissing ?? (SKOPEO ? undefined : 'skopeo is not installed: run scripts/setup-system.sh');
+const exec = promisify(execFile);
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+let ws: Workspace;
+let dir: string;
+let bundles: Record<string, string>;
+let registry: Registry | undefined;
+
+beforeAll(async () => {
+  dir = await tempDir('ferry-e2e-repo-');
+  ws = await workspace(dir);
+  bundles = await buildAll(ws, join(dir, 'out'), 'tar', ['1.0.0', '1.1.0']);
+  bundles.zip = (await buildAll(ws, join(dir, 'zip'), 'zip', ['1.0.0']))['1.0.0'] as string;
+  if (!registryMissing) registry = await startRegistry();
+}, 300_000);
+afterAll(async () => registry?.stop());
+
+/** bin/ferry as CI runs it: an actor and a run link from the environment, the release key. */
+function repoFerry(args: string[], actor = 'ci'): Promise<RunResult> {
+  const writes = ['publish', 'approve', 'promote', 'policy', 'gc'].includes(args[0] ?? '');
+  return ferry(writes ? [...args, '--key', ws.key] : args, {
+    env: {
+      FERRY_ACTOR: actor,
+      CI_JOB_URL: 'https://ci.example/jobs/7',
+      FERRY_REGISTRY_SETTLE_MS: '300',
+    },
+  });
+}
+
+/** `ferry publish` with the workspace's trust root (it makes the repository the first time). */
+function publishTo(repo: string, bundle: string, ...extra: string[]): Promise<RunResult> {
+  return repoFerry(['publish', bundle, '--repo', repo, '--trust', ws.trust, ...extra]);
+}
+
+async function skopeo(args: string[]): Promise<Buffer> {
+  await writeFile(join(dir, 'auth.json'), '{}');
+  const { stdout } = await exec(SKOPEO as string, ['--insecure-policy', ...args], {
+    encoding: 'buffer',
+    env: { PATH: process.env.PATH, HOME: dir, REGISTRY_AUTH_FILE: join(dir, 'auth.json') },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+describe('ferry publish, promote, pull, history on a directory repository', () => {
+  let repo: string;
+  let published: { digest: string; sha256: string; version: string; changed: boolean };
+
+  beforeAll(async () => {
+    repo = join(dir, 'repo');
+    const result = await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    published = json(result);
+  });
+
+  it('publishes once; the same bytes are a no-op; other bytes under the version exit 1 naming both', async () => {
+    expect(published).toMatchObject({ version: '1.0.0', changed: true, channel: 'dev' });
+    expect(published.sha256).toBe(sha256(await readFile(bundles['1.0.0'] as string)));
+    const again = await publishTo(repo, bundles['1.0.0'] as string, '--json');
+    expect(again.code).toBe(0);
+    expect(json(again)).toMatchObject({ changed: false, digest: published.digest });
+    const other = await publishTo(repo, bundles.zip as string, '--json');
+    expect(other.code).toBe(1);
+    const error = json<{ error: { code: string; message: string } }>(other).error;
+    expect(error.code).toBe('E_VERSION_EXISTS');
+    expect(error.message).toContain(published.sha256);
+    expect(error.message).toContain(sha256(await readFile(bundles.zip as string)));
+  });
+
+  it('refuses a promotion with every unmet condition (exit 4), then promotes on approval', async () => {
+    await publishTo(repo, bundles['1.1.0'] as string, '--channel', 'dev');
+    const blocked = await repoFerry([
+      'promote',
+      '1.0.0',
+      '--repo',
+      repo,
+      '--from',
+      'dev',
+      '--to',
+      'stable',
+      '--json',
+    ]);
+    expect(blocked.code).toBe(4);
+    expect(
+      json<{ excuses: Array<{ code: string }> }>(blocked)
+        .excuses.map((e) => e.code)
+        .sort(),
+    ).toEqual(['E_APPROVALS', 'E_NOT_IN_CHANNEL', 'E_PROMOTE_EDGE']);
+    const human = await repoFerry(['promote', '1.1.0', '--repo', repo, '--to', 'beta']);
+    expect(human.code).toBe(4);
+    expect(human.stdout).toContain('E_PROMOTION_BLOCKED');
+    expect(human.stdout).toContain('E_APPROVALS');
+    const approved = await repoFerry(
+      [
+        'approve',
+        '1.1.0',
+        '--repo',
+        repo,
+        '--to',
+        'beta',
+        '--by',
+        'alice',
+        '--evidence',
+        bundles['1.0.0'] as string,
+      ],
+      'alice',
+    );
+    expect(approved.code, approved.stderr).toBe(0);
+    const promoted = await repoFerry([
+      'promote',
+      '1.1.0',
+      '--repo',
+      repo,
+      '--to',
+      'beta',
+      '--json',
+    ]);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    expect(json(promoted)).toMatchObject({ verdict: 'promoted', from: 'dev', to: 'beta' });
+    const list = json<{ channels: Array<{ name: string; version: string | null }> }>(
+      await repoFerry(['channels', '--repo', repo, '--json']),
+    );
+    expect(list.channels.map((c) => [c.name, c.version])).toEqual([
+      ['dev', '1.1.0'],
+      ['beta', '1.1.0'],
+      ['stable', null],
+    ]);
+  });
+
+  it('says when a closed channel opens (exit 5)', async () => {
+    const tomorrow = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][
+      (new Date().getUTCDay() + 1) % 7
+    ];
+    const policy = join(dir, 'policy.yaml');
+    await writeFile(
+      policy,
+      [
+        'formatVersion: 1',
+        'channels:',
+        '  dev: {}',
+        '  beta: { approvals: 1 }',
+        `  stable: { timeZone: UTC, allow: [{ days: [${tomorrow}], start: "00:00", end: "23:59" }] }`,
+        'edges: [[dev, beta], [beta, stable]]',
+      ].join('\n'),
+    );
+    const set = await repoFerry(['policy', '--repo', repo, '--set', policy]);
+    expect(set.code, set.stderr).toBe(0);
+    const closed = await repoFerry([
+      'promote',
+      '1.1.0',
+      '--repo',
+      repo,
+      '--to',
+      'stable',
+      '--json',
+    ]);
+    expect(closed.code).toBe(5);
+    const opens = json<{ opens: string; excuses: Array<{ code: string }> }>(closed);
+    expect(opens.excuses.map((e) => e.code)).toEqual(['E_PROMOTION_WINDOW']);
+    expect(opens).toMatchObject({ verdict: 'closed', code: 'E_PROMOTION_WINDOW' });
+    const midnight = new Date();
+    midnight.setUTCHours(24, 0, 0, 0);
+    expect(opens.opens).toBe(midnight.toISOString());
+  });
+
+  it('pulls a channel atomically and verified (--json)', async () => {
+    const out = join(dir, 'pulled');
+    const pulled = await repoFerry([
+      'pull',
+      '--repo',
+      repo,
+      '--channel',
+      'beta',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const result = json<{
+      bundle: string;
+      version: string;
+      digest: string;
+      size: number;
+      channel: string;
+    }>(pulled);
+    expect(result).toMatchObject({ version: '1.1.0', channel: 'beta' });
+    expect(sha256(await readFile(result.bundle))).toBe(
+      sha256(await readFile(bundles['1.1.0'] as string)),
+    );
+  });
+
+  it('two promotions at once: one moves the channel, the chain stays whole', async () => {
+    const repo2 = join(dir, 'repo2');
+    await publishTo(repo2, bundles['1.0.0'] as string, '--channel', 'dev');
+    await repoFerry(['approve', '1.0.0', '--repo', repo2, '--to', 'beta', '--by', 'alice']);
+    const both = await Promise.all([
+      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'one'),
+      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'two'),
+    ]);
+    // The loser either saw the head move (exit 5, E_REPO_CONFLICT) or, started later, found it done.
+    for (const run of both) expect([0, 5], run.stderr).toContain(run.code);
+    const verdicts = both.map((run) =>
+      run.code === 0
+        ? json<{ verdict: string }>(run).verdict
+        : json<{ error: { code: string } }>(run).error.code,
+    );
+    expect(verdicts.filter((v) => v === 'promoted')).toHaveLength(1);
+    const log = await repoFerry(['history', '--repo', repo2, '--verify', '--json']);
+    expect(log.code, log.stderr).toBe(0);
+    expect(
+      json<{ events: Array<{ op: string }> }>(log).events.filter((e) => e.op === 'promote'),
+    ).toHaveLength(1);
+  });
+
+  it('history --verify names the event whose byte was edited (exit 3)', async () => {
+    const log = json<{ events: Array<{ seq: number; digest: string; actor: string }> }>(
+      await repoFerry(['history', '--repo', repo, '--json']),
+    );
+    expect(log.events[0]?.seq).toBeGreaterThan(log.events[1]?.seq ?? Infinity);
+    const target = log.events.find((e) => e.seq === 2);
+    const blob = join(repo, 'blobs/sha256', (target?.digest ?? '').slice('sha256:'.length));
+    const bytes = await readFile(blob);
+    bytes.writeUInt8((bytes.at(60) ?? 0) ^ 1, 60);
+    await writeFile(blob, bytes);
+    const verify = await repoFerry(['history', '--repo', repo, '--verify']);
+    expect(verify.code).toBe(3);
+    expect(verify.stderr).toMatch(/E_AUDIT_BROKEN: .*event 2 /);
+  });
+});
+
+describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
+  it('skopeo inspect --raw hashes to the --json digest; copying the directory repository keeps it', async () => {
+    const host = (registry as Registry).host;
+    const repo = (registry as Registry).reference('acme/appliance');
+    const result = await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const { digest } = json<{ digest: string }>(result);
+    const raw = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      `docker://${host}/acme/appliance:1.0.0`,
+    ]);
+    expect(`sha256:${sha256(raw)}`).toBe(digest);
+
+    const local = join(dir, 'copied-from');
+    const dirPublish = await publishTo(local, bundles['1.0.0'] as string, '--json');
+    expect(json<{ digest: string }>(dirPublish).digest).toBe(digest);
+    await skopeo([
+      'copy',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${local}:1.0.0`,
+      `docker://${host}/acme/copied:1.0.0`,
+    ]);
+    const copied = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      `docker://${host}/acme/copied:1.0.0`,
+    ]);
+    expect(`sha256:${sha256(copied)}`).toBe(digest);
+
+    const pulled = await repoFerry([
+      'pull',
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+      '--out',
+      join(dir, 'from-registry'),
+      '--json',
+    ]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(json(pulled)).toMatchObject({ version: '1.0.0', digest, channel: 'dev' });
+  });
+
+  it('a publish killed mid-upload and run again gives the same digest', async () => {
+    // A bundle large enough that the upload is still going when it is killed.
+    const product = await copyFixture(join(dir, 'big'));
+    await writeFile(
+      join(product, 'components/db/3.0.0/big.bin'),
+      Buffer.alloc(96 * 1024 * 1024, 7),
+    );
+    const built = await ferry(
+      [
+        'build',
+        join(product, 'release-1.0.0.yaml'),
+        '--out',
+        join(dir, 'big-out'),
+        '--key',
+        ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const bundle = json<{ bundle: string }>(built).bundle;
+    const args = ['publish', bundle, '--trust', ws.trust, '--json'];
+    const repo = (registry as Registry).reference('acme/killed');
+    const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--repo', repo], {
+      env: { PATH: process.env.PATH, FERRY_ACTOR: 'ci' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const uploads = join(
+      (registry as Registry).storage,
+      'docker/registry/v2/repositories/acme/killed/_uploads',
+    );
+    for (let started = false; !started;) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const name of await readdir(uploads, { recursive: true }).catch(() => [] as string[]))
+        if (name.endsWith('data') && (await stat(join(uploads, name))).size > 0) started = true;
+    }
+    child.kill('SIGKILL');
+    await exited;
+    expect(await repoFerry(['channels', '--repo', repo])).toMatchObject({ code: 2 }); // nothing was recorded
+
+    const rerun = await repoFerry([...args, '--repo', repo]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const local = await repoFerry([...args, '--repo', join(dir, 'big-repo')]);
+    expect(json<{ digest: string }>(rerun).digest).toBe(json<{ digest: string }>(local).digest);
+    expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
+  });
+});

@@ -1,0 +1,95 @@
+import { appendFile, cp, mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ferry, json } from '../helpers.js';
+import { init, initAppliance, installOk, status } from '../e2e/appliance.js';
+import { faultProduct } from './product.js';
+
+// What a cut or a careless hand leaves in the appliance's own files: a torn
+// history line, link and artifact leftovers, a missing `current`, a lost
+// state.json.
+
+const product = faultProduct();
+let base: string;
+
+beforeAll(async () => {
+  base = join(product.dir, 'at-1.0.0');
+  await initAppliance(product.ws, base);
+  await installOk(product.bundles['1.0.0'] as string, base);
+});
+
+async function copy(name: string): Promise<string> {
+  const root = join(product.dir, name);
+  await cp(base, root, { recursive: true, verbatimSymlinks: true });
+  return root;
+}
+
+describe('damaged appliance files', () => {
+  it('a torn last line of history.jsonl swallows nothing: the next record is whole, status reports the torn line', async () => {
+    const root = await copy('torn-history');
+    const history = join(root, 'var/lib/ferry/history.jsonl');
+    await appendFile(
+      history,
+      '{"id":"20261204T000000-abcdef","at":"2026-12-04T00:00:00.000Z","oper',
+    );
+    await installOk(product.bundles['1.3.0'] as string, root);
+    const lines = (await readFile(history, 'utf8')).trimEnd().split('\n');
+    expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ operation: 'install', to: '1.3.0' });
+    const result = json<{ transactions: Array<{ to: string }>; tornHistoryLines: number[] }>(
+      await ferry(['status', '--root', root, '--json']),
+    );
+    expect(result.tornHistoryLines).toEqual([lines.length - 1]);
+    expect(result.transactions.at(-1)?.to).toBe('1.3.0');
+    expect((await ferry(['status', '--root', root])).stdout).toContain(
+      `history.jsonl line ${lines.length - 1} was cut short`,
+    );
+  });
+
+  it('leftovers of cuts (a link switch, a removed component pruned halfway) are cleaned by the next ferry', async () => {
+    const root = await copy('leftovers');
+    const killed = await ferry(
+      ['install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
+      {
+        env: { FERRY_TEST_CRASH_AT: '8' },
+      },
+    );
+    expect(killed.code).toBe(-1);
+    // The cut came between creating a link and renaming it over `current`.
+    await symlink('4.0.0', join(root, 'opt/ferry/db/current.new-4242'));
+    const recovered = await ferry(['recover', '--root', root]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(await readdir(join(root, 'opt/ferry/db'))).not.toContain('current.new-4242');
+    // A component pruned halfway: its kept artifacts outlived its folder.
+    const artifacts = join(root, 'var/lib/ferry/artifacts');
+    await mkdir(join(artifacts, 'ghost/0.1.0/remove'), { recursive: true });
+    await installOk(product.bundles['1.3.0'] as string, root);
+    expect(await readdir(artifacts)).not.toContain('ghost');
+  });
+
+  it('a missing current link fails status --verify', async () => {
+    const root = await copy('no-current');
+    await unlink(join(root, 'opt/ferry/api/current'));
+    const verify = await ferry(['status', '--root', root, '--verify', '--json']);
+    expect(verify.code).toBe(1);
+    expect(json<{ problems: unknown[] }>(verify).problems).toContainEqual({
+      component: 'api',
+      path: '../current',
+      problem: 'missing',
+    });
+  });
+
+  it('with state.json lost, the hint does not lead init to replace the appliance', async () => {
+    const root = await copy('no-state');
+    const trust = await readFile(join(root, 'etc/ferry/trust.json'), 'utf8');
+    await rm(join(root, 'var/lib/ferry/state.json'));
+    const lost = await ferry(['status', '--root', root]);
+    expect(lost.code).toBe(2);
+    expect(lost.stderr).toContain('E_STATE_INVALID');
+    expect(lost.stderr).toContain('restore state.json from a backup');
+    const refused = await init(product.ws, root);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('E_EXISTS');
+    expect(await readFile(join(root, 'etc/ferry/trust.json'), 'utf8')).toBe(trust);
+    expect((await status(base)).release).toBe('1.0.0');
+  });
+});

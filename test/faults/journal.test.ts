@@ -1,0 +1,112 @@
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ferry, json } from '../helpers.js';
+import { initAppliance, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
+import { faultProduct } from './product.js';
+
+// A journal left by a crash in the middle of an update (SIGKILL after its
+// eighth write), then moved, damaged or cut: recovery acts on the root it is
+// given, and never undoes from a guess.
+
+const product = faultProduct();
+let base: string;
+let before: Record<string, string>;
+
+beforeAll(async () => {
+  base = join(product.dir, 'at-1.0.0');
+  await initAppliance(product.ws, base);
+  await installOk(product.bundles['1.0.0'] as string, base);
+  before = await snapshot(base);
+});
+
+/** An appliance at 1.0.0 whose install of 1.3.0 was killed in its update pass. */
+async function interrupted(name: string): Promise<string> {
+  const root = join(product.dir, name);
+  await cp(base, root, { recursive: true, verbatimSymlinks: true });
+  const run = await ferry(
+    ['install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
+    {
+      env: { FERRY_TEST_CRASH_AT: '8' },
+    },
+  );
+  expect(run.code).toBe(-1);
+  return root;
+}
+
+const steps = (root: string): string => join(root, 'var/lib/ferry/journal/steps.jsonl');
+
+async function recoverTo(root: string, release: string): Promise<void> {
+  const recovered = await ferry(['recover', '--root', root, '--json']);
+  expect(recovered.code, recovered.stderr).toBe(0);
+  expect(json<{ recovered: boolean; release: string }>(recovered)).toEqual({
+    recovered: true,
+    release,
+  });
+}
+
+describe('the journal', () => {
+  it('names paths relative to the root: a copy recovers itself and leaves the original alone', async () => {
+    const original = await interrupted('original');
+    const journal = await readFile(steps(original), 'utf8');
+    expect(journal.split('\n').length).toBeGreaterThan(3);
+    expect(journal).not.toContain(original);
+    const copy = join(product.dir, 'rescue', 'mnt');
+    await mkdir(join(product.dir, 'rescue'));
+    await cp(original, copy, { recursive: true, verbatimSymlinks: true });
+    const untouched = await snapshot(original);
+    await recoverTo(copy, '1.0.0');
+    expect(await snapshot(copy, RECORDS)).toEqual(before);
+    expect(await snapshot(original)).toEqual(untouched);
+    await recoverTo(original, '1.0.0');
+    expect(await snapshot(original, RECORDS)).toEqual(before);
+    await installOk(product.bundles['1.3.0'] as string, copy);
+  });
+
+  it('a damaged record before others: E_JOURNAL_CORRUPT naming it, nothing changed; repaired, it recovers', async () => {
+    const root = await interrupted('damaged');
+    const good = await readFile(steps(root), 'utf8');
+    const lines = good.split('\n');
+    lines[1] = (lines[1] as string).replace('"op"', '"oq"');
+    await writeFile(steps(root), lines.join('\n'));
+    // The lock file is only information: it goes with the ferry that wrote it.
+    const held = await snapshot(root, ['var/lib/ferry/lock']);
+    const refused = await ferry(['recover', '--root', root]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('E_JOURNAL_CORRUPT');
+    expect(refused.stderr).toContain(`${steps(root)}: record 2`);
+    expect(await snapshot(root, ['var/lib/ferry/lock'])).toEqual(held);
+    const install = await ferry([
+      'install',
+      product.bundles['1.3.0'] as string,
+      '--root',
+      root,
+      '--yes',
+    ]);
+    expect(install.stderr).toContain('E_JOURNAL_CORRUPT');
+    expect(await snapshot(root, ['var/lib/ferry/lock'])).toEqual(held);
+    await writeFile(steps(root), good);
+    await recoverTo(root, '1.0.0');
+    expect(await snapshot(root, RECORDS)).toEqual(before);
+  });
+
+  it('a last record cut short (the crash hit its write): it was never started, the rest is undone', async () => {
+    const root = await interrupted('torn');
+    await writeFile(steps(root), `${await readFile(steps(root), 'utf8')}3f2a9c {"op":"mo`);
+    await recoverTo(root, '1.0.0');
+    expect(await snapshot(root, RECORDS)).toEqual(before);
+    await installOk(product.bundles['1.3.0'] as string, root);
+    expect((await status(root)).release).toBe('1.3.0');
+  });
+
+  it('an empty journal folder (a crash before its header) is removed without a record', async () => {
+    const root = join(product.dir, 'empty');
+    await cp(base, root, { recursive: true, verbatimSymlinks: true });
+    await mkdir(join(root, 'var/lib/ferry/journal'));
+    const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');
+    const recovered = await ferry(['recover', '--root', root, '--json']);
+    expect(json<{ recovered: boolean }>(recovered).recovered).toBe(false);
+    expect(await readdir(join(root, 'var/lib/ferry'))).not.toContain('journal');
+    expect(await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8')).toBe(history);
+  });
+});

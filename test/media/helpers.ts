@@ -1,0 +1,68 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { PARTS_INDEX, type PartsIndex } from '../../manifest-schema/index.js';
+import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
+import { initAppliance } from '../e2e/appliance.js';
+
+/** 1.0.0 (an install bundle of 3.1 MiB) cut at 1100 KiB: three volumes. */
+export const VOLUME_SIZE = '1100K';
+
+export interface MediaBase {
+  ws: Workspace;
+  bundle: string;
+}
+
+export async function mediaBase(dir: string): Promise<MediaBase> {
+  const ws = await workspace(dir);
+  const bundles = await buildAll(ws, join(dir, 'bundles'), 'tar', ['1.0.0']);
+  return { ws, bundle: bundles['1.0.0'] as string };
+}
+
+export interface MediaFixture extends MediaBase {
+  dir: string;
+  /** The three volumes of 1.0.0, never changed: tests copy them. */
+  media: string;
+  /** An empty appliance trusting the bundle's key, never changed: tests copy it. */
+  empty: string;
+}
+
+export async function mediaFixture(): Promise<MediaFixture> {
+  const dir = await tempDir();
+  const base = await mediaBase(dir);
+  const media = join(dir, 'media');
+  await makeMedia(base, media);
+  const empty = join(dir, 'empty');
+  await initAppliance(base.ws, empty);
+  return { ...base, dir, media, empty };
+}
+
+/** `ferry media` through the CLI (of `base.bundle`, signed with its workspace key); returns its --json result. */
+export async function makeMedia(
+  base: MediaBase,
+  out: string,
+  ...extra: string[]
+): Promise<{ volumes: Array<{ folder: string; part: string; sha256: string; iso?: string }> }> {
+  const result = await ferry([
+    'media',
+    base.bundle,
+    '--out',
+    out,
+    '--key',
+    base.ws.key,
+    '--volume-size',
+    VOLUME_SIZE,
+    '--no-installer',
+    '--json',
+    ...extra,
+  ]);
+  expect(result.code, result.stderr).toBe(0);
+  return json(result);
+}
+
+export async function readIndex(volume: string): Promise<PartsIndex> {
+  const envelope = JSON.parse(await readFile(join(volume, PARTS_INDEX), 'utf8')) as {
+    payload: string;
+  };
+  return JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as PartsIndex;
+}

@@ -1,0 +1,341 @@
+import { spawnSync } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { cp, mkdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  canonicalJson,
+  decodeEnvelope,
+  PARTS_ENVELOPE,
+  PARTS_INDEX,
+  PARTS_PAYLOAD_TYPE,
+  parsePrivateKey,
+  signEnvelope,
+  verifiedKeys,
+} from '../../manifest-schema/index.js';
+import { EPOCH, ferry, json } from '../helpers.js';
+import { install, sha256, snapshot, status } from '../e2e/appliance.js';
+import { makeMedia, mediaFixture, readIndex, type MediaFixture } from './helpers.js';
+
+let dir: string;
+let base: MediaFixture;
+let media: string;
+let empty: string;
+
+beforeAll(async () => {
+  base = await mediaFixture();
+  ({ dir, media, empty } = base);
+});
+
+let counter = 0;
+async function copy(from: string): Promise<string> {
+  const to = join(dir, `copy-${counter++}`);
+  await cp(from, to, { recursive: true });
+  return to;
+}
+
+describe('ferry media', () => {
+  it('cuts the bundle into one part per volume, part 1 starting with bundle.json', async () => {
+    const bundle = await readFile(base.bundle);
+    const index = await readIndex(join(media, 'vol1'));
+    expect(index.volumes).toBe(3);
+    expect(index.bundle).toMatchObject({ id: 'acme-appliance@1.0.0', format: 'tar' });
+    expect(index.bundle.size).toBe(bundle.length);
+    const joined: Buffer[] = [];
+    for (const part of index.parts) {
+      const bytes = await readFile(join(media, `vol${part.volume}`, part.name));
+      expect(bytes.length).toBe(part.size);
+      expect(bytes.length).toBeLessThanOrEqual(1100 * 1024);
+      expect(sha256(bytes)).toBe(part.sha256);
+      expect(sha256(bundle.subarray(part.offset, part.offset + part.size))).toBe(part.sha256);
+      joined.push(bytes);
+      // Every volume carries the same signed index.
+      expect(await readIndex(join(media, `vol${part.volume}`))).toEqual(index);
+    }
+    expect(sha256(Buffer.concat(joined))).toBe(sha256(bundle));
+    // A tar header naming bundle.json opens part 1.
+    expect(joined[0]?.toString('latin1', 0, 11)).toBe('bundle.json');
+  });
+
+  it('signs the parts index with the bundle key, as a DSSE envelope of canonical JSON', async () => {
+    const bytes = await readFile(join(media, 'vol2', PARTS_INDEX));
+    const { envelope, payload } = decodeEnvelope(bytes, 'PARTS.JSON', PARTS_ENVELOPE);
+    const pub = createPublicKey(await readFile(base.ws.pub, 'utf8'));
+    const keyid = envelope.signatures[0]?.keyid as string;
+    expect(verifiedKeys(envelope, payload, new Map([[keyid, pub]])).keyids.has(keyid)).toBe(true);
+    expect(payload.toString('utf8')).toBe(canonicalJson(JSON.parse(payload.toString('utf8'))));
+  });
+
+  it('writes checksums that coreutils sha256sum -c accepts, and a README per volume', async () => {
+    for (const volume of [1, 2, 3]) {
+      const folder = join(media, `vol${volume}`);
+      const check = spawnSync('sha256sum', ['-c', 'FERRY/SHA256SUM.TXT'], { cwd: folder });
+      expect(check.status, check.stderr.toString()).toBe(0);
+      expect(check.stdout.toString()).toContain(`FERRY/BUNDLE.00${volume}: OK`);
+      const readme = await readFile(join(folder, 'README.TXT'), 'utf8');
+      expect(readme).toContain(`volume ${volume} of 3 (ACME_APPLIANCE_1_0_0_${volume})`);
+      expect(readme).toContain('sha256sum -c FERRY/SHA256SUM.TXT');
+    }
+  });
+
+  it('puts the installer on volume 1 with its checksum, or says there is none', async () => {
+    const installer = join(dir, 'fake-installer');
+    await writeFile(installer, '#!/bin/sh\necho ferry-installer\n');
+    const out = join(dir, 'with-installer');
+    const result = await ferry([
+      'media',
+      base.bundle,
+      '--out',
+      out,
+      '--key',
+      base.ws.key,
+      '--volume-size',
+      '1100K',
+      '--installer',
+      installer,
+      '--label',
+      'acme_q4',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('ACME_Q4');
+    const copied = join(out, 'vol1', 'ferry-installer');
+    expect(await readFile(copied, 'utf8')).toBe(await readFile(installer, 'utf8'));
+    expect((await stat(copied)).mode & 0o111).not.toBe(0);
+    const check = spawnSync('sha256sum', ['-c', 'FERRY/SHA256SUM.TXT'], { cwd: join(out, 'vol1') });
+    expect(check.stdout.toString()).toContain('ferry-installer: OK');
+    await expect(stat(join(out, 'vol2', 'ferry-installer'))).rejects.toThrow();
+    expect((await readIndex(join(out, 'vol2'))).label).toBe('ACME_Q4');
+
+    const none = await ferry([
+      'media',
+      base.bundle,
+      '--out',
+      join(dir, 'no-installer'),
+      '--key',
+      base.ws.key,
+      '--installer',
+      join(dir, 'absent'),
+    ]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('E_NOT_FOUND');
+  });
+
+  it('refuses a key that did not sign the bundle, a zip, a volume too small, existing volumes', async () => {
+    const other = await ferry(['keygen', '--out', join(dir, 'other-keys'), '--name', 'other']);
+    expect(other.code).toBe(0);
+    const run = (...args: string[]) =>
+      ferry(['media', base.bundle, '--out', join(dir, 'refused'), ...args]);
+    const wrongKey = await run('--key', join(dir, 'other-keys', 'other.key'));
+    expect(wrongKey.code).toBe(2);
+    expect(wrongKey.stderr).toContain('did not sign');
+    const tooSmall = await run('--key', base.ws.key, '--volume-size', '10K');
+    expect(tooSmall.code).toBe(2);
+    expect(tooSmall.stderr).toContain('E_USAGE');
+    const existing = await ferry(['media', base.bundle, '--out', media, '--key', base.ws.key]);
+    expect(existing.code).toBe(2);
+    expect(existing.stderr).toContain('E_EXISTS');
+    const product = join(dir, 'zip-product');
+    await cp(base.ws.product, product, { recursive: true, verbatimSymlinks: true });
+    const zip = await ferry([
+      'build',
+      join(product, 'release-1.0.0.yaml'),
+      '--out',
+      join(dir, 'zip'),
+      '--key',
+      base.ws.key,
+      '--format',
+      'zip',
+      '--json',
+    ]);
+    expect(zip.code, zip.stderr).toBe(0);
+    const refusedZip = await ferry([
+      'media',
+      json<{ bundle: string }>(zip).bundle,
+      '--out',
+      join(dir, 'zip-media'),
+      '--key',
+      base.ws.key,
+    ]);
+    expect(refusedZip.code).toBe(2);
+    expect(refusedZip.stderr).toContain('E_BUNDLE_FORMAT');
+    await expect(stat(join(dir, 'zip-media'))).rejects.toThrow();
+  });
+});
+
+describe('reading volumes', () => {
+  it('plans from volume 1 alone, and will not install without the others', async () => {
+    const alone = join(dir, 'alone');
+    await mkdir(alone);
+    await cp(join(media, 'vol1'), join(alone, 'vol1'), { recursive: true });
+    const plan = await ferry(['plan', join(alone, 'vol1'), '--root', empty, '--json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(json<{ verdict: string; to: string }>(plan)).toMatchObject({
+      verdict: 'ok',
+      to: '1.0.0',
+    });
+    const inspect = await ferry(['inspect', join(alone, 'vol1'), '--json']);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    const root = await copy(empty);
+    const before = await snapshot(root);
+    const result = await install(join(alone, 'vol1'), root);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('E_PART_MISSING');
+    expect(result.stderr).toMatch(/part 2 of 3 .*volume 2 \(ACME_APPLIANCE_1_0_0_2\)/);
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('installs across three volumes, from the folder holding them or from any one of them, writing nothing to them', async () => {
+    const volumes = await copy(media);
+    const before = await snapshot(volumes, []);
+    const root = await copy(empty);
+    const result = await install(volumes, root);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await status(root)).toMatchObject({ release: '1.0.0', verified: true });
+    const second = await copy(empty);
+    const fromVolume2 = await install(join(volumes, 'vol2'), second);
+    expect(fromVolume2.code, fromVolume2.stderr).toBe(0);
+    expect(await snapshot(volumes, [])).toEqual(before);
+  });
+
+  it('verify checks every part, then every entry', async () => {
+    const result = await ferry(['verify', join(media, 'vol3'), '--trust', base.ws.trust]);
+    expect(result.code, result.stderr).toBe(0);
+    const check = await ferry(['media', 'verify', media, '--trust', base.ws.trust, '--json']);
+    expect(check.code, check.stderr).toBe(0);
+    expect(json<{ checked: unknown[]; missing: number[] }>(check)).toMatchObject({
+      missing: [],
+      metadata: true,
+    });
+    expect(json<{ checked: unknown[] }>(check).checked).toHaveLength(3);
+  });
+
+  it('media verify checks the volumes it can see and names those it cannot', async () => {
+    const two = join(dir, 'just-two');
+    await mkdir(two);
+    await cp(join(media, 'vol2'), join(two, 'vol2'), { recursive: true });
+    const check = await ferry(['media', 'verify', two, '--trust', base.ws.trust, '--json']);
+    expect(check.code, check.stderr).toBe(0);
+    expect(json(check)).toMatchObject({ missing: [1, 3], metadata: false });
+  });
+});
+
+describe('damaged, missing and foreign volumes leave the appliance as it was', () => {
+  async function refused(
+    volumes: string,
+    code: string,
+    exit: number,
+    ...mentions: Array<string | RegExp>
+  ): Promise<void> {
+    const root = await copy(empty);
+    const before = await snapshot(root);
+    const result = await install(volumes, root, '--json');
+    expect(result.code, result.stderr).toBe(exit);
+    expect(result.stderr).toContain(code);
+    for (const mention of mentions) expect(result.stderr).toMatch(mention);
+    expect(await snapshot(root)).toEqual(before);
+  }
+
+  it('a missing volume: exit 1, naming the part and the volume', async () => {
+    const volumes = await copy(media);
+    await rm(join(volumes, 'vol3'), { recursive: true });
+    await refused(volumes, 'E_PART_MISSING', 1, 'FERRY/BUNDLE.003', /volume 3/);
+  });
+
+  it('a part of the wrong size: exit 3, naming the part and the volume', async () => {
+    const volumes = await copy(media);
+    await truncate(join(volumes, 'vol2', 'FERRY/BUNDLE.002'), 1000);
+    await refused(volumes, 'E_PART_MISMATCH', 3, 'BUNDLE.002', /part 2 on volume 2/);
+  });
+
+  it('a part with one byte changed: exit 3 naming the part, from install, verify and media verify', async () => {
+    const volumes = await copy(media);
+    const part = join(volumes, 'vol2', 'FERRY/BUNDLE.002');
+    const bytes = await readFile(part);
+    bytes[5000] = (bytes[5000] as number) ^ 0xff;
+    await writeFile(part, bytes);
+    await refused(volumes, 'E_PART_MISMATCH', 3, /part 2 on volume 2 .* has sha256/);
+    const verify = await ferry(['verify', volumes, '--trust', base.ws.trust]);
+    expect(verify.code).toBe(3);
+    expect(verify.stderr).toContain('E_PART_MISMATCH');
+    const check = await ferry(['media', 'verify', volumes, '--trust', base.ws.trust]);
+    expect(check.code).toBe(3);
+    expect(check.stderr).toMatch(/E_PART_MISMATCH: .*BUNDLE\.002: part 2 on volume 2/);
+  });
+
+  it('bundle.json changed in part 1: plan and install exit 3, naming part 1', async () => {
+    const volumes = await copy(media);
+    const part = join(volumes, 'vol1', 'FERRY/BUNDLE.001');
+    const bytes = await readFile(part);
+    // Inside bundle.json's envelope (after its 512-byte tar header): the signature no longer matters, the index does.
+    bytes[600] = (bytes[600] as number) ^ 1;
+    await writeFile(part, bytes);
+    const plan = await ferry(['plan', volumes, '--root', empty]);
+    expect(plan.code).toBe(3);
+    expect(plan.stderr).toMatch(/E_PART_MISMATCH: .*part 1 on volume 1/);
+    await refused(volumes, 'E_PART_MISMATCH', 3, /part 1 on volume 1/);
+  });
+
+  it('volume 2 of another build of the same release: exit 1, naming the volume', async () => {
+    // Another build of 1.0.0: same spec, another creation time, so another bundle.json.
+    const other = join(dir, 'other-build');
+    const built = await ferry(
+      [
+        'build',
+        join(base.ws.product, 'release-1.0.0.yaml'),
+        '--out',
+        join(other, 'bundle'),
+        '--key',
+        base.ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: String(Number(EPOCH) + 60) } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const otherBundle = json<{ bundle: string }>(built).bundle;
+    await makeMedia({ ...base, bundle: otherBundle }, join(other, 'media'));
+    const volumes = await copy(media);
+    await rm(join(volumes, 'vol2'), { recursive: true });
+    await rename(join(other, 'media', 'vol2'), join(volumes, 'vol2'));
+    await refused(
+      volumes,
+      'E_WRONG_VOLUME',
+      1,
+      /vol2: this volume belongs to acme-appliance@1\.0\.0 \(build/,
+    );
+  });
+
+  it('an unsigned, altered or untrusted parts index: exit 3 before any part is read', async () => {
+    const rewrite = async (
+      change: (envelope: Record<string, unknown>) => void,
+    ): Promise<string> => {
+      const volumes = await copy(media);
+      for (const volume of ['vol1', 'vol2', 'vol3']) {
+        const file = join(volumes, volume, PARTS_INDEX);
+        const envelope = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+        change(envelope);
+        await writeFile(file, JSON.stringify(envelope));
+      }
+      return volumes;
+    };
+    const unsigned = await rewrite((envelope) => (envelope.signatures = []));
+    await refused(unsigned, 'E_SIGNATURE', 3, 'PARTS.JSON');
+    const altered = await rewrite((envelope) => {
+      const index = JSON.parse(Buffer.from(envelope.payload as string, 'base64').toString()) as {
+        parts: Array<{ sha256: string }>;
+      };
+      (index.parts[1] as { sha256: string }).sha256 = '0'.repeat(64);
+      envelope.payload = Buffer.from(canonicalJson(index)).toString('base64');
+    });
+    await refused(altered, 'E_SIGNATURE', 3, 'PARTS.JSON');
+    const plan = await ferry(['plan', join(altered, 'vol1'), '--root', empty]);
+    expect(plan.code).toBe(3);
+    const stranger = await ferry(['keygen', '--out', join(dir, 'stranger'), '--name', 'stranger']);
+    expect(stranger.code).toBe(0);
+    const key = parsePrivateKey(await readFile(join(dir, 'stranger', 'stranger.key'), 'utf8'), 'k');
+    const untrusted = await rewrite((envelope) => {
+      const payload = Buffer.from(envelope.payload as string, 'base64');
+      envelope.signatures = signEnvelope(payload, [key], PARTS_PAYLOAD_TYPE).signatures;
+    });
+    await refused(untrusted, 'E_SIGNATURE', 3, 'not from a trusted key');
+  });
+});

@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { cp, mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PartsSource, type VolumeRequest } from '../../bundle/media.js';
+import { collect } from '../../bundle/reader.js';
+import { openAppliance } from '../../installer/appliance.js';
+import { applianceView, discover } from '../../installer/console/discover.js';
+import { initialState } from '../../installer/console/model.js';
+import { ConsoleController } from '../../installer/console/run.js';
+import { install } from '../../installer/engine/install.js';
+import { FERRY, ferry, json } from '../helpers.js';
+import { sha256, snapshot, status } from '../e2e/appliance.js';
+import { makeMedia, mediaFixture, type MediaFixture } from './helpers.js';
+
+// One drive, discs swapped in turn: the "drive" is a folder whose one
+// volume folder ("disc") is replaced by another volume's, exactly what a
+// mount point shows when the disc in it is changed.
+
+let dir: string;
+let base: MediaFixture;
+let media: string;
+let foreign: string;
+let empty: string;
+
+beforeAll(async () => {
+  base = await mediaFixture();
+  ({ dir, media, empty } = base);
+  // The same bundle under another label: another parts index, so these volumes do not belong.
+  foreign = join(dir, 'foreign');
+  await makeMedia(base, foreign, '--label', 'OTHER_');
+});
+
+let counter = 0;
+async function drive(
+  first: string,
+): Promise<{ disc: string; insert: (volume: string) => Promise<void> }> {
+  const folder = join(dir, `drive-${counter++}`);
+  await mkdir(folder);
+  const disc = join(folder, 'disc');
+  const insert = async (volume: string): Promise<void> => {
+    await rm(disc, { recursive: true, force: true });
+    await cp(volume, disc, { recursive: true });
+  };
+  await insert(first);
+  return { disc, insert };
+}
+
+/** Installs from volume 1 in one drive, inserting each volume of `volumes` when asked. */
+async function swapping(
+  volumes: string,
+  root: string,
+): Promise<{ outcome: string; asked: number[] }> {
+  const { disc, insert } = await drive(join(volumes, 'vol1'));
+  const asked: number[] = [];
+  const result = await install({
+    bundle: disc,
+    root,
+    ask: async ({ volume }) => {
+      asked.push(volume);
+      await insert(join(volumes, `vol${volume}`));
+    },
+  });
+  return { outcome: result.outcome, asked };
+}
+
+async function appliance(): Promise<string> {
+  const root = join(dir, `root-${counter++}`);
+  await cp(empty, root, { recursive: true, verbatimSymlinks: true });
+  return root;
+}
+
+describe('asking for volumes', () => {
+  it('reads the parts in order through one drive, asking for each volume and refusing one of another build', async () => {
+    const { disc, insert } = await drive(join(media, 'vol1'));
+    const asked: Array<Pick<VolumeRequest, 'volume' | 'label'> & { problem: string }> = [];
+    let wrongOnce = true;
+    const source = await PartsSource.open(disc, {
+      ask: async (request) => {
+        asked.push({ volume: request.volume, label: request.label, problem: request.problem.code });
+        if (request.volume === 2 && wrongOnce) {
+          wrongOnce = false;
+          await insert(join(foreign, 'vol2'));
+        } else await insert(join(media, `vol${request.volume}`));
+      },
+    });
+    try {
+      expect(source.sequential).toBe(true);
+      const bytes = await collect(source.stream(0, source.size, 64 * 1024));
+      expect(sha256(bytes)).toBe(sha256(await readFile(base.bundle)));
+    } finally {
+      await source.close();
+    }
+    expect(asked).toEqual([
+      { volume: 2, label: 'ACME_APPLIANCE_1_0_0_2', problem: 'E_PART_MISSING' },
+      { volume: 2, label: 'ACME_APPLIANCE_1_0_0_2', problem: 'E_WRONG_VOLUME' },
+      { volume: 3, label: 'ACME_APPLIANCE_1_0_0_3', problem: 'E_PART_MISSING' },
+    ]);
+  });
+
+  it('installs through one drive, the operator swapping discs when asked', async () => {
+    const root = await appliance();
+    expect(await swapping(media, root)).toEqual({ outcome: 'committed', asked: [2, 3] });
+    expect(await status(root)).toMatchObject({ release: '1.0.0', verified: true });
+  });
+
+  it('the operator giving up leaves the appliance as it was', async () => {
+    const { disc } = await drive(join(media, 'vol1'));
+    const root = await appliance();
+    const before = await snapshot(root);
+    const gaveUp = install({
+      bundle: disc,
+      root,
+      ask: (request) => Promise.reject(request.problem),
+    });
+    await expect(gaveUp).rejects.toMatchObject({ code: 'E_PART_MISSING', details: { volume: 2 } });
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('installs a tar.gz bundle through one drive, streaming it once in order', async () => {
+    const product = join(dir, 'gz-product');
+    await cp(base.ws.product, product, { recursive: true, verbatimSymlinks: true });
+    const built = await ferry([
+      'build',
+      join(product, 'release-1.0.0.yaml'),
+      '--out',
+      join(dir, 'gz'),
+      '--key',
+      base.ws.key,
+      '--format',
+      'tar.gz',
+      '--json',
+    ]);
+    expect(built.code, built.stderr).toBe(0);
+    const volumes = join(dir, 'gz-media');
+    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, volumes);
+    expect(await swapping(volumes, await appliance())).toEqual({
+      outcome: 'committed',
+      asked: [2, 3],
+    });
+  });
+
+  it('the console shows which volume to insert and goes on at Enter', async () => {
+    const { disc, insert } = await drive(join(media, 'vol1'));
+    const root = await appliance();
+    const opened = await openAppliance(root);
+    const candidates = await discover(opened, [disc], []);
+    expect(candidates.map((c) => c.file)).toEqual([disc]);
+    const controller = new ConsoleController(initialState(applianceView(opened), candidates), root);
+    const wanted: string[] = [];
+    const done = new Promise<void>((resolve) => {
+      controller.subscribe((state) => {
+        if (state.volume && !wanted.includes(state.volume.label)) {
+          wanted.push(state.volume.label);
+          void insert(join(media, `vol${state.volume.volume}`)).then(() =>
+            controller.key('', true),
+          );
+        }
+        if (state.screen === 'done') resolve();
+      });
+    });
+    controller.key('', true);
+    await done;
+    expect(wanted).toEqual(['ACME_APPLIANCE_1_0_0_2', 'ACME_APPLIANCE_1_0_0_3']);
+    expect(controller.state.result?.outcome).toBe('committed');
+  });
+});
+
+describe('ferry install on a terminal', () => {
+  const socket = `ferry-media-${process.pid}`;
+  const tmux = (...args: string[]): string =>
+    execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+  afterAll(() => {
+    try {
+      tmux('kill-server');
+    } catch {
+      // no server left
+    }
+  });
+
+  async function screenShows(text: string): Promise<string> {
+    const until = Date.now() + 30_000;
+    let screen = '';
+    while (Date.now() < until) {
+      screen = tmux('capture-pane', '-t', 'install', '-p', '-S', '-100');
+      if (screen.includes(text)) return screen;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`the terminal never showed "${text}":\n${screen}`);
+  }
+
+  it('asks for each volume by label and number, and installs', async () => {
+    const { disc, insert } = await drive(join(media, 'vol1'));
+    const root = await appliance();
+    const exit = join(dir, 'tty.exit');
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      'install',
+      '-x',
+      '200',
+      '-y',
+      '50',
+      `${process.execPath} ${FERRY} install ${disc} --root ${root} --yes; echo $? > ${exit}; sleep 60`,
+    );
+    await screenShows('Insert volume 2 of 3 (ACME_APPLIANCE_1_0_0_2)');
+    await insert(join(foreign, 'vol2'));
+    tmux('send-keys', '-t', 'install', 'Enter');
+    await screenShows('this volume belongs to acme-appliance@1.0.0');
+    await insert(join(media, 'vol2'));
+    tmux('send-keys', '-t', 'install', 'Enter');
+    await screenShows('Insert volume 3 of 3 (ACME_APPLIANCE_1_0_0_3)');
+    await insert(join(media, 'vol3'));
+    tmux('send-keys', '-t', 'install', 'Enter');
+    await screenShows('COMMITTED');
+    expect((await readFile(exit, 'utf8')).trim()).toBe('0');
+    expect((await ferry(['status', '--root', root, '--json'])).stdout).toContain('"1.0.0"');
+  });
+});

@@ -1,0 +1,457 @@
+import { createHash, createPrivateKey } from 'node:crypto';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readPrivateKey } from '../../builder/signing.js';
+import type { FerryError } from '../../manifest-schema/errors.js';
+import { generateEd25519 } from '../../manifest-schema/keys.js';
+import {
+  approve,
+  channels,
+  gc,
+  history,
+  promote,
+  publish,
+  pull,
+  setPolicy,
+  type Writer,
+} from '../../repository/model.js';
+import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
+import { registryMissing, startRegistry, type Registry } from './oci/registry.js';
+
+/**
+ * Every rule of the repository, once per backend: a directory, and a real
+ * registry (Debian's docker-registry on loopback). Bundles are the fixture's,
+ * built and signed by bin/ferry.
+ */
+
+// Two writers that read "absent" together put within this pause of each other.
+process.env.FERRY_REGISTRY_SETTLE_MS = '300';
+
+let ws: Workspace;
+let bundles: Record<string, string>;
+let zip100: string;
+let stranger: string;
+let writer: Writer;
+let registry: Registry | undefined;
+
+const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const at = (iso: string) => () => new Date(iso);
+
+beforeAll(async () => {
+  const dir = await tempDir('ferry-repo-');
+  ws = await workspace(dir);
+  bundles = await buildAll(ws, join(dir, 'out'), 'tar', ['1.0.0', '1.1.0', '1.2.0']);
+  zip100 = (await buildAll(ws, join(dir, 'zip'), 'zip', ['1.0.0']))['1.0.0'] as string;
+  // The same release signed by a key the repository does not trust.
+  const other = await workspace(join(dir, 'other'));
+  stranger = (await buildAll(other, join(dir, 'other', 'out'), 'tar', ['1.0.0']))[
+    '1.0.0'
+  ] as string;
+  writer = { actor: 'ci', ci: 'https://ci.example/run/1', keys: [await readPrivateKey(ws.key)] };
+  if (!registryMissing) registry = await startRegistry();
+}, 300_000);
+
+afterAll(async () => registry?.stop());
+
+const backends = [
+  ['directory', async (name: string) => join(await tempDir('ferry-repo-dir-'), name)],
+  [
+    'registry',
+    (name: string) => Promise.resolve(registry ? registry.reference(`acme/${name}`) : ''),
+  ],
+] as const;
+
+describe.each(backends)('a bundle repository in a %s', (kind, place) => {
+  const skip = kind === 'registry' ? registryMissing : undefined;
+  let n = 0;
+  /** A fresh repository holding 1.0.0 and 1.1.0 in dev. */
+  async function repository(now = '2026-06-01T08:00:00Z'): Promise<string> {
+    const repo = await place(`r${++n}`);
+    await publish({
+      repo,
+      bundle: bundles['1.0.0'] as string,
+      trust: ws.trust,
+      channel: 'dev',
+      writer: { ...writer, now: at(now) },
+    });
+    await publish({
+      repo,
+      bundle: bundles['1.1.0'] as string,
+      channel: 'dev',
+      writer: { ...writer, now: at(now) },
+    });
+    return repo;
+  }
+  const events = async (repo: string) => (await history({ repo })).events.length;
+
+  it.skipIf(skip)(
+    'publishes immutable versions: same bytes a no-op, other bytes refused before any write',
+    async () => {
+      const repo = await repository();
+      const first = await publish({ repo, bundle: bundles['1.0.0'] as string, writer });
+      expect(first.changed).toBe(false);
+      expect(first.version).toBe('1.0.0');
+      const before = await events(repo);
+      let error: unknown;
+      try {
+        await publish({ repo, bundle: zip100, writer });
+      } catch (caught) {
+        error = caught;
+      }
+      expect((error as FerryError).code).toBe('E_VERSION_EXISTS');
+      const zipSha = sha(await readFile(zip100));
+      expect((error as FerryError).message).toContain(`sha256:${first.sha256}`);
+      expect((error as FerryError).message).toContain(`sha256:${zipSha}`);
+      expect(await events(repo)).toBe(before);
+    },
+  );
+
+  it.skipIf(skip)(
+    'refuses a bundle the trust root does not accept, and an unknown repository',
+    async () => {
+      const repo = await repository();
+      const before = await events(repo);
+      expect(await codeOf(() => publish({ repo, bundle: stranger, writer }))).toBe('E_SIGNATURE');
+      expect(await events(repo)).toBe(before);
+      const nowhere = await place('never-made');
+      expect(await codeOf(() => channels({ repo: nowhere }))).toBe('E_REPO_NOT_FOUND');
+      // Refused on the first publish, which would have made the repository: nothing is made.
+      expect(
+        await codeOf(() => publish({ repo: nowhere, bundle: stranger, trust: ws.trust, writer })),
+      ).toBe('E_SIGNATURE');
+      expect(await codeOf(() => channels({ repo: nowhere }))).toBe('E_REPO_NOT_FOUND');
+      if (kind === 'directory') expect(await readdir(nowhere).catch(() => 'absent')).toBe('absent');
+    },
+  );
+
+  it.skipIf(skip)(
+    'pulls by channel and by version, checked, and refuses a damaged blob',
+    async () => {
+      const repo = await repository();
+      const out = await tempDir('ferry-pull-');
+      const byChannel = await pull({ repo, channel: 'dev', out });
+      expect(byChannel.version).toBe('1.1.0');
+      expect(sha(await readFile(byChannel.bundle))).toBe(byChannel.sha256);
+      expect(byChannel.sha256).toBe(sha(await readFile(bundles['1.1.0'] as string)));
+      const byVersion = await pull({ repo, version: '1.0.0', out });
+      expect(byVersion.channel).toBeNull();
+      expect(await codeOf(() => pull({ repo, version: '9.9.9', out }))).toBe('E_UNKNOWN_VERSION');
+      expect(await codeOf(() => pull({ repo, channel: 'stable', out }))).toBe('E_UNKNOWN_VERSION');
+
+      // One byte of the stored bundle changed: refused, and nothing is left in the output folder.
+      const blob =
+        kind === 'directory'
+          ? join(repo, 'blobs/sha256', byVersion.sha256)
+          : (registry as Registry).blobPath(`sha256:${byVersion.sha256}`);
+      const bytes = await readFile(blob);
+      bytes.writeUInt8((bytes.at(-2) ?? 0) ^ 1, bytes.length - 2);
+      await writeFile(blob, bytes);
+      const fresh = await tempDir('ferry-pull-');
+      expect(await codeOf(() => pull({ repo, version: '1.0.0', out: fresh }))).toBe(
+        'E_DIGEST_MISMATCH',
+      );
+      expect(await readdir(fresh)).toEqual([]);
+      // A registry keeps one copy of a blob for all its repositories: put it back for the others.
+      bytes.writeUInt8((bytes.at(-2) ?? 0) ^ 1, bytes.length - 2);
+      await writeFile(blob, bytes);
+    },
+  );
+
+  it.skipIf(skip)('lists channels with their versions and edges', async () => {
+    const repo = await repository();
+    const { channels: rows } = await channels({ repo });
+    expect(rows.map((c) => [c.name, c.version, c.sequence, c.to])).toEqual([
+      ['dev', '1.1.0', 2, ['beta']],
+      ['beta', null, 0, ['stable']],
+      ['stable', null, 0, []],
+    ]);
+  });
+
+  it.skipIf(skip)(
+    'promotes only when the policy holds, listing every unmet condition',
+    async () => {
+      const repo = await repository();
+      // Not in the source channel, no approval, and no such edge: all three named at once.
+      const blocked = await promote({ repo, version: '1.0.0', from: 'dev', to: 'stable', writer });
+      expect(blocked.verdict).toBe('blocked');
+      expect(blocked.excuses.map((e) => e.code).sort()).toEqual([
+        'E_APPROVALS',
+        'E_NOT_IN_CHANNEL',
+        'E_PROMOTE_EDGE',
+      ]);
+      // The publisher approving their own release does not count.
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'ci', evidence: [], writer });
+      const self = await promote({ repo, version: '1.1.0', to: 'beta', writer });
+      expect(self.excuses.map((e) => e.code)).toEqual(['E_APPROVALS']);
+      const done = await promote({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        approvedBy: 'alice',
+        writer,
+      });
+      expect(done.verdict).toBe('promoted');
+      expect((await promote({ repo, version: '1.1.0', to: 'beta', writer })).verdict).toBe(
+        'unchanged',
+      );
+      const { channels: rows } = await channels({ repo });
+      expect(rows.find((c) => c.name === 'beta')?.version).toBe('1.1.0');
+    },
+  );
+
+  it.skipIf(skip)(
+    'wants evidence, soak time and an open window when the policy says so',
+    async () => {
+      const repo = await repository('2026-06-01T08:00:00Z');
+      const policyFile = join(await tempDir('ferry-policy-'), 'policy.yaml');
+      await setPolicy({
+        repo,
+        file: policyFile,
+        writer,
+        policy: {
+          formatVersion: 1,
+          channels: {
+            dev: {},
+            beta: {
+              approvals: 1,
+              evidence: true,
+              soakHours: 24,
+              timeZone: 'UTC',
+              allow: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '09:00', end: '17:00' }],
+              deny: [{ days: ['wed'], start: '00:00', end: '23:59' }],
+            },
+          },
+          edges: [['dev', 'beta']],
+        },
+      });
+      const report = join(await tempDir('ferry-evidence-'), 'report.xml');
+      await writeFile(report, '<testsuite failures="0"/>');
+      // Monday 10:00, two hours after 1.1.0 entered dev, no evidence.
+      const early = await promote({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        approvedBy: 'alice',
+        writer: { ...writer, now: at('2026-06-01T10:00:00Z') },
+      });
+      expect(early.excuses.map((e) => e.code).sort()).toEqual(['E_EVIDENCE', 'E_SOAK']);
+      // Tuesday 18:00: soaked, evidence given, but after hours; and Wednesday is denied.
+      const late = await promote({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        approvedBy: 'alice',
+        evidence: [report],
+        writer: { ...writer, now: at('2026-06-02T18:00:00Z') },
+      });
+      expect(late.verdict).toBe('closed');
+      expect(late.excuses.map((e) => e.code)).toEqual(['E_PROMOTION_WINDOW']);
+      expect(late.opens).toBe('2026-06-04T09:00:00.000Z');
+      const before = await events(repo);
+      expect(before).toBe(4); // create, two publishes, the policy: refusals write nothing
+      const reportBlob = join(repo, 'blobs/sha256', sha(await readFile(report)));
+      if (kind === 'directory')
+        expect(await readFile(reportBlob).catch(() => 'absent')).toBe('absent');
+      const ok = await promote({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        approvedBy: 'alice',
+        evidence: [report],
+        writer: { ...writer, now: at('2026-06-04T09:30:00Z') },
+      });
+      expect(ok.verdict).toBe('promoted');
+      const log = (await history({ repo, verify: true })).events;
+      expect(log.map((e) => e.op).slice(0, 2)).toEqual(['promote', 'approve']);
+      expect(log[1]?.evidence[0]?.name).toBe('report.xml');
+      if (kind === 'directory')
+        expect((await readFile(reportBlob)).toString()).toContain('testsuite');
+    },
+  );
+
+  it.skipIf(skip)('rolls a channel back only to a version it held, with a reason', async () => {
+    const repo = await repository();
+    expect(
+      await codeOf(() => promote({ repo, version: '1.0.0', to: 'dev', rollback: true, writer })),
+    ).toBe('E_USAGE');
+    const never = await promote({
+      repo,
+      version: '1.0.0',
+      to: 'beta',
+      rollback: true,
+      reason: 'x',
+      writer,
+    });
+    expect(never.excuses.map((e) => e.code)).toEqual(['E_NOT_PREVIOUS']);
+    const back = await promote({
+      repo,
+      version: '1.0.0',
+      to: 'dev',
+      rollback: true,
+      reason: 'db migration loses rows',
+      writer,
+    });
+    expect(back.verdict).toBe('rolled-back');
+    const [last] = (await history({ repo })).events;
+    expect(last?.op).toBe('rollback');
+    expect(last?.subject.reason).toBe('db migration loses rows');
+    const dev = (await history({ repo, channel: 'dev' })).events.map((e) => e.op);
+    expect(dev).toEqual(['rollback', 'publish', 'publish']);
+    expect((await channels({ repo })).channels[0]?.sequence).toBe(3);
+  });
+
+  it.skipIf(skip)(
+    'verifies the audit chain and names the event whose byte was edited',
+    async () => {
+      const repo = await repository();
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'alice', evidence: [], writer });
+      const verified = await history({ repo, verify: true });
+      expect(verified.events.map((e) => e.seq)).toEqual([4, 3, 2, 1]);
+      const third = verified.events.find((e) => e.seq === 3);
+      const blob =
+        kind === 'directory'
+          ? join(repo, 'blobs/sha256', (third?.digest ?? '').slice(7))
+          : (registry as Registry).blobPath(third?.digest ?? '');
+      const bytes = await readFile(blob);
+      bytes.writeUInt8((bytes.at(40) ?? 0) ^ 1, 40);
+      await writeFile(blob, bytes);
+      let error: unknown;
+      try {
+        await history({ repo, verify: true });
+      } catch (caught) {
+        error = caught;
+      }
+      expect((error as FerryError).code).toBe('E_AUDIT_BROKEN');
+      expect((error as FerryError).message).toContain('event 3 ');
+      bytes.writeUInt8((bytes.at(40) ?? 0) ^ 1, 40);
+      await writeFile(blob, bytes);
+      expect((await history({ repo, verify: true })).verified).toBe(true);
+    },
+  );
+
+  it.skipIf(skip)(
+    'lets exactly one of two concurrent promotions win; the other changes nothing',
+    async () => {
+      const repo = await repository();
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'alice', evidence: [], writer });
+      // Both decide on the same head, then write at the same moment.
+      let arrived = 0;
+      let go: () => void = () => undefined;
+      const together = new Promise<void>((resolve) => (go = resolve));
+      const beforeWrite = async () => {
+        if (++arrived === 2) go();
+        await together;
+      };
+      const results = await Promise.allSettled([
+        promote({
+          repo,
+          version: '1.1.0',
+          to: 'beta',
+          writer: { ...writer, actor: 'one', beforeWrite },
+        }),
+        promote({
+          repo,
+          version: '1.1.0',
+          to: 'beta',
+          writer: { ...writer, actor: 'two', beforeWrite },
+        }),
+      ]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost.map((r) => (r.reason as FerryError).code)).toEqual(['E_REPO_CONFLICT']);
+      expect((lost[0]?.reason as FerryError).exitCode).toBe(5);
+      const log = await history({ repo, verify: true });
+      expect(log.events.filter((e) => e.op === 'promote')).toHaveLength(1);
+    },
+  );
+
+  it.skipIf(skip)(
+    'gc keeps what channels hold and the last K, and is a dry run unless told',
+    async () => {
+      const repo = await repository();
+      await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer });
+      const dry = await gc({ repo, keep: 1, writer });
+      expect(dry).toMatchObject({ keep: ['1.2.0'], remove: ['1.0.0', '1.1.0'], removed: false });
+      expect((await pull({ repo, version: '1.0.0', out: await tempDir() })).version).toBe('1.0.0');
+      const done = await gc({ repo, keep: 1, yes: true, writer });
+      expect(done.removed).toBe(true);
+      expect(await codeOf(() => pull({ repo, version: '1.0.0', out: '/tmp' }))).toBe(
+        'E_UNKNOWN_VERSION',
+      );
+      const [last] = (await history({ repo, verify: true })).events;
+      expect(last?.subject.removed).toEqual(['1.0.0', '1.1.0']);
+      expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
+
+  it.skipIf(skip)(
+    'takes a separate repository key for approvals, and refuses a key it does not know',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const repoKey = generateEd25519();
+      await publish({
+        repo,
+        bundle: bundles['1.1.0'] as string,
+        trust: ws.trust,
+        repoKeys: [repoKey.publicPem],
+        channel: 'dev',
+        writer,
+      });
+      const approver: Writer = {
+        actor: 'alice',
+        ci: null,
+        keys: [createPrivateKey(repoKey.privatePem)],
+      };
+      await approve({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer: approver,
+      });
+      const outsider: Writer = {
+        actor: 'mallory',
+        ci: null,
+        keys: [createPrivateKey(generateEd25519().privatePem)],
+      };
+      const before = await events(repo);
+      expect(
+        await codeOf(() =>
+          approve({
+            repo,
+            version: '1.1.0',
+            to: 'beta',
+            by: 'mallory',
+            evidence: [],
+            writer: outsider,
+          }),
+        ),
+      ).toBe('E_KEY_INVALID');
+      expect(await events(repo)).toBe(before);
+      expect((await promote({ repo, version: '1.1.0', to: 'beta', writer })).verdict).toBe(
+        'promoted',
+      );
+      expect((await history({ repo, verify: true })).events).toHaveLength(4);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'takes over a lock left by a writer that died, and logs whose it was',
+    async () => {
+      const repo = await repository();
+      const lock = join(repo, 'ferry', 'lock');
+      await mkdir(lock);
+      await writeFile(join(lock, 'owner.json'), JSON.stringify({ actor: 'crashed-ci', pid: 1 }));
+      const old = new Date(Date.now() - 120_000);
+      await utimes(lock, old, old);
+      await publish({ repo, bundle: bundles['1.2.0'] as string, writer });
+      const [published, broke] = (await history({ repo, verify: true })).events;
+      expect(published?.op).toBe('publish');
+      expect(broke?.op).toBe('lock-break');
+      expect(broke?.subject.owner).toMatchObject({ actor: 'crashed-ci' });
+    },
+  );
+});

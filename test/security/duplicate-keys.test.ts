@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, envelopeBytes, signEnvelope } from '../../manifest-schema/index.js';
+import { tarBytes } from './hostile.js';
+import { craftedFile, expectRefusedEverywhere, sharedBase } from './refuse.js';
+
+// Two JSON parsers can read two documents from one text with duplicate keys
+// (first wins, last wins). The signed bytes must be the one canonical text
+// the builder writes, so there is only ever one reading.
+describe('bundle.json that is not canonical JSON', () => {
+  const bundleWith = async (envelope: Buffer): Promise<string> => {
+    const { entries } = await sharedBase();
+    return craftedFile(tarBytes([{ ...entries[0]!, data: envelope }, ...entries.slice(1)]), 'tar');
+  };
+
+  it('a validly signed payload with a duplicate key is refused', async () => {
+    const { metadata, key } = await sharedBase();
+    const text = canonicalJson(metadata);
+    // A second "product" that JSON.parse keeps: the signature still verifies over these bytes.
+    const twice = `${text.slice(0, -1)},"product":"other"}`;
+    expect(JSON.parse(twice)).toMatchObject({ product: 'other' });
+    const file = await bundleWith(envelopeBytes(signEnvelope(Buffer.from(twice), [key])));
+    await expectRefusedEverywhere(file, 'E_METADATA_NOT_CANONICAL', 3, ['verify', 'plan']);
+  });
+
+  it('an envelope with a duplicate key or extra white space is refused', async () => {
+    const { metadata, key } = await sharedBase();
+    const envelope = signEnvelope(Buffer.from(canonicalJson(metadata)), [key]);
+    const canonical = envelopeBytes(envelope).toString();
+    const duplicated = `{"payload":"e30=",${canonical.slice(1)}`;
+    await expectRefusedEverywhere(
+      await bundleWith(Buffer.from(duplicated)),
+      'E_METADATA_NOT_CANONICAL',
+      3,
+      ['verify', 'inspect'],
+    );
+    const spaced = canonical.replace('{', '{ ');
+    await expectRefusedEverywhere(
+      await bundleWith(Buffer.from(spaced)),
+      'E_METADATA_NOT_CANONICAL',
+      3,
+      ['verify'],
+    );
+  });
+});

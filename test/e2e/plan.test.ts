@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planFor } from '../../installer/planning.js';
@@ -63,6 +63,13 @@ async function atRelease(root: string, release: string, highest = release): Prom
     ]),
   );
   await writeFile(join(root, 'var/lib/ferry/state.json'), JSON.stringify(state));
+  // Each component's `current` link, as an install leaves it: a missing one is drift.
+  for (const [name, c] of Object.entries(record.components)) {
+    const dir = join(root, 'opt/ferry', name);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, c.version), { recursive: true });
+    await symlink(c.version, join(dir, 'current'));
+  }
 }
 
 /** A plan writes nothing at all: not even a history line or a log. */

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -5,16 +6,21 @@ import {
   FerryError,
   isCarried,
   keyIdOf,
+  keyLabel,
+  trustRootEntry,
+  tufTime,
   writeFileAtomic,
+  type ArtifactRef,
   type BundleKind,
 } from '../manifest-schema/index.js';
 import { collectInputs, sourcesOf } from './collect.js';
 import { composeBundle } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
-import { bundleMetadata } from './metadata.js';
+import { bundleMetadata, PLACEHOLDER } from './metadata.js';
 import { checkVersionsImmutable, releaseRecord } from './record.js';
 import { readSigningKeys } from './signing.js';
 import { loadSpec } from './spec.js';
+import { checkChainToCarry, readChainDir } from './trust.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
 
 export interface BuildOptions {
@@ -25,6 +31,10 @@ export interface BuildOptions {
   kind?: BundleKind;
   /** Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH); now when absent. */
   sourceDateEpoch?: string;
+  /** A folder of trust roots `root-N.json` to carry, so appliances rotate to the newest. */
+  trustChain?: string;
+  /** When appliances stop accepting the bundle. */
+  expires?: Date;
   /** The installer executable to carry, overriding the spec's `installer`. */
   installer?: string;
   /** Write zip64 records even for a small bundle (tests exercise them without 4 GiB). */
@@ -72,14 +82,25 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     design.rebuildOf && !options.sourceDateEpoch
       ? design.rebuildOf.release.createdAt
       : creationTime(options.sourceDateEpoch);
+  const chain =
+    options.trustChain === undefined
+      ? []
+      : await chainToCarry(options.trustChain, keys, new Date(createdAt));
 
   const bundlePath = resolve(
     options.out,
     bundleFileName(spec.product, spec.release, design.kind, format),
   );
   const { metadata, sha256, size } = await writeBundle({
-    metadata: bundleMetadata(spec, design, collected, createdAt),
-    sources: sourcesOf(collected),
+    metadata: {
+      ...bundleMetadata(spec, design, collected, createdAt),
+      ...(chain.length > 0 ? { trustChain: chain.map(({ ref }) => ref) } : {}),
+      ...(options.expires ? { expires: tufTime(options.expires) } : {}),
+    },
+    sources: new Map([
+      ...chain.map(({ ref, file }) => [ref.path, { path: file, size: ref.size }] as const),
+      ...sourcesOf(collected),
+    ]),
     keys,
     format,
     path: bundlePath,
@@ -122,6 +143,36 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       : {}),
     keyids: keys.map((key) => keyIdOf(key)).sort(),
   };
+}
+
+/**
+ * The roots to carry as entries, refused unless they walk from the first to
+ * the last and the signing keys meet the last one's targets threshold: a
+ * bundle no appliance would accept is not built.
+ */
+async function chainToCarry(
+  dir: string,
+  keys: readonly KeyObject[],
+  now: Date,
+): Promise<Array<{ ref: ArtifactRef; file: string }>> {
+  const chain = await readChainDir(dir);
+  const newest = checkChainToCarry(dir, chain, now);
+  const signers = new Set(keys.map((key) => keyIdOf(key)));
+  const counted = newest.roles.targets.keyids.filter((keyid) => signers.has(keyid));
+  if (counted.length < newest.roles.targets.threshold) {
+    throw new FerryError(
+      'E_THRESHOLD',
+      `the signing keys are ${counted.length} of the ${newest.roles.targets.threshold} targets keys trust root version ${newest.version} requires`,
+      {
+        file: dir,
+        hint: `sign with targets keys of version ${newest.version}: ${newest.roles.targets.keyids.map((keyid) => keyLabel(newest, keyid)).join(', ')}`,
+      },
+    );
+  }
+  return chain.map(({ file, version, bytes }) => ({
+    file,
+    ref: { path: trustRootEntry(version), size: bytes.length, sha256: PLACEHOLDER },
+  }));
 }
 
 function creationTime(sourceDateEpoch: string | undefined): string {

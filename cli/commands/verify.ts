@@ -8,11 +8,11 @@ export const command: Command = {
   options: { trust: { type: 'string' }, ...jsonOption },
   async run({ values, positionals }) {
     const { verifyBundle } = await import('../../bundle/verify.js');
-    const { readTrustRoot } = await import('../../manifest-schema/index.js');
-    const result = await verifyBundle(
-      positional(positionals, 'BUNDLE'),
-      await readTrustRoot(required(values, 'trust')),
-    );
+    const { readTrustedRoot } = await import('../../manifest-schema/index.js');
+    const result = await verifyBundle(positional(positionals, 'BUNDLE'), {
+      root: await readTrustedRoot(required(values, 'trust')),
+      now: new Date(),
+    });
     return { json: { ...result, valid: true }, human: formatVerify(result) };
   },
 };

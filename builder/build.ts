@@ -3,7 +3,11 @@ import { join, resolve } from 'node:path';
 import {
   dependencyOrder,
   FerryError,
+  keyLabel,
+  trustRootEntry,
+  tufTime,
   writeFileAtomic,
+  type ArtifactRef,
   type BundleKind,
   type BundleMetadata,
   type Change,
@@ -13,10 +17,11 @@ import {
 import { collectInputs, sourcesOf, type Collected } from './collect.js';
 import { composeBundle, type BundleDesign } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
-import { bundleMetadata } from './metadata.js';
+import { bundleMetadata, PLACEHOLDER } from './metadata.js';
 import { checkVersionsImmutable, releaseRecord } from './record.js';
 import { readSigners, type SigningOptions } from './signing.js';
 import { loadSpec } from './spec.js';
+import { checkChainToCarry, readChainDir } from './trust.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
 
 /** What a build checks: everything but the keys. */
@@ -27,6 +32,10 @@ export interface CheckOptions {
   firstRelease?: boolean;
   /** Seconds since the epoch for every timestamp (SOURCE_DATE_EPOCH); now when absent. */
   sourceDateEpoch?: string;
+  /** A folder of trust roots `root-N.json` to carry, so appliances rotate to the newest. */
+  trustChain?: string;
+  /** When appliances stop accepting the bundle. */
+  expires?: Date;
   /** The installer executable to carry, overriding the spec's `installer`. */
   installer?: string;
 }
@@ -142,14 +151,29 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     records,
   } = await checkBuild(options);
   const signers = await readSigners(options);
+  const chain =
+    options.trustChain === undefined
+      ? []
+      : await chainToCarry(
+          options.trustChain,
+          signers.map((signer) => signer.keyid),
+          new Date(unsigned.release.createdAt),
+        );
 
   const bundlePath = resolve(
     options.out,
     bundleFileName(spec.product, spec.release, design.kind, format),
   );
   const { metadata, sha256, size } = await writeBundle({
-    metadata: unsigned,
-    sources: sourcesOf(collected),
+    metadata: {
+      ...unsigned,
+      ...(chain.length > 0 ? { trustChain: chain.map(({ ref }) => ref) } : {}),
+      ...(options.expires ? { expires: tufTime(options.expires) } : {}),
+    },
+    sources: new Map([
+      ...chain.map(({ ref, file }) => [ref.path, { path: file, size: ref.size }] as const),
+      ...sourcesOf(collected),
+    ]),
     signers,
     format,
     path: bundlePath,
@@ -179,6 +203,36 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     format,
     keyids: signers.map((signer) => signer.keyid).sort(),
   };
+}
+
+/**
+ * The roots to carry as entries, refused unless they walk from the first to
+ * the last and the signing keys meet the last one's targets threshold: a
+ * bundle no appliance would accept is not built.
+ */
+async function chainToCarry(
+  dir: string,
+  keyids: readonly string[],
+  now: Date,
+): Promise<Array<{ ref: ArtifactRef; file: string }>> {
+  const chain = await readChainDir(dir);
+  const newest = checkChainToCarry(dir, chain, now);
+  const signers = new Set(keyids);
+  const counted = newest.roles.targets.keyids.filter((keyid) => signers.has(keyid));
+  if (counted.length < newest.roles.targets.threshold) {
+    throw new FerryError(
+      'E_THRESHOLD',
+      `the signing keys are ${counted.length} of the ${newest.roles.targets.threshold} targets keys trust root version ${newest.version} requires`,
+      {
+        file: dir,
+        hint: `sign with targets keys of version ${newest.version}: ${newest.roles.targets.keyids.map((keyid) => keyLabel(newest, keyid)).join(', ')}`,
+      },
+    );
+  }
+  return chain.map(({ file, version, bytes }) => ({
+    file,
+    ref: { path: trustRootEntry(version), size: bytes.length, sha256: PLACEHOLDER },
+  }));
 }
 
 function creationTime(sourceDateEpoch: string | undefined): string {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash, type KeyObject } from 'node:crypto';
 import { access, constants, mkdir, open, stat, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
+import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { openBundleMetadata } from '../bundle/open.js';
 import {
@@ -102,7 +103,6 @@ export interface MediaResult {
  * ferry-installer, else the one `npm run package` built beside this Ferry.
  */
 export async function defaultInstaller(): Promise<string | null> {
-  const { isSea } = await import('node:sea');
   if (isSea()) return process.execPath;
   // From dist/builder/ (bin/ferry) or dist/package/ (the bundled ferry.mjs) alike.
   const file = fileURLToPath(new URL('../package/ferry-installer', import.meta.url));

@@ -95,11 +95,13 @@ export function withHashes(
   }
   for (const removed of Object.values(filled.removed)) fillRefs(removed.artifacts.remove);
   fillRefs(filled.verification);
+  if (filled.trustChain) fillRefs(filled.trustChain);
   if (filled.installer) fillRefs([filled.installer]);
   return filled;
 }
 
-const PLACEHOLDER = '0'.repeat(64);
+/** The sha256 of an entry not hashed yet: as long as a real one, so sizes are known. */
+export const PLACEHOLDER = '0'.repeat(64);
 
 function refs(inputs: readonly Input[] = []): ArtifactRef[] {
   return inputs.map(({ entry, size }) => ({ path: entry, size, sha256: PLACEHOLDER }));

@@ -14,13 +14,17 @@ import {
   envelopeBytes,
   FerryError,
   ioError,
+  isStrictVersion,
   keyIdOf,
   keyLabel,
   MAX_ROOT_BYTES,
+  MAX_ROOT_STEPS,
   parseRootFile,
+  parseTrustedRoot,
   publicKeyHex,
   readTrustedRoot,
   ROOT_PAYLOAD_TYPE,
+  rootFileText,
   rootSigners,
   signEnvelope,
   TUF_SPEC_VERSION,
@@ -34,7 +38,7 @@ import {
   type TrustedKey,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { readPrivateKey, readPublicKey, refuseExisting } from './signing.js';
+import { readPrivateKeySource, readPublicKey, refuseExisting } from './signing.js';
 
 export interface NamedKey {
   key: KeyObject;
@@ -83,6 +87,8 @@ export interface RootChanges {
   targetsThreshold?: number;
   /** Every version carries its own expiry: the appliance checks only the newest root's. */
   expires: Date;
+  /** Appliances that walk to this root lower their highest release committed to this one. */
+  resetHighestRelease?: string;
 }
 
 /** Version N+1 from version N (in either form), unsigned. */
@@ -106,6 +112,9 @@ export function nextRoot(previous: TrustedRoot, changes: RootChanges): RootDocum
     root: role('root', changes.addRoot, changes.revokeRoot, changes.rootThreshold),
     targets: role('targets', changes.addTargets, changes.revokeTargets, changes.targetsThreshold),
     consistentSnapshot: previous.signed?.document.consistent_snapshot ?? false,
+    ...(changes.resetHighestRelease !== undefined
+      ? { resetHighestRelease: changes.resetHighestRelease }
+      : {}),
   });
 }
 
@@ -151,6 +160,7 @@ function rootDocument(parts: {
   root: RoleKeys;
   targets: RoleKeys;
   consistentSnapshot: boolean;
+  resetHighestRelease?: string;
 }): RootDocument {
   for (const [name, role] of [
     ['root', parts.root],
@@ -177,6 +187,13 @@ function rootDocument(parts: {
         { hint: `lower the ${name} threshold or add ${name} keys` },
       );
     }
+  }
+  if (parts.resetHighestRelease !== undefined && !isStrictVersion(parts.resetHighestRelease)) {
+    throw new FerryError(
+      'E_USAGE',
+      `the highest release to reset to, "${parts.resetHighestRelease}", is not a version`,
+      { hint: 'give a release version, for example 1.2.0' },
+    );
   }
   if (Number.isNaN(parts.expires.getTime())) {
     throw new FerryError('E_USAGE', 'the expiry is not a date', {
@@ -205,8 +222,19 @@ function rootDocument(parts: {
       snapshot: { ...parts.targets },
       timestamp: { ...parts.targets },
     },
-    ...(Object.keys(names).length > 0 ? { 'x-ferry': { names } } : {}),
+    ...xFerry(names, parts.resetHighestRelease),
   };
+}
+
+function xFerry(
+  names: Record<string, string>,
+  resetHighestRelease: string | undefined,
+): Pick<RootDocument, 'x-ferry'> {
+  const fields = {
+    ...(Object.keys(names).length > 0 ? { names } : {}),
+    ...(resetHighestRelease !== undefined ? { resetHighestRelease } : {}),
+  };
+  return Object.keys(fields).length > 0 ? { 'x-ferry': fields } : {};
 }
 
 /** A document in an envelope with no signatures yet, checked as any reader checks it. */
@@ -271,6 +299,8 @@ export interface RootSummary {
   expires: string | null;
   format: 'tuf' | 'first';
   roles: Record<keyof TrustedRoot['roles'], { threshold: number; keys: KeySummary[] }>;
+  /** The highest release appliances reset to when they walk to this root. */
+  resetHighestRelease?: string;
   /** Its own root keys' signatures and, given the previous root, that root's: both thresholds must be met. */
   signatures: ThresholdSummary[];
 }
@@ -284,6 +314,7 @@ export function summariseRoot(root: TrustedRoot, previous?: TrustedRoot): RootSu
     threshold: root.roles[name].threshold,
     keys: root.roles[name].keyids.map((keyid) => key(root, keyid)),
   });
+  const reset = root.signed?.document['x-ferry']?.resetHighestRelease;
   const counted = (signer: TrustedRoot): ThresholdSummary => {
     const signed = rootSigners(root, signer);
     const { keyids, threshold } = signer.roles.root;
@@ -300,6 +331,7 @@ export function summariseRoot(root: TrustedRoot, previous?: TrustedRoot): RootSu
     expires: root.expires,
     format: root.signed ? 'tuf' : 'first',
     roles: { root: role('root'), targets: role('targets') },
+    ...(reset !== undefined ? { resetHighestRelease: reset } : {}),
     signatures: root.signed ? [root, ...(previous ? [previous] : [])].map(counted) : [],
   };
 }
@@ -328,10 +360,9 @@ async function readRootBytes(file: string): Promise<Buffer> {
 }
 
 async function writeRoot(file: string, root: TrustedRoot, replace: boolean): Promise<void> {
-  if (!root.signed) throw new Error('writeRoot: a root without an envelope');
   if (!replace)
     await refuseExisting(file, 'a trust root is never overwritten: choose another --out');
-  await writeFileAtomic(file, `${JSON.stringify(root.signed.envelope, null, 2)}\n`);
+  await writeFileAtomic(file, rootFileText(root));
 }
 
 async function namedKeys(files: readonly string[] = []): Promise<NamedKey[]> {
@@ -349,7 +380,7 @@ async function signAll(
   previous?: TrustedRoot,
 ): Promise<TrustedRoot> {
   let root = draft;
-  for (const file of keyFiles) root = signRoot(root, await readPrivateKey(file), previous);
+  for (const file of keyFiles) root = signRoot(root, await readPrivateKeySource(file), previous);
   return root;
 }
 
@@ -407,7 +438,7 @@ export async function trustSign(
 ): Promise<RootSummary> {
   const draft = parseRootFile(await readRootBytes(file), file);
   const previous = previousFile === undefined ? undefined : await readTrustedRoot(previousFile);
-  const root = signRoot(draft, await readPrivateKey(keyFile), previous);
+  const root = signRoot(draft, await readPrivateKeySource(keyFile), previous);
   await writeRoot(file, root, true);
   return summariseRoot(root, previous);
 }
@@ -424,6 +455,13 @@ export async function trustShow(file: string, previousFile?: string): Promise<Ro
  */
 export async function verifyChain(dir: string, trustedFile: string, now: Date): Promise<ChainWalk> {
   const trusted = await readTrustedRoot(trustedFile);
+  return walkRootChain(trusted, await readChainDir(dir), now);
+}
+
+/** The `root-N.json` files of a folder, in the order of N, each read up to the size limit. */
+export async function readChainDir(
+  dir: string,
+): Promise<Array<RootCandidate & { version: number }>> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -431,13 +469,53 @@ export async function verifyChain(dir: string, trustedFile: string, now: Date): 
     throw ioError(error, dir, 'list');
   }
   const numbered = names
-    .map((name) => ({ name, n: /^root-([0-9]{1,15})\.json$/.exec(name)?.[1] }))
-    .filter((entry): entry is { name: string; n: string } => entry.n !== undefined)
-    .sort((a, b) => Number(a.n) - Number(b.n));
-  const candidates: RootCandidate[] = [];
-  for (const { name } of numbered) {
-    const file = join(dir, name);
-    candidates.push({ file, bytes: await readRootBytes(file) });
+    .map((name) => ({ name, version: Number(/^root-([1-9][0-9]{0,14})\.json$/.exec(name)?.[1]) }))
+    .filter((entry) => !Number.isNaN(entry.version))
+    .sort((a, b) => a.version - b.version);
+  if (numbered.length > MAX_ROOT_STEPS) {
+    throw new FerryError(
+      'E_ROOT_CHAIN_TOO_LONG',
+      `${dir} holds ${numbered.length} trust roots, more than the ${MAX_ROOT_STEPS} a bundle carries`,
+      {
+        file: dir,
+        hint: 'carry the newest roots only: appliances older than them update through an earlier bundle first',
+      },
+    );
   }
-  return walkRootChain(trusted, candidates, now);
+  const candidates: Array<RootCandidate & { version: number }> = [];
+  for (const { name, version } of numbered) {
+    const file = join(dir, name);
+    candidates.push({ file, version, bytes: await readRootBytes(file) });
+  }
+  return candidates;
+}
+
+/**
+ * The chain a bundle will carry, checked as an appliance at its first
+ * version would walk it, at `now`: consecutive versions, every threshold met,
+ * the newest root not expired. Returns the newest root.
+ */
+export function checkChainToCarry(
+  dir: string,
+  chain: ReadonlyArray<RootCandidate & { version: number }>,
+  now: Date,
+): TrustedRoot {
+  const [first, ...rest] = chain;
+  if (!first) {
+    throw new FerryError('E_USAGE', `${dir} holds no root-N.json`, {
+      file: dir,
+      hint: 'the folder of a chain holds root-1.json, root-2.json, … as `ferry trust` wrote them',
+    });
+  }
+  const walk = walkRootChain(parseTrustedRoot(first.bytes, first.file), rest, now);
+  if (walk.refusal) throw walk.refusal;
+  // Appliances skip the roots they passed by the entry's name: it must be the version inside.
+  const named = chain.find((candidate, index) => walk.versions[index] !== candidate.version);
+  if (named) {
+    throw new FerryError('E_ROOT_VERSION', `${named.file} is not the version its name says`, {
+      file: named.file,
+      hint: 'name each root root-N.json after its version, as `ferry trust` writes them',
+    });
+  }
+  return walk.root;
 }

@@ -44,17 +44,7 @@ export class EntryAudit {
     }
     this.seen.add(raw.name);
     const expected = this.expected.get(raw.name);
-    if (!expected) {
-      throw new FerryError(
-        'E_UNLISTED_ENTRY',
-        `${file}: ${raw.name} is not listed in the signed metadata`,
-        {
-          file,
-          entry: raw.name,
-          hint: 'something was added to the bundle after it was signed: do not use it',
-        },
-      );
-    }
+    if (!expected) throw unlistedEntryError(file, raw.name);
     if (expected.type !== raw.type)
       throw unsafeEntryError(
         file,
@@ -172,6 +162,18 @@ export async function hashEntryAt(
  * The one verdict on an entry's bytes: the size the signed metadata declares,
  * then its sha256. `bytes` past the declared size count as "more than".
  */
+export function unlistedEntryError(file: string, entry: string): FerryError {
+  return new FerryError(
+    'E_UNLISTED_ENTRY',
+    `${file}: ${entry} is not listed in the signed metadata`,
+    {
+      file,
+      entry,
+      hint: 'something was added to the bundle after it was signed: do not use it',
+    },
+  );
+}
+
 export function checkDigest(
   file: string,
   expected: ExpectedEntry,

@@ -3,6 +3,8 @@ import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  assertTrusted,
+  checkSignatures,
   decodePartsIndex,
   ERROR_CODES,
   FerryError,
@@ -19,6 +21,7 @@ import {
   type TrustedRoot,
   type TrustRoot,
 } from '../manifest-schema/index.js';
+import type { TrustContext } from './open.js';
 import { corruptBundle, outside, rangeStream, type BundleSource } from './source.js';
 
 /**
@@ -177,6 +180,7 @@ export class PartsSource implements BundleSource {
   readonly index: PartsIndex;
   readonly indexFile: string;
   private readonly bytes: Buffer;
+  private readonly signed: Pick<DecodedPartsIndex, 'envelope' | 'payload'>;
   private readonly parts: Part[];
   private readonly ask: AskForVolume | undefined;
   private current: { part: Part; handle: FileHandle } | null = null;
@@ -187,6 +191,7 @@ export class PartsSource implements BundleSource {
     this.index = found.index;
     this.indexFile = join(found.folder, PARTS_INDEX);
     this.bytes = found.bytes;
+    this.signed = { envelope: found.envelope, payload: found.payload };
     this.size = found.index.bundle.size;
     this.ask = ask;
     this.parts = found.index.parts.map((part, at) => ({
@@ -440,6 +445,21 @@ export class PartsSource implements BundleSource {
     return this.release();
   }
 
+  /** Whether part 1 (bundle.json and the trust chain) is on an attached volume. */
+  get holdsMetadata(): boolean {
+    return (this.parts[0]?.path ?? null) !== null;
+  }
+
+  /**
+   * Checks the index's signature against a trust root known only once the
+   * bundle's carried chain is walked (opened without `trust`): a rotated key
+   * signed it, and no part past the chain is read before this.
+   */
+  checkSigned(root: TrustedRoot): void {
+    const { envelope, payload } = this.signed;
+    assertTrusted(checkSignatures(envelope, payload, root), this.indexFile, PARTS_INDEX);
+  }
+
   /** Ties bundle.json, as read from part 1, to the index: the same build. */
   checkMetadata(metadataBytes: Buffer, format: string): void {
     const sha256 = createHash('sha256').update(metadataBytes).digest('hex');
@@ -535,24 +555,26 @@ export interface MediaCheck {
  * the signed parts index (and bundle.json, when volume 1 is there, against
  * the index and the trust root), reading the media and writing nothing.
  */
-export async function verifyMedia(path: string, trust: TrustRoot): Promise<MediaCheck> {
-  const source = await PartsSource.open(path, { trust });
+export async function verifyMedia(path: string, trust: TrustContext): Promise<MediaCheck> {
+  // Opened without trust: a rotated key signed the index, known only from the chain part 1 carries.
+  const source = await PartsSource.open(path);
   try {
-    const checked = await source.checkParts(false);
-    const seen = new Set(checked.map((c) => c.volume));
-    const missing = source.index.parts.map((p) => p.volume).filter((v) => !seen.has(v));
-    const metadata = seen.has(1);
-    if (metadata) {
+    if (source.holdsMetadata) {
       const { openTrusted } = await import('./open.js');
       const opened = await openTrusted(path, trust);
       await opened.reader.close();
+    } else {
+      source.checkSigned(trust.root);
     }
+    const checked = await source.checkParts(false);
+    const seen = new Set(checked.map((c) => c.volume));
+    const missing = source.index.parts.map((p) => p.volume).filter((v) => !seen.has(v));
     return {
       bundle: source.index.bundle.id,
       volumes: source.index.volumes,
       checked,
       missing,
-      metadata,
+      metadata: source.holdsMetadata,
     };
   } finally {
     await source.close();

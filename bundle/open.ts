@@ -8,13 +8,14 @@ import {
   type BundleMetadata,
   type Envelope,
   type SignatureStatus,
-  type TrustRoot,
+  type TrustedRoot,
 } from '../manifest-schema/index.js';
 import { bundleLayout } from './layout.js';
 import { isMediaFolder, mediaOf, PartsSource, type MediaOptions } from './media.js';
 import type { BundleReader, ReaderFormat, Skeleton } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
 import { openTar } from './tar.js';
+import { checkCarriedChain, walkCarriedChain } from './trust-chain.js';
 import { openZip } from './zip.js';
 
 /**
@@ -90,27 +91,46 @@ export interface OpenedBundle {
   metadata: BundleMetadata;
   /** Present when a trust root was given. */
   signature?: SignatureStatus;
+  /** The trust root the signature was checked against: the given one, walked along the bundle's chain. */
+  root?: TrustedRoot;
+}
+
+/** What a bundle is checked against: a trust root, and the time (the later of the clock and the appliance's floor). */
+export interface TrustContext {
+  root: TrustedRoot;
+  now: Date;
 }
 
 /**
- * Opens a bundle and decodes its metadata, reading nothing else. The
- * signature comes first, before the metadata is parsed at all: with a trust
- * root it must meet it, and without one (inspect) an envelope that carries no
- * signature is still refused, so every command gives the same first verdict.
+ * Opens a bundle and decodes its metadata, reading nothing else but the
+ * trust roots it carries. The signature comes first, before the metadata is
+ * acted on: with a trust context, the carried chain is walked from the
+ * appliance's root and the signature must meet the root it ends at; without
+ * one (inspect) an envelope that carries no signature is still refused, so
+ * every command gives the same first verdict. On media, the parts index is
+ * checked against that same walked root: after a rotation the appliance's
+ * own root does not know the key that signed it.
  */
 export async function openBundleMetadata(
   file: string,
-  trust?: TrustRoot,
+  trust?: TrustContext,
   media: MediaOptions = {},
 ): Promise<OpenedBundle> {
-  const reader = await openBundle(file, { ...media, ...(trust ? { trust } : {}) });
+  const { trust: _mediaTrust, ...mediaRest } = media;
+  const reader = await openBundle(file, trust ? mediaRest : media);
   try {
     const { envelope, payload } = decodeEnvelope(reader.metadataBytes, file);
-    const signature = trust ? checkSignatures(envelope, payload, trust) : unchecked(envelope);
+    const walked = trust ? await walkCarriedChain(reader, payload, trust.root, trust.now) : null;
+    if (walked) mediaOf(reader.source)?.checkSigned(walked.root);
+    const signature = walked
+      ? checkSignatures(envelope, payload, walked.root)
+      : unchecked(envelope);
     assertTrusted(signature, file);
     const metadata = decodeMetadata(payload, file);
     reader.expect(metadata);
-    return { reader, envelope, metadata, ...(trust ? { signature } : {}) };
+    if (!walked) return { reader, envelope, metadata };
+    checkCarriedChain(metadata, walked.carried, file);
+    return { reader, envelope, metadata, signature, root: walked.root };
   } catch (error) {
     await reader.close();
     throw error;
@@ -129,13 +149,38 @@ function unchecked(envelope: Envelope): SignatureStatus {
   };
 }
 
-/** Like openBundleMetadata, with the signature status that met the trust root. */
+/**
+ * Like openBundleMetadata, with the signature status that met the walked
+ * root; then the bundle must not have expired.
+ */
 export async function openTrusted(
   file: string,
-  trust: TrustRoot,
+  trust: TrustContext,
   media: MediaOptions = {},
-): Promise<OpenedBundle & { signature: SignatureStatus }> {
-  return (await openBundleMetadata(file, trust, media)) as OpenedBundle & {
+): Promise<OpenedBundle & { signature: SignatureStatus; root: TrustedRoot }> {
+  const opened = (await openBundleMetadata(file, trust, media)) as OpenedBundle & {
     signature: SignatureStatus;
+    root: TrustedRoot;
   };
+  try {
+    checkExpiry(opened.metadata, trust.now, file);
+  } catch (error) {
+    await opened.reader.close();
+    throw error;
+  }
+  return opened;
+}
+
+function checkExpiry(metadata: BundleMetadata, now: Date, file: string): void {
+  if (metadata.expires === undefined || now.getTime() < Date.parse(metadata.expires)) return;
+  throw new FerryError(
+    'E_BUNDLE_EXPIRED',
+    `${file}: ${metadata.product} ${metadata.release.version} expired at ${metadata.expires} (it is now ${now.toISOString()})`,
+    {
+      file,
+      entry: 'bundle.json',
+      field: '/expires',
+      hint: 'ask its publisher for a newer bundle; if the appliance clock is wrong, set it (a clock before the newest installed bundle is never believed)',
+    },
+  );
 }

@@ -4,11 +4,10 @@ import {
   withHashPool,
   type ExpectedEntry,
   type SignatureStatus,
-  type TrustRoot,
 } from '../manifest-schema/index.js';
 import { checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
 import { mediaOf } from './media.js';
-import { openTrusted } from './open.js';
+import { openTrusted, type TrustContext } from './open.js';
 import { collect, type BundleReader, type IndexedEntry } from './reader.js';
 
 export interface VerifyResult {
@@ -28,7 +27,7 @@ export type OnProgress = (bytes: number, total: number) => void;
 /** Signature and threshold, then every entry and every byte against the signed metadata. */
 export async function verifyBundle(
   file: string,
-  trust: TrustRoot,
+  trust: TrustContext,
   onProgress: OnProgress = () => undefined,
 ): Promise<VerifyResult> {
   const opened = await openTrusted(file, trust);

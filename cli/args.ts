@@ -164,3 +164,13 @@ export function choice<T extends string>(value: string, allowed: readonly T[], n
     throw usageError(`--${name} must be one of ${allowed.join(', ')}, not "${value}"`);
   return value as T;
 }
+
+/** A date as key holders write it: YYYY-MM-DD (midnight UTC) or YYYY-MM-DDTHH:MM:SSZ. */
+export function date(value: string, name: string): Date {
+  const parsed = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}Z)?$/.test(value)
+    ? new Date(value)
+    : new Date(NaN);
+  if (Number.isNaN(parsed.getTime()))
+    throw usageError(`--${name} must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, not "${value}"`);
+  return parsed;
+}

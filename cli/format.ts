@@ -1,5 +1,6 @@
 import type { Failure } from '../installer/engine/events.js';
 import type { Plan } from '../installer/plan.js';
+import type { KeySummary, RootSummary } from '../builder/trust.js';
 
 // What more than one command prints: sizes, tables, a plan (by plan, and by install when blocked).
 
@@ -82,5 +83,27 @@ export function formatPlan(plan: Plan): string {
       '',
       'Nothing will be changed. Fix the errors above, or use --force/--skip/--delete on purpose.',
     );
+  return lines.join('\n');
+}
+
+/** A trust root for its key holders: roles, and whose signatures it still needs. */
+export function formatRoot(summary: RootSummary): string {
+  const key = (k: KeySummary) => (k.name ? `${k.name} ${k.keyid}` : k.keyid);
+  const lines = [
+    `  version ${summary.version}${summary.format === 'first' ? ' (first format)' : ''}, expires ${summary.expires ?? 'never'}`,
+  ];
+  for (const [name, role] of Object.entries(summary.roles)) {
+    lines.push(`  ${name}: ${role.threshold} of ${role.keys.length} must sign`);
+    for (const k of role.keys) lines.push(`    ${key(k)}`);
+  }
+  if (summary.resetHighestRelease !== undefined)
+    lines.push(`  resets the highest release committed to ${summary.resetHighestRelease}`);
+  for (const s of summary.signatures) {
+    lines.push(
+      `  signatures by root keys of version ${s.version}: ${s.signed.length} of ${s.threshold} needed${s.met ? ' ✓' : ''}`,
+    );
+    for (const k of s.signed) lines.push(`    ✓ ${key(k)}`);
+    for (const k of s.missing) lines.push(`    · ${key(k)} has not signed`);
+  }
   return lines.join('\n');
 }

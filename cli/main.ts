@@ -17,6 +17,10 @@ type Loader = () => Promise<{ command: Command }>;
 const COMMANDS: ReadonlyArray<readonly [name: string, load: Loader]> = [
   ['keygen', () => import('./commands/keygen.js')],
   ['trust init', () => import('./commands/trust-init.js')],
+  ['trust sign-next', () => import('./commands/trust-sign-next.js')],
+  ['trust sign', () => import('./commands/trust-sign.js')],
+  ['trust show', () => import('./commands/trust-show.js')],
+  ['trust verify-chain', () => import('./commands/trust-verify-chain.js')],
   ['lint', () => import('./commands/lint.js')],
   ['build', () => import('./commands/build.js')],
   ['inspect', () => import('./commands/inspect.js')],

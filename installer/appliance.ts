@@ -5,21 +5,23 @@ import {
   ApplianceConfigSchema,
   ApplianceFactsSchema,
   ApplianceStateSchema,
-  checkTrustRoot,
   FerryError,
   FORMAT_VERSION,
   ioError,
   isStrictVersion,
   NAME_PATTERN,
   parseValidated,
+  parseTrustedRoot,
   readDocument,
-  readTrustRoot,
+  readTrustedRoot,
+  rootFileValue,
   writeFileAtomic,
   type ApplianceConfig,
   type ApplianceFactsExport,
   type ApplianceState,
-  type TrustRoot,
+  type TrustedRoot,
 } from '../manifest-schema/index.js';
+import type { TrustContext } from '../bundle/open.js';
 import type { ApplianceFacts } from './plan.js';
 
 /** Where everything lives under an appliance's root (`--root`, `/` on a real one). */
@@ -60,7 +62,8 @@ export interface InitOptions {
 export interface Appliance {
   paths: AppliancePaths;
   config: ApplianceConfig;
-  trust: TrustRoot;
+  /** The trust root file, with the keys its chain revoked (kept in the state). */
+  trust: TrustedRoot;
   state: ApplianceState;
 }
 
@@ -85,7 +88,11 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     });
   }
   const platform = parsePlatform(options.platform);
-  const trust = await readTrustRoot(options.trust);
+  // parseTrustedRoot refuses a file past the size of any trust root before it parses it.
+  const trustBytes = await readFile(options.trust).catch((error: unknown) => {
+    throw ioError(error, options.trust, 'read');
+  });
+  const trust = parseTrustedRoot(trustBytes, options.trust);
   // Any of its files means an appliance is there, whatever it lost: init never replaces one.
   for (const file of [paths.state, paths.config, paths.trust]) {
     if (await exists(file)) {
@@ -124,7 +131,8 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     previous: null,
     transaction: null,
   };
-  await writeFileAtomic(paths.trust, `${JSON.stringify(trust, null, 2)}\n`);
+  // Copied byte for byte: a TUF root's signatures are over its payload, kept as it came.
+  await writeFileAtomic(paths.trust, trustBytes);
   await writeFileAtomic(
     paths.config,
     `# Ferry appliance settings. maintenanceWindows: [{ days: [sat, sun], start: "02:00", end: "05:00" }]; none means any time.\n${stringify(config)}`,
@@ -175,7 +183,7 @@ export async function openAppliance(root: string): Promise<Appliance> {
     'E_STATE_INVALID',
     'appliance settings',
   );
-  const trust = await readTrustRoot(paths.trust);
+  const trust = withRevoked(await readTrustedRoot(paths.trust), state);
   if (state.product !== config.product) {
     throw new FerryError(
       'E_STATE_INVALID',
@@ -235,15 +243,89 @@ export function factsOf(appliance: Pick<Appliance, 'config' | 'state'>): Applian
   };
 }
 
+/**
+ * What bundles are checked against here: the trust root, and the time as the
+ * later of the clock and the floor (the newest bundle installed), so a clock
+ * set back cannot revive an expired bundle or trust root.
+ */
+export function trustContext(
+  trust: TrustedRoot,
+  timeFloor: string | undefined,
+  clock = new Date(),
+): TrustContext {
+  const floor = timeFloor === undefined ? 0 : Date.parse(timeFloor);
+  return { root: trust, now: new Date(Math.max(clock.getTime(), floor)) };
+}
+
+/** The trust root with the revocations the appliance remembers from chains it walked. */
+function withRevoked(root: TrustedRoot, facts: Pick<ApplianceState, 'revokedKeys'>): TrustedRoot {
+  const revoked = { ...facts.revokedKeys, ...root.revoked };
+  for (const keyid of root.roles.targets.keyids) delete revoked[keyid];
+  return {
+    ...root,
+    revoked: Object.fromEntries(
+      Object.entries(revoked).map(([keyid, key]) => [keyid, { keyid, ...key }]),
+    ),
+  };
+}
+
+/**
+ * The state as the bundle's trust root has it: a root the key holders
+ * signed to reset the highest release committed lowers it before planning.
+ */
+export function resetByRoot(state: ApplianceState, root: TrustedRoot): ApplianceState {
+  const reset = root.resetHighestRelease;
+  return reset ? { ...state, highestRelease: reset.release } : state;
+}
+
+/** What the history says of a rotation an install commits; undefined when there is none. */
+export function trustChange(
+  before: Appliance,
+  root: TrustedRoot,
+): Record<string, unknown> | undefined {
+  if (root.version === before.trust.version) return undefined;
+  const reset = root.resetHighestRelease;
+  const revoked = Object.keys(root.revoked).filter((keyid) => !before.trust.revoked[keyid]);
+  return {
+    from: before.trust.version,
+    to: root.version,
+    ...(revoked.length > 0 ? { revoked } : {}),
+    ...(reset
+      ? {
+          highestRelease: {
+            from: before.state.highestRelease,
+            to: reset.release,
+            resetBy: reset.version,
+          },
+        }
+      : {}),
+  };
+}
+
+/** What the state remembers of a trust root's revocations. */
+export function revokedKeysOf(root: TrustedRoot): ApplianceState['revokedKeys'] {
+  const entries = Object.values(root.revoked);
+  if (entries.length === 0) return undefined;
+  return Object.fromEntries(
+    entries.map(({ keyid, public: hex, name, revokedIn }) => [
+      keyid,
+      { public: hex, ...(name ? { name } : {}), revokedIn },
+    ]),
+  );
+}
+
 export function exportFacts(
   appliance: Appliance,
   facts: ApplianceFacts,
   now: Date,
 ): ApplianceFactsExport {
+  const { state, trust } = appliance;
   return {
     formatVersion: FORMAT_VERSION,
     ...facts,
-    trust: appliance.trust,
+    trust: rootFileValue(trust),
+    ...(state.revokedKeys ? { revokedKeys: state.revokedKeys } : {}),
+    ...(state.timeFloor ? { timeFloor: state.timeFloor } : {}),
     exportedAt: now.toISOString(),
   };
 }
@@ -251,13 +333,25 @@ export function exportFacts(
 /** Reads an exported facts file (from another machine): the planner's input and the site's trust root. */
 export async function readFactsExport(
   file: string,
-): Promise<{ facts: ApplianceFacts; trust: TrustRoot }> {
+): Promise<{ facts: ApplianceFacts; trust: TrustedRoot; timeFloor?: string }> {
   const { value } = await readDocument(
     file,
     ApplianceFactsSchema,
     'E_STATE_INVALID',
     'exported appliance state',
   );
-  const { formatVersion: _version, trust, exportedAt: _at, ...facts } = value;
-  return { facts, trust: checkTrustRoot(trust, `${file}#/trust`) };
+  const {
+    formatVersion: _version,
+    trust,
+    exportedAt: _at,
+    revokedKeys,
+    timeFloor,
+    ...facts
+  } = value;
+  const root = parseTrustedRoot(Buffer.from(JSON.stringify(trust)), `${file}#/trust`);
+  return {
+    facts,
+    trust: withRevoked(root, { ...(revokedKeys ? { revokedKeys } : {}) }),
+    ...(timeFloor ? { timeFloor } : {}),
+  };
 }

@@ -12,13 +12,12 @@ import {
   withHashPool,
   type BundleMetadata,
   type ExpectedEntry,
-  type TrustRoot,
 } from '../manifest-schema/index.js';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 import { EntryAudit, hashEntryAt } from '../bundle/audit.js';
-import { openTrusted } from '../bundle/open.js';
+import { openTrusted, type TrustContext } from '../bundle/open.js';
 import type { BundleReader } from '../bundle/reader.js';
-import { openAppliance, readFactsExport } from './appliance.js';
+import { openAppliance, readFactsExport, trustContext } from './appliance.js';
 import { writeVerified } from './stage.js';
 
 /**
@@ -97,10 +96,14 @@ export interface HandOverOptions {
  */
 export async function handOver(options: HandOverOptions): Promise<number | null> {
   const env = options.env ?? process.env;
-  let trust: TrustRoot;
-  if (options.root !== undefined) trust = (await openAppliance(options.root)).trust;
-  else if (options.stateFile !== undefined) ({ trust } = await readFactsExport(options.stateFile));
-  else return null; // the command reports the missing flag
+  let trust: TrustContext;
+  if (options.root !== undefined) {
+    const appliance = await openAppliance(options.root);
+    trust = trustContext(appliance.trust, appliance.state.timeFloor);
+  } else if (options.stateFile !== undefined) {
+    const exported = await readFactsExport(options.stateFile);
+    trust = trustContext(exported.trust, exported.timeFloor);
+  } else return null; // the command reports the missing flag
   const opened = await openTrusted(options.bundle, trust);
   let executable: string;
   try {

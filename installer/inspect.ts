@@ -2,7 +2,7 @@ import {
   dependencyOrder,
   payloadBytes,
   payloadFiles,
-  readTrustRoot,
+  readTrustedRoot,
   type BundleMetadata,
   type Change,
   type SignatureStatus,
@@ -48,7 +48,10 @@ export interface InspectResult {
 
 /** Metadata only: never reads payload. With a trust file, says whether the signature meets it. */
 export async function inspectBundle(file: string, trustFile?: string): Promise<InspectResult> {
-  const trust = trustFile === undefined ? undefined : await readTrustRoot(trustFile);
+  const trust =
+    trustFile === undefined
+      ? undefined
+      : { root: await readTrustedRoot(trustFile), now: new Date() };
   const { reader, envelope, metadata, signature } = await openBundleMetadata(file, trust);
   try {
     const components = dependencyOrder(metadata).map((name): InspectComponent => {

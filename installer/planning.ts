@@ -3,9 +3,15 @@ import {
   FerryError,
   readDocument,
   type BundleMetadata,
-  type TrustRoot,
+  type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { factsOf, openAppliance, readFactsExport, type Appliance } from './appliance.js';
+import {
+  factsOf,
+  openAppliance,
+  readFactsExport,
+  trustContext,
+  type Appliance,
+} from './appliance.js';
 import { verifyInstalled } from './engine/installed-files.js';
 import { plan, type ApplianceFacts, type Controls, type Plan } from './plan.js';
 import { openTrusted, type OpenedBundle } from '../bundle/open.js';
@@ -116,7 +122,8 @@ export interface Planned {
   plan: Plan;
   opened: OpenedBundle;
   facts: ApplianceFacts;
-  trust: TrustRoot;
+  /** The trust root the bundle was checked against: the appliance's, walked along the bundle's chain. */
+  trust: TrustedRoot;
   appliance?: Appliance;
 }
 
@@ -132,25 +139,29 @@ export async function planFor(source: PlanSource, input: ControlInput): Promise<
     });
   }
   let facts: ApplianceFacts;
-  let trust: TrustRoot;
+  let trust: TrustedRoot;
+  let timeFloor: string | undefined;
   let appliance: Appliance | undefined;
   if (source.root !== undefined) {
     appliance = await openAppliance(source.root);
     facts = await checkedFacts(appliance, input.driftCheck);
     trust = appliance.trust;
+    timeFloor = appliance.state.timeFloor;
   } else {
-    ({ facts, trust } = await readFactsExport(source.stateFile as string));
+    ({ facts, trust, timeFloor } = await readFactsExport(source.stateFile as string));
   }
   const controls = await loadControls(input);
-  const opened = await openTrusted(source.bundle, trust);
+  const opened = await openTrusted(source.bundle, trustContext(trust, timeFloor));
   try {
     requireInstaller(opened.metadata, source.bundle);
     checkControls(controls, facts, opened.metadata, input.controlFile);
+    const reset = opened.root.resetHighestRelease;
+    if (reset) facts = { ...facts, highestRelease: reset.release };
     return {
       plan: plan(facts, opened.metadata, controls),
       opened,
       facts,
-      trust,
+      trust: opened.root,
       ...(appliance ? { appliance } : {}),
     };
   } catch (error) {

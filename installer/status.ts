@@ -12,6 +12,8 @@ export interface StatusResult {
   release: string | null;
   verified: boolean;
   highestRelease: string | null;
+  /** The trust root's version and expiry (null: the first format, which never expires), and the keys its chains revoked. */
+  trust: { version: number; expires: string | null; revoked: string[] };
   components: Record<string, string>;
   exported?: string;
   problems?: FileProblem[];
@@ -57,6 +59,11 @@ export async function applianceStatus(
     release: facts.release,
     verified: facts.verified,
     highestRelease: facts.highestRelease,
+    trust: {
+      version: appliance.trust.version,
+      expires: appliance.trust.expires,
+      revoked: Object.keys(appliance.trust.revoked).sort(),
+    },
     components: Object.fromEntries(
       Object.entries(facts.components).map(([name, c]) => [name, c.version]),
     ),

@@ -158,6 +158,10 @@ export function withRevocations(path: readonly TrustedRoot[]): TrustedRoot {
   const first = path[0];
   const last = path.at(-1);
   if (!first || !last) throw new Error('withRevocations: an empty path');
+  const reset = path
+    .slice(1)
+    .findLast((root) => root.signed?.document['x-ferry']?.resetHighestRelease !== undefined);
+  const release = reset?.signed?.document['x-ferry']?.resetHighestRelease;
   const revoked = new Map<string, RevokedKey>(Object.entries(first.revoked));
   for (const [index, after] of path.entries()) {
     const before = path[index - 1];
@@ -169,5 +173,13 @@ export function withRevocations(path: readonly TrustedRoot[]): TrustedRoot {
     }
   }
   for (const keyid of last.roles.targets.keyids) revoked.delete(keyid);
-  return { ...last, revoked: Object.fromEntries(revoked) };
+  // A reset counts once, on the walk that passes it: never again from the root it ended at.
+  const { resetHighestRelease: _passed, ...root } = last;
+  return {
+    ...root,
+    revoked: Object.fromEntries(revoked),
+    ...(reset && release !== undefined
+      ? { resetHighestRelease: { release, version: reset.version } }
+      : {}),
+  };
 }

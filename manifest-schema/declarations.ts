@@ -181,6 +181,20 @@ export const BundleMetadataSchema = strict({
   ),
   removed: nameRecord(strict({ artifacts: strict({ remove: Type.Array(ArtifactRef) }) })),
   verification: Type.Array(ArtifactRef),
+  /**
+   * The trust roots the bundle carries (`trust/root-N.json`, version 1 on):
+   * an appliance walks them from the version it trusts before it checks the
+   * signature, so keys rotate without anyone touching it.
+   */
+  trustChain: Type.Optional(Type.Array(ArtifactRef, { maxItems: 1024 })),
+  /** After this time (`YYYY-MM-DDTHH:MM:SSZ`) appliances refuse the bundle: a frozen one cannot be replayed for ever. */
+  expires: Type.Optional(
+    Type.String({
+      minLength: 20,
+      maxLength: 20,
+      pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z$',
+    }),
+  ),
   /** Older installers refuse the bundle, or hand over to `installer` when it is carried. */
   minInstaller: Type.Optional(Version),
   /** The installer executable the bundle carries, as an entry `installer/<file>`. */
@@ -334,6 +348,12 @@ export const RootDocumentSchema = strict({
           }),
         ),
       ),
+      /**
+       * The root key holders lower the highest release appliances committed
+       * to this one (a recall): the only way past rollback protection that
+       * needs no operator's --allow-downgrade on every install.
+       */
+      resetHighestRelease: Type.Optional(Version),
     }),
   ),
 });
@@ -392,6 +412,27 @@ const InstalledComponent = strict({
   timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
 });
 
+/** What an appliance remembers of trust beyond its trust root file. */
+const TrustFacts = {
+  /**
+   * The newest `createdAt` of a bundle it installed: a clock set back to
+   * before it is not believed, so an expired bundle or root stays expired.
+   */
+  timeFloor: Type.Optional(
+    Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' }),
+  ),
+  /** Targets keys a walked chain revoked: their bundles are refused as revoked, not just unknown. */
+  revokedKeys: Type.Optional(
+    keyidRecord(
+      strict({
+        public: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        revokedIn: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+      }),
+    ),
+  ),
+};
+
 /** What a partial install left: the release it started from, and the components not at the target, at their versions. */
 const Partial = strict({
   base: Type.Union([Version, Type.Null()]),
@@ -420,6 +461,7 @@ export const ApplianceStateSchema = strict({
   ]),
   /** The id of the transaction that wrote this state: recovery's proof of a commit. */
   transaction: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
+  ...TrustFacts,
 });
 export type ApplianceState = Static<typeof ApplianceStateSchema>;
 
@@ -443,7 +485,9 @@ export const ApplianceFactsSchema = strict({
     }),
   ),
   partial: Type.Optional(Partial),
-  trust: TrustRootSchema,
+  /** The trust root file as it is: the first format, or a TUF root's envelope. */
+  trust: Type.Union([TrustRootSchema, EnvelopeSchema]),
+  ...TrustFacts,
   exportedAt: Type.String({ minLength: 1, maxLength: 64 }),
 });
 export type ApplianceFactsExport = Static<typeof ApplianceFactsSchema>;

@@ -143,6 +143,10 @@ export const ERROR_CODES = {
     summary: "too few of a new trust root's own root keys signed it",
   },
   E_ROOT_EXPIRED: { exit: 3, summary: 'the newest trust root of the chain has expired' },
+  E_BUNDLE_EXPIRED: {
+    exit: 3,
+    summary: 'the bundle expired: its publisher set a time after which it is not installed',
+  },
   E_HASH_MISMATCH: { exit: 3, summary: 'bytes do not match the sha256 in the signed metadata' },
   E_SIZE_MISMATCH: { exit: 3, summary: 'an entry is not the size the signed metadata declares' },
   E_UNSAFE_ENTRY: {

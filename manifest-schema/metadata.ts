@@ -321,13 +321,21 @@ export function dependencyOrder(meta: Pick<BundleMetadata, 'components'>): strin
 
 /**
  * Every entry a bundle holds, in the one archive order that both formats
- * use: bundle.json, artifacts, verification, payload in dependency order, then
- * the carried installer.
+ * use: bundle.json, the trust chain, artifacts, verification, payload in
+ * dependency order, then the carried installer.
  * The builder writes exactly this list; readers check an archive against it.
  */
 export function expectedEntries(meta: BundleMetadata, metadataSize: number): ExpectedEntry[] {
   const entries: ExpectedEntry[] = [
     { name: BUNDLE_METADATA_ENTRY, type: 'file', size: metadataSize },
+    // Right after bundle.json, so a reader finds the chain before any payload.
+    ...(meta.trustChain ?? []).map((ref): ExpectedEntry => ({
+      name: ref.path,
+      type: 'file',
+      size: ref.size,
+      sha256: ref.sha256,
+      mode: 0o644,
+    })),
   ];
   const order = dependencyOrder(meta);
   const artifact = (ref: ArtifactRef, component?: string): ExpectedEntry => ({

@@ -82,6 +82,26 @@ const Check = {
   minInstaller: Release,
   installer: Type.Object({ version: Release, platform: Type.String() }),
 };
+const KeySummary = Type.Object({ keyid: Type.String(), name: Type.Optional(Type.String()) });
+const Role = Type.Object({ threshold: Type.Integer({ minimum: 1 }), keys: Type.Array(KeySummary) });
+/** A trust root as `trust init`, `sign-next`, `sign` and `show` describe it. */
+const TrustRoot = {
+  trust: Type.String(),
+  version: Type.Integer({ minimum: 1 }),
+  expires: Nullable(Type.String()),
+  format: Type.Union([Type.Literal('tuf'), Type.Literal('first')]),
+  roles: Type.Object({ root: Role, targets: Role }),
+  resetHighestRelease: Release,
+  signatures: Type.Array(
+    Type.Object({
+      version: Type.Integer({ minimum: 1 }),
+      threshold: Type.Integer({ minimum: 1 }),
+      signed: Type.Array(KeySummary),
+      missing: Type.Array(KeySummary),
+      met: Type.Boolean(),
+    }),
+  ),
+};
 /** What a bundle may say of the Ferry that installs it. */
 const CHECK_OPTIONAL = ['minInstaller', 'installer'] as const;
 
@@ -98,7 +118,26 @@ export const OUTPUT_SCHEMAS = {
   ),
   version: result({ name: Type.Literal('ferry'), version: Release }),
   keygen: result({ keyid: Type.String(), privateKey: Type.String(), publicKey: Type.String() }),
-  'trust-init': result({ trust: Type.String(), threshold: Type.Integer(), keyids: Keyids }),
+  'trust-init': Type.Union([
+    result({ trust: Type.String(), threshold: Type.Integer(), keyids: Keyids }),
+    result(TrustRoot, ['resetHighestRelease']),
+  ]),
+  'trust-sign-next': result(TrustRoot, ['resetHighestRelease']),
+  'trust-sign': result(TrustRoot, ['resetHighestRelease']),
+  'trust-show': result(TrustRoot, ['resetHighestRelease']),
+  'trust-verify-chain': result(
+    {
+      verdict: Type.Union([Type.Literal('accepted'), Type.Literal('refused')]),
+      version: Type.Integer({ minimum: 1 }),
+      versions: Type.Array(Type.Integer({ minimum: 1 })),
+      revoked: Keyids,
+      error: Type.Object(
+        { code: Type.String({ pattern: '^E_[A-Z0-9_]+$' }), message: Type.String() },
+        { additionalProperties: true },
+      ),
+    },
+    ['error'],
+  ),
   lint: result(Check, CHECK_OPTIONAL),
   build: result(
     {
@@ -155,6 +194,7 @@ export const OUTPUT_SCHEMAS = {
     root: Type.String(),
     product: Type.String(),
     platform: Type.Object({ name: Type.String(), version: Release }),
+    trustVersion: Type.Integer({ minimum: 1 }),
     keyids: Keyids,
   }),
   status: result(

@@ -99,6 +99,11 @@ export function verifyEntry(file: string): string {
   return `verify/${file}`;
 }
 
+/** The entry of trust root version N in a bundle that carries its chain. */
+export function trustRootEntry(version: number): string {
+  return `trust/root-${version}.json`;
+}
+
 /** The installer executable a bundle carries (after the payload: planning and staging never read it). */
 export function installerEntry(file: string): string {
   return `installer/${file}`;

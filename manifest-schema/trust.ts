@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { canonicalJson, jsonDepth } from './canonical.js';
-import { parseValidated, readDocument } from './documents.js';
+import { parseValidated } from './documents.js';
 import {
   decodeEnvelope,
   MAX_METADATA_DEPTH,
@@ -64,6 +64,11 @@ export interface TrustedRoot {
   revoked: Record<string, RevokedKey>;
   /** The TUF document, its envelope and the signed bytes; null for the first format. */
   signed: SignedRoot | null;
+  /**
+   * Set by a chain walk when a root it accepted past the trusted one (the
+   * newest such) resets the highest release committed.
+   */
+  resetHighestRelease?: { release: string; version: number };
 }
 
 export interface SignedRoot {
@@ -311,6 +316,26 @@ function isEnvelopeText(text: string): boolean {
   }
 }
 
+/** A trust root as its file holds it: a TUF root's envelope, or the first format's document. */
+export function rootFileValue(root: TrustedRoot): Envelope | TrustRoot {
+  if (root.signed) return root.signed.envelope;
+  return {
+    formatVersion: 1,
+    threshold: root.roles.targets.threshold,
+    keys: root.roles.targets.keyids.map((keyid) => {
+      const key = root.keys[keyid];
+      const pem = publicKeyFromHex(key?.public ?? '')?.export({ type: 'spki', format: 'pem' });
+      return { keyid, ...(key?.name ? { name: key.name } : {}), publicKey: String(pem) };
+    }),
+  };
+}
+
+/** A TUF root as its file holds it: the envelope, indented. */
+export function rootFileText(root: TrustedRoot): string {
+  if (!root.signed) throw new Error('rootFileText: a trust root of the first format');
+  return `${JSON.stringify(root.signed.envelope, null, 2)}\n`;
+}
+
 /** Reads the appliance's trust root, in either form. */
 export async function readTrustedRoot(file: string): Promise<TrustedRoot> {
   let bytes: Buffer;
@@ -342,19 +367,8 @@ export function shortfall(
   );
 }
 
-/** Reads a trust root of the first format (`formatVersion`, `threshold`, `keys`). */
-export async function readTrustRoot(file: string): Promise<TrustRoot> {
-  const { value, lineOf } = await readDocument(
-    file,
-    TrustRootSchema,
-    'E_TRUST_INVALID',
-    'trust root',
-  );
-  return checkTrustRoot(value, file, lineOf);
-}
-
 /** Key ids match their keys, no key twice, and the threshold is reachable. */
-export function checkTrustRoot(
+function checkTrustRoot(
   value: TrustRoot,
   file: string,
   lineOf: (pointer: string) => number | undefined = () => undefined,

@@ -8,8 +8,8 @@ import {
   type EnvelopeKind,
 } from '../manifest-schema/envelope.js';
 import { FerryError } from '../manifest-schema/errors.js';
-import type { TrustRoot } from '../manifest-schema/schemas.js';
-import { fromFirstFormat, roleKeys } from '../manifest-schema/trust.js';
+import type { Envelope, TrustRoot } from '../manifest-schema/schemas.js';
+import { roleKeys, type TrustedRoot } from '../manifest-schema/trust.js';
 import type { Window } from '../manifest-schema/windows.js';
 import { documentBlob, type DocumentBlob } from './oci/artifact.js';
 
@@ -44,17 +44,18 @@ function type(name: string) {
 export interface RepoConfig {
   formatVersion: 1;
   product: string;
-  trust: TrustRoot;
+  /** The trust root as its file holds it, in either form. */
+  trust: TrustRoot | Envelope;
   /** Public keys (PEM) that may sign the repository's documents besides the trust root's targets keys. */
   keys?: string[];
 }
 
 /** The keys whose signature makes a repository document genuine: the targets keys, and the repository's own. */
 export function documentKeys(
-  trust: TrustRoot,
+  trust: TrustedRoot,
   extra: readonly string[] = [],
 ): Map<string, KeyObject> {
-  const keys = new Map(roleKeys(fromFirstFormat(trust), 'targets'));
+  const keys = new Map(roleKeys(trust, 'targets'));
   for (const [index, pem] of extra.entries()) {
     const key = parsePublicKey(pem, `the repository config's key ${index}`);
     keys.set(keyIdOf(key), key);

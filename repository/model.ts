@@ -3,9 +3,13 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
-import type { TrustRoot } from '../manifest-schema/schemas.js';
 import { keyIdOf } from '../manifest-schema/keys.js';
-import { readTrustRoot } from '../manifest-schema/trust.js';
+import {
+  parseTrustedRoot,
+  readTrustedRoot,
+  rootFileValue,
+  type TrustedRoot,
+} from '../manifest-schema/trust.js';
 import {
   DEFAULT_POLICY,
   documentKeys,
@@ -77,7 +81,7 @@ export interface RepoOptions {
 interface Context {
   store: Store;
   config: RepoConfig | undefined;
-  trust: TrustRoot | undefined;
+  trust: TrustedRoot | undefined;
   /** Who may sign the repository's documents (undefined before the repository exists). */
   keys: Map<string, KeyObject> | undefined;
 }
@@ -134,7 +138,13 @@ async function open(options: RepoOptions, create = false): Promise<Context> {
       `${store.name}: the repository config`,
       `is format ${String(config.formatVersion)}, which this Ferry does not know`,
     );
-  const trust = options.trust ? await readTrustRoot(options.trust) : config?.trust;
+  const trust = options.trust
+    ? await readTrustedRoot(options.trust)
+    : config &&
+      parseTrustedRoot(
+        Buffer.from(JSON.stringify(config.trust)),
+        `${store.name}: the repository config's trust root`,
+      );
   if (!create && !config)
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
@@ -142,7 +152,7 @@ async function open(options: RepoOptions, create = false): Promise<Context> {
   return { store, config, trust, keys: trust && documentKeys(trust, config?.keys) };
 }
 
-function needTrust(ctx: Context): TrustRoot {
+function needTrust(ctx: Context): TrustedRoot {
   if (ctx.trust) return ctx.trust;
   throw new FerryError('E_USAGE', `${ctx.store.name} is new: say which keys it trusts`, {
     hint: 'pass --trust trust.json (the trust root your appliances hold); the repository records it',
@@ -423,7 +433,7 @@ export async function publish(
       },
     );
   if (!ctx.config) ctx.keys = documentKeys(trust, repoKeys);
-  const opened = await openTrusted(options.bundle, trust);
+  const opened = await openTrusted(options.bundle, { root: trust, now: new Date() });
   const { metadata } = opened;
   const metadataBytes = opened.reader.metadataBytes;
   const format = opened.reader.format;
@@ -507,7 +517,7 @@ export async function publish(
       const config: RepoConfig = {
         formatVersion: 1,
         product,
-        trust,
+        trust: rootFileValue(trust),
         ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
       };
       const blob = await putDoc(ctx.store, 'config', config, [], TAGS.config);
@@ -598,7 +608,7 @@ export async function pull(
   try {
     await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
     // Checked where it lies, before it takes the bundle's name.
-    const opened = await openTrusted(temp, trust);
+    const opened = await openTrusted(temp, { root: trust, now: new Date() });
     await opened.reader.close();
     if (opened.metadata.release.version !== version)
       throw invalid(

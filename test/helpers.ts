@@ -74,6 +74,17 @@ export function run(
   });
 }
 
+/** Runs bin/ferry and fails the test with its stderr unless it exits 0. */
+export async function ferryOk(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<RunResult> {
+  const result = await ferry(args, { env });
+  if (result.code !== 0)
+    throw new Error(`ferry ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
+  return result;
+}
+
 /** Parses --json output, failing the test with the command's stderr when it is not JSON. */
 export function json<T = Record<string, unknown>>(result: RunResult): T {
   try {
@@ -152,4 +163,28 @@ export async function buildAll(
     bundles[release] = json<{ bundle: string }>(result).bundle;
   }
   return bundles;
+}
+
+export interface KeyFiles {
+  key: string;
+  pub: string;
+  keyid: string;
+}
+
+/** Key pairs made with `ferry keygen`, by name, in `dir`/keys. */
+export async function keyPairs<const Name extends string>(
+  dir: string,
+  ...names: Name[]
+): Promise<Record<Name, KeyFiles>> {
+  const pairs = {} as Record<Name, KeyFiles>;
+  for (const name of names) {
+    const result = await ferry(['keygen', '--out', join(dir, 'keys'), '--name', name, '--json']);
+    if (result.code !== 0) throw new Error(result.stderr);
+    pairs[name] = {
+      key: join(dir, 'keys', `${name}.key`),
+      pub: join(dir, 'keys', `${name}.pub`),
+      keyid: json<{ keyid: string }>(result).keyid,
+    };
+  }
+  return pairs;
 }

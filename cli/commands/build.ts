@@ -1,6 +1,6 @@
 import type { BuildResult } from '../../builder/build.js';
 import type { BundleFormat } from '../../builder/write.js';
-import { choice, flag, jsonOption, list, optional, required, type Command } from '../args.js';
+import { choice, date, flag, jsonOption, list, optional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
 import { meterOf } from '../progress.js';
 import { checkInput, checkOptions, formatLint } from './lint.js';
@@ -9,7 +9,7 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--installer FILE] [--dry-run]',
+    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--trust-chain DIR] [--expires DATE] [--installer FILE] [--dry-run]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
@@ -30,6 +30,12 @@ export const command: Command = {
     },
     format: { type: 'string', arg: 'tar|tar.gz|zip', help: 'the archive format (default tar)' },
     ...checkOptions,
+    'trust-chain': {
+      type: 'string',
+      arg: 'DIR',
+      help: 'a folder of trust roots root-N.json to carry, so appliances rotate to the newest',
+    },
+    expires: { type: 'string', arg: 'DATE', help: 'when appliances stop accepting the bundle' },
     'dry-run': {
       type: 'boolean',
       help: 'check everything, as `ferry lint` does: no key needed, nothing written',
@@ -46,6 +52,8 @@ export const command: Command = {
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
     const signer = optional(values, 'signer');
     const signerKey = optional(values, 'signer-key');
+    const trustChain = optional(values, 'trust-chain');
+    const expires = optional(values, 'expires');
     const progress = meterOf('build: read');
     const result = await buildBundle({
       ...checkInput(args),
@@ -55,6 +63,8 @@ export const command: Command = {
       ...(signer !== undefined ? { signer } : {}),
       ...(signerKey !== undefined ? { signerKey } : {}),
       format,
+      ...(trustChain !== undefined ? { trustChain } : {}),
+      ...(expires !== undefined ? { expires: date(expires, 'expires') } : {}),
     });
     progress.done();
     return { json: result, human: formatBuild(result) };

@@ -30,15 +30,16 @@ export const command: Command = {
       trust: required(values, 'trust'),
       ...(location !== undefined ? { defaultPayloadLocation: location } : {}),
     });
-    const { config, paths } = appliance;
+    const { config, paths, trust } = appliance;
     return {
       json: {
         root: paths.root,
         product: config.product,
         platform: config.platform,
-        keyids: appliance.trust.keys.map((k) => k.keyid),
+        trustVersion: trust.version,
+        keyids: trust.roles.targets.keyids,
       },
-      human: `provisioned ${config.product} on ${config.platform.name} ${config.platform.version} at ${paths.root}\n  settings ${paths.config}\n  trust    ${paths.trust} (${appliance.trust.keys.length} key(s), threshold ${appliance.trust.threshold})`,
+      human: `provisioned ${config.product} on ${config.platform.name} ${config.platform.version} at ${paths.root}\n  settings ${paths.config}\n  trust    ${paths.trust} (version ${trust.version}: ${trust.roles.targets.threshold} of ${trust.roles.targets.keyids.length} targets key(s) sign a bundle)`,
     };
   },
 };

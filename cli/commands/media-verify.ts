@@ -15,11 +15,11 @@ export const command: Command = {
   },
   async run({ values, positionals }) {
     const { verifyMedia } = await import('../../bundle/media.js');
-    const { readTrustRoot } = await import('../../manifest-schema/index.js');
-    const result = await verifyMedia(
-      positional(positionals, 'DIR'),
-      await readTrustRoot(required(values, 'trust')),
-    );
+    const { readTrustedRoot } = await import('../../manifest-schema/index.js');
+    const result = await verifyMedia(positional(positionals, 'DIR'), {
+      root: await readTrustedRoot(required(values, 'trust')),
+      now: new Date(),
+    });
     return { json: { ...result, valid: true }, human: formatCheck(result) };
   },
 };

@@ -37,6 +37,7 @@ function formatStatus(status: StatusResult): string {
     `${status.product} on ${status.platform.name} ${status.platform.version}`,
     `  release   ${status.release ?? '(none installed)'}${status.release && !status.verified ? ' (NOT a verified release: a partial install or drift)' : ''}`,
     `  highest   ${status.highestRelease ?? '-'} (older bundles are refused)`,
+    `  trust     root version ${status.trust.version}, expires ${status.trust.expires ?? 'never'}${status.trust.revoked.length > 0 ? `; ${status.trust.revoked.length} targets key(s) revoked` : ''}`,
   ];
   const open = status.open;
   if (open) {

@@ -12,11 +12,11 @@ export const command: Command = {
   },
   async run({ values, positionals }) {
     const { verifyBundle } = await import('../../bundle/verify.js');
-    const { readTrustRoot } = await import('../../manifest-schema/index.js');
+    const { readTrustedRoot } = await import('../../manifest-schema/index.js');
     const progress = meterOf('verify: checked');
     const result = await verifyBundle(
       positional(positionals, 'BUNDLE'),
-      await readTrustRoot(required(values, 'trust')),
+      { root: await readTrustedRoot(required(values, 'trust')), now: new Date() },
       progress.onProgress,
     );
     progress.done();

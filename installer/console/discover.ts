@@ -6,7 +6,7 @@ import {
   PARTS_INDEX,
   type FerryError,
 } from '../../manifest-schema/index.js';
-import type { Appliance } from '../appliance.js';
+import { trustContext, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
@@ -68,7 +68,10 @@ export async function discover(
   for (const file of [...files].sort()) {
     try {
       // An untrusted bundle is refused here, before its metadata is parsed.
-      const { reader, metadata } = await openBundleMetadata(file, appliance.trust);
+      const { reader, metadata } = await openBundleMetadata(
+        file,
+        trustContext(appliance.trust, appliance.state.timeFloor),
+      );
       await reader.close();
       const base = {
         file,

@@ -1,4 +1,5 @@
-import { FerryError } from '../../manifest-schema/index.js';
+import { FerryError, rootFileText } from '../../manifest-schema/index.js';
+import { resetByRoot, revokedKeysOf, trustChange, trustContext } from '../appliance.js';
 import { plan as makePlan, type Plan } from '../plan.js';
 import { checkControls, checkedFacts, loadControls, type ControlInput } from '../planning.js';
 import { blamePart, mediaOf, type AskForVolume } from '../../bundle/media.js';
@@ -47,15 +48,16 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   options.signal?.addEventListener('abort', () => interrupted(options, transaction, emit), {
     once: true,
   });
-  return exclusive(options.root, 'install', emit, async (appliance) => {
+  return exclusive(options.root, 'install', emit, async (current) => {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(
       options.bundle,
-      appliance.trust,
+      trustContext(current.trust, current.state.timeFloor),
       options.ask ? { ask: options.ask } : {},
     );
     try {
       requireInstaller(opened.metadata, options.bundle);
+      const appliance = { ...current, state: resetByRoot(current.state, opened.root) };
       const facts = await checkedFacts(appliance, options.controls?.driftCheck);
       checkControls(controls, facts, opened.metadata, options.controls?.controlFile);
       const plan = makePlan(facts, opened.metadata, controls);
@@ -95,11 +97,18 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         bundle: options.bundle,
         controls: usedControls(plan, options.now === true),
         reason: options.reason,
+        trust: trustChange(current, opened.root),
         emit,
         logged: [{ type: 'plan', plan }],
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      const run = { transaction, metadata: opened.metadata, plan, reader: opened.reader };
+      const run = {
+        transaction,
+        metadata: opened.metadata,
+        plan,
+        reader: opened.reader,
+        root: opened.root,
+      };
       const outcome = await transact(run);
       return finish({
         ...base,
@@ -148,9 +157,14 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
     try {
       await t.pass('update', () => update(run));
       await t.pass('test', () => test(run));
-      await t.pass('commit', () =>
-        t.commit(nextState(t.appliance.state, run.plan, run.metadata, t.id)),
-      );
+      await t.pass('commit', async () => {
+        // The rotation commits with the install: a failure or a crash before here keeps the old root.
+        if (run.root.version !== t.appliance.trust.version)
+          await t.replaceFile(t.paths.trust, rootFileText(run.root));
+        await t.commit(
+          nextState(t.appliance.state, run.plan, run.metadata, t.id, revokedKeysOf(run.root)),
+        );
+      });
     } catch (error) {
       return { outcome: 'rolled-back', failure: await t.rollBack(error) };
     }

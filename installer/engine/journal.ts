@@ -17,7 +17,7 @@ import { FerryError, ioError, syncDir, writeFileAtomic } from '../../manifest-sc
 
 /**
  * The open transaction's journal: every change to the appliance is written
- * here, and fsynced, before it is made. Each step is one of three kinds whose
+ * here, and fsynced, before it is made. Each filesystem step is of a kind whose
  * undo is idempotent, so recovery can replay undos after a crash at any
  * point, even a crash in the middle of a previous recovery.
  */
@@ -28,6 +28,11 @@ export type JournalStep =
   | { op: 'mkdir'; path: string }
   /** `current` of a component re-pointed; undone by pointing it at `from` again (or removing it). */
   | { op: 'switch'; component: string; link: string; from: string | null; to: string | null }
+  /**
+   * A file is about to be replaced whole (the trust root), its old bytes kept
+   * at `backup` beside it; undone by renaming the backup back over it.
+   */
+  | { op: 'replace'; path: string; backup: string }
   /** An update or remove artifact is about to run; undone by the component's rollback artifacts. */
   | { op: 'run'; component: string; pass: string; artifact: string }
   /** state.json is about to be replaced: from here on, recovery rolls forward if the state says so. */
@@ -69,6 +74,8 @@ function stepPaths(step: JournalStep, map: (path: string) => string): JournalSte
       return { ...step, from: map(step.from), to: map(step.to) };
     case 'mkdir':
       return { ...step, path: map(step.path) };
+    case 'replace':
+      return { ...step, path: map(step.path), backup: map(step.backup) };
     case 'switch':
       return { ...step, link: map(step.link) };
     case 'run':
@@ -240,6 +247,11 @@ export async function undoStep(step: JournalStep): Promise<void> {
     await pointLink(step.link, step.from);
   } else if (step.op === 'mkdir') {
     await rmdir(step.path).catch(() => undefined);
+  } else if (step.op === 'replace') {
+    if (await pathExists(step.backup)) {
+      await rename(step.backup, step.path);
+      await syncDir(dirname(step.path));
+    }
   }
 }
 

@@ -10,13 +10,16 @@ import type { Plan } from '../plan.js';
 /**
  * The state an install commits (pure): updated components as the bundle
  * describes them, kept and skipped ones as they were, removed ones gone; the
- * old state becomes `previous`, for `ferry rollback`.
+ * old state becomes `previous`, for `ferry rollback`; the time floor moves
+ * up to the bundle's creation, and the revoked keys are those of the trust
+ * root the bundle was checked against.
  */
 export function nextState(
   old: ApplianceState,
   plan: Plan,
   metadata: BundleMetadata,
   id: string,
+  revokedKeys = old.revokedKeys,
 ): ApplianceState {
   const components: ApplianceState['components'] = {};
   for (const entry of plan.components) {
@@ -54,7 +57,13 @@ export function nextState(
     ...(plan.reachesTarget ? {} : { partial: partialRecord(old, components, metadata) }),
     previous: previousOf(old),
     transaction: id,
+    timeFloor: laterTime(old.timeFloor, metadata.release.createdAt),
+    ...(revokedKeys ? { revokedKeys } : {}),
   };
+}
+
+function laterTime(floor: string | undefined, time: string): string {
+  return floor !== undefined && Date.parse(floor) > Date.parse(time) ? floor : time;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   satisfies,
   type BundleMetadata,
   type Pass,
+  type TrustedRoot,
 } from '../../manifest-schema/index.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
@@ -30,6 +31,8 @@ export interface Installation {
   metadata: BundleMetadata;
   plan: Plan;
   reader: StageContext['reader'];
+  /** The trust root the bundle was checked against: the appliance's, walked along the bundle's chain. */
+  root: TrustedRoot;
 }
 
 /** Artifacts first (checked as they are staged), then each updating component's checks, then space. */

@@ -4,7 +4,7 @@ import type { InstallEvent } from './events.js';
 import { appendLine, Journal } from './journal.js';
 import { acquireLock } from './lock.js';
 import { cleanUp, removeLinkLeftovers } from './retention.js';
-import { removeStaging, undoAll } from './transaction.js';
+import { removeBackups, removeStaging, undoAll } from './transaction.js';
 
 /**
  * Runs `work` holding the appliance's lock, after resolving any transaction
@@ -67,6 +67,7 @@ export async function recoverPending(
       type: 'warning',
       message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to}) was committed before an interruption: finishing it`,
     });
+    await removeBackups(steps);
     await cleanUp(
       appliance.paths,
       appliance.state,

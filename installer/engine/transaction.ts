@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   FerryError,
   printable,
   syncDir,
+  writeFileAtomic,
   type ApplianceState,
   type Pass,
 } from '../../manifest-schema/index.js';
@@ -107,6 +108,8 @@ export interface TransactionStart {
   controls: Record<string, unknown>;
   /** The operator's words on why. */
   reason: string | undefined;
+  /** The trust root rotation the transaction commits, for the history. */
+  trust?: Record<string, unknown> | undefined;
   emit: (event: InstallEvent) => void;
   /** Events the caller already reported that the log keeps too (the plan). */
   logged?: InstallEvent[];
@@ -241,6 +244,19 @@ export class Transaction {
     await mkdir(path);
   }
 
+  /**
+   * Replaces a file atomically, journaled with a copy of its old bytes beside
+   * it (the same filesystem, so the undo is one rename): a crash or a failure
+   * before the commit puts the old file back.
+   */
+  async replaceFile(path: string, data: string): Promise<void> {
+    const backup = backupOf(path, this.id);
+    // Journaled first: a crash before the copy is whole finds no backup and leaves the file be.
+    await this.record({ op: 'replace', path, backup });
+    await writeFileAtomic(backup, await readFile(path));
+    await writeFileAtomic(path, data);
+  }
+
   /** What recovery needs to undo a component's artifacts, written before its first change. */
   async setUndo(component: string, undo: TransactionHeader['undo'][string]): Promise<void> {
     await this.journal.setUndo(component, undo);
@@ -290,6 +306,7 @@ export class Transaction {
     }
     try {
       await this.record({ op: 'committed' });
+      await removeBackups(this.steps);
       await this.history('committed', undefined, state.verified);
       await cleanUp(this.paths, state, this.appliance.config.retention ?? DEFAULT_RETENTION);
       await this.discard();
@@ -398,10 +415,21 @@ export class Transaction {
       verified,
       controls: start.controls,
       ...(start.reason !== undefined ? { reason: start.reason } : {}),
+      ...(start.trust !== undefined && outcome === 'committed' ? { trust: start.trust } : {}),
       ...(failure ? { failure } : {}),
       log: this.logFile,
     });
   }
+}
+
+/** Where `replaceFile` keeps a file's old bytes until the commit. */
+function backupOf(path: string, id: string): string {
+  return join(dirname(path), `.${basename(path)}.${id}.old`);
+}
+
+/** Once committed, the old bytes of replaced files are not needed. */
+export async function removeBackups(steps: readonly JournalStep[]): Promise<void> {
+  for (const step of steps) if (step.op === 'replace') await rm(step.backup, { force: true });
 }
 
 function messageOf(error: unknown): string {

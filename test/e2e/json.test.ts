@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -59,10 +59,21 @@ describe('--json output', () => {
   it('every command: schemaVersion first, the published shape, the same names', async () => {
     const root = await clone('json');
     const spec = join(ws.product, 'release-1.1.0.yaml');
+    const chain = join(ws.dir, 'chain');
+    await mkdir(chain);
+    const [root1, root2] = [join(chain, 'root-1.json'), join(chain, 'root-2.json')];
+    const expires = ['--expires', '2099-01-01T00:00:00Z'];
+    const tuf = ['--root-key', ws.pub, '--targets-key', ws.pub, ...expires];
+    const next = [...expires, '--out', root2];
     const outputs: Array<[Name, string[]]> = [
       ['version', ['--version', '--json']],
       ['keygen', ['keygen', '--out', join(ws.dir, 'k2'), '--json']],
       ['trust-init', ['trust', 'init', '--key', ws.pub, '--out', join(ws.dir, 't.json'), '--json']],
+      ['trust-init', ['trust', 'init', ...tuf, '--sign-with', ws.key, '--out', root1, '--json']],
+      ['trust-sign-next', ['trust', 'sign-next', '--previous', root1, ...next, '--json']],
+      ['trust-sign', ['trust', 'sign', root2, '--key', ws.key, '--previous', root1, '--json']],
+      ['trust-show', ['trust', 'show', root2, '--previous', root1, '--json']],
+      ['trust-verify-chain', ['trust', 'verify-chain', chain, '--trusted', root1, '--json']],
       ['lint', ['lint', spec, '--json']],
       ['build', ['build', spec, '--out', join(ws.dir, 'b'), '--key', ws.key, '--json']],
       ['inspect', ['inspect', bundles['1.1.0'] as string, '--json']],

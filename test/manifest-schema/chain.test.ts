@@ -20,7 +20,7 @@ import {
   type ErrorCode,
   type RootDocument,
 } from '../../manifest-schema/index.js';
-import { newKey, rootDocument, rootEnvelope, type TestKey } from './roots.js';
+import { newKey, rootBytes, rootDocument, rootEnvelope, type TestKey } from './roots.js';
 
 const NOW = new Date('2030-06-01T00:00:00Z');
 const PAST = '2030-01-01T00:00:00Z';
@@ -397,6 +397,26 @@ describe('the chain walk', () => {
     );
     expect(walk.refusal).toBeUndefined();
     expect(walk.versions).toEqual([2, 3]);
+  });
+
+  it('reports the newest reset of the highest release among the roots walked, never the trusted one', () => {
+    const [a, b] = [POOL[0] as TestKey, POOL[1] as TestKey];
+    const doc = (version: number, reset?: string): RootDocument => ({
+      ...rootDocument({ version, root: [a], rootThreshold: 1, targets: [b] }),
+      ...(reset ? { 'x-ferry': { resetHighestRelease: reset } } : {}),
+    });
+    const bytes = [doc(1, '9.0.0'), doc(2, '1.2.0'), doc(3, '1.1.0'), doc(4)].map((d) =>
+      rootBytes(d, [a]),
+    );
+    const candidates = bytes.map((b, i) => ({ file: `root-${i + 1}.json`, bytes: b }));
+    const v1 = parseTrustedRoot(bytes[0] as Buffer, 'root-1.json');
+    expect(walkRootChain(v1, candidates, NOW).root.resetHighestRelease).toEqual({
+      release: '1.1.0',
+      version: 3,
+    });
+    const v3 = walkRootChain(v1, candidates.slice(0, 3), NOW).root;
+    expect(walkRootChain(v3, candidates, NOW).root.resetHighestRelease).toBeUndefined();
+    expect(walkRootChain(v3, candidates.slice(0, 3), NOW).root.resetHighestRelease).toBeUndefined();
   });
 
   it('refuses an oversized root before parsing it', () => {

@@ -203,7 +203,7 @@ describe('ferry install on a terminal', () => {
       '200',
       '-y',
       '50',
-      `${process.execPath} ${FERRY} install ${disc} --root ${root} --yes; echo $? > ${exit}; sleep 60`,
+      `${process.execPath} ${FERRY} install ${disc} --root ${root} --yes; echo $? > ${exit}; echo FERRY-EXITED; sleep 60`,
     );
     await screenShows('Insert volume 2 of 3 (ACME_APPLIANCE_1_0_0_2)');
     await insert(join(foreign, 'vol2'));
@@ -215,6 +215,8 @@ describe('ferry install on a terminal', () => {
     await insert(join(media, 'vol3'));
     tmux('send-keys', '-t', 'install', 'Enter');
     await screenShows('COMMITTED');
+    // The screen shows the result before the shell has written the exit status.
+    await screenShows('FERRY-EXITED');
     expect((await readFile(exit, 'utf8')).trim()).toBe('0');
     expect((await ferry(['status', '--root', root, '--json'])).stdout).toContain('"1.0.0"');
   });

@@ -52,8 +52,15 @@ export interface Base {
   metadata: BundleMetadata;
 }
 
+/** Signed with another key, against its trust root, carrying a chain of trust roots. */
+export interface Signing {
+  key: string;
+  trust: string;
+  trustChain: string;
+}
+
 /** A tiny product with two components, a symlink and an executable, built and signed for real. */
-export async function baseBundle(dir: string): Promise<Base> {
+export async function baseBundle(dir: string, signing?: Signing): Promise<Base> {
   const product = join(dir, 'tiny');
   await mkdir(join(product, 'app', 'bin'), { recursive: true });
   await mkdir(join(product, 'app', 'conf'), { recursive: true });
@@ -75,14 +82,20 @@ export async function baseBundle(dir: string): Promise<Base> {
       '',
     ].join('\n'),
   );
-  const { privateKey, publicKey } = await keygen(join(dir, 'keys'), 'test');
-  const trust = join(dir, 'trust.json');
-  await trustInit([publicKey], 1, trust);
+  let privateKey = signing?.key;
+  let trust = signing?.trust;
+  if (!privateKey || !trust) {
+    const made = await keygen(join(dir, 'keys'), 'test');
+    privateKey = made.privateKey;
+    trust = join(dir, 'trust.json');
+    await trustInit([made.publicKey], 1, trust);
+  }
   const built = await buildBundle({
     spec: join(product, 'release.yaml'),
     out: join(dir, 'out'),
     keys: [privateKey],
     sourceDateEpoch: '1700000000',
+    ...(signing ? { trustChain: signing.trustChain } : {}),
   });
   const entries = await readTarEntries(await readFile(built.bundle));
   const metadataEntry = entries[0] as CraftEntry;

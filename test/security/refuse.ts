@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { verifyBundle } from '../../bundle/verify.js';
-import { readTrustRoot, type FerryError } from '../../manifest-schema/index.js';
+import type { TrustContext } from '../../bundle/open.js';
+import { readTrustedRoot, type FerryError } from '../../manifest-schema/index.js';
 import { cloneAppliance, snapshot } from '../e2e/appliance.js';
 import { ferry, FERRY, run, tempDir, type RunResult } from '../helpers.js';
 import { baseBundle, tarBytes, zipBytes, type Base, type CraftEntry } from './hostile.js';
@@ -35,17 +36,23 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** The trust root file as verify checks against it, now. */
+export async function trustOf(file: string): Promise<TrustContext> {
+  return { root: await readTrustedRoot(file), now: new Date() };
+}
+
 /** Writes the bytes as a bundle and expects verify to refuse them with `code`, naming `entry` when given. */
 export async function expectRefused(
   bytes: Buffer,
   extension: 'tar' | 'tar.gz' | 'zip',
   code: string,
   entry?: string,
+  base: Promise<Base> = sharedBase(),
 ): Promise<FerryError> {
-  const { dir, trust } = await sharedBase();
+  const { dir, trust } = await base;
   const file = join(dir, `crafted-${Math.random().toString(36).slice(2)}.${extension}`);
   await writeFile(file, bytes);
-  const error = await verifyBundle(file, await readTrustRoot(trust)).then(
+  const error = await verifyBundle(file, await trustOf(trust)).then(
     () => {
       throw new Error(`verify accepted a crafted bundle (expected ${code})`);
     },

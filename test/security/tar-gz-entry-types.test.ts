@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { verifyBundle } from '../../bundle/verify.js';
-import { readTrustRoot } from '../../manifest-schema/index.js';
 import { gzipSync } from 'node:zlib';
 import { editTarHeader, tarBytes, tarGzBytes } from './hostile.js';
-import { craftedFile, expectRefused, expectRefusedEverywhere, sharedBase } from './refuse.js';
+import {
+  craftedFile,
+  expectRefused,
+  expectRefusedEverywhere,
+  sharedBase,
+  trustOf,
+} from './refuse.js';
 
 // node-tar sends entries of unknown or sparse type to an event nothing
 // listened to, and GNU tar extracts them as files. Ferry's readers share one
@@ -23,7 +28,7 @@ describe('entries of unknown or sparse type', () => {
   it('the untouched tar.gz verifies (the control)', async () => {
     const { entries } = await sharedBase();
     const file = await craftedFile(tarGzBytes(entries), 'tar.gz');
-    const result = await verifyBundle(file, await readTrustRoot((await sharedBase()).trust));
+    const result = await verifyBundle(file, await trustOf((await sharedBase()).trust));
     expect(result.format).toBe('tar.gz');
   });
 });

@@ -2,8 +2,7 @@ import { describe, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyBundle } from '../../bundle/verify.js';
-import { readTrustRoot } from '../../manifest-schema/index.js';
-import { formats, sharedBase } from './refuse.js';
+import { formats, sharedBase, trustOf } from './refuse.js';
 
 // The control: the crafting helpers themselves produce bundles that verify,
 // so every refusal in this folder is caused by its one change.
@@ -12,6 +11,6 @@ describe('a re-packed but unchanged bundle', () => {
     const { dir, trust, entries } = await sharedBase();
     const file = join(dir, `control.${extension}`);
     await writeFile(file, pack(entries));
-    await verifyBundle(file, await readTrustRoot(trust));
+    await verifyBundle(file, await trustOf(trust));
   });
 });

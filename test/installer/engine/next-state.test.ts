@@ -286,7 +286,21 @@ describe('nextState', () => {
       },
       previous: { release: '1.0.0', verified: true, components: old.components },
       transaction: 'tx-1',
+      timeFloor: metadata('1.1.0', { db }).release.createdAt,
     });
+  });
+
+  it('moves the time floor up to the bundle, never down, and keeps the revoked keys given', () => {
+    const later = metadata('1.1.0', {});
+    const floor = '2099-01-01T00:00:00Z';
+    const revokedKeys = { ['a'.repeat(64)]: { public: 'b'.repeat(64), revokedIn: 2 } };
+    const old = { ...state('1.0.0', {}), timeFloor: floor, revokedKeys };
+    const kept = nextState(old, plan('1.0.0', '1.1.0', {}), later, 'tx-1');
+    expect(kept.timeFloor).toBe(floor);
+    expect(kept.revokedKeys).toEqual(revokedKeys);
+    const moved = nextState(state('1.0.0', {}), plan('1.0.0', '1.1.0', {}), later, 'tx-1');
+    expect(moved.timeFloor).toBe(later.release.createdAt);
+    expect(moved.revokedKeys).toBeUndefined();
   });
 });
 

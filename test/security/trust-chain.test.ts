@@ -1,0 +1,158 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { keygen } from '../../builder/signing.js';
+import { trustRootInit, trustSignNext } from '../../builder/trust.js';
+import { verifyBundle } from '../../bundle/verify.js';
+import { tempDir } from '../helpers.js';
+import { baseBundle, find, type Base, type CraftEntry } from './hostile.js';
+import { expectRefused, formats, trustOf } from './refuse.js';
+
+// A bundle carries trust roots 1 and 2 (v2 replaced targets key ci-1 by ci-2)
+// and is signed by ci-2; the appliance trusts version 1. Each test changes the
+// carried chain after signing and expects verify to refuse it. The roots are
+// part of the layout the signed metadata gives, so a root of another size is
+// refused from its header, unread, before the chain is walked.
+
+const EXPIRES = new Date('2099-01-01T00:00:00Z');
+let made: Promise<Base & { rootKey: string; spare: string; signer: string }> | undefined;
+
+function chained(): Promise<Base & { rootKey: string; spare: string; signer: string }> {
+  made ??= (async () => {
+    const dir = await tempDir('ferry-chain-');
+    const keys = join(dir, 'chain-keys');
+    const [root, ci1, ci2, spare] = await Promise.all(
+      ['root', 'ci-1', 'ci-2', 'spare'].map((name) => keygen(keys, name)),
+    );
+    if (!root || !ci1 || !ci2 || !spare) throw new Error('keygen');
+    const chain = join(dir, 'chain');
+    await mkdir(chain);
+    const v1 = join(chain, 'root-1.json');
+    await trustRootInit({
+      rootKeys: [root.publicKey],
+      rootThreshold: 1,
+      targetsKeys: [ci1.publicKey],
+      targetsThreshold: 1,
+      expires: EXPIRES,
+      signWith: [root.privateKey],
+      out: v1,
+    });
+    await trustSignNext({
+      previous: v1,
+      addTargets: [ci2.publicKey],
+      revokeTargets: [ci1.keyid],
+      expires: EXPIRES,
+      signWith: [root.privateKey],
+      out: join(chain, 'root-2.json'),
+    });
+    const base = await baseBundle(dir, { key: ci2.privateKey, trust: v1, trustChain: chain });
+    return { ...base, rootKey: root.privateKey, spare: spare.publicKey, signer: ci2.publicKey };
+  })();
+  return made;
+}
+
+/** Another version 2, validly signed by the root key: only the signed list tells it apart. */
+async function otherVersion2(base: {
+  dir: string;
+  trust: string;
+  rootKey: string;
+  spare: string;
+  signer: string;
+}) {
+  const out = join(base.dir, `other-${Math.random().toString(36).slice(2)}.json`);
+  await trustSignNext({
+    previous: base.trust,
+    addTargets: [base.signer, base.spare],
+    expires: EXPIRES,
+    signWith: [base.rootKey],
+    out,
+  });
+  return readFile(out);
+}
+
+const replaced = (entries: readonly CraftEntry[], name: string, data: Buffer): CraftEntry[] =>
+  entries.map((entry) => (entry.name === name ? { ...entry, data } : entry));
+
+describe('the trust roots a bundle carries', () => {
+  it('walk to the key that signed it: the untouched bundle verifies', async () => {
+    const base = await chained();
+    expect(base.entries[1]?.name).toBe('trust/root-1.json');
+    expect(base.metadata.trustChain?.map((ref) => ref.path)).toEqual([
+      'trust/root-1.json',
+      'trust/root-2.json',
+    ]);
+    const file = join(base.dir, 'out', 'tiny-1.0.0-install.tar');
+    const result = await verifyBundle(file, await trustOf(base.trust));
+    expect(result.signature.valid).toBe(true);
+  });
+
+  it.each(formats)(
+    'swapped for another validly signed version 2: refused in a %s',
+    async (extension, pack) => {
+      const base = await chained();
+      const other = await otherVersion2(base);
+      const entries = replaced(base.entries, 'trust/root-2.json', other);
+      await expectRefused(pack(entries), extension, 'E_SIZE_MISMATCH', 'trust/root-2.json', made);
+    },
+  );
+
+  it.each(formats)(
+    'left out: refused as missing where the signed metadata puts it, in a %s',
+    async (extension, pack) => {
+      const base = await chained();
+      const entries = base.entries.filter((entry) => entry.name !== 'trust/root-2.json');
+      await expectRefused(pack(entries), extension, 'E_MISSING_ENTRY', 'trust/root-2.json', made);
+    },
+  );
+
+  it.each(formats)(
+    'with a valid version 3 nobody listed: refused in a %s',
+    async (extension, pack) => {
+      const base = await chained();
+      const out = join(base.dir, `v3-${extension}.json`);
+      await trustSignNext({
+        previous: join(base.dir, 'chain', 'root-2.json'),
+        addTargets: [base.spare],
+        expires: EXPIRES,
+        signWith: [base.rootKey],
+        out,
+      });
+      const v2 = find(base.entries, 'trust/root-2.json');
+      const extra: CraftEntry = {
+        name: 'trust/root-3.json',
+        type: 'File',
+        data: await readFile(out),
+      };
+      const entries = [...base.entries];
+      entries.splice(entries.indexOf(v2) + 1, 0, extra);
+      await expectRefused(pack(entries), extension, 'E_UNLISTED_ENTRY', 'trust/root-3.json', made);
+    },
+  );
+
+  it.each(formats)('with a root past 64 KiB: refused unread in a %s', async (extension, pack) => {
+    const base = await chained();
+    const entries = replaced(base.entries, 'trust/root-2.json', Buffer.alloc(65 * 1024, 32));
+    await expectRefused(pack(entries), extension, 'E_SIZE_MISMATCH', 'trust/root-2.json', made);
+  });
+
+  it.each(formats)(
+    'with a signature of version 2 changed: refused in a %s',
+    async (extension, pack) => {
+      const base = await chained();
+      const v2 = find(base.entries, 'trust/root-2.json');
+      const text = v2.data.toString('utf8');
+      const envelope = JSON.parse(text) as { signatures: Array<{ sig: string }> };
+      const first = envelope.signatures[0] as { sig: string };
+      // The same length, so the layout holds and the walk itself must refuse it.
+      const forged = text.replace(first.sig, Buffer.alloc(64, 1).toString('base64'));
+      const entries = replaced(base.entries, 'trust/root-2.json', Buffer.from(forged));
+      await expectRefused(
+        pack(entries),
+        extension,
+        'E_ROOT_THRESHOLD_OLD',
+        'trust/root-2.json',
+        made,
+      );
+    },
+  );
+});

@@ -43,6 +43,7 @@ async function build(
       join(dir, out),
       '--key',
       key.key,
+      ...(release === '1.0.0' ? ['--first-release'] : []),
       '--json',
       ...extra,
     ],
@@ -173,7 +174,7 @@ describe('trust roots rotate through the bundles', () => {
     ]); // prettier-ignore
     const refused = await ferry([
       'build', join(ws.product, 'release-1.0.0.yaml'), '--out', join(dir, 'broken'),
-      '--key', keys['ci-3'].key, '--trust-chain', broken, '--json',
+      '--key', keys['ci-3'].key, '--first-release', '--trust-chain', broken, '--json',
     ]); // prettier-ignore
     expect(refused.code).toBe(3);
     expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_ROOT_THRESHOLD_OLD');

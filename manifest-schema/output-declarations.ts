@@ -220,6 +220,11 @@ export const OUTPUT_SCHEMAS = {
       }),
       transactions: Type.Array(Type.Object({ id: Type.String(), outcome: Type.String() })),
       tornHistoryLines: Type.Array(Type.Integer()),
+      trust: Type.Object({
+        version: Type.Integer({ minimum: 1 }),
+        expires: Nullable(Type.String()),
+        revoked: Keyids,
+      }),
     },
     ['exported', 'problems', 'open', 'tornHistoryLines'],
   ),

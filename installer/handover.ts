@@ -86,15 +86,57 @@ export interface HandOverOptions {
 }
 
 /**
+ * The carried installer this Ferry would hand the bundle to: null when this
+ * Ferry is new enough for it; E_INSTALLER_TOO_OLD when it is too old and
+ * cannot hand over (none carried for this platform, already handed over to,
+ * or no appliance to put it on). Reads only the (trusted) metadata.
+ */
+export function handOverTarget(
+  metadata: BundleMetadata,
+  file: string,
+  root: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): NonNullable<BundleMetadata['installer']> | null {
+  const needed = metadata.minInstaller;
+  const carried = metadata.installer;
+  if (needed === undefined || compareVersions(FERRY_VERSION, needed) >= 0) return null;
+  if (env[HANDED_OVER] !== undefined || !carried || carried.platform !== PLATFORM || !root)
+    throw tooOld(metadata, needed, file, env);
+  return carried;
+}
+
+/**
  * When the bundle needs a newer Ferry than this one and carries one for this
- * platform: verifies the signature, copies the carried installer to
- * `<root>/var/lib/ferry/bin/` checking its size and sha256 against the signed
- * metadata as it is written (temp file, fsync, mode 0755, rename), and runs it
- * with the same arguments, returning its exit status. Null when this Ferry
- * is new enough (the command then runs here). Nothing of the bundle runs
- * before its hash matched; a mismatch leaves no file behind.
+ * platform: verifies the signature, copies the carried installer (see
+ * carriedInstaller) and runs it with the same arguments, returning its exit
+ * status. Null when this Ferry is new enough (the command then runs here).
  */
 export async function handOver(options: HandOverOptions): Promise<number | null> {
+  const env = options.env ?? process.env;
+  const carried = await carriedInstaller(options);
+  return carried && runCarried(carried, options.bundle, options.argv, env);
+}
+
+/** An installer copied out of a bundle, its bytes checked against the signed metadata. */
+export interface CarriedInstaller {
+  executable: string;
+  version: string;
+  /** The bundle's minInstaller. */
+  needed: string;
+}
+
+/**
+ * The first half of a hand-over, apart for the console (which checks while
+ * its screen is up, and hands over once it is gone): verifies the bundle's
+ * signature against the appliance's trust, and copies the carried installer
+ * to `<root>/var/lib/ferry/bin/` checking its size and sha256 as it is
+ * written (temp file, fsync, mode 0755, rename). Null when this Ferry is new
+ * enough. Nothing of the bundle runs before its hash matched; a mismatch
+ * leaves no file behind.
+ */
+export async function carriedInstaller(
+  options: Omit<HandOverOptions, 'argv'>,
+): Promise<CarriedInstaller | null> {
   const env = options.env ?? process.env;
   let trust: TrustContext;
   if (options.root !== undefined) {
@@ -105,31 +147,36 @@ export async function handOver(options: HandOverOptions): Promise<number | null>
     trust = trustContext(exported.trust, exported.timeFloor);
   } else return null; // the command reports the missing flag
   const opened = await openTrusted(options.bundle, trust);
-  let executable: string;
   try {
     const { metadata, reader } = opened;
-    const needed = metadata.minInstaller;
-    const carried = metadata.installer;
-    if (needed === undefined || compareVersions(FERRY_VERSION, needed) >= 0) return null;
-    if (
-      env[HANDED_OVER] !== undefined ||
-      !carried ||
-      carried.platform !== PLATFORM ||
-      options.root === undefined
-    )
-      throw tooOld(metadata, needed, options.bundle, env);
+    const carried = handOverTarget(metadata, options.bundle, options.root, env);
+    if (!carried || options.root === undefined) return null;
     const expected = expectedEntries(metadata, reader.metadataBytes.length).find(
       (entry) => entry.name === carried.path,
     ) as ExpectedEntry;
-    executable = join(resolve(options.root), INSTALLER_DIR, `ferry-installer-${carried.version}`);
-    await copyVerified(reader, expected, executable);
-    process.stderr.write(
-      `ferry: ${options.bundle} needs Ferry ${needed} or newer, and this is ${FERRY_VERSION}: handing over to the installer it carries (Ferry ${carried.version}, ${executable})\n`,
+    const executable = join(
+      resolve(options.root),
+      INSTALLER_DIR,
+      `ferry-installer-${carried.version}`,
     );
+    await copyVerified(reader, expected, executable);
+    return { executable, version: carried.version, needed: metadata.minInstaller as string };
   } finally {
     await opened.reader.close();
   }
-  return runHandedOver(executable, options.argv, env);
+}
+
+/** The second half: says so on stderr, runs the copied installer with these arguments, and gives its exit status. */
+export function runCarried(
+  carried: CarriedInstaller,
+  bundle: string,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  process.stderr.write(
+    `ferry: ${bundle} needs Ferry ${carried.needed} or newer, and this is ${FERRY_VERSION}: handing over to the installer it carries (Ferry ${carried.version}, ${carried.executable})\n`,
+  );
+  return runHandedOver(carried.executable, argv, env);
 }
 
 /** The entry into `target`, replacing whatever was there only once every byte matched. */

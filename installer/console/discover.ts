@@ -4,13 +4,15 @@ import {
   isFerryError,
   partName,
   PARTS_INDEX,
+  type BundleMetadata,
   type FerryError,
 } from '../../manifest-schema/index.js';
+import { FERRY_VERSION } from '../../manifest-schema/ferry-version.js';
 import { trustContext, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
-import { requireInstaller } from '../handover.js';
+import { handOverTarget } from '../handover.js';
 import type { ApplianceView, Candidate } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
@@ -52,6 +54,7 @@ export async function discover(
   appliance: Appliance,
   folders: readonly string[],
   mountPoints: readonly string[] = USUAL_MOUNT_POINTS,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<Candidate[]> {
   const files = new Set<string>();
   for (const folder of folders) for (const file of await bundleFiles(folder, 1)) files.add(file);
@@ -80,11 +83,10 @@ export async function discover(
         kind: metadata.kind,
         notes: metadata.release.notes,
       };
-      try {
-        requireInstaller(metadata, file);
-      } catch (error) {
-        const { code, message } = error as FerryError;
-        candidates.push({ ...base, plan: null, problem: { code, message } });
+      // A bundle for a newer Ferry is not planned here: this Ferry may misread it.
+      const needs = newerFerry(metadata, file, appliance.paths.root, env);
+      if (needs) {
+        candidates.push({ ...base, plan: null, ...needs });
         continue;
       }
       const planned = plan(facts, metadata, {
@@ -115,6 +117,30 @@ export async function discover(
     }
   }
   return candidates;
+}
+
+/** What the console shows and does for a bundle that needs a newer Ferry; null when this one will do. */
+function newerFerry(
+  metadata: BundleMetadata,
+  file: string,
+  root: string,
+  env: NodeJS.ProcessEnv,
+): Pick<Candidate, 'problem' | 'needs'> | null {
+  const version = metadata.minInstaller as string;
+  try {
+    const carried = handOverTarget(metadata, file, root, env);
+    if (!carried) return null;
+    return {
+      problem: {
+        code: 'E_INSTALLER_TOO_OLD',
+        message: `${file} needs Ferry ${version} or newer; this is Ferry ${FERRY_VERSION}, and the bundle carries Ferry ${carried.version}`,
+      },
+      needs: { version, carried: carried.version, hint: '' },
+    };
+  } catch (error) {
+    const { code, message, hint = '' } = error as FerryError;
+    return { problem: { code, message }, needs: { version, carried: null, hint } };
+  }
 }
 
 export function applianceView(appliance: Appliance): ApplianceView {

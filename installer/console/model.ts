@@ -18,6 +18,23 @@ export interface Candidate {
   plan: Plan | null;
   /** Why the bundle cannot be used, when it cannot. */
   problem: { code: string; message: string } | null;
+  /**
+   * Set when the bundle needs a newer Ferry than this one (its plan is then
+   * null: this Ferry may misread it). Enter hands over to the installer it
+   * carries (`carried`, its version), or says why it cannot (`hint`).
+   */
+  needs?: NewerFerry;
+}
+
+export interface NewerFerry {
+  version: string;
+  carried: string | null;
+  hint: string;
+}
+
+/** A bundle Enter can act on: one with a plan, or one that needs a newer Ferry. */
+export function choosable(candidate: Candidate): boolean {
+  return candidate.plan !== null || candidate.needs !== undefined;
 }
 
 export interface ApplianceView {
@@ -28,7 +45,7 @@ export interface ApplianceView {
   components: Record<string, string>;
 }
 
-export type Screen = 'choose' | 'installing' | 'done';
+export type Screen = 'choose' | 'handing-over' | 'installing' | 'done';
 export type PassState = 'pending' | 'running' | 'done' | 'failed';
 
 export const PASS_ORDER: PassName[] = ['pre-validate', 'stage', 'update', 'test', 'commit'];
@@ -63,6 +80,8 @@ export interface VolumeWanted {
 export type ConsoleEvent =
   | InstallEvent
   | { type: 'start'; at: number }
+  /** Enter on a bundle that carries the newer Ferry it needs: its installer is being checked. */
+  | { type: 'hand-over' }
   | { type: 'failed'; error: { code: string; message: string; hint?: string } }
   | { type: 'notice'; text: string }
   /** The install waits for a volume (null: it was inserted, or the operator gave up). */
@@ -90,15 +109,18 @@ export function initialState(appliance: ApplianceView, candidates: Candidate[]):
 }
 
 /**
- * The newest bundle whose plan can proceed and does something; else the
- * newest readable one, so its plan can explain itself. Of equal releases, the
+ * The newest bundle whose plan can proceed and does something, or that
+ * carries the newer Ferry it needs; else the newest readable one, so its
+ * plan can explain itself. Of equal releases, the
  * first found. Bundles that could not be read or trusted are never chosen.
  */
 export function chooseNewest(candidates: readonly Candidate[]): number | null {
   const byRelease = [...candidates.entries()]
-    .filter(([, c]) => c.plan !== null)
+    .filter(([, c]) => choosable(c))
     .sort(([, a], [, b]) => compareVersions(b.release, a.release));
-  const ready = byRelease.find(([, c]) => c.plan?.verdict === 'ok' && c.plan.order.length > 0);
+  const ready = byRelease.find(
+    ([, c]) => (c.plan?.verdict === 'ok' && c.plan.order.length > 0) || Boolean(c.needs?.carried),
+  );
   return (ready ?? byRelease[0])?.[0] ?? null;
 }
 
@@ -110,14 +132,16 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return { ...state, volume: event.wanted };
     case 'choose': {
       if (state.screen !== 'choose') return state;
-      const readable = [...state.candidates.keys()].filter(
-        (index) => state.candidates[index]?.plan !== null,
+      const readable = [...state.candidates.keys()].filter((index) =>
+        choosable(state.candidates[index] as Candidate),
       );
       if (readable.length < 2) return state;
       const at = Math.max(0, readable.indexOf(state.chosen ?? -1));
       const chosen = readable[(at + event.step + readable.length) % readable.length] as number;
       return { ...state, chosen, notice: null };
     }
+    case 'hand-over':
+      return { ...state, screen: 'handing-over', notice: null };
     case 'start':
       return {
         ...state,

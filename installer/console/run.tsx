@@ -5,6 +5,7 @@ import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/i
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
+import { carriedInstaller, runCarried, type CarriedInstaller } from '../handover.js';
 import { applianceView, discover } from './discover.js';
 import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
 import { ConsoleView } from './view.js';
@@ -27,6 +28,10 @@ export class ConsoleController {
   private stopping: AbortController | null = null;
   /** The install's wait for a volume: Enter goes on, q gives up. */
   private waiting: { resolve: () => void; reject: () => void } | null = null;
+  /** The operator left: a hand-over still being checked must not start after that. */
+  private quitting = false;
+  /** The checked installer to hand over to once the screen is gone (runConsole runs it). */
+  handOverTo: { bundle: string; carried: CarriedInstaller } | null = null;
   onQuit: () => void = () => undefined;
 
   constructor(state: ConsoleState, root: string) {
@@ -58,12 +63,21 @@ export class ConsoleController {
       return;
     }
     if (input === 'q' && this.state.screen !== 'installing') {
-      this.onQuit();
+      this.quit();
       return;
     }
     if (!enter || this.state.screen !== 'choose') return;
     const candidate =
       this.state.chosen === null ? undefined : this.state.candidates[this.state.chosen];
+    if (candidate?.needs) {
+      if (candidate.needs.carried !== null) void this.handOver(candidate.file);
+      else
+        this.dispatch({
+          type: 'notice',
+          text: `Enter does nothing: ${candidate.problem?.message ?? ''}. What to do: ${candidate.needs.hint}`,
+        });
+      return;
+    }
     const plan = candidate?.plan;
     if (!candidate || !plan) {
       this.dispatch({
@@ -101,10 +115,35 @@ export class ConsoleController {
    */
   interrupt(signal: NodeJS.Signals): void {
     if (this.state.screen !== 'installing') {
-      this.onQuit();
+      this.quit();
       return;
     }
     if (this.stopping?.signal.aborted === false) this.stopping.abort(signal);
+  }
+
+  private quit(): void {
+    this.quitting = true;
+    this.onQuit();
+  }
+
+  /**
+   * The bundle needs the newer Ferry it carries: checks that installer
+   * against the signed metadata and copies it to the appliance while the
+   * screen shows so (a mismatch ends on the result screen, nothing changed),
+   * then closes the screen for runConsole to hand over. The newer Ferry
+   * plans the bundle itself: this one may misread it.
+   */
+  private async handOver(bundle: string): Promise<void> {
+    this.dispatch({ type: 'hand-over' });
+    try {
+      const carried = await carriedInstaller({ bundle, root: this.root });
+      if (!carried) throw new FerryError('E_INTERNAL', `${bundle} needs no newer Ferry after all`);
+      if (this.quitting) return;
+      this.handOverTo = { bundle, carried };
+      this.quit();
+    } catch (error) {
+      this.dispatch({ type: 'failed', error: failureOf(error) });
+    }
   }
 
   private async apply(bundle: string): Promise<void> {
@@ -122,10 +161,7 @@ export class ConsoleController {
       this.state = { ...this.state, appliance: applianceView(after) };
       this.dispatch({ type: 'notice', text: '' });
     } catch (error) {
-      const failure = isFerryError(error)
-        ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
-        : { code: 'E_INTERNAL', message: String(error) };
-      this.dispatch({ type: 'failed', error: failure });
+      this.dispatch({ type: 'failed', error: failureOf(error) });
     }
   }
 
@@ -137,6 +173,12 @@ export class ConsoleController {
       const wrong = problem.code === 'E_WRONG_VOLUME' ? problem.message : null;
       this.dispatch({ type: 'volume', wanted: { volume, volumes, label, bundle, wrong } });
     });
+}
+
+function failureOf(error: unknown): { code: string; message: string; hint?: string } {
+  return isFerryError(error)
+    ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+    : { code: 'E_INTERNAL', message: String(error) };
 }
 
 /** The screen: renders what the controller holds and hands it the keys. */
@@ -173,6 +215,20 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     await instance.waitUntilExit();
   } finally {
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  }
+  if (controller.handOverTo) {
+    // The console's own arguments: the newer Ferry's console finds the same bundles.
+    const argv = [
+      'console',
+      '--root',
+      options.root,
+      ...options.media.flatMap((d) => ['--media', d]),
+    ];
+    const { bundle, carried } = controller.handOverTo;
+    // ink has stopped listening, but this process still reads the terminal:
+    // every key must go to the console handed over to (and none keep us alive).
+    process.stdin.destroy();
+    return runCarried(carried, bundle, argv);
   }
   const { result, error } = controller.state;
   if (error) return 1;

@@ -2,6 +2,7 @@ import { Box, Text } from 'ink';
 import type { ComponentPlan } from '../plan.js';
 import {
   changesByComponent,
+  choosable,
   PASS_ORDER,
   secondsLeft,
   type Candidate,
@@ -78,9 +79,40 @@ function PlanRows({ components }: { components: ComponentPlan[] }) {
   );
 }
 
+/** A bundle for a newer Ferry: what Enter does about it, or why it can do nothing. */
+function NeedsNewer({ candidate }: { candidate: Candidate }) {
+  const { needs } = candidate;
+  if (!needs) return null;
+  return (
+    <Box flexDirection="column">
+      <Text bold color={needs.carried ? 'yellow' : 'red'}>
+        Bundle found, but it needs Ferry {needs.version} or newer: {candidate.product}{' '}
+        {candidate.release} ({candidate.kind}) — {candidate.file}
+      </Text>
+      {candidate.notes ? <Text> {candidate.notes}</Text> : null}
+      {needs.carried ? (
+        <Text>
+          {'  '}It carries Ferry {needs.carried}. Enter checks that installer against the bundle's
+          signature, copies it to the appliance and hands over to it: its console shows the plan,
+          and Enter there applies.
+        </Text>
+      ) : (
+        <Box flexDirection="column">
+          <Text color="red">
+            {'  '}✘ {candidate.problem?.code}: {candidate.problem?.message}
+          </Text>
+          <Text>
+            {'  '}What to do: {needs.hint}
+          </Text>
+        </Box>
+      )}
+    </Box>
+  );
+}
+
 function Chosen({ candidate, installed }: { candidate: Candidate; installed: string | null }) {
   const plan = candidate.plan;
-  if (!plan) return null;
+  if (!plan) return <NeedsNewer candidate={candidate} />;
   const blocked = plan.verdict === 'blocked';
   const groups = changesByComponent(plan.changes);
   return (
@@ -145,6 +177,7 @@ function Others({ state }: { state: ConsoleState }) {
 function ChooseScreen({ state }: { state: ConsoleState }) {
   const candidate = state.chosen === null ? undefined : state.candidates[state.chosen];
   const ready = candidate?.plan?.verdict === 'ok' && candidate.plan.order.length > 0;
+  const carried = candidate?.needs?.carried;
   return (
     <Box flexDirection="column">
       {candidate ? (
@@ -164,11 +197,29 @@ function ChooseScreen({ state }: { state: ConsoleState }) {
       <Box marginTop={1}>
         <Text inverse>
           {ready ? ' [Enter] apply ' : ''}
-          {state.candidates.filter((c) => c.plan !== null).length > 1
-            ? ' [↑/↓] another bundle '
-            : ''}{' '}
-          [q] quit{' '}
+          {carried ? ` [Enter] hand over to Ferry ${carried} ` : ''}
+          {state.candidates.filter(choosable).length > 1 ? ' [↑/↓] another bundle ' : ''} [q]
+          quit{' '}
         </Text>
+      </Box>
+    </Box>
+  );
+}
+
+function HandOverScreen({ state }: { state: ConsoleState }) {
+  const candidate = state.chosen === null ? undefined : state.candidates[state.chosen];
+  return (
+    <Box flexDirection="column">
+      <Text bold>
+        Checking the installer {candidate?.file} carries (Ferry {candidate?.needs?.carried}) against
+        the bundle's signature…
+      </Text>
+      <Text>
+        {' '}
+        Once it matches, this console closes and Ferry {candidate?.needs?.carried}'s opens.
+      </Text>
+      <Box marginTop={1}>
+        <Text inverse> [q] stop here </Text>
       </Box>
     </Box>
   );
@@ -328,6 +379,8 @@ export function ConsoleView({ state }: { state: ConsoleState }) {
       <Header state={state} />
       {state.screen === 'choose' ? (
         <ChooseScreen state={state} />
+      ) : state.screen === 'handing-over' ? (
+        <HandOverScreen state={state} />
       ) : state.screen === 'installing' ? (
         <ProgressScreen state={state} />
       ) : (

@@ -18,6 +18,7 @@ import {
   type Workspace,
 } from '../helpers.js';
 import { initAppliance, sha256, snapshot } from './appliance.js';
+import { Terminal } from './terminal.js';
 
 const PLATFORM = `${process.platform}-${process.arch}`;
 const CURRENT: string = (
@@ -28,6 +29,7 @@ let dir: string;
 let ws: Workspace;
 /** A stand-in for ferry-installer 9.0.0: says its version, and records that it ran and how. */
 let fake: string;
+const terminal = new Terminal();
 
 beforeAll(async () => {
   dir = await tempDir();
@@ -40,6 +42,8 @@ beforeAll(async () => {
       `if [ "$1" = --version ]; then echo '{"version": "9.0.0", "platform": "${PLATFORM}"}'; exit 0; fi`,
       `echo "$*" > "${dir}/ran"`,
       'echo "carried installer: $* (handed over by $FERRY_HANDED_OVER)"',
+      // A console handed over to must get the operator's keys, not the console that handed over.
+      'if [ "$1" = console ]; then read -r line; echo "it read: $line"; fi',
       'exit 7',
       '',
     ].join('\n'),
@@ -225,6 +229,79 @@ describe('a bundle that carries its installer', () => {
     const [candidate] = await discover(await openAppliance(root), [dirname(bundle)], []);
     expect(candidate?.problem?.code).toBe('E_INSTALLER_TOO_OLD');
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  describe('in the console', () => {
+    /** A stick holding one bundle built from a spec with these fields, and an appliance. */
+    async function stick(name: string, fields: Record<string, string>, tampered = false) {
+      const { result, bundle } = await build(await spec(name, fields), 'tar');
+      expect(result.code, result.stderr).toBe(0);
+      if (tampered) await tamper(bundle);
+      return { media: dirname(bundle), root: await appliance(name) };
+    }
+
+    it("Enter on a bundle that carries the Ferry it needs hands over, with the console's arguments", async () => {
+      const { media, root } = await stick('console-handover', {
+        minInstaller: '9.0.0',
+        installer: '../ferry-installer',
+      });
+      const args = ['console', '--root', root, '--media', media];
+      // Wide enough for the stand-in's line, with its long paths, on one row.
+      terminal.ferry('handover', args, { width: 300, height: 40 });
+      const shown = await terminal.waitFor('handover', '[Enter] hand over to Ferry 9.0.0');
+      expect(shown).toContain('it needs Ferry 9.0.0 or newer: acme-appliance 1.0.0');
+      terminal.keys('handover', 'Enter');
+      await terminal.waitFor(
+        'handover',
+        `carried installer: ${args.join(' ')} (handed over by ${CURRENT})`,
+      );
+      terminal.keys('handover', 'typed after the hand-over', 'Enter');
+      const end = await terminal.waitFor('handover', 'exit=7');
+      expect(end).toContain('it read: typed after the hand-over');
+      const copy = join(root, 'var/lib/ferry/bin/ferry-installer-9.0.0');
+      expect(sha256(await readFile(copy))).toBe(sha256(await readFile(fake)));
+    });
+
+    it('a tampered carried installer: the console says so, runs nothing and changes nothing', async () => {
+      const { media, root } = await stick(
+        'console-tampered',
+        { minInstaller: '9.0.0', installer: '../ferry-installer' },
+        true,
+      );
+      await rm(join(dir, 'ran'), { force: true });
+      const before = await snapshot(root);
+      terminal.ferry('tampered', ['console', '--root', root, '--media', media], {
+        width: 150,
+        height: 40,
+      });
+      await terminal.waitFor('tampered', '[Enter] hand over to Ferry 9.0.0');
+      terminal.keys('tampered', 'Enter');
+      const shown = await terminal.waitFor('tampered', 'NOT APPLIED: E_HASH_MISMATCH');
+      expect(shown).toContain('installer/ferry-installer');
+      terminal.keys('tampered', 'q');
+      await terminal.waitFor('tampered', 'exit=1');
+      expect(await snapshot(root)).toEqual(before);
+      await expect(stat(join(dir, 'ran'))).rejects.toThrow();
+    });
+
+    it('a bundle that needs a newer Ferry and carries none: the console says why, Enter does nothing', async () => {
+      const { media, root } = await stick('console-bare', { minInstaller: '9.0.0' });
+      const before = await snapshot(root);
+      terminal.ferry('bare', ['console', '--root', root, '--media', media], {
+        width: 150,
+        height: 40,
+      });
+      const shown = await terminal.waitFor('bare', 'What to do:');
+      expect(shown).toContain('E_INSTALLER_TOO_OLD');
+      expect(shown).toContain('needs Ferry 9.0.0 or newer');
+      expect(shown).toContain('carries no installer');
+      expect(shown).not.toContain('[Enter]');
+      terminal.keys('bare', 'Enter');
+      await terminal.waitFor('bare', 'Enter does nothing');
+      terminal.keys('bare', 'q');
+      await terminal.waitFor('bare', 'exit=0');
+      expect(await snapshot(root)).toEqual(before);
+    });
   });
 });
 

@@ -4,6 +4,12 @@ import { FERRY } from '../helpers.js';
 
 let terminals = 0;
 
+interface TerminalOptions {
+  width?: number;
+  height?: number;
+  env?: Record<string, string>;
+}
+
 /**
  * A real terminal of a given size: tmux on a private socket (killed after the
  * file's tests) runs a command; the test reads the screen and types keys.
@@ -21,13 +27,24 @@ export class Terminal {
   }
 
   /** Runs `ferry ARGS` in a new session of width × height, with these environment variables. */
-  ferry(
+  ferry(session: string, args: readonly string[], options: TerminalOptions = {}): void {
+    this.run(session, [process.execPath, FERRY, ...args], options);
+  }
+
+  /**
+   * Runs any command (a ferry-installer) the same way; `clean` starts it with
+   * only the given variables and TERM, as from a bare login on an appliance.
+   */
+  run(
     session: string,
-    args: readonly string[],
-    options: { width?: number; height?: number; env?: Record<string, string> } = {},
+    command: readonly string[],
+    options: TerminalOptions & { clean?: boolean } = {},
   ): void {
-    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const command = ['env', ...env, process.execPath, FERRY, ...args].map(quote).join(' ');
+    const env = Object.entries({
+      ...(options.clean ? { TERM: process.env.TERM ?? 'xterm' } : {}),
+      ...options.env,
+    }).map(([k, v]) => `${k}=${v}`);
+    const line = ['env', ...(options.clean ? ['-i'] : []), ...env, ...command].map(quote).join(' ');
     this.tmux(
       'new-session',
       '-d',
@@ -37,7 +54,7 @@ export class Terminal {
       String(options.width ?? 80),
       '-y',
       String(options.height ?? 24),
-      `${command}; echo "exit=$?"; sleep 600`,
+      `${line}; echo "exit=$?"; sleep 600`,
     );
   }
 

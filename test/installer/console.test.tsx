@@ -118,6 +118,30 @@ describe('console screens', () => {
     expect(text).toContain('[Enter] apply');
   });
 
+  it('a bundle that needs a newer Ferry: Enter hands over to the one it carries, or the screen says why it cannot', () => {
+    const needs = (carried: string | null): Candidate =>
+      candidate({
+        plan: null,
+        problem: {
+          code: 'E_INSTALLER_TOO_OLD',
+          message: '/media/usb/acme-appliance-1.3.0-update.tar needs Ferry 9.0.0 or newer',
+        },
+        needs: { version: '9.0.0', carried, hint: carried ? '' : 'run Ferry 9.0.0 or newer' },
+      });
+    const carries = frame(initialState(appliance, [needs('9.1.0')]));
+    expect(carries).toContain('it needs Ferry 9.0.0 or newer: acme-appliance 1.3.0');
+    expect(carries).toContain('It carries Ferry 9.1.0.');
+    expect(carries).toContain('[Enter] hand over to Ferry 9.1.0');
+    expect(carries).not.toContain('[Enter] apply');
+    const none = frame(initialState(appliance, [needs(null)]));
+    expect(none).toContain('E_INSTALLER_TOO_OLD: /media/usb/acme-appliance-1.3.0-update.tar needs');
+    expect(none).toContain('What to do: run Ferry 9.0.0 or newer');
+    expect(none).not.toContain('[Enter]');
+    expect(
+      frame(reduce(initialState(appliance, [needs('9.1.0')]), { type: 'hand-over' })),
+    ).toContain('this console closes and Ferry 9.1.0');
+  });
+
   it('plan: release notes, the changes since the installed release by component, and every action with its reason', () => {
     const text = frame(initialState(appliance, [candidate()]));
     expect(text).toContain('Retires the legacy agent.');
@@ -263,7 +287,7 @@ describe('console screens', () => {
 
 // chooseNewest is pure: candidates in, the index Enter applies out. A bundle
 // is written as `release:state`, where the state is what its plan says.
-type State = 'ready' | 'nothing' | 'blocked' | 'untrusted' | 'unreadable';
+type State = 'ready' | 'nothing' | 'blocked' | 'untrusted' | 'unreadable' | 'carries' | 'too-old';
 
 function listed(spec: string, at: number): Candidate {
   const [release = '', state] = spec.split(':') as [string, State];
@@ -297,6 +321,14 @@ function listed(spec: string, at: number): Candidate {
       return { ...base, plan: null, problem };
     case 'unreadable':
       return { ...base, release: '?', kind: '?', plan: null, problem };
+    case 'carries':
+    case 'too-old':
+      return {
+        ...base,
+        plan: null,
+        problem: { code: 'E_INSTALLER_TOO_OLD', message: 'needs Ferry 9.0.0 or newer' },
+        needs: { version: '9.0.0', carried: state === 'carries' ? '9.0.0' : null, hint: '' },
+      };
   }
 }
 
@@ -314,6 +346,9 @@ const cases: Array<[string, string[], number | null]> = [
   ['an untrusted bundle is never chosen, however new', ['9.9.9:untrusted', '1.1.0:ready'], 1],
   ['an unreadable bundle is never chosen', ['?:unreadable', '1.1.0:blocked'], 1],
   ['nothing readable: nothing chosen', ['9.9.9:untrusted', '?:unreadable'], null],
+  ['one that carries the newer Ferry it needs is ready', ['1.2.0:ready', '1.3.0:carries'], 1],
+  ['one that needs a newer Ferry and carries none gives way', ['1.3.0:too-old', '1.2.0:ready'], 1],
+  ['none ready: one that needs a newer Ferry, to say why', ['9.9.9:untrusted', '1.3.0:too-old'], 1],
   ['no bundles: nothing chosen', [], null],
 ];
 

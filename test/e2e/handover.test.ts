@@ -346,4 +346,34 @@ describe('hand-over from an older build of ferry-installer to the current one', 
     const status = await run(older(), ['status', '--root', root, '--json'], { env });
     expect(json(status)).toMatchObject({ release: '1.0.0' });
   });
+
+  it("the older one's console hands over to the carried one's, where Enter installs", async () => {
+    const { result, bundle } = await build(
+      await spec('packaged-console', { minInstaller: CURRENT }),
+      'tar',
+      '--installer',
+      current,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const root = await appliance('packaged-console');
+    // As from a bare login: no variable but PATH (and TERM), none of the test runner's.
+    terminal.run('sea', [older(), 'console', '--root', root, '--media', dirname(bundle)], {
+      clean: true,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      width: 300,
+      height: 50,
+    });
+    await terminal.waitFor('sea', `[Enter] hand over to Ferry ${CURRENT}`);
+    terminal.keys('sea', 'Enter');
+    await terminal.waitFor('sea', 'this is 0.0.1: handing over');
+    await terminal.waitFor('sea', '[Enter] apply');
+    terminal.keys('sea', 'Enter');
+    await terminal.waitFor('sea', 'COMMITTED: acme-appliance is now at 1.0.0');
+    terminal.keys('sea', 'q');
+    await terminal.waitFor('sea', 'exit=0');
+    const status = await run(current, ['status', '--root', root, '--json'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    });
+    expect(json(status)).toMatchObject({ release: '1.0.0' });
+  }, 120_000);
 });

@@ -116,7 +116,18 @@ export const OUTPUT_SCHEMAS = {
     },
     { additionalProperties: false },
   ),
-  version: result({ name: Type.Literal('ferry'), version: Release }),
+  // ferry-installer says which file it is, so that a copy can be checked against the release's .sha256.
+  version: result(
+    {
+      name: Type.Literal('ferry'),
+      version: Release,
+      executable: Type.String(),
+      sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+      node: Type.String(),
+      platform: Type.String(),
+    },
+    ['executable', 'sha256', 'node', 'platform'],
+  ),
   keygen: result({ keyid: Type.String(), privateKey: Type.String(), publicKey: Type.String() }),
   'trust-init': Type.Union([
     result({ trust: Type.String(), threshold: Type.Integer(), keyids: Keyids }),

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { constants, Script } from 'node:vm';
 import { main } from '../cli/main.js';
-import { report } from '../cli/report.js';
+import { report, versioned } from '../cli/report.js';
 import type { runConsole as RunConsole } from '../installer/console/run.js';
 import { FerryError, type ERROR_CODES } from '../manifest-schema/errors.js';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
@@ -91,13 +91,14 @@ async function versionJson(): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(executable), hash);
   return JSON.stringify(
-    {
+    versioned({
+      name: 'ferry',
       version: FERRY_VERSION,
       executable,
       sha256: hash.digest('hex'),
       node: process.version,
       platform: `${process.platform}-${process.arch}`,
-    },
+    }),
     null,
     2,
   );

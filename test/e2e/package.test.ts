@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { isBuiltin } from 'node:module';
 import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, ferry, ROOT, run, tempDir, workspace, type Workspace } from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, RECORDS, snapshot } from './appliance.js';
@@ -125,7 +126,16 @@ describe('ferry-installer, the single executable', () => {
     const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
       version: string;
     };
-    expect(JSON.parse(result.stdout)).toEqual({
+    const output: unknown = JSON.parse(result.stdout);
+    // The shape `ferry --version --json` publishes (manifest-schema/schemas/output-version.json).
+    const schema = JSON.parse(
+      await readFile(join(ROOT, 'manifest-schema', 'schemas', 'output-version.json'), 'utf8'),
+    ) as object;
+    const validate = new Ajv({ strict: false }).compile(schema);
+    expect(validate(output), new Ajv().errorsText(validate.errors)).toBe(true);
+    expect(output).toEqual({
+      schemaVersion: 1,
+      name: 'ferry',
       version,
       executable: EXECUTABLE,
       sha256: hash,

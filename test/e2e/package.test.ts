@@ -5,8 +5,24 @@ import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:f
 import { basename, join } from 'node:path';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ferry, ROOT, run, tempDir, workspace, type Workspace } from '../helpers.js';
-import { cloneAppliance, initAppliance, installOk, RECORDS, snapshot } from './appliance.js';
+import {
+  buildAll,
+  ferry,
+  json,
+  ROOT,
+  run,
+  tempDir,
+  workspace,
+  type Workspace,
+} from '../helpers.js';
+import {
+  cloneAppliance,
+  initAppliance,
+  installOk,
+  RECORDS,
+  sha256,
+  snapshot,
+} from './appliance.js';
 import { inRoot, minimalRoot, runIn, skipReason } from './minimal-root.js';
 
 const PACKAGE = join(ROOT, 'dist', 'package');
@@ -182,6 +198,37 @@ describe('ferry-installer, the single executable', () => {
     expect(unsafe.stderr).toContain(open);
     expect(await readdir(open)).toEqual([]);
   });
+
+  // The arm64 build of the README: another Node binary of this version, no code cache
+  // (V8 makes one only for the architecture it runs on). Here that binary is this
+  // machine's own, so that what is built can run.
+  it('FERRY_NODE_BINARY: builds from that Node binary, without a code cache, and refuses another version', async () => {
+    const out = join(dir, 'from-binary');
+    const env = { ...process.env, FERRY_PACKAGE_OUT: out };
+    const script = join(ROOT, 'scripts', 'package.mjs');
+    execFileSync(process.execPath, [script], {
+      cwd: ROOT,
+      env: { ...env, FERRY_NODE_BINARY: process.execPath },
+    });
+    const built = join(out, `ferry-installer-linux-${process.arch}`);
+    const version = await run(built, ['--version', '--json'], { env: {} });
+    expect(json(version)).toMatchObject({ sha256: sha256(await readFile(built)) });
+    const root = join(out, 'appliance');
+    await initAppliance(ws, root);
+    const status = await run(built, ['status', '--root', root, '--json'], { env: {} });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toBe((await ferry(['status', '--root', root, '--json'])).stdout);
+    // An ELF header of this architecture, but not this Node: the blob would not fit it.
+    const other = join(dir, 'other-node');
+    await writeFile(other, (await readFile(process.execPath)).subarray(0, 4096));
+    const refused = spawnSync(process.execPath, [script], {
+      cwd: ROOT,
+      env: { ...env, FERRY_NODE_BINARY: other },
+      encoding: 'utf8',
+    });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`${other} is not Node ${process.version}`);
+  }, 300_000);
 });
 
 /**

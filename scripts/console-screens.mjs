@@ -113,6 +113,27 @@ ferry(
   join(work, 'rogue', 'rogue.key'),
 );
 cpSync(join(work, 'rogue-out', 'acme-appliance-1.3.0-update.tar'), join(usb, 'unknown-vendor.tar'));
+// 1.3.0 once more, needing a Ferry 9.0.0 and carrying it: a stand-in that only says its version.
+const carried = join(work, 'ferry-installer');
+writeFileSync(
+  carried,
+  `#!/bin/sh\necho '{"version": "9.0.0", "platform": "${process.platform}-${process.arch}"}'\n`,
+  { mode: 0o755 },
+);
+writeFileSync(
+  join(product, 'release-1.3.0-newer.yaml'),
+  `${readFileSync(join(product, 'release-1.3.0.yaml'), 'utf8')}\nminInstaller: 9.0.0\n`,
+);
+ferry(
+  'build',
+  join(product, 'release-1.3.0-newer.yaml'),
+  '--out',
+  join(work, 'newer'),
+  '--key',
+  join(work, 'keys', 'release.key'),
+  '--installer',
+  carried,
+);
 
 const screens = [];
 try {
@@ -165,6 +186,13 @@ try {
   screens.push([
     'Verification failure (a damaged payload byte)',
     await waitFor('damaged', 'NOT APPLIED'),
+  ]);
+
+  // A bundle for a newer Ferry that carries it: Enter would hand over.
+  open('newer', appliance('needs-newer'), join(work, 'newer'));
+  screens.push([
+    'A bundle that needs a newer Ferry, and carries it (Enter hands over)',
+    await waitFor('newer', '[Enter] hand over'),
   ]);
 } finally {
   spawnSync('tmux', ['-L', socket, 'kill-server']);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { withHashPool } from '../../manifest-schema/index.js';
+import { hashThrough, withHashPool } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;
@@ -68,5 +68,53 @@ describe('hash workers', () => {
         .catch((error: NodeJS.ErrnoException) => error.code);
       expect(link).toBe('ELOOP');
     });
+  });
+
+  it('read parts once, hashing each whole part and the entries across them, copying those with a target', async () => {
+    const whole = Buffer.concat([first, second]);
+    // Entries cross the part boundary (300 000), and one copy crosses many 128 KiB slots.
+    const entries = [
+      { offset: 10, size: 5 },
+      { offset: 200_000, size: 250_000, target: join(dir, 'across'), mode: 0o640 },
+      { offset: 450_000, size: 50_000 },
+    ];
+    const notes: number[] = [];
+    const result = await hashThrough(
+      [
+        { path: join(dir, 'part1'), offset: 0, size: first.length },
+        { path: join(dir, 'part2'), offset: first.length, size: second.length },
+      ],
+      entries,
+      (at) => notes.push(at),
+    );
+    expect(result.parts).toEqual([
+      { sha256: sha256(first), bytes: first.length },
+      { sha256: sha256(second), bytes: second.length },
+    ]);
+    expect(result.entries).toEqual(
+      entries.map((e) => ({
+        sha256: sha256(whole.subarray(e.offset, e.offset + e.size)),
+        bytes: e.size,
+      })),
+    );
+    expect(notes).toEqual([0, 1, 2]);
+    expect(await readFile(join(dir, 'across'))).toEqual(whole.subarray(200_000, 450_000));
+  });
+
+  it('stop the read at a short part, and give up when a copy cannot be made', async () => {
+    const short = await hashThrough(
+      [
+        { path: join(dir, 'part2'), offset: 0, size: second.length + 10 },
+        { path: join(dir, 'part1'), offset: second.length + 10, size: first.length },
+      ],
+      [{ offset: 199_000, size: 100_000 }],
+    );
+    expect(short.parts).toEqual([{ sha256: sha256(second), bytes: second.length }]);
+    expect(short.entries).toEqual([{ sha256: '', bytes: 1000 }]);
+    const refused = await hashThrough(
+      [{ path: join(dir, 'part1'), offset: 0, size: first.length }],
+      [{ offset: 0, size: first.length, target: join(dir, 'part2') }],
+    ).catch((error: NodeJS.ErrnoException) => error);
+    expect(refused).toMatchObject({ code: 'EEXIST', path: join(dir, 'part2') });
   });
 });

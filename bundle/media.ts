@@ -8,6 +8,7 @@ import {
   decodePartsIndex,
   ERROR_CODES,
   FerryError,
+  hashThrough,
   ioError,
   isFerryError,
   partName,
@@ -16,7 +17,10 @@ import {
   volumeLabel,
   withHashPool,
   type DecodedPartsIndex,
+  type EntryToCopy,
   type PartsIndex,
+  type PartToRead,
+  type ReadResult,
   type Segment,
   type TrustedRoot,
   type TrustRoot,
@@ -513,6 +517,37 @@ export class PartsSource implements BundleSource {
       volume: part.volume,
       path: part.path as string,
     }));
+  }
+
+  /**
+   * Reads every part once, whole and in order, checking each against the
+   * index, while the entries (in order) are hashed, and copied when they have
+   * a target, from the same bytes; then throws for the first part that
+   * differs. Returns each entry's result, for the caller's verdict.
+   */
+  async readThrough(
+    entries: readonly EntryToCopy[],
+    onEntry?: (at: number) => void,
+  ): Promise<ReadResult[]> {
+    const located: PartToRead[] = this.parts.map((part) => {
+      if (part.path === null) throw this.missing(part);
+      return { path: part.path, offset: part.offset, size: part.size };
+    });
+    const result = await hashThrough(located, entries, onEntry).catch((error: unknown) => {
+      const path = (error as { path?: string }).path ?? this.name;
+      const reading = located.some((part) => part.path === path);
+      throw ioError(error, path, reading ? 'read' : 'stage into');
+    });
+    for (const [at, read] of result.parts.entries()) {
+      const part = this.parts[at] as Part;
+      const path = part.path as string;
+      this.count += read.bytes;
+      if (read.bytes !== part.size) throw this.mismatch(part, path, `ends at byte ${read.bytes}`);
+      if (read.sha256 !== part.sha256)
+        throw this.mismatch(part, path, `has sha256 ${read.sha256.slice(0, 16)}…`);
+      part.hash = null;
+    }
+    return result.entries;
   }
 
   /**

@@ -97,9 +97,10 @@ function fill(task, control, where, data, slots, slot) {
   let filled = 0;
   for (const part of task.parts) {
     const hash = crypto.createHash('sha256');
-    const input = fs.openSync(part.path, fs.constants.O_RDONLY);
+    let input;
     let done = 0;
     try {
+      input = fs.openSync(part.path, fs.constants.O_RDONLY);
       while (done < part.size) {
         const seen = Atomics.load(control, 5);
         if (Atomics.load(control, 3) !== 0) return { parts };
@@ -118,8 +119,11 @@ function fill(task, control, where, data, slots, slot) {
         Atomics.add(control, 4, 1);
         Atomics.notify(control, 4);
       }
+    } catch (error) {
+      error.path = part.path;
+      throw error;
     } finally {
-      fs.closeSync(input);
+      if (input !== undefined) fs.closeSync(input);
     }
     parts.push({ sha256: hash.digest('hex'), bytes: done });
     // A part that came up short ends the read: what follows it would be misplaced.
@@ -154,21 +158,17 @@ function empty(task, control, where, data, slots, slot) {
         const to = Math.min(end, entry.offset + entry.size);
         if (to <= from) continue;
         const chunk = data.subarray(at + from - start, at + to - start);
-        if (hashes[k] === null) {
-          hashes[k] = crypto.createHash('sha256');
-          if (entry.target !== undefined) {
-            try {
-              fd = fs.openSync(entry.target, 'wx', entry.mode);
-            } catch (error) {
-              error.path = entry.target;
-              throw error;
-            }
-          }
-        }
+        if (hashes[k] === null) hashes[k] = crypto.createHash('sha256');
         hashes[k].update(chunk);
-        if (fd !== undefined) {
-          let written = 0;
-          while (written < chunk.length) written += fs.writeSync(fd, chunk, written, chunk.length - written, from - entry.offset + written);
+        if (entry.target !== undefined) {
+          try {
+            if (fd === undefined) fd = fs.openSync(entry.target, 'wx', entry.mode);
+            let written = 0;
+            while (written < chunk.length) written += fs.writeSync(fd, chunk, written, chunk.length - written, from - entry.offset + written);
+          } catch (error) {
+            error.path = entry.target;
+            throw error;
+          }
         }
         bytes[k] += chunk.length;
         if (bytes[k] === entry.size) {

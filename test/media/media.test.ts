@@ -263,6 +263,32 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     expect(check.stderr).toMatch(/E_PART_MISMATCH: .*BUNDLE\.002: part 2 on volume 2/);
   });
 
+  it('a byte changed where install stages nothing (a skipped component): the part hash alone stops it, exit 3', async () => {
+    // Tar headers and padding are checked as they are read, and every staged
+    // file against its signed hash; the payload of a component the install
+    // leaves out is checked by nothing but its part's sha256.
+    const volumes = await copy(media);
+    const tiles = await readFile(join(base.ws.product, 'components/maps/5.0.0/data/tiles.bin'));
+    const part = join(volumes, 'vol2', 'FERRY/BUNDLE.002');
+    const bytes = await readFile(part);
+    const at = bytes.indexOf(tiles.subarray(1_500_000, 1_500_064));
+    expect(at).toBeGreaterThan(0);
+    bytes[at] = (bytes[at] as number) ^ 0xff;
+    await writeFile(part, bytes);
+    const root = await copy(empty);
+    const before = await snapshot(root);
+    const skip = ['--skip', 'maps', '--reason', 'maps later'];
+    const result = await install(volumes, root, ...skip);
+    expect(result.code, result.stderr).toBe(3);
+    expect(result.stderr).toMatch(
+      /E_PART_MISMATCH: .*vol2\/FERRY\/BUNDLE\.002: part 2 on volume 2 \(ACME_APPLIANCE_1_0_0_2\) has sha256/,
+    );
+    expect(await snapshot(root)).toEqual(before);
+    // The same install from the intact volumes goes through: only the changed byte stopped it.
+    const intact = await install(media, root, ...skip);
+    expect(intact.code, intact.stderr).toBe(0);
+  });
+
   it('bundle.json changed in part 1: plan and install exit 3, naming part 1', async () => {
     const volumes = await copy(media);
     const part = join(volumes, 'vol1', 'FERRY/BUNDLE.001');

@@ -556,7 +556,9 @@ export class PartsSource implements BundleSource {
    */
   async blame(error: unknown): Promise<unknown> {
     if (!isFerryError(error) || ERROR_CODES[error.code].exit !== 3) return error;
-    if (error.code === 'E_PART_MISMATCH') return error;
+    // Every part already read whole and found intact: none of them is to blame.
+    if (error.code === 'E_PART_MISMATCH' || this.parts.every((part) => part.hash === null))
+      return error;
     try {
       await this.checkParts(false);
     } catch (part) {

@@ -203,33 +203,20 @@ async function stageThroughParts(
   found: ReadonlyMap<string, IndexedEntry>,
 ): Promise<void> {
   const { reader, dir } = context;
-  const copied = files.filter((entry) => entry.size > 0);
-  for (const entry of files) {
-    const target = payloadTarget(dir, entry);
-    await mkdir(dirname(target), { recursive: true });
-    if (entry.size > 0) continue;
-    // The worker makes a file when its first byte arrives: an empty one is made here.
-    const handle = await open(target, 'wx', (entry.mode ?? 0o644) & 0o777).catch(
-      (error: unknown) => {
-        throw ioError(error, target, 'create');
-      },
-    );
-    await handle.close();
-    checkDigest(reader.file, entry, 0, createHash('sha256').digest('hex'));
-  }
+  for (const entry of files) await mkdir(dirname(payloadTarget(dir, entry)), { recursive: true });
   const results = await media.readThrough(
-    copied.map((entry) => ({
+    files.map((entry) => ({
       offset: (found.get(entry.name) as IndexedEntry).offset,
       size: entry.size,
       target: payloadTarget(dir, entry),
       mode: (entry.mode ?? 0o644) & 0o777,
     })),
     (at) => {
-      const entry = copied[at] as ExpectedEntry;
+      const entry = files[at] as ExpectedEntry;
       context.onBytes?.(entry.component as string, entry.size);
     },
   );
-  for (const [at, entry] of copied.entries()) {
+  for (const [at, entry] of files.entries()) {
     const result = results[at] as ReadResult;
     checkDigest(reader.file, entry, result.bytes, result.sha256);
   }

@@ -141,6 +141,12 @@ function empty(task, control, where, data, slots, slot) {
   let first = 0;
   let emptied = 0;
   try {
+    // Empty entries have no bytes to wait for.
+    for (const [k, entry] of entries.entries()) {
+      if (entry.size > 0) continue;
+      if (entry.target !== undefined) fs.closeSync(fs.openSync(entry.target, 'wx', entry.mode));
+      results[k] = { sha256: crypto.createHash('sha256').digest('hex'), bytes: 0 };
+    }
     for (;;) {
       const seen = Atomics.load(control, 4);
       if (emptied === Atomics.load(control, 0)) {
@@ -357,7 +363,7 @@ export interface EntryToCopy {
  * Reads parts once, whole and in order, hashing each, while a second worker
  * hashes (and copies) the entries that lie in them, from the same bytes: one
  * read yields the parts' hashes and the entries', on two cores, in flat
- * memory. The entries must be in order, not overlapping, and not empty.
+ * memory. The entries must be in order and not overlapping.
  * Each result's `bytes` says how far it got (a part or a read that came up short).
  */
 export function hashThrough(

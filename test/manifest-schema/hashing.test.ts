@@ -75,6 +75,7 @@ describe('hash workers', () => {
     // Entries cross the part boundary (300 000), and one copy crosses many 128 KiB slots.
     const entries = [
       { offset: 10, size: 5 },
+      { offset: 15, size: 0, target: join(dir, 'empty') },
       { offset: 200_000, size: 250_000, target: join(dir, 'across'), mode: 0o640 },
       { offset: 450_000, size: 50_000 },
     ];
@@ -97,7 +98,8 @@ describe('hash workers', () => {
         bytes: e.size,
       })),
     );
-    expect(notes).toEqual([0, 1, 2]);
+    expect(notes).toEqual([0, 2, 3]);
+    expect(await readFile(join(dir, 'empty'))).toHaveLength(0);
     expect(await readFile(join(dir, 'across'))).toEqual(whole.subarray(200_000, 450_000));
   });
 

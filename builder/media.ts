@@ -150,7 +150,7 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   const { metadata, envelope, reader } = opened;
   await reader.close();
   if (reader.format === 'zip') {
-    throw new FerryError('E_BUNDLE_FORMAT', `${options.bundle} is a zip bundle`, {
+    throw new FerryError('E_BUNDLE_FORMAT', `${options.bundle} is a zip bundle, which cannot be cut into volumes`, {
       file: options.bundle,
       hint: 'a zip keeps its directory at its end, so it could not be planned from volume 1: build it with --format tar (or tar.gz) for media',
     });

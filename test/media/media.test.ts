@@ -159,6 +159,8 @@ describe('ferry media', () => {
     ]);
     expect(refusedZip.code).toBe(2);
     expect(refusedZip.stderr).toContain('E_BUNDLE_FORMAT');
+    // Volume 1 alone could not plan: a zip's directory is at its end.
+    expect(refusedZip.stderr).toMatch(/is a zip bundle.*\n.*directory at its end.*--format tar/);
     await expect(stat(join(dir, 'zip-media'))).rejects.toThrow();
   });
 });

@@ -207,7 +207,11 @@ export class PartsSource implements BundleSource {
     }));
   }
 
-  /** Set when volumes are asked for one at a time: readers then stream once, in order. */
+  /**
+   * Set when a volume is not attached (to be asked for, or not there at all):
+   * readers then stream once, in order, reading only as far as they need, so
+   * volume 1 alone is enough to plan even when part 1 carries a trust chain.
+   */
   get sequential(): boolean {
     return this.ordered;
   }
@@ -217,7 +221,7 @@ export class PartsSource implements BundleSource {
     const found = await referenceIndex(path, options.trust);
     const source = new PartsSource(path, found, options.ask);
     const missing = await source.locateAll();
-    source.ordered = options.ask !== undefined && missing.length > 0;
+    source.ordered = missing.length > 0;
     return source;
   }
 

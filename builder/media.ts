@@ -77,6 +77,8 @@ export interface MediaOptions {
   /** Copied onto volume 1; null for none. */
   installer: string | null;
   iso: boolean;
+  /** Bytes of the bundle copied onto the volumes so far, of its size. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface MediaVolume {
@@ -150,10 +152,14 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   const { metadata, envelope, reader } = opened;
   await reader.close();
   if (reader.format === 'zip') {
-    throw new FerryError('E_BUNDLE_FORMAT', `${options.bundle} is a zip bundle, which cannot be cut into volumes`, {
-      file: options.bundle,
-      hint: 'a zip keeps its directory at its end, so it could not be planned from volume 1: build it with --format tar (or tar.gz) for media',
-    });
+    throw new FerryError(
+      'E_BUNDLE_FORMAT',
+      `${options.bundle} is a zip bundle, which cannot be cut into volumes`,
+      {
+        file: options.bundle,
+        hint: 'a zip keeps its directory at its end, so it could not be planned from volume 1: build it with --format tar (or tar.gz) for media',
+      },
+    );
   }
   const payload = Buffer.from(envelope.payload, 'base64');
   for (const key of options.keys) {
@@ -187,6 +193,14 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   for (const folder of folders)
     await refuseExisting(folder, 'choose an empty --out folder: volumes are never overwritten');
 
+  const copied = parts.map(() => 0);
+  const report = (at: number, bytes: number): void => {
+    copied[at] = bytes;
+    options.onProgress?.(
+      copied.reduce((sum, n) => sum + n, 0),
+      size,
+    );
+  };
   const written = await withHashPool((pool) =>
     Promise.all(
       parts.map(async (part, at) => {
@@ -194,11 +208,15 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
         await mkdir(dirname(file), { recursive: true });
         const handle = await open(file, 'wx');
         try {
-          const result = await pool.run({
-            segments: [{ path: options.bundle, offset: part.offset, length: part.size }],
-            fd: handle.fd,
-            position: 0,
-          });
+          const result = await pool.run(
+            {
+              segments: [{ path: options.bundle, offset: part.offset, length: part.size }],
+              fd: handle.fd,
+              position: 0,
+            },
+            (bytes) => report(at, bytes),
+          );
+          report(at, result.bytes);
           if (result.bytes !== part.size)
             throw new FerryError('E_IO', `${options.bundle} changed while it was being cut`, {
               file: options.bundle,

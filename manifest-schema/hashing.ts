@@ -23,6 +23,7 @@ parentPort.on('message', (task) => {
   const hash = crypto.createHash('sha256');
   let crc = 0;
   let total = 0;
+  let noted = 0;
   // Returns false once the bytes go past the task's size: they are counted, not hashed.
   const take = (n) => {
     if (task.size !== undefined && total + n > task.size) { total += n; return false; }
@@ -34,6 +35,10 @@ parentPort.on('message', (task) => {
       while (written < n) written += fs.writeSync(task.fd, chunk, written, n - written, task.position + total + written);
     }
     total += n;
+    if (task.notes && total - noted >= 1 << 23) {
+      noted = total;
+      parentPort.postMessage({ id: task.id, note: total });
+    }
     return true;
   };
   let input;
@@ -209,6 +214,8 @@ interface HashOutput {
   position?: number;
   /** Also compute the CRC-32 (for zip). */
   crc?: boolean;
+  /** Report the bytes read so far, every 8 MiB, to `run`'s `onRead`. */
+  notes?: boolean;
 }
 
 export type HashTask = HashOutput &
@@ -283,8 +290,8 @@ export class HashPool {
     }
   }
 
-  run(task: HashTask): Promise<HashResult> {
-    return this.post(task) as Promise<HashResult>;
+  run(task: HashTask, onRead?: (bytes: number) => void): Promise<HashResult> {
+    return this.post(onRead ? { ...task, notes: true } : task, onRead) as Promise<HashResult>;
   }
 
   private post(task: object, note?: (note: number) => void): Promise<unknown> {

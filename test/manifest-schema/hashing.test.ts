@@ -70,6 +70,17 @@ describe('hash workers', () => {
     });
   });
 
+  it('report the bytes read every 8 MiB when asked', async () => {
+    const big = join(dir, 'big');
+    await writeFile(big, Buffer.alloc(17 << 20, 7));
+    const notes: number[] = [];
+    const result = await withHashPool((pool) =>
+      pool.run({ source: big, size: 17 << 20 }, (bytes) => notes.push(bytes)),
+    );
+    expect(result.bytes).toBe(17 << 20);
+    expect(notes).toEqual([8 << 20, 16 << 20]);
+  });
+
   it('read parts once, hashing each whole part and the entries across them, copying those with a target', async () => {
     const whole = Buffer.concat([first, second]);
     // Entries cross the part boundary (300 000), and one copy crosses many 128 KiB slots.

@@ -15,12 +15,14 @@ import {
 } from '../../manifest-schema/index.js';
 import { EPOCH, ferry, json } from '../helpers.js';
 import { install, sha256, snapshot, status } from '../e2e/appliance.js';
+import { Terminal } from '../e2e/terminal.js';
 import { makeMedia, mediaFixture, readIndex, type MediaFixture } from './helpers.js';
 
 let dir: string;
 let base: MediaFixture;
 let media: string;
 let empty: string;
+const terminal = new Terminal();
 
 beforeAll(async () => {
   base = await mediaFixture();
@@ -55,6 +57,24 @@ describe('ferry media', () => {
     expect(sha256(Buffer.concat(joined))).toBe(sha256(bundle));
     // A tar header naming bundle.json opens part 1.
     expect(joined[0]?.toString('latin1', 0, 11)).toBe('bundle.json');
+  });
+
+  it('shows what it wrote: one line redrawn on a terminal, plain lines elsewhere', async () => {
+    const out = join(dir, 'progress');
+    const args = ['media', base.bundle, '--out', out, '--key', base.ws.key];
+    const plain = await ferry([...args, '--volume-size', '1100K', '--no-installer']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/^media: wrote 3\.\d MiB of 3\.\d MiB \(100%\)$/m);
+    expect(plain.stderr).not.toContain('\r');
+    terminal.ferry('media', [
+      ...args.slice(0, 3),
+      `${out}-tty`,
+      ...args.slice(4),
+      '--no-installer',
+    ]);
+    const screen = await terminal.waitFor('media', /exit=\d/);
+    expect(screen).toContain('exit=0');
+    expect(screen.match(/media: wrote .* \(100%\)/g)).toHaveLength(1);
   });
 
   it('signs the parts index with the bundle key, as a DSSE envelope of canonical JSON', async () => {

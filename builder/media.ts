@@ -4,6 +4,7 @@ import { access, constants, mkdir, open, stat, writeFile } from 'node:fs/promise
 import { delimiter, dirname, join } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
+import { bundleLayout } from '../bundle/layout.js';
 import { openBundleMetadata } from '../bundle/open.js';
 import {
   canonicalJson,
@@ -22,6 +23,7 @@ import {
   volumeLabel,
   withHashPool,
   type PartsIndex,
+  type BundleMetadata,
 } from '../manifest-schema/index.js';
 import { refuseExisting } from './signing.js';
 
@@ -181,7 +183,12 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
         },
       )
     : 0;
-  const parts = cut(size, options.volumeSize, installerSize, reader.metadataBytes.length);
+  const parts = cut(
+    size,
+    options.volumeSize,
+    installerSize,
+    planningBytes(metadata, reader.metadataBytes.length),
+  );
   const label = options.label
     ? checkLabel(options.label)
     : defaultLabel(metadata.product, metadata.release.version);
@@ -289,15 +296,28 @@ interface Cut {
 }
 
 /** The parts' ranges: each as large as its volume allows, volume 1 less the installer on a medium of fixed size. */
-function cut(size: number, volume: VolumeSize, installerSize: number, metadataSize: number): Cut[] {
+/**
+ * The bytes at the front of the tar that planning reads: bundle.json and the
+ * trust roots after it (a rotated key is known only from them), with their
+ * headers. For a tar.gz, what they take uncompressed: more than compressed.
+ */
+export function planningBytes(metadata: BundleMetadata, metadataSize: number): number {
+  const layout = bundleLayout('tar', metadata, metadataSize);
+  const next = layout.placed.find(
+    (placed, at) => at > 0 && !placed.entry.name.startsWith('trust/'),
+  );
+  return next?.headerOffset ?? layout.dataEnd;
+}
+
+function cut(size: number, volume: VolumeSize, installerSize: number, front: number): Cut[] {
   const first =
     volume.capacity === null ? volume.part : Math.min(volume.part, volume.capacity - installerSize);
-  // Part 1 must hold bundle.json whole (with its tar header), so volume 1 alone can plan.
-  const needed = Math.max(MIN_PART, metadataSize + 4096);
+  // Part 1 must hold what planning reads whole, so volume 1 alone can plan.
+  const needed = Math.max(MIN_PART, front + 4096);
   if (volume.part < MIN_PART || first < needed) {
     throw new FerryError(
       'E_USAGE',
-      `a volume of ${first} bytes cannot hold part 1 (bundle.json is ${metadataSize} bytes${installerSize > 0 ? `, and the installer ${installerSize}` : ''})`,
+      `a volume of ${first} bytes cannot hold part 1 (bundle.json and the trust roots after it take ${front} bytes${installerSize > 0 ? `, and the installer ${installerSize}` : ''})`,
       {
         hint: `use --volume-size of at least ${needed + (volume.capacity === null ? 0 : installerSize)} bytes${installerSize > 0 ? ', or --no-installer' : ''}`,
       },

@@ -1,6 +1,8 @@
-import { cp, mkdir } from 'node:fs/promises';
+import { cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { openBundleMetadata } from '../../bundle/open.js';
+import { planningBytes } from '../../builder/media.js';
 import {
   EPOCH,
   ferry,
@@ -67,6 +69,18 @@ beforeAll(async () => {
 });
 
 describe('a rotated key on media', () => {
+  it('keeps bundle.json and the trust roots after it in part 1, and knows where they end', async () => {
+    const part = await readFile(join(media, 'vol1', 'FERRY/BUNDLE.001'));
+    const opened = await openBundleMetadata(join(media, 'vol1'));
+    await opened.reader.close();
+    const front = planningBytes(opened.metadata, opened.reader.metadataBytes.length);
+    expect(part.length).toBeGreaterThan(front);
+    // The root planning walks last lies before `front`; the next entry's header starts there.
+    expect(part.indexOf('trust/root-2.json')).toBeGreaterThan(0);
+    expect(part.indexOf('trust/root-2.json')).toBeLessThan(front);
+    expect(part.toString('latin1', front, front + 10)).toBe('artifacts/');
+  });
+
   it('plans from volume 1 alone at root v1, changing nothing, not even the trust root', async () => {
     const alone = join(dir, 'alone');
     await mkdir(alone);

@@ -9,6 +9,7 @@ import {
   ferryOk,
   json,
   keyPairs,
+  trustRoots,
   tempDir,
   workspace,
   type KeyFiles,
@@ -36,20 +37,9 @@ beforeAll(async () => {
   const ws = await workspace(dir);
   keys = await keyPairs(dir, 'alice', 'bob', 'ci-1', 'ci-2');
   const chain = join(dir, 'chain');
-  await mkdir(chain);
-  v1 = join(chain, 'root-1.json');
-  const both = ['--sign-with', keys.alice.key, '--sign-with', keys.bob.key];
-  await ferryOk([
-    'trust', 'init',
-    '--root-key', keys.alice.pub, '--root-key', keys.bob.pub, '--root-threshold', '2',
-    '--targets-key', keys['ci-1'].pub,
-    '--expires', '2099-01-01', ...both, '--out', v1,
-  ]); // prettier-ignore
-  await ferryOk([
-    'trust', 'sign-next', '--previous', v1,
-    '--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub,
-    '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-2.json'),
-  ]); // prettier-ignore
+  [v1] = (await trustRoots(chain, [keys.alice, keys.bob], keys['ci-1'], [
+    ['--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub],
+  ])) as [string];
   const built = await ferryOk(
     [
       'build', join(ws.product, 'release-1.0.0.yaml'), '--first-release',

@@ -354,6 +354,44 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     );
   });
 
+  it('volume 2 of another bundle: exit 1, naming the bundle it belongs to', async () => {
+    const product = join(dir, 'other-product');
+    await cp(base.ws.product, product, { recursive: true, verbatimSymlinks: true });
+    const spec = join(product, 'release-1.0.0.yaml');
+    await writeFile(
+      spec,
+      (await readFile(spec, 'utf8')).replace(/^product: .*$/m, 'product: beta-box'),
+    );
+    // Its own first release: none of acme's records.
+    await rm(join(product, 'history'), { recursive: true, force: true });
+    await mkdir(join(product, 'history'));
+    const built = await ferry(
+      [
+        'build',
+        spec,
+        '--first-release',
+        '--out',
+        join(dir, 'beta'),
+        '--key',
+        base.ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const beta = join(dir, 'beta-media');
+    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, beta);
+    const volumes = await copy(media);
+    await rm(join(volumes, 'vol2'), { recursive: true });
+    await rename(join(beta, 'vol2'), join(volumes, 'vol2'));
+    await refused(
+      volumes,
+      'E_WRONG_VOLUME',
+      1,
+      /vol2: this volume belongs to beta-box@1\.0\.0 .*not to acme-appliance@1\.0\.0/,
+    );
+  });
+
   it('an unsigned, altered or untrusted parts index: exit 3 before any part is read', async () => {
     const rewrite = async (
       change: (envelope: Record<string, unknown>) => void,

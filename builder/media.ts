@@ -4,6 +4,7 @@ import { access, constants, mkdir, open, stat, writeFile } from 'node:fs/promise
 import { delimiter, dirname, join } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
+import { bundleLayout } from '../bundle/layout.js';
 import { openBundleMetadata } from '../bundle/open.js';
 import {
   canonicalJson,
@@ -22,6 +23,7 @@ import {
   volumeLabel,
   withHashPool,
   type PartsIndex,
+  type BundleMetadata,
 } from '../manifest-schema/index.js';
 import { refuseExisting } from './signing.js';
 
@@ -77,6 +79,8 @@ export interface MediaOptions {
   /** Copied onto volume 1; null for none. */
   installer: string | null;
   iso: boolean;
+  /** Bytes of the bundle copied onto the volumes so far, of its size. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface MediaVolume {
@@ -150,10 +154,14 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   const { metadata, envelope, reader } = opened;
   await reader.close();
   if (reader.format === 'zip') {
-    throw new FerryError('E_BUNDLE_FORMAT', `${options.bundle} is a zip bundle`, {
-      file: options.bundle,
-      hint: 'a zip keeps its directory at its end, so it could not be planned from volume 1: build it with --format tar (or tar.gz) for media',
-    });
+    throw new FerryError(
+      'E_BUNDLE_FORMAT',
+      `${options.bundle} is a zip bundle, which cannot be cut into volumes`,
+      {
+        file: options.bundle,
+        hint: 'a zip keeps its directory at its end, so it could not be planned from volume 1: build it with --format tar (or tar.gz) for media',
+      },
+    );
   }
   const payload = Buffer.from(envelope.payload, 'base64');
   for (const key of options.keys) {
@@ -175,7 +183,12 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
         },
       )
     : 0;
-  const parts = cut(size, options.volumeSize, installerSize, reader.metadataBytes.length);
+  const parts = cut(
+    size,
+    options.volumeSize,
+    installerSize,
+    planningBytes(metadata, reader.metadataBytes.length),
+  );
   const label = options.label
     ? checkLabel(options.label)
     : defaultLabel(metadata.product, metadata.release.version);
@@ -187,6 +200,14 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   for (const folder of folders)
     await refuseExisting(folder, 'choose an empty --out folder: volumes are never overwritten');
 
+  const copied = parts.map(() => 0);
+  const report = (at: number, bytes: number): void => {
+    copied[at] = bytes;
+    options.onProgress?.(
+      copied.reduce((sum, n) => sum + n, 0),
+      size,
+    );
+  };
   const written = await withHashPool((pool) =>
     Promise.all(
       parts.map(async (part, at) => {
@@ -194,11 +215,15 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
         await mkdir(dirname(file), { recursive: true });
         const handle = await open(file, 'wx');
         try {
-          const result = await pool.run({
-            segments: [{ path: options.bundle, offset: part.offset, length: part.size }],
-            fd: handle.fd,
-            position: 0,
-          });
+          const result = await pool.run(
+            {
+              segments: [{ path: options.bundle, offset: part.offset, length: part.size }],
+              fd: handle.fd,
+              position: 0,
+            },
+            (bytes) => report(at, bytes),
+          );
+          report(at, result.bytes);
           if (result.bytes !== part.size)
             throw new FerryError('E_IO', `${options.bundle} changed while it was being cut`, {
               file: options.bundle,
@@ -271,15 +296,28 @@ interface Cut {
 }
 
 /** The parts' ranges: each as large as its volume allows, volume 1 less the installer on a medium of fixed size. */
-function cut(size: number, volume: VolumeSize, installerSize: number, metadataSize: number): Cut[] {
+/**
+ * The bytes at the front of the tar that planning reads: bundle.json and the
+ * trust roots after it (a rotated key is known only from them), with their
+ * headers. For a tar.gz, what they take uncompressed: more than compressed.
+ */
+export function planningBytes(metadata: BundleMetadata, metadataSize: number): number {
+  const layout = bundleLayout('tar', metadata, metadataSize);
+  const next = layout.placed.find(
+    (placed, at) => at > 0 && !placed.entry.name.startsWith('trust/'),
+  );
+  return next?.headerOffset ?? layout.dataEnd;
+}
+
+function cut(size: number, volume: VolumeSize, installerSize: number, front: number): Cut[] {
   const first =
     volume.capacity === null ? volume.part : Math.min(volume.part, volume.capacity - installerSize);
-  // Part 1 must hold bundle.json whole (with its tar header), so volume 1 alone can plan.
-  const needed = Math.max(MIN_PART, metadataSize + 4096);
+  // Part 1 must hold what planning reads whole, so volume 1 alone can plan.
+  const needed = Math.max(MIN_PART, front + 4096);
   if (volume.part < MIN_PART || first < needed) {
     throw new FerryError(
       'E_USAGE',
-      `a volume of ${first} bytes cannot hold part 1 (bundle.json is ${metadataSize} bytes${installerSize > 0 ? `, and the installer ${installerSize}` : ''})`,
+      `a volume of ${first} bytes cannot hold part 1 (bundle.json and the trust roots after it take ${front} bytes${installerSize > 0 ? `, and the installer ${installerSize}` : ''})`,
       {
         hint: `use --volume-size of at least ${needed + (volume.capacity === null ? 0 : installerSize)} bytes${installerSize > 0 ? ', or --no-installer' : ''}`,
       },

@@ -8,6 +8,7 @@ import {
   decodePartsIndex,
   ERROR_CODES,
   FerryError,
+  hashThrough,
   ioError,
   isFerryError,
   partName,
@@ -16,7 +17,10 @@ import {
   volumeLabel,
   withHashPool,
   type DecodedPartsIndex,
+  type EntryToCopy,
   type PartsIndex,
+  type PartToRead,
+  type ReadResult,
   type Segment,
   type TrustedRoot,
   type TrustRoot,
@@ -203,7 +207,11 @@ export class PartsSource implements BundleSource {
     }));
   }
 
-  /** Set when volumes are asked for one at a time: readers then stream once, in order. */
+  /**
+   * Set when a volume is not attached (to be asked for, or not there at all):
+   * readers then stream once, in order, reading only as far as they need, so
+   * volume 1 alone is enough to plan even when part 1 carries a trust chain.
+   */
   get sequential(): boolean {
     return this.ordered;
   }
@@ -213,7 +221,7 @@ export class PartsSource implements BundleSource {
     const found = await referenceIndex(path, options.trust);
     const source = new PartsSource(path, found, options.ask);
     const missing = await source.locateAll();
-    source.ordered = options.ask !== undefined && missing.length > 0;
+    source.ordered = missing.length > 0;
     return source;
   }
 
@@ -516,12 +524,45 @@ export class PartsSource implements BundleSource {
   }
 
   /**
+   * Reads every part once, whole and in order, checking each against the
+   * index, while the entries (in order) are hashed, and copied when they have
+   * a target, from the same bytes; then throws for the first part that
+   * differs. Returns each entry's result, for the caller's verdict.
+   */
+  async readThrough(
+    entries: readonly EntryToCopy[],
+    onEntry?: (at: number) => void,
+  ): Promise<ReadResult[]> {
+    const located: PartToRead[] = this.parts.map((part) => {
+      if (part.path === null) throw this.missing(part);
+      return { path: part.path, offset: part.offset, size: part.size };
+    });
+    const result = await hashThrough(located, entries, onEntry).catch((error: unknown) => {
+      const path = (error as { path?: string }).path ?? this.name;
+      const reading = located.some((part) => part.path === path);
+      throw ioError(error, path, reading ? 'read' : 'stage into');
+    });
+    for (const [at, read] of result.parts.entries()) {
+      const part = this.parts[at] as Part;
+      const path = part.path as string;
+      this.count += read.bytes;
+      if (read.bytes !== part.size) throw this.mismatch(part, path, `ends at byte ${read.bytes}`);
+      if (read.sha256 !== part.sha256)
+        throw this.mismatch(part, path, `has sha256 ${read.sha256.slice(0, 16)}…`);
+      part.hash = null;
+    }
+    return result.entries;
+  }
+
+  /**
    * For an integrity failure while reading entries: the damaged part that
    * caused it, when one of those reachable is; otherwise the error itself.
    */
   async blame(error: unknown): Promise<unknown> {
     if (!isFerryError(error) || ERROR_CODES[error.code].exit !== 3) return error;
-    if (error.code === 'E_PART_MISMATCH') return error;
+    // Every part already read whole and found intact: none of them is to blame.
+    if (error.code === 'E_PART_MISMATCH' || this.parts.every((part) => part.hash === null))
+      return error;
     try {
       await this.checkParts(false);
     } catch (part) {

@@ -25,7 +25,7 @@ export interface BundleSource {
   segments(offset: number, length: number): Segment[];
   /**
    * Set when the bytes must be read once and in order (volumes asked for one
-   * at a time): readers stream instead of indexing.
+   * at a time, or not all attached): readers stream instead of indexing.
    */
   readonly sequential?: boolean;
   /** Bytes read from the bundle so far, by this process and its hash workers. */

@@ -3,10 +3,11 @@ import {
   FerryError,
   withHashPool,
   type ExpectedEntry,
+  type ReadResult,
   type SignatureStatus,
 } from '../manifest-schema/index.js';
-import { checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
-import { mediaOf } from './media.js';
+import { checkDigest, checkInOrder, EntryAudit, hashEntry, hashEntryAt } from './audit.js';
+import { blamePart, mediaOf, type PartsSource } from './media.js';
 import { openTrusted, type TrustContext } from './open.js';
 import { collect, type BundleReader, type IndexedEntry } from './reader.js';
 
@@ -31,46 +32,59 @@ export async function verifyBundle(
   onProgress: OnProgress = () => undefined,
 ): Promise<VerifyResult> {
   const opened = await openTrusted(file, trust);
-  const { reader, metadata } = opened;
+  const { reader } = opened;
   try {
-    // On media every part is checked first, so a damaged one is named by part and volume.
-    await mediaOf(reader.source)?.checkParts(true);
-    const expected = expectedEntries(metadata, reader.metadataBytes.length);
-    const audit = new EntryAudit(expected, file);
-    const total = expected.reduce(
-      (sum, e) => sum + (e.type === 'file' && e.name !== 'bundle.json' ? e.size : 0),
-      0,
-    );
-    let done = 0;
-    const checked = (bytes: number) => onProgress((done += bytes), total);
-    const index = await reader.index();
-    const counted = index
-      ? await verifyIndexed(reader, index, audit, checked)
-      : await verifyStreaming(reader, audit, checked);
-    const missing = audit.missing();
-    if (missing.length > 0) {
-      throw new FerryError(
-        'E_MISSING_ENTRY',
-        `${file}: ${missing.length} listed entr${missing.length === 1 ? 'y is' : 'ies are'} missing, the first ${missing[0]}`,
-        {
-          file,
-          entry: missing[0] as string,
-          hint: 'the bundle is incomplete: copy it again from its source',
-        },
-      );
-    }
-    return {
-      file,
-      format: reader.format,
-      product: metadata.product,
-      release: metadata.release.version,
-      kind: metadata.kind,
-      signature: opened.signature,
-      ...counted,
-    };
+    return await checkEntries(opened, file, onProgress);
+  } catch (error) {
+    // A damaged part is named by part and volume, whatever it broke first.
+    throw await blamePart(reader.source, error);
   } finally {
     await reader.close();
   }
+}
+
+async function checkEntries(
+  opened: Awaited<ReturnType<typeof openTrusted>>,
+  file: string,
+  onProgress: OnProgress,
+): Promise<VerifyResult> {
+  const { reader, metadata } = opened;
+  const media = mediaOf(reader.source);
+  const index = await reader.index();
+  // A plain tar's one read on media checks every part too; a stream's parts are checked first.
+  if (media && !index) await media.checkParts(true);
+  const expected = expectedEntries(metadata, reader.metadataBytes.length);
+  const audit = new EntryAudit(expected, file);
+  const total = expected.reduce(
+    (sum, e) => sum + (e.type === 'file' && e.name !== 'bundle.json' ? e.size : 0),
+    0,
+  );
+  let done = 0;
+  const checked = (bytes: number) => onProgress((done += bytes), total);
+  const counted = index
+    ? await verifyIndexed(reader, index, audit, checked, media)
+    : await verifyStreaming(reader, audit, checked);
+  const missing = audit.missing();
+  if (missing.length > 0) {
+    throw new FerryError(
+      'E_MISSING_ENTRY',
+      `${file}: ${missing.length} listed entr${missing.length === 1 ? 'y is' : 'ies are'} missing, the first ${missing[0]}`,
+      {
+        file,
+        entry: missing[0] as string,
+        hint: 'the bundle is incomplete: copy it again from its source',
+      },
+    );
+  }
+  return {
+    file,
+    format: reader.format,
+    product: metadata.product,
+    release: metadata.release.version,
+    kind: metadata.kind,
+    signature: opened.signature,
+    ...counted,
+  };
 }
 
 interface Counted {
@@ -113,6 +127,7 @@ async function verifyIndexed(
   index: readonly IndexedEntry[],
   audit: EntryAudit,
   checked: (bytes: number) => void,
+  media: PartsSource | null,
 ): Promise<Counted> {
   const files: Array<{ entry: ExpectedEntry; offset: number }> = [];
   for (const raw of index) {
@@ -123,13 +138,25 @@ async function verifyIndexed(
       sameMetadata(reader, stored);
     } else if (entry.type === 'file') files.push({ entry, offset: raw.offset });
   }
+  const counted = { entries: index.length, bytes: files.reduce((sum, f) => sum + f.entry.size, 0) };
+  if (media) {
+    const results = await media.readThrough(
+      files.map(({ entry, offset }) => ({ offset, size: entry.size })),
+      (at) => checked((files[at] as { entry: ExpectedEntry }).entry.size),
+    );
+    for (const [at, { entry }] of files.entries()) {
+      const result = results[at] as ReadResult;
+      checkDigest(reader.file, entry, result.bytes, result.sha256);
+    }
+    return counted;
+  }
   await withHashPool((pool) =>
     checkInOrder(files, async ({ entry, offset }) => {
       await hashEntryAt(pool, reader.source, entry, offset);
       checked(entry.size);
     }),
   );
-  return { entries: index.length, bytes: files.reduce((sum, { entry }) => sum + entry.size, 0) };
+  return counted;
 }
 
 function sameMetadata(reader: BundleReader, stored: Buffer): void {

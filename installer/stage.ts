@@ -12,7 +12,9 @@ import {
   type BundleMetadata,
   type ExpectedEntry,
   type PayloadEntry,
+  type ReadResult,
 } from '../manifest-schema/index.js';
+import { mediaOf, type PartsSource } from '../bundle/media.js';
 import { checkDigest, checkInOrder, EntryAudit, hashEntryAt } from '../bundle/audit.js';
 import type { BundleReader, IndexedEntry } from '../bundle/reader.js';
 
@@ -164,6 +166,11 @@ async function stageFromIndex(
     }
   }
   const files = wanted.filter((entry) => entry.type === 'file');
+  const media = mediaOf(reader.source);
+  if (media) {
+    await stageThroughParts(context, media, files, found);
+    return;
+  }
   await withHashPool((pool) =>
     checkInOrder(files, async (entry) => {
       const target = payloadTarget(dir, entry);
@@ -181,6 +188,38 @@ async function stageFromIndex(
       context.onBytes?.(entry.component as string, entry.size);
     }),
   );
+}
+
+/**
+ * From media, the one read of the payload also reads every part whole, so
+ * each part is checked against the signed parts index: a part damaged where
+ * no staged file lies (another component's payload) still stops the install,
+ * naming its volume, before anything is switched.
+ */
+async function stageThroughParts(
+  context: StageContext,
+  media: PartsSource,
+  files: readonly ExpectedEntry[],
+  found: ReadonlyMap<string, IndexedEntry>,
+): Promise<void> {
+  const { reader, dir } = context;
+  for (const entry of files) await mkdir(dirname(payloadTarget(dir, entry)), { recursive: true });
+  const results = await media.readThrough(
+    files.map((entry) => ({
+      offset: (found.get(entry.name) as IndexedEntry).offset,
+      size: entry.size,
+      target: payloadTarget(dir, entry),
+      mode: (entry.mode ?? 0o644) & 0o777,
+    })),
+    (at) => {
+      const entry = files[at] as ExpectedEntry;
+      context.onBytes?.(entry.component as string, entry.size);
+    },
+  );
+  for (const [at, entry] of files.entries()) {
+    const result = results[at] as ReadResult;
+    checkDigest(reader.file, entry, result.bytes, result.sha256);
+  }
 }
 
 /** Copies a payload kept outside the bundle (default location or url) into staging, checking every file. */

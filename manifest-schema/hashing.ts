@@ -19,9 +19,11 @@ const zlib = process.getBuiltinModule('node:zlib');
 // 0.87 s to hash with 128 KiB reads, 1.3 s with 1 MiB (openssl dgst: 0.97 s).
 const buffer = Buffer.allocUnsafe(1 << 17);
 parentPort.on('message', (task) => {
+  if (task.ring !== undefined) return ringTask(task);
   const hash = crypto.createHash('sha256');
   let crc = 0;
   let total = 0;
+  let noted = 0;
   // Returns false once the bytes go past the task's size: they are counted, not hashed.
   const take = (n) => {
     if (task.size !== undefined && total + n > task.size) { total += n; return false; }
@@ -33,6 +35,10 @@ parentPort.on('message', (task) => {
       while (written < n) written += fs.writeSync(task.fd, chunk, written, n - written, task.position + total + written);
     }
     total += n;
+    if (task.notes && total - noted >= 1 << 23) {
+      noted = total;
+      parentPort.postMessage({ id: task.id, note: total });
+    }
     return true;
   };
   let input;
@@ -67,6 +73,132 @@ parentPort.on('message', (task) => {
     if (input !== undefined) fs.closeSync(input);
   }
 });
+
+// A read in two stages through a ring of shared slots (see hashThrough): one
+// worker reads whole parts in order and hashes each, the other hashes and
+// copies the entries in the bytes it is handed. control: [0] slots filled,
+// [1] slots emptied, [2] reader finished, [3] copier gave up, [4] and [5]
+// bumped on every change by the reader and the copier, to wait on.
+function ringTask(task) {
+  const { ring, slots, slot } = task;
+  const control = new Int32Array(ring, 0, 8);
+  const where = new Float64Array(ring, 32, slots * 2);
+  const data = Buffer.from(ring, 32 + slots * 16, slots * slot);
+  let result;
+  try {
+    result = task.parts !== undefined ? fill(task, control, where, data, slots, slot) : empty(task, control, where, data, slots, slot);
+    parentPort.postMessage({ id: task.id, ...result });
+  } catch (error) {
+    parentPort.postMessage({ id: task.id, error: { message: error.message, code: error.code, path: error.path } });
+  } finally {
+    Atomics.store(control, task.parts !== undefined ? 2 : 3, 1);
+    Atomics.add(control, task.parts !== undefined ? 4 : 5, 1);
+    Atomics.notify(control, task.parts !== undefined ? 4 : 5);
+  }
+}
+
+function fill(task, control, where, data, slots, slot) {
+  const parts = [];
+  let filled = 0;
+  for (const part of task.parts) {
+    const hash = crypto.createHash('sha256');
+    let input;
+    let done = 0;
+    try {
+      input = fs.openSync(part.path, fs.constants.O_RDONLY);
+      while (done < part.size) {
+        const seen = Atomics.load(control, 5);
+        if (Atomics.load(control, 3) !== 0) return { parts };
+        if (filled - Atomics.load(control, 1) >= slots) {
+          Atomics.wait(control, 5, seen);
+          continue;
+        }
+        const at = (filled % slots) * slot;
+        const n = fs.readSync(input, data, at, Math.min(slot, part.size - done), done);
+        if (n === 0) break;
+        hash.update(data.subarray(at, at + n));
+        where[(filled % slots) * 2] = part.offset + done;
+        where[(filled % slots) * 2 + 1] = n;
+        done += n;
+        Atomics.store(control, 0, ++filled);
+        Atomics.add(control, 4, 1);
+        Atomics.notify(control, 4);
+      }
+    } catch (error) {
+      error.path = part.path;
+      throw error;
+    } finally {
+      if (input !== undefined) fs.closeSync(input);
+    }
+    parts.push({ sha256: hash.digest('hex'), bytes: done });
+    // A part that came up short ends the read: what follows it would be misplaced.
+    if (done < part.size) break;
+  }
+  return { parts };
+}
+
+function empty(task, control, where, data, slots, slot) {
+  const { entries } = task;
+  const hashes = entries.map(() => null);
+  const bytes = entries.map(() => 0);
+  const results = entries.map(() => null);
+  let fd;
+  let first = 0;
+  let emptied = 0;
+  try {
+    // Empty entries have no bytes to wait for.
+    for (const [k, entry] of entries.entries()) {
+      if (entry.size > 0) continue;
+      if (entry.target !== undefined) fs.closeSync(fs.openSync(entry.target, 'wx', entry.mode));
+      results[k] = { sha256: crypto.createHash('sha256').digest('hex'), bytes: 0 };
+    }
+    for (;;) {
+      const seen = Atomics.load(control, 4);
+      if (emptied === Atomics.load(control, 0)) {
+        if (Atomics.load(control, 2) !== 0 && emptied === Atomics.load(control, 0)) break;
+        Atomics.wait(control, 4, seen);
+        continue;
+      }
+      const at = (emptied % slots) * slot;
+      const start = where[(emptied % slots) * 2];
+      const end = start + where[(emptied % slots) * 2 + 1];
+      while (first < entries.length && entries[first].offset + entries[first].size <= start) first++;
+      for (let k = first; k < entries.length && entries[k].offset < end; k++) {
+        const entry = entries[k];
+        const from = Math.max(start, entry.offset);
+        const to = Math.min(end, entry.offset + entry.size);
+        if (to <= from) continue;
+        const chunk = data.subarray(at + from - start, at + to - start);
+        if (hashes[k] === null) hashes[k] = crypto.createHash('sha256');
+        hashes[k].update(chunk);
+        if (entry.target !== undefined) {
+          try {
+            if (fd === undefined) fd = fs.openSync(entry.target, 'wx', entry.mode);
+            let written = 0;
+            while (written < chunk.length) written += fs.writeSync(fd, chunk, written, chunk.length - written, from - entry.offset + written);
+          } catch (error) {
+            error.path = entry.target;
+            throw error;
+          }
+        }
+        bytes[k] += chunk.length;
+        if (bytes[k] === entry.size) {
+          results[k] = { sha256: hashes[k].digest('hex'), bytes: bytes[k] };
+          hashes[k] = null;
+          if (fd !== undefined) fs.closeSync(fd);
+          fd = undefined;
+          parentPort.postMessage({ id: task.id, note: k });
+        }
+      }
+      Atomics.store(control, 1, ++emptied);
+      Atomics.add(control, 5, 1);
+      Atomics.notify(control, 5);
+    }
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return { entries: results.map((result, k) => result ?? { sha256: '', bytes: bytes[k] }) };
+}
 `;
 
 /** Where a byte range of a bundle physically lives: a stretch of one file. */
@@ -82,6 +214,8 @@ interface HashOutput {
   position?: number;
   /** Also compute the CRC-32 (for zip). */
   crc?: boolean;
+  /** Report the bytes read so far, every 8 MiB, to `run`'s `onRead`. */
+  notes?: boolean;
 }
 
 export type HashTask = HashOutput &
@@ -111,6 +245,7 @@ export interface HashResult {
 interface Pending {
   resolve: (result: HashResult) => void;
   reject: (error: Error) => void;
+  note?: (note: number) => void;
 }
 
 export class HashPool {
@@ -125,18 +260,27 @@ export class HashPool {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
       worker.on(
         'message',
-        (message: { id: number; error?: { message: string; code?: string } } & HashResult) => {
+        (
+          message: {
+            id: number;
+            note?: number;
+            error?: { message: string; code?: string; path?: string };
+          } & HashResult,
+        ) => {
           const waiting = this.pending.get(message.id);
+          if (message.note !== undefined) {
+            waiting?.note?.(message.note);
+            return;
+          }
           this.pending.delete(message.id);
           this.idle.push(worker);
           this.dispatch();
           if (!waiting) return;
           if (message.error) {
-            waiting.reject(
-              Object.assign(new Error(message.error.message), { code: message.error.code }),
-            );
+            waiting.reject(Object.assign(new Error(message.error.message), message.error));
           } else {
-            waiting.resolve({ sha256: message.sha256, crc32: message.crc32, bytes: message.bytes });
+            const { id: _, ...result } = message;
+            waiting.resolve(result);
           }
         },
       );
@@ -146,13 +290,41 @@ export class HashPool {
     }
   }
 
-  run(task: HashTask): Promise<HashResult> {
+  run(task: HashTask, onRead?: (bytes: number) => void): Promise<HashResult> {
+    return this.post(onRead ? { ...task, notes: true } : task, onRead) as Promise<HashResult>;
+  }
+
+  private post(task: object, note?: (note: number) => void): Promise<unknown> {
     const id = this.nextId++;
-    return new Promise<HashResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, task });
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: resolve,
+        reject,
+        ...(note ? { note } : {}),
+      });
+      this.queue.push({ id, task: task as HashTask });
       this.dispatch();
     });
+  }
+
+  /**
+   * See hashThrough: the reader and the copier, each on its own worker at
+   * once (the pool must have two idle), over one ring of shared slots.
+   */
+  async ring(
+    parts: readonly PartToRead[],
+    entries: readonly EntryToCopy[],
+    onEntry?: (at: number) => void,
+  ): Promise<{ parts: ReadResult[]; entries: ReadResult[] }> {
+    const ring = new SharedArrayBuffer(32 + RING_SLOTS * 16 + RING_SLOTS * RING_SLOT);
+    const shape = { ring, slots: RING_SLOTS, slot: RING_SLOT };
+    const [read, copied] = await Promise.allSettled([
+      this.post({ ...shape, parts }) as Promise<{ parts: ReadResult[] }>,
+      this.post({ ...shape, entries }, onEntry) as Promise<{ entries: ReadResult[] }>,
+    ]);
+    if (read.status === 'rejected') throw read.reason;
+    if (copied.status === 'rejected') throw copied.reason;
+    return { parts: read.value.parts, entries: copied.value.entries };
   }
 
   async close(): Promise<void> {
@@ -171,6 +343,43 @@ export class HashPool {
     for (const waiting of this.pending.values()) waiting.reject(error);
     this.pending.clear();
   }
+}
+
+/** 16 slots of 128 KiB (the read size above): 2 MiB however large the bundle. */
+const RING_SLOTS = 16;
+const RING_SLOT = 1 << 17;
+
+/** A whole file read in order as the bytes from `offset` of a larger whole (a part of a bundle). */
+export interface PartToRead {
+  path: string;
+  offset: number;
+  size: number;
+}
+
+export type ReadResult = Pick<HashResult, 'sha256' | 'bytes'>;
+
+/** A range of that whole to hash and, with `target`, to copy into a new file. */
+export interface EntryToCopy {
+  offset: number;
+  size: number;
+  target?: string;
+  mode?: number;
+}
+
+/**
+ * Reads parts once, whole and in order, hashing each, while a second worker
+ * hashes (and copies) the entries that lie in them, from the same bytes: one
+ * read yields the parts' hashes and the entries', on two cores, in flat
+ * memory. The entries must be in order and not overlapping.
+ * Each result's `bytes` says how far it got (a part or a read that came up short).
+ */
+export function hashThrough(
+  parts: readonly PartToRead[],
+  entries: readonly EntryToCopy[],
+  onEntry?: (at: number) => void,
+): Promise<{ parts: ReadResult[]; entries: ReadResult[] }> {
+  const pool = new HashPool(2);
+  return pool.ring(parts, entries, onEntry).finally(() => pool.close());
 }
 
 /** Runs `fn` with a pool and always closes it. */

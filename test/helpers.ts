@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -169,6 +169,36 @@ export interface KeyFiles {
   key: string;
   pub: string;
   keyid: string;
+}
+
+/**
+ * Trust roots root-1.json … root-N.json in `folder`, expiring in 2099: version 1
+ * of `rootKeys` (all of them needed to sign) and one targets key, then a version
+ * per entry of `steps` (`trust sign-next` key options), each signed by every root key.
+ */
+export async function trustRoots(
+  folder: string,
+  rootKeys: readonly KeyFiles[],
+  targetsKey: KeyFiles,
+  steps: ReadonlyArray<readonly string[]>,
+): Promise<string[]> {
+  await mkdir(folder, { recursive: true });
+  const signWith = rootKeys.flatMap((k) => ['--sign-with', k.key]);
+  const roots = [join(folder, 'root-1.json')];
+  await ferryOk([
+    'trust', 'init', ...rootKeys.flatMap((k) => ['--root-key', k.pub]),
+    '--root-threshold', String(rootKeys.length), '--targets-key', targetsKey.pub,
+    '--expires', '2099-01-01', ...signWith, '--out', roots[0] as string,
+  ]); // prettier-ignore
+  for (const step of steps) {
+    const next = join(folder, `root-${roots.length + 1}.json`);
+    await ferryOk([
+      'trust', 'sign-next', '--previous', roots.at(-1) as string, ...step,
+      '--expires', '2099-01-01', ...signWith, '--out', next,
+    ]); // prettier-ignore
+    roots.push(next);
+  }
+  return roots;
 }
 
 /** Key pairs made with `ferry keygen`, by name, in `dir`/keys. */

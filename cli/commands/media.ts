@@ -1,6 +1,7 @@
 import type { MediaResult } from '../../builder/media.js';
 import { flag, jsonOption, list, optional, positional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
+import { meterOf } from '../progress.js';
 
 export const command: Command = {
   usage:
@@ -36,7 +37,9 @@ export const command: Command = {
     const label = optional(values, 'label');
     const given = optional(values, 'installer');
     const installer = flag(values, 'no-installer') ? null : (given ?? (await defaultInstaller()));
+    const progress = meterOf('media: wrote');
     const result = await writeMedia({
+      onProgress: progress.onProgress,
       bundle: positional(positionals, 'BUNDLE'),
       out: required(values, 'out'),
       volumeSize: parseVolumeSize(optional(values, 'volume-size') ?? 'fat32'),
@@ -45,6 +48,7 @@ export const command: Command = {
       iso: flag(values, 'iso'),
       ...(label !== undefined ? { label } : {}),
     });
+    progress.done();
     return {
       json: result,
       human: formatMedia(result, flag(values, 'no-installer')),

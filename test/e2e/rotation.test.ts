@@ -8,6 +8,7 @@ import {
   json,
   keyPairs,
   tempDir,
+  trustRoots,
   workspace,
   type KeyFiles,
   type Workspace,
@@ -62,25 +63,10 @@ beforeAll(async () => {
   ws = await workspace(dir);
   keys = await keyPairs(dir, 'alice', 'bob', 'ci-1', 'ci-2', 'ci-3');
   chain = join(dir, 'chain');
-  await mkdir(chain);
-  v1 = join(chain, 'root-1.json');
-  const both = ['--sign-with', keys.alice.key, '--sign-with', keys.bob.key];
-  await ferryOk([
-    'trust', 'init',
-    '--root-key', keys.alice.pub, '--root-key', keys.bob.pub, '--root-threshold', '2',
-    '--targets-key', keys['ci-1'].pub,
-    '--expires', '2099-01-01', ...both, '--out', v1,
-  ]); // prettier-ignore
-  await ferryOk([
-    'trust', 'sign-next', '--previous', v1,
-    '--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub,
-    '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-2.json'),
-  ]); // prettier-ignore
-  await ferryOk([
-    'trust', 'sign-next', '--previous', join(chain, 'root-2.json'),
-    '--add-targets-key', keys['ci-3'].pub,
-    '--expires', '2099-01-01', ...both, '--out', join(chain, 'root-3.json'),
-  ]); // prettier-ignore
+  [v1] = (await trustRoots(chain, [keys.alice, keys.bob], keys['ci-1'], [
+    ['--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub],
+    ['--add-targets-key', keys['ci-3'].pub],
+  ])) as [string];
 
   bundles.rotating = await build('1.0.0', keys['ci-3'], 'rotating', '--trust-chain', chain);
   // Made in 2090: once installed, the appliance believes no clock before that.

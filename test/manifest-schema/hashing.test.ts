@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { withHashPool } from '../../manifest-schema/index.js';
+import { hashThrough, withHashPool } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;
@@ -68,5 +68,66 @@ describe('hash workers', () => {
         .catch((error: NodeJS.ErrnoException) => error.code);
       expect(link).toBe('ELOOP');
     });
+  });
+
+  it('report the bytes read every 8 MiB when asked', async () => {
+    const big = join(dir, 'big');
+    await writeFile(big, Buffer.alloc(17 << 20, 7));
+    const notes: number[] = [];
+    const result = await withHashPool((pool) =>
+      pool.run({ source: big, size: 17 << 20 }, (bytes) => notes.push(bytes)),
+    );
+    expect(result.bytes).toBe(17 << 20);
+    expect(notes).toEqual([8 << 20, 16 << 20]);
+  });
+
+  it('read parts once, hashing each whole part and the entries across them, copying those with a target', async () => {
+    const whole = Buffer.concat([first, second]);
+    // Entries cross the part boundary (300 000), and one copy crosses many 128 KiB slots.
+    const entries = [
+      { offset: 10, size: 5 },
+      { offset: 15, size: 0, target: join(dir, 'empty') },
+      { offset: 200_000, size: 250_000, target: join(dir, 'across'), mode: 0o640 },
+      { offset: 450_000, size: 50_000 },
+    ];
+    const notes: number[] = [];
+    const result = await hashThrough(
+      [
+        { path: join(dir, 'part1'), offset: 0, size: first.length },
+        { path: join(dir, 'part2'), offset: first.length, size: second.length },
+      ],
+      entries,
+      (at) => notes.push(at),
+    );
+    expect(result.parts).toEqual([
+      { sha256: sha256(first), bytes: first.length },
+      { sha256: sha256(second), bytes: second.length },
+    ]);
+    expect(result.entries).toEqual(
+      entries.map((e) => ({
+        sha256: sha256(whole.subarray(e.offset, e.offset + e.size)),
+        bytes: e.size,
+      })),
+    );
+    expect(notes).toEqual([0, 2, 3]);
+    expect(await readFile(join(dir, 'empty'))).toHaveLength(0);
+    expect(await readFile(join(dir, 'across'))).toEqual(whole.subarray(200_000, 450_000));
+  });
+
+  it('stop the read at a short part, and give up when a copy cannot be made', async () => {
+    const short = await hashThrough(
+      [
+        { path: join(dir, 'part2'), offset: 0, size: second.length + 10 },
+        { path: join(dir, 'part1'), offset: second.length + 10, size: first.length },
+      ],
+      [{ offset: 199_000, size: 100_000 }],
+    );
+    expect(short.parts).toEqual([{ sha256: sha256(second), bytes: second.length }]);
+    expect(short.entries).toEqual([{ sha256: '', bytes: 1000 }]);
+    const refused = await hashThrough(
+      [{ path: join(dir, 'part1'), offset: 0, size: first.length }],
+      [{ offset: 0, size: first.length, target: join(dir, 'part2') }],
+    ).catch((error: NodeJS.ErrnoException) => error);
+    expect(refused).toMatchObject({ code: 'EEXIST', path: join(dir, 'part2') });
   });
 });

@@ -15,12 +15,14 @@ import {
 } from '../../manifest-schema/index.js';
 import { EPOCH, ferry, json } from '../helpers.js';
 import { install, sha256, snapshot, status } from '../e2e/appliance.js';
+import { Terminal } from '../e2e/terminal.js';
 import { makeMedia, mediaFixture, readIndex, type MediaFixture } from './helpers.js';
 
 let dir: string;
 let base: MediaFixture;
 let media: string;
 let empty: string;
+const terminal = new Terminal();
 
 beforeAll(async () => {
   base = await mediaFixture();
@@ -55,6 +57,24 @@ describe('ferry media', () => {
     expect(sha256(Buffer.concat(joined))).toBe(sha256(bundle));
     // A tar header naming bundle.json opens part 1.
     expect(joined[0]?.toString('latin1', 0, 11)).toBe('bundle.json');
+  });
+
+  it('shows what it wrote: one line redrawn on a terminal, plain lines elsewhere', async () => {
+    const out = join(dir, 'progress');
+    const args = ['media', base.bundle, '--out', out, '--key', base.ws.key];
+    const plain = await ferry([...args, '--volume-size', '1100K', '--no-installer']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/^media: wrote 3\.\d MiB of 3\.\d MiB \(100%\)$/m);
+    expect(plain.stderr).not.toContain('\r');
+    terminal.ferry('media', [
+      ...args.slice(0, 3),
+      `${out}-tty`,
+      ...args.slice(4),
+      '--no-installer',
+    ]);
+    const screen = await terminal.waitFor('media', /exit=\d/);
+    expect(screen).toContain('exit=0');
+    expect(screen.match(/media: wrote .* \(100%\)/g)).toHaveLength(1);
   });
 
   it('signs the parts index with the bundle key, as a DSSE envelope of canonical JSON', async () => {
@@ -159,6 +179,8 @@ describe('ferry media', () => {
     ]);
     expect(refusedZip.code).toBe(2);
     expect(refusedZip.stderr).toContain('E_BUNDLE_FORMAT');
+    // Volume 1 alone could not plan: a zip's directory is at its end.
+    expect(refusedZip.stderr).toMatch(/is a zip bundle.*\n.*directory at its end.*--format tar/);
     await expect(stat(join(dir, 'zip-media'))).rejects.toThrow();
   });
 });
@@ -263,6 +285,32 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     expect(check.stderr).toMatch(/E_PART_MISMATCH: .*BUNDLE\.002: part 2 on volume 2/);
   });
 
+  it('a byte changed where install stages nothing (a skipped component): the part hash alone stops it, exit 3', async () => {
+    // Tar headers and padding are checked as they are read, and every staged
+    // file against its signed hash; the payload of a component the install
+    // leaves out is checked by nothing but its part's sha256.
+    const volumes = await copy(media);
+    const tiles = await readFile(join(base.ws.product, 'components/maps/5.0.0/data/tiles.bin'));
+    const part = join(volumes, 'vol2', 'FERRY/BUNDLE.002');
+    const bytes = await readFile(part);
+    const at = bytes.indexOf(tiles.subarray(1_500_000, 1_500_064));
+    expect(at).toBeGreaterThan(0);
+    bytes[at] = (bytes[at] as number) ^ 0xff;
+    await writeFile(part, bytes);
+    const root = await copy(empty);
+    const before = await snapshot(root);
+    const skip = ['--skip', 'maps', '--reason', 'maps later'];
+    const result = await install(volumes, root, ...skip);
+    expect(result.code, result.stderr).toBe(3);
+    expect(result.stderr).toMatch(
+      /E_PART_MISMATCH: .*vol2\/FERRY\/BUNDLE\.002: part 2 on volume 2 \(ACME_APPLIANCE_1_0_0_2\) has sha256/,
+    );
+    expect(await snapshot(root)).toEqual(before);
+    // The same install from the intact volumes goes through: only the changed byte stopped it.
+    const intact = await install(media, root, ...skip);
+    expect(intact.code, intact.stderr).toBe(0);
+  });
+
   it('bundle.json changed in part 1: plan and install exit 3, naming part 1', async () => {
     const volumes = await copy(media);
     const part = join(volumes, 'vol1', 'FERRY/BUNDLE.001');
@@ -303,6 +351,44 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
       'E_WRONG_VOLUME',
       1,
       /vol2: this volume belongs to acme-appliance@1\.0\.0 \(build/,
+    );
+  });
+
+  it('volume 2 of another bundle: exit 1, naming the bundle it belongs to', async () => {
+    const product = join(dir, 'other-product');
+    await cp(base.ws.product, product, { recursive: true, verbatimSymlinks: true });
+    const spec = join(product, 'release-1.0.0.yaml');
+    await writeFile(
+      spec,
+      (await readFile(spec, 'utf8')).replace(/^product: .*$/m, 'product: beta-box'),
+    );
+    // Its own first release: none of acme's records.
+    await rm(join(product, 'history'), { recursive: true, force: true });
+    await mkdir(join(product, 'history'));
+    const built = await ferry(
+      [
+        'build',
+        spec,
+        '--first-release',
+        '--out',
+        join(dir, 'beta'),
+        '--key',
+        base.ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const beta = join(dir, 'beta-media');
+    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, beta);
+    const volumes = await copy(media);
+    await rm(join(volumes, 'vol2'), { recursive: true });
+    await rename(join(beta, 'vol2'), join(volumes, 'vol2'));
+    await refused(
+      volumes,
+      'E_WRONG_VOLUME',
+      1,
+      /vol2: this volume belongs to beta-box@1\.0\.0 .*not to acme-appliance@1\.0\.0/,
     );
   });
 

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -6,6 +6,8 @@ import {
   ferry,
   json,
   keyPairs,
+  opensslSign,
+  signerScript,
   tempDir,
   workspace,
   type RunResult,
@@ -47,15 +49,8 @@ function neverShowsTheKey(result: RunResult): void {
   expect(result.stdout + result.stderr).not.toContain(body);
 }
 
-/** A signer script that signs with openssl (which wants a file, not a pipe) and, asked, prints its public key. */
-async function signer(name: string, body: string): Promise<string> {
-  const file = join(ws.dir, name);
-  await writeFile(file, `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
-  return file;
-}
-
-const opensslSign = (key: string) =>
-  `f=$(mktemp); cat > "$f"; openssl pkeyutl -sign -rawin -inkey '${key}' -in "$f"; rm -f "$f"`;
+/** A signer script in the workspace. */
+const signer = (name: string, body: string) => signerScript(ws.dir, name, body);
 
 describe('signing keys from a secret store', () => {
   it('--key env:VAR signs with the PEM in the variable', async () => {

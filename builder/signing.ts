@@ -1,7 +1,7 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import {
   canonicalJson,
   envelopeBytes,
@@ -88,6 +88,8 @@ export async function trustInit(
 /** What signs bundle.json: a private key Ferry holds, or an external program that holds one. */
 export interface Signer {
   keyid: string;
+  /** Checks what it signs, and whether it signed something already (media: the bundle). */
+  publicKey: KeyObject;
   /** The Ed25519 signature of exactly these bytes. */
   sign(message: Buffer): Promise<Buffer>;
 }
@@ -145,7 +147,11 @@ export async function readSigners(options: SigningOptions): Promise<Signer[]> {
 
 /** A private key Ferry holds, as a signer. */
 export function keySigner(key: KeyObject): Signer {
-  return { keyid: keyIdOf(key), sign: (bytes) => Promise.resolve(sign(null, bytes, key)) };
+  return {
+    keyid: keyIdOf(key),
+    publicKey: createPublicKey(key),
+    sign: (bytes) => Promise.resolve(sign(null, bytes, key)),
+  };
 }
 
 /**
@@ -230,6 +236,7 @@ async function externalSigner(command: string, publicKeySource?: string): Promis
   const keyid = keyIdOf(publicKey);
   return {
     keyid,
+    publicKey,
     async sign(message) {
       const signature = decodeSignature(await runSigner(command, 'sign', message));
       if (!verify(null, message, publicKey, signature))

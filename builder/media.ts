@@ -20,8 +20,10 @@ import {
   volumeLabel,
   withHashPool,
   type PartsIndex,
+  signDocument,
+  type Signer,
 } from '../manifest-schema/index.js';
-import { refuseExisting, signDocument, type Signer } from './signing.js';
+import { refuseExisting } from './signing.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -13,12 +13,13 @@ import {
   NAME_PATTERN,
   parsePrivateKey,
   parsePublicKey,
-  pae,
   PAYLOAD_TYPE,
+  signDocument,
   withSignatures,
   writeFileAtomic,
   type BundleMetadata,
   type Envelope,
+  type Signer,
   type TrustRoot,
 } from '../manifest-schema/index.js';
 
@@ -85,15 +86,6 @@ export async function trustInit(
   return root;
 }
 
-/** What signs bundle.json: a private key Ferry holds, or an external program that holds one. */
-export interface Signer {
-  keyid: string;
-  /** Checks what it signs, and whether it signed something already (media: the bundle). */
-  publicKey: KeyObject;
-  /** The Ed25519 signature of exactly these bytes. */
-  sign(message: Buffer): Promise<Buffer>;
-}
-
 export interface SigningOptions {
   /** Private keys by where to find them: a file, `env:VAR` or `-` (stdin). */
   keys: readonly string[];
@@ -152,26 +144,6 @@ export function keySigner(key: KeyObject): Signer {
     publicKey: createPublicKey(key),
     sign: (bytes) => Promise.resolve(sign(null, bytes, key)),
   };
-}
-
-/**
- * The private keys that sign media parts indexes and repository documents
- * (files, `env:VAR` or `-`), each given once; those are signed in-process, so
- * no --signer.
- */
-export async function readSigningKeys(sources: readonly string[]): Promise<KeyObject[]> {
-  if (sources.length === 0) {
-    throw new FerryError('E_USAGE', 'signing needs at least one key', {
-      hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys)',
-    });
-  }
-  const keys: KeyObject[] = [];
-  for (const source of sources) {
-    const key = await readPrivateKeySource(source);
-    if (keys.some((earlier) => keyIdOf(earlier) === keyIdOf(key))) throw sameKeyTwice(source);
-    keys.push(key);
-  }
-  return keys;
 }
 
 /**
@@ -342,19 +314,6 @@ export async function signMetadata(
   signers: readonly Signer[],
 ): Promise<Buffer> {
   return envelopeBytes(await signDocument(Buffer.from(canonicalJson(metadata)), signers));
-}
-
-/** `payload` in an envelope signed by every signer, one at a time (a signer may ask for a touch or a PIN). */
-export async function signDocument(
-  payload: Buffer,
-  signers: readonly Signer[],
-  payloadType = PAYLOAD_TYPE,
-): Promise<Envelope> {
-  const message = pae(payloadType, payload);
-  const signatures = [];
-  for (const signer of signers)
-    signatures.push({ keyid: signer.keyid, sig: (await signer.sign(message)).toString('base64') });
-  return withSignatures(unsigned(payload, payloadType), signatures);
 }
 
 /** bundle.json's size before anything is signed: Ed25519 signatures are all one length. */

@@ -36,6 +36,7 @@ import {
   type RoleKeys,
   type RootCandidate,
   type RootDocument,
+  type Signer,
   type TrustedKey,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
@@ -45,7 +46,6 @@ import {
   readPublicKey,
   readSigners,
   refuseExisting,
-  type Signer,
   type SigningOptions,
 } from './signing.js';
 

@@ -23,7 +23,7 @@ const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
 /** A service as systemd names a unit; no spaces, so FERRY_RESTART lists them separated by spaces. */
 const Service = Type.String({
   pattern: '^[A-Za-z0-9:_.@\\-]{1,255}$',
-  description: 'a service name such as "nginx" or "api.service"',
+  description: 'service name such as "nginx" or "api.service" (no spaces)',
 });
 /** What an update does to the running system, for the operator and the artifacts. */
 const Effects = {

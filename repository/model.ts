@@ -201,9 +201,14 @@ async function putDoc(
   value: unknown,
   keys: readonly Signer[],
   tag: string,
-  options: { replace?: { expected: string | undefined }; attachments?: Descriptor[] } = {},
+  options: {
+    replace?: { expected: string | undefined };
+    attachments?: Descriptor[];
+    /** The document as already sealed for its digest: a signer is asked once per document. */
+    sealed?: DocumentBlob;
+  } = {},
 ): Promise<DocumentBlob> {
-  const blob = await sealDocument(kind, value, keys);
+  const blob = options.sealed ?? (await sealDocument(kind, value, keys));
   await store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
   await store.putBlob(blob.bytes, blob.digest, blob.size);
   const manifest = documentManifest({
@@ -861,6 +866,7 @@ async function writeApproval(
   );
   await putDoc(ctx.store, 'approval', doc, writer.keys, TAGS.approval(blob.digest.slice(7, 31)), {
     attachments,
+    sealed: blob,
   });
   return blob.digest;
 }
@@ -1125,10 +1131,12 @@ export async function setPolicy(
   const current = await readPolicy(ctx);
   let digest = '';
   await commit(ctx, head, options.writer, async (append) => {
-    digest = (await sealDocument('policy', policy, options.writer.keys)).digest;
+    const sealed = await sealDocument('policy', policy, options.writer.keys);
+    digest = sealed.digest;
     await append('policy', { policy: digest });
     await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
       replace: { expected: current?.manifest },
+      sealed,
     });
   });
   return { repo: ctx.store.name, policy, digest };

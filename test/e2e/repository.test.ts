@@ -265,7 +265,12 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
 describe('a repository written through a --signer', () => {
   it('publish, approve and promote sign with a KMS-held key; history --verify holds the chain', async () => {
     const repo = join(dir, 'repo-signer');
-    const kms = await signerScript(dir, 'repo-kms', opensslSign(ws.key));
+    const calls = join(dir, 'repo-kms.calls');
+    const kms = await signerScript(
+      dir,
+      'repo-kms',
+      `echo "$FERRY_SIGNER" >> '${calls}'\n${opensslSign(ws.key)}`,
+    );
     const signed = (...args: string[]) =>
       ferry([...args, '--repo', repo, '--signer', kms, '--signer-key', ws.pub], {
         env: { FERRY_ACTOR: 'ci' },
@@ -279,8 +284,11 @@ describe('a repository written through a --signer', () => {
       'dev',
     );
     expect(published.code, published.stderr).toBe(0);
+    const before = (await readFile(calls, 'utf8')).split('\n').length;
     const approved = await signed('approve', '1.0.0', '--to', 'beta', '--by', 'alice');
     expect(approved.code, approved.stderr).toBe(0);
+    // Two documents, two signatures (an HSM asks for a touch each): the audit event and the approval.
+    expect((await readFile(calls, 'utf8')).split('\n').length - before).toBe(2);
     const promoted = await signed('promote', '1.0.0', '--to', 'beta', '--json');
     expect(promoted.code, promoted.stderr).toBe(0);
     expect(json(promoted)).toMatchObject({ verdict: 'promoted', to: 'beta' });

@@ -172,7 +172,15 @@ export const OUTPUT_SCHEMAS = {
       target: Type.Record(Type.String(), Release),
       supportedFrom: Type.Array(Release),
       changes: Changes,
-      components: Type.Array(Type.Object({ name: Type.String(), version: Release })),
+      components: Type.Array(
+        Type.Object({
+          name: Type.String(),
+          version: Release,
+          estimatedSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+          restart: Type.Optional(Type.Array(Type.String())),
+          reboot: Type.Optional(Type.Boolean()),
+        }),
+      ),
       removed: Type.Array(Type.String()),
       payloadBytes: Type.Integer(),
       signature: Type.Object({ valid: Type.Union([Type.Boolean(), Type.Null()]), keyids: Keyids }),

@@ -71,6 +71,18 @@ describe('estimated duration, restart and reboot', () => {
     const build = await ferry(['build', file, '--out', join(dir, 'out'), '--key', key, '--json']);
     expect(build.code, build.stderr).toBe(0);
     const bundle = json<{ bundle: string }>(build).bundle;
+    const inspected = json<{ components: Array<Record<string, unknown>> }>(
+      await ferry(['inspect', bundle, '--json']),
+    );
+    expect(inspected.components.find((c) => c.name === 'db')).toMatchObject({
+      estimatedSeconds: 90,
+      restart: ['db.service', 'api'],
+      reboot: true,
+    });
+    expect(inspected.components.find((c) => c.name === 'tools')).not.toHaveProperty('reboot');
+    expect((await ferry(['inspect', bundle])).stdout).toContain(
+      'db: takes about 1m30s; restarts db.service, api; needs a reboot',
+    );
 
     const root = join(dir, 'appliance');
     const init = await ferry([

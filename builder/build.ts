@@ -4,8 +4,11 @@ import {
   dependencyOrder,
   FerryError,
   keyLabel,
+  payloadEntry,
+  payloadFiles,
   trustRootEntry,
   tufTime,
+  withHashPool,
   writeFileAtomic,
   type ArtifactRef,
   type BundleKind,
@@ -132,7 +135,38 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
 
 /** `ferry lint` and `build --dry-run`: what `build` would make, or the error it would stop on. */
 export async function lintSpec(options: CheckOptions): Promise<CheckResult> {
-  return (await checkBuild(options)).result;
+  const checked = await checkBuild(options);
+  await checkReusedVersions(checked, options.spec);
+  return checked.result;
+}
+
+/**
+ * The immutability check a build makes while it writes the bundle, made by
+ * hashing only what it compares: the payload files of the components whose
+ * version the history recorded with its files.
+ */
+async function checkReusedVersions(checked: Checked, specFile: string): Promise<void> {
+  const { metadata, records, collected } = checked;
+  const components = structuredClone(
+    Object.fromEntries(
+      Object.entries(metadata.components).filter(([name, component]) =>
+        records.some((record) => record.components[name]?.version === component.version),
+      ),
+    ),
+  );
+  const sources = sourcesOf(collected);
+  await withHashPool((pool) =>
+    Promise.all(
+      Object.entries(components).flatMap(([name, component]) =>
+        (payloadFiles(component.payload) ?? []).map(async (file) => {
+          const source = sources.get(payloadEntry(name, file.path));
+          if (file.sha256 !== PLACEHOLDER || !source) return;
+          file.sha256 = (await pool.run({ source: source.path, size: source.size })).sha256;
+        }),
+      ),
+    ),
+  );
+  checkVersionsImmutable({ ...metadata, components }, records, specFile);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { access, constants, mkdir, open, stat, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { isSea } from 'node:sea';
@@ -12,18 +12,18 @@ import {
   FerryError,
   FORMAT_VERSION,
   ioError,
-  keyIdOf,
   MEDIA_README,
   partName,
   PARTS_INDEX,
   PARTS_PAYLOAD_TYPE,
   PARTS_SUMS,
-  signEnvelope,
   verifiedKeys,
   volumeLabel,
   withHashPool,
   type PartsIndex,
   type BundleMetadata,
+  signDocument,
+  type Signer,
 } from '../manifest-schema/index.js';
 import { refuseExisting } from './signing.js';
 
@@ -74,8 +74,8 @@ export interface MediaOptions {
   volumeSize: VolumeSize;
   /** Volume N is labelled `${label}${N}`; by default from the product and release. */
   label?: string;
-  /** The keys that signed the bundle: they sign the parts index too. */
-  keys: readonly KeyObject[];
+  /** The keys that signed the bundle (held, or behind a --signer): they sign the parts index too. */
+  signers: readonly Signer[];
   /** Copied onto volume 1; null for none. */
   installer: string | null;
   iso: boolean;
@@ -164,9 +164,8 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
     );
   }
   const payload = Buffer.from(envelope.payload, 'base64');
-  for (const key of options.keys) {
-    const keyid = keyIdOf(key);
-    const signed = verifiedKeys(envelope, payload, new Map([[keyid, key]])).keyids.has(keyid);
+  for (const { keyid, publicKey } of options.signers) {
+    const signed = verifiedKeys(envelope, payload, new Map([[keyid, publicKey]])).keyids.has(keyid);
     if (!signed) {
       throw new FerryError('E_USAGE', `key ${keyid.slice(0, 16)}… did not sign ${options.bundle}`, {
         file: options.bundle,
@@ -262,7 +261,7 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
     })),
   };
   const indexBytes = envelopeBytes(
-    signEnvelope(Buffer.from(canonicalJson(index)), options.keys, PARTS_PAYLOAD_TYPE),
+    await signDocument(Buffer.from(canonicalJson(index)), options.signers, PARTS_PAYLOAD_TYPE),
   );
   const volumes: MediaVolume[] = [];
   for (const [at, part] of index.parts.entries()) {

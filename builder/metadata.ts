@@ -12,6 +12,7 @@ import {
 } from '../manifest-schema/index.js';
 import type { Collected, Input, ScannedEntry } from './collect.js';
 import type { BundleDesign } from './compose.js';
+import { durationSeconds } from './spec.js';
 
 /**
  * The bundle's metadata, from the spec, the composed design and what was
@@ -37,6 +38,11 @@ export function bundleMetadata(
       ...(component.timeoutSeconds !== undefined
         ? { timeoutSeconds: component.timeoutSeconds }
         : {}),
+      ...(component.estimatedDuration !== undefined
+        ? { estimatedSeconds: durationSeconds(component.estimatedDuration) }
+        : {}),
+      ...(component.restart !== undefined ? { restart: component.restart } : {}),
+      ...(component.reboot !== undefined ? { reboot: component.reboot } : {}),
       artifacts,
       payload: payloadRef(name, component.payload, design, collected.payloads[name]),
     };

@@ -1,7 +1,7 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import {
   canonicalJson,
   envelopeBytes,
@@ -13,12 +13,13 @@ import {
   NAME_PATTERN,
   parsePrivateKey,
   parsePublicKey,
-  pae,
   PAYLOAD_TYPE,
+  signDocument,
   withSignatures,
   writeFileAtomic,
   type BundleMetadata,
   type Envelope,
+  type Signer,
   type TrustRoot,
 } from '../manifest-schema/index.js';
 
@@ -85,26 +86,24 @@ export async function trustInit(
   return root;
 }
 
-/** What signs bundle.json: a private key Ferry holds, or an external program that holds one. */
-export interface Signer {
-  keyid: string;
-  /** The Ed25519 signature of exactly these bytes. */
-  sign(message: Buffer): Promise<Buffer>;
-}
-
 export interface SigningOptions {
   /** Private keys by where to find them: a file, `env:VAR` or `-` (stdin). */
   keys: readonly string[];
-  /** A shell command that reads the bytes to sign on stdin and prints the signature. */
-  signer?: string;
-  /** The signer's public key (a file or `env:VAR`); asked of the signer when absent. */
-  signerKey?: string;
+  /** Shell commands, each reading the bytes to sign on stdin and printing the signature. */
+  signers?: readonly string[];
+  /**
+   * The signers' public keys (a file or `env:VAR`), in the order of `signers`;
+   * when absent, each signer is asked for its own.
+   */
+  signerKeys?: readonly string[];
 }
 
-/** Everything a bundle is signed with, each key once. */
+/** Everything a document is signed with, each key once. */
 export async function readSigners(options: SigningOptions): Promise<Signer[]> {
-  if (options.keys.length === 0 && options.signer === undefined) {
-    throw new FerryError('E_USAGE', 'a bundle needs at least one signing key', {
+  const commands = options.signers ?? [];
+  const publicKeys = options.signerKeys ?? [];
+  if (options.keys.length === 0 && commands.length === 0) {
+    throw new FerryError('E_USAGE', 'signing needs at least one key', {
       hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys) or --signer COMMAND',
     });
   }
@@ -112,10 +111,18 @@ export async function readSigners(options: SigningOptions): Promise<Signer[]> {
     throw new FerryError('E_USAGE', '--key - is given twice: stdin holds one key', {
       hint: 'pass the other keys as files or env:VAR',
     });
-  if (options.signerKey !== undefined && options.signer === undefined)
-    throw new FerryError('E_USAGE', '--signer-key is the public key of a --signer', {
-      hint: 'pass --signer COMMAND with it, or sign with --key',
-    });
+  // Paired in order, so the count must match: a key that names the wrong signer is refused when it signs, a missing one would be guessed.
+  if (publicKeys.length > 0 && publicKeys.length !== commands.length)
+    throw new FerryError(
+      'E_USAGE',
+      `${publicKeys.length} --signer-key for ${commands.length} --signer: give one per signer, in the same order, or none`,
+      {
+        hint:
+          commands.length === 0
+            ? 'pass --signer COMMAND with it, or sign with --key'
+            : 'without --signer-key each signer is asked for its public key',
+      },
+    );
   const signers: Signer[] = [];
   const add = (signer: Signer, source: string) => {
     if (signers.some((earlier) => earlier.keyid === signer.keyid)) throw sameKeyTwice(source);
@@ -123,32 +130,20 @@ export async function readSigners(options: SigningOptions): Promise<Signer[]> {
   };
   for (const source of options.keys) {
     const key = await readPrivateKeySource(source);
-    const message = (bytes: Buffer) => Promise.resolve(sign(null, bytes, key));
-    add({ keyid: keyIdOf(key), sign: message }, source);
+    add(keySigner(key), source);
   }
-  if (options.signer !== undefined)
-    add(await externalSigner(options.signer, options.signerKey), '--signer');
+  for (const [index, command] of commands.entries())
+    add(await externalSigner(command, publicKeys[index]), `--signer ${command}`);
   return signers;
 }
 
-/**
- * The private keys that sign media parts indexes and repository documents
- * (files, `env:VAR` or `-`), each given once; those are signed in-process, so
- * no --signer.
- */
-export async function readSigningKeys(sources: readonly string[]): Promise<KeyObject[]> {
-  if (sources.length === 0) {
-    throw new FerryError('E_USAGE', 'signing needs at least one key', {
-      hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys)',
-    });
-  }
-  const keys: KeyObject[] = [];
-  for (const source of sources) {
-    const key = await readPrivateKeySource(source);
-    if (keys.some((earlier) => keyIdOf(earlier) === keyIdOf(key))) throw sameKeyTwice(source);
-    keys.push(key);
-  }
-  return keys;
+/** A private key Ferry holds, as a signer. */
+export function keySigner(key: KeyObject): Signer {
+  return {
+    keyid: keyIdOf(key),
+    publicKey: createPublicKey(key),
+    sign: (bytes) => Promise.resolve(sign(null, bytes, key)),
+  };
 }
 
 /**
@@ -213,6 +208,7 @@ async function externalSigner(command: string, publicKeySource?: string): Promis
   const keyid = keyIdOf(publicKey);
   return {
     keyid,
+    publicKey,
     async sign(message) {
       const signature = decodeSignature(await runSigner(command, 'sign', message));
       if (!verify(null, message, publicKey, signature))
@@ -312,17 +308,12 @@ function runSigner(command: string, purpose: string, input: Buffer): Promise<Buf
   });
 }
 
-/** bundle.json's bytes: the metadata's canonical JSON in an envelope signed by every signer, one at a time. */
+/** bundle.json's bytes: the metadata's canonical JSON in an envelope signed by every signer. */
 export async function signMetadata(
   metadata: BundleMetadata,
   signers: readonly Signer[],
 ): Promise<Buffer> {
-  const payload = Buffer.from(canonicalJson(metadata));
-  const message = pae(PAYLOAD_TYPE, payload);
-  const signatures = [];
-  for (const signer of signers)
-    signatures.push({ keyid: signer.keyid, sig: (await signer.sign(message)).toString('base64') });
-  return envelopeBytes(withSignatures(unsigned(payload), signatures));
+  return envelopeBytes(await signDocument(Buffer.from(canonicalJson(metadata)), signers));
 }
 
 /** bundle.json's size before anything is signed: Ed25519 signatures are all one length. */
@@ -333,8 +324,8 @@ export function signedMetadataSize(metadata: BundleMetadata, signers: readonly S
   return envelopeBytes(withSignatures(unsigned(payload), signatures)).length;
 }
 
-function unsigned(payload: Buffer): Envelope {
-  return { payloadType: PAYLOAD_TYPE, payload: payload.toString('base64'), signatures: [] };
+function unsigned(payload: Buffer, payloadType = PAYLOAD_TYPE): Envelope {
+  return { payloadType, payload: payload.toString('base64'), signatures: [] };
 }
 
 /** The same key twice is a mistake, not a second signature. */

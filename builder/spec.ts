@@ -5,6 +5,7 @@ import {
   FerryError,
   isStrictVersion,
   isValidRange,
+  MAX_ESTIMATED_SECONDS,
   PASSES,
   readDocument,
   ReleaseSpecSchema,
@@ -19,17 +20,17 @@ export interface LoadedSpec {
   dir: string;
   spec: ReleaseSpec;
   lineOf: (pointer: string) => number | undefined;
+  positionOf: (pointer: string) => { line: number; column: number } | undefined;
 }
 
 /** Reads the spec and checks every rule that needs no other file: versions, ranges, names, dependencies. */
 export async function loadSpec(file: string): Promise<LoadedSpec> {
-  const { value: spec, lineOf } = await readDocument(
-    file,
-    ReleaseSpecSchema,
-    'E_SPEC_INVALID',
-    'release spec',
-  );
-  const loaded = { file, dir: dirname(resolve(file)), spec, lineOf };
+  const {
+    value: spec,
+    lineOf,
+    positionOf,
+  } = await readDocument(file, ReleaseSpecSchema, 'E_SPEC_INVALID', 'release spec');
+  const loaded = { file, dir: dirname(resolve(file)), spec, lineOf, positionOf };
   checkSpecRules(loaded);
   return loaded;
 }
@@ -42,11 +43,11 @@ export function specError(
   hint: string,
   component?: string,
 ): FerryError {
-  const line = loaded.lineOf(field);
-  return new FerryError(code, `${loaded.file}${line ? `:${line}` : ''}: ${message}`, {
+  const at = loaded.positionOf(field);
+  return new FerryError(code, `${loaded.file}${at ? `:${at.line}:${at.column}` : ''}: ${message}`, {
     file: loaded.file,
     field,
-    ...(line ? { line } : {}),
+    ...(at ? { line: at.line, column: at.column } : {}),
     ...(component ? { component } : {}),
     hint,
   });
@@ -157,6 +158,8 @@ function checkSpecRules(loaded: LoadedSpec): void {
         );
       }
     }
+    if (component.estimatedDuration !== undefined)
+      checkDuration(loaded, component.estimatedDuration, `${at}/estimatedDuration`, name);
     for (const pass of PASSES)
       checkArtifactNames(
         loaded,
@@ -211,6 +214,47 @@ function checkSpecRules(loaded: LoadedSpec): void {
       `components depend on each other in a cycle: ${describeCycle(cycle)}`,
       'break the cycle: one of these must stop requiring the next',
       cycle[0],
+    );
+  }
+}
+
+/**
+ * `90s`, `5m`, `1h30m` in seconds; undefined for anything else. One form, with
+ * units, because a bare number reads as minutes to some and seconds to others.
+ */
+export function durationSeconds(duration: string | number): number | undefined {
+  const parts =
+    typeof duration === 'string' ? /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(duration) : null;
+  if (!parts || duration === '') return undefined;
+  const [, h = '0', m = '0', s = '0'] = parts;
+  return Number(h) * 3600 + Number(m) * 60 + Number(s);
+}
+
+function checkDuration(
+  loaded: LoadedSpec,
+  duration: string | number,
+  field: string,
+  component: string,
+): void {
+  const seconds = durationSeconds(duration);
+  if (seconds === undefined) {
+    throw specError(
+      loaded,
+      'E_SPEC_INVALID',
+      field,
+      `${component} estimatedDuration ${JSON.stringify(duration)} is not a duration${typeof duration === 'number' ? ' (it has no unit)' : ''}`,
+      'write a duration with units, such as "90s", "5m" or "1h30m"',
+      component,
+    );
+  }
+  if (seconds < 1 || seconds > MAX_ESTIMATED_SECONDS) {
+    throw specError(
+      loaded,
+      'E_SPEC_INVALID',
+      field,
+      `${component} estimatedDuration ${duration} is ${seconds < 1 ? 'zero' : 'over seven days'}`,
+      'give an estimate between 1s and 168h',
+      component,
     );
   }
 }

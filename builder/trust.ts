@@ -8,7 +8,6 @@ import type { KeyObject } from 'node:crypto';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  addSignature,
   canonicalJson,
   decodeRoot,
   envelopeBytes,
@@ -19,6 +18,7 @@ import {
   keyLabel,
   MAX_ROOT_BYTES,
   MAX_ROOT_STEPS,
+  pae,
   parseRootFile,
   parseTrustedRoot,
   publicKeyHex,
@@ -30,15 +30,24 @@ import {
   TUF_SPEC_VERSION,
   tufTime,
   walkRootChain,
+  withSignatures,
   writeFileAtomic,
   type ChainWalk,
   type RoleKeys,
   type RootCandidate,
   type RootDocument,
+  type Signer,
   type TrustedKey,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { readPrivateKeySource, readPublicKey, refuseExisting } from './signing.js';
+import {
+  keySigner,
+  readPrivateKeySource,
+  readPublicKey,
+  readSigners,
+  refuseExisting,
+  type SigningOptions,
+} from './signing.js';
 
 export interface NamedKey {
   key: KeyObject;
@@ -244,11 +253,16 @@ export function unsignedRoot(document: RootDocument): TrustedRoot {
 }
 
 /**
- * Adds `key`'s signature to a drafted root; signing twice changes nothing.
- * The key must be a root key of the draft, or of `previous` (root N, which
- * a rotated-out holder needs to sign N+1 with).
+ * Adds a signature to a drafted root, made by a key Ferry holds or by a
+ * --signer program; signing twice changes nothing. The key must be a root
+ * key of the draft, or of `previous` (root N, which a rotated-out holder
+ * needs to sign N+1 with).
  */
-export function signRoot(draft: TrustedRoot, key: KeyObject, previous?: TrustedRoot): TrustedRoot {
+export async function signRoot(
+  draft: TrustedRoot,
+  signer: Signer,
+  previous?: TrustedRoot,
+): Promise<TrustedRoot> {
   if (!draft.signed) {
     throw new FerryError('E_USAGE', 'a trust root of the first format carries no signatures', {
       hint: 'make version 2 from it with `ferry trust sign-next`, then sign that',
@@ -261,9 +275,9 @@ export function signRoot(draft: TrustedRoot, key: KeyObject, previous?: TrustedR
       { hint: `pass root-${draft.version - 1}.json as the previous root` },
     );
   }
-  const keyid = keyIdOf(key);
-  const signers = [draft, ...(previous ? [previous] : [])];
-  if (!signers.some((root) => root.roles.root.keyids.includes(keyid))) {
+  const { keyid } = signer;
+  const roots = [draft, ...(previous ? [previous] : [])];
+  if (!roots.some((root) => root.roles.root.keyids.includes(keyid))) {
     throw new FerryError(
       'E_ROOT_KEY_UNKNOWN',
       `key ${keyid.slice(0, 16)}… is not a root key of trust root version ${draft.version}${previous ? ` or ${previous.version}` : ''}`,
@@ -275,8 +289,13 @@ export function signRoot(draft: TrustedRoot, key: KeyObject, previous?: TrustedR
       },
     );
   }
-  const envelope = addSignature(draft.signed.envelope, draft.signed.payload, key);
-  return { ...draft, signed: { ...draft.signed, envelope } };
+  const { envelope, payload } = draft.signed;
+  const sig = (await signer.sign(pae(envelope.payloadType, payload))).toString('base64');
+  const signed = withSignatures(envelope, [
+    ...envelope.signatures.filter((s) => s.keyid !== keyid),
+    { keyid, sig },
+  ]);
+  return { ...draft, signed: { ...draft.signed, envelope: signed } };
 }
 
 export interface KeySummary {
@@ -380,7 +399,8 @@ async function signAll(
   previous?: TrustedRoot,
 ): Promise<TrustedRoot> {
   let root = draft;
-  for (const file of keyFiles) root = signRoot(root, await readPrivateKeySource(file), previous);
+  for (const file of keyFiles)
+    root = await signRoot(root, keySigner(await readPrivateKeySource(file)), previous);
   return root;
 }
 
@@ -430,15 +450,16 @@ export async function trustSignNext(options: TrustSignNextOptions): Promise<Root
   return summariseRoot(root, previous);
 }
 
-/** Adds one signature to a root file in place; `previous` (root N) lets its root keys sign N+1. */
+/** Adds signatures to a root file in place; `previous` (root N) lets its root keys sign N+1. */
 export async function trustSign(
   file: string,
-  keyFile: string,
+  signing: SigningOptions,
   previousFile?: string,
 ): Promise<RootSummary> {
   const draft = parseRootFile(await readRootBytes(file), file);
   const previous = previousFile === undefined ? undefined : await readTrustedRoot(previousFile);
-  const root = signRoot(draft, await readPrivateKeySource(keyFile), previous);
+  let root = draft;
+  for (const signer of await readSigners(signing)) root = await signRoot(root, signer, previous);
   await writeRoot(file, root, true);
   return summariseRoot(root, previous);
 }

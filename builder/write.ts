@@ -11,12 +11,13 @@ import {
   type BundleKind,
   type BundleMetadata,
   type HashResult,
+  type Signer,
 } from '../manifest-schema/index.js';
 import { archiveEntries, layoutArchive, zipCrc, zipInlineData } from '../bundle/layout.js';
 import { finishTar, finishZip, writeAt } from './archive.js';
 import { readSize, type Source } from './collect.js';
 import { withHashes } from './metadata.js';
-import { signedMetadataSize, signMetadata, type Signer } from './signing.js';
+import { signedMetadataSize, signMetadata } from './signing.js';
 
 export type BundleFormat = 'tar' | 'tar.gz' | 'zip';
 

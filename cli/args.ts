@@ -78,6 +78,35 @@ export function root(values: Values): string {
   return optional(values, 'root') ?? (process.env.FERRY_ROOT || '/');
 }
 
+/** Where the keys that sign come from: every command that signs takes the same sources. */
+export const signingOptions = {
+  key: {
+    type: 'string',
+    multiple: true,
+    help: 'a private key to sign with: a file, env:VAR or - (stdin)',
+  },
+  signer: {
+    type: 'string',
+    multiple: true,
+    arg: 'COMMAND',
+    help: 'a program that signs: reads the bytes on stdin, prints the signature',
+  },
+  'signer-key': {
+    type: 'string',
+    multiple: true,
+    arg: 'PUB',
+    help: "each signer's public key (a file or env:VAR), in order; else asked of it",
+  },
+} as const satisfies Options;
+
+export function signingInput(values: Values) {
+  return {
+    keys: list(values, 'key'),
+    signers: list(values, 'signer'),
+    signerKeys: list(values, 'signer-key'),
+  };
+}
+
 /** The controls `plan` and `install` share. */
 export const controlOptions = {
   force: {

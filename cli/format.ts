@@ -1,6 +1,7 @@
 import type { Failure } from '../installer/engine/events.js';
 import type { Plan } from '../installer/plan.js';
 import type { KeySummary, RootSummary } from '../builder/trust.js';
+import { wrap } from './help.js';
 
 // What more than one command prints: sizes, tables, a plan (by plan, and by install when blocked).
 
@@ -65,7 +66,7 @@ export function formatPlan(plan: Plan): string {
     ]),
   );
   lines.push('', `Order: ${plan.order.length > 0 ? plan.order.join(', ') : 'nothing to do'}`);
-  lines.push(`Stages ${bytes(plan.stageBytes)} of payload.`);
+  lines.push(`Stages ${bytes(plan.stageBytes)} of payload.`, ...formatEffects(plan));
   if (plan.changes.length > 0) {
     lines.push('', `Changes you get (${plan.changes.length}):`);
     for (const change of plan.changes)
@@ -84,6 +85,37 @@ export function formatPlan(plan: Plan): string {
       'Nothing will be changed. Fix the errors above, or use --force/--skip/--delete on purpose.',
     );
   return lines.join('\n');
+}
+
+/** `1h30m`, the form a spec gives an estimate in. */
+export function duration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || seconds === 0 ? `${s}s` : ''}`;
+}
+
+/**
+ * How long, which services restart, whether it reboots: said only when some
+ * update declares one of them, so plans of bundles that declare none stay as
+ * they were.
+ */
+function formatEffects(plan: Plan): string[] {
+  // Only updated components carry the fields (installer/plan.ts).
+  const updates = plan.components.filter(
+    (c) => c.estimatedSeconds !== undefined || c.restart !== undefined || c.reboot !== undefined,
+  );
+  if (updates.length === 0) return [];
+  const lines = [
+    plan.unestimated.length === 0
+      ? `Takes about ${duration(plan.estimatedSeconds)}.`
+      : `Takes an unknown time: ${plan.unestimated.join(', ')} declare${plan.unestimated.length === 1 ? 's' : ''} no estimate${plan.estimatedSeconds > 0 ? ` (the rest takes about ${duration(plan.estimatedSeconds)})` : ''}.`,
+  ];
+  if (plan.restart.length > 0) lines.push(`Restarts ${plan.restart.join(', ')}.`);
+  if (plan.reboot) lines.push('Needs a reboot.');
+  else if (plan.order.every((name) => updates.find((c) => c.name === name)?.reboot === false))
+    lines.push('Needs no reboot.');
+  return lines.map((line) => wrap(line, '', '  '));
 }
 
 /** A trust root for its key holders: roles, and whose signatures it still needs. */

@@ -1,5 +1,14 @@
 import type { Writer } from '../repository/model.js';
-import { flag, jsonOption, list, optional, required, type Options, type Values } from './args.js';
+import {
+  flag,
+  jsonOption,
+  optional,
+  required,
+  signingInput,
+  signingOptions,
+  type Options,
+  type Values,
+} from './args.js';
 
 /** What every repository command shares: where it is, how to reach it, and who writes. */
 export const repoOptions = {
@@ -19,14 +28,10 @@ export const repoOptions = {
 
 /** How usage lines spell the options above, so that help names every one. */
 export const REPO_FLAGS = '[--trust FILE] [--insecure]';
-export const WRITER_FLAGS = '--key KEY [--actor NAME]';
+export const WRITER_FLAGS = '(--key KEY... | --signer COMMAND...) [--actor NAME]';
 
 export const writerOptions = {
-  key: {
-    type: 'string',
-    multiple: true,
-    help: 'a private key to sign the write with: a file, env:VAR or - (stdin)',
-  },
+  ...signingOptions,
   actor: {
     type: 'string',
     arg: 'NAME',
@@ -48,10 +53,10 @@ export function repoOf(values: Values) {
  * else FERRY_ACTOR, else what GitHub Actions or GitLab CI say, else $USER.
  */
 export async function writerOf(values: Values, actor?: string): Promise<Writer> {
-  const { readSigningKeys } = await import('../builder/signing.js');
+  const { readSigners } = await import('../builder/signing.js');
   const { writerFromEnv } = await import('../repository/model.js');
   return {
     ...writerFromEnv(process.env, actor ?? optional(values, 'actor')),
-    keys: await readSigningKeys(list(values, 'key')),
+    keys: await readSigners(signingInput(values)),
   };
 }

@@ -19,6 +19,10 @@ export interface InspectComponent {
   payload: string;
   payloadBytes: number;
   payloadFiles: number;
+  /** What the bundle declares of its update. */
+  estimatedSeconds?: number;
+  restart?: string[];
+  reboot?: boolean;
 }
 
 export interface InspectResult {
@@ -67,6 +71,11 @@ export async function inspectBundle(file: string, trustFile?: string): Promise<I
         payload: payload.type,
         payloadBytes: payloadBytes(payload),
         payloadFiles: files,
+        ...(component.estimatedSeconds !== undefined
+          ? { estimatedSeconds: component.estimatedSeconds }
+          : {}),
+        ...(component.restart !== undefined ? { restart: component.restart } : {}),
+        ...(component.reboot !== undefined ? { reboot: component.reboot } : {}),
       };
     });
     return {

@@ -90,6 +90,15 @@ export interface ComponentPlan {
   from: string | null;
   to: string | null;
   reasons: Reason[];
+  /**
+   * What the bundle declares of the update (only on components it updates:
+   * the fields describe going to the new version, not a removal).
+   */
+  estimatedSeconds?: number;
+  /** Services the update restarts. */
+  restart?: string[];
+  /** The appliance must reboot for the update to take effect. */
+  reboot?: boolean;
 }
 
 export interface Plan {
@@ -107,6 +116,14 @@ export interface Plan {
   changes: Change[];
   /** Payload bytes that will be staged (acting components' carried payload only). */
   stageBytes: number;
+  /** The sum of the estimates of the components it updates that declare one. */
+  estimatedSeconds: number;
+  /** Updated components that declare no estimate: while any does, the total is unknown. */
+  unestimated: string[];
+  /** Every service an update restarts, sorted, once each. */
+  restart: string[];
+  /** True when any update needs the appliance to reboot. */
+  reboot: boolean;
   /** True when --partial leaves errored components out: the appliance will not be at a verified release. */
   partial: boolean;
   /** True when, once applied, the appliance will be exactly at the bundle's target state. */
@@ -243,8 +260,10 @@ export function plan(
 
   const components: ComponentPlan[] = names.map((name) => {
     const { action, from, to, reasons: why } = work.get(name) as Working;
-    return { name, action, from, to, reasons: why };
+    const effects = isUpdating(action) ? declaredEffects(meta.components[name]) : {};
+    return { name, action, from, to, reasons: why, ...effects };
   });
+  const updated = components.filter((c) => isUpdating(c.action));
   const errors = components.some((c) => c.action === 'error');
   const verdict = reasons.length > 0 || (errors && !controls.partial) ? 'blocked' : 'ok';
   const acting = new Set(order);
@@ -262,6 +281,10 @@ export function plan(
       (sum, name) => sum + stagedBytes(meta, name, work.get(name)?.action),
       0,
     ),
+    estimatedSeconds: updated.reduce((sum, c) => sum + (c.estimatedSeconds ?? 0), 0),
+    unestimated: updated.filter((c) => c.estimatedSeconds === undefined).map((c) => c.name),
+    restart: [...new Set(updated.flatMap((c) => c.restart ?? []))].sort(),
+    reboot: updated.some((c) => c.reboot === true),
     partial: errors && controls.partial,
     // A skipped component is left unchecked: the release cannot be called verified.
     reachesTarget:
@@ -497,6 +520,18 @@ function decide(
       message: `forced by the operator: version, dependency and platform checks ignored for ${name}`,
     });
   return noPayload(item, component, targetVersion, fail);
+}
+
+function declaredEffects(
+  component: BundleMetadata['components'][string] | undefined,
+): Pick<ComponentPlan, 'estimatedSeconds' | 'restart' | 'reboot'> {
+  if (!component) return {};
+  const { estimatedSeconds, restart, reboot } = component;
+  return {
+    ...(estimatedSeconds !== undefined ? { estimatedSeconds } : {}),
+    ...(restart !== undefined ? { restart } : {}),
+    ...(reboot !== undefined ? { reboot } : {}),
+  };
 }
 
 /** An acting component needs its payload in the bundle (or its reference). */

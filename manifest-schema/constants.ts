@@ -9,3 +9,6 @@ export type Pass = (typeof PASSES)[number];
 
 /** A component, product or platform name: safe as a path segment and a key. */
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
+
+/** Seven days: a longer estimate of an update is a mistake in the spec. */
+export const MAX_ESTIMATED_SECONDS = 604800;

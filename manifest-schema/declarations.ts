@@ -6,7 +6,7 @@
  * second to load), and a test holds the files equal to these declarations.
  */
 import Type, { type Static, type TSchema } from 'typebox';
-import { FORMAT_VERSION, NAME_PATTERN } from './constants.js';
+import { FORMAT_VERSION, MAX_ESTIMATED_SECONDS, NAME_PATTERN } from './constants.js';
 const SHA256_PATTERN = '^[0-9a-f]{64}$';
 
 const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name: a-z 0-9 . _ -' });
@@ -20,6 +20,18 @@ const Range = Type.String({ minLength: 1, maxLength: 1024, description: 'a semve
 const Sha256 = Type.String({ pattern: SHA256_PATTERN });
 const Size = Type.Integer({ minimum: 0 });
 const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
+/** A service as systemd names a unit; no spaces, so FERRY_RESTART lists them separated by spaces. */
+const Service = Type.String({
+  pattern: '^[A-Za-z0-9:_.@\\-]{1,255}$',
+  description: 'service name such as "nginx" or "api.service" (no spaces)',
+});
+/** What an update does to the running system, for the operator and the artifacts. */
+const Effects = {
+  /** Services the component's update restarts. */
+  restart: Type.Optional(Type.Array(Service, { maxItems: 256, uniqueItems: true })),
+  /** Whether the appliance must reboot for the update to take effect. */
+  reboot: Type.Optional(Type.Boolean()),
+};
 
 function stringEnum<const T extends readonly string[]>(values: T) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values] });
@@ -79,6 +91,13 @@ export const ReleaseSpecSchema = strict({
       requires: Type.Optional(nameRecord(Range)),
       platform: Type.Optional(Range),
       timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+      /** How long the update takes, as `90s`, `5m` or `1h30m`; checked in code, which names the line and column. */
+      estimatedDuration: Type.Optional(
+        Type.Union([Type.String({ maxLength: 32 }), Type.Number()], {
+          description: 'a duration such as "90s", "5m" or "1h30m"',
+        }),
+      ),
+      ...Effects,
       payload: SpecPayload,
       artifacts: Type.Optional(PassLists),
       changes: Type.Optional(Type.Array(SpecChange)),
@@ -169,6 +188,9 @@ export const BundleMetadataSchema = strict({
       requires: nameRecord(Range),
       platform: Type.Optional(Range),
       timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+      /** Optional, like every field added after format 1 was first written: older bundles lack them. */
+      estimatedSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_ESTIMATED_SECONDS })),
+      ...Effects,
       artifacts: strict({
         'pre-validate': Type.Array(ArtifactRef),
         update: Type.Array(ArtifactRef),

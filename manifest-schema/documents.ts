@@ -13,6 +13,8 @@ export interface ParsedDocument<T> {
   value: T;
   /** 1-based line of a JSON pointer in the source, for errors found after validation. */
   lineOf: (pointer: string) => number | undefined;
+  /** 1-based line and column of a JSON pointer's value, for errors about a part of a value. */
+  positionOf: (pointer: string) => { line: number; column: number } | undefined;
 }
 
 /**
@@ -39,16 +41,20 @@ export function parseValidated<S extends TSchema>(
       hint: `fix the ${what}'s syntax`,
     });
   }
-  const lineOf = (pointer: string): number | undefined => {
+  const positionOf = (pointer: string): { line: number; column: number } | undefined => {
     const segments = pointerSegments(pointer);
     for (let depth = segments.length; depth >= 0; depth--) {
       const node = document.getIn(segments.slice(0, depth), true) as
         { range?: [number, number, number] } | undefined;
       const start = node?.range?.[0];
-      if (start !== undefined) return lineCounter.linePos(start).line;
+      if (start !== undefined) {
+        const { line, col } = lineCounter.linePos(start);
+        return { line, column: col };
+      }
     }
     return undefined;
   };
+  const lineOf = (pointer: string): number | undefined => positionOf(pointer)?.line;
   /** The value as written in the file, where YAML read it as something else (1.10 as the number 1.1). */
   const written = (pointer: string): string | undefined => {
     const node = document.getIn(pointerSegments(pointer), true) as
@@ -65,7 +71,7 @@ export function parseValidated<S extends TSchema>(
     });
     throw problemsError(code, file, located, `fix the ${what} and try again`);
   }
-  return { value: result.value, lineOf };
+  return { value: result.value, lineOf, positionOf };
 }
 
 /**

@@ -41,6 +41,29 @@ export function signEnvelope(
   return envelope;
 }
 
+/** What signs: a private key Ferry holds, or an external program (KMS, HSM) that holds one. */
+export interface Signer {
+  keyid: string;
+  /** Checks what it signs, and whether it signed something already (media: the bundle). */
+  publicKey: KeyObject;
+  /** The Ed25519 signature of exactly these bytes. */
+  sign(message: Buffer): Promise<Buffer>;
+}
+
+/** `payload` in an envelope signed by every signer, one at a time (a signer may ask for a touch or a PIN). */
+export async function signDocument(
+  payload: Buffer,
+  signers: readonly Signer[],
+  payloadType = PAYLOAD_TYPE,
+): Promise<Envelope> {
+  const message = pae(payloadType, payload);
+  const signatures = [];
+  for (const signer of signers)
+    signatures.push({ keyid: signer.keyid, sig: (await signer.sign(message)).toString('base64') });
+  const unsigned = { payloadType, payload: payload.toString('base64'), signatures: [] };
+  return withSignatures(unsigned, signatures);
+}
+
 /**
  * The envelope with `key`'s signature added, or replacing that key's earlier
  * one: Ed25519 signatures are deterministic, so signing twice changes nothing.

@@ -3,9 +3,10 @@ import { keyIdOf, parsePublicKey } from '../manifest-schema/keys.js';
 import { canonicalJson } from '../manifest-schema/canonical.js';
 import {
   decodeEnvelope,
-  signEnvelope,
+  signDocument,
   verifiedKeys,
   type EnvelopeKind,
+  type Signer,
 } from '../manifest-schema/envelope.js';
 import { FerryError } from '../manifest-schema/errors.js';
 import type { Envelope, TrustRoot } from '../manifest-schema/schemas.js';
@@ -158,15 +159,15 @@ export const DEFAULT_POLICY: Policy = {
 };
 
 /** Signs a document: the canonical JSON in a DSSE envelope, as a blob. */
-export function sealDocument(
+export async function sealDocument(
   kind: DocKind,
   value: unknown,
-  keys: readonly KeyObject[],
-): DocumentBlob {
+  signers: readonly Signer[],
+): Promise<DocumentBlob> {
   if (kind === 'config') return documentBlob(value);
   // The envelope's canonical JSON: the exact bytes stored, and what the audit chain hashes.
   return documentBlob(
-    signEnvelope(Buffer.from(canonicalJson(value)), keys, DOC_TYPES[kind].payloadType),
+    await signDocument(Buffer.from(canonicalJson(value)), signers, DOC_TYPES[kind].payloadType),
   );
 }
 

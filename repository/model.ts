@@ -3,7 +3,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
-import { keyIdOf } from '../manifest-schema/keys.js';
+import type { Signer } from '../manifest-schema/envelope.js';
 import {
   parseTrustedRoot,
   readTrustedRoot,
@@ -64,7 +64,8 @@ import {
 export interface Writer {
   actor: string;
   ci: string | null;
-  keys: readonly KeyObject[];
+  /** What signs every document: keys Ferry holds, or --signer programs. */
+  keys: readonly Signer[];
   now?: () => Date;
   /** Called after everything is read and decided, before the first write: tests hold two writers here. */
   beforeWrite?: () => Promise<void>;
@@ -198,11 +199,16 @@ async function putDoc(
   store: Store,
   kind: DocKind,
   value: unknown,
-  keys: readonly KeyObject[],
+  keys: readonly Signer[],
   tag: string,
-  options: { replace?: { expected: string | undefined }; attachments?: Descriptor[] } = {},
+  options: {
+    replace?: { expected: string | undefined };
+    attachments?: Descriptor[];
+    /** The document as already sealed for its digest: a signer is asked once per document. */
+    sealed?: DocumentBlob;
+  } = {},
 ): Promise<DocumentBlob> {
-  const blob = sealDocument(kind, value, keys);
+  const blob = options.sealed ?? (await sealDocument(kind, value, keys));
   await store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
   await store.putBlob(blob.bytes, blob.digest, blob.size);
   const manifest = documentManifest({
@@ -323,7 +329,7 @@ async function commit(
   ) => Promise<void>,
 ): Promise<Head | undefined> {
   // What the writer signs must verify for every later reader: refuse a key the repository does not know.
-  if (ctx.keys && !writer.keys.some((key) => ctx.keys?.has(keyIdOf(key))))
+  if (ctx.keys && !writer.keys.some((signer) => ctx.keys?.has(signer.keyid)))
     throw new FerryError(
       'E_KEY_INVALID',
       `no --key given may sign documents of ${ctx.store.name}`,
@@ -839,7 +845,7 @@ async function writeApproval(
   writer: Writer,
 ) {
   for (const item of files) await ctx.store.putBlob(item.file, item.digest, item.size);
-  const blob = sealDocument('approval', doc, writer.keys);
+  const blob = await sealDocument('approval', doc, writer.keys);
   const attachments = doc.evidence.map((item) => ({
     mediaType: 'application/octet-stream',
     digest: item.digest,
@@ -860,6 +866,7 @@ async function writeApproval(
   );
   await putDoc(ctx.store, 'approval', doc, writer.keys, TAGS.approval(blob.digest.slice(7, 31)), {
     attachments,
+    sealed: blob,
   });
   return blob.digest;
 }
@@ -1124,10 +1131,12 @@ export async function setPolicy(
   const current = await readPolicy(ctx);
   let digest = '';
   await commit(ctx, head, options.writer, async (append) => {
-    digest = sealDocument('policy', policy, options.writer.keys).digest;
+    const sealed = await sealDocument('policy', policy, options.writer.keys);
+    digest = sealed.digest;
     await append('policy', { policy: digest });
     await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
       replace: { expected: current?.manifest },
+      sealed,
     });
   });
   return { repo: ctx.store.name, policy, digest };

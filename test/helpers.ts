@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -218,3 +218,14 @@ export async function keyPairs<const Name extends string>(
   }
   return pairs;
 }
+
+/** A --signer program: a shell script, as a KMS or HSM client would be. */
+export async function signerScript(dir: string, name: string, body: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+/** A signer's body that signs stdin with `key` through openssl (which wants a file, not a pipe). */
+export const opensslSign = (key: string) =>
+  `f=$(mktemp); cat > "$f"; openssl pkeyutl -sign -rawin -inkey '${key}' -in "$f"; rm -f "$f"`;

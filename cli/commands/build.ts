@@ -1,6 +1,16 @@
 import type { BuildResult } from '../../builder/build.js';
 import type { BundleFormat } from '../../builder/write.js';
-import { choice, date, flag, jsonOption, list, optional, required, type Command } from '../args.js';
+import {
+  choice,
+  date,
+  flag,
+  jsonOption,
+  optional,
+  required,
+  signingInput,
+  signingOptions,
+  type Command,
+} from '../args.js';
 import { bytes } from '../format.js';
 import { meterOf } from '../progress.js';
 import { checkInput, checkOptions, formatLint } from './lint.js';
@@ -9,25 +19,11 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND [--signer-key PUB]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--trust-chain DIR] [--expires DATE] [--installer FILE] [--dry-run]',
+    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND... [--signer-key PUB...]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--trust-chain DIR] [--expires DATE] [--installer FILE] [--dry-run]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
-    key: {
-      type: 'string',
-      multiple: true,
-      help: 'a private key to sign with: a file, env:VAR or - (stdin)',
-    },
-    signer: {
-      type: 'string',
-      arg: 'COMMAND',
-      help: 'a program that signs: reads the bytes on stdin, prints the signature',
-    },
-    'signer-key': {
-      type: 'string',
-      arg: 'PUB',
-      help: "the signer's public key (a file or env:VAR); else asked of the signer",
-    },
+    ...signingOptions,
     format: { type: 'string', arg: 'tar|tar.gz|zip', help: 'the archive format (default tar)' },
     ...checkOptions,
     'trust-chain': {
@@ -50,8 +46,6 @@ export const command: Command = {
       return { json: result, human: formatLint(result) };
     }
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
-    const signer = optional(values, 'signer');
-    const signerKey = optional(values, 'signer-key');
     const trustChain = optional(values, 'trust-chain');
     const expires = optional(values, 'expires');
     const progress = meterOf('build: read');
@@ -59,9 +53,7 @@ export const command: Command = {
       ...checkInput(args),
       onProgress: progress.onProgress,
       out: required(values, 'out'),
-      keys: list(values, 'key'),
-      ...(signer !== undefined ? { signer } : {}),
-      ...(signerKey !== undefined ? { signerKey } : {}),
+      ...signingInput(values),
       format,
       ...(trustChain !== undefined ? { trustChain } : {}),
       ...(expires !== undefined ? { expires: date(expires, 'expires') } : {}),

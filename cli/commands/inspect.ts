@@ -1,6 +1,7 @@
 import type { InspectResult } from '../../installer/inspect.js';
 import { jsonOption, optional, positional, type Command } from '../args.js';
-import { bytes, table } from '../format.js';
+import { bytes, duration, table } from '../format.js';
+import { wrap } from '../help.js';
 
 export const command: Command = {
   usage: 'ferry inspect BUNDLE [--trust FILE]',
@@ -62,6 +63,14 @@ function formatInspect(result: InspectResult): string {
       ]),
     ]),
   );
+  for (const c of result.components) {
+    const said = [
+      ...(c.estimatedSeconds !== undefined ? [`takes about ${duration(c.estimatedSeconds)}`] : []),
+      ...(c.restart !== undefined ? [`restarts ${c.restart.join(', ') || 'nothing'}`] : []),
+      ...(c.reboot !== undefined ? [c.reboot ? 'needs a reboot' : 'needs no reboot'] : []),
+    ];
+    if (said.length > 0) lines.push(wrap(`${c.name}: ${said.join('; ')}`, '  ', '    '));
+  }
   if (result.removed.length > 0) lines.push(`  removed: ${result.removed.join(', ')}`);
   lines.push('', `Changes (${result.changes.length}):`);
   let component = '';

@@ -1,20 +1,25 @@
 import type { MediaResult } from '../../builder/media.js';
-import { flag, jsonOption, list, optional, positional, required, type Command } from '../args.js';
+import {
+  flag,
+  jsonOption,
+  optional,
+  positional,
+  required,
+  signingInput,
+  signingOptions,
+  type Command,
+} from '../args.js';
 import { bytes } from '../format.js';
 import { meterOf } from '../progress.js';
 
 export const command: Command = {
   usage:
-    'ferry media BUNDLE --out DIR --key KEY... [--volume-size fat32|dvd5|dvd9|SIZE] [--label PREFIX] [--installer FILE | --no-installer] [--iso]',
+    'ferry media BUNDLE --out DIR (--key KEY... | --signer COMMAND... [--signer-key PUB...]) [--volume-size fat32|dvd5|dvd9|SIZE] [--label PREFIX] [--installer FILE | --no-installer] [--iso]',
   summary:
     'cut a bundle into volumes for USB sticks or DVDs: parts, a signed parts index, checksums, a README; `ferry media verify` checks them',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the volume folders are written to' },
-    key: {
-      type: 'string',
-      multiple: true,
-      help: 'a key that signed the bundle, to sign the parts index: a file, env:VAR or -',
-    },
+    ...signingOptions,
     'volume-size': {
       type: 'string',
       arg: 'SIZE',
@@ -33,7 +38,7 @@ export const command: Command = {
   async run({ values, positionals }) {
     const { defaultInstaller, parseVolumeSize, writeMedia } =
       await import('../../builder/media.js');
-    const { readSigningKeys } = await import('../../builder/signing.js');
+    const { readSigners } = await import('../../builder/signing.js');
     const label = optional(values, 'label');
     const given = optional(values, 'installer');
     const installer = flag(values, 'no-installer') ? null : (given ?? (await defaultInstaller()));
@@ -43,7 +48,8 @@ export const command: Command = {
       bundle: positional(positionals, 'BUNDLE'),
       out: required(values, 'out'),
       volumeSize: parseVolumeSize(optional(values, 'volume-size') ?? 'fat32'),
-      keys: await readSigningKeys(list(values, 'key')),
+      // The keys that signed the bundle sign its parts index: held, or behind a --signer.
+      signers: await readSigners(signingInput(values)),
       installer,
       iso: flag(values, 'iso'),
       ...(label !== undefined ? { label } : {}),

@@ -1,16 +1,20 @@
-import { jsonOption, optional, positional, required, type Command } from '../args.js';
+import {
+  jsonOption,
+  optional,
+  positional,
+  signingInput,
+  signingOptions,
+  type Command,
+} from '../args.js';
 import { formatRoot } from '../format.js';
 
 export const command: Command = {
-  usage: 'ferry trust sign FILE --key KEY [--previous FILE]',
+  usage:
+    'ferry trust sign FILE (--key KEY... | --signer COMMAND... [--signer-key PUB...]) [--previous FILE]',
   summary:
-    "add one root key holder's signature to a trust root, in place (--previous: root N, whose root keys sign N+1 too)",
+    "add root key holders' signatures to a trust root, in place (--previous: root N, whose root keys sign N+1 too)",
   options: {
-    key: {
-      type: 'string',
-      arg: 'KEY',
-      help: 'the private root key to sign with: a file, env:VAR or - (stdin)',
-    },
+    ...signingOptions,
     previous: {
       type: 'string',
       arg: 'FILE',
@@ -21,7 +25,7 @@ export const command: Command = {
   async run({ values, positionals }) {
     const file = positional(positionals, 'FILE');
     const { trustSign } = await import('../../builder/trust.js');
-    const summary = await trustSign(file, required(values, 'key'), optional(values, 'previous'));
+    const summary = await trustSign(file, signingInput(values), optional(values, 'previous'));
     return { json: { trust: file, ...summary }, human: `signed ${file}\n${formatRoot(summary)}` };
   },
 };

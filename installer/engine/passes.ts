@@ -143,16 +143,31 @@ function versionDir(t: Transaction, name: string, version: string): string {
 
 /** What an artifact of this install is told: the bundle's release, or a component's versions and folders. */
 function scopeOf(run: Installation, name: string | null): ArtifactScope {
-  const leftOut = run.plan.components
+  const { plan } = run;
+  const leftOut = plan.components
     .filter((c) => c.action === 'skip' || c.action === 'error')
     .map((c) => c.name);
-  if (name === null) return { component: null, from: null, to: run.plan.to, leftOut };
-  const { from, to } = componentPlan(run.plan, name);
+  if (name === null) {
+    const estimated = plan.unestimated.length === 0 ? plan.estimatedSeconds : undefined;
+    return {
+      component: null,
+      from: null,
+      to: plan.to,
+      leftOut,
+      estimatedSeconds: estimated,
+      restart: plan.restart,
+      reboot: plan.reboot,
+    };
+  }
+  const { from, to, estimatedSeconds, restart, reboot } = componentPlan(plan, name);
   return {
     component: name,
     from,
     to,
     leftOut,
+    estimatedSeconds,
+    restart,
+    reboot,
     payloadDir: payloadDir(run.transaction.staging, name),
     ...(to ? { installDir: versionDir(run.transaction, name, to) } : {}),
   };

@@ -50,6 +50,10 @@ export interface ArtifactScope {
   installDir?: string;
   /** Components the controls left out of this install (skipped, or in error under --partial). */
   leftOut?: readonly string[];
+  /** What the bundle declares of the update: the component's own, or the plan's totals for the bundle's verification. */
+  estimatedSeconds?: number | undefined;
+  restart?: readonly string[] | undefined;
+  reboot?: boolean | undefined;
 }
 
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
@@ -63,6 +67,10 @@ function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<str
     FERRY_PAYLOAD_DIR: scope.payloadDir ?? '',
     FERRY_INSTALL_DIR: scope.installDir ?? '',
     FERRY_SKIPPED: (scope.leftOut ?? []).join(' '),
+    FERRY_ESTIMATED_SECONDS:
+      scope.estimatedSeconds === undefined ? '' : String(scope.estimatedSeconds),
+    FERRY_RESTART: (scope.restart ?? []).join(' '),
+    FERRY_REBOOT: scope.reboot ? '1' : '0',
   };
 }
 

@@ -1,10 +1,13 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   EPOCH,
   ferry,
   json,
+  keyPairs,
+  opensslSign,
+  signerScript,
   tempDir,
   workspace,
   type RunResult,
@@ -46,15 +49,8 @@ function neverShowsTheKey(result: RunResult): void {
   expect(result.stdout + result.stderr).not.toContain(body);
 }
 
-/** A signer script that signs with openssl (which wants a file, not a pipe) and, asked, prints its public key. */
-async function signer(name: string, body: string): Promise<string> {
-  const file = join(ws.dir, name);
-  await writeFile(file, `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
-  return file;
-}
-
-const opensslSign = (key: string) =>
-  `f=$(mktemp); cat > "$f"; openssl pkeyutl -sign -rawin -inkey '${key}' -in "$f"; rm -f "$f"`;
+/** A signer script in the workspace. */
+const signer = (name: string, body: string) => signerScript(ws.dir, name, body);
 
 describe('signing keys from a secret store', () => {
   it('--key env:VAR signs with the PEM in the variable', async () => {
@@ -147,6 +143,53 @@ describe('--signer: an external program signs', () => {
       expect(json<{ error: { code: string } }>(result).error.code).toBe('E_SIGNER');
       expect(await readdir(out).catch(() => [])).toEqual([]);
     }
+  });
+
+  it('several --signer sign together, each --signer-key paired with its signer in order', async () => {
+    const { second } = await keyPairs(join(ws.dir, 'two'), 'second');
+    const both = join(ws.dir, 'two', 'trust.json');
+    const init = await ferry([
+      'trust',
+      'init',
+      '--key',
+      ws.pub,
+      '--key',
+      second.pub,
+      '--threshold',
+      '2',
+      '--out',
+      both,
+    ]);
+    expect(init.code, init.stderr).toBe(0);
+    const kms = await signer('kms-one', opensslSign(ws.key));
+    const hsm = await signer('hsm-two', opensslSign(second.key));
+    const { result } = await build(
+      ['--signer', kms, '--signer', hsm, '--signer-key', ws.pub, '--signer-key', `env:SECOND_PUB`],
+      { env: { SECOND_PUB: await readFile(second.pub, 'utf8') } },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(json<{ keyids: string[] }>(result).keyids).toEqual([keyid, second.keyid].sort());
+    const bundle = json<{ bundle: string }>(result).bundle;
+    const verified = await ferry(['verify', bundle, '--trust', both]);
+    expect(verified.code, verified.stderr).toBe(0);
+
+    // Swapped public keys name the wrong signer: its signature is refused, not trusted.
+    const swapped = await build([
+      '--signer',
+      kms,
+      '--signer',
+      hsm,
+      '--signer-key',
+      second.pub,
+      '--signer-key',
+      ws.pub,
+    ]);
+    expect(json<{ error: { code: string } }>(swapped.result).error.code).toBe('E_SIGNER');
+    // One public key for two signers cannot be paired.
+    const short = await build(['--signer', kms, '--signer', hsm, '--signer-key', ws.pub]);
+    expect([short.result.code, json<{ error: { code: string } }>(short.result).error.code]).toEqual(
+      [2, 'E_USAGE'],
+    );
   });
 
   it('the same key as --key and as --signer is refused, not counted twice', async () => {

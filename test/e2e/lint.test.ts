@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -84,6 +84,35 @@ describe('ferry lint: every build check, no key, nothing written', () => {
     ]);
     expect([lint.code, errorCode(lint)]).toEqual([2, 'E_CYCLE']);
     expect([build.code, errorCode(build)]).toEqual([2, 'E_CYCLE']);
+  });
+
+  it('refuses a released version built again with other files, as build does', async () => {
+    const product = await fresh('reused');
+    await cp(join(ws.product, 'history'), join(product, 'history'), { recursive: true });
+    const file = join(product, 'release-1.3.0.yaml');
+    const clean = await ferry(['lint', file, '--json']);
+    expect(clean.code, clean.stderr).toBe(0);
+    // web 1.0.1 was released in 1.1.0 (and again in 1.2.0): its files are fixed for good.
+    await writeFile(join(product, 'components/web/1.0.1/index.html'), '<p>other</p>\n');
+    const lint = await ferry(['lint', file, '--json']);
+    const dry = await ferry(['build', file, '--dry-run', '--out', join(ws.dir, 'reused-out')]);
+    const build = await ferry([
+      'build',
+      file,
+      '--out',
+      join(ws.dir, 'reused-out'),
+      '--key',
+      ws.key,
+      '--json',
+    ]);
+    for (const result of [lint, build]) {
+      expect([result.code, errorCode(result)]).toEqual([2, 'E_VERSION_REUSED']);
+      const { error } = json<{ error: { component: string; message: string } }>(result);
+      expect(error.component).toBe('web');
+      expect(error.message).toMatch(/web 1\.0\.1 was released in 1\.1\.0 .*index\.html/);
+    }
+    expect(dry.code).toBe(2);
+    expect(dry.stderr).toContain('E_VERSION_REUSED');
   });
 });
 

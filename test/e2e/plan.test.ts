@@ -16,9 +16,16 @@ interface PlanJson {
     from: string | null;
     to: string | null;
     reasons: Array<{ code: string; message: string }>;
+    estimatedSeconds?: number;
+    restart?: string[];
+    reboot?: boolean;
   }>;
   order: string[];
   changes: Array<{ id: string }>;
+  estimatedSeconds: number;
+  unestimated: string[];
+  restart: string[];
+  reboot: boolean;
 }
 
 let dir: string;
@@ -309,5 +316,42 @@ describe('ferry plan', () => {
     expect(result.stdout).toMatch(/acme-appliance 1\.0\.0 → 1\.3\.0 \(update bundle\): READY/);
     expect(result.stdout).toMatch(/web\s+skip\s+1\.0\.0\s+1\.0\.0\s+skipped by the operator/);
     expect(result.stdout).toContain('Order: db, api, legacy-agent');
+  });
+
+  it("says how long the updates take, what they restart and whether they reboot, from the bundle's declarations", async () => {
+    const root = await init('effects');
+    await atRelease(root, '1.1.0');
+    const { code, plan } = await planJson([tar['1.3.0'] as string, '--root', root]);
+    expect(code).toBe(0);
+    // db declares its update (the fixture's 1.3.0 spec); api, also updated, declares nothing.
+    expect(plan.components.find((c) => c.name === 'db')).toMatchObject({
+      action: 'upgrade',
+      estimatedSeconds: 150,
+      restart: ['acme-db', 'acme-api'],
+      reboot: false,
+    });
+    expect(plan.components.find((c) => c.name === 'api')).not.toHaveProperty('estimatedSeconds');
+    expect(plan).toMatchObject({
+      estimatedSeconds: 150,
+      unestimated: ['api'],
+      restart: ['acme-api', 'acme-db'],
+      reboot: false,
+    });
+    const text = await ferry(['plan', tar['1.3.0'] as string, '--root', root]);
+    expect(text.stdout).toContain(
+      'Takes an unknown time: api declares no estimate (the rest takes about 2m30s).',
+    );
+    expect(text.stdout).toContain('Restarts acme-api, acme-db.');
+    expect(text.stdout).not.toContain('reboot');
+  });
+
+  it('a bundle that declares none of them (as every bundle built before them) plans as before, and the text says nothing of them', async () => {
+    const root = await init('no-effects');
+    const { code, plan } = await planJson([tar['1.0.0'] as string, '--root', root]);
+    expect(code).toBe(0);
+    expect(plan).toMatchObject({ estimatedSeconds: 0, restart: [], reboot: false });
+    expect(plan.unestimated.sort()).toEqual(['api', 'db', 'legacy-agent', 'maps', 'web']);
+    const text = await ferry(['plan', tar['1.0.0'] as string, '--root', root]);
+    expect(text.stdout).not.toMatch(/Takes|Restarts|reboot/);
   });
 });

@@ -11,6 +11,9 @@ import {
   FERRY,
   ferry,
   json,
+  keyPairs,
+  opensslSign,
+  signerScript,
   tempDir,
   workspace,
   type RunResult,
@@ -256,6 +259,60 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     const verify = await repoFerry(['history', '--repo', repo, '--verify']);
     expect(verify.code).toBe(3);
     expect(verify.stderr).toMatch(/E_AUDIT_BROKEN: .*event 2 /);
+  });
+});
+
+describe('a repository written through a --signer', () => {
+  it('publish, approve and promote sign with a KMS-held key; history --verify holds the chain', async () => {
+    const repo = join(dir, 'repo-signer');
+    const calls = join(dir, 'repo-kms.calls');
+    const kms = await signerScript(
+      dir,
+      'repo-kms',
+      `echo "$FERRY_SIGNER" >> '${calls}'\n${opensslSign(ws.key)}`,
+    );
+    const signed = (...args: string[]) =>
+      ferry([...args, '--repo', repo, '--signer', kms, '--signer-key', ws.pub], {
+        env: { FERRY_ACTOR: 'ci' },
+      });
+    const published = await signed(
+      'publish',
+      bundles['1.0.0'] as string,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    );
+    expect(published.code, published.stderr).toBe(0);
+    const before = (await readFile(calls, 'utf8')).split('\n').length;
+    const approved = await signed('approve', '1.0.0', '--to', 'beta', '--by', 'alice');
+    expect(approved.code, approved.stderr).toBe(0);
+    // Two documents, two signatures (an HSM asks for a touch each): the audit event and the approval.
+    expect((await readFile(calls, 'utf8')).split('\n').length - before).toBe(2);
+    const promoted = await signed('promote', '1.0.0', '--to', 'beta', '--json');
+    expect(promoted.code, promoted.stderr).toBe(0);
+    expect(json(promoted)).toMatchObject({ verdict: 'promoted', to: 'beta' });
+    const verified = await ferry(['history', '--repo', repo, '--verify']);
+    expect(verified.code, verified.stderr).toBe(0);
+    // A signer whose key the repository does not know may not write.
+    const { other } = await keyPairs(join(dir, 'repo-other'), 'other');
+    const stranger = await signerScript(dir, 'repo-stranger', opensslSign(other.key));
+    const refused = await ferry([
+      'approve',
+      '1.0.0',
+      '--to',
+      'stable',
+      '--by',
+      'mallory',
+      '--repo',
+      repo,
+      '--signer',
+      stranger,
+      '--signer-key',
+      other.pub,
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('E_KEY_INVALID');
   });
 });
 

@@ -6,6 +6,8 @@ import {
   ferryOk,
   json,
   keyPairs,
+  opensslSign,
+  signerScript,
   tempDir,
   workspace,
   type KeyFiles,
@@ -125,7 +127,9 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
       error: { code: 'E_ROOT_THRESHOLD_OLD' },
     });
 
-    await ferryOk(['trust', 'sign', v2, '--key', k('carol').key]);
+    // carol's root key is in an HSM: a --signer program signs for her.
+    const hsm = await signerScript(dir, 'carol-hsm', opensslSign(k('carol').key));
+    await ferryOk(['trust', 'sign', v2, '--signer', hsm, '--signer-key', k('carol').pub]);
     const walked = await verifyChain(chain, join(chain, 'root-1.json'));
     expect(walked).toMatchObject({ code: 0, verdict: 'accepted', version: 2, versions: [1, 2] });
     expect(walked.revoked).toEqual([k('ci-1').keyid]);

@@ -16,6 +16,10 @@ interface ComponentSpec {
   platform?: string;
   /** false: the bundle does not carry it (unchanged in every supported release). */
   carried?: boolean;
+  /** What the bundle declares of the update. */
+  estimatedSeconds?: number;
+  restart?: string[];
+  reboot?: boolean;
 }
 
 function bundle(
@@ -61,6 +65,9 @@ function bundle(
           version: c.version,
           requires: c.requires ?? {},
           ...(c.platform ? { platform: c.platform } : {}),
+          ...(c.estimatedSeconds !== undefined ? { estimatedSeconds: c.estimatedSeconds } : {}),
+          ...(c.restart !== undefined ? { restart: c.restart } : {}),
+          ...(c.reboot !== undefined ? { reboot: c.reboot } : {}),
           artifacts: empty,
           payload:
             c.carried === false
@@ -1208,5 +1215,154 @@ describe('plan', () => {
     const before = JSON.stringify([facts, meta]);
     expect(plan(facts, meta)).toEqual(plan(facts, meta));
     expect(JSON.stringify([facts, meta])).toBe(before);
+  });
+});
+
+/**
+ * What the bundle declares of each update (estimatedSeconds, restart,
+ * reboot), as the plan carries it: on the components it updates, and summed
+ * up over them. Components as `name: {fields}`, only those that carry any.
+ */
+describe('declared effects', () => {
+  const db = (version: string, fields: Partial<ComponentSpec> = {}) => ({ version, ...fields });
+  const effects = { estimatedSeconds: 60, restart: ['db', 'api'], reboot: false };
+  const from = { '1.0.0': { db: '3.0.0', api: '2.0.0', web: '1.0.0' } };
+  const facts = () => appliance('1.0.0', { db: '3.0.0', api: '2.0.0', web: '1.0.0' });
+
+  it.each<{
+    name: string;
+    meta: BundleMetadata;
+    controls?: Partial<Controls>;
+    expect: Pick<Plan, 'estimatedSeconds' | 'unestimated' | 'restart' | 'reboot'> & {
+      components: Record<string, object>;
+    };
+  }>([
+    {
+      name: 'every update declares: the estimates add up, the services are listed once, sorted',
+      meta: bundle(
+        '1.1.0',
+        {
+          db: db('4.0.0', effects),
+          api: db('2.1.0', { estimatedSeconds: 30, restart: ['api'], reboot: true }),
+          web: db('1.0.0', { estimatedSeconds: 600, restart: ['web'], reboot: true }),
+        },
+        { from },
+      ),
+      expect: {
+        components: {
+          db: effects,
+          api: { estimatedSeconds: 30, restart: ['api'], reboot: true },
+        },
+        estimatedSeconds: 90,
+        unestimated: [],
+        restart: ['api', 'db'],
+        reboot: true,
+      },
+    },
+    {
+      name: 'an update that declares no estimate makes the total unknown, and is named',
+      meta: bundle('1.1.0', { db: db('4.0.0', effects), api: '2.1.0', web: '1.0.0' }, { from }),
+      expect: {
+        components: { db: effects },
+        estimatedSeconds: 60,
+        unestimated: ['api'],
+        restart: ['api', 'db'],
+        reboot: false,
+      },
+    },
+    {
+      name: 'a skipped component counts for nothing, whatever it declares',
+      meta: bundle(
+        '1.1.0',
+        { db: db('4.0.0', { ...effects, reboot: true }), api: '2.0.0', web: '1.0.0' },
+        { from },
+      ),
+      controls: { skip: ['db'] },
+      expect: {
+        components: {},
+        estimatedSeconds: 0,
+        unestimated: [],
+        restart: [],
+        reboot: false,
+      },
+    },
+    {
+      name: 'a component in error under --partial counts for nothing',
+      meta: bundle(
+        '1.1.0',
+        {
+          db: db('2.0.0', { ...effects, reboot: true }),
+          api: db('2.1.0', { estimatedSeconds: 5 }),
+          web: '1.0.0',
+        },
+        { from },
+      ),
+      controls: { partial: true },
+      expect: {
+        components: { api: { estimatedSeconds: 5 } },
+        estimatedSeconds: 5,
+        unestimated: [],
+        restart: [],
+        reboot: false,
+      },
+    },
+    {
+      name: 'a forced downgrade is an update: it counts',
+      meta: bundle('1.1.0', { db: db('2.0.0', effects), api: '2.0.0', web: '1.0.0' }, { from }),
+      controls: { force: ['db'] },
+      expect: {
+        components: { db: effects },
+        estimatedSeconds: 60,
+        unestimated: [],
+        restart: ['api', 'db'],
+        reboot: false,
+      },
+    },
+    {
+      name: 'a removal declares nothing and leaves the estimate known',
+      meta: bundle('1.1.0', { db: db('4.0.0', effects), api: '2.0.0' }, { from }),
+      expect: {
+        components: { db: effects },
+        estimatedSeconds: 60,
+        unestimated: [],
+        restart: ['api', 'db'],
+        reboot: false,
+      },
+    },
+    {
+      name: 'a kept component declares nothing for this appliance',
+      meta: bundle(
+        '1.0.0',
+        { db: db('3.0.0', effects), api: '2.0.0', web: '1.0.0' },
+        { from: { '0.9.0': from['1.0.0'] } },
+      ),
+      expect: {
+        components: {},
+        estimatedSeconds: 0,
+        unestimated: [],
+        restart: [],
+        reboot: false,
+      },
+    },
+  ])('$name', ({ meta, controls: given, expect: wanted }) => {
+    const result = plan(facts(), meta, controls(given));
+    expect({
+      components: Object.fromEntries(
+        result.components
+          .filter((c) => 'estimatedSeconds' in c || 'restart' in c || 'reboot' in c)
+          .map(({ name, estimatedSeconds, restart, reboot }) => [
+            name,
+            {
+              ...(estimatedSeconds !== undefined ? { estimatedSeconds } : {}),
+              ...(restart !== undefined ? { restart } : {}),
+              ...(reboot !== undefined ? { reboot } : {}),
+            },
+          ]),
+      ),
+      estimatedSeconds: result.estimatedSeconds,
+      unestimated: result.unestimated,
+      restart: result.restart,
+      reboot: result.reboot,
+    }).toStrictEqual(wanted);
   });
 });

@@ -13,7 +13,7 @@ import {
   signEnvelope,
   verifiedKeys,
 } from '../../manifest-schema/index.js';
-import { EPOCH, ferry, json } from '../helpers.js';
+import { EPOCH, ferry, json, opensslSign, signerScript } from '../helpers.js';
 import { install, sha256, snapshot, status } from '../e2e/appliance.js';
 import { Terminal } from '../e2e/terminal.js';
 import { makeMedia, mediaFixture, readIndex, type MediaFixture } from './helpers.js';
@@ -230,6 +230,30 @@ describe('reading volumes', () => {
       metadata: true,
     });
     expect(json<{ checked: unknown[] }>(check).checked).toHaveLength(3);
+  });
+
+  it('signs the parts index through a --signer when the bundle key is in a KMS', async () => {
+    const kms = await signerScript(dir, 'kms', opensslSign(base.ws.key));
+    const out = join(dir, 'by-signer');
+    const result = await ferry([
+      'media',
+      base.bundle,
+      '--out',
+      out,
+      '--signer',
+      kms,
+      '--signer-key',
+      base.ws.pub,
+      '--volume-size',
+      '1100K',
+      '--no-installer',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(out, 'vol1', PARTS_INDEX))).toEqual(
+      await readFile(join(media, 'vol1', PARTS_INDEX)),
+    );
+    const check = await ferry(['media', 'verify', out, '--trust', base.ws.trust]);
+    expect(check.code, check.stderr).toBe(0);
   });
 
   it('media verify checks the volumes it can see and names those it cannot', async () => {

@@ -2,7 +2,7 @@ import { createHash, createPrivateKey } from 'node:crypto';
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readPrivateKey } from '../../builder/signing.js';
+import { keySigner, readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
 import { generateEd25519 } from '../../manifest-schema/keys.js';
 import {
@@ -48,7 +48,11 @@ beforeAll(async () => {
   stranger = (await buildAll(other, join(dir, 'other', 'out'), 'tar', ['1.0.0']))[
     '1.0.0'
   ] as string;
-  writer = { actor: 'ci', ci: 'https://ci.example/run/1', keys: [await readPrivateKey(ws.key)] };
+  writer = {
+    actor: 'ci',
+    ci: 'https://ci.example/run/1',
+    keys: [keySigner(await readPrivateKey(ws.key))],
+  };
   if (!registryMissing) registry = await startRegistry();
 }, 300_000);
 
@@ -402,7 +406,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const approver: Writer = {
         actor: 'alice',
         ci: null,
-        keys: [createPrivateKey(repoKey.privatePem)],
+        keys: [keySigner(createPrivateKey(repoKey.privatePem))],
       };
       await approve({
         repo,
@@ -415,7 +419,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const outsider: Writer = {
         actor: 'mallory',
         ci: null,
-        keys: [createPrivateKey(generateEd25519().privatePem)],
+        keys: [keySigner(createPrivateKey(generateEd25519().privatePem))],
       };
       const before = await events(repo);
       expect(

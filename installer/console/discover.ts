@@ -5,13 +5,15 @@ import {
   partName,
   PARTS_INDEX,
   type FerryError,
+  type SignatureStatus,
+  type TrustedRoot,
 } from '../../manifest-schema/index.js';
 import { trustContext, type Appliance } from '../appliance.js';
 import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
 import { requireInstaller } from '../handover.js';
-import type { ApplianceView, Candidate } from './model.js';
+import type { ApplianceView, Candidate, SignedBy } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
 
@@ -68,7 +70,7 @@ export async function discover(
   for (const file of [...files].sort()) {
     try {
       // An untrusted bundle is refused here, before its metadata is parsed.
-      const { reader, metadata } = await openBundleMetadata(
+      const { reader, metadata, signature, root } = await openBundleMetadata(
         file,
         trustContext(appliance.trust, appliance.state.timeFloor),
       );
@@ -79,6 +81,7 @@ export async function discover(
         release: metadata.release.version,
         kind: metadata.kind,
         notes: metadata.release.notes,
+        signature: signedBy(signature, root, appliance.trust),
       };
       try {
         requireInstaller(metadata, file);
@@ -108,6 +111,7 @@ export async function discover(
         kind: '?',
         notes: '',
         plan: null,
+        signature: null,
         problem: isFerryError(error)
           ? { code: error.code, message: error.message }
           : { code: 'E_IO', message: String(error) },
@@ -115,6 +119,24 @@ export async function discover(
     }
   }
   return candidates;
+}
+
+/** Who signed a bundle whose signature met the trust root (walked along its chain, when it carries one). */
+function signedBy(
+  signature: SignatureStatus | undefined,
+  root: TrustedRoot | undefined,
+  own: TrustedRoot,
+): SignedBy | null {
+  if (!signature || !root) return null;
+  return {
+    keys: signature.keyids.map((keyid) => {
+      const name = root.keys[keyid]?.name;
+      return name === undefined ? { keyid } : { keyid, name };
+    }),
+    threshold: signature.threshold,
+    rootVersion: root.version,
+    walkedFrom: root.version === own.version ? null : own.version,
+  };
 }
 
 export function applianceView(appliance: Appliance): ApplianceView {

@@ -18,6 +18,17 @@ export interface Candidate {
   plan: Plan | null;
   /** Why the bundle cannot be used, when it cannot. */
   problem: { code: string; message: string } | null;
+  /** Who signed it, when its signature was checked and met the trust root. */
+  signature: SignedBy | null;
+}
+
+export interface SignedBy {
+  /** The keys whose signatures counted, by id and (where the trust root names them) name. */
+  keys: Array<{ keyid: string; name?: string }>;
+  threshold: number;
+  /** The trust root version the signature met, and the appliance's own when a carried chain was walked to it. */
+  rootVersion: number;
+  walkedFrom: number | null;
 }
 
 export interface ApplianceView {
@@ -49,6 +60,9 @@ export interface ConsoleState {
   notice: string | null;
   /** The volume the operator is asked to insert (removable media), while the install waits. */
   volume: VolumeWanted | null;
+  /** First row of the scrolling part shown; `follow` keeps it at the end (the log while installing). */
+  scroll: number;
+  follow: boolean;
 }
 
 export interface VolumeWanted {
@@ -67,8 +81,10 @@ export type ConsoleEvent =
   | { type: 'notice'; text: string }
   /** The install waits for a volume (null: it was inserted, or the operator gave up). */
   | { type: 'volume'; wanted: VolumeWanted | null }
-  /** The operator moves to another readable bundle (+1 down, -1 up). */
-  | { type: 'choose'; step: 1 | -1 };
+  /** The operator moves to another readable bundle (+1 next, -1 previous). */
+  | { type: 'choose'; step: 1 | -1 }
+  /** The operator scrolls the long part of the screen: to a row, or to the end (and stays there). */
+  | { type: 'scroll'; to: number | 'end' };
 
 const LOG_LINES = 200;
 
@@ -86,6 +102,8 @@ export function initialState(appliance: ApplianceView, candidates: Candidate[]):
     error: null,
     notice: null,
     volume: null,
+    scroll: 0,
+    follow: false,
   };
 }
 
@@ -116,17 +134,23 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       if (readable.length < 2) return state;
       const at = Math.max(0, readable.indexOf(state.chosen ?? -1));
       const chosen = readable[(at + event.step + readable.length) % readable.length] as number;
-      return { ...state, chosen, notice: null };
+      return { ...state, chosen, notice: null, scroll: 0, follow: false };
     }
+    case 'scroll':
+      return event.to === 'end'
+        ? { ...state, follow: true }
+        : { ...state, scroll: Math.max(0, event.to), follow: false };
     case 'start':
       return {
         ...state,
         screen: 'installing',
         notice: null,
+        scroll: 0,
+        follow: true,
         progress: { bytes: 0, total: 0, startedAt: event.at, at: event.at },
       };
     case 'failed':
-      return { ...state, screen: 'done', error: event.error };
+      return { ...state, screen: 'done', error: event.error, scroll: 0, follow: false };
     case 'plan':
     case 'begin':
       return state;
@@ -178,7 +202,7 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
         },
       };
     case 'result':
-      return { ...state, screen: 'done', result: event.result };
+      return { ...state, screen: 'done', result: event.result, scroll: 0, follow: false };
   }
 }
 
@@ -201,4 +225,33 @@ export function secondsLeft(progress: ConsoleState['progress']): number | null {
   const elapsed = (progress.at - progress.startedAt) / 1000;
   if (elapsed <= 0) return null;
   return Math.max(0, Math.round(((progress.total - progress.bytes) * elapsed) / progress.bytes));
+}
+
+/** Why a plan cannot run, in words: the bundle's first problem, else its first blocked component's. */
+export function blockedBy(plan: Plan): string {
+  return (
+    plan.reasons[0]?.message ??
+    plan.components.find((c) => c.action === 'error')?.reasons.find((r) => r.code.startsWith('E_'))
+      ?.message ??
+    'the plan is blocked'
+  );
+}
+
+/**
+ * What a found bundle is, on its own terms and against the newest that
+ * applies: never relative to the one on screen, which the operator moves.
+ */
+export function standing(candidates: readonly Candidate[], index: number): string {
+  const c = candidates[index];
+  if (!c) return '';
+  if (c.problem && !c.plan) return `${c.problem.code}: ${c.problem.message}`;
+  if (!c.plan) return 'unreadable';
+  if (c.plan.verdict === 'blocked') return `${c.release}, cannot be applied: ${blockedBy(c.plan)}`;
+  if (c.plan.order.length === 0) return `${c.release}, nothing to do: the appliance is at it`;
+  const newest = chooseNewest(candidates);
+  const best = newest === null ? undefined : candidates[newest];
+  if (newest === index || !best) return `${c.release}, ready: the newest that applies`;
+  return compareVersions(c.release, best.release) === 0
+    ? `${c.release}, ready: the same release as ${best.file}`
+    : `${c.release}, ready, older than ${best.release}`;
 }

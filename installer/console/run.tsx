@@ -1,4 +1,4 @@
-import { render, useInput } from 'ink';
+import { render, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import type { AskForVolume } from '../../bundle/media.js';
 import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
@@ -6,8 +6,8 @@ import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
 import { applianceView, discover } from './discover.js';
-import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
-import { ConsoleView } from './view.js';
+import { blockedBy, initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
+import { ConsoleView, layout, type Size } from './view.js';
 
 export interface ConsoleOptions {
   root: string;
@@ -44,11 +44,13 @@ export class ConsoleController {
     for (const listener of this.listeners) listener(this.state);
   }
 
-  key(input: string, enter: boolean, arrow: 'up' | 'down' | null = null): void {
-    if (arrow !== null) {
-      this.dispatch({ type: 'choose', step: arrow === 'down' ? 1 : -1 });
+  /** A key: a character, or the name of a special key (enter, left, right). */
+  key(input: string): void {
+    if (input === 'left' || input === 'right') {
+      this.dispatch({ type: 'choose', step: input === 'right' ? 1 : -1 });
       return;
     }
+    const enter = input === 'enter';
     if (this.waiting && (enter || input === 'q')) {
       const { resolve, reject } = this.waiting;
       this.waiting = null;
@@ -73,15 +75,9 @@ export class ConsoleController {
       return;
     }
     if (plan.verdict !== 'ok') {
-      const why =
-        plan.reasons[0]?.message ??
-        plan.components
-          .find((c) => c.action === 'error')
-          ?.reasons.find((r) => r.code.startsWith('E_'))?.message ??
-        'the plan is blocked';
       this.dispatch({
         type: 'notice',
-        text: `Enter does nothing: this bundle cannot be applied here. ${why}`,
+        text: `Enter does nothing: this bundle cannot be applied here. ${blockedBy(plan)}`,
       });
       return;
     }
@@ -143,13 +139,55 @@ export class ConsoleController {
 export function ConsoleApp({ controller }: { controller: ConsoleController }) {
   const [state, setState] = useState(controller.state);
   useEffect(() => controller.subscribe(setState), [controller]);
-  useInput((input, key) => {
-    if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
-    else controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null);
-  });
+  const size = useTerminalSize();
   // Names, notes and messages come from bundles: nothing in them may drive the terminal.
   const shown = useMemo(() => printableDeep(state), [state]);
-  return <ConsoleView state={shown} />;
+  const { offset, maxOffset, bodyRows } = layout(shown, size);
+  useInput((input, key) => {
+    const page = Math.max(1, bodyRows - 1);
+    const scroll = key.upArrow
+      ? offset - 1
+      : key.downArrow
+        ? offset + 1
+        : key.pageUp
+          ? offset - page
+          : key.pageDown
+            ? offset + page
+            : key.home
+              ? 0
+              : key.end
+                ? maxOffset
+                : null;
+    if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
+    else if (scroll !== null)
+      controller.dispatch({
+        type: 'scroll',
+        to: scroll >= maxOffset ? (state.screen === 'installing' ? 'end' : maxOffset) : scroll,
+      });
+    else if (key.return) controller.key('enter');
+    else if (key.leftArrow) controller.key('left');
+    else if (key.rightArrow || key.tab) controller.key('right');
+    else controller.key(input);
+  });
+  return <ConsoleView state={shown} size={size} />;
+}
+
+/** The terminal's size, following resizes; unbounded height where there is no terminal (tests). */
+function useTerminalSize(): Size {
+  const { stdout } = useStdout();
+  const read = (): Size => ({
+    columns: stdout.columns || 80,
+    rows: stdout.rows || Number.POSITIVE_INFINITY,
+  });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    const resized = () => setSize(read());
+    stdout.on('resize', resized);
+    return () => {
+      stdout.off('resize', resized);
+    };
+  });
+  return size;
 }
 
 export async function runConsole(options: ConsoleOptions): Promise<number> {

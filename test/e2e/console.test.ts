@@ -1,22 +1,21 @@
-import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openAppliance } from '../../installer/appliance.js';
 import { applianceView, discover } from '../../installer/console/discover.js';
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
 import { acquireLock } from '../../installer/engine/lock.js';
-import { buildAll, FERRY, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
+import { buildAll, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, snapshot, status } from './appliance.js';
+import { Terminal } from './terminal.js';
 
 // The console as an operator meets it, on real signed bundles and an
 // appliance at 1.0.0 (a read-only template: each test works on its own clone).
-// First in a real terminal: tmux runs `ferry console`, the test reads the
-// screen with capture-pane and presses keys with send-keys. tmux comes from
-// scripts/setup-system.sh. Then the controller in every case its keys have:
+// First in a real terminal (tmux, through ./terminal.ts): the test reads the
+// screen and presses keys. Then the controller in every case its keys have:
 // keys typed into the real ink screen (ink-testing-library), the real install
 // engine behind Enter. Both share this file so that they share the bundles.
 
@@ -25,36 +24,27 @@ let ws: Workspace;
 let bundles: Record<string, string>;
 let media: string;
 let base: string;
-const socket = `ferry-test-${process.pid}`;
+const terminal = new Terminal();
 
-function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
-}
-
-async function screenContains(session: string, text: string, timeoutMs = 20_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  let screen = '';
-  while (Date.now() < until) {
-    screen = tmux('capture-pane', '-t', session, '-p');
-    if (screen.includes(text)) return screen;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`screen never showed "${text}":\n${screen}`);
-}
-
-function runConsole(session: string, root: string): void {
-  const exitFile = join(dir, `${session}.exit`);
-  tmux(
-    'new-session',
-    '-d',
-    '-s',
+/** `ferry console` on this appliance with these media, in a terminal of this size. */
+function runConsole(
+  session: string,
+  root: string,
+  folders: readonly string[] = [media],
+  size: { width: number; height: number } = { width: 110, height: 45 },
+): void {
+  terminal.ferry(
     session,
-    '-x',
-    '150',
-    '-y',
-    '50',
-    `${process.execPath} ${FERRY} console --root ${root} --media ${media}; echo $? > ${exitFile}; sleep 60`,
+    ['console', '--root', root, ...folders.flatMap((f) => ['--media', f])],
+    size,
   );
+}
+
+/** Quits with q and returns the console's exit code. */
+async function quit(session: string): Promise<number> {
+  terminal.keys(session, 'q');
+  const screen = await terminal.waitFor(session, /exit=\d+/);
+  return Number(/exit=(\d+)/.exec(screen)?.[1]);
 }
 
 beforeAll(async () => {
@@ -70,28 +60,95 @@ beforeAll(async () => {
   await installOk(bundles['1.0.0'] as string, base);
 });
 
-afterAll(() => {
-  try {
-    tmux('kill-server');
-  } catch {
-    // no server left
-  }
-});
+/** A first release of `count` components (one tiny payload each): a plan longer than any screen. */
+let many: Promise<string> | undefined;
+const manyComponents = (count: number): Promise<string> => (many ??= buildMany(count));
+
+async function buildMany(count: number): Promise<string> {
+  const product = join(dir, 'many');
+  await mkdir(join(product, 'payload'), { recursive: true });
+  await writeFile(join(product, 'payload', 'file.txt'), 'x\n');
+  const names = Array.from({ length: count }, (_, i) => `part-${String(i + 1).padStart(2, '0')}`);
+  await writeFile(
+    join(product, 'spec.yaml'),
+    [
+      'product: acme-appliance',
+      "release: '1.0.0'",
+      "notes: 'Everything in its own component.'",
+      "platform: { name: acme-os, range: '>=7.0.0' }",
+      'history: ./history',
+      'components:',
+      ...names.map((name) => `  ${name}: { version: '1.0.0', payload: ./payload }`),
+    ].join('\n'),
+  );
+  const built = await ferry([
+    'build',
+    join(product, 'spec.yaml'),
+    '--out',
+    join(product, 'out'),
+    '--key',
+    ws.key,
+    '--first-release',
+    '--json',
+  ]);
+  expect(built.code, built.stderr).toBe(0);
+  return join(product, 'out');
+}
 
 describe('ferry console in a terminal', () => {
+  it.each([
+    [80, 24],
+    [110, 45],
+  ])(
+    '%i×%i: the header stays on top while a plan of 40 components scrolls; the last row is reachable',
+    async (width, height) => {
+      const folder = await manyComponents(40);
+      const root = join(dir, `empty-${width}`);
+      await initAppliance(ws, root);
+      const session = `many-${width}`;
+      runConsole(session, root, [folder], { width, height });
+      const first = await terminal.waitFor(session, '▼', { visible: true });
+      const seen = new Set<string>();
+      let screen = first;
+      for (let page = 0; ; page++) {
+        const rows = screen.replace(/\n+$/, '').split('\n');
+        expect(rows.length).toBeLessThanOrEqual(height);
+        expect(rows[0]).toBe('Ferry console — acme-appliance on acme-os 7.2.1');
+        expect(rows[2]).toBe('✔ Update ready: acme-appliance 1.0.0 (install)');
+        const footer = rows.at(-1) ?? '';
+        expect(footer).toContain('[Enter] apply');
+        expect(footer).toContain('[↑↓ PgUp PgDn] scroll');
+        for (const row of rows) for (const name of row.match(/part-\d\d/g) ?? []) seen.add(name);
+        if (!footer.includes('▼')) break;
+        expect(page).toBeLessThan(40);
+        const position = /\d+-\d+\/\d+/.exec(footer)?.[0] ?? '';
+        terminal.keys(session, 'NPage');
+        await expect
+          .poll(() => (screen = terminal.screen(session, { visible: true })).split('\n').at(-2), {
+            timeout: 20_000,
+          })
+          .not.toContain(position);
+        screen = terminal.screen(session, { visible: true });
+      }
+      expect(seen.size).toBe(40);
+      expect(screen).toContain('Stages');
+      // Up from the end: something is above and below again.
+      terminal.keys(session, 'Up');
+      await terminal.waitFor(session, '▲▼', { visible: true });
+      expect(await quit(session)).toBe(0);
+    },
+  );
+
   it('shows the plan; Enter applies it and the appliance reaches the target release', async () => {
     const root = join(dir, 'one-click');
     await cloneAppliance(base, root);
     runConsole('apply', root);
-    const plan = await screenContains('apply', '[Enter] apply');
+    const plan = await terminal.waitFor('apply', '[Enter] apply');
     expect(plan).toContain('Update ready: acme-appliance 1.2.0');
-    expect(plan).toContain('acme-appliance-1.1.0-update.tar: 1.1.0, not the newest');
-    tmux('send-keys', '-t', 'apply', 'Enter');
-    await screenContains('apply', 'COMMITTED: acme-appliance is now at 1.2.0');
-    tmux('send-keys', '-t', 'apply', 'q');
-    await expect
-      .poll(() => readFile(join(dir, 'apply.exit'), 'utf8').catch(() => ''), { timeout: 10_000 })
-      .toBe('0\n');
+    expect(plan).toContain('acme-appliance-1.1.0-update.tar: 1.1.0, ready, older than 1.2.0');
+    terminal.keys('apply', 'Enter');
+    await terminal.waitFor('apply', 'COMMITTED: acme-appliance is now at 1.2.0');
+    expect(await quit('apply')).toBe(0);
     expect((await status(root)).release).toBe('1.2.0');
   });
 
@@ -101,14 +158,11 @@ describe('ferry console in a terminal', () => {
     await mkdir(join(root, 'fail'));
     await writeFile(join(root, 'fail', 'web.test'), '');
     runConsole('fails', root);
-    await screenContains('fails', '[Enter] apply');
-    tmux('send-keys', '-t', 'fails', 'Enter');
-    const screen = await screenContains('fails', 'ROLLED BACK');
+    await terminal.waitFor('fails', '[Enter] apply');
+    terminal.keys('fails', 'Enter');
+    const screen = await terminal.waitFor('fails', 'ROLLED BACK');
     expect(screen).toContain('web failed in the test pass (check-pages.sh): exited with status 1');
-    tmux('send-keys', '-t', 'fails', 'q');
-    await expect
-      .poll(() => readFile(join(dir, 'fails.exit'), 'utf8').catch(() => ''), { timeout: 10_000 })
-      .toBe('1\n');
+    expect(await quit('fails')).toBe(1);
     expect((await status(root)).release).toBe('1.0.0');
   });
 
@@ -119,23 +173,18 @@ describe('ferry console in a terminal', () => {
     await mkdir(join(root, 'hang'));
     await writeFile(join(root, 'hang', 'web.update'), '');
     runConsole('interrupted', root);
-    await screenContains('interrupted', '[Enter] apply');
-    tmux('send-keys', '-t', 'interrupted', 'Enter');
-    await screenContains('interrupted', 'web: update publish.sh');
-    tmux('send-keys', '-t', 'interrupted', 'C-c');
-    await screenContains(
+    await terminal.waitFor('interrupted', '[Enter] apply');
+    terminal.keys('interrupted', 'Enter');
+    await terminal.waitFor('interrupted', 'web: update publish.sh');
+    terminal.keys('interrupted', 'C-c');
+    await terminal.waitFor(
       'interrupted',
       'SIGINT: stopping at the next safe point, then rolling back',
     );
     await rm(join(root, 'hang'), { recursive: true });
-    const screen = await screenContains('interrupted', 'ROLLED BACK');
+    const screen = await terminal.waitFor('interrupted', 'ROLLED BACK');
     expect(screen).toContain('interrupted by SIGINT');
-    tmux('send-keys', '-t', 'interrupted', 'q');
-    await expect
-      .poll(() => readFile(join(dir, 'interrupted.exit'), 'utf8').catch(() => ''), {
-        timeout: 10_000,
-      })
-      .toBe('1\n');
+    expect(await quit('interrupted')).toBe(1);
     expect(await snapshot(root)).toEqual(before);
   });
 
@@ -148,7 +197,8 @@ describe('ferry console in a terminal', () => {
 
 const ENTER = '\r';
 const UP = '\u001B[A';
-const DOWN = '\u001B[B';
+const LEFT = '\u001B[D';
+const RIGHT = '\u001B[C';
 
 /** A folder holding copies of these releases' bundles, as a USB stick would. */
 async function stick(name: string, releases: string[]): Promise<string> {
@@ -189,22 +239,22 @@ async function installs(root: string): Promise<number> {
 }
 
 describe('the console controller, keys typed into its screen', () => {
-  it('arrows choose another bundle, Enter applies that one, keys wait while it installs, q quits', async () => {
+  it('←/→ choose another bundle, Enter applies that one, keys wait while it installs, q quits', async () => {
     // Found in this order: 1.0.0 (the install bundle: nothing to do here), 1.1.0, 1.2.0.
     const media = await stick('three', ['1.0.0', '1.1.0', '1.2.0']);
     const { root, controller, quits, screen, shows, done } = await openConsole('arrows', media);
     await shows('Update ready: acme-appliance 1.2.0');
-    screen.stdin.write(UP);
+    screen.stdin.write(LEFT);
     await shows('Update ready: acme-appliance 1.1.0');
-    screen.stdin.write(DOWN);
+    screen.stdin.write(RIGHT);
     await shows('Update ready: acme-appliance 1.2.0');
-    screen.stdin.write(UP);
+    screen.stdin.write(LEFT);
     await shows('Update ready: acme-appliance 1.1.0');
     const chosen = controller.state.chosen;
 
     screen.stdin.write(ENTER);
     // Typed before the install can have finished: ignored, not queued.
-    for (const key of ['q', ENTER, DOWN, UP]) screen.stdin.write(key);
+    for (const key of ['q', ENTER, RIGHT, LEFT, UP]) screen.stdin.write(key);
     expect(controller.state.screen).toBe('installing');
     expect(controller.state.chosen).toBe(chosen);
     expect(quits.count).toBe(0);

@@ -41,16 +41,23 @@ export class Terminal {
     );
   }
 
-  /** What the session shows, with what scrolled off the top. */
-  screen(session: string): string {
-    return this.tmux('capture-pane', '-t', session, '-p', '-S', '-500');
+  /**
+   * What the session shows, with what scrolled off the top; `visible`: only
+   * the rows on screen now (a full-screen program's frame).
+   */
+  screen(session: string, { visible = false } = {}): string {
+    return this.tmux('capture-pane', '-t', session, '-p', ...(visible ? [] : ['-S', '-500']));
   }
 
-  async waitFor(session: string, text: string | RegExp, timeoutMs = 30_000): Promise<string> {
+  async waitFor(
+    session: string,
+    text: string | RegExp,
+    { timeoutMs = 30_000, visible = false } = {},
+  ): Promise<string> {
     const until = Date.now() + timeoutMs;
     let screen = '';
     while (Date.now() < until) {
-      screen = this.screen(session);
+      screen = this.screen(session, { visible });
       if (typeof text === 'string' ? screen.includes(text) : text.test(screen)) return screen;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   isFerryError,
@@ -13,7 +13,7 @@ import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
 import { requireInstaller } from '../handover.js';
-import type { ApplianceView, Candidate, SignedBy } from './model.js';
+import type { ApplianceView, Candidate, Searched, SignedBy } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
 
@@ -137,6 +137,40 @@ function signedBy(
     rootVersion: root.version,
     walkedFrom: root.version === own.version ? null : own.version,
   };
+}
+
+/** The folders discover looks in, in its order, and whether each is there now. */
+export async function searchedFolders(
+  folders: readonly string[],
+  mountPoints: readonly string[] = USUAL_MOUNT_POINTS,
+): Promise<Searched[]> {
+  return Promise.all(
+    [...folders, ...mountPoints].map(async (folder) => ({
+      folder,
+      present: await stat(folder).then(
+        (stats) => stats.isDirectory(),
+        () => false,
+      ),
+    })),
+  );
+}
+
+/**
+ * What changes when media are mounted or bundles copied: the mount table and
+ * the searched folders' entries with their times. Cheap enough to read every
+ * few seconds; a change means look again.
+ */
+export async function mediaFingerprint(folders: readonly string[]): Promise<string> {
+  const parts = [await readFile('/proc/self/mounts', 'utf8').catch(() => '')];
+  for (const folder of folders) {
+    const entries = await readdir(folder, { withFileTypes: true }).catch(() => []);
+    parts.push(folder);
+    for (const entry of entries) {
+      const stats = await stat(join(folder, entry.name)).catch(() => null);
+      parts.push(`${entry.name} ${stats?.mtimeMs ?? 0} ${stats?.size ?? 0}`);
+    }
+  }
+  return parts.join('\n');
 }
 
 export function applianceView(appliance: Appliance): ApplianceView {

@@ -47,6 +47,8 @@ export const PASS_ORDER: PassName[] = ['pre-validate', 'stage', 'update', 'test'
 export interface ConsoleState {
   appliance: ApplianceView;
   candidates: Candidate[];
+  /** Where the console looked for bundles, and whether each folder was there. */
+  searched: Searched[];
   /** Index of the bundle Enter applies: the newest that applies. */
   chosen: number | null;
   screen: Screen;
@@ -63,6 +65,11 @@ export interface ConsoleState {
   /** First row of the scrolling part shown; `follow` keeps it at the end (the log while installing). */
   scroll: number;
   follow: boolean;
+}
+
+export interface Searched {
+  folder: string;
+  present: boolean;
 }
 
 export interface VolumeWanted {
@@ -83,15 +90,22 @@ export type ConsoleEvent =
   | { type: 'volume'; wanted: VolumeWanted | null }
   /** The operator moves to another readable bundle (+1 next, -1 previous). */
   | { type: 'choose'; step: 1 | -1 }
+  /** The console looked again (a key, or media mounted): what it found now. */
+  | { type: 'found'; candidates: Candidate[]; searched: Searched[] }
   /** The operator scrolls the long part of the screen: to a row, or to the end (and stays there). */
   | { type: 'scroll'; to: number | 'end' };
 
 const LOG_LINES = 200;
 
-export function initialState(appliance: ApplianceView, candidates: Candidate[]): ConsoleState {
+export function initialState(
+  appliance: ApplianceView,
+  candidates: Candidate[],
+  searched: Searched[] = [],
+): ConsoleState {
   return {
     appliance,
     candidates,
+    searched,
     chosen: chooseNewest(candidates),
     screen: 'choose',
     passes: Object.fromEntries(PASS_ORDER.map((pass) => [pass, 'pending'])),
@@ -135,6 +149,20 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       const at = Math.max(0, readable.indexOf(state.chosen ?? -1));
       const chosen = readable[(at + event.step + readable.length) % readable.length] as number;
       return { ...state, chosen, notice: null, scroll: 0, follow: false };
+    }
+    case 'found': {
+      if (state.screen !== 'choose') return state;
+      // The bundle on screen stays chosen while it is still there.
+      const file = state.chosen === null ? null : state.candidates[state.chosen]?.file;
+      const kept = event.candidates.findIndex((c) => c.file === file && c.plan !== null);
+      const chosen = kept >= 0 ? kept : chooseNewest(event.candidates);
+      return {
+        ...state,
+        candidates: event.candidates,
+        searched: event.searched,
+        chosen,
+        ...(chosen === state.chosen && kept >= 0 ? {} : { scroll: 0, follow: false }),
+      };
     }
     case 'scroll':
       return event.to === 'end'

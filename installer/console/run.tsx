@@ -5,7 +5,13 @@ import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/i
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
-import { applianceView, discover } from './discover.js';
+import {
+  applianceView,
+  discover,
+  mediaFingerprint,
+  searchedFolders,
+  USUAL_MOUNT_POINTS,
+} from './discover.js';
 import { blockedBy, initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
 import { ConsoleView, layout, type Size } from './view.js';
 
@@ -28,10 +34,21 @@ export class ConsoleController {
   /** The install's wait for a volume: Enter goes on, q gives up. */
   private waiting: { resolve: () => void; reject: () => void } | null = null;
   onQuit: () => void = () => undefined;
+  /** Where to look again for bundles (r, or media mounted); none: the console never looks again. */
+  private readonly search: { media: readonly string[]; mountPoints: readonly string[] } | null;
+  private looking = false;
 
-  constructor(state: ConsoleState, root: string) {
+  constructor(
+    state: ConsoleState,
+    root: string,
+    search: { media: readonly string[]; mountPoints?: readonly string[] } | null = null,
+  ) {
     this.state = state;
     this.root = root;
+    this.search = search && {
+      media: search.media,
+      mountPoints: search.mountPoints ?? USUAL_MOUNT_POINTS,
+    };
   }
 
   subscribe(listener: (state: ConsoleState) => void): () => void {
@@ -63,6 +80,10 @@ export class ConsoleController {
       this.onQuit();
       return;
     }
+    if (input === 'r' && this.state.screen === 'choose') {
+      void this.lookAgain(true);
+      return;
+    }
     if (!enter || this.state.screen !== 'choose') return;
     const candidate =
       this.state.chosen === null ? undefined : this.state.candidates[this.state.chosen];
@@ -89,6 +110,64 @@ export class ConsoleController {
       return;
     }
     void this.apply(candidate.file);
+  }
+
+  /**
+   * Finds the bundles again, as at start: on r (saying so), or when the
+   * media changed. The bundle on screen stays chosen while it is there.
+   */
+  async lookAgain(asked: boolean): Promise<void> {
+    if (!this.search || this.looking || this.state.screen !== 'choose') return;
+    this.looking = true;
+    try {
+      const { media, mountPoints } = this.search;
+      const appliance = await openAppliance(this.root);
+      const candidates = await discover(appliance, media, mountPoints);
+      const searched = await searchedFolders(media, mountPoints);
+      this.dispatch({ type: 'found', candidates, searched });
+      if (asked)
+        this.dispatch({
+          type: 'notice',
+          text: `Looked again in ${searched.filter((s) => s.present).length} folder(s): ${candidates.length} bundle(s) found.`,
+        });
+    } catch (error) {
+      this.dispatch({
+        type: 'notice',
+        text: `Could not look again: ${isFerryError(error) ? error.message : String(error)}`,
+      });
+    } finally {
+      this.looking = false;
+    }
+  }
+
+  /**
+   * Looks again whenever the mount table or a searched folder changes,
+   * checking every `everyMs`; returns the function that stops watching.
+   */
+  watchMedia(everyMs = 2000): () => void {
+    if (!this.search) return () => undefined;
+    const folders = [...this.search.media, ...this.search.mountPoints];
+    let last: string | null = null;
+    // The first look is the baseline: the console has just found what is there.
+    let busy = true;
+    void mediaFingerprint(folders).then((now) => {
+      last = now;
+      busy = false;
+    });
+    const timer = setInterval(() => {
+      if (busy || this.state.screen !== 'choose') return;
+      busy = true;
+      void mediaFingerprint(folders)
+        .then(async (now) => {
+          if (now !== last) await this.lookAgain(false);
+          last = now;
+        })
+        .finally(() => {
+          busy = false;
+        });
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /**
@@ -198,10 +277,13 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   }
   const appliance = await openAppliance(options.root);
   const candidates = await discover(appliance, options.media, options.mountPoints);
+  const searched = await searchedFolders(options.media, options.mountPoints);
   const controller = new ConsoleController(
-    initialState(applianceView(appliance), candidates),
+    initialState(applianceView(appliance), candidates, searched),
     options.root,
+    options,
   );
+  const stopWatching = controller.watchMedia();
   // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
   const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();
@@ -210,6 +292,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   try {
     await instance.waitUntilExit();
   } finally {
+    stopWatching();
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
   const { result, error } = controller.state;

@@ -186,11 +186,28 @@ function chooseParts(state: ConsoleState, size: Size): Pick<Layout, 'top' | 'bod
   const top: Line[] = [];
   const body: Line[] = [];
   if (!candidate || !plan) {
-    top.push({ text: 'No bundle found on the attached media.', color: 'yellow', bold: true });
-    body.push({
-      text: 'Attach a USB stick or DVD with a bundle and start the console again.',
+    top.push({
+      text:
+        state.candidates.length === 0
+          ? 'No bundle found on the attached media.'
+          : 'No bundle found that this appliance can read and trust.',
       color: 'yellow',
+      bold: true,
     });
+    body.push(
+      {
+        text: 'Attach a USB stick or DVD with a bundle: the console looks again when media are mounted or a bundle appears in these folders, or when you press r.',
+        color: 'yellow',
+        indent: 2,
+      },
+      { text: '' },
+      { text: 'Searched:', bold: true },
+      ...state.searched.map((s) => ({
+        text: `  ${s.folder}${s.present ? '' : ' (not there)'}`,
+        indent: 4,
+        ...(s.present ? {} : { color: 'gray' }),
+      })),
+    );
   } else {
     const what = `${candidate.product} ${candidate.release} (${candidate.kind})`;
     top.push(
@@ -369,7 +386,8 @@ function keys(state: ConsoleState): string[] {
   const readable = state.candidates.filter((c) => c.plan !== null).length;
   return [
     ...(ready ? ['[Enter] apply'] : []),
-    ...(readable > 1 ? ['[←/→] bundle'] : []),
+    ...(readable > 1 ? ['[←→] bundle'] : []),
+    '[r] rescan',
     '[q] quit',
   ];
 }
@@ -414,7 +432,7 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
   const where = scrolling
     ? `${offset > 0 ? '▲' : ' '}${offset < maxOffset ? '▼' : ' '} ${offset + 1}-${offset + bodyRows}/${body.length}`
     : '';
-  const footerKeys = [...keys(state), ...(scrolling ? ['[↑↓ PgUp PgDn] scroll'] : [])].join('  ');
+  const footerKeys = [...keys(state), ...(scrolling ? ['[↑↓ PgUp/Dn] scroll'] : [])].join(' ');
   const room2 = columns - length(where) - 1;
   return {
     top,

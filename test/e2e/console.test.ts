@@ -117,7 +117,7 @@ describe('ferry console in a terminal', () => {
         expect(rows[2]).toBe('✔ Update ready: acme-appliance 1.0.0 (install)');
         const footer = rows.at(-1) ?? '';
         expect(footer).toContain('[Enter] apply');
-        expect(footer).toContain('[↑↓ PgUp PgDn] scroll');
+        expect(footer).toContain('[↑↓ PgUp/Dn] scroll');
         for (const row of rows) for (const name of row.match(/part-\d\d/g) ?? []) seen.add(name);
         if (!footer.includes('▼')) break;
         expect(page).toBeLessThan(40);
@@ -186,6 +186,93 @@ describe('ferry console in a terminal', () => {
     expect(screen).toContain('interrupted by SIGINT');
     expect(await quit('interrupted')).toBe(1);
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('a blocked plan: its rows are held back, not drawn as if they would run; no versions repeated', async () => {
+    const root = join(dir, 'drifted');
+    await cloneAppliance(base, root);
+    // Someone replaced web by hand: the appliance drifted from its release, web is blocked.
+    const stateFile = join(root, 'var/lib/ferry/state.json');
+    const state = JSON.parse(await readFile(stateFile, 'utf8'));
+    state.components.web.version = '1.0.9';
+    await writeFile(stateFile, JSON.stringify(state));
+    runConsole('drifted', root, [media], { width: 80, height: 24 });
+    const screen = await terminal.waitFor('drifted', 'What would happen', { visible: true });
+    expect(screen).toContain('✘ Bundle found, but it cannot be applied: acme-appliance 1.2.0');
+    expect(screen).toMatch(/^ {2}web\s+BLOCKED\s+1\.0\.9 → \d/m);
+    expect(screen).toMatch(/^ {2}db\s+\(upgrade\)\s+3\.0\.0 → [\d.]+\s+held back: web blocked$/m);
+    // No row says it will act, and none repeats its versions as its reason.
+    expect(screen).not.toMatch(/^ {2}\S+\s+(install|upgrade|remove)\s/m);
+    expect(screen).not.toMatch(/→ (\S+)\s+\S*\s*→ \1/);
+    expect(screen).not.toContain('[Enter] apply');
+    terminal.keys('drifted', 'Enter');
+    await terminal.waitFor('drifted', 'Enter does nothing: this bundle cannot be applied here.');
+    expect(await quit('drifted')).toBe(0);
+  });
+
+  it('shows who signed the bundle; the other bundles keep their reasons while the operator moves', async () => {
+    const folder = join(dir, 'with-broken');
+    await mkdir(folder);
+    for (const release of ['1.1.0', '1.2.0'])
+      await copyFile(bundles[release] as string, join(folder, `acme-appliance-${release}.tar`));
+    await writeFile(join(folder, 'broken.tar'), 'not a bundle');
+    const root = join(dir, 'moving');
+    await cloneAppliance(base, root);
+    runConsole('moving', root, [folder]);
+    // From the list's title to the footer.
+    const others = (screen: string) =>
+      screen.slice(screen.indexOf('Other bundles found:'), screen.lastIndexOf('\n ['));
+    const first = await terminal.waitFor('moving', 'Other bundles found:', { visible: true });
+    expect(first).toContain('Update ready: acme-appliance 1.2.0');
+    expect(first).toMatch(
+      /Signed by key [0-9a-f]{16} \(release\) \(1 of 1 needed; trust root version 1\)/,
+    );
+    expect(others(first)).toContain('acme-appliance-1.1.0.tar: 1.1.0, ready, older than 1.2.0');
+    expect(others(first)).toContain('broken.tar: E_BUNDLE_FORMAT');
+    terminal.keys('moving', 'Left');
+    const moved = await terminal.waitFor('moving', 'Update ready: acme-appliance 1.1.0', {
+      visible: true,
+    });
+    expect(others(moved)).toContain(
+      'acme-appliance-1.2.0.tar: 1.2.0, ready: the newest that applies',
+    );
+    terminal.keys('moving', 'Right');
+    const back = await terminal.waitFor('moving', 'Update ready: acme-appliance 1.2.0', {
+      visible: true,
+    });
+    expect(others(back)).toBe(others(first));
+    expect(await quit('moving')).toBe(0);
+  });
+
+  it('nothing found: says where it looked, looks again when a bundle appears, and on r', async () => {
+    const stick = join(dir, 'empty-stick');
+    const later = join(dir, 'not-yet-mounted');
+    await mkdir(stick);
+    const root = join(dir, 'waiting');
+    await cloneAppliance(base, root);
+    runConsole('waiting', root, [stick, later], { width: 80, height: 24 });
+    const screen = await terminal.waitFor('waiting', 'Searched:', { visible: true });
+    expect(screen).toContain('No bundle found on the attached media.');
+    expect(screen).toContain(`  ${stick}\n`);
+    expect(screen).toContain(`  ${later} (not there)`);
+    for (const usual of ['/media', '/run/media', '/mnt']) expect(screen).toContain(`  ${usual}`);
+    expect(screen).toContain('[r] rescan');
+    // Copied onto the stick: found without a key.
+    await copyFile(bundles['1.1.0'] as string, join(stick, 'acme-appliance-1.1.0.tar'));
+    await terminal.waitFor('waiting', 'Update ready: acme-appliance 1.1.0', { visible: true });
+    // r looks again at once, and says so.
+    await mkdir(later);
+    await copyFile(bundles['1.2.0'] as string, join(later, 'acme-appliance-1.2.0.tar'));
+    terminal.keys('waiting', 'r');
+    await terminal.waitFor('waiting', /Looked again in \d+ folder\(s\): 2 bundle\(s\) found/, {
+      visible: true,
+    });
+    // The bundle on screen stays chosen; the new one is listed.
+    const after = terminal.screen('waiting', { visible: true });
+    expect(after).toContain('Update ready: acme-appliance 1.1.0');
+    terminal.keys('waiting', 'Right');
+    await terminal.waitFor('waiting', 'Update ready: acme-appliance 1.2.0', { visible: true });
+    expect(await quit('waiting')).toBe(0);
   });
 
   it('refuses without a terminal and points at ferry install', async () => {

@@ -150,7 +150,7 @@ describe('console screens on a terminal of a given size', () => {
       for (const line of lines) expect([...line.text].length).toBeLessThanOrEqual(columns);
       expect(shown.top[0]?.text).toBe('Ferry console — acme-appliance on acme-os 7.2.1');
       expect(shown.top[2]?.text).toBe('✔ Update ready: acme-appliance 1.3.0 (install)');
-      expect(shown.footer.text).toContain('[↑↓ PgUp PgDn] scroll');
+      expect(shown.footer.text).toContain('[↑↓ PgUp/Dn] scroll');
       expect(shown.footer.text).toMatch(shown.offset < shown.maxOffset ? /▼/ : /^[^▼]*$/);
       expect(shown.footer.text).toMatch(shown.offset > 0 ? /▲/ : /^[^▲]*$/);
       for (const line of shown.body) seen.add(line.text);
@@ -335,12 +335,26 @@ describe('console screens', () => {
       problem: { code: 'E_SIGNATURE', message: 'untrusted' },
     });
     let state = initialState(appliance, [older, candidate(), untrusted]);
-    expect(frame(state)).toContain('[←/→] bundle');
+    expect(frame(state)).toContain('[←→] bundle');
     expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
     state = reduce(state, { type: 'choose', step: 1 });
     expect(frame(state)).toContain('Update ready: acme-appliance 1.1.0');
     state = reduce(state, { type: 'choose', step: 1 });
     expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
+  });
+
+  it('signature: the keys that signed, and the trust root walked to along the bundle's chain', () => {
+    const walked = candidate({
+      signature: {
+        keys: [{ keyid: 'aa11bb22cc33dd44ee55' }, { keyid: 'ff66aa77bb88cc99dd00', name: 'ci' }],
+        threshold: 2,
+        rootVersion: 3,
+        walkedFrom: 1,
+      },
+    });
+    expect(frame(initialState(appliance, [walked]))).toContain(
+      'Signed by keys aa11bb22cc33dd44, ff66aa77bb88cc99 (ci) (2 of 2 needed; trust root version 3, walked from version 1)',
+    );
   });
 
   it('no bundles: says what to attach', () => {

@@ -193,8 +193,10 @@ describe('ferry console in a terminal', () => {
     await cloneAppliance(base, root);
     // Someone replaced web by hand: the appliance drifted from its release, web is blocked.
     const stateFile = join(root, 'var/lib/ferry/state.json');
-    const state = JSON.parse(await readFile(stateFile, 'utf8'));
-    state.components.web.version = '1.0.9';
+    const state = JSON.parse(await readFile(stateFile, 'utf8')) as {
+      components: Record<string, { version: string }>;
+    };
+    (state.components.web as { version: string }).version = '1.0.9';
     await writeFile(stateFile, JSON.stringify(state));
     runConsole('drifted', root, [media], { width: 80, height: 24 });
     const screen = await terminal.waitFor('drifted', 'What would happen', { visible: true });

@@ -343,7 +343,7 @@ describe('console screens', () => {
     expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
   });
 
-  it('signature: the keys that signed, and the trust root walked to along the bundle's chain', () => {
+  it('signature: the keys that signed, and the trust root walked to along the bundle’s chain', () => {
     const walked = candidate({
       signature: {
         keys: [{ keyid: 'aa11bb22cc33dd44ee55' }, { keyid: 'ff66aa77bb88cc99dd00', name: 'ci' }],

@@ -352,7 +352,7 @@ describe('console screens', () => {
         walkedFrom: 1,
       },
     });
-    expect(frame(initialState(appliance, [walked]))).toContain(
+    expect(frame(initialState(appliance, [walked])).replace(/\s+/g, ' ')).toContain(
       'Signed by keys aa11bb22cc33dd44, ff66aa77bb88cc99 (ci) (2 of 2 needed; trust root version 3, walked from version 1)',
     );
   });

@@ -13,6 +13,7 @@ import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
 import { requireInstaller } from '../handover.js';
+import { insideWindow, nextOpening } from '../../manifest-schema/windows.js';
 import type { ApplianceView, Candidate, Searched, SignedBy } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
@@ -173,9 +174,34 @@ export async function mediaFingerprint(folders: readonly string[]): Promise<stri
   return parts.join('\n');
 }
 
-export function applianceView(appliance: Appliance): ApplianceView {
+/** A moment as the appliance's wall clock shows it, with its zone: `Sat 5 Dec 2026, 02:00 UTC`. */
+function wallTime(at: Date): string {
+  return new Intl.DateTimeFormat('en-GB', {
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+    timeZoneName: 'short',
+  }).format(at);
+}
+
+export function applianceView(appliance: Appliance, now = new Date()): ApplianceView {
   const { config, state } = appliance;
+  // The same reading of the windows as the install engine's: the process's zone.
+  const windows = config.maintenanceWindows ?? [];
+  const open = insideWindow(windows, now);
+  const next = open ? undefined : nextOpening({ allow: windows }, now);
   return {
+    window: open
+      ? { open: true }
+      : {
+          open: false,
+          next: next ? wallTime(next) : null,
+          allowOutside: config.console?.allowOutsideWindow === true,
+        },
     product: config.product,
     platform: `${config.platform.name} ${config.platform.version}`,
     release: state.release,

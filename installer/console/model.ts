@@ -37,6 +37,8 @@ export interface ApplianceView {
   release: string | null;
   verified: boolean;
   components: Record<string, string>;
+  /** The maintenance windows as they stand now: open, or when the next opens (null: none within a week). */
+  window: { open: true } | { open: false; next: string | null; allowOutside: boolean };
 }
 
 export type Screen = 'choose' | 'installing' | 'done';
@@ -62,6 +64,8 @@ export interface ConsoleState {
   notice: string | null;
   /** The volume the operator is asked to insert (removable media), while the install waits. */
   volume: VolumeWanted | null;
+  /** The reason being typed for an install outside the maintenance windows; null when not asked. */
+  reason: string | null;
   /** First row of the scrolling part shown; `follow` keeps it at the end (the log while installing). */
   scroll: number;
   follow: boolean;
@@ -90,6 +94,8 @@ export type ConsoleEvent =
   | { type: 'volume'; wanted: VolumeWanted | null }
   /** The operator moves to another readable bundle (+1 next, -1 previous). */
   | { type: 'choose'; step: 1 | -1 }
+  /** The operator is asked why (text so far), or the question is closed (null). */
+  | { type: 'reason'; text: string | null }
   /** The console looked again (a key, or media mounted): what it found now. */
   | { type: 'found'; candidates: Candidate[]; searched: Searched[] }
   /** The operator scrolls the long part of the screen: to a row, or to the end (and stays there). */
@@ -116,6 +122,7 @@ export function initialState(
     error: null,
     notice: null,
     volume: null,
+    reason: null,
     scroll: 0,
     follow: false,
   };
@@ -140,8 +147,10 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return { ...state, notice: event.text };
     case 'volume':
       return { ...state, volume: event.wanted };
+    case 'reason':
+      return state.screen === 'choose' ? { ...state, reason: event.text, notice: null } : state;
     case 'choose': {
-      if (state.screen !== 'choose') return state;
+      if (state.screen !== 'choose' || state.reason !== null) return state;
       const readable = [...state.candidates.keys()].filter(
         (index) => state.candidates[index]?.plan !== null,
       );
@@ -172,6 +181,7 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return {
         ...state,
         screen: 'installing',
+        reason: null,
         notice: null,
         scroll: 0,
         follow: true,

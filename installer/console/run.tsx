@@ -61,8 +61,12 @@ export class ConsoleController {
     for (const listener of this.listeners) listener(this.state);
   }
 
-  /** A key: a character, or the name of a special key (enter, left, right). */
+  /** A key: a character, or the name of a special key (enter, left, right, escape, backspace). */
   key(input: string): void {
+    if (this.state.reason !== null) {
+      this.answer(input);
+      return;
+    }
     if (input === 'left' || input === 'right') {
       this.dispatch({ type: 'choose', step: input === 'right' ? 1 : -1 });
       return;
@@ -109,7 +113,41 @@ export class ConsoleController {
       });
       return;
     }
+    const { window } = this.state.appliance;
+    if (!window.open && window.allowOutside) {
+      this.dispatch({ type: 'reason', text: '' });
+      return;
+    }
+    if (!window.open) {
+      this.dispatch({
+        type: 'notice',
+        text: `Enter does nothing now: it is outside this appliance's maintenance windows; ${window.next ? `the next opens ${window.next}` : 'none opens within a week'}.`,
+      });
+      return;
+    }
     void this.apply(candidate.file);
+  }
+
+  /** Text typed while the console asks why an install goes ahead outside the windows. */
+  typed(text: string): void {
+    if (this.state.reason === null) return;
+    // Printable text only: a reason is one line in the history.
+    this.dispatch({ type: 'reason', text: this.state.reason + text.replace(/[\p{C}]/gu, '') });
+  }
+
+  /** Enter records the reason and installs; Esc goes back; Backspace takes a character off. */
+  private answer(input: string): void {
+    const reason = this.state.reason ?? '';
+    if (input === 'escape') this.dispatch({ type: 'reason', text: null });
+    else if (input === 'backspace')
+      this.dispatch({ type: 'reason', text: [...reason].slice(0, -1).join('') });
+    else if (input === 'enter') {
+      const file =
+        this.state.chosen === null ? undefined : this.state.candidates[this.state.chosen];
+      if (reason.trim() === '')
+        this.dispatch({ type: 'notice', text: 'Type why first: the reason is recorded.' });
+      else if (file) void this.apply(file.file, { now: true, reason: reason.trim() });
+    } else if (input.length === 1) this.typed(input);
   }
 
   /**
@@ -182,13 +220,18 @@ export class ConsoleController {
     if (this.stopping?.signal.aborted === false) this.stopping.abort(signal);
   }
 
-  private async apply(bundle: string): Promise<void> {
+  private async apply(
+    bundle: string,
+    /** Outside the maintenance windows, where the appliance allows it: recorded with the operator's reason. */
+    outside: { now?: true; reason?: string } = {},
+  ): Promise<void> {
     this.dispatch({ type: 'start', at: Date.now() });
     this.stopping = new AbortController();
     try {
       await install({
         bundle,
         root: this.root,
+        ...outside,
         onEvent: (event) => this.dispatch(event),
         signal: this.stopping.signal,
         ask: this.askForVolume,
@@ -238,12 +281,16 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
                 ? maxOffset
                 : null;
     if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
+    else if (state.reason !== null && !key.return && !key.escape && !key.backspace && !key.delete)
+      controller.typed(input);
     else if (scroll !== null)
       controller.dispatch({
         type: 'scroll',
         to: scroll >= maxOffset ? (state.screen === 'installing' ? 'end' : maxOffset) : scroll,
       });
     else if (key.return) controller.key('enter');
+    else if (key.escape) controller.key('escape');
+    else if (key.backspace || key.delete) controller.key('backspace');
     else if (key.leftArrow) controller.key('left');
     else if (key.rightArrow || key.tab) controller.key('right');
     else controller.key(input);

@@ -217,6 +217,12 @@ function chooseParts(state: ConsoleState, size: Size): Pick<Layout, 'top' | 'bod
           ? { text: `= Nothing to do: ${what}; the appliance is at ${plan.to}`, bold: true }
           : { text: `✔ Update ready: ${what}`, color: 'green', bold: true },
     );
+    const { window } = state.appliance;
+    if (plan.verdict === 'ok' && plan.order.length > 0 && !window.open)
+      top.push({
+        text: `Outside the maintenance windows: ${window.next ? `the next opens ${window.next}` : 'none opens within a week'}.`,
+        color: 'yellow',
+      });
     const position = `  bundle ${(index ?? 0) + 1} of ${state.candidates.length}: `;
     top.push({
       text: `${position}${fitLeft(candidate.file, size.columns - length(position))}`,
@@ -381,11 +387,14 @@ function keys(state: ConsoleState): string[] {
   if (state.screen === 'installing')
     return state.volume ? ['[Enter] it is in', '[q] stop here'] : ['[Ctrl-C] stop, roll back'];
   if (state.screen === 'done') return ['[q] quit'];
+  if (state.reason !== null) return ['[Enter] install, recording why', '[Esc] back'];
   const candidate = state.chosen === null ? undefined : state.candidates[state.chosen];
   const ready = candidate?.plan?.verdict === 'ok' && candidate.plan.order.length > 0;
   const readable = state.candidates.filter((c) => c.plan !== null).length;
+  const { window } = state.appliance;
   return [
-    ...(ready ? ['[Enter] apply'] : []),
+    ...(ready && window.open ? ['[Enter] apply'] : []),
+    ...(ready && !window.open && window.allowOutside ? ['[Enter] install now'] : []),
     ...(readable > 1 ? ['[←→] bundle'] : []),
     '[r] rescan',
     '[q] quit',
@@ -422,6 +431,17 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
       ),
     );
   }
+  if (state.reason !== null)
+    bottom.push(
+      ...wrap(
+        {
+          text: 'Why install outside the maintenance windows? Your words are recorded in the history with the install.',
+          bold: true,
+        },
+        columns,
+      ),
+      ...wrap({ text: `> ${state.reason}█`, indent: 2 }, columns),
+    );
   if (state.notice) bottom.push(...wrap({ text: state.notice, color: 'yellow' }, columns));
   const body = parts.body.flatMap((line) => wrap(line, columns));
   const room = Math.max(1, size.rows - top.length - bottom.length - 1);

@@ -277,6 +277,93 @@ describe('ferry console in a terminal', () => {
     expect(await quit('waiting')).toBe(0);
   });
 
+  describe('outside the maintenance windows', () => {
+    /** A daily one-minute window twelve hours from now (UTC): closed now, with a known next opening. */
+    async function closedWindow(root: string, allowOutsideWindow: boolean): Promise<string> {
+      const opens = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 12 * 3_600_000);
+      const clock = (at: Date) => at.toISOString().slice(11, 16);
+      const config = join(root, 'etc/ferry/appliance.yaml');
+      const text = (await readFile(config, 'utf8')).replace(/^maintenanceWindows:.*\n/m, '');
+      await writeFile(
+        config,
+        `${text}maintenanceWindows:\n  - { start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 60_000))}' }\n` +
+          (allowOutsideWindow ? 'console: { allowOutsideWindow: true }\n' : ''),
+      );
+      return new Intl.DateTimeFormat('en-GB', {
+        weekday: 'short',
+        day: 'numeric',
+        month: 'short',
+        year: 'numeric',
+        hour: '2-digit',
+        minute: '2-digit',
+        hourCycle: 'h23',
+        timeZoneName: 'short',
+        timeZone: 'UTC',
+      }).format(opens);
+    }
+
+    it('says when the next window opens and names no flag; Enter only explains', async () => {
+      const root = join(dir, 'closed');
+      await cloneAppliance(base, root);
+      const opens = await closedWindow(root, false);
+      const before = await snapshot(root);
+      terminal.ferry('closed', ['console', '--root', root, '--media', media], {
+        env: { TZ: 'UTC' },
+      });
+      const screen = await terminal.waitFor('closed', 'Outside the maintenance windows', {
+        visible: true,
+      });
+      expect(screen).toContain(`Outside the maintenance windows: the next opens ${opens}.`);
+      expect(screen).not.toContain('[Enter]');
+      terminal.keys('closed', 'Enter');
+      const told = await terminal.waitFor('closed', 'Enter does nothing now', { visible: true });
+      expect(told.replace(/\s+/g, ' ')).toContain(`the next opens ${opens}.`);
+      expect(told).not.toContain('--now');
+      expect(await quit('closed')).toBe(0);
+      expect(await snapshot(root)).toEqual(before);
+    });
+
+    it('where the appliance allows it: asks why, installs, and records the reason', async () => {
+      const root = join(dir, 'closed-allowed');
+      await cloneAppliance(base, root);
+      const opens = await closedWindow(root, true);
+      terminal.ferry('allowed', ['console', '--root', root, '--media', media], {
+        env: { TZ: 'UTC' },
+      });
+      await terminal.waitFor('allowed', `the next opens ${opens}`, { visible: true });
+      await terminal.waitFor('allowed', '[Enter] install now', { visible: true });
+      terminal.keys('allowed', 'Enter');
+      await terminal.waitFor('allowed', 'Why install outside the maintenance windows?', {
+        visible: true,
+      });
+      // An empty reason is not taken; Esc goes back; then the reason, typed (r and q are text here).
+      terminal.keys('allowed', 'Enter');
+      await terminal.waitFor('allowed', 'Type why first', { visible: true });
+      terminal.keys('allowed', 'Escape');
+      await terminal.waitFor('allowed', /\[Enter\] install now(?![\s\S]*Why install)/, {
+        visible: true,
+      });
+      terminal.keys('allowed', 'Enter');
+      await terminal.waitFor('allowed', '> █', { visible: true });
+      terminal.keys('allowed', '-l', 'router queue stuck, ticket 42x');
+      terminal.keys('allowed', 'BSpace');
+      await terminal.waitFor('allowed', '> router queue stuck, ticket 42█', { visible: true });
+      terminal.keys('allowed', 'Enter');
+      await terminal.waitFor('allowed', 'COMMITTED: acme-appliance is now at 1.2.0');
+      expect(await quit('allowed')).toBe(0);
+      const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+        .trim()
+        .split('\n');
+      expect(JSON.parse(history.at(-1) ?? '{}')).toMatchObject({
+        operation: 'install',
+        to: '1.2.0',
+        outcome: 'committed',
+        controls: { now: true },
+        reason: 'router queue stuck, ticket 42',
+      });
+    });
+  });
+
   it('refuses without a terminal and points at ferry install', async () => {
     const result = await ferry(['console', '--root', base]);
     expect(result.code).toBe(2);

@@ -71,6 +71,7 @@ const appliance = {
   release: '1.0.0',
   verified: true,
   components: { db: '3.0.0', web: '1.0.0', agent: '0.9.0' },
+  window: { open: true } as const,
 };
 const controls = { force: [], skip: [], delete: [], allowDowngrade: false, partial: false };
 

@@ -202,6 +202,7 @@ export function applianceView(appliance: Appliance, now = new Date()): Appliance
           next: next ? wallTime(next) : null,
           allowOutside: config.console?.allowOutsideWindow === true,
         },
+    previous: state.previous ? { release: state.previous.release } : null,
     product: config.product,
     platform: `${config.platform.name} ${config.platform.version}`,
     release: state.release,

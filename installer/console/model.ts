@@ -1,5 +1,5 @@
 import { compareVersions, type Change } from '../../manifest-schema/index.js';
-import type { InstallEvent, InstallResult, PassName } from '../engine/events.js';
+import type { InstallEvent, InstallResult, PassName, RollbackResult } from '../engine/events.js';
 import type { Plan } from '../plan.js';
 
 /**
@@ -37,6 +37,8 @@ export interface ApplianceView {
   release: string | null;
   verified: boolean;
   components: Record<string, string>;
+  /** The committed release before the last transaction, which a rollback returns to; null: none kept. */
+  previous: { release: string | null } | null;
   /** The maintenance windows as they stand now: open, or when the next opens (null: none within a week). */
   window: { open: true } | { open: false; next: string | null; allowOutside: boolean };
 }
@@ -59,7 +61,14 @@ export interface ConsoleState {
   components: Record<string, { pass: PassName; state: PassState }>;
   progress: { bytes: number; total: number; startedAt: number; at: number } | null;
   log: string[];
+  /** What runs or ran: an install, or the rollback the operator asked for after a failure. */
+  operation: 'install' | 'rollback';
   result: InstallResult | null;
+  rolledBack: RollbackResult | null;
+  /** A yes-or-no question on screen (the rollback), or null. */
+  confirm: 'rollback' | null;
+  /** The transaction's log in words, shown instead of the result's details; null when not asked. */
+  logView: LogView | null;
   error: { code: string; message: string; hint?: string } | null;
   notice: string | null;
   /** The volume the operator is asked to insert (removable media), while the install waits. */
@@ -69,6 +78,14 @@ export interface ConsoleState {
   /** First row of the scrolling part shown; `follow` keeps it at the end (the log while installing). */
   scroll: number;
   follow: boolean;
+}
+
+export interface LogView {
+  transaction: string;
+  file: string;
+  lines: string[];
+  /** Lines left out at the start of a very long log (ferry log shows them all). */
+  omitted: number;
 }
 
 export interface Searched {
@@ -87,7 +104,10 @@ export interface VolumeWanted {
 
 export type ConsoleEvent =
   | InstallEvent
-  | { type: 'start'; at: number }
+  | { type: 'start'; at: number; operation?: 'install' | 'rollback' }
+  | { type: 'rolled-back'; result: RollbackResult }
+  | { type: 'confirm'; what: 'rollback' | null }
+  | { type: 'log'; view: LogView | null }
   | { type: 'failed'; error: { code: string; message: string; hint?: string } }
   | { type: 'notice'; text: string }
   /** The install waits for a volume (null: it was inserted, or the operator gave up). */
@@ -118,7 +138,11 @@ export function initialState(
     components: {},
     progress: null,
     log: [],
+    operation: 'install',
     result: null,
+    rolledBack: null,
+    confirm: null,
+    logView: null,
     error: null,
     notice: null,
     volume: null,
@@ -177,10 +201,29 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return event.to === 'end'
         ? { ...state, follow: true }
         : { ...state, scroll: Math.max(0, event.to), follow: false };
+    case 'confirm':
+      return state.screen === 'done' ? { ...state, confirm: event.what, notice: null } : state;
+    case 'log':
+      return state.screen === 'done'
+        ? { ...state, logView: event.view, scroll: 0, follow: false }
+        : state;
+    case 'rolled-back':
+      return { ...state, screen: 'done', rolledBack: event.result, scroll: 0, follow: false };
     case 'start':
       return {
         ...state,
         screen: 'installing',
+        operation: event.operation ?? 'install',
+        // A rollback after a failed install starts on a clean screen.
+        passes: Object.fromEntries(PASS_ORDER.map((pass) => [pass, 'pending'])),
+        components: {},
+        log: [],
+        result: null,
+        rolledBack: null,
+        error: null,
+        confirm: null,
+        logView: null,
+        volume: null,
         reason: null,
         notice: null,
         scroll: 0,
@@ -292,4 +335,27 @@ export function standing(candidates: readonly Candidate[], index: number): strin
   return compareVersions(c.release, best.release) === 0
     ? `${c.release}, ready: the same release as ${best.file}`
     : `${c.release}, ready, older than ${best.release}`;
+}
+
+/** The log the result screen can show: the transaction's that just ran, when it has one. */
+export function logOf(state: ConsoleState): { transaction: string; file: string } | null {
+  const ran = state.rolledBack ?? state.result;
+  return state.screen === 'done' && ran?.log && ran.transaction
+    ? { transaction: ran.transaction, file: ran.log }
+    : null;
+}
+
+/**
+ * After an install that did not commit, the way back to the release before
+ * the installed one, when the appliance kept it (as `ferry rollback` would).
+ */
+export function rollbackOffered(state: ConsoleState): boolean {
+  const failed =
+    state.error !== null || (state.result !== null && state.result.outcome !== 'committed');
+  return (
+    state.screen === 'done' &&
+    state.operation === 'install' &&
+    failed &&
+    state.appliance.previous !== null
+  );
 }

@@ -5,6 +5,8 @@ import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/i
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
+import { rollback } from '../engine/rollback.js';
+import { logEvents, logLine } from '../log.js';
 import {
   applianceView,
   discover,
@@ -12,8 +14,19 @@ import {
   searchedFolders,
   USUAL_MOUNT_POINTS,
 } from './discover.js';
-import { blockedBy, initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
+import {
+  blockedBy,
+  initialState,
+  logOf,
+  reduce,
+  rollbackOffered,
+  type ConsoleEvent,
+  type ConsoleState,
+} from './model.js';
 import { ConsoleView, layout, type Size } from './view.js';
+
+/** The newest lines of a transaction's log the console holds; `ferry log` streams any length. */
+const LOG_VIEW_LINES = 5000;
 
 export interface ConsoleOptions {
   root: string;
@@ -80,6 +93,7 @@ export class ConsoleController {
       else reject();
       return;
     }
+    if (this.state.screen === 'done' && this.afterwards(input)) return;
     if (input === 'q' && this.state.screen !== 'installing') {
       this.onQuit();
       return;
@@ -126,6 +140,70 @@ export class ConsoleController {
       return;
     }
     void this.apply(candidate.file);
+  }
+
+  /** The result screen's own keys: l the log, b a rollback and its y or n. True when taken. */
+  private afterwards(input: string): boolean {
+    if (this.state.confirm === 'rollback') {
+      if (input === 'y') void this.rollBack();
+      else if (input === 'n' || input === 'escape') this.dispatch({ type: 'confirm', what: null });
+      return input !== 'q';
+    }
+    if (input === 'l' && logOf(this.state)) {
+      if (this.state.logView) this.dispatch({ type: 'log', view: null });
+      else void this.showLog();
+      return true;
+    }
+    if (input === 'b' && rollbackOffered(this.state)) {
+      this.dispatch({ type: 'confirm', what: 'rollback' });
+      return true;
+    }
+    return false;
+  }
+
+  /** The transaction's log in words, as `ferry log` tells it; the newest lines of a very long one. */
+  private async showLog(): Promise<void> {
+    const log = logOf(this.state);
+    if (!log) return;
+    const lines: string[] = [];
+    let omitted = 0;
+    try {
+      for await (const event of logEvents(log.file)) {
+        const line = logLine(event);
+        if (line === null) continue;
+        lines.push(line);
+        if (lines.length > LOG_VIEW_LINES) {
+          lines.shift();
+          omitted++;
+        }
+      }
+      this.dispatch({ type: 'log', view: { ...log, lines, omitted } });
+    } catch (error) {
+      this.dispatch({
+        type: 'notice',
+        text: `Could not read the log ${log.file}: ${isFerryError(error) ? error.message : String(error)}`,
+      });
+    }
+  }
+
+  /** Back to the release before, with the same engine call as `ferry rollback`; asked first (y). */
+  private async rollBack(): Promise<void> {
+    const failed =
+      this.state.result?.plan.to ?? this.state.candidates[this.state.chosen ?? -1]?.release;
+    this.dispatch({ type: 'start', at: Date.now(), operation: 'rollback' });
+    try {
+      const result = await rollback(this.root, {
+        reason: `from the console, after the install of ${failed ?? 'a bundle'} failed`,
+        onEvent: (event) => this.dispatch(event),
+      });
+      this.state = { ...this.state, appliance: applianceView(await openAppliance(this.root)) };
+      this.dispatch({ type: 'rolled-back', result });
+    } catch (error) {
+      const failure = isFerryError(error)
+        ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+        : { code: 'E_INTERNAL', message: String(error) };
+      this.dispatch({ type: 'failed', error: failure });
+    }
   }
 
   /** Text typed while the console asks why an install goes ahead outside the windows. */
@@ -342,7 +420,8 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     stopWatching();
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
-  const { result, error } = controller.state;
+  const { result, rolledBack, error } = controller.state;
   if (error) return 1;
-  return result ? exitCodeOf(result) : 0;
+  const last = rolledBack ?? result;
+  return last ? exitCodeOf(last) : 0;
 }

@@ -1,9 +1,12 @@
 import { Box, Text } from 'ink';
+import type { Failure } from '../engine/events.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
   blockedBy,
   changesByComponent,
+  logOf,
   PASS_ORDER,
+  rollbackOffered,
   secondsLeft,
   standing,
   type Candidate,
@@ -132,6 +135,40 @@ function reasonInWords(component: ComponentPlan, release: string): string {
     .join('; ');
 }
 
+interface Costs {
+  estimatedSeconds?: number;
+  restart?: string[];
+  reboot?: boolean;
+}
+
+/**
+ * What a component or a plan declares it costs: estimated duration, services
+ * restarted, a reboot. Read as optional fields (a bundle need not declare
+ * them), checked by type, never trusted to be there.
+ */
+function costs(of: object): Costs {
+  const { estimatedSeconds, restart, reboot } = of as Record<string, unknown>;
+  return {
+    ...(typeof estimatedSeconds === 'number' ? { estimatedSeconds } : {}),
+    ...(Array.isArray(restart) && restart.every((r) => typeof r === 'string')
+      ? { restart: restart as string[] }
+      : {}),
+    ...(typeof reboot === 'boolean' ? { reboot } : {}),
+  };
+}
+
+function duration(seconds: number): string {
+  return seconds < 90 ? `~${Math.round(seconds)} s` : `~${Math.round(seconds / 60)} min`;
+}
+
+function costWords({ estimatedSeconds, restart, reboot }: Costs): string[] {
+  return [
+    ...(estimatedSeconds !== undefined ? [duration(estimatedSeconds)] : []),
+    ...(restart && restart.length > 0 ? [`restarts ${restart.join(', ')}`] : []),
+    ...(reboot ? ['needs a reboot'] : []),
+  ];
+}
+
 /**
  * The plan's rows. Of a blocked plan, nothing will happen: the blocked rows
  * say why, the others are greyed as held back, never drawn as if they would
@@ -149,7 +186,12 @@ function planRows(plan: Plan, release: string): Line[] {
   return plan.components.map((c) => {
     const action = c.action === 'error' ? 'BLOCKED' : blocked ? `(${c.action})` : c.action;
     const versions = `${c.from ?? '-'} → ${c.to ?? '-'}`;
-    const why = c.action !== 'error' && blocked ? held : reasonInWords(c, release);
+    const why = [
+      c.action !== 'error' && blocked ? held : reasonInWords(c, release),
+      ...(blocked ? [] : costWords(costs(c))),
+    ]
+      .filter((text) => text !== '')
+      .join('; ');
     const lead = `  ${fit(c.name, width).padEnd(width)} ${action.padEnd(9)} ${versions.padEnd(17)} `;
     return {
       text: `${lead}${why}`.trimEnd(),
@@ -258,7 +300,13 @@ function chooseParts(state: ConsoleState, size: Size): Pick<Layout, 'top' | 'bod
       ...planRows(plan, candidate.release),
       plan.verdict === 'blocked'
         ? { text: `  Blocked: ${blockedBy(plan)}`, color: 'red', indent: 2 }
-        : { text: `  Stages ${bytes(plan.stageBytes)} of payload.` },
+        : {
+            text:
+              [`  Stages ${bytes(plan.stageBytes)} of payload`, ...costWords(costs(plan))].join(
+                '; ',
+              ) + '.',
+            indent: 2,
+          },
     );
   }
   const others = [...state.candidates.keys()].filter((i) => i !== index);
@@ -282,13 +330,16 @@ function installingParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
   const candidate = state.chosen === null ? undefined : state.candidates[state.chosen];
   const progress = state.progress;
   const left = secondsLeft(progress);
+  const rollback = state.operation === 'rollback';
   const top: Line[] = [
     {
-      text: `Installing ${candidate?.product} ${candidate?.release} (from ${state.appliance.release ?? 'nothing'})`,
+      text: rollback
+        ? `Rolling back ${state.appliance.product} from ${state.appliance.release ?? '(empty)'} to ${state.appliance.previous?.release ?? '(empty)'}`
+        : `Installing ${candidate?.product} ${candidate?.release} (from ${state.appliance.release ?? 'nothing'})`,
       bold: true,
     },
   ];
-  for (const pass of PASS_ORDER) {
+  for (const pass of rollback ? (['rollback'] as const) : PASS_ORDER) {
     const status = state.passes[pass] ?? 'pending';
     const staging =
       pass === 'stage' && progress && progress.total > 0
@@ -299,7 +350,7 @@ function installingParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
       ...(status === 'failed' ? { color: 'red' } : status === 'done' ? { color: 'green' } : {}),
     });
   }
-  if (state.passes.rollback === 'running' || state.passes.rollback === 'done')
+  if (!rollback && (state.passes.rollback === 'running' || state.passes.rollback === 'done'))
     top.push({ text: '  ↺ rollback', color: 'yellow' });
   const body: Line[] = Object.entries(state.components).map(([name, c]) => ({
     text: `  ${name.padEnd(14)} ${c.pass} ${c.state === 'running' ? '…' : c.state === 'done' ? '✔' : '✘'}`,
@@ -318,54 +369,92 @@ function logLines(log: readonly string[]): Line[] {
   ];
 }
 
+function failureLines(failure: Failure | undefined, log: string | undefined): Line[] {
+  const lines: Line[] = [];
+  if (failure) {
+    lines.push({
+      text: `  ${failure.component ?? 'The bundle'} failed in the ${failure.pass} pass${failure.artifact ? ` (${failure.artifact})` : ''}: ${failure.status}`,
+      indent: 4,
+    });
+    for (const line of failure.tail
+      .split('\n')
+      .filter((l) => l !== '')
+      .slice(-5))
+      lines.push({ text: `  | ${line}`, color: 'gray', indent: 4 });
+  }
+  if (log) lines.push({ text: `  Log: ${log}`, indent: 4 });
+  return lines;
+}
+
+function verdict(state: ConsoleState): Line {
+  const { result, rolledBack, error } = state;
+  const red = { color: 'red', bold: true };
+  if (error)
+    return {
+      text: `✘ ${state.operation === 'rollback' ? 'NOT ROLLED BACK' : 'NOT APPLIED'}: ${error.code}`,
+      ...red,
+    };
+  if (rolledBack)
+    return rolledBack.outcome === 'committed'
+      ? {
+          text: `✔ ROLLED BACK to ${rolledBack.to ?? '(empty)'} (from ${rolledBack.from ?? '(empty)'})`,
+          color: 'green',
+          bold: true,
+        }
+      : rolledBack.outcome === 'unchanged'
+        ? { text: '= UNCHANGED: the previous release has the same components', bold: true }
+        : {
+            text: `✘ ROLLBACK FAILED: still at ${rolledBack.from ?? '(empty)'}; everything was switched forward again`,
+            ...red,
+          };
+  if (!result) return { text: '' };
+  const { product } = result.plan;
+  if (result.outcome === 'committed')
+    return {
+      text: `✔ COMMITTED: ${product} is now at ${result.to}${result.plan.reachesTarget ? '' : ' (not a verified release)'}`,
+      color: 'green',
+      bold: true,
+    };
+  if (result.outcome === 'rolled-back')
+    return {
+      text: `✘ ROLLED BACK: everything was undone; ${product} is still at ${result.from ?? '(nothing)'}`,
+      ...red,
+    };
+  return {
+    text: `${result.failure ? '✘ NOT APPLIED: nothing was changed' : '= UNCHANGED: nothing to do'}; ${product} is at ${result.from ?? '(nothing)'}`,
+    color: result.failure ? 'red' : 'yellow',
+    bold: true,
+  };
+}
+
 function resultParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
-  const { result, error } = state;
-  const top: Line[] = [];
+  const { result, rolledBack, error, logView } = state;
   const body: Line[] = [];
+  if (logView) {
+    body.push({
+      text: `Transaction ${logView.transaction} (${logView.file})`,
+      bold: true,
+      indent: 2,
+    });
+    if (logView.omitted > 0)
+      body.push({
+        text: `(${logView.omitted} earlier lines left out: ferry log ${logView.transaction} shows them all)`,
+        color: 'gray',
+      });
+    body.push(...logView.lines.map((line) => ({ text: line, indent: 9 })));
+    return { top: [verdict(state)], body };
+  }
   if (error) {
-    top.push({ text: `✘ NOT APPLIED: ${error.code}`, color: 'red', bold: true });
     body.push({ text: `  ${error.message}`, indent: 2 });
     if (error.hint) body.push({ text: `  What to do: ${error.hint}`, indent: 4 });
     body.push({
       text: `  The appliance was not changed; it is at ${state.appliance.release ?? '(nothing installed)'}.`,
       indent: 2,
     });
-  } else if (result) {
-    const { failure } = result;
-    top.push(
-      result.outcome === 'committed'
-        ? {
-            text: `✔ COMMITTED: ${result.plan.product} is now at ${result.to}${result.plan.reachesTarget ? '' : ' (not a verified release)'}`,
-            color: 'green',
-            bold: true,
-          }
-        : result.outcome === 'rolled-back'
-          ? {
-              text: `✘ ROLLED BACK: everything was undone; ${result.plan.product} is still at ${result.from ?? '(nothing)'}`,
-              color: 'red',
-              bold: true,
-            }
-          : {
-              text: `${failure ? '✘ NOT APPLIED: nothing was changed' : '= UNCHANGED: nothing to do'}; ${result.plan.product} is at ${result.from ?? '(nothing)'}`,
-              color: failure ? 'red' : 'yellow',
-              bold: true,
-            },
-    );
-    if (failure) {
-      body.push({
-        text: `  ${failure.component ?? 'The bundle'} failed in the ${failure.pass} pass${failure.artifact ? ` (${failure.artifact})` : ''}: ${failure.status}`,
-        indent: 4,
-      });
-      for (const line of failure.tail
-        .split('\n')
-        .filter((l) => l !== '')
-        .slice(-5))
-        body.push({ text: `  | ${line}`, color: 'gray', indent: 4 });
-    }
-    if (result.log) body.push({ text: `  Log: ${result.log}`, indent: 4 });
-  }
+  } else if (rolledBack) body.push(...failureLines(rolledBack.failure, rolledBack.log));
+  else if (result) body.push(...failureLines(result.failure, result.log));
   if (state.log.length > 0) body.push({ text: '' }, ...logLines(state.log));
-  return { top, body };
+  return { top: [verdict(state)], body };
 }
 
 function header(state: ConsoleState, columns: number): Line[] {
@@ -386,7 +475,16 @@ function header(state: ConsoleState, columns: number): Line[] {
 function keys(state: ConsoleState): string[] {
   if (state.screen === 'installing')
     return state.volume ? ['[Enter] it is in', '[q] stop here'] : ['[Ctrl-C] stop, roll back'];
-  if (state.screen === 'done') return ['[q] quit'];
+  if (state.screen === 'done') {
+    if (state.confirm === 'rollback') return ['[y] roll back', '[n] no'];
+    return [
+      ...(logOf(state) ? [state.logView ? '[l] the result' : '[l] the log'] : []),
+      ...(rollbackOffered(state)
+        ? [`[b] back to ${state.appliance.previous?.release ?? '(empty)'}`]
+        : []),
+      '[q] quit',
+    ];
+  }
   if (state.reason !== null) return ['[Enter] install, recording why', '[Esc] back'];
   const candidate = state.chosen === null ? undefined : state.candidates[state.chosen];
   const ready = candidate?.plan?.verdict === 'ok' && candidate.plan.order.length > 0;
@@ -441,6 +539,17 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
         columns,
       ),
       ...wrap({ text: `> ${state.reason}█`, indent: 2 }, columns),
+    );
+  if (state.confirm === 'rollback')
+    bottom.push(
+      ...wrap(
+        {
+          text: `Roll ${state.appliance.product} back from ${state.appliance.release ?? '(empty)'} to ${state.appliance.previous?.release ?? '(empty)'}, the release before? [y] yes, [n] no`,
+          color: 'yellow',
+          bold: true,
+        },
+        columns,
+      ),
     );
   if (state.notice) bottom.push(...wrap({ text: state.notice, color: 'yellow' }, columns));
   const body = parts.body.flatMap((line) => wrap(line, columns));

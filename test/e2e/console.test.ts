@@ -364,6 +364,69 @@ describe('ferry console in a terminal', () => {
     });
   });
 
+  it('after a failure: the log in words as ferry log tells it, and a rollback, asked first', async () => {
+    const root = join(dir, 'failed-at-1.1.0');
+    await cloneAppliance(base, root);
+    await installOk(bundles['1.1.0'] as string, root);
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail', 'api.test'), '');
+    runConsole('after', root, [media], { width: 80, height: 24 });
+    await terminal.waitFor('after', '[Enter] apply', { visible: true });
+    terminal.keys('after', 'Enter');
+    const failed = await terminal.waitFor('after', 'ROLLED BACK: everything was undone', {
+      visible: true,
+    });
+    expect(failed).toContain('[l] the log');
+    expect(failed).toContain('[b] back to 1.0.0');
+
+    terminal.keys('after', 'l');
+    const log = await terminal.waitFor('after', /Transaction \d{8}T\d{6}-\w+\n/, {
+      visible: true,
+    });
+    const id = /Transaction (\S+)/.exec(log)?.[1] ?? '';
+    const words = await ferry(['log', id, '--root', root]);
+    expect(words.code, words.stderr).toBe(0);
+    // The same lines as ferry log, from its first on.
+    const timed = words.stdout.split('\n').filter((line) => /^\d\d:\d\d:\d\d /.test(line));
+    expect(timed.length).toBeGreaterThan(20);
+    const first = timed.slice(0, 3);
+    for (const line of first) expect(log).toContain(line.slice(0, 70));
+    terminal.keys('after', 'End');
+    const end = await terminal.waitFor('after', '▲', { visible: true });
+    const last = timed.at(-1) ?? '';
+    expect(end).toContain(last.slice(0, 70));
+    terminal.keys('after', 'l');
+    await terminal.waitFor('after', 'api failed in the test pass', { visible: true });
+
+    // b asks; n keeps everything; b and y roll back with the engine's rollback.
+    terminal.keys('after', 'b');
+    await terminal.waitFor('after', 'Roll acme-appliance back from 1.1.0 to 1.0.0', {
+      visible: true,
+    });
+    terminal.keys('after', 'n');
+    await terminal.waitFor('after', /\[b\] back to 1\.0\.0(?![\s\S]*Roll acme)/, { visible: true });
+    expect((await status(root)).release).toBe('1.1.0');
+    terminal.keys('after', 'b');
+    await terminal.waitFor('after', '[y] roll back', { visible: true });
+    terminal.keys('after', 'y');
+    const back = await terminal.waitFor('after', 'ROLLED BACK to 1.0.0 (from 1.1.0)', {
+      visible: true,
+    });
+    expect(back).not.toContain('[b] back');
+    expect(await quit('after')).toBe(0);
+    expect((await status(root)).release).toBe('1.0.0');
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    expect(JSON.parse(history.at(-1) ?? '{}')).toMatchObject({
+      operation: 'rollback',
+      from: '1.1.0',
+      to: '1.0.0',
+      outcome: 'committed',
+      reason: 'from the console, after the install of 1.2.0 failed',
+    });
+  });
+
   it('refuses without a terminal and points at ferry install', async () => {
     const result = await ferry(['console', '--root', base]);
     expect(result.code).toBe(2);

@@ -72,6 +72,7 @@ const appliance = {
   verified: true,
   components: { db: '3.0.0', web: '1.0.0', agent: '0.9.0' },
   window: { open: true } as const,
+  previous: null,
 };
 const controls = { force: [], skip: [], delete: [], allowDowngrade: false, partial: false };
 
@@ -355,6 +356,26 @@ describe('console screens', () => {
     });
     expect(frame(initialState(appliance, [walked])).replace(/\s+/g, ' ')).toContain(
       'Signed by keys aa11bb22cc33dd44, ff66aa77bb88cc99 (ci) (2 of 2 needed; trust root version 3, walked from version 1)',
+    );
+  });
+
+  it('what a bundle declares it costs: duration, restarts and reboot, per row and in total', () => {
+    const planned = plan(facts, meta, controls);
+    // As the planner gives them once bundles declare them; absent fields say nothing.
+    const declared = {
+      ...planned,
+      estimatedSeconds: 600,
+      restart: ['nginx', 'dbd'],
+      reboot: true,
+      components: planned.components.map((c) =>
+        c.name === 'db' ? { ...c, estimatedSeconds: 45, restart: ['dbd'], reboot: false } : c,
+      ),
+    };
+    const text = frame(initialState(appliance, [candidate({ plan: declared })]));
+    expect(text).toMatch(/db\s+upgrade\s+3\.0\.0 → 4\.0\.0\s+~45 s; restarts dbd\n/);
+    expect(text).toMatch(/web\s+upgrade\s+1\.0\.0 → 1\.0\.1\n/);
+    expect(text).toContain(
+      'Stages 3.0 KiB of payload; ~10 min; restarts nginx, dbd; needs a reboot.',
     );
   });
 

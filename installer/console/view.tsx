@@ -151,7 +151,7 @@ function costs(of: object): Costs {
   return {
     ...(typeof estimatedSeconds === 'number' ? { estimatedSeconds } : {}),
     ...(Array.isArray(restart) && restart.every((r) => typeof r === 'string')
-      ? { restart: restart as string[] }
+      ? { restart: restart }
       : {}),
     ...(typeof reboot === 'boolean' ? { reboot } : {}),
   };

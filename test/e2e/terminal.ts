@@ -27,7 +27,15 @@ export class Terminal {
     options: { width?: number; height?: number; env?: Record<string, string> } = {},
   ): void {
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const command = ['env', ...env, process.execPath, FERRY, ...args].map(quote).join(' ');
+    this.run(session, ['env', ...env, process.execPath, FERRY, ...args], options);
+  }
+
+  /** Runs a command (its words) in a new session of width × height. */
+  run(
+    session: string,
+    command: readonly string[],
+    options: { width?: number; height?: number } = {},
+  ): void {
     this.tmux(
       'new-session',
       '-d',
@@ -37,7 +45,7 @@ export class Terminal {
       String(options.width ?? 80),
       '-y',
       String(options.height ?? 24),
-      `${command}; echo "exit=$?"; sleep 600`,
+      `${command.map(quote).join(' ')}; echo "exit=$?"; sleep 600`,
     );
   }
 

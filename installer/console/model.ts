@@ -348,6 +348,8 @@ export function logOf(state: ConsoleState): { transaction: string; file: string 
 /**
  * After an install that did not commit, the way back to the release before
  * the installed one, when the appliance kept it (as `ferry rollback` would).
+ * Never back to an empty appliance: that removes everything, and is no remedy
+ * for a failed update.
  */
 export function rollbackOffered(state: ConsoleState): boolean {
   const failed =
@@ -356,6 +358,6 @@ export function rollbackOffered(state: ConsoleState): boolean {
     state.screen === 'done' &&
     state.operation === 'install' &&
     failed &&
-    state.appliance.previous !== null
+    typeof state.appliance.previous?.release === 'string'
   );
 }

@@ -344,6 +344,8 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
   const shown = useMemo(() => printableDeep(state), [state]);
   const { offset, maxOffset, bodyRows } = layout(shown, size);
   useInput((input, key) => {
+    // A line feed is Enter too: what a terminal sends for it before ink turns raw mode on.
+    const enter = key.return || input === '\n';
     const page = Math.max(1, bodyRows - 1);
     const scroll = key.upArrow
       ? offset - 1
@@ -359,14 +361,14 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
                 ? maxOffset
                 : null;
     if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
-    else if (state.reason !== null && !key.return && !key.escape && !key.backspace && !key.delete)
+    else if (state.reason !== null && !enter && !key.escape && !key.backspace && !key.delete)
       controller.typed(input);
     else if (scroll !== null)
       controller.dispatch({
         type: 'scroll',
         to: scroll >= maxOffset ? (state.screen === 'installing' ? 'end' : maxOffset) : scroll,
       });
-    else if (key.return) controller.key('enter');
+    else if (enter) controller.key('enter');
     else if (key.escape) controller.key('escape');
     else if (key.backspace || key.delete) controller.key('backspace');
     else if (key.leftArrow) controller.key('left');

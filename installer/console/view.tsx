@@ -81,24 +81,28 @@ function fitLeft(text: string, width: number): string {
   return chars.length <= width ? text : `…${chars.slice(chars.length - width + 1).join('')}`;
 }
 
-/** A line as rows of the width: broken at spaces where it can be, the rest indented. */
+/** A line as rows of the width: its own line breaks kept, broken at spaces where it can be, the rest indented. */
 export function wrap(line: Line, width: number): Line[] {
   const indent = Math.min(line.indent ?? 0, Math.floor(width / 2));
   const rows: Line[] = [];
-  let rest = [...line.text];
   let first = true;
-  while (first || rest.length > 0) {
-    const room = first ? width : width - indent;
-    let take = rest.length;
-    if (rest.length > room) {
-      const space = rest.lastIndexOf(' ', room);
-      take = space > room / 3 ? space : room;
+  for (const part of line.text.split('\n')) {
+    let rest = [...part];
+    let start = true;
+    while (start || rest.length > 0) {
+      const room = first ? width : width - indent;
+      let take = rest.length;
+      if (rest.length > room) {
+        const space = rest.lastIndexOf(' ', room);
+        take = space > room / 3 ? space : room;
+      }
+      const text = rest.slice(0, take).join('').trimEnd();
+      rows.push({ ...line, text: first ? text : `${' '.repeat(indent)}${text}` });
+      rest = rest.slice(take);
+      while (rest[0] === ' ') rest = rest.slice(1);
+      first = false;
+      start = false;
     }
-    const text = rest.slice(0, take).join('').trimEnd();
-    rows.push({ ...line, text: first ? text : `${' '.repeat(indent)}${text}` });
-    rest = rest.slice(take);
-    while (rest[0] === ' ') rest = rest.slice(1);
-    first = false;
   }
   return rows;
 }
@@ -479,9 +483,7 @@ function keys(state: ConsoleState): string[] {
     if (state.confirm === 'rollback') return ['[y] roll back', '[n] no'];
     return [
       ...(logOf(state) ? [state.logView ? '[l] the result' : '[l] the log'] : []),
-      ...(rollbackOffered(state)
-        ? [`[b] back to ${state.appliance.previous?.release ?? '(empty)'}`]
-        : []),
+      ...(rollbackOffered(state) ? [`[b] back to ${state.appliance.previous?.release}`] : []),
       '[q] quit',
     ];
   }
@@ -544,7 +546,7 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
     bottom.push(
       ...wrap(
         {
-          text: `Roll ${state.appliance.product} back from ${state.appliance.release ?? '(empty)'} to ${state.appliance.previous?.release ?? '(empty)'}, the release before? [y] yes, [n] no`,
+          text: `Roll ${state.appliance.product} back from ${state.appliance.release ?? '(empty)'} to ${state.appliance.previous?.release ?? '(empty)'}, the release before?`,
           color: 'yellow',
           bold: true,
         },
@@ -561,8 +563,13 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
   const where = scrolling
     ? `${offset > 0 ? '▲' : ' '}${offset < maxOffset ? '▼' : ' '} ${offset + 1}-${offset + bodyRows}/${body.length}`
     : '';
-  const footerKeys = [...keys(state), ...(scrolling ? ['[↑↓ PgUp/Dn] scroll'] : [])].join(' ');
   const room2 = columns - length(where) - 1;
+  // The scroll keys in full where they fit, else in short: the other keys are never cut.
+  const hints = scrolling ? ['[↑↓ PgUp/Dn] scroll', '[↑↓ PgUp/Dn]', '[↑↓]'] : [''];
+  const footerKeys =
+    hints
+      .map((hint) => [...keys(state), hint].join(' ').trimEnd())
+      .find((text) => length(text) + 2 <= room2) ?? keys(state).join(' ');
   return {
     top,
     body: body.slice(offset, offset + bodyRows),

@@ -8,7 +8,7 @@ import {
   type ConsoleEvent,
   type ConsoleState,
 } from '../../installer/console/model.js';
-import { ConsoleView, layout } from '../../installer/console/view.js';
+import { ConsoleView, layout, wrap } from '../../installer/console/view.js';
 import type { InstallResult } from '../../installer/engine/events.js';
 import { NO_CONTROLS, plan, type ApplianceFacts, type Plan } from '../../installer/plan.js';
 import type { BundleMetadata } from '../../manifest-schema/index.js';
@@ -178,6 +178,11 @@ describe('console screens on a terminal of a given size', () => {
       14, 15, 11,
     ]);
     expect(notes[1]?.text).toMatch(/^ {2}word/);
+    // A message's own line breaks are rows too: each row is counted, none is longer.
+    expect(wrap({ text: 'first\nsecond line', indent: 2 }, 80).map((row) => row.text)).toEqual([
+      'first',
+      '  second line',
+    ]);
   });
 });
 

@@ -175,8 +175,9 @@ export async function mediaFingerprint(folders: readonly string[]): Promise<stri
 }
 
 /** A moment as the appliance's wall clock shows it, with its zone: `Sat 5 Dec 2026, 02:00 UTC`. */
-function wallTime(at: Date): string {
+export function wallTime(at: Date, timeZone?: string): string {
   return new Intl.DateTimeFormat('en-GB', {
+    timeZone,
     weekday: 'short',
     day: 'numeric',
     month: 'short',

@@ -4,7 +4,7 @@ import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openAppliance } from '../../installer/appliance.js';
-import { applianceView, discover } from '../../installer/console/discover.js';
+import { applianceView, discover, wallTime } from '../../installer/console/discover.js';
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
 import { acquireLock } from '../../installer/engine/lock.js';
@@ -289,17 +289,7 @@ describe('ferry console in a terminal', () => {
         `${text}maintenanceWindows:\n  - { start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 60_000))}' }\n` +
           (allowOutsideWindow ? 'console: { allowOutsideWindow: true }\n' : ''),
       );
-      return new Intl.DateTimeFormat('en-GB', {
-        weekday: 'short',
-        day: 'numeric',
-        month: 'short',
-        year: 'numeric',
-        hour: '2-digit',
-        minute: '2-digit',
-        hourCycle: 'h23',
-        timeZoneName: 'short',
-        timeZone: 'UTC',
-      }).format(opens);
+      return wallTime(opens, 'UTC');
     }
 
     it('says when the next window opens and names no flag; Enter only explains', async () => {
@@ -351,10 +341,7 @@ describe('ferry console in a terminal', () => {
       terminal.keys('allowed', 'Enter');
       await terminal.waitFor('allowed', 'COMMITTED: acme-appliance is now at 1.2.0');
       expect(await quit('allowed')).toBe(0);
-      const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
-        .trim()
-        .split('\n');
-      expect(JSON.parse(history.at(-1) ?? '{}')).toMatchObject({
+      expect(await lastRecord(root)).toMatchObject({
         operation: 'install',
         to: '1.2.0',
         outcome: 'committed',
@@ -415,10 +402,7 @@ describe('ferry console in a terminal', () => {
     expect(back).not.toContain('[b] back');
     expect(await quit('after')).toBe(0);
     expect((await status(root)).release).toBe('1.0.0');
-    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
-      .trim()
-      .split('\n');
-    expect(JSON.parse(history.at(-1) ?? '{}')).toMatchObject({
+    expect(await lastRecord(root)).toMatchObject({
       operation: 'rollback',
       from: '1.1.0',
       to: '1.0.0',
@@ -475,6 +459,12 @@ async function openConsole(name: string, media: string, prepare?: (root: string)
 async function installs(root: string): Promise<number> {
   const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');
   return history.split('\n').filter((line) => line.includes('"operation":"install"')).length;
+}
+
+/** The appliance's newest history record. */
+async function lastRecord(root: string): Promise<unknown> {
+  const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');
+  return JSON.parse(history.trim().split('\n').at(-1) ?? '{}');
 }
 
 describe('the console controller, keys typed into its screen', () => {

@@ -381,19 +381,19 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
 /** The terminal's size, following resizes; unbounded height where there is no terminal (tests). */
 function useTerminalSize(): Size {
   const { stdout } = useStdout();
-  const read = (): Size => ({
-    columns: stdout.columns || 80,
-    rows: stdout.rows || Number.POSITIVE_INFINITY,
-  });
-  const [size, setSize] = useState(read);
+  const [size, setSize] = useState(() => sizeOf(stdout));
   useEffect(() => {
-    const resized = () => setSize(read());
+    const resized = () => setSize(sizeOf(stdout));
     stdout.on('resize', resized);
     return () => {
       stdout.off('resize', resized);
     };
-  });
+  }, [stdout]);
   return size;
+}
+
+function sizeOf(stdout: NodeJS.WriteStream): Size {
+  return { columns: stdout.columns || 80, rows: stdout.rows || Number.POSITIVE_INFINITY };
 }
 
 export async function runConsole(options: ConsoleOptions): Promise<number> {

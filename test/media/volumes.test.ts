@@ -153,9 +153,7 @@ describe('asking for volumes', () => {
       controller.subscribe((state) => {
         if (state.volume && !wanted.includes(state.volume.label)) {
           wanted.push(state.volume.label);
-          void insert(join(media, `vol${state.volume.volume}`)).then(() =>
-            controller.key('enter'),
-          );
+          void insert(join(media, `vol${state.volume.volume}`)).then(() => controller.key('enter'));
         }
         if (state.screen === 'done') resolve();
       });

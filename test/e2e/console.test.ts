@@ -139,6 +139,22 @@ describe('ferry console in a terminal', () => {
     },
   );
 
+  it('follows a resized terminal: the top stays, the rows fit the new size', async () => {
+    const folder = await manyComponents(40);
+    const root = join(dir, 'empty-resized');
+    await initAppliance(ws, root);
+    runConsole('resized', root, [folder], { width: 110, height: 45 });
+    await terminal.waitFor('resized', '▼ 1-39/48', { visible: true });
+    terminal.resize('resized', 80, 24);
+    // 24 rows: five on top, the footer, and 18 of the 48 that scroll.
+    const small = await terminal.waitFor('resized', '▼ 1-18/48', { visible: true });
+    const rows = small.replace(/\n+$/, '').split('\n');
+    expect(rows.length).toBe(24);
+    expect(rows[0]).toBe('Ferry console — acme-appliance on acme-os 7.2.1');
+    expect(rows[4]).toBe('─'.repeat(80));
+    expect(await quit('resized')).toBe(0);
+  });
+
   it('shows the plan; Enter applies it and the appliance reaches the target release', async () => {
     const root = join(dir, 'one-click');
     await cloneAppliance(base, root);

@@ -72,6 +72,11 @@ export class Terminal {
     throw new Error(`the screen never showed ${String(text)}:\n${screen}`);
   }
 
+  /** Resizes the session's window, as an operator resizing the terminal would. */
+  resize(session: string, width: number, height: number): void {
+    this.tmux('resize-window', '-t', session, '-x', String(width), '-y', String(height));
+  }
+
   keys(session: string, ...keys: string[]): void {
     this.tmux('send-keys', '-t', session, ...keys);
   }

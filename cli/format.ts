@@ -1,6 +1,7 @@
 import type { Failure } from '../installer/engine/events.js';
 import type { Plan } from '../installer/plan.js';
 import type { KeySummary, RootSummary } from '../builder/trust.js';
+import { duration } from '../manifest-schema/durations.js';
 import { wrap } from './help.js';
 
 // What more than one command prints: sizes, tables, a plan (by plan, and by install when blocked).
@@ -85,14 +86,6 @@ export function formatPlan(plan: Plan): string {
       'Nothing will be changed. Fix the errors above, or use --force/--skip/--delete on purpose.',
     );
   return lines.join('\n');
-}
-
-/** `1h30m`, the form a spec gives an estimate in. */
-export function duration(seconds: number): string {
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || seconds === 0 ? `${s}s` : ''}`;
 }
 
 /**

@@ -89,7 +89,9 @@ function duration(ms: number): string {
  * What a person sees of the engine's events on stderr: plain lines, and the
  * staging bytes through a meter (redrawn on a terminal, plain lines elsewhere).
  */
-export function progressPrinter(): { show(event: InstallEvent): void } {
+export async function progressPrinter(): Promise<{ show(event: InstallEvent): void }> {
+  // The words are the log's (ferry log, the console): loaded with the installer, never before.
+  const { describeEvent } = await import('../installer/log.js');
   let staging: Meter | undefined;
   let total = 0;
   const staged = new Map<string, number>();
@@ -109,39 +111,4 @@ export function progressPrinter(): { show(event: InstallEvent): void } {
       process.stderr.write(`${line}\n`);
     },
   };
-}
-
-/**
- * One plain line per event worth a line, as the person watching sees it; with
- * `everything`, as `ferry log` tells it afterwards: also the start, the plan
- * and every line the artifacts printed.
- */
-export function describeEvent(event: InstallEvent, everything = false): string | null {
-  switch (event.type) {
-    case 'plan':
-      return everything
-        ? `plan: ${event.plan.product} ${event.plan.from ?? '(empty)'} → ${event.plan.to}: ${event.plan.verdict === 'ok' ? 'ready' : 'BLOCKED'}; order ${event.plan.order.join(', ') || 'nothing to do'}`
-        : null;
-    case 'begin':
-      return everything
-        ? `${event.operation} ${event.bundle ?? ''}${Object.keys(event.controls).length > 0 ? ` with ${JSON.stringify(event.controls)}` : ''}${event.reason ? ` because "${event.reason}"` : ''}`
-        : null;
-    case 'warning':
-      return `warning: ${event.message}`;
-    case 'interrupt':
-      return `ferry: ${event.message}`;
-    case 'pass':
-      return event.status === 'start' ? `== ${event.pass}` : null;
-    case 'step':
-      if (event.status === 'start') return `   ${event.component}: ${event.detail ?? event.pass}…`;
-      if (event.status === 'failed') return `   ${event.component}: FAILED ${event.detail ?? ''}`;
-      return null;
-    case 'output':
-      return everything
-        ? `   | ${event.component} ${event.artifact}${event.stream === 'stderr' ? ' (stderr)' : ''}: ${event.line}`
-        : null;
-    case 'progress':
-    case 'result':
-      return null;
-  }
 }

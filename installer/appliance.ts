@@ -135,7 +135,7 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
   await writeFileAtomic(paths.trust, trustBytes);
   await writeFileAtomic(
     paths.config,
-    `# Ferry appliance settings. maintenanceWindows: [{ days: [sat, sun], start: "02:00", end: "05:00" }]; none means any time.\n${stringify(config)}`,
+    `# Ferry appliance settings. maintenanceWindows: [{ days: [sat, sun], start: "02:00", end: "05:00" }]; none means any time.\n# console: { allowOutsideWindow: true } lets ferry console install outside them, with a typed reason it records.\n${stringify(config)}`,
   );
   await writeState(paths, state);
   await writeFile(paths.history, '', { flag: 'a' });

@@ -55,3 +55,44 @@ export async function* logEvents(file: string): AsyncGenerator<LoggedEvent> {
     }
   }
 }
+
+/**
+ * One plain line per event worth a line, as the person watching sees it; with
+ * `everything`, as `ferry log` tells it afterwards: also the start, the plan
+ * and every line the artifacts printed.
+ */
+export function describeEvent(event: InstallEvent, everything = false): string | null {
+  switch (event.type) {
+    case 'plan':
+      return everything
+        ? `plan: ${event.plan.product} ${event.plan.from ?? '(empty)'} → ${event.plan.to}: ${event.plan.verdict === 'ok' ? 'ready' : 'BLOCKED'}; order ${event.plan.order.join(', ') || 'nothing to do'}`
+        : null;
+    case 'begin':
+      return everything
+        ? `${event.operation} ${event.bundle ?? ''}${Object.keys(event.controls).length > 0 ? ` with ${JSON.stringify(event.controls)}` : ''}${event.reason ? ` because "${event.reason}"` : ''}`
+        : null;
+    case 'warning':
+      return `warning: ${event.message}`;
+    case 'interrupt':
+      return `ferry: ${event.message}`;
+    case 'pass':
+      return event.status === 'start' ? `== ${event.pass}` : null;
+    case 'step':
+      if (event.status === 'start') return `   ${event.component}: ${event.detail ?? event.pass}…`;
+      if (event.status === 'failed') return `   ${event.component}: FAILED ${event.detail ?? ''}`;
+      return null;
+    case 'output':
+      return everything
+        ? `   | ${event.component} ${event.artifact}${event.stream === 'stderr' ? ' (stderr)' : ''}: ${event.line}`
+        : null;
+    case 'progress':
+    case 'result':
+      return null;
+  }
+}
+
+/** A logged event as `ferry log` and the console show it: its time, then its words. */
+export function logLine(event: LoggedEvent): string | null {
+  const line = describeEvent(event, true);
+  return line === null ? null : `${event.at.slice(11, 19)} ${line}`;
+}

@@ -417,6 +417,13 @@ export const ApplianceConfigSchema = strict({
   /** Installed versions kept per component, the active one included (for rollback). */
   retention: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   artifactTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+  /** What `ferry console` may do on this appliance. */
+  console: Type.Optional(
+    strict({
+      /** Offer an install outside the maintenance windows, with a typed reason that is recorded (default false). */
+      allowOutsideWindow: Type.Optional(Type.Boolean()),
+    }),
+  ),
 });
 export type ApplianceConfig = Static<typeof ApplianceConfigSchema>;
 

@@ -3,6 +3,7 @@ export * from './atomic.js';
 export * from './canonical.js';
 export * from './chain.js';
 export * from './documents.js';
+export * from './durations.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './graph.js';

@@ -30,7 +30,9 @@ async function waitFor(session, text) {
     if (screen.includes(text)) return screen.replace(/\s+$/, '');
     await sleep(150);
   }
-  throw new Error(`no "${text}" on the ${session} screen`);
+  throw new Error(
+    `no "${text}" on the ${session} screen:\n${tmux('capture-pane', '-t', session, '-p')}`,
+  );
 }
 
 function appliance(name, platform = 'acme-os@7.2.1', release = '1.0.0') {
@@ -58,17 +60,17 @@ function appliance(name, platform = 'acme-os@7.2.1', release = '1.0.0') {
   return dir;
 }
 
-function open(session, dir, media) {
+function open(session, dir, media, [width, height] = [110, 45], env = '') {
   tmux(
     'new-session',
     '-d',
     '-s',
     session,
     '-x',
-    '110',
+    String(width),
     '-y',
-    '45',
-    `${process.execPath} ${ferryBin} console --root ${dir} --media ${media}; sleep 120`,
+    String(height),
+    `${env} ${process.execPath} ${ferryBin} console --root ${dir} --media ${media}; sleep 120`,
   );
 }
 
@@ -147,7 +149,7 @@ try {
     ),
   );
   open('plan', one, usb);
-  screens.push(['Bundles found, and the plan', await waitFor('plan', '[Enter] apply')]);
+  screens.push(['Bundles found, and the plan (110 × 45)', await waitFor('plan', '[Enter] apply')]);
   mkdirSync(join(one, 'hang'));
   writeFileSync(join(one, 'hang', 'web.test'), ''); // the fixture's smoke test hangs: the timeout kills it
   tmux('send-keys', '-t', 'plan', 'Enter');
@@ -188,8 +190,70 @@ try {
     await waitFor('damaged', 'NOT APPLIED'),
   ]);
 
+  // The same plan on 80 × 24: the top stays, the rest scrolls.
+  const small = appliance('small-screen');
+  open('small', small, usb, [80, 24]);
+  screens.push(['On 80 × 24: the top stays, the rest scrolls', await waitFor('small', '▼')]);
+  tmux('send-keys', '-t', 'small', 'End');
+  screens.push(['On 80 × 24, scrolled to the end (End)', await waitFor('small', '▲ ')]);
+
+  // Nothing on the stick yet: where it looked; it looks again by itself, or on r.
+  const empty = join(work, 'empty-stick');
+  mkdirSync(empty);
+  open('nothing', appliance('nothing-found'), empty, [80, 24]);
+  screens.push(['Nothing found (80 × 24)', await waitFor('nothing', 'Searched:')]);
+
+  // Outside the maintenance windows, on an appliance that lets the console go ahead.
+  const closed = appliance('closed');
+  const opens = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 12 * 3_600_000);
+  const clock = (at) => at.toISOString().slice(11, 16);
+  const config = join(closed, 'etc/ferry/appliance.yaml');
+  writeFileSync(
+    config,
+    readFileSync(config, 'utf8').replace(
+      /^maintenanceWindows:.*$/m,
+      `maintenanceWindows: [{ start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 3_600_000))}' }]\nconsole: { allowOutsideWindow: true }`,
+    ),
+  );
+  open('closed', closed, usb, [80, 24], 'TZ=UTC');
+  screens.push([
+    'Outside the maintenance windows (80 × 24)',
+    await waitFor('closed', 'Outside the maintenance windows'),
+  ]);
+  tmux('send-keys', '-t', 'closed', 'Enter');
+  await waitFor('closed', 'Why install');
+  tmux('send-keys', '-t', 'closed', '-l', 'router queue stuck, ticket 42');
+  screens.push([
+    'Going ahead outside the windows: the reason, typed',
+    await waitFor('closed', 'ticket 42'),
+  ]);
+
+  // After a failed update from 1.1.0: the log in words, and the way back to 1.0.0.
+  const failing = appliance('after-failure');
+  ferry(
+    'install',
+    join(work, 'bundles', 'acme-appliance-1.1.0-update.tar'),
+    '--root',
+    failing,
+    '--yes',
+  );
+  mkdirSync(join(failing, 'fail'));
+  writeFileSync(join(failing, 'fail', 'api.test'), '');
+  open('after', failing, usb, [80, 24]);
+  await waitFor('after', '[Enter] apply');
+  tmux('send-keys', '-t', 'after', 'Enter');
+  screens.push(['After a failure (80 × 24)', await waitFor('after', '[b] back to')]);
+  tmux('send-keys', '-t', 'after', 'l');
+  screens.push(["The transaction's log in words (l)", await waitFor('after', 'Transaction ')]);
+  tmux('send-keys', '-t', 'after', 'l');
+  await waitFor('after', '[l] the log');
+  tmux('send-keys', '-t', 'after', 'b');
+  screens.push(['Rollback, asked first (b)', await waitFor('after', '[y] roll back')]);
+  tmux('send-keys', '-t', 'after', 'y');
+  screens.push(['Rolled back to the release before', await waitFor('after', 'ROLLED BACK to')]);
+
   // A bundle for a newer Ferry that carries it: Enter would hand over.
-  open('newer', appliance('needs-newer'), join(work, 'newer'));
+  open('newer', appliance('needs-newer'), join(work, 'newer'), [80, 24]);
   screens.push([
     'A bundle that needs a newer Ferry, and carries it (Enter hands over)',
     await waitFor('newer', '[Enter] hand over'),
@@ -201,7 +265,8 @@ try {
 const text = [
   '# The console, screen by screen',
   '',
-  'Captured from `ferry console` running in tmux (110 × 45) on the fixture appliance by',
+  'Captured from `ferry console` running in tmux (110 × 45 unless the title says 80 × 24) on the',
+  'fixture appliance by',
   '`node scripts/console-screens.mjs`; paths are shortened to the capture folder.',
   '',
   ...screens.flatMap(([title, screen]) => [

@@ -1,6 +1,7 @@
 import type { InspectResult } from '../../installer/inspect.js';
 import { jsonOption, optional, positional, type Command } from '../args.js';
-import { bytes, duration, table } from '../format.js';
+import { duration } from '../../manifest-schema/durations.js';
+import { bytes, table } from '../format.js';
 import { wrap } from '../help.js';
 
 export const command: Command = {

@@ -49,7 +49,7 @@ export const command: Command = {
     const { install } = await import('../../installer/engine/install.js');
     const { exitCodeOf, STOP_SIGNALS } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
-    const progress = progressPrinter();
+    const progress = await progressPrinter();
     // A signal only asks the engine to stop at its next safe point; the engine says what it will do.
     const stopping = new AbortController();
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { jsonOption, root, rootOption, usageError, type Command } from '../args.js';
-import { describeEvent } from '../progress.js';
 
 export const command: Command = {
   usage: 'ferry log [TRANSACTION] [--root R]',
@@ -9,7 +8,7 @@ export const command: Command = {
   options: { ...rootOption, ...jsonOption },
   async run({ values, positionals }) {
     if (positionals.length > 1) throw usageError(`unexpected argument ${positionals[1]}`);
-    const { findTransaction, logEvents } = await import('../../installer/log.js');
+    const { findTransaction, logEvents, logLine } = await import('../../installer/log.js');
     const found = await findTransaction(root(values), positionals[0]);
     const { entry } = found;
     const outcome = entry
@@ -26,9 +25,8 @@ export const command: Command = {
     // Streamed as read: a log holds every line every artifact printed.
     process.stdout.write(`Transaction ${found.id} (${found.file})\n`);
     for await (const event of logEvents(found.file)) {
-      const line = describeEvent(event, true);
-      if (line !== null && !process.stdout.write(`${event.at.slice(11, 19)} ${line}\n`))
-        await once(process.stdout, 'drain');
+      const line = logLine(event);
+      if (line !== null && !process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
     }
     return { json, human: `Outcome: ${outcome}` };
   },

@@ -18,7 +18,7 @@ export const command: Command = {
     const { rollback } = await import('../../installer/engine/rollback.js');
     const { exitCodeOf } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
-    const progress = progressPrinter();
+    const progress = await progressPrinter();
     const result = await rollback(root, {
       ...(reason !== undefined ? { reason } : {}),
       onEvent: (event) => {

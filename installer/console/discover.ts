@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   isFerryError,
@@ -6,6 +6,8 @@ import {
   PARTS_INDEX,
   type BundleMetadata,
   type FerryError,
+  type SignatureStatus,
+  type TrustedRoot,
 } from '../../manifest-schema/index.js';
 import { FERRY_VERSION } from '../../manifest-schema/ferry-version.js';
 import { trustContext, type Appliance } from '../appliance.js';
@@ -13,7 +15,8 @@ import { plan } from '../plan.js';
 import { checkedFacts } from '../planning.js';
 import { openBundleMetadata } from '../../bundle/open.js';
 import { handOverTarget } from '../handover.js';
-import type { ApplianceView, Candidate } from './model.js';
+import { insideWindow, nextOpening } from '../../manifest-schema/windows.js';
+import type { ApplianceView, Candidate, Searched, SignedBy } from './model.js';
 
 export const USUAL_MOUNT_POINTS = ['/media', '/run/media', '/mnt'];
 
@@ -71,7 +74,7 @@ export async function discover(
   for (const file of [...files].sort()) {
     try {
       // An untrusted bundle is refused here, before its metadata is parsed.
-      const { reader, metadata } = await openBundleMetadata(
+      const { reader, metadata, signature, root } = await openBundleMetadata(
         file,
         trustContext(appliance.trust, appliance.state.timeFloor),
       );
@@ -82,6 +85,7 @@ export async function discover(
         release: metadata.release.version,
         kind: metadata.kind,
         notes: metadata.release.notes,
+        signature: signedBy(signature, root, appliance.trust),
       };
       // A bundle for a newer Ferry is not planned here: this Ferry may misread it.
       const needs = newerFerry(metadata, file, appliance.paths.root, env);
@@ -110,6 +114,7 @@ export async function discover(
         kind: '?',
         notes: '',
         plan: null,
+        signature: null,
         problem: isFerryError(error)
           ? { code: error.code, message: error.message }
           : { code: 'E_IO', message: String(error) },
@@ -143,9 +148,88 @@ function newerFerry(
   }
 }
 
-export function applianceView(appliance: Appliance): ApplianceView {
-  const { config, state } = appliance;
+/** Who signed a bundle whose signature met the trust root (walked along its chain, when it carries one). */
+function signedBy(
+  signature: SignatureStatus | undefined,
+  root: TrustedRoot | undefined,
+  own: TrustedRoot,
+): SignedBy | null {
+  if (!signature || !root) return null;
   return {
+    keys: signature.keyids.map((keyid) => {
+      const name = root.keys[keyid]?.name;
+      return name === undefined ? { keyid } : { keyid, name };
+    }),
+    threshold: signature.threshold,
+    rootVersion: root.version,
+    walkedFrom: root.version === own.version ? null : own.version,
+  };
+}
+
+/** The folders discover looks in, in its order, and whether each is there now. */
+export async function searchedFolders(
+  folders: readonly string[],
+  mountPoints: readonly string[] = USUAL_MOUNT_POINTS,
+): Promise<Searched[]> {
+  return Promise.all(
+    [...folders, ...mountPoints].map(async (folder) => ({
+      folder,
+      present: await stat(folder).then(
+        (stats) => stats.isDirectory(),
+        () => false,
+      ),
+    })),
+  );
+}
+
+/**
+ * What changes when media are mounted or bundles copied: the mount table and
+ * the searched folders' entries with their times. Cheap enough to read every
+ * few seconds; a change means look again.
+ */
+export async function mediaFingerprint(folders: readonly string[]): Promise<string> {
+  const parts = [await readFile('/proc/self/mounts', 'utf8').catch(() => '')];
+  for (const folder of folders) {
+    const entries = await readdir(folder, { withFileTypes: true }).catch(() => []);
+    parts.push(folder);
+    for (const entry of entries) {
+      const stats = await stat(join(folder, entry.name)).catch(() => null);
+      parts.push(`${entry.name} ${stats?.mtimeMs ?? 0} ${stats?.size ?? 0}`);
+    }
+  }
+  return parts.join('\n');
+}
+
+/** A moment as the appliance's wall clock shows it, with its zone: `Sat 5 Dec 2026, 02:00 UTC`. */
+export function wallTime(at: Date, timeZone?: string): string {
+  return new Intl.DateTimeFormat('en-GB', {
+    timeZone,
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+    timeZoneName: 'short',
+  }).format(at);
+}
+
+export function applianceView(appliance: Appliance, now = new Date()): ApplianceView {
+  const { config, state } = appliance;
+  // The same reading of the windows as the install engine's: the process's zone.
+  const windows = config.maintenanceWindows ?? [];
+  const open = insideWindow(windows, now);
+  const next = open ? undefined : nextOpening({ allow: windows }, now);
+  return {
+    window: open
+      ? { open: true }
+      : {
+          open: false,
+          next: next ? wallTime(next) : null,
+          allowOutside: config.console?.allowOutsideWindow === true,
+        },
+    previous: state.previous ? { release: state.previous.release } : null,
     product: config.product,
     platform: `${config.platform.name} ${config.platform.version}`,
     release: state.release,

@@ -1,5 +1,5 @@
 import { compareVersions, type Change } from '../../manifest-schema/index.js';
-import type { InstallEvent, InstallResult, PassName } from '../engine/events.js';
+import type { InstallEvent, InstallResult, PassName, RollbackResult } from '../engine/events.js';
 import type { Plan } from '../plan.js';
 
 /**
@@ -18,12 +18,23 @@ export interface Candidate {
   plan: Plan | null;
   /** Why the bundle cannot be used, when it cannot. */
   problem: { code: string; message: string } | null;
+  /** Who signed it, when its signature was checked and met the trust root. */
+  signature: SignedBy | null;
   /**
    * Set when the bundle needs a newer Ferry than this one (its plan is then
    * null: this Ferry may misread it). Enter hands over to the installer it
    * carries (`carried`, its version), or says why it cannot (`hint`).
    */
   needs?: NewerFerry;
+}
+
+export interface SignedBy {
+  /** The keys whose signatures counted, by id and (where the trust root names them) name. */
+  keys: Array<{ keyid: string; name?: string }>;
+  threshold: number;
+  /** The trust root version the signature met, and the appliance's own when a carried chain was walked to it. */
+  rootVersion: number;
+  walkedFrom: number | null;
 }
 
 export interface NewerFerry {
@@ -43,6 +54,10 @@ export interface ApplianceView {
   release: string | null;
   verified: boolean;
   components: Record<string, string>;
+  /** The committed release before the last transaction, which a rollback returns to; null: none kept. */
+  previous: { release: string | null } | null;
+  /** The maintenance windows as they stand now: open, or when the next opens (null: none within a week). */
+  window: { open: true } | { open: false; next: string | null; allowOutside: boolean };
 }
 
 export type Screen = 'choose' | 'handing-over' | 'installing' | 'done';
@@ -53,6 +68,8 @@ export const PASS_ORDER: PassName[] = ['pre-validate', 'stage', 'update', 'test'
 export interface ConsoleState {
   appliance: ApplianceView;
   candidates: Candidate[];
+  /** Where the console looked for bundles, and whether each folder was there. */
+  searched: Searched[];
   /** Index of the bundle Enter applies: the newest that applies. */
   chosen: number | null;
   screen: Screen;
@@ -61,11 +78,36 @@ export interface ConsoleState {
   components: Record<string, { pass: PassName; state: PassState }>;
   progress: { bytes: number; total: number; startedAt: number; at: number } | null;
   log: string[];
+  /** What runs or ran: an install, or the rollback the operator asked for after a failure. */
+  operation: 'install' | 'rollback';
   result: InstallResult | null;
+  rolledBack: RollbackResult | null;
+  /** A yes-or-no question on screen (the rollback), or null. */
+  confirm: 'rollback' | null;
+  /** The transaction's log in words, shown instead of the result's details; null when not asked. */
+  logView: LogView | null;
   error: { code: string; message: string; hint?: string } | null;
   notice: string | null;
   /** The volume the operator is asked to insert (removable media), while the install waits. */
   volume: VolumeWanted | null;
+  /** The reason being typed for an install outside the maintenance windows; null when not asked. */
+  reason: string | null;
+  /** First row of the scrolling part shown; `follow` keeps it at the end (the log while installing). */
+  scroll: number;
+  follow: boolean;
+}
+
+export interface LogView {
+  transaction: string;
+  file: string;
+  lines: string[];
+  /** Lines left out at the start of a very long log (ferry log shows them all). */
+  omitted: number;
+}
+
+export interface Searched {
+  folder: string;
+  present: boolean;
 }
 
 export interface VolumeWanted {
@@ -79,32 +121,53 @@ export interface VolumeWanted {
 
 export type ConsoleEvent =
   | InstallEvent
-  | { type: 'start'; at: number }
+  | { type: 'start'; at: number; operation?: 'install' | 'rollback' }
   /** Enter on a bundle that carries the newer Ferry it needs: its installer is being checked. */
   | { type: 'hand-over' }
+  | { type: 'rolled-back'; result: RollbackResult }
+  | { type: 'confirm'; what: 'rollback' | null }
+  | { type: 'log'; view: LogView | null }
   | { type: 'failed'; error: { code: string; message: string; hint?: string } }
   | { type: 'notice'; text: string }
   /** The install waits for a volume (null: it was inserted, or the operator gave up). */
   | { type: 'volume'; wanted: VolumeWanted | null }
-  /** The operator moves to another readable bundle (+1 down, -1 up). */
-  | { type: 'choose'; step: 1 | -1 };
+  /** The operator moves to another readable bundle (+1 next, -1 previous). */
+  | { type: 'choose'; step: 1 | -1 }
+  /** The operator is asked why (text so far), or the question is closed (null). */
+  | { type: 'reason'; text: string | null }
+  /** The console looked again (a key, or media mounted): what it found now. */
+  | { type: 'found'; candidates: Candidate[]; searched: Searched[] }
+  /** The operator scrolls the long part of the screen: to a row, or to the end (and stays there). */
+  | { type: 'scroll'; to: number | 'end' };
 
 const LOG_LINES = 200;
 
-export function initialState(appliance: ApplianceView, candidates: Candidate[]): ConsoleState {
+export function initialState(
+  appliance: ApplianceView,
+  candidates: Candidate[],
+  searched: Searched[] = [],
+): ConsoleState {
   return {
     appliance,
     candidates,
+    searched,
     chosen: chooseNewest(candidates),
     screen: 'choose',
     passes: Object.fromEntries(PASS_ORDER.map((pass) => [pass, 'pending'])),
     components: {},
     progress: null,
     log: [],
+    operation: 'install',
     result: null,
+    rolledBack: null,
+    confirm: null,
+    logView: null,
     error: null,
     notice: null,
     volume: null,
+    reason: null,
+    scroll: 0,
+    follow: false,
   };
 }
 
@@ -130,27 +193,69 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return { ...state, notice: event.text };
     case 'volume':
       return { ...state, volume: event.wanted };
+    case 'reason':
+      return state.screen === 'choose' ? { ...state, reason: event.text, notice: null } : state;
     case 'choose': {
-      if (state.screen !== 'choose') return state;
+      if (state.screen !== 'choose' || state.reason !== null) return state;
       const readable = [...state.candidates.keys()].filter((index) =>
         choosable(state.candidates[index] as Candidate),
       );
       if (readable.length < 2) return state;
       const at = Math.max(0, readable.indexOf(state.chosen ?? -1));
       const chosen = readable[(at + event.step + readable.length) % readable.length] as number;
-      return { ...state, chosen, notice: null };
+      return { ...state, chosen, notice: null, scroll: 0, follow: false };
     }
     case 'hand-over':
-      return { ...state, screen: 'handing-over', notice: null };
+      return { ...state, screen: 'handing-over', notice: null, scroll: 0, follow: false };
+    case 'found': {
+      if (state.screen !== 'choose') return state;
+      // The bundle on screen stays chosen while it is still there.
+      const file = state.chosen === null ? null : state.candidates[state.chosen]?.file;
+      const kept = event.candidates.findIndex((c) => c.file === file && choosable(c));
+      const chosen = kept >= 0 ? kept : chooseNewest(event.candidates);
+      return {
+        ...state,
+        candidates: event.candidates,
+        searched: event.searched,
+        chosen,
+        ...(chosen === state.chosen && kept >= 0 ? {} : { scroll: 0, follow: false }),
+      };
+    }
+    case 'scroll':
+      return event.to === 'end'
+        ? { ...state, follow: true }
+        : { ...state, scroll: Math.max(0, event.to), follow: false };
+    case 'confirm':
+      return state.screen === 'done' ? { ...state, confirm: event.what, notice: null } : state;
+    case 'log':
+      return state.screen === 'done'
+        ? { ...state, logView: event.view, scroll: 0, follow: false }
+        : state;
+    case 'rolled-back':
+      return { ...state, screen: 'done', rolledBack: event.result, scroll: 0, follow: false };
     case 'start':
       return {
         ...state,
         screen: 'installing',
+        operation: event.operation ?? 'install',
+        // A rollback after a failed install starts on a clean screen.
+        passes: Object.fromEntries(PASS_ORDER.map((pass) => [pass, 'pending'])),
+        components: {},
+        log: [],
+        result: null,
+        rolledBack: null,
+        error: null,
+        confirm: null,
+        logView: null,
+        volume: null,
+        reason: null,
         notice: null,
+        scroll: 0,
+        follow: true,
         progress: { bytes: 0, total: 0, startedAt: event.at, at: event.at },
       };
     case 'failed':
-      return { ...state, screen: 'done', error: event.error };
+      return { ...state, screen: 'done', error: event.error, scroll: 0, follow: false };
     case 'plan':
     case 'begin':
       return state;
@@ -202,7 +307,7 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
         },
       };
     case 'result':
-      return { ...state, screen: 'done', result: event.result };
+      return { ...state, screen: 'done', result: event.result, scroll: 0, follow: false };
   }
 }
 
@@ -225,4 +330,58 @@ export function secondsLeft(progress: ConsoleState['progress']): number | null {
   const elapsed = (progress.at - progress.startedAt) / 1000;
   if (elapsed <= 0) return null;
   return Math.max(0, Math.round(((progress.total - progress.bytes) * elapsed) / progress.bytes));
+}
+
+/** Why a plan cannot run, in words: the bundle's first problem, else its first blocked component's. */
+export function blockedBy(plan: Plan): string {
+  return (
+    plan.reasons[0]?.message ??
+    plan.components.find((c) => c.action === 'error')?.reasons.find((r) => r.code.startsWith('E_'))
+      ?.message ??
+    'the plan is blocked'
+  );
+}
+
+/**
+ * What a found bundle is, on its own terms and against the newest that
+ * applies: never relative to the one on screen, which the operator moves.
+ */
+export function standing(candidates: readonly Candidate[], index: number): string {
+  const c = candidates[index];
+  if (!c) return '';
+  if (c.problem && !c.plan) return `${c.problem.code}: ${c.problem.message}`;
+  if (!c.plan) return 'unreadable';
+  if (c.plan.verdict === 'blocked') return `${c.release}, cannot be applied: ${blockedBy(c.plan)}`;
+  if (c.plan.order.length === 0) return `${c.release}, nothing to do: the appliance is at it`;
+  const newest = chooseNewest(candidates);
+  const best = newest === null ? undefined : candidates[newest];
+  if (newest === index || !best) return `${c.release}, ready: the newest that applies`;
+  return compareVersions(c.release, best.release) === 0
+    ? `${c.release}, ready: the same release as ${best.file}`
+    : `${c.release}, ready, older than ${best.release}`;
+}
+
+/** The log the result screen can show: the transaction's that just ran, when it has one. */
+export function logOf(state: ConsoleState): { transaction: string; file: string } | null {
+  const ran = state.rolledBack ?? state.result;
+  return state.screen === 'done' && ran?.log && ran.transaction
+    ? { transaction: ran.transaction, file: ran.log }
+    : null;
+}
+
+/**
+ * After an install that did not commit, the way back to the release before
+ * the installed one, when the appliance kept it (as `ferry rollback` would).
+ * Never back to an empty appliance: that removes everything, and is no remedy
+ * for a failed update.
+ */
+export function rollbackOffered(state: ConsoleState): boolean {
+  const failed =
+    state.error !== null || (state.result !== null && state.result.outcome !== 'committed');
+  return (
+    state.screen === 'done' &&
+    state.operation === 'install' &&
+    failed &&
+    typeof state.appliance.previous?.release === 'string'
+  );
 }

@@ -1,14 +1,33 @@
-import { render, useInput } from 'ink';
+import { render, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import type { AskForVolume } from '../../bundle/media.js';
 import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
+import { rollback } from '../engine/rollback.js';
 import { carriedInstaller, runCarried, type CarriedInstaller } from '../handover.js';
-import { applianceView, discover } from './discover.js';
-import { initialState, reduce, type ConsoleEvent, type ConsoleState } from './model.js';
-import { ConsoleView } from './view.js';
+import { logEvents, logLine } from '../log.js';
+import {
+  applianceView,
+  discover,
+  mediaFingerprint,
+  searchedFolders,
+  USUAL_MOUNT_POINTS,
+} from './discover.js';
+import {
+  blockedBy,
+  initialState,
+  logOf,
+  reduce,
+  rollbackOffered,
+  type ConsoleEvent,
+  type ConsoleState,
+} from './model.js';
+import { ConsoleView, layout, type Size } from './view.js';
+
+/** The newest lines of a transaction's log the console holds; `ferry log` streams any length. */
+const LOG_VIEW_LINES = 5000;
 
 export interface ConsoleOptions {
   root: string;
@@ -33,10 +52,21 @@ export class ConsoleController {
   /** The checked installer to hand over to once the screen is gone (runConsole runs it). */
   handOverTo: { bundle: string; carried: CarriedInstaller } | null = null;
   onQuit: () => void = () => undefined;
+  /** Where to look again for bundles (r, or media mounted); none: the console never looks again. */
+  private readonly search: { media: readonly string[]; mountPoints: readonly string[] } | null;
+  private looking = false;
 
-  constructor(state: ConsoleState, root: string) {
+  constructor(
+    state: ConsoleState,
+    root: string,
+    search: { media: readonly string[]; mountPoints?: readonly string[] } | null = null,
+  ) {
     this.state = state;
     this.root = root;
+    this.search = search && {
+      media: search.media,
+      mountPoints: search.mountPoints ?? USUAL_MOUNT_POINTS,
+    };
   }
 
   subscribe(listener: (state: ConsoleState) => void): () => void {
@@ -49,11 +79,17 @@ export class ConsoleController {
     for (const listener of this.listeners) listener(this.state);
   }
 
-  key(input: string, enter: boolean, arrow: 'up' | 'down' | null = null): void {
-    if (arrow !== null) {
-      this.dispatch({ type: 'choose', step: arrow === 'down' ? 1 : -1 });
+  /** A key: a character, or the name of a special key (enter, left, right, escape, backspace). */
+  key(input: string): void {
+    if (this.state.reason !== null) {
+      this.answer(input);
       return;
     }
+    if (input === 'left' || input === 'right') {
+      this.dispatch({ type: 'choose', step: input === 'right' ? 1 : -1 });
+      return;
+    }
+    const enter = input === 'enter';
     if (this.waiting && (enter || input === 'q')) {
       const { resolve, reject } = this.waiting;
       this.waiting = null;
@@ -62,8 +98,13 @@ export class ConsoleController {
       else reject();
       return;
     }
+    if (this.state.screen === 'done' && this.afterwards(input)) return;
     if (input === 'q' && this.state.screen !== 'installing') {
       this.quit();
+      return;
+    }
+    if (input === 'r' && this.state.screen === 'choose') {
+      void this.lookAgain(true);
       return;
     }
     if (!enter || this.state.screen !== 'choose') return;
@@ -87,15 +128,9 @@ export class ConsoleController {
       return;
     }
     if (plan.verdict !== 'ok') {
-      const why =
-        plan.reasons[0]?.message ??
-        plan.components
-          .find((c) => c.action === 'error')
-          ?.reasons.find((r) => r.code.startsWith('E_'))?.message ??
-        'the plan is blocked';
       this.dispatch({
         type: 'notice',
-        text: `Enter does nothing: this bundle cannot be applied here. ${why}`,
+        text: `Enter does nothing: this bundle cannot be applied here. ${blockedBy(plan)}`,
       });
       return;
     }
@@ -106,7 +141,160 @@ export class ConsoleController {
       });
       return;
     }
+    const { window } = this.state.appliance;
+    if (!window.open && window.allowOutside) {
+      this.dispatch({ type: 'reason', text: '' });
+      return;
+    }
+    if (!window.open) {
+      this.dispatch({
+        type: 'notice',
+        text: `Enter does nothing now: it is outside this appliance's maintenance windows; ${window.next ? `the next opens ${window.next}` : 'none opens within a week'}.`,
+      });
+      return;
+    }
     void this.apply(candidate.file);
+  }
+
+  /** The result screen's own keys: l the log, b a rollback and its y or n. True when taken. */
+  private afterwards(input: string): boolean {
+    if (this.state.confirm === 'rollback') {
+      if (input === 'y') void this.rollBack();
+      else if (input === 'n' || input === 'escape') this.dispatch({ type: 'confirm', what: null });
+      return input !== 'q';
+    }
+    if (input === 'l' && logOf(this.state)) {
+      if (this.state.logView) this.dispatch({ type: 'log', view: null });
+      else void this.showLog();
+      return true;
+    }
+    if (input === 'b' && rollbackOffered(this.state)) {
+      this.dispatch({ type: 'confirm', what: 'rollback' });
+      return true;
+    }
+    return false;
+  }
+
+  /** The transaction's log in words, as `ferry log` tells it; the newest lines of a very long one. */
+  private async showLog(): Promise<void> {
+    const log = logOf(this.state);
+    if (!log) return;
+    const lines: string[] = [];
+    let omitted = 0;
+    try {
+      for await (const event of logEvents(log.file)) {
+        const line = logLine(event);
+        if (line === null) continue;
+        lines.push(line);
+        if (lines.length > LOG_VIEW_LINES) {
+          lines.shift();
+          omitted++;
+        }
+      }
+      this.dispatch({ type: 'log', view: { ...log, lines, omitted } });
+    } catch (error) {
+      this.dispatch({
+        type: 'notice',
+        text: `Could not read the log ${log.file}: ${isFerryError(error) ? error.message : String(error)}`,
+      });
+    }
+  }
+
+  /** Back to the release before, with the same engine call as `ferry rollback`; asked first (y). */
+  private async rollBack(): Promise<void> {
+    const failed =
+      this.state.result?.plan.to ?? this.state.candidates[this.state.chosen ?? -1]?.release;
+    this.dispatch({ type: 'start', at: Date.now(), operation: 'rollback' });
+    try {
+      const result = await rollback(this.root, {
+        reason: `from the console, after the install of ${failed ?? 'a bundle'} failed`,
+        onEvent: (event) => this.dispatch(event),
+      });
+      this.state = { ...this.state, appliance: applianceView(await openAppliance(this.root)) };
+      this.dispatch({ type: 'rolled-back', result });
+    } catch (error) {
+      this.dispatch({ type: 'failed', error: failureOf(error) });
+    }
+  }
+
+  /** Text typed while the console asks why an install goes ahead outside the windows. */
+  typed(text: string): void {
+    if (this.state.reason === null) return;
+    // Printable text only: a reason is one line in the history.
+    this.dispatch({ type: 'reason', text: this.state.reason + text.replace(/[\p{C}]/gu, '') });
+  }
+
+  /** Enter records the reason and installs; Esc goes back; Backspace takes a character off. */
+  private answer(input: string): void {
+    const reason = this.state.reason ?? '';
+    if (input === 'escape') this.dispatch({ type: 'reason', text: null });
+    else if (input === 'backspace')
+      this.dispatch({ type: 'reason', text: [...reason].slice(0, -1).join('') });
+    else if (input === 'enter') {
+      const file =
+        this.state.chosen === null ? undefined : this.state.candidates[this.state.chosen];
+      if (reason.trim() === '')
+        this.dispatch({ type: 'notice', text: 'Type why first: the reason is recorded.' });
+      else if (file) void this.apply(file.file, { now: true, reason: reason.trim() });
+    } else if (input.length === 1) this.typed(input);
+  }
+
+  /**
+   * Finds the bundles again, as at start: on r (saying so), or when the
+   * media changed. The bundle on screen stays chosen while it is there.
+   */
+  async lookAgain(asked: boolean): Promise<void> {
+    if (!this.search || this.looking || this.state.screen !== 'choose') return;
+    this.looking = true;
+    try {
+      const { media, mountPoints } = this.search;
+      const appliance = await openAppliance(this.root);
+      const candidates = await discover(appliance, media, mountPoints);
+      const searched = await searchedFolders(media, mountPoints);
+      this.dispatch({ type: 'found', candidates, searched });
+      if (asked)
+        this.dispatch({
+          type: 'notice',
+          text: `Looked again in ${searched.filter((s) => s.present).length} folder(s): ${candidates.length} bundle(s) found.`,
+        });
+    } catch (error) {
+      this.dispatch({
+        type: 'notice',
+        text: `Could not look again: ${isFerryError(error) ? error.message : String(error)}`,
+      });
+    } finally {
+      this.looking = false;
+    }
+  }
+
+  /**
+   * Looks again whenever the mount table or a searched folder changes,
+   * checking every `everyMs`; returns the function that stops watching.
+   */
+  watchMedia(everyMs = 2000): () => void {
+    if (!this.search) return () => undefined;
+    const folders = [...this.search.media, ...this.search.mountPoints];
+    let last: string | null = null;
+    // The first look is the baseline: the console has just found what is there.
+    let busy = true;
+    void mediaFingerprint(folders).then((now) => {
+      last = now;
+      busy = false;
+    });
+    const timer = setInterval(() => {
+      if (busy || this.state.screen !== 'choose') return;
+      busy = true;
+      void mediaFingerprint(folders)
+        .then(async (now) => {
+          if (now !== last) await this.lookAgain(false);
+          last = now;
+        })
+        .finally(() => {
+          busy = false;
+        });
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /**
@@ -146,13 +334,18 @@ export class ConsoleController {
     }
   }
 
-  private async apply(bundle: string): Promise<void> {
+  private async apply(
+    bundle: string,
+    /** Outside the maintenance windows, where the appliance allows it: recorded with the operator's reason. */
+    outside: { now?: true; reason?: string } = {},
+  ): Promise<void> {
     this.dispatch({ type: 'start', at: Date.now() });
     this.stopping = new AbortController();
     try {
       await install({
         bundle,
         root: this.root,
+        ...outside,
         onEvent: (event) => this.dispatch(event),
         signal: this.stopping.signal,
         ask: this.askForVolume,
@@ -185,13 +378,61 @@ function failureOf(error: unknown): { code: string; message: string; hint?: stri
 export function ConsoleApp({ controller }: { controller: ConsoleController }) {
   const [state, setState] = useState(controller.state);
   useEffect(() => controller.subscribe(setState), [controller]);
-  useInput((input, key) => {
-    if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
-    else controller.key(input, key.return, key.upArrow ? 'up' : key.downArrow ? 'down' : null);
-  });
+  const size = useTerminalSize();
   // Names, notes and messages come from bundles: nothing in them may drive the terminal.
   const shown = useMemo(() => printableDeep(state), [state]);
-  return <ConsoleView state={shown} />;
+  const { offset, maxOffset, bodyRows } = layout(shown, size);
+  useInput((input, key) => {
+    // A line feed is Enter too: what a terminal sends for it before ink turns raw mode on.
+    const enter = key.return || input === '\n';
+    const page = Math.max(1, bodyRows - 1);
+    const scroll = key.upArrow
+      ? offset - 1
+      : key.downArrow
+        ? offset + 1
+        : key.pageUp
+          ? offset - page
+          : key.pageDown
+            ? offset + page
+            : key.home
+              ? 0
+              : key.end
+                ? maxOffset
+                : null;
+    if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
+    else if (state.reason !== null && !enter && !key.escape && !key.backspace && !key.delete)
+      controller.typed(input);
+    else if (scroll !== null)
+      controller.dispatch({
+        type: 'scroll',
+        to: scroll >= maxOffset ? (state.screen === 'installing' ? 'end' : maxOffset) : scroll,
+      });
+    else if (enter) controller.key('enter');
+    else if (key.escape) controller.key('escape');
+    else if (key.backspace || key.delete) controller.key('backspace');
+    else if (key.leftArrow) controller.key('left');
+    else if (key.rightArrow || key.tab) controller.key('right');
+    else controller.key(input);
+  });
+  return <ConsoleView state={shown} size={size} />;
+}
+
+/** The terminal's size, following resizes; unbounded height where there is no terminal (tests). */
+function useTerminalSize(): Size {
+  const { stdout } = useStdout();
+  const [size, setSize] = useState(() => sizeOf(stdout));
+  useEffect(() => {
+    const resized = () => setSize(sizeOf(stdout));
+    stdout.on('resize', resized);
+    return () => {
+      stdout.off('resize', resized);
+    };
+  }, [stdout]);
+  return size;
+}
+
+function sizeOf(stdout: NodeJS.WriteStream): Size {
+  return { columns: stdout.columns || 80, rows: stdout.rows || Number.POSITIVE_INFINITY };
 }
 
 export async function runConsole(options: ConsoleOptions): Promise<number> {
@@ -202,10 +443,13 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   }
   const appliance = await openAppliance(options.root);
   const candidates = await discover(appliance, options.media, options.mountPoints);
+  const searched = await searchedFolders(options.media, options.mountPoints);
   const controller = new ConsoleController(
-    initialState(applianceView(appliance), candidates),
+    initialState(applianceView(appliance), candidates, searched),
     options.root,
+    options,
   );
+  const stopWatching = controller.watchMedia();
   // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
   const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();
@@ -214,6 +458,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   try {
     await instance.waitUntilExit();
   } finally {
+    stopWatching();
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
   if (controller.handOverTo) {
@@ -230,7 +475,8 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     process.stdin.destroy();
     return runCarried(carried, bundle, argv);
   }
-  const { result, error } = controller.state;
+  const { result, rolledBack, error } = controller.state;
   if (error) return 1;
-  return result ? exitCodeOf(result) : 0;
+  const last = rolledBack ?? result;
+  return last ? exitCodeOf(last) : 0;
 }

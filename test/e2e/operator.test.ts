@@ -60,7 +60,7 @@ describe('install on a terminal', () => {
     terminal.ferry('accepted', ['install', bundles['1.1.0'] as string, '--root', root]);
     await terminal.waitFor('accepted', '? [y/N]');
     terminal.keys('accepted', 'y', 'Enter');
-    const screen = await terminal.waitFor('accepted', /exit=\d/, 60_000);
+    const screen = await terminal.waitFor('accepted', /exit=\d/, { timeoutMs: 60_000 });
     expect(screen).toContain('COMMITTED');
     expect(screen).toContain('exit=0');
   });

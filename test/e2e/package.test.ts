@@ -4,7 +4,7 @@ import { isBuiltin } from 'node:module';
 import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Ajv } from 'ajv';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   buildAll,
   ferry,
@@ -24,6 +24,7 @@ import {
   snapshot,
 } from './appliance.js';
 import { inRoot, minimalRoot, runIn, skipReason } from './minimal-root.js';
+import { Terminal } from './terminal.js';
 
 const PACKAGE = join(ROOT, 'dist', 'package');
 const EXECUTABLE = join(PACKAGE, 'ferry-installer');
@@ -256,9 +257,7 @@ describe.skipIf(reason !== null)(
     // empty /tmp, the bundles in /media and appliances; an empty environment.
     let newRoot: string;
     let base: string;
-    const socket = `ferry-sea-test-${process.pid}`;
-    const tmux = (...args: string[]) =>
-      execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+    const terminal = new Terminal();
 
     beforeAll(async () => {
       newRoot = join(dir, 'new-root');
@@ -270,14 +269,6 @@ describe.skipIf(reason !== null)(
       await initAppliance(ws, base);
       await installOk(bundles['1.0.0'] as string, base);
     }, 120_000);
-
-    afterAll(() => {
-      try {
-        tmux('kill-server');
-      } catch {
-        // no server was started
-      }
-    });
 
     // Ten runs of each installer, and a terminal: slow on a loaded machine.
     it('plans, installs, rolls back and reports exactly as bin/ferry does', async () => {
@@ -338,7 +329,6 @@ describe.skipIf(reason !== null)(
 
     it('runs the console in a terminal: Enter applies, the result says committed', async () => {
       await cloneAppliance(base, join(newRoot, 'console-appliance'));
-      const exitFile = join(dir, 'console.exit');
       const command = inRoot(newRoot, [
         '/ferry-installer',
         'console',
@@ -347,36 +337,15 @@ describe.skipIf(reason !== null)(
         '--media',
         '/media',
       ]);
-      tmux(
-        'new-session',
-        '-d',
-        '-s',
-        'sea',
-        '-x',
-        '150',
-        '-y',
-        '50',
-        `env -i ${command.join(' ')}; echo $? > ${exitFile}; sleep 60`,
-      );
-      const screen = async (text: string): Promise<string> => {
-        let shown = '';
-        await expect
-          .poll(() => (shown = tmux('capture-pane', '-t', 'sea', '-p')).includes(text), {
-            timeout: 30_000,
-            interval: 200,
-          })
-          .toBe(true);
-        return shown;
-      };
-      expect(await screen('[Enter] apply')).toContain('Update ready: acme-appliance 1.3.0');
+      terminal.run('sea', command, { width: 110, height: 45, clean: true });
+      const plan = await terminal.waitFor('sea', '[Enter] apply');
+      expect(plan).toContain('Update ready: acme-appliance 1.3.0');
       // Ferry is running, and its unpacked bundle is already gone.
       expect(await readdir(join(newRoot, 'tmp'))).toEqual([]);
-      tmux('send-keys', '-t', 'sea', 'Enter');
-      await screen('COMMITTED: acme-appliance is now at 1.3.0');
-      tmux('send-keys', '-t', 'sea', 'q');
-      await expect
-        .poll(() => readFile(exitFile, 'utf8').catch(() => ''), { timeout: 10_000 })
-        .toBe('0\n');
+      terminal.keys('sea', 'Enter');
+      await terminal.waitFor('sea', 'COMMITTED: acme-appliance is now at 1.3.0');
+      terminal.keys('sea', 'q');
+      expect(await terminal.waitFor('sea', /exit=\d+/)).toContain('exit=0');
       const status = await runIn(newRoot, [
         '/ferry-installer',
         'status',

@@ -58,20 +58,32 @@ export class Terminal {
     );
   }
 
-  /** What the session shows, with what scrolled off the top. */
-  screen(session: string): string {
-    return this.tmux('capture-pane', '-t', session, '-p', '-S', '-500');
+  /**
+   * What the session shows, with what scrolled off the top; `visible`: only
+   * the rows on screen now (a full-screen program's frame).
+   */
+  screen(session: string, { visible = false } = {}): string {
+    return this.tmux('capture-pane', '-t', session, '-p', ...(visible ? [] : ['-S', '-500']));
   }
 
-  async waitFor(session: string, text: string | RegExp, timeoutMs = 30_000): Promise<string> {
+  async waitFor(
+    session: string,
+    text: string | RegExp,
+    { timeoutMs = 30_000, visible = false } = {},
+  ): Promise<string> {
     const until = Date.now() + timeoutMs;
     let screen = '';
     while (Date.now() < until) {
-      screen = this.screen(session);
+      screen = this.screen(session, { visible });
       if (typeof text === 'string' ? screen.includes(text) : text.test(screen)) return screen;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     throw new Error(`the screen never showed ${String(text)}:\n${screen}`);
+  }
+
+  /** Resizes the session's window, as an operator resizing the terminal would. */
+  resize(session: string, width: number, height: number): void {
+    this.tmux('resize-window', '-t', session, '-x', String(width), '-y', String(height));
   }
 
   keys(session: string, ...keys: string[]): void {

@@ -8,7 +8,7 @@ import {
   type ConsoleEvent,
   type ConsoleState,
 } from '../../installer/console/model.js';
-import { ConsoleView } from '../../installer/console/view.js';
+import { ConsoleView, layout, wrap } from '../../installer/console/view.js';
 import type { InstallResult } from '../../installer/engine/events.js';
 import { NO_CONTROLS, plan, type ApplianceFacts, type Plan } from '../../installer/plan.js';
 import type { BundleMetadata } from '../../manifest-schema/index.js';
@@ -71,6 +71,8 @@ const appliance = {
   release: '1.0.0',
   verified: true,
   components: { db: '3.0.0', web: '1.0.0', agent: '0.9.0' },
+  window: { open: true } as const,
+  previous: null,
 };
 const controls = { force: [], skip: [], delete: [], allowDowngrade: false, partial: false };
 
@@ -83,6 +85,12 @@ function candidate(overrides: Partial<Candidate> = {}): Candidate {
     notes: 'Retires the legacy agent.',
     plan: plan(facts, meta, controls),
     problem: null,
+    signature: {
+      keys: [{ keyid: '325a2101dc07c22a9f00', name: 'release' }],
+      threshold: 1,
+      rootVersion: 1,
+      walkedFrom: null,
+    },
     ...overrides,
   };
 }
@@ -97,6 +105,86 @@ function frame(state: ConsoleState): string {
 function after(state: ConsoleState, events: ConsoleEvent[]): ConsoleState {
   return events.reduce(reduce, state);
 }
+
+/** A bundle of `count` new components, for an empty appliance: a plan too long for one screen. */
+function many(count: number): Candidate {
+  const names = Array.from(
+    { length: count },
+    (_, i) => `component-${String(i + 1).padStart(2, '0')}`,
+  );
+  const big: BundleMetadata = {
+    ...meta,
+    kind: 'install',
+    target: Object.fromEntries(names.map((n) => [n, '1.0.0'])),
+    supportedFrom: [],
+    changes: [],
+    removed: {},
+    components: Object.fromEntries(
+      names.map((n) => [
+        n,
+        {
+          version: '1.0.0',
+          requires: {},
+          artifacts: empty,
+          payload: { type: 'included', size: 1, files: [] },
+        },
+      ]),
+    ),
+  };
+  const empty_: ApplianceFacts = { ...facts, release: null, highestRelease: null, components: {} };
+  return candidate({ kind: 'install', plan: plan(empty_, big, controls) });
+}
+
+describe('console screens on a terminal of a given size', () => {
+  const emptyAppliance = { ...appliance, release: null, components: {} };
+
+  it.each([
+    [80, 24],
+    [110, 45],
+  ])('%i×%i: the top stays, the plan scrolls below it, the footer says where', (columns, rows) => {
+    const size = { columns, rows };
+    let state = initialState(emptyAppliance, [many(40)]);
+    const seen = new Set<string>();
+    for (;;) {
+      const shown = layout(state, size);
+      const lines = [...shown.top, ...shown.body, ...shown.bottom, shown.footer];
+      expect(lines.length).toBeLessThanOrEqual(rows);
+      for (const line of lines) expect([...line.text].length).toBeLessThanOrEqual(columns);
+      expect(shown.top[0]?.text).toBe('Ferry console — acme-appliance on acme-os 7.2.1');
+      expect(shown.top[2]?.text).toBe('✔ Update ready: acme-appliance 1.3.0 (install)');
+      expect(shown.footer.text).toContain('[↑↓ PgUp/Dn] scroll');
+      expect(shown.footer.text).toMatch(shown.offset < shown.maxOffset ? /▼/ : /^[^▼]*$/);
+      expect(shown.footer.text).toMatch(shown.offset > 0 ? /▲/ : /^[^▲]*$/);
+      for (const line of shown.body) seen.add(line.text);
+      if (shown.offset === shown.maxOffset) break;
+      state = reduce(state, { type: 'scroll', to: shown.offset + shown.bodyRows - 1 });
+    }
+    // Every row was on screen at some step, the last one too.
+    for (let i = 1; i <= 40; i++)
+      expect(
+        [...seen].some((text) => text.includes(`component-${String(i).padStart(2, '0')}`)),
+      ).toBe(true);
+    expect([...seen]).toContain('  Stages 40 B of payload.');
+  });
+
+  it('a long line wraps under its column instead of being cut', () => {
+    const rows = layout(
+      initialState(appliance, [candidate({ notes: 'word '.repeat(40).trim() })]),
+      { columns: 80, rows: 24 },
+    ).body;
+    const notes = rows.filter((row) => row.text.includes('word'));
+    expect(notes.length).toBe(3);
+    expect(notes.map((row) => row.text.split(' ').filter((w) => w === 'word').length)).toEqual([
+      14, 15, 11,
+    ]);
+    expect(notes[1]?.text).toMatch(/^ {2}word/);
+    // A message's own line breaks are rows too: each row is counted, none is longer.
+    expect(wrap({ text: 'first\nsecond line', indent: 2 }, 80).map((row) => row.text)).toEqual([
+      'first',
+      '  second line',
+    ]);
+  });
+});
 
 describe('console screens', () => {
   it('found bundles: the newest applicable one is chosen, the others listed with why', () => {
@@ -113,7 +201,7 @@ describe('console screens', () => {
     const text = frame(initialState(appliance, [older, candidate(), untrusted]));
     expect(text).toContain('Installed: 1.0.0');
     expect(text).toContain('Update ready: acme-appliance 1.3.0 (update)');
-    expect(text).toContain('acme-appliance-1.1.0-update.tar: 1.1.0, not the newest');
+    expect(text).toContain('acme-appliance-1.1.0-update.tar: 1.1.0, ready, older than 1.3.0');
     expect(text).toContain('rogue.tar: E_SIGNATURE: not signed by keys this appliance trusts');
     expect(text).toContain('[Enter] apply');
   });
@@ -148,8 +236,9 @@ describe('console screens', () => {
     expect(text).toMatch(
       /Changes since 1\.0\.0:\s+db\s+4\.0\.0 update DB-20: partitioned event tables\s+web\s+1\.0\.1 fix\s+WEB-7/,
     );
-    expect(text).toMatch(/db\s+upgrade\s+3\.0\.0 → 4\.0\.0/);
-    expect(text).toMatch(/agent\s+remove\s+0\.9\.0 → -\s+release 1\.3\.0 no longer has agent/);
+    // The reason column says what the versions do not, and never repeats them.
+    expect(text).toMatch(/db\s+upgrade\s+3\.0\.0 → 4\.0\.0\n/);
+    expect(text).toMatch(/agent\s+remove\s+0\.9\.0 → -\s+not in release 1\.3\.0\n/);
     expect(text).toContain('Stages 3.0 KiB of payload.');
   });
 
@@ -160,6 +249,11 @@ describe('console screens', () => {
       /web\s+BLOCKED\s+1\.0\.0 → 1\.0\.1\s+web 1\.0\.1 needs db \^4\.0\.0, but db will be 3\.0\.0 \(skipped\)/,
     );
     expect(frame(state)).toContain('Bundle found, but it cannot be applied');
+    expect(frame(state)).toContain('What would happen (nothing will: the plan is blocked):');
+    // The rows that would act are held back, never drawn as if they would run.
+    expect(frame(state)).toMatch(/agent\s+\(remove\)\s+0\.9\.0 → -\s+held back: web blocked/);
+    expect(frame(state)).not.toMatch(/agent\s+remove/);
+    expect(frame(state)).not.toContain('Stages');
     expect(frame(state)).not.toContain('[Enter] apply');
     state = reduce(state, {
       type: 'notice',
@@ -272,12 +366,46 @@ describe('console screens', () => {
       problem: { code: 'E_SIGNATURE', message: 'untrusted' },
     });
     let state = initialState(appliance, [older, candidate(), untrusted]);
-    expect(frame(state)).toContain('[↑/↓] another bundle');
+    expect(frame(state)).toContain('[←→] bundle');
     expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
     state = reduce(state, { type: 'choose', step: 1 });
     expect(frame(state)).toContain('Update ready: acme-appliance 1.1.0');
     state = reduce(state, { type: 'choose', step: 1 });
     expect(frame(state)).toContain('Update ready: acme-appliance 1.3.0');
+  });
+
+  it('signature: the keys that signed, and the trust root walked to along the bundle’s chain', () => {
+    const walked = candidate({
+      signature: {
+        keys: [{ keyid: 'aa11bb22cc33dd44ee55' }, { keyid: 'ff66aa77bb88cc99dd00', name: 'ci' }],
+        threshold: 2,
+        rootVersion: 3,
+        walkedFrom: 1,
+      },
+    });
+    expect(frame(initialState(appliance, [walked])).replace(/\s+/g, ' ')).toContain(
+      'Signed by keys aa11bb22cc33dd44, ff66aa77bb88cc99 (ci) (2 of 2 needed; trust root version 3, walked from version 1)',
+    );
+  });
+
+  it('what a bundle declares it costs: duration, restarts and reboot, per row and in total', () => {
+    const planned = plan(facts, meta, controls);
+    // As the planner gives them once bundles declare them; absent fields say nothing.
+    const declared = {
+      ...planned,
+      estimatedSeconds: 600,
+      restart: ['nginx', 'dbd'],
+      reboot: true,
+      components: planned.components.map((c) =>
+        c.name === 'db' ? { ...c, estimatedSeconds: 45, restart: ['dbd'], reboot: false } : c,
+      ),
+    };
+    const text = frame(initialState(appliance, [candidate({ plan: declared })]));
+    expect(text).toMatch(/db\s+upgrade\s+3\.0\.0 → 4\.0\.0\s+~45 s; restarts dbd\n/);
+    expect(text).toMatch(/web\s+upgrade\s+1\.0\.0 → 1\.0\.1\n/);
+    expect(text).toContain(
+      'Stages 3.0 KiB of payload; ~10 min; restarts nginx, dbd; needs a reboot.',
+    );
   });
 
   it('no bundles: says what to attach', () => {
@@ -313,7 +441,7 @@ function listed(spec: string, at: number): Candidate {
   });
   const problem = { code: 'E_SIGNATURE', message: 'not signed by keys this appliance trusts' };
   const file = `/media/usb/bundle-${at}.tar`;
-  const base = { file, product: 'acme', release, kind: 'update', notes: '' };
+  const base = { file, product: 'acme', release, kind: 'update', notes: '', signature: null };
   switch (state) {
     case 'ready':
       return { ...base, plan: planned('ok', ['db']), problem: null };

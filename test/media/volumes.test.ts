@@ -153,14 +153,12 @@ describe('asking for volumes', () => {
       controller.subscribe((state) => {
         if (state.volume && !wanted.includes(state.volume.label)) {
           wanted.push(state.volume.label);
-          void insert(join(media, `vol${state.volume.volume}`)).then(() =>
-            controller.key('', true),
-          );
+          void insert(join(media, `vol${state.volume.volume}`)).then(() => controller.key('enter'));
         }
         if (state.screen === 'done') resolve();
       });
     });
-    controller.key('', true);
+    controller.key('enter');
     await done;
     expect(wanted).toEqual(['ACME_APPLIANCE_1_0_0_2', 'ACME_APPLIANCE_1_0_0_3']);
     expect(controller.state.result?.outcome).toBe('committed');

@@ -230,6 +230,36 @@ describe('console screens', () => {
     ).toContain('this console closes and Ferry 9.1.0');
   });
 
+  it('←/→ and a rescan treat a bundle that needs a newer Ferry as one to choose', () => {
+    const ready = candidate();
+    const newer = candidate({
+      file: '/media/usb/acme-appliance-1.2.0-update.tar',
+      release: '1.2.0',
+      plan: null,
+      problem: { code: 'E_INSTALLER_TOO_OLD', message: 'needs Ferry 9.0.0 or newer' },
+      needs: { version: '9.0.0', carried: '9.1.0', hint: '' },
+    });
+    let state = initialState(appliance, [ready, newer]);
+    expect(state.chosen).toBe(0);
+    expect(layout(state, { columns: 80, rows: 24 }).footer.text).toContain(
+      '[Enter] apply [←→] bundle',
+    );
+    state = reduce(state, { type: 'choose', step: 1 });
+    expect(state.chosen).toBe(1);
+    const small = layout(state, { columns: 80, rows: 24 });
+    expect(small.top.map((line) => line.text).join('\n')).toContain(
+      'Bundle found, but it needs Ferry 9.0.0 or newer: acme-appliance 1.2.0',
+    );
+    expect(small.footer.text).toContain('[Enter] hand over to Ferry 9.1.0 [←→] bundle');
+    // Found again in another order: the bundle on screen stays chosen.
+    state = reduce(state, { type: 'found', candidates: [newer, ready], searched: [] });
+    expect(state.chosen).toBe(0);
+    state = reduce(state, { type: 'hand-over' });
+    expect(layout(state, { columns: 80, rows: 24 }).footer.text).toContain('[q] stop here');
+    // While it hands over, nothing else is chosen.
+    expect(reduce(state, { type: 'choose', step: 1 }).chosen).toBe(0);
+  });
+
   it('plan: release notes, the changes since the installed release by component, and every action with its reason', () => {
     const text = frame(initialState(appliance, [candidate()]));
     expect(text).toContain('Retires the legacy agent.');
@@ -389,23 +419,42 @@ describe('console screens', () => {
   });
 
   it('what a bundle declares it costs: duration, restarts and reboot, per row and in total', () => {
-    const planned = plan(facts, meta, controls);
-    // As the planner gives them once bundles declare them; absent fields say nothing.
-    const declared = {
-      ...planned,
-      estimatedSeconds: 600,
-      restart: ['nginx', 'dbd'],
-      reboot: true,
-      components: planned.components.map((c) =>
-        c.name === 'db' ? { ...c, estimatedSeconds: 45, restart: ['dbd'], reboot: false } : c,
-      ),
-    };
-    const text = frame(initialState(appliance, [candidate({ plan: declared })]));
-    expect(text).toMatch(/db\s+upgrade\s+3\.0\.0 → 4\.0\.0\s+~45 s; restarts dbd\n/);
-    expect(text).toMatch(/web\s+upgrade\s+1\.0\.0 → 1\.0\.1\n/);
-    expect(text).toContain(
-      'Stages 3.0 KiB of payload; ~10 min; restarts nginx, dbd; needs a reboot.',
+    // The planner's own fields, from metadata that declares them.
+    const declaring = (web: { estimatedSeconds?: number }): BundleMetadata => ({
+      ...meta,
+      components: {
+        ...meta.components,
+        db: {
+          ...(meta.components.db as BundleMetadata['components'][string]),
+          estimatedSeconds: 45,
+          restart: ['dbd'],
+          reboot: true,
+        },
+        web: {
+          ...(meta.components.web as BundleMetadata['components'][string]),
+          ...web,
+          restart: ['nginx'],
+        },
+      },
+    });
+    const shown = (metadata: BundleMetadata) =>
+      frame(initialState(appliance, [candidate({ plan: plan(facts, metadata, controls) })]));
+    const all = shown(declaring({ estimatedSeconds: 555 }));
+    expect(all).toMatch(
+      /db\s+upgrade\s+3\.0\.0 → 4\.0\.0\s+about 45s; restarts dbd; needs a reboot\n/,
     );
+    expect(all).toMatch(/web\s+upgrade\s+1\.0\.0 → 1\.0\.1\s+about 9m15s; restarts nginx\n/);
+    expect(all).toContain(
+      'Stages 3.0 KiB of payload; about 10m; restarts dbd, nginx; needs a reboot.',
+    );
+    // An update without an estimate: the total is unknown, never a sum that leaves it out.
+    const some = shown(declaring({})).replace(/\s+/g, ' ');
+    expect(some).toMatch(/web upgrade 1\.0\.0 → 1\.0\.1 restarts nginx /);
+    expect(some).toContain(
+      'Stages 3.0 KiB of payload; time unknown: no estimate from web (the rest about 45s); restarts dbd, nginx; needs a reboot.',
+    );
+    // Nothing declared: the plan reads as it always did.
+    expect(shown(meta)).toMatch(/Stages 3\.0 KiB of payload\.\n/);
   });
 
   it('no bundles: says what to attach', () => {

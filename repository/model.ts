@@ -468,30 +468,39 @@ export async function publish(
       throw ioError(error, options.bundle, 'read');
     })
   ).size;
-  const sha256 = await digestFile(options.bundle, size);
+  // The version record comes first: registries overwrite tags without asking, so
+  // the refusal is Ferry's, before anything is written. Only then is the file read,
+  // once: hashed alone when the version exists, else hashed as it is stored.
+  const existing = await readVersion(ctx, version);
+  const head = await readHead(ctx);
+  const channel =
+    options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
   const metadataBlob = { digest: documentBlobDigest(metadataBytes), size: metadataBytes.length };
+  let sha256: string;
+  if (existing) {
+    sha256 = await digestFile(options.bundle, size);
+    if (existing.bundle.digest !== sha256)
+      throw new FerryError(
+        'E_VERSION_EXISTS',
+        `${ctx.store.name} already holds ${version} as ${existing.bundle.digest}; ${options.bundle} is ${sha256}`,
+        {
+          file: options.bundle,
+          reference: version,
+          hint: 'a published version never changes: give the release a new version and publish that',
+        },
+      );
+  } else {
+    await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+    await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
+    sha256 = await ctx.store.putBlob(options.bundle, undefined, size, options.onProgress);
+  }
   const manifest = bundleManifest({
     version,
     created: metadata.release.createdAt,
     metadata: metadataBlob,
     bundle: { digest: sha256, size, fileName: basename(options.bundle), format },
   });
-  // Registries overwrite tags without asking: the refusal is Ferry's, before anything is written.
-  const existing = await readVersion(ctx, version);
-  if (existing && existing.bundle.digest !== sha256)
-    throw new FerryError(
-      'E_VERSION_EXISTS',
-      `${ctx.store.name} already holds ${version} as ${existing.bundle.digest}; ${options.bundle} is ${sha256}`,
-      {
-        file: options.bundle,
-        reference: version,
-        hint: 'a published version never changes: give the release a new version and publish that',
-      },
-    );
   const digest = existing?.digest ?? manifest.digest;
-  const head = await readHead(ctx);
-  const channel =
-    options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
   const result: PublishResult = {
     repo: ctx.store.name,
     version,
@@ -507,11 +516,6 @@ export async function publish(
   };
   if (existing && (options.channel === undefined || channel?.value.digest === digest))
     return result;
-  if (!existing) {
-    await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-    await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
-    await ctx.store.putBlob(options.bundle, sha256, size, options.onProgress);
-  }
   await commit(ctx, head, options.writer, async (append) => {
     if (!ctx.config) {
       const config: RepoConfig = {

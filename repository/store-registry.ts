@@ -45,11 +45,16 @@ export class RegistryStore implements Store {
 
   async putBlob(
     source: string | Buffer,
-    digest: string,
+    digest: string | undefined,
     size: number,
     onProgress?: Progress,
-  ): Promise<void> {
-    await this.client.pushBlob(source, { digest, size, ...(onProgress ? { onProgress } : {}) });
+  ): Promise<string> {
+    const pushed = await this.client.pushBlob(source, {
+      ...(digest !== undefined ? { digest } : {}),
+      size,
+      ...(onProgress ? { onProgress } : {}),
+    });
+    return pushed.digest;
   }
 
   readBlob(digest: string, size: number): Promise<Buffer> {

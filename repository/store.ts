@@ -15,13 +15,17 @@ export interface Store {
   /** One writer at a time where the medium can hold a lock (a directory); the registry cannot. */
   lock(actor: string): Promise<Lock>;
   hasBlob(digest: string): Promise<boolean>;
-  /** Stores a file (streamed) or small bytes under their digest, unless already held. */
+  /**
+   * Stores a file (streamed) or small bytes under their digest, unless already
+   * held, and returns the digest. Without one, it is taken from the bytes as
+   * they are stored, in the same read.
+   */
   putBlob(
     source: string | Buffer,
-    digest: string,
+    digest: string | undefined,
     size: number,
     onProgress?: Progress,
-  ): Promise<void>;
+  ): Promise<string>;
   /** A small blob in memory, checked against its digest. */
   readBlob(digest: string, size: number): Promise<Buffer>;
   /** A blob into `toPath`, checked against digest and size as it streams, renamed into place only when whole. */

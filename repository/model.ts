@@ -47,6 +47,7 @@ import {
   EVENT_TAG,
   isVersionTag,
   TAGS,
+  type Lock,
   type Progress,
   type Store,
 } from './store.js';
@@ -84,6 +85,14 @@ interface Context {
   trust: TrustedRoot | undefined;
   /** Who may sign the repository's documents (undefined before the repository exists). */
   keys: Map<string, KeyObject> | undefined;
+  /** Set while a command decides again under the lock it waited for (see decide). */
+  again?: Again;
+}
+
+interface Again {
+  lock: Lock;
+  /** The events written while the command waited, for messages. */
+  moved: string;
 }
 
 interface Head {
@@ -121,7 +130,7 @@ export function writerFromEnv(
   };
 }
 
-async function open(options: RepoOptions, create = false): Promise<Context> {
+async function open(options: RepoOptions, create = false, again?: Again): Promise<Context> {
   const store = options.repo.startsWith('oci://')
     ? await RegistryStore.open(options.repo, options.insecure === true)
     : await DirectoryStore.open(resolve(options.repo), create);
@@ -149,7 +158,13 @@ async function open(options: RepoOptions, create = false): Promise<Context> {
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
     });
-  return { store, config, trust, keys: trust && documentKeys(trust, config?.keys) };
+  return {
+    store,
+    config,
+    trust,
+    keys: trust && documentKeys(trust, config?.keys),
+    ...(again ? { again } : {}),
+  };
 }
 
 function needTrust(ctx: Context): TrustedRoot {
@@ -309,6 +324,59 @@ async function needVersion(ctx: Context, version: string) {
   });
 }
 
+/** The lock is held and the log moved since the command read it: decide again under it. */
+class HeadMoved extends Error {
+  readonly again: Again;
+  readonly store: Store;
+
+  constructor(store: Store, again: Again) {
+    super(again.moved);
+    this.store = store;
+    this.again = again;
+  }
+}
+
+/**
+ * Runs a command's read-decide-commit. A writer that waited for the lock
+ * while another wrote finds the audit head moved: it then reads and decides
+ * again under that lock, as if it had started after the other. If its
+ * decision still stands it writes; if not (a refusal now, or nothing left to
+ * do), it stops with E_REPO_CONFLICT naming the events written meanwhile.
+ */
+async function decide<T>(attempt: (again?: Again) => Promise<T>): Promise<T> {
+  try {
+    return await attempt();
+  } catch (error) {
+    if (!(error instanceof HeadMoved)) throw error;
+    try {
+      return await attempt(error.again);
+    } catch (again) {
+      if (again instanceof FerryError && again.code !== 'E_REPO_CONFLICT')
+        throw changedMeanwhile(error.store, error.again.moved, again.message);
+      throw again;
+    } finally {
+      await error.again.lock.release();
+    }
+  }
+}
+
+function changedMeanwhile(store: Store, moved: string, now: string): FerryError {
+  return conflict(store, 'the audit log', `gained ${moved} while this command waited; now ${now}`);
+}
+
+/** The events after `from`, for a message: "event 4 (promote 1.1.0 by alice)". */
+async function eventsAfter(ctx: Context, from: number, to: number): Promise<string> {
+  const named: string[] = [];
+  for (let seq = from + 1; seq <= to; seq++) {
+    const event = (await readEvent(ctx, seq))?.value;
+    const what = event
+      ? `${event.op}${event.subject.version ? ` ${String(event.subject.version)}` : ''} by ${event.actor}`
+      : 'unreadable';
+    named.push(`event ${seq} (${what})`);
+  }
+  return named.join(', ');
+}
+
 /**
  * The write phase: takes the lock (a directory's; the registry has none),
  * checks that the audit head is still the one everything was decided on,
@@ -331,16 +399,26 @@ async function commit(
         hint: "sign with a release key of the repository's trust root, or with a key given as --repo-key when it was made",
       },
     );
-  await writer.beforeWrite?.();
-  const lock = await ctx.store.lock(writer.actor);
+  const again = ctx.again;
+  if (!again) await writer.beforeWrite?.();
+  const lock = again?.lock ?? (await ctx.store.lock(writer.actor));
+  let handed = false;
   try {
     let head = await readHead(ctx);
-    if (head?.digest !== read?.digest)
+    if (head?.digest !== read?.digest) {
+      if (head && (read?.seq ?? 0) < head.seq && !again) {
+        handed = true;
+        throw new HeadMoved(ctx.store, {
+          lock,
+          moved: await eventsAfter(ctx, read?.seq ?? 0, head.seq),
+        });
+      }
       throw conflict(
         ctx.store,
         'the audit log',
         `moved from event ${read?.seq ?? 0} to event ${head?.seq ?? 0} while this command decided`,
       );
+    }
     const now = writer.now ?? (() => new Date());
     const append = async (
       op: EventOp,
@@ -366,8 +444,14 @@ async function commit(
     await steps(append);
     return head;
   } finally {
-    await lock.release();
+    // A lock handed to decide() is released there, after the second decision.
+    if (!handed && !again) await lock.release();
   }
+}
+
+/** Under decide()'s second attempt, a command that would now write nothing stops instead. */
+function nothingLeft(ctx: Context, why: string): void {
+  if (ctx.again) throw changedMeanwhile(ctx.store, ctx.again.moved, why);
 }
 
 async function moveChannel(
@@ -411,17 +495,27 @@ export interface PublishResult {
   changed: boolean;
 }
 
-export async function publish(
-  options: RepoOptions & {
-    bundle: string;
-    /** Public keys (PEM) besides the release keys that may sign documents: set once, when the repository is made. */
-    repoKeys?: readonly string[];
-    channel?: string;
-    writer: Writer;
-    onProgress?: Progress;
-  },
+export interface PublishOptions extends RepoOptions {
+  bundle: string;
+  /** Public keys (PEM) besides the release keys that may sign documents: set once, when the repository is made. */
+  repoKeys?: readonly string[];
+  channel?: string;
+  writer: Writer;
+  onProgress?: Progress;
+}
+
+export function publish(options: PublishOptions): Promise<PublishResult> {
+  // Stored once: deciding again under the lock does not store the bundle again.
+  const stored: { sha256?: string } = {};
+  return decide((again) => publishOnce(options, stored, again));
+}
+
+async function publishOnce(
+  options: PublishOptions,
+  stored: { sha256?: string },
+  again?: Again,
 ): Promise<PublishResult> {
-  const ctx = await open(options, options.trust !== undefined);
+  const ctx = await open(options, options.trust !== undefined, again);
   const trust = needTrust(ctx);
   const repoKeys = [...(options.repoKeys ?? [])];
   if (repoKeys.length > 0 && ctx.config)
@@ -492,7 +586,12 @@ export async function publish(
   } else {
     await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
     await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
-    sha256 = await ctx.store.putBlob(options.bundle, undefined, size, options.onProgress);
+    sha256 = stored.sha256 ??= await ctx.store.putBlob(
+      options.bundle,
+      undefined,
+      size,
+      options.onProgress,
+    );
   }
   const manifest = bundleManifest({
     version,
@@ -868,8 +967,15 @@ async function writeApproval(
   return blob.digest;
 }
 
-export async function approve(options: RepoOptions & ApproveOptions): Promise<ApproveResult> {
-  const ctx = await open(options);
+export function approve(options: RepoOptions & ApproveOptions): Promise<ApproveResult> {
+  return decide((again) => approveOnce(options, again));
+}
+
+async function approveOnce(
+  options: RepoOptions & ApproveOptions,
+  again?: Again,
+): Promise<ApproveResult> {
+  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
   const decided = await approvalFor(ctx, policy, options);
@@ -923,19 +1029,23 @@ export interface PromoteResult {
   event?: number;
 }
 
-export async function promote(
-  options: RepoOptions & {
-    version: string;
-    to: string;
-    from?: string;
-    approvedBy?: string;
-    evidence?: readonly string[];
-    rollback?: boolean;
-    reason?: string;
-    writer: Writer;
-  },
-): Promise<PromoteResult> {
-  const ctx = await open(options);
+export interface PromoteOptions extends RepoOptions {
+  version: string;
+  to: string;
+  from?: string;
+  approvedBy?: string;
+  evidence?: readonly string[];
+  rollback?: boolean;
+  reason?: string;
+  writer: Writer;
+}
+
+export function promote(options: PromoteOptions): Promise<PromoteResult> {
+  return decide((again) => promoteOnce(options, again));
+}
+
+async function promoteOnce(options: PromoteOptions, again?: Again): Promise<PromoteResult> {
+  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   knownChannel(policy, options.to, ctx.store.name);
   const rollback = options.rollback === true;
@@ -1008,7 +1118,13 @@ export async function promote(
     ...(judged.verdict === 'closed' ? { code: 'E_PROMOTION_WINDOW' as const } : {}),
     ...(judged.opens ? { opens: judged.opens } : {}),
   };
-  if (judged.verdict !== 'ok') return result;
+  if (judged.verdict !== 'ok') {
+    nothingLeft(
+      ctx,
+      `${options.to} ${judged.verdict === 'unchanged' ? `holds ${options.version} already` : `is ${judged.verdict}: ${judged.excuses.map((e) => e.code).join(', ')}`}`,
+    );
+    return result;
+  }
   const last = await commit(ctx, head, options.writer, async (append) => {
     if (extra) await writeApproval(ctx, append, extra, options.writer);
     const event = await append(rollback ? 'rollback' : 'promote', {
@@ -1047,10 +1163,17 @@ export interface GcResult {
  * removed (with --yes), and a `gc` event records which. Events, approvals
  * and channel documents are never removed: the log stays whole.
  */
-export async function gc(
+export function gc(
   options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
 ): Promise<GcResult> {
-  const ctx = await open(options);
+  return decide((again) => gcOnce(options, again));
+}
+
+async function gcOnce(
+  options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
+  again?: Again,
+): Promise<GcResult> {
+  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
   const events = (await readEvents(ctx)).reverse();
@@ -1123,16 +1246,18 @@ export async function setPolicy(
       hint: 'see "Publishing from CI" in the README for the policy file',
     });
   const policy = options.policy as Policy;
-  const ctx = await open(options);
-  const head = await readHead(ctx);
-  const current = await readPolicy(ctx);
-  let digest = '';
-  await commit(ctx, head, options.writer, async (append) => {
-    digest = sealDocument('policy', policy, options.writer.keys).digest;
-    await append('policy', { policy: digest });
-    await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
-      replace: { expected: current?.manifest },
+  return decide(async (again) => {
+    const ctx = await open(options, false, again);
+    const head = await readHead(ctx);
+    const current = await readPolicy(ctx);
+    let digest = '';
+    await commit(ctx, head, options.writer, async (append) => {
+      digest = sealDocument('policy', policy, options.writer.keys).digest;
+      await append('policy', { policy: digest });
+      await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
+        replace: { expected: current?.manifest },
+      });
     });
+    return { repo: ctx.store.name, policy, digest };
   });
-  return { repo: ctx.store.name, policy, digest };
 }

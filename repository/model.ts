@@ -69,6 +69,8 @@ export interface Writer {
   now?: () => Date;
   /** Called after everything is read and decided, before the first write: tests hold two writers here. */
   beforeWrite?: () => Promise<void>;
+  /** Told once when another writer holds the repository's lock and this one waits for it. */
+  onWait?: (holder: string) => void;
 }
 
 export interface RepoOptions {
@@ -401,7 +403,7 @@ async function commit(
     );
   const again = ctx.again;
   if (!again) await writer.beforeWrite?.();
-  const lock = again?.lock ?? (await ctx.store.lock(writer.actor));
+  const lock = again?.lock ?? (await ctx.store.lock(writer.actor, writer.onWait));
   let handed = false;
   try {
     let head = await readHead(ctx);

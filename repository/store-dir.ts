@@ -71,7 +71,7 @@ export class DirectoryStore implements Store {
     this.#fresh = false;
   }
 
-  async lock(actor: string): Promise<Lock> {
+  async lock(actor: string, onWait?: (holder: string) => void): Promise<Lock> {
     await this.#ensure();
     const path = join(this.#dir, 'ferry', 'lock');
     const staleMs = seconds('FERRY_LOCK_STALE_SECONDS', 30) * 1000;
@@ -106,6 +106,10 @@ export class DirectoryStore implements Store {
           broke = { owner };
         }
         continue;
+      }
+      if (onWait) {
+        onWait(await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown'));
+        onWait = undefined;
       }
       if (Date.now() > deadline) {
         const owner = await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown');

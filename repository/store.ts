@@ -12,8 +12,11 @@ import type { BuiltManifest } from './oci/artifact.js';
 export interface Store {
   /** The repository as the operator named it, for messages. */
   readonly name: string;
-  /** One writer at a time where the medium can hold a lock (a directory); the registry cannot. */
-  lock(actor: string): Promise<Lock>;
+  /**
+   * One writer at a time where the medium can hold a lock (a directory); the
+   * registry cannot. `onWait` hears once that another writer holds it.
+   */
+  lock(actor: string, onWait?: (holder: string) => void): Promise<Lock>;
   hasBlob(digest: string): Promise<boolean>;
   /**
    * Stores a file (streamed) or small bytes under their digest, unless already

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -220,27 +220,87 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     );
   });
 
-  it('two promotions at once: one moves the channel, the chain stays whole', async () => {
+  /**
+   * Two real writers that both decided while a third held the lock: each says it
+   * waits, and once the lock is free each writes in turn, the second deciding again.
+   */
+  async function behindALock(repo: string, runs: Array<{ args: string[]; actor: string }>) {
+    const lock = join(repo, 'ferry/lock');
+    await mkdir(lock);
+    await writeFile(join(lock, 'owner.json'), '{"actor":"held-by-the-test"}');
+    const children = runs.map(({ args, actor }) => {
+      const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--json'], {
+        env: { PATH: process.env.PATH, FERRY_ACTOR: actor, FERRY_LOCK_WAIT_SECONDS: '120' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const waiting = new Promise<void>((resolve) =>
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('waiting for the lock')) resolve();
+        }),
+      );
+      const done = new Promise<RunResult>((resolve) =>
+        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })),
+      );
+      return { waiting, done };
+    });
+    await Promise.all(children.map((c) => c.waiting));
+    await rm(lock, { recursive: true });
+    return Promise.all(children.map((c) => c.done));
+  }
+
+  it('two promotions that waited for the lock: one moves the channel, the other decides again and exits 5', async () => {
     const repo2 = join(dir, 'repo2');
     await publishTo(repo2, bundles['1.0.0'] as string, '--channel', 'dev');
     await repoFerry(['approve', '1.0.0', '--repo', repo2, '--to', 'beta', '--by', 'alice']);
-    const both = await Promise.all([
-      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'one'),
-      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'two'),
+    const promote = ['promote', '1.0.0', '--repo', repo2, '--to', 'beta'];
+    const both = await behindALock(repo2, [
+      { args: promote, actor: 'one' },
+      { args: promote, actor: 'two' },
     ]);
-    // The loser either saw the head move (exit 5, E_REPO_CONFLICT) or, started later, found it done.
-    for (const run of both) expect([0, 5], run.stderr).toContain(run.code);
-    const verdicts = both.map((run) =>
-      run.code === 0
-        ? json<{ verdict: string }>(run).verdict
-        : json<{ error: { code: string } }>(run).error.code,
-    );
-    expect(verdicts.filter((v) => v === 'promoted')).toHaveLength(1);
+    expect(both.map((run) => run.code).sort(), both[0]?.stderr).toEqual([0, 5]);
+    const winner = both.findIndex((run) => run.code === 0);
+    const loser = both[1 - winner] as RunResult;
+    expect(json<{ verdict: string }>(both[winner] as RunResult).verdict).toBe('promoted');
+    const error = json<{ error: { code: string; message: string } }>(loser).error;
+    expect(error.code).toBe('E_REPO_CONFLICT');
+    // It names what the other writer did while it waited, and why that ends its own decision.
+    expect(error.message).toContain(`promote 1.0.0 by ${winner === 0 ? 'one' : 'two'}`);
+    expect(error.message).toContain('beta holds 1.0.0 already');
     const log = await repoFerry(['history', '--repo', repo2, '--verify', '--json']);
     expect(log.code, log.stderr).toBe(0);
     expect(
       json<{ events: Array<{ op: string }> }>(log).events.filter((e) => e.op === 'promote'),
     ).toHaveLength(1);
+  });
+
+  it('two publishes that waited for the lock: the second decides again and still publishes', async () => {
+    const repo3 = join(dir, 'repo3');
+    await publishTo(repo3, bundles['1.0.0'] as string);
+    const both = await behindALock(
+      repo3,
+      ['1.0.0', '1.1.0'].map((version, i) => ({
+        args: ['publish', bundles[version] as string, '--repo', repo3, '--channel', 'dev'],
+        actor: `job${i}`,
+      })),
+    );
+    for (const run of both) expect(run.code, run.stderr).toBe(0);
+    // Both still held after the other: 1.0.0 (published before) moves dev, 1.1.0 is new.
+    expect(both.map((run) => json<{ version: string; changed: boolean }>(run))).toMatchObject([
+      { version: '1.0.0', changed: true },
+      { version: '1.1.0', changed: true },
+    ]);
+    const log = await repoFerry(['history', '--repo', repo3, '--verify', '--json']);
+    expect(log.code, log.stderr).toBe(0);
+    const events = json<{ events: Array<{ op: string; actor: string }> }>(log).events;
+    expect(
+      events
+        .filter((e) => e.op === 'publish')
+        .map((e) => e.actor)
+        .sort(),
+    ).toEqual(['ci', 'job0', 'job1']);
   });
 
   it('history --verify names the event whose byte was edited (exit 3)', async () => {

@@ -250,7 +250,29 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
   if (seq === undefined) return undefined;
   const event = await readEvent(ctx, seq);
   if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
+  await untilMoved(ctx, event.value);
   return { seq, digest: event.digest };
+}
+
+/**
+ * A write records its event, then moves the channel the event names. A
+ * reader that found the event before the move (a registry has no lock to
+ * keep it out) waits for the move, so that it decides on what that write
+ * did, not on the channel before it; a writer that died in between is
+ * passed over after a few seconds.
+ */
+async function untilMoved(ctx: Context, event: AuditEvent): Promise<void> {
+  const channel =
+    event.op === 'publish'
+      ? event.subject.channel
+      : event.op === 'promote' || event.op === 'rollback'
+        ? event.subject.to
+        : undefined;
+  if (typeof channel !== 'string') return;
+  for (let tries = 0; tries < 20; tries++) {
+    if (((await readChannel(ctx, channel))?.value.auditSeq ?? 0) >= event.seq) return;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
 }
 
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {

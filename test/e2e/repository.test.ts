@@ -16,6 +16,8 @@ import {
   type RunResult,
   type Workspace,
 } from '../helpers.js';
+import { RegistryClient } from '../../repository/oci/client.js';
+import { documentManifest } from '../../repository/oci/artifact.js';
 import {
   registryMissing,
   SKOPEO,
@@ -53,7 +55,6 @@ function repoFerry(args: string[], actor = 'ci'): Promise<RunResult> {
     env: {
       FERRY_ACTOR: actor,
       CI_JOB_URL: 'https://ci.example/jobs/7',
-      FERRY_REGISTRY_SETTLE_MS: '300',
     },
   });
 }
@@ -364,6 +365,77 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     ]);
     expect(pulled.code, pulled.stderr).toBe(0);
     expect(json(pulled)).toMatchObject({ version: '1.0.0', digest, channel: 'dev' });
+  });
+
+  it('a claim on the next audit event stops a second writer (exit 5); a stale claim is passed over', async () => {
+    const repo = (registry as Registry).reference('acme/claimed');
+    expect((await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev')).code).toBe(0);
+    await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice']);
+    const head = json<{ events: Array<{ seq: number }> }>(
+      await repoFerry(['history', '--repo', repo, '--json']),
+    ).events[0]?.seq as number;
+    // Another writer's claim on the next event, as it puts one: any manifest under the name.
+    const client = await RegistryClient.open(repo, { env: {} });
+    const other = documentManifest({
+      artifactType: 'application/vnd.ferry.test',
+      mediaType: 'application/vnd.ferry.test+json',
+      document: {
+        bytes: Buffer.from('{}'),
+        digest: `sha256:${sha256(Buffer.from('{}'))}`,
+        size: 2,
+      },
+    });
+    await client.pushBlob(Buffer.from('{}'));
+    const claim = (seconds: number) =>
+      `ferry.audit.${String(head + 1).padStart(8, '0')}.${seconds}.${'a'.repeat(12)}`;
+    const now = Math.floor(Date.now() / 1000);
+    await client.putManifest(claim(now), other.bytes, other.mediaType);
+    const promote = ['promote', '1.0.0', '--repo', repo, '--to', 'beta', '--json'];
+    const stopped = await repoFerry(promote);
+    expect(stopped.code, stopped.stderr).toBe(5);
+    expect(json<{ error: { code: string; message: string } }>(stopped).error).toMatchObject({
+      code: 'E_REPO_CONFLICT',
+      message: expect.stringContaining(claim(now)) as unknown,
+    });
+    // It took its own claim back: only the other writer's is left on that event.
+    const next = `ferry.audit.${String(head + 1).padStart(8, '0')}`;
+    expect((await client.listTags()).filter((t) => t.startsWith(next))).toEqual([claim(now)]);
+    // A claim older than the stale limit is a writer that died before writing its event.
+    await client.deleteManifest(other.digest);
+    await client.putManifest(claim(now - 120), other.bytes, other.mediaType);
+    const moved = await repoFerry(promote);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(json<{ verdict: string; event: number }>(moved)).toMatchObject({
+      verdict: 'promoted',
+      event: head + 1,
+    });
+    expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
+  });
+
+  it('writers racing on a registry: each wins or exits 5, and the log holds exactly the winners', async () => {
+    const repo = (registry as Registry).reference('acme/racing');
+    expect((await publishTo(repo, bundles['1.0.0'] as string)).code).toBe(0);
+    const actors = ['a', 'b', 'c', 'd'];
+    const runs = await Promise.all(
+      actors.map((actor) =>
+        repoFerry(
+          ['publish', bundles['1.0.0'] as string, '--repo', repo, '--channel', 'dev', '--json'],
+          actor,
+        ),
+      ),
+    );
+    for (const run of runs) expect([0, 5], run.stderr).toContain(run.code);
+    const winners = actors.filter(
+      (_, i) => runs[i]?.code === 0 && json<{ changed: boolean }>(runs[i]).changed,
+    );
+    expect(winners.length).toBeGreaterThan(0);
+    const log = await repoFerry(['history', '--repo', repo, '--verify', '--json']);
+    expect(log.code, log.stderr).toBe(0);
+    const writers = json<{ events: Array<{ op: string; actor: string }> }>(log)
+      .events.filter((e) => e.op === 'publish' && e.actor !== 'ci')
+      .map((e) => e.actor)
+      .sort();
+    expect(writers).toEqual(winners.sort());
   });
 
   it('a publish killed mid-upload and run again gives the same digest', async () => {

@@ -17,6 +17,7 @@ import {
   type Workspace,
 } from '../helpers.js';
 import { RegistryClient } from '../../repository/oci/client.js';
+import { Terminal } from './terminal.js';
 import { documentManifest } from '../../repository/oci/artifact.js';
 import {
   registryMissing,
@@ -38,6 +39,7 @@ let ws: Workspace;
 let dir: string;
 let bundles: Record<string, string>;
 let registry: Registry | undefined;
+const terminal = new Terminal();
 
 beforeAll(async () => {
   dir = await tempDir('ferry-e2e-repo-');
@@ -251,6 +253,16 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     await rm(lock, { recursive: true });
     return Promise.all(children.map((c) => c.done));
   }
+
+  it('pull shows its progress on a terminal, and none in a log', async () => {
+    const out = join(dir, 'pulled-on-a-terminal');
+    terminal.ferry('pull', ['pull', '--repo', repo, '--channel', 'beta', '--out', out]);
+    const screen = await terminal.waitFor('pull', 'exit=0');
+    expect(screen).toMatch(/pull: download [\d.]+ \w+ of [\d.]+ \w+ \(100%\)/);
+    const logged = await repoFerry(['pull', '--repo', repo, '--channel', 'beta', '--out', out]);
+    expect(logged.code, logged.stderr).toBe(0);
+    expect(logged.stderr).toBe('');
+  });
 
   it('two promotions that waited for the lock: one moves the channel, the other decides again and exits 5', async () => {
     const repo2 = join(dir, 'repo2');

@@ -102,23 +102,37 @@ export class RegistryStore implements Store {
   /**
    * Claims `tag` for this event: `TAG.SECONDS.DIGEST12`, then a list of every
    * claim of the tag. Another claim, younger than the stale limit, means
-   * another writer got there too: this one takes its claim back (where the
-   * registry allows deletes) and stops. A claim older than the limit is a
+   * another writer got there too: this one takes its claim back and, while
+   * the event is still unwritten, tries again after a random pause (two
+   * writers that saw each other both step back, and one of them usually
+   * finds itself alone the next time); after three tries, or when the
+   * registry refuses to delete, it stops. A claim older than the limit is a
    * writer that died between its claim and its event, and is passed over.
    */
   private async claim(tag: string, manifest: BuiltManifest): Promise<void> {
-    const seconds = Math.floor(Date.now() / 1000);
-    const mine = `${tag}.${seconds}.${manifest.digest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
-    await this.client.putManifest(mine, manifest.bytes, manifest.mediaType);
-    const others = (await this.client.listTags()).filter((other) => {
-      const claimed = CLAIM_TAG.exec(other);
-      return (
-        other !== mine && claimed?.[1] === tag && Number(claimed[2]) > seconds - this.#staleSeconds
+    for (let attempt = 1; ; attempt++) {
+      const seconds = Math.floor(Date.now() / 1000);
+      const mine = `${tag}.${seconds}.${manifest.digest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
+      await this.client.putManifest(mine, manifest.bytes, manifest.mediaType);
+      const others = (await this.client.listTags()).filter((other) => {
+        const claimed = CLAIM_TAG.exec(other);
+        return (
+          other !== mine &&
+          claimed?.[1] === tag &&
+          Number(claimed[2]) > seconds - this.#staleSeconds
+        );
+      });
+      if (others.length === 0) return;
+      const withdrawn = await this.client.deleteManifest(manifest.digest).then(
+        () => true,
+        () => false,
       );
-    });
-    if (others.length === 0) return;
-    await this.client.deleteManifest(manifest.digest).catch(() => undefined);
-    throw conflict(this, tag, `was claimed by another writer too (${others.join(', ')})`);
+      if (!withdrawn || attempt === 3)
+        throw conflict(this, tag, `was claimed by another writer too (${others.join(', ')})`);
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
+      const written = await this.client.manifestDescriptor(tag);
+      if (written) throw conflict(this, tag, `was written by another writer (${written.digest})`);
+    }
   }
 
   async replaceRef(

@@ -65,6 +65,15 @@ export function meter(
   };
 }
 
+/**
+ * A meter for a transfer (pull, publish) only when stderr is a terminal: a
+ * person waits on a 4 GiB download, while a CI log gains nothing from ten
+ * lines of it (the command's own output names what moved).
+ */
+export function terminalMeter(label: string): ReturnType<typeof meterOf> | undefined {
+  return process.stderr.isTTY === true ? meterOf(label) : undefined;
+}
+
 /** A progress callback that draws a meter, made when the total is first known. */
 export function meterOf(label: string): {
   onProgress: (done: number, total: number) => void;

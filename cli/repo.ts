@@ -58,5 +58,10 @@ export async function writerOf(values: Values, actor?: string): Promise<Writer> 
   return {
     ...writerFromEnv(process.env, actor ?? optional(values, 'actor')),
     keys: await readSigners(signingInput(values)),
+    // On stderr, so that --json output stays one document: a CI log shows why the job pauses.
+    onWait: (holder) =>
+      void process.stderr.write(
+        `waiting for the lock of ${required(values, 'repo')}, held by ${holder.trim()}\n`,
+      ),
   };
 }

@@ -47,6 +47,7 @@ import {
   EVENT_TAG,
   isVersionTag,
   TAGS,
+  type Lock,
   type Progress,
   type Store,
 } from './store.js';
@@ -69,6 +70,8 @@ export interface Writer {
   now?: () => Date;
   /** Called after everything is read and decided, before the first write: tests hold two writers here. */
   beforeWrite?: () => Promise<void>;
+  /** Told once when another writer holds the repository's lock and this one waits for it. */
+  onWait?: (holder: string) => void;
 }
 
 export interface RepoOptions {
@@ -85,6 +88,14 @@ interface Context {
   trust: TrustedRoot | undefined;
   /** Who may sign the repository's documents (undefined before the repository exists). */
   keys: Map<string, KeyObject> | undefined;
+  /** Set while a command decides again under the lock it waited for (see decide). */
+  again?: Again;
+}
+
+interface Again {
+  lock: Lock;
+  /** The events written while the command waited, for messages. */
+  moved: string;
 }
 
 interface Head {
@@ -122,7 +133,7 @@ export function writerFromEnv(
   };
 }
 
-async function open(options: RepoOptions, create = false): Promise<Context> {
+async function open(options: RepoOptions, create = false, again?: Again): Promise<Context> {
   const store = options.repo.startsWith('oci://')
     ? await RegistryStore.open(options.repo, options.insecure === true)
     : await DirectoryStore.open(resolve(options.repo), create);
@@ -150,7 +161,13 @@ async function open(options: RepoOptions, create = false): Promise<Context> {
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
     });
-  return { store, config, trust, keys: trust && documentKeys(trust, config?.keys) };
+  return {
+    store,
+    config,
+    trust,
+    keys: trust && documentKeys(trust, config?.keys),
+    ...(again ? { again } : {}),
+  };
 }
 
 function needTrust(ctx: Context): TrustedRoot {
@@ -239,7 +256,29 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
   if (seq === undefined) return undefined;
   const event = await readEvent(ctx, seq);
   if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
+  await untilMoved(ctx, event.value);
   return { seq, digest: event.digest };
+}
+
+/**
+ * A write records its event, then moves the channel the event names. A
+ * reader that found the event before the move (a registry has no lock to
+ * keep it out) waits for the move, so that it decides on what that write
+ * did, not on the channel before it; a writer that died in between is
+ * passed over after a few seconds.
+ */
+async function untilMoved(ctx: Context, event: AuditEvent): Promise<void> {
+  const channel =
+    event.op === 'publish'
+      ? event.subject.channel
+      : event.op === 'promote' || event.op === 'rollback'
+        ? event.subject.to
+        : undefined;
+  if (typeof channel !== 'string') return;
+  for (let tries = 0; tries < 20; tries++) {
+    if (((await readChannel(ctx, channel))?.value.auditSeq ?? 0) >= event.seq) return;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
 }
 
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {
@@ -315,6 +354,59 @@ async function needVersion(ctx: Context, version: string) {
   });
 }
 
+/** The lock is held and the log moved since the command read it: decide again under it. */
+class HeadMoved extends Error {
+  readonly again: Again;
+  readonly store: Store;
+
+  constructor(store: Store, again: Again) {
+    super(again.moved);
+    this.store = store;
+    this.again = again;
+  }
+}
+
+/**
+ * Runs a command's read-decide-commit. A writer that waited for the lock
+ * while another wrote finds the audit head moved: it then reads and decides
+ * again under that lock, as if it had started after the other. If its
+ * decision still stands it writes; if not (a refusal now, or nothing left to
+ * do), it stops with E_REPO_CONFLICT naming the events written meanwhile.
+ */
+async function decide<T>(attempt: (again?: Again) => Promise<T>): Promise<T> {
+  try {
+    return await attempt();
+  } catch (error) {
+    if (!(error instanceof HeadMoved)) throw error;
+    try {
+      return await attempt(error.again);
+    } catch (again) {
+      if (again instanceof FerryError && again.code !== 'E_REPO_CONFLICT')
+        throw changedMeanwhile(error.store, error.again.moved, again.message);
+      throw again;
+    } finally {
+      await error.again.lock.release();
+    }
+  }
+}
+
+function changedMeanwhile(store: Store, moved: string, now: string): FerryError {
+  return conflict(store, 'the audit log', `gained ${moved} while this command waited; now ${now}`);
+}
+
+/** The events after `from`, for a message: "event 4 (promote 1.1.0 by alice)". */
+async function eventsAfter(ctx: Context, from: number, to: number): Promise<string> {
+  const named: string[] = [];
+  for (let seq = from + 1; seq <= to; seq++) {
+    const event = (await readEvent(ctx, seq))?.value;
+    const what = event
+      ? `${event.op}${event.subject.version ? ` ${String(event.subject.version)}` : ''} by ${event.actor}`
+      : 'unreadable';
+    named.push(`event ${seq} (${what})`);
+  }
+  return named.join(', ');
+}
+
 /**
  * The write phase: takes the lock (a directory's; the registry has none),
  * checks that the audit head is still the one everything was decided on,
@@ -337,16 +429,26 @@ async function commit(
         hint: "sign with a release key of the repository's trust root, or with a key given as --repo-key when it was made",
       },
     );
-  await writer.beforeWrite?.();
-  const lock = await ctx.store.lock(writer.actor);
+  const again = ctx.again;
+  if (!again) await writer.beforeWrite?.();
+  const lock = again?.lock ?? (await ctx.store.lock(writer.actor, writer.onWait));
+  let handed = false;
   try {
     let head = await readHead(ctx);
-    if (head?.digest !== read?.digest)
+    if (head?.digest !== read?.digest) {
+      if (head && (read?.seq ?? 0) < head.seq && !again) {
+        handed = true;
+        throw new HeadMoved(ctx.store, {
+          lock,
+          moved: await eventsAfter(ctx, read?.seq ?? 0, head.seq),
+        });
+      }
       throw conflict(
         ctx.store,
         'the audit log',
         `moved from event ${read?.seq ?? 0} to event ${head?.seq ?? 0} while this command decided`,
       );
+    }
     const now = writer.now ?? (() => new Date());
     const append = async (
       op: EventOp,
@@ -372,8 +474,14 @@ async function commit(
     await steps(append);
     return head;
   } finally {
-    await lock.release();
+    // A lock handed to decide() is released there, after the second decision.
+    if (!handed && !again) await lock.release();
   }
+}
+
+/** Under decide()'s second attempt, a command that would now write nothing stops instead. */
+function nothingLeft(ctx: Context, why: string): void {
+  if (ctx.again) throw changedMeanwhile(ctx.store, ctx.again.moved, why);
 }
 
 async function moveChannel(
@@ -417,17 +525,27 @@ export interface PublishResult {
   changed: boolean;
 }
 
-export async function publish(
-  options: RepoOptions & {
-    bundle: string;
-    /** Public keys (PEM) besides the release keys that may sign documents: set once, when the repository is made. */
-    repoKeys?: readonly string[];
-    channel?: string;
-    writer: Writer;
-    onProgress?: Progress;
-  },
+export interface PublishOptions extends RepoOptions {
+  bundle: string;
+  /** Public keys (PEM) besides the release keys that may sign documents: set once, when the repository is made. */
+  repoKeys?: readonly string[];
+  channel?: string;
+  writer: Writer;
+  onProgress?: Progress;
+}
+
+export function publish(options: PublishOptions): Promise<PublishResult> {
+  // Stored once: deciding again under the lock does not store the bundle again.
+  const stored: { sha256?: string } = {};
+  return decide((again) => publishOnce(options, stored, again));
+}
+
+async function publishOnce(
+  options: PublishOptions,
+  stored: { sha256?: string },
+  again?: Again,
 ): Promise<PublishResult> {
-  const ctx = await open(options, options.trust !== undefined);
+  const ctx = await open(options, options.trust !== undefined, again);
   const trust = needTrust(ctx);
   const repoKeys = [...(options.repoKeys ?? [])];
   if (repoKeys.length > 0 && ctx.config)
@@ -474,30 +592,44 @@ export async function publish(
       throw ioError(error, options.bundle, 'read');
     })
   ).size;
-  const sha256 = await digestFile(options.bundle, size);
+  // The version record comes first: registries overwrite tags without asking, so
+  // the refusal is Ferry's, before anything is written. Only then is the file read,
+  // once: hashed alone when the version exists, else hashed as it is stored.
+  const existing = await readVersion(ctx, version);
+  const head = await readHead(ctx);
+  const channel =
+    options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
   const metadataBlob = { digest: documentBlobDigest(metadataBytes), size: metadataBytes.length };
+  let sha256: string;
+  if (existing) {
+    sha256 = await digestFile(options.bundle, size);
+    if (existing.bundle.digest !== sha256)
+      throw new FerryError(
+        'E_VERSION_EXISTS',
+        `${ctx.store.name} already holds ${version} as ${existing.bundle.digest}; ${options.bundle} is ${sha256}`,
+        {
+          file: options.bundle,
+          reference: version,
+          hint: 'a published version never changes: give the release a new version and publish that',
+        },
+      );
+  } else {
+    await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+    await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
+    sha256 = stored.sha256 ??= await ctx.store.putBlob(
+      options.bundle,
+      undefined,
+      size,
+      options.onProgress,
+    );
+  }
   const manifest = bundleManifest({
     version,
     created: metadata.release.createdAt,
     metadata: metadataBlob,
     bundle: { digest: sha256, size, fileName: basename(options.bundle), format },
   });
-  // Registries overwrite tags without asking: the refusal is Ferry's, before anything is written.
-  const existing = await readVersion(ctx, version);
-  if (existing && existing.bundle.digest !== sha256)
-    throw new FerryError(
-      'E_VERSION_EXISTS',
-      `${ctx.store.name} already holds ${version} as ${existing.bundle.digest}; ${options.bundle} is ${sha256}`,
-      {
-        file: options.bundle,
-        reference: version,
-        hint: 'a published version never changes: give the release a new version and publish that',
-      },
-    );
   const digest = existing?.digest ?? manifest.digest;
-  const head = await readHead(ctx);
-  const channel =
-    options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
   const result: PublishResult = {
     repo: ctx.store.name,
     version,
@@ -513,11 +645,6 @@ export async function publish(
   };
   if (existing && (options.channel === undefined || channel?.value.digest === digest))
     return result;
-  if (!existing) {
-    await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-    await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
-    await ctx.store.putBlob(options.bundle, sha256, size, options.onProgress);
-  }
   await commit(ctx, head, options.writer, async (append) => {
     if (!ctx.config) {
       const config: RepoConfig = {
@@ -871,8 +998,15 @@ async function writeApproval(
   return blob.digest;
 }
 
-export async function approve(options: RepoOptions & ApproveOptions): Promise<ApproveResult> {
-  const ctx = await open(options);
+export function approve(options: RepoOptions & ApproveOptions): Promise<ApproveResult> {
+  return decide((again) => approveOnce(options, again));
+}
+
+async function approveOnce(
+  options: RepoOptions & ApproveOptions,
+  again?: Again,
+): Promise<ApproveResult> {
+  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
   const decided = await approvalFor(ctx, policy, options);
@@ -926,19 +1060,23 @@ export interface PromoteResult {
   event?: number;
 }
 
-export async function promote(
-  options: RepoOptions & {
-    version: string;
-    to: string;
-    from?: string;
-    approvedBy?: string;
-    evidence?: readonly string[];
-    rollback?: boolean;
-    reason?: string;
-    writer: Writer;
-  },
-): Promise<PromoteResult> {
-  const ctx = await open(options);
+export interface PromoteOptions extends RepoOptions {
+  version: string;
+  to: string;
+  from?: string;
+  approvedBy?: string;
+  evidence?: readonly string[];
+  rollback?: boolean;
+  reason?: string;
+  writer: Writer;
+}
+
+export function promote(options: PromoteOptions): Promise<PromoteResult> {
+  return decide((again) => promoteOnce(options, again));
+}
+
+async function promoteOnce(options: PromoteOptions, again?: Again): Promise<PromoteResult> {
+  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   knownChannel(policy, options.to, ctx.store.name);
   const rollback = options.rollback === true;
@@ -1011,7 +1149,13 @@ export async function promote(
     ...(judged.verdict === 'closed' ? { code: 'E_PROMOTION_WINDOW' as const } : {}),
     ...(judged.opens ? { opens: judged.opens } : {}),
   };
-  if (judged.verdict !== 'ok') return result;
+  if (judged.verdict !== 'ok') {
+    nothingLeft(
+      ctx,
+      `${options.to} ${judged.verdict === 'unchanged' ? `holds ${options.version} already` : `is ${judged.verdict}: ${judged.excuses.map((e) => e.code).join(', ')}`}`,
+    );
+    return result;
+  }
   const last = await commit(ctx, head, options.writer, async (append) => {
     if (extra) await writeApproval(ctx, append, extra, options.writer);
     const event = await append(rollback ? 'rollback' : 'promote', {
@@ -1050,10 +1194,17 @@ export interface GcResult {
  * removed (with --yes), and a `gc` event records which. Events, approvals
  * and channel documents are never removed: the log stays whole.
  */
-export async function gc(
+export function gc(
   options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
 ): Promise<GcResult> {
-  const ctx = await open(options);
+  return decide((again) => gcOnce(options, again));
+}
+
+async function gcOnce(
+  options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
+  again?: Again,
+): Promise<GcResult> {
+  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
   const events = (await readEvents(ctx)).reverse();
@@ -1126,18 +1277,20 @@ export async function setPolicy(
       hint: 'see "Publishing from CI" in the README for the policy file',
     });
   const policy = options.policy as Policy;
-  const ctx = await open(options);
-  const head = await readHead(ctx);
-  const current = await readPolicy(ctx);
-  let digest = '';
-  await commit(ctx, head, options.writer, async (append) => {
-    const sealed = await sealDocument('policy', policy, options.writer.keys);
-    digest = sealed.digest;
-    await append('policy', { policy: digest });
-    await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
-      replace: { expected: current?.manifest },
-      sealed,
+  return decide(async (again) => {
+    const ctx = await open(options, false, again);
+    const head = await readHead(ctx);
+    const current = await readPolicy(ctx);
+    let digest = '';
+    await commit(ctx, head, options.writer, async (append) => {
+      const sealed = await sealDocument('policy', policy, options.writer.keys);
+      digest = sealed.digest;
+      await append('policy', { policy: digest });
+      await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
+        replace: { expected: current?.manifest },
+        sealed,
+      });
     });
+    return { repo: ctx.store.name, policy, digest };
   });
-  return { repo: ctx.store.name, policy, digest };
 }

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import {
   link,
   mkdir,
@@ -13,11 +12,10 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { dirname, join } from 'node:path';
 import { syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
+import { withHashPool } from '../manifest-schema/hashing.js';
 import { parseImageManifest, type BuiltManifest, type Descriptor } from './oci/artifact.js';
 import { conflict, type Lock, type Progress, type RefManifest, type Store } from './store.js';
 
@@ -73,7 +71,7 @@ export class DirectoryStore implements Store {
     this.#fresh = false;
   }
 
-  async lock(actor: string): Promise<Lock> {
+  async lock(actor: string, onWait?: (holder: string) => void): Promise<Lock> {
     await this.#ensure();
     const path = join(this.#dir, 'ferry', 'lock');
     const staleMs = seconds('FERRY_LOCK_STALE_SECONDS', 30) * 1000;
@@ -108,6 +106,10 @@ export class DirectoryStore implements Store {
           broke = { owner };
         }
         continue;
+      }
+      if (onWait) {
+        onWait(await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown'));
+        onWait = undefined;
       }
       if (Date.now() > deadline) {
         const owner = await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown');
@@ -154,21 +156,26 @@ export class DirectoryStore implements Store {
 
   async putBlob(
     source: string | Buffer,
-    digest: string,
+    digest: string | undefined,
     size: number,
     onProgress?: Progress,
-  ): Promise<void> {
+  ): Promise<string> {
     await this.#ensure();
-    const target = this.blob(digest);
-    if (await this.hasBlob(digest)) return;
-    await copyChecked(
-      typeof source === 'string' ? source : undefined,
-      typeof source === 'string' ? undefined : source,
-      target,
-      digest,
-      size,
-      onProgress,
-    );
+    if (digest !== undefined && (await this.hasBlob(digest))) return digest;
+    const folder = join(this.#dir, 'blobs', 'sha256');
+    const copy = await copyHashed(source, folder, size, onProgress);
+    try {
+      if (digest !== undefined && copy.digest !== digest)
+        throw changed(source, digest, copy.digest);
+      if (copy.bytes !== size) throw changedSize(source, size);
+      // A blob already there has these very bytes: replacing it changes nothing.
+      await rename(copy.temp, this.blob(copy.digest));
+      await syncDir(folder);
+    } catch (error) {
+      await rm(copy.temp, { force: true });
+      throw error;
+    }
+    return copy.digest;
   }
 
   async readBlob(digest: string, size: number): Promise<Buffer> {
@@ -187,7 +194,20 @@ export class DirectoryStore implements Store {
     toPath: string,
     onProgress?: Progress,
   ): Promise<void> {
-    await copyChecked(this.blob(digest), undefined, toPath, digest, size, onProgress, this.name);
+    const copy = await copyHashed(this.blob(digest), dirname(toPath), size, onProgress).catch(
+      (error: unknown) => {
+        throw missingBlob(error, this.name, digest);
+      },
+    );
+    try {
+      if (copy.digest !== digest || copy.bytes !== size)
+        throw damaged(this.name, digest, copy.digest);
+      await rename(copy.temp, toPath);
+      await syncDir(dirname(toPath));
+    } catch (error) {
+      await rm(copy.temp, { force: true });
+      throw error;
+    }
   }
 
   async readRef(tag: string): Promise<RefManifest | undefined> {
@@ -370,56 +390,72 @@ function damaged(repo: string, digest: string, got: string): FerryError {
   });
 }
 
+function changed(source: string | Buffer, digest: string, got: string): FerryError {
+  return new FerryError(
+    'E_DIGEST_MISMATCH',
+    `${typeof source === 'string' ? source : 'the bytes'} have sha256 ${got}, not ${digest}`,
+    { reference: digest, hint: 'the file changed while it was published' },
+  );
+}
+
+function changedSize(source: string | Buffer, size: number): FerryError {
+  const what = typeof source === 'string' ? source : 'the bytes';
+  return new FerryError('E_IO', `${what} changed size while it was stored (not ${size} bytes)`, {
+    ...(typeof source === 'string' ? { file: source } : {}),
+    hint: 'do not change a bundle while it is being published',
+  });
+}
+
 /**
- * Streams a file (or bytes) to `target`, hashing as it goes; renamed into
- * place only when its sha256 and size are the ones expected. Memory stays flat.
+ * Copies a file (or small bytes) into a new temp file in `folder`, taking its
+ * sha256 in the same pass: a file is read once, on a hashing worker that
+ * writes each block while it is in cache (as install copies payload). The
+ * caller checks the digest and size and renames the temp file into place.
  */
-async function copyChecked(
-  from: string | undefined,
-  bytes: Buffer | undefined,
-  target: string,
-  digest: string,
+async function copyHashed(
+  source: string | Buffer,
+  folder: string,
   size: number,
   onProgress?: Progress,
-  repo?: string,
-): Promise<void> {
-  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`);
-  const hash = createHash('sha256');
-  let done = 0;
+): Promise<{ temp: string; digest: string; bytes: number }> {
+  const temp = join(folder, `.${randomBytes(6).toString('hex')}.part`);
+  const handle = await open(temp, 'wx', 0o644).catch((error: unknown) => {
+    throw ioError(error, temp, 'create');
+  });
+  // The worker cannot report as it goes: the file's growth is the progress.
+  const ticker =
+    onProgress &&
+    setInterval(
+      () =>
+        void handle.stat().then(
+          (info) => onProgress(Math.min(info.size, size), size),
+          () => undefined,
+        ),
+      250,
+    );
   try {
-    const handle = await open(temp, 'wx', 0o644);
-    const out = createWriteStream('', { fd: handle, flush: true });
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        done += chunk.length;
-        onProgress?.(done, size);
-        callback(null, chunk);
-      },
-    });
-    const input = from
-      ? createReadStream(from, { highWaterMark: 1024 * 1024 })
-      : [bytes ?? Buffer.alloc(0)];
-    await pipeline(input, counter, out).catch((error: unknown) => {
-      if (from && repo) throw missingBlob(error, repo, digest);
-      throw ioError(error, from ?? target, 'copy');
-    });
-    const got = `sha256:${hash.digest('hex')}`;
-    if (got !== digest || done !== size) {
-      if (repo) throw damaged(repo, digest, got);
-      throw new FerryError(
-        'E_DIGEST_MISMATCH',
-        `${from ?? 'the bytes'} have sha256 ${got}, not ${digest}`,
-        {
-          reference: digest,
-          hint: 'the file changed while it was published',
-        },
+    let digest: string;
+    let bytes: number;
+    if (typeof source === 'string') {
+      const result = await withHashPool((pool) =>
+        pool.run({ source, size, fd: handle.fd, position: 0 }),
       );
+      digest = `sha256:${result.sha256}`;
+      bytes = result.bytes;
+    } else {
+      await handle.write(source);
+      digest = sha256(source);
+      bytes = source.length;
     }
-    await rename(temp, target);
-    await syncDir(dirname(target));
+    await handle.sync();
+    await handle.close();
+    onProgress?.(Math.min(bytes, size), size);
+    return { temp, digest, bytes };
   } catch (error) {
+    await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
     throw error;
+  } finally {
+    if (ticker) clearInterval(ticker);
   }
 }

@@ -10,24 +10,32 @@ import {
   type Store,
 } from './store.js';
 
+/** A claim on an audit event's tag: the tag, the claim's time (Unix seconds), the event's digest. */
+const CLAIM_TAG = /^(ferry\.audit\.\d{8})\.(\d+)\.[0-9a-f]{12}$/;
+
 /**
  * A repository in an OCI registry (`oci://host[:port]/namespace/product`).
- * Registries have no locks and overwrite tags without asking, so every write
- * names what it read: a new tag is written only when absent, then read back
- * after a settling pause; a moved tag only when it still points where the
- * writer read it. Two writers that race get one winner; the other finds the
- * tag changed and stops with E_REPO_CONFLICT (exit 5), keeping nothing.
+ * Registries have no locks, no conditional writes and overwrite tags without
+ * asking, so every write names what it read. The audit event of sequence N,
+ * which every write creates first, is claimed before it is written: each
+ * writer puts its event under a name no other writer can take (the sequence,
+ * the time and the event's own digest), then lists the tags; it writes event
+ * N only when its claim is the only one. Of two writers, at most one sees
+ * only itself, whatever the timing: each listed after its own claim landed,
+ * so whichever listed second sees the first's claim (both may see both: then
+ * both step aside). Everything else a write changes comes after its event;
+ * a moved tag is replaced only if it still points where the writer read it.
  */
 export class RegistryStore implements Store {
   readonly name: string;
   readonly client: RegistryClient;
-  readonly #settleMs: number;
+  readonly #staleSeconds: number;
 
   constructor(name: string, client: RegistryClient) {
     this.name = name;
     this.client = client;
-    const settle = Number(process.env.FERRY_REGISTRY_SETTLE_MS);
-    this.#settleMs = Number.isFinite(settle) && settle >= 0 ? settle : 1000;
+    const stale = Number(process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS);
+    this.#staleSeconds = Number.isFinite(stale) && stale > 0 ? stale : 60;
   }
 
   static async open(text: string, insecure: boolean): Promise<RegistryStore> {
@@ -35,7 +43,7 @@ export class RegistryStore implements Store {
   }
 
   lock(): Promise<Lock> {
-    // Nothing to hold: createRef's read-back is the serialisation point.
+    // Nothing to hold: createRef's claim on the next audit event is the serialisation point.
     return Promise.resolve({ release: () => Promise.resolve() });
   }
 
@@ -45,11 +53,16 @@ export class RegistryStore implements Store {
 
   async putBlob(
     source: string | Buffer,
-    digest: string,
+    digest: string | undefined,
     size: number,
     onProgress?: Progress,
-  ): Promise<void> {
-    await this.client.pushBlob(source, { digest, size, ...(onProgress ? { onProgress } : {}) });
+  ): Promise<string> {
+    const pushed = await this.client.pushBlob(source, {
+      ...(digest !== undefined ? { digest } : {}),
+      size,
+      ...(onProgress ? { onProgress } : {}),
+    });
+    return pushed.digest;
   }
 
   readBlob(digest: string, size: number): Promise<Buffer> {
@@ -78,14 +91,48 @@ export class RegistryStore implements Store {
       if (held.digest === manifest.digest) return;
       throw conflict(this, tag, `already points at ${held.digest}`);
     }
+    // Only audit events need a claim: every other write comes after its event was claimed.
+    if (EVENT_TAG.test(tag)) await this.claim(tag, manifest);
     await this.client.putManifest(tag, manifest.bytes, manifest.mediaType);
-    // A writer that read "absent" at the same moment puts its own within this pause;
-    // whoever put first reads the other's back and steps aside. Only audit events
-    // need it: every other write comes after its event was claimed.
-    if (EVENT_TAG.test(tag)) await new Promise((resolve) => setTimeout(resolve, this.#settleMs));
     const now = await this.client.manifestDescriptor(tag);
     if (now?.digest !== manifest.digest)
       throw conflict(this, tag, `was taken by ${now?.digest ?? 'nobody'}`);
+  }
+
+  /**
+   * Claims `tag` for this event: `TAG.SECONDS.DIGEST12`, then a list of every
+   * claim of the tag. Another claim, younger than the stale limit, means
+   * another writer got there too: this one takes its claim back and, while
+   * the event is still unwritten, tries again after a random pause (two
+   * writers that saw each other both step back, and one of them usually
+   * finds itself alone the next time); after three tries, or when the
+   * registry refuses to delete, it stops. A claim older than the limit is a
+   * writer that died between its claim and its event, and is passed over.
+   */
+  private async claim(tag: string, manifest: BuiltManifest): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const seconds = Math.floor(Date.now() / 1000);
+      const mine = `${tag}.${seconds}.${manifest.digest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
+      await this.client.putManifest(mine, manifest.bytes, manifest.mediaType);
+      const others = (await this.client.listTags()).filter((other) => {
+        const claimed = CLAIM_TAG.exec(other);
+        return (
+          other !== mine &&
+          claimed?.[1] === tag &&
+          Number(claimed[2]) > seconds - this.#staleSeconds
+        );
+      });
+      if (others.length === 0) return;
+      const withdrawn = await this.client.deleteManifest(manifest.digest).then(
+        () => true,
+        () => false,
+      );
+      if (!withdrawn || attempt === 3)
+        throw conflict(this, tag, `was claimed by another writer too (${others.join(', ')})`);
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
+      const written = await this.client.manifestDescriptor(tag);
+      if (written) throw conflict(this, tag, `was written by another writer (${written.digest})`);
+    }
   }
 
   async replaceRef(

@@ -12,16 +12,23 @@ import type { BuiltManifest } from './oci/artifact.js';
 export interface Store {
   /** The repository as the operator named it, for messages. */
   readonly name: string;
-  /** One writer at a time where the medium can hold a lock (a directory); the registry cannot. */
-  lock(actor: string): Promise<Lock>;
+  /**
+   * One writer at a time where the medium can hold a lock (a directory); the
+   * registry cannot. `onWait` hears once that another writer holds it.
+   */
+  lock(actor: string, onWait?: (holder: string) => void): Promise<Lock>;
   hasBlob(digest: string): Promise<boolean>;
-  /** Stores a file (streamed) or small bytes under their digest, unless already held. */
+  /**
+   * Stores a file (streamed) or small bytes under their digest, unless already
+   * held, and returns the digest. Without one, it is taken from the bytes as
+   * they are stored, in the same read.
+   */
   putBlob(
     source: string | Buffer,
-    digest: string,
+    digest: string | undefined,
     size: number,
     onProgress?: Progress,
-  ): Promise<void>;
+  ): Promise<string>;
   /** A small blob in memory, checked against its digest. */
   readBlob(digest: string, size: number): Promise<Buffer>;
   /** A blob into `toPath`, checked against digest and size as it streams, renamed into place only when whole. */

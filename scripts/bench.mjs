@@ -5,7 +5,7 @@
 //
 //   FERRY_BENCH_GIB=1      payload size for the build section
 //   FERRY_BENCH_DIR=...    where the payload and bundles go (default: the OS temp folder)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import {
   closeSync,
@@ -17,8 +17,6 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { get } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -481,137 +479,15 @@ log(
 rmSync(four, { recursive: true, force: true });
 
 // ---------------------------------------------------------------- publish and pull
+// Publish and pull to a registry on loopback and a directory, against curl and cp.
+const registryBench = spawnSync(
+  process.execPath,
+  [join(root, 'scripts', 'bench-registry.mjs'), String(runs), String(gib), work],
+  { encoding: 'utf8' },
+);
+if (registryBench.status !== 0) throw new Error(registryBench.stderr);
 log();
-log(`## Publish and pull: a ${gib} GiB bundle to and from a registry on loopback`);
-log();
-const registryBinary = spawnSync('sh', ['-c', 'command -v docker-registry'], {
-  encoding: 'utf8',
-}).stdout.trim();
-if (!registryBinary) {
-  log('Skipped: docker-registry is not installed (scripts/setup-system.sh installs it).');
-} else {
-  const oci = join(work, 'oci');
-  const storage = join(oci, 'storage');
-  mkdirSync(oci, { recursive: true });
-  // The install section's bundle: the same bytes as a bare blob (the client) and as a version (the commands).
-  const blob = installBundle;
-  const blobSize = statSync(blob).size;
-  const digest = `sha256:${spawnSync('openssl', ['dgst', '-sha256', '-r', blob], { encoding: 'utf8' }).stdout.split(' ')[0]}`;
-  const port = await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-  // Debian's docker-registry (Distribution 2.8), its storage on the bench's disk.
-  const config = join(oci, 'registry.yml');
-  writeFileSync(
-    config,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-  );
-  const registry = spawn(registryBinary, ['serve', config], { stdio: 'ignore' });
-  const origin = `http://127.0.0.1:${port}`;
-  for (let tries = 0; ; tries++) {
-    const up = await new Promise((resolve) =>
-      get(`${origin}/v2/`, (response) => {
-        response.resume();
-        resolve(response.statusCode === 200);
-      }).on('error', () => resolve(false)),
-    );
-    if (up) break;
-    if (tries > 300) throw new Error('docker-registry did not start');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const repository = `oci://127.0.0.1:${port}/bench/blob`;
-  const bundles = `oci://127.0.0.1:${port}/bench/bundle`;
-  const pulledDir = join(oci, 'pulled');
-  const uploads = `${origin}/v2/bench/blob/blobs/uploads/`;
-  const pulled = join(oci, 'pulled.bin');
-  const url = `${origin}/v2/bench/blob/blobs/${digest}`;
-  const empty = () => rmSync(storage, { recursive: true, force: true });
-  const noOutput = () => rmSync(pulled, { force: true });
-  // Each round runs every case once, floor and Ferry side by side, so that
-  // the machine's slow and fast moments fall on both; ratios are per round.
-  const cases = {
-    curlPush: (o) =>
-      shell(
-        'floor: curl, POST then a monolithic PUT streaming the file (`curl -T`)',
-        `loc=$(curl -sf -D - -o /dev/null -X POST ${uploads} | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}') && curl -sf -o /dev/null -T ${blob} "$loc&digest=${digest}"`,
-        { ...o, before: empty },
-      ),
-    push: (o) =>
-      measured(
-        'Ferry `pushBlob` (POST, 256 MiB PATCHes, PUT)',
-        'bench-oci.mjs',
-        ['push', repository, blob, digest],
-        { ...o, before: empty },
-      ),
-    curlPull: (o) =>
-      shell('floor: curl GET of the blob to a file', `curl -sf -o ${pulled} ${url}`, {
-        ...o,
-        before: noOutput,
-      }),
-    curlPullSync: (o) =>
-      shell(
-        'reference: curl GET, then `sync` of the file (a download that survives a power cut)',
-        `curl -sf -o ${pulled} ${url} && sync ${pulled}`,
-        { ...o, before: noOutput },
-      ),
-    pull: (o) =>
-      measured(
-        'Ferry `pullBlob` (sha256 and size checked as it streams, fsync, rename)',
-        'bench-oci.mjs',
-        ['pull', repository, digest, String(blobSize), pulled],
-        { ...o, before: noOutput },
-      ),
-    // Last in the round: it empties the registry, which the blob cases above read from.
-    publish: (o) =>
-      ferry(
-        'Ferry `ferry publish` (hash, signature check, upload, manifests, audit events)',
-        [
-          'publish',
-          blob,
-          '--repo',
-          bundles,
-          '--trust',
-          join(installDir, 'trust.json'),
-          '--key',
-          key,
-          '--channel',
-          'dev',
-          '--json',
-        ],
-        { ...o, before: empty },
-      ),
-    ferryPull: (o) =>
-      ferry(
-        'Ferry `ferry pull --channel dev` (records and signature checked, atomic)',
-        ['pull', '--repo', bundles, '--channel', 'dev', '--out', pulledDir, '--json'],
-        { ...o, before: () => rmSync(pulledDir, { recursive: true, force: true }) },
-      ),
-  };
-  const rounds = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
-  for (let i = 0; i < runs; i++) {
-    for (const [name, run] of Object.entries(cases)) rounds[name].push(run({ runs: 1 }));
-  }
-  const median = (values) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)];
-  const row = (name) => ({
-    label: rounds[name][0].label,
-    seconds: median(rounds[name].map((r) => r.seconds)),
-    rssMiB: Math.max(...rounds[name].map((r) => r.rssMiB ?? 0)),
-  });
-  const ratio = (name, floor) =>
-    median(rounds[name].map((r, i) => r.seconds / rounds[floor][i].seconds)).toFixed(2);
-  table([row('curlPush'), row('push'), row('publish')]);
-  log();
-  table([row('curlPull'), row('curlPullSync'), row('pull'), row('ferryPull')]);
-  log();
-  log(
-    `Target: within 1.3× of curl and under 200 MiB. Medians of the per-round ratios: push ${ratio('push', 'curlPush')}×, peak ${row('push').rssMiB.toFixed(0)} MiB; publish ${ratio('publish', 'curlPush')}×, peak ${row('publish').rssMiB.toFixed(0)} MiB; pull ${ratio('pull', 'curlPull')}× curl (${ratio('pull', 'curlPullSync')}× curl and sync), peak ${row('pull').rssMiB.toFixed(0)} MiB; ferry pull ${ratio('ferryPull', 'curlPull')}×, peak ${row('ferryPull').rssMiB.toFixed(0)} MiB.`,
-  );
-  registry.kill();
-  rmSync(oci, { recursive: true, force: true });
-}
+log(registryBench.stdout.trim());
 
 // Install from the parts `ferry media` cuts, against the single file.
 const mediaBench = spawnSync(

@@ -1,6 +1,7 @@
 import type { PublishResult } from '../../repository/model.js';
 import { list, optional, positional, type Command } from '../args.js';
 import { bytes } from '../format.js';
+import { terminalMeter } from '../progress.js';
 import { REPO_FLAGS, WRITER_FLAGS, repoOf, repoOptions, writerOf, writerOptions } from '../repo.js';
 
 export const command: Command = {
@@ -34,13 +35,16 @@ export const command: Command = {
         }),
       ),
     );
+    const progress = terminalMeter('publish: store');
     const result = await publish({
       ...repoOf(values),
       bundle: positional(positionals, 'BUNDLE'),
       ...(channel !== undefined ? { channel } : {}),
       repoKeys,
       writer: await writerOf(values),
+      ...(progress ? { onProgress: progress.onProgress } : {}),
     });
+    progress?.done();
     const { file, ...rest } = result;
     return { json: { ...rest, bundle: file }, human: formatPublish(result) };
   },

@@ -1,5 +1,6 @@
 import { optional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
+import { terminalMeter } from '../progress.js';
 import { REPO_FLAGS, repoOf, repoOptions } from '../repo.js';
 
 export const command: Command = {
@@ -16,12 +17,15 @@ export const command: Command = {
     const { pull } = await import('../../repository/model.js');
     const channel = optional(values, 'channel');
     const version = optional(values, 'version');
+    const progress = terminalMeter('pull: download');
     const result = await pull({
       ...repoOf(values),
       ...(channel !== undefined ? { channel } : {}),
       ...(version !== undefined ? { version } : {}),
       out: required(values, 'out'),
+      ...(progress ? { onProgress: progress.onProgress } : {}),
     });
+    progress?.done();
     return {
       json: result,
       human: [

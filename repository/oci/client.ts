@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
@@ -32,7 +32,7 @@ export interface RegistryClientOptions extends TransportOptions {
 }
 
 export interface PushBlobOptions {
-  /** The blob's digest when the caller knows it; otherwise one streaming pass computes it first. */
+  /** The blob's digest when the caller knows it; otherwise it is taken from the bytes as they are sent. */
   digest?: string;
   /** The size the caller expects; a file of another size is refused before anything is sent. */
   size?: number;
@@ -146,21 +146,27 @@ export class RegistryClient {
   async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
     const blob = await this.describe(source, options);
     const t = this.#transport;
-    const done = { digest: blob.digest, size: blob.size };
-    const held = await this.blobExists(blob.digest);
-    if (held !== undefined) {
-      // Same digest, other size: the registry's copy is damaged; never build on it.
-      if (held !== blob.size)
-        throw this.mismatch(blob.digest, `is held as ${held} bytes, not ${blob.size}`);
-      options.onProgress?.(blob.size, blob.size);
-      return { ...done, uploaded: false };
+    if (blob.digest !== undefined) {
+      const held = await this.blobExists(blob.digest);
+      if (held !== undefined) {
+        // Same digest, other size: the registry's copy is damaged; never build on it.
+        if (held !== blob.size)
+          throw this.mismatch(blob.digest, `is held as ${held} bytes, not ${blob.size}`);
+        options.onProgress?.(blob.size, blob.size);
+        return { digest: blob.digest, size: blob.size, uploaded: false };
+      }
     }
     let session: UploadSession | undefined;
+    let digest = blob.digest;
     try {
-      await t.retrying(`push blob ${blob.digest}`, async (attempt) => {
+      await t.retrying(`push blob ${blob.name}`, async (attempt) => {
         if (attempt > 1) {
           // The last try may have finished before its answer was lost.
-          if ((await this.blobExists(blob.digest)) !== undefined) return;
+          const known = blob.digest ?? blob.hashing?.complete();
+          if (known !== undefined && (await this.blobExists(known)) !== undefined) {
+            digest = known;
+            return;
+          }
           session = session && (await this.uploadStatus(session, blob));
         }
         session ??= await this.startUpload(blob);
@@ -172,13 +178,13 @@ export class RegistryClient {
             throw error;
           }
         }
-        await this.finishUpload(session, blob);
+        digest = await this.finishUpload(session, blob);
       });
     } catch (error) {
       if (session) await this.cancelUpload(session);
       throw error;
     }
-    return { ...done, uploaded: true };
+    return { digest: digest as string, size: blob.size, uploaded: true };
   }
 
   /**
@@ -517,6 +523,7 @@ export class RegistryClient {
         throw this.notAsSaid(digest, `the bytes given are ${source.length}, not ${options.size}`);
       return {
         digest,
+        name: digest,
         size: source.length,
         body: (start, end, progress) => bytesBody(source, start, end, progress),
       };
@@ -535,11 +542,15 @@ export class RegistryClient {
         `${source} is ${info.size} bytes, not ${options.size}`,
       );
     }
-    const digest = options.digest ?? (await digestFile(source, info.size));
+    const path = source;
+    // Without a digest, the bytes are hashed as they are sent: one read of the file, not two.
+    const hashing = options.digest === undefined ? new UploadHash(path, info.size) : undefined;
     return {
-      digest,
+      digest: options.digest,
+      name: options.digest ?? path,
       size: info.size,
-      body: (start, end, progress) => fileBody(source, start, end, progress),
+      ...(hashing ? { hashing } : {}),
+      body: (start, end, progress) => fileBody(path, start, end, progress, hashing),
     };
   }
 
@@ -551,17 +562,17 @@ export class RegistryClient {
       headers: { 'content-length': '0' },
     });
     if (response.status !== 202)
-      throw await t.fail(response, `start an upload of blob ${blob.digest}`, {
-        reference: blob.digest,
+      throw await t.fail(response, `start an upload of blob ${blob.name}`, {
+        reference: blob.name,
       });
     await response.discard();
     const location = response.header('location');
     if (!location) {
       throw t.error(
         'E_REGISTRY',
-        `the registry started an upload of ${blob.digest} without a Location`,
+        `the registry started an upload of ${blob.name} without a Location`,
         {
-          reference: blob.digest,
+          reference: blob.name,
           hint: 'the registry does not follow the OCI distribution spec',
         },
       );
@@ -607,7 +618,7 @@ export class RegistryClient {
       await response.discard();
       throw new SessionLost(`upload session lost (${response.status})`, this.lostError(blob));
     }
-    throw await t.fail(response, `take a chunk of blob ${blob.digest}`, { reference: blob.digest });
+    throw await t.fail(response, `take a chunk of blob ${blob.name}`, { reference: blob.name });
   }
 
   /** Where an interrupted upload stands, or undefined when the registry dropped it. */
@@ -646,10 +657,12 @@ export class RegistryClient {
     };
   }
 
-  private async finishUpload(session: UploadSession, blob: BlobSource): Promise<void> {
+  /** Closes the upload under its digest (taken now, when hashed as it went) and returns it. */
+  private async finishUpload(session: UploadSession, blob: BlobSource): Promise<string> {
     const t = this.#transport;
+    const digest = blob.digest ?? (await (blob.hashing as UploadHash).result());
     const url = new URL(session.location);
-    url.searchParams.set('digest', blob.digest);
+    url.searchParams.set('digest', digest);
     const response = await t.request('PUT', url, {
       action: 'push',
       headers: { 'content-length': '0' },
@@ -659,13 +672,14 @@ export class RegistryClient {
       throw new SessionLost('upload session lost before it closed', this.lostError(blob));
     }
     if (response.status !== 201 && !response.ok) {
-      throw await t.fail(response, `store blob ${blob.digest}`, { reference: blob.digest });
+      throw await t.fail(response, `store blob ${digest}`, { reference: digest });
     }
     await response.discard();
     const reported = response.header('docker-content-digest');
-    if (reported?.startsWith('sha256:') && reported !== blob.digest) {
-      throw this.mismatch(blob.digest, `was stored by the registry as ${reported}`);
+    if (reported?.startsWith('sha256:') && reported !== digest) {
+      throw this.mismatch(digest, `was stored by the registry as ${reported}`);
     }
+    return digest;
   }
 
   /** Spec: clients should cancel what they abandon. Failures to do so do not matter. */
@@ -682,9 +696,9 @@ export class RegistryClient {
   private lostError(blob: BlobSource): FerryError {
     return this.#transport.error(
       'E_REGISTRY',
-      `the registry kept dropping the upload of blob ${blob.digest}`,
+      `the registry kept dropping the upload of blob ${blob.name}`,
       {
-        reference: blob.digest,
+        reference: blob.name,
         hint: 'the registry or a proxy in front of it cuts uploads; check its logs and request size limits',
       },
     );
@@ -719,7 +733,11 @@ interface UploadSession {
 }
 
 interface BlobSource {
-  digest: string;
+  /** Known before the upload, or undefined: then `hashing` takes it from the bytes as they are sent. */
+  digest: string | undefined;
+  hashing?: UploadHash;
+  /** The digest, or the file, for messages. */
+  name: string;
   size: number;
   /** The bytes [start, end) for one request. */
   body(start: number, end: number, progress: (done: number) => void): RequestBody;
@@ -756,12 +774,15 @@ async function* fileBody(
   start: number,
   end: number,
   progress: (done: number) => void,
+  hashing?: UploadHash,
 ): AsyncGenerator<Uint8Array> {
+  await hashing?.seek(start);
   let position = start;
   const stream = createReadStream(path, { start, end: end - 1, highWaterMark: READ_SIZE });
   try {
     for await (const chunk of stream) {
       position += (chunk as Buffer).length;
+      hashing?.update(chunk as Buffer);
       progress(position);
       yield chunk as Buffer;
     }
@@ -773,6 +794,69 @@ async function* fileBody(
       file: path,
       hint: 'do not change a bundle while it is being published',
     });
+  }
+}
+
+/**
+ * The sha256 of a file as it is uploaded, in the same read. A chunk that is
+ * sent again (after a lost connection or an auth challenge) rewinds to the
+ * state saved at its start; a resume anywhere else re-reads the file up to
+ * there, which only happens after a failure.
+ */
+class UploadHash {
+  readonly #path: string;
+  readonly #size: number;
+  #hash = createHash('sha256');
+  #at = 0;
+  #mark: { at: number; hash: Hash } | undefined;
+
+  constructor(path: string, size: number) {
+    this.#path = path;
+    this.#size = size;
+  }
+
+  async seek(position: number): Promise<void> {
+    if (position !== this.#at) {
+      if (this.#mark?.at === position) {
+        this.#hash = this.#mark.hash.copy();
+        this.#at = position;
+      } else {
+        this.#hash = createHash('sha256');
+        this.#at = 0;
+        if (position > 0) {
+          const stream = createReadStream(this.#path, {
+            end: position - 1,
+            highWaterMark: READ_SIZE,
+          });
+          try {
+            for await (const chunk of stream) this.update(chunk as Buffer);
+          } catch (error) {
+            throw ioError(error, this.#path, 'read');
+          }
+        }
+        if (this.#at !== position)
+          throw new FerryError('E_IO', `${this.#path} shrank while it was uploaded`, {
+            file: this.#path,
+            hint: 'do not change a bundle while it is being published',
+          });
+      }
+    }
+    this.#mark = { at: position, hash: this.#hash.copy() };
+  }
+
+  update(chunk: Uint8Array): void {
+    this.#hash.update(chunk);
+    this.#at += chunk.length;
+  }
+
+  /** The digest once every byte was hashed, else undefined. */
+  complete(): string | undefined {
+    return this.#at === this.#size ? `sha256:${this.#hash.copy().digest('hex')}` : undefined;
+  }
+
+  async result(): Promise<string> {
+    await this.seek(this.#size);
+    return this.complete() as string;
   }
 }
 

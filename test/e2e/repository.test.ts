@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,9 @@ import {
   type RunResult,
   type Workspace,
 } from '../helpers.js';
+import { RegistryClient } from '../../repository/oci/client.js';
+import { Terminal } from './terminal.js';
+import { documentManifest } from '../../repository/oci/artifact.js';
 import {
   registryMissing,
   SKOPEO,
@@ -39,6 +42,7 @@ let ws: Workspace;
 let dir: string;
 let bundles: Record<string, string>;
 let registry: Registry | undefined;
+const terminal = new Terminal();
 
 beforeAll(async () => {
   dir = await tempDir('ferry-e2e-repo-');
@@ -56,7 +60,6 @@ function repoFerry(args: string[], actor = 'ci'): Promise<RunResult> {
     env: {
       FERRY_ACTOR: actor,
       CI_JOB_URL: 'https://ci.example/jobs/7',
-      FERRY_REGISTRY_SETTLE_MS: '300',
     },
   });
 }
@@ -223,27 +226,97 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     );
   });
 
-  it('two promotions at once: one moves the channel, the chain stays whole', async () => {
+  /**
+   * Two real writers that both decided while a third held the lock: each says it
+   * waits, and once the lock is free each writes in turn, the second deciding again.
+   */
+  async function behindALock(repo: string, runs: Array<{ args: string[]; actor: string }>) {
+    const lock = join(repo, 'ferry/lock');
+    await mkdir(lock);
+    await writeFile(join(lock, 'owner.json'), '{"actor":"held-by-the-test"}');
+    const children = runs.map(({ args, actor }) => {
+      const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--json'], {
+        env: { PATH: process.env.PATH, FERRY_ACTOR: actor, FERRY_LOCK_WAIT_SECONDS: '120' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const waiting = new Promise<void>((resolve) =>
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('waiting for the lock')) resolve();
+        }),
+      );
+      const done = new Promise<RunResult>((resolve) =>
+        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })),
+      );
+      return { waiting, done };
+    });
+    await Promise.all(children.map((c) => c.waiting));
+    await rm(lock, { recursive: true });
+    return Promise.all(children.map((c) => c.done));
+  }
+
+  it('pull shows its progress on a terminal, and none in a log', async () => {
+    const out = join(dir, 'pulled-on-a-terminal');
+    terminal.ferry('pull', ['pull', '--repo', repo, '--channel', 'beta', '--out', out]);
+    const screen = await terminal.waitFor('pull', 'exit=0');
+    expect(screen).toMatch(/pull: download [\d.]+ \w+ of [\d.]+ \w+ \(100%\)/);
+    const logged = await repoFerry(['pull', '--repo', repo, '--channel', 'beta', '--out', out]);
+    expect(logged.code, logged.stderr).toBe(0);
+    expect(logged.stderr).toBe('');
+  });
+
+  it('two promotions that waited for the lock: one moves the channel, the other decides again and exits 5', async () => {
     const repo2 = join(dir, 'repo2');
     await publishTo(repo2, bundles['1.0.0'] as string, '--channel', 'dev');
     await repoFerry(['approve', '1.0.0', '--repo', repo2, '--to', 'beta', '--by', 'alice']);
-    const both = await Promise.all([
-      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'one'),
-      repoFerry(['promote', '1.0.0', '--repo', repo2, '--to', 'beta', '--json'], 'two'),
+    const promote = ['promote', '1.0.0', '--repo', repo2, '--to', 'beta'];
+    const both = await behindALock(repo2, [
+      { args: promote, actor: 'one' },
+      { args: promote, actor: 'two' },
     ]);
-    // The loser either saw the head move (exit 5, E_REPO_CONFLICT) or, started later, found it done.
-    for (const run of both) expect([0, 5], run.stderr).toContain(run.code);
-    const verdicts = both.map((run) =>
-      run.code === 0
-        ? json<{ verdict: string }>(run).verdict
-        : json<{ error: { code: string } }>(run).error.code,
-    );
-    expect(verdicts.filter((v) => v === 'promoted')).toHaveLength(1);
+    expect(both.map((run) => run.code).sort(), both[0]?.stderr).toEqual([0, 5]);
+    const winner = both.findIndex((run) => run.code === 0);
+    const loser = both[1 - winner] as RunResult;
+    expect(json<{ verdict: string }>(both[winner] as RunResult).verdict).toBe('promoted');
+    const error = json<{ error: { code: string; message: string } }>(loser).error;
+    expect(error.code).toBe('E_REPO_CONFLICT');
+    // It names what the other writer did while it waited, and why that ends its own decision.
+    expect(error.message).toContain(`promote 1.0.0 by ${winner === 0 ? 'one' : 'two'}`);
+    expect(error.message).toContain('beta holds 1.0.0 already');
     const log = await repoFerry(['history', '--repo', repo2, '--verify', '--json']);
     expect(log.code, log.stderr).toBe(0);
     expect(
       json<{ events: Array<{ op: string }> }>(log).events.filter((e) => e.op === 'promote'),
     ).toHaveLength(1);
+  });
+
+  it('two publishes that waited for the lock: the second decides again and still publishes', async () => {
+    const repo3 = join(dir, 'repo3');
+    await publishTo(repo3, bundles['1.0.0'] as string);
+    const both = await behindALock(
+      repo3,
+      ['1.0.0', '1.1.0'].map((version, i) => ({
+        args: ['publish', bundles[version] as string, '--repo', repo3, '--channel', 'dev'],
+        actor: `job${i}`,
+      })),
+    );
+    for (const run of both) expect(run.code, run.stderr).toBe(0);
+    // Both still held after the other: 1.0.0 (published before) moves dev, 1.1.0 is new.
+    expect(both.map((run) => json<{ version: string; changed: boolean }>(run))).toMatchObject([
+      { version: '1.0.0', changed: true },
+      { version: '1.1.0', changed: true },
+    ]);
+    const log = await repoFerry(['history', '--repo', repo3, '--verify', '--json']);
+    expect(log.code, log.stderr).toBe(0);
+    const events = json<{ events: Array<{ op: string; actor: string }> }>(log).events;
+    expect(
+      events
+        .filter((e) => e.op === 'publish')
+        .map((e) => e.actor)
+        .sort(),
+    ).toEqual(['ci', 'job0', 'job1']);
   });
 
   it('history --verify names the event whose byte was edited (exit 3)', async () => {
@@ -361,6 +434,77 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     ]);
     expect(pulled.code, pulled.stderr).toBe(0);
     expect(json(pulled)).toMatchObject({ version: '1.0.0', digest, channel: 'dev' });
+  });
+
+  it('a claim on the next audit event stops a second writer (exit 5); a stale claim is passed over', async () => {
+    const repo = (registry as Registry).reference('acme/claimed');
+    expect((await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev')).code).toBe(0);
+    await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice']);
+    const head = json<{ events: Array<{ seq: number }> }>(
+      await repoFerry(['history', '--repo', repo, '--json']),
+    ).events[0]?.seq as number;
+    // Another writer's claim on the next event, as it puts one: any manifest under the name.
+    const client = await RegistryClient.open(repo, { env: {} });
+    const other = documentManifest({
+      artifactType: 'application/vnd.ferry.test',
+      mediaType: 'application/vnd.ferry.test+json',
+      document: {
+        bytes: Buffer.from('{}'),
+        digest: `sha256:${sha256(Buffer.from('{}'))}`,
+        size: 2,
+      },
+    });
+    await client.pushBlob(Buffer.from('{}'));
+    const claim = (seconds: number) =>
+      `ferry.audit.${String(head + 1).padStart(8, '0')}.${seconds}.${'a'.repeat(12)}`;
+    const now = Math.floor(Date.now() / 1000);
+    await client.putManifest(claim(now), other.bytes, other.mediaType);
+    const promote = ['promote', '1.0.0', '--repo', repo, '--to', 'beta', '--json'];
+    const stopped = await repoFerry(promote);
+    expect(stopped.code, stopped.stderr).toBe(5);
+    expect(json<{ error: { code: string; message: string } }>(stopped).error).toMatchObject({
+      code: 'E_REPO_CONFLICT',
+      message: expect.stringContaining(claim(now)) as unknown,
+    });
+    // It took its own claim back: only the other writer's is left on that event.
+    const next = `ferry.audit.${String(head + 1).padStart(8, '0')}`;
+    expect((await client.listTags()).filter((t) => t.startsWith(next))).toEqual([claim(now)]);
+    // A claim older than the stale limit is a writer that died before writing its event.
+    await client.deleteManifest(other.digest);
+    await client.putManifest(claim(now - 120), other.bytes, other.mediaType);
+    const moved = await repoFerry(promote);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(json<{ verdict: string; event: number }>(moved)).toMatchObject({
+      verdict: 'promoted',
+      event: head + 1,
+    });
+    expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
+  });
+
+  it('writers racing on a registry: each wins or exits 5, and the log holds exactly the winners', async () => {
+    const repo = (registry as Registry).reference('acme/racing');
+    expect((await publishTo(repo, bundles['1.0.0'] as string)).code).toBe(0);
+    const actors = ['a', 'b', 'c', 'd'];
+    const runs = await Promise.all(
+      actors.map((actor) =>
+        repoFerry(
+          ['publish', bundles['1.0.0'] as string, '--repo', repo, '--channel', 'dev', '--json'],
+          actor,
+        ),
+      ),
+    );
+    for (const run of runs) expect([0, 5], run.stderr).toContain(run.code);
+    const winners = actors.filter(
+      (_, i) => runs[i]?.code === 0 && json<{ changed: boolean }>(runs[i]).changed,
+    );
+    expect(winners.length).toBeGreaterThan(0);
+    const log = await repoFerry(['history', '--repo', repo, '--verify', '--json']);
+    expect(log.code, log.stderr).toBe(0);
+    const writers = json<{ events: Array<{ op: string; actor: string }> }>(log)
+      .events.filter((e) => e.op === 'publish' && e.actor !== 'ci')
+      .map((e) => e.actor)
+      .sort();
+    expect(writers).toEqual(winners.sort());
   });
 
   it('a publish killed mid-upload and run again gives the same digest', async () => {

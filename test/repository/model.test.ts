@@ -25,9 +25,6 @@ import { registryMissing, startRegistry, type Registry } from './oci/registry.js
  * built and signed by bin/ferry.
  */
 
-// Two writers that read "absent" together put within this pause of each other.
-process.env.FERRY_REGISTRY_SETTLE_MS = '300';
-
 let ws: Workspace;
 let bundles: Record<string, string>;
 let zip100: string;

@@ -1,0 +1,234 @@
+// Publish and pull of one bundle to and from a registry on loopback and a
+// directory repository, beside curl and cp doing the same transfer (the floor),
+// in alternating rounds on the same machine, with peak RSS.
+// Standalone so it can run alone: node scripts/bench-registry.mjs [RUNS] [GIB] [DIR]
+// (after `npm run build`); scripts/bench.mjs runs it as one section.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const runs = Number(process.argv[2] ?? 3);
+const gib = Number(process.argv[3] ?? 1);
+const work = join(process.argv[4] ?? join(tmpdir(), 'ferry-bench'), 'registry');
+const MiB = 1024 * 1024;
+
+function cli(...args) {
+  const result = spawnSync(process.execPath, [join(root, 'bin/ferry'), ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 * MiB,
+  });
+  if (result.status !== 0)
+    throw new Error(`ferry ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
+  return result.stdout;
+}
+
+/** One timed run; a script of ours reports its peak RSS (`maxrss N` KiB) on stderr. */
+function timed(label, command, args, before) {
+  before?.();
+  const start = process.hrtime.bigint();
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (result.status !== 0) throw new Error(`${label} failed (${result.status}): ${result.stderr}`);
+  return { label, seconds, rssMiB: Number(/maxrss (\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024 };
+}
+const shell = (label, script, before) => timed(label, 'bash', ['-c', script], before);
+const script = (label, name, args, before) =>
+  timed(label, process.execPath, [join(root, 'scripts', name), ...args], before);
+const ferry = (label, args, before) => script(label, 'bench-run.mjs', args, before);
+
+const registryBinary = spawnSync('sh', ['-c', 'command -v docker-registry'], {
+  encoding: 'utf8',
+}).stdout.trim();
+console.log(`## Publish and pull: a ${gib} GiB bundle, registry on loopback and directory`);
+console.log();
+if (!registryBinary) {
+  console.log('Skipped: docker-registry is not installed (scripts/setup-system.sh installs it).');
+  process.exit(0);
+}
+
+rmSync(work, { recursive: true, force: true });
+mkdirSync(join(work, 'payload'), { recursive: true });
+const buffer = Buffer.alloc(4 * MiB);
+for (let i = 0; i < 8; i++) {
+  const fd = openSync(join(work, 'payload', `part-${i}.bin`), 'w');
+  for (let written = 0; written < (gib * 1024 * MiB) / 8; written += buffer.length)
+    writeSync(fd, randomFillSync(buffer));
+  closeSync(fd);
+}
+writeFileSync(
+  join(work, 'release.yaml'),
+  `product: bench\nrelease: "1.0.0"\nplatform: { name: os, range: "*" }\ncomponents:\n  big: { version: "1.0.0", payload: ./payload }\n`,
+);
+cli('keygen', '--out', join(work, 'keys'), '--name', 'bench');
+const key = join(work, 'keys', 'bench.key');
+const trust = join(work, 'trust.json');
+cli('trust', 'init', '--key', join(work, 'keys', 'bench.pub'), '--out', trust);
+const blob = JSON.parse(
+  cli('build', join(work, 'release.yaml'), '--out', join(work, 'out'), '--key', key, '--json'),
+).bundle;
+rmSync(join(work, 'payload'), { recursive: true, force: true });
+const blobSize = statSync(blob).size;
+const digest = `sha256:${spawnSync('openssl', ['dgst', '-sha256', '-r', blob], { encoding: 'utf8' }).stdout.split(' ')[0]}`;
+
+const port = await new Promise((resolve) => {
+  const server = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = server.address();
+    server.close(() => resolve(port));
+  });
+});
+// Debian's docker-registry (Distribution 2.8), its storage on the bench's disk.
+const storage = join(work, 'storage');
+const config = join(work, 'registry.yml');
+writeFileSync(
+  config,
+  `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+);
+const registry = spawn(registryBinary, ['serve', config], { stdio: 'ignore' });
+const origin = `http://127.0.0.1:${port}`;
+for (let tries = 0; ; tries++) {
+  const up = await new Promise((resolve) =>
+    get(`${origin}/v2/`, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    }).on('error', () => resolve(false)),
+  );
+  if (up) break;
+  if (tries > 300) throw new Error('docker-registry did not start');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+const repository = `oci://127.0.0.1:${port}/bench/blob`;
+const bundles = `oci://127.0.0.1:${port}/bench/bundle`;
+const folder = join(work, 'repo');
+const uploads = `${origin}/v2/bench/blob/blobs/uploads/`;
+const pulled = join(work, 'pulled.bin');
+const pulledDir = join(work, 'pulled');
+const copied = join(work, 'copied.bin');
+const url = `${origin}/v2/bench/blob/blobs/${digest}`;
+const empty = () => rmSync(storage, { recursive: true, force: true });
+const noOutput = () => {
+  rmSync(pulled, { force: true });
+  rmSync(pulledDir, { recursive: true, force: true });
+  rmSync(copied, { force: true });
+};
+const publishArgs = (repo) => [
+  'publish',
+  blob,
+  '--repo',
+  repo,
+  '--trust',
+  trust,
+  '--key',
+  key,
+  '--channel',
+  'dev',
+  '--json',
+];
+const pullArgs = (repo) => [
+  'pull',
+  '--repo',
+  repo,
+  '--channel',
+  'dev',
+  '--out',
+  pulledDir,
+  '--json',
+];
+// Each round runs every case once, floor and Ferry side by side, so that the
+// machine's slow and fast moments fall on both; ratios are per round. Order
+// matters: the blob pulls read what push wrote, publish empties the registry
+// first, and each pull of a repository reads what the publish before it wrote.
+const cases = {
+  curlPush: () =>
+    shell(
+      'floor: curl, POST then a monolithic PUT streaming the file (`curl -T`)',
+      `loc=$(curl -sf -D - -o /dev/null -X POST ${uploads} | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}') && curl -sf -o /dev/null -T ${blob} "$loc&digest=${digest}"`,
+      empty,
+    ),
+  push: () =>
+    script(
+      'Ferry `pushBlob` (POST, 256 MiB PATCHes, PUT)',
+      'bench-oci.mjs',
+      ['push', repository, blob, digest],
+      empty,
+    ),
+  curlPull: () =>
+    shell('floor: curl GET of the blob to a file', `curl -sf -o ${pulled} ${url}`, noOutput),
+  curlPullSync: () =>
+    shell(
+      'reference: curl GET, then `sync` of the file (a download that survives a power cut)',
+      `curl -sf -o ${pulled} ${url} && sync ${pulled}`,
+      noOutput,
+    ),
+  pull: () =>
+    script(
+      'Ferry `pullBlob` (sha256 and size checked as it streams, fsync, rename)',
+      'bench-oci.mjs',
+      ['pull', repository, digest, String(blobSize), pulled],
+      noOutput,
+    ),
+  publish: () =>
+    ferry(
+      'Ferry `ferry publish` (signature check, upload hashing as it goes, manifests, audit events)',
+      publishArgs(bundles),
+      empty,
+    ),
+  ferryPull: () =>
+    ferry(
+      'Ferry `ferry pull --channel dev` (records and signature checked, atomic)',
+      pullArgs(bundles),
+      noOutput,
+    ),
+  cpSync: () =>
+    shell(
+      'floor: `cp` of the bundle, then `sync` of the copy',
+      `cp ${blob} ${copied} && sync ${copied}`,
+      noOutput,
+    ),
+  dirPublish: () =>
+    ferry('Ferry `ferry publish` to a directory', publishArgs(folder), () =>
+      rmSync(folder, { recursive: true, force: true }),
+    ),
+  dirPull: () => ferry('Ferry `ferry pull` from a directory', pullArgs(folder), noOutput),
+};
+const rounds = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+for (let i = 0; i < runs; i++) {
+  for (const [name, run] of Object.entries(cases)) rounds[name].push(run());
+}
+registry.kill();
+
+const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
+const ratio = (name, floor) =>
+  median(rounds[name].map((r, i) => r.seconds / rounds[floor][i].seconds));
+function table(names) {
+  console.log('| measurement | median (s) | × floor (median of rounds) | peak RSS |');
+  console.log('|---|---:|---:|---:|');
+  for (const name of names) {
+    const rss = Math.max(...rounds[name].map((r) => r.rssMiB));
+    console.log(
+      `| ${rounds[name][0].label} | ${median(rounds[name].map((r) => r.seconds)).toFixed(2)} | ${ratio(name, names[0]).toFixed(2)} | ${rss ? `${rss.toFixed(0)} MiB` : ''} |`,
+    );
+  }
+  console.log();
+}
+table(['curlPush', 'push', 'publish']);
+table(['curlPull', 'curlPullSync', 'pull', 'ferryPull']);
+table(['cpSync', 'dirPublish', 'dirPull']);
+console.log(
+  `Target: within 1.3× of the floor and under 200 MiB. publish ${ratio('publish', 'curlPush').toFixed(2)}×, ferry pull ${ratio('ferryPull', 'curlPull').toFixed(2)}× curl (${ratio('ferryPull', 'curlPullSync').toFixed(2)}× curl and sync); directory: publish ${ratio('dirPublish', 'cpSync').toFixed(2)}×, pull ${ratio('dirPull', 'cpSync').toFixed(2)}×.`,
+);
+rmSync(work, { recursive: true, force: true });

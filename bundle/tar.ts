@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Header, Pax } from 'tar';
-import { FerryError, ioError } from '../manifest-schema/index.js';
+import { BUNDLE_METADATA_ENTRY, FerryError, ioError } from '../manifest-schema/index.js';
 import { EntryAudit } from './audit.js';
 import { roundUp512, TAR_END_BLOCKS, tarDataSize, tarHeader, type PlacedEntry } from './layout.js';
 import {
@@ -45,6 +45,15 @@ export async function openTar(
     // Volumes asked for one at a time are read once, in order: no index, no random reads.
     index: (skeleton) =>
       format === 'tar' && !source.sequential ? index(skeleton) : Promise.resolve(null),
+    front: (skeleton, visitor) =>
+      streamTar(
+        source,
+        format,
+        skeleton,
+        visitor,
+        (name) => name !== BUNDLE_METADATA_ENTRY,
+        skeleton.layout.placed.at(-1)?.entry.name,
+      ),
     visit: async (skeleton, visitor, select, upTo) =>
       format === 'tar' && !source.sequential
         ? visitIndexed(source, await index(skeleton), visitor, select)

@@ -71,9 +71,11 @@ export interface BundleReader {
   /**
    * Streams entries in archive order, only those `select` accepts (a tar.gz
    * is still read and checked to its last byte, whatever is selected).
-   * `upTo` stops a stream after that entry: only for a caller that reads the
-   * whole archive again before acting on it (install stages its artifacts
-   * from the front, then reads to the end while staging payload).
+   * `upTo` stops a stream after that entry: only for a caller that visits
+   * again, to the end, before acting on it (install stages its artifacts
+   * from the front, runs them, then stages payload to the end blocks). A
+   * streamed archive then goes on from where it stopped, so a tar.gz is
+   * inflated once; entries before that point are not visited again.
    */
   visit(visitor: EntryVisitor, select?: (name: string) => boolean, upTo?: string): Promise<void>;
   /** Closes the source too. */

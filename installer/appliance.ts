@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -8,6 +8,7 @@ import {
   FerryError,
   FORMAT_VERSION,
   ioError,
+  readRegularFile,
   isStrictVersion,
   NAME_PATTERN,
   parseValidated,
@@ -177,6 +178,7 @@ export async function openAppliance(root: string): Promise<Appliance> {
     );
   }
   const state = await readState(paths);
+  await requireRegular(paths.history);
   const { value: config } = await readDocument(
     paths.config,
     ApplianceConfigSchema,
@@ -197,13 +199,22 @@ export async function openAppliance(root: string): Promise<Appliance> {
   return { paths, config, trust, state };
 }
 
-export async function readState(paths: AppliancePaths): Promise<ApplianceState> {
-  let text: string;
-  try {
-    text = await readFile(paths.state, 'utf8');
-  } catch (error) {
-    throw ioError(error, paths.state, 'read');
+/** Every command may append to history.jsonl: something else in its place is refused before anything changes. */
+async function requireRegular(file: string): Promise<void> {
+  const found = await stat(file).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError(error, file, 'read');
+  });
+  if (found && !found.isFile()) {
+    throw new FerryError('E_STATE_INVALID', `${file} is not a regular file`, {
+      file,
+      hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
+    });
   }
+}
+
+export async function readState(paths: AppliancePaths): Promise<ApplianceState> {
+  const text = await readRegularFile(paths.state, 'E_STATE_INVALID');
   const formatVersion = /"formatVersion"\s*:\s*(\d+)/.exec(text)?.[1];
   if (formatVersion !== undefined && Number(formatVersion) !== FORMAT_VERSION) {
     throw new FerryError(

@@ -9,6 +9,7 @@ import {
   FORMAT_VERSION,
   ioError,
   readRegularFile,
+  unsafePathReason,
   isStrictVersion,
   NAME_PATTERN,
   parseValidated,
@@ -226,13 +227,63 @@ export async function readState(paths: AppliancePaths): Promise<ApplianceState> 
       },
     );
   }
-  return parseValidated(
+  const state = parseValidated(
     paths.state,
     text,
     ApplianceStateSchema,
     'E_STATE_INVALID',
     'appliance state',
   ).value;
+  const problem = stateProblem(state);
+  if (problem) {
+    throw new FerryError('E_STATE_INVALID', `${paths.state}: ${problem.field} ${problem.message}`, {
+      file: paths.state,
+      field: problem.field,
+      hint: 'Ferry never writes this: state.json was edited. Restore it from a backup',
+    });
+  }
+  return state;
+}
+
+/**
+ * What the schema cannot say about a state: its versions and paths become
+ * folders, links and artifacts that rollback and status act on, so each must
+ * be a strict version or a path inside its component (an artifact: one name).
+ */
+function stateProblem(state: ApplianceState): { field: string; message: string } | null {
+  const releases: Array<[string, string | null | undefined]> = [
+    ['/release', state.release],
+    ['/highestRelease', state.highestRelease],
+    ['/previous/release', state.previous?.release],
+  ];
+  for (const [field, release] of releases)
+    if (release && !isStrictVersion(release)) return { field, message: 'is not a version' };
+  const sets: Array<[string, ApplianceState['components']]> = [
+    ['/components', state.components],
+    ['/previous/components', state.previous?.components ?? {}],
+  ];
+  for (const [at, components] of sets) {
+    for (const [name, component] of Object.entries(components)) {
+      const where = `${at}/${name}`;
+      if (!isStrictVersion(component.version))
+        return { field: `${where}/version`, message: 'is not a version' };
+      for (const [index, file] of component.files.entries()) {
+        const reason = unsafePathReason(file.path);
+        if (reason) return { field: `${where}/files/${index}/path`, message: reason };
+      }
+      for (const pass of ['rollback', 'remove'] as const) {
+        const found = component.artifacts[pass].findIndex(
+          (artifact) => unsafePathReason(artifact) !== null || artifact.includes('/'),
+        );
+        if (found >= 0)
+          return {
+            field: `${where}/artifacts/${pass}/${found}`,
+            message: 'is not the name of a kept artifact',
+          };
+      }
+    }
+  }
+  return null;
 }
 
 /** The planner's view of an appliance. */

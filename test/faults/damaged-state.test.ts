@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { appendFile, lstat, mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
+import {
+  appendFile,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
@@ -8,7 +18,7 @@ import { atFirstRelease, faultProduct } from './product.js';
 
 // What a cut or a careless hand leaves in the appliance's own files: a torn
 // history line, link and artifact leftovers, a missing `current`, a lost
-// state.json.
+// state.json, and what a hand that edits them on purpose leaves.
 
 const product = faultProduct();
 let base: string;
@@ -96,6 +106,38 @@ describe('damaged appliance files', () => {
       }
       expect(await snapshot(root, others)).toEqual(held);
       expect((await lstat(file)).isFIFO()).toBe(true);
+    },
+  );
+
+  it.each([
+    ['a version that is a path', '/components/db/version', '../../../tmp'],
+    ['a file outside its component', '/components/db/files/0/path', '../../../../etc/passwd'],
+    [
+      'a rollback artifact elsewhere',
+      '/components/db/artifacts/rollback/0',
+      '../../../../bin/true',
+    ],
+  ])(
+    'state.json edited to hold %s: E_STATE_INVALID naming the field, before rollback acts',
+    async (_what, field, value) => {
+      const root = await copy(`edited-${field.replaceAll('/', '-')}`);
+      const file = join(root, 'var/lib/ferry/state.json');
+      const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+      const keys = field.split('/').slice(1);
+      const last = keys.pop() as string;
+      const parent = keys.reduce<Record<string, unknown>>(
+        (at, key) => at[key] as Record<string, unknown>,
+        state,
+      );
+      parent[last] = value;
+      await writeFile(file, JSON.stringify(state, null, 2));
+      const held = await snapshot(root);
+      for (const command of [['status', '--verify'], ['rollback', '--yes'], ['recover']]) {
+        const refused = await ferry([...command, '--root', root]);
+        expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${file}: ${field}`);
+      }
+      expect(await snapshot(root)).toEqual(held);
     },
   );
 

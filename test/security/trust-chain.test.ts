@@ -84,6 +84,19 @@ async function otherVersion2(base: {
   return readFile(out);
 }
 
+/** A valid version 3 after the chain's version 2 (adding the spare targets key), written as `name`. */
+async function version3(base: Chained, name: string): Promise<string> {
+  const out = join(base.dir, name);
+  await trustSignNext({
+    previous: join(base.dir, 'chain', 'root-2.json'),
+    addTargets: [base.spare],
+    expires: EXPIRES,
+    signWith: [base.rootKey],
+    out,
+  });
+  return out;
+}
+
 const replaced = (entries: readonly CraftEntry[], name: string, data: Buffer): CraftEntry[] =>
   entries.map((entry) => (entry.name === name ? { ...entry, data } : entry));
 
@@ -123,14 +136,7 @@ describe('the trust roots a bundle carries', () => {
     'with a valid version 3 nobody listed: refused in a %s',
     async (extension, pack) => {
       const base = await chained();
-      const out = join(base.dir, `v3-${extension}.json`);
-      await trustSignNext({
-        previous: join(base.dir, 'chain', 'root-2.json'),
-        addTargets: [base.spare],
-        expires: EXPIRES,
-        signWith: [base.rootKey],
-        out,
-      });
+      const out = await version3(base, `v3-${extension}.json`);
       const v2 = find(base.entries, 'trust/root-2.json');
       const extra: CraftEntry = {
         name: 'trust/root-3.json',
@@ -245,14 +251,7 @@ describe('a hostile chain through bin/ferry, the appliance unchanged', () => {
 
   it('a chain with a gap (versions 1 and 3): E_ROOT_VERSION', async () => {
     const base = await chained();
-    const out = join(base.dir, 'gap-3.json');
-    await trustSignNext({
-      previous: join(base.dir, 'chain', 'root-2.json'),
-      addTargets: [base.spare],
-      expires: EXPIRES,
-      signWith: [base.rootKey],
-      out,
-    });
+    const out = await version3(base, 'gap-3.json');
     const file = await withChain([
       rootEntry(await readFile(join(base.dir, 'chain', 'root-1.json')), 1),
       await carriedRoot(out, 3),

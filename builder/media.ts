@@ -2,8 +2,6 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { access, constants, mkdir, open, stat, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
-import { isSea } from 'node:sea';
-import { fileURLToPath } from 'node:url';
 import { bundleLayout } from '../bundle/layout.js';
 import { openBundleMetadata } from '../bundle/open.js';
 import {
@@ -26,6 +24,8 @@ import {
   type Signer,
 } from '../manifest-schema/index.js';
 import { refuseExisting } from './signing.js';
+
+export { defaultInstaller } from './installer-beside.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -100,20 +100,6 @@ export interface MediaResult {
   volumes: MediaVolume[];
   installer: string | null;
   index: PartsIndex;
-}
-
-/**
- * The installer for volume 1: this very executable when Ferry runs as
- * ferry-installer, else the one `npm run package` built beside this Ferry.
- */
-export async function defaultInstaller(): Promise<string | null> {
-  if (isSea()) return process.execPath;
-  // From dist/builder/ (bin/ferry) or dist/package/ (the bundled ferry.mjs) alike.
-  const file = fileURLToPath(new URL('../package/ferry-installer', import.meta.url));
-  return access(file).then(
-    () => file,
-    () => null,
-  );
 }
 
 function defaultLabel(product: string, release: string): string {

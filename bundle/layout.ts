@@ -1,6 +1,10 @@
 import { crc32 } from 'node:zlib';
 import { Header, Pax } from 'tar';
-import { expectedEntries, type BundleMetadata } from '../manifest-schema/index.js';
+import {
+  expectedEntries,
+  type BundleMetadata,
+  type ExpectedEntry,
+} from '../manifest-schema/index.js';
 
 /**
  * Every byte of a bundle archive but the payload and bundle.json follows
@@ -46,7 +50,12 @@ export const TAR_END_BLOCKS = 1024;
 
 /** The archive entries of a bundle, in the one order and with the modes the builder writes. */
 export function archiveEntries(metadata: BundleMetadata, metadataSize: number): ArchiveEntry[] {
-  return expectedEntries(metadata, metadataSize).map((entry, index) => ({
+  return toArchiveEntries(expectedEntries(metadata, metadataSize));
+}
+
+/** The archive entries for expected entries, bundle.json first. */
+export function toArchiveEntries(expected: readonly ExpectedEntry[]): ArchiveEntry[] {
+  return expected.map((entry, index) => ({
     name: entry.name,
     type: entry.type,
     size: entry.size,
@@ -64,7 +73,7 @@ export function archiveEntries(metadata: BundleMetadata, metadataSize: number): 
 }
 
 /** Every entry's mtime: the bundle's creation time, in whole seconds. */
-export function archiveTime(metadata: BundleMetadata): number {
+export function archiveTime(metadata: { release: { createdAt: string } }): number {
   return Math.floor(Date.parse(metadata.release.createdAt) / 1000);
 }
 

@@ -5,12 +5,13 @@ import {
   decodeMetadata,
   expectedEntries,
   FerryError,
+  frontEntries,
   type BundleMetadata,
   type Envelope,
   type SignatureStatus,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { bundleLayout } from './layout.js';
+import { archiveTime, bundleLayout, layoutArchive, toArchiveEntries } from './layout.js';
 import { isMediaFolder, mediaOf, PartsSource, type MediaOptions } from './media.js';
 import type { BundleReader, ReaderFormat, Skeleton } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
@@ -62,6 +63,16 @@ export async function readBundle(source: BundleSource): Promise<BundleReader> {
     size: source.size,
     metadataBytes: archive.metadataBytes,
     bytesRead: () => source.bytesRead(),
+    visitChain: (chain, visitor) => {
+      const expected = frontEntries(chain.roots, archive.metadataBytes.length);
+      const layout = layoutArchive(
+        format === 'zip' ? 'zip' : 'tar',
+        toArchiveEntries(expected),
+        archiveTime({ release: chain }),
+        archive.forceZip64,
+      );
+      return archive.front({ layout, expected }, visitor);
+    },
     expect: (metadata) => {
       const size = archive.metadataBytes.length;
       skeleton = {

@@ -4,6 +4,7 @@ import {
   BUNDLE_METADATA_ENTRY,
   FerryError,
   MAX_METADATA_BYTES,
+  type ArtifactRef,
   type BundleMetadata,
   type ExpectedEntry,
 } from '../manifest-schema/index.js';
@@ -52,6 +53,13 @@ export interface BundleReader {
   readonly metadataBytes: Buffer;
   /** Bytes read from the bundle so far. */
   bytesRead(): number;
+  /**
+   * Before the signature: streams the trust roots right after bundle.json as
+   * `chain` (the unverified metadata's listing) lays them out. Each header
+   * must be the one Ferry writes for it; nothing past the last root is read,
+   * and nothing is bound.
+   */
+  visitChain(chain: ChainListing, visitor: EntryVisitor): Promise<void>;
   /** Binds the signed metadata, which says what every other byte must be. Reads nothing. */
   expect(metadata: BundleMetadata): void;
   /**
@@ -63,18 +71,28 @@ export interface BundleReader {
   /**
    * Streams entries in archive order, only those `select` accepts (a tar.gz
    * is still read and checked to its last byte, whatever is selected).
-   * `upTo` stops a stream after that entry: only for a caller that reads the
-   * whole archive again before acting on it (install stages its artifacts
-   * from the front, then reads to the end while staging payload).
+   * `upTo` stops a stream after that entry: only for a caller that visits
+   * again, to the end, before acting on it (install stages its artifacts
+   * from the front, runs them, then stages payload to the end blocks). A
+   * streamed archive then goes on from where it stopped, so a tar.gz is
+   * inflated once; entries before that point are not visited again.
    */
   visit(visitor: EntryVisitor, select?: (name: string) => boolean, upTo?: string): Promise<void>;
   /** Closes the source too. */
   close(): Promise<void>;
 }
 
+/** The little of the unverified metadata that locates the trust roots: their list and the entries' mtime. */
+export interface ChainListing {
+  createdAt: string;
+  roots: readonly ArtifactRef[];
+}
+
 /** What the tar and zip readers give; `openBundle` adds the source around it. */
 export interface ArchiveReader {
   metadataBytes: Buffer;
+  /** Streams the entries after bundle.json of a skeleton that lays out only the front of the archive. */
+  front(skeleton: Skeleton, visitor: EntryVisitor): Promise<void>;
   /** A zip written with zip64 records throughout (`--force-zip64`); the layout depends on it. */
   forceZip64?: boolean;
   index(skeleton: Skeleton): Promise<IndexedEntry[] | null>;

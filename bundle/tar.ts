@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Header, Pax } from 'tar';
-import { FerryError, ioError } from '../manifest-schema/index.js';
+import { BUNDLE_METADATA_ENTRY, FerryError, ioError } from '../manifest-schema/index.js';
 import { EntryAudit } from './audit.js';
 import { roundUp512, TAR_END_BLOCKS, tarDataSize, tarHeader, type PlacedEntry } from './layout.js';
 import {
@@ -37,6 +37,7 @@ export async function openTar(
   format: 'tar' | 'tar.gz',
 ): Promise<ArchiveReader> {
   const metadataBytes = await readMetadata(source, format);
+  const held: Held = { paused: null };
   let indexed: Promise<IndexedEntry[]> | null = null;
   const index = (skeleton: Skeleton): Promise<IndexedEntry[]> =>
     (indexed ??= checkTar(source, skeleton));
@@ -45,11 +46,24 @@ export async function openTar(
     // Volumes asked for one at a time are read once, in order: no index, no random reads.
     index: (skeleton) =>
       format === 'tar' && !source.sequential ? index(skeleton) : Promise.resolve(null),
+    front: (skeleton, visitor) =>
+      streamTar(
+        source,
+        format,
+        skeleton,
+        visitor,
+        (name) => name !== BUNDLE_METADATA_ENTRY,
+        skeleton.layout.placed.at(-1)?.entry.name,
+      ),
     visit: async (skeleton, visitor, select, upTo) =>
       format === 'tar' && !source.sequential
         ? visitIndexed(source, await index(skeleton), visitor, select)
-        : streamTar(source, format, skeleton, visitor, select, upTo),
-    close: () => Promise.resolve(),
+        : streamTar(source, format, skeleton, visitor, select, upTo, held),
+    close: () => {
+      held.paused?.stream.close();
+      held.paused = null;
+      return Promise.resolve();
+    },
   };
 }
 
@@ -215,12 +229,29 @@ function checkEnd(file: string, extra: number): void {
     );
 }
 
+/** A stream stopped after an `upTo` entry, for the next visit to go on from. */
+interface Paused {
+  skeleton: Skeleton;
+  stream: Inflow;
+  bytes: StreamBytes;
+  /** The layout index of the next entry, and where its padding starts. */
+  next: number;
+  position: number;
+}
+
+interface Held {
+  paused: Paused | null;
+}
+
 /**
  * A tar.gz (or a plain tar on volumes read in order) streamed once, start to
  * end: each header is compared as it arrives, each entry's data is handed to
  * the visitor (or skipped), and after the end blocks neither the tar nor the
  * gzip stream may hold another byte, so no bomb after the end is ever
- * inflated beyond one chunk.
+ * inflated beyond one chunk. A visit that stops after `upTo` leaves the
+ * stream paused there (`held`), and the next visit that selects nothing
+ * before that point goes on from it: install stages its artifacts, runs
+ * them, then stages payload from one inflation of the bundle.
  */
 async function streamTar(
   source: BundleSource,
@@ -229,15 +260,20 @@ async function streamTar(
   visitor: EntryVisitor,
   select?: (name: string) => boolean,
   upTo?: string,
+  held?: Held,
 ): Promise<void> {
   const { name: file } = source;
   const { layout } = skeleton;
+  const paused = held ? resumable(held, skeleton, select) : null;
   const stream =
-    format === 'tar.gz' ? gunzipped(source, VISIT_HIGH_WATER) : plain(source, VISIT_HIGH_WATER);
-  const bytes = new StreamBytes(stream.output, file);
+    paused?.stream ??
+    (format === 'tar.gz' ? gunzipped(source, VISIT_HIGH_WATER) : plain(source, VISIT_HIGH_WATER));
+  const bytes = paused?.bytes ?? new StreamBytes(stream.output, file);
+  let pausing = false;
   try {
-    let position = 0;
-    for (const [at, placed] of layout.placed.entries()) {
+    let position = paused?.position ?? 0;
+    for (let at = paused?.next ?? 0; at < layout.placed.length; at++) {
+      const placed = layout.placed[at] as PlacedEntry;
       const lead = await bytes.take(placed.dataOffset - position);
       const padding = placed.headerOffset - position;
       if (!isZero(lead.subarray(0, padding))) throw paddingError(file, layout.placed[at - 1]);
@@ -254,7 +290,11 @@ async function streamTar(
         await finished(data);
       }
       position = placed.dataOffset + size;
-      if (placed.entry.name === upTo) return;
+      if (placed.entry.name === upTo) {
+        if (held) held.paused = { skeleton, stream, bytes, next: at + 1, position };
+        pausing = held !== undefined;
+        return;
+      }
     }
     if (!isZero(await bytes.take(layout.dataEnd - position)))
       throw paddingError(file, layout.placed.at(-1));
@@ -274,8 +314,24 @@ async function streamTar(
         `holds ${source.size - consumed} bytes after its gzip stream; Ferry writes nothing there`,
       );
   } finally {
-    stream.close();
+    if (!pausing) stream.close();
   }
+}
+
+/** The paused stream, when this visit may go on from it (same layout, nothing wanted before it); else it is closed. */
+function resumable(
+  held: Held,
+  skeleton: Skeleton,
+  select?: (name: string) => boolean,
+): Paused | null {
+  const { paused } = held;
+  held.paused = null;
+  if (!paused) return null;
+  const passed = skeleton.layout.placed.slice(0, paused.next);
+  if (paused.skeleton === skeleton && select && !passed.some((p) => select(p.entry.name)))
+    return paused;
+  paused.stream.close();
+  return null;
 }
 
 interface Inflow {

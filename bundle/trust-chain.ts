@@ -1,16 +1,20 @@
 import { createHash } from 'node:crypto';
 import {
-  decodeMetadata,
+  BUNDLE_METADATA_ENTRY,
   FerryError,
+  frontEntries,
+  isFerryError,
   MAX_ROOT_BYTES,
   MAX_ROOT_STEPS,
+  parseJsonLimited,
   walkRootChain,
+  type ArtifactRef,
   type BundleMetadata,
   type RootCandidate,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { unlistedEntryError } from './audit.js';
-import { collect, type BundleReader } from './reader.js';
+import { EntryAudit, unlistedEntryError } from './audit.js';
+import { collect, type BundleReader, type ChainListing } from './reader.js';
 
 const ENTRY = /^trust\/root-([1-9][0-9]{0,14})\.json$/;
 
@@ -32,65 +36,85 @@ export async function walkCarriedChain(
   trusted: TrustedRoot,
   now: Date,
 ): Promise<{ root: TrustedRoot; carried: CarriedRoot[] }> {
-  // The payload is not verified yet: its bytes only say whether to look, and
-  // they are the very bytes the signature is checked over next.
-  if (!payload.includes('"trustChain":')) return { root: trusted, carried: [] };
-  const listed = provisional(payload, reader.file);
-  const last = listed?.trustChain?.at(-1);
+  const listing = chainListing(payload, reader.file);
   // Nothing a reader could walk: the signature (or the metadata check after it) refuses the bundle.
-  if (!listed || !last) return { root: trusted, carried: [] };
-  // The archive's layout is bound from the unverified metadata only to read the
-  // roots through the byte-exact readers; the signed bytes are bound again after
-  // the signature, and `checkCarriedChain` ties the roots to their signed hashes.
-  reader.expect(listed);
+  if (!listing) return { root: trusted, carried: [] };
   const carried: CarriedRoot[] = [];
-  const candidates: Array<RootCandidate | undefined> = [];
-  await reader.visit(
-    async (raw, data) => {
-      const version = ENTRY.exec(raw.name)?.[1];
-      if (version === undefined || raw.type !== 'file') {
-        data.resume();
-        throw unlistedEntryError(reader.file, raw.name);
-      }
-      const slot = carried.length;
-      if (slot === MAX_ROOT_STEPS) throw tooLong(reader.file, raw.name);
-      if (raw.size > MAX_ROOT_BYTES) {
-        throw new FerryError(
-          'E_ROOT_TOO_LARGE',
-          `${reader.file}: ${raw.name} is ${raw.size} bytes`,
-          {
-            file: reader.file,
-            entry: raw.name,
-            hint: `a trust root is limited to ${MAX_ROOT_BYTES} bytes; this bundle was not built by Ferry`,
-          },
-        );
-      }
-      carried.push({ name: raw.name, size: raw.size, sha256: '' });
+  const candidates: RootCandidate[] = [];
+  try {
+    await reader.visitChain(listing, async (raw, data) => {
+      // Bounded: the header matched the listing, whose sizes are capped.
       const bytes = await collect(data);
-      (carried[slot] as CarriedRoot).sha256 = createHash('sha256').update(bytes).digest('hex');
+      carried.push({
+        name: raw.name,
+        size: raw.size,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      });
       // Roots the appliance already passed need no walking: only their hash is kept.
-      if (Number(version) > trusted.version)
-        candidates[slot] = { file: reader.file, entry: raw.name, bytes };
-    },
-    (name) => name.startsWith('trust/'),
-    last.path,
-  );
-  const walk = walkRootChain(
-    trusted,
-    candidates.filter((c): c is RootCandidate => c !== undefined),
-    now,
-  );
+      if (Number(ENTRY.exec(raw.name)?.[1]) > trusted.version)
+        candidates.push({ file: reader.file, entry: raw.name, bytes });
+    });
+  } catch (error) {
+    // Only the roots are known yet: any other entry where a root belongs means that root is missing.
+    if (
+      isFerryError(error) &&
+      error.code === 'E_UNLISTED_ENTRY' &&
+      !ENTRY.test(error.details.entry ?? '')
+    )
+      throw EntryAudit.explain(
+        reader.file,
+        frontEntries(listing.roots, reader.metadataBytes.length),
+        carried.length + 1,
+        null,
+      );
+    throw error;
+  }
+  const walk = walkRootChain(trusted, candidates, now);
   if (walk.refusal) throw walk.refusal;
   return { root: walk.root, carried };
 }
 
-/** The metadata as it claims to be, before its signature is checked; null when it is not even that. */
-function provisional(payload: Buffer, file: string): BundleMetadata | null {
+/**
+ * Where the unverified metadata says the trust roots are, and nothing more:
+ * its `trustChain` list and the creation time its entries' headers carry.
+ * The rest of the metadata is not looked at before the signature. Null when
+ * the payload lists no chain a reader could walk (the signature check then
+ * refuses it, or it needs no walk); a chain past the caps is refused here,
+ * before a byte of it is read.
+ */
+function chainListing(payload: Buffer, file: string): ChainListing | null {
+  // The payload is not verified yet: its bytes only say whether to look, and
+  // they are the very bytes the signature is checked over next.
+  if (!payload.includes('"trustChain":')) return null;
+  let raw: unknown;
   try {
-    return decodeMetadata(payload, file);
+    raw = parseJsonLimited(payload.toString('utf8'), file, BUNDLE_METADATA_ENTRY);
   } catch {
     return null;
   }
+  const { release, trustChain } = (raw ?? {}) as { release?: unknown; trustChain?: unknown };
+  const createdAt = (release as { createdAt?: unknown } | null)?.createdAt;
+  if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt))) return null;
+  if (!Array.isArray(trustChain) || trustChain.length === 0) return null;
+  if (trustChain.length > MAX_ROOT_STEPS) {
+    throw tooLong(file, (trustChain[MAX_ROOT_STEPS] as { path?: unknown } | null)?.path);
+  }
+  const roots: ArtifactRef[] = [];
+  for (const ref of trustChain as unknown[]) {
+    const { path, size, sha256 } = (ref ?? {}) as Record<string, unknown>;
+    if (typeof path !== 'string' || !ENTRY.test(path)) return null;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return null;
+    if (typeof sha256 !== 'string') return null;
+    if (size > MAX_ROOT_BYTES) {
+      throw new FerryError('E_ROOT_TOO_LARGE', `${file}: ${path} is ${size} bytes`, {
+        file,
+        entry: path,
+        hint: `a trust root is limited to ${MAX_ROOT_BYTES} bytes; this bundle was not built by Ferry`,
+      });
+    }
+    roots.push({ path, size, sha256 });
+  }
+  return { createdAt, roots };
 }
 
 /**
@@ -126,13 +150,13 @@ export function checkCarriedChain(
   if (extra) throw unlistedEntryError(file, extra.name);
 }
 
-function tooLong(file: string, entry: string): FerryError {
+function tooLong(file: string, entry: unknown): FerryError {
   return new FerryError(
     'E_ROOT_CHAIN_TOO_LONG',
     `${file}: the bundle carries more than ${MAX_ROOT_STEPS} trust roots`,
     {
       file,
-      entry,
+      ...(typeof entry === 'string' ? { entry } : {}),
       hint: `a bundle carries at most ${MAX_ROOT_STEPS} trust roots; this one was not built by Ferry`,
     },
   );

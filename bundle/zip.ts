@@ -1,4 +1,5 @@
 import { type Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import yauzl from 'yauzl';
 import { FerryError } from '../manifest-schema/index.js';
 import { EntryAudit } from './audit.js';
@@ -15,6 +16,7 @@ import {
   rawOf,
   visitIndexed,
   type ArchiveReader,
+  type EntryVisitor,
   type IndexedEntry,
   type RawEntry,
   type Skeleton,
@@ -41,29 +43,72 @@ export async function openZip(source: BundleSource): Promise<ArchiveReader> {
     await source.read(bytes, position);
     return bytes;
   };
-  const fixed = await read(0, 30);
-  const nameLength = fixed.readUInt16LE(26);
-  const extraLength = fixed.readUInt16LE(28);
-  const variable = await read(30, nameLength + extraLength);
-  const name = variable.subarray(0, nameLength).toString('utf8');
-  const size =
-    extraLength === ZIP64_EXTRA && fixed.readUInt32LE(22) === 0xffffffff
-      ? Number(variable.readBigUInt64LE(nameLength + 4))
-      : fixed.readUInt32LE(22);
-  checkMetadataEntry(file, { name, type: name.endsWith('/') ? 'dir' : 'file', size });
-  const metadataBytes = await read(30 + nameLength + extraLength, size);
+  const first = await localEntry(read, 0);
+  checkMetadataEntry(file, first);
+  const metadataBytes = await read(first?.offset ?? 0, first?.size ?? 0);
 
   let indexed: Promise<IndexedEntry[]> | null = null;
   const index = (skeleton: Skeleton): Promise<IndexedEntry[]> =>
     (indexed ??= checkZip(source, skeleton, metadataBytes, read));
   return {
     metadataBytes,
-    forceZip64: extraLength === ZIP64_EXTRA,
+    forceZip64: first?.zip64 === true,
     index,
+    front: (skeleton, visitor) => visitFront(source, skeleton, read, visitor),
     visit: async (skeleton, visitor, select) =>
       visitIndexed(source, await index(skeleton), visitor, select),
     close: () => Promise.resolve(),
   };
+}
+
+/** The entry a local header describes, as far as a local header can say (null: no local header there). */
+async function localEntry(
+  read: (position: number, length: number) => Promise<Buffer>,
+  position: number,
+): Promise<(IndexedEntry & { zip64: boolean }) | null> {
+  const fixed = await read(position, 30);
+  if (fixed.readUInt32LE(0) !== 0x04034b50) return null;
+  const nameLength = fixed.readUInt16LE(26);
+  const extraLength = fixed.readUInt16LE(28);
+  const variable = await read(position + 30, nameLength + extraLength);
+  const name = variable.subarray(0, nameLength).toString('utf8');
+  const zip64 = extraLength === ZIP64_EXTRA && fixed.readUInt32LE(22) === 0xffffffff;
+  return {
+    name: name.endsWith('/') ? name.slice(0, -1) : name,
+    type: name.endsWith('/') ? 'dir' : 'file',
+    size: zip64 ? Number(variable.readBigUInt64LE(nameLength + 4)) : fixed.readUInt32LE(22),
+    offset: position + 30 + nameLength + extraLength,
+    zip64,
+  };
+}
+
+/**
+ * The front of a zip, before the signature: each local header after
+ * bundle.json's must be the one Ferry writes, then its data is handed out.
+ * The central directory is not read: it is checked once the metadata is signed.
+ */
+async function visitFront(
+  source: BundleSource,
+  skeleton: Skeleton,
+  read: (position: number, length: number) => Promise<Buffer>,
+  visitor: EntryVisitor,
+): Promise<void> {
+  const { layout, expected } = skeleton;
+  for (const [at, placed] of layout.placed.entries()) {
+    if (at === 0) continue;
+    const local = await read(placed.headerOffset, placed.dataOffset - placed.headerOffset);
+    const crc = local.readUInt32LE(ZIP_LOCAL_CRC_AT);
+    if (!local.equals(zipLocalHeader(layout, placed, crc)))
+      throw EntryAudit.explain(
+        source.name,
+        expected,
+        at,
+        await localEntry(read, placed.headerOffset),
+      );
+    const data = source.stream(placed.dataOffset, placed.entry.size);
+    await visitor(rawOf(placed.entry), data);
+    await finished(data);
+  }
 }
 
 async function checkZip(

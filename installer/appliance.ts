@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -8,6 +8,8 @@ import {
   FerryError,
   FORMAT_VERSION,
   ioError,
+  readRegularFile,
+  unsafePathReason,
   isStrictVersion,
   NAME_PATTERN,
   parseValidated,
@@ -177,6 +179,7 @@ export async function openAppliance(root: string): Promise<Appliance> {
     );
   }
   const state = await readState(paths);
+  await requireRegular(paths.history);
   const { value: config } = await readDocument(
     paths.config,
     ApplianceConfigSchema,
@@ -197,13 +200,22 @@ export async function openAppliance(root: string): Promise<Appliance> {
   return { paths, config, trust, state };
 }
 
-export async function readState(paths: AppliancePaths): Promise<ApplianceState> {
-  let text: string;
-  try {
-    text = await readFile(paths.state, 'utf8');
-  } catch (error) {
-    throw ioError(error, paths.state, 'read');
+/** Every command may append to history.jsonl: something else in its place is refused before anything changes. */
+async function requireRegular(file: string): Promise<void> {
+  const found = await stat(file).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError(error, file, 'read');
+  });
+  if (found && !found.isFile()) {
+    throw new FerryError('E_STATE_INVALID', `${file} is not a regular file`, {
+      file,
+      hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
+    });
   }
+}
+
+export async function readState(paths: AppliancePaths): Promise<ApplianceState> {
+  const text = await readRegularFile(paths.state, 'E_STATE_INVALID');
   const formatVersion = /"formatVersion"\s*:\s*(\d+)/.exec(text)?.[1];
   if (formatVersion !== undefined && Number(formatVersion) !== FORMAT_VERSION) {
     throw new FerryError(
@@ -215,13 +227,63 @@ export async function readState(paths: AppliancePaths): Promise<ApplianceState> 
       },
     );
   }
-  return parseValidated(
+  const state = parseValidated(
     paths.state,
     text,
     ApplianceStateSchema,
     'E_STATE_INVALID',
     'appliance state',
   ).value;
+  const problem = stateProblem(state);
+  if (problem) {
+    throw new FerryError('E_STATE_INVALID', `${paths.state}: ${problem.field} ${problem.message}`, {
+      file: paths.state,
+      field: problem.field,
+      hint: 'Ferry never writes this: state.json was edited. Restore it from a backup',
+    });
+  }
+  return state;
+}
+
+/**
+ * What the schema cannot say about a state: its versions and paths become
+ * folders, links and artifacts that rollback and status act on, so each must
+ * be a strict version or a path inside its component (an artifact: one name).
+ */
+function stateProblem(state: ApplianceState): { field: string; message: string } | null {
+  const releases: Array<[string, string | null | undefined]> = [
+    ['/release', state.release],
+    ['/highestRelease', state.highestRelease],
+    ['/previous/release', state.previous?.release],
+  ];
+  for (const [field, release] of releases)
+    if (release && !isStrictVersion(release)) return { field, message: 'is not a version' };
+  const sets: Array<[string, ApplianceState['components']]> = [
+    ['/components', state.components],
+    ['/previous/components', state.previous?.components ?? {}],
+  ];
+  for (const [at, components] of sets) {
+    for (const [name, component] of Object.entries(components)) {
+      const where = `${at}/${name}`;
+      if (!isStrictVersion(component.version))
+        return { field: `${where}/version`, message: 'is not a version' };
+      for (const [index, file] of component.files.entries()) {
+        const reason = unsafePathReason(file.path);
+        if (reason) return { field: `${where}/files/${index}/path`, message: reason };
+      }
+      for (const pass of ['rollback', 'remove'] as const) {
+        const found = component.artifacts[pass].findIndex(
+          (artifact) => unsafePathReason(artifact) !== null || artifact.includes('/'),
+        );
+        if (found >= 0)
+          return {
+            field: `${where}/artifacts/${pass}/${found}`,
+            message: 'is not the name of a kept artifact',
+          };
+      }
+    }
+  }
+  return null;
 }
 
 /** The planner's view of an appliance. */

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  BUNDLE_METADATA_ENTRY,
   expectedEntries,
   FerryError,
   ioError,
@@ -63,8 +64,8 @@ export async function stageArtifacts(context: StageContext): Promise<void> {
       await writeVerified(data, join(artifactsDir(dir), entry.name), entry, reader.file, 0o755);
     },
     (name) => wantedNames.has(name),
-    // stagePayload reads on to the end blocks before anything is switched.
-    wanted.at(-1)?.name,
+    // stagePayload goes on from here to the end blocks before anything is switched.
+    wanted.at(-1)?.name ?? BUNDLE_METADATA_ENTRY,
   );
   const missing = wanted.find((entry) => !seen.has(entry.name));
   if (missing) throw missingEntry(reader.file, missing.name);

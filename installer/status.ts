@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../manifest-schema/index.js';
+import { readRegularFile, writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
 import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
@@ -118,7 +117,7 @@ export async function recentHistory(
   paths: AppliancePaths,
   count: number,
 ): Promise<{ transactions: HistoryEntry[]; tornHistoryLines?: number[] }> {
-  const text = await readFile(paths.history, 'utf8').catch(() => '');
+  const text = await readRegularFile(paths.history, 'E_STATE_INVALID', '');
   const transactions: HistoryEntry[] = [];
   const torn: number[] = [];
   for (const [index, line] of text.split('\n').entries()) {

@@ -1,7 +1,41 @@
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { ioError } from './errors.js';
+import { FerryError, ioError, type ErrorCode } from './errors.js';
+
+/**
+ * A file's text, refused with `code` unless it is a regular file: opened
+ * without blocking, since a FIFO left in a file's place would otherwise
+ * hang every command that reads it. `missing` is returned for a file that
+ * does not exist, when given.
+ */
+export async function readRegularFile(
+  file: string,
+  code: ErrorCode,
+  missing?: string,
+): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    if (missing !== undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') return missing;
+    throw ioError(error, file, 'read');
+  }
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw new FerryError(code, `${file} is not a regular file`, {
+        file,
+        hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
+      });
+    }
+    return await handle.readFile('utf8');
+  } catch (error) {
+    throw error instanceof FerryError ? error : ioError(error, file, 'read');
+  } finally {
+    await handle.close();
+  }
+}
 
 /**
  * Replaces `file` so that a reader or a power cut sees either the old bytes

@@ -59,21 +59,32 @@ export function walkRootChain(
     versions: path.map((root) => root.version),
     ...(refusal ? { refusal } : {}),
   });
-  let newer: Array<Candidate>;
-  try {
-    newer = newerRoots(trusted, candidates);
-  } catch (error) {
-    if (isFerryError(error)) return result(error);
-    throw error;
-  }
-  for (const next of newer) {
+  // A chain from version 1 holds the trusted version's predecessors too: more
+  // candidates than those and the steps allowed is refused before any is read.
+  const past = candidates[trusted.version + MAX_ROOT_STEPS];
+  if (past) return result(tooLong(trusted, past));
+  // One root at a time: a root is decoded only once its predecessor was accepted,
+  // so nothing of a root past the first refusal is ever looked at.
+  let newest: Candidate | undefined;
+  let steps = 0;
+  for (const { bytes, ...source } of candidates) {
+    let root: TrustedRoot;
+    try {
+      root = decodeRoot(bytes, source, CHAIN_ROOT);
+    } catch (error) {
+      if (isFerryError(error)) return result(error);
+      throw error;
+    }
+    if (root.version <= trusted.version) continue;
+    if (++steps > MAX_ROOT_STEPS) return result(tooLong(trusted, source));
+    const next = { root, source };
     const refusal = stepRefusal(path.at(-1) ?? trusted, next);
     if (refusal) return result(refusal);
-    path.push(next.root);
+    path.push(root);
+    newest = next;
   }
   const final = path.at(-1) ?? trusted;
   if (final.expires !== null && now.getTime() >= Date.parse(final.expires)) {
-    const newest = newer.at(-1);
     const where = newest ? describeSource(newest.source) : 'the trusted root';
     return result(
       new FerryError(
@@ -89,25 +100,16 @@ export function walkRootChain(
   return result();
 }
 
-/** Decodes every candidate (each refused unread when too large) and keeps those past the trusted version. */
-function newerRoots(trusted: TrustedRoot, candidates: readonly RootCandidate[]): Array<Candidate> {
-  const newer: Array<Candidate> = [];
-  for (const { bytes, ...source } of candidates) {
-    const root = decodeRoot(bytes, source, CHAIN_ROOT);
-    if (root.version <= trusted.version) continue;
-    if (newer.length === MAX_ROOT_STEPS) {
-      throw new FerryError(
-        'E_ROOT_CHAIN_TOO_LONG',
-        `${describeSource(source)}: the chain has more than ${MAX_ROOT_STEPS} trust roots past the trusted version ${trusted.version}`,
-        {
-          ...sourceDetails(source),
-          hint: `a chain walks at most ${MAX_ROOT_STEPS} steps at once: update the appliance with a bundle from an earlier rotation first`,
-        },
-      );
-    }
-    newer.push({ root, source });
-  }
-  return newer;
+function tooLong(trusted: TrustedRoot, { file, entry }: RootSource): FerryError {
+  const source = { file, ...(entry === undefined ? {} : { entry }) };
+  return new FerryError(
+    'E_ROOT_CHAIN_TOO_LONG',
+    `${describeSource(source)}: the chain has more than ${MAX_ROOT_STEPS} trust roots past the trusted version ${trusted.version}`,
+    {
+      ...sourceDetails(source),
+      hint: `a chain walks at most ${MAX_ROOT_STEPS} steps at once: update the appliance with a bundle from an earlier rotation first`,
+    },
+  );
 }
 
 /** Why `next` may not follow `current`, or undefined when it may. */

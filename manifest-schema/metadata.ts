@@ -320,6 +320,26 @@ export function dependencyOrder(meta: Pick<BundleMetadata, 'components'>): strin
 }
 
 /**
+ * The first entries of every bundle: bundle.json and the trust roots it
+ * carries, the part a reader must read before it can check the signature.
+ */
+export function frontEntries(
+  trustChain: readonly ArtifactRef[],
+  metadataSize: number,
+): ExpectedEntry[] {
+  return [
+    { name: BUNDLE_METADATA_ENTRY, type: 'file', size: metadataSize },
+    ...trustChain.map((ref): ExpectedEntry => ({
+      name: ref.path,
+      type: 'file',
+      size: ref.size,
+      sha256: ref.sha256,
+      mode: 0o644,
+    })),
+  ];
+}
+
+/**
  * Every entry a bundle holds, in the one archive order that both formats
  * use: bundle.json, the trust chain, artifacts, verification, payload in
  * dependency order, then the carried installer.
@@ -327,15 +347,8 @@ export function dependencyOrder(meta: Pick<BundleMetadata, 'components'>): strin
  */
 export function expectedEntries(meta: BundleMetadata, metadataSize: number): ExpectedEntry[] {
   const entries: ExpectedEntry[] = [
-    { name: BUNDLE_METADATA_ENTRY, type: 'file', size: metadataSize },
-    // Right after bundle.json, so a reader finds the chain before any payload.
-    ...(meta.trustChain ?? []).map((ref): ExpectedEntry => ({
-      name: ref.path,
-      type: 'file',
-      size: ref.size,
-      sha256: ref.sha256,
-      mode: 0o644,
-    })),
+    // The trust roots right after bundle.json, so a reader finds the chain before any payload.
+    ...frontEntries(meta.trustChain ?? [], metadataSize),
   ];
   const order = dependencyOrder(meta);
   const artifact = (ref: ArtifactRef, component?: string): ExpectedEntry => ({

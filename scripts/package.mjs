@@ -96,6 +96,10 @@ async function bundle(entry, { define, plugins = [], ...options }) {
     logLevel: 'warning',
     ...options,
   });
+  // A warning is code that behaves otherwise in the bundle than in dist/
+  // (import.meta in CommonJS is empty): refused, not shipped.
+  if (result.warnings.length > 0)
+    throw new Error(`esbuild warned ${result.warnings.length} time(s): see above`);
   return result.outputFiles[0].contents;
 }
 
@@ -125,19 +129,26 @@ console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`
 // console's screen cannot be CommonJS (ink's layout engine awaits at its top
 // level), so it is an ES module asset of its own, loaded only by `console`:
 // the console command's import of it resolves to the boot script's loader.
+// So does the media command's search for an installer to put on volume 1:
+// in the executable, that is the executable itself.
+const bootInstead = [
+  [join(root, 'cli', 'commands', 'console.ts'), /\/console\/run\.js$/],
+  [join(root, 'builder', 'media.ts'), /\/installer-beside\.js$/],
+];
 const boot = await bundle(
   "import { boot } from './scripts/sea-boot.ts';\nboot(process.argv.slice(2), process.env).then((code) => { process.exitCode = code; });\n",
   {
     format: 'cjs',
     plugins: [
       {
-        name: 'console-apart',
+        name: 'boot-instead',
         setup(builder) {
-          builder.onResolve({ filter: /\/console\/run\.js$/ }, (args) =>
-            args.importer === join(root, 'cli', 'commands', 'console.ts')
-              ? { path: join(root, 'scripts', 'sea-boot.ts') }
-              : undefined,
-          );
+          for (const [importer, filter] of bootInstead)
+            builder.onResolve({ filter }, (args) =>
+              args.importer === importer
+                ? { path: join(root, 'scripts', 'sea-boot.ts') }
+                : undefined,
+            );
         },
       },
     ],

@@ -127,6 +127,14 @@ function importModule(url: string): Promise<unknown> {
 }
 
 /**
+ * `ferry media`'s installer for volume 1, in the executable: scripts/package.mjs
+ * points builder/media.ts's import of builder/installer-beside.js here.
+ */
+export function defaultInstaller(): Promise<string | null> {
+  return Promise.resolve(process.execPath);
+}
+
+/**
  * `ferry console` in the executable: scripts/package.mjs points the console
  * command's import of installer/console/run.js here. Imports the console's
  * bundle from a private folder and removes the folder as soon as it is

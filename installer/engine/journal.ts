@@ -3,7 +3,6 @@ import {
   mkdir,
   open,
   readdir,
-  readFile,
   readlink,
   rename,
   rm,
@@ -12,8 +11,14 @@ import {
   unlink,
 } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { dirname, join, relative } from 'node:path';
-import { FerryError, ioError, syncDir, writeFileAtomic } from '../../manifest-schema/index.js';
+import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
+import {
+  FerryError,
+  ioError,
+  readRegularFile,
+  syncDir,
+  writeFileAtomic,
+} from '../../manifest-schema/index.js';
 
 /**
  * The open transaction's journal: every change to the appliance is written
@@ -116,6 +121,40 @@ function unseal(line: string): unknown {
   }
 }
 
+/**
+ * A record's paths made absolute under `root`. A checksum proves no author:
+ * a path that is not a plain relative one inside the root (absolute, `..`,
+ * not a string) would have recovery move, remove or run something outside
+ * the appliance, so the record is refused as damaged.
+ */
+function inRoot<T>(
+  file: string,
+  line: number,
+  root: string,
+  paths: (map: (path: string) => string) => T,
+): T {
+  const map = (path: string): string => {
+    if (typeof path !== 'string' || isAbsolute(path) || normalize(path).split(sep).includes('..'))
+      throw new FerryError(
+        'E_JOURNAL_CORRUPT',
+        `${file}: record ${line} names ${JSON.stringify(path)}, outside the appliance root: nothing was changed`,
+        {
+          file,
+          line,
+          hint: 'Ferry writes only paths inside the root: this journal was edited. Restore it (or the appliance) from a backup, then run ferry recover',
+        },
+      );
+    return join(root, path);
+  };
+  try {
+    return paths(map);
+  } catch (error) {
+    // A record of the wrong shape (a field missing) is as damaged as a bad checksum.
+    if (error instanceof FerryError) throw error;
+    throw damaged(file, line);
+  }
+}
+
 function damaged(file: string, line: number): FerryError {
   return new FerryError(
     'E_JOURNAL_CORRUPT',
@@ -200,18 +239,12 @@ export class Journal {
    */
   static async read(dir: string, root: string): Promise<OpenJournal | null> {
     const file = join(dir, HEADER);
-    let headerText: string;
-    try {
-      headerText = await readFile(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw ioError(error, file, 'read');
-    }
-    const absolute = (path: string): string => join(root, path);
+    const headerText = await readRegularFile(file, 'E_JOURNAL_CORRUPT', '');
+    if (headerText === '') return null;
     const header = unseal(headerText.trimEnd()) as TransactionHeader | null;
     if (!header) throw damaged(file, 1);
     const stepsFile = join(dir, STEPS);
-    const lines = (await readFile(stepsFile, 'utf8').catch(() => '')).split('\n');
+    const lines = (await readRegularFile(stepsFile, 'E_JOURNAL_CORRUPT', '')).split('\n');
     while (lines.at(-1) === '') lines.pop();
     const steps: JournalStep[] = [];
     for (const [index, line] of lines.entries()) {
@@ -220,9 +253,9 @@ export class Journal {
         if (index === lines.length - 1) break;
         throw damaged(stepsFile, index + 1);
       }
-      steps.push(stepPaths(step, absolute));
+      steps.push(inRoot(stepsFile, index + 1, root, (map) => stepPaths(step, map)));
     }
-    return { header: headerPaths(header, absolute), steps };
+    return { header: inRoot(file, 1, root, (map) => headerPaths(header, map)), steps };
   }
 }
 

@@ -1,4 +1,5 @@
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { readRegularFile } from '../../manifest-schema/index.js';
 import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.js';
 import type { InstallEvent } from './events.js';
 import { appendLine, Journal } from './journal.js';
@@ -82,7 +83,7 @@ export async function recoverPending(
     await removeLinkLeftovers(appliance.paths);
   }
   await removeStaging(appliance.paths, header.id);
-  const history = await readFile(appliance.paths.history, 'utf8').catch(() => '');
+  const history = await readRegularFile(appliance.paths.history, 'E_STATE_INVALID', '');
   if (!history.includes(`"id":"${header.id}"`) || !committed) {
     await appendLine(appliance.paths.history, {
       id: header.id,

@@ -3,8 +3,8 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FERRY, run, type RunResult } from '../helpers.js';
-import { initAppliance, install, installOk, markers, status } from '../e2e/appliance.js';
-import { faultProduct } from './product.js';
+import { install, installOk, markers, status } from '../e2e/appliance.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // Artifacts that misbehave: leave children holding the pipes or daemonized
 // with their stdio closed, hang while rolling back, print without end.
@@ -37,8 +37,7 @@ const product = faultProduct({ 'scripts/web/publish.sh': `${LEAVE}\n${PLAIN}\n${
 
 async function appliance(name: string, trigger: string): Promise<string> {
   const root = join(product.dir, name);
-  await initAppliance(product.ws, root);
-  await installOk(product.bundles['1.0.0'] as string, root);
+  await atFirstRelease(product, root);
   await mkdir(dirname(join(root, trigger)), { recursive: true });
   await writeFile(join(root, trigger), '');
   return root;

@@ -3,17 +3,9 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
-import {
-  initAppliance,
-  install,
-  installOk,
-  markers,
-  RECORDS,
-  snapshot,
-  status,
-} from '../e2e/appliance.js';
+import { install, installOk, markers, RECORDS, snapshot, status } from '../e2e/appliance.js';
 import { ext4, skipReason, tmpfs } from './filesystems.js';
-import { faultProduct } from './product.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // A failure while committing: before state.json is replaced it rolls back
 // (rollback artifacts included); after, the appliance is committed and says so.
@@ -27,8 +19,7 @@ describe.skipIf(reason !== null)(`a failure while committing (${reason ?? 'tmpfs
   it('a full disk when state.json is written: every change and artifact rolled back', async () => {
     const root = join(product.dir, 'full');
     await tmpfs(join(root, 'var/lib/ferry'), 16);
-    await initAppliance(product.ws, root);
-    await installOk(product.bundles['1.0.0'] as string, root);
+    await atFirstRelease(product, root);
     const before = await snapshot(root);
     execFileSync('touch', [join(root, 'fill')]);
     const failed = await install(product.bundles['1.3.0'] as string, root);
@@ -51,8 +42,7 @@ describe.skipIf(reason !== null)(`a failure while committing (${reason ?? 'tmpfs
   it('a history that cannot be appended after state.json is written: committed, exit 0, finished by the next ferry', async () => {
     const root = join(product.dir, 'history');
     await ext4(join(product.dir, 'lib.img'), join(root, 'var/lib/ferry'), 32);
-    await initAppliance(product.ws, root);
-    await installOk(product.bundles['1.0.0'] as string, root);
+    await atFirstRelease(product, root);
     const history = join(root, 'var/lib/ferry/history.jsonl');
     execFileSync('chattr', ['+i', history]);
     const done = await install(product.bundles['1.3.0'] as string, root);

@@ -1,26 +1,36 @@
-import { appendFile, cp, mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import {
+  appendFile,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
-import { init, initAppliance, installOk, status } from '../e2e/appliance.js';
-import { faultProduct } from './product.js';
+import { cloneAppliance, init, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // What a cut or a careless hand leaves in the appliance's own files: a torn
 // history line, link and artifact leftovers, a missing `current`, a lost
-// state.json.
+// state.json, and what a hand that edits them on purpose leaves.
 
 const product = faultProduct();
 let base: string;
 
 beforeAll(async () => {
   base = join(product.dir, 'at-1.0.0');
-  await initAppliance(product.ws, base);
-  await installOk(product.bundles['1.0.0'] as string, base);
+  await atFirstRelease(product, base);
 });
 
 async function copy(name: string): Promise<string> {
   const root = join(product.dir, name);
-  await cp(base, root, { recursive: true, verbatimSymlinks: true });
+  await cloneAppliance(base, root);
   return root;
 }
 
@@ -77,6 +87,59 @@ describe('damaged appliance files', () => {
       problem: 'missing',
     });
   });
+
+  it.each(['state.json', 'history.jsonl'])(
+    'a FIFO in place of %s: status, log, rollback and recover name it at once, nothing changed',
+    async (name) => {
+      const root = await copy(`fifo-${name}`);
+      const file = join(root, 'var/lib/ferry', name);
+      await rm(file);
+      execFileSync('mkfifo', [file]);
+      // The snapshot reads every file: the FIFO itself is checked by type.
+      const others = [...RECORDS, `var/lib/ferry/${name}`];
+      const held = await snapshot(root, others);
+      for (const command of [['status'], ['log'], ['rollback', '--yes'], ['recover']]) {
+        // Reading a FIFO with no writer blocks for ever: a hang fails by the test's timeout.
+        const refused = await ferry([...command, '--root', root]);
+        expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${file} is not a regular file`);
+      }
+      expect(await snapshot(root, others)).toEqual(held);
+      expect((await lstat(file)).isFIFO()).toBe(true);
+    },
+  );
+
+  it.each([
+    ['a version that is a path', '/components/db/version', '../../../tmp'],
+    ['a file outside its component', '/components/db/files/0/path', '../../../../etc/passwd'],
+    [
+      'a rollback artifact elsewhere',
+      '/components/db/artifacts/rollback/0',
+      '../../../../bin/true',
+    ],
+  ])(
+    'state.json edited to hold %s: E_STATE_INVALID naming the field, before rollback acts',
+    async (_what, field, value) => {
+      const root = await copy(`edited-${field.replaceAll('/', '-')}`);
+      const file = join(root, 'var/lib/ferry/state.json');
+      const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+      const keys = field.split('/').slice(1);
+      const last = keys.pop() as string;
+      const parent = keys.reduce<Record<string, unknown>>(
+        (at, key) => at[key] as Record<string, unknown>,
+        state,
+      );
+      parent[last] = value;
+      await writeFile(file, JSON.stringify(state, null, 2));
+      const held = await snapshot(root);
+      for (const command of [['status', '--verify'], ['rollback', '--yes'], ['recover']]) {
+        const refused = await ferry([...command, '--root', root]);
+        expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${file}: ${field}`);
+      }
+      expect(await snapshot(root)).toEqual(held);
+    },
+  );
 
   it('with state.json lost, the hint does not lead init to replace the appliance', async () => {
     const root = await copy('no-state');

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { initAppliance, install, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
+import { install, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
 import { skipReason, tmpfs } from './filesystems.js';
-import { faultProduct } from './product.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // A payload that does not fit is refused before anything is staged, in MiB,
 // naming the filesystem. (A disk that fills while committing: commit.test.ts.)
@@ -20,8 +20,7 @@ describe.skipIf(reason !== null)(
       const root = join(product.dir, 'root');
       const opt = join(root, 'opt');
       await tmpfs(opt, 24);
-      await initAppliance(product.ws, root);
-      await installOk(product.bundles['1.0.0'] as string, root);
+      await atFirstRelease(product, root);
       execFileSync('dd', ['if=/dev/zero', `of=${join(opt, 'filler')}`, 'bs=1M', 'count=9'], {
         stdio: 'ignore',
       });

@@ -1,9 +1,10 @@
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
-import { initAppliance, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
-import { faultProduct } from './product.js';
+import { cloneAppliance, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // A journal left by a crash in the middle of an update (SIGKILL after its
 // eighth write), then moved, damaged or cut: recovery acts on the root it is
@@ -15,15 +16,14 @@ let before: Record<string, string>;
 
 beforeAll(async () => {
   base = join(product.dir, 'at-1.0.0');
-  await initAppliance(product.ws, base);
-  await installOk(product.bundles['1.0.0'] as string, base);
+  await atFirstRelease(product, base);
   before = await snapshot(base);
 });
 
 /** An appliance at 1.0.0 whose install of 1.3.0 was killed in its update pass. */
 async function interrupted(name: string): Promise<string> {
   const root = join(product.dir, name);
-  await cp(base, root, { recursive: true, verbatimSymlinks: true });
+  await cloneAppliance(base, root);
   const run = await ferry(
     ['install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
     {
@@ -54,7 +54,7 @@ describe('the journal', () => {
     expect(journal).not.toContain(original);
     const copy = join(product.dir, 'rescue', 'mnt');
     await mkdir(join(product.dir, 'rescue'));
-    await cp(original, copy, { recursive: true, verbatimSymlinks: true });
+    await cloneAppliance(original, copy);
     const untouched = await snapshot(original);
     await recoverTo(copy, '1.0.0');
     expect(await snapshot(copy, RECORDS)).toEqual(before);
@@ -91,6 +91,29 @@ describe('the journal', () => {
     expect(await snapshot(root, RECORDS)).toEqual(before);
   });
 
+  it('a record resealed to name a path outside the root: E_JOURNAL_CORRUPT, nothing moved in or out', async () => {
+    const root = await interrupted('outside');
+    const victim = join(product.dir, 'outside-the-root');
+    await mkdir(victim);
+    await writeFile(join(victim, 'file'), 'precious');
+    // A checksum proves no author: anyone who can edit the journal can reseal a record.
+    const lines = (await readFile(steps(root), 'utf8')).trimEnd().split('\n');
+    const at = lines.findIndex((line) => line.includes('"op":"move"'));
+    const text = (lines[at] as string)
+      .slice(17)
+      .replace(/"to":"[^"]*"/, `"to":"${relative(root, victim)}"`);
+    lines[at] = `${createHash('sha256').update(text).digest('hex').slice(0, 16)} ${text}`;
+    await writeFile(steps(root), `${lines.join('\n')}\n`);
+    const held = await snapshot(root, ['var/lib/ferry/lock']);
+    for (const command of [['recover'], ['rollback', '--yes'], ['status']]) {
+      const refused = await ferry([...command, '--root', root]);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toContain(`E_JOURNAL_CORRUPT: ${steps(root)}: record ${at + 1}`);
+    }
+    expect(await snapshot(root, ['var/lib/ferry/lock'])).toEqual(held);
+    expect(await readFile(join(victim, 'file'), 'utf8')).toBe('precious');
+  });
+
   it('a last record cut short (the crash hit its write): it was never started, the rest is undone', async () => {
     const root = await interrupted('torn');
     await writeFile(steps(root), `${await readFile(steps(root), 'utf8')}3f2a9c {"op":"mo`);
@@ -102,7 +125,7 @@ describe('the journal', () => {
 
   it('an empty journal folder (a crash before its header) is removed without a record', async () => {
     const root = join(product.dir, 'empty');
-    await cp(base, root, { recursive: true, verbatimSymlinks: true });
+    await cloneAppliance(base, root);
     await mkdir(join(root, 'var/lib/ferry/journal'));
     const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');
     const recovered = await ferry(['recover', '--root', root, '--json']);

@@ -3,8 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FERRY, ferry, json } from '../helpers.js';
-import { initAppliance, install, installOk, markers, status } from '../e2e/appliance.js';
-import { faultProduct } from './product.js';
+import { install, installOk, markers, status } from '../e2e/appliance.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // One installer at a time, with the kernel as referee: a lock held by a live
 // ferry refuses every other one, and one that died (SIGKILL, a power cut)
@@ -15,8 +15,7 @@ const product = faultProduct({ 'scripts/db/migrate.sh': SLOW });
 
 async function appliance(name: string): Promise<string> {
   const root = join(product.dir, name);
-  await initAppliance(product.ws, root);
-  await installOk(product.bundles['1.0.0'] as string, root);
+  await atFirstRelease(product, root);
   await writeFile(join(root, 'slow'), '');
   return root;
 }

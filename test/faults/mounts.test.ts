@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ferry } from '../helpers.js';
-import { initAppliance, installOk, status } from '../e2e/appliance.js';
+import { installOk, status } from '../e2e/appliance.js';
 import { ext4, skipReason, tmpfs } from './filesystems.js';
-import { faultProduct } from './product.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // Appliances mount /opt and /var on filesystems of their own: a version moves
 // into place by a rename, so it is staged on the filesystem it goes to.
@@ -19,8 +19,7 @@ describe.skipIf(reason !== null)(
       const root = join(product.dir, 'root');
       await ext4(join(product.dir, 'opt.img'), join(root, 'opt'), 32);
       await tmpfs(join(root, 'var'), 16);
-      await initAppliance(product.ws, root);
-      await installOk(product.bundles['1.0.0'] as string, root);
+      await atFirstRelease(product, root);
       await installOk(product.bundles['1.3.0'] as string, root);
       expect((await status(root)).release).toBe('1.3.0');
       expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);

@@ -2,6 +2,7 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll } from 'vitest';
 import { buildAll, tempDir, workspace, type Workspace } from '../helpers.js';
+import { initAppliance, installOk } from '../e2e/appliance.js';
 
 export interface FaultProduct {
   /** The test file's temp folder. */
@@ -27,4 +28,11 @@ export function faultProduct(lines: Record<string, string> = {}): FaultProduct {
     Object.assign(product, { dir, ws, bundles: await buildAll(ws, join(dir, 'bundles')) });
   });
   return product;
+}
+
+/** `ferry init` of `root`, then the install of release 1.0.0: where the fault tests start. */
+export async function atFirstRelease(product: FaultProduct, root: string): Promise<string> {
+  await initAppliance(product.ws, root);
+  await installOk(product.bundles['1.0.0'] as string, root);
+  return root;
 }

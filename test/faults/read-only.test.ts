@@ -2,17 +2,9 @@ import { rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
-import {
-  initAppliance,
-  install,
-  installOk,
-  markers,
-  RECORDS,
-  snapshot,
-  status,
-} from '../e2e/appliance.js';
+import { install, installOk, markers, RECORDS, snapshot, status } from '../e2e/appliance.js';
 import { ext4, skipReason } from './filesystems.js';
-import { faultProduct } from './product.js';
+import { atFirstRelease, faultProduct } from './product.js';
 
 // The filesystem goes read-only in the middle of an install (an I/O error
 // with errors=remount-ro): the error names the first cause, and once the
@@ -32,8 +24,7 @@ describe.skipIf(reason !== null)(
     it('reports the I/O error, and recover after the repair rolls everything back', async () => {
       const fs = await ext4(join(product.dir, 'root.img'), join(product.dir, 'mnt'), 64);
       const root = join(fs.mount, 'appliance');
-      await initAppliance(product.ws, root);
-      await installOk(product.bundles['1.0.0'] as string, root);
+      await atFirstRelease(product, root);
       const before = await snapshot(root);
       // The trigger lives outside the broken filesystem's reach: it is read before the write.
       await writeFile(

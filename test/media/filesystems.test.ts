@@ -3,7 +3,7 @@ import { cp, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferry, tempDir } from '../helpers.js';
-import { initAppliance, install, sha256, status } from '../e2e/appliance.js';
+import { cloneAppliance, initAppliance, install, sha256, status } from '../e2e/appliance.js';
 import { makeMedia, mediaBase, readIndex, type MediaBase } from './helpers.js';
 
 // The volumes on real filesystems: FAT32 images made and filled with
@@ -59,7 +59,7 @@ afterAll(() => {
 
 async function appliance(name: string): Promise<string> {
   const root = join(dir, name);
-  await cp(empty, root, { recursive: true, verbatimSymlinks: true });
+  await cloneAppliance(empty, root);
   return root;
 }
 

@@ -10,7 +10,7 @@ import { initialState } from '../../installer/console/model.js';
 import { ConsoleController } from '../../installer/console/run.js';
 import { install } from '../../installer/engine/install.js';
 import { FERRY, ferry, json } from '../helpers.js';
-import { sha256, snapshot, status } from '../e2e/appliance.js';
+import { cloneAppliance, sha256, snapshot, status } from '../e2e/appliance.js';
 import { makeMedia, mediaFixture, type MediaFixture } from './helpers.js';
 
 // One drive, discs swapped in turn: the "drive" is a folder whose one
@@ -66,7 +66,7 @@ async function swapping(
 
 async function appliance(): Promise<string> {
   const root = join(dir, `root-${counter++}`);
-  await cp(empty, root, { recursive: true, verbatimSymlinks: true });
+  await cloneAppliance(empty, root);
   return root;
 }
 

@@ -76,22 +76,26 @@ export async function craftedFile(bytes: Buffer, extension: string): Promise<str
   return file;
 }
 
-let template: Promise<string> | undefined;
+const templates = new Map<Promise<Base>, Promise<string>>();
 
-/** An appliance of the base product that nothing installed into, copied for each use. */
-export async function freshAppliance(): Promise<string> {
-  const { dir, trust } = await sharedBase();
-  template ??= (async () => {
-    const root = join(dir, 'appliance-template');
-    const init = await ferry([
-      'init',
-      '--root',
-      root,
-      ...['--product', 'tiny', '--platform', 'os@1.0.0', '--trust', trust],
-    ]);
-    expect(init.code, init.stderr).toBe(0);
-    return root;
-  })();
+/** An appliance of the base product, trusting the base's root, that nothing installed into, copied for each use. */
+export async function freshAppliance(base: Promise<Base> = sharedBase()): Promise<string> {
+  const { dir, trust } = await base;
+  let template = templates.get(base);
+  if (!template) {
+    template = (async () => {
+      const root = join(dir, 'appliance-template');
+      const init = await ferry([
+        'init',
+        '--root',
+        root,
+        ...['--product', 'tiny', '--platform', 'os@1.0.0', '--trust', trust],
+      ]);
+      expect(init.code, init.stderr).toBe(0);
+      return root;
+    })();
+    templates.set(base, template);
+  }
   const root = join(dir, `appliance-${Math.random().toString(36).slice(2)}`);
   await cloneAppliance(await template, root);
   return root;
@@ -134,11 +138,12 @@ export async function expectRefusedEverywhere(
   code: string,
   exit: number,
   commands: readonly Command[] = ['verify', 'plan', 'install'],
+  base: Promise<Base> = sharedBase(),
 ): Promise<Measured[]> {
-  const { trust } = await sharedBase();
+  const { trust } = await base;
   const results: Measured[] = [];
   for (const command of commands) {
-    const root = command === 'plan' || command === 'install' ? await freshAppliance() : null;
+    const root = command === 'plan' || command === 'install' ? await freshAppliance(base) : null;
     const before = root ? await snapshot(root) : null;
     const args =
       command === 'verify' || command === 'inspect'

@@ -23,7 +23,7 @@ const CLAIM_TAG = /^(ferry\.audit\.\d{8})\.(\d+)\.[0-9a-f]{12}$/;
  * N only when its claim is the only one. Of two writers, at most one sees
  * only itself, whatever the timing: each listed after its own claim landed,
  * so whichever listed second sees the first's claim (both may see both: then
- * both step aside). Everything else a write changes comes after its event;
+ * the younger claim steps aside and the older looks again). Everything else a write changes comes after its event;
  * a moved tag is replaced only if it still points where the writer read it.
  */
 export class RegistryStore implements Store {
@@ -102,10 +102,9 @@ export class RegistryStore implements Store {
   /**
    * Claims `tag` for this event: `TAG.SECONDS.DIGEST12`, then a list of every
    * claim of the tag. Another claim, younger than the stale limit, means
-   * another writer got there too: this one takes its claim back and, while
-   * the event is still unwritten, tries again after a random pause (two
-   * writers that saw each other both step back, and one of them usually
-   * finds itself alone the next time); after three tries, or when the
+   * another writer got there too: the oldest claim waits for the others to
+   * step aside; a younger one takes its claim back and, while the event is
+   * still unwritten, tries again after a random pause; after three tries, or when the
    * registry refuses to delete, it stops. A claim older than the limit is a
    * writer that died between its claim and its event, and is passed over.
    */
@@ -114,15 +113,15 @@ export class RegistryStore implements Store {
       const seconds = Math.floor(Date.now() / 1000);
       const mine = `${tag}.${seconds}.${manifest.digest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
       await this.client.putManifest(mine, manifest.bytes, manifest.mediaType);
-      const others = (await this.client.listTags()).filter((other) => {
-        const claimed = CLAIM_TAG.exec(other);
-        return (
-          other !== mine &&
-          claimed?.[1] === tag &&
-          Number(claimed[2]) > seconds - this.#staleSeconds
-        );
-      });
+      const others = await this.liveClaims(tag, mine);
       if (others.length === 0) return;
+      // Writers that saw each other all stepping back can go on seeing each
+      // other on a loaded machine. The oldest claim instead stays and looks
+      // again while the younger ones step back: it still goes on only when it
+      // is alone in a listing taken after its claim landed, so at most one
+      // writer goes on, and of two, one does.
+      if (others.every((other) => claimOrder(mine, other) < 0) && (await this.aloneSoon(tag, mine)))
+        return;
       const withdrawn = await this.client.deleteManifest(manifest.digest).then(
         () => true,
         () => false,
@@ -133,6 +132,28 @@ export class RegistryStore implements Store {
       const written = await this.client.manifestDescriptor(tag);
       if (written) throw conflict(this, tag, `was written by another writer (${written.digest})`);
     }
+  }
+
+  /** The other claims of `tag` younger than the stale limit. */
+  private async liveClaims(tag: string, mine: string): Promise<string[]> {
+    const seconds = Math.floor(Date.now() / 1000);
+    return (await this.client.listTags()).filter((other) => {
+      const claimed = CLAIM_TAG.exec(other);
+      return (
+        other !== mine && claimed?.[1] === tag && Number(claimed[2]) > seconds - this.#staleSeconds
+      );
+    });
+  }
+
+  /** Looks again, for up to about five seconds, for this claim to be the only live one of `tag`. */
+  private async aloneSoon(tag: string, mine: string): Promise<boolean> {
+    for (let look = 0; look < 20; look++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const others = await this.liveClaims(tag, mine);
+      if (others.length === 0) return true;
+      if (!others.every((other) => claimOrder(mine, other) < 0)) return false;
+    }
+    return false;
   }
 
   async replaceRef(
@@ -158,4 +179,11 @@ export class RegistryStore implements Store {
     // Blobs go when the registry's own garbage collection runs.
     if (held) await this.client.deleteManifest(held.digest);
   }
+}
+
+/** Older claims first (by their time, then their digest): the order in which claims give way. */
+function claimOrder(a: string, b: string): number {
+  const [, , secondsA = '0'] = CLAIM_TAG.exec(a) ?? [];
+  const [, , secondsB = '0'] = CLAIM_TAG.exec(b) ?? [];
+  return Number(secondsA) - Number(secondsB) || (a < b ? -1 : a > b ? 1 : 0);
 }

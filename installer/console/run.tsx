@@ -271,16 +271,11 @@ export class ConsoleController {
    * Looks again whenever the mount table or a searched folder changes,
    * checking every `everyMs`; returns the function that stops watching.
    */
-  watchMedia(everyMs = 2000): () => void {
+  watchMedia(baseline: string, everyMs = 2000): () => void {
     if (!this.search) return () => undefined;
-    const folders = [...this.search.media, ...this.search.mountPoints];
-    let last: string | null = null;
-    // The first look is the baseline: the console has just found what is there.
-    let busy = true;
-    void mediaFingerprint(folders).then((now) => {
-      last = now;
-      busy = false;
-    });
+    const folders = mediaFolders(this.search);
+    let last = baseline;
+    let busy = false;
     const timer = setInterval(() => {
       if (busy || this.state.screen !== 'choose') return;
       busy = true;
@@ -435,6 +430,14 @@ function sizeOf(stdout: NodeJS.WriteStream): Size {
   return { columns: stdout.columns || 80, rows: stdout.rows || Number.POSITIVE_INFINITY };
 }
 
+/** Every folder the console searches: the media given and the usual mount points. */
+function mediaFolders(search: {
+  media: readonly string[];
+  mountPoints?: readonly string[];
+}): string[] {
+  return [...search.media, ...(search.mountPoints ?? USUAL_MOUNT_POINTS)];
+}
+
 export async function runConsole(options: ConsoleOptions): Promise<number> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
     throw new FerryError('E_USAGE', 'ferry console needs a terminal', {
@@ -442,6 +445,8 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     });
   }
   const appliance = await openAppliance(options.root);
+  // Taken before the first look, so that a bundle copied while it runs counts as a change.
+  const baseline = await mediaFingerprint(mediaFolders(options));
   const candidates = await discover(appliance, options.media, options.mountPoints);
   const searched = await searchedFolders(options.media, options.mountPoints);
   const controller = new ConsoleController(
@@ -449,7 +454,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     options.root,
     options,
   );
-  const stopWatching = controller.watchMedia();
+  const stopWatching = controller.watchMedia(baseline);
   // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
   const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();

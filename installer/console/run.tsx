@@ -1,7 +1,12 @@
 import { render, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import type { AskForVolume } from '../../bundle/media.js';
-import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
+import {
+  FerryError,
+  isFerryError,
+  printableDeep,
+  type ApplianceConfig,
+} from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
@@ -14,6 +19,7 @@ import {
   mediaFingerprint,
   searchedFolders,
   USUAL_MOUNT_POINTS,
+  windowView,
 } from './discover.js';
 import {
   blockedBy,
@@ -28,6 +34,7 @@ import { ConsoleView, layout, type Size } from './view.js';
 
 /** The newest lines of a transaction's log the console holds; `ferry log` streams any length. */
 const LOG_VIEW_LINES = 5000;
+const MINUTE = 60_000;
 
 export interface ConsoleOptions {
   root: string;
@@ -298,6 +305,24 @@ export class ConsoleController {
   }
 
   /**
+   * Reads the maintenance windows again at every turn of the minute (when a
+   * window opens or closes), so an operator who waits sees it open; returns
+   * the function that stops it.
+   */
+  watchWindow(config: ApplianceConfig, clock: () => Date = () => new Date()): () => void {
+    let timer: NodeJS.Timeout;
+    const tick = (): void => {
+      if (this.state.screen === 'choose')
+        this.dispatch({ type: 'window', window: windowView(config, clock()) });
+      timer = setTimeout(tick, MINUTE - (clock().getTime() % MINUTE));
+      timer.unref();
+    };
+    timer = setTimeout(tick, MINUTE - (clock().getTime() % MINUTE));
+    timer.unref();
+    return () => clearTimeout(timer);
+  }
+
+  /**
    * Ctrl-C, SIGTERM or SIGHUP: during an install, asks it to stop at its next
    * safe point and roll back (the screen stays until the result); otherwise quits.
    */
@@ -450,6 +475,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     options,
   );
   const stopWatching = controller.watchMedia();
+  const stopClock = controller.watchWindow(appliance.config);
   // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
   const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();
@@ -459,6 +485,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     await instance.waitUntilExit();
   } finally {
     stopWatching();
+    stopClock();
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
   if (controller.handOverTo) {

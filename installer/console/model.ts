@@ -356,6 +356,11 @@ export function blockedBy(plan: Plan): string {
 export function standing(candidates: readonly Candidate[], index: number): string {
   const c = candidates[index];
   if (!c) return '';
+  // Short: the full E_INSTALLER_TOO_OLD message repeats the file name the list already shows.
+  if (c.needs)
+    return c.needs.carried
+      ? `${c.release}, needs Ferry ${c.needs.version}; carries it: choose it to hand over`
+      : `${c.release}, needs Ferry ${c.needs.version} and carries none that runs here`;
   if (c.problem && !c.plan) return `${c.problem.code}: ${c.problem.message}`;
   if (!c.plan) return 'unreadable';
   if (c.plan.verdict === 'blocked') return `${c.release}, cannot be applied: ${blockedBy(c.plan)}`;

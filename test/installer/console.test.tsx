@@ -227,6 +227,22 @@ describe('console screens', () => {
     expect(none).toContain('E_INSTALLER_TOO_OLD: /media/usb/acme-appliance-1.3.0-update.tar needs');
     expect(none).toContain('What to do: run Ferry 9.0.0 or newer');
     expect(none).not.toContain('[Enter]');
+    // Listed among the others: in short, without the message's repeat of the file name.
+    const ready = candidate({ file: '/media/usb/acme-appliance-1.2.0-update.tar' });
+    const among = (carried: string | null) =>
+      layout(initialState(appliance, [ready, needs(carried)]), { columns: 200, rows: 100 })
+        .body.map((line) => line.text)
+        .filter((text) => text.includes('acme-appliance-1.3.0-update.tar'));
+    expect(among('9.1.0')).toEqual([
+      expect.stringMatching(
+        /^ +\/media\/usb\/acme-appliance-1\.3\.0-update\.tar: 1\.3\.0, needs Ferry 9\.0\.0; carries it: choose it to hand over$/,
+      ),
+    ]);
+    expect(among(null)).toEqual([
+      expect.stringMatching(
+        /^ +\/media\/usb\/acme-appliance-1\.3\.0-update\.tar: 1\.3\.0, needs Ferry 9\.0\.0 and carries none that runs here$/,
+      ),
+    ]);
     expect(
       frame(reduce(initialState(appliance, [needs('9.1.0')]), { type: 'hand-over' })),
     ).toContain('this console closes and Ferry 9.1.0');

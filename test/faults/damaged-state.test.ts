@@ -141,6 +141,36 @@ describe('damaged appliance files', () => {
     },
   );
 
+  it.each([
+    ['cut short', '{\n  "formatVersion": 1,\n  "product": "acme'],
+    ['empty', ''],
+    ['YAML, not JSON', 'formatVersion: 1\nproduct: acme-appliance\n'],
+  ])(
+    'state.json %s: E_STATE_INVALID naming the file (not a YAML error), nothing changed',
+    async (what, text) => {
+      const root = await copy(`not-json-${what.replaceAll(/\W/g, '-')}`);
+      const file = join(root, 'var/lib/ferry/state.json');
+      await writeFile(file, text);
+      const held = await snapshot(root);
+      for (const command of [['status'], ['rollback', '--yes'], ['recover']]) {
+        const refused = await ferry([...command, '--root', root]);
+        expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${file} is not JSON`);
+        expect(refused.stderr).toContain('Restore it from a backup');
+      }
+      expect(await snapshot(root)).toEqual(held);
+    },
+  );
+
+  it('appliance.yaml is the operator’s YAML: a syntax error there stays E_YAML, with its line', async () => {
+    const root = await copy('bad-yaml');
+    const file = join(root, 'etc/ferry/appliance.yaml');
+    await appendFile(file, 'maintenanceWindows: [\n');
+    const refused = await ferry(['status', '--root', root]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(new RegExp(`E_YAML: ${file}:\\d+:\\d+: `));
+  });
+
   it('with state.json lost, the hint does not lead init to replace the appliance', async () => {
     const root = await copy('no-state');
     const trust = await readFile(join(root, 'etc/ferry/trust.json'), 'utf8');

@@ -110,6 +110,30 @@ describe('damaged appliance files', () => {
   );
 
   it.each([
+    ['a FIFO', (file: string) => execFileSync('mkfifo', [file])],
+    ['a folder', (file: string) => mkdir(file)],
+    ['a device', (file: string) => symlink('/dev/zero', file)],
+  ])(
+    '%s in place of a transaction log: ferry log names it at once, nothing changed',
+    async (what, replace) => {
+      const root = await copy(`log-${what.replaceAll(' ', '-')}`);
+      const { transaction, log } = json<{ transaction: string; log: string }>(
+        await ferry(['log', '--root', root, '--json']),
+      );
+      await rm(log);
+      await replace(log);
+      const held = await snapshot(root);
+      // Reading a FIFO with no writer, or /dev/zero, never ends: a hang fails by the test's timeout.
+      for (const named of [[], [transaction]]) {
+        const refused = await ferry(['log', ...named, '--root', root]);
+        expect(refused.code, refused.stderr).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${log} is not a regular file`);
+      }
+      expect(await snapshot(root)).toEqual(held);
+    },
+  );
+
+  it.each([
     ['a version that is a path', '/components/db/version', '../../../tmp'],
     ['a file outside its component', '/components/db/files/0/path', '../../../../etc/passwd'],
     [

@@ -56,6 +56,8 @@ export class ConsoleController {
   private waiting: { resolve: () => void; reject: () => void } | null = null;
   /** The operator left: a hand-over still being checked must not start after that. */
   private quitting = false;
+  /** The carried installer's check and copy under way: q stops it (runConsole waits for its cleanup). */
+  private checking: { stop: AbortController; done: Promise<void> } | null = null;
   /** The checked installer to hand over to once the screen is gone (runConsole runs it). */
   handOverTo: { bundle: string; carried: CarriedInstaller } | null = null;
   onQuit: () => void = () => undefined;
@@ -118,7 +120,7 @@ export class ConsoleController {
     const candidate =
       this.state.chosen === null ? undefined : this.state.candidates[this.state.chosen];
     if (candidate?.needs) {
-      if (candidate.needs.carried !== null) void this.handOver(candidate.file);
+      if (candidate.needs.carried !== null) this.handOver(candidate.file);
       else
         this.dispatch({
           type: 'notice',
@@ -336,7 +338,13 @@ export class ConsoleController {
 
   private quit(): void {
     this.quitting = true;
+    this.checking?.stop.abort(new FerryError('E_USAGE', 'the operator quit the console'));
     this.onQuit();
+  }
+
+  /** Resolves once nothing the console started is still under way (a stopped copy removed). */
+  async settled(): Promise<void> {
+    await this.checking?.done;
   }
 
   /**
@@ -346,17 +354,23 @@ export class ConsoleController {
    * then closes the screen for runConsole to hand over. The newer Ferry
    * plans the bundle itself: this one may misread it.
    */
-  private async handOver(bundle: string): Promise<void> {
+  private handOver(bundle: string): void {
     this.dispatch({ type: 'hand-over' });
-    try {
-      const carried = await carriedInstaller({ bundle, root: this.root });
-      if (!carried) throw new FerryError('E_INTERNAL', `${bundle} needs no newer Ferry after all`);
-      if (this.quitting) return;
-      this.handOverTo = { bundle, carried };
-      this.quit();
-    } catch (error) {
-      this.dispatch({ type: 'failed', error: failureOf(error) });
-    }
+    const stop = new AbortController();
+    const done = (async () => {
+      try {
+        const carried = await carriedInstaller({ bundle, root: this.root, signal: stop.signal });
+        if (!carried)
+          throw new FerryError('E_INTERNAL', `${bundle} needs no newer Ferry after all`);
+        if (this.quitting) return;
+        this.checking = null;
+        this.handOverTo = { bundle, carried };
+        this.quit();
+      } catch (error) {
+        if (!stop.signal.aborted) this.dispatch({ type: 'failed', error: failureOf(error) });
+      }
+    })();
+    this.checking = { stop, done };
   }
 
   private async apply(
@@ -483,6 +497,8 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   try {
     await instance.waitUntilExit();
+    // q while the carried installer was being copied: its partial copy is removed before we exit.
+    await controller.settled();
   } finally {
     stopWatching();
     stopClock();

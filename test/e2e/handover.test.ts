@@ -240,6 +240,19 @@ describe('a bundle that carries its installer', () => {
       return { media: dirname(bundle), root: await appliance(name) };
     }
 
+    /** The console on that stick, Enter pressed on its hand-over; returns what the appliance held before. */
+    async function enterHandOver(session: string, media: string, root: string) {
+      await rm(join(dir, 'ran'), { force: true });
+      const before = await snapshot(root);
+      terminal.ferry(session, ['console', '--root', root, '--media', media], {
+        width: 150,
+        height: 40,
+      });
+      await terminal.waitFor(session, '[Enter] hand over to Ferry 9.0.0');
+      terminal.keys(session, 'Enter');
+      return before;
+    }
+
     it("Enter on a bundle that carries the Ferry it needs hands over, with the console's arguments", async () => {
       const { media, root } = await stick('console-handover', {
         minInstaller: '9.0.0',
@@ -268,14 +281,7 @@ describe('a bundle that carries its installer', () => {
         { minInstaller: '9.0.0', installer: '../ferry-installer' },
         true,
       );
-      await rm(join(dir, 'ran'), { force: true });
-      const before = await snapshot(root);
-      terminal.ferry('tampered', ['console', '--root', root, '--media', media], {
-        width: 150,
-        height: 40,
-      });
-      await terminal.waitFor('tampered', '[Enter] hand over to Ferry 9.0.0');
-      terminal.keys('tampered', 'Enter');
+      const before = await enterHandOver('tampered', media, root);
       const shown = await terminal.waitFor('tampered', 'NOT APPLIED: E_HASH_MISMATCH');
       expect(shown).toContain('installer/ferry-installer');
       terminal.keys('tampered', 'q');
@@ -295,14 +301,7 @@ describe('a bundle that carries its installer', () => {
         minInstaller: '9.0.0',
         installer: '../big-installer',
       });
-      await rm(join(dir, 'ran'), { force: true });
-      const before = await snapshot(root);
-      terminal.ferry('quitting', ['console', '--root', root, '--media', media], {
-        width: 150,
-        height: 40,
-      });
-      await terminal.waitFor('quitting', '[Enter] hand over to Ferry 9.0.0');
-      terminal.keys('quitting', 'Enter');
+      const before = await enterHandOver('quitting', media, root);
       const bin = join(root, 'var/lib/ferry/bin');
       const copying = async () =>
         (await readdir(bin).catch(() => [])).some((name) => name.endsWith('.tmp'));

@@ -227,6 +227,20 @@ export async function readState(paths: AppliancePaths): Promise<ApplianceState> 
       },
     );
   }
+  // Ferry writes state.json as JSON, whole: anything else was put there by hand or by damage,
+  // and is the state's problem (restore it), not a YAML syntax error to fix.
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    throw new FerryError(
+      'E_STATE_INVALID',
+      `${paths.state} is not JSON: ${(error as Error).message}`,
+      {
+        file: paths.state,
+        hint: 'Ferry never writes this: state.json was edited or damaged. Restore it from a backup',
+      },
+    );
+  }
   const state = parseValidated(
     paths.state,
     text,

@@ -83,6 +83,8 @@ export interface HandOverOptions {
   /** The arguments this Ferry was started with, given unchanged to the carried one. */
   argv: readonly string[];
   env?: NodeJS.ProcessEnv;
+  /** Stops copying the carried installer (the console's operator left): the partial copy is removed. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -159,7 +161,7 @@ export async function carriedInstaller(
       INSTALLER_DIR,
       `ferry-installer-${carried.version}`,
     );
-    await copyVerified(reader, expected, executable);
+    await copyVerified(reader, expected, executable, options.signal);
     return { executable, version: carried.version, needed: metadata.minInstaller as string };
   } finally {
     await opened.reader.close();
@@ -184,6 +186,7 @@ async function copyVerified(
   reader: BundleReader,
   expected: ExpectedEntry,
   target: string,
+  signal?: AbortSignal,
 ): Promise<void> {
   const dir = join(target, '..');
   // What this made, to remove on failure: a refused installer leaves the appliance as it was.
@@ -201,8 +204,13 @@ async function copyVerified(
         throw ioError(error, temp, 'create');
       });
       try {
-        await withHashPool((pool) =>
-          hashEntryAt(pool, reader.source, expected, found.offset, { fd: handle.fd, position: 0 }),
+        await withHashPool(
+          (pool) =>
+            hashEntryAt(pool, reader.source, expected, found.offset, {
+              fd: handle.fd,
+              position: 0,
+            }),
+          signal,
         );
         await handle.sync();
       } finally {
@@ -221,17 +229,24 @@ async function copyVerified(
           await writeVerified(data, temp, expected, reader.file, 0o700);
           seen = true;
         },
-        (name) => name === expected.name,
+        (name) => {
+          // Asked at every entry of the stream, the long part being the payload before the installer.
+          signal?.throwIfAborted();
+          return name === expected.name;
+        },
       );
       if (!seen) throw missingInstaller(reader.file, expected.name);
       const handle = await open(temp, 'r');
       await handle.sync().finally(() => handle.close());
     }
+    signal?.throwIfAborted();
     await chmod(temp, 0o755);
     await rename(temp, target);
     await syncDir(dir);
   } catch (error) {
     await rm(created ?? temp, { recursive: true, force: true });
+    // Stopped on purpose: that is the reason, not the read it broke off.
+    signal?.throwIfAborted();
     throw error;
   }
 }

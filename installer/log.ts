@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { FerryError } from '../manifest-schema/index.js';
+import { FerryError, openRegularFile } from '../manifest-schema/index.js';
 import { openAppliance } from './appliance.js';
 import type { InstallEvent } from './engine/events.js';
 import { recentHistory, type HistoryEntry } from './status.js';
@@ -44,15 +43,24 @@ export async function findTransaction(root: string, id?: string): Promise<Transa
 
 /** The log's events one at a time, so a log of any length is read in constant memory. */
 export async function* logEvents(file: string): AsyncGenerator<LoggedEvent> {
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
-    try {
-      yield JSON.parse(line) as LoggedEvent;
-    } catch {
-      // A line cut short by a crash is the end of what was logged.
-      return;
+  // As the appliance's other files: a FIFO or a device in the log's place would be waited on for ever.
+  const handle = await openRegularFile(file, 'E_STATE_INVALID');
+  const input = handle.createReadStream();
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      try {
+        yield JSON.parse(line) as LoggedEvent;
+      } catch {
+        // A line cut short by a crash is the end of what was logged.
+        return;
+      }
     }
+  } finally {
+    // Also when the reader stops early: the stream closes the file with it.
+    lines.close();
+    input.destroy();
   }
 }
 

@@ -1,14 +1,38 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FerryError, ioError, type ErrorCode } from './errors.js';
 
 /**
- * A file's text, refused with `code` unless it is a regular file: opened
- * without blocking, since a FIFO left in a file's place would otherwise
- * hang every command that reads it. `missing` is returned for a file that
- * does not exist, when given.
+ * A file opened for reading, refused with `code` unless it is a regular
+ * file: opened without blocking, since a FIFO left in a file's place would
+ * otherwise hang every command that reads it.
+ */
+export async function openRegularFile(file: string, code: ErrorCode): Promise<FileHandle> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch(
+    (error: unknown) => {
+      throw ioError(error, file, 'read');
+    },
+  );
+  const stats = await handle.stat().catch(async (error: unknown) => {
+    await handle.close();
+    throw ioError(error, file, 'read');
+  });
+  if (!stats.isFile()) {
+    await handle.close();
+    throw new FerryError(code, `${file} is not a regular file`, {
+      file,
+      hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
+    });
+  }
+  return handle;
+}
+
+/**
+ * A file's text, refused with `code` unless it is a regular file (see
+ * openRegularFile). `missing` is returned for a file that does not exist,
+ * when given.
  */
 export async function readRegularFile(
   file: string,
@@ -17,21 +41,16 @@ export async function readRegularFile(
 ): Promise<string> {
   let handle;
   try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    handle = await openRegularFile(file, code);
   } catch (error) {
-    if (missing !== undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') return missing;
-    throw ioError(error, file, 'read');
+    // ioError names a file that is not there E_NOT_FOUND.
+    if (missing !== undefined && (error as FerryError).code === 'E_NOT_FOUND') return missing;
+    throw error;
   }
   try {
-    if (!(await handle.stat()).isFile()) {
-      throw new FerryError(code, `${file} is not a regular file`, {
-        file,
-        hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
-      });
-    }
     return await handle.readFile('utf8');
   } catch (error) {
-    throw error instanceof FerryError ? error : ioError(error, file, 'read');
+    throw ioError(error, file, 'read');
   } finally {
     await handle.close();
   }

@@ -331,6 +331,13 @@ export class HashPool {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
 
+  /** Stops every task where it is (a worker copying stops mid-file): pending runs reject with `reason`. */
+  async abort(reason: unknown): Promise<void> {
+    this.queue.length = 0;
+    this.failAll(reason instanceof Error ? reason : new Error(String(reason)));
+    await this.close();
+  }
+
   private dispatch(): void {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const worker = this.idle.pop() as Worker;
@@ -382,12 +389,19 @@ export function hashThrough(
   return pool.ring(parts, entries, onEntry).finally(() => pool.close());
 }
 
-/** Runs `fn` with a pool and always closes it. */
-export async function withHashPool<T>(fn: (pool: HashPool) => Promise<T>): Promise<T> {
+/** Runs `fn` with a pool and always closes it; `signal` stops its tasks where they are. */
+export async function withHashPool<T>(
+  fn: (pool: HashPool) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  signal?.throwIfAborted();
   const pool = new HashPool();
+  const stop = (): void => void pool.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
   try {
     return await fn(pool);
   } finally {
+    signal?.removeEventListener('abort', stop);
     await pool.close();
   }
 }

@@ -7,8 +7,8 @@ command -v tar >/dev/null || needed+=(tar)
 command -v openssl >/dev/null || needed+=(openssl)
 command -v tmux >/dev/null || needed+=(tmux)   # the console's terminal tests
 command -v pgrep >/dev/null || needed+=(procps)
-command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone in an empty root; losetup, mount
-# test/faults: loop-mounted ext4 images (mkfs.ext4, e2fsck, chattr) and an artifact's peak memory
+command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone in an empty root; losetup, mount, nsenter
+# test/faults and the console test of a mounted stick: loop-mounted ext4 images (mkfs.ext4, e2fsck, chattr) and an artifact's peak memory
 command -v mkfs.ext4 >/dev/null || needed+=(e2fsprogs)
 [ -x /usr/bin/time ] || needed+=(time)
 # The OCI registry tests start their own docker-registry (Distribution 2.8) on

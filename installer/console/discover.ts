@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   isFerryError,
+  type ApplianceConfig,
   partName,
   PARTS_INDEX,
   type BundleMetadata,
@@ -215,20 +216,23 @@ export function wallTime(at: Date, timeZone?: string): string {
   }).format(at);
 }
 
-export function applianceView(appliance: Appliance, now = new Date()): ApplianceView {
-  const { config, state } = appliance;
+/** The maintenance windows as they stand at `now`: open, or when the next opens. */
+export function windowView(config: ApplianceConfig, now = new Date()): ApplianceView['window'] {
   // The same reading of the windows as the install engine's: the process's zone.
   const windows = config.maintenanceWindows ?? [];
-  const open = insideWindow(windows, now);
-  const next = open ? undefined : nextOpening({ allow: windows }, now);
+  if (insideWindow(windows, now)) return { open: true };
+  const next = nextOpening({ allow: windows }, now);
   return {
-    window: open
-      ? { open: true }
-      : {
-          open: false,
-          next: next ? wallTime(next) : null,
-          allowOutside: config.console?.allowOutsideWindow === true,
-        },
+    open: false,
+    next: next ? wallTime(next) : null,
+    allowOutside: config.console?.allowOutsideWindow === true,
+  };
+}
+
+export function applianceView(appliance: Appliance, now = new Date()): ApplianceView {
+  const { config, state } = appliance;
+  return {
+    window: windowView(config, now),
     previous: state.previous ? { release: state.previous.release } : null,
     product: config.product,
     platform: `${config.platform.name} ${config.platform.version}`,

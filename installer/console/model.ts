@@ -137,6 +137,8 @@ export type ConsoleEvent =
   | { type: 'reason'; text: string | null }
   /** The console looked again (a key, or media mounted): what it found now. */
   | { type: 'found'; candidates: Candidate[]; searched: Searched[] }
+  /** The maintenance windows as they stand now (the console reads the clock again every minute). */
+  | { type: 'window'; window: ApplianceView['window'] }
   /** The operator scrolls the long part of the screen: to a row, or to the end (and stays there). */
   | { type: 'scroll'; to: number | 'end' };
 
@@ -221,6 +223,11 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
         ...(chosen === state.chosen && kept >= 0 ? {} : { scroll: 0, follow: false }),
       };
     }
+    case 'window':
+      // What the result screen says is about the install that ran, not about now.
+      return state.screen === 'choose'
+        ? { ...state, appliance: { ...state.appliance, window: event.window } }
+        : state;
     case 'scroll':
       return event.to === 'end'
         ? { ...state, follow: true }
@@ -349,6 +356,11 @@ export function blockedBy(plan: Plan): string {
 export function standing(candidates: readonly Candidate[], index: number): string {
   const c = candidates[index];
   if (!c) return '';
+  // Short: the full E_INSTALLER_TOO_OLD message repeats the file name the list already shows.
+  if (c.needs)
+    return c.needs.carried
+      ? `${c.release}, needs Ferry ${c.needs.version}; carries it: choose it to hand over`
+      : `${c.release}, needs Ferry ${c.needs.version} and carries none that runs here`;
   if (c.problem && !c.plan) return `${c.problem.code}: ${c.problem.message}`;
   if (!c.plan) return 'unreadable';
   if (c.plan.verdict === 'blocked') return `${c.release}, cannot be applied: ${blockedBy(c.plan)}`;

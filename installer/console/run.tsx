@@ -1,7 +1,12 @@
 import { render, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import type { AskForVolume } from '../../bundle/media.js';
-import { FerryError, isFerryError, printableDeep } from '../../manifest-schema/index.js';
+import {
+  FerryError,
+  isFerryError,
+  printableDeep,
+  type ApplianceConfig,
+} from '../../manifest-schema/index.js';
 import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
@@ -14,6 +19,7 @@ import {
   mediaFingerprint,
   searchedFolders,
   USUAL_MOUNT_POINTS,
+  windowView,
 } from './discover.js';
 import {
   blockedBy,
@@ -28,6 +34,7 @@ import { ConsoleView, layout, type Size } from './view.js';
 
 /** The newest lines of a transaction's log the console holds; `ferry log` streams any length. */
 const LOG_VIEW_LINES = 5000;
+const MINUTE = 60_000;
 
 export interface ConsoleOptions {
   root: string;
@@ -49,6 +56,8 @@ export class ConsoleController {
   private waiting: { resolve: () => void; reject: () => void } | null = null;
   /** The operator left: a hand-over still being checked must not start after that. */
   private quitting = false;
+  /** The carried installer's check and copy under way: q stops it (runConsole waits for its cleanup). */
+  private checking: { stop: AbortController; done: Promise<void> } | null = null;
   /** The checked installer to hand over to once the screen is gone (runConsole runs it). */
   handOverTo: { bundle: string; carried: CarriedInstaller } | null = null;
   onQuit: () => void = () => undefined;
@@ -111,7 +120,7 @@ export class ConsoleController {
     const candidate =
       this.state.chosen === null ? undefined : this.state.candidates[this.state.chosen];
     if (candidate?.needs) {
-      if (candidate.needs.carried !== null) void this.handOver(candidate.file);
+      if (candidate.needs.carried !== null) this.handOver(candidate.file);
       else
         this.dispatch({
           type: 'notice',
@@ -293,6 +302,24 @@ export class ConsoleController {
   }
 
   /**
+   * Reads the maintenance windows again at every turn of the minute (when a
+   * window opens or closes), so an operator who waits sees it open; returns
+   * the function that stops it.
+   */
+  watchWindow(config: ApplianceConfig, clock: () => Date = () => new Date()): () => void {
+    let timer: NodeJS.Timeout;
+    const tick = (): void => {
+      if (this.state.screen === 'choose')
+        this.dispatch({ type: 'window', window: windowView(config, clock()) });
+      timer = setTimeout(tick, MINUTE - (clock().getTime() % MINUTE));
+      timer.unref();
+    };
+    timer = setTimeout(tick, MINUTE - (clock().getTime() % MINUTE));
+    timer.unref();
+    return () => clearTimeout(timer);
+  }
+
+  /**
    * Ctrl-C, SIGTERM or SIGHUP: during an install, asks it to stop at its next
    * safe point and roll back (the screen stays until the result); otherwise quits.
    */
@@ -306,7 +333,13 @@ export class ConsoleController {
 
   private quit(): void {
     this.quitting = true;
+    this.checking?.stop.abort(new FerryError('E_USAGE', 'the operator quit the console'));
     this.onQuit();
+  }
+
+  /** Resolves once nothing the console started is still under way (a stopped copy removed). */
+  async settled(): Promise<void> {
+    await this.checking?.done;
   }
 
   /**
@@ -316,17 +349,23 @@ export class ConsoleController {
    * then closes the screen for runConsole to hand over. The newer Ferry
    * plans the bundle itself: this one may misread it.
    */
-  private async handOver(bundle: string): Promise<void> {
+  private handOver(bundle: string): void {
     this.dispatch({ type: 'hand-over' });
-    try {
-      const carried = await carriedInstaller({ bundle, root: this.root });
-      if (!carried) throw new FerryError('E_INTERNAL', `${bundle} needs no newer Ferry after all`);
-      if (this.quitting) return;
-      this.handOverTo = { bundle, carried };
-      this.quit();
-    } catch (error) {
-      this.dispatch({ type: 'failed', error: failureOf(error) });
-    }
+    const stop = new AbortController();
+    const done = (async () => {
+      try {
+        const carried = await carriedInstaller({ bundle, root: this.root, signal: stop.signal });
+        if (!carried)
+          throw new FerryError('E_INTERNAL', `${bundle} needs no newer Ferry after all`);
+        if (this.quitting) return;
+        this.checking = null;
+        this.handOverTo = { bundle, carried };
+        this.quit();
+      } catch (error) {
+        if (!stop.signal.aborted) this.dispatch({ type: 'failed', error: failureOf(error) });
+      }
+    })();
+    this.checking = { stop, done };
   }
 
   private async apply(
@@ -455,6 +494,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     options,
   );
   const stopWatching = controller.watchMedia(baseline);
+  const stopClock = controller.watchWindow(appliance.config);
   // Ctrl-C comes as a key (raw mode) and must not unmount the screen while an install goes on.
   const instance = render(<ConsoleApp controller={controller} />, { exitOnCtrlC: false });
   controller.onQuit = () => instance.unmount();
@@ -462,8 +502,11 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   try {
     await instance.waitUntilExit();
+    // q while the carried installer was being copied: its partial copy is removed before we exit.
+    await controller.settled();
   } finally {
     stopWatching();
+    stopClock();
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
   if (controller.handOverTo) {

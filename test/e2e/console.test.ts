@@ -1,4 +1,5 @@
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
@@ -8,7 +9,7 @@ import { applianceView, discover, wallTime } from '../../installer/console/disco
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
 import { acquireLock } from '../../installer/engine/lock.js';
-import { buildAll, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
+import { buildAll, FERRY, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, snapshot, status } from './appliance.js';
 import { Terminal } from './terminal.js';
 
@@ -292,6 +293,63 @@ describe('ferry console in a terminal', () => {
     await terminal.waitFor('waiting', 'Update ready: acme-appliance 1.2.0', { visible: true });
     expect(await quit('waiting')).toBe(0);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'a stick mounted at a searched mount point is found without a key (needs root: mount)',
+    async () => {
+      // The stick: an ext4 image holding the bundle, filled without mounting it (mkfs -d).
+      const content = join(dir, 'stick-content');
+      await mkdir(content);
+      await copyFile(bundles['1.1.0'] as string, join(content, 'acme-appliance-1.1.0.tar'));
+      const image = join(dir, 'stick.img');
+      const size = (await stat(join(content, 'acme-appliance-1.1.0.tar'))).size;
+      execFileSync('mkfs.ext4', ['-q', '-d', content, image, `${Math.ceil(size / 2 ** 20) + 8}M`]);
+      const root = join(dir, 'mounting');
+      await cloneAppliance(base, root);
+      // The console runs in its own mount namespace (private propagation), on an
+      // empty /media of its own: whatever is mounted there stays out of this machine's.
+      const pidFile = join(dir, 'mounting.pid');
+      const prepare = `mount -t tmpfs media /media && mkdir -p /media/operator/ACME && echo $$ > ${pidFile} && exec "$@"`;
+      terminal.run(
+        'mounting',
+        [
+          'unshare',
+          '--mount',
+          'sh',
+          '-c',
+          prepare,
+          'sh',
+          process.execPath,
+          FERRY,
+          'console',
+          '--root',
+          root,
+        ],
+        { width: 100, height: 30 },
+      );
+      await terminal.waitFor('mounting', 'No bundle found on the attached media.', {
+        visible: true,
+      });
+      const pid = (await readFile(pidFile, 'utf8')).trim();
+      // As the desktop's automounter would: the stick appears at /media/<user>/<label>.
+      execFileSync('nsenter', [
+        '--target',
+        pid,
+        '--mount',
+        'mount',
+        '-o',
+        'loop,ro',
+        image,
+        '/media/operator/ACME',
+      ]);
+      const screen = await terminal.waitFor('mounting', 'Update ready: acme-appliance 1.1.0', {
+        visible: true,
+      });
+      expect(screen).toContain('/media/operator/ACME/acme-appliance-1.1.0.tar');
+      expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain('/media/operator/ACME');
+      expect(await quit('mounting')).toBe(0);
+    },
+  );
 
   describe('outside the maintenance windows', () => {
     /** A daily one-minute window twelve hours from now (UTC): closed now, with a known next opening. */

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -240,6 +240,19 @@ describe('a bundle that carries its installer', () => {
       return { media: dirname(bundle), root: await appliance(name) };
     }
 
+    /** The console on that stick, Enter pressed on its hand-over; returns what the appliance held before. */
+    async function enterHandOver(session: string, media: string, root: string) {
+      await rm(join(dir, 'ran'), { force: true });
+      const before = await snapshot(root);
+      terminal.ferry(session, ['console', '--root', root, '--media', media], {
+        width: 150,
+        height: 40,
+      });
+      await terminal.waitFor(session, '[Enter] hand over to Ferry 9.0.0');
+      terminal.keys(session, 'Enter');
+      return before;
+    }
+
     it("Enter on a bundle that carries the Ferry it needs hands over, with the console's arguments", async () => {
       const { media, root } = await stick('console-handover', {
         minInstaller: '9.0.0',
@@ -268,18 +281,35 @@ describe('a bundle that carries its installer', () => {
         { minInstaller: '9.0.0', installer: '../ferry-installer' },
         true,
       );
-      await rm(join(dir, 'ran'), { force: true });
-      const before = await snapshot(root);
-      terminal.ferry('tampered', ['console', '--root', root, '--media', media], {
-        width: 150,
-        height: 40,
-      });
-      await terminal.waitFor('tampered', '[Enter] hand over to Ferry 9.0.0');
-      terminal.keys('tampered', 'Enter');
+      const before = await enterHandOver('tampered', media, root);
       const shown = await terminal.waitFor('tampered', 'NOT APPLIED: E_HASH_MISMATCH');
       expect(shown).toContain('installer/ferry-installer');
       terminal.keys('tampered', 'q');
       await terminal.waitFor('tampered', 'exit=1');
+      expect(await snapshot(root)).toEqual(before);
+      await expect(stat(join(dir, 'ran'))).rejects.toThrow();
+    });
+
+    it('q while the carried installer is being copied stops the copy and removes it; nothing runs', async () => {
+      // A carried installer large enough that its copy is still under way when q comes:
+      // the stand-in's script, then zeros the shell never reaches.
+      const big = join(dir, 'big-installer');
+      await writeFile(big, await readFile(fake));
+      await truncate(big, 768 * 2 ** 20);
+      await chmod(big, 0o755);
+      const { media, root } = await stick('console-quit', {
+        minInstaller: '9.0.0',
+        installer: '../big-installer',
+      });
+      const before = await enterHandOver('quitting', media, root);
+      const bin = join(root, 'var/lib/ferry/bin');
+      const copying = async () =>
+        (await readdir(bin).catch(() => [])).some((name) => name.endsWith('.tmp'));
+      await expect.poll(copying, { interval: 10, timeout: 30_000 }).toBe(true);
+      terminal.keys('quitting', 'q');
+      await terminal.waitFor('quitting', 'exit=0');
+      // The folder the copy made went with it: the appliance is as it was, and nothing ran.
+      await expect(stat(bin)).rejects.toThrow();
       expect(await snapshot(root)).toEqual(before);
       await expect(stat(join(dir, 'ran'))).rejects.toThrow();
     });

@@ -110,6 +110,30 @@ describe('damaged appliance files', () => {
   );
 
   it.each([
+    ['a FIFO', (file: string) => execFileSync('mkfifo', [file])],
+    ['a folder', (file: string) => mkdir(file)],
+    ['a device', (file: string) => symlink('/dev/zero', file)],
+  ])(
+    '%s in place of a transaction log: ferry log names it at once, nothing changed',
+    async (what, replace) => {
+      const root = await copy(`log-${what.replaceAll(' ', '-')}`);
+      const { transaction, log } = json<{ transaction: string; log: string }>(
+        await ferry(['log', '--root', root, '--json']),
+      );
+      await rm(log);
+      await replace(log);
+      const held = await snapshot(root);
+      // Reading a FIFO with no writer, or /dev/zero, never ends: a hang fails by the test's timeout.
+      for (const named of [[], [transaction]]) {
+        const refused = await ferry(['log', ...named, '--root', root]);
+        expect(refused.code, refused.stderr).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${log} is not a regular file`);
+      }
+      expect(await snapshot(root)).toEqual(held);
+    },
+  );
+
+  it.each([
     ['a version that is a path', '/components/db/version', '../../../tmp'],
     ['a file outside its component', '/components/db/files/0/path', '../../../../etc/passwd'],
     [
@@ -140,6 +164,36 @@ describe('damaged appliance files', () => {
       expect(await snapshot(root)).toEqual(held);
     },
   );
+
+  it.each([
+    ['cut short', '{\n  "formatVersion": 1,\n  "product": "acme'],
+    ['empty', ''],
+    ['YAML, not JSON', 'formatVersion: 1\nproduct: acme-appliance\n'],
+  ])(
+    'state.json %s: E_STATE_INVALID naming the file (not a YAML error), nothing changed',
+    async (what, text) => {
+      const root = await copy(`not-json-${what.replaceAll(/\W/g, '-')}`);
+      const file = join(root, 'var/lib/ferry/state.json');
+      await writeFile(file, text);
+      const held = await snapshot(root);
+      for (const command of [['status'], ['rollback', '--yes'], ['recover']]) {
+        const refused = await ferry([...command, '--root', root]);
+        expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`E_STATE_INVALID: ${file} is not JSON`);
+        expect(refused.stderr).toContain('Restore it from a backup');
+      }
+      expect(await snapshot(root)).toEqual(held);
+    },
+  );
+
+  it('appliance.yaml is the operator’s YAML: a syntax error there stays E_YAML, with its line', async () => {
+    const root = await copy('bad-yaml');
+    const file = join(root, 'etc/ferry/appliance.yaml');
+    await appendFile(file, 'maintenanceWindows: [\n');
+    const refused = await ferry(['status', '--root', root]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(new RegExp(`E_YAML: ${file}:\\d+:\\d+: `));
+  });
 
   it('with state.json lost, the hint does not lead init to replace the appliance', async () => {
     const root = await copy('no-state');

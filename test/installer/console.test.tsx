@@ -1,5 +1,6 @@
 import { render } from 'ink-testing-library';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { windowView } from '../../installer/console/discover.js';
 import {
   chooseNewest,
   initialState,
@@ -8,10 +9,11 @@ import {
   type ConsoleEvent,
   type ConsoleState,
 } from '../../installer/console/model.js';
+import { ConsoleController } from '../../installer/console/run.js';
 import { ConsoleView, layout, wrap } from '../../installer/console/view.js';
 import type { InstallResult } from '../../installer/engine/events.js';
 import { NO_CONTROLS, plan, type ApplianceFacts, type Plan } from '../../installer/plan.js';
-import type { BundleMetadata } from '../../manifest-schema/index.js';
+import type { ApplianceConfig, BundleMetadata } from '../../manifest-schema/index.js';
 
 const empty = { 'pre-validate': [], update: [], test: [], rollback: [], remove: [] };
 const meta: BundleMetadata = {
@@ -225,6 +227,22 @@ describe('console screens', () => {
     expect(none).toContain('E_INSTALLER_TOO_OLD: /media/usb/acme-appliance-1.3.0-update.tar needs');
     expect(none).toContain('What to do: run Ferry 9.0.0 or newer');
     expect(none).not.toContain('[Enter]');
+    // Listed among the others: in short, without the message's repeat of the file name.
+    const ready = candidate({ file: '/media/usb/acme-appliance-1.2.0-update.tar' });
+    const among = (carried: string | null) =>
+      layout(initialState(appliance, [ready, needs(carried)]), { columns: 200, rows: 100 })
+        .body.map((line) => line.text)
+        .filter((text) => text.includes('acme-appliance-1.3.0-update.tar'));
+    expect(among('9.1.0')).toEqual([
+      expect.stringMatching(
+        /^ +\/media\/usb\/acme-appliance-1\.3\.0-update\.tar: 1\.3\.0, needs Ferry 9\.0\.0; carries it: choose it to hand over$/,
+      ),
+    ]);
+    expect(among(null)).toEqual([
+      expect.stringMatching(
+        /^ +\/media\/usb\/acme-appliance-1\.3\.0-update\.tar: 1\.3\.0, needs Ferry 9\.0\.0 and carries none that runs here$/,
+      ),
+    ]);
     expect(
       frame(reduce(initialState(appliance, [needs('9.1.0')]), { type: 'hand-over' })),
     ).toContain('this console closes and Ferry 9.1.0');
@@ -459,6 +477,59 @@ describe('console screens', () => {
 
   it('no bundles: says what to attach', () => {
     expect(frame(initialState(appliance, []))).toContain('No bundle found on the attached media');
+  });
+});
+
+describe('the maintenance window while the console waits', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('the line saying when the next window opens is read again every minute: it opens on screen', () => {
+    // A daily window from 02:00 to 02:05 on the process's clock; the console starts at 01:58:30.
+    const config = {
+      product: 'acme-appliance',
+      platform: { name: 'acme-os', version: '7.2.1' },
+      maintenanceWindows: [{ start: '02:00', end: '02:05' }],
+    } as ApplianceConfig;
+    vi.useFakeTimers({
+      now: new Date(2026, 11, 5, 1, 58, 30),
+      toFake: ['setTimeout', 'clearTimeout', 'Date'],
+    });
+    const controller = new ConsoleController(
+      initialState({ ...appliance, window: windowView(config) }, [candidate()]),
+      '/nowhere',
+    );
+    const before = vi.getTimerCount();
+    const stop = controller.watchWindow(config);
+    const top = () =>
+      layout(controller.state, { columns: 100, rows: 40 })
+        .top.map((line) => line.text)
+        .join('\n');
+    expect(top()).toMatch(/Outside the maintenance windows: the next opens .*02:00/);
+    expect(layout(controller.state, { columns: 100, rows: 40 }).footer.text).not.toContain(
+      '[Enter] apply',
+    );
+    // 01:59: still closed, and the line still says when it opens.
+    vi.advanceTimersByTime(60_000);
+    expect(controller.state.appliance.window.open).toBe(false);
+    // 02:00: open, and Enter applies.
+    vi.advanceTimersByTime(60_000);
+    expect(controller.state.appliance.window).toEqual({ open: true });
+    expect(top()).not.toContain('Outside the maintenance windows');
+    expect(layout(controller.state, { columns: 100, rows: 40 }).footer.text).toContain(
+      '[Enter] apply',
+    );
+    // 02:05: closed again, the next opening tomorrow.
+    vi.advanceTimersByTime(5 * 60_000);
+    expect(top()).toMatch(/Outside the maintenance windows: the next opens .*6 Dec 2026, 02:00/);
+    // Once an install runs, the result screen is not redrawn by the clock.
+    controller.dispatch({ type: 'start', at: Date.now() });
+    const running = controller.state.appliance.window;
+    vi.advanceTimersByTime(60 * 60_000);
+    expect(controller.state.appliance.window).toBe(running);
+    stop();
+    expect(vi.getTimerCount()).toBe(before);
   });
 });
 

@@ -208,6 +208,11 @@ export class ConsoleController {
     try {
       const result = await rollback(this.root, {
         reason: `from the console, after the install of ${failed ?? 'a bundle'} failed`,
+        // What the question on screen named, and nothing else.
+        expect: {
+          from: this.state.appliance.release,
+          to: this.state.appliance.previous?.release ?? null,
+        },
         onEvent: (event) => this.dispatch(event),
       });
       this.state = { ...this.state, appliance: applianceView(await openAppliance(this.root)) };

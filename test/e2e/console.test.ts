@@ -427,6 +427,32 @@ describe('ferry console in a terminal', () => {
     });
   });
 
+  it('a rollback asked on a stale screen, after another operator installed: E_APPLIANCE_CHANGED, nothing undone', async () => {
+    const root = join(dir, 'stale-rollback');
+    await cloneAppliance(base, root);
+    await installOk(bundles['1.1.0'] as string, root);
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail', 'api.test'), '');
+    runConsole('stale', root, [media], { width: 80, height: 24 });
+    await terminal.waitFor('stale', '[Enter] apply', { visible: true });
+    terminal.keys('stale', 'Enter');
+    await terminal.waitFor('stale', '[b] back to 1.0.0', { visible: true });
+    // Meanwhile, at another terminal, the cause is fixed and 1.2.0 goes in.
+    await rm(join(root, 'fail'), { recursive: true });
+    await installOk(bundles['1.2.0'] as string, root);
+    terminal.keys('stale', 'b');
+    await terminal.waitFor('stale', '[y] roll back', { visible: true });
+    terminal.keys('stale', 'y');
+    await terminal.waitFor('stale', 'E_APPLIANCE_CHANGED', { visible: true });
+    expect(await quit('stale')).toBe(1);
+    expect((await status(root)).release).toBe('1.2.0');
+    expect(await lastRecord(root)).toMatchObject({
+      operation: 'install',
+      to: '1.2.0',
+      outcome: 'committed',
+    });
+  });
+
   it('refuses without a terminal and points at ferry install', async () => {
     const result = await ferry(['console', '--root', base]);
     expect(result.code).toBe(2);

@@ -5,7 +5,7 @@ import { verifyInstalled } from './installed-files.js';
 import { pathExists, pointLink } from './journal.js';
 import { restoredState } from './next-state.js';
 import { exclusive } from './recover.js';
-import { StepFailed, Transaction } from './transaction.js';
+import { checkReason, StepFailed, Transaction } from './transaction.js';
 
 /**
  * Back to the previous committed release, from the versions kept beside the
@@ -25,6 +25,7 @@ export async function rollback(
     expect?: { from: string | null; to: string | null };
   } = {},
 ): Promise<RollbackResult> {
+  checkReason(options.reason);
   const emit = options.onEvent ?? (() => undefined);
   return exclusive(root, 'rollback', emit, async (appliance) => {
     const { paths, state } = appliance;

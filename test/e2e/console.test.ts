@@ -294,20 +294,6 @@ describe('ferry console in a terminal', () => {
   });
 
   describe('outside the maintenance windows', () => {
-    /** A daily one-minute window twelve hours from now (UTC): closed now, with a known next opening. */
-    async function closedWindow(root: string, allowOutsideWindow: boolean): Promise<string> {
-      const opens = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 12 * 3_600_000);
-      const clock = (at: Date) => at.toISOString().slice(11, 16);
-      const config = join(root, 'etc/ferry/appliance.yaml');
-      const text = (await readFile(config, 'utf8')).replace(/^maintenanceWindows:.*\n/m, '');
-      await writeFile(
-        config,
-        `${text}maintenanceWindows:\n  - { start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 60_000))}' }\n` +
-          (allowOutsideWindow ? 'console: { allowOutsideWindow: true }\n' : ''),
-      );
-      return wallTime(opens, 'UTC');
-    }
-
     it('says when the next window opens and names no flag; Enter only explains', async () => {
       const root = join(dir, 'closed');
       await cloneAppliance(base, root);
@@ -476,6 +462,20 @@ async function stick(name: string, releases: string[]): Promise<string> {
   return folder;
 }
 
+/** A daily one-minute window twelve hours from now (UTC): closed now, with a known next opening. */
+async function closedWindow(root: string, allowOutsideWindow: boolean): Promise<string> {
+  const opens = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 12 * 3_600_000);
+  const clock = (at: Date) => at.toISOString().slice(11, 16);
+  const config = join(root, 'etc/ferry/appliance.yaml');
+  const text = (await readFile(config, 'utf8')).replace(/^maintenanceWindows:.*\n/m, '');
+  await writeFile(
+    config,
+    `${text}maintenanceWindows:\n  - { start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 60_000))}' }\n` +
+      (allowOutsideWindow ? 'console: { allowOutsideWindow: true }\n' : ''),
+  );
+  return wallTime(opens, 'UTC');
+}
+
 /** The console's screen on a clone of the appliance at 1.0.0, with `media` attached and no other mount point looked at. */
 async function openConsole(name: string, media: string, prepare?: (root: string) => Promise<void>) {
   const root = join(dir, name);
@@ -510,6 +510,19 @@ async function lastRecord(root: string): Promise<unknown> {
 }
 
 describe('the console controller, keys typed into its screen', () => {
+  it('a reason pasted past 1000 characters is cut there, and says so', async () => {
+    const { controller, screen, shows } = await openConsole('long-reason', media, (root) =>
+      closedWindow(root, true).then(() => undefined),
+    );
+    await shows('[Enter] install now');
+    screen.stdin.write(ENTER);
+    await shows('Why install outside the maintenance windows?');
+    controller.typed(`INC-7 ${'log line '.repeat(200)}`);
+    expect([...(controller.state.reason ?? '')]).toHaveLength(1000);
+    await shows('A reason is at most 1000 characters');
+    screen.unmount();
+  });
+
   it('←/→ choose another bundle, Enter applies that one, keys wait while it installs, q quits', async () => {
     // Found in this order: 1.0.0 (the install bundle: nothing to do here), 1.1.0, 1.2.0.
     const media = await stick('three', ['1.0.0', '1.1.0', '1.2.0']);

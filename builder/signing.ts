@@ -204,17 +204,17 @@ async function externalSigner(command: string, publicKeySource?: string): Promis
   const publicKey =
     publicKeySource !== undefined
       ? await readPublicKeySource(publicKeySource)
-      : parseSignerPublicKey(await runSigner(command, 'public-key', Buffer.alloc(0)));
+      : parseSignerPublicKey(command, await runSigner(command, 'public-key', Buffer.alloc(0)));
   const keyid = keyIdOf(publicKey);
   return {
     keyid,
     publicKey,
     async sign(message) {
-      const signature = decodeSignature(await runSigner(command, 'sign', message));
+      const signature = decodeSignature(command, await runSigner(command, 'sign', message));
       if (!verify(null, message, publicKey, signature))
         throw new FerryError(
           'E_SIGNER',
-          `the signature from --signer does not verify with key ${keyid.slice(0, 16)}…`,
+          `the signature from --signer ${command} does not verify with key ${keyid.slice(0, 16)}…`,
           { hint: 'check that --signer-key is the public half of the key the signer uses' },
         );
       return signature;
@@ -233,13 +233,13 @@ async function readPublicKeySource(source: string): Promise<KeyObject> {
   return parsePublicKey(pem, `environment variable ${name}`);
 }
 
-function parseSignerPublicKey(output: Buffer): KeyObject {
+function parseSignerPublicKey(command: string, output: Buffer): KeyObject {
   try {
-    return parsePublicKey(output.toString('utf8'), 'the output of --signer');
+    return parsePublicKey(output.toString('utf8'), `the output of --signer ${command}`);
   } catch (cause) {
     throw new FerryError(
       'E_SIGNER',
-      'the signer printed no public key when run with FERRY_SIGNER=public-key',
+      `--signer ${command} printed no public key when run with FERRY_SIGNER=public-key`,
       { hint: "pass the signer's public key with --signer-key FILE", cause },
     );
   }
@@ -247,7 +247,7 @@ function parseSignerPublicKey(output: Buffer): KeyObject {
 
 const SIGNATURE_BYTES = 64;
 
-function decodeSignature(output: Buffer): Buffer {
+function decodeSignature(command: string, output: Buffer): Buffer {
   if (output.length === SIGNATURE_BYTES) return output;
   const text = output.toString('latin1').trim();
   const decoded = /^[0-9a-f]+$/i.test(text)
@@ -258,13 +258,20 @@ function decodeSignature(output: Buffer): Buffer {
   if (decoded.length === SIGNATURE_BYTES) return decoded;
   throw new FerryError(
     'E_SIGNER',
-    `the signer printed ${output.length} bytes, not an Ed25519 signature (64 bytes raw, hex or base64)`,
+    `--signer ${command} printed ${output.length} bytes, not an Ed25519 signature (64 bytes raw, hex or base64)`,
     { hint: 'make the command print only the signature on stdout' },
   );
 }
 
 /** How long a signer may take: an HSM may wait for a touch or a PIN. */
 const SIGNER_TIMEOUT_MS = 5 * 60 * 1000;
+
+/**
+ * After the signer exits, how long its output may take to arrive: a process
+ * it left running (an agent, a daemon) can hold stdout open for ever, and
+ * what the signer printed is in the pipe by the time it has exited.
+ */
+const AFTER_EXIT_MS = 200;
 
 /** Runs the signer through the shell; its stderr passes through, for prompts and its own errors. */
 function runSigner(command: string, purpose: string, input: Buffer): Promise<Buffer> {
@@ -283,9 +290,13 @@ function runSigner(command: string, purpose: string, input: Buffer): Promise<Buf
     // A signer that exits without reading its input is judged by its exit and output.
     child.stdin.on('error', () => undefined);
     child.stdin.end(input);
+    // The timer, then one more turn of the loop to read what is left in the pipe, then stop waiting.
+    child.on('exit', () =>
+      setTimeout(() => setImmediate(() => child.stdout.destroy()), AFTER_EXIT_MS).unref(),
+    );
     child.on('error', (cause) =>
       reject(
-        new FerryError('E_SIGNER', `could not start --signer: ${cause.message}`, {
+        new FerryError('E_SIGNER', `could not start --signer ${command}: ${cause.message}`, {
           hint: 'check the command',
           cause,
         }),
@@ -300,7 +311,7 @@ function runSigner(command: string, purpose: string, input: Buffer): Promise<Buf
             ? `printed more than ${MAX_KEY_BYTES} bytes`
             : `exited with ${code}`;
       reject(
-        new FerryError('E_SIGNER', `--signer ${how} while asked for ${purpose}`, {
+        new FerryError('E_SIGNER', `--signer ${command} ${how} while asked for ${purpose}`, {
           hint: 'its own message is above; run the command by hand to check it',
         }),
       );

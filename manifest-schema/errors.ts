@@ -223,6 +223,11 @@ export const ERROR_CODES = {
   // busy (5)
   E_LOCKED: { exit: 5, summary: 'another installer holds the lock' },
   E_MAINTENANCE_WINDOW: { exit: 5, summary: 'outside the maintenance windows' },
+  E_APPLIANCE_CHANGED: {
+    exit: 5,
+    summary:
+      'the appliance is no longer at the releases the rollback was asked from and to; nothing was changed',
+  },
   E_REPO_LOCKED: { exit: 5, summary: 'another writer holds the repository lock' },
   E_REPO_CONFLICT: {
     exit: 5,

@@ -11,6 +11,7 @@ import { openAppliance } from '../appliance.js';
 import { exitCodeOf, STOP_SIGNALS } from '../engine/events.js';
 import { install } from '../engine/install.js';
 import { rollback } from '../engine/rollback.js';
+import { MAX_REASON_CHARS } from '../engine/transaction.js';
 import { carriedInstaller, runCarried, type CarriedInstaller } from '../handover.js';
 import { logEvents, logLine } from '../log.js';
 import {
@@ -217,6 +218,11 @@ export class ConsoleController {
     try {
       const result = await rollback(this.root, {
         reason: `from the console, after the install of ${failed ?? 'a bundle'} failed`,
+        // What the question on screen named, and nothing else.
+        expect: {
+          from: this.state.appliance.release,
+          to: this.state.appliance.previous?.release ?? null,
+        },
         onEvent: (event) => this.dispatch(event),
       });
       this.state = { ...this.state, appliance: applianceView(await openAppliance(this.root)) };
@@ -229,8 +235,14 @@ export class ConsoleController {
   /** Text typed while the console asks why an install goes ahead outside the windows. */
   typed(text: string): void {
     if (this.state.reason === null) return;
-    // Printable text only: a reason is one line in the history.
-    this.dispatch({ type: 'reason', text: this.state.reason + text.replace(/[\p{C}]/gu, '') });
+    // Printable text only: a reason is one line in the history, of at most MAX_REASON_CHARS.
+    const reason = [...(this.state.reason + text.replace(/[\p{C}]/gu, ''))];
+    this.dispatch({ type: 'reason', text: reason.slice(0, MAX_REASON_CHARS).join('') });
+    if (reason.length > MAX_REASON_CHARS)
+      this.dispatch({
+        type: 'notice',
+        text: `A reason is at most ${MAX_REASON_CHARS} characters: the rest was not taken.`,
+      });
   }
 
   /** Enter records the reason and installs; Esc goes back; Backspace takes a character off. */

@@ -10,7 +10,7 @@ import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
 import { preValidate, stage, test, update, type Installation } from './passes.js';
 import { exclusive } from './recover.js';
-import { Transaction } from './transaction.js';
+import { checkReason, Transaction } from './transaction.js';
 
 export interface InstallOptions {
   bundle: string;
@@ -39,6 +39,7 @@ export interface InstallOptions {
  * every change back, in reverse, from the journal.
  */
 export async function install(options: InstallOptions): Promise<InstallResult> {
+  checkReason(options.reason);
   const emit = options.onEvent ?? (() => undefined);
   const finish = (result: InstallResult): InstallResult => {
     emit({ type: 'result', result });

@@ -5,7 +5,7 @@ import { verifyInstalled } from './installed-files.js';
 import { pathExists, pointLink } from './journal.js';
 import { restoredState } from './next-state.js';
 import { exclusive } from './recover.js';
-import { StepFailed, Transaction } from './transaction.js';
+import { checkReason, StepFailed, Transaction } from './transaction.js';
 
 /**
  * Back to the previous committed release, from the versions kept beside the
@@ -15,8 +15,17 @@ import { StepFailed, Transaction } from './transaction.js';
  */
 export async function rollback(
   root: string,
-  options: { reason?: string; onEvent?: (event: InstallEvent) => void } = {},
+  options: {
+    reason?: string;
+    onEvent?: (event: InstallEvent) => void;
+    /**
+     * The releases the operator was shown (from, to): checked under the lock,
+     * since another install or rollback may have run since the screen was drawn.
+     */
+    expect?: { from: string | null; to: string | null };
+  } = {},
 ): Promise<RollbackResult> {
+  checkReason(options.reason);
   const emit = options.onEvent ?? (() => undefined);
   return exclusive(root, 'rollback', emit, async (appliance) => {
     const { paths, state } = appliance;
@@ -26,6 +35,18 @@ export async function rollback(
         file: paths.state,
         hint: 'a rollback needs an earlier committed install on this appliance',
       });
+    }
+    const { expect } = options;
+    if (expect && (expect.from !== state.release || expect.to !== previous.release)) {
+      const asked = `${expect.from ?? '(empty)'} to ${expect.to ?? '(empty)'}`;
+      throw new FerryError(
+        'E_APPLIANCE_CHANGED',
+        `${paths.root} is at ${state.release ?? '(empty)'} (the release before: ${previous.release ?? '(empty)'}), no longer at what the rollback from ${asked} was asked of`,
+        {
+          file: paths.state,
+          hint: 'another install or rollback ran meanwhile: look at `ferry status` and decide again',
+        },
+      );
     }
     const changing = await changes(paths.opt, state, previous);
     const base = { from: state.release, to: previous.release };

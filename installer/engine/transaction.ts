@@ -56,6 +56,26 @@ export interface ArtifactScope {
   reboot?: boolean | undefined;
 }
 
+/** A reason is one line of the history, as `ferry history` and the console show it. */
+export const MAX_REASON_CHARS = 1000;
+
+/** Refuses a reason that is not one printable line of at most MAX_REASON_CHARS, before anything is locked or changed. */
+export function checkReason(reason: string | undefined): void {
+  if (reason === undefined) return;
+  const length = [...reason].length;
+  if (length > MAX_REASON_CHARS)
+    throw new FerryError('E_USAGE', `the reason is ${length} characters`, {
+      field: 'reason',
+      hint: `say why in at most ${MAX_REASON_CHARS} characters; put the details in a ticket and name it`,
+    });
+  if (/[\n\t]/.test(reason) || printable(reason) !== reason)
+    throw new FerryError(
+      'E_USAGE',
+      `the reason holds a line break or control character: ${JSON.stringify(reason.slice(0, 60))}`,
+      { field: 'reason', hint: 'give the reason as one line of plain text' },
+    );
+}
+
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
 function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<string, string> {
   return {

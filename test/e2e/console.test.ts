@@ -352,20 +352,6 @@ describe('ferry console in a terminal', () => {
   );
 
   describe('outside the maintenance windows', () => {
-    /** A daily one-minute window twelve hours from now (UTC): closed now, with a known next opening. */
-    async function closedWindow(root: string, allowOutsideWindow: boolean): Promise<string> {
-      const opens = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 12 * 3_600_000);
-      const clock = (at: Date) => at.toISOString().slice(11, 16);
-      const config = join(root, 'etc/ferry/appliance.yaml');
-      const text = (await readFile(config, 'utf8')).replace(/^maintenanceWindows:.*\n/m, '');
-      await writeFile(
-        config,
-        `${text}maintenanceWindows:\n  - { start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 60_000))}' }\n` +
-          (allowOutsideWindow ? 'console: { allowOutsideWindow: true }\n' : ''),
-      );
-      return wallTime(opens, 'UTC');
-    }
-
     it('says when the next window opens and names no flag; Enter only explains', async () => {
       const root = join(dir, 'closed');
       await cloneAppliance(base, root);
@@ -485,6 +471,32 @@ describe('ferry console in a terminal', () => {
     });
   });
 
+  it('a rollback asked on a stale screen, after another operator installed: E_APPLIANCE_CHANGED, nothing undone', async () => {
+    const root = join(dir, 'stale-rollback');
+    await cloneAppliance(base, root);
+    await installOk(bundles['1.1.0'] as string, root);
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail', 'api.test'), '');
+    runConsole('stale', root, [media], { width: 80, height: 24 });
+    await terminal.waitFor('stale', '[Enter] apply', { visible: true });
+    terminal.keys('stale', 'Enter');
+    await terminal.waitFor('stale', '[b] back to 1.0.0', { visible: true });
+    // Meanwhile, at another terminal, the cause is fixed and 1.2.0 goes in.
+    await rm(join(root, 'fail'), { recursive: true });
+    await installOk(bundles['1.2.0'] as string, root);
+    terminal.keys('stale', 'b');
+    await terminal.waitFor('stale', '[y] roll back', { visible: true });
+    terminal.keys('stale', 'y');
+    await terminal.waitFor('stale', 'E_APPLIANCE_CHANGED', { visible: true });
+    expect(await quit('stale')).toBe(1);
+    expect((await status(root)).release).toBe('1.2.0');
+    expect(await lastRecord(root)).toMatchObject({
+      operation: 'install',
+      to: '1.2.0',
+      outcome: 'committed',
+    });
+  });
+
   it('refuses without a terminal and points at ferry install', async () => {
     const result = await ferry(['console', '--root', base]);
     expect(result.code).toBe(2);
@@ -506,6 +518,20 @@ async function stick(name: string, releases: string[]): Promise<string> {
     await copyFile(bundle, join(folder, basename(bundle)));
   }
   return folder;
+}
+
+/** A daily one-minute window twelve hours from now (UTC): closed now, with a known next opening. */
+async function closedWindow(root: string, allowOutsideWindow: boolean): Promise<string> {
+  const opens = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 12 * 3_600_000);
+  const clock = (at: Date) => at.toISOString().slice(11, 16);
+  const config = join(root, 'etc/ferry/appliance.yaml');
+  const text = (await readFile(config, 'utf8')).replace(/^maintenanceWindows:.*\n/m, '');
+  await writeFile(
+    config,
+    `${text}maintenanceWindows:\n  - { start: '${clock(opens)}', end: '${clock(new Date(opens.getTime() + 60_000))}' }\n` +
+      (allowOutsideWindow ? 'console: { allowOutsideWindow: true }\n' : ''),
+  );
+  return wallTime(opens, 'UTC');
 }
 
 /** The console's screen on a clone of the appliance at 1.0.0, with `media` attached and no other mount point looked at. */
@@ -542,6 +568,19 @@ async function lastRecord(root: string): Promise<unknown> {
 }
 
 describe('the console controller, keys typed into its screen', () => {
+  it('a reason pasted past 1000 characters is cut there, and says so', async () => {
+    const { controller, screen, shows } = await openConsole('long-reason', media, (root) =>
+      closedWindow(root, true).then(() => undefined),
+    );
+    await shows('[Enter] install now');
+    screen.stdin.write(ENTER);
+    await shows('Why install outside the maintenance windows?');
+    controller.typed(`INC-7 ${'log line '.repeat(200)}`);
+    expect([...(controller.state.reason ?? '')]).toHaveLength(1000);
+    await shows('A reason is at most 1000 characters');
+    screen.unmount();
+  });
+
   it('←/→ choose another bundle, Enter applies that one, keys wait while it installs, q quits', async () => {
     // Found in this order: 1.0.0 (the install bundle: nothing to do here), 1.1.0, 1.2.0.
     const media = await stick('three', ['1.0.0', '1.1.0', '1.2.0']);

@@ -594,6 +594,30 @@ describe('the command line', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('a reason is one printable line of at most 1000 characters: else E_USAGE, naming it, nothing changed', async () => {
+    const root = await fresh('1.1.0');
+    const before = await snapshot(root);
+    for (const [command, reason] of [
+      ['install', 'x'.repeat(1001)],
+      ['install', 'INC-7\nfixed'],
+      ['install', 'INC-7 \u001b[2J\u001b[Hall clear'],
+      ['rollback', 'y'.repeat(100_000)],
+      ['rollback', 'INC-7\rall clear'],
+    ] as const) {
+      const args = command === 'install' ? [command, tar['1.2.0'] as string] : [command];
+      const result = await ferry([...args, '--root', root, '--yes', '--reason', reason, '--json']);
+      const { error } = json<{ error: { code: string; field: string; hint: string } }>(result);
+      expect([result.code, error.code, error.field], `${command} ${reason.slice(0, 20)}`).toEqual([
+        2,
+        'E_USAGE',
+        'reason',
+      ]);
+      expect(error.hint).toBeTruthy();
+      expect(await snapshot(root)).toEqual(before);
+    }
+    await installOk(tar['1.2.0'] as string, root, '--reason', `${'z'.repeat(999)}é`);
+  });
+
   it('refuses to change anything without a terminal or --yes', async () => {
     const root = await fresh('1.0.0');
     const result = await ferry(['install', tar['1.1.0'] as string, '--root', root]);

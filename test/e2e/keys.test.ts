@@ -192,6 +192,34 @@ describe('--signer: an external program signs', () => {
     );
   });
 
+  it('a signer that leaves a process holding its output is judged when it exits, not when that process ends', async () => {
+    // An agent or daemon the signer starts inherits stdout; Ferry must not wait for it.
+    const command = await signer('leaves-agent', `${opensslSign(ws.key)}; sleep 120 2>/dev/null &`);
+    const { result, verified } = await build(['--signer', command, '--signer-key', ws.pub]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(verified?.code, verified?.stderr).toBe(0);
+  }, 60_000);
+
+  it('of several signers, the one that failed is named', async () => {
+    const { second } = await keyPairs(join(ws.dir, 'named'), 'second');
+    const kms = await signer('kms-fine', opensslSign(ws.key));
+    const hsm = await signer('hsm-denied', 'cat >/dev/null; exit 7');
+    const { result } = await build([
+      '--signer',
+      kms,
+      '--signer',
+      hsm,
+      '--signer-key',
+      ws.pub,
+      '--signer-key',
+      second.pub,
+    ]);
+    const { error } = json<{ error: { code: string; message: string } }>(result);
+    expect([result.code, error.code]).toEqual([2, 'E_SIGNER']);
+    expect(error.message).toContain(hsm);
+    expect(error.message).not.toContain(kms);
+  });
+
   it('the same key as --key and as --signer is refused, not counted twice', async () => {
     const command = await signer('kms-again', opensslSign(ws.key));
     const { result } = await build(['--key', ws.key, '--signer', command, '--signer-key', ws.pub]);

@@ -86,7 +86,7 @@ function ringTask(task) {
   const data = Buffer.from(ring, 32 + slots * 16, slots * slot);
   let result;
   try {
-    result = task.parts !== undefined ? fill(task, control, where, data, slots, slot) : empty(task, control, where, data, slots, slot);
+    result = task.parts !== undefined ? fill(task, control, where, data, slots, slot) : task.entries !== undefined ? empty(task, control, where, data, slots, slot) : drain(task, control, where, data, slots, slot);
     parentPort.postMessage({ id: task.id, ...result });
   } catch (error) {
     parentPort.postMessage({ id: task.id, error: { message: error.message, code: error.code, path: error.path } });
@@ -135,6 +135,32 @@ function fill(task, control, where, data, slots, slot) {
     if (done < part.size) break;
   }
   return { parts };
+}
+
+// The copier's side of HashingSink: the main thread fills the slots (a
+// download), this hashes each and writes it to task.fd, in order.
+function drain(task, control, where, data, slots, slot) {
+  const hash = crypto.createHash('sha256');
+  let emptied = 0;
+  let bytes = 0;
+  for (;;) {
+    const seen = Atomics.load(control, 4);
+    if (emptied === Atomics.load(control, 0)) {
+      if (Atomics.load(control, 2) !== 0 && emptied === Atomics.load(control, 0)) break;
+      Atomics.wait(control, 4, seen);
+      continue;
+    }
+    const at = (emptied % slots) * slot;
+    const chunk = data.subarray(at, at + where[(emptied % slots) * 2 + 1]);
+    hash.update(chunk);
+    let written = 0;
+    while (written < chunk.length) written += fs.writeSync(task.fd, chunk, written, chunk.length - written, task.position + bytes + written);
+    bytes += chunk.length;
+    Atomics.store(control, 1, ++emptied);
+    Atomics.add(control, 5, 1);
+    Atomics.notify(control, 5);
+  }
+  return { sha256: hash.digest('hex'), bytes };
 }
 
 function empty(task, control, where, data, slots, slot) {
@@ -327,6 +353,17 @@ export class HashPool {
     return { parts: read.value.parts, entries: copied.value.entries };
   }
 
+  /** The worker's side of a HashingSink. */
+  drain(shape: {
+    ring: SharedArrayBuffer;
+    slots: number;
+    slot: number;
+    fd: number;
+    position: number;
+  }): Promise<ReadResult> {
+    return this.post(shape) as Promise<ReadResult>;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
@@ -404,4 +441,109 @@ export async function withHashPool<T>(
     signal?.removeEventListener('abort', stop);
     await pool.close();
   }
+}
+
+/**
+ * Bytes that arrive on the main thread (a download), hashed and written to
+ * `fd` from `position` on a worker, through a ring of shared slots: the main
+ * thread only copies each chunk into a slot, so it takes the next chunk off
+ * the socket while the worker hashes and writes the last. Small chunks are
+ * gathered into whole slots. Memory stays at the ring's 2 MiB.
+ */
+export class HashingSink {
+  readonly #pool = new HashPool(1);
+  readonly #control: Int32Array;
+  readonly #where: Float64Array;
+  readonly #data: Buffer;
+  readonly #result: Promise<ReadResult>;
+  #filled = 0;
+  /** Bytes in the slot being gathered, not yet handed over. */
+  #gathered = 0;
+
+  constructor(fd: number, position = 0) {
+    const ring = new SharedArrayBuffer(32 + RING_SLOTS * 16 + RING_SLOTS * RING_SLOT);
+    this.#control = new Int32Array(ring, 0, 8);
+    this.#where = new Float64Array(ring, 32, RING_SLOTS * 2);
+    this.#data = Buffer.from(ring, 32 + RING_SLOTS * 16, RING_SLOTS * RING_SLOT);
+    this.#result = this.#pool.drain({ ring, slots: RING_SLOTS, slot: RING_SLOT, fd, position });
+    // Seen by write or finish; never left unhandled when neither comes.
+    this.#result.catch(() => undefined);
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    for (let taken = 0; taken < chunk.length;) {
+      if (this.#filled - Atomics.load(this.#control, 1) >= RING_SLOTS) await this.#room();
+      const at = (this.#filled % RING_SLOTS) * RING_SLOT;
+      const n = Math.min(RING_SLOT - this.#gathered, chunk.length - taken);
+      this.#data.set(chunk.subarray(taken, taken + n), at + this.#gathered);
+      this.#gathered += n;
+      taken += n;
+      if (this.#gathered === RING_SLOT) this.#handOver();
+    }
+  }
+
+  /** Hands over what is gathered and waits for the worker: the sha256 of every byte written and their count. */
+  async finish(): Promise<ReadResult> {
+    if (this.#gathered > 0) {
+      if (this.#filled - Atomics.load(this.#control, 1) >= RING_SLOTS) await this.#room();
+      this.#handOver();
+    }
+    return this.#stop();
+  }
+
+  /** Stops after a failure; what was written is about to be removed. */
+  async abandon(): Promise<void> {
+    await this.#stop().catch(() => undefined);
+  }
+
+  #handOver(): void {
+    this.#where[(this.#filled % RING_SLOTS) * 2 + 1] = this.#gathered;
+    this.#gathered = 0;
+    Atomics.store(this.#control, 0, ++this.#filled);
+    Atomics.add(this.#control, 4, 1);
+    Atomics.notify(this.#control, 4);
+  }
+
+  async #stop(): Promise<ReadResult> {
+    Atomics.store(this.#control, 2, 1);
+    Atomics.add(this.#control, 4, 1);
+    Atomics.notify(this.#control, 4);
+    try {
+      return await this.#result;
+    } finally {
+      await this.#pool.close();
+    }
+  }
+
+  /** Waits until the worker empties a slot, or gives up (then its error is thrown). */
+  async #room(): Promise<void> {
+    while (this.#filled - Atomics.load(this.#control, 1) >= RING_SLOTS) {
+      if (Atomics.load(this.#control, 3) !== 0) {
+        await this.#result;
+        throw new Error('the hashing worker stopped before the download ended');
+      }
+      const seen = Atomics.load(this.#control, 5);
+      if (this.#filled - Atomics.load(this.#control, 1) < RING_SLOTS) return;
+      // The timeout only guards against a worker that died without a word.
+      const waited = waitAsync(this.#control, 5, seen, 1000);
+      if (waited.async) await waited.value;
+    }
+  }
+}
+
+/** Atomics.waitAsync (Node 16+), which the ES2023 lib does not declare. */
+function waitAsync(
+  array: Int32Array,
+  index: number,
+  value: number,
+  timeout: number,
+): { async: boolean; value: Promise<string> | string } {
+  return (
+    Atomics as unknown as {
+      waitAsync: (...args: [Int32Array, number, number, number]) => {
+        async: boolean;
+        value: Promise<string> | string;
+      };
+    }
+  ).waitAsync(array, index, value, timeout);
 }

@@ -1,12 +1,11 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
 import { syncDir } from '../../manifest-schema/atomic.js';
 import { MAX_METADATA_BYTES } from '../../manifest-schema/envelope.js';
 import { FerryError, ioError } from '../../manifest-schema/errors.js';
-import { withHashPool } from '../../manifest-schema/hashing.js';
+import { HashingSink, withHashPool } from '../../manifest-schema/hashing.js';
 import { loadRegistryCredentials } from './credentials.js';
 import {
   assertDigest,
@@ -205,9 +204,8 @@ export class RegistryClient {
       dirname(toPath),
       `.${basename(toPath)}.${randomBytes(6).toString('hex')}.part`,
     );
-    const sink = await FileSink.create(temp);
+    const sink = await DownloadSink.create(temp);
     try {
-      const hash = createHash('sha256');
       await t.retrying(`pull blob ${digest}`, async () => {
         const kept = sink.written;
         const headers: Record<string, string> = { 'accept-encoding': 'identity' };
@@ -236,7 +234,6 @@ export class RegistryClient {
               await response.discard();
               throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
             }
-            hash.update(fresh);
             await sink.write(fresh);
             options.onProgress?.(sink.written, size);
           }
@@ -251,9 +248,8 @@ export class RegistryClient {
           );
         }
       });
-      const got = `sha256:${hash.digest('hex')}`;
+      const got = `sha256:${await sink.close()}`;
       if (got !== digest) throw this.mismatch(digest, `arrived with sha256 ${got}`);
-      await sink.close();
       await rename(temp, toPath).catch((error: unknown) => {
         throw ioError(error, toPath, 'write');
       });
@@ -876,44 +872,41 @@ function bytesBody(
  * would otherwise hold the whole download in dirty pages and write it all at
  * the final fsync, after the network is done; this way the two overlap.
  */
-class FileSink {
+/**
+ * A download's file: the bytes are hashed and written on a worker
+ * (HashingSink), so the main thread only takes them off the socket; the
+ * written part is flushed to disk as it grows, so the fsync at the end does
+ * not wait for a whole blob.
+ */
+class DownloadSink {
   written = 0;
   readonly #handle: FileHandle;
-  readonly #stream: WriteStream;
+  readonly #hashing: HashingSink;
   readonly #file: string;
   #failure: unknown;
   #synced = 0;
   #syncing: Promise<void> | undefined;
+  #closed = false;
 
-  static async create(file: string): Promise<FileSink> {
+  static async create(file: string): Promise<DownloadSink> {
     const handle = await open(file, 'wx', 0o644).catch((error: unknown) => {
       throw ioError(error, file, 'create');
     });
-    return new FileSink(handle, file);
+    return new DownloadSink(handle, file);
   }
 
   private constructor(handle: FileHandle, file: string) {
     this.#handle = handle;
     this.#file = file;
-    // The stream closes the handle when it ends, after flushing and fsyncing it.
-    this.#stream = createWriteStream('', { fd: handle, highWaterMark: 4 * READ_SIZE, flush: true });
-    this.#stream.on('error', (error) => (this.#failure ??= error));
+    this.#hashing = new HashingSink(handle.fd);
   }
 
   async write(chunk: Uint8Array): Promise<void> {
     this.check();
+    await this.#hashing.write(chunk).catch((error: unknown) => {
+      throw ioError(error, this.#file, 'write');
+    });
     this.written += chunk.length;
-    if (!this.#stream.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.#stream.off('drain', done);
-          this.#stream.off('close', done);
-          resolve();
-        };
-        this.#stream.on('drain', done);
-        this.#stream.on('close', done);
-      });
-    }
     if (this.written - this.#synced >= WRITEBACK && !this.#syncing) {
       this.#synced = this.written;
       this.#syncing = this.#handle
@@ -921,22 +914,34 @@ class FileSink {
         .catch((error: unknown) => void (this.#failure ??= error))
         .finally(() => (this.#syncing = undefined));
     }
-    this.check();
   }
 
-  /** Flushes, fsyncs and closes the file. */
-  async close(): Promise<void> {
+  /** Waits for the last bytes, fsyncs and closes the file; the sha256 (hex) of what was written. */
+  async close(): Promise<string> {
+    const result = await this.#hashing.finish().catch((error: unknown) => {
+      throw ioError(error, this.#file, 'write');
+    });
     await this.#syncing;
-    this.#stream.end();
-    await finished(this.#stream).catch((error: unknown) => (this.#failure ??= error));
     this.check();
+    await this.#handle.sync().catch((error: unknown) => {
+      throw ioError(error, this.#file, 'write');
+    });
+    this.#closed = true;
+    await this.#handle.close();
+    if (result.bytes !== this.written)
+      throw ioError(
+        new Error(`wrote ${result.bytes} of ${this.written} bytes`),
+        this.#file,
+        'write',
+      );
+    return result.sha256;
   }
 
   /** Closes the file after a failure; it is about to be removed. */
   async abandon(): Promise<void> {
+    await this.#hashing.abandon();
     await this.#syncing;
-    this.#stream.destroy();
-    await finished(this.#stream).catch(() => undefined);
+    if (!this.#closed) await this.#handle.close().catch(() => undefined);
   }
 
   private check(): void {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hashThrough, withHashPool } from '../../manifest-schema/index.js';
+import { HashingSink, hashThrough, withHashPool } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;
@@ -129,5 +129,44 @@ describe('hash workers', () => {
       [{ offset: 0, size: first.length, target: join(dir, 'part2') }],
     ).catch((error: NodeJS.ErrnoException) => error);
     expect(refused).toMatchObject({ code: 'EEXIST', path: join(dir, 'part2') });
+  });
+
+  it('hash and write bytes handed over in uneven chunks, more than the ring holds, in order', async () => {
+    const out = join(dir, 'sunk');
+    const handle = await open(out, 'w');
+    const bytes = Buffer.alloc(5 * 1024 * 1024 + 12_345);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    try {
+      const sink = new HashingSink(handle.fd, 3);
+      // 1 byte, then sizes that straddle the 128 KiB slots.
+      for (
+        let at = 0, size = 1;
+        at < bytes.length;
+        at += size, size = (size * 3 + 40_001) % 300_000
+      )
+        await sink.write(bytes.subarray(at, Math.min(bytes.length, at + size)));
+      expect(await sink.finish()).toEqual({ sha256: sha256(bytes), bytes: bytes.length });
+    } finally {
+      await handle.close();
+    }
+    const written = await readFile(out);
+    expect(written.length).toBe(bytes.length + 3);
+    expect(written.subarray(3).equals(bytes)).toBe(true);
+  });
+
+  it('give the write error of a sink whose file cannot be written, instead of waiting', async () => {
+    const handle = await open(join(dir, 'part1'), 'r');
+    try {
+      const sink = new HashingSink(handle.fd);
+      const refused = await (async () => {
+        for (let i = 0; i < 64; i++) await sink.write(Buffer.alloc(64 * 1024));
+        return sink.finish();
+      })().catch((error: NodeJS.ErrnoException) => error);
+      expect(refused).toMatchObject({ code: 'EBADF' });
+      await sink.abandon();
+    } finally {
+      await handle.close();
+    }
+    expect((await readFile(join(dir, 'part1'))).equals(first)).toBe(true);
   });
 });

@@ -867,16 +867,11 @@ function bytesBody(
 }
 
 /**
- * Writes a download in order, letting the disk work while the next bytes are
- * hashed. Every 64 MiB it starts an fdatasync in the background: the kernel
- * would otherwise hold the whole download in dirty pages and write it all at
- * the final fsync, after the network is done; this way the two overlap.
- */
-/**
  * A download's file: the bytes are hashed and written on a worker
- * (HashingSink), so the main thread only takes them off the socket; the
- * written part is flushed to disk as it grows, so the fsync at the end does
- * not wait for a whole blob.
+ * (HashingSink), so the main thread only takes them off the socket. Every
+ * 64 MiB an fdatasync starts in the background: the kernel would otherwise
+ * hold the whole download in dirty pages and write it all at the final
+ * fsync, after the network is done; this way the two overlap.
  */
 class DownloadSink {
   written = 0;

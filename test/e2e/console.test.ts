@@ -27,12 +27,16 @@ let media: string;
 let base: string;
 const terminal = new Terminal();
 
-/** `ferry console` on this appliance with these media, in a terminal of this size. */
+/**
+ * `ferry console` on this appliance with these media, in a terminal of this
+ * size; by default one wide enough that a line naming a bundle by its temp
+ * path does not wrap, however long TMPDIR is.
+ */
 function runConsole(
   session: string,
   root: string,
   folders: readonly string[] = [media],
-  size: { width: number; height: number } = { width: 110, height: 45 },
+  size: { width: number; height: number } = { width: 200, height: 45 },
 ): void {
   terminal.ferry(
     session,

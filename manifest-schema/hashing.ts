@@ -137,19 +137,24 @@ function fill(task, control, where, data, slots, slot) {
   return { parts };
 }
 
+// Waits until the slot after the \`emptied\` ones is filled (true) or the
+// filler says it is done and every filled slot is emptied (false).
+function filled(control, emptied) {
+  for (;;) {
+    const seen = Atomics.load(control, 4);
+    if (emptied !== Atomics.load(control, 0)) return true;
+    if (Atomics.load(control, 2) !== 0 && emptied === Atomics.load(control, 0)) return false;
+    Atomics.wait(control, 4, seen);
+  }
+}
+
 // The copier's side of HashingSink: the main thread fills the slots (a
 // download), this hashes each and writes it to task.fd, in order.
 function drain(task, control, where, data, slots, slot) {
   const hash = crypto.createHash('sha256');
   let emptied = 0;
   let bytes = 0;
-  for (;;) {
-    const seen = Atomics.load(control, 4);
-    if (emptied === Atomics.load(control, 0)) {
-      if (Atomics.load(control, 2) !== 0 && emptied === Atomics.load(control, 0)) break;
-      Atomics.wait(control, 4, seen);
-      continue;
-    }
+  while (filled(control, emptied)) {
     const at = (emptied % slots) * slot;
     const chunk = data.subarray(at, at + where[(emptied % slots) * 2 + 1]);
     hash.update(chunk);
@@ -178,13 +183,7 @@ function empty(task, control, where, data, slots, slot) {
       if (entry.target !== undefined) fs.closeSync(fs.openSync(entry.target, 'wx', entry.mode));
       results[k] = { sha256: crypto.createHash('sha256').digest('hex'), bytes: 0 };
     }
-    for (;;) {
-      const seen = Atomics.load(control, 4);
-      if (emptied === Atomics.load(control, 0)) {
-        if (Atomics.load(control, 2) !== 0 && emptied === Atomics.load(control, 0)) break;
-        Atomics.wait(control, 4, seen);
-        continue;
-      }
+    while (filled(control, emptied)) {
       const at = (emptied % slots) * slot;
       const start = where[(emptied % slots) * 2];
       const end = start + where[(emptied % slots) * 2 + 1];

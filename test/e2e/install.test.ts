@@ -837,3 +837,31 @@ describe('the appliance over time', () => {
     expect(await versions('legacy-agent')).toEqual(['0.9.0']);
   });
 });
+
+describe('state and payloads on another partition, reached by symlinks', () => {
+  it('installs and rolls back through them, and leaves the links as links', async () => {
+    const root = await fresh('1.0.0');
+    const data = join(dir, 'data-partition');
+    await mkdir(data);
+    const { lstat, rename, symlink } = await import('node:fs/promises');
+    for (const [folder, moved] of [
+      ['var/lib/ferry', 'ferry-state'],
+      ['opt/ferry', 'ferry-payloads'],
+    ] as const) {
+      await rename(join(root, folder), join(data, moved));
+      await symlink(join(data, moved), join(root, folder));
+    }
+    await installOk(tar['1.1.0'] as string, root);
+    expect((await status(root)).release).toBe('1.1.0');
+    const rolledBack = await ferry(['rollback', '--root', root, '--yes']);
+    expect(rolledBack.code, rolledBack.stderr).toBe(0);
+    expect(await status(root)).toMatchObject({ release: '1.0.0', verified: true });
+    for (const folder of ['var/lib/ferry', 'opt/ferry'])
+      expect((await lstat(join(root, folder))).isSymbolicLink()).toBe(true);
+    // What changed went to the partition, through the links.
+    expect(await readFile(join(data, 'ferry-state/history.jsonl'), 'utf8')).toMatch(
+      /"operation":"rollback"/,
+    );
+    expect((await lstat(join(data, 'ferry-payloads/web/1.0.1'))).isDirectory()).toBe(true);
+  });
+});

@@ -243,6 +243,6 @@ table(['curlPush', 'push', 'publish']);
 table(['curlPull', 'curlPullSync', 'curlPullHashSync', 'pull', 'ferryPull']);
 table(['cpSync', 'cpHashSync', 'dirPublish', 'dirPull']);
 console.log(
-  `Target: within 1.3× of the floor and under 200 MiB. publish ${ratio('publish', 'curlPush').toFixed(2)}×, ferry pull ${ratio('ferryPull', 'curlPull').toFixed(2)}× curl (${ratio('ferryPull', 'curlPullSync').toFixed(2)}× curl and sync, ${ratio('ferryPull', 'curlPullHashSync').toFixed(2)}× the work a checked, durable pull requires); directory: publish ${ratio('dirPublish', 'cpSync').toFixed(2)}×, pull ${ratio('dirPull', 'cpSync').toFixed(2)}× cp and sync (${ratio('dirPull', 'cpHashSync').toFixed(2)}× the work a checked, durable copy requires).`,
+  `Target: within 1.3× of the floor and under 200 MiB. publish ${ratio('publish', 'curlPush').toFixed(2)}×, ferry pull ${ratio('ferryPull', 'curlPull').toFixed(2)}× curl (${ratio('ferryPull', 'curlPullSync').toFixed(2)}× curl and sync, ${ratio('ferryPull', 'curlPullHashSync').toFixed(2)}× the work a checked, durable pull requires); directory: publish ${ratio('dirPublish', 'cpSync').toFixed(2)}× (${ratio('dirPublish', 'cpHashSync').toFixed(2)}×), pull ${ratio('dirPull', 'cpSync').toFixed(2)}× cp and sync (${ratio('dirPull', 'cpHashSync').toFixed(2)}× the work a checked, durable copy requires).`,
 );
 rmSync(work, { recursive: true, force: true });

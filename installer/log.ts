@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { FerryError, openRegularFile } from '../manifest-schema/index.js';
 import { openAppliance } from './appliance.js';
 import type { InstallEvent } from './engine/events.js';
-import { recentHistory, type HistoryEntry } from './status.js';
+import { historyLines, type HistoryEntry } from './status.js';
 
 export type LoggedEvent = InstallEvent & { at: string };
 
@@ -18,8 +18,18 @@ export interface TransactionLog {
 /** A transaction's log: the one named, else the newest that has one. */
 export async function findTransaction(root: string, id?: string): Promise<TransactionLog> {
   const { paths } = await openAppliance(root);
-  const { transactions: history } = await recentHistory(paths, Number.MAX_SAFE_INTEGER);
-  const known = history.filter((entry) => entry.log !== undefined).map((entry) => entry.id);
+  // The last few with a log (for the hint and the default) and the one named: no more in memory.
+  const known: string[] = [];
+  let newest: HistoryEntry | undefined;
+  let named: HistoryEntry | undefined;
+  for await (const line of historyLines(paths)) {
+    if (!('entry' in line)) continue;
+    if (line.entry.log !== undefined) {
+      newest = line.entry;
+      if (known.push(line.entry.id) > 5) known.shift();
+    }
+    if (line.entry.id === id) named = line.entry;
+  }
   const hint =
     known.length > 0
       ? `the last transactions: ${known.slice(-5).join(', ')}`
@@ -37,7 +47,7 @@ export async function findTransaction(root: string, id?: string): Promise<Transa
       hint,
     });
   });
-  const entry = history.findLast((e) => e.id === wanted);
+  const entry = id === undefined ? newest : named;
   return { id: wanted, file, ...(entry ? { entry } : {}) };
 }
 

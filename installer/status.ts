@@ -1,4 +1,5 @@
-import { readRegularFile, writeFileAtomic } from '../manifest-schema/index.js';
+import { createInterface } from 'node:readline';
+import { openRegularFile, writeFileAtomic, type FerryError } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
 import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
@@ -112,24 +113,52 @@ export interface HistoryEntry {
   log?: string;
 }
 
+/**
+ * history.jsonl's entries in order, and the numbers of lines that do not
+ * parse, read a line at a time: the history of years of updates (or a file
+ * grown out of all measure) is never held in memory.
+ */
+export async function* historyLines(
+  paths: AppliancePaths,
+): AsyncGenerator<{ entry: HistoryEntry } | { torn: number }> {
+  let handle;
+  try {
+    handle = await openRegularFile(paths.history, 'E_STATE_INVALID');
+  } catch (error) {
+    if ((error as FerryError).code === 'E_NOT_FOUND') return;
+    throw error;
+  }
+  const lines = createInterface({ input: handle.createReadStream(), crlfDelay: Infinity });
+  let number = 0;
+  try {
+    for await (const line of lines) {
+      number++;
+      if (line.trim() === '') continue;
+      try {
+        yield { entry: JSON.parse(line) as HistoryEntry };
+      } catch {
+        yield { torn: number };
+      }
+    }
+  } finally {
+    lines.close();
+    await handle.close();
+  }
+}
+
 /** The last `count` transactions from history.jsonl, newest last, and the numbers of lines that do not parse. */
 export async function recentHistory(
   paths: AppliancePaths,
   count: number,
 ): Promise<{ transactions: HistoryEntry[]; tornHistoryLines?: number[] }> {
-  const text = await readRegularFile(paths.history, 'E_STATE_INVALID', '');
   const transactions: HistoryEntry[] = [];
   const torn: number[] = [];
-  for (const [index, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    try {
-      transactions.push(JSON.parse(line) as HistoryEntry);
-    } catch {
-      torn.push(index + 1);
-    }
+  for await (const line of historyLines(paths)) {
+    if ('torn' in line) torn.push(line.torn);
+    else if (transactions.push(line.entry) > count) transactions.shift();
   }
   return {
-    transactions: transactions.slice(-count),
+    transactions,
     ...(torn.length > 0 ? { tornHistoryLines: torn } : {}),
   };
 }

@@ -12,7 +12,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ferry, json } from '../helpers.js';
+import { FERRY, ferry, json, run } from '../helpers.js';
 import { cloneAppliance, init, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
 import { atFirstRelease, faultProduct } from './product.js';
 
@@ -35,6 +35,38 @@ async function copy(name: string): Promise<string> {
 }
 
 describe('damaged appliance files', () => {
+  it('a history of 300,000 transactions is read a line at a time by status and log', async () => {
+    const root = await copy('long-history');
+    const history = join(root, 'var/lib/ferry/history.jsonl');
+    const [first] = (await readFile(history, 'utf8')).trimEnd().split('\n');
+    // About 150 MiB of genuine-looking lines before the real one: held whole, with
+    // its split lines and parsed entries, it would take several times that.
+    const line = JSON.stringify({ ...JSON.parse(first as string), reason: 'x'.repeat(300) });
+    const block = `${line}\n`.repeat(10_000);
+    const older = await readFile(history, 'utf8');
+    await writeFile(history, '');
+    for (let i = 0; i < 30; i++) await appendFile(history, block);
+    await appendFile(history, older);
+    for (const args of [
+      ['status', '--root', root, '--json'],
+      ['log', '--root', root, '--json'],
+    ]) {
+      const timed = await run(
+        '/usr/bin/time',
+        ['-f', 'maxrss %M', process.execPath, FERRY, ...args],
+        {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        },
+      );
+      expect(timed.code, timed.stderr).toBe(0);
+      expect(Number(/maxrss (\d+)/.exec(timed.stderr)?.[1]) / 1024).toBeLessThan(150);
+    }
+    expect(
+      json<{ transactions: unknown[] }>(await ferry(['status', '--root', root, '--json']))
+        .transactions,
+    ).toHaveLength(5);
+  });
+
   it('a torn last line of history.jsonl swallows nothing: the next record is whole, status reports the torn line', async () => {
     const root = await copy('torn-history');
     const history = join(root, 'var/lib/ferry/history.jsonl');

@@ -279,6 +279,7 @@ export class HashPool {
   private readonly queue: Array<{ id: number; task: HashTask }> = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
+  private closing = false;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
     for (let i = 0; i < size; i++) {
@@ -310,6 +311,11 @@ export class HashPool {
         },
       );
       worker.on('error', (error) => this.failAll(error));
+      // A worker that stops without an answer (killed, out of memory) would
+      // otherwise leave its task waited on for ever.
+      worker.on('exit', (code) => {
+        if (!this.closing) this.failAll(new Error(`a hash worker stopped (exit code ${code})`));
+      });
       this.workers.push(worker);
       this.idle.push(worker);
     }
@@ -364,6 +370,7 @@ export class HashPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
 
@@ -458,6 +465,8 @@ export class HashingSink {
   #filled = 0;
   /** Bytes in the slot being gathered, not yet handed over. */
   #gathered = 0;
+  /** The worker's task is over: answered, or failed by the pool when the worker died. */
+  #ended = false;
 
   constructor(fd: number, position = 0) {
     const ring = new SharedArrayBuffer(32 + RING_SLOTS * 16 + RING_SLOTS * RING_SLOT);
@@ -465,8 +474,15 @@ export class HashingSink {
     this.#where = new Float64Array(ring, 32, RING_SLOTS * 2);
     this.#data = Buffer.from(ring, 32 + RING_SLOTS * 16, RING_SLOTS * RING_SLOT);
     this.#result = this.#pool.drain({ ring, slots: RING_SLOTS, slot: RING_SLOT, fd, position });
-    // Seen by write or finish; never left unhandled when neither comes.
-    this.#result.catch(() => undefined);
+    // Also handles a rejection that neither write nor finish comes to see.
+    // control[3] is only set by the worker itself: one that died without a
+    // word is known by the pool's answer, so that wakes #room as well.
+    const ended = (): void => {
+      this.#ended = true;
+      Atomics.add(this.#control, 5, 1);
+      Atomics.notify(this.#control, 5);
+    };
+    this.#result.then(ended, ended);
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -517,13 +533,14 @@ export class HashingSink {
   /** Waits until the worker empties a slot, or gives up (then its error is thrown). */
   async #room(): Promise<void> {
     while (this.#filled - Atomics.load(this.#control, 1) >= RING_SLOTS) {
-      if (Atomics.load(this.#control, 3) !== 0) {
+      // Taken before the checks: a worker that gives up between them has bumped it, so the wait returns at once.
+      const seen = Atomics.load(this.#control, 5);
+      if (Atomics.load(this.#control, 3) !== 0 || this.#ended) {
         await this.#result;
         throw new Error('the hashing worker stopped before the download ended');
       }
-      const seen = Atomics.load(this.#control, 5);
       if (this.#filled - Atomics.load(this.#control, 1) < RING_SLOTS) return;
-      // The timeout only guards against a worker that died without a word.
+      // Every way the worker can end bumps control[5]; the timeout is only a backstop.
       const waited = waitAsync(this.#control, 5, seen, 1000);
       if (waited.async) await waited.value;
     }

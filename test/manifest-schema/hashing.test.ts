@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { HashingSink, hashThrough, withHashPool } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 
@@ -169,4 +171,52 @@ describe('hash workers', () => {
     }
     expect((await readFile(join(dir, 'part1'))).equals(first)).toBe(true);
   });
+
+  it.skipIf(!existsSync('/dev/full'))(
+    'give ENOSPC from a sink whose disk is full, with its code',
+    async () => {
+      const handle = await open('/dev/full', 'w');
+      try {
+        const sink = new HashingSink(handle.fd);
+        const refused = await (async () => {
+          for (let i = 0; i < 64; i++) await sink.write(Buffer.alloc(64 * 1024));
+          return sink.finish();
+        })().catch((error: NodeJS.ErrnoException) => error);
+        expect(refused).toMatchObject({ code: 'ENOSPC' });
+        await sink.abandon();
+      } finally {
+        await handle.close();
+      }
+    },
+  );
+
+  // A worker killed, or out of memory, sets none of the ring's slots: only the pool sees it go.
+  it.each([
+    ['more than the ring holds', 64],
+    ['less than the ring holds', 4],
+  ])(
+    'give an error, not a wait for ever, when the worker stops without an answer (%s)',
+    async (_, chunks) => {
+      const handle = await open(join(dir, `stopped-${chunks}`), 'w');
+      const posted = vi.spyOn(Worker.prototype, 'postMessage');
+      try {
+        const sink = new HashingSink(handle.fd);
+        const worker = posted.mock.contexts[0] as Worker;
+        posted.mockRestore();
+        await sink.write(Buffer.alloc(1000));
+        await worker.terminate();
+        const refused = await (async () => {
+          for (let i = 0; i < chunks; i++) await sink.write(Buffer.alloc(64 * 1024));
+          return sink.finish();
+        })().catch((error: Error) => error);
+        expect(refused).toBeInstanceOf(Error);
+        expect((refused as Error).message).toMatch(/worker stopped/);
+        await sink.abandon();
+      } finally {
+        posted.mockRestore();
+        await handle.close();
+      }
+    },
+    3000,
+  );
 });

@@ -887,7 +887,13 @@ class DownloadSink {
     const handle = await open(file, 'wx', 0o644).catch((error: unknown) => {
       throw ioError(error, file, 'create');
     });
-    return new DownloadSink(handle, file);
+    try {
+      return new DownloadSink(handle, file);
+    } catch (error) {
+      await handle.close();
+      await rm(file, { force: true });
+      throw error;
+    }
   }
 
   private constructor(handle: FileHandle, file: string) {
@@ -922,7 +928,9 @@ class DownloadSink {
       throw ioError(error, this.#file, 'write');
     });
     this.#closed = true;
-    await this.#handle.close();
+    await this.#handle.close().catch((error: unknown) => {
+      throw ioError(error, this.#file, 'write');
+    });
     if (result.bytes !== this.written)
       throw ioError(
         new Error(`wrote ${result.bytes} of ${this.written} bytes`),

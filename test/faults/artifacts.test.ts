@@ -9,16 +9,19 @@ import { atFirstRelease, faultProduct } from './product.js';
 // Artifacts that misbehave: leave children holding the pipes or daemonized
 // with their stdio closed, hang while rolling back, print without end.
 
+// The children's command lines are this run's own (the suite looks for them
+// among every process), so another run's leftovers are never taken for ours.
+const left = (seconds: number): string => `${seconds}.${process.pid}`;
 const LEAVE = [
   'if [ -e "$FERRY_ROOT/leave" ]; then',
-  '  setsid sleep 300 &',
-  `  setsid sh -c 'exec sleep 301' </dev/null >/dev/null 2>&1 &`,
+  `  setsid sleep ${left(300)} &`,
+  `  setsid sh -c 'exec sleep ${left(301)}' </dev/null >/dev/null 2>&1 &`,
   '  sleep 1',
   'fi',
 ].join('\n');
 const PLAIN = [
   'if [ -e "$FERRY_ROOT/leave-plain" ]; then',
-  '  sleep 302 &',
+  `  sleep ${left(302)} &`,
   '  sleep 1',
   'fi',
 ].join('\n');
@@ -83,8 +86,8 @@ describe('artifacts that misbehave', () => {
     const root = await appliance('leave', 'leave');
     await installOk(product.bundles['1.3.0'] as string, root);
     expect((await status(root)).release).toBe('1.3.0');
-    expect(await running('sleep', '300')).toEqual([]);
-    expect(await running('sleep', '301')).toEqual([]);
+    expect(await running('sleep', left(300))).toEqual([]);
+    expect(await running('sleep', left(301))).toEqual([]);
     expect(await readFile(await lastLog(root), 'utf8')).toMatch(
       // Named as they were when killed: a child may not have become `sleep` yet.
       /ended what it left running: \d+ \(.+\), \d+ \(/,
@@ -99,7 +102,7 @@ describe('artifacts that misbehave', () => {
       const script = `mount -o remount,bind,ro ${cgroups} && exec "$0" "$@"`;
       const result = await installThrough(['unshare', '-m', 'sh', '-c', script], root);
       expect(result.code, result.stderr).toBe(0);
-      expect(await running('sleep', '302')).toEqual([]);
+      expect(await running('sleep', left(302))).toEqual([]);
       expect(await readFile(await lastLog(root), 'utf8')).toMatch(
         /ended what it left running: \d+ \(sleep\)/,
       );

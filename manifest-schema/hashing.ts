@@ -486,6 +486,8 @@ export class HashingSink {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    // After finish or abandon nobody empties the ring: the bytes would be lost without a word.
+    if (Atomics.load(this.#control, 2) !== 0) throw new Error('write after the sink was finished');
     for (let taken = 0; taken < chunk.length;) {
       if (this.#filled - Atomics.load(this.#control, 1) >= RING_SLOTS) await this.#room();
       const at = (this.#filled % RING_SLOTS) * RING_SLOT;

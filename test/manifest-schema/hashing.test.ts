@@ -156,6 +156,18 @@ describe('hash workers', () => {
     expect(written.subarray(3).equals(bytes)).toBe(true);
   });
 
+  it('refuse a write after the sink finished: nobody would empty the ring', async () => {
+    const handle = await open(join(dir, 'finished'), 'w');
+    try {
+      const sink = new HashingSink(handle.fd);
+      await sink.write(Buffer.from('abc'));
+      expect(await sink.finish()).toEqual({ sha256: sha256(Buffer.from('abc')), bytes: 3 });
+      await expect(sink.write(Buffer.from('d'))).rejects.toThrow(/after the sink was finished/);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('give the write error of a sink whose file cannot be written, instead of waiting', async () => {
     const handle = await open(join(dir, 'part1'), 'r');
     try {

@@ -280,6 +280,8 @@ export class HashPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closing = false;
+  /** Why a worker stopped: later tasks fail at once rather than wait on it. */
+  private broken: Error | null = null;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
     for (let i = 0; i < size; i++) {
@@ -310,11 +312,11 @@ export class HashPool {
           }
         },
       );
-      worker.on('error', (error) => this.failAll(error));
+      worker.on('error', (error) => this.stopped(error));
       // A worker that stops without an answer (killed, out of memory) would
-      // otherwise leave its task waited on for ever.
+      // otherwise leave its task, or the next one given to it, waited on for ever.
       worker.on('exit', (code) => {
-        if (!this.closing) this.failAll(new Error(`a hash worker stopped (exit code ${code})`));
+        if (!this.closing) this.stopped(new Error(`a hash worker stopped (exit code ${code})`));
       });
       this.workers.push(worker);
       this.idle.push(worker);
@@ -326,6 +328,7 @@ export class HashPool {
   }
 
   private post(task: object, note?: (note: number) => void): Promise<unknown> {
+    if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, {
@@ -387,6 +390,12 @@ export class HashPool {
       const job = this.queue.shift() as { id: number; task: HashTask };
       worker.postMessage({ id: job.id, ...job.task });
     }
+  }
+
+  private stopped(error: Error): void {
+    this.broken ??= error;
+    this.queue.length = 0;
+    this.failAll(error);
   }
 
   private failAll(error: Error): void {

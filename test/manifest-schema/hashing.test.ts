@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { HashingSink, hashThrough, withHashPool } from '../../manifest-schema/index.js';
+import { HashingSink, HashPool, hashThrough, withHashPool } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;
@@ -154,6 +154,20 @@ describe('hash workers', () => {
     const written = await readFile(out);
     expect(written.length).toBe(bytes.length + 3);
     expect(written.subarray(3).equals(bytes)).toBe(true);
+  });
+
+  it('fail the tasks given to a pool after one of its workers stopped, instead of waiting on it', async () => {
+    const pool = new HashPool(2);
+    try {
+      const [worker] = (pool as unknown as { workers: Worker[] }).workers;
+      await worker?.terminate();
+      // Two tasks: whichever worker each would have gone to, neither waits for ever.
+      const task = { segments: [{ path: join(dir, 'part1'), offset: 0, length: 10 }] };
+      for (const result of await Promise.allSettled([pool.run(task), pool.run(task)]))
+        expect(result).toMatchObject({ status: 'rejected', reason: { message: /worker stopped/ } });
+    } finally {
+      await pool.close();
+    }
   });
 
   it('refuse a write after the sink finished: nobody would empty the ring', async () => {

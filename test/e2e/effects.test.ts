@@ -169,6 +169,24 @@ describe('estimated duration, restart and reboot', () => {
     });
   });
 
+  it.each([
+    ['an option', '["-H", "root@mirror"]', 0],
+    ['a long option', '[nginx, "--no-block"]', 1],
+  ])(
+    'refuses %s given as a service, which `systemctl restart $FERRY_RESTART` would obey',
+    async (_, list, index) => {
+      const file = await spec(`option-service-${index}`, [
+        `  db: { version: "1.0.0", restart: ${list}, payload: ./payload }`,
+      ]);
+      const result = await ferry(['lint', file, '--json']);
+      expect(result.code).toBe(2);
+      expect(json<{ error: { code: string; field: string } }>(result).error).toMatchObject({
+        code: 'E_SPEC_INVALID',
+        field: `/components/db/restart/${index}`,
+      });
+    },
+  );
+
   it('refuses restart lists that together would not fit the environment of verification', async () => {
     // Each list is within the schema; their union in FERRY_RESTART is over
     // 128 KiB, which Linux refuses to start a program with (E2BIG).

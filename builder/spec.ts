@@ -6,6 +6,7 @@ import {
   isStrictVersion,
   isValidRange,
   MAX_ESTIMATED_SECONDS,
+  MAX_RESTART_CHARS,
   PASSES,
   readDocument,
   ReleaseSpecSchema,
@@ -200,6 +201,7 @@ function checkSpecRules(loaded: LoadedSpec): void {
     );
   }
   checkArtifactNames(loaded, spec.verification ?? [], '/verification');
+  checkRestartTotal(loaded, spec);
 
   const needs = new Map(
     names.map((name) => [name, Object.keys(spec.components[name]?.requires ?? {})]),
@@ -256,6 +258,29 @@ function checkDuration(
       'give an estimate between 1s and 168h',
       component,
     );
+  }
+}
+
+/**
+ * Each list passes the schema alone, but verification hears them all at once
+ * in FERRY_RESTART: past what Linux lets a process start with, the bundle
+ * would build and then fail every install at its test pass.
+ */
+function checkRestartTotal(loaded: LoadedSpec, spec: ReleaseSpec): void {
+  const services = new Set<string>();
+  for (const [name, component] of Object.entries(spec.components)) {
+    for (const service of component.restart ?? []) services.add(service);
+    const chars = [...services].join(' ').length;
+    if (chars > MAX_RESTART_CHARS) {
+      throw specError(
+        loaded,
+        'E_SPEC_INVALID',
+        `/components/${name}/restart`,
+        `${name} restart brings the release's services to ${services.size} (${chars} characters in FERRY_RESTART, over ${MAX_RESTART_CHARS})`,
+        'list the services the update really restarts, or restart a target that groups them',
+        name,
+      );
+    }
   }
 }
 

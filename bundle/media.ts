@@ -287,6 +287,21 @@ export class PartsSource implements BundleSource {
     );
   }
 
+  /** A part found as a file that is something else when read: changed on its volume, like a part of the wrong size. */
+  private readError(part: Part, file: string, error: unknown): FerryError {
+    const code = (error as { code?: string } | null)?.code;
+    if (code === 'EISDIR' || code === 'ENOTREG') {
+      const what =
+        code === 'EISDIR'
+          ? 'a folder'
+          : (error as Error).message.endsWith('FIFO')
+            ? 'a FIFO'
+            : 'not a regular file';
+      return this.mismatch(part, file, `is now ${what}`, error);
+    }
+    return ioError(error, file, 'read');
+  }
+
   private mismatch(part: Part, file: string, why: string, cause?: unknown): FerryError {
     return new FerryError(
       'E_PART_MISMATCH',
@@ -508,7 +523,7 @@ export class PartsSource implements BundleSource {
     for (const outcome of results) {
       const { part } = outcome;
       const path = part.path as string;
-      if ('error' in outcome) throw ioError(outcome.error, path, 'read');
+      if ('error' in outcome) throw this.readError(part, path, outcome.error);
       this.count += outcome.result.bytes;
       if (outcome.result.bytes !== part.size)
         throw this.mismatch(part, path, `holds ${outcome.result.bytes} bytes`);
@@ -539,8 +554,8 @@ export class PartsSource implements BundleSource {
     });
     const result = await hashThrough(located, entries, onEntry).catch((error: unknown) => {
       const path = (error as { path?: string }).path ?? this.name;
-      const reading = located.some((part) => part.path === path);
-      throw ioError(error, path, reading ? 'read' : 'stage into');
+      const part = this.parts.find((p) => p.path === path);
+      throw part ? this.readError(part, path, error) : ioError(error, path, 'stage into');
     });
     for (const [at, read] of result.parts.entries()) {
       const part = this.parts[at] as Part;

@@ -103,14 +103,13 @@ export async function progressPrinter(): Promise<{ show(event: InstallEvent): vo
   const { describeEvent } = await import('../installer/log.js');
   let staging: Meter | undefined;
   let total = 0;
-  const staged = new Map<string, number>();
   return {
     show(event) {
       if (event.type === 'plan') total = event.plan.stageBytes;
       if (event.type === 'progress') {
         staging ??= meter('   staging', total);
-        staged.set(event.component, event.bytes);
-        staging.update([...staged.values()].reduce((sum, bytes) => sum + bytes, 0));
+        // The engine counts the bytes of every component so far, not of this one.
+        staging.update(event.bytes);
         return;
       }
       const line = describeEvent(event);

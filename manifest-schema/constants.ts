@@ -12,3 +12,10 @@ export const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
 
 /** Seven days: a longer estimate of an update is a mistake in the spec. */
 export const MAX_ESTIMATED_SECONDS = 604800;
+
+/**
+ * The bundle's verification hears every restarted service in one
+ * FERRY_RESTART; Linux refuses to start a program with an environment string
+ * over 128 KiB (E2BIG), so the list stays well under it.
+ */
+export const MAX_RESTART_CHARS = 64 * 1024;

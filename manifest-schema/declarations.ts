@@ -20,10 +20,14 @@ const Range = Type.String({ minLength: 1, maxLength: 1024, description: 'a semve
 const Sha256 = Type.String({ pattern: SHA256_PATTERN });
 const Size = Type.Integer({ minimum: 0 });
 const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
-/** A service as systemd names a unit; no spaces, so FERRY_RESTART lists them separated by spaces. */
+/**
+ * A service as systemd names a unit; no spaces, so FERRY_RESTART lists them
+ * separated by spaces, and no leading '-', so an artifact's
+ * `systemctl restart $FERRY_RESTART` cannot be handed an option (`-H host`).
+ */
 const Service = Type.String({
-  pattern: '^[A-Za-z0-9:_.@\\-]{1,255}$',
-  description: 'service name such as "nginx" or "api.service" (no spaces)',
+  pattern: '^[A-Za-z0-9:_.@][A-Za-z0-9:_.@\\-]{0,254}$',
+  description: 'service name such as "nginx" or "api.service" (no spaces, not starting with -)',
 });
 /** What an update does to the running system, for the operator and the artifacts. */
 const Effects = {

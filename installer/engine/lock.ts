@@ -15,6 +15,35 @@ interface Holder {
   command?: string;
   since?: string;
   boot?: string;
+  /** The holder's start time (clock ticks since boot): its pid reused by another process does not match. */
+  start?: string;
+}
+
+/** Field 22 of /proc/PID/stat, or null when there is no such process (or no /proc). */
+function startTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The name (field 2) is in parentheses and may hold spaces: count after its end.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the lock file names a ferry that is still running: the same boot, pid and start time. */
+function alive(holder: Holder | null): boolean {
+  if (!holder?.pid || holder.pid === process.pid || !holder.start) return false;
+  return holder.boot === bootId() && startTime(holder.pid) === holder.start;
+}
+
+function lockedBy(holder: Holder | null, file: string, root: string, elsewhere = ''): FerryError {
+  const who = holder
+    ? `${holder.command ?? 'unknown command'}, pid ${holder.pid ?? '?'}, since ${holder.since ?? '?'}`
+    : 'just starting';
+  return new FerryError('E_LOCKED', `another ferry (${who}) is working on ${root}${elsewhere}`, {
+    file,
+    hint: 'wait for it to finish; only one installer runs at a time',
+  });
 }
 
 function bootId(): string {
@@ -67,31 +96,34 @@ export async function acquireLock(file: string, root: string, command: string): 
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE')
       throw ioError(error, file, 'take the lock for');
-    const holder = await readHolder(file);
-    const who = holder
-      ? `${holder.command ?? 'unknown command'}, pid ${holder.pid ?? '?'}, since ${holder.since ?? '?'}`
-      : 'just starting';
-    throw new FerryError('E_LOCKED', `another ferry (${who}) is working on ${root}`, {
-      file,
-      hint: 'wait for it to finish; only one installer runs at a time',
-    });
+    throw lockedBy(await readHolder(file), file, root);
   }
   // Held for as long as this process lives, without keeping it alive.
   server.unref();
   const left = await readHolder(file);
+  // An abstract socket is per network namespace: a ferry started in another
+  // one (a unit with PrivateNetwork=, unshare -n) binds its own and would
+  // otherwise run beside this one, even "recover" its open transaction.
+  if (alive(left)) {
+    server.close();
+    throw lockedBy(left, file, root, ' (from another network namespace)');
+  }
   const holder: Holder = {
     pid: process.pid,
     command,
     since: new Date().toISOString(),
     boot: bootId(),
+    ...(startTime(process.pid) ? { start: startTime(process.pid) as string } : {}),
   };
   // Information only: an appliance whose lock file cannot be written is still locked.
   await writeFileAtomic(file, `${JSON.stringify(holder)}\n`).catch(() => undefined);
   return {
     release: async () => {
-      server.close();
+      // The file goes first: a ferry that binds once the socket is free must
+      // not find it and take this one, still running, for a holder.
       // A filesystem gone read-only must not hide why the work failed.
       await rm(file, { force: true }).catch(() => undefined);
+      server.close();
     },
     ...(left ? { takenOver: { pid: left.pid ?? 0, since: left.since ?? 'unknown' } } : {}),
   };

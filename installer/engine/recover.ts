@@ -17,9 +17,13 @@ export async function exclusive<T>(
   emit: (event: InstallEvent) => void,
   work: (appliance: Appliance, recovered: boolean) => Promise<T>,
 ): Promise<T> {
-  const appliance = await openAppliance(root);
-  const lock = await acquireLock(appliance.paths.lock, appliance.paths.root, command);
+  const { paths } = await openAppliance(root);
+  const lock = await acquireLock(paths.lock, paths.root, command);
   try {
+    // Read again under the lock: another ferry may have committed between the
+    // read that found the lock's path and the bind, and work decided on the
+    // state before it would undo or re-plan from a release no longer there.
+    const appliance = await openAppliance(root);
     if (lock.takenOver)
       emit({
         type: 'warning',

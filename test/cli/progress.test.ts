@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { meter } from '../../cli/progress.js';
+import { meter, progressPrinter } from '../../cli/progress.js';
+import type { InstallEvent } from '../../installer/engine/events.js';
 
 // The meter's rules, on a clock the test moves: what a CI log and a terminal get.
 
@@ -59,5 +60,18 @@ describe('meter', () => {
     expect(written[1]).toBe('\rbuild 1000 B of 2.0 KiB (50%), 3 s left\x1b[K');
     expect(written[2]).toBe('\rbuild 2.0 KiB of 2.0 KiB (100%)\x1b[K');
     expect(written[3]).toBe('\n');
+  });
+});
+
+describe('the install progress printer', () => {
+  it('shows the bytes staged of all components, never past the total', async () => {
+    const printer = await progressPrinter();
+    capture();
+    printer.show({ type: 'plan', plan: { stageBytes: 6 } } as InstallEvent);
+    // As the engine sends them: each event carries the bytes staged so far, all components together.
+    printer.show({ type: 'progress', component: 'a', bytes: 3, total: 6 });
+    printer.show({ type: 'progress', component: 'b', bytes: 6, total: 6 });
+    expect(written.at(-1)).toBe('   staging 6 B of 6 B (100%)\n');
+    expect(written.join('')).not.toMatch(/\((1[1-9]\d|[2-9]\d\d)%\)/);
   });
 });

@@ -209,6 +209,33 @@ describe('ferry console in a terminal', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('two consoles press Enter on one appliance, and a rollback is asked from the shell: one installs, the others get E_LOCKED naming it', async () => {
+    const root = join(dir, 'two-consoles');
+    await cloneAppliance(base, root);
+    await mkdir(join(root, 'hang'));
+    await writeFile(join(root, 'hang', 'web.update'), '');
+    runConsole('first', root);
+    runConsole('second', root);
+    await terminal.waitFor('first', '[Enter] apply');
+    await terminal.waitFor('second', '[Enter] apply');
+    terminal.keys('first', 'Enter');
+    await terminal.waitFor('first', 'web: update publish.sh');
+    terminal.keys('second', 'Enter');
+    const refused = await terminal.waitFor('second', 'NOT APPLIED: E_LOCKED');
+    expect(refused).toMatch(/another ferry \(install, pid \d+, since /);
+    expect(refused).toContain('The appliance was not changed');
+    const rollback = await ferry(['rollback', '--root', root, '--yes']);
+    expect(rollback.code, rollback.stderr).toBe(5);
+    expect(rollback.stderr).toMatch(/E_LOCKED: another ferry \(install, pid \d+, since /);
+    await rm(join(root, 'hang'), { recursive: true });
+    await terminal.waitFor('first', 'COMMITTED: acme-appliance is now at 1.2.0');
+    expect(await quit('first')).toBe(0);
+    // The console's exit is 1 for anything not done (README), E_LOCKED included.
+    expect(await quit('second')).toBe(1);
+    expect((await status(root)).release).toBe('1.2.0');
+    expect(await installs(root)).toBe(2);
+  });
+
   it('a blocked plan: its rows are held back, not drawn as if they would run; no versions repeated', async () => {
     const root = join(dir, 'drifted');
     await cloneAppliance(base, root);

@@ -168,4 +168,41 @@ describe('estimated duration, restart and reboot', () => {
       field: '/components/db/restart/0',
     });
   });
+
+  it.each([
+    ['an option', '["-H", "root@mirror"]', 0],
+    ['a long option', '[nginx, "--no-block"]', 1],
+  ])(
+    'refuses %s given as a service, which `systemctl restart $FERRY_RESTART` would obey',
+    async (_, list, index) => {
+      const file = await spec(`option-service-${index}`, [
+        `  db: { version: "1.0.0", restart: ${list}, payload: ./payload }`,
+      ]);
+      const result = await ferry(['lint', file, '--json']);
+      expect(result.code).toBe(2);
+      expect(json<{ error: { code: string; field: string } }>(result).error).toMatchObject({
+        code: 'E_SPEC_INVALID',
+        field: `/components/db/restart/${index}`,
+      });
+    },
+  );
+
+  it('refuses restart lists that together would not fit the environment of verification', async () => {
+    // Each list is within the schema; their union in FERRY_RESTART is over
+    // 128 KiB, which Linux refuses to start a program with (E2BIG).
+    const services = (prefix: string): string =>
+      Array.from(
+        { length: 256 },
+        (_, i) => `${prefix}${String(i).padStart(3, '0')}${'x'.repeat(251)}`,
+      ).join(', ');
+    const file = await spec('huge-restart', [
+      `  db: { version: "1.0.0", restart: [${services('d')}], ${artifacts} }`,
+      `  web: { version: "1.0.0", restart: [${services('w')}], ${artifacts} }`,
+    ]);
+    const result = await ferry(['lint', file, '--json']);
+    expect(result.code).toBe(2);
+    const { error } = json<{ error: { code: string; field: string; message: string } }>(result);
+    expect(error).toMatchObject({ code: 'E_SPEC_INVALID', field: '/components/web/restart' });
+    expect(error.message).toContain('FERRY_RESTART');
+  });
 });

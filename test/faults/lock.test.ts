@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +19,9 @@ async function appliance(name: string): Promise<string> {
   await writeFile(join(root, 'slow'), '');
   return root;
 }
+
+/** Whether this machine lets a process start in a network namespace of its own (root, or user namespaces). */
+const canUnshare = spawnSync('unshare', ['-n', 'true']).status === 0;
 
 describe('the lock', () => {
   it('five installs started at once over a stale lock file: exactly one runs', async () => {
@@ -71,4 +74,37 @@ describe('the lock', () => {
     expect(recovered.stderr).toContain('stale lock');
     await installOk(product.bundles['1.3.0'] as string, root);
   });
+
+  it.skipIf(!canUnshare)(
+    'a ferry in another network namespace, where the kernel lock is not seen, is refused too (exit 5), and the running install goes on',
+    async () => {
+      const root = await appliance('netns');
+      const holder = spawn(
+        process.execPath,
+        [FERRY, 'install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
+        { stdio: 'ignore' },
+      );
+      const finished = new Promise<number | null>((resolve) => holder.on('exit', resolve));
+      for (
+        let i = 0;
+        i < 200 && !(await markers(root)).some((l) => l.startsWith('update db 3.0.0'));
+        i++
+      )
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      // As from a unit with PrivateNetwork=yes: its abstract sockets are its own.
+      const other = spawnSync(
+        'unshare',
+        ['-n', process.execPath, FERRY, 'recover', '--root', root],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(other.status, other.stderr).toBe(5);
+      expect(other.stderr).toContain('E_LOCKED');
+      expect(other.stderr).toContain(`pid ${holder.pid}`);
+      expect(await finished).toBe(0);
+      expect((await status(root)).release).toBe('1.3.0');
+    },
+    60_000,
+  );
 });

@@ -432,6 +432,26 @@ describe('the chain walk', () => {
     expect(small.refusal?.code).toBe('E_ROOT_INVALID');
   });
 
+  it('walks a valid root of exactly 64 KiB and refuses one a byte longer', () => {
+    const step = v([1], 1, [1]);
+    const trusted = parseTrustedRoot(ferryFile(step, documentOf(step, 0)), 't');
+    const plain = ferryFile(step, documentOf(step, 1));
+    const sized = (bytes: number) =>
+      walkRootChain(
+        trusted,
+        [
+          {
+            file: 'root-2.json',
+            bytes: Buffer.concat([plain, Buffer.alloc(bytes - plain.length, ' ')]),
+          },
+        ],
+        NOW,
+      );
+    expect(sized(MAX_ROOT_BYTES)).toMatchObject({ versions: [1, 2] });
+    expect(sized(MAX_ROOT_BYTES).refusal).toBeUndefined();
+    expect(sized(MAX_ROOT_BYTES + 1).refusal?.code).toBe('E_ROOT_TOO_LARGE');
+  });
+
   it('tufjs refuses TUF metadata that lists one key twice; Ferry counts the key once', () => {
     const step = v([1], 1, [1]);
     const { bytes } = tufFile(step, documentOf(step, 0));

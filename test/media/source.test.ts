@@ -1,4 +1,5 @@
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PartsSource } from '../../bundle/media.js';
@@ -92,4 +93,30 @@ describe('volumes as one source', () => {
       expect(error).toMatchObject({ code: 'E_PART_MISMATCH', details: { volume: 3 } });
     });
   });
+
+  it.each([
+    ['a FIFO', 'is now a FIFO', (part: string) => execFileSync('mkfifo', [part])],
+    ['a folder', 'is now a folder', (part: string) => mkdir(part)],
+  ])(
+    'names a part that became %s after it was found, instead of waiting on it',
+    async (what, says, make) => {
+      const swapped = join(dir, `swapped-${what.replace(/ /g, '-')}`);
+      await cp(media, swapped, { recursive: true });
+      await withSource(swapped, async (source) => {
+        // Found as a file when the source opened; swapped before the read through.
+        const part = join(swapped, 'vol2', 'FERRY/BUNDLE.002');
+        await rm(part);
+        await make(part);
+        const error = await source.readThrough([]).catch((e: FerryError) => e);
+        expect(error).toMatchObject({
+          code: 'E_PART_MISMATCH',
+          details: { volume: 2, entry: 'FERRY/BUNDLE.002' },
+        });
+        expect((error as FerryError).message).toContain(`part 2 on volume 2 (`);
+        expect((error as FerryError).message).toContain(says);
+      });
+    },
+    // Without O_NONBLOCK the FIFO's open never returns: the test's timeout is the failure.
+    10_000,
+  );
 });

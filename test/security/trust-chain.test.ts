@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { keygen } from '../../builder/signing.js';
 import { trustRootInit, trustSignNext } from '../../builder/trust.js';
 import { verifyBundle } from '../../bundle/verify.js';
-import { MAX_ROOT_BYTES, readTrustedRoot, type ArtifactRef } from '../../manifest-schema/index.js';
+import {
+  MAX_ROOT_BYTES,
+  MAX_ROOT_STEPS,
+  readTrustedRoot,
+  type ArtifactRef,
+} from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 import { baseBundle, find, resigned, tarBytes, type Base, type CraftEntry } from './hostile.js';
 import { craftedFile, expectRefused, expectRefusedEverywhere, formats, trustOf } from './refuse.js';
@@ -223,6 +228,21 @@ describe('a hostile chain through bin/ferry, the appliance unchanged', () => {
       rootEntry(Buffer.alloc(MAX_ROOT_BYTES + 1, 32), 2),
     ]);
     await expectRefusedEverywhere(file, 'E_ROOT_TOO_LARGE', 3, ['verify', 'plan', 'install'], made);
+  });
+
+  it.each([
+    // At the cap the list is taken and its second root is read (and found junk).
+    [MAX_ROOT_STEPS, 'E_ROOT_INVALID'],
+    [MAX_ROOT_STEPS + 1, 'E_ROOT_CHAIN_TOO_LONG'],
+  ])('a chain listing %i roots, validly signed: %s', async (count, code) => {
+    const base = await chained();
+    const v1 = find(base.entries, 'trust/root-1.json');
+    const junk = Buffer.from('{}');
+    const file = await withChain([
+      rootEntry(v1.data, 1),
+      ...Array.from({ length: count - 1 }, (_, i) => rootEntry(junk, i + 2)),
+    ]);
+    await expectRefusedEverywhere(file, code, 3, ['verify', 'install'], made);
   });
 
   it('a version 2 signed by a new root key alone, not by version 1: E_ROOT_THRESHOLD_OLD', async () => {

@@ -228,8 +228,19 @@ export class ConsoleController {
       this.state = { ...this.state, appliance: applianceView(await openAppliance(this.root)) };
       this.dispatch({ type: 'rolled-back', result });
     } catch (error) {
-      this.dispatch({ type: 'failed', error: failureOf(error) });
+      await this.failed(error);
     }
+  }
+
+  /**
+   * The result screen of what did not go ahead, with the appliance read
+   * again: another operator may have changed it, and the screen says where
+   * it is now.
+   */
+  private async failed(error: unknown): Promise<void> {
+    const now = await openAppliance(this.root).catch(() => null);
+    if (now) this.state = { ...this.state, appliance: applianceView(now) };
+    this.dispatch({ type: 'failed', error: failureOf(error) });
   }
 
   /** Text typed while the console asks why an install goes ahead outside the windows. */
@@ -387,11 +398,26 @@ export class ConsoleController {
   ): Promise<void> {
     this.dispatch({ type: 'start', at: Date.now() });
     this.stopping = new AbortController();
+    const shown = this.state.appliance.release;
     try {
       await install({
         bundle,
         root: this.root,
         ...outside,
+        // What runs is what the operator chose from: the release on screen,
+        // checked under the lock, as the console's rollback does.
+        confirm: (plan) => {
+          if (plan.from === shown) return Promise.resolve();
+          return Promise.reject(
+            new FerryError(
+              'E_APPLIANCE_CHANGED',
+              `${this.root} is at ${plan.from ?? '(empty)'}, no longer at ${shown ?? '(empty)'} as the screen showed when ${plan.to} was chosen`,
+              {
+                hint: 'another install or rollback ran meanwhile: quit, open the console again and decide again',
+              },
+            ),
+          );
+        },
         onEvent: (event) => this.dispatch(event),
         signal: this.stopping.signal,
         ask: this.askForVolume,
@@ -400,7 +426,7 @@ export class ConsoleController {
       this.state = { ...this.state, appliance: applianceView(after) };
       this.dispatch({ type: 'notice', text: '' });
     } catch (error) {
-      this.dispatch({ type: 'failed', error: failureOf(error) });
+      await this.failed(error);
     }
   }
 

@@ -10,7 +10,14 @@ import { initialState } from '../../installer/console/model.js';
 import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
 import { acquireLock } from '../../installer/engine/lock.js';
 import { buildAll, FERRY, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
-import { cloneAppliance, initAppliance, installOk, snapshot, status } from './appliance.js';
+import {
+  cloneAppliance,
+  initAppliance,
+  installOk,
+  markers,
+  snapshot,
+  status,
+} from './appliance.js';
 import { Terminal } from './terminal.js';
 
 // The console as an operator meets it, on real signed bundles and an
@@ -526,6 +533,29 @@ describe('ferry console in a terminal', () => {
       to: '1.2.0',
       outcome: 'committed',
     });
+  });
+
+  it('an install chosen on a stale screen, after another operator installed: E_APPLIANCE_CHANGED, nothing run', async () => {
+    const root = join(dir, 'stale-install');
+    await cloneAppliance(base, root);
+    runConsole('stale-install', root, [media], { width: 80, height: 24 });
+    await terminal.waitFor('stale-install', 'Update ready: acme-appliance 1.2.0', {
+      visible: true,
+    });
+    // Meanwhile, at another terminal, 1.1.0 goes in.
+    await installOk(bundles['1.1.0'] as string, root);
+    const before = await markers(root);
+    terminal.keys('stale-install', 'Enter');
+    const refused = await terminal.waitFor('stale-install', 'E_APPLIANCE_CHANGED', {
+      visible: true,
+    });
+    // The screen says where the appliance is now, not where it was when the console opened.
+    expect(refused).toContain('The appliance was not changed; it is at 1.1.0.');
+    expect(refused).toContain('Installed: 1.1.0');
+    expect(await quit('stale-install')).toBe(1);
+    expect((await status(root)).release).toBe('1.1.0');
+    expect(await markers(root)).toEqual(before);
+    expect(await lastRecord(root)).toMatchObject({ to: '1.1.0', outcome: 'committed' });
   });
 
   it('refuses without a terminal and points at ferry install', async () => {

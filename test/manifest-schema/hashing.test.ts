@@ -8,6 +8,14 @@ import { HashingSink, HashPool, hashThrough, withHashPool } from '../../manifest
 import { tempDir } from '../helpers.js';
 
 let dir: string;
+
+/** `chunks` of 64 KiB handed to a sink, then finish: what it was refused with (or its result). */
+function refusal(sink: HashingSink, chunks: number): Promise<unknown> {
+  return (async () => {
+    for (let i = 0; i < chunks; i++) await sink.write(Buffer.alloc(64 * 1024));
+    return sink.finish();
+  })().catch((error: unknown) => error);
+}
 const first = Buffer.from('0123456789'.repeat(30_000));
 const second = Buffer.from('abcdefghij'.repeat(20_000));
 
@@ -186,10 +194,7 @@ describe('hash workers', () => {
     const handle = await open(join(dir, 'part1'), 'r');
     try {
       const sink = new HashingSink(handle.fd);
-      const refused = await (async () => {
-        for (let i = 0; i < 64; i++) await sink.write(Buffer.alloc(64 * 1024));
-        return sink.finish();
-      })().catch((error: NodeJS.ErrnoException) => error);
+      const refused = await refusal(sink, 64);
       expect(refused).toMatchObject({ code: 'EBADF' });
       await sink.abandon();
     } finally {
@@ -204,10 +209,7 @@ describe('hash workers', () => {
       const handle = await open('/dev/full', 'w');
       try {
         const sink = new HashingSink(handle.fd);
-        const refused = await (async () => {
-          for (let i = 0; i < 64; i++) await sink.write(Buffer.alloc(64 * 1024));
-          return sink.finish();
-        })().catch((error: NodeJS.ErrnoException) => error);
+        const refused = await refusal(sink, 64);
         expect(refused).toMatchObject({ code: 'ENOSPC' });
         await sink.abandon();
       } finally {
@@ -231,10 +233,7 @@ describe('hash workers', () => {
         posted.mockRestore();
         await sink.write(Buffer.alloc(1000));
         await worker.terminate();
-        const refused = await (async () => {
-          for (let i = 0; i < chunks; i++) await sink.write(Buffer.alloc(64 * 1024));
-          return sink.finish();
-        })().catch((error: Error) => error);
+        const refused = await refusal(sink, chunks);
         expect(refused).toBeInstanceOf(Error);
         expect((refused as Error).message).toMatch(/worker stopped/);
         await sink.abandon();

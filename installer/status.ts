@@ -128,7 +128,8 @@ export async function* historyLines(
     if ((error as FerryError).code === 'E_NOT_FOUND') return;
     throw error;
   }
-  const lines = createInterface({ input: handle.createReadStream(), crlfDelay: Infinity });
+  const input = handle.createReadStream();
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let number = 0;
   try {
     for await (const line of lines) {
@@ -141,8 +142,9 @@ export async function* historyLines(
       }
     }
   } finally {
+    // The stream closes the file with it, also when the reader stops early.
     lines.close();
-    await handle.close();
+    input.destroy();
   }
 }
 

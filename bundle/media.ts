@@ -176,6 +176,13 @@ interface Part {
   hashed: number;
 }
 
+/** The codes the hash workers give a path that is no longer a regular file. */
+const NOT_A_FILE: Record<string, string> = {
+  EISDIR: 'a folder',
+  EFIFO: 'a FIFO',
+  ENOTREG: 'not a regular file',
+};
+
 /** A bundle spread over the parts of one or more volumes. */
 export class PartsSource implements BundleSource {
   readonly name: string;
@@ -289,17 +296,9 @@ export class PartsSource implements BundleSource {
 
   /** A part found as a file that is something else when read: changed on its volume, like a part of the wrong size. */
   private readError(part: Part, file: string, error: unknown): FerryError {
-    const code = (error as { code?: string } | null)?.code;
-    if (code === 'EISDIR' || code === 'ENOTREG') {
-      const what =
-        code === 'EISDIR'
-          ? 'a folder'
-          : (error as Error).message.endsWith('FIFO')
-            ? 'a FIFO'
-            : 'not a regular file';
-      return this.mismatch(part, file, `is now ${what}`, error);
-    }
-    return ioError(error, file, 'read');
+    const code = (error as { code?: string } | null)?.code ?? '';
+    const what = NOT_A_FILE[code];
+    return what ? this.mismatch(part, file, `is now ${what}`, error) : ioError(error, file, 'read');
   }
 
   private mismatch(part: Part, file: string, why: string, cause?: unknown): FerryError {

@@ -27,7 +27,8 @@ function openFile(path, flags) {
   if (stats.isFile()) return fd;
   fs.closeSync(fd);
   const error = new Error(path + ' is ' + (stats.isDirectory() ? 'a folder' : stats.isFIFO() ? 'a FIFO' : 'not a regular file'));
-  error.code = stats.isDirectory() ? 'EISDIR' : 'ENOTREG';
+  // EISDIR is the system's; EFIFO and ENOTREG are ours, so a reader can say which without parsing the message.
+  error.code = stats.isDirectory() ? 'EISDIR' : stats.isFIFO() ? 'EFIFO' : 'ENOTREG';
   error.path = path;
   throw error;
 }

@@ -393,8 +393,7 @@ export class HashPool {
 
   /** Stops every task where it is (a worker copying stops mid-file): pending runs reject with `reason`. */
   async abort(reason: unknown): Promise<void> {
-    this.queue.length = 0;
-    this.failAll(reason instanceof Error ? reason : new Error(String(reason)));
+    this.stopped(reason instanceof Error ? reason : new Error(String(reason)));
     await this.close();
   }
 

@@ -108,12 +108,13 @@ export async function acquireLock(file: string, root: string, command: string): 
     server.close();
     throw lockedBy(left, file, root, ' (from another network namespace)');
   }
+  const start = startTime(process.pid);
   const holder: Holder = {
     pid: process.pid,
     command,
     since: new Date().toISOString(),
     boot: bootId(),
-    ...(startTime(process.pid) ? { start: startTime(process.pid) as string } : {}),
+    ...(start ? { start } : {}),
   };
   // Information only: an appliance whose lock file cannot be written is still locked.
   await writeFileAtomic(file, `${JSON.stringify(holder)}\n`).catch(() => undefined);

@@ -1,7 +1,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { FerryError, openRegularFile } from '../manifest-schema/index.js';
+import { FerryError, regularFileLines } from '../manifest-schema/index.js';
 import { openAppliance } from './appliance.js';
 import type { InstallEvent } from './engine/events.js';
 import { historyLines, type HistoryEntry } from './status.js';
@@ -32,7 +31,7 @@ export async function findTransaction(root: string, id?: string): Promise<Transa
   }
   const hint =
     known.length > 0
-      ? `the last transactions: ${known.slice(-5).join(', ')}`
+      ? `the last transactions: ${known.join(', ')}`
       : 'nothing has been installed or rolled back on this appliance yet';
   const wanted = id ?? known.at(-1);
   if (wanted === undefined)
@@ -54,23 +53,14 @@ export async function findTransaction(root: string, id?: string): Promise<Transa
 /** The log's events one at a time, so a log of any length is read in constant memory. */
 export async function* logEvents(file: string): AsyncGenerator<LoggedEvent> {
   // As the appliance's other files: a FIFO or a device in the log's place would be waited on for ever.
-  const handle = await openRegularFile(file, 'E_STATE_INVALID');
-  const input = handle.createReadStream();
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  try {
-    for await (const line of lines) {
-      if (line.trim() === '') continue;
-      try {
-        yield JSON.parse(line) as LoggedEvent;
-      } catch {
-        // A line cut short by a crash is the end of what was logged.
-        return;
-      }
+  for await (const line of regularFileLines(file, 'E_STATE_INVALID')) {
+    if (line.trim() === '') continue;
+    try {
+      yield JSON.parse(line) as LoggedEvent;
+    } catch {
+      // A line cut short by a crash is the end of what was logged.
+      return;
     }
-  } finally {
-    // Also when the reader stops early: the stream closes the file with it.
-    lines.close();
-    input.destroy();
   }
 }
 

@@ -1,5 +1,4 @@
-import { createInterface } from 'node:readline';
-import { openRegularFile, writeFileAtomic, type FerryError } from '../manifest-schema/index.js';
+import { regularFileLines, writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
 import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
@@ -121,30 +120,15 @@ export interface HistoryEntry {
 export async function* historyLines(
   paths: AppliancePaths,
 ): AsyncGenerator<{ entry: HistoryEntry } | { torn: number }> {
-  let handle;
-  try {
-    handle = await openRegularFile(paths.history, 'E_STATE_INVALID');
-  } catch (error) {
-    if ((error as FerryError).code === 'E_NOT_FOUND') return;
-    throw error;
-  }
-  const input = handle.createReadStream();
-  const lines = createInterface({ input, crlfDelay: Infinity });
   let number = 0;
-  try {
-    for await (const line of lines) {
-      number++;
-      if (line.trim() === '') continue;
-      try {
-        yield { entry: JSON.parse(line) as HistoryEntry };
-      } catch {
-        yield { torn: number };
-      }
+  for await (const line of regularFileLines(paths.history, 'E_STATE_INVALID', { missing: true })) {
+    number++;
+    if (line.trim() === '') continue;
+    try {
+      yield { entry: JSON.parse(line) as HistoryEntry };
+    } catch {
+      yield { torn: number };
     }
-  } finally {
-    // The stream closes the file with it, also when the reader stops early.
-    lines.close();
-    input.destroy();
   }
 }
 

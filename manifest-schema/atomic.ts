@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { FerryError, ioError, type ErrorCode } from './errors.js';
 
 /**
@@ -27,6 +28,35 @@ export async function openRegularFile(file: string, code: ErrorCode): Promise<Fi
     });
   }
   return handle;
+}
+
+/**
+ * A regular file's lines, one at a time (see openRegularFile), so a file of
+ * any length is read in constant memory; none when `missing` and the file
+ * is not there. The file is closed also when the reader stops early.
+ */
+export async function* regularFileLines(
+  file: string,
+  code: ErrorCode,
+  { missing = false } = {},
+): AsyncGenerator<string> {
+  let handle;
+  try {
+    handle = await openRegularFile(file, code);
+  } catch (error) {
+    // ioError names a file that is not there E_NOT_FOUND.
+    if (missing && (error as FerryError).code === 'E_NOT_FOUND') return;
+    throw error;
+  }
+  const input = handle.createReadStream();
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    yield* lines;
+  } finally {
+    // The stream closes the file with it.
+    lines.close();
+    input.destroy();
+  }
 }
 
 /**

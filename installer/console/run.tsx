@@ -330,15 +330,19 @@ export class ConsoleController {
    * the function that stops it.
    */
   watchWindow(config: ApplianceConfig, clock: () => Date = () => new Date()): () => void {
-    let timer: NodeJS.Timeout;
-    const tick = (): void => {
-      if (this.state.screen === 'choose')
-        this.dispatch({ type: 'window', window: windowView(config, clock()) });
-      timer = setTimeout(tick, MINUTE - (clock().getTime() % MINUTE));
+    let timer: NodeJS.Timeout | undefined;
+    const nextMinute = (): void => {
+      timer = setTimeout(
+        () => {
+          if (this.state.screen === 'choose')
+            this.dispatch({ type: 'window', window: windowView(config, clock()) });
+          nextMinute();
+        },
+        MINUTE - (clock().getTime() % MINUTE),
+      );
       timer.unref();
     };
-    timer = setTimeout(tick, MINUTE - (clock().getTime() % MINUTE));
-    timer.unref();
+    nextMinute();
     return () => clearTimeout(timer);
   }
 

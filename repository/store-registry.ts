@@ -23,8 +23,9 @@ const CLAIM_TAG = /^(ferry\.audit\.\d{8})\.(\d+)\.[0-9a-f]{12}$/;
  * N only when its claim is the only one. Of two writers, at most one sees
  * only itself, whatever the timing: each listed after its own claim landed,
  * so whichever listed second sees the first's claim (both may see both: then
- * the younger claim steps aside and the older looks again). Everything else a write changes comes after its event;
- * a moved tag is replaced only if it still points where the writer read it.
+ * the younger claim steps aside and the older looks again). Everything else
+ * a write changes comes after its event; a moved tag is replaced only if it
+ * still points where the writer read it.
  */
 export class RegistryStore implements Store {
   readonly name: string;
@@ -104,8 +105,8 @@ export class RegistryStore implements Store {
    * claim of the tag. Another claim, younger than the stale limit, means
    * another writer got there too: the oldest claim waits for the others to
    * step aside; a younger one takes its claim back and, while the event is
-   * still unwritten, tries again after a random pause; after three tries, or when the
-   * registry refuses to delete, it stops. A claim older than the limit is a
+   * still unwritten, tries again after a random pause; after three tries, or
+   * when the registry refuses to delete, it stops. A claim older than the limit is a
    * writer that died between its claim and its event, and is passed over.
    */
   private async claim(tag: string, manifest: BuiltManifest): Promise<void> {

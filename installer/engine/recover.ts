@@ -23,6 +23,8 @@ export async function exclusive<T>(
     // Read again under the lock: another ferry may have committed between the
     // read that found the lock's path and the bind, and work decided on the
     // state before it would undo or re-plan from a release no longer there.
+    // The read before stays: a root that is no appliance is said so, not
+    // reported as a lock that could not be taken.
     const appliance = await openAppliance(root);
     if (lock.takenOver)
       emit({

@@ -27,6 +27,8 @@ function ferry(...args) {
 
 /** One install in-process (bench-run.mjs), timed, with its peak RSS in MiB. */
 function install(bundle, appliance) {
+  // Untimed: an fsync on ext4 would otherwise write back what the step before left dirty.
+  spawnSync('sync');
   const start = process.hrtime.bigint();
   const result = spawnSync(
     process.execPath,

@@ -39,6 +39,8 @@ function cli(...args) {
 /** One timed run; a script of ours reports its peak RSS (`maxrss N` KiB) on stderr. */
 function timed(label, command, args, before) {
   before?.();
+  // Untimed: an fsync on ext4 would otherwise write back what the case before left dirty.
+  spawnSync('sync');
   const start = process.hrtime.bigint();
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * MiB });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

@@ -6,9 +6,9 @@ import {
   isStrictVersion,
   isValidRange,
   MAX_ESTIMATED_SECONDS,
-  MAX_RESTART_CHARS,
   PASSES,
   readDocument,
+  restartOverflow,
   ReleaseSpecSchema,
   satisfies,
   sequence,
@@ -261,26 +261,17 @@ function checkDuration(
   }
 }
 
-/**
- * Each list passes the schema alone, but verification hears them all at once
- * in FERRY_RESTART: past what Linux lets a process start with, the bundle
- * would build and then fail every install at its test pass.
- */
 function checkRestartTotal(loaded: LoadedSpec, spec: ReleaseSpec): void {
-  const services = new Set<string>();
-  for (const [name, component] of Object.entries(spec.components)) {
-    for (const service of component.restart ?? []) services.add(service);
-    const chars = [...services].join(' ').length;
-    if (chars > MAX_RESTART_CHARS) {
-      throw specError(
-        loaded,
-        'E_SPEC_INVALID',
-        `/components/${name}/restart`,
-        `${name} restart brings the release's services to ${services.size} (${chars} characters in FERRY_RESTART, over ${MAX_RESTART_CHARS})`,
-        'list the services the update really restarts, or restart a target that groups them',
-        name,
-      );
-    }
+  const overflow = restartOverflow(spec.components);
+  if (overflow) {
+    throw specError(
+      loaded,
+      'E_SPEC_INVALID',
+      `/components/${overflow.component}/restart`,
+      overflow.message,
+      'list the services the update really restarts, or restart a target that groups them',
+      overflow.component,
+    );
   }
 }
 

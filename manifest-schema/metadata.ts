@@ -11,7 +11,7 @@ import {
   unsafePathReason,
   verifyEntry,
 } from './paths.js';
-import { FORMAT_VERSION, PASSES } from './constants.js';
+import { FORMAT_VERSION, MAX_RESTART_CHARS, PASSES } from './constants.js';
 import {
   BundleMetadataSchema,
   type ArtifactRef,
@@ -74,7 +74,9 @@ export function decodeMetadata(payload: Buffer, file: string): BundleMetadata {
       entry: BUNDLE_METADATA_ENTRY,
       field: problem.field,
       ...(problem.component ? { component: problem.component } : {}),
-      hint: 'the bundle metadata is inconsistent: it was not built by Ferry, or it was crafted',
+      hint:
+        problem.hint ??
+        'the bundle metadata is inconsistent: it was not built by Ferry, or it was crafted',
     });
   }
   return checked.value;
@@ -85,6 +87,7 @@ interface MetadataProblem {
   field: string;
   message: string;
   component?: string;
+  hint?: string;
 }
 
 /** The rules beyond the schema. Pure; returns the first problem found. */
@@ -165,6 +168,15 @@ export function metadataProblem(meta: BundleMetadata): MetadataProblem | null {
     );
     if (problem) return problem;
   }
+  const restart = restartOverflow(meta.components);
+  if (restart) {
+    // A builder from before the check built such bundles; each install would
+    // roll back at its test pass with "spawn E2BIG" after updating everything.
+    return {
+      ...invalid(`/components/${restart.component}/restart`, restart.message, restart.component),
+      hint: 'rebuild the bundle with a current Ferry: it names the restart list to shorten',
+    };
+  }
   const verification = artifactProblem(meta.verification, verifyEntry, '/verification');
   if (verification) return verification;
   for (const [index, release] of meta.supportedFrom.entries()) {
@@ -179,6 +191,28 @@ export function metadataProblem(meta: BundleMetadata): MetadataProblem | null {
       return invalid(`/changes/${index}/version`, `change ${change.id}'s version is not semver`);
   }
   return installerProblem(meta);
+}
+
+/**
+ * The component whose restart list brings the release's services past
+ * MAX_RESTART_CHARS in FERRY_RESTART. Each list passes the schema alone, but
+ * verification hears them all at once, and past what Linux lets a process
+ * start with, every install would fail at its test pass.
+ */
+export function restartOverflow(
+  components: Readonly<Record<string, { restart?: readonly string[] | undefined }>>,
+): { component: string; message: string } | null {
+  const services = new Set<string>();
+  for (const [name, component] of Object.entries(components)) {
+    for (const service of component.restart ?? []) services.add(service);
+    const chars = [...services].join(' ').length;
+    if (chars > MAX_RESTART_CHARS)
+      return {
+        component: name,
+        message: `${name} restart brings the release's services to ${services.size} (${chars} characters in FERRY_RESTART, over ${MAX_RESTART_CHARS})`,
+      };
+  }
+  return null;
 }
 
 function installerProblem({ minInstaller, installer }: BundleMetadata): MetadataProblem | null {

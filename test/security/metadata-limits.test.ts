@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resigned, tarBytes, zipBytes } from './hostile.js';
-import { expectRefused, sharedBase } from './refuse.js';
+import { craftedFile, expectRefused, expectRefusedEverywhere, sharedBase } from './refuse.js';
 
 describe('hostile metadata', () => {
   it('an oversized bundle.json is refused from its header, before it is read', async () => {
@@ -45,5 +45,33 @@ describe('hostile metadata', () => {
       'tar',
       'E_BUNDLE_FORMAT',
     );
+  });
+});
+
+describe('metadata an older builder let through', () => {
+  it('restart lists whose union would not fit FERRY_RESTART are refused before anything runs', async () => {
+    // Each list is within the schema; together they pass the 128 KiB Linux
+    // allows an environment string, so verification could never start
+    // ("spawn E2BIG") and every install would roll back after its updates.
+    const { entries, metadata, key } = await sharedBase();
+    const services = (prefix: string): string[] =>
+      Array.from(
+        { length: 256 },
+        (_, i) => `${prefix}${String(i).padStart(3, '0')}${'x'.repeat(251)}`,
+      );
+    const crafted: typeof metadata = {
+      ...metadata,
+      components: {
+        lib: { ...metadata.components.lib!, restart: services('l') },
+        app: { ...metadata.components.app!, restart: services('a') },
+      },
+    };
+    const file = await craftedFile(
+      tarBytes([{ ...entries[0]!, data: resigned(crafted, key) }, ...entries.slice(1)]),
+      'tar',
+    );
+    const [verify] = await expectRefusedEverywhere(file, 'E_METADATA_INVALID', 3);
+    expect(verify!.stderr).toContain('FERRY_RESTART');
+    expect(verify!.stderr).toContain('rebuild the bundle with a current Ferry');
   });
 });

@@ -2,6 +2,7 @@ import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
+import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import type { Signer } from '../manifest-schema/envelope.js';
 import {
@@ -748,7 +749,11 @@ export async function pull(
         `${ctx.store.name}: version ${version}`,
         `holds a bundle of release ${opened.metadata.release.version}`,
       );
-    await rename(temp, target);
+    await rename(temp, target).catch((error: unknown) => {
+      throw ioError(error, target, 'write');
+    });
+    // Without it a power cut could leave the checked bundle under its temporary name.
+    await syncDir(options.out);
   } catch (error) {
     await rm(temp, { force: true });
     throw error;

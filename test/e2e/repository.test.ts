@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -224,6 +224,29 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     expect(sha256(await readFile(result.bundle))).toBe(
       sha256(await readFile(bundles['1.1.0'] as string)),
     );
+  });
+
+  it('a folder where the bundle would land is refused by name, and nothing is left beside it', async () => {
+    const out = join(dir, 'pulled-onto-a-folder');
+    const name = basename(bundles['1.0.0'] as string);
+    await mkdir(join(out, name, 'kept'), { recursive: true });
+    const pulled = await repoFerry([
+      'pull',
+      '--repo',
+      repo,
+      '--version',
+      '1.0.0',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(pulled.code).toBe(2);
+    expect(json<{ error: { code: string; file: string } }>(pulled).error).toMatchObject({
+      code: 'E_USAGE',
+      file: join(out, name),
+    });
+    expect(await readdir(out)).toEqual([name]);
+    expect(await readdir(join(out, name))).toEqual(['kept']);
   });
 
   /**

@@ -170,6 +170,13 @@ const cases = {
     ),
   curlPull: () =>
     shell('floor: curl GET of the blob to a file', `curl -sf -o ${pulled} ${url}`, noOutput),
+  // Not a floor Ferry could reach: what Node's own HTTP client costs before
+  // anything is hashed or written, the same client `ferry pull` is built on.
+  nodePull: () =>
+    timed('reference: Node 20 `http.get` of the blob, every byte dropped', process.execPath, [
+      '-e',
+      `require('node:http').get(${JSON.stringify(url)}, (r) => r.resume().on('end', () => process.exit(r.statusCode === 200 ? 0 : 1)))`,
+    ]),
   curlPullSync: () =>
     shell(
       'reference: curl GET, then `sync` of the file (a download that survives a power cut)',
@@ -242,7 +249,7 @@ function table(names) {
   console.log();
 }
 table(['curlPush', 'push', 'publish']);
-table(['curlPull', 'curlPullSync', 'curlPullHashSync', 'pull', 'ferryPull']);
+table(['curlPull', 'nodePull', 'curlPullSync', 'curlPullHashSync', 'pull', 'ferryPull']);
 table(['cpSync', 'cpHashSync', 'dirPublish', 'dirPull']);
 console.log(
   `Target: within 1.3× of the floor and under 200 MiB. publish ${ratio('publish', 'curlPush').toFixed(2)}×, ferry pull ${ratio('ferryPull', 'curlPull').toFixed(2)}× curl (${ratio('ferryPull', 'curlPullSync').toFixed(2)}× curl and sync, ${ratio('ferryPull', 'curlPullHashSync').toFixed(2)}× the work a checked, durable pull requires); directory: publish ${ratio('dirPublish', 'cpSync').toFixed(2)}× (${ratio('dirPublish', 'cpHashSync').toFixed(2)}×), pull ${ratio('dirPull', 'cpSync').toFixed(2)}× cp and sync (${ratio('dirPull', 'cpHashSync').toFixed(2)}× the work a checked, durable copy requires).`,

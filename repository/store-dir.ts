@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import {
   link,
+  lstat,
   mkdir,
   open,
   readdir,
-  readFile,
   rename,
   rm,
   stat,
@@ -46,7 +47,8 @@ export class DirectoryStore implements Store {
   /** Opens a directory repository; `create` makes the layout when the folder holds none. */
   static async open(dir: string, create: boolean): Promise<DirectoryStore> {
     const store = new DirectoryStore(dir);
-    const layout = await readFile(join(dir, 'oci-layout'), 'utf8').catch(() => undefined);
+    // Looked at, not read: a FIFO put in its place would block a read for ever.
+    const layout = await lstat(join(dir, 'oci-layout')).catch(() => undefined);
     if (layout === undefined) {
       if (!create) {
         throw new FerryError('E_REPO_NOT_FOUND', `${dir} is not a bundle repository`, {
@@ -91,7 +93,7 @@ export class DirectoryStore implements Store {
       );
       if (since !== undefined && Date.now() - since > staleMs) {
         // Its holder stopped beating. Renaming it away is atomic: of two breakers, one wins.
-        const owner = await readFile(join(path, 'owner.json'), 'utf8').then(
+        const owner = await ownerOf(this.name, path).then(
           (text) => JSON.parse(text) as unknown,
           () => 'unknown',
         );
@@ -108,11 +110,11 @@ export class DirectoryStore implements Store {
         continue;
       }
       if (onWait) {
-        onWait(await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown'));
+        onWait(await ownerOf(this.name, path).catch(() => 'unknown'));
         onWait = undefined;
       }
       if (Date.now() > deadline) {
-        const owner = await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown');
+        const owner = await ownerOf(this.name, path).catch(() => 'unknown');
         throw new FerryError(
           'E_REPO_LOCKED',
           `${this.name} is locked by another writer: ${owner}`,
@@ -180,8 +182,16 @@ export class DirectoryStore implements Store {
 
   async readBlob(digest: string, size: number): Promise<Buffer> {
     const path = this.blob(digest);
-    const bytes = await readFile(path).catch((error: unknown) => {
-      throw missingBlob(error, this.name, digest);
+    if (size > SMALL_MAX)
+      throw new FerryError(
+        'E_REPO_INVALID',
+        `${this.name}: a record gives blob ${digest} ${size} bytes, more than any manifest or document`,
+        { reference: digest, hint: 'the repository was edited by hand or damaged' },
+      );
+    // Never more than the record says: a blob swapped for a FIFO, /dev/zero or a huge file
+    // must not hang the reader or fill its memory.
+    const bytes = await readRegular(this.name, path, size).catch((error: unknown) => {
+      throw error instanceof FerryError ? error : missingBlob(error, this.name, digest);
     });
     const got = sha256(bytes);
     if (got !== digest || bytes.length !== size) throw damaged(this.name, digest, got);
@@ -302,14 +312,23 @@ export class DirectoryStore implements Store {
     const path = this.refPath(tag);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await readRegular(this.name, path, DESCRIPTOR_MAX)).toString('utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (error instanceof FerryError) throw error;
       throw ioError(error, path, 'read');
     }
     try {
       const value = JSON.parse(text) as Descriptor;
-      if (typeof value.digest === 'string' && Number.isSafeInteger(value.size)) return value;
+      // The digest names a file under blobs/sha256: anything but 64 hex digits ("../../etc/x")
+      // would lead out of the repository.
+      if (
+        typeof value.digest === 'string' &&
+        DIGEST.test(value.digest) &&
+        Number.isSafeInteger(value.size) &&
+        value.size >= 0
+      )
+        return value;
     } catch {
       // reported below
     }
@@ -340,7 +359,16 @@ export class DirectoryStore implements Store {
   }
 
   private blob(digest: string): string {
-    return join(this.#dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
+    if (!DIGEST.test(digest))
+      throw new FerryError(
+        'E_REPO_INVALID',
+        `${this.name} names a blob ${JSON.stringify(digest)}`,
+        {
+          reference: digest,
+          hint: 'a blob is named by its sha256 (64 hex digits): the repository was edited by hand or damaged',
+        },
+      );
+    return join(this.#dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
   }
 
   private refPath(tag: string): string {
@@ -352,6 +380,63 @@ export class DirectoryStore implements Store {
     ];
     return join(this.#dir, 'ferry', folder, `${tag.slice(prefix.length)}.json`);
   }
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** What readBlob holds in memory: manifests and documents (bundles stream through pullBlob). */
+const SMALL_MAX = 16 * 1024 * 1024;
+/** A tag file holds one descriptor (about 150 bytes); anything much larger is not one. */
+const DESCRIPTOR_MAX = 64 * 1024;
+
+/**
+ * A file of the repository, at most `max` bytes, read only if it is a regular
+ * file in its place: a symlink (to /etc/shadow, out of the repository), a FIFO
+ * (which blocks a read for ever), a device (/dev/zero never ends) or a file
+ * larger than its record says is refused by name before a byte is read.
+ * The open never waits (O_NONBLOCK) and never follows a link (O_NOFOLLOW).
+ */
+async function readRegular(repo: string, path: string, max: number): Promise<Buffer> {
+  const refuse = (what: string) =>
+    new FerryError('E_REPO_INVALID', `${repo}: ${path} is ${what}`, {
+      file: path,
+      hint: 'a file of the repository was replaced: restore the repository from a backup and find out who changed it',
+    });
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw refuse('a symbolic link');
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile())
+      throw refuse(
+        info.isDirectory()
+          ? 'a folder, not a file'
+          : info.isFIFO()
+            ? 'a FIFO, not a file'
+            : 'a device or socket, not a file',
+      );
+    if (info.size > max) throw refuse(`${info.size} bytes, larger than its record (${max})`);
+    const bytes = Buffer.alloc(Math.min(max, info.size) + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got > max) throw refuse(`larger than its record (${max} bytes)`);
+      if (got === bytes.length) break; // grew since fstat: the digest check names it
+    }
+    return bytes.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The lock holder's owner.json, for messages: small, and never a FIFO that blocks the waiter. */
+async function ownerOf(repo: string, lock: string): Promise<string> {
+  return (await readRegular(repo, join(lock, 'owner.json'), 4096)).toString('utf8');
 }
 
 const FOLDERS: ReadonlyArray<readonly [folder: string, prefix: string]> = [

@@ -1,4 +1,5 @@
-import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { documentBlob, documentManifest } from '../../repository/oci/artifact.js';
@@ -77,5 +78,80 @@ describe('the directory store', () => {
     const taken = await store.lock('two');
     expect(taken.broke?.owner).toMatchObject({ actor: 'crashed' });
     await taken.release();
+  });
+
+  /**
+   * A repository on a share someone else can write to: a tag file or a blob
+   * swapped for a FIFO (a read would block for ever), a link to /dev/zero (never
+   * ends) or to a file outside, a huge file, a digest that climbs out of
+   * blobs/. Each is refused by name (E_REPO_INVALID), at once.
+   */
+  describe('refuses a swapped file by name instead of hanging or reading it whole', () => {
+    const swaps: Array<[string, (path: string) => Promise<void>]> = [
+      ['a FIFO', (path) => Promise.resolve(void execFileSync('mkfifo', [path]))],
+      ['a link to /dev/zero', (path) => symlink('/dev/zero', path)],
+      ['a link out of the repository', (path) => symlink('/etc/passwd', path)],
+      ['a folder', (path) => mkdir(path)],
+      [
+        'a huge file',
+        async (path) => {
+          await writeFile(path, '');
+          await truncate(path, 8 * 1024 * 1024 * 1024);
+        },
+      ],
+    ];
+    it.each(swaps)('the tag file swapped for %s', async (_, swap) => {
+      const dir = join(await tempDir(), 'repo');
+      const store = await DirectoryStore.open(dir, true);
+      await store.createRef('ferry.channel.dev', manifest('dev'));
+      const path = join(dir, 'ferry/channels/dev.json');
+      await rm(path);
+      await swap(path);
+      const error = await store.readRef('ferry.channel.dev').then(
+        () => undefined,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(error?.code).toBe('E_REPO_INVALID');
+      expect(error?.message).toContain(path);
+    });
+    it.each(swaps)('the blob swapped for %s', async (_, swap) => {
+      const dir = join(await tempDir(), 'repo');
+      const store = await DirectoryStore.open(dir, true);
+      const dev = manifest('dev');
+      await store.createRef('ferry.channel.dev', dev);
+      const path = join(dir, 'blobs/sha256', dev.digest.slice('sha256:'.length));
+      await rm(path);
+      await swap(path);
+      expect(await codeOf(() => store.readRef('ferry.channel.dev'))).toBe('E_REPO_INVALID');
+    });
+    it('a descriptor whose digest climbs out of blobs/ or whose size is absurd', async () => {
+      const dir = join(await tempDir(), 'repo');
+      const store = await DirectoryStore.open(dir, true);
+      const dev = manifest('dev');
+      await store.createRef('ferry.channel.dev', dev);
+      const path = join(dir, 'ferry/channels/dev.json');
+      const descriptor = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+      await writeFile(
+        path,
+        JSON.stringify({ ...descriptor, digest: 'sha256:../../../../dev/zero' }),
+      );
+      expect(await codeOf(() => store.readRef('ferry.channel.dev'))).toBe('E_REPO_INVALID');
+      await writeFile(path, JSON.stringify({ ...descriptor, size: 2 ** 52 }));
+      expect(await codeOf(() => store.readRef('ferry.channel.dev'))).toBe('E_REPO_INVALID');
+    });
+    it("a FIFO as the lock holder's owner.json: the waiter still gives up with E_REPO_LOCKED", async () => {
+      process.env.FERRY_LOCK_WAIT_SECONDS = '0.5';
+      const dir = join(await tempDir(), 'repo');
+      const store = await DirectoryStore.open(dir, true);
+      const held = await store.lock('one');
+      await rm(join(dir, 'ferry/lock/owner.json'));
+      execFileSync('mkfifo', [join(dir, 'ferry/lock/owner.json')]);
+      let told = '';
+      expect(await codeOf(() => store.lock('two', (holder) => (told = holder)))).toBe(
+        'E_REPO_LOCKED',
+      );
+      expect(told).toBe('unknown');
+      await held.release();
+    });
   });
 });

@@ -647,6 +647,14 @@ async function publishOnce(
   if (existing && (options.channel === undefined || channel?.value.digest === digest))
     return result;
   await commit(ctx, head, options.writer, async (append) => {
+    if (!existing) {
+      // Stored before the lock, so a gc that held it meanwhile swept them: no manifest
+      // named them yet. Under the lock they are checked (and, if gone, stored again)
+      // before the event, or the version would be recorded without its bundle, for good.
+      await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+      await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
+      await ctx.store.putBlob(options.bundle, sha256, size, options.onProgress);
+    }
     if (!ctx.config) {
       const config: RepoConfig = {
         formatVersion: 1,

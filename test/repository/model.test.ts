@@ -455,4 +455,30 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(broke?.subject.owner).toMatchObject({ actor: 'crashed-ci' });
     },
   );
+
+  it.skipIf(kind !== 'directory')(
+    'a gc that runs while a publish waits for the lock leaves the new version whole',
+    async () => {
+      const repo = await repository();
+      // The publish has stored its bundle (before the lock, as designed) and decided;
+      // a gc takes the lock first and sweeps every blob no manifest names yet.
+      const beforeWrite = async () => {
+        const swept = await gc({ repo, keep: 1, yes: true, writer: { ...writer, actor: 'gc' } });
+        expect(swept.remove).toEqual(['1.0.0']);
+      };
+      const published = await publish({
+        repo,
+        bundle: bundles['1.2.0'] as string,
+        writer: { ...writer, beforeWrite },
+      });
+      expect(published.changed).toBe(true);
+      const out = await tempDir();
+      const pulled = await pull({ repo, version: '1.2.0', out });
+      expect(sha(await readFile(pulled.bundle))).toBe(published.sha256);
+      expect((await history({ repo, verify: true })).events.map((e) => e.op).slice(0, 2)).toEqual([
+        'publish',
+        'gc',
+      ]);
+    },
+  );
 });

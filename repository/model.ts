@@ -282,6 +282,17 @@ async function untilMoved(ctx: Context, event: AuditEvent): Promise<void> {
   }
 }
 
+/** The channel an event moves (publish into a channel, promote, rollback), if any. */
+function movedChannel(event: AuditEvent): string | undefined {
+  const channel =
+    event.op === 'publish'
+      ? event.subject.channel
+      : event.op === 'promote' || event.op === 'rollback'
+        ? event.subject.to
+        : undefined;
+  return typeof channel === 'string' ? channel : undefined;
+}
+
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
   for (const seq of await eventSeqs(ctx.store)) {
@@ -867,9 +878,21 @@ export async function history(
   }
   if (options.verify) {
     const byDigest = new Map(events.map((event) => [event.digest, event]));
+    // The last event that moved each channel: the channel's document must be that move. An
+    // older document put back (it is validly signed, and its event is in the chain) sets the
+    // channel back to a version it held, and pull would hand that out.
+    const lastMove = new Map<string, AuditEvent>();
+    for (const event of events) {
+      const moved = movedChannel(event);
+      if (moved !== undefined) lastMove.set(moved, event);
+    }
+    const names = new Set(lastMove.keys());
     for (const tag of await ctx.store.listRefs()) {
       const name = CHANNEL_TAG.exec(tag)?.[1];
-      if (!name) continue;
+      if (name) names.add(name);
+    }
+    for (const name of names) {
+      const tag = TAGS.channel(name);
       const doc = await readChannel(ctx, name).catch((error: unknown) => {
         throw new FerryError(
           'E_AUDIT_BROKEN',
@@ -893,6 +916,16 @@ export async function history(
           {
             reference: tag,
             hint: 'the channel was moved behind Ferry’s back, or by a writer that lost a race',
+          },
+        );
+      const last = lastMove.get(name);
+      if (last && (!doc || doc.value.auditSeq < last.seq))
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: channel ${name} ${doc ? `holds ${doc.value.version} from event ${doc.value.auditSeq}` : 'holds nothing'}, but event ${last.seq} moved it to ${String(last.subject.version)} after that`,
+          {
+            reference: tag,
+            hint: `the channel was set back behind Ferry’s back; if the writer of event ${last.seq} was stopped before it moved the channel, run that command again`,
           },
         );
     }

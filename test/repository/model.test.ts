@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey } from 'node:crypto';
-import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySigner, readPrivateKey } from '../../builder/signing.js';
@@ -479,6 +479,39 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         'publish',
         'gc',
       ]);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'history --verify names a channel set back to an older signed document, or removed',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const file = join(repo, 'ferry/channels/dev.json');
+      await publish({
+        repo,
+        bundle: bundles['1.0.0'] as string,
+        trust: ws.trust,
+        channel: 'dev',
+        writer,
+      });
+      const older = await readFile(file);
+      await publish({ repo, bundle: bundles['1.1.0'] as string, channel: 'dev', writer });
+      const newer = await readFile(file);
+      expect((await history({ repo, verify: true })).verified).toBe(true);
+      // Someone who can write to the share puts dev's first document back: it is
+      // validly signed and names an event of the chain, and pull would hand out 1.0.0.
+      await writeFile(file, older);
+      const setBack = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(setBack).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((setBack as FerryError).message).toContain(
+        'channel dev holds 1.0.0 from event 2, but event 3 moved it to 1.1.0 after that',
+      );
+      await rm(file);
+      const gone = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(gone).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((gone as FerryError).message).toContain('channel dev holds nothing, but event 3');
+      await writeFile(file, newer);
+      expect((await history({ repo, verify: true })).verified).toBe(true);
     },
   );
 });

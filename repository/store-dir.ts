@@ -126,6 +126,8 @@ export class DirectoryStore implements Store {
       }
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 100));
     }
+    // The token tells this holder's lock from the one another writer made after breaking it.
+    const token = randomBytes(8).toString('hex');
     await writeFile(
       join(path, 'owner.json'),
       JSON.stringify({
@@ -133,6 +135,7 @@ export class DirectoryStore implements Store {
         pid: process.pid,
         host: hostname(),
         since: new Date().toISOString(),
+        token,
       }),
     );
     const beat = setInterval(
@@ -144,7 +147,22 @@ export class DirectoryStore implements Store {
       ...(broke ? { broke } : {}),
       release: async () => {
         clearInterval(beat);
-        await rm(path, { recursive: true, force: true });
+        // A holder that stalled past the stale time (a stopped VM, an NFS server that hung)
+        // had its lock taken over: what is there now is the next writer's, and removing it
+        // would let a third writer in beside that one. Only our own lock is removed.
+        const held = await ownerOf(this.name, path).then(
+          (text) => (JSON.parse(text) as { token?: unknown }).token,
+          () => undefined,
+        );
+        if (held !== token) return;
+        const aside = `${path}.released-${token}`;
+        if (
+          await rename(path, aside).then(
+            () => true,
+            () => false,
+          )
+        )
+          await rm(aside, { recursive: true, force: true });
       },
     };
   }

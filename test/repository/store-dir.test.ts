@@ -80,6 +80,28 @@ describe('the directory store', () => {
     await taken.release();
   });
 
+  it("a holder whose lock was taken over does not remove the next holder's lock when it ends", async () => {
+    process.env.FERRY_LOCK_STALE_SECONDS = '5';
+    process.env.FERRY_LOCK_WAIT_SECONDS = '0.5';
+    const dir = join(await tempDir(), 'repo');
+    const store = await DirectoryStore.open(dir, true);
+    const lock = join(dir, 'ferry', 'lock');
+    const one = await store.lock('one');
+    // "one" stalls past the stale time (a stopped VM): its lock looks abandoned.
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const two = await store.lock('two');
+    expect(two.broke?.owner).toMatchObject({ actor: 'one' });
+    // "one" wakes up and finishes: "two" still holds the lock, and a third waits.
+    await one.release();
+    expect(JSON.parse(await readFile(join(lock, 'owner.json'), 'utf8'))).toMatchObject({
+      actor: 'two',
+    });
+    expect(await codeOf(() => store.lock('three'))).toBe('E_REPO_LOCKED');
+    await two.release();
+    await (await store.lock('three')).release();
+  });
+
   /**
    * A repository on a share someone else can write to: a tag file or a blob
    * swapped for a FIFO (a read would block for ever), a link to /dev/zero (never

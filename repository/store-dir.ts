@@ -137,7 +137,11 @@ export class DirectoryStore implements Store {
         since: new Date().toISOString(),
         token,
       }),
-    );
+    ).catch(async (error: unknown) => {
+      // A full disk: the lock must not stay behind to hold off every writer for the stale time.
+      await rm(path, { recursive: true, force: true });
+      throw ioError(error, join(path, 'owner.json'), 'write');
+    });
     const beat = setInterval(
       () => void utimes(path, new Date(), new Date()).catch(() => undefined),
       Math.max(200, staleMs / 4),
@@ -251,12 +255,18 @@ export class DirectoryStore implements Store {
     await this.#ensure();
     await this.storeManifest(manifest);
     const path = this.refPath(tag);
-    await mkdir(dirname(path), { recursive: true });
+    await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, dirname(path), 'create');
+    });
     const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(temp, descriptorText(manifest), { flush: true });
     try {
+      // In the try: a disk that fills mid-write leaves no temp file behind.
+      await writeFile(temp, descriptorText(manifest), { flush: true }).catch((error: unknown) => {
+        throw ioError(error, path, 'write');
+      });
       await link(temp, path);
     } catch (error) {
+      if (error instanceof FerryError) throw error;
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(error, path, 'create');
       const held = await this.descriptor(tag);
       if (held?.digest !== manifest.digest)
@@ -278,7 +288,9 @@ export class DirectoryStore implements Store {
       throw conflict(this, tag, `moved to ${held?.digest ?? 'nothing'}`);
     await this.storeManifest(manifest);
     const path = this.refPath(tag);
-    await mkdir(dirname(path), { recursive: true });
+    await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, dirname(path), 'create');
+    });
     await writeFileAtomic(path, descriptorText(manifest));
     await this.writeIndex();
   }
@@ -557,6 +569,11 @@ async function copyHashed(
   } catch (error) {
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
+    // A disk that filled (or failed) under the copy names the folder it could not write to;
+    // other errors are the source's, which the caller names.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!(error instanceof FerryError) && ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS'].includes(code ?? ''))
+      throw ioError(error, folder, 'write to');
     throw error;
   } finally {
     if (ticker) clearInterval(ticker);

@@ -891,6 +891,35 @@ export async function history(
       const name = CHANNEL_TAG.exec(tag)?.[1];
       if (name) names.add(name);
     }
+    // Every approval the repository holds is one the log records (promote counts no other).
+    const recorded = new Set(
+      events.filter((e) => e.op === 'approve').map((e) => e.subject.approval),
+    );
+    for (const tag of await ctx.store.listRefs()) {
+      if (!tag.startsWith('ferry.approval.')) continue;
+      const doc = await readDoc<ApprovalDoc>(
+        ctx.store,
+        'approval',
+        tag,
+        ctx.keys,
+        `approval ${tag}`,
+      ).catch((error: unknown) => {
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: approval ${tag} was edited: ${(error as Error).message}`,
+          { reference: tag, hint: 'the repository was edited behind Ferry’s back' },
+        );
+      });
+      if (doc && !recorded.has(doc.digest))
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: approval ${tag} (${doc.value.by} for ${doc.value.version} ${doc.value.from} → ${doc.value.to}) is not recorded by any event of the log`,
+          {
+            reference: tag,
+            hint: 'it was put there behind Ferry’s back (copied from another repository?), or its event was removed; promote does not count it',
+          },
+        );
+    }
     for (const name of names) {
       const tag = TAGS.channel(name);
       const doc = await readChannel(ctx, name).catch((error: unknown) => {
@@ -1073,17 +1102,32 @@ async function approveOnce(
   };
 }
 
+/**
+ * The approvals of a promotion that the log records. A signed approval the log does
+ * not name counts for nothing: the same bundle has the same digest in every
+ * repository, so an approval copied in from another repository signed by the same
+ * keys (a staging one), or one whose `approve` event was cut off the log, would
+ * otherwise let a channel move that no one here approved.
+ */
 async function approvals(
   ctx: Context,
+  events: readonly AuditEvent[],
   digest: string,
   from: string,
   to: string,
 ): Promise<ApprovalDoc[]> {
+  const recorded = new Set(events.filter((e) => e.op === 'approve').map((e) => e.subject.approval));
   const found: ApprovalDoc[] = [];
   for (const tag of await ctx.store.listRefs()) {
     if (!tag.startsWith('ferry.approval.')) continue;
     const doc = await readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`);
-    if (doc && doc.value.digest === digest && doc.value.from === from && doc.value.to === to)
+    if (
+      doc &&
+      recorded.has(doc.digest) &&
+      doc.value.digest === digest &&
+      doc.value.from === from &&
+      doc.value.to === to
+    )
       found.push(doc.value);
   }
   return found;
@@ -1145,7 +1189,8 @@ async function promoteOnce(options: PromoteOptions, again?: Again): Promise<Prom
   const events = await readEvents(ctx);
   const source = from === undefined ? undefined : await readChannel(ctx, from);
   const target = await readChannel(ctx, options.to);
-  const found = from === undefined ? [] : await approvals(ctx, version.digest, from, options.to);
+  const found =
+    from === undefined ? [] : await approvals(ctx, events, version.digest, from, options.to);
   const extra =
     options.approvedBy !== undefined && from !== undefined
       ? await approvalFor(ctx, policy, {

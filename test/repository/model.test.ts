@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySigner, readPrivateKey } from '../../builder/signing.js';
@@ -512,6 +512,43 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect((gone as FerryError).message).toContain('channel dev holds nothing, but event 3');
       await writeFile(file, newer);
       expect((await history({ repo, verify: true })).verified).toBe(true);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'an approval the log does not record counts for nothing, and history --verify names it',
+    async () => {
+      const production = await repository();
+      const staging = await repository();
+      // Alice approves 1.1.0 for beta in staging; the same bundle has the same digest in
+      // both repositories, and both are signed by the same release key.
+      await approve({
+        repo: staging,
+        version: '1.1.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer,
+      });
+      const [approval] = await readdir(join(staging, 'ferry/approvals'));
+      await cp(join(staging, 'blobs'), join(production, 'blobs'), {
+        recursive: true,
+        force: false,
+      });
+      await cp(
+        join(staging, 'ferry/approvals', approval as string),
+        join(production, 'ferry/approvals', approval as string),
+      );
+      const refused = await promote({ repo: production, version: '1.1.0', to: 'beta', writer });
+      expect(refused.verdict).toBe('blocked');
+      expect(refused.excuses.map((e) => e.code)).toEqual(['E_APPROVALS']);
+      const verify = await history({ repo: production, verify: true }).catch(
+        (e: unknown) => e as FerryError,
+      );
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((verify as FerryError).message).toContain(
+        `approval ferry.approval.${(approval as string).slice(0, -'.json'.length)} (alice for 1.1.0 dev → beta) is not recorded`,
+      );
     },
   );
 });

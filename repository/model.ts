@@ -1,6 +1,6 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
@@ -753,15 +753,31 @@ export async function pull(
       `${ctx.store.name}: version ${version}`,
       `names its bundle file ${JSON.stringify(name)}`,
     );
-  await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
+  // The first folder mkdir made, if any: a refused pull removes what it made, so --out
+  // is left as it was.
+  const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
   const target = join(options.out, name);
   const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
   try {
     await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
-    // Checked where it lies, before it takes the bundle's name.
-    const opened = await openTrusted(temp, { root: trust, now: new Date() });
+    // Checked where it lies, before it takes the bundle's name. The refusal names the
+    // repository and version, not the temporary file it was checked in (gone by then).
+    const opened = await openTrusted(temp, { root: trust, now: new Date() }).catch(
+      (error: unknown) => {
+        if (!(error instanceof FerryError)) throw error;
+        throw new FerryError(
+          error.code,
+          `${ctx.store.name}: version ${version} (${name}) is refused: ${error.message.split(`${temp}: `).join('')}`,
+          {
+            ...(error.hint ? { hint: error.hint } : {}),
+            reference: version,
+            cause: error,
+          },
+        );
+      },
+    );
     await opened.reader.close();
     if (opened.metadata.release.version !== version)
       throw invalid(
@@ -775,6 +791,7 @@ export async function pull(
     await syncDir(options.out);
   } catch (error) {
     await rm(temp, { force: true });
+    if (made !== undefined) await removeMade(resolve(options.out), resolve(made));
     throw error;
   }
   return {
@@ -785,6 +802,20 @@ export async function pull(
     size: found.bundle.size,
     channel: options.channel ?? null,
   };
+}
+
+/** Removes the folders from `out` up to `made` (which mkdir -p made), each only if empty. */
+async function removeMade(out: string, made: string): Promise<void> {
+  for (let dir = out; dir.startsWith(made); dir = dirname(dir)) {
+    if (
+      !(await rmdir(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
+    if (dir === made) return;
+  }
 }
 
 // ------------------------------------------------------------------ channels

@@ -1,8 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import { keyIdOf, parsePublicKey } from '../manifest-schema/keys.js';
-import { canonicalJson } from '../manifest-schema/canonical.js';
+import { canonicalJson, jsonDepth } from '../manifest-schema/canonical.js';
 import {
   decodeEnvelope,
+  MAX_METADATA_DEPTH,
   signDocument,
   verifiedKeys,
   type EnvelopeKind,
@@ -182,8 +183,22 @@ export function openDocument<T>(
   where: string,
 ): T {
   if (kind === 'config') {
+    // Unsigned, and read by everything before anything is checked: a config made huge or
+    // nested thousands deep would otherwise crash the JSON.stringify of its trust root.
+    const text = bytes.toString('utf8');
+    if (bytes.length > CONFIG_MAX_BYTES)
+      throw invalid(
+        where,
+        `is ${bytes.length} bytes, more than a config holds (${CONFIG_MAX_BYTES})`,
+      );
+    const depth = jsonDepth(text);
+    if (depth > MAX_METADATA_DEPTH)
+      throw invalid(
+        where,
+        `is nested ${depth} levels deep (a config nests at most ${MAX_METADATA_DEPTH})`,
+      );
     try {
-      return JSON.parse(bytes.toString('utf8')) as T;
+      return JSON.parse(text) as T;
     } catch {
       throw invalid(where, 'is not JSON');
     }
@@ -208,6 +223,9 @@ export function openDocument<T>(
     throw invalid(where, 'is not JSON');
   }
 }
+
+/** A config is the trust root (at most 64 KiB) and a few public keys. */
+const CONFIG_MAX_BYTES = 1024 * 1024;
 
 export function invalid(where: string, what: string): FerryError {
   return new FerryError('E_REPO_INVALID', `${where} ${what}`, {

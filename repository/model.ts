@@ -151,6 +151,21 @@ async function open(options: RepoOptions, create = false, again?: Again): Promis
       `${store.name}: the repository config`,
       `is format ${String(config.formatVersion)}, which this Ferry does not know`,
     );
+  // The config is unsigned: its shape is checked before any of it is used.
+  const shape = config as unknown as Record<string, unknown> | undefined;
+  if (
+    shape &&
+    (typeof shape !== 'object' ||
+      typeof shape.product !== 'string' ||
+      typeof shape.trust !== 'object' ||
+      shape.trust === null ||
+      (shape.keys !== undefined &&
+        !(Array.isArray(shape.keys) && shape.keys.every((key) => typeof key === 'string'))))
+  )
+    throw invalid(
+      `${store.name}: the repository config`,
+      'is not { formatVersion, product, trust, keys? } as Ferry writes it',
+    );
   const trust = options.trust
     ? await readTrustedRoot(options.trust)
     : config &&

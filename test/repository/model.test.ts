@@ -16,6 +16,9 @@ import {
   setPolicy,
   type Writer,
 } from '../../repository/model.js';
+import { DOC_TYPES } from '../../repository/documents.js';
+import { documentManifest } from '../../repository/oci/artifact.js';
+import { DirectoryStore } from '../../repository/store-dir.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
 import { registryMissing, startRegistry, type Registry } from './oci/registry.js';
 
@@ -549,6 +552,51 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect((verify as FerryError).message).toContain(
         `approval ferry.approval.${(approval as string).slice(0, -'.json'.length)} (alice for 1.1.0 dev → beta) is not recorded`,
       );
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'a config edited into the wrong shape, huge or nested deep is E_REPO_INVALID, not a crash',
+    async () => {
+      const repo = await repository();
+      const store = await DirectoryStore.open(repo, false);
+      const held = await store.readRef('ferry.config');
+      const manifest = JSON.parse((held?.bytes as Buffer).toString()) as {
+        layers: Array<{ digest: string; size: number }>;
+      };
+      const layer = manifest.layers[0] as { digest: string; size: number };
+      const config = JSON.parse(
+        (await store.readBlob(layer.digest, layer.size)).toString(),
+      ) as Record<string, unknown>;
+      let expected = held?.digest;
+      const put = async (bytes: Buffer) => {
+        const edited = documentManifest({
+          ...DOC_TYPES.config,
+          document: { bytes, digest: `sha256:${sha(bytes)}`, size: bytes.length },
+        });
+        await store.putBlob(bytes, `sha256:${sha(bytes)}`, bytes.length);
+        await store.replaceRef('ferry.config', edited, expected);
+        expected = edited.digest;
+      };
+      const edits: Buffer[] = [
+        Buffer.from(JSON.stringify({ ...config, trust: undefined })),
+        Buffer.from(JSON.stringify({ ...config, trust: null })),
+        Buffer.from(JSON.stringify({ ...config, keys: 'not a list' })),
+        Buffer.from(JSON.stringify({ ...config, keys: [1] })),
+        Buffer.from(JSON.stringify({ ...config, product: null })),
+        Buffer.from(
+          JSON.stringify({ ...config, trust: 'X' }).replace(
+            '"X"',
+            `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+          ),
+        ),
+      ];
+      for (const bytes of edits) {
+        await put(bytes);
+        expect(await codeOf(() => channels({ repo })), bytes.toString().slice(0, 80)).toBe(
+          'E_REPO_INVALID',
+        );
+      }
     },
   );
 });

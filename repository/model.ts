@@ -86,6 +86,8 @@ export interface RepoOptions {
 interface Context {
   store: Store;
   config: RepoConfig | undefined;
+  /** The config document's digest: what the first event (create) records. */
+  configDigest?: string;
   trust: TrustedRoot | undefined;
   /** Who may sign the repository's documents (undefined before the repository exists). */
   keys: Map<string, KeyObject> | undefined;
@@ -180,6 +182,7 @@ async function open(options: RepoOptions, create = false, again?: Again): Promis
   return {
     store,
     config,
+    ...(found ? { configDigest: found.digest } : {}),
     trust,
     keys: trust && documentKeys(trust, config?.keys),
     ...(again ? { again } : {}),
@@ -937,6 +940,18 @@ export async function history(
       const name = CHANNEL_TAG.exec(tag)?.[1];
       if (name) names.add(name);
     }
+    // The config is unsigned; the first event, signed, records its digest. A config edited
+    // afterwards (a repository key added, whose holder could then sign documents) is named.
+    const created = events[0];
+    if (created && (created.op !== 'create' || created.subject.config !== ctx.configDigest))
+      throw new FerryError(
+        'E_AUDIT_BROKEN',
+        `${ctx.store.name}: the repository config is ${ctx.configDigest ?? 'missing'}, but event 1 (${created.op}) records ${created.subject.config ?? 'no config'}`,
+        {
+          reference: TAGS.config,
+          hint: 'the config (its trust root and repository keys) was replaced behind Ferry’s back: restore the repository from a backup',
+        },
+      );
     // Every approval the repository holds is one the log records (promote counts no other).
     const recorded = new Set(
       events.filter((e) => e.op === 'approve').map((e) => e.subject.approval),

@@ -599,4 +599,36 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       }
     },
   );
+
+  it.skipIf(kind !== 'directory')(
+    'history --verify names a config replaced after the repository was made (a key added)',
+    async () => {
+      const repo = await repository();
+      const store = await DirectoryStore.open(repo, false);
+      const held = await store.readRef('ferry.config');
+      const layer = (
+        JSON.parse((held?.bytes as Buffer).toString()) as {
+          layers: Array<{ digest: string; size: number }>;
+        }
+      ).layers[0] as { digest: string; size: number };
+      const config = JSON.parse(
+        (await store.readBlob(layer.digest, layer.size)).toString(),
+      ) as Record<string, unknown>;
+      // Whoever can write to the share adds a repository key of their own: with it they
+      // could sign channel documents and approvals every reader would take.
+      const bytes = Buffer.from(JSON.stringify({ ...config, keys: [generateEd25519().publicPem] }));
+      const digest = `sha256:${sha(bytes)}`;
+      await store.putBlob(bytes, digest, bytes.length);
+      await store.replaceRef(
+        'ferry.config',
+        documentManifest({ ...DOC_TYPES.config, document: { bytes, digest, size: bytes.length } }),
+        held?.digest,
+      );
+      const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((verify as FerryError).message).toContain(
+        `the repository config is ${digest}, but event 1 (create) records ${layer.digest}`,
+      );
+    },
+  );
 });

@@ -310,5 +310,43 @@ export function policyProblems(value: unknown): string[] {
       else if (edge[0] === edge[1])
         problems.push(`/edges/${index}: leads from a channel to itself`);
     });
+  if (problems.length === 0) {
+    // Channels move one way (going back is `promote --rollback`). A cycle leaves no channel
+    // that takes publishes when it spans them all, and lets a version go round unapproved.
+    const edges = value.edges as Array<[string, string]>;
+    const cycle = findCycle(Object.keys(channels as object), edges);
+    if (cycle)
+      problems.push(
+        `/edges: ${cycle.join(' → ')} is a cycle: channels move one way (going back is \`ferry promote --rollback\`)`,
+      );
+  }
   return problems;
+}
+
+/** A cycle of the edges as the channels on it (first repeated last), or undefined. */
+function findCycle(
+  names: readonly string[],
+  edges: ReadonlyArray<[string, string]>,
+): string[] | undefined {
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'open') return [...path.slice(path.indexOf(name)), name];
+    state.set(name, 'open');
+    path.push(name);
+    for (const [from, to] of edges) {
+      if (from !== name) continue;
+      const found = visit(to);
+      if (found) return found;
+    }
+    path.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const name of names) {
+    const found = visit(name);
+    if (found) return found;
+  }
+  return undefined;
 }

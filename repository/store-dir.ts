@@ -187,13 +187,16 @@ export class DirectoryStore implements Store {
     await this.#ensure();
     if (digest !== undefined && (await this.hasBlob(digest))) return digest;
     const folder = join(this.#dir, 'blobs', 'sha256');
+    if (typeof source === 'string') await sweepParts(folder);
     const copy = await copyHashed(source, folder, size, onProgress);
     try {
       if (digest !== undefined && copy.digest !== digest)
         throw changed(source, digest, copy.digest);
       if (copy.bytes !== size) throw changedSize(source, size);
       // A blob already there has these very bytes: replacing it changes nothing.
-      await rename(copy.temp, this.blob(copy.digest));
+      await rename(copy.temp, this.blob(copy.digest)).catch((error: unknown) => {
+        throw ioError(error, this.blob(copy.digest), 'write');
+      });
       await syncDir(folder);
     } catch (error) {
       await rm(copy.temp, { force: true });
@@ -461,6 +464,25 @@ async function readRegular(repo: string, path: string, max: number): Promise<Buf
     return bytes.subarray(0, got);
   } finally {
     await handle.close();
+  }
+}
+
+/** A temp copy not written to for this long belongs to a publish that was killed. */
+const STALE_PART_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the half-copied bundles (`.RANDOM.part`) that publishes killed mid-copy left in
+ * blobs/sha256: nothing else ever removes them (gc leaves dot names alone, as a copy may
+ * be under way), and each can be gigabytes. A copy under way is written to all the time.
+ */
+async function sweepParts(folder: string): Promise<void> {
+  const names = await readdir(folder).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!/^\.[0-9a-f]+\.part$/.test(name)) continue;
+    const path = join(folder, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (info?.isFile() && Date.now() - info.mtimeMs > STALE_PART_MS)
+      await rm(path, { force: true }).catch(() => undefined);
   }
 }
 

@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { documentBlob, documentManifest } from '../../repository/oci/artifact.js';
@@ -100,6 +109,24 @@ describe('the directory store', () => {
     expect(await codeOf(() => store.lock('three'))).toBe('E_REPO_LOCKED');
     await two.release();
     await (await store.lock('three')).release();
+  });
+
+  it('a publish removes the half-copied bundles that killed publishes left, not one under way', async () => {
+    const dir = join(await tempDir(), 'repo');
+    const store = await DirectoryStore.open(dir, true);
+    await store.putBlob(Buffer.from('first'), undefined, 5);
+    const blobs = join(dir, 'blobs/sha256');
+    // A publish killed mid-copy an hour and more ago, and one copying now.
+    await writeFile(join(blobs, '.0123456789ab.part'), Buffer.alloc(4096));
+    const old = new Date(Date.now() - 2 * 3600_000);
+    await utimes(join(blobs, '.0123456789ab.part'), old, old);
+    await writeFile(join(blobs, '.ba9876543210.part'), Buffer.alloc(4096));
+    const bundle = join(dir, '..', 'bundle.bin');
+    await writeFile(bundle, 'a bundle');
+    await store.putBlob(bundle, undefined, 8);
+    expect((await readdir(blobs)).filter((name) => name.startsWith('.'))).toEqual([
+      '.ba9876543210.part',
+    ]);
   });
 
   /**

@@ -324,6 +324,21 @@ async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
   return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, ctx.keys, 'the policy');
 }
 
+/**
+ * Why the policy the repository holds is not the one the log last set, or undefined when
+ * it is. Policies are signed, so an older, laxer one (no approvals for stable) put back
+ * would verify; the `policy` events record each one's digest.
+ */
+function policyNotLogged(
+  ctx: Context,
+  events: readonly AuditEvent[],
+  found: Read<Policy> | undefined,
+): string | undefined {
+  const logged = events.filter((e) => e.op === 'policy').at(-1);
+  if ((logged?.subject.policy ?? undefined) === found?.digest) return undefined;
+  return `${ctx.store.name}: the policy is ${found?.digest ?? 'the default (none is stored)'}, but ${logged ? `event ${logged.seq} set ${String(logged.subject.policy)}` : 'the log sets none'}`;
+}
+
 async function policyOf(ctx: Context): Promise<Policy> {
   return (await readPolicy(ctx))?.value ?? DEFAULT_POLICY;
 }
@@ -952,6 +967,12 @@ export async function history(
           hint: 'the config (its trust root and repository keys) was replaced behind Ferry’s back: restore the repository from a backup',
         },
       );
+    const policyStale = policyNotLogged(ctx, events, await readPolicy(ctx));
+    if (policyStale)
+      throw new FerryError('E_AUDIT_BROKEN', policyStale, {
+        reference: TAGS.policy,
+        hint: 'the policy was replaced behind Ferry’s back; if `ferry policy --set` was stopped before it wrote the policy, run it again',
+      });
     // Every approval the repository holds is one the log records (promote counts no other).
     const recorded = new Set(
       events.filter((e) => e.op === 'approve').map((e) => e.subject.approval),
@@ -1228,7 +1249,8 @@ export function promote(options: PromoteOptions): Promise<PromoteResult> {
 
 async function promoteOnce(options: PromoteOptions, again?: Again): Promise<PromoteResult> {
   const ctx = await open(options, false, again);
-  const policy = await policyOf(ctx);
+  const policyRead = await readPolicy(ctx);
+  const policy = policyRead?.value ?? DEFAULT_POLICY;
   knownChannel(policy, options.to, ctx.store.name);
   const rollback = options.rollback === true;
   if (rollback && !options.reason)
@@ -1248,6 +1270,12 @@ async function promoteOnce(options: PromoteOptions, again?: Again): Promise<Prom
   const head = await readHead(ctx);
   const version = await needVersion(ctx, options.version);
   const events = await readEvents(ctx);
+  const stale = policyNotLogged(ctx, events, policyRead);
+  if (stale)
+    throw new FerryError('E_REPO_INVALID', stale, {
+      reference: TAGS.policy,
+      hint: 'an older policy was put back behind Ferry’s back (run `ferry history --verify`); if `ferry policy --set` was stopped before it wrote the policy, run it again',
+    });
   const source = from === undefined ? undefined : await readChannel(ctx, from);
   const target = await readChannel(ctx, options.to);
   const found =

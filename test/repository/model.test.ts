@@ -631,4 +631,34 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       );
     },
   );
+
+  it.skipIf(kind !== 'directory')(
+    'an older, laxer policy put back is refused by promote and named by history --verify',
+    async () => {
+      const repo = await repository();
+      const file = join(repo, 'ferry/policy.json');
+      const policy = (beta: number) => ({
+        formatVersion: 1,
+        channels: { dev: {}, beta: { approvals: beta } },
+        edges: [['dev', 'beta']],
+      });
+      await setPolicy({ repo, policy: policy(0), file: 'lax.yaml', writer });
+      const lax = await readFile(file);
+      await setPolicy({ repo, policy: policy(1), file: 'strict.yaml', writer });
+      // The lax policy is validly signed: whoever can write to the share puts it back.
+      await writeFile(file, lax);
+      const refused = await promote({ repo, version: '1.1.0', to: 'beta', writer }).catch(
+        (e: unknown) => e as FerryError,
+      );
+      expect(refused).toMatchObject({ code: 'E_REPO_INVALID' });
+      expect((refused as FerryError).message).toMatch(
+        /the policy is sha256:\w+, but event 5 set sha256:/,
+      );
+      expect(
+        (await channels({ repo })).channels.find((c) => c.name === 'beta')?.version,
+      ).toBeNull();
+      const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+    },
+  );
 });

@@ -18,6 +18,7 @@ import { syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import { withHashPool } from '../manifest-schema/hashing.js';
 import { parseImageManifest, type BuiltManifest, type Descriptor } from './oci/artifact.js';
+import { isTag } from './oci/reference.js';
 import { conflict, type Lock, type Progress, type RefManifest, type Store } from './store.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -302,8 +303,11 @@ export class DirectoryStore implements Store {
     const tags: string[] = [];
     for (const [folder, prefix] of FOLDERS) {
       const names = await readdir(join(this.#dir, 'ferry', folder)).catch(() => [] as string[]);
-      for (const name of names)
-        if (name.endsWith('.json')) tags.push(`${prefix}${name.slice(0, -'.json'.length)}`);
+      for (const name of names) {
+        const tag = `${prefix}${name.slice(0, -'.json'.length)}`;
+        // Temp files (.tmp) and names no tag could have are not tags of the repository.
+        if (name.endsWith('.json') && isTag(tag)) tags.push(tag);
+      }
     }
     for (const single of ['config', 'policy'])
       if (
@@ -405,6 +409,14 @@ export class DirectoryStore implements Store {
   }
 
   private refPath(tag: string): string {
+    // A tag names a file under ferry/: "../config" or "../../../etc/x" would read a file
+    // that is no tag of the repository (or is outside it). Only OCI tags, as a registry takes.
+    if (!isTag(tag))
+      throw new FerryError(
+        'E_REPO_REFERENCE',
+        `${this.name}: ${JSON.stringify(tag)} is not a version or tag: a tag is up to 128 of [A-Za-z0-9_.-], not starting with "." or "-"`,
+        { reference: tag, hint: 'check the version or channel name' },
+      );
     if (tag === 'ferry.config' || tag === 'ferry.policy')
       return join(this.#dir, 'ferry', `${tag.slice('ferry.'.length)}.json`);
     const [folder, prefix] = FOLDERS.find(([, prefix]) => tag.startsWith(prefix)) ?? [

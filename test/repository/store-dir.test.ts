@@ -129,6 +129,22 @@ describe('the directory store', () => {
     ]);
   });
 
+  it('takes only OCI tags: "../config" or "../../etc/x" name no file of the repository', async () => {
+    const dir = join(await tempDir(), 'repo');
+    const store = await DirectoryStore.open(dir, true);
+    await store.createRef('1.0.0', manifest('one'));
+    await writeFile(
+      join(dir, 'outside.json'),
+      await readFile(join(dir, 'ferry/versions/1.0.0.json')),
+    );
+    for (const tag of ['../config', '../../outside', '..', ''])
+      expect(await codeOf(() => store.readRef(tag)), tag).toBe('E_REPO_REFERENCE');
+    // A file whose name no tag could have is not listed (and so breaks no write).
+    await writeFile(join(dir, 'ferry/versions/not a tag.json'), '{}');
+    await store.createRef('1.1.0', manifest('two'));
+    expect(await store.listRefs()).toEqual(['1.0.0', '1.1.0']);
+  });
+
   /**
    * A repository on a share someone else can write to: a tag file or a blob
    * swapped for a FIFO (a read would block for ever), a link to /dev/zero (never

@@ -321,9 +321,21 @@ export class DirectoryStore implements Store {
   }
 
   async deleteRef(tag: string): Promise<void> {
+    // Only the dropped manifest's own blobs may go. Sweeping every blob no tag names
+    // would also remove the channels' and the policy's earlier documents (each channel
+    // document names the one before it: they are never removed) and a bundle that a
+    // publish waiting for the lock has stored but not yet named.
+    const dropped = new Set<string>();
+    const held = await this.readRef(tag).catch(() => undefined);
+    if (held) {
+      dropped.add(held.digest);
+      const parsed = parseImageManifest(held.bytes);
+      if (parsed.ok)
+        for (const blob of [parsed.value.config, ...parsed.value.layers]) dropped.add(blob.digest);
+    }
     await rm(this.refPath(tag), { force: true });
     await this.writeIndex();
-    // Blobs no remaining manifest names go; a blob being written has a dot name and is left alone.
+    // Of those, the blobs no remaining manifest names go.
     const keep = new Set<string>();
     for (const other of await this.listRefs()) {
       const found = await this.readRef(other);
@@ -334,11 +346,8 @@ export class DirectoryStore implements Store {
       keep.add(parsed.value.config.digest);
       for (const layer of parsed.value.layers) keep.add(layer.digest);
     }
-    const folder = join(this.#dir, 'blobs', 'sha256');
-    for (const name of await readdir(folder)) {
-      if (!name.startsWith('.') && !keep.has(`sha256:${name}`))
-        await rm(join(folder, name), { force: true });
-    }
+    for (const digest of dropped)
+      if (!keep.has(digest)) await rm(this.blob(digest), { force: true });
   }
 
   private async storeManifest(manifest: BuiltManifest): Promise<void> {

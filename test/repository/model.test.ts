@@ -661,4 +661,25 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
     },
   );
+
+  it.skipIf(kind !== 'directory')(
+    'gc --yes keeps the channels’ earlier documents (each names the one before it)',
+    async () => {
+      const repo = await repository();
+      const store = await DirectoryStore.open(repo, false);
+      const layerOf = async (tag: string) =>
+        (
+          JSON.parse(((await store.readRef(tag))?.bytes as Buffer).toString()) as {
+            layers: Array<{ digest: string; size: number }>;
+          }
+        ).layers[0] as { digest: string; size: number };
+      const earlier = await layerOf('ferry.channel.dev');
+      await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer });
+      const done = await gc({ repo, keep: 1, yes: true, writer });
+      expect(done.remove).toEqual(['1.0.0', '1.1.0']);
+      // The document dev held before 1.2.0 is still there, as its successor's prev names it.
+      expect((await store.readBlob(earlier.digest, earlier.size)).length).toBe(earlier.size);
+      expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
 });

@@ -60,6 +60,21 @@ export class DirectoryStore implements Store {
       // Made at the first write: a publish refused before it writes leaves no folder behind.
       store.#fresh = true;
     }
+    // Every write goes into these folders: one replaced by a symbolic link (to /etc/cron.d,
+    // say) would make whoever writes to the repository write outside it.
+    for (const sub of FOLDER_PATHS) {
+      const path = join(dir, sub);
+      const info = await lstat(path).catch(() => undefined);
+      if (info && (info.isSymbolicLink() || !info.isDirectory()))
+        throw new FerryError(
+          'E_REPO_INVALID',
+          `${dir}: ${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`,
+          {
+            file: path,
+            hint: 'a folder of the repository was replaced: Ferry reads and writes only inside the repository; restore it from a backup',
+          },
+        );
+    }
     return store;
   }
 
@@ -437,6 +452,16 @@ export class DirectoryStore implements Store {
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** The repository's own folders, which must be folders in their place (not links). */
+const FOLDER_PATHS = [
+  'blobs',
+  'blobs/sha256',
+  'ferry',
+  'ferry/versions',
+  'ferry/channels',
+  'ferry/approvals',
+  'ferry/audit',
+];
 /** What readBlob holds in memory: manifests and documents (bundles stream through pullBlob). */
 const SMALL_MAX = 16 * 1024 * 1024;
 /** A tag file holds one descriptor (about 150 bytes); anything much larger is not one. */

@@ -145,6 +145,23 @@ describe('the directory store', () => {
     expect(await store.listRefs()).toEqual(['1.0.0', '1.1.0']);
   });
 
+  it.each(['blobs/sha256', 'ferry/audit', 'ferry/channels'])(
+    '%s replaced by a link out of the repository is refused, and nothing is written there',
+    async (sub) => {
+      const base = await tempDir();
+      const dir = join(base, 'repo');
+      const store = await DirectoryStore.open(dir, true);
+      await store.createRef('ferry.channel.dev', manifest('dev'));
+      await store.createRef('ferry.audit.00000001', manifest('one'));
+      const outside = join(base, 'outside');
+      await mkdir(outside);
+      await rm(join(dir, sub), { recursive: true });
+      await symlink(outside, join(dir, sub));
+      expect(await codeOf(() => DirectoryStore.open(dir, false))).toBe('E_REPO_INVALID');
+      expect(await readdir(outside)).toEqual([]);
+    },
+  );
+
   /**
    * A repository on a share someone else can write to: a tag file or a blob
    * swapped for a FIFO (a read would block for ever), a link to /dev/zero (never

@@ -179,6 +179,8 @@ async function open(options: RepoOptions, create = false, again?: Again): Promis
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
     });
+  if (options.trust && trust && found && config?.keys?.length)
+    await vouchedKeys(store, trust, options.trust, found.digest);
   return {
     store,
     config,
@@ -187,6 +189,37 @@ async function open(options: RepoOptions, create = false, again?: Again): Promis
     keys: trust && documentKeys(trust, config?.keys),
     ...(again ? { again } : {}),
   };
+}
+
+/**
+ * The repository keys come from the config, which is unsigned: whoever can write to the
+ * storage could add a key of their own and sign channel documents with it, which `--trust`
+ * alone would then accept (pull would hand out any validly signed version as stable).
+ * Given --trust, the keys count only if event 1, signed by a release key of that trust
+ * root, records this very config.
+ */
+async function vouchedKeys(
+  store: Store,
+  trust: TrustedRoot,
+  trustFile: string,
+  configDigest: string,
+): Promise<void> {
+  const first = await readDoc<AuditEvent>(
+    store,
+    'event',
+    TAGS.event(1),
+    documentKeys(trust),
+    'event 1',
+  ).catch(() => undefined);
+  if (first?.value.op === 'create' && first.value.subject.config === configDigest) return;
+  throw new FerryError(
+    'E_REPO_INVALID',
+    `${store.name}: the repository keys in its config are not vouched for by ${trustFile}: event 1, which records the config, ${first ? `records ${String(first.value.subject.config)}, not ${configDigest}` : 'is not signed by a release key of that trust root'}`,
+    {
+      reference: TAGS.config,
+      hint: 'the config was replaced behind Ferry’s back (run `ferry history --verify`), or the repository was made by a publish not signed with a release key',
+    },
+  );
 }
 
 function needTrust(ctx: Context): TrustedRoot {

@@ -16,7 +16,7 @@ import {
   setPolicy,
   type Writer,
 } from '../../repository/model.js';
-import { DOC_TYPES } from '../../repository/documents.js';
+import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
 import { documentManifest } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
@@ -680,6 +680,81 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       // The document dev held before 1.2.0 is still there, as its successor's prev names it.
       expect((await store.readBlob(earlier.digest, earlier.size)).length).toBe(earlier.size);
       expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'with --trust, a repository key added to the unsigned config does not let its holder move a channel',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const repoKey = generateEd25519();
+      for (const [version, extra] of [
+        ['1.0.0', { trust: ws.trust, repoKeys: [repoKey.publicPem] }],
+        ['1.1.0', {}],
+      ] as const)
+        await publish({
+          repo,
+          bundle: bundles[version] as string,
+          channel: 'dev',
+          writer,
+          ...extra,
+        });
+      expect(
+        (await pull({ repo, channel: 'dev', trust: ws.trust, out: await tempDir() })).version,
+      ).toBe('1.1.0');
+      // Whoever can write to the share adds a key of their own to the config and signs a
+      // channel document with it that sets dev back to 1.0.0.
+      const store = await DirectoryStore.open(repo, false);
+      const layerOf = async (tag: string) =>
+        (
+          JSON.parse(((await store.readRef(tag))?.bytes as Buffer).toString()) as {
+            layers: Array<{ digest: string; size: number }>;
+          }
+        ).layers[0] as { digest: string; size: number };
+      const attacker = generateEd25519();
+      const configLayer = await layerOf('ferry.config');
+      const config = JSON.parse(
+        (await store.readBlob(configLayer.digest, configLayer.size)).toString(),
+      ) as { keys: string[] };
+      const replace = async (tag: string, kind: 'config' | 'channel', bytes: Buffer) => {
+        const digest = `sha256:${sha(bytes)}`;
+        await store.putBlob(bytes, digest, bytes.length);
+        await store.replaceRef(
+          tag,
+          documentManifest({ ...DOC_TYPES[kind], document: { bytes, digest, size: bytes.length } }),
+          (await store.readRef(tag))?.digest,
+        );
+      };
+      await replace(
+        'ferry.config',
+        'config',
+        Buffer.from(JSON.stringify({ ...config, keys: [...config.keys, attacker.publicPem] })),
+      );
+      const forged = await sealDocument(
+        'channel',
+        {
+          channel: 'dev',
+          sequence: 3,
+          version: '1.0.0',
+          digest: (await store.readRef('1.0.0'))?.digest,
+          prev: null,
+          auditHead: `sha256:${'0'.repeat(64)}`,
+          auditSeq: 2,
+          time: '2026-06-01T08:00:00Z',
+        },
+        [keySigner(createPrivateKey(attacker.privatePem))],
+      );
+      await replace('ferry.channel.dev', 'channel', forged.bytes);
+      const refused = await pull({
+        repo,
+        channel: 'dev',
+        trust: ws.trust,
+        out: await tempDir(),
+      }).catch((e: unknown) => e as FerryError);
+      expect(refused).toMatchObject({ code: 'E_REPO_INVALID' });
+      expect((refused as FerryError).message).toContain(
+        `the repository keys in its config are not vouched for by ${ws.trust}`,
+      );
     },
   );
 });

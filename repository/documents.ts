@@ -1,8 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import { keyIdOf, parsePublicKey } from '../manifest-schema/keys.js';
-import { canonicalJson } from '../manifest-schema/canonical.js';
+import { canonicalJson, jsonDepth } from '../manifest-schema/canonical.js';
 import {
   decodeEnvelope,
+  MAX_METADATA_DEPTH,
   signDocument,
   verifiedKeys,
   type EnvelopeKind,
@@ -182,8 +183,22 @@ export function openDocument<T>(
   where: string,
 ): T {
   if (kind === 'config') {
+    // Unsigned, and read by everything before anything is checked: a config made huge or
+    // nested thousands deep would otherwise crash the JSON.stringify of its trust root.
+    const text = bytes.toString('utf8');
+    if (bytes.length > CONFIG_MAX_BYTES)
+      throw invalid(
+        where,
+        `is ${bytes.length} bytes, more than a config holds (${CONFIG_MAX_BYTES})`,
+      );
+    const depth = jsonDepth(text);
+    if (depth > MAX_METADATA_DEPTH)
+      throw invalid(
+        where,
+        `is nested ${depth} levels deep (a config nests at most ${MAX_METADATA_DEPTH})`,
+      );
     try {
-      return JSON.parse(bytes.toString('utf8')) as T;
+      return JSON.parse(text) as T;
     } catch {
       throw invalid(where, 'is not JSON');
     }
@@ -208,6 +223,9 @@ export function openDocument<T>(
     throw invalid(where, 'is not JSON');
   }
 }
+
+/** A config is the trust root (at most 64 KiB) and a few public keys. */
+const CONFIG_MAX_BYTES = 1024 * 1024;
 
 export function invalid(where: string, what: string): FerryError {
   return new FerryError('E_REPO_INVALID', `${where} ${what}`, {
@@ -292,5 +310,43 @@ export function policyProblems(value: unknown): string[] {
       else if (edge[0] === edge[1])
         problems.push(`/edges/${index}: leads from a channel to itself`);
     });
+  if (problems.length === 0) {
+    // Channels move one way (going back is `promote --rollback`). A cycle leaves no channel
+    // that takes publishes when it spans them all, and lets a version go round unapproved.
+    const edges = value.edges as Array<[string, string]>;
+    const cycle = findCycle(Object.keys(channels as object), edges);
+    if (cycle)
+      problems.push(
+        `/edges: ${cycle.join(' → ')} is a cycle: channels move one way (going back is \`ferry promote --rollback\`)`,
+      );
+  }
   return problems;
+}
+
+/** A cycle of the edges as the channels on it (first repeated last), or undefined. */
+function findCycle(
+  names: readonly string[],
+  edges: ReadonlyArray<[string, string]>,
+): string[] | undefined {
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'open') return [...path.slice(path.indexOf(name)), name];
+    state.set(name, 'open');
+    path.push(name);
+    for (const [from, to] of edges) {
+      if (from !== name) continue;
+      const found = visit(to);
+      if (found) return found;
+    }
+    path.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const name of names) {
+    const found = visit(name);
+    if (found) return found;
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
@@ -86,6 +86,8 @@ export interface RepoOptions {
 interface Context {
   store: Store;
   config: RepoConfig | undefined;
+  /** The config document's digest: what the first event (create) records. */
+  configDigest?: string;
   trust: TrustedRoot | undefined;
   /** Who may sign the repository's documents (undefined before the repository exists). */
   keys: Map<string, KeyObject> | undefined;
@@ -151,6 +153,21 @@ async function open(options: RepoOptions, create = false, again?: Again): Promis
       `${store.name}: the repository config`,
       `is format ${String(config.formatVersion)}, which this Ferry does not know`,
     );
+  // The config is unsigned: its shape is checked before any of it is used.
+  const shape = config as unknown as Record<string, unknown> | undefined;
+  if (
+    shape &&
+    (typeof shape !== 'object' ||
+      typeof shape.product !== 'string' ||
+      typeof shape.trust !== 'object' ||
+      shape.trust === null ||
+      (shape.keys !== undefined &&
+        !(Array.isArray(shape.keys) && shape.keys.every((key) => typeof key === 'string'))))
+  )
+    throw invalid(
+      `${store.name}: the repository config`,
+      'is not { formatVersion, product, trust, keys? } as Ferry writes it',
+    );
   const trust = options.trust
     ? await readTrustedRoot(options.trust)
     : config &&
@@ -162,13 +179,47 @@ async function open(options: RepoOptions, create = false, again?: Again): Promis
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
     });
+  if (options.trust && trust && found && config?.keys?.length)
+    await vouchedKeys(store, trust, options.trust, found.digest);
   return {
     store,
     config,
+    ...(found ? { configDigest: found.digest } : {}),
     trust,
     keys: trust && documentKeys(trust, config?.keys),
     ...(again ? { again } : {}),
   };
+}
+
+/**
+ * The repository keys come from the config, which is unsigned: whoever can write to the
+ * storage could add a key of their own and sign channel documents with it, which `--trust`
+ * alone would then accept (pull would hand out any validly signed version as stable).
+ * Given --trust, the keys count only if event 1, signed by a release key of that trust
+ * root, records this very config.
+ */
+async function vouchedKeys(
+  store: Store,
+  trust: TrustedRoot,
+  trustFile: string,
+  configDigest: string,
+): Promise<void> {
+  const first = await readDoc<AuditEvent>(
+    store,
+    'event',
+    TAGS.event(1),
+    documentKeys(trust),
+    'event 1',
+  ).catch(() => undefined);
+  if (first?.value.op === 'create' && first.value.subject.config === configDigest) return;
+  throw new FerryError(
+    'E_REPO_INVALID',
+    `${store.name}: the repository keys in its config are not vouched for by ${trustFile}: event 1, which records the config, ${first ? `records ${String(first.value.subject.config)}, not ${configDigest}` : 'is not signed by a release key of that trust root'}`,
+    {
+      reference: TAGS.config,
+      hint: 'the config was replaced behind Ferry’s back (run `ferry history --verify`), or the repository was made by a publish not signed with a release key',
+    },
+  );
 }
 
 function needTrust(ctx: Context): TrustedRoot {
@@ -282,6 +333,17 @@ async function untilMoved(ctx: Context, event: AuditEvent): Promise<void> {
   }
 }
 
+/** The channel an event moves (publish into a channel, promote, rollback), if any. */
+function movedChannel(event: AuditEvent): string | undefined {
+  const channel =
+    event.op === 'publish'
+      ? event.subject.channel
+      : event.op === 'promote' || event.op === 'rollback'
+        ? event.subject.to
+        : undefined;
+  return typeof channel === 'string' ? channel : undefined;
+}
+
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
   for (const seq of await eventSeqs(ctx.store)) {
@@ -293,6 +355,21 @@ async function readEvents(ctx: Context): Promise<AuditEvent[]> {
 
 async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
   return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, ctx.keys, 'the policy');
+}
+
+/**
+ * Why the policy the repository holds is not the one the log last set, or undefined when
+ * it is. Policies are signed, so an older, laxer one (no approvals for stable) put back
+ * would verify; the `policy` events record each one's digest.
+ */
+function policyNotLogged(
+  ctx: Context,
+  events: readonly AuditEvent[],
+  found: Read<Policy> | undefined,
+): string | undefined {
+  const logged = events.filter((e) => e.op === 'policy').at(-1);
+  if ((logged?.subject.policy ?? undefined) === found?.digest) return undefined;
+  return `${ctx.store.name}: the policy is ${found?.digest ?? 'the default (none is stored)'}, but ${logged ? `event ${logged.seq} set ${String(logged.subject.policy)}` : 'the log sets none'}`;
 }
 
 async function policyOf(ctx: Context): Promise<Policy> {
@@ -647,6 +724,14 @@ async function publishOnce(
   if (existing && (options.channel === undefined || channel?.value.digest === digest))
     return result;
   await commit(ctx, head, options.writer, async (append) => {
+    if (!existing) {
+      // Stored before the lock, so a gc that held it meanwhile swept them: no manifest
+      // named them yet. Under the lock they are checked (and, if gone, stored again)
+      // before the event, or the version would be recorded without its bundle, for good.
+      await ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+      await ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size);
+      await ctx.store.putBlob(options.bundle, sha256, size, options.onProgress);
+    }
     if (!ctx.config) {
       const config: RepoConfig = {
         formatVersion: 1,
@@ -734,15 +819,31 @@ export async function pull(
       `${ctx.store.name}: version ${version}`,
       `names its bundle file ${JSON.stringify(name)}`,
     );
-  await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
+  // The first folder mkdir made, if any: a refused pull removes what it made, so --out
+  // is left as it was.
+  const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
   const target = join(options.out, name);
   const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
   try {
     await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
-    // Checked where it lies, before it takes the bundle's name.
-    const opened = await openTrusted(temp, { root: trust, now: new Date() });
+    // Checked where it lies, before it takes the bundle's name. The refusal names the
+    // repository and version, not the temporary file it was checked in (gone by then).
+    const opened = await openTrusted(temp, { root: trust, now: new Date() }).catch(
+      (error: unknown) => {
+        if (!(error instanceof FerryError)) throw error;
+        throw new FerryError(
+          error.code,
+          `${ctx.store.name}: version ${version} (${name}) is refused: ${error.message.split(`${temp}: `).join('')}`,
+          {
+            ...(error.hint ? { hint: error.hint } : {}),
+            reference: version,
+            cause: error,
+          },
+        );
+      },
+    );
     await opened.reader.close();
     if (opened.metadata.release.version !== version)
       throw invalid(
@@ -756,6 +857,7 @@ export async function pull(
     await syncDir(options.out);
   } catch (error) {
     await rm(temp, { force: true });
+    if (made !== undefined) await removeMade(resolve(options.out), resolve(made));
     throw error;
   }
   return {
@@ -766,6 +868,20 @@ export async function pull(
     size: found.bundle.size,
     channel: options.channel ?? null,
   };
+}
+
+/** Removes the folders from `out` up to `made` (which mkdir -p made), each only if empty. */
+async function removeMade(out: string, made: string): Promise<void> {
+  for (let dir = out; dir.startsWith(made); dir = dirname(dir)) {
+    if (
+      !(await rmdir(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
+    if (dir === made) return;
+  }
 }
 
 // ------------------------------------------------------------------ channels
@@ -859,9 +975,68 @@ export async function history(
   }
   if (options.verify) {
     const byDigest = new Map(events.map((event) => [event.digest, event]));
+    // The last event that moved each channel: the channel's document must be that move. An
+    // older document put back (it is validly signed, and its event is in the chain) sets the
+    // channel back to a version it held, and pull would hand that out.
+    const lastMove = new Map<string, AuditEvent>();
+    for (const event of events) {
+      const moved = movedChannel(event);
+      if (moved !== undefined) lastMove.set(moved, event);
+    }
+    const names = new Set(lastMove.keys());
     for (const tag of await ctx.store.listRefs()) {
       const name = CHANNEL_TAG.exec(tag)?.[1];
-      if (!name) continue;
+      if (name) names.add(name);
+    }
+    // The config is unsigned; the first event, signed, records its digest. A config edited
+    // afterwards (a repository key added, whose holder could then sign documents) is named.
+    const created = events[0];
+    if (created && (created.op !== 'create' || created.subject.config !== ctx.configDigest))
+      throw new FerryError(
+        'E_AUDIT_BROKEN',
+        `${ctx.store.name}: the repository config is ${ctx.configDigest ?? 'missing'}, but event 1 (${created.op}) records ${created.subject.config ?? 'no config'}`,
+        {
+          reference: TAGS.config,
+          hint: 'the config (its trust root and repository keys) was replaced behind Ferry’s back: restore the repository from a backup',
+        },
+      );
+    const policyStale = policyNotLogged(ctx, events, await readPolicy(ctx));
+    if (policyStale)
+      throw new FerryError('E_AUDIT_BROKEN', policyStale, {
+        reference: TAGS.policy,
+        hint: 'the policy was replaced behind Ferry’s back; if `ferry policy --set` was stopped before it wrote the policy, run it again',
+      });
+    // Every approval the repository holds is one the log records (promote counts no other).
+    const recorded = new Set(
+      events.filter((e) => e.op === 'approve').map((e) => e.subject.approval),
+    );
+    for (const tag of await ctx.store.listRefs()) {
+      if (!tag.startsWith('ferry.approval.')) continue;
+      const doc = await readDoc<ApprovalDoc>(
+        ctx.store,
+        'approval',
+        tag,
+        ctx.keys,
+        `approval ${tag}`,
+      ).catch((error: unknown) => {
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: approval ${tag} was edited: ${(error as Error).message}`,
+          { reference: tag, hint: 'the repository was edited behind Ferry’s back' },
+        );
+      });
+      if (doc && !recorded.has(doc.digest))
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: approval ${tag} (${doc.value.by} for ${doc.value.version} ${doc.value.from} → ${doc.value.to}) is not recorded by any event of the log`,
+          {
+            reference: tag,
+            hint: 'it was put there behind Ferry’s back (copied from another repository?), or its event was removed; promote does not count it',
+          },
+        );
+    }
+    for (const name of names) {
+      const tag = TAGS.channel(name);
       const doc = await readChannel(ctx, name).catch((error: unknown) => {
         throw new FerryError(
           'E_AUDIT_BROKEN',
@@ -885,6 +1060,16 @@ export async function history(
           {
             reference: tag,
             hint: 'the channel was moved behind Ferry’s back, or by a writer that lost a race',
+          },
+        );
+      const last = lastMove.get(name);
+      if (last && (!doc || doc.value.auditSeq < last.seq))
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: channel ${name} ${doc ? `holds ${doc.value.version} from event ${doc.value.auditSeq}` : 'holds nothing'}, but event ${last.seq} moved it to ${String(last.subject.version)} after that`,
+          {
+            reference: tag,
+            hint: `the channel was set back behind Ferry’s back; if the writer of event ${last.seq} was stopped before it moved the channel, run that command again`,
           },
         );
     }
@@ -1032,17 +1217,32 @@ async function approveOnce(
   };
 }
 
+/**
+ * The approvals of a promotion that the log records. A signed approval the log does
+ * not name counts for nothing: the same bundle has the same digest in every
+ * repository, so an approval copied in from another repository signed by the same
+ * keys (a staging one), or one whose `approve` event was cut off the log, would
+ * otherwise let a channel move that no one here approved.
+ */
 async function approvals(
   ctx: Context,
+  events: readonly AuditEvent[],
   digest: string,
   from: string,
   to: string,
 ): Promise<ApprovalDoc[]> {
+  const recorded = new Set(events.filter((e) => e.op === 'approve').map((e) => e.subject.approval));
   const found: ApprovalDoc[] = [];
   for (const tag of await ctx.store.listRefs()) {
     if (!tag.startsWith('ferry.approval.')) continue;
     const doc = await readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`);
-    if (doc && doc.value.digest === digest && doc.value.from === from && doc.value.to === to)
+    if (
+      doc &&
+      recorded.has(doc.digest) &&
+      doc.value.digest === digest &&
+      doc.value.from === from &&
+      doc.value.to === to
+    )
       found.push(doc.value);
   }
   return found;
@@ -1082,7 +1282,8 @@ export function promote(options: PromoteOptions): Promise<PromoteResult> {
 
 async function promoteOnce(options: PromoteOptions, again?: Again): Promise<PromoteResult> {
   const ctx = await open(options, false, again);
-  const policy = await policyOf(ctx);
+  const policyRead = await readPolicy(ctx);
+  const policy = policyRead?.value ?? DEFAULT_POLICY;
   knownChannel(policy, options.to, ctx.store.name);
   const rollback = options.rollback === true;
   if (rollback && !options.reason)
@@ -1102,9 +1303,16 @@ async function promoteOnce(options: PromoteOptions, again?: Again): Promise<Prom
   const head = await readHead(ctx);
   const version = await needVersion(ctx, options.version);
   const events = await readEvents(ctx);
+  const stale = policyNotLogged(ctx, events, policyRead);
+  if (stale)
+    throw new FerryError('E_REPO_INVALID', stale, {
+      reference: TAGS.policy,
+      hint: 'an older policy was put back behind Ferry’s back (run `ferry history --verify`); if `ferry policy --set` was stopped before it wrote the policy, run it again',
+    });
   const source = from === undefined ? undefined : await readChannel(ctx, from);
   const target = await readChannel(ctx, options.to);
-  const found = from === undefined ? [] : await approvals(ctx, version.digest, from, options.to);
+  const found =
+    from === undefined ? [] : await approvals(ctx, events, version.digest, from, options.to);
   const extra =
     options.approvedBy !== undefined && from !== undefined
       ? await approvalFor(ctx, policy, {

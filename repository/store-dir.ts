@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import {
   link,
+  lstat,
   mkdir,
   open,
   readdir,
-  readFile,
   rename,
   rm,
   stat,
@@ -17,6 +18,7 @@ import { syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import { withHashPool } from '../manifest-schema/hashing.js';
 import { parseImageManifest, type BuiltManifest, type Descriptor } from './oci/artifact.js';
+import { isTag } from './oci/reference.js';
 import { conflict, type Lock, type Progress, type RefManifest, type Store } from './store.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -46,7 +48,8 @@ export class DirectoryStore implements Store {
   /** Opens a directory repository; `create` makes the layout when the folder holds none. */
   static async open(dir: string, create: boolean): Promise<DirectoryStore> {
     const store = new DirectoryStore(dir);
-    const layout = await readFile(join(dir, 'oci-layout'), 'utf8').catch(() => undefined);
+    // Looked at, not read: a FIFO put in its place would block a read for ever.
+    const layout = await lstat(join(dir, 'oci-layout')).catch(() => undefined);
     if (layout === undefined) {
       if (!create) {
         throw new FerryError('E_REPO_NOT_FOUND', `${dir} is not a bundle repository`, {
@@ -56,6 +59,21 @@ export class DirectoryStore implements Store {
       }
       // Made at the first write: a publish refused before it writes leaves no folder behind.
       store.#fresh = true;
+    }
+    // Every write goes into these folders: one replaced by a symbolic link (to /etc/cron.d,
+    // say) would make whoever writes to the repository write outside it.
+    for (const sub of FOLDER_PATHS) {
+      const path = join(dir, sub);
+      const info = await lstat(path).catch(() => undefined);
+      if (info && (info.isSymbolicLink() || !info.isDirectory()))
+        throw new FerryError(
+          'E_REPO_INVALID',
+          `${dir}: ${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`,
+          {
+            file: path,
+            hint: 'a folder of the repository was replaced: Ferry reads and writes only inside the repository; restore it from a backup',
+          },
+        );
     }
     return store;
   }
@@ -91,7 +109,7 @@ export class DirectoryStore implements Store {
       );
       if (since !== undefined && Date.now() - since > staleMs) {
         // Its holder stopped beating. Renaming it away is atomic: of two breakers, one wins.
-        const owner = await readFile(join(path, 'owner.json'), 'utf8').then(
+        const owner = await ownerOf(this.name, path).then(
           (text) => JSON.parse(text) as unknown,
           () => 'unknown',
         );
@@ -108,11 +126,11 @@ export class DirectoryStore implements Store {
         continue;
       }
       if (onWait) {
-        onWait(await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown'));
+        onWait(await ownerOf(this.name, path).catch(() => 'unknown'));
         onWait = undefined;
       }
       if (Date.now() > deadline) {
-        const owner = await readFile(join(path, 'owner.json'), 'utf8').catch(() => 'unknown');
+        const owner = await ownerOf(this.name, path).catch(() => 'unknown');
         throw new FerryError(
           'E_REPO_LOCKED',
           `${this.name} is locked by another writer: ${owner}`,
@@ -124,6 +142,8 @@ export class DirectoryStore implements Store {
       }
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 100));
     }
+    // The token tells this holder's lock from the one another writer made after breaking it.
+    const token = randomBytes(8).toString('hex');
     await writeFile(
       join(path, 'owner.json'),
       JSON.stringify({
@@ -131,8 +151,13 @@ export class DirectoryStore implements Store {
         pid: process.pid,
         host: hostname(),
         since: new Date().toISOString(),
+        token,
       }),
-    );
+    ).catch(async (error: unknown) => {
+      // A full disk: the lock must not stay behind to hold off every writer for the stale time.
+      await rm(path, { recursive: true, force: true });
+      throw ioError(error, join(path, 'owner.json'), 'write');
+    });
     const beat = setInterval(
       () => void utimes(path, new Date(), new Date()).catch(() => undefined),
       Math.max(200, staleMs / 4),
@@ -142,7 +167,22 @@ export class DirectoryStore implements Store {
       ...(broke ? { broke } : {}),
       release: async () => {
         clearInterval(beat);
-        await rm(path, { recursive: true, force: true });
+        // A holder that stalled past the stale time (a stopped VM, an NFS server that hung)
+        // had its lock taken over: what is there now is the next writer's, and removing it
+        // would let a third writer in beside that one. Only our own lock is removed.
+        const held = await ownerOf(this.name, path).then(
+          (text) => (JSON.parse(text) as { token?: unknown }).token,
+          () => undefined,
+        );
+        if (held !== token) return;
+        const aside = `${path}.released-${token}`;
+        if (
+          await rename(path, aside).then(
+            () => true,
+            () => false,
+          )
+        )
+          await rm(aside, { recursive: true, force: true });
       },
     };
   }
@@ -163,13 +203,16 @@ export class DirectoryStore implements Store {
     await this.#ensure();
     if (digest !== undefined && (await this.hasBlob(digest))) return digest;
     const folder = join(this.#dir, 'blobs', 'sha256');
+    if (typeof source === 'string') await sweepParts(folder);
     const copy = await copyHashed(source, folder, size, onProgress);
     try {
       if (digest !== undefined && copy.digest !== digest)
         throw changed(source, digest, copy.digest);
       if (copy.bytes !== size) throw changedSize(source, size);
       // A blob already there has these very bytes: replacing it changes nothing.
-      await rename(copy.temp, this.blob(copy.digest));
+      await rename(copy.temp, this.blob(copy.digest)).catch((error: unknown) => {
+        throw ioError(error, this.blob(copy.digest), 'write');
+      });
       await syncDir(folder);
     } catch (error) {
       await rm(copy.temp, { force: true });
@@ -180,8 +223,16 @@ export class DirectoryStore implements Store {
 
   async readBlob(digest: string, size: number): Promise<Buffer> {
     const path = this.blob(digest);
-    const bytes = await readFile(path).catch((error: unknown) => {
-      throw missingBlob(error, this.name, digest);
+    if (size > SMALL_MAX)
+      throw new FerryError(
+        'E_REPO_INVALID',
+        `${this.name}: a record gives blob ${digest} ${size} bytes, more than any manifest or document`,
+        { reference: digest, hint: 'the repository was edited by hand or damaged' },
+      );
+    // Never more than the record says: a blob swapped for a FIFO, /dev/zero or a huge file
+    // must not hang the reader or fill its memory.
+    const bytes = await readRegular(this.name, path, size).catch((error: unknown) => {
+      throw error instanceof FerryError ? error : missingBlob(error, this.name, digest);
     });
     const got = sha256(bytes);
     if (got !== digest || bytes.length !== size) throw damaged(this.name, digest, got);
@@ -223,12 +274,18 @@ export class DirectoryStore implements Store {
     await this.#ensure();
     await this.storeManifest(manifest);
     const path = this.refPath(tag);
-    await mkdir(dirname(path), { recursive: true });
+    await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, dirname(path), 'create');
+    });
     const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(temp, descriptorText(manifest), { flush: true });
     try {
+      // In the try: a disk that fills mid-write leaves no temp file behind.
+      await writeFile(temp, descriptorText(manifest), { flush: true }).catch((error: unknown) => {
+        throw ioError(error, path, 'write');
+      });
       await link(temp, path);
     } catch (error) {
+      if (error instanceof FerryError) throw error;
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(error, path, 'create');
       const held = await this.descriptor(tag);
       if (held?.digest !== manifest.digest)
@@ -250,7 +307,9 @@ export class DirectoryStore implements Store {
       throw conflict(this, tag, `moved to ${held?.digest ?? 'nothing'}`);
     await this.storeManifest(manifest);
     const path = this.refPath(tag);
-    await mkdir(dirname(path), { recursive: true });
+    await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, dirname(path), 'create');
+    });
     await writeFileAtomic(path, descriptorText(manifest));
     await this.writeIndex();
   }
@@ -259,8 +318,11 @@ export class DirectoryStore implements Store {
     const tags: string[] = [];
     for (const [folder, prefix] of FOLDERS) {
       const names = await readdir(join(this.#dir, 'ferry', folder)).catch(() => [] as string[]);
-      for (const name of names)
-        if (name.endsWith('.json')) tags.push(`${prefix}${name.slice(0, -'.json'.length)}`);
+      for (const name of names) {
+        const tag = `${prefix}${name.slice(0, -'.json'.length)}`;
+        // Temp files (.tmp) and names no tag could have are not tags of the repository.
+        if (name.endsWith('.json') && isTag(tag)) tags.push(tag);
+      }
     }
     for (const single of ['config', 'policy'])
       if (
@@ -274,9 +336,21 @@ export class DirectoryStore implements Store {
   }
 
   async deleteRef(tag: string): Promise<void> {
+    // Only the dropped manifest's own blobs may go. Sweeping every blob no tag names
+    // would also remove the channels' and the policy's earlier documents (each channel
+    // document names the one before it: they are never removed) and a bundle that a
+    // publish waiting for the lock has stored but not yet named.
+    const dropped = new Set<string>();
+    const held = await this.readRef(tag).catch(() => undefined);
+    if (held) {
+      dropped.add(held.digest);
+      const parsed = parseImageManifest(held.bytes);
+      if (parsed.ok)
+        for (const blob of [parsed.value.config, ...parsed.value.layers]) dropped.add(blob.digest);
+    }
     await rm(this.refPath(tag), { force: true });
     await this.writeIndex();
-    // Blobs no remaining manifest names go; a blob being written has a dot name and is left alone.
+    // Of those, the blobs no remaining manifest names go.
     const keep = new Set<string>();
     for (const other of await this.listRefs()) {
       const found = await this.readRef(other);
@@ -287,11 +361,8 @@ export class DirectoryStore implements Store {
       keep.add(parsed.value.config.digest);
       for (const layer of parsed.value.layers) keep.add(layer.digest);
     }
-    const folder = join(this.#dir, 'blobs', 'sha256');
-    for (const name of await readdir(folder)) {
-      if (!name.startsWith('.') && !keep.has(`sha256:${name}`))
-        await rm(join(folder, name), { force: true });
-    }
+    for (const digest of dropped)
+      if (!keep.has(digest)) await rm(this.blob(digest), { force: true });
   }
 
   private async storeManifest(manifest: BuiltManifest): Promise<void> {
@@ -302,14 +373,23 @@ export class DirectoryStore implements Store {
     const path = this.refPath(tag);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await readRegular(this.name, path, DESCRIPTOR_MAX)).toString('utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (error instanceof FerryError) throw error;
       throw ioError(error, path, 'read');
     }
     try {
       const value = JSON.parse(text) as Descriptor;
-      if (typeof value.digest === 'string' && Number.isSafeInteger(value.size)) return value;
+      // The digest names a file under blobs/sha256: anything but 64 hex digits ("../../etc/x")
+      // would lead out of the repository.
+      if (
+        typeof value.digest === 'string' &&
+        DIGEST.test(value.digest) &&
+        Number.isSafeInteger(value.size) &&
+        value.size >= 0
+      )
+        return value;
     } catch {
       // reported below
     }
@@ -340,10 +420,27 @@ export class DirectoryStore implements Store {
   }
 
   private blob(digest: string): string {
-    return join(this.#dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
+    if (!DIGEST.test(digest))
+      throw new FerryError(
+        'E_REPO_INVALID',
+        `${this.name} names a blob ${JSON.stringify(digest)}`,
+        {
+          reference: digest,
+          hint: 'a blob is named by its sha256 (64 hex digits): the repository was edited by hand or damaged',
+        },
+      );
+    return join(this.#dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
   }
 
   private refPath(tag: string): string {
+    // A tag names a file under ferry/: "../config" or "../../../etc/x" would read a file
+    // that is no tag of the repository (or is outside it). Only OCI tags, as a registry takes.
+    if (!isTag(tag))
+      throw new FerryError(
+        'E_REPO_REFERENCE',
+        `${this.name}: ${JSON.stringify(tag)} is not a version or tag: a tag is up to 128 of [A-Za-z0-9_.-], not starting with "." or "-"`,
+        { reference: tag, hint: 'check the version or channel name' },
+      );
     if (tag === 'ferry.config' || tag === 'ferry.policy')
       return join(this.#dir, 'ferry', `${tag.slice('ferry.'.length)}.json`);
     const [folder, prefix] = FOLDERS.find(([, prefix]) => tag.startsWith(prefix)) ?? [
@@ -352,6 +449,92 @@ export class DirectoryStore implements Store {
     ];
     return join(this.#dir, 'ferry', folder, `${tag.slice(prefix.length)}.json`);
   }
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** The repository's own folders, which must be folders in their place (not links). */
+const FOLDER_PATHS = [
+  'blobs',
+  'blobs/sha256',
+  'ferry',
+  'ferry/versions',
+  'ferry/channels',
+  'ferry/approvals',
+  'ferry/audit',
+];
+/** What readBlob holds in memory: manifests and documents (bundles stream through pullBlob). */
+const SMALL_MAX = 16 * 1024 * 1024;
+/** A tag file holds one descriptor (about 150 bytes); anything much larger is not one. */
+const DESCRIPTOR_MAX = 64 * 1024;
+
+/**
+ * A file of the repository, at most `max` bytes, read only if it is a regular
+ * file in its place: a symlink (to /etc/shadow, out of the repository), a FIFO
+ * (which blocks a read for ever), a device (/dev/zero never ends) or a file
+ * larger than its record says is refused by name before a byte is read.
+ * The open never waits (O_NONBLOCK) and never follows a link (O_NOFOLLOW).
+ */
+async function readRegular(repo: string, path: string, max: number): Promise<Buffer> {
+  const refuse = (what: string) =>
+    new FerryError('E_REPO_INVALID', `${repo}: ${path} is ${what}`, {
+      file: path,
+      hint: 'a file of the repository was replaced: restore the repository from a backup and find out who changed it',
+    });
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw refuse('a symbolic link');
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile())
+      throw refuse(
+        info.isDirectory()
+          ? 'a folder, not a file'
+          : info.isFIFO()
+            ? 'a FIFO, not a file'
+            : 'a device or socket, not a file',
+      );
+    if (info.size > max) throw refuse(`${info.size} bytes, larger than its record (${max})`);
+    const bytes = Buffer.alloc(Math.min(max, info.size) + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got > max) throw refuse(`larger than its record (${max} bytes)`);
+      if (got === bytes.length) break; // grew since fstat: the digest check names it
+    }
+    return bytes.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A temp copy not written to for this long belongs to a publish that was killed. */
+const STALE_PART_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the half-copied bundles (`.RANDOM.part`) that publishes killed mid-copy left in
+ * blobs/sha256: nothing else ever removes them (gc leaves dot names alone, as a copy may
+ * be under way), and each can be gigabytes. A copy under way is written to all the time.
+ */
+async function sweepParts(folder: string): Promise<void> {
+  const names = await readdir(folder).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!/^\.[0-9a-f]+\.part$/.test(name)) continue;
+    const path = join(folder, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (info?.isFile() && Date.now() - info.mtimeMs > STALE_PART_MS)
+      await rm(path, { force: true }).catch(() => undefined);
+  }
+}
+
+/** The lock holder's owner.json, for messages: small, and never a FIFO that blocks the waiter. */
+async function ownerOf(repo: string, lock: string): Promise<string> {
+  return (await readRegular(repo, join(lock, 'owner.json'), 4096)).toString('utf8');
 }
 
 const FOLDERS: ReadonlyArray<readonly [folder: string, prefix: string]> = [
@@ -454,6 +637,11 @@ async function copyHashed(
   } catch (error) {
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
+    // A disk that filled (or failed) under the copy names the folder it could not write to;
+    // other errors are the source's, which the caller names.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!(error instanceof FerryError) && ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS'].includes(code ?? ''))
+      throw ioError(error, folder, 'write to');
     throw error;
   } finally {
     if (ticker) clearInterval(ticker);

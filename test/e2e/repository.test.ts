@@ -249,6 +249,42 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     expect(await readdir(join(out, name))).toEqual(['kept']);
   });
 
+  it('a pull the trust root refuses names the repository and version, and leaves --out as it was', async () => {
+    const { other } = await keyPairs(join(dir, 'pull-other'), 'other');
+    const otherTrust = join(dir, 'pull-other', 'trust.json');
+    const init = await ferry(['trust', 'init', '--key', other.pub, '--out', otherTrust]);
+    expect(init.code, init.stderr).toBe(0);
+    const out = join(dir, 'pull-refused', 'usb', 'bundles');
+    const pulled = await repoFerry([
+      'pull', '--repo', repo, '--version', '1.0.0', '--trust', otherTrust, '--out', out, '--json',
+    ]); // prettier-ignore
+    expect(pulled.code).toBe(3);
+    const error = json<{ error: { code: string; message: string; reference: string } }>(
+      pulled,
+    ).error;
+    expect(error).toMatchObject({ code: 'E_SIGNATURE', reference: '1.0.0' });
+    expect(error.message).toContain(
+      `${repo}: version 1.0.0 (${basename(bundles['1.0.0'] as string)}) is refused`,
+    );
+    expect(error.message).not.toContain('.pull');
+    // The folders pull made for --out are gone again; one that was there stays, empty.
+    expect(await readdir(join(dir, 'pull-refused')).catch(() => 'absent')).toBe('absent');
+    await mkdir(out, { recursive: true });
+    const again = await repoFerry([
+      'pull',
+      '--repo',
+      repo,
+      '--version',
+      '1.0.0',
+      '--trust',
+      otherTrust,
+      '--out',
+      out,
+    ]);
+    expect(again.code).toBe(3);
+    expect(await readdir(out)).toEqual([]);
+  });
+
   /**
    * Two real writers that both decided while a third held the lock: each says it
    * waits, and once the lock is free each writes in turn, the second deciding again.

@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey } from 'node:crypto';
-import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySigner, readPrivateKey } from '../../builder/signing.js';
@@ -16,6 +16,9 @@ import {
   setPolicy,
   type Writer,
 } from '../../repository/model.js';
+import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
+import { documentManifest } from '../../repository/oci/artifact.js';
+import { DirectoryStore } from '../../repository/store-dir.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
 import { registryMissing, startRegistry, type Registry } from './oci/registry.js';
 
@@ -453,6 +456,305 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(published?.op).toBe('publish');
       expect(broke?.op).toBe('lock-break');
       expect(broke?.subject.owner).toMatchObject({ actor: 'crashed-ci' });
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'a gc that runs while a publish waits for the lock leaves the new version whole',
+    async () => {
+      const repo = await repository();
+      // The publish has stored its bundle (before the lock, as designed) and decided;
+      // a gc takes the lock first and sweeps every blob no manifest names yet.
+      const beforeWrite = async () => {
+        const swept = await gc({ repo, keep: 1, yes: true, writer: { ...writer, actor: 'gc' } });
+        expect(swept.remove).toEqual(['1.0.0']);
+      };
+      const published = await publish({
+        repo,
+        bundle: bundles['1.2.0'] as string,
+        writer: { ...writer, beforeWrite },
+      });
+      expect(published.changed).toBe(true);
+      const out = await tempDir();
+      const pulled = await pull({ repo, version: '1.2.0', out });
+      expect(sha(await readFile(pulled.bundle))).toBe(published.sha256);
+      expect((await history({ repo, verify: true })).events.map((e) => e.op).slice(0, 2)).toEqual([
+        'publish',
+        'gc',
+      ]);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'history --verify names a channel set back to an older signed document, or removed',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const file = join(repo, 'ferry/channels/dev.json');
+      await publish({
+        repo,
+        bundle: bundles['1.0.0'] as string,
+        trust: ws.trust,
+        channel: 'dev',
+        writer,
+      });
+      const older = await readFile(file);
+      await publish({ repo, bundle: bundles['1.1.0'] as string, channel: 'dev', writer });
+      const newer = await readFile(file);
+      expect((await history({ repo, verify: true })).verified).toBe(true);
+      // Someone who can write to the share puts dev's first document back: it is
+      // validly signed and names an event of the chain, and pull would hand out 1.0.0.
+      await writeFile(file, older);
+      const setBack = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(setBack).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((setBack as FerryError).message).toContain(
+        'channel dev holds 1.0.0 from event 2, but event 3 moved it to 1.1.0 after that',
+      );
+      await rm(file);
+      const gone = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(gone).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((gone as FerryError).message).toContain('channel dev holds nothing, but event 3');
+      await writeFile(file, newer);
+      expect((await history({ repo, verify: true })).verified).toBe(true);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'an approval the log does not record counts for nothing, and history --verify names it',
+    async () => {
+      const production = await repository();
+      const staging = await repository();
+      // Alice approves 1.1.0 for beta in staging; the same bundle has the same digest in
+      // both repositories, and both are signed by the same release key.
+      await approve({
+        repo: staging,
+        version: '1.1.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer,
+      });
+      const [approval] = await readdir(join(staging, 'ferry/approvals'));
+      await cp(join(staging, 'blobs'), join(production, 'blobs'), {
+        recursive: true,
+        force: false,
+      });
+      await cp(
+        join(staging, 'ferry/approvals', approval as string),
+        join(production, 'ferry/approvals', approval as string),
+      );
+      const refused = await promote({ repo: production, version: '1.1.0', to: 'beta', writer });
+      expect(refused.verdict).toBe('blocked');
+      expect(refused.excuses.map((e) => e.code)).toEqual(['E_APPROVALS']);
+      const verify = await history({ repo: production, verify: true }).catch(
+        (e: unknown) => e as FerryError,
+      );
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((verify as FerryError).message).toContain(
+        `approval ferry.approval.${(approval as string).slice(0, -'.json'.length)} (alice for 1.1.0 dev → beta) is not recorded`,
+      );
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'a config edited into the wrong shape, huge or nested deep is E_REPO_INVALID, not a crash',
+    async () => {
+      const repo = await repository();
+      const store = await DirectoryStore.open(repo, false);
+      const held = await store.readRef('ferry.config');
+      const manifest = JSON.parse((held?.bytes as Buffer).toString()) as {
+        layers: Array<{ digest: string; size: number }>;
+      };
+      const layer = manifest.layers[0] as { digest: string; size: number };
+      const config = JSON.parse(
+        (await store.readBlob(layer.digest, layer.size)).toString(),
+      ) as Record<string, unknown>;
+      let expected = held?.digest;
+      const put = async (bytes: Buffer) => {
+        const edited = documentManifest({
+          ...DOC_TYPES.config,
+          document: { bytes, digest: `sha256:${sha(bytes)}`, size: bytes.length },
+        });
+        await store.putBlob(bytes, `sha256:${sha(bytes)}`, bytes.length);
+        await store.replaceRef('ferry.config', edited, expected);
+        expected = edited.digest;
+      };
+      const edits: Buffer[] = [
+        Buffer.from(JSON.stringify({ ...config, trust: undefined })),
+        Buffer.from(JSON.stringify({ ...config, trust: null })),
+        Buffer.from(JSON.stringify({ ...config, keys: 'not a list' })),
+        Buffer.from(JSON.stringify({ ...config, keys: [1] })),
+        Buffer.from(JSON.stringify({ ...config, product: null })),
+        Buffer.from(
+          JSON.stringify({ ...config, trust: 'X' }).replace(
+            '"X"',
+            `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+          ),
+        ),
+      ];
+      for (const bytes of edits) {
+        await put(bytes);
+        expect(await codeOf(() => channels({ repo })), bytes.toString().slice(0, 80)).toBe(
+          'E_REPO_INVALID',
+        );
+      }
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'history --verify names a config replaced after the repository was made (a key added)',
+    async () => {
+      const repo = await repository();
+      const store = await DirectoryStore.open(repo, false);
+      const held = await store.readRef('ferry.config');
+      const layer = (
+        JSON.parse((held?.bytes as Buffer).toString()) as {
+          layers: Array<{ digest: string; size: number }>;
+        }
+      ).layers[0] as { digest: string; size: number };
+      const config = JSON.parse(
+        (await store.readBlob(layer.digest, layer.size)).toString(),
+      ) as Record<string, unknown>;
+      // Whoever can write to the share adds a repository key of their own: with it they
+      // could sign channel documents and approvals every reader would take.
+      const bytes = Buffer.from(JSON.stringify({ ...config, keys: [generateEd25519().publicPem] }));
+      const digest = `sha256:${sha(bytes)}`;
+      await store.putBlob(bytes, digest, bytes.length);
+      await store.replaceRef(
+        'ferry.config',
+        documentManifest({ ...DOC_TYPES.config, document: { bytes, digest, size: bytes.length } }),
+        held?.digest,
+      );
+      const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((verify as FerryError).message).toContain(
+        `the repository config is ${digest}, but event 1 (create) records ${layer.digest}`,
+      );
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'an older, laxer policy put back is refused by promote and named by history --verify',
+    async () => {
+      const repo = await repository();
+      const file = join(repo, 'ferry/policy.json');
+      const policy = (beta: number) => ({
+        formatVersion: 1,
+        channels: { dev: {}, beta: { approvals: beta } },
+        edges: [['dev', 'beta']],
+      });
+      await setPolicy({ repo, policy: policy(0), file: 'lax.yaml', writer });
+      const lax = await readFile(file);
+      await setPolicy({ repo, policy: policy(1), file: 'strict.yaml', writer });
+      // The lax policy is validly signed: whoever can write to the share puts it back.
+      await writeFile(file, lax);
+      const refused = await promote({ repo, version: '1.1.0', to: 'beta', writer }).catch(
+        (e: unknown) => e as FerryError,
+      );
+      expect(refused).toMatchObject({ code: 'E_REPO_INVALID' });
+      expect((refused as FerryError).message).toMatch(
+        /the policy is sha256:\w+, but event 5 set sha256:/,
+      );
+      expect(
+        (await channels({ repo })).channels.find((c) => c.name === 'beta')?.version,
+      ).toBeNull();
+      const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'gc --yes keeps the channels’ earlier documents (each names the one before it)',
+    async () => {
+      const repo = await repository();
+      const store = await DirectoryStore.open(repo, false);
+      const layerOf = async (tag: string) =>
+        (
+          JSON.parse(((await store.readRef(tag))?.bytes as Buffer).toString()) as {
+            layers: Array<{ digest: string; size: number }>;
+          }
+        ).layers[0] as { digest: string; size: number };
+      const earlier = await layerOf('ferry.channel.dev');
+      await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer });
+      const done = await gc({ repo, keep: 1, yes: true, writer });
+      expect(done.remove).toEqual(['1.0.0', '1.1.0']);
+      // The document dev held before 1.2.0 is still there, as its successor's prev names it.
+      expect((await store.readBlob(earlier.digest, earlier.size)).length).toBe(earlier.size);
+      expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.2.0');
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'with --trust, a repository key added to the unsigned config does not let its holder move a channel',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const repoKey = generateEd25519();
+      for (const [version, extra] of [
+        ['1.0.0', { trust: ws.trust, repoKeys: [repoKey.publicPem] }],
+        ['1.1.0', {}],
+      ] as const)
+        await publish({
+          repo,
+          bundle: bundles[version] as string,
+          channel: 'dev',
+          writer,
+          ...extra,
+        });
+      expect(
+        (await pull({ repo, channel: 'dev', trust: ws.trust, out: await tempDir() })).version,
+      ).toBe('1.1.0');
+      // Whoever can write to the share adds a key of their own to the config and signs a
+      // channel document with it that sets dev back to 1.0.0.
+      const store = await DirectoryStore.open(repo, false);
+      const layerOf = async (tag: string) =>
+        (
+          JSON.parse(((await store.readRef(tag))?.bytes as Buffer).toString()) as {
+            layers: Array<{ digest: string; size: number }>;
+          }
+        ).layers[0] as { digest: string; size: number };
+      const attacker = generateEd25519();
+      const configLayer = await layerOf('ferry.config');
+      const config = JSON.parse(
+        (await store.readBlob(configLayer.digest, configLayer.size)).toString(),
+      ) as { keys: string[] };
+      const replace = async (tag: string, kind: 'config' | 'channel', bytes: Buffer) => {
+        const digest = `sha256:${sha(bytes)}`;
+        await store.putBlob(bytes, digest, bytes.length);
+        await store.replaceRef(
+          tag,
+          documentManifest({ ...DOC_TYPES[kind], document: { bytes, digest, size: bytes.length } }),
+          (await store.readRef(tag))?.digest,
+        );
+      };
+      await replace(
+        'ferry.config',
+        'config',
+        Buffer.from(JSON.stringify({ ...config, keys: [...config.keys, attacker.publicPem] })),
+      );
+      const forged = await sealDocument(
+        'channel',
+        {
+          channel: 'dev',
+          sequence: 3,
+          version: '1.0.0',
+          digest: (await store.readRef('1.0.0'))?.digest,
+          prev: null,
+          auditHead: `sha256:${'0'.repeat(64)}`,
+          auditSeq: 2,
+          time: '2026-06-01T08:00:00Z',
+        },
+        [keySigner(createPrivateKey(attacker.privatePem))],
+      );
+      await replace('ferry.channel.dev', 'channel', forged.bytes);
+      const refused = await pull({
+        repo,
+        channel: 'dev',
+        trust: ws.trust,
+        out: await tempDir(),
+      }).catch((e: unknown) => e as FerryError);
+      expect(refused).toMatchObject({ code: 'E_REPO_INVALID' });
+      expect((refused as FerryError).message).toContain(
+        `the repository keys in its config are not vouched for by ${ws.trust}`,
+      );
     },
   );
 });

@@ -136,6 +136,45 @@ describe('policyProblems: every problem with its path', () => {
     expect(policyProblems(DEFAULT_POLICY)).toEqual([]);
   });
 
+  it('refuses edges that form a cycle, naming it (no channel would take publishes)', () => {
+    const channels = { dev: {}, beta: {}, stable: {} };
+    expect(
+      policyProblems({
+        formatVersion: 1,
+        channels,
+        edges: [
+          ['dev', 'beta'],
+          ['beta', 'stable'],
+          ['stable', 'beta'],
+        ],
+      }),
+    ).toEqual([
+      '/edges: beta → stable → beta is a cycle: channels move one way (going back is `ferry promote --rollback`)',
+    ]);
+    expect(
+      policyProblems({
+        formatVersion: 1,
+        channels,
+        edges: [
+          ['dev', 'beta'],
+          ['beta', 'dev'],
+        ],
+      }),
+    ).toHaveLength(1);
+    // Two ways into one channel is no cycle.
+    expect(
+      policyProblems({
+        formatVersion: 1,
+        channels,
+        edges: [
+          ['dev', 'stable'],
+          ['beta', 'stable'],
+          ['dev', 'beta'],
+        ],
+      }),
+    ).toEqual([]);
+  });
+
   it('names each broken field', () => {
     expect(
       policyProblems({

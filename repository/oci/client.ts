@@ -575,7 +575,7 @@ export class RegistryClient {
     }
     const minimum = Number(response.header('oci-chunk-min-length') ?? 0);
     return {
-      location: new URL(location, url),
+      location: t.resolve(location, url, `the upload of blob ${blob.name}`),
       offset: 0,
       chunk: Math.max(this.#chunkSize, Number.isSafeInteger(minimum) ? minimum : 0),
     };
@@ -646,7 +646,9 @@ export class RegistryClient {
     const last = range ? Number(range[1]) : undefined;
     const location = response.header('location');
     return {
-      location: location ? new URL(location, session.location) : session.location,
+      location: location
+        ? this.#transport.resolve(location, session.location, 'the upload')
+        : session.location,
       offset:
         last === undefined ? (sent as number) : last === 0 && sent === undefined ? 0 : last + 1,
       chunk: session.chunk,

@@ -178,9 +178,33 @@ export class Transport {
           hint: 'check the registry and any proxy in front of it',
         });
       }
-      at = new URL(location, at);
+      at = this.resolve(location, at, `the redirect from ${url.pathname}`);
       if (response.status === 303) currentMethod = 'GET';
     }
+  }
+
+  /**
+   * A URL the registry hands out (a redirect's Location, an upload's
+   * Location, a tag list's Link), resolved against the request's URL. One
+   * that does not parse, or leads off HTTP(S) (file:, ftp:, data:), is the
+   * registry's fault and said so at once: left to node:http it would throw a
+   * TypeError (an internal error) or be retried six times as "cannot reach".
+   */
+  resolve(location: string, base: URL, what: string): URL {
+    let url: URL | undefined;
+    try {
+      url = new URL(location, base);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol === 'http:' || url?.protocol === 'https:') return url;
+    throw this.error(
+      'E_REGISTRY',
+      `${what} leads to ${JSON.stringify(location.slice(0, 200))}, which is not an HTTP(S) URL`,
+      {
+        hint: 'the registry or a proxy in front of it is misconfigured (or hostile); Ferry follows only http: and https:',
+      },
+    );
   }
 
   /** A response body of at most `limit` bytes (undefined when larger); a broken connection is Transient. */

@@ -96,4 +96,89 @@ describe('a hostile or broken registry', () => {
     expect(error.message).toMatch(/the upload of blob sha256:[0-9a-f]{64} leads to/);
     expect(retries).toEqual([]);
   });
+
+  describe('tag lists', () => {
+    const page = (res: ServerResponse, body: string | Buffer, link?: string) =>
+      res
+        .writeHead(200, {
+          'content-type': 'application/json',
+          ...(link ? { link: `<${link}>; rel="next"` } : {}),
+        })
+        .end(body);
+
+    it.each([
+      ['a login page answering 200', '<html>please sign in</html>'],
+      ['a JSON array', '["1.0.0"]'],
+      ['tags that are not strings', '{"tags":[1,2]}'],
+      ['an empty body', ''],
+    ])('%s is E_REGISTRY, never an empty list', async (_what, body) => {
+      hostile.handler = (_req, res) => page(res, body);
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('the tag list of acme/app');
+      expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    });
+
+    it('still reads "tags": null (a repository whose tags were all deleted) as none', async () => {
+      hostile.handler = (_req, res) => page(res, '{"name":"acme/app","tags":null}');
+      expect(await (await client()).listTags()).toEqual([]);
+    });
+
+    it('a page over 16 MiB is E_REGISTRY, never an empty list', async () => {
+      hostile.handler = (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"tags":["');
+        // Chunked, no Content-Length: the cap holds as the bytes arrive.
+        for (let i = 0; i < 17; i++) res.write(Buffer.alloc(1024 * 1024, 'a'));
+        res.end('"]}');
+      };
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('larger than 16777216 bytes');
+    });
+
+    it('pages that each link to yet another page stop after 10000 pages', async () => {
+      let n = 0;
+      hostile.handler = (_req, res) =>
+        page(res, '{"tags":[]}', `/v2/acme/app/tags/list?n=1000&last=${++n}`);
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('more than 10000 pages');
+      expect(hostile.requests.length).toBe(10_000);
+    }, 120_000);
+
+    it('pages that each bring more tags stop at 16 MiB in all', async () => {
+      let n = 0;
+      const tags = JSON.stringify({
+        tags: Array.from({ length: 1000 }, (_, i) => `t${String(i).padStart(99, '0')}`),
+      });
+      hostile.handler = (_req, res) => page(res, tags, `/v2/acme/app/tags/list?n=1000&last=${++n}`);
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('larger than 16777216 bytes');
+      expect(hostile.requests.length).toBeLessThanOrEqual(
+        Math.ceil((16 * 1024 * 1024) / tags.length),
+      );
+    });
+
+    it('a next page on another host or in another repository is refused, and never asked for', async () => {
+      const other = await startHostile();
+      try {
+        for (const link of [
+          `http://${other.host}/v2/acme/app/tags/list?last=a`,
+          `/v2/acme/other/tags/list?last=a`,
+        ]) {
+          hostile.requests = [];
+          hostile.handler = (_req, res) => page(res, '{"tags":["a"]}', link);
+          const error = await failure((await client()).listTags());
+          expect(error.code).toBe('E_REGISTRY');
+          expect(error.message).toContain('links its next page to');
+          expect(hostile.requests).toEqual(['GET /v2/acme/app/tags/list?n=1000']);
+        }
+        expect(other.requests).toEqual([]);
+      } finally {
+        await stop(other);
+      }
+    });
+  });
 });

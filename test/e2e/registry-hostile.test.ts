@@ -1,0 +1,124 @@
+import {
+  createServer,
+  request,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, ferry, tempDir, workspace, type RunResult, type Workspace } from '../helpers.js';
+import { registryMissing, startRegistry, type Registry } from '../repository/oci/registry.js';
+
+/**
+ * The operator's side of a registry that misbehaves: bin/ferry (pull,
+ * history, channels) through a proxy in front of a real registry that
+ * answers some requests itself. Every refusal exits with a stable code,
+ * names the repository, and leaves nothing under --out.
+ */
+
+/** Answers a request itself (returns true) or lets the proxy forward it. */
+type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+interface Proxy {
+  host: string;
+  intercept: Intercept;
+  server: Server;
+}
+
+async function startProxy(target: string): Promise<Proxy> {
+  const [hostname, port] = target.split(':');
+  const proxy: Proxy = {
+    host: '',
+    intercept: () => false,
+    server: createServer((req, res) => {
+      if (proxy.intercept(req, res)) return;
+      const upstream = request(
+        { hostname, port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    }),
+  };
+  await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+  proxy.host = `127.0.0.1:${(proxy.server.address() as AddressInfo).port}`;
+  return proxy;
+}
+
+let dir: string;
+let ws: Workspace;
+let rogue: Workspace;
+let registry: Registry;
+let proxy: Proxy;
+const bundles: Record<string, string> = {};
+
+function run(args: string[]): Promise<RunResult> {
+  return ferry(args, { env: { FERRY_ACTOR: 'ci' } });
+}
+
+const errorOf = (result: RunResult): { code?: string; message?: string } =>
+  (JSON.parse(result.stdout) as { error?: { code?: string; message?: string } }).error ?? {};
+
+describe.skipIf(registryMissing)('an operator pulling from a hostile registry', () => {
+  beforeAll(async () => {
+    dir = await tempDir('ferry-e2e-hostile-');
+    ws = await workspace(join(dir, 'ours'));
+    rogue = await workspace(join(dir, 'rogue'));
+    bundles.ours = (await buildAll(ws, join(dir, 'out'), 'tar', ['1.0.0']))['1.0.0'] as string;
+    bundles.rogue = (await buildAll(rogue, join(dir, 'rogue-out'), 'tar', ['1.0.0']))[
+      '1.0.0'
+    ] as string;
+    registry = await startRegistry();
+    proxy = await startProxy(registry.host);
+    for (const [name, from] of [
+      ['ours', ws],
+      ['rogue', rogue],
+    ] as const) {
+      const published = await run([
+        'publish',
+        bundles[name] as string,
+        '--repo',
+        registry.reference(`acme/${name}`),
+        '--trust',
+        from.trust,
+        '--key',
+        from.key,
+        '--channel',
+        'dev',
+      ]);
+      if (published.code !== 0) throw new Error(published.stderr);
+    }
+  }, 300_000);
+  afterAll(async () => {
+    proxy.server.closeAllConnections();
+    await new Promise((resolve) => proxy.server.close(resolve));
+    await registry.stop();
+  });
+
+  it('history --verify through a proxy whose tag list is a login page exits 1 (E_REGISTRY), never "verified" over nothing', async () => {
+    proxy.intercept = (req, res) => {
+      if (!req.url?.includes('/tags/list')) return false;
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>sign in</html>');
+      return true;
+    };
+    try {
+      const result = await run([
+        'history',
+        '--repo',
+        `oci://${proxy.host}/acme/ours`,
+        '--verify',
+        '--json',
+      ]);
+      expect(result.code, result.stdout).toBe(1);
+      expect(errorOf(result)).toMatchObject({ code: 'E_REGISTRY' });
+      expect(errorOf(result).message).toContain('acme/ours');
+    } finally {
+      proxy.intercept = () => false;
+    }
+  });
+});

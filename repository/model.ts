@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
@@ -734,15 +734,20 @@ export async function pull(
       `${ctx.store.name}: version ${version}`,
       `names its bundle file ${JSON.stringify(name)}`,
     );
-  await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
+  const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
   const target = join(options.out, name);
   const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
+  const where = `${ctx.store.name}: version ${version} (${name})`;
   try {
     await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
     // Checked where it lies, before it takes the bundle's name.
-    const opened = await openTrusted(temp, { root: trust, now: new Date() });
+    const opened = await openTrusted(temp, { root: trust, now: new Date() }).catch(
+      (error: unknown) => {
+        throw asPulled(error, temp, where, version);
+      },
+    );
     await opened.reader.close();
     if (opened.metadata.release.version !== version)
       throw invalid(
@@ -756,6 +761,8 @@ export async function pull(
     await syncDir(options.out);
   } catch (error) {
     await rm(temp, { force: true });
+    // The folders this pull made for the bundle go too: a refused pull leaves nothing behind.
+    if (made !== undefined) await removeEmptyFolders(options.out, made);
     throw error;
   }
   return {
@@ -766,6 +773,32 @@ export async function pull(
     size: found.bundle.size,
     channel: options.channel ?? null,
   };
+}
+
+/**
+ * A refusal of the downloaded bundle (its signature, its archive) names the
+ * repository, the version and the bundle's name, not the temporary file it
+ * was checked in, which is gone by the time the operator reads the message.
+ */
+function asPulled(error: unknown, temp: string, where: string, version: string): unknown {
+  if (!(error instanceof FerryError) || error.details.file !== temp) return error;
+  const { file: _file, ...details } = error.details;
+  return new FerryError(error.code, error.message.split(temp).join(where), {
+    ...details,
+    reference: version,
+  });
+}
+
+/** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. */
+async function removeEmptyFolders(path: string, first: string): Promise<void> {
+  const stop = resolve(first);
+  for (let at = resolve(path); ; at = resolve(at, '..')) {
+    const removed = await rmdir(at).then(
+      () => true,
+      () => false,
+    );
+    if (!removed || at === stop || at === resolve(at, '..')) return;
+  }
 }
 
 // ------------------------------------------------------------------ channels

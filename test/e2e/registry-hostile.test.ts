@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, ferry, tempDir, workspace, type RunResult, type Workspace } from '../helpers.js';
@@ -120,5 +121,67 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     } finally {
       proxy.intercept = () => false;
     }
+  });
+
+  /** `ferry pull --version 1.0.0` of the rogue repository's bundle (signed by a key --trust does not hold). */
+  const pullRogue = (out: string) =>
+    run([
+      'pull',
+      '--repo',
+      registry.reference('acme/rogue'),
+      '--version',
+      '1.0.0',
+      '--trust',
+      ws.trust,
+      '--out',
+      out,
+      '--json',
+    ]);
+
+  it('a bundle whose bytes match the manifest but whose signature does not meet --trust is refused (exit 3), named by repository and version', async () => {
+    const result = await pullRogue(join(dir, 'usb-named'));
+    expect(result.code, result.stderr).toBe(3);
+    const error = errorOf(result);
+    expect(error).toMatchObject({ code: 'E_SIGNATURE', reference: '1.0.0' });
+    expect(error.message).toContain(
+      `${registry.reference('acme/rogue')}: version 1.0.0 (acme-appliance-1.0.0-install.tar)`,
+    );
+    // Not the temporary file it was checked in, which is gone by now.
+    expect(result.stdout + result.stderr).not.toContain('.pull');
+  });
+
+  it('a refused pull removes the folders it made for --out', async () => {
+    const usb = join(dir, 'usb-made');
+    const result = await pullRogue(join(usb, 'stick', 'new'));
+    expect(result.code).toBe(3);
+    await expect(readdir(usb)).rejects.toThrow();
+  });
+
+  it('a pull refused into a folder that existed leaves the folder as it was', async () => {
+    const usb = join(dir, 'usb-existing');
+    await mkdir(usb);
+    await writeFile(join(usb, 'README'), 'keep me');
+    expect((await pullRogue(usb)).code).toBe(3);
+    expect(await readdir(usb)).toEqual(['README']);
+  });
+
+  it('a channel signed by a key --trust does not hold is refused before --out is made', async () => {
+    const usb = join(dir, 'usb-channel');
+    const result = await run([
+      'pull',
+      '--repo',
+      registry.reference('acme/rogue'),
+      '--channel',
+      'dev',
+      '--trust',
+      ws.trust,
+      '--out',
+      usb,
+      '--json',
+    ]);
+    expect(result.code).toBe(3);
+    expect(errorOf(result)).toMatchObject({ code: 'E_REPO_INVALID' });
+    expect(errorOf(result).message).toContain('acme/rogue: channel dev');
+    await expect(readdir(usb)).rejects.toThrow();
   });
 });

@@ -34,6 +34,8 @@ export interface TransportOptions {
   retry?: Partial<RetryPolicy>;
   onRetry?: (event: RetryEvent) => void;
   userAgent?: string;
+  /** How long an answer may take to arrive (ANSWER_TIMEOUT_MS, 5 minutes, by default). */
+  answerTimeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -79,6 +81,7 @@ export class Transport {
   readonly #auth: Authenticator;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   readonly #userAgent: string;
+  readonly #answerTimeoutMs: number | undefined;
   readonly #agents: Agents = keepAliveAgents();
 
   constructor(target: RegistryReference, options: TransportOptions = {}) {
@@ -87,6 +90,7 @@ export class Transport {
     this.#auth = new Authenticator(target, options.credentials);
     this.#onRetry = options.onRetry;
     this.#userAgent = options.userAgent ?? 'ferry';
+    this.#answerTimeoutMs = options.answerTimeoutMs;
   }
 
   /** `/v2/<name>/<rest>` on the registry. */
@@ -159,6 +163,9 @@ export class Transport {
             method: currentMethod,
             headers: { 'user-agent': this.#userAgent, ...headers(at) },
             ...(sendBody === undefined ? {} : { body: sendBody }),
+            ...(this.#answerTimeoutMs === undefined
+              ? {}
+              : { answerTimeoutMs: this.#answerTimeoutMs }),
           },
           this.#agents,
         );
@@ -534,17 +541,23 @@ export async function readCapped(
     await response.discard();
     return undefined;
   }
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of response.body) {
-    total += chunk.length;
-    if (total > limit) {
-      await response.discard();
-      return undefined;
+  // A body dripping in a byte at a time is never idle: the answer timeout bounds it.
+  const stop = response.deadline();
+  try {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of response.body) {
+      total += chunk.length;
+      if (total > limit) {
+        await response.discard();
+        return undefined;
+      }
+      parts.push(chunk);
     }
-    parts.push(chunk);
+    return Buffer.concat(parts);
+  } finally {
+    stop();
   }
-  return Buffer.concat(parts);
 }
 
 async function readErrors(response: HttpResponse): Promise<RegistryErrorBody[]> {

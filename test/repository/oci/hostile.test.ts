@@ -97,6 +97,67 @@ describe('a hostile or broken registry', () => {
     expect(retries).toEqual([]);
   });
 
+  describe('an answer that drips in a byte at a time (never idle, never done)', () => {
+    const drips = new Set<NodeJS.Timeout>();
+    afterEach(() => {
+      for (const drip of drips) clearInterval(drip);
+      drips.clear();
+    });
+    /** Writes `first`, then one byte every 20 ms until the client goes away. */
+    const drip = (res: ServerResponse, write: (bytes: string) => void) => {
+      const timer = setInterval(() => write('a'), 20);
+      drips.add(timer);
+      res.socket?.on('close', () => clearInterval(timer));
+    };
+    const patient = () =>
+      RegistryClient.open(`oci://${hostile.host}/acme/app`, {
+        retry: FAST,
+        onRetry: (event) => retries.push(event),
+        env: {},
+        answerTimeoutMs: 300,
+      });
+
+    it('headers: the answer timeout gives up, as a broken connection, after bounded tries', async () => {
+      hostile.handler = (_req, res) => {
+        res.socket?.write('HTTP/1.1 200 OK\r\nx-drip: ');
+        drip(res, (bytes) => res.socket?.write(bytes));
+      };
+      const error = await failure((await patient()).getManifest('1.0.0'));
+      expect(error.code).toBe('E_REGISTRY_UNREACHABLE');
+      expect(error.message).toContain('ETIMEDOUT');
+      expect(error.message).toContain('GET /v2/acme/app/manifests/1.0.0');
+      expect(retries).toHaveLength(FAST.attempts - 1);
+    });
+
+    it.each([
+      ['a manifest', (c: RegistryClient) => c.getManifest('1.0.0'), 200, 'E_REGISTRY_UNREACHABLE'],
+      ['a tag list page', (c: RegistryClient) => c.listTags(), 200, 'E_REGISTRY_UNREACHABLE'],
+      // What the 500 said is given up on, and the 500 retried as any other.
+      [
+        'an error',
+        (c: RegistryClient) => c.deleteManifest(`sha256:${'0'.repeat(64)}`),
+        500,
+        'E_REGISTRY',
+      ],
+    ])(
+      'the body of %s: the answer timeout gives up on it, and the tries stay bounded',
+      async (_what, call, status, code) => {
+        hostile.handler = (_req, res) => {
+          res.writeHead(status, {
+            'content-type': 'application/vnd.oci.image.manifest.v1+json',
+            'content-length': '1000',
+          });
+          res.write('{');
+          drip(res, (bytes) => res.write(bytes));
+        };
+        const error = await failure(call(await patient()));
+        expect(error.code).toBe(code);
+        expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+        expect(retries).toHaveLength(FAST.attempts - 1);
+      },
+    );
+  });
+
   describe('tag lists', () => {
     const page = (res: ServerResponse, body: string | Buffer, link?: string) =>
       res

@@ -257,6 +257,17 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
   if (seq === undefined) return undefined;
   const event = await readEvent(ctx, seq);
   if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
+  // Its signature holds, but a signed event put under a later tag (a replay) would
+  // have the next write chain onto the wrong event, and sign that.
+  if (event.value.seq !== seq)
+    throw new FerryError(
+      'E_AUDIT_BROKEN',
+      `${ctx.store.name}: event ${seq} says it is event ${event.value.seq}`,
+      {
+        reference: TAGS.event(seq),
+        hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify` and restore the repository from a backup',
+      },
+    );
   await untilMoved(ctx, event.value);
   return { seq, digest: event.digest };
 }

@@ -10,6 +10,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, ferry, tempDir, workspace, type RunResult, type Workspace } from '../helpers.js';
+import { RegistryClient } from '../../repository/oci/client.js';
 import { registryMissing, startRegistry, type Registry } from '../repository/oci/registry.js';
 
 /**
@@ -183,5 +184,31 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     expect(errorOf(result)).toMatchObject({ code: 'E_REPO_INVALID' });
     expect(errorOf(result).message).toContain('acme/rogue: channel dev');
     await expect(readdir(usb)).rejects.toThrow();
+  });
+
+  it('a signed event replayed under a later audit tag: a writer refuses it (exit 3) and writes nothing', async () => {
+    const repo = registry.reference('acme/replayed');
+    const published = await run([
+      'publish', bundles.ours as string, '--repo', repo, '--trust', ws.trust, '--key', ws.key,
+      '--channel', 'dev',
+    ]); // prettier-ignore
+    expect(published.code, published.stderr).toBe(0);
+    // The registry (or whoever can write to it) puts event 1 again as event 9.
+    const client = await RegistryClient.open(repo, { env: {} });
+    const first = await client.getManifest('ferry.audit.00000001');
+    await client.putManifest('ferry.audit.00000009', first.bytes, first.mediaType);
+    const before = (await client.listTags()).sort();
+
+    const approved = await run([
+      'approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice', '--key', ws.key,
+      '--json',
+    ]); // prettier-ignore
+    expect(approved.code, approved.stdout).toBe(3);
+    expect(errorOf(approved)).toMatchObject({
+      code: 'E_AUDIT_BROKEN',
+      reference: 'ferry.audit.00000009',
+    });
+    expect(errorOf(approved).message).toContain(`${repo}: event 9 says it is event 1`);
+    expect((await client.listTags()).sort()).toEqual(before);
   });
 });

@@ -336,6 +336,22 @@ export class Transport {
    */
   broken(error: unknown, doing: string): Transient | FerryError {
     const reason = networkReason(error);
+    // node:http's parser refused the answer (headers over 16 KiB, a malformed status line
+    // or chunk): the registry answered, with something that is not HTTP/1.1. Trying again
+    // gets the same answer, and "cannot reach" would send the operator to the network.
+    if (reason.startsWith('HPE_')) {
+      return this.error(
+        'E_REGISTRY',
+        `registry ${this.target.registry} sent an answer that is not HTTP/1.1 (${reason}) to ${doing}`,
+        {
+          hint:
+            reason === 'HPE_HEADER_OVERFLOW'
+              ? 'its headers are over 16 KiB: check the registry and any proxy in front of it'
+              : 'check the registry and any proxy in front of it',
+          cause: error,
+        },
+      );
+    }
     const tls = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/i.test(reason);
     const final = this.error(
       'E_REGISTRY_UNREACHABLE',

@@ -97,6 +97,17 @@ describe('a hostile or broken registry', () => {
     expect(retries).toEqual([]);
   });
 
+  it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {
+    hostile.handler = (_req, res) =>
+      res.writeHead(200, { 'x-big': 'a'.repeat(20_000), 'content-length': '2' }).end('{}');
+    const error = await failure((await client()).getManifest('1.0.0'));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain('GET /v2/acme/app/manifests/1.0.0');
+    expect(error.message).toContain('HPE_HEADER_OVERFLOW');
+    expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    expect(retries).toEqual([]);
+  });
+
   describe('an answer that drips in a byte at a time (never idle, never done)', () => {
     const drips = new Set<NodeJS.Timeout>();
     afterEach(() => {

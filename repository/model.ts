@@ -1,5 +1,6 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
@@ -751,6 +752,21 @@ export async function pull(
   const target = join(options.out, name);
   const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
   const where = `${ctx.store.name}: version ${version} (${name})`;
+  // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
+  // bundle under a hidden name on the stick, as large as it got: remove it (and the
+  // folders made for it), then let the signal end the process as it would have.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
+    const prefix = basename(temp);
+    for (const entry of readdirSafe(options.out)) {
+      // The temporary file, and the one the download streams into before it is renamed to it.
+      if (entry === prefix || entry.startsWith(`.${prefix}.`))
+        rmSync(join(options.out, entry), { force: true });
+    }
+    if (made !== undefined) removeEmptyFolders(options.out, made);
+    process.kill(process.pid, signal);
+  };
+  for (const one of STOP_SIGNALS) process.on(one, interrupted);
   try {
     await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
     // Checked where it lies, before it takes the bundle's name.
@@ -773,8 +789,10 @@ export async function pull(
   } catch (error) {
     await rm(temp, { force: true });
     // The folders this pull made for the bundle go too: a refused pull leaves nothing behind.
-    if (made !== undefined) await removeEmptyFolders(options.out, made);
+    if (made !== undefined) removeEmptyFolders(options.out, made);
     throw error;
+  } finally {
+    for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
   }
   return {
     bundle: target,
@@ -800,15 +818,26 @@ function asPulled(error: unknown, temp: string, where: string, version: string):
   });
 }
 
-/** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. */
-async function removeEmptyFolders(path: string, first: string): Promise<void> {
+/** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. Synchronous: a signal handler calls it too. */
+function removeEmptyFolders(path: string, first: string): void {
   const stop = resolve(first);
   for (let at = resolve(path); ; at = resolve(at, '..')) {
-    const removed = await rmdir(at).then(
-      () => true,
-      () => false,
-    );
-    if (!removed || at === stop || at === resolve(at, '..')) return;
+    try {
+      rmdirSync(at);
+    } catch {
+      return;
+    }
+    if (at === stop || at === resolve(at, '..')) return;
+  }
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function readdirSafe(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
   }
 }
 

@@ -6,10 +6,20 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, ferry, tempDir, workspace, type RunResult, type Workspace } from '../helpers.js';
+import {
+  buildAll,
+  FERRY,
+  ferry,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
 import { RegistryClient } from '../../repository/oci/client.js';
 import { registryMissing, startRegistry, type Registry } from '../repository/oci/registry.js';
 
@@ -210,5 +220,48 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     });
     expect(errorOf(approved).message).toContain(`${repo}: event 9 says it is event 1`);
     expect((await client.listTags()).sort()).toEqual(before);
+  });
+
+  it('Ctrl-C mid-download removes the partial bundle and the folders pull made, and ends the process by the signal', async () => {
+    const digest = `sha256:${createHash('sha256')
+      .update(await readFile(bundles.ours as string))
+      .digest('hex')}`;
+    // The bundle's download sends its first 64 KiB, then stalls.
+    proxy.intercept = (req, res) => {
+      if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/${digest}`)) return false;
+      res.writeHead(200, { 'content-length': String(10 * 1024 * 1024) });
+      res.write(Buffer.alloc(64 * 1024));
+      return true;
+    };
+    const usb = join(dir, 'usb-interrupted');
+    const out = join(usb, 'new');
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          FERRY,
+          'pull',
+          '--repo',
+          `oci://${proxy.host}/acme/ours`,
+          '--version',
+          '1.0.0',
+          '--out',
+          out,
+        ],
+        { env: { PATH: process.env.PATH, HOME: dir }, stdio: 'ignore' },
+      );
+      const closed = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.on('close', (_code, signal) => resolve(signal)),
+      );
+      // Until the partial download is there, under its hidden name.
+      while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      child.kill('SIGINT');
+      expect(await closed).toBe('SIGINT');
+      await expect(readdir(usb)).rejects.toThrow();
+    } finally {
+      proxy.intercept = () => false;
+    }
   });
 });

@@ -6,9 +6,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -62,6 +63,7 @@ async function startProxy(target: string): Promise<Proxy> {
   return proxy;
 }
 
+const exec = promisify(execFile);
 let dir: string;
 let ws: Workspace;
 let rogue: Workspace;
@@ -263,5 +265,36 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     } finally {
       proxy.intercept = () => false;
     }
+  });
+
+  it('Ctrl-C while a directory repository copies the bundle removes the partial copy too', async () => {
+    const repo = join(dir, 'dir-repo');
+    const published = await run([
+      'publish', bundles.ours as string, '--repo', repo, '--trust', ws.trust, '--key', ws.key,
+    ]); // prettier-ignore
+    expect(published.code, published.stderr).toBe(0);
+    // The bundle's blob becomes a FIFO nobody writes: the copy starts, then waits.
+    const hex = createHash('sha256')
+      .update(await readFile(bundles.ours as string))
+      .digest('hex');
+    const blob = join(repo, 'blobs', 'sha256', hex);
+    await rm(blob);
+    await exec('mkfifo', [blob]);
+    const usb = join(dir, 'usb-interrupted-dir');
+    const out = join(usb, 'new');
+    const child = spawn(
+      process.execPath,
+      [FERRY, 'pull', '--repo', repo, '--version', '1.0.0', '--out', out],
+      { env: { PATH: process.env.PATH, HOME: dir }, stdio: 'ignore' },
+    );
+    const closed = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('close', (_code, signal) => resolve(signal)),
+    );
+    while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    child.kill('SIGINT');
+    expect(await closed).toBe('SIGINT');
+    await expect(readdir(usb)).rejects.toThrow();
   });
 });

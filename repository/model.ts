@@ -781,6 +781,18 @@ export async function pull(
         `${ctx.store.name}: version ${version}`,
         `holds a bundle of release ${opened.metadata.release.version}`,
       );
+    // As publish refuses it: a bundle of another product the same keys signed (a
+    // mirror that mixed repositories up; a version manifest is not signed) is not this one.
+    const product = ctx.config?.product;
+    if (product !== undefined && opened.metadata.product !== product)
+      throw new FerryError(
+        'E_REPO_PRODUCT',
+        `${where} is a bundle of ${opened.metadata.product}; ${ctx.store.name} holds ${product}`,
+        {
+          reference: version,
+          hint: 'the repository holds another product under this version: pull by --channel, and run `ferry history --verify`',
+        },
+      );
     await rename(temp, target).catch((error: unknown) => {
       throw ioError(error, target, 'write');
     });

@@ -8,7 +8,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -297,4 +297,49 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     expect(await closed).toBe('SIGINT');
     await expect(readdir(usb)).rejects.toThrow();
   });
+
+  it('a bundle of another product the same key signed, under this version: refused (E_REPO_PRODUCT), nothing left', async () => {
+    // Another product, built and signed with our release key, in its own repository.
+    const product = join(dir, 'other-product');
+    await cp(ws.product, product, { recursive: true, verbatimSymlinks: true });
+    await rm(join(product, 'history'), { recursive: true, force: true });
+    const spec = join(product, 'release-1.0.0.yaml');
+    await writeFile(
+      spec,
+      (await readFile(spec, 'utf8')).replace('product: acme-appliance', 'product: other-appliance'),
+    );
+    const other = (await buildAll({ ...ws, product }, join(dir, 'other-out'), 'tar', ['1.0.0']))[
+      '1.0.0'
+    ] as string;
+    const published = await run([
+      'publish', other, '--repo', registry.reference('acme/other'), '--trust', ws.trust,
+      '--key', ws.key,
+    ]); // prettier-ignore
+    expect(published.code, published.stderr).toBe(0);
+    // A mirror that mixed repositories up: acme/mixed holds ours, then 1.0.0 is the other's.
+    const mixed = registry.reference('acme/mixed');
+    expect((await run([
+      'publish', bundles.ours as string, '--repo', mixed, '--trust', ws.trust, '--key', ws.key,
+    ])).code).toBe(0); // prettier-ignore
+    const from = await RegistryClient.open(registry.reference('acme/other'), { env: {} });
+    const to = await RegistryClient.open(mixed, { env: {} });
+    const manifest = await from.getManifest('1.0.0');
+    const [metadata, bundle] = (
+      JSON.parse(manifest.bytes.toString()) as { layers: Array<{ digest: string; size: number }> }
+    ).layers;
+    await to.pushBlob(await from.readBlob(metadata?.digest as string, metadata?.size as number));
+    await to.pushBlob(other);
+    expect(bundle?.size).toBe((await readFile(other)).length);
+    await to.putManifest('1.0.0', manifest.bytes, manifest.mediaType);
+
+    const usb = join(dir, 'usb-other-product');
+    const pulled = await run([
+      'pull', '--repo', mixed, '--version', '1.0.0', '--out', join(usb, 'new'), '--json',
+    ]); // prettier-ignore
+    expect(pulled.code, pulled.stdout).toBe(2);
+    expect(errorOf(pulled)).toMatchObject({ code: 'E_REPO_PRODUCT', reference: '1.0.0' });
+    expect(errorOf(pulled).message).toContain(`${mixed}: version 1.0.0`);
+    expect(errorOf(pulled).message).toContain('other-appliance');
+    await expect(readdir(usb)).rejects.toThrow();
+  }, 120_000);
 });

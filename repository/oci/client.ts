@@ -221,7 +221,19 @@ export class RegistryClient {
         // A registry that ignores Range sends it all again: skip what is already kept.
         let skip = 0;
         if (response.status === 200) skip = kept;
-        else if (response.status !== 206 || rangeStart(response) !== kept) {
+        else if (response.status === 206 && rangeStart(response) !== kept) {
+          // Not a refusal: the registry sent a part, but not the part asked for.
+          const range = response.header('content-range');
+          await response.discard();
+          throw t.error(
+            'E_REGISTRY',
+            `registry ${this.reference.registry} answered a request for blob ${digest} from byte ${kept} with ${range === undefined ? 'no Content-Range' : `Content-Range ${JSON.stringify(range.slice(0, 100))}`}`,
+            {
+              reference: digest,
+              hint: 'the registry or a proxy in front of it answers Range requests wrongly',
+            },
+          );
+        } else if (response.status !== 206) {
           throw await t.fail(
             response,
             `give blob ${digest}`,

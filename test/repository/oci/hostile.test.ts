@@ -1,8 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
 import { RegistryClient, type RetryEvent } from '../../../repository/oci/index.js';
+import { tempDir } from '../../helpers.js';
 
 /**
  * A registry that misbehaves on purpose, where Distribution cannot be made
@@ -95,6 +98,20 @@ describe('a hostile or broken registry', () => {
     expect(error.code).toBe('E_REGISTRY');
     expect(error.message).toMatch(/the upload of blob sha256:[0-9a-f]{64} leads to/);
     expect(retries).toEqual([]);
+  });
+
+  it('a 206 with a Content-Range other than the one asked for is named as such, not as a refusal', async () => {
+    hostile.handler = (_req, res) =>
+      res.writeHead(206, { 'content-range': 'bytes 5-9/10', 'content-length': '5' }).end('abcde');
+    const folder = await tempDir('ferry-hostile-');
+    const digest = `sha256:${'1'.repeat(64)}`;
+    const error = await failure((await client()).pullBlob(digest, 10, join(folder, 'blob')));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain(
+      `answered a request for blob ${digest} from byte 0 with Content-Range "bytes 5-9/10"`,
+    );
+    expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    expect(await readdir(folder)).toEqual([]);
   });
 
   it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {

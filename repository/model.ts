@@ -1,6 +1,7 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
@@ -308,6 +309,17 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
   if (seq === undefined) return undefined;
   const event = await readEvent(ctx, seq);
   if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
+  // Its signature holds, but a signed event put under a later tag (a replay) would
+  // have the next write chain onto the wrong event, and sign that.
+  if (event.value.seq !== seq)
+    throw new FerryError(
+      'E_AUDIT_BROKEN',
+      `${ctx.store.name}: event ${seq} says it is event ${event.value.seq}`,
+      {
+        reference: TAGS.event(seq),
+        hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify` and restore the repository from a backup',
+      },
+    );
   await untilMoved(ctx, event.value);
   return { seq, digest: event.digest };
 }
@@ -819,29 +831,33 @@ export async function pull(
       `${ctx.store.name}: version ${version}`,
       `names its bundle file ${JSON.stringify(name)}`,
     );
-  // The first folder mkdir made, if any: a refused pull removes what it made, so --out
-  // is left as it was.
   const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
   const target = join(options.out, name);
   const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
+  const where = `${ctx.store.name}: version ${version} (${name})`;
+  // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
+  // bundle under a hidden name on the stick, as large as it got: remove it (and the
+  // folders made for it), then let the signal end the process as it would have.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
+    const prefix = basename(temp);
+    for (const entry of readdirSafe(options.out)) {
+      // The temporary file, and the one the download streams into before it is renamed to it.
+      if (entry === prefix || entry.startsWith(`.${prefix}.`))
+        rmSync(join(options.out, entry), { force: true });
+    }
+    if (made !== undefined) removeEmptyFolders(options.out, made);
+    process.kill(process.pid, signal);
+  };
+  for (const one of STOP_SIGNALS) process.on(one, interrupted);
   try {
     await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
-    // Checked where it lies, before it takes the bundle's name. The refusal names the
-    // repository and version, not the temporary file it was checked in (gone by then).
+    // Checked where it lies, before it takes the bundle's name.
     const opened = await openTrusted(temp, { root: trust, now: new Date() }).catch(
       (error: unknown) => {
-        if (!(error instanceof FerryError)) throw error;
-        throw new FerryError(
-          error.code,
-          `${ctx.store.name}: version ${version} (${name}) is refused: ${error.message.split(`${temp}: `).join('')}`,
-          {
-            ...(error.hint ? { hint: error.hint } : {}),
-            reference: version,
-            cause: error,
-          },
-        );
+        throw asPulled(error, temp, where, version);
       },
     );
     await opened.reader.close();
@@ -850,6 +866,18 @@ export async function pull(
         `${ctx.store.name}: version ${version}`,
         `holds a bundle of release ${opened.metadata.release.version}`,
       );
+    // As publish refuses it: a bundle of another product the same keys signed (a
+    // mirror that mixed repositories up; a version manifest is not signed) is not this one.
+    const product = ctx.config?.product;
+    if (product !== undefined && opened.metadata.product !== product)
+      throw new FerryError(
+        'E_REPO_PRODUCT',
+        `${where} is a bundle of ${opened.metadata.product}; ${ctx.store.name} holds ${product}`,
+        {
+          reference: version,
+          hint: 'the repository holds another product under this version: pull by --channel, and run `ferry history --verify`',
+        },
+      );
     await rename(temp, target).catch((error: unknown) => {
       throw ioError(error, target, 'write');
     });
@@ -857,8 +885,11 @@ export async function pull(
     await syncDir(options.out);
   } catch (error) {
     await rm(temp, { force: true });
-    if (made !== undefined) await removeMade(resolve(options.out), resolve(made));
+    // The folders this pull made for the bundle go too: a refused pull leaves nothing behind.
+    if (made !== undefined) removeEmptyFolders(options.out, made);
     throw error;
+  } finally {
+    for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
   }
   return {
     bundle: target,
@@ -870,17 +901,40 @@ export async function pull(
   };
 }
 
-/** Removes the folders from `out` up to `made` (which mkdir -p made), each only if empty. */
-async function removeMade(out: string, made: string): Promise<void> {
-  for (let dir = out; dir.startsWith(made); dir = dirname(dir)) {
-    if (
-      !(await rmdir(dir).then(
-        () => true,
-        () => false,
-      ))
-    )
+/**
+ * A refusal of the downloaded bundle (its signature, its archive) names the
+ * repository, the version and the bundle's name, not the temporary file it
+ * was checked in, which is gone by the time the operator reads the message.
+ */
+function asPulled(error: unknown, temp: string, where: string, version: string): unknown {
+  if (!(error instanceof FerryError) || error.details.file !== temp) return error;
+  const { file: _file, ...details } = error.details;
+  return new FerryError(error.code, error.message.split(temp).join(where), {
+    ...details,
+    reference: version,
+  });
+}
+
+/** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. Synchronous: a signal handler calls it too. */
+function removeEmptyFolders(path: string, first: string): void {
+  const stop = resolve(first);
+  for (let at = resolve(path); ; at = resolve(at, '..')) {
+    try {
+      rmdirSync(at);
+    } catch {
       return;
-    if (dir === made) return;
+    }
+    if (at === stop || at === resolve(at, '..')) return;
+  }
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function readdirSafe(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
   }
 }
 

@@ -13,7 +13,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import { withHashPool } from '../manifest-schema/hashing.js';
@@ -245,11 +245,16 @@ export class DirectoryStore implements Store {
     toPath: string,
     onProgress?: Progress,
   ): Promise<void> {
-    const copy = await copyHashed(this.blob(digest), dirname(toPath), size, onProgress).catch(
-      (error: unknown) => {
-        throw missingBlob(error, this.name, digest);
-      },
-    );
+    // Named after toPath, as the registry's download is: a pull interrupted by a signal finds it by that name.
+    const copy = await copyHashed(
+      this.blob(digest),
+      dirname(toPath),
+      size,
+      onProgress,
+      `.${basename(toPath)}`,
+    ).catch((error: unknown) => {
+      throw missingBlob(error, this.name, digest);
+    });
     try {
       if (copy.digest !== digest || copy.bytes !== size)
         throw damaged(this.name, digest, copy.digest);
@@ -600,8 +605,9 @@ async function copyHashed(
   folder: string,
   size: number,
   onProgress?: Progress,
+  prefix = '',
 ): Promise<{ temp: string; digest: string; bytes: number }> {
-  const temp = join(folder, `.${randomBytes(6).toString('hex')}.part`);
+  const temp = join(folder, `${prefix}.${randomBytes(6).toString('hex')}.part`);
   const handle = await open(temp, 'wx', 0o644).catch((error: unknown) => {
     throw ioError(error, temp, 'create');
   });

@@ -70,6 +70,10 @@ export const MANIFEST_MEDIA_TYPES = [
 
 /** Distribution refuses manifests over 4 MiB; so does Ferry, both ways. */
 export const MANIFEST_LIMIT = 4 * 1024 * 1024;
+/** The most tag-list bytes read, over all pages: about half a million tags, years of a busy repository. */
+const TAG_LIST_LIMIT = 16 * 1024 * 1024;
+/** The most tag-list pages followed: at 100 tags a page (some registries cap n), the byte limit comes first. */
+const TAG_PAGE_LIMIT = 10_000;
 const DEFAULT_CHUNK = 256 * 1024 * 1024;
 const READ_SIZE = 1024 * 1024;
 const WRITEBACK = 64 * 1024 * 1024;
@@ -217,7 +221,19 @@ export class RegistryClient {
         // A registry that ignores Range sends it all again: skip what is already kept.
         let skip = 0;
         if (response.status === 200) skip = kept;
-        else if (response.status !== 206 || rangeStart(response) !== kept) {
+        else if (response.status === 206 && rangeStart(response) !== kept) {
+          // Not a refusal: the registry sent a part, but not the part asked for.
+          const range = response.header('content-range');
+          await response.discard();
+          throw t.error(
+            'E_REGISTRY',
+            `registry ${this.reference.registry} answered a request for blob ${digest} from byte ${kept} with ${range === undefined ? 'no Content-Range' : `Content-Range ${JSON.stringify(range.slice(0, 100))}`}`,
+            {
+              reference: digest,
+              hint: 'the registry or a proxy in front of it answers Range requests wrongly',
+            },
+          );
+        } else if (response.status !== 206) {
           throw await t.fail(
             response,
             `give blob ${digest}`,
@@ -441,12 +457,20 @@ export class RegistryClient {
   /**
    * Every tag of the repository, following the registry's Link pagination
    * (`pageSize` tags a page); an empty list for a repository never pushed to.
+   * Bounded: at most TAG_LIST_LIMIT bytes of tag lists in all and
+   * TAG_PAGE_LIMIT pages, each next page on the same origin and path (a Link
+   * elsewhere would read another repository's tags, or another host's). A
+   * page that is not a tag list is refused, never read as "no tags": the
+   * audit log and the claims are found through this list, and an empty one
+   * would make `history --verify` pass over nothing.
    */
   async listTags(options: { pageSize?: number } = {}): Promise<string[]> {
     const t = this.#transport;
     const tags: string[] = [];
-    let next: URL | undefined = t.url(`tags/list?n=${options.pageSize ?? 1000}`);
+    const first = t.url(`tags/list?n=${options.pageSize ?? 1000}`);
+    let next: URL | undefined = first;
     const seen = new Set<string>();
+    let bytes = 0;
     while (next) {
       const url: URL = next;
       if (seen.has(url.href)) {
@@ -458,33 +482,63 @@ export class RegistryClient {
           },
         );
       }
+      if (seen.size >= TAG_PAGE_LIMIT) {
+        throw t.error(
+          'E_REGISTRY',
+          `the tag list of ${this.reference.repository} goes on for more than ${TAG_PAGE_LIMIT} pages`,
+          { hint: 'the registry paginates wrongly (each page links to yet another)' },
+        );
+      }
       seen.add(url.href);
       const page = await t.retrying('list tags', async () => {
         const response = await t.request('GET', url, { action: 'pull' });
         if (response.status === 404) {
           const error = await t.fail(response, 'list tags', {}, 'E_REGISTRY');
-          if (error.code === 'E_MANIFEST_UNKNOWN') return { tags: [], link: null };
+          if (error.code === 'E_MANIFEST_UNKNOWN') return { tags: [], link: null, size: 0 };
           throw error;
         }
         if (!response.ok) throw await t.fail(response, 'list tags');
-        const body = await t.read(response, 16 * 1024 * 1024, 'list tags');
-        let parsed: { tags?: unknown } | undefined;
+        const body = await t.read(response, TAG_LIST_LIMIT - bytes, 'list tags');
+        if (!body) {
+          throw t.error(
+            'E_REGISTRY',
+            `the tag list of ${this.reference.repository} is larger than ${TAG_LIST_LIMIT} bytes`,
+            { hint: 'no Ferry repository holds that many tags: is this the right repository?' },
+          );
+        }
+        let parsed: unknown;
         try {
-          parsed = body ? (JSON.parse(body.toString('utf8')) as { tags?: unknown }) : undefined;
+          parsed = JSON.parse(body.toString('utf8'));
         } catch {
           parsed = undefined;
         }
-        const list = parsed?.tags ?? [];
+        // Distribution says `"tags": null` for a repository whose tags were all deleted.
+        const list =
+          parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+            ? ((parsed as { tags?: unknown }).tags ?? [])
+            : undefined;
         if (!Array.isArray(list) || !list.every((tag) => typeof tag === 'string')) {
-          throw t.error('E_REGISTRY', 'the tag list is not {"tags": [strings]}', {
-            hint: 'is this an OCI registry?',
-          });
+          throw t.error(
+            'E_REGISTRY',
+            `the tag list of ${this.reference.repository} (${url.pathname}${url.search}) is not {"tags": [strings]}`,
+            { hint: 'is this an OCI registry? a proxy or login page may answer in its place' },
+          );
         }
-        return { tags: list, link: response.header('link') };
+        return { tags: list, link: response.header('link'), size: body.length };
       });
+      bytes += page.size;
       tags.push(...page.tags);
       const target = page.link ? /<([^>]+)>\s*;\s*rel="?next"?/i.exec(page.link)?.[1] : undefined;
-      next = target ? new URL(target, url) : undefined;
+      next = target ? t.resolve(target, url, "the tag list's next page") : undefined;
+      if (next && (next.origin !== first.origin || next.pathname !== first.pathname)) {
+        throw t.error(
+          'E_REGISTRY',
+          `the tag list of ${this.reference.repository} links its next page to ${next.origin}${next.pathname}, not ${first.origin}${first.pathname}`,
+          {
+            hint: 'the registry or a proxy in front of it is misconfigured (or hostile): Ferry reads tags from this repository only',
+          },
+        );
+      }
     }
     return tags;
   }
@@ -575,7 +629,7 @@ export class RegistryClient {
     }
     const minimum = Number(response.header('oci-chunk-min-length') ?? 0);
     return {
-      location: new URL(location, url),
+      location: t.resolve(location, url, `the upload of blob ${blob.name}`),
       offset: 0,
       chunk: Math.max(this.#chunkSize, Number.isSafeInteger(minimum) ? minimum : 0),
     };
@@ -646,7 +700,9 @@ export class RegistryClient {
     const last = range ? Number(range[1]) : undefined;
     const location = response.header('location');
     return {
-      location: location ? new URL(location, session.location) : session.location,
+      location: location
+        ? this.#transport.resolve(location, session.location, 'the upload')
+        : session.location,
       offset:
         last === undefined ? (sent as number) : last === 0 && sent === undefined ? 0 : last + 1,
       chunk: session.chunk,

@@ -39,6 +39,8 @@ export class RegistryCredentials {
   }
 }
 
+const HELPER_SECONDS = 'FERRY_CREDENTIAL_HELPER_SECONDS';
+const HELPER_ANSWER_LIMIT = 64 * 1024;
 const USER = 'FERRY_REGISTRY_USER';
 const PASSWORD = 'FERRY_REGISTRY_PASSWORD';
 
@@ -150,16 +152,42 @@ async function fromHelper(
   env: NodeJS.ProcessEnv,
 ): Promise<RegistryCredentials | undefined> {
   const program = `docker-credential-${helper}`;
-  const result = await new Promise<{ code: number | null; stdout: string; failed?: Error }>(
-    (resolve) => {
-      const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
-      let stdout = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.on('error', (failed) => resolve({ code: null, stdout, failed }));
-      child.on('close', (code) => resolve({ code, stdout }));
-      child.stdin.end(registry);
-    },
-  );
+  // A helper waiting on a locked keychain or a passphrase nobody will type (a CI
+  // runner, a headless burning station) would hold Ferry for ever, silently.
+  const configured = Number(env[HELPER_SECONDS]);
+  const seconds = Number.isFinite(configured) && configured > 0 ? configured : 60;
+  const result = await new Promise<{
+    code: number | null;
+    stdout: string;
+    failed?: Error;
+    late?: boolean;
+  }>((resolve) => {
+    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+    let stdout = '';
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      child.kill('SIGKILL');
+      // Not waiting for 'close': a process the helper started may still hold its stdout.
+      child.stdout.destroy();
+      resolve({ code: null, stdout, late });
+    }, seconds * 1000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      // An answer is a few hundred bytes: one that goes on is not an answer.
+      if (stdout.length > HELPER_ANSWER_LIMIT) child.kill('SIGKILL');
+    });
+    child.on('error', (failed) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, failed });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, late });
+    });
+    child.stdin.on('error', () => undefined); // a helper that exits before reading
+    child.stdin.end(registry);
+  });
   const fail = (why: string): never => {
     throw new FerryError(
       'E_REGISTRY_AUTH',
@@ -173,6 +201,11 @@ async function fromHelper(
     );
   };
   if (result.failed) return fail('cannot be run');
+  if (result.late)
+    return fail(
+      `did not answer within ${seconds} s (${HELPER_SECONDS}); is it waiting for a keychain or a passphrase?`,
+    );
+  if (result.stdout.length > HELPER_ANSWER_LIMIT) return fail('answered more than 64 KiB');
   // Helpers answer "credentials not found" with a failing exit: anonymous access.
   if (result.code !== 0) return undefined;
   let answer: { Username?: unknown; Secret?: unknown };

@@ -22,10 +22,20 @@ export interface SendOptions {
   method: string;
   headers: Record<string, string>;
   body?: RequestBody;
+  /** See ANSWER_TIMEOUT_MS. */
+  answerTimeoutMs?: number;
 }
 
 /** A socket that stays silent this long (no byte either way) is given up, as a broken connection. */
 const IDLE_TIMEOUT_MS = 5 * 60 * 1000;
+/**
+ * The longest the registry may take to answer once the request is sent (its
+ * status and headers), and to send a small body read whole (a manifest, a
+ * tag list page, a token, an error). The idle timeout alone does not bound
+ * them: a registry (or proxy) sending one byte every few minutes is never
+ * idle, and would hold Ferry for ever. Blobs stream for as long as they take.
+ */
+export const ANSWER_TIMEOUT_MS = 5 * 60 * 1000;
 /** Bodies up to this size are read to the end so the connection can serve the next request. */
 const DRAIN_LIMIT = 64 * 1024;
 
@@ -33,11 +43,26 @@ export class HttpResponse {
   readonly status: number;
   readonly #message: IncomingMessage;
   readonly #request: ClientRequest;
+  readonly #answerTimeoutMs: number;
 
-  constructor(message: IncomingMessage, request: ClientRequest) {
+  constructor(message: IncomingMessage, request: ClientRequest, answerTimeoutMs: number) {
     this.status = message.statusCode ?? 0;
     this.#message = message;
     this.#request = request;
+    this.#answerTimeoutMs = answerTimeoutMs;
+  }
+
+  /**
+   * Starts the clock for a small body read whole: if it has not all arrived
+   * within the answer timeout, the body fails as a timed-out connection.
+   * Returns the function that stops the clock.
+   */
+  deadline(): () => void {
+    const timer = setTimeout(
+      () => this.#message.destroy(timedOut(this.#answerTimeoutMs)),
+      this.#answerTimeoutMs,
+    );
+    return () => clearTimeout(timer);
   }
 
   get ok(): boolean {
@@ -63,8 +88,10 @@ export class HttpResponse {
       this.#message.destroy();
       return;
     }
+    const stop = this.deadline();
     this.#message.resume();
     await finished(this.#message).catch(() => undefined);
+    stop();
   }
 }
 
@@ -90,11 +117,20 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
         }),
       ),
     );
+    // Once the request is sent, the answer's status and headers must come within the answer timeout.
+    const answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+    let answer: NodeJS.Timeout | undefined;
+    request.on('finish', () => {
+      if (settled) return; // answered early (a 401 to an upload)
+      answer = setTimeout(() => request.destroy(timedOut(answerTimeoutMs)), answerTimeoutMs);
+    });
+    request.on('close', () => clearTimeout(answer));
     request.on('error', fail);
     request.on('response', (message) => {
+      clearTimeout(answer);
       if (settled) return;
       settled = true;
-      resolve(new HttpResponse(message, request));
+      resolve(new HttpResponse(message, request, answerTimeoutMs));
     });
     const body = options.body;
     if (body === undefined) request.end();
@@ -108,6 +144,15 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
       });
     }
   });
+}
+
+function timedOut(ms: number): Error {
+  return Object.assign(
+    new Error(`the answer took more than ${Math.round(ms / 1000)} s to arrive`),
+    {
+      code: 'ETIMEDOUT',
+    },
+  );
 }
 
 export interface Agents {

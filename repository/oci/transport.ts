@@ -34,6 +34,8 @@ export interface TransportOptions {
   retry?: Partial<RetryPolicy>;
   onRetry?: (event: RetryEvent) => void;
   userAgent?: string;
+  /** How long an answer may take to arrive (ANSWER_TIMEOUT_MS, 5 minutes, by default). */
+  answerTimeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -79,6 +81,7 @@ export class Transport {
   readonly #auth: Authenticator;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   readonly #userAgent: string;
+  readonly #answerTimeoutMs: number | undefined;
   readonly #agents: Agents = keepAliveAgents();
 
   constructor(target: RegistryReference, options: TransportOptions = {}) {
@@ -87,6 +90,7 @@ export class Transport {
     this.#auth = new Authenticator(target, options.credentials);
     this.#onRetry = options.onRetry;
     this.#userAgent = options.userAgent ?? 'ferry';
+    this.#answerTimeoutMs = options.answerTimeoutMs;
   }
 
   /** `/v2/<name>/<rest>` on the registry. */
@@ -159,6 +163,9 @@ export class Transport {
             method: currentMethod,
             headers: { 'user-agent': this.#userAgent, ...headers(at) },
             ...(sendBody === undefined ? {} : { body: sendBody }),
+            ...(this.#answerTimeoutMs === undefined
+              ? {}
+              : { answerTimeoutMs: this.#answerTimeoutMs }),
           },
           this.#agents,
         );
@@ -178,9 +185,33 @@ export class Transport {
           hint: 'check the registry and any proxy in front of it',
         });
       }
-      at = new URL(location, at);
+      at = this.resolve(location, at, `the redirect from ${url.pathname}`);
       if (response.status === 303) currentMethod = 'GET';
     }
+  }
+
+  /**
+   * A URL the registry hands out (a redirect's Location, an upload's
+   * Location, a tag list's Link), resolved against the request's URL. One
+   * that does not parse, or leads off HTTP(S) (file:, ftp:, data:), is the
+   * registry's fault and said so at once: left to node:http it would throw a
+   * TypeError (an internal error) or be retried six times as "cannot reach".
+   */
+  resolve(location: string, base: URL, what: string): URL {
+    let url: URL | undefined;
+    try {
+      url = new URL(location, base);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol === 'http:' || url?.protocol === 'https:') return url;
+    throw this.error(
+      'E_REGISTRY',
+      `${what} leads to ${JSON.stringify(location.slice(0, 200))}, which is not an HTTP(S) URL`,
+      {
+        hint: 'the registry or a proxy in front of it is misconfigured (or hostile); Ferry follows only http: and https:',
+      },
+    );
   }
 
   /** A response body of at most `limit` bytes (undefined when larger); a broken connection is Transient. */
@@ -305,6 +336,22 @@ export class Transport {
    */
   broken(error: unknown, doing: string): Transient | FerryError {
     const reason = networkReason(error);
+    // node:http's parser refused the answer (headers over 16 KiB, a malformed status line
+    // or chunk): the registry answered, with something that is not HTTP/1.1. Trying again
+    // gets the same answer, and "cannot reach" would send the operator to the network.
+    if (reason.startsWith('HPE_')) {
+      return this.error(
+        'E_REGISTRY',
+        `registry ${this.target.registry} sent an answer that is not HTTP/1.1 (${reason}) to ${doing}`,
+        {
+          hint:
+            reason === 'HPE_HEADER_OVERFLOW'
+              ? 'its headers are over 16 KiB: check the registry and any proxy in front of it'
+              : 'check the registry and any proxy in front of it',
+          cause: error,
+        },
+      );
+    }
     const tls = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/i.test(reason);
     const final = this.error(
       'E_REGISTRY_UNREACHABLE',
@@ -510,17 +557,23 @@ export async function readCapped(
     await response.discard();
     return undefined;
   }
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of response.body) {
-    total += chunk.length;
-    if (total > limit) {
-      await response.discard();
-      return undefined;
+  // A body dripping in a byte at a time is never idle: the answer timeout bounds it.
+  const stop = response.deadline();
+  try {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of response.body) {
+      total += chunk.length;
+      if (total > limit) {
+        await response.discard();
+        return undefined;
+      }
+      parts.push(chunk);
     }
-    parts.push(chunk);
+    return Buffer.concat(parts);
+  } finally {
+    stop();
   }
-  return Buffer.concat(parts);
 }
 
 async function readErrors(response: HttpResponse): Promise<RegistryErrorBody[]> {

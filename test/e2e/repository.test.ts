@@ -264,7 +264,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     ).error;
     expect(error).toMatchObject({ code: 'E_SIGNATURE', reference: '1.0.0' });
     expect(error.message).toContain(
-      `${repo}: version 1.0.0 (${basename(bundles['1.0.0'] as string)}) is refused`,
+      `${repo}: version 1.0.0 (${basename(bundles['1.0.0'] as string)}): `,
     );
     expect(error.message).not.toContain('.pull');
     // The folders pull made for --out are gone again; one that was there stays, empty.

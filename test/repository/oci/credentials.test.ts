@@ -113,6 +113,24 @@ describe('loadRegistryCredentials', () => {
     });
   });
 
+  it('gives up on a credential helper that does not answer, naming it and the setting', async () => {
+    const bin = join(dir, 'bin-silent');
+    await mkdir(bin, { recursive: true });
+    // A helper waiting for a keychain to unlock, or a passphrase nobody will type.
+    await writeFile(join(bin, 'docker-credential-silent'), '#!/bin/sh\nexec sleep 600\n');
+    await chmod(join(bin, 'docker-credential-silent'), 0o755);
+    const config = await dockerConfig('silent-helper', { credsStore: 'silent' });
+    const error = await loadRegistryCredentials(REGISTRY, {
+      PATH: `${bin}:/usr/bin:/bin`,
+      DOCKER_CONFIG: config,
+      FERRY_CREDENTIAL_HELPER_SECONDS: '0.5',
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FerryError);
+    expect(error).toMatchObject({ code: 'E_REGISTRY_AUTH' });
+    expect((error as FerryError).message).toContain('docker-credential-silent (named in');
+    expect((error as FerryError).message).toContain('did not answer within 0.5 s');
+  });
+
   it('never shows a secret: not when printed, not when a config is broken', async () => {
     const found = await loadRegistryCredentials(REGISTRY, {
       FERRY_REGISTRY_USER: 'ci',

@@ -1,0 +1,345 @@
+import {
+  createServer,
+  request,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildAll,
+  FERRY,
+  ferry,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
+import { RegistryClient } from '../../repository/oci/client.js';
+import { registryMissing, startRegistry, type Registry } from '../repository/oci/registry.js';
+
+/**
+ * The operator's side of a registry that misbehaves: bin/ferry (pull,
+ * history, channels) through a proxy in front of a real registry that
+ * answers some requests itself. Every refusal exits with a stable code,
+ * names the repository, and leaves nothing under --out.
+ */
+
+/** Answers a request itself (returns true) or lets the proxy forward it. */
+type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+interface Proxy {
+  host: string;
+  intercept: Intercept;
+  server: Server;
+}
+
+async function startProxy(target: string): Promise<Proxy> {
+  const [hostname, port] = target.split(':');
+  const proxy: Proxy = {
+    host: '',
+    intercept: () => false,
+    server: createServer((req, res) => {
+      if (proxy.intercept(req, res)) return;
+      const upstream = request(
+        { hostname, port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    }),
+  };
+  await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+  proxy.host = `127.0.0.1:${(proxy.server.address() as AddressInfo).port}`;
+  return proxy;
+}
+
+const exec = promisify(execFile);
+let dir: string;
+let ws: Workspace;
+let rogue: Workspace;
+let registry: Registry;
+let proxy: Proxy;
+const bundles: Record<string, string> = {};
+
+function run(args: string[]): Promise<RunResult> {
+  return ferry(args, { env: { FERRY_ACTOR: 'ci' } });
+}
+
+const errorOf = (result: RunResult): { code?: string; message?: string } =>
+  (JSON.parse(result.stdout) as { error?: { code?: string; message?: string } }).error ?? {};
+
+describe.skipIf(registryMissing)('an operator pulling from a hostile registry', () => {
+  beforeAll(async () => {
+    dir = await tempDir('ferry-e2e-hostile-');
+    ws = await workspace(join(dir, 'ours'));
+    rogue = await workspace(join(dir, 'rogue'));
+    bundles.ours = (await buildAll(ws, join(dir, 'out'), 'tar', ['1.0.0']))['1.0.0'] as string;
+    bundles.rogue = (await buildAll(rogue, join(dir, 'rogue-out'), 'tar', ['1.0.0']))[
+      '1.0.0'
+    ] as string;
+    registry = await startRegistry();
+    proxy = await startProxy(registry.host);
+    for (const [name, from] of [
+      ['ours', ws],
+      ['rogue', rogue],
+    ] as const) {
+      const published = await run([
+        'publish',
+        bundles[name] as string,
+        '--repo',
+        registry.reference(`acme/${name}`),
+        '--trust',
+        from.trust,
+        '--key',
+        from.key,
+        '--channel',
+        'dev',
+      ]);
+      if (published.code !== 0) throw new Error(published.stderr);
+    }
+  }, 300_000);
+  afterAll(async () => {
+    proxy.server.closeAllConnections();
+    await new Promise((resolve) => proxy.server.close(resolve));
+    await registry.stop();
+  });
+
+  it('history --verify through a proxy whose tag list is a login page exits 1 (E_REGISTRY), never "verified" over nothing', async () => {
+    proxy.intercept = (req, res) => {
+      if (!req.url?.includes('/tags/list')) return false;
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>sign in</html>');
+      return true;
+    };
+    try {
+      const result = await run([
+        'history',
+        '--repo',
+        `oci://${proxy.host}/acme/ours`,
+        '--verify',
+        '--json',
+      ]);
+      expect(result.code, result.stdout).toBe(1);
+      expect(errorOf(result)).toMatchObject({ code: 'E_REGISTRY' });
+      expect(errorOf(result).message).toContain('acme/ours');
+    } finally {
+      proxy.intercept = () => false;
+    }
+  });
+
+  /** `ferry pull --version 1.0.0` of the rogue repository's bundle (signed by a key --trust does not hold). */
+  const pullRogue = (out: string) =>
+    run([
+      'pull',
+      '--repo',
+      registry.reference('acme/rogue'),
+      '--version',
+      '1.0.0',
+      '--trust',
+      ws.trust,
+      '--out',
+      out,
+      '--json',
+    ]);
+
+  it('a bundle whose bytes match the manifest but whose signature does not meet --trust is refused (exit 3), named by repository and version', async () => {
+    const result = await pullRogue(join(dir, 'usb-named'));
+    expect(result.code, result.stderr).toBe(3);
+    const error = errorOf(result);
+    expect(error).toMatchObject({ code: 'E_SIGNATURE', reference: '1.0.0' });
+    expect(error.message).toContain(
+      `${registry.reference('acme/rogue')}: version 1.0.0 (acme-appliance-1.0.0-install.tar)`,
+    );
+    // Not the temporary file it was checked in, which is gone by now.
+    expect(result.stdout + result.stderr).not.toContain('.pull');
+  });
+
+  it('a refused pull removes the folders it made for --out', async () => {
+    const usb = join(dir, 'usb-made');
+    const result = await pullRogue(join(usb, 'stick', 'new'));
+    expect(result.code).toBe(3);
+    await expect(readdir(usb)).rejects.toThrow();
+  });
+
+  it('a pull refused into a folder that existed leaves the folder as it was', async () => {
+    const usb = join(dir, 'usb-existing');
+    await mkdir(usb);
+    await writeFile(join(usb, 'README'), 'keep me');
+    expect((await pullRogue(usb)).code).toBe(3);
+    expect(await readdir(usb)).toEqual(['README']);
+  });
+
+  it('a channel signed by a key --trust does not hold is refused before --out is made', async () => {
+    const usb = join(dir, 'usb-channel');
+    const result = await run([
+      'pull',
+      '--repo',
+      registry.reference('acme/rogue'),
+      '--channel',
+      'dev',
+      '--trust',
+      ws.trust,
+      '--out',
+      usb,
+      '--json',
+    ]);
+    expect(result.code).toBe(3);
+    expect(errorOf(result)).toMatchObject({ code: 'E_REPO_INVALID' });
+    expect(errorOf(result).message).toContain('acme/rogue: channel dev');
+    await expect(readdir(usb)).rejects.toThrow();
+  });
+
+  it('a signed event replayed under a later audit tag: a writer refuses it (exit 3) and writes nothing', async () => {
+    const repo = registry.reference('acme/replayed');
+    const published = await run([
+      'publish', bundles.ours as string, '--repo', repo, '--trust', ws.trust, '--key', ws.key,
+      '--channel', 'dev',
+    ]); // prettier-ignore
+    expect(published.code, published.stderr).toBe(0);
+    // The registry (or whoever can write to it) puts event 1 again as event 9.
+    const client = await RegistryClient.open(repo, { env: {} });
+    const first = await client.getManifest('ferry.audit.00000001');
+    await client.putManifest('ferry.audit.00000009', first.bytes, first.mediaType);
+    const before = (await client.listTags()).sort();
+
+    const approved = await run([
+      'approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice', '--key', ws.key,
+      '--json',
+    ]); // prettier-ignore
+    expect(approved.code, approved.stdout).toBe(3);
+    expect(errorOf(approved)).toMatchObject({
+      code: 'E_AUDIT_BROKEN',
+      reference: 'ferry.audit.00000009',
+    });
+    expect(errorOf(approved).message).toContain(`${repo}: event 9 says it is event 1`);
+    expect((await client.listTags()).sort()).toEqual(before);
+  });
+
+  it('Ctrl-C mid-download removes the partial bundle and the folders pull made, and ends the process by the signal', async () => {
+    const digest = `sha256:${createHash('sha256')
+      .update(await readFile(bundles.ours as string))
+      .digest('hex')}`;
+    // The bundle's download sends its first 64 KiB, then stalls.
+    proxy.intercept = (req, res) => {
+      if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/${digest}`)) return false;
+      res.writeHead(200, { 'content-length': String(10 * 1024 * 1024) });
+      res.write(Buffer.alloc(64 * 1024));
+      return true;
+    };
+    const usb = join(dir, 'usb-interrupted');
+    const out = join(usb, 'new');
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          FERRY,
+          'pull',
+          '--repo',
+          `oci://${proxy.host}/acme/ours`,
+          '--version',
+          '1.0.0',
+          '--out',
+          out,
+        ],
+        { env: { PATH: process.env.PATH, HOME: dir }, stdio: 'ignore' },
+      );
+      const closed = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.on('close', (_code, signal) => resolve(signal)),
+      );
+      // Until the partial download is there, under its hidden name.
+      while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      child.kill('SIGINT');
+      expect(await closed).toBe('SIGINT');
+      await expect(readdir(usb)).rejects.toThrow();
+    } finally {
+      proxy.intercept = () => false;
+    }
+  });
+
+  it('Ctrl-C while a directory repository copies the bundle removes the partial copy too', async () => {
+    const repo = join(dir, 'dir-repo');
+    const published = await run([
+      'publish', bundles.ours as string, '--repo', repo, '--trust', ws.trust, '--key', ws.key,
+    ]); // prettier-ignore
+    expect(published.code, published.stderr).toBe(0);
+    // The bundle's blob becomes a FIFO nobody writes: the copy starts, then waits.
+    const hex = createHash('sha256')
+      .update(await readFile(bundles.ours as string))
+      .digest('hex');
+    const blob = join(repo, 'blobs', 'sha256', hex);
+    await rm(blob);
+    await exec('mkfifo', [blob]);
+    const usb = join(dir, 'usb-interrupted-dir');
+    const out = join(usb, 'new');
+    const child = spawn(
+      process.execPath,
+      [FERRY, 'pull', '--repo', repo, '--version', '1.0.0', '--out', out],
+      { env: { PATH: process.env.PATH, HOME: dir }, stdio: 'ignore' },
+    );
+    const closed = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('close', (_code, signal) => resolve(signal)),
+    );
+    while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    child.kill('SIGINT');
+    expect(await closed).toBe('SIGINT');
+    await expect(readdir(usb)).rejects.toThrow();
+  });
+
+  it('a bundle of another product the same key signed, under this version: refused (E_REPO_PRODUCT), nothing left', async () => {
+    // Another product, built and signed with our release key, in its own repository.
+    const product = join(dir, 'other-product');
+    await cp(ws.product, product, { recursive: true, verbatimSymlinks: true });
+    await rm(join(product, 'history'), { recursive: true, force: true });
+    const spec = join(product, 'release-1.0.0.yaml');
+    await writeFile(
+      spec,
+      (await readFile(spec, 'utf8')).replace('product: acme-appliance', 'product: other-appliance'),
+    );
+    const other = (await buildAll({ ...ws, product }, join(dir, 'other-out'), 'tar', ['1.0.0']))[
+      '1.0.0'
+    ] as string;
+    const published = await run([
+      'publish', other, '--repo', registry.reference('acme/other'), '--trust', ws.trust,
+      '--key', ws.key,
+    ]); // prettier-ignore
+    expect(published.code, published.stderr).toBe(0);
+    // A mirror that mixed repositories up: acme/mixed holds ours, then 1.0.0 is the other's.
+    const mixed = registry.reference('acme/mixed');
+    expect((await run([
+      'publish', bundles.ours as string, '--repo', mixed, '--trust', ws.trust, '--key', ws.key,
+    ])).code).toBe(0); // prettier-ignore
+    const from = await RegistryClient.open(registry.reference('acme/other'), { env: {} });
+    const to = await RegistryClient.open(mixed, { env: {} });
+    const manifest = await from.getManifest('1.0.0');
+    const [metadata, bundle] = (
+      JSON.parse(manifest.bytes.toString()) as { layers: Array<{ digest: string; size: number }> }
+    ).layers;
+    await to.pushBlob(await from.readBlob(metadata?.digest as string, metadata?.size as number));
+    await to.pushBlob(other);
+    expect(bundle?.size).toBe((await readFile(other)).length);
+    await to.putManifest('1.0.0', manifest.bytes, manifest.mediaType);
+
+    const usb = join(dir, 'usb-other-product');
+    const pulled = await run([
+      'pull', '--repo', mixed, '--version', '1.0.0', '--out', join(usb, 'new'), '--json',
+    ]); // prettier-ignore
+    expect(pulled.code, pulled.stdout).toBe(2);
+    expect(errorOf(pulled)).toMatchObject({ code: 'E_REPO_PRODUCT', reference: '1.0.0' });
+    expect(errorOf(pulled).message).toContain(`${mixed}: version 1.0.0`);
+    expect(errorOf(pulled).message).toContain('other-appliance');
+    await expect(readdir(usb)).rejects.toThrow();
+  }, 120_000);
+});

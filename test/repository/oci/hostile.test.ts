@@ -1,0 +1,273 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FerryError } from '../../../manifest-schema/errors.js';
+import { RegistryClient, type RetryEvent } from '../../../repository/oci/index.js';
+import { tempDir } from '../../helpers.js';
+
+/**
+ * A registry that misbehaves on purpose, where Distribution cannot be made
+ * to: a few lines of node:http whose answer each test sets. Every failure
+ * must be a FerryError with a stable code that names the registry and
+ * repository, at once when retrying cannot help.
+ */
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+interface Hostile {
+  host: string;
+  handler: Handler;
+  requests: string[];
+  server: Server;
+}
+
+async function startHostile(): Promise<Hostile> {
+  const hostile: Hostile = {
+    host: '',
+    handler: (_req, res) => res.writeHead(404).end(),
+    requests: [],
+    server: createServer((req, res) => {
+      hostile.requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+      hostile.handler(req, res);
+    }),
+  };
+  await new Promise<void>((resolve) => hostile.server.listen(0, '127.0.0.1', resolve));
+  hostile.host = `127.0.0.1:${(hostile.server.address() as AddressInfo).port}`;
+  return hostile;
+}
+
+async function stop(hostile: Hostile): Promise<void> {
+  hostile.server.closeAllConnections();
+  await new Promise((resolve) => hostile.server.close(resolve));
+}
+
+async function failure(promise: Promise<unknown>): Promise<FerryError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof FerryError) return error;
+    throw error;
+  }
+  throw new Error('expected a FerryError');
+}
+
+const FAST = { attempts: 3, firstDelayMs: 10, maxDelayMs: 50 };
+
+describe('a hostile or broken registry', () => {
+  let hostile: Hostile;
+  let retries: RetryEvent[];
+  const client = () =>
+    RegistryClient.open(`oci://${hostile.host}/acme/app`, {
+      retry: FAST,
+      onRetry: (event) => retries.push(event),
+      env: {},
+    });
+
+  beforeAll(async () => {
+    hostile = await startHostile();
+  });
+  afterAll(() => stop(hostile));
+  afterEach(() => {
+    hostile.requests = [];
+    retries = [];
+  });
+  retries = [];
+
+  it.each([
+    ['file:///etc/passwd', 'a file: URL'],
+    ['ftp://127.0.0.1/x', 'an ftp: URL'],
+    ['http://[::1', 'a Location that does not parse'],
+  ])('a redirect to %s (%s) is refused at once with E_REGISTRY naming it', async (location) => {
+    hostile.handler = (_req, res) => res.writeHead(307, { location, 'content-length': '0' }).end();
+    const error = await failure((await client()).getManifest('1.0.0'));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain(JSON.stringify(location));
+    expect(error.message).toContain('/v2/acme/app/manifests/1.0.0');
+    expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    expect(retries).toEqual([]);
+  });
+
+  it('an upload Location that does not parse is E_REGISTRY, not an internal error', async () => {
+    hostile.handler = (req, res) => {
+      req.resume();
+      if (req.method === 'HEAD') res.writeHead(404).end();
+      else res.writeHead(202, { location: 'http://[::1', 'content-length': '0' }).end();
+    };
+    const error = await failure((await client()).pushBlob(Buffer.from('bytes')));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toMatch(/the upload of blob sha256:[0-9a-f]{64} leads to/);
+    expect(retries).toEqual([]);
+  });
+
+  it('a 206 with a Content-Range other than the one asked for is named as such, not as a refusal', async () => {
+    hostile.handler = (_req, res) =>
+      res.writeHead(206, { 'content-range': 'bytes 5-9/10', 'content-length': '5' }).end('abcde');
+    const folder = await tempDir('ferry-hostile-');
+    const digest = `sha256:${'1'.repeat(64)}`;
+    const error = await failure((await client()).pullBlob(digest, 10, join(folder, 'blob')));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain(
+      `answered a request for blob ${digest} from byte 0 with Content-Range "bytes 5-9/10"`,
+    );
+    expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    expect(await readdir(folder)).toEqual([]);
+  });
+
+  it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {
+    hostile.handler = (_req, res) =>
+      res.writeHead(200, { 'x-big': 'a'.repeat(20_000), 'content-length': '2' }).end('{}');
+    const error = await failure((await client()).getManifest('1.0.0'));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain('GET /v2/acme/app/manifests/1.0.0');
+    expect(error.message).toContain('HPE_HEADER_OVERFLOW');
+    expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    expect(retries).toEqual([]);
+  });
+
+  describe('an answer that drips in a byte at a time (never idle, never done)', () => {
+    const drips = new Set<NodeJS.Timeout>();
+    afterEach(() => {
+      for (const drip of drips) clearInterval(drip);
+      drips.clear();
+    });
+    /** Writes `first`, then one byte every 20 ms until the client goes away. */
+    const drip = (res: ServerResponse, write: (bytes: string) => void) => {
+      const timer = setInterval(() => write('a'), 20);
+      drips.add(timer);
+      res.socket?.on('close', () => clearInterval(timer));
+    };
+    const patient = () =>
+      RegistryClient.open(`oci://${hostile.host}/acme/app`, {
+        retry: FAST,
+        onRetry: (event) => retries.push(event),
+        env: {},
+        answerTimeoutMs: 300,
+      });
+
+    it('headers: the answer timeout gives up, as a broken connection, after bounded tries', async () => {
+      hostile.handler = (_req, res) => {
+        res.socket?.write('HTTP/1.1 200 OK\r\nx-drip: ');
+        drip(res, (bytes) => res.socket?.write(bytes));
+      };
+      const error = await failure((await patient()).getManifest('1.0.0'));
+      expect(error.code).toBe('E_REGISTRY_UNREACHABLE');
+      expect(error.message).toContain('ETIMEDOUT');
+      expect(error.message).toContain('GET /v2/acme/app/manifests/1.0.0');
+      expect(retries).toHaveLength(FAST.attempts - 1);
+    });
+
+    it.each([
+      ['a manifest', (c: RegistryClient) => c.getManifest('1.0.0'), 200, 'E_REGISTRY_UNREACHABLE'],
+      ['a tag list page', (c: RegistryClient) => c.listTags(), 200, 'E_REGISTRY_UNREACHABLE'],
+      // What the 500 said is given up on, and the 500 retried as any other.
+      [
+        'an error',
+        (c: RegistryClient) => c.deleteManifest(`sha256:${'0'.repeat(64)}`),
+        500,
+        'E_REGISTRY',
+      ],
+    ])(
+      'the body of %s: the answer timeout gives up on it, and the tries stay bounded',
+      async (_what, call, status, code) => {
+        hostile.handler = (_req, res) => {
+          res.writeHead(status, {
+            'content-type': 'application/vnd.oci.image.manifest.v1+json',
+            'content-length': '1000',
+          });
+          res.write('{');
+          drip(res, (bytes) => res.write(bytes));
+        };
+        const error = await failure(call(await patient()));
+        expect(error.code).toBe(code);
+        expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+        expect(retries).toHaveLength(FAST.attempts - 1);
+      },
+    );
+  });
+
+  describe('tag lists', () => {
+    const page = (res: ServerResponse, body: string | Buffer, link?: string) =>
+      res
+        .writeHead(200, {
+          'content-type': 'application/json',
+          ...(link ? { link: `<${link}>; rel="next"` } : {}),
+        })
+        .end(body);
+
+    it.each([
+      ['a login page answering 200', '<html>please sign in</html>'],
+      ['a JSON array', '["1.0.0"]'],
+      ['tags that are not strings', '{"tags":[1,2]}'],
+      ['an empty body', ''],
+    ])('%s is E_REGISTRY, never an empty list', async (_what, body) => {
+      hostile.handler = (_req, res) => page(res, body);
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('the tag list of acme/app');
+      expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+    });
+
+    it('still reads "tags": null (a repository whose tags were all deleted) as none', async () => {
+      hostile.handler = (_req, res) => page(res, '{"name":"acme/app","tags":null}');
+      expect(await (await client()).listTags()).toEqual([]);
+    });
+
+    it('a page over 16 MiB is E_REGISTRY, never an empty list', async () => {
+      hostile.handler = (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"tags":["');
+        // Chunked, no Content-Length: the cap holds as the bytes arrive.
+        for (let i = 0; i < 17; i++) res.write(Buffer.alloc(1024 * 1024, 'a'));
+        res.end('"]}');
+      };
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('larger than 16777216 bytes');
+    });
+
+    it('pages that each link to yet another page stop after 10000 pages', async () => {
+      let n = 0;
+      hostile.handler = (_req, res) =>
+        page(res, '{"tags":[]}', `/v2/acme/app/tags/list?n=1000&last=${++n}`);
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('more than 10000 pages');
+      expect(hostile.requests.length).toBe(10_000);
+    }, 120_000);
+
+    it('pages that each bring more tags stop at 16 MiB in all', async () => {
+      let n = 0;
+      const tags = JSON.stringify({
+        tags: Array.from({ length: 1000 }, (_, i) => `t${String(i).padStart(99, '0')}`),
+      });
+      hostile.handler = (_req, res) => page(res, tags, `/v2/acme/app/tags/list?n=1000&last=${++n}`);
+      const error = await failure((await client()).listTags());
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain('larger than 16777216 bytes');
+      expect(hostile.requests.length).toBeLessThanOrEqual(
+        Math.ceil((16 * 1024 * 1024) / tags.length),
+      );
+    });
+
+    it('a next page on another host or in another repository is refused, and never asked for', async () => {
+      const other = await startHostile();
+      try {
+        for (const link of [
+          `http://${other.host}/v2/acme/app/tags/list?last=a`,
+          `/v2/acme/other/tags/list?last=a`,
+        ]) {
+          hostile.requests = [];
+          hostile.handler = (_req, res) => page(res, '{"tags":["a"]}', link);
+          const error = await failure((await client()).listTags());
+          expect(error.code).toBe('E_REGISTRY');
+          expect(error.message).toContain('links its next page to');
+          expect(hostile.requests).toEqual(['GET /v2/acme/app/tags/list?n=1000']);
+        }
+        expect(other.requests).toEqual([]);
+      } finally {
+        await stop(other);
+      }
+    });
+  });
+});

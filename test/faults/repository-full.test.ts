@@ -48,7 +48,7 @@ describe.skipIf(reason !== null)(
 
     /** Every file of the repository whose name says it is half-made (temp, part) or the lock. */
     async function leftovers(): Promise<string[]> {
-      const names = (await readdir(join(disk, 'repo'), { recursive: true }));
+      const names = await readdir(join(disk, 'repo'), { recursive: true });
       return names.filter((name) => /(^|\/)\.|\.tmp$|\.part$|(^|\/)lock(\/|$)/.test(name));
     }
 

@@ -303,6 +303,7 @@ export const OUTPUT_SCHEMAS = {
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     size: Type.Integer({ minimum: 0 }),
     channel: Nullable(Type.String()),
+    changed: Type.Boolean(),
   }),
   approve: result({
     repo: Type.String(),

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
@@ -784,6 +784,8 @@ export interface PullResult {
   sha256: string;
   size: number;
   channel: string | null;
+  /** False when the bundle was already in --out with these very bytes. */
+  changed: boolean;
 }
 
 export async function pull(
@@ -831,33 +833,14 @@ export async function pull(
       `${ctx.store.name}: version ${version}`,
       `names its bundle file ${JSON.stringify(name)}`,
     );
-  const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
-    throw ioError(error, options.out, 'create');
-  });
   const target = join(options.out, name);
-  const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
   const where = `${ctx.store.name}: version ${version} (${name})`;
-  // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
-  // bundle under a hidden name on the stick, as large as it got: remove it (and the
-  // folders made for it), then let the signal end the process as it would have.
-  const interrupted = (signal: NodeJS.Signals): void => {
-    for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
-    const prefix = basename(temp);
-    for (const entry of readdirSafe(options.out)) {
-      // The temporary file, and the one the download streams into before it is renamed to it.
-      if (entry === prefix || entry.startsWith(`.${prefix}.`))
-        rmSync(join(options.out, entry), { force: true });
-    }
-    if (made !== undefined) removeEmptyFolders(options.out, made);
-    process.kill(process.pid, signal);
-  };
-  for (const one of STOP_SIGNALS) process.on(one, interrupted);
-  try {
-    await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
-    // Checked where it lies, before it takes the bundle's name.
-    const opened = await openTrusted(temp, { root: trust, now: new Date() }).catch(
+  // Checked where it lies, before it takes the bundle's name (or, already there, before
+  // pull says so).
+  const check = async (file: string): Promise<void> => {
+    const opened = await openTrusted(file, { root: trust, now: new Date() }).catch(
       (error: unknown) => {
-        throw asPulled(error, temp, where, version);
+        throw asPulled(error, file, where, version);
       },
     );
     await opened.reader.close();
@@ -878,6 +861,41 @@ export async function pull(
           hint: 'the repository holds another product under this version: pull by --channel, and run `ferry history --verify`',
         },
       );
+  };
+  const result = {
+    bundle: target,
+    version,
+    digest: found.digest,
+    sha256: found.bundle.digest.replace(/^sha256:/, ''),
+    size: found.bundle.size,
+    channel: options.channel ?? null,
+  };
+  if (await alreadyPulled(target, found.bundle, where)) {
+    await check(target);
+    return { ...result, changed: false };
+  }
+  const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, options.out, 'create');
+  });
+  const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
+  // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
+  // bundle under a hidden name on the stick, as large as it got: remove it (and the
+  // folders made for it), then let the signal end the process as it would have.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
+    const prefix = basename(temp);
+    for (const entry of readdirSafe(options.out)) {
+      // The temporary file, and the one the download streams into before it is renamed to it.
+      if (entry === prefix || entry.startsWith(`.${prefix}.`))
+        rmSync(join(options.out, entry), { force: true });
+    }
+    if (made !== undefined) removeEmptyFolders(options.out, made);
+    process.kill(process.pid, signal);
+  };
+  for (const one of STOP_SIGNALS) process.on(one, interrupted);
+  try {
+    await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
+    await check(temp);
     await rename(temp, target).catch((error: unknown) => {
       throw ioError(error, target, 'write');
     });
@@ -891,14 +909,35 @@ export async function pull(
   } finally {
     for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
   }
-  return {
-    bundle: target,
-    version,
-    digest: found.digest,
-    sha256: found.bundle.digest.replace(/^sha256:/, ''),
-    size: found.bundle.size,
-    channel: options.channel ?? null,
-  };
+  return { ...result, changed: true };
+}
+
+/**
+ * Whether the bundle's name in --out already holds these very bytes (nothing to
+ * download). Pull never replaces anything else there: the name comes from the
+ * repository, unsigned, and a hostile or muddled one could otherwise have another
+ * bundle on the stick overwritten.
+ */
+async function alreadyPulled(target: string, blob: Descriptor, where: string): Promise<boolean> {
+  const info = await lstat(target).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(error, target, 'read');
+  });
+  if (!info) return false;
+  if (
+    info.isFile() &&
+    info.size === blob.size &&
+    (await digestFile(target, blob.size)) === blob.digest
+  )
+    return true;
+  throw new FerryError(
+    'E_EXISTS',
+    `${target} is already there, ${info.isFile() ? `with other bytes than ${where}` : 'and is not a file'}`,
+    {
+      file: target,
+      hint: 'pull into another folder, or move that one away first: pull replaces nothing',
+    },
+  );
 }
 
 /**

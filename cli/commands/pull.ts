@@ -29,7 +29,7 @@ export const command: Command = {
     return {
       json: result,
       human: [
-        `pulled ${result.version}${result.channel ? ` (channel ${result.channel})` : ''}: ${result.bundle}`,
+        `${result.changed ? 'pulled' : 'already there, nothing downloaded:'} ${result.version}${result.channel ? ` (channel ${result.channel})` : ''}: ${result.bundle}`,
         `  ${bytes(result.size)}, digest ${result.digest}; signature and sha256 checked`,
       ].join('\n'),
     };

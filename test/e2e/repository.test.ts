@@ -226,27 +226,47 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     );
   });
 
-  it('a folder where the bundle would land is refused by name, and nothing is left beside it', async () => {
-    const out = join(dir, 'pulled-onto-a-folder');
+  it('pulls into a folder that already holds the bundle without downloading it, and replaces nothing else', async () => {
+    const out = join(dir, 'pulled-again');
     const name = basename(bundles['1.0.0'] as string);
-    await mkdir(join(out, name, 'kept'), { recursive: true });
-    const pulled = await repoFerry([
-      'pull',
-      '--repo',
-      repo,
-      '--version',
-      '1.0.0',
-      '--out',
-      out,
-      '--json',
-    ]);
-    expect(pulled.code).toBe(2);
-    expect(json<{ error: { code: string; file: string } }>(pulled).error).toMatchObject({
-      code: 'E_USAGE',
-      file: join(out, name),
+    const pull = () =>
+      repoFerry(['pull', '--repo', repo, '--version', '1.0.0', '--out', out, '--json']);
+    const first = await pull();
+    expect(first.code, first.stderr).toBe(0);
+    expect(json<{ changed: boolean }>(first).changed).toBe(true);
+    const before = await stat(join(out, name));
+    const again = await pull();
+    expect(again.code, again.stderr).toBe(0);
+    expect(json<{ changed: boolean; bundle: string }>(again)).toMatchObject({
+      changed: false,
+      bundle: join(out, name),
     });
-    expect(await readdir(out)).toEqual([name]);
-    expect(await readdir(join(out, name))).toEqual(['kept']);
+    const after = await stat(join(out, name));
+    expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
+
+    // Another file, a folder or a link under the bundle's name (which comes from the
+    // repository, unsigned) is refused before anything is downloaded, and left as it was.
+    const other = Buffer.from('another bundle the operator keeps here\n');
+    await writeFile(join(out, name), other);
+    await mkdir(join(out, 'folder', name, 'kept'), { recursive: true });
+    for (const [folder, kept] of [
+      [out, async () => expect(await readFile(join(out, name))).toEqual(other)],
+      [
+        join(out, 'folder'),
+        async () => expect(await readdir(join(out, 'folder', name))).toEqual(['kept']),
+      ],
+    ] as const) {
+      const refused = await repoFerry([
+        'pull', '--repo', repo, '--version', '1.0.0', '--out', folder, '--json',
+      ]); // prettier-ignore
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(json<{ error: { code: string; file: string } }>(refused).error).toMatchObject({
+        code: 'E_EXISTS',
+        file: join(folder, name),
+      });
+      await kept();
+      expect((await readdir(folder)).filter((entry) => entry.startsWith('.'))).toEqual([]);
+    }
   });
 
   it('a pull the trust root refuses names the repository and version, and leaves --out as it was', async () => {

@@ -332,13 +332,8 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
  * passed over after a few seconds.
  */
 async function untilMoved(ctx: Context, event: AuditEvent): Promise<void> {
-  const channel =
-    event.op === 'publish'
-      ? event.subject.channel
-      : event.op === 'promote' || event.op === 'rollback'
-        ? event.subject.to
-        : undefined;
-  if (typeof channel !== 'string') return;
+  const channel = movedChannel(event);
+  if (channel === undefined) return;
   for (let tries = 0; tries < 20; tries++) {
     if (((await readChannel(ctx, channel))?.value.auditSeq ?? 0) >= event.seq) return;
     await new Promise((resolve) => setTimeout(resolve, 150));

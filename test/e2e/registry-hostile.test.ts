@@ -78,6 +78,27 @@ function run(args: string[]): Promise<RunResult> {
 const errorOf = (result: RunResult): { code?: string; message?: string } =>
   (JSON.parse(result.stdout) as { error?: { code?: string; message?: string } }).error ?? {};
 
+/**
+ * Runs `ferry pull` with ARGS, sends it Ctrl-C once its partial download shows in
+ * OUT (under a hidden name), and expects it to end by that signal having removed
+ * the download and every folder it made, up to USB.
+ */
+async function interruptedPull(args: string[], out: string, usb: string): Promise<void> {
+  const child = spawn(process.execPath, [FERRY, 'pull', ...args, '--out', out], {
+    env: { PATH: process.env.PATH, HOME: dir },
+    stdio: 'ignore',
+  });
+  const closed = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.on('close', (_code, signal) => resolve(signal)),
+  );
+  while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  child.kill('SIGINT');
+  expect(await closed).toBe('SIGINT');
+  await expect(readdir(usb)).rejects.toThrow();
+}
+
 describe.skipIf(registryMissing)('an operator pulling from a hostile registry', () => {
   beforeAll(async () => {
     dir = await tempDir('ferry-e2e-hostile-');
@@ -238,30 +259,11 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     const usb = join(dir, 'usb-interrupted');
     const out = join(usb, 'new');
     try {
-      const child = spawn(
-        process.execPath,
-        [
-          FERRY,
-          'pull',
-          '--repo',
-          `oci://${proxy.host}/acme/ours`,
-          '--version',
-          '1.0.0',
-          '--out',
-          out,
-        ],
-        { env: { PATH: process.env.PATH, HOME: dir }, stdio: 'ignore' },
+      await interruptedPull(
+        ['--repo', `oci://${proxy.host}/acme/ours`, '--version', '1.0.0'],
+        out,
+        usb,
       );
-      const closed = new Promise<NodeJS.Signals | null>((resolve) =>
-        child.on('close', (_code, signal) => resolve(signal)),
-      );
-      // Until the partial download is there, under its hidden name.
-      while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      child.kill('SIGINT');
-      expect(await closed).toBe('SIGINT');
-      await expect(readdir(usb)).rejects.toThrow();
     } finally {
       proxy.intercept = () => false;
     }
@@ -282,20 +284,7 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     await exec('mkfifo', [blob]);
     const usb = join(dir, 'usb-interrupted-dir');
     const out = join(usb, 'new');
-    const child = spawn(
-      process.execPath,
-      [FERRY, 'pull', '--repo', repo, '--version', '1.0.0', '--out', out],
-      { env: { PATH: process.env.PATH, HOME: dir }, stdio: 'ignore' },
-    );
-    const closed = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.on('close', (_code, signal) => resolve(signal)),
-    );
-    while (!(await readdir(out).catch(() => [])).some((entry) => entry.startsWith('.'))) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    child.kill('SIGINT');
-    expect(await closed).toBe('SIGINT');
-    await expect(readdir(usb)).rejects.toThrow();
+    await interruptedPull(['--repo', repo, '--version', '1.0.0'], out, usb);
   });
 
   it('a bundle of another product the same key signed, under this version: refused (E_REPO_PRODUCT), nothing left', async () => {

@@ -152,6 +152,17 @@ async function fromHelper(
   env: NodeJS.ProcessEnv,
 ): Promise<RegistryCredentials | undefined> {
   const program = `docker-credential-${helper}`;
+  // Looked up on PATH, as Docker does: a name with a slash would run a file by its path.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(helper))
+    throw new FerryError(
+      'E_REGISTRY_AUTH',
+      `${file} names the credential helper ${JSON.stringify(helper.slice(0, 100))}, which is not a helper's name`,
+      {
+        file,
+        registry,
+        hint: 'name a helper as docker login does ("pass", "secretservice"), or set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD',
+      },
+    );
   // A helper waiting on a locked keychain or a passphrase nobody will type (a CI
   // runner, a headless burning station) would hold Ferry for ever, silently.
   const configured = Number(env[HELPER_SECONDS]);

@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,26 @@ describe('loadRegistryCredentials', () => {
     ).rejects.toMatchObject({
       code: 'E_REGISTRY_AUTH',
     });
+  });
+
+  it('runs only a helper found on PATH: a name with a path in it is refused, not run', async () => {
+    // docker-credential-../../<dir>/evil would otherwise run <dir>/evil by its path.
+    const marker = join(dir, 'ran');
+    await writeFile(join(dir, 'evil'), `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+    await mkdir(join(dir, 'docker-credential-x'), { recursive: true });
+    const config = await dockerConfig('path-helper', { credsStore: `x/../evil` });
+    // spawn runs a name with a slash relative to the working directory.
+    const cwd = process.cwd();
+    process.chdir(dir);
+    const error = await loadRegistryCredentials(REGISTRY, {
+      PATH: '/usr/bin:/bin',
+      DOCKER_CONFIG: config,
+    })
+      .catch((e: unknown) => e)
+      .finally(() => process.chdir(cwd));
+    await expect(stat(marker)).rejects.toThrow();
+    expect(error).toMatchObject({ code: 'E_REGISTRY_AUTH' });
+    expect((error as FerryError).message).toContain('"x/../evil"');
   });
 
   it('gives up on a credential helper that does not answer, naming it and the setting', async () => {

@@ -5,29 +5,87 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FerryError, ioError, type ErrorCode } from './errors.js';
 
+export interface RegularFileOptions {
+  /** Refuse a symbolic link in the file's place instead of following it (out of a repository, say). */
+  follow?: boolean;
+  /** Refuse a file larger than this many bytes, before a byte is read. */
+  max?: number;
+  /** The refusal's hint. */
+  hint?: string;
+}
+
 /**
  * A file opened for reading, refused with `code` unless it is a regular
  * file: opened without blocking, since a FIFO left in a file's place would
- * otherwise hang every command that reads it.
+ * otherwise hang every command that reads it (and a device never ends).
  */
-export async function openRegularFile(file: string, code: ErrorCode): Promise<FileHandle> {
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch(
-    (error: unknown) => {
-      throw ioError(error, file, 'read');
-    },
-  );
-  const stats = await handle.stat().catch(async (error: unknown) => {
-    await handle.close();
+export async function openRegularFile(
+  file: string,
+  code: ErrorCode,
+  options: RegularFileOptions = {},
+): Promise<FileHandle> {
+  return (await openChecked(file, code, options)).handle;
+}
+
+async function openChecked(
+  file: string,
+  code: ErrorCode,
+  { follow = true, max, hint }: RegularFileOptions,
+): Promise<{ handle: FileHandle; size: number }> {
+  const refuse = (what: string): FerryError =>
+    new FerryError(code, `${file} is ${what}`, {
+      file,
+      hint:
+        hint ?? 'something took its place (a FIFO, a device, a folder): restore it from a backup',
+    });
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (follow ? 0 : constants.O_NOFOLLOW);
+  const handle = await open(file, flags).catch((error: unknown) => {
+    if (!follow && (error as NodeJS.ErrnoException).code === 'ELOOP')
+      throw refuse('a symbolic link');
     throw ioError(error, file, 'read');
   });
-  if (!stats.isFile()) {
-    await handle.close();
-    throw new FerryError(code, `${file} is not a regular file`, {
-      file,
-      hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
+  try {
+    const stats = await handle.stat().catch((error: unknown) => {
+      throw ioError(error, file, 'read');
     });
+    if (!stats.isFile())
+      throw refuse(
+        `not a regular file (${stats.isDirectory() ? 'a folder' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'})`,
+      );
+    if (max !== undefined && stats.size > max)
+      throw refuse(`${stats.size} bytes, more than the ${max} it may hold`);
+    return { handle, size: stats.size };
+  } catch (error) {
+    await handle.close();
+    throw error;
   }
-  return handle;
+}
+
+/**
+ * A regular file's bytes (see openRegularFile), never more than `max`: a file
+ * that grows while it is read is cut at max + 1 bytes, for the caller's size
+ * or digest check to name.
+ */
+export async function readRegularBytes(
+  file: string,
+  code: ErrorCode,
+  options: RegularFileOptions = {},
+): Promise<Buffer> {
+  const { handle, size } = await openChecked(file, code, options);
+  try {
+    if (options.max === undefined) return await handle.readFile();
+    const bytes = Buffer.alloc(Math.min(options.max, size) + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, got);
+      if (bytesRead === 0 || (got += bytesRead) === bytes.length) break;
+    }
+    return bytes.subarray(0, got);
+  } catch (error) {
+    throw ioError(error, file, 'read');
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
@@ -69,20 +127,12 @@ export async function readRegularFile(
   code: ErrorCode,
   missing?: string,
 ): Promise<string> {
-  let handle;
   try {
-    handle = await openRegularFile(file, code);
+    return (await readRegularBytes(file, code)).toString('utf8');
   } catch (error) {
     // ioError names a file that is not there E_NOT_FOUND.
     if (missing !== undefined && (error as FerryError).code === 'E_NOT_FOUND') return missing;
     throw error;
-  }
-  try {
-    return await handle.readFile('utf8');
-  } catch (error) {
-    throw ioError(error, file, 'read');
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
 import {
   link,
   lstat,
@@ -14,7 +13,7 @@ import {
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
+import { readRegularBytes, syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import { withHashPool } from '../manifest-schema/hashing.js';
 import { parseImageManifest, type BuiltManifest, type Descriptor } from './oci/artifact.js';
@@ -109,7 +108,7 @@ export class DirectoryStore implements Store {
       );
       if (since !== undefined && Date.now() - since > staleMs) {
         // Its holder stopped beating. Renaming it away is atomic: of two breakers, one wins.
-        const owner = await ownerOf(this.name, path).then(
+        const owner = await ownerOf(path).then(
           (text) => JSON.parse(text) as unknown,
           () => 'unknown',
         );
@@ -126,11 +125,11 @@ export class DirectoryStore implements Store {
         continue;
       }
       if (onWait) {
-        onWait(await ownerOf(this.name, path).catch(() => 'unknown'));
+        onWait(await ownerOf(path).catch(() => 'unknown'));
         onWait = undefined;
       }
       if (Date.now() > deadline) {
-        const owner = await ownerOf(this.name, path).catch(() => 'unknown');
+        const owner = await ownerOf(path).catch(() => 'unknown');
         throw new FerryError(
           'E_REPO_LOCKED',
           `${this.name} is locked by another writer: ${owner}`,
@@ -170,7 +169,7 @@ export class DirectoryStore implements Store {
         // A holder that stalled past the stale time (a stopped VM, an NFS server that hung)
         // had its lock taken over: what is there now is the next writer's, and removing it
         // would let a third writer in beside that one. Only our own lock is removed.
-        const held = await ownerOf(this.name, path).then(
+        const held = await ownerOf(path).then(
           (text) => (JSON.parse(text) as { token?: unknown }).token,
           () => undefined,
         );
@@ -231,8 +230,8 @@ export class DirectoryStore implements Store {
       );
     // Never more than the record says: a blob swapped for a FIFO, /dev/zero or a huge file
     // must not hang the reader or fill its memory.
-    const bytes = await readRegular(this.name, path, size).catch((error: unknown) => {
-      throw error instanceof FerryError ? error : missingBlob(error, this.name, digest);
+    const bytes = await readRegular(path, size).catch((error: unknown) => {
+      throw missingBlob(error, this.name, digest);
     });
     const got = sha256(bytes);
     if (got !== digest || bytes.length !== size) throw damaged(this.name, digest, got);
@@ -378,11 +377,10 @@ export class DirectoryStore implements Store {
     const path = this.refPath(tag);
     let text: string;
     try {
-      text = (await readRegular(this.name, path, DESCRIPTOR_MAX)).toString('utf8');
+      text = (await readRegular(path, DESCRIPTOR_MAX)).toString('utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      if (error instanceof FerryError) throw error;
-      throw ioError(error, path, 'read');
+      if ((error as FerryError).code === 'E_NOT_FOUND') return undefined;
+      throw error;
     }
     try {
       const value = JSON.parse(text) as Descriptor;
@@ -477,45 +475,13 @@ const DESCRIPTOR_MAX = 64 * 1024;
  * file in its place: a symlink (to /etc/shadow, out of the repository), a FIFO
  * (which blocks a read for ever), a device (/dev/zero never ends) or a file
  * larger than its record says is refused by name before a byte is read.
- * The open never waits (O_NONBLOCK) and never follows a link (O_NOFOLLOW).
  */
-async function readRegular(repo: string, path: string, max: number): Promise<Buffer> {
-  const refuse = (what: string) =>
-    new FerryError('E_REPO_INVALID', `${repo}: ${path} is ${what}`, {
-      file: path,
-      hint: 'a file of the repository was replaced: restore the repository from a backup and find out who changed it',
-    });
-  let handle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw refuse('a symbolic link');
-    throw error;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile())
-      throw refuse(
-        info.isDirectory()
-          ? 'a folder, not a file'
-          : info.isFIFO()
-            ? 'a FIFO, not a file'
-            : 'a device or socket, not a file',
-      );
-    if (info.size > max) throw refuse(`${info.size} bytes, larger than its record (${max})`);
-    const bytes = Buffer.alloc(Math.min(max, info.size) + 1);
-    let got = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-      if (got > max) throw refuse(`larger than its record (${max} bytes)`);
-      if (got === bytes.length) break; // grew since fstat: the digest check names it
-    }
-    return bytes.subarray(0, got);
-  } finally {
-    await handle.close();
-  }
+function readRegular(path: string, max: number): Promise<Buffer> {
+  return readRegularBytes(path, 'E_REPO_INVALID', {
+    follow: false,
+    max,
+    hint: 'a file of the repository was replaced: restore the repository from a backup and find out who changed it',
+  });
 }
 
 /** A temp copy not written to for this long belongs to a publish that was killed. */
@@ -538,8 +504,8 @@ async function sweepParts(folder: string): Promise<void> {
 }
 
 /** The lock holder's owner.json, for messages: small, and never a FIFO that blocks the waiter. */
-async function ownerOf(repo: string, lock: string): Promise<string> {
-  return (await readRegular(repo, join(lock, 'owner.json'), 4096)).toString('utf8');
+async function ownerOf(lock: string): Promise<string> {
+  return (await readRegular(join(lock, 'owner.json'), 4096)).toString('utf8');
 }
 
 const FOLDERS: ReadonlyArray<readonly [folder: string, prefix: string]> = [
@@ -563,11 +529,13 @@ function sha256(bytes: Buffer): string {
 }
 
 function missingBlob(error: unknown, repo: string, digest: string): FerryError {
-  if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOENT' || code === 'E_NOT_FOUND')
     return new FerryError('E_BLOB_UNKNOWN', `${repo} does not hold blob ${digest}`, {
       reference: digest,
       hint: 'the repository lost a file it refers to: restore it from a backup or publish again',
     });
+  if (error instanceof FerryError) return error;
   return ioError(error, digest, 'read');
 }
 

@@ -136,43 +136,39 @@ describe('policyProblems: every problem with its path', () => {
     expect(policyProblems(DEFAULT_POLICY)).toEqual([]);
   });
 
-  it('refuses edges that form a cycle, naming it (no channel would take publishes)', () => {
+  const cycle = (path: string): string[] => [
+    `/edges: ${path} is a cycle: channels move one way (going back is \`ferry promote --rollback\`)`,
+  ];
+  it.each([
+    [
+      'a cycle past the first channel',
+      [
+        ['dev', 'beta'],
+        ['beta', 'stable'],
+        ['stable', 'beta'],
+      ],
+      cycle('beta → stable → beta'),
+    ],
+    [
+      'a cycle through every channel that takes publishes',
+      [
+        ['dev', 'beta'],
+        ['beta', 'dev'],
+      ],
+      cycle('dev → beta → dev'),
+    ],
+    [
+      'two ways into one channel, which is no cycle',
+      [
+        ['dev', 'stable'],
+        ['beta', 'stable'],
+        ['dev', 'beta'],
+      ],
+      [],
+    ],
+  ] as Array<[string, Array<[string, string]>, string[]]>)('edges: %s', (_, edges, problems) => {
     const channels = { dev: {}, beta: {}, stable: {} };
-    expect(
-      policyProblems({
-        formatVersion: 1,
-        channels,
-        edges: [
-          ['dev', 'beta'],
-          ['beta', 'stable'],
-          ['stable', 'beta'],
-        ],
-      }),
-    ).toEqual([
-      '/edges: beta → stable → beta is a cycle: channels move one way (going back is `ferry promote --rollback`)',
-    ]);
-    expect(
-      policyProblems({
-        formatVersion: 1,
-        channels,
-        edges: [
-          ['dev', 'beta'],
-          ['beta', 'dev'],
-        ],
-      }),
-    ).toHaveLength(1);
-    // Two ways into one channel is no cycle.
-    expect(
-      policyProblems({
-        formatVersion: 1,
-        channels,
-        edges: [
-          ['dev', 'stable'],
-          ['beta', 'stable'],
-          ['dev', 'beta'],
-        ],
-      }),
-    ).toEqual([]);
+    expect(policyProblems({ formatVersion: 1, channels, edges })).toEqual(problems);
   });
 
   it('names each broken field', () => {

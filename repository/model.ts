@@ -1095,9 +1095,7 @@ export async function history(
         hint: 'the policy was replaced behind Ferry’s back; if `ferry policy --set` was stopped before it wrote the policy, run it again',
       });
     // Every approval the repository holds is one the log records (promote counts no other).
-    const recorded = new Set(
-      events.filter((e) => e.op === 'approve').map((e) => e.subject.approval),
-    );
+    const recorded = recordedApprovals(events);
     for (const tag of await ctx.store.listRefs()) {
       if (!tag.startsWith('ferry.approval.')) continue;
       const doc = await readDoc<ApprovalDoc>(
@@ -1305,6 +1303,11 @@ async function approveOnce(
   };
 }
 
+/** The digests of the approval documents the log's `approve` events record. */
+function recordedApprovals(events: readonly AuditEvent[]): Set<unknown> {
+  return new Set(events.filter((e) => e.op === 'approve').map((e) => e.subject.approval));
+}
+
 /**
  * The approvals of a promotion that the log records. A signed approval the log does
  * not name counts for nothing: the same bundle has the same digest in every
@@ -1319,7 +1322,7 @@ async function approvals(
   from: string,
   to: string,
 ): Promise<ApprovalDoc[]> {
-  const recorded = new Set(events.filter((e) => e.op === 'approve').map((e) => e.subject.approval));
+  const recorded = recordedApprovals(events);
   const found: ApprovalDoc[] = [];
   for (const tag of await ctx.store.listRefs()) {
     if (!tag.startsWith('ferry.approval.')) continue;

@@ -115,7 +115,7 @@ const script = join(out, 'ferry.mjs');
 writeAtomic(
   script,
   await bundle(
-    "import { main } from './cli/main.ts';\nprocess.exitCode = await main(process.argv.slice(2));\n",
+    "import { runCli } from './cli/main.ts';\nprocess.exitCode = await runCli(process.argv.slice(2));\n",
     esm,
   ),
   0o755,

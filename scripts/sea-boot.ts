@@ -14,7 +14,7 @@ import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { constants, Script } from 'node:vm';
-import { main } from '../cli/main.js';
+import { runCli } from '../cli/main.js';
 import { report, versioned } from '../cli/report.js';
 import type { runConsole as RunConsole } from '../installer/console/run.js';
 import { FerryError, type ERROR_CODES } from '../manifest-schema/errors.js';
@@ -178,7 +178,7 @@ export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       process.stdout.write(wantsJson ? `${await versionJson()}\n` : `ferry ${FERRY_VERSION}\n`);
       return 0;
     }
-    return await main(argv);
+    return await runCli(argv);
   } catch (error) {
     return report(error, wantsJson);
   }

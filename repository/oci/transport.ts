@@ -457,7 +457,12 @@ class Authenticator {
         },
       );
     }
-    const plainAllowed = isLoopbackHost(url.hostname) || this.#target.insecure;
+    // Plain HTTP only where the registry itself is spoken to in clear (loopback, or
+    // --insecure): a registry reached over HTTPS that names an http: realm would have the
+    // password sent in clear, even to a port on this machine that another user may hold.
+    const plainAllowed =
+      this.#target.origin.startsWith('http:') &&
+      (isLoopbackHost(url.hostname) || this.#target.insecure);
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && plainAllowed)) {
       throw transport.error(
         'E_REGISTRY_AUTH',

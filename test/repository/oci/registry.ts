@@ -2,9 +2,12 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { lookup } from 'node:dns/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, get as httpsGet } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
+import { isLoopbackHost } from '../../../repository/oci/reference.js';
 import { join } from 'node:path';
 
 /**
@@ -21,11 +24,11 @@ export const registryMissing = REGISTRY_BINARY
 if (registryMissing) console.warn(`skipping the registry tests: ${registryMissing}`);
 
 export interface Registry {
-  /** `127.0.0.1:<port>` */
+  /** `127.0.0.1:<port>`, or the TLS site's `name:<port>` */
   host: string;
   /** The storage root, to damage blobs at rest in tests. */
   storage: string;
-  /** `oci://127.0.0.1:<port>/<name>` */
+  /** `oci://<host>/<name>` */
   reference(name: string): string;
   /** Where Distribution keeps a blob's bytes. */
   blobPath(digest: string): string;
@@ -41,14 +44,87 @@ export type RegistryAuth =
   /** The Bearer token flow against `server`, as Harbor, GHCR and ECR use it. */
   | { kind: 'token'; server: TokenServer };
 
-export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Promise<Registry> {
+/**
+ * A host name this machine answers on that Ferry does not take for loopback
+ * (so it speaks HTTPS to it), with a self-signed certificate for it: where a
+ * registry and a token service serve TLS in the tests. Clients trust it through
+ * NODE_EXTRA_CA_CERTS, as an operator would trust a private CA.
+ */
+export interface TlsSite {
+  /** The name clients use: the machine's host name, else an address of one of its interfaces. */
+  name: string;
+  /** The address servers listen on. */
+  address: string;
+  /** PEM files. */
+  certificate: string;
+  key: string;
+}
+
+/** Undefined when the machine has no such name or address (the TLS tests then say so and skip). */
+export async function tlsSite(dir: string): Promise<TlsSite | undefined> {
+  const candidates = [hostname()];
+  for (const addresses of Object.values(networkInterfaces()))
+    for (const one of addresses ?? [])
+      if (one.family === 'IPv4' && !one.internal) candidates.push(one.address);
+  for (const name of candidates) {
+    if (!name || isLoopbackHost(name)) continue;
+    const address = await lookup(name, { family: 4 }).then(
+      (found) => found.address,
+      () => undefined,
+    );
+    if (!address || !(await canListen(address))) continue;
+    const certificate = join(dir, 'site.crt');
+    const key = join(dir, 'site.key');
+    const names = name === address ? `IP:${address}` : `DNS:${name},IP:${address}`;
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        certificate,
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        `subjectAltName=${names}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    return { name, address, certificate, key };
+  }
+  return undefined;
+}
+
+async function canListen(address: string): Promise<boolean> {
+  return freePort(address).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function startRegistry(
+  auth: RegistryAuth = { kind: 'none' },
+  tls?: TlsSite,
+): Promise<Registry> {
   if (!REGISTRY_BINARY) throw new Error(registryMissing);
   const dir = await mkdtemp(join(tmpdir(), 'ferry-registry-'));
   const storage = join(dir, 'storage');
   for (let tries = 1; ; tries++) {
-    const port = await freePort();
-    const host = `127.0.0.1:${port}`;
-    await writeFile(join(dir, 'config.yml'), config(host, storage, dir, auth));
+    const port = await freePort(tls?.address);
+    const host = `${tls ? tls.name : '127.0.0.1'}:${port}`;
+    await writeFile(
+      join(dir, 'config.yml'),
+      config(`${tls ? tls.address : '127.0.0.1'}:${port}`, storage, dir, auth, tls),
+    );
     const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -68,7 +144,7 @@ export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Prom
         await rm(dir, { recursive: true, force: true });
       },
     };
-    if (await ready(host, child)) return registry;
+    if (await ready(host, child, tls)) return registry;
     await stopChild(child);
     // Another process took the port between our check and the registry's bind.
     if (tries === 3) {
@@ -86,7 +162,13 @@ export function provisionedPassword(registry: Registry): string {
   return found[1];
 }
 
-function config(host: string, storage: string, dir: string, auth: RegistryAuth): string {
+function config(
+  listen: string,
+  storage: string,
+  dir: string,
+  auth: RegistryAuth,
+  tls: TlsSite | undefined,
+): string {
   const lines = [
     'version: 0.1',
     'log:',
@@ -99,10 +181,11 @@ function config(host: string, storage: string, dir: string, auth: RegistryAuth):
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: ${host}`,
+    `  addr: ${listen}`,
     // A fixed secret keeps upload states valid however the test restarts things.
     `  secret: ${randomBytes(16).toString('hex')}`,
   ];
+  if (tls) lines.push('  tls:', `    certificate: ${tls.certificate}`, `    key: ${tls.key}`);
   if (auth.kind === 'htpasswd') {
     lines.push(
       'auth:',
@@ -123,20 +206,34 @@ function config(host: string, storage: string, dir: string, auth: RegistryAuth):
   return `${lines.join('\n')}\n`;
 }
 
-async function ready(host: string, child: ChildProcess): Promise<boolean> {
+async function ready(host: string, child: ChildProcess, tls?: TlsSite): Promise<boolean> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && child.exitCode === null) {
-    try {
-      const response = await fetch(`http://${host}/v2/`);
-      await response.body?.cancel();
-      // 401 is an answer too: the registry wants credentials.
-      if (response.status === 200 || response.status === 401) return true;
-    } catch {
-      // not listening yet
-    }
+    const status = await (tls ? httpsStatus(`https://${host}/v2/`, tls) : httpStatus(host));
+    // 401 is an answer too: the registry wants credentials.
+    if (status === 200 || status === 401) return true;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return false;
+}
+
+async function httpStatus(host: string): Promise<number | undefined> {
+  try {
+    const response = await fetch(`http://${host}/v2/`);
+    await response.body?.cancel();
+    return response.status;
+  } catch {
+    return undefined; // not listening yet
+  }
+}
+
+function httpsStatus(url: string, tls: TlsSite): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    httpsGet(url, { ca: readFileSync(tls.certificate) }, (response) => {
+      response.resume();
+      resolve(response.statusCode);
+    }).on('error', () => resolve(undefined));
+  });
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -155,9 +252,12 @@ export async function randomFile(path: string, size: number): Promise<string> {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-export async function freePort(): Promise<number> {
+export async function freePort(address = '127.0.0.1'): Promise<number> {
   const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, address, resolve);
+  });
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
@@ -186,7 +286,11 @@ export interface TokenServer {
   stop(): Promise<void>;
 }
 
-export async function startTokenServer(user: string, password: string): Promise<TokenServer> {
+export async function startTokenServer(
+  user: string,
+  password: string,
+  tls?: TlsSite,
+): Promise<TokenServer> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-token-'));
   const keyFile = join(dir, 'token.key');
   const certificate = join(dir, 'token.crt');
@@ -216,7 +320,7 @@ export async function startTokenServer(user: string, password: string): Promise<
   const service = 'ferry-test-registry';
   const issuer = 'ferry-test-issuer';
   const requests: TokenServer['requests'] = [];
-  const server: Server = createServer((req, res) => {
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const [given, secret] = basic ? Buffer.from(basic, 'base64').toString().split(/:(.*)/s) : [];
@@ -236,11 +340,14 @@ export async function startTokenServer(user: string, password: string): Promise<
     });
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ token, expires_in: 300 }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  };
+  const server: Server = tls
+    ? createHttpsServer({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, answer)
+    : createServer(answer);
+  await new Promise<void>((resolve) => server.listen(0, tls?.address ?? '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    realm: `http://127.0.0.1:${port}/token`,
+    realm: tls ? `https://${tls.name}:${port}/token` : `http://127.0.0.1:${port}/token`,
     service,
     issuer,
     certificate,

@@ -371,6 +371,7 @@ export const OUTPUT_SCHEMAS = {
     repo: Type.String(),
     keep: Type.Array(Release),
     remove: Type.Array(Release),
+    strays: Type.Array(Type.Object({ digest: Type.String(), size: Type.Integer({ minimum: 0 }) })),
     removed: Type.Boolean(),
   }),
   media: result({

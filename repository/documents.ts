@@ -94,6 +94,8 @@ export interface AuditEvent {
     approval?: string;
     by?: string;
     removed?: string[];
+    /** gc: the digests of bundle copies no version named. */
+    swept?: string[];
     policy?: string;
     owner?: unknown;
     product?: string;

@@ -1488,6 +1488,8 @@ export interface GcResult {
   repo: string;
   keep: string[];
   remove: string[];
+  /** Bundle copies no version names, left by publishes killed before they recorded one. */
+  strays: Array<{ digest: string; size: number }>;
   /** False for a dry run. */
   removed: boolean;
 }
@@ -1496,7 +1498,8 @@ export interface GcResult {
  * Retention: keeps every version a channel holds, the last `keep` versions
  * each channel held, and the last `keep` versions published; the rest are
  * removed (with --yes), and a `gc` event records which. Events, approvals
- * and channel documents are never removed: the log stays whole.
+ * and channel documents are never removed: the log stays whole. Bundle copies
+ * killed publishes left (strays) go too, and the event names them.
  */
 export function gc(
   options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
@@ -1548,11 +1551,20 @@ async function gcOnce(
     .map((tag) => tagOf.get(tag) ?? tag)
     .filter((version) => !keep.has(version))
     .sort();
-  const result: GcResult = { repo: ctx.store.name, keep: [...keep].sort(), remove, removed: false };
-  if (!options.yes || remove.length === 0) return result;
+  const strays = await ctx.store.strayBlobs();
+  const result: GcResult = {
+    repo: ctx.store.name,
+    keep: [...keep].sort(),
+    remove,
+    strays,
+    removed: false,
+  };
+  if (!options.yes || remove.length + strays.length === 0) return result;
+  const swept = strays.map((stray) => stray.digest);
   await commit(ctx, head, options.writer, async (append) => {
-    await append('gc', { removed: remove });
+    await append('gc', { removed: remove, ...(swept.length > 0 ? { swept } : {}) });
     for (const version of remove) await ctx.store.deleteRef(TAGS.version(version));
+    await ctx.store.sweepStrays(swept);
   });
   return { ...result, removed: true };
 }

@@ -355,18 +355,48 @@ export class DirectoryStore implements Store {
     await rm(this.refPath(tag), { force: true });
     await this.writeIndex();
     // Of those, the blobs no remaining manifest names go.
-    const keep = new Set<string>();
-    for (const other of await this.listRefs()) {
-      const found = await this.readRef(other);
-      if (!found) continue;
-      keep.add(found.digest);
-      const parsed = parseImageManifest(found.bytes);
-      if (!parsed.ok) continue;
-      keep.add(parsed.value.config.digest);
-      for (const layer of parsed.value.layers) keep.add(layer.digest);
-    }
+    const keep = await this.namedBlobs();
     for (const digest of dropped)
       if (!keep.has(digest)) await rm(this.blob(digest), { force: true });
+  }
+
+  /** Every manifest a tag points at, and the blobs those manifests name. */
+  private async namedBlobs(): Promise<Set<string>> {
+    const named = new Set<string>();
+    for (const tag of await this.listRefs()) {
+      const found = await this.readRef(tag);
+      if (!found) continue;
+      named.add(found.digest);
+      const parsed = parseImageManifest(found.bytes);
+      if (!parsed.ok) continue;
+      named.add(parsed.value.config.digest);
+      for (const layer of parsed.value.layers) named.add(layer.digest);
+    }
+    return named;
+  }
+
+  async strayBlobs(): Promise<Array<{ digest: string; size: number }>> {
+    const folder = join(this.#dir, 'blobs', 'sha256');
+    const names = await readdir(folder).catch(() => [] as string[]);
+    const named = await this.namedBlobs();
+    const strays: Array<{ digest: string; size: number }> = [];
+    for (const name of names.sort()) {
+      const digest = `sha256:${name}`;
+      if (!/^[0-9a-f]{64}$/.test(name) || named.has(digest)) continue;
+      const info = await lstat(join(folder, name)).catch(() => undefined);
+      // Over SMALL_MAX it cannot be a record (readBlob refuses those), so no earlier
+      // channel or policy document, which only the document after it names.
+      if (!info?.isFile() || info.size <= SMALL_MAX) continue;
+      if (Date.now() - info.mtimeMs > STALE_PART_MS) strays.push({ digest, size: info.size });
+    }
+    return strays;
+  }
+
+  async sweepStrays(digests: readonly string[]): Promise<void> {
+    const named = await this.namedBlobs();
+    for (const digest of digests)
+      if (!named.has(digest)) await rm(this.blob(digest), { force: true });
+    await syncDir(join(this.#dir, 'blobs', 'sha256'));
   }
 
   private async storeManifest(manifest: BuiltManifest): Promise<void> {
@@ -484,7 +514,11 @@ function readRegular(path: string, max: number): Promise<Buffer> {
   });
 }
 
-/** A temp copy not written to for this long belongs to a publish that was killed. */
+/**
+ * A temp copy not written to for this long, or a bundle copy no version has named for
+ * this long, belongs to a publish that was killed. (Were it one still waiting for the
+ * lock, it finds its copy gone once it holds the lock, and copies the bundle again.)
+ */
 const STALE_PART_MS = 60 * 60 * 1000;
 
 /**

@@ -175,6 +175,15 @@ export class RegistryStore implements Store {
     return this.client.listTags();
   }
 
+  /** None listed: a registry cannot list its blobs; its own garbage collection sweeps unreferenced ones. */
+  strayBlobs(): Promise<Array<{ digest: string; size: number }>> {
+    return Promise.resolve([]);
+  }
+
+  sweepStrays(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async deleteRef(tag: string): Promise<void> {
     const held = await this.client.manifestDescriptor(tag);
     // Blobs go when the registry's own garbage collection runs.

@@ -45,6 +45,14 @@ export interface Store {
   listRefs(): Promise<string[]>;
   /** Drops a tag and its manifest; blobs no manifest refers to any more go too (where the store can tell). */
   deleteRef(tag: string): Promise<void>;
+  /**
+   * Bundle copies no manifest names, untouched for an hour: what a publish killed
+   * between copying its bundle and recording the version left. Only a directory
+   * lists them; a registry's own garbage collection sweeps unreferenced blobs.
+   */
+  strayBlobs(): Promise<Array<{ digest: string; size: number }>>;
+  /** Removes those of `digests` that are still strays; under the lock, as gc is. */
+  sweepStrays(digests: readonly string[]): Promise<void>;
 }
 
 export interface RefManifest {

@@ -37,7 +37,7 @@ function formatHistory(result: HistoryResult): string {
           : event.op === 'approve'
             ? `${s.by ?? '?'} approved ${s.version} ${s.from} → ${s.to}${event.evidence.length ? ` with ${event.evidence.map((e) => e.name).join(', ')}` : ''}`
             : event.op === 'gc'
-              ? `gc removed ${(s.removed ?? []).join(', ') || 'nothing'}`
+              ? `gc removed ${(s.removed ?? []).join(', ') || 'nothing'}${s.swept?.length ? `; swept ${s.swept.length} bundle ${s.swept.length === 1 ? 'copy' : 'copies'} no version named` : ''}`
               : event.op;
     return `#${event.seq}  ${event.time}  ${event.actor.padEnd(12)}  ${what}${event.ci ? `  [${event.ci}]` : ''}`;
   });

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -396,6 +396,92 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
         .map((e) => e.actor)
         .sort(),
     ).toEqual(['ci', 'job0', 'job1']);
+  });
+
+  it('gc sweeps the bundle copy a publish killed before recording its version left, once an hour old; a rerun copies it again', async () => {
+    // Over 16 MiB, the size above which a blob can only be a bundle, never a record.
+    const product = await copyFixture(join(dir, 'stray'));
+    await writeFile(join(product, 'components/db/3.0.0/big.bin'), randomBytes(17 * 1024 * 1024));
+    const built = await ferry(
+      [
+        'build',
+        join(product, 'release-1.1.0.yaml'),
+        '--first-release',
+        '--out',
+        join(dir, 'stray-out'),
+        '--key',
+        ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const bundle = json<{ bundle: string; sha256: string }>(built);
+    const repo5 = join(dir, 'repo5');
+    await publishTo(repo5, bundles['1.0.0'] as string);
+    // The publish copies its bundle, then waits for the lock the test holds: killed there.
+    const lock = join(repo5, 'ferry/lock');
+    await mkdir(lock);
+    await writeFile(join(lock, 'owner.json'), '{"actor":"held-by-the-test"}');
+    const child = spawn(
+      process.execPath,
+      [FERRY, 'publish', bundle.bundle, '--repo', repo5, '--key', ws.key],
+      {
+        env: { PATH: process.env.PATH, FERRY_ACTOR: 'cancelled', FERRY_LOCK_WAIT_SECONDS: '120' },
+      },
+    );
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await new Promise<void>((resolve) => {
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('waiting for the lock')) resolve();
+      });
+    });
+    child.kill('SIGKILL');
+    await exited;
+    await rm(lock, { recursive: true });
+    const stray = join(repo5, 'blobs/sha256', bundle.sha256);
+    expect((await stat(stray)).size).toBeGreaterThan(16 * 1024 * 1024);
+
+    // Within the hour it could be a publish still waiting: left alone.
+    const fresh = json<{ strays: unknown[] }>(await repoFerry(['gc', '--repo', repo5, '--json']));
+    expect(fresh.strays).toEqual([]);
+    const hourAgo = new Date(Date.now() - 61 * 60 * 1000);
+    await utimes(stray, hourAgo, hourAgo);
+    const dry = await repoFerry(['gc', '--repo', repo5]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`would sweep 1 bundle copy no version names (`);
+    expect(dry.stdout).toContain(`sha256:${bundle.sha256}`);
+    expect(dry.stdout).toContain('(dry run: pass --yes)');
+    await stat(stray);
+
+    const done = await repoFerry(['gc', '--repo', repo5, '--yes', '--json']);
+    expect(done.code, done.stderr).toBe(0);
+    expect(
+      json<{ strays: Array<{ digest: string; size: number }>; removed: boolean }>(done),
+    ).toMatchObject({
+      strays: [{ digest: `sha256:${bundle.sha256}` }],
+      removed: true,
+    });
+    await expect(stat(stray)).rejects.toThrow();
+    const log = await repoFerry(['history', '--repo', repo5, '--verify']);
+    expect(log.code, log.stderr).toBe(0);
+    expect(log.stdout).toContain('gc removed nothing; swept 1 bundle copy no version named');
+    // The version it never recorded is published by a rerun, its bundle copied again.
+    const rerun = await publishTo(repo5, bundle.bundle);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const pulled = await repoFerry([
+      'pull',
+      '--repo',
+      repo5,
+      '--version',
+      '1.1.0',
+      '--out',
+      join(dir, 'stray-usb'),
+      '--json',
+    ]);
+    expect(sha256(await readFile(json<{ bundle: string }>(pulled).bundle))).toBe(bundle.sha256);
   });
 
   it('history --verify names the event whose byte was edited (exit 3)', async () => {

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -659,6 +659,39 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       ).toBeNull();
       const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
       expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'gc sweeps only bundle copies no manifest names: never evidence, records, or a copy under an hour old',
+    async () => {
+      const repo = await repository();
+      const blobs = join(repo, 'blobs/sha256');
+      const big = 17 * 1024 * 1024;
+      const report = join(await tempDir('ferry-evidence-'), 'report.bin');
+      await writeFile(report, randomBytes(big));
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'qa', evidence: [report], writer });
+      const planted = async (bytes: Buffer) => {
+        await writeFile(join(blobs, sha(bytes)), bytes);
+        return `sha256:${sha(bytes)}`;
+      };
+      const stray = await planted(randomBytes(big));
+      const small = await planted(randomBytes(1024));
+      const longAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      for (const name of await readdir(blobs)) await utimes(join(blobs, name), longAgo, longAgo);
+      const young = await planted(randomBytes(big));
+
+      const dry = await gc({ repo, writer });
+      expect(dry.strays).toEqual([{ digest: stray, size: big }]);
+      const done = await gc({ repo, yes: true, writer });
+      expect(done).toMatchObject({ remove: [], removed: true });
+      const left = new Set((await readdir(blobs)).map((name) => `sha256:${name}`));
+      expect(
+        [stray, small, young, `sha256:${sha(await readFile(report))}`].map((d) => left.has(d)),
+      ).toEqual([false, true, true, true]);
+      const [last] = (await history({ repo, verify: true })).events;
+      expect(last?.subject).toEqual({ removed: [], swept: [stray] });
+      expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.1.0');
     },
   );
 

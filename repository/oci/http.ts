@@ -41,11 +41,14 @@ const DRAIN_LIMIT = 64 * 1024;
 
 export class HttpResponse {
   readonly status: number;
+  /** Where it came from: after a redirect, perhaps not the registry. */
+  readonly url: URL;
   readonly #message: IncomingMessage;
   readonly #request: ClientRequest;
   readonly #answerTimeoutMs: number;
 
-  constructor(message: IncomingMessage, request: ClientRequest, answerTimeoutMs: number) {
+  constructor(url: URL, message: IncomingMessage, request: ClientRequest, answerTimeoutMs: number) {
+    this.url = url;
     this.status = message.statusCode ?? 0;
     this.#message = message;
     this.#request = request;
@@ -130,7 +133,7 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
       clearTimeout(answer);
       if (settled) return;
       settled = true;
-      resolve(new HttpResponse(message, request, answerTimeoutMs));
+      resolve(new HttpResponse(url, message, request, answerTimeoutMs));
     });
     const body = options.body;
     if (body === undefined) request.end();

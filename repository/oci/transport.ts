@@ -257,6 +257,22 @@ export class Transport {
     details: ErrorDetails = {},
     notFound: ErrorCode = 'E_REGISTRY',
   ): Promise<FerryError> {
+    // Where the registry redirected it (a blob store's signed URL), Ferry sends no
+    // credentials: a refusal there is not about the account.
+    if (
+      (response.status === 401 || response.status === 403) &&
+      response.url.origin !== this.target.origin
+    ) {
+      await response.discard();
+      return this.error(
+        'E_REGISTRY',
+        `${response.url.origin}, where registry ${this.target.registry} redirected the request to ${doing}, refused it (${response.status})`,
+        {
+          ...details,
+          hint: 'the registry hands out links its storage refuses: a signed URL that expired (check the clocks of the registry and its storage) or storage the registry cannot grant access to',
+        },
+      );
+    }
     if (response.status === 401) {
       await response.discard();
       return this.refused();

@@ -88,6 +88,39 @@ describe('a hostile or broken registry', () => {
     expect(retries).toEqual([]);
   });
 
+  it.each([401, 403])(
+    'a blob store the registry redirects to that answers %i is named as such (E_REGISTRY), not taken for refused credentials',
+    async (status) => {
+      const store = await startHostile();
+      try {
+        store.handler = (req, res) => {
+          // Ferry sends its credentials to the registry only, never where it redirects.
+          expect(req.headers.authorization).toBeUndefined();
+          res.writeHead(status, { 'content-length': '0' }).end();
+        };
+        hostile.handler = (_req, res) =>
+          res
+            .writeHead(307, {
+              location: `http://${store.host}/signed/blob?expires=1`,
+              'content-length': '0',
+            })
+            .end();
+        const digest = `sha256:${'a'.repeat(64)}`;
+        const out = join(await tempDir('ferry-oci-store-'), 'blob');
+        const error = await failure((await client()).pullBlob(digest, 10, out));
+        expect(error.code).toBe('E_REGISTRY');
+        expect(error.message).toBe(
+          `http://${store.host}, where registry ${hostile.host} redirected the request to give blob ${digest}, refused it (${status})`,
+        );
+        expect(error.hint).toContain('signed URL that expired');
+        expect(store.requests).toEqual(['GET /signed/blob?expires=1']);
+        expect(retries).toEqual([]);
+      } finally {
+        await stop(store);
+      }
+    },
+  );
+
   it('an upload Location that does not parse is E_REGISTRY, not an internal error', async () => {
     hostile.handler = (req, res) => {
       req.resume();

@@ -64,6 +64,31 @@ function repoFerry(args: string[], actor = 'ci'): Promise<RunResult> {
   });
 }
 
+/** RELEASE of a copy of the fixture whose db component carries `payload` too, built as a first release. */
+async function bigBundle(
+  name: string,
+  release: string,
+  payload: Buffer,
+): Promise<{ bundle: string; sha256: string }> {
+  const product = await copyFixture(join(dir, name));
+  await writeFile(join(product, 'components/db/3.0.0/big.bin'), payload);
+  const built = await ferry(
+    [
+      'build',
+      join(product, `release-${release}.yaml`),
+      '--first-release',
+      '--out',
+      join(dir, `${name}-out`),
+      '--key',
+      ws.key,
+      '--json',
+    ],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  );
+  if (built.code !== 0) throw new Error(built.stderr);
+  return json<{ bundle: string; sha256: string }>(built);
+}
+
 /** `ferry publish` with the workspace's trust root (it makes the repository the first time). */
 function publishTo(repo: string, bundle: string, ...extra: string[]): Promise<RunResult> {
   return repoFerry(['publish', bundle, '--repo', repo, '--trust', ws.trust, ...extra]);
@@ -400,23 +425,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
 
   it('gc sweeps the bundle copy a publish killed before recording its version left, once an hour old; a rerun copies it again', async () => {
     // Over 16 MiB, the size above which a blob can only be a bundle, never a record.
-    const product = await copyFixture(join(dir, 'stray'));
-    await writeFile(join(product, 'components/db/3.0.0/big.bin'), randomBytes(17 * 1024 * 1024));
-    const built = await ferry(
-      [
-        'build',
-        join(product, 'release-1.1.0.yaml'),
-        '--first-release',
-        '--out',
-        join(dir, 'stray-out'),
-        '--key',
-        ws.key,
-        '--json',
-      ],
-      { env: { SOURCE_DATE_EPOCH: EPOCH } },
-    );
-    expect(built.code, built.stderr).toBe(0);
-    const bundle = json<{ bundle: string; sha256: string }>(built);
+    const bundle = await bigBundle('stray', '1.1.0', randomBytes(17 * 1024 * 1024));
     const repo5 = join(dir, 'repo5');
     await publishTo(repo5, bundles['1.0.0'] as string);
     // The publish copies its bundle, then waits for the lock the test holds: killed there.
@@ -674,26 +683,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
 
   it('a publish killed mid-upload and run again gives the same digest', async () => {
     // A bundle large enough that the upload is still going when it is killed.
-    const product = await copyFixture(join(dir, 'big'));
-    await writeFile(
-      join(product, 'components/db/3.0.0/big.bin'),
-      Buffer.alloc(96 * 1024 * 1024, 7),
-    );
-    const built = await ferry(
-      [
-        'build',
-        join(product, 'release-1.0.0.yaml'),
-        '--first-release',
-        '--out',
-        join(dir, 'big-out'),
-        '--key',
-        ws.key,
-        '--json',
-      ],
-      { env: { SOURCE_DATE_EPOCH: EPOCH } },
-    );
-    expect(built.code, built.stderr).toBe(0);
-    const bundle = json<{ bundle: string }>(built).bundle;
+    const { bundle } = await bigBundle('big', '1.0.0', Buffer.alloc(96 * 1024 * 1024, 7));
     const args = ['publish', bundle, '--trust', ws.trust, '--json'];
     const repo = (registry as Registry).reference('acme/killed');
     const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--repo', repo], {

@@ -76,32 +76,36 @@ export async function tlsSite(dir: string): Promise<TlsSite | undefined> {
     const certificate = join(dir, 'site.crt');
     const key = join(dir, 'site.key');
     const names = name === address ? `IP:${address}` : `DNS:${name},IP:${address}`;
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        certificate,
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${name}`,
-        '-addext',
-        `subjectAltName=${names}`,
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSigned(key, certificate, name, `subjectAltName=${names}`);
     return { name, address, certificate, key };
   }
   return undefined;
+}
+
+/** A P-256 key and a self-signed certificate for it, valid two days. */
+function selfSigned(key: string, certificate: string, name: string, extension?: string): void {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      certificate,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      ...(extension ? ['-addext', extension] : []),
+    ],
+    { stdio: 'ignore' },
+  );
 }
 
 async function canListen(address: string): Promise<boolean> {
@@ -294,27 +298,7 @@ export async function startTokenServer(
   const dir = await mkdtemp(join(tmpdir(), 'ferry-token-'));
   const keyFile = join(dir, 'token.key');
   const certificate = join(dir, 'token.crt');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certificate,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=ferry-test-token',
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSigned(keyFile, certificate, 'ferry-test-token');
   const key = createPrivateKey(readFileSync(keyFile));
   const chain = readFileSync(certificate, 'utf8').replace(/-----[A-Z ]+-----|\s/g, '');
   const service = 'ferry-test-registry';

@@ -78,7 +78,8 @@ export const ERROR_CODES = {
   },
   E_STATE_INVALID: {
     exit: 2,
-    summary: 'an appliance file (state, config, facts) is corrupt or of an unknown version',
+    summary:
+      'an appliance file (state, config, facts), or the record of what a machine pulled, is corrupt or of an unknown version',
   },
   E_REPO_REFERENCE: {
     exit: 2,
@@ -179,6 +180,11 @@ export const ERROR_CODES = {
   E_AUDIT_BROKEN: {
     exit: 3,
     summary: 'the audit chain is broken: an event was edited, removed or inserted',
+  },
+  E_CHANNEL_SET_BACK: {
+    exit: 3,
+    summary:
+      'a channel holds an older document than this machine pulled from it before: it was set back',
   },
   E_MEDIA_INDEX_INVALID: {
     exit: 3,

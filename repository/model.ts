@@ -41,6 +41,7 @@ import {
 } from './oci/artifact.js';
 import { digestFile } from './oci/client.js';
 import { judgePromotion, type Excuse } from './policy.js';
+import { acceptChannelDocument, type RepositoryIdentity } from './pulled.js';
 import { DirectoryStore } from './store-dir.js';
 import { RegistryStore } from './store-registry.js';
 import {
@@ -784,7 +785,14 @@ export interface PullResult {
 }
 
 export async function pull(
-  options: RepoOptions & { channel?: string; version?: string; out: string; onProgress?: Progress },
+  options: RepoOptions & {
+    channel?: string;
+    version?: string;
+    out: string;
+    onProgress?: Progress;
+    /** Where this machine records the channel documents it pulled (see pulled.ts); none: no record. */
+    stateDir?: string;
+  },
 ): Promise<PullResult> {
   const ctx = await open(options);
   const trust = needTrust(ctx);
@@ -813,6 +821,12 @@ export async function pull(
       );
     version = channel.value.version;
     expected = channel.value.digest;
+    if (options.stateDir !== undefined)
+      await acceptChannelDocument(options.stateDir, await identity(ctx), options.channel, {
+        sequence: channel.value.sequence,
+        digest: channel.digest,
+        version,
+      });
   }
   if (version === undefined)
     throw new FerryError('E_USAGE', 'pull needs --channel C or --version V', {});
@@ -905,6 +919,11 @@ export async function pull(
     for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
   }
   return { ...result, changed: true };
+}
+
+/** The repository as named, and its first event's digest: a repository made anew is another. */
+async function identity(ctx: Context): Promise<RepositoryIdentity> {
+  return { name: ctx.store.name, created: (await readEvent(ctx, 1))?.digest ?? 'none' };
 }
 
 /**

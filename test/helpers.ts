@@ -46,6 +46,8 @@ export function ferry(
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
+      // What pulls record (pulled.ts) goes with the run's temp folders, not into HOME.
+      FERRY_STATE_DIR: join(tmpdir(), 'ferry-state'),
       ...options.env,
     },
   });

@@ -361,6 +361,43 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     return Promise.all(children.map((c) => c.done));
   }
 
+  it('pull refuses a channel set back to a document older than one this machine pulled (exit 3), downloading nothing', async () => {
+    const repo6 = join(dir, 'repo6');
+    const state = join(dir, 'state6');
+    const pullDev = (out: string) =>
+      ferry(['pull', '--repo', repo6, '--channel', 'dev', '--out', out, '--json'], {
+        env: { FERRY_STATE_DIR: state },
+      });
+    await publishTo(repo6, bundles['1.0.0'] as string, '--channel', 'dev');
+    expect((await pullDev(join(dir, 'usb6a'))).code).toBe(0);
+    const older = await readFile(join(repo6, 'ferry/channels/dev.json'));
+    await publishTo(repo6, bundles['1.1.0'] as string, '--channel', 'dev');
+    expect(json<{ version: string }>(await pullDev(join(dir, 'usb6b'))).version).toBe('1.1.0');
+    // Someone with write access puts dev's older signed document back.
+    await writeFile(join(repo6, 'ferry/channels/dev.json'), older);
+    const refused = await pullDev(join(dir, 'usb6c'));
+    expect(refused.code, refused.stderr).toBe(3);
+    const { error } = json<{ error: { code: string; message: string; hint: string } }>(refused);
+    expect(error.code).toBe('E_CHANNEL_SET_BACK');
+    expect(error.message).toBe(
+      `channel dev of ${repo6} holds document 1 (1.0.0), but this machine pulled document 2 (1.1.0) from it before: the channel was set back`,
+    );
+    expect(error.hint).toContain('ferry history');
+    await expect(readdir(join(dir, 'usb6c'))).rejects.toThrow();
+    // The record of what was pulled is one file the hint names; without it, pull trusts
+    // the channel as it stands, as on a first pull.
+    const record = /remove (\S+\.json)$/.exec(error.hint)?.[1] as string;
+    await writeFile(record, '{"not":"a record"}');
+    const damaged = await pullDev(join(dir, 'usb6c'));
+    expect(damaged.code).toBe(2);
+    expect(json<{ error: { code: string; message: string } }>(damaged).error).toMatchObject({
+      code: 'E_STATE_INVALID',
+      message: `${record} is not the record of what was pulled from ${repo6}`,
+    });
+    await rm(record);
+    expect(json<{ version: string }>(await pullDev(join(dir, 'usb6c'))).version).toBe('1.0.0');
+  });
+
   it('pull shows its progress on a terminal, and none in a log', async () => {
     const out = join(dir, 'pulled-on-a-terminal');
     terminal.ferry('pull', ['pull', '--repo', repo, '--channel', 'beta', '--out', out]);

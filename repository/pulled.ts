@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { readRegularBytes, writeFileAtomic } from '../manifest-schema/atomic.js';
+import { FerryError, ioError } from '../manifest-schema/errors.js';
+
+/**
+ * What this machine has pulled by channel, per repository: the highest
+ * channel document it accepted and that document's digest. A channel's
+ * documents only go up (a rollback is a new document with the next
+ * sequence), so a document lower than one pulled before, or another under a
+ * sequence pulled before, is a channel set back or forked: someone put an
+ * older signed document back to hand out an older release. Pull refuses it
+ * with nothing downloaded. This is what a machine that pulls again and
+ * again (the station writing USB sticks) can check without walking the
+ * audit log; `ferry history --verify` checks the whole log.
+ */
+export interface ChannelSeen {
+  sequence: number;
+  /** The document's own digest. */
+  digest: string;
+  version: string;
+}
+
+/** A repository: as it was named, and the digest of its first event (a repository made anew has another). */
+export interface RepositoryIdentity {
+  name: string;
+  created: string;
+}
+
+interface SeenChannels {
+  repo: string;
+  created: string;
+  channels: Record<string, ChannelSeen>;
+}
+
+const MAX_STATE_BYTES = 1024 * 1024;
+
+/** The file for one repository: named by the sha256 of its identity, which it records too. */
+function seenFile(stateDir: string, repo: RepositoryIdentity): string {
+  const key = createHash('sha256').update(`${repo.name}\n${repo.created}`).digest('hex');
+  return join(stateDir, 'pulled', `${key.slice(0, 32)}.json`);
+}
+
+async function readSeen(file: string, repo: RepositoryIdentity): Promise<SeenChannels> {
+  const bytes = await readRegularBytes(file, 'E_STATE_INVALID', {
+    follow: false,
+    max: MAX_STATE_BYTES,
+    hint: 'remove it: pull then trusts the channels as they stand, as on its first pull',
+  }).catch((error: unknown) => {
+    // Never pulled from this repository on this machine.
+    if (error instanceof FerryError && error.code === 'E_NOT_FOUND') return undefined;
+    throw error;
+  });
+  if (bytes === undefined) return { repo: repo.name, created: repo.created, channels: {} };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (!isSeen(parsed) || parsed.repo !== repo.name || parsed.created !== repo.created)
+    throw new FerryError(
+      'E_STATE_INVALID',
+      `${file} is not the record of what was pulled from ${repo.name}`,
+      {
+        file,
+        hint: 'remove it: pull then trusts the channels as they stand, as on its first pull',
+      },
+    );
+  return parsed;
+}
+
+function isSeen(value: unknown): value is SeenChannels {
+  if (!value || typeof value !== 'object') return false;
+  const { repo, created, channels } = value as Partial<SeenChannels>;
+  return (
+    typeof repo === 'string' &&
+    typeof created === 'string' &&
+    !!channels &&
+    typeof channels === 'object' &&
+    Object.values(channels).every(
+      (one) =>
+        !!one &&
+        Number.isSafeInteger(one.sequence) &&
+        typeof one.digest === 'string' &&
+        typeof one.version === 'string',
+    )
+  );
+}
+
+/**
+ * Refuses a channel document older than, or other than, the one this machine
+ * pulled before; records it otherwise. Called once its signature holds, before
+ * anything is downloaded: a signed document this high is the channel's own,
+ * whether or not the download that follows succeeds.
+ */
+export async function acceptChannelDocument(
+  stateDir: string,
+  repo: RepositoryIdentity,
+  channel: string,
+  doc: ChannelSeen,
+): Promise<void> {
+  const file = seenFile(stateDir, repo);
+  const seen = await readSeen(file, repo);
+  const before = seen.channels[channel];
+  if (before && doc.sequence === before.sequence && doc.digest === before.digest) return;
+  if (before && doc.sequence <= before.sequence)
+    throw new FerryError(
+      'E_CHANNEL_SET_BACK',
+      `channel ${channel} of ${repo.name} holds document ${doc.sequence} (${doc.version}), but this machine pulled document ${before.sequence} (${before.version}) from it before: the channel was ${doc.sequence === before.sequence ? 'forked (another document under the same number)' : 'set back'}`,
+      {
+        reference: channel,
+        file,
+        hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\`; if the repository was restored from a backup on purpose, remove ${file}`,
+      },
+    );
+  seen.channels[channel] = doc;
+  await mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, dirname(file), 'create');
+  });
+  await writeFileAtomic(file, `${JSON.stringify(seen, null, 2)}\n`);
+}

@@ -1,0 +1,62 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { FerryError } from '../../manifest-schema/errors.js';
+import {
+  acceptChannelDocument,
+  type ChannelSeen,
+  type RepositoryIdentity,
+} from '../../repository/pulled.js';
+import { tempDir } from '../helpers.js';
+
+const repo = { name: '/srv/bundles', created: 'sha256:event-1' };
+const doc = (sequence: number, digest = `sha256:doc-${sequence}`) => ({
+  sequence,
+  digest,
+  version: `1.${sequence}.0`,
+});
+
+/** "accepted", or the refusal's code and message. */
+async function outcome(
+  state: string,
+  identity: RepositoryIdentity,
+  channel: string,
+  next: ChannelSeen,
+): Promise<string> {
+  return acceptChannelDocument(state, identity, channel, next).then(
+    () => 'accepted',
+    (error: FerryError) => `${error.code}: ${error.message}`,
+  );
+}
+
+describe('what a machine pulled, by channel', () => {
+  it.each([
+    ['a later document', doc(3), 'accepted'],
+    ['the same document again', doc(2), 'accepted'],
+    [
+      'an older document',
+      doc(1),
+      'E_CHANNEL_SET_BACK: channel dev of /srv/bundles holds document 1 (1.1.0), but this machine pulled document 2 (1.2.0) from it before: the channel was set back',
+    ],
+    [
+      'another document under the same number',
+      doc(2, 'sha256:other'),
+      'E_CHANNEL_SET_BACK: channel dev of /srv/bundles holds document 2 (1.2.0), but this machine pulled document 2 (1.2.0) from it before: the channel was forked (another document under the same number)',
+    ],
+  ])('after document 2: %s is %s', async (_what, next, expected) => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'dev', doc(2));
+    expect(await outcome(state, repo, 'dev', next)).toBe(expected);
+  });
+
+  it('keeps channels apart, and a repository made anew (another first event) apart from the old one', async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'stable', doc(5));
+    expect(await outcome(state, repo, 'dev', doc(1))).toBe('accepted');
+    expect(await outcome(state, { ...repo, created: 'sha256:new-event-1' }, 'stable', doc(1))).toBe(
+      'accepted',
+    );
+    expect(await outcome(state, repo, 'stable', doc(4))).toMatch(/^E_CHANNEL_SET_BACK/);
+    expect(await readdir(join(state, 'pulled'))).toHaveLength(2);
+  });
+});

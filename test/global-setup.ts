@@ -11,6 +11,9 @@ import { join } from 'node:path';
 export default async function setup(): Promise<() => Promise<void>> {
   const run = await mkdtemp(join(tmpdir(), 'ferry-run-'));
   process.env.TMPDIR = run;
+  // What ferry pull records of the channels it pulled (repository/pulled.ts) goes there
+  // too, for every ferry a test starts, not into the HOME of whoever runs the tests.
+  process.env.FERRY_STATE_DIR = join(run, 'ferry-state');
   return async () => {
     await rm(run, { recursive: true, force: true }).catch((error: unknown) => {
       console.warn(`could not remove ${run}: ${String(error)}`);

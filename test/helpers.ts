@@ -46,8 +46,8 @@ export function ferry(
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
-      // What pulls record (pulled.ts) goes with the run's temp folders, not into HOME.
-      FERRY_STATE_DIR: join(tmpdir(), 'ferry-state'),
+      // What pulls record (pulled.ts) goes with the run's temp folders (see global-setup.ts).
+      FERRY_STATE_DIR: process.env.FERRY_STATE_DIR ?? join(tmpdir(), 'ferry-state'),
       ...options.env,
     },
   });

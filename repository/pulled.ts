@@ -22,7 +22,7 @@ export interface ChannelSeen {
   version: string;
 }
 
-/** A repository: as it was named, and the digest of its first event (a repository made anew has another). */
+/** A repository: as it was named, and the digest of its first event (a repository made anew, or another put in its place, has another). */
 export interface RepositoryIdentity {
   name: string;
   created: string;
@@ -35,10 +35,11 @@ interface SeenChannels {
 }
 
 const MAX_STATE_BYTES = 1024 * 1024;
+const REMOVE_IT = 'remove it: pull then trusts the channels as they stand, as on its first pull';
 
-/** The file for one repository: named by the sha256 of its identity, which it records too. */
+/** The file for one repository: named by the sha256 of its name, which it records too. */
 function seenFile(stateDir: string, repo: RepositoryIdentity): string {
-  const key = createHash('sha256').update(`${repo.name}\n${repo.created}`).digest('hex');
+  const key = createHash('sha256').update(repo.name).digest('hex');
   return join(stateDir, 'pulled', `${key.slice(0, 32)}.json`);
 }
 
@@ -46,7 +47,7 @@ async function readSeen(file: string, repo: RepositoryIdentity): Promise<SeenCha
   const bytes = await readRegularBytes(file, 'E_STATE_INVALID', {
     follow: false,
     max: MAX_STATE_BYTES,
-    hint: 'remove it: pull then trusts the channels as they stand, as on its first pull',
+    hint: REMOVE_IT,
   }).catch((error: unknown) => {
     // Never pulled from this repository on this machine.
     if (error instanceof FerryError && error.code === 'E_NOT_FOUND') return undefined;
@@ -59,14 +60,11 @@ async function readSeen(file: string, repo: RepositoryIdentity): Promise<SeenCha
   } catch {
     parsed = undefined;
   }
-  if (!isSeen(parsed) || parsed.repo !== repo.name || parsed.created !== repo.created)
+  if (!isSeen(parsed) || parsed.repo !== repo.name)
     throw new FerryError(
       'E_STATE_INVALID',
       `${file} is not the record of what was pulled from ${repo.name}`,
-      {
-        file,
-        hint: 'remove it: pull then trusts the channels as they stand, as on its first pull',
-      },
+      { file, hint: REMOVE_IT },
     );
   return parsed;
 }
@@ -103,6 +101,17 @@ export async function acceptChannelDocument(
 ): Promise<void> {
   const file = seenFile(stateDir, repo);
   const seen = await readSeen(file, repo);
+  // Another repository in its place would start every channel afresh.
+  if (seen.created !== repo.created)
+    throw new FerryError(
+      'E_CHANNEL_SET_BACK',
+      `${repo.name} is not the repository this machine pulled from before: its first event is ${repo.created}, not ${seen.created}; it was made anew or replaced`,
+      {
+        reference: channel,
+        file,
+        hint: `nothing was downloaded. If it was made anew on purpose, remove ${file}; if not, run \`ferry history --repo ${repo.name} --verify\` and find out who replaced it`,
+      },
+    );
   const before = seen.channels[channel];
   if (before && doc.sequence === before.sequence && doc.digest === before.digest) return;
   if (before && doc.sequence <= before.sequence)

@@ -49,14 +49,17 @@ describe('what a machine pulled, by channel', () => {
     expect(await outcome(state, repo, 'dev', next)).toBe(expected);
   });
 
-  it('keeps channels apart, and a repository made anew (another first event) apart from the old one', async () => {
+  it('keeps channels and repositories apart, and refuses another repository in the place of one', async () => {
     const state = await tempDir('ferry-pulled-');
     await acceptChannelDocument(state, repo, 'stable', doc(5));
     expect(await outcome(state, repo, 'dev', doc(1))).toBe('accepted');
-    expect(await outcome(state, { ...repo, created: 'sha256:new-event-1' }, 'stable', doc(1))).toBe(
+    expect(await outcome(state, { ...repo, name: '/srv/other' }, 'stable', doc(1))).toBe(
       'accepted',
     );
     expect(await outcome(state, repo, 'stable', doc(4))).toMatch(/^E_CHANNEL_SET_BACK/);
+    expect(await outcome(state, { ...repo, created: 'sha256:new-event-1' }, 'stable', doc(6))).toBe(
+      'E_CHANNEL_SET_BACK: /srv/bundles is not the repository this machine pulled from before: its first event is sha256:new-event-1, not sha256:event-1; it was made anew or replaced',
+    );
     expect(await readdir(join(state, 'pulled'))).toHaveLength(2);
   });
 });

@@ -100,7 +100,9 @@ export async function acceptChannelDocument(
   doc: ChannelSeen,
 ): Promise<void> {
   const file = seenFile(stateDir, repo);
-  const seen = await readSeen(file, repo);
+  const seen = await readSeen(file, repo).catch((error: unknown) => {
+    throw unusable(error, stateDir);
+  });
   // Another repository in its place would start every channel afresh.
   if (seen.created !== repo.created)
     throw new FerryError(
@@ -125,8 +127,22 @@ export async function acceptChannelDocument(
       },
     );
   seen.channels[channel] = doc;
-  await mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
-    throw ioError(error, dirname(file), 'create');
+  try {
+    await mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, dirname(file), 'create');
+    });
+    await writeFileAtomic(file, `${JSON.stringify(seen, null, 2)}\n`);
+  } catch (error) {
+    throw unusable(error, stateDir);
+  }
+}
+
+/** A record that cannot be read or written stops the pull: going on without it would turn the check off without a word. */
+function unusable(error: unknown, stateDir: string): unknown {
+  if (!(error instanceof FerryError) || error.code === 'E_STATE_INVALID') return error;
+  return new FerryError(error.code, error.message, {
+    ...error.details,
+    hint: `nothing was downloaded. Pull records what it pulled in ${stateDir}, to refuse a channel set back later: make it writable, or set FERRY_STATE_DIR to a folder that is`,
+    cause: error,
   });
-  await writeFileAtomic(file, `${JSON.stringify(seen, null, 2)}\n`);
 }

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FerryError } from '../../manifest-schema/errors.js';
@@ -47,6 +47,18 @@ describe('what a machine pulled, by channel', () => {
     const state = await tempDir('ferry-pulled-');
     await acceptChannelDocument(state, repo, 'dev', doc(2));
     expect(await outcome(state, repo, 'dev', next)).toBe(expected);
+  });
+
+  it('a record it cannot write stops the pull, saying where and how to mend it', async () => {
+    const state = join(await tempDir('ferry-pulled-'), 'state');
+    await writeFile(state, 'a file where the folder should be');
+    const error = await acceptChannelDocument(state, repo, 'dev', doc(1)).catch(
+      (e: unknown) => e as FerryError,
+    );
+    expect(error).toMatchObject({ code: 'E_IO' });
+    expect(error?.hint).toBe(
+      `nothing was downloaded. Pull records what it pulled in ${state}, to refuse a channel set back later: make it writable, or set FERRY_STATE_DIR to a folder that is`,
+    );
   });
 
   it('keeps channels and repositories apart, and refuses another repository in the place of one', async () => {

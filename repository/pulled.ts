@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { readRegularBytes, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 
@@ -28,68 +28,61 @@ export interface RepositoryIdentity {
   created: string;
 }
 
-interface SeenChannels {
-  repo: string;
-  created: string;
-  channels: Record<string, ChannelSeen>;
-}
-
-const MAX_STATE_BYTES = 1024 * 1024;
+const MAX_RECORD_BYTES = 64 * 1024;
 const REMOVE_IT = 'remove it: pull then trusts the channels as they stand, as on its first pull';
 
-/** The file for one repository: named by the sha256 of its name, which it records too. */
-function seenFile(stateDir: string, repo: RepositoryIdentity): string {
+/**
+ * One folder per repository (named by the sha256 of its name): `repository.json`
+ * (its name and first event) and a file per channel, so that pulls of two
+ * channels at once never lose each other's record.
+ */
+function recordFolder(stateDir: string, repo: RepositoryIdentity): string {
   const key = createHash('sha256').update(repo.name).digest('hex');
-  return join(stateDir, 'pulled', `${key.slice(0, 32)}.json`);
+  return join(stateDir, 'pulled', key.slice(0, 32));
 }
 
-async function readSeen(file: string, repo: RepositoryIdentity): Promise<SeenChannels> {
+/** A record's JSON (null when it is not JSON), or undefined when there is none yet. */
+async function readRecord(file: string): Promise<unknown> {
   const bytes = await readRegularBytes(file, 'E_STATE_INVALID', {
     follow: false,
-    max: MAX_STATE_BYTES,
+    max: MAX_RECORD_BYTES,
     hint: REMOVE_IT,
   }).catch((error: unknown) => {
-    // Never pulled from this repository on this machine.
+    // Never pulled from this repository (or channel) on this machine.
     if (error instanceof FerryError && error.code === 'E_NOT_FOUND') return undefined;
     throw error;
   });
-  if (bytes === undefined) return { repo: repo.name, created: repo.created, channels: {} };
-  let parsed: unknown;
+  if (bytes === undefined) return undefined;
   try {
-    parsed = JSON.parse(bytes.toString('utf8'));
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch {
-    parsed = undefined;
+    return null;
   }
-  if (!isSeen(parsed) || parsed.repo !== repo.name)
-    throw new FerryError(
-      'E_STATE_INVALID',
-      `${file} is not the record of what was pulled from ${repo.name}`,
-      { file, hint: REMOVE_IT },
-    );
-  return parsed;
 }
 
-function isSeen(value: unknown): value is SeenChannels {
-  if (!value || typeof value !== 'object') return false;
-  const { repo, created, channels } = value as Partial<SeenChannels>;
+function damaged(file: string, repo: RepositoryIdentity): FerryError {
+  return new FerryError(
+    'E_STATE_INVALID',
+    `${file} is not the record of what was pulled from ${repo.name}`,
+    { file, hint: REMOVE_IT },
+  );
+}
+
+function isSeen(value: unknown): value is ChannelSeen {
+  const one = value as Partial<ChannelSeen> | null;
   return (
-    typeof repo === 'string' &&
-    typeof created === 'string' &&
-    !!channels &&
-    typeof channels === 'object' &&
-    Object.values(channels).every(
-      (one) =>
-        !!one &&
-        Number.isSafeInteger(one.sequence) &&
-        typeof one.digest === 'string' &&
-        typeof one.version === 'string',
-    )
+    !!one &&
+    typeof one === 'object' &&
+    Number.isSafeInteger(one.sequence) &&
+    typeof one.digest === 'string' &&
+    typeof one.version === 'string'
   );
 }
 
 /**
  * Refuses a channel document older than, or other than, the one this machine
- * pulled before; records it otherwise. Called once its signature holds, before
+ * pulled before, or any document of another repository in the place of one
+ * pulled from; records it otherwise. Called once its signature holds, before
  * anything is downloaded: a signed document this high is the channel's own,
  * whether or not the download that follows succeeds.
  */
@@ -99,22 +92,30 @@ export async function acceptChannelDocument(
   channel: string,
   doc: ChannelSeen,
 ): Promise<void> {
-  const file = seenFile(stateDir, repo);
-  const seen = await readSeen(file, repo).catch((error: unknown) => {
-    throw unusable(error, stateDir);
-  });
-  // Another repository in its place would start every channel afresh.
-  if (seen.created !== repo.created)
-    throw new FerryError(
-      'E_CHANNEL_SET_BACK',
-      `${repo.name} is not the repository this machine pulled from before: its first event is ${repo.created}, not ${seen.created}; it was made anew or replaced`,
-      {
-        reference: channel,
-        file,
-        hint: `nothing was downloaded. If it was made anew on purpose, remove ${file}; if not, run \`ferry history --repo ${repo.name} --verify\` and find out who replaced it`,
-      },
-    );
-  const before = seen.channels[channel];
+  const folder = recordFolder(stateDir, repo);
+  const identityFile = join(folder, 'repository.json');
+  const file = join(folder, `${channel}.json`);
+  const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
+    (error: unknown) => {
+      throw unusable(error, stateDir);
+    },
+  );
+  if (known !== undefined) {
+    const { name, created } = (known ?? {}) as Partial<RepositoryIdentity>;
+    if (name !== repo.name || typeof created !== 'string') throw damaged(identityFile, repo);
+    // Another repository in its place would start every channel afresh.
+    if (created !== repo.created)
+      throw new FerryError(
+        'E_CHANNEL_SET_BACK',
+        `${repo.name} is not the repository this machine pulled from before: its first event is ${repo.created}, not ${created}; it was made anew or replaced`,
+        {
+          reference: channel,
+          file: identityFile,
+          hint: `nothing was downloaded. If it was made anew on purpose, remove ${folder}; if not, run \`ferry history --repo ${repo.name} --verify\` and find out who replaced it`,
+        },
+      );
+  }
+  if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
   if (before && doc.sequence === before.sequence && doc.digest === before.digest) return;
   if (before && doc.sequence <= before.sequence)
     throw new FerryError(
@@ -123,15 +124,19 @@ export async function acceptChannelDocument(
       {
         reference: channel,
         file,
-        hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\`; if the repository was restored from a backup on purpose, remove ${file}`,
+        hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\`; if the repository was restored from a backup on purpose, remove ${folder}`,
       },
     );
-  seen.channels[channel] = doc;
   try {
-    await mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
-      throw ioError(error, dirname(file), 'create');
+    await mkdir(folder, { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, folder, 'create');
     });
-    await writeFileAtomic(file, `${JSON.stringify(seen, null, 2)}\n`);
+    if (known === undefined)
+      await writeFileAtomic(
+        identityFile,
+        `${JSON.stringify({ name: repo.name, created: repo.created })}\n`,
+      );
+    await writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
   } catch (error) {
     throw unusable(error, stateDir);
   }

@@ -384,17 +384,17 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     );
     expect(error.hint).toContain('ferry history');
     await expect(readdir(join(dir, 'usb6c'))).rejects.toThrow();
-    // The record of what was pulled is one file the hint names; without it, pull trusts
-    // the channel as it stands, as on a first pull.
-    const record = /remove (\S+\.json)$/.exec(error.hint)?.[1] as string;
-    await writeFile(record, '{"not":"a record"}');
+    // The record of what was pulled from the repository is the folder the hint names;
+    // without it, pull trusts the channel as it stands, as on a first pull.
+    const record = /remove (\S+)$/.exec(error.hint)?.[1] as string;
+    await writeFile(join(record, 'dev.json'), '{"not":"a record"}');
     const damaged = await pullDev(join(dir, 'usb6c'));
     expect(damaged.code).toBe(2);
     expect(json<{ error: { code: string; message: string } }>(damaged).error).toMatchObject({
       code: 'E_STATE_INVALID',
-      message: `${record} is not the record of what was pulled from ${repo6}`,
+      message: `${join(record, 'dev.json')} is not the record of what was pulled from ${repo6}`,
     });
-    await rm(record);
+    await rm(record, { recursive: true });
     expect(json<{ version: string }>(await pullDev(join(dir, 'usb6c'))).version).toBe('1.0.0');
   });
 

@@ -352,8 +352,11 @@ export class DirectoryStore implements Store {
       if (parsed.ok)
         for (const blob of [parsed.value.config, ...parsed.value.layers]) dropped.add(blob.digest);
     }
-    await rm(this.refPath(tag), { force: true });
+    // index.json first: killed between the two, the tag file is still there and the next
+    // write lists it again; the other way round its entry would stay, taken for another
+    // tool's image (whose blobs are never swept).
     await this.writeIndex(tag);
+    await rm(this.refPath(tag), { force: true });
     // Of those, the blobs no remaining manifest names go.
     const keep = await this.namedBlobs();
     for (const digest of dropped)
@@ -502,6 +505,7 @@ export class DirectoryStore implements Store {
     const tags = await this.listRefs();
     const manifests: unknown[] = [];
     for (const tag of tags) {
+      if (tag === dropped) continue;
       const descriptor = await this.descriptor(tag);
       if (descriptor)
         manifests.push({

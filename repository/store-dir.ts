@@ -352,15 +352,23 @@ export class DirectoryStore implements Store {
       if (parsed.ok)
         for (const blob of [parsed.value.config, ...parsed.value.layers]) dropped.add(blob.digest);
     }
+    // index.json first: killed between the two, the tag file is still there and the next
+    // write lists it again; the other way round its entry would stay, taken for another
+    // tool's image (whose blobs are never swept).
+    await this.writeIndex(tag);
     await rm(this.refPath(tag), { force: true });
-    await this.writeIndex();
     // Of those, the blobs no remaining manifest names go.
     const keep = await this.namedBlobs();
     for (const digest of dropped)
       if (!keep.has(digest)) await rm(this.blob(digest), { force: true });
   }
 
-  /** Every manifest a tag points at, and the blobs those manifests name. */
+  /**
+   * Every manifest a tag points at, and the blobs those manifests name; and those of
+   * the images other tools put in the layout (`skopeo copy … oci:REPO:tools`), which
+   * index.json lists: a folder repository is an OCI image layout, and what another
+   * tool stored there is not Ferry's to sweep.
+   */
   private async namedBlobs(): Promise<Set<string>> {
     const named = new Set<string>();
     for (const tag of await this.listRefs()) {
@@ -372,7 +380,66 @@ export class DirectoryStore implements Store {
       named.add(parsed.value.config.digest);
       for (const layer of parsed.value.layers) named.add(layer.digest);
     }
+    for (const entry of await this.foreignEntries(new Set(await this.listRefs())))
+      await this.nameForeign(entry, named, 0);
     return named;
+  }
+
+  /**
+   * The entries of index.json that are not Ferry's tags: images other tools copied into
+   * the layout. None when index.json is missing or not an index (no OCI tool reads it).
+   */
+  private async foreignEntries(ours: ReadonlySet<string>): Promise<ForeignEntry[]> {
+    let index: unknown;
+    try {
+      index = JSON.parse(
+        (await readRegular(join(this.#dir, 'index.json'), SMALL_MAX)).toString('utf8'),
+      );
+    } catch {
+      return [];
+    }
+    const manifests = (index as { manifests?: unknown } | null)?.manifests;
+    if (!Array.isArray(manifests)) return [];
+    return manifests.filter((entry): entry is ForeignEntry => {
+      if (typeof entry !== 'object' || entry === null) return false;
+      const { digest, size, annotations } = entry as Partial<ForeignEntry>;
+      if (typeof digest !== 'string' || !Number.isSafeInteger(size)) return false;
+      const name = annotations?.[REF_NAME];
+      return typeof name !== 'string' || !ours.has(name);
+    });
+  }
+
+  /** A foreign manifest (or image index) and what it names, into `named`. */
+  private async nameForeign(
+    entry: { digest?: unknown; size?: unknown },
+    named: Set<string>,
+    depth: number,
+  ): Promise<void> {
+    // Other algorithms live in blobs/sha512 and such, which Ferry never touches.
+    if (typeof entry.digest !== 'string' || !DIGEST.test(entry.digest)) return;
+    if (named.has(entry.digest)) return;
+    named.add(entry.digest);
+    if (depth > 8 || typeof entry.size !== 'number' || entry.size > SMALL_MAX) return;
+    let value: unknown;
+    try {
+      value = JSON.parse((await this.readBlob(entry.digest, entry.size)).toString('utf8'));
+    } catch (error) {
+      // A manifest the other tool never finished storing names nothing Ferry could find;
+      // one that was changed or replaced is not read past: gc stops and names it.
+      if ((error as FerryError).code === 'E_BLOB_UNKNOWN' || error instanceof SyntaxError) return;
+      throw error;
+    }
+    if (typeof value !== 'object' || value === null) return;
+    const { config, layers, blobs, manifests, subject } = value as Record<string, unknown>;
+    const listed = (list: unknown): unknown[] => (Array.isArray(list) ? list : []);
+    for (const blob of [config, subject, ...listed(layers), ...listed(blobs)]) {
+      const digest = (blob as { digest?: unknown } | null | undefined)?.digest;
+      if (typeof digest === 'string') named.add(digest);
+    }
+    // An image index (`skopeo copy --all`): each platform's manifest, and what it names.
+    for (const child of listed(manifests))
+      if (typeof child === 'object' && child !== null)
+        await this.nameForeign(child, named, depth + 1);
   }
 
   async strayBlobs(): Promise<Array<{ digest: string; size: number }>> {
@@ -434,9 +501,11 @@ export class DirectoryStore implements Store {
   }
 
   /** index.json, from the tag files: what OCI tools read. Replaced whole, never edited. */
-  private async writeIndex(): Promise<void> {
-    const manifests = [];
-    for (const tag of await this.listRefs()) {
+  private async writeIndex(dropped?: string): Promise<void> {
+    const tags = await this.listRefs();
+    const manifests: unknown[] = [];
+    for (const tag of tags) {
+      if (tag === dropped) continue;
       const descriptor = await this.descriptor(tag);
       if (descriptor)
         manifests.push({
@@ -446,6 +515,11 @@ export class DirectoryStore implements Store {
           annotations: { [REF_NAME]: tag },
         });
     }
+    // Images other tools copied into the layout keep their entries (and so their blobs:
+    // gc counts what index.json lists); a tag Ferry holds or just dropped is Ferry's.
+    manifests.push(
+      ...(await this.foreignEntries(new Set([...tags, ...(dropped ? [dropped] : [])]))),
+    );
     await writeFileAtomic(
       join(this.#dir, 'index.json'),
       `${JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }, null, 2)}\n`,
@@ -485,6 +559,12 @@ export class DirectoryStore implements Store {
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** An entry of index.json another tool wrote: kept as it is. */
+interface ForeignEntry {
+  digest: string;
+  size: number;
+  annotations?: Record<string, unknown>;
+}
 /** The repository's own folders, which must be folders in their place (not links). */
 const FOLDER_PATHS = [
   'blobs',

@@ -91,7 +91,9 @@ export function parseRegistryReference(
   return {
     registry: host.registry,
     repository: path,
-    origin: `${host.loopback || insecure ? 'http' : 'https'}://${host.registry}`,
+    // As URLs spell it (`[::1]`, no `:443`): credentials and the redirect check go by origin,
+    // so `registry.example.com:443` written out would otherwise never be sent them.
+    origin: new URL(`${host.loopback || insecure ? 'http' : 'https'}://${host.registry}`).origin,
     loopback: host.loopback,
     insecure,
   };

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySigner, readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
@@ -20,7 +22,7 @@ import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
 import { documentManifest } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
-import { registryMissing, startRegistry, type Registry } from './oci/registry.js';
+import { registryMissing, SKOPEO, startRegistry, type Registry } from './oci/registry.js';
 
 /**
  * Every rule of the repository, once per backend: a directory, and a real
@@ -692,6 +694,84 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const [last] = (await history({ repo, verify: true })).events;
       expect(last?.subject).toEqual({ removed: [], swept: [stray] });
       expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.1.0');
+    },
+  );
+
+  it.skipIf(kind !== 'directory' || !SKOPEO)(
+    'gc never sweeps the layers of an image another tool copied into the layout, and keeps its index.json entry',
+    async () => {
+      const repo = await repository();
+      // An image as skopeo writes one: its own layout first, then `skopeo copy` into the repository's.
+      const src = await tempDir('ferry-foreign-');
+      const layer = randomBytes(17 * 1024 * 1024);
+      const config = Buffer.from('{}');
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: `sha256:${sha(config)}`,
+            size: 2,
+          },
+          layers: [
+            {
+              mediaType: 'application/vnd.oci.image.layer.v1.tar',
+              digest: `sha256:${sha(layer)}`,
+              size: layer.length,
+            },
+          ],
+        }),
+      );
+      await mkdir(join(src, 'blobs/sha256'), { recursive: true });
+      for (const bytes of [layer, config, manifest])
+        await writeFile(join(src, 'blobs/sha256', sha(bytes)), bytes);
+      await writeFile(join(src, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      await writeFile(
+        join(src, 'index.json'),
+        JSON.stringify({
+          schemaVersion: 2,
+          manifests: [
+            {
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              digest: `sha256:${sha(manifest)}`,
+              size: manifest.length,
+              annotations: { 'org.opencontainers.image.ref.name': 'tools' },
+            },
+          ],
+        }),
+      );
+      await promisify(execFile)(
+        SKOPEO as string,
+        [
+          '--insecure-policy',
+          'copy',
+          '--preserve-digests',
+          `oci:${src}:tools`,
+          `oci:${repo}:tools`,
+        ],
+        {
+          env: { PATH: process.env.PATH, HOME: src },
+        },
+      );
+      const blobs = join(repo, 'blobs/sha256');
+      const longAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      for (const name of await readdir(blobs)) await utimes(join(blobs, name), longAgo, longAgo);
+
+      // Another write first (it rewrites index.json), then gc.
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'qa', evidence: [], writer });
+      expect((await gc({ repo, writer })).strays).toEqual([]);
+      await gc({ repo, yes: true, writer });
+      expect((await readFile(join(blobs, sha(layer)))).length).toBe(layer.length);
+      const index = JSON.parse(await readFile(join(repo, 'index.json'), 'utf8')) as {
+        manifests: Array<{ digest: string; annotations?: Record<string, string> }>;
+      };
+      expect(
+        index.manifests.find(
+          (m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'tools',
+        )?.digest,
+      ).toBe(`sha256:${sha(manifest)}`);
+      expect((await history({ repo, verify: true })).events.length).toBeGreaterThan(0);
     },
   );
 

@@ -121,6 +121,36 @@ describe('a hostile or broken registry', () => {
     },
   );
 
+  it.each(['[0:0:0:0:0:0:0:1]:PORT'])(
+    'a registry written %s (not as URLs spell its origin) gets its credentials, and its own 401 is not taken for a redirect',
+    async (written) => {
+      const server = createServer((req, res) => {
+        if (req.headers.authorization !== `Basic ${Buffer.from('ci:pw').toString('base64')}`)
+          res
+            .writeHead(401, { 'www-authenticate': 'Basic realm="r"', 'content-length': '0' })
+            .end();
+        else
+          res
+            .writeHead(200, { 'content-length': '2', 'content-type': 'application/json' })
+            .end('{}');
+      });
+      const local = written.startsWith('[') ? '::1' : '127.0.0.1';
+      await new Promise<void>((resolve) => server.listen(0, local, resolve));
+      try {
+        const port = (server.address() as AddressInfo).port;
+        // As `registry.example.com:443` is: URLs shorten both, and the credentials go by origin.
+        const registry = await RegistryClient.open(
+          `oci://${written.replace('PORT', String(port))}/acme/app`,
+          { retry: FAST, env: { FERRY_REGISTRY_USER: 'ci', FERRY_REGISTRY_PASSWORD: 'pw' } },
+        );
+        await registry.ping();
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+
   it('an upload Location that does not parse is E_REGISTRY, not an internal error', async () => {
     hostile.handler = (req, res) => {
       req.resume();

@@ -39,7 +39,9 @@ describe('parseRegistryReference', () => {
     ['oci://127.8.9.10/x', '127.8.9.10', 'x', 'http://127.8.9.10'],
     ['oci://localhost:5000/ns/p', 'localhost:5000', 'ns/p', 'http://localhost:5000'],
     ['oci://[::1]:5000/ns/p', '[::1]:5000', 'ns/p', 'http://[::1]:5000'],
-    ['oci://[0:0:0:0:0:0:0:1]/ns/p', '[0:0:0:0:0:0:0:1]', 'ns/p', 'http://[0:0:0:0:0:0:0:1]'],
+    ['oci://[0:0:0:0:0:0:0:1]/ns/p', '[0:0:0:0:0:0:0:1]', 'ns/p', 'http://[::1]'],
+    ['oci://r.example:443/ns/p', 'r.example:443', 'ns/p', 'https://r.example'],
+    ['oci://localhost:80/ns/p', 'localhost:80', 'ns/p', 'http://localhost'],
     [
       'oci://10.0.0.1:5000/my_org/app.v2',
       '10.0.0.1:5000',

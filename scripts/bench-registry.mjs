@@ -122,10 +122,16 @@ const pulledDir = join(work, 'pulled');
 const copied = join(work, 'copied.bin');
 const url = `${origin}/v2/bench/blob/blobs/${digest}`;
 const empty = () => rmSync(storage, { recursive: true, force: true });
+// Each round publishes into a repository made anew, which a pull that remembered the
+// last one would refuse (E_CHANNEL_SET_BACK): pulls record into the bench's own folder,
+// cleared with their output.
+const state = join(work, 'state');
+process.env.FERRY_STATE_DIR = state;
 const noOutput = () => {
   rmSync(pulled, { force: true });
   rmSync(pulledDir, { recursive: true, force: true });
   rmSync(copied, { force: true });
+  rmSync(state, { recursive: true, force: true });
 };
 const publishArgs = (repo) => [
   'publish',

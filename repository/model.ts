@@ -921,7 +921,7 @@ export async function pull(
   return { ...result, changed: true };
 }
 
-/** The repository as named, and its first event's digest: a repository made anew is another. */
+/** The repository as named, and its first event's digest: one made anew, or put in its place, has another. */
 async function identity(ctx: Context): Promise<RepositoryIdentity> {
   return { name: ctx.store.name, created: (await readEvent(ctx, 1))?.digest ?? 'none' };
 }

@@ -32,9 +32,11 @@ const MAX_RECORD_BYTES = 64 * 1024;
 const REMOVE_IT = 'remove it: pull then trusts the channels as they stand, as on its first pull';
 
 /**
- * One folder per repository (named by the sha256 of its name): `repository.json`
+ * One folder per repository (named by the sha256 of its name): `_repository.json`
  * (its name and first event) and a file per channel, so that pulls of two
- * channels at once never lose each other's record.
+ * channels at once never lose each other's record. The underscore is one no
+ * channel name holds (CHANNEL_NAME in documents.ts): a channel may be named
+ * `repository`.
  */
 function recordFolder(stateDir: string, repo: RepositoryIdentity): string {
   const key = createHash('sha256').update(repo.name).digest('hex');
@@ -93,7 +95,7 @@ export async function acceptChannelDocument(
   doc: ChannelSeen,
 ): Promise<void> {
   const folder = recordFolder(stateDir, repo);
-  const identityFile = join(folder, 'repository.json');
+  const identityFile = join(folder, '_repository.json');
   const file = join(folder, `${channel}.json`);
   const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
     (error: unknown) => {

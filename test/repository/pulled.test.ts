@@ -75,3 +75,15 @@ describe('what a machine pulled, by channel', () => {
     expect(await readdir(join(state, 'pulled'))).toHaveLength(2);
   });
 });
+
+describe('a channel named like the record of the repository', () => {
+  it('keeps its own record: a policy may declare a channel "repository"', async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'repository', doc(1));
+    expect(await outcome(state, repo, 'repository', doc(1))).toBe('accepted');
+    expect(await outcome(state, repo, 'dev', doc(1))).toBe('accepted');
+    expect(await outcome(state, { ...repo, created: 'sha256:new-event-1' }, 'dev', doc(2))).toMatch(
+      /^E_CHANNEL_SET_BACK: \/srv\/bundles is not the repository/,
+    );
+  });
+});

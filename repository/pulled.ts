@@ -119,16 +119,21 @@ export async function acceptChannelDocument(
   }
   if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
   if (before && doc.sequence === before.sequence && doc.digest === before.digest) return;
-  if (before && doc.sequence <= before.sequence)
+  if (before && doc.sequence <= before.sequence) {
+    // Under the same number, only the digests tell the two documents apart.
+    const forked = doc.sequence === before.sequence;
+    const named = (one: ChannelSeen): string =>
+      `document ${one.sequence} (${one.version}${forked ? `, ${one.digest}` : ''})`;
     throw new FerryError(
       'E_CHANNEL_SET_BACK',
-      `channel ${channel} of ${repo.name} holds document ${doc.sequence} (${doc.version}), but this machine pulled document ${before.sequence} (${before.version}) from it before: the channel was ${doc.sequence === before.sequence ? 'forked (another document under the same number)' : 'set back'}`,
+      `channel ${channel} of ${repo.name} holds ${named(doc)}, but this machine pulled ${named(before)} from it before: the channel was ${forked ? 'forked (another document under the same number)' : 'set back'}`,
       {
         reference: channel,
         file,
         hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\`; if the repository was restored from a backup on purpose, remove ${folder}`,
       },
     );
+  }
   try {
     await mkdir(folder, { recursive: true }).catch((error: unknown) => {
       throw ioError(error, folder, 'create');

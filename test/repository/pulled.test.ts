@@ -41,7 +41,7 @@ describe('what a machine pulled, by channel', () => {
     [
       'another document under the same number',
       doc(2, 'sha256:other'),
-      'E_CHANNEL_SET_BACK: channel dev of /srv/bundles holds document 2 (1.2.0), but this machine pulled document 2 (1.2.0) from it before: the channel was forked (another document under the same number)',
+      'E_CHANNEL_SET_BACK: channel dev of /srv/bundles holds document 2 (1.2.0, sha256:other), but this machine pulled document 2 (1.2.0, sha256:doc-2) from it before: the channel was forked (another document under the same number)',
     ],
   ])('after document 2: %s is %s', async (_what, next, expected) => {
     const state = await tempDir('ferry-pulled-');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readRegularBytes, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
@@ -70,6 +70,24 @@ function damaged(file: string, repo: RepositoryIdentity): FerryError {
   );
 }
 
+/** Refuses anything but a real folder (or nothing yet) at `folder`. */
+async function ownFolder(
+  folder: string,
+  stateDir: string,
+  repo: RepositoryIdentity,
+): Promise<void> {
+  const info = await lstat(folder).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw unusable(ioError(error, folder, 'read'), stateDir);
+  });
+  if (info && !info.isDirectory())
+    throw new FerryError(
+      'E_STATE_INVALID',
+      `${folder} is not the folder of what was pulled from ${repo.name}: it is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`,
+      { file: folder, hint: REMOVE_IT },
+    );
+}
+
 function isSeen(value: unknown): value is ChannelSeen {
   const one = value as Partial<ChannelSeen> | null;
   return (
@@ -97,6 +115,9 @@ export async function acceptChannelDocument(
   const folder = recordFolder(stateDir, repo);
   const identityFile = join(folder, '_repository.json');
   const file = join(folder, `${channel}.json`);
+  // Folders pull makes itself: a link in their place (to a folder elsewhere) would have
+  // it read and write records outside the state folder. The state folder itself may be a link.
+  for (const own of [join(stateDir, 'pulled'), folder]) await ownFolder(own, stateDir, repo);
   const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
     (error: unknown) => {
       throw unusable(error, stateDir);

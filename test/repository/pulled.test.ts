@@ -1,4 +1,5 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FerryError } from '../../manifest-schema/errors.js';
@@ -86,4 +87,24 @@ describe('a channel named like the record of the repository', () => {
       /^E_CHANNEL_SET_BACK: \/srv\/bundles is not the repository/,
     );
   });
+});
+
+describe('a record folder something else took the place of', () => {
+  it.each(['pulled', 'pulled/key'])(
+    'refuses %s as a symbolic link to a folder elsewhere, writing nothing there',
+    async (which) => {
+      const state = await tempDir('ferry-pulled-');
+      const elsewhere = await tempDir('ferry-elsewhere-');
+      const key = createHash('sha256').update(repo.name).digest('hex').slice(0, 32);
+      const link = join(state, which.replace('key', key));
+      await mkdir(join(state, 'pulled'), { recursive: true });
+      if (which === 'pulled') await rmdir(link);
+      await symlink(elsewhere, link);
+      const error = await acceptChannelDocument(state, repo, 'dev', doc(1)).catch(
+        (e: unknown) => e as FerryError,
+      );
+      expect(error).toMatchObject({ code: 'E_STATE_INVALID', details: { file: link } });
+      expect(await readdir(elsewhere)).toEqual([]);
+    },
+  );
 });

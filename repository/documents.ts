@@ -306,7 +306,9 @@ export function policyProblems(value: unknown): string[] {
       if (
         !Array.isArray(edge) ||
         edge.length !== 2 ||
-        !edge.every((name) => typeof name === 'string' && object(channels) && name in channels)
+        !edge.every(
+          (name) => typeof name === 'string' && object(channels) && Object.hasOwn(channels, name),
+        )
       )
         problems.push(`/edges/${index}: must be [from, to], two channels the policy declares`);
       else if (edge[0] === edge[1])

@@ -401,7 +401,7 @@ async function readChannel(ctx: Context, name: string): Promise<Read<ChannelDoc>
 }
 
 function knownChannel(policy: Policy, name: string, repo: string): void {
-  if (!(name in policy.channels))
+  if (!Object.hasOwn(policy.channels, name))
     throw new FerryError('E_UNKNOWN_CHANNEL', `${repo} has no channel ${name}`, {
       reference: name,
       hint: `its policy declares ${Object.keys(policy.channels).join(', ')}`,

@@ -398,6 +398,20 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     expect(json<{ version: string }>(await pullDev(join(dir, 'usb6c'))).version).toBe('1.0.0');
   });
 
+  it('pull takes only channels the policy declares, not names every object has, before any record', async () => {
+    const state = join(dir, 'state-proto');
+    for (const channel of ['constructor', '__proto__', 'toString']) {
+      const refused = await ferry(
+        ['pull', '--repo', repo, '--channel', channel, '--out', join(dir, 'usb-proto'), '--json'],
+        { env: { FERRY_STATE_DIR: state } },
+      );
+      expect(json<{ error: { code: string } }>(refused).error.code, channel).toBe(
+        'E_UNKNOWN_CHANNEL',
+      );
+    }
+    await expect(readdir(state)).rejects.toThrow();
+  });
+
   it('pull shows its progress on a terminal, and none in a log', async () => {
     const out = join(dir, 'pulled-on-a-terminal');
     terminal.ferry('pull', ['pull', '--repo', repo, '--channel', 'beta', '--out', out]);

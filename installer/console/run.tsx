@@ -247,7 +247,13 @@ export class ConsoleController {
   typed(text: string): void {
     if (this.state.reason === null) return;
     // Printable text only: a reason is one line in the history, of at most MAX_REASON_CHARS.
-    const reason = [...(this.state.reason + text.replace(/[\p{C}]/gu, ''))];
+    // Keys typed fast (or a paste) arrive as one chunk: a Backspace (DEL or BS) inside it
+    // takes the character before it off, as it would have alone.
+    const reason = [...this.state.reason];
+    for (const char of text) {
+      if (char === '\x7f' || char === '\b') reason.pop();
+      else if (!/\p{C}/u.test(char)) reason.push(char);
+    }
     this.dispatch({ type: 'reason', text: reason.slice(0, MAX_REASON_CHARS).join('') });
     if (reason.length > MAX_REASON_CHARS)
       this.dispatch({

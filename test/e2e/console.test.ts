@@ -642,6 +642,20 @@ describe('the console controller, keys typed into its screen', () => {
     screen.unmount();
   });
 
+  it('a Backspace that arrives in one chunk with the text before it (fast typing, a paste) takes a character off', async () => {
+    const { controller, screen, shows } = await openConsole('chunked-reason', media, (root) =>
+      closedWindow(root, true).then(() => undefined),
+    );
+    await shows('[Enter] install now');
+    screen.stdin.write(ENTER);
+    await shows('Why install outside the maintenance windows?');
+    screen.stdin.write('ticket 42x\x7f');
+    await expect.poll(() => controller.state.reason).toBe('ticket 42');
+    screen.stdin.write('\x7f\x7f7\b9');
+    await expect.poll(() => controller.state.reason).toBe('ticket 9');
+    screen.unmount();
+  });
+
   it('←/→ choose another bundle, Enter applies that one, keys wait while it installs, q quits', async () => {
     // Found in this order: 1.0.0 (the install bundle: nothing to do here), 1.1.0, 1.2.0.
     const media = await stick('three', ['1.0.0', '1.1.0', '1.2.0']);

@@ -733,8 +733,9 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
   });
 
   it('a publish killed mid-upload and run again gives the same digest', async () => {
-    // A bundle large enough that the upload is still going when it is killed.
-    const { bundle } = await bigBundle('big', '1.0.0', Buffer.alloc(96 * 1024 * 1024, 7));
+    // Over one 256 MiB chunk, so the upload is still going (a second PATCH to come) when
+    // its first bytes show; at 96 MiB it once finished between the look and the kill.
+    const { bundle } = await bigBundle('big', '1.0.0', Buffer.alloc(272 * 1024 * 1024, 7));
     const args = ['publish', bundle, '--trust', ws.trust, '--json'];
     const repo = (registry as Registry).reference('acme/killed');
     const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--repo', repo], {
@@ -748,8 +749,13 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     );
     for (let started = false; !started;) {
       await new Promise((resolve) => setTimeout(resolve, 20));
+      if (child.exitCode !== null) throw new Error('the publish ended before it could be killed');
       for (const name of await readdir(uploads, { recursive: true }).catch(() => [] as string[]))
-        if (name.endsWith('data') && (await stat(join(uploads, name))).size > 0) started = true;
+        if (
+          name.endsWith('data') &&
+          ((await stat(join(uploads, name)).catch(() => null))?.size ?? 0) > 0
+        )
+          started = true;
     }
     child.kill('SIGKILL');
     await exited;

@@ -629,13 +629,19 @@ async function lastRecord(root: string): Promise<unknown> {
 }
 
 describe('the console controller, keys typed into its screen', () => {
-  it('a reason pasted past 1000 characters is cut there, and says so', async () => {
-    const { controller, screen, shows } = await openConsole('long-reason', media, (root) =>
+  /** A console outside the windows where the appliance allows it, at the "why?" prompt. */
+  async function atReasonPrompt(name: string) {
+    const opened = await openConsole(name, media, (root) =>
       closedWindow(root, true).then(() => undefined),
     );
-    await shows('[Enter] install now');
-    screen.stdin.write(ENTER);
-    await shows('Why install outside the maintenance windows?');
+    await opened.shows('[Enter] install now');
+    opened.screen.stdin.write(ENTER);
+    await opened.shows('Why install outside the maintenance windows?');
+    return opened;
+  }
+
+  it('a reason pasted past 1000 characters is cut there, and says so', async () => {
+    const { controller, screen, shows } = await atReasonPrompt('long-reason');
     controller.typed(`INC-7 ${'log line '.repeat(200)}`);
     expect([...(controller.state.reason ?? '')]).toHaveLength(1000);
     await shows('A reason is at most 1000 characters');
@@ -643,12 +649,7 @@ describe('the console controller, keys typed into its screen', () => {
   });
 
   it('a Backspace that arrives in one chunk with the text before it (fast typing, a paste) takes a character off', async () => {
-    const { controller, screen, shows } = await openConsole('chunked-reason', media, (root) =>
-      closedWindow(root, true).then(() => undefined),
-    );
-    await shows('[Enter] install now');
-    screen.stdin.write(ENTER);
-    await shows('Why install outside the maintenance windows?');
+    const { controller, screen } = await atReasonPrompt('chunked-reason');
     screen.stdin.write('ticket 42x\x7f');
     await expect.poll(() => controller.state.reason).toBe('ticket 42');
     screen.stdin.write('\x7f\x7f7\b9');

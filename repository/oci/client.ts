@@ -958,12 +958,14 @@ class DownloadSink {
     this.#hashing = new HashingSink(handle.fd);
   }
 
+  /** Takes the chunk: it moves to the hashing worker (see HashingSink.give). */
   async write(chunk: Uint8Array): Promise<void> {
     this.check();
-    await this.#hashing.write(chunk).catch((error: unknown) => {
+    const size = chunk.length;
+    await this.#hashing.give(chunk).catch((error: unknown) => {
       throw ioError(error, this.#file, 'write');
     });
-    this.written += chunk.length;
+    this.written += size;
     if (this.written - this.#synced >= WRITEBACK && !this.#syncing) {
       this.#synced = this.written;
       this.#syncing = this.#handle

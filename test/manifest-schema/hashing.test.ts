@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { markAsUntransferable, Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { HashingSink, HashPool, hashThrough, withHashPool } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
@@ -11,7 +11,7 @@ let dir: string;
 /** `chunks` of 64 KiB handed to a sink, then finish: what it was refused with (or its result). */
 function refusal(sink: HashingSink, chunks: number): Promise<unknown> {
   return (async () => {
-    for (let i = 0; i < chunks; i++) await sink.write(Buffer.alloc(64 * 1024));
+    for (let i = 0; i < chunks; i++) await sink.give(Buffer.alloc(64 * 1024));
     return sink.finish();
   })().catch((error: unknown) => error);
 }
@@ -140,20 +140,20 @@ describe('hash workers', () => {
     expect(refused).toMatchObject({ code: 'EEXIST', path: join(dir, 'part2') });
   });
 
-  it('hash and write bytes handed over in uneven chunks, more than the ring holds, in order', async () => {
+  it('hash and write bytes handed over in uneven chunks, more than the sink runs ahead, in order', async () => {
     const out = join(dir, 'sunk');
     const handle = await open(out, 'w');
-    const bytes = Buffer.alloc(5 * 1024 * 1024 + 12_345);
+    const bytes = Buffer.alloc(10 * 1024 * 1024 + 12_345);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
     try {
       const sink = new HashingSink(handle.fd, 3);
-      // 1 byte, then sizes that straddle the 128 KiB slots.
+      // 1 byte, then sizes that straddle the 1 MiB batches (copied: views into one buffer).
       for (
         let at = 0, size = 1;
         at < bytes.length;
         at += size, size = (size * 3 + 40_001) % 300_000
       )
-        await sink.write(bytes.subarray(at, Math.min(bytes.length, at + size)));
+        await sink.give(bytes.subarray(at, Math.min(bytes.length, at + size)));
       expect(await sink.finish()).toEqual({ sha256: sha256(bytes), bytes: bytes.length });
     } finally {
       await handle.close();
@@ -177,13 +177,42 @@ describe('hash workers', () => {
     }
   });
 
-  it('refuse a write after the sink finished: nobody would empty the ring', async () => {
+  it('move a chunk that is a whole buffer, copy one that shares its buffer or may not move', async () => {
+    const out = join(dir, 'moved');
+    const handle = await open(out, 'w');
+    const whole = Buffer.alloc(100_000, 'w');
+    // Small Buffers are views into Node's shared pool: moving it would empty its neighbours.
+    const pooled = Buffer.from('pooled');
+    const neighbour = Buffer.from('neighbour');
+    const pinned = Buffer.alloc(50_000, 'p');
+    markAsUntransferable(pinned.buffer);
+    try {
+      const sink = new HashingSink(handle.fd);
+      for (const chunk of [whole, pooled, pinned]) await sink.give(chunk);
+      const result = await sink.finish();
+      const expected = Buffer.concat([
+        Buffer.alloc(100_000, 'w'),
+        Buffer.from('pooled'),
+        Buffer.alloc(50_000, 'p'),
+      ]);
+      expect(result).toEqual({ sha256: sha256(expected), bytes: expected.length });
+      expect((await readFile(out)).equals(expected)).toBe(true);
+      expect(whole.length).toBe(0);
+      expect(pooled.toString()).toBe('pooled');
+      expect(neighbour.toString()).toBe('neighbour');
+      expect(pinned.length).toBe(50_000);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('refuse a write after the sink finished: nobody would write it', async () => {
     const handle = await open(join(dir, 'finished'), 'w');
     try {
       const sink = new HashingSink(handle.fd);
-      await sink.write(Buffer.from('abc'));
+      await sink.give(Buffer.from('abc'));
       expect(await sink.finish()).toEqual({ sha256: sha256(Buffer.from('abc')), bytes: 3 });
-      await expect(sink.write(Buffer.from('d'))).rejects.toThrow(/after the sink was finished/);
+      await expect(sink.give(Buffer.from('d'))).rejects.toThrow(/after the sink was finished/);
     } finally {
       await handle.close();
     }
@@ -206,10 +235,10 @@ describe('hash workers', () => {
     },
   );
 
-  // A worker killed, or out of memory, sets none of the ring's slots: only the pool sees it go.
+  // A worker killed, or out of memory, acknowledges nothing: only the pool sees it go.
   it.each([
-    ['more than the ring holds', 64],
-    ['less than the ring holds', 4],
+    ['more than the sink runs ahead', 200],
+    ['less than the sink runs ahead', 4],
   ])(
     'give an error, not a wait for ever, when the worker stops without an answer (%s)',
     async (_, chunks) => {
@@ -219,7 +248,7 @@ describe('hash workers', () => {
         const sink = new HashingSink(handle.fd);
         const worker = posted.mock.contexts[0] as Worker;
         posted.mockRestore();
-        await sink.write(Buffer.alloc(1000));
+        await sink.give(Buffer.alloc(1000));
         await worker.terminate();
         const refused = await refusal(sink, chunks);
         expect(refused).toBeInstanceOf(Error);

@@ -542,6 +542,8 @@ export class HashingSink {
   #finished = false;
   /** The worker's task is over: answered, or failed by the pool when the worker died. */
   #ended = false;
+  /** Why a batch could not be handed over at all: its bytes are lost, so nothing after it may be written. */
+  #refused: Error | undefined;
   #waiting: Array<() => void> = [];
 
   constructor(fd: number, position = 0) {
@@ -565,6 +567,7 @@ export class HashingSink {
   async give(chunk: Uint8Array): Promise<void> {
     // After finish or abandon nobody writes what is handed over: the bytes would be lost without a word.
     if (this.#finished) throw new Error('write after the sink was finished');
+    if (this.#refused !== undefined) throw this.#refused;
     if (this.#ended) return this.#failure();
     if (chunk.length === 0) return;
     this.#batch.push(movable(chunk));
@@ -581,6 +584,7 @@ export class HashingSink {
     if (this.#finished) throw new Error('the sink was already finished');
     this.#finished = true;
     try {
+      if (this.#refused !== undefined) throw this.#refused;
       if (!this.#ended) {
         if (this.#batched > 0) this.#handOver();
         this.#stream.end();
@@ -602,8 +606,26 @@ export class HashingSink {
     this.#ahead += this.#batched;
     this.#batch = [];
     this.#batched = 0;
-    // A buffer its owner marked as not to be moved (markAsUntransferable) Node sends as a copy.
-    this.#stream.send(buffers);
+    try {
+      this.#stream.send(buffers);
+    } catch (error) {
+      // postMessage moves nothing when it refuses the list. From Node 21 it
+      // refuses a buffer its owner marked as not to be moved
+      // (markAsUntransferable; Node 20 sends that as a copy): send copies,
+      // or the bytes after would be written where these belong. A buffer
+      // given twice was used again after it was given, and what it held then
+      // is gone: the sink is refused for good, give and finish alike.
+      try {
+        if (new Set(buffers).size !== buffers.length)
+          throw new Error('a chunk was given to the sink twice: its first bytes are lost', {
+            cause: error,
+          });
+        this.#stream.send(buffers.map((buffer) => buffer.slice(0)));
+      } catch (refusal) {
+        this.#refused = refusal instanceof Error ? refusal : new Error(String(refusal));
+        throw refusal;
+      }
+    }
   }
 
   #wake(): void {

@@ -206,6 +206,59 @@ describe('hash workers', () => {
     }
   });
 
+  // From Node 21 postMessage refuses a transfer list naming a buffer marked
+  // untransferable (Node 20 copies it; this stands in for 21's refusal): the
+  // batch must still arrive, not leave a hole the next bytes are written into.
+  it('write every byte of a batch the worker port refuses to move', async () => {
+    const out = join(dir, 'refused-move');
+    const handle = await open(out, 'w');
+    const whole = Buffer.alloc(600_000, 'a');
+    const pinned = Buffer.alloc(600_000, 'p');
+    markAsUntransferable(pinned.buffer);
+    const spied = vi.spyOn(Worker.prototype, 'postMessage');
+    try {
+      const sink = new HashingSink(handle.fd);
+      const worker = spied.mock.contexts[0] as Worker;
+      spied.mockRestore();
+      const post = worker.postMessage.bind(worker);
+      vi.spyOn(worker, 'postMessage').mockImplementation((value, transfer) => {
+        if (transfer?.includes(pinned.buffer))
+          throw new DOMException('An ArrayBuffer is not transferable', 'DataCloneError');
+        post(value, transfer);
+      });
+      await sink.give(whole);
+      await sink.give(pinned);
+      await sink.give(Buffer.alloc(10, 'z'));
+      const expected = Buffer.concat([
+        Buffer.alloc(600_000, 'a'),
+        Buffer.alloc(600_000, 'p'),
+        Buffer.alloc(10, 'z'),
+      ]);
+      expect(await sink.finish()).toEqual({ sha256: sha256(expected), bytes: expected.length });
+      expect((await readFile(out)).equals(expected)).toBe(true);
+    } finally {
+      spied.mockRestore();
+      await handle.close();
+    }
+  });
+
+  // A buffer given twice before its batch moved was used again after it was
+  // given: what it first held is gone. postMessage refuses such a list; the
+  // sink must not go on writing what follows where that batch belonged.
+  it('refuse everything after a batch that names one buffer twice, never answer with a hole', async () => {
+    const handle = await open(join(dir, 'given-twice'), 'w');
+    const whole = Buffer.alloc(600_000, 'a');
+    try {
+      const sink = new HashingSink(handle.fd);
+      await sink.give(whole);
+      await expect(sink.give(whole)).rejects.toThrow(/given to the sink twice/);
+      await expect(sink.give(Buffer.alloc(10, 'z'))).rejects.toThrow(/given to the sink twice/);
+      await expect(sink.finish()).rejects.toThrow(/given to the sink twice/);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('refuse a write after the sink finished: nobody would write it', async () => {
     const handle = await open(join(dir, 'finished'), 'w');
     try {

@@ -542,6 +542,11 @@ export class HashingSink {
   #finished = false;
   /** The worker's task is over: answered, or failed by the pool when the worker died. */
   #ended = false;
+  /** Set by abandon: the worker is stopped and will answer nothing, so nobody may wait on it. */
+  #abandoned = false;
+  /** Rejected by abandon: what waits for the worker's answer stops waiting. */
+  readonly #abandonment: Promise<never>;
+  #abandon: (error: Error) => void = () => undefined;
   /** Why a batch could not be handed over at all: its bytes are lost, so nothing after it may be written. */
   #refused: Error | undefined;
   #waiting: Array<() => void> = [];
@@ -557,6 +562,8 @@ export class HashingSink {
       this.#wake();
     };
     this.#stream.result.then(ended, ended);
+    this.#abandonment = new Promise<never>((_, reject) => (this.#abandon = reject));
+    this.#abandonment.catch(() => undefined);
   }
 
   /**
@@ -575,6 +582,8 @@ export class HashingSink {
     if (this.#batched >= SINK_BATCH) this.#handOver();
     while (this.#ahead > SINK_AHEAD) {
       if (this.#ended) return this.#failure();
+      if (this.#abandoned)
+        throw new Error('the sink was abandoned before the worker wrote these bytes');
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
@@ -589,7 +598,7 @@ export class HashingSink {
         if (this.#batched > 0) this.#handOver();
         this.#stream.end();
       }
-      return await this.#stream.result;
+      return await Promise.race([this.#stream.result, this.#abandonment]);
     } finally {
       await this.#pool.close();
     }
@@ -598,6 +607,10 @@ export class HashingSink {
   /** Stops after a failure, the worker where it is; what was written is about to be removed. */
   async abandon(): Promise<void> {
     this.#finished = true;
+    // The pool closing is no failure to it: its answer would never come.
+    this.#abandoned = true;
+    this.#abandon(new Error('the sink was abandoned before the worker answered'));
+    this.#wake();
     await this.#pool.close();
   }
 
@@ -634,7 +647,7 @@ export class HashingSink {
 
   /** The worker's error; it stopped before the download ended. */
   async #failure(): Promise<never> {
-    await this.#stream.result;
+    await Promise.race([this.#stream.result, this.#abandonment]);
     throw new Error('the hashing worker stopped before the download ended');
   }
 }

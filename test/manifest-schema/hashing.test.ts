@@ -259,6 +259,41 @@ describe('hash workers', () => {
     }
   });
 
+  // Abandon stops the worker where it is: it will acknowledge nothing more and
+  // answer nothing, so what waits on it must be let go, not left for ever.
+  it('let a give waiting for the worker, and a finish, go when the sink is abandoned', async () => {
+    const handle = await open(join(dir, 'abandoned-waiting'), 'w');
+    const posted = vi.spyOn(Worker.prototype, 'postMessage');
+    try {
+      const sink = new HashingSink(handle.fd);
+      // The worker never gets the bytes (a slow disk): nothing is acknowledged.
+      posted.mockImplementation(() => undefined);
+      const giving = sink.give(Buffer.alloc(9 << 20)).then(
+        () => 'given',
+        (error: unknown) => error,
+      );
+      const finishing = new HashingSink(handle.fd);
+      await finishing.give(Buffer.alloc(10));
+      const finished = finishing.finish().then(
+        () => 'finished',
+        (error: unknown) => error,
+      );
+      posted.mockRestore();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await Promise.all([sink.abandon(), finishing.abandon()]);
+      const late = (p: Promise<unknown>) =>
+        Promise.race([
+          p,
+          new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1000)),
+        ]);
+      expect(String(await late(giving))).toMatch(/abandoned/);
+      expect(String(await late(finished))).toMatch(/abandoned/);
+    } finally {
+      posted.mockRestore();
+      await handle.close();
+    }
+  });
+
   it('refuse a write after the sink finished: nobody would write it', async () => {
     const handle = await open(join(dir, 'finished'), 'w');
     try {

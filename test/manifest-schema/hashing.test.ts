@@ -177,6 +177,23 @@ describe('hash workers', () => {
     }
   });
 
+  // A batch of small chunks is more buffers than one writev takes (IOV_MAX, 1024 here).
+  it('write a batch of thousands of small moved chunks whole and in order', async () => {
+    const out = join(dir, 'small-chunks');
+    const handle = await open(out, 'w');
+    const chunks = Array.from({ length: 8000 }, (_, i) => Buffer.alloc(300, i % 251));
+    const expected = Buffer.concat(chunks);
+    try {
+      const sink = new HashingSink(handle.fd, 5);
+      for (const chunk of chunks) await sink.give(chunk);
+      expect(await sink.finish()).toEqual({ sha256: sha256(expected), bytes: expected.length });
+      expect((await readFile(out)).subarray(5).equals(expected)).toBe(true);
+      expect(chunks.every((chunk) => chunk.length === 0)).toBe(true);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('move a chunk that is a whole buffer, copy one that shares its buffer or may not move', async () => {
     const out = join(dir, 'moved');
     const handle = await open(out, 'w');

@@ -569,7 +569,9 @@ export class HashingSink {
   /**
    * Hands `chunk` over. A chunk that is the whole of its buffer (as a socket
    * gives them) moves to the worker and is emptied here: the caller must not
-   * use it again. Any other chunk is copied.
+   * use it, nor any other view of its buffer, again. It is emptied only when
+   * its batch goes (up to 1 MiB of chunks later, or at finish): until then
+   * a change to it is what gets written and hashed. Any other chunk is copied.
    */
   async give(chunk: Uint8Array): Promise<void> {
     // After finish or abandon nobody writes what is handed over: the bytes would be lost without a word.

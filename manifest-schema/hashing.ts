@@ -542,6 +542,13 @@ export class HashingSink {
   #finished = false;
   /** The worker's task is over: answered, or failed by the pool when the worker died. */
   #ended = false;
+  /** Set by abandon: the worker is stopped and will answer nothing, so nobody may wait on it. */
+  #abandoned = false;
+  /** Rejected by abandon: what waits for the worker's answer stops waiting. */
+  readonly #abandonment: Promise<never>;
+  #abandon: (error: Error) => void = () => undefined;
+  /** Why a batch could not be handed over at all: its bytes are lost, so nothing after it may be written. */
+  #refused: Error | undefined;
   #waiting: Array<() => void> = [];
 
   constructor(fd: number, position = 0) {
@@ -555,16 +562,21 @@ export class HashingSink {
       this.#wake();
     };
     this.#stream.result.then(ended, ended);
+    this.#abandonment = new Promise<never>((_, reject) => (this.#abandon = reject));
+    this.#abandonment.catch(() => undefined);
   }
 
   /**
    * Hands `chunk` over. A chunk that is the whole of its buffer (as a socket
    * gives them) moves to the worker and is emptied here: the caller must not
-   * use it again. Any other chunk is copied.
+   * use it, nor any other view of its buffer, again. It is emptied only when
+   * its batch goes (up to 1 MiB of chunks later, or at finish): until then
+   * a change to it is what gets written and hashed. Any other chunk is copied.
    */
   async give(chunk: Uint8Array): Promise<void> {
     // After finish or abandon nobody writes what is handed over: the bytes would be lost without a word.
     if (this.#finished) throw new Error('write after the sink was finished');
+    if (this.#refused !== undefined) throw this.#refused;
     if (this.#ended) return this.#failure();
     if (chunk.length === 0) return;
     this.#batch.push(movable(chunk));
@@ -572,6 +584,8 @@ export class HashingSink {
     if (this.#batched >= SINK_BATCH) this.#handOver();
     while (this.#ahead > SINK_AHEAD) {
       if (this.#ended) return this.#failure();
+      if (this.#abandoned)
+        throw new Error('the sink was abandoned before the worker wrote these bytes');
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
@@ -581,11 +595,12 @@ export class HashingSink {
     if (this.#finished) throw new Error('the sink was already finished');
     this.#finished = true;
     try {
+      if (this.#refused !== undefined) throw this.#refused;
       if (!this.#ended) {
         if (this.#batched > 0) this.#handOver();
         this.#stream.end();
       }
-      return await this.#stream.result;
+      return await Promise.race([this.#stream.result, this.#abandonment]);
     } finally {
       await this.#pool.close();
     }
@@ -594,6 +609,10 @@ export class HashingSink {
   /** Stops after a failure, the worker where it is; what was written is about to be removed. */
   async abandon(): Promise<void> {
     this.#finished = true;
+    // The pool closing is no failure to it: its answer would never come.
+    this.#abandoned = true;
+    this.#abandon(new Error('the sink was abandoned before the worker answered'));
+    this.#wake();
     await this.#pool.close();
   }
 
@@ -602,8 +621,26 @@ export class HashingSink {
     this.#ahead += this.#batched;
     this.#batch = [];
     this.#batched = 0;
-    // A buffer its owner marked as not to be moved (markAsUntransferable) Node sends as a copy.
-    this.#stream.send(buffers);
+    try {
+      this.#stream.send(buffers);
+    } catch (error) {
+      // postMessage moves nothing when it refuses the list. From Node 21 it
+      // refuses a buffer its owner marked as not to be moved
+      // (markAsUntransferable; Node 20 sends that as a copy): send copies,
+      // or the bytes after would be written where these belong. A buffer
+      // given twice was used again after it was given, and what it held then
+      // is gone: the sink is refused for good, give and finish alike.
+      try {
+        if (new Set(buffers).size !== buffers.length)
+          throw new Error('a chunk was given to the sink twice: its first bytes are lost', {
+            cause: error,
+          });
+        this.#stream.send(buffers.map((buffer) => buffer.slice(0)));
+      } catch (refusal) {
+        this.#refused = refusal instanceof Error ? refusal : new Error(String(refusal));
+        throw refusal;
+      }
+    }
   }
 
   #wake(): void {
@@ -612,7 +649,7 @@ export class HashingSink {
 
   /** The worker's error; it stopped before the download ended. */
   async #failure(): Promise<never> {
-    await this.#stream.result;
+    await Promise.race([this.#stream.result, this.#abandonment]);
     throw new Error('the hashing worker stopped before the download ended');
   }
 }

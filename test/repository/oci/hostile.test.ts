@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readdir } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -176,6 +177,47 @@ describe('a hostile or broken registry', () => {
     expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
     expect(await readdir(folder)).toEqual([]);
   });
+
+  // The sink moves whole chunks to its worker 1 MiB at a time: a cut in the
+  // middle of a batch, then an answer from byte 0 (Range ignored) whose first
+  // bytes are dropped, must still leave exactly the blob on disk.
+  it.each([
+    ['answers the Range', 1000],
+    ['ignores the Range', 1000],
+    ['ignores the Range', 64 * 1024],
+  ])(
+    'a download cut mid-batch goes on from the bytes kept when the registry %s (%i-byte writes)',
+    async (how, piece) => {
+      const blob = randomBytes(3 * 1024 * 1024 + 4321);
+      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const cut = 1024 * 1024 + 777;
+      const ranges: Array<string | undefined> = [];
+      hostile.handler = (req, res) => {
+        ranges.push(req.headers.range);
+        const from =
+          ranges.length > 1 && how === 'answers the Range'
+            ? Number(/\d+/.exec(req.headers.range ?? '')?.[0])
+            : 0;
+        if (from > 0)
+          res.writeHead(206, {
+            'content-length': String(blob.length - from),
+            'content-range': `bytes ${from}-${blob.length - 1}/${blob.length}`,
+          });
+        else res.writeHead(200, { 'content-length': String(blob.length) });
+        const end = ranges.length === 1 ? cut : blob.length;
+        for (let at = from; at < end; at += piece)
+          res.write(blob.subarray(at, Math.min(end, at + piece)));
+        if (ranges.length === 1) res.write(Buffer.alloc(0), () => res.socket?.destroy());
+        else res.end();
+      };
+      const out = join(await tempDir('ferry-hostile-'), 'blob');
+      await (await client()).pullBlob(digest, blob.length, out);
+      expect((await readFile(out)).equals(blob)).toBe(true);
+      expect(ranges[0]).toBeUndefined();
+      expect(ranges.length).toBe(2);
+      expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])).toBeGreaterThan(0);
+    },
+  );
 
   it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {
     hostile.handler = (_req, res) =>

@@ -529,8 +529,8 @@ const SINK_AHEAD = 8 << 20;
  * `fd` from `position` on a worker, so the main thread only takes them off
  * the socket. A socket's chunks move to the worker without a copy: copying
  * them into a ring of shared memory, as this did before, took the main
- * thread 0.34 s per GiB (a pull of 1 GiB went from 1.9-2.4 s to 1.4-1.7 s
- * without it). Memory stays near SINK_AHEAD however large the download.
+ * thread 0.34 s per GiB, with both cores busy. Memory stays near SINK_AHEAD
+ * however large the download (the buffers come back to be collected).
  */
 export class HashingSink {
   readonly #pool = new HashPool(1);
@@ -542,13 +542,6 @@ export class HashingSink {
   #finished = false;
   /** The worker's task is over: answered, or failed by the pool when the worker died. */
   #ended = false;
-  /** Set by abandon: the worker is stopped and will answer nothing, so nobody may wait on it. */
-  #abandoned = false;
-  /** Rejected by abandon: what waits for the worker's answer stops waiting. */
-  readonly #abandonment: Promise<never>;
-  #abandon: (error: Error) => void = () => undefined;
-  /** Why a batch could not be handed over at all: its bytes are lost, so nothing after it may be written. */
-  #refused: Error | undefined;
   #waiting: Array<() => void> = [];
 
   constructor(fd: number, position = 0) {
@@ -562,8 +555,6 @@ export class HashingSink {
       this.#wake();
     };
     this.#stream.result.then(ended, ended);
-    this.#abandonment = new Promise<never>((_, reject) => (this.#abandon = reject));
-    this.#abandonment.catch(() => undefined);
   }
 
   /**
@@ -576,7 +567,6 @@ export class HashingSink {
   async give(chunk: Uint8Array): Promise<void> {
     // After finish or abandon nobody writes what is handed over: the bytes would be lost without a word.
     if (this.#finished) throw new Error('write after the sink was finished');
-    if (this.#refused !== undefined) throw this.#refused;
     if (this.#ended) return this.#failure();
     if (chunk.length === 0) return;
     this.#batch.push(movable(chunk));
@@ -584,8 +574,6 @@ export class HashingSink {
     if (this.#batched >= SINK_BATCH) this.#handOver();
     while (this.#ahead > SINK_AHEAD) {
       if (this.#ended) return this.#failure();
-      if (this.#abandoned)
-        throw new Error('the sink was abandoned before the worker wrote these bytes');
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
@@ -595,12 +583,11 @@ export class HashingSink {
     if (this.#finished) throw new Error('the sink was already finished');
     this.#finished = true;
     try {
-      if (this.#refused !== undefined) throw this.#refused;
       if (!this.#ended) {
         if (this.#batched > 0) this.#handOver();
         this.#stream.end();
       }
-      return await Promise.race([this.#stream.result, this.#abandonment]);
+      return await this.#stream.result;
     } finally {
       await this.#pool.close();
     }
@@ -609,38 +596,30 @@ export class HashingSink {
   /** Stops after a failure, the worker where it is; what was written is about to be removed. */
   async abandon(): Promise<void> {
     this.#finished = true;
-    // The pool closing is no failure to it: its answer would never come.
-    this.#abandoned = true;
-    this.#abandon(new Error('the sink was abandoned before the worker answered'));
-    this.#wake();
-    await this.#pool.close();
+    // Fails the worker's task too: a give or a finish still waiting on it is let go.
+    await this.#pool.abort(new Error('the sink was abandoned before the worker answered'));
   }
 
   #handOver(): void {
     const buffers = this.#batch;
-    this.#ahead += this.#batched;
-    this.#batch = [];
-    this.#batched = 0;
     try {
       this.#stream.send(buffers);
     } catch (error) {
       // postMessage moves nothing when it refuses the list. From Node 21 it
       // refuses a buffer its owner marked as not to be moved
-      // (markAsUntransferable; Node 20 sends that as a copy): send copies,
-      // or the bytes after would be written where these belong. A buffer
-      // given twice was used again after it was given, and what it held then
-      // is gone: the sink is refused for good, give and finish alike.
-      try {
-        if (new Set(buffers).size !== buffers.length)
-          throw new Error('a chunk was given to the sink twice: its first bytes are lost', {
-            cause: error,
-          });
-        this.#stream.send(buffers.map((buffer) => buffer.slice(0)));
-      } catch (refusal) {
-        this.#refused = refusal instanceof Error ? refusal : new Error(String(refusal));
-        throw refusal;
-      }
+      // (markAsUntransferable; Node 20 sends that as a copy): send copies.
+      // One buffer named twice was used again after it was given, and what
+      // it held first is gone: the batch stays, refused at every later give
+      // and at finish, so nothing after it is written where it belonged.
+      if (new Set(buffers).size !== buffers.length)
+        throw new Error('a chunk was given to the sink twice: its first bytes are lost', {
+          cause: error,
+        });
+      this.#stream.send(buffers.map((buffer) => buffer.slice(0)));
     }
+    this.#ahead += this.#batched;
+    this.#batch = [];
+    this.#batched = 0;
   }
 
   #wake(): void {
@@ -649,7 +628,7 @@ export class HashingSink {
 
   /** The worker's error; it stopped before the download ended. */
   async #failure(): Promise<never> {
-    await Promise.race([this.#stream.result, this.#abandonment]);
+    await this.#stream.result;
     throw new Error('the hashing worker stopped before the download ended');
   }
 }

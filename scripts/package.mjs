@@ -191,35 +191,85 @@ const key = createHash('sha256')
   .update(asset)
   .digest('hex');
 const keyFile = `${executable}.inputs`;
-if (existsSync(executable) && existsSync(keyFile) && readFileSync(keyFile, 'utf8') === key) {
-  console.log(`${executable} is up to date`);
-} else {
-  const started = Date.now();
-  const work = mkdtempSync(join(tmpdir(), 'ferry-package-'));
-  writeFileSync(join(work, config.main), boot);
-  writeFileSync(join(work, config.assets[ASSET]), asset);
-  writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
-  // The blob holds the boot script and the asset, and nothing of this
-  // machine's architecture; its format follows the Node version, which is why
-  // FERRY_NODE_BINARY must be the version running this script.
-  run(process.execPath, ['--experimental-sea-config', 'sea-config.json'], work);
-  const temp = `${executable}.${process.pid}.tmp`;
-  copyFileSync(node, temp);
-  chmodSync(temp, 0o755);
-  run(
-    process.execPath,
-    [postject, temp, 'NODE_SEA_BLOB', join(work, config.output), '--sentinel-fuse', FUSE],
-    work,
-  );
-  renameSync(temp, executable);
-  rmSync(work, { recursive: true });
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(executable), hash);
-  writeAtomic(`${executable}.sha256`, `${hash.digest('hex')}  ${basename(executable)}\n`);
-  writeAtomic(keyFile, key);
-  console.log(
-    `wrote ${executable} (linux-${arch}, Node ${process.version}, ${(statSync(executable).size / 1024 ** 2).toFixed(0)} MiB, ${((Date.now() - started) / 1000).toFixed(0)} s) and its .sha256`,
-  );
+// Two runs at once (two test files on a clean clone) would each build and
+// rename theirs over the other's while a test runs it, and two builds differ
+// (V8's code cache): the second waits for the first and finds it up to date.
+const unlock = lock(`${executable}.lock`);
+try {
+  if (existsSync(executable) && existsSync(keyFile) && readFileSync(keyFile, 'utf8') === key) {
+    console.log(`${executable} is up to date`);
+  } else {
+    const started = Date.now();
+    const work = mkdtempSync(join(tmpdir(), 'ferry-package-'));
+    writeFileSync(join(work, config.main), boot);
+    writeFileSync(join(work, config.assets[ASSET]), asset);
+    writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
+    // The blob holds the boot script and the asset, and nothing of this
+    // machine's architecture; its format follows the Node version, which is why
+    // FERRY_NODE_BINARY must be the version running this script.
+    run(process.execPath, ['--experimental-sea-config', 'sea-config.json'], work);
+    const temp = `${executable}.${process.pid}.tmp`;
+    copyFileSync(node, temp);
+    chmodSync(temp, 0o755);
+    run(
+      process.execPath,
+      [postject, temp, 'NODE_SEA_BLOB', join(work, config.output), '--sentinel-fuse', FUSE],
+      work,
+    );
+    renameSync(temp, executable);
+    rmSync(work, { recursive: true });
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(executable), hash);
+    writeAtomic(`${executable}.sha256`, `${hash.digest('hex')}  ${basename(executable)}\n`);
+    writeAtomic(keyFile, key);
+    console.log(
+      `wrote ${executable} (linux-${arch}, Node ${process.version}, ${(statSync(executable).size / 1024 ** 2).toFixed(0)} MiB, ${((Date.now() - started) / 1000).toFixed(0)} s) and its .sha256`,
+    );
+  }
+} finally {
+  unlock();
+}
+
+/**
+ * A folder made with mkdir, holding its maker's pid: waits while a live
+ * process holds it, takes it over from one that is gone. Returns its release.
+ */
+function lock(folder) {
+  const pidFile = join(folder, 'pid');
+  for (let waited = 0; ; waited++) {
+    try {
+      mkdirSync(folder);
+      writeFileSync(pidFile, String(process.pid));
+      return () => rmSync(folder, { recursive: true, force: true });
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    let holder, age;
+    try {
+      holder = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : 0);
+      age = Date.now() - statSync(folder).mtimeMs;
+    } catch {
+      continue; // released meanwhile
+    }
+    // No pid yet: its maker is between mkdir and write, or died there. A build
+    // takes a minute: a holder of ten is another process that took its pid.
+    const stale = holder > 0 ? !alive(holder) || age > 600_000 : age > 60_000;
+    if (stale) {
+      rmSync(folder, { recursive: true, force: true });
+      continue;
+    }
+    if (waited % 50 === 0) console.log(`waiting for another build of ${executable} (${folder})`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
 }
 
 /** The architecture an ELF executable is for, from its header. */

@@ -135,6 +135,37 @@ export async function workspace(dir: string): Promise<Workspace> {
   };
 }
 
+/**
+ * A first release of the fixture with `payload` added to a component, signed
+ * with the workspace's key, built under `dir`: a bundle large enough that
+ * copying or uploading it takes a while.
+ */
+export async function bigBundle(
+  ws: Workspace,
+  dir: string,
+  name: string,
+  release: string,
+  payload: Buffer,
+): Promise<{ bundle: string; sha256: string }> {
+  const product = await copyFixture(join(dir, name));
+  await writeFile(join(product, 'components/db/3.0.0/big.bin'), payload);
+  const built = await ferry(
+    [
+      'build',
+      join(product, `release-${release}.yaml`),
+      '--first-release',
+      '--out',
+      join(dir, `${name}-out`),
+      '--key',
+      ws.key,
+      '--json',
+    ],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  );
+  if (built.code !== 0) throw new Error(built.stderr);
+  return json<{ bundle: string; sha256: string }>(built);
+}
+
 /** Builds the fixture releases in order (all, or the first few); returns bundle paths by release. */
 export async function buildAll(
   ws: Workspace,

@@ -5,9 +5,8 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  bigBundle,
   buildAll,
-  copyFixture,
-  EPOCH,
   FERRY,
   ferry,
   json,
@@ -62,31 +61,6 @@ function repoFerry(args: string[], actor = 'ci'): Promise<RunResult> {
       CI_JOB_URL: 'https://ci.example/jobs/7',
     },
   });
-}
-
-/** RELEASE of a copy of the fixture whose db component carries `payload` too, built as a first release. */
-async function bigBundle(
-  name: string,
-  release: string,
-  payload: Buffer,
-): Promise<{ bundle: string; sha256: string }> {
-  const product = await copyFixture(join(dir, name));
-  await writeFile(join(product, 'components/db/3.0.0/big.bin'), payload);
-  const built = await ferry(
-    [
-      'build',
-      join(product, `release-${release}.yaml`),
-      '--first-release',
-      '--out',
-      join(dir, `${name}-out`),
-      '--key',
-      ws.key,
-      '--json',
-    ],
-    { env: { SOURCE_DATE_EPOCH: EPOCH } },
-  );
-  if (built.code !== 0) throw new Error(built.stderr);
-  return json<{ bundle: string; sha256: string }>(built);
 }
 
 /** `ferry publish` with the workspace's trust root (it makes the repository the first time). */
@@ -476,7 +450,7 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
 
   it('gc sweeps the bundle copy a publish killed before recording its version left, once an hour old; a rerun copies it again', async () => {
     // Over 16 MiB, the size above which a blob can only be a bundle, never a record.
-    const bundle = await bigBundle('stray', '1.1.0', randomBytes(17 * 1024 * 1024));
+    const bundle = await bigBundle(ws, dir, 'stray', '1.1.0', randomBytes(17 * 1024 * 1024));
     const repo5 = join(dir, 'repo5');
     await publishTo(repo5, bundles['1.0.0'] as string);
     // The publish copies its bundle, then waits for the lock the test holds: killed there.
@@ -735,7 +709,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
   it('a publish killed mid-upload and run again gives the same digest', async () => {
     // Over one 256 MiB chunk, so the upload is still going (a second PATCH to come) when
     // its first bytes show; at 96 MiB it once finished between the look and the kill.
-    const { bundle } = await bigBundle('big', '1.0.0', Buffer.alloc(272 * 1024 * 1024, 7));
+    const { bundle } = await bigBundle(ws, dir, 'big', '1.0.0', Buffer.alloc(272 * 1024 * 1024, 7));
     const args = ['publish', bundle, '--trust', ws.trust, '--json'];
     const repo = (registry as Registry).reference('acme/killed');
     const child = spawn(process.execPath, [FERRY, ...args, '--key', ws.key, '--repo', repo], {

@@ -1,3 +1,5 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Writer } from '../repository/model.js';
 import {
   flag,
@@ -25,6 +27,15 @@ export const repoOptions = {
   },
   ...jsonOption,
 } as const satisfies Options;
+
+/** Where pull records the channel documents it pulled: FERRY_STATE_DIR, else the XDG state folder. */
+export function pullStateDir(env: NodeJS.ProcessEnv): string {
+  if (env.FERRY_STATE_DIR) return resolve(env.FERRY_STATE_DIR);
+  const base = env.XDG_STATE_HOME
+    ? resolve(env.XDG_STATE_HOME)
+    : join(homedir(), '.local', 'state');
+  return join(base, 'ferry');
+}
 
 /** How usage lines spell the options above, so that help names every one. */
 export const REPO_FLAGS = '[--trust FILE] [--insecure]';

@@ -342,6 +342,20 @@ export const OUTPUT_SCHEMAS = {
         sequence: Type.Integer(),
         since: Nullable(Type.String()),
         to: Type.Array(Type.String()),
+        pulled: Type.Union([
+          Type.Object({
+            sequence: Type.Integer(),
+            version: Release,
+            digest: Digest,
+            standing: Type.Union([
+              Type.Literal('current'),
+              Type.Literal('moved'),
+              Type.Literal('set-back'),
+              Type.Literal('replaced'),
+            ]),
+          }),
+          Type.Null(),
+        ]),
       }),
     ),
   }),

@@ -41,7 +41,12 @@ import {
 } from './oci/artifact.js';
 import { digestFile } from './oci/client.js';
 import { judgePromotion, type Excuse } from './policy.js';
-import { acceptChannelDocument, type RepositoryIdentity } from './pulled.js';
+import {
+  acceptChannelDocument,
+  pulledFrom,
+  type PulledStanding,
+  type RepositoryIdentity,
+} from './pulled.js';
 import { DirectoryStore } from './store-dir.js';
 import { RegistryStore } from './store-registry.js';
 import {
@@ -1001,10 +1006,15 @@ export interface ChannelRow {
   since: string | null;
   /** Channels a promotion from this one may go to. */
   to: string[];
+  /** The document this machine last pulled from the channel, and how the channel stands against it. */
+  pulled: { sequence: number; version: string; digest: string; standing: PulledStanding } | null;
 }
 
 export async function channels(
-  options: RepoOptions,
+  options: RepoOptions & {
+    /** Where pull records what it pulled (see pulled.ts); none: no `pulled`. */
+    stateDir?: string;
+  },
 ): Promise<{ repo: string; channels: ChannelRow[] }> {
   const ctx = await open(options);
   const policy = await policyOf(ctx);
@@ -1013,18 +1023,28 @@ export async function channels(
     const name = CHANNEL_TAG.exec(tag)?.[1];
     if (name) names.add(name);
   }
-  const rows: ChannelRow[] = [];
+  const held = [];
   for (const name of names) {
-    const doc = (await readChannel(ctx, name))?.value;
-    rows.push({
+    const read = await readChannel(ctx, name);
+    held.push({
       name,
-      version: doc?.version ?? null,
-      digest: doc?.digest ?? null,
-      sequence: doc?.sequence ?? 0,
-      since: doc?.time ?? null,
-      to: policy.edges.filter(([from]) => from === name).map(([, to]) => to),
+      doc: read?.value,
+      ...(read ? { now: { sequence: read.value.sequence, digest: read.digest } } : {}),
     });
   }
+  const pulled =
+    options.stateDir === undefined
+      ? undefined
+      : await pulledFrom(options.stateDir, await identity(ctx), held);
+  const rows = held.map(({ name, doc }): ChannelRow => ({
+    name,
+    version: doc?.version ?? null,
+    digest: doc?.digest ?? null,
+    sequence: doc?.sequence ?? 0,
+    since: doc?.time ?? null,
+    to: policy.edges.filter(([from]) => from === name).map(([, to]) => to),
+    pulled: pulled?.get(name) ?? null,
+  }));
   return { repo: ctx.store.name, channels: rows };
 }
 

@@ -70,15 +70,13 @@ function damaged(file: string, repo: RepositoryIdentity): FerryError {
   );
 }
 
-/** Refuses anything but a real folder (or nothing yet) at `folder`. */
-async function ownFolder(
-  folder: string,
-  stateDir: string,
-  repo: RepositoryIdentity,
-): Promise<void> {
+/** Refuses anything but a real folder (or nothing yet) at `folder`; whether there is one. */
+async function ownFolder(folder: string, repo: RepositoryIdentity): Promise<boolean> {
   const info = await lstat(folder).catch((error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw unusable(ioError(error, folder, 'read'), stateDir);
+    // ENOTDIR: a file on the way (a HOME that is not a folder) holds no records either.
+    if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? ''))
+      return undefined;
+    throw ioError(error, folder, 'read');
   });
   if (info && !info.isDirectory())
     throw new FerryError(
@@ -86,6 +84,7 @@ async function ownFolder(
       `${folder} is not the folder of what was pulled from ${repo.name}: it is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`,
       { file: folder, hint: REMOVE_IT },
     );
+  return info !== undefined;
 }
 
 function isSeen(value: unknown): value is ChannelSeen {
@@ -117,15 +116,17 @@ export async function acceptChannelDocument(
   const file = join(folder, `${channel}.json`);
   // Folders pull makes itself: a link in their place (to a folder elsewhere) would have
   // it read and write records outside the state folder. The state folder itself may be a link.
-  for (const own of [join(stateDir, 'pulled'), folder]) await ownFolder(own, stateDir, repo);
+  for (const own of [join(stateDir, 'pulled'), folder])
+    await ownFolder(own, repo).catch((error: unknown) => {
+      throw unusable(error, stateDir);
+    });
   const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
     (error: unknown) => {
       throw unusable(error, stateDir);
     },
   );
   if (known !== undefined) {
-    const { name, created } = (known ?? {}) as Partial<RepositoryIdentity>;
-    if (name !== repo.name || typeof created !== 'string') throw damaged(identityFile, repo);
+    const created = recordedCreation(known, identityFile, repo);
     // Another repository in its place would start every channel afresh.
     if (created !== repo.created)
       throw new FerryError(
@@ -168,6 +169,56 @@ export async function acceptChannelDocument(
   } catch (error) {
     throw unusable(error, stateDir);
   }
+}
+
+/** The first event recorded of the repository pulled from at this name. */
+function recordedCreation(known: unknown, file: string, repo: RepositoryIdentity): string {
+  const { name, created } = (known ?? {}) as Partial<RepositoryIdentity>;
+  if (name !== repo.name || typeof created !== 'string') throw damaged(file, repo);
+  return created;
+}
+
+/** How a channel stands against the document this machine pulled from it. */
+export type PulledStanding = 'current' | 'moved' | 'set-back' | 'replaced';
+
+/**
+ * What this machine pulled from `repo`, by channel, and how each of
+ * `channels` (a name and the sequence and digest of the document it holds
+ * now, if any) stands against it: still that document, moved on, set back
+ * (or forked: pull refuses it), or `replaced` when the record is of another
+ * repository that stood at this name. Reads, never writes; a damaged record
+ * is refused as pull refuses it.
+ */
+export async function pulledFrom(
+  stateDir: string,
+  repo: RepositoryIdentity,
+  channels: ReadonlyArray<{ name: string; now?: { sequence: number; digest: string } }>,
+): Promise<Map<string, ChannelSeen & { standing: PulledStanding }>> {
+  const folder = recordFolder(stateDir, repo);
+  const found = new Map<string, ChannelSeen & { standing: PulledStanding }>();
+  for (const own of [join(stateDir, 'pulled'), folder])
+    if (!(await ownFolder(own, repo))) return found;
+  const identityFile = join(folder, '_repository.json');
+  const known = await readRecord(identityFile);
+  // Pull writes the repository's identity before its first channel record.
+  if (known === undefined) return found;
+  const replaced = recordedCreation(known, identityFile, repo) !== repo.created;
+  for (const { name, now } of channels) {
+    const file = join(folder, `${name}.json`);
+    const seen = await readRecord(file);
+    if (seen === undefined) continue;
+    if (!isSeen(seen)) throw damaged(file, repo);
+    const { sequence, digest, version } = seen;
+    const standing: PulledStanding = replaced
+      ? 'replaced'
+      : now?.sequence === sequence && now.digest === digest
+        ? 'current'
+        : (now?.sequence ?? 0) > sequence
+          ? 'moved'
+          : 'set-back';
+    found.set(name, { sequence, digest, version, standing });
+  }
+  return found;
 }
 
 /** A record that cannot be read or written stops the pull: going on without it would turn the check off without a word. */

@@ -1,18 +1,7 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { optional, required, type Command } from '../args.js';
 import { bytes } from '../format.js';
 import { terminalMeter } from '../progress.js';
-import { REPO_FLAGS, repoOf, repoOptions } from '../repo.js';
-
-/** Where pull records the channel documents it pulled: FERRY_STATE_DIR, else the XDG state folder. */
-function stateDir(env: NodeJS.ProcessEnv): string {
-  if (env.FERRY_STATE_DIR) return resolve(env.FERRY_STATE_DIR);
-  const base = env.XDG_STATE_HOME
-    ? resolve(env.XDG_STATE_HOME)
-    : join(homedir(), '.local', 'state');
-  return join(base, 'ferry');
-}
+import { pullStateDir, REPO_FLAGS, repoOf, repoOptions } from '../repo.js';
 
 export const command: Command = {
   usage: `ferry pull --repo REPO (--channel C | --version V) --out DIR ${REPO_FLAGS}`,
@@ -35,7 +24,7 @@ export const command: Command = {
       ...(version !== undefined ? { version } : {}),
       out: required(values, 'out'),
       ...(progress ? { onProgress: progress.onProgress } : {}),
-      stateDir: stateDir(process.env),
+      stateDir: pullStateDir(process.env),
     });
     progress?.done();
     return {

@@ -342,13 +342,39 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
       ferry(['pull', '--repo', repo6, '--channel', 'dev', '--out', out, '--json'], {
         env: { FERRY_STATE_DIR: state },
       });
+    // What `ferry channels` says this machine pulled from dev, and how dev stands against it.
+    const pulledHere = async () => {
+      const listed = await ferry(['channels', '--repo', repo6, '--json'], {
+        env: { FERRY_STATE_DIR: state },
+      });
+      expect(listed.code, listed.stderr).toBe(0);
+      const rows = json<{ channels: Array<{ name: string; pulled: unknown }> }>(listed).channels;
+      return rows.find((row) => row.name === 'dev')?.pulled;
+    };
     await publishTo(repo6, bundles['1.0.0'] as string, '--channel', 'dev');
+    expect(await pulledHere()).toBeNull();
     expect((await pullDev(join(dir, 'usb6a'))).code).toBe(0);
+    expect(await pulledHere()).toMatchObject({
+      sequence: 1,
+      version: '1.0.0',
+      standing: 'current',
+    });
     const older = await readFile(join(repo6, 'ferry/channels/dev.json'));
     await publishTo(repo6, bundles['1.1.0'] as string, '--channel', 'dev');
+    expect(await pulledHere()).toMatchObject({ sequence: 1, standing: 'moved' });
     expect(json<{ version: string }>(await pullDev(join(dir, 'usb6b'))).version).toBe('1.1.0');
     // Someone with write access puts dev's older signed document back.
     await writeFile(join(repo6, 'ferry/channels/dev.json'), older);
+    expect(await pulledHere()).toMatchObject({
+      sequence: 2,
+      version: '1.1.0',
+      standing: 'set-back',
+    });
+    const shown = await ferry(['channels', '--repo', repo6], { env: { FERRY_STATE_DIR: state } });
+    expect(shown.stdout).toMatch(/^ *dev .* 1\.0\.0 .* 1\.1\.0 \(2\), SET BACK since$/m);
+    expect(shown.stdout).toContain(
+      `warning: channel dev no longer holds document 2 (1.1.0) or a later one, and this machine pulled that one from it: it was set back or forked, and pull refuses it; run \`ferry history --repo ${repo6} --verify\``,
+    );
     const refused = await pullDev(join(dir, 'usb6c'));
     expect(refused.code, refused.stderr).toBe(3);
     const { error } = json<{ error: { code: string; message: string; hint: string } }>(refused);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { FerryError } from '../../manifest-schema/errors.js';
 import {
   acceptChannelDocument,
+  pulledFrom,
   type ChannelSeen,
   type RepositoryIdentity,
 } from '../../repository/pulled.js';
@@ -48,6 +49,39 @@ describe('what a machine pulled, by channel', () => {
     const state = await tempDir('ferry-pulled-');
     await acceptChannelDocument(state, repo, 'dev', doc(2));
     expect(await outcome(state, repo, 'dev', next)).toBe(expected);
+  });
+
+  // What `ferry channels` shows: the channel's document now against the one pulled (document 2).
+  it.each([
+    ['still holds it', { sequence: 2, digest: 'sha256:doc-2' }, repo, 'current'],
+    ['moved on', { sequence: 3, digest: 'sha256:doc-3' }, repo, 'moved'],
+    ['went back to document 1', { sequence: 1, digest: 'sha256:doc-1' }, repo, 'set-back'],
+    ['holds another document 2', { sequence: 2, digest: 'sha256:other' }, repo, 'set-back'],
+    ['holds none', undefined, repo, 'set-back'],
+    [
+      'is of a repository made anew at that name',
+      { sequence: 3, digest: 'sha256:doc-3' },
+      { ...repo, created: 'sha256:another-event-1' },
+      'replaced',
+    ],
+  ])('after document 2 was pulled, a channel that %s stands %s', async (_, now, at, standing) => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'dev', doc(2));
+    const found = await pulledFrom(state, at, [
+      { name: 'dev', ...(now ? { now } : {}) },
+      { name: 'beta', now: { sequence: 1, digest: 'sha256:beta-1' } },
+    ]);
+    expect(Object.fromEntries(found)).toEqual({ dev: { ...doc(2), standing } });
+  });
+
+  it('shows nothing of a repository never pulled from, or under a HOME that is a file, and writes nothing', async () => {
+    const state = join(await tempDir('ferry-pulled-'), 'state');
+    expect((await pulledFrom(state, repo, [{ name: 'dev' }])).size).toBe(0);
+    await expect(readdir(state)).rejects.toThrow();
+    await writeFile(state, 'not a folder');
+    expect(
+      (await pulledFrom(join(state, '.local/state/ferry'), repo, [{ name: 'dev' }])).size,
+    ).toBe(0);
   });
 
   it('a record it cannot write stops the pull, saying where and how to mend it', async () => {

@@ -1035,7 +1035,11 @@ export async function channels(
   const pulled =
     options.stateDir === undefined
       ? undefined
-      : await pulledFrom(options.stateDir, await identity(ctx), held);
+      : await pulledFrom(
+          options.stateDir,
+          { name: ctx.store.name, created: async () => (await identity(ctx)).created },
+          held,
+        );
   const rows = held.map(({ name, doc }): ChannelRow => ({
     name,
     version: doc?.version ?? null,

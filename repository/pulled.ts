@@ -27,6 +27,7 @@ export interface RepositoryIdentity {
   name: string;
   created: string;
 }
+type Named = Pick<RepositoryIdentity, 'name'>;
 
 const MAX_RECORD_BYTES = 64 * 1024;
 const REMOVE_IT = 'remove it: pull then trusts the channels as they stand, as on its first pull';
@@ -38,7 +39,7 @@ const REMOVE_IT = 'remove it: pull then trusts the channels as they stand, as on
  * channel name holds (CHANNEL_NAME in documents.ts): a channel may be named
  * `repository`.
  */
-function recordFolder(stateDir: string, repo: RepositoryIdentity): string {
+function recordFolder(stateDir: string, repo: Named): string {
   const key = createHash('sha256').update(repo.name).digest('hex');
   return join(stateDir, 'pulled', key.slice(0, 32));
 }
@@ -62,7 +63,7 @@ async function readRecord(file: string): Promise<unknown> {
   }
 }
 
-function damaged(file: string, repo: RepositoryIdentity): FerryError {
+function damaged(file: string, repo: Named): FerryError {
   return new FerryError(
     'E_STATE_INVALID',
     `${file} is not the record of what was pulled from ${repo.name}`,
@@ -71,7 +72,7 @@ function damaged(file: string, repo: RepositoryIdentity): FerryError {
 }
 
 /** Refuses anything but a real folder (or nothing yet) at `folder`; whether there is one. */
-async function ownFolder(folder: string, repo: RepositoryIdentity): Promise<boolean> {
+async function ownFolder(folder: string, repo: Named): Promise<boolean> {
   const info = await lstat(folder).catch((error: unknown) => {
     // ENOTDIR: a file on the way (a HOME that is not a folder) holds no records either.
     if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? ''))
@@ -140,8 +141,9 @@ export async function acceptChannelDocument(
       );
   }
   if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
-  if (before && doc.sequence === before.sequence && doc.digest === before.digest) return;
-  if (before && doc.sequence <= before.sequence) {
+  const judged = before && standing(doc, before);
+  if (judged === 'current') return;
+  if (before && judged === 'set-back') {
     // Under the same number, only the digests tell the two documents apart.
     const forked = doc.sequence === before.sequence;
     const named = (one: ChannelSeen): string =>
@@ -172,7 +174,7 @@ export async function acceptChannelDocument(
 }
 
 /** The first event recorded of the repository pulled from at this name. */
-function recordedCreation(known: unknown, file: string, repo: RepositoryIdentity): string {
+function recordedCreation(known: unknown, file: string, repo: Named): string {
   const { name, created } = (known ?? {}) as Partial<RepositoryIdentity>;
   if (name !== repo.name || typeof created !== 'string') throw damaged(file, repo);
   return created;
@@ -180,6 +182,15 @@ function recordedCreation(known: unknown, file: string, repo: RepositoryIdentity
 
 /** How a channel stands against the document this machine pulled from it. */
 export type PulledStanding = 'current' | 'moved' | 'set-back' | 'replaced';
+
+/** The one rule pull refuses by and channels shows: a channel's documents only go up. */
+function standing(
+  now: { sequence: number; digest: string } | undefined,
+  seen: ChannelSeen,
+): 'current' | 'moved' | 'set-back' {
+  if (now?.sequence === seen.sequence && now.digest === seen.digest) return 'current';
+  return (now?.sequence ?? 0) > seen.sequence ? 'moved' : 'set-back';
+}
 
 /**
  * What this machine pulled from `repo`, by channel, and how each of
@@ -191,7 +202,9 @@ export type PulledStanding = 'current' | 'moved' | 'set-back' | 'replaced';
  */
 export async function pulledFrom(
   stateDir: string,
-  repo: RepositoryIdentity,
+  // Its first event is read only when this machine pulled from it: a listing on a
+  // machine that never pulled (a CI runner) costs no request for it.
+  repo: { name: string; created: () => Promise<string> },
   channels: ReadonlyArray<{ name: string; now?: { sequence: number; digest: string } }>,
 ): Promise<Map<string, ChannelSeen & { standing: PulledStanding }>> {
   const folder = recordFolder(stateDir, repo);
@@ -202,21 +215,19 @@ export async function pulledFrom(
   const known = await readRecord(identityFile);
   // Pull writes the repository's identity before its first channel record.
   if (known === undefined) return found;
-  const replaced = recordedCreation(known, identityFile, repo) !== repo.created;
+  const replaced = recordedCreation(known, identityFile, repo) !== (await repo.created());
   for (const { name, now } of channels) {
     const file = join(folder, `${name}.json`);
     const seen = await readRecord(file);
     if (seen === undefined) continue;
     if (!isSeen(seen)) throw damaged(file, repo);
     const { sequence, digest, version } = seen;
-    const standing: PulledStanding = replaced
-      ? 'replaced'
-      : now?.sequence === sequence && now.digest === digest
-        ? 'current'
-        : (now?.sequence ?? 0) > sequence
-          ? 'moved'
-          : 'set-back';
-    found.set(name, { sequence, digest, version, standing });
+    found.set(name, {
+      sequence,
+      digest,
+      version,
+      standing: replaced ? 'replaced' : standing(now, seen),
+    });
   }
   return found;
 }

@@ -67,21 +67,29 @@ describe('what a machine pulled, by channel', () => {
   ])('after document 2 was pulled, a channel that %s stands %s', async (_, now, at, standing) => {
     const state = await tempDir('ferry-pulled-');
     await acceptChannelDocument(state, repo, 'dev', doc(2));
-    const found = await pulledFrom(state, at, [
+    const found = await pulledFrom(state, { ...at, created: () => Promise.resolve(at.created) }, [
       { name: 'dev', ...(now ? { now } : {}) },
       { name: 'beta', now: { sequence: 1, digest: 'sha256:beta-1' } },
     ]);
     expect(Object.fromEntries(found)).toEqual({ dev: { ...doc(2), standing } });
   });
 
-  it('shows nothing of a repository never pulled from, or under a HOME that is a file, and writes nothing', async () => {
+  it('shows nothing of a repository never pulled from, or under a HOME that is a file, asking nothing of it and writing nothing', async () => {
     const state = join(await tempDir('ferry-pulled-'), 'state');
-    expect((await pulledFrom(state, repo, [{ name: 'dev' }])).size).toBe(0);
+    // Its first event is a request to a registry: not made when there is nothing to compare it with.
+    const unasked = {
+      name: repo.name,
+      created: () => Promise.reject(new Error('the first event was read')),
+    };
+    expect((await pulledFrom(state, unasked, [{ name: 'dev' }])).size).toBe(0);
     await expect(readdir(state)).rejects.toThrow();
     await writeFile(state, 'not a folder');
     expect(
-      (await pulledFrom(join(state, '.local/state/ferry'), repo, [{ name: 'dev' }])).size,
+      (await pulledFrom(join(state, '.local/state/ferry'), unasked, [{ name: 'dev' }])).size,
     ).toBe(0);
+    const other = join(await tempDir('ferry-pulled-'), 'state');
+    await acceptChannelDocument(other, { name: '/srv/other', created: 'sha256:e' }, 'dev', doc(1));
+    expect((await pulledFrom(other, unasked, [{ name: 'dev' }])).size).toBe(0);
   });
 
   it('a record it cannot write stops the pull, saying where and how to mend it', async () => {

@@ -15,6 +15,25 @@ function refusal(sink: HashingSink, chunks: number): Promise<unknown> {
     return sink.finish();
   })().catch((error: unknown) => error);
 }
+/** `chunks` through a sink into a new file from `position`: its answer, and the file's bytes from there. */
+async function sunk(
+  name: string,
+  chunks: Iterable<Uint8Array>,
+  position = 0,
+): Promise<{ result: unknown; written: Buffer }> {
+  const out = join(dir, name);
+  const handle = await open(out, 'w');
+  try {
+    const sink = new HashingSink(handle.fd, position);
+    for (const chunk of chunks) await sink.give(chunk);
+    const result = await sink.finish();
+    const file = await readFile(out);
+    expect(file.subarray(0, position).equals(Buffer.alloc(position))).toBe(true);
+    return { result, written: file.subarray(position) };
+  } finally {
+    await handle.close();
+  }
+}
 const first = Buffer.from('0123456789'.repeat(30_000));
 const second = Buffer.from('abcdefghij'.repeat(20_000));
 
@@ -141,26 +160,15 @@ describe('hash workers', () => {
   });
 
   it('hash and write bytes handed over in uneven chunks, more than the sink runs ahead, in order', async () => {
-    const out = join(dir, 'sunk');
-    const handle = await open(out, 'w');
     const bytes = Buffer.alloc(10 * 1024 * 1024 + 12_345);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
-    try {
-      const sink = new HashingSink(handle.fd, 3);
-      // 1 byte, then sizes that straddle the 1 MiB batches (copied: views into one buffer).
-      for (
-        let at = 0, size = 1;
-        at < bytes.length;
-        at += size, size = (size * 3 + 40_001) % 300_000
-      )
-        await sink.give(bytes.subarray(at, Math.min(bytes.length, at + size)));
-      expect(await sink.finish()).toEqual({ sha256: sha256(bytes), bytes: bytes.length });
-    } finally {
-      await handle.close();
-    }
-    const written = await readFile(out);
-    expect(written.length).toBe(bytes.length + 3);
-    expect(written.subarray(3).equals(bytes)).toBe(true);
+    // 1 byte, then sizes that straddle the 1 MiB batches (copied: views into one buffer).
+    const chunks = [];
+    for (let at = 0, size = 1; at < bytes.length; at += size, size = (size * 3 + 40_001) % 300_000)
+      chunks.push(bytes.subarray(at, Math.min(bytes.length, at + size)));
+    const { result, written } = await sunk('sunk', chunks, 3);
+    expect(result).toEqual({ sha256: sha256(bytes), bytes: bytes.length });
+    expect(written.equals(bytes)).toBe(true);
   });
 
   it('fail the tasks given to a pool after one of its workers stopped, instead of waiting on it', async () => {
@@ -179,48 +187,29 @@ describe('hash workers', () => {
 
   // A batch of small chunks is more buffers than one writev takes (IOV_MAX, 1024 here).
   it('write a batch of thousands of small moved chunks whole and in order', async () => {
-    const out = join(dir, 'small-chunks');
-    const handle = await open(out, 'w');
     const chunks = Array.from({ length: 8000 }, (_, i) => Buffer.alloc(300, i % 251));
     const expected = Buffer.concat(chunks);
-    try {
-      const sink = new HashingSink(handle.fd, 5);
-      for (const chunk of chunks) await sink.give(chunk);
-      expect(await sink.finish()).toEqual({ sha256: sha256(expected), bytes: expected.length });
-      expect((await readFile(out)).subarray(5).equals(expected)).toBe(true);
-      expect(chunks.every((chunk) => chunk.length === 0)).toBe(true);
-    } finally {
-      await handle.close();
-    }
+    const { result, written } = await sunk('small-chunks', chunks, 5);
+    expect(result).toEqual({ sha256: sha256(expected), bytes: expected.length });
+    expect(written.equals(expected)).toBe(true);
+    expect(chunks.every((chunk) => chunk.length === 0)).toBe(true);
   });
 
   it('move a chunk that is a whole buffer, copy one that shares its buffer or may not move', async () => {
-    const out = join(dir, 'moved');
-    const handle = await open(out, 'w');
     const whole = Buffer.alloc(100_000, 'w');
     // Small Buffers are views into Node's shared pool: moving it would empty its neighbours.
     const pooled = Buffer.from('pooled');
     const neighbour = Buffer.from('neighbour');
     const pinned = Buffer.alloc(50_000, 'p');
     markAsUntransferable(pinned.buffer);
-    try {
-      const sink = new HashingSink(handle.fd);
-      for (const chunk of [whole, pooled, pinned]) await sink.give(chunk);
-      const result = await sink.finish();
-      const expected = Buffer.concat([
-        Buffer.alloc(100_000, 'w'),
-        Buffer.from('pooled'),
-        Buffer.alloc(50_000, 'p'),
-      ]);
-      expect(result).toEqual({ sha256: sha256(expected), bytes: expected.length });
-      expect((await readFile(out)).equals(expected)).toBe(true);
-      expect(whole.length).toBe(0);
-      expect(pooled.toString()).toBe('pooled');
-      expect(neighbour.toString()).toBe('neighbour');
-      expect(pinned.length).toBe(50_000);
-    } finally {
-      await handle.close();
-    }
+    const expected = Buffer.concat([whole, pooled, pinned]);
+    const { result, written } = await sunk('moved', [whole, pooled, pinned]);
+    expect(result).toEqual({ sha256: sha256(expected), bytes: expected.length });
+    expect(written.equals(expected)).toBe(true);
+    expect(whole.length).toBe(0);
+    expect(pooled.toString()).toBe('pooled');
+    expect(neighbour.toString()).toBe('neighbour');
+    expect(pinned.length).toBe(50_000);
   });
 
   // From Node 21 postMessage refuses a transfer list naming a buffer marked

@@ -90,7 +90,8 @@ parentPort.on('message', (task) => {
 });
 
 // The worker's side of HashingSink: a stream opens with a file and a
-// position, then batches of buffers arrive in order (moved here, not copied),
+// position, then batches of buffers arrive in order (moved here, not copied;
+// each holds its bytes from its start, as many as its length in the batch says),
 // each hashed, written and acknowledged (a note of its bytes), until its end
 // is answered with the sha256 of them all. After a failure, answered at
 // once, the batches still on their way are dropped.
@@ -109,7 +110,7 @@ function streamTask(task) {
       parentPort.postMessage({ id, sha256: stream.hash.digest('hex'), bytes: stream.bytes });
       return;
     }
-    const chunks = task.buffers.map((buffer) => new Uint8Array(buffer));
+    const chunks = task.buffers.map((buffer, k) => new Uint8Array(buffer, 0, task.lengths[k]));
     let size = 0;
     for (const chunk of chunks) {
       stream.hash.update(chunk);
@@ -317,7 +318,8 @@ export interface HashResult {
 interface Pending {
   resolve: (result: HashResult) => void;
   reject: (error: Error) => void;
-  note?: (note: number) => void;
+  /** A stream's notes also bring back the buffers it wrote. */
+  note?: (note: number, buffers?: ArrayBuffer[]) => void;
 }
 
 export class HashPool {
@@ -339,12 +341,13 @@ export class HashPool {
           message: {
             id: number;
             note?: number;
+            buffers?: ArrayBuffer[];
             error?: { message: string; code?: string; path?: string };
           } & HashResult,
         ) => {
           const waiting = this.pending.get(message.id);
           if (message.note !== undefined) {
-            waiting?.note?.(message.note);
+            waiting?.note?.(message.note, message.buffers);
             return;
           }
           this.pending.delete(message.id);
@@ -374,7 +377,7 @@ export class HashPool {
     return this.post(onRead ? { ...task, notes: true } : task, onRead) as Promise<HashResult>;
   }
 
-  private post(task: object, note?: (note: number) => void): Promise<unknown> {
+  private post(task: object, note?: Pending['note']): Promise<unknown> {
     if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -412,7 +415,11 @@ export class HashPool {
    * The worker's side of a HashingSink: a task that stays open while batches
    * of buffers move to its worker. Needs an idle worker (a sink has a pool of its own).
    */
-  stream(fd: number, position: number, onWritten: (bytes: number) => void): ByteStream {
+  stream(
+    fd: number,
+    position: number,
+    onWritten: (bytes: number, buffers?: ArrayBuffer[]) => void,
+  ): ByteStream {
     // The worker dispatch will give the task to.
     const worker = this.idle.at(-1);
     if (worker === undefined || this.queue.length > 0)
@@ -421,7 +428,8 @@ export class HashPool {
     const result = this.post({ stream: 'open', fd, position }, onWritten) as Promise<ReadResult>;
     return {
       result,
-      send: (buffers) => worker.postMessage({ id, stream: 'data', buffers }, buffers),
+      send: (buffers, lengths) =>
+        worker.postMessage({ id, stream: 'data', buffers, lengths }, buffers),
       end: () => worker.postMessage({ id, stream: 'end' }),
     };
   }
@@ -514,8 +522,8 @@ export async function withHashPool<T>(
 interface ByteStream {
   /** The sha256 of every byte written and their count, once ended; the worker's error if a write failed. */
   result: Promise<ReadResult>;
-  /** Moves the buffers to the worker (they are emptied here). */
-  send(buffers: ArrayBuffer[]): void;
+  /** Moves the buffers to the worker (they are emptied here); each holds `lengths[k]` bytes from its start. */
+  send(buffers: ArrayBuffer[], lengths: number[]): void;
   end(): void;
 }
 
@@ -523,6 +531,10 @@ interface ByteStream {
 const SINK_BATCH = 1 << 20;
 /** How far the main thread may run ahead of the worker's writes: the sink's memory. */
 const SINK_AHEAD = 8 << 20;
+/** The size of a buffer `lend` hands out: a socket reads into it until it is (nearly) full. */
+export const LEND_SIZE = 1 << 20;
+/** Written buffers kept to be lent again; more than this go to the garbage collector. */
+const SPARE_BUFFERS = 4;
 
 /**
  * Bytes that arrive on the main thread (a download), hashed and written to
@@ -530,12 +542,14 @@ const SINK_AHEAD = 8 << 20;
  * the socket. A socket's chunks move to the worker without a copy: copying
  * them into a ring of shared memory, as this did before, took the main
  * thread 0.34 s per GiB, with both cores busy. Memory stays near SINK_AHEAD
- * however large the download (the buffers come back to be collected).
+ * however large the download: written buffers come back, to be lent again
+ * (`lend`) or collected.
  */
 export class HashingSink {
   readonly #pool = new HashPool(1);
   readonly #stream: ByteStream;
   #batch: ArrayBuffer[] = [];
+  #lengths: number[] = [];
   #batched = 0;
   /** Bytes handed to the worker and not yet written. */
   #ahead = 0;
@@ -543,10 +557,17 @@ export class HashingSink {
   /** The worker's task is over: answered, or failed by the pool when the worker died. */
   #ended = false;
   #waiting: Array<() => void> = [];
+  /** Buffers this sink lent and nobody else holds: any part of one from its start may move. */
+  readonly #lent = new WeakSet<ArrayBuffer>();
+  readonly #spare: ArrayBuffer[] = [];
 
   constructor(fd: number, position = 0) {
-    this.#stream = this.#pool.stream(fd, position, (written) => {
+    this.#stream = this.#pool.stream(fd, position, (written, buffers = []) => {
       this.#ahead -= written;
+      // Moved back, each is a new object that only this side holds.
+      for (const buffer of buffers)
+        if (buffer.byteLength === LEND_SIZE && this.#spare.length < SPARE_BUFFERS)
+          this.#spare.push(buffer);
       this.#wake();
     });
     // Also handles a rejection that neither give nor finish comes to see.
@@ -558,22 +579,52 @@ export class HashingSink {
   }
 
   /**
-   * Hands `chunk` over. A chunk that is the whole of its buffer (as a socket
-   * gives them) moves to the worker and is emptied here: the caller must not
-   * use it, nor any other view of its buffer, again. It is emptied only when
-   * its batch goes (up to 1 MiB of chunks later, or at finish): until then
-   * a change to it is what gets written and hashed. Any other chunk is copied.
+   * A LEND_SIZE buffer to read into (a socket's reads, see Socket's `onread`),
+   * one the worker has written and sent back when there is one. A chunk that
+   * starts at its start moves to the worker without a copy however little of
+   * it is filled; the caller must not touch the buffer after giving it.
+   */
+  lend(): Uint8Array {
+    const buffer = this.#spare.pop() ?? new ArrayBuffer(LEND_SIZE);
+    this.#lent.add(buffer);
+    return new Uint8Array(buffer);
+  }
+
+  /**
+   * Hands `chunk` over. A chunk that is the whole of its buffer (as node:http
+   * gives them), or the start of a lent one, moves to the worker and is
+   * emptied here: the caller must not use it, nor any other view of its
+   * buffer, again. It is emptied only when its batch goes (up to 1 MiB of
+   * chunks later, or at finish): until then a change to it is what gets
+   * written and hashed. Any other chunk is copied. Waits while the worker is
+   * SINK_AHEAD behind.
    */
   async give(chunk: Uint8Array): Promise<void> {
+    if (!this.put(chunk)) await this.room();
+  }
+
+  /**
+   * `give` without the wait, for a socket's read callback: false when the
+   * worker is too far behind, and nothing more should be put before `room`
+   * resolves (or the worker stopped: `room` says why).
+   */
+  put(chunk: Uint8Array): boolean {
     // After finish or abandon nobody writes what is handed over: the bytes would be lost without a word.
     if (this.#finished) throw new Error('write after the sink was finished');
-    if (this.#ended) return this.#failure();
-    if (chunk.length === 0) return;
-    this.#batch.push(movable(chunk));
+    if (this.#ended) return false;
+    if (chunk.length === 0) return true;
+    this.#batch.push(this.#movable(chunk));
+    this.#lengths.push(chunk.length);
     this.#batched += chunk.length;
     if (this.#batched >= SINK_BATCH) this.#handOver();
-    while (this.#ahead > SINK_AHEAD) {
+    return this.#ahead <= SINK_AHEAD;
+  }
+
+  /** Resolves once the worker has caught up to within SINK_AHEAD; rejects if it stopped. */
+  async room(): Promise<void> {
+    for (;;) {
       if (this.#ended) return this.#failure();
+      if (this.#ahead <= SINK_AHEAD) return;
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
@@ -603,7 +654,7 @@ export class HashingSink {
   #handOver(): void {
     const buffers = this.#batch;
     try {
-      this.#stream.send(buffers);
+      this.#stream.send(buffers, this.#lengths);
     } catch (error) {
       // postMessage moves nothing when it refuses the list. From Node 21 it
       // refuses a buffer its owner marked as not to be moved
@@ -615,11 +666,27 @@ export class HashingSink {
         throw new Error('a chunk was given to the sink twice: its first bytes are lost', {
           cause: error,
         });
-      this.#stream.send(buffers.map((buffer) => buffer.slice(0)));
+      this.#stream.send(
+        buffers.map((buffer, k) => buffer.slice(0, this.#lengths[k])),
+        this.#lengths,
+      );
     }
     this.#ahead += this.#batched;
     this.#batch = [];
+    this.#lengths = [];
     this.#batched = 0;
+  }
+
+  /** The chunk's own buffer when the chunk is all of it, or the start of a lent one (it can move); else a copy. */
+  #movable(chunk: Uint8Array): ArrayBuffer {
+    const { buffer } = chunk;
+    if (
+      buffer instanceof ArrayBuffer &&
+      chunk.byteOffset === 0 &&
+      (chunk.byteLength === buffer.byteLength || this.#lent.has(buffer))
+    )
+      return buffer;
+    return new Uint8Array(chunk).buffer;
   }
 
   #wake(): void {
@@ -631,16 +698,4 @@ export class HashingSink {
     await this.#stream.result;
     throw new Error('the hashing worker stopped before the download ended');
   }
-}
-
-/** The chunk's own buffer when the chunk is all of it (it can move), else a copy. */
-function movable(chunk: Uint8Array): ArrayBuffer {
-  const { buffer } = chunk;
-  if (
-    buffer instanceof ArrayBuffer &&
-    chunk.byteOffset === 0 &&
-    chunk.byteLength === buffer.byteLength
-  )
-    return buffer;
-  return new Uint8Array(chunk).buffer;
 }

@@ -15,7 +15,8 @@ import {
   type ReferenceOptions,
   type RegistryReference,
 } from './reference.js';
-import type { HttpResponse, RequestBody } from './http.js';
+import type { DirectAnswer } from './direct.js';
+import type { BodySink, HttpResponse, RequestBody } from './http.js';
 import { Transient, Transport, type TransportOptions } from './transport.js';
 
 /** Called as bytes move: `done` of `total`. Often (every network read): throttle before drawing. */
@@ -209,15 +210,21 @@ export class RegistryClient {
       `.${basename(toPath)}.${randomBytes(6).toString('hex')}.part`,
     );
     const sink = await DownloadSink.create(temp);
+    // Straight off the socket while the registry answers plainly (see direct.ts);
+    // through node:http for good once it does not (a blob store it redirects to).
+    let direct = true;
     try {
       await t.retrying(`pull blob ${digest}`, async () => {
         const kept = sink.written;
+        const url = t.url(`blobs/${digest}`);
         const headers: Record<string, string> = { 'accept-encoding': 'identity' };
         if (kept > 0) headers.range = `bytes=${kept}-`;
-        const response = await t.request('GET', t.url(`blobs/${digest}`), {
-          action: 'pull',
-          headers,
-        });
+        let response: HttpResponse | DirectAnswer | undefined;
+        if (direct) {
+          response = await t.direct(url, { action: 'pull', headers, lend: () => sink.lend() });
+          direct = response !== undefined;
+        }
+        response ??= await t.request('GET', url, { action: 'pull', headers });
         // A registry that ignores Range sends it all again: skip what is already kept.
         let skip = 0;
         if (response.status === 200) skip = kept;
@@ -234,25 +241,29 @@ export class RegistryClient {
             },
           );
         } else if (response.status !== 206) {
+          // Not a direct answer: those are 200 or 206, or none.
           throw await t.fail(
-            response,
+            response as HttpResponse,
             `give blob ${digest}`,
             { reference: digest },
             'E_BLOB_UNKNOWN',
           );
         }
-        try {
-          for await (const chunk of response.body) {
+        const into: BodySink = {
+          put: (chunk) => {
             const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);
             skip = Math.max(0, skip - chunk.length);
-            if (!fresh) continue;
-            if (sink.written + fresh.length > size) {
-              await response.discard();
+            if (!fresh) return true;
+            if (sink.written + fresh.length > size)
               throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
-            }
-            await sink.write(fresh);
+            const going = sink.put(fresh);
             options.onProgress?.(sink.written, size);
-          }
+            return going;
+          },
+          room: () => sink.room(),
+        };
+        try {
+          await response.pipe(into);
         } catch (error) {
           if (error instanceof FerryError) throw error;
           throw t.broken(error, `pull blob ${digest}`);
@@ -958,13 +969,24 @@ class DownloadSink {
     this.#hashing = new HashingSink(handle.fd);
   }
 
-  /** Takes the chunk: it moves to the hashing worker (see HashingSink.give). */
-  async write(chunk: Uint8Array): Promise<void> {
+  /** See HashingSink.lend. */
+  lend(): Uint8Array {
+    return this.#hashing.lend();
+  }
+
+  /**
+   * Takes the chunk (it moves to the hashing worker, see HashingSink.put);
+   * false when the worker is too far behind, until `room` resolves.
+   */
+  put(chunk: Uint8Array): boolean {
     this.check();
     const size = chunk.length;
-    await this.#hashing.give(chunk).catch((error: unknown) => {
+    let going: boolean;
+    try {
+      going = this.#hashing.put(chunk);
+    } catch (error) {
       throw ioError(error, this.#file, 'write');
-    });
+    }
     this.written += size;
     if (this.written - this.#synced >= WRITEBACK && !this.#syncing) {
       this.#synced = this.written;
@@ -973,6 +995,14 @@ class DownloadSink {
         .catch((error: unknown) => void (this.#failure ??= error))
         .finally(() => (this.#syncing = undefined));
     }
+    return going;
+  }
+
+  /** Resolves when the worker can take more; rejects with its failure (a disk full, say). */
+  room(): Promise<void> {
+    return this.#hashing.room().catch((error: unknown) => {
+      throw ioError(error, this.#file, 'write');
+    });
   }
 
   /** Waits for the last bytes, fsyncs and closes the file; the sha256 (hex) of what was written. */
@@ -1010,7 +1040,7 @@ class DownloadSink {
   }
 }
 
-function rangeStart(response: HttpResponse): number | undefined {
+function rangeStart(response: HttpResponse | DirectAnswer): number | undefined {
   const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(response.header('content-range') ?? '');
   return match ? Number(match[1]) : undefined;
 }

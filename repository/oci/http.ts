@@ -18,6 +18,16 @@ import { finished, pipeline } from 'node:stream/promises';
 
 export type RequestBody = Uint8Array | AsyncIterable<Uint8Array>;
 
+/**
+ * Where a body streams: `put` takes each chunk and says whether to go on at
+ * once; when it says no, `room` says when. A throw from either stops the
+ * body, and the pipe rejects with it.
+ */
+export interface BodySink {
+  put(chunk: Uint8Array): boolean;
+  room(): Promise<void>;
+}
+
 export interface SendOptions {
   method: string;
   headers: Record<string, string>;
@@ -27,7 +37,7 @@ export interface SendOptions {
 }
 
 /** A socket that stays silent this long (no byte either way) is given up, as a broken connection. */
-const IDLE_TIMEOUT_MS = 5 * 60 * 1000;
+export const IDLE_TIMEOUT_MS = 5 * 60 * 1000;
 /**
  * The longest the registry may take to answer once the request is sent (its
  * status and headers), and to send a small body read whole (a manifest, a
@@ -80,6 +90,45 @@ export class HttpResponse {
   /** The body as it arrives; a broken connection makes the iteration throw. */
   get body(): AsyncIterable<Buffer> {
     return this.#message;
+  }
+
+  /**
+   * Streams the body into `into`; rejects on a broken connection. On 'data'
+   * events, not a for-await loop over the stream: its promise per chunk cost
+   * 0.1 s of CPU per GiB pulled.
+   */
+  pipe(into: BodySink): Promise<void> {
+    const message = this.#message;
+    return new Promise((resolve, reject) => {
+      let failed = false;
+      const fail = (error: unknown): void => {
+        if (failed) return;
+        failed = true;
+        message.destroy();
+        reject(error instanceof Error ? error : new Error(String(error)));
+      };
+      message.on('data', (chunk: Buffer) => {
+        if (failed) return;
+        try {
+          if (into.put(chunk)) return;
+        } catch (error) {
+          fail(error);
+          return;
+        }
+        message.pause();
+        into.room().then(() => {
+          if (!failed) message.resume();
+        }, fail);
+      });
+      message.on('end', () => {
+        if (!failed) resolve();
+      });
+      message.on('error', fail);
+      message.on('close', () => {
+        if (!message.complete)
+          fail(Object.assign(new Error('the connection closed mid-body'), { code: 'ECONNRESET' }));
+      });
+    });
   }
 
   /** Lets go of a response whose body is not wanted: a small one is drained for reuse, a large one closed. */

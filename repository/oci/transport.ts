@@ -1,7 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError, type ErrorCode, type ErrorDetails } from '../../manifest-schema/errors.js';
 import type { RegistryCredentials } from './credentials.js';
-import { keepAliveAgents, send, type Agents, type HttpResponse, type RequestBody } from './http.js';
+import { directGet, type DirectAnswer } from './direct.js';
+import {
+  ANSWER_TIMEOUT_MS,
+  IDLE_TIMEOUT_MS,
+  keepAliveAgents,
+  send,
+  type Agents,
+  type HttpResponse,
+  type RequestBody,
+} from './http.js';
 import { isLoopbackHost, type RegistryReference } from './reference.js';
 
 /** What a request needs the registry to allow; one token is kept per action. */
@@ -128,6 +137,33 @@ export class Transport {
         );
       }
       return response;
+    }
+  }
+
+  /**
+   * A GET of the registry whose body is read straight off its socket (see
+   * direct.ts), when the answer is a plain 200 or 206; undefined when it is
+   * anything else (a challenge, a redirect, an error), to be asked again with
+   * `request`, which handles them. A broken connection throws `Transient`.
+   */
+  async direct(
+    url: URL,
+    options: { action: Action; headers: Record<string, string>; lend: () => Uint8Array },
+  ): Promise<DirectAnswer | undefined> {
+    const authorization = this.#auth.header(options.action);
+    try {
+      return await directGet(url, {
+        headers: {
+          'user-agent': this.#userAgent,
+          ...options.headers,
+          ...(authorization ? { authorization } : {}),
+        },
+        lend: options.lend,
+        answerTimeoutMs: this.#answerTimeoutMs ?? ANSWER_TIMEOUT_MS,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+      });
+    } catch (error) {
+      throw this.broken(error, `GET ${url.pathname}`);
     }
   }
 

@@ -3,7 +3,13 @@ import { open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { markAsUntransferable, Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { HashingSink, HashPool, hashThrough, withHashPool } from '../../manifest-schema/index.js';
+import {
+  HashingSink,
+  HashPool,
+  hashThrough,
+  LEND_SIZE,
+  withHashPool,
+} from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;
@@ -210,6 +216,61 @@ describe('hash workers', () => {
     expect(pooled.toString()).toBe('pooled');
     expect(neighbour.toString()).toBe('neighbour');
     expect(pinned.length).toBe(50_000);
+  });
+
+  // Pull's socket reads into buffers the sink lends (repository/oci/direct.ts).
+  it('move the filled start of a lent buffer, and lend the written buffers again', async () => {
+    const out = join(dir, 'lent');
+    const handle = await open(out, 'w');
+    try {
+      const sink = new HashingSink(handle.fd);
+      const lent = sink.lend();
+      expect(lent.length).toBe(LEND_SIZE);
+      lent.fill(0xab);
+      const borrowed = Buffer.alloc(LEND_SIZE - 10, 0xcd);
+      // The start of a lent buffer moves; the start of anyone else's is copied.
+      expect(sink.put(lent.subarray(0, LEND_SIZE - 100))).toBe(true);
+      expect(sink.put(borrowed.subarray(0, 5000))).toBe(true);
+      expect(lent.length).toBe(0);
+      expect(borrowed.length).toBe(LEND_SIZE - 10);
+      // Back from the worker, the buffer is lent again: it still holds what it carried
+      // (a new one would be zeros).
+      let again = sink.lend();
+      for (let tries = 0; again[0] !== 0xab && tries < 200; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        again = sink.lend();
+      }
+      expect(again[0]).toBe(0xab);
+      const expected = Buffer.concat([
+        Buffer.alloc(LEND_SIZE - 100, 0xab),
+        Buffer.alloc(5000, 0xcd),
+      ]);
+      expect(await sink.finish()).toEqual({ sha256: sha256(expected), bytes: expected.length });
+      expect((await readFile(out)).equals(expected)).toBe(true);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('say when the worker is too far behind, and when it has caught up', async () => {
+    const out = join(dir, 'room');
+    const handle = await open(out, 'w');
+    try {
+      const sink = new HashingSink(handle.fd);
+      const chunks = Array.from({ length: 12 }, (_, i) => Buffer.alloc(1 << 20, i));
+      const last = Buffer.from('after the wait');
+      const expected = Buffer.concat([...chunks, last]);
+      // No turn of the event loop in between: no write is acknowledged yet.
+      const answers = chunks.map((chunk) => sink.put(chunk));
+      // 8 MiB ahead of the writes at most: from the ninth MiB on, too many.
+      expect(answers).toEqual([...Array<boolean>(8).fill(true), ...Array<boolean>(4).fill(false)]);
+      await sink.room();
+      expect(sink.put(last)).toBe(true);
+      expect(await sink.finish()).toEqual({ sha256: sha256(expected), bytes: expected.length });
+      expect((await readFile(out)).equals(expected)).toBe(true);
+    } finally {
+      await handle.close();
+    }
   });
 
   // From Node 21 postMessage refuses a transfer list naming a buffer marked

@@ -44,6 +44,10 @@ const HEAD_LIMIT = 16 * 1024;
 /** A lent buffer with less room left than a socket read can fill moves on. */
 const FULL_ENOUGH = 64 * 1024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+function duration(ms: number): string {
+  return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;
+}
+
 /** Control characters other than a tab: node:http refuses them in a header, and so does this. */
 function hasControl(text: string): boolean {
   for (let at = 0; at < text.length; at++) {
@@ -132,9 +136,7 @@ class DirectGet implements DirectAnswer {
     this.#socket.setTimeout(options.idleTimeoutMs, () =>
       this.#socket.destroy(
         Object.assign(
-          new Error(
-            `the connection stayed silent for ${Math.round(options.idleTimeoutMs / 60000)} minutes`,
-          ),
+          new Error(`the connection stayed silent for ${duration(options.idleTimeoutMs)}`),
           { code: 'ETIMEDOUT' },
         ),
       ),
@@ -144,9 +146,7 @@ class DirectGet implements DirectAnswer {
       this.#answerTimer = setTimeout(() => {
         this.#socket.destroy(
           Object.assign(
-            new Error(
-              `the answer took more than ${Math.round(options.answerTimeoutMs / 1000)} s to arrive`,
-            ),
+            new Error(`the answer took more than ${duration(options.answerTimeoutMs)} to arrive`),
             { code: 'ETIMEDOUT' },
           ),
         );

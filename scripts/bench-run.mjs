@@ -1,5 +1,5 @@
-// Runs one ferry command in this process and reports its peak RSS on stderr
+// Runs one ferry command in this process, as bin/ferry does (the bundle runs
+// the command it is given when imported), and reports its peak RSS on stderr
 // (worker threads included), for scripts/bench.mjs.
-const { runCli } = await import('../dist/cli/main.js');
-process.exitCode = await runCli(process.argv.slice(2));
+await import('../dist/package/ferry.mjs');
 process.stderr.write(`\nmaxrss ${process.resourceUsage().maxRSS}\n`);

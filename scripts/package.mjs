@@ -1,7 +1,9 @@
 // `npm run package`: the installer for appliances, in two forms that hold the
 // same bundle of Ferry, the console and every dependency.
 //
-//   dist/package/ferry.mjs           needs Node.js 20.19 or newer: `node ferry.mjs …`
+//   dist/package/ferry.mjs           needs Node.js 20.19 or newer: `node ferry.mjs …`;
+//                                    bin/ferry runs it too (`npm run build`
+//                                    writes it alone: `package.mjs --script-only`)
 //   dist/package/ferry-installer     a Node single executable application: needs
 //                                    only glibc and libstdc++ (see the README)
 //
@@ -121,6 +123,7 @@ writeAtomic(
   0o755,
 );
 console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`);
+if (process.argv.includes('--script-only')) process.exit(0);
 
 // ------------------------------------------------------ the executable
 // Ferry and its CLI as CommonJS, the executable's entry: V8 compiles a

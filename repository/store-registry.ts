@@ -1,4 +1,3 @@
-import { FerryError } from '../manifest-schema/errors.js';
 import type { BuiltManifest } from './oci/artifact.js';
 import { RegistryClient } from './oci/client.js';
 import {
@@ -75,15 +74,8 @@ export class RegistryStore implements Store {
   }
 
   async readRef(tag: string): Promise<RefManifest | undefined> {
-    if ((await this.client.manifestDescriptor(tag)) === undefined) return undefined;
-    try {
-      const { digest, bytes } = await this.client.getManifest(tag);
-      return { digest, bytes };
-    } catch (error) {
-      // Deleted between the two requests.
-      if (error instanceof FerryError && error.code === 'E_MANIFEST_UNKNOWN') return undefined;
-      throw error;
-    }
+    const found = await this.client.findManifest(tag);
+    return found && { digest: found.digest, bytes: found.bytes };
   }
 
   async createRef(tag: string, manifest: BuiltManifest): Promise<void> {

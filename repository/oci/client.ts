@@ -330,41 +330,60 @@ export class RegistryClient {
    * Docker-Content-Digest the registry sends must match too.
    */
   async getManifest(reference: string): Promise<FetchedManifest> {
+    return (await this.#fetchManifest(reference, false)) as FetchedManifest;
+  }
+
+  /**
+   * getManifest, or undefined when the registry has nothing under `reference`
+   * (a 404): one request where a HEAD and a GET were two, and nothing can be
+   * removed between them.
+   */
+  findManifest(reference: string): Promise<FetchedManifest | undefined> {
+    return this.#fetchManifest(reference, true);
+  }
+
+  async #fetchManifest(
+    reference: string,
+    absentIsNothing: boolean,
+  ): Promise<FetchedManifest | undefined> {
     assertTagOrDigest(reference);
     const t = this.#transport;
-    const { bytes, contentType, headerDigest } = await t.retrying(
-      `get manifest ${reference}`,
-      async () => {
-        const response = await t.request('GET', t.url(`manifests/${reference}`), {
-          action: 'pull',
-          headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
-        });
-        if (!response.ok) {
-          throw await t.fail(
-            response,
-            `give manifest ${reference}`,
-            { reference },
-            'E_MANIFEST_UNKNOWN',
-          );
-        }
-        const body = await t.read(response, MANIFEST_LIMIT, `get manifest ${reference}`);
-        if (!body) {
-          throw t.error(
-            'E_MANIFEST_INVALID',
-            `manifest ${reference} is larger than ${MANIFEST_LIMIT} bytes`,
-            {
-              reference,
-              hint: 'no Ferry manifest is this large: the repository holds something else under this name',
-            },
-          );
-        }
-        return {
-          bytes: body,
-          contentType: mediaTypeOf(response),
-          headerDigest: response.header('docker-content-digest'),
-        };
-      },
-    );
+    const fetched = await t.retrying(`get manifest ${reference}`, async () => {
+      const response = await t.request('GET', t.url(`manifests/${reference}`), {
+        action: 'pull',
+        headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      });
+      if (response.status === 404 && absentIsNothing) {
+        await response.discard();
+        return undefined;
+      }
+      if (!response.ok) {
+        throw await t.fail(
+          response,
+          `give manifest ${reference}`,
+          { reference },
+          'E_MANIFEST_UNKNOWN',
+        );
+      }
+      const body = await t.read(response, MANIFEST_LIMIT, `get manifest ${reference}`);
+      if (!body) {
+        throw t.error(
+          'E_MANIFEST_INVALID',
+          `manifest ${reference} is larger than ${MANIFEST_LIMIT} bytes`,
+          {
+            reference,
+            hint: 'no Ferry manifest is this large: the repository holds something else under this name',
+          },
+        );
+      }
+      return {
+        bytes: body,
+        contentType: mediaTypeOf(response),
+        headerDigest: response.header('docker-content-digest'),
+      };
+    });
+    if (fetched === undefined) return undefined;
+    const { bytes, contentType, headerDigest } = fetched;
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (isDigest(reference) && digest !== reference) {
       throw this.mismatch(reference, `arrived as a manifest with sha256 ${digest}`);

@@ -12,6 +12,7 @@ import {
   type RetryEvent,
 } from '../../../repository/oci/index.js';
 import { tempDir } from '../../helpers.js';
+import { startFaultProxy } from './proxy.js';
 import { freePort, randomFile, registryMissing, startRegistry, type Registry } from './registry.js';
 
 const FAST = { attempts: 3, firstDelayMs: 10, maxDelayMs: 50 };
@@ -132,6 +133,32 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
     expect(await client.manifestDescriptor('1.2.0')).toEqual(stored);
     expect(await client.manifestDescriptor('9.9.9')).toBeUndefined();
     expect(await codeOf(client.getManifest('9.9.9'))).toBe('E_MANIFEST_UNKNOWN');
+    expect(await client.findManifest('1.2.0')).toEqual(byTag);
+    expect(await client.findManifest('9.9.9')).toBeUndefined();
+    // A repository nobody pushed to: the registry says NAME_UNKNOWN, still nothing there.
+    const nowhere = await RegistryClient.open(registry.reference('acme/never-pushed'), {
+      env: {},
+      retry: FAST,
+    });
+    expect(await nowhere.findManifest('1.2.0')).toBeUndefined();
+  });
+
+  it('finds a manifest in one request, asking nothing first', async () => {
+    const proxy = await startFaultProxy(registry.host, []);
+    try {
+      const through = await RegistryClient.open(proxy.reference('acme/appliance'), {
+        env: {},
+        retry: FAST,
+      });
+      await through.findManifest('1.2.0');
+      await through.findManifest('9.9.9');
+      expect(proxy.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+        'GET /v2/acme/appliance/manifests/1.2.0',
+        'GET /v2/acme/appliance/manifests/9.9.9',
+      ]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('refuses a manifest whose blobs were not pushed', async () => {

@@ -804,8 +804,15 @@ export async function pull(
   let version = options.version;
   let expected: string | undefined;
   if (options.channel !== undefined) {
-    knownChannel(await policyOf(ctx), options.channel, ctx.store.name);
-    const channel = await readChannel(ctx, options.channel);
+    // Asked at once (to a registry 50 ms away, one round trip rather than
+    // three), then judged in the order they were asked.
+    const [policy, read, first] = await Promise.allSettled([
+      policyOf(ctx),
+      readChannel(ctx, options.channel),
+      options.stateDir === undefined ? undefined : identity(ctx),
+    ]);
+    knownChannel(settledValue(policy), options.channel, ctx.store.name);
+    const channel = settledValue(read);
     if (!channel)
       throw new FerryError(
         'E_UNKNOWN_VERSION',
@@ -826,8 +833,9 @@ export async function pull(
       );
     version = channel.value.version;
     expected = channel.value.digest;
-    if (options.stateDir !== undefined)
-      await acceptChannelDocument(options.stateDir, await identity(ctx), options.channel, {
+    const here = settledValue(first);
+    if (options.stateDir !== undefined && here !== undefined)
+      await acceptChannelDocument(options.stateDir, here, options.channel, {
         sequence: channel.value.sequence,
         digest: channel.digest,
         version,
@@ -924,6 +932,11 @@ export async function pull(
     for (const one of STOP_SIGNALS) process.removeListener(one, interrupted);
   }
   return { ...result, changed: true };
+}
+
+function settledValue<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason;
+  return result.value;
 }
 
 /** The repository as named, and its first event's digest: one made anew, or put in its place, has another. */

@@ -22,6 +22,7 @@ import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
 import { documentManifest } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
+import { startFaultProxy } from './oci/proxy.js';
 import { registryMissing, SKOPEO, startRegistry, type Registry } from './oci/registry.js';
 
 /**
@@ -128,6 +129,35 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       ).toBe('E_SIGNATURE');
       expect(await codeOf(() => channels({ repo: nowhere }))).toBe('E_REPO_NOT_FOUND');
       if (kind === 'directory') expect(await readdir(nowhere).catch(() => 'absent')).toBe('absent');
+    },
+  );
+
+  // Proof of concurrency without timing: the proxy answers each of the two
+  // only once the other was asked for, which a pull asking one at a time never does.
+  it.skipIf(kind === 'directory' || skip)(
+    'pull asks for the policy, the channel and the first event at once',
+    async () => {
+      const repo = await repository();
+      const proxy = await startFaultProxy((registry as Registry).host, [
+        { method: 'GET', path: /\/manifests\/ferry\.policy$/, heldUntil: /\/ferry\.channel\.dev$/ },
+        {
+          method: 'GET',
+          path: /\/manifests\/ferry\.channel\.dev$/,
+          heldUntil: /\/manifests\/ferry\.audit\.00000001$/,
+        },
+      ]);
+      try {
+        const pulled = await pull({
+          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
+          channel: 'dev',
+          out: await tempDir('ferry-pull-'),
+          stateDir: await tempDir('ferry-state-'),
+        });
+        expect(pulled.version).toBe('1.1.0');
+        expect(proxy.fired).toHaveLength(2);
+      } finally {
+        await proxy.stop();
+      }
     },
   );
 

@@ -23,6 +23,12 @@ export interface Fault {
   status?: number;
   /** Answer 307 to the same path on this origin (a blob store's signed URL, say). */
   redirectTo?: string;
+  /**
+   * Forward it only once a request whose path matches this has arrived: proof
+   * that the client had both in flight at once. One that never comes (the
+   * client waits for this answer first) is answered 400 after 5 s.
+   */
+  heldUntil?: RegExp;
 }
 
 export interface FaultProxy {
@@ -42,6 +48,21 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string, faults: Fault[]): Promise<FaultProxy> {
   const [targetHost, targetPort] = target.split(':');
   const seen = new Map<Fault, number>();
+  const arrived: string[] = [];
+  const waiting: Array<{ until: RegExp; go: () => void }> = [];
+  const arrival = (until: RegExp): Promise<boolean> =>
+    arrived.some((path) => until.test(path))
+      ? Promise.resolve(true)
+      : new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(false), 5000);
+          waiting.push({
+            until,
+            go: () => {
+              clearTimeout(timer);
+              resolve(true);
+            },
+          });
+        });
   const proxy: Omit<FaultProxy, 'host' | 'reference' | 'stop'> = {
     up: {},
     down: 0,
@@ -50,6 +71,11 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
   };
   const pick = (req: IncomingMessage): Fault | undefined => {
     const path = (req.url ?? '').split('?')[0] ?? '';
+    arrived.push(path);
+    for (const one of waiting.filter((w) => w.until.test(path))) {
+      waiting.splice(waiting.indexOf(one), 1);
+      one.go();
+    }
     proxy.requests.push({
       method: req.method ?? '',
       path,
@@ -66,6 +92,26 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = pick(req);
+    if (fault?.heldUntil) {
+      req.pause();
+      void arrival(fault.heldUntil).then((came) => {
+        if (came) {
+          forward(req, res, fault);
+          req.resume();
+        }
+        // Not one the client retries: a test that waits in vain fails at once.
+        else
+          res
+            .writeHead(400, { 'content-type': 'application/json' })
+            .end(
+              '{"errors":[{"code":"UNSUPPORTED","message":"held: what it waited for never came"}]}',
+            );
+      });
+      return;
+    }
+    forward(req, res, fault);
+  });
+  const forward = (req: IncomingMessage, res: ServerResponse, fault: Fault | undefined): void => {
     if (fault?.redirectTo) {
       req.resume();
       res.writeHead(307, {
@@ -138,7 +184,7 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
       }
     });
     req.on('end', () => upstream.end());
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

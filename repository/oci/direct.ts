@@ -168,7 +168,14 @@ class DirectGet implements DirectAnswer {
       this.#settle = () => resolve();
       this.#reject = reject;
       // The body's first bytes came with the head; the connection may have ended since.
-      const going = this.#took(0);
+      let going: boolean;
+      try {
+        going = this.#took(0);
+      } catch (error) {
+        // The sink refused them: the socket must not stay open, holding the process.
+        this.#fail(error);
+        return;
+      }
       if (this.#done) return;
       if (this.#socket.destroyed) this.#closed();
       else if (going) this.#socket.resume();

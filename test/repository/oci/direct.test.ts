@@ -328,6 +328,28 @@ describe('a connection that fails', () => {
   });
 });
 
+describe('a sink that refuses the bytes that came with the head', () => {
+  it('rejects with its error and closes the connection the server holds open', async () => {
+    let closed!: Promise<void>;
+    const server = await scripted((socket) => {
+      closed = new Promise((resolve) => socket.on('close', () => resolve()));
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc');
+    });
+    const got = collector();
+    // The idle timeout would close it too, much later: not what is tested.
+    const answer = await directGet(server.url, options(got.sink, { idleTimeoutMs: 60_000 }));
+    const refusing = {
+      ...got.sink,
+      put: () => {
+        throw new Error('longer than its descriptor says');
+      },
+    };
+    await expect(answer?.pipe(refusing)).rejects.toThrow('longer than its descriptor says');
+    const later = new Promise((resolve) => setTimeout(() => resolve('still open'), 3000));
+    expect(await Promise.race([closed.then(() => 'closed'), later])).toBe('closed');
+  });
+});
+
 describe('over TLS', () => {
   it('reads through a TLS socket as through a plain one, the certificate checked', async () => {
     const dir = await tempDir('ferry-direct-tls-');

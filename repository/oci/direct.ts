@@ -168,7 +168,16 @@ class DirectGet implements DirectAnswer {
       this.#settle = () => resolve();
       this.#reject = reject;
       // The body's first bytes came with the head; the connection may have ended since.
-      const going = this.#took(0);
+      let going: boolean;
+      try {
+        going = this.#took(0);
+      } catch (error) {
+        // A sink that refuses them (a body longer than its descriptor) ends the
+        // answer here too: thrown out of the executor, it would only reject,
+        // and the connection would stay open until the idle timeout.
+        this.#fail(error);
+        return;
+      }
       if (this.#done) return;
       if (this.#socket.destroyed) this.#closed();
       else if (going) this.#socket.resume();

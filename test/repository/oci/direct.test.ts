@@ -326,6 +326,26 @@ describe('a connection that fails', () => {
     await expect(answer?.pipe(refusing)).rejects.toThrow('the disk is full');
     await closed;
   });
+
+  it('a sink that throws at the bytes that came with the head: rejects and closes the connection', async () => {
+    let closed!: Promise<void>;
+    // The whole answer in one write, the connection kept open: only Ferry can close it.
+    const server = await scripted((socket) => {
+      closed = new Promise((resolve) => socket.on('close', () => resolve()));
+      socket.write(answer200(Buffer.from('longer than its descriptor says')));
+    });
+    const got = collector();
+    const answer = await directGet(server.url, options(got.sink, { idleTimeoutMs: 60_000 }));
+    const refusing = {
+      ...got.sink,
+      put: () => {
+        throw new Error('longer than its descriptor says');
+      },
+    };
+    await expect(answer?.pipe(refusing)).rejects.toThrow('longer than its descriptor says');
+    // Not left to the idle timeout (minutes, in a pull), which would keep the process alive.
+    await closed;
+  }, 5_000);
 });
 
 describe('over TLS', () => {

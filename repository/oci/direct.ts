@@ -57,6 +57,12 @@ function hasControl(text: string): boolean {
   return false;
 }
 
+/** Beyond Latin-1: node:http refuses it in a header (it writes a header one byte a character). */
+function beyondLatin1(text: string): boolean {
+  for (let at = 0; at < text.length; at++) if (text.charCodeAt(at) > 0xff) return true;
+  return false;
+}
+
 /** GET `url` with Connection: close; see DirectAnswer. Rejects when the connection fails. */
 export function directGet(url: URL, options: DirectOptions): Promise<DirectAnswer | undefined> {
   const request = requestHead(url, options.headers);
@@ -70,7 +76,7 @@ function requestHead(url: URL, headers: Record<string, string>): string | undefi
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
   for (const [name, value] of Object.entries(headers)) {
     // node:http refuses these with an error of its own: left to it.
-    if (!TOKEN.test(name) || hasControl(value)) return undefined;
+    if (!TOKEN.test(name) || hasControl(value) || beyondLatin1(value)) return undefined;
     if (['host', 'connection', 'content-length', 'transfer-encoding'].includes(name.toLowerCase()))
       continue;
     lines.push(`${name}: ${value}`);
@@ -142,7 +148,8 @@ class DirectGet implements DirectAnswer {
       ),
     );
     this.#socket.once(secure ? 'secureConnect' : 'connect', () => {
-      this.#socket.write(request);
+      // As node:http writes a head: UTF-8 would send other bytes for a token with an é.
+      this.#socket.write(request, 'latin1');
       this.#answerTimer = setTimeout(() => {
         this.#socket.destroy(
           Object.assign(

@@ -255,6 +255,24 @@ describe('pull leaves every other answer to node:http', () => {
     expect(answer).toBeUndefined();
     expect(server.connections).toBe(0);
   });
+  it('a header value beyond ASCII goes as node:http sends it, one byte a character, and one beyond Latin-1 is left to it', async () => {
+    const server = await scripted((socket) => socket.end(answer200(Buffer.from('x'))));
+    const got = collector();
+    const answer = await directGet(
+      server.url,
+      options(got.sink, { headers: { authorization: 'Bearer caf\u00e9' } }),
+    );
+    await answer?.pipe(got.sink);
+    const sent = Buffer.from(server.requests[0] ?? '', 'latin1');
+    expect(sent.includes(Buffer.from('authorization: Bearer caf\xe9\r\n', 'latin1'))).toBe(true);
+    // node:http refuses it (ERR_INVALID_CHAR); UTF-8 here would send what it never would.
+    const beyond = await directGet(
+      server.url,
+      options(got.sink, { headers: { authorization: 'Bearer \u0101' } }),
+    );
+    expect(beyond).toBeUndefined();
+    expect(server.connections).toBe(1);
+  });
 });
 
 describe('a connection that fails', () => {

@@ -63,6 +63,20 @@ function beyondLatin1(text: string): boolean {
   return false;
 }
 
+const HTTP_1 = 'HTTP/1.';
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Whether each CR and LF in `head[from, to)` is half of a CR LF, as far as can be told yet. */
+function linesEndInCrLf(head: Buffer, from: number, to: number): boolean {
+  for (let at = from; at < to; at++) {
+    const before = at > 0 ? head[at - 1] : undefined;
+    if (head[at] === LF && before !== CR) return false;
+    if (before === CR && head[at] !== LF) return false;
+  }
+  return true;
+}
+
 /** GET `url` with Connection: close; see DirectAnswer. Rejects when the connection fails. */
 export function directGet(url: URL, options: DirectOptions): Promise<DirectAnswer | undefined> {
   const request = requestHead(url, options.headers);
@@ -217,9 +231,18 @@ class DirectGet implements DirectAnswer {
   #readHead(bytes: number): boolean {
     const head = this.#head as Buffer;
     const searchFrom = Math.max(0, this.#filled - 3);
+    const arrived = this.#filled;
     this.#filled += bytes;
     const end = head.subarray(0, this.#filled).indexOf('\r\n\r\n', searchFrom);
-    if (end < 0) return this.#filled < HEAD_LIMIT || this.#notMine();
+    if (end < 0) {
+      // Neither an answer that starts otherwise than HTTP/1. nor a line that ends
+      // otherwise than in CR LF leads to the CR LF CR LF waited for: node:http
+      // refuses them at once, this would wait out the answer timeout.
+      const seen = Math.min(this.#filled, HTTP_1.length);
+      if (head.toString('latin1', 0, seen) !== HTTP_1.slice(0, seen)) return this.#notMine();
+      if (!linesEndInCrLf(head, arrived, this.#filled)) return this.#notMine();
+      return this.#filled < HEAD_LIMIT || this.#notMine();
+    }
     clearTimeout(this.#answerTimer);
     if (!this.#parseHead(head.toString('latin1', 0, end))) return this.#notMine();
     // The body's first bytes, if they came with the head, start the first lent buffer.

@@ -215,6 +215,11 @@ describe('pull leaves every other answer to node:http', () => {
       'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd',
     ],
     ['a length that is not a number', 'HTTP/1.1 200 OK\r\ncontent-length: 3x\r\n\r\nabc'],
+    // node:http refuses these at once (HPE_CR_EXPECTED, HPE_LF_EXPECTED); waiting here for
+    // a CR LF CR LF that never comes would hold each try for the answer timeout.
+    ['lines that end in a bare LF', 'HTTP/1.1 200 OK\ncontent-length: 3\n\nabc'],
+    ['a head that ends in a bare LF', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\nabc'],
+    ['lines that end in a bare CR', 'HTTP/1.1 200 OK\rcontent-length: 3\r\rabc'],
     ['a line without a colon', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\nnonsense\r\n\r\nabc'],
     ['a folded header', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-a: b\r\n c\r\n\r\nabc'],
     ['a space before the colon', 'HTTP/1.1 200 OK\r\ncontent-length : 3\r\n\r\nabc'],
@@ -224,6 +229,10 @@ describe('pull leaves every other answer to node:http', () => {
     ],
     ['HTTP/2 spoken over HTTP/1.1', 'HTTP/2 200\r\ncontent-length: 3\r\n\r\nabc'],
     ['not HTTP', 'SSH-2.0-OpenSSH_9.2\r\n\r\n'],
+    [
+      'not HTTP, nor any line (a binary greeting), the connection kept open',
+      'J\x00\x00\x00\x0b8.0',
+    ],
     [
       'an informational answer first',
       'HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc',

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
 import { RegistryClient, type RetryEvent } from '../../../repository/oci/index.js';
@@ -218,6 +218,26 @@ describe('a hostile or broken registry', () => {
       expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])).toBeGreaterThan(0);
     },
   );
+
+  it('a blob whose answer has lines that end in a bare LF is E_REGISTRY at once, not a wait for the answer timeout on each try', async () => {
+    hostile.handler = (_req, res) => {
+      // The connection kept open: nothing but Ferry's own reading ends the answer.
+      res.socket?.write('HTTP/1.1 200 OK\ncontent-length: 2\n\n{}');
+    };
+    const out = join(await tempDir('ferry-oci-lf-'), 'blob');
+    const slow = await RegistryClient.open(`oci://${hostile.host}/acme/app`, {
+      retry: FAST,
+      onRetry: (event) => retries.push(event),
+      env: {},
+      answerTimeoutMs: 2_000,
+    });
+    const digest = `sha256:${createHash('sha256').update('{}').digest('hex')}`;
+    const error = await failure(slow.pullBlob(digest, 2, out));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain('HPE_CR_EXPECTED');
+    expect(retries).toEqual([]);
+    expect(await readdir(dirname(out))).toEqual([]);
+  });
 
   it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {
     hostile.handler = (_req, res) =>

@@ -239,6 +239,43 @@ describe('a hostile or broken registry', () => {
     expect(await readdir(dirname(out))).toEqual([]);
   });
 
+  it.each([
+    ['a 200', 0],
+    ['a 206 to a resumed pull', 5],
+  ])(
+    '%s whose Content-Length is more than the blob has left fails at once as E_DIGEST_MISMATCH, not after the idle timeout',
+    async (_what, cut) => {
+      const blob = randomBytes(100_000);
+      hostile.handler = (req, res) => {
+        const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+        if (from === 0 && cut > 0) {
+          // The first try breaks after `cut` bytes: the second asks for the rest.
+          res.writeHead(200, { 'content-length': String(blob.length) });
+          res.write(blob.subarray(0, cut), () => res.destroy());
+          return;
+        }
+        const headers: Record<string, string> = {
+          'content-length': String(blob.length - from + 10),
+        };
+        if (from > 0)
+          headers['content-range'] = `bytes ${from}-${blob.length + 9}/${blob.length + 10}`;
+        res.writeHead(from > 0 ? 206 : 200, headers);
+        // All of the blob, then the connection kept open: the 10 bytes more never come.
+        res.write(blob.subarray(from));
+      };
+      const out = join(await tempDir('ferry-oci-longer-'), 'blob');
+      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const error = await failure((await client()).pullBlob(digest, blob.length, out));
+      expect(error.code).toBe('E_DIGEST_MISMATCH');
+      expect(error.message).toContain(
+        `is longer than the ${blob.length} bytes its descriptor says`,
+      );
+      expect(retries).toHaveLength(cut > 0 ? 1 : 0);
+      expect(await readdir(dirname(out))).toEqual([]);
+    },
+    10_000,
+  );
+
   it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {
     hostile.handler = (_req, res) =>
       res.writeHead(200, { 'x-big': 'a'.repeat(20_000), 'content-length': '2' }).end('{}');

@@ -67,12 +67,16 @@ const HTTP_1 = 'HTTP/1.';
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** Whether each CR and LF in `head[from, to)` is half of a CR LF, as far as can be told yet. */
-function linesEndInCrLf(head: Buffer, from: number, to: number): boolean {
+/**
+ * Whether `head[from, to)` holds no control character but a tab and CR LF
+ * pairs, as far as can be told yet (a CR may end it, its LF still to come).
+ */
+function wellFormedSoFar(head: Buffer, from: number, to: number): boolean {
   for (let at = from; at < to; at++) {
+    const code = head[at] as number;
     const before = at > 0 ? head[at - 1] : undefined;
-    if (head[at] === LF && before !== CR) return false;
-    if (before === CR && head[at] !== LF) return false;
+    if (code === LF ? before !== CR : before === CR) return false;
+    if ((code < 0x20 && code !== 0x09 && code !== CR && code !== LF) || code === 0x7f) return false;
   }
   return true;
 }
@@ -235,12 +239,12 @@ class DirectGet implements DirectAnswer {
     this.#filled += bytes;
     const end = head.subarray(0, this.#filled).indexOf('\r\n\r\n', searchFrom);
     if (end < 0) {
-      // Neither an answer that starts otherwise than HTTP/1. nor a line that ends
-      // otherwise than in CR LF leads to the CR LF CR LF waited for: node:http
-      // refuses them at once, this would wait out the answer timeout.
+      // An answer that starts otherwise than HTTP/1., a line that ends otherwise
+      // than in CR LF, a control character: node:http refuses them at once, and
+      // the CR LF CR LF waited for here may never come (the answer timeout).
       const seen = Math.min(this.#filled, HTTP_1.length);
       if (head.toString('latin1', 0, seen) !== HTTP_1.slice(0, seen)) return this.#notMine();
-      if (!linesEndInCrLf(head, arrived, this.#filled)) return this.#notMine();
+      if (!wellFormedSoFar(head, arrived, this.#filled)) return this.#notMine();
       return this.#filled < HEAD_LIMIT || this.#notMine();
     }
     clearTimeout(this.#answerTimer);

@@ -220,6 +220,7 @@ describe('pull leaves every other answer to node:http', () => {
     ['lines that end in a bare LF', 'HTTP/1.1 200 OK\ncontent-length: 3\n\nabc'],
     ['a head that ends in a bare LF', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\nabc'],
     ['lines that end in a bare CR', 'HTTP/1.1 200 OK\rcontent-length: 3\r\rabc'],
+    ['a NUL in a head that is not over', 'HTTP/1.1 200 OK\r\nx-a: \x00'],
     ['a line without a colon', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\nnonsense\r\n\r\nabc'],
     ['a folded header', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-a: b\r\n c\r\n\r\nabc'],
     ['a space before the colon', 'HTTP/1.1 200 OK\r\ncontent-length : 3\r\n\r\nabc'],

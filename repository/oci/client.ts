@@ -249,6 +249,14 @@ export class RegistryClient {
             'E_BLOB_UNKNOWN',
           );
         }
+        // A body longer than what is left of the blob fails before it is read: once
+        // the blob's bytes are in, the rest would be waited for until the idle
+        // timeout (minutes), on every try.
+        const declared = Number(response.header('content-length') ?? Number.NaN);
+        if (declared > size - (response.status === 206 ? kept : 0)) {
+          await response.discard();
+          throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
+        }
         const into: BodySink = {
           put: (chunk) => {
             const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);

@@ -57,6 +57,30 @@ function hasControl(text: string): boolean {
   return false;
 }
 
+/** Beyond Latin-1: node:http refuses it in a header (it writes a header one byte a character). */
+function beyondLatin1(text: string): boolean {
+  for (let at = 0; at < text.length; at++) if (text.charCodeAt(at) > 0xff) return true;
+  return false;
+}
+
+const HTTP_1 = 'HTTP/1.';
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * Whether `head[from, to)` holds no control character but a tab and CR LF
+ * pairs, as far as can be told yet (a CR may end it, its LF still to come).
+ */
+function wellFormedSoFar(head: Buffer, from: number, to: number): boolean {
+  for (let at = from; at < to; at++) {
+    const code = head[at] as number;
+    const before = at > 0 ? head[at - 1] : undefined;
+    if (code === LF ? before !== CR : before === CR) return false;
+    if ((code < 0x20 && code !== 0x09 && code !== CR && code !== LF) || code === 0x7f) return false;
+  }
+  return true;
+}
+
 /** GET `url` with Connection: close; see DirectAnswer. Rejects when the connection fails. */
 export function directGet(url: URL, options: DirectOptions): Promise<DirectAnswer | undefined> {
   const request = requestHead(url, options.headers);
@@ -70,7 +94,7 @@ function requestHead(url: URL, headers: Record<string, string>): string | undefi
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
   for (const [name, value] of Object.entries(headers)) {
     // node:http refuses these with an error of its own: left to it.
-    if (!TOKEN.test(name) || hasControl(value)) return undefined;
+    if (!TOKEN.test(name) || hasControl(value) || beyondLatin1(value)) return undefined;
     if (['host', 'connection', 'content-length', 'transfer-encoding'].includes(name.toLowerCase()))
       continue;
     lines.push(`${name}: ${value}`);
@@ -142,7 +166,8 @@ class DirectGet implements DirectAnswer {
       ),
     );
     this.#socket.once(secure ? 'secureConnect' : 'connect', () => {
-      this.#socket.write(request);
+      // As node:http writes a head: UTF-8 would send other bytes for a token with an é.
+      this.#socket.write(request, 'latin1');
       this.#answerTimer = setTimeout(() => {
         this.#socket.destroy(
           Object.assign(
@@ -208,9 +233,18 @@ class DirectGet implements DirectAnswer {
   #readHead(bytes: number): boolean {
     const head = this.#head as Buffer;
     const searchFrom = Math.max(0, this.#filled - 3);
+    const arrived = this.#filled;
     this.#filled += bytes;
     const end = head.subarray(0, this.#filled).indexOf('\r\n\r\n', searchFrom);
-    if (end < 0) return this.#filled < HEAD_LIMIT || this.#notMine();
+    if (end < 0) {
+      // An answer that starts otherwise than HTTP/1., a line that ends otherwise
+      // than in CR LF, a control character: node:http refuses them at once, and
+      // the CR LF CR LF waited for here may never come (the answer timeout).
+      const seen = Math.min(this.#filled, HTTP_1.length);
+      if (head.toString('latin1', 0, seen) !== HTTP_1.slice(0, seen)) return this.#notMine();
+      if (!wellFormedSoFar(head, arrived, this.#filled)) return this.#notMine();
+      return this.#filled < HEAD_LIMIT || this.#notMine();
+    }
     clearTimeout(this.#answerTimer);
     if (!this.#parseHead(head.toString('latin1', 0, end))) return this.#notMine();
     // The body's first bytes, if they came with the head, start the first lent buffer.

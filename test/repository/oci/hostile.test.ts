@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
 import { RegistryClient, type RetryEvent } from '../../../repository/oci/index.js';
@@ -217,6 +217,63 @@ describe('a hostile or broken registry', () => {
       expect(ranges.length).toBe(2);
       expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])).toBeGreaterThan(0);
     },
+  );
+
+  it('a blob whose answer has lines that end in a bare LF is E_REGISTRY at once, not a wait for the answer timeout on each try', async () => {
+    hostile.handler = (_req, res) => {
+      // The connection kept open: nothing but Ferry's own reading ends the answer.
+      res.socket?.write('HTTP/1.1 200 OK\ncontent-length: 2\n\n{}');
+    };
+    const out = join(await tempDir('ferry-oci-lf-'), 'blob');
+    const slow = await RegistryClient.open(`oci://${hostile.host}/acme/app`, {
+      retry: FAST,
+      onRetry: (event) => retries.push(event),
+      env: {},
+      answerTimeoutMs: 2_000,
+    });
+    const digest = `sha256:${createHash('sha256').update('{}').digest('hex')}`;
+    const error = await failure(slow.pullBlob(digest, 2, out));
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain('HPE_CR_EXPECTED');
+    expect(retries).toEqual([]);
+    expect(await readdir(dirname(out))).toEqual([]);
+  });
+
+  it.each([
+    ['a 200', 0],
+    ['a 206 to a resumed pull', 5],
+  ])(
+    '%s whose Content-Length is more than the blob has left fails at once as E_DIGEST_MISMATCH, not after the idle timeout',
+    async (_what, cut) => {
+      const blob = randomBytes(100_000);
+      hostile.handler = (req, res) => {
+        const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+        if (from === 0 && cut > 0) {
+          // The first try breaks after `cut` bytes: the second asks for the rest.
+          res.writeHead(200, { 'content-length': String(blob.length) });
+          res.write(blob.subarray(0, cut), () => res.destroy());
+          return;
+        }
+        const headers: Record<string, string> = {
+          'content-length': String(blob.length - from + 10),
+        };
+        if (from > 0)
+          headers['content-range'] = `bytes ${from}-${blob.length + 9}/${blob.length + 10}`;
+        res.writeHead(from > 0 ? 206 : 200, headers);
+        // All of the blob, then the connection kept open: the 10 bytes more never come.
+        res.write(blob.subarray(from));
+      };
+      const out = join(await tempDir('ferry-oci-longer-'), 'blob');
+      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const error = await failure((await client()).pullBlob(digest, blob.length, out));
+      expect(error.code).toBe('E_DIGEST_MISMATCH');
+      expect(error.message).toContain(
+        `is longer than the ${blob.length} bytes its descriptor says`,
+      );
+      expect(retries).toHaveLength(cut > 0 ? 1 : 0);
+      expect(await readdir(dirname(out))).toEqual([]);
+    },
+    10_000,
   );
 
   it('an answer that is not HTTP (headers over 16 KiB) is E_REGISTRY at once, not "cannot reach"', async () => {

@@ -257,23 +257,32 @@ export class RegistryClient {
           await response.discard();
           throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
         }
+        // What put itself threw (the caller's progress callback failing, say) is
+        // not the network's doing: passed on as it is, not retried as a broken
+        // connection and then named "cannot reach".
+        let refusal: unknown;
         const into: BodySink = {
           put: (chunk) => {
-            const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);
-            skip = Math.max(0, skip - chunk.length);
-            if (!fresh) return true;
-            if (sink.written + fresh.length > size)
-              throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
-            const going = sink.put(fresh);
-            options.onProgress?.(sink.written, size);
-            return going;
+            try {
+              const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);
+              skip = Math.max(0, skip - chunk.length);
+              if (!fresh) return true;
+              if (sink.written + fresh.length > size)
+                throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
+              const going = sink.put(fresh);
+              options.onProgress?.(sink.written, size);
+              return going;
+            } catch (error) {
+              refusal = error;
+              throw error;
+            }
           },
           room: () => sink.room(),
         };
         try {
           await response.pipe(into);
         } catch (error) {
-          if (error instanceof FerryError) throw error;
+          if (error instanceof FerryError || error === refusal) throw error;
           throw t.broken(error, `pull blob ${digest}`);
         }
         if (sink.written < size) {

@@ -239,6 +239,30 @@ describe('a hostile or broken registry', () => {
     expect(await readdir(dirname(out))).toEqual([]);
   });
 
+  it('a progress callback that throws fails the pull with its own error, not as a broken connection retried', async () => {
+    const blob = randomBytes(3 << 20);
+    hostile.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(blob.length) });
+      res.end(blob);
+    };
+    const out = join(await tempDir('ferry-oci-progress-'), 'blob');
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const bug = new Error('the progress line could not be drawn');
+    const error = await (
+      await client()
+    )
+      .pullBlob(digest, blob.length, out, {
+        onProgress: () => {
+          throw bug;
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBe(bug);
+    expect(retries).toEqual([]);
+    expect(hostile.requests).toHaveLength(1);
+    expect(await readdir(dirname(out))).toEqual([]);
+  });
+
   it.each([
     ['a 200', 0],
     ['a 206 to a resumed pull', 5],

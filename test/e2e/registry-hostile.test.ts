@@ -249,13 +249,13 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
   });
 
   it('Ctrl-C mid-download removes the partial bundle and the folders pull made, and ends the process by the signal', async () => {
-    const digest = `sha256:${createHash('sha256')
-      .update(await readFile(bundles.ours as string))
-      .digest('hex')}`;
-    // The bundle's download sends its first 64 KiB, then stalls.
+    const bytes = await readFile(bundles.ours as string);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    // The bundle's download sends its first 64 KiB, then stalls. It says the
+    // bundle's own length: a longer one is refused at once, before any Ctrl-C.
     proxy.intercept = (req, res) => {
       if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/${digest}`)) return false;
-      res.writeHead(200, { 'content-length': String(10 * 1024 * 1024) });
+      res.writeHead(200, { 'content-length': String(bytes.length) });
       res.write(Buffer.alloc(64 * 1024));
       return true;
     };

@@ -1,6 +1,6 @@
 import { connect as connectTcp, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
-import type { BodySink } from './http.js';
+import { silentFor, timedOut, type BodySink } from './http.js';
 
 /**
  * A blob's body straight off its socket, for pull. node:http copies every
@@ -44,16 +44,14 @@ const HEAD_LIMIT = 16 * 1024;
 /** A lent buffer with less room left than a socket read can fill moves on. */
 const FULL_ENOUGH = 64 * 1024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-function duration(ms: number): string {
-  return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;
+
+/** A control character other than a tab: node:http refuses one in a header, and so does this. */
+function isControl(code: number): boolean {
+  return (code < 0x20 && code !== 0x09) || code === 0x7f;
 }
 
-/** Control characters other than a tab: node:http refuses them in a header, and so does this. */
 function hasControl(text: string): boolean {
-  for (let at = 0; at < text.length; at++) {
-    const code = text.charCodeAt(at);
-    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return true;
-  }
+  for (let at = 0; at < text.length; at++) if (isControl(text.charCodeAt(at))) return true;
   return false;
 }
 
@@ -76,7 +74,7 @@ function wellFormedSoFar(head: Buffer, from: number, to: number): boolean {
     const code = head[at] as number;
     const before = at > 0 ? head[at - 1] : undefined;
     if (code === LF ? before !== CR : before === CR) return false;
-    if ((code < 0x20 && code !== 0x09 && code !== CR && code !== LF) || code === 0x7f) return false;
+    if (code !== CR && code !== LF && isControl(code)) return false;
   }
   return true;
 }
@@ -158,24 +156,15 @@ class DirectGet implements DirectAnswer {
     };
     this.#socket = secure ? connectTls(tls) : connectTcp({ host, port, onread });
     this.#socket.setTimeout(options.idleTimeoutMs, () =>
-      this.#socket.destroy(
-        Object.assign(
-          new Error(`the connection stayed silent for ${duration(options.idleTimeoutMs)}`),
-          { code: 'ETIMEDOUT' },
-        ),
-      ),
+      this.#socket.destroy(silentFor(options.idleTimeoutMs)),
     );
     this.#socket.once(secure ? 'secureConnect' : 'connect', () => {
       // As node:http writes a head: UTF-8 would send other bytes for a token with an é.
       this.#socket.write(request, 'latin1');
-      this.#answerTimer = setTimeout(() => {
-        this.#socket.destroy(
-          Object.assign(
-            new Error(`the answer took more than ${duration(options.answerTimeoutMs)} to arrive`),
-            { code: 'ETIMEDOUT' },
-          ),
-        );
-      }, options.answerTimeoutMs);
+      this.#answerTimer = setTimeout(
+        () => this.#socket.destroy(timedOut(options.answerTimeoutMs)),
+        options.answerTimeoutMs,
+      );
     });
     this.#socket.on('error', (error) => (this.#error ??= error));
     this.#socket.on('close', () => this.#closed());

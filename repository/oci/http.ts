@@ -162,13 +162,7 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
       settled = true;
       reject(error instanceof Error ? error : new Error(String(error)));
     };
-    request.setTimeout(IDLE_TIMEOUT_MS, () =>
-      request.destroy(
-        Object.assign(new Error('the connection stayed silent for 5 minutes'), {
-          code: 'ETIMEDOUT',
-        }),
-      ),
-    );
+    request.setTimeout(IDLE_TIMEOUT_MS, () => request.destroy(silentFor(IDLE_TIMEOUT_MS)));
     // Once the request is sent, the answer's status and headers must come within the answer timeout.
     const answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
     let answer: NodeJS.Timeout | undefined;
@@ -198,13 +192,22 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
   });
 }
 
-function timedOut(ms: number): Error {
-  return Object.assign(
-    new Error(`the answer took more than ${Math.round(ms / 1000)} s to arrive`),
-    {
-      code: 'ETIMEDOUT',
-    },
-  );
+/** The answer's head (or a small body) did not come within `ms`: a broken connection. */
+export function timedOut(ms: number): Error {
+  return Object.assign(new Error(`the answer took more than ${duration(ms)} to arrive`), {
+    code: 'ETIMEDOUT',
+  });
+}
+
+/** No byte either way for `ms`: a broken connection. */
+export function silentFor(ms: number): Error {
+  return Object.assign(new Error(`the connection stayed silent for ${duration(ms)}`), {
+    code: 'ETIMEDOUT',
+  });
+}
+
+function duration(ms: number): string {
+  return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;
 }
 
 export interface Agents {

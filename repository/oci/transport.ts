@@ -114,13 +114,9 @@ export class Transport {
    */
   async request(method: string, url: URL, options: RequestOptions): Promise<HttpResponse> {
     for (let challenged = false; ; challenged = true) {
-      const { response, at } = await this.follow(method, url, options.body, (current) => {
-        const headers: Record<string, string> = { ...options.headers };
-        const authorization =
-          current.origin === this.target.origin ? this.#auth.header(options.action) : undefined;
-        if (authorization) headers.authorization = authorization;
-        return headers;
-      });
+      const { response, at } = await this.follow(method, url, options.body, (current) =>
+        this.#headersFor(current, options.action, options.headers),
+      );
       if (response.status === 401 && at.origin === this.target.origin && !challenged) {
         const challenge = response.header('www-authenticate');
         await response.discard();
@@ -150,13 +146,11 @@ export class Transport {
     url: URL,
     options: { action: Action; headers: Record<string, string>; lend: () => Uint8Array },
   ): Promise<DirectAnswer | undefined> {
-    const authorization = this.#auth.header(options.action);
     try {
       return await directGet(url, {
         headers: {
           'user-agent': this.#userAgent,
-          ...options.headers,
-          ...(authorization ? { authorization } : {}),
+          ...this.#headersFor(url, options.action, options.headers),
         },
         lend: options.lend,
         answerTimeoutMs: this.#answerTimeoutMs ?? ANSWER_TIMEOUT_MS,
@@ -165,6 +159,16 @@ export class Transport {
     } catch (error) {
       throw this.broken(error, `GET ${url.pathname}`);
     }
+  }
+
+  /** `headers`, and the registry's Authorization where `at` is the registry: never to another origin. */
+  #headersFor(
+    at: URL,
+    action: Action,
+    headers: Record<string, string> = {},
+  ): Record<string, string> {
+    const authorization = at.origin === this.target.origin ? this.#auth.header(action) : undefined;
+    return authorization ? { ...headers, authorization } : { ...headers };
   }
 
   /** GET of a URL outside the registry (a token realm); `headers` go to its origin only. */

@@ -252,10 +252,12 @@ export class RegistryClient {
         // A body longer than what is left of the blob fails before it is read: once
         // the blob's bytes are in, the rest would be waited for until the idle
         // timeout (minutes), on every try.
+        const longer = (): FerryError =>
+          this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
         const declared = Number(response.header('content-length') ?? Number.NaN);
         if (declared > size - (response.status === 206 ? kept : 0)) {
           await response.discard();
-          throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
+          throw longer();
         }
         // What put itself threw (the caller's progress callback failing, say) is
         // not the network's doing: passed on as it is, not retried as a broken
@@ -267,8 +269,8 @@ export class RegistryClient {
               const fresh = skip >= chunk.length ? undefined : chunk.subarray(skip);
               skip = Math.max(0, skip - chunk.length);
               if (!fresh) return true;
-              if (sink.written + fresh.length > size)
-                throw this.mismatch(digest, `is longer than the ${size} bytes its descriptor says`);
+              // Without a Content-Length (a chunked body through node:http), counted here.
+              if (sink.written + fresh.length > size) throw longer();
               const going = sink.put(fresh);
               options.onProgress?.(sink.written, size);
               return going;

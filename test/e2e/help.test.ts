@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { loadCommands } from '../../cli/main.js';
 import { FERRY_VERSION as VERSION } from '../../manifest-schema/ferry-version.js';
 import { optionLabel } from '../../cli/help.js';
-import { ferry, json, ROOT } from '../helpers.js';
-import { readFile } from 'node:fs/promises';
+import { ferry, json, ROOT, run, tempDir } from '../helpers.js';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const commands = await loadCommands();
@@ -78,6 +78,20 @@ describe('help', () => {
     expect(missing.stderr).toContain('--out needs a value');
     const flagged = await ferry(['install', 'b.tar', '--yes=1']);
     expect(flagged.stderr).toContain('--yes takes no value');
+  });
+
+  it('a checkout not built yet: bin/ferry names the missing bundle with a code and a hint', async () => {
+    const checkout = await tempDir('ferry-unbuilt-');
+    await mkdir(join(checkout, 'bin'));
+    await copyFile(join(ROOT, 'bin', 'ferry'), join(checkout, 'bin', 'ferry'));
+    const result = await run(process.execPath, [join(checkout, 'bin', 'ferry'), '--version'], {
+      env: { PATH: process.env.PATH ?? '' },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `ferry: E_NOT_FOUND: ${join(checkout, 'dist', 'package', 'ferry.mjs')} does not exist`,
+    );
+    expect(result.stderr).toContain('hint: run `npm run build`');
   });
 
   it('--version, and --version --json, name the package version', async () => {

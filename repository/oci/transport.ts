@@ -114,13 +114,17 @@ export class Transport {
    */
   async request(method: string, url: URL, options: RequestOptions): Promise<HttpResponse> {
     for (let challenged = false; ; challenged = true) {
-      const { response, at } = await this.follow(method, url, options.body, (current) =>
-        this.#headersFor(current, options.action, options.headers),
-      );
+      // What this request showed the registry: another request may have answered a challenge since.
+      let sent: string | undefined;
+      const { response, at } = await this.follow(method, url, options.body, (current) => {
+        const headers = this.#headersFor(current, options.action, options.headers);
+        if (current.origin === this.target.origin) sent = headers.authorization;
+        return headers;
+      });
       if (response.status === 401 && at.origin === this.target.origin && !challenged) {
         const challenge = response.header('www-authenticate');
         await response.discard();
-        if (await this.#auth.answer(challenge, options.action, this)) continue;
+        if (await this.#auth.answer(challenge, options.action, this, sent)) continue;
         throw this.refused();
       }
       if (TRANSIENT_STATUS.has(response.status)) {
@@ -449,6 +453,8 @@ class Authenticator {
   readonly #credentials: RegistryCredentials | undefined;
   #basic = false;
   readonly #tokens = new Map<Action, { value: string; until: number }>();
+  /** Token requests under way, by action, realm, service and scope. */
+  readonly #fetching = new Map<string, Promise<{ value: string; until: number }>>();
 
   constructor(target: RegistryReference, credentials: RegistryCredentials | undefined) {
     this.#target = target;
@@ -468,25 +474,43 @@ class Authenticator {
     return token ? `Bearer ${token}` : undefined;
   }
 
-  /** True when there is something new to send; false when the request should stay refused. */
-  async answer(header: string | undefined, action: Action, transport: Transport): Promise<boolean> {
+  /**
+   * True when there is something new to send; false when the request should
+   * stay refused. `sent`: the Authorization the refused request carried.
+   * Requests sent at once (a pull's first reads) are refused at once: the
+   * first answers the challenge, the others send what it got, and a token
+   * being fetched is waited for, not fetched again.
+   */
+  async answer(
+    header: string | undefined,
+    action: Action,
+    transport: Transport,
+    sent: string | undefined,
+  ): Promise<boolean> {
     const challenge = header ? parseChallenge(header) : undefined;
     if (!challenge) return false;
+    const now = this.header(action);
+    if (now !== undefined && now !== sent) return true;
     if (challenge.scheme === 'basic') {
       if (this.#basic || !this.#credentials) return false;
       this.#basic = true;
       return true;
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return false;
-    this.#tokens.delete(action);
     const scope = challenge.params.scope ?? defaultScope(this.#target.repository, action);
-    const token = await this.fetchToken(
-      challenge.params.realm,
-      challenge.params.service,
-      scope,
-      transport,
-    );
-    this.#tokens.set(action, token);
+    const key = JSON.stringify([action, challenge.params.realm, challenge.params.service, scope]);
+    let fetching = this.#fetching.get(key);
+    if (!fetching) {
+      this.#tokens.delete(action);
+      fetching = this.fetchToken(
+        challenge.params.realm,
+        challenge.params.service,
+        scope,
+        transport,
+      ).finally(() => this.#fetching.delete(key));
+      this.#fetching.set(key, fetching);
+    }
+    this.#tokens.set(action, await fetching);
     return true;
   }
 

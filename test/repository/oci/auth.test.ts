@@ -72,6 +72,15 @@ describe.skipIf(registryMissing)('HTTP Basic (htpasswd) against a real registry'
     await client.pullBlob(digest, 100_000, join(dir, 'basic.out'));
   });
 
+  it('requests sent at once, before the registry asked for credentials, all get through', async () => {
+    const client = await clientOf(registry, 'docker', password);
+    // Each is refused (401) before any has answered the challenge; the others then send what the first did.
+    const found = await Promise.all(
+      ['a', 'b', 'c', 'd'].map((c) => client.blobExists(`sha256:${c.repeat(64)}`)),
+    );
+    expect(found).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
   it('reads the Docker config named by DOCKER_CONFIG', async () => {
     const config = join(dir, 'docker');
     await mkdir(config, { recursive: true });
@@ -167,6 +176,16 @@ describe.skipIf(registryMissing)(
       expect(tokens.requests.map((r) => r.scopes.map(sorted))).toEqual([
         ['repository:acme/appliance:pull,push'],
       ]);
+    });
+
+    it('requests refused at once wait for one token rather than each fetching its own', async () => {
+      const client = await clientOf(registry, user, password);
+      const before = tokens.requests.length;
+      const found = await Promise.all(
+        ['a', 'b', 'c', 'd'].map((c) => client.blobExists(`sha256:${c.repeat(64)}`)),
+      );
+      expect(found).toEqual([undefined, undefined, undefined, undefined]);
+      expect(tokens.requests.length - before).toBe(1);
     });
 
     it('refuses wrong credentials at the token service, without showing them', async () => {

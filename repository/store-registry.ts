@@ -30,6 +30,9 @@ export class RegistryStore implements Store {
   readonly name: string;
   readonly client: RegistryClient;
   readonly #staleSeconds: number;
+  /** See Store.readAhead: answers taken once, by tag and by `digest size`. */
+  readonly #refsAhead = new Map<string, Promise<RefManifest | undefined>>();
+  readonly #blobsAhead = new Map<string, Promise<Buffer>>();
 
   constructor(name: string, client: RegistryClient) {
     this.name = name;
@@ -66,7 +69,7 @@ export class RegistryStore implements Store {
   }
 
   readBlob(digest: string, size: number): Promise<Buffer> {
-    return this.client.readBlob(digest, size);
+    return taken(this.#blobsAhead, `${digest} ${size}`) ?? this.client.readBlob(digest, size);
   }
 
   pullBlob(digest: string, size: number, toPath: string, onProgress?: Progress): Promise<void> {
@@ -74,8 +77,33 @@ export class RegistryStore implements Store {
   }
 
   async readRef(tag: string): Promise<RefManifest | undefined> {
+    const ahead = taken(this.#refsAhead, tag);
+    if (ahead) return ahead;
     const found = await this.client.findManifest(tag);
     return found && { digest: found.digest, bytes: found.bytes };
+  }
+
+  readAhead(tags: readonly string[]): void {
+    for (const tag of tags) {
+      if (this.#refsAhead.has(tag)) continue;
+      const ref = this.client
+        .findManifest(tag)
+        .then((found) => found && { digest: found.digest, bytes: found.bytes });
+      this.#refsAhead.set(tag, ref);
+      // Before the reader's own continuation: it registered later.
+      ref.then(
+        (found) => {
+          const layer = found && firstLayer(found.bytes);
+          if (!layer) return;
+          const key = `${layer.digest} ${layer.size}`;
+          const blob = this.client.readBlob(layer.digest, layer.size);
+          this.#blobsAhead.set(key, blob);
+          // A failure is the reader's to hear, if it reads; unread, it is dropped.
+          blob.catch(() => undefined);
+        },
+        () => undefined,
+      );
+    }
   }
 
   async createRef(tag: string, manifest: BuiltManifest): Promise<void> {
@@ -188,4 +216,27 @@ function claimOrder(a: string, b: string): number {
   const [, , secondsA = '0'] = CLAIM_TAG.exec(a) ?? [];
   const [, , secondsB = '0'] = CLAIM_TAG.exec(b) ?? [];
   return Number(secondsA) - Number(secondsB) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** Removes and returns a promise of `ahead`, if there is one. */
+function taken<T>(ahead: Map<string, Promise<T>>, key: string): Promise<T> | undefined {
+  const found = ahead.get(key);
+  ahead.delete(key);
+  return found;
+}
+
+/**
+ * A manifest's first layer, when the bytes are plainly one (the reader checks
+ * them properly): a document's layer is small, and readBlob refuses one that is not.
+ */
+function firstLayer(bytes: Buffer): { digest: string; size: number } | undefined {
+  try {
+    const layer = (JSON.parse(bytes.toString('utf8')) as { layers?: unknown[] }).layers?.[0] as
+      { digest?: unknown; size?: unknown } | undefined;
+    if (typeof layer?.digest === 'string' && Number.isSafeInteger(layer.size))
+      return { digest: layer.digest, size: layer.size as number };
+  } catch {
+    // Not JSON: the reader says so.
+  }
+  return undefined;
 }

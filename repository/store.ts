@@ -36,6 +36,14 @@ export interface Store {
   /** The manifest a tag points at, as exact bytes, or undefined. */
   readRef(tag: string): Promise<RefManifest | undefined>;
   /**
+   * Asks at once for documents about to be read (each tag's manifest, then its
+   * first layer), so that their round trips overlap those of the reads before
+   * them; the next readRef of such a tag, and readBlob of that layer, take the
+   * answer, and any read after that asks afresh. Where reads are local (a
+   * directory), there is nothing to overlap.
+   */
+  readAhead?(tags: readonly string[]): void;
+  /**
    * Points a new tag at a manifest (its blobs stored first). The tag must not
    * exist: a tag already at the same digest is fine (a rerun); at another, E_REPO_CONFLICT.
    */

@@ -21,6 +21,8 @@ import {
 import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
 import { documentManifest } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
+import { RegistryStore } from '../../repository/store-registry.js';
+import { TAGS } from '../../repository/store.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
 import { startFaultProxy } from './oci/proxy.js';
 import { registryMissing, SKOPEO, startRegistry, type Registry } from './oci/registry.js';
@@ -132,13 +134,15 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     },
   );
 
-  // Proof of concurrency without timing: the proxy answers each of the two
+  // Proof of concurrency without timing: the proxy answers each held request
   // only once the other was asked for, which a pull asking one at a time never does.
   it.skipIf(kind === 'directory' || skip)(
-    'pull asks for the policy, the channel and the first event at once',
+    'pull asks for the config, the policy, the channel and the first event at once, and each layer as its manifest comes',
     async () => {
       const repo = await repository();
       const proxy = await startFaultProxy((registry as Registry).host, [
+        // Released by a document's layer, asked for before the config is answered.
+        { method: 'GET', path: /\/manifests\/ferry\.config$/, heldUntil: /\/blobs\/sha256:/ },
         { method: 'GET', path: /\/manifests\/ferry\.policy$/, heldUntil: /\/ferry\.channel\.dev$/ },
         {
           method: 'GET',
@@ -154,10 +158,25 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
           stateDir: await tempDir('ferry-state-'),
         });
         expect(pulled.version).toBe('1.1.0');
-        expect(proxy.fired).toHaveLength(2);
+        expect(proxy.fired).toHaveLength(3);
       } finally {
         await proxy.stop();
       }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
+    'a document read ahead is answered once: the next read of its tag asks the registry again',
+    async () => {
+      const repo = await repository();
+      const store = await RegistryStore.open(repo, false);
+      store.readAhead([TAGS.channel('dev')]);
+      const before = await store.readRef(TAGS.channel('dev'));
+      await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer });
+      const after = await store.readRef(TAGS.channel('dev'));
+      expect(before?.digest).toMatch(/^sha256:/);
+      expect(after?.digest).toMatch(/^sha256:/);
+      expect(after?.digest).not.toBe(before?.digest);
     },
   );
 

@@ -36,21 +36,34 @@ function cli(...args) {
   return result.stdout;
 }
 
+/**
+ * What every timed command runs in, Ferry's and the floor's alike: the
+ * environment a CI runner gives, not this machine's. Here NODE_EXTRA_CA_CERTS
+ * names the system's 140-odd CAs, which Node reads at every start, TLS or not
+ * (`node -e 0`: 0.06 s against 0.02 s); curl reads its CA file only for
+ * HTTPS. One case (`ferryPullHere`) runs in this machine's environment.
+ */
+const plainEnv = () => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: work,
+  FERRY_STATE_DIR: state,
+});
+
 /** One timed run; a script of ours reports its peak RSS (`maxrss N` KiB) on stderr. */
-function timed(label, command, args, before) {
+function timed(label, command, args, before, env = plainEnv()) {
   before?.();
   // Untimed: an fsync on ext4 would otherwise write back what the case before left dirty.
   spawnSync('sync');
   const start = process.hrtime.bigint();
-  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * MiB, env });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (result.status !== 0) throw new Error(`${label} failed (${result.status}): ${result.stderr}`);
   return { label, seconds, rssMiB: Number(/maxrss (\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024 };
 }
 const shell = (label, script, before) => timed(label, 'bash', ['-c', script], before);
-const script = (label, name, args, before) =>
-  timed(label, process.execPath, [join(root, 'scripts', name), ...args], before);
-const ferry = (label, args, before) => script(label, 'bench-run.mjs', args, before);
+const script = (label, name, args, before, env) =>
+  timed(label, process.execPath, [join(root, 'scripts', name), ...args], before, env);
+const ferry = (label, args, before, env) => script(label, 'bench-run.mjs', args, before, env);
 
 const registryBinary = spawnSync('sh', ['-c', 'command -v docker-registry'], {
   encoding: 'utf8',
@@ -126,7 +139,7 @@ const empty = () => rmSync(storage, { recursive: true, force: true });
 // last one would refuse (E_CHANNEL_SET_BACK): pulls record into the bench's own folder,
 // cleared with their output.
 const state = join(work, 'state');
-process.env.FERRY_STATE_DIR = state;
+const extraCAs = process.env.NODE_EXTRA_CA_CERTS;
 const noOutput = () => {
   rmSync(pulled, { force: true });
   rmSync(pulledDir, { recursive: true, force: true });
@@ -216,6 +229,15 @@ const cases = {
       pullArgs(bundles),
       noOutput,
     ),
+  ...(extraCAs && {
+    ferryPullHere: () =>
+      ferry(
+        `Ferry \`ferry pull --channel dev\`, in this machine's environment (NODE_EXTRA_CA_CERTS=${extraCAs})`,
+        pullArgs(bundles),
+        noOutput,
+        { ...process.env, FERRY_STATE_DIR: state },
+      ),
+  }),
   cpSync: () =>
     shell(
       'floor: `cp` of the bundle, then `sync` of the copy',
@@ -255,9 +277,17 @@ function table(names) {
   console.log();
 }
 table(['curlPush', 'push', 'publish']);
-table(['curlPull', 'nodePull', 'curlPullSync', 'curlPullHashSync', 'pull', 'ferryPull']);
+table([
+  'curlPull',
+  'nodePull',
+  'curlPullSync',
+  'curlPullHashSync',
+  'pull',
+  'ferryPull',
+  ...(extraCAs ? ['ferryPullHere'] : []),
+]);
 table(['cpSync', 'cpHashSync', 'dirPublish', 'dirPull']);
 console.log(
-  `Target: within 1.3× of the floor and under 200 MiB. publish ${ratio('publish', 'curlPush').toFixed(2)}×, ferry pull ${ratio('ferryPull', 'curlPull').toFixed(2)}× curl (${ratio('ferryPull', 'curlPullSync').toFixed(2)}× curl and sync, ${ratio('ferryPull', 'curlPullHashSync').toFixed(2)}× the work a checked, durable pull requires); directory: publish ${ratio('dirPublish', 'cpSync').toFixed(2)}× (${ratio('dirPublish', 'cpHashSync').toFixed(2)}×), pull ${ratio('dirPull', 'cpSync').toFixed(2)}× cp and sync (${ratio('dirPull', 'cpHashSync').toFixed(2)}× the work a checked, durable copy requires).`,
+  `Target: within 1.3× of the floor and under 200 MiB. publish ${ratio('publish', 'curlPush').toFixed(2)}×, ferry pull ${ratio('ferryPull', 'curlPull').toFixed(2)}× curl${extraCAs ? ` (${ratio('ferryPullHere', 'curlPull').toFixed(2)}× in this machine's environment)` : ''} (${ratio('ferryPull', 'curlPullSync').toFixed(2)}× curl and sync, ${ratio('ferryPull', 'curlPullHashSync').toFixed(2)}× the work a checked, durable pull requires); directory: publish ${ratio('dirPublish', 'cpSync').toFixed(2)}× (${ratio('dirPublish', 'cpHashSync').toFixed(2)}×), pull ${ratio('dirPull', 'cpSync').toFixed(2)}× cp and sync (${ratio('dirPull', 'cpHashSync').toFixed(2)}× the work a checked, durable copy requires).`,
 );
 rmSync(work, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir } from 'node:fs/promises';
+import { lstat, mkdir, open, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { readRegularBytes, writeFileAtomic } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
@@ -121,55 +122,90 @@ export async function acceptChannelDocument(
     await ownFolder(own, repo).catch((error: unknown) => {
       throw unusable(error, stateDir);
     });
-  const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
-    (error: unknown) => {
-      throw unusable(error, stateDir);
-    },
-  );
-  if (known !== undefined) {
-    const created = recordedCreation(known, identityFile, repo);
-    // Another repository in its place would start every channel afresh.
-    if (created !== repo.created)
-      throw new FerryError(
-        'E_CHANNEL_SET_BACK',
-        `${repo.name} is not the repository this machine pulled from before: its first event is ${repo.created}, not ${created}; it was made anew or replaced`,
-        {
-          reference: channel,
-          file: identityFile,
-          hint: `nothing was downloaded. If it was made anew on purpose, remove ${folder}; if not, run \`ferry history --repo ${repo.name} --verify\` and find out who replaced it`,
-        },
-      );
-  }
-  if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
-  const judged = before && standing(doc, before);
-  if (judged === 'current') return;
-  if (before && judged === 'set-back') {
-    // Under the same number, only the digests tell the two documents apart.
-    const forked = doc.sequence === before.sequence;
-    const named = (one: ChannelSeen): string =>
-      `document ${one.sequence} (${one.version}${forked ? `, ${one.digest}` : ''})`;
-    throw new FerryError(
-      'E_CHANNEL_SET_BACK',
-      `channel ${channel} of ${repo.name} holds ${named(doc)}, but this machine pulled ${named(before)} from it before: the channel was ${forked ? 'forked (another document under the same number)' : 'set back'}`,
-      {
-        reference: channel,
-        file,
-        hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\`; if the repository was restored from a backup on purpose, remove ${folder}`,
+  await mkdir(folder, { recursive: true }).catch((error: unknown) => {
+    throw unusable(ioError(error, folder, 'create'), stateDir);
+  });
+  // Read, judged and written by one pull at a time: two pulls of a channel that
+  // moved between their reads would otherwise each write, the lower one last,
+  // and the record would go down.
+  const unlock = await lockRecords(folder).catch((error: unknown) => {
+    throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir);
+  });
+  try {
+    const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
+      (error: unknown) => {
+        throw unusable(error, stateDir);
       },
     );
-  }
-  try {
-    await mkdir(folder, { recursive: true }).catch((error: unknown) => {
-      throw ioError(error, folder, 'create');
-    });
-    if (known === undefined)
-      await writeFileAtomic(
-        identityFile,
-        `${JSON.stringify({ name: repo.name, created: repo.created })}\n`,
+    if (known !== undefined) {
+      const created = recordedCreation(known, identityFile, repo);
+      // Another repository in its place would start every channel afresh.
+      if (created !== repo.created)
+        throw new FerryError(
+          'E_CHANNEL_SET_BACK',
+          `${repo.name} is not the repository this machine pulled from before: its first event is ${repo.created}, not ${created}; it was made anew or replaced`,
+          {
+            reference: channel,
+            file: identityFile,
+            hint: `nothing was downloaded. If it was made anew on purpose, remove ${folder}; if not, run \`ferry history --repo ${repo.name} --verify\` and find out who replaced it`,
+          },
+        );
+    }
+    if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
+    const judged = before && standing(doc, before);
+    if (judged === 'current') return;
+    if (before && judged === 'set-back') {
+      // Under the same number, only the digests tell the two documents apart.
+      const forked = doc.sequence === before.sequence;
+      const named = (one: ChannelSeen): string =>
+        `document ${one.sequence} (${one.version}${forked ? `, ${one.digest}` : ''})`;
+      throw new FerryError(
+        'E_CHANNEL_SET_BACK',
+        `channel ${channel} of ${repo.name} holds ${named(doc)}, but this machine pulled ${named(before)} from it before: the channel was ${forked ? 'forked (another document under the same number)' : 'set back'}`,
+        {
+          reference: channel,
+          file,
+          hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\`; if the repository was restored from a backup on purpose, remove ${folder}`,
+        },
       );
-    await writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
-  } catch (error) {
-    throw unusable(error, stateDir);
+    }
+    try {
+      if (known === undefined)
+        await writeFileAtomic(
+          identityFile,
+          `${JSON.stringify({ name: repo.name, created: repo.created })}\n`,
+        );
+      await writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
+    } catch (error) {
+      throw unusable(error, stateDir);
+    }
+  } finally {
+    await unlock();
+  }
+}
+
+/** The lock of a repository's records: a file made with O_EXCL, for the few milliseconds a pull reads and writes them. */
+const LOCK = '.lock';
+/**
+ * A lock this old was left by a pull that died holding it (a pull holds it
+ * for milliseconds): taken over. Two pulls could take over the same dead
+ * lock at the same instant; that is the race the lock closes, needing a
+ * dead holder first.
+ */
+const LOCK_STALE_MS = 10_000;
+
+async function lockRecords(folder: string): Promise<() => Promise<void>> {
+  const lock = join(folder, LOCK);
+  for (;;) {
+    try {
+      await (await open(lock, 'wx', 0o644)).close();
+      return () => rm(lock, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const held = await lstat(lock).catch(() => undefined);
+    if (held && Date.now() - held.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
+    else await sleep(5 + Math.random() * 20);
   }
 }
 

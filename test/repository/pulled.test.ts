@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FerryError } from '../../manifest-schema/errors.js';
@@ -116,6 +116,50 @@ describe('what a machine pulled, by channel', () => {
       'E_CHANNEL_SET_BACK: /srv/bundles is not the repository this machine pulled from before: its first event is sha256:new-event-1, not sha256:event-1; it was made anew or replaced',
     );
     expect(await readdir(join(state, 'pulled'))).toHaveLength(2);
+  });
+});
+
+describe('two pulls at once on one machine', () => {
+  const folderOf = (state: string) =>
+    join(state, 'pulled', createHash('sha256').update(repo.name).digest('hex').slice(0, 32));
+
+  it('never lower the record: of documents 1 to 12 accepted at once, 12 stands, and each other was recorded or refused as set back', async () => {
+    const state = await tempDir('ferry-pulled-');
+    const order = [7, 2, 12, 5, 9, 1, 11, 3, 8, 4, 10, 6];
+    const outcomes = await Promise.all(order.map((n) => outcome(state, repo, 'dev', doc(n))));
+    for (const one of outcomes) expect(one).toMatch(/^(accepted|E_CHANNEL_SET_BACK: .* set back)$/);
+    const found = await pulledFrom(
+      state,
+      { ...repo, created: () => Promise.resolve(repo.created) },
+      [{ name: 'dev', now: { sequence: 12, digest: 'sha256:doc-12' } }],
+    );
+    expect(found.get('dev')).toEqual({ ...doc(12), standing: 'current' });
+    expect((await readdir(folderOf(state))).sort()).toEqual(['_repository.json', 'dev.json']);
+  });
+
+  it('waits while another pull holds the lock, and writes once it is let go', async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'dev', doc(1));
+    const lock = join(folderOf(state), '.lock');
+    await writeFile(lock, '');
+    let done = false;
+    const accepting = acceptChannelDocument(state, repo, 'dev', doc(2)).then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(done).toBe(false);
+    await rm(lock);
+    await accepting;
+    expect(await outcome(state, repo, 'dev', doc(1))).toMatch(/pulled document 2 \(1\.2\.0\)/);
+  });
+
+  it('takes over a lock its holder left behind when it died (older than 10 s)', async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'dev', doc(1));
+    const lock = join(folderOf(state), '.lock');
+    await writeFile(lock, '');
+    const minuteAgo = new Date(Date.now() - 60_000);
+    await utimes(lock, minuteAgo, minuteAgo);
+    expect(await outcome(state, repo, 'dev', doc(2))).toBe('accepted');
+    expect((await readdir(folderOf(state))).sort()).toEqual(['_repository.json', 'dev.json']);
   });
 });
 

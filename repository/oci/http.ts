@@ -206,8 +206,11 @@ export function silentFor(ms: number): Error {
   });
 }
 
+/** The limit as it was set (a caller may set 500 ms, or 90 s): whole minutes as minutes. */
 function duration(ms: number): string {
-  return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(1))} s`;
+  return ms === 60_000 ? '1 minute' : `${ms / 60_000} minutes`;
 }
 
 export interface Agents {

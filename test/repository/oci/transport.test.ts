@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { silentFor, timedOut } from '../../../repository/oci/http.js';
 import { parseChallenge } from '../../../repository/oci/transport.js';
 import { ROOT } from '../../helpers.js';
 
@@ -34,6 +35,19 @@ describe('parseChallenge', () => {
 
   it('has no challenge in an empty header', () => {
     expect(parseChallenge('')).toBeUndefined();
+  });
+});
+
+describe('a timeout says the limit as it was set', () => {
+  it.each([
+    [500, '500 ms'],
+    [1500, '1.5 s'],
+    [90_000, '90 s'],
+    [60_000, '1 minute'],
+    [300_000, '5 minutes'],
+  ])('%i ms reads %s', (ms, said) => {
+    expect(timedOut(ms).message).toBe(`the answer took more than ${said} to arrive`);
+    expect(silentFor(ms).message).toBe(`the connection stayed silent for ${said}`);
   });
 });
 

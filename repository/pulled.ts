@@ -196,6 +196,10 @@ const LOCK_STALE_MS = 10_000;
 
 async function lockRecords(folder: string): Promise<() => Promise<void>> {
   const lock = join(folder, LOCK);
+  // The same lock seen for LOCK_STALE_MS by this pull's own clock is stale too: one
+  // whose time is ahead of the wall clock (set back since, or a clock that was wrong
+  // when it was made) would otherwise be waited for forever.
+  let seen: { lock: string; since: number } | undefined;
   for (;;) {
     try {
       await (await open(lock, 'wx', 0o644)).close();
@@ -204,7 +208,15 @@ async function lockRecords(folder: string): Promise<() => Promise<void>> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const held = await lstat(lock).catch(() => undefined);
-    if (held && Date.now() - held.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
+    const which = held && `${held.ino} ${held.ctimeMs} ${held.mtimeMs}`;
+    if (which !== undefined && which !== seen?.lock)
+      seen = { lock: which, since: performance.now() };
+    if (
+      held &&
+      (Date.now() - held.mtimeMs > LOCK_STALE_MS ||
+        performance.now() - (seen?.since ?? Infinity) > LOCK_STALE_MS)
+    )
+      await rm(lock, { force: true });
     else await sleep(5 + Math.random() * 20);
   }
 }

@@ -161,6 +161,20 @@ describe('two pulls at once on one machine', () => {
     expect(await outcome(state, repo, 'dev', doc(2))).toBe('accepted');
     expect((await readdir(folderOf(state))).sort()).toEqual(['_repository.json', 'dev.json']);
   });
+
+  // A machine whose clock was wrong (ahead) when a pull died holding the lock, and was set right since.
+  it('takes over a left lock whose time is ahead of the clock, once it has waited 10 s for it', async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'dev', doc(1));
+    const lock = join(folderOf(state), '.lock');
+    await writeFile(lock, '');
+    const hourAhead = new Date(Date.now() + 3_600_000);
+    await utimes(lock, hourAhead, hourAhead);
+    const started = performance.now();
+    expect(await outcome(state, repo, 'dev', doc(2))).toBe('accepted');
+    expect(performance.now() - started).toBeGreaterThan(10_000);
+    expect((await readdir(folderOf(state))).sort()).toEqual(['_repository.json', 'dev.json']);
+  }, 30_000);
 });
 
 describe('a channel named like the record of the repository', () => {

@@ -129,6 +129,11 @@ export async function acceptChannelDocument(
   // moved between their reads would otherwise each write, the lower one last,
   // and the record would go down.
   const unlock = await lockRecords(folder).catch((error: unknown) => {
+    // A folder this pull may not write to (a read-only state folder): it reads and
+    // judges unlocked, as before there was a lock, so that a channel set back is still
+    // said as such; a record it has to write fails to be written, as before.
+    if (['EROFS', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? ''))
+      return () => Promise.resolve();
     throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir);
   });
   try {

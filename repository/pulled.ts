@@ -207,8 +207,16 @@ async function lockRecords(folder: string): Promise<() => Promise<void>> {
   let seen: { lock: string; since: number } | undefined;
   for (;;) {
     try {
-      await (await open(lock, 'wx', 0o644)).close();
-      return () => rm(lock, { force: true });
+      const handle = await open(lock, 'wx', 0o644);
+      const made = await handle.stat().finally(() => handle.close());
+      // Its own lock only: one held past LOCK_STALE_MS was taken over, and the lock
+      // there now is another pull's. One that cannot be removed is left to be taken
+      // over: the pull's own outcome stands.
+      return async () => {
+        const now = await lstat(lock).catch(() => undefined);
+        if (now?.ino === made.ino && now.ctimeMs === made.ctimeMs)
+          await rm(lock, { force: true }).catch(() => undefined);
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }

@@ -452,7 +452,8 @@ class Authenticator {
   readonly #target: RegistryReference;
   readonly #credentials: RegistryCredentials | undefined;
   #basic = false;
-  readonly #tokens = new Map<Action, { value: string; until: number }>();
+  /** By action: the token, until when it is good, and the challenge it answered (see `answer`). */
+  readonly #tokens = new Map<Action, { value: string; until: number; key: string }>();
   /** Token requests under way, by action, realm, service and scope. */
   readonly #fetching = new Map<string, Promise<{ value: string; until: number }>>();
 
@@ -467,11 +468,17 @@ class Authenticator {
 
   header(action: Action): string | undefined {
     if (this.#basic && this.#credentials) return this.#credentials.basic();
+    const token = this.held(action);
+    return token ? `Bearer ${token.value}` : undefined;
+  }
+
+  /** The token a request for `action` sends. */
+  private held(action: Action): { value: string; key: string } | undefined {
     // A push token also grants pull, so a publish does not fetch a second one.
-    const token =
+    return (
       this.valid(action) ??
-      (action === 'pull' || action === 'ping' ? this.valid('push') : undefined);
-    return token ? `Bearer ${token}` : undefined;
+      (action === 'pull' || action === 'ping' ? this.valid('push') : undefined)
+    );
   }
 
   /**
@@ -489,16 +496,23 @@ class Authenticator {
   ): Promise<boolean> {
     const challenge = header ? parseChallenge(header) : undefined;
     if (!challenge) return false;
+    const scope = challenge.params.scope ?? defaultScope(this.#target.repository, action);
+    const key = JSON.stringify([action, challenge.params.realm, challenge.params.service, scope]);
     const now = this.header(action);
-    if (now !== undefined && now !== sent) return true;
+    // A token got since for another challenge (a GET's pull where this POST needs pull,push)
+    // would only be refused again: this one is answered for itself.
+    if (
+      now !== undefined &&
+      now !== sent &&
+      (challenge.scheme !== 'bearer' || this.#basic || this.held(action)?.key === key)
+    )
+      return true;
     if (challenge.scheme === 'basic') {
       if (this.#basic || !this.#credentials) return false;
       this.#basic = true;
       return true;
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return false;
-    const scope = challenge.params.scope ?? defaultScope(this.#target.repository, action);
-    const key = JSON.stringify([action, challenge.params.realm, challenge.params.service, scope]);
     let fetching = this.#fetching.get(key);
     if (!fetching) {
       this.#tokens.delete(action);
@@ -510,13 +524,13 @@ class Authenticator {
       ).finally(() => this.#fetching.delete(key));
       this.#fetching.set(key, fetching);
     }
-    this.#tokens.set(action, await fetching);
+    this.#tokens.set(action, { ...(await fetching), key });
     return true;
   }
 
-  private valid(action: Action): string | undefined {
+  private valid(action: Action): { value: string; key: string } | undefined {
     const token = this.#tokens.get(action);
-    return token && token.until > Date.now() ? token.value : undefined;
+    return token && token.until > Date.now() ? token : undefined;
   }
 
   private async fetchToken(

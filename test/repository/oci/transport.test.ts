@@ -1,8 +1,11 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentFor, timedOut } from '../../../repository/oci/http.js';
-import { parseChallenge } from '../../../repository/oci/transport.js';
+import { parseRegistryReference } from '../../../repository/oci/reference.js';
+import { parseChallenge, Transport } from '../../../repository/oci/transport.js';
 import { ROOT } from '../../helpers.js';
 
 describe('parseChallenge', () => {
@@ -48,6 +51,57 @@ describe('a timeout says the limit as it was set', () => {
   ])('%i ms reads %s', (ms, said) => {
     expect(timedOut(ms).message).toBe(`the answer took more than ${said} to arrive`);
     expect(silentFor(ms).message).toBe(`the connection stayed silent for ${said}`);
+  });
+});
+
+// Distribution names the scope a request needs by its method: pull for a GET, pull,push for a POST.
+describe('requests of one action refused at once for different scopes', () => {
+  it('each gets a token for its own scope: a POST never retries with the pull token a GET got', async () => {
+    let port = 0;
+    const tokensAsked: string[] = [];
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://registry');
+      if (url.pathname === '/token') {
+        const scope = url.searchParams.getAll('scope').join(' ');
+        tokensAsked.push(scope);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ token: `for ${scope}` }));
+        return;
+      }
+      const need = `repository:a/b:${req.method === 'POST' ? 'pull,push' : 'pull'}`;
+      if (req.headers.authorization === `Bearer for ${need}`) {
+        res.writeHead(202).end();
+        return;
+      }
+      // The POST is refused once the GET's token is held.
+      const refuse = (): void => {
+        res.writeHead(401, {
+          'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="registry",scope="${need}"`,
+        });
+        res.end();
+      };
+      if (req.method === 'POST' && !req.headers.authorization) setTimeout(refuse, 100);
+      else refuse();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    try {
+      const transport = new Transport(parseRegistryReference(`oci://127.0.0.1:${port}/a/b`));
+      const statuses = await Promise.all(
+        ['GET', 'POST'].map(async (method) => {
+          const response = await transport.request(method, transport.url('blobs/uploads/'), {
+            action: 'push',
+          });
+          await response.discard();
+          return response.status;
+        }),
+      );
+      expect(statuses).toEqual([202, 202]);
+      expect(tokensAsked).toEqual(['repository:a/b:pull', 'repository:a/b:pull,push']);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 

@@ -154,6 +154,21 @@ async function open(
     ? await RegistryStore.open(options.repo, options.insecure === true)
     : await DirectoryStore.open(resolve(options.repo), create);
   store.readAhead?.(ahead);
+  try {
+    return await contextOf(store, options, create, again);
+  } catch (error) {
+    // What was asked ahead is now nobody's: not waited on.
+    store.close?.();
+    throw error;
+  }
+}
+
+async function contextOf(
+  store: Store,
+  options: RepoOptions,
+  create: boolean,
+  again: Again | undefined,
+): Promise<Context> {
   const found = await readDoc<RepoConfig>(
     store,
     'config',
@@ -796,16 +811,16 @@ export interface PullResult {
   changed: boolean;
 }
 
-export async function pull(
-  options: RepoOptions & {
-    channel?: string;
-    version?: string;
-    out: string;
-    onProgress?: Progress;
-    /** Where this machine records the channel documents it pulled (see pulled.ts); none: no record. */
-    stateDir?: string;
-  },
-): Promise<PullResult> {
+type PullOptions = RepoOptions & {
+  channel?: string;
+  version?: string;
+  out: string;
+  onProgress?: Progress;
+  /** Where this machine records the channel documents it pulled (see pulled.ts); none: no record. */
+  stateDir?: string;
+};
+
+export async function pull(options: PullOptions): Promise<PullResult> {
   const ctx = await open(
     options,
     false,
@@ -818,6 +833,15 @@ export async function pull(
           ...(options.stateDir === undefined ? [] : [TAGS.event(1)]),
         ],
   );
+  try {
+    return await pullWith(ctx, options);
+  } finally {
+    // A pull that failed may leave a layer asked ahead unread.
+    ctx.store.close?.();
+  }
+}
+
+async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult> {
   const trust = needTrust(ctx);
   let version = options.version;
   let expected: string | undefined;

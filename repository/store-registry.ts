@@ -83,6 +83,10 @@ export class RegistryStore implements Store {
     return found && { digest: found.digest, bytes: found.bytes };
   }
 
+  close(): void {
+    this.client.close();
+  }
+
   readAhead(tags: readonly string[]): void {
     for (const tag of tags) {
       if (this.#refsAhead.has(tag)) continue;

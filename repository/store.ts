@@ -44,6 +44,11 @@ export interface Store {
    */
   readAhead?(tags: readonly string[]): void;
   /**
+   * Breaks off what is still under way (reads asked ahead that nobody will
+   * take): a command that failed early does not wait on them to exit.
+   */
+  close?(): void;
+  /**
    * Points a new tag at a manifest (its blobs stored first). The tag must not
    * exist: a tag already at the same digest is fine (a rerun); at another, E_REPO_CONFLICT.
    */

@@ -113,6 +113,11 @@ export class RegistryClient {
   }
 
   /** `GET /v2/`: the registry answers, speaks the API, and accepts the credentials (if it wants any). */
+  /** See Transport.close. */
+  close(): void {
+    this.#transport.close();
+  }
+
   async ping(): Promise<void> {
     const t = this.#transport;
     const url = new URL('/v2/', this.reference.origin);

@@ -160,6 +160,41 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     }
   });
 
+  it('a pull refused at the config ends at once, not when a registry that never answers the reads it asked ahead gives up', async () => {
+    const held: ServerResponse[] = [];
+    proxy.intercept = (req, res) => {
+      if (!req.url?.startsWith('/v2/acme/never-made/')) return false;
+      if (req.url.endsWith('/manifests/ferry.config'))
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+      // Asked at once with the config; never answered (a proxy that hangs, say).
+      else held.push(res);
+      return true;
+    };
+    try {
+      const started = Date.now();
+      const result = await run([
+        'pull',
+        '--repo',
+        `oci://${proxy.host}/acme/never-made`,
+        '--channel',
+        'dev',
+        '--out',
+        join(dir, 'never-made'),
+        '--json',
+      ]);
+      expect(errorOf(result)).toMatchObject({ code: 'E_REPO_NOT_FOUND' });
+      expect(result.code).not.toBe(0);
+      expect(held.length).toBeGreaterThan(0);
+      // Its own timeouts are minutes: the process does not wait them out.
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      proxy.intercept = () => false;
+      for (const res of held) res.destroy();
+    }
+  });
+
   /** `ferry pull --version 1.0.0` of the rogue repository's bundle (signed by a key --trust does not hold). */
   const pullRogue = (out: string) =>
     run([

@@ -134,6 +134,7 @@ export async function acceptChannelDocument(
     // said as such; a record it has to write fails to be written, as before.
     if (['EROFS', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? ''))
       return () => Promise.resolve();
+    if (error instanceof FerryError) throw error;
     throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir);
   });
   try {
@@ -221,6 +222,12 @@ async function lockRecords(folder: string): Promise<() => Promise<void>> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const held = await lstat(lock).catch(() => undefined);
+    // No pull makes a folder there: never taken for a lock (nor removed, it may hold anything).
+    if (held?.isDirectory())
+      throw new FerryError('E_STATE_INVALID', `${lock} is a folder, not a lock pull made`, {
+        file: lock,
+        hint: 'remove it: pull holds a file of that name while it writes the records beside it',
+      });
     const which = held && `${held.ino} ${held.ctimeMs} ${held.mtimeMs}`;
     if (which !== undefined && which !== seen?.lock)
       seen = { lock: which, since: performance.now() };

@@ -151,6 +151,18 @@ describe('two pulls at once on one machine', () => {
     expect(await outcome(state, repo, 'dev', doc(1))).toMatch(/pulled document 2 \(1\.2\.0\)/);
   });
 
+  it('refuses a folder in the place of the lock at once (E_STATE_INVALID), leaving it as it is', async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, repo, 'dev', doc(1));
+    const lock = join(folderOf(state), '.lock');
+    await mkdir(lock);
+    await writeFile(join(lock, 'kept'), '');
+    expect(await outcome(state, repo, 'dev', doc(2))).toBe(
+      `E_STATE_INVALID: ${lock} is a folder, not a lock pull made`,
+    );
+    expect(await readdir(lock)).toEqual(['kept']);
+  });
+
   it('takes over a lock its holder left behind when it died (older than 10 s)', async () => {
     const state = await tempDir('ferry-pulled-');
     await acceptChannelDocument(state, repo, 'dev', doc(1));

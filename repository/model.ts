@@ -1071,27 +1071,42 @@ export async function channels(
     stateDir?: string;
   },
 ): Promise<{ repo: string; channels: ChannelRow[] }> {
-  const ctx = await open(options);
-  const policy = await policyOf(ctx);
+  const ctx = await open(options, false, undefined, [TAGS.policy]);
+  try {
+    return await channelsOf(ctx, options.stateDir);
+  } finally {
+    ctx.store.close?.();
+  }
+}
+
+async function channelsOf(
+  ctx: Context,
+  stateDir: string | undefined,
+): Promise<{ repo: string; channels: ChannelRow[] }> {
+  // The policy asked with the config, the tag list beside it, then every channel's
+  // document at once (to a registry 50 ms away, five round trips rather than
+  // eleven for three channels), judged in order.
+  const [read, listed] = await Promise.allSettled([policyOf(ctx), ctx.store.listRefs()]);
+  const policy = settledValue(read);
   const names = new Set(Object.keys(policy.channels));
-  for (const tag of await ctx.store.listRefs()) {
+  for (const tag of settledValue(listed)) {
     const name = CHANNEL_TAG.exec(tag)?.[1];
     if (name) names.add(name);
   }
-  const held = [];
-  for (const name of names) {
-    const read = await readChannel(ctx, name);
-    held.push({
+  const reads = await Promise.allSettled([...names].map((name) => readChannel(ctx, name)));
+  const held = [...names].map((name, k) => {
+    const doc = settledValue(reads[k] as PromiseSettledResult<Read<ChannelDoc> | undefined>);
+    return {
       name,
-      doc: read?.value,
-      ...(read ? { now: { sequence: read.value.sequence, digest: read.digest } } : {}),
-    });
-  }
+      doc: doc?.value,
+      ...(doc ? { now: { sequence: doc.value.sequence, digest: doc.digest } } : {}),
+    };
+  });
   const pulled =
-    options.stateDir === undefined
+    stateDir === undefined
       ? undefined
       : await pulledFrom(
-          options.stateDir,
+          stateDir,
           { name: ctx.store.name, created: async () => (await identity(ctx)).created },
           held,
         );

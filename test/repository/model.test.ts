@@ -166,6 +166,34 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'channels asks for the policy with the config, lists the tags beside it, and reads every channel at once',
+    async () => {
+      const repo = await repository();
+      const proxy = await startFaultProxy((registry as Registry).host, [
+        { method: 'GET', path: /\/manifests\/ferry\.policy$/, heldUntil: /\/tags\/list/ },
+        {
+          method: 'GET',
+          path: /\/manifests\/ferry\.channel\.dev$/,
+          heldUntil: /\/manifests\/ferry\.channel\.stable$/,
+        },
+      ]);
+      try {
+        const listed = await channels({
+          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
+        });
+        expect(listed.channels.map((c) => [c.name, c.version])).toEqual([
+          ['dev', '1.1.0'],
+          ['beta', null],
+          ['stable', null],
+        ]);
+        expect(proxy.fired).toHaveLength(2);
+      } finally {
+        await proxy.stop();
+      }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'a document read ahead is answered once: the next read of its tag asks the registry again',
     async () => {
       const repo = await repository();

@@ -332,6 +332,32 @@ function readEvent(ctx: Context, seq: number): Promise<Read<AuditEvent> | undefi
   return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.keys, `event ${seq}`);
 }
 
+/** How many events are asked for at once while the log is read in order. */
+const EVENTS_AT_ONCE = 8;
+
+/**
+ * The reads of events `seqs`, by index, each asked for up to EVENTS_AT_ONCE
+ * before it is awaited: a log of N events costs about 2N/8 round trips, not
+ * 2N (two hundred events to a registry 50 ms away: 2.5 s, not 20 s). Await
+ * them in order: a failure is the caller's to hear at its turn.
+ */
+function eventReads(
+  ctx: Context,
+  seqs: readonly number[],
+): (index: number) => Promise<Read<AuditEvent> | undefined> {
+  const asked: Array<Promise<Read<AuditEvent> | undefined>> = [];
+  return (index) => {
+    for (let k = index; k < Math.min(seqs.length, index + EVENTS_AT_ONCE); k++) {
+      if (asked[k] !== undefined) continue;
+      const read = readEvent(ctx, seqs[k] as number);
+      // Heard when awaited; one asked ahead of a failure is never awaited.
+      read.catch(() => undefined);
+      asked[k] = read;
+    }
+    return asked[index] as Promise<Read<AuditEvent> | undefined>;
+  };
+}
+
 async function readHead(ctx: Context): Promise<Head | undefined> {
   const seq = (await eventSeqs(ctx.store)).at(-1);
   if (seq === undefined) return undefined;
@@ -381,8 +407,10 @@ function movedChannel(event: AuditEvent): string | undefined {
 
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
-  for (const seq of await eventSeqs(ctx.store)) {
-    const event = await readEvent(ctx, seq);
+  const seqs = await eventSeqs(ctx.store);
+  const read = eventReads(ctx, seqs);
+  for (const index of seqs.keys()) {
+    const event = await read(index);
     if (event) events.push(event.value);
   }
   return events;
@@ -1142,8 +1170,21 @@ export async function history(
   options: RepoOptions & { verify?: boolean; channel?: string },
 ): Promise<HistoryResult> {
   const ctx = await open(options);
+  try {
+    return await historyOf(ctx, options);
+  } finally {
+    // Events asked ahead of one that failed are not waited on.
+    ctx.store.close?.();
+  }
+}
+
+async function historyOf(
+  ctx: Context,
+  options: { verify?: boolean; channel?: string },
+): Promise<HistoryResult> {
   const events: Array<AuditEvent & { digest: string }> = [];
   const seqs = await eventSeqs(ctx.store);
+  const readAt = eventReads(ctx, seqs);
   let prev: string | null = null;
   for (const [index, seq] of seqs.entries()) {
     const broken = (what: string): FerryError =>
@@ -1153,7 +1194,7 @@ export async function history(
       });
     let read: Read<AuditEvent> | undefined;
     try {
-      read = await readEvent(ctx, seq);
+      read = await readAt(index);
     } catch (error) {
       if (!options.verify || !(error instanceof FerryError)) throw error;
       throw broken(`was edited: ${error.message}`);

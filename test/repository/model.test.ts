@@ -194,6 +194,30 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'history reads the log several events at once, in order',
+    async () => {
+      const repo = await repository();
+      const proxy = await startFaultProxy((registry as Registry).host, [
+        {
+          method: 'GET',
+          path: /\/manifests\/ferry\.audit\.00000001$/,
+          heldUntil: /\/manifests\/ferry\.audit\.00000003$/,
+        },
+      ]);
+      try {
+        const read = await history({
+          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
+          verify: true,
+        });
+        expect(read.events.map((e) => e.seq)).toEqual([3, 2, 1]);
+        expect(proxy.fired).toHaveLength(1);
+      } finally {
+        await proxy.stop();
+      }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'a document read ahead is answered once: the next read of its tag asks the registry again',
     async () => {
       const repo = await repository();

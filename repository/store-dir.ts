@@ -11,6 +11,7 @@ import {
   utimes,
   writeFile,
 } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { readRegularBytes, syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
@@ -102,10 +103,7 @@ export class DirectoryStore implements Store {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
           throw ioError(error, path, 'create');
       }
-      const since = await stat(path).then(
-        (info) => info.mtimeMs,
-        () => undefined,
-      );
+      const since = await lastBeat(path);
       if (since !== undefined && Date.now() - since > staleMs) {
         // Its holder stopped beating. Renaming it away is atomic: of two breakers, one wins.
         const owner = await ownerOf(path).then(
@@ -157,8 +155,13 @@ export class DirectoryStore implements Store {
       await rm(path, { recursive: true, force: true });
       throw ioError(error, join(path, 'owner.json'), 'write');
     });
+    // Both the folder (what a waiter of an earlier Ferry looks at) and owner.json (see lastBeat).
     const beat = setInterval(
-      () => void utimes(path, new Date(), new Date()).catch(() => undefined),
+      () => {
+        const now = new Date();
+        void utimes(path, now, now).catch(() => undefined);
+        void utimes(join(path, 'owner.json'), now, now).catch(() => undefined);
+      },
       Math.max(200, staleMs / 4),
     );
     beat.unref();
@@ -618,6 +621,37 @@ async function sweepParts(folder: string): Promise<void> {
 }
 
 /** The lock holder's owner.json, for messages: small, and never a FIFO that blocks the waiter. */
+/**
+ * When the lock's holder last beat: the later of the folder's mtime and its
+ * owner.json's, the latter read through the opened file. On NFS a folder's
+ * attributes may come from the client's cache, up to a minute old (acdirmax),
+ * and a live holder's lock would look stale; opening a file makes the client
+ * ask the server (close-to-open). Undefined when the lock is gone.
+ */
+async function lastBeat(lock: string): Promise<number | undefined> {
+  const folder = await stat(lock).then(
+    (info) => info.mtimeMs,
+    () => undefined,
+  );
+  if (folder === undefined) return undefined;
+  // O_NONBLOCK: a FIFO put in its place opens at once (and is no beat).
+  const owner = await open(
+    join(lock, 'owner.json'),
+    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+  ).then(
+    async (handle) => {
+      try {
+        const info = await handle.stat();
+        return info.isFile() ? info.mtimeMs : undefined;
+      } finally {
+        await handle.close();
+      }
+    },
+    () => undefined,
+  );
+  return Math.max(folder, owner ?? folder);
+}
+
 async function ownerOf(lock: string): Promise<string> {
   return (await readRegular(join(lock, 'owner.json'), 4096)).toString('utf8');
 }

@@ -332,29 +332,50 @@ function readEvent(ctx: Context, seq: number): Promise<Read<AuditEvent> | undefi
   return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.keys, `event ${seq}`);
 }
 
-/** How many events are asked for at once while the log is read in order. */
-const EVENTS_AT_ONCE = 8;
+/** How many documents are asked for at once while a list of them is read in order. */
+const READS_AT_ONCE = 8;
 
 /**
- * The reads of events `seqs`, by index, each asked for up to EVENTS_AT_ONCE
- * before it is awaited: a log of N events costs about 2N/8 round trips, not
- * 2N (two hundred events to a registry 50 ms away: 2.5 s, not 20 s). Await
- * them in order: a failure is the caller's to hear at its turn.
+ * The reads of `keys`, by index, each asked for up to READS_AT_ONCE before it
+ * is awaited: a list of N documents costs about 2N/8 round trips, not 2N.
+ * Await them in order: a failure is the caller's to hear at its turn.
  */
+function readsInOrder<K, T>(
+  keys: readonly K[],
+  read: (key: K) => Promise<T>,
+): (index: number) => Promise<T> {
+  const asked: Array<Promise<T>> = [];
+  return (index) => {
+    for (let k = index; k < Math.min(keys.length, index + READS_AT_ONCE); k++) {
+      if (asked[k] !== undefined) continue;
+      const reading = read(keys[k] as K);
+      // Heard when awaited; one asked ahead of a failure is never awaited.
+      reading.catch(() => undefined);
+      asked[k] = reading;
+    }
+    return asked[index] as Promise<T>;
+  };
+}
+
+/** The audit log's events, read READS_AT_ONCE at a time (two hundred to a registry 50 ms away: 2.5 s, not 20 s). */
 function eventReads(
   ctx: Context,
   seqs: readonly number[],
 ): (index: number) => Promise<Read<AuditEvent> | undefined> {
-  const asked: Array<Promise<Read<AuditEvent> | undefined>> = [];
-  return (index) => {
-    for (let k = index; k < Math.min(seqs.length, index + EVENTS_AT_ONCE); k++) {
-      if (asked[k] !== undefined) continue;
-      const read = readEvent(ctx, seqs[k] as number);
-      // Heard when awaited; one asked ahead of a failure is never awaited.
-      read.catch(() => undefined);
-      asked[k] = read;
-    }
-    return asked[index] as Promise<Read<AuditEvent> | undefined>;
+  return readsInOrder(seqs, (seq) => readEvent(ctx, seq));
+}
+
+/** The approvals the repository holds: their tags, and their reads READS_AT_ONCE at a time. */
+async function approvalReads(ctx: Context): Promise<{
+  tags: string[];
+  readAt: (index: number) => Promise<Read<ApprovalDoc> | undefined>;
+}> {
+  const tags = (await ctx.store.listRefs()).filter((tag) => tag.startsWith('ferry.approval.'));
+  return {
+    tags,
+    readAt: readsInOrder(tags, (tag) =>
+      readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`),
+    ),
   };
 }
 
@@ -1250,15 +1271,9 @@ async function historyOf(
       });
     // Every approval the repository holds is one the log records (promote counts no other).
     const recorded = recordedApprovals(events);
-    for (const tag of await ctx.store.listRefs()) {
-      if (!tag.startsWith('ferry.approval.')) continue;
-      const doc = await readDoc<ApprovalDoc>(
-        ctx.store,
-        'approval',
-        tag,
-        ctx.keys,
-        `approval ${tag}`,
-      ).catch((error: unknown) => {
+    const held = await approvalReads(ctx);
+    for (const [index, tag] of held.tags.entries()) {
+      const doc = await held.readAt(index).catch((error: unknown) => {
         throw new FerryError(
           'E_AUDIT_BROKEN',
           `${ctx.store.name}: approval ${tag} was edited: ${(error as Error).message}`,
@@ -1478,9 +1493,9 @@ async function approvals(
 ): Promise<ApprovalDoc[]> {
   const recorded = recordedApprovals(events);
   const found: ApprovalDoc[] = [];
-  for (const tag of await ctx.store.listRefs()) {
-    if (!tag.startsWith('ferry.approval.')) continue;
-    const doc = await readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`);
+  const held = await approvalReads(ctx);
+  for (const index of held.tags.keys()) {
+    const doc = await held.readAt(index);
     if (
       doc &&
       recorded.has(doc.digest) &&

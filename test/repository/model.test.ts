@@ -218,6 +218,32 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'history --verify reads the approvals several at once too',
+    async () => {
+      const repo = await repository();
+      for (const by of ['alice', 'bob', 'carol'])
+        await approve({ repo, version: '1.1.0', to: 'beta', by, evidence: [], writer });
+      const store = await RegistryStore.open(repo, false);
+      const held = (await store.listRefs()).filter((tag) => tag.startsWith('ferry.approval.'));
+      expect(held).toHaveLength(3);
+      const path = (tag: string) => new RegExp(`/manifests/${tag.replace(/\./g, '\\.')}$`);
+      const proxy = await startFaultProxy((registry as Registry).host, [
+        { method: 'GET', path: path(held[0] as string), heldUntil: path(held[2] as string) },
+      ]);
+      try {
+        const read = await history({
+          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
+          verify: true,
+        });
+        expect(read.events.filter((e) => e.op === 'approve')).toHaveLength(3);
+        expect(proxy.fired).toHaveLength(1);
+      } finally {
+        await proxy.stop();
+      }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'a document read ahead is answered once: the next read of its tag asks the registry again',
     async () => {
       const repo = await repository();
@@ -553,6 +579,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       await mkdir(lock);
       await writeFile(join(lock, 'owner.json'), JSON.stringify({ actor: 'crashed-ci', pid: 1 }));
       const old = new Date(Date.now() - 120_000);
+      await utimes(join(lock, 'owner.json'), old, old);
       await utimes(lock, old, old);
       await publish({ repo, bundle: bundles['1.2.0'] as string, writer });
       const [published, broke] = (await history({ repo, verify: true })).events;

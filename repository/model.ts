@@ -357,7 +357,7 @@ function readsInOrder<K, T>(
   };
 }
 
-/** The audit log's events, read READS_AT_ONCE at a time (two hundred to a registry 50 ms away: 2.5 s, not 20 s). */
+/** The audit log's events, read READS_AT_ONCE at a time. */
 function eventReads(
   ctx: Context,
   seqs: readonly number[],

@@ -24,7 +24,7 @@ import { DirectoryStore } from '../../repository/store-dir.js';
 import { RegistryStore } from '../../repository/store-registry.js';
 import { TAGS } from '../../repository/store.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
-import { startFaultProxy } from './oci/proxy.js';
+import { startFaultProxy, type Fault } from './oci/proxy.js';
 import { registryMissing, SKOPEO, startRegistry, type Registry } from './oci/registry.js';
 
 /**
@@ -134,13 +134,33 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     },
   );
 
-  // Proof of concurrency without timing: the proxy answers each held request
-  // only once the other was asked for, which a pull asking one at a time never does.
+  /**
+   * Runs `command` on the registry's repository through a fault proxy holding
+   * each of `held` until the request it names arrives: proof of concurrency
+   * without timing, since a command asking one at a time never sends it. Every
+   * hold must have been released (a held request that waits in vain is
+   * answered 400 after 5 s, which fails the command).
+   */
+  async function throughHolds<T>(
+    repo: string,
+    held: Fault[],
+    command: (proxied: string) => Promise<T>,
+  ): Promise<T> {
+    const proxy = await startFaultProxy((registry as Registry).host, held);
+    try {
+      const result = await command(proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')));
+      expect(proxy.fired).toHaveLength(held.length);
+      return result;
+    } finally {
+      await proxy.stop();
+    }
+  }
+
   it.skipIf(kind === 'directory' || skip)(
     'pull asks for the config, the policy, the channel and the first event at once, and each layer as its manifest comes',
     async () => {
       const repo = await repository();
-      const proxy = await startFaultProxy((registry as Registry).host, [
+      const holds: Fault[] = [
         // Released by a document's layer, asked for before the config is answered.
         { method: 'GET', path: /\/manifests\/ferry\.config$/, heldUntil: /\/blobs\/sha256:/ },
         { method: 'GET', path: /\/manifests\/ferry\.policy$/, heldUntil: /\/ferry\.channel\.dev$/ },
@@ -149,19 +169,13 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
           path: /\/manifests\/ferry\.channel\.dev$/,
           heldUntil: /\/manifests\/ferry\.audit\.00000001$/,
         },
-      ]);
-      try {
-        const pulled = await pull({
-          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
-          channel: 'dev',
-          out: await tempDir('ferry-pull-'),
-          stateDir: await tempDir('ferry-state-'),
-        });
-        expect(pulled.version).toBe('1.1.0');
-        expect(proxy.fired).toHaveLength(3);
-      } finally {
-        await proxy.stop();
-      }
+      ];
+      const out = await tempDir('ferry-pull-');
+      const stateDir = await tempDir('ferry-state-');
+      const pulled = await throughHolds(repo, holds, (proxied) =>
+        pull({ repo: proxied, channel: 'dev', out, stateDir }),
+      );
+      expect(pulled.version).toBe('1.1.0');
     },
   );
 
@@ -169,27 +183,23 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     'channels asks for the policy with the config, lists the tags beside it, and reads every channel at once',
     async () => {
       const repo = await repository();
-      const proxy = await startFaultProxy((registry as Registry).host, [
-        { method: 'GET', path: /\/manifests\/ferry\.policy$/, heldUntil: /\/tags\/list/ },
-        {
-          method: 'GET',
-          path: /\/manifests\/ferry\.channel\.dev$/,
-          heldUntil: /\/manifests\/ferry\.channel\.stable$/,
-        },
+      const listed = await throughHolds(
+        repo,
+        [
+          { method: 'GET', path: /\/manifests\/ferry\.policy$/, heldUntil: /\/tags\/list/ },
+          {
+            method: 'GET',
+            path: /\/manifests\/ferry\.channel\.dev$/,
+            heldUntil: /\/manifests\/ferry\.channel\.stable$/,
+          },
+        ],
+        (proxied) => channels({ repo: proxied }),
+      );
+      expect(listed.channels.map((c) => [c.name, c.version])).toEqual([
+        ['dev', '1.1.0'],
+        ['beta', null],
+        ['stable', null],
       ]);
-      try {
-        const listed = await channels({
-          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
-        });
-        expect(listed.channels.map((c) => [c.name, c.version])).toEqual([
-          ['dev', '1.1.0'],
-          ['beta', null],
-          ['stable', null],
-        ]);
-        expect(proxy.fired).toHaveLength(2);
-      } finally {
-        await proxy.stop();
-      }
     },
   );
 
@@ -197,23 +207,18 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     'history reads the log several events at once, in order',
     async () => {
       const repo = await repository();
-      const proxy = await startFaultProxy((registry as Registry).host, [
-        {
-          method: 'GET',
-          path: /\/manifests\/ferry\.audit\.00000001$/,
-          heldUntil: /\/manifests\/ferry\.audit\.00000003$/,
-        },
-      ]);
-      try {
-        const read = await history({
-          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
-          verify: true,
-        });
-        expect(read.events.map((e) => e.seq)).toEqual([3, 2, 1]);
-        expect(proxy.fired).toHaveLength(1);
-      } finally {
-        await proxy.stop();
-      }
+      const read = await throughHolds(
+        repo,
+        [
+          {
+            method: 'GET',
+            path: /\/manifests\/ferry\.audit\.00000001$/,
+            heldUntil: /\/manifests\/ferry\.audit\.00000003$/,
+          },
+        ],
+        (proxied) => history({ repo: proxied, verify: true }),
+      );
+      expect(read.events.map((e) => e.seq)).toEqual([3, 2, 1]);
     },
   );
 
@@ -227,19 +232,12 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       const held = (await store.listRefs()).filter((tag) => tag.startsWith('ferry.approval.'));
       expect(held).toHaveLength(3);
       const path = (tag: string) => new RegExp(`/manifests/${tag.replace(/\./g, '\\.')}$`);
-      const proxy = await startFaultProxy((registry as Registry).host, [
-        { method: 'GET', path: path(held[0] as string), heldUntil: path(held[2] as string) },
-      ]);
-      try {
-        const read = await history({
-          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
-          verify: true,
-        });
-        expect(read.events.filter((e) => e.op === 'approve')).toHaveLength(3);
-        expect(proxy.fired).toHaveLength(1);
-      } finally {
-        await proxy.stop();
-      }
+      const read = await throughHolds(
+        repo,
+        [{ method: 'GET', path: path(held[0] as string), heldUntil: path(held[2] as string) }],
+        (proxied) => history({ repo: proxied, verify: true }),
+      );
+      expect(read.events.filter((e) => e.op === 'approve')).toHaveLength(3);
     },
   );
 

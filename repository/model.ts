@@ -337,23 +337,28 @@ const READS_AT_ONCE = 8;
 
 /**
  * The reads of `keys`, by index, each asked for up to READS_AT_ONCE before it
- * is awaited: a list of N documents costs about 2N/8 round trips, not 2N.
- * Await them in order: a failure is the caller's to hear at its turn.
+ * is awaited, never more at once: a list of N documents costs about 2N/8
+ * round trips, not 2N, and a repository of thousands of channel tags is not
+ * asked for all of them at once (thousands of sockets, which registries
+ * answer 429). Await them in order: a failure is the caller's to hear at its
+ * turn. A read is let go of once taken.
  */
 function readsInOrder<K, T>(
   keys: readonly K[],
   read: (key: K) => Promise<T>,
 ): (index: number) => Promise<T> {
-  const asked: Array<Promise<T>> = [];
+  const asked = new Map<number, Promise<T>>();
   return (index) => {
     for (let k = index; k < Math.min(keys.length, index + READS_AT_ONCE); k++) {
-      if (asked[k] !== undefined) continue;
+      if (asked.has(k)) continue;
       const reading = read(keys[k] as K);
       // Heard when awaited; one asked ahead of a failure is never awaited.
       reading.catch(() => undefined);
-      asked[k] = reading;
+      asked.set(k, reading);
     }
-    return asked[index] as Promise<T>;
+    const taken = asked.get(index) as Promise<T>;
+    asked.delete(index);
+    return taken;
   };
 }
 
@@ -1132,9 +1137,9 @@ async function channelsOf(
   ctx: Context,
   stateDir: string | undefined,
 ): Promise<{ repo: string; channels: ChannelRow[] }> {
-  // The policy asked with the config, the tag list beside it, then every channel's
-  // document at once (to a registry 50 ms away, five round trips rather than
-  // eleven for three channels), judged in order.
+  // The policy asked with the config, the tag list beside it, then the channels'
+  // documents several at once (to a registry 50 ms away, five round trips rather
+  // than eleven for three channels), judged in order.
   const [read, listed] = await Promise.allSettled([policyOf(ctx), ctx.store.listRefs()]);
   const policy = settledValue(read);
   const names = new Set(Object.keys(policy.channels));
@@ -1142,15 +1147,17 @@ async function channelsOf(
     const name = CHANNEL_TAG.exec(tag)?.[1];
     if (name) names.add(name);
   }
-  const reads = await Promise.allSettled([...names].map((name) => readChannel(ctx, name)));
-  const held = [...names].map((name, k) => {
-    const doc = settledValue(reads[k] as PromiseSettledResult<Read<ChannelDoc> | undefined>);
-    return {
+  const list = [...names];
+  const readAt = readsInOrder(list, (name) => readChannel(ctx, name));
+  const held = [];
+  for (const [k, name] of list.entries()) {
+    const doc = await readAt(k);
+    held.push({
       name,
       doc: doc?.value,
       ...(doc ? { now: { sequence: doc.value.sequence, digest: doc.digest } } : {}),
-    };
-  });
+    });
+  }
   const pulled =
     stateDir === undefined
       ? undefined

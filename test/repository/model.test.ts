@@ -180,7 +180,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
-    'channels asks for the policy with the config, lists the tags beside it, and reads every channel at once',
+    'channels asks for the policy with the config, lists the tags beside it, and reads the channels several at once',
     async () => {
       const repo = await repository();
       const listed = await throughHolds(
@@ -200,6 +200,38 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         ['beta', null],
         ['stable', null],
       ]);
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
+    'channels asks for at most eight channels at once, however many channel tags there are',
+    async () => {
+      const repo = await repository();
+      // Forty more channel tags, each a copy of dev's document (so each is refused).
+      const store = await RegistryStore.open(repo, false);
+      const dev = (await store.readRef(TAGS.channel('dev'))) as { bytes: Buffer };
+      const { mediaType } = JSON.parse(dev.bytes.toString('utf8')) as { mediaType: string };
+      for (let k = 0; k < 40; k++)
+        await store.client.putManifest(
+          TAGS.channel(`c${String(k).padStart(2, '0')}`),
+          dev.bytes,
+          mediaType,
+        );
+      const first = (await store.listRefs()).find((tag) => /^ferry\.channel\.c/.test(tag));
+      store.close();
+      const proxy = await startFaultProxy((registry as Registry).host, []);
+      try {
+        const error = await channels({
+          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
+        }).catch((caught: unknown) => caught as FerryError);
+        // The first refused in order is the one named, as when they were read one at a time.
+        expect((error as FerryError).message).toContain(
+          `channel ${first?.slice('ferry.channel.'.length)} holds the document of channel dev`,
+        );
+        expect(proxy.mostAtOnce).toBeLessThanOrEqual(8);
+      } finally {
+        await proxy.stop();
+      }
     },
   );
 

@@ -29,6 +29,8 @@ export interface Fault {
    * client waits for this answer first) is answered 400 after 5 s.
    */
   heldUntil?: RegExp;
+  /** Never answered: held until the client goes away (then listed in `brokenOff`). */
+  neverAnswered?: boolean;
 }
 
 export interface FaultProxy {
@@ -42,6 +44,10 @@ export interface FaultProxy {
   fired: Fault[];
   /** Every request, in order, with the Range header it carried. */
   requests: Array<{ method: string; path: string; range?: string; authorization: boolean }>;
+  /** The most requests under way at once (arrived, not yet answered). */
+  mostAtOnce: number;
+  /** Paths of `neverAnswered` requests whose client went away. */
+  brokenOff: string[];
   stop(): Promise<void>;
 }
 
@@ -68,7 +74,10 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
     down: 0,
     fired: [],
     requests: [],
+    mostAtOnce: 0,
+    brokenOff: [],
   };
+  let atOnce = 0;
   const pick = (req: IncomingMessage): Fault | undefined => {
     const path = (req.url ?? '').split('?')[0] ?? '';
     arrived.push(path);
@@ -91,7 +100,15 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
     return fault;
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    proxy.mostAtOnce = Math.max(proxy.mostAtOnce, ++atOnce);
+    res.on('close', () => atOnce--);
     const fault = pick(req);
+    if (fault?.neverAnswered) {
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      req.resume();
+      res.on('close', () => proxy.brokenOff.push(path));
+      return;
+    }
     if (fault?.heldUntil) {
       req.pause();
       void arrival(fault.heldUntil).then((came) => {
@@ -190,6 +207,10 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
   return {
     fired: proxy.fired,
     requests: proxy.requests,
+    brokenOff: proxy.brokenOff,
+    get mostAtOnce() {
+      return proxy.mostAtOnce;
+    },
     get up() {
       return proxy.up;
     },

@@ -1549,6 +1549,15 @@ export function promote(options: PromoteOptions): Promise<PromoteResult> {
 
 async function promoteOnce(options: PromoteOptions, again?: Again): Promise<PromoteResult> {
   const ctx = await open(options, false, again);
+  try {
+    return await promoteWith(ctx, options);
+  } finally {
+    // Events asked ahead of one that failed (readEvents) are not waited on.
+    ctx.store.close?.();
+  }
+}
+
+async function promoteWith(ctx: Context, options: PromoteOptions): Promise<PromoteResult> {
   const policyRead = await readPolicy(ctx);
   const policy = policyRead?.value ?? DEFAULT_POLICY;
   knownChannel(policy, options.to, ctx.store.name);
@@ -1688,6 +1697,18 @@ async function gcOnce(
   again?: Again,
 ): Promise<GcResult> {
   const ctx = await open(options, false, again);
+  try {
+    return await gcWith(ctx, options);
+  } finally {
+    // Events asked ahead of one that failed (readEvents) are not waited on.
+    ctx.store.close?.();
+  }
+}
+
+async function gcWith(
+  ctx: Context,
+  options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
+): Promise<GcResult> {
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
   const events = (await readEvents(ctx)).reverse();

@@ -236,6 +236,43 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'promote and gc refused at an event break off the events they asked for ahead of it',
+    async () => {
+      const repo = await repository();
+      expect(await events(repo)).toBe(3);
+      const commands = {
+        promote: (at: string) => promote({ repo: at, version: '1.0.0', to: 'beta', writer }),
+        gc: (at: string) => gc({ repo: at, writer }),
+      };
+      for (const [name, command] of Object.entries(commands)) {
+        const proxy = await startFaultProxy((registry as Registry).host, [
+          { method: 'GET', path: /\/manifests\/ferry\.audit\.00000002$/, status: 400 },
+          // The first read of event 3 is the head's; the second, asked ahead, never answered.
+          {
+            method: 'GET',
+            path: /\/manifests\/ferry\.audit\.00000003$/,
+            nth: 2,
+            neverAnswered: true,
+          },
+        ]);
+        try {
+          const at = proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, ''));
+          expect(await codeOf(() => command(at)), name).toBe('E_REGISTRY');
+          expect(proxy.fired, name).toHaveLength(2);
+          // Left open, it would hold the process for the registry's timeouts (minutes).
+          for (let wait = 0; wait < 30 && proxy.brokenOff.length === 0; wait++)
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          expect(proxy.brokenOff, name).toEqual([
+            expect.stringMatching(/\/manifests\/ferry\.audit\.00000003$/),
+          ]);
+        } finally {
+          await proxy.stop();
+        }
+      }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'history reads the log several events at once, in order',
     async () => {
       const repo = await repository();

@@ -215,6 +215,8 @@ export class Transport {
     let at = url;
     let currentMethod = method;
     for (let hops = 0; ; hops++) {
+      // A hop after close (its redirect drained as the socket was destroyed) is not sent.
+      this.#refuseIfClosed();
       const sendBody =
         body && currentMethod !== 'GET' && currentMethod !== 'HEAD' ? body() : undefined;
       let response: HttpResponse;

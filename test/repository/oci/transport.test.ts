@@ -105,6 +105,40 @@ describe('requests of one action refused at once for different scopes', () => {
   });
 });
 
+describe('a closed client', () => {
+  it('sends no further hop of a request whose redirect was draining when it closed', async () => {
+    let port = 0;
+    const asked: string[] = [];
+    let drained: () => void = () => undefined;
+    const draining = new Promise<void>((resolve) => (drained = resolve));
+    const server = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      // The next hop is never answered (a blob store that hangs).
+      if (req.url !== '/v2/a/b/manifests/x') return;
+      // Half the redirect's body, then nothing: the client drains it to reuse the connection.
+      res.writeHead(307, { location: `http://127.0.0.1:${port}/store/x`, 'content-length': '10' });
+      res.write('abcde');
+      setTimeout(drained, 100);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    try {
+      const transport = new Transport(parseRegistryReference(`oci://127.0.0.1:${port}/a/b`));
+      const read = transport.retrying('get manifest x', () =>
+        transport.request('GET', transport.url('manifests/x'), { action: 'pull' }),
+      );
+      read.catch(() => undefined);
+      await draining;
+      transport.close();
+      await expect(read).rejects.toThrow(/was closed/);
+      expect(asked).toEqual(['/v2/a/b/manifests/x']);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 describe('repository/oci boundary', () => {
   // The registry client is a transport: it knows the contract (errors, canonical
   // JSON, hashing) and nothing of how bundles are built, read or installed.

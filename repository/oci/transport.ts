@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError, type ErrorCode, type ErrorDetails } from '../../manifest-schema/errors.js';
 import type { RegistryCredentials } from './credentials.js';
@@ -94,6 +95,8 @@ export class Transport {
   readonly #agents: Agents = keepAliveAgents();
   /** Set by close: a request still under way fails with it, and none is tried again. */
   #closed: Error | undefined;
+  /** Aborted by close: a wait between tries ends at once. */
+  readonly #closing = new AbortController();
 
   constructor(target: RegistryReference, options: TransportOptions = {}) {
     this.target = target;
@@ -102,6 +105,8 @@ export class Transport {
     this.#onRetry = options.onRetry;
     this.#userAgent = options.userAgent ?? 'ferry';
     this.#answerTimeoutMs = options.answerTimeoutMs;
+    // Every request waiting to try again listens: a burst of them is no leak to warn of.
+    setMaxListeners(0, this.#closing.signal);
   }
 
   /**
@@ -112,6 +117,7 @@ export class Transport {
    */
   close(): void {
     this.#closed ??= new Error(`the client of ${this.target.registry} was closed`);
+    this.#closing.abort();
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
@@ -308,7 +314,8 @@ export class Transport {
           delayMs: Math.round(delayMs),
           reason: error.message,
         });
-        await sleep(delayMs);
+        // Cut short by close, after which the next turn refuses.
+        await sleep(delayMs, undefined, { signal: this.#closing.signal }).catch(() => undefined);
       }
     }
   }

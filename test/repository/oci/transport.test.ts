@@ -137,6 +137,28 @@ describe('a closed client', () => {
       server.close();
     }
   });
+
+  it('stops waiting to try again', async () => {
+    const server = createServer((_req, res) => res.writeHead(503).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const transport = new Transport(parseRegistryReference(`oci://127.0.0.1:${port}/a/b`), {
+        retry: { firstDelayMs: 20_000, maxDelayMs: 20_000 },
+        onRetry: () => setTimeout(() => transport.close(), 50),
+      });
+      const started = Date.now();
+      await expect(
+        transport.retrying('get manifest x', () =>
+          transport.request('GET', transport.url('manifests/x'), { action: 'pull' }),
+        ),
+      ).rejects.toThrow(/was closed/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });
 
 describe('repository/oci boundary', () => {

@@ -154,8 +154,23 @@ export class RegistryStore implements Store {
       if (!withdrawn || attempt === 3)
         throw conflict(this, tag, `was claimed by another writer too (${others.join(', ')})`);
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
+      await this.stepAside(tag, mine);
+    }
+  }
+
+  /**
+   * After taking its claim back: waits, for as long as an older claim looks
+   * for itself alone (aloneSoon), for that writer's event, or for it to step
+   * aside too. Claiming again at once can keep the older writer from ever
+   * seeing itself alone on a loaded machine, until both give up; waiting, the
+   * older one goes on and this one stops with E_REPO_CONFLICT.
+   */
+  private async stepAside(tag: string, mine: string): Promise<void> {
+    for (let look = 0; look < 20; look++) {
       const written = await this.client.manifestDescriptor(tag);
       if (written) throw conflict(this, tag, `was written by another writer (${written.digest})`);
+      if ((await this.liveClaims(tag, mine)).length === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
 

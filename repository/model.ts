@@ -157,9 +157,27 @@ async function open(
   try {
     return await contextOf(store, options, create, again);
   } catch (error) {
-    // What was asked ahead is now nobody's: not waited on.
     store.close?.();
     throw error;
+  }
+}
+
+/**
+ * Opens the repository, runs `command` on it, and closes it however the
+ * command ends: reads it asked for ahead and never took (readAhead,
+ * readsInOrder) are broken off rather than waited on, so a command that
+ * failed exits with its error, not when a silent registry times out.
+ */
+async function withRepository<T>(
+  options: RepoOptions,
+  how: { again?: Again; ahead?: readonly string[] },
+  command: (ctx: Context) => Promise<T>,
+): Promise<T> {
+  const ctx = await open(options, false, how.again, how.ahead);
+  try {
+    return await command(ctx);
+  } finally {
+    ctx.store.close?.();
   }
 }
 
@@ -874,25 +892,16 @@ type PullOptions = RepoOptions & {
   stateDir?: string;
 };
 
-export async function pull(options: PullOptions): Promise<PullResult> {
-  const ctx = await open(
-    options,
-    false,
-    undefined,
+export function pull(options: PullOptions): Promise<PullResult> {
+  const ahead =
     options.channel === undefined
       ? []
       : [
           TAGS.policy,
           TAGS.channel(options.channel),
           ...(options.stateDir === undefined ? [] : [TAGS.event(1)]),
-        ],
-  );
-  try {
-    return await pullWith(ctx, options);
-  } finally {
-    // A pull that failed may leave a layer asked ahead unread.
-    ctx.store.close?.();
-  }
+        ];
+  return withRepository(options, { ahead }, (ctx) => pullWith(ctx, options));
 }
 
 async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult> {
@@ -1125,12 +1134,9 @@ export async function channels(
     stateDir?: string;
   },
 ): Promise<{ repo: string; channels: ChannelRow[] }> {
-  const ctx = await open(options, false, undefined, [TAGS.policy]);
-  try {
-    return await channelsOf(ctx, options.stateDir);
-  } finally {
-    ctx.store.close?.();
-  }
+  return withRepository(options, { ahead: [TAGS.policy] }, (ctx) =>
+    channelsOf(ctx, options.stateDir),
+  );
 }
 
 async function channelsOf(
@@ -1197,13 +1203,7 @@ export interface HistoryResult {
 export async function history(
   options: RepoOptions & { verify?: boolean; channel?: string },
 ): Promise<HistoryResult> {
-  const ctx = await open(options);
-  try {
-    return await historyOf(ctx, options);
-  } finally {
-    // Events asked ahead of one that failed are not waited on.
-    ctx.store.close?.();
-  }
+  return withRepository(options, {}, (ctx) => historyOf(ctx, options));
 }
 
 async function historyOf(
@@ -1548,13 +1548,9 @@ export function promote(options: PromoteOptions): Promise<PromoteResult> {
 }
 
 async function promoteOnce(options: PromoteOptions, again?: Again): Promise<PromoteResult> {
-  const ctx = await open(options, false, again);
-  try {
-    return await promoteWith(ctx, options);
-  } finally {
-    // Events asked ahead of one that failed (readEvents) are not waited on.
-    ctx.store.close?.();
-  }
+  return withRepository(options, { ...(again ? { again } : {}) }, (ctx) =>
+    promoteWith(ctx, options),
+  );
 }
 
 async function promoteWith(ctx: Context, options: PromoteOptions): Promise<PromoteResult> {
@@ -1696,13 +1692,7 @@ async function gcOnce(
   options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
   again?: Again,
 ): Promise<GcResult> {
-  const ctx = await open(options, false, again);
-  try {
-    return await gcWith(ctx, options);
-  } finally {
-    // Events asked ahead of one that failed (readEvents) are not waited on.
-    ctx.store.close?.();
-  }
+  return withRepository(options, { ...(again ? { again } : {}) }, (ctx) => gcWith(ctx, options));
 }
 
 async function gcWith(

@@ -1,5 +1,16 @@
 import { availableParallelism } from 'node:os';
+import * as workerThreads from 'node:worker_threads';
 import { Worker } from 'node:worker_threads';
+
+/**
+ * Node 21 and later: a buffer its owner marked as not to be moved makes
+ * postMessage refuse the whole list it is in, so the sink copies that one
+ * alone before it is sent. Node 20 has no such question, and sends a marked
+ * buffer as a copy itself.
+ */
+const isMarkedAsUntransferable = (
+  workerThreads as { isMarkedAsUntransferable?: (value: object) => boolean }
+).isMarkedAsUntransferable;
 
 /**
  * Hashing is the bottleneck of build, verify and install, so each input byte
@@ -656,10 +667,10 @@ export class HashingSink {
     try {
       this.#stream.send(buffers, this.#lengths);
     } catch (error) {
-      // postMessage moves nothing when it refuses the list. From Node 21 it
-      // refuses a buffer its owner marked as not to be moved
-      // (markAsUntransferable; Node 20 sends that as a copy): send copies.
-      // One buffer named twice was used again after it was given, and what
+      // postMessage moves nothing when it refuses the list: send copies. A
+      // buffer marked as not to be moved was copied when it was put (on
+      // Node 21 and later; Node 20 copies it itself), so what is left to
+      // refuse is a buffer named twice. One buffer named twice was used again after it was given, and what
       // it held first is gone: the batch stays, refused at every later give
       // and at finish, so nothing after it is written where it belonged.
       if (new Set(buffers).size !== buffers.length)
@@ -683,7 +694,8 @@ export class HashingSink {
     if (
       buffer instanceof ArrayBuffer &&
       chunk.byteOffset === 0 &&
-      (chunk.byteLength === buffer.byteLength || this.#lent.has(buffer))
+      (chunk.byteLength === buffer.byteLength || this.#lent.has(buffer)) &&
+      !isMarkedAsUntransferable?.(buffer)
     )
       return buffer;
     return new Uint8Array(chunk).buffer;

@@ -182,7 +182,7 @@ const cases = {
     ),
   push: () =>
     script(
-      'Ferry `pushBlob` (POST, 256 MiB PATCHes, PUT)',
+      'Ferry `pushBlob` (POST, one streamed PATCH, PUT)',
       'bench-oci.mjs',
       ['push', repository, blob, digest],
       empty,

@@ -24,9 +24,10 @@ export type Progress = (done: number, total: number) => void;
 
 export interface RegistryClientOptions extends TransportOptions {
   /**
-   * Bytes per PATCH of a chunked upload (default 256 MiB; raised to the
-   * registry's OCI-Chunk-Min-Length). Lower it for a proxy that caps request
-   * sizes. Smaller chunks cost time: Distribution fsyncs the upload after each.
+   * Bytes per PATCH, each with a Content-Range (raised to the registry's
+   * OCI-Chunk-Min-Length). Unset, the whole blob goes in one PATCH without
+   * one, as `docker push` and skopeo send it (see pushBlob). Smaller chunks
+   * cost time: Distribution fsyncs the upload after each.
    */
   chunkSize?: number;
 }
@@ -75,7 +76,6 @@ export const MANIFEST_LIMIT = 4 * 1024 * 1024;
 const TAG_LIST_LIMIT = 16 * 1024 * 1024;
 /** The most tag-list pages followed: at 100 tags a page (some registries cap n), the byte limit comes first. */
 const TAG_PAGE_LIMIT = 10_000;
-const DEFAULT_CHUNK = 256 * 1024 * 1024;
 const READ_SIZE = 1024 * 1024;
 const WRITEBACK = 64 * 1024 * 1024;
 
@@ -95,7 +95,7 @@ export class RegistryClient {
   constructor(reference: RegistryReference, options: RegistryClientOptions = {}) {
     this.reference = reference;
     this.#transport = new Transport(reference, options);
-    this.#chunkSize = Math.max(1, options.chunkSize ?? DEFAULT_CHUNK);
+    this.#chunkSize = Math.max(1, options.chunkSize ?? Number.POSITIVE_INFINITY);
   }
 
   /**
@@ -146,11 +146,18 @@ export class RegistryClient {
 
   /**
    * Uploads a file (a path) or small in-memory bytes as a blob, unless the
-   * repository already holds it. Chunked (POST, PATCH with Content-Range,
-   * PUT ?digest=); after a broken connection or a 5xx it asks the registry
-   * how far the upload got (GET on the upload's location) and goes on from
-   * there, or starts a new upload when the registry has dropped that one.
-   * The registry checks the digest of what it received.
+   * repository already holds it: POST, then the bytes in one PATCH with no
+   * Content-Range (a streamed upload), then PUT ?digest=. That is how
+   * `docker push` and skopeo send a layer, so every registry that takes
+   * theirs takes it. PATCHes in Content-Range chunks are what the spec
+   * describes, but registries differ on them: GHCR refuses a chunk over
+   * 4 MiB with 416, and ECR's Range answer stops moving after the first
+   * chunk, so a client that trusts it sends a chunk again and is refused.
+   * After a broken connection or a 5xx it asks the registry how far the
+   * upload got (GET on the upload's location) and sends the rest as one
+   * chunk with its Content-Range, or starts a new upload when the registry
+   * has dropped that one or refuses the chunk. The registry checks the
+   * digest of what it received.
    */
   async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
     const blob = await this.describe(source, options);
@@ -697,23 +704,30 @@ export class RegistryClient {
     const t = this.#transport;
     const start = session.offset;
     const end = Math.min(blob.size, start + session.chunk);
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(end - start),
+    };
+    // The whole blob from its first byte is a streamed upload: no Content-Range (see pushBlob).
+    if (start > 0 || end < blob.size) headers['content-range'] = `${start}-${end - 1}`;
     // A source that cannot be read (or shrank) fails with its own FerryError, not as a network error.
     const response = await t.request('PATCH', session.location, {
       action: 'push',
-      headers: {
-        'content-type': 'application/octet-stream',
-        'content-range': `${start}-${end - 1}`,
-        'content-length': String(end - start),
-      },
+      headers,
       body: () => blob.body(start, end, (done) => progress?.(done, blob.size)),
     });
     if (response.status === 202) {
       await response.discard();
-      // The registry's Range is its real size: trust it over our own count.
+      // The registry's Range is its real size: trust it over our own count,
+      // as long as it moved. One that did not (ECR's stops after the first
+      // chunk) would have the same bytes sent again, and a registry that
+      // appends them anyway would take them for ever: start over instead.
       const next = this.sessionFrom(response, session, end);
-      if (next && next.offset <= end) return next;
+      if (next && next.offset > start && next.offset <= end) return next;
       throw new SessionLost(
-        `the registry holds more than the ${end} bytes sent`,
+        next && next.offset <= start
+          ? `the registry's Range stayed at ${next.offset} bytes after ${end - start} more were sent`
+          : `the registry holds more than the ${end} bytes sent`,
         this.lostError(blob),
       );
     }

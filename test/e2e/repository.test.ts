@@ -733,8 +733,8 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
   });
 
   it('a publish killed mid-upload and run again gives the same digest', async () => {
-    // Over one 256 MiB chunk, so the upload is still going (a second PATCH to come) when
-    // its first bytes show; at 96 MiB it once finished between the look and the kill.
+    // Big enough that the upload (one streamed PATCH) is still going when its first
+    // bytes show; at 96 MiB it once finished between the look and the kill.
     const { bundle } = await bigBundle(ws, dir, 'big', '1.0.0', Buffer.alloc(272 * 1024 * 1024, 7));
     const args = ['publish', bundle, '--trust', ws.trust, '--json'];
     const repo = (registry as Registry).reference('acme/killed');

@@ -33,6 +33,20 @@ export interface Fault {
   neverAnswered?: boolean;
 }
 
+/**
+ * How a registry Ferry cannot run here answers uploads, as its users report
+ * it, put in front of the real one: every matching request, not once.
+ */
+export interface Dialect {
+  /**
+   * GHCR: a PATCH with a Content-Range whose body is over this many bytes is
+   * refused 416 with GHCR's words, and not forwarded.
+   */
+  rangedPatchLimit?: number;
+  /** ECR: every PATCH answer's Range is the first one its upload got. */
+  staleRange?: boolean;
+}
+
 export interface FaultProxy {
   host: string;
   reference(name: string): string;
@@ -43,7 +57,13 @@ export interface FaultProxy {
   /** Faults that fired. */
   fired: Fault[];
   /** Every request, in order, with the Range header it carried. */
-  requests: Array<{ method: string; path: string; range?: string; authorization: boolean }>;
+  requests: Array<{
+    method: string;
+    path: string;
+    range?: string;
+    contentRange?: string;
+    authorization: boolean;
+  }>;
   /** The most requests under way at once (arrived, not yet answered). */
   mostAtOnce: number;
   /** Paths of `neverAnswered` requests whose client went away. */
@@ -51,7 +71,11 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-export async function startFaultProxy(target: string, faults: Fault[]): Promise<FaultProxy> {
+export async function startFaultProxy(
+  target: string,
+  faults: Fault[],
+  dialect: Dialect = {},
+): Promise<FaultProxy> {
   const [targetHost, targetPort] = target.split(':');
   const seen = new Map<Fault, number>();
   const arrived: string[] = [];
@@ -89,6 +113,7 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
       method: req.method ?? '',
       path,
       range: req.headers.range,
+      contentRange: req.headers['content-range'],
       authorization: req.headers.authorization !== undefined,
     });
     const matching = faults.filter(
@@ -99,10 +124,27 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
     if (fault) proxy.fired.push(fault);
     return fault;
   };
+  const firstRange = new Map<string, string>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     proxy.mostAtOnce = Math.max(proxy.mostAtOnce, ++atOnce);
     res.on('close', () => atOnce--);
     const fault = pick(req);
+    const limit = dialect.rangedPatchLimit;
+    if (
+      limit !== undefined &&
+      req.method === 'PATCH' &&
+      req.headers['content-range'] !== undefined &&
+      Number(req.headers['content-length']) > limit
+    ) {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(416, { 'content-type': 'application/json' });
+        res.end(
+          `{"errors":[{"code":"REQUESTED_RANGE_NOT_SATISFIABLE","message":"the request body is too large and exceeds the maximum permissible limit of ${(limit / 1024 / 1024).toFixed(2)}MiB"}]}`,
+        );
+      });
+      return;
+    }
     if (fault?.neverAnswered) {
       const path = (req.url ?? '').split('?')[0] ?? '';
       req.resume();
@@ -155,6 +197,12 @@ export async function startFaultProxy(target: string, faults: Fault[]): Promise<
         headers: req.headers,
       },
       (answer) => {
+        const path = (req.url ?? '').split('?')[0] ?? '';
+        const range = answer.headers.range;
+        if (dialect.staleRange && req.method === 'PATCH' && range !== undefined) {
+          if (!firstRange.has(path)) firstRange.set(path, range);
+          answer.headers.range = firstRange.get(path);
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         let sent = 0;
         answer.on('data', (chunk: Buffer) => {

@@ -670,9 +670,9 @@ export class HashingSink {
       // postMessage moves nothing when it refuses the list: send copies. A
       // buffer marked as not to be moved was copied when it was put (on
       // Node 21 and later; Node 20 copies it itself), so what is left to
-      // refuse is a buffer named twice. One buffer named twice was used again after it was given, and what
-      // it held first is gone: the batch stays, refused at every later give
-      // and at finish, so nothing after it is written where it belonged.
+      // refuse is a buffer named twice: used again after it was given, and
+      // what it held first is gone. The batch stays, refused at every later
+      // give and at finish, so nothing after it is written where it belonged.
       if (new Set(buffers).size !== buffers.length)
         throw new Error('a chunk was given to the sink twice: its first bytes are lost', {
           cause: error,

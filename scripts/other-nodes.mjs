@@ -10,7 +10,6 @@
 // 22 line that engines accepts, and one of the 24 line.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,9 +26,9 @@ const FILES = [
   'test/e2e/package.test.ts',
 ];
 
+/** Thrown, so that the fetch's folder is removed on the way out. */
 function fail(message) {
-  console.error(`test:nodes: ${message}`);
-  process.exit(1);
+  throw new Error(message);
 }
 
 /** The node binary of `version`, fetched once into .ci/nodes/. */
@@ -38,7 +37,9 @@ function nodeOf(version) {
   const binary = join(folder, 'bin', 'node');
   if (!existsSync(binary)) {
     const name = `node-linux-${process.arch}@${version}`;
-    const scratch = mkdtempSync(join(tmpdir(), 'ferry-node-'));
+    mkdirSync(dirname(folder), { recursive: true });
+    // Beside the folder, not in /tmp: a rename does not cross filesystems.
+    const scratch = mkdtempSync(join(dirname(folder), '.fetch-'));
     try {
       const pack = spawnSync('npm', ['pack', name, '--silent', '--pack-destination', scratch], {
         encoding: 'utf8',
@@ -49,7 +50,6 @@ function nodeOf(version) {
       if (!tarball) fail(`npm pack ${name} wrote no tarball`);
       const unpack = spawnSync('tar', ['-xzf', join(scratch, tarball), '-C', scratch]);
       if (unpack.status !== 0) fail(`tar could not unpack ${tarball}`);
-      mkdirSync(dirname(folder), { recursive: true });
       // Whole or not at all: an interrupted fetch leaves no half a Node to run next time.
       renameSync(join(scratch, 'package'), folder);
     } finally {
@@ -61,7 +61,14 @@ function nodeOf(version) {
   return binary;
 }
 
-for (const version of VERSIONS) {
+try {
+  for (const version of VERSIONS) runOn(version);
+} catch (error) {
+  console.error(`test:nodes: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+}
+
+function runOn(version) {
   const node = nodeOf(version);
   console.log(`\n== Node ${version}: ${FILES.join(' ')}`);
   // On PATH too: a test that starts `node` by name gets this one.

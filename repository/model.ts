@@ -1747,6 +1747,7 @@ async function gcWith(
     removed: false,
   };
   if (!options.yes || remove.length + strays.length === 0) return result;
+  if (remove.length > 0) await ctx.store.checkDeletes?.();
   const swept = strays.map((stray) => stray.digest);
   await commit(ctx, head, options.writer, async (append) => {
     await append('gc', { removed: remove, ...(swept.length > 0 ? { swept } : {}) });

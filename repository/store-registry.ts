@@ -1,4 +1,6 @@
-import type { BuiltManifest } from './oci/artifact.js';
+import { randomUUID } from 'node:crypto';
+import { FerryError } from '../manifest-schema/errors.js';
+import { documentBlob, documentManifest, EMPTY_BLOB, type BuiltManifest } from './oci/artifact.js';
 import { RegistryClient } from './oci/client.js';
 import {
   conflict,
@@ -221,6 +223,42 @@ export class RegistryStore implements Store {
 
   sweepStrays(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /**
+   * Deletes a manifest of its own, untagged and used by nothing: GHCR and
+   * Docker Hub answer a DELETE 405, and ECR 404, as their users report
+   * (fluxcd/pkg#328). Where deleting fails, the probe stays behind: a few
+   * hundred bytes no tag names.
+   */
+  async checkDeletes(): Promise<void> {
+    const document = documentBlob({
+      probe: 'ferry gc: may versions be deleted here?',
+      id: randomUUID(),
+    });
+    const manifest = documentManifest({
+      artifactType: 'application/vnd.ferry.probe.v1',
+      mediaType: 'application/vnd.ferry.probe.v1+json',
+      document,
+    });
+    await this.client.pushBlob(EMPTY_BLOB);
+    await this.client.pushBlob(document.bytes);
+    await this.client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
+    try {
+      await this.client.deleteManifest(manifest.digest);
+    } catch (error) {
+      if (!(error instanceof FerryError)) throw error;
+      throw new FerryError(
+        'E_REGISTRY',
+        `${this.name}: the registry does not delete manifests through the OCI API (a manifest of Ferry's own could not be deleted: ${error.message}), so gc removed and recorded nothing`,
+        {
+          registry: this.client.reference.registry,
+          repository: this.client.reference.repository,
+          hint: 'remove the versions `ferry gc` lists (without --yes) with the registry’s own tools (GHCR: GitHub’s packages API; ECR: its console or lifecycle rules), or enable deletes (Distribution: storage.delete.enabled)',
+          cause: error,
+        },
+      );
+    }
   }
 
   async deleteRef(tag: string): Promise<void> {

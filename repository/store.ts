@@ -59,6 +59,12 @@ export interface Store {
   /** Drops a tag and its manifest; blobs no manifest refers to any more go too (where the store can tell). */
   deleteRef(tag: string): Promise<void>;
   /**
+   * Shows that deleteRef will work before gc records that it removes
+   * anything: some registries delete nothing through the OCI API. Throws
+   * E_REGISTRY saying so. A folder can always delete.
+   */
+  checkDeletes?(): Promise<void>;
+  /**
    * Bundle copies no manifest names, untouched for an hour: what a publish killed
    * between copying its bundle and recording the version left. Only a directory
    * lists them; a registry's own garbage collection sweeps unreferenced blobs.

@@ -586,6 +586,81 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     },
   );
 
+  it.skipIf(kind === 'directory' || skip)(
+    'two promotions at once where the registry deletes nothing: at most one wins, the chain holds, and a run once the claims are stale goes through',
+    async () => {
+      const repo = await repository();
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'alice', evidence: [], writer });
+      const proxy = await startFaultProxy((registry as Registry).host, [], { refusesDeletes: 405 });
+      const stale = process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS;
+      try {
+        const proxied = proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, ''));
+        let arrived = 0;
+        let go: () => void = () => undefined;
+        const together = new Promise<void>((resolve) => (go = resolve));
+        const beforeWrite = async () => {
+          if (++arrived === 2) go();
+          await together;
+        };
+        const promotion = (actor: string) =>
+          promote({
+            repo: proxied,
+            version: '1.1.0',
+            to: 'beta',
+            writer: { ...writer, actor, beforeWrite },
+          });
+        const results = await Promise.allSettled([promotion('one'), promotion('two')]);
+        const won = results.filter((r) => r.status === 'fulfilled');
+        const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(won.length).toBeLessThanOrEqual(1);
+        for (const loss of lost) expect((loss.reason as FerryError).exitCode).toBe(5);
+        const promotions = async () =>
+          (await history({ repo: proxied, verify: true })).events.filter((e) => e.op === 'promote')
+            .length;
+        expect(await promotions()).toBe(won.length);
+        if (won.length === 0) {
+          process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS = '1';
+          await new Promise((resolve) => setTimeout(resolve, 2100));
+          await promote({ repo: proxied, version: '1.1.0', to: 'beta', writer });
+          expect(await promotions()).toBe(1);
+        }
+      } finally {
+        if (stale === undefined) delete process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS;
+        else process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS = stale;
+        await proxy.stop();
+      }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
+    'gc --yes where the registry deletes nothing through the OCI API (GHCR 405, ECR 404) records and removes nothing',
+    async () => {
+      const repo = await repository();
+      await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer });
+      for (const refusesDeletes of [405, 404] as const) {
+        const proxy = await startFaultProxy((registry as Registry).host, [], { refusesDeletes });
+        try {
+          const proxied = proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, ''));
+          const before = await events(proxied);
+          const error = await gc({ repo: proxied, keep: 1, yes: true, writer }).catch(
+            (caught: unknown) => caught,
+          );
+          expect(error).toMatchObject({
+            code: 'E_REGISTRY',
+            message: /does not delete manifests through the OCI API/,
+          });
+          expect(await events(proxied)).toBe(before);
+          const kept = await pull({ repo: proxied, version: '1.0.0', out: await tempDir() });
+          expect(kept.version).toBe('1.0.0');
+        } finally {
+          await proxy.stop();
+        }
+      }
+      // Where deletes work, the same gc goes through.
+      expect((await gc({ repo, keep: 1, yes: true, writer })).removed).toBe(true);
+    },
+  );
+
   it.skipIf(skip)(
     'takes a separate repository key for approvals, and refuses a key it does not know',
     async () => {

@@ -45,6 +45,11 @@ export interface Dialect {
   rangedPatchLimit?: number;
   /** ECR: every PATCH answer's Range is the first one its upload got. */
   staleRange?: boolean;
+  /**
+   * GHCR and Docker Hub answer every DELETE 405 UNSUPPORTED, ECR 404
+   * (fluxcd/pkg#328): they delete only through their own APIs. Not forwarded.
+   */
+  refusesDeletes?: 405 | 404;
 }
 
 export interface FaultProxy {
@@ -129,6 +134,16 @@ export async function startFaultProxy(
     proxy.mostAtOnce = Math.max(proxy.mostAtOnce, ++atOnce);
     res.on('close', () => atOnce--);
     const fault = pick(req);
+    if (dialect.refusesDeletes !== undefined && req.method === 'DELETE') {
+      req.resume();
+      res.writeHead(dialect.refusesDeletes, { 'content-type': 'application/json' });
+      res.end(
+        dialect.refusesDeletes === 405
+          ? '{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'
+          : '{"errors":[]}',
+      );
+      return;
+    }
     const limit = dialect.rangedPatchLimit;
     if (
       limit !== undefined &&

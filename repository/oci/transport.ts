@@ -61,10 +61,13 @@ export interface RequestOptions {
  */
 export class Transient extends Error {
   readonly final: FerryError;
-  constructor(reason: string, final: FerryError) {
+  /** The registry's Retry-After: no other try before this many milliseconds. */
+  readonly notBeforeMs: number | undefined;
+  constructor(reason: string, final: FerryError, notBeforeMs?: number) {
     super(reason);
     this.name = 'Transient';
     this.final = final;
+    this.notBeforeMs = notBeforeMs;
   }
 }
 
@@ -76,6 +79,12 @@ export interface RegistryErrorBody {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/**
+ * The longest Retry-After waited for. A registry that asks for more (Docker
+ * Hub's pull limit is per six hours) gets no other try: a CI job fails at
+ * once and says when to run again, rather than sitting in its queue.
+ */
+const RETRY_AFTER_LIMIT_MS = 60_000;
 const ERROR_BODY_LIMIT = 64 * 1024;
 const TOKEN_LIMIT = 1024 * 1024;
 
@@ -153,11 +162,23 @@ export class Transport {
       }
       if (TRANSIENT_STATUS.has(response.status)) {
         const reason = describeStatus(response.status, await readErrors(response));
+        const waitMs = retryAfterMs(response.header('retry-after'), Date.now());
+        if (waitMs !== undefined && waitMs > RETRY_AFTER_LIMIT_MS) {
+          const seconds = Math.ceil(waitMs / 1000);
+          throw this.error(
+            'E_REGISTRY',
+            `${method} ${url.pathname}: ${reason}, and the registry asks for no other try for ${seconds} s`,
+            {
+              hint: `the registry limits requests (a rate limit, or maintenance): run again after ${new Date(Date.now() + seconds * 1000).toISOString()}`,
+            },
+          );
+        }
         throw new Transient(
           reason,
           this.error('E_REGISTRY', `${method} ${url.pathname} kept failing: ${reason}`, {
             hint: 'the registry or a proxy in front of it is failing; try again later',
           }),
+          waitMs,
         );
       }
       return response;
@@ -303,9 +324,12 @@ export class Transport {
         this.#refuseIfClosed();
         if (!(error instanceof Transient)) throw error;
         if (count >= this.retry.attempts) throw error.final;
-        const delayMs = Math.min(
-          this.retry.maxDelayMs,
-          this.retry.firstDelayMs * 2 ** (count - 1) * (1 + Math.random() / 4),
+        const delayMs = Math.max(
+          error.notBeforeMs ?? 0,
+          Math.min(
+            this.retry.maxDelayMs,
+            this.retry.firstDelayMs * 2 ** (count - 1) * (1 + Math.random() / 4),
+          ),
         );
         this.#onRetry?.({
           operation,
@@ -719,6 +743,15 @@ async function readErrors(response: HttpResponse): Promise<RegistryErrorBody[]> 
   } catch {
     return [];
   }
+}
+
+/** A Retry-After header in milliseconds from `now`: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | undefined, now: number): number | undefined {
+  const value = header?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 function describeStatus(status: number, errors: readonly RegistryErrorBody[]): string {

@@ -161,6 +161,80 @@ describe('a closed client', () => {
   });
 });
 
+describe('a registry that says when to try again (Retry-After)', () => {
+  /** A registry whose answers are `answers`, in turn (the last one for good); counts requests. */
+  async function answering(answers: Array<[number, Record<string, string>]>) {
+    let asked = 0;
+    const server = createServer((_req, res) => {
+      const [status, headers] = answers[Math.min(asked++, answers.length - 1)] ?? [500, {}];
+      res.writeHead(status, headers).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const delays: number[] = [];
+    const transport = new Transport(parseRegistryReference(`oci://127.0.0.1:${port}/a/b`), {
+      retry: { attempts: 3, firstDelayMs: 10, maxDelayMs: 50 },
+      onRetry: (event) => delays.push(event.delayMs),
+    });
+    const get = () =>
+      transport.retrying('get manifest x', () =>
+        transport.request('GET', transport.url('manifests/x'), { action: 'pull' }),
+      );
+    const stop = () => {
+      transport.close();
+      server.closeAllConnections();
+      server.close();
+    };
+    return { get, delays, asked: () => asked, stop };
+  }
+
+  it.each([
+    ['seconds', () => '1'],
+    ['an HTTP date', () => new Date(Date.now() + 2000).toUTCString()],
+  ])('waits at least as long as it asks, given in %s', async (_, retryAfter) => {
+    const registry = await answering([
+      [429, { 'retry-after': retryAfter() }],
+      [200, {}],
+    ]);
+    try {
+      expect((await registry.get()).status).toBe(200);
+      expect(registry.delays).toHaveLength(1);
+      expect(registry.delays[0]).toBeGreaterThanOrEqual(900);
+    } finally {
+      registry.stop();
+    }
+  });
+
+  it('gives up at once, saying when to run again, when it asks for more than a minute', async () => {
+    const registry = await answering([[429, { 'retry-after': '3600' }]]);
+    try {
+      await expect(registry.get()).rejects.toMatchObject({
+        code: 'E_REGISTRY',
+        message: /429.*no other try for 3600 s/,
+        details: { hint: /run again after \d{4}-\d\d-\d\dT/ },
+      });
+      expect(registry.asked()).toBe(1);
+      expect(registry.delays).toEqual([]);
+    } finally {
+      registry.stop();
+    }
+  });
+
+  it('takes the usual pauses when it says nothing, or nothing readable', async () => {
+    const registry = await answering([
+      [503, {}],
+      [503, { 'retry-after': 'soon' }],
+      [200, {}],
+    ]);
+    try {
+      expect((await registry.get()).status).toBe(200);
+      expect(registry.delays.every((ms) => ms <= 50)).toBe(true);
+    } finally {
+      registry.stop();
+    }
+  });
+});
+
 describe('repository/oci boundary', () => {
   // The registry client is a transport: it knows the contract (errors, canonical
   // JSON, hashing) and nothing of how bundles are built, read or installed.

@@ -672,6 +672,18 @@ export class RegistryClient {
       action: 'push',
       headers: { 'content-length': '0' },
     });
+    if (response.status === 404) {
+      // ECR, and Harbor without the project: a repository is made by hand, not by a first push.
+      const refusal = await t.fail(response, `start an upload of blob ${blob.name}`);
+      throw t.error(
+        'E_REGISTRY',
+        `registry ${this.reference.registry} has no repository ${this.reference.repository} and did not make one for the upload (${refusal.message})`,
+        {
+          reference: blob.name,
+          hint: 'create the repository in the registry first (ECR: `aws ecr create-repository`; Harbor: its project), then run the command again',
+        },
+      );
+    }
     if (response.status !== 202)
       throw await t.fail(response, `start an upload of blob ${blob.name}`, {
         reference: blob.name,

@@ -633,6 +633,28 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'a first publish where the registry makes no repository on a push (ECR) says to create it',
+    async () => {
+      const proxy = await startFaultProxy((registry as Registry).host, [], { noRepository: true });
+      try {
+        const error = await publish({
+          repo: proxy.reference('acme/never-created'),
+          bundle: bundles['1.0.0'] as string,
+          trust: ws.trust,
+          writer,
+        }).catch((caught: unknown) => caught);
+        expect(error).toMatchObject({
+          code: 'E_REGISTRY',
+          message: /has no repository acme\/never-created and did not make one.*NAME_UNKNOWN/,
+          details: { hint: /create the repository in the registry first/ },
+        });
+      } finally {
+        await proxy.stop();
+      }
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'gc --yes where the registry deletes nothing through the OCI API (GHCR 405, ECR 404) records and removes nothing',
     async () => {
       const repo = await repository();

@@ -50,6 +50,12 @@ export interface Dialect {
    * (fluxcd/pkg#328): they delete only through their own APIs. Not forwarded.
    */
   refusesDeletes?: 405 | 404;
+  /**
+   * ECR (and Harbor without the project): a repository nobody made by hand
+   * does not exist, and a push does not make it: every request answers 404
+   * NAME_UNKNOWN in ECR's words. Not forwarded.
+   */
+  noRepository?: boolean;
 }
 
 export interface FaultProxy {
@@ -134,6 +140,22 @@ export async function startFaultProxy(
     proxy.mostAtOnce = Math.max(proxy.mostAtOnce, ++atOnce);
     res.on('close', () => atOnce--);
     const fault = pick(req);
+    if (dialect.noRepository && /^\/v2\/.+\/(blobs|manifests|tags)\//.test(req.url ?? '')) {
+      req.resume();
+      const name = /^\/v2\/(.+?)\/(?:blobs|manifests|tags)\//.exec(req.url ?? '')?.[1] ?? '';
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          errors: [
+            {
+              code: 'NAME_UNKNOWN',
+              message: `The repository with name '${name}' does not exist in the registry with id '123456789012'`,
+            },
+          ],
+        }),
+      );
+      return;
+    }
     if (dialect.refusesDeletes !== undefined && req.method === 'DELETE') {
       req.resume();
       res.writeHead(dialect.refusesDeletes, { 'content-type': 'application/json' });

@@ -348,7 +348,7 @@ export function isFerryError(error: unknown): error is FerryError {
   );
 }
 
-/** Wraps an fs error into E_NOT_FOUND, E_NO_SPACE or E_IO, naming the file. */
+/** Wraps an fs error into E_NOT_FOUND, E_NO_SPACE (no room, or a file too large) or E_IO, naming the file. */
 export function ioError(error: unknown, file: string, doing: string): FerryError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EISDIR') {
@@ -372,6 +372,18 @@ export function ioError(error: unknown, file: string, doing: string): FerryError
       hint: 'free some disk space and try again',
       cause: error,
     });
+  }
+  // The filesystem holds no file this large (FAT32: 4 GiB − 1 byte), or the process may not write one (ulimit -f).
+  if (code === 'EFBIG') {
+    return new FerryError(
+      'E_NO_SPACE',
+      `could not ${doing} ${file}: the filesystem holds no file this large (${reason})`,
+      {
+        file,
+        hint: 'FAT32 (most USB sticks) holds files under 4 GiB: write to another filesystem, and let `ferry media` split a bundle across FAT32 volumes',
+        cause: error,
+      },
+    );
   }
   return new FerryError('E_IO', `could not ${doing} ${file}: ${reason}`, {
     file,

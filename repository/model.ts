@@ -6,6 +6,7 @@ import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import type { Signer } from '../manifest-schema/envelope.js';
+import { checkSpace } from '../manifest-schema/space.js';
 import {
   parseTrustedRoot,
   readTrustedRoot,
@@ -1001,6 +1002,8 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
     await check(target);
     return { ...result, changed: false };
   }
+  // Before a folder is made or a byte is fetched: a stick too small is said at once, not after an hour.
+  await checkSpace(target, found.bundle.size);
   const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });

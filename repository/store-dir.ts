@@ -759,10 +759,13 @@ async function copyHashed(
   } catch (error) {
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
-    // A disk that filled (or failed) under the copy names the folder it could not write to;
-    // other errors are the source's, which the caller names.
+    // A disk that filled, failed or holds no file this large under the copy names
+    // the folder it could not write to; other errors are the source's, which the caller names.
     const code = (error as NodeJS.ErrnoException).code;
-    if (!(error instanceof FerryError) && ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS'].includes(code ?? ''))
+    if (
+      !(error instanceof FerryError) &&
+      ['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS'].includes(code ?? '')
+    )
       throw ioError(error, folder, 'write to');
     throw error;
   } finally {

@@ -1,7 +1,6 @@
-import { cp, mkdir, readlink, rename, stat, statfs } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { cp, mkdir, readlink, rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
-  FerryError,
   isCarried,
   isUpdating,
   satisfies,
@@ -9,6 +8,7 @@ import {
   type Pass,
   type TrustedRoot,
 } from '../../manifest-schema/index.js';
+import { checkSpace } from '../../manifest-schema/space.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
   payloadDir,
@@ -48,34 +48,6 @@ export async function preValidate(run: Installation): Promise<void> {
 
 /** Beyond the payload: room for the journal, the log, kept artifacts and state (the artifacts are staged already). */
 const MIB = 1024 * 1024;
-
-/** E_NO_SPACE, naming the filesystem, when the one that will hold `path` has less than `needed` bytes free. */
-async function checkSpace(path: string, needed: number): Promise<void> {
-  const at = await existingParent(path);
-  const fs = await statfs(at);
-  const free = fs.bavail * fs.bsize;
-  if (free >= needed) return;
-  const mount = await mountPoint(at);
-  throw new FerryError(
-    'E_NO_SPACE',
-    `${path} needs ${Math.ceil(needed / MIB)} MiB free on the filesystem mounted at ${mount}, which has ${Math.floor(free / MIB)} MiB`,
-    { file: path, hint: `free space on ${mount} (old logs, other files) and try again` },
-  );
-}
-
-async function existingParent(path: string): Promise<string> {
-  let at = path;
-  while (!(await pathExists(at)) && dirname(at) !== at) at = dirname(at);
-  return at;
-}
-
-/** The folder a filesystem is mounted at: the highest one on the same device. */
-async function mountPoint(path: string): Promise<string> {
-  const { dev } = await stat(path);
-  let at = path;
-  while (dirname(at) !== at && (await stat(dirname(at))).dev === dev) at = dirname(at);
-  return at;
-}
 
 /** Only the payload of updating components, every byte checked against its signed sha256. */
 export async function stage(run: Installation): Promise<void> {

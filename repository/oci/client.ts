@@ -190,7 +190,11 @@ export class RegistryClient {
           try {
             session = await this.patch(session, blob, options.onProgress);
           } catch (error) {
-            if (error instanceof SessionLost) session = undefined;
+            // Given up on, it is cancelled: the registry would keep its bytes until it times them out.
+            if (error instanceof SessionLost) {
+              await this.cancelUpload(error.at ?? session);
+              session = undefined;
+            }
             throw error;
           }
         }
@@ -741,6 +745,7 @@ export class RegistryClient {
           ? `the registry's Range stayed at ${next.offset} bytes after ${end - start} more were sent`
           : `the registry holds more than the ${end} bytes sent`,
         this.lostError(blob),
+        next,
       );
     }
     // 404 on an upload's location: the registry no longer knows it (BLOB_UPLOAD_UNKNOWN or _INVALID).
@@ -876,7 +881,14 @@ interface BlobSource {
 }
 
 /** The session is gone or out of step: start a new upload. */
-class SessionLost extends Transient {}
+class SessionLost extends Transient {
+  /** Where the registry last said the upload is, when that is not where it was sent. */
+  readonly at: UploadSession | undefined;
+  constructor(reason: string, final: FerryError, at?: UploadSession) {
+    super(reason, final);
+    this.at = at;
+  }
+}
 
 /** One streaming pass over a file, on the hashing worker like every other file hash in Ferry. */
 export async function digestFile(path: string, size?: number): Promise<string> {

@@ -21,6 +21,18 @@ export interface Fault {
   cutResponseAfter?: number;
   /** Answer this status without forwarding. */
   status?: number;
+  /**
+   * With `status`: answer at once, before the request body is read, then
+   * drain it as it keeps coming (as a Node server, or nginx's lingering close,
+   * does), instead of answering after the body: a registry that refuses an
+   * upload from its headers alone.
+   */
+  early?: boolean;
+  /**
+   * Forward, then replace the Range header of the registry's answer with this
+   * (null: drop it): a registry that says it holds more, less, or nothing.
+   */
+  answerRange?: string | null;
   /** Answer 307 to the same path on this origin (a blob store's signed URL, say). */
   redirectTo?: string;
   /**
@@ -56,6 +68,16 @@ export interface Dialect {
    * NAME_UNKNOWN in ECR's words. Not forwarded.
    */
   noRepository?: boolean;
+  /**
+   * A registry that keeps what arrived of a PATCH cut by `cutRequestAfter`
+   * and says so when asked (GET on the upload's location). Distribution does
+   * not (a cut leaves its upload state behind the bytes, and it refuses the
+   * upload after), so here the cut ends the request to the registry cleanly
+   * after those bytes (sent without a Content-Length, as a streamed PATCH),
+   * only the client's connection is broken, and a GET on the cut upload's
+   * location is forwarded to the location the registry then gave it.
+   */
+  keepsCutUploads?: boolean;
 }
 
 export interface FaultProxy {
@@ -136,6 +158,11 @@ export async function startFaultProxy(
     return fault;
   };
   const firstRange = new Map<string, string>();
+  /**
+   * keepsCutUploads: a cut upload's path, and where the registry has it since
+   * (known once it answered the cut request: a GET that comes first waits).
+   */
+  const keptAt = new Map<string, Promise<string | undefined>>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     proxy.mostAtOnce = Math.max(proxy.mostAtOnce, ++atOnce);
     res.on('close', () => atOnce--);
@@ -217,6 +244,12 @@ export async function startFaultProxy(
       res.end();
       return;
     }
+    if (fault?.status && fault.early) {
+      res.writeHead(fault.status, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}');
+      req.resume();
+      return;
+    }
     if (fault?.status) {
       req.resume();
       req.on('end', () => {
@@ -225,16 +258,44 @@ export async function startFaultProxy(
       });
       return;
     }
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const kept = req.method === 'GET' ? keptAt.get(path) : undefined;
+    if (kept) {
+      req.pause();
+      void kept.then((url) => {
+        keptAt.delete(path);
+        if (url) req.url = url;
+        forward(req, res, fault);
+        req.resume();
+      });
+      return;
+    }
+    const keepCut = dialect.keepsCutUploads && fault?.cutRequestAfter !== undefined;
+    const headers = { ...req.headers };
+    // Sent chunked, so the registry takes the request as whole when it ends early.
+    if (keepCut) delete headers['content-length'];
+    let keptAnswer: (url: string | undefined) => void = () => undefined;
+    if (keepCut) keptAt.set(path, new Promise((resolve) => (keptAnswer = resolve)));
     const upstream = request(
       {
         host: targetHost,
         port: Number(targetPort),
         method: req.method,
         path: req.url,
-        headers: req.headers,
+        headers,
       },
       (answer) => {
-        const path = (req.url ?? '').split('?')[0] ?? '';
+        if (keepCut) {
+          const location = answer.headers.location;
+          const url = location ? new URL(location, `http://${target}`) : undefined;
+          keptAnswer(url && `${url.pathname}${url.search}`);
+          answer.resume();
+          return;
+        }
+        if (fault?.answerRange !== undefined) {
+          if (fault.answerRange === null) delete answer.headers.range;
+          else answer.headers.range = fault.answerRange;
+        }
         const range = answer.headers.range;
         if (dialect.staleRange && req.method === 'PATCH' && range !== undefined) {
           if (!firstRange.has(path)) firstRange.set(path, range);
@@ -261,7 +322,10 @@ export async function startFaultProxy(
         answer.on('end', () => res.end());
       },
     );
-    upstream.on('error', () => res.socket?.destroy());
+    upstream.on('error', () => {
+      keptAnswer(undefined);
+      res.socket?.destroy();
+    });
     let forwarded = 0;
     req.on('data', (chunk: Buffer) => {
       const limit = fault?.cutRequestAfter;
@@ -270,6 +334,12 @@ export async function startFaultProxy(
         upstream.write(chunk.subarray(0, limit - forwarded));
         proxy.up[method] = (proxy.up[method] ?? 0) + limit - forwarded;
         forwarded = limit;
+        if (keepCut) {
+          // The registry takes what came as a whole PATCH; only the client is cut off.
+          upstream.end();
+          req.socket.destroy();
+          return;
+        }
         // Let the registry take in what it got, then vanish on both sides.
         setTimeout(() => {
           upstream.destroy();

@@ -1,0 +1,107 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../../../repository/oci/index.js';
+import { tempDir } from '../../helpers.js';
+import { startFaultProxy, type Dialect, type Fault, type FaultProxy } from './proxy.js';
+import { randomFile, registryMissing, startRegistry, type Registry } from './registry.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 9 * MiB + 333;
+const FAST = { attempts: 4, firstDelayMs: 20, maxDelayMs: 100 };
+
+// Streamed uploads against registries and proxies that answer in unusual ways,
+// in front of the real registry: what lands must be the blob, and what the
+// client leaves behind must be nothing.
+describe.skipIf(registryMissing)('streamed uploads against unusual answers', () => {
+  let registry: Registry;
+  let dir: string;
+  let proxy: FaultProxy | undefined;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    dir = await tempDir('ferry-oci-upload-faults-');
+  });
+  afterEach(() => proxy?.stop());
+  afterAll(() => registry?.stop());
+
+  /** Uploads the registry still holds bytes of (Distribution keeps a cancelled one's folder, emptied). */
+  async function heldUploads(name: string): Promise<string[]> {
+    const root = join(registry.storage, 'docker/registry/v2/repositories/acme', name, '_uploads');
+    const held: string[] = [];
+    for (const id of await readdir(root).catch(() => [] as string[]))
+      if ((await readdir(join(root, id))).includes('data')) held.push(id);
+    return held;
+  }
+
+  /** Pushes SIZE random bytes through the proxy; checks what landed. */
+  async function pushThrough(name: string, dialect: Dialect, faults: Fault[]) {
+    proxy = await startFaultProxy(registry.host, faults, dialect);
+    const file = join(dir, `${name}.bin`);
+    const digest = await randomFile(file, SIZE);
+    const client = await RegistryClient.open(proxy.reference(`acme/${name}`), {
+      env: {},
+      retry: FAST,
+    });
+    expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
+    expect(proxy.fired).toHaveLength(faults.length);
+    const direct = await RegistryClient.open(registry.reference(`acme/${name}`), { env: {} });
+    await direct.pullBlob(digest, SIZE, join(dir, `${name}.out`));
+    expect((await readFile(join(dir, `${name}.out`))).equals(await readFile(file))).toBe(true);
+    return proxy.requests.filter((r) => r.path.includes('/blobs/uploads/'));
+  }
+
+  // A registry that keeps what arrived of a cut streamed upload: the rest goes
+  // as one chunk from there, every byte sent once.
+  it('sends only the rest when the registry kept what arrived before a cut', async () => {
+    const uploads = await pushThrough('kept', { keepsCutUploads: true }, [
+      { method: 'PATCH', cutRequestAfter: 5 * MiB },
+    ]);
+    expect(uploads.map((r) => `${r.method} ${r.contentRange ?? ''}`.trim())).toEqual([
+      'POST',
+      'PATCH',
+      'GET',
+      `PATCH ${5 * MiB}-${SIZE - 1}`,
+      'PUT',
+    ]);
+    expect(proxy?.up.PATCH).toBe(SIZE);
+    expect(await heldUploads('kept')).toEqual([]);
+  });
+
+  // Spec: a client cancels an upload it abandons; else the registry holds its
+  // bytes until it times them out (Distribution: a week).
+  it.each([
+    [
+      'its Range beyond what was sent',
+      'beyond',
+      {},
+      [{ method: 'PATCH', answerRange: `0-${SIZE + 9}` }],
+    ],
+    [
+      'its Range short of what was sent',
+      'short',
+      {},
+      [{ method: 'PATCH', answerRange: `0-${MiB - 1}` }],
+    ],
+    [
+      '416 before reading the body',
+      'early416',
+      {},
+      [{ method: 'PATCH', status: 416, early: true }],
+    ],
+    [
+      'the rest after a cut refused over GHCR’s limit',
+      'ghcr-rest',
+      { keepsCutUploads: true, rangedPatchLimit: 4 * MiB },
+      [{ method: 'PATCH', cutRequestAfter: 3 * MiB }],
+    ],
+  ] as Array<[string, string, Dialect, Fault[]]>)(
+    'cancels the upload it starts over from, after a PATCH answered with %s',
+    async (_, name, dialect, faults) => {
+      const uploads = await pushThrough(name, dialect, faults);
+      expect(uploads.filter((r) => r.method === 'POST')).toHaveLength(2);
+      expect(uploads.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+      expect(await heldUploads(name)).toEqual([]);
+    },
+  );
+});

@@ -410,6 +410,12 @@ export class Transport {
         'E_REGISTRY',
         'push every blob the manifest refers to before the manifest',
       ],
+      // A blob goes in one request (see RegistryClient.pushBlob): a proxy's limit refuses it whole.
+      [
+        status === 413,
+        'E_REGISTRY',
+        'the request is over a size limit of the registry or a proxy in front of it (nginx: client_max_body_size); a blob is uploaded in one request, as docker push sends a layer, so the limit must allow the largest bundle',
+      ],
       [
         status === 405 || said('UNSUPPORTED'),
         'E_REGISTRY',

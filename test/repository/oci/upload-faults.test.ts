@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { FerryError } from '../../../manifest-schema/errors.js';
 import { RegistryClient } from '../../../repository/oci/index.js';
 import { tempDir } from '../../helpers.js';
 import { startFaultProxy, type Dialect, type Fault, type FaultProxy } from './proxy.js';
@@ -104,4 +105,25 @@ describe.skipIf(registryMissing)('streamed uploads against unusual answers', () 
       expect(await heldUploads(name)).toEqual([]);
     },
   );
+
+  // The whole blob goes in one request now: a proxy's request size limit
+  // (nginx's client_max_body_size) that 256 MiB chunks fitted under refuses it,
+  // often with an HTML page and no registry words. The error must say so.
+  it('says a refusal for size (413) is a request size limit, naming the blob', async () => {
+    proxy = await startFaultProxy(registry.host, [{ method: 'PATCH', status: 413, early: true }]);
+    const file = join(dir, 'too-large.bin');
+    await randomFile(file, SIZE);
+    const client = await RegistryClient.open(proxy.reference('acme/too-large'), {
+      env: {},
+      retry: FAST,
+    });
+    const error = await client.pushBlob(file).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'E_REGISTRY',
+      message: /413/,
+      details: { registry: proxy.host, repository: 'acme/too-large', reference: file },
+    });
+    expect((error as FerryError).hint).toMatch(/size limit/);
+    expect(await heldUploads('too-large')).toEqual([]);
+  });
 });

@@ -174,6 +174,8 @@ export class RegistryClient {
     }
     let session: UploadSession | undefined;
     let digest = blob.digest;
+    /** Status queries in a row that failed (see below). */
+    let unanswered = 0;
     try {
       await t.retrying(`push blob ${blob.name}`, async (attempt) => {
         if (attempt > 1) {
@@ -183,7 +185,19 @@ export class RegistryClient {
             digest = known;
             return;
           }
-          session = session && (await this.uploadStatus(session, blob));
+          if (session) {
+            const asked = session;
+            try {
+              session = await this.uploadStatus(session, blob);
+              unanswered = 0;
+            } catch (error) {
+              // Asked on every try, a registry that cannot say where the upload stands
+              // would fail them all: the second time in a row, the upload starts again.
+              if (!(error instanceof Transient) || ++unanswered < 2) throw error;
+              await this.cancelUpload(asked);
+              session = undefined;
+            }
+          }
         }
         session ??= await this.startUpload(blob);
         while (session.offset < blob.size) {

@@ -126,4 +126,30 @@ describe.skipIf(registryMissing)('streamed uploads against unusual answers', () 
     expect((error as FerryError).hint).toMatch(/size limit/);
     expect(await heldUploads('too-large')).toEqual([]);
   });
+
+  // Where the upload stands is asked after every failed try: a registry that
+  // cannot say (its status query fails, 5xx, every time) must not fail every
+  // try left when a new upload would go through.
+  it('starts a new upload when the registry keeps failing to say where the upload stands', async () => {
+    const statusFails = [1, 2, 3, 4, 5].map((nth) => ({
+      method: 'GET',
+      path: /\/blobs\/uploads\//,
+      nth,
+      status: 503,
+    }));
+    proxy = await startFaultProxy(registry.host, [
+      { method: 'PATCH', status: 503 },
+      ...statusFails,
+    ]);
+    const file = join(dir, 'no-status.bin');
+    const digest = await randomFile(file, SIZE);
+    const client = await RegistryClient.open(proxy.reference('acme/no-status'), {
+      env: {},
+      retry: FAST,
+    });
+    expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
+    const uploads = proxy.requests.filter((r) => r.path.includes('/blobs/uploads/'));
+    expect(uploads.filter((r) => r.method === 'POST')).toHaveLength(2);
+    expect(await heldUploads('no-status')).toEqual([]);
+  });
 });

@@ -29,20 +29,14 @@ describe('a pull onto a stick that cannot hold the bundle', () => {
     if (published.code !== 0) throw new Error(published.stderr);
   }, 120_000);
 
+  const pullInto = (out: string) => ['pull', '--repo', repo, '--channel', 'dev', '--out', out];
+
   it.skipIf(reason !== null)(
     `says at once that the filesystem has too little room (${reason ?? 'tmpfs'})`,
     async () => {
       const stick = join(dir, 'stick');
       await tmpfs(stick, 4);
-      const pulled = await ferry([
-        'pull',
-        '--repo',
-        repo,
-        '--channel',
-        'dev',
-        '--out',
-        join(stick, 'bundles'),
-      ]);
+      const pulled = await ferry(pullInto(join(stick, 'bundles')));
       expect(pulled.code, pulled.stderr).toBe(1);
       expect(pulled.stderr).toMatch(
         /^ferry: E_NO_SPACE: \S+ needs \d+ MiB free on the filesystem mounted at \S+stick, which has [0-4] MiB/,
@@ -57,19 +51,7 @@ describe('a pull onto a stick that cannot hold the bundle', () => {
     // RLIMIT_FSIZE makes writes past 2 MiB fail with EFBIG, as FAT32 does past 4 GiB − 1.
     const pulled = await run(
       'sh',
-      [
-        '-c',
-        'ulimit -f 2048 && exec "$0" "$@"',
-        process.execPath,
-        FERRY,
-        'pull',
-        '--repo',
-        repo,
-        '--channel',
-        'dev',
-        '--out',
-        out,
-      ],
+      ['-c', 'ulimit -f 2048 && exec "$0" "$@"', process.execPath, FERRY, ...pullInto(out)],
       {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',

@@ -24,7 +24,7 @@ import { DirectoryStore } from '../../repository/store-dir.js';
 import { RegistryStore } from '../../repository/store-registry.js';
 import { TAGS } from '../../repository/store.js';
 import { buildAll, codeOf, tempDir, workspace, type Workspace } from '../helpers.js';
-import { startFaultProxy, type Fault } from './oci/proxy.js';
+import { startFaultProxy, type Dialect, type Fault, type FaultProxy } from './oci/proxy.js';
 import { registryMissing, SKOPEO, startRegistry, type Registry } from './oci/registry.js';
 
 /**
@@ -146,11 +146,36 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     held: Fault[],
     command: (proxied: string) => Promise<T>,
   ): Promise<T> {
-    const proxy = await startFaultProxy((registry as Registry).host, held);
-    try {
-      const result = await command(proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')));
+    return throughProxy(repo, { faults: held }, async (proxied, proxy) => {
+      const result = await command(proxied);
       expect(proxy.fired).toHaveLength(held.length);
       return result;
+    });
+  }
+
+  /** Two promotions of 1.1.0 into beta that decide on the same head, then write at the same moment. */
+  function promotionsAtOnce(repo: string): Promise<PromiseSettledResult<unknown>[]> {
+    let arrived = 0;
+    let go: () => void = () => undefined;
+    const together = new Promise<void>((resolve) => (go = resolve));
+    const beforeWrite = async () => {
+      if (++arrived === 2) go();
+      await together;
+    };
+    const promotion = (actor: string) =>
+      promote({ repo, version: '1.1.0', to: 'beta', writer: { ...writer, actor, beforeWrite } });
+    return Promise.allSettled([promotion('one'), promotion('two')]);
+  }
+
+  /** Runs `command` on the registry's repository (a reference, or a name in it) through a fault proxy. */
+  async function throughProxy<T>(
+    repo: string,
+    { faults = [], dialect = {} }: { faults?: Fault[]; dialect?: Dialect },
+    command: (proxied: string, proxy: FaultProxy) => Promise<T>,
+  ): Promise<T> {
+    const proxy = await startFaultProxy((registry as Registry).host, faults, dialect);
+    try {
+      return await command(proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')), proxy);
     } finally {
       await proxy.stop();
     }
@@ -219,19 +244,16 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         );
       const first = (await store.listRefs()).find((tag) => /^ferry\.channel\.c/.test(tag));
       store.close();
-      const proxy = await startFaultProxy((registry as Registry).host, []);
-      try {
-        const error = await channels({
-          repo: proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, '')),
-        }).catch((caught: unknown) => caught as FerryError);
+      await throughProxy(repo, {}, async (proxied, proxy) => {
+        const error = await channels({ repo: proxied }).catch(
+          (caught: unknown) => caught as FerryError,
+        );
         // The first refused in order is the one named, as when they were read one at a time.
         expect((error as FerryError).message).toContain(
           `channel ${first?.slice('ferry.channel.'.length)} holds the document of channel dev`,
         );
         expect(proxy.mostAtOnce).toBeLessThanOrEqual(8);
-      } finally {
-        await proxy.stop();
-      }
+      });
     },
   );
 
@@ -244,19 +266,18 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         promote: (at: string) => promote({ repo: at, version: '1.0.0', to: 'beta', writer }),
         gc: (at: string) => gc({ repo: at, writer }),
       };
-      for (const [name, command] of Object.entries(commands)) {
-        const proxy = await startFaultProxy((registry as Registry).host, [
-          { method: 'GET', path: /\/manifests\/ferry\.audit\.00000002$/, status: 400 },
-          // The first read of event 3 is the head's; the second, asked ahead, never answered.
-          {
-            method: 'GET',
-            path: /\/manifests\/ferry\.audit\.00000003$/,
-            nth: 2,
-            neverAnswered: true,
-          },
-        ]);
-        try {
-          const at = proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, ''));
+      const faults: Fault[] = [
+        { method: 'GET', path: /\/manifests\/ferry\.audit\.00000002$/, status: 400 },
+        // The first read of event 3 is the head's; the second, asked ahead, never answered.
+        {
+          method: 'GET',
+          path: /\/manifests\/ferry\.audit\.00000003$/,
+          nth: 2,
+          neverAnswered: true,
+        },
+      ];
+      for (const [name, command] of Object.entries(commands))
+        await throughProxy(repo, { faults }, async (at, proxy) => {
           expect(await codeOf(() => command(at)), name).toBe('E_REGISTRY');
           expect(proxy.fired, name).toHaveLength(2);
           // Left open, it would hold the process for the registry's timeouts (minutes).
@@ -265,10 +286,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
           expect(proxy.brokenOff, name).toEqual([
             expect.stringMatching(/\/manifests\/ferry\.audit\.00000003$/),
           ]);
-        } finally {
-          await proxy.stop();
-        }
-      }
+        });
     },
   );
 
@@ -535,28 +553,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     async () => {
       const repo = await repository();
       await approve({ repo, version: '1.1.0', to: 'beta', by: 'alice', evidence: [], writer });
-      // Both decide on the same head, then write at the same moment.
-      let arrived = 0;
-      let go: () => void = () => undefined;
-      const together = new Promise<void>((resolve) => (go = resolve));
-      const beforeWrite = async () => {
-        if (++arrived === 2) go();
-        await together;
-      };
-      const results = await Promise.allSettled([
-        promote({
-          repo,
-          version: '1.1.0',
-          to: 'beta',
-          writer: { ...writer, actor: 'one', beforeWrite },
-        }),
-        promote({
-          repo,
-          version: '1.1.0',
-          to: 'beta',
-          writer: { ...writer, actor: 'two', beforeWrite },
-        }),
-      ]);
+      const results = await promotionsAtOnce(repo);
       const won = results.filter((r) => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(won).toHaveLength(1);
@@ -591,25 +588,9 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     async () => {
       const repo = await repository();
       await approve({ repo, version: '1.1.0', to: 'beta', by: 'alice', evidence: [], writer });
-      const proxy = await startFaultProxy((registry as Registry).host, [], { refusesDeletes: 405 });
       const stale = process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS;
-      try {
-        const proxied = proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, ''));
-        let arrived = 0;
-        let go: () => void = () => undefined;
-        const together = new Promise<void>((resolve) => (go = resolve));
-        const beforeWrite = async () => {
-          if (++arrived === 2) go();
-          await together;
-        };
-        const promotion = (actor: string) =>
-          promote({
-            repo: proxied,
-            version: '1.1.0',
-            to: 'beta',
-            writer: { ...writer, actor, beforeWrite },
-          });
-        const results = await Promise.allSettled([promotion('one'), promotion('two')]);
+      await throughProxy(repo, { dialect: { refusesDeletes: 405 } }, async (proxied) => {
+        const results = await promotionsAtOnce(proxied);
         const won = results.filter((r) => r.status === 'fulfilled');
         const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
         expect(won.length).toBeLessThanOrEqual(1);
@@ -621,36 +602,38 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         if (won.length === 0) {
           process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS = '1';
           await new Promise((resolve) => setTimeout(resolve, 2100));
-          await promote({ repo: proxied, version: '1.1.0', to: 'beta', writer });
+          try {
+            await promote({ repo: proxied, version: '1.1.0', to: 'beta', writer });
+          } finally {
+            if (stale === undefined) delete process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS;
+            else process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS = stale;
+          }
           expect(await promotions()).toBe(1);
         }
-      } finally {
-        if (stale === undefined) delete process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS;
-        else process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS = stale;
-        await proxy.stop();
-      }
+      });
     },
   );
 
   it.skipIf(kind === 'directory' || skip)(
     'a first publish where the registry makes no repository on a push (ECR) says to create it',
     async () => {
-      const proxy = await startFaultProxy((registry as Registry).host, [], { noRepository: true });
-      try {
-        const error = await publish({
-          repo: proxy.reference('acme/never-created'),
-          bundle: bundles['1.0.0'] as string,
-          trust: ws.trust,
-          writer,
-        }).catch((caught: unknown) => caught);
-        expect(error).toMatchObject({
-          code: 'E_REGISTRY',
-          message: /has no repository acme\/never-created and did not make one.*NAME_UNKNOWN/,
-          details: { hint: /create the repository in the registry first/ },
-        });
-      } finally {
-        await proxy.stop();
-      }
+      await throughProxy(
+        'acme/never-created',
+        { dialect: { noRepository: true } },
+        async (repo) => {
+          const error = await publish({
+            repo,
+            bundle: bundles['1.0.0'] as string,
+            trust: ws.trust,
+            writer,
+          }).catch((caught: unknown) => caught);
+          expect(error).toMatchObject({
+            code: 'E_REGISTRY',
+            message: /has no repository acme\/never-created and did not make one.*NAME_UNKNOWN/,
+            details: { hint: /create the repository in the registry first/ },
+          });
+        },
+      );
     },
   );
 
@@ -659,10 +642,8 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     async () => {
       const repo = await repository();
       await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer });
-      for (const refusesDeletes of [405, 404] as const) {
-        const proxy = await startFaultProxy((registry as Registry).host, [], { refusesDeletes });
-        try {
-          const proxied = proxy.reference(repo.replace(/^oci:\/\/[^/]+\//, ''));
+      for (const refusesDeletes of [405, 404] as const)
+        await throughProxy(repo, { dialect: { refusesDeletes } }, async (proxied) => {
           const before = await events(proxied);
           const error = await gc({ repo: proxied, keep: 1, yes: true, writer }).catch(
             (caught: unknown) => caught,
@@ -674,10 +655,7 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
           expect(await events(proxied)).toBe(before);
           const kept = await pull({ repo: proxied, version: '1.0.0', out: await tempDir() });
           expect(kept.version).toBe('1.0.0');
-        } finally {
-          await proxy.stop();
-        }
-      }
+        });
       // Where deletes work, the same gc goes through.
       expect((await gc({ repo, keep: 1, yes: true, writer })).removed).toBe(true);
     },

@@ -171,10 +171,10 @@ async function open(
  */
 async function withRepository<T>(
   options: RepoOptions,
-  how: { again?: Again; ahead?: readonly string[] },
+  how: { again?: Again; ahead?: readonly string[]; create?: boolean },
   command: (ctx: Context) => Promise<T>,
 ): Promise<T> {
-  const ctx = await open(options, false, how.again, how.ahead);
+  const ctx = await open(options, how.create === true, how.again, how.ahead);
   try {
     return await command(ctx);
   } finally {
@@ -726,12 +726,23 @@ export function publish(options: PublishOptions): Promise<PublishResult> {
   return decide((again) => publishOnce(options, stored, again));
 }
 
-async function publishOnce(
+function publishOnce(
   options: PublishOptions,
   stored: { sha256?: string },
   again?: Again,
 ): Promise<PublishResult> {
-  const ctx = await open(options, options.trust !== undefined, again);
+  return withRepository(
+    options,
+    { ...(again ? { again } : {}), create: options.trust !== undefined },
+    (ctx) => publishWith(ctx, options, stored),
+  );
+}
+
+async function publishWith(
+  ctx: Context,
+  options: PublishOptions,
+  stored: { sha256?: string },
+): Promise<PublishResult> {
   const trust = needTrust(ctx);
   const repoKeys = [...(options.repoKeys ?? [])];
   if (repoKeys.length > 0 && ctx.config)
@@ -1457,11 +1468,16 @@ export function approve(options: RepoOptions & ApproveOptions): Promise<ApproveR
   return decide((again) => approveOnce(options, again));
 }
 
-async function approveOnce(
+function approveOnce(options: RepoOptions & ApproveOptions, again?: Again): Promise<ApproveResult> {
+  return withRepository(options, { ...(again ? { again } : {}) }, (ctx) =>
+    approveWith(ctx, options),
+  );
+}
+
+async function approveWith(
+  ctx: Context,
   options: RepoOptions & ApproveOptions,
-  again?: Again,
 ): Promise<ApproveResult> {
-  const ctx = await open(options, false, again);
   const policy = await policyOf(ctx);
   const head = await readHead(ctx);
   const decided = await approvalFor(ctx, policy, options);
@@ -1762,16 +1778,17 @@ async function gcWith(
 
 // ------------------------------------------------------------------ policy
 
-export async function showPolicy(
+export function showPolicy(
   options: RepoOptions,
 ): Promise<{ repo: string; policy: Policy; digest: string | null }> {
-  const ctx = await open(options);
-  const found = await readPolicy(ctx);
-  return {
-    repo: ctx.store.name,
-    policy: found?.value ?? DEFAULT_POLICY,
-    digest: found?.digest ?? null,
-  };
+  return withRepository(options, {}, async (ctx) => {
+    const found = await readPolicy(ctx);
+    return {
+      repo: ctx.store.name,
+      policy: found?.value ?? DEFAULT_POLICY,
+      digest: found?.digest ?? null,
+    };
+  });
 }
 
 export async function setPolicy(
@@ -1784,20 +1801,21 @@ export async function setPolicy(
       hint: 'see "Publishing from CI" in the README for the policy file',
     });
   const policy = options.policy as Policy;
-  return decide(async (again) => {
-    const ctx = await open(options, false, again);
-    const head = await readHead(ctx);
-    const current = await readPolicy(ctx);
-    let digest = '';
-    await commit(ctx, head, options.writer, async (append) => {
-      const sealed = await sealDocument('policy', policy, options.writer.keys);
-      digest = sealed.digest;
-      await append('policy', { policy: digest });
-      await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
-        replace: { expected: current?.manifest },
-        sealed,
+  return decide((again) =>
+    withRepository(options, { ...(again ? { again } : {}) }, async (ctx) => {
+      const head = await readHead(ctx);
+      const current = await readPolicy(ctx);
+      let digest = '';
+      await commit(ctx, head, options.writer, async (append) => {
+        const sealed = await sealDocument('policy', policy, options.writer.keys);
+        digest = sealed.digest;
+        await append('policy', { policy: digest });
+        await putDoc(ctx.store, 'policy', policy, options.writer.keys, TAGS.policy, {
+          replace: { expected: current?.manifest },
+          sealed,
+        });
       });
-    });
-    return { repo: ctx.store.name, policy, digest };
-  });
+      return { repo: ctx.store.name, policy, digest };
+    }),
+  );
 }

@@ -77,6 +77,8 @@ const TAG_LIST_LIMIT = 16 * 1024 * 1024;
 /** The most tag-list pages followed: at 100 tags a page (some registries cap n), the byte limit comes first. */
 const TAG_PAGE_LIMIT = 10_000;
 const READ_SIZE = 1024 * 1024;
+/** How long an upload given up on is waited on to be cancelled. */
+const CANCEL_WAIT_MS = 10_000;
 const WRITEBACK = 64 * 1024 * 1024;
 
 /**
@@ -833,15 +835,24 @@ export class RegistryClient {
     return digest;
   }
 
-  /** Spec: clients should cancel what they abandon. Failures to do so do not matter. */
+  /**
+   * Spec: clients should cancel what they abandon. Failures to do so do not
+   * matter, and neither does an answer that does not come: the upload goes on
+   * after CANCEL_WAIT_MS, not after the 5-minute answer timeout (the request
+   * is let go, and broken off when the client closes).
+   */
   private async cancelUpload(session: UploadSession): Promise<void> {
-    try {
-      await (
-        await this.#transport.request('DELETE', session.location, { action: 'push' })
-      ).discard();
-    } catch {
+    const cancelled = this.#transport
+      .request('DELETE', session.location, { action: 'push' })
+      .then((response) => response.discard())
       // the registry times abandoned uploads out
-    }
+      .catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CANCEL_WAIT_MS);
+    });
+    await Promise.race([cancelled, waited]);
+    clearTimeout(timer);
   }
 
   private lostError(blob: BlobSource): FerryError {

@@ -156,6 +156,26 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
     expect(await heldUploads('no-status')).toEqual([]);
   });
 
+  // Waiting on the DELETE would hold the upload for the 5-minute answer timeout.
+  it('goes on after a while when a cancel is never answered, and breaks it off when closed', async () => {
+    proxy = await startFaultProxy(registry.host, [
+      { method: 'PATCH', status: 416, early: true },
+      { method: 'DELETE', neverAnswered: true },
+    ]);
+    const file = join(dir, 'no-cancel.bin');
+    const digest = await randomFile(file, SIZE);
+    const client = await RegistryClient.open(proxy.reference('acme/no-cancel'), {
+      env: {},
+      retry: FAST,
+    });
+    expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
+    expect(proxy.fired).toHaveLength(2);
+    client.close();
+    for (let wait = 0; wait < 30 && proxy.brokenOff.length === 0; wait++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(proxy.brokenOff).toEqual([expect.stringMatching(/\/blobs\/uploads\//)]);
+  });
+
   it('sends a blob in one PATCH without a Content-Range, as docker push and skopeo do', async () => {
     const uploads = await pushThrough('plain', {});
     expect(uploads.map((r) => r.method)).toEqual(['POST', 'PATCH', 'PUT']);

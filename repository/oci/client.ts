@@ -157,9 +157,10 @@ export class RegistryClient {
    * chunk, so a client that trusts it sends a chunk again and is refused.
    * After a broken connection or a 5xx it asks the registry how far the
    * upload got (GET on the upload's location) and sends the rest as one
-   * chunk with its Content-Range, or starts a new upload when the registry
-   * has dropped that one or refuses the chunk. The registry checks the
-   * digest of what it received.
+   * chunk with its Content-Range, or starts a new upload (cancelling the
+   * old one) when the registry has dropped that one, refuses the chunk, or
+   * twice in a row cannot say. The registry checks the digest of what it
+   * received.
    */
   async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
     const blob = await this.describe(source, options);

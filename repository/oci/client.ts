@@ -219,6 +219,13 @@ export class RegistryClient {
       });
     } catch (error) {
       if (session) await this.cancelUpload(session);
+      // The transport's last word names a request (POST /v2/…/blobs/uploads/), not what was being sent.
+      if (error instanceof FerryError && error.details.reference === undefined)
+        throw new FerryError(error.code, `${error.message} (uploading ${blob.name})`, {
+          ...error.details,
+          reference: blob.name,
+          cause: error,
+        });
       throw error;
     }
     return { digest: digest as string, size: blob.size, uploaded: true };

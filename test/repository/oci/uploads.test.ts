@@ -156,6 +156,28 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
     expect(await heldUploads('no-status')).toEqual([]);
   });
 
+  it('names the file it was uploading when the tries run out', async () => {
+    proxy = await startFaultProxy(
+      registry.host,
+      Array.from({ length: FAST.attempts }, (_, k) => ({
+        method: 'PATCH',
+        nth: k + 1,
+        status: 503,
+      })),
+    );
+    const file = join(dir, 'never-taken.bin');
+    await randomFile(file, MiB);
+    const client = await RegistryClient.open(proxy.reference('acme/never-taken'), {
+      env: {},
+      retry: FAST,
+    });
+    await expect(client.pushBlob(file)).rejects.toMatchObject({
+      code: 'E_REGISTRY',
+      message: new RegExp(`kept failing: 503.*\\(uploading ${file}\\)$`),
+      details: { reference: file, registry: proxy.host },
+    });
+  });
+
   // Waiting on the DELETE would hold the upload for the 5-minute answer timeout.
   it('goes on after a while when a cancel is never answered, and breaks it off when closed', async () => {
     proxy = await startFaultProxy(registry.host, [

@@ -14,7 +14,10 @@ export const command: Command = {
       arg: 'K',
       help: 'keep the last K versions of each channel and of publishing',
     },
-    yes: { type: 'boolean', help: 'remove them (without it, only say what would go)' },
+    yes: {
+      type: 'boolean',
+      help: 'remove them (without it, only say what would go); in a registry that deletes nothing through the OCI API (GHCR, ECR, Docker Hub) it stops before recording anything',
+    },
   },
   async run({ values }) {
     const { gc } = await import('../../repository/model.js');

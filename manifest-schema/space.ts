@@ -7,9 +7,14 @@ const MIB = 1024 * 1024;
 /**
  * E_NO_SPACE, naming the filesystem, when the one that will hold `path` has
  * less than `needed` bytes free: said before a byte is written, where running
- * out halfway would cost the time spent and leave the work to undo.
+ * out halfway would cost the time spent and leave the work to undo. `way`
+ * is the hint's way out, after the filesystem's name.
  */
-export async function checkSpace(path: string, needed: number): Promise<void> {
+export async function checkSpace(
+  path: string,
+  needed: number,
+  way = 'free space there (old logs, other files) and try again',
+): Promise<void> {
   const at = await existingParent(path);
   const fs = await statfs(at);
   const free = fs.bavail * fs.bsize;
@@ -18,7 +23,7 @@ export async function checkSpace(path: string, needed: number): Promise<void> {
   throw new FerryError(
     'E_NO_SPACE',
     `${path} needs ${Math.ceil(needed / MIB)} MiB free on the filesystem mounted at ${mount}, which has ${Math.floor(free / MIB)} MiB`,
-    { file: path, hint: `free space on ${mount} (old logs, other files) and try again` },
+    { file: path, hint: `${mount}: ${way}` },
   );
 }
 

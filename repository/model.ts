@@ -1014,7 +1014,11 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
     return { ...result, changed: false };
   }
   // Before a folder is made or a byte is fetched: a stick too small is said at once, not after an hour.
-  await checkSpace(target, found.bundle.size);
+  await checkSpace(
+    target,
+    found.bundle.size,
+    'free space there, or pull to a larger disk or stick (`ferry media` splits a bundle across several)',
+  );
   const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });

@@ -41,6 +41,7 @@ describe('a pull onto a stick that cannot hold the bundle', () => {
       expect(pulled.stderr).toMatch(
         /^ferry: E_NO_SPACE: \S+ needs \d+ MiB free on the filesystem mounted at \S+stick, which has [0-4] MiB/,
       );
+      expect(pulled.stderr).toMatch(/hint: \S+stick: free space there, or pull to a larger disk/);
       // Not even the folder it was asked to write into.
       expect(await readdir(stick)).toEqual([]);
     },

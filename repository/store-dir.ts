@@ -620,7 +620,6 @@ async function sweepParts(folder: string): Promise<void> {
   }
 }
 
-/** The lock holder's owner.json, for messages: small, and never a FIFO that blocks the waiter. */
 /**
  * When the lock's holder last beat: the later of the folder's mtime and its
  * owner.json's, the latter read through the opened file. On NFS a folder's
@@ -652,6 +651,7 @@ async function lastBeat(lock: string): Promise<number | undefined> {
   return Math.max(folder, owner ?? folder);
 }
 
+/** The lock holder's owner.json, for messages: small, and never a FIFO that blocks the waiter. */
 async function ownerOf(lock: string): Promise<string> {
   return (await readRegular(join(lock, 'owner.json'), 4096)).toString('utf8');
 }

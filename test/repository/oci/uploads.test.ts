@@ -11,6 +11,13 @@ const MiB = 1024 * 1024;
 const SIZE = 9 * MiB + 333;
 const FAST = { attempts: 4, firstDelayMs: 20, maxDelayMs: 100 };
 
+interface UploadSetup {
+  faults?: Fault[];
+  dialect?: Dialect;
+  size?: number;
+  chunkSize?: number;
+}
+
 // Streamed uploads in front of the real registry, through a proxy that answers
 // as the registries Ferry names in its README do where they differ from
 // Distribution (GHCR refuses a Content-Range chunk over 4 MiB with 416; ECR's
@@ -38,15 +45,25 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
     return held;
   }
 
-  /** Pushes SIZE random bytes through the proxy; checks what landed. */
-  async function pushThrough(name: string, dialect: Dialect, faults: Fault[] = []) {
+  /** A proxy speaking `dialect` with `faults`, `size` random bytes to send, and a client through the proxy. */
+  async function uploadThrough(
+    name: string,
+    { faults = [], dialect = {}, size = SIZE, chunkSize }: UploadSetup = {},
+  ) {
     proxy = await startFaultProxy(registry.host, faults, dialect);
     const file = join(dir, `${name}.bin`);
-    const digest = await randomFile(file, SIZE);
+    const digest = await randomFile(file, size);
     const client = await RegistryClient.open(proxy.reference(`acme/${name}`), {
       env: {},
       retry: FAST,
+      ...(chunkSize === undefined ? {} : { chunkSize }),
     });
+    return { proxy, file, digest, client };
+  }
+
+  /** Pushes SIZE random bytes through the proxy; checks what landed. */
+  async function pushThrough(name: string, dialect: Dialect, faults: Fault[] = []) {
+    const { proxy, file, digest, client } = await uploadThrough(name, { faults, dialect });
     expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
     expect(proxy.fired).toHaveLength(faults.length);
     const direct = await RegistryClient.open(registry.reference(`acme/${name}`), { env: {} });
@@ -113,12 +130,8 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
   // (nginx's client_max_body_size) that 256 MiB chunks fitted under refuses it,
   // often with an HTML page and no registry words. The error must say so.
   it('says a refusal for size (413) is a request size limit, naming the blob', async () => {
-    proxy = await startFaultProxy(registry.host, [{ method: 'PATCH', status: 413, early: true }]);
-    const file = join(dir, 'too-large.bin');
-    await randomFile(file, SIZE);
-    const client = await RegistryClient.open(proxy.reference('acme/too-large'), {
-      env: {},
-      retry: FAST,
+    const { proxy, file, client } = await uploadThrough('too-large', {
+      faults: [{ method: 'PATCH', status: 413, early: true }],
     });
     const error = await client.pushBlob(file).catch((e: unknown) => e);
     expect(error).toMatchObject({
@@ -140,15 +153,8 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
       nth,
       status: 503,
     }));
-    proxy = await startFaultProxy(registry.host, [
-      { method: 'PATCH', status: 503 },
-      ...statusFails,
-    ]);
-    const file = join(dir, 'no-status.bin');
-    const digest = await randomFile(file, SIZE);
-    const client = await RegistryClient.open(proxy.reference('acme/no-status'), {
-      env: {},
-      retry: FAST,
+    const { proxy, file, digest, client } = await uploadThrough('no-status', {
+      faults: [{ method: 'PATCH', status: 503 }, ...statusFails],
     });
     expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
     const uploads = proxy.requests.filter((r) => r.path.includes('/blobs/uploads/'));
@@ -157,19 +163,13 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
   });
 
   it('names the file it was uploading when the tries run out', async () => {
-    proxy = await startFaultProxy(
-      registry.host,
-      Array.from({ length: FAST.attempts }, (_, k) => ({
+    const { proxy, file, client } = await uploadThrough('never-taken', {
+      faults: Array.from({ length: FAST.attempts }, (_, k) => ({
         method: 'PATCH',
         nth: k + 1,
         status: 503,
       })),
-    );
-    const file = join(dir, 'never-taken.bin');
-    await randomFile(file, MiB);
-    const client = await RegistryClient.open(proxy.reference('acme/never-taken'), {
-      env: {},
-      retry: FAST,
+      size: MiB,
     });
     await expect(client.pushBlob(file)).rejects.toMatchObject({
       code: 'E_REGISTRY',
@@ -180,15 +180,11 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
 
   // Waiting on the DELETE would hold the upload for the 5-minute answer timeout.
   it('goes on after a while when a cancel is never answered, and breaks it off when closed', async () => {
-    proxy = await startFaultProxy(registry.host, [
-      { method: 'PATCH', status: 416, early: true },
-      { method: 'DELETE', neverAnswered: true },
-    ]);
-    const file = join(dir, 'no-cancel.bin');
-    const digest = await randomFile(file, SIZE);
-    const client = await RegistryClient.open(proxy.reference('acme/no-cancel'), {
-      env: {},
-      retry: FAST,
+    const { proxy, file, digest, client } = await uploadThrough('no-cancel', {
+      faults: [
+        { method: 'PATCH', status: 416, early: true },
+        { method: 'DELETE', neverAnswered: true },
+      ],
     });
     expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
     expect(proxy.fired).toHaveLength(2);
@@ -242,14 +238,7 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
   ] as const)(
     'Content-Range chunks fail against the %s dialect, as its users report',
     async (_, dialect, chunkSize) => {
-      proxy = await startFaultProxy(registry.host, [], dialect);
-      const file = join(dir, `chunks-${chunkSize}.bin`);
-      await randomFile(file, SIZE);
-      const client = await RegistryClient.open(proxy.reference('acme/chunks'), {
-        env: {},
-        chunkSize,
-        retry: FAST,
-      });
+      const { file, client } = await uploadThrough(`chunks-${chunkSize}`, { dialect, chunkSize });
       await expect(client.pushBlob(file)).rejects.toMatchObject({
         code: 'E_REGISTRY',
         message: /kept dropping the upload/,

@@ -333,6 +333,38 @@ interface Pending {
   note?: (note: number, buffers?: ArrayBuffer[]) => void;
 }
 
+/** A worker started ahead of need (warmHashWorker), for the next pool to take. */
+let warm: Worker | undefined;
+
+/**
+ * Starts a hash worker now, for the next pool (or sink) made to take. A
+ * worker takes 45-65 ms to start here, and a download cannot wait for it:
+ * a HashingSink holds SINK_AHEAD (8 MiB, 10 ms of a loopback pull) before
+ * the socket is paused. A command that will download calls this before its
+ * metadata round trips, which hide the start. A worker never taken does not
+ * keep the process alive.
+ */
+export function warmHashWorker(): void {
+  if (warm) return;
+  const worker = new Worker(WORKER_SOURCE, { eval: true });
+  worker.unref();
+  // A warm worker that failed before it was taken is dropped, and the pool starts one of its own.
+  const drop = (): void => {
+    if (warm === worker) warm = undefined;
+  };
+  worker.once('error', drop);
+  worker.once('exit', drop);
+  warm = worker;
+}
+
+function startWorker(): Worker {
+  const taken = warm;
+  if (taken === undefined) return new Worker(WORKER_SOURCE, { eval: true });
+  warm = undefined;
+  taken.ref();
+  return taken;
+}
+
 export class HashPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
@@ -345,7 +377,7 @@ export class HashPool {
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      const worker = startWorker();
       worker.on(
         'message',
         (

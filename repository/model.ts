@@ -6,6 +6,7 @@ import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import type { Signer } from '../manifest-schema/envelope.js';
+import { warmHashWorker } from '../manifest-schema/hashing.js';
 import { checkSpace } from '../manifest-schema/space.js';
 import {
   parseTrustedRoot,
@@ -905,6 +906,8 @@ type PullOptions = RepoOptions & {
 };
 
 export function pull(options: PullOptions): Promise<PullResult> {
+  // Started while the records are read: the download would otherwise wait for it.
+  warmHashWorker();
   const ahead =
     options.channel === undefined
       ? []

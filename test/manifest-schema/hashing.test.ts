@@ -8,6 +8,7 @@ import {
   HashPool,
   hashThrough,
   LEND_SIZE,
+  warmHashWorker,
   withHashPool,
 } from '../../manifest-schema/index.js';
 import { tempDir } from '../helpers.js';
@@ -189,6 +190,23 @@ describe('hash workers', () => {
     } finally {
       await pool.close();
     }
+  });
+
+  it('give the next sink the worker started ahead of it, rather than wait for a new one', async () => {
+    const threadIdOfNext = async (): Promise<number> => {
+      const probe = new Worker('', { eval: true });
+      const { threadId } = probe;
+      await probe.terminate();
+      return threadId;
+    };
+    const before = await threadIdOfNext();
+    warmHashWorker();
+    const bytes = Buffer.alloc(3 * 1024 * 1024, 7);
+    const { result, written } = await sunk('warm', [Buffer.from(bytes)]);
+    expect(result).toEqual({ sha256: sha256(bytes), bytes: bytes.length });
+    expect(written.equals(bytes)).toBe(true);
+    // One thread started between the probes: the warm one, taken by the sink.
+    expect((await threadIdOfNext()) - before).toBe(2);
   });
 
   // A batch of small chunks is more buffers than one writev takes (IOV_MAX, 1024 here).

@@ -79,6 +79,11 @@ const TAG_PAGE_LIMIT = 10_000;
 const READ_SIZE = 1024 * 1024;
 /** How long an upload given up on is waited on to be cancelled. */
 const CANCEL_WAIT_MS = 10_000;
+/**
+ * In-memory blobs up to this size (documents, bundle.json) go in the PUT that
+ * closes their upload, without a HEAD first: two round trips, not four.
+ */
+const SMALL_BLOB = 1024 * 1024;
 const WRITEBACK = 64 * 1024 * 1024;
 
 /**
@@ -93,6 +98,12 @@ export class RegistryClient {
   readonly reference: RegistryReference;
   readonly #transport: Transport;
   readonly #chunkSize: number;
+  /**
+   * Small blobs (documents, the empty config) this client stored in the
+   * repository: their size, not stored again in this client's life. A file
+   * is asked about every time (a copy damaged at rest is not built on).
+   */
+  readonly #held = new Map<string, number>();
 
   constructor(reference: RegistryReference, options: RegistryClientOptions = {}) {
     this.reference = reference;
@@ -160,13 +171,17 @@ export class RegistryClient {
    * chunk with its Content-Range, or starts a new upload (cancelling the
    * old one) when the registry has dropped that one, refuses the chunk, or
    * twice in a row cannot say. The registry checks the digest of what it
-   * received.
+   * received. Small bytes in memory (SMALL_BLOB) go in the PUT that closes
+   * the upload, without asking first whether the registry holds them: the
+   * spec's monolithic upload, as ORAS sends every blob; storing a blob
+   * again is harmless, and a new document, the usual case, is not held.
    */
   async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
     const blob = await this.describe(source, options);
     const t = this.#transport;
-    if (blob.digest !== undefined) {
-      const held = await this.blobExists(blob.digest);
+    const inOnePut = typeof source !== 'string' && blob.size <= SMALL_BLOB;
+    if (blob.digest !== undefined && (!inOnePut || this.#held.has(blob.digest))) {
+      const held = this.#held.get(blob.digest) ?? (await this.blobExists(blob.digest));
       if (held !== undefined) {
         // Same digest, other size: the registry's copy is damaged; never build on it.
         if (held !== blob.size)
@@ -203,6 +218,10 @@ export class RegistryClient {
           }
         }
         session ??= await this.startUpload(blob);
+        if (inOnePut && session.offset === 0) {
+          digest = await this.finishUpload(session, blob, { progress: options.onProgress });
+          return;
+        }
         while (session.offset < blob.size) {
           try {
             session = await this.patch(session, blob, options.onProgress);
@@ -228,6 +247,7 @@ export class RegistryClient {
         });
       throw error;
     }
+    if (inOnePut) this.#held.set(digest as string, blob.size);
     return { digest: digest as string, size: blob.size, uploaded: true };
   }
 
@@ -818,15 +838,30 @@ export class RegistryClient {
     };
   }
 
-  /** Closes the upload under its digest (taken now, when hashed as it went) and returns it. */
-  private async finishUpload(session: UploadSession, blob: BlobSource): Promise<string> {
+  /**
+   * Closes the upload under its digest (taken now, when hashed as it went)
+   * and returns it; `carrying` it, the PUT sends the whole blob itself.
+   */
+  private async finishUpload(
+    session: UploadSession,
+    blob: BlobSource,
+    carrying?: { progress: Progress | undefined },
+  ): Promise<string> {
     const t = this.#transport;
     const digest = blob.digest ?? (await (blob.hashing as UploadHash).result());
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
     const response = await t.request('PUT', url, {
       action: 'push',
-      headers: { 'content-length': '0' },
+      ...(carrying === undefined
+        ? { headers: { 'content-length': '0' } }
+        : {
+            headers: {
+              'content-type': 'application/octet-stream',
+              'content-length': String(blob.size),
+            },
+            body: () => blob.body(0, blob.size, (done) => carrying.progress?.(done, blob.size)),
+          }),
     });
     if (response.status === 404) {
       await response.discard();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -198,6 +199,30 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
     const uploads = await pushThrough('plain', {});
     expect(uploads.map((r) => r.method)).toEqual(['POST', 'PATCH', 'PUT']);
     expect(uploads[1]?.contentRange).toBeUndefined();
+  });
+
+  // A document is a few hundred bytes, and a publish or promote writes several:
+  // each one's HEAD and PATCH were two round trips of the ten a write took.
+  it('sends a small blob in memory in the PUT that closes its upload, once per client', async () => {
+    proxy = await startFaultProxy(registry.host, [{ method: 'PUT', status: 503 }]);
+    const client = await RegistryClient.open(proxy.reference('acme/documents'), {
+      env: {},
+      retry: FAST,
+    });
+    const bytes = Buffer.from('{"op":"publish","version":"1.0.0"}');
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    expect(await client.pushBlob(bytes)).toEqual({ digest, size: bytes.length, uploaded: true });
+    // After the 503 it asked whether the blob had landed, then where its upload
+    // stood (nothing held), and closed that upload with the bytes.
+    expect(proxy.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'HEAD', 'GET', 'PUT']);
+    expect(await client.pushBlob(bytes)).toEqual({ digest, size: bytes.length, uploaded: false });
+    expect(proxy.requests).toHaveLength(5);
+    const direct = await RegistryClient.open(registry.reference('acme/documents'), { env: {} });
+    expect((await direct.readBlob(digest, bytes.length)).equals(bytes)).toBe(true);
+    // Another client stores it again, without asking first: harmless, and one round trip fewer for a new one.
+    const other = await RegistryClient.open(proxy.reference('acme/documents'), { env: {} });
+    expect(await other.pushBlob(bytes)).toEqual({ digest, size: bytes.length, uploaded: true });
+    expect(proxy.requests.slice(5).map((r) => r.method)).toEqual(['POST', 'PUT']);
   });
 
   it('publishes over 4 MiB to a registry that refuses larger Content-Range chunks (GHCR)', async () => {

@@ -104,6 +104,8 @@ export class RegistryClient {
    * is asked about every time (a copy damaged at rest is not built on).
    */
   readonly #held = new Map<string, number>();
+  /** False once the registry dropped a blob sent in the PUT that closes its upload: streamed since. */
+  #putsBodies = true;
 
   constructor(reference: RegistryReference, options: RegistryClientOptions = {}) {
     this.reference = reference;
@@ -218,9 +220,18 @@ export class RegistryClient {
           }
         }
         session ??= await this.startUpload(blob);
-        if (inOnePut && session.offset === 0) {
-          digest = await this.finishUpload(session, blob, { progress: options.onProgress });
-          return;
+        if (inOnePut && this.#putsBodies && session.offset === 0) {
+          try {
+            digest = await this.finishUpload(session, blob, { progress: options.onProgress });
+            return;
+          } catch (error) {
+            if (!(error instanceof BodyNotTaken)) throw error;
+            // It took the PUT but not its bytes: this blob and the rest go streamed, in a new upload.
+            this.#putsBodies = false;
+            await this.cancelUpload(session);
+            session = undefined;
+            session = await this.startUpload(blob);
+          }
         }
         while (session.offset < blob.size) {
           try {
@@ -868,7 +879,11 @@ export class RegistryClient {
       throw new SessionLost('upload session lost before it closed', this.lostError(blob));
     }
     if (response.status !== 201 && !response.ok) {
-      throw await t.fail(response, `store blob ${digest}`, { reference: digest });
+      const refusal = await t.fail(response, `store blob ${digest}`, { reference: digest });
+      // A registry (or proxy) that drops a PUT's body finds the upload empty: DIGEST_INVALID, SIZE_INVALID.
+      if (carrying && response.status === 400 && refusal.code === 'E_DIGEST_MISMATCH')
+        throw new BodyNotTaken(refusal.message);
+      throw refusal;
     }
     await response.discard();
     const reported = response.header('docker-content-digest');
@@ -947,6 +962,9 @@ interface BlobSource {
   /** The bytes [start, end) for one request. */
   body(start: number, end: number, progress: (done: number) => void): RequestBody;
 }
+
+/** The registry did not store a blob sent in the PUT that closes its upload: stream it instead. */
+class BodyNotTaken extends Error {}
 
 /** The session is gone or out of step: start a new upload. */
 class SessionLost extends Transient {

@@ -43,6 +43,11 @@ export interface Fault {
   heldUntil?: RegExp;
   /** Never answered: held until the client goes away (then listed in `brokenOff`). */
   neverAnswered?: boolean;
+  /**
+   * Read the request's body and drop it: forwarded with Content-Length 0 (a
+   * registry that takes the body's length but not its bytes).
+   */
+  dropBody?: boolean;
 }
 
 /**
@@ -272,6 +277,10 @@ export async function startFaultProxy(
     }
     const keepCut = dialect.keepsCutUploads && fault?.cutRequestAfter !== undefined;
     const headers = { ...req.headers };
+    if (fault?.dropBody) {
+      headers['content-length'] = '0';
+      delete headers['transfer-encoding'];
+    }
     // Sent chunked, so the registry takes the request as whole when it ends early.
     if (keepCut) delete headers['content-length'];
     let keptAnswer: (url: string | undefined) => void = () => undefined;
@@ -327,6 +336,11 @@ export async function startFaultProxy(
       res.socket?.destroy();
     });
     let forwarded = 0;
+    if (fault?.dropBody) {
+      req.resume();
+      req.on('end', () => upstream.end());
+      return;
+    }
     req.on('data', (chunk: Buffer) => {
       const limit = fault?.cutRequestAfter;
       const method = req.method ?? '';

@@ -225,6 +225,39 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
     expect(proxy.requests.slice(5).map((r) => r.method)).toEqual(['POST', 'PUT']);
   });
 
+  // A registry (or a proxy) that reads a PUT's Content-Length but keeps none
+  // of its bytes closes an empty upload: DIGEST_INVALID. It took documents
+  // streamed (PATCH, then PUT) before they went in the PUT; they still must.
+  it('streams small blobs when the registry drops the body of the PUT that closes an upload', async () => {
+    const dropped = [1, 2, 3].map((nth) => ({ method: 'PUT', nth, dropBody: true }));
+    proxy = await startFaultProxy(registry.host, dropped);
+    const client = await RegistryClient.open(proxy.reference('acme/dropped-bodies'), {
+      env: {},
+      retry: FAST,
+    });
+    const direct = await RegistryClient.open(registry.reference('acme/dropped-bodies'), {
+      env: {},
+    });
+    for (const text of ['{"op":"publish"}', '{"op":"promote"}']) {
+      const bytes = Buffer.from(text);
+      const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      expect(await client.pushBlob(bytes)).toEqual({ digest, size: bytes.length, uploaded: true });
+      expect((await direct.readBlob(digest, bytes.length)).equals(bytes)).toBe(true);
+    }
+    // The first was sent in a PUT, then streamed; the second streamed at once.
+    expect(proxy.requests.filter((r) => r.method !== 'DELETE').map((r) => r.method)).toEqual([
+      'POST',
+      'PUT',
+      'POST',
+      'PATCH',
+      'PUT',
+      'POST',
+      'PATCH',
+      'PUT',
+    ]);
+    expect(await heldUploads('dropped-bodies')).toEqual([]);
+  });
+
   it('publishes over 4 MiB to a registry that refuses larger Content-Range chunks (GHCR)', async () => {
     const uploads = await pushThrough('ghcr', { rangedPatchLimit: 4 * MiB });
     expect(uploads.map((r) => r.method)).toEqual(['POST', 'PATCH', 'PUT']);

@@ -104,7 +104,7 @@ export class RegistryClient {
    * is asked about every time (a copy damaged at rest is not built on).
    */
   readonly #held = new Map<string, number>();
-  /** False once the registry dropped a blob sent in the PUT that closes its upload: streamed since. */
+  /** False once the registry did not store a blob sent in the PUT that closes its upload: streamed since. */
   #putsBodies = true;
 
   constructor(reference: RegistryReference, options: RegistryClientOptions = {}) {
@@ -226,7 +226,7 @@ export class RegistryClient {
             return;
           } catch (error) {
             if (!(error instanceof BodyNotTaken)) throw error;
-            // It took the PUT but not its bytes: this blob and the rest go streamed, in a new upload.
+            // It dropped the PUT's bytes, or took them as a chunk (202): this blob and the rest go streamed, in a new upload.
             this.#putsBodies = false;
             await this.cancelUpload(session);
             session = undefined;
@@ -877,6 +877,19 @@ export class RegistryClient {
     if (response.status === 404) {
       await response.discard();
       throw new SessionLost('upload session lost before it closed', this.lostError(blob));
+    }
+    // 202 is "go on", not "stored": the upload is still open, the blob not in the repository.
+    if (response.status === 202) {
+      await response.discard();
+      if (carrying) throw new BodyNotTaken('202 to a PUT carrying the blob');
+      throw t.error(
+        'E_REGISTRY',
+        `registry ${this.reference.registry} answered 202 (upload still open) to the PUT closing the upload of blob ${digest}, so did not store it`,
+        {
+          reference: digest,
+          hint: 'the registry or a proxy in front of it does not follow the OCI distribution spec (a closed upload answers 201 Created)',
+        },
+      );
     }
     if (response.status !== 201 && !response.ok) {
       const refusal = await t.fail(response, `store blob ${digest}`, { reference: digest });

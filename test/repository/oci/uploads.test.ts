@@ -258,6 +258,43 @@ describe.skipIf(registryMissing)('streamed uploads', () => {
     expect(await heldUploads('dropped-bodies')).toEqual([]);
   });
 
+  // 202 is "go on", not "stored": a registry that answers it to the PUT that
+  // closes an upload took its bytes (if any) as a chunk and kept the upload
+  // open. Believed, the blob was reported stored, and remembered as held, so
+  // that the manifest naming it was refused MANIFEST_BLOB_UNKNOWN.
+  it('does not take 202 to the PUT that closes an upload for a stored blob', async () => {
+    proxy = await startFaultProxy(registry.host, [{ method: 'PUT', status: 202 }]);
+    const client = await RegistryClient.open(proxy.reference('acme/put-202'), {
+      env: {},
+      retry: FAST,
+    });
+    const direct = await RegistryClient.open(registry.reference('acme/put-202'), { env: {} });
+    const bytes = Buffer.from('{"op":"approve"}');
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    // The PUT carrying it answered 202: sent again, streamed.
+    expect(await client.pushBlob(bytes)).toEqual({ digest, size: bytes.length, uploaded: true });
+    expect((await direct.readBlob(digest, bytes.length)).equals(bytes)).toBe(true);
+    await proxy.stop();
+
+    // Every PUT answered 202: an error naming the blob, and nothing remembered as held.
+    const always = [1, 2, 3, 4].map((nth) => ({ method: 'PUT', nth, status: 202 }));
+    proxy = await startFaultProxy(registry.host, always);
+    const other = await RegistryClient.open(proxy.reference('acme/put-202'), {
+      env: {},
+      retry: FAST,
+    });
+    const next = Buffer.from('{"op":"revoke"}');
+    const nextDigest = `sha256:${createHash('sha256').update(next).digest('hex')}`;
+    await expect(other.pushBlob(next)).rejects.toMatchObject({
+      code: 'E_REGISTRY',
+      message: new RegExp(`202.*${nextDigest}`),
+      details: { reference: nextDigest, registry: proxy.host },
+    });
+    expect(await direct.blobExists(nextDigest)).toBeUndefined();
+    await expect(other.pushBlob(next)).rejects.toMatchObject({ code: 'E_REGISTRY' });
+    expect(await heldUploads('put-202')).toEqual([]);
+  });
+
   it('publishes over 4 MiB to a registry that refuses larger Content-Range chunks (GHCR)', async () => {
     const uploads = await pushThrough('ghcr', { rangedPatchLimit: 4 * MiB });
     expect(uploads.map((r) => r.method)).toEqual(['POST', 'PATCH', 'PUT']);

@@ -258,7 +258,14 @@ export class RegistryClient {
         });
       throw error;
     }
-    if (inOnePut) this.#held.set(digest as string, blob.size);
+    if (inOnePut) {
+      // Not asked about first, and storing it again does not mend a damaged copy
+      // (the registry keeps the one it has): asked after, before anything is built on it.
+      const stored = await this.blobExists(digest as string);
+      if (stored !== undefined && stored !== blob.size)
+        throw this.mismatch(digest as string, `is held as ${stored} bytes, not ${blob.size}`);
+      this.#held.set(digest as string, blob.size);
+    }
     return { digest: digest as string, size: blob.size, uploaded: true };
   }
 

@@ -234,6 +234,24 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
     ).toEqual([]);
   });
 
+  // A document goes in the PUT that closes its upload, without a HEAD first;
+  // storing it again does not mend a damaged copy: the registry keeps the one it has.
+  it('refuses a document whose copy at rest is damaged, though it is not asked about first', async () => {
+    const doc = documentBlob({ damaged: 'at rest' });
+    await client.pushBlob(doc.bytes);
+    await truncate(registry.blobPath(doc.digest), 10);
+    const later = await RegistryClient.open(registry.reference('acme/appliance'), {
+      env: {},
+      retry: FAST,
+    });
+    const error = await later.pushBlob(doc.bytes).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'E_DIGEST_MISMATCH',
+      message: new RegExp(`${doc.digest} .* is held as 10 bytes, not ${doc.bytes.length}`),
+    });
+    expect(await codeOf(later.pushBlob(doc.bytes))).toBe('E_DIGEST_MISMATCH');
+  });
+
   it('refuses a manifest whose bytes at rest no longer match their digest', async () => {
     const doc = documentBlob({ tampered: false });
     await client.pushBlob(doc.bytes);

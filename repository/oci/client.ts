@@ -100,10 +100,11 @@ export class RegistryClient {
   readonly #chunkSize: number;
   /**
    * Small blobs (documents, the empty config) this client stored in the
-   * repository: their size, not stored again in this client's life. A file
-   * is asked about every time (a copy damaged at rest is not built on).
+   * repository: likely held, so asked about (HEAD) before being sent again,
+   * not trusted: a sweep since (gc, the registry's own collection) may have
+   * taken one no manifest named yet. Other small blobs are sent without asking.
    */
-  readonly #held = new Map<string, number>();
+  readonly #held = new Set<string>();
   /** False once the registry did not store a blob sent in the PUT that closes its upload: streamed since. */
   #putsBodies = true;
 
@@ -174,16 +175,17 @@ export class RegistryClient {
    * old one) when the registry has dropped that one, refuses the chunk, or
    * twice in a row cannot say. The registry checks the digest of what it
    * received. Small bytes in memory (SMALL_BLOB) go in the PUT that closes
-   * the upload, without asking first whether the registry holds them: the
-   * spec's monolithic upload, as ORAS sends every blob; storing a blob
-   * again is harmless, and a new document, the usual case, is not held.
+   * the upload, without asking first whether the registry holds them (unless
+   * this client stored them before): the spec's monolithic upload, as ORAS
+   * sends every blob; a new document, the usual case, is not held. They are
+   * asked about after: the registry keeps a damaged copy it already had.
    */
   async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
     const blob = await this.describe(source, options);
     const t = this.#transport;
     const inOnePut = typeof source !== 'string' && blob.size <= SMALL_BLOB;
     if (blob.digest !== undefined && (!inOnePut || this.#held.has(blob.digest))) {
-      const held = this.#held.get(blob.digest) ?? (await this.blobExists(blob.digest));
+      const held = await this.blobExists(blob.digest);
       if (held !== undefined) {
         // Same digest, other size: the registry's copy is damaged; never build on it.
         if (held !== blob.size)
@@ -264,7 +266,7 @@ export class RegistryClient {
       const stored = await this.blobExists(digest as string);
       if (stored !== undefined && stored !== blob.size)
         throw this.mismatch(digest as string, `is held as ${stored} bytes, not ${blob.size}`);
-      this.#held.set(digest as string, blob.size);
+      this.#held.add(digest as string);
     }
     return { digest: digest as string, size: blob.size, uploaded: true };
   }

@@ -252,6 +252,28 @@ describe.skipIf(registryMissing)('RegistryClient against a real registry', () =>
     expect(await codeOf(later.pushBlob(doc.bytes))).toBe('E_DIGEST_MISMATCH');
   });
 
+  // publish stores its metadata before the lock, then again under it: a sweep
+  // meanwhile (gc, the registry's own collection) took what no manifest named
+  // yet, and the version must not be recorded without it. A client that
+  // stored a small blob before asks about it again; it does not trust its memory.
+  it('stores a document again that was swept since this client stored it', async () => {
+    const doc = documentBlob({ swept: 'between two writes' });
+    expect((await client.pushBlob(doc.bytes)).uploaded).toBe(true);
+    const swept = await fetch(`http://${registry.host}/v2/acme/appliance/blobs/${doc.digest}`, {
+      method: 'DELETE',
+    });
+    expect(swept.status).toBe(202);
+    expect(await client.blobExists(doc.digest)).toBeUndefined();
+    expect(await client.pushBlob(doc.bytes)).toEqual({
+      digest: doc.digest,
+      size: doc.size,
+      uploaded: true,
+    });
+    expect((await client.readBlob(doc.digest, doc.size)).equals(doc.bytes)).toBe(true);
+    // Still held: asked about, not sent again.
+    expect((await client.pushBlob(doc.bytes)).uploaded).toBe(false);
+  });
+
   it('refuses a manifest whose bytes at rest no longer match their digest', async () => {
     const doc = documentBlob({ tampered: false });
     await client.pushBlob(doc.bytes);

@@ -200,7 +200,7 @@ export class DirectoryStore implements Store {
     source: string | Buffer,
     digest: string | undefined,
     size: number,
-    onProgress?: Progress,
+    { onProgress }: { onProgress?: Progress } = {},
   ): Promise<string> {
     await this.#ensure();
     if (digest !== undefined && (await this.hasBlob(digest))) return digest;

@@ -60,12 +60,13 @@ export class RegistryStore implements Store {
     source: string | Buffer,
     digest: string | undefined,
     size: number,
-    onProgress?: Progress,
+    { onProgress, fresh }: { onProgress?: Progress; fresh?: boolean } = {},
   ): Promise<string> {
     const pushed = await this.client.pushBlob(source, {
       ...(digest !== undefined ? { digest } : {}),
       size,
       ...(onProgress ? { onProgress } : {}),
+      ...(fresh !== undefined ? { fresh } : {}),
     });
     return pushed.digest;
   }

@@ -21,13 +21,15 @@ export interface Store {
   /**
    * Stores a file (streamed) or small bytes under their digest, unless already
    * held, and returns the digest. Without one, it is taken from the bytes as
-   * they are stored, in the same read.
+   * they are stored, in the same read. `fresh`: bytes no repository can hold
+   * yet (a document naming its own time), stored without asking first where
+   * asking costs a round trip.
    */
   putBlob(
     source: string | Buffer,
     digest: string | undefined,
     size: number,
-    onProgress?: Progress,
+    options?: { onProgress?: Progress; fresh?: boolean },
   ): Promise<string>;
   /** A small blob in memory, checked against its digest. */
   readBlob(digest: string, size: number): Promise<Buffer>;

@@ -37,6 +37,11 @@ export interface PushBlobOptions {
   digest?: string;
   /** The size the caller expects; a file of another size is refused before anything is sent. */
   size?: number;
+  /**
+   * Bytes no repository can hold yet (a document that names its own time and
+   * its place in a chain): small ones are sent without asking first.
+   */
+  fresh?: boolean;
   onProgress?: Progress;
 }
 
@@ -81,7 +86,8 @@ const READ_SIZE = 1024 * 1024;
 const CANCEL_WAIT_MS = 10_000;
 /**
  * In-memory blobs up to this size (documents, bundle.json) go in the PUT that
- * closes their upload, without a HEAD first: two round trips, not four.
+ * closes their upload: two round trips, not three, and a fresh one asked
+ * nothing first (see pushBlob).
  */
 const SMALL_BLOB = 1024 * 1024;
 const WRITEBACK = 64 * 1024 * 1024;
@@ -98,13 +104,6 @@ export class RegistryClient {
   readonly reference: RegistryReference;
   readonly #transport: Transport;
   readonly #chunkSize: number;
-  /**
-   * Small blobs (documents, the empty config) this client stored in the
-   * repository: likely held, so asked about (HEAD) before being sent again,
-   * not trusted: a sweep since (gc, the registry's own collection) may have
-   * taken one no manifest named yet. Other small blobs are sent without asking.
-   */
-  readonly #held = new Set<string>();
   /** False once the registry did not store a blob sent in the PUT that closes its upload: streamed since. */
   #putsBodies = true;
 
@@ -175,16 +174,16 @@ export class RegistryClient {
    * old one) when the registry has dropped that one, refuses the chunk, or
    * twice in a row cannot say. The registry checks the digest of what it
    * received. Small bytes in memory (SMALL_BLOB) go in the PUT that closes
-   * the upload, without asking first whether the registry holds them (unless
-   * this client stored them before): the spec's monolithic upload, as ORAS
-   * sends every blob; a new document, the usual case, is not held. They are
-   * asked about after: the registry keeps a damaged copy it already had.
+   * the upload: the spec's monolithic upload, as ORAS sends every blob.
+   * `fresh` bytes are sent without asking first whether the registry holds
+   * them; any others are asked about, since storing a blob again does not
+   * mend a damaged copy (the registry keeps the one it has).
    */
   async pushBlob(source: string | Uint8Array, options: PushBlobOptions = {}): Promise<PushedBlob> {
     const blob = await this.describe(source, options);
     const t = this.#transport;
     const inOnePut = typeof source !== 'string' && blob.size <= SMALL_BLOB;
-    if (blob.digest !== undefined && (!inOnePut || this.#held.has(blob.digest))) {
+    if (blob.digest !== undefined && !(inOnePut && options.fresh === true)) {
       const held = await this.blobExists(blob.digest);
       if (held !== undefined) {
         // Same digest, other size: the registry's copy is damaged; never build on it.
@@ -259,14 +258,6 @@ export class RegistryClient {
           cause: error,
         });
       throw error;
-    }
-    if (inOnePut) {
-      // Not asked about first, and storing it again does not mend a damaged copy
-      // (the registry keeps the one it has): asked after, before anything is built on it.
-      const stored = await this.blobExists(digest as string);
-      if (stored !== undefined && stored !== blob.size)
-        throw this.mismatch(digest as string, `is held as ${stored} bytes, not ${blob.size}`);
-      this.#held.add(digest as string);
     }
     return { digest: digest as string, size: blob.size, uploaded: true };
   }

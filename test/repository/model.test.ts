@@ -19,7 +19,7 @@ import {
   type Writer,
 } from '../../repository/model.js';
 import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
-import { documentManifest } from '../../repository/oci/artifact.js';
+import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { RegistryStore } from '../../repository/store-registry.js';
 import { TAGS } from '../../repository/store.js';
@@ -201,6 +201,43 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         pull({ repo: proxied, channel: 'dev', out, stateDir }),
       );
       expect(pulled.version).toBe('1.1.0');
+    },
+  );
+
+  // Each document a write stores was four requests one after another: asked
+  // about, then POST, PATCH and PUT, with the empty config asked about before it.
+  it.skipIf(kind === 'directory' || skip)(
+    'a write stores each document in two requests, beside the question about the empty config',
+    async () => {
+      const repo = await repository();
+      const empty = `/blobs/${EMPTY_DESCRIPTOR.digest}`;
+      await throughProxy(
+        repo,
+        // The empty config's HEAD answered only once a document's upload has started.
+        {
+          faults: [
+            { method: 'HEAD', path: new RegExp(`${empty}$`), heldUntil: /\/blobs\/uploads\/$/ },
+          ],
+        },
+        async (proxied, proxy) => {
+          await approve({
+            repo: proxied,
+            version: '1.1.0',
+            to: 'beta',
+            by: 'alice',
+            evidence: [],
+            writer,
+          });
+          expect(proxy.fired).toHaveLength(1);
+          const blobRequests = proxy.requests.filter((r) => r.path.includes('/blobs/'));
+          // The approval and its event: each one POST and one PUT, asked nothing about.
+          expect(
+            blobRequests.filter((r) => r.method === 'HEAD' && !r.path.endsWith(empty)),
+          ).toEqual([]);
+          expect(blobRequests.filter((r) => r.method === 'POST')).toHaveLength(2);
+          expect(blobRequests.filter((r) => r.method === 'PATCH')).toEqual([]);
+        },
+      );
     },
   );
 

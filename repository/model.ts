@@ -1053,7 +1053,11 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
   };
   for (const one of STOP_SIGNALS) process.on(one, interrupted);
   try {
-    await ctx.store.pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress);
+    await ctx.store
+      .pullBlob(found.bundle.digest, found.bundle.size, temp, options.onProgress)
+      .catch((error: unknown) => {
+        throw bundleRefused(error, ctx.store.name, where, version);
+      });
     await check(temp);
     await rename(temp, target).catch((error: unknown) => {
       throw ioError(error, target, 'write');
@@ -1126,6 +1130,20 @@ function asPulled(error: unknown, temp: string, where: string, version: string):
     ...details,
     reference: version,
   });
+}
+
+/**
+ * The bundle's bytes refused as they came (other bytes than its digest names, or
+ * none at all), named as asPulled names a refused bundle: by the repository, the
+ * version and the bundle's name, not by a blob digest alone.
+ */
+function bundleRefused(error: unknown, repo: string, where: string, version: string): unknown {
+  if (!(error instanceof FerryError)) return error;
+  if (error.code !== 'E_DIGEST_MISMATCH' && error.code !== 'E_BLOB_UNKNOWN') return error;
+  const what = error.message.startsWith(`${repo}: `)
+    ? error.message.slice(repo.length + 2)
+    : error.message;
+  return new FerryError(error.code, `${where}: ${what}`, { ...error.details, reference: version });
 }
 
 /** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. Synchronous: a signal handler calls it too. */

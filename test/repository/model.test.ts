@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySigner, readPrivateKey } from '../../builder/signing.js';
@@ -403,8 +403,14 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       bytes.writeUInt8((bytes.at(-2) ?? 0) ^ 1, bytes.length - 2);
       await writeFile(blob, bytes);
       const fresh = await tempDir('ferry-pull-');
-      expect(await codeOf(() => pull({ repo, version: '1.0.0', out: fresh }))).toBe(
-        'E_DIGEST_MISMATCH',
+      const refused = await pull({ repo, version: '1.0.0', out: fresh }).then(
+        () => undefined,
+        (error: unknown) => error as FerryError,
+      );
+      expect(refused?.code).toBe('E_DIGEST_MISMATCH');
+      // Named as the README says a refusal is: the repository, the version and the bundle's name.
+      expect(refused?.message).toContain(
+        `${repo}: version 1.0.0 (${basename(bundles['1.0.0'] as string)})`,
       );
       expect(await readdir(fresh)).toEqual([]);
       // A registry keeps one copy of a blob for all its repositories: put it back for the others.

@@ -63,11 +63,11 @@ export function repoOf(values: Values) {
  * The signing keys (every write is signed) and who is writing: `--actor`,
  * else FERRY_ACTOR, else what GitHub Actions or GitLab CI say, else $USER.
  */
-export async function writerOf(values: Values, actor?: string): Promise<Writer> {
+export async function writerOf(values: Values): Promise<Writer> {
   const { readSigners } = await import('../builder/signing.js');
   const { writerFromEnv } = await import('../repository/model.js');
   return {
-    ...writerFromEnv(process.env, actor ?? optional(values, 'actor')),
+    ...writerFromEnv(process.env, optional(values, 'actor')),
     keys: await readSigners(signingInput(values)),
     // On stderr, so that --json output stays one document: a CI log shows why the job pauses.
     onWait: (holder) =>

@@ -28,7 +28,7 @@ export const command: Command = {
       ...(from !== undefined ? { from } : {}),
       by,
       evidence: list(values, 'evidence'),
-      writer: await writerOf(values, by),
+      writer: await writerOf(values),
     });
     return {
       json: result,

@@ -163,6 +163,27 @@ describe('ferry publish, promote, pull, history on a directory repository', () =
     ]);
   });
 
+  it('records who wrote an approval as every write: --actor, else FERRY_ACTOR', async () => {
+    const own = join(dir, 'repo-actor');
+    const made = await publishTo(own, bundles['1.0.0'] as string, '--channel', 'dev');
+    expect(made.code, made.stderr).toBe(0);
+    const by = (name: string, ...extra: string[]) =>
+      repoFerry(['approve', '1.0.0', '--repo', own, '--to', 'beta', '--by', name, ...extra]);
+    const flagged = await by('alice', '--actor', 'release-bot');
+    expect(flagged.code, flagged.stderr).toBe(0);
+    const fromEnv = await by('bob');
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    const log = json<{ events: Array<{ op: string; actor: string; subject: { by?: string } }> }>(
+      await repoFerry(['history', '--repo', own, '--json']),
+    );
+    expect(
+      log.events.filter((e) => e.op === 'approve').map((e) => [e.subject.by, e.actor]),
+    ).toEqual([
+      ['bob', 'ci'],
+      ['alice', 'release-bot'],
+    ]);
+  });
+
   it('says when a closed channel opens (exit 5)', async () => {
     const tomorrow = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][
       (new Date().getUTCDay() + 1) % 7

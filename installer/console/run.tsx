@@ -482,7 +482,15 @@ export function ConsoleApp({ controller }: { controller: ConsoleController }) {
                 ? maxOffset
                 : null;
     if (key.ctrl && input === 'c') controller.interrupt('SIGINT');
-    else if (state.reason !== null && !enter && !key.escape && !key.backspace && !key.delete)
+    // The controller's state, not this render's: keys typed at once after Enter opened
+    // the prompt can arrive before the handler of the render that shows it is in place.
+    else if (
+      controller.state.reason !== null &&
+      !enter &&
+      !key.escape &&
+      !key.backspace &&
+      !key.delete
+    )
       controller.typed(input);
     else if (scroll !== null)
       controller.dispatch({

@@ -1,4 +1,5 @@
 import type { InstallEvent } from '../installer/engine/events.js';
+import { printable } from '../manifest-schema/printable.js';
 import { bytes } from './format.js';
 
 /** How often a plain (non-terminal) progress line is printed at most apart, when the 10 % steps are slower. */
@@ -116,7 +117,7 @@ export async function progressPrinter(): Promise<{ show(event: InstallEvent): vo
       if (line === null) return;
       staging?.done();
       staging = undefined;
-      process.stderr.write(`${line}\n`);
+      process.stderr.write(`${printable(line)}\n`);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { printable } from '../../manifest-schema/printable.js';
 import { jsonOption, root, rootOption, usageError, type Command } from '../args.js';
 
 export const command: Command = {
@@ -22,11 +23,13 @@ export const command: Command = {
       to: entry?.to ?? null,
     };
     if (values.json === true) return { json, human: '' };
-    // Streamed as read: a log holds every line every artifact printed.
-    process.stdout.write(`Transaction ${found.id} (${found.file})\n`);
+    // Streamed as read: a log holds every line every artifact printed. The file holds
+    // their control characters as JSON escapes; decoded, they are escaped again here.
+    process.stdout.write(`Transaction ${found.id} (${printable(found.file)})\n`);
     for await (const event of logEvents(found.file)) {
       const line = logLine(event);
-      if (line !== null && !process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+      if (line !== null && !process.stdout.write(`${printable(line)}\n`))
+        await once(process.stdout, 'drain');
     }
     return { json, human: `Outcome: ${outcome}` };
   },

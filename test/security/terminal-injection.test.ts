@@ -1,7 +1,8 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { printable } from '../../manifest-schema/index.js';
+import { buildAll, ferry, ferryOk, tempDir, workspace } from '../helpers.js';
 import { tarBytes, type CraftEntry } from './hostile.js';
 import {
   craftedFile,
@@ -39,6 +40,31 @@ describe('control characters in names taken from a bundle', () => {
     const written = await readdir(logs);
     expect(written.length).toBeGreaterThan(0);
     for (const log of written) expect(await readFile(join(logs, log), 'utf8')).not.toMatch(RAW);
+  });
+
+  it("are escaped in what ferry log prints of an artifact's output", async () => {
+    // The log file holds them as JSON escapes; ferry log decodes it, and must escape them again.
+    const ws = await workspace(await tempDir());
+    const said = `${ESC}[2J${ESC}]0;all good${String.fromCharCode(7)}\u009b31m\u202edone`;
+    await appendFile(join(ws.product, 'scripts/db/migrate.sh'), `printf '%s\\n' '${said}' >&2\n`);
+    const bundle = (await buildAll(ws, join(ws.dir, 'out'), 'tar', ['1.0.0']))['1.0.0'] ?? '';
+    const root = join(ws.dir, 'appliance');
+    await ferryOk([
+      'init',
+      '--root',
+      root,
+      '--product',
+      'acme-appliance',
+      '--platform',
+      'acme-os@7.2.1',
+      '--trust',
+      ws.trust,
+    ]);
+    await ferryOk(['install', bundle, '--root', root, '--yes']);
+    const log = await ferry(['log', '--root', root]);
+    expect(log.code, log.stderr).toBe(0);
+    expect(log.stdout).toContain(printable(said));
+    expect(log.stdout).not.toMatch(RAW);
   });
 
   it('printable leaves ordinary text, line feeds and tabs alone', () => {

@@ -335,6 +335,23 @@ describe('controls', () => {
     });
   });
 
+  it('after a --skip of a component already at the target, the same bundle completes the release', async () => {
+    // 1.1.0 brought web 1.0.1, and 1.2.0 keeps it: the skip leaves nothing to install, but
+    // web went unchecked, so the release is not verified until the same bundle checks it.
+    const root = await fresh('1.1.0');
+    await installOk(tar['1.2.0'] as string, root, '--skip', 'web');
+    expect(await status(root)).toMatchObject({ release: '1.2.0', verified: false });
+    const again = await ferry(['install', tar['1.2.0'] as string, '--root', root, '--yes']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('COMMITTED: acme-appliance is at 1.2.0\n');
+    expect(await status(root)).toMatchObject({
+      release: '1.2.0',
+      verified: true,
+      highestRelease: '1.2.0',
+      components: { web: '1.0.1' },
+    });
+  });
+
   it('E_DOWNGRADE says what works: ferry rollback, not a flag that fails next', async () => {
     const root = await fresh('1.2.0');
     const result = await ferry(['plan', tar['1.1.0'] as string, '--root', root, '--json']);

@@ -111,6 +111,14 @@ export async function checkedFacts(
   return facts;
 }
 
+/** The facts as the record alone gives them: no component's files checked. */
+function withoutFileChecks(facts: ApplianceFacts): ApplianceFacts {
+  const components: ApplianceFacts['components'] = {};
+  for (const [name, { changedFiles: _checked, ...component }] of Object.entries(facts.components))
+    components[name] = component;
+  return { ...facts, components };
+}
+
 export interface PlanSource {
   bundle: string;
   /** The appliance to plan for: its root, or a facts file exported with `ferry status --export`. */
@@ -149,6 +157,8 @@ export async function planFor(source: PlanSource, input: ControlInput): Promise<
     timeFloor = appliance.state.timeFloor;
   } else {
     ({ facts, trust, timeFloor } = await readFactsExport(source.stateFile as string));
+    // The export holds what its files were found to be; --no-drift-check trusts the record, as on the appliance.
+    if (input.driftCheck === false) facts = withoutFileChecks(facts);
   }
   const controls = await loadControls(input);
   const opened = await openTrusted(source.bundle, trustContext(trust, timeFloor));

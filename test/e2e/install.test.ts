@@ -434,6 +434,19 @@ describe('files changed by hand', () => {
     expect(json<PlanJson>(trusting)).toMatchObject({ verdict: 'ok', filesChecked: false });
   });
 
+  it('--no-drift-check plans from the record alone on a laptop too, from exported facts', async () => {
+    const root = await fresh('1.1.0');
+    await writeFile(join(root, 'opt/ferry/web/current/index.html'), '<p>patched</p>\n');
+    const facts = join(root, '..', `${root.split('/').at(-1) ?? ''}-facts.json`);
+    expect((await ferry(['status', '--root', root, '--export', facts])).code).toBe(0);
+    const args = ['plan', tar['1.2.0'] as string, '--no-drift-check', '--json'];
+    const onSite = await ferry([...args, '--root', root]);
+    const onLaptop = await ferry([...args, '--state', facts]);
+    expect(onLaptop.code, onLaptop.stdout).toBe(0);
+    expect(json(onLaptop)).toEqual(json(onSite));
+    expect(web(json<PlanJson>(onLaptop))?.action).toBe('keep');
+  });
+
   it('a kept component changed by hand fails the target check: never committed as verified', async () => {
     const root = await fresh('1.1.0');
     await writeFile(join(root, 'opt/ferry/web/current/index.html'), '<p>patched</p>\n');

@@ -68,6 +68,42 @@ const STEPS = 'steps.jsonl';
 /** The environment values that are paths under the root. */
 const PATH_VARIABLES = ['FERRY_ROOT', 'FERRY_PAYLOAD_DIR', 'FERRY_INSTALL_DIR'];
 
+/** Every variable artifactEnv (transaction.ts) gives an artifact: a header that sets another was edited. */
+const ARTIFACT_VARIABLES: ReadonlySet<string> = new Set([
+  ...PATH_VARIABLES,
+  'FERRY_COMPONENT',
+  'FERRY_PASS',
+  'FERRY_FROM_VERSION',
+  'FERRY_TO_VERSION',
+  'FERRY_SKIPPED',
+  'FERRY_ESTIMATED_SECONDS',
+  'FERRY_RESTART',
+  'FERRY_REBOOT',
+]);
+
+/**
+ * Refuses a header whose rollback environment sets what Ferry never sets:
+ * PATH or LD_PRELOAD there would have recovery run programs from outside
+ * the appliance root.
+ */
+function onlyArtifactVariables(file: string, header: TransactionHeader): void {
+  for (const [component, entry] of Object.entries(header.undo ?? {})) {
+    for (const key of Object.keys(entry?.env ?? {})) {
+      if (ARTIFACT_VARIABLES.has(key)) continue;
+      throw new FerryError(
+        'E_JOURNAL_CORRUPT',
+        `${file}: record 1 sets ${JSON.stringify(key)} for the rollback artifacts of ${JSON.stringify(component)}, which Ferry never does: nothing was changed`,
+        {
+          file,
+          line: 1,
+          component,
+          hint: 'Ferry gives artifacts only its FERRY_* variables: this journal was edited. Restore it (or the appliance) from a backup, then run ferry recover',
+        },
+      );
+    }
+  }
+}
+
 /**
  * The journal's records name paths relative to the appliance root, so that
  * recovery from a rescue system (the root mounted elsewhere) or of a copy
@@ -243,6 +279,7 @@ export class Journal {
     if (headerText === '') return null;
     const header = unseal(headerText.trimEnd()) as TransactionHeader | null;
     if (!header) throw damaged(file, 1);
+    if (typeof header === 'object') onlyArtifactVariables(file, header);
     const stepsFile = join(dir, STEPS);
     const lines = (await readRegularFile(stepsFile, 'E_JOURNAL_CORRUPT', '')).split('\n');
     while (lines.at(-1) === '') lines.pop();

@@ -114,6 +114,38 @@ describe('the journal', () => {
     expect(await readFile(join(victim, 'file'), 'utf8')).toBe('precious');
   });
 
+  it('a header resealed to give rollback artifacts PATH: E_JOURNAL_CORRUPT, nothing run from outside the root', async () => {
+    const root = await interrupted('path');
+    // A PATH (or LD_PRELOAD) of the editor's choosing runs their programs as the artifacts' commands.
+    const bin = join(product.dir, 'planted-bin');
+    const ran = join(product.dir, 'planted-ran');
+    await mkdir(bin);
+    for (const name of ['dirname', 'mkdir', 'echo'])
+      await writeFile(join(bin, name), `#!/bin/sh\ntouch ${ran}\n`, { mode: 0o755 });
+    const header = join(root, 'var/lib/ferry/journal/transaction.json');
+    const sealed = JSON.parse((await readFile(header, 'utf8')).slice(17)) as {
+      undo: Record<string, { env: Record<string, string> }>;
+    };
+    const [component, undo] = Object.entries(sealed.undo)[0] ?? [];
+    expect(undo).toBeDefined();
+    if (undo) undo.env.PATH = `${bin}:/usr/bin:/bin`;
+    const text = JSON.stringify(sealed);
+    await writeFile(
+      header,
+      `${createHash('sha256').update(text).digest('hex').slice(0, 16)} ${text}\n`,
+    );
+    const held = await snapshot(root, ['var/lib/ferry/lock']);
+    for (const command of [['recover'], ['rollback', '--yes'], ['status']]) {
+      const refused = await ferry([...command, '--root', root]);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toContain(`E_JOURNAL_CORRUPT: ${header}: record 1 sets "PATH"`);
+      expect(refused.stderr).toContain(`"${component ?? ''}"`);
+      expect(refused.stderr).toContain('hint:');
+    }
+    expect(await snapshot(root, ['var/lib/ferry/lock'])).toEqual(held);
+    expect(await readdir(product.dir)).not.toContain('planted-ran');
+  });
+
   it('a last record cut short (the crash hit its write): it was never started, the rest is undone', async () => {
     const root = await interrupted('torn');
     await writeFile(steps(root), `${await readFile(steps(root), 'utf8')}3f2a9c {"op":"mo`);

@@ -537,6 +537,12 @@ export class PartsSource implements BundleSource {
     }));
   }
 
+  /** Throws E_WRONG_VOLUME when a part's name is found only on a volume of another bundle or build. */
+  async refuseForeign(): Promise<void> {
+    const foreign = (await this.locateAll()).find((problem) => problem.code === 'E_WRONG_VOLUME');
+    if (foreign) throw foreign;
+  }
+
   /**
    * Reads every part once, whole and in order, checking each against the
    * index, while the entries (in order) are hashed, and copied when they have
@@ -622,6 +628,9 @@ export async function verifyMedia(path: string, trust: TrustContext): Promise<Me
       source.checkSigned(trust.root);
     }
     const checked = await source.checkParts(false);
+    // A volume of another bundle or build where one of ours belongs is attached, not missing:
+    // install would refuse it (E_WRONG_VOLUME), so the check before the window does too.
+    await source.refuseForeign();
     const seen = new Set(checked.map((c) => c.volume));
     const missing = source.index.parts.map((p) => p.volume).filter((v) => !seen.has(v));
     return {

@@ -376,6 +376,10 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
       1,
       /vol2: this volume belongs to acme-appliance@1\.0\.0 \(build/,
     );
+    // The check before the window refuses it too: it is attached, not missing.
+    const check = await ferry(['media', 'verify', volumes, '--trust', base.ws.trust]);
+    expect(check.code, check.stdout).toBe(1);
+    expect(check.stderr).toMatch(/E_WRONG_VOLUME: .*vol2: this volume belongs to/);
   });
 
   it('volume 2 of another bundle: exit 1, naming the bundle it belongs to', async () => {

@@ -87,6 +87,10 @@ export interface ConsoleState {
   /** The transaction's log in words, shown instead of the result's details; null when not asked. */
   logView: LogView | null;
   error: { code: string; message: string; hint?: string } | null;
+  /** The transaction under way (its `begin` event), null before one began. */
+  began: string | null;
+  /** The log of a transaction that began and then failed with an error (no result), or null. */
+  errorLog: { transaction: string; file: string } | null;
   notice: string | null;
   /** The volume the operator is asked to insert (removable media), while the install waits. */
   volume: VolumeWanted | null;
@@ -127,7 +131,12 @@ export type ConsoleEvent =
   | { type: 'rolled-back'; result: RollbackResult }
   | { type: 'confirm'; what: 'rollback' | null }
   | { type: 'log'; view: LogView | null }
-  | { type: 'failed'; error: { code: string; message: string; hint?: string } }
+  | {
+      type: 'failed';
+      error: { code: string; message: string; hint?: string };
+      /** The log of the transaction that had begun, when one had. */
+      log?: { transaction: string; file: string };
+    }
   | { type: 'notice'; text: string }
   /** The install waits for a volume (null: it was inserted, or the operator gave up). */
   | { type: 'volume'; wanted: VolumeWanted | null }
@@ -165,6 +174,8 @@ export function initialState(
     confirm: null,
     logView: null,
     error: null,
+    began: null,
+    errorLog: null,
     notice: null,
     volume: null,
     reason: null,
@@ -252,6 +263,8 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
         result: null,
         rolledBack: null,
         error: null,
+        began: null,
+        errorLog: null,
         confirm: null,
         logView: null,
         volume: null,
@@ -262,9 +275,17 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
         progress: { bytes: 0, total: 0, startedAt: event.at, at: event.at },
       };
     case 'failed':
-      return { ...state, screen: 'done', error: event.error, scroll: 0, follow: false };
-    case 'plan':
+      return {
+        ...state,
+        screen: 'done',
+        error: event.error,
+        errorLog: event.log ?? null,
+        scroll: 0,
+        follow: false,
+      };
     case 'begin':
+      return { ...state, began: event.transaction };
+    case 'plan':
       return state;
     case 'warning':
       return { ...state, log: appendLog(state.log, `warning: ${event.message}`) };
@@ -375,6 +396,8 @@ export function standing(candidates: readonly Candidate[], index: number): strin
 
 /** The log the result screen can show: the transaction's that just ran, when it has one. */
 export function logOf(state: ConsoleState): { transaction: string; file: string } | null {
+  // A transaction that began and then stopped with an error (a damaged volume) has a log too.
+  if (state.screen === 'done' && state.error) return state.errorLog;
   const ran = state.rolledBack ?? state.result;
   return state.screen === 'done' && ran?.log && ran.transaction
     ? { transaction: ran.transaction, file: ran.log }

@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { render, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import type { AskForVolume } from '../../bundle/media.js';
@@ -240,7 +242,15 @@ export class ConsoleController {
   private async failed(error: unknown): Promise<void> {
     const now = await openAppliance(this.root).catch(() => null);
     if (now) this.state = { ...this.state, appliance: applianceView(now) };
-    this.dispatch({ type: 'failed', error: failureOf(error) });
+    // A transaction that began (and is in the history) before the error: where its log is.
+    const began = this.state.began;
+    const file = began && now ? join(now.paths.logs, `${began}.jsonl`) : null;
+    const logged = file !== null && (await stat(file).catch(() => null)) !== null;
+    this.dispatch({
+      type: 'failed',
+      error: failureOf(error),
+      ...(began && file && logged ? { log: { transaction: began, file } } : {}),
+    });
   }
 
   /** Text typed while the console asks why an install goes ahead outside the windows. */

@@ -506,6 +506,7 @@ function resultParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
       text: `  The appliance was not changed; it is at ${state.appliance.release ?? '(nothing installed)'}.`,
       indent: 2,
     });
+    if (state.errorLog) body.push({ text: `  Log: ${state.errorLog.file}`, indent: 4 });
   } else if (rolledBack) body.push(...failureLines(rolledBack.failure, rolledBack.log));
   else if (result) body.push(...failureLines(result.failure, result.log));
   if (state.log.length > 0) body.push({ text: '' }, ...logLines(state.log));

@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartsSource, type VolumeRequest } from '../../bundle/media.js';
 import { collect } from '../../bundle/reader.js';
 import { openAppliance } from '../../installer/appliance.js';
 import { applianceView, discover } from '../../installer/console/discover.js';
-import { initialState } from '../../installer/console/model.js';
+import { initialState, logOf } from '../../installer/console/model.js';
 import { ConsoleController } from '../../installer/console/run.js';
+import { layout } from '../../installer/console/view.js';
 import { install } from '../../installer/engine/install.js';
 import { FERRY, ferry, json } from '../helpers.js';
 import { cloneAppliance, sha256, snapshot, status } from '../e2e/appliance.js';
@@ -162,6 +163,47 @@ describe('asking for volumes', () => {
     await done;
     expect(wanted).toEqual(['ACME_APPLIANCE_1_0_0_2', 'ACME_APPLIANCE_1_0_0_3']);
     expect(controller.state.result?.outcome).toBe('committed');
+  });
+
+  it('a damaged volume found while staging: the result says where the log is, and l shows it', async () => {
+    const volumes = join(dir, `damaged-${counter++}`);
+    await cp(media, volumes, { recursive: true });
+    const part = join(volumes, 'vol2', 'FERRY/BUNDLE.002');
+    const bytes = await readFile(part);
+    bytes[5000] = (bytes[5000] as number) ^ 0xff;
+    await writeFile(part, bytes);
+    const root = await appliance();
+    const before = await snapshot(root);
+    const opened = await openAppliance(root);
+    const candidates = await discover(opened, [volumes], []);
+    const controller = new ConsoleController(initialState(applianceView(opened), candidates), root);
+    const done = new Promise<void>((resolve) => {
+      controller.subscribe((state) => {
+        if (state.screen === 'done') resolve();
+      });
+    });
+    controller.key('enter');
+    await done;
+    expect(controller.state.error?.code).toBe('E_PART_MISMATCH');
+    // The transaction began (the history names it), so the screen names its log.
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8')).trim();
+    const { id, log } = JSON.parse(history.split('\n').at(-1) as string) as {
+      id: string;
+      log: string;
+    };
+    expect(logOf(controller.state)).toEqual({ transaction: id, file: log });
+    const shown = layout(controller.state, { columns: 200, rows: 60 });
+    expect(shown.body.map((line) => line.text)).toContain(`  Log: ${log}`);
+    const viewed = new Promise<void>((resolve) => {
+      controller.subscribe((state) => {
+        if (state.logView) resolve();
+      });
+    });
+    controller.key('l');
+    await viewed;
+    expect(controller.state.logView?.transaction).toBe(id);
+    // Nothing but the record of the attempt changed.
+    expect(await snapshot(root)).toEqual(before);
   });
 });
 

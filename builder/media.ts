@@ -182,8 +182,15 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
     throw ioError(error, options.out, 'create');
   });
   const folders = parts.map((_, at) => join(options.out, `vol${at + 1}`));
-  for (const folder of folders)
+  for (const folder of folders) {
     await refuseExisting(folder, 'choose an empty --out folder: volumes are never overwritten');
+    // An image is a volume too (a disc burnt from an earlier run's would be another bundle).
+    if (options.iso)
+      await refuseExisting(
+        `${folder}.iso`,
+        'choose an empty --out folder: volumes are never overwritten',
+      );
+  }
 
   const copied = parts.map(() => 0);
   const report = (at: number, bytes: number): void => {

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cp, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferry, tempDir } from '../helpers.js';
@@ -142,6 +142,29 @@ describe('ISO 9660', () => {
     const result = await install(join(media, 'cdrom1'), root);
     expect(result.code, result.stderr).toBe(0);
     expect(await status(root)).toMatchObject({ release: '1.0.0', verified: true });
+  });
+
+  it('never overwrites an image: an existing volN.iso is refused before anything is written', async () => {
+    const out = join(dir, 'iso-exists');
+    await mkdir(out);
+    // An image left from an earlier run (another release's disc, say), named as volume 2's would be.
+    await writeFile(join(out, 'vol2.iso'), 'an earlier image');
+    const result = await ferry([
+      'media',
+      base.bundle,
+      '--out',
+      out,
+      '--key',
+      base.ws.key,
+      '--volume-size',
+      '1100K',
+      '--iso',
+      '--no-installer',
+    ]);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toMatch(/E_EXISTS: .*vol2\.iso already exists/);
+    expect(await readFile(join(out, 'vol2.iso'), 'utf8')).toBe('an earlier image');
+    expect(await readdir(out)).toEqual(['vol2.iso']);
   });
 
   it('says clearly when xorriso is missing, before writing anything', async () => {

@@ -196,6 +196,8 @@ export class PartsSource implements BundleSource {
   private readonly ask: AskForVolume | undefined;
   private current: { part: Part; handle: FileHandle } | null = null;
   private count = 0;
+  /** The trust root the index was found signed under, once it was checked. */
+  private trusted: TrustedRoot | undefined;
 
   private constructor(path: string, found: FoundIndex, ask: AskForVolume | undefined) {
     this.name = path;
@@ -269,9 +271,15 @@ export class PartsSource implements BundleSource {
     if (bytes.equals(this.bytes)) return null;
     const file = join(folder, PARTS_INDEX);
     const theirs = decodePartsIndex(bytes, file).index;
+    const same = describe(theirs) === describe(this.index);
+    // The same bundle and build under another index: one altered or damaged on this volume is
+    // refused as its signature (E_SIGNATURE / E_THRESHOLD, naming it), not taken for a wrong volume.
+    if (same && this.trusted) decodePartsIndex(bytes, file, this.trusted);
     return new FerryError(
       'E_WRONG_VOLUME',
-      `${folder}: this volume belongs to ${describe(theirs)}, not to ${describe(this.index)}, whose part ${part.number} it should hold`,
+      same
+        ? `${folder}: this volume holds another cut of ${describe(this.index)} (another \`ferry media\` run), whose parts do not line up with these; it should hold part ${part.number}`
+        : `${folder}: this volume belongs to ${describe(theirs)}, not to ${describe(this.index)}, whose part ${part.number} it should hold`,
       {
         file,
         entry: part.name,
@@ -480,6 +488,7 @@ export class PartsSource implements BundleSource {
   checkSigned(root: TrustedRoot): void {
     const { envelope, payload } = this.signed;
     assertTrusted(checkSignatures(envelope, payload, root), this.indexFile, PARTS_INDEX);
+    this.trusted = root;
   }
 
   /** Ties bundle.json, as read from part 1, to the index: the same build. */
@@ -624,6 +633,8 @@ export async function verifyMedia(path: string, trust: TrustContext): Promise<Me
       const { openTrusted } = await import('./open.js');
       const opened = await openTrusted(path, trust);
       await opened.reader.close();
+      // The root the chain walked to signs this index too: other volumes' indexes are checked against it.
+      source.checkSigned(opened.root);
     } else {
       source.checkSigned(trust.root);
     }

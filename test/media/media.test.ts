@@ -454,4 +454,47 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     });
     await refused(untrusted, 'E_SIGNATURE', 3, 'not from a trusted key');
   });
+
+  it('an altered parts index on volume 2 alone: exit 3 naming it, not taken for a wrong volume', async () => {
+    const volumes = await copy(media);
+    const file = join(volumes, 'vol2', PARTS_INDEX);
+    const envelope = JSON.parse(await readFile(file, 'utf8')) as { payload: string };
+    const index = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()) as {
+      parts: Array<{ sha256: string }>;
+    };
+    (index.parts[2] as { sha256: string }).sha256 = '0'.repeat(64);
+    envelope.payload = Buffer.from(canonicalJson(index)).toString('base64');
+    await writeFile(file, JSON.stringify(envelope));
+    await refused(volumes, 'E_SIGNATURE', 3, /vol2\/FERRY\/PARTS\.JSON/);
+    for (const args of [
+      ['verify', volumes, '--trust', base.ws.trust],
+      ['media', 'verify', volumes, '--trust', base.ws.trust],
+    ]) {
+      const result = await ferry(args);
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toMatch(/E_SIGNATURE: .*vol2\/FERRY\/PARTS\.JSON/);
+    }
+    // A validly signed index of another cut of the same build is a wrong volume, and says so.
+    const other = join(dir, 'other-cut');
+    await ferry([
+      'media',
+      base.bundle,
+      '--out',
+      other,
+      '--key',
+      base.ws.key,
+      '--volume-size',
+      '1000K',
+      '--no-installer',
+    ]);
+    const swapped = await copy(media);
+    await rm(join(swapped, 'vol2'), { recursive: true });
+    await cp(join(other, 'vol2'), join(swapped, 'vol2'), { recursive: true });
+    await refused(
+      swapped,
+      'E_WRONG_VOLUME',
+      1,
+      /vol2: this volume holds another cut of acme-appliance@1\.0\.0/,
+    );
+  });
 });

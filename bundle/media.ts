@@ -297,7 +297,10 @@ export class PartsSource implements BundleSource {
         file: this.name,
         entry: part.name,
         volume: part.volume,
-        hint: `attach every volume of ${this.index.bundle.id} (mount each, or copy the volume folders side by side), or run on a terminal to be asked for each in turn`,
+        // Where the operator was asked (and stopped), a terminal is no news: say which volume to insert.
+        hint: this.ask
+          ? `insert volume ${part.volume} (${volumeLabel(this.index, part.volume)}) when asked, or attach every volume of ${this.index.bundle.id} (mount each, or copy the volume folders side by side) and start again`
+          : `attach every volume of ${this.index.bundle.id} (mount each, or copy the volume folders side by side), or run on a terminal to be asked for each in turn`,
       },
     );
   }

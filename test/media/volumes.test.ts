@@ -115,6 +115,10 @@ describe('asking for volumes', () => {
       ask: (request) => Promise.reject(request.problem),
     });
     await expect(gaveUp).rejects.toMatchObject({ code: 'E_PART_MISSING', details: { volume: 2 } });
+    // Asked on a terminal already: what to do is to insert the volume, not to find a terminal.
+    const error = (await gaveUp.catch((e: unknown) => e)) as { details: { hint: string } };
+    expect(error.details.hint).toContain('insert volume 2 (ACME_APPLIANCE_1_0_0_2) when asked');
+    expect(error.details.hint).not.toContain('run on a terminal');
     expect(await snapshot(root)).toEqual(before);
   });
 

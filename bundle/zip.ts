@@ -44,6 +44,8 @@ export async function openZip(source: BundleSource): Promise<ArchiveReader> {
     return bytes;
   };
   const first = await localEntry(read, 0);
+  const compressed = compressedEntry(file, first);
+  if (compressed) throw compressed;
   checkMetadataEntry(file, first);
   const metadataBytes = await read(first?.offset ?? 0, first?.size ?? 0);
 
@@ -65,7 +67,7 @@ export async function openZip(source: BundleSource): Promise<ArchiveReader> {
 async function localEntry(
   read: (position: number, length: number) => Promise<Buffer>,
   position: number,
-): Promise<(IndexedEntry & { zip64: boolean }) | null> {
+): Promise<(IndexedEntry & { zip64: boolean; method: number }) | null> {
   const fixed = await read(position, 30);
   if (fixed.readUInt32LE(0) !== 0x04034b50) return null;
   const nameLength = fixed.readUInt16LE(26);
@@ -79,7 +81,25 @@ async function localEntry(
     size: zip64 ? Number(variable.readBigUInt64LE(nameLength + 4)) : fixed.readUInt32LE(22),
     offset: position + 30 + nameLength + extraLength,
     zip64,
+    method: fixed.readUInt16LE(8),
   };
+}
+
+/**
+ * A zip unpacked and packed again by another tool: Ferry stores every entry,
+ * so a compressed one is named as such (its bytes read as stored would be
+ * taken for damaged JSON or a garbled link target).
+ */
+function compressedEntry(
+  file: string,
+  entry: { name: string; method: number } | null,
+): FerryError | null {
+  if (entry === null || entry.method === 0) return null;
+  return corruptBundle(
+    file,
+    `${entry.name} is compressed (zip method ${entry.method}); Ferry stores every entry of a zip bundle, so this zip was written again by another tool`,
+    { entry: entry.name },
+  );
 }
 
 /**
@@ -98,13 +118,12 @@ async function visitFront(
     if (at === 0) continue;
     const local = await read(placed.headerOffset, placed.dataOffset - placed.headerOffset);
     const crc = local.readUInt32LE(ZIP_LOCAL_CRC_AT);
-    if (!local.equals(zipLocalHeader(layout, placed, crc)))
-      throw EntryAudit.explain(
-        source.name,
-        expected,
-        at,
-        await localEntry(read, placed.headerOffset),
+    if (!local.equals(zipLocalHeader(layout, placed, crc))) {
+      const found = await localEntry(read, placed.headerOffset);
+      throw (
+        compressedEntry(source.name, found) ?? EntryAudit.explain(source.name, expected, at, found)
       );
+    }
     const data = source.stream(placed.dataOffset, placed.entry.size);
     await visitor(rawOf(placed.entry), data);
     await finished(data);
@@ -135,7 +154,10 @@ async function checkZip(
     const crc = inline ? zipCrc(inline) : bytes.readUInt32LE(ZIP_LOCAL_CRC_AT);
     const local = bytes.subarray(0, headerLength);
     if (!local.equals(zipLocalHeader(layout, placed, crc)))
-      throw await differs(`the local header of ${entry.name}`, entry.name);
+      throw (
+        compressedEntry(file, await localEntry(read, placed.headerOffset)) ??
+        (await differs(`the local header of ${entry.name}`, entry.name))
+      );
     if (at > 0 && inline && !bytes.subarray(headerLength).equals(inline))
       throw await differs(`the link target of ${entry.name}`, entry.name);
     crcs.push(crc);

@@ -28,6 +28,19 @@ describe('a zip whose local and central views disagree', () => {
     await expectRefused(bytes, 'zip', 'E_BUNDLE_CORRUPT', LIB);
   });
 
+  // Unpacked and zipped again by another tool, a bundle's entries come back
+  // deflated: named as such, not read as damaged JSON or a garbled link target.
+  it.each([['bundle.json'], [LIB]])(
+    'a compressed entry (%s) is refused as a zip written again by another tool',
+    async (name) => {
+      const { entries } = await sharedBase();
+      const bytes = zipBytes(entries);
+      bytes.writeUInt16LE(8, zipRecordAt(bytes, name, 'local') + 8);
+      const error = await expectRefused(bytes, 'zip', 'E_BUNDLE_CORRUPT', name);
+      expect(error.message).toContain(`${name} is compressed (zip method 8)`);
+    },
+  );
+
   it('a zip64 extra field that lies about the size is refused', async () => {
     const { entries } = await sharedBase();
     const bytes = zipBytes(entries);

@@ -220,6 +220,30 @@ export function plan(
         changed = true;
       }
     }
+    // A component in error stays as installed, and what it needs must hold for
+    // it too. Under --partial, which applies the rest, a dependency whose change
+    // would break it stays as well: the install must not remove or change what
+    // a component left as installed needs. (Without --partial the plan is
+    // blocked anyway, and shows what it would have done.)
+    const kept = stateAfter(work, facts, meta);
+    for (const item of work.values()) {
+      if (!controls.partial || item.action !== 'error' || item.forced) continue;
+      const own = kept.get(item.name);
+      if (!own) continue;
+      for (const [dep, range] of Object.entries(own.requires)) {
+        const depItem = work.get(dep);
+        if (!depItem || depItem.forced || !isActing(depItem.action)) continue;
+        const depVersion = kept.get(dep)?.version;
+        if (depVersion !== undefined && satisfies(depVersion, range)) continue;
+        const change = depVersion === undefined ? 'be removed' : `change to ${depVersion}`;
+        depItem.reasons.push({
+          code: 'E_DEPENDENCY',
+          message: `${dep} cannot ${change}: ${item.name} stays at ${own.version}, which needs ${dep} ${range}`,
+        });
+        depItem.action = 'error';
+        changed = true;
+      }
+    }
   }
 
   // Order: dependencies first among what acts; a cycle is an error naming its members.

@@ -919,6 +919,40 @@ const cases: Case[] = [
     },
   },
   {
+    name: '--partial never upgrades what a component left as installed needs',
+    facts: r1facts(),
+    meta: chain('1.1.0', '4.0.0', '2.1.0', '1.0.1'),
+    controls: { skip: ['api'], partial: true },
+    expect: {
+      verdict: 'ok',
+      components: {
+        api: 'error 2.0.0 → 2.0.0: SKIPPED E_DEPENDENCY',
+        db: 'error 3.0.0 → 4.0.0: NEWER E_DEPENDENCY',
+        web: 'error 1.0.0 → 1.0.1: NEWER E_DEPENDENCY',
+      },
+      order: [],
+      reachesTarget: false,
+      partial: true,
+    },
+  },
+  {
+    name: '--partial never deletes what a component left as installed needs',
+    facts: r1facts(),
+    meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1'),
+    controls: { delete: ['db'], partial: true },
+    expect: {
+      verdict: 'ok',
+      components: {
+        api: 'error 2.0.0 → 2.0.0: SAME E_DEPENDENCY',
+        db: 'error 3.0.0 → -: DELETED E_DEPENDENCY',
+        web: 'error 1.0.0 → 1.0.1: NEWER E_DEPENDENCY',
+      },
+      order: [],
+      reachesTarget: false,
+      partial: true,
+    },
+  },
+  {
     name: '--partial does not override a bundle-level problem',
     facts: r1facts(),
     meta: chain('1.1.0', '3.0.0', '2.0.0', '1.0.1', { product: 'other' }),

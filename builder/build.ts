@@ -101,6 +101,7 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
   const records = historyDir === undefined ? [] : await readHistory(historyDir, spec.product);
   const design = composeBundle(spec, records ?? [], {
     specFile: options.spec,
+    positionOf: loaded.positionOf,
     ...(options.kind ? { kind: options.kind } : {}),
     ...(historyDir !== undefined
       ? { historyDir: { path: historyDir, exists: records !== undefined } }

@@ -35,6 +35,8 @@ export interface ComposeOptions {
   historyDir?: { path: string; exists: boolean };
   /** This is the product's first release: an empty history is expected. */
   firstRelease?: boolean;
+  /** Where a field is in the spec file, so a refusal names its line and column. */
+  positionOf?: (pointer: string) => { line: number; column: number } | undefined;
 }
 
 /**
@@ -48,14 +50,22 @@ export function composeBundle(
   options: ComposeOptions,
 ): BundleDesign {
   const file = options.specFile;
+  /** "spec.yaml:3:10" and { line, column } for a field, when its position is known. */
+  const at = (field: string) => {
+    const position = options.positionOf?.(field);
+    return position
+      ? { where: `${file}:${position.line}:${position.column}`, position }
+      : { where: file, position: {} };
+  };
   const rebuildOf = records.find((record) => record.release.version === spec.release);
   if (rebuildOf && !sameRelease(rebuildOf, spec)) {
     throw new FerryError(
       'E_RELEASE_EXISTS',
-      `${file}: the history already records a different release ${spec.release}`,
+      `${at('/release').where}: the history already records a different release ${spec.release}`,
       {
         file,
         field: '/release',
+        ...at('/release').position,
         hint: 'a released version is immutable: give this release a new version',
       },
     );
@@ -69,10 +79,11 @@ export function composeBundle(
   if (newest && compareVersions(spec.release, newest.release.version) <= 0) {
     throw new FerryError(
       'E_RELEASE_NOT_NEWER',
-      `${file}: release ${spec.release} is not newer than ${newest.release.version} in its history`,
+      `${at('/release').where}: release ${spec.release} is not newer than ${newest.release.version} in its history`,
       {
         file,
         field: '/release',
+        ...at('/release').position,
         hint: `releases form one line: use a version above ${newest.release.version}`,
       },
     );
@@ -141,10 +152,11 @@ export function composeBundle(
     if (history.some((record) => name in record.components)) continue;
     throw new FerryError(
       'E_UNKNOWN_COMPONENT',
-      `${file}: removed: ${name} is in no earlier release, so there is nothing to remove`,
+      `${at(`/removed/${name}`).where}: removed: ${name} is in no earlier release, so there is nothing to remove`,
       {
         file,
         field: `/removed/${name}`,
+        ...at(`/removed/${name}`).position,
         component: name,
         hint: 'check the name against the earlier releases, or drop the entry',
       },

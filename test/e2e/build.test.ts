@@ -402,6 +402,8 @@ describe('build refusals (exit 2, naming the problem)', () => {
   interface Refused {
     code: string;
     file: string;
+    field?: string;
+    line?: number;
     problems?: Array<{ path: string; message: string }>;
   }
 
@@ -457,11 +459,20 @@ describe('build refusals (exit 2, naming the problem)', () => {
     const spec = parse(await readFile(file, 'utf8')) as SpecDoc;
     spec.components.web!.version = '1.0.5';
     await writeFile(file, stringify(spec));
-    const stderr = await refuse(file, 'E_RELEASE_EXISTS');
-    expect(stderr).toContain('1.0.0');
+    const exists = await refusal(file, 'E_RELEASE_EXISTS');
+    expect(exists.stderr).toContain('1.0.0');
     spec.release = '0.9.0';
     await writeFile(file, stringify(spec));
-    expect(await refuse(file, 'E_RELEASE_NOT_NEWER', false)).toContain('1.1.0');
+    const older = await refusal(file, 'E_RELEASE_NOT_NEWER', false);
+    expect(older.stderr).toContain('1.1.0');
+    // Named by file, line and field, as every build refusal is.
+    const line = stringify(spec)
+      .split('\n')
+      .findIndex((text) => text.startsWith('release:'));
+    for (const { error, stderr } of [exists, older]) {
+      expect(error).toMatchObject({ field: '/release', line: line + 1 });
+      expect(stderr).toContain(`${file}:${line + 1}:`);
+    }
   });
 
   it('a dependency on an unknown component', async () => {

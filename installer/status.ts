@@ -1,4 +1,4 @@
-import { regularFileLines, writeFileAtomic } from '../manifest-schema/index.js';
+import { FerryError, regularFileLines, writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
 import { checkedFacts } from './planning.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
@@ -124,12 +124,43 @@ export async function* historyLines(
   for await (const line of regularFileLines(paths.history, 'E_STATE_INVALID', { missing: true })) {
     number++;
     if (line.trim() === '') continue;
+    let value: unknown;
     try {
-      yield { entry: JSON.parse(line) as HistoryEntry };
+      value = JSON.parse(line);
     } catch {
       yield { torn: number };
+      continue;
     }
+    // A whole line is not torn: one that is not a transaction was edited or damaged.
+    const problem = historyEntryProblem(value);
+    if (problem !== null) {
+      throw new FerryError(
+        'E_STATE_INVALID',
+        `${paths.history}:${number}: is not a transaction of this history: ${problem}`,
+        {
+          file: paths.history,
+          line: number,
+          hint: 'Ferry never writes this: history.jsonl was edited or damaged. Restore it from a backup',
+        },
+      );
+    }
+    yield { entry: value as HistoryEntry };
   }
+}
+
+/** What makes a parsed line of history.jsonl not a HistoryEntry; null when it is one. */
+function historyEntryProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return 'not a JSON object';
+  const entry = value as Record<string, unknown>;
+  for (const field of ['id', 'at', 'outcome'] as const)
+    if (typeof entry[field] !== 'string') return `${field} is not a string`;
+  if (!['install', 'rollback', 'recover'].includes(entry.operation as string))
+    return 'operation is not install, rollback or recover';
+  for (const field of ['from', 'to'] as const)
+    if (entry[field] !== null && typeof entry[field] !== 'string')
+      return `${field} is not a release or null`;
+  return null;
 }
 
 /** The last `count` transactions from history.jsonl, newest last, and the numbers of lines that do not parse. */

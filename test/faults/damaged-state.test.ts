@@ -87,6 +87,22 @@ describe('damaged appliance files', () => {
     );
   });
 
+  it('a whole history line that is not a transaction is refused by status and log, naming its line, and never replaced', async () => {
+    const root = await copy('edited-history');
+    const history = join(root, 'var/lib/ferry/history.jsonl');
+    const lines = (await readFile(history, 'utf8')).trimEnd().split('\n');
+    lines[0] = '{"id":1,"note":"edited by hand"}';
+    await writeFile(history, `${lines.join('\n')}\n`);
+    const before = await readFile(history, 'utf8');
+    for (const command of ['status', 'log']) {
+      const refused = await ferry([command, '--root', root]);
+      expect(refused.code, `${command}: ${refused.stdout}`).toBe(2);
+      expect(refused.stderr).toContain(`E_STATE_INVALID: ${history}:1: `);
+      expect(refused.stderr).toContain('hint:');
+    }
+    expect(await readFile(history, 'utf8')).toBe(before);
+  });
+
   it('leftovers of cuts (a link switch, a removed component pruned halfway) are cleaned by the next ferry', async () => {
     const root = await copy('leftovers');
     const killed = await ferry(

@@ -160,6 +160,14 @@ async function explainTar(
   return EntryAudit.explain(file, skeleton.expected, at, entryOf(header, pax));
 }
 
+function cutShort(file: string, placed: PlacedEntry, size: number): FerryError {
+  return corruptBundle(
+    file,
+    `is cut short in ${placed.entry.name}: it ends at byte ${size}, and that entry runs to byte ${placed.dataOffset + tarDataSize(placed.entry)}`,
+    { entry: placed.entry.name },
+  );
+}
+
 function isZero(bytes: Buffer): boolean {
   for (const byte of bytes) if (byte !== 0) return false;
   return true;
@@ -197,11 +205,18 @@ async function checkTar(source: BundleSource, skeleton: Skeleton): Promise<Index
   const indexed: IndexedEntry[] = [];
   let position = 0;
   for (const [at, placed] of layout.placed.entries()) {
+    // Cut short (a copy that stopped, a full disk) in this entry's header:
+    // name the entry it cut.
+    if (position < source.size && placed.dataOffset > source.size)
+      throw cutShort(file, placed, source.size);
     const lead = await read(position, placed.dataOffset - position);
     const padding = placed.headerOffset - position;
     if (!isZero(lead.subarray(0, padding))) throw paddingError(file, layout.placed[at - 1]);
     if (!lead.subarray(padding).equals(tarHeader(placed.entry, layout.mtime)))
       throw await explainTar(file, skeleton, at, placed.headerOffset, reader(placed.headerOffset));
+    // ...or in its data, its header whole.
+    if (placed.dataOffset + tarDataSize(placed.entry) > source.size)
+      throw cutShort(file, placed, source.size);
     indexed.push({ ...rawOf(placed.entry), offset: placed.dataOffset });
     position = placed.dataOffset + tarDataSize(placed.entry);
   }

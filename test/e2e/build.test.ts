@@ -294,6 +294,25 @@ describe('tampering', () => {
     },
   );
 
+  it('a tar cut short fails verify with exit 3 naming the entry it cut', async () => {
+    const source = bundles.tar?.['1.0.0'] as string;
+    const bytes = await readFile(source);
+    const marker = bytes.indexOf(Buffer.from('payload/maps/data/tiles.bin'), 1024);
+    // Cut in the entry's header, then in its data.
+    for (const end of [marker + 10, marker + 1024 * 1024]) {
+      const copy = join(dir, `cut-${end}.tar`);
+      await writeFile(copy, bytes.subarray(0, end));
+      const result = await ferry(['verify', copy, '--trust', ws.trust, '--json']);
+      expect(result.code, result.stderr).toBe(3);
+      const error = json<{ error: { code: string; entry: string; message: string } }>(result).error;
+      expect(error).toMatchObject({
+        code: 'E_BUNDLE_CORRUPT',
+        entry: 'payload/maps/data/tiles.bin',
+      });
+      expect(error.message).toContain('cut short in payload/maps/data/tiles.bin');
+    }
+  });
+
   it('a changed metadata byte fails the signature with exit 3', async () => {
     const source = bundles.tar?.['1.2.0'] as string;
     const bytes = await readFile(source);

@@ -169,7 +169,7 @@ export async function readPrivateKeySource(source: string): Promise<KeyObject> {
       });
     return parsePrivateKey(pem, `environment variable ${name}`);
   }
-  if (source.includes('PRIVATE KEY') || source.includes('\n'))
+  if (isPastedKey(source))
     throw new FerryError('E_KEY_SOURCE', '--key was given a key itself, not where to find it', {
       hint: 'put the key in an environment variable and pass --key env:VAR, or pipe it to --key -',
     });
@@ -376,7 +376,24 @@ export async function readPrivateKey(file: string): Promise<KeyObject> {
   return parsePrivateKey(await readKeyFile(file), file);
 }
 
-async function readKeyFile(file: string): Promise<string> {
+/** PEM text, or anything with a line break, given where a key's file name belongs. */
+function isPastedKey(source: string): boolean {
+  return /-----BEGIN|KEY-----|\n/.test(source);
+}
+
+/**
+ * A key file's text. A key pasted in place of its file name is refused
+ * without being echoed: no message shows a key, private or public.
+ */
+export async function readKeyFile(file: string): Promise<string> {
+  if (isPastedKey(file))
+    throw new FerryError(
+      'E_KEY_SOURCE',
+      'a key was given itself, in place of the name of its file',
+      {
+        hint: 'pass the path of the .pub (or .key) file that `ferry keygen` wrote; for a secret, env:VAR or - where the option takes them',
+      },
+    );
   try {
     return await readFile(file, 'utf8');
   } catch (error) {

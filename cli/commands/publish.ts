@@ -26,15 +26,8 @@ export const command: Command = {
   async run({ values, positionals }) {
     const { publish } = await import('../../repository/model.js');
     const channel = optional(values, 'channel');
-    const { readFile } = await import('node:fs/promises');
-    const { ioError } = await import('../../manifest-schema/errors.js');
-    const repoKeys = await Promise.all(
-      list(values, 'repo-key').map((file) =>
-        readFile(file, 'utf8').catch((error: unknown) => {
-          throw ioError(error, file, 'read');
-        }),
-      ),
-    );
+    const { readKeyFile } = await import('../../builder/signing.js');
+    const repoKeys = await Promise.all(list(values, 'repo-key').map((file) => readKeyFile(file)));
     const progress = terminalMeter('publish: store');
     const result = await publish({
       ...repoOf(values),

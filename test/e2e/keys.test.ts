@@ -86,6 +86,40 @@ describe('signing keys from a secret store', () => {
     neverShowsTheKey(pasted.result);
   });
 
+  it('a key pasted where a public key file belongs is refused without being echoed', async () => {
+    const previous = join(ws.dir, 'pasted-root.json');
+    await ferry(['trust', 'init', '--root-key', ws.pub, '--targets-key', ws.pub,
+      '--expires', '2099-01-01', '--sign-with', ws.key, '--out', previous]); // prettier-ignore
+    const pub = await readFile(ws.pub, 'utf8');
+    const bundle = json<{ bundle: string }>((await build(['--key', ws.key])).result).bundle;
+    for (const pasted of [pem, pub]) {
+      const runs = [
+        await ferry([
+          'trust',
+          'init',
+          `--key=${pasted}`,
+          '--out',
+          join(ws.dir, 'p1.json'),
+          '--json',
+        ]),
+        await ferry(['trust', 'init', `--root-key=${pasted}`, '--targets-key', ws.pub,
+          '--expires', '2099-01-01', '--out', join(ws.dir, 'p2.json'), '--json']), // prettier-ignore
+        await ferry(['trust', 'sign-next', '--previous', previous, `--add-targets-key=${pasted}`,
+          '--expires', '2099-01-01', '--out', join(ws.dir, 'p3.json'), '--json']), // prettier-ignore
+        (await build(['--signer', 'cat', `--signer-key=${pasted}`])).result,
+        await ferry(['publish', bundle, '--repo', join(ws.dir, 'p-repo'), '--trust', ws.trust,
+          '--key', ws.key, `--repo-key=${pasted}`, '--json']), // prettier-ignore
+      ];
+      for (const result of runs) {
+        expect(result.code).toBe(2);
+        expect(json<{ error: { code: string } }>(result).error.code).toBe('E_KEY_SOURCE');
+        neverShowsTheKey(result);
+        expect(result.stdout + result.stderr).not.toContain(pub.split('\n')[1] as string);
+      }
+    }
+    await expect(readdir(join(ws.dir, 'p-repo'))).rejects.toThrow();
+  });
+
   it('a variable that holds no private key is E_KEY_INVALID, naming the variable and not its contents', async () => {
     const { result } = await build(['--key', 'env:RELEASE_KEY'], {
       env: { RELEASE_KEY: await readFile(ws.pub, 'utf8') },

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, constants, mkdir, open, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, open, rm, stat, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { bundleLayout } from '../bundle/layout.js';
 import { openBundleMetadata } from '../bundle/open.js';
@@ -178,7 +178,7 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
     ? checkLabel(options.label)
     : defaultLabel(metadata.product, metadata.release.version);
   const id = `${metadata.product}@${metadata.release.version}`;
-  await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
+  const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
   const folders = parts.map((_, at) => join(options.out, `vol${at + 1}`));
@@ -191,6 +191,44 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
         'choose an empty --out folder: volumes are never overwritten',
       );
   }
+  let result: MediaResult;
+  try {
+    const { format, metadataBytes } = reader;
+    result = await writeVolumes(options, {
+      metadata,
+      reader: { size, format, metadataBytes },
+      parts,
+      label,
+      id,
+      folders,
+    });
+  } catch (error) {
+    // A signer that fails after the parts are cut, or a full disk, leaves nothing behind:
+    // the folders are this run's alone, and a second run would refuse them as existing.
+    for (const folder of made === undefined ? folders : [made])
+      await rm(folder, { recursive: true, force: true }).catch(() => undefined);
+    throw error;
+  }
+  if (options.iso) {
+    for (const volume of result.volumes)
+      volume.iso = await writeIso(volume, `${volume.folder}.iso`);
+  }
+  return result;
+}
+
+async function writeVolumes(
+  options: MediaOptions,
+  cutting: {
+    metadata: BundleMetadata;
+    reader: { size: number; format: PartsIndex['bundle']['format']; metadataBytes: Buffer };
+    parts: Cut[];
+    label: string;
+    id: string;
+    folders: string[];
+  },
+): Promise<MediaResult> {
+  const { metadata, reader, parts, label, id, folders } = cutting;
+  const size = reader.size;
 
   const copied = parts.map(() => 0);
   const report = (at: number, bytes: number): void => {
@@ -275,9 +313,6 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
       size: part.size,
       sha256: part.sha256,
     });
-  }
-  if (options.iso) {
-    for (const volume of volumes) volume.iso = await writeIso(volume, `${volume.folder}.iso`);
   }
   return { bundle: options.bundle, id, size, volumes, installer: installer?.file ?? null, index };
 }

@@ -1,6 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { cp, mkdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import {
+  cp,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -182,6 +192,26 @@ describe('ferry media', () => {
     // Volume 1 alone could not plan: a zip's directory is at its end.
     expect(refusedZip.stderr).toMatch(/is a zip bundle.*\n.*directory at its end.*--format tar/);
     await expect(stat(join(dir, 'zip-media'))).rejects.toThrow();
+  });
+
+  it('a signer that fails after the parts are cut leaves no volume behind, so a second run works', async () => {
+    const denied = await signerScript(dir, 'kms-denied', 'cat >/dev/null; exit 7');
+    const junk = await signerScript(dir, 'kms-junk', 'cat >/dev/null; echo junk');
+    const fresh = join(dir, 'signer-fails', 'media');
+    const existing = join(dir, 'signer-fails-existing');
+    await mkdir(existing);
+    for (const [signer, out] of [
+      [denied, fresh],
+      [junk, existing],
+    ] as const) {
+      const result = await ferry(['media', base.bundle, '--out', out, '--signer', signer,
+        '--signer-key', base.ws.pub, '--volume-size', '1100K', '--no-installer', '--json']); // prettier-ignore
+      expect(result.code).toBe(2);
+      expect(json<{ error: { code: string } }>(result).error.code).toBe('E_SIGNER');
+    }
+    await expect(stat(join(dir, 'signer-fails'))).rejects.toThrow();
+    expect(await readdir(existing)).toEqual([]);
+    await makeMedia(base, existing);
   });
 });
 

@@ -92,7 +92,7 @@ export function walkRootChain(
         `${where}: trust root version ${final.version}, the newest, expired at ${final.expires} (it is now ${now.toISOString()})`,
         {
           ...(newest ? sourceDetails(newest.source) : {}),
-          hint: 'the root key holders must sign a newer trust root and ship it in a bundle; if the appliance clock is wrong, set it',
+          hint: 'the root key holders must sign a newer trust root and ship it in a bundle; if the appliance clock is wrong, set it (a clock before the newest installed bundle is never believed)',
         },
       ),
     );

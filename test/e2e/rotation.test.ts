@@ -193,6 +193,35 @@ describe('trust roots rotate through the bundles', () => {
     expect(json<{ error: { code: string } }>(afterFloor).error.code).toBe('E_BUNDLE_EXPIRED');
   });
 
+  it('the newest root expires by the later of the clock and the newest bundle installed, and the hint says so', async () => {
+    const root = join(dir, 'root-expiry');
+    await cloneAppliance(fresh, root);
+    await installOk(bundles.rotating as string, root);
+    await installOk(bundles.future as string, root); // made in 2090
+    const shortChain = join(dir, 'short-chain');
+    await mkdir(shortChain);
+    for (const n of [1, 2, 3])
+      await writeFile(
+        join(shortChain, `root-${n}.json`),
+        await readFile(join(chain, `root-${n}.json`)),
+      );
+    await ferryOk([
+      'trust', 'sign-next', '--previous', join(chain, 'root-3.json'), '--expires', '2085-01-01',
+      '--sign-with', keys.alice.key, '--sign-with', keys.bob.key,
+      '--out', join(shortChain, 'root-4.json'),
+    ]); // prettier-ignore
+    const bundle = await build('1.2.0', keys['ci-3'], 'short', '--trust-chain', shortChain);
+    const before = await snapshot(root);
+    const refused = await install(bundle, root, '--json');
+    expect(refused.code).toBe(3);
+    const { error } = json<{ error: { code: string; message: string; hint: string } }>(refused);
+    expect(error.code).toBe('E_ROOT_EXPIRED');
+    expect(error.message).toContain('root-4.json');
+    // The clock is not what expired it: setting the clock alone would not help.
+    expect(error.hint).toContain('never believed');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('only a root signed by the root threshold resets the highest release, and the history says so', async () => {
     const root = join(dir, 'recall');
     await cloneAppliance(fresh, root);

@@ -96,19 +96,22 @@ export interface SigningOptions {
    * when absent, each signer is asked for its own.
    */
   signerKeys?: readonly string[];
+  /** The option the keys were given with, for messages: `--key` unless told. */
+  keyOption?: string;
 }
 
 /** Everything a document is signed with, each key once. */
 export async function readSigners(options: SigningOptions): Promise<Signer[]> {
   const commands = options.signers ?? [];
   const publicKeys = options.signerKeys ?? [];
+  const option = options.keyOption ?? '--key';
   if (options.keys.length === 0 && commands.length === 0) {
     throw new FerryError('E_USAGE', 'signing needs at least one key', {
       hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys) or --signer COMMAND',
     });
   }
   if (options.keys.filter((source) => source === '-').length > 1)
-    throw new FerryError('E_USAGE', '--key - is given twice: stdin holds one key', {
+    throw new FerryError('E_USAGE', `${option} - is given twice: stdin holds one key`, {
       hint: 'pass the other keys as files or env:VAR',
     });
   // Paired in order, so the count must match: a key that names the wrong signer is refused when it signs, a missing one would be guessed.
@@ -129,7 +132,7 @@ export async function readSigners(options: SigningOptions): Promise<Signer[]> {
     signers.push(signer);
   };
   for (const source of options.keys) {
-    const key = await readPrivateKeySource(source);
+    const key = await readPrivateKeySource(source, option);
     add(keySigner(key), source);
   }
   for (const [index, command] of commands.entries())
@@ -151,11 +154,11 @@ export function keySigner(key: KeyObject): Signer {
  * (`-`), so that CI can hand over a secret without writing it to disk. Its
  * contents never appear in a message.
  */
-export async function readPrivateKeySource(source: string): Promise<KeyObject> {
+export async function readPrivateKeySource(source: string, option = '--key'): Promise<KeyObject> {
   if (source === '-') {
     const pem = await readStdin();
     if (pem.trim() === '')
-      throw new FerryError('E_KEY_SOURCE', '--key - found nothing on stdin', {
+      throw new FerryError('E_KEY_SOURCE', `${option} - found nothing on stdin`, {
         hint: 'pipe the PEM private key in, e.g. from the CI secret store',
       });
     return parsePrivateKey(pem, 'the key on stdin');
@@ -165,13 +168,13 @@ export async function readPrivateKeySource(source: string): Promise<KeyObject> {
     const pem = process.env[name];
     if (pem === undefined || pem.trim() === '')
       throw new FerryError('E_KEY_SOURCE', `environment variable ${name} is not set or empty`, {
-        hint: `put the PEM private key in ${name} (a CI secret), or pass --key FILE`,
+        hint: `put the PEM private key in ${name} (a CI secret), or pass ${option} FILE`,
       });
     return parsePrivateKey(pem, `environment variable ${name}`);
   }
   if (isPastedKey(source))
-    throw new FerryError('E_KEY_SOURCE', '--key was given a key itself, not where to find it', {
-      hint: 'put the key in an environment variable and pass --key env:VAR, or pipe it to --key -',
+    throw new FerryError('E_KEY_SOURCE', `${option} was given a key itself, not where to find it`, {
+      hint: `put the key in an environment variable and pass ${option} env:VAR, or pipe it to ${option} -`,
     });
   return readPrivateKey(source);
 }

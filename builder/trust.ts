@@ -40,14 +40,7 @@ import {
   type TrustedKey,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import {
-  keySigner,
-  readPrivateKeySource,
-  readPublicKey,
-  readSigners,
-  refuseExisting,
-  type SigningOptions,
-} from './signing.js';
+import { readPublicKey, readSigners, refuseExisting, type SigningOptions } from './signing.js';
 
 export interface NamedKey {
   key: KeyObject;
@@ -399,8 +392,10 @@ async function signAll(
   previous?: TrustedRoot,
 ): Promise<TrustedRoot> {
   let root = draft;
-  for (const file of keyFiles)
-    root = await signRoot(root, keySigner(await readPrivateKeySource(file)), previous);
+  if (keyFiles.length === 0) return root;
+  // As every signing command: stdin once, each key once, all read before anything is signed.
+  for (const signer of await readSigners({ keys: keyFiles, keyOption: '--sign-with' }))
+    root = await signRoot(root, signer, previous);
   return root;
 }
 

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   EPOCH,
   ferry,
+  ferryOk,
   json,
   keyPairs,
   opensslSign,
@@ -118,6 +119,32 @@ describe('signing keys from a secret store', () => {
       }
     }
     await expect(readdir(join(ws.dir, 'p-repo'))).rejects.toThrow();
+  });
+
+  it('--sign-with takes keys as --key does: the same key or stdin twice is E_USAGE naming --sign-with, nothing written', async () => {
+    const previous = join(ws.dir, 'twice-root.json');
+    await ferryOk(['trust', 'init', '--root-key', ws.pub, '--targets-key', ws.pub,
+      '--expires', '2099-01-01', '--sign-with', ws.key, '--out', previous]); // prettier-ignore
+    for (const [twice, input] of [
+      [['--sign-with', ws.key, '--sign-with', 'env:RELEASE_KEY'], undefined],
+      [['--sign-with', '-', '--sign-with', '-'], pem],
+    ] as const) {
+      for (const command of [
+        ['trust', 'init', '--root-key', ws.pub, '--targets-key', ws.pub],
+        ['trust', 'sign-next', '--previous', previous],
+      ]) {
+        const out = join(ws.dir, `twice-${n++}.json`);
+        const result = await ferry(
+          [...command, '--expires', '2099-01-01', ...twice, '--out', out, '--json'],
+          { env: { RELEASE_KEY: pem }, ...(input === undefined ? {} : { input }) },
+        );
+        expect(result.code, command.join(' ')).toBe(2);
+        const { error } = json<{ error: { code: string; message: string } }>(result);
+        expect(error.code).toBe('E_USAGE');
+        expect(error.message).toContain(twice.includes('-') ? '--sign-with -' : 'env:RELEASE_KEY');
+        await expect(readFile(out)).rejects.toThrow();
+      }
+    }
   });
 
   it('a variable that holds no private key is E_KEY_INVALID, naming the variable and not its contents', async () => {

@@ -164,7 +164,7 @@ export async function readPrivateKeySource(source: string, option = '--key'): Pr
     return parsePrivateKey(pem, 'the key on stdin');
   }
   if (source.startsWith('env:')) {
-    const name = source.slice('env:'.length);
+    const name = envName(source, option);
     const pem = process.env[name];
     if (pem === undefined || pem.trim() === '')
       throw new FerryError('E_KEY_SOURCE', `environment variable ${name} is not set or empty`, {
@@ -177,6 +177,16 @@ export async function readPrivateKeySource(source: string, option = '--key'): Pr
       hint: `put the key in an environment variable and pass ${option} env:VAR, or pipe it to ${option} -`,
     });
   return readPrivateKey(source);
+}
+
+/** The variable `env:VAR` names; `env:` alone names none, and a message about it would name nothing. */
+function envName(source: string, option: string): string {
+  const name = source.slice('env:'.length);
+  if (name === '')
+    throw new FerryError('E_KEY_SOURCE', `${option} env: names no environment variable`, {
+      hint: `write ${option} env:VAR, VAR being the variable that holds the PEM key`,
+    });
+  return name;
 }
 
 /** Keys are small: more than this on stdin or from a signer is not a key or a signature. */
@@ -227,7 +237,7 @@ async function externalSigner(command: string, publicKeySource?: string): Promis
 
 async function readPublicKeySource(source: string): Promise<KeyObject> {
   if (!source.startsWith('env:')) return (await readPublicKey(source)).key;
-  const name = source.slice('env:'.length);
+  const name = envName(source, '--signer-key');
   const pem = process.env[name];
   if (pem === undefined || pem.trim() === '')
     throw new FerryError('E_KEY_SOURCE', `environment variable ${name} is not set or empty`, {

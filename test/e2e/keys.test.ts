@@ -73,12 +73,17 @@ describe('signing keys from a secret store', () => {
   it('an unset variable, empty stdin, or the key itself in place of a source: E_KEY_SOURCE, nothing written', async () => {
     for (const [args, input] of [
       [['--key', 'env:NO_SUCH_VARIABLE'], undefined],
+      [['--key', 'env:'], undefined],
+      [['--signer', 'cat', '--signer-key', 'env:'], undefined],
       [['--key', '-'], ''],
       [[`--key=${pem}`], undefined],
     ] as const) {
       const { result, out } = await build([...args], input === undefined ? {} : { input });
       expect(result.code).toBe(2);
-      expect(json<{ error: { code: string } }>(result).error.code).toBe('E_KEY_SOURCE');
+      const { error } = json<{ error: { code: string; message: string } }>(result);
+      expect(error.code).toBe('E_KEY_SOURCE');
+      // The message names what was given: the variable, stdin, or `env:` naming none.
+      expect(error.message).not.toMatch(/variable {2}|variable $/);
       neverShowsTheKey(result);
       await expect(readdir(out)).rejects.toThrow();
     }

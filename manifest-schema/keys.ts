@@ -26,6 +26,15 @@ export function generateEd25519(): GeneratedKeyPair {
 }
 
 export function parsePrivateKey(pem: string, file: string): KeyObject {
+  if (pem.includes('ENCRYPTED PRIVATE KEY') || pem.includes('Proc-Type: 4,ENCRYPTED'))
+    throw new FerryError(
+      'E_KEY_INVALID',
+      `${file} is an encrypted private key, and Ferry asks for no passphrase`,
+      {
+        file,
+        hint: 'keep the key unencrypted in the CI secret store (`openssl pkey -in KEY -out PLAIN`), or sign through --signer',
+      },
+    );
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);

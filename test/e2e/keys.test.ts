@@ -8,6 +8,7 @@ import {
   json,
   keyPairs,
   opensslSign,
+  run,
   signerScript,
   tempDir,
   workspace,
@@ -150,6 +151,19 @@ describe('signing keys from a secret store', () => {
         await expect(readFile(out)).rejects.toThrow();
       }
     }
+  });
+
+  it('an encrypted private key is E_KEY_INVALID saying so, not taken for a .pub file', async () => {
+    const encrypted = join(ws.dir, 'encrypted.key');
+    const made = await run('openssl', ['pkey', '-in', ws.key, '-aes256', '-passout', 'pass:x',
+      '-out', encrypted], { env: { PATH: process.env.PATH ?? '' } }); // prettier-ignore
+    expect(made.code, made.stderr).toBe(0);
+    const { result } = await build(['--key', encrypted]);
+    expect(result.code).toBe(2);
+    const { error } = json<{ error: { code: string; message: string; hint: string } }>(result);
+    expect(error.code).toBe('E_KEY_INVALID');
+    expect(error.message).toContain(`${encrypted} is an encrypted private key`);
+    expect(error.hint).not.toContain('.pub');
   });
 
   it('a variable that holds no private key is E_KEY_INVALID, naming the variable and not its contents', async () => {

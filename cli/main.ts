@@ -162,12 +162,36 @@ function parse(name: string, command: Command, args: string[]): Parsed | 'help' 
   const options: Options = { ...command.options, ...helpOption };
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: withPastedKeys(args, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     if (asksHelp(args)) return 'help';
     throw usageError(parserMessage(error), `see \`ferry ${name} --help\``);
   }
   return parsed.values.help === true ? 'help' : parsed;
+}
+
+/**
+ * `--key "$(cat release.key)"`: a PEM key after an option that takes a value is
+ * that option's value, though it starts with -, so the option's own check
+ * refuses it as a key given in place of where to find it (E_KEY_SOURCE), never echoed.
+ */
+function withPastedKeys(args: readonly string[], options: Options): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const option = arg.startsWith('--') ? options[arg.slice(2)] : undefined;
+    if (option?.type === 'string' && next?.startsWith('-----BEGIN')) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return joined;
 }
 
 /** node:util's parser error in Ferry's words: it names the option, never suggests `--`. */

@@ -88,9 +88,14 @@ describe('signing keys from a secret store', () => {
       neverShowsTheKey(result);
       await expect(readdir(out)).rejects.toThrow();
     }
+    // As the README writes it, `--key "$(cat k)"`: the PEM's leading dashes do not make it an option.
     const pasted = await build(['--key', pem]);
     expect(pasted.result.code).toBe(2);
+    expect(json<{ error: { code: string } }>(pasted.result).error.code).toBe('E_KEY_SOURCE');
     neverShowsTheKey(pasted.result);
+    const pastedPub = await ferry(['trust', 'init', '--key', await readFile(ws.pub, 'utf8'),
+      '--out', join(ws.dir, 'pasted-pub.json'), '--json']); // prettier-ignore
+    expect(json<{ error: { code: string } }>(pastedPub).error.code).toBe('E_KEY_SOURCE');
   });
 
   it('a key pasted where a public key file belongs is refused without being echoed', async () => {

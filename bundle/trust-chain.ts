@@ -37,8 +37,13 @@ export async function walkCarriedChain(
   now: Date,
 ): Promise<{ root: TrustedRoot; carried: CarriedRoot[] }> {
   const listing = chainListing(payload, reader.file);
-  // Nothing a reader could walk: the signature (or the metadata check after it) refuses the bundle.
-  if (!listing) return { root: trusted, carried: [] };
+  // Nothing a reader could walk: the signature (or the metadata check after it) refuses the bundle,
+  // or it needs no walk; either way the newest root, the trusted one, must not have expired.
+  if (!listing) {
+    const walk = walkRootChain(trusted, [], now);
+    if (walk.refusal) throw walk.refusal;
+    return { root: walk.root, carried: [] };
+  }
   const carried: CarriedRoot[] = [];
   const candidates: RootCandidate[] = [];
   try {

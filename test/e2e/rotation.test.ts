@@ -222,6 +222,30 @@ describe('trust roots rotate through the bundles', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('an expired trusted root refuses a bundle that carries no chain too', async () => {
+    const expired = join(dir, 'expired-root.json');
+    await ferryOk([
+      'trust', 'init', '--root-key', keys.alice.pub, '--targets-key', keys['ci-1'].pub,
+      '--expires', '2001-01-01', '--sign-with', keys.alice.key, '--out', expired,
+    ]); // prettier-ignore
+    const root = join(dir, 'expired-appliance');
+    await ferryOk([
+      'init', '--root', root, '--product', 'acme-appliance',
+      '--platform', 'acme-os@7.2.1', '--trust', expired,
+    ]); // prettier-ignore
+    const before = await snapshot(root);
+    // bundles.stolen is signed by ci-1, this root's targets key, and carries no trust roots.
+    for (const result of [
+      await install(bundles.stolen as string, root, '--json'),
+      await ferry(['plan', bundles.stolen as string, '--root', root, '--json']),
+      await ferry(['verify', bundles.stolen as string, '--trust', expired, '--json']),
+    ]) {
+      expect(result.code).toBe(3);
+      expect(json<{ error: { code: string } }>(result).error.code).toBe('E_ROOT_EXPIRED');
+    }
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('only a root signed by the root threshold resets the highest release, and the history says so', async () => {
     const root = join(dir, 'recall');
     await cloneAppliance(fresh, root);

@@ -756,11 +756,6 @@ async function publishWith(
 ): Promise<PublishResult> {
   const trust = needTrust(ctx);
   const repoKeys = [...(options.repoKeys ?? [])];
-  // A first publish that failed after storing the config (its signer refused event 1) left a
-  // config no event records: the repository is made again, as new, or event 1 would never
-  // record its config and `history --verify` would refuse the repository for good.
-  const made = ctx.config !== undefined && (await eventSeqs(ctx.store)).length > 0;
-  if (!made) ctx.config = undefined;
   if (repoKeys.length > 0 && ctx.config)
     throw new FerryError(
       'E_USAGE',

@@ -614,7 +614,12 @@ async function commit(
   read: Head | undefined,
   writer: Writer,
   steps: (
-    append: (op: EventOp, subject: AuditEvent['subject'], evidence?: Evidence[]) => Promise<Head>,
+    append: (
+      op: EventOp,
+      subject: AuditEvent['subject'],
+      evidence?: Evidence[],
+      beforeStored?: () => Promise<unknown>,
+    ) => Promise<Head>,
   ) => Promise<void>,
 ): Promise<Head | undefined> {
   // What the writer signs must verify for every later reader: refuse a key the repository does not know.
@@ -647,10 +652,12 @@ async function commit(
       );
     }
     const now = writer.now ?? (() => new Date());
+    /** `beforeStored` runs once the event is signed: what it writes is not written if the signer fails. */
     const append = async (
       op: EventOp,
       subject: AuditEvent['subject'],
       evidence: Evidence[] = [],
+      beforeStored?: () => Promise<unknown>,
     ) => {
       const seq = (head?.seq ?? 0) + 1;
       const event: AuditEvent = {
@@ -663,7 +670,11 @@ async function commit(
         subject,
         evidence,
       };
-      const blob = await putDoc(ctx.store, 'event', event, writer.keys, TAGS.event(seq));
+      const sealed = await sealDocument('event', event, writer.keys);
+      await beforeStored?.();
+      const blob = await putDoc(ctx.store, 'event', event, writer.keys, TAGS.event(seq), {
+        sealed,
+      });
       head = { seq, digest: blob.digest };
       return head;
     };
@@ -870,8 +881,12 @@ async function publishWith(
         trust: rootFileValue(trust),
         ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
       };
-      const blob = await putDoc(ctx.store, 'config', config, [], TAGS.config);
-      await append('create', { product, config: blob.digest });
+      // The config is stored once its event is signed: a signer that fails leaves no
+      // config behind that no event records (history --verify would refuse it for good).
+      const sealed = await sealDocument('config', config, []);
+      await append('create', { product, config: sealed.digest }, [], () =>
+        putDoc(ctx.store, 'config', config, [], TAGS.config, { sealed }),
+      );
     }
     const event = await append('publish', {
       version,

@@ -305,6 +305,34 @@ describe('--signer: an external program signs', () => {
     expect(error.message).not.toContain(kms);
   });
 
+  it('a first publish whose signer fails leaves no repository behind, and the next makes it whole', async () => {
+    const bundle = json<{ bundle: string }>((await build(['--key', ws.key])).result).bundle;
+    const repo = join(ws.dir, 'signer-failed-repo');
+    const denied = await signer('kms-publish-denied', 'cat >/dev/null; exit 7');
+    const failed = await ferry(['publish', bundle, '--repo', repo, '--trust', ws.trust,
+      '--signer', denied, '--signer-key', ws.pub, '--json']); // prettier-ignore
+    expect([failed.code, json<{ error: { code: string } }>(failed).error.code]).toEqual([
+      2,
+      'E_SIGNER',
+    ]);
+    // No config that no event records: the repository was not made.
+    const none = await ferry(['channels', '--repo', repo, '--json']);
+    expect(json<{ error: { code: string } }>(none).error.code).toBe('E_REPO_NOT_FOUND');
+    const again = await ferry([
+      'publish',
+      bundle,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--key',
+      ws.key,
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+    const verified = await ferry(['history', '--repo', repo, '--verify']);
+    expect(verified.code, verified.stderr).toBe(0);
+  });
+
   it('the same key as --key and as --signer is refused, not counted twice', async () => {
     const command = await signer('kms-again', opensslSign(ws.key));
     const { result } = await build(['--key', ws.key, '--signer', command, '--signer-key', ws.pub]);

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -62,15 +62,33 @@ export interface Written {
  * front. Then gzip when asked, and the sha256 of the finished bundle.
  */
 export async function writeBundle(options: WriteOptions): Promise<Written> {
+  const out = dirname(options.path);
+  const made = await mkdir(out, { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, out, 'create the output folder');
+  });
+  return writeInto(options, out).catch(async (error: unknown) => {
+    await removeMadeFolders(out, made);
+    throw error;
+  });
+}
+
+/** The folders the build made for its bundle, each only while empty: a refused build leaves none behind. */
+async function removeMadeFolders(out: string, made: string | undefined): Promise<void> {
+  if (made === undefined) return;
+  for (let folder = out; ; folder = dirname(folder)) {
+    const removed = await rmdir(folder).then(
+      () => true,
+      () => false,
+    );
+    if (!removed || folder === made || dirname(folder) === folder) return;
+  }
+}
+
+async function writeInto(options: WriteOptions, out: string): Promise<Written> {
   const { format, signers, path: bundlePath, sources, mtime } = options;
   // Signatures and hashes are fixed-length, so bundle.json's size is known before any hash is.
   const metadataSize = signedMetadataSize(options.metadata, signers);
   const entries = archiveEntries(options.metadata, metadataSize);
-
-  const out = dirname(bundlePath);
-  await mkdir(out, { recursive: true }).catch((error: unknown) => {
-    throw ioError(error, out, 'create the output folder');
-  });
   const archiveFormat = format === 'zip' ? 'zip' : 'tar';
   const layout = layoutArchive(archiveFormat, entries, mtime, options.forceZip64);
   const plainPath = format === 'tar.gz' ? `${bundlePath}.tar.partial` : `${bundlePath}.partial`;

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -259,6 +260,11 @@ describe('released versions', () => {
     const error = json<{ error: { code: string; message: string } }>(result).error;
     expect(error.code).toBe('E_VERSION_REUSED');
     expect(error.message).toMatch(/web 1\.0\.1 was released in 1\.1\.0 .*index\.html/);
+    // Into a folder of its own, the refused build leaves none behind.
+    const fresh = join(dir, 'reuse', 'fresh');
+    const refused = await build(product, '1.2.0', join(fresh, 'out'), EPOCH);
+    expect(json<{ error: { code: string } }>(refused).error.code).toBe('E_VERSION_REUSED');
+    expect(existsSync(fresh)).toBe(false);
   });
 });
 

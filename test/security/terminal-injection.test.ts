@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { printable } from '../../manifest-schema/index.js';
 import { buildAll, ferry, ferryOk, tempDir, workspace } from '../helpers.js';
+import { initAppliance } from '../e2e/appliance.js';
 import { tarBytes, type CraftEntry } from './hostile.js';
 import {
   craftedFile,
@@ -49,17 +50,7 @@ describe('control characters in names taken from a bundle', () => {
     await appendFile(join(ws.product, 'scripts/db/migrate.sh'), `printf '%s\\n' '${said}' >&2\n`);
     const bundle = (await buildAll(ws, join(ws.dir, 'out'), 'tar', ['1.0.0']))['1.0.0'] ?? '';
     const root = join(ws.dir, 'appliance');
-    await ferryOk([
-      'init',
-      '--root',
-      root,
-      '--product',
-      'acme-appliance',
-      '--platform',
-      'acme-os@7.2.1',
-      '--trust',
-      ws.trust,
-    ]);
+    await initAppliance(ws, root);
     await ferryOk(['install', bundle, '--root', root, '--yes']);
     const log = await ferry(['log', '--root', root]);
     expect(log.code, log.stderr).toBe(0);

@@ -66,10 +66,13 @@ const HEADER = 'transaction.json';
 const STEPS = 'steps.jsonl';
 
 /** The environment values that are paths under the root. */
-const PATH_VARIABLES = ['FERRY_ROOT', 'FERRY_PAYLOAD_DIR', 'FERRY_INSTALL_DIR'];
+const PATH_VARIABLES = ['FERRY_ROOT', 'FERRY_PAYLOAD_DIR', 'FERRY_INSTALL_DIR'] as const;
 
-/** Every variable artifactEnv (transaction.ts) gives an artifact: a header that sets another was edited. */
-const ARTIFACT_VARIABLES: ReadonlySet<string> = new Set([
+/**
+ * Every variable an artifact is given (artifactEnv in transaction.ts is typed
+ * by this list, so the two cannot drift): a header that sets another was edited.
+ */
+const ARTIFACT_VARIABLE_NAMES = [
   ...PATH_VARIABLES,
   'FERRY_COMPONENT',
   'FERRY_PASS',
@@ -79,7 +82,9 @@ const ARTIFACT_VARIABLES: ReadonlySet<string> = new Set([
   'FERRY_ESTIMATED_SECONDS',
   'FERRY_RESTART',
   'FERRY_REBOOT',
-]);
+] as const;
+export type ArtifactVariable = (typeof ARTIFACT_VARIABLE_NAMES)[number];
+const ARTIFACT_VARIABLES: ReadonlySet<string> = new Set(ARTIFACT_VARIABLE_NAMES);
 
 /**
  * Refuses a header whose rollback environment sets what Ferry never sets:

@@ -25,6 +25,7 @@ import {
   pathExists,
   syncTree,
   undoStep,
+  type ArtifactVariable,
   type JournalStep,
   type TransactionHeader,
 } from './journal.js';
@@ -77,7 +78,11 @@ export function checkReason(reason: string | undefined): void {
 }
 
 /** The documented environment of an artifact, and nothing else (the runner adds PATH). */
-function artifactEnv(root: string, pass: Pass, scope: ArtifactScope): Record<string, string> {
+function artifactEnv(
+  root: string,
+  pass: Pass,
+  scope: ArtifactScope,
+): Record<ArtifactVariable, string> {
   return {
     FERRY_ROOT: root,
     FERRY_COMPONENT: scope.component ?? '',

@@ -104,6 +104,8 @@ export interface OpenedBundle {
   signature?: SignatureStatus;
   /** The trust root the signature was checked against: the given one, walked along the bundle's chain. */
   root?: TrustedRoot;
+  /** The roots that walk passed, past the given one, as the bundle carries them (a repository keeps them). */
+  walked?: Buffer[];
 }
 
 /** What a bundle is checked against: a trust root, and the time (the later of the clock and the appliance's floor). */
@@ -141,7 +143,7 @@ export async function openBundleMetadata(
     reader.expect(metadata);
     if (!walked) return { reader, envelope, metadata };
     checkCarriedChain(metadata, walked.carried, file);
-    return { reader, envelope, metadata, signature, root: walked.root };
+    return { reader, envelope, metadata, signature, root: walked.root, walked: walked.walked };
   } catch (error) {
     await reader.close();
     throw error;

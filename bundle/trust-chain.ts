@@ -35,14 +35,14 @@ export async function walkCarriedChain(
   payload: Buffer,
   trusted: TrustedRoot,
   now: Date,
-): Promise<{ root: TrustedRoot; carried: CarriedRoot[] }> {
+): Promise<{ root: TrustedRoot; carried: CarriedRoot[]; walked: Buffer[] }> {
   const listing = chainListing(payload, reader.file);
   // Nothing a reader could walk: the signature (or the metadata check after it) refuses the bundle,
   // or it needs no walk; either way the newest root, the trusted one, must not have expired.
   if (!listing) {
     const walk = walkRootChain(trusted, [], now);
     if (walk.refusal) throw walk.refusal;
-    return { root: walk.root, carried: [] };
+    return { root: walk.root, carried: [], walked: [] };
   }
   const carried: CarriedRoot[] = [];
   const candidates: RootCandidate[] = [];
@@ -76,7 +76,7 @@ export async function walkCarriedChain(
   }
   const walk = walkRootChain(trusted, candidates, now);
   if (walk.refusal) throw walk.refusal;
-  return { root: walk.root, carried };
+  return { root: walk.root, carried, walked: candidates.map((candidate) => candidate.bytes) };
 }
 
 /**

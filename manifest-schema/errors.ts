@@ -177,6 +177,11 @@ export const ERROR_CODES = {
     summary:
       'a repository document (channel, approval, event, policy) is malformed, unsigned or does not match its record',
   },
+  E_REPO_TRUST: {
+    exit: 3,
+    summary:
+      'the trust root given with --trust is not on the repository’s chain: older than the one it was made with, another product’s, or one it has not taken yet',
+  },
   E_AUDIT_BROKEN: {
     exit: 3,
     summary: 'the audit chain is broken: an event was edited, removed or inserted',

@@ -295,6 +295,7 @@ export const OUTPUT_SCHEMAS = {
     bundle: Type.String(),
     channel: Nullable(Type.String()),
     changed: Type.Boolean(),
+    root: Type.Object({ version: Type.Integer({ minimum: 1 }), taken: Type.Boolean() }),
   }),
   pull: result({
     bundle: Type.String(),

@@ -22,7 +22,7 @@ import { documentBlob, type DocumentBlob } from './oci/artifact.js';
  * out; the config (product and trust root) is written once, when the
  * repository is made, and the first audit event holds its digest.
  */
-export type DocKind = 'config' | 'policy' | 'channel' | 'approval' | 'event';
+export type DocKind = 'config' | 'policy' | 'channel' | 'approval' | 'event' | 'trust';
 
 export const DOC_TYPES: Record<
   DocKind,
@@ -33,6 +33,7 @@ export const DOC_TYPES: Record<
   channel: type('channel'),
   approval: type('approval'),
   event: type('event'),
+  trust: type('trust'),
 };
 
 function type(name: string) {
@@ -73,7 +74,15 @@ export interface Evidence {
 }
 
 export type EventOp =
-  'create' | 'publish' | 'approve' | 'promote' | 'rollback' | 'lock-break' | 'policy' | 'gc';
+  | 'create'
+  | 'publish'
+  | 'approve'
+  | 'promote'
+  | 'rollback'
+  | 'lock-break'
+  | 'policy'
+  | 'gc'
+  | 'trust';
 
 export interface AuditEvent {
   seq: number;
@@ -100,6 +109,9 @@ export interface AuditEvent {
     owner?: unknown;
     product?: string;
     config?: string;
+    /** trust: the trust root version the repository follows from this event on, and the trust document's digest. */
+    root?: number;
+    trust?: string;
   };
   evidence: Evidence[];
 }
@@ -118,6 +130,30 @@ export interface ChannelDoc {
   auditSeq: number;
   /** When the channel moved here (what soak times count from). */
   time: string;
+}
+
+/**
+ * The trust roots a repository took after the one its config holds, from
+ * the bundles published to it (as an appliance takes them), and from which
+ * event on each counts. Signed by a release key of its newest root (never
+ * a repository key: it vouches for the config, which names those); each
+ * root proves itself by its predecessor's root keys, so no writer can make
+ * one up.
+ */
+export interface TrustDoc {
+  formatVersion: 1;
+  /** The config document's digest: a config replaced since is found out. */
+  config: string;
+  /** Every root past the config's, as the bundle that brought it carried it (base64), in version order. */
+  roots: string[];
+  /** The roots the repository followed, oldest first: from event `seq` on, `version`'s keys sign. */
+  eras: Array<{ version: number; seq: number }>;
+  /**
+   * The digests of the channel and policy documents that stood when the
+   * newest root was taken, signed by keys of earlier roots: they still
+   * count, and no other document signed by a key the newest root dropped.
+   */
+  pinned: string[];
 }
 
 export interface ApprovalDoc {

@@ -4,13 +4,16 @@ import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import { syncDir } from '../manifest-schema/atomic.js';
-import { FerryError, ioError } from '../manifest-schema/errors.js';
-import type { Signer } from '../manifest-schema/envelope.js';
+import { FerryError, ioError, type ErrorCode } from '../manifest-schema/errors.js';
+import { decodeEnvelope, type Signer } from '../manifest-schema/envelope.js';
 import { warmHashWorker } from '../manifest-schema/hashing.js';
 import { checkSpace } from '../manifest-schema/space.js';
 import {
+  checkSignatures,
+  decodeRoot,
   parseTrustedRoot,
   readTrustedRoot,
+  roleKeys,
   rootFileValue,
   type TrustedRoot,
 } from '../manifest-schema/trust.js';
@@ -30,6 +33,7 @@ import {
   type EventOp,
   type Policy,
   type RepoConfig,
+  type TrustDoc,
 } from './documents.js';
 import {
   bundleManifest,
@@ -51,6 +55,16 @@ import {
 } from './pulled.js';
 import { DirectoryStore } from './store-dir.js';
 import { RegistryStore } from './store-registry.js';
+import {
+  aheadOf,
+  anchorStanding,
+  everyKey,
+  followTrust,
+  keysAt,
+  sameRoot,
+  type Era,
+  type FollowedTrust,
+} from './trust.js';
 import {
   CHANNEL_TAG,
   conflict,
@@ -97,9 +111,16 @@ interface Context {
   config: RepoConfig | undefined;
   /** The config document's digest: what the first event (create) records. */
   configDigest?: string;
+  /** The newest trust root the repository follows (or, for a new one, the one given). */
   trust: TrustedRoot | undefined;
-  /** Who may sign the repository's documents (undefined before the repository exists). */
+  /** Who may sign the repository's documents now (undefined before the repository exists). */
   keys: Map<string, KeyObject> | undefined;
+  /** The roots the repository followed and the documents pinned across them (see trust.ts). */
+  followed: FollowedTrust | undefined;
+  /** The trust document as stored (and verified): what a rotation extends and replaces. */
+  trustDoc?: { digest: string; manifest: string; value: TrustDoc };
+  /** A --trust root newer than the repository's: only a publish of a bundle that carries it goes on. */
+  ahead?: { root: TrustedRoot; file: string };
   /** Set while a command decides again under the lock it waited for (see decide). */
   again?: Again;
 }
@@ -117,6 +138,8 @@ interface Head {
 
 interface Read<T> {
   value: T;
+  /** The document's exact bytes. */
+  bytes: Buffer;
   /** The manifest the tag points at: what a replace names. */
   manifest: string;
   /** The document's own digest: what chains name. */
@@ -155,7 +178,8 @@ async function open(
   const store: Store = options.repo.startsWith('oci://')
     ? await RegistryStore.open(options.repo, options.insecure === true)
     : await DirectoryStore.open(resolve(options.repo), create);
-  store.readAhead?.(ahead);
+  // The trust document is read with the config, by every command.
+  store.readAhead?.([TAGS.trust, ...ahead]);
   try {
     return await contextOf(store, options, create, again);
   } catch (error) {
@@ -217,27 +241,62 @@ async function contextOf(
       `${store.name}: the repository config`,
       'is not { formatVersion, product, trust, keys? } as Ferry writes it',
     );
-  const trust = options.trust
-    ? await readTrustedRoot(options.trust)
-    : config &&
-      parseTrustedRoot(
-        Buffer.from(JSON.stringify(config.trust)),
-        `${store.name}: the repository config's trust root`,
-      );
   if (!create && !config)
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
       hint: 'the first `ferry publish BUNDLE --repo REPO --trust FILE` makes one',
     });
-  if (options.trust && trust && found && config?.keys?.length)
-    await vouchedKeys(store, trust, options.trust, found.digest);
-  return {
+  const anchor = options.trust === undefined ? undefined : await readTrustedRoot(options.trust);
+  const trustRead =
+    config &&
+    (await readDoc<TrustDoc>(store, 'trust', TAGS.trust, undefined, 'the trust document'));
+  const followed =
+    config &&
+    found &&
+    followTrust(
+      store.name,
+      config,
+      found.digest,
+      parseTrustedRoot(
+        Buffer.from(JSON.stringify(config.trust)),
+        `${store.name}: the repository config's trust root`,
+      ),
+      trustRead,
+      (keys) =>
+        openDocument(
+          'trust',
+          trustRead?.bytes ?? Buffer.alloc(0),
+          keys,
+          `${store.name}: the trust document`,
+        ),
+    );
+  const ctx: Context = {
     store,
     config,
     ...(found ? { configDigest: found.digest } : {}),
-    trust,
-    keys: trust && documentKeys(trust, config?.keys),
+    trust: followed?.root ?? anchor,
+    keys: followed ? keysAt(followed.eras, Infinity) : anchor && documentKeys(anchor),
+    followed,
+    ...(trustRead
+      ? {
+          trustDoc: {
+            digest: trustRead.digest,
+            manifest: trustRead.manifest,
+            value: trustRead.value,
+          },
+        }
+      : {}),
     ...(again ? { again } : {}),
   };
+  if (anchor && options.trust !== undefined && followed) {
+    if (anchorStanding(store.name, followed, anchor, options.trust) === 'ahead') {
+      if (!create) throw aheadOf(store.name, followed, anchor, options.trust);
+      ctx.ahead = { root: anchor, file: options.trust };
+    }
+    // Keys the config adds are vouched for by the trust document once the repository rotated.
+    if (!trustRead && config?.keys?.length && found)
+      await vouchedKeys(store, anchor, options.trust, found.digest);
+  }
+  return ctx;
 }
 
 /**
@@ -282,7 +341,10 @@ async function readDoc<T>(
   store: Store,
   kind: DocKind,
   tag: string,
-  keys: ReadonlyMap<string, KeyObject> | undefined,
+  keys:
+    | ReadonlyMap<string, KeyObject>
+    | ((digest: string) => ReadonlyMap<string, KeyObject>)
+    | undefined,
   where: string,
 ): Promise<Read<T> | undefined> {
   const ref = await store.readRef(tag);
@@ -296,7 +358,13 @@ async function readDoc<T>(
     );
   const bytes = await store.readBlob(layer.digest, layer.size);
   return {
-    value: openDocument<T>(kind, bytes, keys, `${store.name}: ${where}`),
+    value: openDocument<T>(
+      kind,
+      bytes,
+      typeof keys === 'function' ? keys(layer.digest) : keys,
+      `${store.name}: ${where}`,
+    ),
+    bytes,
     manifest: ref.digest,
     digest: layer.digest,
     layers: manifest.layers,
@@ -359,7 +427,22 @@ async function eventSeqs(store: Store): Promise<number[]> {
 }
 
 function readEvent(ctx: Context, seq: number): Promise<Read<AuditEvent> | undefined> {
-  return readDoc<AuditEvent>(ctx.store, 'event', TAGS.event(seq), ctx.keys, `event ${seq}`);
+  return readDoc<AuditEvent>(
+    ctx.store,
+    'event',
+    TAGS.event(seq),
+    ctx.followed ? keysAt(ctx.followed.eras, seq) : ctx.keys,
+    `event ${seq}`,
+  );
+}
+
+/**
+ * The keys a channel or the policy document must be signed by: the newest
+ * root's, or any the repository followed for one pinned when it took that root.
+ */
+function livingKeys(ctx: Context): (digest: string) => ReadonlyMap<string, KeyObject> {
+  return (digest) =>
+    ctx.followed?.pinned.has(digest) ? everyKey(ctx.followed.eras) : (ctx.keys ?? new Map());
 }
 
 /** How many documents are asked for at once while a list of them is read in order. */
@@ -408,8 +491,15 @@ async function approvalReads(ctx: Context): Promise<{
   const tags = (await ctx.store.listRefs()).filter((tag) => tag.startsWith('ferry.approval.'));
   return {
     tags,
+    // An approval counts only as an event of the log records it, whoever signed it then.
     readAt: readsInOrder(tags, (tag) =>
-      readDoc<ApprovalDoc>(ctx.store, 'approval', tag, ctx.keys, `approval ${tag}`),
+      readDoc<ApprovalDoc>(
+        ctx.store,
+        'approval',
+        tag,
+        ctx.followed ? everyKey(ctx.followed.eras) : ctx.keys,
+        `approval ${tag}`,
+      ),
     ),
   };
 }
@@ -461,19 +551,36 @@ function movedChannel(event: AuditEvent): string | undefined {
   return typeof channel === 'string' ? channel : undefined;
 }
 
+/**
+ * The log, each event linked to the one before: an older event is checked
+ * against the keys of its own era, so it is the link to the newest (signed
+ * by a key of today) that keeps a key dropped since from writing into it.
+ */
 async function readEvents(ctx: Context): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
   const seqs = await eventSeqs(ctx.store);
   const read = eventReads(ctx, seqs);
-  for (const index of seqs.keys()) {
+  let prev: string | null = null;
+  for (const [index, seq] of seqs.entries()) {
     const event = await read(index);
-    if (event) events.push(event.value);
+    if (!event) continue;
+    if (event.value.prev !== prev || event.value.seq !== seq)
+      throw new FerryError(
+        'E_AUDIT_BROKEN',
+        `${ctx.store.name}: event ${seq} does not follow ${index === 0 ? 'nothing' : `event ${seqs[index - 1]}`} in the chain`,
+        {
+          reference: TAGS.event(seq),
+          hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify`',
+        },
+      );
+    prev = event.digest;
+    events.push(event.value);
   }
   return events;
 }
 
 async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
-  return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, ctx.keys, 'the policy');
+  return readDoc<Policy>(ctx.store, 'policy', TAGS.policy, livingKeys(ctx), 'the policy');
 }
 
 /**
@@ -491,6 +598,34 @@ function policyNotLogged(
   return `${ctx.store.name}: the policy is ${found?.digest ?? 'the default (none is stored)'}, but ${logged ? `event ${logged.seq} set ${String(logged.subject.policy)}` : 'the log sets none'}`;
 }
 
+/**
+ * Why the roots the trust document follows are not the ones the log took, or
+ * undefined when they are: each root from the event that took it, the last
+ * one's document the one stored. A root whose event was never written (a
+ * publish stopped in between) is the next write's to record.
+ */
+function trustNotLogged(ctx: Context, events: readonly AuditEvent[]): string | undefined {
+  const taken = events.filter((event) => event.op === 'trust');
+  const eras = ctx.followed?.eras.slice(1) ?? [];
+  const last = events.at(-1)?.seq ?? 0;
+  const pending = eras.at(-1)?.from === last + 1 ? eras.pop() : undefined;
+  const differ = eras.findIndex(
+    (era, index) => taken[index]?.seq !== era.from || taken[index]?.subject.root !== era.version,
+  );
+  const where = `${ctx.store.name}: the trust document`;
+  if (differ >= 0 || taken.length !== eras.length) {
+    const era = eras[differ];
+    const event = taken[differ >= 0 ? differ : eras.length];
+    return era
+      ? `${where} follows trust root version ${era.version} from event ${era.from}, but ${event ? `event ${event.seq} took version ${String(event.subject.root)}` : 'no event took it'}`
+      : `${where} follows ${eras.length === 0 ? 'no root past the config’s' : `trust root version ${eras.at(-1)?.version}`}, but event ${event?.seq} took version ${String(event?.subject.root)}`;
+  }
+  const recorded = taken.at(-1)?.subject.trust;
+  if (!pending && recorded !== undefined && recorded !== ctx.trustDoc?.digest)
+    return `${where} is ${ctx.trustDoc?.digest ?? 'missing'}, but event ${taken.at(-1)?.seq} recorded ${recorded}`;
+  return undefined;
+}
+
 async function policyOf(ctx: Context): Promise<Policy> {
   return (await readPolicy(ctx))?.value ?? DEFAULT_POLICY;
 }
@@ -500,7 +635,7 @@ async function readChannel(ctx: Context, name: string): Promise<Read<ChannelDoc>
     ctx.store,
     'channel',
     TAGS.channel(name),
-    ctx.keys,
+    livingKeys(ctx),
     `channel ${name}`,
   );
   if (found && found.value.channel !== name)
@@ -621,14 +756,19 @@ async function commit(
       beforeStored?: () => Promise<unknown>,
     ) => Promise<Head>,
   ) => Promise<void>,
+  /** A newer trust root the repository takes first (publish, from the bundle's chain). */
+  rotate?: Rotation,
 ): Promise<Head | undefined> {
+  const keys = rotate ? documentKeys(rotate.root, ctx.config?.keys) : ctx.keys;
   // What the writer signs must verify for every later reader: refuse a key the repository does not know.
-  if (ctx.keys && !writer.keys.some((signer) => ctx.keys?.has(signer.keyid)))
+  if (keys && !writer.keys.some((signer) => keys.has(signer.keyid)))
+    throw unknownWriter(ctx, writer, rotate?.root.version ?? ctx.trust?.version);
+  if (rotate && !writer.keys.some((signer) => roleKeys(rotate.root, 'targets').has(signer.keyid)))
     throw new FerryError(
       'E_KEY_INVALID',
-      `no --key given may sign documents of ${ctx.store.name}`,
+      `${ctx.store.name} takes trust root version ${rotate.root.version} from this bundle only from a writer holding a release key of it: no --key given is one`,
       {
-        hint: "sign with a release key of the repository's trust root, or with a key given as --repo-key when it was made",
+        hint: `publish with --key set to a targets key of trust root version ${rotate.root.version} (a repository key cannot vouch for a new root)`,
       },
     );
   const again = ctx.again;
@@ -678,6 +818,22 @@ async function commit(
       head = { seq, digest: blob.digest };
       return head;
     };
+    // The roots first: the events after them are signed by keys only the newest root may know.
+    const pending = ctx.followed?.eras.at(-1);
+    if (pending && ctx.trustDoc && pending.from > (head?.seq ?? 0)) {
+      if (pending.from !== (head?.seq ?? 0) + 1)
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: the trust document follows trust root version ${pending.version} from event ${pending.from}, but the log ends at event ${head?.seq ?? 0}`,
+          {
+            reference: TAGS.trust,
+            hint: 'the audit log or the trust document was edited behind Ferry’s back: restore the repository from a backup',
+          },
+        );
+      // A rotation stopped after its trust document was stored and before its event.
+      await append('trust', { root: pending.version, trust: ctx.trustDoc.digest });
+    }
+    if (rotate) await takeRoot(ctx, rotate, writer, (head?.seq ?? 0) + 1, append);
     if (lock.broke) await append('lock-break', { owner: lock.broke.owner });
     await steps(append);
     return head;
@@ -685,6 +841,95 @@ async function commit(
     // A lock handed to decide() is released there, after the second decision.
     if (!handed && !again) await lock.release();
   }
+}
+
+/** `newest`: the trust root version whose keys the write needs. */
+function unknownWriter(ctx: Context, writer: Writer, newest: number | undefined): FerryError {
+  const eras = ctx.followed?.eras ?? [];
+  // Known to an earlier root, and not to this one: dropped by a rotation.
+  const dropped = writer.keys.find((signer) => eras.some((era) => era.keys.has(signer.keyid)));
+  if (dropped && newest !== undefined)
+    return new FerryError(
+      'E_KEY_REVOKED',
+      `${ctx.store.name} follows trust root version ${newest}, which no longer lists key ${dropped.keyid.slice(0, 16)}: it signs nothing there any more`,
+      {
+        hint: `sign with a release key of trust root version ${newest} (\`ferry trust show\` lists them), or a key given as --repo-key when the repository was made`,
+      },
+    );
+  return new FerryError('E_KEY_INVALID', `no --key given may sign documents of ${ctx.store.name}`, {
+    hint: "sign with a release key of the repository's trust root, or with a key given as --repo-key when it was made",
+  });
+}
+
+interface Rotation {
+  /** The newest root the bundle's chain walked to from the repository's. */
+  root: TrustedRoot;
+  /** The roots past the repository's, as the bundle carries them. */
+  walked: readonly Buffer[];
+}
+
+/**
+ * Takes a newer trust root: the trust document (the roots, from which event
+ * on the new one counts, and the channel and policy documents that stand,
+ * pinned) is stored once its event is signed, then the event: a writer
+ * stopped in between leaves a trust document the next write completes.
+ */
+async function takeRoot(
+  ctx: Context,
+  rotate: Rotation,
+  writer: Writer,
+  seq: number,
+  append: (
+    op: EventOp,
+    subject: AuditEvent['subject'],
+    evidence?: Evidence[],
+    beforeStored?: () => Promise<unknown>,
+  ) => Promise<Head>,
+): Promise<void> {
+  const followed = ctx.followed;
+  if (!followed || !ctx.config || !ctx.configDigest) throw new Error('takeRoot: no repository');
+  const pinned: string[] = [];
+  const policy = await readPolicy(ctx);
+  if (policy) pinned.push(policy.digest);
+  for (const tag of await ctx.store.listRefs()) {
+    const name = CHANNEL_TAG.exec(tag)?.[1];
+    const channel = name === undefined ? undefined : await readChannel(ctx, name);
+    if (channel) pinned.push(channel.digest);
+  }
+  const before = ctx.trustDoc?.value;
+  const doc: TrustDoc = {
+    formatVersion: 1,
+    config: ctx.configDigest,
+    roots: [...(before?.roots ?? []), ...rotate.walked.map((bytes) => bytes.toString('base64'))],
+    eras: [...(before?.eras ?? []), { version: rotate.root.version, seq }],
+    pinned: pinned.sort(),
+  };
+  const sealed = await sealDocument('trust', doc, writer.keys);
+  await append('trust', { root: rotate.root.version, trust: sealed.digest }, [], () =>
+    putDoc(ctx.store, 'trust', doc, writer.keys, TAGS.trust, {
+      replace: { expected: ctx.trustDoc?.manifest },
+      sealed,
+    }),
+  );
+  const roots = new Map(followed.roots);
+  for (const bytes of rotate.walked) {
+    const root = decodeRoot(bytes, { file: ctx.store.name });
+    roots.set(root.version, root);
+  }
+  const era: Era = {
+    from: seq,
+    version: rotate.root.version,
+    keys: documentKeys(rotate.root, ctx.config.keys),
+  };
+  ctx.followed = {
+    root: rotate.root,
+    eras: [...followed.eras, era],
+    roots,
+    pinned: new Set(pinned),
+  };
+  ctx.trust = rotate.root;
+  ctx.keys = era.keys;
+  ctx.trustDoc = { digest: sealed.digest, manifest: '', value: doc };
 }
 
 /** Under decide()'s second attempt, a command that would now write nothing stops instead. */
@@ -731,6 +976,8 @@ export interface PublishResult {
   channel: string | null;
   /** False when the same bytes were already published under this version (and the channel, if any, held it). */
   changed: boolean;
+  /** The trust root the repository follows after the publish; `taken` when this bundle brought it. */
+  root: { version: number; taken: boolean };
 }
 
 export interface PublishOptions extends RepoOptions {
@@ -775,8 +1022,15 @@ async function publishWith(
         hint: 'drop --repo-key, or make a new repository',
       },
     );
-  if (!ctx.config) ctx.keys = documentKeys(trust, repoKeys);
   const opened = await openTrusted(options.bundle, { root: trust, now: new Date() });
+  // A new repository starts at the newest root the bundle's chain reaches from --trust;
+  // an existing one takes a newer root the bundle carries, as an appliance does.
+  if (!ctx.config) ctx.keys = documentKeys(opened.root, repoKeys);
+  const rotate =
+    ctx.config && opened.root.version > trust.version
+      ? { root: opened.root, walked: opened.walked ?? [] }
+      : undefined;
+  if (ctx.ahead) reaches(ctx, ctx.ahead, opened.root, opened.walked ?? []);
   const { metadata } = opened;
   const metadataBytes = opened.reader.metadataBytes;
   const format = opened.reader.format;
@@ -860,44 +1114,96 @@ async function publishWith(
       : basename(options.bundle),
     channel: options.channel ?? null,
     changed: false,
+    root: { version: opened.root.version, taken: rotate !== undefined },
   };
-  if (existing && (options.channel === undefined || channel?.value.digest === digest))
-    return result;
-  await commit(ctx, head, options.writer, async (append) => {
-    if (!existing) {
-      // Stored before the lock, so a gc that held it meanwhile swept them: no manifest
-      // named them yet. Under the lock they are checked (and, if gone, stored again)
-      // before the event, or the version would be recorded without its bundle, for good.
-      await allStored([
-        ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size),
-        ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size),
-      ]);
-      await ctx.store.putBlob(options.bundle, sha256, size, { onProgress: options.onProgress });
-    }
-    if (!ctx.config) {
-      const config: RepoConfig = {
-        formatVersion: 1,
-        product,
-        trust: rootFileValue(trust),
-        ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
-      };
-      // The config is stored once its event is signed: a signer that fails leaves no
-      // config behind that no event records (history --verify would refuse it for good).
-      const sealed = await sealDocument('config', config, []);
-      await append('create', { product, config: sealed.digest }, [], () =>
-        putDoc(ctx.store, 'config', config, [], TAGS.config, { sealed }),
-      );
-    }
-    const event = await append('publish', {
-      version,
-      digest,
-      ...(options.channel !== undefined ? { channel: options.channel } : {}),
-    });
-    if (!existing) await ctx.store.createRef(TAGS.version(version), manifest);
-    if (options.channel !== undefined)
-      await moveChannel(ctx, options.writer, options.channel, channel, version, digest, event);
-  });
-  return { ...result, changed: true };
+  const published =
+    existing !== undefined && (options.channel === undefined || channel?.value.digest === digest);
+  if (published && !rotate) return result;
+  await commit(
+    ctx,
+    head,
+    options.writer,
+    async (append) => {
+      if (published) return;
+      if (!existing) {
+        // Stored before the lock, so a gc that held it meanwhile swept them: no manifest
+        // named them yet. Under the lock they are checked (and, if gone, stored again)
+        // before the event, or the version would be recorded without its bundle, for good.
+        await allStored([
+          ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size),
+          ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size),
+        ]);
+        await ctx.store.putBlob(options.bundle, sha256, size, { onProgress: options.onProgress });
+      }
+      if (!ctx.config) {
+        const config: RepoConfig = {
+          formatVersion: 1,
+          product,
+          trust: rootFileValue(opened.root),
+          ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
+        };
+        // The config is stored once its event is signed: a signer that fails leaves no
+        // config behind that no event records (history --verify would refuse it for good).
+        const sealed = await sealDocument('config', config, []);
+        await append('create', { product, config: sealed.digest }, [], () =>
+          putDoc(ctx.store, 'config', config, [], TAGS.config, { sealed }),
+        );
+      }
+      const event = await append('publish', {
+        version,
+        digest,
+        ...(options.channel !== undefined ? { channel: options.channel } : {}),
+      });
+      if (!existing) await ctx.store.createRef(TAGS.version(version), manifest);
+      if (options.channel !== undefined)
+        await moveChannel(ctx, options.writer, options.channel, channel, version, digest, event);
+    },
+    rotate,
+  );
+  return { ...result, changed: !published };
+}
+
+/**
+ * With --trust newer than the repository's root, the bundle must carry that
+ * very root: the repository takes it from the bundle, never from the flag.
+ */
+function reaches(
+  ctx: Context,
+  ahead: { root: TrustedRoot; file: string },
+  newest: TrustedRoot,
+  walked: readonly Buffer[],
+): void {
+  const carried = walked
+    .map((bytes) => decodeRoot(bytes, { file: ctx.store.name }))
+    .find((root) => root.version === ahead.root.version);
+  if (carried && sameRoot(carried, ahead.root) && newest.version >= ahead.root.version) return;
+  if (!ctx.followed) throw new Error('reaches: no repository');
+  throw aheadOf(ctx.store.name, ctx.followed, ahead.root, ahead.file);
+}
+
+/**
+ * Whether the repository's newest root still accepts a version's signature
+ * (its bundle.json layer): a key revoked since it was published no longer
+ * signs a release that may be promoted.
+ */
+async function untrustedVersion(
+  ctx: Context,
+  version: string,
+  metadata: Descriptor,
+): Promise<{ untrusted?: { code: ErrorCode; message: string } }> {
+  const root = ctx.trust;
+  if (!root) return {};
+  const where = `${ctx.store.name}: version ${version}`;
+  const bytes = await ctx.store.readBlob(metadata.digest, metadata.size);
+  const { envelope, payload } = decodeEnvelope(bytes, `${where} (bundle.json)`);
+  const status = checkSignatures(envelope, payload, root);
+  if (status.valid) return {};
+  return {
+    untrusted: {
+      code: status.revoked.length > 0 ? 'E_KEY_REVOKED' : 'E_SIGNATURE',
+      message: `${version} is signed by keys trust root version ${root.version} does not accept (${status.problems.join('; ')}): appliances that took it refuse the bundle; publish a release signed by a key of it`,
+    },
+  };
 }
 
 /** bundle.json's exact bytes, never a re-serialisation. */
@@ -1340,6 +1646,12 @@ async function historyOf(
           hint: 'the config (its trust root and repository keys) was replaced behind Ferry’s back: restore the repository from a backup',
         },
       );
+    const trustStale = trustNotLogged(ctx, events);
+    if (trustStale)
+      throw new FerryError('E_AUDIT_BROKEN', trustStale, {
+        reference: TAGS.trust,
+        hint: 'the trust document or a trust event was replaced or removed behind Ferry’s back: restore the repository from a backup',
+      });
     const policyStale = policyNotLogged(ctx, events, await readPolicy(ctx));
     if (policyStale)
       throw new FerryError('E_AUDIT_BROKEN', policyStale, {
@@ -1696,6 +2008,7 @@ async function promoteWith(ctx: Context, options: PromoteOptions): Promise<Promo
     heldBefore,
     rollback,
     now: (options.writer.now ?? (() => new Date()))(),
+    ...(await untrustedVersion(ctx, options.version, version.metadata)),
   });
   const result: PromoteResult = {
     repo: ctx.store.name,

@@ -26,6 +26,8 @@ export interface PromotionFacts {
   heldBefore: ReadonlySet<string>;
   rollback: boolean;
   now: Date;
+  /** Why the repository's trust root no longer accepts the version's signature, if it does not (a key revoked since). */
+  untrusted?: { code: ErrorCode; message: string };
 }
 
 export interface Excuse {
@@ -46,6 +48,8 @@ export function judgePromotion(facts: PromotionFacts): PromotionVerdict {
   const excuses: Excuse[] = [];
   if (facts.target?.version === version && facts.target.digest === facts.digest)
     return { verdict: 'unchanged', excuses };
+  // Appliances that took the repository's root refuse the bundle: a rollback to it least of all.
+  if (facts.untrusted) excuses.push(facts.untrusted);
   if (facts.rollback) {
     if (!facts.heldBefore.has(version))
       excuses.push({

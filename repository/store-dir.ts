@@ -331,7 +331,7 @@ export class DirectoryStore implements Store {
         if (name.endsWith('.json') && isTag(tag)) tags.push(tag);
       }
     }
-    for (const single of ['config', 'policy'])
+    for (const single of SINGLE_DOCUMENTS)
       if (
         await stat(join(this.#dir, 'ferry', `${single}.json`)).then(
           () => true,
@@ -551,7 +551,7 @@ export class DirectoryStore implements Store {
         `${this.name}: ${JSON.stringify(tag)} is not a version or tag: a tag is up to 128 of [A-Za-z0-9_.-], not starting with "." or "-"`,
         { reference: tag, hint: 'check the version or channel name' },
       );
-    if (tag === 'ferry.config' || tag === 'ferry.policy')
+    if (SINGLE_DOCUMENTS.some((single) => tag === `ferry.${single}`))
       return join(this.#dir, 'ferry', `${tag.slice('ferry.'.length)}.json`);
     const [folder, prefix] = FOLDERS.find(([, prefix]) => tag.startsWith(prefix)) ?? [
       'versions',
@@ -655,6 +655,9 @@ async function lastBeat(lock: string): Promise<number | undefined> {
 async function ownerOf(lock: string): Promise<string> {
   return (await readRegular(join(lock, 'owner.json'), 4096)).toString('utf8');
 }
+
+/** Documents a repository holds one of, each a file of ferry/. */
+const SINGLE_DOCUMENTS = ['config', 'policy', 'trust'] as const;
 
 const FOLDERS: ReadonlyArray<readonly [folder: string, prefix: string]> = [
   ['channels', 'ferry.channel.'],

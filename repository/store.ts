@@ -93,6 +93,7 @@ export type Progress = (done: number, total: number) => void;
 export const TAGS = {
   config: 'ferry.config',
   policy: 'ferry.policy',
+  trust: 'ferry.trust',
   channel: (name: string) => `ferry.channel.${name}`,
   approval: (id: string) => `ferry.approval.${id}`,
   event: (seq: number) => `ferry.audit.${String(seq).padStart(8, '0')}`,

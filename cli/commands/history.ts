@@ -36,9 +36,11 @@ function formatHistory(result: HistoryResult): string {
           ? `publish ${s.version}${s.channel ? ` into ${s.channel}` : ''}`
           : event.op === 'approve'
             ? `${s.by ?? '?'} approved ${s.version} ${s.from} → ${s.to}${event.evidence.length ? ` with ${event.evidence.map((e) => e.name).join(', ')}` : ''}`
-            : event.op === 'gc'
-              ? `gc removed ${(s.removed ?? []).join(', ') || 'nothing'}${s.swept?.length ? `; swept ${s.swept.length} bundle ${s.swept.length === 1 ? 'copy' : 'copies'} no version named` : ''}`
-              : event.op;
+            : event.op === 'trust'
+              ? `took trust root version ${String(s.root)}`
+              : event.op === 'gc'
+                ? `gc removed ${(s.removed ?? []).join(', ') || 'nothing'}${s.swept?.length ? `; swept ${s.swept.length} bundle ${s.swept.length === 1 ? 'copy' : 'copies'} no version named` : ''}`
+                : event.op;
     return `#${event.seq}  ${event.time}  ${event.actor.padEnd(12)}  ${what}${event.ci ? `  [${event.ci}]` : ''}`;
   });
   if (lines.length === 0) lines.push('no events');

@@ -51,5 +51,10 @@ function formatPublish(result: PublishResult): string {
     what,
     `  digest  ${result.digest}`,
     `  bundle  ${result.file}, ${bytes(result.size)}, sha256 ${result.sha256}`,
+    ...(result.root.taken
+      ? [
+          `  trust   took trust root version ${result.root.version} from the bundle: from now on its release keys (and the repository keys) sign, and no key it dropped`,
+        ]
+      : []),
   ].join('\n');
 }

@@ -1,5 +1,5 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   EPOCH,
@@ -332,4 +332,53 @@ describe('trust roots rotate through the bundles', () => {
       expect([...ends].sort()).toEqual(['1.0.0 v3', 'null v1']);
     },
   );
+});
+
+describe('a bundle repository follows the rotation too', () => {
+  it('publish --key ci-3 takes root v3 from the bundle; ci-1 signs nothing more, and its version is refused by name', async () => {
+    const repo = join(dir, 'repo');
+    const made = json<{ root: { version: number; taken: boolean } }>(
+      await ferryOk([
+        'publish', bundles.stolen as string, '--repo', repo, '--trust', v1,
+        '--key', keys['ci-1'].key, '--channel', 'dev', '--json',
+      ]),
+    ); // prettier-ignore
+    expect(made.root).toEqual({ version: 1, taken: false });
+    const next = await build('1.1.0', keys['ci-3'], 'repo-1.1.0', '--trust-chain', chain);
+    const taken = await ferryOk([
+      'publish', next, '--repo', repo, '--key', keys['ci-3'].key, '--channel', 'dev',
+    ]); // prettier-ignore
+    expect(taken.stdout).toContain('took trust root version 3 from the bundle');
+    const log = await ferryOk(['history', '--repo', repo, '--verify']);
+    expect(log.stdout).toContain('took trust root version 3');
+    expect(log.stdout).toContain('chain verified: 4 event(s)');
+
+    const approval = await ferry([
+      'approve', '1.1.0', '--repo', repo, '--to', 'beta', '--by', 'qa',
+      '--key', keys['ci-1'].key, '--json',
+    ]); // prettier-ignore
+    expect(approval.code).toBe(3);
+    expect(json<{ error: { code: string } }>(approval).error.code).toBe('E_KEY_REVOKED');
+
+    // A version signed by ci-1 before the rotation: named, and --out left as it was.
+    const out = join(dir, 'repo-pull', 'usb');
+    const refused = await ferry([
+      'pull', '--repo', repo, '--version', '1.0.0', '--trust', v1, '--out', out, '--json',
+    ]); // prettier-ignore
+    expect(refused.code).toBe(3);
+    const error = json<{ error: { code: string; message: string; reference: string } }>(
+      refused,
+    ).error;
+    expect(error).toMatchObject({ code: 'E_KEY_REVOKED', reference: '1.0.0' });
+    expect(error.message).toContain(
+      `${repo}: version 1.0.0 (${basename(bundles.stolen as string)}): `,
+    );
+    expect(error.message).not.toContain('.pull');
+    expect(await readdir(join(dir, 'repo-pull')).catch(() => 'absent')).toBe('absent');
+    const pulled = await ferryOk([
+      'pull', '--repo', repo, '--channel', 'dev', '--trust', join(chain, 'root-3.json'),
+      '--out', out, '--json',
+    ]); // prettier-ignore
+    expect(json<{ version: string }>(pulled).version).toBe('1.1.0');
+  });
 });

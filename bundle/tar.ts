@@ -79,6 +79,7 @@ async function readMetadata(source: BundleSource, format: 'tar' | 'tar.gz'): Pro
   }
   const stream = gunzipped(source, METADATA_HIGH_WATER);
   const bytes = new StreamBytes(stream.output, source.name);
+  bytes.entry = BUNDLE_METADATA_ENTRY;
   try {
     const size = metadataSize(source.name, await bytes.take(512));
     return await bytes.take(size);
@@ -289,6 +290,7 @@ async function streamTar(
     let position = paused?.position ?? 0;
     for (let at = paused?.next ?? 0; at < layout.placed.length; at++) {
       const placed = layout.placed[at] as PlacedEntry;
+      bytes.entry = placed.entry.name;
       const lead = await bytes.take(placed.dataOffset - position);
       const padding = placed.headerOffset - position;
       if (!isZero(lead.subarray(0, padding))) throw paddingError(file, layout.placed[at - 1]);
@@ -311,6 +313,7 @@ async function streamTar(
         return;
       }
     }
+    bytes.entry = undefined;
     if (!isZero(await bytes.take(layout.dataEnd - position)))
       throw paddingError(file, layout.placed.at(-1));
     const end = await bytes.take(TAR_END_BLOCKS);
@@ -419,17 +422,36 @@ class StreamBytes {
     this.file = file;
   }
 
+  /**
+   * The entry being read (its padding and header, then its data), which a
+   * stream that ends too soon is cut short in.
+   */
+  entry: string | undefined;
+
   private async fill(): Promise<boolean> {
     let next: IteratorResult<Buffer>;
     try {
       next = await this.iterator.next();
     } catch (error) {
+      // zlib's "unexpected end of file": the gzip stream was cut short.
+      if ((error as { code?: string }).code === 'Z_BUF_ERROR') throw this.truncated(error);
       throw gzipError(error, this.file);
     }
     if (next.done) return false;
     this.chunks.push(next.value);
     this.buffered += next.value.length;
     return true;
+  }
+
+  private truncated(cause?: unknown): FerryError {
+    const details = cause === undefined ? {} : { cause };
+    return this.entry === undefined
+      ? corruptBundle(this.file, 'ends without the end-of-archive blocks', details)
+      : corruptBundle(
+          this.file,
+          `is cut short in ${this.entry}: it ends before that entry's data does`,
+          { entry: this.entry, ...details },
+        );
   }
 
   unshift(bytes: Buffer): void {
@@ -440,8 +462,7 @@ class StreamBytes {
 
   /** Up to `limit` bytes of what is buffered (filling first when nothing is). */
   private async piece(limit: number): Promise<Buffer> {
-    if (this.buffered === 0 && !(await this.fill()))
-      throw corruptBundle(this.file, 'ends in the middle of an entry (truncated)');
+    if (this.buffered === 0 && !(await this.fill())) throw this.truncated();
     const first = this.chunks[0] as Buffer;
     const piece = first.length <= limit ? first : first.subarray(0, limit);
     if (piece === first) this.chunks.shift();

@@ -7,9 +7,11 @@ import {
   ZIP_LOCAL_CRC_AT,
   zipCentralRecord,
   zipCrc,
+  zipEntrySize,
   zipInlineData,
   zipLocalHeader,
   zipTrailer,
+  type PlacedEntry,
 } from './layout.js';
 import {
   checkMetadataEntry,
@@ -116,6 +118,7 @@ async function visitFront(
   const { layout, expected } = skeleton;
   for (const [at, placed] of layout.placed.entries()) {
     if (at === 0) continue;
+    if (placed.dataOffset > source.size) throw cutShort(source, placed);
     const local = await read(placed.headerOffset, placed.dataOffset - placed.headerOffset);
     const crc = local.readUInt32LE(ZIP_LOCAL_CRC_AT);
     if (!local.equals(zipLocalHeader(layout, placed, crc))) {
@@ -124,6 +127,7 @@ async function visitFront(
         compressedEntry(source.name, found) ?? EntryAudit.explain(source.name, expected, at, found)
       );
     }
+    if (entryEnd(placed) > source.size) throw cutShort(source, placed);
     const data = source.stream(placed.dataOffset, placed.entry.size);
     await visitor(rawOf(placed.entry), data);
     await finished(data);
@@ -141,15 +145,26 @@ async function checkZip(
   const differs = async (where: string, entry?: string): Promise<FerryError> =>
     (await explainZip(source, skeleton)) ??
     corruptBundle(file, `${where} is not the one Ferry writes`, entry ? { entry } : {});
+  // A zip that ends too soon, unless its central directory names what is
+  // wrong (a whole zip that lacks an entry is shorter too).
+  const cut = async (short: FerryError): Promise<FerryError> => {
+    const explained = await explainZip(source, skeleton);
+    return explained && explained.code !== 'E_BUNDLE_CORRUPT' ? explained : short;
+  };
   const crcs: number[] = [];
   const indexed: IndexedEntry[] = [];
   for (const [at, placed] of layout.placed.entries()) {
     const { entry } = placed;
+    // Cut short (a copy that stopped, a full disk) in this entry's header:
+    // name the entry it cut, as a plain tar does, unless the central
+    // directory says more (a whole zip that lacks the entry).
+    if (placed.dataOffset > source.size) throw await cut(cutShort(source, placed));
     const inline = at === 0 ? metadataBytes : zipInlineData(entry);
     const headerLength = placed.dataOffset - placed.headerOffset;
+    const whole = entryEnd(placed) <= source.size;
     const bytes = await read(
       placed.headerOffset,
-      headerLength + (inline && at > 0 ? inline.length : 0),
+      headerLength + (inline && at > 0 && whole ? inline.length : 0),
     );
     const crc = inline ? zipCrc(inline) : bytes.readUInt32LE(ZIP_LOCAL_CRC_AT);
     const local = bytes.subarray(0, headerLength);
@@ -158,6 +173,8 @@ async function checkZip(
         compressedEntry(file, await localEntry(read, placed.headerOffset)) ??
         (await differs(`the local header of ${entry.name}`, entry.name))
       );
+    // ...or in its data, its header whole.
+    if (!whole) throw cutShort(source, placed);
     if (at > 0 && inline && !bytes.subarray(headerLength).equals(inline))
       throw await differs(`the link target of ${entry.name}`, entry.name);
     crcs.push(crc);
@@ -166,6 +183,14 @@ async function checkZip(
   let position = layout.dataEnd;
   for (const [at, placed] of layout.placed.entries()) {
     const record = zipCentralRecord(layout, placed, crcs[at] as number);
+    if (position + record.length > source.size)
+      throw await cut(
+        corruptBundle(
+          file,
+          `is cut short in its central directory, at the record of ${placed.entry.name}: it ends at byte ${source.size}`,
+          { entry: placed.entry.name },
+        ),
+      );
     if (!(await read(position, record.length)).equals(record))
       throw await differs(
         `the central directory record of ${placed.entry.name}`,
@@ -174,6 +199,13 @@ async function checkZip(
     position += record.length;
   }
   const trailer = zipTrailer(layout, position - layout.dataEnd);
+  if (position + trailer.length > source.size)
+    throw await cut(
+      corruptBundle(
+        file,
+        `is cut short in its end of central directory record: it ends at byte ${source.size}`,
+      ),
+    );
   if (!(await read(position, trailer.length)).equals(trailer))
     throw await differs('the end of central directory record');
   position += trailer.length;
@@ -183,6 +215,20 @@ async function checkZip(
       `holds ${source.size - position} bytes after its end of central directory record; Ferry writes nothing there`,
     );
   return indexed;
+}
+
+/** Where `placed`'s data (a link's target, for a link) ends. */
+function entryEnd(placed: PlacedEntry): number {
+  return placed.dataOffset + zipEntrySize(placed.entry);
+}
+
+/** The refusal for a zip that ends before `placed`'s local header and data do. */
+function cutShort(source: BundleSource, placed: PlacedEntry): FerryError {
+  return corruptBundle(
+    source.name,
+    `is cut short in ${placed.entry.name}: it ends at byte ${source.size}, and that entry runs to byte ${entryEnd(placed)}`,
+    { entry: placed.entry.name },
+  );
 }
 
 /** yauzl reads the zip through the bundle's source, by range. */

@@ -7,6 +7,7 @@ import {
   rename,
   rm,
   rmdir,
+  stat,
   symlink,
   unlink,
 } from 'node:fs/promises';
@@ -208,6 +209,21 @@ function damaged(file: string, line: number): FerryError {
   );
 }
 
+/**
+ * The journal's folder is something else (a file written over it): whether
+ * a transaction was open, and what it changed, cannot be known from it.
+ */
+function notAFolder(dir: string): FerryError {
+  return new FerryError(
+    'E_JOURNAL_CORRUPT',
+    `${dir} is not a folder: Ferry keeps its transaction journal there, so whether an install was interrupted cannot be told, and nothing was changed`,
+    {
+      file: dir,
+      hint: 'something other than Ferry wrote there: move it aside (keep it for support), restore the journal folder (or the appliance) from a backup if an install may have been interrupted, then run ferry recover',
+    },
+  );
+}
+
 export class Journal {
   readonly dir: string;
   readonly header: TransactionHeader;
@@ -279,6 +295,12 @@ export class Journal {
    * change); a damaged step before others is E_JOURNAL_CORRUPT.
    */
   static async read(dir: string, root: string): Promise<OpenJournal | null> {
+    const stats = await stat(dir).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw ioError(error, dir, 'read the journal in');
+    });
+    if (stats === null) return null;
+    if (!stats.isDirectory()) throw notAFolder(dir);
     const file = join(dir, HEADER);
     const headerText = await readRegularFile(file, 'E_JOURNAL_CORRUPT', '');
     if (headerText === '') return null;

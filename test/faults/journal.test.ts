@@ -155,6 +155,27 @@ describe('the journal', () => {
     expect((await status(root)).release).toBe('1.3.0');
   });
 
+  it('a file in place of the journal folder: recover, status and install name it E_JOURNAL_CORRUPT, nothing changed', async () => {
+    const root = join(product.dir, 'journal-file');
+    await cloneAppliance(base, root);
+    const journal = join(root, 'var/lib/ferry/journal');
+    await writeFile(journal, 'not a journal\n');
+    const held = await snapshot(root);
+    for (const command of [
+      ['recover'],
+      ['status'],
+      ['install', product.bundles['1.3.0'] as string, '--yes'],
+    ]) {
+      const refused = await ferry([...command, '--root', root, '--json']);
+      expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(1);
+      const { error } = json<{ error: { code: string; file: string; hint?: string } }>(refused);
+      expect(error).toMatchObject({ code: 'E_JOURNAL_CORRUPT', file: journal });
+      expect(error.hint).toContain('ferry recover');
+    }
+    expect(await snapshot(root)).toEqual(held);
+    expect(await readFile(journal, 'utf8')).toBe('not a journal\n');
+  });
+
   it('an empty journal folder (a crash before its header) is removed without a record', async () => {
     const root = join(product.dir, 'empty');
     await cloneAppliance(base, root);

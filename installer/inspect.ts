@@ -33,6 +33,10 @@ export interface InspectResult {
   kind: BundleMetadata['kind'];
   release: string;
   createdAt: string;
+  /** When its publisher set one (`ferry build --expires`): after it, appliances refuse to install it. */
+  expires?: string;
+  /** Whether `expires` has passed, now: inspect still shows the bundle, install refuses it. */
+  expired: boolean;
   notes: string;
   platform: BundleMetadata['platform'];
   target: Record<string, string>;
@@ -51,11 +55,13 @@ export interface InspectResult {
 }
 
 /** Metadata only: never reads payload. With a trust file, says whether the signature meets it. */
-export async function inspectBundle(file: string, trustFile?: string): Promise<InspectResult> {
+export async function inspectBundle(
+  file: string,
+  trustFile?: string,
+  now = new Date(),
+): Promise<InspectResult> {
   const trust =
-    trustFile === undefined
-      ? undefined
-      : { root: await readTrustedRoot(trustFile), now: new Date() };
+    trustFile === undefined ? undefined : { root: await readTrustedRoot(trustFile), now };
   const { reader, envelope, metadata, signature } = await openBundleMetadata(file, trust);
   try {
     const components = dependencyOrder(metadata).map((name): InspectComponent => {
@@ -86,6 +92,8 @@ export async function inspectBundle(file: string, trustFile?: string): Promise<I
       kind: metadata.kind,
       release: metadata.release.version,
       createdAt: metadata.release.createdAt,
+      ...(metadata.expires !== undefined ? { expires: metadata.expires } : {}),
+      expired: metadata.expires !== undefined && now.getTime() >= Date.parse(metadata.expires),
       notes: metadata.release.notes,
       platform: metadata.platform,
       target: metadata.target,

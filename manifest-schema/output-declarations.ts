@@ -178,6 +178,8 @@ export const OUTPUT_SCHEMAS = {
       kind: Kind,
       release: Release,
       createdAt: Type.String(),
+      expires: Type.String(),
+      expired: Type.Boolean(),
       notes: Type.String(),
       platform: Type.Object({ name: Type.String(), range: Type.String() }),
       target: Type.Record(Type.String(), Release),
@@ -203,7 +205,7 @@ export const OUTPUT_SCHEMAS = {
         size: Type.Integer({ minimum: 0 }),
       }),
     },
-    ['minInstaller', 'installer'],
+    ['expires', 'minInstaller', 'installer'],
   ),
   verify: result({
     bundle: Type.String(),

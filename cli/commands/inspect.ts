@@ -32,6 +32,13 @@ function formatInspect(result: InspectResult): string {
   const lines = [
     `${result.product} ${result.release} (${result.kind} bundle, ${result.format}, ${bytes(result.size)})`,
     `  created    ${result.createdAt}`,
+    ...(result.expires === undefined
+      ? []
+      : [
+          result.expired
+            ? `  expires    ${result.expires}: EXPIRED, appliances refuse to install it`
+            : `  expires    ${result.expires}`,
+        ]),
     `  platform   ${result.platform.name} ${result.platform.range}`,
     `  updates    ${result.supportedFrom.length > 0 ? `from ${result.supportedFrom.join(', ')}` : 'from nothing (install bundle)'}`,
     `  signature  ${signature}`,

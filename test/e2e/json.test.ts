@@ -149,6 +149,32 @@ describe('--json output', () => {
     }
   });
 
+  it('inspect of an expired bundle says so, in text and --json, and still exits 0', async () => {
+    const built = await ferry(
+      [
+        'build', join(ws.product, 'release-1.1.0.yaml'), '--out', join(ws.dir, 'expired'),
+        '--key', ws.key, '--expires', '2001-01-01T00:00:00Z', '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    ); // prettier-ignore
+    expect(built.code, built.stderr).toBe(0);
+    const expired = json<{ bundle: string }>(built).bundle;
+    const inspected = await ferry(['inspect', expired, '--trust', ws.trust, '--json']);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    const output = json<{ expires: string; expired: boolean }>(inspected);
+    expect(output).toMatchObject({ expires: '2001-01-01T00:00:00Z', expired: true });
+    await conforms('inspect', output);
+    const text = await ferry(['inspect', expired]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('expires    2001-01-01T00:00:00Z: EXPIRED');
+    // A bundle without an expiry never expires: no date, and false.
+    const lasting = json<{ expires?: string; expired: boolean }>(
+      await ferry(['inspect', bundles['1.1.0'] as string, '--json']),
+    );
+    expect(lasting.expired).toBe(false);
+    expect(lasting.expires).toBeUndefined();
+  });
+
   it('a field the schema does not know fails the check', async () => {
     const validate = ajv.compile(await published('recover'));
     expect(validate({ schemaVersion: 1, recovered: false, release: null })).toBe(true);

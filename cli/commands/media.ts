@@ -7,6 +7,7 @@ import {
   required,
   signingInput,
   signingOptions,
+  usageError,
   type Command,
 } from '../args.js';
 import { bytes } from '../format.js';
@@ -41,6 +42,12 @@ export const command: Command = {
     const { readSigners } = await import('../../builder/signing.js');
     const label = optional(values, 'label');
     const given = optional(values, 'installer');
+    // Before anything is read or written: which was meant cannot be guessed.
+    if (given !== undefined && flag(values, 'no-installer'))
+      throw usageError(
+        `--installer ${given} and --no-installer were both given: one asks for that installer on volume 1, the other for none`,
+        'pass --installer FILE to put that installer on volume 1, or --no-installer to leave it out, not both',
+      );
     const installer = flag(values, 'no-installer') ? null : (given ?? (await defaultInstaller()));
     const progress = meterOf('media: wrote');
     const result = await writeMedia({

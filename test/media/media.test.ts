@@ -150,6 +150,23 @@ describe('ferry media', () => {
     expect(none.stderr).toContain('E_NOT_FOUND');
   });
 
+  it('refuses --installer with --no-installer, naming both, before it writes anything', async () => {
+    const installer = join(dir, 'both-installer');
+    await writeFile(installer, '#!/bin/sh\necho ferry-installer\n');
+    const out = join(dir, 'both');
+    const refused = await ferry([
+      'media', base.bundle, '--out', out, '--key', base.ws.key,
+      '--installer', installer, '--no-installer', '--json',
+    ]); // prettier-ignore
+    expect(refused.code, refused.stderr).toBe(2);
+    const { error } = json<{ error: { code: string; message: string; hint?: string } }>(refused);
+    expect(error.code).toBe('E_USAGE');
+    expect(error.message).toContain(`--installer ${installer}`);
+    expect(error.message).toContain('--no-installer');
+    expect(error.hint).toBeTruthy();
+    await expect(stat(out)).rejects.toThrow();
+  });
+
   it('refuses a key that did not sign the bundle, a zip, a volume too small, existing volumes', async () => {
     const other = await ferry(['keygen', '--out', join(dir, 'other-keys'), '--name', 'other']);
     expect(other.code).toBe(0);

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { printable } from '../../manifest-schema/printable.js';
 import { jsonOption, root, rootOption, usageError, type Command } from '../args.js';
 
@@ -27,10 +26,27 @@ export const command: Command = {
     // their control characters as JSON escapes; decoded, they are escaped again here.
     process.stdout.write(`Transaction ${found.id} (${printable(found.file)})\n`);
     for await (const event of logEvents(found.file)) {
+      // A reader that went away (`ferry log | head`) has read all it wants.
+      if (process.stdout.destroyed) break;
       const line = logLine(event);
       if (line !== null && !process.stdout.write(`${printable(line)}\n`))
-        await once(process.stdout, 'drain');
+        await drained(process.stdout);
     }
     return { json, human: `Outcome: ${outcome}` };
   },
 };
+
+/**
+ * Until the stream can take more, or will take nothing more: events.once(stream,
+ * 'drain') rejects with the EPIPE of a reader that closed, which is no error here.
+ */
+function drained(stream: NodeJS.WritableStream & { destroyed: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done).off('close', done).off('error', done);
+      resolve();
+    };
+    if (stream.destroyed) resolve();
+    else stream.on('drain', done).on('close', done).on('error', done);
+  });
+}

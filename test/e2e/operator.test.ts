@@ -1,7 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, EPOCH, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
+import {
+  buildAll,
+  EPOCH,
+  FERRY,
+  ferry,
+  json,
+  run,
+  tempDir,
+  workspace,
+  type Workspace,
+} from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, snapshot } from './appliance.js';
 import { Terminal } from './terminal.js';
 
@@ -88,6 +98,26 @@ describe('ferry log', () => {
       from: null,
       to: '1.0.0',
     });
+  });
+
+  it('a reader that goes away (| head -1) ends the log quietly', async () => {
+    const root = await appliance('log-head');
+    await installOk(bundles['1.1.0'] as string, root);
+    // The exit code and stderr of ferry itself, not of head.
+    const piped = await run(
+      'sh',
+      [
+        '-c',
+        '{ "$0" "$1" log --root "$2" 2>"$2.err"; echo $? >"$2.code"; } | head -1',
+        process.execPath,
+        FERRY,
+        root,
+      ],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' } },
+    );
+    expect(piped.stdout).toMatch(/^Transaction \S+ \(/);
+    expect(await readFile(`${root}.err`, 'utf8')).toBe('');
+    expect((await readFile(`${root}.code`, 'utf8')).trim()).toBe('0');
   });
 
   it('an unknown id is not found; a path is not an id', async () => {

@@ -188,9 +188,11 @@ export function integer(value: string, name: string): number {
   return Number(value);
 }
 
+/** `name` is an option's (`format`: --format) or a positional argument's (`SHELL`). */
 export function choice<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  const named = name === name.toUpperCase() ? name : `--${name}`;
   if (!(allowed as readonly string[]).includes(value))
-    throw usageError(`--${name} must be one of ${allowed.join(', ')}, not "${value}"`);
+    throw usageError(`${named} must be one of ${allowed.join(', ')}, not "${value}"`);
   return value as T;
 }
 

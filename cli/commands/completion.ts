@@ -7,7 +7,7 @@ export const command: Command = {
   async run({ positionals }) {
     const { completionScript, SHELLS } = await import('../completion.js');
     const { loadCommands } = await import('../main.js');
-    const shell = choice(positional(positionals, 'SHELL'), SHELLS, 'shell');
+    const shell = choice(positional(positionals, 'SHELL'), SHELLS, 'SHELL');
     return { json: null, human: completionScript(shell, await loadCommands()).trimEnd() };
   },
 };

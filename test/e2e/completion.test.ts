@@ -29,6 +29,12 @@ const shell = (program: string, ...args: string[]) =>
   });
 
 describe('ferry completion', () => {
+  it('an unknown shell is a usage error that names the argument, not an option', async () => {
+    const result = await ferry(['completion', 'tcsh']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('E_USAGE: SHELL must be one of bash, zsh, fish, not "tcsh"');
+  });
+
   it('bash completes every command, and every option of each from its table', () => {
     const lines = [`source ${script.bash}`];
     lines.push(

@@ -98,14 +98,16 @@ export function composeBundle(
             satisfies(record.release.version, spec.supportedFrom),
         );
   if (kind === 'update' && supported.length === 0) {
+    const where = history.length === 0 ? { where: file, position: {} } : at('/supportedFrom');
     throw new FerryError(
       'E_SPEC_INVALID',
       history.length === 0
         ? `${file}: an update bundle needs earlier releases, and the history is empty`
-        : `${file}: supportedFrom "${spec.supportedFrom}" matches no release in the history (${history.map((r) => r.release.version).join(', ')})`,
+        : `${where.where}: supportedFrom "${spec.supportedFrom}" matches no release in the history (${history.map((r) => r.release.version).join(', ')})`,
       {
         file,
         field: '/supportedFrom',
+        ...where.position,
         hint: 'build an install bundle (--kind install), or point history at the folder of earlier records',
       },
     );
@@ -135,12 +137,14 @@ export function composeBundle(
     const fromHistory = filesFromHistory(history, name, component.version);
     if (fromHistory) knownFiles[name] = fromHistory;
     if (decision === 'default' && !('path' in (reference as object)) && !fromHistory) {
+      const where = at(`/components/${name}/payload`);
       throw new FerryError(
         'E_SPEC_INVALID',
-        `${file}: ${name}'s default-location payload has no path to hash and no earlier record of ${name} ${component.version}`,
+        `${where.where}: ${name}'s default-location payload has no path to hash and no earlier record of ${name} ${component.version}`,
         {
           file,
           field: `/components/${name}/payload`,
+          ...where.position,
           component: name,
           hint: 'every byte installed must be covered by a signed sha256: add `path:` pointing at a copy of the payload so the builder can hash it',
         },

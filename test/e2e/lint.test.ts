@@ -152,6 +152,36 @@ describe('a missing history is not silent', () => {
     expect([result.code, errorCode(result)]).toEqual([2, 'E_USAGE']);
   });
 
+  it('a default-location payload with nothing to hash, and a supportedFrom that matches nothing, name their line', async () => {
+    const product = await fresh('positions');
+    const file = join(product, 'release-1.0.0.yaml');
+    const spec = parse(await readFile(file, 'utf8')) as {
+      components: Record<string, { payload: unknown }>;
+      supportedFrom?: string;
+    };
+    spec.components['maps'] = { ...spec.components['maps'], payload: { location: 'default' } };
+    await writeFile(file, stringify(spec));
+    const payload = await ferry(['lint', file, '--first-release', '--json']);
+    const { error } = json<{ error: { code: string; message: string; line?: number } }>(payload);
+    expect([payload.code, error.code]).toEqual([2, 'E_SPEC_INVALID']);
+    expect(error.message).toMatch(
+      /^\S+release-1\.0\.0\.yaml:\d+:\d+: maps's default-location payload/,
+    );
+    expect(error.line).toBeGreaterThan(0);
+
+    await rm(join(product, 'history'), { recursive: true, force: true });
+    await cp(join(ws.product, 'history'), join(product, 'history'), { recursive: true });
+    const update = join(product, 'release-1.3.0.yaml');
+    const later = parse(await readFile(update, 'utf8')) as { supportedFrom?: string };
+    later.supportedFrom = '>=9.0.0';
+    await writeFile(update, stringify(later));
+    const none = await ferry(['lint', update, '--json']);
+    const refused = json<{ error: { code: string; message: string; line?: number } }>(none).error;
+    expect([none.code, refused.code]).toEqual([2, 'E_SPEC_INVALID']);
+    expect(refused.message).toMatch(/yaml:\d+:\d+: supportedFrom ">=9\.0\.0" matches no release/);
+    expect(refused.line).toBeGreaterThan(0);
+  });
+
   it('a removed: entry that no earlier release has is an error', async () => {
     const product = await fresh('removed');
     await rm(join(product, 'history'), { recursive: true, force: true });

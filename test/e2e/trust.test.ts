@@ -199,6 +199,33 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     expect(result.stdout).toContain('E_ROOT_EXPIRED');
   });
 
+  it('a trusted root its holders have not all signed is an input error, not a verdict', async () => {
+    const unsigned = join(dir, 'unsigned');
+    await mkdir(unsigned);
+    const v1 = join(unsigned, 'root-1.json');
+    await ferryOk([
+      'trust',
+      'init',
+      '--root-key',
+      k('alice').pub,
+      '--root-key',
+      k('bob').pub,
+      '--root-threshold',
+      '2',
+      '--targets-key',
+      k('ci-1').pub,
+      '--expires',
+      '2099-01-01',
+      '--sign-with',
+      k('alice').key,
+      '--out',
+      v1,
+    ]);
+    const result = await ferry(['trust', 'verify-chain', unsigned, '--trusted', v1, '--json']);
+    expect(result.code).toBe(2);
+    expect(json<{ error: { code: string } }>(result).error.code).toBe('E_TRUST_INVALID');
+  });
+
   it('a trust root of the first format is version 1 of a chain', async () => {
     const legacy = join(dir, 'legacy');
     await mkdir(legacy);

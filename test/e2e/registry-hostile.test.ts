@@ -131,6 +131,19 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
       ]);
       if (published.code !== 0) throw new Error(published.stderr);
     }
+    // The rogue registry puts our config (our trust root) in front of its own documents and
+    // bundle: --trust finds its root on the chain, and only the signatures tell.
+    const ours = await RegistryClient.open(registry.reference('acme/ours'), { env: {} });
+    const theirs = await RegistryClient.open(registry.reference('acme/rogue'), { env: {} });
+    const config = await ours.getManifest('ferry.config');
+    const manifest = JSON.parse(config.bytes.toString('utf8')) as {
+      layers: Array<{ digest: string; size: number }>;
+    };
+    for (const layer of manifest.layers)
+      await theirs.pushBlob(await ours.readBlob(layer.digest, layer.size), layer);
+    await theirs.putManifest('ferry.config', config.bytes, config.mediaType);
+    ours.close();
+    theirs.close();
   }, 300_000);
   afterAll(async () => {
     proxy.server.closeAllConnections();

@@ -76,9 +76,12 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
           },
         );
       }
-      // At the target but not verified (a --skip that left nothing off it): nothing to
-      // install, but the test pass checks every file and the commit records it verified.
-      const completes = plan.reachesTarget && !appliance.state.verified;
+      // At the target but not verified (a --skip that left nothing off it), or at it under
+      // another release (one that changed no component): nothing to install, but the test
+      // pass checks every file and the commit records the release, verified.
+      const completes =
+        plan.reachesTarget &&
+        (!appliance.state.verified || appliance.state.release !== plan.to);
       if (plan.order.length === 0 && !completes)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
       await options.confirm?.(plan);

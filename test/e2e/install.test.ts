@@ -352,6 +352,36 @@ describe('controls', () => {
     });
   });
 
+  it('a release that changes no component is installed as that release: tested and recorded', async () => {
+    // Its own workspace: the 1.0.1 record its build writes stays out of the others' history.
+    const same = await workspace(join(dir, 'same'));
+    const first = (await buildAll(same, join(dir, 'same-out'), 'tar', ['1.0.0']))['1.0.0'];
+    const spec = await readFile(join(same.product, 'release-1.0.0.yaml'), 'utf8');
+    await writeFile(
+      join(same.product, 'release-1.0.1.yaml'),
+      spec.replace("release: '1.0.0'", "release: '1.0.1'"),
+    );
+    const next = (await buildAll(same, join(dir, 'same-out'), 'tar', ['1.0.1']))['1.0.1'];
+    const root = join(dir, 'same-appliance');
+    await initAppliance(same, root);
+    await installOk(first as string, root);
+    const verified = async () =>
+      (await markers(root)).filter((marker) => marker === `verify ${root}`).length;
+    const before = await verified();
+    const result = await ferry(['install', next as string, '--root', root, '--yes']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('COMMITTED: acme-appliance is at 1.0.1\n');
+    expect(await status(root)).toMatchObject({
+      release: '1.0.1',
+      verified: true,
+      highestRelease: '1.0.1',
+    });
+    // The bundle's target-state check ran once more: the release was proved, not assumed.
+    expect(await verified()).toBe(before + 1);
+    const again = await ferry(['install', next as string, '--root', root, '--yes']);
+    expect(again.stdout).toContain('UNCHANGED: acme-appliance is already at 1.0.1; nothing to do');
+  });
+
   it('E_DOWNGRADE says what works: ferry rollback, not a flag that fails next', async () => {
     const root = await fresh('1.2.0');
     const result = await ferry(['plan', tar['1.1.0'] as string, '--root', root, '--json']);

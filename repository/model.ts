@@ -1408,7 +1408,11 @@ function settledValue<T>(result: PromiseSettledResult<T>): T {
 
 /** The repository as named, and its first event's digest: one made anew, or put in its place, has another. */
 async function identity(ctx: Context): Promise<RepositoryIdentity> {
-  return { name: ctx.store.name, created: (await readEvent(ctx, 1))?.digest ?? 'none' };
+  return {
+    name: ctx.store.name,
+    created: (await readEvent(ctx, 1))?.digest ?? 'none',
+    ...(ctx.trust ? { root: ctx.trust.version } : {}),
+  };
 }
 
 /**

@@ -27,6 +27,8 @@ export interface ChannelSeen {
 export interface RepositoryIdentity {
   name: string;
   created: string;
+  /** The trust root version the repository follows: it only goes up (a record without one: 0). */
+  root?: number;
 }
 type Named = Pick<RepositoryIdentity, 'name'>;
 
@@ -157,9 +159,23 @@ export async function acceptChannelDocument(
           },
         );
     }
+    const seenRoot = known === undefined ? 0 : recordedRoot(known, identityFile, repo);
+    const root = repo.root ?? 0;
+    // The root a repository follows only goes up: one set back (its trust document removed
+    // or an older one put back) would give back to a dropped key what it signed.
+    if (root < seenRoot)
+      throw new FerryError(
+        'E_CHANNEL_SET_BACK',
+        `${repo.name} follows trust root version ${root}, but it followed version ${seenRoot} when this machine pulled from it before: its trust root was set back`,
+        {
+          reference: channel,
+          file: identityFile,
+          hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\` and find out who removed or replaced its trust document (ferry.trust)`,
+        },
+      );
     if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
     const judged = before && standing(doc, before);
-    if (judged === 'current') return;
+    if (judged === 'current' && root === seenRoot) return;
     if (before && judged === 'set-back') {
       // Under the same number, only the digests tell the two documents apart.
       const forked = doc.sequence === before.sequence;
@@ -176,12 +192,12 @@ export async function acceptChannelDocument(
       );
     }
     try {
-      if (known === undefined)
+      if (known === undefined || root > seenRoot)
         await writeFileAtomic(
           identityFile,
-          `${JSON.stringify({ name: repo.name, created: repo.created })}\n`,
+          `${JSON.stringify({ name: repo.name, created: repo.created, ...(root > 0 ? { root } : {}) })}\n`,
         );
-      await writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
+      if (judged !== 'current') await writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
     } catch (error) {
       throw unusable(error, stateDir);
     }
@@ -246,6 +262,14 @@ function recordedCreation(known: unknown, file: string, repo: Named): string {
   const { name, created } = (known ?? {}) as Partial<RepositoryIdentity>;
   if (name !== repo.name || typeof created !== 'string') throw damaged(file, repo);
   return created;
+}
+
+/** The trust root version recorded of the repository pulled from (0 before records had one). */
+function recordedRoot(known: unknown, file: string, repo: Named): number {
+  const { root } = (known ?? {}) as { root?: unknown };
+  if (root === undefined) return 0;
+  if (!Number.isSafeInteger(root) || (root as number) < 1) throw damaged(file, repo);
+  return root as number;
 }
 
 /** How a channel stands against the document this machine pulled from it. */

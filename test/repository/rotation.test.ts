@@ -94,6 +94,22 @@ const backends = [
   ],
 ] as const;
 
+/** Puts a channel document signed by ci-1 (the dropped key) in the channel's place. */
+async function forgeChannel(store: Store, doc: ChannelDoc, held: string | undefined) {
+  const blob = await sealDocument('channel', doc, old.keys);
+  await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+  await store.putBlob(blob.bytes, blob.digest, blob.size);
+  await store.replaceRef(
+    TAGS.channel(doc.channel),
+    documentManifest({
+      artifactType: 'application/vnd.ferry.channel.v1',
+      mediaType: 'application/vnd.ferry.channel.v1+json',
+      document: blob,
+    }),
+    held,
+  );
+}
+
 function storeOf(repo: string): Promise<Store> {
   return repo.startsWith('oci://')
     ? RegistryStore.open(repo, false)
@@ -196,24 +212,54 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
           auditSeq: 4,
           time: '2026-06-01T08:00:00.000Z',
         };
-        const blob = await sealDocument('channel', forged, old.keys);
-        await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-        await store.putBlob(blob.bytes, blob.digest, blob.size);
-        await store.replaceRef(
-          TAGS.channel('beta'),
-          documentManifest({
-            artifactType: 'application/vnd.ferry.channel.v1',
-            mediaType: 'application/vnd.ferry.channel.v1+json',
-            document: blob,
-          }),
-          held?.digest,
-        );
+        await forgeChannel(store, forged, held?.digest);
         expect(beta.version).toBe('1.2.0');
         expect(await codeOf(() => pull({ repo, channel: 'beta', out }))).toBe('E_REPO_INVALID');
         expect(await codeOf(() => channels({ repo }))).toBe('E_REPO_INVALID');
       } finally {
         store.close?.();
       }
+    },
+  );
+
+  it.skipIf(skip)(
+    'its trust document removed beside a channel signed by the dropped key: a machine that pulled before refuses it, as does --trust root-2',
+    async () => {
+      const repo = await rotated();
+      const stateDir = await tempDir();
+      expect((await pull({ repo, channel: 'dev', out: await tempDir(), stateDir })).version).toBe(
+        '1.2.0',
+      );
+      const first = (await history({ repo })).events.find(
+        (event) => event.op === 'publish' && event.subject.version === '1.0.0',
+      );
+      const store = await storeOf(repo);
+      try {
+        const held = await store.readRef(TAGS.channel('dev'));
+        await store.deleteRef(TAGS.trust);
+        await forgeChannel(
+          store,
+          {
+            channel: 'dev', sequence: 10, version: '1.0.0', digest: first?.subject.digest ?? '',
+            prev: null, auditHead: first?.digest ?? '', auditSeq: 2, time: '2026-06-01T08:00:00.000Z',
+          },
+          held?.digest,
+        ); // prettier-ignore
+      } finally {
+        store.close?.();
+      }
+      // A machine with no record and no root of its own cannot tell (see the README).
+      expect((await pull({ repo, channel: 'dev', out: await tempDir() })).version).toBe('1.0.0');
+      const refused = await pull({ repo, channel: 'dev', out: await tempDir(), stateDir }).catch(
+        (error: unknown) => error,
+      );
+      expect((refused as FerryError).code).toBe('E_CHANNEL_SET_BACK');
+      expect((refused as FerryError).message).toContain(
+        'follows trust root version 1, but it followed version 2 when this machine pulled from it before',
+      );
+      expect(await codeOf(() => pull({ repo, channel: 'dev', trust: root2, out: dir }))).toBe(
+        'E_REPO_TRUST',
+      );
     },
   );
 

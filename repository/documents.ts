@@ -146,8 +146,12 @@ export interface TrustDoc {
   config: string;
   /** Every root past the config's, as the bundle that brought it carried it (base64), in version order. */
   roots: string[];
-  /** The roots the repository followed, oldest first: from event `seq` on, `version`'s keys sign. */
-  eras: Array<{ version: number; seq: number }>;
+  /**
+   * The roots the repository followed, oldest first: from event `seq` on, `version`'s keys
+   * sign. `prev` is the digest of the event before `seq`: the log the root was taken over,
+   * which no key of an older root may rewrite, even before the trust event is written.
+   */
+  eras: Array<{ version: number; seq: number; prev: string }>;
   /**
    * The digests of the channel and policy documents that stood when the
    * newest root was taken, signed by keys of earlier roots: they still

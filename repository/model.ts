@@ -58,6 +58,7 @@ import { RegistryStore } from './store-registry.js';
 import {
   aheadOf,
   anchorStanding,
+  eraNotAfter,
   everyKey,
   followTrust,
   keysAt,
@@ -520,6 +521,7 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
         hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify` and restore the repository from a backup',
       },
     );
+  notTakenOver(ctx, seq, event.digest);
   await untilMoved(ctx, event.value);
   return { seq, digest: event.digest };
 }
@@ -573,10 +575,30 @@ async function readEvents(ctx: Context): Promise<AuditEvent[]> {
           hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify`',
         },
       );
+    notTakenOver(ctx, seq, event.digest);
     prev = event.digest;
     events.push(event.value);
   }
   return events;
+}
+
+/**
+ * Refuses event `seq` when a newer root was taken right after it over another
+ * event: the trust document pins the event each root was taken after, so that a
+ * key the root dropped cannot rewrite the log it was taken over (which the trust
+ * event, signed by a key of the root, pins only once it is written).
+ */
+function notTakenOver(ctx: Context, seq: number, digest: string): void {
+  const era = ctx.followed && eraNotAfter(ctx.followed.eras, seq, digest);
+  if (era)
+    throw new FerryError(
+      'E_AUDIT_BROKEN',
+      `${ctx.store.name}: event ${seq} is ${digest}, but the trust document took trust root version ${era.version} after event ${seq} ${String(era.prev)}`,
+      {
+        reference: TAGS.event(seq),
+        hint: 'the audit log was rewritten behind Ferry’s back, perhaps with a key the trust root dropped: nothing was written; restore the repository from a backup',
+      },
+    );
 }
 
 async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
@@ -833,7 +855,10 @@ async function commit(
       // A rotation stopped after its trust document was stored and before its event.
       await append('trust', { root: pending.version, trust: ctx.trustDoc.digest });
     }
-    if (rotate) await takeRoot(ctx, rotate, writer, (head?.seq ?? 0) + 1, append);
+    if (rotate) {
+      if (!head) throw new Error('commit: a rotation of a repository with no event');
+      await takeRoot(ctx, rotate, writer, head, append);
+    }
     if (lock.broke) await append('lock-break', { owner: lock.broke.owner });
     await steps(append);
     return head;
@@ -878,7 +903,8 @@ async function takeRoot(
   ctx: Context,
   rotate: Rotation,
   writer: Writer,
-  seq: number,
+  /** The event the root is taken after. */
+  after: Head,
   append: (
     op: EventOp,
     subject: AuditEvent['subject'],
@@ -888,6 +914,7 @@ async function takeRoot(
 ): Promise<void> {
   const followed = ctx.followed;
   if (!followed || !ctx.config || !ctx.configDigest) throw new Error('takeRoot: no repository');
+  const seq = after.seq + 1;
   const pinned: string[] = [];
   const policy = await readPolicy(ctx);
   if (policy) pinned.push(policy.digest);
@@ -901,7 +928,7 @@ async function takeRoot(
     formatVersion: 1,
     config: ctx.configDigest,
     roots: [...(before?.roots ?? []), ...rotate.walked.map((bytes) => bytes.toString('base64'))],
-    eras: [...(before?.eras ?? []), { version: rotate.root.version, seq }],
+    eras: [...(before?.eras ?? []), { version: rotate.root.version, seq, prev: after.digest }],
     pinned: pinned.sort(),
   };
   const sealed = await sealDocument('trust', doc, writer.keys);
@@ -920,6 +947,7 @@ async function takeRoot(
     from: seq,
     version: rotate.root.version,
     keys: documentKeys(rotate.root, ctx.config.keys),
+    prev: after.digest,
   };
   ctx.followed = {
     root: rotate.root,
@@ -1619,6 +1647,7 @@ async function historyOf(
             ? `names a previous event, but it is the first`
             : `names ${event.prev} as the event before it, but event ${seqs[index - 1]} is ${prev}: event ${seqs[index - 1]} was edited`,
         );
+      notTakenOver(ctx, seq, read.digest);
     }
     prev = read.digest;
     events.push({ ...event, digest: read.digest });

@@ -22,6 +22,8 @@ export interface Era {
   from: number;
   version: number;
   keys: Map<string, KeyObject>;
+  /** The digest of the event before `from`, as the trust document pins it (none for the first era). */
+  prev?: string;
 }
 
 export interface FollowedTrust {
@@ -67,7 +69,7 @@ export function followTrust(
   if (!isTrustDoc(doc))
     throw invalid(
       where,
-      'is not { formatVersion, config, roots, eras, pinned } as Ferry writes it',
+      'is not { formatVersion, config, roots, eras: [{ version, seq, prev }], pinned } as Ferry writes it',
     );
   const candidates: RootCandidate[] = doc.roots.map((text, index) => ({
     file: where,
@@ -87,7 +89,7 @@ export function followTrust(
       roots.set(root.version, root);
   }
   const eras = [first];
-  for (const { version, seq } of doc.eras) {
+  for (const { version, seq, prev } of doc.eras) {
     const before = eras.at(-1) as Era;
     const root = roots.get(version);
     if (!root || version <= before.version || seq <= before.from)
@@ -95,7 +97,7 @@ export function followTrust(
         where,
         `lists trust root version ${version} from event ${seq}, out of order or not in its chain`,
       );
-    eras.push({ from: seq, version, keys: documentKeys(root, config.keys) });
+    eras.push({ from: seq, version, keys: documentKeys(root, config.keys), prev });
   }
   const newest = eras.at(-1) as Era;
   if (newest.version !== walk.root.version)
@@ -131,7 +133,8 @@ function isTrustDoc(value: unknown): value is TrustDoc {
         typeof era === 'object' &&
         era !== null &&
         Number.isSafeInteger((era as { version?: unknown }).version) &&
-        Number.isSafeInteger((era as { seq?: unknown }).seq),
+        Number.isSafeInteger((era as { seq?: unknown }).seq) &&
+        typeof (era as { prev?: unknown }).prev === 'string',
     )
   );
 }
@@ -139,6 +142,15 @@ function isTrustDoc(value: unknown): value is TrustDoc {
 /** The keys that sign event `seq`: its era's. */
 export function keysAt(eras: readonly Era[], seq: number): Map<string, KeyObject> {
   return (eras.findLast((era) => era.from <= seq) ?? eras[0])?.keys ?? new Map<string, KeyObject>();
+}
+
+/**
+ * The era taken right after event `seq` when that event is not the one it was
+ * taken over (`digest` is another than the trust document pins), else undefined:
+ * an event of an older era rewritten with a key the newer root dropped.
+ */
+export function eraNotAfter(eras: readonly Era[], seq: number, digest: string): Era | undefined {
+  return eras.find((era) => era.from === seq + 1 && era.prev !== undefined && era.prev !== digest);
 }
 
 /** Every key that signed in any era: approvals count only as the log records them. */

@@ -1,0 +1,121 @@
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { keySigner, readPrivateKey } from '../../builder/signing.js';
+import type { FerryError } from '../../manifest-schema/errors.js';
+import { DOC_TYPES, sealDocument, type AuditEvent } from '../../repository/documents.js';
+import { approve, history, publish, pull, type Writer } from '../../repository/model.js';
+import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
+import { DirectoryStore } from '../../repository/store-dir.js';
+import { TAGS, type Store } from '../../repository/store.js';
+import {
+  codeOf,
+  EPOCH,
+  ferryOk,
+  json,
+  keyPairs,
+  tempDir,
+  trustRoots,
+  workspace,
+  type KeyFiles,
+  type Workspace,
+} from '../helpers.js';
+
+/**
+ * Attacks on a repository's trust-root rotation by someone who can write its
+ * storage and holds the key root-2 revoked (ci-1). Directory backend.
+ */
+
+let dir: string;
+let ws: Workspace;
+let keys: Record<'alice' | 'ci-1' | 'ci-2', KeyFiles>;
+let root1: string;
+let root2: string;
+const bundles: Record<string, string> = {};
+let old: Writer;
+let current: Writer;
+
+async function build(release: string, key: KeyFiles, out: string, ...extra: string[]) {
+  const built = await ferryOk(
+    [
+      'build', join(ws.product, `release-${release}.yaml`), '--out', join(dir, out),
+      '--key', key.key, ...(release === '1.0.0' ? ['--first-release'] : []), '--json', ...extra,
+    ],
+    { SOURCE_DATE_EPOCH: EPOCH },
+  ); // prettier-ignore
+  return json<{ bundle: string }>(built).bundle;
+}
+
+const writerOf = async (key: KeyFiles, actor = 'ci'): Promise<Writer> => ({
+  actor,
+  ci: null,
+  keys: [keySigner(await readPrivateKey(key.key))],
+});
+
+beforeAll(async () => {
+  dir = await tempDir('ferry-repo-redteam-');
+  ws = await workspace(dir);
+  keys = await keyPairs(dir, 'alice', 'ci-1', 'ci-2');
+  [root1, root2] = (await trustRoots(join(dir, 'chain'), [keys.alice], keys['ci-1'], [
+    ['--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub],
+  ])) as [string, string];
+  bundles['1.0.0'] = await build('1.0.0', keys['ci-1'], 'v1');
+  bundles['1.2.0'] = await build('1.2.0', keys['ci-2'], 'v2', '--trust-chain', join(dir, 'chain'));
+  old = await writerOf(keys['ci-1']);
+  current = await writerOf(keys['ci-2']);
+}, 300_000);
+
+/** Puts `event` under its tag, signed by `writer`, as someone with the storage's keys would. */
+async function plant(store: Store, event: AuditEvent, writer: Writer): Promise<void> {
+  const blob = await sealDocument('event', event, writer.keys);
+  await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+  await store.putBlob(blob.bytes, blob.digest, blob.size);
+  const held = await store.readRef(TAGS.event(event.seq));
+  await store.replaceRef(
+    TAGS.event(event.seq),
+    documentManifest({
+      artifactType: DOC_TYPES.event.artifactType,
+      mediaType: DOC_TYPES.event.mediaType,
+      document: blob,
+    }),
+    held?.digest,
+  );
+}
+
+describe('a thief of a revoked key with write access to the storage', () => {
+  it('cannot rewrite the events before a rotation whose event it removed', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'pending');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, writer: old });
+    await publish({ repo, bundle: bundles['1.2.0'] as string, writer: current });
+    const events = (await history({ repo })).events;
+    const publish2 = events.find((event) => event.seq === 2) as AuditEvent & { digest: string };
+    // The thief cuts the log back to before the trust event (as a publish stopped there
+    // would have left it), then rewrites event 2 with ci-1: valid under root-1's keys.
+    const store = await DirectoryStore.open(repo, false);
+    for (const seq of [4, 3]) await store.deleteRef(TAGS.event(seq));
+    await store.deleteRef(TAGS.version('1.2.0'));
+    const { digest: _digest, ...original } = publish2;
+    await plant(store, { ...original, actor: 'mallory', time: '2026-12-31T00:00:00.000Z' }, old);
+    // The trust document, signed by ci-2, says root-2 counts from event 3; event 2 is the
+    // one it was written after, and the thief's is another.
+    expect(await codeOf(() => history({ repo, verify: true }))).toBe('E_AUDIT_BROKEN');
+    const refused = await approve({ repo, version: '1.0.0', to: 'beta', by: 'qa', evidence: [], writer: current })
+      .catch((error: unknown) => error as FerryError);
+    expect(refused).toMatchObject({ code: 'E_AUDIT_BROKEN', details: { reference: TAGS.event(2) } });
+    expect((refused as FerryError).message).toContain('the trust document took trust root version 2 after event 2');
+    expect((await history({ repo })).events.length).toBe(2);
+  }); // prettier-ignore
+
+  it('a rollback past the rotation is caught by --trust root-2, not by the repository', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'rollback');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, writer: old });
+    await publish({ repo, bundle: bundles['1.2.0'] as string, writer: current });
+    const store = await DirectoryStore.open(repo, false);
+    for (const seq of [4, 3]) await store.deleteRef(TAGS.event(seq));
+    await store.deleteRef(TAGS.version('1.2.0'));
+    await store.deleteRef(TAGS.trust);
+    // A repository at root-1 again, consistently: ci-1 writes there.
+    expect((await history({ repo, verify: true })).verified).toBe(true);
+    await approve({ repo, version: '1.0.0', to: 'beta', by: 'qa', evidence: [], writer: old });
+    expect(await codeOf(() => pull({ repo, version: '1.0.0', trust: root2, out: dir }))).toBe('E_REPO_TRUST');
+  }); // prettier-ignore
+});

@@ -752,7 +752,8 @@ function changedMeanwhile(store: Store, moved: string, now: string): FerryError 
 async function eventsAfter(ctx: Context, from: number, to: number): Promise<string> {
   const named: string[] = [];
   for (let seq = from + 1; seq <= to; seq++) {
-    const event = (await readEvent(ctx, seq))?.value;
+    // Only a message: an event signed under a root this command has not read is named so.
+    const event = (await readEvent(ctx, seq).catch(() => undefined))?.value;
     const what = event
       ? `${event.op}${event.subject.version ? ` ${String(event.subject.version)}` : ''} by ${event.actor}`
       : 'unreadable';
@@ -798,15 +799,17 @@ async function commit(
   const lock = again?.lock ?? (await ctx.store.lock(writer.actor, writer.onWait));
   let handed = false;
   try {
+    // Events written meanwhile are decided on again, with the repository read again, before
+    // any is checked: they may be signed under a trust root taken meanwhile, which this
+    // command's keys do not know (a tampered repository, as the head's check would say).
+    const last = (await eventSeqs(ctx.store)).at(-1) ?? 0;
+    if ((read?.seq ?? 0) < last && !again) {
+      const moved = await eventsAfter(ctx, read?.seq ?? 0, last);
+      handed = true;
+      throw new HeadMoved(ctx.store, { lock, moved });
+    }
     let head = await readHead(ctx);
     if (head?.digest !== read?.digest) {
-      if (head && (read?.seq ?? 0) < head.seq && !again) {
-        handed = true;
-        throw new HeadMoved(ctx.store, {
-          lock,
-          moved: await eventsAfter(ctx, read?.seq ?? 0, head.seq),
-        });
-      }
       throw conflict(
         ctx.store,
         'the audit log',

@@ -1,7 +1,10 @@
+import { createPrivateKey } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { keySigner, readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
+import { generateEd25519 } from '../../manifest-schema/keys.js';
 import { DOC_TYPES, sealDocument, type AuditEvent } from '../../repository/documents.js';
 import { approve, history, publish, pull, type Writer } from '../../repository/model.js';
 import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
@@ -117,5 +120,45 @@ describe('a thief of a revoked key with write access to the storage', () => {
     expect((await history({ repo, verify: true })).verified).toBe(true);
     await approve({ repo, version: '1.0.0', to: 'beta', by: 'qa', evidence: [], writer: old });
     expect(await codeOf(() => pull({ repo, version: '1.0.0', trust: root2, out: dir }))).toBe('E_REPO_TRUST');
+  }); // prettier-ignore
+});
+
+describe('a writer that decided before a rotation another writer made meanwhile', () => {
+  it('is told the root changed meanwhile and its key was dropped, not that the repository was tampered with', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'race');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, writer: old });
+    const late: Writer = {
+      ...old,
+      beforeWrite: () =>
+        publish({ repo, bundle: bundles['1.2.0'] as string, writer: current }).then(() => undefined),
+    };
+    const refused = await approve({ repo, version: '1.0.0', to: 'beta', by: 'qa', evidence: [], writer: late })
+      .catch((error: unknown) => error as FerryError);
+    // Decided again, with the root taken meanwhile: the key it dropped is named.
+    expect((refused as FerryError).code).toBe('E_REPO_CONFLICT');
+    expect((refused as FerryError).message).toMatch(/gained event 3 .*follows trust root version 2, which no longer lists key/);
+    expect((await history({ repo, verify: true })).events.map((event) => event.op)).toEqual(['publish', 'trust', 'publish', 'create']);
+  }); // prettier-ignore
+
+  it('with a repository key, goes on, and leaves no lock behind', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'race-repo-key');
+    const repoKey = generateEd25519();
+    const signer: Writer = { actor: 'alice', ci: null, keys: [keySigner(createPrivateKey(repoKey.privatePem))] };
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, repoKeys: [repoKey.publicPem], writer: old });
+    const late: Writer = {
+      ...signer,
+      beforeWrite: async () => {
+        await publish({ repo, bundle: bundles['1.2.0'] as string, writer: current });
+        await approve({ repo, version: '1.2.0', to: 'beta', by: 'qa', evidence: [], writer: signer });
+      },
+    };
+    const result = await approve({ repo, version: '1.0.0', to: 'beta', by: 'bob', evidence: [], writer: late })
+      .catch((error: unknown) => error as FerryError);
+    const locked = await stat(join(repo, 'ferry', 'lock')).then(() => true, () => false);
+    expect(locked).toBe(false);
+    expect(result).not.toBeInstanceOf(Error);
+    expect((await history({ repo, verify: true })).events.map((event) => event.op)).toEqual([
+      'approve', 'approve', 'publish', 'trust', 'publish', 'create',
+    ]);
   }); // prettier-ignore
 });

@@ -3,7 +3,7 @@ import { walkRootChain, type RootCandidate } from '../manifest-schema/chain.js';
 import { canonicalJson } from '../manifest-schema/canonical.js';
 import { FerryError } from '../manifest-schema/errors.js';
 import { decodeRoot, type TrustedRoot } from '../manifest-schema/trust.js';
-import { documentKeys, invalid, type RepoConfig, type TrustDoc } from './documents.js';
+import { documentKeys, type RepoConfig, type TrustDoc } from './documents.js';
 
 /**
  * Which keys sign a repository's documents, as its trust root rotates. A
@@ -67,7 +67,7 @@ export function followTrust(
   const where = `${repo}: the trust document`;
   const doc = read.value;
   if (!isTrustDoc(doc))
-    throw invalid(
+    throw untrusted(
       where,
       'is not { formatVersion, config, roots, eras: [{ version, seq, prev }], pinned } as Ferry writes it',
     );
@@ -79,7 +79,7 @@ export function followTrust(
   const walk = walkRootChain(configRoot, candidates, new Date());
   // Its documents stay readable after the newest root expired; bundles are checked against the expiry.
   if (walk.refusal && walk.refusal.code !== 'E_ROOT_EXPIRED')
-    throw invalid(
+    throw untrusted(
       where,
       `holds a chain that does not walk from the config's root: ${walk.refusal.message}`,
     );
@@ -93,7 +93,7 @@ export function followTrust(
     const before = eras.at(-1) as Era;
     const root = roots.get(version);
     if (!root || version <= before.version || seq <= before.from)
-      throw invalid(
+      throw untrusted(
         where,
         `lists trust root version ${version} from event ${seq}, out of order or not in its chain`,
       );
@@ -101,19 +101,42 @@ export function followTrust(
   }
   const newest = eras.at(-1) as Era;
   if (newest.version !== walk.root.version)
-    throw invalid(
+    throw untrusted(
       where,
       `holds trust roots up to version ${walk.root.version} but follows version ${newest.version}`,
     );
   // A release key of the newest root, not a repository key: the config names those, and the
   // trust document is what vouches for the config (its digest) once the repository rotated.
-  verify(documentKeys(roots.get(newest.version) as TrustedRoot));
+  try {
+    verify(documentKeys(roots.get(newest.version) as TrustedRoot));
+  } catch (error) {
+    if (!(error instanceof FerryError)) throw error;
+    const prefix = `${where} `;
+    throw untrusted(
+      where,
+      error.message.startsWith(prefix)
+        ? error.message.slice(prefix.length)
+        : `does not hold: ${error.message}`,
+    );
+  }
   if (doc.config !== configDigest)
-    throw invalid(
+    throw untrusted(
       where,
       `was written over the config ${doc.config}, but the config is ${configDigest}: the config was replaced`,
     );
   return { root: walk.root, eras, roots, pinned: new Set(doc.pinned) };
+}
+
+/**
+ * A trust document that does not hold: every command refuses the repository (the
+ * keys it signs with are unknown), history --verify included, so the hint cannot
+ * send the reader there.
+ */
+function untrusted(where: string, what: string): FerryError {
+  return new FerryError('E_REPO_INVALID', `${where} ${what}`, {
+    reference: 'ferry.trust',
+    hint: 'the trust document (ferry/trust.json, tag ferry.trust) was replaced or edited behind Ferry’s back, or signed by a key its newest trust root does not list: nothing can be read or written until it is restored from a backup',
+  });
 }
 
 function isTrustDoc(value: unknown): value is TrustDoc {

@@ -162,3 +162,29 @@ describe('a writer that decided before a rotation another writer made meanwhile'
     ]);
   }); // prettier-ignore
 });
+
+describe('a trust document replaced behind Ferry’s back', () => {
+  it('is named, with a hint that does not send the reader to history --verify, which refuses it too', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'forged-trust');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, writer: old });
+    await publish({ repo, bundle: bundles['1.2.0'] as string, writer: current });
+    const store = await DirectoryStore.open(repo, false);
+    const held = await store.readRef(TAGS.trust);
+    // The thief's own: the roots the real one holds, signed by ci-1, root-2's era moved far off.
+    const layer = (JSON.parse(held?.bytes.toString() ?? '{}') as { layers: Array<{ digest: string; size: number }> }).layers[0];
+    const real = (await store.readBlob(layer?.digest ?? '', layer?.size ?? 0)).toString();
+    const doc = JSON.parse(Buffer.from((JSON.parse(real) as { payload: string }).payload, 'base64').toString()) as Record<string, unknown>;
+    const blob = await sealDocument('trust', { ...doc, eras: [{ ...(doc.eras as object[])[0], seq: 99 }] }, old.keys);
+    await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+    await store.putBlob(blob.bytes, blob.digest, blob.size);
+    await store.replaceRef(TAGS.trust, documentManifest({ artifactType: DOC_TYPES.trust.artifactType, mediaType: DOC_TYPES.trust.mediaType, document: blob }), held?.digest);
+    // Nothing reads the repository any more, history --verify included: the hint says what to do.
+    for (const command of [() => pull({ repo, version: '1.2.0', out: dir }), () => history({ repo, verify: true })]) {
+      const refused = await command().catch((error: unknown) => error as FerryError);
+      expect(refused).toMatchObject({ code: 'E_REPO_INVALID', details: { reference: TAGS.trust } });
+      expect((refused as FerryError).message).toContain(`${repo}: the trust document carries no valid signature`);
+      expect((refused as FerryError).hint).toContain('restored from a backup');
+      expect((refused as FerryError).hint).not.toContain('history --verify');
+    }
+  }); // prettier-ignore
+});

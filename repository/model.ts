@@ -785,7 +785,12 @@ async function commit(
   const keys = rotate ? documentKeys(rotate.root, ctx.config?.keys) : ctx.keys;
   // What the writer signs must verify for every later reader: refuse a key the repository does not know.
   if (keys && !writer.keys.some((signer) => keys.has(signer.keyid)))
-    throw unknownWriter(ctx, writer, rotate?.root.version ?? ctx.trust?.version);
+    throw unknownWriter(
+      ctx,
+      writer,
+      rotate?.root.version ?? ctx.trust?.version,
+      rotate !== undefined,
+    );
   if (rotate && !writer.keys.some((signer) => roleKeys(rotate.root, 'targets').has(signer.keyid)))
     throw new FerryError(
       'E_KEY_INVALID',
@@ -872,14 +877,22 @@ async function commit(
 }
 
 /** `newest`: the trust root version whose keys the write needs. */
-function unknownWriter(ctx: Context, writer: Writer, newest: number | undefined): FerryError {
+function unknownWriter(
+  ctx: Context,
+  writer: Writer,
+  newest: number | undefined,
+  /** The write would take `newest` from the bundle it publishes: the repository does not follow it yet. */
+  taking = false,
+): FerryError {
   const eras = ctx.followed?.eras ?? [];
   // Known to an earlier root, and not to this one: dropped by a rotation.
   const dropped = writer.keys.find((signer) => eras.some((era) => era.keys.has(signer.keyid)));
   if (dropped && newest !== undefined)
     return new FerryError(
       'E_KEY_REVOKED',
-      `${ctx.store.name} follows trust root version ${newest}, which no longer lists key ${dropped.keyid.slice(0, 16)}: it signs nothing there any more`,
+      taking
+        ? `${ctx.store.name} takes trust root version ${newest} from this bundle, which no longer lists key ${dropped.keyid.slice(0, 16)}: it cannot sign the rotation, nor anything after it`
+        : `${ctx.store.name} follows trust root version ${newest}, which no longer lists key ${dropped.keyid.slice(0, 16)}: it signs nothing there any more`,
       {
         hint: `sign with a release key of trust root version ${newest} (\`ferry trust show\` lists them), or a key given as --repo-key when the repository was made`,
       },

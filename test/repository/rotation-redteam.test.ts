@@ -188,3 +188,16 @@ describe('a trust document replaced behind Ferry’s back', () => {
     }
   }); // prettier-ignore
 });
+
+describe('a careless operator', () => {
+  it('who publishes the bundle that rotates with the key it revokes is told the root is being taken', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'careless');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, writer: old });
+    const refused = await publish({ repo, bundle: bundles['1.2.0'] as string, writer: old })
+      .catch((error: unknown) => error as FerryError);
+    expect((refused as FerryError).code).toBe('E_KEY_REVOKED');
+    expect((refused as FerryError).message).toContain(`${repo} takes trust root version 2 from this bundle`);
+    expect((refused as FerryError).hint).toContain('trust root version 2');
+    expect((await history({ repo })).events.length).toBe(2);
+  }); // prettier-ignore
+});

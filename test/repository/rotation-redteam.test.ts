@@ -6,7 +6,7 @@ import { keySigner, readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
 import { generateEd25519 } from '../../manifest-schema/keys.js';
 import { DOC_TYPES, sealDocument, type AuditEvent } from '../../repository/documents.js';
-import { approve, history, publish, pull, type Writer } from '../../repository/model.js';
+import { approve, history, promote, publish, pull, type Writer } from '../../repository/model.js';
 import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { TAGS, type Store } from '../../repository/store.js';
@@ -199,5 +199,25 @@ describe('a careless operator', () => {
     expect((refused as FerryError).message).toContain(`${repo} takes trust root version 2 from this bundle`);
     expect((refused as FerryError).hint).toContain('trust root version 2');
     expect((await history({ repo })).events.length).toBe(2);
+  }); // prettier-ignore
+});
+
+describe('what the thief planted with the key before the rotation revoked it', () => {
+  // The rotation pins the policy that stands, recorded or not; promote still checks it against the log.
+  it('does not count for promote when no event records it', async () => {
+    const repo = join(await tempDir('ferry-rt-'), 'planted');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, channel: 'dev', writer: old });
+    // The leaked ci-1 is still trusted: the thief stores a policy that needs no approval.
+    const store = await DirectoryStore.open(repo, false);
+    const lax = { formatVersion: 1, channels: { dev: {}, beta: {}, stable: {} }, edges: [['dev', 'beta'], ['beta', 'stable']] };
+    const blob = await sealDocument('policy', lax, old.keys);
+    await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
+    await store.putBlob(blob.bytes, blob.digest, blob.size);
+    await store.replaceRef(TAGS.policy, documentManifest({ artifactType: DOC_TYPES.policy.artifactType, mediaType: DOC_TYPES.policy.mediaType, document: blob }), undefined);
+    // The key holders rotate ci-1 out; the policy still stands, pinned by digest.
+    await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer: current });
+    const result = await promote({ repo, version: '1.2.0', to: 'beta', writer: current }).catch((error: unknown) => error as FerryError);
+    expect(result).toMatchObject({ code: 'E_REPO_INVALID' });
+    expect((result as FerryError).message).toContain('but the log sets none');
   }); // prettier-ignore
 });

@@ -51,6 +51,12 @@ export interface RepoConfig {
   trust: TrustRoot | Envelope;
   /** Public keys (PEM) that may sign the repository's documents besides the trust root's targets keys. */
   keys?: string[];
+  /**
+   * When the first bundle's chain walked past the --trust root: the roots after that
+   * one up to `trust`, as the bundle carried them (base64). Unsigned, like the rest of
+   * the config, but each root proves itself: a --trust older than `trust` walks them.
+   */
+  chain?: string[];
 }
 
 /** The keys whose signature makes a repository document genuine: the targets keys, and the repository's own. */

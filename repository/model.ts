@@ -235,12 +235,12 @@ async function contextOf(
       typeof shape.product !== 'string' ||
       typeof shape.trust !== 'object' ||
       shape.trust === null ||
-      (shape.keys !== undefined &&
-        !(Array.isArray(shape.keys) && shape.keys.every((key) => typeof key === 'string'))))
+      !optionalStrings(shape.keys) ||
+      !optionalStrings(shape.chain))
   )
     throw invalid(
       `${store.name}: the repository config`,
-      'is not { formatVersion, product, trust, keys? } as Ferry writes it',
+      'is not { formatVersion, product, trust, keys?, chain? } as Ferry writes it',
     );
   if (!create && !config)
     throw new FerryError('E_REPO_NOT_FOUND', `${store.name} holds no bundle repository`, {
@@ -295,7 +295,7 @@ async function contextOf(
     }
     // Keys the config adds are vouched for by the trust document once the repository rotated.
     if (!trustRead && config?.keys?.length && found)
-      await vouchedKeys(store, anchor, options.trust, found.digest);
+      await vouchedKeys(store, followed.root, options.trust, found.digest);
   }
   return ctx;
 }
@@ -329,6 +329,10 @@ async function vouchedKeys(
       hint: 'the config was replaced behind Ferry’s back (run `ferry history --verify`), or the repository was made by a publish not signed with a release key',
     },
   );
+}
+
+function optionalStrings(value: unknown): boolean {
+  return value === undefined || (Array.isArray(value) && value.every((v) => typeof v === 'string'));
 }
 
 function needTrust(ctx: Context): TrustedRoot {
@@ -969,6 +973,7 @@ async function takeRoot(
     root: rotate.root,
     eras: [...followed.eras, era],
     roots,
+    before: followed.before,
     pinned: new Set(pinned),
   };
   ctx.trust = rotate.root;
@@ -1185,6 +1190,10 @@ async function publishWith(
           product,
           trust: rootFileValue(opened.root),
           ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
+          // So that the --trust root it was made with (older) still finds its way here.
+          ...(opened.walked?.length
+            ? { chain: opened.walked.map((bytes) => bytes.toString('base64')) }
+            : {}),
         };
         // The config is stored once its event is signed: a signer that fails leaves no
         // config behind that no event records (history --verify would refuse it for good).

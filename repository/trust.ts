@@ -33,6 +33,8 @@ export interface FollowedTrust {
   eras: Era[];
   /** Every root the repository holds, by version: the config's and the trust document's. */
   roots: ReadonlyMap<number, TrustedRoot>;
+  /** The roots before the config's that the first bundle carried (see RepoConfig.chain). */
+  before: RootCandidate[];
   pinned: ReadonlySet<string>;
 }
 
@@ -63,7 +65,12 @@ export function followTrust(
     keys: documentKeys(configRoot, config.keys),
   };
   const roots = new Map([[configRoot.version, configRoot]]);
-  if (!read) return { root: configRoot, eras: [first], roots, pinned: new Set() };
+  const before = (config.chain ?? []).map((text, index) => ({
+    file: `${repo}: the repository config`,
+    entry: `chain[${index}]`,
+    bytes: Buffer.from(text, 'base64'),
+  }));
+  if (!read) return { root: configRoot, eras: [first], roots, before, pinned: new Set() };
   const where = `${repo}: the trust document`;
   const doc = read.value;
   if (!isTrustDoc(doc))
@@ -124,7 +131,7 @@ export function followTrust(
       where,
       `was written over the config ${doc.config}, but the config is ${configDigest}: the config was replaced`,
     );
-  return { root: walk.root, eras, roots, pinned: new Set(doc.pinned) };
+  return { root: walk.root, eras, roots, before, pinned: new Set(doc.pinned) };
 }
 
 /**
@@ -209,6 +216,18 @@ export function anchorStanding(
   const held = followed.roots.get(anchor.version);
   if (held && sameRoot(held, anchor)) return 'on';
   const first = followed.eras[0] as Era;
+  // Older than the root the repository was made with: on its chain when the roots the
+  // first bundle carried walk from it to that one.
+  const made = followed.roots.get(first.version);
+  if (!held && made) {
+    const walk = walkRootChain(anchor, followed.before, new Date());
+    if (
+      (!walk.refusal || walk.refusal.code === 'E_ROOT_EXPIRED') &&
+      walk.root.version === made.version &&
+      sameRoot(walk.root, made)
+    )
+      return 'on';
+  }
   throw new FerryError(
     'E_REPO_TRUST',
     held

@@ -333,9 +333,40 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
       });
       expect(made.root).toEqual({ version: 2, taken: false });
       expect((await history({ repo, verify: true })).verified).toBe(true);
-      expect(await codeOf(() => pull({ repo, version: '1.2.0', trust: root1, out: dir }))).toBe(
+      // The root it was made with still works: the config keeps the roots from it to root-2.
+      const out = await tempDir();
+      expect((await pull({ repo, version: '1.2.0', trust: root1, out })).version).toBe('1.2.0');
+      // Without them, root-1 no longer finds its way to the repository's root.
+      const store = await storeOf(repo);
+      try {
+        const held = await store.readRef(TAGS.config);
+        const layer = (
+          JSON.parse(held?.bytes.toString('utf8') ?? '{}') as {
+            layers: Array<{ digest: string; size: number }>;
+          }
+        ).layers[0];
+        const config = JSON.parse(
+          (await store.readBlob(layer?.digest ?? '', layer?.size ?? 0)).toString('utf8'),
+        ) as Record<string, unknown>;
+        expect(config.chain).toHaveLength(1);
+        const blob = await sealDocument('config', { ...config, chain: undefined }, []);
+        await store.putBlob(blob.bytes, blob.digest, blob.size);
+        await store.replaceRef(
+          TAGS.config,
+          documentManifest({
+            artifactType: 'application/vnd.ferry.repository.v1',
+            mediaType: 'application/vnd.ferry.repository.v1+json',
+            document: blob,
+          }),
+          held?.digest,
+        );
+      } finally {
+        store.close?.();
+      }
+      expect(await codeOf(() => pull({ repo, version: '1.2.0', trust: root1, out }))).toBe(
         'E_REPO_TRUST',
       );
+      expect((await pull({ repo, version: '1.2.0', trust: root2, out })).version).toBe('1.2.0');
     },
   );
 });

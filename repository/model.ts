@@ -766,6 +766,14 @@ async function eventsAfter(ctx: Context, from: number, to: number): Promise<stri
   return named.join(', ');
 }
 
+/** Extends the audit chain by one event; `beforeStored` runs once it is signed, before it is stored. */
+type Append = (
+  op: EventOp,
+  subject: AuditEvent['subject'],
+  evidence?: Evidence[],
+  beforeStored?: () => Promise<unknown>,
+) => Promise<Head>;
+
 /**
  * The write phase: takes the lock (a directory's; the registry has none),
  * checks that the audit head is still the one everything was decided on,
@@ -775,14 +783,7 @@ async function commit(
   ctx: Context,
   read: Head | undefined,
   writer: Writer,
-  steps: (
-    append: (
-      op: EventOp,
-      subject: AuditEvent['subject'],
-      evidence?: Evidence[],
-      beforeStored?: () => Promise<unknown>,
-    ) => Promise<Head>,
-  ) => Promise<void>,
+  steps: (append: Append) => Promise<void>,
   /** A newer trust root the repository takes first (publish, from the bundle's chain). */
   rotate?: Rotation,
 ): Promise<Head | undefined> {
@@ -925,12 +926,7 @@ async function takeRoot(
   writer: Writer,
   /** The event the root is taken after. */
   after: Head,
-  append: (
-    op: EventOp,
-    subject: AuditEvent['subject'],
-    evidence?: Evidence[],
-    beforeStored?: () => Promise<unknown>,
-  ) => Promise<Head>,
+  append: Append,
 ): Promise<void> {
   const followed = ctx.followed;
   if (!followed || !ctx.config || !ctx.configDigest) throw new Error('takeRoot: no repository');

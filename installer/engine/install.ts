@@ -80,8 +80,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       // another release (one that changed no component): nothing to install, but the test
       // pass checks every file and the commit records the release, verified.
       const completes =
-        plan.reachesTarget &&
-        (!appliance.state.verified || appliance.state.release !== plan.to);
+        plan.reachesTarget && (!appliance.state.verified || appliance.state.release !== plan.to);
       if (plan.order.length === 0 && !completes)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
       await options.confirm?.(plan);

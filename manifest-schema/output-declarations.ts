@@ -337,6 +337,7 @@ export const OUTPUT_SCHEMAS = {
   ),
   channels: result({
     repo: Type.String(),
+    root: Type.Integer({ minimum: 1 }),
     channels: Type.Array(
       Type.Object({
         name: Type.String(),

@@ -1557,21 +1557,25 @@ export interface ChannelRow {
   pulled: { sequence: number; version: string; digest: string; standing: PulledStanding } | null;
 }
 
+export interface ChannelsResult {
+  repo: string;
+  /** The trust root version the repository follows. */
+  root: number;
+  channels: ChannelRow[];
+}
+
 export async function channels(
   options: RepoOptions & {
     /** Where pull records what it pulled (see pulled.ts); none: no `pulled`. */
     stateDir?: string;
   },
-): Promise<{ repo: string; channels: ChannelRow[] }> {
+): Promise<ChannelsResult> {
   return withRepository(options, { ahead: [TAGS.policy] }, (ctx) =>
     channelsOf(ctx, options.stateDir),
   );
 }
 
-async function channelsOf(
-  ctx: Context,
-  stateDir: string | undefined,
-): Promise<{ repo: string; channels: ChannelRow[] }> {
+async function channelsOf(ctx: Context, stateDir: string | undefined): Promise<ChannelsResult> {
   // The policy asked with the config, the tag list beside it, then the channels'
   // documents several at once (to a registry 50 ms away, five round trips rather
   // than eleven for three channels), judged in order.
@@ -1610,7 +1614,7 @@ async function channelsOf(
     to: policy.edges.filter(([from]) => from === name).map(([, to]) => to),
     pulled: pulled?.get(name) ?? null,
   }));
-  return { repo: ctx.store.name, channels: rows };
+  return { repo: ctx.store.name, root: ctx.trust?.version ?? 0, channels: rows };
 }
 
 // ------------------------------------------------------------------ history

@@ -56,6 +56,7 @@ export const command: Command = {
               : []),
           ]),
         ]),
+        `trust root version ${result.root}`,
         ...[...new Set(warnings)].map((warning) => `warning: ${warning}`),
       ].join('\n'),
     };

@@ -352,6 +352,8 @@ describe('a bundle repository follows the rotation too', () => {
     const log = await ferryOk(['history', '--repo', repo, '--verify']);
     expect(log.stdout).toContain('took trust root version 3');
     expect(log.stdout).toContain('chain verified: 4 event(s)');
+    const listed = await ferryOk(['channels', '--repo', repo]);
+    expect(listed.stdout).toContain('trust root version 3');
 
     const approval = await ferry([
       'approve', '1.1.0', '--repo', repo, '--to', 'beta', '--by', 'qa',

@@ -149,6 +149,7 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
       // beta's document was signed by ci-1 before the rotation: pinned, it still counts
       // (the channels are listed, and moved on), but the bundle it names is ci-1's.
       const listed = await channels({ repo });
+      expect(listed.root).toBe(2);
       expect(listed.channels.map((c) => [c.name, c.version])).toEqual([
         ['dev', '1.2.0'], ['beta', '1.0.0'], ['stable', null],
       ]); // prettier-ignore

@@ -49,6 +49,7 @@ import { digestFile } from './oci/client.js';
 import { judgePromotion, type Excuse } from './policy.js';
 import {
   acceptChannelDocument,
+  refuseRootSetBack,
   pulledFrom,
   type PulledStanding,
   type RepositoryIdentity,
@@ -1344,6 +1345,14 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
   }
   if (version === undefined)
     throw new FerryError('E_USAGE', 'pull needs --channel C or --version V', {});
+  // A pull by version keeps no record, but a dropped key signs bundles as well as channel
+  // documents: a repository whose root went below the one recorded is refused here too.
+  if (options.channel === undefined && options.stateDir !== undefined)
+    await refuseRootSetBack(
+      options.stateDir,
+      { name: ctx.store.name, root: trust.version },
+      version,
+    );
   const found = await needVersion(ctx, version);
   if (expected !== undefined && found.digest !== expected)
     throw invalid(

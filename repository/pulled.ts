@@ -161,18 +161,7 @@ export async function acceptChannelDocument(
     }
     const seenRoot = known === undefined ? 0 : recordedRoot(known, identityFile, repo);
     const root = repo.root ?? 0;
-    // The root a repository follows only goes up: one set back (its trust document removed
-    // or an older one put back) would give back to a dropped key what it signed.
-    if (root < seenRoot)
-      throw new FerryError(
-        'E_CHANNEL_SET_BACK',
-        `${repo.name} follows trust root version ${root}, but it followed version ${seenRoot} when this machine pulled from it before: its trust root was set back`,
-        {
-          reference: channel,
-          file: identityFile,
-          hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\` and find out who removed or replaced its trust document (ferry.trust)`,
-        },
-      );
+    if (root < seenRoot) throw rootSetBack(repo, root, seenRoot, channel, identityFile);
     if (before !== undefined && !isSeen(before)) throw damaged(file, repo);
     const judged = before && standing(doc, before);
     if (judged === 'current' && root === seenRoot) return;
@@ -204,6 +193,55 @@ export async function acceptChannelDocument(
   } finally {
     await unlock();
   }
+}
+
+/**
+ * The root a repository follows only goes up: one set back (its trust document removed
+ * or an older one put back) would give back to a dropped key what it signed, channel
+ * documents and bundles alike.
+ */
+function rootSetBack(
+  repo: Named,
+  root: number,
+  seenRoot: number,
+  reference: string,
+  identityFile: string,
+): FerryError {
+  return new FerryError(
+    'E_CHANNEL_SET_BACK',
+    `${repo.name} follows trust root version ${root}, but it followed version ${seenRoot} when this machine pulled from it before: its trust root was set back`,
+    {
+      reference,
+      file: identityFile,
+      hint: `nothing was downloaded. Run \`ferry history --repo ${repo.name} --verify\` and find out who removed or replaced its trust document (ferry.trust)`,
+    },
+  );
+}
+
+/**
+ * For a pull by version, which keeps no record: refuses a repository whose trust root
+ * went below the one this machine recorded of it (a dropped key signs its bundles
+ * again). The root, not the first event: a thief of a dropped key could make the
+ * repository anew under the old root as well as remove its trust document.
+ */
+export async function refuseRootSetBack(
+  stateDir: string,
+  repo: Named & { root: number },
+  version: string,
+): Promise<void> {
+  const folder = recordFolder(stateDir, repo);
+  const identityFile = join(folder, '_repository.json');
+  const known = await (async () => {
+    for (const own of [join(stateDir, 'pulled'), folder])
+      if (!(await ownFolder(own, repo))) return undefined;
+    return readRecord(identityFile);
+  })().catch((error: unknown) => {
+    throw unusable(error, stateDir);
+  });
+  if (known === undefined) return;
+  recordedCreation(known, identityFile, repo);
+  const seenRoot = recordedRoot(known, identityFile, repo);
+  if (repo.root < seenRoot) throw rootSetBack(repo, repo.root, seenRoot, version, identityFile);
 }
 
 /** The lock of a repository's records: a file made with O_EXCL, for the few milliseconds a pull reads and writes them. */

@@ -1611,7 +1611,11 @@ async function channelsOf(ctx: Context, stateDir: string | undefined): Promise<C
       ? undefined
       : await pulledFrom(
           stateDir,
-          { name: ctx.store.name, created: async () => (await identity(ctx)).created },
+          {
+            name: ctx.store.name,
+            created: async () => (await identity(ctx)).created,
+            ...(ctx.trust ? { root: ctx.trust.version } : {}),
+          },
           held,
         );
   const rows = held.map(({ name, doc }): ChannelRow => ({

@@ -334,7 +334,7 @@ export async function pulledFrom(
   stateDir: string,
   // Its first event is read only when this machine pulled from it: a listing on a
   // machine that never pulled (a CI runner) costs no request for it.
-  repo: { name: string; created: () => Promise<string> },
+  repo: { name: string; created: () => Promise<string>; root?: number },
   channels: ReadonlyArray<{ name: string; now?: { sequence: number; digest: string } }>,
 ): Promise<Map<string, ChannelSeen & { standing: PulledStanding }>> {
   const folder = recordFolder(stateDir, repo);
@@ -346,6 +346,8 @@ export async function pulledFrom(
   // Pull writes the repository's identity before its first channel record.
   if (known === undefined) return found;
   const replaced = recordedCreation(known, identityFile, repo) !== (await repo.created());
+  // Its trust root went down since: pull refuses every channel of it (E_CHANNEL_SET_BACK).
+  const rootWentDown = (repo.root ?? 0) < recordedRoot(known, identityFile, repo);
   for (const { name, now } of channels) {
     const file = join(folder, `${name}.json`);
     const seen = await readRecord(file);
@@ -356,7 +358,7 @@ export async function pulledFrom(
       sequence,
       digest,
       version,
-      standing: replaced ? 'replaced' : standing(now, seen),
+      standing: replaced ? 'replaced' : rootWentDown ? 'set-back' : standing(now, seen),
     });
   }
   return found;

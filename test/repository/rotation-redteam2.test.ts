@@ -250,6 +250,45 @@ describe('the root a machine records (727fe94)', () => {
     expect((refused as FerryError).message).toContain('follows trust root version 1');
   });
 
+  it('`ferry channels` shows the channels of a repository whose root was set back as set back, as pull refuses them', async () => {
+    const repo = await rotated();
+    const stateDir = await tempDir();
+    await pull({ repo, channel: 'dev', out: await tempDir(), stateDir });
+    await pull({ repo, channel: 'beta', out: await tempDir(), stateDir }).catch(() => undefined);
+    const before = await channels({ repo, stateDir });
+    expect(before.channels.find((c) => c.name === 'dev')?.pulled?.standing).toBe('current');
+    const first = (await history({ repo })).events.find(
+      (event) => event.op === 'publish' && event.subject.version === '1.1.0',
+    );
+    await setBack(repo);
+    // dev's document was signed by ci-2 after the rotation: the thief puts one of ci-1's there.
+    const store: Store = await DirectoryStore.open(repo, false);
+    try {
+      await forgeChannel(
+        store,
+        {
+          channel: 'dev', sequence: 10, version: '1.1.0', digest: first?.subject.digest ?? '',
+          prev: null, auditHead: first?.digest ?? '', auditSeq: 3, time: '2026-06-01T08:00:00.000Z',
+        },
+        old,
+      ); // prettier-ignore
+    } finally {
+      store.close?.();
+    }
+    // Pull refuses both channels: the root went down.
+    for (const channel of ['dev', 'beta'])
+      expect(
+        await codeOf(async () => pull({ repo, channel, out: await tempDir(), stateDir })),
+      ).toBe('E_CHANNEL_SET_BACK');
+    // channels says so too, rather than `current` (beta) and `moved` (dev).
+    const after = await channels({ repo, stateDir });
+    expect(after.channels.map((c) => [c.name, c.pulled?.standing ?? null])).toEqual([
+      ['dev', 'set-back'],
+      ['beta', 'set-back'],
+      ['stable', null],
+    ]);
+  });
+
   it('legitimate flows: a first pull, a repository never rotated, two channels, a rotation, then channels', async () => {
     const repo = join(await tempDir('ferry-rt2-'), 'repo');
     await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, channel: 'dev', writer: old });

@@ -2,26 +2,15 @@ import { createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { keySigner, readPrivateKey } from '../../builder/signing.js';
+import { keySigner } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
 import { generateEd25519 } from '../../manifest-schema/keys.js';
-import { DOC_TYPES, sealDocument, type AuditEvent } from '../../repository/documents.js';
+import type { AuditEvent } from '../../repository/documents.js';
 import { approve, history, promote, publish, pull, type Writer } from '../../repository/model.js';
-import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { TAGS, type Store } from '../../repository/store.js';
-import {
-  codeOf,
-  EPOCH,
-  ferryOk,
-  json,
-  keyPairs,
-  tempDir,
-  trustRoots,
-  workspace,
-  type KeyFiles,
-  type Workspace,
-} from '../helpers.js';
+import { codeOf, tempDir } from '../helpers.js';
+import { plantDocument, rotationFixture } from './rotation-fixture.js';
 
 /**
  * Attacks on a repository's trust-root rotation by someone who can write its
@@ -29,59 +18,19 @@ import {
  */
 
 let dir: string;
-let ws: Workspace;
-let keys: Record<'alice' | 'ci-1' | 'ci-2', KeyFiles>;
 let root1: string;
 let root2: string;
-const bundles: Record<string, string> = {};
+let bundles: Record<string, string>;
 let old: Writer;
 let current: Writer;
 
-async function build(release: string, key: KeyFiles, out: string, ...extra: string[]) {
-  const built = await ferryOk(
-    [
-      'build', join(ws.product, `release-${release}.yaml`), '--out', join(dir, out),
-      '--key', key.key, ...(release === '1.0.0' ? ['--first-release'] : []), '--json', ...extra,
-    ],
-    { SOURCE_DATE_EPOCH: EPOCH },
-  ); // prettier-ignore
-  return json<{ bundle: string }>(built).bundle;
-}
-
-const writerOf = async (key: KeyFiles, actor = 'ci'): Promise<Writer> => ({
-  actor,
-  ci: null,
-  keys: [keySigner(await readPrivateKey(key.key))],
-});
-
 beforeAll(async () => {
-  dir = await tempDir('ferry-repo-redteam-');
-  ws = await workspace(dir);
-  keys = await keyPairs(dir, 'alice', 'ci-1', 'ci-2');
-  [root1, root2] = (await trustRoots(join(dir, 'chain'), [keys.alice], keys['ci-1'], [
-    ['--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub],
-  ])) as [string, string];
-  bundles['1.0.0'] = await build('1.0.0', keys['ci-1'], 'v1');
-  bundles['1.2.0'] = await build('1.2.0', keys['ci-2'], 'v2', '--trust-chain', join(dir, 'chain'));
-  old = await writerOf(keys['ci-1']);
-  current = await writerOf(keys['ci-2']);
+  ({ dir, root1, root2, bundles, old, current } = await rotationFixture('ferry-repo-redteam-'));
 }, 300_000);
 
 /** Puts `event` under its tag, signed by `writer`, as someone with the storage's keys would. */
-async function plant(store: Store, event: AuditEvent, writer: Writer): Promise<void> {
-  const blob = await sealDocument('event', event, writer.keys);
-  await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-  await store.putBlob(blob.bytes, blob.digest, blob.size);
-  const held = await store.readRef(TAGS.event(event.seq));
-  await store.replaceRef(
-    TAGS.event(event.seq),
-    documentManifest({
-      artifactType: DOC_TYPES.event.artifactType,
-      mediaType: DOC_TYPES.event.mediaType,
-      document: blob,
-    }),
-    held?.digest,
-  );
+function plant(store: Store, event: AuditEvent, writer: Writer): Promise<void> {
+  return plantDocument(store, 'event', TAGS.event(event.seq), event, writer.keys);
 }
 
 describe('a thief of a revoked key with write access to the storage', () => {
@@ -174,10 +123,7 @@ describe('a trust document replaced behind Ferry’s back', () => {
     const layer = (JSON.parse(held?.bytes.toString() ?? '{}') as { layers: Array<{ digest: string; size: number }> }).layers[0];
     const real = (await store.readBlob(layer?.digest ?? '', layer?.size ?? 0)).toString();
     const doc = JSON.parse(Buffer.from((JSON.parse(real) as { payload: string }).payload, 'base64').toString()) as Record<string, unknown>;
-    const blob = await sealDocument('trust', { ...doc, eras: [{ ...(doc.eras as object[])[0], seq: 99 }] }, old.keys);
-    await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-    await store.putBlob(blob.bytes, blob.digest, blob.size);
-    await store.replaceRef(TAGS.trust, documentManifest({ artifactType: DOC_TYPES.trust.artifactType, mediaType: DOC_TYPES.trust.mediaType, document: blob }), held?.digest);
+    await plantDocument(store, 'trust', TAGS.trust, { ...doc, eras: [{ ...(doc.eras as object[])[0], seq: 99 }] }, old.keys);
     // Nothing reads the repository any more, history --verify included: the hint says what to do.
     for (const command of [() => pull({ repo, version: '1.2.0', out: dir }), () => history({ repo, verify: true })]) {
       const refused = await command().catch((error: unknown) => error as FerryError);
@@ -210,10 +156,7 @@ describe('what the thief planted with the key before the rotation revoked it', (
     // The leaked ci-1 is still trusted: the thief stores a policy that needs no approval.
     const store = await DirectoryStore.open(repo, false);
     const lax = { formatVersion: 1, channels: { dev: {}, beta: {}, stable: {} }, edges: [['dev', 'beta'], ['beta', 'stable']] };
-    const blob = await sealDocument('policy', lax, old.keys);
-    await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-    await store.putBlob(blob.bytes, blob.digest, blob.size);
-    await store.replaceRef(TAGS.policy, documentManifest({ artifactType: DOC_TYPES.policy.artifactType, mediaType: DOC_TYPES.policy.mediaType, document: blob }), undefined);
+    await plantDocument(store, 'policy', TAGS.policy, lax, old.keys);
     // The key holders rotate ci-1 out; the policy still stands, pinned by digest.
     await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer: current });
     const result = await promote({ repo, version: '1.2.0', to: 'beta', writer: current }).catch((error: unknown) => error as FerryError);

@@ -2,9 +2,8 @@ import { join } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { keySigner, readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
-import { sealDocument, type ChannelDoc } from '../../repository/documents.js';
+import type { ChannelDoc } from '../../repository/documents.js';
 import {
   approve,
   channels,
@@ -14,21 +13,10 @@ import {
   pull,
   type Writer,
 } from '../../repository/model.js';
-import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { TAGS, type Store } from '../../repository/store.js';
-import {
-  codeOf,
-  EPOCH,
-  ferryOk,
-  json,
-  keyPairs,
-  tempDir,
-  trustRoots,
-  workspace,
-  type KeyFiles,
-  type Workspace,
-} from '../helpers.js';
+import { codeOf, tempDir, trustRoots, type KeyFiles } from '../helpers.js';
+import { plantDocument, readConfig, rotationFixture } from './rotation-fixture.js';
 
 /**
  * Second round of attacks on trust-root rotation: the config's chain (a
@@ -39,49 +27,24 @@ import {
  */
 
 let dir: string;
-let ws: Workspace;
-let keys: Record<'alice' | 'ci-1' | 'ci-2' | 'mallory', KeyFiles>;
 let root1: string;
 let root2: string;
 let evil2: string;
-const bundles: Record<string, string> = {};
+let bundles: Record<string, string>;
 let old: Writer;
 let current: Writer;
 let thief: Writer;
-
-async function build(release: string, key: KeyFiles, out: string, ...extra: string[]) {
-  const built = await ferryOk(
-    [
-      'build', join(ws.product, `release-${release}.yaml`), '--out', join(dir, out),
-      '--key', key.key, ...(release === '1.0.0' ? ['--first-release'] : []), '--json', ...extra,
-    ],
-    { SOURCE_DATE_EPOCH: EPOCH },
-  ); // prettier-ignore
-  return json<{ bundle: string }>(built).bundle;
-}
-
-const writerOf = async (key: KeyFiles, actor = 'ci'): Promise<Writer> => ({
-  actor,
-  ci: null,
-  keys: [keySigner(await readPrivateKey(key.key))],
-});
+let mallory: KeyFiles;
 
 beforeAll(async () => {
-  dir = await tempDir('ferry-repo-redteam2-');
-  ws = await workspace(dir);
-  keys = await keyPairs(dir, 'alice', 'ci-1', 'ci-2', 'mallory');
-  [root1, root2] = (await trustRoots(join(dir, 'chain'), [keys.alice], keys['ci-1'], [
-    ['--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub],
-  ])) as [string, string];
+  const made = await rotationFixture('ferry-repo-redteam2-', 'mallory');
+  ({ dir, root1, root2, bundles, old, current } = made);
+  const keys = made.keys as Record<'ci-2' | 'mallory', KeyFiles>;
   [, evil2] = (await trustRoots(join(dir, 'evil'), [keys.mallory], keys.mallory, [
     ['--add-targets-key', keys['ci-2'].pub],
   ])) as [string, string];
-  bundles['1.0.0'] = await build('1.0.0', keys['ci-1'], 'v1');
-  bundles['1.1.0'] = await build('1.1.0', keys['ci-1'], 'v1');
-  bundles['1.2.0'] = await build('1.2.0', keys['ci-2'], 'v2', '--trust-chain', join(dir, 'chain'));
-  old = await writerOf(keys['ci-1']);
-  current = await writerOf(keys['ci-2']);
-  thief = await writerOf(keys.mallory, 'mallory');
+  mallory = keys.mallory;
+  thief = await made.writerOf(mallory, 'mallory');
 }, 300_000);
 
 /** Made at root-1 with ci-1 (1.0.0 and 1.1.0 in dev), then rotated to root-2 by 1.2.0 into dev. */
@@ -95,48 +58,13 @@ async function rotated(): Promise<string> {
   return repo;
 } // prettier-ignore
 
-async function readConfig(store: Store): Promise<Record<string, unknown>> {
-  const held = await store.readRef(TAGS.config);
-  const layer = (
-    JSON.parse(held?.bytes.toString('utf8') ?? '{}') as {
-      layers: Array<{ digest: string; size: number }>;
-    }
-  ).layers[0];
-  return JSON.parse(
-    (await store.readBlob(layer?.digest ?? '', layer?.size ?? 0)).toString('utf8'),
-  ) as Record<string, unknown>;
-}
-
-async function writeConfig(store: Store, config: Record<string, unknown>): Promise<void> {
-  const held = await store.readRef(TAGS.config);
-  const blob = await sealDocument('config', config, []);
-  await store.putBlob(blob.bytes, blob.digest, blob.size);
-  await store.replaceRef(
-    TAGS.config,
-    documentManifest({
-      artifactType: 'application/vnd.ferry.repository.v1',
-      mediaType: 'application/vnd.ferry.repository.v1+json',
-      document: blob,
-    }),
-    held?.digest,
-  );
+function writeConfig(store: Store, config: Record<string, unknown>): Promise<void> {
+  return plantDocument(store, 'config', TAGS.config, config, []);
 }
 
 /** Puts a channel document signed by `writer` in the channel's place. */
-async function forgeChannel(store: Store, doc: ChannelDoc, writer: Writer) {
-  const held = await store.readRef(TAGS.channel(doc.channel));
-  const blob = await sealDocument('channel', doc, writer.keys);
-  await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-  await store.putBlob(blob.bytes, blob.digest, blob.size);
-  await store.replaceRef(
-    TAGS.channel(doc.channel),
-    documentManifest({
-      artifactType: 'application/vnd.ferry.channel.v1',
-      mediaType: 'application/vnd.ferry.channel.v1+json',
-      document: blob,
-    }),
-    held?.digest,
-  );
+function forgeChannel(store: Store, doc: ChannelDoc, writer: Writer): Promise<void> {
+  return plantDocument(store, 'channel', TAGS.channel(doc.channel), doc, writer.keys);
 }
 
 const b64 = async (file: string) => (await readFile(file)).toString('base64');
@@ -174,7 +102,7 @@ describe('the config chain (43b42d8): a thief with write access to the storage a
     const store: Store = await DirectoryStore.open(repo, false);
     try {
       const config = await readConfig(store);
-      const pem = await readFile(keys.mallory.pub, 'utf8');
+      const pem = await readFile(mallory.pub, 'utf8');
       await writeConfig(store, { ...config, keys: [pem] });
       await forgeChannel(
         store,

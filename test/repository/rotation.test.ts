@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keySigner, readPrivateKey } from '../../builder/signing.js';
 import type { FerryError } from '../../manifest-schema/errors.js';
-import { sealDocument, type ChannelDoc } from '../../repository/documents.js';
+import type { ChannelDoc } from '../../repository/documents.js';
 import {
   approve,
   channels,
@@ -12,22 +11,11 @@ import {
   pull,
   type Writer,
 } from '../../repository/model.js';
-import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { RegistryStore } from '../../repository/store-registry.js';
 import { TAGS, type Store } from '../../repository/store.js';
-import {
-  codeOf,
-  EPOCH,
-  ferryOk,
-  json,
-  keyPairs,
-  tempDir,
-  trustRoots,
-  workspace,
-  type KeyFiles,
-  type Workspace,
-} from '../helpers.js';
+import { codeOf, tempDir, trustRoots, type KeyFiles } from '../helpers.js';
+import { plantDocument, readConfig, rotationFixture } from './rotation-fixture.js';
 import { registryMissing, startRegistry, type Registry } from './oci/registry.js';
 
 /**
@@ -38,49 +26,21 @@ import { registryMissing, startRegistry, type Registry } from './oci/registry.js
  */
 
 let dir: string;
-let ws: Workspace;
-let keys: Record<'alice' | 'ci-1' | 'ci-2' | 'other', KeyFiles>;
 let root1: string;
 let root2: string;
 let foreign: string;
-const bundles: Record<string, string> = {};
+let bundles: Record<string, string>;
 let old: Writer;
 let current: Writer;
 let registry: Registry | undefined;
 
-async function build(release: string, key: KeyFiles, out: string, ...extra: string[]) {
-  const built = await ferryOk(
-    [
-      'build', join(ws.product, `release-${release}.yaml`), '--out', join(dir, out),
-      '--key', key.key, ...(release === '1.0.0' ? ['--first-release'] : []), '--json', ...extra,
-    ],
-    { SOURCE_DATE_EPOCH: EPOCH },
-  ); // prettier-ignore
-  return json<{ bundle: string }>(built).bundle;
-}
-
-const writerOf = async (key: KeyFiles, actor = 'ci'): Promise<Writer> => ({
-  actor,
-  ci: null,
-  keys: [keySigner(await readPrivateKey(key.key))],
-});
-
 beforeAll(async () => {
-  dir = await tempDir('ferry-repo-rotation-');
-  ws = await workspace(dir);
-  keys = await keyPairs(dir, 'alice', 'ci-1', 'ci-2', 'other');
-  [root1, root2] = (await trustRoots(join(dir, 'chain'), [keys.alice], keys['ci-1'], [
-    ['--revoke-targets-key', 'ci-1', '--add-targets-key', keys['ci-2'].pub],
-  ])) as [string, string];
+  const made = await rotationFixture('ferry-repo-rotation-', 'other');
+  ({ dir, root1, root2, old, current } = made);
+  const keys = made.keys as Record<'ci-1' | 'other', KeyFiles>;
   [foreign] = (await trustRoots(join(dir, 'foreign'), [keys.other], keys['ci-1'], [])) as [string];
-  bundles['1.0.0'] = await build('1.0.0', keys['ci-1'], 'v1');
-  bundles['1.1.0'] = await build('1.1.0', keys['ci-1'], 'v1');
-  // Built after the rotation: signed by ci-2, carrying root-1 and root-2.
-  bundles['1.2.0'] = await build('1.2.0', keys['ci-2'], 'v2', '--trust-chain', join(dir, 'chain'));
   // What a thief of ci-1 makes after it was revoked.
-  bundles.stolen = await build('1.3.0', keys['ci-1'], 'stolen');
-  old = await writerOf(keys['ci-1']);
-  current = await writerOf(keys['ci-2']);
+  bundles = { ...made.bundles, stolen: await made.build('1.3.0', keys['ci-1'], 'stolen') };
   if (!registryMissing) registry = await startRegistry();
 }, 300_000);
 
@@ -95,19 +55,8 @@ const backends = [
 ] as const;
 
 /** Puts a channel document signed by ci-1 (the dropped key) in the channel's place. */
-async function forgeChannel(store: Store, doc: ChannelDoc, held: string | undefined) {
-  const blob = await sealDocument('channel', doc, old.keys);
-  await store.putBlob(Buffer.from('{}'), EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size);
-  await store.putBlob(blob.bytes, blob.digest, blob.size);
-  await store.replaceRef(
-    TAGS.channel(doc.channel),
-    documentManifest({
-      artifactType: 'application/vnd.ferry.channel.v1',
-      mediaType: 'application/vnd.ferry.channel.v1+json',
-      document: blob,
-    }),
-    held,
-  );
+function forgeChannel(store: Store, doc: ChannelDoc): Promise<void> {
+  return plantDocument(store, 'channel', TAGS.channel(doc.channel), doc, old.keys);
 }
 
 function storeOf(repo: string): Promise<Store> {
@@ -198,7 +147,6 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
       const store = await storeOf(repo);
       try {
         await promote({ repo, version: '1.2.0', to: 'beta', approvedBy: 'qa', writer: current });
-        const held = await store.readRef(TAGS.channel('beta'));
         const out = await tempDir();
         const beta = await pull({ repo, channel: 'beta', out });
         // The thief of ci-1 moves beta back to 1.0.0 with a document of the next sequence.
@@ -213,7 +161,7 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
           auditSeq: 4,
           time: '2026-06-01T08:00:00.000Z',
         };
-        await forgeChannel(store, forged, held?.digest);
+        await forgeChannel(store, forged);
         expect(beta.version).toBe('1.2.0');
         expect(await codeOf(() => pull({ repo, channel: 'beta', out }))).toBe('E_REPO_INVALID');
         expect(await codeOf(() => channels({ repo }))).toBe('E_REPO_INVALID');
@@ -236,7 +184,6 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
       );
       const store = await storeOf(repo);
       try {
-        const held = await store.readRef(TAGS.channel('dev'));
         await store.deleteRef(TAGS.trust);
         await forgeChannel(
           store,
@@ -244,7 +191,6 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
             channel: 'dev', sequence: 10, version: '1.0.0', digest: first?.subject.digest ?? '',
             prev: null, auditHead: first?.digest ?? '', auditSeq: 2, time: '2026-06-01T08:00:00.000Z',
           },
-          held?.digest,
         ); // prettier-ignore
       } finally {
         store.close?.();
@@ -340,27 +286,9 @@ describe.each(backends)('a repository in a %s follows a trust-root rotation', (k
       // Without them, root-1 no longer finds its way to the repository's root.
       const store = await storeOf(repo);
       try {
-        const held = await store.readRef(TAGS.config);
-        const layer = (
-          JSON.parse(held?.bytes.toString('utf8') ?? '{}') as {
-            layers: Array<{ digest: string; size: number }>;
-          }
-        ).layers[0];
-        const config = JSON.parse(
-          (await store.readBlob(layer?.digest ?? '', layer?.size ?? 0)).toString('utf8'),
-        ) as Record<string, unknown>;
+        const config = await readConfig(store);
         expect(config.chain).toHaveLength(1);
-        const blob = await sealDocument('config', { ...config, chain: undefined }, []);
-        await store.putBlob(blob.bytes, blob.digest, blob.size);
-        await store.replaceRef(
-          TAGS.config,
-          documentManifest({
-            artifactType: 'application/vnd.ferry.repository.v1',
-            mediaType: 'application/vnd.ferry.repository.v1+json',
-            document: blob,
-          }),
-          held?.digest,
-        );
+        await plantDocument(store, 'config', TAGS.config, { ...config, chain: undefined }, []);
       } finally {
         store.close?.();
       }

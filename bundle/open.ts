@@ -16,6 +16,7 @@ import { isMediaFolder, mediaOf, PartsSource, type MediaOptions } from './media.
 import type { BundleReader, ReaderFormat, Skeleton } from './reader.js';
 import { openFileSource, type BundleSource } from './source.js';
 import { openTar } from './tar.js';
+import type { ChainWalk } from '../manifest-schema/chain.js';
 import { checkCarriedChain, walkCarriedChain } from './trust-chain.js';
 import { openZip } from './zip.js';
 
@@ -105,7 +106,7 @@ export interface OpenedBundle {
   /** The trust root the signature was checked against: the given one, walked along the bundle's chain. */
   root?: TrustedRoot;
   /** The roots that walk passed, past the given one, as the bundle carries them (a repository keeps them). */
-  walked?: Buffer[];
+  walked?: ChainWalk['accepted'];
 }
 
 /** What a bundle is checked against: a trust root, and the time (the later of the clock and the appliance's floor). */

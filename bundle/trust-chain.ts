@@ -10,6 +10,7 @@ import {
   walkRootChain,
   type ArtifactRef,
   type BundleMetadata,
+  type ChainWalk,
   type RootCandidate,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
@@ -35,7 +36,7 @@ export async function walkCarriedChain(
   payload: Buffer,
   trusted: TrustedRoot,
   now: Date,
-): Promise<{ root: TrustedRoot; carried: CarriedRoot[]; walked: Buffer[] }> {
+): Promise<{ root: TrustedRoot; carried: CarriedRoot[]; walked: ChainWalk['accepted'] }> {
   const listing = chainListing(payload, reader.file);
   // Nothing a reader could walk: the signature (or the metadata check after it) refuses the bundle,
   // or it needs no walk; either way the newest root, the trusted one, must not have expired.
@@ -76,7 +77,7 @@ export async function walkCarriedChain(
   }
   const walk = walkRootChain(trusted, candidates, now);
   if (walk.refusal) throw walk.refusal;
-  return { root: walk.root, carried, walked: candidates.map((candidate) => candidate.bytes) };
+  return { root: walk.root, carried, walked: walk.accepted };
 }
 
 /**

@@ -39,6 +39,8 @@ export interface ChainWalk {
   root: TrustedRoot;
   /** The versions walked, the trusted one first. */
   versions: number[];
+  /** The roots accepted past the trusted one, in order, with the bytes each was decoded from. */
+  accepted: Array<{ root: TrustedRoot; bytes: Buffer }>;
   /** Why the chain was refused; absent when it was accepted. */
   refusal?: FerryError;
 }
@@ -54,9 +56,11 @@ export function walkRootChain(
   now: Date,
 ): ChainWalk {
   const path: TrustedRoot[] = [trusted];
+  const accepted: ChainWalk['accepted'] = [];
   const result = (refusal?: FerryError): ChainWalk => ({
     root: withRevocations(path),
     versions: path.map((root) => root.version),
+    accepted,
     ...(refusal ? { refusal } : {}),
   });
   // A chain from version 1 holds the trusted version's predecessors too: more
@@ -81,6 +85,7 @@ export function walkRootChain(
     const refusal = stepRefusal(path.at(-1) ?? trusted, next);
     if (refusal) return result(refusal);
     path.push(root);
+    accepted.push({ root, bytes });
     newest = next;
   }
   const final = path.at(-1) ?? trusted;

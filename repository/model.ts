@@ -3,6 +3,7 @@ import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
+import type { ChainWalk } from '../manifest-schema/chain.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { FerryError, ioError, type ErrorCode } from '../manifest-schema/errors.js';
 import { decodeEnvelope, type Signer } from '../manifest-schema/envelope.js';
@@ -10,7 +11,6 @@ import { warmHashWorker } from '../manifest-schema/hashing.js';
 import { checkSpace } from '../manifest-schema/space.js';
 import {
   checkSignatures,
-  decodeRoot,
   parseTrustedRoot,
   readTrustedRoot,
   roleKeys,
@@ -912,7 +912,7 @@ interface Rotation {
   /** The newest root the bundle's chain walked to from the repository's. */
   root: TrustedRoot;
   /** The roots past the repository's, as the bundle carries them. */
-  walked: readonly Buffer[];
+  walked: ChainWalk['accepted'];
 }
 
 /**
@@ -944,7 +944,10 @@ async function takeRoot(
   const doc: TrustDoc = {
     formatVersion: 1,
     config: ctx.configDigest,
-    roots: [...(before?.roots ?? []), ...rotate.walked.map((bytes) => bytes.toString('base64'))],
+    roots: [
+      ...(before?.roots ?? []),
+      ...rotate.walked.map(({ bytes }) => bytes.toString('base64')),
+    ],
     eras: [...(before?.eras ?? []), { version: rotate.root.version, seq, prev: after.digest }],
     pinned: pinned.sort(),
   };
@@ -956,10 +959,7 @@ async function takeRoot(
     }),
   );
   const roots = new Map(followed.roots);
-  for (const bytes of rotate.walked) {
-    const root = decodeRoot(bytes, { file: ctx.store.name });
-    roots.set(root.version, root);
-  }
+  for (const { root } of rotate.walked) roots.set(root.version, root);
   const era: Era = {
     from: seq,
     version: rotate.root.version,
@@ -1076,7 +1076,7 @@ async function publishWith(
     ctx.config && opened.root.version > trust.version
       ? { root: opened.root, walked: opened.walked ?? [] }
       : undefined;
-  if (ctx.ahead) reaches(ctx, ctx.ahead, opened.root, opened.walked ?? []);
+  if (ctx.ahead) reaches(ctx, ctx.ahead, opened.walked ?? []);
   const { metadata } = opened;
   const metadataBytes = opened.reader.metadataBytes;
   const format = opened.reader.format;
@@ -1189,7 +1189,7 @@ async function publishWith(
           ...(repoKeys.length > 0 ? { keys: repoKeys } : {}),
           // So that the --trust root it was made with (older) still finds its way here.
           ...(opened.walked?.length
-            ? { chain: opened.walked.map((bytes) => bytes.toString('base64')) }
+            ? { chain: opened.walked.map(({ bytes }) => bytes.toString('base64')) }
             : {}),
         };
         // The config is stored once its event is signed: a signer that fails leaves no
@@ -1220,13 +1220,10 @@ async function publishWith(
 function reaches(
   ctx: Context,
   ahead: { root: TrustedRoot; file: string },
-  newest: TrustedRoot,
-  walked: readonly Buffer[],
+  walked: ChainWalk['accepted'],
 ): void {
-  const carried = walked
-    .map((bytes) => decodeRoot(bytes, { file: ctx.store.name }))
-    .find((root) => root.version === ahead.root.version);
-  if (carried && sameRoot(carried, ahead.root) && newest.version >= ahead.root.version) return;
+  const carried = walked.find(({ root }) => root.version === ahead.root.version)?.root;
+  if (carried && sameRoot(carried, ahead.root)) return;
   if (!ctx.followed) throw new Error('reaches: no repository');
   throw aheadOf(ctx.store.name, ctx.followed, ahead.root, ahead.file);
 }

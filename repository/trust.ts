@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { walkRootChain, type RootCandidate } from '../manifest-schema/chain.js';
 import { canonicalJson } from '../manifest-schema/canonical.js';
 import { FerryError } from '../manifest-schema/errors.js';
-import { decodeRoot, type TrustedRoot } from '../manifest-schema/trust.js';
+import type { TrustedRoot } from '../manifest-schema/trust.js';
 import { documentKeys, type RepoConfig, type TrustDoc } from './documents.js';
 
 /**
@@ -90,11 +90,7 @@ export function followTrust(
       where,
       `holds a chain that does not walk from the config's root: ${walk.refusal.message}`,
     );
-  for (const candidate of candidates) {
-    const root = decodeRoot(candidate.bytes, candidate);
-    if (root.version > configRoot.version && root.version <= walk.root.version)
-      roots.set(root.version, root);
-  }
+  for (const { root } of walk.accepted) roots.set(root.version, root);
   const eras = [first];
   for (const { version, seq, prev } of doc.eras) {
     const before = eras.at(-1) as Era;

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferry, tempDir } from '../helpers.js';
 import { cloneAppliance, initAppliance, install, sha256, status } from '../e2e/appliance.js';
-import { makeMedia, mediaBase, readIndex, type MediaBase } from './helpers.js';
+import { makeMedia, mediaBase, readIndex, runMedia, type MediaBase } from './helpers.js';
 
 // The volumes on real filesystems: FAT32 images made and filled with
 // Debian's dosfstools and mtools, ISO 9660 images made by `ferry media --iso`
@@ -149,18 +149,7 @@ describe('ISO 9660', () => {
     await mkdir(out);
     // An image left from an earlier run (another release's disc, say), named as volume 2's would be.
     await writeFile(join(out, 'vol2.iso'), 'an earlier image');
-    const result = await ferry([
-      'media',
-      base.bundle,
-      '--out',
-      out,
-      '--key',
-      base.ws.key,
-      '--volume-size',
-      '1100K',
-      '--iso',
-      '--no-installer',
-    ]);
+    const result = await runMedia(base, out, ['--volume-size', '1100K', '--iso', '--no-installer']);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toMatch(/E_EXISTS: .*vol2\.iso already exists/);
     expect(await readFile(join(out, 'vol2.iso'), 'utf8')).toBe('an earlier image');

@@ -2,7 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { PARTS_INDEX, type PartsIndex } from '../../manifest-schema/index.js';
-import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
+import {
+  buildAll,
+  ferry,
+  json,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
 import { initAppliance } from '../e2e/appliance.js';
 
 /** 1.0.0 (an install bundle of 3.1 MiB) cut at 1100 KiB: three volumes. */
@@ -37,19 +45,22 @@ export async function mediaFixture(): Promise<MediaFixture> {
   return { ...base, dir, media, empty };
 }
 
+/** `ferry media` of `base.bundle` into `out`, signed with its workspace key, and `args`: its run, whatever it ends in. */
+export function runMedia(
+  base: MediaBase,
+  out: string,
+  args: readonly string[],
+): Promise<RunResult> {
+  return ferry(['media', base.bundle, '--out', out, '--key', base.ws.key, ...args]);
+}
+
 /** `ferry media` through the CLI (of `base.bundle`, signed with its workspace key); returns its --json result. */
 export async function makeMedia(
   base: MediaBase,
   out: string,
   ...extra: string[]
 ): Promise<{ volumes: Array<{ folder: string; part: string; sha256: string; iso?: string }> }> {
-  const result = await ferry([
-    'media',
-    base.bundle,
-    '--out',
-    out,
-    '--key',
-    base.ws.key,
+  const result = await runMedia(base, out, [
     '--volume-size',
     VOLUME_SIZE,
     '--no-installer',

@@ -26,7 +26,7 @@ import {
 import { EPOCH, ferry, json, opensslSign, signerScript } from '../helpers.js';
 import { install, sha256, snapshot, status } from '../e2e/appliance.js';
 import { Terminal } from '../e2e/terminal.js';
-import { makeMedia, mediaFixture, readIndex, type MediaFixture } from './helpers.js';
+import { makeMedia, mediaFixture, readIndex, runMedia, type MediaFixture } from './helpers.js';
 
 let dir: string;
 let base: MediaFixture;
@@ -112,13 +112,7 @@ describe('ferry media', () => {
     const installer = join(dir, 'fake-installer');
     await writeFile(installer, '#!/bin/sh\necho ferry-installer\n');
     const out = join(dir, 'with-installer');
-    const result = await ferry([
-      'media',
-      base.bundle,
-      '--out',
-      out,
-      '--key',
-      base.ws.key,
+    const result = await runMedia(base, out, [
       '--volume-size',
       '1100K',
       '--installer',
@@ -136,13 +130,7 @@ describe('ferry media', () => {
     await expect(stat(join(out, 'vol2', 'ferry-installer'))).rejects.toThrow();
     expect((await readIndex(join(out, 'vol2'))).label).toBe('ACME_Q4');
 
-    const none = await ferry([
-      'media',
-      base.bundle,
-      '--out',
-      join(dir, 'no-installer'),
-      '--key',
-      base.ws.key,
+    const none = await runMedia(base, join(dir, 'no-installer'), [
       '--installer',
       join(dir, 'absent'),
     ]);
@@ -523,17 +511,7 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     }
     // A validly signed index of another cut of the same build is a wrong volume, and says so.
     const other = join(dir, 'other-cut');
-    await ferry([
-      'media',
-      base.bundle,
-      '--out',
-      other,
-      '--key',
-      base.ws.key,
-      '--volume-size',
-      '1000K',
-      '--no-installer',
-    ]);
+    await runMedia(base, other, ['--volume-size', '1000K', '--no-installer']);
     const swapped = await copy(media);
     await rm(join(swapped, 'vol2'), { recursive: true });
     await cp(join(other, 'vol2'), join(swapped, 'vol2'), { recursive: true });

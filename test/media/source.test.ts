@@ -5,9 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { PartsSource } from '../../bundle/media.js';
 import { collect } from '../../bundle/reader.js';
 import { withHashPool, type FerryError } from '../../manifest-schema/index.js';
-import { ferry, json, tempDir } from '../helpers.js';
+import { json, tempDir } from '../helpers.js';
 import { sha256 } from '../e2e/appliance.js';
-import { mediaBase, type MediaBase } from './helpers.js';
+import { mediaBase, runMedia, type MediaBase } from './helpers.js';
 
 let dir: string;
 let base: MediaBase;
@@ -20,13 +20,7 @@ beforeAll(async () => {
   base = await mediaBase(dir);
   bundle = await readFile(base.bundle);
   media = join(dir, 'media');
-  const made = await ferry([
-    'media',
-    base.bundle,
-    '--out',
-    media,
-    '--key',
-    base.ws.key,
+  const made = await runMedia(base, media, [
     '--volume-size',
     String(PART),
     '--no-installer',

@@ -1,5 +1,5 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import {
@@ -82,6 +82,7 @@ export async function trustInit(
     keys.push({ keyid, name, publicKey: pem });
   }
   const root: TrustRoot = { formatVersion: FORMAT_VERSION, threshold, keys };
+  await makeParent(out);
   await writeFileAtomic(out, `${JSON.stringify(root, null, 2)}\n`);
   return root;
 }
@@ -357,6 +358,16 @@ function sameKeyTwice(source: string): FerryError {
   return new FerryError('E_USAGE', `${source} is the same key as an earlier one`, {
     file: source,
     hint: 'pass each key once',
+  });
+}
+
+/**
+ * A new chain's folder (`--out trust/root-1.json`) is made as `keygen --out` makes its own:
+ * a missing folder would otherwise be reported as the root file that does not exist.
+ */
+export async function makeParent(file: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
+    throw ioError(error, dirname(file), 'create');
   });
 }
 

@@ -40,7 +40,13 @@ import {
   type TrustedKey,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
-import { readPublicKey, readSigners, refuseExisting, type SigningOptions } from './signing.js';
+import {
+  makeParent,
+  readPublicKey,
+  readSigners,
+  refuseExisting,
+  type SigningOptions,
+} from './signing.js';
 
 export interface NamedKey {
   key: KeyObject;
@@ -372,8 +378,10 @@ async function readRootBytes(file: string): Promise<Buffer> {
 }
 
 async function writeRoot(file: string, root: TrustedRoot, replace: boolean): Promise<void> {
-  if (!replace)
+  if (!replace) {
     await refuseExisting(file, 'a trust root is never overwritten: choose another --out');
+    await makeParent(file);
+  }
   await writeFileAtomic(file, rootFileText(root));
 }
 

@@ -255,6 +255,41 @@ describe('the key holders make and rotate trust roots through bin/ferry', () => 
     expect(shown).toMatchObject({ version: 1, format: 'first', expires: null });
   });
 
+  it('trust init and sign-next make the folder --out names, as keygen makes its own', async () => {
+    // The README's first step writes trust/root-1.json into a checkout that has no trust/ yet.
+    const v1 = join(dir, 'fresh', 'trust', 'root-1.json');
+    await ferryOk([
+      'trust',
+      'init',
+      '--root-key',
+      k('alice').pub,
+      '--targets-key',
+      k('ci-1').pub,
+      '--expires',
+      '2099-01-01',
+      '--sign-with',
+      k('alice').key,
+      '--out',
+      v1,
+    ]);
+    const v2 = join(dir, 'elsewhere', 'root-2.json');
+    await ferryOk([
+      'trust',
+      'sign-next',
+      '--previous',
+      v1,
+      '--expires',
+      '2099-01-01',
+      '--sign-with',
+      k('alice').key,
+      '--out',
+      v2,
+    ]);
+    const first = join(dir, 'fresh-first', 'trust.json');
+    await ferryOk(['trust', 'init', '--key', k('ci-1').pub, '--out', first]);
+    expect((await verifyChain(join(dir, 'fresh', 'trust'), v1)).code).toBe(0);
+  });
+
   it('refuses mixing the first format with TUF options, and a date it cannot read', async () => {
     const mixed = await ferry([
       'trust',

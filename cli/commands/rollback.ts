@@ -29,7 +29,7 @@ export const command: Command = {
       result.outcome === 'committed'
         ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
         : result.outcome === 'unchanged'
-          ? `UNCHANGED: the previous release has the same components`
+          ? `UNCHANGED: the previous record is the release installed, with the same components`
           : `FAILED: still at ${result.from ?? '(empty)'}; everything was switched forward again`,
       ...formatFailure(result.failure, result.log),
     ].join('\n');

@@ -457,7 +457,10 @@ function verdict(state: ConsoleState): Line {
           bold: true,
         }
       : rolledBack.outcome === 'unchanged'
-        ? { text: '= UNCHANGED: the previous release has the same components', bold: true }
+        ? {
+            text: '= UNCHANGED: the previous record is the release installed, with the same components',
+            bold: true,
+          }
         : {
             text: `✘ ROLLBACK FAILED: still at ${rolledBack.from ?? '(empty)'}; everything was switched forward again`,
             ...red,

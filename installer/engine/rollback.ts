@@ -50,7 +50,15 @@ export async function rollback(
     }
     const changing = await changes(paths.opt, state, previous);
     const base = { from: state.release, to: previous.release };
-    if (changing.length === 0) return { ...base, outcome: 'unchanged', transaction: null };
+    // With no component to switch, the record still goes back (a release that changed no
+    // component, or a partial one the active release completed), as install records one
+    // that changes none: only the very state recorded as previous is nothing to do.
+    const sameRecord =
+      previous.release === state.release &&
+      previous.verified === state.verified &&
+      JSON.stringify(previous.partial ?? null) === JSON.stringify(state.partial ?? null);
+    if (changing.length === 0 && sameRecord)
+      return { ...base, outcome: 'unchanged', transaction: null };
 
     const t = await Transaction.begin({
       appliance,

@@ -19,6 +19,7 @@ import {
   install,
   installOk,
   markers,
+  RECORDS,
   sha256,
   snapshot,
   status,
@@ -53,6 +54,24 @@ async function fresh(release: keyof typeof at): Promise<string> {
   const root = join(dir, `case-${counter++}`);
   await cloneAppliance(at[release] as string, root);
   return root;
+}
+
+let sameBuilt: Promise<{ same: Workspace; first: string; next: string }> | undefined;
+/** Releases 1.0.0 and 1.0.1 with the same components, built once for the tests that need them. */
+function sameComponents(): Promise<{ same: Workspace; first: string; next: string }> {
+  sameBuilt ??= (async () => {
+    // Its own workspace: the 1.0.1 record its build writes stays out of the others' history.
+    const same = await workspace(join(dir, 'same'));
+    const first = (await buildAll(same, join(dir, 'same-out'), 'tar', ['1.0.0']))['1.0.0'];
+    const spec = await readFile(join(same.product, 'release-1.0.0.yaml'), 'utf8');
+    await writeFile(
+      join(same.product, 'release-1.0.1.yaml'),
+      spec.replace("release: '1.0.0'", "release: '1.0.1'"),
+    );
+    const next = (await buildAll(same, join(dir, 'same-out'), 'tar', ['1.0.1']))['1.0.1'];
+    return { same, first: first as string, next: next as string };
+  })();
+  return sameBuilt;
 }
 
 describe('a fresh install', () => {
@@ -353,22 +372,14 @@ describe('controls', () => {
   });
 
   it('a release that changes no component is installed as that release: tested and recorded', async () => {
-    // Its own workspace: the 1.0.1 record its build writes stays out of the others' history.
-    const same = await workspace(join(dir, 'same'));
-    const first = (await buildAll(same, join(dir, 'same-out'), 'tar', ['1.0.0']))['1.0.0'];
-    const spec = await readFile(join(same.product, 'release-1.0.0.yaml'), 'utf8');
-    await writeFile(
-      join(same.product, 'release-1.0.1.yaml'),
-      spec.replace("release: '1.0.0'", "release: '1.0.1'"),
-    );
-    const next = (await buildAll(same, join(dir, 'same-out'), 'tar', ['1.0.1']))['1.0.1'];
+    const { same, first, next } = await sameComponents();
     const root = join(dir, 'same-appliance');
     await initAppliance(same, root);
-    await installOk(first as string, root);
+    await installOk(first, root);
     const verified = async () =>
       (await markers(root)).filter((marker) => marker === `verify ${root}`).length;
     const before = await verified();
-    const result = await ferry(['install', next as string, '--root', root, '--yes']);
+    const result = await ferry(['install', next, '--root', root, '--yes']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('COMMITTED: acme-appliance is at 1.0.1\n');
     expect(await status(root)).toMatchObject({
@@ -378,7 +389,7 @@ describe('controls', () => {
     });
     // The bundle's target-state check ran once more: the release was proved, not assumed.
     expect(await verified()).toBe(before + 1);
-    const again = await ferry(['install', next as string, '--root', root, '--yes']);
+    const again = await ferry(['install', next, '--root', root, '--yes']);
     expect(again.stdout).toContain('UNCHANGED: acme-appliance is already at 1.0.1; nothing to do');
   });
 
@@ -801,6 +812,43 @@ describe('ferry rollback', () => {
     expect(human.stdout).toContain('failed: api, rollback pass, restore.sh: exited with status 1');
     expect(human.stdout).toContain('api: rollback failed on request');
     expect(human.stdout).toMatch(/log: .*\/var\/lib\/ferry\/logs\/.*\.jsonl/);
+  });
+
+  it('from a release that changed no component: the previous release is recorded again, and forward', async () => {
+    const { same, first, next } = await sameComponents();
+    const root = join(dir, 'same-rollback');
+    await initAppliance(same, root);
+    await installOk(first, root);
+    await installOk(next, root);
+    const ignored = [...RECORDS, 'var/lib/ferry/state.json'];
+    const files = await snapshot(root, ignored);
+    const back = await ferry(['rollback', '--root', root, '--yes', '--reason', 'INC-9: notes']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain('ROLLED BACK to 1.0.0 (from 1.0.1)');
+    expect(await status(root)).toMatchObject({
+      release: '1.0.0',
+      verified: true,
+      // Rollback protection stays where the newest install put it.
+      highestRelease: '1.0.1',
+    });
+    // No component switched: nothing on the appliance but its records changed.
+    expect(await snapshot(root, ignored)).toEqual(files);
+    const history = (await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    expect(JSON.parse(history.at(-1) as string)).toMatchObject({
+      operation: 'rollback',
+      from: '1.0.1',
+      to: '1.0.0',
+      outcome: 'committed',
+      reason: 'INC-9: notes',
+    });
+    const shown = await ferry(['status', '--root', root]);
+    expect(shown.stdout).toContain('rollback 1.0.1 → 1.0.0: committed');
+    const forward = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(forward.code, forward.stderr).toBe(0);
+    expect(json(forward)).toMatchObject({ outcome: 'committed', from: '1.0.0', to: '1.0.1' });
+    expect(await status(root)).toMatchObject({ release: '1.0.1', verified: true });
   });
 
   it('a rollback of a first install says it goes back to an empty appliance', async () => {

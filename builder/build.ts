@@ -50,6 +50,8 @@ export interface BuildOptions extends CheckOptions, SigningOptions {
   forceZip64?: boolean;
   /** Bytes of payload and artifacts read so far, of the total. */
   onProgress?: (bytes: number, total: number) => void;
+  /** Build with an `expires` already past: only to reproduce an earlier bundle byte for byte. */
+  allowExpired?: boolean;
 }
 
 /** What a bundle of the spec would be: `ferry lint`'s result, and the start of `build`'s. */
@@ -175,6 +177,7 @@ async function checkReusedVersions(checked: Checked, specFile: string): Promise<
  * checks; read the keys; write and sign the bundle; add its record to the history.
  */
 export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
+  if (options.expires && !options.allowExpired) refusePastExpiry(options.expires);
   const format = options.format ?? 'tar';
   const {
     result,
@@ -268,6 +271,22 @@ async function chainToCarry(
     file,
     ref: { path: trustRootEntry(version), size: bytes.length, sha256: PLACEHOLDER },
   }));
+}
+
+/**
+ * Every installer refuses a bundle whose expiry has passed, so building one is
+ * almost always a typo in the year; checked before anything is read or written.
+ */
+function refusePastExpiry(expires: Date): void {
+  const now = new Date();
+  if (expires.getTime() > now.getTime()) return;
+  throw new FerryError(
+    'E_USAGE',
+    `--expires ${tufTime(expires)} is already past (it is now ${tufTime(now)}): every appliance would refuse the bundle as expired`,
+    {
+      hint: 'give a later date; to reproduce an earlier bundle byte for byte, expiry included, add --allow-expired',
+    },
+  );
 }
 
 function creationTime(sourceDateEpoch: string | undefined): string {

@@ -19,7 +19,7 @@ const BUNDLE_FORMATS: readonly BundleFormat[] = ['tar', 'tar.gz', 'zip'];
 
 export const command: Command = {
   usage:
-    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND... [--signer-key PUB...]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--trust-chain DIR] [--expires DATE] [--installer FILE] [--dry-run]',
+    'ferry build SPEC --out DIR (--key KEY... | --signer COMMAND... [--signer-key PUB...]) [--format tar|tar.gz|zip] [--kind update|install] [--first-release] [--trust-chain DIR] [--expires DATE [--allow-expired]] [--installer FILE] [--dry-run]',
   summary: 'build and sign a bundle from a release spec, and write its release record',
   options: {
     out: { type: 'string', arg: 'DIR', help: 'the folder the bundle is written to' },
@@ -31,7 +31,15 @@ export const command: Command = {
       arg: 'DIR',
       help: 'a folder of trust roots root-N.json to carry, so appliances rotate to the newest',
     },
-    expires: { type: 'string', arg: 'DATE', help: 'when appliances stop accepting the bundle' },
+    expires: {
+      type: 'string',
+      arg: 'DATE',
+      help: 'when appliances stop accepting the bundle (a date already past is refused)',
+    },
+    'allow-expired': {
+      type: 'boolean',
+      help: 'accept an --expires already past, to reproduce an earlier bundle byte for byte',
+    },
     'dry-run': {
       type: 'boolean',
       help: 'check everything, as `ferry lint` does: no key needed, nothing written',
@@ -57,6 +65,7 @@ export const command: Command = {
       format,
       ...(trustChain !== undefined ? { trustChain } : {}),
       ...(expires !== undefined ? { expires: date(expires, 'expires') } : {}),
+      allowExpired: flag(values, 'allow-expired'),
     });
     progress.done();
     return { json: result, human: formatBuild(result) };

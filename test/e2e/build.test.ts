@@ -463,6 +463,25 @@ describe('build refusals (exit 2, naming the problem)', () => {
     return (await refusal(file, code, first)).stderr;
   }
 
+  it('an --expires already past, before reading the spec or writing anything', async () => {
+    const product = await copyFixture(join(dir, 'refuse-expired'));
+    const spec = join(product, 'release-1.0.0.yaml');
+    const out = join(dir, 'refused-expired');
+    const args = ['build', spec, '--out', out, '--key', ws.key, '--first-release'];
+    const result = await ferry([...args, '--expires', '2001-01-01', '--json']);
+    expect(result.code, result.stderr).toBe(2);
+    const { error } = json<{ error: { code: string; message: string; hint: string } }>(result);
+    expect(error.code).toBe('E_USAGE');
+    expect(error.message).toContain('--expires 2001-01-01T00:00:00Z');
+    expect(error.message).toContain('already past');
+    expect(error.hint).toContain('--allow-expired');
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(join(product, 'history'))).toBe(false);
+    // Reproducing a bundle whose expiry has passed since it was made is the one reason to.
+    const reproduced = await ferry([...args, '--expires', '2001-01-01', '--allow-expired']);
+    expect(reproduced.code, reproduced.stderr).toBe(0);
+  });
+
   it('a release not newer than its history', async () => {
     const product = await copyFixture(join(dir, 'refuse-older'));
     for (const release of ['1.0.0', '1.1.0']) {

@@ -153,7 +153,7 @@ describe('--json output', () => {
     const built = await ferry(
       [
         'build', join(ws.product, 'release-1.1.0.yaml'), '--out', join(ws.dir, 'expired'),
-        '--key', ws.key, '--expires', '2001-01-01T00:00:00Z', '--json',
+        '--key', ws.key, '--expires', '2001-01-01T00:00:00Z', '--allow-expired', '--json',
       ],
       { env: { SOURCE_DATE_EPOCH: EPOCH } },
     ); // prettier-ignore

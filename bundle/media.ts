@@ -183,6 +183,9 @@ const NOT_A_FILE: Record<string, string> = {
   ENOTREG: 'not a regular file',
 };
 
+/** The codes a read gives once a part's volume is gone: its file or mount vanished, or its device. */
+const GONE = new Set(['ENOENT', 'ENOTDIR', 'ENODEV', 'ENXIO', 'EIO', 'ESTALE']);
+
 /** A bundle spread over the parts of one or more volumes. */
 export class PartsSource implements BundleSource {
   readonly name: string;
@@ -305,11 +308,38 @@ export class PartsSource implements BundleSource {
     );
   }
 
-  /** A part found as a file that is something else when read: changed on its volume, like a part of the wrong size. */
+  /**
+   * A part that fails while it is read: something else now (changed on its
+   * volume, like a part of the wrong size), or gone with its volume.
+   */
   private readError(part: Part, file: string, error: unknown): FerryError {
     const code = (error as { code?: string } | null)?.code ?? '';
     const what = NOT_A_FILE[code];
-    return what ? this.mismatch(part, file, `is now ${what}`, error) : ioError(error, file, 'read');
+    if (what) return this.mismatch(part, file, `is now ${what}`, error);
+    if (GONE.has(code)) return this.gone(part, file, code, error);
+    return ioError(error, file, 'read');
+  }
+
+  /**
+   * A part found when the volumes were opened that cannot be read any more:
+   * the stick was pulled or the disc ejected (a vanished file or mount, or
+   * EIO from a device that went away). Nothing is changed by a read, so the
+   * operator only has to put it back; E_NOT_FOUND's "check the path" or
+   * E_IO's "run ferry recover" would send them the wrong way.
+   */
+  private gone(part: Part, file: string, code: string, cause: unknown): FerryError {
+    const label = volumeLabel(this.index, part.volume);
+    return new FerryError(
+      'E_PART_MISSING',
+      `${file}: part ${part.number} of ${this.parts.length} (${part.name}) on volume ${part.volume} (${label}) cannot be read any more (${code}): the volume was removed or failed while the bundle was read`,
+      {
+        file,
+        entry: part.name,
+        volume: part.volume,
+        hint: `put volume ${part.volume} (${label}) back where it was and run the same command again: nothing was changed; if it fails again, the volume is damaged: make it again with \`ferry media\``,
+        cause,
+      },
+    );
   }
 
   private mismatch(part: Part, file: string, why: string, cause?: unknown): FerryError {
@@ -415,7 +445,7 @@ export class PartsSource implements BundleSource {
     try {
       ({ bytesRead: n } = await handle.read(buffer, at, want, within));
     } catch (error) {
-      throw ioError(error, part.path ?? part.name, 'read');
+      throw this.readError(part, part.path ?? part.name, error);
     }
     if (n === 0) throw this.mismatch(part, part.path ?? part.name, `ends at byte ${within}`);
     this.count += n;

@@ -271,7 +271,8 @@ export const ERROR_CODES = {
   },
   E_PART_MISSING: {
     exit: 1,
-    summary: 'a bundle part is on a volume that is not attached (or not under the folder given)',
+    summary:
+      'a bundle part is on a volume that is not attached (or not under the folder given), or its volume went away while it was read',
   },
   E_WRONG_VOLUME: {
     exit: 1,

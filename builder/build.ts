@@ -277,7 +277,7 @@ async function chainToCarry(
  * Every installer refuses a bundle whose expiry has passed, so building one is
  * almost always a typo in the year; checked before anything is read or written.
  */
-function refusePastExpiry(expires: Date): void {
+export function refusePastExpiry(expires: Date): void {
   const now = new Date();
   if (expires.getTime() > now.getTime()) return;
   throw new FerryError(

@@ -48,14 +48,17 @@ export const command: Command = {
   },
   async run(args) {
     const { values } = args;
-    const { buildBundle, lintSpec } = await import('../../builder/build.js');
+    const { buildBundle, lintSpec, refusePastExpiry } = await import('../../builder/build.js');
+    const expires = optional(values, 'expires');
+    const allowExpired = flag(values, 'allow-expired');
     if (flag(values, 'dry-run')) {
+      // A dry run that passes must not hide what refuses the build itself.
+      if (expires !== undefined && !allowExpired) refusePastExpiry(date(expires, 'expires'));
       const result = await lintSpec(checkInput(args));
       return { json: result, human: formatLint(result) };
     }
     const format = choice(optional(values, 'format') ?? 'tar', BUNDLE_FORMATS, 'format');
     const trustChain = optional(values, 'trust-chain');
-    const expires = optional(values, 'expires');
     const progress = meterOf('build: read');
     const result = await buildBundle({
       ...checkInput(args),
@@ -65,7 +68,7 @@ export const command: Command = {
       format,
       ...(trustChain !== undefined ? { trustChain } : {}),
       ...(expires !== undefined ? { expires: date(expires, 'expires') } : {}),
-      allowExpired: flag(values, 'allow-expired'),
+      allowExpired,
     });
     progress.done();
     return { json: result, human: formatBuild(result) };

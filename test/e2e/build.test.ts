@@ -477,6 +477,10 @@ describe('build refusals (exit 2, naming the problem)', () => {
     expect(error.hint).toContain('--allow-expired');
     expect(existsSync(out)).toBe(false);
     expect(existsSync(join(product, 'history'))).toBe(false);
+    // A dry run says what the build would.
+    const dry = await ferry([...args, '--expires', '2001-01-01', '--dry-run']);
+    expect(dry.code, dry.stdout).toBe(2);
+    expect(dry.stderr).toContain('E_USAGE: --expires 2001-01-01T00:00:00Z is already past');
     // Reproducing a bundle whose expiry has passed since it was made is the one reason to.
     const reproduced = await ferry([...args, '--expires', '2001-01-01', '--allow-expired']);
     expect(reproduced.code, reproduced.stderr).toBe(0);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -270,13 +270,7 @@ describe('failures leave the appliance exactly as it was', () => {
     expect(last.outcome).toBe('rolled-back');
     expect(last.failure.status).toContain('timed out after 2 s');
     expect(await snapshot(root)).toEqual(before);
-    const leftovers = await new Promise<string>((resolve) => {
-      const ps = spawn('pgrep', ['-f', 'sleep 3600']);
-      let out = '';
-      ps.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      ps.on('close', () => resolve(out.trim()));
-    });
-    expect(leftovers).toBe('');
+    expect(await hangingUnder(root)).toEqual([]);
   });
 
   it('a tampered payload byte: exit 3, nothing changed', async () => {
@@ -973,3 +967,25 @@ describe('state and payloads on another partition, reached by symlinks', () => {
     expect((await lstat(join(data, 'ferry-payloads/web/1.0.1'))).isDirectory()).toBe(true);
   });
 });
+
+/**
+ * The fixture scripts' `sleep 3600` still running for this appliance: other
+ * test files hang scripts of their own at the same time, so a sleep counts
+ * only when its environment names this appliance's root.
+ */
+async function hangingUnder(root: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const [cmdline, environ] = await Promise.all([
+      readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
+      readFile(`/proc/${pid}/environ`, 'utf8').catch(() => ''),
+    ]);
+    if (
+      cmdline === 'sleep\u00003600\u0000' &&
+      environ.split('\u0000').includes(`FERRY_ROOT=${root}`)
+    )
+      found.push(pid);
+  }
+  return found;
+}

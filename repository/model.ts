@@ -405,6 +405,8 @@ async function putDoc(
     attachments?: Descriptor[];
     /** The document as already sealed for its digest: a signer is asked once per document. */
     sealed?: DocumentBlob;
+    /** See Store.createRef. */
+    beforePut?: () => Promise<unknown>;
   } = {},
 ): Promise<DocumentBlob> {
   const blob = options.sealed ?? (await sealDocument(kind, value, keys));
@@ -420,7 +422,7 @@ async function putDoc(
     ...(options.attachments ? { attachments: options.attachments } : {}),
   });
   if (options.replace) await store.replaceRef(tag, manifest, options.replace.expected);
-  else await store.createRef(tag, manifest);
+  else await store.createRef(tag, manifest, options.beforePut);
   return blob;
 }
 
@@ -767,7 +769,10 @@ async function eventsAfter(ctx: Context, from: number, to: number): Promise<stri
   return named.join(', ');
 }
 
-/** Extends the audit chain by one event; `beforeStored` runs once it is signed, before it is stored. */
+/**
+ * Extends the audit chain by one event; `beforeStored` runs once it is signed, just
+ * before it is stored, when no other writer can store that event any more.
+ */
 type Append = (
   op: EventOp,
   subject: AuditEvent['subject'],
@@ -828,7 +833,11 @@ async function commit(
       );
     }
     const now = writer.now ?? (() => new Date());
-    /** `beforeStored` runs once the event is signed: what it writes is not written if the signer fails. */
+    /**
+     * `beforeStored` runs once the event is signed (what it writes is not written if the
+     * signer fails) and this writer alone may store it: of two writers that read the same
+     * head, only the one whose event lands writes it.
+     */
     const append = async (
       op: EventOp,
       subject: AuditEvent['subject'],
@@ -847,9 +856,9 @@ async function commit(
         evidence,
       };
       const sealed = await sealDocument('event', event, writer.keys);
-      await beforeStored?.();
       const blob = await putDoc(ctx.store, 'event', event, writer.keys, TAGS.event(seq), {
         sealed,
+        ...(beforeStored ? { beforePut: beforeStored } : {}),
       });
       head = { seq, digest: blob.digest };
       return head;
@@ -919,7 +928,11 @@ interface Rotation {
  * Takes a newer trust root: the trust document (the roots, from which event
  * on the new one counts, and the channel and policy documents that stand,
  * pinned) is stored once its event is signed, then the event: a writer
- * stopped in between leaves a trust document the next write completes.
+ * stopped in between leaves a trust document the next write completes. On a
+ * registry, only after the event was claimed: two writers taking the root at
+ * once with different keys would otherwise each store their own document,
+ * and the one left under the tag need not be the one the event records,
+ * which history --verify refuses for good.
  */
 async function takeRoot(
   ctx: Context,

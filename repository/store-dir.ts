@@ -277,8 +277,13 @@ export class DirectoryStore implements Store {
     };
   }
 
-  async createRef(tag: string, manifest: BuiltManifest): Promise<void> {
+  async createRef(
+    tag: string,
+    manifest: BuiltManifest,
+    beforePut?: () => Promise<unknown>,
+  ): Promise<void> {
     await this.#ensure();
+    await beforePut?.();
     await this.storeManifest(manifest);
     const path = this.refPath(tag);
     await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {

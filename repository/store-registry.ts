@@ -113,7 +113,11 @@ export class RegistryStore implements Store {
     }
   }
 
-  async createRef(tag: string, manifest: BuiltManifest): Promise<void> {
+  async createRef(
+    tag: string,
+    manifest: BuiltManifest,
+    beforePut?: () => Promise<unknown>,
+  ): Promise<void> {
     const held = await this.client.manifestDescriptor(tag);
     if (held) {
       if (held.digest === manifest.digest) return;
@@ -121,6 +125,14 @@ export class RegistryStore implements Store {
     }
     // Only audit events need a claim: every other write comes after its event was claimed.
     if (EVENT_TAG.test(tag)) await this.claim(tag, manifest);
+    try {
+      await beforePut?.();
+    } catch (error) {
+      // A claim left behind would hold the next writer off until it went stale.
+      if (EVENT_TAG.test(tag))
+        await this.client.deleteManifest(manifest.digest).catch(() => undefined);
+      throw error;
+    }
     await this.client.putManifest(tag, manifest.bytes, manifest.mediaType);
     const now = await this.client.manifestDescriptor(tag);
     if (now?.digest !== manifest.digest)

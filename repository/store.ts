@@ -53,8 +53,15 @@ export interface Store {
   /**
    * Points a new tag at a manifest (its blobs stored first). The tag must not
    * exist: a tag already at the same digest is fine (a rerun); at another, E_REPO_CONFLICT.
+   * `beforePut` runs just before the tag is made, once no other writer can make it
+   * (under the directory's lock, or past the registry's claim on an audit event): what
+   * it writes is written by the one writer whose tag lands.
    */
-  createRef(tag: string, manifest: BuiltManifest): Promise<void>;
+  createRef(
+    tag: string,
+    manifest: BuiltManifest,
+    beforePut?: () => Promise<unknown>,
+  ): Promise<void>;
   /** Moves a tag from `expected` (undefined: absent) to a manifest; E_REPO_CONFLICT when it moved meanwhile. */
   replaceRef(tag: string, manifest: BuiltManifest, expected: string | undefined): Promise<void>;
   listRefs(): Promise<string[]>;

@@ -49,7 +49,7 @@ import { digestFile } from './oci/client.js';
 import { judgePromotion, type Excuse } from './policy.js';
 import {
   acceptChannelDocument,
-  refuseRootSetBack,
+  acceptRepositoryRoot,
   pulledFrom,
   type PulledStanding,
   type RepositoryIdentity,
@@ -1355,12 +1355,17 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
   }
   if (version === undefined)
     throw new FerryError('E_USAGE', 'pull needs --channel C or --version V', {});
-  // A pull by version keeps no record, but a dropped key signs bundles as well as channel
-  // documents: a repository whose root went below the one recorded is refused here too.
+  // A dropped key signs bundles as well as channel documents: a repository whose root
+  // went below the one recorded is refused by version too, and the root it follows is
+  // recorded, so that a machine that only ever pulls by version is not set back unnoticed.
   if (options.channel === undefined && options.stateDir !== undefined)
-    await refuseRootSetBack(
+    await acceptRepositoryRoot(
       options.stateDir,
-      { name: ctx.store.name, root: trust.version },
+      {
+        name: ctx.store.name,
+        root: trust.version,
+        created: async () => (await identity(ctx)).created,
+      },
       version,
     );
   const found = await needVersion(ctx, version);

@@ -103,6 +103,38 @@ function isSeen(value: unknown): value is ChannelSeen {
 }
 
 /**
+ * The folder of a repository's records, made if need be, and its lock: records are
+ * read, judged and written by one pull at a time, since two pulls that read the
+ * repository at different moments would otherwise each write, the lower one last,
+ * and the record would go down.
+ */
+async function lockedRecords(
+  stateDir: string,
+  repo: Named,
+): Promise<{ folder: string; unlock: () => Promise<void> }> {
+  const folder = recordFolder(stateDir, repo);
+  // Folders pull makes itself: a link in their place (to a folder elsewhere) would have
+  // it read and write records outside the state folder. The state folder itself may be a link.
+  for (const own of [join(stateDir, 'pulled'), folder])
+    await ownFolder(own, repo).catch((error: unknown) => {
+      throw unusable(error, stateDir);
+    });
+  await mkdir(folder, { recursive: true }).catch((error: unknown) => {
+    throw unusable(ioError(error, folder, 'create'), stateDir);
+  });
+  const unlock = await lockRecords(folder).catch((error: unknown) => {
+    // A folder this pull may not write to (a read-only state folder): it reads and
+    // judges unlocked, as before there was a lock, so that a channel set back is still
+    // said as such; a record it has to write fails to be written, as before.
+    if (['EROFS', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? ''))
+      return () => Promise.resolve();
+    if (error instanceof FerryError) throw error;
+    throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir);
+  });
+  return { folder, unlock };
+}
+
+/**
  * Refuses a channel document older than, or other than, the one this machine
  * pulled before, or any document of another repository in the place of one
  * pulled from; records it otherwise. Called once its signature holds, before
@@ -115,30 +147,9 @@ export async function acceptChannelDocument(
   channel: string,
   doc: ChannelSeen,
 ): Promise<void> {
-  const folder = recordFolder(stateDir, repo);
+  const { folder, unlock } = await lockedRecords(stateDir, repo);
   const identityFile = join(folder, '_repository.json');
   const file = join(folder, `${channel}.json`);
-  // Folders pull makes itself: a link in their place (to a folder elsewhere) would have
-  // it read and write records outside the state folder. The state folder itself may be a link.
-  for (const own of [join(stateDir, 'pulled'), folder])
-    await ownFolder(own, repo).catch((error: unknown) => {
-      throw unusable(error, stateDir);
-    });
-  await mkdir(folder, { recursive: true }).catch((error: unknown) => {
-    throw unusable(ioError(error, folder, 'create'), stateDir);
-  });
-  // Read, judged and written by one pull at a time: two pulls of a channel that
-  // moved between their reads would otherwise each write, the lower one last,
-  // and the record would go down.
-  const unlock = await lockRecords(folder).catch((error: unknown) => {
-    // A folder this pull may not write to (a read-only state folder): it reads and
-    // judges unlocked, as before there was a lock, so that a channel set back is still
-    // said as such; a record it has to write fails to be written, as before.
-    if (['EROFS', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? ''))
-      return () => Promise.resolve();
-    if (error instanceof FerryError) throw error;
-    throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir);
-  });
   try {
     const [known, before] = await Promise.all([readRecord(identityFile), readRecord(file)]).catch(
       (error: unknown) => {
@@ -219,29 +230,41 @@ function rootSetBack(
 }
 
 /**
- * For a pull by version, which keeps no record: refuses a repository whose trust root
- * went below the one this machine recorded of it (a dropped key signs its bundles
- * again). The root, not the first event: a thief of a dropped key could make the
- * repository anew under the old root as well as remove its trust document.
+ * For a pull by version, which keeps no channel record: refuses a repository whose
+ * trust root went below the one this machine recorded of it (a dropped key signs its
+ * bundles again), and records a higher one, as a pull by channel does: the repository's
+ * trust document walked there from its config's root, whatever the bundle turns out to
+ * be. The root, not the first event, is judged: a thief of a dropped key could make the
+ * repository anew under the old root as well as remove its trust document. But a record
+ * of another first event is another repository's, pulled from by channel, and is left as
+ * it is. `created` is asked only when a record is to be written.
  */
-export async function refuseRootSetBack(
+export async function acceptRepositoryRoot(
   stateDir: string,
-  repo: Named & { root: number },
+  repo: Named & { root: number; created: () => Promise<string> },
   version: string,
 ): Promise<void> {
-  const folder = recordFolder(stateDir, repo);
+  const { folder, unlock } = await lockedRecords(stateDir, repo);
   const identityFile = join(folder, '_repository.json');
-  const known = await (async () => {
-    for (const own of [join(stateDir, 'pulled'), folder])
-      if (!(await ownFolder(own, repo))) return undefined;
-    return readRecord(identityFile);
-  })().catch((error: unknown) => {
-    throw unusable(error, stateDir);
-  });
-  if (known === undefined) return;
-  recordedCreation(known, identityFile, repo);
-  const seenRoot = recordedRoot(known, identityFile, repo);
-  if (repo.root < seenRoot) throw rootSetBack(repo, repo.root, seenRoot, version, identityFile);
+  try {
+    const known = await readRecord(identityFile).catch((error: unknown) => {
+      throw unusable(error, stateDir);
+    });
+    const recorded = known === undefined ? undefined : recordedCreation(known, identityFile, repo);
+    const seenRoot = known === undefined ? 0 : recordedRoot(known, identityFile, repo);
+    if (repo.root < seenRoot) throw rootSetBack(repo, repo.root, seenRoot, version, identityFile);
+    if (known !== undefined && repo.root === seenRoot) return;
+    const created = await repo.created();
+    if (recorded !== undefined && recorded !== created) return;
+    await writeFileAtomic(
+      identityFile,
+      `${JSON.stringify({ name: repo.name, created, ...(repo.root > 0 ? { root: repo.root } : {}) })}\n`,
+    ).catch((error: unknown) => {
+      throw unusable(error, stateDir);
+    });
+  } finally {
+    await unlock();
+  }
 }
 
 /** The lock of a repository's records: a file made with O_EXCL, for the few milliseconds a pull reads and writes them. */

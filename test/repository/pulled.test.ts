@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, rmdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FerryError } from '../../manifest-schema/errors.js';
 import {
   acceptChannelDocument,
+  acceptRepositoryRoot,
   pulledFrom,
   type ChannelSeen,
   type RepositoryIdentity,
@@ -198,6 +199,59 @@ describe('a channel named like the record of the repository', () => {
     expect(await outcome(state, { ...repo, created: 'sha256:new-event-1' }, 'dev', doc(2))).toMatch(
       /^E_CHANNEL_SET_BACK: \/srv\/bundles is not the repository/,
     );
+  });
+});
+
+describe('the root a pull by version records', () => {
+  const identityFile = (state: string) =>
+    join(
+      state,
+      'pulled',
+      createHash('sha256').update(repo.name).digest('hex').slice(0, 32),
+      '_repository.json',
+    );
+  const byVersion = (state: string, root: number, created = repo.created) => {
+    let asked = 0;
+    return acceptRepositoryRoot(
+      state,
+      {
+        name: repo.name,
+        root,
+        created: () => {
+          asked++;
+          return Promise.resolve(created);
+        },
+      },
+      '1.0.0',
+    ).then(
+      () => asked,
+      (error: FerryError) => `${error.code}: ${error.message}`,
+    );
+  };
+  const recorded = async (state: string) =>
+    JSON.parse(await readFile(identityFile(state), 'utf8')) as unknown;
+
+  it('is raised, never lowered, and the first event is read only to write it', async () => {
+    const state = await tempDir('ferry-pulled-');
+    expect(await byVersion(state, 1)).toBe(1);
+    expect(await recorded(state)).toEqual({ ...repo, root: 1 });
+    expect(await byVersion(state, 1)).toBe(0);
+    expect(await byVersion(state, 2)).toBe(1);
+    expect(await recorded(state)).toEqual({ ...repo, root: 2 });
+    expect(await byVersion(state, 1)).toMatch(
+      /^E_CHANNEL_SET_BACK: \/srv\/bundles follows trust root version 1, but it followed version 2/,
+    );
+    // A channel pull of the repository at root 1 is refused by the same record.
+    expect(await outcome(state, { ...repo, root: 1 }, 'dev', doc(1))).toMatch(
+      /^E_CHANNEL_SET_BACK: .* trust root version 1/,
+    );
+  });
+
+  it("leaves another repository's record as it is", async () => {
+    const state = await tempDir('ferry-pulled-');
+    await acceptChannelDocument(state, { ...repo, root: 1 }, 'dev', doc(1));
+    expect(await byVersion(state, 2, 'sha256:new-event-1')).toBe(1);
+    expect(await recorded(state)).toEqual({ ...repo, root: 1 });
   });
 });
 

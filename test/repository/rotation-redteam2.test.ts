@@ -178,6 +178,28 @@ describe('the root a machine records (727fe94)', () => {
     expect((refused as FerryError).message).toContain('follows trust root version 1');
   });
 
+  it('a machine that only pulls by --version records the root too, and refuses the repository set back', async () => {
+    const repo = join(await tempDir('ferry-rt2-'), 'repo');
+    await publish({ repo, bundle: bundles['1.0.0'] as string, trust: root1, channel: 'dev', writer: old });
+    await publish({ repo, bundle: bundles['1.1.0'] as string, channel: 'dev', writer: old });
+    const stateDir = await tempDir();
+    const file = join(stateDir, 'pulled', createHash('sha256').update(repo).digest('hex').slice(0, 32), '_repository.json');
+    const recorded = async () => (JSON.parse(await readFile(file, 'utf8')) as { root?: number }).root;
+    expect((await pull({ repo, version: '1.0.0', out: await tempDir(), stateDir })).version).toBe('1.0.0');
+    expect(await recorded()).toBe(1);
+    await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer: current });
+    expect((await pull({ repo, version: '1.2.0', out: await tempDir(), stateDir })).version).toBe('1.2.0');
+    expect(await recorded()).toBe(2);
+    await setBack(repo);
+    // The bundle ci-1 signed, which root-2 dropped: handed out again by the repository set back.
+    const refused = await pull({ repo, version: '1.1.0', out: await tempDir(), stateDir }).catch(
+      (error: unknown) => error,
+    );
+    expect((refused as FerryError).code).toBe('E_CHANNEL_SET_BACK');
+    expect((refused as FerryError).message).toContain('follows trust root version 1, but it followed version 2');
+    expect(await recorded()).toBe(2);
+  }); // prettier-ignore
+
   it('`ferry channels` shows the channels of a repository whose root was set back as set back, as pull refuses them', async () => {
     const repo = await rotated();
     const stateDir = await tempDir();

@@ -49,8 +49,9 @@ import { digestFile } from './oci/client.js';
 import { judgePromotion, type Excuse } from './policy.js';
 import {
   acceptChannelDocument,
-  acceptRepositoryRoot,
   pulledFrom,
+  recordRepositoryRoot,
+  refuseRootSetBack,
   type PulledStanding,
   type RepositoryIdentity,
 } from './pulled.js';
@@ -1355,19 +1356,11 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
   }
   if (version === undefined)
     throw new FerryError('E_USAGE', 'pull needs --channel C or --version V', {});
-  // A dropped key signs bundles as well as channel documents: a repository whose root
-  // went below the one recorded is refused by version too, and the root it follows is
-  // recorded, so that a machine that only ever pulls by version is not set back unnoticed.
-  if (options.channel === undefined && options.stateDir !== undefined)
-    await acceptRepositoryRoot(
-      options.stateDir,
-      {
-        name: ctx.store.name,
-        root: trust.version,
-        created: async () => (await identity(ctx)).created,
-      },
-      version,
-    );
+  // A pull by version keeps no channel record, but a dropped key signs bundles as well as
+  // channel documents: a repository whose root went below the one recorded is refused here too.
+  const byVersion = options.channel === undefined ? options.stateDir : undefined;
+  if (byVersion !== undefined)
+    await refuseRootSetBack(byVersion, { name: ctx.store.name, root: trust.version }, version);
   const found = await needVersion(ctx, version);
   if (expected !== undefined && found.digest !== expected)
     throw invalid(
@@ -1408,6 +1401,13 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
           hint: 'the repository holds another product under this version: pull by --channel, and run `ferry history --verify`',
         },
       );
+    // Only once a bundle held against it: a repository that hands out none proved nothing.
+    if (byVersion !== undefined)
+      await recordRepositoryRoot(byVersion, {
+        name: ctx.store.name,
+        root: trust.version,
+        created: async () => (await identity(ctx)).created,
+      });
   };
   const result = {
     bundle: target,

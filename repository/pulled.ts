@@ -230,19 +230,42 @@ function rootSetBack(
 }
 
 /**
- * For a pull by version, which keeps no channel record: refuses a repository whose
- * trust root went below the one this machine recorded of it (a dropped key signs its
- * bundles again), and records a higher one, as a pull by channel does: the repository's
- * trust document walked there from its config's root, whatever the bundle turns out to
- * be. The root, not the first event, is judged: a thief of a dropped key could make the
- * repository anew under the old root as well as remove its trust document. But a record
- * of another first event is another repository's, pulled from by channel, and is left as
- * it is. `created` is asked only when a record is to be written.
+ * For a pull by version, which keeps no channel record: refuses a repository whose trust root
+ * went below the one this machine recorded of it (a dropped key signs its bundles
+ * again). The root, not the first event: a thief of a dropped key could make the
+ * repository anew under the old root as well as remove its trust document.
  */
-export async function acceptRepositoryRoot(
+export async function refuseRootSetBack(
+  stateDir: string,
+  repo: Named & { root: number },
+  version: string,
+): Promise<void> {
+  const folder = recordFolder(stateDir, repo);
+  const identityFile = join(folder, '_repository.json');
+  const known = await (async () => {
+    for (const own of [join(stateDir, 'pulled'), folder])
+      if (!(await ownFolder(own, repo))) return undefined;
+    return readRecord(identityFile);
+  })().catch((error: unknown) => {
+    throw unusable(error, stateDir);
+  });
+  if (known === undefined) return;
+  recordedCreation(known, identityFile, repo);
+  const seenRoot = recordedRoot(known, identityFile, repo);
+  if (repo.root < seenRoot) throw rootSetBack(repo, repo.root, seenRoot, version, identityFile);
+}
+
+/**
+ * Once a pull by version checked its bundle against the root the repository follows:
+ * records that root, as a pull by channel does, so that a machine that only pulls by
+ * version refuses the repository set back later (refuseRootSetBack). Never lowers the
+ * record (a pull that read the repository before it rotated may finish after one that
+ * read it after), and leaves a record of another first event as it is: a pull by version
+ * does not judge that. `created` is asked only when the record is to be written.
+ */
+export async function recordRepositoryRoot(
   stateDir: string,
   repo: Named & { root: number; created: () => Promise<string> },
-  version: string,
 ): Promise<void> {
   const { folder, unlock } = await lockedRecords(stateDir, repo);
   const identityFile = join(folder, '_repository.json');
@@ -251,9 +274,7 @@ export async function acceptRepositoryRoot(
       throw unusable(error, stateDir);
     });
     const recorded = known === undefined ? undefined : recordedCreation(known, identityFile, repo);
-    const seenRoot = known === undefined ? 0 : recordedRoot(known, identityFile, repo);
-    if (repo.root < seenRoot) throw rootSetBack(repo, repo.root, seenRoot, version, identityFile);
-    if (known !== undefined && repo.root === seenRoot) return;
+    if (known !== undefined && repo.root <= recordedRoot(known, identityFile, repo)) return;
     const created = await repo.created();
     if (recorded !== undefined && recorded !== created) return;
     await writeFileAtomic(

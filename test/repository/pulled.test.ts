@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import type { FerryError } from '../../manifest-schema/errors.js';
 import {
   acceptChannelDocument,
-  acceptRepositoryRoot,
   pulledFrom,
+  recordRepositoryRoot,
+  refuseRootSetBack,
   type ChannelSeen,
   type RepositoryIdentity,
 } from '../../repository/pulled.js';
@@ -210,23 +211,24 @@ describe('the root a pull by version records', () => {
       createHash('sha256').update(repo.name).digest('hex').slice(0, 32),
       '_repository.json',
     );
-  const byVersion = (state: string, root: number, created = repo.created) => {
+  /** As a pull by version judges and records: how often it asked for the first event, or its refusal. */
+  const byVersion = async (state: string, root: number, created = repo.created) => {
     let asked = 0;
-    return acceptRepositoryRoot(
-      state,
-      {
-        name: repo.name,
-        root,
-        created: () => {
-          asked++;
-          return Promise.resolve(created);
-        },
-      },
-      '1.0.0',
-    ).then(
-      () => asked,
-      (error: FerryError) => `${error.code}: ${error.message}`,
-    );
+    return refuseRootSetBack(state, { name: repo.name, root }, '1.0.0')
+      .then(() =>
+        recordRepositoryRoot(state, {
+          name: repo.name,
+          root,
+          created: () => {
+            asked++;
+            return Promise.resolve(created);
+          },
+        }),
+      )
+      .then(
+        () => asked,
+        (error: FerryError) => `${error.code}: ${error.message}`,
+      );
   };
   const recorded = async (state: string) =>
     JSON.parse(await readFile(identityFile(state), 'utf8')) as unknown;

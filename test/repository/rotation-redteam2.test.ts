@@ -188,6 +188,9 @@ describe('the root a machine records (727fe94)', () => {
     expect((await pull({ repo, version: '1.0.0', out: await tempDir(), stateDir })).version).toBe('1.0.0');
     expect(await recorded()).toBe(1);
     await publish({ repo, bundle: bundles['1.2.0'] as string, channel: 'dev', writer: current });
+    // A bundle refused under root-2 proves nothing: the record stays as it was.
+    expect(await codeOf(async () => pull({ repo, version: '1.1.0', out: await tempDir(), stateDir }))).toBe('E_KEY_REVOKED');
+    expect(await recorded()).toBe(1);
     expect((await pull({ repo, version: '1.2.0', out: await tempDir(), stateDir })).version).toBe('1.2.0');
     expect(await recorded()).toBe(2);
     await setBack(repo);

@@ -102,6 +102,11 @@ function isSeen(value: unknown): value is ChannelSeen {
   );
 }
 
+/** What the filesystem says to a write it refuses: a read-only folder, or another user's. */
+const DENIED = new Set(['EROFS', 'EACCES', 'EPERM']);
+/** A pull by version records its root after the download: what a failure to say then. */
+const KEPT_NOT = 'the bundle was downloaded and checked, but not kept';
+
 /**
  * The folder of a repository's records, made if need be, and its lock: records are
  * read, judged and written by one pull at a time, since two pulls that read the
@@ -111,25 +116,25 @@ function isSeen(value: unknown): value is ChannelSeen {
 async function lockedRecords(
   stateDir: string,
   repo: Named,
+  done?: string,
 ): Promise<{ folder: string; unlock: () => Promise<void> }> {
   const folder = recordFolder(stateDir, repo);
   // Folders pull makes itself: a link in their place (to a folder elsewhere) would have
   // it read and write records outside the state folder. The state folder itself may be a link.
   for (const own of [join(stateDir, 'pulled'), folder])
     await ownFolder(own, repo).catch((error: unknown) => {
-      throw unusable(error, stateDir);
+      throw unusable(error, stateDir, done);
     });
   await mkdir(folder, { recursive: true }).catch((error: unknown) => {
-    throw unusable(ioError(error, folder, 'create'), stateDir);
+    throw unusable(ioError(error, folder, 'create'), stateDir, done);
   });
   const unlock = await lockRecords(folder).catch((error: unknown) => {
     // A folder this pull may not write to (a read-only state folder): it reads and
     // judges unlocked, as before there was a lock, so that a channel set back is still
     // said as such; a record it has to write fails to be written, as before.
-    if (['EROFS', 'EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? ''))
-      return () => Promise.resolve();
+    if (DENIED.has((error as NodeJS.ErrnoException).code ?? '')) return () => Promise.resolve();
     if (error instanceof FerryError) throw error;
-    throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir);
+    throw unusable(ioError(error, join(folder, LOCK), 'create'), stateDir, done);
   });
   return { folder, unlock };
 }
@@ -267,11 +272,23 @@ export async function recordRepositoryRoot(
   stateDir: string,
   repo: Named & { root: number; created: () => Promise<string> },
 ): Promise<void> {
-  const { folder, unlock } = await lockedRecords(stateDir, repo);
+  await raiseRoot(stateDir, repo).catch((error: unknown) => {
+    // A state folder this pull may not write (a read-only home): the root set back was
+    // still refused before the download, from the record there is; only a higher root
+    // goes unrecorded, as every pull by version left it before it recorded one.
+    if (!writeDenied(error)) throw error;
+  });
+}
+
+async function raiseRoot(
+  stateDir: string,
+  repo: Named & { root: number; created: () => Promise<string> },
+): Promise<void> {
+  const { folder, unlock } = await lockedRecords(stateDir, repo, KEPT_NOT);
   const identityFile = join(folder, '_repository.json');
   try {
     const known = await readRecord(identityFile).catch((error: unknown) => {
-      throw unusable(error, stateDir);
+      throw unusable(error, stateDir, KEPT_NOT);
     });
     const recorded = known === undefined ? undefined : recordedCreation(known, identityFile, repo);
     if (known !== undefined && repo.root <= recordedRoot(known, identityFile, repo)) return;
@@ -281,11 +298,18 @@ export async function recordRepositoryRoot(
       identityFile,
       `${JSON.stringify({ name: repo.name, created, ...(repo.root > 0 ? { root: repo.root } : {}) })}\n`,
     ).catch((error: unknown) => {
-      throw unusable(error, stateDir);
+      throw unusable(error, stateDir, KEPT_NOT);
     });
   } finally {
     await unlock();
   }
+}
+
+/** Whether an error, or one it wraps, is the filesystem refusing a write. */
+function writeDenied(error: unknown): boolean {
+  for (let at = error; at instanceof Error; at = at.cause)
+    if (DENIED.has((at as NodeJS.ErrnoException).code ?? '')) return true;
+  return false;
 }
 
 /** The lock of a repository's records: a file made with O_EXCL, for the few milliseconds a pull reads and writes them. */
@@ -409,11 +433,11 @@ export async function pulledFrom(
 }
 
 /** A record that cannot be read or written stops the pull: going on without it would turn the check off without a word. */
-function unusable(error: unknown, stateDir: string): unknown {
+function unusable(error: unknown, stateDir: string, done = 'nothing was downloaded'): unknown {
   if (!(error instanceof FerryError) || error.code === 'E_STATE_INVALID') return error;
   return new FerryError(error.code, error.message, {
     ...error.details,
-    hint: `nothing was downloaded. Pull records what it pulled in ${stateDir}, to refuse a channel set back later: make it writable, or set FERRY_STATE_DIR to a folder that is`,
+    hint: `${done}. Pull records what it pulled in ${stateDir}, to refuse a channel set back later: make it writable, or set FERRY_STATE_DIR to a folder that is`,
     cause: error,
   });
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -246,6 +247,32 @@ describe('the root a pull by version records', () => {
     // A channel pull of the repository at root 1 is refused by the same record.
     expect(await outcome(state, { ...repo, root: 1 }, 'dev', doc(1))).toMatch(
       /^E_CHANNEL_SET_BACK: .* trust root version 1/,
+    );
+  });
+
+  // sysfs refuses a new folder even to root (EPERM), as a read-only home refuses a user;
+  // chmod would not stop root, and CI runs as root.
+  it.skipIf(!existsSync('/sys/kernel'))(
+    'goes on in a state folder it may not write, having judged by what it could read',
+    async () => {
+      const state = '/sys/ferry-state-that-cannot-be';
+      // Goes on without asking for the first event: there is no record to write it in.
+      expect(await byVersion(state, 2)).toBe(0);
+      expect(existsSync(state)).toBe(false);
+    },
+  );
+
+  it('says a record it could not write for another reason, and that the bundle was not kept', async () => {
+    const state = join(await tempDir('ferry-pulled-'), 'state');
+    await writeFile(state, 'a file where the folder should be');
+    const error = await recordRepositoryRoot(state, {
+      name: repo.name,
+      root: 1,
+      created: () => Promise.resolve(repo.created),
+    }).catch((e: unknown) => e as FerryError);
+    expect(error).toMatchObject({ code: 'E_IO' });
+    expect(error?.hint).toMatch(
+      /^the bundle was downloaded and checked, but not kept\. Pull records/,
     );
   });
 

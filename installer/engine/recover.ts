@@ -5,7 +5,8 @@ import type { InstallEvent } from './events.js';
 import { appendLine, Journal } from './journal.js';
 import { acquireLock } from './lock.js';
 import { cleanUp, removeLinkLeftovers } from './retention.js';
-import { removeBackups, removeStaging, undoAll } from './transaction.js';
+import { endLeftover } from './run.js';
+import { removeBackups, removeStaging, runningFile, undoAll } from './transaction.js';
 
 /**
  * Runs `work` holding the appliance's lock, after resolving any transaction
@@ -68,6 +69,14 @@ export async function recoverPending(
   }
   const { header, steps } = open;
   emit({ type: 'pass', pass: 'recover', status: 'start' });
+  // A Ferry killed alone (not a power cut) leaves its artifact running in its
+  // own group: undoing under it would race a migration still writing.
+  const ended = await endLeftover(runningFile(appliance.paths.journal));
+  if (ended.length > 0)
+    emit({
+      type: 'warning',
+      message: `ended what the interrupted transaction's artifact left running: ${ended.join(', ')}`,
+    });
   const committed = appliance.state.transaction === header.id;
   if (committed) {
     emit({
@@ -85,7 +94,7 @@ export async function recoverPending(
       type: 'warning',
       message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? 'empty'}) was interrupted: rolling it back`,
     });
-    await undoAll(steps, header, emit);
+    await undoAll(steps, header, appliance.paths.journal, emit);
     await removeLinkLeftovers(appliance.paths);
   }
   await removeStaging(appliance.paths, header.id);

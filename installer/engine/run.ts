@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Output kept and logged per artifact; the tail is what a person sees on failure. */
@@ -20,6 +20,12 @@ export interface ArtifactRun {
   cwd: string;
   timeoutSeconds: number;
   onOutput?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /**
+   * Where the running artifact is named (pid, start time, cgroup) while it
+   * runs: a Ferry killed outright leaves its artifact running in its own
+   * group, and recovery must end it before undoing what it is still doing.
+   */
+  trackFile?: string;
 }
 
 export interface ArtifactResult {
@@ -80,8 +86,12 @@ function describeProcess(pid: number): string {
 function startedBy(pid: number, cgroup: string | null): number[] {
   const found = new Set<number>();
   if (cgroup) {
-    for (const line of readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n'))
-      if (line) found.add(Number(line));
+    try {
+      for (const line of readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n'))
+        if (line) found.add(Number(line));
+    } catch {
+      // removed meanwhile: nothing is left in it
+    }
   }
   const parents = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
@@ -103,6 +113,56 @@ function startedBy(pid: number, cgroup: string | null): number[] {
   found.delete(pid);
   found.delete(process.pid);
   return [...found];
+}
+
+/** A process's start time (clock ticks since boot): with its pid, names it across pid reuse. */
+function startTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+interface Tracked {
+  pid: number;
+  start: string;
+  cgroup: string | null;
+}
+
+/**
+ * Ends what an artifact run by a killed Ferry left running, named in
+ * `trackFile`; returns what was ended ("pid (name)"). A pid reused since
+ * (another start time) is left alone.
+ */
+export async function endLeftover(trackFile: string): Promise<string[]> {
+  let tracked: Tracked;
+  try {
+    tracked = JSON.parse(readFileSync(trackFile, 'utf8')) as Tracked;
+  } catch {
+    return [];
+  }
+  const { pid, cgroup } = tracked;
+  const leader = Number.isInteger(pid) && pid > 1 && startTime(pid) === tracked.start;
+  const pids = (leader || cgroup ? startedBy(leader ? pid : -1, cgroup) : []).concat(
+    leader ? [pid] : [],
+  );
+  const named = pids.map(describeProcess);
+  if (cgroup) {
+    try {
+      writeFileSync(join(cgroup, 'cgroup.kill'), '1');
+    } catch {
+      // gone already, or a kernel before 5.14: the signals below do it
+    }
+  }
+  signalAll(pids, 'SIGKILL');
+  // Undoing begins only once they are gone: nothing of theirs may write after it.
+  for (let waited = 0; waited < 5000 && pids.some((p) => startTime(p) !== null); waited += 20)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  if (cgroup) await removeCgroup(cgroup);
+  rmSync(trackFile, { force: true });
+  return named;
 }
 
 function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
@@ -148,6 +208,17 @@ export function runArtifact(run: ArtifactRun): Promise<ArtifactResult> {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const track = run.trackFile;
+    if (track && child.pid !== undefined) {
+      const start = startTime(child.pid);
+      // Not fsynced: a power cut ends the artifact too; this is for a Ferry killed alone.
+      try {
+        if (start !== null)
+          writeFileSync(track, JSON.stringify({ pid: child.pid, start, cgroup } satisfies Tracked));
+      } catch {
+        // the run goes on: only recovery after a kill would have used it
+      }
+    }
     let output = '';
     let logged = 0;
     let truncated = false;
@@ -223,6 +294,7 @@ export function runArtifact(run: ArtifactRun): Promise<ArtifactResult> {
       }
       if (killed.length > 0)
         run.onOutput?.('stderr', `(ended what it left running: ${killed.join(', ')})`);
+      if (track) rmSync(track, { force: true });
       const tail = output.trimEnd().split('\n').slice(-TAIL_LINES).join('\n');
       const result: ArtifactResult = {
         exitCode: exit.code,

@@ -107,7 +107,14 @@ const CHANGING: ReadonlySet<string> = new Set<Pass>(['update', 'remove', 'rollba
  * how it ended; returns what failed, or null.
  */
 async function runStep(
-  run: { path: string; pass: PassName; component: string | null; env: Record<string, string> },
+  run: {
+    path: string;
+    pass: PassName;
+    component: string | null;
+    env: Record<string, string>;
+    /** The journal folder, where the running artifact is named for recovery. */
+    journal: string;
+  },
   timeoutSeconds: number,
   emit: (event: InstallEvent) => void,
 ): Promise<Failure | null> {
@@ -120,6 +127,7 @@ async function runStep(
     env: run.env,
     cwd: run.env.FERRY_ROOT ?? '/',
     timeoutSeconds,
+    trackFile: runningFile(run.journal),
     onOutput: (stream, line) => emit({ type: 'output', pass, component, artifact, stream, line }),
   });
   if (result.exitCode === 0 && !result.timedOut) {
@@ -313,7 +321,13 @@ export class Transaction {
     this.stopPoint();
     if (CHANGING.has(pass)) await this.record({ op: 'run', component, pass, artifact: path });
     const failure = await runStep(
-      { path, pass: this.currentPass, component: scope.component, env: this.env(pass, scope) },
+      {
+        path,
+        pass: this.currentPass,
+        component: scope.component,
+        env: this.env(pass, scope),
+        journal: this.paths.journal,
+      },
       timeoutSeconds,
       this.emit,
     );
@@ -386,7 +400,7 @@ export class Transaction {
     const own = this.currentPass !== 'rollback';
     if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'start' });
     try {
-      await undoAll(this.steps, this.journal.header, this.emit);
+      await undoAll(this.steps, this.journal.header, this.paths.journal, this.emit);
     } catch (undoError) {
       throw unresolved(error, undoError, this.paths.journal);
     }
@@ -455,6 +469,11 @@ export class Transaction {
   }
 }
 
+/** Names the artifact running now, in the journal folder: see endLeftover. */
+export function runningFile(journal: string): string {
+  return join(journal, 'running.json');
+}
+
 /** Where `replaceFile` keeps a file's old bytes until the commit. */
 function backupOf(path: string, id: string): string {
   return join(dirname(path), `.${basename(path)}.${id}.old`);
@@ -501,6 +520,7 @@ export async function removeStaging(paths: AppliancePaths, id: string): Promise<
 export async function undoAll(
   steps: readonly JournalStep[],
   header: TransactionHeader,
+  journal: string,
   emit: (event: InstallEvent) => void,
 ): Promise<void> {
   const rolledBack = new Set<string>();
@@ -511,7 +531,7 @@ export async function undoAll(
       const undo = header.undo[step.component];
       for (const path of undo?.rollback ?? []) {
         const failure = await runStep(
-          { path, pass: 'rollback', component: step.component, env: undo?.env ?? {} },
+          { path, pass: 'rollback', component: step.component, env: undo?.env ?? {}, journal },
           undo?.timeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
           emit,
         );

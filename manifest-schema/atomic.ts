@@ -155,12 +155,32 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
+    crashBeforeRename(file);
     await rename(temp, file);
     await syncDir(dirname(file));
   } catch (error) {
     await rm(temp, { force: true });
     throw ioError(error, file, 'write');
   }
+}
+
+/**
+ * Fault injection for the test suite: FERRY_TEST_CRASH_BEFORE_RENAME=NAME
+ * kills this process with SIGKILL once a new NAME is whole in its temp file
+ * but not yet renamed over NAME, as a power cut there would. Nothing else
+ * reads this variable.
+ */
+function crashBeforeRename(file: string): void {
+  if (process.env.FERRY_TEST_CRASH_BEFORE_RENAME === basename(file))
+    process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * The temp files writeFileAtomic leaves in `dir` when it is cut before its
+ * rename: the names it gives them.
+ */
+export function isAtomicLeftover(name: string): boolean {
+  return /^\..+\.[0-9a-f]{12}\.tmp$/.test(name);
 }
 
 /** fsync a folder so a rename or create in it survives a power cut. */

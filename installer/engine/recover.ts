@@ -1,5 +1,6 @@
-import { rm } from 'node:fs/promises';
-import { readRegularFile } from '../../manifest-schema/index.js';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isAtomicLeftover, readRegularFile } from '../../manifest-schema/index.js';
 import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.js';
 import type { InstallEvent } from './events.js';
 import { appendLine, Journal } from './journal.js';
@@ -98,6 +99,7 @@ export async function recoverPending(
     await removeLinkLeftovers(appliance.paths);
   }
   await removeStaging(appliance.paths, header.id);
+  await removeWriteLeftovers([appliance.paths.lib, appliance.paths.etc]);
   const history = await readRegularFile(appliance.paths.history, 'E_STATE_INVALID', '');
   if (!history.includes(`"id":"${header.id}"`) || !committed) {
     await appendLine(appliance.paths.history, {
@@ -114,4 +116,15 @@ export async function recoverPending(
   await rm(appliance.paths.journal, { recursive: true, force: true });
   emit({ type: 'pass', pass: 'recover', status: 'done' });
   return true;
+}
+
+/**
+ * A cut between writing state.json (or the trust root, or its backup) whole
+ * in a temp file and renaming it leaves that temp file: the appliance is
+ * then not byte for byte at either release until it goes.
+ */
+async function removeWriteLeftovers(dirs: readonly string[]): Promise<void> {
+  for (const dir of dirs)
+    for (const name of await readdir(dir).catch(() => [] as string[]))
+      if (isAtomicLeftover(name)) await rm(join(dir, name), { force: true });
 }

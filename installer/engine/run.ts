@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ioError } from '../../manifest-schema/errors.js';
 
 /** Output kept and logged per artifact; the tail is what a person sees on failure. */
 export const OUTPUT_CAP = 1024 * 1024;
@@ -161,7 +162,11 @@ export async function endLeftover(trackFile: string): Promise<string[]> {
   for (let waited = 0; waited < 5000 && pids.some((p) => startTime(p) !== null); waited += 20)
     await new Promise((resolve) => setTimeout(resolve, 20));
   if (cgroup) await removeCgroup(cgroup);
-  rmSync(trackFile, { force: true });
+  try {
+    rmSync(trackFile, { force: true });
+  } catch (error) {
+    throw ioError(error, trackFile, 'remove');
+  }
   return named;
 }
 
@@ -294,7 +299,11 @@ export function runArtifact(run: ArtifactRun): Promise<ArtifactResult> {
       }
       if (killed.length > 0)
         run.onOutput?.('stderr', `(ended what it left running: ${killed.join(', ')})`);
-      if (track) rmSync(track, { force: true });
+      try {
+        if (track) rmSync(track, { force: true });
+      } catch {
+        // a filesystem gone read-only: what it names has ended, which recovery checks by its start time
+      }
       const tail = output.trimEnd().split('\n').slice(-TAIL_LINES).join('\n');
       const result: ArtifactResult = {
         exitCode: exit.code,

@@ -458,7 +458,7 @@ function decide(
   const drifted = expected !== installed;
   if (drifted && !flags.forced) {
     const resolve = component
-      ? `--force ${name} to make it ${component.version}, or --skip ${name} to leave it as it is`
+      ? forceHint(name, component, `make it ${component.version}`)
       : `--delete ${name} to remove it, or --skip ${name} to leave it as it is`;
     return fail(
       'E_DRIFT',
@@ -468,7 +468,7 @@ function decide(
   const changedFiles = facts.components[name]?.changedFiles ?? [];
   if (changedFiles.length > 0 && !flags.forced) {
     const resolve = component
-      ? `--force ${name} to reinstall it from this bundle (${component.version}), or --skip ${name} to leave it as it is`
+      ? forceHint(name, component, `reinstall it from this bundle (${component.version})`)
       : `--delete ${name} to remove it, or --skip ${name} to leave it as it is`;
     return fail(
       'E_DRIFT',
@@ -556,6 +556,21 @@ function declaredEffects(
     ...(restart !== undefined ? { restart } : {}),
     ...(reboot !== undefined ? { reboot } : {}),
   };
+}
+
+/**
+ * How the operator resolves drift. --force with a bundle that does not carry
+ * the component's files only trades E_DRIFT for E_NO_PAYLOAD, so the hint
+ * names a bundle that can instead.
+ */
+function forceHint(
+  name: string,
+  component: BundleMetadata['components'][string],
+  action: string,
+): string {
+  if (component.payload.type === 'unchanged')
+    return `--skip ${name} to leave it as it is; --force ${name} needs a bundle that carries the files of ${name} ${component.version} (this one does not): the install bundle of a release that has it`;
+  return `--force ${name} to ${action}, or --skip ${name} to leave it as it is`;
 }
 
 /** An acting component needs its payload in the bundle (or its reference). */

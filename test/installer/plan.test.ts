@@ -1220,6 +1220,31 @@ describe('plan', () => {
     );
   });
 
+  // The drift hint is the operator's way out; --force with a bundle that does
+  // not carry the files is not one (it only ends in E_NO_PAYLOAD).
+  it('offers --force for drift only when the bundle carries the files to reinstall', () => {
+    const drift = (carried: boolean) =>
+      plan(
+        r1handChanged(),
+        bundle(
+          '1.1.0',
+          {
+            db: { version: '3.0.0', carried },
+            api: { version: '2.0.0', requires: { db: '^3.0.0' } },
+            web: { version: '1.0.1', requires: { api: '^2.0.0' } },
+          },
+          { from: { '1.0.0': r1 } },
+        ),
+      )
+        .components.find((c) => c.name === 'db')
+        ?.reasons.find((r) => r.code === 'E_DRIFT')?.message;
+    expect(drift(true)).toMatch(/--force db to reinstall it from this bundle \(3\.0\.0\)/);
+    const notCarried = drift(false);
+    expect(notCarried).toMatch(/--skip db to leave it as it is/);
+    expect(notCarried).toMatch(/--force db needs a bundle that carries the files of db 3\.0\.0/);
+    expect(notCarried).not.toMatch(/--force db to reinstall/);
+  });
+
   it('lists only the changes between the installed and the target versions', () => {
     const meta = bundle(
       '1.2.0',

@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -97,7 +97,7 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
   const trust = parseTrustedRoot(trustBytes, options.trust);
   // Any of its files means an appliance is there, whatever it lost: init never replaces one.
   for (const file of [paths.state, paths.config, paths.trust]) {
-    if (await exists(file)) {
+    if (await present(file)) {
       throw new FerryError(
         'E_EXISTS',
         `${file} already exists: ${paths.root} is an appliance already`,
@@ -142,6 +142,18 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
   await writeState(paths, state);
   await writeFile(paths.history, '', { flag: 'a' });
   return { paths, config, trust, state };
+}
+
+/**
+ * Whether a name is taken, a link included even when what it points at is
+ * not there: a state.json linked to a partition not mounted yet is still an
+ * appliance's, and writing a fresh one would replace the link.
+ */
+function present(file: string): Promise<boolean> {
+  return lstat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 function exists(file: string): Promise<boolean> {

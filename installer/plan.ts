@@ -583,7 +583,7 @@ function noPayload(
   if (isActing(item.action) && component.payload.type === 'unchanged') {
     return fail(
       'E_NO_PAYLOAD',
-      `${item.name} must ${item.action === 'reinstall' ? 'be reinstalled at' : 'change to'} ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from)`,
+      `${item.name} must ${item.action === 'reinstall' ? 'be reinstalled at' : 'change to'} ${targetVersion}, but this bundle does not carry it (it is unchanged from every release the bundle updates from): an install bundle of a release with ${item.name} ${targetVersion} carries it (\`ferry build --kind install\`)`,
     );
   }
   return item;

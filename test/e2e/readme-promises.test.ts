@@ -1,8 +1,8 @@
-import { lstat, mkdir, readlink, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init } from './appliance.js';
-import { tempDir, workspace, type Workspace } from '../helpers.js';
+import { init, initAppliance, install } from './appliance.js';
+import { EPOCH, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
 
 // Promises of the README's "What Ferry promises" and "What Ferry refuses" that
 // no other test tries the way a hostile operator would.
@@ -34,4 +34,84 @@ describe('ferry init refuses a root that has any of its files', () => {
       expect((await lstat(join(root, file))).isSymbolicLink()).toBe(true);
       expect(await readlink(join(root, file))).toBe('/nonexistent/ferry-data');
     });
+});
+
+/** A two-component product (a changes in 1.1.0, b never does): its spec for a release. */
+async function tinyProduct(root: string): Promise<(release: string) => Promise<string>> {
+  for (const [path, text] of [
+    ['a/1/f', 'one\n'],
+    ['a/2/f', 'two\n'],
+    ['b/1/g', 'bee\n'],
+  ] as const) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), text);
+  }
+  await writeFile(join(root, 'ok.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  return async (release) => {
+    const a = release === '1.0.0' ? '1' : '2';
+    const spec = join(root, `release-${release}.yaml`);
+    await writeFile(
+      spec,
+      [
+        `product: acme-appliance`,
+        `release: '${release}'`,
+        `platform: { name: acme-os, range: '>=7.0.0' }`,
+        `history: ./history`,
+        `components:`,
+        `  a: { version: '${a}.0.0', owner: t, payload: ./a/${a}, artifacts: { update: [./ok.sh] },`,
+        `       changes: [{ id: A-${a}, kind: update, summary: a${a} }] }`,
+        `  b: { version: '1.0.0', owner: t, payload: ./b/1, artifacts: { update: [./ok.sh] },`,
+        `       changes: [{ id: B-1, kind: update, summary: b1 }] }`,
+        '',
+      ].join('\n'),
+    );
+    return spec;
+  };
+}
+
+async function build(spec: string, out: string, ...extra: string[]): Promise<string> {
+  const built = await ferry(['build', spec, '--out', out, '--key', ws.key, '--json', ...extra], {
+    env: { SOURCE_DATE_EPOCH: EPOCH },
+  });
+  expect(built.code, built.stderr).toBe(0);
+  return (JSON.parse(built.stdout) as { bundle: string }).bundle;
+}
+
+describe('a partial install', () => {
+  // The README promised the same bundle completes the release; it cannot
+  // bring back a component it does not carry, and must say what can.
+  it('that deleted a component the bundle keeps: that bundle names the install bundle, which completes the release', async () => {
+    const product = join(dir, 'partial');
+    const spec = await tinyProduct(product);
+    const out = join(dir, 'partial-out');
+    const first = await build(await spec('1.0.0'), out, '--first-release');
+    const update = await build(await spec('1.1.0'), out);
+    const root = join(dir, 'partial-root');
+    await initAppliance(ws, root);
+    expect((await install(first, root)).code).toBe(0);
+    const deleted = await install(update, root, '--delete', 'b');
+    expect(deleted.code, deleted.stderr).toBe(0);
+
+    const again = await install(update, root);
+    expect(again.code).toBe(4);
+    expect(again.stdout).toContain('E_NO_PAYLOAD');
+    expect(again.stdout).toContain('ferry build --kind install');
+
+    const whole = await build(
+      join(product, 'release-1.1.0.yaml'),
+      join(dir, 'partial-install'),
+      '--kind',
+      'install',
+    );
+    const completed = await install(whole, root);
+    expect(completed.code, completed.stderr).toBe(0);
+    const state = JSON.parse(await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8')) as {
+      release: string;
+      verified: boolean;
+      highestRelease: string;
+      components: Record<string, { version: string }>;
+    };
+    expect(state).toMatchObject({ release: '1.1.0', verified: true, highestRelease: '1.1.0' });
+    expect(state.components.b?.version).toBe('1.0.0');
+  });
 });

@@ -5,10 +5,11 @@ import { checkControls, checkedFacts, loadControls, type ControlInput } from '..
 import { blamePart, mediaOf, type AskForVolume } from '../../bundle/media.js';
 import { openTrusted } from '../../bundle/open.js';
 import { requireInstaller } from '../handover.js';
+import { checkSpace } from '../../manifest-schema/space.js';
 import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
-import { preValidate, stage, test, update, type Installation } from './passes.js';
+import { JOURNAL_ROOM, preValidate, stage, test, update, type Installation } from './passes.js';
 import { exclusive } from './recover.js';
 import { checkReason, Transaction } from './transaction.js';
 
@@ -95,6 +96,8 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
       }
       // With nobody to ask for a volume, every volume must be there before anything changes.
       await mediaOf(opened.reader.source)?.assertComplete();
+      // Before the journal is begun: its own first write is what a full disk would refuse.
+      await checkSpace(appliance.paths.journal, JOURNAL_ROOM);
       transaction = await Transaction.begin({
         appliance,
         operation: 'install',

@@ -244,7 +244,10 @@ export class Journal {
       await journal.writeHeader();
       await syncDir(dirname(dir));
     } catch (error) {
-      throw ioError(error, dir, 'write the journal in');
+      // Nothing was recorded, so nothing was changed: a journal left half
+      // begun would be the one difference a refused install leaves behind.
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw error instanceof FerryError ? error : ioError(error, dir, 'write the journal in');
     }
     journal.crashPoint();
     return journal;

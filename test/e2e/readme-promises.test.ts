@@ -70,12 +70,52 @@ async function tinyProduct(root: string): Promise<(release: string) => Promise<s
 }
 
 async function build(spec: string, out: string, ...extra: string[]): Promise<string> {
-  const built = await ferry(['build', spec, '--out', out, '--key', ws.key, '--json', ...extra], {
-    env: { SOURCE_DATE_EPOCH: EPOCH },
-  });
-  expect(built.code, built.stderr).toBe(0);
-  return (JSON.parse(built.stdout) as { bundle: string }).bundle;
+  return (await built(spec, out, { SOURCE_DATE_EPOCH: EPOCH }, ...extra)).bundle;
 }
+
+async function built(
+  spec: string,
+  out: string,
+  env: Record<string, string>,
+  ...extra: string[]
+): Promise<{ bundle: string; sha256: string }> {
+  const result = await ferry(['build', spec, '--out', out, '--key', ws.key, '--json', ...extra], {
+    env,
+  });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as { bundle: string; sha256: string };
+}
+
+describe('reproducible builds', () => {
+  // build.test.ts rebuilds a first release in its own format; the README also
+  // promises another format, after later releases were recorded.
+  it('a recorded update rebuilt in another format, without SOURCE_DATE_EPOCH, is the bundle that format gave then', async () => {
+    const then = join(dir, 'repro-then');
+    const spec = await tinyProduct(then);
+    await build(await spec('1.0.0'), join(then, 'out'), '--first-release');
+    const zipThen = await built(
+      await spec('1.1.0'),
+      join(then, 'out'),
+      { SOURCE_DATE_EPOCH: EPOCH },
+      '--format',
+      'zip',
+    );
+
+    const later = join(dir, 'repro-later');
+    const laterSpec = await tinyProduct(later);
+    await build(await laterSpec('1.0.0'), join(later, 'out'), '--first-release');
+    await build(await laterSpec('1.1.0'), join(later, 'out'));
+    await build(await laterSpec('1.2.0'), join(later, 'out'));
+    const zipLater = await built(
+      join(later, 'release-1.1.0.yaml'),
+      join(later, 'rebuilt'),
+      {},
+      '--format',
+      'zip',
+    );
+    expect(zipLater.sha256).toBe(zipThen.sha256);
+  });
+});
 
 describe('a partial install', () => {
   // The README promised the same bundle completes the release; it cannot

@@ -151,8 +151,21 @@ export function controlInput(values: Values) {
   };
 }
 
+/** The hint of a usage error raised where the command's name is not known; main names it. */
+export const GENERIC_USAGE_HINT = 'see `ferry COMMAND --help`';
+
 export function usageError(message: string, hint?: string): FerryError {
-  return new FerryError('E_USAGE', message, { hint: hint ?? 'see `ferry COMMAND --help`' });
+  return new FerryError('E_USAGE', message, { hint: hint ?? GENERIC_USAGE_HINT });
+}
+
+/** The usage error with the command named in its hint: `ferry verify --help`, not `ferry COMMAND --help`. */
+export function forCommand(error: unknown, name: string): unknown {
+  if (!(error instanceof FerryError) || error.code !== 'E_USAGE') return error;
+  if (error.hint !== GENERIC_USAGE_HINT) return error;
+  return new FerryError('E_USAGE', error.message, {
+    ...error.details,
+    hint: `see \`ferry ${name} --help\``,
+  });
 }
 
 export function required(values: Values, name: string): string {

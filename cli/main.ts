@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 import { printable } from '../manifest-schema/printable.js';
-import { usageError, type Command, type Options, type Parsed } from './args.js';
+import { forCommand, usageError, type Command, type Options, type Parsed } from './args.js';
 import { commandHelp, commandList, EXITS, helpOption, wrap } from './help.js';
 import { report, versioned } from './report.js';
 
@@ -145,7 +145,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const handedOver = await command.handOver?.(parsed, argv);
     if (handedOver !== undefined && handedOver !== null) return handedOver;
-    const result = await command.run(parsed);
+    const result = await command.run(parsed).catch((error: unknown) => {
+      throw forCommand(error, name);
+    });
     if (wantsJson)
       process.stdout.write(
         `${printable(JSON.stringify(versioned(result.json), null, result.jsonLines ? undefined : 2))}\n`,

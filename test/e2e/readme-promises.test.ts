@@ -155,3 +155,17 @@ describe('a partial install', () => {
     expect(state.components.b?.version).toBe('1.0.0');
   });
 });
+
+describe('stable errors', () => {
+  // A hint is the way out: `ferry COMMAND --help` made the operator guess
+  // which command it meant, though the command was the one just typed.
+  it('a missing option names the command to ask for help', async () => {
+    const verify = await ferry(['verify', join(dir, 'some.tar')]);
+    expect(verify.code).toBe(2);
+    expect(verify.stderr).toContain('E_USAGE: --trust is required');
+    expect(verify.stderr).toContain('hint: see `ferry verify --help`');
+    const signNext = await ferry(['trust', 'sign-next']);
+    expect(signNext.code).toBe(2);
+    expect(signNext.stderr).toContain('hint: see `ferry trust sign-next --help`');
+  });
+});

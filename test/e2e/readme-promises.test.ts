@@ -1,7 +1,8 @@
-import { lstat, mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, initAppliance, install } from './appliance.js';
+import { cloneAppliance, init, initAppliance, install, snapshot } from './appliance.js';
 import { EPOCH, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
 
 // Promises of the README's "What Ferry promises" and "What Ferry refuses" that
@@ -168,4 +169,49 @@ describe('stable errors', () => {
     expect(signNext.code).toBe(2);
     expect(signNext.stderr).toContain('hint: see `ferry trust sign-next --help`');
   });
+});
+
+describe('a FIFO in place of a journal file', () => {
+  // damaged-state.test.ts tries state.json and history.jsonl; the README
+  // promises the journal's files the same, from every command that reads them.
+  it.each(['transaction.json', 'steps.jsonl'])(
+    '%s: status, install, rollback and recover refuse it at once, nothing changed; plan and log never read it',
+    async (name) => {
+      const product = join(dir, `fifo-${name}`);
+      const spec = await tinyProduct(product);
+      const out = join(product, 'out');
+      const first = await build(await spec('1.0.0'), out, '--first-release');
+      const update = await build(await spec('1.1.0'), out);
+      const base = join(product, 'base');
+      await initAppliance(ws, base);
+      expect((await install(first, base)).code).toBe(0);
+      const root = join(product, 'root');
+      await cloneAppliance(base, root);
+      // A power cut in the update: a journal with a header and steps.
+      const cut = await ferry(['install', update, '--root', root, '--yes'], {
+        env: { FERRY_TEST_CRASH_AT: '3' },
+      });
+      expect(cut.code).toBe(-1);
+      const file = join(root, 'var/lib/ferry/journal', name);
+      await rm(file);
+      execFileSync('mkfifo', [file]);
+      const others = ['var/lib/ferry/lock', `var/lib/ferry/journal/${name}`];
+      const held = await snapshot(root, others);
+      for (const command of [
+        ['status'],
+        ['install', update, '--yes'],
+        ['rollback', '--yes'],
+        ['recover'],
+      ]) {
+        // Reading a FIFO with no writer blocks for ever: a hang fails by the test's timeout.
+        const refused = await ferry([...command, '--root', root]);
+        expect(refused.code, `${command[0]}: ${refused.stderr}`).toBe(1);
+        expect(refused.stderr).toContain(`E_JOURNAL_CORRUPT: ${file} is not a regular file`);
+      }
+      for (const command of [['plan', update], ['log']])
+        expect((await ferry([...command, '--root', root])).code, command[0]).toBe(0);
+      expect(await snapshot(root, others)).toEqual(held);
+      expect((await lstat(file)).isFIFO()).toBe(true);
+    },
+  );
 });

@@ -1,11 +1,13 @@
-import { cp, mkdir, readlink, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, cp, mkdir, readlink, rename } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import {
   isCarried,
   isUpdating,
+  payloadFiles,
   satisfies,
   type BundleMetadata,
   type Pass,
+  type PayloadEntry,
   type TrustedRoot,
 } from '../../manifest-schema/index.js';
 import { checkSpace } from '../../manifest-schema/space.js';
@@ -78,8 +80,24 @@ export async function stage(run: Installation): Promise<void> {
       const location = t.appliance.config.defaultPayloadLocation;
       await stageExternal(metadata, name, t.staging, location, (n) => onBytes(name, n));
     }
+    await signedModes(payloadDir(t.staging, name), payloadFiles(payloadOf(metadata, name)) ?? []);
     t.emit({ type: 'step', pass: 'stage', component: name, status: 'done' });
   }
+}
+
+/**
+ * Files and folders as the metadata signed them, whatever the umask of the
+ * ferry that staged them: under a hardened root's umask 077 a 0755 program
+ * became 0700, and the service it was for could not run it.
+ */
+async function signedModes(dir: string, files: readonly PayloadEntry[]): Promise<void> {
+  // Folders that hold entries are not listed themselves: they get what a listed folder gets by default.
+  const folders = new Set<string>(['.']);
+  for (const file of files)
+    for (let at = posix.dirname(file.path); at !== '.'; at = posix.dirname(at)) folders.add(at);
+  for (const folder of folders) await chmod(join(dir, folder), 0o755);
+  for (const file of files)
+    if (file.type !== 'symlink') await chmod(join(dir, file.path), file.mode & 0o777);
 }
 
 /** In dependency order: each component's update artifacts, then its new version switched in (or it is removed). */

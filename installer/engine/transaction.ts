@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   FerryError,
@@ -283,6 +283,8 @@ export class Transaction {
     if (await pathExists(path)) return;
     await this.record({ op: 'mkdir', path });
     await mkdir(path);
+    // Whatever the umask: a component's folder under a root's 077 would shut its service out.
+    await chmod(path, 0o755);
   }
 
   /**

@@ -3,7 +3,7 @@ import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:f
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cloneAppliance, init, initAppliance, install, snapshot } from './appliance.js';
-import { EPOCH, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
+import { EPOCH, FERRY, ferry, run, tempDir, workspace, type Workspace } from '../helpers.js';
 
 // Promises of the README's "What Ferry promises" and "What Ferry refuses" that
 // no other test tries the way a hostile operator would.
@@ -214,4 +214,43 @@ describe('a FIFO in place of a journal file', () => {
       expect((await lstat(file)).isFIFO()).toBe(true);
     },
   );
+});
+
+describe('an install reaches the bundle’s target', () => {
+  // Modes are signed with the payload; staging wrote them through the
+  // process's umask, so a hardened root's 077 left a 0755 program 0700 in a
+  // 0700 folder, which the service it was for could not run.
+  it('with the signed modes, whatever the umask of the ferry that installs it', async () => {
+    const product = join(dir, 'umask');
+    const spec = await tinyProduct(product);
+    await mkdir(join(product, 'a/1/bin'));
+    await writeFile(join(product, 'a/1/bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
+    const bundle = await build(await spec('1.0.0'), join(product, 'out'), '--first-release');
+    const root = join(product, 'root');
+    await initAppliance(ws, root);
+    const installed = await run(
+      'sh',
+      [
+        '-c',
+        'umask 077 && exec "$0" "$@"',
+        process.execPath,
+        FERRY,
+        'install',
+        bundle,
+        '--root',
+        root,
+        '--yes',
+      ],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+    );
+    expect(installed.code, installed.stderr).toBe(0);
+    const mode = async (path: string) =>
+      ((await lstat(join(root, 'opt/ferry', path))).mode & 0o777).toString(8);
+    expect(await mode('a')).toBe('755');
+    expect(await mode('a/1.0.0')).toBe('755');
+    expect(await mode('a/1.0.0/bin')).toBe('755');
+    expect(await mode('a/1.0.0/bin/tool')).toBe('755');
+    expect(await mode('a/1.0.0/f')).toBe('644');
+    expect(await mode('b/1.0.0/g')).toBe('644');
+  });
 });

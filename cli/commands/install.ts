@@ -107,8 +107,13 @@ function formatInstall(result: InstallResult): string {
     lines.push(
       `UNCHANGED: ${plan.product} is still at ${plan.from ?? '(empty)'}; nothing was changed`,
     );
-  } else {
+  } else if (plan.reachesTarget) {
     lines.push(`UNCHANGED: ${plan.product} is already at ${plan.to}; nothing to do`);
+  } else {
+    // Every change was skipped: saying "already at" the target would be false.
+    lines.push(
+      `UNCHANGED: ${plan.product} is still at ${plan.from ?? '(empty)'}; nothing to do: every component that would change toward ${plan.to} is skipped`,
+    );
   }
   lines.push(...formatFailure(result.failure, result.log));
   return lines.join('\n');

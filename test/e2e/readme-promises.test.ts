@@ -254,3 +254,24 @@ describe('an install reaches the bundle’s target', () => {
     expect(await mode('b/1.0.0/g')).toBe('644');
   });
 });
+
+describe('--skip of everything a bundle would change', () => {
+  // Nothing is done, and nothing may claim the appliance reached the target:
+  // it said "already at 1.1.0" of an appliance still at 1.0.0.
+  it('says the appliance is still where it was, not at the target', async () => {
+    const product = join(dir, 'skip-all');
+    const spec = await tinyProduct(product);
+    const out = join(product, 'out');
+    const first = await build(await spec('1.0.0'), out, '--first-release');
+    const update = await build(await spec('1.1.0'), out);
+    const root = join(product, 'root');
+    await initAppliance(ws, root);
+    expect((await install(first, root)).code).toBe(0);
+    const before = await snapshot(root);
+    const skipped = await install(update, root, '--skip', 'a');
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stdout).toContain('UNCHANGED: acme-appliance is still at 1.0.0; nothing to do');
+    expect(skipped.stdout).not.toContain('already at 1.1.0');
+    expect(await snapshot(root)).toEqual(before);
+  });
+});

@@ -101,7 +101,17 @@ export async function recoverPending(
   await removeStaging(appliance.paths, header.id);
   await removeWriteLeftovers([appliance.paths.lib, appliance.paths.etc]);
   const history = await readRegularFile(appliance.paths.history, 'E_STATE_INVALID', '');
-  if (!history.includes(`"id":"${header.id}"`) || !committed) {
+  // Committed: the transaction's own line may be there already. Rolled back: its line
+  // (a rollback that failed, say) is followed by this recover's, once: a recover cut
+  // after writing it and before removing the journal is run again, and adds none.
+  const recorded = history
+    .split('\n')
+    .some(
+      (line) =>
+        line.includes(`"id":"${header.id}"`) &&
+        (committed || line.includes('"operation":"recover"')),
+    );
+  if (!recorded) {
     await appendLine(appliance.paths.history, {
       id: header.id,
       at: new Date().toISOString(),

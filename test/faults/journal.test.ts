@@ -186,4 +186,23 @@ describe('the journal', () => {
     expect(await readdir(join(root, 'var/lib/ferry'))).not.toContain('journal');
     expect(await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8')).toBe(history);
   });
+  it('a recover cut after its history line, before it removed the journal: the next one adds no second line', async () => {
+    const root = await interrupted('recover-cut');
+    const journal = join(root, 'var/lib/ferry/journal');
+    const kept = join(product.dir, 'recover-cut-journal');
+    await cloneAppliance(journal, kept);
+    await recoverTo(root, '1.0.0');
+    // As the first recover left it had it been cut there: its line written, the journal still in place.
+    await cloneAppliance(kept, journal);
+    await recoverTo(root, '1.0.0');
+    expect(await snapshot(root, RECORDS)).toEqual(before);
+    const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');
+    const recovers = history
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { operation: string; outcome: string })
+      .filter((line) => line.operation === 'recover');
+    expect(recovers).toHaveLength(1);
+    expect(recovers[0]?.outcome).toBe('rolled-back');
+  });
 });

@@ -37,6 +37,10 @@ const Failure = Type.Object({
   status: Type.String(),
   tail: Type.String(),
 });
+/** Components whose rollback artifacts ran in a rollback that was then undone, and those artifacts. */
+const NotUndone = Type.Array(
+  Type.Object({ component: Type.String(), artifacts: Type.Array(Type.String()) }),
+);
 const Plan = {
   verdict: Type.Union([Type.Literal('ok'), Type.Literal('blocked')]),
   product: Type.String(),
@@ -277,10 +281,13 @@ export const OUTPUT_SCHEMAS = {
       transaction: Nullable(Type.String()),
       failure: Failure,
       log: Type.String(),
+      notUndone: NotUndone,
     },
-    ['failure', 'log'],
+    ['failure', 'log', 'notUndone'],
   ),
-  recover: result({ recovered: Type.Boolean(), release: Nullable(Release) }),
+  recover: result({ recovered: Type.Boolean(), release: Nullable(Release), notUndone: NotUndone }, [
+    'notUndone',
+  ]),
   log: result({
     transaction: Type.String(),
     log: Type.String(),

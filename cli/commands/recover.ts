@@ -10,11 +10,15 @@ export const command: Command = {
     const result = await recover(root(values), (message) =>
       process.stderr.write(`warning: ${message}\n`),
     );
+    const at = `the appliance is at ${result.release ?? '(empty)'}`;
+    const ran = (result.notUndone ?? []).map((item) => item.component).join(', ');
     return {
       json: result,
-      human: result.recovered
-        ? `recovered: the appliance is at ${result.release ?? '(empty)'}`
-        : `nothing to recover: the appliance is at ${result.release ?? '(empty)'}`,
+      human: !result.recovered
+        ? `nothing to recover: ${at}`
+        : ran
+          ? `recovered: files back at ${result.release ?? '(empty)'}; rollback artifacts of ${ran} ran and were not undone: see the warnings`
+          : `recovered: ${at}`,
     };
   },
 };

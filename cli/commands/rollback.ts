@@ -16,7 +16,7 @@ export const command: Command = {
     const root = rootOf(values);
     await confirm(flag(values, 'yes'), `roll ${root} back to its previous release`);
     const { rollback } = await import('../../installer/engine/rollback.js');
-    const { exitCodeOf } = await import('../../installer/engine/events.js');
+    const { exitCodeOf, failedRollbackSummary } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = await progressPrinter();
     const result = await rollback(root, {
@@ -30,7 +30,7 @@ export const command: Command = {
         ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
         : result.outcome === 'unchanged'
           ? `UNCHANGED: the previous record is the release installed, with the same components`
-          : `FAILED: still at ${result.from ?? '(empty)'}; everything was switched forward again`,
+          : `FAILED: ${failedRollbackSummary(result)}`,
       ...formatFailure(result.failure, result.log),
     ].join('\n');
     return { json: result, human, exitCode: exitCodeOf(result) };

@@ -1,6 +1,6 @@
 import { Box, Text } from 'ink';
 import { duration } from '../../manifest-schema/index.js';
-import type { Failure } from '../engine/events.js';
+import { failedRollbackSummary, type Failure } from '../engine/events.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
   blockedBy,
@@ -462,7 +462,7 @@ function verdict(state: ConsoleState): Line {
             bold: true,
           }
         : {
-            text: `✘ ROLLBACK FAILED: still at ${rolledBack.from ?? '(empty)'}; everything was switched forward again`,
+            text: `✘ ROLLBACK FAILED: ${failedRollbackSummary(rolledBack)}`,
             ...red,
           };
   if (!result) return { text: '' };

@@ -55,6 +55,17 @@ export interface Failure {
 
 export type Outcome = 'committed' | 'rolled-back' | 'unchanged';
 
+/**
+ * A component whose rollback artifacts ran (or started) in a rollback that was
+ * then undone: its files went forward again, but what the artifacts did
+ * outside Ferry's folders (a database restored) has no undo.
+ */
+export interface NotUndone {
+  component: string;
+  /** The artifacts' file names, in the order they ran. */
+  artifacts: string[];
+}
+
 export interface InstallResult {
   verdict: Plan['verdict'];
   outcome: Outcome;
@@ -75,6 +86,20 @@ export interface RollbackResult {
   transaction: string | null;
   failure?: Failure;
   log?: string;
+  /** Set when the rollback was undone after rollback artifacts ran: see NotUndone. */
+  notUndone?: NotUndone[];
+}
+
+/**
+ * What a rollback that failed left, after "FAILED: ": "switched forward again"
+ * alone reads as safe, which it is not once rollback artifacts ran.
+ */
+export function failedRollbackSummary(result: RollbackResult): string {
+  const from = result.from ?? '(empty)';
+  const ran = result.notUndone ?? [];
+  if (ran.length === 0) return `still at ${from}; everything was switched forward again`;
+  const names = ran.map((item) => item.component).join(', ');
+  return `files back at ${from}; rollback artifacts of ${names} ran and were not undone: see the warnings`;
 }
 
 /**

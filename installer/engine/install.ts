@@ -175,7 +175,7 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
         );
       });
     } catch (error) {
-      return { outcome: 'rolled-back', failure: await t.rollBack(error) };
+      return { outcome: 'rolled-back', failure: (await t.rollBack(error)).failure };
     }
     return { outcome: 'committed' };
   } finally {

@@ -39,7 +39,11 @@ export type JournalStep =
    * at `backup` beside it; undone by renaming the backup back over it.
    */
   | { op: 'replace'; path: string; backup: string }
-  /** An update or remove artifact is about to run; undone by the component's rollback artifacts. */
+  /**
+   * An update or remove artifact is about to run, undone by the component's
+   * rollback artifacts; or a rollback artifact of `ferry rollback`, which
+   * nothing undoes (see undoAll).
+   */
   | { op: 'run'; component: string; pass: string; artifact: string }
   /** state.json is about to be replaced: from here on, recovery rolls forward if the state says so. */
   | { op: 'commit' }

@@ -2,12 +2,18 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAtomicLeftover, readRegularFile } from '../../manifest-schema/index.js';
 import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.js';
-import type { InstallEvent } from './events.js';
+import type { InstallEvent, NotUndone } from './events.js';
 import { appendLine, Journal } from './journal.js';
 import { acquireLock } from './lock.js';
 import { cleanUp, removeLinkLeftovers } from './retention.js';
 import { endLeftover } from './run.js';
-import { removeBackups, removeStaging, runningFile, undoAll } from './transaction.js';
+import {
+  notUndoneWarning,
+  removeBackups,
+  removeStaging,
+  runningFile,
+  undoAll,
+} from './transaction.js';
 
 /**
  * Runs `work` holding the appliance's lock, after resolving any transaction
@@ -17,7 +23,7 @@ export async function exclusive<T>(
   root: string,
   command: string,
   emit: (event: InstallEvent) => void,
-  work: (appliance: Appliance, recovered: boolean) => Promise<T>,
+  work: (appliance: Appliance, recovered: Recovery | null) => Promise<T>,
 ): Promise<T> {
   const { paths } = await openAppliance(root);
   const lock = await acquireLock(paths.lock, paths.root, command);
@@ -40,33 +46,43 @@ export async function exclusive<T>(
   }
 }
 
+/** What resolving an interrupted transaction did that the appliance's state does not show. */
+export interface Recovery {
+  /** A rollback's artifacts that ran before it was undone: see NotUndone. */
+  notUndone: NotUndone[];
+}
+
 /** `ferry recover`: resolves an interrupted transaction, if there is one. */
 export function recover(
   root: string,
   warn: (message: string) => void,
-): Promise<{ recovered: boolean; release: string | null }> {
+): Promise<{ recovered: boolean; release: string | null; notUndone?: NotUndone[] }> {
   const emit = (event: InstallEvent): void => {
     if (event.type === 'warning') warn(event.message);
   };
   return exclusive(root, 'recover', emit, (appliance, recovered) =>
-    Promise.resolve({ recovered, release: appliance.state.release }),
+    Promise.resolve({
+      recovered: recovered !== null,
+      release: appliance.state.release,
+      ...(recovered && recovered.notUndone.length > 0 ? { notUndone: recovered.notUndone } : {}),
+    }),
   );
 }
 
 /**
  * Resolves a transaction a crash left open: rolled forward when state.json
- * carries its id (the commit happened), rolled back otherwise. Returns
- * whether there was anything to resolve.
+ * carries its id (the commit happened), rolled back otherwise. Returns null
+ * when there was nothing to resolve.
  */
 export async function recoverPending(
   appliance: Appliance,
   emit: (event: InstallEvent) => void,
-): Promise<boolean> {
+): Promise<Recovery | null> {
   const open = await Journal.read(appliance.paths.journal, appliance.paths.root);
   if (!open) {
     // A folder left by a crash before its header: nothing was changed, nothing to record.
     await rm(appliance.paths.journal, { recursive: true, force: true });
-    return false;
+    return null;
   }
   const { header, steps } = open;
   emit({ type: 'pass', pass: 'recover', status: 'start' });
@@ -79,6 +95,7 @@ export async function recoverPending(
       message: `ended what the interrupted transaction's artifact left running: ${ended.join(', ')}`,
     });
   const committed = appliance.state.transaction === header.id;
+  let notUndone: NotUndone[] = [];
   if (committed) {
     emit({
       type: 'warning',
@@ -95,7 +112,14 @@ export async function recoverPending(
       type: 'warning',
       message: `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? 'empty'}) was interrupted: rolling it back`,
     });
-    await undoAll(steps, header, appliance.paths.journal, emit);
+    notUndone = await undoAll(steps, header, appliance.paths.journal, emit);
+    // The killed rollback's own log too: whoever reads there why it failed must find what it left.
+    for (const item of notUndone)
+      await appendLine(join(appliance.paths.logs, `${header.id}.jsonl`), {
+        at: new Date().toISOString(),
+        type: 'warning',
+        message: notUndoneWarning(item, header),
+      });
     await removeLinkLeftovers(appliance.paths);
   }
   await removeStaging(appliance.paths, header.id);
@@ -121,11 +145,12 @@ export async function recoverPending(
       to: header.to,
       outcome: committed ? 'committed' : 'rolled-back',
       interruptedAt: steps.length,
+      ...(notUndone.length > 0 ? { notUndone } : {}),
     });
   }
   await rm(appliance.paths.journal, { recursive: true, force: true });
   emit({ type: 'pass', pass: 'recover', status: 'done' });
-  return true;
+  return { notUndone };
 }
 
 /**

@@ -11,7 +11,8 @@ import { checkReason, StepFailed, Transaction } from './transaction.js';
  * Back to the previous committed release, from the versions kept beside the
  * active ones: each component's rollback artifacts (kept from its install)
  * run, then `current` switches back, dependents first. Journaled like an
- * install; a failure switches everything forward again.
+ * install; a failure switches everything forward again, but not what the
+ * rollback artifacts that ran did (they are named in the result).
  */
 export async function rollback(
   root: string,
@@ -89,7 +90,13 @@ export async function rollback(
       });
       return { ...done, outcome: 'committed' };
     } catch (error) {
-      return { ...done, outcome: 'rolled-back', failure: await t.rollBack(error) };
+      const { failure, notUndone } = await t.rollBack(error);
+      return {
+        ...done,
+        outcome: 'rolled-back',
+        failure,
+        ...(notUndone.length > 0 ? { notUndone } : {}),
+      };
     } finally {
       await t.close();
     }

@@ -18,7 +18,7 @@ import {
   type Appliance,
   type AppliancePaths,
 } from '../appliance.js';
-import type { Failure, InstallEvent, Outcome, PassName } from './events.js';
+import type { Failure, InstallEvent, NotUndone, Outcome, PassName } from './events.js';
 import {
   appendLine,
   Journal,
@@ -396,19 +396,20 @@ export class Transaction {
    * an undo fails too (the filesystem went read-only) the journal stays for
    * `ferry recover`, and the error reports the first cause.
    */
-  async rollBack(error: unknown): Promise<Failure> {
+  async rollBack(error: unknown): Promise<{ failure: Failure; notUndone: NotUndone[] }> {
     const failure = this.failureOf(error);
     // A rollback that fails is undone within its own pass.
     const own = this.currentPass !== 'rollback';
     if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'start' });
+    let notUndone: NotUndone[];
     try {
-      await undoAll(this.steps, this.journal.header, this.paths.journal, this.emit);
+      notUndone = await undoAll(this.steps, this.journal.header, this.paths.journal, this.emit);
     } catch (undoError) {
       throw unresolved(error, undoError, this.paths.journal);
     }
     if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'done' });
-    await this.settle('rolled-back', failure);
-    return failure;
+    await this.settle('rolled-back', failure, notUndone);
+    return { failure, notUndone };
   }
 
   /**
@@ -439,10 +440,14 @@ export class Transaction {
   }
 
   /** The end of a transaction that did not commit: the appliance is as it was, whatever fails here. */
-  private async settle(outcome: Outcome, failure: Failure): Promise<void> {
+  private async settle(
+    outcome: Outcome,
+    failure: Failure,
+    notUndone: NotUndone[] = [],
+  ): Promise<void> {
     try {
       await this.discard();
-      await this.history(outcome, failure);
+      await this.history(outcome, failure, undefined, notUndone);
     } catch (error) {
       this.emit({
         type: 'warning',
@@ -451,7 +456,12 @@ export class Transaction {
     }
   }
 
-  private async history(outcome: Outcome, failure?: Failure, verified?: boolean): Promise<void> {
+  private async history(
+    outcome: Outcome,
+    failure?: Failure,
+    verified?: boolean,
+    notUndone: NotUndone[] = [],
+  ): Promise<void> {
     const { start } = this;
     await appendLine(this.paths.history, {
       id: this.id,
@@ -466,6 +476,7 @@ export class Transaction {
       ...(start.reason !== undefined ? { reason: start.reason } : {}),
       ...(start.trust !== undefined && outcome === 'committed' ? { trust: start.trust } : {}),
       ...(failure ? { failure } : {}),
+      ...(notUndone.length > 0 ? { notUndone } : {}),
       log: this.logFile,
     });
   }
@@ -518,13 +529,15 @@ export async function removeStaging(paths: AppliancePaths, id: string): Promise<
  * Undoes journaled steps in reverse. A component's rollback artifacts run
  * where its update artifacts started (after its switch and before its move
  * are undone); filesystem undos are idempotent, so this is safe to repeat.
+ * Returns, and warns of, the rollback artifacts of `ferry rollback` that ran:
+ * nothing undoes them (the update artifacts that would are not kept).
  */
 export async function undoAll(
   steps: readonly JournalStep[],
   header: TransactionHeader,
   journal: string,
   emit: (event: InstallEvent) => void,
-): Promise<void> {
+): Promise<NotUndone[]> {
   const rolledBack = new Set<string>();
   for (const step of [...steps].reverse()) {
     if (step.op === 'run') {
@@ -547,4 +560,38 @@ export async function undoAll(
       await undoStep(step);
     }
   }
+  const notUndone = rollbackRuns(steps);
+  for (const item of notUndone) emit({ type: 'warning', message: notUndoneWarning(item, header) });
+  return notUndone;
+}
+
+/** The rollback artifacts each component ran, in the order they were journaled (started, if not finished). */
+function rollbackRuns(steps: readonly JournalStep[]): NotUndone[] {
+  const byComponent = new Map<string, string[]>();
+  for (const step of steps) {
+    if (step.op !== 'run' || step.pass !== 'rollback') continue;
+    const artifacts = byComponent.get(step.component) ?? [];
+    artifacts.push(basename(step.artifact));
+    byComponent.set(step.component, artifacts);
+  }
+  return [...byComponent].map(([component, artifacts]) => ({ component, artifacts }));
+}
+
+/**
+ * An operator told "everything was switched forward again" reads it as safe;
+ * with a database restored behind the files' back it is not, so it is said
+ * per component, with the ways out. `--force` is no way out: with the
+ * component already at its version and its files as signed the plan keeps it,
+ * and its update artifacts do not run.
+ */
+export function notUndoneWarning(item: NotUndone, header: TransactionHeader): string {
+  const { component } = item;
+  const from = header.from ?? '(empty)';
+  const to = header.to ?? '(empty)';
+  return (
+    `${component}: rollback artifacts ${item.artifacts.join(', ')} ran before the rollback from ${from} to ${to} was undone; ` +
+    `what they restored outside Ferry's folders is not undone: ${component}'s files are at ${from} again, its data may be as at ${to}. ` +
+    `Mend what failed and run ferry rollback again (rollback artifacts must be safe to run again), then install ${from} if wanted: ` +
+    `that runs ${component}'s update artifacts again; installing ${from} now, even with --force ${component}, does not (${component} is already at its version)`
+  );
 }

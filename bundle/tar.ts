@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { createGunzip, type ZlibOptions } from 'node:zlib';
+import { crc32, createInflateRaw, type ZlibOptions } from 'node:zlib';
 import { Header, Pax } from 'tar';
 import { BUNDLE_METADATA_ENTRY, FerryError, ioError } from '../manifest-schema/index.js';
 import { EntryAudit } from './audit.js';
@@ -325,12 +325,7 @@ async function streamTar(
     }
     checkEnd(file, await bytes.remaining());
     await stream.done;
-    const consumed = stream.consumed?.() ?? source.size;
-    if (consumed !== source.size)
-      throw corruptBundle(
-        file,
-        `holds ${source.size - consumed} bytes after its gzip stream; Ferry writes nothing there`,
-      );
+    await stream.trailer?.();
   } finally {
     if (!pausing) stream.close();
   }
@@ -357,8 +352,8 @@ interface Inflow {
   /** Settles when the whole source has been read (or fails). */
   done: Promise<void>;
   close(): void;
-  /** Compressed bytes the gzip stream used, for a tar.gz. */
-  consumed?: () => number;
+  /** For a tar.gz, once `done`: checks the gzip trailer against the data inflated. */
+  trailer?: () => Promise<void>;
 }
 
 function plain(source: BundleSource, highWaterMark: number): Inflow {
@@ -370,33 +365,135 @@ function plain(source: BundleSource, highWaterMark: number): Inflow {
   return { output, done, close: () => output.destroy() };
 }
 
+const GZIP_HEADER = 10;
+const GZIP_TRAILER = 8;
+
+/**
+ * A tar.gz is one gzip member exactly as Ferry writes it: a 10-byte header
+ * with no optional fields, one deflate stream, the 8-byte trailer, nothing
+ * else. zlib's gunzip would also take further members (an empty one
+ * inflates to nothing) and header fields (a name, a comment, an extra field
+ * of 64 KiB): bytes no tar reader sees, where unzip finds a zip's end record
+ * and reads a different archive. So the member is framed here and only the
+ * deflate stream goes to zlib; its end must be where the trailer starts.
+ */
 function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
-  const input = source.stream(0, source.size, highWaterMark);
+  const file = source.name;
+  const body = Math.max(0, source.size - GZIP_TRAILER);
+  const input = source.stream(0, body, highWaterMark);
+  const header = new GzipHeader(file);
   // Its buffers as small as the input's (zlib takes a stream's options, though its
   // types do not say so): with Node 22's 64 KiB default, a loaded machine read
   // 48 KiB more of a tar.gz to find bundle.json than a quiet one.
   const streamOptions: ZlibOptions & { highWaterMark: number } = { highWaterMark };
-  const output = createGunzip(streamOptions);
+  const inflate = createInflateRaw(streamOptions);
+  let crc = 0;
+  let inflated = 0;
+  const output = new Transform({
+    highWaterMark,
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      crc = crc32(chunk, crc);
+      inflated += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const fail = (error: Error): void => {
+    output.destroy(error);
+  };
+  input.on('error', fail);
+  header.on('error', fail);
+  inflate.on('error', fail);
+  // Before the pipe's own listener ends the output: the deflate stream ended
+  // before the trailer's place, so more follows it (a second member, garbage).
+  inflate.on('end', () => {
+    const member = GZIP_HEADER + inflate.bytesWritten;
+    if (member < body)
+      fail(
+        corruptBundle(
+          file,
+          `holds ${source.size - member - GZIP_TRAILER} bytes after its gzip member; Ferry writes one member and nothing after it`,
+        ),
+      );
+  });
+  input.pipe(header).pipe(inflate).pipe(output);
   const done = new Promise<void>((resolve, reject) => {
-    input.on('error', reject);
     output.on('error', reject);
     output.on('end', resolve);
   }).catch((error: unknown) => {
-    throw gzipError(error, source.name);
+    throw gzipError(error, file);
   });
   // Awaited only once the whole stream is read; a failure before then is reported by the read.
   done.catch(() => undefined);
-  input.on('error', (error) => output.destroy(error));
-  input.pipe(output);
   return {
     output,
     done,
     close: () => {
       input.destroy();
+      header.destroy();
+      inflate.destroy();
       output.destroy();
     },
-    consumed: () => output.bytesWritten,
+    trailer: async () => {
+      const trailer = Buffer.alloc(GZIP_TRAILER);
+      await source.read(trailer, body);
+      const stored = { crc: trailer.readUInt32LE(0), size: trailer.readUInt32LE(4) };
+      const actual = { crc: crc >>> 0, size: inflated % 2 ** 32 };
+      if (stored.crc !== actual.crc || stored.size !== actual.size)
+        throw corruptBundle(
+          file,
+          `its gzip trailer says CRC-32 ${hex(stored.crc)} and size ${stored.size}, and its data inflates to CRC-32 ${hex(actual.crc)} and size ${actual.size}`,
+        );
+    },
   };
+}
+
+function hex(value: number): string {
+  return value.toString(16).padStart(8, '0');
+}
+
+/** Checks and drops the gzip header: deflate, and no flags (so no optional fields). */
+class GzipHeader extends Transform {
+  private readonly file: string;
+  private head: Buffer | null = Buffer.alloc(0);
+
+  constructor(file: string) {
+    super();
+    this.file = file;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.head === null) {
+      callback(null, chunk);
+      return;
+    }
+    const head = Buffer.concat([this.head, chunk]);
+    if (head.length < GZIP_HEADER) {
+      this.head = head;
+      callback();
+      return;
+    }
+    this.head = null;
+    const method = head[2] as number;
+    const flags = head[3] as number;
+    if (head[0] !== 0x1f || head[1] !== 0x8b || method !== 8 || flags !== 0) {
+      callback(
+        corruptBundle(
+          this.file,
+          `its gzip header (method ${method}, flags 0x${flags.toString(16).padStart(2, '0')}) is not the one Ferry writes: Ferry writes deflate and no name, comment, extra field or header CRC`,
+        ),
+      );
+      return;
+    }
+    callback(null, head.subarray(GZIP_HEADER));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(
+      this.head === null
+        ? null
+        : corruptBundle(this.file, `ends inside its gzip header, at byte ${this.head.length}`),
+    );
+  }
 }
 
 function gzipError(error: unknown, file: string): FerryError {

@@ -192,6 +192,19 @@ export function decodeEnvelope(
       hint: 'it was damaged or altered',
     });
   }
+  // Node's base64 decoder skips what is not base64 and stops at padding, so a
+  // signature with bytes added still verifies: the same signed release would
+  // come in any number of bundle.json texts, none the one Ferry writes.
+  const loose = checked.value.signatures.findIndex(
+    ({ sig }) => Buffer.from(sig, 'base64').toString('base64') !== sig,
+  );
+  if (loose >= 0) {
+    throw new FerryError(
+      kind.invalid,
+      `${file}: signature ${loose} of ${kind.entry} is not canonical base64`,
+      { ...where, field: `/signatures/${loose}/sig`, hint: 'it was damaged or altered' },
+    );
+  }
   return { envelope: checked.value, payload };
 }
 

@@ -41,4 +41,23 @@ describe('bundle.json that is not canonical JSON', () => {
       ['verify'],
     );
   });
+
+  // The payload's base64 must be canonical; so must each signature's, or
+  // bytes added after its padding (which Node's decoder skips) still verify.
+  it('a signature with bytes after its base64 padding is refused', async () => {
+    const { metadata, key } = await sharedBase();
+    const envelope = signEnvelope(Buffer.from(canonicalJson(metadata)), [key]);
+    const [signature] = envelope.signatures;
+    const padded = {
+      ...envelope,
+      signatures: [{ ...signature!, sig: `${signature!.sig}AAAA` }],
+    };
+    const file = await bundleWith(envelopeBytes(padded));
+    const runs = await expectRefusedEverywhere(file, 'E_METADATA_INVALID', 3, [
+      'verify',
+      'inspect',
+      'install',
+    ]);
+    for (const run of runs) expect(run.stderr).toContain('signature 0 of bundle.json');
+  });
 });

@@ -325,7 +325,7 @@ async function streamTar(
     }
     checkEnd(file, await bytes.remaining());
     await stream.done;
-    await stream.trailer?.();
+    stream.trailer?.();
   } finally {
     if (!pausing) stream.close();
   }
@@ -353,7 +353,7 @@ interface Inflow {
   done: Promise<void>;
   close(): void;
   /** For a tar.gz, once `done`: checks the gzip trailer against the data inflated. */
-  trailer?: () => Promise<void>;
+  trailer?: () => void;
 }
 
 function plain(source: BundleSource, highWaterMark: number): Inflow {
@@ -380,8 +380,10 @@ const GZIP_TRAILER = 8;
 function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
   const file = source.name;
   const body = Math.max(0, source.size - GZIP_TRAILER);
-  const input = source.stream(0, body, highWaterMark);
-  const header = new GzipHeader(file);
+  // Read through in one stream, trailer included: on volumes read in order, a
+  // read of the trailer apart would ask again for a volume already taken out.
+  const input = source.stream(0, source.size, highWaterMark);
+  const header = new GzipMember(file, body);
   // Its buffers as small as the input's (zlib takes a stream's options, though its
   // types do not say so): with Node 22's 64 KiB default, a loaded machine read
   // 48 KiB more of a tar.gz to find bundle.json than a quiet one.
@@ -433,9 +435,8 @@ function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
       inflate.destroy();
       output.destroy();
     },
-    trailer: async () => {
-      const trailer = Buffer.alloc(GZIP_TRAILER);
-      await source.read(trailer, body);
+    trailer: () => {
+      const trailer = header.trailer;
       const stored = { crc: trailer.readUInt32LE(0), size: trailer.readUInt32LE(4) };
       const actual = { crc: crc >>> 0, size: inflated % 2 ** 32 };
       if (stored.crc !== actual.crc || stored.size !== actual.size)
@@ -451,40 +452,56 @@ function hex(value: number): string {
   return value.toString(16).padStart(8, '0');
 }
 
-/** Checks and drops the gzip header: deflate, and no flags (so no optional fields). */
-class GzipHeader extends Transform {
+/**
+ * Splits a gzip member as it streams past: checks and drops its header
+ * (deflate, and no flags, so no optional fields), passes the deflate stream
+ * on, and keeps the 8-byte trailer that starts at `body`.
+ */
+class GzipMember extends Transform {
   private readonly file: string;
+  private readonly body: number;
   private head: Buffer | null = Buffer.alloc(0);
+  private position = 0;
+  readonly trailer = Buffer.alloc(GZIP_TRAILER);
 
-  constructor(file: string) {
+  constructor(file: string, body: number) {
     super();
     this.file = file;
+    this.body = body;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.head === null) {
-      callback(null, chunk);
-      return;
+    const start = this.position;
+    this.position += chunk.length;
+    const tail = Math.max(0, Math.min(chunk.length, this.position - this.body));
+    chunk.copy(this.trailer, Math.max(0, start - this.body), chunk.length - tail);
+    let data = chunk.subarray(0, chunk.length - tail);
+    if (this.head !== null) {
+      const head = Buffer.concat([this.head, data]);
+      if (head.length < GZIP_HEADER) {
+        this.head = head;
+        callback();
+        return;
+      }
+      this.head = null;
+      const problem = this.headerProblem(head);
+      if (problem) {
+        callback(problem);
+        return;
+      }
+      data = head.subarray(GZIP_HEADER);
     }
-    const head = Buffer.concat([this.head, chunk]);
-    if (head.length < GZIP_HEADER) {
-      this.head = head;
-      callback();
-      return;
-    }
-    this.head = null;
+    callback(null, data);
+  }
+
+  private headerProblem(head: Buffer): FerryError | null {
     const method = head[2] as number;
     const flags = head[3] as number;
-    if (head[0] !== 0x1f || head[1] !== 0x8b || method !== 8 || flags !== 0) {
-      callback(
-        corruptBundle(
-          this.file,
-          `its gzip header (method ${method}, flags 0x${flags.toString(16).padStart(2, '0')}) is not the one Ferry writes: Ferry writes deflate and no name, comment, extra field or header CRC`,
-        ),
-      );
-      return;
-    }
-    callback(null, head.subarray(GZIP_HEADER));
+    if (head[0] === 0x1f && head[1] === 0x8b && method === 8 && flags === 0) return null;
+    return corruptBundle(
+      this.file,
+      `its gzip header (method ${method}, flags 0x${flags.toString(16).padStart(2, '0')}) is not the one Ferry writes: Ferry writes deflate and no name, comment, extra field or header CRC`,
+    );
   }
 
   override _flush(callback: TransformCallback): void {

@@ -160,7 +160,7 @@ export function decodeEnvelope(
   }
   const text = bytes.toString('utf8');
   const envelope = parseJsonLimited(text, file, kind.entry, kind);
-  if (kind.canonical) requireCanonical(envelope, text, file, kind.entry);
+  if (kind.canonical) requireCanonical(envelope, text, file, kind.entry, bytes);
   const { signatures } = (envelope ?? {}) as { signatures?: unknown };
   const signatureCount = Array.isArray(signatures) ? signatures.length : 0;
   if (signatureCount > MAX_SIGNATURES) {
@@ -214,7 +214,28 @@ export function decodeEnvelope(
  * which two JSON parsers resolve differently (JSON.parse keeps the last, so
  * its re-serialisation drops the first and the texts differ).
  */
-export function requireCanonical(value: unknown, text: string, file: string, entry: string): void {
+export function requireCanonical(
+  value: unknown,
+  text: string,
+  file: string,
+  entry: string,
+  bytes: Buffer,
+): void {
+  // Decoding replaces bytes that are not UTF-8 with U+FFFD, whose canonical
+  // text is itself: the check below alone would take them, and a stricter
+  // parser would refuse (or read otherwise) the same signed bytes.
+  const encoded = Buffer.from(text, 'utf8');
+  if (!encoded.equals(bytes)) {
+    throw new FerryError(
+      'E_METADATA_NOT_CANONICAL',
+      `${file}: ${entry} is not UTF-8 (from byte ${firstByteDifference(encoded, bytes)})`,
+      {
+        file,
+        entry,
+        hint: 'Ferry writes one exact text for its metadata; this one was edited or crafted: do not use it',
+      },
+    );
+  }
   let canonical: string | null;
   try {
     canonical = canonicalJson(value);
@@ -236,6 +257,12 @@ export function requireCanonical(value: unknown, text: string, file: string, ent
       hint: 'Ferry writes one exact text for its metadata; this one was edited or crafted: do not use it',
     },
   );
+}
+
+function firstByteDifference(a: Buffer, b: Buffer): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
 }
 
 function firstDifference(a: string, b: string): number {

@@ -36,7 +36,7 @@ export interface ExpectedEntry {
 export function decodeMetadata(payload: Buffer, file: string): BundleMetadata {
   const text = payload.toString('utf8');
   const raw = parseJsonLimited(text, file, 'bundle.json');
-  requireCanonical(raw, text, file, BUNDLE_METADATA_ENTRY);
+  requireCanonical(raw, text, file, BUNDLE_METADATA_ENTRY, payload);
   const version = (raw as { formatVersion?: unknown } | null)?.formatVersion;
   if (version !== FORMAT_VERSION) {
     throw new FerryError(

@@ -60,4 +60,41 @@ describe('bundle.json that is not canonical JSON', () => {
     ]);
     for (const run of runs) expect(run.stderr).toContain('signature 0 of bundle.json');
   });
+
+  // Bytes that are not UTF-8 decode to U+FFFD, whose canonical text is
+  // itself: the text compares equal while the bytes are not what Ferry
+  // writes, and a strict parser would refuse what this one read.
+  it('a signed payload with bytes that are not UTF-8 is refused', async () => {
+    const { metadata, key } = await sharedBase();
+    const notes = 'two bytes here: XX';
+    const payload = Buffer.from(
+      canonicalJson({ ...metadata, release: { ...metadata.release, notes } }),
+    );
+    const at = payload.indexOf('XX');
+    payload[at] = 0xff;
+    payload[at + 1] = 0xfe;
+    const file = await bundleWith(envelopeBytes(signEnvelope(payload, [key])));
+    const runs = await expectRefusedEverywhere(file, 'E_METADATA_NOT_CANONICAL', 3, [
+      'verify',
+      'plan',
+    ]);
+    for (const run of runs) expect(run.stderr).toContain(`is not UTF-8 (from byte ${at})`);
+  });
+
+  it('an envelope with bytes that are not UTF-8 in an unsigned field is refused', async () => {
+    const { entries } = await sharedBase();
+    const envelope = JSON.parse(entries[0]!.data.toString()) as {
+      signatures: Array<{ keyid: string; sig: string }>;
+    };
+    envelope.signatures.push({ keyid: 'XX', sig: Buffer.alloc(64).toString('base64') });
+    const bytes = Buffer.from(JSON.stringify(envelope));
+    const at = bytes.indexOf('"XX"') + 1;
+    bytes[at] = 0xff;
+    bytes[at + 1] = 0xff;
+    await expectRefusedEverywhere(await bundleWith(bytes), 'E_METADATA_NOT_CANONICAL', 3, [
+      'verify',
+      'inspect',
+      'install',
+    ]);
+  });
 });

@@ -71,7 +71,8 @@ export function decodePartsIndex(
   if (!checked.ok)
     throw invalid(checked.errors.map((e) => `${e.path || '/'} ${e.message}`).join('; '));
   const index = checked.value;
-  if (canonicalJson(index) !== payload.toString('utf8'))
+  // Bytes, not text: bytes that are not UTF-8 decode to U+FFFD, whose canonical text is itself.
+  if (!Buffer.from(canonicalJson(index), 'utf8').equals(payload))
     throw invalid('the signed payload is not canonical JSON');
   let offset = 0;
   for (const [at, part] of index.parts.entries()) {

@@ -87,4 +87,17 @@ describe('the parts index', () => {
       'E_MEDIA_INDEX_INVALID',
     );
   });
+
+  // Bytes that are not UTF-8 decode to U+FFFD, whose canonical text is itself.
+  it('refuses a signed payload that is not UTF-8, though its text is canonical', async () => {
+    const payload = Buffer.from(
+      canonicalJson({ ...valid, bundle: { ...valid.bundle, id: 'XX@1' } }),
+    );
+    payload.fill(0xff, payload.indexOf('XX'), payload.indexOf('XX') + 2);
+    const key = parsePrivateKey(signer.privatePem, 'key');
+    const bytes = envelopeBytes(signEnvelope(payload, [key], PARTS_PAYLOAD_TYPE));
+    expect(await codeOf(() => decodePartsIndex(bytes, 'PARTS.JSON', trustOf(signer)))).toBe(
+      'E_MEDIA_INDEX_INVALID',
+    );
+  });
 });

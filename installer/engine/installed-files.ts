@@ -53,6 +53,7 @@ async function check(
           if (file.type === 'dir') {
             if (!stats.isDirectory())
               problems.push({ component: name, path: file.path, problem: 'is no longer a folder' });
+            else modeChanged(stats.mode, file.mode, name, file.path, problems);
           } else if (file.type === 'symlink') {
             const target = await readlink(path).catch(() => null);
             if (target !== file.target)
@@ -81,6 +82,7 @@ async function check(
                 path: file.path,
                 problem: 'content differs from what was installed',
               });
+            else modeChanged(stats.mode, file.mode, name, file.path, problems);
           }
         })(),
       );
@@ -88,4 +90,28 @@ async function check(
   }
   await Promise.all(jobs);
   return problems.sort((a, b) => (a.component + a.path < b.component + b.path ? -1 : 1));
+}
+
+/**
+ * A mode other than the one signed: a setuid bit or a world-writable program
+ * added by hand is as much a change to what was installed as its bytes.
+ */
+function modeChanged(
+  mode: number,
+  signed: number,
+  component: string,
+  path: string,
+  problems: FileProblem[],
+): void {
+  const now = mode & 0o7777;
+  if (now !== signed)
+    problems.push({
+      component,
+      path,
+      problem: `has mode ${octal(now)}, not ${octal(signed)}`,
+    });
+}
+
+function octal(mode: number): string {
+  return mode.toString(8).padStart(4, '0');
 }

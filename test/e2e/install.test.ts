@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -510,6 +510,25 @@ describe('files changed by hand', () => {
       expect.arrayContaining(['update web 1.0.1 1.0.1', 'test web 1.0.1 1.0.1']),
     );
     expect(await status(root)).toMatchObject({ release: '1.1.0', verified: true });
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+  });
+
+  it('a mode changed by hand (a setuid bit) is drift, named with both modes; --force puts the signed one back', async () => {
+    const root = await fresh('1.1.0');
+    const file = join(root, 'opt/ferry/web/current/index.html');
+    const signed = (await stat(file)).mode & 0o7777;
+    await chmod(file, signed | 0o4000);
+    const verify = await ferry(['status', '--root', root, '--verify']);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toContain(
+      `index.html has mode ${(signed | 0o4000).toString(8).padStart(4, '0')}, not ${signed.toString(8).padStart(4, '0')}`,
+    );
+    const blocked = await ferry(['plan', tar['1.2.0'] as string, '--root', root, '--json']);
+    expect(blocked.code).toBe(4);
+    expect(web(json<PlanJson>(blocked))?.reasons[0]?.code).toBe('E_DRIFT');
+    const forced = await install(tar['1.1.0'] as string, root, '--force', 'web');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect((await stat(file)).mode & 0o7777).toBe(signed);
     expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
   });
 

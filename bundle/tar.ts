@@ -78,7 +78,7 @@ async function readMetadata(source: BundleSource, format: 'tar' | 'tar.gz'): Pro
     return bytes;
   }
   const stream = gunzipped(source, METADATA_HIGH_WATER);
-  const bytes = new StreamBytes(stream.output, source.name);
+  const bytes = new StreamBytes(stream.output, source.name, stream.seen);
   bytes.entry = BUNDLE_METADATA_ENTRY;
   try {
     const size = metadataSize(source.name, await bytes.take(512));
@@ -284,7 +284,7 @@ async function streamTar(
   const stream =
     paused?.stream ??
     (format === 'tar.gz' ? gunzipped(source, VISIT_HIGH_WATER) : plain(source, VISIT_HIGH_WATER));
-  const bytes = paused?.bytes ?? new StreamBytes(stream.output, file);
+  const bytes = paused?.bytes ?? new StreamBytes(stream.output, file, stream.seen);
   let pausing = false;
   try {
     let position = paused?.position ?? 0;
@@ -352,6 +352,8 @@ interface Inflow {
   /** Settles when the whole source has been read (or fails). */
   done: Promise<void>;
   close(): void;
+  /** For a tar.gz: each chunk read from `output`, for the trailer's CRC-32. */
+  seen?: (chunk: Buffer) => void;
   /** For a tar.gz, once `done`: checks the gzip trailer against the data inflated. */
   trailer?: () => void;
 }
@@ -388,36 +390,17 @@ function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
   // types do not say so): with Node 22's 64 KiB default, a loaded machine read
   // 48 KiB more of a tar.gz to find bundle.json than a quiet one.
   const streamOptions: ZlibOptions & { highWaterMark: number } = { highWaterMark };
-  const inflate = createInflateRaw(streamOptions);
+  const output = createInflateRaw(streamOptions);
   let crc = 0;
   let inflated = 0;
-  const output = new Transform({
-    highWaterMark,
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      crc = crc32(chunk, crc);
-      inflated += chunk.length;
-      callback(null, chunk);
-    },
-  });
   const fail = (error: Error): void => {
     output.destroy(error);
   };
   input.on('error', fail);
   header.on('error', fail);
-  inflate.on('error', fail);
   // Before the pipe's own listener ends the output: the deflate stream ended
   // before the trailer's place, so more follows it (a second member, garbage).
-  inflate.on('end', () => {
-    const member = GZIP_HEADER + inflate.bytesWritten;
-    if (member < body)
-      fail(
-        corruptBundle(
-          file,
-          `holds ${source.size - member - GZIP_TRAILER} bytes after its gzip member; Ferry writes one member and nothing after it`,
-        ),
-      );
-  });
-  input.pipe(header).pipe(inflate).pipe(output);
+  input.pipe(header).pipe(output);
   const done = new Promise<void>((resolve, reject) => {
     output.on('error', reject);
     output.on('end', resolve);
@@ -432,10 +415,20 @@ function gunzipped(source: BundleSource, highWaterMark: number): Inflow {
     close: () => {
       input.destroy();
       header.destroy();
-      inflate.destroy();
       output.destroy();
     },
+    seen: (chunk) => {
+      crc = crc32(chunk, crc);
+      inflated += chunk.length;
+    },
     trailer: () => {
+      // The deflate stream ended before the trailer's place: more follows it (a second member, garbage).
+      const member = GZIP_HEADER + output.bytesWritten;
+      if (member < body)
+        throw corruptBundle(
+          file,
+          `holds ${source.size - member - GZIP_TRAILER} bytes after its gzip member; Ferry writes one member and nothing after it`,
+        );
       const trailer = header.trailer;
       const stored = { crc: trailer.readUInt32LE(0), size: trailer.readUInt32LE(4) };
       const actual = { crc: crc >>> 0, size: inflated % 2 ** 32 };
@@ -531,9 +524,12 @@ class StreamBytes {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(stream: Readable, file: string) {
+  private readonly seen: ((chunk: Buffer) => void) | undefined;
+
+  constructor(stream: Readable, file: string, seen?: (chunk: Buffer) => void) {
     this.iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     this.file = file;
+    this.seen = seen;
   }
 
   /**
@@ -552,6 +548,7 @@ class StreamBytes {
       throw gzipError(error, this.file);
     }
     if (next.done) return false;
+    this.seen?.(next.value);
     this.chunks.push(next.value);
     this.buffered += next.value.length;
     return true;

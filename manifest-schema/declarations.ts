@@ -440,6 +440,12 @@ const InstalledComponent = strict({
   artifacts: strict({
     rollback: Type.Array(Type.String({ maxLength: 255 })),
     remove: Type.Array(Type.String({ maxLength: 255 })),
+    /**
+     * Kept to undo a `ferry rollback` that fails or is cut after this version's
+     * rollback artifacts ran. Absent for versions an older Ferry installed,
+     * which kept none: state.json files they wrote stay valid.
+     */
+    update: Type.Optional(Type.Array(Type.String({ maxLength: 255 }))),
   }),
   /** The timeout its artifacts run with. */
   timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),

@@ -33,6 +33,7 @@ export function nextState(
         artifacts: {
           rollback: component.artifacts.rollback.map((ref) => fileName(ref.path)),
           remove: component.artifacts.remove.map((ref) => fileName(ref.path)),
+          update: component.artifacts.update.map((ref) => fileName(ref.path)),
         },
         ...(component.timeoutSeconds !== undefined
           ? { timeoutSeconds: component.timeoutSeconds }
@@ -111,7 +112,7 @@ export function restoredState(
   };
 }
 
-/** Rollback and remove artifacts are kept by file name beside the installed version. */
+/** Kept artifacts are listed by file name beside the installed version. */
 function fileName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }

@@ -260,12 +260,26 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
   t.emit({ type: 'step', pass: 'update', component: name, status: 'done' });
 }
 
-/** Rollback and remove artifacts stay with the installed version, for `ferry rollback` and later removal. */
+/**
+ * Rollback and remove artifacts stay with the installed version, for `ferry
+ * rollback` and later removal; update artifacts too, to undo a `ferry
+ * rollback` that fails or is cut after this version's rollback artifacts ran.
+ */
 async function keepArtifacts(t: Transaction, name: string, version: string): Promise<void> {
   const into = join(t.paths.lib, 'artifacts', name, version);
-  if (await pathExists(into)) return; // kept by an earlier install of this version
   const prepared = join(t.paths.journal, 'keep', name, version);
-  for (const pass of ['rollback', 'remove'] as const) {
+  if (await pathExists(into)) {
+    // Kept by an earlier install of this version; one by an older Ferry kept no update
+    // artifacts, and the state this install commits lists them.
+    const from = join(t.artifacts, 'artifacts', name, 'update');
+    const update = join(into, 'update');
+    if ((await pathExists(update)) || !(await pathExists(from))) return;
+    await cp(from, join(prepared, 'update'), { recursive: true });
+    await t.record({ op: 'move', from: join(prepared, 'update'), to: update });
+    await rename(join(prepared, 'update'), update);
+    return;
+  }
+  for (const pass of ['rollback', 'remove', 'update'] as const) {
     const from = join(t.artifacts, 'artifacts', name, pass);
     if (await pathExists(from)) await cp(from, join(prepared, pass), { recursive: true });
   }

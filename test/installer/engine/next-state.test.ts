@@ -284,7 +284,7 @@ describe('nextState', () => {
           version: '2.0.0',
           requires: { os: '>=1.0.0' },
           files: [file('new-2.0.0')],
-          artifacts: { rollback: ['restore.sh'], remove: ['drop.sh'] },
+          artifacts: { rollback: ['restore.sh'], remove: ['drop.sh'], update: ['migrate.sh'] },
           timeoutSeconds: 30,
         },
       },

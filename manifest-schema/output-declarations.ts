@@ -37,7 +37,11 @@ const Failure = Type.Object({
   status: Type.String(),
   tail: Type.String(),
 });
-/** Components whose rollback artifacts ran in a rollback that was then undone, and those artifacts. */
+/**
+ * Components whose rollback artifacts ran in a rollback that was then undone,
+ * and those artifacts, when their update artifacts could not run again to undo
+ * them (none kept, or one failed).
+ */
 const NotUndone = Type.Array(
   Type.Object({ component: Type.String(), artifacts: Type.Array(Type.String()) }),
 );

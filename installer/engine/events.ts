@@ -57,8 +57,9 @@ export type Outcome = 'committed' | 'rolled-back' | 'unchanged';
 
 /**
  * A component whose rollback artifacts ran (or started) in a rollback that was
- * then undone: its files went forward again, but what the artifacts did
- * outside Ferry's folders (a database restored) has no undo.
+ * then undone, and whose update artifacts could not run again to undo them
+ * (an older Ferry kept none, or one failed): its files went forward again, but
+ * what the artifacts did outside Ferry's folders (a database restored) stays.
  */
 export interface NotUndone {
   component: string;
@@ -92,7 +93,7 @@ export interface RollbackResult {
 
 /**
  * What a rollback that failed left, after "FAILED: ": "switched forward again"
- * alone reads as safe, which it is not once rollback artifacts ran.
+ * alone reads as safe, which it is not while what rollback artifacts did stays.
  */
 export function failedRollbackSummary(result: RollbackResult): string {
   const from = result.from ?? '(empty)';

@@ -41,8 +41,8 @@ export type JournalStep =
   | { op: 'replace'; path: string; backup: string }
   /**
    * An update or remove artifact is about to run, undone by the component's
-   * rollback artifacts; or a rollback artifact of `ferry rollback`, which
-   * nothing undoes (see undoAll).
+   * rollback artifacts; or a rollback artifact of `ferry rollback`, undone by
+   * the component's kept update artifacts (see undoAll).
    */
   | { op: 'run'; component: string; pass: string; artifact: string }
   /** state.json is about to be replaced: from here on, recovery rolls forward if the state says so. */
@@ -58,8 +58,21 @@ export interface TransactionHeader {
   bundle: string | null;
   startedAt: string;
   pid: number;
-  /** Components whose rollback artifacts recovery may run: where they are, their environment and timeout. */
-  undo: Record<string, { rollback: string[]; env: Record<string, string>; timeoutSeconds: number }>;
+  /**
+   * What undoes each component's artifact runs, where it is, its environment
+   * and timeout: an install's update run is undone by the bundle's rollback
+   * artifacts, a rollback's rollback run by the kept update artifacts of the
+   * version it goes forward to again (absent when none are kept).
+   */
+  undo: Record<
+    string,
+    {
+      rollback: string[];
+      update?: string[];
+      env: Record<string, string>;
+      timeoutSeconds: number;
+    }
+  >;
 }
 
 export interface OpenJournal {
@@ -141,7 +154,12 @@ function headerPaths(header: TransactionHeader, map: (path: string) => string): 
   for (const [component, entry] of Object.entries(header.undo)) {
     const env = { ...entry.env };
     for (const key of PATH_VARIABLES) if (env[key]) env[key] = map(env[key]);
-    undo[component] = { ...entry, rollback: entry.rollback.map(map), env };
+    undo[component] = {
+      ...entry,
+      rollback: entry.rollback.map(map),
+      ...(entry.update ? { update: entry.update.map(map) } : {}),
+      env,
+    };
   }
   return { ...header, undo };
 }

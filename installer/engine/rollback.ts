@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
 import type { InstallEvent, RollbackResult } from './events.js';
 import { verifyInstalled } from './installed-files.js';
-import { pathExists, pointLink } from './journal.js';
+import { pathExists, pointLink, type TransactionHeader } from './journal.js';
 import { restoredState } from './next-state.js';
 import { exclusive } from './recover.js';
 import { checkReason, StepFailed, Transaction } from './transaction.js';
@@ -11,8 +11,9 @@ import { checkReason, StepFailed, Transaction } from './transaction.js';
  * Back to the previous committed release, from the versions kept beside the
  * active ones: each component's rollback artifacts (kept from its install)
  * run, then `current` switches back, dependents first. Journaled like an
- * install; a failure switches everything forward again, but not what the
- * rollback artifacts that ran did (they are named in the result).
+ * install; a failure switches everything forward again, and runs again the
+ * kept update artifacts of each component whose rollback artifacts ran (those
+ * it cannot run again are named in the result).
  */
 export async function rollback(
   root: string,
@@ -69,6 +70,7 @@ export async function rollback(
       controls: {},
       reason: options.reason,
       emit,
+      undo: (t) => undoing(t, state, previous, changing),
     });
     const done = { ...base, transaction: t.id, log: t.logFile };
     try {
@@ -136,6 +138,43 @@ async function switchBack(
   await t.record({ op: 'switch', component: name, link, from: current?.version ?? null, to: back });
   await pointLink(link, back);
   t.emit({ type: 'step', pass: 'rollback', component: name, status: 'done' });
+}
+
+/**
+ * What undoes each component's rollback artifacts: its kept update artifacts
+ * of the version it goes forward to again, told what an install's update
+ * pass told them when it went there from the version the rollback returns
+ * to, with the installed version for the payload (the files as staged then).
+ * A component an older Ferry installed kept none and gets no entry.
+ */
+function undoing(
+  t: Transaction,
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+  changing: readonly string[],
+): TransactionHeader['undo'] {
+  const undo: TransactionHeader['undo'] = {};
+  for (const name of changing) {
+    const current = state.components[name];
+    const update = current?.artifacts.update;
+    if (!current || !update) continue;
+    const kept = join(t.paths.lib, 'artifacts', name, current.version, 'update');
+    const installDir = join(t.paths.opt, name, current.version);
+    const scope = {
+      component: name,
+      from: previous.components[name]?.version ?? null,
+      to: current.version,
+      payloadDir: installDir,
+      installDir,
+    };
+    undo[name] = {
+      rollback: [],
+      update: update.map((file) => join(kept, file)),
+      env: t.env('update', scope),
+      timeoutSeconds: t.timeout(current.timeoutSeconds),
+    };
+  }
+  return undo;
 }
 
 /**

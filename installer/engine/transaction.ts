@@ -156,6 +156,11 @@ export interface TransactionStart {
   logged?: InstallEvent[];
   /** Aborted by a signal: the transaction stops at its next safe point (never once committing). */
   signal?: AbortSignal;
+  /**
+   * What undoes the components' artifacts, when known before the first change
+   * (a rollback's): in the header from the start, so recovery needs no bundle.
+   */
+  undo?: (t: Transaction) => TransactionHeader['undo'];
 }
 
 /**
@@ -219,7 +224,7 @@ export class Transaction {
         bundle: start.bundle,
         startedAt: new Date().toISOString(),
         pid: process.pid,
-        undo: {},
+        undo: start.undo?.(transaction) ?? {},
       });
     } catch (error) {
       await transaction.close();
@@ -529,8 +534,10 @@ export async function removeStaging(paths: AppliancePaths, id: string): Promise<
  * Undoes journaled steps in reverse. A component's rollback artifacts run
  * where its update artifacts started (after its switch and before its move
  * are undone); filesystem undos are idempotent, so this is safe to repeat.
- * Returns, and warns of, the rollback artifacts of `ferry rollback` that ran:
- * nothing undoes them (the update artifacts that would are not kept).
+ * The rollback artifacts of `ferry rollback` are undone the same way, by the
+ * kept update artifacts of the version the component goes forward to again.
+ * Returns, and warns of, the components whose rollback artifacts ran and
+ * were not undone: no update artifacts kept (an older install), or one failed.
  */
 export async function undoAll(
   steps: readonly JournalStep[],
@@ -539,30 +546,66 @@ export async function undoAll(
   emit: (event: InstallEvent) => void,
 ): Promise<NotUndone[]> {
   const rolledBack = new Set<string>();
+  const redone = new Set<string>();
   for (const step of [...steps].reverse()) {
     if (step.op === 'run') {
-      if (step.pass !== 'update' || rolledBack.has(step.component)) continue;
-      rolledBack.add(step.component);
+      if (rolledBack.has(step.component)) continue;
       const undo = header.undo[step.component];
-      for (const path of undo?.rollback ?? []) {
-        const failure = await runStep(
-          { path, pass: 'rollback', component: step.component, env: undo?.env ?? {}, journal },
-          undo?.timeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
-          emit,
-        );
-        if (failure)
-          emit({
-            type: 'warning',
-            message: `${step.component}: rollback artifact ${path} ${failure.status}; its files were restored regardless`,
-          });
+      if (step.pass === 'update') {
+        rolledBack.add(step.component);
+        for (const path of undo?.rollback ?? []) {
+          const failure = await runStep(
+            { path, pass: 'rollback', component: step.component, env: undo?.env ?? {}, journal },
+            undo?.timeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
+            emit,
+          );
+          if (failure)
+            emit({
+              type: 'warning',
+              message: `${step.component}: rollback artifact ${path} ${failure.status}; its files were restored regardless`,
+            });
+        }
+      } else if (step.pass === 'rollback' && undo?.update) {
+        rolledBack.add(step.component);
+        if (await redo(step.component, undo.update, undo, journal, emit))
+          redone.add(step.component);
       }
     } else if (step.op !== 'commit' && step.op !== 'committed') {
       await undoStep(step);
     }
   }
-  const notUndone = rollbackRuns(steps);
+  const notUndone = rollbackRuns(steps).filter((item) => !redone.has(item.component));
   for (const item of notUndone) emit({ type: 'warning', message: notUndoneWarning(item, header) });
   return notUndone;
+}
+
+/**
+ * Runs a component's kept update artifacts again, after its rollback
+ * artifacts ran; false when one fails. The rest are not run then: like the
+ * update pass, each may build on what the one before did.
+ */
+async function redo(
+  component: string,
+  paths: readonly string[],
+  undo: TransactionHeader['undo'][string],
+  journal: string,
+  emit: (event: InstallEvent) => void,
+): Promise<boolean> {
+  for (const path of paths) {
+    const failure = await runStep(
+      { path, pass: 'rollback', component, env: undo.env, journal },
+      undo.timeoutSeconds,
+      emit,
+    );
+    if (failure) {
+      emit({
+        type: 'warning',
+        message: `${component}: update artifact ${path} ${failure.status} while undoing the rollback; its files were switched forward regardless`,
+      });
+      return false;
+    }
+  }
+  return true;
 }
 
 /** The rollback artifacts each component ran, in the order they were journaled (started, if not finished). */

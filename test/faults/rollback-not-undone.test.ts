@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,8 +9,10 @@ import { atFirstRelease, faultProduct } from './product.js';
 
 // A rollback from 1.3.0 runs web's restore.sh, switches web and legacy-agent,
 // then runs api's (dependents first). Undone after web's ran, it switches
-// every file forward again but cannot undo what restore.sh did outside
-// Ferry's folders: Ferry must say so, not "everything was switched forward".
+// every file forward again and runs web's kept update artifacts (publish.sh)
+// again, as the install to 1.3.0 ran them. An appliance an older Ferry
+// installed kept none: there Ferry must say what restore.sh did is not
+// undone, not "everything was switched forward".
 
 const product = faultProduct();
 let base: string;
@@ -25,6 +27,31 @@ async function at130(name: string): Promise<string> {
   const root = join(product.dir, name);
   await cloneAppliance(base, root);
   return root;
+}
+
+interface StateFile {
+  components: Record<string, { artifacts: { update?: string[] } }>;
+  previous?: { components: Record<string, { artifacts: { update?: string[] } }> };
+}
+
+/** At 1.3.0 as an older Ferry left it: no update artifacts kept, none listed in the state. */
+async function at130Older(name: string): Promise<string> {
+  const root = await at130(name);
+  const file = join(root, 'var/lib/ferry/state.json');
+  const state = JSON.parse(await readFile(file, 'utf8')) as StateFile;
+  for (const components of [state.components, state.previous?.components ?? {}])
+    for (const component of Object.values(components)) delete component.artifacts.update;
+  await writeFile(file, `${JSON.stringify(state, null, 2)}\n`);
+  const kept = join(root, 'var/lib/ferry/artifacts');
+  for (const component of await readdir(kept))
+    for (const version of await readdir(join(kept, component)))
+      await rm(join(kept, component, version, 'update'), { recursive: true, force: true });
+  return root;
+}
+
+/** The markers the fixture's artifacts wrote since `before` of them. */
+async function markersSince(root: string, before: number): Promise<string[]> {
+  return (await markers(root)).slice(before);
 }
 
 interface NotUndone {
@@ -59,11 +86,12 @@ async function loggedWarnings(root: string): Promise<string[]> {
     .map((event) => event.message ?? '');
 }
 
-describe('a rollback undone after rollback artifacts ran', () => {
+describe('a rollback undone after rollback artifacts ran, on an appliance whose install kept no update artifacts', () => {
   it('a failing restore of the second component: the warning, the FAILED line and --json name the first', async () => {
-    const root = await at130('fails');
+    const root = await at130Older('fails');
     await mkdir(join(root, 'fail'));
     await writeFile(join(root, 'fail/api.rollback'), '');
+    const started = (await markers(root)).length;
     const failed = await ferry(['rollback', '--root', root, '--yes']);
     expect(failed.code, failed.stderr).toBe(1);
     const said = failed.stdout + failed.stderr;
@@ -72,6 +100,11 @@ describe('a rollback undone after rollback artifacts ran', () => {
       /FAILED: files back at 1\.3\.0; rollback artifacts of web, api ran and were not undone/,
     );
     expect(said).not.toMatch(/everything was switched forward again/);
+    expect(said).not.toMatch(/while undoing the rollback/);
+    // Nothing ran again: nothing was kept to run.
+    expect((await markersSince(root, started)).filter((line) => line.startsWith('update'))).toEqual(
+      [],
+    );
     expect((await loggedWarnings(root)).some((message) => WEB_WARNING.test(message))).toBe(true);
     expect((await status(root)).release).toBe('1.3.0');
 
@@ -85,7 +118,7 @@ describe('a rollback undone after rollback artifacts ran', () => {
       [],
     );
 
-    const again = await at130('fails-json');
+    const again = await at130Older('fails-json');
     await mkdir(join(again, 'fail'));
     await writeFile(join(again, 'fail/api.rollback'), '');
     const result = await ferry(['rollback', '--root', again, '--yes', '--json']);
@@ -100,11 +133,28 @@ describe('a rollback undone after rollback artifacts ran', () => {
     const mended = await ferry(['rollback', '--root', again, '--yes']);
     expect(mended.code, mended.stderr).toBe(0);
     expect((await status(again)).release).toBe('1.0.0');
+
+    // Installing 1.3.0 again keeps web's update artifacts beside the rollback
+    // artifacts the older install kept, and lists them: a failed rollback from
+    // there runs publish.sh again.
+    await installOk(product.bundles['1.3.0'] as string, again);
+    await stat(join(again, 'var/lib/ferry/artifacts/web/1.0.1/update/publish.sh'));
+    const state = JSON.parse(
+      await readFile(join(again, 'var/lib/ferry/state.json'), 'utf8'),
+    ) as StateFile;
+    expect(state.components.web?.artifacts.update).toEqual(['publish.sh']);
+    await mkdir(join(again, 'fail'));
+    await writeFile(join(again, 'fail/api.rollback'), '');
+    const before130 = (await markers(again)).length;
+    const redone = await ferry(['rollback', '--root', again, '--yes', '--json']);
+    expect(redone.code, redone.stderr).toBe(1);
+    expect(json<{ notUndone?: NotUndone[] }>(redone).notUndone).toBeUndefined();
+    expect(await markersSince(again, before130)).toContain('update web 1.0.0 1.0.1');
   });
 
   it('a rollback killed after the first restore ran, then ferry recover: the same', async () => {
     // Journal writes: the header, web's run, web's switch; killed there, web's restore.sh has run.
-    const root = await at130('killed');
+    const root = await at130Older('killed');
     const cut = await ferry(['rollback', '--root', root, '--yes'], {
       env: { FERRY_TEST_CRASH_AT: '3' },
     });
@@ -112,6 +162,7 @@ describe('a rollback undone after rollback artifacts ran', () => {
     const rolledBack = (await markers(root)).filter((line) => line.startsWith('rollback'));
     expect(rolledBack).toEqual(['rollback web 1.0.0 1.0.1']);
     const copy = join(product.dir, 'killed-json');
+
     await cloneAppliance(root, copy);
 
     const recovered = await ferry(['recover', '--root', root]);
@@ -122,6 +173,10 @@ describe('a rollback undone after rollback artifacts ran', () => {
     );
     expect((await loggedWarnings(root)).some((message) => WEB_WARNING.test(message))).toBe(true);
     expect((await status(root)).release).toBe('1.3.0');
+    // Nothing ran again (nothing was kept to run): the install's one run of publish.sh.
+    expect((await markers(root)).filter((line) => line === 'update web 1.0.0 1.0.1')).toHaveLength(
+      1,
+    );
 
     const result = await ferry(['recover', '--root', copy, '--json']);
     expect(result.code, result.stderr).toBe(0);
@@ -144,5 +199,85 @@ describe('a rollback undone after rollback artifacts ran', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(json(result)).toEqual({ schemaVersion: 1, recovered: true, release: '1.3.0' });
     expect(result.stderr).not.toMatch(/not undone/);
+  });
+});
+
+describe('a rollback undone after rollback artifacts ran: the update artifacts run again', () => {
+  it("a failing restore of the second component: the first's update artifacts run again, going forward", async () => {
+    const root = await at130('redo-fails');
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.rollback'), '');
+    const before = (await markers(root)).length;
+    const failed = await ferry(['rollback', '--root', root, '--yes']);
+    expect(failed.code, failed.stderr).toBe(1);
+    const said = failed.stdout + failed.stderr;
+    expect(said).toMatch(/FAILED: still at 1\.3\.0; everything was switched forward again/);
+    expect(said).not.toMatch(/not undone/);
+    // In the journal's reverse order, each told what the install to 1.3.0 told it.
+    expect(await markersSince(root, before)).toEqual([
+      'rollback web 1.0.0 1.0.1',
+      'rollback api 2.0.0 2.1.0',
+      'update api 2.0.0 2.1.0',
+      'update web 1.0.0 1.0.1',
+    ]);
+    expect((await status(root)).release).toBe('1.3.0');
+
+    const again = await at130('redo-fails-json');
+    await mkdir(join(again, 'fail'));
+    await writeFile(join(again, 'fail/api.rollback'), '');
+    const result = await ferry(['rollback', '--root', again, '--yes', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    expect(json<{ notUndone?: NotUndone[] }>(result).notUndone).toBeUndefined();
+    conforms('rollback', json(result));
+    const history = (await readFile(join(again, 'var/lib/ferry/history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    expect(history.at(-1)).not.toMatch(/notUndone/);
+  });
+
+  it('an update artifact that fails when run again: warned of, and its component not undone', async () => {
+    const root = await at130('redo-update-fails');
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.rollback'), '');
+    await writeFile(join(root, 'fail/web.update'), '');
+    const result = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    const warnings = await loggedWarnings(root);
+    expect(warnings).toContainEqual(
+      expect.stringMatching(
+        /^web: update artifact \S+\/web\/1\.0\.1\/update\/publish\.sh exited with status 1 while undoing the rollback; its files were switched forward regardless$/,
+      ),
+    );
+    expect(warnings).toContainEqual(expect.stringMatching(WEB_WARNING));
+    expect(json<{ notUndone?: NotUndone[] }>(result).notUndone).toEqual([
+      { component: 'web', artifacts: ['restore.sh'] },
+    ]);
+    conforms('rollback', json(result));
+    expect((await status(root)).release).toBe('1.3.0');
+  });
+
+  it('a rollback killed after the first restore ran, then ferry recover: the same', async () => {
+    // Journal writes: the header, web's run, web's switch; killed there, web's restore.sh has run.
+    const root = await at130('redo-killed');
+    const cut = await ferry(['rollback', '--root', root, '--yes'], {
+      env: { FERRY_TEST_CRASH_AT: '3' },
+    });
+    expect(cut.code, cut.stderr).toBe(-1);
+    const before = (await markers(root)).length;
+    expect((await markers(root)).at(-1)).toBe('rollback web 1.0.0 1.0.1');
+    const copy = join(product.dir, 'redo-killed-json');
+    await cloneAppliance(root, copy);
+
+    const recovered = await ferry(['recover', '--root', root]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(recovered.stderr).not.toMatch(/not undone/);
+    expect(recovered.stdout).toMatch(/recovered: the appliance is at 1\.3\.0/);
+    expect(await markersSince(root, before)).toEqual(['update web 1.0.0 1.0.1']);
+    expect((await status(root)).release).toBe('1.3.0');
+
+    const result = await ferry(['recover', '--root', copy, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(json(result)).toEqual({ schemaVersion: 1, recovered: true, release: '1.3.0' });
+    conforms('recover', json(result));
   });
 });

@@ -93,8 +93,12 @@ async function check(
 }
 
 /**
- * A mode other than the one signed: a setuid bit or a world-writable program
- * added by hand is as much a change to what was installed as its bytes.
+ * A permission the signed mode does not give (a setuid bit, a world-writable
+ * program) added by hand is as much a change to what was installed as its
+ * bytes. One taken away is not: before installs gave every file its signed
+ * mode, a Ferry run under a umask stricter than 022 left files with fewer
+ * bits than signed, and those appliances must not turn drifted on the next
+ * update.
  */
 function modeChanged(
   mode: number,
@@ -104,7 +108,7 @@ function modeChanged(
   problems: FileProblem[],
 ): void {
   const now = mode & 0o7777;
-  if (now !== signed)
+  if ((now & ~signed) !== 0)
     problems.push({
       component,
       path,

@@ -532,6 +532,16 @@ describe('files changed by hand', () => {
     expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
   });
 
+  it('a permission taken away is no drift: appliances installed under a stricter umask before modes were set stay updatable', async () => {
+    const root = await fresh('1.1.0');
+    const file = join(root, 'opt/ferry/web/current/index.html');
+    const folder = join(root, 'opt/ferry/web/current/theme');
+    await chmod(file, (await stat(file)).mode & 0o750);
+    await chmod(folder, (await stat(folder)).mode & 0o750);
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+    await installOk(tar['1.2.0'] as string, root);
+  });
+
   it('--force of a component the bundle does not carry is E_NO_PAYLOAD', async () => {
     const root = await fresh('1.2.0');
     await writeFile(join(root, 'opt/ferry/maps/current/VERSION'), 'patched\n');

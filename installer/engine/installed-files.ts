@@ -15,33 +15,37 @@ export interface FileProblem {
  */
 export function verifyInstalled(
   paths: AppliancePaths,
-  state: ApplianceState,
+  state: Pick<ApplianceState, 'components'>,
   only: ReadonlySet<string> | null = null,
+  /** False: the versions' files only, not whether `current` points at them (a rollback's check before it switches). */
+  links = true,
 ): Promise<FileProblem[]> {
-  return withHashPool((pool) => check(paths, state, only, pool));
+  return withHashPool((pool) => check(paths, state, only, links, pool));
 }
 
 async function check(
   paths: AppliancePaths,
-  state: ApplianceState,
+  state: Pick<ApplianceState, 'components'>,
   only: ReadonlySet<string> | null,
+  links: boolean,
   pool: HashPool,
 ): Promise<FileProblem[]> {
   const problems: FileProblem[] = [];
   const jobs: Array<Promise<void>> = [];
   for (const [name, component] of Object.entries(state.components)) {
     if (only && !only.has(name)) continue;
-    jobs.push(
-      (async () => {
-        const active = await readlink(join(paths.opt, name, 'current')).catch(() => null);
-        if (active !== component.version)
-          problems.push({
-            component: name,
-            path: '../current',
-            problem: active === null ? 'missing' : `links to ${active}, not ${component.version}`,
-          });
-      })(),
-    );
+    if (links)
+      jobs.push(
+        (async () => {
+          const active = await readlink(join(paths.opt, name, 'current')).catch(() => null);
+          if (active !== component.version)
+            problems.push({
+              component: name,
+              path: '../current',
+              problem: active === null ? 'missing' : `links to ${active}, not ${component.version}`,
+            });
+        })(),
+      );
     const dir = join(paths.opt, name, component.version);
     for (const file of component.files) {
       const path = join(dir, file.path);

@@ -62,6 +62,21 @@ export async function rollback(
     if (changing.length === 0 && sameRecord)
       return { ...base, outcome: 'unchanged', transaction: null };
 
+    // Checked before any rollback artifact runs, not only after the switch: a kept version
+    // changed by hand, found once restore.sh had run, would undo the rollback with the
+    // data already restored.
+    const [changed] = await verifyInstalled(paths, previous, new Set(changing), false);
+    if (changed) {
+      const version = previous.components[changed.component]?.version ?? '';
+      throw new FerryError(
+        'E_DRIFT',
+        `${changed.component} ${version}, which the rollback would go back to, is not as it was installed: ${changed.path} ${changed.problem}`,
+        {
+          file: join(paths.opt, changed.component, version, changed.path),
+          hint: `nothing was run or changed. Put the file back, or install ${previous.release ?? 'the previous release'} from its bundle instead (\`ferry install BUNDLE --force ${changed.component}\`)`,
+        },
+      );
+    }
     const t = await Transaction.begin({
       appliance,
       operation: 'rollback',

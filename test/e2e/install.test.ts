@@ -785,6 +785,22 @@ describe('ferry rollback', () => {
     expect((await status(root)).release).toBe('1.2.0');
   });
 
+  it('a kept version changed by hand is refused before any rollback artifact runs (E_DRIFT, exit 4), nothing changed', async () => {
+    const root = await fresh('1.0.0');
+    await installOk(tar['1.2.0'] as string, root);
+    await writeFile(join(root, 'opt/ferry/web/1.0.0/index.html'), '<p>patched</p>\n');
+    const before = await snapshot(root);
+    const ran = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stdout).toBe(4);
+    expect(result.stderr).toContain(
+      'E_DRIFT: web 1.0.0, which the rollback would go back to, is not as it was installed: index.html is 15 bytes, not 57',
+    );
+    expect(result.stderr).toContain('hint: nothing was run or changed');
+    expect((await markers(root)).length).toBe(ran);
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('a failing rollback artifact: everything switched forward again, the failure told and logged, exit 1', async () => {
     const root = await fresh('1.0.0');
     await installOk(tar['1.2.0'] as string, root);

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ioError } from '../../manifest-schema/errors.js';
+import { basename, isAbsolute, join, normalize, relative } from 'node:path';
+import { readRegularBytes } from '../../manifest-schema/atomic.js';
+import { FerryError, ioError } from '../../manifest-schema/errors.js';
 
 /** Output kept and logged per artifact; the tail is what a person sees on failure. */
 export const OUTPUT_CAP = 1024 * 1024;
@@ -44,19 +45,33 @@ export interface ArtifactResult {
 
 let runs = 0;
 
+/** Where cgroup v2 is mounted, or null where it is not. */
+function cgroupMount(): string | null {
+  try {
+    return (
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .map((line) => line.split(' '))
+        .find((fields) => fields[fields.indexOf('-') + 1] === 'cgroup2')?.[4] ?? null
+    );
+  } catch {
+    return null;
+  }
+}
+
 /** The cgroup v2 folder of this process, or null where there is none to use. */
 function ownCgroup(): string | null {
   try {
-    const mount = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((line) => line.split(' '))
-      .find((fields) => fields[fields.indexOf('-') + 1] === 'cgroup2')?.[4];
+    const mount = cgroupMount();
     const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
     return mount && own !== undefined ? join(mount, own) : null;
   } catch {
     return null;
   }
 }
+
+/** The name makeCgroup gives an artifact's cgroup. */
+const CGROUP_NAME = /^ferry-\d+-\d+$/;
 
 /** A cgroup of its own for one artifact run, when one can be made. */
 function makeCgroup(): string | null {
@@ -82,9 +97,10 @@ function describeProcess(pid: number): string {
 /**
  * The processes an artifact started: the members of its cgroup, and (where
  * there is no cgroup, or something escaped it) those in its process group or
- * session, or descending from it while it still runs.
+ * session, or descending from it while it still runs (`running`: once it
+ * has exited, its pid may name another process's children).
  */
-function startedBy(pid: number, cgroup: string | null): number[] {
+function startedBy(pid: number, cgroup: string | null, running = true): number[] {
   const found = new Set<number>();
   if (cgroup) {
     try {
@@ -107,20 +123,41 @@ function startedBy(pid: number, cgroup: string | null): number[] {
       // gone meanwhile
     }
   }
-  for (const candidate of parents.keys()) {
-    for (let up = parents.get(candidate); up !== undefined && up > 1; up = parents.get(up))
-      if (up === pid) found.add(candidate);
-  }
+  if (running)
+    for (const candidate of parents.keys()) {
+      for (let up = parents.get(candidate); up !== undefined && up > 1; up = parents.get(up))
+        if (up === pid) found.add(candidate);
+    }
   found.delete(pid);
   found.delete(process.pid);
   return [...found];
 }
 
-/** A process's start time (clock ticks since boot): with its pid, names it across pid reuse. */
+/** A process's start time (clock ticks since boot): with its pid and the boot, names it across pid reuse. */
 function startTime(pid: number): string | null {
+  return procStat(pid)?.[19] ?? null;
+}
+
+/** The fields of /proc/PID/stat after the name (state first), or null when there is no such process. */
+function procStat(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    // The name may hold spaces and parentheses: count after its end.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a process can still do anything: a zombie has ended, only its parent has not reaped it. */
+function living(pid: number): boolean {
+  const state = procStat(pid)?.[0];
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
   } catch {
     return null;
   }
@@ -129,39 +166,93 @@ function startTime(pid: number): string | null {
 interface Tracked {
   pid: number;
   start: string;
+  /** A pid and start time name a process only within one boot. */
+  boot: string;
   cgroup: string | null;
+}
+
+/** How long endLeftover waits for what it killed to be gone. */
+const LEFTOVER_WAIT_MS = 5000;
+
+/**
+ * The cgroup a record names, if it is one Ferry made: the record is a file
+ * on disk, and writing cgroup.kill in (or removing) any other folder would
+ * act on whatever it names.
+ */
+function ownedCgroup(cgroup: unknown): string | null {
+  const mount = cgroupMount();
+  if (typeof cgroup !== 'string' || !mount || normalize(cgroup) !== cgroup) return null;
+  const inside = relative(mount, cgroup);
+  if (!inside || inside.startsWith('..') || isAbsolute(inside)) return null;
+  return CGROUP_NAME.test(basename(cgroup)) ? cgroup : null;
 }
 
 /**
  * Ends what an artifact run by a killed Ferry left running, named in
- * `trackFile`; returns what was ended ("pid (name)"). A pid reused since
- * (another start time) is left alone.
+ * `trackFile`; returns what was ended ("pid (name)"). A record from another
+ * boot, or a pid reused since (another start time), is left alone. What does
+ * not end (a process stuck in the kernel on a dead disk or NFS) is an error,
+ * the record kept: undoing under it would race its writes.
  */
-export async function endLeftover(trackFile: string): Promise<string[]> {
-  let tracked: Tracked;
+export async function endLeftover(
+  trackFile: string,
+  // For the tests: a process that no SIGKILL ends (D state) cannot be made at will.
+  { waitMs = LEFTOVER_WAIT_MS, kill = signalAll } = {},
+): Promise<string[]> {
+  let text: string;
   try {
-    tracked = JSON.parse(readFileSync(trackFile, 'utf8')) as Tracked;
+    text = (
+      await readRegularBytes(trackFile, 'E_JOURNAL_CORRUPT', {
+        max: 4096,
+        hint: 'something took its place (a FIFO, a device, a folder): make sure no artifact of the interrupted transaction still runs, remove it, and run ferry recover again',
+      })
+    ).toString('utf8');
+  } catch (error) {
+    if ((error as FerryError).code === 'E_NOT_FOUND') return [];
+    throw error;
+  }
+  let tracked: Partial<Tracked> | null = null;
+  try {
+    tracked = JSON.parse(text) as Partial<Tracked>;
   } catch {
-    return [];
+    // torn by a power cut (it is not fsynced), and a power cut ended the artifact too
   }
-  const { pid, cgroup } = tracked;
-  const leader = Number.isInteger(pid) && pid > 1 && startTime(pid) === tracked.start;
-  const pids = (leader || cgroup ? startedBy(leader ? pid : -1, cgroup) : []).concat(
-    leader ? [pid] : [],
-  );
-  const named = pids.map(describeProcess);
-  if (cgroup) {
-    try {
-      writeFileSync(join(cgroup, 'cgroup.kill'), '1');
-    } catch {
-      // gone already, or a kernel before 5.14: the signals below do it
+  const boot = bootId();
+  let named: string[] = [];
+  if (tracked && typeof tracked === 'object' && boot !== null && tracked.boot === boot) {
+    const { pid } = tracked;
+    const cgroup = ownedCgroup(tracked.cgroup);
+    const valid = typeof pid === 'number' && Number.isInteger(pid) && pid > 1;
+    const now = valid ? startTime(pid) : null;
+    const leader = valid && now !== null && now === tracked.start;
+    // A pid in use as a group or session id is not given to a new process: while
+    // the leader's is not reused, its group and session are the artifact's.
+    const group = valid && (leader || now === null) ? pid : -1;
+    const pids = startedBy(group, cgroup, leader).concat(leader ? [pid] : []);
+    named = pids.map(describeProcess);
+    if (cgroup) {
+      try {
+        writeFileSync(join(cgroup, 'cgroup.kill'), '1');
+      } catch {
+        // gone already, or a kernel before 5.14: the signals below do it
+      }
     }
+    kill(pids, 'SIGKILL');
+    // Undoing begins only once they are gone: nothing of theirs may write after it.
+    for (let waited = 0; waited < waitMs && pids.some(living); waited += 20)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const left = pids.filter(living);
+    if (left.length > 0)
+      throw new FerryError(
+        'E_IO',
+        `what the interrupted transaction's artifact left running did not end when killed: ${left.map(describeProcess).join(', ')}`,
+        {
+          file: trackFile,
+          hint: 'a process stuck on a disk or NFS server that does not answer ends once it answers: wait for it, then run ferry recover again (nothing was undone yet)',
+        },
+      );
+    if (cgroup) await removeCgroup(cgroup);
   }
-  signalAll(pids, 'SIGKILL');
-  // Undoing begins only once they are gone: nothing of theirs may write after it.
-  for (let waited = 0; waited < 5000 && pids.some((p) => startTime(p) !== null); waited += 20)
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  if (cgroup) await removeCgroup(cgroup);
   try {
     rmSync(trackFile, { force: true });
   } catch (error) {
@@ -216,10 +307,14 @@ export function runArtifact(run: ArtifactRun): Promise<ArtifactResult> {
     const track = run.trackFile;
     if (track && child.pid !== undefined) {
       const start = startTime(child.pid);
+      const boot = bootId();
       // Not fsynced: a power cut ends the artifact too; this is for a Ferry killed alone.
       try {
-        if (start !== null)
-          writeFileSync(track, JSON.stringify({ pid: child.pid, start, cgroup } satisfies Tracked));
+        if (start !== null && boot !== null)
+          writeFileSync(
+            track,
+            JSON.stringify({ pid: child.pid, start, boot, cgroup } satisfies Tracked),
+          );
       } catch {
         // the run goes on: only recovery after a kill would have used it
       }

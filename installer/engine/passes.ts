@@ -1,6 +1,7 @@
 import { chmod, cp, mkdir, readlink, rename } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import {
+  ioError,
   isCarried,
   isUpdating,
   payloadFiles,
@@ -95,9 +96,18 @@ async function signedModes(dir: string, files: readonly PayloadEntry[]): Promise
   const folders = new Set<string>(['.']);
   for (const file of files)
     for (let at = posix.dirname(file.path); at !== '.'; at = posix.dirname(at)) folders.add(at);
-  for (const folder of folders) await chmod(join(dir, folder), 0o755);
+  for (const folder of folders) await chmodChecked(join(dir, folder), 0o755);
   for (const file of files)
-    if (file.type !== 'symlink') await chmod(join(dir, file.path), file.mode & 0o777);
+    if (file.type !== 'symlink') await chmodChecked(join(dir, file.path), file.mode & 0o777);
+}
+
+/** A filesystem that refuses modes (or went read-only) is said with its path, not as a bare EPERM. */
+async function chmodChecked(path: string, mode: number): Promise<void> {
+  try {
+    await chmod(path, mode);
+  } catch (error) {
+    throw ioError(error, path, 'chmod');
+  }
 }
 
 /** In dependency order: each component's update artifacts, then its new version switched in (or it is removed). */

@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isAtomicLeftover, readRegularFile } from '../../manifest-schema/index.js';
+import { ioError, isAtomicLeftover, readRegularFile } from '../../manifest-schema/index.js';
 import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.js';
 import type { InstallEvent, NotUndone } from './events.js';
 import { appendLine, Journal } from './journal.js';
@@ -161,5 +161,8 @@ export async function recoverPending(
 async function removeWriteLeftovers(dirs: readonly string[]): Promise<void> {
   for (const dir of dirs)
     for (const name of await readdir(dir).catch(() => [] as string[]))
-      if (isAtomicLeftover(name)) await rm(join(dir, name), { force: true });
+      if (isAtomicLeftover(name))
+        await rm(join(dir, name), { force: true }).catch((error: unknown) => {
+          throw ioError(error, join(dir, name), 'remove');
+        });
 }

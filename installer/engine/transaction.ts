@@ -4,6 +4,7 @@ import { chmod, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   FerryError,
+  ioError,
   printable,
   syncDir,
   writeFileAtomic,
@@ -289,7 +290,11 @@ export class Transaction {
     await this.record({ op: 'mkdir', path });
     await mkdir(path);
     // Whatever the umask: a component's folder under a root's 077 would shut its service out.
-    await chmod(path, 0o755);
+    try {
+      await chmod(path, 0o755);
+    } catch (error) {
+      throw ioError(error, path, 'chmod');
+    }
   }
 
   /**

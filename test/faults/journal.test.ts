@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
@@ -174,6 +174,22 @@ describe('the journal', () => {
     }
     expect(await snapshot(root)).toEqual(held);
     expect(await readFile(journal, 'utf8')).toBe('not a journal\n');
+  });
+
+  it('a temp file of state.json that cannot be removed: E_IO naming it, the journal kept for a later recover', async () => {
+    const root = await interrupted('leftover-kept');
+    // A folder by a leftover's name stands in for a file the filesystem refuses to remove.
+    const leftover = join(root, 'var/lib/ferry/.state.json.0123456789ab.tmp');
+    await mkdir(join(leftover, 'inside'), { recursive: true });
+    const refused = await ferry(['recover', '--root', root, '--json']);
+    expect(refused.code, refused.stderr).toBe(1);
+    const { error } = json<{ error: { code: string; file: string; hint?: string } }>(refused);
+    expect(error).toMatchObject({ code: 'E_IO', file: leftover });
+    expect(error.hint).toBeTruthy();
+    expect(await readdir(join(root, 'var/lib/ferry'))).toContain('journal');
+    await rm(leftover, { recursive: true });
+    await recoverTo(root, '1.0.0');
+    expect(await snapshot(root, RECORDS)).toEqual(before);
   });
 
   it('an empty journal folder (a crash before its header) is removed without a record', async () => {

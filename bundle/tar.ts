@@ -498,10 +498,15 @@ class GzipMember extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
+    // A file under 18 bytes also put its last 8 (or fewer) aside as the trailer:
+    // the header's length alone would say it ends sooner than it does.
     callback(
       this.head === null
         ? null
-        : corruptBundle(this.file, `ends inside its gzip header, at byte ${this.head.length}`),
+        : corruptBundle(
+            this.file,
+            `is cut short: ${this.position} bytes, fewer than the ${GZIP_HEADER + GZIP_TRAILER} of a gzip header and trailer`,
+          ),
     );
   }
 }

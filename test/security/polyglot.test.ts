@@ -67,4 +67,14 @@ describe('a tar.gz that is also a zip', () => {
     const error = await expectRefused(bytes, 'tar.gz', 'E_BUNDLE_CORRUPT');
     expect(error.message).toContain('gzip trailer');
   });
+
+  // Those under 18 bytes also hold what was set aside as the trailer: the
+  // header is not where they end.
+  it.each([2, 9, 10, 17])('a tar.gz cut to %i bytes is said to be cut short', async (size) => {
+    const { entries } = await sharedBase();
+    const bytes = tarGzBytes(entries).subarray(0, size);
+    const error = await expectRefused(bytes, 'tar.gz', 'E_BUNDLE_CORRUPT');
+    expect(error.message).toContain(`is cut short: ${size} bytes`);
+    expect(error.details.file).toMatch(/\.tar\.gz$/);
+  });
 });

@@ -91,7 +91,7 @@ export async function stage(run: Installation): Promise<void> {
  * ferry that staged them: under a hardened root's umask 077 a 0755 program
  * became 0700, and the service it was for could not run it.
  */
-async function signedModes(dir: string, files: readonly PayloadEntry[]): Promise<void> {
+export async function signedModes(dir: string, files: readonly PayloadEntry[]): Promise<void> {
   // Folders that hold entries are not listed themselves: they get what a listed folder gets by default.
   const folders = new Set<string>(['.']);
   for (const file of files)

@@ -181,7 +181,8 @@ const LEFTOVER_WAIT_MS = 5000;
  */
 function ownedCgroup(cgroup: unknown): string | null {
   const mount = cgroupMount();
-  if (typeof cgroup !== 'string' || !mount || normalize(cgroup) !== cgroup) return null;
+  if (typeof cgroup !== 'string' || !mount) return null;
+  if (!isAbsolute(cgroup) || normalize(cgroup) !== cgroup) return null;
   const inside = relative(mount, cgroup);
   if (!inside || inside.startsWith('..') || isAbsolute(inside)) return null;
   return CGROUP_NAME.test(basename(cgroup)) ? cgroup : null;

@@ -297,8 +297,8 @@ function stateProblem(state: ApplianceState): { field: string; message: string }
         const reason = unsafePathReason(file.path);
         if (reason) return { field: `${where}/files/${index}/path`, message: reason };
       }
-      for (const pass of ['rollback', 'remove'] as const) {
-        const found = component.artifacts[pass].findIndex(
+      for (const pass of ['rollback', 'remove', 'update'] as const) {
+        const found = (component.artifacts[pass] ?? []).findIndex(
           (artifact) => unsafePathReason(artifact) !== null || artifact.includes('/'),
         );
         if (found >= 0)

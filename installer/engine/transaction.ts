@@ -542,7 +542,7 @@ export async function removeStaging(paths: AppliancePaths, id: string): Promise<
  * The rollback artifacts of `ferry rollback` are undone the same way, by the
  * kept update artifacts of the version the component goes forward to again.
  * Returns, and warns of, the components whose rollback artifacts ran and
- * were not undone: no update artifacts kept (an older install), or one failed.
+ * were not undone: no update artifacts kept (an older install, or none in its bundle), or one failed.
  */
 export async function undoAll(
   steps: readonly JournalStep[],
@@ -570,7 +570,7 @@ export async function undoAll(
               message: `${step.component}: rollback artifact ${path} ${failure.status}; its files were restored regardless`,
             });
         }
-      } else if (step.pass === 'rollback' && undo?.update) {
+      } else if (step.pass === 'rollback' && undo?.update && undo.update.length > 0) {
         rolledBack.add(step.component);
         if (await redo(step.component, undo.update, undo, journal, emit))
           redone.add(step.component);

@@ -152,6 +152,37 @@ describe('a rollback undone after rollback artifacts ran, on an appliance whose 
     expect(await markersSince(again, before130)).toContain('update web 1.0.0 1.0.1');
   });
 
+  it('a component that kept an empty list of update artifacts: nothing to run, so named as not undone', async () => {
+    const root = await at130('redo-none-kept');
+    const file = join(root, 'var/lib/ferry/state.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as StateFile;
+    (state.components.web as { artifacts: { update?: string[] } }).artifacts.update = [];
+    await writeFile(file, `${JSON.stringify(state, null, 2)}\n`);
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.rollback'), '');
+    const result = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    expect(json<{ notUndone?: NotUndone[] }>(result).notUndone).toEqual([
+      { component: 'web', artifacts: ['restore.sh'] },
+    ]);
+  });
+
+  it('an update artifact name that leaves its folder, in state.json, is refused before anything runs', async () => {
+    const root = await at130('redo-escaping-name');
+    const file = join(root, 'var/lib/ferry/state.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as StateFile;
+    (state.components.web as { artifacts: { update?: string[] } }).artifacts.update = [
+      '../../../../../../tmp/elsewhere.sh',
+    ];
+    await writeFile(file, `${JSON.stringify(state, null, 2)}\n`);
+    const started = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('E_STATE_INVALID');
+    expect(result.stderr).toContain('/components/web/artifacts/update/0');
+    expect(await markersSince(root, started)).toEqual([]);
+  });
+
   it('a rollback killed after the first restore ran, then ferry recover: the same', async () => {
     // Journal writes: the header, web's run, web's switch; killed there, web's restore.sh has run.
     const root = await at130Older('killed');

@@ -290,11 +290,7 @@ export class Transaction {
     await this.record({ op: 'mkdir', path });
     await mkdir(path);
     // Whatever the umask: a component's folder under a root's 077 would shut its service out.
-    try {
-      await chmod(path, 0o755);
-    } catch (error) {
-      throw ioError(error, path, 'chmod');
-    }
+    await chmodChecked(path, 0o755);
   }
 
   /**
@@ -489,6 +485,15 @@ export class Transaction {
       ...(notUndone.length > 0 ? { notUndone } : {}),
       log: this.logFile,
     });
+  }
+}
+
+/** A filesystem that refuses modes (or went read-only) is said with its path, not as a bare EPERM. */
+export async function chmodChecked(path: string, mode: number): Promise<void> {
+  try {
+    await chmod(path, mode);
+  } catch (error) {
+    throw ioError(error, path, 'chmod');
   }
 }
 

@@ -1,7 +1,6 @@
-import { chmod, cp, mkdir, readlink, rename } from 'node:fs/promises';
+import { cp, readlink, rename } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import {
-  ioError,
   isCarried,
   isUpdating,
   payloadFiles,
@@ -23,7 +22,7 @@ import {
 import { verifyInstalled } from './installed-files.js';
 import { pathExists, pointLink, syncTree } from './journal.js';
 import { nextState } from './next-state.js';
-import { StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
+import { chmodChecked, StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
 
 /**
  * The passes of an install, each over one transaction: what the bundle and
@@ -99,15 +98,6 @@ export async function signedModes(dir: string, files: readonly PayloadEntry[]): 
   for (const folder of folders) await chmodChecked(join(dir, folder), 0o755);
   for (const file of files)
     if (file.type !== 'symlink') await chmodChecked(join(dir, file.path), file.mode & 0o777);
-}
-
-/** A filesystem that refuses modes (or went read-only) is said with its path, not as a bare EPERM. */
-async function chmodChecked(path: string, mode: number): Promise<void> {
-  try {
-    await chmod(path, mode);
-  } catch (error) {
-    throw ioError(error, path, 'chmod');
-  }
 }
 
 /** In dependency order: each component's update artifacts, then its new version switched in (or it is removed). */
@@ -271,33 +261,27 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
 }
 
 /**
- * Rollback and remove artifacts stay with the installed version, for `ferry
- * rollback` and later removal; update artifacts too, to undo a `ferry
- * rollback` that fails or is cut after this version's rollback artifacts ran.
+ * Rollback, remove and update artifacts stay with the installed version: for
+ * `ferry rollback`, later removal, and undoing a rollback that fails or is
+ * cut after this version's rollback artifacts ran. A version kept by an
+ * earlier install gets only what it lacks (an older Ferry kept no update
+ * artifacts, and the state this install commits lists them).
  */
 async function keepArtifacts(t: Transaction, name: string, version: string): Promise<void> {
   const into = join(t.paths.lib, 'artifacts', name, version);
   const prepared = join(t.paths.journal, 'keep', name, version);
-  if (await pathExists(into)) {
-    // Kept by an earlier install of this version; one by an older Ferry kept no update
-    // artifacts, and the state this install commits lists them.
-    const from = join(t.artifacts, 'artifacts', name, 'update');
-    const update = join(into, 'update');
-    if ((await pathExists(update)) || !(await pathExists(from))) return;
-    await cp(from, join(prepared, 'update'), { recursive: true });
-    await t.record({ op: 'move', from: join(prepared, 'update'), to: update });
-    await rename(join(prepared, 'update'), update);
-    return;
-  }
-  for (const pass of ['rollback', 'remove', 'update'] as const) {
-    const from = join(t.artifacts, 'artifacts', name, pass);
-    if (await pathExists(from)) await cp(from, join(prepared, pass), { recursive: true });
-  }
-  await mkdir(prepared, { recursive: true });
   await t.ensureDir(join(t.paths.lib, 'artifacts'));
   await t.ensureDir(join(t.paths.lib, 'artifacts', name));
-  await t.record({ op: 'move', from: prepared, to: into });
-  await rename(prepared, into);
+  await t.ensureDir(into);
+  for (const pass of ['rollback', 'remove', 'update'] as const) {
+    const from = join(t.artifacts, 'artifacts', name, pass);
+    const to = join(into, pass);
+    if (!(await pathExists(from)) || (await pathExists(to))) continue;
+    const copy = join(prepared, pass);
+    await cp(from, copy, { recursive: true });
+    await t.record({ op: 'move', from: copy, to });
+    await rename(copy, to);
+  }
 }
 
 /** Versions as the BOM says, every requires holding, every file as signed. */

@@ -1,7 +1,13 @@
 import { join } from 'node:path';
-import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
+import {
+  compareVersions,
+  FerryError,
+  sequence,
+  type ApplianceState,
+} from '../../manifest-schema/index.js';
 import type { InstallEvent, RollbackResult } from './events.js';
 import { verifyInstalled } from './installed-files.js';
+import type { AppliancePaths } from '../appliance.js';
 import { pathExists, pointLink, type TransactionHeader } from './journal.js';
 import { restoredState } from './next-state.js';
 import { exclusive } from './recover.js';
@@ -9,11 +15,15 @@ import { checkReason, StepFailed, Transaction } from './transaction.js';
 
 /**
  * Back to the previous committed release, from the versions kept beside the
- * active ones: each component's rollback artifacts (kept from its install)
- * run, then `current` switches back, dependents first. Journaled like an
- * install; a failure switches everything forward again, and runs again the
- * kept update artifacts of each component whose rollback artifacts ran (those
- * it cannot run again are named in the result).
+ * active ones. A component going down runs the rollback artifacts kept from
+ * the install of the version it leaves; one going up (the second of two
+ * rollbacks goes forward again) runs the update artifacts kept from the
+ * install of the version it arrives at, as that install ran them; one the
+ * release it goes to has not runs its rollback artifacts going back, its
+ * remove artifacts going forward. Then `current` switches, dependents first
+ * going back, dependencies first going forward. Journaled like an install; a
+ * failure switches everything forward again and undoes what ran (see
+ * `undoing`; what cannot be undone is named in the result).
  */
 export async function rollback(
   root: string,
@@ -51,6 +61,7 @@ export async function rollback(
       );
     }
     const changing = await changes(paths.opt, state, previous);
+    await checkForward(paths, state, previous, changing);
     const base = { from: state.release, to: previous.release };
     // With no component to switch, the record still goes back (a release that changed no
     // component, or a partial one the active release completed), as install records one
@@ -90,8 +101,9 @@ export async function rollback(
     const done = { ...base, transaction: t.id, log: t.logFile };
     try {
       await t.pass('rollback', async () => {
-        for (const name of dependentsFirst(state, changing))
-          await switchBack(t, name, state.components[name], previous.components[name]);
+        const forward = releaseForward(state, previous);
+        for (const name of inOrder(state, previous, changing, forward))
+          await switchBack(t, name, state.components[name], previous.components[name], forward);
         const restored = restoredState(state, previous, t.id);
         const [first] = await verifyInstalled(paths, restored, new Set(changing));
         if (first) {
@@ -122,12 +134,58 @@ export async function rollback(
 
 type Installed = ApplianceState['components'][string];
 
-/** One component back: its rollback artifacts (kept from its install) run, then `current` points at the version before. */
+/**
+ * Whether a component goes up: by its versions when both releases have it,
+ * else by the releases (one the newer release added, or removed).
+ */
+function goesForward(
+  left: Installed | undefined,
+  arrive: Installed | undefined,
+  forward: boolean,
+): boolean {
+  return left && arrive ? compareVersions(arrive.version, left.version) > 0 : forward;
+}
+
+/** Whether the release rolled back to is the newer one (an empty release is the oldest). */
+function releaseForward(
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+): boolean {
+  if (previous.release === null) return false;
+  return state.release === null || compareVersions(previous.release, state.release) > 0;
+}
+
+function keptDir(paths: AppliancePaths, name: string, version: string, pass: string): string {
+  return join(paths.lib, 'artifacts', name, version, pass);
+}
+
+/** The environment the install's update pass gave a version's update artifacts, its installed folder as payload. */
+function forwardScope(
+  paths: AppliancePaths,
+  name: string,
+  left: Installed | undefined,
+  arrive: Installed,
+) {
+  const installDir = join(paths.opt, name, arrive.version);
+  return {
+    component: name,
+    from: left?.version ?? null,
+    to: arrive.version,
+    payloadDir: installDir,
+    installDir,
+  };
+}
+
+/**
+ * One component switched to the version of the release rolled back to,
+ * after the artifacts that take its data there (see `rollback`).
+ */
 async function switchBack(
   t: Transaction,
   name: string,
   current: Installed | undefined,
   before: Installed | undefined,
+  forward: boolean,
 ): Promise<void> {
   const { paths } = t;
   const back = before?.version ?? null;
@@ -138,16 +196,35 @@ async function switchBack(
     status: 'start',
     detail: `${current?.version ?? 'none'} → ${back ?? 'removed'}`,
   });
-  if (current) {
-    const kept = join(paths.lib, 'artifacts', name, current.version, 'rollback');
+  if (!goesForward(current, before, forward)) {
+    if (current) {
+      const kept = keptDir(paths, name, current.version, 'rollback');
+      const scope = {
+        component: name,
+        from: back,
+        to: current.version,
+        installDir: join(paths.opt, name, current.version),
+      };
+      for (const file of current.artifacts.rollback)
+        await t.run(join(kept, file), 'rollback', scope, t.timeout(current.timeoutSeconds));
+    }
+  } else if (before) {
+    // checkForward refused the rollback when these were not kept.
+    const kept = keptDir(paths, name, before.version, 'update');
+    const scope = forwardScope(paths, name, current, before);
+    for (const file of before.artifacts.update ?? [])
+      await t.run(join(kept, file), 'update', scope, t.timeout(before.timeoutSeconds));
+  } else if (current) {
+    // The newer release removed it: what that install ran when the bundle named none.
+    const kept = keptDir(paths, name, current.version, 'remove');
     const scope = {
       component: name,
-      from: back,
-      to: current.version,
+      from: current.version,
+      to: null,
       installDir: join(paths.opt, name, current.version),
     };
-    for (const file of current.artifacts.rollback)
-      await t.run(join(kept, file), 'rollback', scope, t.timeout(current.timeoutSeconds));
+    for (const file of current.artifacts.remove)
+      await t.run(join(kept, file), 'remove', scope, t.timeout(current.timeoutSeconds));
   }
   const link = join(paths.opt, name, 'current');
   await t.record({ op: 'switch', component: name, link, from: current?.version ?? null, to: back });
@@ -156,11 +233,15 @@ async function switchBack(
 }
 
 /**
- * What undoes each component's rollback artifacts: its kept update artifacts
- * of the version it goes forward to again, told what an install's update
- * pass told them when it went there from the version the rollback returns
- * to, with the installed version for the payload (the files as staged then).
- * A component an older Ferry installed kept none and gets no entry.
+ * What undoes the artifacts each component runs, the mirror of an install's
+ * undo. Going back, its rollback artifacts are undone by its kept update
+ * artifacts of the version it goes forward to again, told what an install's
+ * update pass told them when it went there from the version the rollback
+ * returns to, with the installed version for the payload (the files as staged
+ * then); a component an older Ferry installed kept none and gets no entry.
+ * Going forward, its update artifacts are undone by the kept rollback
+ * artifacts of the version it arrived at, told what they were told going
+ * back from there. Remove artifacts are not undone, as in an install.
  */
 function undoing(
   t: Transaction,
@@ -169,15 +250,28 @@ function undoing(
   changing: readonly string[],
 ): TransactionHeader['undo'] {
   const undo: TransactionHeader['undo'] = {};
+  const forward = releaseForward(state, previous);
   for (const name of changing) {
     const current = state.components[name];
+    const before = previous.components[name];
+    if (goesForward(current, before, forward)) {
+      if (!before) continue;
+      undo[name] = {
+        rollback: before.artifacts.rollback.map((file) =>
+          join(keptDir(t.paths, name, before.version, 'rollback'), file),
+        ),
+        env: t.env('rollback', forwardScope(t.paths, name, current, before)),
+        timeoutSeconds: t.timeout(before.timeoutSeconds),
+      };
+      continue;
+    }
     const update = current?.artifacts.update;
     if (!current || !update) continue;
-    const kept = join(t.paths.lib, 'artifacts', name, current.version, 'update');
+    const kept = keptDir(t.paths, name, current.version, 'update');
     const installDir = join(t.paths.opt, name, current.version);
     const scope = {
       component: name,
-      from: previous.components[name]?.version ?? null,
+      from: before?.version ?? null,
       to: current.version,
       payloadDir: installDir,
       installDir,
@@ -190,6 +284,45 @@ function undoing(
     };
   }
   return undo;
+}
+
+/**
+ * Refuses, before anything runs, a rollback that would take a component
+ * forward to a version whose update artifacts are not kept (an older Ferry
+ * installed it and kept none, or one was deleted): its data would stay as
+ * the older version left it under the newer version's files.
+ */
+async function checkForward(
+  paths: AppliancePaths,
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+  changing: readonly string[],
+): Promise<void> {
+  const forward = releaseForward(state, previous);
+  for (const name of changing) {
+    const current = state.components[name];
+    const before = previous.components[name];
+    if (!before || !goesForward(current, before, forward)) continue;
+    const kept = keptDir(paths, name, before.version, 'update');
+    const files = before.artifacts.update;
+    const missing =
+      files === undefined ? kept : await firstMissing(files.map((file) => join(kept, file)));
+    if (missing === null) continue;
+    throw new FerryError(
+      'E_NOT_FOUND',
+      `${name} ${before.version}, which the rollback would take ${name} forward to from ${current?.version ?? 'nothing'}, has no update artifacts kept on this appliance (${missing}${files === undefined ? ': installed by an older Ferry' : ' is missing'}), so release ${previous.release ?? '(empty)'} cannot be restored`,
+      {
+        component: name,
+        file: missing,
+        hint: `nothing was run or changed. Install the bundle of ${previous.release ?? 'that release'} instead: it runs ${name}'s update artifacts and keeps them from then on`,
+      },
+    );
+  }
+}
+
+async function firstMissing(paths: readonly string[]): Promise<string | null> {
+  for (const path of paths) if (!(await pathExists(path))) return path;
+  return null;
 }
 
 /**
@@ -223,11 +356,22 @@ async function changes(
   return changing;
 }
 
-/** The reverse of the active release's dependency order. */
-function dependentsFirst(state: ApplianceState, changing: string[]): string[] {
-  const needs = new Map(
-    changing.map((name) => [name, Object.keys(state.components[name]?.requires ?? {})]),
-  );
+/**
+ * Going back, the reverse of the active release's dependency order; going
+ * forward, the order of the release gone to, as its install ran.
+ */
+function inOrder(
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+  changing: string[],
+  forward: boolean,
+): string[] {
+  const requires = (name: string) =>
+    forward
+      ? (previous.components[name] ?? state.components[name])?.requires
+      : state.components[name]?.requires;
+  const needs = new Map(changing.map((name) => [name, Object.keys(requires(name) ?? {})]));
   const sequenced = sequence(changing, needs);
-  return [...sequenced.order, ...sequenced.blocked].reverse();
+  const order = [...sequenced.order, ...sequenced.blocked];
+  return forward ? order : order.reverse();
 }

@@ -1,0 +1,141 @@
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, ferry, tempDir, workspace } from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk, markers, status } from './appliance.js';
+
+// Rolling back twice goes forward again: 1.0.0 → 1.3.0 takes db from 3.0.0 to
+// 4.0.0. What runs must be 4.0.0's migrate.sh, as the install of 1.3.0 ran it,
+// not 3.0.0's restore.sh: that one restores the backup taken before 3.0.0 was
+// migrated, under 4.0.0's files. db's scripts name their own version in a file
+// outside the appliance, so each run says which bundle's script it was.
+
+const SCRIPTS = ['scripts/db/migrate.sh', 'scripts/db/restore.sh'];
+
+let dir: string;
+let ran: string;
+let bundles: Record<string, string>;
+let base: string;
+
+beforeAll(async () => {
+  dir = await tempDir();
+  ran = join(dir, 'ran.log');
+  const ws = await workspace(dir);
+  const original = new Map<string, string>();
+  for (const script of SCRIPTS)
+    original.set(script, await readFile(join(ws.product, script), 'utf8'));
+  const naming = async (version: string): Promise<void> => {
+    for (const script of SCRIPTS) {
+      const name = script.slice(script.lastIndexOf('/') + 1);
+      await writeFile(join(ws.product, script), original.get(script) ?? '');
+      await appendFile(
+        join(ws.product, script),
+        `echo "${name} of db ${version}: $FERRY_PASS \${FERRY_FROM_VERSION:-none} \${FERRY_TO_VERSION:-none}" >> '${ran}'\n`,
+      );
+    }
+  };
+  const out = join(dir, 'bundles');
+  await naming('3.0.0');
+  bundles = await buildAll(ws, out, 'tar', ['1.0.0']);
+  await naming('4.0.0');
+  Object.assign(bundles, await buildAll(ws, out, 'tar', ['1.3.0']));
+
+  base = join(dir, 'base');
+  await initAppliance(ws, base);
+  await installOk(bundles['1.0.0'] as string, base);
+  await installOk(bundles['1.3.0'] as string, base);
+  const back = await ferry(['rollback', '--root', base, '--yes']);
+  expect(back.code, back.stderr).toBe(0);
+});
+
+async function lines(): Promise<string[]> {
+  return (await readFile(ran, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
+}
+
+/** An appliance at 1.0.0 rolled back from 1.3.0, and the lines its scripts wrote so far. */
+async function rolledBack(name: string): Promise<{ root: string; before: number }> {
+  const root = join(dir, name);
+  await cloneAppliance(base, root);
+  return { root, before: (await lines()).length };
+}
+
+describe('rolling back twice goes forward again', () => {
+  it('the first rollback ran 4.0.0’s restore.sh', async () => {
+    expect(await lines()).toEqual([
+      'migrate.sh of db 3.0.0: update none 3.0.0',
+      'migrate.sh of db 4.0.0: update 3.0.0 4.0.0',
+      'restore.sh of db 4.0.0: rollback 3.0.0 4.0.0',
+    ]);
+  });
+
+  it('the second runs 4.0.0’s kept migrate.sh from 3.0.0 to 4.0.0, and no restore.sh', async () => {
+    const { root, before } = await rolledBack('twice');
+    const marked = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
+    // Dependencies first, as the install of 1.3.0 ran; legacy-agent, which 1.3.0
+    // removed, runs its kept remove artifacts as that install did, not its restore.sh.
+    expect((await markers(root)).slice(marked)).toEqual([
+      'update db 3.0.0 4.0.0',
+      'update api 2.0.0 2.1.0',
+      'remove legacy-agent 0.9.0 none',
+      'update web 1.0.0 1.0.1',
+    ]);
+    expect(await status(root)).toMatchObject({
+      release: '1.3.0',
+      components: { db: '4.0.0', api: '2.1.0' },
+    });
+  });
+
+  it('going forward failing after db’s migrate.sh ran: 4.0.0’s kept restore.sh undoes it', async () => {
+    const { root, before } = await rolledBack('forward-fails');
+    // api is updated after db, which it requires, as the install did.
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.update'), '');
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout + result.stderr).not.toMatch(/not undone/);
+    expect((await lines()).slice(before)).toEqual([
+      'migrate.sh of db 4.0.0: update 3.0.0 4.0.0',
+      'restore.sh of db 4.0.0: rollback 3.0.0 4.0.0',
+    ]);
+    expect((await status(root)).release).toBe('1.0.0');
+  });
+
+  it('cut after db’s migrate.sh ran, then ferry recover: the same', async () => {
+    const { root, before } = await rolledBack('forward-cut');
+    // Journal writes: the header, db's run, db's switch: killed there.
+    const cut = await ferry(['rollback', '--root', root, '--yes'], {
+      env: { FERRY_TEST_CRASH_AT: '3' },
+    });
+    expect(cut.code, cut.stderr).toBe(-1);
+    expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
+    const recovered = await ferry(['recover', '--root', root]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect((await lines()).slice(before)).toEqual([
+      'migrate.sh of db 4.0.0: update 3.0.0 4.0.0',
+      'restore.sh of db 4.0.0: rollback 3.0.0 4.0.0',
+    ]);
+    expect((await status(root)).release).toBe('1.0.0');
+  });
+
+  it('refused before anything runs when 4.0.0 kept no update artifacts (an older Ferry installed it)', async () => {
+    const { root, before } = await rolledBack('older');
+    const file = join(root, 'var/lib/ferry/state.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as {
+      previous: { components: Record<string, { artifacts: { update?: string[] } }> };
+    };
+    const db = state.previous.components.db as { artifacts: { update?: string[] } };
+    delete db.artifacts.update;
+    await writeFile(file, `${JSON.stringify(state, null, 2)}\n`);
+    await rm(join(root, 'var/lib/ferry/artifacts/db/4.0.0/update'), { recursive: true });
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('E_NOT_FOUND');
+    expect(result.stderr).toMatch(/db 4\.0\.0/);
+    expect(result.stderr).toMatch(/install/);
+    expect((await lines()).slice(before)).toEqual([]);
+    expect((await status(root)).release).toBe('1.0.0');
+  });
+});

@@ -1,3 +1,4 @@
+import { compareVersions } from '../../manifest-schema/index.js';
 import type { Plan } from '../plan.js';
 
 /**
@@ -98,7 +99,12 @@ export interface RollbackResult {
 export function failedRollbackSummary(result: RollbackResult): string {
   const from = result.from ?? '(empty)';
   const ran = result.notUndone ?? [];
-  if (ran.length === 0) return `still at ${from}; everything was switched forward again`;
+  if (ran.length === 0) {
+    // A rollback going forward again (the second of two) was switched back, not forward.
+    const forward =
+      result.from !== null && result.to !== null && compareVersions(result.to, result.from) > 0;
+    return `still at ${from}; everything was switched ${forward ? 'back' : 'forward'} again`;
+  }
   const names = ran.map((item) => item.component).join(', ');
   return `files back at ${from}; rollback artifacts of ${names} ran and were not undone: see the warnings`;
 }

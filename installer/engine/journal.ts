@@ -42,7 +42,9 @@ export type JournalStep =
   /**
    * An update or remove artifact is about to run, undone by the component's
    * rollback artifacts; or a rollback artifact of `ferry rollback`, undone by
-   * the component's kept update artifacts (see undoAll).
+   * the component's kept update artifacts (see undoAll). A `ferry rollback`
+   * that takes a component forward runs its kept update artifacts, journaled
+   * and undone as an install's.
    */
   | { op: 'run'; component: string; pass: string; artifact: string }
   /** state.json is about to be replaced: from here on, recovery rolls forward if the state says so. */
@@ -62,7 +64,9 @@ export interface TransactionHeader {
    * What undoes each component's artifact runs, where it is, its environment
    * and timeout: an install's update run is undone by the bundle's rollback
    * artifacts, a rollback's rollback run by the kept update artifacts of the
-   * version it goes forward to again (absent when none are kept).
+   * version it goes forward to again (absent when none are kept), and a
+   * rollback's update run (one going forward) by the kept rollback artifacts
+   * of the version it arrived at.
    */
   undo: Record<
     string,

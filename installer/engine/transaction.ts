@@ -545,7 +545,8 @@ export async function removeStaging(paths: AppliancePaths, id: string): Promise<
  * where its update artifacts started (after its switch and before its move
  * are undone); filesystem undos are idempotent, so this is safe to repeat.
  * The rollback artifacts of `ferry rollback` are undone the same way, by the
- * kept update artifacts of the version the component goes forward to again.
+ * kept update artifacts of the version the component goes forward to again;
+ * the update artifacts a rollback going forward ran are undone as an install's.
  * Returns, and warns of, the components whose rollback artifacts ran and
  * were not undone: no update artifacts kept (an older install, or none in its bundle), or one failed.
  */

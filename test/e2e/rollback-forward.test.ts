@@ -96,6 +96,7 @@ describe('rolling back twice goes forward again', () => {
     const result = await ferry(['rollback', '--root', root, '--yes']);
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.stdout + result.stderr).not.toMatch(/not undone/);
+    expect(result.stdout).toContain('FAILED: still at 1.0.0; everything was switched back again');
     expect((await lines()).slice(before)).toEqual([
       'migrate.sh of db 4.0.0: update 3.0.0 4.0.0',
       'restore.sh of db 4.0.0: rollback 3.0.0 4.0.0',

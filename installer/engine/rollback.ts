@@ -314,7 +314,7 @@ async function checkForward(
       {
         component: name,
         file: missing,
-        hint: `nothing was run or changed. Install the bundle of ${previous.release ?? 'that release'} instead: it runs ${name}'s update artifacts and keeps them from then on`,
+        hint: `nothing was run or changed. Install the bundle of ${previous.release ?? 'that release'} instead: it runs ${name}'s update artifacts from the bundle`,
       },
     );
   }

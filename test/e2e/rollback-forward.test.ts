@@ -135,7 +135,23 @@ describe('rolling back twice goes forward again', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('E_NOT_FOUND');
     expect(result.stderr).toMatch(/db 4\.0\.0/);
-    expect(result.stderr).toMatch(/install/);
+    expect(result.stderr).toMatch(/Install the bundle of 1\.3\.0 instead/);
+    expect((await lines()).slice(before)).toEqual([]);
+    expect((await status(root)).release).toBe('1.0.0');
+    // The way out the hint gives.
+    await installOk(bundles['1.3.0'] as string, root);
+    expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
+    expect((await status(root)).release).toBe('1.3.0');
+  });
+
+  it('refused before anything runs when a kept update artifact of 4.0.0 is gone', async () => {
+    const { root, before } = await rolledBack('gone');
+    const gone = join(root, 'var/lib/ferry/artifacts/db/4.0.0/update/migrate.sh');
+    await rm(gone);
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('E_NOT_FOUND');
+    expect(result.stderr).toContain(`${gone} is missing`);
     expect((await lines()).slice(before)).toEqual([]);
     expect((await status(root)).release).toBe('1.0.0');
   });

@@ -22,8 +22,8 @@ import { checkReason, StepFailed, Transaction } from './transaction.js';
  * release it goes to has not runs its rollback artifacts going back, its
  * remove artifacts going forward. Then `current` switches, dependents first
  * going back, dependencies first going forward. Journaled like an install; a
- * failure switches everything forward again and undoes what ran (see
- * `undoing`; what cannot be undone is named in the result).
+ * failure switches every file back to the release rolled back from and undoes
+ * what ran (see `undoing`; what cannot be undone is named in the result).
  */
 export async function rollback(
   root: string,
@@ -215,7 +215,8 @@ async function switchBack(
     for (const file of before.artifacts.update ?? [])
       await t.run(join(kept, file), 'update', scope, t.timeout(before.timeoutSeconds));
   } else if (current) {
-    // The newer release removed it: what that install ran when the bundle named none.
+    // The newer release removed it: the version's own kept remove artifacts, as that install
+    // runs them when its bundle names none (a bundle's own are not kept).
     const kept = keptDir(paths, name, current.version, 'remove');
     const scope = {
       component: name,

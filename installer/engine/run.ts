@@ -73,10 +73,42 @@ function ownCgroup(): string | null {
 /** The name makeCgroup gives an artifact's cgroup. */
 const CGROUP_NAME = /^ferry-\d+-\d+$/;
 
+let swept = false;
+
+/**
+ * Removes the cgroups Ferries that died left beside this one's: a Ferry
+ * killed mid-artifact and never recovered, or whose artifact outlived its
+ * removeCgroup, leaves one, each kernel memory, and its name may collide
+ * with one this Ferry makes once its pid is reused. Only a dead pid's
+ * (a live one may be a Ferry still using it), and rmdir removes only an
+ * empty cgroup: one with something still running in it is kept.
+ */
+function sweepCgroups(parent: string): void {
+  if (swept) return;
+  swept = true;
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!CGROUP_NAME.test(name)) continue;
+    const pid = Number(name.split('-')[1]);
+    if (pid === process.pid || procStat(pid) !== null) continue;
+    try {
+      rmdirSync(join(parent, name));
+    } catch {
+      // something still runs in it (or it went meanwhile): left as it is
+    }
+  }
+}
+
 /** A cgroup of its own for one artifact run, when one can be made. */
 function makeCgroup(): string | null {
   const parent = ownCgroup();
   if (!parent) return null;
+  sweepCgroups(parent);
   const dir = join(parent, `ferry-${process.pid}-${++runs}`);
   try {
     mkdirSync(dir);

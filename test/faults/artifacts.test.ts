@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +31,26 @@ const cgroups = readFileSync('/proc/self/mountinfo', 'utf8')
   .split('\n')
   .map((line) => line.split(' '))
   .find((fields) => fields[fields.indexOf('-') + 1] === 'cgroup2')?.[4];
+/** This process's cgroup, where a ferry it starts makes its artifacts' cgroups, if one can be made there. */
+const ownCgroup = ((): string | null => {
+  const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  if (!cgroups || own === undefined) return null;
+  const probe = join(cgroups, own, `ferry-probe-${process.pid}`);
+  try {
+    mkdirSync(probe);
+    rmdirSync(probe);
+    return join(cgroups, own);
+  } catch {
+    return null;
+  }
+})();
+/** A pid no process has now (one that just ended). */
+function deadPid(): number {
+  for (;;) {
+    const { pid } = spawnSync('true');
+    if (pid && !existsSync(`/proc/${pid}`)) return pid;
+  }
+}
 const NOISE = [
   'if [ -e "$FERRY_ROOT/noise" ]; then',
   `  yes 'a line of noise' | head -c 67108864`,
@@ -106,6 +127,31 @@ describe('artifacts that misbehave', () => {
       expect(await readFile(await lastLog(root), 'utf8')).toMatch(
         /ended what it left running: \d+ \(sleep\)/,
       );
+    },
+  );
+
+  it.skipIf(!ownCgroup)(
+    "an empty cgroup a dead ferry left beside its own is removed; a live ferry's, or one something still runs in, is kept",
+    async () => {
+      const parent = ownCgroup as string;
+      const dead = join(parent, `ferry-${deadPid()}-1`);
+      const live = join(parent, `ferry-${process.pid}-999999`);
+      const busy = join(parent, `ferry-${deadPid()}-2`);
+      for (const folder of [dead, live, busy]) mkdirSync(folder);
+      const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+      try {
+        await writeFile(join(busy, 'cgroup.procs'), String(sleeper.pid));
+        const root = await appliance('dead-cgroups', 'none');
+        await installOk(product.bundles['1.3.0'] as string, root);
+        expect(existsSync(dead)).toBe(false);
+        expect(existsSync(live)).toBe(true);
+        expect(existsSync(busy)).toBe(true);
+      } finally {
+        const gone = new Promise((resolve) => sleeper.on('exit', resolve));
+        sleeper.kill('SIGKILL');
+        await gone;
+        for (const folder of [dead, live, busy]) if (existsSync(folder)) rmdirSync(folder);
+      }
     },
   );
 

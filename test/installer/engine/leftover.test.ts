@@ -94,6 +94,8 @@ describe('endLeftover', () => {
         shell.stdout?.once('data', (data) => resolve(String(data))),
       ),
     );
+    // $! is known before the child has become sleep: it would be named sh.
+    await until(() => readFileSync(`/proc/${orphan}/comm`, 'utf8').trim() === 'sleep');
     shell.stdin?.end();
     await until(() => !alive(pid));
     expect(alive(orphan)).toBe(true);

@@ -145,15 +145,12 @@ function startedBy(pid: number, cgroup: string | null, running = true): number[]
   const parents = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      // pid (comm) state ppid pgrp session …; comm may hold spaces and parentheses.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [, ppid, pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pid || Number(session) === pid) found.add(Number(entry));
-      parents.set(Number(entry), Number(ppid));
-    } catch {
-      // gone meanwhile
-    }
+    const stat = procStat(Number(entry));
+    // gone meanwhile
+    if (!stat) continue;
+    const [, ppid, pgrp, session] = stat;
+    if (Number(pgrp) === pid || Number(session) === pid) found.add(Number(entry));
+    parents.set(Number(entry), Number(ppid));
   }
   if (running)
     for (const candidate of parents.keys()) {

@@ -198,10 +198,7 @@ export async function acceptChannelDocument(
     }
     try {
       if (known === undefined || root > seenRoot)
-        await writeFileAtomic(
-          identityFile,
-          `${JSON.stringify({ name: repo.name, created: repo.created, ...(root > 0 ? { root } : {}) })}\n`,
-        );
+        await writeFileAtomic(identityFile, identityRecord(repo.name, repo.created, root));
       if (judged !== 'current') await writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
     } catch (error) {
       throw unusable(error, stateDir);
@@ -209,6 +206,11 @@ export async function acceptChannelDocument(
   } finally {
     await unlock();
   }
+}
+
+/** The one text of _repository.json, written by a pull by channel and by version alike: root 0 (no trust root followed) is left out. */
+function identityRecord(name: string, created: string, root: number): string {
+  return `${JSON.stringify({ name, created, ...(root > 0 ? { root } : {}) })}\n`;
 }
 
 /**
@@ -294,12 +296,11 @@ async function raiseRoot(
     if (known !== undefined && repo.root <= recordedRoot(known, identityFile, repo)) return;
     const created = await repo.created();
     if (recorded !== undefined && recorded !== created) return;
-    await writeFileAtomic(
-      identityFile,
-      `${JSON.stringify({ name: repo.name, created, ...(repo.root > 0 ? { root: repo.root } : {}) })}\n`,
-    ).catch((error: unknown) => {
-      throw unusable(error, stateDir, KEPT_NOT);
-    });
+    await writeFileAtomic(identityFile, identityRecord(repo.name, created, repo.root)).catch(
+      (error: unknown) => {
+        throw unusable(error, stateDir, KEPT_NOT);
+      },
+    );
   } finally {
     await unlock();
   }

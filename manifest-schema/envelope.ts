@@ -185,19 +185,14 @@ export function decodeEnvelope(
       { ...where, hint: `${kind.what} carries ${kind.payloadType}` },
     );
   }
-  const payload = Buffer.from(checked.value.payload, 'base64');
-  if (payload.toString('base64') !== checked.value.payload) {
+  const payload = decodeCanonicalBase64(checked.value.payload);
+  if (!payload) {
     throw new FerryError(kind.invalid, `${file}: the envelope's payload is not canonical base64`, {
       ...where,
       hint: 'it was damaged or altered',
     });
   }
-  // Node's base64 decoder skips what is not base64 and stops at padding, so a
-  // signature with bytes added still verifies: the same signed release would
-  // come in any number of bundle.json texts, none the one Ferry writes.
-  const loose = checked.value.signatures.findIndex(
-    ({ sig }) => Buffer.from(sig, 'base64').toString('base64') !== sig,
-  );
+  const loose = checked.value.signatures.findIndex(({ sig }) => !decodeCanonicalBase64(sig));
   if (loose >= 0) {
     throw new FerryError(
       kind.invalid,
@@ -206,6 +201,17 @@ export function decodeEnvelope(
     );
   }
   return { envelope: checked.value, payload };
+}
+
+/**
+ * The bytes `text` encodes, or null unless it is their one canonical base64.
+ * Node's decoder skips what is not base64 and stops at padding, so a payload
+ * or signature with bytes added still decodes (and verifies): the same signed
+ * release would come in any number of texts, none the one Ferry writes.
+ */
+function decodeCanonicalBase64(text: string): Buffer | null {
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.toString('base64') === text ? bytes : null;
 }
 
 /**

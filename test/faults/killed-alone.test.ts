@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -54,7 +55,7 @@ async function runningFor(root: string): Promise<number[]> {
 }
 
 /** Starts `ferry args`, resolves once `marker` is appended to the fixture's marker log, and SIGKILLs it. */
-async function killAt(args: string[], root: string, marker: string): Promise<void> {
+async function killAt(args: string[], root: string, marker: string): Promise<number> {
   const seen = (lines: string[]): number => lines.filter((line) => line === marker).length;
   const before = seen(await markers(root));
   const child = spawn(process.execPath, [FERRY, ...args], {
@@ -68,6 +69,23 @@ async function killAt(args: string[], root: string, marker: string): Promise<voi
   }
   child.kill('SIGKILL');
   await exit;
+  return child.pid as number;
+}
+
+/** Where a ferry's artifacts got cgroups of their own, if they did: cgroup v2 writable. */
+const cgroups = ((): string | null => {
+  const mount = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .find((fields) => fields[fields.indexOf('-') + 1] === 'cgroup2')?.[4];
+  const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  return mount && own !== undefined ? join(mount, own) : null;
+})();
+
+/** The cgroups ferry `pid` made that are still there. */
+async function cgroupsOf(pid: number): Promise<string[]> {
+  if (!cgroups) return [];
+  return (await readdir(cgroups)).filter((name) => name.startsWith(`ferry-${pid}-`));
 }
 
 /** Waits (bounded) for whatever still runs for `root` to end by itself. */
@@ -84,7 +102,7 @@ describe('ferry killed alone, its artifact still running', () => {
     const trigger = join(root, 'hang', 'web.update');
     await mkdir(join(root, 'hang'));
     await writeFile(trigger, '');
-    await killAt(
+    const killed = await killAt(
       ['install', bundles['1.1.0'] as string, '--root', root, '--yes'],
       root,
       'update web 1.0.0 1.0.1',
@@ -93,6 +111,8 @@ describe('ferry killed alone, its artifact still running', () => {
 
     const recovered = await ferry(['recover', '--root', root, '--json']);
     expect(recovered.code, recovered.stderr).toBe(0);
+    // The killed ferry's artifact cgroup goes with what ran in it: each is kernel memory.
+    expect(await cgroupsOf(killed)).toEqual([]);
     expect(recovered.stderr).toMatch(
       /ended what the interrupted transaction's artifact left running: \d+ \(/,
     );
@@ -123,12 +143,13 @@ describe('ferry killed alone, its artifact still running', () => {
     );
     // web's rollback artifact sleeps an hour while this trigger exists.
     await writeFile(join(root, 'hang', 'web.rollback'), '');
-    await killAt(['recover', '--root', root], root, 'rollback web 1.0.0 1.0.1');
+    const killed = await killAt(['recover', '--root', root], root, 'rollback web 1.0.0 1.0.1');
     expect(await runningFor(root)).not.toEqual([]);
 
     await rm(join(root, 'hang'), { recursive: true });
     const recovered = await ferry(['recover', '--root', root, '--json']);
     expect(recovered.code, recovered.stderr).toBe(0);
+    expect(await cgroupsOf(killed)).toEqual([]);
     expect(json<{ recovered: boolean }>(recovered).recovered).toBe(true);
     expect(await runningFor(root)).toEqual([]);
     await settled(root);

@@ -106,7 +106,8 @@ export function runCli(argv: string[]): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   // A reader that went away (`ferry log | head`, `ferry install … | head -3`) is the
-  // reader's choice: it must never stop a command half way.
+  // reader's choice, and a terminal closed under an install is SIGHUP's business:
+  // neither may stop a command half way.
   for (const stream of [process.stdout, process.stderr])
     stream.off('error', ignoreClosed).on('error', ignoreClosed);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
@@ -211,6 +212,8 @@ function parserMessage(error: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
+/** EPIPE: a reader that left; EIO: a terminal that hung up (its window closed, SSH dropped). */
 function ignoreClosed(error: NodeJS.ErrnoException): void {
-  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+  if (error.code !== 'EPIPE' && error.code !== 'EIO' && error.code !== 'ERR_STREAM_DESTROYED')
+    throw error;
 }

@@ -9,7 +9,7 @@ import { applianceView, discover, wallTime } from '../../installer/console/disco
 import { initialState } from '../../installer/console/model.js';
 import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
 import { acquireLock } from '../../installer/engine/lock.js';
-import { buildAll, FERRY, ferry, tempDir, workspace, type Workspace } from '../helpers.js';
+import { buildAll, FERRY, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
 import {
   cloneAppliance,
   initAppliance,
@@ -213,6 +213,32 @@ describe('ferry console in a terminal', () => {
     const screen = await terminal.waitFor('interrupted', 'ROLLED BACK');
     expect(screen).toContain('interrupted by SIGINT');
     expect(await quit('interrupted')).toBe(1);
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('the terminal closed while installing (SIGHUP, a hung-up tty): the install still rolls back, nothing is left open', async () => {
+    const root = join(dir, 'one-click-hung-up');
+    await cloneAppliance(base, root);
+    const before = await snapshot(root);
+    await mkdir(join(root, 'hang'));
+    await writeFile(join(root, 'hang', 'web.update'), '');
+    runConsole('hung-up', root);
+    await terminal.waitFor('hung-up', '[Enter] apply');
+    terminal.keys('hung-up', 'Enter');
+    await terminal.waitFor('hung-up', 'web: update publish.sh');
+    terminal.kill('hung-up');
+    // The artifact is let finish (README, Interrupts); then the console rolls back,
+    // though every write to its terminal now fails with EIO.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await rm(join(root, 'hang'), { recursive: true });
+    const outcome = async () => {
+      const history = await readFile(join(root, 'var/lib/ferry/history.jsonl'), 'utf8');
+      return (JSON.parse(history.trim().split('\n').at(-1) as string) as { outcome: string })
+        .outcome;
+    };
+    await expect.poll(outcome, { timeout: 30_000 }).toBe('rolled-back');
+    const shown = await ferry(['status', '--root', root, '--json']);
+    expect(json(shown)).not.toHaveProperty('open');
     expect(await snapshot(root)).toEqual(before);
   });
 

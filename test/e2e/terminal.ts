@@ -90,6 +90,11 @@ export class Terminal {
     this.tmux('send-keys', '-t', session, ...keys);
   }
 
+  /** Closes the session's terminal, as an operator closing its window would: its programs get SIGHUP and a hung-up tty. */
+  kill(session: string): void {
+    this.tmux('kill-session', '-t', session);
+  }
+
   close(): void {
     try {
       this.tmux('kill-server');

@@ -71,6 +71,17 @@ function bar(fraction: number, width = 30): string {
 
 const length = (text: string): number => [...text].length;
 
+/**
+ * One row's text: a line feed in it shown as `\u000a`, as printable() shows
+ * the other controls. File names (anyone who can write a stick names them)
+ * and the rows of the fixed top may hold none: the top would grow past the
+ * rows the layout counted, and a name could print a line of its own, such as
+ * a false "✔ COMMITTED".
+ */
+export function oneRow(text: string): string {
+  return text.replaceAll('\n', '\\u000a');
+}
+
 /** Cut to the width, with … where something was cut. */
 function fit(text: string, width: number): string {
   const chars = [...text];
@@ -83,9 +94,15 @@ function fitLeft(text: string, width: number): string {
   return chars.length <= width ? text : `…${chars.slice(chars.length - width + 1).join('')}`;
 }
 
-/** A line as rows of the width: its own line breaks kept, broken at spaces where it can be, the rest indented. */
+/**
+ * A line as rows of the width: its own line breaks kept, broken at spaces
+ * where it can be, the rest indented (by 2 at least after a line break of its
+ * own, so that no text in a line, a message naming a file, passes for a line
+ * of the screen's).
+ */
 export function wrap(line: Line, width: number): Line[] {
-  const indent = Math.min(line.indent ?? 0, Math.floor(width / 2));
+  const own = line.text.includes('\n') ? 2 : 0;
+  const indent = Math.min(Math.max(line.indent ?? 0, own), Math.floor(width / 2));
   const rows: Line[] = [];
   let first = true;
   for (const part of line.text.split('\n')) {
@@ -226,7 +243,7 @@ function signatureLine(candidate: Candidate): Line {
 /** Which of the found bundles is on screen, and its file. */
 function position(index: number, candidates: readonly Candidate[], size: Size): Line {
   const at = `  bundle ${index + 1} of ${candidates.length}: `;
-  const file = candidates[index]?.file ?? '';
+  const file = oneRow(candidates[index]?.file ?? '');
   return { text: `${at}${fitLeft(file, size.columns - length(at))}`, color: 'gray' };
 }
 
@@ -356,7 +373,7 @@ function chooseParts(state: ConsoleState, size: Size): Pick<Layout, 'top' | 'bod
     for (const i of others) {
       const other = state.candidates[i] as Candidate;
       body.push({
-        text: `  ${other.file}: ${standing(state.candidates, i)}`,
+        text: `  ${oneRow(other.file)}: ${standing(state.candidates, i)}`,
         color: 'gray',
         indent: 4,
       });
@@ -371,7 +388,7 @@ function handingOverParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
   return {
     top: [
       {
-        text: `Checking the installer ${candidate?.file} carries (Ferry ${carried}) against the bundle's signature…`,
+        text: `Checking the installer ${oneRow(candidate?.file ?? '')} carries (Ferry ${carried}) against the bundle's signature…`,
         bold: true,
       },
     ],
@@ -490,7 +507,7 @@ function resultParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
   const body: Line[] = [];
   if (logView) {
     body.push({
-      text: `Transaction ${logView.transaction} (${logView.file})`,
+      text: `Transaction ${logView.transaction} (${oneRow(logView.file)})`,
       bold: true,
       indent: 2,
     });
@@ -509,7 +526,7 @@ function resultParts(state: ConsoleState): Pick<Layout, 'top' | 'body'> {
       text: `  The appliance was not changed; it is at ${state.appliance.release ?? '(nothing installed)'}.`,
       indent: 2,
     });
-    if (state.errorLog) body.push({ text: `  Log: ${state.errorLog.file}`, indent: 4 });
+    if (state.errorLog) body.push({ text: `  Log: ${oneRow(state.errorLog.file)}`, indent: 4 });
   } else if (rolledBack) body.push(...failureLines(rolledBack.failure, rolledBack.log));
   else if (result) body.push(...failureLines(result.failure, result.log));
   if (state.log.length > 0) body.push({ text: '' }, ...logLines(state.log));
@@ -573,9 +590,11 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
   // The verdict may take two rows; the rest of the top is one row each.
   const top = [
     ...header(state, columns),
-    ...parts.top.flatMap((line, i) => (i === 0 ? wrap(line, columns).slice(0, 2) : [line])),
+    ...parts.top.flatMap((line, i) =>
+      i === 0 ? wrap({ ...line, text: oneRow(line.text) }, columns).slice(0, 2) : [line],
+    ),
     { text: '─'.repeat(columns), color: 'gray' },
-  ].map((line) => ({ ...line, text: fit(line.text, columns) }));
+  ].map((line) => ({ ...line, text: fit(oneRow(line.text), columns) }));
   const bottom: Line[] = [];
   if (state.volume) {
     const { wrong, volume, volumes, label, bundle } = state.volume;
@@ -583,7 +602,7 @@ export function layout(state: ConsoleState, size: Size = UNBOUNDED): Layout {
     bottom.push(
       ...wrap(
         {
-          text: `Insert volume ${volume} of ${volumes} (${label}) of ${bundle}; nothing has been changed yet.`,
+          text: `Insert volume ${volume} of ${volumes} (${label}) of ${oneRow(bundle)}; nothing has been changed yet.`,
           color: 'yellow',
           bold: true,
         },

@@ -402,6 +402,31 @@ describe('console screens', () => {
     expect(text).toContain('The appliance was not changed');
   });
 
+  it('a file name with line feeds (a stick names its files) prints no line of its own and keeps the top its size', () => {
+    const fake = '\n✔ COMMITTED: acme-appliance is now at 9.9.9\n';
+    const named = (file: string) =>
+      initialState(appliance, [
+        candidate({ file: `/media/usb/x${file}.tar` }),
+        candidate({ file: `/media/usb/y${file}.tar` }),
+      ]);
+    const plain = layout(named(''), { columns: 100, rows: 40 });
+    const hostile = named(fake);
+    const shown = layout(hostile, { columns: 100, rows: 40 });
+    expect(shown.top.length).toBe(plain.top.length);
+    expect(shown.top.filter((line) => line.text.includes('\n'))).toEqual([]);
+    const notice = reduce(hostile, {
+      type: 'notice',
+      text: `Could not look again: /media/usb/z${fake}.tar is gone`,
+    });
+    for (const state of [hostile, notice]) {
+      const rows = frame(state).split('\n');
+      expect(rows.filter((row) => /^\s{0,1}✔ COMMITTED/.test(row))).toEqual([]);
+    }
+    expect(frame(hostile)).toContain(
+      'x\\u000a✔ COMMITTED: acme-appliance is now at 9.9.9\\u000a.tar',
+    );
+  });
+
   it('the arrow keys move to another readable bundle, skipping unreadable ones', () => {
     const older = candidate({
       file: '/media/usb/acme-appliance-1.1.0-update.tar',

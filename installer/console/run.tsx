@@ -364,7 +364,8 @@ export class ConsoleController {
 
   /**
    * Ctrl-C, SIGTERM or SIGHUP: during an install, asks it to stop at its next
-   * safe point and roll back (the screen stays until the result); otherwise quits.
+   * safe point and roll back (the screen stays until the result), at once where
+   * it waits for a volume; otherwise quits.
    */
   interrupt(signal: NodeJS.Signals): void {
     if (this.state.screen !== 'installing') {
@@ -372,6 +373,15 @@ export class ConsoleController {
       return;
     }
     if (this.stopping?.signal.aborted === false) this.stopping.abort(signal);
+    // Waiting for a volume is a safe point with nothing changed: stop there, as q does.
+    // Left waiting, the install would stop only when someone answers, and after SIGHUP
+    // (the terminal closed) nobody can: the process ended with the transaction open.
+    if (this.waiting) {
+      const { reject } = this.waiting;
+      this.waiting = null;
+      this.dispatch({ type: 'volume', wanted: null });
+      reject();
+    }
   }
 
   private quit(): void {
@@ -419,6 +429,10 @@ export class ConsoleController {
     this.dispatch({ type: 'start', at: Date.now() });
     this.stopping = new AbortController();
     const shown = this.state.appliance.release;
+    // While it waits for a volume nothing but the terminal keeps this process alive: a
+    // terminal closed there would end it before SIGHUP could stop the install, its
+    // transaction left open. This keeps it until the install has its result.
+    const alive = setInterval(() => undefined, 60_000);
     try {
       await install({
         bundle,
@@ -447,6 +461,8 @@ export class ConsoleController {
       this.dispatch({ type: 'notice', text: '' });
     } catch (error) {
       await this.failed(error);
+    } finally {
+      clearInterval(alive);
     }
   }
 

@@ -3,22 +3,43 @@ import type { AskForVolume } from '../bundle/media.js';
 /**
  * On a terminal, the operator is asked for each volume as it is needed (one
  * drive, discs swapped in turn); without one there is nobody to ask, and
- * every volume must be attached before anything changes.
+ * every volume must be attached before anything changes. An interrupt
+ * (`signal` aborted) or a terminal that closed ends the question as `q`
+ * does: the install stops there, nothing changed.
  */
-export function askOnTerminal(): AskForVolume | undefined {
+export function askOnTerminal(signal?: AbortSignal): AskForVolume | undefined {
   if (!process.stdin.isTTY) return undefined;
   return async (request) => {
+    if (signal?.aborted) throw request.problem;
     const { createInterface } = await import('node:readline/promises');
     const rl = createInterface({ input: process.stdin, output: process.stderr });
+    // The terminal closed (SIGHUP; reading it fails with EIO): nobody is left to answer.
+    const closed = new Promise<never>((_, reject) =>
+      rl.once('close', () => reject(request.problem)),
+    );
+    closed.catch(() => undefined);
+    // The input then ends, and closing restores the terminal's mode in vain (EIO, an
+    // 'error' on the terminal and on the interface): no news, the question is closed.
+    const hungUp = (): void => undefined;
+    rl.on('error', hungUp);
+    process.stdin.on('error', hungUp);
     try {
       if (request.problem.code === 'E_WRONG_VOLUME')
         process.stderr.write(`${request.problem.message}\n`);
-      const answer = await rl.question(
-        `Insert volume ${request.volume} of ${request.volumes} (${request.label}) of ${request.bundle}, then press Enter (q to stop): `,
-      );
+      const answer = await Promise.race([
+        rl.question(
+          `Insert volume ${request.volume} of ${request.volumes} (${request.label}) of ${request.bundle}, then press Enter (q to stop): `,
+          signal ? { signal } : {},
+        ),
+        closed,
+      ]).catch((error: unknown) => {
+        if ((error as { name?: string }).name === 'AbortError') throw request.problem;
+        throw error;
+      });
       if (/^q/i.test(answer.trim())) throw request.problem;
     } finally {
       rl.close();
+      process.stdin.off('error', hungUp);
     }
   };
 }

@@ -59,7 +59,10 @@ export const command: Command = {
     };
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     // On media, the next volume is asked for on the terminal.
-    const askVolume = askOnTerminal();
+    const askVolume = askOnTerminal(stopping.signal);
+    // While it asks for a volume nothing but the terminal keeps this process alive: a
+    // terminal closed there would end it before SIGHUP could stop the install.
+    const alive = setInterval(() => undefined, 60_000);
     const result = await install({
       ...(askVolume ? { ask: askVolume } : {}),
       bundle,
@@ -78,6 +81,7 @@ export const command: Command = {
         }
       },
     }).finally(() => {
+      clearInterval(alive);
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     });
     const { plan, ...rest } = result;

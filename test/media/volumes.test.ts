@@ -262,6 +262,31 @@ describe('ferry install on a terminal', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('ferry install asking for a volume when its terminal is closed (SIGHUP): it stops there, no transaction left open', async () => {
+    const { disc } = await drive(join(media, 'vol1'));
+    const root = await appliance();
+    const before = await snapshot(root);
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      'install',
+      '-x',
+      '200',
+      '-y',
+      '50',
+      `${process.execPath} ${FERRY} install ${disc} --root ${root} --yes`,
+    );
+    await screenShows('Insert volume 2 of 3 (ACME_APPLIANCE_1_0_0_2)');
+    tmux('kill-session', '-t', 'install');
+    const history = join(root, 'var/lib/ferry/history.jsonl');
+    await expect
+      .poll(() => readFile(history, 'utf8').catch(() => ''), { timeout: 20_000 })
+      .toContain('"outcome":"unchanged"');
+    expect(json(await ferry(['status', '--root', root, '--json']))).not.toHaveProperty('open');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('asks for each volume by label and number, and installs', async () => {
     const { disc, insert } = await drive(join(media, 'vol1'));
     const root = await appliance();

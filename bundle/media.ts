@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -183,6 +184,15 @@ const NOT_A_FILE: Record<string, string> = {
   ENOTREG: 'not a regular file',
 };
 
+/** What a path found where a part belongs is, when it is not a regular file. */
+function notAFile(stats: Stats): string {
+  if (stats.isDirectory()) return 'a folder';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  if (stats.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
 /** The codes a read gives once a part's volume is gone: its file or mount vanished, or its device. */
 const GONE = new Set(['ENOENT', 'ENOTDIR', 'ENODEV', 'ENXIO', 'EIO', 'ESTALE']);
 
@@ -254,12 +264,15 @@ export class PartsSource implements BundleSource {
     for (const folder of folders) {
       const file = join(folder, part.name);
       const stats = await stat(file).catch(() => null);
-      if (!stats?.isFile()) continue;
+      if (!stats) continue;
       const foreign = await this.foreign(folder, part);
       if (foreign) {
         problem = foreign;
         continue;
       }
+      // Our own volume, with something else where the part belongs: the volume is attached and
+      // damaged, not missing (which would send the operator looking for a stick already there).
+      if (!stats.isFile()) throw this.mismatch(part, file, `is ${notAFile(stats)}`);
       if (stats.size !== part.size) throw this.mismatch(part, file, `is ${stats.size} bytes`);
       part.path = file;
       return file;

@@ -1,0 +1,61 @@
+import { execFileSync } from 'node:child_process';
+import { cp, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ferry } from '../helpers.js';
+import { cloneAppliance, install, snapshot } from '../e2e/appliance.js';
+import { mediaFixture, type MediaFixture } from './helpers.js';
+
+// Volumes as an unlucky or hostile operator hands them over, driven through
+// bin/ferry: `media verify` and `install` must agree, name the volume and the
+// part, and leave the appliance as it was.
+
+let base: MediaFixture;
+let counter = 0;
+
+beforeAll(async () => {
+  base = await mediaFixture();
+}, 120_000);
+
+/** A fresh copy of the three volumes, changed by `change`, and a fresh empty appliance. */
+async function setUp(
+  change: (media: string) => Promise<void> | void,
+): Promise<{ media: string; root: string }> {
+  const at = counter++;
+  const media = join(base.dir, `hostile-${at}`);
+  await cp(base.media, media, { recursive: true });
+  await change(media);
+  const root = join(base.dir, `hostile-root-${at}`);
+  await cloneAppliance(base.empty, root);
+  return { media, root };
+}
+
+describe('something other than a file where a part belongs, on its own volume', () => {
+  it.each([
+    ['a FIFO', 'is a FIFO', (part: string) => execFileSync('mkfifo', [part])],
+    ['a folder', 'is a folder', (part: string) => mkdir(part)],
+  ])(
+    '%s in place of part 2: verify and install both refuse it as E_PART_MISMATCH, not a volume "not attached"',
+    async (_, says, make) => {
+      const { media, root } = await setUp(async (dir) => {
+        const part = join(dir, 'vol2/FERRY/BUNDLE.002');
+        await rm(part);
+        await make(part);
+      });
+      const verify = await ferry(['media', 'verify', media, '--trust', base.ws.trust]);
+      expect(verify.code, verify.stderr).toBe(3);
+      expect(verify.stderr).toContain('E_PART_MISMATCH');
+      expect(verify.stderr).toContain(`vol2/FERRY/BUNDLE.002: part 2 on volume 2`);
+      expect(verify.stderr).toContain(says);
+      expect(verify.stderr).toContain('hint: volume 2 is damaged');
+      const before = await snapshot(root);
+      const result = await install(media, root);
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toContain('E_PART_MISMATCH');
+      expect(result.stderr).toContain(says);
+      expect(result.stderr).not.toContain('not attached');
+      expect(await snapshot(root)).toEqual(before);
+    },
+    60_000,
+  );
+});

@@ -287,7 +287,11 @@ export class PartsSource implements BundleSource {
     if (bytes.equals(this.bytes)) return null;
     const file = join(folder, PARTS_INDEX);
     const theirs = decodePartsIndex(bytes, file).index;
-    const same = describe(theirs) === describe(this.index);
+    // The same build whatever the label says: the label is no more to be believed than the rest
+    // of an index whose signature is not yet checked.
+    const same =
+      theirs.bundle.id === this.index.bundle.id &&
+      theirs.bundle.metadataSha256 === this.index.bundle.metadataSha256;
     // The same bundle and build under another index: one altered or damaged on this volume is
     // refused as its signature (E_SIGNATURE / E_THRESHOLD, naming it), not taken for a wrong volume.
     if (same && this.trusted) decodePartsIndex(bytes, file, this.trusted);

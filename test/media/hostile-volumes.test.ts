@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PARTS_INDEX } from '../../manifest-schema/index.js';
 import { ferry } from '../helpers.js';
 import { cloneAppliance, install, snapshot } from '../e2e/appliance.js';
 import { mediaFixture, type MediaFixture } from './helpers.js';
@@ -58,4 +59,30 @@ describe('something other than a file where a part belongs, on its own volume', 
     },
     60_000,
   );
+});
+
+describe('a parts index altered on one volume', () => {
+  it('a label changed on volume 2 without its signature: E_SIGNATURE on that index, not a volume of another build', async () => {
+    const { media, root } = await setUp(async (dir) => {
+      const file = join(dir, 'vol2', PARTS_INDEX);
+      const envelope = JSON.parse(await readFile(file, 'utf8')) as { payload: string };
+      const index = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as {
+        label: string;
+      };
+      index.label = 'FORGED_';
+      envelope.payload = Buffer.from(JSON.stringify(index)).toString('base64');
+      await writeFile(file, JSON.stringify(envelope));
+    });
+    const before = await snapshot(root);
+    for (const result of [
+      await ferry(['media', 'verify', media, '--trust', base.ws.trust]),
+      await install(media, root),
+    ]) {
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toContain(`E_SIGNATURE: ${join(media, 'vol2', PARTS_INDEX)}`);
+      expect(result.stderr).not.toContain('E_WRONG_VOLUME');
+      expect(result.stderr).toContain('hint:');
+    }
+    expect(await snapshot(root)).toEqual(before);
+  }, 60_000);
 });

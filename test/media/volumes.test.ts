@@ -305,7 +305,7 @@ describe('ferry install on a terminal', () => {
     await screenShows('Insert volume 2 of 3 (ACME_APPLIANCE_1_0_0_2)');
     await insert(join(foreign, 'vol2'));
     tmux('send-keys', '-t', 'install', 'Enter');
-    await screenShows('this volume belongs to acme-appliance@1.0.0');
+    await screenShows('this volume holds another cut of acme-appliance@1.0.0');
     await insert(join(media, 'vol2'));
     tmux('send-keys', '-t', 'install', 'Enter');
     await screenShows('Insert volume 3 of 3 (ACME_APPLIANCE_1_0_0_3)');

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -570,11 +570,18 @@ export class PartsSource implements BundleSource {
     const reachable = this.parts.filter((part) => part.path !== null);
     const results = await withHashPool((pool) =>
       Promise.all(
-        reachable.map((part) =>
-          pool.run({ source: part.path as string, size: part.size }).then(
-            (result) => ({ part, result }),
-            (error: unknown) => ({ part, error }),
-          ),
+        reachable.map(async (part) =>
+          // Followed as install follows it (stat and open do): the worker opens with O_NOFOLLOW, and
+          // a part reached through a symlink is still hashed against the signed index.
+          pool
+            .run({
+              source: await realpath(part.path as string).catch(() => part.path as string),
+              size: part.size,
+            })
+            .then(
+              (result) => ({ part, result }),
+              (error: unknown) => ({ part, error }),
+            ),
         ),
       ),
     );

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PARTS_INDEX } from '../../manifest-schema/index.js';
@@ -84,5 +84,38 @@ describe('a parts index altered on one volume', () => {
       expect(result.stderr).toContain('hint:');
     }
     expect(await snapshot(root)).toEqual(before);
+  }, 60_000);
+});
+
+describe('a part reached through a symlink', () => {
+  it('media verify follows it as install does: both accept the right bytes, both refuse the wrong ones', async () => {
+    const good = await setUp(async (dir) => {
+      const part = join(dir, 'vol2/FERRY/BUNDLE.002');
+      await rename(part, join(dir, 'part2.bin'));
+      await symlink(join(dir, 'part2.bin'), part);
+    });
+    const verify = await ferry(['media', 'verify', good.media, '--trust', base.ws.trust]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('3 of 3 volume(s) checked');
+    const installed = await install(good.media, good.root);
+    expect(installed.code, installed.stderr).toBe(0);
+
+    // Part 1's bytes (the same size) behind part 2's name: a mismatch for both, not an I/O error.
+    const bad = await setUp(async (dir) => {
+      const part = join(dir, 'vol2/FERRY/BUNDLE.002');
+      await rm(part);
+      await symlink(join(dir, 'vol1/FERRY/BUNDLE.001'), part);
+    });
+    const before = await snapshot(bad.root);
+    for (const result of [
+      await ferry(['media', 'verify', bad.media, '--trust', base.ws.trust]),
+      await install(bad.media, bad.root),
+    ]) {
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toMatch(
+        /E_PART_MISMATCH: .*vol2\/FERRY\/BUNDLE\.002: part 2 on volume 2/,
+      );
+    }
+    expect(await snapshot(bad.root)).toEqual(before);
   }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { open, readdir, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -89,11 +89,20 @@ async function readIndexBytes(volume: string): Promise<Buffer> {
  * volumes (a mount point, or the output of `ferry media`).
  */
 async function volumeFolders(path: string): Promise<string[]> {
-  const children = async (dir: string): Promise<string[]> =>
-    (await readdir(dir, { withFileTypes: true }).catch(() => []))
-      .filter((entry) => entry.isDirectory())
-      .map((entry) => join(dir, entry.name))
-      .sort();
+  // A link to a folder counts as one: a folder of links to the mount points (`ln -s /media/usb0 vol1`).
+  const isFolder = async (entry: Dirent): Promise<boolean> =>
+    entry.isDirectory() ||
+    (entry.isSymbolicLink() &&
+      (await stat(join(entry.parentPath, entry.name)).then(
+        (stats) => stats.isDirectory(),
+        () => false,
+      )));
+  const children = async (dir: string): Promise<string[]> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    const folders: string[] = [];
+    for (const entry of entries) if (await isFolder(entry)) folders.push(join(dir, entry.name));
+    return folders.sort();
+  };
   const found: string[] = [];
   const given = await isVolume(path);
   const around = given ? [path, ...(await children(dirname(path)))] : await children(path);

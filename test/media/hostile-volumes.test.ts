@@ -119,3 +119,20 @@ describe('a part reached through a symlink', () => {
     expect(await snapshot(bad.root)).toEqual(before);
   }, 60_000);
 });
+
+describe('a folder of links to the volumes', () => {
+  it('finds every volume through its link (ln -s /media/usb0 vol1), for verify and install', async () => {
+    const links = join(base.dir, `links-${counter++}`);
+    await mkdir(links);
+    for (const volume of ['vol1', 'vol2', 'vol3'])
+      await symlink(join(base.media, volume), join(links, volume));
+    const root = join(base.dir, `links-root-${counter++}`);
+    await cloneAppliance(base.empty, root);
+    const verify = await ferry(['media', 'verify', links, '--trust', base.ws.trust]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('3 of 3 volume(s) checked');
+    const installed = await install(join(links, 'vol1'), root);
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stdout).toContain('COMMITTED');
+  }, 60_000);
+});

@@ -270,6 +270,9 @@ export class PartsSource implements BundleSource {
   /** Looks for a part on the volumes: its path (also set on the part), or why it is not there. */
   private async locate(part: Part, folders: readonly string[]): Promise<string | FerryError> {
     let problem: FerryError | null = null;
+    // A copy that cannot be the part is refused only when no volume holds a good one: a stale
+    // copy left on another stick (a large one holding parts side by side) must not hide it.
+    let damaged: FerryError | null = null;
     for (const folder of folders) {
       const file = join(folder, part.name);
       const stats = await stat(file).catch(() => null);
@@ -281,12 +284,16 @@ export class PartsSource implements BundleSource {
       }
       // Our own volume, with something else where the part belongs: the volume is attached and
       // damaged, not missing (which would send the operator looking for a stick already there).
-      if (!stats.isFile()) throw this.mismatch(part, file, `is ${notAFile(stats)}`);
-      if (stats.size !== part.size) throw this.mismatch(part, file, `is ${stats.size} bytes`);
-      part.path = file;
-      return file;
+      if (!stats.isFile()) damaged ??= this.mismatch(part, file, `is ${notAFile(stats)}`);
+      else if (stats.size !== part.size)
+        damaged ??= this.mismatch(part, file, `is ${stats.size} bytes`);
+      else {
+        part.path = file;
+        return file;
+      }
     }
     part.path = null;
+    if (damaged) throw damaged;
     return problem ?? this.missing(part);
   }
 

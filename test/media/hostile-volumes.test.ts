@@ -136,3 +136,38 @@ describe('a folder of links to the volumes', () => {
     expect(installed.stdout).toContain('COMMITTED');
   }, 60_000);
 });
+
+describe('a stale copy of a part on another volume', () => {
+  it('a short BUNDLE.003 left on volume 2 does not hide the good one on volume 3', async () => {
+    const { media, root } = await setUp(async (dir) => {
+      // What a large stick holding parts side by side keeps from an earlier, interrupted copy.
+      const stale = await readFile(join(dir, 'vol3/FERRY/BUNDLE.003'));
+      await writeFile(join(dir, 'vol2/FERRY/BUNDLE.003'), stale.subarray(0, 1000));
+    });
+    const verify = await ferry(['media', 'verify', media, '--trust', base.ws.trust]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain(join(media, 'vol3/FERRY/BUNDLE.003'));
+    const installed = await install(media, root);
+    expect(installed.code, installed.stderr).toBe(0);
+  }, 60_000);
+
+  it('with no good copy anywhere, the short one is still E_PART_MISMATCH naming it', async () => {
+    const { media, root } = await setUp(async (dir) => {
+      const stale = await readFile(join(dir, 'vol3/FERRY/BUNDLE.003'));
+      await writeFile(join(dir, 'vol2/FERRY/BUNDLE.003'), stale.subarray(0, 1000));
+      await rm(join(dir, 'vol3'), { recursive: true });
+    });
+    const before = await snapshot(root);
+    for (const result of [
+      await ferry(['media', 'verify', media, '--trust', base.ws.trust]),
+      await install(media, root),
+    ]) {
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toContain(
+        `E_PART_MISMATCH: ${join(media, 'vol2/FERRY/BUNDLE.003')}: part 3 on volume 3`,
+      );
+      expect(result.stderr).toContain('is 1000 bytes');
+    }
+    expect(await snapshot(root)).toEqual(before);
+  }, 60_000);
+});

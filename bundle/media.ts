@@ -706,6 +706,24 @@ export async function verifyMedia(path: string, trust: TrustContext): Promise<Me
       const { openTrusted } = await import('./open.js');
       const opened = await openTrusted(path, trust);
       await opened.reader.close();
+      // The signed bundle.json lays out every byte of a tar: an index (signed too, but by a run of
+      // `ferry media`) whose bundle ends before that would pass every part's hash and fail the install.
+      if (opened.reader.format === 'tar') {
+        const { bundleLayout, TAR_END_BLOCKS } = await import('./layout.js');
+        const needed =
+          bundleLayout('tar', opened.metadata, opened.reader.metadataBytes.length).dataEnd +
+          TAR_END_BLOCKS;
+        if (source.size < needed)
+          throw new FerryError(
+            'E_MEDIA_INDEX_INVALID',
+            `${source.indexFile}: the parts index makes the bundle ${source.size} bytes, but its bundle.json lays out ${needed}: parts are missing from the index`,
+            {
+              file: source.indexFile,
+              entry: PARTS_INDEX,
+              hint: 'the volumes were cut wrong or the index was re-signed: make the volumes again from the bundle with `ferry media`',
+            },
+          );
+      }
       // The root the chain walked to signs this index too: other volumes' indexes are checked against it.
       source.checkSigned(opened.root);
     } else {

@@ -2,7 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PARTS_INDEX } from '../../manifest-schema/index.js';
+import {
+  addSignature,
+  canonicalJson,
+  envelopeBytes,
+  PARTS_INDEX,
+  parsePrivateKey,
+  type PartsIndex,
+} from '../../manifest-schema/index.js';
 import { ferry } from '../helpers.js';
 import { cloneAppliance, install, snapshot } from '../e2e/appliance.js';
 import { mediaFixture, type MediaFixture } from './helpers.js';
@@ -168,6 +175,44 @@ describe('a stale copy of a part on another volume', () => {
       );
       expect(result.stderr).toContain('is 1000 bytes');
     }
+    expect(await snapshot(root)).toEqual(before);
+  }, 60_000);
+});
+
+describe('a parts index signed for a shorter bundle than bundle.json lays out', () => {
+  it('media verify refuses it (E_MEDIA_INDEX_INVALID), as install does, instead of passing every part', async () => {
+    const { media, root } = await setUp(async (dir) => {
+      // The release key re-signs an index that leaves out part 3: every part left matches it.
+      const file = join(dir, 'vol1', PARTS_INDEX);
+      const envelope = JSON.parse(await readFile(file, 'utf8')) as {
+        payloadType: string;
+        payload: string;
+      };
+      const index = JSON.parse(
+        Buffer.from(envelope.payload, 'base64').toString('utf8'),
+      ) as PartsIndex;
+      index.parts.pop();
+      index.volumes = 2;
+      index.bundle.size = index.parts.reduce((sum, part) => sum + part.size, 0);
+      const payload = Buffer.from(canonicalJson(index));
+      const key = parsePrivateKey(await readFile(base.ws.key, 'utf8'), base.ws.key);
+      const signed = addSignature(
+        { payloadType: envelope.payloadType, payload: payload.toString('base64'), signatures: [] },
+        payload,
+        key,
+      );
+      for (const volume of ['vol1', 'vol2'])
+        await writeFile(join(dir, volume, PARTS_INDEX), envelopeBytes(signed));
+      await rm(join(dir, 'vol3'), { recursive: true });
+    });
+    const verify = await ferry(['media', 'verify', media, '--trust', base.ws.trust]);
+    expect(verify.code, verify.stdout).toBe(3);
+    expect(verify.stderr).toContain(`E_MEDIA_INDEX_INVALID: ${join(media, 'vol1', PARTS_INDEX)}`);
+    expect(verify.stderr).toContain('lays out');
+    expect(verify.stderr).toContain('hint:');
+    const before = await snapshot(root);
+    const installed = await install(media, root);
+    expect(installed.code, installed.stderr).toBe(3);
     expect(await snapshot(root)).toEqual(before);
   }, 60_000);
 });

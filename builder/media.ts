@@ -183,6 +183,7 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   });
   const folders = parts.map((_, at) => join(options.out, `vol${at + 1}`));
   for (const folder of folders) {
+    await refuseUnfinished(folder);
     await refuseExisting(folder, 'choose an empty --out folder: volumes are never overwritten');
     // An image is a volume too (a disc burnt from an earlier run's would be another bundle).
     if (options.iso)
@@ -315,6 +316,31 @@ async function writeVolumes(
     });
   }
   return { bundle: options.bundle, id, size, volumes, installer: installer?.file ?? null, index };
+}
+
+/**
+ * A volume folder without its parts index is what an interrupted run leaves
+ * (the index is written last): say so, rather than only that it exists.
+ */
+async function refuseUnfinished(folder: string): Promise<void> {
+  const isFolder = await stat(folder).then(
+    (stats) => stats.isDirectory(),
+    () => false,
+  );
+  if (!isFolder) return;
+  const indexed = await stat(join(folder, PARTS_INDEX)).then(
+    () => true,
+    () => false,
+  );
+  if (indexed) return;
+  throw new FerryError(
+    'E_EXISTS',
+    `${folder} already exists and holds no ${PARTS_INDEX}: an earlier \`ferry media\` into it was interrupted, so it is not a volume`,
+    {
+      file: folder,
+      hint: `remove the volume folders an interrupted run left in ${dirname(folder)} (vol1, vol2, …) and run ferry media again; volumes are never overwritten`,
+    },
+  );
 }
 
 interface Cut {

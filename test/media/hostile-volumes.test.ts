@@ -12,7 +12,7 @@ import {
 } from '../../manifest-schema/index.js';
 import { ferry } from '../helpers.js';
 import { cloneAppliance, install, snapshot } from '../e2e/appliance.js';
-import { mediaFixture, type MediaFixture } from './helpers.js';
+import { mediaFixture, runMedia, VOLUME_SIZE, type MediaFixture } from './helpers.js';
 
 // Volumes as an unlucky or hostile operator hands them over, driven through
 // bin/ferry: `media verify` and `install` must agree, name the volume and the
@@ -214,5 +214,23 @@ describe('a parts index signed for a shorter bundle than bundle.json lays out', 
     const installed = await install(media, root);
     expect(installed.code, installed.stderr).toBe(3);
     expect(await snapshot(root)).toEqual(before);
+  }, 60_000);
+});
+
+describe('ferry media run again after it was interrupted', () => {
+  it('names the folder the interrupted run left (no parts index) and says to remove it', async () => {
+    // What Ctrl-C leaves while the parts are copied: the folders, part files cut short, no index.
+    const out = join(base.dir, `interrupted-${counter++}`);
+    for (const volume of [1, 2, 3]) {
+      await mkdir(join(out, `vol${volume}`, 'FERRY'), { recursive: true });
+      await writeFile(join(out, `vol${volume}`, `FERRY/BUNDLE.00${volume}`), Buffer.alloc(4096));
+    }
+    const again = await runMedia(base, out, ['--volume-size', VOLUME_SIZE, '--no-installer']);
+    expect(again.code, again.stderr).toBe(2);
+    expect(again.stderr).toContain(
+      `E_EXISTS: ${join(out, 'vol1')} already exists and holds no ${PARTS_INDEX}`,
+    );
+    expect(again.stderr).toContain('interrupted');
+    expect(again.stderr).toMatch(/hint: remove the volume folders an interrupted run left/);
   }, 60_000);
 });

@@ -619,6 +619,37 @@ export class PartsSource implements BundleSource {
     }));
   }
 
+  /**
+   * Throws E_PART_MISSING for a folder that holds this bundle's parts index
+   * but none of its parts: a volume that is attached, whose part was deleted
+   * or never copied onto it, not one still to attach.
+   */
+  async refusePartless(): Promise<void> {
+    for (const folder of await volumeFolders(this.name)) {
+      if (!(await readIndexBytes(folder)).equals(this.bytes)) continue;
+      let holds = false;
+      for (const part of this.parts)
+        if (
+          await stat(join(folder, part.name)).then(
+            () => true,
+            () => false,
+          )
+        )
+          holds = true;
+      if (holds) continue;
+      const absent = this.parts.filter((part) => part.path === null).map((part) => part.volume);
+      throw new FerryError(
+        'E_PART_MISSING',
+        `${folder} holds the parts index of ${this.index.bundle.id} but none of its parts (FERRY/BUNDLE.00N): a volume whose part was deleted or never copied onto it${absent.length > 0 ? `; not found: volume ${absent.join(', ')}` : ''}`,
+        {
+          file: folder,
+          entry: PARTS_INDEX,
+          hint: 'copy the whole volume folder again from the `ferry media` output (its FERRY/BUNDLE.00N with it), or make the volumes again with `ferry media`',
+        },
+      );
+    }
+  }
+
   /** Throws E_WRONG_VOLUME when a part's name is found only on a volume of another bundle or build. */
   async refuseForeign(): Promise<void> {
     const foreign = (await this.locateAll()).find((problem) => problem.code === 'E_WRONG_VOLUME');
@@ -733,6 +764,9 @@ export async function verifyMedia(path: string, trust: TrustContext): Promise<Me
     // A volume of another bundle or build where one of ours belongs is attached, not missing:
     // install would refuse it (E_WRONG_VOLUME), so the check before the window does too.
     await source.refuseForeign();
+    // Install stops with E_PART_MISSING for the part such a volume should hold: so does the check.
+    if (source.index.parts.some((part) => !checked.some((c) => c.part === part.name)))
+      await source.refusePartless();
     const seen = new Set(checked.map((c) => c.volume));
     const missing = source.index.parts.map((p) => p.volume).filter((v) => !seen.has(v));
     return {

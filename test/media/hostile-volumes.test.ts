@@ -234,3 +234,25 @@ describe('ferry media run again after it was interrupted', () => {
     expect(again.stderr).toMatch(/hint: remove the volume folders an interrupted run left/);
   }, 60_000);
 });
+
+describe('a volume attached without its part', () => {
+  it('media verify refuses it (E_PART_MISSING naming the folder), as install does, instead of listing it as not attached', async () => {
+    const { media, root } = await setUp((dir) => rm(join(dir, 'vol2/FERRY/BUNDLE.002')));
+    const verify = await ferry(['media', 'verify', media, '--trust', base.ws.trust]);
+    expect(verify.code, verify.stdout).toBe(1);
+    expect(verify.stderr).toContain(
+      `E_PART_MISSING: ${join(media, 'vol2')} holds the parts index of acme-appliance@1.0.0 but none of its parts`,
+    );
+    expect(verify.stderr).toContain('hint: copy the whole volume folder again');
+    const before = await snapshot(root);
+    const installed = await install(media, root);
+    expect(installed.code, installed.stderr).toBe(1);
+    expect(installed.stderr).toContain('E_PART_MISSING');
+    expect(await snapshot(root)).toEqual(before);
+    // A volume truly not attached is still listed, not refused.
+    const partial = await setUp((dir) => rm(join(dir, 'vol3'), { recursive: true }));
+    const listed = await ferry(['media', 'verify', partial.media, '--trust', base.ws.trust]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain('not attached (not checked): volume 3');
+  }, 60_000);
+});

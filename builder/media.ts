@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, constants, mkdir, open, rm, stat, writeFile } from 'node:fs/promises';
-import { delimiter, dirname, join } from 'node:path';
+import { access, constants, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { basename, delimiter, dirname, join } from 'node:path';
 import { bundleLayout } from '../bundle/layout.js';
 import { openBundleMetadata } from '../bundle/open.js';
 import {
   canonicalJson,
+  crashBeforeRename,
   envelopeBytes,
   FerryError,
   FORMAT_VERSION,
@@ -21,6 +22,7 @@ import {
   type PartsIndex,
   type BundleMetadata,
   signDocument,
+  syncDir,
   type Signer,
 } from '../manifest-schema/index.js';
 import { refuseExisting } from './signing.js';
@@ -300,12 +302,11 @@ async function writeVolumes(
     const folder = folders[at] as string;
     const sums = [`${part.sha256}  ${part.name}`];
     if (at === 0 && installer) sums.push(`${installer.sha256}  ${INSTALLER_NAME}`);
-    await writeFile(join(folder, PARTS_SUMS), `${sums.join('\n')}\n`);
-    await writeFile(
+    await writeSynced(join(folder, PARTS_SUMS), `${sums.join('\n')}\n`);
+    await writeSynced(
       join(folder, MEDIA_README),
       readme(index, at + 1, metadata.release.notes, installer !== null),
     );
-    await writeFile(join(folder, PARTS_INDEX), indexBytes);
     volumes.push({
       volume: part.volume,
       label: volumeLabel(index, part.volume),
@@ -315,7 +316,45 @@ async function writeVolumes(
       sha256: part.sha256,
     });
   }
+  await placeIndex(folders, indexBytes);
   return { bundle: options.bundle, id, size, volumes, installer: installer?.file ?? null, index };
+}
+
+/**
+ * The parts index is what makes a folder a volume (verify and install look
+ * for it; a run again names a folder without one as interrupted), so it comes
+ * last and onto every volume at once: whole and synced beside its place on
+ * each, then renamed in. An interrupt before the renames leaves no volume that
+ * looks whole beside others that do not (`media verify` would list those as
+ * not attached and pass); one between two renames is a window of microseconds.
+ */
+async function placeIndex(folders: readonly string[], indexBytes: Buffer): Promise<void> {
+  const place = (folder: string): string => join(folder, PARTS_INDEX);
+  const temps = folders.map((folder) =>
+    join(dirname(place(folder)), `.${basename(PARTS_INDEX)}.tmp`),
+  );
+  for (const temp of temps) await writeSynced(temp, indexBytes);
+  crashBeforeRename(PARTS_INDEX);
+  for (const [at, temp] of temps.entries())
+    await rename(temp, place(folders[at] as string)).catch((error: unknown) => {
+      throw ioError(error, place(folders[at] as string), 'write');
+    });
+  for (const folder of folders) await syncDir(dirname(place(folder)));
+}
+
+/** A file written and fsynced: the parts are, and a volume is copied onto a stick soon after. */
+async function writeSynced(file: string, data: string | Buffer): Promise<void> {
+  try {
+    const handle = await open(file, 'wx');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw ioError(error, file, 'write');
+  }
 }
 
 /**

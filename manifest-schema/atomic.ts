@@ -167,10 +167,11 @@ export async function writeFileAtomic(
 /**
  * Fault injection for the test suite: FERRY_TEST_CRASH_BEFORE_RENAME=NAME
  * kills this process with SIGKILL once a new NAME is whole in its temp file
- * but not yet renamed over NAME, as a power cut there would. Nothing else
- * reads this variable.
+ * but not yet renamed over NAME, as a power cut there would (writeFileAtomic,
+ * and `ferry media` before its parts indexes go in). Nothing else reads this
+ * variable.
  */
-function crashBeforeRename(file: string): void {
+export function crashBeforeRename(file: string): void {
   if (process.env.FERRY_TEST_CRASH_BEFORE_RENAME === basename(file))
     process.kill(process.pid, 'SIGKILL');
 }

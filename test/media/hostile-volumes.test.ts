@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -232,6 +233,33 @@ describe('ferry media run again after it was interrupted', () => {
     );
     expect(again.stderr).toContain('interrupted');
     expect(again.stderr).toMatch(/hint: remove the volume folders an interrupted run left/);
+  }, 60_000);
+
+  it('cut just before the parts indexes go in, it leaves none: no volume passes for whole beside the others', async () => {
+    const out = join(base.dir, `cut-${counter++}`);
+    const cut = await ferry(
+      [
+        'media',
+        base.bundle,
+        '--out',
+        out,
+        '--key',
+        base.ws.key,
+        '--volume-size',
+        VOLUME_SIZE,
+        '--no-installer',
+      ],
+      { env: { FERRY_TEST_CRASH_BEFORE_RENAME: 'PARTS.JSON' } },
+    );
+    expect(cut.code, cut.stderr).not.toBe(0);
+    const folders = (await readdir(out)).sort();
+    expect(folders).toEqual(['vol1', 'vol2', 'vol3']);
+    for (const folder of folders)
+      expect(existsSync(join(out, folder, PARTS_INDEX)), folder).toBe(false);
+    const verify = await ferry(['media', 'verify', out, '--trust', base.ws.trust]);
+    expect(verify.code, verify.stdout).not.toBe(0);
+    const again = await runMedia(base, out, ['--volume-size', VOLUME_SIZE, '--no-installer']);
+    expect(again.stderr).toContain('interrupted');
   }, 60_000);
 });
 

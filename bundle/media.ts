@@ -294,7 +294,10 @@ export class PartsSource implements BundleSource {
     }
     part.path = null;
     if (damaged) throw damaged;
-    return problem ?? this.missing(part);
+    if (problem) return problem;
+    // Attached without its part: "not attached" would send the operator for a stick already there.
+    const partless = await this.partlessFolder(folders);
+    return partless ? this.partless(partless) : this.missing(part);
   }
 
   /** The error for a volume whose index is not ours, or null when it is ours. */
@@ -625,7 +628,13 @@ export class PartsSource implements BundleSource {
    * or never copied onto it, not one still to attach.
    */
   async refusePartless(): Promise<void> {
-    for (const folder of await volumeFolders(this.name)) {
+    const folder = await this.partlessFolder(await volumeFolders(this.name));
+    if (folder) throw this.partless(folder);
+  }
+
+  /** A folder among `folders` holding this bundle's parts index but none of its parts, if any. */
+  private async partlessFolder(folders: readonly string[]): Promise<string | null> {
+    for (const folder of folders) {
       if (!(await readIndexBytes(folder)).equals(this.bytes)) continue;
       let holds = false;
       for (const part of this.parts)
@@ -636,18 +645,22 @@ export class PartsSource implements BundleSource {
           )
         )
           holds = true;
-      if (holds) continue;
-      const absent = this.parts.filter((part) => part.path === null).map((part) => part.volume);
-      throw new FerryError(
-        'E_PART_MISSING',
-        `${folder} holds the parts index of ${this.index.bundle.id} but none of its parts (FERRY/BUNDLE.00N): a volume whose part was deleted or never copied onto it${absent.length > 0 ? `; not found: volume ${absent.join(', ')}` : ''}`,
-        {
-          file: folder,
-          entry: PARTS_INDEX,
-          hint: 'copy the whole volume folder again from the `ferry media` output (its FERRY/BUNDLE.00N with it), or make the volumes again with `ferry media`',
-        },
-      );
+      if (!holds) return folder;
     }
+    return null;
+  }
+
+  private partless(folder: string): FerryError {
+    const absent = this.parts.filter((part) => part.path === null).map((part) => part.volume);
+    return new FerryError(
+      'E_PART_MISSING',
+      `${folder} holds the parts index of ${this.index.bundle.id} but none of its parts (FERRY/BUNDLE.00N): a volume whose part was deleted or never copied onto it${absent.length > 0 ? `; not found: volume ${absent.join(', ')}` : ''}`,
+      {
+        file: folder,
+        entry: PARTS_INDEX,
+        hint: 'copy the whole volume folder again from the `ferry media` output (its FERRY/BUNDLE.00N with it), or make the volumes again with `ferry media`',
+      },
+    );
   }
 
   /** Throws E_WRONG_VOLUME when a part's name is found only on a volume of another bundle or build. */

@@ -264,7 +264,7 @@ describe('ferry media run again after it was interrupted', () => {
 });
 
 describe('a volume attached without its part', () => {
-  it('media verify refuses it (E_PART_MISSING naming the folder), as install does, instead of listing it as not attached', async () => {
+  it('media verify and install refuse it (E_PART_MISSING naming the folder), instead of taking it for a volume not attached', async () => {
     const { media, root } = await setUp((dir) => rm(join(dir, 'vol2/FERRY/BUNDLE.002')));
     const verify = await ferry(['media', 'verify', media, '--trust', base.ws.trust]);
     expect(verify.code, verify.stdout).toBe(1);
@@ -275,7 +275,11 @@ describe('a volume attached without its part', () => {
     const before = await snapshot(root);
     const installed = await install(media, root);
     expect(installed.code, installed.stderr).toBe(1);
-    expect(installed.stderr).toContain('E_PART_MISSING');
+    // Named as verify names it: "not attached" would send the operator for a stick already there.
+    expect(installed.stderr).toContain(
+      `E_PART_MISSING: ${join(media, 'vol2')} holds the parts index of acme-appliance@1.0.0 but none of its parts`,
+    );
+    expect(installed.stderr).toContain('hint: copy the whole volume folder again');
     expect(await snapshot(root)).toEqual(before);
     // A volume truly not attached is still listed, not refused.
     const partial = await setUp((dir) => rm(join(dir, 'vol3'), { recursive: true }));

@@ -47,17 +47,10 @@ export const command: Command = {
         }
       : undefined;
     const { install } = await import('../../installer/engine/install.js');
-    const { exitCodeOf, STOP_SIGNALS } = await import('../../installer/engine/events.js');
+    const { exitCodeOf, catchStopSignals } = await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = await progressPrinter();
-    // A signal only asks the engine to stop at its next safe point; the engine says what it will do.
-    const stopping = new AbortController();
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping.signal.aborted)
-        process.stderr.write(`ferry: ${signal}: already stopping; wait for the result\n`);
-      else stopping.abort(signal);
-    };
-    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+    const stopping = catchStopSignals((line) => process.stderr.write(`${line}\n`));
     // On media, the next volume is asked for on the terminal.
     const askVolume = askOnTerminal(stopping.signal);
     // While it asks for a volume nothing but the terminal keeps this process alive: a
@@ -82,7 +75,7 @@ export const command: Command = {
       },
     }).finally(() => {
       clearInterval(alive);
-      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+      stopping.release();
     });
     const { plan, ...rest } = result;
     return {

@@ -7,9 +7,14 @@ export const command: Command = {
   options: { ...rootOption, ...jsonOption },
   async run({ values }) {
     const { recover } = await import('../../installer/engine/recover.js');
-    const result = await recover(root(values), (message) =>
-      process.stderr.write(`warning: ${message}\n`),
-    );
+    const { catchStopSignals } = await import('../../installer/engine/events.js');
+    const say = (line: string): void => void process.stderr.write(`${line}\n`);
+    // Recovery is the way back to a consistent appliance: a signal never cuts it short.
+    const stopping = catchStopSignals(say);
+    const result = await recover(root(values), (message) => say(`warning: ${message}`), {
+      signal: stopping.signal,
+      interrupted: (message) => say(`ferry: ${message}`),
+    }).finally(stopping.release);
     const at = `the appliance is at ${result.release ?? '(empty)'}`;
     const ran = (result.notUndone ?? []).map((item) => item.component).join(', ');
     return {

@@ -16,21 +16,28 @@ export const command: Command = {
     const root = rootOf(values);
     await confirm(flag(values, 'yes'), `roll ${root} back to its previous release`);
     const { rollback } = await import('../../installer/engine/rollback.js');
-    const { exitCodeOf, failedRollbackSummary } = await import('../../installer/engine/events.js');
+    const { catchStopSignals, exitCodeOf, failedRollbackSummary } =
+      await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = await progressPrinter();
+    const stopping = catchStopSignals((line) => process.stderr.write(`${line}\n`));
     const result = await rollback(root, {
       ...(reason !== undefined ? { reason } : {}),
+      signal: stopping.signal,
       onEvent: (event) => {
         if (!flag(values, 'json')) progress.show(event);
+        // --json keeps stdout one document: what an interrupt does goes to the terminal.
+        else if (event.type === 'interrupt') process.stderr.write(`ferry: ${event.message}\n`);
       },
-    });
+    }).finally(stopping.release);
     const human = [
       result.outcome === 'committed'
         ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
-        : result.outcome === 'unchanged'
-          ? `UNCHANGED: the previous record is the release installed, with the same components`
-          : `FAILED: ${failedRollbackSummary(result)}`,
+        : result.outcome === 'unchanged' && result.failure
+          ? `UNCHANGED: still at ${result.from ?? '(empty)'}; nothing was changed`
+          : result.outcome === 'unchanged'
+            ? `UNCHANGED: the previous record is the release installed, with the same components`
+            : `FAILED: ${failedRollbackSummary(result)}`,
       ...formatFailure(result.failure, result.log),
     ].join('\n');
     return { json: result, human, exitCode: exitCodeOf(result) };

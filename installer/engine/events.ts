@@ -9,6 +9,30 @@ import type { Plan } from '../plan.js';
 /** The signals that ask an install to stop at its next safe point (never killing it half way). */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/**
+ * Catches the stop signals for a command that changes the appliance, so that
+ * none kills it half way: the first only aborts the returned signal (the
+ * engine stops at its next safe point and says what it does), a second only
+ * repeats that it is stopping. `release` puts the default handling back.
+ */
+export function catchStopSignals(say: (line: string) => void): {
+  signal: AbortSignal;
+  release: () => void;
+} {
+  const stopping = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping.signal.aborted) say(`ferry: ${signal}: already stopping; wait for the result`);
+    else stopping.abort(signal);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return {
+    signal: stopping.signal,
+    release: () => {
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    },
+  };
+}
+
 export type PassName =
   'pre-validate' | 'stage' | 'update' | 'test' | 'commit' | 'rollback' | 'recover';
 

@@ -47,10 +47,12 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     return result;
   };
   let transaction: Transaction | undefined;
-  options.signal?.addEventListener('abort', () => interrupted(options, transaction, emit), {
-    once: true,
-  });
-  return exclusive(options.root, 'install', emit, async (current) => {
+  const { signal } = options;
+  const interrupts = signal && {
+    signal,
+    tell: (name: string) => interrupted(name, transaction, emit),
+  };
+  return exclusive(options.root, 'install', emit, interrupts, async (current) => {
     const controls = await loadControls(options.controls ?? {});
     const opened = await openTrusted(
       options.bundle,
@@ -134,11 +136,10 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
 
 /** Says, on the terminal and in the log, what an interrupt will do from the pass under way. */
 function interrupted(
-  options: InstallOptions,
+  signal: string,
   transaction: Transaction | undefined,
   emit: (event: InstallEvent) => void,
 ): void {
-  const signal = String(options.signal?.reason);
   const pass = transaction?.passUnderWay;
   const message =
     pass === 'commit'

@@ -23,7 +23,53 @@ export async function exclusive<T>(
   root: string,
   command: string,
   emit: (event: InstallEvent) => void,
+  interrupts: Interrupts | undefined,
   work: (appliance: Appliance, recovered: Recovery | null) => Promise<T>,
+): Promise<T> {
+  let recovering = false;
+  // One listener for the whole command: an interrupt landing in the recovery is told
+  // as what it is (the recovery finishes first), not as what the command would do.
+  const onAbort = (): void => {
+    const signal = String(interrupts?.signal.reason);
+    if (!recovering) {
+      interrupts?.tell(signal);
+      return;
+    }
+    const then =
+      command === 'recover'
+        ? 'then ferry exits'
+        : `then the ${command} stops with nothing of its own changed`;
+    emit({
+      type: 'interrupt',
+      signal,
+      message: `${signal}: recovering an interrupted transaction; the recovery finishes first, ${then}`,
+    });
+  };
+  if (interrupts?.signal.aborted) onAbort();
+  else interrupts?.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await exclusively(root, command, emit, work, (underWay) => (recovering = underWay));
+  } finally {
+    interrupts?.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * An operator's interrupt of a command run by `exclusive`: `tell` says (on the
+ * terminal and in the transaction's log) what the command does about it from
+ * where it is, unless it lands in the recovery run first.
+ */
+export interface Interrupts {
+  signal: AbortSignal;
+  tell: (signal: string) => void;
+}
+
+async function exclusively<T>(
+  root: string,
+  command: string,
+  emit: (event: InstallEvent) => void,
+  work: (appliance: Appliance, recovered: Recovery | null) => Promise<T>,
+  recovering: (underWay: boolean) => void,
 ): Promise<T> {
   const { paths } = await openAppliance(root);
   const lock = await acquireLock(paths.lock, paths.root, command);
@@ -39,7 +85,8 @@ export async function exclusive<T>(
         type: 'warning',
         message: `took over a stale lock left by pid ${lock.takenOver.pid} (since ${lock.takenOver.since}): that ferry died`,
       });
-    const recovered = await recoverPending(appliance, emit);
+    recovering(true);
+    const recovered = await recoverPending(appliance, emit).finally(() => recovering(false));
     return await work(recovered ? await openAppliance(root) : appliance, recovered);
   } finally {
     await lock.release();
@@ -56,11 +103,25 @@ export interface Recovery {
 export function recover(
   root: string,
   warn: (message: string) => void,
+  options: {
+    /** Aborted when the operator interrupts: the recovery is told of it and finishes regardless. */
+    signal?: AbortSignal;
+    /** Says what an interrupt does: the recovery finishes first. */
+    interrupted?: (message: string) => void;
+  } = {},
 ): Promise<{ recovered: boolean; release: string | null; notUndone?: NotUndone[] }> {
   const emit = (event: InstallEvent): void => {
     if (event.type === 'warning') warn(event.message);
+    if (event.type === 'interrupt') options.interrupted?.(event.message);
   };
-  return exclusive(root, 'recover', emit, (appliance, recovered) =>
+  const { signal } = options;
+  const interrupts = signal && {
+    signal,
+    // Outside the recovery there is nothing to stop: it only reads the state.
+    tell: (name: string) =>
+      emit({ type: 'interrupt', signal: name, message: `${name}: nothing is under way; stopping` }),
+  };
+  return exclusive(root, 'recover', emit, interrupts, (appliance, recovered) =>
     Promise.resolve({
       recovered: recovered !== null,
       release: appliance.state.release,

@@ -11,7 +11,7 @@ import type { AppliancePaths } from '../appliance.js';
 import { pathExists, pointLink, type TransactionHeader } from './journal.js';
 import { restoredState } from './next-state.js';
 import { exclusive } from './recover.js';
-import { checkReason, StepFailed, Transaction } from './transaction.js';
+import { checkReason, rollbackInterrupted, StepFailed, Transaction } from './transaction.js';
 
 /**
  * Back to the previous committed release, from the versions kept beside the
@@ -35,11 +35,19 @@ export async function rollback(
      * since another install or rollback may have run since the screen was drawn.
      */
     expect?: { from: string | null; to: string | null };
+    /** Aborted when the operator interrupts: stops at the next safe point and is undone, or finishes committing. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<RollbackResult> {
   checkReason(options.reason);
   const emit = options.onEvent ?? (() => undefined);
-  return exclusive(root, 'rollback', emit, async (appliance) => {
+  const { signal } = options;
+  let transaction: Transaction | undefined;
+  const interrupts = signal && {
+    signal,
+    tell: (name: string) => rollbackInterrupted(name, transaction, emit),
+  };
+  return exclusive(root, 'rollback', emit, interrupts, async (appliance) => {
     const { paths, state } = appliance;
     const previous = state.previous;
     if (!previous) {
@@ -88,6 +96,17 @@ export async function rollback(
         },
       );
     }
+    if (signal?.aborted) {
+      const status = `interrupted by ${String(signal.reason)} before anything changed`;
+      const failure = {
+        component: null,
+        pass: 'rollback' as const,
+        artifact: null,
+        status,
+        tail: '',
+      };
+      return { ...base, outcome: 'unchanged', transaction: null, failure };
+    }
     const t = await Transaction.begin({
       appliance,
       operation: 'rollback',
@@ -97,7 +116,9 @@ export async function rollback(
       reason: options.reason,
       emit,
       undo: (t) => undoing(t, state, previous, changing),
+      ...(signal ? { signal } : {}),
     });
+    transaction = t;
     const done = { ...base, transaction: t.id, log: t.logFile };
     try {
       await t.pass('rollback', async () => {

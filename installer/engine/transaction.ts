@@ -184,6 +184,8 @@ export class Transaction {
   readonly paths: AppliancePaths;
   /** The pass under way, to name it when something other than an artifact fails. */
   private currentPass: PassName = 'pre-validate';
+  /** Committing or undoing: from here the transaction finishes, whatever signal comes. */
+  private finishing: 'committing' | 'undoing' | null = null;
   private readonly steps: JournalStep[] = [];
   private readonly start: TransactionStart;
   private readonly log: WriteStream;
@@ -250,6 +252,11 @@ export class Transaction {
     return this.currentPass;
   }
 
+  /** Whether it is committing or undoing, and so finishes whatever signal comes. */
+  get finishingAs(): 'committing' | 'undoing' | null {
+    return this.finishing;
+  }
+
   /**
    * A safe point: nothing is half-done here, so an interrupt asked for stops
    * the transaction (its failure is then abandoned or rolled back like any
@@ -257,8 +264,9 @@ export class Transaction {
    */
   stopPoint(): void {
     const { signal } = this.start;
-    if (!signal?.aborted || this.currentPass === 'commit' || this.currentPass === 'rollback')
-      return;
+    // A rollback's own changes are made in its pass named 'rollback', so only the
+    // undo, not the pass name, marks what must finish.
+    if (!signal?.aborted || this.currentPass === 'commit' || this.finishing) return;
     throw new StepFailed({
       component: null,
       pass: this.currentPass,
@@ -350,6 +358,9 @@ export class Transaction {
    * reported as a warning, and the journal left for the next ferry to finish.
    */
   async commit(state: ApplianceState): Promise<void> {
+    // A rollback commits inside its own pass: the last safe point is here.
+    this.stopPoint();
+    this.finishing = 'committing';
     await this.syncChanges();
     await this.record({ op: 'commit' });
     try {
@@ -406,6 +417,7 @@ export class Transaction {
     const failure = this.failureOf(error);
     // A rollback that fails is undone within its own pass.
     const own = this.currentPass !== 'rollback';
+    this.finishing = 'undoing';
     if (own) this.emit({ type: 'pass', pass: 'rollback', status: 'start' });
     let notUndone: NotUndone[];
     try {
@@ -648,4 +660,25 @@ export function notUndoneWarning(item: NotUndone, header: TransactionHeader): st
     `Mend what failed and run ferry rollback again (rollback artifacts must be safe to run again), then install ${from} if wanted: ` +
     `that runs ${component}'s update artifacts again; installing ${from} now, even with --force ${component}, does not (${component} is already at its version)`
   );
+}
+
+/**
+ * Says, on the terminal and in the transaction's log once there is one, what
+ * an interrupt does to a rollback from where it is.
+ */
+export function rollbackInterrupted(
+  signal: string,
+  t: Transaction | undefined,
+  emit: (event: InstallEvent) => void,
+): void {
+  const finishing = t?.finishingAs;
+  const message =
+    t === undefined
+      ? `${signal}: stopping at the next safe point; nothing has been changed`
+      : finishing === 'committing'
+        ? `${signal}: the rollback is committing; it finishes, then stops`
+        : finishing === 'undoing'
+          ? `${signal}: the rollback is being undone; that finishes, then it stops`
+          : `${signal}: stopping at the next safe point (the artifact running is let finish), then switching back everything this rollback changed`;
+  (t?.emit ?? emit)({ type: 'interrupt', signal, message });
 }

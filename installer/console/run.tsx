@@ -217,8 +217,10 @@ export class ConsoleController {
     const failed =
       this.state.result?.plan.to ?? this.state.candidates[this.state.chosen ?? -1]?.release;
     this.dispatch({ type: 'start', at: Date.now(), operation: 'rollback' });
+    this.stopping = new AbortController();
     try {
       const result = await rollback(this.root, {
+        signal: this.stopping.signal,
         reason: `from the console, after the install of ${failed ?? 'a bundle'} failed`,
         // What the question on screen named, and nothing else.
         expect: {

@@ -1,9 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { Ajv } from 'ajv';
+import { render } from 'ink-testing-library';
+import { createElement } from 'react';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OUTPUT_SCHEMAS } from '../../manifest-schema/output-declarations.js';
+import { openAppliance } from '../../installer/appliance.js';
+import { applianceView, discover } from '../../installer/console/discover.js';
+import { initialState } from '../../installer/console/model.js';
+import { ConsoleApp, ConsoleController } from '../../installer/console/run.js';
 import { FERRY, ferry, ROOT } from '../helpers.js';
 import { cloneAppliance, installOk, markers, snapshot, status } from '../e2e/appliance.js';
 import { atFirstRelease, faultProduct } from './product.js';
@@ -238,5 +244,56 @@ describe('ferry recover interrupted', () => {
     expect(await journalOpen(root)).toBe(false);
     expect(await lastHistory(root)).toMatchObject({ operation: 'recover', outcome: 'rolled-back' });
     expect(await snapshot(root)).toEqual(await snapshot(base));
+  });
+});
+
+describe('the console', () => {
+  it('Ctrl-C during the rollback it offers after a failure: the artifact finishes, the rollback is undone', async () => {
+    const root = join(product.dir, 'console');
+    await atFirstRelease(product, root);
+    await installOk(product.bundles['1.1.0'] as string, root);
+    const stick = join(product.dir, 'stick');
+    await mkdir(stick);
+    const bundle = product.bundles['1.2.0'] as string;
+    await copyFile(bundle, join(stick, basename(bundle)));
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail', 'api.test'), '');
+    const appliance = await openAppliance(root);
+    const controller = new ConsoleController(
+      initialState(applianceView(appliance), await discover(appliance, [stick], [])),
+      root,
+    );
+    controller.onQuit = () => undefined;
+    const screen = render(createElement(ConsoleApp, { controller }));
+    await expect.poll(() => screen.stdin.listenerCount('readable')).toBeGreaterThan(0);
+    const shows = (text: string) =>
+      expect.poll(() => screen.lastFrame() ?? '', { timeout: 30_000 }).toContain(text);
+    screen.stdin.write('\r');
+    await shows('[b] back to 1.0.0');
+    await rm(join(root, 'fail'), { recursive: true });
+    const release = await hold(root, 'rollback');
+    const started = (await markers(root)).length;
+    screen.stdin.write('b');
+    await shows('[y] roll back');
+    screen.stdin.write('y');
+    await expect
+      .poll(async () => (await markers(root)).slice(started), { timeout: 30_000 })
+      .toContain('rollback web 1.0.0 1.0.1');
+    controller.interrupt('SIGINT');
+    await shows('SIGINT: stopping at the next safe point');
+    await release();
+    await expect
+      .poll(() => controller.state.screen, { timeout: 30_000, interval: 50 })
+      .toBe('done');
+    expect(controller.state.rolledBack).toMatchObject({
+      outcome: 'rolled-back',
+      failure: { status: 'interrupted by SIGINT' },
+    });
+    screen.unmount();
+    expect((await markers(root)).slice(started)).toEqual(
+      expect.arrayContaining(['rollback web finished', 'update web 1.0.0 1.0.1']),
+    );
+    expect(await journalOpen(root)).toBe(false);
+    expect((await status(root)).release).toBe('1.1.0');
   });
 });

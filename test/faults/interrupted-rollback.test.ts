@@ -208,6 +208,61 @@ describe('ferry rollback interrupted', () => {
   });
 });
 
+describe('ferry install interrupted during the recovery it runs first', () => {
+  it('the recovery finishes, then the install stops with nothing changed', async () => {
+    const root = join(product.dir, 'install-recovery');
+    await atFirstRelease(product, root);
+    const before = await snapshot(root);
+    const bundle = product.bundles['1.1.0'] as string;
+    // An install to 1.1.0 SIGKILLed while web's publish.sh runs: its journal open.
+    await mkdir(join(root, 'hang'));
+    await writeFile(join(root, 'hang', 'web.update'), '');
+    const killed = child(['install', bundle, '--root', root, '--yes']);
+    await until(
+      async () => (await markers(root)).includes('update web 1.0.0 1.0.1'),
+      killed,
+      'ran publish.sh',
+    );
+    killed.proc.kill('SIGKILL');
+    await killed.exit;
+    await rm(join(root, 'hang', 'web.update'));
+    const release = await hold(root, 'rollback');
+    const started = (await markers(root)).length;
+    const run = child(['install', bundle, '--root', root, '--yes', '--json']);
+    await until(
+      async () => (await markers(root)).slice(started).includes('rollback web 1.0.0 1.0.1'),
+      run,
+      'recovered with restore.sh',
+    );
+    run.proc.kill('SIGTERM');
+    await until(
+      () =>
+        run
+          .stderr()
+          .includes(
+            'SIGTERM: recovering an interrupted transaction; the recovery finishes first, then the install stops',
+          ),
+      run,
+      'said it recovers first',
+    );
+    await release();
+    expect(await run.exit, run.stdout().slice(-3000)).toBe(1);
+    const result = JSON.parse(run.stdout().trim().split('\n').at(-1) as string) as unknown;
+    expect(result).toMatchObject({
+      outcome: 'unchanged',
+      transaction: null,
+      failure: { status: 'interrupted by SIGTERM before anything changed' },
+    });
+    // The recovery's undo finished; the install ran nothing of its own.
+    expect((await markers(root)).slice(started)).toEqual([
+      'rollback web 1.0.0 1.0.1',
+      'rollback web finished',
+    ]);
+    expect(await journalOpen(root)).toBe(false);
+    expect(await snapshot(root)).toEqual(before);
+  });
+});
+
 describe('ferry recover interrupted', () => {
   it('mid-way through an undo: told it finishes first, and it does; journal closed, exit 0', async () => {
     const root = await killedRollback('recover');

@@ -287,6 +287,28 @@ describe('a rollback undone after rollback artifacts ran: the update artifacts r
     expect((await status(root)).release).toBe('1.3.0');
   });
 
+  it("one component's update artifact failing when run again: the other components' still run", async () => {
+    const root = await at130('redo-first-fails');
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.rollback'), '');
+    // api is run again first (the journal's reverse order): web's must run after it failed.
+    await writeFile(join(root, 'fail/api.update'), '');
+    const before = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    expect(await markersSince(root, before)).toEqual([
+      'rollback web 1.0.0 1.0.1',
+      'rollback api 2.0.0 2.1.0',
+      'update api 2.0.0 2.1.0',
+      'update web 1.0.0 1.0.1',
+    ]);
+    expect(json<{ notUndone?: NotUndone[] }>(result).notUndone).toEqual([
+      { component: 'api', artifacts: ['restore.sh'] },
+    ]);
+    conforms('rollback', json(result));
+    expect((await status(root)).release).toBe('1.3.0');
+  });
+
   it('a rollback killed after the first restore ran, then ferry recover: the same', async () => {
     // Journal writes: the header, web's run, web's switch; killed there, web's restore.sh has run.
     const root = await at130('redo-killed');

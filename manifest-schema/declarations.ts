@@ -431,6 +431,9 @@ export const ApplianceConfigSchema = strict({
 });
 export type ApplianceConfig = Static<typeof ApplianceConfigSchema>;
 
+const KeptDigest = strict({ size: Size, sha256: Sha256 });
+export type KeptDigest = Static<typeof KeptDigest>;
+
 const InstalledComponent = strict({
   version: Version,
   requires: nameRecord(Range),
@@ -446,6 +449,18 @@ const InstalledComponent = strict({
      * which kept none: state.json files they wrote stay valid.
      */
     update: Type.Optional(Type.Array(Type.String({ maxLength: 255 }))),
+    /**
+     * Each kept file's size and sha256 as the bundle signed them, in the order
+     * of the lists above: a kept file changed on disk is not run as root.
+     * Absent for versions an older Ferry installed, whose kept files run unchecked.
+     */
+    digests: Type.Optional(
+      strict({
+        rollback: Type.Array(KeptDigest),
+        remove: Type.Array(KeptDigest),
+        update: Type.Array(KeptDigest),
+      }),
+    ),
   }),
   /** The timeout its artifacts run with. */
   timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),

@@ -43,6 +43,7 @@ export type {
   Change,
   ControlTable,
   Envelope,
+  KeptDigest,
   PartsIndex,
   PayloadEntry,
   PayloadRef,

@@ -1,6 +1,12 @@
-import { lstat, readlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withHashPool, type ApplianceState, type HashPool } from '../../manifest-schema/index.js';
+import {
+  withHashPool,
+  type ApplianceState,
+  type HashPool,
+  type KeptDigest,
+} from '../../manifest-schema/index.js';
 import type { AppliancePaths } from '../appliance.js';
 
 export interface FileProblem {
@@ -122,4 +128,23 @@ function modeChanged(
 
 function octal(mode: number): string {
   return mode.toString(8).padStart(4, '0');
+}
+
+/**
+ * What differs in a kept artifact from the size and sha256 its bundle signed,
+ * or null: it runs as root, long after the bundle's signature was checked.
+ */
+export async function keptProblem(
+  path: string,
+  digest: KeptDigest | undefined,
+): Promise<string | null> {
+  if (!digest) return 'has no size and sha256 recorded beside its name';
+  const stats = await lstat(path).catch(() => null);
+  if (!stats) return 'is missing';
+  if (!stats.isFile()) return 'is no longer a regular file';
+  if (stats.size !== digest.size) return `is ${stats.size} bytes, not ${digest.size}`;
+  const data = await readFile(path).catch(() => null);
+  if (!data) return 'cannot be read';
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  return sha256 === digest.sha256 ? null : 'content differs from what its bundle signed';
 }

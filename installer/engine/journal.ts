@@ -19,6 +19,7 @@ import {
   readRegularFile,
   syncDir,
   writeFileAtomic,
+  type KeptDigest,
 } from '../../manifest-schema/index.js';
 
 /**
@@ -73,6 +74,12 @@ export interface TransactionHeader {
     {
       rollback: string[];
       update?: string[];
+      /**
+       * Kept artifacts' sizes and sha256s, in the order of the lists above
+       * (a rollback's, for versions whose install recorded them): one that
+       * differs is not run.
+       */
+      digests?: { rollback?: KeptDigest[]; update?: KeptDigest[] };
       env: Record<string, string>;
       timeoutSeconds: number;
     }

@@ -3,7 +3,9 @@ import {
   isUpdating,
   payloadFiles,
   type ApplianceState,
+  type ArtifactRef,
   type BundleMetadata,
+  type KeptDigest,
 } from '../../manifest-schema/index.js';
 import type { Plan } from '../plan.js';
 
@@ -34,6 +36,11 @@ export function nextState(
           rollback: component.artifacts.rollback.map((ref) => fileName(ref.path)),
           remove: component.artifacts.remove.map((ref) => fileName(ref.path)),
           update: component.artifacts.update.map((ref) => fileName(ref.path)),
+          digests: {
+            rollback: component.artifacts.rollback.map(digestOf),
+            remove: component.artifacts.remove.map(digestOf),
+            update: component.artifacts.update.map(digestOf),
+          },
         },
         ...(component.timeoutSeconds !== undefined
           ? { timeoutSeconds: component.timeoutSeconds }
@@ -61,6 +68,10 @@ export function nextState(
     timeFloor: laterTime(old.timeFloor, metadata.release.createdAt),
     ...(revokedKeys ? { revokedKeys } : {}),
   };
+}
+
+function digestOf(ref: ArtifactRef): KeptDigest {
+  return { size: ref.size, sha256: ref.sha256 };
 }
 
 function laterTime(floor: string | undefined, time: string): string {

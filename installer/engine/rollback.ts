@@ -6,7 +6,7 @@ import {
   type ApplianceState,
 } from '../../manifest-schema/index.js';
 import type { InstallEvent, RollbackResult } from './events.js';
-import { verifyInstalled } from './installed-files.js';
+import { keptProblem, verifyInstalled } from './installed-files.js';
 import type { AppliancePaths } from '../appliance.js';
 import { pathExists, pointLink, type TransactionHeader } from './journal.js';
 import { restoredState } from './next-state.js';
@@ -96,6 +96,7 @@ export async function rollback(
         },
       );
     }
+    await checkKept(paths, state, previous, changing);
     if (signal?.aborted) {
       const status = `interrupted by ${String(signal.reason)} before anything changed`;
       const failure = {
@@ -180,6 +181,53 @@ function keptDir(paths: AppliancePaths, name: string, version: string, pass: str
   return join(paths.lib, 'artifacts', name, version, pass);
 }
 
+/** Which kept artifacts a component runs in the rollback pass (see `rollback`), and the version that kept them. */
+function keptRun(
+  current: Installed | undefined,
+  before: Installed | undefined,
+  forward: boolean,
+): { pass: 'rollback' | 'update' | 'remove'; owner: Installed } | null {
+  if (!goesForward(current, before, forward))
+    return current ? { pass: 'rollback', owner: current } : null;
+  if (before) return { pass: 'update', owner: before };
+  return current ? { pass: 'remove', owner: current } : null;
+}
+
+/**
+ * Refuses, before anything runs, a rollback whose kept artifacts are not as
+ * their bundles signed them: they run as root, and a script changed on disk
+ * (a hand edit, bit rot) would restore or migrate data wrongly. Versions an
+ * older Ferry installed recorded no digests: theirs run unchecked.
+ */
+async function checkKept(
+  paths: AppliancePaths,
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+  changing: readonly string[],
+): Promise<void> {
+  const forward = releaseForward(state, previous);
+  for (const name of changing) {
+    const run = keptRun(state.components[name], previous.components[name], forward);
+    const digests = run?.owner.artifacts.digests?.[run.pass];
+    if (!run || !digests) continue;
+    const { pass, owner } = run;
+    const dir = keptDir(paths, name, owner.version, pass);
+    for (const [index, file] of (owner.artifacts[pass] ?? []).entries()) {
+      const problem = await keptProblem(join(dir, file), digests[index]);
+      if (problem === null) continue;
+      throw new FerryError(
+        'E_DRIFT',
+        `${name} ${owner.version}'s kept ${pass} artifact ${file}, which the rollback would run, is not as its bundle signed it: it ${problem}`,
+        {
+          component: name,
+          file: join(dir, file),
+          hint: `nothing was run or changed. Put the file back as the bundle of ${name} ${owner.version} carries it (artifacts/${name}/${pass}/${file}), then roll back again; or install the bundle of ${previous.release ?? 'the previous release'} instead`,
+        },
+      );
+    }
+  }
+}
+
 /** The environment the install's update pass gave a version's update artifacts, its installed folder as payload. */
 function forwardScope(
   paths: AppliancePaths,
@@ -217,36 +265,25 @@ async function switchBack(
     status: 'start',
     detail: `${current?.version ?? 'none'} → ${back ?? 'removed'}`,
   });
-  if (!goesForward(current, before, forward)) {
-    if (current) {
-      const kept = keptDir(paths, name, current.version, 'rollback');
-      const scope = {
-        component: name,
-        from: back,
-        to: current.version,
-        installDir: join(paths.opt, name, current.version),
-      };
-      for (const file of current.artifacts.rollback)
-        await t.run(join(kept, file), 'rollback', scope, t.timeout(current.timeoutSeconds));
-    }
-  } else if (before) {
-    // checkForward refused the rollback when these were not kept.
-    const kept = keptDir(paths, name, before.version, 'update');
-    const scope = forwardScope(paths, name, current, before);
-    for (const file of before.artifacts.update ?? [])
-      await t.run(join(kept, file), 'update', scope, t.timeout(before.timeoutSeconds));
-  } else if (current) {
-    // The newer release removed it: the version's own kept remove artifacts, as that install
-    // runs them when its bundle names none (a bundle's own are not kept).
-    const kept = keptDir(paths, name, current.version, 'remove');
-    const scope = {
-      component: name,
-      from: current.version,
-      to: null,
-      installDir: join(paths.opt, name, current.version),
-    };
-    for (const file of current.artifacts.remove)
-      await t.run(join(kept, file), 'remove', scope, t.timeout(current.timeoutSeconds));
+  const run = keptRun(current, before, forward);
+  if (run) {
+    const { pass, owner } = run;
+    const kept = keptDir(paths, name, owner.version, pass);
+    const installDir = join(paths.opt, name, owner.version);
+    // Each told what the install that kept it told it: rollback artifacts going back from
+    // there, update artifacts going there (checkForward refused the rollback when these were
+    // not kept), remove artifacts as an install that removes the version without its own.
+    const scope =
+      pass === 'update'
+        ? forwardScope(paths, name, current, owner)
+        : {
+            component: name,
+            from: pass === 'rollback' ? back : owner.version,
+            to: pass === 'rollback' ? owner.version : null,
+            installDir,
+          };
+    for (const file of owner.artifacts[pass] ?? [])
+      await t.run(join(kept, file), pass, scope, t.timeout(owner.timeoutSeconds));
   }
   const link = join(paths.opt, name, 'current');
   await t.record({ op: 'switch', component: name, link, from: current?.version ?? null, to: back });
@@ -282,6 +319,9 @@ function undoing(
         rollback: before.artifacts.rollback.map((file) =>
           join(keptDir(t.paths, name, before.version, 'rollback'), file),
         ),
+        ...(before.artifacts.digests
+          ? { digests: { rollback: before.artifacts.digests.rollback } }
+          : {}),
         env: t.env('rollback', forwardScope(t.paths, name, current, before)),
         timeoutSeconds: t.timeout(before.timeoutSeconds),
       };
@@ -301,6 +341,9 @@ function undoing(
     undo[name] = {
       rollback: [],
       update: update.map((file) => join(kept, file)),
+      ...(current.artifacts.digests
+        ? { digests: { update: current.artifacts.digests.update } }
+        : {}),
       env: t.env('update', scope),
       timeoutSeconds: t.timeout(current.timeoutSeconds),
     };

@@ -32,6 +32,7 @@ import {
 } from './journal.js';
 import { artifactsDir } from '../stage.js';
 import { cleanUp } from './retention.js';
+import { keptProblem } from './installed-files.js';
 import { describeFailure, runArtifact } from './run.js';
 
 /** A step of a transaction failed: the transaction ends with this failure. */
@@ -576,7 +577,16 @@ export async function undoAll(
       const undo = header.undo[step.component];
       if (step.pass === 'update') {
         rolledBack.add(step.component);
-        for (const path of undo?.rollback ?? []) {
+        for (const [index, path] of (undo?.rollback ?? []).entries()) {
+          const digests = undo?.digests?.rollback;
+          const problem = digests ? await keptProblem(path, digests[index]) : null;
+          if (problem !== null) {
+            emit({
+              type: 'warning',
+              message: `${step.component}: kept rollback artifact ${path} ${problem}, so it was not run; its files were restored regardless`,
+            });
+            continue;
+          }
           const failure = await runStep(
             { path, pass: 'rollback', component: step.component, env: undo?.env ?? {}, journal },
             undo?.timeoutSeconds ?? DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
@@ -604,8 +614,9 @@ export async function undoAll(
 
 /**
  * Runs a component's kept update artifacts again, after its rollback
- * artifacts ran; false when one fails. The rest are not run then: like the
- * update pass, each may build on what the one before did.
+ * artifacts ran; false when one fails, or differs from what its bundle
+ * signed (then none runs). The rest are not run then: like the update pass,
+ * each may build on what the one before did.
  */
 async function redo(
   component: string,
@@ -614,6 +625,17 @@ async function redo(
   journal: string,
   emit: (event: InstallEvent) => void,
 ): Promise<boolean> {
+  // All checked before the first runs: each may build on what the one before did.
+  for (const [index, path] of paths.entries()) {
+    const digests = undo.digests?.update;
+    const problem = digests ? await keptProblem(path, digests[index]) : null;
+    if (problem === null) continue;
+    emit({
+      type: 'warning',
+      message: `${component}: kept update artifact ${path} ${problem}, so none of ${component}'s were run while undoing the rollback; its files were switched forward regardless`,
+    });
+    return false;
+  }
   for (const path of paths) {
     const failure = await runStep(
       { path, pass: 'rollback', component, env: undo.env, journal },

@@ -155,4 +155,46 @@ describe('rolling back twice goes forward again', () => {
     expect((await lines()).slice(before)).toEqual([]);
     expect((await status(root)).release).toBe('1.0.0');
   });
+
+  it('refused as drift before anything runs when a kept artifact it would run changed on disk', async () => {
+    const { root, before } = await rolledBack('changed');
+    const marked = (await markers(root)).length;
+    await appendFile(join(root, 'var/lib/ferry/artifacts/db/4.0.0/update/migrate.sh'), 'true\n');
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr).toContain(
+      "E_DRIFT: db 4.0.0's kept update artifact migrate.sh, which the rollback would run, is not as its bundle signed it",
+    );
+    expect((await lines()).slice(before)).toEqual([]);
+    expect((await markers(root)).slice(marked)).toEqual([]);
+    expect((await status(root)).release).toBe('1.0.0');
+
+    // The remove artifacts legacy-agent kept, which going forward runs as 1.3.0's install did.
+    const removing = (await rolledBack('changed-remove')).root;
+    await appendFile(
+      join(removing, 'var/lib/ferry/artifacts/legacy-agent/0.9.0/remove/uninstall.sh'),
+      'true\n',
+    );
+    const refused = await ferry(['rollback', '--root', removing, '--yes']);
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toContain("legacy-agent 0.9.0's kept remove artifact uninstall.sh");
+    expect((await status(removing)).release).toBe('1.0.0');
+  });
+
+  it('undone with 4.0.0’s kept restore.sh changed on disk: not run, and said so', async () => {
+    const { root, before } = await rolledBack('forward-fails-changed');
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.update'), '');
+    const changed = join(root, 'var/lib/ferry/artifacts/db/4.0.0/rollback/restore.sh');
+    await appendFile(changed, 'true\n');
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `db: kept rollback artifact ${changed.replace(/[.]/g, '\\.')} is \\d+ bytes, not \\d+, so it was not run; its files were restored regardless`,
+      ),
+    );
+    expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
+    expect((await status(root)).release).toBe('1.0.0');
+  });
 });

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -332,5 +332,85 @@ describe('a rollback undone after rollback artifacts ran: the update artifacts r
     expect(result.code, result.stderr).toBe(0);
     expect(json(result)).toEqual({ schemaVersion: 1, recovered: true, release: '1.3.0' });
     conforms('recover', json(result));
+  });
+});
+
+describe('kept artifacts changed on disk since their bundle signed them', () => {
+  const KEPT = 'var/lib/ferry/artifacts';
+
+  it('a rollback artifact the rollback would run: refused as drift before anything runs', async () => {
+    const root = await at130('kept-changed');
+    const changed = join(root, KEPT, 'web/1.0.1/rollback/restore.sh');
+    await appendFile(changed, 'echo tampered\n');
+    const stateBefore = await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8');
+    const started = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr).toContain('E_DRIFT');
+    expect(result.stderr).toContain(
+      "web 1.0.1's kept rollback artifact restore.sh, which the rollback would run, is not as its bundle signed it",
+    );
+    expect(result.stderr).toMatch(/nothing was run or changed/);
+    expect(await markersSince(root, started)).toEqual([]);
+    expect(await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8')).toBe(stateBefore);
+    expect((await status(root)).release).toBe('1.3.0');
+
+    // Gone is refused the same way: with its digest recorded, a missing file is no smaller change.
+    const gone = await at130('kept-gone');
+    await rm(join(gone, KEPT, 'api/2.1.0/rollback/restore.sh'));
+    const refused = await ferry(['rollback', '--root', gone, '--yes', '--json']);
+    expect(refused.code, refused.stderr).toBe(4);
+    const error = json<{ error: { code: string; message: string } }>(refused).error;
+    expect(error).toMatchObject({
+      code: 'E_DRIFT',
+      component: 'api',
+      file: join(gone, KEPT, 'api/2.1.0/rollback/restore.sh'),
+    });
+    expect(error.message).toMatch(
+      /^api 2\.1\.0's kept rollback artifact restore\.sh.*it is missing$/,
+    );
+    expect(await markersSince(gone, 0)).not.toContain('rollback api 2.0.0 2.1.0');
+  });
+
+  it('recorded by an older Ferry (no digests): run as before, unchecked', async () => {
+    const root = await at130('kept-no-digests');
+    const file = join(root, 'var/lib/ferry/state.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as {
+      components: Record<string, { artifacts: { digests?: unknown } }>;
+    };
+    for (const component of Object.values(state.components)) delete component.artifacts.digests;
+    await writeFile(file, `${JSON.stringify(state, null, 2)}\n`);
+    await appendFile(join(root, KEPT, 'web/1.0.1/rollback/restore.sh'), 'true\n');
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await status(root)).release).toBe('1.0.0');
+  });
+
+  it('an update artifact to run again in the undo: not run, its component named as not undone', async () => {
+    const root = await at130('kept-redo-changed');
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/api.rollback'), '');
+    const changed = join(root, KEPT, 'web/1.0.1/update/publish.sh');
+    const tampered = '#!/bin/sh\necho tampered >> "$FERRY_ROOT/var/log/acme-markers.log"\n';
+    await writeFile(changed, tampered);
+    const before = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    // api's is run again; web's changed publish.sh is not.
+    expect(await markersSince(root, before)).toEqual([
+      'rollback web 1.0.0 1.0.1',
+      'rollback api 2.0.0 2.1.0',
+      'update api 2.0.0 2.1.0',
+    ]);
+    expect(json<{ notUndone?: NotUndone[] }>(result).notUndone).toEqual([
+      { component: 'web', artifacts: ['restore.sh'] },
+    ]);
+    conforms('rollback', json(result));
+    const warnings = await loggedWarnings(root);
+    expect(warnings).toContainEqual(
+      `web: kept update artifact ${changed} is ${tampered.length} bytes, not ${(await stat(join(base, KEPT, 'web/1.0.1/update/publish.sh'))).size}, so none of web's were run while undoing the rollback; its files were switched forward regardless`,
+    );
+    expect(warnings).toContainEqual(expect.stringMatching(WEB_WARNING));
+    expect((await status(root)).release).toBe('1.3.0');
   });
 });

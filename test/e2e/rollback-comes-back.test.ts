@@ -1,0 +1,101 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, EPOCH, ferry, tempDir, workspace } from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk, markers, status } from './appliance.js';
+
+// Release 1.4.0 is 1.3.0 with a component 1.3.0 has not: metrics. Rolling back
+// from 1.4.0 takes metrics away (its kept restore.sh runs); rolling back again
+// goes forward, and metrics comes back: its kept update artifacts must run, as
+// the install of 1.4.0 ran them, from no version to 1.0.0. The fixture's
+// scripts write "<pass> <component> <from> <to>" markers.
+
+let dir: string;
+let base: string;
+
+beforeAll(async () => {
+  dir = await tempDir();
+  const ws = await workspace(dir);
+  const out = join(dir, 'bundles');
+  const bundles = await buildAll(ws, out, 'tar', ['1.0.0', '1.3.0']);
+  await mkdir(join(ws.product, 'components/metrics/1.0.0'), { recursive: true });
+  await writeFile(join(ws.product, 'components/metrics/1.0.0/VERSION'), '1.0.0\n');
+  const release = (await readFile(join(ws.product, 'release-1.3.0.yaml'), 'utf8'))
+    .replace("release: '1.3.0'", "release: '1.4.0'")
+    .replace(
+      '\nremoved:',
+      `
+  metrics:
+    version: '1.0.0'
+    owner: ops-team
+    payload: ./components/metrics/1.0.0
+    artifacts:
+      pre-validate: [./scripts/maps/check-space.sh]
+      update: [./scripts/maps/load-tiles.sh]
+      test: [./scripts/maps/check-tiles.sh]
+      rollback: [./scripts/maps/restore.sh]
+    changes:
+      - { id: MET-1, kind: update, summary: 'first packaged metrics' }
+removed:`,
+    );
+  expect(release).toContain('metrics:');
+  await writeFile(join(ws.product, 'release-1.4.0.yaml'), release);
+  const built = await ferry(
+    ['build', join(ws.product, 'release-1.4.0.yaml'), '--out', out, '--key', ws.key, '--json'],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  );
+  expect(built.code, built.stderr).toBe(0);
+  const bundle = (JSON.parse(built.stdout) as { bundle: string }).bundle;
+
+  base = join(dir, 'base');
+  await initAppliance(ws, base);
+  await installOk(bundles['1.0.0'] as string, base);
+  await installOk(bundles['1.3.0'] as string, base);
+  await installOk(bundle, base);
+});
+
+/** An appliance at 1.4.0, and how many markers its scripts wrote so far. */
+async function at140(name: string): Promise<{ root: string; before: number }> {
+  const root = join(dir, name);
+  await cloneAppliance(base, root);
+  return { root, before: (await markers(root)).length };
+}
+
+describe('a component that comes back going forward', () => {
+  it('rolled back twice: metrics goes with its kept restore.sh, comes back with its kept update artifacts', async () => {
+    const { root, before } = await at140('twice');
+    const back = await ferry(['rollback', '--root', root, '--yes']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect((await markers(root)).slice(before)).toEqual(['rollback metrics none 1.0.0']);
+    expect((await status(root)).components).not.toHaveProperty('metrics');
+
+    const between = (await markers(root)).length;
+    const forward = await ferry(['rollback', '--root', root, '--yes']);
+    expect(forward.code, forward.stdout + forward.stderr).toBe(0);
+    expect((await markers(root)).slice(between)).toEqual(['update metrics none 1.0.0']);
+    expect(await status(root)).toMatchObject({
+      release: '1.4.0',
+      components: { metrics: '1.0.0' },
+    });
+    const verified = await ferry(['status', '--root', root, '--verify']);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+
+  it('coming back, then failing: its kept restore.sh undoes its update artifacts', async () => {
+    const { root } = await at140('twice-fails');
+    const back = await ferry(['rollback', '--root', root, '--yes']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    // 1.3.0 and 1.4.0 differ only in metrics: fail its own update artifact once it ran.
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/metrics.update'), '');
+    const between = (await markers(root)).length;
+    const forward = await ferry(['rollback', '--root', root, '--yes']);
+    expect(forward.code, forward.stdout + forward.stderr).toBe(1);
+    expect(forward.stdout).toContain('FAILED: still at 1.3.0; everything was switched back again');
+    expect((await markers(root)).slice(between)).toEqual([
+      'update metrics none 1.0.0',
+      'rollback metrics none 1.0.0',
+    ]);
+    expect((await status(root)).components).not.toHaveProperty('metrics');
+  });
+});

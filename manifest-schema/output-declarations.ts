@@ -43,7 +43,12 @@ const Failure = Type.Object({
  * them (none kept, or one failed).
  */
 const NotUndone = Type.Array(
-  Type.Object({ component: Type.String(), artifacts: Type.Array(Type.String()) }),
+  Type.Object({
+    component: Type.String(),
+    artifacts: Type.Array(Type.String()),
+    /** "update": update artifacts a rollback going forward ran, whose kept rollback artifacts differed from what their bundle signed. */
+    pass: Type.Optional(Type.Literal('update')),
+  }),
 );
 const Plan = {
   verdict: Type.Union([Type.Literal('ok'), Type.Literal('blocked')]),

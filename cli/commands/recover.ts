@@ -16,13 +16,14 @@ export const command: Command = {
       interrupted: (message) => say(`ferry: ${message}`),
     }).finally(stopping.release);
     const at = `the appliance is at ${result.release ?? '(empty)'}`;
+    const { notUndoneKind } = await import('../../installer/engine/events.js');
     const ran = (result.notUndone ?? []).map((item) => item.component).join(', ');
     return {
       json: result,
       human: !result.recovered
         ? `nothing to recover: ${at}`
         : ran
-          ? `recovered: files back at ${result.release ?? '(empty)'}; rollback artifacts of ${ran} ran and were not undone: see the warnings`
+          ? `recovered: files back at ${result.release ?? '(empty)'}; ${notUndoneKind(result.notUndone ?? [])} of ${ran} ran and were not undone: see the warnings`
           : `recovered: ${at}`,
     };
   },

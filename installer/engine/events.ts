@@ -90,6 +90,16 @@ export interface NotUndone {
   component: string;
   /** The artifacts' file names, in the order they ran. */
   artifacts: string[];
+  /**
+   * Set when they are update artifacts a rollback going forward ran, which
+   * a kept rollback artifact changed on disk could not undo.
+   */
+  pass?: 'update';
+}
+
+/** What ran, in words: "rollback artifacts" unless update artifacts are among them. */
+export function notUndoneKind(items: readonly NotUndone[]): string {
+  return items.some((item) => item.pass === 'update') ? 'artifacts' : 'rollback artifacts';
 }
 
 export interface InstallResult {
@@ -130,7 +140,7 @@ export function failedRollbackSummary(result: RollbackResult): string {
     return `still at ${from}; everything was switched ${forward ? 'back' : 'forward'} again`;
   }
   const names = ran.map((item) => item.component).join(', ');
-  return `files back at ${from}; rollback artifacts of ${names} ran and were not undone: see the warnings`;
+  return `files back at ${from}; ${notUndoneKind(ran)} of ${names} ran and were not undone: see the warnings`;
 }
 
 /**

@@ -561,7 +561,10 @@ export async function removeStaging(paths: AppliancePaths, id: string): Promise<
  * kept update artifacts of the version the component goes forward to again;
  * the update artifacts a rollback going forward ran are undone as an install's.
  * Returns, and warns of, the components whose rollback artifacts ran and
- * were not undone: no update artifacts kept (an older install, or none in its bundle), or one failed.
+ * were not undone: no update artifacts kept (an older install, or none in its bundle), or one failed
+ * or differs from what its bundle signed; and those whose update artifacts a rollback going
+ * forward ran, when a kept rollback artifact to undo them differed (one failing is only warned
+ * of, as in an install).
  */
 export async function undoAll(
   steps: readonly JournalStep[],
@@ -571,6 +574,8 @@ export async function undoAll(
 ): Promise<NotUndone[]> {
   const rolledBack = new Set<string>();
   const redone = new Set<string>();
+  // Components whose update artifacts stay done: a kept rollback artifact was not run.
+  const unrestored = new Set<string>();
   for (const step of [...steps].reverse()) {
     if (step.op === 'run') {
       if (rolledBack.has(step.component)) continue;
@@ -585,6 +590,7 @@ export async function undoAll(
               type: 'warning',
               message: `${step.component}: kept rollback artifact ${path} ${problem}, so it was not run; its files were restored regardless`,
             });
+            unrestored.add(step.component);
             continue;
           }
           const failure = await runStep(
@@ -607,7 +613,10 @@ export async function undoAll(
       await undoStep(step);
     }
   }
-  const notUndone = rollbackRuns(steps).filter((item) => !redone.has(item.component));
+  const notUndone = [
+    ...rollbackRuns(steps).filter((item) => !redone.has(item.component)),
+    ...updateRuns(steps).filter((item) => unrestored.has(item.component)),
+  ];
   for (const item of notUndone) emit({ type: 'warning', message: notUndoneWarning(item, header) });
   return notUndone;
 }
@@ -655,9 +664,18 @@ async function redo(
 
 /** The rollback artifacts each component ran, in the order they were journaled (started, if not finished). */
 function rollbackRuns(steps: readonly JournalStep[]): NotUndone[] {
+  return runsOf(steps, 'rollback');
+}
+
+/** The same of update artifacts, marked as such. */
+function updateRuns(steps: readonly JournalStep[]): NotUndone[] {
+  return runsOf(steps, 'update').map((item) => ({ ...item, pass: 'update' }));
+}
+
+function runsOf(steps: readonly JournalStep[], pass: string): NotUndone[] {
   const byComponent = new Map<string, string[]>();
   for (const step of steps) {
-    if (step.op !== 'run' || step.pass !== 'rollback') continue;
+    if (step.op !== 'run' || step.pass !== pass) continue;
     const artifacts = byComponent.get(step.component) ?? [];
     artifacts.push(basename(step.artifact));
     byComponent.set(step.component, artifacts);
@@ -676,6 +694,12 @@ export function notUndoneWarning(item: NotUndone, header: TransactionHeader): st
   const { component } = item;
   const from = header.from ?? '(empty)';
   const to = header.to ?? '(empty)';
+  if (item.pass === 'update')
+    return (
+      `${component}: update artifacts ${item.artifacts.join(', ')} ran before the rollback from ${from} to ${to} was undone, and its kept rollback artifacts did not run to undo them (see the warning before); ` +
+      `what they did outside Ferry's folders is not undone: ${component}'s files are at ${from} again, its data may be as at ${to}. ` +
+      `Put the kept rollback artifacts back as ${component}'s bundle carries them, mend what failed, and run ferry rollback again (update artifacts must be safe to run again), or install ${to}`
+    );
   return (
     `${component}: rollback artifacts ${item.artifacts.join(', ')} ran before the rollback from ${from} to ${to} was undone; ` +
     `what they restored outside Ferry's folders is not undone: ${component}'s files are at ${from} again, its data may be as at ${to}. ` +

@@ -1,6 +1,8 @@
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { OUTPUT_SCHEMAS } from '../../manifest-schema/output-declarations.js';
 import { buildAll, ferry, tempDir, workspace } from '../helpers.js';
 import { cloneAppliance, initAppliance, installOk, markers, status } from './appliance.js';
 
@@ -189,11 +191,47 @@ describe('rolling back twice goes forward again', () => {
     await appendFile(changed, 'true\n');
     const result = await ferry(['rollback', '--root', root, '--yes']);
     expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toContain(
+      'FAILED: files back at 1.0.0; artifacts of db ran and were not undone',
+    );
+    expect(result.stderr).toMatch(
+      /db: update artifacts migrate\.sh ran before the rollback from 1\.0\.0 to 1\.3\.0 was undone, and its kept rollback artifacts did not run/,
+    );
     expect(result.stderr).toMatch(
       new RegExp(
         `db: kept rollback artifact ${changed.replace(/[.]/g, '\\.')} is \\d+ bytes, not \\d+, so it was not run; its files were restored regardless`,
       ),
     );
+    expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
+    expect((await status(root)).release).toBe('1.0.0');
+
+    const again = (await rolledBack('forward-fails-changed-json')).root;
+    await mkdir(join(again, 'fail'));
+    await writeFile(join(again, 'fail/api.update'), '');
+    await appendFile(join(again, 'var/lib/ferry/artifacts/db/4.0.0/rollback/restore.sh'), 'true\n');
+    const json = await ferry(['rollback', '--root', again, '--yes', '--json']);
+    expect(json.code, json.stderr).toBe(1);
+    const output = JSON.parse(json.stdout) as { notUndone?: unknown };
+    expect(output.notUndone).toEqual([
+      { component: 'db', artifacts: ['migrate.sh'], pass: 'update' },
+    ]);
+    const validate = new Ajv({ strict: false }).compile(OUTPUT_SCHEMAS.rollback);
+    expect(validate(output), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it('cut after db’s migrate.sh ran, with 4.0.0’s kept restore.sh changed: ferry recover does not run it, and says so', async () => {
+    const { root, before } = await rolledBack('forward-cut-changed');
+    await appendFile(join(root, 'var/lib/ferry/artifacts/db/4.0.0/rollback/restore.sh'), 'true\n');
+    const cut = await ferry(['rollback', '--root', root, '--yes'], {
+      env: { FERRY_TEST_CRASH_AT: '3' },
+    });
+    expect(cut.code, cut.stderr).toBe(-1);
+    const recovered = await ferry(['recover', '--root', root]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(recovered.stdout).toContain(
+      'recovered: files back at 1.0.0; artifacts of db ran and were not undone',
+    );
+    expect(recovered.stderr).toMatch(/db: kept rollback artifact \S+restore\.sh is \d+ bytes/);
     expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
     expect((await status(root)).release).toBe('1.0.0');
   });

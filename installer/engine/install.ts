@@ -9,7 +9,15 @@ import { checkSpace } from '../../manifest-schema/space.js';
 import { insideWindow } from '../../manifest-schema/windows.js';
 import type { InstallEvent, InstallResult } from './events.js';
 import { nextState } from './next-state.js';
-import { JOURNAL_ROOM, preValidate, stage, test, update, type Installation } from './passes.js';
+import {
+  checkKeptRemoves,
+  JOURNAL_ROOM,
+  preValidate,
+  stage,
+  test,
+  update,
+  type Installation,
+} from './passes.js';
 import { exclusive } from './recover.js';
 import { checkReason, Transaction } from './transaction.js';
 
@@ -86,6 +94,8 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         plan.reachesTarget && (!appliance.state.verified || appliance.state.release !== plan.to);
       if (plan.order.length === 0 && !completes)
         return finish({ ...base, outcome: 'unchanged', transaction: null });
+      // Before the operator is asked: a refusal after yes would be asked for nothing.
+      await checkKeptRemoves(appliance.paths, appliance.state, plan, opened.metadata);
       await options.confirm?.(plan);
       if (options.signal?.aborted) {
         const status = `interrupted by ${String(options.signal.reason)} before anything changed`;

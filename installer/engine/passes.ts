@@ -1,10 +1,13 @@
 import { cp, readlink, rename } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import {
+  FerryError,
   isCarried,
   isUpdating,
   payloadFiles,
   satisfies,
+  type ApplianceState,
+  type ArtifactRef,
   type BundleMetadata,
   type Pass,
   type PayloadEntry,
@@ -19,7 +22,8 @@ import {
   stagePayload,
   type StageContext,
 } from '../stage.js';
-import { verifyInstalled } from './installed-files.js';
+import type { AppliancePaths } from '../appliance.js';
+import { keptProblem, verifyInstalled } from './installed-files.js';
 import { pathExists, pointLink, syncTree } from './journal.js';
 import { nextState } from './next-state.js';
 import { chmodChecked, StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
@@ -228,6 +232,47 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
  * Remove artifacts come from this bundle when it names them, else from what
  * the installed version kept; then `current` goes.
  */
+/** The remove artifacts a removal runs from the bundle; none: the installed version's kept ones run. */
+function bundleRemoves(metadata: BundleMetadata, name: string): ArtifactRef[] {
+  return (
+    metadata.removed[name]?.artifacts.remove ?? metadata.components[name]?.artifacts.remove ?? []
+  );
+}
+
+/**
+ * Refuses, before anything changes, an install that would run a kept remove
+ * artifact that is not as its bundle signed it (it runs as root); versions an
+ * older Ferry installed recorded no digests, and theirs run unchecked.
+ */
+export async function checkKeptRemoves(
+  paths: AppliancePaths,
+  state: ApplianceState,
+  plan: Plan,
+  metadata: BundleMetadata,
+): Promise<void> {
+  for (const name of plan.order) {
+    const entry = componentPlan(plan, name);
+    const installed = state.components[name];
+    const digests = installed?.artifacts.digests?.remove;
+    if (isUpdating(entry.action) || !installed || !digests) continue;
+    if (bundleRemoves(metadata, name).length > 0) continue;
+    const dir = join(paths.lib, 'artifacts', name, installed.version, 'remove');
+    for (const [index, file] of installed.artifacts.remove.entries()) {
+      const problem = await keptProblem(join(dir, file), digests[index]);
+      if (problem === null) continue;
+      throw new FerryError(
+        'E_DRIFT',
+        `${name} ${installed.version}'s kept remove artifact ${file}, which this install would run to remove ${name}, is not as its bundle signed it: it ${problem}`,
+        {
+          component: name,
+          file: join(dir, file),
+          hint: `nothing was run or changed. Put the file back as the bundle of ${name} ${installed.version} carries it (artifacts/${name}/remove/${file}), then install again`,
+        },
+      );
+    }
+  }
+}
+
 async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
   const t = run.transaction;
   const { name } = entry;
@@ -239,10 +284,7 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
     status: 'start',
     detail: `remove ${version}`,
   });
-  const fromBundle =
-    run.metadata.removed[name]?.artifacts.remove ??
-    run.metadata.components[name]?.artifacts.remove ??
-    [];
+  const fromBundle = bundleRemoves(run.metadata, name);
   if (fromBundle.length > 0) {
     const dir = t.artifacts;
     for (const ref of fromBundle) await runArtifact(run, join(dir, ref.path), 'remove', name);

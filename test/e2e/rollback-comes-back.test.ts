@@ -12,6 +12,8 @@ import { cloneAppliance, initAppliance, installOk, markers, status } from './app
 
 let dir: string;
 let base: string;
+let first: string;
+let withoutRemoves: string;
 
 beforeAll(async () => {
   dir = await tempDir();
@@ -47,11 +49,29 @@ removed:`,
   expect(built.code, built.stderr).toBe(0);
   const bundle = (JSON.parse(built.stdout) as { bundle: string }).bundle;
 
+  // 1.5.0 is 1.3.0 without its own remove artifacts for legacy-agent: the ones 1.0.0's install kept run.
+  await writeFile(
+    join(ws.product, 'release-1.5.0.yaml'),
+    (await readFile(join(ws.product, 'release-1.3.0.yaml'), 'utf8'))
+      .replace("release: '1.3.0'", "release: '1.5.0'")
+      .replace(/\nremoved:\n.*\n/, '\n'),
+  );
+  const built150 = await ferry(
+    ['build', join(ws.product, 'release-1.5.0.yaml'), '--out', out, '--key', ws.key, '--json'],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  );
+  expect(built150.code, built150.stderr).toBe(0);
+  withoutRemoves = (JSON.parse(built150.stdout) as { bundle: string }).bundle;
+  first = bundles['1.0.0'] as string;
+
   base = join(dir, 'base');
   await initAppliance(ws, base);
   await installOk(bundles['1.0.0'] as string, base);
   await installOk(bundles['1.3.0'] as string, base);
   await installOk(bundle, base);
+  const at100 = join(dir, 'at100');
+  await initAppliance(ws, at100);
+  await installOk(first, at100);
 });
 
 /** An appliance at 1.4.0, and how many markers its scripts wrote so far. */
@@ -97,5 +117,28 @@ describe('a component that comes back going forward', () => {
       'rollback metrics none 1.0.0',
     ]);
     expect((await status(root)).components).not.toHaveProperty('metrics');
+  });
+});
+
+describe('an install that removes a component with the remove artifacts its version kept', () => {
+  it('refused as drift before anything runs when one changed on disk; run once put back', async () => {
+    const root = join(dir, 'kept-remove');
+    await cloneAppliance(join(dir, 'at100'), root);
+    const kept = join(root, 'var/lib/ferry/artifacts/legacy-agent/0.9.0/remove/uninstall.sh');
+    const original = await readFile(kept, 'utf8');
+    await writeFile(kept, `${original}true\n`);
+    const before = (await markers(root)).length;
+    const refused = await ferry(['install', withoutRemoves, '--root', root, '--yes']);
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toContain(
+      "E_DRIFT: legacy-agent 0.9.0's kept remove artifact uninstall.sh, which this install would run to remove legacy-agent, is not as its bundle signed it",
+    );
+    expect((await markers(root)).slice(before)).toEqual([]);
+    expect((await status(root)).release).toBe('1.0.0');
+
+    await writeFile(kept, original);
+    await installOk(withoutRemoves, root);
+    expect((await markers(root)).slice(before)).toContain('remove legacy-agent 0.9.0 none');
+    expect((await status(root)).release).toBe('1.5.0');
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { lstat, readFile, readlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   withHashPool,
@@ -143,8 +144,14 @@ export async function keptProblem(
   if (!stats) return 'is missing';
   if (!stats.isFile()) return 'is no longer a regular file';
   if (stats.size !== digest.size) return `is ${stats.size} bytes, not ${digest.size}`;
-  const data = await readFile(path).catch(() => null);
-  if (!data) return 'cannot be read';
-  const sha256 = createHash('sha256').update(data).digest('hex');
-  return sha256 === digest.sha256 ? null : 'content differs from what its bundle signed';
+  // Streamed: an artifact may be a large program, not only a script.
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  } catch {
+    return 'cannot be read';
+  }
+  return hash.digest('hex') === digest.sha256
+    ? null
+    : 'content differs from what its bundle signed';
 }

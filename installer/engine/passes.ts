@@ -1,4 +1,4 @@
-import { cp, readlink, rename } from 'node:fs/promises';
+import { cp, mkdir, readdir, readlink, rename } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import {
   FerryError,
@@ -222,7 +222,7 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
   await runPass(run, 'update', name);
   await t.record({ op: 'move', from: payloadDir(t.staging, name), to: target });
   await rename(payloadDir(t.staging, name), target);
-  await keepArtifacts(t, name, to);
+  await keepArtifacts(run, name, to);
   await t.record({ op: 'switch', component: name, link, from, to });
   await pointLink(link, to);
   t.emit({ type: 'step', pass: 'update', component: name, status: 'done' });
@@ -306,10 +306,14 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
  * Rollback, remove and update artifacts stay with the installed version: for
  * `ferry rollback`, later removal, and undoing a rollback that fails or is
  * cut after this version's rollback artifacts ran. A version kept by an
- * earlier install gets only what it lacks (an older Ferry kept no update
- * artifacts, and the state this install commits lists them).
+ * earlier install gets what it lacks (an older Ferry kept no update
+ * artifacts, and the state this install commits lists them), and a pass
+ * whose kept files are not this bundle's (the same version re-cut with a
+ * mended restore.sh) is replaced: the state names this bundle's sizes and
+ * sha256s, and rollback runs only files that match them.
  */
-async function keepArtifacts(t: Transaction, name: string, version: string): Promise<void> {
+async function keepArtifacts(run: Installation, name: string, version: string): Promise<void> {
+  const t = run.transaction;
   const into = join(t.paths.lib, 'artifacts', name, version);
   const prepared = join(t.paths.journal, 'keep', name, version);
   await t.ensureDir(join(t.paths.lib, 'artifacts'));
@@ -318,12 +322,32 @@ async function keepArtifacts(t: Transaction, name: string, version: string): Pro
   for (const pass of ['rollback', 'remove', 'update'] as const) {
     const from = join(t.artifacts, 'artifacts', name, pass);
     const to = join(into, pass);
-    if (!(await pathExists(from)) || (await pathExists(to))) continue;
+    if (!(await pathExists(from))) continue;
+    if (await pathExists(to)) {
+      const refs = run.metadata.components[name]?.artifacts[pass] ?? [];
+      if (await keptAsSigned(to, refs)) continue;
+      // Into the journal's folder, which goes with the transaction; an undo moves it back.
+      const replaced = join(prepared, `${pass}.replaced`);
+      await mkdir(prepared, { recursive: true });
+      await t.record({ op: 'move', from: to, to: replaced });
+      await rename(to, replaced);
+    }
     const copy = join(prepared, pass);
     await cp(from, copy, { recursive: true });
     await t.record({ op: 'move', from: copy, to });
     await rename(copy, to);
   }
+}
+
+/** Whether a kept pass folder holds exactly the files `refs` sign, each as signed. */
+async function keptAsSigned(folder: string, refs: readonly ArtifactRef[]): Promise<boolean> {
+  const names = refs.map((ref) => posix.basename(ref.path));
+  const held = await readdir(folder).catch(() => null);
+  if (!held || held.length !== names.length || !names.every((file) => held.includes(file)))
+    return false;
+  for (const [index, ref] of refs.entries())
+    if ((await keptProblem(join(folder, names[index] as string), ref)) !== null) return false;
+  return true;
 }
 
 /** Versions as the BOM says, every requires holding, every file as signed. */

@@ -41,6 +41,9 @@ beforeAll(async () => {
   bundles = await buildAll(ws, out, 'tar', ['1.0.0']);
   await naming('4.0.0');
   Object.assign(bundles, await buildAll(ws, out, 'tar', ['1.3.0']));
+  // 1.3.0 cut again with db 4.0.0's restore.sh mended, the version unchanged.
+  await naming('4.0.0 (mended)');
+  bundles.recut = (await buildAll(ws, join(dir, 'recut'), 'tar', ['1.3.0']))['1.3.0'] as string;
 
   base = join(dir, 'base');
   await initAppliance(ws, base);
@@ -234,5 +237,34 @@ describe('rolling back twice goes forward again', () => {
     expect(recovered.stderr).toMatch(/db: kept rollback artifact \S+restore\.sh is \d+ bytes/);
     expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
     expect((await status(root)).release).toBe('1.0.0');
+  });
+});
+
+describe('a version installed again from a bundle cut anew', () => {
+  it('keeps the new bundle’s artifacts in place of the ones kept before, and rollback runs them', async () => {
+    const { root, before } = await rolledBack('recut');
+    await installOk(bundles.recut as string, root);
+    const back = await ferry(['rollback', '--root', root, '--yes']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect((await lines()).slice(before)).toEqual([
+      'migrate.sh of db 4.0.0 (mended): update 3.0.0 4.0.0',
+      'restore.sh of db 4.0.0 (mended): rollback 3.0.0 4.0.0',
+    ]);
+  });
+
+  it('an install undone after keeping them puts the ones kept before back', async () => {
+    const { root } = await rolledBack('recut-undone');
+    const kept = join(root, 'var/lib/ferry/artifacts/db/4.0.0/rollback/restore.sh');
+    const was = await readFile(kept, 'utf8');
+    // web is updated after db: its failure undoes db's update, kept artifacts included.
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/web.update'), '');
+    const failed = await ferry(['install', bundles.recut as string, '--root', root, '--yes']);
+    expect(failed.code, failed.stdout + failed.stderr).toBe(1);
+    expect(await readFile(kept, 'utf8')).toBe(was);
+    await rm(join(root, 'fail'), { recursive: true });
+    const forward = await ferry(['rollback', '--root', root, '--yes']);
+    expect(forward.code, forward.stdout + forward.stderr).toBe(0);
+    expect((await status(root)).release).toBe('1.3.0');
   });
 });

@@ -21,7 +21,15 @@ export function mustAsk(yes: boolean, what: string): boolean {
 export async function ask(what: string): Promise<void> {
   const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await rl.question(`${what}? [y/N] `);
+  // Ctrl-C at the question (readline takes it as a key and rejects with an AbortError) and a
+  // terminal that closed (the input ends, unanswered) are a no, not a bug of Ferry's.
+  const closed = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
+  const answer = await Promise.race([rl.question(`${what}? [y/N] `), closed]).catch(
+    (error: unknown) => {
+      if ((error as { name?: string }).name === 'AbortError') return '';
+      throw error;
+    },
+  );
   rl.close();
   if (!/^y(es)?$/i.test(answer.trim()))
     throw new FerryError('E_USAGE', 'not confirmed; nothing was changed', {

@@ -65,6 +65,21 @@ describe('install on a terminal', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('Ctrl-C at the question is a no: nothing changed, and no internal error', async () => {
+    const root = await appliance('ctrl-c');
+    const before = await snapshot(root);
+    terminal.ferry('ctrl-c', ['install', bundles['1.1.0'] as string, '--root', root], {
+      width: 250,
+    });
+    await terminal.waitFor('ctrl-c', '? [y/N]');
+    terminal.keys('ctrl-c', 'C-c');
+    const screen = await terminal.waitFor('ctrl-c', /exit=\d/);
+    expect(screen).toContain('E_USAGE: not confirmed; nothing was changed');
+    expect(screen).not.toContain('E_INTERNAL');
+    expect(screen).toContain('exit=2');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('yes installs', async () => {
     const root = await appliance('accepted');
     terminal.ferry('accepted', ['install', bundles['1.1.0'] as string, '--root', root]);

@@ -11,6 +11,10 @@ export interface Meter {
   update(bytes: number): void;
   /** Ends the line: the last count shown is the total. */
   done(): void;
+  /** Erases the live line and draws nothing until `resume`: a question is on the terminal. */
+  pause(): void;
+  /** Draws the live line again where the question left the cursor. */
+  resume(): void;
 }
 
 /**
@@ -30,6 +34,7 @@ export function meter(
   let shownTenth = -1;
   let last = 0;
   let finished = false;
+  let paused = false;
   const line = (done: number): string => {
     const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
     const elapsed = clock() - started;
@@ -40,6 +45,7 @@ export function meter(
     return `${label} ${bytes(done)} of ${bytes(total)} (${percent}%)${left}`;
   };
   const draw = (done: number, force: boolean) => {
+    if (paused) return;
     const now = clock();
     if (live) {
       if (!force && now - shown < LIVE_EVERY_MS) return;
@@ -62,6 +68,17 @@ export function meter(
       finished = true;
       if (live || last < total) draw(total, true);
       if (live) process.stderr.write('\n');
+    },
+    pause() {
+      if (paused || finished) return;
+      paused = true;
+      // A redraw starts with a carriage return: it would wipe the question written after the count.
+      if (live && shown !== -Infinity) process.stderr.write('\r\x1b[K');
+    },
+    resume() {
+      if (!paused) return;
+      paused = false;
+      if (!finished && shown !== -Infinity) draw(last, true);
     },
   };
 }
@@ -95,17 +112,46 @@ function duration(ms: number): string {
   return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 
+export interface ProgressPrinter {
+  show(event: InstallEvent): void;
+  /**
+   * A question goes on the terminal: the staging line is erased and nothing
+   * is printed until `resume`, so the question stays the last line, the
+   * cursor after it (the engine goes on with what it has while it waits).
+   */
+  hold(): void;
+  /** The answer is in: what came meanwhile is printed, in order. */
+  resume(): void;
+}
+
 /**
  * What a person sees of the engine's events on stderr: plain lines, and the
  * staging bytes through a meter (redrawn on a terminal, plain lines elsewhere).
  */
-export async function progressPrinter(): Promise<{ show(event: InstallEvent): void }> {
+export async function progressPrinter(): Promise<ProgressPrinter> {
   // The words are the log's (ferry log, the console): loaded with the installer, never before.
   const { describeEvent } = await import('../installer/log.js');
   let staging: Meter | undefined;
   let total = 0;
-  return {
+  let held: InstallEvent[] | null = null;
+  const printer: ProgressPrinter = {
+    hold() {
+      if (held) return;
+      held = [];
+      staging?.pause();
+    },
+    resume() {
+      const waiting = held;
+      if (!waiting) return;
+      held = null;
+      staging?.resume();
+      for (const event of waiting) printer.show(event);
+    },
     show(event) {
+      if (held) {
+        held.push(event);
+        return;
+      }
       if (event.type === 'plan') total = event.plan.stageBytes;
       if (event.type === 'progress') {
         staging ??= meter('   staging', total);
@@ -120,4 +166,5 @@ export async function progressPrinter(): Promise<{ show(event: InstallEvent): vo
       process.stderr.write(`${printable(line)}\n`);
     },
   };
+  return printer;
 }

@@ -1,13 +1,23 @@
 import type { AskForVolume } from '../bundle/media.js';
 
+/** What else writes to the terminal (the progress printer): quiet while a question is on it. */
+export interface TerminalLine {
+  hold(): void;
+  resume(): void;
+}
+
 /**
  * On a terminal, the operator is asked for each volume as it is needed (one
  * drive, discs swapped in turn); without one there is nobody to ask, and
  * every volume must be attached before anything changes. An interrupt
  * (`signal` aborted) or a terminal that closed ends the question as `q`
- * does: the install stops there, nothing changed.
+ * does: the install stops there, nothing changed. `output` is quiet while
+ * the question is up, so that nothing it prints buries or erases it.
  */
-export function askOnTerminal(signal?: AbortSignal): AskForVolume | undefined {
+export function askOnTerminal(
+  signal?: AbortSignal,
+  output?: TerminalLine,
+): AskForVolume | undefined {
   if (!process.stdin.isTTY) return undefined;
   return async (request) => {
     if (signal?.aborted) throw request.problem;
@@ -23,6 +33,7 @@ export function askOnTerminal(signal?: AbortSignal): AskForVolume | undefined {
     const hungUp = (): void => undefined;
     rl.on('error', hungUp);
     process.stdin.on('error', hungUp);
+    output?.hold();
     try {
       if (request.problem.code === 'E_WRONG_VOLUME')
         process.stderr.write(`${request.problem.message}\n`);
@@ -40,6 +51,7 @@ export function askOnTerminal(signal?: AbortSignal): AskForVolume | undefined {
     } finally {
       rl.close();
       process.stdin.off('error', hungUp);
+      output?.resume();
     }
   };
 }

@@ -52,7 +52,7 @@ export const command: Command = {
     const progress = await progressPrinter();
     const stopping = catchStopSignals((line) => process.stderr.write(`${line}\n`));
     // On media, the next volume is asked for on the terminal.
-    const askVolume = askOnTerminal(stopping.signal);
+    const askVolume = askOnTerminal(stopping.signal, wantsJson ? undefined : progress);
     // While it asks for a volume nothing but the terminal keeps this process alive: a
     // terminal closed there would end it before SIGHUP could stop the install.
     const alive = setInterval(() => undefined, 60_000);

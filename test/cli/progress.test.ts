@@ -75,3 +75,32 @@ describe('the install progress printer', () => {
     expect(written.join('')).not.toMatch(/\((1[1-9]\d|[2-9]\d\d)%\)/);
   });
 });
+
+describe('a question on the terminal', () => {
+  it('the live line is erased for it and drawn again after, its count kept', () => {
+    capture();
+    let now = 0;
+    const m = meter('stage', 1000, true, () => now);
+    m.update(10);
+    m.pause();
+    now += 500;
+    m.update(500);
+    expect(written).toEqual(['\rstage 10 B of 1000 B (1%)\x1b[K', '\r\x1b[K']);
+    m.resume();
+    expect(written.at(-1)).toBe('\rstage 500 B of 1000 B (50%)\x1b[K');
+  });
+
+  it('the printer prints nothing while it is up, then what came meanwhile, in order', async () => {
+    const printer = await progressPrinter();
+    capture();
+    printer.show({ type: 'plan', plan: { stageBytes: 6 } } as InstallEvent);
+    printer.show({ type: 'progress', component: 'a', bytes: 3, total: 6 });
+    const before = written.length;
+    printer.hold();
+    printer.show({ type: 'progress', component: 'b', bytes: 6, total: 6 });
+    printer.show({ type: 'warning', message: 'meanwhile' });
+    expect(written).toHaveLength(before);
+    printer.resume();
+    expect(written.slice(before).join('')).toMatch(/staging 6 B of 6 B \(100%\)\n.*meanwhile\n$/s);
+  });
+});

@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildAll, tempDir, workspace } from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk, status } from '../e2e/appliance.js';
+import { Terminal } from '../e2e/terminal.js';
+import { runMedia } from './helpers.js';
+
+// An update of two components (db and api, 1.1.0 → 1.2.0) cut into 128 KiB volumes: staging has begun (its
+// progress line drawn in place) when the part on volume 2 is needed, and the
+// question for it is asked on that same terminal line.
+
+let dir: string;
+let media: string;
+let foreign: string;
+let at110: string;
+let counter = 0;
+const terminal = new Terminal();
+
+beforeAll(async () => {
+  dir = await tempDir();
+  const ws = await workspace(dir);
+  const bundles = await buildAll(ws, join(dir, 'bundles'), 'tar', ['1.0.0', '1.1.0']);
+  // Enough of db's payload that the update spans three volumes.
+  await writeFile(join(ws.product, 'components/db/4.0.0/big.bin'), randomBytes(290 * 1024));
+  Object.assign(bundles, await buildAll(ws, join(dir, 'bundles'), 'tar', ['1.2.0']));
+  at110 = join(dir, 'at-1.1.0');
+  await initAppliance(ws, at110);
+  await installOk(bundles['1.0.0'] as string, at110);
+  await installOk(bundles['1.1.0'] as string, at110);
+  media = join(dir, 'media');
+  const cut = await runMedia({ ws, bundle: bundles['1.2.0'] as string }, media, [
+    '--volume-size',
+    '128K',
+    '--no-installer',
+  ]);
+  expect(cut.code, cut.stderr).toBe(0);
+  // The same bundle under another label: another parts index, so these volumes do not belong.
+  foreign = join(dir, 'foreign');
+  const other = await runMedia({ ws, bundle: bundles['1.2.0'] as string }, foreign, [
+    '--volume-size',
+    '128K',
+    '--no-installer',
+    '--label',
+    'OTHER_',
+  ]);
+  expect(other.code, other.stderr).toBe(0);
+}, 120_000);
+
+/** A one-drive folder holding volume 1, and a way to swap another volume in. */
+async function drive(): Promise<{ disc: string; insert: (volume: number) => Promise<void> }> {
+  const disc = join(dir, `drive-${counter++}`, 'disc');
+  await mkdir(join(disc, '..'));
+  const insert = async (volume: number): Promise<void> => {
+    await rm(disc, { recursive: true, force: true });
+    await cp(join(media, `vol${volume}`), disc, { recursive: true });
+  };
+  await insert(1);
+  return { disc, insert };
+}
+
+async function appliance(): Promise<string> {
+  const root = join(dir, `root-${counter++}`);
+  await cloneAppliance(at110, root);
+  return root;
+}
+
+/**
+ * The question is the last line on the screen, and stays: not erased by the
+ * staging line's redraw, nor pushed up by the lines of what goes on meanwhile.
+ */
+async function asked(session: string, volume: number): Promise<string[]> {
+  await terminal.waitFor(session, `Insert volume ${volume} of `);
+  // Long enough for the staging line to be redrawn many times over (every 100 ms).
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const lines = terminal.screen(session).trimEnd().split('\n');
+  expect(lines.at(-1)).toMatch(
+    new RegExp(
+      `^Insert volume ${volume} of 3 \\(ACME_APPLIANCE_1_2_0_${volume}\\) .*\\(q to stop\\):$`,
+    ),
+  );
+  return lines;
+}
+
+describe('ferry install from volume 1 alone, on a terminal', () => {
+  it('the question for each volume stays on the screen while staging is under way', async () => {
+    const { disc, insert } = await drive();
+    const root = await appliance();
+    const session = 'swap';
+    terminal.ferry(session, ['install', disc, '--root', root, '--yes'], { width: 200, height: 50 });
+    await asked(session, 2);
+    // A volume of another build: the refusal and the question again, last on the screen.
+    await rm(disc, { recursive: true, force: true });
+    await cp(join(foreign, 'vol2'), disc, { recursive: true });
+    terminal.keys(session, 'Enter');
+    await terminal.waitFor(session, 'this volume belongs to');
+    const refused = await asked(session, 2);
+    expect(refused.slice(-4).join('\n')).toContain('this volume belongs to');
+    await insert(2);
+    terminal.keys(session, 'Enter');
+    for (let volume = 3; ; volume++) {
+      const screen = await terminal.waitFor(session, new RegExp(`Insert volume ${volume} |exit=`));
+      if (screen.includes('exit=')) break;
+      await asked(session, volume);
+      await insert(volume);
+      terminal.keys(session, 'Enter');
+    }
+    const screen = await terminal.waitFor(session, 'exit=');
+    expect(screen).toContain('COMMITTED');
+    expect(screen).toContain('exit=0');
+    expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
+  }, 120_000);
+});

@@ -23,6 +23,9 @@ export function askOnTerminal(
     if (signal?.aborted) throw request.problem;
     const { createInterface } = await import('node:readline/promises');
     const rl = createInterface({ input: process.stdin, output: process.stderr });
+    // The terminal is raw while it asks, so Ctrl-C is a key, not a signal: make it the
+    // signal, which the install reports as an interrupt (closing would read as `q`).
+    rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
     // The terminal closed (SIGHUP; reading it fails with EIO): nobody is left to answer.
     const closed = new Promise<never>((_, reject) =>
       rl.once('close', () => reject(request.problem)),

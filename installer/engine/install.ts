@@ -55,6 +55,26 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     return result;
   };
   let transaction: Transaction | undefined;
+  // An interrupt ends a wait for a volume as `q` does, rejecting with the volume's
+  // problem: the install stopped for the signal, though, and its result says so.
+  let stoppedAsking: unknown;
+  const ask = options.ask;
+  const askVolume: AskForVolume | undefined = ask
+    ? (request) =>
+        ask(request).catch((error: unknown) => {
+          if (options.signal?.aborted) stoppedAsking = error;
+          throw error;
+        })
+    : undefined;
+  const interruptOf = (error: unknown): unknown => {
+    if (error === undefined || error !== stoppedAsking) return error;
+    try {
+      transaction?.stopPoint();
+    } catch (stop) {
+      return stop;
+    }
+    return error;
+  };
   const { signal } = options;
   const interrupts = signal && {
     signal,
@@ -65,7 +85,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     const opened = await openTrusted(
       options.bundle,
       trustContext(current.trust, current.state.timeFloor),
-      options.ask ? { ask: options.ask } : {},
+      askVolume ? { ask: askVolume } : {},
     );
     try {
       requireInstaller(opened.metadata, options.bundle);
@@ -130,7 +150,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
         reader: opened.reader,
         root: opened.root,
       };
-      const outcome = await transact(run);
+      const outcome = await transact(run, interruptOf);
       return finish({
         ...base,
         ...outcome,
@@ -160,7 +180,11 @@ function interrupted(
   (transaction?.emit ?? emit)({ type: 'interrupt', signal, message });
 }
 
-async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {
+/** `interruptOf` turns a failure an interrupt caused into the interrupt. */
+async function transact(
+  run: Installation,
+  interruptOf: (error: unknown) => unknown,
+): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {
   const t = run.transaction;
   try {
     try {
@@ -171,7 +195,7 @@ async function transact(run: Installation): Promise<Pick<InstallResult, 'outcome
         }),
       );
     } catch (error) {
-      return { outcome: 'unchanged', failure: await t.abandon(error) };
+      return { outcome: 'unchanged', failure: await t.abandon(interruptOf(error)) };
     }
     // From here every change is journaled, and undone on failure, a failure to commit included.
     try {

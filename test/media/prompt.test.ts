@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAll, tempDir, workspace } from '../helpers.js';
-import { cloneAppliance, initAppliance, installOk, status } from '../e2e/appliance.js';
+import { FERRY, buildAll, tempDir, workspace } from '../helpers.js';
+import { cloneAppliance, initAppliance, installOk, snapshot, status } from '../e2e/appliance.js';
 import { Terminal } from '../e2e/terminal.js';
 import { runMedia } from './helpers.js';
 
@@ -111,4 +111,69 @@ describe('ferry install from volume 1 alone, on a terminal', () => {
     expect(screen).toContain('exit=0');
     expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
   }, 120_000);
+
+  it('Ctrl-C while it asks for a volume: the result says it was interrupted, nothing changed, exit 1', async () => {
+    const { disc } = await drive();
+    const root = await appliance();
+    const before = await snapshot(root);
+    const session = 'ctrl-c';
+    terminal.ferry(session, ['install', disc, '--root', root, '--yes'], { width: 200, height: 50 });
+    // Once staging waits on the volume (its line is held back while the question is up).
+    await asked(session, 2);
+    terminal.keys(session, 'C-c');
+    const screen = await terminal.waitFor(session, 'exit=');
+    expect(screen).toContain('SIGINT: stopping at the next safe point; nothing has been changed');
+    expect(screen).toContain('UNCHANGED: acme-appliance is still at 1.1.0; nothing was changed');
+    expect(screen).toContain('interrupted by SIGINT');
+    expect(screen).not.toContain('E_PART_MISSING');
+    expect(screen).toContain('exit=1');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)(
+    '%s while it asks for a volume: --json says it was interrupted, nothing changed, exit 1',
+    async (signal) => {
+      const { disc } = await drive();
+      const root = await appliance();
+      const before = await snapshot(root);
+      const session = `signal-${signal}`;
+      const pid = join(dir, `${session}.pid`);
+      const out = join(dir, `${session}.json`);
+      terminal.run(
+        session,
+        [
+          'sh',
+          '-c',
+          `echo $$ > ${pid}; exec "$@" > ${out}`,
+          'sh',
+          process.execPath,
+          FERRY,
+          ...['install', disc, '--root', root, '--yes', '--json'],
+        ],
+        { width: 200, height: 50 },
+      );
+      await terminal.waitFor(session, 'Insert volume 2 of ');
+      // Once staging waits on the volume (the artifacts of pre-validate are done): the wait's
+      // own end, not the stop point after an artifact, is then what sees the signal first.
+      await expect
+        .poll(() => readFile(out, 'utf8'), { timeout: 20_000 })
+        .toContain('"type":"progress"');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      process.kill(Number(await readFile(pid, 'utf8')), signal);
+      const screen = await terminal.waitFor(session, 'exit=');
+      expect(screen).toContain('exit=1');
+      const text = await readFile(out, 'utf8');
+      const events = text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(events.at(-1)).toMatchObject({
+        type: 'result',
+        outcome: 'unchanged',
+        failure: { component: null, status: `interrupted by ${signal}` },
+      });
+      expect(events).toContainEqual(expect.objectContaining({ type: 'interrupt', signal }));
+      expect(await snapshot(root)).toEqual(before);
+    },
+  );
 });

@@ -36,7 +36,7 @@ beforeAll(async () => {
     '--no-installer',
   ]);
   expect(cut.code, cut.stderr).toBe(0);
-  // The same bundle under another label: another parts index, so these volumes do not belong.
+  // The same bundle cut again under another label: another parts index, whose volumes do not belong.
   foreign = join(dir, 'foreign');
   const other = await runMedia({ ws, bundle: bundles['1.2.0'] as string }, foreign, [
     '--volume-size',
@@ -94,9 +94,9 @@ describe('ferry install from volume 1 alone, on a terminal', () => {
     await rm(disc, { recursive: true, force: true });
     await cp(join(foreign, 'vol2'), disc, { recursive: true });
     terminal.keys(session, 'Enter');
-    await terminal.waitFor(session, 'this volume belongs to');
+    await terminal.waitFor(session, 'holds another cut of');
     const refused = await asked(session, 2);
-    expect(refused.slice(-4).join('\n')).toContain('this volume belongs to');
+    expect(refused.slice(-4).join('\n')).toContain('holds another cut of');
     await insert(2);
     terminal.keys(session, 'Enter');
     for (let volume = 3; ; volume++) {

@@ -16,7 +16,7 @@ export const command: Command = {
     const root = rootOf(values);
     await confirm(flag(values, 'yes'), `roll ${root} back to its previous release`);
     const { rollback } = await import('../../installer/engine/rollback.js');
-    const { catchStopSignals, exitCodeOf, failedRollbackSummary } =
+    const { catchStopSignals, exitCodeOf, failedRollbackSummary, unchangedRollbackSummary } =
       await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = await progressPrinter();
@@ -33,11 +33,9 @@ export const command: Command = {
     const human = [
       result.outcome === 'committed'
         ? `ROLLED BACK to ${result.to ?? '(empty)'} (from ${result.from ?? '(empty)'})`
-        : result.outcome === 'unchanged' && result.failure
-          ? `UNCHANGED: still at ${result.from ?? '(empty)'}; nothing was changed`
-          : result.outcome === 'unchanged'
-            ? `UNCHANGED: the previous record is the release installed, with the same components`
-            : `FAILED: ${failedRollbackSummary(result)}`,
+        : result.outcome === 'unchanged'
+          ? `UNCHANGED: ${unchangedRollbackSummary(result)}`
+          : `FAILED: ${failedRollbackSummary(result)}`,
       ...formatFailure(result.failure, result.log),
     ].join('\n');
     return { json: result, human, exitCode: exitCodeOf(result) };

@@ -1,6 +1,6 @@
 import { Box, Text } from 'ink';
 import { duration } from '../../manifest-schema/index.js';
-import { failedRollbackSummary, type Failure } from '../engine/events.js';
+import { failedRollbackSummary, unchangedRollbackSummary, type Failure } from '../engine/events.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
   blockedBy,
@@ -475,7 +475,7 @@ function verdict(state: ConsoleState): Line {
         }
       : rolledBack.outcome === 'unchanged'
         ? {
-            text: '= UNCHANGED: the previous record is the release installed, with the same components',
+            text: `= UNCHANGED: ${unchangedRollbackSummary(rolledBack)}`,
             bold: true,
           }
         : {

@@ -154,3 +154,10 @@ export function exitCodeOf(result: InstallResult | RollbackResult): number {
     ? 0
     : 1;
 }
+
+/** Why a rollback changed nothing: stopped before it began, or the previous record is the one installed. */
+export function unchangedRollbackSummary(result: RollbackResult): string {
+  return result.failure
+    ? `still at ${result.from ?? '(empty)'}; nothing was changed`
+    : 'the previous record is the release installed, with the same components';
+}

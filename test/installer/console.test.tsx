@@ -383,6 +383,31 @@ describe('console screens', () => {
     expect(text).toContain('web: test failed on request');
   });
 
+  it('a rollback stopped before it began says nothing changed, not that the previous record is the one installed', () => {
+    const stopped = after(initialState(appliance, [candidate()]), [
+      { type: 'start', at: 0 },
+      {
+        type: 'rolled-back',
+        result: {
+          from: '1.1.0',
+          to: '1.0.0',
+          outcome: 'unchanged',
+          transaction: null,
+          failure: {
+            component: null,
+            pass: 'rollback',
+            artifact: null,
+            status: 'interrupted by SIGINT before anything changed',
+            tail: '',
+          },
+        },
+      },
+    ]);
+    const text = frame(stopped);
+    expect(text).toContain('= UNCHANGED: still at 1.1.0; nothing was changed');
+    expect(text).not.toContain('the previous record is the release installed');
+  });
+
   it('verification failure: the code, what it means and what to do; nothing changed', () => {
     const state = after(initialState(appliance, [candidate()]), [
       { type: 'start', at: 0 },

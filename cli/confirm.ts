@@ -18,18 +18,19 @@ export function mustAsk(yes: boolean, what: string): boolean {
   return true;
 }
 
-export async function ask(what: string): Promise<void> {
+export async function ask(what: string, signal?: AbortSignal): Promise<void> {
   const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
-  // Ctrl-C at the question (readline takes it as a key and rejects with an AbortError) and a
-  // terminal that closed (the input ends, unanswered) are a no, not a bug of Ferry's.
+  // Ctrl-C at the question (readline takes it as a key and rejects with an AbortError), a
+  // terminal that closed (the input ends, unanswered) and a stop signal (`signal`: the install
+  // asking holds the appliance's lock, which a SIGTERM must not leave held until someone
+  // answers) are a no, not a bug of Ferry's.
   const closed = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
-  const answer = await Promise.race([rl.question(`${what}? [y/N] `), closed]).catch(
-    (error: unknown) => {
-      if ((error as { name?: string }).name === 'AbortError') return '';
-      throw error;
-    },
-  );
+  const asked = rl.question(`${what}? [y/N] `, signal ? { signal } : {});
+  const answer = await Promise.race([asked, closed]).catch((error: unknown) => {
+    if ((error as { name?: string }).name === 'AbortError') return '';
+    throw error;
+  });
   rl.close();
   if (!/^y(es)?$/i.test(answer.trim()))
     throw new FerryError('E_USAGE', 'not confirmed; nothing was changed', {

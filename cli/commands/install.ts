@@ -43,7 +43,8 @@ export const command: Command = {
     const confirm = mustAsk(flag(values, 'yes'), what)
       ? async (plan: Plan) => {
           process.stderr.write(`${formatPlan(plan)}\n\n`);
-          await ask(what);
+          // Declared below, and set before install asks.
+          await ask(what, stopping.signal);
         }
       : undefined;
     const { install } = await import('../../installer/engine/install.js');

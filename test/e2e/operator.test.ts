@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +79,23 @@ describe('install on a terminal', () => {
     expect(screen).not.toContain('E_INTERNAL');
     expect(screen).toContain('exit=2');
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('SIGTERM at the question is a no too: it does not wait for an answer holding the lock', async () => {
+    const root = await appliance('sigterm-asked');
+    const before = await snapshot(root);
+    terminal.ferry('sigterm-asked', ['install', bundles['1.1.0'] as string, '--root', root], {
+      width: 250,
+    });
+    await terminal.waitFor('sigterm-asked', '? [y/N]');
+    const pid = execFileSync('pgrep', ['-f', '--', `--root ${root}$`], { encoding: 'utf8' }).trim();
+    process.kill(Number(pid), 'SIGTERM');
+    const screen = await terminal.waitFor('sigterm-asked', /exit=\d/);
+    expect(screen).toContain('E_USAGE: not confirmed; nothing was changed');
+    expect(screen).toContain('exit=2');
+    expect(await snapshot(root)).toEqual(before);
+    const status = await ferry(['status', '--root', root, '--json']);
+    expect(status.code, status.stderr).toBe(0);
   });
 
   it('yes installs', async () => {

@@ -30,6 +30,7 @@ const ASSET = 'console.mjs';
  * if its code were only its own. Checked against Node 20: NODE_REPL_EXTERNAL_MODULE
  * is ignored by a SEA, and NODE_PATH finds nothing because the bundle
  * requires only Node's built-in modules (test/e2e/package.test.ts holds that).
+ * SIGUSR1, the other way into a running Node, is caught by refuseDebugger.
  */
 const REFUSED_ENVIRONMENT: Record<string, string> = {
   NODE_OPTIONS: 'Node reads options from it, and --require, --import or --inspect run foreign code',
@@ -169,8 +170,23 @@ export async function runConsole(
   return loaded.runConsole(...args);
 }
 
+/**
+ * Node opens its inspector on 127.0.0.1:9229 when the process gets SIGUSR1,
+ * and whoever connects to it runs code in this process, as root, with no
+ * password: any local user, once anything sends the signal (a careless
+ * `pkill -USR1`, a log rotation script). A listener of our own is what stops
+ * Node from doing so (Node 20 has no --disable-sigusr1); the installer opens no
+ * debugger. Signal handles do not keep the process alive.
+ */
+export function refuseDebugger(): void {
+  process.on('SIGUSR1', () => {
+    process.stderr.write('ferry: SIGUSR1 ignored: ferry-installer opens no debugger\n');
+  });
+}
+
 export async function boot(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const wantsJson = argv.includes('--json');
+  refuseDebugger();
   try {
     checkEnvironment(env);
     // Who it is, and the sha256 of its own file, before any of Ferry runs.

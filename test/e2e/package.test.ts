@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { isBuiltin } from 'node:module';
 import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -180,6 +180,36 @@ describe('ferry-installer, the single executable', () => {
       error: { code: 'E_UNSAFE_ENVIRONMENT' },
     });
     expect(result.stderr).toContain(name);
+  });
+
+  it('opens no debugger on SIGUSR1: Node would listen on 127.0.0.1:9229, and whoever connects runs code as root', async () => {
+    // Waiting for the facts to be written into a FIFO: a command that is running when the signal comes.
+    const fifo = join(dir, 'facts.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const child = spawn(EXECUTABLE, ['plan', bundles['1.0.0'] as string, '--state', fifo], {
+      env: {},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // One of its threads waits in the FIFO's open for a writer: it is running, its listeners set.
+    const waiting = async () => {
+      const tasks = await readdir(`/proc/${child.pid}/task`).catch(() => []);
+      const wchans = await Promise.all(
+        tasks.map((task) =>
+          readFile(`/proc/${child.pid}/task/${task}/wchan`, 'utf8').catch(() => ''),
+        ),
+      );
+      return wchans.includes('wait_for_partner');
+    };
+    await expect.poll(waiting, { interval: 20, timeout: 20_000 }).toBe(true);
+    child.kill('SIGUSR1');
+    await expect.poll(() => stderr, { interval: 20, timeout: 5_000 }).toContain('SIGUSR1 ignored');
+    await writeFile(fifo, 'not facts');
+    expect(await exited).toBe(2);
+    expect(stderr).not.toContain('Debugger listening');
+    expect(stderr).not.toContain('inspector');
   });
 
   it('unpacks the console from an unusable TMPDIR elsewhere, and says which folders it could not use', async () => {

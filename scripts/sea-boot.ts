@@ -37,6 +37,8 @@ const REFUSED_ENVIRONMENT: Record<string, string> = {
   OPENSSL_CONF: 'OpenSSL loads the provider and engine libraries its configuration names',
   LD_PRELOAD: 'the dynamic loader loads the libraries it names into every program',
   LD_AUDIT: 'the dynamic loader loads the auditing libraries it names into every program',
+  LD_LIBRARY_PATH:
+    'the dynamic loader looks there first for the libraries the executable needs (libstdc++, libdl, …), so a library put there runs',
 };
 
 function fail(code: keyof typeof ERROR_CODES, message: string, hint: string): never {

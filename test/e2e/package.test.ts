@@ -173,6 +173,8 @@ describe('ferry-installer, the single executable', () => {
     ['OPENSSL_CONF', '/dev/null'],
     ['LD_PRELOAD', 'libc.so.6'],
     ['LD_AUDIT', 'libc.so.6'],
+    // A folder holding a libdl.so.2 of someone else's is loaded, constructor and all.
+    ['LD_LIBRARY_PATH', '/usr/lib'],
   ])('refuses to run with %s set, before loading Ferry', async (name, value) => {
     const result = await installer(['status', '--root', dir, '--json'], { [name]: value });
     expect(result.code).toBe(2);

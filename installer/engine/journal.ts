@@ -62,6 +62,12 @@ export interface TransactionHeader {
   startedAt: string;
   pid: number;
   /**
+   * The Ferry that wrote the journal (absent before 0.1.0 wrote it): an older
+   * one does not recover it, since it may not know every step a newer one
+   * records (an unknown step is skipped, and the appliance left mixed).
+   */
+  ferry?: string;
+  /**
    * What undoes each component's artifact runs, where it is, its environment
    * and timeout: an install's update run is undone by the bundle's rollback
    * artifacts, a rollback's rollback run by the kept update artifacts of the

@@ -1,9 +1,18 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ioError, isAtomicLeftover, readRegularFile } from '../../manifest-schema/index.js';
+import {
+  compareVersions,
+  FerryError,
+  ioError,
+  isAtomicLeftover,
+  isStrictVersion,
+  readRegularFile,
+} from '../../manifest-schema/index.js';
+import { FERRY_VERSION } from '../../manifest-schema/ferry-version.js';
+import { INSTALLER_DIR } from '../handover.js';
 import { DEFAULT_RETENTION, openAppliance, type Appliance } from '../appliance.js';
 import type { InstallEvent, NotUndone } from './events.js';
-import { appendLine, Journal } from './journal.js';
+import { appendLine, Journal, type TransactionHeader } from './journal.js';
 import { acquireLock } from './lock.js';
 import { cleanUp, removeLinkLeftovers } from './retention.js';
 import { endLeftover } from './run.js';
@@ -131,6 +140,41 @@ export function recover(
 }
 
 /**
+ * Refuses a journal a newer Ferry wrote: it may record steps this one does
+ * not know, and would skip, leaving the appliance mixed while saying it was
+ * recovered. That Ferry is usually on the appliance already: an installer
+ * handed over to is kept in var/lib/ferry/bin.
+ */
+async function requireJournalWriter(
+  header: TransactionHeader,
+  paths: Appliance['paths'],
+): Promise<void> {
+  const writer = header.ferry;
+  if (
+    writer === undefined ||
+    !isStrictVersion(writer) ||
+    compareVersions(FERRY_VERSION, writer) >= 0
+  )
+    return;
+  const file = join(paths.journal, 'transaction.json');
+  const kept = join(paths.root, INSTALLER_DIR, `ferry-installer-${writer}`);
+  const here = await stat(kept).then(
+    (stats) => stats.isFile(),
+    () => false,
+  );
+  throw new FerryError(
+    'E_INSTALLER_TOO_OLD',
+    `transaction ${header.id} (${header.from ?? 'empty'} → ${header.to ?? 'empty'}) was interrupted, and Ferry ${writer} wrote its journal; this is Ferry ${FERRY_VERSION}, which may not know every step it records: nothing was changed`,
+    {
+      file,
+      hint: here
+        ? `recover with the installer that wrote it: ${kept} recover --root ${paths.root}`
+        : `recover with Ferry ${writer} or newer: ferry recover --root ${paths.root}`,
+    },
+  );
+}
+
+/**
  * Resolves a transaction a crash left open: rolled forward when state.json
  * carries its id (the commit happened), rolled back otherwise. Returns null
  * when there was nothing to resolve.
@@ -146,6 +190,7 @@ export async function recoverPending(
     return null;
   }
   const { header, steps } = open;
+  await requireJournalWriter(header, appliance.paths);
   emit({ type: 'pass', pass: 'recover', status: 'start' });
   // A Ferry killed alone (not a power cut) leaves its artifact running in its
   // own group: undoing under it would race a migration still writing.

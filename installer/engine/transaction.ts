@@ -11,6 +11,7 @@ import {
   type ApplianceState,
   type Pass,
 } from '../../manifest-schema/index.js';
+import { FERRY_VERSION } from '../../manifest-schema/ferry-version.js';
 import {
   DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
   DEFAULT_RETENTION,
@@ -228,6 +229,7 @@ export class Transaction {
         bundle: start.bundle,
         startedAt: new Date().toISOString(),
         pid: process.pid,
+        ferry: FERRY_VERSION,
         undo: start.undo?.(transaction) ?? {},
       });
     } catch (error) {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -229,6 +229,51 @@ describe('a bundle that carries its installer', () => {
     const [candidate] = await discover(await openAppliance(root), [dirname(bundle)], []);
     expect(candidate?.problem?.code).toBe('E_INSTALLER_TOO_OLD');
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('a journal a newer Ferry wrote (the one handed over to, killed) is not recovered by an older one', async () => {
+    const { result, bundle } = await build(await spec('journal', {}), 'tar');
+    expect(result.code, result.stderr).toBe(0);
+    const root = await appliance('journal');
+    // A power cut in the install: a journal with a header and steps.
+    const cut = await ferry(['install', bundle, '--root', root, '--yes'], {
+      env: { FERRY_TEST_CRASH_AT: '3' },
+    });
+    expect(cut.code).toBe(-1);
+    const header = join(root, 'var/lib/ferry/journal/transaction.json');
+    const text = (await readFile(header, 'utf8')).trimEnd().slice(17);
+    expect(JSON.parse(text)).toMatchObject({ ferry: CURRENT });
+    /** The header as Ferry `version` would have sealed it. */
+    const writtenBy = async (version: string) => {
+      const record = JSON.stringify({ ...JSON.parse(text), ferry: version });
+      await writeFile(header, `${sha256(Buffer.from(record)).slice(0, 16)} ${record}\n`);
+    };
+    await writtenBy('99.0.0');
+    const lock = ['var/lib/ferry/lock'];
+    const before = await snapshot(root, lock);
+    for (const args of [['recover'], ['install', bundle, '--yes'], ['rollback', '--yes']]) {
+      const refused = await ferry([...args, '--root', root, '--json']);
+      expect(refused.code, `${args[0]}: ${refused.stderr}`).toBe(2);
+      const { error } = json<{ error: { code: string; message: string; hint: string } }>(refused);
+      expect(error.code).toBe('E_INSTALLER_TOO_OLD');
+      expect(error.message).toContain(`Ferry 99.0.0 wrote its journal; this is Ferry ${CURRENT}`);
+      expect(error.hint).toContain(`recover with Ferry 99.0.0 or newer`);
+    }
+    expect(await snapshot(root, lock)).toEqual(before);
+    // Status still says what is open.
+    expect((await ferry(['status', '--root', root])).stdout).toContain('INTERRUPTED');
+    // The installer handed over to is kept on the appliance: the hint names it.
+    const kept = join(root, 'var/lib/ferry/bin/ferry-installer-99.0.0');
+    await mkdir(dirname(kept), { recursive: true });
+    await writeFile(kept, '');
+    const named = await ferry(['recover', '--root', root, '--json']);
+    expect(json<{ error: { hint: string } }>(named).error.hint).toContain(
+      `${kept} recover --root ${root}`,
+    );
+    // Written by this Ferry (or an older one): recovered as before.
+    await writtenBy(CURRENT);
+    const recovered = await ferry(['recover', '--root', root]);
+    expect(recovered.code, recovered.stderr).toBe(0);
   });
 
   describe('in the console', () => {

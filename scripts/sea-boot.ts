@@ -63,29 +63,41 @@ function tempCandidates(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
- * A new 0700 folder in the first usable candidate. A parent that another user
- * owns, or that others may write to without the sticky bit, is skipped: they
- * could swap our folder for theirs between writing the bundle and importing it.
+ * A new 0700 folder in the first usable candidate, holding `name` with these
+ * bytes. A parent that another user owns, or that others may write to without
+ * the sticky bit, is skipped: they could swap our folder for theirs between
+ * writing the bundle and importing it. So is one where the file cannot be
+ * written (a full /tmp): the folder made there is removed, and the next
+ * candidate tried.
  */
-function privateFolder(env: NodeJS.ProcessEnv): string {
+function privateFile(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  bytes: Uint8Array,
+): { folder: string; file: string } {
   const tried: string[] = [];
-  for (const folder of tempCandidates(env)) {
+  for (const candidate of tempCandidates(env)) {
+    let folder: string | null = null;
     try {
-      const stats = lstatSync(folder);
+      const stats = lstatSync(candidate);
       if (!stats.isDirectory()) throw new Error('not a folder');
       if ((stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0)
         throw new Error('others may write to it and it has no sticky bit');
       if (stats.uid !== 0 && stats.uid !== process.getuid?.())
         throw new Error(`it belongs to another user (uid ${stats.uid})`);
-      return mkdtempSync(join(folder, 'ferry-installer-'));
+      folder = mkdtempSync(join(candidate, 'ferry-installer-'));
+      const file = join(folder, name);
+      writeFileSync(file, bytes, { mode: 0o600, flag: 'wx' });
+      return { folder, file };
     } catch (error) {
-      tried.push(`${folder}: ${(error as Error).message}`);
+      if (folder !== null) rmSync(folder, { recursive: true, force: true });
+      tried.push(`${candidate}: ${(error as Error).message}`);
     }
   }
   return fail(
     'E_IO',
-    `no folder to unpack the installer into${env.FERRY_TMP ? ' (FERRY_TMP)' : ''}: ${tried.join('; ')}`,
-    'set FERRY_TMP to a folder on the appliance that root can write to (about 3 MiB, removed once loaded)',
+    `no folder to unpack the installer's console into${env.FERRY_TMP ? ' (FERRY_TMP)' : ''}: ${tried.join('; ')}`,
+    `set FERRY_TMP to a folder on the appliance that root can write to, with ${Math.ceil(bytes.length / 2 ** 20)} MiB free (removed once loaded)`,
   );
 }
 
@@ -147,8 +159,11 @@ export function defaultInstaller(): Promise<string | null> {
 export async function runConsole(
   ...args: Parameters<typeof RunConsole>
 ): ReturnType<typeof RunConsole> {
-  const folder = privateFolder(process.env);
-  const remove = (): void => rmSync(folder, { recursive: true, force: true });
+  // Caught from before the folder is made: a signal while it is written waits, then removes it.
+  let folder: string | null = null;
+  const remove = (): void => {
+    if (folder !== null) rmSync(folder, { recursive: true, force: true });
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     remove();
     for (const name of SIGNALS) process.removeListener(name, onSignal);
@@ -158,12 +173,13 @@ export async function runConsole(
   process.on('exit', remove);
   let loaded: { runConsole: typeof RunConsole };
   try {
-    const file = join(folder, ASSET);
-    writeFileSync(file, new Uint8Array(getRawAsset(ASSET) as ArrayBuffer), {
-      mode: 0o600,
-      flag: 'wx',
-    });
-    loaded = (await importModule(pathToFileURL(file).href)) as typeof loaded;
+    const unpacked = privateFile(
+      process.env,
+      ASSET,
+      new Uint8Array(getRawAsset(ASSET) as ArrayBuffer),
+    );
+    folder = unpacked.folder;
+    loaded = (await importModule(pathToFileURL(unpacked.file).href)) as typeof loaded;
   } finally {
     remove();
     for (const name of SIGNALS) process.removeListener(name, onSignal);

@@ -214,6 +214,41 @@ describe('ferry-installer, the single executable', () => {
     expect(stderr).not.toContain('inspector');
   });
 
+  it('a console that cannot write its screen module (a full /tmp) says where it tried, and leaves nothing', async () => {
+    // A file-size limit makes every write of it fail (EFBIG), as a full folder's would.
+    const full = join(dir, 'full-tmp');
+    await mkdir(full);
+    const limited = spawnSync(
+      'sh',
+      ['-c', `ulimit -f 1024; exec "$0" console --root "${dir}"`, EXECUTABLE],
+      { encoding: 'utf8', env: { FERRY_TMP: full } },
+    );
+    expect(limited.status, limited.stderr).toBe(1);
+    expect(limited.stderr).toContain(
+      `E_IO: no folder to unpack the installer's console into (FERRY_TMP): ${full}: EFBIG`,
+    );
+    expect(limited.stderr).toContain('MiB free');
+    expect(limited.stderr).not.toContain('E_INTERNAL');
+    expect(await readdir(full)).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'a full TMPDIR: the console unpacks in the next folder instead',
+    async () => {
+      const full = join(dir, 'full-tmpfs');
+      await mkdir(full);
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', full]);
+      if (mounted.status !== 0) return; // no mount here (a container without CAP_SYS_ADMIN)
+      try {
+        const fallback = await installer(['console', '--root', dir], { TMPDIR: full });
+        expect(fallback.stderr).toContain('E_USAGE: ferry console needs a terminal');
+        expect(await readdir(full)).toEqual([]);
+      } finally {
+        spawnSync('umount', [full]);
+      }
+    },
+  );
+
   it('unpacks the console from an unusable TMPDIR elsewhere, and says which folders it could not use', async () => {
     // Without a terminal the console refuses (E_USAGE), but only once it is unpacked and loaded.
     const console = ['console', '--root', dir];

@@ -8,8 +8,15 @@
 // removes the folder. Only Node's own modules exist here: `require` in a SEA
 // loads nothing else.
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import {
+  createReadStream,
+  lstatSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
@@ -63,6 +70,27 @@ function tempCandidates(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
+ * The folder's real path, when neither it nor any folder above it lets
+ * another user replace what is inside: each belongs to root or to us, and
+ * others may write to none of them unless it has the sticky bit (/tmp). A
+ * folder of ours inside someone else's home could be renamed away by them,
+ * and one of theirs put in its place.
+ */
+function safeFolder(candidate: string): string {
+  const real = realpathSync(candidate);
+  if (!lstatSync(real).isDirectory()) throw new Error('not a folder');
+  for (let folder = real; ; folder = dirname(folder)) {
+    const stats = lstatSync(folder);
+    const which = folder === real ? 'it' : `${folder} above it`;
+    if ((stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0)
+      throw new Error(`others may write to ${which} and it has no sticky bit`);
+    if (stats.uid !== 0 && stats.uid !== process.getuid?.())
+      throw new Error(`${which} belongs to another user (uid ${stats.uid})`);
+    if (folder === dirname(folder)) return real;
+  }
+}
+
+/**
  * A new 0700 folder in the first usable candidate, holding `name` with these
  * bytes. A parent that another user owns, or that others may write to without
  * the sticky bit, is skipped: they could swap our folder for theirs between
@@ -79,13 +107,8 @@ function privateFile(
   for (const candidate of tempCandidates(env)) {
     let folder: string | null = null;
     try {
-      const stats = lstatSync(candidate);
-      if (!stats.isDirectory()) throw new Error('not a folder');
-      if ((stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0)
-        throw new Error('others may write to it and it has no sticky bit');
-      if (stats.uid !== 0 && stats.uid !== process.getuid?.())
-        throw new Error(`it belongs to another user (uid ${stats.uid})`);
-      folder = mkdtempSync(join(candidate, 'ferry-installer-'));
+      const real = safeFolder(candidate);
+      folder = mkdtempSync(join(real, 'ferry-installer-'));
       const file = join(folder, name);
       writeFileSync(file, bytes, { mode: 0o600, flag: 'wx' });
       return { folder, file };

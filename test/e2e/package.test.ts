@@ -249,6 +249,22 @@ describe('ferry-installer, the single executable', () => {
     },
   );
 
+  it.skipIf(process.getuid?.() !== 0)(
+    "refuses a temp folder inside another user's folder: they could rename ours away and put theirs in its place",
+    async () => {
+      const theirs = join(dir, 'home-of-another');
+      const inner = join(theirs, 'tmp');
+      await mkdir(inner, { recursive: true });
+      execFileSync('chown', ['12345', theirs]);
+      const refused = await installer(['console', '--root', dir], { FERRY_TMP: inner });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `${inner}: ${theirs} above it belongs to another user (uid 12345)`,
+      );
+      expect(await readdir(inner)).toEqual([]);
+    },
+  );
+
   it('unpacks the console from an unusable TMPDIR elsewhere, and says which folders it could not use', async () => {
     // Without a terminal the console refuses (E_USAGE), but only once it is unpacked and loaded.
     const console = ['console', '--root', dir];

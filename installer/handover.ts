@@ -247,8 +247,38 @@ async function copyVerified(
     await rm(created ?? temp, { recursive: true, force: true });
     // Stopped on purpose: that is the reason, not the read it broke off.
     signal?.throwIfAborted();
-    throw error;
+    throw noRoom(error, reader.file, expected, dir) ?? error;
   }
+}
+
+/**
+ * A full disk while copying the carried installer: said as such, with the
+ * folder and the size, where the write it broke would say "could not stage
+ * from the bundle" (nothing of the bundle is staged yet).
+ */
+function noRoom(
+  error: unknown,
+  file: string,
+  expected: ExpectedEntry,
+  dir: string,
+): FerryError | null {
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  const full =
+    errno === 'ENOSPC' ||
+    errno === 'EDQUOT' ||
+    (error instanceof FerryError && error.code === 'E_NO_SPACE');
+  if (!full) return null;
+  const mib = Math.ceil(expected.size / 2 ** 20);
+  return new FerryError(
+    'E_NO_SPACE',
+    `${file}: no room in ${dir} for the installer it carries (${expected.name}, ${mib} MiB), which Ferry copies there to hand over to: nothing was changed`,
+    {
+      file,
+      entry: expected.name,
+      hint: `free ${mib} MiB in ${dir} (older ferry-installer-* there may go), then run the command again`,
+      cause: error,
+    },
+  );
 }
 
 function missingInstaller(file: string, entry: string): FerryError {

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -229,6 +229,48 @@ describe('a bundle that carries its installer', () => {
     const [candidate] = await discover(await openAppliance(root), [dirname(bundle)], []);
     expect(candidate?.problem?.code).toBe('E_INSTALLER_TOO_OLD');
     expect(await snapshot(root)).toEqual(before);
+  });
+
+  describe.skipIf(process.getuid?.() !== 0)('on an appliance whose var/lib/ferry/bin is', () => {
+    /** An appliance with a tmpfs mounted (these options) where carried installers go; null where nothing can be mounted. */
+    async function mounted(name: string, options: string): Promise<string | null> {
+      const root = await appliance(name);
+      const bin = join(root, 'var/lib/ferry/bin');
+      await mkdir(bin, { recursive: true });
+      const done = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', bin]);
+      return done.status === 0 ? root : null;
+    }
+
+    async function handOverTo(name: string, options: string, fill = false) {
+      const { result, bundle } = await build(
+        await spec(name, { minInstaller: '9.0.0', installer: '../ferry-installer' }),
+        'tar',
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const root = await mounted(name, options);
+      if (root === null) return null; // a container without CAP_SYS_ADMIN
+      const bin = join(root, 'var/lib/ferry/bin');
+      try {
+        if (fill) await writeFile(join(bin, 'filler'), Buffer.alloc(64 * 1024)).catch(() => {});
+        const handed = await ferry(['install', bundle, '--root', root, '--yes', '--json']);
+        return {
+          handed,
+          bin,
+          error: json<{ error: { code: string; message: string; hint: string } }>(handed).error,
+        };
+      } finally {
+        spawnSync('umount', [bin]);
+      }
+    }
+
+    it('full: E_NO_SPACE names the folder and the carried installer, not the staging', async () => {
+      const got = await handOverTo('full', 'size=64k', true);
+      if (got === null) return;
+      expect(got.handed.code).toBe(1);
+      expect(got.error.code).toBe('E_NO_SPACE');
+      expect(got.error.message).toContain(`no room in ${got.bin} for the installer it carries`);
+      expect(got.error.hint).toContain(`in ${got.bin}`);
+    });
   });
 
   it('a journal a newer Ferry wrote (the one handed over to, killed) is not recovered by an older one', async () => {

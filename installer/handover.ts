@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   compareVersions,
   expectedEntries,
@@ -289,6 +289,38 @@ function missingInstaller(file: string, entry: string): FerryError {
   );
 }
 
+/**
+ * The copied installer would not start. Its bytes matched the signature, so
+ * what is in the way is the appliance: a `noexec` /var (EACCES), or a kernel
+ * that cannot run it (ENOEXEC). Either way it stays where it is, and can be
+ * run from elsewhere.
+ */
+function cannotRun(error: unknown, executable: string): FerryError {
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  const elsewhere = `copy it to a folder where programs may run (cp ${executable} /root/), and run that with the same arguments`;
+  if (errno === 'EACCES')
+    return new FerryError(
+      'E_IO',
+      `could not run ${executable} (EACCES): its bytes match the bundle's signature, but the system refused to run it`,
+      {
+        file: executable,
+        hint: `${dirname(executable)} is probably on a filesystem mounted noexec (findmnt -T ${dirname(executable)}): ${elsewhere}`,
+        cause: error,
+      },
+    );
+  if (errno === 'ENOEXEC')
+    return new FerryError(
+      'E_IO',
+      `could not run ${executable} (ENOEXEC): its bytes match the bundle's signature, but it is no program this machine runs (${PLATFORM})`,
+      {
+        file: executable,
+        hint: `the bundle's signed metadata says it is for ${PLATFORM}, and it is not: ask the bundle's publisher for one that is`,
+        cause: error,
+      },
+    );
+  return ioError(error, executable, 'run');
+}
+
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
@@ -316,7 +348,7 @@ function runHandedOver(
     };
     child.on('error', (error) => {
       done();
-      reject(ioError(error, executable, 'run'));
+      reject(cannotRun(error, executable));
     });
     child.on('exit', (code, signal) => {
       done();

@@ -263,6 +263,16 @@ describe('a bundle that carries its installer', () => {
       }
     }
 
+    it('mounted noexec: the copied installer cannot run, and the hint says why and what to do', async () => {
+      const got = await handOverTo('noexec', 'noexec,size=1m');
+      if (got === null) return;
+      expect(got.handed.code).toBe(1);
+      expect(got.error.code).toBe('E_IO');
+      expect(got.error.message).toContain("its bytes match the bundle's signature");
+      expect(got.error.hint).toContain('noexec');
+      expect(got.error.hint).toContain(`cp ${got.bin}/ferry-installer-9.0.0`);
+    });
+
     it('full: E_NO_SPACE names the folder and the carried installer, not the staging', async () => {
       const got = await handOverTo('full', 'size=64k', true);
       if (got === null) return;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -8,6 +8,7 @@ import {
   expectedEntries,
   FerryError,
   ioError,
+  isStrictVersion,
   syncDir,
   withHashPool,
   type BundleMetadata,
@@ -162,10 +163,31 @@ export async function carriedInstaller(
       `ferry-installer-${carried.version}`,
     );
     await copyVerified(reader, expected, executable, options.signal);
+    await removeOlderInstallers(join(executable, '..'), carried.version);
     return { executable, version: carried.version, needed: metadata.minInstaller as string };
   } finally {
     await opened.reader.close();
   }
+}
+
+/**
+ * Each hand-over kept its installer (about 100 MiB) for good, one more per
+ * release. Once this one is in place, those older than it go: it runs
+ * whatever they ran, and recovers any journal they wrote (an older Ferry
+ * refuses a newer one's, never the reverse). Newer ones stay. Best effort: a
+ * file that cannot be removed is left, and nothing else in the folder is
+ * touched.
+ */
+async function removeOlderInstallers(dir: string, version: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const match = /^ferry-installer-(.+)$/.exec(name);
+    const other = match?.[1];
+    if (other === undefined || !isStrictVersion(other) || compareVersions(other, version) >= 0)
+      continue;
+    await rm(join(dir, name), { force: true }).catch(() => undefined);
+  }
+  await syncDir(dir).catch(() => undefined);
 }
 
 /** The second half: says so on stderr, runs the copied installer with these arguments, and gives its exit status. */

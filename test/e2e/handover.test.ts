@@ -188,6 +188,32 @@ describe('a bundle that carries its installer', () => {
     },
   );
 
+  it('keeps only the newest installers: those older than the one handed over to are removed', async () => {
+    const { result, bundle } = await build(
+      await spec('retention', { minInstaller: '9.0.0', installer: '../ferry-installer' }),
+      'tar',
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const root = await appliance('retention');
+    const bin = join(root, 'var/lib/ferry/bin');
+    await mkdir(bin, { recursive: true });
+    // Left by earlier hand-overs (about 100 MiB each), a newer one, and what is no installer.
+    for (const name of [
+      'ferry-installer-1.0.0',
+      'ferry-installer-8.9.9',
+      'ferry-installer-10.0.0',
+      'notes.txt',
+    ])
+      await writeFile(join(bin, name), name);
+    const handed = await ferry(['install', bundle, '--root', root, '--yes']);
+    expect(handed.code, handed.stderr).toBe(7);
+    expect((await readdir(bin)).sort()).toEqual([
+      'ferry-installer-10.0.0',
+      'ferry-installer-9.0.0',
+      'notes.txt',
+    ]);
+  });
+
   it('refuses a tampered carried installer before it runs, and changes nothing', async () => {
     const { bundle } = await build(
       await spec('tampered', { minInstaller: '9.0.0', installer: '../ferry-installer' }),

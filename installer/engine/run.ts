@@ -95,7 +95,9 @@ function sweepCgroups(parent: string): void {
   for (const name of names) {
     if (!CGROUP_NAME.test(name)) continue;
     const pid = Number(name.split('-')[1]);
-    if (pid === process.pid || procStat(pid) !== null) continue;
+    // This Ferry's own pid names only a dead one's before its first artifact (the sweep
+    // runs then): left, it would make that artifact's mkdir fail and run it without one.
+    if (pid !== process.pid && procStat(pid) !== null) continue;
     try {
       rmdirSync(join(parent, name));
     } catch {

@@ -57,9 +57,14 @@ export async function handOverBundle(
   // --state plans elsewhere: the root's default applies only without it.
   const appliance = stateFile === undefined ? root(values) : optional(values, 'root');
   const { handOver } = await import('../installer/handover.js');
+  const { askOnTerminal } = await import('./volume-prompt.js');
+  // Started from a later volume, the check needs volume 1 (bundle.json) first: asked for
+  // on a terminal, as install asks for every volume.
+  const ask = askOnTerminal();
   return handOver({
     bundle,
     argv,
+    ...(ask ? { ask } : {}),
     ...(appliance !== undefined ? { root: appliance } : {}),
     ...(stateFile !== undefined ? { stateFile } : {}),
   });

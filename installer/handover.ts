@@ -18,6 +18,7 @@ import { FERRY_VERSION } from '../manifest-schema/ferry-version.js';
 import { EntryAudit, hashEntryAt } from '../bundle/audit.js';
 import { openTrusted, type TrustContext } from '../bundle/open.js';
 import type { BundleReader } from '../bundle/reader.js';
+import type { AskForVolume } from '../bundle/media.js';
 import { openAppliance, readFactsExport, trustContext } from './appliance.js';
 import { writeVerified } from './stage.js';
 
@@ -86,6 +87,8 @@ export interface HandOverOptions {
   env?: NodeJS.ProcessEnv;
   /** Stops copying the carried installer (the console's operator left): the partial copy is removed. */
   signal?: AbortSignal;
+  /** On removable media, on a terminal: asks for a volume the check needs (volume 1 for bundle.json). */
+  ask?: AskForVolume;
 }
 
 /**
@@ -149,7 +152,7 @@ export async function carriedInstaller(
     const exported = await readFactsExport(options.stateFile);
     trust = trustContext(exported.trust, exported.timeFloor);
   } else return null; // the command reports the missing flag
-  const opened = await openTrusted(options.bundle, trust);
+  const opened = await openTrusted(options.bundle, trust, options.ask ? { ask: options.ask } : {});
   try {
     const { metadata, reader } = opened;
     const carried = handOverTarget(metadata, options.bundle, options.root, env);

@@ -112,6 +112,37 @@ describe('ferry install from volume 1 alone, on a terminal', () => {
     expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
   }, 120_000);
 
+  it('started from volume 2 alone, it asks for volume 1 first (bundle.json is there), then for the rest', async () => {
+    const { disc, insert } = await drive();
+    await insert(2);
+    const root = await appliance();
+    const session = 'from-2';
+    terminal.ferry(session, ['install', disc, '--root', root, '--yes'], { width: 200, height: 50 });
+    let screen = await terminal.waitFor(session, /Insert volume 1 of |exit=/);
+    expect(screen).not.toContain('exit=');
+    const questions = (text: string): string[] =>
+      [...text.matchAll(/Insert volume (\d) of /g)].map((match) => match[1] as string);
+    // Each question answered with the volume it names, until the install ends.
+    for (let asked = 1; !screen.includes('exit=') && asked < 10; asked++) {
+      const volume = Number(questions(screen).at(-1));
+      await insert(volume);
+      terminal.keys(session, 'Enter');
+      await expect
+        .poll(
+          () => {
+            screen = terminal.screen(session);
+            return screen.includes('exit=') || questions(screen).length > asked;
+          },
+          { timeout: 60_000 },
+        )
+        .toBe(true);
+    }
+    expect(questions(screen)[0]).toBe('1');
+    expect(screen).toContain('COMMITTED');
+    expect(screen).toContain('exit=0');
+    expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
+  }, 120_000);
+
   it('Ctrl-C while it asks for a volume: the result says it was interrupted, nothing changed, exit 1', async () => {
     const { disc } = await drive();
     const root = await appliance();

@@ -275,12 +275,10 @@ export function plan(
   const removals = [...work.values()]
     .filter((item) => item.action === 'remove')
     .map((item) => item.name);
-  // Removed last, dependents before what they needed, so nothing loses a dependency mid-update.
   const removeNeeds = new Map(
     removals.map((name) => [name, Object.keys(facts.components[name]?.requires ?? {})]),
   );
-  const removeOrder = sequence(removals, removeNeeds);
-  const order = [...sequenced.order, ...[...removeOrder.order, ...removeOrder.blocked].reverse()];
+  const order = [...sequenced.order, ...removalOrder(removeNeeds)];
 
   const components: ComponentPlan[] = names.map((name) => {
     const { action, from, to, reasons: why } = work.get(name) as Working;
@@ -318,6 +316,16 @@ export function plan(
     filesChecked: Object.values(facts.components).every((c) => c.changedFiles !== undefined),
     controls,
   };
+}
+
+/**
+ * The components an install removes, in the order it removes them, after all
+ * its updates: dependents before what they needed, so nothing loses a
+ * dependency mid-update. `ferry rollback` going forward repeats it.
+ */
+export function removalOrder(needs: ReadonlyMap<string, readonly string[]>): string[] {
+  const sequenced = sequence(needs.keys(), needs);
+  return [...sequenced.order, ...sequenced.blocked].reverse();
 }
 
 function bundleReasons(facts: ApplianceFacts, meta: BundleMetadata, controls: Controls): Reason[] {

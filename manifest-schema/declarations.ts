@@ -513,6 +513,14 @@ export const ApplianceStateSchema = strict({
       partial: Type.Optional(Partial),
     }),
   ]),
+  /**
+   * Whether `previous` is the record a rollback left (true: rolling back
+   * again goes forward, redoing its install) rather than the one an install
+   * started from (false: it goes back, undoing that install). Release numbers
+   * cannot tell: a partial and a complete install record the same release.
+   * Absent in state.json files an older Ferry wrote: the releases decide.
+   */
+  previousIsNewer: Type.Optional(Type.Boolean()),
   /** The id of the transaction that wrote this state: recovery's proof of a commit. */
   transaction: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
   ...TrustFacts,

@@ -287,6 +287,8 @@ export const OUTPUT_SCHEMAS = {
       outcome: Outcome,
       from: Nullable(Release),
       to: Nullable(Release),
+      /** True: it redoes the install of the record it goes to; false: it undoes the install of the one it leaves. */
+      forward: Type.Boolean(),
       transaction: Nullable(Type.String()),
       failure: Failure,
       log: Type.String(),

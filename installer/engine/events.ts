@@ -1,4 +1,3 @@
-import { compareVersions } from '../../manifest-schema/index.js';
 import type { Plan } from '../plan.js';
 
 /**
@@ -119,6 +118,11 @@ export interface RollbackResult {
   outcome: Outcome;
   from: string | null;
   to: string | null;
+  /**
+   * True when it redoes the install of the record it goes to (the second of
+   * two rollbacks), false when it undoes the install of the one it leaves.
+   */
+  forward: boolean;
   transaction: string | null;
   failure?: Failure;
   log?: string;
@@ -135,9 +139,7 @@ export function failedRollbackSummary(result: RollbackResult): string {
   const ran = result.notUndone ?? [];
   if (ran.length === 0) {
     // A rollback going forward again (the second of two) was switched back, not forward.
-    const forward =
-      result.from !== null && result.to !== null && compareVersions(result.to, result.from) > 0;
-    return `still at ${from}; everything was switched ${forward ? 'back' : 'forward'} again`;
+    return `still at ${from}; everything was switched ${result.forward ? 'back' : 'forward'} again`;
   }
   const names = ran.map((item) => item.component).join(', ');
   return `files back at ${from}; ${notUndoneKind(ran)} of ${names} ran and were not undone: see the warnings`;

@@ -64,6 +64,7 @@ export function nextState(
     components,
     ...(plan.reachesTarget ? {} : { partial: partialRecord(old, components, metadata) }),
     previous: previousOf(old),
+    previousIsNewer: false,
     transaction: id,
     timeFloor: laterTime(old.timeFloor, metadata.release.createdAt),
     ...(revokedKeys ? { revokedKeys } : {}),
@@ -105,6 +106,22 @@ function previousOf(state: ApplianceState): NonNullable<ApplianceState['previous
   };
 }
 
+/**
+ * Whether a rollback from this state goes forward, redoing the install of
+ * `previous`, rather than back, undoing the install of the current record.
+ * A state an older Ferry wrote does not say: the newer release is taken for
+ * the later install (an empty release is the oldest), which is wrong only
+ * when both records are of one release (a partial install, then a complete one).
+ */
+export function rollsForward(
+  state: ApplianceState,
+  previous: NonNullable<ApplianceState['previous']>,
+): boolean {
+  if (state.previousIsNewer !== undefined) return state.previousIsNewer;
+  if (previous.release === null) return false;
+  return state.release === null || compareVersions(previous.release, state.release) > 0;
+}
+
 /** The state `ferry rollback` commits (pure): the previous release again, and the current one as previous. */
 export function restoredState(
   state: ApplianceState,
@@ -119,6 +136,8 @@ export function restoredState(
     components: previous.components,
     ...(previous.partial ? { partial: previous.partial } : {}),
     previous: previousOf(state),
+    // The records swap places, so a rollback from here goes the other way.
+    previousIsNewer: !rollsForward(state, previous),
     transaction: id,
   };
 }

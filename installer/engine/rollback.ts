@@ -1,29 +1,28 @@
 import { join } from 'node:path';
-import {
-  compareVersions,
-  FerryError,
-  sequence,
-  type ApplianceState,
-} from '../../manifest-schema/index.js';
+import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
+import { removalOrder } from '../plan.js';
 import type { InstallEvent, RollbackResult } from './events.js';
 import { keptProblem, verifyInstalled } from './installed-files.js';
 import type { AppliancePaths } from '../appliance.js';
 import { pathExists, pointLink, type TransactionHeader } from './journal.js';
-import { restoredState } from './next-state.js';
+import { restoredState, rollsForward } from './next-state.js';
 import { exclusive } from './recover.js';
 import { checkReason, rollbackInterrupted, StepFailed, Transaction } from './transaction.js';
 
 /**
- * Back to the previous committed release, from the versions kept beside the
- * active ones. A component going down runs the rollback artifacts kept from
- * the install of the version it leaves; one going up (the second of two
- * rollbacks goes forward again) runs the update artifacts kept from the
- * install of the version it arrives at, as that install ran them; one the
- * release it goes to has not runs its rollback artifacts going back, its
- * remove artifacts going forward. Then `current` switches, dependents first
- * going back, dependencies first going forward. Journaled like an install; a
- * failure switches every file back to the release rolled back from and undoes
- * what ran (see `undoing`; what cannot be undone is named in the result).
+ * Back to the previous committed record, from the versions kept beside the
+ * active ones. Which way is the records' (`rollsForward`), not the versions':
+ * a release may ship a lower version with its own migration. Going back
+ * undoes the install of the current record: a component it has runs the
+ * rollback artifacts kept from its install, one only the previous record has
+ * (that install removed it) runs nothing, dependents first. Going forward (the
+ * second of two rollbacks) redoes the install of the previous record: a
+ * component it has at another version runs that version's kept update
+ * artifacts, as the install ran them, dependencies first; then one only the
+ * current record has runs its kept remove artifacts, as the install removed
+ * it. Journaled like an install; a failure switches every file back to the
+ * record rolled back from and undoes what ran (see `undoing`; what cannot be
+ * undone is named in the result).
  */
 export async function rollback(
   root: string,
@@ -68,9 +67,10 @@ export async function rollback(
         },
       );
     }
+    const forward = rollsForward(state, previous);
     const changing = await changes(paths.opt, state, previous);
-    await checkForward(paths, state, previous, changing);
-    const base = { from: state.release, to: previous.release };
+    if (forward) await checkForward(paths, state, previous, changing);
+    const base = { from: state.release, to: previous.release, forward };
     // With no component to switch, the record still goes back (a release that changed no
     // component, or a partial one the active release completed), as install records one
     // that changes none: only the very state recorded as previous is nothing to do.
@@ -96,7 +96,7 @@ export async function rollback(
         },
       );
     }
-    await checkKept(paths, state, previous, changing);
+    await checkKept(paths, state, previous, changing, forward);
     if (signal?.aborted) {
       const status = `interrupted by ${String(signal.reason)} before anything changed`;
       const failure = {
@@ -116,14 +116,13 @@ export async function rollback(
       controls: {},
       reason: options.reason,
       emit,
-      undo: (t) => undoing(t, state, previous, changing),
+      undo: (t) => undoing(t, state, previous, changing, forward),
       ...(signal ? { signal } : {}),
     });
     transaction = t;
     const done = { ...base, transaction: t.id, log: t.logFile };
     try {
       await t.pass('rollback', async () => {
-        const forward = releaseForward(state, previous);
         for (const name of inOrder(state, previous, changing, forward))
           await switchBack(t, name, state.components[name], previous.components[name], forward);
         const restored = restoredState(state, previous, t.id);
@@ -156,27 +155,6 @@ export async function rollback(
 
 type Installed = ApplianceState['components'][string];
 
-/**
- * Whether a component goes up: by its versions when both releases have it,
- * else by the releases (one the newer release added, or removed).
- */
-function goesForward(
-  left: Installed | undefined,
-  arrive: Installed | undefined,
-  forward: boolean,
-): boolean {
-  return left && arrive ? compareVersions(arrive.version, left.version) > 0 : forward;
-}
-
-/** Whether the release rolled back to is the newer one (an empty release is the oldest). */
-function releaseForward(
-  state: ApplianceState,
-  previous: NonNullable<ApplianceState['previous']>,
-): boolean {
-  if (previous.release === null) return false;
-  return state.release === null || compareVersions(previous.release, state.release) > 0;
-}
-
 function keptDir(paths: AppliancePaths, name: string, version: string, pass: string): string {
   return join(paths.lib, 'artifacts', name, version, pass);
 }
@@ -187,8 +165,8 @@ function keptRun(
   before: Installed | undefined,
   forward: boolean,
 ): { pass: 'rollback' | 'update' | 'remove'; owner: Installed } | null {
-  if (!goesForward(current, before, forward))
-    return current ? { pass: 'rollback', owner: current } : null;
+  // Going back, a component the install removed runs nothing, as that install's own undo.
+  if (!forward) return current ? { pass: 'rollback', owner: current } : null;
   if (before) return { pass: 'update', owner: before };
   return current ? { pass: 'remove', owner: current } : null;
 }
@@ -204,8 +182,8 @@ async function checkKept(
   state: ApplianceState,
   previous: NonNullable<ApplianceState['previous']>,
   changing: readonly string[],
+  forward: boolean,
 ): Promise<void> {
-  const forward = releaseForward(state, previous);
   for (const name of changing) {
     const run = keptRun(state.components[name], previous.components[name], forward);
     const digests = run?.owner.artifacts.digests?.[run.pass];
@@ -307,13 +285,13 @@ function undoing(
   state: ApplianceState,
   previous: NonNullable<ApplianceState['previous']>,
   changing: readonly string[],
+  forward: boolean,
 ): TransactionHeader['undo'] {
   const undo: TransactionHeader['undo'] = {};
-  const forward = releaseForward(state, previous);
   for (const name of changing) {
     const current = state.components[name];
     const before = previous.components[name];
-    if (goesForward(current, before, forward)) {
+    if (forward) {
       if (!before) continue;
       undo[name] = {
         rollback: before.artifacts.rollback.map((file) =>
@@ -352,8 +330,8 @@ function undoing(
 }
 
 /**
- * Refuses, before anything runs, a rollback that would take a component
- * forward to a version whose update artifacts are not kept (an older Ferry
+ * Refuses, before anything runs, a rollback going forward that would take a
+ * component to a version whose update artifacts are not kept (an older Ferry
  * installed it and kept none, or one was deleted): its data would stay as
  * the older version left it under the newer version's files.
  */
@@ -363,11 +341,10 @@ async function checkForward(
   previous: NonNullable<ApplianceState['previous']>,
   changing: readonly string[],
 ): Promise<void> {
-  const forward = releaseForward(state, previous);
   for (const name of changing) {
     const current = state.components[name];
     const before = previous.components[name];
-    if (!before || !goesForward(current, before, forward)) continue;
+    if (!before) continue;
     const kept = keptDir(paths, name, before.version, 'update');
     const files = before.artifacts.update;
     const missing =
@@ -422,8 +399,9 @@ async function changes(
 }
 
 /**
- * Going back, the reverse of the active release's dependency order; going
- * forward, the order of the release gone to, as its install ran.
+ * Going back, the reverse of the active record's dependency order; going
+ * forward, the order the install of the record gone to ran: its updates in
+ * its dependency order, then its removals as the plan orders them.
  */
 function inOrder(
   state: ApplianceState,
@@ -431,12 +409,18 @@ function inOrder(
   changing: string[],
   forward: boolean,
 ): string[] {
-  const requires = (name: string) =>
-    forward
-      ? (previous.components[name] ?? state.components[name])?.requires
-      : state.components[name]?.requires;
-  const needs = new Map(changing.map((name) => [name, Object.keys(requires(name) ?? {})]));
-  const sequenced = sequence(changing, needs);
-  const order = [...sequenced.order, ...sequenced.blocked];
-  return forward ? order : order.reverse();
+  const needs = (names: string[], record: ApplianceState['components']) =>
+    new Map(names.map((name) => [name, Object.keys(record[name]?.requires ?? {})]));
+  if (!forward) {
+    const sequenced = sequence(changing, needs(changing, state.components));
+    return [...sequenced.order, ...sequenced.blocked].reverse();
+  }
+  const updates = changing.filter((name) => previous.components[name] !== undefined);
+  const removals = changing.filter((name) => previous.components[name] === undefined);
+  const sequenced = sequence(updates, needs(updates, previous.components));
+  return [
+    ...sequenced.order,
+    ...sequenced.blocked,
+    ...removalOrder(needs(removals, state.components)),
+  ];
 }

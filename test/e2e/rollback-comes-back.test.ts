@@ -14,6 +14,7 @@ let dir: string;
 let base: string;
 let first: string;
 let withoutRemoves: string;
+let partlyThenWhole: string;
 
 beforeAll(async () => {
   dir = await tempDir();
@@ -69,6 +70,12 @@ removed:`,
   await installOk(bundles['1.0.0'] as string, base);
   await installOk(bundles['1.3.0'] as string, base);
   await installOk(bundle, base);
+  // 1.4.0 installed without metrics, then whole: both records are of release 1.4.0.
+  partlyThenWhole = join(dir, 'partly-then-whole');
+  await initAppliance(ws, partlyThenWhole);
+  await installOk(bundles['1.0.0'] as string, partlyThenWhole);
+  await installOk(bundle, partlyThenWhole, '--skip', 'metrics', '--partial');
+  await installOk(bundle, partlyThenWhole);
   const at100 = join(dir, 'at100');
   await initAppliance(ws, at100);
   await installOk(first, at100);
@@ -117,6 +124,30 @@ describe('a component that comes back going forward', () => {
       'rollback metrics none 1.0.0',
     ]);
     expect((await status(root)).components).not.toHaveProperty('metrics');
+  });
+});
+
+describe('rolling back between two installs of one release', () => {
+  it('a partial install of 1.4.0, then the whole: going forward again runs metrics’ kept update artifacts', async () => {
+    const root = join(dir, 'partly-then-whole-twice');
+    await cloneAppliance(partlyThenWhole, root);
+    const before = (await markers(root)).length;
+    const back = await ferry(['rollback', '--root', root, '--yes']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect((await markers(root)).slice(before)).toEqual(['rollback metrics none 1.0.0']);
+    expect(await status(root)).toMatchObject({ release: '1.4.0', verified: false });
+    expect((await status(root)).components).not.toHaveProperty('metrics');
+
+    const between = (await markers(root)).length;
+    const forward = await ferry(['rollback', '--root', root, '--yes', '--json']);
+    expect(forward.code, forward.stdout + forward.stderr).toBe(0);
+    expect((await markers(root)).slice(between)).toEqual(['update metrics none 1.0.0']);
+    expect(JSON.parse(forward.stdout)).toMatchObject({ outcome: 'committed', forward: true });
+    expect(await status(root)).toMatchObject({
+      release: '1.4.0',
+      verified: true,
+      components: { metrics: '1.0.0' },
+    });
   });
 });
 

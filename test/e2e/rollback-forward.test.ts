@@ -79,13 +79,13 @@ describe('rolling back twice goes forward again', () => {
     const result = await ferry(['rollback', '--root', root, '--yes']);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect((await lines()).slice(before)).toEqual(['migrate.sh of db 4.0.0: update 3.0.0 4.0.0']);
-    // Dependencies first, as the install of 1.3.0 ran; legacy-agent, which 1.3.0
-    // removed, runs its kept remove artifacts as that install did, not its restore.sh.
+    // As the install of 1.3.0 ran: updates dependencies first, removals last;
+    // legacy-agent, which 1.3.0 removed, runs its kept remove artifacts, not its restore.sh.
     expect((await markers(root)).slice(marked)).toEqual([
       'update db 3.0.0 4.0.0',
       'update api 2.0.0 2.1.0',
-      'remove legacy-agent 0.9.0 none',
       'update web 1.0.0 1.0.1',
+      'remove legacy-agent 0.9.0 none',
     ]);
     expect(await status(root)).toMatchObject({
       release: '1.3.0',

@@ -52,7 +52,14 @@ function installed(
 }
 
 function rolledBack(outcome: RollbackResult['outcome'], failed = false): RollbackResult {
-  return { outcome, from: '1.1.0', to: '1.0.0', transaction: null, ...(failed ? { failure } : {}) };
+  return {
+    outcome,
+    from: '1.1.0',
+    to: '1.0.0',
+    forward: false,
+    transaction: null,
+    ...(failed ? { failure } : {}),
+  };
 }
 
 const cases: Array<[string, InstallResult | RollbackResult, number]> = [

@@ -284,11 +284,21 @@ describe('nextState', () => {
           version: '2.0.0',
           requires: { os: '>=1.0.0' },
           files: [file('new-2.0.0')],
-          artifacts: { rollback: ['restore.sh'], remove: ['drop.sh'], update: ['migrate.sh'] },
+          artifacts: {
+            rollback: ['restore.sh'],
+            remove: ['drop.sh'],
+            update: ['migrate.sh'],
+            digests: {
+              rollback: [{ size: 1, sha256: 'c'.repeat(64) }],
+              remove: [{ size: 1, sha256: 'c'.repeat(64) }],
+              update: [{ size: 1, sha256: 'c'.repeat(64) }],
+            },
+          },
           timeoutSeconds: 30,
         },
       },
       previous: { release: '1.0.0', verified: true, components: old.components },
+      previousIsNewer: false,
       transaction: 'tx-1',
       timeFloor: metadata('1.1.0', { db }).release.createdAt,
     });
@@ -318,7 +328,23 @@ describe('restoredState', () => {
       verified: false,
       components: previous.components,
       previous: { release: '1.2.0', verified: true, components: current.components },
+      previousIsNewer: true,
       transaction: 'tx-2',
     });
+  });
+
+  it('records that a rollback from it goes the other way, by the records, not the releases', () => {
+    const previous = { release: '1.4.0', verified: false, components: {} };
+    const complete = { ...state('1.4.0', {}), previous, previousIsNewer: false };
+    const back = restoredState(complete, previous, 'tx-2');
+    expect(back.previousIsNewer).toBe(true);
+    const forward = restoredState(back, back.previous ?? previous, 'tx-3');
+    expect(forward.previousIsNewer).toBe(false);
+    // A state.json an older Ferry wrote: the newer release is taken for the later install.
+    const older = { ...state('1.2.0', {}), previous: null };
+    const fromOlder = restoredState(older, { ...previous, release: '1.0.0' }, 'tx-2');
+    expect(fromOlder.previousIsNewer).toBe(true);
+    const toNewer = restoredState(older, { ...previous, release: '1.3.0' }, 'tx-2');
+    expect(toNewer.previousIsNewer).toBe(false);
   });
 });

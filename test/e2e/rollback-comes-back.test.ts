@@ -15,6 +15,7 @@ let base: string;
 let first: string;
 let withoutRemoves: string;
 let partlyThenWhole: string;
+let webDown: string;
 
 beforeAll(async () => {
   dir = await tempDir();
@@ -64,6 +65,31 @@ removed:`,
   expect(built150.code, built150.stderr).toBe(0);
   withoutRemoves = (JSON.parse(built150.stdout) as { bundle: string }).bundle;
   first = bundles['1.0.0'] as string;
+
+  // 1.6.0 is 1.3.0 with web back at 1.0.0: a newer release with a lower version.
+  await writeFile(
+    join(ws.product, 'release-1.6.0.yaml'),
+    (await readFile(join(ws.product, 'release-1.3.0.yaml'), 'utf8'))
+      .replace("release: '1.3.0'", "release: '1.6.0'")
+      .replace("version: '1.0.1'", "version: '1.0.0'")
+      .replace('./components/web/1.0.1', './components/web/1.0.0')
+      .replace(/\n.*WEB-7.*\n/, '\n'),
+  );
+  const built160 = await ferry(
+    ['build', join(ws.product, 'release-1.6.0.yaml'), '--out', out, '--key', ws.key, '--json'],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  );
+  expect(built160.code, built160.stderr).toBe(0);
+  webDown = join(dir, 'web-down');
+  await initAppliance(ws, webDown);
+  await installOk(bundles['1.0.0'] as string, webDown);
+  await installOk(bundles['1.3.0'] as string, webDown);
+  await installOk(
+    (JSON.parse(built160.stdout) as { bundle: string }).bundle,
+    webDown,
+    '--force',
+    'web',
+  );
 
   base = join(dir, 'base');
   await initAppliance(ws, base);
@@ -148,6 +174,24 @@ describe('rolling back between two installs of one release', () => {
       verified: true,
       components: { metrics: '1.0.0' },
     });
+  });
+});
+
+describe('a newer release with a lower version of a component', () => {
+  it('going back undoes its install with 1.0.0’s restore.sh; going forward redoes it with 1.0.0’s publish.sh', async () => {
+    const root = join(dir, 'web-down-twice');
+    await cloneAppliance(webDown, root);
+    const before = (await markers(root)).length;
+    const back = await ferry(['rollback', '--root', root, '--yes']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect((await markers(root)).slice(before)).toEqual(['rollback web 1.0.1 1.0.0']);
+    expect(await status(root)).toMatchObject({ release: '1.3.0', components: { web: '1.0.1' } });
+
+    const between = (await markers(root)).length;
+    const forward = await ferry(['rollback', '--root', root, '--yes']);
+    expect(forward.code, forward.stdout + forward.stderr).toBe(0);
+    expect((await markers(root)).slice(between)).toEqual(['update web 1.0.1 1.0.0']);
+    expect(await status(root)).toMatchObject({ release: '1.6.0', components: { web: '1.0.0' } });
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   exitCodeOf,
+  failedRollbackSummary,
   type Failure,
   type InstallResult,
   type RollbackResult,
@@ -76,5 +77,22 @@ const cases: Array<[string, InstallResult | RollbackResult, number]> = [
 describe('exitCodeOf', () => {
   it.each(cases)('%s', (_name, result, code) => {
     expect(exitCodeOf(result)).toBe(code);
+  });
+});
+
+describe('failedRollbackSummary', () => {
+  // The engine's way, not the releases': both records may be of one release, or the older empty.
+  it.each([
+    ['going back', { from: '1.4.0', to: '1.4.0', forward: false }, 'forward'],
+    ['going forward', { from: '1.4.0', to: '1.4.0', forward: true }, 'back'],
+    ['going forward from an empty appliance', { from: null, to: '1.0.0', forward: true }, 'back'],
+  ] as const)('%s', (_name, way, switched) => {
+    const result: RollbackResult = {
+      ...rolledBack('rolled-back', true),
+      ...way,
+    };
+    expect(failedRollbackSummary(result)).toBe(
+      `still at ${way.from ?? '(empty)'}; everything was switched ${switched} again`,
+    );
   });
 });

@@ -391,6 +391,7 @@ describe('console screens', () => {
         result: {
           from: '1.1.0',
           to: '1.0.0',
+          forward: false,
           outcome: 'unchanged',
           transaction: null,
           failure: {

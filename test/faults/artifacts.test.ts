@@ -137,10 +137,19 @@ describe('artifacts that misbehave', () => {
       const dead = join(parent, `ferry-${deadPid()}-1`);
       const live = join(parent, `ferry-${process.pid}-999999`);
       const busy = join(parent, `ferry-${deadPid()}-2`);
-      for (const folder of [dead, live, busy]) mkdirSync(folder);
+      for (const folder of [dead, live]) mkdirSync(folder);
       const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
       try {
-        await writeFile(join(busy, 'cgroup.procs'), String(sleeper.pid));
+        // A ferry of another test file running meanwhile sweeps `busy` while it is still empty:
+        // made again until the sleeper is in it.
+        for (;;) {
+          if (!existsSync(busy)) mkdirSync(busy);
+          const moved = await writeFile(join(busy, 'cgroup.procs'), String(sleeper.pid)).then(
+            () => true,
+            () => false,
+          );
+          if (moved) break;
+        }
         const root = await appliance('dead-cgroups', 'none');
         await installOk(product.bundles['1.3.0'] as string, root);
         expect(existsSync(dead)).toBe(false);

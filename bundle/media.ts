@@ -323,7 +323,7 @@ export class PartsSource implements BundleSource {
         file,
         entry: part.name,
         volume: part.volume,
-        hint: `attach volume ${part.volume} (${volumeLabel(this.index, part.volume)}) of ${this.index.bundle.id}; volumes of different builds never mix`,
+        hint: `attach volume ${part.volume} (${volumeLabel(this.index, part.volume)}) of ${this.index.bundle.id}; ${same ? 'volumes of different `ferry media` runs never mix, even of one build' : 'volumes of different builds never mix'}`,
       },
     );
   }

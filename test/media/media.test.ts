@@ -520,6 +520,7 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
       'E_WRONG_VOLUME',
       1,
       /vol2: this volume holds another cut of acme-appliance@1\.0\.0/,
+      /hint: attach volume 2 .*; volumes of different `ferry media` runs never mix, even of one build/,
     );
   });
 });

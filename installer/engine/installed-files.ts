@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  FerryError,
   withHashPool,
   type ApplianceState,
   type HashPool,
@@ -154,4 +155,32 @@ export async function keptProblem(
   return hash.digest('hex') === digest.sha256
     ? null
     : 'content differs from what its bundle signed';
+}
+
+/**
+ * Refuses kept artifacts that are not as their bundle signed them, before any
+ * runs (E_DRIFT, nothing run or changed): `files` in `dir`, `digests` in the
+ * same order. `runBy` says what would run them ("the rollback would run"), `then` how
+ * to go on once the file is back.
+ */
+export async function requireKeptAsSigned(
+  kept: { component: string; version: string; pass: string; dir: string; files: readonly string[] },
+  digests: readonly KeptDigest[],
+  runBy: string,
+  then: string,
+): Promise<void> {
+  const { component, version, pass, dir } = kept;
+  for (const [index, file] of kept.files.entries()) {
+    const problem = await keptProblem(join(dir, file), digests[index]);
+    if (problem === null) continue;
+    throw new FerryError(
+      'E_DRIFT',
+      `${component} ${version}'s kept ${pass} artifact ${file}, which ${runBy}, is not as its bundle signed it: it ${problem}`,
+      {
+        component,
+        file: join(dir, file),
+        hint: `nothing was run or changed. Put the file back as the bundle of ${component} ${version} carries it (artifacts/${component}/${pass}/${file}), then ${then}`,
+      },
+    );
+  }
 }

@@ -1,7 +1,6 @@
 import { cp, mkdir, readdir, readlink, rename } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import {
-  FerryError,
   isCarried,
   isUpdating,
   payloadFiles,
@@ -23,7 +22,7 @@ import {
   type StageContext,
 } from '../stage.js';
 import type { AppliancePaths } from '../appliance.js';
-import { keptProblem, verifyInstalled } from './installed-files.js';
+import { keptProblem, requireKeptAsSigned, verifyInstalled } from './installed-files.js';
 import { pathExists, pointLink, syncTree } from './journal.js';
 import { nextState } from './next-state.js';
 import { chmodChecked, StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
@@ -256,20 +255,18 @@ export async function checkKeptRemoves(
     const digests = installed?.artifacts.digests?.remove;
     if (isUpdating(entry.action) || !installed || !digests) continue;
     if (bundleRemoves(metadata, name).length > 0) continue;
-    const dir = join(paths.lib, 'artifacts', name, installed.version, 'remove');
-    for (const [index, file] of installed.artifacts.remove.entries()) {
-      const problem = await keptProblem(join(dir, file), digests[index]);
-      if (problem === null) continue;
-      throw new FerryError(
-        'E_DRIFT',
-        `${name} ${installed.version}'s kept remove artifact ${file}, which this install would run to remove ${name}, is not as its bundle signed it: it ${problem}`,
-        {
-          component: name,
-          file: join(dir, file),
-          hint: `nothing was run or changed. Put the file back as the bundle of ${name} ${installed.version} carries it (artifacts/${name}/remove/${file}), then install again`,
-        },
-      );
-    }
+    await requireKeptAsSigned(
+      {
+        component: name,
+        version: installed.version,
+        pass: 'remove',
+        dir: join(paths.lib, 'artifacts', name, installed.version, 'remove'),
+        files: installed.artifacts.remove,
+      },
+      digests,
+      `this install would run to remove ${name}`,
+      'install again',
+    );
   }
 }
 

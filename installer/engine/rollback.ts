@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
 import { removalOrder } from '../plan.js';
 import type { InstallEvent, RollbackResult } from './events.js';
-import { keptProblem, verifyInstalled } from './installed-files.js';
+import { requireKeptAsSigned, verifyInstalled } from './installed-files.js';
 import type { AppliancePaths } from '../appliance.js';
 import { pathExists, pointLink, type TransactionHeader } from './journal.js';
 import { restoredState, rollsForward } from './next-state.js';
@@ -189,20 +189,18 @@ async function checkKept(
     const digests = run?.owner.artifacts.digests?.[run.pass];
     if (!run || !digests) continue;
     const { pass, owner } = run;
-    const dir = keptDir(paths, name, owner.version, pass);
-    for (const [index, file] of (owner.artifacts[pass] ?? []).entries()) {
-      const problem = await keptProblem(join(dir, file), digests[index]);
-      if (problem === null) continue;
-      throw new FerryError(
-        'E_DRIFT',
-        `${name} ${owner.version}'s kept ${pass} artifact ${file}, which the rollback would run, is not as its bundle signed it: it ${problem}`,
-        {
-          component: name,
-          file: join(dir, file),
-          hint: `nothing was run or changed. Put the file back as the bundle of ${name} ${owner.version} carries it (artifacts/${name}/${pass}/${file}), then roll back again; or install the bundle of ${previous.release ?? 'the previous release'} instead`,
-        },
-      );
-    }
+    await requireKeptAsSigned(
+      {
+        component: name,
+        version: owner.version,
+        pass,
+        dir: keptDir(paths, name, owner.version, pass),
+        files: owner.artifacts[pass] ?? [],
+      },
+      digests,
+      'the rollback would run',
+      `roll back again; or install the bundle of ${previous.release ?? 'the previous release'} instead`,
+    );
   }
 }
 

@@ -295,13 +295,39 @@ export class Transport {
     } catch {
       url = undefined;
     }
-    if (url?.protocol === 'http:' || url?.protocol === 'https:') return url;
+    if (url?.protocol === 'https:' || (url?.protocol === 'http:' && this.plainAllowed(url)))
+      return url;
+    // Followed, it would carry a bundle (an upload's PATCH) or a blob in clear, where
+    // an HTTPS registry promised neither: behind a TLS proxy, a misconfigured registry
+    // builds its upload locations with http:.
+    if (url?.protocol === 'http:')
+      throw this.error(
+        'E_REGISTRY',
+        `${what} leads to ${url.origin}, over plain HTTP, from registry ${this.target.registry} (${this.target.origin})`,
+        {
+          hint: this.target.origin.startsWith('https:')
+            ? 'a registry behind a TLS proxy builds http: links when the proxy does not say the request came over HTTPS: have it send X-Forwarded-Proto: https (or set Distribution’s http.relativeurls)'
+            : 'Ferry speaks plain HTTP only to this machine unless --insecure is given: use it only on a network you trust',
+        },
+      );
     throw this.error(
       'E_REGISTRY',
       `${what} leads to ${JSON.stringify(location.slice(0, 200))}, which is not an HTTP(S) URL`,
       {
         hint: 'the registry or a proxy in front of it is misconfigured (or hostile); Ferry follows only http: and https:',
       },
+    );
+  }
+
+  /**
+   * Whether plain HTTP may go to `url`: only where the registry itself is spoken
+   * to in clear (loopback, or --insecure), and then to loopback only, unless
+   * --insecure. A registry reached over HTTPS never leads anywhere in clear.
+   */
+  plainAllowed(url: URL): boolean {
+    return (
+      this.target.origin.startsWith('http:') &&
+      (isLoopbackHost(url.hostname) || this.target.insecure)
     );
   }
 
@@ -610,13 +636,9 @@ class Authenticator {
         },
       );
     }
-    // Plain HTTP only where the registry itself is spoken to in clear (loopback, or
-    // --insecure): a registry reached over HTTPS that names an http: realm would have the
-    // password sent in clear, even to a port on this machine that another user may hold.
-    const plainAllowed =
-      this.#target.origin.startsWith('http:') &&
-      (isLoopbackHost(url.hostname) || this.#target.insecure);
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && plainAllowed)) {
+    // A registry reached over HTTPS that names an http: realm would have the password
+    // sent in clear, even to a port on this machine that another user may hold.
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && transport.plainAllowed(url))) {
       throw transport.error(
         'E_REGISTRY_AUTH',
         `the registry sends credentials to ${url.origin}, which is not HTTPS`,

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
@@ -162,6 +163,74 @@ describe('a hostile or broken registry', () => {
     expect(error.code).toBe('E_REGISTRY');
     expect(error.message).toMatch(/the upload of blob sha256:[0-9a-f]{64} leads to/);
     expect(retries).toEqual([]);
+  });
+
+  describe('plain HTTP to a host that is not this machine, without --insecure', () => {
+    // A server on an address of this machine that is not loopback, where there is one:
+    // without the refusal, the redirected request (or the bundle's PATCH) arrives there.
+    let elsewhere: { origin: string; requests: string[]; server?: Server };
+    beforeAll(async () => {
+      const address = Object.values(networkInterfaces())
+        .flat()
+        .find((one) => one?.family === 'IPv4' && !one.internal)?.address;
+      const requests: string[] = [];
+      if (!address) {
+        elsewhere = { origin: 'http://registry.invalid:5000', requests };
+        return;
+      }
+      const server = createServer((req, res) => {
+        requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+        req.resume();
+        res.writeHead(404, { 'content-length': '0' }).end();
+      });
+      await new Promise<void>((resolve) => server.listen(0, address, resolve));
+      const port = (server.address() as AddressInfo).port;
+      elsewhere = { origin: `http://${address}:${port}`, requests, server };
+    });
+    afterAll(async () => {
+      elsewhere.server?.closeAllConnections();
+      await new Promise((resolve) =>
+        elsewhere.server ? elsewhere.server.close(resolve) : resolve(undefined),
+      );
+    });
+
+    it('a redirect there is refused at once with E_REGISTRY, and never followed', async () => {
+      hostile.handler = (req, res) =>
+        res
+          .writeHead(307, {
+            location: `${elsewhere.origin}${req.url ?? ''}`,
+            'content-length': '0',
+          })
+          .end();
+      const error = await failure((await client()).getManifest('1.0.0'));
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toContain(`leads to ${elsewhere.origin}, over plain HTTP`);
+      expect(error.details).toMatchObject({ registry: hostile.host, repository: 'acme/app' });
+      expect(error.hint).toContain('--insecure');
+      expect(elsewhere.requests).toEqual([]);
+      expect(retries).toEqual([]);
+    });
+
+    it('an upload Location there is refused before a byte of the blob is sent', async () => {
+      hostile.handler = (req, res) => {
+        req.resume();
+        if (req.method === 'HEAD') res.writeHead(404, { 'content-length': '0' }).end();
+        else if (req.method === 'DELETE') res.writeHead(204).end();
+        else
+          res
+            .writeHead(202, { location: `${elsewhere.origin}/upload/1`, 'content-length': '0' })
+            .end();
+      };
+      const error = await failure((await client()).pushBlob(randomBytes(2 * 1024 * 1024)));
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toMatch(
+        /the upload of blob sha256:[0-9a-f]{64} leads to .*, over plain HTTP/,
+      );
+      expect(elsewhere.requests).toEqual([]);
+      expect(hostile.requests.filter((r) => !r.startsWith('HEAD '))).toEqual([
+        'POST /v2/acme/app/blobs/uploads/',
+      ]);
+    });
   });
 
   it('a 206 with a Content-Range other than the one asked for is named as such, not as a refusal', async () => {

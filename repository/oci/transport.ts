@@ -270,13 +270,29 @@ export class Transport {
       }
       const location = response.header('location');
       if (!REDIRECTS.has(response.status) || !location) return { response, at };
+      let next: URL;
+      try {
+        next = this.resolve(location, at, `the redirect from ${url.pathname}`);
+      } catch (error) {
+        await response.discard();
+        throw error;
+      }
+      // A write (a manifest, a chunk, a delete) goes to the registry only, and a 303
+      // (see other) to it is no write done: followed, a proxy's login page answering
+      // 200 would be taken for a stored manifest or a deleted version. Left to the caller.
+      if (
+        currentMethod !== 'GET' &&
+        currentMethod !== 'HEAD' &&
+        (response.status === 303 || next.origin !== this.target.origin)
+      )
+        return { response, at };
       await response.discard();
       if (hops === 5) {
         throw this.error('E_REGISTRY', `redirected more than 5 times from ${url.pathname}`, {
           hint: 'check the registry and any proxy in front of it',
         });
       }
-      at = this.resolve(location, at, `the redirect from ${url.pathname}`);
+      at = next;
       if (response.status === 303) currentMethod = 'GET';
     }
   }
@@ -399,6 +415,19 @@ export class Transport {
     if (response.status === 401) {
       await response.discard();
       return this.refused();
+    }
+    if (REDIRECTS.has(response.status)) {
+      await response.discard();
+      // Where, without its query: a signed link or a login's state is no one's to read.
+      const to = URL.parse(response.header('location') ?? '', response.url.href);
+      return this.error(
+        'E_REGISTRY',
+        `registry ${this.target.registry} answered the request to ${doing} with ${response.status} (to ${to ? `${to.origin}${to.pathname}` : 'nowhere'}), and did not do it`,
+        {
+          ...details,
+          hint: 'Ferry writes to the registry itself and takes a redirect for no write done: a proxy in front of the registry that sends requests to a login page must let /v2/ through',
+        },
+      );
     }
     const errors = await readErrors(response);
     const said = (...codes: string[]): boolean => errors.some((e) => codes.includes(e.code));

@@ -233,6 +233,110 @@ describe('a hostile or broken registry', () => {
     });
   });
 
+  describe('a write answered with a redirect', () => {
+    // A proxy in front of the registry that sends every request to its login page.
+    let login: Hostile;
+    beforeAll(async () => {
+      login = await startHostile();
+      login.handler = (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/html', 'content-length': '6' }).end('log in');
+      };
+    });
+    afterAll(() => stop(login));
+    afterEach(() => {
+      login.requests = [];
+    });
+    const manifest = Buffer.from(`{"mediaType":"application/vnd.oci.image.manifest.v1+json"}`);
+    const type = 'application/vnd.oci.image.manifest.v1+json';
+
+    it.each([
+      [302, 'store manifest 1.0.0', (c: RegistryClient) => c.putManifest('1.0.0', manifest, type)],
+      [
+        303,
+        `delete manifest sha256:${'a'.repeat(64)}`,
+        (c: RegistryClient) => c.deleteManifest(`sha256:${'a'.repeat(64)}`),
+      ],
+      [307, 'store manifest 1.0.0', (c: RegistryClient) => c.putManifest('1.0.0', manifest, type)],
+    ])(
+      '%i to a login page on another host is no write done: E_REGISTRY, and the write is not sent there',
+      async (status, doing, write) => {
+        hostile.handler = (req, res) => {
+          req.resume();
+          res
+            .writeHead(status, {
+              location: `http://${login.host}/login?state=s3cret`,
+              'content-length': '0',
+            })
+            .end();
+        };
+        const error = await failure(write(await client()));
+        expect(error.code).toBe('E_REGISTRY');
+        expect(error.message).toBe(
+          `registry ${hostile.host} answered the request to ${doing} with ${status} (to http://${login.host}/login), and did not do it`,
+        );
+        expect(error.hint).toContain('login page');
+        expect(login.requests).toEqual([]);
+        expect(retries).toEqual([]);
+      },
+    );
+
+    it('303 to the PUT that closes an upload is no blob stored, even on the registry itself', async () => {
+      hostile.handler = (req, res) => {
+        req.resume();
+        if (req.method === 'POST')
+          res
+            .writeHead(202, { location: '/v2/acme/app/blobs/uploads/u1', 'content-length': '0' })
+            .end();
+        else if (req.method === 'PUT')
+          res
+            .writeHead(303, { location: '/v2/acme/app/blobs/uploads/u1', 'content-length': '0' })
+            .end();
+        // The upload's status: still open, nothing stored.
+        else if (req.method === 'GET')
+          res.writeHead(204, { range: '0-0', 'content-length': '0' }).end();
+        else res.writeHead(404, { 'content-length': '0' }).end();
+      };
+      const error = await failure(
+        (await client()).pushBlob(Buffer.from('a document'), { fresh: true }),
+      );
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toMatch(
+        /answered the request to store blob sha256:[0-9a-f]{64} with 303/,
+      );
+      expect(hostile.requests.filter((r) => r.startsWith('GET '))).toEqual([]);
+    });
+
+    it('a 307 to the registry itself is followed, body and all', async () => {
+      hostile.handler = (req, res) => {
+        if (req.url === '/v2/acme/app/manifests/1.0.0')
+          res
+            .writeHead(307, {
+              location: '/v2/acme/app/manifests/1.0.0?moved=1',
+              'content-length': '0',
+            })
+            .end();
+        else {
+          const body: Buffer[] = [];
+          req.on('data', (chunk: Buffer) => body.push(chunk));
+          req.on('end', () =>
+            res
+              .writeHead(Buffer.concat(body).equals(manifest) ? 201 : 400, {
+                'content-length': '0',
+              })
+              .end(),
+          );
+        }
+      };
+      const stored = await (await client()).putManifest('1.0.0', manifest, type);
+      expect(stored.size).toBe(manifest.length);
+      expect(hostile.requests).toEqual([
+        'PUT /v2/acme/app/manifests/1.0.0',
+        'PUT /v2/acme/app/manifests/1.0.0?moved=1',
+      ]);
+    });
+  });
+
   it('a 206 with a Content-Range other than the one asked for is named as such, not as a refusal', async () => {
     hostile.handler = (_req, res) =>
       res.writeHead(206, { 'content-range': 'bytes 5-9/10', 'content-length': '5' }).end('abcde');

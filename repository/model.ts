@@ -1421,6 +1421,8 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
     await check(target);
     return { ...result, changed: false };
   }
+  // First, so that the room they took counts.
+  removeDeadPulls(options.out);
   // Before a folder is made or a byte is fetched: a stick too small is said at once, not after an hour.
   await checkSpace(
     target,
@@ -1430,7 +1432,9 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
   const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
-  const temp = join(options.out, `.${name}.${randomBytes(6).toString('hex')}.pull`);
+  // Named with this process's id: a pull SIGKILLed (or cut by a power loss) leaves it
+  // behind, and the next pull into the folder removes it (removeDeadPulls).
+  const temp = join(options.out, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.pull`);
   // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
   // bundle under a hidden name on the stick, as large as it got: remove it (and the
   // folders made for it), then let the signal end the process as it would have.
@@ -1542,6 +1546,36 @@ function bundleRefused(error: unknown, repo: string, where: string, version: str
     ? error.message.slice(repo.length + 2)
     : error.message;
   return new FerryError(error.code, `${where}: ${what}`, { ...error.details, reference: version });
+}
+
+/** A pull's temporary file (`.NAME.PID.RANDOM.pull`) and the download streamed into it before its rename (`..NAME.PID.RANDOM.pull.RANDOM.part`). */
+const PULL_TEMP = /^\.\.?.+\.(\d+)\.[0-9a-f]{12}\.pull(?:\.[0-9a-f]{12}\.part)?$/;
+
+/**
+ * Removes from `folder` what pulls whose process is gone left there (a SIGKILL, the
+ * OOM killer, a power cut: no handler ran): a partial bundle as large as it got,
+ * under a hidden name, on a stick that has no room for it twice. Those of a pull
+ * still running (here, or its process id held by another user) are left alone.
+ */
+function removeDeadPulls(folder: string): void {
+  for (const entry of readdirSafe(folder)) {
+    const pid = Number(PULL_TEMP.exec(entry)?.[1] ?? 0);
+    if (pid <= 0 || isAlive(pid)) continue;
+    try {
+      rmSync(join(folder, entry), { force: true });
+    } catch {
+      // Not ours to remove (another user's, a read-only stick): left as it is.
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. Synchronous: a signal handler calls it too. */

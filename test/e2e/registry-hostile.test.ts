@@ -320,6 +320,48 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     }
   });
 
+  it('a pull SIGKILLed mid-download leaves nothing under the bundle’s name, and the next pull removes what it left', async () => {
+    const bytes = await readFile(bundles.ours as string);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    proxy.intercept = (req, res) => {
+      if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/${digest}`)) return false;
+      res.writeHead(200, { 'content-length': String(bytes.length) });
+      res.write(Buffer.alloc(64 * 1024));
+      return true;
+    };
+    const out = join(dir, 'usb-killed');
+    const args = [
+      'pull',
+      '--repo',
+      `oci://${proxy.host}/acme/ours`,
+      '--version',
+      '1.0.0',
+      '--out',
+      out,
+    ];
+    try {
+      const child = spawn(process.execPath, [FERRY, ...args], {
+        env: { PATH: process.env.PATH, HOME: dir },
+        stdio: 'ignore',
+      });
+      const closed = new Promise((resolve) => child.on('close', resolve));
+      while (!(await readdir(out).catch(() => [])).some((entry) => entry.endsWith('.part')))
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      child.kill('SIGKILL');
+      await closed;
+    } finally {
+      proxy.intercept = () => false;
+    }
+    const left = await readdir(out);
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.every((entry) => entry.startsWith('.'))).toBe(true);
+    const again = await run(args);
+    expect(again.code, again.stderr).toBe(0);
+    const name = (bundles.ours as string).split('/').at(-1) as string;
+    expect(await readdir(out)).toEqual([name]);
+    expect(await readFile(join(out, name))).toEqual(bytes);
+  });
+
   it('Ctrl-C while a directory repository copies the bundle removes the partial copy too', async () => {
     // Large enough that the copy is still under way when the partial file is seen: a FIFO in
     // the blob's place is refused at once (hashing.ts), so it left no copy to interrupt.

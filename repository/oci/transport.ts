@@ -727,6 +727,14 @@ class Authenticator {
         { hint: 'the registry or its token service is misconfigured' },
       );
     }
+    // Sent as it is in Authorization: one node:http refuses in a header (a control
+    // character, one beyond Latin-1) failed every request, retried as "cannot reach".
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value))
+      throw transport.error(
+        'E_REGISTRY_AUTH',
+        `the token service ${url.origin} answered a token that cannot be sent in an HTTP header (it holds a control character or a character beyond Latin-1)`,
+        { hint: 'the registry or its token service is misconfigured (or hostile)' },
+      );
     // Docker's token spec: 60 s when unsaid. Renew a little early, never trust a huge value.
     const seconds =
       typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;

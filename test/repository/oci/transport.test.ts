@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FerryError } from '../../../manifest-schema/errors.js';
 import { silentFor, timedOut } from '../../../repository/oci/http.js';
 import { parseRegistryReference } from '../../../repository/oci/reference.js';
 import { parseChallenge, Transport } from '../../../repository/oci/transport.js';
@@ -103,6 +104,70 @@ describe('requests of one action refused at once for different scopes', () => {
       server.close();
     }
   });
+});
+
+describe('a token service that answers a token no header can carry', () => {
+  it.each([
+    ['a CR LF', 'abc\r\nx-injected: 1'],
+    ['a character beyond Latin-1', 'tok€n'],
+  ])(
+    'with %s: E_REGISTRY_AUTH at once, naming the token service, never retried as "cannot reach"',
+    async (_what, token) => {
+      let port = 0;
+      const requests: string[] = [];
+      const server = createServer((req, res) => {
+        requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+        if (req.url?.startsWith('/token')) {
+          const body = JSON.stringify({ token });
+          res
+            .writeHead(200, {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+            })
+            .end(body);
+          return;
+        }
+        res
+          .writeHead(401, {
+            'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="registry"`,
+            'content-length': '0',
+          })
+          .end();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+      const retries: unknown[] = [];
+      try {
+        const transport = new Transport(parseRegistryReference(`oci://127.0.0.1:${port}/a/b`), {
+          retry: { attempts: 3, firstDelayMs: 10, maxDelayMs: 10 },
+          onRetry: (event) => retries.push(event),
+        });
+        const error = await transport
+          .request('GET', transport.url('tags/list'), { action: 'pull' })
+          .then(
+            () => undefined,
+            (failure: unknown) => failure,
+          );
+        expect(error).toBeInstanceOf(FerryError);
+        expect((error as FerryError).code).toBe('E_REGISTRY_AUTH');
+        expect((error as FerryError).message).toBe(
+          `the token service http://127.0.0.1:${port} answered a token that cannot be sent in an HTTP header (it holds a control character or a character beyond Latin-1)`,
+        );
+        expect((error as FerryError).details).toMatchObject({
+          registry: `127.0.0.1:${port}`,
+          repository: 'a/b',
+        });
+        expect(retries).toEqual([]);
+        expect(requests).toEqual([
+          'GET /v2/a/b/tags/list',
+          'GET /token?service=registry&scope=repository%3Aa%2Fb%3Apull',
+        ]);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    },
+  );
 });
 
 describe('a closed client', () => {

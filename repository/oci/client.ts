@@ -106,6 +106,8 @@ export class RegistryClient {
   readonly #chunkSize: number;
   /** False once the registry did not store a blob sent in the PUT that closes its upload: streamed since. */
   #putsBodies = true;
+  /** False once the registry (or a proxy) refused Expect: 100-continue (417): chunks go without asking since. */
+  #asksFirst = true;
 
   constructor(reference: RegistryReference, options: RegistryClientOptions = {}) {
     this.reference = reference;
@@ -781,12 +783,21 @@ export class RegistryClient {
     };
     // The whole blob from its first byte is a streamed upload: no Content-Range (see pushBlob).
     if (start > 0 || end < blob.size) headers['content-range'] = `${start}-${end - 1}`;
+    // A refusal (a proxy's size limit, 413) before a byte is sent: sent while the bytes
+    // flow, it often came as the connection closing under them ("cannot reach", and the
+    // whole chunk sent again on every try), as curl's users know.
+    if (this.#asksFirst) headers.expect = '100-continue';
     // A source that cannot be read (or shrank) fails with its own FerryError, not as a network error.
     const response = await t.request('PATCH', session.location, {
       action: 'push',
       headers,
       body: () => blob.body(start, end, (done) => progress?.(done, blob.size)),
     });
+    if (response.status === 417 && this.#asksFirst) {
+      await response.discard();
+      this.#asksFirst = false;
+      return this.patch(session, blob, progress);
+    }
     if (response.status === 202) {
       await response.discard();
       // The registry's Range is its real size: trust it over our own count,

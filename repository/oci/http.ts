@@ -182,15 +182,36 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
     if (body === undefined) request.end();
     else if (body instanceof Uint8Array) request.end(body);
     else {
-      // A failing source (a file that cannot be read) rejects with its own error;
-      // a registry that answers early and closes is not a failure of the body.
-      pipeline(Readable.from(body, { objectMode: false }), request).catch((error: unknown) => {
-        fail(error);
-        request.destroy();
-      });
+      let started = false;
+      let waiting: NodeJS.Timeout | undefined;
+      const start = (): void => {
+        clearTimeout(waiting);
+        // Answered already (a 413, a 401): the body is not wanted, and stays unsent.
+        if (started || settled) return;
+        started = true;
+        // A failing source (a file that cannot be read) rejects with its own error;
+        // a registry that answers early and closes is not a failure of the body.
+        pipeline(Readable.from(body, { objectMode: false }), request).catch((error: unknown) => {
+          fail(error);
+          request.destroy();
+        });
+      };
+      if (options.headers.expect?.toLowerCase() === '100-continue') {
+        // The body waits for the server's go-ahead, so that a refusal (a proxy's size
+        // limit, a challenge) comes before a byte of it, not as a connection closed
+        // under it mid-send; as curl does, it goes anyway when none comes in a second.
+        request.on('continue', start);
+        request.on('response', () => clearTimeout(waiting));
+        request.on('close', () => clearTimeout(waiting));
+        waiting = setTimeout(start, CONTINUE_WAIT_MS);
+        request.flushHeaders();
+      } else start();
     }
   });
 }
+
+/** How long a body sent with Expect: 100-continue waits for the go-ahead before it goes anyway. */
+const CONTINUE_WAIT_MS = 1000;
 
 /** The answer's head (or a small body) did not come within `ms`: a broken connection. */
 export function timedOut(ms: number): Error {

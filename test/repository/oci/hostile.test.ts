@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -333,6 +333,101 @@ describe('a hostile or broken registry', () => {
       expect(hostile.requests).toEqual([
         'PUT /v2/acme/app/manifests/1.0.0',
         'PUT /v2/acme/app/manifests/1.0.0?moved=1',
+      ]);
+    });
+  });
+
+  describe('an upload asks before it sends (Expect: 100-continue)', () => {
+    // A registry (or proxy) that decides on a PATCH from its head alone, as nginx does on
+    // client_max_body_size: node:http hands such a request to 'checkContinue', and sends
+    // no go-ahead unless told to.
+    let server: Server;
+    let host: string;
+    let patches: Array<{ expect: string | undefined; received: number }>;
+    let onPatch: (req: IncomingMessage, res: ServerResponse) => void;
+    beforeAll(async () => {
+      const handle = (req: IncomingMessage, res: ServerResponse): void => {
+        if (req.method === 'PATCH') {
+          const patch = { expect: req.headers.expect, received: 0 };
+          patches.push(patch);
+          req.on('data', (chunk: Buffer) => (patch.received += chunk.length));
+          onPatch(req, res);
+          return;
+        }
+        req.resume();
+        const url = new URL(req.url ?? '/', 'http://registry');
+        if (req.method === 'POST')
+          res
+            .writeHead(202, { location: '/v2/acme/app/blobs/uploads/u1', 'content-length': '0' })
+            .end();
+        else if (req.method === 'PUT' && url.searchParams.has('digest'))
+          res.writeHead(201, { 'content-length': '0' }).end();
+        else if (req.method === 'DELETE') res.writeHead(204).end();
+        else res.writeHead(404, { 'content-length': '0' }).end();
+      };
+      server = createServer(handle);
+      server.on('checkContinue', handle);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    afterEach(() => {
+      patches = [];
+    });
+    patches = [];
+    const upload = async (): Promise<{ file: string; bytes: Buffer }> => {
+      const file = join(await tempDir('ferry-hostile-expect-'), 'bundle.tar');
+      const bytes = randomBytes(8 * 1024 * 1024);
+      await writeFile(file, bytes);
+      return { file, bytes };
+    };
+    const open = () =>
+      RegistryClient.open(`oci://${host}/acme/app`, {
+        retry: FAST,
+        onRetry: (event) => retries.push(event),
+        env: {},
+      });
+
+    it('a size limit (413) said from the head is E_REGISTRY at once, naming it, with not a byte of the bundle sent', async () => {
+      onPatch = (_req, res) => {
+        const page = '<html>413 Request Entity Too Large</html>';
+        res
+          .writeHead(413, {
+            'content-type': 'text/html',
+            'content-length': page.length,
+            connection: 'close',
+          })
+          .end(page);
+      };
+      const { file } = await upload();
+      const error = await failure((await open()).pushBlob(file));
+      expect(error.code).toBe('E_REGISTRY');
+      expect(error.message).toBe(`registry ${host} refused to take a chunk of blob ${file}: 413`);
+      expect(error.hint).toContain('client_max_body_size');
+      expect(patches).toEqual([{ expect: '100-continue', received: 0 }]);
+      expect(retries).toEqual([]);
+    });
+
+    it('one that refuses to be asked (417) gets the chunk sent without asking, then and after', async () => {
+      onPatch = (req, res) => {
+        if (req.headers.expect) {
+          res.writeHead(417, { 'content-length': '0' }).end();
+          return;
+        }
+        req.on('end', () => res.writeHead(202, { 'content-length': '0' }).end());
+      };
+      const { file, bytes } = await upload();
+      const client = await open();
+      const pushed = await client.pushBlob(file);
+      expect(pushed.size).toBe(bytes.length);
+      await client.pushBlob(file);
+      expect(patches).toEqual([
+        { expect: '100-continue', received: 0 },
+        { expect: undefined, received: bytes.length },
+        { expect: undefined, received: bytes.length },
       ]);
     });
   });

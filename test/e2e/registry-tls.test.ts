@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, ferry, json, tempDir, workspace, type Workspace } from '../helpers.js';
@@ -138,5 +141,67 @@ describe.skipIf(tlsMissing)('publish and pull against a registry over HTTPS', ()
     expect(result.stdout + result.stderr).not.toContain(password);
     // The token service never heard from it: the password did not cross in clear.
     expect(plain.requests).toEqual([]);
+  });
+
+  it('behind a TLS proxy that does not say the request came over HTTPS, the registry’s http: upload location is refused (E_REGISTRY, naming the proxy’s header): the bundle never goes in clear', async () => {
+    // Distribution on plain HTTP on this machine, and in front of it the site's HTTPS,
+    // passing the Host on but no X-Forwarded-Proto: Distribution builds its upload
+    // locations as http://site/…, as it does behind a misconfigured nginx.
+    const registry = await startRegistry();
+    started.push(registry);
+    const [upstreamHost, upstreamPort] = registry.host.split(':');
+    const plainSeen: string[] = [];
+    const proxy = createHttpsServer(
+      { cert: await readFile(site!.certificate), key: await readFile(site!.key) },
+      (req, res) => {
+        const upstream = httpRequest(
+          {
+            host: upstreamHost,
+            port: upstreamPort,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        upstream.on('error', () => res.destroy());
+        req.pipe(upstream);
+      },
+    );
+    // A plain-HTTP request to the TLS port: what the bundle's PATCH would have been.
+    proxy.on('tlsClientError', () => plainSeen.push('plain HTTP on the TLS port'));
+    await new Promise<void>((resolve) => proxy.listen(0, site!.address, resolve));
+    started.push({
+      stop: async () => {
+        proxy.closeAllConnections();
+        await new Promise((resolve) => proxy.close(resolve));
+      },
+    });
+    const host = `${site!.name}:${(proxy.address() as AddressInfo).port}`;
+    const published = await ferry(
+      [
+        'publish',
+        bundle,
+        '--repo',
+        `oci://${host}/acme/appliance`,
+        '--trust',
+        ws.trust,
+        '--key',
+        ws.key,
+        '--json',
+      ],
+      { env: { FERRY_ACTOR: 'ci', NODE_EXTRA_CA_CERTS: site!.certificate } },
+    );
+    expect(published.code, published.stderr).toBe(1);
+    const { error } = json<{ error: { code: string; message: string; hint: string } }>(published);
+    expect(error.code).toBe('E_REGISTRY');
+    expect(error.message).toContain(
+      `leads to http://${host}, over plain HTTP, from registry ${host} (https://${host})`,
+    );
+    expect(error.hint).toContain('X-Forwarded-Proto');
+    expect(plainSeen).toEqual([]);
   });
 });

@@ -189,13 +189,22 @@ export class RegistryStore implements Store {
     }
   }
 
-  /** The other claims of `tag` younger than the stale limit. */
+  /**
+   * The other claims of `tag` within the stale limit of this writer's clock, either way:
+   * one dated further ahead is a writer whose clock ran fast, and had it died before its
+   * event, its claim would hold that event off until its time came (for ever, from a
+   * clock set years ahead), every writer stopping with E_REPO_CONFLICT.
+   */
   private async liveClaims(tag: string, mine: string): Promise<string[]> {
     const seconds = Math.floor(Date.now() / 1000);
     return (await this.client.listTags()).filter((other) => {
       const claimed = CLAIM_TAG.exec(other);
+      const at = Number(claimed?.[2]);
       return (
-        other !== mine && claimed?.[1] === tag && Number(claimed[2]) > seconds - this.#staleSeconds
+        other !== mine &&
+        claimed?.[1] === tag &&
+        at > seconds - this.#staleSeconds &&
+        at < seconds + this.#staleSeconds
       );
     });
   }

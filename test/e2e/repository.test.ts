@@ -725,6 +725,22 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
       verdict: 'promoted',
       event: head + 1,
     });
+    // So is one dated over the stale limit ahead: a writer whose clock ran fast, dead
+    // before its event, held every write off until its time came (here, a day).
+    const ahead = `ferry.audit.${String(head + 2).padStart(8, '0')}.${now + 86_400}.${'b'.repeat(12)}`;
+    await client.putManifest(ahead, other.bytes, other.mediaType);
+    const approved = await repoFerry([
+      'approve',
+      '1.0.0',
+      '--repo',
+      repo,
+      '--to',
+      'stable',
+      '--by',
+      'bob',
+      '--json',
+    ]);
+    expect(approved.code, approved.stderr).toBe(0);
     expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
   });
 

@@ -14,7 +14,10 @@ export interface RegistryReference {
   readonly origin: string;
   /** True when the host is 127.0.0.0/8, ::1 or localhost. */
   readonly loopback: boolean;
-  /** True when plain HTTP was allowed by `insecure` for a host that is not loopback. */
+  /**
+   * True when `insecure` was given: plain HTTP to a host that is not loopback, the
+   * registry's or one it leads to (a storage backend on plain HTTP behind a loopback tunnel).
+   */
   readonly insecure: boolean;
 }
 
@@ -87,7 +90,7 @@ export function parseRegistryReference(
       'use a shorter name',
     );
   }
-  const insecure = options.insecure === true && !host.loopback;
+  const insecure = options.insecure === true;
   return {
     registry: host.registry,
     repository: path,

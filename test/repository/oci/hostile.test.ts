@@ -211,6 +211,26 @@ describe('a hostile or broken registry', () => {
       expect(retries).toEqual([]);
     });
 
+    it('with --insecure, even from a registry on this machine, it is followed', async () => {
+      hostile.handler = (req, res) =>
+        res
+          .writeHead(307, {
+            location: `${elsewhere.origin}${req.url ?? ''}`,
+            'content-length': '0',
+          })
+          .end();
+      const insecure = await RegistryClient.open(`oci://${hostile.host}/acme/app`, {
+        retry: FAST,
+        env: {},
+        insecure: true,
+      });
+      const error = await failure(insecure.getManifest('1.0.0'));
+      expect(error.message).not.toContain('over plain HTTP');
+      if (elsewhere.server)
+        expect(elsewhere.requests).toEqual(['GET /v2/acme/app/manifests/1.0.0']);
+      elsewhere.requests.length = 0;
+    });
+
     it('an upload Location there is refused before a byte of the blob is sent', async () => {
       hostile.handler = (req, res) => {
         req.resume();

@@ -472,10 +472,26 @@ export class RegistryClient {
         bytes: body,
         contentType: mediaTypeOf(response),
         headerDigest: response.header('docker-content-digest'),
+        from: response.url,
       };
     });
     if (fetched === undefined) return undefined;
-    const { bytes, contentType, headerDigest } = fetched;
+    const { bytes, contentType, headerDigest, from } = fetched;
+    // A proxy in front of the registry that sends readers to its login page: not a
+    // repository damaged or tampered with (exit 3), as the checks below would say.
+    if (
+      from.origin !== this.reference.origin &&
+      (!(MANIFEST_MEDIA_TYPES as readonly string[]).includes(contentType) ||
+        declaredMediaType(bytes) === null)
+    )
+      throw t.error(
+        'E_REGISTRY',
+        `registry ${this.reference.registry} redirected the request for manifest ${reference} to ${from.origin}${from.pathname}, which answered ${JSON.stringify(contentType.slice(0, 100))}, not a manifest`,
+        {
+          reference,
+          hint: 'a proxy in front of the registry answers in its place (a login page?): it must let /v2/ through',
+        },
+      );
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (isDigest(reference) && digest !== reference) {
       throw this.mismatch(reference, `arrived as a manifest with sha256 ${digest}`);

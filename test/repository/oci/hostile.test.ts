@@ -253,7 +253,7 @@ describe('a hostile or broken registry', () => {
     });
   });
 
-  describe('a write answered with a redirect', () => {
+  describe('a request redirected elsewhere: a proxy’s login page', () => {
     // A proxy in front of the registry that sends every request to its login page.
     let login: Hostile;
     beforeAll(async () => {
@@ -298,6 +298,22 @@ describe('a hostile or broken registry', () => {
         expect(error.hint).toContain('login page');
         expect(login.requests).toEqual([]);
         expect(retries).toEqual([]);
+      },
+    );
+
+    it.each(['1.0.0', `sha256:${'b'.repeat(64)}`])(
+      'a manifest read (%s) sent there is E_REGISTRY naming where, not a repository damaged or tampered with (exit 3)',
+      async (reference) => {
+        hostile.handler = (_req, res) =>
+          res
+            .writeHead(302, { location: `http://${login.host}/login`, 'content-length': '0' })
+            .end();
+        const error = await failure((await client()).getManifest(reference));
+        expect(error.code).toBe('E_REGISTRY');
+        expect(error.message).toBe(
+          `registry ${hostile.host} redirected the request for manifest ${reference} to http://${login.host}/login, which answered "text/html", not a manifest`,
+        );
+        expect(error.hint).toContain('login page');
       },
     );
 

@@ -166,8 +166,19 @@ export class RegistryStore implements Store {
         () => true,
         () => false,
       );
-      if (!withdrawn || attempt === 3)
-        throw conflict(this, tag, `was claimed by another writer too (${others.join(', ')})`);
+      if (!withdrawn || attempt === 3) {
+        const refused = conflict(
+          this,
+          tag,
+          `was claimed by another writer too (${others.join(', ')})`,
+        );
+        // The other may be this very command, run before and killed between its claim and
+        // its event: running again at once only meets its claim again.
+        throw new FerryError(refused.code, refused.message, {
+          ...refused.details,
+          hint: `nothing of yours was kept; look at \`ferry history\` and run the command again if it still applies. A claim whose writer died before its event is passed over once it is ${this.#staleSeconds} s old (FERRY_REGISTRY_CLAIM_STALE_SECONDS)`,
+        });
+      }
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
       await this.stepAside(tag, mine);
     }

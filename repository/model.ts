@@ -1,6 +1,7 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import type { ChainWalk } from '../manifest-schema/chain.js';
@@ -1432,9 +1433,12 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
   const made = await mkdir(options.out, { recursive: true }).catch((error: unknown) => {
     throw ioError(error, options.out, 'create');
   });
-  // Named with this process's id: a pull SIGKILLed (or cut by a power loss) leaves it
-  // behind, and the next pull into the folder removes it (removeDeadPulls).
-  const temp = join(options.out, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.pull`);
+  // Named with this machine and process: a pull SIGKILLed (or cut by a power loss)
+  // leaves it behind, and the next pull into the folder removes it (removeDeadPulls).
+  const temp = join(
+    options.out,
+    `.${name}.${HOST}-${process.pid}.${randomBytes(6).toString('hex')}.pull`,
+  );
   // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
   // bundle under a hidden name on the stick, as large as it got: remove it (and the
   // folders made for it), then let the signal end the process as it would have.
@@ -1548,8 +1552,14 @@ function bundleRefused(error: unknown, repo: string, where: string, version: str
   return new FerryError(error.code, `${where}: ${what}`, { ...error.details, reference: version });
 }
 
-/** A pull's temporary file (`.NAME.PID.RANDOM.pull`) and the download streamed into it before its rename (`..NAME.PID.RANDOM.pull.RANDOM.part`). */
-const PULL_TEMP = /^\.\.?.+\.(\d+)\.[0-9a-f]{12}\.pull(?:\.[0-9a-f]{12}\.part)?$/;
+/** A pull's temporary file (`.NAME.HOST-PID.RANDOM.pull`) and the download streamed into it before its rename (`..NAME.HOST-PID.RANDOM.pull.RANDOM.part`). */
+const PULL_TEMP = /^\.\.?.+\.([0-9a-f]{8})-(\d+)\.[0-9a-f]{12}\.pull(?:\.[0-9a-f]{12}\.part)?$/;
+
+/**
+ * This machine, as a pull's temporary file names it (a hash of its name): the ids of
+ * processes of other machines or containers sharing the folder mean nothing here.
+ */
+const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
 
 /**
  * Removes from `folder` what pulls whose process is gone left there (a SIGKILL, the
@@ -1559,8 +1569,8 @@ const PULL_TEMP = /^\.\.?.+\.(\d+)\.[0-9a-f]{12}\.pull(?:\.[0-9a-f]{12}\.part)?$
  */
 function removeDeadPulls(folder: string): void {
   for (const entry of readdirSafe(folder)) {
-    const pid = Number(PULL_TEMP.exec(entry)?.[1] ?? 0);
-    if (pid <= 0 || isAlive(pid)) continue;
+    const found = PULL_TEMP.exec(entry);
+    if (!found || found[1] !== HOST || isAlive(Number(found[2]))) continue;
     try {
       rmSync(join(folder, entry), { force: true });
     } catch {

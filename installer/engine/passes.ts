@@ -139,8 +139,14 @@ function versionDir(t: Transaction, name: string, version: string): string {
 /** What an artifact of this install is told: the bundle's release, or a component's versions and folders. */
 function scopeOf(run: Installation, name: string | null): ArtifactScope {
   const { plan } = run;
+  // Deleted components the release has are left out as much as skipped ones.
   const leftOut = plan.components
-    .filter((c) => c.action === 'skip' || c.action === 'error')
+    .filter(
+      (c) =>
+        c.action === 'skip' ||
+        c.action === 'error' ||
+        (c.action === 'remove' && run.metadata.target[c.name] !== undefined),
+    )
     .map((c) => c.name);
   if (name === null) {
     const estimated = plan.unestimated.length === 0 ? plan.estimatedSeconds : undefined;

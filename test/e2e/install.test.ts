@@ -407,6 +407,18 @@ describe('controls', () => {
     expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
   });
 
+  it('--delete of a component the release has: its verification artifacts are told it is left out, and it commits unverified', async () => {
+    // The fixture's target-state.sh checks every component of the release but
+    // those FERRY_SKIPPED names; a deleted one was not among them, so every
+    // --delete of a component the release keeps failed the test pass.
+    const root = await fresh('1.2.0');
+    const result = await install(tar['1.3.0'] as string, root, '--delete', 'maps');
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(await markers(root)).toContain('skipped maps');
+    expect(await status(root)).toMatchObject({ release: '1.3.0', verified: false });
+    expect((await status(root)).components.maps).toBeUndefined();
+  });
+
   it('--force replaces a drifted component', async () => {
     const root = await fresh('1.1.0');
     const file = join(root, 'var/lib/ferry/state.json');

@@ -63,12 +63,48 @@ export function nextState(
     highestRelease: raises ? release : old.highestRelease,
     components,
     ...(plan.reachesTarget ? {} : { partial: partialRecord(old, components, metadata) }),
-    previous: previousOf(old),
+    previous: previousOf({ ...old, components: withRemovesRun(old, plan, metadata) }),
     previousIsNewer: false,
     transaction: id,
     timeFloor: laterTime(old.timeFloor, metadata.release.createdAt),
     ...(revokedKeys ? { revokedKeys } : {}),
   };
+}
+
+/** The remove artifacts a removal runs from the bundle; none: the installed version's kept ones run. */
+export function bundleRemoves(metadata: BundleMetadata, name: string): ArtifactRef[] {
+  return (
+    metadata.removed[name]?.artifacts.remove ?? metadata.components[name]?.artifacts.remove ?? []
+  );
+}
+
+/**
+ * The installed components, each removed with this bundle's own remove
+ * artifacts recorded with those (the install keeps them in place of its
+ * version's): a rollback going forward redoes the removal with what ran.
+ */
+function withRemovesRun(
+  old: ApplianceState,
+  plan: Plan,
+  metadata: BundleMetadata,
+): ApplianceState['components'] {
+  const components = { ...old.components };
+  for (const entry of plan.components) {
+    const installed = old.components[entry.name];
+    const refs = bundleRemoves(metadata, entry.name);
+    if (entry.action !== 'remove' || !installed || refs.length === 0) continue;
+    const { digests } = installed.artifacts;
+    components[entry.name] = {
+      ...installed,
+      artifacts: {
+        ...installed.artifacts,
+        remove: refs.map((ref) => fileName(ref.path)),
+        // A version an older Ferry installed recorded no digests for its other passes.
+        ...(digests ? { digests: { ...digests, remove: refs.map(digestOf) } } : {}),
+      },
+    };
+  }
+  return components;
 }
 
 function digestOf(ref: ArtifactRef): KeptDigest {

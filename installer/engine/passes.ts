@@ -24,7 +24,7 @@ import {
 import type { AppliancePaths } from '../appliance.js';
 import { keptProblem, requireKeptAsSigned, verifyInstalled } from './installed-files.js';
 import { pathExists, pointLink, syncTree } from './journal.js';
-import { nextState } from './next-state.js';
+import { bundleRemoves, nextState } from './next-state.js';
 import { chmodChecked, StepFailed, type ArtifactScope, type Transaction } from './transaction.js';
 
 /**
@@ -234,17 +234,6 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
 }
 
 /**
- * Remove artifacts come from this bundle when it names them, else from what
- * the installed version kept; then `current` goes.
- */
-/** The remove artifacts a removal runs from the bundle; none: the installed version's kept ones run. */
-function bundleRemoves(metadata: BundleMetadata, name: string): ArtifactRef[] {
-  return (
-    metadata.removed[name]?.artifacts.remove ?? metadata.components[name]?.artifacts.remove ?? []
-  );
-}
-
-/**
  * Refuses, before anything changes, an install that would run a kept remove
  * artifact that is not as its bundle signed it (it runs as root); versions an
  * older Ferry installed recorded no digests, and theirs run unchecked.
@@ -276,6 +265,10 @@ export async function checkKeptRemoves(
   }
 }
 
+/**
+ * Remove artifacts come from this bundle when it names them, else from what
+ * the installed version kept; then `current` goes.
+ */
 async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
   const t = run.transaction;
   const { name } = entry;
@@ -291,6 +284,9 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
   if (fromBundle.length > 0) {
     const dir = t.artifacts;
     for (const ref of fromBundle) await runArtifact(run, join(dir, ref.path), 'remove', name);
+    // Kept in place of the version's own, and so recorded (nextState): a rollback
+    // going forward redoes this removal with what this install ran.
+    await keepPass(run, name, version, 'remove', fromBundle);
   } else {
     const installed = t.appliance.state.components[name];
     const scope = { ...scopeOf(run, name), installDir: versionDir(t, name, version) };
@@ -316,30 +312,38 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
  * sha256s, and rollback runs only files that match them.
  */
 async function keepArtifacts(run: Installation, name: string, version: string): Promise<void> {
+  for (const pass of ['rollback', 'remove', 'update'] as const)
+    await keepPass(run, name, version, pass, run.metadata.components[name]?.artifacts[pass] ?? []);
+}
+
+async function keepPass(
+  run: Installation,
+  name: string,
+  version: string,
+  pass: 'rollback' | 'remove' | 'update',
+  refs: readonly ArtifactRef[],
+): Promise<void> {
   const t = run.transaction;
   const into = join(t.paths.lib, 'artifacts', name, version);
   const prepared = join(t.paths.journal, 'keep', name, version);
+  const from = join(t.artifacts, 'artifacts', name, pass);
+  const to = join(into, pass);
+  if (!(await pathExists(from))) return;
   await t.ensureDir(join(t.paths.lib, 'artifacts'));
   await t.ensureDir(join(t.paths.lib, 'artifacts', name));
   await t.ensureDir(into);
-  for (const pass of ['rollback', 'remove', 'update'] as const) {
-    const from = join(t.artifacts, 'artifacts', name, pass);
-    const to = join(into, pass);
-    if (!(await pathExists(from))) continue;
-    if (await pathExists(to)) {
-      const refs = run.metadata.components[name]?.artifacts[pass] ?? [];
-      if (await keptAsSigned(to, refs)) continue;
-      // Into the journal's folder, which goes with the transaction; an undo moves it back.
-      const replaced = join(prepared, `${pass}.replaced`);
-      await mkdir(prepared, { recursive: true });
-      await t.record({ op: 'move', from: to, to: replaced });
-      await rename(to, replaced);
-    }
-    const copy = join(prepared, pass);
-    await cp(from, copy, { recursive: true });
-    await t.record({ op: 'move', from: copy, to });
-    await rename(copy, to);
+  if (await pathExists(to)) {
+    if (await keptAsSigned(to, refs)) return;
+    // Into the journal's folder, which goes with the transaction; an undo moves it back.
+    const replaced = join(prepared, `${pass}.replaced`);
+    await mkdir(prepared, { recursive: true });
+    await t.record({ op: 'move', from: to, to: replaced });
+    await rename(to, replaced);
   }
+  const copy = join(prepared, pass);
+  await cp(from, copy, { recursive: true });
+  await t.record({ op: 'move', from: copy, to });
+  await rename(copy, to);
 }
 
 /** Whether a kept pass folder holds exactly the files `refs` sign, each as signed. */

@@ -1,8 +1,15 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, EPOCH, ferry, tempDir, workspace } from '../helpers.js';
-import { cloneAppliance, initAppliance, installOk, markers, status } from './appliance.js';
+import {
+  cloneAppliance,
+  initAppliance,
+  installOk,
+  markers,
+  snapshot,
+  status,
+} from './appliance.js';
 
 // Release 1.4.0 is 1.3.0 with a component 1.3.0 has not: metrics. Rolling back
 // from 1.4.0 takes metrics away (its kept restore.sh runs); rolling back again
@@ -215,5 +222,53 @@ describe('an install that removes a component with the remove artifacts its vers
     await installOk(withoutRemoves, root);
     expect((await markers(root)).slice(before)).toContain('remove legacy-agent 0.9.0 none');
     expect((await status(root)).release).toBe('1.5.0');
+  });
+});
+
+describe('a rollback going forward over a removal', () => {
+  // The removal ran 1.7.0's own uninstall script (mended since 0.9.0's
+  // install kept its own); redoing that install must run the same one.
+  it("runs the removing bundle's remove artifacts again, not the ones the removed version kept", async () => {
+    const product = join(dir, 'mended');
+    await mkdir(product);
+    const ws = await workspace(product);
+    const out = join(product, 'bundles');
+    const bundles = await buildAll(ws, out, 'tar', ['1.0.0']);
+    const uninstall = await readFile(join(ws.product, 'scripts/legacy-agent/uninstall.sh'), 'utf8');
+    await writeFile(
+      join(ws.product, 'scripts/legacy-agent/uninstall-mended.sh'),
+      uninstall.replace('echo "$FERRY_PASS $FERRY_COMPONENT', 'echo "mended $FERRY_COMPONENT'),
+      { mode: 0o755 },
+    );
+    await writeFile(
+      join(ws.product, 'release-1.7.0.yaml'),
+      (await readFile(join(ws.product, 'release-1.3.0.yaml'), 'utf8'))
+        .replace("release: '1.3.0'", "release: '1.7.0'")
+        .replace('legacy-agent/uninstall.sh', 'legacy-agent/uninstall-mended.sh'),
+    );
+    const mended = (await buildAll(ws, out, 'tar', ['1.7.0']))['1.7.0'] as string;
+    const root = join(product, 'root');
+    await initAppliance(ws, root);
+    await installOk(bundles['1.0.0'] as string, root);
+    // Failing after the removal kept them: the kept ones of 0.9.0 are back, byte for byte.
+    const before = await snapshot(root);
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/verify'), '');
+    expect((await ferry(['install', mended, '--root', root, '--yes'])).code).toBe(1);
+    expect(await snapshot(root)).toEqual(before);
+    await rm(join(root, 'fail'), { recursive: true });
+    await installOk(mended, root);
+    expect(await markers(root)).toContain('mended legacy-agent 0.9.0 none');
+
+    for (const way of ['back', 'forward']) {
+      const rolled = await ferry(['rollback', '--root', root, '--yes']);
+      expect(rolled.code, `${way}: ${rolled.stderr}`).toBe(0);
+    }
+    const ran = await markers(root);
+    // The failed install, the install, and the rollback going forward.
+    expect(ran.filter((line) => line === 'mended legacy-agent 0.9.0 none')).toHaveLength(3);
+    expect(ran).not.toContain('remove legacy-agent 0.9.0 none');
+    expect(await status(root)).toMatchObject({ release: '1.7.0', verified: true });
+    expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
   });
 });

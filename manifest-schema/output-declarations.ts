@@ -40,14 +40,15 @@ const Failure = Type.Object({
 /**
  * Components whose rollback artifacts ran in a rollback that was then undone,
  * and those artifacts, when their update artifacts could not run again to undo
- * them (none kept, or one failed).
+ * them (none kept, or one failed); and those whose remove artifacts ran in an
+ * install or a rollback that was undone.
  */
 const NotUndone = Type.Array(
   Type.Object({
     component: Type.String(),
     artifacts: Type.Array(Type.String()),
-    /** "update": update artifacts a rollback going forward ran, whose kept rollback artifacts differed from what their bundle signed. */
-    pass: Type.Optional(Type.Literal('update')),
+    /** "update": update artifacts a rollback going forward ran, whose kept rollback artifacts differed from what their bundle signed; "remove": remove artifacts, which nothing undoes. */
+    pass: Type.Optional(Type.Union([Type.Literal('update'), Type.Literal('remove')])),
   }),
 );
 const Plan = {
@@ -279,8 +280,9 @@ export const OUTPUT_SCHEMAS = {
       failure: Failure,
       log: Type.String(),
       bytesRead: Type.Integer(),
+      notUndone: NotUndone,
     },
-    ['failure', 'log', 'bytesRead'],
+    ['failure', 'log', 'bytesRead', 'notUndone'],
   ),
   rollback: result(
     {

@@ -48,7 +48,8 @@ export const command: Command = {
         }
       : undefined;
     const { install } = await import('../../installer/engine/install.js');
-    const { exitCodeOf, catchStopSignals } = await import('../../installer/engine/events.js');
+    const { exitCodeOf, catchStopSignals, rolledBackSummary } =
+      await import('../../installer/engine/events.js');
     const reason = optional(values, 'reason');
     const progress = await progressPrinter();
     const stopping = catchStopSignals((line) => process.stderr.write(`${line}\n`));
@@ -81,14 +82,17 @@ export const command: Command = {
     const { plan, ...rest } = result;
     return {
       json: { type: 'result', ...plan, ...rest },
-      human: formatInstall(result),
+      human: formatInstall(result, rolledBackSummary),
       exitCode: exitCodeOf(result),
       jsonLines: true,
     };
   },
 };
 
-function formatInstall(result: InstallResult): string {
+function formatInstall(
+  result: InstallResult,
+  rolledBackSummary: (result: InstallResult) => string,
+): string {
   const { plan } = result;
   const lines: string[] = [];
   if (result.outcome === 'committed') {
@@ -96,9 +100,7 @@ function formatInstall(result: InstallResult): string {
       `COMMITTED: ${plan.product} is at ${plan.to}${plan.reachesTarget ? '' : ' (not a verified release: components were skipped, deleted or left out)'}`,
     );
   } else if (result.outcome === 'rolled-back') {
-    lines.push(
-      `ROLLED BACK: ${plan.product} is still at ${plan.from ?? '(empty)'}; everything was undone`,
-    );
+    lines.push(`ROLLED BACK: ${plan.product} ${rolledBackSummary(result)}`);
   } else if (plan.verdict === 'blocked') {
     lines.push(formatPlan(plan), '', 'UNCHANGED: the plan is blocked; nothing was changed');
   } else if (result.failure) {

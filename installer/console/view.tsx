@@ -1,6 +1,11 @@
 import { Box, Text } from 'ink';
 import { duration } from '../../manifest-schema/index.js';
-import { failedRollbackSummary, unchangedRollbackSummary, type Failure } from '../engine/events.js';
+import {
+  failedRollbackSummary,
+  rolledBackSummary,
+  unchangedRollbackSummary,
+  type Failure,
+} from '../engine/events.js';
 import type { ComponentPlan, Plan } from '../plan.js';
 import {
   blockedBy,
@@ -492,7 +497,7 @@ function verdict(state: ConsoleState): Line {
     };
   if (result.outcome === 'rolled-back')
     return {
-      text: `✘ ROLLED BACK: everything was undone; ${product} is still at ${result.from ?? '(nothing)'}`,
+      text: `✘ ROLLED BACK: ${product} ${rolledBackSummary(result)}`,
       ...red,
     };
   return {

@@ -91,14 +91,17 @@ export interface NotUndone {
   artifacts: string[];
   /**
    * Set when they are update artifacts a rollback going forward ran, which
-   * a kept rollback artifact changed on disk could not undo.
+   * a kept rollback artifact changed on disk could not undo; or remove
+   * artifacts, which nothing undoes.
    */
-  pass?: 'update';
+  pass?: 'update' | 'remove';
 }
 
-/** What ran, in words: "rollback artifacts" unless update artifacts are among them. */
+/** What ran, in words: rollback or remove artifacts when all are of that kind. */
 export function notUndoneKind(items: readonly NotUndone[]): string {
-  return items.some((item) => item.pass === 'update') ? 'artifacts' : 'rollback artifacts';
+  const passes = new Set(items.map((item) => item.pass ?? 'rollback'));
+  const [only] = passes;
+  return passes.size === 1 && only !== 'update' ? `${only} artifacts` : 'artifacts';
 }
 
 export interface InstallResult {
@@ -112,6 +115,8 @@ export interface InstallResult {
   /** Bytes of the bundle file read, metadata included. */
   bytesRead?: number;
   plan: Plan;
+  /** Set when the install was undone after remove artifacts ran: see NotUndone. */
+  notUndone?: NotUndone[];
 }
 
 export interface RollbackResult {
@@ -128,6 +133,18 @@ export interface RollbackResult {
   log?: string;
   /** Set when the rollback was undone after rollback artifacts ran: see NotUndone. */
   notUndone?: NotUndone[];
+}
+
+/**
+ * What an install undone left, after "ROLLED BACK: PRODUCT ": "everything was
+ * undone" is false once a remove artifact ran.
+ */
+export function rolledBackSummary(result: InstallResult): string {
+  const from = result.from ?? '(empty)';
+  const ran = result.notUndone ?? [];
+  if (ran.length === 0) return `is still at ${from}; everything was undone`;
+  const names = ran.map((item) => item.component).join(', ');
+  return `has its files at ${from} again; ${notUndoneKind(ran)} of ${names} ran and were not undone: see the warnings`;
 }
 
 /**

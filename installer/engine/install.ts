@@ -184,7 +184,7 @@ function interrupted(
 async function transact(
   run: Installation,
   interruptOf: (error: unknown) => unknown,
-): Promise<Pick<InstallResult, 'outcome' | 'failure'>> {
+): Promise<Pick<InstallResult, 'outcome' | 'failure' | 'notUndone'>> {
   const t = run.transaction;
   try {
     try {
@@ -210,7 +210,8 @@ async function transact(
         );
       });
     } catch (error) {
-      return { outcome: 'rolled-back', failure: (await t.rollBack(error)).failure };
+      const { failure, notUndone } = await t.rollBack(error);
+      return { outcome: 'rolled-back', failure, ...(notUndone.length > 0 ? { notUndone } : {}) };
     }
     return { outcome: 'committed' };
   } finally {

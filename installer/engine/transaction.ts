@@ -618,6 +618,8 @@ export async function undoAll(
   const notUndone = [
     ...rollbackRuns(steps).filter((item) => !redone.has(item.component)),
     ...updateRuns(steps).filter((item) => unrestored.has(item.component)),
+    // What a remove artifact did (a service, a user or data gone) has no undo.
+    ...runsOf(steps, 'remove').map((item) => ({ ...item, pass: 'remove' as const })),
   ];
   for (const item of notUndone) emit({ type: 'warning', message: notUndoneWarning(item, header) });
   return notUndone;
@@ -696,6 +698,12 @@ export function notUndoneWarning(item: NotUndone, header: TransactionHeader): st
   const { component } = item;
   const from = header.from ?? '(empty)';
   const to = header.to ?? '(empty)';
+  if (item.pass === 'remove')
+    return (
+      `${component}: remove artifacts ${item.artifacts.join(', ')} ran before the ${header.operation} from ${from} to ${to} was undone; ` +
+      `Ferry cannot undo what they did outside its folders: ${component}'s files and current are back, what the scripts removed or stopped may not be. ` +
+      `Check ${component} and put back by hand what they undid: no install does it, since ${component} is at its version with its files as signed, so its update artifacts do not run`
+    );
   if (item.pass === 'update')
     return (
       `${component}: update artifacts ${item.artifacts.join(', ')} ran before the rollback from ${from} to ${to} was undone, and its kept rollback artifacts did not run to undo them (see the warning before); ` +

@@ -484,7 +484,7 @@ describe('ferry console in a terminal', () => {
     runConsole('after', root, [media], { width: 80, height: 24 });
     await terminal.waitFor('after', '[Enter] apply', { visible: true });
     terminal.keys('after', 'Enter');
-    const failed = await terminal.waitFor('after', 'ROLLED BACK: everything was undone', {
+    const failed = await terminal.waitFor('after', 'is still at 1.1.0; everything was undone', {
       visible: true,
     });
     expect(failed).toContain('[l] the log');

@@ -248,6 +248,27 @@ describe('failures leave the appliance exactly as it was', () => {
     });
   });
 
+  it('after a remove artifact ran: the files are back, and what the script did is named as not undone', async () => {
+    // The README says Ferry cannot undo a remove artifact; "everything was undone" said it had.
+    const { result, last, ran } = await failing('verify', '1.2.0');
+    expect(result.code).toBe(1);
+    expect(ran).toContain('remove legacy-agent 0.9.0 none');
+    expect(last).toMatchObject({
+      outcome: 'rolled-back',
+      notUndone: [{ component: 'legacy-agent', artifacts: ['uninstall.sh'], pass: 'remove' }],
+    });
+    const human = await failing('legacy-agent.remove', '1.2.0');
+    expect(human.result.code).toBe(1);
+    const text = await install(tar['1.3.0'] as string, human.root);
+    expect(text.stdout).toContain(
+      'ROLLED BACK: acme-appliance has its files at 1.2.0 again; remove artifacts of legacy-agent ran and were not undone: see the warnings',
+    );
+    expect(text.stdout).not.toContain('everything was undone');
+    expect(text.stderr).toContain(
+      'legacy-agent: remove artifacts uninstall.sh ran before the install from 1.2.0 to 1.3.0 was undone',
+    );
+  });
+
   it('a timed-out artifact: its process group is killed and everything rolled back', async () => {
     const root = await fresh('1.1.0');
     const config = join(root, 'etc/ferry/appliance.yaml');

@@ -377,10 +377,31 @@ describe('console screens', () => {
     ]);
     const text = frame(state);
     expect(text).toContain(
-      '✘ ROLLED BACK: everything was undone; acme-appliance is still at 1.0.0',
+      '✘ ROLLED BACK: acme-appliance is still at 1.0.0; everything was undone',
     );
     expect(text).toContain('web failed in the test pass (check-pages.sh): exited with status 1');
     expect(text).toContain('web: test failed on request');
+  });
+
+  it('rolled back after a remove artifact ran: not that everything was undone', () => {
+    const failure = {
+      component: null,
+      pass: 'test' as const,
+      artifact: 'target-state.sh',
+      status: 'exited with status 1',
+      tail: '',
+    };
+    const notUndone = [
+      { component: 'legacy-agent', artifacts: ['uninstall.sh'], pass: 'remove' as const },
+    ];
+    const state = after(initialState(appliance, [candidate()]), [
+      { type: 'start', at: 0 },
+      { type: 'result', result: result({ outcome: 'rolled-back', failure, notUndone }) },
+    ]);
+    // The line wraps at the screen's width.
+    const text = frame(state).replace(/\s+/g, ' ');
+    expect(text).toContain('remove artifacts of legacy-agent ran and were not undone');
+    expect(text).not.toContain('everything was undone');
   });
 
   it('a rollback stopped before it began says nothing changed, not that the previous record is the one installed', () => {

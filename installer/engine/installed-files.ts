@@ -145,6 +145,8 @@ export async function keptProblem(
   if (!stats) return 'is missing';
   if (!stats.isFile()) return 'is no longer a regular file';
   if (stats.size !== digest.size) return `is ${stats.size} bytes, not ${digest.size}`;
+  // Kept 0755: without an execute bit it would fail to start only once the artifacts before it had run.
+  if ((stats.mode & 0o111) === 0) return `is not executable (mode ${octal(stats.mode & 0o7777)})`;
   // Streamed: an artifact may be a large program, not only a script.
   const hash = createHash('sha256');
   try {

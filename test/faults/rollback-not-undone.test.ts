@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -370,6 +370,28 @@ describe('kept artifacts changed on disk since their bundle signed them', () => 
       /^api 2\.1\.0's kept rollback artifact restore\.sh.*it is missing$/,
     );
     expect(await markersSince(gone, 0)).not.toContain('rollback api 2.0.0 2.1.0');
+  });
+
+  it('one whose execute bit was taken away (a copy or backup that kept no modes): refused as drift before anything runs', async () => {
+    // Its bytes match, so it passed the check, and the rollback ran web's and
+    // api's restore.sh before db's failed to start (exit 126), then undid them.
+    const root = await at130('kept-not-executable');
+    const kept = join(root, KEPT, 'db/4.0.0/rollback/restore.sh');
+    await chmod(kept, 0o644);
+    const stateBefore = await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8');
+    const started = (await markers(root)).length;
+    const result = await ferry(['rollback', '--root', root, '--yes']);
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr).toContain(
+      "E_DRIFT: db 4.0.0's kept rollback artifact restore.sh, which the rollback would run, is not as its bundle signed it: it is not executable (mode 0644)",
+    );
+    expect(await markersSince(root, started)).toEqual([]);
+    expect(await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8')).toBe(stateBefore);
+
+    await chmod(kept, 0o755);
+    const rolled = await ferry(['rollback', '--root', root, '--yes']);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect((await status(root)).release).toBe('1.0.0');
   });
 
   it('recorded by an older Ferry (no digests): run as before, unchecked', async () => {

@@ -397,9 +397,15 @@ export async function undoStep(step: JournalStep): Promise<void> {
 /** Atomically points `link` at `target` (relative), or removes it when target is null. */
 export async function pointLink(link: string, target: string | null): Promise<void> {
   if (target === null) {
-    await unlink(link).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
+    const gone = await unlink(link).then(
+      () => false,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+        return true;
+      },
+    );
+    // Nothing changed, and its folder may be gone too (a component removed by hand).
+    if (gone) return;
   } else {
     const current = await readlink(link).catch(() => null);
     if (current === target) return;

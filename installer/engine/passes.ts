@@ -228,7 +228,9 @@ async function activate(run: Installation, entry: ComponentPlan): Promise<void> 
   await t.record({ op: 'move', from: payloadDir(t.staging, name), to: target });
   await rename(payloadDir(t.staging, name), target);
   await keepArtifacts(run, name, to);
-  await t.record({ op: 'switch', component: name, link, from, to });
+  // As in `remove`: an undo puts back the link that was there, if any.
+  const was = await readlink(link).catch(() => null);
+  await t.record({ op: 'switch', component: name, link, from: was, to });
   await pointLink(link, to);
   t.emit({ type: 'step', pass: 'update', component: name, status: 'done' });
 }
@@ -296,7 +298,9 @@ async function remove(run: Installation, entry: ComponentPlan): Promise<void> {
     }
   }
   const link = join(t.paths.opt, name, 'current');
-  await t.record({ op: 'switch', component: name, link, from: version, to: null });
+  // What the link is, not what the record says: one removed by hand is not made again by an undo.
+  const from = await readlink(link).catch(() => null);
+  await t.record({ op: 'switch', component: name, link, from, to: null });
   await pointLink(link, null);
   t.emit({ type: 'step', pass: 'update', component: name, status: 'done' });
 }

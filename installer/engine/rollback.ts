@@ -1,3 +1,4 @@
+import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
 import { removalOrder } from '../plan.js';
@@ -262,7 +263,9 @@ async function switchBack(
       await t.run(join(kept, file), pass, scope, t.timeout(owner.timeoutSeconds));
   }
   const link = join(paths.opt, name, 'current');
-  await t.record({ op: 'switch', component: name, link, from: current?.version ?? null, to: back });
+  // What the link is, as an install records it: an undo puts back only what was there.
+  const was = await readlink(link).catch(() => null);
+  await t.record({ op: 'switch', component: name, link, from: was, to: back });
   await pointLink(link, back);
   t.emit({ type: 'step', pass: 'rollback', component: name, status: 'done' });
 }

@@ -466,6 +466,49 @@ describe('controls', () => {
   });
 });
 
+describe('a component removed by hand that the bundle drops', () => {
+  // The plan calls it drift and offers --delete or --force; either ended in
+  // E_IO with an undo that failed too, and every later recover in E_INTERNAL:
+  // the switch's undo made a `current` in a folder that was gone.
+  for (const control of ['--delete', '--force'])
+    it(`${control} legacy-agent removes it from the record, and makes nothing of it again`, async () => {
+      const root = await fresh('1.2.0');
+      await rm(join(root, 'opt/ferry/legacy-agent'), { recursive: true });
+      const blocked = await install(tar['1.3.0'] as string, root);
+      expect(blocked.code).toBe(4);
+      expect(blocked.stdout).toContain('--delete legacy-agent to remove it');
+
+      const result = await install(tar['1.3.0'] as string, root, control, 'legacy-agent');
+      expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+      expect((await status(root)).components['legacy-agent']).toBeUndefined();
+      expect(await readdir(join(root, 'opt/ferry'))).not.toContain('legacy-agent');
+      expect((await ferry(['status', '--root', root, '--verify'])).code).toBe(0);
+    });
+
+  it('a forced reinstall of a component whose `current` was removed by hand, undone: still none', async () => {
+    const root = await fresh('1.2.0');
+    await rm(join(root, 'opt/ferry/web/current'));
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/verify'), '');
+    const before = await snapshot(root);
+    const result = await install(tar['1.3.0'] as string, root, '--force', 'web');
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(1);
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('an install undone after removing it leaves no `current` it never had', async () => {
+    const root = await fresh('1.2.0');
+    await rm(join(root, 'opt/ferry/legacy-agent'), { recursive: true });
+    await mkdir(join(root, 'fail'));
+    await writeFile(join(root, 'fail/verify'), '');
+    const before = await snapshot(root);
+    const result = await install(tar['1.3.0'] as string, root, '--delete', 'legacy-agent');
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(1);
+    expect(await snapshot(root)).toEqual(before);
+    expect((await ferry(['recover', '--root', root])).code).toBe(0);
+  });
+});
+
 describe('files changed by hand', () => {
   interface PlanJson {
     verdict: string;

@@ -383,6 +383,9 @@ export async function undoStep(step: JournalStep): Promise<void> {
       await rename(step.to, step.from);
     }
   } else if (step.op === 'switch') {
+    // Its folder gone (removed by hand, or journaled from the record by an older Ferry), no
+    // version is left there to point at.
+    if (step.from !== null && !(await pathExists(dirname(step.link)))) return;
     await pointLink(step.link, step.from);
   } else if (step.op === 'mkdir') {
     await rmdir(step.path).catch(() => undefined);

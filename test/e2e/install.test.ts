@@ -496,6 +496,27 @@ describe('a component removed by hand that the bundle drops', () => {
     expect(await snapshot(root)).toEqual(before);
   });
 
+  it('cut after journaling its switch, then its folder removed by hand: recover puts back no link into nothing', async () => {
+    // An older Ferry journaled such a switch from the recorded version; undoing
+    // it made a link in a folder that was gone: E_INTERNAL on every recover.
+    for (let point = 1; point < 20; point++) {
+      const root = await fresh('1.2.0');
+      const cut = await ferry(['install', tar['1.3.0'] as string, '--root', root, '--yes'], {
+        env: { FERRY_TEST_CRASH_AT: String(point) },
+      });
+      expect(cut.code, `point ${point}: ${cut.stderr}`).toBe(-1);
+      const steps = await readFile(join(root, 'var/lib/ferry/journal/steps.jsonl'), 'utf8');
+      if (!steps.trim().split('\n').at(-1)?.includes('"op":"switch"')) continue;
+      await rm(join(root, 'opt/ferry/legacy-agent'), { recursive: true });
+      const recovered = await ferry(['recover', '--root', root]);
+      expect(recovered.code, recovered.stderr).toBe(0);
+      expect((await status(root)).release).toBe('1.2.0');
+      expect(await readdir(join(root, 'opt/ferry'))).not.toContain('legacy-agent');
+      return;
+    }
+    throw new Error('no cut point after the switch');
+  });
+
   it('an install undone after removing it leaves no `current` it never had', async () => {
     const root = await fresh('1.2.0');
     await rm(join(root, 'opt/ferry/legacy-agent'), { recursive: true });

@@ -701,8 +701,8 @@ export function notUndoneWarning(item: NotUndone, header: TransactionHeader): st
   if (item.pass === 'remove')
     return (
       `${component}: remove artifacts ${item.artifacts.join(', ')} ran before the ${header.operation} from ${from} to ${to} was undone; ` +
-      `Ferry cannot undo what they did outside its folders: ${component}'s files and current are back, what the scripts removed or stopped may not be. ` +
-      `Check ${component} and put back by hand what they undid: no install does it, since ${component} is at its version with its files as signed, so its update artifacts do not run`
+      `Ferry cannot undo what they did outside its folders: ${component}'s files are back, what the scripts removed or stopped may not be. ` +
+      `Check ${component} and put back by hand what they undid: an install that keeps ${component} at its version does not run its update artifacts`
     );
   if (item.pass === 'update')
     return (

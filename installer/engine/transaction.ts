@@ -208,7 +208,18 @@ export class Transaction {
   }
 
   static async begin(start: TransactionStart): Promise<Transaction> {
-    await mkdir(start.appliance.paths.logs, { recursive: true });
+    const { logs } = start.appliance.paths;
+    await mkdir(logs, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST' && error.code !== 'ENOTDIR') throw error;
+      throw new FerryError(
+        'E_STATE_INVALID',
+        `${logs} is not a folder: Ferry writes each transaction's log there, so nothing was changed`,
+        {
+          file: logs,
+          hint: `move it aside (\`mv ${logs} ${logs}.bad\`) and run the command again`,
+        },
+      );
+    });
     const transaction = new Transaction(start, transactionId());
     const { id } = transaction;
     transaction.emit({

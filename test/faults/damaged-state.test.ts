@@ -243,6 +243,23 @@ describe('damaged appliance files', () => {
     expect(refused.stderr).toMatch(new RegExp(`E_YAML: ${file}:\\d+:\\d+: `));
   });
 
+  it('a file in place of the logs folder: install and rollback name it (E_STATE_INVALID), nothing changed', async () => {
+    // It was E_INTERNAL, "a bug in Ferry", from the mkdir of the folder.
+    const root = await copy('logs-a-file');
+    await installOk(product.bundles['1.1.0'] as string, root);
+    const logs = join(root, 'var/lib/ferry/logs');
+    await rm(logs, { recursive: true });
+    await writeFile(logs, 'not a folder\n');
+    const before = await snapshot(root, []);
+    for (const args of [['install', product.bundles['1.2.0'] as string], ['rollback']]) {
+      const refused = await ferry([...args, '--root', root, '--yes']);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`E_STATE_INVALID: ${logs} is not a folder`);
+      expect(refused.stderr).not.toContain('E_INTERNAL');
+      expect(await snapshot(root, [])).toEqual(before);
+    }
+  });
+
   it('with state.json lost, the hint does not lead init to replace the appliance', async () => {
     const root = await copy('no-state');
     const trust = await readFile(join(root, 'etc/ferry/trust.json'), 'utf8');

@@ -189,7 +189,7 @@ export const ERROR_CODES = {
   E_CHANNEL_SET_BACK: {
     exit: 3,
     summary:
-      'a channel holds an older document than this machine pulled from it before (set back), the repository follows an older trust root than then, or it is not the one it pulled from',
+      'a channel holds an older document than this machine pulled from it before, or than the last move the audit log records (set back), the repository follows an older trust root than then, or it is not the one it pulled from',
   },
   E_MEDIA_INDEX_INVALID: {
     exit: 3,

@@ -677,6 +677,68 @@ async function readChannel(ctx: Context, name: string): Promise<Read<ChannelDoc>
   return found;
 }
 
+/**
+ * Why `doc` is behind the log (the channel holds an older document than the last move the log
+ * records for it), or undefined when it is not. `events` holds at least those after the
+ * document's event.
+ */
+function channelBehind(
+  ctx: Context,
+  name: string,
+  doc: Read<ChannelDoc> | undefined,
+  events: readonly AuditEvent[],
+): { last: AuditEvent; message: string } | undefined {
+  const last = events.filter((event) => movedChannel(event) === name).at(-1);
+  if (!last || (doc && doc.value.auditSeq >= last.seq)) return undefined;
+  return {
+    last,
+    message: `${ctx.store.name}: channel ${name} ${doc ? `holds ${doc.value.version} from event ${doc.value.auditSeq}` : 'holds nothing'}, but event ${last.seq} moved it to ${String(last.subject.version)} after that`,
+  };
+}
+
+/**
+ * A write refuses a channel it moves or judges by that is behind the log. An older
+ * document put back is validly signed; a move on top of it would number its document
+ * as one the channel already had (a fork, which every machine that pulled the channel
+ * refuses for good) and hide the set-back from `history --verify`, and a promotion would
+ * judge by a version the channel no longer holds. Only the move a writer stopped before
+ * making (its event written, the channel not moved) is taken: the same move, run again.
+ */
+function refuseSetBack(
+  ctx: Context,
+  name: string,
+  doc: Read<ChannelDoc> | undefined,
+  events: readonly AuditEvent[],
+  completing?: { version: string; digest: string },
+): void {
+  const behind = channelBehind(ctx, name, doc, events);
+  if (
+    !behind ||
+    (completing !== undefined &&
+      behind.last.subject.version === completing.version &&
+      behind.last.subject.digest === completing.digest)
+  )
+    return;
+  throw new FerryError('E_CHANNEL_SET_BACK', `${behind.message}: nothing was written`, {
+    reference: TAGS.channel(name),
+    hint: `the channel was set back behind Ferry’s back (run \`ferry history --verify\`); if the writer of event ${behind.last.seq} (${behind.last.op} ${String(behind.last.subject.version)} by ${behind.last.actor}) was stopped before it moved the channel, run that command again`,
+  });
+}
+
+/** The events after `seq` up to the head, for a write that reads no more of the log. */
+async function eventsSince(
+  ctx: Context,
+  seq: number,
+  head: Head | undefined,
+): Promise<AuditEvent[]> {
+  const events: AuditEvent[] = [];
+  for (let at = seq + 1; at <= (head?.seq ?? 0); at++) {
+    const event = await readEvent(ctx, at);
+    if (event) events.push(event.value);
+  }
+  return events;
+}
+
 function knownChannel(policy: Policy, name: string, repo: string): void {
   if (!Object.hasOwn(policy.channels, name))
     throw new FerryError('E_UNKNOWN_CHANNEL', `${repo} has no channel ${name}`, {
@@ -1163,6 +1225,14 @@ async function publishWith(
     bundle: { digest: sha256, size, fileName: basename(options.bundle), format },
   });
   const digest = existing?.digest ?? manifest.digest;
+  if (options.channel !== undefined)
+    refuseSetBack(
+      ctx,
+      options.channel,
+      channel,
+      await eventsSince(ctx, channel?.value.auditSeq ?? 0, head),
+      { version, digest },
+    );
   const result: PublishResult = {
     repo: ctx.store.name,
     version,
@@ -1836,16 +1906,12 @@ async function historyOf(
             hint: 'the channel was moved behind Ferry’s back, or by a writer that lost a race',
           },
         );
-      const last = lastMove.get(name);
-      if (last && (!doc || doc.value.auditSeq < last.seq))
-        throw new FerryError(
-          'E_AUDIT_BROKEN',
-          `${ctx.store.name}: channel ${name} ${doc ? `holds ${doc.value.version} from event ${doc.value.auditSeq}` : 'holds nothing'}, but event ${last.seq} moved it to ${String(last.subject.version)} after that`,
-          {
-            reference: tag,
-            hint: `the channel was set back behind Ferry’s back; if the writer of event ${last.seq} was stopped before it moved the channel, run that command again`,
-          },
-        );
+      const behind = channelBehind(ctx, name, doc, events);
+      if (behind)
+        throw new FerryError('E_AUDIT_BROKEN', behind.message, {
+          reference: tag,
+          hint: `the channel was set back behind Ferry’s back; if the writer of event ${behind.last.seq} was stopped before it moved the channel, run that command again`,
+        });
     }
   }
   // The filter comes after the walk: --verify always checks the whole chain.
@@ -2100,6 +2166,11 @@ async function promoteWith(ctx: Context, options: PromoteOptions): Promise<Promo
     });
   const source = from === undefined ? undefined : await readChannel(ctx, from);
   const target = await readChannel(ctx, options.to);
+  if (from !== undefined) refuseSetBack(ctx, from, source, events);
+  refuseSetBack(ctx, options.to, target, events, {
+    version: options.version,
+    digest: version.digest,
+  });
   const found =
     from === undefined ? [] : await approvals(ctx, events, version.digest, from, options.to);
   const extra =
@@ -2246,7 +2317,9 @@ async function gcWith(
           .map((e) => e.subject.version as string),
       ),
     ];
-    for (const version of held.slice(0, limit)) keep.add(version);
+    // With --keep 0 too, the last move the log records: what the channel holds once the
+    // writer stopped before that move runs again, or held before it was set back.
+    for (const version of held.slice(0, Math.max(limit, 1))) keep.add(version);
   }
   const published = [
     ...new Set(events.filter((e) => e.op === 'publish').map((e) => e.subject.version as string)),

@@ -1,0 +1,179 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildAll,
+  ferry,
+  json,
+  tempDir,
+  workspace,
+  type RunResult,
+  type Workspace,
+} from '../helpers.js';
+
+/**
+ * A folder repository as a hostile share leaves it to the release engineers who
+ * write to it next: bin/ferry, driven as CI drives it.
+ */
+let ws: Workspace;
+let dir: string;
+let bundles: Record<string, string>;
+let n = 0;
+
+beforeAll(async () => {
+  dir = await tempDir('ferry-e2e-redteam-');
+  ws = await workspace(dir);
+  bundles = await buildAll(ws, join(dir, 'out'), 'tar', ['1.0.0', '1.1.0', '1.2.0']);
+}, 300_000);
+
+function repoFerry(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  const writes = ['publish', 'approve', 'promote', 'policy', 'gc'].includes(args[0] ?? '');
+  return ferry(writes ? [...args, '--key', ws.key] : args, {
+    env: { FERRY_ACTOR: 'ci', FERRY_STATE_DIR: join(dir, `state${n}`), ...env },
+  });
+}
+
+function errorOf(result: RunResult): { code: string; message: string; hint?: string } {
+  return json<{ error: { code: string; message: string; hint?: string } }>(result).error;
+}
+
+/** Every file under ferry/ with its bytes: what "changed nothing" compares. */
+async function snapshot(repo: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(join(repo, 'ferry'), { recursive: true, withFileTypes: true }))
+    if (entry.isFile()) {
+      const path = join(entry.parentPath, entry.name);
+      files[path] = (await readFile(path)).toString('hex');
+    }
+  return files;
+}
+
+describe('a channel set back to an older signed document', () => {
+  it('is refused by every write that would move it or judge by it, and stays visible to history --verify', async () => {
+    const repo = join(dir, `repo${++n}`);
+    const dev = join(repo, 'ferry/channels/dev.json');
+    const first = await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    expect(first.code, first.stderr).toBe(0);
+    const older = await readFile(dev);
+    expect(
+      (await repoFerry(['publish', bundles['1.1.0'] as string, '--repo', repo, '--channel', 'dev']))
+        .code,
+    ).toBe(0);
+    const pulled = await repoFerry([
+      'pull',
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+      '--out',
+      join(dir, `pulled${n}`),
+      '--trust',
+      ws.trust,
+    ]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    // Whoever can write to the share puts dev's first document back (validly signed).
+    await writeFile(dev, older);
+    const before = await snapshot(repo);
+
+    // CI publishes the next release into dev: on top of the old document it would number its
+    // own 2, as the one this machine pulled (a fork it would refuse for good), and
+    // history --verify would then find nothing wrong.
+    const published = await repoFerry([
+      'publish',
+      bundles['1.2.0'] as string,
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+      '--json',
+    ]);
+    expect(published.code).toBe(3);
+    expect(errorOf(published)).toMatchObject({ code: 'E_CHANNEL_SET_BACK' });
+    expect(errorOf(published).message).toContain(
+      `${repo}: channel dev holds 1.0.0 from event 2, but event 3 moved it to 1.1.0 after that`,
+    );
+    expect(errorOf(published).hint).toContain('event 3 (publish 1.1.0 by ci)');
+
+    // 1.0.0 is not in dev, whatever its document says: promoting it from there is refused.
+    const approved = await repoFerry([
+      'approve',
+      '1.0.0',
+      '--repo',
+      repo,
+      '--to',
+      'beta',
+      '--by',
+      'alice',
+    ]);
+    expect(approved.code, approved.stderr).toBe(0);
+    const afterApproval = await snapshot(repo);
+    const promoted = await repoFerry([
+      'promote',
+      '1.0.0',
+      '--repo',
+      repo,
+      '--to',
+      'beta',
+      '--json',
+    ]);
+    expect(promoted.code).toBe(3);
+    expect(errorOf(promoted)).toMatchObject({ code: 'E_CHANNEL_SET_BACK' });
+    expect(errorOf(promoted).message).toContain('channel dev holds 1.0.0 from event 2');
+    expect(await snapshot(repo)).toEqual(afterApproval);
+    // The approval and its event only: beta was never moved.
+    expect(Object.keys(afterApproval).filter((file) => !(file in before))).toHaveLength(2);
+    expect(Object.keys(afterApproval).some((file) => file.endsWith('channels/beta.json'))).toBe(
+      false,
+    );
+
+    // gc keeps what the log says dev holds, --keep 0 or not.
+    const gc = await repoFerry(['gc', '--repo', repo, '--keep', '0', '--json']);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(json<{ keep: string[] }>(gc).keep).toContain('1.1.0');
+
+    const verified = await repoFerry(['history', '--repo', repo, '--verify', '--json']);
+    expect(verified.code).toBe(3);
+    expect(errorOf(verified).message).toContain('channel dev holds 1.0.0 from event 2');
+  });
+
+  it('a publish stopped before it moved the channel completes when it runs again', async () => {
+    const repo = join(dir, `repo${++n}`);
+    const dev = join(repo, 'ferry/channels/dev.json');
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    const older = await readFile(dev);
+    await repoFerry(['publish', bundles['1.1.0'] as string, '--repo', repo, '--channel', 'dev']);
+    // What a publish killed between its event and the channel's move leaves.
+    await writeFile(dev, older);
+    const again = await repoFerry([
+      'publish',
+      bundles['1.1.0'] as string,
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+    const verified = await repoFerry(['history', '--repo', repo, '--verify']);
+    expect(verified.code, verified.stderr).toBe(0);
+    const channels = await repoFerry(['channels', '--repo', repo, '--json']);
+    expect(JSON.stringify(json(channels))).toContain('1.1.0');
+  });
+});

@@ -1615,7 +1615,7 @@ function asPulled(error: unknown, temp: string, where: string, version: string):
  */
 function bundleRefused(error: unknown, repo: string, where: string, version: string): unknown {
   if (!(error instanceof FerryError)) return error;
-  if (error.code !== 'E_DIGEST_MISMATCH' && error.code !== 'E_BLOB_UNKNOWN') return error;
+  if (!['E_DIGEST_MISMATCH', 'E_BLOB_UNKNOWN', 'E_REPO_INVALID'].includes(error.code)) return error;
   const what = error.message.startsWith(`${repo}: `)
     ? error.message.slice(repo.length + 2)
     : error.message;

@@ -691,9 +691,28 @@ function missingBlob(error: unknown, repo: string, digest: string): FerryError {
       reference: digest,
       hint: 'the repository lost a file it refers to: restore it from a backup or publish again',
     });
+  // The bundle's copy (pullBlob) opens it without following a link and refuses what is no
+  // regular file: the repository was changed, which is no fault of the disk or of the user.
+  const swapped = NOT_REGULAR[String(code)];
+  if (swapped !== undefined) {
+    const path = join(repo, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    return new FerryError('E_REPO_INVALID', `${repo}: blob ${digest} is ${swapped}`, {
+      file: path,
+      reference: digest,
+      hint: 'a file of the repository was replaced: restore the repository from a backup and find out who changed it',
+    });
+  }
   if (error instanceof FerryError) return error;
   return ioError(error, digest, 'read');
 }
+
+/** What the hashing worker's codes say a blob's path holds instead of a regular file. */
+const NOT_REGULAR: Record<string, string> = {
+  ELOOP: 'a symbolic link',
+  EISDIR: 'a folder',
+  EFIFO: 'a FIFO',
+  ENOTREG: 'not a regular file (a device or socket)',
+};
 
 function damaged(repo: string, digest: string, got: string): FerryError {
   return new FerryError('E_DIGEST_MISMATCH', `${repo}: blob ${digest} now has sha256 ${got}`, {

@@ -1,4 +1,6 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +21,7 @@ let ws: Workspace;
 let dir: string;
 let bundles: Record<string, string>;
 let n = 0;
+const execFileP = promisify(execFile);
 
 beforeAll(async () => {
   dir = await tempDir('ferry-e2e-redteam-');
@@ -175,5 +178,55 @@ describe('a channel set back to an older signed document', () => {
     expect(verified.code, verified.stderr).toBe(0);
     const channels = await repoFerry(['channels', '--repo', repo, '--json']);
     expect(JSON.stringify(json(channels))).toContain('1.1.0');
+  });
+});
+
+describe('a bundle blob swapped on the share', () => {
+  it('is refused as a damaged repository (exit 3) naming it, the version and the blob; --out stays as it was', async () => {
+    const repo = join(dir, `repo${++n}`);
+    const published = await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+      '--json',
+    ]);
+    expect(published.code, published.stderr).toBe(0);
+    const blob = join(repo, 'blobs/sha256', json<{ sha256: string }>(published).sha256);
+    const saved = join(dir, `saved${n}`);
+    await rename(blob, saved);
+    const out = join(dir, `out${n}`);
+    const swaps: Array<[string, () => Promise<unknown>]> = [
+      ['a FIFO', () => execFileP('mkfifo', [blob])],
+      ['a folder', () => mkdir(blob)],
+      ['a symbolic link', () => symlink(saved, blob)],
+    ];
+    for (const [what, swap] of swaps) {
+      await swap();
+      const pulled = await repoFerry([
+        'pull',
+        '--repo',
+        repo,
+        '--version',
+        '1.0.0',
+        '--out',
+        out,
+        '--trust',
+        ws.trust,
+        '--json',
+      ]);
+      expect(pulled.code, what).toBe(3);
+      const error = errorOf(pulled);
+      expect(error.code, what).toBe('E_REPO_INVALID');
+      expect(error.message).toContain(`${repo}: version 1.0.0 (`);
+      expect(error.message).toContain(`is ${what}`);
+      expect(json<{ error: { file: string } }>(pulled).error.file).toBe(blob);
+      await expect(readdir(out)).rejects.toMatchObject({ code: 'ENOENT' });
+      await rm(blob, { recursive: true });
+    }
   });
 });

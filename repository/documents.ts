@@ -12,7 +12,7 @@ import {
 import { FerryError } from '../manifest-schema/errors.js';
 import type { Envelope, TrustRoot } from '../manifest-schema/schemas.js';
 import { roleKeys, type TrustedRoot } from '../manifest-schema/trust.js';
-import type { Window } from '../manifest-schema/windows.js';
+import { nextOpening, type Window } from '../manifest-schema/windows.js';
 import { documentBlob, type DocumentBlob } from './oci/artifact.js';
 
 /**
@@ -298,6 +298,7 @@ export function policyProblems(value: unknown): string[] {
   else
     for (const [name, rules] of Object.entries(channels)) {
       const at = `/channels/${name}`;
+      const before = problems.length;
       if (!CHANNEL_NAME.test(name))
         problems.push(`${at}: a channel name is lower-case letters, digits and -`);
       if (!object(rules)) {
@@ -345,6 +346,24 @@ export function policyProblems(value: unknown): string[] {
             problems.push(`${w}/days: must list ${DAYS.join(', ')}`);
         });
       }
+      // A typo (start equal to end, `days: []`, a deny over every allow) would close the
+      // channel for good, and promote would say "closed, try later" (exit 5) for ever. The
+      // windows are a weekly wall clock: any week, read in UTC, shows whether they ever open.
+      if (
+        problems.length === before &&
+        (rules.allow !== undefined || rules.deny !== undefined) &&
+        nextOpening(
+          {
+            ...(rules.allow !== undefined ? { allow: rules.allow as Window[] } : {}),
+            ...(rules.deny !== undefined ? { deny: rules.deny as Window[] } : {}),
+            timeZone: 'UTC',
+          },
+          new Date(Date.UTC(2024, 0, 1)),
+        ) === undefined
+      )
+        problems.push(
+          `${at}: its windows never open (a window that ends when it starts is empty, \`days: []\` names no day, and deny wins over allow): no promotion could reach ${name}`,
+        );
     }
   if (!Array.isArray(value.edges)) problems.push('/edges: must be a list of [from, to]');
   else

@@ -230,3 +230,58 @@ describe('a bundle blob swapped on the share', () => {
     }
   });
 });
+
+describe('a policy whose windows never open', () => {
+  it('is refused by policy --set, naming the channel, instead of a channel closed for good (exit 5 for ever)', async () => {
+    const repo = join(dir, `repo${++n}`);
+    const made = await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const policy = join(dir, `policy${n}.yaml`);
+    const setTo = async (stable: string): Promise<RunResult> => {
+      await writeFile(
+        policy,
+        [
+          'formatVersion: 1',
+          'channels:',
+          '  dev: {}',
+          '  beta: { approvals: 1 }',
+          `  stable: ${stable}`,
+          'edges: [[dev, beta], [beta, stable]]',
+          '',
+        ].join('\n'),
+      );
+      return repoFerry(['policy', '--repo', repo, '--set', policy, '--json']);
+    };
+    const before = await snapshot(repo);
+    for (const never of [
+      "{ timeZone: Europe/Berlin, allow: [{ start: '09:00', end: '09:00' }] }",
+      "{ allow: [{ days: [], start: '09:00', end: '17:00' }] }",
+      "{ allow: [{ days: [mon], start: '09:00', end: '17:00' }], deny: [{ start: '08:00', end: '18:00' }] }",
+    ]) {
+      const refused = await setTo(never);
+      expect(refused.code, never).toBe(2);
+      expect(errorOf(refused)).toMatchObject({ code: 'E_POLICY_INVALID' });
+      expect(errorOf(refused).message).toContain(
+        `${policy}: /channels/stable: its windows never open`,
+      );
+    }
+    expect(await snapshot(repo)).toEqual(before);
+    // Past midnight, and a deny that leaves some of the allow open, are windows that open.
+    for (const open of [
+      "{ timeZone: Europe/Berlin, allow: [{ days: [sat], start: '22:00', end: '02:00' }] }",
+      "{ allow: [{ start: '09:00', end: '17:00' }], deny: [{ days: [fri], start: '00:00', end: '23:59' }] }",
+    ]) {
+      const set = await setTo(open);
+      expect(set.code, `${open}: ${set.stderr}`).toBe(0);
+    }
+  });
+});

@@ -896,6 +896,7 @@ async function commit(
         `moved from event ${read?.seq ?? 0} to event ${head?.seq ?? 0} while this command decided`,
       );
     }
+    await refuseCutBack(ctx, head);
     const now = writer.now ?? (() => new Date());
     /**
      * `beforeStored` runs once the event is signed (what it writes is not written if the
@@ -1053,6 +1054,37 @@ async function takeRoot(
   ctx.trust = rotate.root;
   ctx.keys = era.keys;
   ctx.trustDoc = { digest: sealed.digest, manifest: '', value: doc };
+}
+
+/**
+ * Every channel document names the event that moved it, which was written first. One that
+ * names an event after the head means the log lost its end (its last events removed): a
+ * write now would give the lost event's number to its own, and the record of the lost one
+ * (a promotion, say) would be gone for good.
+ */
+async function refuseCutBack(ctx: Context, head: Head | undefined): Promise<void> {
+  for (const tag of await ctx.store.listRefs()) {
+    const name = CHANNEL_TAG.exec(tag)?.[1];
+    // A channel that cannot be read is history --verify's to name; it cannot vouch for the log.
+    const doc =
+      name === undefined ? undefined : await readChannel(ctx, name).catch(() => undefined);
+    if (!doc || doc.value.auditSeq <= (head?.seq ?? 0)) continue;
+    // A writer without a lock (a registry) may have written that event meanwhile.
+    if (((await eventSeqs(ctx.store)).at(-1) ?? 0) >= doc.value.auditSeq)
+      throw conflict(
+        ctx.store,
+        'the audit log',
+        `gained event ${doc.value.auditSeq} while this command decided`,
+      );
+    throw new FerryError(
+      'E_AUDIT_BROKEN',
+      `${ctx.store.name}: channel ${name} (${doc.value.version}) names event ${doc.value.auditSeq}, but the log ends at event ${head?.seq ?? 0}: nothing was written`,
+      {
+        reference: TAGS.event(doc.value.auditSeq),
+        hint: 'the end of the audit log was removed behind Ferry’s back: restore it from a backup and run `ferry history --verify`',
+      },
+    );
+  }
 }
 
 /** Under decide()'s second attempt, a command that would now write nothing stops instead. */

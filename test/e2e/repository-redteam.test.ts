@@ -285,3 +285,53 @@ describe('a policy whose windows never open', () => {
     }
   });
 });
+
+describe('the end of the log removed', () => {
+  it('stops the next write before it gives the lost event number to its own', async () => {
+    const repo = join(dir, `repo${++n}`);
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    await repoFerry(['publish', bundles['1.1.0'] as string, '--repo', repo, '--channel', 'dev']);
+    await repoFerry(['approve', '1.1.0', '--repo', repo, '--to', 'beta', '--by', 'alice']);
+    const promoted = await repoFerry(['promote', '1.1.0', '--repo', repo, '--to', 'beta']);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    // Whoever can write to the share removes the promotion's event (event 5).
+    await rm(join(repo, 'ferry/audit/00000005.json'));
+    const before = await snapshot(repo);
+    const published = await repoFerry([
+      'publish',
+      bundles['1.2.0'] as string,
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+      '--json',
+    ]);
+    expect(published.code).toBe(3);
+    expect(errorOf(published)).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+    expect(errorOf(published).message).toContain(
+      `${repo}: channel beta (1.1.0) names event 5, but the log ends at event 4`,
+    );
+    expect(await snapshot(repo)).toEqual(before);
+    const approved = await repoFerry([
+      'approve',
+      '1.1.0',
+      '--repo',
+      repo,
+      '--to',
+      'stable',
+      '--by',
+      'bob',
+    ]);
+    expect(approved.code).toBe(3);
+    expect(await snapshot(repo)).toEqual(before);
+  });
+});

@@ -67,12 +67,14 @@ export function judgePromotion(facts: PromotionFacts): PromotionVerdict {
         code: 'E_NOT_IN_CHANNEL',
         message: `${version} is not in ${from ?? '?'} (it holds ${facts.source?.version ?? 'nothing'})`,
       });
-    const approvers = [...new Set(facts.approvals.map((a) => a.by))].filter(
-      (by) => by !== facts.publisher,
-    );
+    const publisher = facts.publisher === undefined ? undefined : who(facts.publisher);
+    // Each person once, under one of the names they approved under.
+    const named = new Map<string, string>();
+    for (const { by } of facts.approvals) if (!named.has(who(by))) named.set(who(by), by);
+    const approvers = [...named].filter(([id]) => id !== publisher).map(([, by]) => by);
     const needed = rules.approvals ?? 0;
     if (approvers.length < needed) {
-      const self = facts.approvals.some((a) => a.by === facts.publisher)
+      const self = facts.approvals.some((a) => who(a.by) === publisher)
         ? ` (${facts.publisher} published it, so their approval does not count)`
         : '';
       excuses.push({
@@ -82,7 +84,7 @@ export function judgePromotion(facts: PromotionFacts): PromotionVerdict {
     }
     if (
       rules.evidence &&
-      !facts.approvals.some((a) => a.by !== facts.publisher && a.evidence.length > 0)
+      !facts.approvals.some((a) => who(a.by) !== publisher && a.evidence.length > 0)
     )
       excuses.push({
         code: 'E_EVIDENCE',
@@ -112,4 +114,13 @@ export function judgePromotion(facts: PromotionFacts): PromotionVerdict {
     if (excuses.length === 1) return { verdict: 'closed', excuses, ...(opens ? { opens } : {}) };
   }
   return { verdict: excuses.length > 0 ? 'blocked' : 'ok', excuses };
+}
+
+/**
+ * The person a name stands for: "Alice", "alice" and " alice" are one (GitHub and GitLab
+ * logins ignore case, and --by is typed by hand), so neither two spellings of one approver
+ * nor the publisher's own under another case count as someone else.
+ */
+function who(name: string): string {
+  return name.normalize('NFKC').trim().toLowerCase();
 }

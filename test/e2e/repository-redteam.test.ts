@@ -335,3 +335,41 @@ describe('the end of the log removed', () => {
     expect(await snapshot(repo)).toEqual(before);
   });
 });
+
+describe('approvers named in another case', () => {
+  it('are one person: the publisher as "CI" is still the publisher, and "Alice" and "alice " one approver', async () => {
+    const repo = join(dir, `repo${++n}`);
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    const policy = join(dir, `policy${n}.yaml`);
+    await writeFile(
+      policy,
+      'formatVersion: 1\nchannels: { dev: {}, beta: { approvals: 2 } }\nedges: [[dev, beta]]\n',
+    );
+    expect((await repoFerry(['policy', '--repo', repo, '--set', policy])).code).toBe(0);
+    for (const by of ['CI', 'Alice', 'alice '])
+      expect(
+        (await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', by])).code,
+      ).toBe(0);
+    const blocked = await repoFerry(['promote', '1.0.0', '--repo', repo, '--to', 'beta', '--json']);
+    expect(blocked.code, blocked.stdout).toBe(4);
+    const excuses = json<{ excuses: Array<{ code: string; message: string }> }>(blocked).excuses;
+    expect(excuses.map((e) => e.code)).toEqual(['E_APPROVALS']);
+    expect(excuses[0]?.message).toMatch(
+      /^beta needs 2 approval\(s\) of 1\.0\.0 by someone other than the publisher; it has 1 \((Alice|alice )\) \(ci published it, so their approval does not count\)$/,
+    );
+    expect(
+      (await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'bob'])).code,
+    ).toBe(0);
+    const promoted = await repoFerry(['promote', '1.0.0', '--repo', repo, '--to', 'beta']);
+    expect(promoted.code, promoted.stderr).toBe(0);
+  });
+});

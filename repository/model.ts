@@ -1242,6 +1242,14 @@ async function publishWith(
         },
       );
   } else {
+    await sameAsRemoved(ctx, version, options.bundle, size, (bundle) =>
+      bundleManifest({
+        version,
+        created: metadata.release.createdAt,
+        metadata: metadataBlob,
+        bundle: { ...bundle, size, fileName: basename(options.bundle), format },
+      }),
+    );
     await allStored([
       ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size),
       ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size),
@@ -1328,6 +1336,40 @@ async function publishWith(
     rotate,
   );
   return { ...result, changed: !published };
+}
+
+/**
+ * A version gc removed was published all the same: the log records it, machines pulled and
+ * installed it. Publishing it again restores those very bytes; other bytes under its
+ * number would make one version two releases, which "a version never changes" rules out.
+ */
+async function sameAsRemoved(
+  ctx: Context,
+  version: string,
+  file: string,
+  size: number,
+  manifestOf: (bundle: { digest: string }) => { digest: string },
+): Promise<void> {
+  if (!ctx.config) return;
+  const events = await readEvents(ctx);
+  const published = events
+    .filter((e) => e.op === 'publish' && e.subject.version === version)
+    .at(-1);
+  if (!published) return;
+  const digest = manifestOf({ digest: await digestFile(file, size) }).digest;
+  if (digest === published.subject.digest) return;
+  const removed = events
+    .filter((e) => e.op === 'gc' && e.subject.removed?.includes(version))
+    .at(-1);
+  throw new FerryError(
+    'E_VERSION_EXISTS',
+    `${ctx.store.name} held ${version} as ${String(published.subject.digest)} (event ${published.seq})${removed ? `, removed by gc at event ${removed.seq}` : ''}; ${file} makes it ${digest}`,
+    {
+      file,
+      reference: version,
+      hint: 'a published version never changes, gc or not: give the release a new version and publish that (publishing the same bundle file again restores it)',
+    },
+  );
 }
 
 /**

@@ -373,3 +373,36 @@ describe('approvers named in another case', () => {
     expect(promoted.code, promoted.stderr).toBe(0);
   });
 });
+
+describe('a version gc removed', () => {
+  it('takes back its own bytes only: other bytes under its number are E_VERSION_EXISTS, before anything is written', async () => {
+    const zip = (await buildAll(ws, join(dir, `zip${++n}`), 'zip', ['1.0.0']))['1.0.0'] as string;
+    const repo = join(dir, `repo${n}`);
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    await repoFerry(['publish', bundles['1.1.0'] as string, '--repo', repo, '--channel', 'dev']);
+    const gc = await repoFerry(['gc', '--repo', repo, '--keep', '1', '--yes', '--json']);
+    expect(json<{ remove: string[] }>(gc).remove).toEqual(['1.0.0']);
+    const before = await snapshot(repo);
+    const blobs = await readdir(join(repo, 'blobs/sha256'));
+    const other = await repoFerry(['publish', zip, '--repo', repo, '--channel', 'dev', '--json']);
+    expect(other.code).toBe(1);
+    expect(errorOf(other)).toMatchObject({ code: 'E_VERSION_EXISTS' });
+    expect(errorOf(other).message).toContain(`${repo} held 1.0.0 as sha256:`);
+    expect(errorOf(other).message).toContain('(event 2), removed by gc at event 4');
+    expect(await snapshot(repo)).toEqual(before);
+    expect(await readdir(join(repo, 'blobs/sha256'))).toEqual(blobs);
+    // The very bundle again restores the version (a rollback may want it back).
+    const same = await repoFerry(['publish', bundles['1.0.0'] as string, '--repo', repo]);
+    expect(same.code, same.stderr).toBe(0);
+    expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
+  }, 120_000);
+});

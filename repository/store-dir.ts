@@ -91,6 +91,8 @@ export class DirectoryStore implements Store {
 
   async lock(actor: string, onWait?: (holder: string) => void): Promise<Lock> {
     await this.#ensure();
+    // Every write rewrites index.json: one that is no index stops it before it writes a thing.
+    await this.foreignEntries(new Set());
     const path = join(this.#dir, 'ferry', 'lock');
     const staleMs = seconds('FERRY_LOCK_STALE_SECONDS', 30) * 1000;
     const deadline = Date.now() + seconds('FERRY_LOCK_WAIT_SECONDS', 10) * 1000;
@@ -395,19 +397,30 @@ export class DirectoryStore implements Store {
 
   /**
    * The entries of index.json that are not Ferry's tags: images other tools copied into
-   * the layout. None when index.json is missing or not an index (no OCI tool reads it).
+   * the layout. None when there is no index.json. One that cannot be read as an index is
+   * refused: rewritten from Ferry's tags alone, it would lose the other tools' entries for
+   * good, and gc would then sweep their layers.
    */
   private async foreignEntries(ours: ReadonlySet<string>): Promise<ForeignEntry[]> {
-    let index: unknown;
+    const path = join(this.#dir, 'index.json');
+    let bytes: Buffer;
     try {
-      index = JSON.parse(
-        (await readRegular(join(this.#dir, 'index.json'), SMALL_MAX)).toString('utf8'),
-      );
-    } catch {
-      return [];
+      bytes = await readRegular(path, SMALL_MAX);
+    } catch (error) {
+      if ((error as FerryError).code === 'E_NOT_FOUND') return [];
+      throw error;
     }
-    const manifests = (index as { manifests?: unknown } | null)?.manifests;
-    if (!Array.isArray(manifests)) return [];
+    let manifests: unknown;
+    try {
+      manifests = (JSON.parse(bytes.toString('utf8')) as { manifests?: unknown } | null)?.manifests;
+    } catch {
+      // reported below
+    }
+    if (!Array.isArray(manifests))
+      throw new FerryError('E_REPO_INVALID', `${path} is not an OCI image index`, {
+        file: path,
+        hint: 'it was damaged or edited by hand: restore it from a backup (it lists the images other tools copied into the layout), or remove it and Ferry writes it anew from its own tags',
+      });
     return manifests.filter((entry): entry is ForeignEntry => {
       if (typeof entry !== 'object' || entry === null) return false;
       const { digest, size, annotations } = entry as Partial<ForeignEntry>;

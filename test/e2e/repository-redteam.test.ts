@@ -406,3 +406,59 @@ describe('a version gc removed', () => {
     expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
   }, 120_000);
 });
+
+describe('an index.json that is no index', () => {
+  it('stops a write instead of rewriting it without the images other tools listed there', async () => {
+    const repo = join(dir, `repo${++n}`);
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    const index = join(repo, 'index.json');
+    // Another tool's image, listed beside Ferry's tags; then the file is cut short.
+    const text = JSON.parse(await readFile(index, 'utf8')) as { manifests: unknown[] };
+    text.manifests.push({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${'a'.repeat(64)}`,
+      size: 500,
+      annotations: { 'org.opencontainers.image.ref.name': 'tools' },
+    });
+    const whole = JSON.stringify(text);
+    await writeFile(index, whole.slice(0, -20));
+    const before = await snapshot(repo);
+    const published = await repoFerry([
+      'publish',
+      bundles['1.1.0'] as string,
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+      '--json',
+    ]);
+    expect(published.code).toBe(3);
+    expect(errorOf(published)).toMatchObject({
+      code: 'E_REPO_INVALID',
+      message: `${index} is not an OCI image index`,
+    });
+    expect(await snapshot(repo)).toEqual(before);
+    expect(await readFile(index, 'utf8')).toBe(whole.slice(0, -20));
+    // Put back whole, the other tool's entry stays through Ferry's writes.
+    await writeFile(index, whole);
+    const again = await repoFerry([
+      'publish',
+      bundles['1.1.0'] as string,
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await readFile(index, 'utf8')).toContain('"tools"');
+  });
+});

@@ -712,16 +712,24 @@ function refuseSetBack(
   completing?: { version: string; digest: string },
 ): void {
   const behind = channelBehind(ctx, name, doc, events);
+  if (!behind) return;
+  // A stopped writer leaves its channel one move behind; more is a set-back, whatever runs.
+  const moves = events.filter(
+    (event) => movedChannel(event) === name && event.seq > (doc?.value.auditSeq ?? 0),
+  );
   if (
-    !behind ||
-    (completing !== undefined &&
-      behind.last.subject.version === completing.version &&
-      behind.last.subject.digest === completing.digest)
+    moves.length === 1 &&
+    completing !== undefined &&
+    behind.last.subject.version === completing.version &&
+    behind.last.subject.digest === completing.digest
   )
     return;
   throw new FerryError('E_CHANNEL_SET_BACK', `${behind.message}: nothing was written`, {
     reference: TAGS.channel(name),
-    hint: `the channel was set back behind Ferry’s back (run \`ferry history --verify\`); if the writer of event ${behind.last.seq} (${behind.last.op} ${String(behind.last.subject.version)} by ${behind.last.actor}) was stopped before it moved the channel, run that command again`,
+    hint:
+      moves.length === 1
+        ? `the channel was set back behind Ferry’s back (run \`ferry history --verify\`); if the writer of event ${behind.last.seq} (${behind.last.op} ${String(behind.last.subject.version)} by ${behind.last.actor}) was stopped before it moved the channel, run that command again`
+        : `the channel was set back behind Ferry’s back, ${moves.length} moves: restore its document from a backup (run \`ferry history --verify\`)`,
   });
 }
 

@@ -181,6 +181,41 @@ describe('a channel set back to an older signed document', () => {
   });
 });
 
+describe('a channel set back more than one move', () => {
+  it('is no stopped writer: running the last move again is refused too', async () => {
+    const repo = join(dir, `repo${++n}`);
+    const dev = join(repo, 'ferry/channels/dev.json');
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    const oldest = await readFile(dev);
+    for (const release of ['1.1.0', '1.2.0'])
+      await repoFerry(['publish', bundles[release] as string, '--repo', repo, '--channel', 'dev']);
+    await writeFile(dev, oldest);
+    const before = await snapshot(repo);
+    const again = await repoFerry([
+      'publish',
+      bundles['1.2.0'] as string,
+      '--repo',
+      repo,
+      '--channel',
+      'dev',
+      '--json',
+    ]);
+    expect(again.code).toBe(3);
+    expect(errorOf(again)).toMatchObject({ code: 'E_CHANNEL_SET_BACK' });
+    expect(errorOf(again).hint).toContain('2 moves');
+    expect(await snapshot(repo)).toEqual(before);
+  });
+});
+
 describe('a bundle blob swapped on the share', () => {
   it('is refused as a damaged repository (exit 3) naming it, the version and the blob; --out stays as it was', async () => {
     const repo = join(dir, `repo${++n}`);

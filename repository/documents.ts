@@ -318,6 +318,12 @@ export function policyProblems(value: unknown): string[] {
           problems.push(`${at}/${key}: must be a whole number`);
       if (rules.evidence !== undefined && typeof rules.evidence !== 'boolean')
         problems.push(`${at}/evidence: must be true or false`);
+      // Without one, each writer would read the windows on its own clock: a CI runner in UTC
+      // and an operator in Berlin would find the same channel open at different hours.
+      if (rules.timeZone === undefined && (rules.allow !== undefined || rules.deny !== undefined))
+        problems.push(
+          `${at}/timeZone: windows need a time zone (such as Europe/Berlin or UTC): each writer would read them on its own clock`,
+        );
       if (rules.timeZone !== undefined) {
         try {
           if (typeof rules.timeZone !== 'string') throw new TypeError();

@@ -299,8 +299,8 @@ describe('a policy whose windows never open', () => {
     const before = await snapshot(repo);
     for (const never of [
       "{ timeZone: Europe/Berlin, allow: [{ start: '09:00', end: '09:00' }] }",
-      "{ allow: [{ days: [], start: '09:00', end: '17:00' }] }",
-      "{ allow: [{ days: [mon], start: '09:00', end: '17:00' }], deny: [{ start: '08:00', end: '18:00' }] }",
+      "{ timeZone: UTC, allow: [{ days: [], start: '09:00', end: '17:00' }] }",
+      "{ timeZone: UTC, allow: [{ days: [mon], start: '09:00', end: '17:00' }], deny: [{ start: '08:00', end: '18:00' }] }",
     ]) {
       const refused = await setTo(never);
       expect(refused.code, never).toBe(2);
@@ -309,11 +309,17 @@ describe('a policy whose windows never open', () => {
         `${policy}: /channels/stable: its windows never open`,
       );
     }
+    // Windows without a time zone would be read on each writer's own clock.
+    const unzoned = await setTo("{ allow: [{ start: '09:00', end: '17:00' }] }");
+    expect(unzoned.code).toBe(2);
+    expect(errorOf(unzoned).message).toContain(
+      '/channels/stable/timeZone: windows need a time zone',
+    );
     expect(await snapshot(repo)).toEqual(before);
     // Past midnight, and a deny that leaves some of the allow open, are windows that open.
     for (const open of [
       "{ timeZone: Europe/Berlin, allow: [{ days: [sat], start: '22:00', end: '02:00' }] }",
-      "{ allow: [{ start: '09:00', end: '17:00' }], deny: [{ days: [fri], start: '00:00', end: '23:59' }] }",
+      "{ timeZone: UTC, allow: [{ start: '09:00', end: '17:00' }], deny: [{ days: [fri], start: '00:00', end: '23:59' }] }",
     ]) {
       const set = await setTo(open);
       expect(set.code, `${open}: ${set.stderr}`).toBe(0);

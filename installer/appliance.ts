@@ -8,11 +8,12 @@ import {
   FerryError,
   FORMAT_VERSION,
   ioError,
-  readRegularFile,
+  readRegularBytes,
   unsafePathReason,
   isStrictVersion,
+  isValidRange,
   NAME_PATTERN,
-  parseValidated,
+  parseJsonValidated,
   parseTrustedRoot,
   readDocument,
   readTrustedRoot,
@@ -23,8 +24,10 @@ import {
   type ApplianceState,
   type TrustedRoot,
 } from '../manifest-schema/index.js';
+import type { Static, TSchema } from 'typebox';
 import type { TrustContext } from '../bundle/open.js';
 import type { ApplianceFacts } from './plan.js';
+import { CURRENT_LINK } from './engine/installed-files.js';
 
 /** Where everything lives under an appliance's root (`--root`, `/` on a real one). */
 export function appliancePaths(root: string) {
@@ -227,39 +230,12 @@ async function requireRegular(file: string): Promise<void> {
 }
 
 export async function readState(paths: AppliancePaths): Promise<ApplianceState> {
-  const text = await readRegularFile(paths.state, 'E_STATE_INVALID');
-  const formatVersion = /"formatVersion"\s*:\s*(\d+)/.exec(text)?.[1];
-  if (formatVersion !== undefined && Number(formatVersion) !== FORMAT_VERSION) {
-    throw new FerryError(
-      'E_STATE_INVALID',
-      `${paths.state} has format ${formatVersion}; this Ferry knows ${FORMAT_VERSION}`,
-      {
-        file: paths.state,
-        hint: 'a newer Ferry wrote this appliance: use that version, never an older one',
-      },
-    );
-  }
-  // Ferry writes state.json as JSON, whole: anything else was put there by hand or by damage,
-  // and is the state's problem (restore it), not a YAML syntax error to fix.
-  try {
-    JSON.parse(text);
-  } catch (error) {
-    throw new FerryError(
-      'E_STATE_INVALID',
-      `${paths.state} is not JSON: ${(error as Error).message}`,
-      {
-        file: paths.state,
-        hint: 'Ferry never writes this: state.json was edited or damaged. Restore it from a backup',
-      },
-    );
-  }
-  const state = parseValidated(
-    paths.state,
-    text,
-    ApplianceStateSchema,
-    'E_STATE_INVALID',
-    'appliance state',
-  ).value;
+  const state = await readOwnJson(paths.state, ApplianceStateSchema, 'appliance state', {
+    newer: 'a newer Ferry wrote this appliance: use that version, never an older one',
+    // Ferry writes state.json as JSON, whole: anything else was put there by hand or by damage,
+    // and is the state's problem (restore it), not a syntax error to fix.
+    damaged: 'Ferry never writes this: state.json was edited or damaged. Restore it from a backup',
+  });
   const problem = stateProblem(state);
   if (problem) {
     throw new FerryError('E_STATE_INVALID', `${paths.state}: ${problem.field} ${problem.message}`, {
@@ -269,6 +245,35 @@ export async function readState(paths: AppliancePaths): Promise<ApplianceState> 
     });
   }
   return state;
+}
+
+/**
+ * A JSON file Ferry wrote (state.json, an export of it), refused with
+ * E_STATE_INVALID unless it is a regular file (a FIFO would hang the read) of
+ * at most `max` bytes, of this Ferry's format, whole JSON and valid.
+ */
+async function readOwnJson<S extends TSchema>(
+  file: string,
+  schema: S,
+  what: string,
+  hints: { newer: string; damaged: string; notFile?: string },
+  max?: number,
+): Promise<Static<S>> {
+  const text = (
+    await readRegularBytes(file, 'E_STATE_INVALID', {
+      ...(max !== undefined ? { max } : {}),
+      ...(hints.notFile !== undefined ? { hint: hints.notFile } : {}),
+    })
+  ).toString('utf8');
+  const formatVersion = /"formatVersion"\s*:\s*(\d+)/.exec(text)?.[1];
+  if (formatVersion !== undefined && Number(formatVersion) !== FORMAT_VERSION) {
+    throw new FerryError(
+      'E_STATE_INVALID',
+      `${file}: /formatVersion is ${formatVersion}; this Ferry knows ${FORMAT_VERSION}`,
+      { file, field: '/formatVersion', hint: hints.newer },
+    );
+  }
+  return parseJsonValidated(file, text, schema, 'E_STATE_INVALID', what, hints.damaged);
 }
 
 /**
@@ -418,16 +423,39 @@ export function exportFacts(
   };
 }
 
+/**
+ * The largest export `plan --state` reads, before reading it: one holds a
+ * trust root (64 KiB at most), components and the files found changed,
+ * about 130 bytes each, so about 120,000 of them.
+ */
+export const MAX_EXPORT_BYTES = 16 * 1024 * 1024;
+
+const EXPORT_AGAIN =
+  'export it again on the appliance with ferry status --export FILE, and copy it whole';
+
 /** Reads an exported facts file (from another machine): the planner's input and the site's trust root. */
 export async function readFactsExport(
   file: string,
 ): Promise<{ facts: ApplianceFacts; trust: TrustedRoot; timeFloor?: string }> {
-  const { value } = await readDocument(
+  const value = await readOwnJson(
     file,
     ApplianceFactsSchema,
-    'E_STATE_INVALID',
     'exported appliance state',
+    {
+      newer: 'a newer Ferry exported it: plan with that Ferry, or export it again with this one',
+      damaged: `Ferry never writes this: the file was cut short or edited; ${EXPORT_AGAIN}`,
+      notFile: `name the file ferry status --export wrote`,
+    },
+    MAX_EXPORT_BYTES,
   );
+  const problem = factsProblem(value);
+  if (problem) {
+    throw new FerryError('E_STATE_INVALID', `${file}: ${problem.field} ${problem.message}`, {
+      file,
+      field: problem.field,
+      hint: `Ferry never writes this: the file was edited; ${EXPORT_AGAIN}`,
+    });
+  }
   const {
     formatVersion: _version,
     trust,
@@ -442,4 +470,38 @@ export async function readFactsExport(
     trust: withRevoked(root, { ...(revokedKeys ? { revokedKeys } : {}) }),
     ...(timeFloor ? { timeFloor } : {}),
   };
+}
+
+/**
+ * What the schema cannot say about an export: the planner compares its
+ * versions (semver throws on one that is not) and checks its ranges, and
+ * names its changed files as paths inside their component, as state.json has them.
+ */
+function factsProblem(facts: ApplianceFactsExport): { field: string; message: string } | null {
+  const versions: Array<[string, string | null | undefined]> = [
+    ['/platform/version', facts.platform.version],
+    ['/release', facts.release],
+    ['/highestRelease', facts.highestRelease],
+    ['/partial/base', facts.partial?.base],
+    ...Object.entries(facts.partial?.leftOut ?? {}).map(
+      ([name, version]): [string, string | null] => [`/partial/leftOut/${name}`, version],
+    ),
+    ...Object.entries(facts.components).map(([name, component]): [string, string] => [
+      `/components/${name}/version`,
+      component.version,
+    ]),
+  ];
+  for (const [field, version] of versions)
+    if (version && !isStrictVersion(version)) return { field, message: 'is not a version' };
+  for (const [name, component] of Object.entries(facts.components)) {
+    for (const [dependency, range] of Object.entries(component.requires))
+      if (!isValidRange(range))
+        return { field: `/components/${name}/requires/${dependency}`, message: 'is not a range' };
+    for (const [index, changed] of (component.changedFiles ?? []).entries()) {
+      const reason = changed.path === CURRENT_LINK ? null : unsafePathReason(changed.path);
+      if (reason)
+        return { field: `/components/${name}/changedFiles/${index}/path`, message: reason };
+    }
+  }
+  return null;
 }

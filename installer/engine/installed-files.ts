@@ -11,6 +11,9 @@ import {
 } from '../../manifest-schema/index.js';
 import type { AppliancePaths } from '../appliance.js';
 
+/** How a problem names a component's `current` link: beside its version's folder, which its files' paths are relative to. */
+export const CURRENT_LINK = '../current';
+
 export interface FileProblem {
   component: string;
   path: string;
@@ -49,7 +52,7 @@ async function check(
           if (active !== component.version)
             problems.push({
               component: name,
-              path: '../current',
+              path: CURRENT_LINK,
               problem: active === null ? 'missing' : `links to ${active}, not ${component.version}`,
             });
         })(),

@@ -185,10 +185,14 @@ describe('ferry-installer, the single executable', () => {
   });
 
   it('opens no debugger on SIGUSR1: Node would listen on 127.0.0.1:9229, and whoever connects runs code as root', async () => {
-    // Waiting for the facts to be written into a FIFO: a command that is running when the signal comes.
-    const fifo = join(dir, 'facts.fifo');
+    // Waiting for a control table to be written into a FIFO (as `--control <(…)` gives one):
+    // a command that is running when the signal comes.
+    const root = join(dir, 'debugger-appliance');
+    await initAppliance(ws, root);
+    const fifo = join(dir, 'controls.fifo');
     execFileSync('mkfifo', [fifo]);
-    const child = spawn(EXECUTABLE, ['plan', bundles['1.0.0'] as string, '--state', fifo], {
+    const plan = ['plan', bundles['1.0.0'] as string, '--root', root, '--control', fifo];
+    const child = spawn(EXECUTABLE, plan, {
       env: {},
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -208,7 +212,7 @@ describe('ferry-installer, the single executable', () => {
     await expect.poll(waiting, { interval: 20, timeout: 20_000 }).toBe(true);
     child.kill('SIGUSR1');
     await expect.poll(() => stderr, { interval: 20, timeout: 5_000 }).toContain('SIGUSR1 ignored');
-    await writeFile(fifo, 'not facts');
+    await writeFile(fifo, 'not a control table');
     expect(await exited).toBe(2);
     expect(stderr).not.toContain('Debugger listening');
     expect(stderr).not.toContain('inspector');

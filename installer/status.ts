@@ -1,3 +1,5 @@
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { FerryError, regularFileLines, writeFileAtomic } from '../manifest-schema/index.js';
 import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
 import { checkedFacts } from './planning.js';
@@ -45,6 +47,7 @@ export async function applianceStatus(
 ): Promise<StatusResult> {
   const appliance = await openAppliance(root);
   if (options.exportTo !== undefined) {
+    await requireOutside(appliance.paths, options.exportTo);
     await writeFileAtomic(
       options.exportTo,
       `${JSON.stringify(exportFacts(appliance, await checkedFacts(appliance), new Date()), null, 2)}\n`,
@@ -73,6 +76,29 @@ export async function applianceStatus(
     ...(open ? { open } : {}),
     ...(await recentHistory(appliance.paths, 5)),
   };
+}
+
+/**
+ * An export is for another machine: written over state.json (`--export
+ * /var/lib/ferry/state.json`, "the state") it would leave the appliance
+ * unreadable, and under etc/ferry or opt/ferry it would be a file Ferry never
+ * put there. Compared through links, as the rename would go.
+ */
+async function requireOutside(paths: AppliancePaths, file: string): Promise<void> {
+  const real = (path: string): Promise<string | null> => realpath(path).catch(() => null);
+  const folder = await real(dirname(resolve(file)));
+  if (folder === null) return; // the write names the missing folder
+  for (const own of [paths.etc, paths.lib, paths.opt]) {
+    const ownReal = await real(own);
+    if (ownReal === null) continue;
+    const inside = relative(ownReal, join(folder, basename(file)));
+    if (inside === '' || (inside !== '..' && !inside.startsWith('../') && !isAbsolute(inside))) {
+      throw new FerryError('E_USAGE', `--export ${file} is inside the appliance's ${own}`, {
+        file,
+        hint: "export to a file outside the appliance's own folders, such as /tmp/facts.json or a USB stick",
+      });
+    }
+  }
 }
 
 /** The journal's transaction, read as recovery would judge it (rolled forward only once state.json carries its id). */

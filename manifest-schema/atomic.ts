@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FerryError, ioError, type ErrorCode } from './errors.js';
@@ -139,13 +139,25 @@ export async function readRegularFile(
 /**
  * Replaces `file` so that a reader or a power cut sees either the old bytes
  * or the new ones, never a mix: temp file in the same folder, fsync, rename,
- * fsync of the folder.
+ * fsync of the folder. A device, FIFO or socket there (`--export /dev/null`
+ * as root) is refused: the rename would put a file in its place.
  */
 export async function writeFileAtomic(
   file: string,
   data: string | Buffer,
   mode = 0o644,
 ): Promise<void> {
+  const found = await stat(file).catch(() => null);
+  if (found && !found.isFile() && !found.isDirectory()) {
+    throw new FerryError(
+      'E_USAGE',
+      `${file} is ${found.isFIFO() ? 'a FIFO' : 'a device or socket'}, not a file`,
+      {
+        file,
+        hint: 'name a file: Ferry writes a new one whole and renames it into place',
+      },
+    );
+  }
   const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     const handle = await open(temp, 'wx', mode);

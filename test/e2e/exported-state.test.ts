@@ -248,3 +248,29 @@ describe('an export Ferry did not write as it is', () => {
     expect(Number(/maxrss (\d+)/.exec(timed.stderr)?.[1]) / 1024).toBeLessThan(400);
   });
 });
+
+describe('ferry status --export', () => {
+  it('refuses to write over the appliance’s own files, or a device or FIFO: nothing changed', async () => {
+    const root = await copy('export-targets');
+    const fifo = join(product.dir, 'export.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const before = await snapshot(root, []);
+    for (const target of [
+      join(root, 'var/lib/ferry/state.json'),
+      join(root, 'etc/ferry/facts.json'),
+      join(root, 'opt/ferry/web/current/facts.json'),
+      fifo,
+      '/dev/null',
+    ]) {
+      const refused = await ferry(['status', '--root', root, '--export', target]);
+      expect(refused.code, `${target}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain(`E_USAGE: `);
+      expect(refused.stderr).toContain(target);
+      expect(refused.stderr).toMatch(/\n {2}hint: /);
+    }
+    expect(await snapshot(root, [])).toEqual(before);
+    expect(execFileSync('stat', ['-c', '%F', fifo, '/dev/null'], { encoding: 'utf8' })).toBe(
+      'fifo\ncharacter special file\n',
+    );
+  });
+});

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   appendFile,
   lstat,
@@ -123,6 +123,56 @@ describe('damaged appliance files', () => {
     await installOk(product.bundles['1.3.0'] as string, root);
     expect(await readdir(artifacts)).not.toContain('ghost');
   });
+
+  // running.json names the artifact under way so that a recover can end what a
+  // SIGKILL of Ferry alone left running. It is written without an fsync: a
+  // power cut ends the artifact with Ferry, and the record of another boot
+  // names nothing. So whatever a power cut leaves of it (nothing, an empty
+  // file, zeros, half a record, the whole record) must not mislead recovery.
+  it.each([
+    ['empty', () => ''],
+    ['zeros', () => '\0'.repeat(96)],
+    ['half a record', (pid: number, start: string) => `{"pid":${pid},"start":"${start}","bo`],
+    [
+      'the whole record, of the boot before',
+      (pid: number, start: string) =>
+        JSON.stringify({ pid, start, boot: '00000000-0000-4000-8000-000000000000', cgroup: null }),
+    ],
+  ])(
+    'running.json left %s by a power cut: status says interrupted, recover undoes it and kills nothing',
+    async (name, text) => {
+      const root = await copy(`running-${name.replace(/\W+/g, '-')}`);
+      const before = await snapshot(root);
+      const cut = await ferry(
+        ['install', product.bundles['1.3.0'] as string, '--root', root, '--yes'],
+        {
+          env: { FERRY_TEST_CRASH_AT: '8' },
+        },
+      );
+      expect(cut.code).toBe(-1);
+      // A live process the record would name, were it of this boot: never to be killed for it.
+      const sleeper = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+      try {
+        const pid = sleeper.pid as number;
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] as string;
+        const running = join(root, 'var/lib/ferry/journal/running.json');
+        await writeFile(running, text(pid, start));
+        const shown = json<{ open?: { running: boolean; recovery: string } }>(
+          await ferry(['status', '--root', root, '--json']),
+        );
+        expect(shown.open).toMatchObject({ running: false, recovery: 'roll-back' });
+        const recovered = await ferry(['recover', '--root', root, '--json']);
+        expect(recovered.code, recovered.stderr).toBe(0);
+        expect(recovered.stderr).not.toContain('ended what');
+        expect(() => process.kill(pid, 0)).not.toThrow();
+        expect(await snapshot(root)).toEqual(before);
+        await installOk(product.bundles['1.3.0'] as string, root);
+      } finally {
+        sleeper.kill('SIGKILL');
+      }
+    },
+  );
 
   it('a missing current link fails status --verify', async () => {
     const root = await copy('no-current');

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { FerryError, ioError, writeFileAtomic } from '../../manifest-schema/index.js';
+import {
+  FerryError,
+  ioError,
+  readRegularBytes,
+  writeFileAtomic,
+} from '../../manifest-schema/index.js';
 
 export interface Lock {
   release(): Promise<void>;
@@ -54,9 +59,24 @@ function bootId(): string {
   }
 }
 
+/**
+ * Who the lock file names; null when it is not there or not a holder's JSON.
+ * A FIFO or device in its place is refused, as every appliance file is: read,
+ * it would be waited on for ever (SIGTERM does not end a recover).
+ */
 async function readHolder(file: string): Promise<Holder | null> {
+  let bytes: Buffer;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as Holder;
+    bytes = await readRegularBytes(file, 'E_STATE_INVALID', {
+      max: 4096,
+      hint: 'the lock file only names who holds the lock (ferry writes it anew): remove what took its place',
+    });
+  } catch (error) {
+    if ((error as FerryError).code === 'E_STATE_INVALID') throw error;
+    return null;
+  }
+  try {
+    return JSON.parse(bytes.toString('utf8')) as Holder;
   } catch {
     return null;
   }
@@ -100,7 +120,10 @@ export async function acquireLock(file: string, root: string, command: string): 
   }
   // Held for as long as this process lives, without keeping it alive.
   server.unref();
-  const left = await readHolder(file);
+  const left = await readHolder(file).catch((error: unknown) => {
+    server.close();
+    throw error;
+  });
   // An abstract socket is per network namespace: a ferry started in another
   // one (a unit with PrivateNetwork=, unshare -n) binds its own and would
   // otherwise run beside this one, even "recover" its open transaction.

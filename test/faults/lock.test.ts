@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,6 +39,30 @@ describe('the lock', () => {
     const updates = (await markers(root)).filter((line) => line.startsWith('update db 3.0.0'));
     expect(updates).toHaveLength(1);
     expect((await status(root)).release).toBe('1.3.0');
+  });
+
+  it('a FIFO in place of the lock file: install, rollback and recover refuse it at once, not wait on it for ever', async () => {
+    const root = await appliance('fifo-lock');
+    const lock = join(root, 'var/lib/ferry/lock');
+    execFileSync('mkfifo', [lock]);
+    for (const command of [
+      ['install', product.bundles['1.3.0'] as string, '--yes'],
+      ['rollback', '--yes'],
+      ['recover'],
+    ]) {
+      // SIGTERM does not end a recover: KILL, so that a hang fails here, not at the test's timeout.
+      const result = spawnSync(
+        'timeout',
+        ['-s', 'KILL', '20', process.execPath, FERRY, ...command, '--root', root],
+        {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        },
+      );
+      expect(result.status, `${command[0]}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toContain(`E_STATE_INVALID: ${lock} is not a regular file (a FIFO)`);
+    }
+    expect((await status(root)).release).toBe('1.0.0');
   });
 
   it('a live ferry refuses a second (exit 5, naming its pid); killed, it holds nothing and its transaction is undone', async () => {

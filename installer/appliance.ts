@@ -1,4 +1,4 @@
-import { access, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -106,7 +106,9 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
         `${file} already exists: ${paths.root} is an appliance already`,
         {
           file,
-          hint: 'ferry init provisions an empty appliance once; use ferry status to see this one',
+          hint:
+            (await cutInit(paths)) ??
+            'ferry init provisions an empty appliance once; use ferry status to see this one',
         },
       );
     }
@@ -148,6 +150,26 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
 }
 
 /**
+ * What to do with a root a `ferry init` cut short (a power cut, a kill)
+ * left: its trust root or settings written, but neither state.json nor
+ * history.jsonl, which init writes last and every appliance keeps, and
+ * nothing installed. Undefined
+ * for any other root. Init refuses such a root as it refuses any appliance's
+ * files, and status calls it one that lost its state: without this, both
+ * would send the operator to the other, or to a backup a new appliance does
+ * not have.
+ */
+async function cutInit(paths: AppliancePaths): Promise<string | undefined> {
+  if ((await present(paths.state)) || (await present(paths.history))) return undefined;
+  // Lost with its var/lib/ferry, an appliance still has what it installed.
+  const installed = await readdir(paths.opt).catch(() => []);
+  if (installed.some((name) => !name.startsWith('.'))) return undefined;
+  const written = [];
+  for (const file of [paths.config, paths.trust]) if (await present(file)) written.push(file);
+  return `a ferry init cut short leaves this (no state.json, no history.jsonl: nothing was ever installed here): remove ${written.join(' and ')}, then run ferry init again`;
+}
+
+/**
  * Whether a name is taken, a link included even when what it points at is
  * not there: a state.json linked to a partition not mounted yet is still an
  * appliance's, and writing a fresh one would replace the link.
@@ -180,7 +202,9 @@ export async function openAppliance(root: string): Promise<Appliance> {
         `${paths.state} is missing, though ${paths.config} is there: this appliance lost its state`,
         {
           file: paths.state,
-          hint: 'restore state.json from a backup (ferry init refuses an existing appliance)',
+          hint:
+            (await cutInit(paths)) ??
+            'restore state.json from a backup (ferry init refuses an existing appliance)',
         },
       );
     }

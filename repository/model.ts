@@ -41,6 +41,7 @@ import {
   documentManifest,
   EMPTY_BLOB,
   EMPTY_DESCRIPTOR,
+  OCI_MANIFEST,
   parseImageManifest,
   type Descriptor,
   type DocumentBlob,
@@ -1231,7 +1232,10 @@ async function publishWith(
   // The version record comes first: registries overwrite tags without asking, so
   // the refusal is Ferry's, before anything is written. Only then is the file read,
   // once: hashed alone when the version exists, else hashed as it is stored.
+  // At once: to a registry, one round trip for both.
+  ctx.store.readAhead?.([TAGS.version(version), TAGS.removed(version)]);
   const existing = await readVersion(ctx, version);
+  const removed = existing ? undefined : await ctx.store.readRef(TAGS.removed(version));
   const head = await readHead(ctx);
   const channel =
     options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
@@ -1250,14 +1254,15 @@ async function publishWith(
         },
       );
   } else {
-    await sameAsRemoved(ctx, version, options.bundle, size, (bundle) =>
-      bundleManifest({
-        version,
-        created: metadata.release.createdAt,
-        metadata: metadataBlob,
-        bundle: { ...bundle, size, fileName: basename(options.bundle), format },
-      }),
-    );
+    if (removed)
+      await sameAsRemoved(ctx, version, options.bundle, size, (bundle) =>
+        bundleManifest({
+          version,
+          created: metadata.release.createdAt,
+          metadata: metadataBlob,
+          bundle: { ...bundle, size, fileName: basename(options.bundle), format },
+        }),
+      );
     await allStored([
       ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size),
       ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size),
@@ -1350,6 +1355,8 @@ async function publishWith(
  * A version gc removed was published all the same: the log records it, machines pulled and
  * installed it. Publishing it again restores those very bytes; other bytes under its
  * number would make one version two releases, which "a version never changes" rules out.
+ * Asked only when gc left the version's `ferry.removed.` tag: the whole log is read then,
+ * not by every publish of a new version (thousands of reads in a registry after a year).
  */
 async function sameAsRemoved(
   ctx: Context,
@@ -2424,7 +2431,23 @@ async function gcWith(
   const swept = strays.map((stray) => stray.digest);
   await commit(ctx, head, options.writer, async (append) => {
     await append('gc', { removed: remove, ...(swept.length > 0 ? { swept } : {}) });
-    for (const version of remove) await ctx.store.deleteRef(TAGS.version(version));
+    for (const version of remove) {
+      // Before the tag goes: a gc stopped in between leaves the version, never a removed
+      // version that a publish of other bytes would take for one never published.
+      const first = events.findLast(
+        (e) => e.op === 'publish' && e.subject.version === version,
+      )?.seq;
+      const record = first === undefined ? undefined : await ctx.store.readRef(TAGS.event(first));
+      if (record)
+        await ctx.store.createRef(TAGS.removed(version), {
+          manifest: manifestOf(record.bytes, `${ctx.store.name}: event ${first}`),
+          bytes: record.bytes,
+          digest: record.digest,
+          size: record.bytes.length,
+          mediaType: OCI_MANIFEST,
+        });
+      await ctx.store.deleteRef(TAGS.version(version));
+    }
     await ctx.store.sweepStrays(swept);
   });
   return { ...result, removed: true };

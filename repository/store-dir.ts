@@ -681,6 +681,7 @@ const FOLDERS: ReadonlyArray<readonly [folder: string, prefix: string]> = [
   ['channels', 'ferry.channel.'],
   ['approvals', 'ferry.approval.'],
   ['audit', 'ferry.audit.'],
+  ['removed', 'ferry.removed.'],
   ['versions', ''],
 ];
 

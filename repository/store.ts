@@ -105,6 +105,11 @@ export const TAGS = {
   approval: (id: string) => `ferry.approval.${id}`,
   event: (seq: number) => `ferry.audit.${String(seq).padStart(8, '0')}`,
   version: (version: string) => version.replace(/\+/g, '_'),
+  /**
+   * Left by gc for each version it removes (pointing at the version's first publish
+   * event): a publish of a version with no tag reads the whole log only when this is there.
+   */
+  removed: (version: string) => `ferry.removed.${version.replace(/\+/g, '_')}`,
 } as const;
 
 export const EVENT_TAG = /^ferry\.audit\.(\d{8})$/;

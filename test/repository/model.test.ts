@@ -626,6 +626,39 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
     },
   );
 
+  it.skipIf(skip)(
+    'a version gc removed refuses other bytes by its removed record; a new version reads the audit head, not the log',
+    async () => {
+      const repo = await repository();
+      await gc({ repo, keep: 1, yes: true, writer });
+      const store = await (kind === 'directory'
+        ? DirectoryStore.open(repo, false)
+        : RegistryStore.open(repo, false));
+      // The record points at 1.0.0's publish event, which names its digest.
+      const record = await store.readRef(TAGS.removed('1.0.0'));
+      expect(record?.digest).toBe((await store.readRef(TAGS.event(2)))?.digest);
+      if ('close' in store) store.close();
+      const other = await publish({ repo, bundle: zip100, channel: 'dev', writer }).catch(
+        (caught: unknown) => caught as FerryError,
+      );
+      expect((other as FerryError).code).toBe('E_VERSION_EXISTS');
+      expect((other as FerryError).message).toContain('removed by gc at event 4');
+      const event = (seq: number) => new RegExp(`/manifests/${TAGS.event(seq)}$`);
+      if (kind === 'registry')
+        await throughProxy(repo, {}, async (proxied, proxy) => {
+          await publish({ repo: proxied, bundle: bundles['1.2.0'] as string, writer });
+          const read = proxy.requests.filter(
+            (r) => r.method === 'GET' && /\/manifests\/ferry\.audit\./.test(r.path),
+          );
+          // The head (event 4), and event 1 that vouches for the config: none of 2 and 3.
+          expect(read.some((r) => event(4).test(r.path))).toBe(true);
+          expect(read.filter((r) => event(2).test(r.path) || event(3).test(r.path))).toEqual([]);
+        });
+      else await publish({ repo, bundle: bundles['1.2.0'] as string, writer });
+      expect((await history({ repo, verify: true })).events[0]?.op).toBe('publish');
+    },
+  );
+
   it.skipIf(kind === 'directory' || skip)(
     'two promotions at once where the registry deletes nothing: at most one wins, the chain holds, and a run once the claims are stale goes through',
     async () => {

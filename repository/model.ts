@@ -2161,7 +2161,9 @@ function recordedApprovals(events: readonly AuditEvent[]): Set<unknown> {
  * not name counts for nothing: the same bundle has the same digest in every
  * repository, so an approval copied in from another repository signed by the same
  * keys (a staging one), or one whose `approve` event was cut off the log, would
- * otherwise let a channel move that no one here approved.
+ * otherwise let a channel move that no one here approved. Only the documents the
+ * log's `approve` events of this promotion name are read, by their tags: a year's
+ * approvals of other versions are not (two reads each, to a registry).
  */
 async function approvals(
   ctx: Context,
@@ -2170,14 +2172,35 @@ async function approvals(
   from: string,
   to: string,
 ): Promise<ApprovalDoc[]> {
-  const recorded = recordedApprovals(events);
+  const recorded = [
+    ...new Set(
+      events
+        .filter(
+          (e) =>
+            e.op === 'approve' &&
+            e.subject.digest === digest &&
+            e.subject.from === from &&
+            e.subject.to === to &&
+            typeof e.subject.approval === 'string',
+        )
+        .map((e) => e.subject.approval as string),
+    ),
+  ];
+  const readAt = readsInOrder(recorded, (approval) =>
+    readDoc<ApprovalDoc>(
+      ctx.store,
+      'approval',
+      TAGS.approval(approval.slice('sha256:'.length, 31)),
+      ctx.followed ? everyKey(ctx.followed.eras) : ctx.keys,
+      `approval ${approval}`,
+    ),
+  );
   const found: ApprovalDoc[] = [];
-  const held = await approvalReads(ctx);
-  for (const index of held.tags.keys()) {
-    const doc = await held.readAt(index);
+  for (const [index, approval] of recorded.entries()) {
+    const doc = await readAt(index);
     if (
       doc &&
-      recorded.has(doc.digest) &&
+      doc.digest === approval &&
       doc.value.digest === digest &&
       doc.value.from === from &&
       doc.value.to === to

@@ -660,6 +660,38 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'promote reads the approvals the log records for its version, not every approval',
+    async () => {
+      const repo = await repository();
+      const other = await approve({
+        repo,
+        version: '1.0.0',
+        to: 'beta',
+        by: 'bob',
+        evidence: [],
+        writer,
+      });
+      const mine = await approve({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer,
+      });
+      await throughProxy(repo, {}, async (proxied, proxy) => {
+        const promoted = await promote({ repo: proxied, version: '1.1.0', to: 'beta', writer });
+        expect(promoted.version).toBe('1.1.0');
+        const read = proxy.requests
+          .filter((r) => r.method === 'GET' && /\/manifests\/ferry\.approval\./.test(r.path))
+          .map((r) => r.path.slice(r.path.lastIndexOf('/') + 1));
+        expect(read).toEqual([TAGS.approval(mine.approval.slice(7, 31))]);
+        expect(read).not.toContain(TAGS.approval(other.approval.slice(7, 31)));
+      });
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'two promotions at once where the registry deletes nothing: at most one wins, the chain holds, and a run once the claims are stale goes through',
     async () => {
       const repo = await repository();

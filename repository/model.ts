@@ -2454,9 +2454,9 @@ async function gcWith(
   const swept = strays.map((stray) => stray.digest);
   await commit(ctx, head, options.writer, async (append) => {
     await append('gc', { removed: remove, ...(swept.length > 0 ? { swept } : {}) });
+    // Before the tags go: a gc stopped in between leaves the versions, never a removed
+    // version that a publish of other bytes would take for one never published.
     for (const version of remove) {
-      // Before the tag goes: a gc stopped in between leaves the version, never a removed
-      // version that a publish of other bytes would take for one never published.
       const first = events.findLast(
         (e) => e.op === 'publish' && e.subject.version === version,
       )?.seq;
@@ -2469,8 +2469,10 @@ async function gcWith(
           size: record.bytes.length,
           mediaType: OCI_MANIFEST,
         });
-      await ctx.store.deleteRef(TAGS.version(version));
     }
+    // At once: a folder rewrites its index.json and counts its blobs once, not per version.
+    if (remove.length > 0)
+      await ctx.store.deleteRef(...remove.map((version) => TAGS.version(version)));
     await ctx.store.sweepStrays(swept);
   });
   return { ...result, removed: true };

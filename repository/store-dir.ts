@@ -349,14 +349,15 @@ export class DirectoryStore implements Store {
     return tags.sort();
   }
 
-  async deleteRef(tag: string): Promise<void> {
+  async deleteRef(...tags: string[]): Promise<void> {
     // Only the dropped manifest's own blobs may go. Sweeping every blob no tag names
     // would also remove the channels' and the policy's earlier documents (each channel
     // document names the one before it: they are never removed) and a bundle that a
     // publish waiting for the lock has stored but not yet named.
     const dropped = new Set<string>();
-    const held = await this.readRef(tag).catch(() => undefined);
-    if (held) {
+    for (const tag of tags) {
+      const held = await this.readRef(tag).catch(() => undefined);
+      if (!held) continue;
       dropped.add(held.digest);
       const parsed = parseImageManifest(held.bytes);
       if (parsed.ok)
@@ -365,8 +366,8 @@ export class DirectoryStore implements Store {
     // index.json first: killed between the two, the tag file is still there and the next
     // write lists it again; the other way round its entry would stay, taken for another
     // tool's image (whose blobs are never swept).
-    await this.writeIndex(tag);
-    await rm(this.refPath(tag), { force: true });
+    await this.writeIndex(tags);
+    for (const tag of tags) await rm(this.refPath(tag), { force: true });
     // Of those, the blobs no remaining manifest names go.
     const keep = await this.namedBlobs();
     for (const digest of dropped)
@@ -522,11 +523,11 @@ export class DirectoryStore implements Store {
   }
 
   /** index.json, from the tag files: what OCI tools read. Replaced whole, never edited. */
-  private async writeIndex(dropped?: string): Promise<void> {
+  private async writeIndex(dropped: readonly string[] = []): Promise<void> {
     const tags = await this.listRefs();
     const manifests: unknown[] = [];
     for (const tag of tags) {
-      if (tag === dropped) continue;
+      if (dropped.includes(tag)) continue;
       const descriptor = await this.descriptor(tag);
       if (descriptor)
         manifests.push({
@@ -538,9 +539,7 @@ export class DirectoryStore implements Store {
     }
     // Images other tools copied into the layout keep their entries (and so their blobs:
     // gc counts what index.json lists); a tag Ferry holds or just dropped is Ferry's.
-    manifests.push(
-      ...(await this.foreignEntries(new Set([...tags, ...(dropped ? [dropped] : [])]))),
-    );
+    manifests.push(...(await this.foreignEntries(new Set([...tags, ...dropped]))));
     await writeFileAtomic(
       join(this.#dir, 'index.json'),
       `${JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }, null, 2)}\n`,

@@ -294,10 +294,12 @@ export class RegistryStore implements Store {
     }
   }
 
-  async deleteRef(tag: string): Promise<void> {
-    const held = await this.client.manifestDescriptor(tag);
-    // Blobs go when the registry's own garbage collection runs.
-    if (held) await this.client.deleteManifest(held.digest);
+  async deleteRef(...tags: string[]): Promise<void> {
+    for (const tag of tags) {
+      const held = await this.client.manifestDescriptor(tag);
+      // Blobs go when the registry's own garbage collection runs.
+      if (held) await this.client.deleteManifest(held.digest);
+    }
   }
 }
 

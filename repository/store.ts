@@ -65,8 +65,11 @@ export interface Store {
   /** Moves a tag from `expected` (undefined: absent) to a manifest; E_REPO_CONFLICT when it moved meanwhile. */
   replaceRef(tag: string, manifest: BuiltManifest, expected: string | undefined): Promise<void>;
   listRefs(): Promise<string[]>;
-  /** Drops a tag and its manifest; blobs no manifest refers to any more go too (where the store can tell). */
-  deleteRef(tag: string): Promise<void>;
+  /**
+   * Drops tags and their manifests; blobs no manifest refers to any more go too (where the
+   * store can tell). Many at once: a folder rewrites its index and counts its blobs once.
+   */
+  deleteRef(...tags: string[]): Promise<void>;
   /**
    * Shows that deleteRef will work before gc records that it removes
    * anything: some registries delete nothing through the OCI API. Throws

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { FerryError } from '../manifest-schema/errors.js';
 import type { BuiltManifest } from './oci/artifact.js';
 
@@ -112,7 +113,14 @@ export const TAGS = {
    * Left by gc for each version it removes (pointing at the version's first publish
    * event): a publish of a version with no tag reads the whole log only when this is there.
    */
-  removed: (version: string) => `ferry.removed.${version.replace(/\+/g, '_')}`,
+  removed: (version: string) => {
+    const tag = `ferry.removed.${version.replace(/\+/g, '_')}`;
+    // A tag is at most 128 characters, and a version's own tag may use them all:
+    // past that, the record is named by the version's hash (no version looks like it).
+    return tag.length <= 128
+      ? tag
+      : `ferry.removed.sha256.${createHash('sha256').update(version).digest('hex')}`;
+  },
 } as const;
 
 export const EVENT_TAG = /^ferry\.audit\.(\d{8})$/;

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Static, TSchema } from 'typebox';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { FerryError, ioError, type ErrorCode } from './errors.js';
 import { pointerSegments, validate, type ValidationProblem } from './validate.js';
 
@@ -61,7 +62,7 @@ export function parseValidated<S extends TSchema>(
       { range?: [number, number, number] } | undefined;
     return node?.range ? text.slice(node.range[0], node.range[1]).trim() : undefined;
   };
-  const raw = document.toJS({ maxAliasCount: 100 }) as unknown;
+  const raw = expandAliases(document, file, what);
   const result = validate(schema, raw);
   if (!result.ok) {
     const located: LocatedProblem[] = result.errors.map((problem) => {
@@ -110,6 +111,27 @@ export function parseJsonValidated<S extends TSchema>(
   throw problemsError(code, file, result.errors, `fix the ${what} and try again`);
 }
 
+/** Aliases each expand to a copy of what they name, so a few lines can grow to gigabytes: past 100, refused. */
+const MAX_ALIAS_COUNT = 100;
+
+function expandAliases(document: Document, file: string, what: string): unknown {
+  try {
+    return document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (cause) {
+    // The yaml package's only way to say it: a ReferenceError, whose message names no place.
+    if (!(cause instanceof ReferenceError)) throw cause;
+    throw new FerryError(
+      'E_YAML',
+      `${file}: its YAML aliases (*name) expand to more than ${MAX_ALIAS_COUNT} copies`,
+      {
+        file,
+        hint: `write the ${what}'s values out instead of repeating them through aliases`,
+        cause,
+      },
+    );
+  }
+}
+
 /**
  * A number where a string belongs: suggest the text as written, quoted (and
  * made a full semver version where the field is one), not the number YAML read.
@@ -153,11 +175,44 @@ export async function readDocument<S extends TSchema>(
   code: ErrorCode,
   what: string,
 ): Promise<ParsedDocument<Static<S>>> {
-  let text: string;
+  return parseValidated(file, await readDocumentText(file, code, what), schema, code, what);
+}
+
+/** Specs, records and appliance settings are kilobytes; past this a file is not one, and parsing it would take gigabytes. */
+export const MAX_DOCUMENT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A document's text, from a regular file only: a FIFO would block the read
+ * for ever and a device would be read until memory ran out, so the file type
+ * is judged from the open file, opened without waiting for a writer.
+ */
+async function readDocumentText(file: string, code: ErrorCode, what: string): Promise<string> {
+  let handle: FileHandle;
   try {
-    text = await readFile(file, 'utf8');
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw ioError(error, file, 'read');
   }
-  return parseValidated(file, text, schema, code, what);
+  try {
+    const stats = await handle.stat();
+    if (stats.isDirectory())
+      throw ioError(Object.assign(new Error(file), { code: 'EISDIR' }), file, 'read');
+    if (!stats.isFile())
+      throw new FerryError(
+        'E_USAGE',
+        `${file} is ${stats.isFIFO() ? 'a FIFO' : 'a device or socket'}, not a file`,
+        { file, hint: `name the ${what} file itself` },
+      );
+    if (stats.size > MAX_DOCUMENT_BYTES)
+      throw new FerryError(
+        code,
+        `${file} is ${stats.size} bytes: a ${what} is at most ${MAX_DOCUMENT_BYTES} bytes`,
+        { file, hint: `this is not a ${what}; name the right file` },
+      );
+    return await handle.readFile('utf8');
+  } catch (error) {
+    throw error instanceof FerryError ? error : ioError(error, file, 'read');
+  } finally {
+    await handle.close();
+  }
 }

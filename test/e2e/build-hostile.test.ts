@@ -1,0 +1,144 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FERRY, ferry, json, tempDir, type RunResult } from '../helpers.js';
+
+// Careless or hostile release specs and payloads, through bin/ferry: each is
+// refused with its code, exit 2 and the file named, and leaves nothing in
+// --out and no record in the history.
+
+let dir: string;
+let keys: string[];
+
+beforeAll(async () => {
+  dir = await tempDir();
+  keys = [];
+  for (let i = 1; i <= 17; i++) {
+    const name = `k${i}`;
+    const made = await ferry(['keygen', '--out', join(dir, 'keys'), '--name', name]);
+    if (made.code !== 0) throw new Error(made.stderr);
+    keys.push(join(dir, 'keys', `${name}.key`));
+  }
+});
+
+/** A product with one component, `app`, its payload in `payload/` and its spec in `spec.yaml`. */
+async function product(name: string, extra = ''): Promise<string> {
+  const root = join(dir, name);
+  await mkdir(join(root, 'payload', 'bin'), { recursive: true });
+  await mkdir(join(root, 'scripts'), { recursive: true });
+  await writeFile(join(root, 'payload', 'bin', 'run'), 'hello\n');
+  await writeFile(join(root, 'scripts', 'install.sh'), '#!/bin/sh\nexit 0\n');
+  await chmod(join(root, 'scripts', 'install.sh'), 0o755);
+  await writeFile(
+    join(root, 'spec.yaml'),
+    `${extra}product: demo
+release: '1.0.0'
+platform: { name: os, range: '>=1.0.0' }
+history: ./history
+components:
+  app:
+    version: '1.0.0'
+    payload: ./payload
+    artifacts: { update: [./scripts/install.sh] }
+`,
+  );
+  return root;
+}
+
+function build(root: string, signWith = keys.slice(0, 1)): Promise<RunResult> {
+  return ferry([
+    'build',
+    join(root, 'spec.yaml'),
+    '--first-release',
+    '--out',
+    join(root, 'out'),
+    ...signWith.flatMap((key) => ['--key', key]),
+    '--json',
+  ]);
+}
+
+/** Exit 2 with `code`, and nothing written: no bundle, no partial file, no record. */
+function expectRefused(result: RunResult, root: string, code: string): { message: string } {
+  expect(result.code).toBe(2);
+  const { error } = json<{ error: { code: string; message: string; hint: string } }>(result);
+  expect(error.code).toBe(code);
+  expect(error.hint).toBeTruthy();
+  expect(existsSync(join(root, 'out')) ? readdirSync(join(root, 'out')) : []).toEqual([]);
+  expect(existsSync(join(root, 'history'))).toBe(false);
+  return error;
+}
+
+describe('a spec whose YAML aliases expand without end (billion laughs)', () => {
+  it('is a YAML error naming the spec, in build and lint', async () => {
+    const bomb = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 10; i++)
+      bomb.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    const root = await product('aliases', `${bomb.join('\n')}\n`);
+    const error = expectRefused(await build(root), root, 'E_YAML');
+    expect(error.message).toContain(join(root, 'spec.yaml'));
+    const lint = await ferry(['lint', join(root, 'spec.yaml'), '--first-release', '--json']);
+    expect(lint.code).toBe(2);
+    expect(json<{ error: { code: string } }>(lint).error.code).toBe('E_YAML');
+  });
+});
+
+/** bin/ferry, killed after `ms`: a command that blocks for ever is a failure, not a hung test. */
+function ferryWithin(
+  args: readonly string[],
+  ms: number,
+): Promise<RunResult & { killed: boolean }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [FERRY, ...args], { timeout: ms, stdio: 'pipe' });
+    child.stdin.end();
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolvePromise({ code: code ?? -1, stdout, stderr, killed: signal !== null }),
+    );
+  });
+}
+
+describe('a spec that is not a regular file', () => {
+  it('a FIFO is refused at once by lint and build, not read for ever', async () => {
+    const root = await product('fifo-spec');
+    const spec = join(root, 'fifo.yaml');
+    execFileSync('mkfifo', [spec]);
+    for (const args of [
+      ['lint', spec, '--first-release', '--json'],
+      ['build', spec, '--first-release', '--out', join(root, 'out'), '--key', keys[0]!, '--json'],
+    ]) {
+      const result = await ferryWithin(args, 15_000);
+      expect(result.killed).toBe(false);
+      expect(result.code).toBe(2);
+      expect(json<{ error: { code: string; file: string } }>(result).error).toMatchObject({
+        code: 'E_USAGE',
+        file: spec,
+      });
+    }
+    expect(existsSync(join(root, 'out'))).toBe(false);
+  });
+
+  it('a character device (endless zeros) is refused before a byte is read', async () => {
+    const root = await product('device-spec');
+    const result = await ferryWithin(['lint', '/dev/zero', '--first-release', '--json'], 15_000);
+    expect(result.killed).toBe(false);
+    expect(result.code).toBe(2);
+    expect(json<{ error: { code: string } }>(result).error.code).toBe('E_USAGE');
+    expect(existsSync(join(root, 'history'))).toBe(false);
+  });
+
+  it('a spec over 64 MiB is refused from its size', async () => {
+    const root = await product('huge-spec', `# ${'x'.repeat(64 * 1024 * 1024)}\n`);
+    const error = expectRefused(await build(root), root, 'E_SPEC_INVALID');
+    expect(error.message).toContain(join(root, 'spec.yaml'));
+  });
+});

@@ -224,6 +224,21 @@ export interface ScannedEntry {
 }
 
 /**
+ * Names are carried as UTF-8: a name that is not would reach the metadata as
+ * U+FFFD and name no file, neither here nor on the appliance.
+ */
+function utf8Name(
+  bytes: Buffer,
+  relative: string,
+  refuse: (path: string, why: string) => FerryError,
+): string {
+  const name = bytes.toString('utf8');
+  if (Buffer.from(name, 'utf8').equals(bytes)) return name;
+  const path = relative === '' ? name : `${relative}/${name}`;
+  throw refuse(path, `has a name that is not UTF-8 (bytes ${bytes.toString('hex')})`);
+}
+
+/**
  * Lists a payload folder, sorted by path so bundles are reproducible.
  * Folders are listed only when empty (a file implies its folders). Device
  * files, sockets and links that leave the component are refused here, so a
@@ -239,12 +254,13 @@ export async function scanPayload(root: string, component: string): Promise<Scan
     });
   const walk = async (relative: string): Promise<boolean> => {
     const dir = relative === '' ? root : join(root, relative);
-    let names: string[];
+    let raw: Buffer[];
     try {
-      names = (await readdir(dir)).sort();
+      raw = await readdir(dir, { encoding: 'buffer' });
     } catch (error) {
       throw ioError(error, dir, 'read the payload folder');
     }
+    const names = raw.map((bytes) => utf8Name(bytes, relative, refuse)).sort();
     for (const name of names) {
       const path = relative === '' ? name : `${relative}/${name}`;
       const unsafe = unsafePathReason(path);

@@ -70,6 +70,17 @@ function expectRefused(result: RunResult, root: string, code: string): { message
   return error;
 }
 
+describe('a payload file name that is not UTF-8', () => {
+  it('is refused naming the file, not an internal error', async () => {
+    const root = await product('not-utf8');
+    // Buffer paths: the name's bytes exactly, as another tool could have made them.
+    await writeFile(Buffer.from(`${join(root, 'payload', 'bin')}/bad\xff\xfe`, 'latin1'), 'x');
+    const error = expectRefused(await build(root), root, 'E_SPEC_PATH');
+    expect(error.message).toContain('626164fffe');
+    expect(error.message).toContain(join(root, 'payload', 'bin'));
+  });
+});
+
 describe('a spec whose YAML aliases expand without end (billion laughs)', () => {
   it('is a YAML error naming the spec, in build and lint', async () => {
     const bomb = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];

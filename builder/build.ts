@@ -4,6 +4,7 @@ import {
   dependencyOrder,
   FerryError,
   keyLabel,
+  MAX_METADATA_BYTES,
   payloadEntry,
   payloadFiles,
   trustRootEntry,
@@ -16,13 +17,14 @@ import {
   type Change,
   type ReleaseRecord,
   type ReleaseSpec,
+  type Signer,
 } from '../manifest-schema/index.js';
 import { collectInputs, sourcesOf, type Collected } from './collect.js';
 import { composeBundle, type BundleDesign } from './compose.js';
 import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata, PLACEHOLDER } from './metadata.js';
 import { checkVersionsImmutable, releaseRecord } from './record.js';
-import { readSigners, type SigningOptions } from './signing.js';
+import { readSigners, signedMetadataSize, type SigningOptions } from './signing.js';
 import { loadSpec } from './spec.js';
 import { checkChainToCarry, readChainDir } from './trust.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
@@ -117,6 +119,7 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
       ? design.rebuildOf.release.createdAt
       : creationTime(options.sourceDateEpoch);
   const metadata = bundleMetadata(spec, design, collected, createdAt);
+  refuseOversizedMetadata(metadata, [], options.spec);
   const result: CheckResult = {
     spec: resolve(options.spec),
     product: spec.product,
@@ -202,12 +205,14 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     options.out,
     bundleFileName(spec.product, spec.release, design.kind, format),
   );
+  const toSign: BundleMetadata = {
+    ...unsigned,
+    ...(chain.length > 0 ? { trustChain: chain.map(({ ref }) => ref) } : {}),
+    ...(options.expires ? { expires: tufTime(options.expires) } : {}),
+  };
+  refuseOversizedMetadata(toSign, signers, options.spec);
   const { metadata, sha256, size } = await writeBundle({
-    metadata: {
-      ...unsigned,
-      ...(chain.length > 0 ? { trustChain: chain.map(({ ref }) => ref) } : {}),
-      ...(options.expires ? { expires: tufTime(options.expires) } : {}),
-    },
+    metadata: toSign,
     sources: new Map([
       ...chain.map(({ ref, file }) => [ref.path, { path: file, size: ref.size }] as const),
       ...sourcesOf(collected),
@@ -271,6 +276,33 @@ async function chainToCarry(
     file,
     ref: { path: trustRootEntry(version), size: bytes.length, sha256: PLACEHOLDER },
   }));
+}
+
+/**
+ * Every reader refuses a bundle.json over MAX_METADATA_BYTES before reading
+ * it, so a bundle that needs a larger one is not built (and its release not
+ * recorded). Checked from the sizes alone: hashes and signatures have fixed lengths.
+ */
+function refuseOversizedMetadata(
+  metadata: BundleMetadata,
+  signers: readonly Signer[],
+  specFile: string,
+): void {
+  const size = signedMetadataSize(metadata, signers);
+  if (size <= MAX_METADATA_BYTES) return;
+  const [name, files] = Object.entries(metadata.components)
+    .map(([name, component]) => [name, payloadFiles(component.payload)?.length ?? 0] as const)
+    .reduce((most, next) => (next[1] > most[1] ? next : most));
+  throw new FerryError(
+    'E_SPEC_INVALID',
+    `${specFile}: bundle.json would be ${size} bytes, over the ${MAX_METADATA_BYTES} every installer reads (${name} lists the most payload entries: ${files})`,
+    {
+      file: specFile,
+      field: `/components/${name}/payload`,
+      component: name,
+      hint: 'every payload entry takes about 250 bytes of bundle.json: ship many small files packed into fewer (an archive the update artifact unpacks)',
+    },
+  );
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   generateEd25519,
   ioError,
   keyIdOf,
+  MAX_SIGNATURES,
   NAME_PATTERN,
   parsePrivateKey,
   parsePublicKey,
@@ -111,6 +112,13 @@ export async function readSigners(options: SigningOptions): Promise<Signer[]> {
       hint: 'pass --key KEY (a file, env:VAR or -; repeat it for several keys) or --signer COMMAND',
     });
   }
+  // Every reader refuses a document with more signatures, before checking any.
+  if (options.keys.length + commands.length > MAX_SIGNATURES)
+    throw new FerryError(
+      'E_USAGE',
+      `${options.keys.length + commands.length} keys sign, and a signed document carries at most ${MAX_SIGNATURES} signatures`,
+      { hint: `sign with at most ${MAX_SIGNATURES} keys: a threshold never needs more` },
+    );
   if (options.keys.filter((source) => source === '-').length > 1)
     throw new FerryError('E_USAGE', `${option} - is given twice: stdin holds one key`, {
       hint: 'pass the other keys as files or env:VAR',

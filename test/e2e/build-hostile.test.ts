@@ -153,3 +153,31 @@ describe('a spec that is not a regular file', () => {
     expect(error.message).toContain(join(root, 'spec.yaml'));
   });
 });
+
+describe('a bundle every installer would refuse is not built', () => {
+  it('more than 16 keys: refused before anything is written', async () => {
+    const root = await product('seventeen-keys');
+    const error = expectRefused(await build(root, keys), root, 'E_USAGE');
+    expect(error.message).toContain('17');
+  });
+
+  it('16 keys still build', async () => {
+    const root = await product('sixteen-keys');
+    expect((await build(root, keys.slice(0, 16))).code).toBe(0);
+  });
+
+  it('a payload whose bundle.json would pass 4 MiB: refused by lint and build, nothing recorded', async () => {
+    const root = await product('many-files');
+    // Long paths fill bundle.json fast: some 2,900 entries of about 1 KiB each pass 4 MiB.
+    const deep = join(root, 'payload', ...['a', 'b', 'c', 'd'].map((c) => c.repeat(200)));
+    await mkdir(deep, { recursive: true });
+    await Promise.all(
+      Array.from({ length: 3200 }, (_, i) => writeFile(join(deep, `${i}`.padStart(200, 'f')), '')),
+    );
+    const error = expectRefused(await build(root), root, 'E_SPEC_INVALID');
+    expect(error.message).toContain('app');
+    const lint = await ferry(['lint', join(root, 'spec.yaml'), '--first-release', '--json']);
+    expect(lint.code).toBe(2);
+    expect(json<{ error: { code: string } }>(lint).error.code).toBe('E_SPEC_INVALID');
+  });
+});

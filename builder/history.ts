@@ -5,6 +5,7 @@ import {
   FerryError,
   ioError,
   isStrictVersion,
+  payloadProblem,
   readDocument,
   ReleaseRecordSchema,
   type ReleaseRecord,
@@ -63,6 +64,19 @@ export async function readHistory(
         `${file} and ${twin} both record release ${value.release.version}`,
         { file, hint },
       );
+    }
+    // Records are unsigned: a path edited into one would otherwise be signed into the next bundle.
+    for (const [name, component] of Object.entries(value.components)) {
+      const files = component.files ?? [];
+      const size = files.reduce((total, entry) => total + (entry.size ?? 0), 0);
+      const problem = payloadProblem(files, size, `/components/${name}`, name);
+      if (problem)
+        throw new FerryError('E_HISTORY_INVALID', `${file}: ${problem.message}`, {
+          file,
+          field: problem.field,
+          component: name,
+          hint,
+        });
     }
     byVersion.set(value.release.version, file);
     records.push(value);

@@ -269,7 +269,8 @@ function artifactProblem(
   return null;
 }
 
-function payloadProblem(
+/** A payload's file list checked as every reader checks it: safe paths, links inside the component, sizes adding up. */
+export function payloadProblem(
   files: readonly PayloadEntry[],
   size: number,
   field: string,

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FERRY, ferry, json, tempDir, type RunResult } from '../helpers.js';
@@ -179,5 +179,50 @@ describe('a bundle every installer would refuse is not built', () => {
     const lint = await ferry(['lint', join(root, 'spec.yaml'), '--first-release', '--json']);
     expect(lint.code).toBe(2);
     expect(json<{ error: { code: string } }>(lint).error.code).toBe('E_SPEC_INVALID');
+  });
+});
+
+describe('a history record edited by hand', () => {
+  it('a payload path leaving its component is E_HISTORY_INVALID naming the record, before anything is signed', async () => {
+    const root = await product('forged-record');
+    expect((await build(root)).code).toBe(0);
+    const record = join(root, 'history', 'demo-1.0.0.json');
+    const forged = JSON.parse(await readFile(record, 'utf8')) as {
+      components: { app: { files: unknown[] } };
+    };
+    forged.components.app.files.push({
+      path: '../../etc/cron.d/evil',
+      type: 'file',
+      mode: 0o644,
+      size: 1,
+      sha256: 'a'.repeat(64),
+    });
+    await writeFile(record, JSON.stringify(forged, null, 2));
+    // A default-location payload without a path is described by the record alone.
+    const spec = (await readFile(join(root, 'spec.yaml'), 'utf8'))
+      .replace("release: '1.0.0'", "release: '1.1.0'")
+      .replace('payload: ./payload', 'payload: { location: default }');
+    await writeFile(join(root, 'next.yaml'), spec);
+    const result = await ferry([
+      'build',
+      join(root, 'next.yaml'),
+      '--kind',
+      'install',
+      '--out',
+      join(root, 'out-next'),
+      '--key',
+      keys[0]!,
+      '--json',
+    ]);
+    expect(result.code).toBe(2);
+    expect(json<{ error: { code: string; file: string; field: string } }>(result).error).toEqual(
+      expect.objectContaining({
+        code: 'E_HISTORY_INVALID',
+        file: record,
+        field: '/components/app/files/1',
+      }),
+    );
+    expect(existsSync(join(root, 'out-next'))).toBe(false);
+    expect(readdirSync(join(root, 'history'))).toEqual(['demo-1.0.0.json']);
   });
 });

@@ -5,6 +5,7 @@ import {
   FerryError,
   keyLabel,
   MAX_METADATA_BYTES,
+  metadataProblem,
   payloadEntry,
   payloadFiles,
   trustRootEntry,
@@ -25,7 +26,7 @@ import { readHistory, recordFileName } from './history.js';
 import { bundleMetadata, PLACEHOLDER } from './metadata.js';
 import { checkVersionsImmutable, releaseRecord } from './record.js';
 import { readSigners, signedMetadataSize, type SigningOptions } from './signing.js';
-import { loadSpec } from './spec.js';
+import { loadSpec, specError } from './spec.js';
 import { checkChainToCarry, readChainDir } from './trust.js';
 import { bundleFileName, writeBundle, type BundleFormat } from './write.js';
 
@@ -119,6 +120,17 @@ async function checkBuild(options: CheckOptions): Promise<Checked> {
       ? design.rebuildOf.release.createdAt
       : creationTime(options.sourceDateEpoch);
   const metadata = bundleMetadata(spec, design, collected, createdAt);
+  // The readers' own rules: what they would refuse as crafted is never signed.
+  const problem = metadataProblem(metadata);
+  if (problem)
+    throw specError(
+      loaded,
+      'E_SPEC_INVALID',
+      problem.field,
+      `${problem.message}: every installer would refuse the bundle`,
+      problem.hint ?? 'fix the field the message names',
+      problem.component,
+    );
   refuseOversizedMetadata(metadata, [], options.spec);
   const result: CheckResult = {
     spec: resolve(options.spec),

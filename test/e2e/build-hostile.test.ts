@@ -226,3 +226,14 @@ describe('a history record edited by hand', () => {
     expect(readdirSync(join(root, 'history'))).toEqual(['demo-1.0.0.json']);
   });
 });
+
+describe('a url payload whose saveAs leaves its component', () => {
+  it('is E_SPEC_INVALID naming the field, not a signed bundle every installer refuses', async () => {
+    const root = await product('save-as');
+    const spec = join(root, 'spec.yaml');
+    const url = `{ url: 'https://mirror.example/app.bin', sha256: '${'a'.repeat(64)}', size: 1, saveAs: ../evil }`;
+    await writeFile(spec, (await readFile(spec, 'utf8')).replace('./payload', url));
+    const error = expectRefused(await build(root), root, 'E_SPEC_INVALID') as { field?: string };
+    expect(error.field).toBe('/components/app/payload/saveAs');
+  });
+});

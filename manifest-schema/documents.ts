@@ -133,6 +133,29 @@ function expandAliases(document: Document, file: string, what: string): unknown 
 }
 
 /**
+ * The text of a UTF-8 file. Decoding leniently would turn a Latin-1 byte into
+ * U+FFFD and sign it into release notes or a name; the line is named instead.
+ */
+function utf8Text(bytes: Buffer, file: string, what: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (cause) {
+    const lines = bytes.toString('latin1').split('\n');
+    const line =
+      lines.findIndex((text) => {
+        const raw = Buffer.from(text, 'latin1');
+        return !Buffer.from(raw.toString('utf8'), 'utf8').equals(raw);
+      }) + 1;
+    throw new FerryError('E_YAML', `${file}:${line}: this line is not UTF-8 text`, {
+      file,
+      line,
+      hint: `save the ${what} as UTF-8 (it may be in Latin-1 or another legacy encoding)`,
+      cause,
+    });
+  }
+}
+
+/**
  * A number where a string belongs: suggest the text as written, quoted (and
  * made a full semver version where the field is one), not the number YAML read.
  */
@@ -209,7 +232,7 @@ async function readDocumentText(file: string, code: ErrorCode, what: string): Pr
         `${file} is ${stats.size} bytes: a ${what} is at most ${MAX_DOCUMENT_BYTES} bytes`,
         { file, hint: `this is not a ${what}; name the right file` },
       );
-    return await handle.readFile('utf8');
+    return utf8Text(await handle.readFile(), file, what);
   } catch (error) {
     throw error instanceof FerryError ? error : ioError(error, file, 'read');
   } finally {

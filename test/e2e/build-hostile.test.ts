@@ -237,3 +237,14 @@ describe('a url payload whose saveAs leaves its component', () => {
     expect(error.field).toBe('/components/app/payload/saveAs');
   });
 });
+
+describe('a spec saved in Latin-1', () => {
+  it('is E_YAML naming the line, not notes signed with U+FFFD', async () => {
+    const root = await product('latin1');
+    const spec = join(root, 'spec.yaml');
+    const text = await readFile(spec, 'utf8');
+    await writeFile(spec, Buffer.from(`notes: 'caf\xe9'\n${text}`, 'latin1'));
+    const error = expectRefused(await build(root), root, 'E_YAML') as { line?: number };
+    expect(error.line).toBe(1);
+  });
+});

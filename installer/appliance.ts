@@ -9,14 +9,14 @@ import {
   FORMAT_VERSION,
   ioError,
   readRegularBytes,
+  readRegularFile,
   unsafePathReason,
   isStrictVersion,
   isValidRange,
   NAME_PATTERN,
   parseJsonValidated,
+  parseValidated,
   parseTrustedRoot,
-  readDocument,
-  readTrustedRoot,
   rootFileValue,
   writeFileAtomic,
   type ApplianceConfig,
@@ -219,13 +219,18 @@ export async function openAppliance(root: string): Promise<Appliance> {
   }
   const state = await readState(paths);
   await requireRegular(paths.history);
-  const { value: config } = await readDocument(
+  // Both are read at once as regular files: a FIFO in their place would hang every command.
+  const { value: config } = parseValidated(
     paths.config,
+    await readRegularFile(paths.config, 'E_STATE_INVALID'),
     ApplianceConfigSchema,
     'E_STATE_INVALID',
     'appliance settings',
   );
-  const trust = withRevoked(await readTrustedRoot(paths.trust), state);
+  const trust = withRevoked(
+    parseTrustedRoot(await readRegularBytes(paths.trust, 'E_STATE_INVALID'), paths.trust),
+    state,
+  );
   if (state.product !== config.product) {
     throw new FerryError(
       'E_STATE_INVALID',

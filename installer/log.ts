@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, regularFileLines } from '../manifest-schema/index.js';
 import { openAppliance } from './appliance.js';
@@ -40,13 +40,27 @@ export async function findTransaction(root: string, id?: string): Promise<Transa
   if (!/^[\w.-]+$/.test(wanted) || wanted.startsWith('.'))
     throw new FerryError('E_USAGE', `"${wanted}" is not a transaction id`, { hint });
   const file = join(paths.logs, `${wanted}.jsonl`);
-  await access(file).catch(() => {
-    throw new FerryError('E_NOT_FOUND', `there is no transaction ${wanted} on ${paths.root}`, {
-      file,
-      hint,
-    });
-  });
   const entry = id === undefined ? newest : named;
+  await access(file).catch(async () => {
+    // Something in the folder's place hides every log: that, not a missing transaction, is the news.
+    const there = await lstat(paths.logs).catch(() => null);
+    if (there && !(await stat(paths.logs).catch(() => null))?.isDirectory())
+      throw new FerryError(
+        'E_STATE_INVALID',
+        `${paths.logs} is not a folder: Ferry keeps each transaction's log there`,
+        {
+          file: paths.logs,
+          hint: `move it aside (\`mv ${paths.logs} ${paths.logs}.bad\`): install and rollback refuse until then`,
+        },
+      );
+    throw new FerryError(
+      'E_NOT_FOUND',
+      entry
+        ? `${file}, the log of transaction ${wanted}, is missing`
+        : `there is no transaction ${wanted} on ${paths.root}`,
+      { file, hint },
+    );
+  });
   return { id: wanted, file, ...(entry ? { entry } : {}) };
 }
 

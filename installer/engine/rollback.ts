@@ -1,4 +1,4 @@
-import { readlink } from 'node:fs/promises';
+import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, sequence, type ApplianceState } from '../../manifest-schema/index.js';
 import { removalOrder } from '../plan.js';
@@ -98,6 +98,7 @@ export async function rollback(
       );
     }
     await checkKept(paths, state, previous, changing, forward);
+    await checkLinks(paths, changing);
     if (signal?.aborted) {
       const status = `interrupted by ${String(signal.reason)} before anything changed`;
       const failure = {
@@ -226,6 +227,29 @@ function forwardScope(
  * One component switched to the version of the release rolled back to,
  * after the artifacts that take its data there (see `rollback`).
  */
+/**
+ * Each `current` the rollback switches is a link or nothing: a folder in its
+ * place cannot be renamed over (found after the rollback artifacts ran, and
+ * its undo could not remove it either), and a file is the operator's, never
+ * replaced.
+ */
+async function checkLinks(paths: AppliancePaths, changing: readonly string[]): Promise<void> {
+  for (const name of changing) {
+    const link = join(paths.opt, name, 'current');
+    const found = await lstat(link).catch(() => null);
+    if (found && !found.isSymbolicLink())
+      throw new FerryError(
+        'E_DRIFT',
+        `${link}, which the rollback would switch back, is not a symbolic link (${found.isDirectory() ? 'a folder' : found.isFile() ? 'a file' : 'not a file'})`,
+        {
+          file: link,
+          component: name,
+          hint: `nothing was run or changed. Move it aside (\`mv ${link} ${link}.bad\`) and run the rollback again`,
+        },
+      );
+  }
+}
+
 async function switchBack(
   t: Transaction,
   name: string,

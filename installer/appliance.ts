@@ -246,9 +246,15 @@ export async function openAppliance(root: string): Promise<Appliance> {
 
 /** Every command may append to history.jsonl: something else in its place is refused before anything changes. */
 async function requireRegular(file: string): Promise<void> {
-  const found = await stat(file).catch((error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError(error, file, 'read');
+  const found = await stat(file).catch(async (error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(error, file, 'read');
+    // A link to nowhere: appending would make a new history where it leads, the old one lost.
+    if (await lstat(file).catch(() => null))
+      throw new FerryError('E_STATE_INVALID', `${file} is a symbolic link to nowhere`, {
+        file,
+        hint: 'restore history.jsonl from a backup',
+      });
+    return null;
   });
   if (found && !found.isFile()) {
     throw new FerryError('E_STATE_INVALID', `${file} is not a regular file`, {

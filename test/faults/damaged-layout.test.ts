@@ -89,6 +89,7 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
   ['var/lib/ferry/state.json', 'empty', stateInvalid],
   ['var/lib/ferry/history.jsonl', 'folder', stateInvalid],
   ['var/lib/ferry/history.jsonl', 'fifo', stateInvalid],
+  ['var/lib/ferry/history.jsonl', 'dangling', stateInvalid],
   ['var/lib/ferry/journal', 'file', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
   ['var/lib/ferry/journal', 'fifo', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
   [

@@ -71,6 +71,11 @@ const all = (outcome: Outcome): Record<Command, Outcome> => ({
 const LOG = 'var/lib/ferry/logs/<1.1.0>';
 const RESTORE = 'var/lib/ferry/artifacts/web/1.0.1/rollback/restore.sh';
 const stateInvalid = all('2 E_STATE_INVALID @');
+const lockRefused = {
+  install: '2 E_STATE_INVALID @',
+  rollback: '2 E_STATE_INVALID @',
+  recover: '2 E_STATE_INVALID @',
+};
 const drifted = { ...all(ok), verify: '1 -', plan: '4 -', install: '4 -' };
 
 const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
@@ -135,8 +140,9 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
   [RESTORE, 'folder', { ...all(ok), rollback: '4 E_DRIFT' }],
   [RESTORE, 'fifo', { ...all(ok), rollback: '4 E_DRIFT' }],
   [RESTORE, 'empty', { ...all(ok), rollback: '4 E_DRIFT' }],
-  ['var/lib/ferry/lock', 'folder', all(ok)],
-  ['var/lib/ferry/lock', 'fifo', all(ok)],
+  // Only read for who holds it, but what took its place is refused, not written over.
+  ['var/lib/ferry/lock', 'folder', { ...all(ok), ...lockRefused }],
+  ['var/lib/ferry/lock', 'fifo', { ...all(ok), ...lockRefused }],
   ['var/lib/ferry/lock', 'dangling', all(ok)],
   ['opt/ferry', 'file', { ...drifted, rollback: '2 E_NOT_FOUND' }],
   ['opt/ferry', 'outside', { ...drifted, rollback: '2 E_NOT_FOUND' }],

@@ -2457,6 +2457,8 @@ async function gcWith(
     // Before the tags go: a gc stopped in between leaves the versions, never a removed
     // version that a publish of other bytes would take for one never published.
     for (const version of remove) {
+      // Newest first: the last found is the version's first publish, so a version restored
+      // and removed again gets the very record it had (another would conflict, after the event).
       const first = events.findLast(
         (e) => e.op === 'publish' && e.subject.version === version,
       )?.seq;

@@ -445,6 +445,14 @@ describe('a version gc removed', () => {
     const same = await repoFerry(['publish', bundles['1.0.0'] as string, '--repo', repo]);
     expect(same.code, same.stderr).toBe(0);
     expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
+    // Removed again, it keeps the record it had: another would be a conflict inside gc, after its event.
+    await repoFerry(['publish', bundles['1.2.0'] as string, '--repo', repo, '--channel', 'dev']);
+    const again = await repoFerry(['gc', '--repo', repo, '--keep', '1', '--yes', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(json<{ remove: string[] }>(again).remove).toContain('1.0.0');
+    expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
+    const still = await repoFerry(['publish', zip, '--repo', repo, '--json']);
+    expect(errorOf(still)).toMatchObject({ code: 'E_VERSION_EXISTS' });
   }, 120_000);
 });
 

@@ -19,6 +19,7 @@ import {
   cloneAppliance,
   initAppliance,
   installOk,
+  markers,
   RECORDS,
   sha256,
   snapshot,
@@ -185,35 +186,27 @@ describe('ferry-installer, the single executable', () => {
   });
 
   it('opens no debugger on SIGUSR1: Node would listen on 127.0.0.1:9229, and whoever connects runs code as root', async () => {
-    // Waiting for a control table to be written into a FIFO (as `--control <(…)` gives one):
-    // a command that is running when the signal comes.
+    // Held in web's pre-validate artifact (the fixture waits while its trigger exists): a
+    // command that is running when the signal comes, its listeners set, nothing changed yet.
     const root = join(dir, 'debugger-appliance');
     await initAppliance(ws, root);
-    const fifo = join(dir, 'controls.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const plan = ['plan', bundles['1.0.0'] as string, '--root', root, '--control', fifo];
-    const child = spawn(EXECUTABLE, plan, {
+    await mkdir(join(root, 'hang'));
+    await writeFile(join(root, 'hang', 'web.pre-validate'), '');
+    const install = ['install', bundles['1.0.0'] as string, '--root', root, '--yes'];
+    const child = spawn(EXECUTABLE, install, {
       env: {},
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    // One of its threads waits in the FIFO's open for a writer: it is running, its listeners set.
-    const waiting = async () => {
-      const tasks = await readdir(`/proc/${child.pid}/task`).catch(() => []);
-      const wchans = await Promise.all(
-        tasks.map((task) =>
-          readFile(`/proc/${child.pid}/task/${task}/wchan`, 'utf8').catch(() => ''),
-        ),
-      );
-      return wchans.includes('wait_for_partner');
-    };
-    await expect.poll(waiting, { interval: 20, timeout: 20_000 }).toBe(true);
+    const held = async () =>
+      (await markers(root)).some((line) => line.startsWith('pre-validate web'));
+    await expect.poll(held, { interval: 20, timeout: 20_000 }).toBe(true);
     child.kill('SIGUSR1');
     await expect.poll(() => stderr, { interval: 20, timeout: 5_000 }).toContain('SIGUSR1 ignored');
-    await writeFile(fifo, 'not a control table');
-    expect(await exited).toBe(2);
+    await rm(join(root, 'hang'), { recursive: true });
+    expect(await exited, stderr).toBe(0);
     expect(stderr).not.toContain('Debugger listening');
     expect(stderr).not.toContain('inspector');
   });

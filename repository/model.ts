@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -1715,10 +1715,22 @@ function bundleRefused(error: unknown, repo: string, where: string, version: str
 const PULL_TEMP = /^\.\.?.+\.([0-9a-f]{8})-(\d+)\.[0-9a-f]{12}\.pull(?:\.[0-9a-f]{12}\.part)?$/;
 
 /**
- * This machine, as a pull's temporary file names it (a hash of its name): the ids of
- * processes of other machines or containers sharing the folder mean nothing here.
+ * This machine and process id namespace, as a pull's temporary file names them (a hash):
+ * the ids of processes of other machines, or of containers sharing the folder (and, with
+ * the host's network, its host name), mean nothing here.
  */
-const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+const HOST = createHash('sha256')
+  .update(`${hostname()}\0${pidNamespace()}`)
+  .digest('hex')
+  .slice(0, 8);
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
+}
 
 /**
  * Removes from `folder` what pulls whose process is gone left there (a SIGKILL, the

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bigBundle,
@@ -358,10 +359,14 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     // Another machine's pull into the same folder (a share): its process id means nothing here.
     const theirs = '.other.tar.00000000-999999.abcdefabcdef.pull';
     await writeFile(join(out, theirs), 'partial');
+    // A container's on this machine, with the host's name (its network) but its own process ids.
+    const host = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    const container = `.other.tar.${host}-999999.abcdefabcdef.pull`;
+    await writeFile(join(out, container), 'partial');
     const again = await run(args);
     expect(again.code, again.stderr).toBe(0);
     const name = (bundles.ours as string).split('/').at(-1) as string;
-    expect((await readdir(out)).sort()).toEqual([theirs, name].sort());
+    expect((await readdir(out)).sort()).toEqual([theirs, container, name].sort());
     expect(await readFile(join(out, name))).toEqual(bytes);
   });
 

@@ -1,8 +1,15 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { FerryError, regularFileLines, writeFileAtomic } from '../manifest-schema/index.js';
-import { exportFacts, factsOf, openAppliance, type AppliancePaths } from './appliance.js';
+import {
+  exportFacts,
+  factsOf,
+  MAX_EXPORT_BYTES,
+  openAppliance,
+  type AppliancePaths,
+} from './appliance.js';
 import { checkedFacts } from './planning.js';
+import type { ApplianceFacts } from './plan.js';
 import { verifyInstalled, type FileProblem } from './engine/installed-files.js';
 import { Journal } from './engine/journal.js';
 import { lockHeld } from './engine/lock.js';
@@ -48,10 +55,10 @@ export async function applianceStatus(
   const appliance = await openAppliance(root);
   if (options.exportTo !== undefined) {
     await requireOutside(appliance.paths, options.exportTo);
-    await writeFileAtomic(
-      options.exportTo,
-      `${JSON.stringify(exportFacts(appliance, await checkedFacts(appliance), new Date()), null, 2)}\n`,
-    );
+    const facts = await checkedFacts(appliance);
+    const text = `${JSON.stringify(exportFacts(appliance, facts, new Date()), null, 2)}\n`;
+    requireReadable(options.exportTo, text, facts);
+    await writeFileAtomic(options.exportTo, text);
   }
   const facts = factsOf(appliance);
   const open = await openTransaction(appliance.paths, appliance.state.transaction);
@@ -76,6 +83,28 @@ export async function applianceStatus(
     ...(open ? { open } : {}),
     ...(await recentHistory(appliance.paths, 5)),
   };
+}
+
+/**
+ * An export `plan --state` would refuse is not written: only files changed by hand by
+ * the hundred thousand make one that large, and they are what to look at first.
+ */
+export function requireReadable(file: string, text: string, facts: ApplianceFacts): void {
+  const size = Buffer.byteLength(text);
+  if (size <= MAX_EXPORT_BYTES) return;
+  const changed = Object.entries(facts.components)
+    .map(([name, c]) => [name, c.changedFiles?.length ?? 0] as const)
+    .filter(([, count]) => count > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, count]) => `${name} (${count})`);
+  throw new FerryError(
+    'E_DRIFT',
+    `the export would be ${size} bytes, over the ${MAX_EXPORT_BYTES} plan --state reads; files changed outside Ferry: ${changed.join(', ') || 'none'}`,
+    {
+      file,
+      hint: 'repair those components on the appliance (ferry install BUNDLE --force COMPONENT) and export again, or plan on the appliance itself',
+    },
+  );
 }
 
 /**

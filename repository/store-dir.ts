@@ -404,9 +404,19 @@ export class DirectoryStore implements Store {
    */
   private async foreignEntries(ours: ReadonlySet<string>): Promise<ForeignEntry[]> {
     const path = join(this.#dir, 'index.json');
+    const found = await lstat(path).catch(() => undefined);
+    if (found?.isFile() && found.size > INDEX_MAX)
+      throw new FerryError(
+        'E_REPO_INVALID',
+        `${path} is over ${INDEX_MAX} bytes, more than Ferry reads: about 250,000 tags`,
+        {
+          file: path,
+          hint: 'a repository this large is past what one folder serves well: move its versions to a registry (skopeo copy), or start a new repository',
+        },
+      );
     let bytes: Buffer;
     try {
-      bytes = await readRegular(path, SMALL_MAX);
+      bytes = await readRegular(path, INDEX_MAX);
     } catch (error) {
       if ((error as FerryError).code === 'E_NOT_FOUND') return [];
       throw error;
@@ -597,6 +607,11 @@ const FOLDER_PATHS = [
 ];
 /** What readBlob holds in memory: manifests and documents (bundles stream through pullBlob). */
 const SMALL_MAX = 16 * 1024 * 1024;
+/**
+ * index.json lists every tag, about 250 bytes each, and every event and approval is one:
+ * 16 MiB was some 65,000, which a long-lived repository reaches.
+ */
+const INDEX_MAX = 64 * 1024 * 1024;
 /** A tag file holds one descriptor (about 150 bytes); anything much larger is not one. */
 const DESCRIPTOR_MAX = 64 * 1024;
 

@@ -510,4 +510,37 @@ describe('an index.json that is no index', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(await readFile(index, 'utf8')).toContain('"tools"');
   });
+
+  it('reads one past 16 MiB (a long-lived repository lists that many tags), and names one too large to read', async () => {
+    const repo = join(dir, `repo${++n}`);
+    await repoFerry([
+      'publish',
+      bundles['1.0.0'] as string,
+      '--repo',
+      repo,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    const index = join(repo, 'index.json');
+    const text = (await readFile(index, 'utf8')).trimEnd();
+    // As large as some 80,000 tags make it: the same index, then spaces.
+    await writeFile(index, `${text}${' '.repeat(20 * 1024 * 1024)}\n`);
+    const more = await repoFerry(['publish', bundles['1.1.0'] as string, '--repo', repo]);
+    expect(more.code, more.stderr).toBe(0);
+    await writeFile(index, `${text}${' '.repeat(65 * 1024 * 1024)}\n`);
+    const before = await snapshot(repo);
+    const refused = await repoFerry([
+      'publish',
+      bundles['1.2.0'] as string,
+      '--repo',
+      repo,
+      '--json',
+    ]);
+    expect(errorOf(refused)).toMatchObject({ code: 'E_REPO_INVALID' });
+    expect(errorOf(refused).message).toContain(`${index} is over 67108864 bytes`);
+    expect(errorOf(refused).hint).toContain('move its versions to a registry');
+    expect(await snapshot(repo)).toEqual(before);
+  }, 120_000);
 });

@@ -13,6 +13,11 @@ import {
 
 /** A claim on an audit event's tag: the tag, the claim's time (Unix seconds), the event's digest. */
 const CLAIM_TAG = /^(ferry\.audit\.\d{8})\.(\d+)\.[0-9a-f]{12}$/;
+/**
+ * How far ahead of a writer's clock another's claim may be dated and still stop it: a
+ * clock further ahead is broken, and its claims are passed over.
+ */
+const MAX_CLAIM_SKEW_SECONDS = 3600;
 
 /**
  * A repository in an OCI registry (`oci://host[:port]/namespace/product`).
@@ -201,10 +206,12 @@ export class RegistryStore implements Store {
   }
 
   /**
-   * The other claims of `tag` within the stale limit of this writer's clock, either way:
-   * one dated further ahead is a writer whose clock ran fast, and had it died before its
-   * event, its claim would hold that event off until its time came (for ever, from a
-   * clock set years ahead), every writer stopping with E_REPO_CONFLICT.
+   * The other claims of `tag` younger than the stale limit of this writer's clock and
+   * dated less than MAX_CLAIM_SKEW_SECONDS ahead of it. A claim from a live writer whose
+   * clock runs minutes fast must stop this one: that writer takes this one's claim for a
+   * stale one, so were it passed over here too, both would write the event. One dated
+   * further ahead is a broken clock, and had its writer died before its event, its claim
+   * would hold that event off until its time came (for ever, from a clock set years ahead).
    */
   private async liveClaims(tag: string, mine: string): Promise<string[]> {
     const seconds = Math.floor(Date.now() / 1000);
@@ -215,7 +222,7 @@ export class RegistryStore implements Store {
         other !== mine &&
         claimed?.[1] === tag &&
         at > seconds - this.#staleSeconds &&
-        at < seconds + this.#staleSeconds
+        at < seconds + MAX_CLAIM_SKEW_SECONDS
       );
     });
   }

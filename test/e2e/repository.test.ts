@@ -727,7 +727,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
       verdict: 'promoted',
       event: head + 1,
     });
-    // So is one dated over the stale limit ahead: a writer whose clock ran fast, dead
+    // So is one dated over an hour ahead: a writer whose clock is that far off, dead
     // before its event, held every write off until its time came (here, a day).
     const ahead = `ferry.audit.${String(head + 2).padStart(8, '0')}.${now + 86_400}.${'b'.repeat(12)}`;
     await client.putManifest(ahead, other.bytes, other.mediaType);
@@ -745,6 +745,42 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     expect(approved.code, approved.stderr).toBe(0);
     expect((await repoFerry(['history', '--repo', repo, '--verify'])).code).toBe(0);
   });
+
+  it('a claim dated minutes ahead (a live writer whose clock runs fast) still stops a second writer (exit 5)', async () => {
+    const repo = (registry as Registry).reference('acme/claimed-ahead');
+    expect((await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev')).code).toBe(0);
+    await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice']);
+    const head = json<{ events: Array<{ seq: number }> }>(
+      await repoFerry(['history', '--repo', repo, '--json']),
+    ).events[0]?.seq as number;
+    const client = await RegistryClient.open(repo, { env: {} });
+    const other = documentManifest({
+      artifactType: 'application/vnd.ferry.test',
+      mediaType: 'application/vnd.ferry.test+json',
+      document: {
+        bytes: Buffer.from('{}'),
+        digest: `sha256:${sha256(Buffer.from('{}'))}`,
+        size: 2,
+      },
+    });
+    await client.pushBlob(Buffer.from('{}'));
+    // Ten minutes ahead, over the stale limit: that writer takes this one's claim for a
+    // stale one and goes on, so this one must stand aside or both write the event.
+    const now = Math.floor(Date.now() / 1000);
+    const ahead = `ferry.audit.${String(head + 1).padStart(8, '0')}.${now + 600}.${'c'.repeat(12)}`;
+    await client.putManifest(ahead, other.bytes, other.mediaType);
+    const stopped = await repoFerry(['promote', '1.0.0', '--repo', repo, '--to', 'beta', '--json']);
+    expect(stopped.code, stopped.stderr).toBe(5);
+    expect(json<{ error: { code: string; message: string } }>(stopped).error).toMatchObject({
+      code: 'E_REPO_CONFLICT',
+      message: expect.stringContaining(ahead) as unknown,
+    });
+    expect(
+      json<{ events: Array<{ seq: number }> }>(
+        await repoFerry(['history', '--repo', repo, '--json']),
+      ).events[0]?.seq,
+    ).toBe(head);
+  }, 120_000);
 
   it('writers racing on a registry: each wins or exits 5, and the log holds exactly the winners', async () => {
     const repo = (registry as Registry).reference('acme/racing');

@@ -734,15 +734,20 @@ function refuseSetBack(
   });
 }
 
-/** The events after `seq` up to the head, for a write that reads no more of the log. */
+/**
+ * The events after `seq` up to the head, for a write that reads no more of the log, read
+ * READS_AT_ONCE at a time: for a channel with no document yet, that is the whole log.
+ */
 async function eventsSince(
   ctx: Context,
   seq: number,
   head: Head | undefined,
 ): Promise<AuditEvent[]> {
+  const seqs = Array.from({ length: Math.max(0, (head?.seq ?? 0) - seq) }, (_, i) => seq + 1 + i);
+  const readAt = eventReads(ctx, seqs);
   const events: AuditEvent[] = [];
-  for (let at = seq + 1; at <= (head?.seq ?? 0); at++) {
-    const event = await readEvent(ctx, at);
+  for (const index of seqs.keys()) {
+    const event = await readAt(index);
     if (event) events.push(event.value);
   }
   return events;

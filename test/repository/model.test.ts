@@ -347,6 +347,44 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind === 'directory' || skip)(
+    'a publish into a channel with no document yet reads the log several events at once',
+    async () => {
+      const repo = await place(`r${++n}`);
+      await publish({ repo, bundle: bundles['1.0.0'] as string, trust: ws.trust, writer });
+      await publish({ repo, bundle: bundles['1.1.0'] as string, writer });
+      // Events 4 to 6, so that the head (6) is read before events 4 and 5 are.
+      for (const by of ['alice', 'bob', 'carol'])
+        await approve({ repo, version: '1.0.0', to: 'beta', by, evidence: [], writer });
+      // Dev was never moved, or its document was deleted: only the whole log tells.
+      const published = await throughHolds(
+        repo,
+        [
+          {
+            method: 'GET',
+            path: /\/manifests\/ferry\.audit\.00000004$/,
+            heldUntil: /\/manifests\/ferry\.audit\.00000005$/,
+          },
+        ],
+        (proxied) =>
+          publish({ repo: proxied, bundle: bundles['1.2.0'] as string, channel: 'dev', writer }),
+      );
+      expect(published).toMatchObject({ version: '1.2.0', channel: 'dev' });
+      // Its document deleted behind Ferry's back, dev is caught all the same.
+      const store = await RegistryStore.open(repo, false);
+      const doc = await store.readRef(TAGS.channel('dev'));
+      await store.client.deleteManifest(doc?.digest as string);
+      const refused = await publish({
+        repo,
+        bundle: bundles['1.1.0'] as string,
+        channel: 'dev',
+        writer,
+      }).catch((caught: unknown) => caught as FerryError);
+      expect(refused).toMatchObject({ code: 'E_CHANNEL_SET_BACK' });
+      expect((refused as FerryError).message).toContain('channel dev holds nothing, but event 7');
+    },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
     'history --verify reads the approvals several at once too',
     async () => {
       const repo = await repository();

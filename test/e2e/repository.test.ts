@@ -683,14 +683,18 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
     expect(json(pulled)).toMatchObject({ version: '1.0.0', digest, channel: 'dev' });
   });
 
-  it('a claim on the next audit event stops a second writer (exit 5); a stale claim is passed over', async () => {
-    const repo = (registry as Registry).reference('acme/claimed');
+  /**
+   * A repository with 1.0.0 in dev and approved for beta (so a promote is one write
+   * away), the head event's seq, and what another writer's claim on the next event
+   * is put as: any manifest under the claim's name.
+   */
+  async function claimable(name: string) {
+    const repo = (registry as Registry).reference(name);
     expect((await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev')).code).toBe(0);
     await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice']);
     const head = json<{ events: Array<{ seq: number }> }>(
       await repoFerry(['history', '--repo', repo, '--json']),
     ).events[0]?.seq as number;
-    // Another writer's claim on the next event, as it puts one: any manifest under the name.
     const client = await RegistryClient.open(repo, { env: {} });
     const other = documentManifest({
       artifactType: 'application/vnd.ferry.test',
@@ -702,6 +706,11 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
       },
     });
     await client.pushBlob(Buffer.from('{}'));
+    return { repo, head, client, other };
+  }
+
+  it('a claim on the next audit event stops a second writer (exit 5); a stale claim is passed over', async () => {
+    const { repo, head, client, other } = await claimable('acme/claimed');
     const claim = (seconds: number) =>
       `ferry.audit.${String(head + 1).padStart(8, '0')}.${seconds}.${'a'.repeat(12)}`;
     const now = Math.floor(Date.now() / 1000);
@@ -747,23 +756,7 @@ describe.skipIf(skopeoMissing)('a registry repository, read by skopeo', () => {
   });
 
   it('a claim dated minutes ahead (a live writer whose clock runs fast) still stops a second writer (exit 5)', async () => {
-    const repo = (registry as Registry).reference('acme/claimed-ahead');
-    expect((await publishTo(repo, bundles['1.0.0'] as string, '--channel', 'dev')).code).toBe(0);
-    await repoFerry(['approve', '1.0.0', '--repo', repo, '--to', 'beta', '--by', 'alice']);
-    const head = json<{ events: Array<{ seq: number }> }>(
-      await repoFerry(['history', '--repo', repo, '--json']),
-    ).events[0]?.seq as number;
-    const client = await RegistryClient.open(repo, { env: {} });
-    const other = documentManifest({
-      artifactType: 'application/vnd.ferry.test',
-      mediaType: 'application/vnd.ferry.test+json',
-      document: {
-        bytes: Buffer.from('{}'),
-        digest: `sha256:${sha256(Buffer.from('{}'))}`,
-        size: 2,
-      },
-    });
-    await client.pushBlob(Buffer.from('{}'));
+    const { repo, head, client, other } = await claimable('acme/claimed-ahead');
     // Ten minutes ahead, over the stale limit: that writer takes this one's claim for a
     // stale one and goes on, so this one must stand aside or both write the event.
     const now = Math.floor(Date.now() / 1000);

@@ -113,6 +113,13 @@ const esm = {
   },
 };
 
+// The executable's CommonJS entry is compiled from
+// V8's code cache, and Node 20 gives such a script no loader for import():
+// each import() of one of Node's modules (the terminal's question, the DVD
+// swap's prompt) failed with ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING. As
+// require(), it needs none. (The console is imported by scripts/sea-boot.ts.)
+const cjs = { format: 'cjs', supported: { 'dynamic-import': false } };
+
 const script = join(out, 'ferry.mjs');
 writeAtomic(
   script,
@@ -141,7 +148,7 @@ const bootInstead = [
 const boot = await bundle(
   "import { boot } from './scripts/sea-boot.ts';\nboot(process.argv.slice(2), process.env).then((code) => { process.exitCode = code; });\n",
   {
-    format: 'cjs',
+    ...cjs,
     plugins: [
       {
         name: 'boot-instead',

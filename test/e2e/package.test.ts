@@ -93,6 +93,31 @@ describe('ferry-installer, the single executable', () => {
   const installer = (args: readonly string[], env: Record<string, string> = {}) =>
     run(EXECUTABLE, args, { env });
 
+  it('loads Node’s modules a command asks for only when it runs (the policy read here; the terminal’s questions alike)', async () => {
+    // Compiled from V8's code cache, the executable has no loader for import():
+    // `policy --set` (and the DVD swap's question) failed with E_INTERNAL.
+    const repo = join(dir, 'sea-repository');
+    const common = ['--repo', repo, '--key', ws.key];
+    const published = await installer([
+      'publish',
+      bundles['1.0.0'] as string,
+      ...common,
+      '--trust',
+      ws.trust,
+      '--channel',
+      'dev',
+    ]);
+    expect(published.code, published.stderr).toBe(0);
+    const policy = join(dir, 'sea-policy.yaml');
+    await writeFile(
+      policy,
+      'formatVersion: 1\nchannels:\n  dev: {}\n  beta: {}\nedges: [[dev, beta]]\n',
+    );
+    const set = await installer(['policy', ...common, '--set', policy]);
+    expect(set.code, set.stderr).toBe(0);
+    expect((await installer(['policy', '--repo', repo, '--json'])).stdout).toContain('"beta"');
+  });
+
   it('puts itself on volume 1 of `ferry media`, and installs from the volumes', async () => {
     const tar = (await buildAll(ws, join(dir, 'tar'), 'tar', ['1.0.0']))['1.0.0'] as string;
     const out = join(dir, 'volumes');

@@ -20,8 +20,8 @@ import { dirname, join, resolve } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { constants, Script } from 'node:vm';
 import { runCli } from '../cli/main.js';
+import { importModule } from './import-module.js';
 import { report, versioned } from '../cli/report.js';
 import type { runConsole as RunConsole } from '../installer/console/run.js';
 import { FerryError, type ERROR_CODES } from '../manifest-schema/errors.js';
@@ -143,26 +143,6 @@ async function versionJson(): Promise<string> {
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/**
- * import(), from a script of its own: the executable's entry is compiled from
- * its code cache, and Node 20 gives such a script no loader for import().
- */
-function importModule(url: string): Promise<unknown> {
-  // Node calls that loader experimental, and says so on the operator's screen.
-  const original: typeof process.emitWarning = Reflect.get(process, 'emitWarning');
-  const emitWarning = original.bind(process);
-  process.emitWarning = (warning: string | Error, ...rest: never[]): void => {
-    if (!String(warning).includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) emitWarning(warning, ...rest);
-  };
-  try {
-    return new Script(`import(${JSON.stringify(url)})`, {
-      importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-    }).runInThisContext() as Promise<unknown>;
-  } finally {
-    process.emitWarning = original;
-  }
-}
 
 /**
  * `ferry media`'s installer for volume 1, in the executable: scripts/package.mjs

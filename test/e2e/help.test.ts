@@ -3,7 +3,7 @@ import { loadCommands } from '../../cli/main.js';
 import { FERRY_VERSION as VERSION } from '../../manifest-schema/ferry-version.js';
 import { optionLabel } from '../../cli/help.js';
 import { ferry, json, ROOT, run, tempDir } from '../helpers.js';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const commands = await loadCommands();
@@ -89,9 +89,38 @@ describe('help', () => {
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(
-      `ferry: E_NOT_FOUND: ${join(checkout, 'dist', 'package', 'ferry.mjs')} does not exist`,
+      `ferry: E_NOT_FOUND: ${join(checkout, 'dist', 'package', 'ferry-script.js')} does not exist`,
     );
     expect(result.stderr).toContain('hint: run `npm run build`');
+  });
+
+  it("bin/ferry makes V8's code cache of its script at its first run and starts from it after; a cache V8 refuses is made again", async () => {
+    const checkout = await tempDir('ferry-code-cache-');
+    const packaged = join(checkout, 'dist', 'package');
+    await mkdir(join(checkout, 'bin'));
+    await mkdir(packaged, { recursive: true });
+    await copyFile(join(ROOT, 'bin', 'ferry'), join(checkout, 'bin', 'ferry'));
+    await copyFile(
+      join(ROOT, 'dist', 'package', 'ferry-script.js'),
+      join(packaged, 'ferry-script.js'),
+    );
+    const cache = join(packaged, 'ferry-script.js.cache');
+    const version = () =>
+      run(process.execPath, [join(checkout, 'bin', 'ferry'), '--version'], {
+        env: { PATH: process.env.PATH ?? '' },
+      });
+
+    expect((await version()).stdout).toBe(`ferry ${VERSION}\n`);
+    const made = await stat(cache);
+    expect((await version()).stdout).toBe(`ferry ${VERSION}\n`);
+    // Taken, not made again: a refused cache would be replaced by a rename.
+    expect((await stat(cache)).ino).toBe(made.ino);
+
+    await writeFile(cache, Buffer.alloc(made.size, 7));
+    expect((await version()).stdout).toBe(`ferry ${VERSION}\n`);
+    const remade = await readFile(cache);
+    expect(remade.equals(Buffer.alloc(made.size, 7))).toBe(false);
+    expect(await readdir(packaged)).toEqual(['ferry-script.js', 'ferry-script.js.cache']);
   });
 
   it('--version, and --version --json, name the package version', async () => {

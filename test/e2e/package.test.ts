@@ -78,6 +78,59 @@ describe('the packaged installer', () => {
     expect(JSON.parse(status.stdout)).toMatchObject({ release: '1.0.0', problems: [] });
   });
 
+  it('builds, publishes, promotes and pulls as a CI runner with only Node and ferry.mjs does', async () => {
+    const runner = join(dir, 'ci-runner');
+    await mkdir(runner);
+    await copyFile(join(PACKAGE, 'ferry.mjs'), join(runner, 'ferry.mjs'));
+    const ci = (...args: string[]) =>
+      spawnSync(process.execPath, [join(runner, 'ferry.mjs'), ...args], {
+        cwd: runner,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', FERRY_STATE_DIR: join(runner, 'state') },
+      });
+    const built = ci(
+      'build',
+      join(ws.product, 'release-1.0.0.yaml'),
+      '--out',
+      join(runner, 'out'),
+      '--key',
+      ws.key,
+      '--first-release',
+      '--json',
+    );
+    expect(built.status, built.stderr).toBe(0);
+    const bundle = (JSON.parse(built.stdout) as { bundle: string }).bundle;
+    const repo = join(runner, 'repository');
+    const common = ['--repo', repo, '--key', ws.key];
+    const publish = ci('publish', bundle, ...common, '--trust', ws.trust, '--channel', 'dev');
+    expect(publish.status, publish.stderr).toBe(0);
+    const promote = ci(
+      'promote',
+      '1.0.0',
+      ...common,
+      '--from',
+      'dev',
+      '--to',
+      'beta',
+      '--approved-by',
+      'qa',
+    );
+    expect(promote.status, promote.stderr).toBe(0);
+    const pull = ci(
+      'pull',
+      '--repo',
+      repo,
+      '--channel',
+      'beta',
+      '--out',
+      join(runner, 'pulled'),
+      '--json',
+    );
+    expect(pull.status, pull.stderr).toBe(0);
+    const pulled = (JSON.parse(pull.stdout) as { bundle: string }).bundle;
+    expect((await readFile(pulled)).equals(await readFile(bundle))).toBe(true);
+  });
+
   it('requires nothing but Node’s own modules, so no folder on disk can hand it one', async () => {
     const text = await readFile(join(PACKAGE, 'ferry.mjs'), 'utf8');
     const required = [

@@ -1,11 +1,13 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
   FerryError,
   ioError,
+  ownTempName,
+  removeDeadTemps,
   syncDir,
   withHashPool,
   type BundleKind,
@@ -91,13 +93,19 @@ async function writeInto(options: WriteOptions, out: string): Promise<Written> {
   const entries = archiveEntries(options.metadata, metadataSize);
   const archiveFormat = format === 'zip' ? 'zip' : 'tar';
   const layout = layoutArchive(archiveFormat, entries, mtime, options.forceZip64);
-  const plainPath = format === 'tar.gz' ? `${bundlePath}.tar.partial` : `${bundlePath}.partial`;
+  // Beside the bundle under names that say whose they are: a build killed outright (SIGKILL,
+  // the OOM killer, a runner's timeout) leaves them, and the next build into the folder
+  // removes those whose process is gone; a live build's are left alone.
+  removeDeadTemps(out, 'partial');
+  const partialPath = join(out, ownTempName(basename(bundlePath), 'partial'));
+  const plainPath =
+    format === 'tar.gz' ? join(out, ownTempName(basename(bundlePath), 'partial')) : partialPath;
 
   const total = [...sources.values()].reduce((sum, source) => sum + source.size, 0);
   let read = 0;
   const progress = (bytes: number) => options.onProgress?.((read += bytes), total);
   return withHashPool(async (pool) => {
-    const handle = await open(plainPath, 'w', 0o644).catch((error: unknown) => {
+    const handle = await open(plainPath, 'wx', 0o644).catch((error: unknown) => {
       throw ioError(error, plainPath, 'create');
     });
     try {
@@ -170,15 +178,15 @@ async function writeInto(options: WriteOptions, out: string): Promise<Written> {
       // No fsync: a bundle cut short by a crash fails its sha256 and verify, and the
       // flush of a multi-GiB file would double the build's time on a slow disk.
       await handle.close();
-      if (format === 'tar.gz') await gzipFile(plainPath, `${bundlePath}.partial`);
-      await rename(`${bundlePath}.partial`, bundlePath);
+      if (format === 'tar.gz') await gzipFile(plainPath, partialPath);
+      await rename(partialPath, bundlePath);
       await syncDir(out);
       const size = format === 'tar.gz' ? await readSize(bundlePath) : total;
       const digest = await pool.run({ source: bundlePath, size });
       return { metadata, sha256: digest.sha256, size };
     } catch (error) {
       await handle.close().catch(() => undefined);
-      await rm(`${bundlePath}.partial`, { force: true });
+      await rm(partialPath, { force: true });
       throw error;
     } finally {
       if (format === 'tar.gz') await rm(plainPath, { force: true });

@@ -9,6 +9,7 @@ export * from './errors.js';
 export * from './graph.js';
 export * from './hashing.js';
 export * from './keys.js';
+export * from './leftovers.js';
 export * from './media.js';
 export * from './metadata.js';
 export * from './paths.js';

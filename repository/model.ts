@@ -1,11 +1,11 @@
-import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { readdirSync, readlinkSync, rmdirSync, rmSync } from 'node:fs';
+import { createHash, type KeyObject } from 'node:crypto';
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
 import type { ChainWalk } from '../manifest-schema/chain.js';
 import { syncDir } from '../manifest-schema/atomic.js';
+import { ownTempName, removeDeadTemps } from '../manifest-schema/leftovers.js';
 import { FerryError, ioError, type ErrorCode } from '../manifest-schema/errors.js';
 import { decodeEnvelope, type Signer } from '../manifest-schema/envelope.js';
 import { warmHashWorker } from '../manifest-schema/hashing.js';
@@ -1587,7 +1587,7 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
     return { ...result, changed: false };
   }
   // First, so that the room they took counts.
-  removeDeadPulls(options.out);
+  removeDeadTemps(options.out, 'pull');
   // Before a folder is made or a byte is fetched: a stick too small is said at once, not after an hour.
   await checkSpace(
     target,
@@ -1598,11 +1598,8 @@ async function pullWith(ctx: Context, options: PullOptions): Promise<PullResult>
     throw ioError(error, options.out, 'create');
   });
   // Named with this machine and process: a pull SIGKILLed (or cut by a power loss)
-  // leaves it behind, and the next pull into the folder removes it (removeDeadPulls).
-  const temp = join(
-    options.out,
-    `.${name}.${HOST}-${process.pid}.${randomBytes(6).toString('hex')}.pull`,
-  );
+  // leaves it behind, and the next pull into the folder removes it (removeDeadTemps).
+  const temp = join(options.out, ownTempName(name, 'pull'));
   // Ctrl-C (or a SIGTERM, a closed terminal) mid-download would leave the partial
   // bundle under a hidden name on the stick, as large as it got: remove it (and the
   // folders made for it), then let the signal end the process as it would have.
@@ -1714,54 +1711,6 @@ function bundleRefused(error: unknown, repo: string, where: string, version: str
     ? error.message.slice(repo.length + 2)
     : error.message;
   return new FerryError(error.code, `${where}: ${what}`, { ...error.details, reference: version });
-}
-
-/** A pull's temporary file (`.NAME.HOST-PID.RANDOM.pull`) and the download streamed into it before its rename (`..NAME.HOST-PID.RANDOM.pull.RANDOM.part`). */
-const PULL_TEMP = /^\.\.?.+\.([0-9a-f]{8})-(\d+)\.[0-9a-f]{12}\.pull(?:\.[0-9a-f]{12}\.part)?$/;
-
-/**
- * This machine and process id namespace, as a pull's temporary file names them (a hash):
- * the ids of processes of other machines, or of containers sharing the folder (and, with
- * the host's network, its host name), mean nothing here.
- */
-const HOST = createHash('sha256')
-  .update(`${hostname()}\0${pidNamespace()}`)
-  .digest('hex')
-  .slice(0, 8);
-
-function pidNamespace(): string {
-  try {
-    return readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Removes from `folder` what pulls whose process is gone left there (a SIGKILL, the
- * OOM killer, a power cut: no handler ran): a partial bundle as large as it got,
- * under a hidden name, on a stick that has no room for it twice. Those of a pull
- * still running (here, or its process id held by another user) are left alone.
- */
-function removeDeadPulls(folder: string): void {
-  for (const entry of readdirSafe(folder)) {
-    const found = PULL_TEMP.exec(entry);
-    if (!found || found[1] !== HOST || isAlive(Number(found[2]))) continue;
-    try {
-      rmSync(join(folder, entry), { force: true });
-    } catch {
-      // Not ours to remove (another user's, a read-only stick): left as it is.
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 /** Removes `path` and its parents up to `first` (what mkdir -p made), each only while empty. Synchronous: a signal handler calls it too. */

@@ -248,3 +248,69 @@ describe('a spec saved in Latin-1', () => {
     expect(error.line).toBe(1);
   });
 });
+
+describe('a build killed outright (SIGKILL, the OOM killer, a runner timeout)', () => {
+  it('leaves its partial bundle under a hidden name the next build removes; a live build’s is left alone', async () => {
+    const root = await product('killed');
+    const out = join(root, 'out');
+    const stop = join(root, 'stop');
+    const pub = (keys[0] as string).replace(/\.key$/, '.pub');
+    // A signer that waits (an HSM waiting for a touch): the build holds its partial bundle meanwhile.
+    const waits = `while [ ! -e '${stop}' ]; do sleep 0.05; done; exit 1`;
+    const child = spawn(
+      process.execPath,
+      [FERRY, 'build', join(root, 'spec.yaml'), '--first-release', '--out', out,
+        '--signer', waits, '--signer-key', pub], // prettier-ignore
+      { stdio: 'ignore' },
+    );
+    const closed = new Promise((resolvePromise) => child.on('close', resolvePromise));
+    const partials = (): string[] =>
+      (existsSync(out) ? readdirSync(out) : []).filter((name) => name.endsWith('.partial'));
+    try {
+      while (partials().length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      const live = partials();
+      expect(live.every((name) => name.startsWith('.demo-1.0.0-install.tar.'))).toBe(true);
+      // Another product built into the same folder meanwhile: the live build's file is not its to remove.
+      const other = await product('killed-neighbour');
+      const spec = join(other, 'spec.yaml');
+      await writeFile(
+        spec,
+        (await readFile(spec, 'utf8')).replace('product: demo', 'product: other'),
+      );
+      const beside = await ferry([
+        'build',
+        spec,
+        '--first-release',
+        '--out',
+        out,
+        '--key',
+        keys[0]!,
+      ]);
+      expect(beside.code, beside.stderr).toBe(0);
+      expect(partials()).toEqual(live);
+    } finally {
+      child.kill('SIGKILL');
+      await closed;
+      await writeFile(stop, '');
+    }
+    // Another machine's build into a shared folder: its process id means nothing here.
+    const theirs = '.demo-1.0.0-install.tar.00000000-999999.abcdefabcdef.partial';
+    await writeFile(join(out, theirs), 'partial');
+    // The next build into the folder, of another name (a tar.gz), removes what the killed one left.
+    const again = await ferry(['build', join(root, 'spec.yaml'), '--first-release', '--out', out,
+      '--key', keys[0]!, '--format', 'tar.gz', '--json']); // prettier-ignore
+    expect(again.code, again.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(
+      [theirs, 'demo-1.0.0-install.tar.gz', 'other-1.0.0-install.tar'].sort(),
+    );
+    const trust = join(root, 'trust.json');
+    expect((await ferry(['trust', 'init', '--key', pub, '--out', trust])).code).toBe(0);
+    const verified = await ferry([
+      'verify',
+      json<{ bundle: string }>(again).bundle,
+      '--trust',
+      trust,
+    ]);
+    expect(verified.code, verified.stderr).toBe(0);
+  });
+});

@@ -1,0 +1,69 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * This machine and process id namespace, as a temporary file's name carries it (a hash):
+ * the ids of processes of other machines, or of containers sharing the folder (and, with
+ * the host's network, its host name), mean nothing here.
+ */
+const HOST = createHash('sha256')
+  .update(`${hostname()}\0${pidNamespace()}`)
+  .digest('hex')
+  .slice(0, 8);
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A temporary file's name beside `name` (`.NAME.HOST-PID.RANDOM.KIND`): a process killed
+ * outright (SIGKILL, the OOM killer, a power cut: no handler ran) leaves it behind, and
+ * the name says whose it was, so that the next run removes it (removeDeadTemps) and
+ * leaves a live one's alone.
+ */
+export function ownTempName(name: string, kind: string): string {
+  return `.${name}.${HOST}-${process.pid}.${randomBytes(6).toString('hex')}.${kind}`;
+}
+
+/**
+ * Removes from `folder` the `kind` temporary files (ownTempName) whose process is gone,
+ * and what a writer streamed beside one before its rename (`.TEMP.RANDOM.part`): a
+ * partial bundle as large as it got, under a hidden name, on a disk or stick that has
+ * no room for it twice. Those of a process still running (here, or its process id held
+ * by another user) and those of other machines are left alone.
+ */
+export function removeDeadTemps(folder: string, kind: string): void {
+  const pattern = new RegExp(
+    `^\\.\\.?.+\\.([0-9a-f]{8})-(\\d+)\\.[0-9a-f]{12}\\.${kind}(?:\\.[0-9a-f]{12}\\.part)?$`,
+  );
+  let entries: string[];
+  try {
+    entries = readdirSync(folder);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const found = pattern.exec(entry);
+    if (!found || found[1] !== HOST || isAlive(Number(found[2]))) continue;
+    try {
+      rmSync(join(folder, entry), { force: true });
+    } catch {
+      // Not ours to remove (another user's, a read-only stick): left as it is.
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -285,8 +286,14 @@ function decodeSignature(command: string, output: Buffer): Buffer {
   );
 }
 
-/** How long a signer may take: an HSM may wait for a touch or a PIN. */
-const SIGNER_TIMEOUT_MS = 5 * 60 * 1000;
+/** How long a signer may take by default: an HSM may wait for a touch or a PIN. */
+const SIGNER_SECONDS = 300;
+const SIGNER_SECONDS_VARIABLE = 'FERRY_SIGNER_SECONDS';
+
+/** After the timeout's SIGTERM, how long what the signer started has to end before SIGKILL. */
+const KILL_GRACE_MS = 2000;
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
  * After the signer exits, how long its output may take to arrive: a process
@@ -295,14 +302,63 @@ const SIGNER_TIMEOUT_MS = 5 * 60 * 1000;
  */
 const AFTER_EXIT_MS = 200;
 
+/**
+ * Whether Ferry has a controlling terminal, on which a signer may ask for a PIN.
+ * There the signer stays in Ferry's process group: in a group of its own it would be
+ * a background job, stopped (SIGTTIN) as soon as it read the PIN, so its timeout
+ * ends the shell alone. Without one (CI) nothing can prompt, and the signer gets a
+ * group of its own, which the timeout ends whole: what it started (an HSM or KMS
+ * client, an agent) would otherwise run on, holding its pipes.
+ */
+function hasTerminal(): boolean {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs the signer through the shell; its stderr passes through, for prompts and its own errors. */
 function runSigner(command: string, purpose: string, input: Buffer): Promise<Buffer> {
+  const configured = Number(process.env[SIGNER_SECONDS_VARIABLE]);
+  const seconds = Number.isFinite(configured) && configured > 0 ? configured : SIGNER_SECONDS;
+  const ownGroup = !hasTerminal();
   return new Promise((resolvePromise, reject) => {
     const child = spawn('/bin/sh', ['-c', command], {
       env: { ...process.env, FERRY_SIGNER: purpose },
       stdio: ['pipe', 'pipe', 'inherit'],
-      timeout: SIGNER_TIMEOUT_MS,
+      detached: ownGroup,
     });
+    const stop = (signal: NodeJS.Signals): void => {
+      try {
+        if (!ownGroup) child.kill(signal);
+        else if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    };
+    // Out of Ferry's group, the signer no longer gets what a CI runner cancelling the job
+    // sends that group: pass it on, then let it end Ferry as it would have.
+    const passOn = (signal: NodeJS.Signals): void => {
+      for (const one of STOP_SIGNALS) process.removeListener(one, passOn);
+      stop('SIGTERM');
+      process.kill(process.pid, signal);
+    };
+    if (ownGroup) for (const one of STOP_SIGNALS) process.on(one, passOn);
+    // Settled once the group had its SIGKILL: Ferry may exit as soon as the build is refused.
+    let ended: Promise<void> | undefined;
+    const timer = setTimeout(() => {
+      stop('SIGTERM');
+      if (ownGroup)
+        ended = new Promise((done) =>
+          setTimeout(() => {
+            stop('SIGKILL');
+            done();
+          }, KILL_GRACE_MS),
+        );
+      else ended = Promise.resolve();
+    }, seconds * 1000);
     const chunks: Buffer[] = [];
     let size = 0;
     child.stdout.on('data', (chunk: Buffer) => {
@@ -316,27 +372,42 @@ function runSigner(command: string, purpose: string, input: Buffer): Promise<Buf
     child.on('exit', () =>
       setTimeout(() => setImmediate(() => child.stdout.destroy()), AFTER_EXIT_MS).unref(),
     );
-    child.on('error', (cause) =>
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const one of STOP_SIGNALS) process.removeListener(one, passOn);
+    };
+    child.on('error', (cause) => {
+      done();
       reject(
         new FerryError('E_SIGNER', `could not start --signer ${command}: ${cause.message}`, {
           hint: 'check the command',
           cause,
         }),
-      ),
-    );
-    child.on('close', (code, signal) => {
-      if (code === 0 && size <= MAX_KEY_BYTES) return resolvePromise(Buffer.concat(chunks));
-      const how =
-        signal !== null
-          ? `was stopped by ${signal}${signal === 'SIGTERM' ? ` (after ${SIGNER_TIMEOUT_MS / 1000} s?)` : ''}`
-          : code === 0
-            ? `printed more than ${MAX_KEY_BYTES} bytes`
-            : `exited with ${code}`;
-      reject(
-        new FerryError('E_SIGNER', `--signer ${command} ${how} while asked for ${purpose}`, {
-          hint: 'its own message is above; run the command by hand to check it',
-        }),
       );
+    });
+    child.on('close', (code, signal) => {
+      done();
+      if (ended === undefined && code === 0 && size <= MAX_KEY_BYTES)
+        return resolvePromise(Buffer.concat(chunks));
+      const how =
+        ended !== undefined
+          ? `did not finish within ${seconds} s (${SIGNER_SECONDS_VARIABLE}${ownGroup ? '; it and what it started were stopped' : ''})`
+          : signal !== null
+            ? `was stopped by ${signal}`
+            : code === 0
+              ? `printed more than ${MAX_KEY_BYTES} bytes`
+              : `exited with ${code}`;
+      const refused = new FerryError(
+        'E_SIGNER',
+        `--signer ${command} ${how} while asked for ${purpose}`,
+        {
+          hint:
+            ended !== undefined
+              ? `is it waiting for a PIN or a touch? Run the command by hand to check it, or give it longer with ${SIGNER_SECONDS_VARIABLE}`
+              : 'its own message is above; run the command by hand to check it',
+        },
+      );
+      void (ended ?? Promise.resolve()).then(() => reject(refused));
     });
   });
 }

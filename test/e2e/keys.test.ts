@@ -1,8 +1,11 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   EPOCH,
+  FERRY,
   ferry,
   ferryOk,
   json,
@@ -285,6 +288,54 @@ describe('--signer: an external program signs', () => {
     expect(verified?.code, verified?.stderr).toBe(0);
   }, 60_000);
 
+  it('a signer that hangs, with no terminal (CI): its timeout ends it and what it started, then E_SIGNER', async () => {
+    const pids = join(ws.dir, 'hung-signer-pids');
+    // An HSM client that never answers, and what it started holding its output; one ignores SIGTERM.
+    const command = `sleep 600 & echo $! >>'${pids}'; sh -c 'trap "" TERM; sleep 600' & echo $! >>'${pids}'; wait`;
+    const { result: running, out } = buildInSession(command, '1');
+    const result = await running;
+    const started = (await readFile(pids, 'utf8')).trim().split('\n').map(Number);
+    try {
+      expect(result.code, result.stderr).toBe(2);
+      const { error } = json<{ error: { code: string; message: string; hint: string } }>(result);
+      expect(error.code).toBe('E_SIGNER');
+      expect(error.message).toContain('did not finish within 1 s (FERRY_SIGNER_SECONDS');
+      expect(error.hint).toContain('FERRY_SIGNER_SECONDS');
+      expect(started).toHaveLength(2);
+      expect(started.filter((pid) => !gone(pid))).toEqual([]);
+      expect(await readdir(out).catch(() => [])).toEqual([]);
+    } finally {
+      for (const pid of started.filter((one) => !gone(one))) process.kill(pid, 'SIGKILL');
+    }
+  }, 60_000);
+
+  it('a SIGTERM that ends Ferry while a signer runs in its own group (no terminal) ends that group too', async () => {
+    const pids = join(ws.dir, 'cancelled-signer-pids');
+    const command = `sleep 600 & echo $! >>'${pids}'; sleep 600 & echo $! >>'${pids}'; wait`;
+    const { child, result } = buildInSession(command, '600');
+    let started: number[] = [];
+    try {
+      while (started.length < 2) {
+        await new Promise((resolvePromise) => setTimeout(resolvePromise, 50));
+        started = (await readFile(pids, 'utf8').catch(() => ''))
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map(Number);
+      }
+      // A CI runner cancelling the job signals Ferry's group, which the signer is no longer in.
+      process.kill(-(child.pid as number), 'SIGTERM');
+      await result;
+      expect(child.signalCode).toBe('SIGTERM');
+      const deadline = Date.now() + 5000;
+      while (started.some((pid) => !gone(pid)) && Date.now() < deadline)
+        await new Promise((resolvePromise) => setTimeout(resolvePromise, 50));
+      expect(started.filter((pid) => !gone(pid))).toEqual([]);
+    } finally {
+      for (const pid of started.filter((one) => !gone(one))) process.kill(pid, 'SIGKILL');
+    }
+  }, 60_000);
+
   it('of several signers, the one that failed is named', async () => {
     const { second } = await keyPairs(join(ws.dir, 'named'), 'second');
     const kms = await signer('kms-fine', opensslSign(ws.key));
@@ -340,3 +391,43 @@ describe('--signer: an external program signs', () => {
     expect(json<{ error: { code: string } }>(result).error.code).toBe('E_USAGE');
   });
 });
+
+/** Whether a process has ended (a zombie no one reaped yet has). */
+function gone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
+  } catch {
+    return true;
+  }
+}
+
+/** bin/ferry build signing with `command`, in a session of its own as a CI job runs: no controlling terminal a signer could prompt on. */
+function buildInSession(
+  command: string,
+  seconds: string,
+): { child: ChildProcess; result: Promise<RunResult>; out: string } {
+  const out = join(ws.dir, `out-${n++}`);
+  const child = spawn(
+    process.execPath,
+    [FERRY, 'build', spec, '--first-release', '--out', out,
+      '--signer', command, '--signer-key', ws.pub, '--json'], // prettier-ignore
+    {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH ?? '',
+        SOURCE_DATE_EPOCH: EPOCH,
+        FERRY_SIGNER_SECONDS: seconds,
+      },
+    },
+  );
+  const result = new Promise<RunResult>((resolvePromise, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+  });
+  return { child, result, out };
+}

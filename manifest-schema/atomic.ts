@@ -12,6 +12,12 @@ export interface RegularFileOptions {
   max?: number;
   /** The refusal's hint. */
   hint?: string;
+  /**
+   * The refusal of something other than a regular file there (`what` is `a folder`,
+   * `a FIFO` or `a device or socket`), when it is not `code`'s `FILE is not a regular
+   * file (WHAT)`: a file the operator named is a usage error, not damage.
+   */
+  notAFile?: { code: ErrorCode; message: (what: string) => string; hint: string };
 }
 
 /**
@@ -30,14 +36,11 @@ export async function openRegularFile(
 async function openChecked(
   file: string,
   code: ErrorCode,
-  { follow = true, max, hint }: RegularFileOptions,
+  { follow = true, max, hint, notAFile }: RegularFileOptions,
 ): Promise<{ handle: FileHandle; size: number }> {
+  const damaged = 'something took its place (a FIFO, a device, a folder): restore it from a backup';
   const refuse = (what: string): FerryError =>
-    new FerryError(code, `${file} is ${what}`, {
-      file,
-      hint:
-        hint ?? 'something took its place (a FIFO, a device, a folder): restore it from a backup',
-    });
+    new FerryError(code, `${file} is ${what}`, { file, hint: hint ?? damaged });
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | (follow ? 0 : constants.O_NOFOLLOW);
   const handle = await open(file, flags).catch((error: unknown) => {
     if (!follow && (error as NodeJS.ErrnoException).code === 'ELOOP')
@@ -48,10 +51,15 @@ async function openChecked(
     const stats = await handle.stat().catch((error: unknown) => {
       throw ioError(error, file, 'read');
     });
-    if (!stats.isFile())
-      throw refuse(
-        `not a regular file (${stats.isDirectory() ? 'a folder' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'})`,
-      );
+    if (!stats.isFile()) {
+      const what = stats.isDirectory()
+        ? 'a folder'
+        : stats.isFIFO()
+          ? 'a FIFO'
+          : 'a device or socket';
+      if (!notAFile) throw refuse(`not a regular file (${what})`);
+      throw new FerryError(notAFile.code, notAFile.message(what), { file, hint: notAFile.hint });
+    }
     if (max !== undefined && stats.size > max)
       throw refuse(`${stats.size} bytes, more than the ${max} it may hold`);
     return { handle, size: stats.size };

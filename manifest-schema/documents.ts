@@ -1,8 +1,7 @@
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Static, TSchema } from 'typebox';
 import { LineCounter, parseDocument, type Document } from 'yaml';
-import { FerryError, ioError, type ErrorCode } from './errors.js';
+import { readRegularBytes } from './atomic.js';
+import { FerryError, type ErrorCode } from './errors.js';
 import { pointerSegments, validate, type ValidationProblem } from './validate.js';
 
 export interface LocatedProblem extends ValidationProblem {
@@ -204,38 +203,23 @@ export async function readDocument<S extends TSchema>(
 /** Specs, records and appliance settings are kilobytes; past this a file is not one, and parsing it would take gigabytes. */
 export const MAX_DOCUMENT_BYTES = 64 * 1024 * 1024;
 
-/**
- * A document's text, from a regular file only: a FIFO would block the read
- * for ever and a device would be read until memory ran out, so the file type
- * is judged from the open file, opened without waiting for a writer.
- */
+/** A document's text, from a regular file only (see openRegularFile), refused unread past MAX_DOCUMENT_BYTES. */
 async function readDocumentText(file: string, code: ErrorCode, what: string): Promise<string> {
-  let handle: FileHandle;
-  try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (error) {
-    throw ioError(error, file, 'read');
-  }
-  try {
-    const stats = await handle.stat();
-    if (stats.isDirectory())
-      throw ioError(Object.assign(new Error(file), { code: 'EISDIR' }), file, 'read');
-    if (!stats.isFile())
-      throw new FerryError(
-        'E_USAGE',
-        `${file} is ${stats.isFIFO() ? 'a FIFO' : 'a device or socket'}, not a file`,
-        { file, hint: `name the ${what} file itself` },
-      );
-    if (stats.size > MAX_DOCUMENT_BYTES)
-      throw new FerryError(
-        code,
-        `${file} is ${stats.size} bytes: a ${what} is at most ${MAX_DOCUMENT_BYTES} bytes`,
-        { file, hint: `this is not a ${what}; name the right file` },
-      );
-    return utf8Text(await handle.readFile(), file, what);
-  } catch (error) {
-    throw error instanceof FerryError ? error : ioError(error, file, 'read');
-  } finally {
-    await handle.close();
-  }
+  const tooLarge = `this is not a ${what} (at most ${MAX_DOCUMENT_BYTES} bytes); name the right file`;
+  const bytes = await readRegularBytes(file, code, {
+    max: MAX_DOCUMENT_BYTES,
+    hint: tooLarge,
+    notAFile: {
+      code: 'E_USAGE',
+      message: (kind) => `${file} is ${kind}, not a file`,
+      hint: `name the ${what} file itself`,
+    },
+  });
+  // Grown while it was read: what was read is cut, and could parse as a shorter document.
+  if (bytes.length > MAX_DOCUMENT_BYTES)
+    throw new FerryError(code, `${file} grew past ${MAX_DOCUMENT_BYTES} bytes while it was read`, {
+      file,
+      hint: tooLarge,
+    });
+  return utf8Text(bytes, file, what);
 }

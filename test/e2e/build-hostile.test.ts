@@ -133,6 +133,8 @@ describe('a spec that is not a regular file', () => {
       expect(json<{ error: { code: string; file: string } }>(result).error).toMatchObject({
         code: 'E_USAGE',
         file: spec,
+        message: `${spec} is a FIFO, not a file`,
+        hint: 'name the release spec file itself',
       });
     }
     expect(existsSync(join(root, 'out'))).toBe(false);
@@ -143,8 +145,21 @@ describe('a spec that is not a regular file', () => {
     const result = await ferryWithin(['lint', '/dev/zero', '--first-release', '--json'], 15_000);
     expect(result.killed).toBe(false);
     expect(result.code).toBe(2);
-    expect(json<{ error: { code: string } }>(result).error.code).toBe('E_USAGE');
+    expect(json<{ error: { code: string } }>(result).error).toMatchObject({
+      code: 'E_USAGE',
+      message: '/dev/zero is a device or socket, not a file',
+    });
     expect(existsSync(join(root, 'history'))).toBe(false);
+  });
+
+  it('a folder is a usage error naming it, as a FIFO is', async () => {
+    const root = await product('folder-spec');
+    const result = await ferry(['lint', join(root, 'payload'), '--first-release', '--json']);
+    expect(result.code).toBe(2);
+    expect(json<{ error: { code: string } }>(result).error).toMatchObject({
+      code: 'E_USAGE',
+      message: `${join(root, 'payload')} is a folder, not a file`,
+    });
   });
 
   it('a spec over 64 MiB is refused from its size', async () => {

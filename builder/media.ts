@@ -1,6 +1,16 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, constants, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import {
+  access,
+  constants,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { bundleLayout } from '../bundle/layout.js';
 import { openBundleMetadata } from '../bundle/open.js';
@@ -12,6 +22,7 @@ import {
   FORMAT_VERSION,
   ioError,
   MEDIA_README,
+  ownTempName,
   partName,
   PARTS_INDEX,
   PARTS_PAYLOAD_TYPE,
@@ -23,6 +34,7 @@ import {
   type BundleMetadata,
   signDocument,
   syncDir,
+  tempState,
   type Signer,
 } from '../manifest-schema/index.js';
 import { refuseExisting } from './signing.js';
@@ -196,6 +208,16 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
   }
   let result: MediaResult;
   try {
+    // Each volume says whose it is until its parts index is in: a run killed outright
+    // (SIGKILL, the OOM killer, a CI timeout) leaves folders of parts as large as they
+    // got, and the next run into --out removes them (refuseUnfinished).
+    const markers: string[] = [];
+    for (const folder of folders) {
+      await mkdir(folder, { recursive: true });
+      const marker = join(folder, ownTempName('ferry-media', MEDIA_MARKER));
+      await writeFile(marker, '');
+      markers.push(marker);
+    }
     const { format, metadataBytes } = reader;
     result = await writeVolumes(options, {
       metadata,
@@ -205,6 +227,8 @@ export async function writeMedia(options: MediaOptions): Promise<MediaResult> {
       id,
       folders,
     });
+    // Before an image is made of the folder: a whole volume carries none.
+    for (const marker of markers) await rm(marker, { force: true });
   } catch (error) {
     // A signer that fails after the parts are cut, or a full disk, leaves nothing behind:
     // the folders are this run's alone, and a second run would refuse them as existing.
@@ -357,9 +381,14 @@ async function writeSynced(file: string, data: string | Buffer): Promise<void> {
   }
 }
 
+/** The kind of the file that names the run writing a volume (ownTempName). */
+const MEDIA_MARKER = 'media';
+
 /**
  * A volume folder without its parts index is what an interrupted run leaves
- * (the index is written last): say so, rather than only that it exists.
+ * (the index is written last): one this machine's run killed outright left
+ * (its marker's process is gone) is removed, else say so, rather than only
+ * that it exists.
  */
 async function refuseUnfinished(folder: string): Promise<void> {
   const isFolder = await stat(folder).then(
@@ -372,6 +401,20 @@ async function refuseUnfinished(folder: string): Promise<void> {
     () => false,
   );
   if (indexed) return;
+  const owners = (await readdir(folder).catch(() => [])).map((name) =>
+    tempState(name, MEDIA_MARKER),
+  );
+  if (owners.includes('live'))
+    throw new FerryError('E_EXISTS', `${folder} is being written by a ferry media still running`, {
+      file: folder,
+      hint: 'wait for it to finish, or choose another --out folder',
+    });
+  if (owners.includes('dead')) {
+    await rm(folder, { recursive: true, force: true }).catch((error: unknown) => {
+      throw ioError(error, folder, 'remove');
+    });
+    return;
+  }
   throw new FerryError(
     'E_EXISTS',
     `${folder} already exists and holds no ${PARTS_INDEX}: an earlier \`ferry media\` into it was interrupted, so it is not a volume`,

@@ -32,16 +32,25 @@ export function ownTempName(name: string, kind: string): string {
 }
 
 /**
- * Removes from `folder` the `kind` temporary files (ownTempName) whose process is gone,
- * and what a writer streamed beside one before its rename (`.TEMP.RANDOM.part`): a
+ * Whose a name is, when it is a `kind` temporary file of this machine (ownTempName, or
+ * what a writer streamed beside one before its rename, `.TEMP.RANDOM.part`): `dead` when
+ * its process is gone, `live` when it runs (here, or its process id held by another
+ * user); null for any other name, another machine's included.
+ */
+export function tempState(name: string, kind: string): 'dead' | 'live' | null {
+  const found = new RegExp(
+    `^\\.\\.?.+\\.([0-9a-f]{8})-(\\d+)\\.[0-9a-f]{12}\\.${kind}(?:\\.[0-9a-f]{12}\\.part)?$`,
+  ).exec(name);
+  if (!found || found[1] !== HOST) return null;
+  return isAlive(Number(found[2])) ? 'live' : 'dead';
+}
+
+/**
+ * Removes from `folder` the `kind` temporary files whose process is gone (tempState): a
  * partial bundle as large as it got, under a hidden name, on a disk or stick that has
- * no room for it twice. Those of a process still running (here, or its process id held
- * by another user) and those of other machines are left alone.
+ * no room for it twice.
  */
 export function removeDeadTemps(folder: string, kind: string): void {
-  const pattern = new RegExp(
-    `^\\.\\.?.+\\.([0-9a-f]{8})-(\\d+)\\.[0-9a-f]{12}\\.${kind}(?:\\.[0-9a-f]{12}\\.part)?$`,
-  );
   let entries: string[];
   try {
     entries = readdirSync(folder);
@@ -49,8 +58,7 @@ export function removeDeadTemps(folder: string, kind: string): void {
     return;
   }
   for (const entry of entries) {
-    const found = pattern.exec(entry);
-    if (!found || found[1] !== HOST || isAlive(Number(found[2]))) continue;
+    if (tempState(entry, kind) !== 'dead') continue;
     try {
       rmSync(join(folder, entry), { force: true });
     } catch {

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import {
   parsePrivateKey,
   type PartsIndex,
 } from '../../manifest-schema/index.js';
-import { ferry } from '../helpers.js';
+import { FERRY, ferry } from '../helpers.js';
 import { cloneAppliance, install, snapshot } from '../e2e/appliance.js';
 import { mediaFixture, runMedia, VOLUME_SIZE, type MediaFixture } from './helpers.js';
 
@@ -220,7 +220,8 @@ describe('a parts index signed for a shorter bundle than bundle.json lays out', 
 
 describe('ferry media run again after it was interrupted', () => {
   it('names the folder the interrupted run left (no parts index) and says to remove it', async () => {
-    // What Ctrl-C leaves while the parts are copied: the folders, part files cut short, no index.
+    // What an earlier Ferry's interrupted run left: the folders, part files cut short, no
+    // index, and nothing to say whose they were.
     const out = join(base.dir, `interrupted-${counter++}`);
     for (const volume of [1, 2, 3]) {
       await mkdir(join(out, `vol${volume}`, 'FERRY'), { recursive: true });
@@ -235,7 +236,7 @@ describe('ferry media run again after it was interrupted', () => {
     expect(again.stderr).toMatch(/hint: remove the volume folders an interrupted run left/);
   }, 60_000);
 
-  it('cut just before the parts indexes go in, it leaves none: no volume passes for whole beside the others', async () => {
+  it('cut just before the parts indexes go in, it leaves none (no volume passes for whole beside the others), and the next run removes what it left', async () => {
     const out = join(base.dir, `cut-${counter++}`);
     const cut = await ferry(
       [
@@ -259,7 +260,46 @@ describe('ferry media run again after it was interrupted', () => {
     const verify = await ferry(['media', 'verify', out, '--trust', base.ws.trust]);
     expect(verify.code, verify.stdout).not.toBe(0);
     const again = await runMedia(base, out, ['--volume-size', VOLUME_SIZE, '--no-installer']);
-    expect(again.stderr).toContain('interrupted');
+    expect(again.code, again.stderr).toBe(0);
+    expect(await readdir(out)).toEqual(folders);
+    for (const folder of folders)
+      expect(await readdir(join(out, folder))).toEqual(['FERRY', 'README.TXT']);
+    const whole = await ferry(['media', 'verify', out, '--trust', base.ws.trust]);
+    expect(whole.code, whole.stderr).toBe(0);
+  }, 60_000);
+
+  it('killed outright while it signs, it leaves volumes the next run removes; a run still going keeps its own', async () => {
+    const out = join(base.dir, `killed-${counter++}`);
+    const stop = join(base.dir, `killed-stop-${counter++}`);
+    // A signer that waits (an HSM waiting for a touch): every part is written by then.
+    const waits = `while [ ! -e '${stop}' ]; do sleep 0.05; done; exit 1`;
+    const args = ['--volume-size', VOLUME_SIZE, '--no-installer'];
+    const child = spawn(
+      process.execPath,
+      [FERRY, 'media', base.bundle, '--out', out, '--signer', waits, '--signer-key', base.ws.pub,
+        ...args], // prettier-ignore
+      { stdio: 'ignore' },
+    );
+    const closed = new Promise((resolvePromise) => child.on('close', resolvePromise));
+    try {
+      while (!existsSync(join(out, 'vol3', 'FERRY', 'BUNDLE.003')))
+        await new Promise((resolvePromise) => setTimeout(resolvePromise, 20));
+      const beside = await runMedia(base, out, args);
+      expect(beside.code).toBe(2);
+      expect(beside.stderr).toContain(
+        `E_EXISTS: ${join(out, 'vol1')} is being written by a ferry media still running`,
+      );
+      expect(existsSync(join(out, 'vol3', 'FERRY', 'BUNDLE.003'))).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+      await closed;
+      await writeFile(stop, '');
+    }
+    expect((await readdir(out)).sort()).toEqual(['vol1', 'vol2', 'vol3']);
+    const again = await runMedia(base, out, args);
+    expect(again.code, again.stderr).toBe(0);
+    const whole = await ferry(['media', 'verify', out, '--trust', base.ws.trust]);
+    expect(whole.code, whole.stderr).toBe(0);
   }, 60_000);
 });
 

@@ -99,8 +99,17 @@ export interface AuditEvent {
   /** A link to (or the id of) the CI run that wrote it. */
   ci: string | null;
   op: EventOp;
+  /**
+   * The log as of this event, this one included: its newest `policy` event (0: none) and
+   * each channel's newest move (a publish into it, a promotion or rollback to it). A
+   * promotion takes them from the head instead of reading the log back to them. Events
+   * written before Ferry recorded this have none: a reader goes back past them.
+   */
+  last?: LogState;
   subject: {
     version?: string;
+    /** publish: the version had no tag and no removed record, so no publish of it comes before. */
+    first?: boolean;
     digest?: string;
     channel?: string;
     from?: string;
@@ -120,6 +129,11 @@ export interface AuditEvent {
     trust?: string;
   };
   evidence: Evidence[];
+}
+
+export interface LogState {
+  policy: number;
+  moves: Record<string, number>;
 }
 
 export interface ChannelDoc {

@@ -3,6 +3,7 @@ import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { openTrusted } from '../bundle/open.js';
+import { canonicalJson } from '../manifest-schema/canonical.js';
 import type { ChainWalk } from '../manifest-schema/chain.js';
 import { syncDir } from '../manifest-schema/atomic.js';
 import { ownTempName, removeDeadTemps } from '../manifest-schema/leftovers.js';
@@ -32,6 +33,7 @@ import {
   type DocKind,
   type Evidence,
   type EventOp,
+  type LogState,
   type Policy,
   type RepoConfig,
   type TrustDoc,
@@ -128,6 +130,11 @@ interface Context {
   ahead?: { root: TrustedRoot; file: string };
   /** Set while a command decides again under the lock it waited for (see decide). */
   again?: Again;
+  /**
+   * The log as of the head read, once known: the head says (AuditEvent.last), or a read of
+   * the log found out. The events a write appends carry it on.
+   */
+  last?: LogState;
 }
 
 interface Again {
@@ -517,7 +524,10 @@ async function approvalReads(ctx: Context): Promise<{
 
 async function readHead(ctx: Context): Promise<Head | undefined> {
   const seq = (await eventSeqs(ctx.store)).at(-1);
-  if (seq === undefined) return undefined;
+  if (seq === undefined) {
+    ctx.last = { policy: 0, moves: {} };
+    return undefined;
+  }
   const event = await readEvent(ctx, seq);
   if (!event) throw conflict(ctx.store, TAGS.event(seq), 'vanished while it was read');
   // Its signature holds, but a signed event put under a later tag (a replay) would
@@ -532,6 +542,8 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
       },
     );
   notTakenOver(ctx, seq, event.digest);
+  // A head written before events said leaves what a read of the log found.
+  if (event.value.last) ctx.last = event.value.last;
   await untilMoved(ctx, event.value);
   return { seq, digest: event.digest };
 }
@@ -592,6 +604,63 @@ async function readEvents(ctx: Context): Promise<AuditEvent[]> {
   return events;
 }
 
+/** The log as of `event`, from the log as of the event before it. */
+function after(state: LogState, event: AuditEvent): LogState {
+  const moved = movedChannel(event);
+  return {
+    policy: event.op === 'policy' ? event.seq : state.policy,
+    moves: moved === undefined ? state.moves : { ...state.moves, [moved]: event.seq },
+  };
+}
+
+/**
+ * The end of the log, read back from the head READS_AT_ONCE events at a time until
+ * `enough` (told each event, newest first) says so or the first event is read. Each
+ * event is checked against the one after it, as readEvents checks the whole log, and the
+ * first against nothing. Oldest first.
+ */
+async function eventsBack(
+  ctx: Context,
+  enough: (event: AuditEvent) => boolean,
+): Promise<AuditEvent[]> {
+  const seqs = (await eventSeqs(ctx.store)).reverse();
+  const events: AuditEvent[] = [];
+  const broken = (seq: number, before: number | undefined) =>
+    new FerryError(
+      'E_AUDIT_BROKEN',
+      `${ctx.store.name}: event ${seq} does not follow ${before === undefined ? 'nothing' : `event ${before}`} in the chain`,
+      {
+        reference: TAGS.event(seq),
+        hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify`',
+      },
+    );
+  let later: AuditEvent | undefined;
+  for (let start = 0; start < seqs.length; start += READS_AT_ONCE) {
+    const block = seqs.slice(start, start + READS_AT_ONCE);
+    // Asked at once, none past the block: a promotion that has read enough asks no more.
+    const reading = block.map((seq) => {
+      const read = readEvent(ctx, seq);
+      read.catch(() => undefined);
+      return read;
+    });
+    // Awaited oldest first, as the log is read forwards: a failure is heard at its turn.
+    const read: Array<Read<AuditEvent> | undefined> = [];
+    for (let index = block.length - 1; index >= 0; index--) read[index] = await reading[index];
+    for (const [index, seq] of block.entries()) {
+      const event = read[index];
+      if (!event) continue;
+      if (event.value.seq !== seq) throw broken(seq, seqs[start + index + 1]);
+      if (later && later.prev !== event.digest) throw broken(later.seq, seq);
+      notTakenOver(ctx, seq, event.digest);
+      later = event.value;
+      events.push(event.value);
+      if (enough(event.value)) return events.reverse();
+    }
+  }
+  if (later && later.prev !== null) throw broken(later.seq, undefined);
+  return events.reverse();
+}
+
 /**
  * Refuses event `seq` when a newer root was taken right after it over another
  * event: the trust document pins the event each root was taken after, so that a
@@ -622,10 +691,9 @@ async function readPolicy(ctx: Context): Promise<Read<Policy> | undefined> {
  */
 function policyNotLogged(
   ctx: Context,
-  events: readonly AuditEvent[],
+  logged: AuditEvent | undefined,
   found: Read<Policy> | undefined,
 ): string | undefined {
-  const logged = events.filter((e) => e.op === 'policy').at(-1);
   if ((logged?.subject.policy ?? undefined) === found?.digest) return undefined;
   return `${ctx.store.name}: the policy is ${found?.digest ?? 'the default (none is stored)'}, but ${logged ? `event ${logged.seq} set ${String(logged.subject.policy)}` : 'the log sets none'}`;
 }
@@ -934,6 +1002,7 @@ async function commit(
         subject,
         evidence,
       };
+      if (ctx.last) event.last = ctx.last = after(ctx.last, event);
       const sealed = await sealDocument('event', event, writer.keys);
       const blob = await putDoc(ctx.store, 'event', event, writer.keys, TAGS.event(seq), {
         sealed,
@@ -1346,6 +1415,8 @@ async function publishWith(
         version,
         digest,
         ...(options.channel !== undefined ? { channel: options.channel } : {}),
+        // Where a promotion reading the log back from its head may stop looking for the publisher.
+        ...(existing || removed ? {} : { first: true }),
       });
       if (!existing) await ctx.store.createRef(TAGS.version(version), manifest);
       if (options.channel !== undefined)
@@ -1844,6 +1915,7 @@ async function historyOf(
   const seqs = await eventSeqs(ctx.store);
   const readAt = eventReads(ctx, seqs);
   let prev: string | null = null;
+  let state: LogState = { policy: 0, moves: {} };
   for (const [index, seq] of seqs.entries()) {
     const broken = (what: string): FerryError =>
       new FerryError('E_AUDIT_BROKEN', `${ctx.store.name}: event ${seq} ${what}`, {
@@ -1870,6 +1942,12 @@ async function historyOf(
             : `names ${event.prev} as the event before it, but event ${seqs[index - 1]} is ${prev}: event ${seqs[index - 1]} was edited`,
         );
       notTakenOver(ctx, seq, read.digest);
+      // What a promotion takes for the log's last policy and moves, without reading back to them.
+      state = after(state, event);
+      if (event.last && canonicalJson(event.last) !== canonicalJson(state))
+        throw broken(
+          `says the log's last policy and moves are ${canonicalJson(event.last)}, but they are ${canonicalJson(state)}`,
+        );
     }
     prev = read.digest;
     events.push({ ...event, digest: read.digest });
@@ -1907,7 +1985,11 @@ async function historyOf(
         reference: TAGS.trust,
         hint: 'the trust document or a trust event was replaced or removed behind Ferry’s back: restore the repository from a backup',
       });
-    const policyStale = policyNotLogged(ctx, events, await readPolicy(ctx));
+    const policyStale = policyNotLogged(
+      ctx,
+      events.filter((e) => e.op === 'policy').at(-1),
+      await readPolicy(ctx),
+    );
     if (policyStale)
       throw new FerryError('E_AUDIT_BROKEN', policyStale, {
         reference: TAGS.policy,
@@ -2214,6 +2296,60 @@ async function promoteOnce(options: PromoteOptions, again?: Again): Promise<Prom
   );
 }
 
+/**
+ * What a promotion reads of the log: the events back from the head far enough for every
+ * rule, so that it costs what happened since the version was published, not the whole
+ * log. That is past the version's first publish (its publisher; its approvals and the
+ * channels it held come after it), and past the newest event that says what the log
+ * last did (AuditEvent.last): the policy it last set, read alone when older, and each
+ * channel's last move. Only a channel behind its last move (set back, or its writer
+ * stopped) is read back to its document, to count the moves. Before events said so (a
+ * repository older than that), or when the version's first publish did not say it was
+ * the first, the log is read back to the start, as before.
+ */
+async function promotionEvents(
+  ctx: Context,
+  digest: string,
+  channels: ReadonlyArray<{ name: string; doc: Read<ChannelDoc> | undefined }>,
+): Promise<{ events: AuditEvent[]; policy: AuditEvent | undefined }> {
+  let published = false;
+  let state: LogState | undefined;
+  let since = Infinity;
+  const newer: AuditEvent[] = [];
+  const events = await eventsBack(ctx, (event) => {
+    if (event.op === 'publish' && event.subject.digest === digest && event.subject.first === true)
+      published = true;
+    if (!state && event.last) {
+      state = newer.reduceRight(after, event.last);
+      for (const { name, doc } of channels)
+        if ((state.moves[name] ?? 0) > (doc?.value.auditSeq ?? 0))
+          since = Math.min(since, (doc?.value.auditSeq ?? 0) + 1);
+    }
+    newer.push(event);
+    return published && state !== undefined && event.seq <= since;
+  });
+  state ??= events.reduce(after, { policy: 0, moves: {} });
+  ctx.last ??= state;
+  const seq = state.policy;
+  if (seq === 0) return { events, policy: undefined };
+  let policy = events.find((event) => event.seq === seq);
+  if (!policy) {
+    const read = await readEvent(ctx, seq);
+    if (read) notTakenOver(ctx, seq, read.digest);
+    policy = read?.value;
+  }
+  if (policy?.op !== 'policy' || policy.seq !== seq)
+    throw new FerryError(
+      'E_AUDIT_BROKEN',
+      `${ctx.store.name}: the audit log names event ${seq} as the policy it last set, but event ${seq} ${policy ? `is a ${policy.op} event` : 'is missing'}`,
+      {
+        reference: TAGS.event(seq),
+        hint: 'the audit log was edited behind Ferry’s back: nothing was written; run `ferry history --verify`',
+      },
+    );
+  return { events, policy };
+}
+
 async function promoteWith(ctx: Context, options: PromoteOptions): Promise<PromoteResult> {
   const policyRead = await readPolicy(ctx);
   const policy = policyRead?.value ?? DEFAULT_POLICY;
@@ -2235,15 +2371,18 @@ async function promoteWith(ctx: Context, options: PromoteOptions): Promise<Promo
   if (from !== undefined) knownChannel(policy, from, ctx.store.name);
   const head = await readHead(ctx);
   const version = await needVersion(ctx, options.version);
-  const events = await readEvents(ctx);
-  const stale = policyNotLogged(ctx, events, policyRead);
+  const source = from === undefined ? undefined : await readChannel(ctx, from);
+  const target = await readChannel(ctx, options.to);
+  const { events, policy: logged } = await promotionEvents(ctx, version.digest, [
+    ...(from === undefined ? [] : [{ name: from, doc: source }]),
+    { name: options.to, doc: target },
+  ]);
+  const stale = policyNotLogged(ctx, logged, policyRead);
   if (stale)
     throw new FerryError('E_REPO_INVALID', stale, {
       reference: TAGS.policy,
       hint: 'an older policy was put back behind Ferry’s back (run `ferry history --verify`); if `ferry policy --set` was stopped before it wrote the policy, run it again',
     });
-  const source = from === undefined ? undefined : await readChannel(ctx, from);
-  const target = await readChannel(ctx, options.to);
   if (from !== undefined) refuseSetBack(ctx, from, source, events);
   refuseSetBack(ctx, options.to, target, events, {
     version: options.version,

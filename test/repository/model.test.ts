@@ -19,7 +19,12 @@ import {
   type Writer,
 } from '../../repository/model.js';
 import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
-import { documentManifest, EMPTY_DESCRIPTOR } from '../../repository/oci/artifact.js';
+import {
+  documentManifest,
+  EMPTY_DESCRIPTOR,
+  OCI_MANIFEST,
+  type BuiltManifest,
+} from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { RegistryStore } from '../../repository/store-registry.js';
 import { TAGS } from '../../repository/store.js';
@@ -727,6 +732,74 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         expect(read).not.toContain(TAGS.approval(other.approval.slice(7, 31)));
       });
     },
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
+    'promote of a version just published reads the same few events however long the log before it',
+    async () => {
+      const repo = await place(`r${++n}`);
+      await publish({ repo, bundle: bundles['1.0.0'] as string, trust: ws.trust, writer });
+      const policy = (beta: number) => ({
+        formatVersion: 1,
+        channels: { dev: {}, beta: { approvals: beta }, stable: { approvals: 1 } },
+        edges: [
+          ['dev', 'beta'],
+          ['beta', 'stable'],
+        ],
+      });
+      const store = await RegistryStore.open(repo, false);
+      await setPolicy({ repo, policy: policy(0), file: 'lax.yaml', writer });
+      const lax = await store.readRef(TAGS.policy);
+      // Set at the start and never since: promote finds it from the head, and reads it alone.
+      await setPolicy({ repo, policy: policy(1), file: 'strict.yaml', writer });
+      /** Events that move nothing: a year of approvals of another version. */
+      const longer = async (count: number) => {
+        for (let i = 0; i < count; i++)
+          await approve({ repo, version: '1.0.0', to: 'stable', by: 'qa', evidence: [], writer });
+      };
+      /** A new version into dev, approved and promoted to beta: the promotion's reads of the log. */
+      const promoted = async (version: string) => {
+        await publish({ repo, bundle: bundles[version] as string, channel: 'dev', writer });
+        await approve({ repo, version, to: 'beta', by: 'alice', evidence: [], writer });
+        return throughProxy(repo, {}, async (proxied, proxy) => {
+          const done = await promote({ repo: proxied, version, to: 'beta', writer });
+          expect(done.verdict).toBe('promoted');
+          return proxy.requests.filter(
+            (r) => r.method === 'GET' && /\/manifests\/ferry\.audit\./.test(r.path),
+          ).length;
+        });
+      };
+      await longer(12);
+      const short = await promoted('1.1.0');
+      await longer(48);
+      const long = await promoted('1.2.0');
+      expect((await history({ repo })).events.length).toBe(70);
+      // The head (twice: deciding and writing), eight events back, the policy's event.
+      expect(short).toBeLessThanOrEqual(12);
+      expect(long).toBe(short);
+      // Read alone, the policy event still judges the policy document: an older one put back is refused.
+      if (!lax) throw new Error('no policy stored');
+      await store.replaceRef(
+        TAGS.policy,
+        {
+          manifest: JSON.parse(lax.bytes.toString()) as BuiltManifest['manifest'],
+          bytes: lax.bytes,
+          digest: lax.digest,
+          size: lax.bytes.length,
+          mediaType: OCI_MANIFEST,
+        },
+        (await store.readRef(TAGS.policy))?.digest,
+      );
+      store.close();
+      const refused = await promote({ repo, version: '1.2.0', to: 'stable', writer }).catch(
+        (e: unknown) => e as FerryError,
+      );
+      expect(refused).toMatchObject({ code: 'E_REPO_INVALID' });
+      expect((refused as FerryError).message).toMatch(/but event 4 set sha256:/);
+      const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+    },
+    180_000,
   );
 
   it.skipIf(kind === 'directory' || skip)(

@@ -18,12 +18,13 @@ import {
   setPolicy,
   type Writer,
 } from '../../repository/model.js';
-import { DOC_TYPES, sealDocument } from '../../repository/documents.js';
+import { DOC_TYPES, openDocument, sealDocument } from '../../repository/documents.js';
 import {
   documentManifest,
   EMPTY_DESCRIPTOR,
   OCI_MANIFEST,
   type BuiltManifest,
+  type Descriptor,
 } from '../../repository/oci/artifact.js';
 import { DirectoryStore } from '../../repository/store-dir.js';
 import { RegistryStore } from '../../repository/store-registry.js';
@@ -800,6 +801,74 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
     },
     180_000,
+  );
+
+  it.skipIf(kind !== 'directory')(
+    'a log an older Ferry wrote (no `last`, no `first`) is read back to the start, and the promotion records `last` for the writes after it',
+    async () => {
+      const repo = await repository();
+      await approve({ repo, version: '1.1.0', to: 'beta', by: 'alice', evidence: [], writer });
+      // The same log as an older Ferry wrote it: each event re-signed without `last` and
+      // `first`, each naming the one before it anew, and dev's document naming its event.
+      const store = await DirectoryStore.open(repo, false);
+      const keys = writer.keys;
+      const valueOf = async (tag: string, kind: 'event' | 'channel') => {
+        const ref = (await store.readRef(tag)) as { bytes: Buffer };
+        const layer = (JSON.parse(ref.bytes.toString()) as { layers: Descriptor[] })
+          .layers[0] as Descriptor;
+        const bytes = await store.readBlob(layer.digest, layer.size);
+        return openDocument<Record<string, unknown>>(kind, bytes, undefined, tag);
+      };
+      const replace = async (tag: string, kind: 'event' | 'channel', value: unknown) => {
+        const sealed = await sealDocument(kind, value, keys);
+        await store.putBlob(sealed.bytes, sealed.digest, sealed.size);
+        await store.replaceRef(
+          tag,
+          documentManifest({ ...DOC_TYPES[kind], document: sealed }),
+          (await store.readRef(tag))?.digest,
+        );
+        return sealed.digest;
+      };
+      let prev: string | null = null;
+      const digests: string[] = [];
+      for (let seq = 1; seq <= 4; seq++) {
+        const { last, ...event } = await valueOf(TAGS.event(seq), 'event');
+        expect(last).toBeDefined();
+        const { first, ...subject } = event.subject as Record<string, unknown>;
+        expect(first).toBe(seq === 2 || seq === 3 ? true : undefined);
+        prev = await replace(TAGS.event(seq), 'event', { ...event, subject, prev });
+        digests.push(prev);
+      }
+      const dev = await valueOf(TAGS.channel('dev'), 'channel');
+      await replace(TAGS.channel('dev'), 'channel', { ...dev, auditHead: digests[2] });
+      expect((await history({ repo, verify: true })).events.some((e) => 'last' in e)).toBe(false);
+
+      const promoted = await promote({ repo, version: '1.1.0', to: 'beta', writer });
+      expect(promoted).toMatchObject({ verdict: 'promoted', event: 5 });
+      const log = (await history({ repo, verify: true })).events;
+      expect(log[0]?.last).toEqual({ policy: 0, moves: { dev: 3, beta: 5 } });
+      // Carried on by a write that reads only the head.
+      await approve({ repo, version: '1.1.0', to: 'stable', by: 'CI', evidence: [], writer });
+      const [head] = (await history({ repo, verify: true })).events;
+      expect(head?.last).toEqual({ policy: 0, moves: { dev: 3, beta: 5 } });
+      // The publisher, whom only an event the older Ferry wrote names, still cannot approve its own.
+      const blocked = await promote({ repo, version: '1.1.0', to: 'stable', writer });
+      expect(blocked.excuses.map((e) => e.code)).toEqual(['E_APPROVALS']);
+      await approve({ repo, version: '1.1.0', to: 'stable', by: 'bob', evidence: [], writer });
+      expect(await promote({ repo, version: '1.1.0', to: 'stable', writer })).toMatchObject({
+        verdict: 'promoted',
+      });
+      // A `last` that does not add up (a writer's bug; only a key could sign one) is named.
+      const headSeq = (await history({ repo })).events[0]?.seq as number;
+      const wrong = await valueOf(TAGS.event(headSeq), 'event');
+      await replace(TAGS.event(headSeq), 'event', {
+        ...wrong,
+        last: { policy: 0, moves: { dev: 3 } },
+      });
+      const verify = await history({ repo, verify: true }).catch((e: unknown) => e as FerryError);
+      expect(verify).toMatchObject({ code: 'E_AUDIT_BROKEN' });
+      expect((verify as FerryError).message).toContain(`event ${headSeq} says the log's last`);
+    },
   );
 
   it.skipIf(kind === 'directory' || skip)(

@@ -393,6 +393,13 @@ export const OUTPUT_SCHEMAS = {
         actor: Type.String(),
         ci: Nullable(Type.String()),
         op: Type.String(),
+        /** The newest policy event and each channel's newest move as of this event (older events: none). */
+        last: Type.Optional(
+          Type.Object({
+            policy: Type.Integer({ minimum: 0 }),
+            moves: Type.Record(Type.String(), Type.Integer({ minimum: 1 })),
+          }),
+        ),
         subject: Type.Object({}),
         evidence: Type.Array(Evidence),
         digest: Type.String(),

@@ -1,5 +1,15 @@
-import { access, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import type { Stats } from 'node:fs';
+import {
+  access,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
   ApplianceConfigSchema,
@@ -242,6 +252,41 @@ export async function openAppliance(root: string): Promise<Appliance> {
     );
   }
   return { paths, config, trust, state };
+}
+
+/**
+ * A folder Ferry keeps inside var/lib/ferry or opt/ferry (logs, artifacts,
+ * journal, .staging), or nothing: Ferry makes it when needed. Anything else
+ * there is refused before anything changes, a symbolic link too: through it
+ * Ferry would write, and remove, wherever it leads, and fsync the wrong
+ * folders. (var/lib/ferry and opt/ferry themselves may be links to another
+ * partition: see requirePrefix.)
+ */
+export async function requireFolder(dir: string, what: string): Promise<void> {
+  const found = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw ioError(error, dir, 'read');
+  });
+  if (!found || found.isDirectory()) return;
+  const link = found.isSymbolicLink() ? await readlink(dir) : null;
+  const target = link === null ? null : await stat(dir).catch(() => null);
+  throw new FerryError(
+    'E_STATE_INVALID',
+    `${dir} is not a folder (${link === null ? kindOf(found) : `a symbolic link to ${link}${target ? '' : ', which is not there'}`}): Ferry ${what}, so nothing was changed`,
+    {
+      file: dir,
+      hint: target?.isDirectory()
+        ? `Ferry follows no link inside its own folders: replace the link with a copy of the folder it leads to (\`rm ${dir} && cp -a ${resolve(dirname(dir), link as string)} ${dir}\`), then run the command again`
+        : `move it aside (\`mv ${dir} ${dir}.bad\`) and run the command again`,
+    },
+  );
+}
+
+/** What a path that is not a folder is, in words. */
+function kindOf(stats: Stats): string {
+  if (stats.isFile()) return 'a file';
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  return stats.isFIFO() ? 'a FIFO' : 'a device or socket';
 }
 
 /** Every command may append to history.jsonl: something else in its place is refused before anything changes. */

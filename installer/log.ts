@@ -1,7 +1,7 @@
-import { access, lstat, stat } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, regularFileLines } from '../manifest-schema/index.js';
-import { openAppliance } from './appliance.js';
+import { openAppliance, requireFolder } from './appliance.js';
 import type { InstallEvent } from './engine/events.js';
 import { historyLines, type HistoryEntry } from './status.js';
 
@@ -41,18 +41,9 @@ export async function findTransaction(root: string, id?: string): Promise<Transa
     throw new FerryError('E_USAGE', `"${wanted}" is not a transaction id`, { hint });
   const file = join(paths.logs, `${wanted}.jsonl`);
   const entry = id === undefined ? newest : named;
-  await access(file).catch(async () => {
-    // Something in the folder's place hides every log: that, not a missing transaction, is the news.
-    const there = await lstat(paths.logs).catch(() => null);
-    if (there && !(await stat(paths.logs).catch(() => null))?.isDirectory())
-      throw new FerryError(
-        'E_STATE_INVALID',
-        `${paths.logs} is not a folder: Ferry keeps each transaction's log there`,
-        {
-          file: paths.logs,
-          hint: `move it aside (\`mv ${paths.logs} ${paths.logs}.bad\`): install and rollback refuse until then`,
-        },
-      );
+  // Something in the folder's place hides every log: that, not a missing transaction, is the news.
+  await requireFolder(paths.logs, "keeps each transaction's log there");
+  await access(file).catch(() => {
     throw new FerryError(
       'E_NOT_FOUND',
       entry

@@ -7,7 +7,6 @@ import {
   rename,
   rm,
   rmdir,
-  stat,
   symlink,
   unlink,
 } from 'node:fs/promises';
@@ -252,13 +251,18 @@ function damaged(file: string, line: number): FerryError {
  * The journal's folder is something else (a file written over it): whether
  * a transaction was open, and what it changed, cannot be known from it.
  */
-function notAFolder(dir: string): FerryError {
+function notAFolder(dir: string, link?: string): FerryError {
   return new FerryError(
     'E_JOURNAL_CORRUPT',
-    `${dir} is not a folder: Ferry keeps its transaction journal there, so whether an install was interrupted cannot be told, and nothing was changed`,
+    link === undefined
+      ? `${dir} is not a folder: Ferry keeps its transaction journal there, so whether an install was interrupted cannot be told, and nothing was changed`
+      : `${dir} is not a folder (a symbolic link to ${link}): Ferry keeps its transaction journal there and follows no link to it, so nothing was changed`,
     {
       file: dir,
-      hint: 'something other than Ferry wrote there: move it aside (keep it for support), restore the journal folder (or the appliance) from a backup if an install may have been interrupted, then run ferry recover',
+      hint:
+        link === undefined
+          ? 'something other than Ferry wrote there: move it aside (keep it for support), restore the journal folder (or the appliance) from a backup if an install may have been interrupted, then run ferry recover'
+          : 'Ferry never links its journal: through the link recovery would undo, then remove, whatever it leads to. Replace the link with a copy of the folder it leads to if that is an interrupted transaction of this appliance (else remove it), then run ferry recover',
     },
   );
 }
@@ -337,11 +341,12 @@ export class Journal {
    * change); a damaged step before others is E_JOURNAL_CORRUPT.
    */
   static async read(dir: string, root: string): Promise<OpenJournal | null> {
-    const stats = await stat(dir).catch((error: unknown) => {
+    const stats = await lstat(dir).catch((error: unknown) => {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw ioError(error, dir, 'read the journal in');
     });
     if (stats === null) return null;
+    if (stats.isSymbolicLink()) throw notAFolder(dir, await readlink(dir));
     if (!stats.isDirectory()) throw notAFolder(dir);
     const file = join(dir, HEADER);
     const headerText = await readRegularFile(file, 'E_JOURNAL_CORRUPT', '');

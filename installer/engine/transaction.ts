@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   FerryError,
@@ -16,6 +16,7 @@ import {
   DEFAULT_ARTIFACT_TIMEOUT_SECONDS,
   DEFAULT_RETENTION,
   readState,
+  requireFolder,
   writeState,
   type Appliance,
   type AppliancePaths,
@@ -209,11 +210,9 @@ export class Transaction {
 
   static async begin(start: TransactionStart): Promise<Transaction> {
     const { logs, lib, staging } = start.appliance.paths;
-    await mkdir(logs, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-      // ENOENT: a symbolic link to nowhere in its place.
-      if (!['EEXIST', 'ENOTDIR', 'ENOENT'].includes(error.code ?? ''))
-        throw ioError(error, logs, 'create');
-      throw notAFolder(logs, "writes each transaction's log there");
+    await requireFolder(logs, "writes each transaction's log there");
+    await mkdir(logs, { recursive: true }).catch((error: unknown) => {
+      throw ioError(error, logs, 'create');
     });
     // Made when first needed, deep in a pass: something else in their place is
     // refused before anything changes, not met halfway and rolled back.
@@ -747,23 +746,4 @@ export function rollbackInterrupted(
           ? `${signal}: the rollback is being undone; that finishes, then it stops`
           : `${signal}: stopping at the next safe point (the artifact running is let finish), then switching back everything this rollback changed`;
   (t?.emit ?? emit)({ type: 'interrupt', signal, message });
-}
-
-function notAFolder(dir: string, what: string): FerryError {
-  return new FerryError(
-    'E_STATE_INVALID',
-    `${dir} is not a folder: Ferry ${what}, so nothing was changed`,
-    { file: dir, hint: `move it aside (\`mv ${dir} ${dir}.bad\`) and run the command again` },
-  );
-}
-
-/** A folder Ferry writes into, or nothing (made when needed); a link is followed to its folder. */
-async function requireFolder(dir: string, what: string): Promise<void> {
-  const found = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return null;
-    throw ioError(error, dir, 'read');
-  });
-  if (!found) return;
-  const target = found.isSymbolicLink() ? await stat(dir).catch(() => null) : found;
-  if (!target?.isDirectory()) throw notAFolder(dir, what);
 }

@@ -97,6 +97,9 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
   ['var/lib/ferry/history.jsonl', 'dangling', stateInvalid],
   ['var/lib/ferry/journal', 'file', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
   ['var/lib/ferry/journal', 'fifo', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
+  // A journal found through a link would be undone, then removed, where the link leads.
+  ['var/lib/ferry/journal', 'dangling', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
+  ['var/lib/ferry/journal', 'outside', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
   [
     'var/lib/ferry/logs',
     'file',
@@ -117,7 +120,16 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
       rollback: '2 E_STATE_INVALID @',
     },
   ],
-  ['var/lib/ferry/logs', 'outside', { ...all(ok), log: '2 E_NOT_FOUND @' }],
+  [
+    'var/lib/ferry/logs',
+    'outside',
+    {
+      ...all(ok),
+      log: '2 E_STATE_INVALID @',
+      install: '2 E_STATE_INVALID @',
+      rollback: '2 E_STATE_INVALID @',
+    },
+  ],
   [LOG, 'folder', { ...all(ok), log: '2 E_STATE_INVALID @' }],
   [LOG, 'fifo', { ...all(ok), log: '2 E_STATE_INVALID @' }],
   [LOG, 'dangling', { ...all(ok), log: '2 E_NOT_FOUND @' }],
@@ -136,7 +148,11 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
     'fifo',
     { ...all(ok), install: '2 E_STATE_INVALID @', rollback: '4 E_DRIFT' },
   ],
-  ['var/lib/ferry/artifacts', 'outside', { ...all(ok), rollback: '4 E_DRIFT' }],
+  [
+    'var/lib/ferry/artifacts',
+    'outside',
+    { ...all(ok), install: '2 E_STATE_INVALID @', rollback: '4 E_DRIFT' },
+  ],
   [RESTORE, 'folder', { ...all(ok), rollback: '4 E_DRIFT' }],
   [RESTORE, 'fifo', { ...all(ok), rollback: '4 E_DRIFT' }],
   [RESTORE, 'empty', { ...all(ok), rollback: '4 E_DRIFT' }],
@@ -158,7 +174,7 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
   ['opt/ferry/.staging', 'file', { ...all(ok), install: '2 E_STATE_INVALID @' }],
   ['opt/ferry/.staging', 'dangling', { ...all(ok), install: '2 E_STATE_INVALID @' }],
   ['opt/ferry/.staging', 'fifo', { ...all(ok), install: '2 E_STATE_INVALID @' }],
-  ['opt/ferry/.staging', 'outside', all(ok)],
+  ['opt/ferry/.staging', 'outside', { ...all(ok), install: '2 E_STATE_INVALID @' }],
 ];
 
 /** bin/ferry, killed after `seconds`: a command waiting on a FIFO comes back as "hang". */

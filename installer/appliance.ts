@@ -205,16 +205,20 @@ export async function writeState(paths: AppliancePaths, state: ApplianceState): 
 /** Reads and validates everything an appliance is; a corrupt file is an error, never replaced. */
 export async function openAppliance(root: string): Promise<Appliance> {
   const paths = appliancePaths(root);
+  await requirePrefix(paths.lib, "the appliance's state (state.json, history.jsonl, the journal)");
+  await requirePrefix(paths.opt, 'the installed versions');
   if (!(await exists(paths.state))) {
     if (await exists(paths.config)) {
+      // A link to an empty folder: a partition not mounted on its mount point, as likely as a loss.
+      const link = await readlink(paths.lib).catch(() => null);
       throw new FerryError(
         'E_STATE_INVALID',
-        `${paths.state} is missing, though ${paths.config} is there: this appliance lost its state`,
+        `${paths.state} is missing, though ${paths.config} is there${link === null ? '' : ` (${paths.lib} is a symbolic link to ${link})`}: this appliance lost its state`,
         {
           file: paths.state,
           hint:
             (await cutInit(paths)) ??
-            'restore state.json from a backup (ferry init refuses an existing appliance)',
+            `${link === null ? '' : `check that the partition ${link} is on is mounted; else `}restore state.json from a backup (ferry init refuses an existing appliance)`,
         },
       );
     }
@@ -278,6 +282,38 @@ export async function requireFolder(dir: string, what: string): Promise<void> {
       hint: target?.isDirectory()
         ? `Ferry follows no link inside its own folders: replace the link with a copy of the folder it leads to (\`rm ${dir} && cp -a ${resolve(dirname(dir), link as string)} ${dir}\`), then run the command again`
         : `move it aside (\`mv ${dir} ${dir}.bad\`) and run the command again`,
+    },
+  );
+}
+
+/**
+ * var/lib/ferry and opt/ferry may be links to another partition, followed;
+ * what is there must be a folder, and a refusal says what is there instead:
+ * a file or a link to a partition not mounted read as "state.json is missing"
+ * or as every installed file gone.
+ */
+async function requirePrefix(dir: string, holds: string): Promise<void> {
+  const found = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw ioError(error, dir, 'read');
+  });
+  if (!found || found.isDirectory()) return;
+  const link = found.isSymbolicLink() ? await readlink(dir) : null;
+  const target = link === null ? found : await stat(dir).catch(() => null);
+  if (target?.isDirectory()) return;
+  const what =
+    link === null
+      ? kindOf(found)
+      : `a symbolic link to ${link}, which is ${target === null ? 'not there' : kindOf(target)}`;
+  throw new FerryError(
+    'E_STATE_INVALID',
+    `${dir} is not a folder (${what}): Ferry keeps ${holds} there`,
+    {
+      file: dir,
+      hint:
+        link !== null && target === null
+          ? `mount the partition it leads to, or point the link at the folder that holds them; then run the command again`
+          : `something took its place: move it aside (\`mv ${dir} ${dir}.bad\`) and restore the folder from a backup`,
     },
   );
 }

@@ -53,7 +53,7 @@ const READ_ONLY: readonly Command[] = ['status', 'verify', 'plan', 'log'];
 /**
  * What each command gives: `ok` (exit 0), or "EXIT CODE" where CODE is the
  * error's stable code ("-" for none: a blocked plan, a --verify that lists
- * problems); a trailing "@" when the message names the damaged path.
+ * problems); a trailing "@" when the message names the damaged path itself.
  */
 type Outcome = string;
 const ok = 'ok';
@@ -160,7 +160,9 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
   ['var/lib/ferry/lock', 'folder', { ...all(ok), ...lockRefused }],
   ['var/lib/ferry/lock', 'fifo', { ...all(ok), ...lockRefused }],
   ['var/lib/ferry/lock', 'dangling', all(ok)],
-  ['opt/ferry', 'file', { ...drifted, rollback: '2 E_NOT_FOUND' }],
+  // Not "every installed file missing": what is in its place.
+  ['opt/ferry', 'file', stateInvalid],
+  ['opt/ferry', 'dangling', stateInvalid],
   ['opt/ferry', 'outside', { ...drifted, rollback: '2 E_NOT_FOUND' }],
   ['opt/ferry/web/1.0.1', 'file', drifted],
   ['opt/ferry/web/1.0.1', 'dangling', drifted],
@@ -249,7 +251,13 @@ describe.concurrent('a damaged appliance layout', () => {
           continue;
         }
         const code = /ferry: (E_[A-Z_]+)/.exec(result.stderr)?.[1] ?? '-';
-        const named = wanted[command]?.endsWith('@') && result.stderr.includes(join(root, path));
+        // The damaged path itself, not only a file under it ("state.json is missing").
+        const named =
+          wanted[command]?.endsWith('@') &&
+          result.stderr
+            .split(join(root, path))
+            .slice(1)
+            .some((after) => !after.startsWith('/'));
         gave[command] = result.code === 0 ? ok : `${result.code} ${code}${named ? ' @' : ''}`;
         expect(result.stderr, `${command}: ${result.stderr}`).not.toContain('E_INTERNAL');
         if (code !== '-') expect(result.stderr, `${command}: ${result.stderr}`).toContain('hint:');

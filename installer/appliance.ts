@@ -232,7 +232,8 @@ export async function openAppliance(root: string): Promise<Appliance> {
     );
   }
   const state = await readState(paths);
-  await requireRegular(paths.history);
+  const history = await requireRegular(paths.history);
+  await requireHistory(paths, state, history);
   // Both are read at once as regular files: a FIFO in their place would hang every command.
   const { value: config } = parseValidated(
     paths.config,
@@ -326,7 +327,7 @@ function kindOf(stats: Stats): string {
 }
 
 /** Every command may append to history.jsonl: something else in its place is refused before anything changes. */
-async function requireRegular(file: string): Promise<void> {
+async function requireRegular(file: string): Promise<Stats | null> {
   const found = await stat(file).catch(async (error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(error, file, 'read');
     // A link to nowhere: appending would make a new history where it leads, the old one lost.
@@ -343,6 +344,41 @@ async function requireRegular(file: string): Promise<void> {
       hint: 'something took its place (a FIFO, a device, a folder): restore it from a backup',
     });
   }
+  return found;
+}
+
+/**
+ * A state some transaction wrote has its history line: Ferry appends it
+ * before it closes the journal, and recovery appends it when a cut came
+ * between. An empty or missing history.jsonl under such a state was lost (a
+ * careless `> history.jsonl`, a truncation), and every command would go on
+ * appending to it as if the appliance's record began there. A fresh
+ * appliance's history is empty (state.transaction null), and one with a
+ * journal open is judged after its recovery.
+ */
+async function requireHistory(
+  paths: AppliancePaths,
+  state: ApplianceState,
+  history: Stats | null,
+): Promise<void> {
+  if ((history?.size ?? 0) > 0 || state.transaction === null || (await present(paths.journal)))
+    return;
+  const line = JSON.stringify({
+    id: state.transaction,
+    at: new Date().toISOString(),
+    operation: 'recover',
+    from: null,
+    to: state.release,
+    outcome: 'history lost',
+  });
+  throw new FerryError(
+    'E_STATE_INVALID',
+    `${paths.history} is ${history ? 'empty' : 'missing'}, though transaction ${state.transaction} wrote ${paths.state}: the record of this appliance's transactions was lost`,
+    {
+      file: paths.history,
+      hint: `Ferry only appends to it: restore history.jsonl from a backup. With none, record the loss and go on: printf '%s\\n' '${line}' >> ${paths.history}`,
+    },
+  );
 }
 
 export async function readState(paths: AppliancePaths): Promise<ApplianceState> {

@@ -95,6 +95,8 @@ const cases: Array<[string, Damage, Partial<Record<Command, Outcome>>]> = [
   ['var/lib/ferry/history.jsonl', 'folder', stateInvalid],
   ['var/lib/ferry/history.jsonl', 'fifo', stateInvalid],
   ['var/lib/ferry/history.jsonl', 'dangling', stateInvalid],
+  // Emptied under a state that a transaction wrote: the record of every install is gone.
+  ['var/lib/ferry/history.jsonl', 'empty', stateInvalid],
   ['var/lib/ferry/journal', 'file', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
   ['var/lib/ferry/journal', 'fifo', { ...all('1 E_JOURNAL_CORRUPT @'), plan: ok, log: ok }],
   // A journal found through a link would be undone, then removed, where the link leads.

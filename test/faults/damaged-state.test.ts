@@ -13,7 +13,15 @@ import {
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FERRY, ferry, json, run } from '../helpers.js';
-import { cloneAppliance, init, installOk, RECORDS, snapshot, status } from '../e2e/appliance.js';
+import {
+  cloneAppliance,
+  init,
+  initAppliance,
+  installOk,
+  RECORDS,
+  snapshot,
+  status,
+} from '../e2e/appliance.js';
 import { atFirstRelease, faultProduct } from './product.js';
 
 // What a cut or a careless hand leaves in the appliance's own files: a torn
@@ -308,6 +316,48 @@ describe('damaged appliance files', () => {
       expect(refused.stderr).not.toContain('E_INTERNAL');
       expect(await snapshot(root, [])).toEqual(before);
     }
+  });
+
+  it('a fresh appliance’s empty history, and a first install cut between state.json and its history line, are not damage', async () => {
+    // damaged-layout: an emptied history.jsonl under a committed state is refused by every command.
+    const fresh = join(product.dir, 'fresh');
+    await initAppliance(product.ws, fresh);
+    expect(await readFile(join(fresh, 'var/lib/ferry/history.jsonl'), 'utf8')).toBe('');
+    expect((await status(fresh)).release).toBeNull();
+    // The first kill point at which state.json names the install: its history line comes later.
+    const cutAt = async (at: number): Promise<{ root: string; committed: boolean }> => {
+      const root = join(product.dir, `first-cut-${at}`);
+      await cloneAppliance(fresh, root);
+      await ferry(['install', product.bundles['1.0.0'] as string, '--root', root, '--yes'], {
+        env: { FERRY_TEST_CRASH_AT: String(at) },
+      });
+      const state = JSON.parse(await readFile(join(root, 'var/lib/ferry/state.json'), 'utf8')) as {
+        transaction: string | null;
+      };
+      return { root, committed: state.transaction !== null };
+    };
+    let low = 1;
+    let found = await cutAt(256);
+    expect(found.committed).toBe(true);
+    for (let high = 256; low < high;) {
+      const middle = Math.floor((low + high) / 2);
+      const cut = await cutAt(middle);
+      if (cut.committed) [high, found] = [middle, cut];
+      else low = middle + 1;
+    }
+    const { root } = found;
+    const history = join(root, 'var/lib/ferry/history.jsonl');
+    expect(await readFile(history, 'utf8')).toBe('');
+    const open = await ferry(['status', '--root', root, '--json']);
+    expect(open.code, open.stderr).toBe(0);
+    expect(json<{ open: { recovery: string } }>(open).open.recovery).toBe('roll-forward');
+    const recovered = await ferry(['recover', '--root', root]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(JSON.parse(await readFile(history, 'utf8'))).toMatchObject({
+      to: '1.0.0',
+      outcome: 'committed',
+    });
+    expect((await status(root)).release).toBe('1.0.0');
   });
 
   it('with state.json lost, the hint does not lead init to replace the appliance', async () => {

@@ -1,14 +1,5 @@
 import type { Stats } from 'node:fs';
-import {
-  access,
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  readlink,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { access, lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -23,11 +14,13 @@ import {
   unsafePathReason,
   isStrictVersion,
   isValidRange,
+  mkdirDurable,
   NAME_PATTERN,
   parseJsonValidated,
   parseValidated,
   parseTrustedRoot,
   rootFileValue,
+  touchDurable,
   writeFileAtomic,
   type ApplianceConfig,
   type ApplianceFactsExport,
@@ -124,8 +117,8 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     }
   }
   try {
-    for (const dir of [paths.etc, paths.lib, paths.logs, paths.opt])
-      await mkdir(dir, { recursive: true });
+    // Durable as the files written in them: a power cut must not leave an appliance without its folders.
+    for (const dir of [paths.etc, paths.lib, paths.logs, paths.opt]) await mkdirDurable(dir);
   } catch (error) {
     throw ioError(error, paths.root, 'create folders under');
   }
@@ -155,7 +148,9 @@ export async function initAppliance(options: InitOptions): Promise<Appliance> {
     `# Ferry appliance settings. maintenanceWindows: [{ days: [sat, sun], start: "02:00", end: "05:00" }]; none means any time.\n# console: { allowOutsideWindow: true } lets ferry console install outside them, with a typed reason it records.\n${stringify(config)}`,
   );
   await writeState(paths, state);
-  await writeFile(paths.history, '', { flag: 'a' });
+  await touchDurable(paths.history).catch((error: unknown) => {
+    throw ioError(error, paths.history, 'write');
+  });
   return { paths, config, trust, state };
 }
 

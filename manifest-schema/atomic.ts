@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FerryError, ioError, type ErrorCode } from './errors.js';
@@ -202,6 +202,31 @@ export function crashBeforeRename(file: string): void {
  */
 export function isAtomicLeftover(name: string): boolean {
   return /^\..+\.[0-9a-f]{12}\.tmp$/.test(name);
+}
+
+/**
+ * `mkdir -p` whose folders survive a power cut: each folder it made is
+ * fsynced in its parent, up to the first that was there already (a folder's
+ * own entries are its files' business: writeFileAtomic syncs them).
+ */
+export async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let made = dir; made !== dirname(made); made = dirname(made)) {
+    await syncDir(dirname(made));
+    if (made === first) return;
+  }
+}
+
+/** Creates `file` empty unless it is there, its entry fsynced in its folder. */
+export async function touchDurable(file: string): Promise<void> {
+  const handle = await open(file, 'a');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await syncDir(dirname(file));
 }
 
 /** fsync a folder so a rename or create in it survives a power cut. */

@@ -11,6 +11,7 @@ command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone 
 # test/faults and the console test of a mounted stick: loop-mounted ext4 images (mkfs.ext4, e2fsck, chattr) and an artifact's peak memory
 command -v mkfs.ext4 >/dev/null || needed+=(e2fsprogs)
 [ -x /usr/bin/time ] || needed+=(time)
+command -v strace >/dev/null || needed+=(strace)   # what ferry init fsyncs (test/faults/power-loss)
 # The OCI registry tests start their own docker-registry (Distribution 2.8) on
 # loopback; the packaged service, if systemd starts it, is not used.
 command -v docker-registry >/dev/null || needed+=(docker-registry)

@@ -200,8 +200,8 @@ export async function writeState(paths: AppliancePaths, state: ApplianceState): 
 /** Reads and validates everything an appliance is; a corrupt file is an error, never replaced. */
 export async function openAppliance(root: string): Promise<Appliance> {
   const paths = appliancePaths(root);
-  await requirePrefix(paths.lib, "the appliance's state (state.json, history.jsonl, the journal)");
-  await requirePrefix(paths.opt, 'the installed versions');
+  await requireFolder(paths.lib, 'keeps state.json, history.jsonl and the journal there', true);
+  await requireFolder(paths.opt, 'keeps the installed versions there', true);
   if (!(await exists(paths.state))) {
     if (await exists(paths.config)) {
       // A link to an empty folder: a partition not mounted on its mount point, as likely as a loss.
@@ -255,40 +255,15 @@ export async function openAppliance(root: string): Promise<Appliance> {
 }
 
 /**
- * A folder Ferry keeps inside var/lib/ferry or opt/ferry (logs, artifacts,
- * journal, .staging), or nothing: Ferry makes it when needed. Anything else
- * there is refused before anything changes, a symbolic link too: through it
- * Ferry would write, and remove, wherever it leads, and fsync the wrong
- * folders. (var/lib/ferry and opt/ferry themselves may be links to another
- * partition: see requirePrefix.)
+ * A folder Ferry keeps, or nothing (it makes it when needed); anything else
+ * there is refused, before anything changes, as what it is. var/lib/ferry
+ * and opt/ferry may be links to another partition (`linked`), followed: a
+ * file there, or a link to a partition not mounted, read as "state.json is
+ * missing" or as every installed file gone. The folders Ferry keeps in them
+ * (logs, artifacts, journal, .staging) may not: through a link Ferry would
+ * write, and remove, wherever it leads, and fsync the wrong folders.
  */
-export async function requireFolder(dir: string, what: string): Promise<void> {
-  const found = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return null;
-    throw ioError(error, dir, 'read');
-  });
-  if (!found || found.isDirectory()) return;
-  const link = found.isSymbolicLink() ? await readlink(dir) : null;
-  const target = link === null ? null : await stat(dir).catch(() => null);
-  throw new FerryError(
-    'E_STATE_INVALID',
-    `${dir} is not a folder (${link === null ? kindOf(found) : `a symbolic link to ${link}${target ? '' : ', which is not there'}`}): Ferry ${what}, so nothing was changed`,
-    {
-      file: dir,
-      hint: target?.isDirectory()
-        ? `Ferry follows no link inside its own folders: replace the link with a copy of the folder it leads to (\`rm ${dir} && cp -a ${resolve(dirname(dir), link as string)} ${dir}\`), then run the command again`
-        : `move it aside (\`mv ${dir} ${dir}.bad\`) and run the command again`,
-    },
-  );
-}
-
-/**
- * var/lib/ferry and opt/ferry may be links to another partition, followed;
- * what is there must be a folder, and a refusal says what is there instead:
- * a file or a link to a partition not mounted read as "state.json is missing"
- * or as every installed file gone.
- */
-async function requirePrefix(dir: string, holds: string): Promise<void> {
+export async function requireFolder(dir: string, what: string, linked = false): Promise<void> {
   const found = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return null;
     throw ioError(error, dir, 'read');
@@ -296,28 +271,29 @@ async function requirePrefix(dir: string, holds: string): Promise<void> {
   if (!found || found.isDirectory()) return;
   const link = found.isSymbolicLink() ? await readlink(dir) : null;
   const target = link === null ? found : await stat(dir).catch(() => null);
-  if (target?.isDirectory()) return;
-  const what =
+  if (linked && target?.isDirectory()) return;
+  const is =
     link === null
       ? kindOf(found)
-      : `a symbolic link to ${link}, which is ${target === null ? 'not there' : kindOf(target)}`;
+      : `a symbolic link to ${link}${target === null ? ', which is not there' : target.isDirectory() ? '' : `, which is ${kindOf(target)}`}`;
+  const hint =
+    link !== null && target?.isDirectory()
+      ? `Ferry follows no link inside its own folders: replace the link with a copy of the folder it leads to (\`rm ${dir} && cp -a ${resolve(dirname(dir), link)} ${dir}\`), then run the command again`
+      : !linked
+        ? `move it aside (\`mv ${dir} ${dir}.bad\`) and run the command again`
+        : link !== null && target === null
+          ? 'mount the partition it leads to, or point the link at the folder it replaced; then run the command again'
+          : `something took its place: move it aside (\`mv ${dir} ${dir}.bad\`) and restore the folder from a backup`;
   throw new FerryError(
     'E_STATE_INVALID',
-    `${dir} is not a folder (${what}): Ferry keeps ${holds} there`,
-    {
-      file: dir,
-      hint:
-        link !== null && target === null
-          ? `mount the partition it leads to, or point the link at the folder that holds them; then run the command again`
-          : `something took its place: move it aside (\`mv ${dir} ${dir}.bad\`) and restore the folder from a backup`,
-    },
+    `${dir} is not a folder (${is}): Ferry ${what}, so nothing was changed`,
+    { file: dir, hint },
   );
 }
 
-/** What a path that is not a folder is, in words. */
+/** What a path that is not a folder or a link is, in words. */
 function kindOf(stats: Stats): string {
   if (stats.isFile()) return 'a file';
-  if (stats.isSymbolicLink()) return 'a symbolic link';
   return stats.isFIFO() ? 'a FIFO' : 'a device or socket';
 }
 

@@ -124,7 +124,21 @@ interface FoundIndex extends DecodedPartsIndex {
 }
 
 function describe(index: PartsIndex): string {
-  return `${index.bundle.id} (build ${index.bundle.metadataSha256.slice(0, 12)}, volumes ${volumeLabel(index, 1)}…)`;
+  // The volume count tells two cuts of one build apart, whose labels are the same.
+  return `${index.bundle.id} (build ${index.bundle.metadataSha256.slice(0, 12)}, ${index.volumes} volume${index.volumes === 1 ? '' : 's'} ${volumeLabel(index, 1)}…)`;
+}
+
+/** Which volume of its own index a folder is, by the parts it holds ("volume ?" when it holds none). */
+async function ownVolume(index: PartsIndex, folder: string): Promise<string> {
+  for (const part of index.parts)
+    if (
+      await stat(join(folder, part.name)).then(
+        () => true,
+        () => false,
+      )
+    )
+      return `volume ${part.volume} of ${index.volumes}`;
+  return `a volume (of ${index.volumes})`;
 }
 
 /**
@@ -155,18 +169,35 @@ async function referenceIndex(
     );
   const firsts: string[] = [];
   for (const folder of folders) if (await holdsFirst(folder)) firsts.push(folder);
-  const indexes: FoundIndex[] = [];
+  const indexes: Array<FoundIndex & { folders: string[] }> = [];
   for (const folder of firsts.length > 0 ? firsts : folders) {
     const bytes = await readIndexBytes(folder);
-    if (indexes.some((other) => other.bytes.equals(bytes))) continue;
+    const same = indexes.find((other) => other.bytes.equals(bytes));
+    if (same) {
+      same.folders.push(folder);
+      continue;
+    }
     const decoded = decodePartsIndex(bytes, join(folder, PARTS_INDEX), trust);
-    indexes.push({ ...decoded, folder, bytes });
+    indexes.push({ ...decoded, folder, bytes, folders: [folder] });
   }
   if (indexes.length > 1) {
+    // Every volume of each, so the operator knows all there is to remove.
+    for (const folder of folders) {
+      if (firsts.includes(folder)) continue;
+      const bytes = await readIndexBytes(folder).catch(() => null);
+      indexes.find((other) => bytes && other.bytes.equals(bytes))?.folders.push(folder);
+    }
+    // Media attached that do not belong together, as for a wrong volume where one belongs:
+    // the command line is right, and taking either would be a guess.
+    const which = firsts.length > 0 ? 'volume 1' : 'volumes';
     throw new FerryError(
-      'E_USAGE',
-      `${path} holds volumes of ${indexes.length} bundles or builds: ${indexes.map((i) => `${describe(i.index)} in ${i.folder}`).join(', ')}`,
-      { file: path, hint: 'name the volume folder of the bundle to use' },
+      'E_WRONG_VOLUME',
+      `${path} holds ${which} of ${indexes.length} different bundles, builds or cuts: ${indexes.map((i) => `${describe(i.index)} in ${i.folders.join(', ')}`).join('; ')}`,
+      {
+        file: path,
+        entry: PARTS_INDEX,
+        hint: `remove the volumes of the ones not to use, or name the volume 1 folder of the one to use in place of ${path}: ${indexes.map((i) => i.folder).join(' or ')}`,
+      },
     );
   }
   return indexes[0] as FoundIndex;
@@ -297,11 +328,25 @@ export class PartsSource implements BundleSource {
     if (problem) return problem;
     // Attached without its part: "not attached" would send the operator for a stick already there.
     const partless = await this.partlessFolder(folders);
-    return partless ? this.partless(partless) : this.missing(part);
+    if (partless) return this.partless(partless);
+    // A volume inserted for this one that holds no part of its name (volume 1 of another cut, say):
+    // "not attached" would leave the operator sure the right disc is in. Other bundles' sticks
+    // beside the one named are left alone: they may have nothing to do with this install.
+    for (const folder of folders) {
+      const bytes = await readIndexBytes(folder);
+      if (bytes.equals(this.bytes)) continue;
+      const theirs = decodePartsIndex(bytes, join(folder, PARTS_INDEX)).index;
+      if (folder === this.name || theirs.bundle.id === this.index.bundle.id)
+        return (await this.foreign(folder, part, false)) as FerryError;
+    }
+    return this.missing(part);
   }
 
-  /** The error for a volume whose index is not ours, or null when it is ours. */
-  private async foreign(folder: string, part: Part): Promise<FerryError | null> {
+  /**
+   * The error for a volume whose index is not ours, or null when it is ours.
+   * `holdsPart`: the volume has a file of the part's name, else it has none.
+   */
+  private async foreign(folder: string, part: Part, holdsPart = true): Promise<FerryError | null> {
     const bytes = await readIndexBytes(folder);
     if (bytes.equals(this.bytes)) return null;
     const file = join(folder, PARTS_INDEX);
@@ -314,18 +359,18 @@ export class PartsSource implements BundleSource {
     // The same bundle and build under another index: one altered or damaged on this volume is
     // refused as its signature (E_SIGNATURE / E_THRESHOLD, naming it), not taken for a wrong volume.
     if (same && this.trusted) decodePartsIndex(bytes, file, this.trusted);
-    return new FerryError(
-      'E_WRONG_VOLUME',
-      same
+    const expected = `volume ${part.volume} (${volumeLabel(this.index, part.volume)}) of ${describe(this.index)}, which holds part ${part.number} (${part.name})`;
+    const message = holdsPart
+      ? same
         ? `${folder}: this volume holds another cut of ${describe(this.index)} (another \`ferry media\` run), whose parts do not line up with these; it should hold part ${part.number}`
-        : `${folder}: this volume belongs to ${describe(theirs)}, not to ${describe(this.index)}, whose part ${part.number} it should hold`,
-      {
-        file,
-        entry: part.name,
-        volume: part.volume,
-        hint: `attach volume ${part.volume} (${volumeLabel(this.index, part.volume)}) of ${this.index.bundle.id}; ${same ? 'volumes of different `ferry media` runs never mix, even of one build' : 'volumes of different builds never mix'}`,
-      },
-    );
+        : `${folder}: this volume belongs to ${describe(theirs)}, not to ${describe(this.index)}, whose part ${part.number} it should hold`
+      : `${folder}: this is ${await ownVolume(theirs, folder)} of ${same ? `another cut (another \`ferry media\` run) of ${describe(theirs)}` : describe(theirs)}, not ${expected}`;
+    return new FerryError('E_WRONG_VOLUME', message, {
+      file,
+      entry: part.name,
+      volume: part.volume,
+      hint: `attach volume ${part.volume} (${volumeLabel(this.index, part.volume)}) of ${this.index.bundle.id}; ${same ? 'volumes of different `ferry media` runs never mix, even of one build' : 'volumes of different builds never mix'}`,
+    });
   }
 
   private missing(part: Part): FerryError {

@@ -455,6 +455,54 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     );
   });
 
+  it('volume 1 of another cut where volume 2 belongs: the wrong volume, not one not attached', async () => {
+    // Another `ferry media` run of the same bundle, in one volume: its only volume holds FERRY/BUNDLE.001.
+    const other = join(dir, 'one-volume-cut');
+    const cut = await runMedia(base, other, ['--volume-size', '8M', '--no-installer']);
+    expect(cut.code, cut.stderr).toBe(0);
+    const volumes = await copy(media);
+    await rm(join(volumes, 'vol2'), { recursive: true });
+    await cp(join(other, 'vol1'), join(volumes, 'vol2'), { recursive: true });
+    const found =
+      /vol2: this is volume 1 of 1 of another cut .*of acme-appliance@1\.0\.0 .*not volume 2 \(ACME_APPLIANCE_1_0_0_2\)/;
+    // vol1 named: the folders beside it are looked at, and the one where volume 2 belongs is not it.
+    const check = await ferry(['media', 'verify', join(volumes, 'vol1'), '--trust', base.ws.trust]);
+    expect(check.code, check.stdout).toBe(1);
+    expect(check.stderr).toContain('E_WRONG_VOLUME');
+    expect(check.stderr).toMatch(found);
+    expect(check.stdout).not.toContain('not attached');
+    await refused(join(volumes, 'vol1'), 'E_WRONG_VOLUME', 1, found);
+  });
+
+  it('volume 1 of two releases in one folder: the wrong volume, naming both and where each is', async () => {
+    const built = await ferry(
+      [
+        'build',
+        join(base.ws.product, 'release-1.1.0.yaml'),
+        '--out',
+        join(dir, 'next'),
+        '--key',
+        base.ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const next = join(dir, 'next-media');
+    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, next);
+    const volumes = await copy(media);
+    await cp(join(next, 'vol1'), join(volumes, 'next1'), { recursive: true });
+    const both = [
+      /acme-appliance@1\.0\.0 \(build [0-9a-f]+, 3 volumes [^)]*\) in \S*\/vol1, \S*\/vol2, \S*\/vol3/,
+      /acme-appliance@1\.1\.0 \(build [0-9a-f]+, \d volumes? [^)]*\) in \S*\/next1/,
+      /hint: remove the volumes of the ones not to use, or name the volume 1 folder/,
+    ];
+    await refused(volumes, 'E_WRONG_VOLUME', 1, ...both);
+    const check = await ferry(['media', 'verify', volumes, '--trust', base.ws.trust]);
+    expect(check.code, check.stdout).toBe(1);
+    for (const mention of both) expect(check.stderr).toMatch(mention);
+  });
+
   it('an unsigned, altered or untrusted parts index: exit 3 before any part is read', async () => {
     const rewrite = async (
       change: (envelope: Record<string, unknown>) => void,

@@ -10,7 +10,7 @@ import { initialState, logOf } from '../../installer/console/model.js';
 import { ConsoleController } from '../../installer/console/run.js';
 import { layout } from '../../installer/console/view.js';
 import { install } from '../../installer/engine/install.js';
-import { FERRY, ferry, json } from '../helpers.js';
+import { EPOCH, FERRY, ferry, json } from '../helpers.js';
 import { cloneAppliance, sha256, snapshot, status } from '../e2e/appliance.js';
 import { makeMedia, mediaFixture, type MediaFixture } from './helpers.js';
 
@@ -97,6 +97,57 @@ describe('asking for volumes', () => {
       { volume: 2, label: 'ACME_APPLIANCE_1_0_0_2', problem: 'E_WRONG_VOLUME' },
       { volume: 3, label: 'ACME_APPLIANCE_1_0_0_3', problem: 'E_PART_MISSING' },
     ]);
+  });
+
+  it('volume 1 of another release in the drive is named as such; the same beside the drive is another stick, left alone', async () => {
+    const built = await ferry(
+      [
+        'build',
+        join(base.ws.product, 'release-1.1.0.yaml'),
+        '--out',
+        join(dir, 'next'),
+        '--key',
+        base.ws.key,
+        '--json',
+      ],
+      { env: { SOURCE_DATE_EPOCH: EPOCH } },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    const next = join(dir, 'next-media');
+    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, next);
+    const { disc, insert } = await drive(join(media, 'vol1'));
+    const problems: string[] = [];
+    const source = await PartsSource.open(disc, {
+      ask: async (request) => {
+        problems.push(`${request.volume} ${request.problem.code} ${request.problem.message}`);
+        await insert(
+          join(
+            problems.length === 1 ? next : media,
+            `vol${problems.length === 1 ? 1 : request.volume}`,
+          ),
+        );
+      },
+    });
+    try {
+      await collect(source.stream(0, source.size, 64 * 1024));
+    } finally {
+      await source.close();
+    }
+    expect(problems[0]).toMatch(/^2 E_PART_MISSING /);
+    expect(problems[1]).toMatch(
+      /^2 E_WRONG_VOLUME .*disc: this is volume 1 of \d+ of acme-appliance@1\.1\.0 .*not volume 2 \(ACME_APPLIANCE_1_0_0_2\) of acme-appliance@1\.0\.0/,
+    );
+    expect(problems.slice(2).map((p) => p.split(' ', 2).join(' '))).toEqual(['3 E_PART_MISSING']);
+    // Beside the volume named, another release's stick may have nothing to do with this install.
+    const sticks = join(dir, 'sticks');
+    await cp(join(media, 'vol1'), join(sticks, 'usb0'), { recursive: true });
+    await cp(join(next, 'vol1'), join(sticks, 'usb1'), { recursive: true });
+    const alone = await PartsSource.open(join(sticks, 'usb0'));
+    try {
+      await expect(alone.assertComplete()).rejects.toMatchObject({ code: 'E_PART_MISSING' });
+    } finally {
+      await alone.close();
+    }
   });
 
   it('installs through one drive, the operator swapping discs when asked', async () => {

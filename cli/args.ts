@@ -56,18 +56,34 @@ export async function handOverBundle(
   const stateFile = optional(values, 'state');
   // --state plans elsewhere: the root's default applies only without it.
   const appliance = stateFile === undefined ? root(values) : optional(values, 'root');
-  const { handOver } = await import('../installer/handover.js');
+  const { carriedInstaller, runCarried } = await import('../installer/handover.js');
   const { askOnTerminal } = await import('./volume-prompt.js');
+  const { catchStopSignals } = await import('../installer/engine/events.js');
+  // The check may ask for volume 1 and copy the carried installer: an interrupt there ends it
+  // as one before any transaction does, not by the signal's default.
+  const stopping = catchStopSignals((line) => process.stderr.write(`${line}\n`));
   // Started from a later volume, the check needs volume 1 (bundle.json) first: asked for
   // on a terminal, as install asks for every volume.
-  const ask = askOnTerminal();
-  return handOver({
+  const ask = askOnTerminal(stopping.signal);
+  const options = {
     bundle,
-    argv,
+    signal: stopping.signal,
     ...(ask ? { ask } : {}),
     ...(appliance !== undefined ? { root: appliance } : {}),
     ...(stateFile !== undefined ? { stateFile } : {}),
-  });
+  };
+  const carried = await carriedInstaller(options)
+    .catch((error: unknown) => {
+      if (!stopping.signal.aborted) throw error;
+      throw new FerryError(
+        'E_INTERRUPTED',
+        `interrupted by ${String(stopping.signal.reason)} while checking whether ${bundle} needs a newer Ferry; nothing was changed`,
+        { file: bundle, hint: 'run the command again when you are ready', cause: error },
+      );
+    })
+    // The installer handed over to gets the signals from here on (runCarried forwards them).
+    .finally(() => stopping.release());
+  return carried && runCarried(carried, bundle, argv);
 }
 
 export const jsonOption = {

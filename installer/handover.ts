@@ -82,8 +82,6 @@ export interface HandOverOptions {
   root?: string;
   /** Facts exported by `ferry status --export`, for a plan away from the appliance. */
   stateFile?: string;
-  /** The arguments this Ferry was started with, given unchanged to the carried one. */
-  argv: readonly string[];
   env?: NodeJS.ProcessEnv;
   /** Stops copying the carried installer (the console's operator left): the partial copy is removed. */
   signal?: AbortSignal;
@@ -111,18 +109,6 @@ export function handOverTarget(
   return carried;
 }
 
-/**
- * When the bundle needs a newer Ferry than this one and carries one for this
- * platform: verifies the signature, copies the carried installer (see
- * carriedInstaller) and runs it with the same arguments, returning its exit
- * status. Null when this Ferry is new enough (the command then runs here).
- */
-export async function handOver(options: HandOverOptions): Promise<number | null> {
-  const env = options.env ?? process.env;
-  const carried = await carriedInstaller(options);
-  return carried && runCarried(carried, options.bundle, options.argv, env);
-}
-
 /** An installer copied out of a bundle, its bytes checked against the signed metadata. */
 export interface CarriedInstaller {
   executable: string;
@@ -140,9 +126,7 @@ export interface CarriedInstaller {
  * enough. Nothing of the bundle runs before its hash matched; a mismatch
  * leaves no file behind.
  */
-export async function carriedInstaller(
-  options: Omit<HandOverOptions, 'argv'>,
-): Promise<CarriedInstaller | null> {
+export async function carriedInstaller(options: HandOverOptions): Promise<CarriedInstaller | null> {
   const env = options.env ?? process.env;
   let trust: TrustContext;
   if (options.root !== undefined) {

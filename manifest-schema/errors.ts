@@ -279,6 +279,11 @@ export const ERROR_CODES = {
     summary: 'a volume belongs to another bundle, or to another build of the same release',
   },
   E_TOOL_MISSING: { exit: 1, summary: 'a program Ferry drives (xorriso) is not installed' },
+  E_INTERRUPTED: {
+    exit: 1,
+    summary:
+      'Ctrl-C, SIGTERM or SIGHUP stopped a command where it had no result to give yet (the hand-over check): nothing was changed',
+  },
   E_INTERNAL: { exit: 1, summary: 'a bug in Ferry' },
 } as const satisfies Record<string, { exit: 1 | 2 | 3 | 4 | 5; summary: string }>;
 

@@ -143,6 +143,22 @@ describe('ferry install from volume 1 alone, on a terminal', () => {
     expect(await status(root)).toMatchObject({ release: '1.2.0', verified: true });
   }, 120_000);
 
+  it("Ctrl-C at the hand-over check asking for volume 1: interrupted, nothing changed, exit 1, not the signal's death", async () => {
+    const { disc, insert } = await drive();
+    await insert(2);
+    const root = await appliance();
+    const before = await snapshot(root);
+    const session = 'ctrl-c-check';
+    terminal.ferry(session, ['install', disc, '--root', root, '--yes'], { width: 200, height: 50 });
+    // Before any transaction: the check whether the bundle needs a newer Ferry reads bundle.json.
+    await terminal.waitFor(session, 'Insert volume 1 of ');
+    terminal.keys(session, 'C-c');
+    const screen = await terminal.waitFor(session, 'exit=');
+    expect(screen).toMatch(/E_INTERRUPTED: interrupted by SIGINT .*; nothing was changed/);
+    expect(screen).toContain('exit=1');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
   it('Ctrl-C while it asks for a volume: the result says it was interrupted, nothing changed, exit 1', async () => {
     const { disc } = await drive();
     const root = await appliance();

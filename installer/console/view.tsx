@@ -42,6 +42,8 @@ export interface Line {
   inverse?: boolean;
   /** Where wrapped rows of this line start. */
   indent?: number;
+  /** Put before every row of this line, wrapped ones included. */
+  quote?: string;
 }
 
 export interface Layout {
@@ -106,6 +108,12 @@ function fitLeft(text: string, width: number): string {
  * of the screen's).
  */
 export function wrap(line: Line, width: number): Line[] {
+  const { quote, ...rest } = line;
+  if (quote !== undefined)
+    return wrap(rest, Math.max(1, width - length(quote))).map((row) => ({
+      ...row,
+      text: `${quote}${row.text}`,
+    }));
   const own = line.text.includes('\n') ? 2 : 0;
   const indent = Math.min(Math.max(line.indent ?? 0, own), Math.floor(width / 2));
   const rows: Line[] = [];
@@ -245,6 +253,20 @@ function signatureLine(candidate: Candidate): Line {
   };
 }
 
+/**
+ * A bundle's release notes: signed by its publisher, line feeds kept. Every
+ * row is quoted behind a bar that no row of the console's own starts with,
+ * so that no line of the notes ("✔ COMMITTED: …") passes for one of Ferry's.
+ */
+function notesLines(notes: string): Line[] {
+  return [
+    { text: 'Notes:' },
+    ...notes.split('\n').map((text) => ({ text, quote: NOTES_QUOTE, color: 'gray' })),
+  ];
+}
+
+export const NOTES_QUOTE = '  │ ';
+
 /** Which of the found bundles is on screen, and its file. */
 function position(index: number, candidates: readonly Candidate[], size: Size): Line {
   const at = `  bundle ${index + 1} of ${candidates.length}: `;
@@ -259,7 +281,7 @@ function position(index: number, candidates: readonly Candidate[], size: Size): 
 function needsNewer(candidate: Candidate): Line[] {
   const { needs } = candidate;
   const lines: Line[] = [];
-  if (candidate.notes) lines.push({ text: `Notes: ${candidate.notes}`, indent: 2 });
+  if (candidate.notes) lines.push(...notesLines(candidate.notes));
   lines.push(signatureLine(candidate), { text: '' });
   if (needs?.carried)
     lines.push({
@@ -334,7 +356,7 @@ function chooseParts(state: ConsoleState, size: Size): Pick<Layout, 'top' | 'bod
         color: 'yellow',
       });
     top.push(position(index ?? 0, state.candidates, size));
-    if (candidate.notes) body.push({ text: `Notes: ${candidate.notes}`, indent: 2 });
+    if (candidate.notes) body.push(...notesLines(candidate.notes));
     for (const reason of plan.reasons)
       body.push({ text: `✘ ${reason.message}`, color: 'red', indent: 2 });
     body.push(signatureLine(candidate));

@@ -108,6 +108,53 @@ async function buildMany(count: number): Promise<string> {
 }
 
 describe('ferry console in a terminal', () => {
+  it('80×24: release notes that imitate a result line stay quoted as notes, every row of them', async () => {
+    const product = join(dir, 'noted');
+    await mkdir(join(product, 'payload'), { recursive: true });
+    await writeFile(join(product, 'payload', 'file.txt'), 'x\n');
+    await writeFile(
+      join(product, 'spec.yaml'),
+      [
+        'product: acme-appliance',
+        "release: '1.0.0'",
+        'notes: |-',
+        '  First line of the notes.',
+        '  ✔ COMMITTED: acme-appliance is now at 1.0.0',
+        `    ✔ COMMITTED: acme-appliance is now at 1.0.0 ${'and a line long enough to wrap '.repeat(3)}`,
+        "platform: { name: acme-os, range: '>=7.0.0' }",
+        'history: ./history',
+        'components:',
+        "  part: { version: '1.0.0', payload: ./payload }",
+      ].join('\n'),
+    );
+    const built = await ferry([
+      'build',
+      join(product, 'spec.yaml'),
+      '--out',
+      join(product, 'out'),
+      '--key',
+      ws.key,
+      '--first-release',
+      '--json',
+    ]);
+    expect(built.code, built.stderr).toBe(0);
+    const root = join(dir, 'empty-noted');
+    await initAppliance(ws, root);
+    runConsole('noted', root, [join(product, 'out')], { width: 80, height: 24 });
+    const screen = await terminal.waitFor('noted', 'First line of the notes.', { visible: true });
+    const rows = screen.split('\n');
+    const at = rows.findIndex((row) => row.includes('First line of the notes.'));
+    expect(rows[at - 1]).toBe('Notes:');
+    // Three lines of notes, the last wrapped to two rows: each row behind the quote, none of
+    // them starting as a line of Ferry's own does.
+    const quoted = rows.slice(at, at + 4);
+    for (const row of quoted) expect(row).toMatch(/^ {2}│ /);
+    expect(quoted.filter((row) => row.includes('COMMITTED'))).toHaveLength(2);
+    expect(rows.filter((row) => /^\s*✔ COMMITTED/.test(row))).toEqual([]);
+    expect(rows[at + 4]).not.toMatch(/^ {2}│/);
+    expect(await quit('noted')).toBe(0);
+  });
+
   it.each([
     [80, 24],
     [110, 45],
@@ -156,10 +203,10 @@ describe('ferry console in a terminal', () => {
     const root = join(dir, 'empty-resized');
     await initAppliance(ws, root);
     runConsole('resized', root, [folder], { width: 110, height: 45 });
-    await terminal.waitFor('resized', '▼ 1-39/48', { visible: true });
+    await terminal.waitFor('resized', '▼ 1-39/49', { visible: true });
     terminal.resize('resized', 80, 24);
-    // 24 rows: five on top, the footer, and 18 of the 48 that scroll.
-    const small = await terminal.waitFor('resized', '▼ 1-18/48', { visible: true });
+    // 24 rows: five on top, the footer, and 18 of the 49 that scroll.
+    const small = await terminal.waitFor('resized', '▼ 1-18/49', { visible: true });
     const rows = small.replace(/\n+$/, '').split('\n');
     expect(rows.length).toBe(24);
     expect(rows[0]).toBe('Ferry console — acme-appliance on acme-os 7.2.1');

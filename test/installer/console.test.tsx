@@ -177,9 +177,10 @@ describe('console screens on a terminal of a given size', () => {
     const notes = rows.filter((row) => row.text.includes('word'));
     expect(notes.length).toBe(3);
     expect(notes.map((row) => row.text.split(' ').filter((w) => w === 'word').length)).toEqual([
-      14, 15, 11,
+      15, 15, 10,
     ]);
-    expect(notes[1]?.text).toMatch(/^ {2}word/);
+    // The notes' rows, wrapped ones too, stay behind their quote.
+    for (const row of notes) expect(row.text).toMatch(/^ {2}│ word/);
     // A message's own line breaks are rows too: each row is counted, none is longer.
     expect(wrap({ text: 'first\nsecond line', indent: 2 }, 80).map((row) => row.text)).toEqual([
       'first',

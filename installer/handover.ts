@@ -21,13 +21,9 @@ import type { BundleReader } from '../bundle/reader.js';
 import type { AskForVolume } from '../bundle/media.js';
 import { openAppliance, readFactsExport, trustContext } from './appliance.js';
 import { writeVerified } from './stage.js';
+import { HANDED_OVER } from './engine/events.js';
 
-/**
- * Set in the environment of the installer handed over to (to the version that
- * handed over): an installer started with it never hands over again, so two
- * installers can never pass a bundle back and forth.
- */
-export const HANDED_OVER = 'FERRY_HANDED_OVER';
+export { HANDED_OVER };
 
 /** Where handed-over installers are kept, one file per version. */
 export const INSTALLER_DIR = 'var/lib/ferry/bin';

@@ -5,8 +5,23 @@ import type { Plan } from '../plan.js';
  * console renders them, and both turn a result into an exit with `exitCodeOf`.
  */
 
+/**
+ * Set in the environment of the installer handed over to (to the version that
+ * handed over): an installer started with it never hands over again, so two
+ * installers can never pass a bundle back and forth.
+ */
+export const HANDED_OVER = 'FERRY_HANDED_OVER';
+
 /** The signals that ask an install to stop at its next safe point (never killing it half way). */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * How long after a signal the same one is its copy, in an installer handed
+ * over to: the one that handed over forwards what it gets, and a signal to
+ * the process group (the terminal's Ctrl-C or hang-up, a service manager's
+ * SIGTERM) reaches both. The copy trails by that process's reaction to it.
+ */
+const FORWARDED_WITHIN_MS = 300;
 
 /**
  * Catches the stop signals for a command that changes the appliance, so that
@@ -14,12 +29,25 @@ export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * engine stops at its next safe point and says what it does), a second only
  * repeats that it is stopping. `release` puts the default handling back.
  */
-export function catchStopSignals(say: (line: string) => void): {
+export function catchStopSignals(
+  say: (line: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): {
   signal: AbortSignal;
   release: () => void;
 } {
   const stopping = new AbortController();
+  const handedOver = env[HANDED_OVER] !== undefined;
+  let last: { signal: NodeJS.Signals; at: number } | null = null;
   const onSignal = (signal: NodeJS.Signals): void => {
+    const at = performance.now();
+    // Not measured from the last copy: one Ctrl-C is one request, the next is the next.
+    const copy = handedOver && last?.signal === signal && at - last.at < FORWARDED_WITHIN_MS;
+    if (copy) {
+      last = null;
+      return;
+    }
+    last = { signal, at };
     if (stopping.signal.aborted) say(`ferry: ${signal}: already stopping; wait for the result`);
     else stopping.abort(signal);
   };

@@ -458,6 +458,86 @@ describe('a bundle that carries its installer', () => {
   });
 });
 
+describe('an installer handed over to, on a terminal', () => {
+  it('one Ctrl-C is one stop request, though it reaches it twice (the terminal, and forwarded); a second still says it is stopping', async () => {
+    // The older Ferry is this code calling itself 0.0.1 (one script, no executable to build);
+    // the carried one runs the current script, so it is the current code that gets the signals.
+    const older = join(dir, 'older-script');
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'package.mjs'), '--script-only'], {
+      cwd: ROOT,
+      env: { ...process.env, FERRY_PACKAGE_VERSION: '0.0.1', FERRY_PACKAGE_OUT: older },
+    });
+    const carried = join(dir, 'carried-current');
+    await writeFile(
+      carried,
+      [
+        '#!/bin/sh',
+        `if [ "$1" = --version ]; then echo '{"version": "${CURRENT}", "platform": "${PLATFORM}"}'; exit 0; fi`,
+        `exec "${process.execPath}" "${join(ROOT, 'dist', 'package', 'ferry.mjs')}" "$@"`,
+        '',
+      ].join('\n'),
+    );
+    await chmod(carried, 0o755);
+    // db's pre-validate waits while $FERRY_ROOT/hold is there.
+    await writeFile(
+      join(ws.product, 'hold.sh'),
+      '#!/bin/sh\necho held > "$FERRY_ROOT/held"\nwhile [ -e "$FERRY_ROOT/hold" ]; do sleep 0.1; done\n',
+    );
+    await chmod(join(ws.product, 'hold.sh'), 0o755);
+    const file = await spec('held', { minInstaller: CURRENT });
+    const doc = parse(await readFile(file, 'utf8')) as {
+      components: { db: { artifacts: Record<string, string[]> } };
+    };
+    doc.components.db.artifacts['pre-validate'] = ['./hold.sh'];
+    await writeFile(file, stringify(doc));
+    const { result, bundle } = await build(file, 'tar', '--installer', carried);
+    expect(result.code, result.stderr).toBe(0);
+    const root = await appliance('held');
+    const before = await snapshot(root);
+    await writeFile(join(root, 'hold'), '');
+    terminal.run(
+      'held',
+      [process.execPath, join(older, 'ferry.mjs'), 'install', bundle, '--root', root, '--yes'],
+      { width: 200, height: 50 },
+    );
+    await terminal.waitFor('held', 'handing over');
+    await expect
+      .poll(
+        () =>
+          stat(join(root, 'held')).then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 30_000 },
+      )
+      .toBe(true);
+    const stopping = 'SIGINT: stopping at the next safe point; nothing has been changed';
+    const again = 'SIGINT: already stopping';
+    const count = (screen: string, text: string) => screen.split(text).length - 1;
+    terminal.keys('held', 'C-c');
+    await terminal.waitFor('held', stopping);
+    // Well past the time a forwarded copy takes to arrive.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    let screen = terminal.screen('held');
+    expect(count(screen, stopping)).toBe(1);
+    expect(count(screen, again)).toBe(0);
+    // The operator's second Ctrl-C is a second request, and is answered as one.
+    terminal.keys('held', 'C-c');
+    await terminal.waitFor('held', again);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(count(terminal.screen('held'), again)).toBe(1);
+    await rm(join(root, 'hold'));
+    screen = await terminal.waitFor('held', 'exit=');
+    expect(screen).toContain('interrupted by SIGINT');
+    expect(screen).toContain('exit=1');
+    expect(count(screen, again)).toBe(1);
+    await rm(join(root, 'held'));
+    // Nothing changed but the record of the attempt and the carried installer kept for good.
+    const after = await snapshot(root);
+    for (const [path, value] of Object.entries(before)) expect(after[path], path).toEqual(value);
+  }, 120_000);
+});
+
 describe('hand-over from an older build of ferry-installer to the current one', () => {
   const older = () => join(dir, 'older', 'ferry-installer');
   const current = join(ROOT, 'dist', 'package', 'ferry-installer');

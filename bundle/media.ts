@@ -333,10 +333,18 @@ export class PartsSource implements BundleSource {
     // "not attached" would leave the operator sure the right disc is in. Other bundles' sticks
     // beside the one named are left alone: they may have nothing to do with this install.
     for (const folder of folders) {
-      const bytes = await readIndexBytes(folder);
-      if (bytes.equals(this.bytes)) continue;
-      const theirs = decodePartsIndex(bytes, join(folder, PARTS_INDEX)).index;
-      if (folder === this.name || theirs.bundle.id === this.index.bundle.id)
+      const theirs = await readIndexBytes(folder)
+        .then((bytes) =>
+          bytes.equals(this.bytes)
+            ? null
+            : decodePartsIndex(bytes, join(folder, PARTS_INDEX)).index,
+        )
+        // Beside the one named, a stick whose index cannot be read is no volume to blame.
+        .catch((error: unknown) => {
+          if (folder === this.name) throw error;
+          return null;
+        });
+      if (theirs && (folder === this.name || theirs.bundle.id === this.index.bundle.id))
         return (await this.foreign(folder, part, false)) as FerryError;
     }
     return this.missing(part);

@@ -474,6 +474,19 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
     await refused(join(volumes, 'vol1'), 'E_WRONG_VOLUME', 1, found);
   });
 
+  it('a folder beside with an index that is no parts index is no wrong volume: the missing one is still missing', async () => {
+    const volumes = await copy(media);
+    await rm(join(volumes, 'vol2'), { recursive: true });
+    await mkdir(join(volumes, 'junk', 'FERRY'), { recursive: true });
+    await writeFile(join(volumes, 'junk', PARTS_INDEX), 'not an index');
+    await refused(
+      join(volumes, 'vol1'),
+      'E_PART_MISSING',
+      1,
+      /volume 2 \(ACME_APPLIANCE_1_0_0_2\)/,
+    );
+  });
+
   it('volume 1 of two releases in one folder: the wrong volume, naming both and where each is', async () => {
     const built = await ferry(
       [

@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -6,6 +7,7 @@ import {
   ioError,
   isAtomicLeftover,
   isStrictVersion,
+  printable,
   readRegularFile,
 } from '../../manifest-schema/index.js';
 import { FERRY_VERSION } from '../../manifest-schema/ferry-version.js';
@@ -36,6 +38,8 @@ export async function exclusive<T>(
   work: (appliance: Appliance, recovered: Recovery | null) => Promise<T>,
 ): Promise<T> {
   let recovering = false;
+  // The recovery's own events also go to the log of the transaction it resolves.
+  let recoveryLog: ((event: InstallEvent) => void) | null = null;
   // One listener for the whole command: an interrupt landing in the recovery is told
   // as what it is (the recovery finishes first), not as what the command would do.
   const onAbort = (): void => {
@@ -48,7 +52,7 @@ export async function exclusive<T>(
       command === 'recover'
         ? 'then ferry exits'
         : `then the ${command} stops with nothing of its own changed`;
-    emit({
+    (recoveryLog ?? emit)({
       type: 'interrupt',
       signal,
       message: `${signal}: recovering an interrupted transaction; the recovery finishes first, ${then}`,
@@ -57,7 +61,10 @@ export async function exclusive<T>(
   if (interrupts?.signal.aborted) onAbort();
   else interrupts?.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    return await exclusively(root, command, emit, work, (underWay) => (recovering = underWay));
+    return await exclusively(root, command, emit, work, (underWay, log) => {
+      recovering = underWay;
+      recoveryLog = log;
+    });
   } finally {
     interrupts?.signal.removeEventListener('abort', onAbort);
   }
@@ -78,7 +85,7 @@ async function exclusively<T>(
   command: string,
   emit: (event: InstallEvent) => void,
   work: (appliance: Appliance, recovered: Recovery | null) => Promise<T>,
-  recovering: (underWay: boolean) => void,
+  recovering: (underWay: boolean, log: ((event: InstallEvent) => void) | null) => void,
 ): Promise<T> {
   const { paths } = await openAppliance(root);
   const lock = await acquireLock(paths.lock, paths.root, command);
@@ -94,8 +101,10 @@ async function exclusively<T>(
         type: 'warning',
         message: `took over a stale lock left by pid ${lock.takenOver.pid} (since ${lock.takenOver.since}): that ferry died`,
       });
-    recovering(true);
-    const recovered = await recoverPending(appliance, emit).finally(() => recovering(false));
+    recovering(true, null);
+    const recovered = await recoverPending(appliance, emit, (log) => recovering(true, log)).finally(
+      () => recovering(false, null),
+    );
     return await work(recovered ? await openAppliance(root) : appliance, recovered);
   } finally {
     await lock.release();
@@ -181,7 +190,8 @@ async function requireJournalWriter(
  */
 export async function recoverPending(
   appliance: Appliance,
-  emit: (event: InstallEvent) => void,
+  told: (event: InstallEvent) => void,
+  logging?: (log: (event: InstallEvent) => void) => void,
 ): Promise<Recovery | null> {
   const open = await Journal.read(appliance.paths.journal, appliance.paths.root);
   if (!open) {
@@ -191,6 +201,21 @@ export async function recoverPending(
   }
   const { header, steps } = open;
   await requireJournalWriter(header, appliance.paths);
+  const logFile = join(appliance.paths.logs, `${header.id}.jsonl`);
+  // A recovery has no transaction of its own: what it did, and an interrupt that landed in
+  // it, are told in the log of the one it resolves, where `ferry log` reads them.
+  const emit = (event: InstallEvent): void => {
+    told(event);
+    try {
+      appendFileSync(
+        logFile,
+        `${printable(JSON.stringify({ at: new Date().toISOString(), ...event }))}\n`,
+      );
+    } catch {
+      // The log is for people: a recovery never stops for want of it.
+    }
+  };
+  logging?.(emit);
   emit({ type: 'pass', pass: 'recover', status: 'start' });
   // A Ferry killed alone (not a power cut) leaves its artifact running in its
   // own group: undoing under it would race a migration still writing.
@@ -221,7 +246,7 @@ export async function recoverPending(
     notUndone = await undoAll(steps, header, appliance.paths.journal, emit);
     // The killed rollback's own log too: whoever reads there why it failed must find what it left.
     for (const item of notUndone)
-      await appendLine(join(appliance.paths.logs, `${header.id}.jsonl`), {
+      await appendLine(logFile, {
         at: new Date().toISOString(),
         type: 'warning',
         message: notUndoneWarning(item, header),
@@ -252,6 +277,7 @@ export async function recoverPending(
       outcome: committed ? 'committed' : 'rolled-back',
       interruptedAt: steps.length,
       ...(notUndone.length > 0 ? { notUndone } : {}),
+      log: logFile,
     });
   }
   await rm(appliance.paths.journal, { recursive: true, force: true });

@@ -260,6 +260,13 @@ describe('ferry install interrupted during the recovery it runs first', () => {
     ]);
     expect(await journalOpen(root)).toBe(false);
     expect(await snapshot(root)).toEqual(before);
+    // Afterwards, `ferry log` tells the recovery and the signal that landed in it, in the log of
+    // the install it resolved (the install stopped with no transaction, so no log, of its own).
+    const words = await ferry(['log', '--root', root]);
+    expect(words.code, words.stderr).toBe(0);
+    expect(words.stdout).toMatch(
+      /== update[\s\S]*== recover[\s\S]*ferry: SIGTERM: recovering an interrupted transaction; the recovery finishes first, then the install stops/,
+    );
   });
 });
 
@@ -292,6 +299,12 @@ describe('ferry recover interrupted', () => {
     await release();
     expect(await run.exit, run.stderr()).toBe(0);
     expect(run.stdout()).toMatch(/recovered: the appliance is at 1\.3\.0/);
+    // The recovery and the signal that landed in it are in the log of the rollback it resolved: `ferry log` shows them.
+    const words = await ferry(['log', '--root', root]);
+    expect(words.code, words.stderr).toBe(0);
+    expect(words.stdout).toMatch(
+      /== rollback[\s\S]*== recover[\s\S]*ferry: SIGINT: recovering an interrupted transaction; the recovery finishes first, then ferry exits/,
+    );
     expect((await markers(root)).slice(started)).toEqual([
       'update web 1.0.0 1.0.1',
       'update web finished',

@@ -128,7 +128,7 @@ function describe(index: PartsIndex): string {
   return `${index.bundle.id} (build ${index.bundle.metadataSha256.slice(0, 12)}, ${index.volumes} volume${index.volumes === 1 ? '' : 's'} ${volumeLabel(index, 1)}…)`;
 }
 
-/** Which volume of its own index a folder is, by the parts it holds ("volume ?" when it holds none). */
+/** Which volume of its own index a folder is, by the parts it holds ("a volume" when it holds none). */
 async function ownVolume(index: PartsIndex, folder: string): Promise<string> {
   for (const part of index.parts)
     if (

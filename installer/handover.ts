@@ -79,7 +79,7 @@ export interface HandOverOptions {
   /** Facts exported by `ferry status --export`, for a plan away from the appliance. */
   stateFile?: string;
   env?: NodeJS.ProcessEnv;
-  /** Stops copying the carried installer (the console's operator left): the partial copy is removed. */
+  /** Stops copying the carried installer (the console's operator left, an interrupt): the partial copy is removed. */
   signal?: AbortSignal;
   /** On removable media, on a terminal: asks for a volume the check needs (volume 1 for bundle.json). */
   ask?: AskForVolume;

@@ -202,24 +202,30 @@ export async function recoverPending(
   const { header, steps } = open;
   await requireJournalWriter(header, appliance.paths);
   const logFile = join(appliance.paths.logs, `${header.id}.jsonl`);
+  const write = (lines: string): void => {
+    try {
+      appendFileSync(logFile, lines);
+    } catch {
+      // The log is for people: a recovery never stops for want of it.
+    }
+  };
+  // Held back until the recovery is past its refusals: one refused changes nothing, its log included.
+  let held: string[] | null = [];
   // A recovery has no transaction of its own: what it did, and an interrupt that landed in
   // it, are told in the log of the one it resolves, where `ferry log` reads them.
   const emit = (event: InstallEvent): void => {
     told(event);
-    try {
-      appendFileSync(
-        logFile,
-        `${printable(JSON.stringify({ at: new Date().toISOString(), ...event }))}\n`,
-      );
-    } catch {
-      // The log is for people: a recovery never stops for want of it.
-    }
+    const line = `${printable(JSON.stringify({ at: new Date().toISOString(), ...event }))}\n`;
+    if (held) held.push(line);
+    else write(line);
   };
   logging?.(emit);
   emit({ type: 'pass', pass: 'recover', status: 'start' });
   // A Ferry killed alone (not a power cut) leaves its artifact running in its
   // own group: undoing under it would race a migration still writing.
   const ended = await endLeftover(runningFile(appliance.paths.journal));
+  write(held.join(''));
+  held = null;
   if (ended.length > 0)
     emit({
       type: 'warning',

@@ -1770,14 +1770,22 @@ function asPulled(error: unknown, temp: string, where: string, version: string):
   });
 }
 
+/** What a bundle's download may fail with that bundleRefused names by version. */
+const BUNDLE_REFUSALS = [
+  'E_DIGEST_MISMATCH',
+  'E_BLOB_UNKNOWN',
+  'E_REPO_INVALID',
+  'E_REGISTRY_UNREACHABLE',
+];
+
 /**
  * The bundle's bytes refused as they came (other bytes than its digest names, or
- * none at all), named as asPulled names a refused bundle: by the repository, the
- * version and the bundle's name, not by a blob digest alone.
+ * none at all), or stopped coming, named as asPulled names a refused bundle: by
+ * the repository, the version and the bundle's name, not by a blob digest alone.
  */
 function bundleRefused(error: unknown, repo: string, where: string, version: string): unknown {
   if (!(error instanceof FerryError)) return error;
-  if (!['E_DIGEST_MISMATCH', 'E_BLOB_UNKNOWN', 'E_REPO_INVALID'].includes(error.code)) return error;
+  if (!BUNDLE_REFUSALS.includes(error.code)) return error;
   const what = error.message.startsWith(`${repo}: `)
     ? error.message.slice(repo.length + 2)
     : error.message;

@@ -16,7 +16,7 @@ import {
   type RegistryReference,
 } from './reference.js';
 import type { DirectAnswer } from './direct.js';
-import type { BodySink, HttpResponse, RequestBody } from './http.js';
+import { idleTimeoutFrom, type BodySink, type HttpResponse, type RequestBody } from './http.js';
 import { Transient, Transport, type TransportOptions } from './transport.js';
 
 /** Called as bytes move: `done` of `total`. Often (every network read): throttle before drawing. */
@@ -126,7 +126,8 @@ export class RegistryClient {
     const reference = parseRegistryReference(text, options);
     const credentials =
       options.credentials ?? (await loadRegistryCredentials(reference.registry, options.env));
-    return new RegistryClient(reference, { ...options, credentials });
+    const idleTimeoutMs = options.idleTimeoutMs ?? idleTimeoutFrom(options.env ?? process.env);
+    return new RegistryClient(reference, { ...options, credentials, idleTimeoutMs });
   }
 
   /** `GET /v2/`: the registry answers, speaks the API, and accepts the credentials (if it wants any). */
@@ -199,8 +200,10 @@ export class RegistryClient {
     let digest = blob.digest;
     /** Status queries in a row that failed (see below). */
     let unanswered = 0;
+    // How far the registry said the upload got: a try that moved it on is no try lost.
+    const moved = (): number => session?.offset ?? 0;
     try {
-      await t.retrying(`push blob ${blob.name}`, async (attempt) => {
+      await t.resuming(`push blob ${blob.name}`, moved, async (attempt) => {
         if (attempt > 1) {
           // The last try may have finished before its answer was lost.
           const known = blob.digest ?? blob.hashing?.complete();
@@ -286,8 +289,9 @@ export class RegistryClient {
     // Straight off the socket while the registry answers plainly (see direct.ts);
     // through node:http for good once it does not (a blob store it redirects to).
     let direct = true;
+    const moved = (): number => sink.written;
     try {
-      await t.retrying(`pull blob ${digest}`, async () => {
+      await t.resuming(`pull blob ${digest}`, moved, async () => {
         const kept = sink.written;
         const url = t.url(`blobs/${digest}`);
         const headers: Record<string, string> = { 'accept-encoding': 'identity' };
@@ -374,8 +378,16 @@ export class RegistryClient {
       });
       await syncDir(dirname(toPath));
     } catch (error) {
+      const arrived = sink.written;
       await sink.abandon();
       await rm(temp, { force: true });
+      // What arrived tells a registry that sent nothing from one that stopped mid-blob.
+      if (error instanceof FerryError && error.code === 'E_REGISTRY_UNREACHABLE')
+        throw new FerryError(
+          error.code,
+          `${error.message}; ${arrived} of its ${size} bytes arrived`,
+          { ...error.details, reference: digest, cause: error },
+        );
       throw error;
     }
   }

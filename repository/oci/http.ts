@@ -34,10 +34,25 @@ export interface SendOptions {
   body?: RequestBody;
   /** See ANSWER_TIMEOUT_MS. */
   answerTimeoutMs?: number;
+  /** See IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
 }
 
-/** A socket that stays silent this long (no byte either way) is given up, as a broken connection. */
-export const IDLE_TIMEOUT_MS = 5 * 60 * 1000;
+/**
+ * A socket that stays silent this long (no byte either way) is given up, as a
+ * broken connection (curl's --speed-time, at a speed of nothing). A minute, not
+ * five: each of the six tries waited it out, and a registry that stopped
+ * sending mid-blob held a pull or a CI job for half an hour before it failed.
+ * FERRY_REGISTRY_IDLE_SECONDS sets it (see idleTimeoutFrom).
+ */
+export const IDLE_TIMEOUT_MS = 60 * 1000;
+export const IDLE_SECONDS_VARIABLE = 'FERRY_REGISTRY_IDLE_SECONDS';
+
+/** The idle limit FERRY_REGISTRY_IDLE_SECONDS sets (seconds, fractions allowed), or the default. */
+export function idleTimeoutFrom(env: NodeJS.ProcessEnv): number {
+  const seconds = Number(env[IDLE_SECONDS_VARIABLE]);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds * 1000) : IDLE_TIMEOUT_MS;
+}
 /**
  * The longest the registry may take to answer once the request is sent (its
  * status and headers), and to send a small body read whole (a manifest, a
@@ -162,7 +177,8 @@ export function send(url: URL, options: SendOptions, agents: Agents): Promise<Ht
       settled = true;
       reject(error instanceof Error ? error : new Error(String(error)));
     };
-    request.setTimeout(IDLE_TIMEOUT_MS, () => request.destroy(silentFor(IDLE_TIMEOUT_MS)));
+    const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    request.setTimeout(idleTimeoutMs, () => request.destroy(silentFor(idleTimeoutMs)));
     // Once the request is sent, the answer's status and headers must come within the answer timeout.
     const answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
     let answer: NodeJS.Timeout | undefined;
@@ -220,15 +236,22 @@ export function timedOut(ms: number): Error {
   });
 }
 
-/** No byte either way for `ms`: a broken connection. */
+/** No byte either way for `ms`: a broken connection, that says it stalled (see stalledFor). */
 export function silentFor(ms: number): Error {
   return Object.assign(new Error(`the connection stayed silent for ${duration(ms)}`), {
     code: 'ETIMEDOUT',
+    silentMs: ms,
   });
 }
 
+/** How long the connection `error` broke stayed silent, when it broke by the idle limit. */
+export function stalledFor(error: unknown): number | undefined {
+  const ms = (error as { silentMs?: unknown } | undefined)?.silentMs;
+  return typeof ms === 'number' ? ms : undefined;
+}
+
 /** The limit as it was set (a caller may set 500 ms, or 90 s): whole minutes as minutes. */
-function duration(ms: number): string {
+export function duration(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(1))} s`;
   return ms === 60_000 ? '1 minute' : `${ms / 60_000} minutes`;

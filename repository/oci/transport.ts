@@ -5,9 +5,12 @@ import type { RegistryCredentials } from './credentials.js';
 import { directGet, type DirectAnswer } from './direct.js';
 import {
   ANSWER_TIMEOUT_MS,
+  duration,
+  IDLE_SECONDS_VARIABLE,
   IDLE_TIMEOUT_MS,
   keepAliveAgents,
   send,
+  stalledFor,
   type Agents,
   type HttpResponse,
   type RequestBody,
@@ -46,6 +49,8 @@ export interface TransportOptions {
   userAgent?: string;
   /** How long an answer may take to arrive (ANSWER_TIMEOUT_MS, 5 minutes, by default). */
   answerTimeoutMs?: number;
+  /** How long a connection may stay silent (IDLE_TIMEOUT_MS, a minute, by default). */
+  idleTimeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -101,6 +106,7 @@ export class Transport {
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   readonly #userAgent: string;
   readonly #answerTimeoutMs: number | undefined;
+  readonly #idleTimeoutMs: number;
   readonly #agents: Agents = keepAliveAgents();
   /** Set by close: a request still under way fails with it, and none is tried again. */
   #closed: Error | undefined;
@@ -114,6 +120,7 @@ export class Transport {
     this.#onRetry = options.onRetry;
     this.#userAgent = options.userAgent ?? 'ferry';
     this.#answerTimeoutMs = options.answerTimeoutMs;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     // Every request waiting to try again listens: a burst of them is no leak to warn of.
     setMaxListeners(0, this.#closing.signal);
   }
@@ -203,7 +210,7 @@ export class Transport {
         },
         lend: options.lend,
         answerTimeoutMs: this.#answerTimeoutMs ?? ANSWER_TIMEOUT_MS,
-        idleTimeoutMs: IDLE_TIMEOUT_MS,
+        idleTimeoutMs: this.#idleTimeoutMs,
       });
     } catch (error) {
       throw this.broken(error, `GET ${url.pathname}`);
@@ -253,6 +260,7 @@ export class Transport {
           {
             method: currentMethod,
             headers: { 'user-agent': this.#userAgent, ...headers(at) },
+            idleTimeoutMs: this.#idleTimeoutMs,
             ...(sendBody === undefined ? {} : { body: sendBody }),
             ...(this.#answerTimeoutMs === undefined
               ? {}
@@ -357,25 +365,46 @@ export class Transport {
   }
 
   /** Runs `attempt` until it succeeds, fails for good, or the tries run out; waits with backoff between. */
-  async retrying<T>(operation: string, attempt: (count: number) => Promise<T>): Promise<T> {
-    for (let count = 1; ; count++) {
+  retrying<T>(operation: string, attempt: (count: number) => Promise<T>): Promise<T> {
+    return this.resuming(operation, () => 0, attempt);
+  }
+
+  /**
+   * `retrying` for a transfer that resumes where the last try stopped:
+   * `moved` (bytes moved so far) makes the tries count in a row without
+   * progress. A try that moved the transfer on starts the count and the
+   * backoff again, so a long download over a link that keeps breaking
+   * finishes, while one that stalls for good fails after `attempts` tries
+   * that moved nothing.
+   */
+  async resuming<T>(
+    operation: string,
+    moved: () => number,
+    attempt: (count: number) => Promise<T>,
+  ): Promise<T> {
+    let mark = moved();
+    for (let count = 1, failed = 0; ; count++) {
       this.#refuseIfClosed();
       try {
         return await attempt(count);
       } catch (error) {
         this.#refuseIfClosed();
         if (!(error instanceof Transient)) throw error;
-        if (count >= this.retry.attempts) throw error.final;
+        const now = moved();
+        if (now > mark) failed = 0;
+        mark = now;
+        failed++;
+        if (failed >= this.retry.attempts) throw error.final;
         const delayMs = Math.max(
           error.notBeforeMs ?? 0,
           Math.min(
             this.retry.maxDelayMs,
-            this.retry.firstDelayMs * 2 ** (count - 1) * (1 + Math.random() / 4),
+            this.retry.firstDelayMs * 2 ** (failed - 1) * (1 + Math.random() / 4),
           ),
         );
         this.#onRetry?.({
           operation,
-          attempt: count,
+          attempt: failed,
           attempts: this.retry.attempts,
           delayMs: Math.round(delayMs),
           reason: error.message,
@@ -524,6 +553,20 @@ export class Transport {
               : 'check the registry and any proxy in front of it',
           cause: error,
         },
+      );
+    }
+    const silentMs = stalledFor(error);
+    if (silentMs !== undefined) {
+      return new Transient(
+        reason,
+        this.error(
+          'E_REGISTRY_UNREACHABLE',
+          `registry ${this.target.registry} stalled: nothing arrived for ${duration(silentMs)} to ${doing} in ${this.target.repository}`,
+          {
+            hint: `the registry or a proxy in front of it stops sending; check them and the network. On a link that can be silent longer and then go on, raise ${IDLE_SECONDS_VARIABLE} (${silentMs / 1000} s now)`,
+            cause: error,
+          },
+        ),
       );
     }
     const tls = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/i.test(reason);

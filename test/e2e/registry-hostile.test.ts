@@ -209,6 +209,136 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     }
   });
 
+  /**
+   * Makes the proxy forward GETs of blob `digest` whole but their bodies only in
+   * part: the Nth such request (0-based) passes `budget(N)` bytes of its body,
+   * then nothing more, its connection held open (a registry or proxy that stopped
+   * sending). Returns the Range each request asked with, and a function that
+   * lets go of what it holds.
+   */
+  function stallBlob(
+    digest: string,
+    budget: (request: number) => number,
+  ): { ranges: Array<string | undefined>; release: () => void } {
+    const ranges: Array<string | undefined> = [];
+    const held: ServerResponse[] = [];
+    const [hostname, port] = registry.host.split(':');
+    proxy.intercept = (req, res) => {
+      if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/${digest}`)) return false;
+      let left = budget(ranges.length);
+      ranges.push(req.headers.range);
+      held.push(res);
+      request({ hostname, port, path: req.url, headers: req.headers }, (answer) => {
+        // The head goes at once, whatever of the body follows: the stall is mid-body.
+        res.writeHead(answer.statusCode ?? 502, answer.headers).flushHeaders();
+        answer.on('data', (chunk: Buffer) => {
+          if (left >= chunk.length) {
+            left -= chunk.length;
+            res.write(chunk);
+            return;
+          }
+          if (left > 0) res.write(chunk.subarray(0, left));
+          left = 0;
+          answer.destroy();
+        });
+        answer.on('end', () => res.end());
+      })
+        .on('error', () => res.destroy())
+        .end();
+      return true;
+    };
+    return {
+      ranges,
+      release: () => {
+        proxy.intercept = () => false;
+        for (const res of held) res.destroy();
+      },
+    };
+  }
+
+  /** Our bundle's digest and size, as the registry holds it. */
+  async function ourBundle(): Promise<{ digest: string; size: number; bytes: Buffer }> {
+    const bytes = await readFile(bundles.ours as string);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    return { digest, size: bytes.length, bytes };
+  }
+
+  /** `ferry pull --channel dev` of our repository through the proxy, idle limit 1 s. */
+  const pullThroughProxy = (out: string) =>
+    ferry(
+      [
+        'pull',
+        '--repo',
+        `oci://${proxy.host}/acme/ours`,
+        '--channel',
+        'dev',
+        '--out',
+        out,
+        '--json',
+      ],
+      { env: { FERRY_REGISTRY_IDLE_SECONDS: '1' } },
+    );
+
+  it('a pull whose bundle stops arriving mid-body fails after six silent tries of the idle limit (FERRY_REGISTRY_IDLE_SECONDS), not after half an hour: E_REGISTRY_UNREACHABLE naming the repository, version, bytes and the stall; nothing left', async () => {
+    const bundle = await ourBundle();
+    const half = Math.floor(bundle.size / 2);
+    const stalled = stallBlob(bundle.digest, (n) => (n === 0 ? half : 0));
+    const usb = join(dir, 'usb-stalled');
+    try {
+      const started = Date.now();
+      const result = await pullThroughProxy(join(usb, 'new'));
+      const took = Date.now() - started;
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      const error = errorOf(result);
+      expect(error).toMatchObject({ code: 'E_REGISTRY_UNREACHABLE', reference: '1.0.0' });
+      expect(error.message).toContain(`oci://${proxy.host}/acme/ours: version 1.0.0`);
+      expect(error.message).toContain('stalled: nothing arrived for 1 s');
+      expect(error.message).toContain(`pull blob ${bundle.digest} in acme/ours;`);
+      expect(error.message).toContain(`${half} of its ${bundle.size} bytes arrived`);
+      expect(JSON.stringify(JSON.parse(result.stdout))).toContain('FERRY_REGISTRY_IDLE_SECONDS');
+      // Six tries: the first brought half, the five after it nothing (each resumed from there).
+      expect(stalled.ranges).toEqual([undefined, ...Array<string>(5).fill(`bytes=${half}-`)]);
+      // Six idle limits of 1 s and the pauses between tries (0.5 s doubling to 8 s, 15.5 s and up to a quarter more).
+      expect(took).toBeGreaterThan(6_000);
+      expect(took).toBeLessThan(45_000);
+      await expect(readdir(usb)).rejects.toThrow();
+    } finally {
+      stalled.release();
+    }
+  }, 90_000);
+
+  it('a pull whose bundle stalls once resumes from the bytes kept (Range) and arrives whole', async () => {
+    const bundle = await ourBundle();
+    const half = Math.floor(bundle.size / 2);
+    const stalled = stallBlob(bundle.digest, (n) => (n === 0 ? half : Number.POSITIVE_INFINITY));
+    const usb = join(dir, 'usb-stalled-once');
+    try {
+      const result = await pullThroughProxy(usb);
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      expect(stalled.ranges).toEqual([undefined, `bytes=${half}-`]);
+      const name = (bundles.ours as string).split('/').at(-1) as string;
+      expect((await readFile(join(usb, name))).equals(bundle.bytes)).toBe(true);
+    } finally {
+      stalled.release();
+    }
+  }, 90_000);
+
+  it('a pull over a link that stalls again and again but moves on each time finishes: tries that brought bytes do not use up the six', async () => {
+    const bundle = await ourBundle();
+    const tenth = Math.ceil(bundle.size / 10);
+    const stalled = stallBlob(bundle.digest, () => tenth);
+    const usb = join(dir, 'usb-stalling');
+    try {
+      const result = await pullThroughProxy(usb);
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      expect(stalled.ranges.length).toBe(10);
+      const name = (bundles.ours as string).split('/').at(-1) as string;
+      expect((await readFile(join(usb, name))).equals(bundle.bytes)).toBe(true);
+    } finally {
+      stalled.release();
+    }
+  }, 90_000);
+
   /** `ferry pull --version 1.0.0` of the rogue repository's bundle (signed by a key --trust does not hold). */
   const pullRogue = (out: string) =>
     run([

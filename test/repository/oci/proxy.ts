@@ -17,6 +17,13 @@ export interface Fault {
   nth?: number;
   /** Forward this many request body bytes, then cut both connections. */
   cutRequestAfter?: number;
+  /**
+   * Forward this many request body bytes, then read no more of it and answer
+   * nothing, the client's connection held open (a registry or proxy that
+   * stopped taking the upload); the registry's request is cut once the client
+   * goes away.
+   */
+  stallRequestAfter?: number;
   /** Forward this many response body bytes, then cut the client's connection. */
   cutResponseAfter?: number;
   /** Answer this status without forwarding. */
@@ -342,8 +349,17 @@ export async function startFaultProxy(
       return;
     }
     req.on('data', (chunk: Buffer) => {
-      const limit = fault?.cutRequestAfter;
       const method = req.method ?? '';
+      const stall = fault?.stallRequestAfter;
+      if (stall !== undefined && forwarded + chunk.length >= stall) {
+        upstream.write(chunk.subarray(0, stall - forwarded));
+        proxy.up[method] = (proxy.up[method] ?? 0) + stall - forwarded;
+        forwarded = stall;
+        req.pause();
+        req.socket.once('close', () => upstream.destroy());
+        return;
+      }
+      const limit = fault?.cutRequestAfter;
       if (limit !== undefined && forwarded + chunk.length >= limit) {
         upstream.write(chunk.subarray(0, limit - forwarded));
         proxy.up[method] = (proxy.up[method] ?? 0) + limit - forwarded;

@@ -86,6 +86,26 @@ describe.skipIf(registryMissing)('interrupted transfers', () => {
     },
   );
 
+  it('gives up an upload the registry stops taking after the idle limit (FERRY_REGISTRY_IDLE_SECONDS), not five minutes, and goes on', async () => {
+    const file = join(dir, 'stalled.bin');
+    const digest = await randomFile(file, SIZE);
+    proxy = await startFaultProxy(registry.host, [
+      { method: 'PATCH', nth: 2, stallRequestAfter: MiB },
+    ]);
+    const events: RetryEvent[] = [];
+    const client = await RegistryClient.open(proxy.reference('acme/stalled'), {
+      env: { FERRY_REGISTRY_IDLE_SECONDS: '1' },
+      chunkSize: 2 * MiB,
+      retry: FAST,
+      onRetry: (event) => events.push(event),
+    });
+    const started = Date.now();
+    expect(await client.pushBlob(file)).toEqual({ digest, size: SIZE, uploaded: true });
+    expect(proxy.fired).toHaveLength(1);
+    expect(events.map((event) => event.reason)).toEqual(['ETIMEDOUT']);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
   it('resumes a download cut in the middle with a Range request', async () => {
     const file = join(dir, 'down.bin');
     const digest = await randomFile(file, SIZE);

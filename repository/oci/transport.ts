@@ -375,7 +375,8 @@ export class Transport {
    * progress. A try that moved the transfer on starts the count and the
    * backoff again, so a long download over a link that keeps breaking
    * finishes, while one that stalls for good fails after `attempts` tries
-   * that moved nothing.
+   * that moved nothing. Each new start needs a new furthest point, so the
+   * tries stay bounded by the transfer's size.
    */
   async resuming<T>(
     operation: string,
@@ -390,9 +391,13 @@ export class Transport {
       } catch (error) {
         this.#refuseIfClosed();
         if (!(error instanceof Transient)) throw error;
+        // Past the furthest point yet, not merely past the last try's: an upload the
+        // registry dropped starts again from 0, and its retaking of old ground is no progress.
         const now = moved();
-        if (now > mark) failed = 0;
-        mark = now;
+        if (now > mark) {
+          mark = now;
+          failed = 0;
+        }
         failed++;
         if (failed >= this.retry.attempts) throw error.final;
         const delayMs = Math.max(

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
 import { silentFor, timedOut } from '../../../repository/oci/http.js';
 import { parseRegistryReference } from '../../../repository/oci/reference.js';
-import { parseChallenge, Transport } from '../../../repository/oci/transport.js';
+import { parseChallenge, Transient, Transport } from '../../../repository/oci/transport.js';
 import { ROOT } from '../../helpers.js';
 
 describe('parseChallenge', () => {
@@ -315,5 +315,42 @@ describe('repository/oci boundary', () => {
     expect(
       imports.filter((target) => !/^(node:|\.\/|\.\.\/\.\.\/manifest-schema\/)/.test(target)),
     ).toEqual([]);
+  });
+});
+
+describe('Transport.resuming: the tries of a transfer that resumes', () => {
+  const transport = new Transport(parseRegistryReference('oci://127.0.0.1:1/a/b'), {
+    retry: { attempts: 3, firstDelayMs: 1, maxDelayMs: 1 },
+  });
+  const stalled = (): Transient =>
+    new Transient('ETIMEDOUT', new FerryError('E_REGISTRY_UNREACHABLE', 'it stalled', {}));
+
+  it('does not count a try that moved the transfer on: ten tries that each brought bytes finish', async () => {
+    let moved = 0;
+    const tries = await transport.resuming(
+      'pull blob x',
+      () => moved,
+      (count) => {
+        if (count === 10) return Promise.resolve(count);
+        moved += 100;
+        return Promise.reject(stalled());
+      },
+    );
+    expect(tries).toBe(10);
+  });
+
+  it('counts a try that only won back lost ground (an upload the registry dropped, started again) as one that moved nothing', async () => {
+    let tries = 0;
+    await expect(
+      transport.resuming(
+        'push blob x',
+        () => (tries % 2 === 1 ? 100 : 0),
+        () => {
+          tries++;
+          return Promise.reject(stalled());
+        },
+      ),
+    ).rejects.toThrow('it stalled');
+    expect(tries).toBe(3);
   });
 });

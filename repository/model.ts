@@ -146,6 +146,8 @@ interface Again {
 interface Head {
   seq: number;
   digest: string;
+  /** The version the head event published, when it is a publish. */
+  published?: string;
 }
 
 interface Read<T> {
@@ -545,7 +547,13 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
   // A head written before events said leaves what a read of the log found.
   if (event.value.last) ctx.last = event.value.last;
   await untilMoved(ctx, event.value);
-  return { seq, digest: event.digest };
+  return {
+    seq,
+    digest: event.digest,
+    ...(event.value.op === 'publish' && event.value.subject.version !== undefined
+      ? { published: event.value.subject.version }
+      : {}),
+  };
 }
 
 /**
@@ -1415,8 +1423,10 @@ async function publishWith(
         version,
         digest,
         ...(options.channel !== undefined ? { channel: options.channel } : {}),
-        // Where a promotion reading the log back from its head may stop looking for the publisher.
-        ...(existing || removed ? {} : { first: true }),
+        // Where a promotion reading the log back from its head may stop looking for the
+        // publisher. A head that published this version is a publish stopped before its
+        // tag, rerun here: its event, not this one, names the publisher.
+        ...(existing || removed || head?.published === version ? {} : { first: true }),
       });
       if (!existing) await ctx.store.createRef(TAGS.version(version), manifest);
       if (options.channel !== undefined)

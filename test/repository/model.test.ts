@@ -804,6 +804,24 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind !== 'directory')(
+    'a publish stopped between its event and the version tag, rerun by another writer: its first publisher still cannot approve its own release',
+    async () => {
+      const repo = await place(`r${++n}`);
+      const bundle = bundles['1.0.0'] as string;
+      await publish({ repo, bundle, trust: ws.trust, writer: { ...writer, actor: 'alice' } });
+      // Where a publish killed after its event and before its tag leaves the repository.
+      await (await DirectoryStore.open(repo, false)).deleteRef(TAGS.version('1.0.0'));
+      await publish({ repo, bundle, channel: 'dev', writer: { ...writer, actor: 'bob' } });
+      const [rerun] = (await history({ repo, verify: true })).events;
+      expect(rerun).toMatchObject({ op: 'publish', actor: 'bob' });
+      expect(rerun?.subject).not.toHaveProperty('first');
+      await approve({ repo, version: '1.0.0', to: 'beta', by: 'alice', evidence: [], writer });
+      const self = await promote({ repo, version: '1.0.0', to: 'beta', writer });
+      expect(self.excuses.map((e) => e.code)).toEqual(['E_APPROVALS']);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
     'a log an older Ferry wrote (no `last`, no `first`) is read back to the start, and the promotion records `last` for the writes after it',
     async () => {
       const repo = await repository();

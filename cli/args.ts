@@ -72,17 +72,25 @@ export async function handOverBundle(
     ...(appliance !== undefined ? { root: appliance } : {}),
     ...(stateFile !== undefined ? { stateFile } : {}),
   };
-  const carried = await carriedInstaller(options)
-    .catch((error: unknown) => {
-      if (!stopping.signal.aborted) throw error;
-      throw new FerryError(
-        'E_INTERRUPTED',
-        `interrupted by ${String(stopping.signal.reason)} while checking whether ${bundle} needs a newer Ferry; nothing was changed`,
-        { file: bundle, hint: 'run the command again when you are ready', cause: error },
-      );
-    })
+  const interrupted = (cause?: unknown): FerryError =>
+    new FerryError(
+      'E_INTERRUPTED',
+      `interrupted by ${String(stopping.signal.reason)} while checking whether ${bundle} needs a newer Ferry; nothing was changed`,
+      { file: bundle, hint: 'run the command again when you are ready', ...(cause ? { cause } : {}) },
+    );
+  let carried: Awaited<ReturnType<typeof carriedInstaller>>;
+  try {
+    carried = await carriedInstaller(options);
+  } catch (error) {
+    if (!stopping.signal.aborted) throw error;
+    throw interrupted(error);
+  } finally {
     // The installer handed over to gets the signals from here on (runCarried forwards them).
-    .finally(() => stopping.release());
+    stopping.release();
+  }
+  // Most of the check (reading the appliance, opening the bundle) does not listen for the
+  // signal: it ran to its end, and neither the command nor a hand-over may start now.
+  if (stopping.signal.aborted) throw interrupted();
   return carried && runCarried(carried, bundle, argv);
 }
 

@@ -1,5 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -198,4 +199,34 @@ describe('progress', () => {
     expect(installed.stderr).toMatch(/^ {3}staging .* \(100%\)$/m);
     expect(installed.stderr).not.toContain('\r');
   });
+});
+
+describe('an interrupt before any transaction', () => {
+  it('SIGTERM while install opens the bundle (the hand-over check): E_INTERRUPTED, and nothing is installed', async () => {
+    const root = await appliance('interrupted-check');
+    const before = await snapshot(root);
+    const bundle = bundles['1.1.0'] as string;
+    const trace = join(ws.dir, 'interrupted-check.strace');
+    // strace holds each open of the bundle for 3 s, as a DVD spinning up would: the check is
+    // under way, not listening for the signal, when it comes.
+    const child = spawn(
+      'strace',
+      ['-f', '-qq', '-o', trace, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=3000000', '-P', bundle,
+        process.execPath, FERRY, 'install', bundle, '--root', root, '--yes'],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = new Promise<number | null>((resolve) => child.on('close', resolve));
+    for (let i = 0; !(await readFile(trace, 'utf8').catch(() => '')).includes(bundle); i++) {
+      if (i > 300) throw new Error(`the bundle was never opened: ${stderr}`);
+      await sleep(50);
+    }
+    const ferryPid = Number(execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).trim());
+    process.kill(ferryPid, 'SIGTERM');
+    expect(await code).toBe(1);
+    expect(stderr).toContain('E_INTERRUPTED: interrupted by SIGTERM while checking whether');
+    expect(stderr).toContain('nothing was changed');
+    expect(await snapshot(root)).toEqual(before);
+  }, 60_000); // prettier-ignore
 });

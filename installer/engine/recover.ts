@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, writeSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -202,11 +202,26 @@ export async function recoverPending(
   const { header, steps } = open;
   await requireJournalWriter(header, appliance.paths);
   const logFile = join(appliance.paths.logs, `${header.id}.jsonl`);
+  // The log is for people: a recovery never stops for want of it, nor writes through what
+  // took its place (a link out of the appliance, a FIFO an open would wait on for ever).
   const write = (lines: string): void => {
+    let fd: number | undefined;
     try {
-      appendFileSync(logFile, lines);
+      if (!lstatSync(appliance.paths.logs).isDirectory()) return;
+      fd = openSync(
+        logFile,
+        constants.O_WRONLY |
+          constants.O_APPEND |
+          constants.O_CREAT |
+          constants.O_NONBLOCK |
+          constants.O_NOFOLLOW,
+        0o644,
+      );
+      if (fstatSync(fd).isFile()) writeSync(fd, lines);
     } catch {
-      // The log is for people: a recovery never stops for want of it.
+      // Not written: see above.
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   };
   // Held back until the recovery is past its refusals: one refused changes nothing, its log included.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ferry, json } from '../helpers.js';
@@ -63,6 +64,21 @@ describe('the journal', () => {
     expect(await snapshot(original, RECORDS)).toEqual(before);
     await installOk(product.bundles['1.3.0'] as string, copy);
   });
+
+  it("a FIFO in place of the interrupted transaction's log: the recovery writes nothing to it and does not wait on it", async () => {
+    const root = await interrupted('fifo-log');
+    const logs = join(root, 'var/lib/ferry/logs');
+    const ours = new Set(await readdir(join(base, 'var/lib/ferry/logs')));
+    const [log] = (await readdir(logs)).filter((name) => !ours.has(name));
+    expect(log).toMatch(/\.jsonl$/);
+    await rm(join(logs, log as string));
+    execFileSync('mkfifo', [join(logs, log as string)]);
+    // An open for writing waits for a reader for ever, signals or not: the recovery must not.
+    const recovered = await ferry(['recover', '--root', root, '--json']);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(json<{ release: string }>(recovered).release).toBe('1.0.0');
+    expect((await lstat(join(logs, log as string))).isFIFO()).toBe(true);
+  }, 60_000);
 
   it('a damaged record before others: E_JOURNAL_CORRUPT naming it, nothing changed; repaired, it recovers', async () => {
     const root = await interrupted('damaged');

@@ -293,6 +293,8 @@ const SIGNER_SECONDS_VARIABLE = 'FERRY_SIGNER_SECONDS';
 /** After the timeout's SIGTERM, how long what the signer started has to end before SIGKILL. */
 const KILL_GRACE_MS = 2000;
 
+const MAX_SIGNER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
@@ -322,7 +324,11 @@ function hasTerminal(): boolean {
 /** Runs the signer through the shell; its stderr passes through, for prompts and its own errors. */
 function runSigner(command: string, purpose: string, input: Buffer): Promise<Buffer> {
   const configured = Number(process.env[SIGNER_SECONDS_VARIABLE]);
-  const seconds = Number.isFinite(configured) && configured > 0 ? configured : SIGNER_SECONDS;
+  // setTimeout takes at most 2^31-1 ms (24.8 days): "a month" would otherwise be 1 ms.
+  const seconds =
+    Number.isFinite(configured) && configured > 0
+      ? Math.min(configured, MAX_SIGNER_SECONDS)
+      : SIGNER_SECONDS;
   const ownGroup = !hasTerminal();
   return new Promise((resolvePromise, reject) => {
     const child = spawn('/bin/sh', ['-c', command], {
@@ -343,8 +349,21 @@ function runSigner(command: string, purpose: string, input: Buffer): Promise<Buf
     const passOn = (signal: NodeJS.Signals): void => {
       for (const one of STOP_SIGNALS) process.removeListener(one, passOn);
       stop('SIGTERM');
-      process.kill(process.pid, signal);
+      // As the timeout does: what ignores SIGTERM gets SIGKILL, since the runner's own
+      // SIGKILL of the job's group no longer reaches a group of its own.
+      const killed = setTimeout(() => {
+        stop('SIGKILL');
+        process.kill(process.pid, signal);
+      }, KILL_GRACE_MS);
+      child.once('close', () => {
+        clearTimeout(killed);
+        stop('SIGKILL');
+        process.kill(process.pid, signal);
+      });
     };
+    // Ferry ending any other way (an uncaught error, exit) takes the signer's group along.
+    const onExit = (): void => stop('SIGKILL');
+    if (ownGroup) process.once('exit', onExit);
     if (ownGroup) for (const one of STOP_SIGNALS) process.on(one, passOn);
     // Settled once the group had its SIGKILL: Ferry may exit as soon as the build is refused.
     let ended: Promise<void> | undefined;
@@ -375,6 +394,7 @@ function runSigner(command: string, purpose: string, input: Buffer): Promise<Buf
     const done = (): void => {
       clearTimeout(timer);
       for (const one of STOP_SIGNALS) process.removeListener(one, passOn);
+      process.removeListener('exit', onExit);
     };
     child.on('error', (cause) => {
       done();

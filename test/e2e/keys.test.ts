@@ -309,9 +309,11 @@ describe('--signer: an external program signs', () => {
     }
   }, 60_000);
 
-  it('a SIGTERM that ends Ferry while a signer runs in its own group (no terminal) ends that group too', async () => {
+  it('a SIGTERM that ends Ferry while a signer runs in its own group (no terminal) ends that group too, SIGKILL for what ignores SIGTERM', async () => {
     const pids = join(ws.dir, 'cancelled-signer-pids');
-    const command = `sleep 600 & echo $! >>'${pids}'; sleep 600 & echo $! >>'${pids}'; wait`;
+    // One child ignores SIGTERM (an HSM client holding its session): the runner's SIGKILL of
+    // the job's group would have ended it, but the signer's group is no longer in it.
+    const command = `(trap '' TERM; exec sleep 600) & echo $! >>'${pids}'; sleep 600 & echo $! >>'${pids}'; wait`;
     const { child, result } = buildInSession(command, '600');
     let started: number[] = [];
     try {

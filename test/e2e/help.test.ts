@@ -116,8 +116,19 @@ describe('help', () => {
     // Taken, not made again: a refused cache would be replaced by a rename.
     expect((await stat(cache)).ino).toBe(made.ino);
 
+    // Another script of the same length (a build that made 0.1.0 0.1.1): V8 would take the
+    // cache and run the old code.
+    const script = join(packaged, 'ferry-script.js');
+    const text = await readFile(script, 'utf8');
+    expect(text).toContain(`"${VERSION}"`);
+    const other = VERSION.replace(/\d$/, (digit) => String((Number(digit) + 1) % 10));
+    await writeFile(script, text.replace(`"${VERSION}"`, `"${other}"`));
+    expect((await version()).stdout).toBe(`ferry ${other}\n`);
+    expect((await stat(cache)).ino).not.toBe(made.ino);
+    expect((await version()).stdout).toBe(`ferry ${other}\n`);
+
     await writeFile(cache, Buffer.alloc(made.size, 7));
-    expect((await version()).stdout).toBe(`ferry ${VERSION}\n`);
+    expect((await version()).stdout).toBe(`ferry ${other}\n`);
     const remade = await readFile(cache);
     expect(remade.equals(Buffer.alloc(made.size, 7))).toBe(false);
     expect(await readdir(packaged)).toEqual(['ferry-script.js', 'ferry-script.js.cache']);

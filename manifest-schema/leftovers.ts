@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -38,17 +38,32 @@ export function ownTempName(name: string, kind: string): string {
  * user); null for any other name, another machine's included.
  */
 export function tempState(name: string, kind: string): 'dead' | 'live' | null {
+  const owner = tempOwner(name, kind);
+  if (!owner || owner.host !== HOST) return null;
+  return isAlive(owner.pid) ? 'live' : 'dead';
+}
+
+/** The machine (hash) and process a `kind` temporary file's name says it belongs to. */
+function tempOwner(name: string, kind: string): { host: string; pid: number } | null {
   const found = new RegExp(
     `^\\.\\.?.+\\.([0-9a-f]{8})-(\\d+)\\.[0-9a-f]{12}\\.${kind}(?:\\.[0-9a-f]{12}\\.part)?$`,
   ).exec(name);
-  if (!found || found[1] !== HOST) return null;
-  return isAlive(Number(found[2])) ? 'live' : 'dead';
+  return found ? { host: found[1] as string, pid: Number(found[2]) } : null;
 }
 
 /**
- * Removes from `folder` the `kind` temporary files whose process is gone (tempState): a
- * partial bundle as large as it got, under a hidden name, on a disk or stick that has
- * no room for it twice.
+ * How long another machine's temporary file may go unwritten before it counts as dead.
+ * A CI job in a container of its own has a host name and process ids of its own, so a
+ * killed one's leftover is another machine's to the next job: without this, one more
+ * bundle-sized file for each killed build in a cache folder jobs share. A live writer
+ * touches its file within minutes (a signer may keep it waiting up to its timeout).
+ */
+const FOREIGN_STALE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Removes from `folder` the `kind` temporary files whose process is gone (tempState),
+ * and other machines' untouched for a day: a partial bundle as large as it got, under a
+ * hidden name, on a disk or stick that has no room for it twice.
  */
 export function removeDeadTemps(folder: string, kind: string): void {
   let entries: string[];
@@ -58,13 +73,20 @@ export function removeDeadTemps(folder: string, kind: string): void {
     return;
   }
   for (const entry of entries) {
-    if (tempState(entry, kind) !== 'dead') continue;
+    const owner = tempOwner(entry, kind);
+    if (!owner) continue;
+    const file = join(folder, entry);
     try {
-      rmSync(join(folder, entry), { force: true });
+      if (owner.host === HOST ? isAlive(owner.pid) : !untouchedForADay(file)) continue;
+      rmSync(file, { force: true });
     } catch {
       // Not ours to remove (another user's, a read-only stick): left as it is.
     }
   }
+}
+
+function untouchedForADay(file: string): boolean {
+  return lstatSync(file).mtimeMs < Date.now() - FOREIGN_STALE_MS;
 }
 
 function isAlive(pid: number): boolean {

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FERRY, ferry, json, tempDir, type RunResult } from '../helpers.js';
@@ -311,6 +311,12 @@ describe('a build killed outright (SIGKILL, the OOM killer, a runner timeout)', 
     // Another machine's build into a shared folder: its process id means nothing here.
     const theirs = '.demo-1.0.0-install.tar.00000000-999999.abcdefabcdef.partial';
     await writeFile(join(out, theirs), 'partial');
+    // One untouched for two days (a killed CI job's, in a container of its own, whose host
+    // and process ids no later job shares): dead, whatever machine it names.
+    const abandoned = '.demo-1.0.0-install.tar.00000000-999998.abcdefabcdef.partial';
+    await writeFile(join(out, abandoned), 'partial');
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    await utimes(join(out, abandoned), twoDaysAgo, twoDaysAgo);
     // The next build into the folder, of another name (a tar.gz), removes what the killed one left.
     const again = await ferry(['build', join(root, 'spec.yaml'), '--first-release', '--out', out,
       '--key', keys[0]!, '--format', 'tar.gz', '--json']); // prettier-ignore

@@ -291,6 +291,11 @@ export async function requireFolder(dir: string, what: string, linked = false): 
   );
 }
 
+/** One word to a POSIX shell, whatever it holds: a hint's command runs as printed. */
+function shellQuoted(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
 /** What a path that is not a folder or a link is, in words. */
 function kindOf(stats: Stats): string {
   if (stats.isFile()) return 'a file';
@@ -347,7 +352,7 @@ async function requireHistory(
     `${paths.history} is ${history ? 'empty' : 'missing'}, though transaction ${state.transaction} wrote ${paths.state}: the record of this appliance's transactions was lost`,
     {
       file: paths.history,
-      hint: `Ferry only appends to it: restore history.jsonl from a backup. With none, record the loss and go on: printf '%s\\n' '${line}' >> ${paths.history}`,
+      hint: `Ferry only appends to it: restore history.jsonl from a backup. With none, record the loss and go on: printf '%s\\n' ${shellQuoted(line)} >> ${shellQuoted(paths.history)}`,
     },
   );
 }

@@ -75,6 +75,26 @@ describe('damaged appliance files', () => {
     ).toHaveLength(5);
   });
 
+  it("an emptied history.jsonl: E_STATE_INVALID, and the hint's command, run as printed in a root with a space and a quote in its name, records the loss so the appliance goes on", async () => {
+    const root = await copy("lost history's root");
+    const history = join(root, 'var/lib/ferry/history.jsonl');
+    await writeFile(history, '');
+    const refused = await ferry(['status', '--root', root, '--json']);
+    expect(refused.code).toBe(2);
+    const { error } = json<{ error: { code: string; hint: string } }>(refused);
+    expect(error.code).toBe('E_STATE_INVALID');
+    const command = error.hint.slice(error.hint.indexOf('printf '));
+    execFileSync('sh', ['-c', command]);
+    const recorded = (await readFile(history, 'utf8')).trimEnd().split('\n');
+    expect(recorded).toHaveLength(1);
+    expect(JSON.parse(recorded[0] as string)).toMatchObject({
+      outcome: 'history lost',
+      to: '1.0.0',
+    });
+    expect((await status(root)).release).toBe('1.0.0');
+    await installOk(product.bundles['1.3.0'] as string, root);
+  });
+
   it('a torn last line of history.jsonl swallows nothing: the next record is whole, status reports the torn line', async () => {
     const root = await copy('torn-history');
     const history = join(root, 'var/lib/ferry/history.jsonl');

@@ -4,6 +4,7 @@ import { expect } from 'vitest';
 import { PARTS_INDEX, type PartsIndex } from '../../manifest-schema/index.js';
 import {
   buildAll,
+  EPOCH,
   ferry,
   json,
   tempDir,
@@ -69,6 +70,18 @@ export async function makeMedia(
   ]);
   expect(result.code, result.stderr).toBe(0);
   return json(result);
+}
+
+/** The volumes of 1.1.0 (built into `dir`/next, cut into `dir`/next-media): another release's media. */
+export async function nextReleaseMedia(base: MediaBase, dir: string): Promise<string> {
+  const built = await ferry(
+    ['build', join(base.ws.product, 'release-1.1.0.yaml'), '--out', join(dir, 'next'), '--key', base.ws.key, '--json'],
+    { env: { SOURCE_DATE_EPOCH: EPOCH } },
+  ); // prettier-ignore
+  expect(built.code, built.stderr).toBe(0);
+  const next = join(dir, 'next-media');
+  await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, next);
+  return next;
 }
 
 export async function readIndex(volume: string): Promise<PartsIndex> {

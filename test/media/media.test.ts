@@ -26,7 +26,14 @@ import {
 import { EPOCH, ferry, json, opensslSign, signerScript } from '../helpers.js';
 import { install, sha256, snapshot, status } from '../e2e/appliance.js';
 import { Terminal } from '../e2e/terminal.js';
-import { makeMedia, mediaFixture, readIndex, runMedia, type MediaFixture } from './helpers.js';
+import {
+  makeMedia,
+  mediaFixture,
+  nextReleaseMedia,
+  readIndex,
+  runMedia,
+  type MediaFixture,
+} from './helpers.js';
 
 let dir: string;
 let base: MediaFixture;
@@ -488,21 +495,7 @@ describe('damaged, missing and foreign volumes leave the appliance as it was', (
   });
 
   it('volume 1 of two releases in one folder: the wrong volume, naming both and where each is', async () => {
-    const built = await ferry(
-      [
-        'build',
-        join(base.ws.product, 'release-1.1.0.yaml'),
-        '--out',
-        join(dir, 'next'),
-        '--key',
-        base.ws.key,
-        '--json',
-      ],
-      { env: { SOURCE_DATE_EPOCH: EPOCH } },
-    );
-    expect(built.code, built.stderr).toBe(0);
-    const next = join(dir, 'next-media');
-    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, next);
+    const next = await nextReleaseMedia(base, dir);
     const volumes = await copy(media);
     await cp(join(next, 'vol1'), join(volumes, 'next1'), { recursive: true });
     const both = [

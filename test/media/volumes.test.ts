@@ -10,9 +10,9 @@ import { initialState, logOf } from '../../installer/console/model.js';
 import { ConsoleController } from '../../installer/console/run.js';
 import { layout } from '../../installer/console/view.js';
 import { install } from '../../installer/engine/install.js';
-import { EPOCH, FERRY, ferry, json } from '../helpers.js';
+import { FERRY, ferry, json } from '../helpers.js';
 import { cloneAppliance, sha256, snapshot, status } from '../e2e/appliance.js';
-import { makeMedia, mediaFixture, type MediaFixture } from './helpers.js';
+import { makeMedia, mediaFixture, nextReleaseMedia, type MediaFixture } from './helpers.js';
 
 // One drive, discs swapped in turn: the "drive" is a folder whose one
 // volume folder ("disc") is replaced by another volume's, exactly what a
@@ -100,21 +100,7 @@ describe('asking for volumes', () => {
   });
 
   it('volume 1 of another release in the drive is named as such; the same beside the drive is another stick, left alone', async () => {
-    const built = await ferry(
-      [
-        'build',
-        join(base.ws.product, 'release-1.1.0.yaml'),
-        '--out',
-        join(dir, 'next'),
-        '--key',
-        base.ws.key,
-        '--json',
-      ],
-      { env: { SOURCE_DATE_EPOCH: EPOCH } },
-    );
-    expect(built.code, built.stderr).toBe(0);
-    const next = join(dir, 'next-media');
-    await makeMedia({ ...base, bundle: json<{ bundle: string }>(built).bundle }, next);
+    const next = await nextReleaseMedia(base, dir);
     const { disc, insert } = await drive(join(media, 'vol1'));
     const problems: string[] = [];
     const source = await PartsSource.open(disc, {

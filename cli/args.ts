@@ -76,7 +76,11 @@ export async function handOverBundle(
     new FerryError(
       'E_INTERRUPTED',
       `interrupted by ${String(stopping.signal.reason)} while checking whether ${bundle} needs a newer Ferry; nothing was changed`,
-      { file: bundle, hint: 'run the command again when you are ready', ...(cause ? { cause } : {}) },
+      {
+        file: bundle,
+        hint: 'run the command again when you are ready',
+        ...(cause ? { cause } : {}),
+      },
     );
   let carried: Awaited<ReturnType<typeof carriedInstaller>>;
   try {

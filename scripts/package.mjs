@@ -133,11 +133,11 @@ console.log(`wrote ${script} (${(statSync(script).size / 1024).toFixed(0)} KiB)`
 
 // ------------------------------------------------------ bin/ferry's form
 // The same Ferry for bin/ferry, in the form the executable runs: CommonJS,
-// which V8 compiles lazily, from V8's code cache of it (made by the first run
-// of bin/ferry after this build, which this build is: see bin/ferry), with the
-// console an ES module beside it. One file as an ES module is compiled whole at every
-// start: `ferry --version` took 0.086 s, and 0.041 s this way (`node -e 0`:
-// 0.02 s; medians of 15, 2026-12-05). ferry.mjs stays the one file to ship.
+// which V8 compiles lazily, from V8's code cache of it (bin/ferry writes it at
+// its first run; this build runs it once), with the console an ES module
+// beside it. One ES module is compiled whole at every start: `ferry
+// --version` took 0.086 s, and 0.041 s this way (`node -e 0`: 0.02 s; medians
+// of 15, 2026-12-05). ferry.mjs stays the one file to ship.
 const consoleModule = await bundle(
   "export { runConsole } from './installer/console/run.tsx';\n",
   esm,

@@ -11,6 +11,7 @@ import {
   json,
   keyPairs,
   opensslSign,
+  outputOf,
   run,
   signerScript,
   tempDir,
@@ -423,13 +424,5 @@ function buildInSession(
       },
     },
   );
-  const result = new Promise<RunResult>((resolvePromise, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
-  });
-  return { child, result, out };
+  return { child, result: outputOf(child), out };
 }

@@ -9,6 +9,7 @@ import {
   FERRY,
   ferry,
   json,
+  outputOf,
   run,
   tempDir,
   workspace,
@@ -215,16 +216,18 @@ describe('an interrupt before any transaction', () => {
         process.execPath, FERRY, 'install', bundle, '--root', root, '--yes'],
       { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const output = outputOf(child);
     for (let i = 0; !(await readFile(trace, 'utf8').catch(() => '')).includes(bundle); i++) {
-      if (i > 300) throw new Error(`the bundle was never opened: ${stderr}`);
+      if (i > 300) {
+        child.kill('SIGKILL');
+        throw new Error(`the bundle was never opened: ${(await output).stderr}`);
+      }
       await sleep(50);
     }
     const ferryPid = Number(execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).trim());
     process.kill(ferryPid, 'SIGTERM');
-    expect(await code).toBe(1);
+    const { code, stderr } = await output;
+    expect(code).toBe(1);
     expect(stderr).toContain('E_INTERRUPTED: interrupted by SIGTERM while checking whether');
     expect(stderr).toContain('nothing was changed');
     expect(await snapshot(root)).toEqual(before);

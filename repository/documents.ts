@@ -108,7 +108,11 @@ export interface AuditEvent {
   last?: LogState;
   subject: {
     version?: string;
-    /** publish: the version had no tag and no removed record, so no publish of it comes before. */
+    /**
+     * publish: the version had no tag and no removed record, and the head was no publish of
+     * it: no publish of it comes before, but one stopped before its tag with other events
+     * after it (history --verify refuses a mark where Ferry could not have written it).
+     */
     first?: boolean;
     digest?: string;
     channel?: string;

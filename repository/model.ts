@@ -1916,7 +1916,8 @@ export interface HistoryResult {
  * The audit log, newest first. With `verify`, the whole chain is checked
  * from the first event: every event is there, its bytes have the digest its
  * tag names and the next event's `prev` names, its signature holds, and
- * every channel's document points at an event of the chain. The first
+ * every channel's document points at an event of the chain, and no publish
+ * says it is its version's first where Ferry could not have said so. The first
  * event that fails is named (E_AUDIT_BROKEN).
  */
 export async function history(
@@ -1934,6 +1935,7 @@ async function historyOf(
   const readAt = eventReads(ctx, seqs);
   let prev: string | null = null;
   let state: LogState = { policy: 0, moves: {} };
+  const published = new PublishedVersions();
   for (const [index, seq] of seqs.entries()) {
     const broken = (what: string): FerryError =>
       new FerryError('E_AUDIT_BROKEN', `${ctx.store.name}: event ${seq} ${what}`, {
@@ -1966,6 +1968,17 @@ async function historyOf(
         throw broken(
           `says the log's last policy and moves are ${canonicalJson(event.last)}, but they are ${canonicalJson(state)}`,
         );
+      const notFirst = published.notFirst(event, events.at(-1));
+      if (notFirst)
+        throw new FerryError(
+          'E_AUDIT_BROKEN',
+          `${ctx.store.name}: event ${seq} says it is the first publish of ${String(event.subject.version)}, but ${notFirst}`,
+          {
+            reference: TAGS.event(seq),
+            hint: 'the audit log was edited behind Ferry’s back: its writer passes for the publisher in `ferry promote`, so approvals by the real one count; restore the repository from a backup and find out who wrote it',
+          },
+        );
+      published.add(event);
     }
     prev = read.digest;
     events.push({ ...event, digest: read.digest });
@@ -2077,6 +2090,53 @@ async function historyOf(
           [e.subject.channel, e.subject.to, e.subject.from].includes(options.channel),
         );
   return { repo: ctx.store.name, events: shown.reverse(), verified: options.verify === true };
+}
+
+/**
+ * What history --verify knows of each version's publishes, to judge a publish that says it
+ * is the version's `first` (where `ferry promote` stops looking for the publisher). Ferry
+ * marks one when the version has no tag, no gc record, and the head is not a publish of it.
+ * So a mark is refused only where that cannot have held: right after a publish of the
+ * version (a stopped publish rerun is not `first`), or after an approval, promotion or
+ * rollback of it (each read its tag) with no gc removing it in between. A publish stopped
+ * before its tag and run again after other writes is marked too, rightly so (README); a gc
+ * by an older Ferry left no record, so a version gc removed starts afresh.
+ */
+class PublishedVersions {
+  /** Each version's newest publish since gc last removed it. */
+  private readonly publish = new Map<string, number>();
+  /** A version's publish and the event after it that found the version's tag. */
+  private readonly stored = new Map<string, { publish: number; by: AuditEvent }>();
+
+  /** Why `event` cannot be its version's first publish, if it says so and cannot be. */
+  notFirst(event: AuditEvent, before: AuditEvent | undefined): string | undefined {
+    const version = event.subject.version;
+    if (event.op !== 'publish' || event.subject.first !== true || version === undefined) return;
+    if (before?.op === 'publish' && before.subject.version === version)
+      return `event ${before.seq} published ${version} just before it`;
+    const stored = this.stored.get(version);
+    if (stored)
+      return `event ${stored.publish} published ${version} and event ${stored.by.seq} (${stored.by.op}) found it stored, with no gc removing it since`;
+    return undefined;
+  }
+
+  add(event: AuditEvent): void {
+    const version = event.subject.version;
+    if (event.op === 'gc')
+      for (const removed of event.subject.removed ?? []) {
+        this.publish.delete(removed);
+        this.stored.delete(removed);
+      }
+    if (version === undefined) return;
+    if (event.op === 'publish') this.publish.set(version, event.seq);
+    const publish = this.publish.get(version);
+    if (
+      ['approve', 'promote', 'rollback'].includes(event.op) &&
+      publish !== undefined &&
+      !this.stored.has(version)
+    )
+      this.stored.set(version, { publish, by: event });
+  }
 }
 
 // ------------------------------------------------------------------ approve

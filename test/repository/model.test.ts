@@ -822,6 +822,96 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(kind !== 'directory')(
+    'a publish marked `first` where Ferry could not have marked it (its version published just before, or stored since) is named by history --verify; one rerun after a stop with writes in between is not',
+    async () => {
+      /** Appends a publish event of `version` marked `first`, signed by a key of the repository and chained onto its head. */
+      const forgeFirst = async (repo: string, version: string) => {
+        const log = (await history({ repo })).events;
+        const [head] = log;
+        const published = log.find((e) => e.op === 'publish' && e.subject.version === version);
+        if (!head || !published) throw new Error('nothing to forge after');
+        const event = {
+          seq: head.seq + 1,
+          prev: head.digest,
+          time: '2026-06-02T08:00:00Z',
+          actor: 'mallory',
+          ci: null,
+          op: 'publish',
+          subject: { version, digest: published.subject.digest, first: true },
+          evidence: [],
+          // A publish into no channel leaves the log's last policy and moves as they were.
+          ...(head.last ? { last: head.last } : {}),
+        };
+        const store = await DirectoryStore.open(repo, false);
+        const sealed = await sealDocument('event', event, writer.keys);
+        await store.putBlob(sealed.bytes, sealed.digest, sealed.size);
+        await store.createRef(
+          TAGS.event(event.seq),
+          documentManifest({ ...DOC_TYPES.event, document: sealed }),
+        );
+        return event.seq;
+      };
+      const verifyError = (repo: string) =>
+        history({ repo, verify: true }).then(
+          () => undefined,
+          (e: unknown) => e as FerryError,
+        );
+      const bundle = bundles['1.0.0'] as string;
+      const alice = { ...writer, actor: 'alice' };
+
+      // Right after the version's publish: the head a publish would have read published it.
+      const next = await place(`r${++n}`);
+      await publish({ repo: next, bundle, trust: ws.trust, channel: 'dev', writer: alice });
+      expect(await forgeFirst(next, '1.0.0')).toBe(3);
+      // What it is for: promote takes mallory for the publisher, so alice's own approval counts.
+      await approve({
+        repo: next,
+        version: '1.0.0',
+        to: 'beta',
+        by: 'alice',
+        evidence: [],
+        writer,
+      });
+      const promoted = await promote({ repo: next, version: '1.0.0', to: 'beta', writer });
+      expect(promoted.verdict).toBe('promoted');
+      const atOnce = await verifyError(next);
+      expect(atOnce).toMatchObject({
+        code: 'E_AUDIT_BROKEN',
+        details: { reference: TAGS.event(3) },
+      });
+      expect(atOnce?.message).toContain(
+        'event 3 says it is the first publish of 1.0.0, but event 2 published 1.0.0 just before it',
+      );
+
+      // Later, other writes in between: an approval of 1.0.0 shows its tag was there.
+      const later = await place(`r${++n}`);
+      await publish({ repo: later, bundle, trust: ws.trust, channel: 'dev', writer: alice });
+      await approve({ repo: later, version: '1.0.0', to: 'beta', by: 'bob', evidence: [], writer });
+      await publish({ repo: later, bundle: bundles['1.1.0'] as string, channel: 'dev', writer });
+      expect(await forgeFirst(later, '1.0.0')).toBe(5);
+      const afterApproval = await verifyError(later);
+      expect(afterApproval).toMatchObject({
+        code: 'E_AUDIT_BROKEN',
+        details: { reference: TAGS.event(5) },
+      });
+      expect(afterApproval?.message).toContain(
+        'event 5 says it is the first publish of 1.0.0, but event 2 published 1.0.0 and event 3 (approve) found it stored',
+      );
+      expect(afterApproval?.hint).toMatch(/passes for the publisher/);
+
+      // Ferry marks this one itself: a publish stopped before its tag, another write, the
+      // rerun (README: judged from the later publish). It verifies.
+      const rerun = await place(`r${++n}`);
+      await publish({ repo: rerun, bundle, trust: ws.trust, writer: alice });
+      await (await DirectoryStore.open(rerun, false)).deleteRef(TAGS.version('1.0.0'));
+      await publish({ repo: rerun, bundle: bundles['1.1.0'] as string, writer });
+      await publish({ repo: rerun, bundle, writer: { ...writer, actor: 'bob' } });
+      const log = (await history({ repo: rerun, verify: true })).events;
+      expect(log.filter((e) => e.op === 'publish' && e.subject.first === true).length).toBe(3);
+    },
+  );
+
+  it.skipIf(kind !== 'directory')(
     'a log an older Ferry wrote (no `last`, no `first`) is read back to the start, and the promotion records `last` for the writes after it',
     async () => {
       const repo = await repository();

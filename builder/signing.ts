@@ -12,10 +12,12 @@ import {
   ioError,
   keyIdOf,
   MAX_SIGNATURES,
+  MAX_TIMER_SECONDS,
   NAME_PATTERN,
   parsePrivateKey,
   parsePublicKey,
   PAYLOAD_TYPE,
+  secondsFromEnv,
   signDocument,
   withSignatures,
   writeFileAtomic,
@@ -224,16 +226,30 @@ async function readStdin(): Promise<string> {
  * prints is checked against that public key before it goes into a bundle.
  */
 async function externalSigner(command: string, publicKeySource?: string): Promise<Signer> {
+  // Read before the signer first runs: a bad value stops the command before it writes.
+  // setTimeout takes at most 2^31-1 ms (24.8 days): "a month" is taken as that.
+  const seconds = secondsFromEnv(
+    process.env,
+    SIGNER_SECONDS_VARIABLE,
+    SIGNER_SECONDS,
+    MAX_TIMER_SECONDS,
+  );
   const publicKey =
     publicKeySource !== undefined
       ? await readPublicKeySource(publicKeySource)
-      : parseSignerPublicKey(command, await runSigner(command, 'public-key', Buffer.alloc(0)));
+      : parseSignerPublicKey(
+          command,
+          await runSigner(command, 'public-key', Buffer.alloc(0), seconds),
+        );
   const keyid = keyIdOf(publicKey);
   return {
     keyid,
     publicKey,
     async sign(message) {
-      const signature = decodeSignature(command, await runSigner(command, 'sign', message));
+      const signature = decodeSignature(
+        command,
+        await runSigner(command, 'sign', message, seconds),
+      );
       if (!verify(null, message, publicKey, signature))
         throw new FerryError(
           'E_SIGNER',
@@ -293,8 +309,6 @@ const SIGNER_SECONDS_VARIABLE = 'FERRY_SIGNER_SECONDS';
 /** After the timeout's SIGTERM, how long what the signer started has to end before SIGKILL. */
 const KILL_GRACE_MS = 2000;
 
-const MAX_SIGNER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
@@ -322,13 +336,12 @@ function hasTerminal(): boolean {
 }
 
 /** Runs the signer through the shell; its stderr passes through, for prompts and its own errors. */
-function runSigner(command: string, purpose: string, input: Buffer): Promise<Buffer> {
-  const configured = Number(process.env[SIGNER_SECONDS_VARIABLE]);
-  // setTimeout takes at most 2^31-1 ms (24.8 days): "a month" would otherwise be 1 ms.
-  const seconds =
-    Number.isFinite(configured) && configured > 0
-      ? Math.min(configured, MAX_SIGNER_SECONDS)
-      : SIGNER_SECONDS;
+function runSigner(
+  command: string,
+  purpose: string,
+  input: Buffer,
+  seconds: number,
+): Promise<Buffer> {
   const ownGroup = !hasTerminal();
   return new Promise((resolvePromise, reject) => {
     const child = spawn('/bin/sh', ['-c', command], {

@@ -15,6 +15,7 @@ import { constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { readRegularBytes, syncDir, writeFileAtomic } from '../manifest-schema/atomic.js';
+import { secondsFromEnv } from '../manifest-schema/durations.js';
 import { FerryError, ioError } from '../manifest-schema/errors.js';
 import { withHashPool } from '../manifest-schema/hashing.js';
 import { parseImageManifest, type BuiltManifest, type Descriptor } from './oci/artifact.js';
@@ -39,6 +40,10 @@ export class DirectoryStore implements Store {
   readonly name: string;
   readonly #dir: string;
   #fresh = false;
+
+  /** See lock(); read when the repository is opened, so a bad value stops a command before it writes. */
+  readonly #lockStaleSeconds = secondsFromEnv(process.env, 'FERRY_LOCK_STALE_SECONDS', 30);
+  readonly #lockWaitSeconds = secondsFromEnv(process.env, 'FERRY_LOCK_WAIT_SECONDS', 10);
 
   private constructor(dir: string) {
     this.#dir = dir;
@@ -94,8 +99,8 @@ export class DirectoryStore implements Store {
     // Every write rewrites index.json: one that is no index stops it before it writes a thing.
     await this.foreignEntries(new Set());
     const path = join(this.#dir, 'ferry', 'lock');
-    const staleMs = seconds('FERRY_LOCK_STALE_SECONDS', 30) * 1000;
-    const deadline = Date.now() + seconds('FERRY_LOCK_WAIT_SECONDS', 10) * 1000;
+    const staleMs = this.#lockStaleSeconds * 1000;
+    const deadline = Date.now() + this.#lockWaitSeconds * 1000;
     let broke: Lock['broke'];
     for (;;) {
       try {
@@ -701,11 +706,6 @@ const FOLDERS: ReadonlyArray<readonly [folder: string, prefix: string]> = [
 
 function descriptorText(manifest: BuiltManifest): string {
   return `${JSON.stringify({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size })}\n`;
-}
-
-function seconds(name: string, fallback: number): number {
-  const value = Number(process.env[name]);
-  return Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
 function sha256(bytes: Buffer): string {

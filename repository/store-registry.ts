@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { secondsFromEnv } from '../manifest-schema/durations.js';
 import { FerryError } from '../manifest-schema/errors.js';
 import { documentBlob, documentManifest, EMPTY_BLOB, type BuiltManifest } from './oci/artifact.js';
 import { RegistryClient } from './oci/client.js';
@@ -44,8 +45,7 @@ export class RegistryStore implements Store {
   constructor(name: string, client: RegistryClient) {
     this.name = name;
     this.client = client;
-    const stale = Number(process.env.FERRY_REGISTRY_CLAIM_STALE_SECONDS);
-    this.#staleSeconds = Number.isFinite(stale) && stale > 0 ? stale : 60;
+    this.#staleSeconds = secondsFromEnv(process.env, 'FERRY_REGISTRY_CLAIM_STALE_SECONDS', 60);
   }
 
   static async open(text: string, insecure: boolean): Promise<RegistryStore> {

@@ -124,9 +124,10 @@ export class RegistryClient {
     options: ReferenceOptions & RegistryClientOptions & { env?: NodeJS.ProcessEnv } = {},
   ): Promise<RegistryClient> {
     const reference = parseRegistryReference(text, options);
+    // Before the credentials: a bad value is refused before a credential helper runs.
+    const idleTimeoutMs = options.idleTimeoutMs ?? idleTimeoutFrom(options.env ?? process.env);
     const credentials =
       options.credentials ?? (await loadRegistryCredentials(reference.registry, options.env));
-    const idleTimeoutMs = options.idleTimeoutMs ?? idleTimeoutFrom(options.env ?? process.env);
     return new RegistryClient(reference, { ...options, credentials, idleTimeoutMs });
   }
 

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_TIMER_SECONDS, secondsFromEnv } from '../../manifest-schema/durations.js';
 import { FerryError } from '../../manifest-schema/errors.js';
 
 /**
@@ -56,6 +57,8 @@ export async function loadRegistryCredentials(
   registry: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RegistryCredentials | undefined> {
+  // Read whether a helper is configured or not: a bad value is refused, not ignored until one is.
+  const helperSeconds = secondsFromEnv(env, HELPER_SECONDS, 60, MAX_TIMER_SECONDS);
   const user = env[USER];
   const password = env[PASSWORD];
   if (user || password) {
@@ -71,7 +74,7 @@ export async function loadRegistryCredentials(
   const config = await readDockerConfig(file, registry);
   if (!config) return undefined;
   const helper = config.credHelpers?.[registry] ?? config.credsStore;
-  if (helper) return fromHelper(helper, registry, file, env);
+  if (helper) return fromHelper(helper, registry, file, env, helperSeconds);
   const entry = Object.entries(config.auths ?? {}).find(([key]) => authKey(key) === registry)?.[1];
   if (!entry) return undefined;
   return fromAuthEntry(entry, registry, file);
@@ -150,6 +153,12 @@ async function fromHelper(
   registry: string,
   file: string,
   env: NodeJS.ProcessEnv,
+  /**
+   * How long it may take (FERRY_CREDENTIAL_HELPER_SECONDS): a helper waiting on a locked
+   * keychain or a passphrase nobody will type (a CI runner, a headless burning station)
+   * would hold Ferry for ever, silently.
+   */
+  seconds: number,
 ): Promise<RegistryCredentials | undefined> {
   const program = `docker-credential-${helper}`;
   // Looked up on PATH, as Docker does: a name with a slash would run a file by its path.
@@ -163,10 +172,6 @@ async function fromHelper(
         hint: 'name a helper as docker login does ("pass", "secretservice"), or set FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD',
       },
     );
-  // A helper waiting on a locked keychain or a passphrase nobody will type (a CI
-  // runner, a headless burning station) would hold Ferry for ever, silently.
-  const configured = Number(env[HELPER_SECONDS]);
-  const seconds = Number.isFinite(configured) && configured > 0 ? configured : 60;
   const result = await new Promise<{
     code: number | null;
     stdout: string;

@@ -7,6 +7,7 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
+import { MAX_TIMER_SECONDS, secondsFromEnv } from '../../manifest-schema/durations.js';
 
 /**
  * HTTP/1.1 on node:http and node:https, not fetch: on Node 20, fetch holds a
@@ -48,10 +49,18 @@ export interface SendOptions {
 export const IDLE_TIMEOUT_MS = 60 * 1000;
 export const IDLE_SECONDS_VARIABLE = 'FERRY_REGISTRY_IDLE_SECONDS';
 
-/** The idle limit FERRY_REGISTRY_IDLE_SECONDS sets (seconds, fractions allowed), or the default. */
+/**
+ * The idle limit in ms FERRY_REGISTRY_IDLE_SECONDS sets (seconds, fractions allowed;
+ * at most a socket timeout's longest), or the default; another value is E_USAGE.
+ */
 export function idleTimeoutFrom(env: NodeJS.ProcessEnv): number {
-  const seconds = Number(env[IDLE_SECONDS_VARIABLE]);
-  return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds * 1000) : IDLE_TIMEOUT_MS;
+  const seconds = secondsFromEnv(
+    env,
+    IDLE_SECONDS_VARIABLE,
+    IDLE_TIMEOUT_MS / 1000,
+    MAX_TIMER_SECONDS,
+  );
+  return Math.ceil(seconds * 1000);
 }
 /**
  * The longest the registry may take to answer once the request is sent (its

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildAll,
   EPOCH,
@@ -11,6 +11,7 @@ import {
   workspace,
   type Workspace,
 } from '../helpers.js';
+import { registryMissing, startRegistry, type Registry } from '../repository/oci/registry.js';
 
 /**
  * A time limit set in the environment that is not a number of seconds stops
@@ -98,4 +99,33 @@ describe('a time limit in the environment that is not a number of seconds', () =
     expect(result.code, result.stderr).toBe(0);
     expect(await contents(join(place, 'repo'))).toContain('oci-layout');
   });
+});
+
+describe.skipIf(registryMissing)('a time limit longer than a timer takes (24.8 days)', () => {
+  let registry: Registry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+  });
+  afterAll(() => registry.stop());
+
+  it('FERRY_REGISTRY_IDLE_SECONDS=99999999: publish and pull go through, taking it as 24.8 days, without a warning from Node', async () => {
+    // Past 2^31-1 ms Node truncates a socket's timeout, printing a TimeoutOverflowWarning on
+    // stderr for every connection: noise in the middle of Ferry's own output.
+    const repo = registry.reference('acme/huge-idle');
+    const place = join(ws.dir, `place-${n++}`);
+    const env = { FERRY_ACTOR: 'ci', FERRY_REGISTRY_IDLE_SECONDS: '99999999' };
+    const published = await ferry(
+      ['publish', bundle, '--repo', repo, '--trust', ws.trust, '--key', ws.key, '--channel', 'dev'],
+      { env },
+    );
+    expect(published.code, published.stderr).toBe(0);
+    expect(published.stderr).not.toContain('TimeoutOverflowWarning');
+    const pulled = await ferry(
+      ['pull', '--repo', repo, '--trust', ws.trust, '--channel', 'dev', '--out', place],
+      { env: { ...env, FERRY_STATE_DIR: join(ws.dir, 'state-huge') } },
+    );
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(pulled.stderr).not.toContain('TimeoutOverflowWarning');
+    expect(await contents(place)).toHaveLength(1);
+  }, 60_000);
 });

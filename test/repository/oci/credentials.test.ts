@@ -151,6 +151,42 @@ describe('loadRegistryCredentials', () => {
     expect((error as FerryError).message).toContain('did not answer within 0.5 s');
   });
 
+  it('waits for a helper given a limit longer than a timer takes (24.8 days): as good as never, not at once', async () => {
+    // Past 2^31-1 ms Node fires a timer at once: the helper was killed before it could answer.
+    const bin = join(dir, 'bin-slow');
+    await mkdir(bin, { recursive: true });
+    await writeFile(
+      join(bin, 'docker-credential-slow'),
+      `#!/bin/sh\nread host\nsleep 0.2\necho '{"Username":"patient","Secret":"s"}'\n`,
+    );
+    await chmod(join(bin, 'docker-credential-slow'), 0o755);
+    const config = await dockerConfig('slow-helper', { credsStore: 'slow' });
+    const found = await loadRegistryCredentials(REGISTRY, {
+      PATH: `${bin}:/usr/bin:/bin`,
+      DOCKER_CONFIG: config,
+      FERRY_CREDENTIAL_HELPER_SECONDS: '99999999',
+    });
+    expect(found?.username).toBe('patient');
+  });
+
+  it('refuses a helper limit that is not a number of seconds, whether a helper runs or not', async () => {
+    for (const env of [
+      { FERRY_CREDENTIAL_HELPER_SECONDS: '1m' },
+      {
+        FERRY_CREDENTIAL_HELPER_SECONDS: '1m',
+        FERRY_REGISTRY_USER: 'ci',
+        FERRY_REGISTRY_PASSWORD: 'x',
+      },
+    ]) {
+      const error = await loadRegistryCredentials(REGISTRY, {
+        DOCKER_CONFIG: join(dir, 'missing'),
+        ...env,
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'E_USAGE' });
+      expect((error as FerryError).message).toContain('FERRY_CREDENTIAL_HELPER_SECONDS is "1m"');
+    }
+  });
+
   it('never shows a secret: not when printed, not when a config is broken', async () => {
     const found = await loadRegistryCredentials(REGISTRY, {
       FERRY_REGISTRY_USER: 'ci',

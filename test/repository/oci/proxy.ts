@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
  * dropped link mid-transfer; the registry sees its client vanish and keeps
  * what arrived), or answers one request 503 without forwarding it (a failing
  * load balancer). Each fault fires once, on the `nth` matching request; then
- * traffic flows. It counts the body bytes it forwards each way.
+ * traffic flows (unless it fires on `every` one). It counts the body bytes it
+ * forwards each way.
  */
 export interface Fault {
   method: string;
@@ -15,6 +16,8 @@ export interface Fault {
   path?: RegExp;
   /** 1-based: fire on this matching request (default the first). */
   nth?: number;
+  /** Fire on every matching request from the `nth` on, not once: a link that is always like this. */
+  every?: boolean;
   /** Forward this many request body bytes, then cut both connections. */
   cutRequestAfter?: number;
   /**
@@ -26,6 +29,12 @@ export interface Fault {
   stallRequestAfter?: number;
   /** Forward this many response body bytes, then cut the client's connection. */
   cutResponseAfter?: number;
+  /**
+   * Forward this many response body bytes, then send nothing more, the
+   * client's connection held open and silent until the client goes away (a
+   * link that trickles, or a proxy that stops passing the download on).
+   */
+  stallResponseAfter?: number;
   /** Answer this status without forwarding. */
   status?: number;
   /**
@@ -165,7 +174,11 @@ export async function startFaultProxy(
       (fault) => fault.method === req.method && (!fault.path || fault.path.test(path)),
     );
     for (const fault of matching) seen.set(fault, (seen.get(fault) ?? 0) + 1);
-    const fault = matching.find((one) => seen.get(one) === (one.nth ?? 1));
+    const fault = matching.find((one) =>
+      one.every === true
+        ? (seen.get(one) ?? 0) >= (one.nth ?? 1)
+        : seen.get(one) === (one.nth ?? 1),
+    );
     if (fault) proxy.fired.push(fault);
     return fault;
   };
@@ -326,6 +339,17 @@ export async function startFaultProxy(
             proxy.down += limit - sent;
             answer.destroy();
             res.socket?.destroy();
+            return;
+          }
+          const stall = fault?.stallResponseAfter;
+          if (stall !== undefined && sent + chunk.length >= stall) {
+            res.write(chunk.subarray(0, stall - sent));
+            proxy.down += stall - sent;
+            sent = stall;
+            // Nothing more from the registry; the client's end stays open, silent.
+            answer.pause();
+            answer.removeAllListeners('data');
+            res.once('close', () => answer.destroy());
             return;
           }
           sent += chunk.length;

@@ -204,7 +204,7 @@ export class RegistryClient {
     // How far the registry said the upload got: a try that moved it on is no try lost.
     const moved = (): number => session?.offset ?? 0;
     try {
-      await t.resuming(`push blob ${blob.name}`, moved, async (attempt) => {
+      await t.resuming(`push blob ${blob.name}`, { moved, size: blob.size }, async (attempt) => {
         if (attempt > 1) {
           // The last try may have finished before its answer was lost.
           const known = blob.digest ?? blob.hashing?.complete();
@@ -292,7 +292,7 @@ export class RegistryClient {
     let direct = true;
     const moved = (): number => sink.written;
     try {
-      await t.resuming(`pull blob ${digest}`, moved, async () => {
+      await t.resuming(`pull blob ${digest}`, { moved, size }, async () => {
         const kept = sink.written;
         const url = t.url(`blobs/${digest}`);
         const headers: Record<string, string> = { 'accept-encoding': 'identity' };

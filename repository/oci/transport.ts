@@ -30,6 +30,32 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, firstDelayMs: 500, maxDelayMs: 8_000 };
 
+/**
+ * How far past its furthest point a try must move a resuming transfer to
+ * start the count of tries again (Transport.resuming): 1 MiB, or a sixteenth
+ * of a smaller transfer. Not a share of a large one, nor of what is left: a
+ * link that breaks every few MiB (a proxy that cuts long connections) must
+ * still bring a bundle however large, and a small bundle over a link that
+ * moves a tenth of it at a time still arrives. A trickle of a few bytes a
+ * try then fails after the tries: to keep a transfer going, a link (or a
+ * hostile proxy) must bring 1 MiB in every `attempts` tries, each silent at
+ * most the idle limit (under 3 KiB/s at the defaults, less than any link a
+ * bundle can come over at all), and the count starts again at most 16 times
+ * for a transfer up to 16 MiB.
+ */
+export const PROGRESS_BYTES = 1024 * 1024;
+
+/** What a try of a `size`-byte transfer must move it on by (see PROGRESS_BYTES). */
+export function progressNeeded(size: number): number {
+  return Math.max(1, Math.min(PROGRESS_BYTES, Math.ceil(size / 16)));
+}
+
+/** A resuming transfer (Transport.resuming): bytes moved so far, and how many in all. */
+export interface Transfer {
+  moved: () => number;
+  size: number;
+}
+
 /** Told before each wait between tries, so a command can say what is happening. */
 export interface RetryEvent {
   /** What was being done, e.g. `push blob sha256:…`. */
@@ -366,24 +392,33 @@ export class Transport {
 
   /** Runs `attempt` until it succeeds, fails for good, or the tries run out; waits with backoff between. */
   retrying<T>(operation: string, attempt: (count: number) => Promise<T>): Promise<T> {
-    return this.resuming(operation, () => 0, attempt);
+    return this.resuming(operation, { moved: () => 0, size: 0 }, attempt);
   }
 
   /**
    * `retrying` for a transfer that resumes where the last try stopped:
-   * `moved` (bytes moved so far) makes the tries count in a row without
-   * progress. A try that moved the transfer on starts the count and the
-   * backoff again, so a long download over a link that keeps breaking
-   * finishes, while one that stalls for good fails after `attempts` tries
-   * that moved nothing. Each new start needs a new furthest point, so the
-   * tries stay bounded by the transfer's size.
+   * `transfer.moved` (bytes moved so far) makes the tries count in a row
+   * without progress. A try that moved the transfer on, past its furthest
+   * point by progressNeeded (1 MiB, or a sixteenth of a smaller transfer),
+   * starts the count and the backoff again, so a long download over a link
+   * that keeps breaking finishes, while one that stalls for good fails after
+   * `attempts` tries that moved nothing, and one that trickles (a little a
+   * try, then silence or a break) after `attempts` tries that moved it less,
+   * with an error that says it trickled. Each new start needs that much
+   * more, so the tries stay bounded by the transfer's size.
    */
   async resuming<T>(
     operation: string,
-    moved: () => number,
+    transfer: Transfer,
     attempt: (count: number) => Promise<T>,
   ): Promise<T> {
-    let mark = moved();
+    const needed = progressNeeded(transfer.size);
+    let mark = transfer.moved();
+    // Since the count last started: the tries that moved the transfer too little, those of
+    // them that moved it at all, and from where.
+    let short = 0;
+    let trickles = 0;
+    let from = mark;
     for (let count = 1, failed = 0; ; count++) {
       this.#refuseIfClosed();
       try {
@@ -393,13 +428,23 @@ export class Transport {
         if (!(error instanceof Transient)) throw error;
         // Past the furthest point yet, not merely past the last try's: an upload the
         // registry dropped starts again from 0, and its retaking of old ground is no progress.
-        const now = moved();
-        if (now > mark) {
-          mark = now;
+        // A few bytes past it are none either, or a link that trickles goes on for ever.
+        const now = transfer.moved();
+        if (now - mark >= needed) {
           failed = 0;
+          short = trickles = 0;
+          from = now;
+        } else {
+          short++;
+          if (now > mark) trickles++;
         }
+        mark = Math.max(mark, now);
         failed++;
-        if (failed >= this.retry.attempts) throw error.final;
+        // One short try and then nothing is a link that died, said as such; more is a trickle.
+        if (failed >= this.retry.attempts)
+          throw trickles > 1
+            ? this.#trickled(error, operation, needed, short, mark - from)
+            : error.final;
         const delayMs = Math.max(
           error.notBeforeMs ?? 0,
           Math.min(
@@ -418,6 +463,32 @@ export class Transport {
         await sleep(delayMs, undefined, { signal: this.#closing.signal }).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * The last word of a transfer whose last `tries` tries each moved it on
+   * by less than `needed` (`bytes` in all): its code, with what
+   * the last try ended with, and a hint at the link rather than at the registry.
+   */
+  #trickled(
+    last: Transient,
+    operation: string,
+    needed: number,
+    tries: number,
+    bytes: number,
+  ): FerryError {
+    const final = last.final;
+    const least = needed === PROGRESS_BYTES ? '1 MiB' : `${needed} bytes`;
+    const silentMs = stalledFor(final.details.cause);
+    return this.error(
+      final.code,
+      `registry ${this.target.registry} trickled: ${tries} tries in a row to ${operation} in ${this.target.repository} moved it on by ${bytes} bytes in all, each by less than ${least}; the last ${silentMs === undefined ? `ended with ${last.message}` : `stalled: nothing arrived for ${duration(silentMs)}`}`,
+      {
+        ...final.details,
+        hint: `the link to the registry, or a proxy in front of it, passes a little and then stops, again and again; check them and the network. Only a try that moves the transfer on by ${least} starts the count of tries again${silentMs === undefined ? '' : `; on a link that can be silent longer and then go on, raise ${IDLE_SECONDS_VARIABLE} (${silentMs / 1000} s now)`}`,
+        cause: final,
+      },
+    );
   }
 
   /**

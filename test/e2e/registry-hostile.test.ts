@@ -339,6 +339,38 @@ describe.skipIf(registryMissing)('an operator pulling from a hostile registry', 
     }
   }, 90_000);
 
+  // A link (or a hostile proxy) that passes a few bytes of every try and then holds it
+  // silent: each try moves past the furthest point, by far less than the minimum (a
+  // sixteenth of this small bundle). Counted as progress, it would go on for hours.
+  it('a pull over a link that trickles (a few bytes a try, then silence) fails after six tries: E_REGISTRY_UNREACHABLE saying it trickled and how many bytes came, hinting at the link; nothing left', async () => {
+    const bundle = await ourBundle();
+    const few = Math.max(1, Math.floor(bundle.size / 16 / 50));
+    const trickle = stallBlob(bundle.digest, () => few);
+    const usb = join(dir, 'usb-trickle');
+    try {
+      const started = Date.now();
+      const result = await pullThroughProxy(join(usb, 'new'));
+      const took = Date.now() - started;
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      const error = errorOf(result);
+      expect(error).toMatchObject({ code: 'E_REGISTRY_UNREACHABLE', reference: '1.0.0' });
+      expect(error.message).toContain(`oci://${proxy.host}/acme/ours: version 1.0.0`);
+      expect(error.message).toContain(
+        `trickled: 6 tries in a row to pull blob ${bundle.digest} in acme/ours moved it on by ${6 * few} bytes in all, each by less than ${Math.ceil(bundle.size / 16)} bytes; the last stalled: nothing arrived for 1 s`,
+      );
+      expect(error.message).toContain(`${6 * few} of its ${bundle.size} bytes arrived`);
+      const hint = (JSON.parse(result.stdout) as { error: { hint: string } }).error.hint;
+      expect(hint).toMatch(/^the link to the registry, or a proxy in front of it, passes a little/);
+      expect(hint).toContain('FERRY_REGISTRY_IDLE_SECONDS');
+      expect(trickle.ranges).toHaveLength(6);
+      // Six idle limits of 1 s and the pauses between tries, as a link that sends nothing.
+      expect(took).toBeLessThan(45_000);
+      await expect(readdir(usb)).rejects.toThrow();
+    } finally {
+      trickle.release();
+    }
+  }, 90_000);
+
   /** `ferry pull --version 1.0.0` of the rogue repository's bundle (signed by a key --trust does not hold). */
   const pullRogue = (out: string) =>
     run([

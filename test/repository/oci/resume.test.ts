@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, type RetryEvent } from '../../../repository/oci/index.js';
@@ -9,6 +9,8 @@ import { randomFile, registryMissing, startRegistry, type Registry } from './reg
 const MiB = 1024 * 1024;
 const SIZE = 5 * MiB + 777;
 const FAST = { attempts: 4, firstDelayMs: 20, maxDelayMs: 100 };
+/** Over 16 MiB: each try must move it on by the whole 1 MiB (PROGRESS_BYTES), not a sixteenth. */
+const LARGE = 20 * MiB + 333;
 
 describe.skipIf(registryMissing)('interrupted transfers', () => {
   let registry: Registry;
@@ -130,6 +132,98 @@ describe.skipIf(registryMissing)('interrupted transfers', () => {
     expect(from).toBeGreaterThan(0);
     expect(proxy.down).toBeLessThan(SIZE + MiB);
     expect(seen.at(-1)).toBe(SIZE);
+  });
+
+  /** `name` in the registry (straight, not through the proxy) holding `bytes` random bytes. */
+  async function published(name: string, bytes: number) {
+    const file = join(dir, `${name.replace('/', '-')}.bin`);
+    const digest = await randomFile(file, bytes);
+    const uploader = await RegistryClient.open(registry.reference(name), { env: {}, retry: FAST });
+    await uploader.pushBlob(file);
+    return { file, digest };
+  }
+
+  // A link (or a hostile proxy) that passes a little of every download and then
+  // holds the connection silent: each try moves the blob on, by a few KiB.
+  it('gives up a download that trickles (16 KiB a connection, then silence) after the bounded tries, says so, and leaves no partial file', async () => {
+    const TRICKLE = 16 * 1024;
+    const { digest } = await published('acme/trickle', LARGE);
+    proxy = await startFaultProxy(registry.host, [
+      { method: 'GET', path: /\/blobs\/sha256:/, every: true, stallResponseAfter: TRICKLE },
+    ]);
+    const events: RetryEvent[] = [];
+    const client = await RegistryClient.open(proxy.reference('acme/trickle'), {
+      env: { FERRY_REGISTRY_IDLE_SECONDS: '0.25' },
+      retry: FAST,
+      onRetry: (event) => events.push(event),
+    });
+    const started = Date.now();
+    const error = await client
+      .pullBlob(digest, LARGE, join(dir, 'trickle.out'))
+      .catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(error).toMatchObject({
+      code: 'E_REGISTRY_UNREACHABLE',
+      details: { repository: 'acme/trickle', reference: digest },
+    });
+    expect((error as { details: { hint?: string } }).details.hint).toMatch(
+      /^the link to the registry, or a proxy in front of it, passes a little .* \(0\.25 s now\)$/,
+    );
+    const message = (error as Error).message;
+    expect(message).toMatch(/trickled: 4 tries in a row .* each by less than 1 MiB;/);
+    expect(message).toMatch(/stalled: nothing arrived for 250 ms/);
+    expect(message).toContain(`${FAST.attempts * TRICKLE} of its ${LARGE} bytes arrived`);
+    expect(events).toHaveLength(FAST.attempts - 1);
+    expect(events.map((event) => event.reason)).toEqual(
+      Array<string>(FAST.attempts - 1).fill('ETIMEDOUT'),
+    );
+    await expect(readFile(join(dir, 'trickle.out'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(dir)).filter((name) => name.startsWith('.trickle.out.'))).toEqual([]);
+  }, 30_000);
+
+  it('gives up a download whose every connection breaks after less than 1 MiB, as trickling', async () => {
+    const CUT = 768 * 1024;
+    const { digest } = await published('acme/dribble', LARGE);
+    const { client, events } = await through(
+      [{ method: 'GET', path: /\/blobs\/sha256:/, every: true, cutResponseAfter: CUT }],
+      'acme/dribble',
+    );
+    const error = await client
+      .pullBlob(digest, LARGE, join(dir, 'dribble.out'))
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_REGISTRY_UNREACHABLE' });
+    const message = (error as Error).message;
+    expect(message).toMatch(
+      /trickled: 4 tries in a row .* each by less than 1 MiB; the last ended with ECONNRESET/,
+    );
+    // A cut loses what the proxy had not yet written out: at most CUT a try arrived.
+    const arrived = Number(/; (\d+) of its \d+ bytes arrived$/.exec(message)?.[1]);
+    expect(arrived).toBeGreaterThan(0);
+    expect(arrived).toBeLessThanOrEqual(FAST.attempts * CUT);
+    expect(message).toContain(`moved it on by ${arrived} bytes in all`);
+    expect(events).toHaveLength(FAST.attempts - 1);
+    await expect(readFile(join(dir, 'dribble.out'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('finishes a download whose every connection breaks after a large chunk, over more tries than the attempts', async () => {
+    const { file, digest } = await published('acme/flaky', LARGE);
+    const { client, events } = await through(
+      [
+        {
+          method: 'GET',
+          path: /\/blobs\/sha256:/,
+          every: true,
+          cutResponseAfter: MiB + MiB / 2,
+        },
+      ],
+      'acme/flaky',
+    );
+    const out = join(dir, 'flaky.out');
+    await client.pullBlob(digest, LARGE, out);
+    expect((await readFile(out)).equals(await readFile(file))).toBe(true);
+    // Thirteen breaks, over FAST's four attempts: each moved it on by the minimum, and started the count again.
+    expect(events.length).toBeGreaterThan(FAST.attempts);
+    expect(events.every((event) => event.attempt === 1)).toBe(true);
   });
 
   it('gives up after the bounded tries, names the registry, and leaves no partial file', async () => {

@@ -6,7 +6,13 @@ import { describe, expect, it } from 'vitest';
 import { FerryError } from '../../../manifest-schema/errors.js';
 import { silentFor, timedOut } from '../../../repository/oci/http.js';
 import { parseRegistryReference } from '../../../repository/oci/reference.js';
-import { parseChallenge, Transient, Transport } from '../../../repository/oci/transport.js';
+import {
+  parseChallenge,
+  PROGRESS_BYTES,
+  progressNeeded,
+  Transient,
+  Transport,
+} from '../../../repository/oci/transport.js';
 import { ROOT } from '../../helpers.js';
 
 describe('parseChallenge', () => {
@@ -324,15 +330,17 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
   });
   const stalled = (): Transient =>
     new Transient('ETIMEDOUT', new FerryError('E_REGISTRY_UNREACHABLE', 'it stalled', {}));
+  /** A transfer of 1 GiB: each try must bring it PROGRESS_BYTES on. */
+  const large = (moved: () => number) => ({ moved, size: 1024 * PROGRESS_BYTES });
 
-  it('does not count a try that moved the transfer on: ten tries that each brought bytes finish', async () => {
+  it('does not count a try that moved the transfer on by PROGRESS_BYTES: ten tries that each brought that much finish', async () => {
     let moved = 0;
     const tries = await transport.resuming(
       'pull blob x',
-      () => moved,
+      large(() => moved),
       (count) => {
         if (count === 10) return Promise.resolve(count);
-        moved += 100;
+        moved += PROGRESS_BYTES;
         return Promise.reject(stalled());
       },
     );
@@ -344,7 +352,7 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
     await expect(
       transport.resuming(
         'push blob x',
-        () => (tries % 2 === 1 ? 100 : 0),
+        large(() => (tries % 2 === 1 ? PROGRESS_BYTES : 0)),
         () => {
           tries++;
           return Promise.reject(stalled());
@@ -352,5 +360,102 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
       ),
     ).rejects.toThrow('it stalled');
     expect(tries).toBe(3);
+  });
+
+  // A link that passes a little and goes silent, again and again: each try is past the
+  // furthest point, and with any progress counting, the tries would never run out.
+  it('counts a try that moved the transfer on by less than PROGRESS_BYTES, and says the transfer trickled', async () => {
+    let moved = 0;
+    let tries = 0;
+    const error = await transport
+      .resuming(
+        'pull blob x',
+        large(() => moved),
+        () => {
+          tries++;
+          moved += PROGRESS_BYTES - 1;
+          const cause = silentFor(250);
+          return Promise.reject(
+            new Transient(
+              'ETIMEDOUT',
+              new FerryError('E_REGISTRY_UNREACHABLE', 'it stalled', { cause }),
+            ),
+          );
+        },
+      )
+      .catch((e: unknown) => e);
+    expect(tries).toBe(3);
+    expect(error).toBeInstanceOf(FerryError);
+    expect(error).toMatchObject({
+      code: 'E_REGISTRY_UNREACHABLE',
+      message: `registry 127.0.0.1:1 trickled: 3 tries in a row to pull blob x in a/b moved it on by ${3 * (PROGRESS_BYTES - 1)} bytes in all, each by less than 1 MiB; the last stalled: nothing arrived for 250 ms`,
+      details: { registry: '127.0.0.1:1', repository: 'a/b' },
+    });
+    expect((error as FerryError).hint).toBe(
+      'the link to the registry, or a proxy in front of it, passes a little and then stops, again and again; check them and the network. Only a try that moves the transfer on by 1 MiB starts the count of tries again; on a link that can be silent longer and then go on, raise FERRY_REGISTRY_IDLE_SECONDS (0.25 s now)',
+    );
+  });
+
+  it('counts the tries again after one that moved the transfer on by PROGRESS_BYTES, and names only the short ones after it', async () => {
+    let moved = 0;
+    const error = await transport
+      .resuming(
+        'pull blob x',
+        large(() => moved),
+        (count) => {
+          moved += count === 2 ? PROGRESS_BYTES : 10;
+          return Promise.reject(stalled());
+        },
+      )
+      .catch((e: unknown) => e);
+    // 1: short; 2: a start again (one in the new count); 3 and 4: short, the count's end.
+    expect((error as Error).message).toMatch(
+      /trickled: 2 tries in a row to pull blob x in a\/b moved it on by 20 bytes in all, each by less than 1 MiB; the last ended with ETIMEDOUT$/,
+    );
+  });
+
+  it('says a transfer that moved a little once and then nothing (a link that died) failed as the last try did, not that it trickled', async () => {
+    let moved = 0;
+    let tries = 0;
+    await expect(
+      transport.resuming(
+        'pull blob x',
+        large(() => moved),
+        () => {
+          if (++tries === 1) moved = 1000;
+          return Promise.reject(stalled());
+        },
+      ),
+    ).rejects.toThrow(/^it stalled$/);
+    expect(tries).toBe(3);
+  });
+
+  // A small bundle over a link that moves a tenth of it a try still arrives.
+  it('asks a transfer under 16 MiB to move on by a sixteenth of it, not by PROGRESS_BYTES', async () => {
+    expect(progressNeeded(16 * PROGRESS_BYTES)).toBe(PROGRESS_BYTES);
+    expect(progressNeeded(1024 * PROGRESS_BYTES)).toBe(PROGRESS_BYTES);
+    expect(progressNeeded(1600)).toBe(100);
+    expect(progressNeeded(0)).toBe(1);
+    let moved = 0;
+    const tenths = await transport.resuming(
+      'pull blob x',
+      { moved: () => moved, size: 1600 },
+      (count) => {
+        if (count === 10) return Promise.resolve(count);
+        moved += 160;
+        return Promise.reject(stalled());
+      },
+    );
+    expect(tenths).toBe(10);
+    moved = 0;
+    const error = await transport
+      .resuming('pull blob x', { moved: () => moved, size: 1600 }, () => {
+        moved += 99;
+        return Promise.reject(stalled());
+      })
+      .catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(
+      /trickled: 3 tries in a row .* by 297 bytes in all, each by less than 100 bytes;/,
+    );
   });
 });

@@ -31,17 +31,18 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, firstDelayMs: 500, maxDelayMs: 8_000 };
 
 /**
- * How far past its furthest point a try must move a resuming transfer to
- * start the count of tries again (Transport.resuming): 1 MiB, or a sixteenth
- * of a smaller transfer. Not a share of a large one, nor of what is left: a
- * link that breaks every few MiB (a proxy that cuts long connections) must
- * still bring a bundle however large, and a small bundle over a link that
- * moves a tenth of it at a time still arrives. A trickle of a few bytes a
- * try then fails after the tries: to keep a transfer going, a link (or a
- * hostile proxy) must bring 1 MiB in every `attempts` tries, each silent at
- * most the idle limit (under 3 KiB/s at the defaults, less than any link a
- * bundle can come over at all), and the count starts again at most 16 times
- * for a transfer up to 16 MiB.
+ * How far past the furthest point it had when the count of tries last
+ * started a resuming transfer must get to start it again
+ * (Transport.resuming): 1 MiB, or a sixteenth of a smaller transfer, over as
+ * many tries as it takes within the count. Not a share of a large one, nor
+ * of what is left: a link that breaks every few hundred KiB (a proxy that
+ * cuts long connections on a slow link) must still bring a bundle however
+ * large, and a small bundle over a link that moves a tenth of it at a time
+ * still arrives. A trickle of a few bytes a try then fails after the tries:
+ * to keep a transfer going, a link (or a hostile proxy) must bring 1 MiB in
+ * every `attempts` tries, and the count starts again at most 16 times for a
+ * transfer up to 16 MiB. Only a try that ends counts: a link that sends a
+ * byte just inside every idle limit keeps its one try going (see README).
  */
 export const PROGRESS_BYTES = 1024 * 1024;
 
@@ -415,7 +416,7 @@ export class Transport {
     const needed = progressNeeded(transfer.size);
     let mark = transfer.moved();
     // Since the count last started: the tries that moved the transfer too little, those of
-    // them that moved it at all, and from where.
+    // them that moved it at all, and the furthest point it started from.
     let short = 0;
     let trickles = 0;
     let from = mark;
@@ -428,9 +429,11 @@ export class Transport {
         if (!(error instanceof Transient)) throw error;
         // Past the furthest point yet, not merely past the last try's: an upload the
         // registry dropped starts again from 0, and its retaking of old ground is no progress.
-        // A few bytes past it are none either, or a link that trickles goes on for ever.
+        // A few bytes past it are none either, or a link that trickles goes on for ever; what
+        // the tries since the count last started moved adds up, so a slow link whose
+        // connections break after less than that still finishes.
         const now = transfer.moved();
-        if (now - mark >= needed) {
+        if (now - from >= needed) {
           failed = 0;
           short = trickles = 0;
           from = now;
@@ -466,8 +469,8 @@ export class Transport {
   }
 
   /**
-   * The last word of a transfer whose last `tries` tries each moved it on
-   * by less than `needed` (`bytes` in all): its code, with what
+   * The last word of a transfer whose last `tries` tries moved it on by
+   * `bytes` in all, less than `needed`: its code, with what
    * the last try ended with, and a hint at the link rather than at the registry.
    */
   #trickled(
@@ -482,10 +485,10 @@ export class Transport {
     const silentMs = stalledFor(final.details.cause);
     return this.error(
       final.code,
-      `registry ${this.target.registry} trickled: ${tries} tries in a row to ${operation} in ${this.target.repository} moved it on by ${bytes} bytes in all, each by less than ${least}; the last ${silentMs === undefined ? `ended with ${last.message}` : `stalled: nothing arrived for ${duration(silentMs)}`}`,
+      `registry ${this.target.registry} trickled: ${tries} tries in a row to ${operation} in ${this.target.repository} moved it on by ${bytes} bytes in all, less than the ${least} that starts the count again; the last ${silentMs === undefined ? `ended with ${last.message}` : `stalled: nothing arrived for ${duration(silentMs)}`}`,
       {
         ...final.details,
-        hint: `the link to the registry, or a proxy in front of it, passes a little and then stops, again and again; check them and the network. Only a try that moves the transfer on by ${least} starts the count of tries again${silentMs === undefined ? '' : `; on a link that can be silent longer and then go on, raise ${IDLE_SECONDS_VARIABLE} (${silentMs / 1000} s now)`}`,
+        hint: `the link to the registry, or a proxy in front of it, passes a little and then stops, again and again; check them and the network. Only moving the transfer on by ${least} starts the count of tries again${silentMs === undefined ? '' : `; on a link that can be silent longer and then go on, raise ${IDLE_SECONDS_VARIABLE} (${silentMs / 1000} s now)`}`,
         cause: final,
       },
     );

@@ -170,7 +170,9 @@ describe.skipIf(registryMissing)('interrupted transfers', () => {
       /^the link to the registry, or a proxy in front of it, passes a little .* \(0\.25 s now\)$/,
     );
     const message = (error as Error).message;
-    expect(message).toMatch(/trickled: 4 tries in a row .* each by less than 1 MiB;/);
+    expect(message).toMatch(
+      /trickled: 4 tries in a row .* less than the 1 MiB that starts the count again;/,
+    );
     expect(message).toMatch(/stalled: nothing arrived for 250 ms/);
     expect(message).toContain(`${FAST.attempts * TRICKLE} of its ${LARGE} bytes arrived`);
     expect(events).toHaveLength(FAST.attempts - 1);
@@ -181,29 +183,19 @@ describe.skipIf(registryMissing)('interrupted transfers', () => {
     expect((await readdir(dir)).filter((name) => name.startsWith('.trickle.out.'))).toEqual([]);
   }, 30_000);
 
-  it('gives up a download whose every connection breaks after less than 1 MiB, as trickling', async () => {
+  // A slow link behind a proxy that cuts long connections: each try brings less than the
+  // minimum, but the tries add up to it, again and again.
+  it('finishes a download whose every connection breaks after 768 KiB, over more tries than the attempts', async () => {
     const CUT = 768 * 1024;
-    const { digest } = await published('acme/dribble', LARGE);
+    const { file, digest } = await published('acme/dribble', LARGE);
     const { client, events } = await through(
       [{ method: 'GET', path: /\/blobs\/sha256:/, every: true, cutResponseAfter: CUT }],
       'acme/dribble',
     );
-    const error = await client
-      .pullBlob(digest, LARGE, join(dir, 'dribble.out'))
-      .catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'E_REGISTRY_UNREACHABLE' });
-    const message = (error as Error).message;
-    expect(message).toMatch(
-      /trickled: 4 tries in a row .* each by less than 1 MiB; the last ended with ECONNRESET/,
-    );
-    // A cut loses what the proxy had not yet written out: at most CUT a try arrived.
-    const arrived = Number(/; (\d+) of its \d+ bytes arrived$/.exec(message)?.[1]);
-    expect(arrived).toBeGreaterThan(0);
-    expect(arrived).toBeLessThanOrEqual(FAST.attempts * CUT);
-    expect(message).toContain(`moved it on by ${arrived} bytes in all`);
-    expect(events).toHaveLength(FAST.attempts - 1);
-    await expect(readFile(join(dir, 'dribble.out'))).rejects.toMatchObject({ code: 'ENOENT' });
-  });
+    await client.pullBlob(digest, LARGE, join(dir, 'dribble.out'));
+    expect((await readFile(join(dir, 'dribble.out'))).equals(await readFile(file))).toBe(true);
+    expect(events.length).toBeGreaterThan(FAST.attempts);
+  }, 60_000);
 
   it('finishes a download whose every connection breaks after a large chunk, over more tries than the attempts', async () => {
     const { file, digest } = await published('acme/flaky', LARGE);

@@ -373,7 +373,7 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
         large(() => moved),
         () => {
           tries++;
-          moved += PROGRESS_BYTES - 1;
+          moved += PROGRESS_BYTES / 4;
           const cause = silentFor(250);
           return Promise.reject(
             new Transient(
@@ -388,11 +388,11 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
     expect(error).toBeInstanceOf(FerryError);
     expect(error).toMatchObject({
       code: 'E_REGISTRY_UNREACHABLE',
-      message: `registry 127.0.0.1:1 trickled: 3 tries in a row to pull blob x in a/b moved it on by ${3 * (PROGRESS_BYTES - 1)} bytes in all, each by less than 1 MiB; the last stalled: nothing arrived for 250 ms`,
+      message: `registry 127.0.0.1:1 trickled: 3 tries in a row to pull blob x in a/b moved it on by ${(3 * PROGRESS_BYTES) / 4} bytes in all, less than the 1 MiB that starts the count again; the last stalled: nothing arrived for 250 ms`,
       details: { registry: '127.0.0.1:1', repository: 'a/b' },
     });
     expect((error as FerryError).hint).toBe(
-      'the link to the registry, or a proxy in front of it, passes a little and then stops, again and again; check them and the network. Only a try that moves the transfer on by 1 MiB starts the count of tries again; on a link that can be silent longer and then go on, raise FERRY_REGISTRY_IDLE_SECONDS (0.25 s now)',
+      'the link to the registry, or a proxy in front of it, passes a little and then stops, again and again; check them and the network. Only moving the transfer on by 1 MiB starts the count of tries again; on a link that can be silent longer and then go on, raise FERRY_REGISTRY_IDLE_SECONDS (0.25 s now)',
     );
   });
 
@@ -410,8 +410,25 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
       .catch((e: unknown) => e);
     // 1: short; 2: a start again (one in the new count); 3 and 4: short, the count's end.
     expect((error as Error).message).toMatch(
-      /trickled: 2 tries in a row to pull blob x in a\/b moved it on by 20 bytes in all, each by less than 1 MiB; the last ended with ETIMEDOUT$/,
+      /trickled: 2 tries in a row to pull blob x in a\/b moved it on by 20 bytes in all, less than the 1 MiB that starts the count again; the last ended with ETIMEDOUT$/,
     );
+  });
+
+  // A slow link behind a proxy that cuts each connection after less than the minimum: what
+  // the tries move adds up, and the count starts again each time it reaches the minimum.
+  it('starts the count again once the tries since it last started moved the transfer on by PROGRESS_BYTES in all, so a link that breaks after less each time finishes', async () => {
+    let moved = 0;
+    const done = await transport.resuming(
+      'pull blob x',
+      large(() => moved),
+      (count) => {
+        if (count === 12) return Promise.resolve(count);
+        moved += (PROGRESS_BYTES * 3) / 5;
+        return Promise.reject(stalled());
+      },
+    );
+    // 11 broken tries, more than the attempts (3): never 3 in a row that moved less than 1 MiB.
+    expect(done).toBe(12);
   });
 
   it('says a transfer that moved a little once and then nothing (a link that died) failed as the last try did, not that it trickled', async () => {
@@ -450,12 +467,12 @@ describe('Transport.resuming: the tries of a transfer that resumes', () => {
     moved = 0;
     const error = await transport
       .resuming('pull blob x', { moved: () => moved, size: 1600 }, () => {
-        moved += 99;
+        moved += 30;
         return Promise.reject(stalled());
       })
       .catch((e: unknown) => e);
     expect((error as Error).message).toMatch(
-      /trickled: 3 tries in a row .* by 297 bytes in all, each by less than 100 bytes;/,
+      /trickled: 3 tries in a row .* by 90 bytes in all, less than the 100 bytes that starts the count again;/,
     );
   });
 });

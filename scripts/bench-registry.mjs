@@ -280,46 +280,45 @@ for (let i = 0; i < runs; i++) {
 /**
  * Loopback carries a GiB in 0.6-1 s, faster than one core hashes it: there the
  * pull waits on SHA-256, which curl never computes. A CI runner's or a site's
- * link is slower. The same pull through loopback held to a link's rate by a
- * token bucket (`tc qdisc ... tbf`, root only), curl beside it. The qdisc is
- * the machine's own: it is added only where lo has none, and taken off however
- * the bench ends.
+ * link is slower. The same pull through loopback held to a link's rate, curl
+ * beside it: bench-link.mjs, in a network namespace of its own (root only),
+ * whose loopback alone is shaped, with a registry of its own on this one's
+ * storage (the bundle the last round published).
  */
 function throughLinks(rates) {
   const skipped = (why) => ({ rounds: [], skipped: why });
-  if (process.getuid?.() !== 0) return skipped('needs root, to shape loopback with `tc`.');
-  const shown = spawnSync('tc', ['qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' });
-  if (shown.status !== 0)
-    return skipped('`tc` is not installed (scripts/setup-system.sh installs iproute2).');
-  if (!/^qdisc noqueue /.test(shown.stdout))
-    return skipped(`lo is already shaped (${shown.stdout.trim()}); left as it is.`);
-  const unshape = () => spawnSync('tc', ['qdisc', 'del', 'dev', 'lo', 'root']);
-  process.once('exit', unshape);
-  for (const signal of ['SIGINT', 'SIGTERM'])
-    process.once(signal, () => {
-      unshape();
-      process.exit(130);
-    });
-  const linkRounds = [];
-  const bundleUrl = `${origin}/v2/bench/bundle/blobs/${digest}`;
-  for (const rate of rates) {
-    const added = spawnSync(
-      'tc',
-      ['qdisc', 'add', 'dev', 'lo', 'root', 'tbf', 'rate', rate, 'burst', '1mb', 'latency', '50ms'],
-      { encoding: 'utf8' },
-    );
-    if (added.status !== 0) return skipped(`\`tc qdisc add\` failed: ${added.stderr.trim()}`);
-    try {
-      for (let i = 0; i < runs; i++) {
-        const curl = shell(`curl at ${rate}`, `curl -sf -o ${pulled} ${bundleUrl}`, noOutput);
-        const pull = ferry(`ferry pull at ${rate}`, pullArgs(bundles), noOutput);
-        linkRounds.push({ rate, curl: curl.seconds, ferry: pull.seconds, rssMiB: pull.rssMiB });
-      }
-    } finally {
-      unshape();
-    }
-  }
-  return { rounds: linkRounds };
+  if (process.getuid?.() !== 0)
+    return skipped('needs root, for a network namespace of its own whose loopback `tc` shapes.');
+  for (const tool of ['tc', 'ip', 'unshare'])
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      return skipped(
+        `\`${tool}\` is not installed (scripts/setup-system.sh installs iproute2 and util-linux).`,
+      );
+  const result = spawnSync(
+    'unshare',
+    [
+      '--net',
+      '--pid',
+      '--kill-child',
+      process.execPath,
+      join(root, 'scripts', 'bench-link.mjs'),
+      JSON.stringify({
+        registry: registryBinary,
+        config,
+        origin,
+        digest,
+        repo: 'bench/bundle',
+        runs,
+        rates,
+        work,
+        state,
+      }),
+    ],
+    { encoding: 'utf8', maxBuffer: 64 * MiB },
+  );
+  if (result.status !== 0)
+    return skipped(`its run in a namespace failed (${result.status}): ${result.stderr.trim()}`);
+  return { rounds: JSON.parse(result.stdout) };
 }
 const links = throughLinks(['1gbit', '5gbit']);
 registry.kill();
@@ -351,7 +350,9 @@ table([
   ...(extraCAs ? ['ferryPullHere'] : []),
 ]);
 table(['cpSync', 'cpHashSync', 'dirPublish', 'dirPull']);
-console.log(`Through a link: loopback held to a rate by \`tc\` (${runs} alternating rounds).`);
+console.log(
+  `Through a link: loopback held to a rate by \`tc\`, in a network namespace of its own (${runs} alternating rounds).`,
+);
 console.log();
 if (links.skipped) console.log(`Skipped: ${links.skipped}`);
 else {

@@ -12,7 +12,7 @@ command -v unshare >/dev/null || needed+=(util-linux)   # ferry-installer alone 
 command -v mkfs.ext4 >/dev/null || needed+=(e2fsprogs)
 [ -x /usr/bin/time ] || needed+=(time)
 command -v strace >/dev/null || needed+=(strace)   # what ferry init fsyncs (test/faults/power-loss)
-command -v tc >/dev/null || needed+=(iproute2)   # npm run bench: pulls through loopback held to a link's rate
+command -v tc >/dev/null || needed+=(iproute2)   # npm run bench: pulls through a namespace's loopback held to a link's rate (tc, ip)
 # The OCI registry tests start their own docker-registry (Distribution 2.8) on
 # loopback; the packaged service, if systemd starts it, is not used.
 command -v docker-registry >/dev/null || needed+=(docker-registry)

@@ -228,12 +228,9 @@ async function readStdin(): Promise<string> {
 async function externalSigner(command: string, publicKeySource?: string): Promise<Signer> {
   // Read before the signer first runs: a bad value stops the command before it writes.
   // setTimeout takes at most 2^31-1 ms (24.8 days): "a month" is taken as that.
-  const seconds = secondsFromEnv(
-    process.env,
-    SIGNER_SECONDS_VARIABLE,
-    SIGNER_SECONDS,
-    MAX_TIMER_SECONDS,
-  );
+  const seconds = secondsFromEnv(process.env, SIGNER_SECONDS_VARIABLE, SIGNER_SECONDS, {
+    atMost: MAX_TIMER_SECONDS,
+  });
   const publicKey =
     publicKeySource !== undefined
       ? await readPublicKeySource(publicKeySource)

@@ -24,24 +24,26 @@ const SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
  * The time limit the environment variable `name` sets, in seconds (fractions
  * allowed). Unset or empty (a shell's `NAME=`, as for every other Ferry
  * variable) gives `fallback`; more than `atMost` is taken as `atMost` (for a
- * timer, "as good as never"). Anything else (`1m`, `90s`, `-5`, `0`, text) is
- * E_USAGE naming the variable and its value: falling back to the default
- * instead would leave the operator who set it believing it holds.
+ * timer, "as good as never"); 0 only where `orZero` says it means something
+ * (a lock wait of 0: fail at once if the lock is held). Anything else (`1m`,
+ * `90s`, `-5`, text) is E_USAGE naming the variable and its value: falling
+ * back to the default instead would leave the operator who set it believing
+ * it holds.
  */
 export function secondsFromEnv(
   env: NodeJS.ProcessEnv,
   name: string,
   fallback: number,
-  atMost = Number.POSITIVE_INFINITY,
+  { atMost = Number.POSITIVE_INFINITY, orZero = false }: { atMost?: number; orZero?: boolean } = {},
 ): number {
   const value = env[name];
   if (value === undefined || value === '') return fallback;
   const seconds = SECONDS.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) {
+  if (!Number.isFinite(seconds) || seconds < 0 || (seconds === 0 && !orZero)) {
     const shown = JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
     throw new FerryError(
       'E_USAGE',
-      `environment variable ${name} is ${shown}, which is not a number of seconds above 0`,
+      `environment variable ${name} is ${shown}, which is not a number of seconds ${orZero ? 'from 0 on' : 'above 0'}`,
       {
         hint: `set ${name} to seconds, e.g. 90 or 0.5, or unset it for the default, ${fallback} s`,
       },

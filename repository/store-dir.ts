@@ -43,7 +43,9 @@ export class DirectoryStore implements Store {
 
   /** See lock(); read when the repository is opened, so a bad value stops a command before it writes. */
   readonly #lockStaleSeconds = secondsFromEnv(process.env, 'FERRY_LOCK_STALE_SECONDS', 30);
-  readonly #lockWaitSeconds = secondsFromEnv(process.env, 'FERRY_LOCK_WAIT_SECONDS', 10);
+  readonly #lockWaitSeconds = secondsFromEnv(process.env, 'FERRY_LOCK_WAIT_SECONDS', 10, {
+    orZero: true,
+  });
 
   private constructor(dir: string) {
     this.#dir = dir;

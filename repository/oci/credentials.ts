@@ -58,7 +58,7 @@ export async function loadRegistryCredentials(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RegistryCredentials | undefined> {
   // Read whether a helper is configured or not: a bad value is refused, not ignored until one is.
-  const helperSeconds = secondsFromEnv(env, HELPER_SECONDS, 60, MAX_TIMER_SECONDS);
+  const helperSeconds = secondsFromEnv(env, HELPER_SECONDS, 60, { atMost: MAX_TIMER_SECONDS });
   const user = env[USER];
   const password = env[PASSWORD];
   if (user || password) {

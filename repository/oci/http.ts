@@ -54,12 +54,9 @@ export const IDLE_SECONDS_VARIABLE = 'FERRY_REGISTRY_IDLE_SECONDS';
  * at most a socket timeout's longest), or the default; another value is E_USAGE.
  */
 export function idleTimeoutFrom(env: NodeJS.ProcessEnv): number {
-  const seconds = secondsFromEnv(
-    env,
-    IDLE_SECONDS_VARIABLE,
-    IDLE_TIMEOUT_MS / 1000,
-    MAX_TIMER_SECONDS,
-  );
+  const seconds = secondsFromEnv(env, IDLE_SECONDS_VARIABLE, IDLE_TIMEOUT_MS / 1000, {
+    atMost: MAX_TIMER_SECONDS,
+  });
   return Math.ceil(seconds * 1000);
 }
 /**

@@ -37,12 +37,12 @@ describe('secondsFromEnv: a time limit an environment variable sets', () => {
   it.each(cases)('%s (%j)', (_what, value, atMost, expected) => {
     const env = value === undefined ? {} : { [NAME]: value };
     if (expected !== 'refused') {
-      expect(secondsFromEnv(env, NAME, 60, atMost)).toBe(expected);
+      expect(secondsFromEnv(env, NAME, 60, { atMost })).toBe(expected);
       return;
     }
     let thrown: unknown;
     try {
-      secondsFromEnv(env, NAME, 60, atMost);
+      secondsFromEnv(env, NAME, 60, { atMost });
     } catch (error) {
       thrown = error;
     }
@@ -54,6 +54,15 @@ describe('secondsFromEnv: a time limit an environment variable sets', () => {
     expect(error.message).toContain(JSON.stringify(value?.slice(0, 40)).slice(0, -1));
     expect(error.hint).toContain('seconds, e.g. 90 or 0.5');
     expect(error.hint).toContain('60 s');
+  });
+
+  it('takes 0 only where the variable says 0 means something (a lock wait: fail at once)', () => {
+    expect(secondsFromEnv({ [NAME]: '0' }, NAME, 10, { orZero: true })).toBe(0);
+    expect(secondsFromEnv({ [NAME]: '0.0' }, NAME, 10, { orZero: true })).toBe(0);
+    expect(() => secondsFromEnv({ [NAME]: '-1' }, NAME, 10, { orZero: true })).toThrow(
+      `environment variable ${NAME} is "-1", which is not a number of seconds from 0 on`,
+    );
+    expect(() => secondsFromEnv({ [NAME]: '0' }, NAME, 10)).toThrow('seconds above 0');
   });
 
   it('the bound is the longest setTimeout waits (2^31-1 ms): one more second would fire at once', () => {

@@ -75,6 +75,16 @@ describe('the directory store', () => {
     await next.release();
   });
 
+  it('FERRY_LOCK_WAIT_SECONDS=0: a writer that finds the lock held stops at once', async () => {
+    process.env.FERRY_LOCK_WAIT_SECONDS = '0';
+    const store = await DirectoryStore.open(join(await tempDir(), 'repo'), true);
+    const held = await store.lock('one');
+    const started = Date.now();
+    expect(await codeOf(() => store.lock('two'))).toBe('E_REPO_LOCKED');
+    expect(Date.now() - started).toBeLessThan(1000);
+    await held.release();
+  });
+
   it('takes over a lock whose holder stopped beating, and says whose it was', async () => {
     process.env.FERRY_LOCK_STALE_SECONDS = '5';
     const dir = join(await tempDir(), 'repo');

@@ -101,6 +101,8 @@ export interface Writer {
   now?: () => Date;
   /** Called after everything is read and decided, before the first write: tests hold two writers here. */
   beforeWrite?: () => Promise<void>;
+  /** Called by publish just before it reads the audit head, not when deciding again: tests let another writer publish there. */
+  beforeHead?: () => Promise<void>;
   /** Told once when another writer holds the repository's lock and this one waits for it. */
   onWait?: (holder: string) => void;
 }
@@ -1318,6 +1320,7 @@ async function publishWith(
   ctx.store.readAhead?.([TAGS.version(version), TAGS.removed(version)]);
   const existing = await readVersion(ctx, version);
   const removed = existing ? undefined : await ctx.store.readRef(TAGS.removed(version));
+  if (!ctx.again) await options.writer.beforeHead?.();
   const head = await readHead(ctx);
   const channel =
     options.channel === undefined ? undefined : await readChannel(ctx, options.channel);

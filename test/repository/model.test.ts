@@ -16,6 +16,7 @@ import {
   publish,
   pull,
   setPolicy,
+  type PublishResult,
   type Writer,
 } from '../../repository/model.js';
 import { DOC_TYPES, openDocument, sealDocument } from '../../repository/documents.js';
@@ -119,6 +120,92 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
       expect((error as FerryError).message).toContain(`sha256:${first.sha256}`);
       expect((error as FerryError).message).toContain(`sha256:${zipSha}`);
       expect(await events(repo)).toBe(before);
+    },
+  );
+
+  /**
+   * A publishes `mine` while B publishes `theirs`, the same version, whole: after A
+   * read what it reads first and before A reads the audit head (a directory: the
+   * writer's beforeHead; a registry: a proxy holds A's tag listing, which the head
+   * is read from, until B is done). A settles; B's result is returned beside it.
+   */
+  async function publishedDuringHead(
+    repo: string,
+    mine: string,
+    theirs: string,
+  ): Promise<{ a: PublishResult | FerryError; b: PublishResult }> {
+    let b: PublishResult | undefined;
+    const other = async () => {
+      b = await publish({ repo, bundle: theirs, writer: { ...writer, actor: 'b' } });
+    };
+    const settle = (p: Promise<PublishResult>) =>
+      p.catch((caught: unknown) => caught as FerryError);
+    const a =
+      kind === 'directory'
+        ? await settle(
+            publish({ repo, bundle: mine, writer: { ...writer, actor: 'a', beforeHead: other } }),
+          )
+        : await throughProxy(
+            repo,
+            { faults: [{ method: 'GET', path: /\/tags\/list$/, heldFor: other }] },
+            async (proxied, proxy) => {
+              const settled = await settle(
+                publish({ repo: proxied, bundle: mine, writer: { ...writer, actor: 'a' } }),
+              );
+              expect(proxy.fired).toHaveLength(1);
+              return settled;
+            },
+          );
+    if (!b) throw new Error('B never published');
+    return { a, b };
+  }
+
+  /** The digest the version's tag points at. */
+  async function versionDigest(repo: string, version: string): Promise<string | undefined> {
+    const store = await (kind === 'directory'
+      ? DirectoryStore.open(repo, false)
+      : RegistryStore.open(repo, false));
+    try {
+      return (await store.readRef(TAGS.version(version)))?.digest;
+    } finally {
+      if ('close' in store) store.close();
+    }
+  }
+
+  it.skipIf(skip)(
+    'a version published by another writer just before the audit head is read is not published again: other bytes refused, the tag and the log keep its bytes alone',
+    async () => {
+      const repo = await place(`r${++n}`);
+      await publish({ repo, bundle: bundles['1.1.0'] as string, trust: ws.trust, writer });
+      const { a, b } = await publishedDuringHead(repo, zip100, bundles['1.0.0'] as string);
+      expect(b.changed).toBe(true);
+      expect(a).toBeInstanceOf(Error);
+      expect(['E_VERSION_EXISTS', 'E_REPO_CONFLICT']).toContain((a as FerryError).code);
+      expect(await versionDigest(repo, '1.0.0')).toBe(b.digest);
+      const log = (await history({ repo, verify: true })).events;
+      // Only B's publish of 1.0.0: A wrote no event.
+      expect(log.filter((e) => e.subject.version === '1.0.0').map((e) => e.actor)).toEqual(['b']);
+    },
+  );
+
+  it.skipIf(skip)(
+    'the same bytes published by another writer just before the audit head is read: a no-op, one publish event, the log verifies',
+    async () => {
+      const same = await place(`r${++n}`);
+      await publish({ repo: same, bundle: bundles['1.1.0'] as string, trust: ws.trust, writer });
+      const again = await publishedDuringHead(
+        same,
+        bundles['1.0.0'] as string,
+        bundles['1.0.0'] as string,
+      );
+      expect(again.b.changed).toBe(true);
+      if (again.a instanceof Error) expect(again.a.code).toBe('E_REPO_CONFLICT');
+      else expect(again.a).toMatchObject({ changed: false, digest: again.b.digest });
+      expect(await versionDigest(same, '1.0.0')).toBe(again.b.digest);
+      const sameLog = (await history({ repo: same, verify: true })).events;
+      expect(sameLog.filter((e) => e.subject.version === '1.0.0').map((e) => e.actor)).toEqual([
+        'b',
+      ]);
     },
   );
 

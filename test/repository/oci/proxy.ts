@@ -57,6 +57,11 @@ export interface Fault {
    * client waits for this answer first) is answered 400 after 5 s.
    */
   heldUntil?: RegExp;
+  /**
+   * Forward it only once this resolves: the test runs something else (another
+   * writer, straight to the registry) while this request waits.
+   */
+  heldFor?: () => Promise<unknown>;
   /** Never answered: held until the client goes away (then listed in `brokenOff`). */
   neverAnswered?: boolean;
   /**
@@ -238,6 +243,17 @@ export async function startFaultProxy(
       const path = (req.url ?? '').split('?')[0] ?? '';
       req.resume();
       res.on('close', () => proxy.brokenOff.push(path));
+      return;
+    }
+    if (fault?.heldFor) {
+      req.pause();
+      void fault.heldFor().then(
+        () => {
+          forward(req, res, fault);
+          req.resume();
+        },
+        () => res.socket?.destroy(),
+      );
       return;
     }
     if (fault?.heldUntil) {

@@ -1294,6 +1294,13 @@ async function publishWith(
       },
     );
   const version = metadata.release.version;
+  // The head before anything it decides on (the policy, the version's tags), and answered
+  // before they are asked for: a write after it moves the head, so commit finds it and this
+  // publish decides again. Read after the version's tag, a publish of the version by another
+  // writer in between was in the head and not in the tag read: this one recorded the
+  // version a second time (other bytes: bytes never stored, then a conflict at the tag).
+  if (!ctx.again) await options.writer.beforeHead?.();
+  const head = await readHead(ctx);
   const policy = await policyOf(ctx);
   if (options.channel !== undefined) {
     knownChannel(policy, options.channel, ctx.store.name);
@@ -1313,15 +1320,13 @@ async function publishWith(
       throw ioError(error, options.bundle, 'read');
     })
   ).size;
-  // The version record comes first: registries overwrite tags without asking, so
-  // the refusal is Ferry's, before anything is written. Only then is the file read,
+  // The version record comes before any write: registries overwrite tags without asking,
+  // so the refusal is Ferry's, before anything is written. Only then is the file read,
   // once: hashed alone when the version exists, else hashed as it is stored.
   // At once: to a registry, one round trip for both.
   ctx.store.readAhead?.([TAGS.version(version), TAGS.removed(version)]);
   const existing = await readVersion(ctx, version);
   const removed = existing ? undefined : await ctx.store.readRef(TAGS.removed(version));
-  if (!ctx.again) await options.writer.beforeHead?.();
-  const head = await readHead(ctx);
   const channel =
     options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
   const metadataBlob = { digest: documentBlobDigest(metadataBytes), size: metadataBytes.length };

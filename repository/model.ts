@@ -101,7 +101,7 @@ export interface Writer {
   now?: () => Date;
   /** Called after everything is read and decided, before the first write: tests hold two writers here. */
   beforeWrite?: () => Promise<void>;
-  /** Called by publish just before it reads the audit head, not when deciding again: tests let another writer publish there. */
+  /** Called by publish, approve, promote and gc just before they read the audit head, not when deciding again: tests let another writer write there. */
   beforeHead?: () => Promise<void>;
   /** Told once when another writer holds the repository's lock and this one waits for it. */
   onWait?: (holder: string) => void;
@@ -2266,6 +2266,7 @@ async function approveWith(
   options: RepoOptions & ApproveOptions,
 ): Promise<ApproveResult> {
   const policy = await policyOf(ctx);
+  if (!ctx.again) await options.writer.beforeHead?.();
   const head = await readHead(ctx);
   const decided = await approvalFor(ctx, policy, options);
   const { doc, from } = decided;
@@ -2455,6 +2456,7 @@ async function promoteWith(ctx: Context, options: PromoteOptions): Promise<Promo
     );
   const from = rollback ? undefined : sourceOf(policy, options.to, options.from, ctx.store.name);
   if (from !== undefined) knownChannel(policy, from, ctx.store.name);
+  if (!ctx.again) await options.writer.beforeHead?.();
   const head = await readHead(ctx);
   const version = await needVersion(ctx, options.version);
   const source = from === undefined ? undefined : await readChannel(ctx, from);
@@ -2592,6 +2594,7 @@ async function gcWith(
   options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
 ): Promise<GcResult> {
   const policy = await policyOf(ctx);
+  if (!ctx.again) await options.writer.beforeHead?.();
   const head = await readHead(ctx);
   const events = (await readEvents(ctx)).reverse();
   const keep = new Set<string>();

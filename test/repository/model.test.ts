@@ -210,6 +210,35 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(skip)(
+    'a policy set by another writer just before promote reads the audit head is the one promote judges by, not an older one put back',
+    async () => {
+      const repo = await repository();
+      const policy = (keep: number) => ({
+        formatVersion: 1,
+        channels: { dev: { keep }, beta: { approvals: 0 }, stable: { approvals: 1 } },
+        edges: [
+          ['dev', 'beta'],
+          ['beta', 'stable'],
+        ],
+      });
+      await setPolicy({ repo, policy: policy(3), file: 'one.yaml', writer });
+      const beforeHead = async () => {
+        await setPolicy({ repo, policy: policy(4), file: 'two.yaml', writer });
+      };
+      const promoted = await promote({
+        repo,
+        version: '1.1.0',
+        to: 'beta',
+        writer: { ...writer, beforeHead },
+      });
+      expect(promoted.verdict).toBe('promoted');
+      const [last, set] = (await history({ repo, verify: true })).events;
+      expect(last?.op).toBe('promote');
+      expect(set?.op).toBe('policy');
+    },
+  );
+
+  it.skipIf(skip)(
     'refuses a bundle the trust root does not accept, and an unknown repository',
     async () => {
       const repo = await repository();

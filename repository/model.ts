@@ -2265,9 +2265,10 @@ async function approveWith(
   ctx: Context,
   options: RepoOptions & ApproveOptions,
 ): Promise<ApproveResult> {
-  const policy = await policyOf(ctx);
+  // The head first: a policy or version written after it moves it (commit decides again).
   if (!ctx.again) await options.writer.beforeHead?.();
   const head = await readHead(ctx);
+  const policy = await policyOf(ctx);
   const decided = await approvalFor(ctx, policy, options);
   const { doc, from } = decided;
   let approval = '';
@@ -2438,6 +2439,11 @@ async function promotionEvents(
 }
 
 async function promoteWith(ctx: Context, options: PromoteOptions): Promise<PromoteResult> {
+  // The head before the policy: a policy set after the head moves it (commit decides
+  // again); read the other way round, the log named a policy newer than the one read, and
+  // promote took it for an older one put back (E_REPO_INVALID).
+  if (!ctx.again) await options.writer.beforeHead?.();
+  const head = await readHead(ctx);
   const policyRead = await readPolicy(ctx);
   const policy = policyRead?.value ?? DEFAULT_POLICY;
   knownChannel(policy, options.to, ctx.store.name);
@@ -2456,8 +2462,6 @@ async function promoteWith(ctx: Context, options: PromoteOptions): Promise<Promo
     );
   const from = rollback ? undefined : sourceOf(policy, options.to, options.from, ctx.store.name);
   if (from !== undefined) knownChannel(policy, from, ctx.store.name);
-  if (!ctx.again) await options.writer.beforeHead?.();
-  const head = await readHead(ctx);
   const version = await needVersion(ctx, options.version);
   const source = from === undefined ? undefined : await readChannel(ctx, from);
   const target = await readChannel(ctx, options.to);
@@ -2593,9 +2597,10 @@ async function gcWith(
   ctx: Context,
   options: RepoOptions & { keep?: number; yes?: boolean; writer: Writer },
 ): Promise<GcResult> {
-  const policy = await policyOf(ctx);
+  // The head first: a policy set after it moves it, so no keep count it changed is missed.
   if (!ctx.again) await options.writer.beforeHead?.();
   const head = await readHead(ctx);
+  const policy = await policyOf(ctx);
   const events = (await readEvents(ctx)).reverse();
   const keep = new Set<string>();
   const versions = (await ctx.store.listRefs()).filter(isVersionTag);

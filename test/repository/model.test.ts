@@ -210,6 +210,129 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
   );
 
   it.skipIf(skip)(
+    "a publish whose version is the head's publish, its tag not written (that publish stopped there): other bytes refused, the same bytes complete it",
+    async () => {
+      const repo = await place(`r${++n}`);
+      await publish({ repo, bundle: bundles['1.1.0'] as string, trust: ws.trust, writer });
+      const stopped = await publish({ repo, bundle: bundles['1.0.0'] as string, writer });
+      const store = await (kind === 'directory'
+        ? DirectoryStore.open(repo, false)
+        : RegistryStore.open(repo, false));
+      // Where a publish killed after its event and before its tag leaves the repository.
+      await store.deleteRef(TAGS.version('1.0.0'));
+      if ('close' in store) store.close();
+      const other = await publish({ repo, bundle: zip100, writer }).catch(
+        (caught: unknown) => caught as FerryError,
+      );
+      expect(other).toMatchObject({ code: 'E_VERSION_EXISTS' });
+      expect((other as FerryError).message).toContain(`as ${stopped.digest}`);
+      expect(await versionDigest(repo, '1.0.0')).toBeUndefined();
+      const rerun = await publish({ repo, bundle: bundles['1.0.0'] as string, writer });
+      expect(rerun).toMatchObject({ changed: true, digest: stopped.digest });
+      expect(await versionDigest(repo, '1.0.0')).toBe(stopped.digest);
+      const log = (await history({ repo, verify: true })).events;
+      expect(log.filter((e) => e.subject.version === '1.0.0').map((e) => e.subject.digest)).toEqual(
+        [stopped.digest, stopped.digest],
+      );
+    },
+    30_000,
+  );
+
+  it.skipIf(kind === 'directory' || skip)(
+    'a publish of a version another writer is publishing, between its event and its tag: other bytes refused, same bytes a no-op once the tag lands',
+    async () => {
+      const repo = await place(`r${++n}`);
+      await publish({ repo, bundle: bundles['1.1.0'] as string, trust: ws.trust, writer });
+      const versionPut = /\/manifests\/1\.0\.0$/;
+      // B's tag held until A has decided and settled.
+      let a: Promise<PublishResult | FerryError> | undefined;
+      const b = await throughProxy(
+        repo,
+        {
+          faults: [
+            {
+              method: 'PUT',
+              path: versionPut,
+              heldFor: () => {
+                a = publish({ repo, bundle: zip100, writer: { ...writer, actor: 'a' } }).catch(
+                  (caught: unknown) => caught as FerryError,
+                );
+                return a;
+              },
+            },
+          ],
+        },
+        (proxied) =>
+          publish({
+            repo: proxied,
+            bundle: bundles['1.0.0'] as string,
+            writer: { ...writer, actor: 'b' },
+          }),
+      );
+      expect(await a).toMatchObject({ code: 'E_VERSION_EXISTS' });
+      expect(await versionDigest(repo, '1.0.0')).toBe(b.digest);
+      const log = (await history({ repo, verify: true })).events;
+      expect(log.filter((e) => e.subject.version === '1.0.0').map((e) => e.actor)).toEqual(['b']);
+
+      // The same bytes: A reads the version's tag once B's event is the head, and B's tag
+      // lands as A first finds it missing. A waits for it and changes nothing.
+      const same = await place(`r${++n}`);
+      await publish({ repo: same, bundle: bundles['1.1.0'] as string, trust: ws.trust, writer });
+      let release: () => void = () => undefined;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let again: Promise<PublishResult> | undefined;
+      const first = await throughProxy(
+        same,
+        {
+          faults: [
+            {
+              method: 'PUT',
+              path: versionPut,
+              heldFor: () => {
+                again = throughProxy(
+                  same,
+                  {
+                    faults: [
+                      {
+                        method: 'GET',
+                        path: versionPut,
+                        heldFor: () => {
+                          release();
+                          return Promise.resolve();
+                        },
+                      },
+                    ],
+                  },
+                  (proxied) =>
+                    publish({
+                      repo: proxied,
+                      bundle: bundles['1.0.0'] as string,
+                      writer: { ...writer, actor: 'a' },
+                    }),
+                );
+                again.catch(() => undefined);
+                return released;
+              },
+            },
+          ],
+        },
+        (proxied) =>
+          publish({
+            repo: proxied,
+            bundle: bundles['1.0.0'] as string,
+            writer: { ...writer, actor: 'b' },
+          }),
+      );
+      expect(await again).toMatchObject({ changed: false, digest: first.digest });
+      const sameLog = (await history({ repo: same, verify: true })).events;
+      expect(sameLog.filter((e) => e.subject.version === '1.0.0').map((e) => e.actor)).toEqual([
+        'b',
+      ]);
+    },
+    30_000,
+  );
+
+  it.skipIf(skip)(
     'a policy set by another writer just before promote reads the audit head is the one promote judges by, not an older one put back',
     async () => {
       const repo = await repository();

@@ -148,8 +148,8 @@ interface Again {
 interface Head {
   seq: number;
   digest: string;
-  /** The version the head event published, when it is a publish. */
-  published?: string;
+  /** The version the head event published, and as what, when it is a publish. */
+  published?: { version: string; digest: string };
 }
 
 interface Read<T> {
@@ -553,7 +553,12 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
     seq,
     digest: event.digest,
     ...(event.value.op === 'publish' && event.value.subject.version !== undefined
-      ? { published: event.value.subject.version }
+      ? {
+          published: {
+            version: event.value.subject.version,
+            digest: String(event.value.subject.digest),
+          },
+        }
       : {}),
   };
 }
@@ -1325,7 +1330,7 @@ async function publishWith(
   // once: hashed alone when the version exists, else hashed as it is stored.
   // At once: to a registry, one round trip for both.
   ctx.store.readAhead?.([TAGS.version(version), TAGS.removed(version)]);
-  const existing = await readVersion(ctx, version);
+  const existing = await untilStored(ctx, version, head);
   const removed = existing ? undefined : await ctx.store.readRef(TAGS.removed(version));
   const channel =
     options.channel === undefined ? undefined : await readChannel(ctx, options.channel);
@@ -1344,15 +1349,16 @@ async function publishWith(
         },
       );
   } else {
-    if (removed)
-      await sameAsRemoved(ctx, version, options.bundle, size, (bundle) =>
-        bundleManifest({
-          version,
-          created: metadata.release.createdAt,
-          metadata: metadataBlob,
-          bundle: { ...bundle, size, fileName: basename(options.bundle), format },
-        }),
-      );
+    const manifestFor = (bundle: { digest: string }) =>
+      bundleManifest({
+        version,
+        created: metadata.release.createdAt,
+        metadata: metadataBlob,
+        bundle: { ...bundle, size, fileName: basename(options.bundle), format },
+      });
+    if (head?.published?.version === version)
+      await sameAsHead(ctx, head, options.bundle, size, manifestFor);
+    if (removed) await sameAsRemoved(ctx, version, options.bundle, size, manifestFor);
     await allStored([
       ctx.store.putBlob(EMPTY_BLOB, EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size),
       ctx.store.putBlob(metadataBytes, metadataBlob.digest, metadataBlob.size),
@@ -1434,7 +1440,7 @@ async function publishWith(
         // Where a promotion reading the log back from its head may stop looking for the
         // publisher. A head that published this version is a publish stopped before its
         // tag, rerun here: its event, not this one, names the publisher.
-        ...(existing || removed || head?.published === version ? {} : { first: true }),
+        ...(existing || removed || head?.published?.version === version ? {} : { first: true }),
       });
       if (!existing) await ctx.store.createRef(TAGS.version(version), manifest);
       if (options.channel !== undefined)
@@ -1443,6 +1449,54 @@ async function publishWith(
     rotate,
   );
   return { ...result, changed: !published };
+}
+
+/**
+ * The version's tag, and when the head is a publish of the version whose tag is not
+ * there yet, the tag that publish is about to write: its writer records its event, then
+ * the tag, and a reader takes no lock (a registry has none). Waited for as untilMoved
+ * waits for a channel's move, up to 3 s; after that, that writer is taken for one that
+ * stopped in between, and this publish completes it (sameAsHead) with the same bytes.
+ */
+async function untilStored(
+  ctx: Context,
+  version: string,
+  head: Head | undefined,
+): Promise<Awaited<ReturnType<typeof readVersion>>> {
+  for (let tries = 0; ; tries++) {
+    const found = await readVersion(ctx, version);
+    if (found || head?.published?.version !== version || tries === 20) return found;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+}
+
+/**
+ * The head is a publish of this version whose tag is not there (that publish stopped
+ * before it, or its writer is slower than untilStored waits): only the bytes its event
+ * records complete it. Other bytes would make that version two releases, and on a
+ * registry, whose tags are overwritten without asking, a writer still under way would
+ * put its own bytes back under the tag after this one's.
+ */
+async function sameAsHead(
+  ctx: Context,
+  head: Head,
+  file: string,
+  size: number,
+  manifestOf: (bundle: { digest: string }) => { digest: string },
+): Promise<void> {
+  const published = head.published;
+  if (!published) return;
+  const digest = manifestOf({ digest: await digestFile(file, size) }).digest;
+  if (digest === published.digest) return;
+  throw new FerryError(
+    'E_VERSION_EXISTS',
+    `${ctx.store.name}: event ${head.seq} published ${published.version} as ${published.digest}, whose tag is not written yet (that publish is under way, or stopped before it); ${file} makes it ${digest}`,
+    {
+      file,
+      reference: published.version,
+      hint: 'a published version never changes: give the release a new version and publish that (publishing that same bundle file again completes a stopped publish)',
+    },
+  );
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   publish,
   pull,
   setPolicy,
+  showPolicy,
   type PublishResult,
   type Writer,
 } from '../../repository/model.js';
@@ -345,8 +346,10 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         ],
       });
       await setPolicy({ repo, policy: policy(3), file: 'one.yaml', writer });
+      let set = false;
       const beforeHead = async () => {
         await setPolicy({ repo, policy: policy(4), file: 'two.yaml', writer });
+        set = true;
       };
       const promoted = await promote({
         repo,
@@ -354,10 +357,12 @@ describe.each(backends)('a bundle repository in a %s', (kind, place) => {
         to: 'beta',
         writer: { ...writer, beforeHead },
       });
+      expect(set).toBe(true);
       expect(promoted.verdict).toBe('promoted');
-      const [last, set] = (await history({ repo, verify: true })).events;
+      const [last, before] = (await history({ repo, verify: true })).events;
       expect(last?.op).toBe('promote');
-      expect(set?.op).toBe('policy');
+      expect(before).toMatchObject({ op: 'policy', actor: writer.actor });
+      expect((await showPolicy({ repo })).policy.channels.dev).toEqual({ keep: 4 });
     },
   );
 

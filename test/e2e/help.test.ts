@@ -134,6 +134,65 @@ describe('help', () => {
     expect(await readdir(packaged)).toEqual(['ferry-script.js', 'ferry-script.js.cache']);
   });
 
+  it("bin/ferry's code cache holds the code the commands it was made with compiled: npm run build's holds more than a start's, and FERRY_CODE_CACHE_GROW=1 adds a command's", async () => {
+    const checkout = await tempDir('ferry-code-cache-grow-');
+    const packaged = join(checkout, 'dist', 'package');
+    await mkdir(join(checkout, 'bin'));
+    await mkdir(packaged, { recursive: true });
+    await copyFile(join(ROOT, 'bin', 'ferry'), join(checkout, 'bin', 'ferry'));
+    await copyFile(
+      join(ROOT, 'dist', 'package', 'ferry-script.js'),
+      join(packaged, 'ferry-script.js'),
+    );
+    const cache = join(packaged, 'ferry-script.js.cache');
+    const ferryHere = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      run(process.execPath, [join(checkout, 'bin', 'ferry'), ...args], {
+        env: { PATH: process.env.PATH ?? '', ...env },
+      });
+
+    expect((await ferryHere(['--version'])).code).toBe(0);
+    const started = await stat(cache);
+    // The build's cache, of the same script, after the commands package.mjs runs.
+    expect(
+      (await stat(join(ROOT, 'dist', 'package', 'ferry-script.js.cache'))).size,
+    ).toBeGreaterThan(started.size * 2);
+
+    // A command run without the variable leaves a cache it could take as it is.
+    expect((await ferryHere(['keygen', '--out', join(checkout, 'keys'), '--name', 'k'])).code).toBe(
+      0,
+    );
+    expect((await stat(cache)).ino).toBe(started.ino);
+    expect((await stat(cache)).size).toBe(started.size);
+
+    const grown = await ferryHere(['keygen', '--out', join(checkout, 'keys2'), '--name', 'k'], {
+      FERRY_CODE_CACHE_GROW: '1',
+    });
+    expect(grown.code).toBe(0);
+    const afterKeygen = await stat(cache);
+    expect(afterKeygen.size).toBeGreaterThan(started.size);
+    // What an earlier run added stays: --version compiles nothing keygen did not. (Sizes
+    // vary by tens of bytes from run to run.)
+    expect((await ferryHere(['--version'], { FERRY_CODE_CACHE_GROW: '1' })).code).toBe(0);
+    const kept = await stat(cache);
+    expect(kept.size).toBeGreaterThan(started.size + (afterKeygen.size - started.size) / 2);
+
+    // A run with other V8 flags, which V8 refuses the cache to, makes one of its own.
+    const flagged = await ferryHere(['--version'], {
+      NODE_OPTIONS: '--max-old-space-size=4096',
+    });
+    expect(flagged.code).toBe(0);
+    expect((await stat(cache)).ino).toBe(kept.ino);
+    const files = await readdir(packaged);
+    expect(files).toHaveLength(3);
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'ferry-script.js',
+        'ferry-script.js.cache',
+        expect.stringMatching(/^ferry-script\.js\.[0-9a-f]{16}\.cache$/),
+      ]),
+    );
+  });
+
   it('--version, and --version --json, name the package version', async () => {
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
       version: string;

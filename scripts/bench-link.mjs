@@ -5,11 +5,11 @@
 // and nothing is left shaped however this ends: the namespace, its qdisc and
 // the registry started in it go with its last process.
 // Args: one JSON object (registry, config, origin, digest, repo, runs, rates, work, state).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRegistry } from './registry-up.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { registry, config, origin, digest, repo, runs, rates, work, state } = JSON.parse(
@@ -24,18 +24,7 @@ function must(command, args) {
 }
 
 must('ip', ['link', 'set', 'lo', 'up']);
-const server = spawn(registry, ['serve', config], { stdio: 'ignore' });
-for (let tries = 0; ; tries++) {
-  const up = await new Promise((resolve) =>
-    get(`${origin}/v2/`, (response) => {
-      response.resume();
-      resolve(response.statusCode === 200);
-    }).on('error', () => resolve(false)),
-  );
-  if (up) break;
-  if (tries > 300) throw new Error('docker-registry did not start in the namespace');
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
+const server = await startRegistry(registry, config, origin);
 
 const pulled = join(work, 'link-pulled');
 const noOutput = () => {

@@ -3,7 +3,7 @@
 // in alternating rounds on the same machine, with peak RSS.
 // Standalone so it can run alone: node scripts/bench-registry.mjs [RUNS] [GIB] [DIR]
 // (after `npm run build`); scripts/bench.mjs runs it as one section.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import {
   closeSync,
@@ -14,11 +14,11 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRegistry } from './registry-up.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const runs = Number(process.argv[2] ?? 3);
@@ -112,19 +112,8 @@ writeFileSync(
   config,
   `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
 );
-const registry = spawn(registryBinary, ['serve', config], { stdio: 'ignore' });
 const origin = `http://127.0.0.1:${port}`;
-for (let tries = 0; ; tries++) {
-  const up = await new Promise((resolve) =>
-    get(`${origin}/v2/`, (response) => {
-      response.resume();
-      resolve(response.statusCode === 200);
-    }).on('error', () => resolve(false)),
-  );
-  if (up) break;
-  if (tries > 300) throw new Error('docker-registry did not start');
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
+const registry = await startRegistry(registryBinary, config, origin);
 
 const repository = `oci://127.0.0.1:${port}/bench/blob`;
 const bundles = `oci://127.0.0.1:${port}/bench/bundle`;

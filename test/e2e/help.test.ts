@@ -17,6 +17,20 @@ function fits(text: string): void {
   for (const line of text.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(80);
 }
 
+/** A checkout of bin/ferry and the built script alone, without a code cache yet. */
+async function scriptCheckout(): Promise<{ checkout: string; packaged: string; cache: string }> {
+  const checkout = await tempDir('ferry-code-cache-');
+  const packaged = join(checkout, 'dist', 'package');
+  await mkdir(join(checkout, 'bin'));
+  await mkdir(packaged, { recursive: true });
+  await copyFile(join(ROOT, 'bin', 'ferry'), join(checkout, 'bin', 'ferry'));
+  await copyFile(
+    join(ROOT, 'dist', 'package', 'ferry-script.js'),
+    join(packaged, 'ferry-script.js'),
+  );
+  return { checkout, packaged, cache: join(packaged, 'ferry-script.js.cache') };
+}
+
 describe('help', () => {
   it.each(commands)(
     'ferry %s -h and --help list every option, described, within 80 columns',
@@ -95,16 +109,7 @@ describe('help', () => {
   });
 
   it("bin/ferry makes V8's code cache of its script at its first run and starts from it after; a cache V8 refuses is made again", async () => {
-    const checkout = await tempDir('ferry-code-cache-');
-    const packaged = join(checkout, 'dist', 'package');
-    await mkdir(join(checkout, 'bin'));
-    await mkdir(packaged, { recursive: true });
-    await copyFile(join(ROOT, 'bin', 'ferry'), join(checkout, 'bin', 'ferry'));
-    await copyFile(
-      join(ROOT, 'dist', 'package', 'ferry-script.js'),
-      join(packaged, 'ferry-script.js'),
-    );
-    const cache = join(packaged, 'ferry-script.js.cache');
+    const { checkout, packaged, cache } = await scriptCheckout();
     const version = () =>
       run(process.execPath, [join(checkout, 'bin', 'ferry'), '--version'], {
         env: { PATH: process.env.PATH ?? '' },
@@ -135,16 +140,7 @@ describe('help', () => {
   });
 
   it("bin/ferry's code cache holds the code the commands it was made with compiled: npm run build's holds more than a start's, and FERRY_CODE_CACHE_GROW=1 adds a command's", async () => {
-    const checkout = await tempDir('ferry-code-cache-grow-');
-    const packaged = join(checkout, 'dist', 'package');
-    await mkdir(join(checkout, 'bin'));
-    await mkdir(packaged, { recursive: true });
-    await copyFile(join(ROOT, 'bin', 'ferry'), join(checkout, 'bin', 'ferry'));
-    await copyFile(
-      join(ROOT, 'dist', 'package', 'ferry-script.js'),
-      join(packaged, 'ferry-script.js'),
-    );
-    const cache = join(packaged, 'ferry-script.js.cache');
+    const { checkout, packaged, cache } = await scriptCheckout();
     const ferryHere = (args: string[], env: NodeJS.ProcessEnv = {}) =>
       run(process.execPath, [join(checkout, 'bin', 'ferry'), ...args], {
         env: { PATH: process.env.PATH ?? '', ...env },

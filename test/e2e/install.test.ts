@@ -685,7 +685,17 @@ function installChild(bundle: string, root: string) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
-  return { child, exit, events, until, stderr: () => stderr };
+  /**
+   * Resolves once stderr holds `text`; fails the test after a minute. stderr is a pipe of
+   * its own: what Ferry wrote there may arrive after an event it wrote to stdout later.
+   */
+  const untilSaid = async (text: string): Promise<void> => {
+    for (let waited = 0; !stderr.includes(text); waited += 50) {
+      if (waited > 60_000) throw new Error(`stderr never said ${JSON.stringify(text)}:\n${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  return { child, exit, events, until, untilSaid };
 }
 
 describe('interrupts', () => {
@@ -708,7 +718,7 @@ describe('interrupts', () => {
       );
       run.child.kill(signal);
       await run.until((e) => e.type === 'interrupt');
-      expect(run.stderr()).toContain(`${signal}: stopping at the next safe point`);
+      await run.untilSaid(`${signal}: stopping at the next safe point`);
       await rm(trigger);
       expect(await run.exit).toBe(1);
       const result = run.events().at(-1) as {

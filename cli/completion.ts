@@ -1,5 +1,6 @@
 import type { Command, OptionSpec } from './args.js';
 import { helpOption } from './help.js';
+import { shellQuoted } from '../manifest-schema/printable.js';
 
 /**
  * Shell completion made from the command registry and each command's option
@@ -38,8 +39,6 @@ function nextWords(table: Entry[], prefix: string[]): string[] {
   return [...new Set(words)];
 }
 
-const single = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-
 function bash(table: Entry[]): string {
   const groups = [...new Set(table.filter((e) => e.words.length > 1).map((e) => e.words[0]))];
   // Longer command names first, so `trust init` is matched before a `trust` of its own.
@@ -48,11 +47,11 @@ function bash(table: Entry[]): string {
     .map((e) => {
       const values = e.options
         .filter(([, spec]) => choices(spec).length > 0)
-        .map(([name, spec]) => `--${name}) words=${single(choices(spec).join(' '))} ;;`)
+        .map(([name, spec]) => `--${name}) words=${shellQuoted(choices(spec).join(' '))} ;;`)
         .join(' ');
       const opts = e.options.map(([name]) => `--${name}`).join(' ');
       const prev = values === '' ? '' : ` case "$prev" in ${values} esac;`;
-      return `    "${e.words.join(' ')} "*) opts=${single(opts)};${prev} ;;`;
+      return `    "${e.words.join(' ')} "*) opts=${shellQuoted(opts)};${prev} ;;`;
     });
   return `# ferry completion for bash: eval "$(ferry completion bash)", or save it in
 # /etc/bash_completion.d/ferry
@@ -60,10 +59,10 @@ _ferry() {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]}
   local line="\${COMP_WORDS[*]:1:COMP_CWORD-1} " opts='' words=''
   if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W ${single(nextWords(table, []).join(' '))} -- "$cur")); return
+    COMPREPLY=($(compgen -W ${shellQuoted(nextWords(table, []).join(' '))} -- "$cur")); return
   fi
   case "\${COMP_WORDS[1]}" in
-${groups.map((g) => `    ${g}) if [[ $COMP_CWORD -eq 2 ]]; then COMPREPLY=($(compgen -W ${single(nextWords(table, [g as string]).join(' '))} -- "$cur")); return; fi ;;`).join('\n')}
+${groups.map((g) => `    ${g}) if [[ $COMP_CWORD -eq 2 ]]; then COMPREPLY=($(compgen -W ${shellQuoted(nextWords(table, [g as string]).join(' '))} -- "$cur")); return; fi ;;`).join('\n')}
   esac
   case "$line" in
 ${cases.join('\n')}
@@ -138,7 +137,7 @@ function fish(table: Entry[]): string {
   for (const word of nextWords(table, [])) {
     const entry = table.find((e) => e.words.join(' ') === word);
     lines.push(
-      `complete -c ferry -f -n __fish_use_subcommand -a ${word} -d ${single(entry?.summary ?? `${word} commands`)}`,
+      `complete -c ferry -f -n __fish_use_subcommand -a ${word} -d ${shellQuoted(entry?.summary ?? `${word} commands`)}`,
     );
   }
   const groups = [...new Set(table.filter((e) => e.words.length > 1).map((e) => e.words[0]))];
@@ -147,21 +146,21 @@ function fish(table: Entry[]): string {
     for (const sub of nextWords(table, [group as string])) {
       const entry = table.find((e) => e.words.join(' ') === `${group} ${sub}`);
       lines.push(
-        `complete -c ferry -f -n ${single(when)} -a ${sub} -d ${single(entry?.summary ?? '')}`,
+        `complete -c ferry -f -n ${shellQuoted(when)} -a ${sub} -d ${shellQuoted(entry?.summary ?? '')}`,
       );
     }
   }
   for (const e of table) {
-    const when = single(`__ferry_is ${e.words.join(' ')}`);
+    const when = shellQuoted(`__ferry_is ${e.words.join(' ')}`);
     for (const [name, spec] of e.options) {
       const value =
         spec.type === 'boolean'
           ? ''
           : choices(spec).length > 0
-            ? ` -x -a ${single(choices(spec).join(' '))}`
+            ? ` -x -a ${shellQuoted(choices(spec).join(' '))}`
             : ' -r -F';
       lines.push(
-        `complete -c ferry -n ${when} -l ${name}${spec.short ? ` -s ${spec.short}` : ''}${value} -d ${single(spec.help ?? '')}`,
+        `complete -c ferry -n ${when} -l ${name}${spec.short ? ` -s ${spec.short}` : ''}${value} -d ${shellQuoted(spec.help ?? '')}`,
       );
     }
   }

@@ -31,6 +31,7 @@ import type { Static, TSchema } from 'typebox';
 import type { TrustContext } from '../bundle/open.js';
 import type { ApplianceFacts } from './plan.js';
 import { CURRENT_LINK } from './engine/installed-files.js';
+import { shellQuoted } from '../manifest-schema/printable.js';
 
 /** Where everything lives under an appliance's root (`--root`, `/` on a real one). */
 export function appliancePaths(root: string) {
@@ -289,11 +290,6 @@ export async function requireFolder(dir: string, what: string, linked = false): 
     `${dir} is not a folder (${is}): Ferry ${what}, so nothing was changed`,
     { file: dir, hint },
   );
-}
-
-/** One word to a POSIX shell, whatever it holds: a hint's command runs as printed. */
-function shellQuoted(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** What a path that is not a folder or a link is, in words. */

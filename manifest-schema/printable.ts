@@ -34,3 +34,8 @@ export function printableDeep<T>(value: T): T {
   }
   return value;
 }
+
+/** One word to a POSIX shell, whatever it holds: a printed command runs as printed. */
+export function shellQuoted(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}

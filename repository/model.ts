@@ -573,8 +573,21 @@ async function readHead(ctx: Context): Promise<Head | undefined> {
 async function untilMoved(ctx: Context, event: AuditEvent): Promise<void> {
   const channel = movedChannel(event);
   if (channel === undefined) return;
-  for (let tries = 0; tries < 20; tries++) {
-    if (((await readChannel(ctx, channel))?.value.auditSeq ?? 0) >= event.seq) return;
+  await whileWriting(
+    () => readChannel(ctx, channel),
+    (doc) => (doc?.value.auditSeq ?? 0) >= event.seq,
+  );
+}
+
+/**
+ * `read` again until `settled` says so, for up to 3 s: a writer records its event, then
+ * what the event names (a channel's move, a version's tag), and a reader takes no lock (a
+ * registry has none). After that, the writer is taken for one that stopped in between.
+ */
+async function whileWriting<T>(read: () => Promise<T>, settled: (value: T) => boolean): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    const value = await read();
+    if (settled(value) || tries === 20) return value;
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
 }
@@ -1453,21 +1466,18 @@ async function publishWith(
 
 /**
  * The version's tag, and when the head is a publish of the version whose tag is not
- * there yet, the tag that publish is about to write: its writer records its event, then
- * the tag, and a reader takes no lock (a registry has none). Waited for as untilMoved
- * waits for a channel's move, up to 3 s; after that, that writer is taken for one that
- * stopped in between, and this publish completes it (sameAsHead) with the same bytes.
+ * there yet, the tag that publish is about to write (whileWriting); a publish that
+ * stopped before it is completed by this one (sameAsHead), with the same bytes.
  */
-async function untilStored(
+function untilStored(
   ctx: Context,
   version: string,
   head: Head | undefined,
-): Promise<Awaited<ReturnType<typeof readVersion>>> {
-  for (let tries = 0; ; tries++) {
-    const found = await readVersion(ctx, version);
-    if (found || head?.published?.version !== version || tries === 20) return found;
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
+): ReturnType<typeof readVersion> {
+  return whileWriting(
+    () => readVersion(ctx, version),
+    (found) => found !== undefined || head?.published?.version !== version,
+  );
 }
 
 /**
